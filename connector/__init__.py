@@ -1,0 +1,1 @@
+"""Event-driven directory connector: identity changes in, Verba extensions out."""

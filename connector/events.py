@@ -1,0 +1,90 @@
+"""The user-change event shared by every source (SCIM, LDAP, file ingest).
+
+A `UserChange` carries the *full* normalized state of one user after the change,
+never a delta, so that pending changes can be coalesced and replays re-map the
+latest state.  The normalized state is a dict with these keys (all optional but
+`userName`):
+
+    userName      str            login name, e.g. "alice@example.com"
+    active        bool           False once the user is disabled
+    displayName   str
+    name          {"givenName": str, "familyName": str}
+    emails        [{"value": str, "type": str, "primary": bool}]
+    phoneNumbers  [{"value": str, "type": str}]
+    groups        [str]          group display names or DNs
+    attributes    {str: value}   raw source attributes the mapping may read
+                                 (LDAP attributes, SCIM enterprise extension, ...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Literal
+
+Kind = Literal["upsert", "deactivate", "delete"]
+KINDS: tuple[str, ...] = ("upsert", "deactivate", "delete")
+
+
+@dataclasses.dataclass(frozen=True)
+class UserChange:
+    source: str
+    external_id: str
+    kind: Kind
+    state: dict[str, Any]
+    accepted_at: float = dataclasses.field(default_factory=time.time)
+    cause: str = ""
+    idem_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_user_change(data: Any, *, default_cause: str = "") -> UserChange:
+    """Validate one event as any source would hand it in; raise ValueError saying what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("an event must be a JSON object")
+    unknown = set(data) - {"source", "external_id", "kind", "state", "cause", "id", "accepted_at"}
+    if unknown:
+        raise ValueError(f"unknown field(s) {sorted(unknown)}; allowed: source, external_id, kind, state, cause, id")
+    for key in ("source", "external_id"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise ValueError(f"'{key}' must be a non-empty string")
+    kind = data.get("kind", "upsert")
+    if kind not in KINDS:
+        raise ValueError(f"'kind' is {kind!r}; use one of {', '.join(KINDS)}")
+    state = data.get("state")
+    if not isinstance(state, dict):
+        raise ValueError("'state' must be an object holding the user's full state")
+    _check_state(state)
+    idem_key = data.get("id")
+    if idem_key is not None and not isinstance(idem_key, str):
+        raise ValueError("'id' (the idempotency key) must be a string")
+    accepted_at = data.get("accepted_at", time.time())
+    if not isinstance(accepted_at, (int, float)) or isinstance(accepted_at, bool):
+        raise ValueError("'accepted_at' must be a Unix timestamp")
+    return UserChange(
+        source=data["source"],
+        external_id=data["external_id"],
+        kind=kind,
+        state=state,
+        accepted_at=float(accepted_at),
+        cause=str(data.get("cause") or default_cause),
+        idem_key=idem_key,
+    )
+
+
+def _check_state(state: dict[str, Any]) -> None:
+    if not isinstance(state.get("userName"), str) or not state["userName"].strip():
+        raise ValueError("'state.userName' must be a non-empty string")
+    if "active" in state and not isinstance(state["active"], bool):
+        raise ValueError("'state.active' must be true or false")
+    for key in ("emails", "phoneNumbers"):
+        items = state.get(key, [])
+        if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("value"), str) for i in items):
+            raise ValueError(f"'state.{key}' must be a list of objects with a string 'value'")
+    groups = state.get("groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise ValueError("'state.groups' must be a list of strings")
+    if not isinstance(state.get("attributes", {}), dict):
+        raise ValueError("'state.attributes' must be an object")

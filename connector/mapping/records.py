@@ -1,0 +1,54 @@
+"""ExtensionRecord: one Verba extension as the connector wants it to be."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+RECORDING_MODES: tuple[str, ...] = ("FULL", "ON_DEMAND", "CONTROLLED")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtensionRecord:
+    """The full desired state of one extension.
+
+    It cannot exist without a Verba user id: an updateExtension without
+    <user><id> silently unlinks the extension from its user.
+    """
+
+    extension: str
+    user_id: int
+    recording_mode: str
+    voice: bool
+    im: bool
+    video: bool
+    screen_capture_enabled: bool
+    eid: str | None = None
+    environment_short_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.user_id, bool) or not isinstance(self.user_id, int) or self.user_id <= 0:
+            raise ValueError(f"extension {self.extension!r} needs a positive integer Verba user id, got {self.user_id!r}")
+        if not isinstance(self.extension, str) or not self.extension:
+            raise ValueError("an extension record needs a non-empty extension string")
+        if self.recording_mode not in RECORDING_MODES:
+            raise ValueError(f"recordingMode {self.recording_mode!r} is not one of {', '.join(RECORDING_MODES)}")
+        if (self.eid is None) == (self.environment_short_name is None):
+            raise ValueError("give exactly one of eid or environmentShortName")
+        if self.eid is not None and (not isinstance(self.eid, str) or len(self.eid) != 4):
+            raise ValueError(f"eid must be a 4-character string such as '0000', got {self.eid!r}")
+
+    @property
+    def recording(self) -> bool:
+        return self.voice or self.im or self.video or self.screen_capture_enabled
+
+    def stopped(self) -> ExtensionRecord:
+        """The same extension, still linked to its user, with recording turned off."""
+        return dataclasses.replace(self, voice=False, im=False, video=False, screen_capture_enabled=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExtensionRecord:
+        return cls(**data)

@@ -1,0 +1,143 @@
+"""The store contract: every backend (SQLite now, PostgreSQL later) implements `Store`.
+
+Event states:
+    pending    waiting to be pushed (possibly after `next_attempt_at`)
+    in_flight  claimed by a worker until `lease_until`
+    done       Verba answered OK for the state it carried (or a later one)
+    dead       a dead letter: `last_cause` and `last_error` say why
+    held       held back by a guard until an operator approves it
+
+One `Store` object may be used from several threads at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, Sequence
+
+from connector.events import UserChange
+from connector.mapping.records import ExtensionRecord
+
+
+class EventState(str, enum.Enum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+    DEAD = "dead"
+    HELD = "held"
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredEvent:
+    id: int
+    change: UserChange
+    state: EventState
+    attempts: int
+    next_attempt_at: float
+    last_cause: str | None
+    last_error: str | None
+    updated_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """All pending events of one user, claimed together; `latest` is the one to push."""
+
+    source: str
+    external_id: str
+    event_ids: tuple[int, ...]
+    latest: StoredEvent
+    attempts: int  # the highest attempt count in the batch, this attempt included
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: float
+    actor: str
+    action: str
+    event_ids: tuple[int, ...]
+    reason: str
+    detail: dict[str, Any]
+
+
+class Store:
+    """Durable state of the connector. Every write is one transaction."""
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema; safe to call on every start."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- intake -------------------------------------------------------
+    def enqueue(self, changes: Sequence[UserChange], *, state: EventState = EventState.PENDING) -> list[int]:
+        """Store all changes in one transaction (all or nothing) and return their ids.
+
+        A change whose `idem_key` is already stored is skipped (its id is not returned).
+        """
+        raise NotImplementedError
+
+    # --- delivery -----------------------------------------------------
+    def claim(self, owner: str, now: float, lease_seconds: float) -> Claim | None:
+        """Claim the pending events of one user whose oldest pending event is due.
+
+        Never claims a user who has an event in flight (per-user order). In-flight
+        events whose lease expired before `now` count as pending again. All pending
+        events of the chosen user move to in_flight and their attempts go up by one.
+        """
+        raise NotImplementedError
+
+    def complete(self, claim: Claim, pushed: Sequence[ExtensionRecord], user_id: int | None) -> None:
+        """Mark the claim done and record `pushed` as the user's current extensions.
+
+        `pushed` replaces the user's previous set: extensions missing from it were
+        deprovisioned. `user_id` is remembered as the user's Verba id (None keeps it).
+        """
+        raise NotImplementedError
+
+    def retry(self, claim: Claim, next_attempt_at: float, cause: str, error: str) -> None:
+        """Put the claim back to pending, due at `next_attempt_at`, keeping cause and error."""
+        raise NotImplementedError
+
+    def dead_letter(self, claim: Claim, cause: str, error: str) -> None:
+        """Move the claim to dead with its cause class and message. Never trimmed."""
+        raise NotImplementedError
+
+    def release_leases(self) -> int:
+        """Return every in-flight event to pending (single-instance start-up); return how many."""
+        raise NotImplementedError
+
+    # --- per-user projection ------------------------------------------
+    def pushed_extensions(self, source: str, external_id: str) -> list[ExtensionRecord]:
+        """The extensions last pushed for this user, as they were pushed."""
+        raise NotImplementedError
+
+    def verba_user_id(self, source: str, external_id: str) -> int | None:
+        raise NotImplementedError
+
+    # --- reading and operator actions ---------------------------------
+    def get_event(self, event_id: int) -> StoredEvent | None:
+        raise NotImplementedError
+
+    def list_events(
+        self, *, state: EventState | None = None, cause: str | None = None, limit: int = 100
+    ) -> list[StoredEvent]:
+        """Events, newest first, filtered by state and/or last cause."""
+        raise NotImplementedError
+
+    def count_by_state(self) -> dict[EventState, int]:
+        raise NotImplementedError
+
+    def requeue(self, event_ids: Sequence[int], now: float) -> int:
+        """Make dead or held events pending again, due now, attempts reset; return how many."""
+        raise NotImplementedError
+
+    def add_audit(self, actor: str, action: str, event_ids: Sequence[int], reason: str, detail: dict[str, Any]) -> int:
+        raise NotImplementedError
+
+    def list_audit(self, limit: int = 100) -> list[AuditEntry]:
+        """Audit entries, newest first."""
+        raise NotImplementedError
