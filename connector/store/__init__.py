@@ -7,10 +7,10 @@ from connector.store.base import AuditEntry, Claim, EventState, Store, StoredEve
 __all__ = ["AuditEntry", "Claim", "EventState", "Store", "StoredEvent", "open_store"]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, synchronous: str = "FULL") -> Store:
     """Open the store named by `url`: `sqlite:///relative/path.db` or `sqlite:////absolute/path.db`."""
     if url.startswith("sqlite:///"):
         from connector.store.sqlite import SQLiteStore
 
-        return SQLiteStore(url.removeprefix("sqlite:///"))
+        return SQLiteStore(url.removeprefix("sqlite:///"), synchronous=synchronous)
     raise ValueError(f"store url {url!r} is not supported; use sqlite:///path/to/connector.db")

@@ -1,0 +1,209 @@
+"""The `connector` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from connector.config import DEFAULT_PATH, load_config
+from connector.errors import ConnectorError
+from connector.events import UserChange, parse_user_change
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    envvar="CONNECTOR_CONFIG",
+    default=DEFAULT_PATH,
+    show_default=True,
+    show_envvar=True,
+    help="The connector's TOML config.",
+)
+
+
+class ConnectorGroup(click.Group):
+    """Prints a ConnectorError as one clear line and exits 1, never with a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConnectorError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Keep Verba extensions in step with your directory: SCIM and LDAP changes in, extensions out."""
+
+
+@main.command()
+@config_option
+def run(config_path: str) -> None:
+    """Start the connector: store, delivery workers and, with no target configured, the built-in simulator."""
+    from connector.runtime import Connector
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(config_path)
+    connector = Connector(config)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    connector.start()
+    target = f"{config.target_url} (built-in simulator)" if config.uses_simulator else config.target_url
+    click.echo(f"connector: store {config.store.url}")
+    click.echo(f"connector: pushing to {target} with {config.delivery.workers} workers")
+    click.echo("connector: running; stop with Ctrl-C or SIGTERM (in-flight pushes finish first)")
+    stop.wait()
+    click.echo("connector: stopping; letting in-flight pushes finish")
+    connector.stop()
+    click.echo("connector: stopped")
+
+
+@main.command("validate-config")
+@config_option
+def validate_config(config_path: str) -> None:
+    """Check the config and its mapping file; exit 1 with the file, key and fix on the first problem."""
+    from connector.mapping import load_mapping
+
+    config = load_config(config_path)
+    load_mapping(config.mapping_file)
+    click.echo(f"{config_path}: OK (mapping {config.mapping_file}, target {config.target_url})")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=7002, show_default=True, type=int)
+@click.option("--seed", type=click.Path(exists=True, dir_okay=False), help="JSON file of environments, users, extensions.")
+@click.option("--token-ttl", default=3600.0, show_default=True, help="Seconds before an issued token expires.")
+def simulator(host: str, port: int, seed: str | None, token_ttl: float) -> None:
+    """Serve the Verba Provisioning API v2 simulator (WSDL at /provisioning?wsdl)."""
+    from connector.simulator.app import serve
+
+    click.echo(f"simulator: http://{host}:{port}/provisioning (WSDL: ?wsdl, test control: /_sim/); stop with Ctrl-C")
+    serve(host, port, seed, token_ttl)
+
+
+@main.group()
+def events() -> None:
+    """Accept and inspect user-change events."""
+
+
+@events.command("ingest")
+@config_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def events_ingest(config_path: str, file: Path) -> None:
+    """Accept the user-change events in FILE (JSON lines), all or none.
+
+    Each line is {"source", "external_id", "kind", "state", optional "id" and "cause"}.
+    A malformed line is reported by its number and nothing from the file is accepted.
+    """
+    from connector.runtime import open_migrated_store
+
+    changes = read_events(file)
+    store = open_migrated_store(load_config(config_path))
+    try:
+        ids = store.enqueue(changes)
+    finally:
+        store.close()
+    skipped = len(changes) - len(ids)
+    click.echo(f"{file}: accepted {len(ids)} events" + (f" ({skipped} already accepted before, skipped)" if skipped else ""))
+
+
+def read_events(file: Path) -> list[UserChange]:
+    changes, problems = [], []
+    with file.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                changes.append(parse_user_change(json.loads(line), default_cause=f"ingest:{file.name}"))
+            except json.JSONDecodeError as exc:
+                problems.append(f"{file}:{number}: not valid JSON ({exc.msg} at column {exc.colno})")
+            except ValueError as exc:
+                problems.append(f"{file}:{number}: {exc}")
+    if problems:
+        shown = "\n".join(problems[:50]) + (f"\n... and {len(problems) - 50} more" if len(problems) > 50 else "")
+        raise ConnectorError(f"{shown}\n{len(problems)} malformed line(s); nothing from {file} was accepted. Fix them and run again.")
+    return changes
+
+
+@events.command("list")
+@config_option
+@click.option("--state", type=click.Choice(["pending", "in_flight", "done", "dead", "held"]))
+@click.option("--cause", help="Only events whose last failure had this cause class.")
+@click.option("--limit", default=50, show_default=True)
+def events_list(config_path: str, state: str | None, cause: str | None, limit: int) -> None:
+    """List events, newest first."""
+    from connector.runtime import open_migrated_store
+    from connector.store import EventState
+
+    store = open_migrated_store(load_config(config_path))
+    try:
+        rows = store.list_events(state=EventState(state) if state else None, cause=cause, limit=limit)
+        counts = store.count_by_state()
+    finally:
+        store.close()
+    click.echo("  ".join(f"{s.value}={n}" for s, n in counts.items()))
+    for event in rows:
+        change = event.change
+        why = f"  {event.last_cause}: {event.last_error}" if event.last_cause else ""
+        click.echo(f"{event.id:>8}  {event.state.value:<9}  {change.kind:<10}  {change.source}/{change.external_id}  "
+                   f"attempts={event.attempts}{why}")
+
+
+@main.group()
+def mapping() -> None:
+    """Work with mapping files."""
+
+
+@mapping.command("test")
+@click.option("--mapping", "mapping_file", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--user", "user_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A JSON user state (or a whole event with a 'state').")
+@click.option("--user-id", type=int, help="The Verba user id to use when the mapping looks it up by login name.")
+@click.option("--kind", type=click.Choice(["upsert", "deactivate", "delete"]), default="upsert", show_default=True)
+def mapping_test(mapping_file: str, user_file: Path, user_id: int | None, kind: str) -> None:
+    """Print the extension records that a user state maps to."""
+    from connector.mapping import load_mapping
+
+    loaded = load_mapping(mapping_file)
+    try:
+        data = json.loads(user_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConnectorError(f"{user_file}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    event = data if "state" in data else {"source": "test", "external_id": "test", "state": data}
+    event = {**event, "kind": kind}
+    try:
+        change = parse_user_change(event)
+    except ValueError as exc:
+        raise ConnectorError(f"{user_file}: {exc}") from None
+    resolved = user_id if user_id is not None else _user_id_from_state(loaded, change)
+    mapped = loaded.map_user(change, resolved, [])
+    click.echo(json.dumps({
+        "user_id": resolved,
+        "upserts": [r.to_dict() for r in mapped.upserts],
+        "deprovisions": [r.to_dict() for r in mapped.deprovisions],
+    }, indent=2))
+
+
+def _user_id_from_state(loaded: Any, change: UserChange) -> int:
+    from connector.mapping import MappingFailure
+
+    try:
+        user_id = loaded.user_id_from_state(change.state) if loaded.user_id_attribute else None
+    except MappingFailure as exc:
+        raise ConnectorError(str(exc)) from None
+    if user_id is None:
+        login = loaded.login_name(change.state)
+        raise ConnectorError(f"this mapping looks the Verba user id up by login name ({login!r}) at push time; "
+                             "pass --user-id N to see the records")
+    return user_id
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Delivery: claim one user's pending events, map the latest state, push it, record the outcome.
+
+Failures are classified (DESIGN.md invariant 4): transport errors, HTTP 5xx and
+ERROR_GENERAL retry with full-jitter backoff until `max_attempts`;
+ERROR_ILLEGAL_ARGUMENT, mapping failures and unresolved users dead-letter at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Callable
+
+from connector.config import DeliveryConfig
+from connector.delivery.backoff import full_jitter_delay
+from connector.delivery.users import UnresolvedUser, UserIdResolver
+from connector.mapping import Mapping, MappingFailure, MappedUser
+from connector.mapping.records import ExtensionRecord
+from connector.store import Claim, Store
+from connector.target.verba.client import VerbaClient
+from connector.target.verba.errors import VerbaError
+
+log = logging.getLogger("connector.delivery")
+
+
+class Deliverer:
+    """Pushes users' latest states to Verba; safe to call from several threads."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: VerbaClient,
+        mapping: Mapping,
+        config: DeliveryConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.mapping = mapping
+        self.config = config
+        self.clock = clock
+        self.users = UserIdResolver(client, mapping, config.user_cache_seconds)
+
+    def deliver_one(self, owner: str) -> bool:
+        """Claim and push one user's pending events; False when nothing is due."""
+        claim = self.store.claim(owner, self.clock(), self.config.lease_seconds)
+        if claim is None:
+            return False
+        self.deliver(claim)
+        return True
+
+    def deliver(self, claim: Claim) -> None:
+        change = claim.latest.change
+        known = self.store.verba_user_id(claim.source, claim.external_id)
+        try:
+            user_id = self.users.resolve(change, known)
+            previous = self.store.pushed_extensions(claim.source, claim.external_id)
+            mapped = self.mapping.map_user(change, user_id, previous)
+            self.push(mapped)
+        except (MappingFailure, ValueError) as exc:
+            self._dead(claim, "mapping", str(exc))
+        except UnresolvedUser as exc:
+            self._dead(claim, "unresolved_user", str(exc))
+        except VerbaError as exc:
+            if exc.retryable and claim.attempts < self.config.max_attempts:
+                self._retry(claim, exc)
+            else:
+                self._dead(claim, exc.cause, str(exc))
+        else:
+            self.store.complete(claim, mapped.upserts, user_id)
+            log.info("pushed user %s/%s: %d upserted, %d deprovisioned (%d events)", claim.source,
+                     claim.external_id, len(mapped.upserts), len(mapped.deprovisions), len(claim.event_ids))
+
+    def push(self, mapped: MappedUser) -> None:
+        for record in mapped.upserts:
+            self.client.upsert_extension(record)
+        for record in mapped.deprovisions:
+            self.deprovision(record)
+
+    def deprovision(self, record: ExtensionRecord) -> None:
+        """Stop recording on an extension that exists; one that never existed needs nothing."""
+        if self.client.get_extension(record.extension) is not None:
+            self.client.update_extension(record)
+
+    def _retry(self, claim: Claim, exc: VerbaError) -> None:
+        delay = full_jitter_delay(claim.attempts, self.config.backoff_base_seconds, self.config.backoff_max_seconds)
+        self.store.retry(claim, self.clock() + delay, exc.cause, str(exc))
+        log.warning("user %s/%s: attempt %d failed (%s: %s); retrying in %.1fs", claim.source, claim.external_id,
+                    claim.attempts, exc.cause, exc, delay)
+
+    def _dead(self, claim: Claim, cause: str, error: str) -> None:
+        self.store.dead_letter(claim, cause, error)
+        log.error("user %s/%s: dead letter (%s): %s", claim.source, claim.external_id, cause, error)
+
+
+class WorkerPool:
+    """N threads that run `Deliverer.deliver_one` until stopped; a stop lets in-flight pushes finish."""
+
+    def __init__(self, deliverer: Deliverer, workers: int, idle_poll_seconds: float) -> None:
+        self.deliverer = deliverer
+        self.idle_poll_seconds = idle_poll_seconds
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        prefix = uuid.uuid4().hex[:8]
+        self.threads = [
+            threading.Thread(target=self._run, args=(f"{prefix}-{n}",), name=f"delivery-{n}", daemon=True)
+            for n in range(workers)
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self.stopping.set()
+        self.wake.set()
+        for thread in self.threads:
+            thread.join(timeout)
+
+    def _run(self, owner: str) -> None:
+        while not self.stopping.is_set():
+            try:
+                busy = self.deliverer.deliver_one(owner)
+            except Exception:  # the store failed: keep the worker alive, the lease brings the event back
+                log.exception("delivery worker %s failed; retrying in 1s", owner)
+                self.stopping.wait(1.0)
+                continue
+            if not busy:
+                self.wake.wait(self.idle_poll_seconds)
+                self.wake.clear()
