@@ -1,0 +1,36 @@
+# The two commands: `make run` and `make test`. `make bench` prints the benchmarks.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages the test suite needs; installed only when missing.
+APT_PACKAGES := $(shell cat .ci/apt-packages 2>/dev/null)
+
+.PHONY: run test bench venv system-packages clean
+
+$(BIN)/connector: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/connector
+
+run: venv
+	$(BIN)/connector run --config config/connector.toml
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: venv system-packages
+	$(BIN)/pytest -q
+
+bench: venv
+	$(BIN)/python bench/bench_enqueue.py
+	$(BIN)/python bench/bench_push.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.config import ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "connector.toml"
+    path.write_text(text)
+    return path
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return str(info.value)
+
+
+def test_shipped_default_config_loads_with_the_simulator_as_target():
+    config = load_config("config/connector.toml")
+    assert config.uses_simulator
+    assert config.target_url == "http://127.0.0.1:7002/provisioning"
+    assert config.store.url == "sqlite:///var/connector.db"
+    assert config.store.synchronous == "FULL"
+    assert config.mapping_file == "mappings/default.toml"
+
+
+def test_empty_config_gets_the_embedded_defaults(tmp_path):
+    config = load_config(write(tmp_path, ""))
+    assert config.uses_simulator and config.delivery.workers == 4 and config.target.eid == "0000"
+
+
+def test_missing_file_names_the_file_and_the_fix(tmp_path):
+    message = error_of(tmp_path / "nope.toml")
+    assert "nope.toml" in message and "--config" in message
+
+
+def test_bad_toml_names_the_file_and_line(tmp_path):
+    message = error_of(write(tmp_path, "[store]\nurl = \n"))
+    assert "connector.toml" in message and "line 2" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fix"),
+    [
+        ("[stor]\n", "[stor]", "sections are"),
+        ("[store]\npath = 'x'\n", "store.path", "keys of [store]"),
+        ("[store]\nurl = 'mysql://x'\n", "store.url", "sqlite:///"),
+        ("[store]\nsynchronous = 'OFF'\n", "store.synchronous", '"FULL"'),
+        ("[delivery]\nworkers = 0\n", "delivery.workers", "at least 1"),
+        ("[delivery]\nworkers = '4'\n", "delivery.workers", "an integer"),
+        ("[simulator]\nlisten = '7002'\n", "simulator.listen", "host:port"),
+        ("[target]\nurl = 'http://v:7002/provisioning'\neid = '0'\nlogin='a'\npassword_file='p'\n", "target.eid", "4 characters"),
+        ("[target]\nlogin = 'api'\n", "target.login", "target.url"),
+        ("[target]\nurl = 'http://v:7002/provisioning'\n", "target", "password_env"),
+        ("[target]\nurl = 'http://v/p'\npassword_env = 'NOPE_UNSET_VAR'\nlogin = 'a'\n", "target.password_env", "export NOPE_UNSET_VAR"),
+        ("[target]\nurl = 'http://v/p'\npassword_file = '/nonexistent/secret'\nlogin = 'a'\n", "target.password_file", "check the path"),
+    ],
+)
+def test_each_error_names_file_key_and_fix(tmp_path, text, key, fix):
+    message = error_of(write(tmp_path, text))
+    assert str(tmp_path / "connector.toml") in message
+    assert key in message
+    assert fix in message
+
+
+def test_secrets_come_from_env_and_files_and_are_never_shown(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_VERBA_PASSWORD", "s3cret-pa55word")
+    config = load_config(write(tmp_path, "[target]\nurl = 'http://v:7002/provisioning'\nlogin = 'api'\npassword_env = 'TEST_VERBA_PASSWORD'\n"))
+    assert config.target.password == "s3cret-pa55word"
+    assert "s3cret-pa55word" not in repr(config)
+
+    secret = tmp_path / "token"
+    secret.write_text("tok-123456789\n")
+    config = load_config(write(tmp_path, f"[target]\nurl = 'http://v:7002/provisioning'\ntoken_file = '{secret}'\n"))
+    assert config.target.token == "tok-123456789"
+    assert "tok-123456789" not in repr(config)
+
+
+def test_password_in_the_toml_itself_is_refused(tmp_path):
+    message = error_of(write(tmp_path, "[target]\nurl = 'http://v/p'\nlogin = 'a'\npassword = 'plain'\n"))
+    assert "target.password" in message and "plain" not in message

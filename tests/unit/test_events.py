@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+
+from connector.events import parse_user_change
+
+VALID = {"source": "hr", "external_id": "u1", "kind": "upsert", "state": {"userName": "alice@example.com"}}
+
+
+def test_a_valid_event_parses_with_its_idempotency_key():
+    change = parse_user_change({**VALID, "id": "hr-u1-1"}, default_cause="ingest:x.jsonl")
+    assert (change.source, change.external_id, change.kind, change.idem_key) == ("hr", "u1", "upsert", "hr-u1-1")
+    assert change.cause == "ingest:x.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("event", "says"),
+    [
+        ([], "JSON object"),
+        ({**VALID, "source": ""}, "'source'"),
+        ({**VALID, "external_id": 7}, "'external_id'"),
+        ({**VALID, "kind": "remove"}, "upsert, deactivate, delete"),
+        ({**VALID, "state": "alice"}, "'state'"),
+        ({**VALID, "state": {}}, "state.userName"),
+        ({**VALID, "state": {"userName": "a", "active": "False"}}, "state.active"),
+        ({**VALID, "state": {"userName": "a", "phoneNumbers": [{"value": 5}]}}, "state.phoneNumbers"),
+        ({**VALID, "state": {"userName": "a", "groups": "traders"}}, "state.groups"),
+        ({**VALID, "extra": 1}, "unknown field"),
+    ],
+)
+def test_malformed_events_say_what_is_wrong(event, says):
+    with pytest.raises(ValueError, match=None) as info:
+        parse_user_change(event)
+    assert says in str(info.value)
