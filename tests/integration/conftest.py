@@ -1,0 +1,145 @@
+"""Integration fixtures: a real simulator under uvicorn (subprocess), a real SQLite store, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+
+from connector.config import Config, parse_config
+from connector.delivery.worker import Deliverer
+from connector.events import UserChange
+from connector.mapping import load_mapping
+from connector.runtime import open_client, open_migrated_store
+from connector.simulator.process import start_simulator_process, wait_until_listening
+
+USERS = [
+    {"id": 3, "loginName": "alice@example.com", "displayName": "Alice", "eid": "0000"},
+    {"id": 4, "loginName": "bob@example.com", "displayName": "Bob", "eid": "0000"},
+]
+PASSWORD = "sim-api-pa55"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Simulator:
+    """Drives the simulator's /_sim/ control API."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.url = f"{base_url}/provisioning"
+        self.http = httpx.Client(base_url=base_url, timeout=10)
+
+    def calls(self, operation: str | None = None) -> list[dict[str, Any]]:
+        calls = self.http.get("/_sim/calls").raise_for_status().json()
+        return [c for c in calls if operation is None or c["operation"] == operation]
+
+    def extensions(self) -> dict[str, dict[str, Any]]:
+        state = self.http.get("/_sim/state").raise_for_status().json()
+        return {e["extension"]: e for e in state["extensions"]}
+
+    def fault(self, **rule: Any) -> None:
+        self.http.post("/_sim/faults", json=[rule]).raise_for_status()
+
+    def clear_faults(self) -> None:
+        self.http.delete("/_sim/faults").raise_for_status()
+
+    def expire_tokens(self) -> None:
+        self.http.post("/_sim/expire-tokens").raise_for_status()
+
+
+def write_seed(path: Path, users: list[dict[str, Any]], extensions: list[dict[str, Any]]) -> Path:
+    seed = {
+        "environments": [{"eid": "0000", "shortName": "default"}],
+        "api_users": [{"loginName": "connector", "password": PASSWORD}],
+        "users": users,
+        "extensions": extensions,
+    }
+    path.write_text(json.dumps(seed))
+    return path
+
+
+@pytest.fixture
+def seed_extensions() -> list[dict[str, Any]]:
+    """Override in a test module to start the simulator with extensions."""
+    return []
+
+
+@pytest.fixture
+def seed_users() -> list[dict[str, Any]]:
+    """Override in a test module to start the simulator with other Verba users."""
+    return USERS
+
+
+@pytest.fixture
+def simulator(tmp_path: Path, seed_users: list[dict[str, Any]], seed_extensions: list[dict[str, Any]]) -> Iterator[Simulator]:
+    port = free_port()
+    process = start_simulator_process(port, str(write_seed(tmp_path / "seed.json", seed_users, seed_extensions)))
+    try:
+        wait_until_listening(port)
+        sim = Simulator(f"http://127.0.0.1:{port}")
+        yield sim
+        sim.http.close()
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, simulator: Simulator) -> Callable[..., Config]:
+    """A config that targets the test simulator; keyword sections override its tables."""
+    (tmp_path / "verba-password").write_text(PASSWORD)
+
+    def make(mapping: str = "mappings/default.toml", **sections: dict[str, Any]) -> Config:
+        data: dict[str, Any] = {
+            "store": {"url": f"sqlite:///{tmp_path / 'connector.db'}"},
+            "target": {"url": simulator.url, "login": "connector", "password_file": str(tmp_path / "verba-password"),
+                       "timeout_seconds": 5},
+            "mapping": {"file": mapping},
+            "delivery": {"workers": 2, "backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2,
+                         "idle_poll_seconds": 0.02},
+        }
+        for name, values in sections.items():
+            data[name] = {**data.get(name, {}), **values}
+        return parse_config(data, str(tmp_path / "connector.toml"))
+
+    return make
+
+
+@pytest.fixture
+def deliverer(make_config: Callable[..., Config]) -> Iterator[Deliverer]:
+    config = make_config()
+    store = open_migrated_store(config)
+    client = open_client(config)
+    yield Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
+    client.close()
+    store.close()
+
+
+def drain(deliverer: Deliverer, timeout: float = 20.0) -> None:
+    """Deliver until nothing is due, waiting out short backoffs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not deliverer.deliver_one("test"):
+            counts = deliverer.store.count_by_state()
+            if counts[next(s for s in counts if s.value == "pending")] == 0:
+                return
+            time.sleep(0.02)
+    raise AssertionError("events were still pending after the timeout")
+
+
+def user(external_id: str = "u-alice", login: str = "alice@example.com", phones: tuple[str, ...] = ("+14155550100",),
+         kind: str = "upsert", **state: Any) -> UserChange:
+    return UserChange(
+        source="test", external_id=external_id, kind=kind,  # type: ignore[arg-type]
+        state={"userName": login, "phoneNumbers": [{"type": "work", "value": p} for p in phones], **state},
+    )

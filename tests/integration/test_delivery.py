@@ -1,0 +1,133 @@
+"""Delivery against the simulator over real HTTP: upserts, moves, deprovisioning, failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.store import EventState
+
+from .conftest import drain, user
+
+A, B = "+14155550100", "+14155550111"
+
+
+def pushes(simulator):
+    return [c for c in simulator.calls() if c["operation"] in ("createExtension", "updateExtension")]
+
+
+def test_a_new_user_gets_a_linked_recording_extension(deliverer, simulator):
+    deliverer.store.enqueue([user(phones=(A,))])
+    drain(deliverer)
+    ext = simulator.extensions()[A]
+    assert ext["user_id"] == 3 and ext["recordingMode"] == "FULL" and ext["voice"] is True
+    assert deliverer.store.count_by_state()[EventState.DONE] == 1
+
+
+def test_a_number_moving_from_a_to_b_upserts_b_and_stops_a_keeping_its_link(deliverer, simulator):
+    deliverer.store.enqueue([user(phones=(A,))])
+    drain(deliverer)
+    deliverer.store.enqueue([user(phones=(B,))])
+    drain(deliverer)
+    extensions = simulator.extensions()
+    assert extensions[B]["user_id"] == 3 and extensions[B]["voice"] is True
+    assert extensions[A]["user_id"] == 3, "deprovisioning must keep the user link"
+    assert not any(extensions[A][k] for k in ("voice", "im", "video", "screenCaptureEnabled"))
+    assert [r.extension for r in deliverer.store.pushed_extensions("test", "u-alice")] == [B]
+
+
+@pytest.mark.parametrize("how", [{"kind": "deactivate"}, {"kind": "delete"}, {"active": False}])
+def test_deprovisioning_keeps_the_link_and_stops_recording(deliverer, simulator, how):
+    deliverer.store.enqueue([user(phones=(A,))])
+    drain(deliverer)
+    deliverer.store.enqueue([user(phones=(A,), **how)])
+    drain(deliverer)
+    ext = simulator.extensions()[A]
+    assert ext["user_id"] == 3
+    assert not any(ext[k] for k in ("voice", "im", "video", "screenCaptureEnabled"))
+    assert all(c["user_id"] == 3 for c in pushes(simulator))
+
+
+@pytest.fixture
+def seed_extensions():
+    return [{"eid": "0000", "extension": A, "recordingMode": "ON_DEMAND", "voice": False, "im": False,
+             "video": False, "screenCaptureEnabled": False, "user_id": 4}]
+
+
+def test_an_existing_extension_is_updated_with_the_full_record_after_already_exists(deliverer, simulator):
+    deliverer.store.enqueue([user(phones=(A,))])
+    drain(deliverer)
+    calls = pushes(simulator)
+    assert [(c["operation"], c["status"]) for c in calls] == [("createExtension", "ERROR_ALREADY_EXISTS"),
+                                                              ("updateExtension", "OK")]
+    assert calls[1]["user_id"] == 3 and calls[1]["recordingMode"] == "FULL"
+    assert simulator.extensions()[A]["user_id"] == 3
+
+
+def test_fifty_queued_changes_to_one_user_cost_one_push_of_the_final_state(deliverer, simulator):
+    numbers = [f"+1415555{n:04d}" for n in range(50)]
+    deliverer.store.enqueue([user(phones=(n,)) for n in numbers])
+    drain(deliverer)
+    assert [c["extension"] for c in pushes(simulator)] == [numbers[-1]]
+    assert deliverer.store.count_by_state()[EventState.DONE] == 50
+
+
+def test_an_expired_token_is_renewed_once_and_delivery_continues(deliverer, simulator):
+    deliverer.store.enqueue([user(phones=(A,))])
+    drain(deliverer)
+    simulator.expire_tokens()
+    deliverer.store.enqueue([user("u-bob", "bob@example.com", phones=(B,))])
+    drain(deliverer)
+    assert simulator.extensions()[B]["user_id"] == 4
+    assert len(simulator.calls("requestToken")) == 2
+    assert deliverer.store.count_by_state()[EventState.DEAD] == 0
+
+
+def test_verba_answering_503_delays_delivery_and_loses_nothing(deliverer, simulator):
+    simulator.fault(operation="*", http_status=503, times=3)
+    deliverer.store.enqueue([user(phones=(A,))])
+    drain(deliverer)
+    [event] = deliverer.store.list_events()
+    assert event.state is EventState.DONE and event.attempts == 4
+    assert simulator.extensions()[A]["user_id"] == 3
+
+
+def test_verba_down_for_the_whole_budget_ends_in_a_dead_letter_with_the_cause(make_config, simulator):
+    from connector.delivery.worker import Deliverer
+    from connector.mapping import load_mapping
+    from connector.runtime import open_client, open_migrated_store
+
+    config = make_config(delivery={"max_attempts": 3})
+    store, client = open_migrated_store(config), open_client(config)
+    deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
+    simulator.fault(operation="*", http_status=503)
+    store.enqueue([user(phones=(A,))])
+    drain(deliverer)
+    [event] = store.list_events()
+    assert event.state is EventState.DEAD and event.attempts == 3 and event.last_cause == "http_5xx"
+    client.close()
+    store.close()
+
+
+def test_illegal_argument_dead_letters_at_once_with_the_vendors_message(deliverer, simulator):
+    simulator.fault(operation="createExtension", status="ERROR_ILLEGAL_ARGUMENT", message="Unknown recording mode: X")
+    deliverer.store.enqueue([user(phones=(A,))])
+    drain(deliverer)
+    [event] = deliverer.store.list_events()
+    assert event.state is EventState.DEAD and event.attempts == 1
+    assert event.last_cause == "error_illegal_argument" and "Unknown recording mode: X" in event.last_error
+
+
+def test_a_user_unknown_to_verba_dead_letters_and_nothing_reaches_the_wire(deliverer, simulator):
+    deliverer.store.enqueue([user("u-carol", "carol@example.com", phones=(A,))])
+    drain(deliverer)
+    [event] = deliverer.store.list_events()
+    assert event.state is EventState.DEAD and event.last_cause == "unresolved_user"
+    assert "carol@example.com" in event.last_error
+    assert pushes(simulator) == []
+
+
+def test_different_users_are_pushed_and_each_ends_linked_to_its_own_id(deliverer, simulator):
+    deliverer.store.enqueue([user(phones=(A,)), user("u-bob", "bob@example.com", phones=(B,))])
+    drain(deliverer)
+    extensions = simulator.extensions()
+    assert (extensions[A]["user_id"], extensions[B]["user_id"]) == (3, 4)
