@@ -1,0 +1,25 @@
+"""The Verba target: a zeep client for Provisioning API v2 with the shipped WSDL."""
+
+from __future__ import annotations
+
+from connector.target.verba.client import VerbaClient
+from connector.target.verba.errors import (
+    MissingUserIdError,
+    VerbaAuthError,
+    VerbaError,
+    VerbaHTTPError,
+    VerbaMalformedResponse,
+    VerbaStatusError,
+    VerbaTransportError,
+)
+
+__all__ = [
+    "MissingUserIdError",
+    "VerbaAuthError",
+    "VerbaClient",
+    "VerbaError",
+    "VerbaHTTPError",
+    "VerbaMalformedResponse",
+    "VerbaStatusError",
+    "VerbaTransportError",
+]

@@ -1,0 +1,21 @@
+"""python -m connector.simulator [--host H] [--port P] [--seed FILE] [--token-ttl SECONDS]"""
+
+from __future__ import annotations
+
+import argparse
+
+from connector.simulator import serve
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m connector.simulator", description="Verba Provisioning API v2 simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7002)
+    parser.add_argument("--seed", help="JSON seed file (see connector/simulator/__init__.py)")
+    parser.add_argument("--token-ttl", type=float, default=3600.0, help="token lifetime in seconds")
+    args = parser.parse_args()
+    serve(args.host, args.port, args.seed, args.token_ttl)
+
+
+if __name__ == "__main__":
+    main()

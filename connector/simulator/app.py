@@ -1,0 +1,95 @@
+"""The simulator's ASGI app: POST /provisioning (SOAP), GET /provisioning?wsdl, and /_sim/."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import http
+import importlib.resources
+import re
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from connector.simulator import control, soap
+from connector.simulator.calls import CallLog
+from connector.simulator.faults import FaultRule, Faults
+from connector.simulator.operations import OPERATIONS, TOKEN_MESSAGE, UNAUTHORIZED, handle, status_inner
+from connector.simulator.soap import Call, text
+from connector.simulator.state import State
+
+USAGE = "Verba Provisioning API v2 simulator: POST SOAP 1.1 envelopes here; GET ?wsdl for the WSDL.\n"
+
+
+@dataclasses.dataclass
+class Simulator:
+    state: State
+    faults: Faults
+    calls: CallLog
+
+
+def create_app(seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0) -> Starlette:
+    simulator = Simulator(State(seed, token_ttl=token_ttl), Faults(), CallLog())
+    wsdl_head, wsdl_tail = _wsdl_parts()
+
+    async def provisioning(request: Request) -> Response:
+        if request.method == "GET":
+            if any(key.lower() == "wsdl" for key in request.query_params):
+                address = f"{request.url.scheme}://{request.url.netloc}{request.url.path}"
+                return Response(wsdl_head + address + wsdl_tail, media_type="text/xml")
+            return PlainTextResponse(USAGE)
+        return await answer(simulator, await request.body())
+
+    app = Starlette(routes=[Route("/provisioning", provisioning, methods=["GET", "POST"]), *control.routes(simulator)])
+    app.state.simulator = simulator
+    return app
+
+
+async def answer(simulator: Simulator, body: bytes) -> Response:
+    try:
+        call = soap.parse_call(body)
+    except soap.NotSoap as exc:
+        return _soap(soap.fault("Client", str(exc)), 500)
+    if call.namespace != soap.TNS or call.operation not in OPERATIONS:
+        return _soap(soap.fault("Client", f"Cannot find dispatch method for {{{call.namespace}}}{call.operation}"), 500)
+    token_valid = None if call.operation == "requestToken" else simulator.state.token_valid(text(call.fields, "token"))
+    rule = simulator.faults.take(call.operation)
+    if rule is not None:
+        if rule.latency_ms:
+            await asyncio.sleep(rule.latency_ms / 1000)
+        if rule.fails:
+            status, response = _injected(rule, call)
+            simulator.calls.record(call, status, token_valid)
+            return response
+    status, body = handle(simulator.state, call)
+    simulator.calls.record(call, status, token_valid)
+    return _soap(body)
+
+
+def _injected(rule: FaultRule, call: Call) -> tuple[str, Response]:
+    if rule.http_status is not None:
+        try:
+            phrase = http.HTTPStatus(rule.http_status).phrase
+        except ValueError:
+            phrase = "Injected fault"
+        return f"HTTP_{rule.http_status}", PlainTextResponse(phrase, status_code=rule.http_status)
+    if rule.malformed:
+        return "MALFORMED", _soap(soap.truncated(call.operation))
+    assert rule.status is not None
+    message = rule.message or (TOKEN_MESSAGE if rule.status == UNAUTHORIZED else "Injected fault")
+    return rule.status, _soap(soap.response(call.operation, status_inner(call.operation, rule.status, message)))
+
+
+def _soap(body: bytes, status_code: int = 200) -> Response:
+    return Response(body, status_code=status_code, media_type=soap.CONTENT_TYPE)
+
+
+def _wsdl_parts() -> tuple[str, str]:
+    """The shipped WSDL split around its soap:address location, to serve with the request's own URL."""
+    wsdl = importlib.resources.files("connector.target.verba").joinpath("provisioning-v2.wsdl").read_text()
+    match = re.search(r'<soap:address location="([^"]*)"', wsdl)
+    assert match, "the shipped WSDL has no soap:address"
+    return wsdl[: match.start(1)], wsdl[match.end(1) :]

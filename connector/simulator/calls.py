@@ -1,0 +1,69 @@
+"""The call log: one entry per SOAP operation the simulator answered."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from connector.simulator import soap
+from connector.simulator.soap import Call, children, text
+
+EXTENSION_WRITES = frozenset({"createExtension", "updateExtension"})
+
+
+class CallLog:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[dict[str, Any]] = []
+        self._seq = 0
+
+    def record(self, call: Call, status: str, token_valid: bool | None) -> None:
+        entry = summarize(call)
+        with self._lock:
+            self._seq += 1
+            entry.update(seq=self._seq, at=time.time(), operation=call.operation, status=status, token_valid=token_valid)
+            self._entries.append(entry)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def to_json(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._entries)
+
+
+def summarize(call: Call) -> dict[str, Any]:
+    """What the request said about the extension; flags and ids as sent when they do not parse."""
+    summary: dict[str, Any] = dict.fromkeys(
+        ("extension", "user_id", "eid", "recordingMode", "voice", "im", "video", "screenCaptureEnabled")
+    )
+    if call.operation in EXTENSION_WRITES:
+        fields = children(call.fields.get("extension"))
+        summary["extension"] = text(fields, "extension")
+        summary["eid"] = text(fields, "eid")
+        summary["recordingMode"] = text(fields, "recordingMode")
+        summary["user_id"] = _user_id(text(children(fields.get("user")), "id"))
+        for name in ("voice", "im", "video", "screenCaptureEnabled"):
+            summary[name] = _flag(text(fields, name))
+    elif call.operation == "getExtension":
+        summary["extension"] = text(call.fields, "extension")
+        summary["eid"] = text(children(call.fields.get("environmentFilter")), "eid")
+    return summary
+
+
+def _user_id(raw: str | None) -> int | str | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return raw
+
+
+def _flag(raw: str | None) -> bool | str | None:
+    try:
+        return soap.boolean(raw)
+    except ValueError:
+        return raw

@@ -1,0 +1,97 @@
+"""The test control API under /_sim/ (JSON).
+
+GET    /_sim/calls          the call log: [{seq, at, operation, status, extension, user_id, eid,
+                            recordingMode, voice, im, video, screenCaptureEnabled, token_valid}]
+DELETE /_sim/calls          clear the call log
+GET    /_sim/state          environments, users, extensions (with user_id) and active_tokens
+POST   /_sim/users          add a Verba user: {loginName, id?, eid?, displayName?, email?, externalId?}
+GET    /_sim/faults         the fault rules still live
+POST   /_sim/faults         add fault rules (one object or a list), see faults.py
+DELETE /_sim/faults         remove every fault rule
+POST   /_sim/expire-tokens  expire every token now
+POST   /_sim/reset          back to the seed: no extra users or extensions, no tokens, calls or faults
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connector.simulator.faults import FaultRule
+
+if TYPE_CHECKING:
+    from connector.simulator.app import Simulator
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def routes(sim: Simulator) -> list[Route]:
+    async def get_calls(request: Request) -> Response:
+        return JSONResponse(sim.calls.to_json())
+
+    async def delete_calls(request: Request) -> Response:
+        sim.calls.clear()
+        return Response(status_code=204)
+
+    async def get_state(request: Request) -> Response:
+        return JSONResponse(sim.state.to_json())
+
+    async def add_user(request: Request) -> Response:
+        data = await _json(request)
+        if not isinstance(data, dict):
+            raise ValueError("POST a JSON object such as {\"loginName\": \"alice@example.com\", \"id\": 3}")
+        return JSONResponse(sim.state.add_user(data).to_json(), status_code=201)
+
+    async def get_faults(request: Request) -> Response:
+        return JSONResponse(sim.faults.to_json())
+
+    async def add_faults(request: Request) -> Response:
+        data = await _json(request)
+        sim.faults.add([FaultRule.from_json(rule) for rule in (data if isinstance(data, list) else [data])])
+        return JSONResponse(sim.faults.to_json(), status_code=201)
+
+    async def delete_faults(request: Request) -> Response:
+        sim.faults.clear()
+        return Response(status_code=204)
+
+    async def expire_tokens(request: Request) -> Response:
+        return JSONResponse({"expired": sim.state.expire_tokens()})
+
+    async def reset(request: Request) -> Response:
+        sim.state.reset()
+        sim.calls.clear()
+        sim.faults.clear()
+        return Response(status_code=204)
+
+    return [
+        Route("/_sim/calls", get_calls, methods=["GET"]),
+        Route("/_sim/calls", delete_calls, methods=["DELETE"]),
+        Route("/_sim/state", get_state, methods=["GET"]),
+        Route("/_sim/users", _bad_request_on_value_error(add_user), methods=["POST"]),
+        Route("/_sim/faults", get_faults, methods=["GET"]),
+        Route("/_sim/faults", _bad_request_on_value_error(add_faults), methods=["POST"]),
+        Route("/_sim/faults", delete_faults, methods=["DELETE"]),
+        Route("/_sim/expire-tokens", expire_tokens, methods=["POST"]),
+        Route("/_sim/reset", reset, methods=["POST"]),
+    ]
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the body is not JSON: {exc}") from exc
+
+
+def _bad_request_on_value_error(endpoint: Endpoint) -> Endpoint:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+
+    return wrapped

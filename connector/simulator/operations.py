@@ -1,0 +1,317 @@
+"""The provisioning operations, as the vendor documents them.
+
+Each handler takes the parsed call and returns the payload that goes next to an OK status
+in `<return>` ("" for none); a `Refusal` carries a non-OK status. Documented behaviour kept on purpose:
+- createExtension of an existing (eid, extension): ERROR_ALREADY_EXISTS, "This extension
+  already exists in the database: <eid>:<extension>".
+- updateExtension is a full replace: fields left out become empty, and a missing <user>
+  (or a <user> without an id) removes the extension-user link, as the vendor's comment warns.
+- A bad, expired or released token: ERROR_UNAUTHORIZED, "This token is expired or never
+  got authenticated."
+- requestToken with a wrong login or password: ERROR_GENERAL,
+  "com.verba.web.user.UserNotFoundException".
+Not documented, chosen here: updateExtension of a missing extension answers ERROR_GENERAL;
+getExtension of a missing extension answers OK without an extension.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+from lxml import etree
+
+from connector.simulator import soap
+from connector.simulator.soap import Call, children, element, text
+from connector.simulator.state import Environment, Extension, State, User
+
+OK = "OK"
+GENERAL = "ERROR_GENERAL"
+ILLEGAL = "ERROR_ILLEGAL_ARGUMENT"
+UNAUTHORIZED = "ERROR_UNAUTHORIZED"
+ALREADY_EXISTS = "ERROR_ALREADY_EXISTS"
+
+RECORDING_MODES = ("FULL", "ON_DEMAND", "CONTROLLED")
+FLAGS = (("voice", "voice"), ("im", "im"), ("video", "video"), ("screenCaptureEnabled", "screen_capture_enabled"))
+TOKEN_MESSAGE = "This token is expired or never got authenticated."
+USER_NOT_FOUND = "com.verba.web.user.UserNotFoundException"
+FLAT_STATUS = frozenset({"createExtension", "updateExtension", "releaseToken"})  # return/statusCode
+PAYLOAD_FIRST = frozenset({"getExtension"})  # JAX-WS writes <extension> before <status>
+
+
+class Refusal(Exception):
+    def __init__(self, code: str, message: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def status_inner(operation: str, code: str, message: str | None = None) -> str:
+    """`<return>` content holding only a status, in the operation's shape."""
+    status = soap.status(code, message)
+    return status if operation in FLAT_STATUS else f"<status>{status}</status>"
+
+
+@functools.cache
+def ok_response(operation: str) -> bytes:
+    return soap.response(operation, status_inner(operation, OK))
+
+
+# authentication
+
+
+def request_token(state: State, call: Call) -> str:
+    eid = text(call.fields, "eid")
+    if not eid:
+        raise Refusal(ILLEGAL, "eid is mandatory")
+    login_name = text(call.fields, "loginName")
+    password = text(call.fields, "password")
+    if state.environment(eid=eid) is None or state.api_users.get(login_name or "") != password:
+        raise Refusal(GENERAL, USER_NOT_FOUND)
+    return element("token", state.issue_token())
+
+
+def release_token(state: State, call: Call) -> str:
+    token = authorize(state, call)
+    state.release_token(token)
+    return ""
+
+
+def authorize(state: State, call: Call) -> str:
+    token = text(call.fields, "token")
+    if not state.token_valid(token):
+        raise Refusal(UNAUTHORIZED, TOKEN_MESSAGE)
+    return token or ""
+
+
+# extensions
+
+
+def create_extension(state: State, call: Call) -> str:
+    authorize(state, call)
+    env, number, fields = extension_input(state, call)
+    if (env.eid, number) in state.extensions:
+        raise Refusal(ALREADY_EXISTS, f"This extension already exists in the database: {env.eid}:{number}")
+    state.put_extension(env.eid, number, **fields)
+    return ""
+
+
+def update_extension(state: State, call: Call) -> str:
+    authorize(state, call)
+    env, number, fields = extension_input(state, call)
+    if (env.eid, number) not in state.extensions:
+        raise Refusal(GENERAL, f"The extension does not exist in the database: {env.eid}:{number}")
+    state.put_extension(env.eid, number, **fields)
+    return ""
+
+
+def get_extension(state: State, call: Call) -> str:
+    authorize(state, call)
+    environment_filter = call.fields.get("environmentFilter")
+    if environment_filter is None:
+        raise Refusal(ILLEGAL, "environmentFilter is mandatory")
+    env = filtered_environment(state, children(environment_filter))
+    number = text(call.fields, "extension")
+    if not number:
+        raise Refusal(ILLEGAL, "extension is mandatory and cannot be empty")
+    found = state.extensions.get((env.eid, number))
+    return "" if found is None else extension_xml(state, found)
+
+
+def extension_input(state: State, call: Call) -> tuple[Environment, str, dict[str, object]]:
+    """The validated Extension of a create/update call: environment, number and the stored fields."""
+    wrapper = call.fields.get("extension")
+    if wrapper is None:
+        raise Refusal(ILLEGAL, "extension is mandatory")
+    fields = children(wrapper)
+    env = environment(state, text(fields, "eid"), text(fields, "environmentShortName"))
+    number = text(fields, "extension")
+    if not number:
+        raise Refusal(ILLEGAL, "extension.extension is mandatory and cannot be empty")
+    mode = text(fields, "recordingMode")
+    if mode is not None and mode not in RECORDING_MODES:
+        raise Refusal(ILLEGAL, f"Unknown recordingMode: {mode!r}; use one of {', '.join(RECORDING_MODES)}")
+    stored: dict[str, object] = {"recording_mode": mode, "user_id": linked_user_id(state, fields.get("user"))}
+    for wire, name in FLAGS:
+        stored[name] = flag(fields, wire)
+    return env, number, stored
+
+
+def linked_user_id(state: State, user: etree._Element | None) -> int | None:
+    """The user id to link; None (unlink) when <user> or its id is missing."""
+    raw = text(children(user), "id")
+    if raw is None or not raw.strip():
+        return None
+    try:
+        user_id = int(raw.strip())
+    except ValueError:
+        raise Refusal(ILLEGAL, f"user.id must be an integer, got {raw!r}") from None
+    if user_id not in state.users:
+        raise Refusal(ILLEGAL, f"No user with id {user_id}")
+    return user_id
+
+
+def flag(fields: dict[str, etree._Element], name: str) -> bool | None:
+    try:
+        return soap.boolean(text(fields, name))
+    except ValueError:
+        raise Refusal(ILLEGAL, f"{name} must be a boolean (true, false, 1 or 0), got {text(fields, name)!r}") from None
+
+
+def extension_xml(state: State, ext: Extension) -> str:
+    env = state.environment(eid=ext.eid)
+    user = state.users.get(ext.user_id) if ext.user_id is not None else None
+    return (
+        "<extension>"
+        + element("eid", ext.eid)
+        + element("environmentShortName", env.short_name if env else None)
+        + element("extension", ext.extension)
+        + element("id", ext.id)
+        + element("im", ext.im)
+        + element("recordingMode", ext.recording_mode)
+        + element("screenCaptureEnabled", ext.screen_capture_enabled)
+        + ("" if user is None else user_xml(state, user, "user"))
+        + element("video", ext.video)
+        + element("voice", ext.voice)
+        + "</extension>"
+    )
+
+
+# environments
+
+
+def environment(state: State, eid: str | None, short_name: str | None) -> Environment:
+    """The environment named by exactly one of eid / environmentShortName."""
+    if (eid is None) == (short_name is None):
+        raise Refusal(ILLEGAL, "Give exactly one of eid or environmentShortName")
+    if eid is not None and len(eid) != 4:
+        raise Refusal(ILLEGAL, f"eid must be exactly 4 characters, got {eid!r}")
+    env = state.environment(eid=eid, short_name=short_name)
+    if env is None:
+        raise Refusal(ILLEGAL, f"Unknown environment: {eid or short_name!r}")
+    return env
+
+
+def filtered_environment(state: State, fields: dict[str, etree._Element]) -> Environment:
+    return environment(state, text(fields, "eid"), text(fields, "shortName"))
+
+
+# users
+
+
+def list_users(state: State, call: Call) -> str:
+    authorize(state, call)
+    fields = children(call.fields.get("filter"))
+    envs = state.environments
+    if "environmentFilter" in fields:
+        envs = [filtered_environment(state, children(fields["environmentFilter"]))]
+    eids = {env.eid for env in envs}
+    try:
+        login = matcher(fields, "loginName")
+        external = matcher(fields, "externalId")
+        extension = matcher(fields, "extension")
+        just_count = soap.boolean(text(fields, "justCount"))
+    except ValueError as exc:
+        raise Refusal(ILLEGAL, f"Not a boolean: {exc}") from None
+    owned: dict[int, list[str]] = {}
+    for ext in state.extensions.values():
+        if ext.user_id is not None:
+            owned.setdefault(ext.user_id, []).append(ext.extension)
+    users = [
+        user
+        for user in state.users.values()
+        if user.eid in eids
+        and login(user.login_name)
+        and external(user.external_id)
+        and (extension.unset or any(extension(number) for number in owned.get(user.id, [])))
+    ]
+    if just_count:
+        return element("userCount", len(users))
+    return "".join(user_xml(state, user, "users") for user in users)
+
+
+class Matcher:
+    """A listUsers text criterion: exact, or case-insensitive 'contains'."""
+
+    def __init__(self, wanted: str | None, exact: bool | None) -> None:
+        self.unset = wanted is None
+        self.wanted = wanted if exact else (wanted or "").lower()
+        self.exact = bool(exact)
+
+    def __call__(self, value: str | None) -> bool:
+        if self.unset:
+            return True
+        if value is None:
+            return False
+        return value == self.wanted if self.exact else self.wanted in value.lower()
+
+
+def matcher(fields: dict[str, etree._Element], name: str) -> Matcher:
+    return Matcher(text(fields, name), soap.boolean(text(fields, f"{name}Exact")))
+
+
+def create_user(state: State, call: Call) -> str:
+    authorize(state, call)
+    wrapper = call.fields.get("user")
+    if wrapper is None:
+        raise Refusal(ILLEGAL, "user is mandatory")
+    fields = children(wrapper)
+    env = environment(state, text(fields, "eid"), text(fields, "environmentShortName"))
+    login_name = text(fields, "loginName")
+    if not login_name:
+        raise Refusal(ILLEGAL, "user.loginName is mandatory and cannot be empty")
+    flag(fields, "apiAccessOnly")
+    if state.user_by_login(login_name, env.eid) is not None:
+        raise Refusal(ALREADY_EXISTS, f"This user already exists in the database: {env.eid}:{login_name}")
+    user = state.add_user(
+        {
+            "loginName": login_name,
+            "eid": env.eid,
+            "displayName": text(fields, "displayName"),
+            "email": text(fields, "email"),
+            "externalId": text(fields, "externalId"),
+        }
+    )
+    return user_xml(state, user, "user")
+
+
+def user_xml(state: State, user: User, tag: str) -> str:
+    env = state.environment(eid=user.eid)
+    return (
+        f"<{tag}>"
+        + element("displayName", user.display_name)
+        + element("eid", user.eid)
+        + element("email", user.email)
+        + element("environmentShortName", env.short_name if env else None)
+        + element("externalId", user.external_id)
+        + element("id", user.id)
+        + element("loginName", user.login_name)
+        + f"</{tag}>"
+    )
+
+
+Handler = Callable[[State, Call], str]
+
+OPERATIONS: dict[str, Handler] = {
+    "requestToken": request_token,
+    "releaseToken": release_token,
+    "createExtension": create_extension,
+    "updateExtension": update_extension,
+    "getExtension": get_extension,
+    "listUsers": list_users,
+    "createUser": create_user,
+}
+
+
+def handle(state: State, call: Call) -> tuple[str, bytes]:
+    """Run one known operation under the state lock: its status code and the response body."""
+    operation = call.operation
+    try:
+        with state.lock:
+            payload = OPERATIONS[operation](state, call)
+    except Refusal as refusal:
+        return refusal.code, soap.response(operation, status_inner(operation, refusal.code, refusal.message))
+    if not payload:
+        return OK, ok_response(operation)
+    status = status_inner(operation, OK)
+    return OK, soap.response(operation, payload + status if operation in PAYLOAD_FIRST else status + payload)

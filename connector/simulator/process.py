@@ -1,0 +1,40 @@
+"""Run the simulator in a child process (its own GIL), for benchmarks and end-to-end tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+
+def start_simulator_process(port: int, seed_path: str | None = None, *, host: str = "127.0.0.1") -> subprocess.Popen:
+    """Start `python -m connector.simulator`; call wait_until_listening before using it."""
+    command = [sys.executable, "-m", "connector.simulator", "--host", host, "--port", str(port)]
+    if seed_path:
+        command += ["--seed", seed_path]
+    return subprocess.Popen(command)
+
+
+def wait_until_listening(
+    port: int, host: str = "127.0.0.1", *, timeout: float = 10.0, process: subprocess.Popen | None = None
+) -> None:
+    """Wait until host:port accepts connections; fail early if `process` exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the simulator exited with status {process.returncode} before listening on {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s; is the port taken?") from None
+            time.sleep(0.05)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]

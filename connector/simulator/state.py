@@ -1,0 +1,199 @@
+"""The simulator's in-memory Verba: environments, API users, users, extensions and tokens.
+
+Callers hold `state.lock` around anything that reads and then writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import string
+import threading
+import time
+from typing import Any
+
+DEFAULT_SEED: dict[str, Any] = {
+    "environments": [{"eid": "0000", "shortName": "default"}],
+    "api_users": [{"loginName": "connector", "password": "connector"}],
+    "users": [],
+    "extensions": [],
+}
+
+TOKEN_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    eid: str
+    short_name: str
+
+
+@dataclasses.dataclass
+class User:
+    id: int
+    login_name: str
+    eid: str
+    display_name: str | None = None
+    email: str | None = None
+    external_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "loginName": self.login_name,
+            "displayName": self.display_name,
+            "email": self.email,
+            "eid": self.eid,
+            "externalId": self.external_id,
+        }
+
+
+@dataclasses.dataclass
+class Extension:
+    id: int
+    eid: str
+    extension: str
+    recording_mode: str | None = None
+    voice: bool | None = None
+    im: bool | None = None
+    video: bool | None = None
+    screen_capture_enabled: bool | None = None
+    user_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "eid": self.eid,
+            "extension": self.extension,
+            "recordingMode": self.recording_mode,
+            "voice": self.voice,
+            "im": self.im,
+            "video": self.video,
+            "screenCaptureEnabled": self.screen_capture_enabled,
+            "user_id": self.user_id,
+        }
+
+
+class State:
+    def __init__(self, seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0) -> None:
+        self.lock = threading.RLock()
+        self.token_ttl = token_ttl
+        self._seed = seed or DEFAULT_SEED
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the seed: its directory, no extra users, no tokens."""
+        seed = self._seed
+        with self.lock:
+            self.environments = [
+                Environment(_required(env, "eid", f"environments[{i}]"), _required(env, "shortName", f"environments[{i}]"))
+                for i, env in enumerate(seed.get("environments") or DEFAULT_SEED["environments"])
+            ]
+            self.api_users = {
+                _required(api, "loginName", f"api_users[{i}]"): _required(api, "password", f"api_users[{i}]")
+                for i, api in enumerate(seed.get("api_users") or DEFAULT_SEED["api_users"])
+            }
+            self.users: dict[int, User] = {}
+            for i, user in enumerate(seed.get("users") or []):
+                self.add_user(user, where=f"users[{i}]")
+            self.extensions: dict[tuple[str, str], Extension] = {}
+            self._next_extension_id = 1
+            for i, ext in enumerate(seed.get("extensions") or []):
+                self._add_seed_extension(ext, f"extensions[{i}]")
+            self.tokens: dict[str, float] = {}
+
+    # environments and users
+
+    def environment(self, eid: str | None = None, short_name: str | None = None) -> Environment | None:
+        for env in self.environments:
+            if env.eid == eid or env.short_name == short_name:
+                return env
+        return None
+
+    def add_user(self, data: dict[str, Any], *, where: str = "user") -> User:
+        """Add a Verba user from JSON (loginName; optional id, eid, displayName, email, externalId)."""
+        with self.lock:
+            login_name = _required(data, "loginName", where)
+            eid = data.get("eid") or self.environments[0].eid
+            if self.environment(eid=eid) is None:
+                raise ValueError(f"{where}: eid {eid!r} is not a seeded environment")
+            if self.user_by_login(login_name, eid) is not None:
+                raise ValueError(f"{where}: loginName {login_name!r} already exists in environment {eid}")
+            user_id = data.get("id") or self.next_user_id()
+            if not isinstance(user_id, int) or user_id in self.users:
+                raise ValueError(f"{where}: id {user_id!r} must be a new positive integer")
+            user = User(user_id, login_name, eid, data.get("displayName"), data.get("email"), data.get("externalId"))
+            self.users[user_id] = user
+            return user
+
+    def user_by_login(self, login_name: str, eid: str) -> User | None:
+        return next((u for u in self.users.values() if u.login_name == login_name and u.eid == eid), None)
+
+    def next_user_id(self) -> int:
+        return max(self.users, default=0) + 1
+
+    # extensions
+
+    def put_extension(self, eid: str, extension: str, **fields: Any) -> Extension:
+        """Create the extension or replace all of its fields (Verba's update is a full replace)."""
+        key = (eid, extension)
+        existing = self.extensions.get(key)
+        if existing is None:
+            existing = Extension(self._next_extension_id, eid, extension)
+            self._next_extension_id += 1
+            self.extensions[key] = existing
+        for name in ("recording_mode", "voice", "im", "video", "screen_capture_enabled", "user_id"):
+            setattr(existing, name, fields.get(name))
+        return existing
+
+    def _add_seed_extension(self, data: dict[str, Any], where: str) -> None:
+        eid = data.get("eid") or self.environments[0].eid
+        user_id = data.get("user_id")
+        if user_id is not None and user_id not in self.users:
+            raise ValueError(f"{where}: user_id {user_id!r} is not a seeded user")
+        self.put_extension(
+            eid,
+            _required(data, "extension", where),
+            recording_mode=data.get("recordingMode"),
+            voice=data.get("voice"),
+            im=data.get("im"),
+            video=data.get("video"),
+            screen_capture_enabled=data.get("screenCaptureEnabled"),
+            user_id=user_id,
+        )
+
+    # tokens
+
+    def issue_token(self) -> str:
+        token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(32))
+        self.tokens[token] = time.monotonic() + self.token_ttl
+        return token
+
+    def token_valid(self, token: str | None) -> bool:
+        expiry = self.tokens.get(token) if token else None
+        return expiry is not None and expiry > time.monotonic()
+
+    def release_token(self, token: str) -> None:
+        self.tokens.pop(token, None)
+
+    def expire_tokens(self) -> int:
+        with self.lock:
+            count = sum(1 for expiry in self.tokens.values() if expiry > time.monotonic())
+            self.tokens.clear()
+            return count
+
+    def to_json(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "environments": [{"eid": e.eid, "shortName": e.short_name} for e in self.environments],
+                "users": [u.to_json() for u in self.users.values()],
+                "extensions": [e.to_json() for e in self.extensions.values()],
+                "active_tokens": sum(1 for token in self.tokens if self.token_valid(token)),
+            }
+
+
+def _required(data: dict[str, Any], key: str, where: str) -> Any:
+    value = data.get(key)
+    if value in (None, ""):
+        raise ValueError(f"{where} needs {key!r}")
+    return value

@@ -1,0 +1,79 @@
+"""Verba errors, each with a short `cause` class and whether a retry can help.
+
+    VerbaError
+     ├── VerbaTransportError     cause "transport"            retryable
+     ├── VerbaHTTPError          cause "http_5xx"/"http_<code>" retryable for 5xx only
+     ├── VerbaMalformedResponse  cause "malformed_response"   retryable
+     ├── VerbaStatusError        cause "<status code lower>"  retryable for ERROR_GENERAL, ERROR_UNAUTHORIZED
+     ├── VerbaAuthError          cause "auth"                 retryable
+     └── MissingUserIdError      cause "missing_user_id"      not retryable
+
+No message ever holds the password or the token.
+"""
+
+from __future__ import annotations
+
+from connector.errors import ConnectorError
+
+RETRYABLE_STATUS_CODES = frozenset({"ERROR_GENERAL", "ERROR_UNAUTHORIZED"})
+
+
+class VerbaError(ConnectorError):
+    """The Verba provisioning call failed."""
+
+    cause = "verba"
+    retryable = False
+
+
+class VerbaTransportError(VerbaError):
+    """Verba could not be reached: check target.url and that Provisioning API v2 is enabled on the Media Repository."""
+
+    cause = "transport"
+    retryable = True
+
+
+class VerbaHTTPError(VerbaError):
+    """Verba answered with an HTTP error status."""
+
+    def __init__(self, status_code: int, detail: str = "") -> None:
+        self.status_code = status_code
+        self.cause = "http_5xx" if status_code >= 500 else f"http_{status_code}"
+        self.retryable = status_code >= 500
+        hint = "the server failed; it is retried" if self.retryable else "check target.url (path /provisioning, port 7002 for v2)"
+        super().__init__(f"Verba answered HTTP {status_code}{': ' + detail if detail else ''}; {hint}")
+
+
+class VerbaMalformedResponse(VerbaError):
+    """Verba's answer is not the documented SOAP response; check that target.url points at Provisioning API v2."""
+
+    cause = "malformed_response"
+    retryable = True
+
+
+class VerbaStatusError(VerbaError):
+    """Verba answered with a status other than OK."""
+
+    def __init__(self, status_code: str, message: str | None, operation: str, hint: str = "") -> None:
+        self.status_code = status_code
+        self.vendor_message = message
+        self.operation = operation
+        self.cause = status_code.lower()
+        self.retryable = status_code in RETRYABLE_STATUS_CODES
+        text = f"{operation} answered {status_code}"
+        if message:
+            text += f": {message}"
+        super().__init__(f"{text}; {hint}" if hint else text)
+
+
+class VerbaAuthError(VerbaError):
+    """requestToken refused the credentials."""
+
+    cause = "auth"
+    retryable = True
+
+
+class MissingUserIdError(VerbaError):
+    """Refused to send an extension without <user><id>: it would unlink the extension from its user."""
+
+    cause = "missing_user_id"
+    retryable = False

@@ -1,0 +1,198 @@
+"""VerbaClient against the simulator over real HTTP."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from connector.mapping.records import ExtensionRecord
+from connector.target.verba import VerbaAuthError, VerbaClient, VerbaStatusError
+
+from .conftest import PASSWORD, Sim
+
+
+def record(number: str = "+15550100", user_id: int = 3, **changes: object) -> ExtensionRecord:
+    fields = dict(recording_mode="FULL", voice=True, im=False, video=False, screen_capture_enabled=False, eid="0000")
+    fields.update(changes)
+    return ExtensionRecord(number, user_id, **fields)  # type: ignore[arg-type]
+
+
+def test_upsert_creates_then_updates_with_the_full_record(sim: Sim, client: VerbaClient) -> None:
+    assert client.upsert_extension(record()) == "created"
+    changed = record(recording_mode="ON_DEMAND", voice=False, im=True, video=True, screen_capture_enabled=True)
+    assert client.upsert_extension(changed) == "updated"
+
+    writes = [(c["operation"], c["status"]) for c in sim.calls() if c["operation"] != "requestToken"]
+    assert writes == [
+        ("createExtension", "OK"),
+        ("createExtension", "ERROR_ALREADY_EXISTS"),
+        ("updateExtension", "OK"),
+    ]
+    update = sim.calls("updateExtension")[0]
+    assert (update["user_id"], update["recordingMode"], update["voice"], update["im"]) == (3, "ON_DEMAND", False, True)
+    assert update["video"] is True and update["screenCaptureEnabled"] is True and update["eid"] == "0000"
+    stored = sim.extension("+15550100")
+    assert stored is not None
+    assert stored["user_id"] == 3
+    assert (stored["recordingMode"], stored["voice"], stored["im"], stored["video"], stored["screenCaptureEnabled"]) == (
+        "ON_DEMAND", False, True, True, True,
+    )
+
+
+def test_get_extension_reads_back_what_was_pushed(client: VerbaClient) -> None:
+    client.create_extension(record("100", user_id=4, recording_mode="CONTROLLED"))
+    found = client.get_extension("100")
+    assert found is not None
+    assert found["user_id"] == 4 and found["user_login_name"] == "bob@example.com"
+    assert (found["recording_mode"], found["voice"], found["im"], found["eid"]) == ("CONTROLLED", True, False, "0000")
+    assert isinstance(found["id"], int)
+    assert client.get_extension("does-not-exist") is None
+
+
+def test_expired_token_is_renewed_once_and_the_call_succeeds(sim: Sim, client: VerbaClient) -> None:
+    client.upsert_extension(record("200"))
+    assert sim.expire_tokens() == 1
+    assert client.upsert_extension(record("201")) == "created"
+    calls = [(c["operation"], c["status"], c["token_valid"]) for c in sim.calls()]
+    assert calls == [
+        ("requestToken", "OK", None),
+        ("createExtension", "OK", True),
+        ("createExtension", "ERROR_UNAUTHORIZED", False),
+        ("requestToken", "OK", None),
+        ("createExtension", "OK", True),
+    ]
+
+
+def test_threads_sharing_a_client_renew_the_token_once(sim: Sim, client: VerbaClient) -> None:
+    client.request_token()
+    sim.expire_tokens()
+    errors: list[BaseException] = []
+
+    def push(n: int) -> None:
+        try:
+            client.upsert_extension(record(f"30{n}"))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(sim.calls("requestToken")) == 2
+    assert len(sim.state()["extensions"]) == 8
+
+
+def test_unauthorized_again_after_renewal_is_raised(sim: Sim, client: VerbaClient) -> None:
+    sim.faults({"operation": "createExtension", "status": "ERROR_UNAUTHORIZED", "times": 2})
+    with pytest.raises(VerbaStatusError) as caught:
+        client.create_extension(record("250"))
+    assert caught.value.cause == "error_unauthorized" and caught.value.retryable
+    assert len(sim.calls("requestToken")) == 2
+
+
+def test_fixed_token_that_expired_raises_unauthorized(sim: Sim) -> None:
+    token = sim.token()
+    with VerbaClient(sim.url, eid="0000", token=token) as client:
+        client.create_extension(record("400"))
+        sim.expire_tokens()
+        with pytest.raises(VerbaStatusError) as caught:
+            client.create_extension(record("401"))
+    assert caught.value.cause == "error_unauthorized"
+    assert caught.value.retryable
+    assert "This token is expired or never got authenticated." in str(caught.value)
+    assert "fixed token" in str(caught.value)
+    assert token not in str(caught.value)
+    assert len(sim.calls("requestToken")) == 1  # only the test's own
+    assert sim.calls("releaseToken") == []  # a fixed token is the operator's
+
+
+def test_wrong_password_raises_auth_error_without_the_password(sim: Sim) -> None:
+    secret = "Wr0ng-and-Secret-77"
+    with VerbaClient(sim.url, eid="0000", login="connector", password=secret) as client:
+        with pytest.raises(VerbaAuthError) as caught:
+            client.upsert_extension(record("500"))
+    text = f"{caught.value} {caught.value!r}"
+    assert secret not in text
+    assert "com.verba.web.user.UserNotFoundException" in text
+    assert "target.login" in text and "password" in text
+    assert caught.value.cause == "auth" and caught.value.retryable
+    assert sim.calls("createExtension") == []
+
+
+def test_unknown_user_id_is_an_illegal_argument_with_the_vendor_message(client: VerbaClient) -> None:
+    with pytest.raises(VerbaStatusError) as caught:
+        client.upsert_extension(record("600", user_id=999))
+    assert caught.value.cause == "error_illegal_argument"
+    assert not caught.value.retryable
+    assert caught.value.vendor_message == "No user with id 999"
+    assert "No user with id 999" in str(caught.value)
+
+
+def test_update_of_a_missing_extension_is_error_general(client: VerbaClient) -> None:
+    with pytest.raises(VerbaStatusError) as caught:
+        client.update_extension(record("700"))
+    assert caught.value.cause == "error_general" and caught.value.retryable
+    assert caught.value.operation == "updateExtension"
+
+
+def test_create_of_an_existing_extension_raises_already_exists(client: VerbaClient) -> None:
+    client.create_extension(record("800"))
+    with pytest.raises(VerbaStatusError) as caught:
+        client.create_extension(record("800"))
+    assert caught.value.cause == "error_already_exists" and not caught.value.retryable
+    assert "This extension already exists in the database: 0000:800" in str(caught.value)
+
+
+def test_environment_short_name_client(sim: Sim) -> None:
+    with VerbaClient(sim.url, environment_short_name="other", token=sim.token()) as client:
+        assert client.find_user_id("alice@example.com") is None  # alice lives in 0000
+        user_id = client.create_user("carol@example.com")
+        client.upsert_extension(record("900", user_id=user_id, eid=None, environment_short_name="other"))
+        assert client.get_extension("900")["user_id"] == user_id  # type: ignore[index]
+    assert sim.extension("900", eid="0001")["user_id"] == user_id  # type: ignore[index]
+
+
+def test_find_user_id_and_create_user(sim: Sim, client: VerbaClient) -> None:
+    assert client.find_user_id("alice@example.com") == 3
+    assert client.find_user_id("alice") is None  # exact match only
+    assert client.find_user_id("nobody@example.com") is None
+    new_id = client.create_user("dave@example.com", display_name="Dave", email="dave@example.com", external_id="e-1")
+    assert new_id not in (3, 4)
+    assert client.find_user_id("dave@example.com") == new_id
+    stored = next(u for u in sim.state()["users"] if u["id"] == new_id)
+    assert (stored["displayName"], stored["email"], stored["externalId"], stored["eid"]) == ("Dave", "dave@example.com", "e-1", "0000")
+    with pytest.raises(VerbaStatusError) as caught:
+        client.create_user("dave@example.com")
+    assert caught.value.cause == "error_already_exists"
+    listed = sim.calls("listUsers")[0]
+    assert listed["status"] == "OK"
+
+
+def test_release_token_reads_the_flat_status_and_close_releases(sim: Sim) -> None:
+    client = VerbaClient(sim.url, eid="0000", login="connector", password=PASSWORD)
+    client.request_token()
+    assert sim.state()["active_tokens"] == 1
+    client.close()
+    assert [c["status"] for c in sim.calls("releaseToken")] == ["OK"]
+    assert sim.state()["active_tokens"] == 0
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(eid="0000"),
+        dict(eid="0000", login="connector", password=PASSWORD, token="t"),
+        dict(eid="000", token="t"),
+        dict(eid="0000", environment_short_name="default", token="t"),
+        dict(environment_short_name="default", login="connector", password=PASSWORD),
+        dict(eid="0000", login="connector", password=""),
+    ],
+)
+def test_bad_settings_are_refused_without_echoing_secrets(settings: dict) -> None:
+    with pytest.raises(ValueError) as caught:
+        VerbaClient("http://127.0.0.1:9/provisioning", **settings)
+    assert PASSWORD not in str(caught.value)
+    assert "target." in str(caught.value) or "token" in str(caught.value)
