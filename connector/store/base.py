@@ -16,8 +16,13 @@ import dataclasses
 import enum
 from typing import Any, Sequence
 
+from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.mapping.records import ExtensionRecord
+
+
+class StoreError(ConnectorError):
+    """The event store could not be read or written."""
 
 
 class EventState(str, enum.Enum):
@@ -42,13 +47,19 @@ class StoredEvent:
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-    """All pending events of one user, claimed together; `latest` is the one to push."""
+    """All pending events of one user, claimed together; `latest` is the one to push.
+
+    `owner` and `lease_until` identify the lease: `complete`, `retry` and `dead_letter`
+    change the events only while this lease still holds them.
+    """
 
     source: str
     external_id: str
     event_ids: tuple[int, ...]
     latest: StoredEvent
     attempts: int  # the highest attempt count in the batch, this attempt included
+    owner: str = ""
+    lease_until: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +88,8 @@ class Store:
         """Store all changes in one transaction (all or nothing) and return their ids.
 
         A change whose `idem_key` is already stored is skipped (its id is not returned).
+        A new event is due at its `accepted_at`. A state that is not JSON raises
+        ValueError and nothing of the batch is stored.
         """
         raise NotImplementedError
 
@@ -87,6 +100,8 @@ class Store:
         Never claims a user who has an event in flight (per-user order). In-flight
         events whose lease expired before `now` count as pending again. All pending
         events of the chosen user move to in_flight and their attempts go up by one.
+        Users are served in the order their oldest pending event became due, then by id.
+        Held, dead and done events are never claimed and block nobody.
         """
         raise NotImplementedError
 
@@ -95,15 +110,22 @@ class Store:
 
         `pushed` replaces the user's previous set: extensions missing from it were
         deprovisioned. `user_id` is remembered as the user's Verba id (None keeps it).
+        If the lease was lost (expired and released or claimed again), nothing changes.
         """
         raise NotImplementedError
 
     def retry(self, claim: Claim, next_attempt_at: float, cause: str, error: str) -> None:
-        """Put the claim back to pending, due at `next_attempt_at`, keeping cause and error."""
+        """Put the claim back to pending, due at `next_attempt_at`, keeping cause and error.
+
+        Like `complete`, this changes nothing if the lease was lost.
+        """
         raise NotImplementedError
 
     def dead_letter(self, claim: Claim, cause: str, error: str) -> None:
-        """Move the claim to dead with its cause class and message. Never trimmed."""
+        """Move the claim to dead with its cause class and message. Never trimmed.
+
+        Like `complete`, this changes nothing if the lease was lost.
+        """
         raise NotImplementedError
 
     def release_leases(self) -> int:

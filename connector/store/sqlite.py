@@ -1,0 +1,469 @@
+"""The SQLite store: one file in WAL mode, one connection per thread, `BEGIN IMMEDIATE` writes."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from typing import Any, Iterator, Sequence
+
+from connector.events import UserChange
+from connector.mapping.records import ExtensionRecord
+from connector.store.base import AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
+
+BUSY_TIMEOUT_SECONDS = 5.0
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
+# MIGRATIONS[n - 1] takes the schema from version n - 1 to version n; append, never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            idem_key TEXT UNIQUE,
+            source TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            state_json TEXT NOT NULL,
+            cause TEXT NOT NULL,
+            accepted_at REAL NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'in_flight', 'done', 'dead', 'held')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            lease_owner TEXT,
+            lease_until REAL,
+            last_cause TEXT,
+            last_error TEXT,
+            updated_at REAL NOT NULL
+        )""",
+        "CREATE INDEX events_due ON events (state, next_attempt_at, id)",
+        "CREATE INDEX events_user ON events (source, external_id, state, id)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            event_ids TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL
+        )""",
+        """CREATE TABLE pushed_extensions (
+            source TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            extension TEXT NOT NULL,
+            record TEXT NOT NULL,
+            pushed_at REAL NOT NULL,
+            PRIMARY KEY (source, external_id, extension)
+        )""",
+        """CREATE TABLE verba_users (
+            source TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            user_id INTEGER NOT NULL,
+            PRIMARY KEY (source, external_id)
+        )""",
+    ),
+)
+
+_EVENT_COLUMNS = (
+    "id, idem_key, source, external_id, kind, state_json, cause, accepted_at,"
+    " state, attempts, next_attempt_at, last_cause, last_error, updated_at"
+)
+
+_INSERT_EVENT = (
+    "INSERT INTO events (idem_key, source, external_id, kind, state_json, cause, accepted_at,"
+    " state, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (idem_key) DO NOTHING RETURNING id"
+)
+
+# The oldest due event that is its user's oldest pending one, of a user with nothing in flight.
+_PICK_USER = """
+SELECT e.source, e.external_id FROM events AS e
+WHERE e.state = 'pending' AND e.next_attempt_at <= ?
+  AND NOT EXISTS (SELECT 1 FROM events AS o WHERE o.source = e.source AND o.external_id = e.external_id
+                  AND o.state = 'pending' AND o.id < e.id)
+  AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = e.source AND f.external_id = e.external_id
+                  AND f.state = 'in_flight')
+ORDER BY e.next_attempt_at, e.id
+LIMIT 1
+"""
+
+_ANYTHING_TO_CLAIM = """
+SELECT EXISTS (SELECT 1 FROM events WHERE state = 'pending' AND next_attempt_at <= ?)
+    OR EXISTS (SELECT 1 FROM events WHERE state = 'in_flight' AND lease_until < ?)
+"""
+
+_CLAIM_USER = f"""
+UPDATE events SET state = 'in_flight', attempts = attempts + 1, lease_owner = ?, lease_until = ?, updated_at = ?
+WHERE source = ? AND external_id = ? AND state = 'pending'
+RETURNING {_EVENT_COLUMNS}
+"""
+
+_IN_IDS = "id IN (SELECT value FROM json_each(?))"
+
+
+class SQLiteStore(Store):
+    """The store in one SQLite file; `synchronous="NORMAL"` may lose the last commits on power loss."""
+
+    def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
+        if path in ("", ":memory:"):
+            raise ValueError("the SQLite store needs a file path; an in-memory database is not shared between threads")
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous={synchronous!r} is not supported; use one of {', '.join(SYNCHRONOUS_MODES)}")
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as error:
+            raise StoreError(
+                f"cannot create the directory {directory} for the store {path} ({error.strerror}); "
+                "create it yourself or point [store] url at a writable place"
+            ) from error
+        self._connection()  # fail now, not at the first event, if the file cannot be opened
+
+    # --- connections and transactions ---------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"the store {self.path} is closed; open it again with open_store()")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        with self._errors():
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            )
+        try:
+            with self._errors():
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode != "wal":
+                    raise StoreError(
+                        f"the store {self.path} cannot use WAL mode (got {mode!r}); "
+                        "put it on a local disk, not a network file system"
+                    )
+                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+                conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            if self._closed:
+                conn.close()
+                raise StoreError(f"the store {self.path} is closed; open it again with open_store()")
+            self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise StoreError(_explain(self.path, error)) from error
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: commit on success, roll back on any exception."""
+        conn = self._connection()
+        with self._errors():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        with self._errors():
+            yield conn
+
+    def migrate(self) -> None:
+        with self._write() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            if current > len(MIGRATIONS):
+                raise StoreError(
+                    f"the store {self.path} has schema version {current}, newer than this connector "
+                    f"knows ({len(MIGRATIONS)}); upgrade the connector"
+                )
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    def close(self) -> None:
+        """Close every thread's connection; call it once the worker threads have stopped."""
+        with self._lock:
+            self._closed = True
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    # --- intake -------------------------------------------------------
+    def enqueue(self, changes: Sequence[UserChange], *, state: EventState = EventState.PENDING) -> list[int]:
+        state = EventState(state)
+        if state is EventState.IN_FLIGHT:
+            raise ValueError("events cannot be enqueued in flight; enqueue them pending or held")
+        if not changes:
+            return []
+        now = time.time()
+        ids = []
+        with self._write() as conn:
+            for change in changes:
+                row = conn.execute(
+                    _INSERT_EVENT,
+                    (
+                        change.idem_key,
+                        change.source,
+                        change.external_id,
+                        change.kind,
+                        _state_json(change),
+                        change.cause,
+                        change.accepted_at,
+                        state.value,
+                        change.accepted_at,
+                        now,
+                    ),
+                ).fetchone()
+                if row is not None:
+                    ids.append(row[0])
+        return ids
+
+    # --- delivery -----------------------------------------------------
+    def claim(self, owner: str, now: float, lease_seconds: float) -> Claim | None:
+        lease_until = float(now + lease_seconds)
+        with self._read() as conn:  # idle workers polling should not take the write lock
+            if not conn.execute(_ANYTHING_TO_CLAIM, (now, now)).fetchone()[0]:
+                return None
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = ?"
+                " WHERE state = 'in_flight' AND lease_until < ?",
+                (time.time(), now),
+            )
+            user = conn.execute(_PICK_USER, (now,)).fetchone()
+            if user is None:
+                return None
+            rows = conn.execute(_CLAIM_USER, (owner, lease_until, time.time(), *user)).fetchall()
+        events = sorted((_event(row) for row in rows), key=lambda event: event.id)
+        return Claim(
+            source=user["source"],
+            external_id=user["external_id"],
+            event_ids=tuple(event.id for event in events),
+            latest=events[-1],
+            attempts=max(event.attempts for event in events),
+            owner=owner,
+            lease_until=lease_until,
+        )
+
+    def complete(self, claim: Claim, pushed: Sequence[ExtensionRecord], user_id: int | None) -> None:
+        repeated = sorted(ext for ext, n in collections.Counter(r.extension for r in pushed).items() if n > 1)
+        if repeated:
+            raise ValueError(f"pushed lists extension(s) {', '.join(repeated)} more than once; give each once")
+        now = time.time()
+        user = (claim.source, claim.external_id)
+        with self._write() as conn:
+            if not _settle(conn, claim, "state = 'done'", ()):
+                return
+            conn.execute("DELETE FROM pushed_extensions WHERE source = ? AND external_id = ?", user)
+            conn.executemany(
+                "INSERT INTO pushed_extensions (source, external_id, extension, record, pushed_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(*user, record.extension, json.dumps(record.to_dict()), now) for record in pushed],
+            )
+            if user_id is not None:
+                conn.execute(
+                    "INSERT INTO verba_users (source, external_id, user_id) VALUES (?, ?, ?)"
+                    " ON CONFLICT (source, external_id) DO UPDATE SET user_id = excluded.user_id",
+                    (*user, user_id),
+                )
+
+    def retry(self, claim: Claim, next_attempt_at: float, cause: str, error: str) -> None:
+        with self._write() as conn:
+            _settle(
+                conn,
+                claim,
+                "state = 'pending', next_attempt_at = ?, last_cause = ?, last_error = ?",
+                (next_attempt_at, cause, error),
+            )
+
+    def dead_letter(self, claim: Claim, cause: str, error: str) -> None:
+        with self._write() as conn:
+            _settle(conn, claim, "state = 'dead', last_cause = ?, last_error = ?", (cause, error))
+
+    def release_leases(self) -> int:
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = ?"
+                " WHERE state = 'in_flight'",
+                (time.time(),),
+            ).rowcount
+
+    # --- per-user projection ------------------------------------------
+    def pushed_extensions(self, source: str, external_id: str) -> list[ExtensionRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT record FROM pushed_extensions WHERE source = ? AND external_id = ? ORDER BY rowid",
+                (source, external_id),
+            ).fetchall()
+        return [ExtensionRecord.from_dict(json.loads(row["record"])) for row in rows]
+
+    def verba_user_id(self, source: str, external_id: str) -> int | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT user_id FROM verba_users WHERE source = ? AND external_id = ?", (source, external_id)
+            ).fetchone()
+        return None if row is None else int(row["user_id"])
+
+    # --- reading and operator actions ---------------------------------
+    def get_event(self, event_id: int) -> StoredEvent | None:
+        with self._read() as conn:
+            row = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)).fetchone()
+        return None if row is None else _event(row)
+
+    def list_events(
+        self, *, state: EventState | None = None, cause: str | None = None, limit: int = 100
+    ) -> list[StoredEvent]:
+        filters: list[str] = []
+        params: list[Any] = []
+        if state is not None:
+            filters.append("state = ?")
+            params.append(EventState(state).value)
+        if cause is not None:
+            filters.append("last_cause = ?")
+            params.append(cause)
+        where = f"WHERE {' AND '.join(filters)}" if filters else ""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [_event(row) for row in rows]
+
+    def count_by_state(self) -> dict[EventState, int]:
+        counts = {state: 0 for state in EventState}
+        with self._read() as conn:
+            for row in conn.execute("SELECT state, count(*) AS n FROM events GROUP BY state"):
+                counts[EventState(row["state"])] = row["n"]
+        return counts
+
+    def requeue(self, event_ids: Sequence[int], now: float) -> int:
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?"
+                f" WHERE {_IN_IDS} AND state IN ('dead', 'held')",
+                (now, time.time(), json.dumps(list(event_ids))),
+            ).rowcount
+
+    def add_audit(self, actor: str, action: str, event_ids: Sequence[int], reason: str, detail: dict[str, Any]) -> int:
+        try:
+            detail_json = json.dumps(detail, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"audit detail for {action!r} is not JSON ({error}); give plain values") from error
+        with self._write() as conn:
+            row = conn.execute(
+                "INSERT INTO audit (at, actor, action, event_ids, reason, detail) VALUES (?, ?, ?, ?, ?, ?)"
+                " RETURNING id",
+                (time.time(), actor, action, json.dumps(list(event_ids)), reason, detail_json),
+            ).fetchone()
+        return int(row["id"])
+
+    def list_audit(self, limit: int = 100) -> list[AuditEntry]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [
+            AuditEntry(
+                id=row["id"],
+                at=row["at"],
+                actor=row["actor"],
+                action=row["action"],
+                event_ids=tuple(json.loads(row["event_ids"])),
+                reason=row["reason"],
+                detail=json.loads(row["detail"]),
+            )
+            for row in rows
+        ]
+
+
+def _settle(conn: sqlite3.Connection, claim: Claim, assignments: str, params: tuple[Any, ...]) -> int:
+    """Apply `assignments` to the claim's events still held by its lease, end the lease; return how many."""
+    return conn.execute(
+        f"UPDATE events SET {assignments}, lease_owner = NULL, lease_until = NULL, updated_at = ?"
+        f" WHERE {_IN_IDS} AND state = 'in_flight' AND lease_owner = ? AND lease_until = ?",
+        (*params, time.time(), json.dumps(list(claim.event_ids)), claim.owner, claim.lease_until),
+    ).rowcount
+
+
+def _state_json(change: UserChange) -> str:
+    try:
+        return json.dumps(change.state, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"the state of {change.source}/{change.external_id} is not JSON ({error}); the source must "
+            "normalize it to strings, numbers, booleans, null, lists and objects"
+        ) from error
+
+
+def _event(row: sqlite3.Row) -> StoredEvent:
+    change = UserChange(
+        source=row["source"],
+        external_id=row["external_id"],
+        kind=row["kind"],
+        state=json.loads(row["state_json"]),
+        accepted_at=float(row["accepted_at"]),  # RETURNING may give REAL as int
+        cause=row["cause"],
+        idem_key=row["idem_key"],
+    )
+    return StoredEvent(
+        id=row["id"],
+        change=change,
+        state=EventState(row["state"]),
+        attempts=row["attempts"],
+        next_attempt_at=float(row["next_attempt_at"]),
+        last_cause=row["last_cause"],
+        last_error=row["last_error"],
+        updated_at=float(row["updated_at"]),
+    )
+
+
+def _explain(path: str, error: sqlite3.Error) -> str:
+    """Say what went wrong with the store file and what to do about it."""
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        return (
+            f"the store {path} stayed locked for over {BUSY_TIMEOUT_SECONDS:g} s ({text}): another process is "
+            "writing to it. Run one connector per SQLite file (use PostgreSQL for several) "
+            "and close other programs using it"
+        )
+    if "readonly" in text or "unable to open" in text:
+        return (
+            f"cannot open or write the store {path} ({text}): make the file and its directory writable "
+            "by this user, or point [store] url at a writable path"
+        )
+    if "no such table" in text:
+        return f"the store {path} has no schema yet ({text}): call its migrate() before using it"
+    if "not a database" in text or "malformed" in text:
+        return (
+            f"{path} is not a usable SQLite store ({text}): restore it from a backup "
+            "or point [store] url at a new file"
+        )
+    if "disk I/O" in text or "full" in text:
+        return (
+            f"the store {path} could not be written ({text}): check free disk space and that "
+            "the file is on a local disk, not a network share"
+        )
+    return f"the store {path} failed ({text})"
