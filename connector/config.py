@@ -154,8 +154,9 @@ def _section(raw: Any, name: str, spec: dict[str, tuple[Any, Any]], path: str) -
 
 
 def _store(values: dict[str, Any], path: str) -> StoreConfig:
-    if not values["url"].startswith("sqlite:///"):
-        raise ConfigError(f"{path}: store.url is {values['url']!r}; use sqlite:///path/to/connector.db")
+    if not values["url"].startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError(f"{path}: store.url is {values['url']!r}; use sqlite:///path/to/connector.db "
+                          "or postgresql://user@host/dbname (put the password in ~/.pgpass or PGPASSWORD)")
     if values["synchronous"] not in ("FULL", "NORMAL"):
         raise ConfigError(
             f"{path}: store.synchronous is {values['synchronous']!r}; use \"FULL\" (survives power loss) "
