@@ -1,0 +1,19 @@
+"""Declarative mapping: a user's state -> the Verba extension records to push (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+from connector.mapping.loader import MappingError, load_mapping, parse_mapping
+from connector.mapping.mapper import MappedUser, Mapping, MappingFailure
+from connector.mapping.normalize import normalize_extension
+from connector.mapping.records import ExtensionRecord
+
+__all__ = [
+    "ExtensionRecord",
+    "MappedUser",
+    "Mapping",
+    "MappingError",
+    "MappingFailure",
+    "load_mapping",
+    "normalize_extension",
+    "parse_mapping",
+]

@@ -1,0 +1,228 @@
+"""Load and validate a mapping file; every error names the file, the key and the fix.
+
+Keys of an array of tables are named with a 0-based index: rules[0] is the first [[rules]].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+
+from connector.errors import ConnectorError
+from connector.mapping.mapper import DEPROVISION_ACTIONS, ON_INVALID, ExtensionSource, Mapping
+from connector.mapping.normalize import NORMALIZE_MODES
+from connector.mapping.paths import AttributePath
+from connector.mapping.records import RECORDING_MODES
+from connector.mapping.rules import Condition, RecordingSettings, Rule
+
+SETTINGS = {
+    "recordingMode": "recording_mode",
+    "voice": "voice",
+    "im": "im",
+    "video": "video",
+    "screenCaptureEnabled": "screen_capture_enabled",
+}
+DEFAULT_SETTINGS = RecordingSettings("FULL", voice=True, im=False, video=False, screen_capture_enabled=False)
+
+
+class MappingError(ConnectorError):
+    """The mapping file is not valid."""
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingError(f"{name}: cannot read the mapping file ({exc}); check [mapping] file in the config") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(f"{name}: not valid TOML: {exc}; fix the syntax there") from None
+    return parse_mapping(data, name)
+
+
+def parse_mapping(data: dict[str, Any], file: str) -> Mapping:
+    """Build a Mapping from parsed TOML; `file` names the source in error messages."""
+    top = _Table(file, "", data)
+    top.only("environment", "user_id", "extensions", "defaults", "rules", "deprovision")
+    eid, short_name = _environment(top.table("environment", required=True))
+    user_id = top.table("user_id")
+    user_id.only("attribute", "login_name", "create_missing")
+    defaults_table = top.table("defaults")
+    defaults_table.only("record", *SETTINGS)
+    defaults = _settings(defaults_table, DEFAULT_SETTINGS)
+    deprovision = top.table("deprovision")
+    deprovision.only("action")
+    sources = top.tables("extensions")
+    if not sources:
+        raise top.error("extensions", 'is missing; add at least one [[extensions]] table with from = "..." and normalize = "..."')
+    return Mapping(
+        sources=tuple(_source(t) for t in sources),
+        defaults=defaults,
+        eid=eid,
+        environment_short_name=short_name,
+        record_by_default=defaults_table.boolean("record", True),
+        rules=tuple(_rule(t, defaults) for t in top.tables("rules")),
+        user_id_path=user_id.path("attribute", user_id.data["attribute"]) if "attribute" in user_id.data else None,
+        login_name_paths=_login_name(user_id),
+        create_missing_users=user_id.boolean("create_missing", False),
+        deprovision_action=deprovision.choice("action", DEPROVISION_ACTIONS, "stop_recording"),
+    )
+
+
+@dataclasses.dataclass
+class _Table:
+    file: str
+    key: str
+    data: dict[str, Any]
+
+    def at(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def error(self, name: str, problem: str) -> MappingError:
+        return MappingError(f"{self.file}: {self.at(name)} {problem}")
+
+    def only(self, *allowed: str) -> None:
+        for name in self.data:
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                where = f"[{self.key}]" if self.key else "the top level"
+                raise self.error(name, f"is not a known key; {hint}the keys of {where} are {', '.join(allowed)}")
+
+    def table(self, name: str, required: bool = False) -> _Table:
+        """The sub-table `name`; an empty one when it is absent and not required."""
+        if required and name not in self.data:
+            raise self.error(name, f"is missing; add a [{self.at(name)}] table")
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.error(name, f"is {value!r}; write it as a [{self.at(name)}] table")
+        return _Table(self.file, self.at(name), value)
+
+    def tables(self, name: str) -> list[_Table]:
+        value = self.data.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise self.error(name, f"must be an array of tables; write each one as [[{self.at(name)}]]")
+        return [_Table(self.file, f"{self.at(name)}[{n}]", item) for n, item in enumerate(value)]
+
+    def string(self, name: str) -> str | None:
+        value = self.data.get(name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise self.error(name, f"is {value!r}; use a non-empty quoted string")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.data.get(name, default)
+        if not isinstance(value, bool):
+            raise self.error(name, f"is {value!r}; use true or false (unquoted)")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str | None) -> str:
+        value = self.data.get(name, default)
+        if value is None:
+            raise self.error(name, f"is missing; use one of {', '.join(choices)}")
+        if value not in choices:
+            raise self.error(name, f"is {value!r}; use one of {', '.join(choices)}")
+        return value
+
+    def path(self, name: str, text: Any) -> AttributePath:
+        try:
+            return AttributePath.parse(text)
+        except ValueError as exc:
+            raise self.error(name, f"is not a valid path: {exc}") from None
+
+
+def _environment(table: _Table) -> tuple[str | None, str | None]:
+    table.only("eid", "short_name")
+    eid = table.data.get("eid")
+    if isinstance(eid, int) and not isinstance(eid, bool) and 0 <= eid <= 9999:
+        raise table.error("eid", f'is the number {eid}; quote it so leading zeros stay: eid = "{eid:04d}"')
+    eid = table.string("eid")
+    short_name = table.string("short_name")
+    if (eid is None) == (short_name is None):
+        raise MappingError(f'{table.file}: environment needs exactly one of eid = "0000" or short_name = "tenant"; '
+                           "Verba takes one, not both")
+    if eid is not None and len(eid) != 4:
+        raise table.error("eid", f'is {eid!r}; an eid has exactly 4 characters, such as "0000"')
+    if short_name is not None and len(short_name) > 64:
+        raise table.error("short_name", "is longer than 64 characters; use the environment's short name from Verba")
+    return eid, short_name
+
+
+def _login_name(table: _Table) -> tuple[AttributePath, ...]:
+    paths = table.data.get("login_name", ["userName"])
+    if not isinstance(paths, list) or not paths:
+        raise table.error("login_name", f'is {paths!r}; use a list of paths tried in order, such as ["userName"]')
+    return tuple(table.path(f"login_name[{n}]", value) for n, value in enumerate(paths))
+
+
+def _source(table: _Table) -> ExtensionSource:
+    table.only("from", "normalize", "default_country", "on_invalid")
+    if "from" not in table.data:
+        raise table.error("from", 'is missing; say where the numbers come from, e.g. from = \'phoneNumbers[type eq "work"].value\'')
+    how = table.choice("normalize", NORMALIZE_MODES, None)
+    country = table.string("default_country")
+    if country is not None:
+        if how != "e164":
+            raise table.error("default_country", f'only applies to normalize = "e164", not {how!r}; remove it')
+        if country.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise table.error("default_country", f"is {country!r}; use a two-letter region code such as US, GB or DE")
+        country = country.upper()
+    return ExtensionSource(table.path("from", table.data["from"]), how, country, table.choice("on_invalid", ON_INVALID, "error"))
+
+
+def _settings(table: _Table, base: RecordingSettings) -> RecordingSettings:
+    changes: dict[str, Any] = {}
+    for key, field in SETTINGS.items():
+        if key in table.data:
+            changes[field] = table.choice(key, RECORDING_MODES, None) if key == "recordingMode" else table.boolean(key, False)
+    return dataclasses.replace(base, **changes)
+
+
+def _rule(table: _Table, defaults: RecordingSettings) -> Rule:
+    table.only("when", "set", "record")
+    when = _condition(table.table("when", required=True))
+    record = table.boolean("record", True)
+    if "set" in table.data and not record:
+        raise table.error("set", "cannot be used with record = false; remove one of them")
+    overrides = table.table("set")
+    if "record" in overrides.data:
+        raise overrides.error("record", "belongs to the rule, not to its settings; write record = false next to when")
+    overrides.only(*SETTINGS)
+    return Rule(when, _settings(overrides, defaults) if record else None)
+
+
+def _condition(table: _Table) -> Condition:
+    table.only("group", "attribute", "equals", "matches", "present")
+    if not table.data:
+        raise MappingError(f'{table.file}: {table.key} is empty; give group = "..." and/or attribute = "..." with a test')
+    tests = [name for name in ("equals", "matches", "present") if name in table.data]
+    if "attribute" in table.data and len(tests) != 1:
+        raise table.error("attribute", "needs exactly one of equals, matches or present")
+    if tests and "attribute" not in table.data:
+        raise table.error(tests[0], 'tests an attribute; add attribute = "..." to say which')
+    equals = table.data.get("equals")
+    if equals is not None and not isinstance(equals, (str, bool)):
+        raise table.error("equals", f'is {equals!r}; use a quoted string (e.g. "{equals}") or true/false')
+    return Condition(
+        group=table.string("group"),
+        attribute=table.path("attribute", table.data["attribute"]) if "attribute" in table.data else None,
+        equals=equals,
+        pattern=_pattern(table) if "matches" in table.data else None,
+        present=table.boolean("present", True) if "present" in table.data else None,
+    )
+
+
+def _pattern(table: _Table) -> re.Pattern[str]:
+    text = table.string("matches") or ""
+    try:
+        return re.compile(text, re.IGNORECASE)
+    except re.error as exc:
+        raise table.error("matches", f"is not a valid regular expression ({exc}); fix or escape it") from None

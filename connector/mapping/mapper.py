@@ -1,0 +1,143 @@
+"""A loaded mapping: user state -> the extension records to upsert and to deprovision."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator, Sequence
+
+from connector.events import UserChange
+from connector.mapping.normalize import normalize_extension
+from connector.mapping.paths import AttributePath
+from connector.mapping.records import ExtensionRecord
+from connector.mapping.rules import RecordingSettings, Rule, first_match
+
+DEPROVISION_ACTIONS: tuple[str, ...] = ("stop_recording", "ignore")
+ON_INVALID: tuple[str, ...] = ("error", "skip")
+
+
+class MappingFailure(ValueError):
+    """This user state cannot be mapped; the message says which attribute and value, and what to fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MappedUser:
+    upserts: list[ExtensionRecord]
+    deprovisions: list[ExtensionRecord]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtensionSource:
+    path: AttributePath
+    normalize: str
+    default_country: str | None = None
+    on_invalid: str = "error"
+
+    def extensions(self, state: dict[str, Any], *, strict: bool) -> Iterator[str]:
+        """The normalized extensions in the state; `strict` False skips bad values whatever `on_invalid` says."""
+        for value in self.path.values(state):
+            if isinstance(value, str) and not value.strip():
+                continue
+            try:
+                extension = normalize_extension(value, self.normalize, self.default_country)
+            except ValueError as exc:
+                if strict and self.on_invalid == "error":
+                    raise MappingFailure(
+                        f"{self.path}: {exc}; fix the value at the source, "
+                        f'or set on_invalid = "skip" for this [[extensions]] source'
+                    ) from None
+                continue
+            yield extension
+
+
+@dataclasses.dataclass(frozen=True)
+class Mapping:
+    sources: tuple[ExtensionSource, ...]
+    defaults: RecordingSettings
+    eid: str | None = None
+    environment_short_name: str | None = None
+    record_by_default: bool = True
+    rules: tuple[Rule, ...] = ()
+    user_id_path: AttributePath | None = None
+    login_name_paths: tuple[AttributePath, ...] = (AttributePath.parse("userName"),)
+    create_missing_users: bool = False
+    deprovision_action: str = "stop_recording"
+
+    @property
+    def user_id_attribute(self) -> str | None:
+        return None if self.user_id_path is None else self.user_id_path.text
+
+    def login_name(self, state: dict[str, Any]) -> str | None:
+        """The first non-empty value of the login name paths, for a listUsers lookup."""
+        for path in self.login_name_paths:
+            for value in path.values(state):
+                if isinstance(value, str) and value.strip():
+                    return value.strip()
+        return None
+
+    def user_id_from_state(self, state: dict[str, Any]) -> int | None:
+        """The Verba user id held in `user_id_attribute`; None when there is no such attribute or value."""
+        if self.user_id_path is None:
+            return None
+        values = self.user_id_path.values(state)
+        if not values:
+            return None
+        value = values[0]
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise MappingFailure(
+                f"{self.user_id_path} is {values[0]!r}; it must hold the user's Verba user id, a positive integer: "
+                "fix the value at the source, or remove [user_id] attribute to look users up by login name"
+            )
+        return value
+
+    def map_user(self, change: UserChange, user_id: int, previous: Sequence[ExtensionRecord] = ()) -> MappedUser:
+        """The records to push for this change; `previous` are the records last pushed for this user.
+
+        Every record carries `user_id`. Deprovisioned records stay linked to the user with
+        recording off, because an update without a user id would unlink them.
+        """
+        if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id <= 0:
+            raise ValueError(f"map_user needs a positive integer Verba user id, got {user_id!r}")
+        settings = self._settings(change)
+        # A user going away is stopped even when a value is bad: a bad value was never pushed.
+        wanted = self._extensions(change.state, strict=settings is not None)
+        upserts = [] if settings is None else [self._record(x, user_id, settings) for x in wanted]
+        if self.deprovision_action == "ignore":
+            return MappedUser(upserts, [])
+        kept = {record.extension for record in upserts}
+        stopped: dict[str, ExtensionRecord] = {}
+        for record in previous:
+            if record.extension not in kept and record.extension not in stopped:
+                stopped[record.extension] = dataclasses.replace(record, user_id=user_id).stopped()
+        if settings is None:
+            for extension in wanted:
+                if extension not in stopped:
+                    stopped[extension] = self._record(extension, user_id, self.defaults).stopped()
+        return MappedUser(upserts, list(stopped.values()))
+
+    def _settings(self, change: UserChange) -> RecordingSettings | None:
+        """How this user is recorded; None when not at all."""
+        if change.kind != "upsert" or change.state.get("active") is False:
+            return None
+        rule = first_match(self.rules, change.state)
+        if rule is not None:
+            return rule.settings
+        return self.defaults if self.record_by_default else None
+
+    def _extensions(self, state: dict[str, Any], *, strict: bool) -> list[str]:
+        """Every source's extensions in order, each once (the first occurrence wins)."""
+        return list(dict.fromkeys(x for source in self.sources for x in source.extensions(state, strict=strict)))
+
+    def _record(self, extension: str, user_id: int, settings: RecordingSettings) -> ExtensionRecord:
+        return ExtensionRecord(
+            extension=extension,
+            user_id=user_id,
+            recording_mode=settings.recording_mode,
+            voice=settings.voice,
+            im=settings.im,
+            video=settings.video,
+            screen_capture_enabled=settings.screen_capture_enabled,
+            eid=self.eid,
+            environment_short_name=self.environment_short_name,
+        )

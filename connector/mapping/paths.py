@@ -1,0 +1,122 @@
+"""Attribute paths: where in a user state (see connector/events.py) a mapping reads values.
+
+    userName, displayName, active         the value itself
+    name.givenName, name.familyName       a part of the name
+    groups                                every group (display name or DN)
+    phoneNumbers.value, emails.value      that sub-attribute of every entry
+    phoneNumbers[type eq "work"].value    ... of the entries whose type is "work"
+    emails[primary eq true].value         (a filter compares with a "string", true or false)
+    attributes.<name>                     a raw source attribute; <name> is the whole rest of
+                                          the path, so URNs with colons and dots work
+
+A list value yields every element. Path names, filter keys and string filter values
+compare case-insensitively, as SCIM and LDAP do. For `attributes.urn:...:User:department`
+both shapes are found: the flattened key, and the SCIM JSON shape
+`{"urn:...:User": {"department": ...}}`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+_TOPS = ("userName", "displayName", "active", "groups", "name", "emails", "phoneNumbers", "attributes")
+_CANONICAL = {top.casefold(): top for top in _TOPS}
+_HAS_PARTS = ("name", "emails", "phoneNumbers")
+_FILTERABLE = ("emails", "phoneNumbers")
+
+_PATH = re.compile(
+    r'(?P<top>[A-Za-z]+)'
+    r'(?:\[\s*(?P<key>[A-Za-z]+)\s+eq\s+(?P<want>"[^"]*"|true|false)\s*\])?'
+    r'(?:\.(?P<sub>[A-Za-z]+))?',
+    re.IGNORECASE,
+)
+_ATTRIBUTE = re.compile(r"attributes\.(?P<name>\S+)", re.IGNORECASE)
+EXAMPLES = 'userName, attributes.telephoneNumber or phoneNumbers[type eq "work"].value'
+
+
+@dataclasses.dataclass(frozen=True)
+class AttributePath:
+    text: str
+    top: str
+    attribute: str | None = None
+    where: tuple[str, str | bool] | None = None
+    sub: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> AttributePath:
+        """Parse a path; raise ValueError saying what is wrong with it."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"a path must be a non-empty string such as {EXAMPLES}")
+        attribute = _ATTRIBUTE.fullmatch(text.strip())
+        if attribute:
+            return cls(text, "attributes", attribute=attribute["name"])
+        match = _PATH.fullmatch(text.strip())
+        if not match:
+            raise ValueError(f"{text!r} is not a path; write one such as {EXAMPLES}")
+        top = _CANONICAL.get(match["top"].casefold())
+        if top == "attributes":
+            raise ValueError(f"{text!r}: name the attribute, e.g. attributes.telephoneNumber")
+        if top is None:
+            raise ValueError(f"{text!r} does not start with a part of the user state ({', '.join(_TOPS)}); "
+                             f"for a raw source attribute write attributes.{text.strip()}")
+        if match["key"] and top not in _FILTERABLE:
+            raise ValueError(f"{text!r}: only {' and '.join(_FILTERABLE)} take a [filter]")
+        if match["sub"] and top not in _HAS_PARTS:
+            raise ValueError(f"{text!r}: {top} has no sub-attributes; write just {top}")
+        if top in _HAS_PARTS and not match["sub"]:
+            raise ValueError(f"{text!r} names whole entries; add the part to read, e.g. {text}.value")
+        where = None
+        if match["key"]:
+            want = match["want"]
+            where = (match["key"], want[1:-1] if want.startswith('"') else want.lower() == "true")
+        return cls(text, top, where=where, sub=match["sub"])
+
+    def values(self, state: dict[str, Any]) -> list[Any]:
+        """Every value this path reaches in the state, in order; [] when there is none."""
+        if self.attribute is not None:
+            return _flatten(_attribute(lookup(state, "attributes"), self.attribute))
+        found = _flatten(lookup(state, self.top))
+        if self.where is not None:
+            key, want = self.where
+            found = [entry for entry in found if same_value(lookup(entry, key), want)]
+        if self.sub is not None:
+            found = [value for entry in found for value in _flatten(lookup(entry, self.sub))]
+        return found
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def lookup(data: Any, key: str) -> Any:
+    """`data[key]` with the key matched case-insensitively; None when absent or `data` is no dict."""
+    if not isinstance(data, dict):
+        return None
+    if key in data:
+        return data[key]
+    folded = key.casefold()
+    return next((v for k, v in data.items() if isinstance(k, str) and k.casefold() == folded), None)
+
+
+def _attribute(attributes: Any, name: str) -> Any:
+    value = lookup(attributes, name)
+    if value is None and ":" in name:
+        schema, _, leaf = name.rpartition(":")
+        value = lookup(lookup(attributes, schema), leaf)
+    return value
+
+
+def _flatten(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [v for v in value if v is not None]
+    return [value]
+
+
+def same_value(have: Any, want: str | bool) -> bool:
+    """Strings compare case-insensitively, booleans exactly."""
+    if isinstance(want, bool):
+        return have is want
+    return isinstance(have, str) and have.casefold() == want.casefold()

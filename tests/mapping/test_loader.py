@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.errors import ConnectorError
+from connector.mapping import MappingError, load_mapping
+from tests.mapping.util import BASE
+
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+SHIPPED = sorted(MAPPINGS.glob("*.toml"))
+
+
+def test_every_mapping_is_shipped() -> None:
+    assert [p.name for p in SHIPPED] == ["ad.toml", "default.toml", "entra.toml", "okta.toml"]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_mappings_load(path: Path) -> None:
+    loaded = load_mapping(path)
+    assert loaded.eid == "0000"
+    assert loaded.sources
+
+
+def test_default_mapping() -> None:
+    loaded = load_mapping(MAPPINGS / "default.toml")
+    assert [str(s.path) for s in loaded.sources] == ['phoneNumbers[type eq "work"].value', "attributes.telephoneNumber"]
+    assert {(s.normalize, s.default_country, s.on_invalid) for s in loaded.sources} == {("e164", "US", "error")}
+    assert [str(p) for p in loaded.login_name_paths] == ["userName", "attributes.userPrincipalName", "attributes.uid"]
+    assert loaded.user_id_attribute is None
+    assert loaded.create_missing_users is False
+    assert loaded.rules == ()
+    assert loaded.record_by_default is True
+    assert (loaded.defaults.recording_mode, loaded.defaults.voice, loaded.defaults.im) == ("FULL", True, False)
+    assert loaded.deprovision_action == "stop_recording"
+
+
+def test_minimal_file_gets_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(BASE)
+    loaded = load_mapping(path)
+    assert [str(p) for p in loaded.login_name_paths] == ["userName"]
+    assert loaded.defaults.recording_mode == "FULL" and loaded.defaults.voice and not loaded.defaults.video
+    assert loaded.deprovision_action == "stop_recording"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return path
+
+
+def error(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(MappingError) as caught:
+        load_mapping(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: "), message
+    return message
+
+
+RULE = '\n[[rules]]\nwhen = { group = "Traders" }\n'
+
+# (the file's text, the key named in the message, the fix it suggests)
+CASES = [
+    (BASE + RULE + RULE + '[rules.set]\nrecordingMode = "SOMETIMES"\n',
+     "rules[1].set.recordingMode is 'SOMETIMES'", "use one of FULL, ON_DEMAND, CONTROLLED"),
+    (BASE.replace('eid = "0000"', "eid = 0"), "environment.eid is the number 0", 'quote it so leading zeros stay: eid = "0000"'),
+    (BASE.replace('eid = "0000"', "eid = 42"), "environment.eid is the number 42", 'eid = "0042"'),
+    (BASE.replace('eid = "0000"', 'eid = "00000"'), "environment.eid is '00000'", 'exactly 4 characters, such as "0000"'),
+    (BASE.replace('eid = "0000"', 'eid = "0000"\nshort_name = "t1"'), "environment needs exactly one of", "not both"),
+    (BASE.replace('eid = "0000"', ""), "environment needs exactly one of", 'eid = "0000" or short_name'),
+    (BASE.replace('[environment]\neid = "0000"', ""), "environment is missing", "add a [environment] table"),
+    (BASE + "\n[defaults]\nvoise = true\n", "defaults.voise is not a known key", "did you mean 'voice'?"),
+    ("colour = 1\n" + BASE, "colour is not a known key", "the keys of the top level are environment"),
+    (BASE.replace("normalize", "normalise"), "extensions[0].normalise is not a known key", "did you mean 'normalize'?"),
+    (BASE + "\n[defaults]\nim = \"yes\"\n", "defaults.im is 'yes'", "use true or false"),
+    (BASE + RULE + "set = { video = 1 }\n", "rules[0].set.video is 1", "use true or false"),
+    (BASE + RULE + "set = { record = false }\n", "rules[0].set.record belongs to the rule", "write record = false next to when"),
+    (BASE + RULE + "record = false\nset = { im = true }\n", "rules[0].set cannot be used with record = false", "remove one"),
+    (BASE + '\n[[rules]]\nset = { im = true }\n', "rules[0].when is missing", "add a [rules[0].when] table"),
+    (BASE + '\n[[rules]]\nwhen = {}\n', "rules[0].when is empty", 'group = "..." and/or attribute'),
+    (BASE + '\n[[rules]]\nwhen = { attribute = "attributes.department" }\n',
+     "rules[0].when.attribute needs exactly one of", "equals, matches or present"),
+    (BASE + '\n[[rules]]\nwhen = { equals = "Sales" }\n', "rules[0].when.equals tests an attribute", 'add attribute = "..."'),
+    (BASE + '\n[[rules]]\nwhen = { attribute = "attributes.floor", equals = 3 }\n',
+     "rules[0].when.equals is 3", 'use a quoted string (e.g. "3")'),
+    (BASE + '\n[[rules]]\nwhen = { attribute = "attributes.d", matches = "(Sales" }\n',
+     "rules[0].when.matches is not a valid regular expression", "fix or escape it"),
+    (BASE + '\n[[rules]]\nwhen = { attribute = "department", present = true }\n',
+     "rules[0].when.attribute is not a valid path", "write attributes.department"),
+    (BASE.replace('.value', ''), "extensions[0].from is not a valid path", '.value'),
+    (BASE.replace('normalize = "e164"', 'normalize = "E.164"'), "extensions[0].normalize is 'E.164'", "use one of e164, digits, sip, none"),
+    (BASE.replace('normalize = "e164"\n', ''), "extensions[0].normalize is missing", "use one of e164, digits, sip, none"),
+    (BASE.replace('normalize = "e164"', 'normalize = "digits"'), "extensions[0].default_country only applies to normalize = \"e164\"", "remove it"),
+    (BASE.replace('"US"', '"USA"'), "extensions[0].default_country is 'USA'", "two-letter region code"),
+    (BASE + 'on_invalid = "warn"\n', "extensions[0].on_invalid is 'warn'", "use one of error, skip"),
+    (BASE.replace("from = ", "source = "), "extensions[0].source is not a known key", "the keys of [extensions[0]] are from"),
+    ('[environment]\neid = "0000"\n', "extensions is missing", "add at least one [[extensions]] table"),
+    (BASE.replace("[[extensions]]", "[extensions]"), "extensions must be an array of tables", "write each one as [[extensions]]"),
+    (BASE + '\n[user_id]\nlogin_name = "userName"\n', "user_id.login_name is 'userName'", 'use a list of paths tried in order'),
+    (BASE + '\n[user_id]\nlogin_name = ["userName", "upn"]\n', "user_id.login_name[1] is not a valid path", "for a raw source attribute write attributes.upn"),
+    (BASE + '\n[user_id]\nattribute = ""\n', "user_id.attribute is not a valid path", "non-empty string"),
+    (BASE + '\n[user_id]\ncreate_missing = "no"\n', "user_id.create_missing is 'no'", "use true or false"),
+    (BASE + '\n[deprovision]\naction = "delete"\n', "deprovision.action is 'delete'", "use one of stop_recording, ignore"),
+    ('deprovision = "ignore"\n' + BASE, "deprovision is 'ignore'", "write it as a [deprovision] table"),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "fix"), CASES, ids=[c[1][:40] for c in CASES])
+def test_errors_name_file_key_and_fix(tmp_path: Path, text: str, key: str, fix: str) -> None:
+    message = error(tmp_path, text)
+    assert key in message
+    assert fix in message
+
+
+def test_a_filter_may_use_any_key(tmp_path: Path) -> None:
+    assert load_mapping(write(tmp_path, BASE.replace("phoneNumbers[type", "phoneNumbers[display"))).sources
+
+
+def test_invalid_toml_names_file_and_line(tmp_path: Path) -> None:
+    message = error(tmp_path, BASE + "\n[defaults]\nvoice = yes\n")
+    assert "not valid TOML" in message
+    assert "line 11" in message
+
+
+def test_missing_file() -> None:
+    with pytest.raises(MappingError, match=r"mappings/nope\.toml: cannot read the mapping file .*check \[mapping\] file"):
+        load_mapping("mappings/nope.toml")
+
+
+def test_mapping_error_is_a_connector_error() -> None:
+    assert issubclass(MappingError, ConnectorError)
