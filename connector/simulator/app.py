@@ -70,6 +70,9 @@ async def answer(simulator: Simulator, body: bytes) -> Response:
 
 
 def _injected(rule: FaultRule, call: Call) -> tuple[str, Response]:
+    if rule.body is not None:
+        status_code = rule.http_status or 200
+        return (f"HTTP_{status_code}" if rule.http_status else "RAW"), _soap(rule.body.encode(), status_code)
     if rule.http_status is not None:
         try:
             phrase = http.HTTPStatus(rule.http_status).phrase

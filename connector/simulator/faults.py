@@ -1,6 +1,7 @@
 """Injected faults: rules applied in order to matching calls; the first live match wins.
 
-A rule fails the call with `http_status` (plain-text body, not SOAP), `malformed` (a cut-off
+A rule fails the call with `http_status` (a plain-text body, not SOAP, unless `body` is
+given), `body` (this exact answer, HTTP 200 unless `http_status`), `malformed` (a cut-off
 XML answer) or `status` (+ `message`), after `latency_ms`; a rule with only `latency_ms`
 delays the call and lets it run. A failed call never changes state.
 """
@@ -11,7 +12,7 @@ import dataclasses
 import threading
 from typing import Any
 
-RULE_KEYS = ("operation", "status", "message", "http_status", "latency_ms", "malformed", "times")
+RULE_KEYS = ("operation", "status", "message", "http_status", "body", "latency_ms", "malformed", "times")
 
 
 @dataclasses.dataclass
@@ -20,6 +21,7 @@ class FaultRule:
     status: str | None = None
     message: str | None = None
     http_status: int | None = None
+    body: str | None = None
     latency_ms: float = 0.0
     malformed: bool = False
     times: int | None = None  # None: every matching call
@@ -32,8 +34,8 @@ class FaultRule:
         if unknown:
             raise ValueError(f"unknown fault rule keys {sorted(unknown)}; use {', '.join(RULE_KEYS)}")
         rule = cls(**data)
-        if rule.http_status is None and not rule.malformed and rule.status is None and not rule.latency_ms:
-            raise ValueError("a fault rule needs at least one of status, http_status, malformed or latency_ms")
+        if not rule.fails and not rule.latency_ms:
+            raise ValueError("a fault rule needs at least one of status, http_status, body, malformed or latency_ms")
         if rule.http_status is not None and not (isinstance(rule.http_status, int) and 200 <= rule.http_status <= 599):
             raise ValueError(f"http_status must be an HTTP status code, got {rule.http_status!r}")
         if rule.times is not None and (not isinstance(rule.times, int) or rule.times < 1):
@@ -44,7 +46,7 @@ class FaultRule:
 
     @property
     def fails(self) -> bool:
-        return self.http_status is not None or self.malformed or self.status is not None
+        return self.http_status is not None or self.body is not None or self.malformed or self.status is not None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

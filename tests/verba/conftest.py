@@ -11,6 +11,7 @@ import httpx
 import pytest
 import uvicorn
 
+from connector.mapping.records import ExtensionRecord
 from connector.simulator import create_app
 from connector.simulator.process import free_port
 from connector.target.verba import VerbaClient
@@ -61,6 +62,12 @@ class Sim:
 
     def reset(self) -> None:
         self.http.post("/_sim/reset").raise_for_status()
+
+
+def record(number: str = "+15550100", user_id: int = 3, **changes: object) -> ExtensionRecord:
+    fields = dict(recording_mode="FULL", voice=True, im=False, video=False, screen_capture_enabled=False, eid="0000")
+    fields.update(changes)
+    return ExtensionRecord(number, user_id, **fields)  # type: ignore[arg-type]
 
 
 def envelope(operation: str, inner: str) -> str:

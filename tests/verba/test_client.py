@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
 
-from connector.mapping.records import ExtensionRecord
 from connector.target.verba import VerbaAuthError, VerbaClient, VerbaStatusError
 
-from .conftest import PASSWORD, Sim
-
-
-def record(number: str = "+15550100", user_id: int = 3, **changes: object) -> ExtensionRecord:
-    fields = dict(recording_mode="FULL", voice=True, im=False, video=False, screen_capture_enabled=False, eid="0000")
-    fields.update(changes)
-    return ExtensionRecord(number, user_id, **fields)  # type: ignore[arg-type]
+from .conftest import PASSWORD, Sim, record
 
 
 def test_upsert_creates_then_updates_with_the_full_record(sim: Sim, client: VerbaClient) -> None:
@@ -196,3 +190,20 @@ def test_bad_settings_are_refused_without_echoing_secrets(settings: dict) -> Non
         VerbaClient("http://127.0.0.1:9/provisioning", **settings)
     assert PASSWORD not in str(caught.value)
     assert "target." in str(caught.value) or "token" in str(caught.value)
+
+
+def test_debug_logs_never_hold_the_password_or_the_token(sim: Sim, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with VerbaClient(sim.url, eid="0000", login="connector", password=PASSWORD) as client:
+        client.upsert_extension(record("1000"))
+        token = client._token
+        sim.expire_tokens()
+        client.upsert_extension(record("1000"))
+        renewed = client._token
+    with VerbaClient(sim.url, eid="0000", login="connector", password="An0ther-Secret") as client:
+        with pytest.raises(VerbaAuthError):
+            client.get_extension("1000")
+    assert token and renewed and token != renewed
+    assert caplog.records, "debug logging was on"
+    for secret in (PASSWORD, "An0ther-Secret", token, renewed):
+        assert secret not in caplog.text

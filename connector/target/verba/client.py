@@ -11,27 +11,23 @@ from typing import Any
 import requests
 import zeep
 import zeep.exceptions
-from lxml import etree
-from requests.adapters import HTTPAdapter
-from zeep.wsdl.utils import etree_to_string
 
 from connector.mapping.records import ExtensionRecord
 from connector.target.verba.errors import (
     VerbaAuthError,
     VerbaError,
-    VerbaHTTPError,
     VerbaMalformedResponse,
     VerbaStatusError,
     VerbaTransportError,
 )
 from connector.target.verba.guard import UserIdGuard
 from connector.target.verba.status import ALREADY_EXISTS, OK, UNAUTHORIZED, Status, field, read_status
+from connector.target.verba.transport import TNS, EnvelopeCheck, Transport, pooled_session
 
 logger = logging.getLogger(__name__)
 
 WSDL_FILE = "provisioning-v2.wsdl"
-BINDING = "{http://v2.provisioning.ws.web.verba.com/}ProvisioningPortBinding"
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+BINDING = f"{{{TNS}}}ProvisioningPortBinding"
 
 
 class VerbaClient:
@@ -63,16 +59,13 @@ class VerbaClient:
         self._fixed_token = token is not None
         self._token = token
         self._lock = threading.Lock()
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        transport = _Transport(session=self._session, timeout=timeout, operation_timeout=timeout)
+        self._session = pooled_session(url, pool_size)
+        transport = Transport(session=self._session, timeout=timeout, operation_timeout=timeout)
         self._zeep = zeep.Client(
             _wsdl(),
             transport=transport,
             settings=zeep.Settings(xsd_ignore_sequence_order=True),
-            plugins=[UserIdGuard()],
+            plugins=[UserIdGuard(), EnvelopeCheck()],
         )
         self._service = self._zeep.create_service(BINDING, url)
 
@@ -248,7 +241,7 @@ class VerbaClient:
             raise  # a bad call from our side, not a Verba answer
         except zeep.exceptions.Fault as exc:
             raise VerbaMalformedResponse(f"{operation} answered a SOAP Fault with HTTP 200: {exc.message}") from exc
-        except (zeep.exceptions.Error, etree.XMLSyntaxError, ValueError) as exc:
+        except zeep.exceptions.Error as exc:
             raise VerbaMalformedResponse(
                 f"{operation} answered something that is not the documented response ({type(exc).__name__}); "
                 "check that target.url points at Verba Provisioning API v2"
@@ -258,19 +251,6 @@ class VerbaClient:
         if self.eid is not None:
             return {"eid": self.eid, "eidExact": True}
         return {"shortName": self.environment_short_name, "shortNameExact": True}
-
-
-class _Transport(zeep.Transport):
-    """zeep's transport without its debug log of envelopes (they hold the token and the
-    password), and raising VerbaHTTPError for any HTTP status but 200."""
-
-    def post_xml(self, address: str, envelope: Any, headers: dict) -> requests.Response:
-        response = self.session.post(
-            address, data=etree_to_string(envelope), headers=headers, timeout=self.operation_timeout
-        )
-        if response.status_code != 200:
-            raise VerbaHTTPError(response.status_code, _fault_string(response.content))
-        return response
 
 
 def extension_payload(record: ExtensionRecord) -> dict[str, Any]:
@@ -310,16 +290,6 @@ def _user_id(user: Any, operation: str) -> int:
     if not isinstance(user_id, int):
         raise VerbaMalformedResponse(f"{operation} answered OK without a user id")
     return user_id
-
-
-def _fault_string(content: bytes) -> str:
-    """The faultstring of a SOAP Fault body, or '' when the body is something else."""
-    try:
-        root = etree.fromstring(content)
-    except (etree.XMLSyntaxError, ValueError):
-        return ""
-    text = root.findtext(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault/faultstring")
-    return (text or "").strip()[:300]
 
 
 def _wsdl() -> io.BytesIO:

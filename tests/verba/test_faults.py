@@ -1,0 +1,163 @@
+"""Injected faults: each failure reaches the caller as a classified VerbaError, state untouched."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from zeep import Plugin
+
+from connector.simulator.process import free_port
+from connector.target.verba import (
+    VerbaAuthError,
+    VerbaClient,
+    VerbaHTTPError,
+    VerbaMalformedResponse,
+    VerbaStatusError,
+    VerbaTransportError,
+)
+
+from .conftest import PASSWORD, Sim, record
+
+
+def test_http_503_is_a_retryable_http_error(sim: Sim, client: VerbaClient) -> None:
+    client.request_token()
+    sim.faults({"operation": "createExtension", "http_status": 503})
+    with pytest.raises(VerbaHTTPError) as caught:
+        client.upsert_extension(record("100"))
+    assert (caught.value.cause, caught.value.retryable, caught.value.status_code) == ("http_5xx", True, 503)
+    assert [c["status"] for c in sim.calls("createExtension")] == ["HTTP_503"]
+    assert sim.state()["extensions"] == []
+
+
+def test_http_500_with_a_non_soap_body_is_an_http_error(sim: Sim, client: VerbaClient) -> None:
+    sim.faults({"operation": "*", "http_status": 500, "times": 1})
+    with pytest.raises(VerbaHTTPError) as caught:
+        client.upsert_extension(record("101"))
+    assert caught.value.cause == "http_5xx" and caught.value.status_code == 500
+
+
+class RenameOperation(Plugin):
+    """Sends the payload under an operation v2 does not have, so the server answers a SOAP Fault."""
+
+    def egress(self, envelope: Any, http_headers: dict, operation: Any, binding_options: dict) -> tuple[Any, dict]:
+        payload = envelope.find("{http://schemas.xmlsoap.org/soap/envelope/}Body")[0]
+        payload.tag = "{http://v2.provisioning.ws.web.verba.com/}deleteExtension"
+        return envelope, http_headers
+
+
+def test_http_500_with_a_soap_fault_carries_the_faultstring(sim: Sim, client: VerbaClient) -> None:
+    client.request_token()
+    client._zeep.plugins.append(RenameOperation())
+    with pytest.raises(VerbaHTTPError) as caught:
+        client.create_extension(record("102"))
+    assert caught.value.cause == "http_5xx"
+    assert "Cannot find dispatch method for {http://v2.provisioning.ws.web.verba.com/}deleteExtension" in str(caught.value)
+
+
+def test_http_404_is_not_retryable(sim: Sim) -> None:
+    with VerbaClient(f"{sim.base_url}/wrong-path", eid="0000", token="t") as client:
+        with pytest.raises(VerbaHTTPError) as caught:
+            client.create_extension(record("103"))
+    assert (caught.value.cause, caught.value.retryable) == ("http_404", False)
+    assert "target.url" in str(caught.value)
+
+
+def test_malformed_answer(sim: Sim, client: VerbaClient) -> None:
+    client.request_token()
+    sim.faults({"operation": "createExtension", "malformed": True, "times": 1})
+    with pytest.raises(VerbaMalformedResponse) as caught:
+        client.upsert_extension(record("104"))
+    assert caught.value.cause == "malformed_response" and caught.value.retryable
+    assert [c["status"] for c in sim.calls("createExtension")] == ["MALFORMED"]
+    assert sim.state()["extensions"] == []
+    assert client.upsert_extension(record("104")) == "created"  # times=1: the rule is spent
+
+
+SOAP = '<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>{}</S:Body></S:Envelope>'
+V2 = 'xmlns:ns2="http://v2.provisioning.ws.web.verba.com/"'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "<html><body>Welcome to nginx</body></html>",
+        '<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"/>',
+        SOAP.format(""),
+        SOAP.format(f"<ns2:somethingElseResponse {V2}><return><statusCode>OK</statusCode></return></ns2:somethingElseResponse>"),
+        SOAP.format(f"<ns2:createExtensionResponse {V2}></ns2:createExtensionResponse>"),
+        SOAP.format(f"<ns2:createExtensionResponse {V2}><return><message>no code</message></return></ns2:createExtensionResponse>"),
+        SOAP.format(f"<ns2:createExtensionResponse {V2}><return><status><statusCode>OK</statusCode></status></return>"
+                    "</ns2:createExtensionResponse>"),
+    ],
+    ids=["empty", "html", "no-body", "empty-body", "other-operation", "no-return", "no-status-code", "nested-on-flat"],
+)
+def test_answers_of_the_wrong_shape_are_malformed(sim: Sim, client: VerbaClient, body: str) -> None:
+    client.request_token()
+    sim.faults({"operation": "createExtension", "body": body, "times": 1})
+    with pytest.raises(VerbaMalformedResponse) as caught:
+        client.create_extension(record("110"))
+    assert caught.value.cause == "malformed_response" and caught.value.retryable
+
+
+def test_http_500_with_a_soap_fault_body_from_a_rule(sim: Sim, client: VerbaClient) -> None:
+    fault = SOAP.format("<S:Fault><faultcode>S:Server</faultcode><faultstring>java.lang.NullPointerException"
+                        "</faultstring></S:Fault>")
+    sim.faults({"operation": "createExtension", "http_status": 500, "body": fault, "times": 1})
+    with pytest.raises(VerbaHTTPError) as caught:
+        client.create_extension(record("111"))
+    assert caught.value.cause == "http_5xx" and "java.lang.NullPointerException" in str(caught.value)
+    assert [c["status"] for c in sim.calls("createExtension")] == ["HTTP_500"]
+
+
+def test_injected_status_changes_nothing(sim: Sim, client: VerbaClient) -> None:
+    sim.faults({"operation": "createExtension", "status": "ERROR_GENERAL", "message": "java.lang.NullPointerException"})
+    with pytest.raises(VerbaStatusError) as caught:
+        client.upsert_extension(record("105"))
+    assert caught.value.cause == "error_general" and caught.value.retryable
+    assert "java.lang.NullPointerException" in str(caught.value)
+    assert sim.state()["extensions"] == []
+
+
+def test_nested_status_fault_on_list_users(sim: Sim, client: VerbaClient) -> None:
+    sim.faults({"operation": "listUsers", "status": "ERROR_ILLEGAL_ARGUMENT", "message": "bad filter", "times": 1})
+    with pytest.raises(VerbaStatusError) as caught:
+        client.find_user_id("alice@example.com")
+    assert (caught.value.cause, caught.value.retryable, caught.value.vendor_message) == (
+        "error_illegal_argument", False, "bad filter",
+    )
+
+
+def test_request_token_failure_is_an_auth_error(sim: Sim, client: VerbaClient) -> None:
+    sim.faults({"operation": "requestToken", "status": "ERROR_GENERAL", "message": "com.verba.web.user.UserNotFoundException"})
+    with pytest.raises(VerbaAuthError) as caught:
+        client.get_extension("106")
+    assert PASSWORD not in str(caught.value)
+
+
+def test_latency_beyond_the_timeout_is_a_transport_error(sim: Sim) -> None:
+    with VerbaClient(sim.url, eid="0000", login="connector", password=PASSWORD, timeout=0.3) as client:
+        client.request_token()
+        sim.faults({"operation": "createExtension", "latency_ms": 1000, "times": 1})
+        with pytest.raises(VerbaTransportError) as caught:
+            client.create_extension(record("107"))
+        assert caught.value.cause == "transport" and caught.value.retryable
+        assert "0.3 s" in str(caught.value)
+        # The slow call still lands after the client gave up: why every push is an idempotent upsert.
+        deadline = time.monotonic() + 5
+        while not sim.calls("createExtension") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [c["status"] for c in sim.calls("createExtension")] == ["OK"]
+        assert client.upsert_extension(record("107")) == "updated"
+
+
+def test_connection_refused_is_a_transport_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}/provisioning"
+    with VerbaClient(url, eid="0000", login="connector", password=PASSWORD) as client:
+        with pytest.raises(VerbaTransportError) as caught:
+            client.upsert_extension(record("108"))
+    assert caught.value.cause == "transport" and caught.value.retryable
+    assert url in str(caught.value) and "7002" in str(caught.value)
+    assert PASSWORD not in str(caught.value)

@@ -1,0 +1,192 @@
+"""The simulator over raw HTTP: the documented behaviour, byte for byte where the vendor shows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from .conftest import PASSWORD, Sim, envelope
+
+SAMPLES = Path(__file__).parent / "samples"
+TOKEN_MESSAGE = "This token is expired or never got authenticated."
+
+
+def status_of(body: str) -> tuple[str, str | None]:
+    root = etree.fromstring(body.encode())
+    ret = root.find(".//return")
+    holder = ret.find("status") if ret.find("status") is not None else ret
+    return holder.findtext("statusCode"), holder.findtext("message")
+
+
+def vendor_sample(name: str, token: str) -> str:
+    return (SAMPLES / name).read_text().replace("tbESeqhBDsevSwi4HZdYAz8mKbBg8f6j", token)
+
+
+def extension_call(sim: Sim, operation: str, token: str, inner: str) -> tuple[str, str | None]:
+    return status_of(sim.post_soap(envelope(operation, f"<token>{token}</token><extension>{inner}</extension>")).text)
+
+
+def test_vendor_examples_are_accepted_and_a_second_create_already_exists(sim: Sim) -> None:
+    token = sim.token()
+    assert status_of(sim.post_soap(vendor_sample("createExtension-full.xml", token)).text) == ("OK", None)
+    second = sim.post_soap(vendor_sample("createExtension-full.xml", token))
+    assert second.text == (SAMPLES / "createExtension-already-exists-response.xml").read_text().replace("\n", "")
+    stored = sim.extension("verbatestuser@verbalabs.com")
+    assert stored is not None
+    assert (stored["recordingMode"], stored["voice"], stored["im"], stored["user_id"]) == ("FULL", True, False, 3)
+
+    sim.http.post("/_sim/users", json={"id": 25, "loginName": "verbatestuser2@verbalabs.com"}).raise_for_status()
+    assert status_of(sim.post_soap(vendor_sample("createExtension-on-demand.xml", token)).text) == ("OK", None)
+    update = (SAMPLES / "updateExtension.xml").read_text().replace("FipASZ3Y336Kvmv7W1BV7aXY7hDFeMxq", token)
+    assert status_of(sim.post_soap(update).text) == ("OK", None)
+    stored = sim.extension("verbatestuser2@verbalabs.com")
+    assert stored is not None
+    assert (stored["recordingMode"], stored["video"], stored["user_id"]) == ("CONTROLLED", True, 25)
+
+
+def test_update_is_a_full_replace_of_the_fields(sim: Sim) -> None:
+    token = sim.token()
+    extension_call(sim, "createExtension", token, "<eid>0000</eid><extension>100</extension><recordingMode>FULL</recordingMode>"
+                   "<voice>true</voice><im>true</im><user><id>3</id></user>")
+    # children in another order, qualified, booleans as 0/1
+    v2 = "http://v2.provisioning.ws.web.verba.com/"
+    answer = extension_call(sim, "updateExtension", token, f'<v2:user xmlns:v2="{v2}"><v2:id>4</v2:id></v2:user>'
+                            "<voice>0</voice><extension>100</extension><eid>0000</eid><recordingMode>ON_DEMAND</recordingMode>")
+    assert answer == ("OK", None)
+    stored = sim.extension("100")
+    assert stored is not None
+    assert (stored["recordingMode"], stored["voice"], stored["im"], stored["user_id"]) == ("ON_DEMAND", False, None, 4)
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        "<eid>0000</eid><extension>100</extension><recordingMode>SOMETIMES</recordingMode><user><id>3</id></user>",
+        "<eid>000</eid><extension>100</extension><user><id>3</id></user>",
+        "<eid>0000</eid><environmentShortName>default</environmentShortName><extension>100</extension><user><id>3</id></user>",
+        "<extension>100</extension><user><id>3</id></user>",
+        "<eid>9999</eid><extension>100</extension><user><id>3</id></user>",
+        "<environmentShortName>nowhere</environmentShortName><extension>100</extension><user><id>3</id></user>",
+        "<eid>0000</eid><user><id>3</id></user>",
+        "<eid>0000</eid><extension></extension><user><id>3</id></user>",
+        "<eid>0000</eid><extension>100</extension><user><id>999</id></user>",
+        "<eid>0000</eid><extension>100</extension><user><id>three</id></user>",
+        "<eid>0000</eid><extension>100</extension><voice>yes</voice><user><id>3</id></user>",
+        "<eid>0000</eid><extension>100</extension><screenCaptureEnabled>2</screenCaptureEnabled><user><id>3</id></user>",
+    ],
+    ids=["recordingMode", "eid-length", "eid-and-shortName", "no-environment", "unknown-eid", "unknown-shortName",
+         "no-extension", "empty-extension", "unknown-user", "non-integer-user", "non-boolean-voice", "non-boolean-screen"],
+)
+@pytest.mark.parametrize("operation", ["createExtension", "updateExtension"])
+def test_illegal_arguments(sim: Sim, operation: str, inner: str) -> None:
+    token = sim.token()
+    if operation == "updateExtension":
+        extension_call(sim, "createExtension", token, "<eid>0000</eid><extension>100</extension><user><id>3</id></user>")
+    before = sim.state()["extensions"]
+    code, message = extension_call(sim, operation, token, inner)
+    assert code == "ERROR_ILLEGAL_ARGUMENT"
+    assert message
+    assert sim.state()["extensions"] == before
+
+
+def test_missing_extension_element_is_illegal(sim: Sim) -> None:
+    answer = sim.post_soap(envelope("createExtension", f"<token>{sim.token()}</token>"))
+    assert status_of(answer.text)[0] == "ERROR_ILLEGAL_ARGUMENT"
+
+
+def test_update_of_a_missing_extension_is_error_general(sim: Sim) -> None:
+    code, message = extension_call(sim, "updateExtension", sim.token(), "<eid>0000</eid><extension>404</extension><user><id>3</id></user>")
+    assert code == "ERROR_GENERAL" and message and "0000:404" in message
+    assert sim.state()["extensions"] == []
+
+
+@pytest.mark.parametrize("operation", ["createExtension", "updateExtension", "releaseToken", "getExtension", "listUsers"])
+def test_bad_expired_and_released_tokens_are_unauthorized(sim: Sim, operation: str) -> None:
+    assert status_of(sim.post_soap(envelope(operation, "<token>NOPE</token>")).text) == ("ERROR_UNAUTHORIZED", TOKEN_MESSAGE)
+    expired = sim.token()
+    sim.expire_tokens()
+    assert status_of(sim.post_soap(envelope(operation, f"<token>{expired}</token>")).text) == ("ERROR_UNAUTHORIZED", TOKEN_MESSAGE)
+    released = sim.token()
+    assert status_of(sim.post_soap(envelope("releaseToken", f"<token>{released}</token>")).text) == ("OK", None)
+    assert status_of(sim.post_soap(envelope(operation, f"<token>{released}</token>")).text) == ("ERROR_UNAUTHORIZED", TOKEN_MESSAGE)
+
+
+def test_request_token(sim: Sim) -> None:
+    good = sim.post_soap(envelope("requestToken", f"<eid>0000</eid><loginName>connector</loginName><password>{PASSWORD}</password>"))
+    token = etree.fromstring(good.content).findtext(".//token")
+    assert token is not None and len(token) == 32 and token.isalnum()
+    bad = sim.post_soap(envelope("requestToken", "<eid>0000</eid><loginName>connector</loginName><password>wrong</password>"))
+    assert status_of(bad.text) == ("ERROR_GENERAL", "com.verba.web.user.UserNotFoundException")
+    assert [c["status"] for c in sim.calls("requestToken")] == ["OK", "ERROR_GENERAL"]
+
+
+def test_get_extension_answers_booleans_as_true_false_with_the_full_user(sim: Sim) -> None:
+    token = sim.token()
+    extension_call(sim, "createExtension", token, "<eid>0000</eid><extension>100</extension><recordingMode>FULL</recordingMode>"
+                   "<voice>1</voice><im>0</im><user><id>3</id></user>")
+    answer = sim.post_soap(envelope("getExtension", f"<token>{token}</token><environmentFilter><eid>0000</eid>"
+                                    "<eidExact>1</eidExact></environmentFilter><extension>100</extension>"))
+    extension = etree.fromstring(answer.content).find(".//return/extension")
+    assert [child.tag for child in extension] == sorted(child.tag for child in extension)  # JAX-WS order
+    assert (extension.findtext("voice"), extension.findtext("im")) == ("true", "false")
+    assert (extension.findtext("user/id"), extension.findtext("user/loginName"), extension.findtext("user/displayName")) == (
+        "3", "alice@example.com", "Alice",
+    )
+    missing = sim.post_soap(envelope("getExtension", f"<token>{token}</token><environmentFilter><eid>0000</eid>"
+                                     "</environmentFilter><extension>nope</extension>"))
+    assert status_of(missing.text) == ("OK", None) and "<extension>" not in missing.text
+
+
+def test_list_users_filters_and_counts(sim: Sim) -> None:
+    token = sim.token()
+
+    def users(criteria: str) -> etree._Element:
+        answer = sim.post_soap(envelope("listUsers", f"<token>{token}</token><filter>{criteria}</filter>"))
+        return etree.fromstring(answer.content).find(".//return")
+
+    assert [u.findtext("id") for u in users("<loginName>ALICE</loginName>").findall("users")] == ["3"]
+    assert users("<loginName>ALICE</loginName><loginNameExact>true</loginNameExact>").findall("users") == []
+    assert users("<loginName>example.com</loginName><justCount>1</justCount>").findtext("userCount") == "2"
+    other_env = "<environmentFilter><eid>0001</eid></environmentFilter><loginName>alice@example.com</loginName>"
+    assert users(other_env).findall("users") == []
+    assert users("<justCount>maybe</justCount>").findtext("status/statusCode") == "ERROR_ILLEGAL_ARGUMENT"
+
+
+def test_create_user(sim: Sim) -> None:
+    token = sim.token()
+    body = f"<token>{token}</token><user><eid>0000</eid><loginName>erin@example.com</loginName><email>e@example.com</email></user>"
+    created = etree.fromstring(sim.post_soap(envelope("createUser", body)).content).find(".//return")
+    assert created.findtext("status/statusCode") == "OK"
+    assert created.findtext("user/id") == "5" and created.findtext("user/email") == "e@example.com"
+    assert status_of(sim.post_soap(envelope("createUser", body)).text)[0] == "ERROR_ALREADY_EXISTS"
+
+
+def test_a_body_that_is_not_a_soap_envelope_is_a_500_fault(sim: Sim) -> None:
+    for body in (b"not xml at all", b"<hello/>", b'<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"/>'):
+        answer = sim.post_soap(body)
+        assert answer.status_code == 500
+        assert etree.fromstring(answer.content).findtext(".//faultstring")
+    unknown = sim.post_soap(envelope("deleteExtension", "<token>x</token>"))
+    assert unknown.status_code == 500 and "Cannot find dispatch method" in unknown.text
+    assert sim.calls() == []
+
+
+def test_fault_rules_are_validated_and_spent(sim: Sim) -> None:
+    assert sim.http.post("/_sim/faults", json={"operation": "*"}).status_code == 400
+    assert sim.http.post("/_sim/faults", json={"http_status": 503, "colour": "red"}).status_code == 400
+    sim.faults({"operation": "requestToken", "http_status": 503, "times": 1})
+    assert sim.http.get("/_sim/faults").json()[0]["times"] == 1
+    assert sim.post_soap(envelope("requestToken", "<eid>0000</eid>")).status_code == 503
+    assert sim.http.get("/_sim/faults").json() == []
+    sim.faults({"operation": "*", "status": "ERROR_GENERAL"})
+    assert sim.http.delete("/_sim/faults").status_code == 204
+    assert sim.token()
+
+
+def test_users_can_be_added_through_the_control_api(sim: Sim) -> None:
+    added = sim.http.post("/_sim/users", json={"loginName": "frank@example.com", "eid": "0001"})
+    assert added.status_code == 201 and added.json()["id"] == 5
+    assert sim.http.post("/_sim/users", json={"loginName": "frank@example.com", "eid": "0001"}).status_code == 400
+    assert sim.http.post("/_sim/users", json={"eid": "0001"}).status_code == 400
