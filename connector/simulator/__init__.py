@@ -15,27 +15,6 @@ The SOAP endpoint is POST /provisioning; the test control API is under /_sim/ (s
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
-from connector.simulator.app import create_app
+from connector.simulator.app import create_app, load_seed, serve
 
 __all__ = ["create_app", "load_seed", "serve"]
-
-
-def load_seed(path: str | Path) -> dict[str, Any]:
-    try:
-        seed = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read the simulator seed {path}: {exc}") from exc
-    if not isinstance(seed, dict):
-        raise ValueError(f"the simulator seed {path} must be a JSON object with environments, api_users, users, extensions")
-    return seed
-
-
-def serve(host: str, port: int, seed_path: str | None, token_ttl: float) -> None:
-    import uvicorn
-
-    seed = load_seed(seed_path) if seed_path else None
-    uvicorn.run(create_app(seed, token_ttl=token_ttl), host=host, port=port, log_level="warning", access_log=False)

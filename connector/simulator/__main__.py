@@ -14,7 +14,10 @@ def main() -> None:
     parser.add_argument("--seed", help="JSON seed file (see connector/simulator/__init__.py)")
     parser.add_argument("--token-ttl", type=float, default=3600.0, help="token lifetime in seconds")
     args = parser.parse_args()
-    serve(args.host, args.port, args.seed, args.token_ttl)
+    try:
+        serve(args.host, args.port, args.seed, args.token_ttl)
+    except ValueError as exc:  # a bad seed file
+        parser.error(str(exc))
 
 
 if __name__ == "__main__":

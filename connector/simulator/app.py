@@ -1,4 +1,4 @@
-"""The simulator's ASGI app: POST /provisioning (SOAP), GET /provisioning?wsdl, and /_sim/."""
+"""The simulator: its ASGI app (POST /provisioning, GET /provisioning?wsdl, /_sim/), seed loading, serving."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import asyncio
 import dataclasses
 import http
 import importlib.resources
+import json
 import re
+from pathlib import Path
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -46,6 +49,25 @@ def create_app(seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0)
     app = Starlette(routes=[Route("/provisioning", provisioning, methods=["GET", "POST"]), *control.routes(simulator)])
     app.state.simulator = simulator
     return app
+
+
+def load_seed(path: str | Path) -> dict[str, Any]:
+    try:
+        seed = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read the simulator seed {path}: {exc}") from exc
+    if not isinstance(seed, dict):
+        raise ValueError(f"the simulator seed {path} must be a JSON object with environments, api_users, users, extensions")
+    return seed
+
+
+def serve(host: str, port: int, seed_path: str | None, token_ttl: float) -> None:
+    seed = load_seed(seed_path) if seed_path else None
+    try:
+        app = create_app(seed, token_ttl=token_ttl)
+    except ValueError as exc:
+        raise ValueError(f"simulator seed {seed_path}: {exc}") from exc
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 async def answer(simulator: Simulator, body: bytes) -> Response:

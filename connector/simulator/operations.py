@@ -1,7 +1,9 @@
 """The provisioning operations, as the vendor documents them.
 
 Each handler takes the parsed call and returns the payload that goes next to an OK status
-in `<return>` ("" for none); a `Refusal` carries a non-OK status. Documented behaviour kept on purpose:
+in `<return>` ("" for none); a `Refusal` carries a non-OK status.
+
+Documented behaviour, kept on purpose:
 - createExtension of an existing (eid, extension): ERROR_ALREADY_EXISTS, "This extension
   already exists in the database: <eid>:<extension>".
 - updateExtension is a full replace: fields left out become empty, and a missing <user>

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from lxml import etree
+
+from connector.simulator.state import State
 
 from .conftest import PASSWORD, Sim, envelope
 
@@ -190,3 +193,11 @@ def test_users_can_be_added_through_the_control_api(sim: Sim) -> None:
     assert added.status_code == 201 and added.json()["id"] == 5
     assert sim.http.post("/_sim/users", json={"loginName": "frank@example.com", "eid": "0001"}).status_code == 400
     assert sim.http.post("/_sim/users", json={"eid": "0001"}).status_code == 400
+
+
+def test_tokens_expire_after_their_ttl() -> None:
+    state = State(token_ttl=0.05)
+    token = state.issue_token()
+    assert state.token_valid(token)
+    time.sleep(0.06)
+    assert not state.token_valid(token)

@@ -1,0 +1,38 @@
+"""The simulator as a child process, the way benchmarks and end-to-end tests start it."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connector.simulator.process import free_port, start_simulator_process, wait_until_listening
+
+pytestmark = pytest.mark.slow
+
+
+def test_start_with_a_seed_and_stop(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"users": [{"id": 7, "loginName": "gina@example.com"}]}))
+    port = free_port()
+    process = start_simulator_process(port, str(seed))
+    try:
+        wait_until_listening(port, process=process)
+        state = httpx.get(f"http://127.0.0.1:{port}/_sim/state").json()
+        assert [u["loginName"] for u in state["users"]] == ["gina@example.com"]
+        wsdl = httpx.get(f"http://127.0.0.1:{port}/provisioning?wsdl").text
+        assert f'location="http://127.0.0.1:{port}/provisioning"' in wsdl
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after shutdown
+
+
+def test_a_bad_seed_fails_fast(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text('{"users": [{"id": 7}]}')
+    process = start_simulator_process(free_port(), str(seed))
+    with pytest.raises(RuntimeError, match="exited with status 2"):
+        wait_until_listening(free_port(), process=process, timeout=10)

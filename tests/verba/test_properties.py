@@ -1,0 +1,36 @@
+"""Property: whatever record is pushed, Verba ends up holding exactly it, linked to its user."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connector.mapping.records import RECORDING_MODES, ExtensionRecord
+from connector.target.verba import VerbaClient
+
+from .conftest import Sim
+
+xml_text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)
+records = st.builds(
+    ExtensionRecord,
+    extension=xml_text,
+    user_id=st.sampled_from([3, 4]),
+    recording_mode=st.sampled_from(RECORDING_MODES),
+    voice=st.booleans(),
+    im=st.booleans(),
+    video=st.booleans(),
+    screen_capture_enabled=st.booleans(),
+    eid=st.just("0000"),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=records, second=records)
+def test_upsert_round_trips(sim: Sim, client: VerbaClient, first: ExtensionRecord, second: ExtensionRecord) -> None:
+    second = ExtensionRecord(**{**second.to_dict(), "extension": first.extension})
+    client.upsert_extension(first)
+    assert client.upsert_extension(second) == "updated"
+    found = client.get_extension(first.extension)
+    assert found is not None
+    expected = {key: value for key, value in second.to_dict().items() if key != "environment_short_name"}
+    assert {key: found[key] for key in expected} == expected
