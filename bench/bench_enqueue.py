@@ -1,7 +1,9 @@
 """Durable enqueue rate of SQLiteStore against a raw INSERT + COMMIT loop on the same disk.
 
 Both run with journal_mode=WAL and synchronous=FULL, one row per commit. The goal
-(reference/delivery.md, R3) is enqueue >= 0.5x raw. Run: python bench/bench_enqueue.py [--seconds N]
+(reference/delivery.md, R3) is enqueue >= 0.5x raw. The same comparison then runs for
+PostgresStore on a private PostgreSQL cluster (fsync=on, synchronous_commit=on) when the
+server binaries are installed. Run: python bench/bench_enqueue.py [--seconds N]
 """
 
 from __future__ import annotations
@@ -9,13 +11,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import sqlite3
+import sys
 import tempfile
 import time
 from typing import Callable
 
+import psycopg
+
 from connector.events import UserChange
+from connector.store.postgres import PostgresStore
 from connector.store.sqlite import SQLiteStore
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # for the tests' cluster helper
+from tests.postgres_server import PostgresServer, ServerUnavailable  # noqa: E402
 
 GOAL = 0.5
 PAYLOAD = ("0123456789abcdef" * 32)[:500]
@@ -79,6 +89,36 @@ def store_enqueues(directory: str, seconds: float) -> tuple[int, float]:
         store.close()
 
 
+def postgres_raw_inserts(dsn: str, seconds: float) -> tuple[int, float]:
+    """INSERTs in autocommit: each commits in its one round trip, the fastest durable single-row write."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload text NOT NULL)")
+        return run_for(seconds, lambda _: conn.execute("INSERT INTO t (payload) VALUES (%s)", (PAYLOAD,)))
+
+
+def postgres_store_enqueues(dsn: str, seconds: float) -> tuple[int, float]:
+    store = PostgresStore(dsn, synchronous="FULL")
+    store.migrate()
+    try:
+        return run_for(seconds, lambda n: store.enqueue([realistic_change(n)]))
+    finally:
+        store.close()
+
+
+def report(raw: tuple[int, float], raw_label: str, store: tuple[int, float], store_label: str) -> None:
+    raw_rows, raw_elapsed = raw
+    store_rows, store_elapsed = store
+    raw_rate = raw_rows / raw_elapsed
+    store_rate = store_rows / store_elapsed
+    ratio = store_rate / raw_rate
+    state_bytes = len(json.dumps(realistic_change(0).state, separators=(",", ":")))
+    print(f"{'loop':<52}{'rows':>10}{'rows/s':>12}")
+    print(f"{f'{raw_label} ({len(PAYLOAD)} B payload)':<52}{raw_rows:>10,}{raw_rate:>12,.0f}")
+    print(f"{f'{store_label}.enqueue (1 UserChange, {state_bytes} B state)':<52}{store_rows:>10,}{store_rate:>12,.0f}")
+    verdict = "meets" if ratio >= GOAL else "BELOW"
+    print(f"{'ratio enqueue / raw':<52}{'':>10}{ratio:>11.2f}x  ({verdict} the goal of >= {GOAL}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="how long each loop runs (default 3)")
@@ -86,22 +126,28 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-enqueue-") as directory:
-        raw_rows, raw_elapsed = raw_inserts(directory, args.seconds)
-        store_rows, store_elapsed = store_enqueues(directory, args.seconds)
-
-    raw_rate = raw_rows / raw_elapsed
-    store_rate = store_rows / store_elapsed
-    ratio = store_rate / raw_rate
-    state_bytes = len(json.dumps(realistic_change(0).state, separators=(",", ":")))
+        raw = raw_inserts(directory, args.seconds)
+        store = store_enqueues(directory, args.seconds)
     print(
         f"SQLite durable enqueue: WAL + synchronous=FULL, 1 row per commit, {args.seconds:g} s each,"
         f" temp dir under {os.path.dirname(directory)}"
     )
-    print(f"{'loop':<52}{'rows':>10}{'rows/s':>12}")
-    print(f"{f'raw INSERT + COMMIT ({len(PAYLOAD)} B payload)':<52}{raw_rows:>10,}{raw_rate:>12,.0f}")
-    print(f"{f'SQLiteStore.enqueue (1 UserChange, {state_bytes} B state)':<52}{store_rows:>10,}{store_rate:>12,.0f}")
-    verdict = "meets" if ratio >= GOAL else "BELOW"
-    print(f"{'ratio enqueue / raw':<52}{'':>10}{ratio:>11.2f}x  ({verdict} the goal of >= {GOAL}x)")
+    report(raw, "raw INSERT + COMMIT", store, "SQLiteStore")
+
+    print()
+    try:
+        server = PostgresServer.start()
+    except ServerUnavailable as error:
+        print(f"PostgreSQL: skipped ({error})")
+        return
+    with server:
+        raw = postgres_raw_inserts(server.create_schema(), args.seconds)
+        store = postgres_store_enqueues(server.create_schema(), args.seconds)
+        print(
+            f"PostgreSQL {server.bin_dir.parent.name} durable enqueue: fsync=on, synchronous_commit=on, 1 row per"
+            f" commit over TCP, {args.seconds:g} s each, private cluster under {server.directory.parent}"
+        )
+    report(raw, "raw INSERT in autocommit", store, "PostgresStore")
 
 
 if __name__ == "__main__":

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
-from connector.store.base import AuditEntry, Claim, EventState, Store, StoredEvent
+from connector.store.base import AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
 
-__all__ = ["AuditEntry", "Claim", "EventState", "Store", "StoredEvent", "open_store"]
+__all__ = ["AuditEntry", "Claim", "EventState", "Store", "StoreError", "StoredEvent", "open_store"]
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def open_store(url: str, *, synchronous: str = "FULL") -> Store:
-    """Open the store named by `url`: `sqlite:///relative/path.db` or `sqlite:////absolute/path.db`."""
+    """Open the store named by `url`.
+
+    `sqlite:///relative/path.db` or `sqlite:////absolute/path.db` for one connector on one host;
+    `postgresql://user@host:5432/dbname` (or `postgres://`) for several, with the password in
+    ~/.pgpass or PGPASSWORD. `synchronous` is "FULL" or "NORMAL" (see each backend).
+    """
     if url.startswith("sqlite:///"):
         from connector.store.sqlite import SQLiteStore
 
         return SQLiteStore(url.removeprefix("sqlite:///"), synchronous=synchronous)
-    raise ValueError(f"store url {url!r} is not supported; use sqlite:///path/to/connector.db")
+    if url.startswith(POSTGRES_SCHEMES):
+        from connector.store.postgres import PostgresStore
+
+        return PostgresStore(url, synchronous=synchronous)
+    raise ValueError(
+        f"store url {_without_password(url)!r} is not supported; use sqlite:///path/to/connector.db "
+        "or postgresql://user@host:5432/dbname"
+    )
+
+
+def _without_password(url: str) -> str:
+    """The url with everything between its scheme and its last '@' (user and password) hidden."""
+    userinfo, at, rest = url.rpartition("@")
+    if not at:
+        return url
+    scheme, slashes, _ = userinfo.partition("//")
+    return f"{scheme}//***@{rest}" if slashes else f"***@{rest}"

@@ -1,0 +1,547 @@
+"""The PostgreSQL store: one connection per thread, autocommit reads, short write transactions.
+
+Several connectors may share one database. Every change to a user's in-flight batch (claim,
+lease expiry, complete, retry, dead letter) happens under that user's transaction-level advisory
+lock, `pg_advisory_xact_lock(hashtext(source || chr(31) || external_id))`; claimers take it with
+`pg_try_advisory_xact_lock` after picking a head event `FOR UPDATE SKIP LOCKED`, so they skip
+each other's users instead of waiting, and one user never has two batches in flight.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import threading
+import time
+from typing import Any, Iterator, Sequence
+
+import psycopg
+from psycopg import errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, dict_row
+
+from connector.events import UserChange
+from connector.mapping.records import ExtensionRecord
+from connector.store.base import AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
+
+CONNECT_TIMEOUT_SECONDS = 10
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
+Connection = psycopg.Connection[DictRow]
+
+# MIGRATIONS[n - 1] takes the schema from version n - 1 to version n; append, never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        # A queue table: keep autovacuum ahead of the dead tuples every claim and settle leave
+        # behind (reference/delivery.md, 1.2), and leave room for HOT updates.
+        """CREATE TABLE events (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            idem_key text UNIQUE,
+            source text NOT NULL,
+            external_id text NOT NULL,
+            kind text NOT NULL,
+            state_json jsonb NOT NULL,
+            cause text NOT NULL,
+            accepted_at double precision NOT NULL,
+            state text NOT NULL CHECK (state IN ('pending', 'in_flight', 'done', 'dead', 'held')),
+            attempts integer NOT NULL DEFAULT 0,
+            next_attempt_at double precision NOT NULL,
+            lease_owner text,
+            lease_until double precision,
+            last_cause text,
+            last_error text,
+            updated_at double precision NOT NULL
+        ) WITH (
+            fillfactor = 70,
+            autovacuum_vacuum_scale_factor = 0.01,
+            autovacuum_vacuum_cost_limit = 10000,
+            autovacuum_vacuum_cost_delay = 0
+        )""",
+        "CREATE INDEX events_due ON events (next_attempt_at, id) WHERE state = 'pending'",
+        "CREATE INDEX events_user ON events (source, external_id, state, id)",
+        "CREATE INDEX events_leases ON events (lease_until) WHERE state = 'in_flight'",
+        """CREATE TABLE audit (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at double precision NOT NULL,
+            actor text NOT NULL,
+            action text NOT NULL,
+            event_ids bigint[] NOT NULL,
+            reason text NOT NULL,
+            detail jsonb NOT NULL
+        )""",
+        """CREATE TABLE pushed_extensions (
+            source text NOT NULL,
+            external_id text NOT NULL,
+            extension text NOT NULL,
+            position integer NOT NULL,
+            record jsonb NOT NULL,
+            pushed_at double precision NOT NULL,
+            PRIMARY KEY (source, external_id, extension)
+        )""",
+        """CREATE TABLE verba_users (
+            source text NOT NULL,
+            external_id text NOT NULL,
+            user_id bigint NOT NULL,
+            PRIMARY KEY (source, external_id)
+        )""",
+    ),
+)
+
+# Any constant works: it only keeps two connectors from migrating the same database at once.
+_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('connector.store.migrate'))"
+
+_USER_KEY = "hashtext(%(source)s || chr(31) || %(external_id)s)"
+_LOCK_USER = f"SELECT pg_advisory_xact_lock({_USER_KEY})"
+_TRY_LOCK_USER = f"SELECT pg_try_advisory_xact_lock({_USER_KEY}) AS locked"
+
+_EVENT_COLUMNS = (
+    "id, idem_key, source, external_id, kind, state_json, cause, accepted_at,"
+    " state, attempts, next_attempt_at, last_cause, last_error, updated_at"
+)
+
+_INSERT_EVENT = (
+    "INSERT INTO events (idem_key, source, external_id, kind, state_json, cause, accepted_at,"
+    " state, next_attempt_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (idem_key) DO NOTHING RETURNING id"
+)
+
+_ANYTHING_TO_CLAIM = """
+SELECT EXISTS (SELECT 1 FROM events WHERE state = 'pending' AND next_attempt_at <= %(now)s)
+    OR EXISTS (SELECT 1 FROM events WHERE state = 'in_flight' AND lease_until < %(now)s) AS due
+"""
+
+# Users whose advisory lock is taken (a worker is settling them right now) keep their lease.
+_EXPIRE_LEASES = """
+WITH expired AS (
+    SELECT DISTINCT source, external_id FROM events WHERE state = 'in_flight' AND lease_until < %(now)s
+), unlocked AS (
+    SELECT source, external_id FROM expired
+    WHERE pg_try_advisory_xact_lock(hashtext(source || chr(31) || external_id))
+)
+UPDATE events AS e SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = %(at)s
+FROM unlocked AS u
+WHERE e.source = u.source AND e.external_id = u.external_id AND e.state = 'in_flight' AND e.lease_until < %(now)s
+"""
+
+# The oldest due event that is its user's oldest pending one, of a user with nothing in flight.
+_PICK_HEAD = """
+SELECT e.id, e.source, e.external_id FROM events AS e
+WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s AND e.id <> ALL(%(skipped)s::bigint[])
+  AND NOT EXISTS (SELECT 1 FROM events AS o WHERE o.source = e.source AND o.external_id = e.external_id
+                  AND o.state = 'pending' AND o.id < e.id)
+  AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = e.source AND f.external_id = e.external_id
+                  AND f.state = 'in_flight')
+ORDER BY e.next_attempt_at, e.id
+LIMIT 1
+FOR UPDATE OF e SKIP LOCKED
+"""
+
+# Run under the user's advisory lock, so the in-flight check sees every earlier claim committed.
+_CLAIM_USER = f"""
+UPDATE events SET state = 'in_flight', attempts = attempts + 1, lease_owner = %(owner)s,
+    lease_until = %(lease_until)s, updated_at = %(at)s
+WHERE source = %(source)s AND external_id = %(external_id)s AND state = 'pending'
+  AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = %(source)s AND f.external_id = %(external_id)s
+                  AND f.state = 'in_flight')
+RETURNING {_EVENT_COLUMNS}
+"""
+
+
+class PostgresStore(Store):
+    """The store in a PostgreSQL database named by a libpq URL (`postgresql://user@host:5432/dbname`).
+
+    Keep the password out of the URL (use ~/.pgpass or PGPASSWORD); it never appears in errors either way.
+    `synchronous="NORMAL"` turns `synchronous_commit` off for the connector's sessions: the last
+    commits may be lost if the server crashes. `"FULL"` keeps the server's setting (on by default).
+    """
+
+    def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous={synchronous!r} is not supported; use one of {', '.join(SYNCHRONOUS_MODES)}")
+        try:
+            self._params: dict[str, Any] = conninfo_to_dict(url)
+        except psycopg.ProgrammingError:
+            raise ValueError(
+                "the store url is not a valid PostgreSQL URL; write it as postgresql://user@host:5432/dbname"
+            ) from None
+        self._params.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+        self._params.setdefault("application_name", "connector")
+        self.server = _describe(self._params)
+        self.synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[Connection] = []
+        self._closed = False
+        self._connection()  # fail now, not at the first event, if the server cannot be reached
+
+    # --- connections and transactions ---------------------------------
+    def _connection(self) -> Connection:
+        if self._closed:
+            raise StoreError(f"the store {self.server} is closed; open it again with open_store()")
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:  # a connection the server dropped is replaced on the next call
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _connect(self) -> Connection:
+        with self._errors():
+            conn = psycopg.connect(autocommit=True, row_factory=dict_row, **self._params)
+        try:
+            with self._errors():
+                if self.synchronous == "NORMAL":
+                    conn.execute("SET synchronous_commit = off")
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            if self._closed:
+                conn.close()
+                raise StoreError(f"the store {self.server} is closed; open it again with open_store()")
+            self._connections = [c for c in self._connections if not c.closed]
+            self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as error:  # not chained: our message holds psycopg's, with the password masked
+            raise StoreError(_explain(self.server, error, self._params.get("password"))) from None
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One transaction: commit on success, roll back on any exception."""
+        conn = self._connection()
+        with self._errors(), conn.transaction():
+            yield conn
+
+    @contextlib.contextmanager
+    def _autocommit(self) -> Iterator[Connection]:
+        conn = self._connection()
+        with self._errors():
+            yield conn
+
+    def migrate(self) -> None:
+        with self._write() as conn:
+            conn.execute(_MIGRATION_LOCK)
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+            current = conn.execute("SELECT coalesce(max(version), 0) AS v FROM schema_version").fetchone()["v"]
+            if current > len(MIGRATIONS):
+                raise StoreError(
+                    f"the store {self.server} has schema version {current}, newer than this connector "
+                    f"knows ({len(MIGRATIONS)}); upgrade the connector"
+                )
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+
+    def close(self) -> None:
+        """Close every thread's connection; call it once the worker threads have stopped."""
+        with self._lock:
+            self._closed = True
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    # --- intake -------------------------------------------------------
+    def enqueue(self, changes: Sequence[UserChange], *, state: EventState = EventState.PENDING) -> list[int]:
+        state = EventState(state)
+        if state is EventState.IN_FLIGHT:
+            raise ValueError("events cannot be enqueued in flight; enqueue them pending or held")
+        if not changes:
+            return []
+        now = time.time()
+        ids = []
+        # One INSERT commits by itself; skipping BEGIN and COMMIT takes a single change from about
+        # 1,200 to 2,100 per second (bench/bench_enqueue.py).
+        with self._write() if len(changes) > 1 else self._autocommit() as conn:
+            for change in changes:
+                values = (
+                    change.idem_key,
+                    change.source,
+                    change.external_id,
+                    change.kind,
+                    _state_json(change),
+                    change.cause,
+                    change.accepted_at,
+                    state.value,
+                    change.accepted_at,
+                    now,
+                )
+                try:
+                    row = conn.execute(_INSERT_EVENT, values).fetchone()
+                except psycopg.DataError as error:
+                    raise ValueError(
+                        f"the change of {change.source}/{change.external_id} cannot be stored in PostgreSQL "
+                        f"({_first_line(error)}); the source must drop such values, NUL characters (\\u0000) "
+                        "most of all"
+                    ) from None
+                if row is not None:
+                    ids.append(row["id"])
+        return ids
+
+    # --- delivery -----------------------------------------------------
+    def claim(self, owner: str, now: float, lease_seconds: float) -> Claim | None:
+        lease_until = float(now + lease_seconds)
+        with self._autocommit() as conn:  # idle workers polling should not open write transactions
+            if not conn.execute(_ANYTHING_TO_CLAIM, {"now": now}).fetchone()["due"]:
+                return None
+        with self._write() as conn:
+            conn.execute(_EXPIRE_LEASES, {"now": now, "at": time.time()})
+            rows = _claim_next_user(conn, owner, now, lease_until)
+        if not rows:
+            return None
+        events = sorted((_event(row) for row in rows), key=lambda event: event.id)
+        return Claim(
+            source=events[0].change.source,
+            external_id=events[0].change.external_id,
+            event_ids=tuple(event.id for event in events),
+            latest=events[-1],
+            attempts=max(event.attempts for event in events),
+            owner=owner,
+            lease_until=lease_until,
+        )
+
+    def complete(self, claim: Claim, pushed: Sequence[ExtensionRecord], user_id: int | None) -> None:
+        repeated = sorted(ext for ext, n in collections.Counter(r.extension for r in pushed).items() if n > 1)
+        if repeated:
+            raise ValueError(f"pushed lists extension(s) {', '.join(repeated)} more than once; give each once")
+        now = time.time()
+        user = (claim.source, claim.external_id)
+        with self._write() as conn:
+            if not _settle(conn, claim, "state = 'done'", ()):
+                return
+            conn.execute("DELETE FROM pushed_extensions WHERE source = %s AND external_id = %s", user)
+            if pushed:
+                conn.cursor().executemany(
+                    "INSERT INTO pushed_extensions (source, external_id, extension, position, record, pushed_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    [
+                        (*user, record.extension, position, json.dumps(record.to_dict()), now)
+                        for position, record in enumerate(pushed)
+                    ],
+                )
+            if user_id is not None:
+                conn.execute(
+                    "INSERT INTO verba_users (source, external_id, user_id) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (source, external_id) DO UPDATE SET user_id = excluded.user_id",
+                    (*user, user_id),
+                )
+
+    def retry(self, claim: Claim, next_attempt_at: float, cause: str, error: str) -> None:
+        with self._write() as conn:
+            _settle(
+                conn,
+                claim,
+                "state = 'pending', next_attempt_at = %s, last_cause = %s, last_error = %s",
+                (next_attempt_at, cause, error),
+            )
+
+    def dead_letter(self, claim: Claim, cause: str, error: str) -> None:
+        with self._write() as conn:
+            _settle(conn, claim, "state = 'dead', last_cause = %s, last_error = %s", (cause, error))
+
+    def release_leases(self) -> int:
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = %s"
+                " WHERE state = 'in_flight'",
+                (time.time(),),
+            ).rowcount
+
+    # --- per-user projection ------------------------------------------
+    def pushed_extensions(self, source: str, external_id: str) -> list[ExtensionRecord]:
+        with self._autocommit() as conn:
+            rows = conn.execute(
+                "SELECT record FROM pushed_extensions WHERE source = %s AND external_id = %s ORDER BY position",
+                (source, external_id),
+            ).fetchall()
+        return [ExtensionRecord.from_dict(row["record"]) for row in rows]
+
+    def verba_user_id(self, source: str, external_id: str) -> int | None:
+        with self._autocommit() as conn:
+            row = conn.execute(
+                "SELECT user_id FROM verba_users WHERE source = %s AND external_id = %s", (source, external_id)
+            ).fetchone()
+        return None if row is None else int(row["user_id"])
+
+    # --- reading and operator actions ---------------------------------
+    def get_event(self, event_id: int) -> StoredEvent | None:
+        with self._autocommit() as conn:
+            row = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = %s", (event_id,)).fetchone()
+        return None if row is None else _event(row)
+
+    def list_events(
+        self, *, state: EventState | None = None, cause: str | None = None, limit: int = 100
+    ) -> list[StoredEvent]:
+        filters: list[str] = []
+        params: list[Any] = []
+        if state is not None:
+            filters.append("state = %s")
+            params.append(EventState(state).value)
+        if cause is not None:
+            filters.append("last_cause = %s")
+            params.append(cause)
+        where = f"WHERE {' AND '.join(filters)}" if filters else ""
+        with self._autocommit() as conn:
+            rows = conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT %s", (*params, limit)
+            ).fetchall()
+        return [_event(row) for row in rows]
+
+    def count_by_state(self) -> dict[EventState, int]:
+        counts = {state: 0 for state in EventState}
+        with self._autocommit() as conn:
+            for row in conn.execute("SELECT state, count(*) AS n FROM events GROUP BY state"):
+                counts[EventState(row["state"])] = row["n"]
+        return counts
+
+    def requeue(self, event_ids: Sequence[int], now: float) -> int:
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = %s, updated_at = %s"
+                " WHERE id = ANY(%s::bigint[]) AND state IN ('dead', 'held')",
+                (now, time.time(), list(event_ids)),
+            ).rowcount
+
+    def add_audit(self, actor: str, action: str, event_ids: Sequence[int], reason: str, detail: dict[str, Any]) -> int:
+        try:
+            detail_json = json.dumps(detail, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"audit detail for {action!r} is not JSON ({error}); give plain values") from error
+        with self._write() as conn:
+            row = conn.execute(
+                "INSERT INTO audit (at, actor, action, event_ids, reason, detail)"
+                " VALUES (%s, %s, %s, %s::bigint[], %s, %s) RETURNING id",
+                (time.time(), actor, action, list(event_ids), reason, detail_json),
+            ).fetchone()
+        return int(row["id"])
+
+    def list_audit(self, limit: int = 100) -> list[AuditEntry]:
+        with self._autocommit() as conn:
+            rows = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
+        return [
+            AuditEntry(
+                id=row["id"],
+                at=row["at"],
+                actor=row["actor"],
+                action=row["action"],
+                event_ids=tuple(row["event_ids"]),
+                reason=row["reason"],
+                detail=row["detail"],
+            )
+            for row in rows
+        ]
+
+
+def _claim_next_user(conn: Connection, owner: str, now: float, lease_until: float) -> list[DictRow]:
+    """Claim the pending events of the first due user whose advisory lock is free; [] if there is none."""
+    skipped: list[int] = []
+    while (head := conn.execute(_PICK_HEAD, {"now": now, "skipped": skipped}).fetchone()) is not None:
+        user = {"source": head["source"], "external_id": head["external_id"]}
+        if conn.execute(_TRY_LOCK_USER, user).fetchone()["locked"]:
+            params = {**user, "owner": owner, "lease_until": lease_until, "at": time.time()}
+            claimed = conn.execute(_CLAIM_USER, params).fetchall()
+            if claimed:
+                return claimed
+        skipped.append(head["id"])  # being settled or claimed elsewhere right now
+    return []
+
+
+def _settle(conn: Connection, claim: Claim, assignments: str, params: tuple[Any, ...]) -> int:
+    """Apply `assignments` to the claim's events still held by its lease, end the lease; return how many."""
+    conn.execute(_LOCK_USER, {"source": claim.source, "external_id": claim.external_id})
+    return conn.execute(
+        f"UPDATE events SET {assignments}, lease_owner = NULL, lease_until = NULL, updated_at = %s"
+        " WHERE id = ANY(%s::bigint[]) AND state = 'in_flight' AND lease_owner = %s AND lease_until = %s",
+        (*params, time.time(), list(claim.event_ids), claim.owner, claim.lease_until),
+    ).rowcount
+
+
+def _state_json(change: UserChange) -> str:
+    try:
+        return json.dumps(change.state, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"the state of {change.source}/{change.external_id} is not JSON ({error}); the source must "
+            "normalize it to strings, numbers, booleans, null, lists and objects"
+        ) from error
+
+
+def _event(row: DictRow) -> StoredEvent:
+    change = UserChange(
+        source=row["source"],
+        external_id=row["external_id"],
+        kind=row["kind"],
+        state=row["state_json"],
+        accepted_at=row["accepted_at"],
+        cause=row["cause"],
+        idem_key=row["idem_key"],
+    )
+    return StoredEvent(
+        id=row["id"],
+        change=change,
+        state=EventState(row["state"]),
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_cause=row["last_cause"],
+        last_error=row["last_error"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _describe(params: dict[str, Any]) -> str:
+    """Name the server and database as libpq will reach them, without the password."""
+    host = params.get("host") or os.environ.get("PGHOST") or "localhost"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    user = params.get("user") or os.environ.get("PGUSER")
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user or "?"
+    return f"postgresql://{f'{user}@' if user else ''}{host}:{port}/{dbname}"
+
+
+def _first_line(error: psycopg.Error) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _explain(server: str, error: psycopg.Error, password: str | None) -> str:
+    """Say what went wrong with the database and what to do about it, never repeating the password."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if password:
+        text = text.replace(password, "***")
+    # Errors while connecting carry no SQLSTATE, only libpq's message.
+    if isinstance(error, (errors.InvalidPassword, errors.InvalidAuthorizationSpecification)) or (
+        "authentication failed" in text or "pg_hba.conf" in text
+    ):
+        return (
+            f"the PostgreSQL server {server} refused the login ({text}): check the user in [store] url "
+            "and the password in ~/.pgpass or PGPASSWORD, and the server's pg_hba.conf"
+        )
+    if isinstance(error, errors.InvalidCatalogName) or ('database "' in text and "does not exist" in text):
+        return f"the database of {server} does not exist ({text}): create it (createdb) or fix [store] url"
+    if isinstance(error, errors.UndefinedTable):
+        return f"the store {server} has no schema yet ({text}): call its migrate() before using it"
+    if isinstance(error, errors.InsufficientPrivilege):
+        return (
+            f"the store's user lacks a privilege on {server} ({text}): let it own the connector's schema, "
+            "or grant it CREATE there for migrate() and SELECT, INSERT, UPDATE, DELETE on the tables"
+        )
+    if isinstance(error, errors.ReadOnlySqlTransaction):
+        return f"{server} is read-only ({text}): point [store] url at the primary server, not a standby"
+    if isinstance(error, errors.DiskFull):
+        return f"the PostgreSQL server {server} is out of disk space ({text}): free space on the server"
+    if isinstance(error, errors.TransactionRollback):
+        return (
+            f"a transaction on {server} conflicted with another one ({text}); it was rolled back "
+            "and nothing changed: try again"
+        )
+    if isinstance(error, psycopg.OperationalError) and (error.sqlstate or "08").startswith(("08", "57P")):
+        return (
+            f"cannot reach the PostgreSQL server {server} or lost the connection ({text}): check that it is "
+            "running and accepts connections from this host, and that [store] url names the right host, "
+            "port and database; the store reconnects on the next call"
+        )
+    return f"the PostgreSQL store {server} failed ({text})"

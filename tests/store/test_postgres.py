@@ -1,0 +1,192 @@
+"""PostgreSQL specifics: schema, locking, errors and URLs. The shared contract is in test_conformance.py."""
+
+from __future__ import annotations
+
+import socket
+from typing import Iterator
+
+import psycopg
+import pytest
+
+from connector.store import EventState, StoreError, open_store
+from connector.store.postgres import PostgresStore
+from tests.postgres_server import PostgresServer
+
+from .test_conformance import LEASE, NOW, change, claim_now, state_of
+
+
+@pytest.fixture
+def dsn(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_schema()
+
+
+@pytest.fixture
+def store(dsn: str) -> Iterator[PostgresStore]:
+    store = PostgresStore(dsn)
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def raw(dsn: str) -> Iterator[psycopg.Connection[tuple]]:
+    """Another session on the store's schema, as a second connector would have."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield conn
+
+
+def test_schema_is_versioned_typed_and_tuned_for_a_queue(store: PostgresStore, raw: psycopg.Connection[tuple]) -> None:
+    store.migrate()
+
+    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    types = dict(
+        raw.execute(
+            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND data_type = 'jsonb'"
+        ).fetchall()
+    )
+    assert types == {"events.state_json": "jsonb", "pushed_extensions.record": "jsonb", "audit.detail": "jsonb"}
+    [options] = raw.execute("SELECT reloptions FROM pg_class WHERE oid = 'events'::regclass").fetchone()
+    assert {"fillfactor=70", "autovacuum_vacuum_scale_factor=0.01", "autovacuum_vacuum_cost_delay=0"} <= set(options)
+    store.enqueue([change("alice")])
+    with pytest.raises(psycopg.errors.CheckViolation):
+        raw.execute("UPDATE events SET state = 'lost'")
+
+
+def test_migrate_is_idempotent_and_required(dsn: str) -> None:
+    store = PostgresStore(dsn)
+    try:
+        with pytest.raises(StoreError, match="migrate"):
+            store.enqueue([change("alice")])
+        store.migrate()
+        [event_id] = store.enqueue([change("alice")])
+        store.migrate()
+        assert state_of(store, event_id) is EventState.PENDING
+    finally:
+        store.close()
+
+
+def test_claim_skips_a_user_whose_advisory_lock_another_session_holds(
+    store: PostgresStore, raw: psycopg.Connection[tuple]
+) -> None:
+    [alice] = store.enqueue([change("alice")])
+    [bob] = store.enqueue([change("bob")])
+
+    with raw.transaction():
+        raw.execute("SELECT pg_advisory_xact_lock(hashtext('scim' || chr(31) || 'alice'))")
+        assert claim_now(store).event_ids == (bob,)
+        assert store.claim("w2", NOW, LEASE) is None
+
+    assert claim_now(store, owner="w2").event_ids == (alice,)
+
+
+def test_claim_skips_a_head_event_another_session_has_locked(
+    store: PostgresStore, raw: psycopg.Connection[tuple]
+) -> None:
+    [alice] = store.enqueue([change("alice")])
+    [bob] = store.enqueue([change("bob")])
+
+    with raw.transaction():
+        raw.execute("SELECT 1 FROM events WHERE id = %s FOR UPDATE", (alice,))
+        assert claim_now(store).event_ids == (bob,)
+
+    assert claim_now(store, owner="w2").event_ids == (alice,)
+
+
+def test_an_expired_lease_being_settled_elsewhere_is_not_released(
+    store: PostgresStore, raw: psycopg.Connection[tuple]
+) -> None:
+    [event_id] = store.enqueue([change("alice")])
+    stale = store.claim("w1", NOW, 10)
+    assert stale is not None
+
+    with raw.transaction():  # what complete() holds while it writes
+        raw.execute("SELECT pg_advisory_xact_lock(hashtext('scim' || chr(31) || 'alice'))")
+        assert store.claim("w2", NOW + 11, 10) is None
+        assert state_of(store, event_id) is EventState.IN_FLIGHT
+
+    store.complete(stale, [], None)
+    assert state_of(store, event_id) is EventState.DONE
+
+
+def test_a_state_with_a_nul_character_is_refused_and_nothing_is_stored(store: PostgresStore) -> None:
+    with pytest.raises(ValueError, match=r"bob.*NUL"):
+        store.enqueue([change("alice"), change("bob", note="a\x00b")])
+    with pytest.raises(ValueError, match="NUL"):
+        store.enqueue([change("carol\x00")])
+
+    assert sum(store.count_by_state().values()) == 0
+
+
+def test_synchronous_normal_turns_synchronous_commit_off(dsn: str) -> None:
+    full, normal = PostgresStore(dsn), PostgresStore(dsn, synchronous="normal")
+    try:
+        assert full._connection().execute("SHOW synchronous_commit").fetchone() == {"synchronous_commit": "on"}
+        assert normal._connection().execute("SHOW synchronous_commit").fetchone() == {"synchronous_commit": "off"}
+    finally:
+        full.close()
+        normal.close()
+    with pytest.raises(ValueError, match="FULL, NORMAL"):
+        PostgresStore(dsn, synchronous="OFF")
+
+
+def test_a_dropped_connection_is_reported_then_replaced(store: PostgresStore, raw: psycopg.Connection[tuple]) -> None:
+    [event_id] = store.enqueue([change("alice")])
+    raw.execute("SELECT pg_terminate_backend(%s)", (store._connection().info.backend_pid,))
+
+    with pytest.raises(StoreError, match="lost the connection.*reconnects on the next call"):
+        store.get_event(event_id)
+    assert state_of(store, event_id) is EventState.PENDING
+
+
+# --- errors name the server and the fix, never the password ------------------------------------
+
+
+def test_a_wrong_password_is_reported_without_the_password(postgres_server: PostgresServer) -> None:
+    secret = "hunter2-wrong"
+    with pytest.raises(StoreError, match="refused the login.*PGPASSWORD") as error:
+        PostgresStore(postgres_server.dsn(password=secret))
+    assert f"127.0.0.1:{postgres_server.port}/postgres" in str(error.value)
+    assert secret not in str(error.value)
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+def test_a_missing_database_is_reported(postgres_server: PostgresServer) -> None:
+    with pytest.raises(StoreError, match="does not exist.*createdb"):
+        PostgresStore(postgres_server.dsn("no_such_db"))
+
+
+def test_an_unreachable_server_is_reported_with_host_and_port() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nobody listens here once the probe closes
+    with pytest.raises(StoreError, match=rf"cannot reach the PostgreSQL server postgresql://app@127.0.0.1:{port}/db"):
+        PostgresStore(f"postgresql://app:s3cret@127.0.0.1:{port}/db?connect_timeout=2")
+
+
+def test_a_malformed_url_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ValueError, match="postgresql://user@host:5432/dbname") as error:
+        PostgresStore("postgresql://app:s3cr%zzet@host/db")  # libpq's own message would quote the password
+    assert "s3cr" not in str(error.value)
+
+
+# --- open_store -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_open_store_opens_postgres_urls(postgres_server: PostgresServer, scheme: str) -> None:
+    url = postgres_server.create_schema().replace("postgresql://", f"{scheme}://", 1)
+    store = open_store(url)
+    try:
+        assert isinstance(store, PostgresStore)
+        store.migrate()
+        assert store.enqueue([change("alice")]) != []
+    finally:
+        store.close()
+
+
+def test_open_store_refuses_other_urls_without_echoing_a_password() -> None:
+    with pytest.raises(ValueError, match="sqlite:///.*postgresql://") as error:
+        open_store("mysql://app:s3cr@t@db.example/connector")
+    assert "s3cr" not in str(error.value)
+    assert "db.example/connector" in str(error.value)
