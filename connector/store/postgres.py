@@ -149,6 +149,16 @@ RETURNING {_EVENT_COLUMNS}
 """
 
 
+# A noted extension keeps its place among the pushed ones; a new one goes last.
+_NOTE_PUSHING = """
+INSERT INTO pushed_extensions (source, external_id, extension, position, record, pushed_at)
+VALUES (%(source)s, %(external_id)s, %(extension)s,
+        (SELECT coalesce(max(position) + 1, 0) FROM pushed_extensions
+         WHERE source = %(source)s AND external_id = %(external_id)s),
+        %(record)s, %(at)s)
+ON CONFLICT (source, external_id, extension) DO UPDATE SET record = excluded.record, pushed_at = excluded.pushed_at
+"""
+
 class PostgresStore(Store):
     """The store in a PostgreSQL database named by a libpq URL (`postgresql://user@host:5432/dbname`).
 
@@ -331,6 +341,25 @@ class PostgresStore(Store):
                     " ON CONFLICT (source, external_id) DO UPDATE SET user_id = excluded.user_id",
                     (*user, user_id),
                 )
+
+    def note_pushing(self, source: str, external_id: str, records: Sequence[ExtensionRecord]) -> None:
+        if not records:
+            return
+        now = time.time()
+        with self._write() as conn:
+            conn.cursor().executemany(
+                _NOTE_PUSHING,
+                [
+                    {
+                        "source": source,
+                        "external_id": external_id,
+                        "extension": record.extension,
+                        "record": json.dumps(record.to_dict()),
+                        "at": now,
+                    }
+                    for record in records
+                ],
+            )
 
     def retry(self, claim: Claim, next_attempt_at: float, cause: str, error: str) -> None:
         with self._write() as conn:
