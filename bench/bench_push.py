@@ -5,14 +5,17 @@
 The simulator runs under uvicorn in a subprocess, so client and server do not share a GIL.
 Phase (a) POSTs prebuilt createExtension envelopes from C threads sharing one httpx.Client;
 phase (b) upserts the same records (simulator reset in between, so each upsert is one
-createExtension) from C threads sharing one VerbaClient. It prints calls/s and the ratio
-(goal: zeep >= 0.5x raw).
+createExtension) from C threads sharing one VerbaClient; phase (c) runs the whole delivery
+path with C workers: durable events in a SQLite store (WAL, synchronous=FULL), claim,
+mapping, createExtension through VerbaClient, completion. It prints calls/s and the
+ratios to (a) (goal: >= 0.5x).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import threading
 import time
@@ -21,7 +24,12 @@ from collections.abc import Callable
 import httpx
 from lxml import etree
 
+from connector.config import DeliveryConfig
+from connector.delivery.worker import Deliverer, WorkerPool
+from connector.events import UserChange
+from connector.mapping import load_mapping
 from connector.mapping.records import ExtensionRecord
+from connector.store import EventState, open_store
 from connector.simulator.process import free_port, start_simulator_process, wait_until_listening
 from connector.target.verba import VerbaClient
 
@@ -101,6 +109,33 @@ def client_phase(url: str, concurrency: int, seconds: float) -> float:
         return measure(concurrency, seconds, push)
 
 
+def pipeline_phase(url: str, concurrency: int, seconds: float, expected_rate: float) -> float:
+    """Events/s delivered end to end by `concurrency` workers from a backlog sized to last about `seconds`."""
+    backlog = max(200, int(expected_rate * seconds))
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(f"sqlite:///{os.path.join(tmp, 'bench.db')}")
+        store.migrate()
+        store.enqueue([
+            UserChange("bench", f"user{n}", "upsert",
+                       {"userName": "bench@example.com", "phoneNumbers": [{"type": "work", "value": f"+1415{2000000 + n:07d}"}]})
+            for n in range(backlog)
+        ])
+        config = DeliveryConfig(workers=concurrency, idle_poll_seconds=0.005)
+        with VerbaClient(url, eid="0000", login=LOGIN, password=PASSWORD, pool_size=concurrency) as client:
+            pool = WorkerPool(Deliverer(store, client, load_mapping("mappings/default.toml"), config),
+                              concurrency, config.idle_poll_seconds)
+            started = time.perf_counter()
+            pool.start()
+            while (counts := store.count_by_state())[EventState.DONE] + counts[EventState.DEAD] < backlog:
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - started
+            pool.stop()
+        store.close()
+    if counts[EventState.DEAD]:
+        raise RuntimeError(f"{counts[EventState.DEAD]} events dead-lettered during the benchmark")
+    return backlog / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per phase (default 3)")
@@ -118,6 +153,8 @@ def main() -> None:
             raw = raw_phase(f"{base}/provisioning", args.concurrency, args.seconds)
             httpx.post(f"{base}/_sim/reset").raise_for_status()
             zeep = client_phase(f"{base}/provisioning", args.concurrency, args.seconds)
+            httpx.post(f"{base}/_sim/reset").raise_for_status()
+            pipeline = pipeline_phase(f"{base}/provisioning", args.concurrency, args.seconds, zeep)
         finally:
             process.terminate()
             process.wait(timeout=10)
@@ -125,7 +162,9 @@ def main() -> None:
     print(f"concurrency {args.concurrency}, {args.seconds:g} s per phase, simulator in a subprocess")
     print(f"(a) raw httpx createExtension POSTs   {raw:8.0f} calls/s")
     print(f"(b) VerbaClient.upsert_extension      {zeep:8.0f} calls/s")
+    print(f"(c) delivery workers, store to Verba  {pipeline:8.0f} events/s")
     print(f"ratio (b)/(a) {zeep / raw:.2f}x (goal >= 0.5x)")
+    print(f"ratio (c)/(a) {pipeline / raw:.2f}x")
 
 
 if __name__ == "__main__":

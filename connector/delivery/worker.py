@@ -58,7 +58,9 @@ class Deliverer:
             user_id = self.users.resolve(change, known)
             previous = self.store.pushed_extensions(claim.source, claim.external_id)
             mapped = self.mapping.map_user(change, user_id, previous)
-            self.store.note_pushing(claim.source, claim.external_id, mapped.upserts)
+            known_extensions = {p.extension for p in previous}
+            self.store.note_pushing(claim.source, claim.external_id,
+                                    [r for r in mapped.upserts if r.extension not in known_extensions])
             self.push(mapped)
         except (MappingFailure, ValueError) as exc:
             self._dead(claim, "mapping", str(exc))
