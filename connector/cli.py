@@ -85,7 +85,10 @@ def simulator(host: str, port: int, seed: str | None, token_ttl: float) -> None:
     from connector.simulator.app import serve
 
     click.echo(f"simulator: http://{host}:{port}/provisioning (WSDL: ?wsdl, test control: /_sim/); stop with Ctrl-C")
-    serve(host, port, seed, token_ttl)
+    try:
+        serve(host, port, seed, token_ttl)
+    except ValueError as exc:
+        raise ConnectorError(f"{exc}; fix the seed file") from None
 
 
 @main.group()

@@ -7,7 +7,7 @@ import threading
 
 import uvicorn
 
-from connector.config import Config
+from connector.config import Config, ConfigError
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.mapping import Mapping, load_mapping
 from connector.simulator.app import create_app, load_seed
@@ -67,8 +67,10 @@ class Connector:
 
     def _start_simulator(self) -> None:
         sim = self.config.simulator
-        seed = load_seed(sim.seed) if sim.seed else None
-        app = create_app(seed)
+        try:
+            app = create_app(load_seed(sim.seed) if sim.seed else None)
+        except ValueError as exc:
+            raise ConfigError(f"{self.config.path}: simulator.seed: {exc}; fix the seed file or remove the key") from None
         self.simulator = uvicorn.Server(uvicorn.Config(app, host=sim.host, port=sim.port, log_level="warning"))
         thread = threading.Thread(target=self.simulator.run, name="simulator", daemon=True)
         thread.start()

@@ -130,3 +130,11 @@ def test_make_run_style_start_serves_the_simulator_and_stops_cleanly_on_sigterm(
     assert process.returncode == 0
     assert f"http://127.0.0.1:{port}/provisioning (built-in simulator)" in out
     assert "stopped" in out
+
+
+def test_a_broken_simulator_seed_is_a_clear_error(tmp_path):
+    seed = tmp_path / "seed.json"
+    seed.write_text("[1, 2]")
+    result = connector("simulator", "--port", str(free_port()), "--seed", str(seed))
+    assert result.returncode == 1
+    assert str(seed) in result.stderr and "Traceback" not in result.stderr

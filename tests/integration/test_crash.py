@@ -98,3 +98,24 @@ def test_kill_9_during_pushes_loses_nothing(tmp_path, simulator):
             if old is not None:  # pushed before the later changes arrived: now stopped, still linked
                 assert old["user_id"] == 100 + n and not old["voice"]
     assert all(c["user_id"] is not None for c in simulator.calls("updateExtension"))
+
+
+def test_sigterm_lets_an_in_flight_push_finish_and_loses_nothing(tmp_path, simulator):
+    config = write_config(tmp_path, simulator.url)
+    simulator.fault(operation="createExtension", latency_ms=1500)
+    ingest(config, tmp_path / "one.jsonl", range(0, 1))
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    process = start(config, tmp_path / "connector.log")
+    try:
+        wait_for(lambda: store.count_by_state()[EventState.IN_FLIGHT] > 0, 20, "a push in flight")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        process.kill()
+    counts = store.count_by_state()
+    store.close()
+    # The pushes that were in flight finished and were recorded; the rest wait, none is lost.
+    assert counts[EventState.IN_FLIGHT] == 0 and counts[EventState.DEAD] == 0
+    assert counts[EventState.DONE] >= 1 and counts[EventState.DONE] + counts[EventState.PENDING] == USERS
+    done = {c["extension"] for c in simulator.calls("createExtension") if c["status"] == "OK"}
+    assert len(done) == counts[EventState.DONE]

@@ -131,3 +131,24 @@ def test_different_users_are_pushed_and_each_ends_linked_to_its_own_id(deliverer
     drain(deliverer)
     extensions = simulator.extensions()
     assert (extensions[A]["user_id"], extensions[B]["user_id"]) == (3, 4)
+
+
+def test_create_missing_users_creates_the_verba_user_then_links_the_extension(make_config, simulator, tmp_path):
+    from connector.delivery.worker import Deliverer
+    from connector.mapping import load_mapping
+    from connector.runtime import open_client, open_migrated_store
+
+    mapping = tmp_path / "create.toml"
+    mapping.write_text(open("mappings/default.toml").read().replace("create_missing = false", "create_missing = true"))
+    config = make_config(mapping=str(mapping))
+    store, client = open_migrated_store(config), open_client(config)
+    deliverer = Deliverer(store, client, load_mapping(mapping), config.delivery)
+    store.enqueue([user("u-carol", "carol@example.com", phones=(A,), displayName="Carol")])
+    drain(deliverer)
+    [created] = simulator.calls("createUser")
+    assert created["status"] == "OK"
+    carol = [u for u in simulator.http.get("/_sim/state").json()["users"] if u["loginName"] == "carol@example.com"]
+    assert len(carol) == 1
+    assert simulator.extensions()[A]["user_id"] == carol[0]["id"]
+    client.close()
+    store.close()
