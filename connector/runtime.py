@@ -52,9 +52,12 @@ class Connector:
     def start(self) -> None:
         if self.config.uses_simulator:
             self._start_simulator()
-        released = self.store.release_leases()
-        if released:
-            log.info("returned %d in-flight events from the last run to the queue", released)
+        if self.config.store.url.startswith("sqlite:"):
+            # SQLite is single-instance: whatever is in flight was this process's before a crash.
+            # A shared PostgreSQL store leaves other instances' leases to expire instead.
+            released = self.store.release_leases()
+            if released:
+                log.info("returned %d in-flight events from the last run to the queue", released)
         self.pool.start()
 
     def stop(self) -> None:

@@ -14,7 +14,7 @@ import pytest
 from connector.store import Store
 from connector.store.postgres import PostgresStore
 from connector.store.sqlite import SQLiteStore
-from tests.postgres_server import PostgresServer, postgres_server  # noqa: F401 (a session fixture)
+from tests.postgres_server import PostgresServer
 
 Opener = Callable[[], Store]
 
