@@ -14,6 +14,7 @@ import click
 from connector.config import DEFAULT_PATH, load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
+from connector.sources.ldap.commands import ldap
 
 config_option = click.option(
     "--config",
@@ -206,6 +207,9 @@ def _user_id_from_state(loaded: Any, change: UserChange) -> int:
         raise ConnectorError(f"this mapping looks the Verba user id up by login name ({login!r}) at push time; "
                              "pass --user-id N to see the records")
     return user_id
+
+
+main.add_command(ldap)
 
 
 if __name__ == "__main__":

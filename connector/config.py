@@ -13,6 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
+
 from connector.errors import ConnectorError
 
 DEFAULT_PATH = "config/connector.toml"
@@ -66,6 +68,32 @@ class DeliveryConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LdapConfig:
+    """One `[ldap.NAME]` directory; None for `filter`, `attributes` and `username_attribute` means the dialect's."""
+
+    name: str
+    url: str
+    base: str
+    dialect: str = "openldap"
+    filter: str | None = None
+    attributes: tuple[str, ...] | None = None
+    username_attribute: str | None = None
+    disabled_attribute: str | None = None
+    bind_dn: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    ca_file: str | None = None
+    tls_verify: bool = True
+    starttls: bool = False
+    poll_seconds: float = 30.0
+    overlap_seconds: float = 300.0
+    page_size: int = 500
+    timeout_seconds: float = 30.0
+    full_sync_cron: str = "0 3 * * *"
+    guard_max_count: int = 100
+    guard_max_share: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     path: str
     store: StoreConfig
@@ -73,6 +101,7 @@ class Config:
     simulator: SimulatorConfig
     mapping_file: str
     delivery: DeliveryConfig
+    ldap: dict[str, LdapConfig] = dataclasses.field(default_factory=dict)
 
     @property
     def uses_simulator(self) -> bool:
@@ -124,7 +153,7 @@ def load_config(path: str | Path = DEFAULT_PATH) -> Config:
 
 
 def parse_config(data: dict[str, Any], path: str) -> Config:
-    unknown = sorted(set(data) - set(_SECTIONS))
+    unknown = sorted(set(data) - set(_SECTIONS) - {"ldap"})
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]; the sections are {', '.join(_SECTIONS)}")
     sections = {name: _section(data.get(name, {}), name, spec, path) for name, spec in _SECTIONS.items()}
@@ -135,6 +164,7 @@ def parse_config(data: dict[str, Any], path: str) -> Config:
         simulator=_simulator(sections["simulator"], path),
         mapping_file=sections["mapping"]["file"],
         delivery=_delivery(sections["delivery"], path),
+        ldap=_ldap_sections(data.get("ldap", {}), path),
     )
 
 
@@ -236,3 +266,109 @@ def _delivery(values: dict[str, Any], path: str) -> DeliveryConfig:
     if values["backoff_max_seconds"] < values["backoff_base_seconds"]:
         raise ConfigError(f"{path}: delivery.backoff_max_seconds is below delivery.backoff_base_seconds; raise it")
     return DeliveryConfig(**{k: v if k in ("workers", "max_attempts") else float(v) for k, v in values.items()})
+
+
+# [ldap.NAME] key -> (allowed types, default)
+_LDAP: dict[str, tuple[tuple[type, ...], Any]] = {
+    "url": ((str,), None),
+    "base": ((str,), None),
+    "dialect": ((str,), LdapConfig.dialect),
+    "filter": ((str,), None),
+    "attributes": ((list,), None),
+    "username_attribute": ((str,), None),
+    "disabled_attribute": ((str,), None),
+    "bind_dn": ((str,), None),
+    "password_env": ((str,), None),
+    "password_file": ((str,), None),
+    "ca_file": ((str,), None),
+    "tls_verify": ((bool,), LdapConfig.tls_verify),
+    "starttls": ((bool,), LdapConfig.starttls),
+    "poll_seconds": ((int, float), LdapConfig.poll_seconds),
+    "overlap_seconds": ((int, float), LdapConfig.overlap_seconds),
+    "page_size": ((int,), LdapConfig.page_size),
+    "timeout_seconds": ((int, float), LdapConfig.timeout_seconds),
+    "full_sync_cron": ((str,), LdapConfig.full_sync_cron),
+    "guard_max_count": ((int,), LdapConfig.guard_max_count),
+    "guard_max_share": ((int, float), LdapConfig.guard_max_share),
+}
+LDAP_DIALECTS = ("openldap", "ad", "generic")
+AD_MAX_PAGE_SIZE = 1000  # Active Directory's MaxPageSize LDAP policy
+
+
+def _ldap_sections(raw: Any, path: str) -> dict[str, LdapConfig]:
+    if not isinstance(raw, dict) or not all(isinstance(table, dict) for table in raw.values()):
+        raise ConfigError(f"{path}: write each directory as its own table, [ldap.NAME], followed by its keys")
+    return {name: _ldap(name, table, path) for name, table in raw.items()}
+
+
+def _ldap(name: str, raw: dict[str, Any], path: str) -> LdapConfig:
+    key = f"ldap.{name}"
+    values = {}
+    for item, value in raw.items():
+        if item not in _LDAP:
+            raise ConfigError(f"{path}: unknown key {key}.{item}; the keys of [{key}] are {', '.join(_LDAP)}")
+        types = _LDAP[item][0]
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            wanted = {str: "a string", bool: "true or false", int: "an integer", list: "a list of strings"}[types[0]]
+            raise ConfigError(f"{path}: {key}.{item} is {value!r}; it must be {'a number' if float in types else wanted}")
+        values[item] = value
+    values = {item: values.get(item, default) for item, (_, default) in _LDAP.items()}
+    for item in ("url", "base"):
+        if not values[item]:
+            raise ConfigError(f"{path}: [{key}] needs {item}, e.g. url = \"ldaps://dc1.corp.example:636\", "
+                              "base = \"OU=Staff,DC=corp,DC=example\"")
+    if not values["url"].startswith(("ldap://", "ldaps://")):
+        raise ConfigError(f"{path}: {key}.url is {values['url']!r}; use ldaps://host:636, or ldap://host:389 "
+                          "with starttls = true")
+    if values["starttls"] and values["url"].startswith("ldaps://"):
+        raise ConfigError(f"{path}: {key} has starttls = true with an ldaps:// url; keep one of them")
+    if values["dialect"] not in LDAP_DIALECTS:
+        raise ConfigError(f"{path}: {key}.dialect is {values['dialect']!r}; use one of {', '.join(LDAP_DIALECTS)}")
+    if values["attributes"] is not None and not all(isinstance(a, str) and a for a in values["attributes"]):
+        raise ConfigError(f"{path}: {key}.attributes must be a list of attribute names, e.g. [\"telephoneNumber\"]")
+    if values["ca_file"] is not None and not Path(values["ca_file"]).is_file():
+        raise ConfigError(f"{path}: {key}.ca_file {values['ca_file']!r} is not a file; fix the path")
+    for item in ("poll_seconds", "timeout_seconds", "page_size"):
+        if values[item] <= 0:
+            raise ConfigError(f"{path}: {key}.{item} is {values[item]}; it must be above 0")
+    if values["dialect"] == "ad" and values["page_size"] > AD_MAX_PAGE_SIZE:
+        raise ConfigError(f"{path}: {key}.page_size is {values['page_size']}; Active Directory pages at most "
+                          f"{AD_MAX_PAGE_SIZE} entries, use {AD_MAX_PAGE_SIZE} or less")
+    if values["overlap_seconds"] < 0 or values["guard_max_count"] < 0:
+        raise ConfigError(f"{path}: {key}.overlap_seconds and guard_max_count must not be negative")
+    if not 0 <= values["guard_max_share"] <= 1:
+        raise ConfigError(f"{path}: {key}.guard_max_share is {values['guard_max_share']}; give a share "
+                          "between 0 and 1, e.g. 0.1 for 10 % of the known users")
+    if values["full_sync_cron"]:
+        try:
+            CronTrigger.from_crontab(values["full_sync_cron"])
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {key}.full_sync_cron {values['full_sync_cron']!r} is not a crontab line "
+                              f"({exc}); write five fields, e.g. \"0 3 * * *\", or \"\" for none") from None
+    password = _ldap_password(values.pop("password_env"), values.pop("password_file"), key, path)
+    if (values["bind_dn"] is None) != (password is None):
+        raise ConfigError(f"{path}: [{key}] needs both bind_dn and password_env (or password_file), or neither "
+                          "for an anonymous bind")
+    attributes = values.pop("attributes")
+    return LdapConfig(name=name, password=password, attributes=None if attributes is None else tuple(attributes),
+                      **{k: float(v) if k.endswith("_seconds") else v for k, v in values.items()})
+
+
+def _ldap_password(env: str | None, file: str | None, key: str, path: str) -> str | None:
+    if env is not None and file is not None:
+        raise ConfigError(f"{path}: {key}.password_env and {key}.password_file are both set; keep one")
+    if env is not None:
+        if not os.environ.get(env):
+            raise ConfigError(f"{path}: {key}.password_env names {env}, which is not set; export {env} "
+                              f"or use {key}.password_file")
+        return os.environ[env]
+    if file is not None:
+        try:
+            secret = Path(file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{path}: {key}.password_file {file!r} cannot be read ({exc.strerror}); "
+                              "check the path and permissions") from None
+        if not secret:
+            raise ConfigError(f"{path}: {key}.password_file {file!r} is empty; put the password in it")
+        return secret
+    return None

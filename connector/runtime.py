@@ -10,6 +10,7 @@ import uvicorn
 from connector.config import Config, ConfigError
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.mapping import Mapping, load_mapping
+from connector.sources.ldap.scheduler import LdapScheduler
 from connector.simulator.app import create_app, load_seed
 from connector.store import Store, open_store
 from connector.target.verba.client import VerbaClient
@@ -48,6 +49,7 @@ class Connector:
         self.client = open_client(config)
         deliverer = Deliverer(self.store, self.client, self.mapping, config.delivery)
         self.pool = WorkerPool(deliverer, config.delivery.workers, config.delivery.idle_poll_seconds)
+        self.ldap = LdapScheduler(self.store, config.ldap)
 
     def start(self) -> None:
         if self.config.uses_simulator:
@@ -59,9 +61,11 @@ class Connector:
             if released:
                 log.info("returned %d in-flight events from the last run to the queue", released)
         self.pool.start()
+        self.ldap.start()
 
     def stop(self) -> None:
         """Let in-flight pushes finish, then close everything; nothing pending is lost."""
+        self.ldap.stop()  # a running poll commits or leaves nothing
         self.pool.stop()
         self.client.close()
         if self.simulator is not None:

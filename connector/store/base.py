@@ -171,3 +171,72 @@ class Store:
     def list_audit(self, limit: int = 100) -> list[AuditEntry]:
         """Audit entries, newest first."""
         raise NotImplementedError
+
+    # --- LDAP watermarks ----------------------------------------------
+    def ldap_watermark(self, directory: str) -> LdapWatermark | None:
+        """The directory's cursor and last runs, or None before anything was recorded for it."""
+        raise NotImplementedError
+
+    def ldap_watermarks(self) -> list[LdapWatermark]:
+        """Every directory's watermark, by name."""
+        raise NotImplementedError
+
+    def ldap_entries(self, directory: str, ids: Sequence[str] | None = None) -> dict[str, LdapEntry]:
+        """What the connector last saw of the directory's entries (only `ids` if given), by external id."""
+        raise NotImplementedError
+
+    def commit_poll(self, poll: LdapPoll) -> list[int]:
+        """Store a poll's events, entries and new cursor in one transaction; return the event ids.
+
+        `poll.held` events are stored held, and so is any event of a user who already has a
+        held event from this directory, so that a held delete is never overtaken. If the
+        watermark's version is no longer `poll.version` (another poller committed first),
+        nothing is stored and WatermarkMoved is raised. The version then goes up by one.
+        """
+        raise NotImplementedError
+
+    def note_poll_failure(self, directory: str, error: str, at: float) -> None:
+        """Record a failed run for `connector ldap status`; the cursor stays where it was."""
+        raise NotImplementedError
+
+
+class WatermarkMoved(StoreError):
+    """Another poller committed this directory's watermark first; poll again from the new one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LdapEntry:
+    """What the connector last saw of one directory entry; `groups` are lower-cased DNs."""
+
+    external_id: str
+    digest: str
+    active: bool
+    groups: tuple[str, ...]
+    state: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class LdapWatermark:
+    directory: str
+    cursor: dict[str, Any]  # the dialect's, e.g. {"usn": 4711, "invocation_id": "..."}; {} before the first sync
+    version: int
+    known: int  # entries the connector knows
+    last_run_at: float | None
+    last_success_at: float | None
+    last_error: str | None  # of the last run; None if it succeeded
+    counts: dict[str, int]  # of the last successful run
+
+
+@dataclasses.dataclass(frozen=True)
+class LdapPoll:
+    """One successful poll: everything `Store.commit_poll` writes at once."""
+
+    directory: str
+    version: int  # the watermark version the poll started from (0 before the first)
+    cursor: dict[str, Any]
+    at: float
+    changes: Sequence[UserChange] = ()
+    held: Sequence[UserChange] = ()
+    entries: Sequence[LdapEntry] = ()  # seen now: inserted or replaced
+    removed: Sequence[str] = ()  # external ids no longer in the directory
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)

@@ -24,6 +24,7 @@ from psycopg.rows import DictRow, dict_row
 
 from connector.events import UserChange
 from connector.mapping.records import ExtensionRecord
+from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, WatermarkMoved
 from connector.store.base import AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -85,6 +86,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             external_id text NOT NULL,
             user_id bigint NOT NULL,
             PRIMARY KEY (source, external_id)
+        )""",
+    ),
+    (  # LDAP watermarks: one cursor per directory, and what was last seen of each entry
+        """CREATE TABLE ldap_watermarks (
+            directory text PRIMARY KEY,
+            cursor jsonb NOT NULL,
+            version bigint NOT NULL,
+            known bigint NOT NULL DEFAULT 0,
+            last_run_at double precision,
+            last_success_at double precision,
+            last_error text,
+            counts jsonb NOT NULL DEFAULT '{}'
+        )""",
+        """CREATE TABLE ldap_entries (
+            directory text NOT NULL,
+            external_id text NOT NULL,
+            digest text NOT NULL,
+            active boolean NOT NULL,
+            groups jsonb NOT NULL,
+            state jsonb NOT NULL,
+            PRIMARY KEY (directory, external_id)
         )""",
     ),
 )
@@ -466,6 +488,78 @@ class PostgresStore(Store):
             for row in rows
         ]
 
+    # --- LDAP watermarks ----------------------------------------------
+    def ldap_watermark(self, directory: str) -> LdapWatermark | None:
+        with self._autocommit() as conn:
+            row = conn.execute("SELECT * FROM ldap_watermarks WHERE directory = %s", (directory,)).fetchone()
+        return None if row is None else LdapWatermark(**row)
+
+    def ldap_watermarks(self) -> list[LdapWatermark]:
+        with self._autocommit() as conn:
+            rows = conn.execute("SELECT * FROM ldap_watermarks ORDER BY directory").fetchall()
+        return [LdapWatermark(**row) for row in rows]
+
+    def ldap_entries(self, directory: str, ids: Sequence[str] | None = None) -> dict[str, LdapEntry]:
+        query = "SELECT external_id, digest, active, groups, state FROM ldap_entries WHERE directory = %s"
+        params: tuple[Any, ...] = (directory,)
+        if ids is not None:
+            query += " AND external_id = ANY(%s::text[])"
+            params += (list(ids),)
+        with self._autocommit() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return {row["external_id"]: LdapEntry(**{**row, "groups": tuple(row["groups"])}) for row in rows}
+
+    def commit_poll(self, poll: LdapPoll) -> list[int]:
+        now = time.time()
+        ids = []
+        with self._write() as conn:
+            # The row lock makes concurrent pollers of one directory take turns; the loser sees a new version.
+            conn.execute("INSERT INTO ldap_watermarks (directory, cursor, version) VALUES (%s, '{}', 0)"
+                         " ON CONFLICT (directory) DO NOTHING", (poll.directory,))
+            row = conn.execute("SELECT version FROM ldap_watermarks WHERE directory = %s FOR UPDATE",
+                               (poll.directory,)).fetchone()
+            if row["version"] != poll.version:
+                raise WatermarkMoved(f"the watermark of {poll.directory} moved on while this poll ran; poll again")
+            for change, held in [(c, False) for c in poll.changes] + [(c, True) for c in poll.held]:
+                if not held:
+                    held = conn.execute(
+                        "SELECT EXISTS (SELECT 1 FROM events WHERE source = %s AND external_id = %s"
+                        " AND state = 'held') AS held", (change.source, change.external_id),
+                    ).fetchone()["held"]
+                values = (change.idem_key, change.source, change.external_id, change.kind, _state_json(change),
+                          change.cause, change.accepted_at, "held" if held else "pending", change.accepted_at, now)
+                ids.extend(r["id"] for r in conn.execute(_INSERT_EVENT, values).fetchall())
+            if poll.entries:
+                conn.cursor().executemany(
+                    "INSERT INTO ldap_entries (directory, external_id, digest, active, groups, state)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (directory, external_id) DO UPDATE SET"
+                    " digest = excluded.digest, active = excluded.active, groups = excluded.groups,"
+                    " state = excluded.state",
+                    [(poll.directory, e.external_id, e.digest, e.active, json.dumps(e.groups), json.dumps(e.state))
+                     for e in poll.entries],
+                )
+            if poll.removed:
+                conn.execute("DELETE FROM ldap_entries WHERE directory = %s AND external_id = ANY(%s::text[])",
+                             (poll.directory, list(poll.removed)))
+            known = "(SELECT count(*) FROM ldap_entries WHERE directory = %(d)s)" if (
+                poll.entries or poll.removed or poll.version == 0) else "known"
+            conn.execute(
+                f"UPDATE ldap_watermarks SET cursor = %(cursor)s, version = version + 1, known = {known},"
+                " last_run_at = %(at)s, last_success_at = %(at)s, last_error = NULL, counts = %(counts)s"
+                " WHERE directory = %(d)s",
+                {"d": poll.directory, "cursor": json.dumps(poll.cursor), "at": poll.at,
+                 "counts": json.dumps(poll.counts)},
+            )
+        return ids
+
+    def note_poll_failure(self, directory: str, error: str, at: float) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO ldap_watermarks (directory, cursor, version, last_run_at, last_error)"
+                " VALUES (%s, '{}', 0, %s, %s) ON CONFLICT (directory) DO UPDATE SET"
+                " last_run_at = excluded.last_run_at, last_error = excluded.last_error",
+                (directory, at, error),
+            )
 
 def _claim_next_user(conn: Connection, owner: str, now: float, lease_until: float) -> list[DictRow]:
     """Claim the pending events of the first due user whose advisory lock is free; [] if there is none."""

@@ -13,6 +13,7 @@ from typing import Any, Iterator, Sequence
 
 from connector.events import UserChange
 from connector.mapping.records import ExtensionRecord
+from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, WatermarkMoved
 from connector.store.base import AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
 
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -63,6 +64,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             external_id TEXT NOT NULL,
             user_id INTEGER NOT NULL,
             PRIMARY KEY (source, external_id)
+        )""",
+    ),
+    (  # LDAP watermarks: one cursor per directory, and what was last seen of each entry
+        """CREATE TABLE ldap_watermarks (
+            directory TEXT PRIMARY KEY,
+            cursor TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            known INTEGER NOT NULL DEFAULT 0,
+            last_run_at REAL,
+            last_success_at REAL,
+            last_error TEXT,
+            counts TEXT NOT NULL DEFAULT '{}'
+        )""",
+        """CREATE TABLE ldap_entries (
+            directory TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            active INTEGER NOT NULL,
+            groups TEXT NOT NULL,
+            state TEXT NOT NULL,
+            PRIMARY KEY (directory, external_id)
         )""",
     ),
 )
@@ -410,6 +432,98 @@ class SQLiteStore(Store):
             for row in rows
         ]
 
+    # --- LDAP watermarks ----------------------------------------------
+    def ldap_watermark(self, directory: str) -> LdapWatermark | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT * FROM ldap_watermarks WHERE directory = ?", (directory,)).fetchone()
+        return None if row is None else _watermark(row)
+
+    def ldap_watermarks(self) -> list[LdapWatermark]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT * FROM ldap_watermarks ORDER BY directory").fetchall()
+        return [_watermark(row) for row in rows]
+
+    def ldap_entries(self, directory: str, ids: Sequence[str] | None = None) -> dict[str, LdapEntry]:
+        query = "SELECT * FROM ldap_entries WHERE directory = ?"
+        params: tuple[Any, ...] = (directory,)
+        if ids is not None:
+            query += " AND external_id IN (SELECT value FROM json_each(?))"
+            params += (json.dumps(list(ids)),)
+        with self._read() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return {row["external_id"]: _ldap_entry(row) for row in rows}
+
+    def commit_poll(self, poll: LdapPoll) -> list[int]:
+        now = time.time()
+        ids = []
+        with self._write() as conn:
+            row = conn.execute("SELECT version FROM ldap_watermarks WHERE directory = ?", (poll.directory,)).fetchone()
+            if (row["version"] if row else 0) != poll.version:
+                raise WatermarkMoved(f"the watermark of {poll.directory} moved on while this poll ran; poll again")
+            for change, held in [(c, False) for c in poll.changes] + [(c, True) for c in poll.held]:
+                if not held:
+                    held = conn.execute(
+                        "SELECT EXISTS (SELECT 1 FROM events WHERE source = ? AND external_id = ? AND state = 'held')",
+                        (change.source, change.external_id),
+                    ).fetchone()[0]
+                state = "held" if held else "pending"
+                values = (change.idem_key, change.source, change.external_id, change.kind, _state_json(change),
+                          change.cause, change.accepted_at, state, change.accepted_at, now)
+                ids.extend(r[0] for r in conn.execute(_INSERT_EVENT, values).fetchall())
+            conn.executemany(
+                "INSERT OR REPLACE INTO ldap_entries (directory, external_id, digest, active, groups, state)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(poll.directory, e.external_id, e.digest, int(e.active), json.dumps(e.groups), json.dumps(e.state))
+                 for e in poll.entries],
+            )
+            conn.executemany("DELETE FROM ldap_entries WHERE directory = ? AND external_id = ?",
+                             [(poll.directory, external_id) for external_id in poll.removed])
+            conn.execute(
+                "INSERT INTO ldap_watermarks (directory, cursor, version, last_run_at, last_success_at, counts)"
+                " VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (directory) DO UPDATE SET cursor = excluded.cursor,"
+                " version = version + 1, last_run_at = excluded.last_run_at, last_success_at = excluded.last_run_at,"
+                " last_error = NULL, counts = excluded.counts",
+                (poll.directory, json.dumps(poll.cursor), poll.at, poll.at, json.dumps(poll.counts)),
+            )
+            if poll.entries or poll.removed or not row:
+                conn.execute(
+                    "UPDATE ldap_watermarks SET known = (SELECT count(*) FROM ldap_entries WHERE directory = ?)"
+                    " WHERE directory = ?",
+                    (poll.directory, poll.directory),
+                )
+        return ids
+
+    def note_poll_failure(self, directory: str, error: str, at: float) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO ldap_watermarks (directory, cursor, version, last_run_at, last_error)"
+                " VALUES (?, '{}', 0, ?, ?) ON CONFLICT (directory) DO UPDATE SET"
+                " last_run_at = excluded.last_run_at, last_error = excluded.last_error",
+                (directory, at, error),
+            )
+
+
+def _watermark(row: sqlite3.Row) -> LdapWatermark:
+    return LdapWatermark(
+        directory=row["directory"],
+        cursor=json.loads(row["cursor"]),
+        version=row["version"],
+        known=row["known"],
+        last_run_at=row["last_run_at"],
+        last_success_at=row["last_success_at"],
+        last_error=row["last_error"],
+        counts=json.loads(row["counts"]),
+    )
+
+
+def _ldap_entry(row: sqlite3.Row) -> LdapEntry:
+    return LdapEntry(
+        external_id=row["external_id"],
+        digest=row["digest"],
+        active=bool(row["active"]),
+        groups=tuple(json.loads(row["groups"])),
+        state=json.loads(row["state"]),
+    )
 
 def _settle(conn: sqlite3.Connection, claim: Claim, assignments: str, params: tuple[Any, ...]) -> int:
     """Apply `assignments` to the claim's events still held by its lease, end the lease; return how many."""

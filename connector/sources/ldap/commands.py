@@ -1,0 +1,114 @@
+"""`connector ldap sync NAME [--full] [--force]` and `connector ldap status`."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import click
+
+from connector.config import DEFAULT_PATH, Config, LdapConfig, load_config
+from connector.errors import ConnectorError
+from connector.sources.ldap.watcher import RunResult, Watcher
+from connector.store.base import LdapWatermark
+
+config_option = click.option("--config", "config_path", envvar="CONNECTOR_CONFIG", default=DEFAULT_PATH,
+                             show_default=True, show_envvar=True, help="The connector's TOML config.")
+
+
+@click.group()
+def ldap() -> None:
+    """Watch LDAP directories (OpenLDAP, Active Directory): sync now, show watermarks."""
+
+
+@ldap.command("sync")
+@config_option
+@click.argument("name")
+@click.option("--full", is_flag=True, help="Reconcile every entry: missed changes, and deletes for vanished users.")
+@click.option("--force", is_flag=True, help="Let the mass-change guard pass: deactivations and deletes are not held.")
+def sync(config_path: str, name: str, full: bool, force: bool) -> None:
+    """Run the watcher of directory NAME once, now (a full sync if it has no watermark yet)."""
+    from connector.runtime import open_migrated_store
+
+    config = load_config(config_path)
+    directory = _directory(config, name)
+    store = open_migrated_store(config)
+    watcher = Watcher(store, directory)
+    try:
+        watermark = store.ldap_watermark(name)
+        known = watermark.known if watermark and watermark.cursor else 0
+        expected = known if full or not (watermark and watermark.cursor) else 0
+        with click.progressbar(length=max(expected, 1), label=f"ldap {name}: reading entries", file=None,
+                               show_pos=True, hidden=expected == 0) as bar:
+            result = watcher.run(full=full, force=force, progress=bar.update)
+    finally:
+        watcher.close()
+        store.close()
+    click.echo(_summary(result))
+    if result.guard_message:
+        click.echo(result.guard_message, err=True)
+
+
+@ldap.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per directory.")
+def status(config_path: str, as_json: bool) -> None:
+    """Each directory's watermark, last run, counts and last error."""
+    from connector.runtime import open_migrated_store
+
+    config = load_config(config_path)
+    store = open_migrated_store(config)
+    try:
+        stored = {w.directory: w for w in store.ldap_watermarks()}
+    finally:
+        store.close()
+    names = sorted(set(config.ldap) | set(stored))
+    if not names:
+        click.echo(f"no directories: add an [ldap.NAME] section to {config.path}")
+    for name in names:
+        watermark = stored.get(name)
+        if as_json:
+            click.echo(json.dumps({"directory": name, "configured": name in config.ldap,
+                                   **({} if watermark is None else _as_dict(watermark))}))
+        else:
+            click.echo(_describe(name, config.ldap.get(name), watermark))
+
+
+def _directory(config: Config, name: str) -> LdapConfig:
+    if name not in config.ldap:
+        known = ", ".join(sorted(config.ldap)) or "none"
+        raise ConnectorError(f"{config.path} has no [ldap.{name}] section (directories: {known}); "
+                             "check the name or add the section")
+    return config.ldap[name]
+
+
+def _summary(result: RunResult) -> str:
+    c = result.counts
+    return (f"ldap {result.directory}: {'full' if result.full else 'incremental'} run read {c['seen']} entries: "
+            f"{c['upsert']} upserts, {c['deactivate']} deactivations, {c['delete']} deletes "
+            f"({c['held']} held); {len(result.event_ids)} events stored")
+
+
+def _describe(name: str, config: LdapConfig | None, watermark: LdapWatermark | None) -> str:
+    where = f"{config.dialect} {config.url}" if config else "no longer configured"
+    lines = [f"{name} ({where})"]
+    if watermark is None:
+        return "\n".join([*lines, "  never run"])
+    lines.append(f"  watermark   {json.dumps(watermark.cursor) if watermark.cursor else 'none (next run is a full sync)'}")
+    lines.append(f"  known users {watermark.known}")
+    lines.append(f"  last run    {_when(watermark.last_run_at)}"
+                 + ("  FAILED" if watermark.last_error else "  ok"))
+    lines.append(f"  last ok     {_when(watermark.last_success_at)}  {watermark.counts or ''}")
+    if watermark.last_error:
+        lines.append(f"  last error  {watermark.last_error}")
+    return "\n".join(lines)
+
+
+def _as_dict(watermark: LdapWatermark) -> dict[str, object]:
+    return {"cursor": watermark.cursor, "known": watermark.known, "last_run_at": watermark.last_run_at,
+            "last_success_at": watermark.last_success_at, "last_error": watermark.last_error,
+            "counts": watermark.counts}
+
+
+def _when(at: float | None) -> str:
+    return "never" if at is None else datetime.datetime.fromtimestamp(at).astimezone().isoformat(timespec="seconds")

@@ -1,0 +1,136 @@
+"""ldap3 plumbing: connect and bind, paged searches that must complete, range retrieval, the rootDSE."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from typing import Any, Iterator, Sequence
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+
+from connector.config import LdapConfig
+from connector.errors import ConnectorError
+
+PAGED_RESULTS = "1.2.840.113556.1.4.319"  # RFC 2696
+SHOW_DELETED = "1.2.840.113556.1.4.417"  # AD: tombstones are returned too
+_RANGE = re.compile(r"^(?P<name>[^;]+);range=(?P<start>\d+)-(?P<end>\d+|\*)$", re.IGNORECASE)
+
+Control = tuple[str, bool, Any]
+
+
+class DirectoryError(ConnectorError):
+    """The directory could not be read; the watcher retries with backoff and skips nothing."""
+
+
+_BIND_ADVICE = {
+    7: "the server does not accept simple binds here; use ldaps:// or starttls = true",
+    8: "the server demands a protected connection for simple binds (Active Directory does); "
+       "use ldaps://host:636 or starttls = true",
+    13: "the server demands TLS for this bind; use ldaps:// or starttls = true",
+    32: "the bind DN does not exist; check bind_dn",
+    49: "the bind DN or password is wrong, or the account is locked or expired; check bind_dn and the password",
+    53: "the server refused the bind (account disabled or password expired?); check the service account",
+}
+
+
+def open_connection(config: LdapConfig) -> ldap3.Connection:
+    """A bound, read-only connection that does not chase referrals; raise DirectoryError saying what to fix."""
+    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED if config.tls_verify else ssl.CERT_NONE, ca_certs_file=config.ca_file)
+    server = ldap3.Server(config.url.rstrip("/"), tls=tls, get_info=ldap3.NONE, connect_timeout=config.timeout_seconds)
+    conn = ldap3.Connection(
+        server, user=config.bind_dn, password=config.password, read_only=True, raise_exceptions=False,
+        auto_referrals=False, receive_timeout=int(config.timeout_seconds), check_names=False,
+        return_empty_attributes=False,
+    )
+    where = f"directory {config.name} ({config.url})"
+    try:
+        conn.open()
+        if config.starttls and not conn.start_tls():
+            raise DirectoryError(f"{where}: StartTLS failed ({conn.result.get('description')}); check that the "
+                                 "server offers it and that ca_file holds its CA")
+        if not conn.bind():
+            code = conn.result.get("result")
+            advice = _BIND_ADVICE.get(code, "check bind_dn, the password and the server's log")
+            raise DirectoryError(f"{where}: bind as {config.bind_dn or 'anonymous'} failed "
+                                 f"({conn.result.get('description')}): {advice}")
+    except LDAPException as exc:
+        conn.unbind()
+        raise DirectoryError(f"{where}: cannot connect ({exc}); check the url, that the server is up and "
+                             "reachable from here, and its certificate (ca_file, tls_verify)") from None
+    except DirectoryError:
+        conn.unbind()
+        raise
+    return conn
+
+
+def search(
+    conn: ldap3.Connection,
+    base: str,
+    search_filter: str,
+    attributes: Sequence[str],
+    page_size: int | None,
+    controls: Sequence[Control] = (),
+    scope: str = ldap3.SUBTREE,
+) -> Iterator[tuple[str, dict[str, Any], dict[str, list[bytes]]]]:
+    """Yield (dn, attributes, raw attributes) of every entry, page by page.
+
+    Raises DirectoryError unless every page ended with resultCode 0: a truncated
+    enumeration (size or time limit, missing base, no access) must never look complete.
+    Referrals are skipped. Attributes the server cut into ranges are fetched whole.
+    """
+    cookie: bytes | None = None
+    while True:
+        try:
+            conn.search(base, search_filter, scope, attributes=list(attributes), paged_size=page_size,
+                        paged_cookie=cookie, controls=list(controls) or None)
+        except LDAPException as exc:
+            raise DirectoryError(f"search under {base!r} failed ({exc}); the connection is retried") from None
+        result = conn.result
+        if result["result"] != 0:
+            raise DirectoryError(f"search under {base!r} with {search_filter} ended with {result['description']} "
+                                 f"({result['result']}: {result.get('message') or 'no message'}); check the base, "
+                                 "the filter and the bind account's size/time limits and read rights")
+        for item in conn.response or ():
+            if item.get("type") == "searchResEntry":
+                values = dict(item["attributes"])
+                if any(";" in name for name in values):
+                    values = _complete_ranges(conn, item["dn"], values)
+                yield item["dn"], values, item["raw_attributes"]
+        cookie = result.get("controls", {}).get(PAGED_RESULTS, {}).get("value", {}).get("cookie")
+        if not cookie:
+            return
+
+
+def _complete_ranges(conn: ldap3.Connection, dn: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Replace `member;range=0-1499` by the whole `member`, asking for `member;range=1500-*` and on."""
+    whole: dict[str, Any] = {}
+    for key, value in values.items():
+        match = _RANGE.match(key)
+        if match is None:
+            whole[key] = value
+            continue
+        name, collected, end = match["name"], list(value), match["end"]
+        while end != "*":
+            wanted = f"{name};range={int(end) + 1}-*"
+            try:
+                conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=[wanted])
+            except LDAPException as exc:
+                raise DirectoryError(f"range retrieval of {name} on {dn!r} failed ({exc})") from None
+            if conn.result["result"] != 0 or not conn.response:
+                raise DirectoryError(f"range retrieval of {name} on {dn!r} ended with {conn.result['description']}")
+            ranged = next(((k, v) for k, v in conn.response[0]["attributes"].items() if _RANGE.match(k)), None)
+            if ranged is None:
+                break
+            collected.extend(ranged[1])
+            end = _RANGE.match(ranged[0])["end"]  # type: ignore[index]
+        whole[name] = collected
+    return whole
+
+
+def root_dse(conn: ldap3.Connection, attributes: Sequence[str]) -> dict[str, Any]:
+    """The rootDSE's attributes, read by an explicit search (operational ones need it)."""
+    entries = list(search(conn, "", "(objectClass=*)", attributes, page_size=None, scope=ldap3.BASE))
+    if not entries:
+        raise DirectoryError("the server returned no rootDSE; is this an LDAP v3 directory?")
+    return entries[0][1]

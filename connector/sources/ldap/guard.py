@@ -1,0 +1,30 @@
+"""The mass-change guard: a run that would deactivate or delete too many known users is held.
+
+Like Verba's own "Automatic Rollback Threshold on Invalidated Users": a wrong filter, a moved OU
+or an outage of the search base can make a whole directory look deleted; one approval is cheaper
+than re-creating thousands of recording extensions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from connector.config import LdapConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class GuardVerdict:
+    drops: int  # active known users this run would deactivate or delete
+    known: int
+    tripped: bool
+
+    def describe(self, config: LdapConfig) -> str:
+        share = self.drops / self.known if self.known else 1.0
+        return (f"{self.drops} of {self.known} known users ({share:.0%}) would be deactivated or deleted; "
+                f"the limit is {config.guard_max_count} users or {config.guard_max_share:.0%}")
+
+
+def judge(config: LdapConfig, drops: int, known: int) -> GuardVerdict:
+    """Trip when drops exceed guard_max_count, or guard_max_share of the known users."""
+    tripped = drops > config.guard_max_count or (known > 0 and drops > config.guard_max_share * known)
+    return GuardVerdict(drops, known, tripped and drops > 0)

@@ -1,0 +1,104 @@
+"""In-process triggers (APScheduler 3.x): an incremental poll every poll_seconds, a full sync on a cron.
+
+The cursor lives in the store, not in APScheduler: the scheduler only says "now". Each job runs
+with max_instances=1 and coalescing, so a slow run is never doubled up. A failing directory is
+retried with full-jitter backoff and reported degraded until a run succeeds; a full sync that
+failed is repeated by the next tick, so no reconciliation is skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import time
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from connector.config import LdapConfig
+from connector.delivery.backoff import full_jitter_delay
+from connector.sources.ldap.connection import DirectoryError
+from connector.sources.ldap.watcher import Watcher
+from connector.store.base import Store, StoreError, WatermarkMoved
+
+log = logging.getLogger("connector.ldap")
+
+BACKOFF_BASE_SECONDS = 5.0
+BACKOFF_MAX_SECONDS = 300.0
+
+
+@dataclasses.dataclass
+class DirectoryHealth:
+    failures: int = 0
+    retry_at: float = 0.0
+    full_due: bool = False
+    last_error: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "degraded" if self.failures else "ok"
+
+
+class LdapScheduler:
+    """Runs the watchers of every `[ldap.NAME]` directory in background threads."""
+
+    def __init__(self, store: Store, configs: dict[str, LdapConfig], *, backoff_base: float = BACKOFF_BASE_SECONDS,
+                 backoff_max: float = BACKOFF_MAX_SECONDS) -> None:
+        self.watchers = {name: Watcher(store, config) for name, config in configs.items()}
+        self.health = {name: DirectoryHealth() for name in configs}
+        self.backoff = (backoff_base, backoff_max)
+        self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
+
+    def start(self) -> None:
+        if not self.watchers:
+            return
+        for name, watcher in self.watchers.items():
+            config = watcher.config
+            self.scheduler.add_job(self.tick, IntervalTrigger(seconds=config.poll_seconds), args=[name, False],
+                                   id=f"ldap-{name}-poll", next_run_time=datetime.datetime.now(datetime.timezone.utc),
+                                   misfire_grace_time=max(1, int(config.poll_seconds)))
+            if config.full_sync_cron:
+                self.scheduler.add_job(self.tick, CronTrigger.from_crontab(config.full_sync_cron), args=[name, True],
+                                       id=f"ldap-{name}-full", misfire_grace_time=3600)
+        self.scheduler.start()
+        log.info("ldap: watching %s", ", ".join(f"{n} every {w.config.poll_seconds:g} s"
+                                                  for n, w in self.watchers.items()))
+
+    def stop(self) -> None:
+        """Wait for running polls to finish (they commit or leave nothing), then close the connections."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        for watcher in self.watchers.values():
+            watcher.close()
+
+    @property
+    def degraded(self) -> bool:
+        return any(h.failures for h in self.health.values())
+
+    def tick(self, name: str, full: bool) -> None:
+        """One scheduled run; never raises, so the scheduler keeps its job."""
+        health = self.health[name]
+        if time.monotonic() < health.retry_at:
+            health.full_due = health.full_due or full
+            return
+        full = full or health.full_due
+        try:
+            self.watchers[name].run(full=full)
+        except WatermarkMoved:
+            log.info("ldap %s: another poller committed first; polling again at the next tick", name)
+        except Exception as exc:  # the schedule goes on; the cursor did not move, so nothing is skipped
+            health.failures += 1
+            health.full_due = full
+            health.last_error = str(exc)
+            delay = full_jitter_delay(health.failures, *self.backoff)
+            health.retry_at = time.monotonic() + delay
+            expected = isinstance(exc, (DirectoryError, StoreError))
+            log.log(logging.WARNING if expected else logging.ERROR,
+                    "ldap %s: run failed (%d in a row), readiness degraded; retrying in %.0f s: %s",
+                    name, health.failures, delay, exc, exc_info=not expected)
+        else:
+            if health.failures:
+                log.info("ldap %s: directory readable again after %d failed runs", name, health.failures)
+            self.health[name] = DirectoryHealth()

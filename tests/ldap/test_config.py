@@ -1,0 +1,62 @@
+"""[ldap.NAME] sections: defaults, secrets from env or file, and errors that name the key and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.config import ConfigError, parse_config
+
+
+def ldap(**keys):
+    section = {"url": "ldaps://dc1.corp.example:636", "base": "DC=corp,DC=example", **keys}
+    return parse_config({"ldap": {"corp": section}}, "c.toml").ldap["corp"]
+
+
+def error(**keys) -> str:
+    with pytest.raises(ConfigError) as info:
+        ldap(**keys)
+    return str(info.value)
+
+
+def test_defaults_and_no_ldap_section():
+    assert parse_config({}, "c.toml").ldap == {}
+    config = ldap()
+    assert config.name == "corp" and config.dialect == "openldap" and config.tls_verify and not config.starttls
+    assert config.poll_seconds == 30 and config.page_size == 500 and config.full_sync_cron == "0 3 * * *"
+    assert config.bind_dn is None and config.password is None  # an anonymous bind
+
+
+def test_the_password_comes_from_env_or_file_and_stays_out_of_repr(monkeypatch, tmp_path):
+    monkeypatch.setenv("LDAP_PW", "s3cret")
+    config = ldap(bind_dn="CN=svc,DC=corp,DC=example", password_env="LDAP_PW")
+    assert config.password == "s3cret" and "s3cret" not in repr(config)
+    (tmp_path / "pw").write_text("from-file\n")
+    assert ldap(bind_dn="CN=svc", password_file=str(tmp_path / "pw")).password == "from-file"
+
+
+@pytest.mark.parametrize("keys, words", [
+    ({"url": "http://dc1"}, ["ldap.corp.url", "ldaps://"]),
+    ({"dialect": "novell"}, ["ldap.corp.dialect", "openldap, ad, generic"]),
+    ({"starttls": True}, ["starttls", "ldaps://"]),
+    ({"tls_verify": "no"}, ["ldap.corp.tls_verify", "true or false"]),
+    ({"page_size": 5000, "dialect": "ad"}, ["page_size", "1000"]),
+    ({"guard_max_share": 10}, ["guard_max_share", "between 0 and 1"]),
+    ({"full_sync_cron": "at three"}, ["full_sync_cron", "five fields"]),
+    ({"bind_dn": "CN=svc"}, ["bind_dn", "password_env"]),
+    ({"password_env": "NOT_SET_ANYWHERE"}, ["NOT_SET_ANYWHERE", "export"]),
+    ({"ca_file": "/nope.pem"}, ["ca_file", "not a file"]),
+    ({"attributes": ["mail", 3]}, ["attributes", "list of attribute names"]),
+    ({"colour": "red"}, ["unknown key ldap.corp.colour"]),
+])
+def test_errors_name_the_key_and_the_fix(keys, words):
+    message = error(**keys)
+    assert message.startswith("c.toml: ")
+    for word in words:
+        assert word in message
+
+
+def test_url_and_base_are_required():
+    with pytest.raises(ConfigError, match="needs url"):
+        parse_config({"ldap": {"corp": {"base": "dc=x"}}}, "c.toml")
+    with pytest.raises(ConfigError, match=r"\[ldap.NAME\]"):
+        parse_config({"ldap": {"url": "ldap://x"}}, "c.toml")

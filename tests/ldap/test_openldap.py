@@ -1,0 +1,183 @@
+"""The openldap dialect against a real slapd: creates, modifies, renames, group changes and deletes between polls."""
+
+from __future__ import annotations
+
+import time
+
+import ldap3
+import pytest
+
+from connector.sources.ldap.connection import DirectoryError
+from connector.sources.ldap.watcher import Watcher
+from tests.ldap.conftest import events_of
+from tests.ldap.slapd_server import READER_DN, READER_PASSWORD, SlapdServer
+
+
+def test_the_first_run_is_a_full_sync_with_normalized_states(slapd, admin, base, watcher, store):
+    dn = slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100", mail="alice@example.test",
+                        givenName="Alice", displayName="Alice Liddell")
+    result = watcher.run()
+    assert result.full and result.counts["upsert"] == 1
+    [event] = events_of(store)
+    change = event.change
+    assert change.source == "corp" and change.external_id == slapd.entry_uuid(admin, dn)
+    assert change.kind == "upsert" and change.cause == "ldap:reconcile-create"
+    assert change.state["userName"] == "alice" and change.state["active"] is True
+    assert change.state["displayName"] == "Alice Liddell"
+    assert change.state["phoneNumbers"] == [{"value": "+14155550100", "type": "work"}]
+    assert change.state["emails"][0]["value"] == "alice@example.test"
+    assert change.state["attributes"]["telephoneNumber"] == "+14155550100"
+    assert change.state["attributes"]["dn"] == dn
+    assert "entryUUID" not in change.state["attributes"]
+    assert store.ldap_watermark("corp").cursor["stamp"].endswith("Z")
+
+
+def test_created_modified_renamed_and_deleted_between_polls(slapd, admin, base, watcher, store):
+    alice = slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100")
+    watcher.run()
+    alice_id = slapd.entry_uuid(admin, alice)
+
+    bob = slapd.add_user(admin, base, "bob", telephoneNumber="+14155550101")
+    slapd.modify(admin, alice, telephoneNumber="+14155550199")
+    mark = events_of(store)[-1].id
+    result = watcher.run()
+    assert not result.full
+    changes = {e.change.state["userName"]: e.change for e in events_of(store, mark)}
+    assert changes["bob"].cause == "ldap:create" and changes["bob"].kind == "upsert"
+    assert changes["alice"].cause == "ldap:change"
+    assert changes["alice"].state["phoneNumbers"][0]["value"] == "+14155550199"
+
+    mark = events_of(store)[-1].id
+    slapd.check(admin, admin.modify_dn(alice, "uid=alice2"))
+    watcher.run()
+    [renamed] = events_of(store, mark)
+    assert renamed.change.external_id == alice_id  # the id survives the rename
+    assert renamed.change.state["attributes"]["dn"].startswith("uid=alice2,")
+
+    mark = renamed.id
+    slapd.check(admin, admin.delete(bob))
+    assert watcher.run().counts["delete"] == 0  # timestamps cannot see a delete ...
+    result = watcher.run(full=True)  # ... reconciliation does
+    [deleted] = events_of(store, mark)
+    assert result.counts["delete"] == 1
+    assert deleted.change.kind == "delete" and deleted.change.cause == "ldap:vanished"
+    assert deleted.change.state["userName"] == "bob" and deleted.change.state["active"] is False
+    assert store.ldap_watermark("corp").known == 1
+
+
+def test_unchanged_entries_in_the_overlap_window_make_no_events(slapd, admin, base, watcher, store):
+    slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100")
+    watcher.run()
+    for _ in range(3):
+        result = watcher.run()
+        assert result.counts["seen"] == 1  # re-read inside the overlap window ...
+    assert len(events_of(store)) == 1  # ... and deduplicated
+
+
+def test_two_edits_in_one_second_are_both_seen(slapd, admin, base, watcher, store):
+    dn = slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100")
+    watcher.run()
+    slapd.modify(admin, dn, telephoneNumber="+14155550111")
+    watcher.run()
+    slapd.modify(admin, dn, telephoneNumber="+14155550122")  # very likely the same modifyTimestamp second
+    watcher.run()
+    phones = [e.change.state["phoneNumbers"][0]["value"] for e in events_of(store)]
+    assert phones == ["+14155550100", "+14155550111", "+14155550122"]
+
+
+def test_group_membership_changes_reach_the_members(slapd, admin, base, watcher, store):
+    alice = slapd.add_user(admin, base, "alice")
+    watcher.run()
+    group = f"cn=Verba-Recorded,ou=groups,{base}"
+    slapd.check(admin, admin.add(group, ["groupOfNames"], {"cn": "Verba-Recorded", "member": [alice]}))
+    mark = events_of(store)[-1].id
+    watcher.run()
+    [joined] = events_of(store, mark)
+    assert joined.change.state["groups"] == [group]
+
+    slapd.check(admin, admin.modify(group, {"member": [(ldap3.MODIFY_REPLACE, [f"cn=nobody,{base}"])]}))
+    watcher.run()
+    [left] = events_of(store, joined.id)
+    assert left.change.state["groups"] == []
+
+
+def test_an_entry_leaving_the_filter_is_deleted_at_once(slapd, admin, base, ldap_config, store):
+    slapd.add_user(admin, base, "alice", employeeType="staff")
+    bob = slapd.add_user(admin, base, "bob", employeeType="staff")
+    watcher = Watcher(store, ldap_config(filter="(&(objectClass=inetOrgPerson)(employeeType=staff))"))
+    watcher.run()
+    slapd.modify(admin, bob, employeeType="contractor")
+    result = watcher.run()
+    assert result.counts["delete"] == 1
+    assert events_of(store)[-1].change.cause == "ldap:out-of-scope"
+    watcher.close()
+
+
+def test_a_disabled_attribute_makes_deactivate_events(slapd, admin, base, ldap_config, store):
+    dn = slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100", employeeType="active")
+    watcher = Watcher(store, ldap_config(disabled_attribute="description"))
+    watcher.run()
+    slapd.modify(admin, dn, description="TRUE")
+    watcher.run()
+    last = events_of(store)[-1].change
+    assert last.kind == "deactivate" and last.state["active"] is False
+    slapd.modify(admin, dn, description="false")
+    watcher.run()
+    assert events_of(store)[-1].change.kind == "upsert"
+    watcher.close()
+
+
+def test_a_truncated_search_stores_nothing_and_deletes_nobody(slapd, admin, base, ldap_config, store, tmp_path):
+    for uid in ("a", "b", "c", "d", "e"):
+        slapd.add_user(admin, base, uid)
+    Watcher(store, ldap_config()).run()
+    (tmp_path / "reader-password").write_text(READER_PASSWORD)
+    limited = Watcher(store, ldap_config(bind_dn=READER_DN, password_file=str(tmp_path / "reader-password"),
+                                         page_size=2))
+    with pytest.raises(DirectoryError, match="size"):
+        limited.run(full=True)  # the reader may see 3 of the 5 users: that must not look like 2 deletes
+    assert all(e.change.kind == "upsert" for e in events_of(store))
+    watermark = store.ldap_watermark("corp")
+    assert watermark.known == 5 and "size" in watermark.last_error.lower()
+
+
+def test_a_missing_base_is_an_error_that_says_what_to_check(ldap_config, store):
+    watcher = Watcher(store, ldap_config(base="ou=nowhere,dc=example,dc=test"))
+    with pytest.raises(DirectoryError, match="check the base"):
+        watcher.run()
+    assert store.ldap_watermark("corp").cursor == {}
+
+
+def test_a_wrong_password_says_what_to_check(ldap_config, store, tmp_path):
+    (tmp_path / "wrong").write_text("wrong")
+    watcher = Watcher(store, ldap_config(password_file=str(tmp_path / "wrong")))
+    with pytest.raises(DirectoryError, match="bind_dn and the password") as info:
+        watcher.run()
+    assert "wrong" not in str(info.value).replace("wrong,", "")  # the password is never echoed
+
+
+def test_an_outage_moves_nothing_and_the_next_run_catches_up(admin, ldap_config, store, tmp_path):
+    server = SlapdServer.start()
+    try:
+        conn = server.admin()
+        base = server.add_ou(conn, "outage")
+        dn = server.add_user(conn, base, "alice", telephoneNumber="+14155550100")
+        (tmp_path / "p").write_text("slapd-admin-pa55")
+        watcher = Watcher(store, ldap_config(url=server.url, base=base))
+        watcher.run()
+        before = store.ldap_watermark("corp")
+        server.modify(conn, dn, telephoneNumber="+14155550177")
+        conn.unbind()
+        server.pause()
+        with pytest.raises(DirectoryError, match="cannot connect|failed"):
+            watcher.run()
+        after = store.ldap_watermark("corp")
+        assert after.cursor == before.cursor and after.version == before.version and after.last_error
+        server.resume()
+        time.sleep(0.1)
+        watcher.run()
+        assert events_of(store)[-1].change.state["phoneNumbers"][0]["value"] == "+14155550177"
+        assert store.ldap_watermark("corp").last_error is None
+        watcher.close()
+    finally:
+        server.stop()

@@ -1,0 +1,77 @@
+"""The LDAP watermark part of the store contract, on every backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.events import UserChange
+from connector.store import EventState, Store
+from connector.store.base import LdapEntry, LdapPoll, WatermarkMoved
+from tests.store.conftest import Opener, store_opener  # noqa: F401 (the fixture)
+
+
+@pytest.fixture
+def backend(store_opener: Opener) -> Store:  # noqa: F811
+    return store_opener()
+
+
+def change(user: str, kind: str = "upsert") -> UserChange:
+    return UserChange("corp", user, kind, {"userName": user}, accepted_at=1_000.0, cause="ldap:create")  # type: ignore[arg-type]
+
+
+def entry(user: str, digest: str = "d1", groups: tuple[str, ...] = ()) -> LdapEntry:
+    return LdapEntry(user, digest, True, groups, {"userName": user, "n": digest})
+
+
+def test_nothing_is_known_before_the_first_poll(backend):
+    assert backend.ldap_watermark("corp") is None and backend.ldap_watermarks() == []
+    assert backend.ldap_entries("corp") == {}
+
+
+def test_a_poll_commits_events_entries_and_cursor_together(backend):
+    ids = backend.commit_poll(LdapPoll("corp", 0, {"stamp": "20240101000000Z"}, 5.0, changes=[change("a"), change("b")],
+                                       entries=[entry("a"), entry("b", groups=("cn=g,dc=x",))], counts={"seen": 2}))
+    assert len(ids) == 2 and [backend.get_event(i).state for i in ids] == [EventState.PENDING] * 2
+    watermark = backend.ldap_watermark("corp")
+    assert watermark.cursor == {"stamp": "20240101000000Z"} and watermark.version == 1 and watermark.known == 2
+    assert watermark.last_success_at == 5.0 and watermark.counts == {"seen": 2} and watermark.last_error is None
+    assert backend.ldap_entries("corp", ["b"]) == {"b": entry("b", groups=("cn=g,dc=x",))}
+    backend.commit_poll(LdapPoll("corp", 1, {"stamp": "20240102000000Z"}, 6.0, removed=["a"]))
+    assert set(backend.ldap_entries("corp")) == {"b"} and backend.ldap_watermark("corp").known == 1
+
+
+def test_a_poll_from_a_stale_version_stores_nothing(backend):
+    backend.commit_poll(LdapPoll("corp", 0, {"usn": 10}, 1.0, entries=[entry("a")]))
+    with pytest.raises(WatermarkMoved):
+        backend.commit_poll(LdapPoll("corp", 0, {"usn": 5}, 2.0, changes=[change("b")], entries=[entry("b")]))
+    assert backend.ldap_watermark("corp").cursor == {"usn": 10}
+    assert set(backend.ldap_entries("corp")) == {"a"} and backend.list_events() == []
+
+
+def test_a_failure_keeps_the_cursor_and_is_cleared_by_the_next_success(backend):
+    backend.note_poll_failure("corp", "cannot connect", 3.0)
+    watermark = backend.ldap_watermark("corp")
+    assert watermark.cursor == {} and watermark.version == 0 and watermark.last_error == "cannot connect"
+    backend.commit_poll(LdapPoll("corp", 0, {"usn": 1}, 4.0))
+    backend.note_poll_failure("corp", "timeout", 5.0)
+    watermark = backend.ldap_watermark("corp")
+    assert watermark.cursor == {"usn": 1} and watermark.last_run_at == 5.0 and watermark.last_success_at == 4.0
+    backend.commit_poll(LdapPoll("corp", 1, {"usn": 2}, 6.0))
+    assert backend.ldap_watermark("corp").last_error is None
+
+
+def test_held_events_hold_later_events_of_the_same_user(backend):
+    _, held = backend.commit_poll(LdapPoll("corp", 0, {}, 1.0, changes=[change("b")],
+                                           held=[change("a", "delete")]))
+    assert backend.get_event(held).state is EventState.HELD
+    later, other = backend.commit_poll(LdapPoll("corp", 1, {}, 2.0, changes=[change("a"), change("c")]))
+    assert backend.get_event(later).state is EventState.HELD  # never overtakes the held delete
+    assert backend.get_event(other).state is EventState.PENDING
+    assert backend.requeue([held, later], 3.0) == 2
+
+
+def test_directories_are_kept_apart(backend):
+    backend.commit_poll(LdapPoll("corp", 0, {"usn": 1}, 1.0, entries=[entry("a")]))
+    backend.commit_poll(LdapPoll("lab", 0, {"stamp": "x"}, 1.0, entries=[entry("a", "d2")]))
+    assert [w.directory for w in backend.ldap_watermarks()] == ["corp", "lab"]
+    assert backend.ldap_entries("lab")["a"].digest == "d2"
