@@ -58,6 +58,8 @@ def run(config_path: str) -> None:
     target = f"{config.target_url} (built-in simulator)" if config.uses_simulator else config.target_url
     click.echo(f"connector: store {config.store.url}")
     click.echo(f"connector: pushing to {target} with {config.delivery.workers} workers")
+    clients = ", ".join(c.name for c in config.scim.clients) or "none configured: every request gets 401"
+    click.echo(f"connector: SCIM {config.scim.url} (clients: {clients})")
     click.echo("connector: running; stop with Ctrl-C or SIGTERM (in-flight pushes finish first)")
     stop.wait()
     click.echo("connector: stopping; letting in-flight pushes finish")

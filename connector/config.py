@@ -68,6 +68,29 @@ class DeliveryConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ScimClient:
+    """One `[[scim.clients]]` entry: an identity provider and its bearer token."""
+
+    name: str
+    token: str = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScimConfig:
+    """The SCIM 2.0 endpoint; with no clients every request but /healthz gets 401."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_path: str = "/scim/v2"
+    max_body_bytes: int = 1_048_576
+    clients: tuple[ScimClient, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}{self.base_path}"
+
+
+@dataclasses.dataclass(frozen=True)
 class LdapConfig:
     """One `[ldap.NAME]` directory; None for `filter`, `attributes` and `username_attribute` means the dialect's."""
 
@@ -102,6 +125,7 @@ class Config:
     mapping_file: str
     delivery: DeliveryConfig
     ldap: dict[str, LdapConfig] = dataclasses.field(default_factory=dict)
+    scim: ScimConfig = ScimConfig()
 
     @property
     def uses_simulator(self) -> bool:
@@ -153,7 +177,7 @@ def load_config(path: str | Path = DEFAULT_PATH) -> Config:
 
 
 def parse_config(data: dict[str, Any], path: str) -> Config:
-    unknown = sorted(set(data) - set(_SECTIONS) - {"ldap"})
+    unknown = sorted(set(data) - set(_SECTIONS) - {"ldap", "scim"})
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]; the sections are {', '.join(_SECTIONS)}")
     sections = {name: _section(data.get(name, {}), name, spec, path) for name, spec in _SECTIONS.items()}
@@ -165,6 +189,7 @@ def parse_config(data: dict[str, Any], path: str) -> Config:
         mapping_file=sections["mapping"]["file"],
         delivery=_delivery(sections["delivery"], path),
         ldap=_ldap_sections(data.get("ldap", {}), path),
+        scim=_scim(data.get("scim", {}), path),
     )
 
 
@@ -240,6 +265,55 @@ def _secret(values: dict[str, Any], name: str, path: str) -> str | None:
             raise ConfigError(f"{path}: target.{name}_file {file!r} is empty; put the {name} in it")
         return secret
     return None
+
+
+_SCIM = {
+    "listen": (str, "127.0.0.1:8080"),
+    "base_path": (str, ScimConfig.base_path),
+    "max_body_bytes": (int, ScimConfig.max_body_bytes),
+}
+_SCIM_CLIENT = {"name": (str, None), "token_env": (str, None), "token_file": (str, None)}
+
+
+def _scim(raw: Any, path: str) -> ScimConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: 'scim' must be a table: write [scim] followed by its keys")
+    clients = raw.get("clients", [])
+    values = _section({k: v for k, v in raw.items() if k != "clients"}, "scim", _SCIM, path)
+    host, port = _listen(values["listen"], "scim.listen", path)
+    base_path = "/" + values["base_path"].strip("/")
+    if values["max_body_bytes"] < 1024:
+        raise ConfigError(f"{path}: scim.max_body_bytes is {values['max_body_bytes']}; allow at least 1024")
+    if not isinstance(clients, list) or not all(isinstance(c, dict) for c in clients):
+        raise ConfigError(f"{path}: scim.clients must be tables: write [[scim.clients]] with name and token_env")
+    parsed = [_scim_client(entry, f"scim.clients[{i}]", path) for i, entry in enumerate(clients)]
+    names = [client.name for client in parsed]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: two [[scim.clients]] are named {next(n for n in names if names.count(n) > 1)!r}; "
+                          "name each identity provider once")
+    return ScimConfig(host, port, base_path, values["max_body_bytes"], tuple(parsed))
+
+
+def _scim_client(raw: dict[str, Any], key: str, path: str) -> ScimClient:
+    values = _section(raw, key, _SCIM_CLIENT, path)
+    name = values["name"]
+    if not name or not name.strip():
+        raise ConfigError(f"{path}: {key}.name is missing; name the identity provider, e.g. name = \"entra\"")
+    env, file = values["token_env"], values["token_file"]
+    if (env is None) == (file is None):
+        raise ConfigError(f"{path}: {key} ({name}) needs exactly one of token_env or token_file holding its bearer token")
+    if env is not None:
+        token = os.environ.get(env, "").strip()
+        if not token:
+            raise ConfigError(f"{path}: {key}.token_env names {env}, which is not set; export {env} or use token_file")
+    else:
+        try:
+            token = Path(file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{path}: {key}.token_file {file!r} cannot be read ({exc.strerror}); check the path and permissions") from None
+        if not token:
+            raise ConfigError(f"{path}: {key}.token_file {file!r} is empty; put the bearer token in it")
+    return ScimClient(name.strip(), token)
 
 
 def _simulator(values: dict[str, Any], path: str) -> SimulatorConfig:

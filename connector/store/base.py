@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from contextlib import AbstractContextManager
 from typing import Any, Sequence
 
 from connector.errors import ConnectorError
@@ -170,6 +171,162 @@ class Store:
 
     def list_audit(self, limit: int = 100) -> list[AuditEntry]:
         """Audit entries, newest first."""
+        raise NotImplementedError
+
+    # --- LDAP watermarks ----------------------------------------------
+    def ldap_watermark(self, directory: str) -> LdapWatermark | None:
+        """The directory's cursor and last runs, or None before anything was recorded for it."""
+        raise NotImplementedError
+
+    def ldap_watermarks(self) -> list[LdapWatermark]:
+        """Every directory's watermark, by name."""
+        raise NotImplementedError
+
+    def ldap_entries(self, directory: str, ids: Sequence[str] | None = None) -> dict[str, LdapEntry]:
+        """What the connector last saw of the directory's entries (only `ids` if given), by external id."""
+        raise NotImplementedError
+
+    def commit_poll(self, poll: LdapPoll) -> list[int]:
+        """Store a poll's events, entries and new cursor in one transaction; return the event ids.
+
+        `poll.held` events are stored held, and so is any event of a user who already has a
+        held event from this directory, so that a held delete is never overtaken. If the
+        watermark's version is no longer `poll.version` (another poller committed first),
+        nothing is stored and WatermarkMoved is raised. The version then goes up by one.
+        """
+        raise NotImplementedError
+
+    def note_poll_failure(self, directory: str, error: str, at: float) -> None:
+        """Record a failed run for `connector ldap status`; the cursor stays where it was."""
+        raise NotImplementedError
+
+    # --- SCIM resources -----------------------------------------------
+    def scim_transaction(self, client: str) -> AbstractContextManager[ScimTransaction]:
+        """One write transaction over the SCIM client's resources: what it puts, deletes and
+        enqueues commits together when the block exits cleanly and is rolled back entirely
+        when it raises. Reads inside see its own writes; transactions of one client run
+        one at a time, so a read-modify-write inside one cannot lose an update.
+        """
+        raise NotImplementedError
+
+    def scim_get(self, client: str, resource_type: str, resource_id: str) -> ScimResource | None:
+        raise NotImplementedError
+
+    def scim_search(
+        self, client: str, resource_type: str, where: ScimQuery | None, offset: int, limit: int
+    ) -> tuple[int, list[ScimResource]]:
+        """How many resources match `where` (all if None), and `limit` of them from `offset`, oldest first."""
+        raise NotImplementedError
+
+    def scim_groups_of(self, client: str, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """For each user id, the (id, display name) of the Groups listing it as a member, oldest group first."""
+        raise NotImplementedError
+
+
+class WatermarkMoved(StoreError):
+    """Another poller committed this directory's watermark first; poll again from the new one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LdapEntry:
+    """What the connector last saw of one directory entry; `groups` are lower-cased DNs."""
+
+    external_id: str
+    digest: str
+    active: bool
+    groups: tuple[str, ...]
+    state: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class LdapWatermark:
+    directory: str
+    cursor: dict[str, Any]  # the dialect's, e.g. {"usn": 4711, "invocation_id": "..."}; {} before the first sync
+    version: int
+    known: int  # entries the connector knows
+    last_run_at: float | None
+    last_success_at: float | None
+    last_error: str | None  # of the last run; None if it succeeded
+    counts: dict[str, int]  # of the last successful run
+
+
+@dataclasses.dataclass(frozen=True)
+class LdapPoll:
+    """One successful poll: everything `Store.commit_poll` writes at once."""
+
+    directory: str
+    version: int  # the watermark version the poll started from (0 before the first)
+    cursor: dict[str, Any]
+    at: float
+    changes: Sequence[UserChange] = ()
+    held: Sequence[UserChange] = ()
+    entries: Sequence[LdapEntry] = ()  # seen now: inserted or replaced
+    removed: Sequence[str] = ()  # external ids no longer in the directory
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
+
+# --- SCIM resources ---------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ScimResource:
+    """A SCIM User or Group as the SCIM source keeps it; `body` never holds id, meta or a password."""
+
+    client: str
+    resource_type: str  # "User" or "Group"
+    id: str
+    body: dict[str, Any]
+    version: int
+    created: str  # RFC 3339 in UTC, fixed width: orders like the instants it names
+    last_modified: str
+    unique_key: str | None = None  # a User's lower-cased userName: unique per client and type
+    display: str = ""  # a Group's displayName, as its members' events list it
+
+
+@dataclasses.dataclass(frozen=True)
+class ScimValue:
+    """One searchable value of a resource: `attr` is its key (`emails.value`), `idx` its element's position."""
+
+    attr: str
+    idx: int
+    value: str
+
+    @property
+    def folded(self) -> str:
+        return self.value.lower()
+
+
+@dataclasses.dataclass(frozen=True)
+class ScimQuery:
+    """A condition on `r` (a scim_resources row) that may read scim_values, with `?` placeholders only."""
+
+    sql: str
+    params: tuple[Any, ...]
+
+
+class ScimTransaction:
+    """What a SCIM write may do inside `Store.scim_transaction`; all of it commits or none."""
+
+    def get(self, resource_type: str, resource_id: str) -> ScimResource | None:
+        raise NotImplementedError
+
+    def get_many(self, resource_type: str, resource_ids: Sequence[str]) -> list[ScimResource]:
+        raise NotImplementedError
+
+    def find_unique(self, resource_type: str, unique_key: str) -> str | None:
+        """The id of the resource holding `unique_key`, if any."""
+        raise NotImplementedError
+
+    def groups_of(self, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """As `Store.scim_groups_of`, seeing this transaction's writes."""
+        raise NotImplementedError
+
+    def put(self, resource: ScimResource, values: Sequence[ScimValue]) -> None:
+        """Insert or replace the resource (by client and id) and its searchable values."""
+        raise NotImplementedError
+
+    def delete(self, resource_type: str, resource_id: str) -> None:
+        raise NotImplementedError
+
+    def enqueue(self, changes: Sequence[UserChange]) -> None:
+        """Store the events pending, as `Store.enqueue` would, in this transaction."""
         raise NotImplementedError
 
     # --- LDAP watermarks ----------------------------------------------

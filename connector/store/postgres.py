@@ -26,6 +26,7 @@ from connector.events import UserChange
 from connector.mapping.records import ExtensionRecord
 from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, WatermarkMoved
 from connector.store.base import AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
+from connector.store.base import ScimQuery, ScimResource, ScimTransaction, ScimValue
 
 CONNECT_TIMEOUT_SECONDS = 10
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
@@ -108,6 +109,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             state jsonb NOT NULL,
             PRIMARY KEY (directory, external_id)
         )""",
+    ),
+    (  # SCIM resources, and one row per searchable value for filters (connector/sources/scim/filter_sql.py).
+        # COLLATE "C" compares code points, as SQLite does, so gt/lt filters agree on both backends.
+        """CREATE TABLE scim_resources (
+            pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            client text NOT NULL,
+            resource_type text NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            unique_key text,
+            display text NOT NULL,
+            body jsonb NOT NULL,
+            version bigint NOT NULL,
+            created text COLLATE "C" NOT NULL,
+            last_modified text COLLATE "C" NOT NULL,
+            UNIQUE (client, id),
+            UNIQUE (client, resource_type, unique_key)
+        )""",
+        """CREATE TABLE scim_values (
+            resource_pk bigint NOT NULL REFERENCES scim_resources (pk) ON DELETE CASCADE,
+            attr text COLLATE "C" NOT NULL,
+            idx integer NOT NULL,
+            value text COLLATE "C" NOT NULL,
+            folded text COLLATE "C" NOT NULL
+        )""",
+        "CREATE INDEX scim_values_lookup ON scim_values (attr, folded, resource_pk)",
+        "CREATE INDEX scim_values_resource ON scim_values (resource_pk, attr)",
     ),
 )
 
@@ -559,7 +586,37 @@ class PostgresStore(Store):
                 " VALUES (%s, '{}', 0, %s, %s) ON CONFLICT (directory) DO UPDATE SET"
                 " last_run_at = excluded.last_run_at, last_error = excluded.last_error",
                 (directory, at, error),
-            )
+            )    # --- SCIM resources -----------------------------------------------
+    @contextlib.contextmanager
+    def scim_transaction(self, client: str) -> Iterator[ScimTransaction]:
+        with self._write() as conn:
+            # One writer per SCIM client across every connector sharing the database.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('scim' || chr(31) || %s))", (client,))
+            yield _PostgresScimTransaction(conn, client)
+
+    def scim_get(self, client: str, resource_type: str, resource_id: str) -> ScimResource | None:
+        with self._autocommit() as conn:
+            return _PostgresScimTransaction(conn, client).get(resource_type, resource_id)
+
+    def scim_search(
+        self, client: str, resource_type: str, where: ScimQuery | None, offset: int, limit: int
+    ) -> tuple[int, list[ScimResource]]:
+        # The condition is shared with SQLite; its only placeholders are `?` and it holds no literal `%`.
+        shared = where.sql.replace("?", "%s") if where else "TRUE"
+        condition = f"r.client = %s AND r.resource_type = %s AND ({shared})"
+        params = (client, resource_type, *(where.params if where else ()))
+        with self._autocommit() as conn:
+            total = conn.execute(f"SELECT count(*) AS n FROM scim_resources r WHERE {condition}", params).fetchone()["n"]
+            rows = [] if limit <= 0 else conn.execute(
+                f"SELECT {_SCIM_COLUMNS} FROM scim_resources r WHERE {condition} ORDER BY r.pk LIMIT %s OFFSET %s",
+                (*params, limit, offset),
+            ).fetchall()
+        return total, [_scim_resource(row) for row in rows]
+
+    def scim_groups_of(self, client: str, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        with self._autocommit() as conn:
+            return _PostgresScimTransaction(conn, client).groups_of(user_ids)
+
 
 def _claim_next_user(conn: Connection, owner: str, now: float, lease_until: float) -> list[DictRow]:
     """Claim the pending events of the first due user whose advisory lock is free; [] if there is none."""
@@ -668,3 +725,93 @@ def _explain(server: str, error: psycopg.Error, password: str | None) -> str:
             "port and database; the store reconnects on the next call"
         )
     return f"the PostgreSQL store {server} failed ({text})"
+
+_SCIM_COLUMNS = "r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified"
+
+
+class _PostgresScimTransaction(ScimTransaction):
+    def __init__(self, conn: Connection, client: str) -> None:
+        self.conn = conn
+        self.client = client
+
+    def get(self, resource_type: str, resource_id: str) -> ScimResource | None:
+        row = self.conn.execute(
+            f"SELECT {_SCIM_COLUMNS} FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s AND r.id = %s",
+            (self.client, resource_type, resource_id),
+        ).fetchone()
+        return None if row is None else _scim_resource(row)
+
+    def get_many(self, resource_type: str, resource_ids: Sequence[str]) -> list[ScimResource]:
+        rows = self.conn.execute(
+            f"SELECT {_SCIM_COLUMNS} FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s"
+            " AND r.id = ANY(%s::text[]) ORDER BY r.pk",
+            (self.client, resource_type, list(resource_ids)),
+        ).fetchall()
+        return [_scim_resource(row) for row in rows]
+
+    def find_unique(self, resource_type: str, unique_key: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT id FROM scim_resources WHERE client = %s AND resource_type = %s AND unique_key = %s",
+            (self.client, resource_type, unique_key),
+        ).fetchone()
+        return None if row is None else str(row["id"])
+
+    def groups_of(self, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        wanted = set(user_ids)
+        rows = self.conn.execute(
+            "SELECT v.value AS member, g.id, g.display FROM scim_values v JOIN scim_resources g ON g.pk = v.resource_pk"
+            " WHERE g.client = %s AND g.resource_type = 'Group' AND v.attr = 'members.value'"
+            " AND v.folded = ANY(%s::text[]) ORDER BY g.pk, v.idx",
+            (self.client, sorted({user_id.lower() for user_id in wanted})),
+        ).fetchall()
+        groups: dict[str, list[tuple[str, str]]] = {user_id: [] for user_id in wanted}
+        for row in rows:
+            if row["member"] in wanted and (row["id"], row["display"]) not in groups[row["member"]]:
+                groups[row["member"]].append((row["id"], row["display"]))
+        return groups
+
+    def put(self, resource: ScimResource, values: Sequence[ScimValue]) -> None:
+        pk = self.conn.execute(
+            "INSERT INTO scim_resources (client, resource_type, id, unique_key, display, body, version, created,"
+            " last_modified) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (client, id) DO UPDATE SET"
+            " unique_key = excluded.unique_key, display = excluded.display, body = excluded.body,"
+            " version = excluded.version, last_modified = excluded.last_modified RETURNING pk",
+            (self.client, resource.resource_type, resource.id, resource.unique_key, resource.display,
+             json.dumps(resource.body, separators=(",", ":")), resource.version, resource.created,
+             resource.last_modified),
+        ).fetchone()["pk"]
+        self.conn.execute("DELETE FROM scim_values WHERE resource_pk = %s", (pk,))
+        if values:
+            self.conn.cursor().executemany(
+                "INSERT INTO scim_values (resource_pk, attr, idx, value, folded) VALUES (%s, %s, %s, %s, %s)",
+                [(pk, v.attr, v.idx, v.value, v.folded) for v in values],
+            )
+
+    def delete(self, resource_type: str, resource_id: str) -> None:
+        self.conn.execute(
+            "DELETE FROM scim_resources WHERE client = %s AND resource_type = %s AND id = %s",
+            (self.client, resource_type, resource_id),
+        )
+
+    def enqueue(self, changes: Sequence[UserChange]) -> None:
+        now = time.time()
+        for change in changes:
+            self.conn.execute(
+                _INSERT_EVENT,
+                (change.idem_key, change.source, change.external_id, change.kind, _state_json(change), change.cause,
+                 change.accepted_at, "pending", change.accepted_at, now),
+            )
+
+
+def _scim_resource(row: DictRow) -> ScimResource:
+    return ScimResource(
+        client=row["client"],
+        resource_type=row["resource_type"],
+        id=row["id"],
+        body=row["body"],
+        version=row["version"],
+        created=row["created"],
+        last_modified=row["last_modified"],
+        unique_key=row["unique_key"],
+        display=row["display"],
+    )

@@ -15,6 +15,7 @@ from connector.events import UserChange
 from connector.mapping.records import ExtensionRecord
 from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, WatermarkMoved
 from connector.store.base import AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
+from connector.store.base import ScimQuery, ScimResource, ScimTransaction, ScimValue
 
 BUSY_TIMEOUT_SECONDS = 5.0
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
@@ -86,6 +87,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             state TEXT NOT NULL,
             PRIMARY KEY (directory, external_id)
         )""",
+    ),
+    (  # SCIM resources, and one row per searchable value for filters (connector/sources/scim/filter_sql.py)
+        """CREATE TABLE scim_resources (
+            pk INTEGER PRIMARY KEY AUTOINCREMENT,
+            client TEXT NOT NULL,
+            resource_type TEXT NOT NULL,
+            id TEXT NOT NULL,
+            unique_key TEXT,
+            display TEXT NOT NULL,
+            body TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created TEXT NOT NULL,
+            last_modified TEXT NOT NULL,
+            UNIQUE (client, id),
+            UNIQUE (client, resource_type, unique_key)
+        )""",
+        """CREATE TABLE scim_values (
+            resource_pk INTEGER NOT NULL REFERENCES scim_resources (pk) ON DELETE CASCADE,
+            attr TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            value TEXT NOT NULL,
+            folded TEXT NOT NULL
+        )""",
+        "CREATE INDEX scim_values_lookup ON scim_values (attr, folded, resource_pk)",
+        "CREATE INDEX scim_values_resource ON scim_values (resource_pk, attr)",
     ),
 )
 
@@ -501,6 +527,32 @@ class SQLiteStore(Store):
                 " last_run_at = excluded.last_run_at, last_error = excluded.last_error",
                 (directory, at, error),
             )
+    # --- SCIM resources -----------------------------------------------
+    @contextlib.contextmanager
+    def scim_transaction(self, client: str) -> Iterator[ScimTransaction]:
+        with self._write() as conn:  # BEGIN IMMEDIATE: one writer at a time
+            yield _SQLiteScimTransaction(conn, client)
+
+    def scim_get(self, client: str, resource_type: str, resource_id: str) -> ScimResource | None:
+        with self._read() as conn:
+            return _SQLiteScimTransaction(conn, client).get(resource_type, resource_id)
+
+    def scim_search(
+        self, client: str, resource_type: str, where: ScimQuery | None, offset: int, limit: int
+    ) -> tuple[int, list[ScimResource]]:
+        condition = f"r.client = ? AND r.resource_type = ? AND ({where.sql if where else '1 = 1'})"
+        params = (client, resource_type, *(where.params if where else ()))
+        with self._read() as conn:
+            total = conn.execute(f"SELECT count(*) FROM scim_resources r WHERE {condition}", params).fetchone()[0]
+            rows = [] if limit <= 0 else conn.execute(
+                f"SELECT {_SCIM_COLUMNS} FROM scim_resources r WHERE {condition} ORDER BY r.pk LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ).fetchall()
+        return total, [_scim_resource(row) for row in rows]
+
+    def scim_groups_of(self, client: str, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        with self._read() as conn:
+            return _SQLiteScimTransaction(conn, client).groups_of(user_ids)
 
 
 def _watermark(row: sqlite3.Row) -> LdapWatermark:
@@ -593,3 +645,92 @@ def _explain(path: str, error: sqlite3.Error) -> str:
             "the file is on a local disk, not a network share"
         )
     return f"the store {path} failed ({text})"
+
+_SCIM_COLUMNS = "r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified"
+
+
+class _SQLiteScimTransaction(ScimTransaction):
+    def __init__(self, conn: sqlite3.Connection, client: str) -> None:
+        self.conn = conn
+        self.client = client
+
+    def get(self, resource_type: str, resource_id: str) -> ScimResource | None:
+        row = self.conn.execute(
+            f"SELECT {_SCIM_COLUMNS} FROM scim_resources r WHERE r.client = ? AND r.resource_type = ? AND r.id = ?",
+            (self.client, resource_type, resource_id),
+        ).fetchone()
+        return None if row is None else _scim_resource(row)
+
+    def get_many(self, resource_type: str, resource_ids: Sequence[str]) -> list[ScimResource]:
+        rows = self.conn.execute(
+            f"SELECT {_SCIM_COLUMNS} FROM scim_resources r WHERE r.client = ? AND r.resource_type = ?"
+            " AND r.id IN (SELECT value FROM json_each(?)) ORDER BY r.pk",
+            (self.client, resource_type, json.dumps(list(resource_ids))),
+        ).fetchall()
+        return [_scim_resource(row) for row in rows]
+
+    def find_unique(self, resource_type: str, unique_key: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT id FROM scim_resources WHERE client = ? AND resource_type = ? AND unique_key = ?",
+            (self.client, resource_type, unique_key),
+        ).fetchone()
+        return None if row is None else str(row["id"])
+
+    def groups_of(self, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        wanted = set(user_ids)
+        rows = self.conn.execute(
+            "SELECT v.value AS member, g.id, g.display FROM scim_values v JOIN scim_resources g ON g.pk = v.resource_pk"
+            " WHERE g.client = ? AND g.resource_type = 'Group' AND v.attr = 'members.value'"
+            " AND v.folded IN (SELECT value FROM json_each(?)) ORDER BY g.pk, v.idx",
+            (self.client, json.dumps(sorted({user_id.lower() for user_id in wanted}))),
+        ).fetchall()
+        groups: dict[str, list[tuple[str, str]]] = {user_id: [] for user_id in wanted}
+        for row in rows:
+            if row["member"] in wanted and (row["id"], row["display"]) not in groups[row["member"]]:
+                groups[row["member"]].append((row["id"], row["display"]))
+        return groups
+
+    def put(self, resource: ScimResource, values: Sequence[ScimValue]) -> None:
+        pk = self.conn.execute(
+            "INSERT INTO scim_resources (client, resource_type, id, unique_key, display, body, version, created,"
+            " last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client, id) DO UPDATE SET"
+            " unique_key = excluded.unique_key, display = excluded.display, body = excluded.body,"
+            " version = excluded.version, last_modified = excluded.last_modified RETURNING pk",
+            (self.client, resource.resource_type, resource.id, resource.unique_key, resource.display,
+             json.dumps(resource.body, separators=(",", ":")), resource.version, resource.created,
+             resource.last_modified),
+        ).fetchone()[0]
+        self.conn.execute("DELETE FROM scim_values WHERE resource_pk = ?", (pk,))
+        self.conn.executemany(
+            "INSERT INTO scim_values (resource_pk, attr, idx, value, folded) VALUES (?, ?, ?, ?, ?)",
+            [(pk, v.attr, v.idx, v.value, v.folded) for v in values],
+        )
+
+    def delete(self, resource_type: str, resource_id: str) -> None:
+        self.conn.execute(
+            "DELETE FROM scim_resources WHERE client = ? AND resource_type = ? AND id = ?",
+            (self.client, resource_type, resource_id),
+        )
+
+    def enqueue(self, changes: Sequence[UserChange]) -> None:
+        now = time.time()
+        for change in changes:
+            self.conn.execute(
+                _INSERT_EVENT,
+                (change.idem_key, change.source, change.external_id, change.kind, _state_json(change), change.cause,
+                 change.accepted_at, "pending", change.accepted_at, now),
+            ).fetchall()
+
+
+def _scim_resource(row: sqlite3.Row) -> ScimResource:
+    return ScimResource(
+        client=row["client"],
+        resource_type=row["resource_type"],
+        id=row["id"],
+        body=json.loads(row["body"]),
+        version=row["version"],
+        created=row["created"],
+        last_modified=row["last_modified"],
+        unique_key=row["unique_key"],
+        display=row["display"],
+    )

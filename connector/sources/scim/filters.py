@@ -1,0 +1,289 @@
+"""SCIM filters (RFC 7644 §3.4.2.2), parsed with scim2-filter-parser into a small expression tree.
+
+Every attribute path is resolved against our schemas, which makes the schemas the allowlist:
+an unknown attribute is an error, never a dropped clause. (scim2-filter-parser's own SQL
+transpiler silently drops unmapped attributes and `members[value eq "x"]`, returning every
+row; we use only its lexer and parser and emit SQL ourselves, in filter_sql.py.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import re
+from typing import Any, Union
+
+from scim2_filter_parser import ast
+from scim2_filter_parser.lexer import SCIMLexer
+from scim2_filter_parser.parser import SCIMParser, SCIMParserError
+
+from connector.sources.scim.paths import Target, resolve
+from connector.sources.scim.schema import ResourceType
+
+MAX_LENGTH = 4096
+MAX_DEPTH = 16
+MAX_COMPARISONS = 32
+OPERATORS = ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr")
+ORDERING = ("gt", "ge", "lt", "le")
+# Not indexed: password is never stored, groups are derived from Group members.
+UNFILTERABLE = ("password", "groups", "meta.resourceType", "meta.location", "meta.version", "x509Certificates.value")
+
+
+class FilterError(ValueError):
+    """A filter that cannot be run; the message says why."""
+
+
+class Quoted(str):
+    """A string literal, told apart from the JSON literals true, false, null and numbers."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Compare:
+    target: Target
+    op: str
+    value: str | bool | None  # None with "pr", or "eq"/"ne" null
+
+
+@dataclasses.dataclass(frozen=True)
+class Logical:
+    op: str  # "and" or "or"
+    left: Expr
+    right: Expr
+
+
+@dataclasses.dataclass(frozen=True)
+class Not:
+    expr: Expr
+
+
+@dataclasses.dataclass(frozen=True)
+class Within:
+    """`attribute[expr]`: one value of a multi-valued attribute must satisfy all of expr."""
+
+    target: Target
+    expr: Expr
+
+
+Expr = Union[Compare, Logical, Not, Within]
+
+
+class _Lexer(SCIMLexer):  # type: ignore[misc]
+    """scim2-filter-parser's lexer with JSON strings (escaped quotes) and JSON numbers."""
+
+    tokens = SCIMLexer.tokens
+    ignore = " \t"
+
+    @_(r"\.[a-zA-Z$][a-zA-Z0-9_$-]*")  # type: ignore[name-defined]  # noqa: F821
+    def SUBATTR(self, t: Any) -> Any:
+        t.value = t.value.lstrip(".")
+        return t
+
+    LPAREN = r"\("
+    RPAREN = r"\)"
+    LBRACKET = r"\["
+    RBRACKET = r"\]"
+    NUMBER = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+
+    @_(r"[a-zA-Z]+:[a-zA-Z0-9:\._-]+:")  # type: ignore[name-defined]  # noqa: F821
+    def SCHEMA_URI(self, t: Any) -> Any:
+        t.value = t.value.rstrip(":")
+        return t
+
+    ATTRNAME = r"[a-zA-Z$][a-zA-Z0-9_$-]*"
+
+    @_(r'"(?:[^"\\]|\\.)*"')  # type: ignore[name-defined]  # noqa: F821
+    def COMP_VALUE(self, t: Any) -> Any:
+        t.value = Quoted(json.loads(t.value))
+        return t
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+# The Entra provisioning docs show `externalId eq jyoung`, an unquoted value; we read it as a string.
+_BARE_WORD = re.compile(r"(?i)\b(eq|ne|co|sw|ew|gt|ge|lt|le)(\s+)(?!(?:true|false|null)\b)([A-Za-z_][\w.@+-]*)")
+
+
+def parse_filter(resource: ResourceType, text: str) -> Expr:
+    """Parse a `filter` query parameter; raise FilterError saying what is wrong."""
+    return _convert(_parse(text), resource, None, [0])
+
+
+def parse_value_filter(parent: Target, text: str) -> Expr:
+    """Parse the filter inside `attribute[...]`, whose names are sub-attributes of `parent`."""
+    if parent.attribute is None or parent.attribute.type != "complex" or not parent.attribute.multi_valued:
+        raise FilterError(f"{parent.key} is not a multi-valued complex attribute; only those take [filters]")
+    return _convert(_parse(text), parent.resource, parent, [0])
+
+
+def _parse(text: str) -> Any:
+    if len(text) > MAX_LENGTH:
+        raise FilterError(f"the filter is {len(text)} characters long; keep it under {MAX_LENGTH}")
+    text = "".join(
+        part if part.startswith('"') else _BARE_WORD.sub(r'\1\2"\3"', part)
+        for part in re.split(r'("(?:[^"\\]|\\.)*")', text)
+    )
+    depth = 0
+    for char in _STRING.sub("", text):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
+        if depth > MAX_DEPTH:
+            raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels; simplify it")
+    if not text.strip():
+        raise FilterError("the filter is empty; write one such as userName eq \"bjensen\"")
+    try:
+        return SCIMParser().parse(_Lexer().tokenize(text))
+    except SCIMParserError as exc:
+        raise FilterError(f"the filter is not valid SCIM filter syntax ({exc}); see RFC 7644 §3.4.2.2") from None
+    except ValueError as exc:  # the lexer: an illegal character
+        raise FilterError(f"the filter is not valid SCIM filter syntax ({exc})") from None
+
+
+def _convert(node: Any, resource: ResourceType, parent: Target | None, count: list[int]) -> Expr:
+    if isinstance(node, ast.Filter):
+        if node.namespace is not None:
+            if parent is not None:
+                raise FilterError("a [filter] cannot be nested inside another one")
+            outer = _target(resource, node.namespace, None)
+            if outer.sub is not None:
+                raise FilterError(f"write {outer.key}[...] without a sub-attribute before the brackets")
+            inner: Expr = Within(outer, _convert(node.expr, resource, _value_path(outer), count))
+        else:
+            inner = _convert(node.expr, resource, parent, count)
+        return Not(inner) if node.negated else inner
+    if isinstance(node, ast.LogExpr):
+        left = _convert(node.expr1, resource, parent, count)
+        return Logical(node.op.lower(), left, _convert(node.expr2, resource, parent, count))
+    if isinstance(node, ast.AttrExpr):
+        count[0] += 1
+        if count[0] > MAX_COMPARISONS:
+            raise FilterError(f"the filter has more than {MAX_COMPARISONS} comparisons; split it")
+        path = node.attr_path
+        if isinstance(path.attr_name, ast.Filter):  # emails[type eq "work"].value eq "x"
+            if parent is not None:
+                raise FilterError("a [filter] cannot be nested inside another one")
+            namespace = path.attr_name.namespace
+            outer = _target(resource, ast.AttrPath(namespace.attr_name, None, namespace.uri), None)
+            element = _value_path(outer)
+            selector = _convert(path.attr_name.expr, resource, element, count)
+            leaf = _compare(_target(resource, ast.AttrPath(namespace.sub_attr.value, None, None), element), node)
+            return Within(outer, Logical("and", selector, leaf))
+        return _compare(_target(resource, path, parent), node)
+    raise FilterError("the filter is not valid SCIM filter syntax")
+
+
+def _value_path(outer: Target) -> Target:
+    attribute = outer.attribute
+    if attribute is None or attribute.type != "complex" or not attribute.multi_valued:
+        raise FilterError(f"{outer.key} is not a multi-valued complex attribute; only those take [filters]")
+    return outer
+
+
+def _target(resource: ResourceType, path: Any, parent: Target | None) -> Target:
+    name = path.attr_name
+    if not isinstance(name, str):  # emails[...][...]
+        raise FilterError("a [filter] cannot follow another one; combine them with and inside one [...]")
+    sub = path.sub_attr.value if path.sub_attr is not None else None
+    if parent is not None:
+        assert parent.attribute is not None
+        found = parent.attribute.sub(name) if path.uri is None and sub is None else None
+        if found is None:
+            raise FilterError(f"{parent.key} has no sub-attribute {name!r}; see /Schemas")
+        return parent.with_sub(found)
+    target = resolve(resource, path.uri, name, sub)
+    shown = f"{path.uri + ':' if path.uri else ''}{name}{'.' + sub if sub else ''}"
+    if target is None:
+        raise FilterError(f"{resource.name} has no attribute {shown!r}; see /Schemas for the attributes to filter on")
+    if target.key in UNFILTERABLE or (target.attribute and target.attribute.name in UNFILTERABLE):
+        raise FilterError(f"{shown!r} cannot be filtered on; filter Groups by members[value eq \"<user id>\"] instead"
+                          if target.attribute and target.attribute.name == "groups"
+                          else f"{shown!r} cannot be filtered on")
+    return target
+
+
+def _compare(target: Target, node: Any) -> Compare:
+    op = node.value.lower()
+    if op not in OPERATORS:
+        raise FilterError(f"unknown operator {node.value!r}; use one of {', '.join(OPERATORS)}")
+    attribute = target.leaf
+    assert attribute is not None
+    if attribute.type == "complex" and op != "pr":
+        value_sub = attribute.sub("value") if target.sub is None else None
+        if value_sub is None:
+            raise FilterError(f"{target.key} is complex; compare one of its sub-attributes, e.g. {target.key}.<name>")
+        target, attribute = target.with_sub(value_sub), value_sub
+    if op == "pr":
+        return Compare(target, op, None)
+    return Compare(target, op, _value(attribute.type, attribute.name, op, node.comp_value.value))
+
+
+def _value(kind: str, name: str, op: str, raw: str) -> str | bool | None:
+    quoted = isinstance(raw, Quoted)
+    if not quoted and raw == "null":
+        if op not in ("eq", "ne"):
+            raise FilterError(f"{name} {op} null: null only works with eq and ne")
+        return None
+    if kind == "boolean":
+        if op not in ("eq", "ne"):
+            raise FilterError(f"{name} is a boolean; it takes only eq, ne and pr (RFC 7644 §3.4.2.2)")
+        if raw.lower() not in ("true", "false"):
+            raise FilterError(f"{name} is a boolean; compare it with true or false")
+        return raw.lower() == "true"
+    if kind == "binary":
+        raise FilterError(f"{name} is binary and cannot be compared (RFC 7644 §3.4.2.2)")
+    if not quoted and raw in ("true", "false"):
+        raise FilterError(f"{name} is a {kind}; compare it with a \"string\", not {raw}")
+    if kind == "dateTime":
+        return canonical_datetime(raw, name)
+    return str(raw)
+
+
+def canonical_datetime(text: str, name: str = "the value") -> str:
+    """A dateTime as we store it: UTC, fixed width, so that strings order like instants."""
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise FilterError(f"{name}: {text!r} is not a dateTime; write one like \"2024-05-13T04:42:34Z\"") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return format_datetime(moment)
+
+
+def format_datetime(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def matches(element: dict[str, Any], expr: Expr) -> bool:
+    """Whether one value of a multi-valued attribute satisfies a [filter] made by parse_value_filter."""
+    if isinstance(expr, Logical):
+        left = matches(element, expr.left)
+        return (left and matches(element, expr.right)) if expr.op == "and" else (left or matches(element, expr.right))
+    if isinstance(expr, Not):
+        return not matches(element, expr.expr)
+    assert isinstance(expr, Compare) and expr.target.sub is not None
+    return _holds(element.get(expr.target.sub.name), expr)
+
+
+def _holds(actual: Any, compare: Compare) -> bool:
+    op, wanted = compare.op, compare.value
+    present = actual is not None and actual != ""
+    if op == "pr":
+        return present
+    if wanted is None:
+        return present if op == "ne" else not present
+    if isinstance(wanted, bool) or isinstance(actual, bool):
+        return (actual is wanted) == (op == "eq")
+    if not isinstance(actual, str):
+        return op == "ne"
+    sub = compare.target.sub
+    if sub is not None and not sub.case_exact:
+        actual, wanted = actual.lower(), wanted.lower()
+    return {
+        "eq": actual == wanted,
+        "ne": actual != wanted,
+        "co": wanted in actual,
+        "sw": actual.startswith(wanted),
+        "ew": actual.endswith(wanted),
+        "gt": actual > wanted,
+        "ge": actual >= wanted,
+        "lt": actual < wanted,
+        "le": actual <= wanted,
+    }[op]

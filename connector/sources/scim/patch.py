@@ -1,0 +1,252 @@
+"""PATCH (RFC 7644 §3.5.2) on a stored body, with what Entra ID and Okta really send:
+
+- `op` in any case: "Add", "Replace", "Remove" (Entra's default; Microsoft says to match it loosely);
+- booleans as strings, "False" (Entra), handled by values.coerce;
+- no `path` and a value object whose keys may be dotted or URN-qualified paths (Entra with
+  aadOptscim062020; Okta's `{"active": false}` and group rename repeating the read-only id);
+- `Remove members` with a value array removes only those members (Entra; a strict reading
+  removes all of them, see apache/directory-scimple#447);
+- `add`/`replace` on `emails[type eq "work"].value` creates the element when none matches
+  (the Entra SCIM validator expects it, Captain-P-Goldfish/SCIM-SDK#416).
+
+All operations apply to a copy: one failing operation leaves nothing changed.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from connector.sources.scim import errors
+from connector.sources.scim.filters import Compare, Expr, FilterError, Logical, matches, parse_value_filter
+from connector.sources.scim.paths import SplitPath, Target, split
+from connector.sources.scim.schema import ID, ResourceType
+from connector.sources.scim.values import coerce
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+MAX_OPERATIONS = 1000
+
+
+def apply_patch(resource: ResourceType, body: dict[str, Any], resource_id: str, request: Any) -> dict[str, Any]:
+    """The body after the PatchOp `request`; raises ScimError and changes nothing on any problem."""
+    result = copy.deepcopy(body)
+    for number, operation in enumerate(_operations(request)):
+        _Operation(resource, result, resource_id, operation, number).apply()
+    return result
+
+
+def _operations(request: Any) -> list[Any]:
+    if not isinstance(request, dict):
+        raise errors.invalid_syntax(f"a PATCH body is a JSON object: {{\"schemas\": [\"{PATCH_OP}\"], \"Operations\": [...]}}")
+    operations = next((v for k, v in request.items() if isinstance(k, str) and k.casefold() == "operations"), None)
+    if not isinstance(operations, list) or not operations:
+        raise errors.invalid_syntax("Operations must be a non-empty list of {\"op\", \"path\", \"value\"} objects")
+    if len(operations) > MAX_OPERATIONS:
+        raise errors.invalid_syntax(f"{len(operations)} operations in one PATCH; send at most {MAX_OPERATIONS}")
+    return operations
+
+
+class _Operation:
+    def __init__(self, resource: ResourceType, body: dict[str, Any], resource_id: str, raw: Any, number: int) -> None:
+        if not isinstance(raw, dict):
+            raise errors.invalid_syntax(f"Operations[{number}] must be an object with op, path and value")
+        fields = {k.casefold(): v for k, v in raw.items() if isinstance(k, str)}
+        op = fields.get("op")
+        if not isinstance(op, str) or op.lower() not in ("add", "remove", "replace"):
+            raise errors.invalid_syntax(f"Operations[{number}].op is {op!r}; use add, remove or replace")
+        self.resource, self.body, self.resource_id = resource, body, resource_id
+        self.op, self.path, self.value = op.lower(), fields.get("path"), fields.get("value")
+        self.where = f"Operations[{number}]"
+
+    def apply(self) -> None:
+        if self.path is None or self.path == "":
+            self.apply_without_path()
+            return
+        if not isinstance(self.path, str):
+            raise errors.invalid_path(f"{self.where}.path must be a string such as \"name.givenName\"")
+        self.apply_at(self.split(self.path), self.value)
+
+    def split(self, path: str) -> SplitPath:
+        found = split(self.resource, path)
+        if found is None:
+            raise errors.invalid_path(f"{self.where}: {self.resource.name} has no attribute {path!r}; see /Schemas")
+        return found
+
+    def apply_without_path(self) -> None:
+        if self.op == "remove":
+            raise errors.no_target(f"{self.where}: remove needs a path naming what to remove (RFC 7644 §3.5.2.2)")
+        if not isinstance(self.value, dict):
+            raise errors.invalid_value(f"{self.where}: without a path, value must be an object of attributes")
+        for key, value in self.value.items():
+            if not isinstance(key, str) or key.casefold() == "schemas":
+                continue
+            # Okta's group rename repeats the read-only id; an unchanged id is fine.
+            if key.casefold() == "id" and value == self.resource_id:
+                continue
+            extension = self.resource.extension(key)
+            if extension is not None and isinstance(value, dict):
+                for sub_key, sub_value in value.items():
+                    self.apply_at(self.split(f"{extension.id}:{sub_key}"), sub_value)
+            else:
+                self.apply_at(self.split(key), value)
+
+    def apply_at(self, path: SplitPath, value: Any) -> None:
+        target = path.target
+        if target.attribute is None:  # an extension's URN alone: its attributes
+            self.apply_extension(target, value)
+            return
+        attribute = target.attribute
+        if attribute is ID and self.op != "remove" and value == self.resource_id:
+            return
+        if attribute.read_only or (target.sub is not None and target.sub.read_only and path.filter is None):
+            raise errors.mutability(f"{self.where}: {target.key} is read-only")
+        if attribute.mutability == "writeOnly":
+            return  # a password: accepted and dropped, never stored
+        if path.filter is not None:
+            self.apply_filtered(target, path, value)
+        elif self.op == "remove":
+            self.remove(target, value)
+        elif value is None:
+            raise errors.invalid_value(f"{self.where}: {self.op} {target.key} needs a value; use remove to clear it")
+        elif target.sub is not None:
+            self.set_sub(target, value)
+        else:
+            self.set(target, value)
+
+    def holder(self, target: Target, create: bool) -> dict[str, Any]:
+        if not target.in_extension:
+            return self.body
+        if create:
+            return self.body.setdefault(target.schema.id, {})
+        return self.body.get(target.schema.id) or {}
+
+    def tidy(self, target: Target) -> None:
+        if target.in_extension and not self.body.get(target.schema.id):
+            self.body.pop(target.schema.id, None)
+
+    def apply_extension(self, target: Target, value: Any) -> None:
+        if self.op == "remove":
+            self.body.pop(target.schema.id, None)
+            return
+        if not isinstance(value, dict):
+            raise errors.invalid_value(f"{self.where}: {target.schema.id} takes an object of its attributes")
+        for key, sub_value in value.items():
+            self.apply_at(self.split(f"{target.schema.id}:{key}"), sub_value)
+
+    def set(self, target: Target, value: Any) -> None:
+        attribute = target.attribute
+        assert attribute is not None
+        holder = self.holder(target, create=True)
+        new = coerce(attribute, value, target.key)
+        old = holder.get(attribute.name)
+        if attribute.multi_valued and self.op == "add" and old:
+            new = old + [item for item in new or [] if not _contains(old, item)]
+        elif attribute.type == "complex" and not attribute.multi_valued and old and new:
+            new = {**old, **new}  # RFC 7644 §3.5.2.1/3: sub-attributes not given are left unchanged
+        _assign(holder, attribute.name, new)
+        self.tidy(target)
+
+    def set_sub(self, target: Target, value: Any) -> None:
+        attribute, sub = target.attribute, target.sub
+        assert attribute is not None and sub is not None
+        if attribute.multi_valued:
+            raise errors.invalid_path(f"{self.where}: pick the elements of {attribute.name} with a filter, "
+                                      f"e.g. {attribute.name}[type eq \"work\"].{sub.name}")
+        holder = self.holder(target, create=True)
+        complex_value = dict(holder.get(attribute.name) or {})
+        _assign(complex_value, sub.name, coerce(sub, value, target.key))
+        _assign(holder, attribute.name, complex_value or None)
+        self.tidy(target)
+
+    def remove(self, target: Target, value: Any) -> None:
+        attribute = target.attribute
+        assert attribute is not None
+        if attribute.required and target.sub is None:
+            raise errors.invalid_value(f"{self.where}: {attribute.name} is required; replace it instead of removing it")
+        holder = self.holder(target, create=False)
+        old = holder.get(attribute.name)
+        if old is None:
+            return
+        if target.sub is not None:
+            items = old if isinstance(old, list) else [old]
+            kept = [rest for item in items if (rest := {k: v for k, v in item.items() if k != target.sub.name})]
+            _assign(holder, attribute.name, (kept or None) if isinstance(old, list) else (kept[0] if kept else None))
+        elif attribute.multi_valued and value is not None:
+            # Entra: {"op": "Remove", "path": "members", "value": [{"value": "u1"}]} removes only u1.
+            gone = coerce(attribute, value, target.key) or []
+            _assign(holder, attribute.name, [item for item in old if not _contains(gone, item)] or None)
+        else:
+            holder.pop(attribute.name, None)
+        self.tidy(target)
+
+    def apply_filtered(self, target: Target, path: SplitPath, value: Any) -> None:
+        attribute = target.attribute
+        assert attribute is not None
+        try:
+            selector = parse_value_filter(target, path.filter or "")
+        except FilterError as exc:
+            raise errors.invalid_path(f"{self.where}: {exc}") from None
+        sub = attribute.sub(path.sub) if path.sub else None
+        if path.sub and sub is None:
+            raise errors.invalid_path(f"{self.where}: {attribute.name} has no sub-attribute {path.sub!r}")
+        holder = self.holder(target, create=self.op != "remove")
+        items: list[dict[str, Any]] = list(holder.get(attribute.name) or [])
+        chosen = [i for i, item in enumerate(items) if matches(item, selector)]
+        if self.op == "remove":
+            # Removing what is already gone succeeds: IdPs retry, and Okta re-sends member removals.
+            if sub is None:
+                items = [item for i, item in enumerate(items) if i not in chosen]
+            else:
+                items = [item if i not in chosen else {k: v for k, v in item.items() if k != sub.name} for i, item in enumerate(items)]
+            _assign(holder, attribute.name, [item for item in items if item] or None)
+            self.tidy(target)
+            return
+        if value is None:
+            raise errors.invalid_value(f"{self.where}: {self.op} needs a value")
+        if sub is not None and sub.read_only:
+            raise errors.mutability(f"{self.where}: {attribute.name}.{sub.name} is read-only")
+        new = coerce(sub, value, f"{target.key}.{sub.name}") if sub else coerce(attribute, value, target.key)
+        if isinstance(new, list):
+            new = new[0] if len(new) == 1 else _refuse(self.where, target.key)
+        if not chosen:
+            seed = _element_from(selector)
+            if seed is None:
+                raise errors.no_target(f"{self.where}: no {attribute.name} value matches {path.filter!r}")
+            items.append(seed)
+            chosen = [len(items) - 1]
+        for i in chosen:
+            if sub is not None:
+                items[i] = {**items[i], sub.name: new} if new is not None else {k: v for k, v in items[i].items() if k != sub.name}
+            elif new is not None:
+                items[i] = {**items[i], **new} if self.op == "add" else {**_element_from(selector, {}), **new}
+        _assign(holder, attribute.name, items or None)
+        self.tidy(target)
+
+
+def _refuse(where: str, key: str) -> Any:
+    raise errors.invalid_value(f"{where}: {key}[...] takes one value object, not a list")
+
+
+def _element_from(expr: Expr, default: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The element an `eq`-only filter describes (`type eq "work"` -> {"type": "work"}), or `default`."""
+    if isinstance(expr, Compare) and expr.op == "eq" and expr.value is not None and expr.target.sub is not None:
+        return {expr.target.sub.name: expr.value}
+    if isinstance(expr, Logical) and expr.op == "and":
+        left, right = _element_from(expr.left), _element_from(expr.right)
+        if left is not None and right is not None:
+            return {**left, **right}
+    return default
+
+
+def _contains(items: list[Any], item: Any) -> bool:
+    """Whether `items` holds `item`; complex values with a "value" match on it (a member is its id)."""
+    if isinstance(item, dict) and "value" in item:
+        return any(isinstance(other, dict) and other.get("value") == item["value"] for other in items)
+    return item in items
+
+
+def _assign(holder: dict[str, Any], name: str, value: Any) -> None:
+    if value is None:
+        holder.pop(name, None)
+    else:
+        holder[name] = value

@@ -1,0 +1,147 @@
+"""Incoming SCIM values made canonical: schema names, coerced types, read-only parts and passwords dropped.
+
+A stored body keys core attributes by their schema name and extension attributes under
+the extension's URN (`{"urn:...:enterprise:2.0:User": {"department": "Retail"}}`); it never
+holds id, meta, groups or password. An unassigned attribute (null, "" in a complex value
+aside, or an empty list; RFC 7643 §2.5) is left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.sources.scim import errors
+from connector.sources.scim.filters import FilterError, canonical_datetime
+from connector.sources.scim.paths import Target, split
+from connector.sources.scim.schema import EXTERNAL_ID, Attribute, ResourceType
+
+_IGNORED = ("schemas", "id", "meta")
+
+
+def canonical_body(resource: ResourceType, data: Any) -> dict[str, Any]:
+    """The stored body for a POST or PUT; unknown attributes are ignored (RFC 7644 §3.3 lets us)."""
+    if not isinstance(data, dict):
+        raise errors.invalid_syntax(f"the body must be a JSON object holding a {resource.name}")
+    body: dict[str, Any] = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or key.casefold() in _IGNORED:
+            continue
+        extension = resource.extension(key)
+        if extension is not None:
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise errors.invalid_value(f"{extension.id} must be an object of its attributes")
+            for sub_key, sub_value in value.items():
+                attribute = extension.attribute(sub_key) if isinstance(sub_key, str) else None
+                if attribute is not None:
+                    assign(body, Target(resource, extension, attribute), sub_value)
+            continue
+        # Entra and Okta spell attributes in any case (UserName, Active); dotted and URN keys are paths.
+        found = split(resource, key)
+        if found is not None and found.filter is None and found.target.attribute is not None:
+            assign(body, found.target, value)
+    return body
+
+
+def assign(body: dict[str, Any], target: Target, value: Any) -> None:
+    """Set `target` in `body` to the coerced `value`; read-only and write-only attributes are skipped."""
+    attribute = target.attribute
+    assert attribute is not None
+    if attribute.mutability in ("readOnly", "writeOnly") or (target.sub and target.sub.read_only):
+        return
+    holder = body.setdefault(target.schema.id, {}) if target.in_extension else body
+    if target.sub is None:
+        _put(holder, attribute.name, coerce(attribute, value, target.key))
+        return
+    if attribute.multi_valued:
+        raise errors.invalid_path(f"{target.key}: pick elements with a filter, e.g. {attribute.name}[type eq \"work\"]")
+    complex_value = dict(holder.get(attribute.name) or {})
+    _put(complex_value, target.sub.name, coerce(target.sub, value, target.key))
+    _put(holder, attribute.name, complex_value or None)
+    if target.in_extension and not body[target.schema.id]:
+        del body[target.schema.id]
+
+
+def _put(holder: dict[str, Any], name: str, value: Any) -> None:
+    if value is None:
+        holder.pop(name, None)
+    else:
+        holder[name] = value
+
+
+def coerce(attribute: Attribute, value: Any, where: str) -> Any:
+    """The canonical form of `value` for `attribute`, None if unassigned; invalidValue if it does not fit."""
+    if value is None:
+        return None
+    if attribute.multi_valued:
+        items = value if isinstance(value, list) else [value]
+        coerced = [c for item in items if (c := _single(attribute, item, where)) is not None]
+        return coerced or None
+    return _single(attribute, value, where)
+
+
+def _single(attribute: Attribute, value: Any, where: str) -> Any:
+    if value is None:
+        return None
+    kind = attribute.type
+    if kind == "complex":
+        if isinstance(value, str) and attribute.sub("value") is not None:
+            value = {"value": value}  # Entra sends manager as a bare id string
+        if not isinstance(value, dict):
+            raise errors.invalid_value(f"{where} must be an object with {_names(attribute)}")
+        result: dict[str, Any] = {}
+        for key, sub_value in value.items():
+            sub = attribute.sub(key) if isinstance(key, str) else None
+            if sub is not None and not sub.read_only:
+                _put(result, sub.name, _single(sub, sub_value, f"{where}.{sub.name}"))
+        return result or None
+    if kind == "boolean":
+        # Entra sends booleans as strings: "False", "true".
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        if not isinstance(value, bool):
+            raise errors.invalid_value(f"{where} must be true or false, not {_shown(value)}")
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # an employee number sent as a JSON number
+    if not isinstance(value, str):
+        raise errors.invalid_value(f"{where} must be a string, not {_shown(value)}")
+    if "\x00" in value or not _encodable(value):
+        raise errors.invalid_value(f"{where} holds a NUL or an unpaired surrogate; send valid UTF-8 text")
+    if kind == "dateTime":
+        try:
+            return canonical_datetime(value, where)
+        except FilterError as exc:
+            raise errors.invalid_value(str(exc)) from None
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _names(attribute: Attribute) -> str:
+    return ", ".join(sub.name for sub in attribute.sub_attributes)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def required_missing(resource: ResourceType, body: dict[str, Any]) -> str | None:
+    """The first required attribute missing from `body`, if any."""
+    for attribute in resource.schema.attributes:
+        if attribute.required and body.get(attribute.name) in (None, ""):
+            return attribute.name
+    return None
+
+
+def external_id(body: dict[str, Any]) -> str | None:
+    value = body.get(EXTERNAL_ID.name)
+    return value if isinstance(value, str) else None
