@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from connector.store.base import AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
+from connector.store.base import Attempt, AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
 
-__all__ = ["AuditEntry", "Claim", "EventState", "Store", "StoreError", "StoredEvent", "open_store"]
+__all__ = ["Attempt", "AuditEntry", "Claim", "EventState", "Store", "StoreError", "StoredEvent", "open_store"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

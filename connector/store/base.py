@@ -6,6 +6,8 @@ Event states:
     done       Verba answered OK for the state it carried (or a later one)
     dead       a dead letter: `last_cause` and `last_error` say why
     held       held back by a guard until an operator approves it
+    discarded  an operator decided not to deliver it (`discard_reason` says why); never
+               claimed, blocks nobody, kept forever
 
 One `Store` object may be used from several threads at once.
 """
@@ -32,6 +34,7 @@ class EventState(str, enum.Enum):
     DONE = "done"
     DEAD = "dead"
     HELD = "held"
+    DISCARDED = "discarded"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,7 @@ class StoredEvent:
     last_cause: str | None
     last_error: str | None
     updated_at: float
+    discard_reason: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +78,18 @@ class AuditEntry:
     detail: dict[str, Any]
 
 
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt of a claim: when, how it ended, and the SOAP requests it sent (secrets redacted)."""
+
+    at: float
+    event_ids: tuple[int, ...]
+    outcome: str  # "done", "retry" or "dead"
+    cause: str | None
+    error: str | None
+    sent: tuple[dict[str, Any], ...]  # e.g. {"operation": "createExtension", "status": "OK", "envelope": "<soap…>"}
+
+
 class Store:
     """Durable state of the connector. Every write is one transaction."""
 
@@ -102,16 +118,25 @@ class Store:
         events whose lease expired before `now` count as pending again. All pending
         events of the chosen user move to in_flight and their attempts go up by one.
         Users are served in the order their oldest pending event became due, then by id.
-        Held, dead and done events are never claimed and block nobody.
+        Held, dead, discarded and done events are never claimed and block nobody.
         """
         raise NotImplementedError
 
-    def complete(self, claim: Claim, pushed: Sequence[ExtensionRecord], user_id: int | None) -> None:
+    def complete(
+        self,
+        claim: Claim,
+        pushed: Sequence[ExtensionRecord],
+        user_id: int | None,
+        *,
+        sent: Sequence[dict[str, Any]] = (),
+    ) -> None:
         """Mark the claim done and record `pushed` as the user's current extensions.
 
         `pushed` replaces the user's previous set: extensions missing from it were
         deprovisioned. `user_id` is remembered as the user's Verba id (None keeps it).
-        If the lease was lost (expired and released or claimed again), nothing changes.
+        An `Attempt` with outcome "done" and the SOAP requests `sent` is recorded.
+        If the lease was lost (expired and released or claimed again), nothing changes
+        and no attempt is recorded. `sent` that is not JSON raises ValueError.
         """
         raise NotImplementedError
 
@@ -123,18 +148,24 @@ class Store:
         """
         raise NotImplementedError
 
-    def retry(self, claim: Claim, next_attempt_at: float, cause: str, error: str) -> None:
+    def retry(
+        self, claim: Claim, next_attempt_at: float, cause: str, error: str, *, sent: Sequence[dict[str, Any]] = ()
+    ) -> None:
         """Put the claim back to pending, due at `next_attempt_at`, keeping cause and error.
 
-        Like `complete`, this changes nothing if the lease was lost.
+        Like `complete`, this records an attempt ("retry") and changes nothing if the lease was lost.
         """
         raise NotImplementedError
 
-    def dead_letter(self, claim: Claim, cause: str, error: str) -> None:
+    def dead_letter(self, claim: Claim, cause: str, error: str, *, sent: Sequence[dict[str, Any]] = ()) -> None:
         """Move the claim to dead with its cause class and message. Never trimmed.
 
-        Like `complete`, this changes nothing if the lease was lost.
+        Like `complete`, this records an attempt ("dead") and changes nothing if the lease was lost.
         """
+        raise NotImplementedError
+
+    def attempts(self, event_id: int) -> list[Attempt]:
+        """The recorded attempts of every claim that held this event, oldest first."""
         raise NotImplementedError
 
     def release_leases(self) -> int:
@@ -154,23 +185,65 @@ class Store:
         raise NotImplementedError
 
     def list_events(
-        self, *, state: EventState | None = None, cause: str | None = None, limit: int = 100
+        self,
+        *,
+        state: EventState | None = None,
+        cause: str | None = None,
+        user: str | None = None,
+        source: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
     ) -> list[StoredEvent]:
-        """Events, newest first, filtered by state and/or last cause."""
+        """Events, newest first, matching every filter given.
+
+        `cause` is the last cause; `user` is an external id (exact) or a `userName` in the
+        state (ASCII case-insensitive); `since` is a Unix time the event was last updated at or after.
+        """
+        raise NotImplementedError
+
+    def current_event(self, source: str, external_id: str) -> StoredEvent | None:
+        """The user's newest event that is not held or discarded: the state a replay should push."""
         raise NotImplementedError
 
     def count_by_state(self) -> dict[EventState, int]:
         raise NotImplementedError
 
-    def requeue(self, event_ids: Sequence[int], now: float) -> int:
-        """Make dead or held events pending again, due now, attempts reset; return how many."""
+    def dead_letter_summary(self) -> list[tuple[str, str, int]]:
+        """(last cause, last error, count) of the dead events, largest count first."""
+        raise NotImplementedError
+
+    def oldest_pending_at(self) -> float | None:
+        """The earliest `accepted_at` of the pending and in-flight events; None when there are none."""
+        raise NotImplementedError
+
+    def count_by_source_and_kind(self) -> list[tuple[str, str, int]]:
+        """(source, kind, count) of every event ever accepted (events are never deleted)."""
+        raise NotImplementedError
+
+    def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0) -> int:
+        """Make dead or held events pending again with attempts reset; return how many.
+
+        The i-th of them in id order (from 0) is due at `now + i * spacing`, to pace a replay.
+        Other states are left alone, so concurrent requeues change each event once.
+        """
+        raise NotImplementedError
+
+    def discard(self, event_ids: Sequence[int], reason: str) -> int:
+        """Make dead or held events discarded for `reason`, keeping their last cause and error; return how many.
+
+        Other states are left alone. A blank reason raises ValueError.
+        """
         raise NotImplementedError
 
     def add_audit(self, actor: str, action: str, event_ids: Sequence[int], reason: str, detail: dict[str, Any]) -> int:
         raise NotImplementedError
 
-    def list_audit(self, limit: int = 100) -> list[AuditEntry]:
-        """Audit entries, newest first."""
+    def list_audit(self, limit: int = 100, *, since: float | None = None) -> list[AuditEntry]:
+        """Audit entries, newest first; with `since`, only those written at or after it."""
+        raise NotImplementedError
+
+    def ping(self) -> None:
+        """Commit a tiny write (the readiness probe); raise StoreError if the store cannot be written."""
         raise NotImplementedError
 
     # --- LDAP watermarks ----------------------------------------------
@@ -263,6 +336,7 @@ class LdapPoll:
     entries: Sequence[LdapEntry] = ()  # seen now: inserted or replaced
     removed: Sequence[str] = ()  # external ids no longer in the directory
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
+
 
 # --- SCIM resources ---------------------------------------------------
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,7 @@ from psycopg.rows import DictRow, dict_row
 from connector.events import UserChange
 from connector.mapping.records import ExtensionRecord
 from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, WatermarkMoved
-from connector.store.base import AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
+from connector.store.base import Attempt, AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
 from connector.store.base import ScimQuery, ScimResource, ScimTransaction, ScimValue
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -47,13 +47,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             state_json jsonb NOT NULL,
             cause text NOT NULL,
             accepted_at double precision NOT NULL,
-            state text NOT NULL CHECK (state IN ('pending', 'in_flight', 'done', 'dead', 'held')),
+            state text NOT NULL CHECK (state IN ('pending', 'in_flight', 'done', 'dead', 'held', 'discarded')),
             attempts integer NOT NULL DEFAULT 0,
             next_attempt_at double precision NOT NULL,
             lease_owner text,
             lease_until double precision,
             last_cause text,
             last_error text,
+            discard_reason text,
             updated_at double precision NOT NULL
         ) WITH (
             fillfactor = 70,
@@ -73,6 +74,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             reason text NOT NULL,
             detail jsonb NOT NULL
         )""",
+        # `sent` is json, not jsonb: it is only ever read back whole, and json keeps a \u0000
+        # in an envelope that jsonb would refuse (failing the settle it belongs to).
+        """CREATE TABLE attempts (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            source text NOT NULL,
+            external_id text NOT NULL,
+            event_ids bigint[] NOT NULL,
+            at double precision NOT NULL,
+            outcome text NOT NULL CHECK (outcome IN ('done', 'retry', 'dead')),
+            cause text,
+            error text,
+            sent json NOT NULL
+        )""",
+        "CREATE INDEX attempts_user ON attempts (source, external_id, id)",
+        "CREATE TABLE heartbeat (id integer PRIMARY KEY CHECK (id = 1), at double precision NOT NULL)",
         """CREATE TABLE pushed_extensions (
             source text NOT NULL,
             external_id text NOT NULL,
@@ -147,7 +163,7 @@ _TRY_LOCK_USER = f"SELECT pg_try_advisory_xact_lock({_USER_KEY}) AS locked"
 
 _EVENT_COLUMNS = (
     "id, idem_key, source, external_id, kind, state_json, cause, accepted_at,"
-    " state, attempts, next_attempt_at, last_cause, last_error, updated_at"
+    " state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at"
 )
 
 _INSERT_EVENT = (
@@ -206,6 +222,25 @@ VALUES (%(source)s, %(external_id)s, %(extension)s,
          WHERE source = %(source)s AND external_id = %(external_id)s),
         %(record)s, %(at)s)
 ON CONFLICT (source, external_id, extension) DO UPDATE SET record = excluded.record, pushed_at = excluded.pushed_at
+"""
+
+# The i-th requeued event (by id, from 0) is due at now + i * spacing. A concurrent requeue that
+# changed an event first makes the state check fail on the re-read row, so it is skipped here.
+_REQUEUE = """
+UPDATE events AS e SET state = 'pending', attempts = 0, next_attempt_at = %(now)s + chosen.i * %(spacing)s,
+    updated_at = %(at)s
+FROM (
+    SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events
+    WHERE id = ANY(%(ids)s::bigint[]) AND state IN ('dead', 'held')
+) AS chosen
+WHERE e.id = chosen.id AND e.state IN ('dead', 'held')
+"""
+
+_ATTEMPTS_OF_EVENT = """
+SELECT a.at, a.event_ids, a.outcome, a.cause, a.error, a.sent FROM attempts AS a
+JOIN events AS e ON e.source = a.source AND e.external_id = a.external_id
+WHERE e.id = %s AND e.id = ANY(a.event_ids)
+ORDER BY a.id
 """
 
 class PostgresStore(Store):
@@ -365,15 +400,24 @@ class PostgresStore(Store):
             lease_until=lease_until,
         )
 
-    def complete(self, claim: Claim, pushed: Sequence[ExtensionRecord], user_id: int | None) -> None:
+    def complete(
+        self,
+        claim: Claim,
+        pushed: Sequence[ExtensionRecord],
+        user_id: int | None,
+        *,
+        sent: Sequence[dict[str, Any]] = (),
+    ) -> None:
         repeated = sorted(ext for ext, n in collections.Counter(r.extension for r in pushed).items() if n > 1)
         if repeated:
             raise ValueError(f"pushed lists extension(s) {', '.join(repeated)} more than once; give each once")
+        sent_json = _sent_json(sent)
         now = time.time()
         user = (claim.source, claim.external_id)
         with self._write() as conn:
             if not _settle(conn, claim, "state = 'done'", ()):
                 return
+            _add_attempt(conn, claim, "done", None, None, sent_json)
             conn.execute("DELETE FROM pushed_extensions WHERE source = %s AND external_id = %s", user)
             if pushed:
                 conn.cursor().executemany(
@@ -410,18 +454,39 @@ class PostgresStore(Store):
                 ],
             )
 
-    def retry(self, claim: Claim, next_attempt_at: float, cause: str, error: str) -> None:
+    def retry(
+        self, claim: Claim, next_attempt_at: float, cause: str, error: str, *, sent: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        sent_json = _sent_json(sent)
         with self._write() as conn:
-            _settle(
+            if _settle(
                 conn,
                 claim,
                 "state = 'pending', next_attempt_at = %s, last_cause = %s, last_error = %s",
                 (next_attempt_at, cause, error),
-            )
+            ):
+                _add_attempt(conn, claim, "retry", cause, error, sent_json)
 
-    def dead_letter(self, claim: Claim, cause: str, error: str) -> None:
+    def dead_letter(self, claim: Claim, cause: str, error: str, *, sent: Sequence[dict[str, Any]] = ()) -> None:
+        sent_json = _sent_json(sent)
         with self._write() as conn:
-            _settle(conn, claim, "state = 'dead', last_cause = %s, last_error = %s", (cause, error))
+            if _settle(conn, claim, "state = 'dead', last_cause = %s, last_error = %s", (cause, error)):
+                _add_attempt(conn, claim, "dead", cause, error, sent_json)
+
+    def attempts(self, event_id: int) -> list[Attempt]:
+        with self._autocommit() as conn:
+            rows = conn.execute(_ATTEMPTS_OF_EVENT, (event_id,)).fetchall()
+        return [
+            Attempt(
+                at=row["at"],
+                event_ids=tuple(row["event_ids"]),
+                outcome=row["outcome"],
+                cause=row["cause"],
+                error=row["error"],
+                sent=tuple(row["sent"]),
+            )
+            for row in rows
+        ]
 
     def release_leases(self) -> int:
         with self._write() as conn:
@@ -454,7 +519,14 @@ class PostgresStore(Store):
         return None if row is None else _event(row)
 
     def list_events(
-        self, *, state: EventState | None = None, cause: str | None = None, limit: int = 100
+        self,
+        *,
+        state: EventState | None = None,
+        cause: str | None = None,
+        user: str | None = None,
+        source: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
     ) -> list[StoredEvent]:
         filters: list[str] = []
         params: list[Any] = []
@@ -464,12 +536,30 @@ class PostgresStore(Store):
         if cause is not None:
             filters.append("last_cause = %s")
             params.append(cause)
+        if user is not None:
+            filters.append("(external_id = %s OR lower(state_json ->> 'userName') = lower(%s))")
+            params.extend((user, user))
+        if source is not None:
+            filters.append("source = %s")
+            params.append(source)
+        if since is not None:
+            filters.append("updated_at >= %s")
+            params.append(since)
         where = f"WHERE {' AND '.join(filters)}" if filters else ""
         with self._autocommit() as conn:
             rows = conn.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT %s", (*params, limit)
             ).fetchall()
         return [_event(row) for row in rows]
+
+    def current_event(self, source: str, external_id: str) -> StoredEvent | None:
+        with self._autocommit() as conn:
+            row = conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE source = %s AND external_id = %s"
+                " AND state NOT IN ('held', 'discarded') ORDER BY id DESC LIMIT 1",
+                (source, external_id),
+            ).fetchone()
+        return None if row is None else _event(row)
 
     def count_by_state(self) -> dict[EventState, int]:
         counts = {state: 0 for state in EventState}
@@ -478,12 +568,41 @@ class PostgresStore(Store):
                 counts[EventState(row["state"])] = row["n"]
         return counts
 
-    def requeue(self, event_ids: Sequence[int], now: float) -> int:
+    def dead_letter_summary(self) -> list[tuple[str, str, int]]:
+        with self._autocommit() as conn:
+            rows = conn.execute(
+                "SELECT last_cause, last_error, count(*) AS n FROM events WHERE state = 'dead'"
+                " GROUP BY last_cause, last_error ORDER BY n DESC, last_cause, last_error"
+            ).fetchall()
+        return [(row["last_cause"], row["last_error"], row["n"]) for row in rows]
+
+    def oldest_pending_at(self) -> float | None:
+        with self._autocommit() as conn:
+            row = conn.execute(
+                "SELECT min(accepted_at) AS oldest FROM events WHERE state IN ('pending', 'in_flight')"
+            ).fetchone()
+        return row["oldest"]
+
+    def count_by_source_and_kind(self) -> list[tuple[str, str, int]]:
+        with self._autocommit() as conn:
+            rows = conn.execute(
+                "SELECT source, kind, count(*) AS n FROM events GROUP BY source, kind ORDER BY source, kind"
+            ).fetchall()
+        return [(row["source"], row["kind"], row["n"]) for row in rows]
+
+    def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0) -> int:
+        params = {"ids": list(event_ids), "now": now, "spacing": spacing, "at": time.time()}
+        with self._write() as conn:
+            return conn.execute(_REQUEUE, params).rowcount
+
+    def discard(self, event_ids: Sequence[int], reason: str) -> int:
+        if not reason.strip():
+            raise ValueError("discarding events needs a reason; say why they must not be delivered")
         with self._write() as conn:
             return conn.execute(
-                "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = %s, updated_at = %s"
+                "UPDATE events SET state = 'discarded', discard_reason = %s, updated_at = %s"
                 " WHERE id = ANY(%s::bigint[]) AND state IN ('dead', 'held')",
-                (now, time.time(), list(event_ids)),
+                (reason, time.time(), list(event_ids)),
             ).rowcount
 
     def add_audit(self, actor: str, action: str, event_ids: Sequence[int], reason: str, detail: dict[str, Any]) -> int:
@@ -499,9 +618,12 @@ class PostgresStore(Store):
             ).fetchone()
         return int(row["id"])
 
-    def list_audit(self, limit: int = 100) -> list[AuditEntry]:
+    def list_audit(self, limit: int = 100, *, since: float | None = None) -> list[AuditEntry]:
         with self._autocommit() as conn:
-            rows = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM audit WHERE at >= coalesce(%s::double precision, at) ORDER BY id DESC LIMIT %s",
+                (since, limit),
+            ).fetchall()
         return [
             AuditEntry(
                 id=row["id"],
@@ -514,6 +636,13 @@ class PostgresStore(Store):
             )
             for row in rows
         ]
+
+    def ping(self) -> None:
+        with self._autocommit() as conn:  # one statement is one transaction
+            conn.execute(
+                "INSERT INTO heartbeat (id, at) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                (time.time(),),
+            )
 
     # --- LDAP watermarks ----------------------------------------------
     def ldap_watermark(self, directory: str) -> LdapWatermark | None:
@@ -586,7 +715,8 @@ class PostgresStore(Store):
                 " VALUES (%s, '{}', 0, %s, %s) ON CONFLICT (directory) DO UPDATE SET"
                 " last_run_at = excluded.last_run_at, last_error = excluded.last_error",
                 (directory, at, error),
-            )    # --- SCIM resources -----------------------------------------------
+            )
+    # --- SCIM resources -----------------------------------------------
     @contextlib.contextmanager
     def scim_transaction(self, client: str) -> Iterator[ScimTransaction]:
         with self._write() as conn:
@@ -642,6 +772,23 @@ def _settle(conn: Connection, claim: Claim, assignments: str, params: tuple[Any,
     ).rowcount
 
 
+def _add_attempt(
+    conn: Connection, claim: Claim, outcome: str, cause: str | None, error: str | None, sent_json: str
+) -> None:
+    conn.execute(
+        "INSERT INTO attempts (source, external_id, event_ids, at, outcome, cause, error, sent)"
+        " VALUES (%s, %s, %s::bigint[], %s, %s, %s, %s, %s)",
+        (claim.source, claim.external_id, list(claim.event_ids), time.time(), outcome, cause, error, sent_json),
+    )
+
+
+def _sent_json(sent: Sequence[dict[str, Any]]) -> str:
+    try:
+        return json.dumps(list(sent), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"the SOAP requests sent are not JSON ({error}); give plain strings and numbers") from error
+
+
 def _state_json(change: UserChange) -> str:
     try:
         return json.dumps(change.state, allow_nan=False, separators=(",", ":"))
@@ -671,6 +818,7 @@ def _event(row: DictRow) -> StoredEvent:
         last_cause=row["last_cause"],
         last_error=row["last_error"],
         updated_at=row["updated_at"],
+        discard_reason=row["discard_reason"],
     )
 
 
@@ -725,6 +873,7 @@ def _explain(server: str, error: psycopg.Error, password: str | None) -> str:
             "port and database; the store reconnects on the next call"
         )
     return f"the PostgreSQL store {server} failed ({text})"
+
 
 _SCIM_COLUMNS = "r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified"
 

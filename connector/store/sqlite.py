@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 from connector.events import UserChange
 from connector.mapping.records import ExtensionRecord
 from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, WatermarkMoved
-from connector.store.base import AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
+from connector.store.base import Attempt, AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
 from connector.store.base import ScimQuery, ScimResource, ScimTransaction, ScimValue
 
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -32,13 +32,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             state_json TEXT NOT NULL,
             cause TEXT NOT NULL,
             accepted_at REAL NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('pending', 'in_flight', 'done', 'dead', 'held')),
+            state TEXT NOT NULL CHECK (state IN ('pending', 'in_flight', 'done', 'dead', 'held', 'discarded')),
             attempts INTEGER NOT NULL DEFAULT 0,
             next_attempt_at REAL NOT NULL,
             lease_owner TEXT,
             lease_until REAL,
             last_cause TEXT,
             last_error TEXT,
+            discard_reason TEXT,
             updated_at REAL NOT NULL
         )""",
         "CREATE INDEX events_due ON events (state, next_attempt_at, id)",
@@ -52,6 +53,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             reason TEXT NOT NULL,
             detail TEXT NOT NULL
         )""",
+        """CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            event_ids TEXT NOT NULL,
+            at REAL NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('done', 'retry', 'dead')),
+            cause TEXT,
+            error TEXT,
+            sent TEXT NOT NULL
+        )""",
+        "CREATE INDEX attempts_user ON attempts (source, external_id, id)",
+        "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL)",
         """CREATE TABLE pushed_extensions (
             source TEXT NOT NULL,
             external_id TEXT NOT NULL,
@@ -117,7 +131,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 _EVENT_COLUMNS = (
     "id, idem_key, source, external_id, kind, state_json, cause, accepted_at,"
-    " state, attempts, next_attempt_at, last_cause, last_error, updated_at"
+    " state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at"
 )
 
 _INSERT_EVENT = (
@@ -150,6 +164,22 @@ RETURNING {_EVENT_COLUMNS}
 """
 
 _IN_IDS = "id IN (SELECT value FROM json_each(?))"
+
+# The i-th requeued event (by id, from 0) is due at now + i * spacing.
+_REQUEUE = f"""
+UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ? + chosen.i * ?, updated_at = ?
+FROM (
+    SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events WHERE {_IN_IDS} AND state IN ('dead', 'held')
+) AS chosen
+WHERE events.id = chosen.id AND events.state IN ('dead', 'held')
+"""
+
+_ATTEMPTS_OF_EVENT = """
+SELECT a.at, a.event_ids, a.outcome, a.cause, a.error, a.sent FROM attempts AS a
+JOIN events AS e ON e.source = a.source AND e.external_id = a.external_id
+WHERE e.id = ? AND EXISTS (SELECT 1 FROM json_each(a.event_ids) WHERE value = e.id)
+ORDER BY a.id
+"""
 
 
 class SQLiteStore(Store):
@@ -319,15 +349,24 @@ class SQLiteStore(Store):
             lease_until=lease_until,
         )
 
-    def complete(self, claim: Claim, pushed: Sequence[ExtensionRecord], user_id: int | None) -> None:
+    def complete(
+        self,
+        claim: Claim,
+        pushed: Sequence[ExtensionRecord],
+        user_id: int | None,
+        *,
+        sent: Sequence[dict[str, Any]] = (),
+    ) -> None:
         repeated = sorted(ext for ext, n in collections.Counter(r.extension for r in pushed).items() if n > 1)
         if repeated:
             raise ValueError(f"pushed lists extension(s) {', '.join(repeated)} more than once; give each once")
+        sent_json = _sent_json(sent)
         now = time.time()
         user = (claim.source, claim.external_id)
         with self._write() as conn:
             if not _settle(conn, claim, "state = 'done'", ()):
                 return
+            _add_attempt(conn, claim, "done", None, None, sent_json)
             conn.execute("DELETE FROM pushed_extensions WHERE source = ? AND external_id = ?", user)
             conn.executemany(
                 "INSERT INTO pushed_extensions (source, external_id, extension, record, pushed_at)"
@@ -353,18 +392,39 @@ class SQLiteStore(Store):
                 [(source, external_id, r.extension, json.dumps(r.to_dict()), now) for r in records],
             )
 
-    def retry(self, claim: Claim, next_attempt_at: float, cause: str, error: str) -> None:
+    def retry(
+        self, claim: Claim, next_attempt_at: float, cause: str, error: str, *, sent: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        sent_json = _sent_json(sent)
         with self._write() as conn:
-            _settle(
+            if _settle(
                 conn,
                 claim,
                 "state = 'pending', next_attempt_at = ?, last_cause = ?, last_error = ?",
                 (next_attempt_at, cause, error),
-            )
+            ):
+                _add_attempt(conn, claim, "retry", cause, error, sent_json)
 
-    def dead_letter(self, claim: Claim, cause: str, error: str) -> None:
+    def dead_letter(self, claim: Claim, cause: str, error: str, *, sent: Sequence[dict[str, Any]] = ()) -> None:
+        sent_json = _sent_json(sent)
         with self._write() as conn:
-            _settle(conn, claim, "state = 'dead', last_cause = ?, last_error = ?", (cause, error))
+            if _settle(conn, claim, "state = 'dead', last_cause = ?, last_error = ?", (cause, error)):
+                _add_attempt(conn, claim, "dead", cause, error, sent_json)
+
+    def attempts(self, event_id: int) -> list[Attempt]:
+        with self._read() as conn:
+            rows = conn.execute(_ATTEMPTS_OF_EVENT, (event_id,)).fetchall()
+        return [
+            Attempt(
+                at=row["at"],
+                event_ids=tuple(json.loads(row["event_ids"])),
+                outcome=row["outcome"],
+                cause=row["cause"],
+                error=row["error"],
+                sent=tuple(json.loads(row["sent"])),
+            )
+            for row in rows
+        ]
 
     def release_leases(self) -> int:
         with self._write() as conn:
@@ -397,7 +457,14 @@ class SQLiteStore(Store):
         return None if row is None else _event(row)
 
     def list_events(
-        self, *, state: EventState | None = None, cause: str | None = None, limit: int = 100
+        self,
+        *,
+        state: EventState | None = None,
+        cause: str | None = None,
+        user: str | None = None,
+        source: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
     ) -> list[StoredEvent]:
         filters: list[str] = []
         params: list[Any] = []
@@ -407,12 +474,30 @@ class SQLiteStore(Store):
         if cause is not None:
             filters.append("last_cause = ?")
             params.append(cause)
+        if user is not None:
+            filters.append("(external_id = ? OR lower(json_extract(state_json, '$.userName')) = lower(?))")
+            params.extend((user, user))
+        if source is not None:
+            filters.append("source = ?")
+            params.append(source)
+        if since is not None:
+            filters.append("updated_at >= ?")
+            params.append(since)
         where = f"WHERE {' AND '.join(filters)}" if filters else ""
         with self._read() as conn:
             rows = conn.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?", (*params, limit)
             ).fetchall()
         return [_event(row) for row in rows]
+
+    def current_event(self, source: str, external_id: str) -> StoredEvent | None:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE source = ? AND external_id = ?"
+                " AND state NOT IN ('held', 'discarded') ORDER BY id DESC LIMIT 1",
+                (source, external_id),
+            ).fetchone()
+        return None if row is None else _event(row)
 
     def count_by_state(self) -> dict[EventState, int]:
         counts = {state: 0 for state in EventState}
@@ -421,12 +506,40 @@ class SQLiteStore(Store):
                 counts[EventState(row["state"])] = row["n"]
         return counts
 
-    def requeue(self, event_ids: Sequence[int], now: float) -> int:
+    def dead_letter_summary(self) -> list[tuple[str, str, int]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT last_cause, last_error, count(*) AS n FROM events WHERE state = 'dead'"
+                " GROUP BY last_cause, last_error ORDER BY n DESC, last_cause, last_error"
+            ).fetchall()
+        return [(row["last_cause"], row["last_error"], row["n"]) for row in rows]
+
+    def oldest_pending_at(self) -> float | None:
+        with self._read() as conn:
+            oldest = conn.execute(
+                "SELECT min(accepted_at) FROM events WHERE state IN ('pending', 'in_flight')"
+            ).fetchone()[0]
+        return None if oldest is None else float(oldest)
+
+    def count_by_source_and_kind(self) -> list[tuple[str, str, int]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT source, kind, count(*) AS n FROM events GROUP BY source, kind ORDER BY source, kind"
+            ).fetchall()
+        return [(row["source"], row["kind"], row["n"]) for row in rows]
+
+    def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0) -> int:
+        with self._write() as conn:
+            return conn.execute(_REQUEUE, (now, spacing, time.time(), json.dumps(list(event_ids)))).rowcount
+
+    def discard(self, event_ids: Sequence[int], reason: str) -> int:
+        if not reason.strip():
+            raise ValueError("discarding events needs a reason; say why they must not be delivered")
         with self._write() as conn:
             return conn.execute(
-                "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?"
+                "UPDATE events SET state = 'discarded', discard_reason = ?, updated_at = ?"
                 f" WHERE {_IN_IDS} AND state IN ('dead', 'held')",
-                (now, time.time(), json.dumps(list(event_ids))),
+                (reason, time.time(), json.dumps(list(event_ids))),
             ).rowcount
 
     def add_audit(self, actor: str, action: str, event_ids: Sequence[int], reason: str, detail: dict[str, Any]) -> int:
@@ -442,9 +555,11 @@ class SQLiteStore(Store):
             ).fetchone()
         return int(row["id"])
 
-    def list_audit(self, limit: int = 100) -> list[AuditEntry]:
+    def list_audit(self, limit: int = 100, *, since: float | None = None) -> list[AuditEntry]:
         with self._read() as conn:
-            rows = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM audit WHERE at >= coalesce(?, at) ORDER BY id DESC LIMIT ?", (since, limit)
+            ).fetchall()
         return [
             AuditEntry(
                 id=row["id"],
@@ -457,6 +572,13 @@ class SQLiteStore(Store):
             )
             for row in rows
         ]
+
+    def ping(self) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                (time.time(),),
+            )
 
     # --- LDAP watermarks ----------------------------------------------
     def ldap_watermark(self, directory: str) -> LdapWatermark | None:
@@ -527,6 +649,7 @@ class SQLiteStore(Store):
                 " last_run_at = excluded.last_run_at, last_error = excluded.last_error",
                 (directory, at, error),
             )
+
     # --- SCIM resources -----------------------------------------------
     @contextlib.contextmanager
     def scim_transaction(self, client: str) -> Iterator[ScimTransaction]:
@@ -586,6 +709,32 @@ def _settle(conn: sqlite3.Connection, claim: Claim, assignments: str, params: tu
     ).rowcount
 
 
+def _add_attempt(
+    conn: sqlite3.Connection, claim: Claim, outcome: str, cause: str | None, error: str | None, sent_json: str
+) -> None:
+    conn.execute(
+        "INSERT INTO attempts (source, external_id, event_ids, at, outcome, cause, error, sent)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            claim.source,
+            claim.external_id,
+            json.dumps(list(claim.event_ids)),
+            time.time(),
+            outcome,
+            cause,
+            error,
+            sent_json,
+        ),
+    )
+
+
+def _sent_json(sent: Sequence[dict[str, Any]]) -> str:
+    try:
+        return json.dumps(list(sent), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"the SOAP requests sent are not JSON ({error}); give plain strings and numbers") from error
+
+
 def _state_json(change: UserChange) -> str:
     try:
         return json.dumps(change.state, allow_nan=False, separators=(",", ":"))
@@ -615,6 +764,7 @@ def _event(row: sqlite3.Row) -> StoredEvent:
         last_cause=row["last_cause"],
         last_error=row["last_error"],
         updated_at=float(row["updated_at"]),
+        discard_reason=row["discard_reason"],
     )
 
 
@@ -645,6 +795,7 @@ def _explain(path: str, error: sqlite3.Error) -> str:
             "the file is on a local disk, not a network share"
         )
     return f"the store {path} failed ({text})"
+
 
 _SCIM_COLUMNS = "r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified"
 

@@ -363,6 +363,7 @@ def test_count_by_state_names_every_state(store: Store) -> None:
         EventState.DONE: 0,
         EventState.DEAD: 0,
         EventState.HELD: 1,
+        EventState.DISCARDED: 0,
     }
 
 
@@ -559,3 +560,11 @@ def test_sqlite_locked_database_says_what_to_do(tmp_path: pathlib.Path, monkeypa
         other.close()
     assert len(store.enqueue([change("alice")])) == 1, "the failed transaction must not be left open"
     store.close()
+
+
+def test_events_are_counted_by_source_and_kind(store):
+    from connector.events import UserChange
+
+    store.enqueue([UserChange("scim", "1", "upsert", {"userName": "a"}), UserChange("scim", "2", "upsert", {"userName": "b"}),
+                   UserChange("ldap", "3", "delete", {"userName": "c"})])
+    assert store.count_by_source_and_kind() == [("ldap", "delete", 1), ("scim", "upsert", 2)]
