@@ -91,6 +91,20 @@ class ScimConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AdminConfig:
+    """The admin listener: /livez, /readyz, /metrics."""
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggingConfig:
+    format: str = "auto"  # "json", "text", or "auto": text on a terminal, JSON lines otherwise
+    level: str = "INFO"
+
+
+@dataclasses.dataclass(frozen=True)
 class LdapConfig:
     """One `[ldap.NAME]` directory; None for `filter`, `attributes` and `username_attribute` means the dialect's."""
 
@@ -125,7 +139,9 @@ class Config:
     mapping_file: str
     delivery: DeliveryConfig
     ldap: dict[str, LdapConfig] = dataclasses.field(default_factory=dict)
+    admin: AdminConfig = AdminConfig()
     scim: ScimConfig = ScimConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     @property
     def uses_simulator(self) -> bool:
@@ -134,6 +150,10 @@ class Config:
     @property
     def target_url(self) -> str:
         return self.target.url or self.simulator.url
+
+    def secrets(self) -> list[str]:
+        """Every secret the config holds, for masking in logs and output."""
+        return [s for s in (self.target.password, self.target.token, *(c.token for c in self.scim.clients)) if s]
 
 
 # key -> (allowed types, default); the defaults are the embedded run's.
@@ -160,7 +180,10 @@ _DELIVERY = {
     "idle_poll_seconds": ((int, float), DeliveryConfig.idle_poll_seconds),
     "user_cache_seconds": ((int, float), DeliveryConfig.user_cache_seconds),
 }
-_SECTIONS = {"store": _STORE, "target": _TARGET, "simulator": _SIMULATOR, "mapping": _MAPPING, "delivery": _DELIVERY}
+_ADMIN = {"listen": (str, "127.0.0.1:8081")}
+_LOGGING = {"format": (str, LoggingConfig.format), "level": (str, LoggingConfig.level)}
+_SECTIONS = {"store": _STORE, "target": _TARGET, "simulator": _SIMULATOR, "mapping": _MAPPING, "delivery": _DELIVERY,
+             "admin": _ADMIN, "logging": _LOGGING}
 
 
 def load_config(path: str | Path = DEFAULT_PATH) -> Config:
@@ -187,9 +210,11 @@ def parse_config(data: dict[str, Any], path: str) -> Config:
         target=_target(sections["target"], path),
         simulator=_simulator(sections["simulator"], path),
         mapping_file=sections["mapping"]["file"],
+        admin=AdminConfig(*_listen(sections["admin"]["listen"], "admin.listen", path)),
+        scim=_scim(data.get("scim", {}), path),
+        logging=_logging(sections["logging"], path),
         delivery=_delivery(sections["delivery"], path),
         ldap=_ldap_sections(data.get("ldap", {}), path),
-        scim=_scim(data.get("scim", {}), path),
     )
 
 
@@ -314,6 +339,15 @@ def _scim_client(raw: dict[str, Any], key: str, path: str) -> ScimClient:
         if not token:
             raise ConfigError(f"{path}: {key}.token_file {file!r} is empty; put the bearer token in it")
     return ScimClient(name.strip(), token)
+
+
+def _logging(values: dict[str, Any], path: str) -> LoggingConfig:
+    if values["format"] not in ("auto", "json", "text"):
+        raise ConfigError(f"{path}: logging.format is {values['format']!r}; use \"auto\", \"json\" or \"text\"")
+    level = values["level"].upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"{path}: logging.level is {values['level']!r}; use DEBUG, INFO, WARNING or ERROR")
+    return LoggingConfig(format=values["format"], level=level)
 
 
 def _simulator(values: dict[str, Any], path: str) -> SimulatorConfig:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from typing import Any
 
 import uvicorn
 
@@ -11,7 +13,10 @@ from connector.config import Config, ConfigError
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.mapping import Mapping, load_mapping
 from connector.sources.ldap.scheduler import LdapScheduler
+from connector.ops.health import create_admin_app
+from connector.ops.metrics import register_store
 from connector.simulator.app import create_app, load_seed
+from connector.sources.scim import create_scim_app
 from connector.store import Store, open_store
 from connector.target.verba.client import VerbaClient
 
@@ -45,7 +50,7 @@ class Connector:
         self.config = config
         self.mapping: Mapping = load_mapping(config.mapping_file)
         self.store = open_migrated_store(config)
-        self.simulator: uvicorn.Server | None = None
+        self.servers: list[uvicorn.Server] = []
         self.client = open_client(config)
         deliverer = Deliverer(self.store, self.client, self.mapping, config.delivery)
         self.pool = WorkerPool(deliverer, config.delivery.workers, config.delivery.idle_poll_seconds)
@@ -54,6 +59,9 @@ class Connector:
     def start(self) -> None:
         if self.config.uses_simulator:
             self._start_simulator()
+        register_store(self.store)
+        admin = self.config.admin
+        self.serve(create_admin_app(self.store, self.config.target_url), admin.host, admin.port, "admin.listen")
         if self.config.store.url.startswith("sqlite:"):
             # SQLite is single-instance: whatever is in flight was this process's before a crash.
             # A shared PostgreSQL store leaves other instances' leases to expire instead.
@@ -62,15 +70,35 @@ class Connector:
                 log.info("returned %d in-flight events from the last run to the queue", released)
         self.pool.start()
         self.ldap.start()
+        self._start_scim()
 
     def stop(self) -> None:
         """Let in-flight pushes finish, then close everything; nothing pending is lost."""
         self.ldap.stop()  # a running poll commits or leaves nothing
         self.pool.stop()
         self.client.close()
-        if self.simulator is not None:
-            self.simulator.should_exit = True
+        for server in self.servers:
+            server.should_exit = True
         self.store.close()
+
+    def serve(self, app: Any, host: str, port: int, key: str) -> None:
+        """Serve `app` with uvicorn in a thread; return once it listens. `key` names its config key."""
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+        thread = threading.Thread(target=server.run, name=key, daemon=True)
+        thread.start()
+        while not server.started:
+            if not thread.is_alive():
+                raise ConfigError(f"{self.config.path}: cannot listen on {host}:{port} ({key}); "
+                                  f"free the port or set {key} to another host:port")
+            time.sleep(0.02)
+        self.servers.append(server)
+
+    def _start_scim(self) -> None:
+        """Serve SCIM once the workers run: every write it accepts is already a committed event."""
+        scim = self.config.scim
+        if not scim.clients:
+            log.warning("SCIM on %s answers 401 to everything: no [[scim.clients]] are configured", scim.url)
+        self.serve(create_scim_app(self.store, scim), scim.host, scim.port, "scim.listen")
 
     def _start_simulator(self) -> None:
         sim = self.config.simulator
@@ -78,11 +106,4 @@ class Connector:
             app = create_app(load_seed(sim.seed) if sim.seed else None)
         except ValueError as exc:
             raise ConfigError(f"{self.config.path}: simulator.seed: {exc}; fix the seed file or remove the key") from None
-        self.simulator = uvicorn.Server(uvicorn.Config(app, host=sim.host, port=sim.port, log_level="warning"))
-        thread = threading.Thread(target=self.simulator.run, name="simulator", daemon=True)
-        thread.start()
-        while not self.simulator.started:
-            if not thread.is_alive():
-                raise OSError(f"the built-in simulator could not listen on {sim.host}:{sim.port}; "
-                              "free the port or set [simulator] listen to another one")
-            threading.Event().wait(0.05)
+        self.serve(app, sim.host, sim.port, "simulator.listen")

@@ -11,13 +11,15 @@ import logging
 import threading
 import time
 import uuid
-from typing import Callable
+from typing import Any, Callable
 
 from connector.config import DeliveryConfig
 from connector.delivery.backoff import full_jitter_delay
 from connector.delivery.users import UnresolvedUser, UserIdResolver
 from connector.mapping import Mapping, MappingFailure, MappedUser
 from connector.mapping.records import ExtensionRecord
+from connector.ops.logs import correlation, correlation_id
+from connector.ops.metrics import COALESCED
 from connector.store import Claim, Store
 from connector.target.verba.client import VerbaClient
 from connector.target.verba.errors import VerbaError
@@ -52,7 +54,12 @@ class Deliverer:
         return True
 
     def deliver(self, claim: Claim) -> None:
-        change = claim.latest.change
+        with correlation(correlation_id(claim.event_ids)), self.client.capture() as sent:
+            self._deliver(claim, sent)
+
+    def _deliver(self, claim: Claim, sent: list[dict[str, Any]]) -> None:
+        # The user's current state, not the claim's: a replayed old event must not roll the user back.
+        change = (self.store.current_event(claim.source, claim.external_id) or claim.latest).change
         known = self.store.verba_user_id(claim.source, claim.external_id)
         try:
             user_id = self.users.resolve(change, known)
@@ -63,18 +70,20 @@ class Deliverer:
                                     [r for r in mapped.upserts if r.extension not in known_extensions])
             self.push(mapped)
         except (MappingFailure, ValueError) as exc:
-            self._dead(claim, "mapping", str(exc))
+            self._dead(claim, "mapping", str(exc), sent)
         except UnresolvedUser as exc:
-            self._dead(claim, "unresolved_user", str(exc))
+            self._dead(claim, "unresolved_user", str(exc), sent)
         except VerbaError as exc:
             if exc.retryable and claim.attempts < self.config.max_attempts:
-                self._retry(claim, exc)
+                self._retry(claim, exc, sent)
             else:
-                self._dead(claim, exc.cause, str(exc))
+                self._dead(claim, exc.cause, str(exc), sent)
         else:
-            self.store.complete(claim, mapped.upserts, user_id)
-            log.info("pushed user %s/%s: %d upserted, %d deprovisioned (%d events)", claim.source,
-                     claim.external_id, len(mapped.upserts), len(mapped.deprovisions), len(claim.event_ids))
+            self.store.complete(claim, mapped.upserts, user_id, sent=sent)
+            COALESCED.inc(len(claim.event_ids) - 1)
+            log.info("pushed %s/%s: %d upserted, %d deprovisioned", claim.source, claim.external_id,
+                     len(mapped.upserts), len(mapped.deprovisions),
+                     extra={"event_ids": list(claim.event_ids), "verba_user_id": user_id, "outcome": "done"})
 
     def push(self, mapped: MappedUser) -> None:
         for record in mapped.upserts:
@@ -87,15 +96,17 @@ class Deliverer:
         if self.client.get_extension(record.extension) is not None:
             self.client.update_extension(record)
 
-    def _retry(self, claim: Claim, exc: VerbaError) -> None:
+    def _retry(self, claim: Claim, exc: VerbaError, sent: list[dict[str, Any]]) -> None:
         delay = full_jitter_delay(claim.attempts, self.config.backoff_base_seconds, self.config.backoff_max_seconds)
-        self.store.retry(claim, self.clock() + delay, exc.cause, str(exc))
-        log.warning("user %s/%s: attempt %d failed (%s: %s); retrying in %.1fs", claim.source, claim.external_id,
-                    claim.attempts, exc.cause, exc, delay)
+        self.store.retry(claim, self.clock() + delay, exc.cause, str(exc), sent=sent)
+        log.warning("%s/%s: attempt %d failed (%s: %s); retrying in %.1fs", claim.source, claim.external_id,
+                    claim.attempts, exc.cause, exc, delay,
+                    extra={"event_ids": list(claim.event_ids), "cause": exc.cause, "outcome": "retry"})
 
-    def _dead(self, claim: Claim, cause: str, error: str) -> None:
-        self.store.dead_letter(claim, cause, error)
-        log.error("user %s/%s: dead letter (%s): %s", claim.source, claim.external_id, cause, error)
+    def _dead(self, claim: Claim, cause: str, error: str, sent: list[dict[str, Any]]) -> None:
+        self.store.dead_letter(claim, cause, error, sent=sent)
+        log.error("%s/%s: dead letter (%s): %s", claim.source, claim.external_id, cause, error,
+                  extra={"event_ids": list(claim.event_ids), "cause": cause, "outcome": "dead"})
 
 
 class WorkerPool:

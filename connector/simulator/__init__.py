@@ -7,7 +7,8 @@ Seed JSON (every key optional):
      "users": [{"id": 3, "loginName": "alice@example.com", "eid": "0000"}],
      "extensions": [{"eid": "0000", "extension": "+15550100", "recordingMode": "FULL",
                      "voice": true, "im": false, "video": false, "screenCaptureEnabled": false,
-                     "user_id": 3}]}
+                     "user_id": 3}],
+     "tokens": ["a fixed token, valid until /_sim/expire-tokens"]}
 
 Without a seed: environment 0000/default, no users, API user connector/connector.
 The SOAP endpoint is POST /provisioning; the test control API is under /_sim/ (see control.py).

@@ -100,7 +100,8 @@ class State:
             self._next_extension_id = 1
             for i, ext in enumerate(seed.get("extensions") or []):
                 self._add_seed_extension(ext, f"extensions[{i}]")
-            self.tokens: dict[str, float] = {}
+            # Fixed tokens from the seed stand for tokens an admin issued; they last until expired.
+            self.tokens: dict[str, float] = {str(token): float("inf") for token in seed.get("tokens") or []}
 
     # environments and users
 

@@ -41,7 +41,7 @@ def open_connection(config: LdapConfig) -> ldap3.Connection:
     conn = ldap3.Connection(
         server, user=config.bind_dn, password=config.password, read_only=True, raise_exceptions=False,
         auto_referrals=False, receive_timeout=int(config.timeout_seconds), check_names=False,
-        return_empty_attributes=False,
+        return_empty_attributes=False, auto_range=False,  # ldap3's own range retrieval fails on a missing key
     )
     where = f"directory {config.name} ({config.url})"
     try:

@@ -79,7 +79,8 @@ class Watcher:
         conn = self._connection()
         begin = self.dialect.begin(conn, watermark.cursor if watermark else {})
         if begin.since is None and not full:
-            log.info("ldap %s: full sync: %s", name, begin.full_reason)
+            resync = watermark is not None and bool(watermark.cursor)  # a lost epoch, not a first run
+            log.log(logging.WARNING if resync else logging.INFO, "ldap %s: full sync: %s", name, begin.full_reason)
         full = full or begin.since is None
         seen, gone = self._read_full(conn, progress) if full else self._read_changes(conn, begin, progress)
         known = self.store.ldap_entries(name, None if full else [*seen, *gone])

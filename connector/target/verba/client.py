@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.resources
+import contextlib
 import io
 import logging
 import threading
+import time
 from typing import Any
 
 import requests
@@ -13,6 +15,7 @@ import zeep
 import zeep.exceptions
 
 from connector.mapping.records import ExtensionRecord
+from connector.ops.metrics import observe_soap_call
 from connector.target.verba.errors import (
     VerbaAuthError,
     VerbaError,
@@ -21,6 +24,7 @@ from connector.target.verba.errors import (
     VerbaTransportError,
 )
 from connector.target.verba.guard import UserIdGuard
+from connector.target.verba.sent import SentLog
 from connector.target.verba.status import ALREADY_EXISTS, OK, UNAUTHORIZED, Status, field, read_status
 from connector.target.verba.transport import TNS, EnvelopeCheck, Transport, pooled_session
 
@@ -61,13 +65,18 @@ class VerbaClient:
         self._lock = threading.Lock()
         self._session = pooled_session(url, pool_size)
         transport = Transport(session=self._session, timeout=timeout, operation_timeout=timeout)
+        self._sent = SentLog()
         self._zeep = zeep.Client(
             _wsdl(),
             transport=transport,
             settings=zeep.Settings(xsd_ignore_sequence_order=True),
-            plugins=[UserIdGuard(), EnvelopeCheck()],
+            plugins=[UserIdGuard(), self._sent, EnvelopeCheck()],
         )
         self._service = self._zeep.create_service(BINDING, url)
+
+    def capture(self) -> contextlib.AbstractContextManager[list[dict[str, Any]]]:
+        """Collect what this thread sends inside the block: operation, envelope (secrets masked), status."""
+        return self._sent.capture()
 
     def __enter__(self) -> VerbaClient:
         return self
@@ -225,6 +234,22 @@ class VerbaClient:
         return token
 
     def _send(self, operation: str, **params: Any) -> Any:
+        """Call the operation, counting it in the metrics with its answer's status."""
+        started = time.perf_counter()
+        status = "not_sent"
+        try:
+            value = self._send_unobserved(operation, **params)
+            status = _status_code(value, operation)
+            return value
+        except VerbaError as exc:
+            status = exc.cause
+            raise
+        finally:
+            if status != "missing_user_id":  # refused by the guard: nothing went over the wire
+                observe_soap_call(operation, status, time.perf_counter() - started)
+                self._sent.answered(operation, status)
+
+    def _send_unobserved(self, operation: str, **params: Any) -> Any:
         """Call the operation, translating zeep and requests errors into VerbaError."""
         try:
             return self._service[operation](**params)
@@ -266,6 +291,13 @@ def extension_payload(record: ExtensionRecord) -> dict[str, Any]:
         "screenCaptureEnabled": record.screen_capture_enabled,
         "user": {"id": record.user_id},
     }
+
+
+def _status_code(value: Any, operation: str) -> str:
+    try:
+        return read_status(value, operation).code
+    except VerbaError:
+        return "malformed_response"
 
 
 def _extension_dict(value: Any) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""On-call tooling: replay, health, metrics, structured logs."""

@@ -1,0 +1,92 @@
+"""Logs: JSON lines (or readable lines on a terminal), a correlation id per event, secrets masked.
+
+The correlation id of an event is `evt-<id>`; it is bound with `correlation(...)` while an
+event is accepted, mapped and pushed, so every line about it carries the same id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+import time
+from typing import Iterable, Iterator
+
+MASK = "***"
+_correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def correlation_id(event_ids: Iterable[int]) -> str:
+    """One id for a batch of coalesced events: that of the newest, which is the state pushed."""
+    return f"evt-{max(event_ids)}"
+
+
+@contextlib.contextmanager
+def correlation(value: str) -> Iterator[None]:
+    token = _correlation.set(value)
+    try:
+        yield
+    finally:
+        _correlation.reset(token)
+
+
+class SecretFilter(logging.Filter):
+    """Masks every known secret in the message and its extra fields, whatever logged it."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.mask(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.mask(record.exc_text)
+        record.correlation_id = _correlation.get()
+        return True
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and v is not None})
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        return json.dumps(line, default=str)
+
+
+class ReadableFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        correlation_id = getattr(record, "correlation_id", None)
+        return f"{text} [{correlation_id}]" if correlation_id else text
+
+
+def setup_logging(secrets: Iterable[str], *, json_lines: bool | None = None, level: int = logging.INFO) -> None:
+    """Log to stderr: JSON lines unless stderr is a terminal (or `json_lines` says otherwise)."""
+    handler = logging.StreamHandler(sys.stderr)
+    use_json = not sys.stderr.isatty() if json_lines is None else json_lines
+    handler.setFormatter(JSONFormatter() if use_json else ReadableFormatter())
+    handler.addFilter(SecretFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

@@ -1,0 +1,73 @@
+"""Prometheus metrics (prefix `connector_`). Queue figures are read from the store at scrape time,
+so they count events accepted by any process (SCIM, LDAP, `events ingest`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from connector.store import Store
+
+PUSHES = Counter("connector_pushes_total", "SOAP calls to Verba by operation and answer status.", ["operation", "status"])
+PUSH_SECONDS = Histogram(
+    "connector_push_duration_seconds", "Time of one SOAP call to Verba.", ["operation"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+COALESCED = Counter("connector_events_coalesced_total", "Events delivered as part of a newer event's push.")
+SCIM_REQUESTS = Counter("connector_scim_requests_total", "SCIM requests by method and HTTP status.", ["method", "status"])
+LDAP_POLL_SECONDS = Histogram("connector_ldap_poll_duration_seconds", "Time of one LDAP poll.", ["directory"])
+
+
+def observe_soap_call(operation: str, status: str, seconds: float) -> None:
+    PUSHES.labels(operation, status).inc()
+    PUSH_SECONDS.labels(operation).observe(seconds)
+
+
+class StoreCollector(Collector):
+    """Queue depth, oldest pending age, dead letters by cause and events accepted, from the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []  # read the store at scrape time only, not at registration
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        depth = GaugeMetricFamily("connector_queue_depth", "Events by state.", labels=["state"])
+        for state, count in self.store.count_by_state().items():
+            depth.add_metric([state.value], count)
+        yield depth
+        oldest = self.store.oldest_pending_at()
+        yield GaugeMetricFamily(
+            "connector_queue_oldest_pending_age_seconds", "Age of the oldest event not yet delivered.",
+            value=0.0 if oldest is None else max(0.0, time.time() - oldest),
+        )
+        dead = GaugeMetricFamily("connector_dead_letters", "Dead letters by cause.", labels=["cause"])
+        by_cause: dict[str, int] = {}
+        for cause, _, count in self.store.dead_letter_summary():
+            by_cause[cause] = by_cause.get(cause, 0) + count
+        for cause, count in sorted(by_cause.items()):
+            dead.add_metric([cause], count)
+        yield dead
+        accepted = CounterMetricFamily("connector_events_accepted", "Events accepted by source and kind.",
+                                       labels=["source", "kind"])
+        for source, kind, count in self.store.count_by_source_and_kind():
+            accepted.add_metric([source, kind], count)
+        yield accepted
+
+
+_registered: dict[int, StoreCollector] = {}
+
+
+def register_store(store: Store, registry: CollectorRegistry = REGISTRY) -> StoreCollector:
+    """Expose `store`'s figures in `registry`, replacing the store registered there before."""
+    previous = _registered.pop(id(registry), None)
+    if previous is not None:
+        registry.unregister(previous)
+    collector = _registered[id(registry)] = StoreCollector(store)
+    registry.register(collector)
+    return collector

@@ -1,0 +1,108 @@
+"""Replay, discard and approve: the operator's actions on events, each with an audit row.
+
+A replay puts dead events back in the queue; delivery then maps the user's *current* state
+(the newest event that is not held or discarded), so replaying an old event never rolls a
+user back. A dry run maps that state and shows what would be sent, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Sequence
+
+from connector.errors import ConnectorError
+from connector.mapping import Mapping, MappingFailure
+from connector.mapping.records import ExtensionRecord
+from connector.store import EventState, Store, StoredEvent
+
+FIELDS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled", "user_id")
+MAX_SELECTED = 100_000
+
+
+class ActionError(ConnectorError):
+    """The action cannot be done; nothing was changed."""
+
+
+def select(store: Store, ids: Sequence[int], cause: str | None, state: EventState | None,
+           allowed: Sequence[EventState]) -> list[StoredEvent]:
+    """The events named by id, or by cause and/or state; every one must be in an allowed state."""
+    if ids and (cause or state):
+        raise ActionError("give event ids, or --cause / --state, not both")
+    if not ids and not (cause or state):
+        raise ActionError("name the events: give event ids, --cause C or --state S (see `connector events list`)")
+    if ids:
+        events = []
+        for event_id in ids:
+            event = store.get_event(event_id)
+            if event is None:
+                raise ActionError(f"there is no event {event_id}; nothing was changed (see `connector events list`)")
+            events.append(event)
+    else:
+        events = store.list_events(state=state or allowed[0], cause=cause, limit=MAX_SELECTED)
+    wrong = [e for e in events if e.state not in allowed]
+    if wrong:
+        names = " or ".join(s.value for s in allowed)
+        raise ActionError(f"event {wrong[0].id} is {wrong[0].state.value}, not {names}; nothing was changed")
+    return sorted(events, key=lambda e: e.id)
+
+
+def requeue(store: Store, events: Sequence[StoredEvent], *, actor: str, action: str, reason: str,
+            rate: float | None, detail: dict[str, object]) -> int:
+    """Make the events pending again (spaced out to `rate` per second); audit it; return how many."""
+    ids = [e.id for e in events]
+    count = store.requeue(ids, time.time(), spacing=1.0 / rate if rate else 0.0)
+    store.add_audit(actor, action, ids, reason, {**detail, "requeued": count})
+    return count
+
+
+def discard(store: Store, events: Sequence[StoredEvent], *, actor: str, reason: str) -> int:
+    if not reason.strip():
+        raise ActionError("say why with --reason; discarding needs a reason for the audit")
+    ids = [e.id for e in events]
+    count = store.discard(ids, reason)
+    store.add_audit(actor, "discard", ids, reason, {"discarded": count})
+    return count
+
+
+@dataclasses.dataclass(frozen=True)
+class Preview:
+    """What a replay of one user would send, against what was last pushed."""
+
+    source: str
+    external_id: str
+    event_id: int
+    user_id: str
+    lines: tuple[str, ...]
+
+
+def preview(store: Store, mapping: Mapping, event: StoredEvent) -> Preview:
+    current = store.current_event(event.change.source, event.change.external_id) or event
+    change = current.change
+    known = store.verba_user_id(change.source, change.external_id)
+    user_id: int | None
+    try:
+        user_id = mapping.user_id_from_state(change.state) if mapping.user_id_attribute else None
+    except MappingFailure as exc:
+        return Preview(change.source, change.external_id, current.id, "?", (f"cannot map: {exc}",))
+    user_id = user_id or known
+    shown = str(user_id) if user_id else f"looked up at push time (listUsers loginName={mapping.login_name(change.state)!r})"
+    previous = store.pushed_extensions(change.source, change.external_id)
+    try:
+        mapped = mapping.map_user(change, user_id or 1, previous)  # 1 only stands in for display
+    except (MappingFailure, ValueError) as exc:
+        return Preview(change.source, change.external_id, current.id, shown, (f"cannot map: {exc}",))
+    before = {p.extension: p for p in previous}
+    lines = [_upsert_line(r, before.get(r.extension), user_id is not None) for r in mapped.upserts]
+    lines += [f"stop recording {r.extension} (stays linked to user {shown})" for r in mapped.deprovisions]
+    return Preview(change.source, change.external_id, current.id, shown, tuple(lines) or ("nothing to send",))
+
+
+def _upsert_line(record: ExtensionRecord, before: ExtensionRecord | None, id_known: bool) -> str:
+    """The record in full, then how it differs from the last push (or attempted push) of that extension."""
+    fields = [f for f in FIELDS if id_known or f != "user_id"]
+    settings = ", ".join(f"{f}={getattr(record, f)}" for f in fields)
+    if before is None:
+        return f"upsert {record.extension}: {settings} (new)"
+    changes = [f"{f} {getattr(before, f)} -> {getattr(record, f)}" for f in fields if getattr(before, f) != getattr(record, f)]
+    return f"upsert {record.extension}: {settings} " + (f"(changed: {', '.join(changes)})" if changes else "(as last sent)")

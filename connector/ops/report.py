@@ -1,0 +1,78 @@
+"""Plain-text and JSON views of events, attempts, audit entries and status for the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from typing import Any, Sequence
+
+from connector.store import AuditEntry, EventState, StoredEvent
+from connector.store.base import Attempt
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str) -> float:
+    """'90s', '30m', '1h', '2d' ago, as a Unix time."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise ValueError(f"--since {text!r} is not a duration; write it like 90s, 30m, 1h or 2d")
+    return time.time() - float(match[1]) * _UNITS[match[2]]
+
+
+def when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def event_dict(event: StoredEvent) -> dict[str, Any]:
+    data = dataclasses.asdict(event)
+    data["state"] = event.state.value
+    return data
+
+
+def event_line(event: StoredEvent) -> str:
+    change = event.change
+    user = change.state.get("userName", "")
+    why = f"  {event.last_cause}: {event.last_error}" if event.last_cause and event.state != EventState.DONE else ""
+    return (f"{event.id:>8}  {event.state.value:<9}  {change.kind:<10}  {change.source}/{change.external_id} "
+            f"({user})  attempts={event.attempts}  {when(event.updated_at)}{why}")
+
+
+def counts_line(counts: dict[EventState, int]) -> str:
+    return "  ".join(f"{state.value}={count}" for state, count in counts.items())
+
+
+def summary_lines(summary: Sequence[tuple[str, str, int]]) -> list[str]:
+    """Dead letters grouped by cause, largest group first."""
+    return [f"{count:>6}  {cause}: {error}" for cause, error, count in summary]
+
+
+def attempt_lines(attempts: Sequence[Attempt]) -> list[str]:
+    lines = []
+    for number, attempt in enumerate(attempts, start=1):
+        why = f" ({attempt.cause}: {attempt.error})" if attempt.cause else ""
+        lines.append(f"  attempt {number} at {when(attempt.at)}: {attempt.outcome}{why}")
+        for call in attempt.sent:
+            lines.append(f"    {call['operation']} -> {call.get('status', '?')}")
+            lines.append(f"      {call['envelope']}")
+    return lines or ["  no attempts yet"]
+
+
+def audit_line(entry: AuditEntry) -> str:
+    ids = ",".join(map(str, entry.event_ids[:10])) + ("..." if len(entry.event_ids) > 10 else "")
+    reason = f"  reason: {entry.reason}" if entry.reason else ""
+    return f"{when(entry.at)}  {entry.actor:<12}  {entry.action:<8}  events {ids}  {json.dumps(entry.detail)}{reason}"
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o))

@@ -1,0 +1,130 @@
+"""The mass-change guard, and a watcher killed mid-poll: restart resumes from the watermark."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from connector.sources.ldap.watcher import Watcher
+from connector.store import EventState
+from tests.ldap.conftest import events_of
+from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
+
+
+def test_the_guard_holds_mass_deletes_and_approve_releases_them(slapd, admin, base, ldap_config, store, caplog):
+    dns = [slapd.add_user(admin, base, f"user{n}") for n in range(10)]
+    watcher = Watcher(store, ldap_config(guard_max_count=3, guard_max_share=0.5))
+    watcher.run()
+    for dn in dns[:4]:
+        slapd.check(admin, admin.delete(dn))
+    result = watcher.run(full=True)
+    assert result.counts["delete"] == 4 and result.counts["held"] == 4
+    assert "mass-change guard tripped: 4 of 10 known users (40%)" in caplog.text
+    assert "connector events approve" in result.guard_message
+    held = store.list_events(state=EventState.HELD)
+    assert len(held) == 4 and {e.change.kind for e in held} == {"delete"}
+    assert store.ldap_watermark("corp").known == 6  # the cursor and the entries moved on with the held events
+
+    # A later change of a held user waits behind the held delete instead of overtaking it.
+    slapd.add_user(admin, base, "user0")  # a new entry (new entryUUID) is another user: not held
+    watcher.run()
+    assert events_of(store)[-1].state is EventState.PENDING
+
+    assert store.requeue([e.id for e in held], time.time()) == 4  # what `connector events approve` does
+    assert store.list_events(state=EventState.HELD) == []
+    watcher.close()
+
+
+def test_a_small_change_passes_the_guard_and_force_overrides_it(slapd, admin, base, ldap_config, store):
+    dns = [slapd.add_user(admin, base, f"user{n}") for n in range(5)]
+    watcher = Watcher(store, ldap_config(guard_max_count=1, guard_max_share=0.5))
+    watcher.run()
+    slapd.check(admin, admin.delete(dns[0]))
+    assert watcher.run(full=True).counts["held"] == 0  # 1 of 5 is within both limits
+    for dn in dns[1:4]:
+        slapd.check(admin, admin.delete(dn))
+    result = watcher.run(full=True, force=True)
+    assert result.counts["delete"] == 3 and result.counts["held"] == 0 and result.guard_message is None
+    assert store.list_events(state=EventState.HELD) == []
+    watcher.close()
+
+
+def test_disables_count_for_the_guard_but_only_once(slapd, admin, base, ldap_config, store):
+    dns = [slapd.add_user(admin, base, f"user{n}") for n in range(4)]
+    watcher = Watcher(store, ldap_config(disabled_attribute="description", guard_max_count=1, guard_max_share=1.0))
+    watcher.run()
+    for dn in dns[:2]:
+        slapd.modify(admin, dn, description="TRUE")
+    assert watcher.run().counts["held"] == 2
+    slapd.modify(admin, dns[0], telephoneNumber="+14155550100")  # already inactive: no new drop
+    assert watcher.run().counts["held"] == 0  # already inactive: not a new drop for the guard ...
+    assert events_of(store)[-1].state is EventState.HELD  # ... but it waits behind its user's held event
+    watcher.close()
+
+
+def write_config(tmp_path: Path, slapd_url: str, base: str) -> Path:
+    (tmp_path / "ldap-password").write_text(ADMIN_PASSWORD)
+    path = tmp_path / "connector.toml"
+    path.write_text(f"""
+[store]
+url = "sqlite:///{tmp_path / 'crash.db'}"
+[ldap.corp]
+url = "{slapd_url}"
+dialect = "openldap"
+base = "{base}"
+bind_dn = "{ADMIN_DN}"
+password_file = "{tmp_path / 'ldap-password'}"
+page_size = 50
+guard_max_share = 1.0
+""")
+    return path
+
+
+def sync(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "connector.cli", "ldap", "sync", "corp", "--config", str(config),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_a_watcher_killed_mid_poll_resumes_from_the_watermark(slapd, admin, base, tmp_path, store):
+    config = write_config(tmp_path, slapd.url, base)
+    dns = [slapd.add_user(admin, base, f"user{n:04d}", telephoneNumber=f"+1415555{n:04d}") for n in range(600)]
+    first = sync(config)
+    assert first.wait(60) == 0, first.stderr.read()
+
+    for dn in dns[::3]:
+        slapd.modify(admin, dn, telephoneNumber="+14155559999")
+    for n in range(600, 650):
+        slapd.add_user(admin, base, f"user{n:04d}")
+    killed = 0
+    for delay in (0.05, 0.2, 0.4):  # kill the full reconciliation at different points of its reading
+        victim = sync(config, "--full")
+        time.sleep(delay)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(10)
+        killed += victim.returncode == -signal.SIGKILL
+    assert killed >= 1
+    last = sync(config)
+    assert last.wait(60) == 0, last.stderr.read()
+
+    from connector.store.sqlite import SQLiteStore
+
+    crashed = SQLiteStore(str(tmp_path / "crash.db"))
+    events = crashed.list_events(limit=100_000)
+    latest = {}
+    for event in sorted(events, key=lambda e: e.id):
+        latest[event.change.state["userName"]] = event.change
+    assert len(latest) == 650  # every user, nothing missed
+    assert all(latest[f"user{n:04d}"].state["phoneNumbers"][0]["value"] == "+14155559999" for n in range(0, 600, 3))
+    per_user = {}
+    for event in events:
+        per_user[event.change.external_id] = per_user.get(event.change.external_id, 0) + 1
+    assert max(per_user.values()) <= 2  # a killed run stored nothing, so nothing was stored twice
+    assert crashed.ldap_watermark("corp").known == 650
+    crashed.close()

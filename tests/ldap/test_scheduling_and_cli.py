@@ -1,0 +1,100 @@
+"""APScheduler triggers, backoff and readiness; `connector ldap sync` and `connector ldap status`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from connector.cli import main
+from connector.sources.ldap.scheduler import LdapScheduler
+from tests.ldap.conftest import events_of
+from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD, free_port
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_the_interval_trigger_sees_a_change_within_a_poll(slapd, admin, base, ldap_config, store):
+    scheduler = LdapScheduler(store, {"corp": ldap_config(poll_seconds=0.3)})
+    scheduler.start()
+    try:
+        wait_for(lambda: store.ldap_watermark("corp") is not None)
+        slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100")
+        wait_for(lambda: len(events_of(store)) == 1)
+        assert not scheduler.degraded
+        job = scheduler.scheduler.get_job("ldap-corp-poll")
+        assert job.max_instances == 1 and job.coalesce
+        assert scheduler.scheduler.get_job("ldap-corp-full") is not None
+    finally:
+        scheduler.stop()
+
+
+def test_an_unreachable_directory_backs_off_and_reports_degraded(ldap_config, store):
+    scheduler = LdapScheduler(store, {"corp": ldap_config(url=f"ldap://127.0.0.1:{free_port()}", timeout_seconds=1)},
+                              backoff_base=30, backoff_max=60)
+    scheduler.tick("corp", False)
+    health = scheduler.health["corp"]
+    assert scheduler.degraded and health.failures == 1 and "cannot connect" in health.last_error
+    assert "cannot connect" in store.ldap_watermark("corp").last_error
+    scheduler.tick("corp", True)  # inside the backoff: skipped, but the full sync is remembered
+    assert health.failures == 1 and health.full_due
+
+
+def test_the_scheduler_recovers_and_clears_degraded(ldap_config, store, slapd, admin, base):
+    scheduler = LdapScheduler(store, {"corp": ldap_config()}, backoff_base=0.01, backoff_max=0.01)
+    scheduler.health["corp"].failures = 3
+    time.sleep(0.02)
+    scheduler.tick("corp", False)
+    assert not scheduler.degraded
+    scheduler.stop()
+
+
+def config_file(tmp_path: Path, url: str, base: str) -> Path:
+    (tmp_path / "pw").write_text(ADMIN_PASSWORD)
+    path = tmp_path / "c.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n'
+                    f'[ldap.corp]\nurl = "{url}"\nbase = "{base}"\nbind_dn = "{ADMIN_DN}"\n'
+                    f'password_file = "{tmp_path / "pw"}"\nguard_max_count = 0\n')
+    return path
+
+
+def test_sync_and_status_commands(slapd, admin, base, tmp_path):
+    for uid in ("alice", "bob"):
+        slapd.add_user(admin, base, uid, telephoneNumber="+14155550100")
+    config = str(config_file(tmp_path, slapd.url, base))
+    runner = CliRunner()
+    result = runner.invoke(main, ["ldap", "status", "--config", config])
+    assert result.exit_code == 0 and "never run" in result.output
+
+    result = runner.invoke(main, ["ldap", "sync", "corp", "--config", config])
+    assert result.exit_code == 0, result.output
+    assert "full run read 2 entries: 2 upserts" in result.output
+
+    slapd.check(admin, admin.delete(f"uid=bob,ou=people,{base}"))
+    result = runner.invoke(main, ["ldap", "sync", "corp", "--full", "--config", config])
+    assert "1 deletes (1 held)" in result.output and "connector events approve" in result.output
+    result = runner.invoke(main, ["ldap", "sync", "corp", "--full", "--force", "--config", config])
+    assert result.exit_code == 0 and "0 deletes" in result.output  # bob's delete is already held, not redone
+
+    result = runner.invoke(main, ["ldap", "status", "--config", config])
+    assert "known users 1" in result.output and "last run" in result.output and "stamp" in result.output
+    [line] = runner.invoke(main, ["ldap", "status", "--json", "--config", config]).output.splitlines()
+    assert json.loads(line)["known"] == 1
+
+    result = runner.invoke(main, ["ldap", "sync", "lab", "--config", config])
+    assert result.exit_code == 1 and "no [ldap.lab] section" in result.output
+
+
+def test_sync_reports_an_unreachable_directory_without_a_traceback(tmp_path):
+    config = str(config_file(tmp_path, f"ldap://127.0.0.1:{free_port()}", "dc=example,dc=test"))
+    result = CliRunner().invoke(main, ["ldap", "sync", "corp", "--config", config])
+    assert result.exit_code == 1 and "cannot connect" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["ldap", "status", "--config", config])
+    assert "FAILED" in result.output and "cannot connect" in result.output

@@ -1,0 +1,104 @@
+"""/livez, /readyz and /metrics of a running connector process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from .conftest import cli, free_port, wait_for, write_config
+
+EVENTS = [
+    {"source": "hr", "external_id": "u-alice", "state": {"userName": "alice@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550100"}]}},
+    {"source": "hr", "external_id": "u-bob", "state": {"userName": "bob@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550111"}]}},
+    {"source": "hr", "external_id": "u-carol", "state": {"userName": "carol@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550122"}]}},
+]
+
+
+@pytest.fixture
+def running(tmp_path):
+    """Start `connector run` on a config; yields (admin base URL, config path)."""
+    processes = []
+
+    def start(target_url: str):
+        port = free_port()
+        config = write_config(tmp_path, target_url, admin_port=port)
+        process = subprocess.Popen([sys.executable, "-m", "connector.cli", "run", "--config", str(config)],
+                                   stdout=subprocess.DEVNULL, stderr=(tmp_path / "log").open("ab"))
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(f"{base}/livez"), what="the admin listener")
+        return base, config
+
+    yield start
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def ingest(tmp_path, config) -> None:
+    events = tmp_path / "e.jsonl"
+    events.write_text("\n".join(json.dumps(e) for e in EVENTS))
+    assert cli("events", "ingest", "--config", str(config), str(events)).returncode == 0
+
+
+def test_livez_and_readyz_when_all_is_well(running, simulator):
+    base, _ = running(simulator.url)
+    assert httpx.get(f"{base}/livez").json() == {"status": "alive"}
+    ready = httpx.get(f"{base}/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready" and ready.json()["store"] == "writable"
+
+
+def test_readyz_is_degraded_when_verba_is_down_and_unready_when_the_store_cannot_be_written(running, tmp_path):
+    base, _ = running(f"http://127.0.0.1:{free_port()}/provisioning")
+    degraded = httpx.get(f"{base}/readyz", timeout=20)
+    assert degraded.status_code == 200
+    assert degraded.json()["status"] == "degraded" and degraded.json()["target"].startswith("unreachable")
+
+    blocker = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the store: it cannot be written
+    try:
+        unready = httpx.get(f"{base}/readyz", timeout=30)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert unready.status_code == 503
+    assert unready.json()["status"] == "unready" and unready.json()["store"].startswith("unwritable")
+    assert httpx.get(f"{base}/livez").status_code == 200, "liveness must not depend on the store"
+
+
+def test_metrics_parse_and_match_what_the_simulator_logged(running, simulator, tmp_path):
+    base, config = running(simulator.url)
+    ingest(tmp_path, config)
+    wait_for(lambda: len(simulator.extensions()) == 2 and '"dead": 1' in cli("status", "--config", str(config), "--json").stdout,
+             what="two pushed users and one dead letter")
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{base}/metrics").text)}
+
+    def sample(family: str, **labels: str) -> float:
+        return sum(s.value for s in families[family].samples
+                   if not s.name.endswith("_created") and all(s.labels.get(k) == v for k, v in labels.items()))
+
+    logged: dict[tuple[str, str], int] = {}
+    for call in simulator.calls():
+        logged[call["operation"], call["status"]] = logged.get((call["operation"], call["status"]), 0) + 1
+    pushed = {(s.labels["operation"], s.labels["status"]): s.value
+              for s in families["connector_pushes"].samples if s.name == "connector_pushes_total"}
+    assert pushed == logged
+    assert sample("connector_queue_depth", state="done") == 2
+    assert sample("connector_dead_letters", cause="unresolved_user") == 1
+    assert sample("connector_events_accepted", source="hr", kind="upsert") == 3
+    assert families["connector_push_duration_seconds"].type == "histogram"

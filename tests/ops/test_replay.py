@@ -1,0 +1,157 @@
+"""From dead letters to a fix: list grouped by cause, dry-run, replay, discard, audit."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+from connector.store import EventState
+from tests.integration.conftest import drain
+
+from .conftest import cli, free_port, write_config
+
+A, B, C = "+14155550100", "+14155550111", "+14155550122"
+
+
+def alice(phone: str, **kw):
+    from tests.integration.conftest import user
+
+    return user("u-alice", "alice@example.com", phones=(phone,), **kw)
+
+
+def bob(phone: str):
+    from tests.integration.conftest import user
+
+    return user("u-bob", "bob@example.com", phones=(phone,))
+
+
+def carol(phone: str):
+    from tests.integration.conftest import user
+
+    return user("u-carol", "carol@example.com", phones=(phone,))
+
+
+def fail_creates(simulator, times: int) -> None:
+    simulator.fault(operation="createExtension", status="ERROR_ILLEGAL_ARGUMENT",
+                    message="Unknown recording mode: SOMETIMES", times=times)
+
+
+def make_dead_letters(deliverer, simulator) -> None:
+    """Two illegal-argument dead letters (alice, bob) and one unresolved user (carol)."""
+    fail_creates(simulator, 2)
+    deliverer.store.enqueue([alice(A), bob(B), carol(C)])
+    drain(deliverer)
+    simulator.clear_faults()
+    simulator.http.delete("/_sim/calls")
+
+
+def dump(path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return list(conn.iterdump())
+
+
+def test_dead_letters_are_grouped_by_cause_and_replay_by_cause_delivers_exactly_those(
+        deliverer, simulator, config_path):
+    make_dead_letters(deliverer, simulator)
+    listed = json.loads(cli("events", "list", "--config", str(config_path), "--json").stdout)
+    groups = {(g["cause"], g["count"]) for g in listed["dead_letters_by_cause"]}
+    assert groups == {("error_illegal_argument", 2), ("unresolved_user", 1)}
+    text = cli("events", "list", "--config", str(config_path), "--state", "dead").stdout
+    assert "2  error_illegal_argument" in text and "Unknown recording mode: SOMETIMES" in text
+
+    replay = cli("events", "replay", "--config", str(config_path), "--cause", "error_illegal_argument",
+                 "--reason", "recording mode fixed in Verba", "--operator", "oncall-jane")
+    assert replay.returncode == 0, replay.stderr
+    assert "replaying 2 event(s)" in replay.stdout
+    drain(deliverer)
+    creates = simulator.calls("createExtension")
+    assert sorted(c["extension"] for c in creates) == [A, B] and all(c["status"] == "OK" for c in creates)
+    states = {e.change.external_id: e.state for e in deliverer.store.list_events()}
+    assert states == {"u-alice": EventState.DONE, "u-bob": EventState.DONE, "u-carol": EventState.DEAD}
+
+    [entry] = json.loads(cli("audit", "--config", str(config_path), "--json").stdout)
+    assert entry["actor"] == "oncall-jane" and entry["action"] == "replay"
+    assert entry["reason"] == "recording mode fixed in Verba" and len(entry["event_ids"]) == 2
+
+
+def test_dry_run_shows_what_would_be_sent_and_changes_nothing(deliverer, simulator, config_path, tmp_path):
+    make_dead_letters(deliverer, simulator)
+    store_before, calls_before = dump(tmp_path / "c.db"), simulator.calls()
+    result = cli("events", "replay", "--config", str(config_path), "--state", "dead", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "3 event(s) of 3 user(s) would be replayed; nothing changed" in result.stdout
+    assert f"upsert {A}: recording_mode=FULL, voice=True, im=False, video=False, screen_capture_enabled=False (as last sent)" in result.stdout
+    assert f"upsert {C}: recording_mode=FULL, voice=True, im=False, video=False, screen_capture_enabled=False (new)" in result.stdout
+    assert "listUsers loginName='carol@example.com'" in result.stdout
+    assert dump(tmp_path / "c.db") == store_before
+    assert simulator.calls() == calls_before
+
+
+def test_replaying_an_old_event_does_not_roll_the_user_back(deliverer, simulator, config_path):
+    fail_creates(simulator, 1)
+    deliverer.store.enqueue([alice(A)])
+    drain(deliverer)
+    [old] = deliverer.store.list_events(state=EventState.DEAD)
+    deliverer.store.enqueue([alice(B)])  # the number moved; this newer change is delivered
+    drain(deliverer)
+    assert cli("events", "replay", "--config", str(config_path), str(old.id)).returncode == 0
+    drain(deliverer)
+    extensions = simulator.extensions()
+    assert A not in extensions, "the replay pushed the stale number"
+    assert extensions[B]["user_id"] == 3 and extensions[B]["voice"] is True
+    assert deliverer.store.get_event(old.id).state is EventState.DONE
+
+
+def test_concurrent_replays_of_the_same_events_push_once(deliverer, simulator, config_path):
+    make_dead_letters(deliverer, simulator)
+    args = [sys.executable, "-m", "connector.cli", "events", "replay", "--config", str(config_path),
+            "--cause", "error_illegal_argument"]
+    first, second = subprocess.Popen(args, stdout=subprocess.PIPE, text=True), subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    outs = [first.communicate(timeout=60)[0], second.communicate(timeout=60)[0]]
+    drain(deliverer)
+    assert len([c for c in simulator.calls("createExtension") if c["status"] == "OK"]) == 2
+    total = sum(int(out.split("replaying ")[1].split(" ")[0]) for out in outs if "replaying" in out)
+    assert total == 2, outs
+
+
+def test_bad_operator_input_gets_a_clear_message_and_changes_nothing(deliverer, simulator, config_path, tmp_path):
+    make_dead_letters(deliverer, simulator)
+    before = dump(tmp_path / "c.db")
+    unknown = cli("events", "replay", "--config", str(config_path), "999")
+    assert unknown.returncode == 1 and "there is no event 999" in unknown.stderr
+    [dead] = deliverer.store.list_events(state=EventState.DEAD, limit=1)
+    no_reason = cli("events", "discard", "--config", str(config_path), str(dead.id))
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    empty_reason = cli("events", "discard", "--config", str(config_path), str(dead.id), "--reason", " ")
+    assert empty_reason.returncode == 1 and "reason" in empty_reason.stderr
+    nothing = cli("events", "replay", "--config", str(config_path))
+    assert nothing.returncode == 1 and "--cause" in nothing.stderr
+    down = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning", name="down.toml")
+    target_down = cli("events", "replay", "--config", str(down), "--state", "dead")
+    assert target_down.returncode == 1 and "nothing was replayed" in target_down.stderr
+    assert dump(tmp_path / "c.db") == before
+
+
+def test_discard_and_show(deliverer, simulator, config_path):
+    make_dead_letters(deliverer, simulator)
+    [carols] = deliverer.store.list_events(state=EventState.DEAD, cause="unresolved_user")
+    shown = cli("events", "show", "--config", str(config_path), str(carols.id))
+    assert shown.returncode == 0, shown.stderr
+    assert "unresolved_user" in shown.stdout and "carol@example.com" in shown.stdout
+    [alices] = [e for e in deliverer.store.list_events(state=EventState.DEAD) if e.change.external_id == "u-alice"]
+    shown = json.loads(cli("events", "show", "--config", str(config_path), str(alices.id), "--json").stdout)
+    [attempt] = shown["attempts"]
+    assert attempt["outcome"] == "dead" and attempt["cause"] == "error_illegal_argument"
+    assert [c["operation"] for c in attempt["sent"]][-2:] == ["listUsers", "createExtension"]
+    create = attempt["sent"][-1]
+    assert create["status"] == "ERROR_ILLEGAL_ARGUMENT"
+    assert f"<extension>{A}</extension>" in create["envelope"] and "<token>***</token>" in create["envelope"]
+
+    result = cli("events", "discard", "--config", str(config_path), str(carols.id), "--reason", "carol left",
+                 "--operator", "oncall-jane")
+    assert result.returncode == 0 and "discarded 1 event(s)" in result.stdout
+    assert deliverer.store.get_event(carols.id).state is EventState.DISCARDED
+    [entry] = deliverer.store.list_audit()
+    assert (entry.actor, entry.action, entry.reason, entry.event_ids) == ("oncall-jane", "discard", "carol left", (carols.id,))
