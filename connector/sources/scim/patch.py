@@ -84,9 +84,8 @@ class _Operation:
             if key.casefold() == "id" and value == self.resource_id:
                 continue
             extension = self.resource.extension(key)
-            if extension is not None and isinstance(value, dict):
-                for sub_key, sub_value in value.items():
-                    self.apply_at(self.split(f"{extension.id}:{sub_key}"), sub_value)
+            if extension is not None:
+                self.apply_extension(Target(self.resource, extension, None), value)
             else:
                 self.apply_at(self.split(key), value)
 
@@ -131,7 +130,8 @@ class _Operation:
         if not isinstance(value, dict):
             raise errors.invalid_value(f"{self.where}: {target.schema.id} takes an object of its attributes")
         for key, sub_value in value.items():
-            self.apply_at(self.split(f"{target.schema.id}:{key}"), sub_value)
+            if isinstance(key, str) and key.casefold() != "schemas":  # scim2-models sends the extension's schemas
+                self.apply_at(self.split(f"{target.schema.id}:{key}"), sub_value)
 
     def set(self, target: Target, value: Any) -> None:
         attribute = target.attribute
