@@ -127,7 +127,8 @@ def events_ingest(config_path: str, file: Path) -> None:
     finally:
         store.close()
     skipped = len(changes) - len(ids)
-    click.echo(f"{file}: accepted {len(ids)} events" + (f" ({skipped} already accepted before, skipped)" if skipped else ""))
+    span = f" (evt-{min(ids)} to evt-{max(ids)})" if ids else ""
+    click.echo(f"{file}: accepted {len(ids)} events{span}" + (f" ({skipped} already accepted before, skipped)" if skipped else ""))
 
 
 def read_events(file: Path) -> list[UserChange]:

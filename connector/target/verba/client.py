@@ -246,8 +246,11 @@ class VerbaClient:
             raise
         finally:
             if status != "missing_user_id":  # refused by the guard: nothing went over the wire
-                observe_soap_call(operation, status, time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                observe_soap_call(operation, status, seconds)
                 self._sent.answered(operation, status)
+                logger.debug("%s answered %s in %.0f ms", operation, status, seconds * 1000,
+                             extra={"operation": operation, "status": status})
 
     def _send_unobserved(self, operation: str, **params: Any) -> Any:
         """Call the operation, translating zeep and requests errors into VerbaError."""
