@@ -155,3 +155,28 @@ def test_discard_and_show(deliverer, simulator, config_path):
     assert deliverer.store.get_event(carols.id).state is EventState.DISCARDED
     [entry] = deliverer.store.list_audit()
     assert (entry.actor, entry.action, entry.reason, entry.event_ids) == ("oncall-jane", "discard", "carol left", (carols.id,))
+
+
+def test_approve_releases_held_events_and_a_paced_replay_spreads_them_out(deliverer, simulator, config_path):
+    held = deliverer.store.enqueue([alice(A), bob(B)], state=EventState.HELD)
+    result = cli("events", "approve", "--config", str(config_path), "--all", "--reason", "expected reorg",
+                 "--operator", "oncall-jane")
+    assert result.returncode == 0 and "approved 2 held event(s)" in result.stdout
+    drain(deliverer)
+    assert {e.id: e.state for e in deliverer.store.list_events()} == {i: EventState.DONE for i in held}
+    assert sorted(c["extension"] for c in simulator.calls("createExtension")) == [A, B]
+
+    fail_creates(simulator, 3)
+    deliverer.store.enqueue([alice(C), bob(A), carol(B)])
+    drain(deliverer)
+    simulator.clear_faults()
+    dead = sorted(e.id for e in deliverer.store.list_events(state=EventState.DEAD))
+    assert cli("events", "replay", "--config", str(config_path), *map(str, dead), "--rate", "2").returncode == 0
+    due = [deliverer.store.get_event(i).next_attempt_at for i in dead]
+    assert [round(b - a, 2) for a, b in zip(due, due[1:])] == [0.5, 0.5]
+
+    recent = json.loads(cli("audit", "--config", str(config_path), "--since", "1h", "--json").stdout)
+    assert [e["action"] for e in recent] == ["replay", "approve"]
+    assert json.loads(cli("audit", "--config", str(config_path), "--since", "0s", "--json").stdout) == []
+    bad = cli("audit", "--config", str(config_path), "--since", "yesterday")
+    assert bad.returncode == 2 and "90s, 30m, 1h or 2d" in bad.stderr
