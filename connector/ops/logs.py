@@ -89,4 +89,5 @@ def setup_logging(secrets: Iterable[str], *, json_lines: bool | None = None, lev
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    for noisy in ("uvicorn.access", "httpx", "httpcore", "zeep"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
