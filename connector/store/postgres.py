@@ -929,11 +929,17 @@ class _PostgresScimTransaction(ScimTransaction):
              json.dumps(resource.body, separators=(",", ":")), resource.version, resource.created,
              resource.last_modified),
         ).fetchone()["pk"]
-        self.conn.execute("DELETE FROM scim_values WHERE resource_pk = %s", (pk,))
-        if values:
+        # Rewrite only the values that changed: fewer rows to write and vacuum than all of them.
+        stored = {(r["attr"], r["idx"], r["value"]): r["ctid"] for r in self.conn.execute(
+            "SELECT ctid::text AS ctid, attr, idx, value FROM scim_values WHERE resource_pk = %s", (pk,))}
+        wanted = {(v.attr, v.idx, v.value): v for v in values}
+        gone = [ctid for key, ctid in stored.items() if key not in wanted]
+        if gone:
+            self.conn.execute("DELETE FROM scim_values WHERE resource_pk = %s AND ctid = ANY(%s::tid[])", (pk, gone))
+        added = [(pk, v.attr, v.idx, v.value, v.folded) for key, v in wanted.items() if key not in stored]
+        if added:
             self.conn.cursor().executemany(
-                "INSERT INTO scim_values (resource_pk, attr, idx, value, folded) VALUES (%s, %s, %s, %s, %s)",
-                [(pk, v.attr, v.idx, v.value, v.folded) for v in values],
+                "INSERT INTO scim_values (resource_pk, attr, idx, value, folded) VALUES (%s, %s, %s, %s, %s)", added
             )
 
     def delete(self, resource_type: str, resource_id: str) -> None:

@@ -851,10 +851,15 @@ class _SQLiteScimTransaction(ScimTransaction):
              json.dumps(resource.body, separators=(",", ":")), resource.version, resource.created,
              resource.last_modified),
         ).fetchone()[0]
-        self.conn.execute("DELETE FROM scim_values WHERE resource_pk = ?", (pk,))
+        # Rewrite only the values that changed: fewer pages to write and sync than all of them.
+        stored = {(r[1], r[2], r[3]): r[0] for r in self.conn.execute(
+            "SELECT rowid, attr, idx, value FROM scim_values WHERE resource_pk = ?", (pk,))}
+        wanted = {(v.attr, v.idx, v.value): v for v in values}
+        self.conn.executemany("DELETE FROM scim_values WHERE rowid = ?",
+                              [(rowid,) for key, rowid in stored.items() if key not in wanted])
         self.conn.executemany(
             "INSERT INTO scim_values (resource_pk, attr, idx, value, folded) VALUES (?, ?, ?, ?, ?)",
-            [(pk, v.attr, v.idx, v.value, v.folded) for v in values],
+            [(pk, v.attr, v.idx, v.value, v.folded) for key, v in wanted.items() if key not in stored],
         )
 
     def delete(self, resource_type: str, resource_id: str) -> None:

@@ -21,7 +21,7 @@ PATHS = NAMES + ['emails[type eq "work"].value', 'emails[type eq "work"]', 'phon
                  'emails[nosuch eq "1"].value', "name.nosuch", 'emails[type eq "work"].nosuch']
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**12), st.floats(allow_nan=False),
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**12), st.floats(allow_nan=False, allow_infinity=False),
                     st.sampled_from(["True", "False", "work", "", "a@b.c", "+14155550100"]), st.text(max_size=12))
 json_values = st.recursive(
     scalars,

@@ -127,7 +127,7 @@ class ScimService:
         self, tx: ScimTransaction, client: str, user_id: str, old: ScimResource | None, body: dict[str, Any], cause: str
     ) -> Found:
         key = body["userName"].lower()
-        owner = tx.find_unique(USERS.name, key)
+        owner = tx.find_unique(USERS.name, key) if old is None or old.unique_key != key else None
         if owner is not None and owner != user_id:
             # RFC 7643 §4.1.1: userName is unique (uniqueness "server") and compared case-insensitively.
             raise errors.uniqueness(f"userName {body['userName']!r} is taken (by User {owner}); pick another or "
