@@ -25,6 +25,7 @@ from connector.sources.scim.service import Found, ScimService
 from connector.store.base import Store, StoreError
 
 log = logging.getLogger("connector.scim")
+ScimError = errors.ScimError
 HEALTH_PATH = "/healthz"
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -54,9 +55,6 @@ def create_scim_app(store: Store, config: ScimConfig) -> Starlette:
         exception_handlers={ScimError: _scim_error, HTTPException: _http_error, StoreError: _store_error,
                             Exception: _internal_error},
     )
-
-
-ScimError = errors.ScimError
 
 
 class _Api:

@@ -13,7 +13,7 @@ from typing import Any
 from connector.sources.scim import errors
 from connector.sources.scim.filters import FilterError, canonical_datetime
 from connector.sources.scim.paths import Target, split
-from connector.sources.scim.schema import EXTERNAL_ID, Attribute, ResourceType
+from connector.sources.scim.schema import Attribute, ResourceType
 
 _IGNORED = ("schemas", "id", "meta")
 
@@ -141,7 +141,3 @@ def required_missing(resource: ResourceType, body: dict[str, Any]) -> str | None
             return attribute.name
     return None
 
-
-def external_id(body: dict[str, Any]) -> str | None:
-    value = body.get(EXTERNAL_ID.name)
-    return value if isinstance(value, str) else None
