@@ -23,7 +23,8 @@ def connector(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
 
 def config_file(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "c.toml"
-    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n[admin]\nlisten = "127.0.0.1:{free_port()}"\n{extra}')
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n[admin]\nlisten = "127.0.0.1:{free_port()}"\n'
+                    f'[scim]\nlisten = "127.0.0.1:{free_port()}"\n{extra}')
     return path
 
 

@@ -38,6 +38,7 @@ def write_config(tmp_path: Path, simulator_url: str) -> Path:
         '[delivery]\nworkers = 4\nbackoff_base_seconds = 0.05\nbackoff_max_seconds = 0.5\nlease_seconds = 30\n'
         'idle_poll_seconds = 0.02\n'
         f'[admin]\nlisten = "127.0.0.1:{free_port()}"\n'
+        f'[scim]\nlisten = "127.0.0.1:{free_port()}"\n'
     )
     return config
 
