@@ -34,6 +34,8 @@ test: venv system-packages
 bench: venv
 	$(BIN)/python bench/bench_enqueue.py
 	$(BIN)/python bench/bench_push.py
+	$(BIN)/python bench/bench_scim.py
+	$(BIN)/python bench/bench_ldap.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -14,6 +14,7 @@ from .conftest import cli, free_port, wait_for
 
 PASSWORD = "Verba-pa55word-8c1f2e"
 TOKEN = "FixedVerbaToken0123456789abcdefZ"
+SCIM_TOKEN = "scim-bearer-7d41c0ffee9b2a"
 
 
 @pytest.fixture
@@ -35,7 +36,11 @@ def test_no_secret_appears_anywhere(tmp_path, seed_users):
         target = f"http://127.0.0.1:{sim_port}/provisioning"
         (tmp_path / "pw").write_text(PASSWORD)
         (tmp_path / "token").write_text(TOKEN)
-        common = f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n[logging]\nformat = "json"\nlevel = "DEBUG"\n'
+        (tmp_path / "scim-token").write_text(SCIM_TOKEN)
+        scim = free_port()
+        common = (f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n[logging]\nformat = "json"\nlevel = "DEBUG"\n'
+                  f'[scim]\nlisten = "127.0.0.1:{scim}"\n'
+                  f'[[scim.clients]]\nname = "entra"\ntoken_file = "{tmp_path / "scim-token"}"\n')
         by_password = tmp_path / "password.toml"
         by_password.write_text(common + f'[target]\nurl = "{target}"\nlogin = "connector"\npassword_file = "{tmp_path / "pw"}"\n'
                                f'[admin]\nlisten = "127.0.0.1:{free_port()}"\n')
@@ -56,6 +61,16 @@ def test_no_secret_appears_anywhere(tmp_path, seed_users):
                 wait_for(lambda: '"pending": 0' in cli("status", "--config", str(config), "--json").stdout,
                          what="the events to be delivered")
                 if config == by_token:
+                    users = f"http://127.0.0.1:{scim}/scim/v2/Users"
+                    created = httpx.post(users, headers={"Authorization": f"Bearer {SCIM_TOKEN}"}, json={
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alice@example.com",
+                        "password": "Okta-sends-a-password-1",
+                        "phoneNumbers": [{"type": "work", "value": "+14155550999"}]})
+                    assert created.status_code == 201, created.text
+                    outputs.append(created.text)
+                    outputs.append(httpx.get(users, headers={"Authorization": f"Bearer {SCIM_TOKEN}x"}).text)
+                    wait_for(lambda: '"pending": 0' in cli("status", "--config", str(config), "--json").stdout,
+                             what="the SCIM event to be delivered")
                     outputs.append(httpx.get(f"http://127.0.0.1:{admin}/metrics").text)
                     outputs.append(httpx.get(f"http://127.0.0.1:{admin}/readyz").text)
             finally:
@@ -74,7 +89,7 @@ def test_no_secret_appears_anywhere(tmp_path, seed_users):
     everything = "\n".join(outputs)
     assert "requestToken" in everything and "createExtension" in everything, "the run did not exercise the target"
     assert '"level": "info"' in everything, "the connector did not log JSON lines"
-    for secret in (PASSWORD, TOKEN):
+    for secret in (PASSWORD, TOKEN, SCIM_TOKEN, "Okta-sends-a-password-1"):
         assert secret not in everything
         for path in tmp_path.glob("c.db*"):
             assert secret.encode() not in path.read_bytes(), f"{secret!r} is stored in {path.name}"
