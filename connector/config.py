@@ -153,7 +153,8 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every secret the config holds, for masking in logs and output."""
-        return [s for s in (self.target.password, self.target.token, *(c.token for c in self.scim.clients)) if s]
+        return [s for s in (self.target.password, self.target.token, *(c.token for c in self.scim.clients),
+                            *(d.password for d in self.ldap.values())) if s]
 
 
 # key -> (allowed types, default); the defaults are the embedded run's.

@@ -61,7 +61,8 @@ class Connector:
             self._start_simulator()
         register_store(self.store)
         admin = self.config.admin
-        self.serve(create_admin_app(self.store, self.config.target_url), admin.host, admin.port, "admin.listen")
+        self.serve(create_admin_app(self.store, self.config.target_url, self.ldap.probes()), admin.host, admin.port,
+                   "admin.listen")
         if self.config.store.url.startswith("sqlite:"):
             # SQLite is single-instance: whatever is in flight was this process's before a crash.
             # A shared PostgreSQL store leaves other instances' leases to expire instead.

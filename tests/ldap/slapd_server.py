@@ -43,6 +43,7 @@ pidfile {dir}/slapd.pid
 argsfile {dir}/slapd.args
 database mdb
 maxsize 1073741824
+dbnosync
 suffix "{suffix}"
 rootdn "{admin}"
 rootpw {password}

@@ -39,9 +39,11 @@ def test_the_interval_trigger_sees_a_change_within_a_poll(slapd, admin, base, ld
 def test_an_unreachable_directory_backs_off_and_reports_degraded(ldap_config, store):
     scheduler = LdapScheduler(store, {"corp": ldap_config(url=f"ldap://127.0.0.1:{free_port()}", timeout_seconds=1)},
                               backoff_base=30, backoff_max=60)
+    assert scheduler.probes()["ldap.corp"]() == "ok"
     scheduler.tick("corp", False)
     health = scheduler.health["corp"]
     assert scheduler.degraded and health.failures == 1 and "cannot connect" in health.last_error
+    assert scheduler.probes()["ldap.corp"]().startswith("degraded: 1 failed runs, last: directory corp")
     assert "cannot connect" in store.ldap_watermark("corp").last_error
     scheduler.tick("corp", True)  # inside the backoff: skipped, but the full sync is remembered
     assert health.failures == 1 and health.full_due
@@ -98,3 +100,10 @@ def test_sync_reports_an_unreachable_directory_without_a_traceback(tmp_path):
     assert result.exit_code == 1 and "cannot connect" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["ldap", "status", "--config", config])
     assert "FAILED" in result.output and "cannot connect" in result.output
+
+
+def test_the_bind_password_is_a_secret_to_mask(tmp_path):
+    from connector.config import load_config
+
+    config = load_config(config_file(tmp_path, "ldap://127.0.0.1:389", "dc=example,dc=test"))
+    assert ADMIN_PASSWORD in config.secrets()

@@ -47,16 +47,14 @@ class Dialect:
 
     def __init__(self, config: LdapConfig) -> None:
         self.config = config
-
-    @property
-    def filter(self) -> str:
-        return self.config.filter or self.default_filter
-
-    @property
-    def attributes(self) -> tuple[str, ...]:
-        wanted = self.config.attributes or self.user_attributes
-        extra = [self.config.username_attribute, self.config.disabled_attribute, *self.technical_attributes]
-        return tuple(dict.fromkeys([*wanted, *(a for a in extra if a)]))
+        self.filter = config.filter or self.default_filter
+        wanted = config.attributes or self.user_attributes
+        extra = [config.username_attribute, config.disabled_attribute, *self.technical_attributes]
+        #: what every user search asks for
+        self.attributes = tuple(dict.fromkeys([*wanted, *(a for a in extra if a)]))
+        #: what goes into the state's `attributes`: not the id and cursor attributes, which change nothing
+        hidden = {a.lower() for a in (*self.id_attributes, self.stamp_attribute)}
+        self.state_attributes = tuple(a for a in self.attributes if a.lower() not in hidden)
 
     @property
     def technical_attributes(self) -> tuple[str, ...]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import logging
 import time
+from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -76,6 +78,14 @@ class LdapScheduler:
     @property
     def degraded(self) -> bool:
         return any(h.failures for h in self.health.values())
+
+    def probes(self) -> dict[str, Callable[[], str]]:
+        """For /readyz: each directory says "ok", or why it is degraded while its runs are retried."""
+        return {f"ldap.{name}": functools.partial(self._state, name) for name in self.watchers}
+
+    def _state(self, name: str) -> str:
+        health = self.health[name]
+        return "ok" if not health.failures else f"degraded: {health.failures} failed runs, last: {health.last_error}"
 
     def tick(self, name: str, full: bool) -> None:
         """One scheduled run; never raises, so the scheduler keeps its job."""

@@ -24,14 +24,17 @@ class Snapshot:
 
 def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> Snapshot:
     """Normalize one search result; the digest covers everything the mapping may read."""
-    found = {key.lower(): (key, value) for key, value in values.items()}
+    texts: dict[str, tuple[str, list[str]]] = {}
+    for key, value in values.items():
+        found = [_text(v) for v in (value if isinstance(value, list) else [value]) if v not in (None, "", b"")]
+        if found:
+            texts[key.lower()] = (key, found)
 
     def all_of(name: str) -> list[str]:
-        value = found.get(name.lower(), (name, []))[1]
-        return [_text(v) for v in (value if isinstance(value, list) else [value]) if v not in (None, "", b"")]
+        return texts.get(name.lower(), ("", []))[1]
 
     def first(*names: str | None) -> str | None:
-        return next((all_of(n)[0] for n in names if n and all_of(n)), None)
+        return next((texts[n.lower()][1][0] for n in names if n and n.lower() in texts), None)
 
     active = dialect.is_active(values)
     groups = all_of("memberOf")
@@ -48,17 +51,14 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
     name = {key: value for key, value in (("givenName", first("givenName")), ("familyName", first("sn"))) if value}
     if name:
         state["name"] = name
-    skipped = {a.lower() for a in dialect.technical_attributes} - {"useraccountcontrol"}
-    for wanted in dialect.attributes:
-        if wanted.lower() in skipped or wanted.lower() not in found:
-            continue
-        texts = all_of(wanted)
-        if texts:
-            state["attributes"][wanted] = texts[0] if len(texts) == 1 else texts
+    for wanted in dialect.state_attributes:
+        found = texts.get(wanted.lower())
+        if found:
+            state["attributes"][wanted] = found[1][0] if len(found[1]) == 1 else found[1]
     digest = hashlib.sha256(json.dumps(state, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     entry = LdapEntry(dialect.external_id(dn, values, raw), digest, active, tuple(g.lower() for g in groups), state)
-    stamp = found.get(dialect.stamp_attribute.lower(), (None, None))[1]
-    return Snapshot(entry, stamp[0] if isinstance(stamp, list) and stamp else stamp)
+    stamp = texts.get(dialect.stamp_attribute.lower(), ("", [None]))[1][0]
+    return Snapshot(entry, stamp)
 
 
 def _text(value: Any) -> str:

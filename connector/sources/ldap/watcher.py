@@ -20,6 +20,7 @@ from ldap3.utils.conv import escape_filter_chars
 
 from connector.config import LdapConfig
 from connector.events import UserChange
+from connector.ops.metrics import LDAP_POLL_SECONDS
 from connector.sources.ldap import metrics
 from connector.sources.ldap.connection import SHOW_DELETED, DirectoryError, open_connection, search
 from connector.sources.ldap.dialects import Begin, dialect_for
@@ -54,7 +55,7 @@ class Watcher:
 
     def run(self, *, full: bool = False, force: bool = False, progress: Progress | None = None) -> RunResult:
         """One run; `full` reconciles every entry, `force` lets the mass-change guard pass."""
-        with self._lock:
+        with self._lock, LDAP_POLL_SECONDS.labels(self.config.name).time():
             try:
                 return self._run(full, force, progress)
             except DirectoryError as exc:
