@@ -9,6 +9,7 @@ from typing import Iterator
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connector.store import Store
 
@@ -20,6 +21,31 @@ PUSH_SECONDS = Histogram(
 COALESCED = Counter("connector_events_coalesced_total", "Events delivered as part of a newer event's push.")
 SCIM_REQUESTS = Counter("connector_scim_requests_total", "SCIM requests by method and HTTP status.", ["method", "status"])
 LDAP_POLL_SECONDS = Histogram("connector_ldap_poll_duration_seconds", "Time of one LDAP poll.", ["directory"])
+
+
+class CountRequests:
+    """ASGI middleware: counts every HTTP request in `counter` by method and response status."""
+
+    def __init__(self, app: ASGIApp, counter: Counter) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # unless a response starts
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            self.counter.labels(scope["method"], str(status)).inc()
 
 
 def observe_soap_call(operation: str, status: str, seconds: float) -> None:

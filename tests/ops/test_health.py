@@ -83,6 +83,8 @@ def test_readyz_is_degraded_when_verba_is_down_and_unready_when_the_store_cannot
 
 def test_metrics_parse_and_match_what_the_simulator_logged(running, simulator, tmp_path):
     base, config = running(simulator.url)
+    scim = config.read_text().split("[scim]\nlisten = \"")[1].split('"')[0]
+    assert httpx.get(f"http://{scim}/scim/v2/Users").status_code == 401  # no client token: counted as a 401
     ingest(tmp_path, config)
     wait_for(lambda: len(simulator.extensions()) == 2 and '"dead": 1' in cli("status", "--config", str(config), "--json").stdout,
              what="two pushed users and one dead letter")
@@ -102,3 +104,4 @@ def test_metrics_parse_and_match_what_the_simulator_logged(running, simulator, t
     assert sample("connector_dead_letters", cause="unresolved_user") == 1
     assert sample("connector_events_accepted", source="hr", kind="upsert") == 3
     assert families["connector_push_duration_seconds"].type == "histogram"
+    assert sample("connector_scim_requests", method="GET", status="401") == 1

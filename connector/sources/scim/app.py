@@ -17,6 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connector.config import ScimConfig
+from connector.ops.metrics import SCIM_REQUESTS, CountRequests
 from connector.sources.scim import discovery, errors
 from connector.sources.scim.auth import MEDIA_TYPE, BearerAuth
 from connector.sources.scim.render import etag, location, project, to_scim
@@ -49,6 +50,7 @@ def create_scim_app(store: Store, config: ScimConfig) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[
+            Middleware(CountRequests, counter=SCIM_REQUESTS),
             Middleware(_CollapseSlashes),
             Middleware(BearerAuth, clients=[(c.name, c.token) for c in config.clients], open_paths=[HEALTH_PATH]),
         ],
