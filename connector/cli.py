@@ -18,7 +18,8 @@ from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
 from connector.sources.ldap.commands import ldap
 from connector.ops.report import (
-    age, attempt_lines, audit_line, counts_line, event_dict, event_line, parse_since, summary_lines, to_json,
+    age, attempt_lines, audit_line, counts_line, event_dict, event_line, parse_since, source_states, summary_lines,
+    to_json,
 )
 from connector.store import EventState, Store
 
@@ -375,6 +376,7 @@ def status(config_path: str, as_json: bool) -> None:
         counts = store.count_by_state()
         oldest = store.oldest_pending_at()
         summary = store.dead_letter_summary()
+        sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()})
     finally:
         store.close()
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
@@ -382,10 +384,12 @@ def status(config_path: str, as_json: bool) -> None:
     if as_json:
         click.echo(to_json({"counts": {s.value: n for s, n in counts.items()}, "oldest_pending_age_seconds": pending_age,
                             "dead_letters_by_cause": [{"cause": c, "error": e, "count": n} for c, e, n in summary],
-                            "target": {"url": config.target_url, "state": target}}))
+                            "sources": sources, "target": {"url": config.target_url, "state": target}}))
         return
     click.echo(f"queue: {counts_line(counts)}")
     click.echo(f"oldest pending: {'none' if pending_age is None else age(pending_age)}")
+    for name, state in sources.items():
+        click.echo(f"source {name}: {state}")
     click.echo(f"target: {config.target_url} {target}")
     click.echo("dead letters by cause:" if summary else "dead letters: none")
     for line in summary_lines(summary):

@@ -8,8 +8,9 @@ import re
 import time
 from typing import Any, Sequence
 
+from connector.config import Config
 from connector.store import AuditEntry, EventState, StoredEvent
-from connector.store.base import Attempt
+from connector.store.base import Attempt, LdapWatermark
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -76,3 +77,18 @@ def audit_line(entry: AuditEntry) -> str:
 
 def to_json(value: Any) -> str:
     return json.dumps(value, indent=2, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o))
+
+
+def source_states(config: Config, watermarks: dict[str, LdapWatermark]) -> dict[str, str]:
+    """One line per source: SCIM's address and clients, each LDAP directory's last run."""
+    clients = ", ".join(c.name for c in config.scim.clients) or "none configured (every request gets 401)"
+    states = {"scim": f"{config.scim.url} clients: {clients}"}
+    for name in sorted(config.ldap):
+        mark = watermarks.get(name)
+        if mark is None or mark.last_run_at is None:
+            states[f"ldap.{name}"] = "never run"
+        elif mark.last_error:
+            states[f"ldap.{name}"] = f"FAILED at {when(mark.last_run_at)}: {mark.last_error}"
+        else:
+            states[f"ldap.{name}"] = f"ok, last run {when(mark.last_run_at)}, {mark.known} users known"
+    return states

@@ -180,3 +180,21 @@ def test_approve_releases_held_events_and_a_paced_replay_spreads_them_out(delive
     assert json.loads(cli("audit", "--config", str(config_path), "--since", "0s", "--json").stdout) == []
     bad = cli("audit", "--config", str(config_path), "--since", "yesterday")
     assert bad.returncode == 2 and "90s, 30m, 1h or 2d" in bad.stderr
+
+
+def test_status_shows_queue_sources_and_target(deliverer, simulator, config_path, tmp_path):
+    (tmp_path / "ldap-pw").write_text("x")
+    (tmp_path / "scim-token").write_text("t0k3n-for-status")
+    with config_path.open("a") as f:
+        f.write(f'[[scim.clients]]\nname = "entra"\ntoken_file = "{tmp_path / "scim-token"}"\n'
+                f'[ldap.corp]\nurl = "ldap://127.0.0.1:{free_port()}"\ndialect = "openldap"\nbase = "dc=corp"\n'
+                f'bind_dn = "cn=admin,dc=corp"\npassword_file = "{tmp_path / "ldap-pw"}"\n')
+    make_dead_letters(deliverer, simulator)
+    result = cli("status", "--config", str(config_path))
+    assert result.returncode == 0, result.stderr
+    assert "queue: pending=0  in_flight=0  done=0  dead=3" in result.stdout
+    assert "clients: entra" in result.stdout and "source ldap.corp: never run" in result.stdout
+    assert f"target: {simulator.url} reachable" in result.stdout
+    assert "2  error_illegal_argument" in result.stdout
+    data = json.loads(cli("status", "--config", str(config_path), "--json").stdout)
+    assert data["sources"]["ldap.corp"] == "never run" and data["target"]["state"] == "reachable"
