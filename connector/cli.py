@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import signal
 import threading
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
-from connector.config import DEFAULT_PATH, load_config
+from connector.config import load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
+from connector.options import config_option
+from connector.ops.commands import audit, events, status
 from connector.sources.ldap.commands import ldap
-from connector.ops.report import (
-    age, attempt_lines, audit_line, counts_line, event_dict, event_line, parse_since, source_states, summary_lines,
-    to_json,
-)
-from connector.store import EventState, Store
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    envvar="CONNECTOR_CONFIG",
-    default=DEFAULT_PATH,
-    show_default=True,
-    show_envvar=True,
-    help="The connector's TOML config.",
-)
 
 
 class ConnectorGroup(click.Group):
@@ -106,297 +91,6 @@ def simulator(host: str, port: int, seed: str | None, token_ttl: float) -> None:
 
 
 @main.group()
-def events() -> None:
-    """Accept and inspect user-change events."""
-
-
-@events.command("ingest")
-@config_option
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def events_ingest(config_path: str, file: Path) -> None:
-    """Accept the user-change events in FILE (JSON lines), all or none.
-
-    Each line is {"source", "external_id", "kind", "state", optional "id" and "cause"}.
-    A malformed line is reported by its number and nothing from the file is accepted.
-    """
-    from connector.runtime import open_migrated_store
-
-    changes = read_events(file)
-    store = open_migrated_store(load_config(config_path))
-    try:
-        ids = store.enqueue(changes)
-    finally:
-        store.close()
-    skipped = len(changes) - len(ids)
-    span = f" (evt-{min(ids)} to evt-{max(ids)})" if ids else ""
-    click.echo(f"{file}: accepted {len(ids)} events{span}" + (f" ({skipped} already accepted before, skipped)" if skipped else ""))
-
-
-def read_events(file: Path) -> list[UserChange]:
-    changes, problems = [], []
-    with file.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                changes.append(parse_user_change(json.loads(line), default_cause=f"ingest:{file.name}"))
-            except json.JSONDecodeError as exc:
-                problems.append(f"{file}:{number}: not valid JSON ({exc.msg} at column {exc.colno})")
-            except ValueError as exc:
-                problems.append(f"{file}:{number}: {exc}")
-    if problems:
-        shown = "\n".join(problems[:50]) + (f"\n... and {len(problems) - 50} more" if len(problems) > 50 else "")
-        raise ConnectorError(f"{shown}\n{len(problems)} malformed line(s); nothing from {file} was accepted. Fix them and run again.")
-    return changes
-
-
-def open_store_for(config_path: str) -> Store:
-    from connector.runtime import open_migrated_store
-
-    return open_migrated_store(load_config(config_path))
-
-
-def since_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return click.option("--since", metavar="DURATION", help=help + " (90s, 30m, 1h, 2d).")
-
-
-def since_time(since: str | None) -> float | None:
-    try:
-        return None if since is None else parse_since(since)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
-operator_option = click.option("--operator", default=getpass.getuser, show_default="your OS user",
-                               help="Who is acting, for the audit.")
-STATES = [s.value for s in EventState]
-
-
-@events.command("list")
-@config_option
-@click.option("--state", type=click.Choice(STATES))
-@click.option("--cause", help="Only events whose last failure had this cause class (e.g. http_5xx).")
-@click.option("--user", help="Only this user: its external id or userName.")
-@click.option("--source", help="Only events from this source.")
-@since_option("Only events changed in this time")
-@click.option("--limit", default=50, show_default=True)
-@json_option
-def events_list(config_path: str, state: str | None, cause: str | None, user: str | None, source: str | None,
-                since: str | None, limit: int, as_json: bool) -> None:
-    """List events, newest first, with counts by state and dead letters grouped by cause."""
-    store = open_store_for(config_path)
-    try:
-        rows = store.list_events(state=EventState(state) if state else None, cause=cause, user=user, source=source,
-                                 since=since_time(since), limit=limit)
-        counts = store.count_by_state()
-        summary = store.dead_letter_summary()
-    finally:
-        store.close()
-    if as_json:
-        click.echo(to_json({"counts": {s.value: n for s, n in counts.items()},
-                            "dead_letters_by_cause": [{"cause": c, "error": e, "count": n} for c, e, n in summary],
-                            "events": [event_dict(e) for e in rows]}))
-        return
-    click.echo(counts_line(counts))
-    if summary:
-        click.echo("dead letters by cause:")
-        for line in summary_lines(summary):
-            click.echo(line)
-    click.echo(f"{len(rows)} event(s), newest first:" if rows else "no events match")
-    for event in rows:
-        click.echo(event_line(event))
-
-
-@events.command("show")
-@config_option
-@click.argument("event_id", type=int)
-@json_option
-def events_show(config_path: str, event_id: int, as_json: bool) -> None:
-    """Show an event: its state, every attempt with the SOAP requests sent, and what it maps to now."""
-    from connector.mapping import load_mapping
-    from connector.ops.replay import ActionError, preview
-
-    config = load_config(config_path)
-    store = open_store_for(config_path)
-    try:
-        event = store.get_event(event_id)
-        if event is None:
-            raise ActionError(f"there is no event {event_id} (see `connector events list`)")
-        attempts = store.attempts(event_id)
-        now = preview(store, load_mapping(config.mapping_file), event)
-    finally:
-        store.close()
-    if as_json:
-        click.echo(to_json({"event": event_dict(event), "attempts": attempts, "maps_to_now": now}))
-        return
-    click.echo(event_line(event))
-    click.echo("state:")
-    click.echo("  " + json.dumps(event.change.state, indent=2).replace("\n", "\n  "))
-    click.echo("attempts:")
-    for line in attempt_lines(attempts):
-        click.echo(line)
-    click.echo(f"maps to now (user {now.source}/{now.external_id}, newest event {now.event_id}, Verba user {now.user_id}):")
-    for line in now.lines:
-        click.echo(f"  {line}")
-
-
-@events.command("replay")
-@config_option
-@click.argument("event_ids", nargs=-1, type=int)
-@click.option("--cause", help="Replay every dead letter with this cause.")
-@click.option("--state", type=click.Choice(["dead"]), help="Replay every dead letter.")
-@click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing, call nothing.")
-@click.option("--rate", type=click.FloatRange(min=0.01), help="At most this many events per second.")
-@click.option("--reason", default="", help="Why, for the audit.")
-@click.option("--wait", "wait_seconds", type=float, default=0.0, help="Wait up to this many seconds for the outcome.")
-@operator_option
-def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | None, state: str | None, dry_run: bool,
-                  rate: float | None, reason: str, wait_seconds: float, operator: str) -> None:
-    """Deliver dead letters again, mapping each user's current state (never rolling a user back).
-
-    The running connector delivers them; --wait follows them to the end.
-    """
-    from connector.mapping import load_mapping
-    from connector.ops.health import target_state
-    from connector.ops.replay import preview, requeue, select
-
-    config = load_config(config_path)
-    store = open_store_for(config_path)
-    try:
-        chosen = select(store, event_ids, cause, EventState(state) if state else None, [EventState.DEAD])
-        if dry_run:
-            mapping = load_mapping(config.mapping_file)
-            users = {(e.change.source, e.change.external_id): e for e in chosen}
-            click.echo(f"dry run: {len(chosen)} event(s) of {len(users)} user(s) would be replayed; nothing changed")
-            for event in users.values():
-                shown = preview(store, mapping, event)
-                click.echo(f"{shown.source}/{shown.external_id} (newest event {shown.event_id}, Verba user {shown.user_id}):")
-                for line in shown.lines:
-                    click.echo(f"  {line}")
-            return
-        target = target_state(config.target_url)
-        if target != "reachable":
-            raise ConnectorError(f"Verba is {target}; nothing was replayed. Fix the target first "
-                                 "(`connector status`), then replay again")
-        count = requeue(store, chosen, actor=operator, action="replay", reason=reason, rate=rate,
-                        detail={"ids": list(event_ids), "cause": cause, "state": state, "rate": rate})
-        click.echo(f"replaying {count} event(s)" + (f" ({len(chosen) - count} were already replayed)" if count < len(chosen) else ""))
-        if wait_seconds > 0:
-            _wait_for(store, [e.id for e in chosen], wait_seconds)
-    finally:
-        store.close()
-
-
-def _wait_for(store: Store, ids: list[int], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        events = [store.get_event(i) for i in ids]
-        open_ = [e for e in events if e and e.state in (EventState.PENDING, EventState.IN_FLIGHT)]
-        if not open_ or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    outcome: dict[str, int] = {}
-    for event in events:
-        if event is not None:
-            outcome[event.state.value] = outcome.get(event.state.value, 0) + 1
-    click.echo("outcome: " + "  ".join(f"{state}={n}" for state, n in sorted(outcome.items())))
-    if open_:
-        click.echo(f"{len(open_)} still waiting; is the connector running? (`connector status`)")
-
-
-@events.command("discard")
-@config_option
-@click.argument("event_ids", nargs=-1, type=int, required=True)
-@click.option("--reason", required=True, help="Why these events are not to be delivered (for the audit).")
-@operator_option
-def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, operator: str) -> None:
-    """Give up on dead or held events for good; they stay in the store and the audit says why."""
-    from connector.ops.replay import discard, select
-
-    store = open_store_for(config_path)
-    try:
-        chosen = select(store, event_ids, None, None, [EventState.DEAD, EventState.HELD])
-        click.echo(f"discarded {discard(store, chosen, actor=operator, reason=reason)} event(s)")
-    finally:
-        store.close()
-
-
-@events.command("approve")
-@config_option
-@click.argument("event_ids", nargs=-1, type=int)
-@click.option("--all", "approve_all", is_flag=True, help="Approve every held event.")
-@click.option("--reason", default="", help="Why, for the audit.")
-@operator_option
-def events_approve(config_path: str, event_ids: tuple[int, ...], approve_all: bool, reason: str, operator: str) -> None:
-    """Release events held by the mass-change guard, so they are delivered."""
-    from connector.ops.replay import requeue, select
-
-    store = open_store_for(config_path)
-    try:
-        chosen = select(store, event_ids, None, EventState.HELD if approve_all else None, [EventState.HELD])
-        count = requeue(store, chosen, actor=operator, action="approve", reason=reason, rate=None,
-                        detail={"ids": list(event_ids), "all": approve_all})
-        click.echo(f"approved {count} held event(s); the connector delivers them now")
-    finally:
-        store.close()
-
-
-@main.command()
-@config_option
-@since_option("Only entries from this time")
-@click.option("--limit", default=100, show_default=True)
-@json_option
-def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> None:
-    """Who replayed, discarded or approved what, when and why; newest first."""
-    store = open_store_for(config_path)
-    try:
-        entries = store.list_audit(limit, since=since_time(since))
-    finally:
-        store.close()
-    if as_json:
-        click.echo(to_json(entries))
-        return
-    for entry in entries:
-        click.echo(audit_line(entry))
-    if not entries:
-        click.echo("no audit entries")
-
-
-@main.command()
-@config_option
-@json_option
-def status(config_path: str, as_json: bool) -> None:
-    """Queue depth by state, oldest pending age, dead letters by cause, and the target's state."""
-    from connector.ops.health import target_state
-
-    config = load_config(config_path)
-    store = open_store_for(config_path)
-    try:
-        counts = store.count_by_state()
-        oldest = store.oldest_pending_at()
-        summary = store.dead_letter_summary()
-        sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()})
-    finally:
-        store.close()
-    pending_age = None if oldest is None else max(0.0, time.time() - oldest)
-    target = target_state(config.target_url)
-    if as_json:
-        click.echo(to_json({"counts": {s.value: n for s, n in counts.items()}, "oldest_pending_age_seconds": pending_age,
-                            "dead_letters_by_cause": [{"cause": c, "error": e, "count": n} for c, e, n in summary],
-                            "sources": sources, "target": {"url": config.target_url, "state": target}}))
-        return
-    click.echo(f"queue: {counts_line(counts)}")
-    click.echo(f"oldest pending: {'none' if pending_age is None else age(pending_age)}")
-    for name, state in sources.items():
-        click.echo(f"source {name}: {state}")
-    click.echo(f"target: {config.target_url} {target}")
-    click.echo("dead letters by cause:" if summary else "dead letters: none")
-    for line in summary_lines(summary):
-        click.echo(line)
-
-
-@main.group()
 def mapping() -> None:
     """Work with mapping files."""
 
@@ -445,7 +139,8 @@ def _user_id_from_state(loaded: Any, change: UserChange) -> int:
     return user_id
 
 
-main.add_command(ldap)
+for command in (events, audit, status, ldap):
+    main.add_command(command)
 
 
 if __name__ == "__main__":

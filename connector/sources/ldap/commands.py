@@ -7,13 +7,11 @@ import json
 
 import click
 
-from connector.config import DEFAULT_PATH, Config, LdapConfig, load_config
+from connector.config import Config, LdapConfig, load_config
 from connector.errors import ConnectorError
+from connector.options import config_option
 from connector.sources.ldap.watcher import RunResult, Watcher
 from connector.store.base import LdapWatermark
-
-config_option = click.option("--config", "config_path", envvar="CONNECTOR_CONFIG", default=DEFAULT_PATH,
-                             show_default=True, show_envvar=True, help="The connector's TOML config.")
 
 
 @click.group()
