@@ -1,12 +1,16 @@
-"""A private OpenLDAP slapd for tests and benchmarks: a generated slapd.conf in a temp dir, a free port.
+"""A private OpenLDAP slapd for tests and benchmarks: a generated slapd.conf in a temp dir, free ports.
 
     with SlapdServer.start() as server:
         conn = server.admin()                      # an ldap3 connection bound as the rootdn
         base = server.add_ou(conn, "t1")           # ou=t1 with ou=people and ou=groups below it
         server.add_user(conn, base, "alice", telephoneNumber="+14155550100")
 
-Needs Debian's `slapd` (and `ldap-utils` for people debugging by hand). The memberof overlay keeps
-`memberOf` on users in step with `groupOfNames` groups, as many OpenLDAP sites run it.
+It listens on `server.url` (ldap://, StartTLS offered) and `server.ldaps_url` (ldaps://) with a
+certificate for 127.0.0.1 (not for localhost) signed by a throwaway CA made at start-up
+(`server.ca_file`, `server.certificate_file`), which no system trust store knows.
+
+Needs Debian's `slapd` and `openssl` (and `ldap-utils` for people debugging by hand). The memberof
+overlay keeps `memberOf` on users in step with `groupOfNames` groups, as many OpenLDAP sites run it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import ldap3
 
 SLAPD = "/usr/sbin/slapd"
+OPENSSL = "/usr/bin/openssl"
 SUFFIX = "dc=example,dc=test"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
 ADMIN_PASSWORD = "slapd-admin-pa55"
@@ -32,6 +37,9 @@ READER_PASSWORD = "slapd-reader-pa55"
 READER_LIMIT = 3
 
 CONFIG = """\
+TLSCACertificateFile {dir}/ca.pem
+TLSCertificateFile {dir}/server.pem
+TLSCertificateKeyFile {dir}/server.key
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
@@ -60,8 +68,35 @@ memberof-refint TRUE
 """
 
 
+SERVER_EXTENSIONS = """\
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
 class ServerUnavailable(RuntimeError):
     """This machine cannot run slapd; the message says what to install."""
+
+
+def make_certificates(directory: Path) -> None:
+    """ca.pem (a throwaway CA) and server.pem/server.key (127.0.0.1 and localhost, signed by it) in `directory`."""
+    (directory / "server.ext").write_text(SERVER_EXTENSIONS)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for command in (
+        ["req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=connector test CA",
+         "-config", "/dev/null", "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext", "subjectKeyIdentifier=hash"],
+        ["req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1", "-config", "/dev/null"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "2", "-days", "2",
+         "-out", "server.pem", "-extfile", "server.ext"],
+    ):
+        done = subprocess.run([OPENSSL, *command], cwd=directory, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"openssl {command[0]} failed: {done.stderr.strip()}")
 
 
 def free_port() -> int:
@@ -71,24 +106,30 @@ def free_port() -> int:
 
 
 class SlapdServer:
-    def __init__(self, directory: Path, port: int, process: subprocess.Popen[bytes] | None) -> None:
+    def __init__(self, directory: Path, port: int, tls_port: int) -> None:
         self.directory = directory
         self.port = port
-        self.process = process
+        self.tls_port = tls_port
+        self.process: subprocess.Popen[bytes] | None = None
         self.url = f"ldap://127.0.0.1:{port}"
+        self.ldaps_url = f"ldaps://127.0.0.1:{tls_port}"
+        self.ca_file = str(directory / "ca.pem")
+        self.certificate_file = str(directory / "server.pem")
 
     @classmethod
     def start(cls) -> SlapdServer:
-        if not os.access(SLAPD, os.X_OK):
-            raise ServerUnavailable(f"no {SLAPD}: install it with `apt-get install slapd ldap-utils` "
-                                    "(`make test` does so from .ci/apt-packages)")
+        for program, package in ((SLAPD, "slapd ldap-utils"), (OPENSSL, "openssl")):
+            if not os.access(program, os.X_OK):
+                raise ServerUnavailable(f"no {program}: install it with `apt-get install {package}` "
+                                        "(`make test` does so from .ci/apt-packages)")
         directory = Path(tempfile.mkdtemp(prefix="connector-slapd-"))
         (directory / "db").mkdir()
         (directory / "slapd.conf").write_text(
             CONFIG.format(dir=directory, suffix=SUFFIX, admin=ADMIN_DN, password=ADMIN_PASSWORD, reader=READER_DN,
                           limit=READER_LIMIT))
-        server = cls(directory, free_port(), None)
+        server = cls(directory, free_port(), free_port())
         try:
+            make_certificates(directory)
             server._launch()
             server._init_tree()
         except BaseException:
@@ -99,10 +140,11 @@ class SlapdServer:
     def _launch(self) -> None:
         log = (self.directory / "slapd.log").open("ab")
         self.process = subprocess.Popen(
-            [SLAPD, "-d", "0", "-f", str(self.directory / "slapd.conf"), "-h", f"ldap://127.0.0.1:{self.port}/"],
+            [SLAPD, "-d", "0", "-f", str(self.directory / "slapd.conf"), "-h", f"{self.url}/ {self.ldaps_url}/"],
             stdout=log, stderr=subprocess.STDOUT,
         )
-        self._wait_ready()
+        for port in (self.port, self.tls_port):
+            self._wait_ready(port)
 
     def pause(self) -> None:
         """Stop the server, keeping its data: the directory is down until `resume()`."""
@@ -117,7 +159,7 @@ class SlapdServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, port: int) -> None:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             assert self.process is not None
@@ -125,11 +167,11 @@ class SlapdServer:
                 raise RuntimeError(f"slapd exited with {self.process.returncode}: "
                                    f"{(self.directory / 'slapd.log').read_text(errors='replace')[-2000:]}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"slapd did not listen on port {self.port} within 15 s")
+        raise RuntimeError(f"slapd did not listen on port {port} within 15 s")
 
     def _init_tree(self) -> None:
         conn = self.admin()

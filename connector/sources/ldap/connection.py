@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import ssl
 from typing import Any, Iterator, Sequence
+from urllib.parse import urlsplit
 
 import ldap3
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPException, LDAPStartTLSError
 
 from connector.config import LdapConfig
 from connector.errors import ConnectorError
@@ -48,20 +49,50 @@ def open_connection(config: LdapConfig) -> ldap3.Connection:
         conn.open()
         if config.starttls and not conn.start_tls():
             raise DirectoryError(f"{where}: StartTLS failed ({conn.result.get('description')}); check that the "
-                                 "server offers it and that ca_file holds its CA")
+                                 "server offers it, or use ldaps://")
         if not conn.bind():
             code = conn.result.get("result")
             advice = _BIND_ADVICE.get(code, "check bind_dn, the password and the server's log")
             raise DirectoryError(f"{where}: bind as {config.bind_dn or 'anonymous'} failed "
                                  f"({conn.result.get('description')}): {advice}")
     except LDAPException as exc:
-        conn.unbind()
-        raise DirectoryError(f"{where}: cannot connect ({exc}); check the url, that the server is up and "
-                             "reachable from here, and its certificate (ca_file, tls_verify)") from None
+        close(conn)
+        raise DirectoryError(f"{where}: {_connect_failure(config, exc)}") from None
     except DirectoryError:
-        conn.unbind()
+        close(conn)
         raise
     return conn
+
+
+def close(conn: ldap3.Connection) -> None:
+    """Unbind if the connection still works; a broken socket (a failed TLS handshake, an outage) is just dropped."""
+    try:
+        conn.unbind()
+    except LDAPException:
+        pass
+
+
+_VERIFY_FAILED = re.compile(r"certificate verify failed: ([^(]+)")
+
+
+def _connect_failure(config: LdapConfig, exc: LDAPException) -> str:
+    """What went wrong opening the connection, and what to change."""
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        found = _VERIFY_FAILED.search(text)
+        reason = found[1].strip() if found else "verify failed"
+        if config.ca_file:
+            return (f"the server's TLS certificate is not signed by the CA in ca_file {config.ca_file} ({reason}); "
+                    "set ca_file to the PEM file of the CA that issued the server's certificate")
+        return (f"the server's TLS certificate is not trusted by this machine's CA store ({reason}); set ca_file to "
+                "the PEM file of the CA that issued it, or set tls_verify = false explicitly to skip the check")
+    if "doesn't match any name" in text:
+        return (f"the server's TLS certificate is not issued for {urlsplit(config.url).hostname}; use a host name "
+                "the certificate names in url, or set tls_verify = false explicitly to skip the check")
+    if isinstance(exc, LDAPStartTLSError):
+        return f"StartTLS failed ({exc}); check that the server offers it, or use ldaps://"
+    return (f"cannot connect ({exc}); check the url, that the server is up and reachable from here, "
+            "and its certificate (ca_file, tls_verify)")
 
 
 def search(

@@ -22,7 +22,7 @@ from connector.config import LdapConfig
 from connector.events import UserChange
 from connector.ops.metrics import LDAP_POLL_SECONDS
 from connector.sources.ldap import metrics
-from connector.sources.ldap.connection import SHOW_DELETED, DirectoryError, open_connection, search
+from connector.sources.ldap.connection import SHOW_DELETED, DirectoryError, close, open_connection, search
 from connector.sources.ldap.dialects import Begin, dialect_for
 from connector.sources.ldap.guard import judge
 from connector.sources.ldap.snapshot import Snapshot, snapshot
@@ -66,7 +66,7 @@ class Watcher:
 
     def close(self) -> None:
         if self._conn is not None:
-            self._conn.unbind()
+            close(self._conn)
             self._conn = None
 
     def _connection(self) -> ldap3.Connection:
