@@ -128,6 +128,7 @@ class LdapConfig:
     full_sync_cron: str = "0 3 * * *"
     guard_max_count: int = 100
     guard_max_share: float = 0.1
+    guard_min_count: int = 10  # the share counts only from this many deactivations or deletes on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,6 +400,7 @@ _LDAP: dict[str, tuple[tuple[type, ...], Any]] = {
     "full_sync_cron": ((str,), LdapConfig.full_sync_cron),
     "guard_max_count": ((int,), LdapConfig.guard_max_count),
     "guard_max_share": ((int, float), LdapConfig.guard_max_share),
+    "guard_min_count": ((int,), LdapConfig.guard_min_count),
 }
 LDAP_DIALECTS = ("openldap", "ad", "generic")
 AD_MAX_PAGE_SIZE = 1000  # Active Directory's MaxPageSize LDAP policy
@@ -443,11 +445,13 @@ def _ldap(name: str, raw: dict[str, Any], path: str) -> LdapConfig:
     if values["dialect"] == "ad" and values["page_size"] > AD_MAX_PAGE_SIZE:
         raise ConfigError(f"{path}: {key}.page_size is {values['page_size']}; Active Directory pages at most "
                           f"{AD_MAX_PAGE_SIZE} entries, use {AD_MAX_PAGE_SIZE} or less")
-    if values["overlap_seconds"] < 0 or values["guard_max_count"] < 0:
-        raise ConfigError(f"{path}: {key}.overlap_seconds and guard_max_count must not be negative")
+    for item in ("overlap_seconds", "guard_max_count", "guard_min_count"):
+        if values[item] < 0:
+            raise ConfigError(f"{path}: {key}.{item} is {values[item]}; it must not be negative, use 0 or more")
     if not 0 <= values["guard_max_share"] <= 1:
         raise ConfigError(f"{path}: {key}.guard_max_share is {values['guard_max_share']}; give a share "
-                          "between 0 and 1, e.g. 0.1 for 10 % of the known users")
+                          "between 0 and 1, e.g. 0.1 for 10 % of the known users (it applies once "
+                          f"{key}.guard_min_count users or more would be deactivated or deleted)")
     if values["full_sync_cron"]:
         try:
             CronTrigger.from_crontab(values["full_sync_cron"])

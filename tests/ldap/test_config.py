@@ -23,6 +23,7 @@ def test_defaults_and_no_ldap_section():
     config = ldap()
     assert config.name == "corp" and config.dialect == "openldap" and config.tls_verify and not config.starttls
     assert config.poll_seconds == 30 and config.page_size == 500 and config.full_sync_cron == "0 3 * * *"
+    assert (config.guard_max_count, config.guard_max_share, config.guard_min_count) == (100, 0.1, 10)
     assert config.bind_dn is None and config.password is None  # an anonymous bind
 
 
@@ -40,7 +41,8 @@ def test_the_password_comes_from_env_or_file_and_stays_out_of_repr(monkeypatch, 
     ({"starttls": True}, ["starttls", "ldaps://"]),
     ({"tls_verify": "no"}, ["ldap.corp.tls_verify", "true or false"]),
     ({"page_size": 5000, "dialect": "ad"}, ["page_size", "1000"]),
-    ({"guard_max_share": 10}, ["guard_max_share", "between 0 and 1"]),
+    ({"guard_max_share": 10}, ["guard_max_share", "between 0 and 1", "ldap.corp.guard_min_count"]),
+    ({"guard_min_count": -1}, ["ldap.corp.guard_min_count", "not be negative"]),
     ({"full_sync_cron": "at three"}, ["full_sync_cron", "five fields"]),
     ({"bind_dn": "CN=svc"}, ["bind_dn", "password_env"]),
     ({"password_env": "NOT_SET_ANYWHERE"}, ["NOT_SET_ANYWHERE", "export"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,15 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from connector.config import load_config, parse_config
+from connector.sources.ldap.guard import judge
 from connector.sources.ldap.watcher import Watcher
 from connector.store import EventState
 from tests.ldap.conftest import events_of
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
 
 
-def test_the_guard_holds_mass_deletes_and_approve_releases_them(slapd, admin, base, ldap_config, store, caplog):
+def test_the_guard_holds_mass_deletes_and_approve_releases_them(slapd, admin, base, store, tmp_path, caplog):
     dns = [slapd.add_user(admin, base, f"user{n}") for n in range(10)]
-    watcher = Watcher(store, ldap_config(guard_max_count=3, guard_max_share=0.5))
+    config = write_config(tmp_path, slapd.url, base, guard_max_count=3, guard_max_share=0.5)
+    watcher = Watcher(store, load_config(str(config)).ldap["corp"])
     watcher.run()
     for dn in dns[:4]:
         slapd.check(admin, admin.delete(dn))
@@ -27,8 +31,8 @@ def test_the_guard_holds_mass_deletes_and_approve_releases_them(slapd, admin, ba
     assert result.counts["delete"] == 4 and result.counts["held"] == 4
     assert "mass-change guard tripped: 4 of 10 known users (40%)" in caplog.text
     assert "connector events approve" in result.guard_message
-    held = store.list_events(state=EventState.HELD)
-    assert len(held) == 4 and {e.change.kind for e in held} == {"delete"}
+    held = [e.id for e in store.list_events(state=EventState.HELD)]
+    assert len(held) == 4 and {store.get_event(i).change.kind for i in held} == {"delete"}
     assert store.ldap_watermark("corp").known == 6  # the cursor and the entries moved on with the held events
 
     # A later change of a held user waits behind the held delete instead of overtaking it.
@@ -36,8 +40,44 @@ def test_the_guard_holds_mass_deletes_and_approve_releases_them(slapd, admin, ba
     watcher.run()
     assert events_of(store)[-1].state is EventState.PENDING
 
-    assert store.requeue([e.id for e in held], time.time()) == 4  # what `connector events approve` does
+    approved = cli(config, "events", "approve", "--all", "--reason", "CHG-1234: the old OU is retired",
+                   "--operator", "oncall")
+    assert approved.returncode == 0, approved.stderr
+    assert "approved 4 held event(s)" in approved.stdout
     assert store.list_events(state=EventState.HELD) == []
+    assert {store.get_event(i).state for i in held} == {EventState.PENDING}
+    audit = cli(config, "audit", "--json")
+    assert audit.returncode == 0, audit.stderr
+    [entry] = [a for a in json.loads(audit.stdout) if a["action"] == "approve"]
+    assert entry["actor"] == "oncall" and entry["reason"] == "CHG-1234: the old OU is retired"
+    assert sorted(entry["event_ids"]) == sorted(held) and entry["detail"]["requeued"] == 4
+    watcher.close()
+
+
+@pytest.mark.parametrize("drops, known, min_count, tripped", [
+    (1, 8, 10, False),  # one leaver of 8 is 12 %, but below guard_min_count
+    (8, 8, 10, False),  # a directory smaller than guard_min_count relies on guard_max_count
+    (8, 8, 0, True),
+    (9, 50, 10, False),
+    (10, 50, 10, True),  # 20 % and guard_min_count reached
+    (101, 5000, 10, True),  # 2 %, but above guard_max_count
+    (0, 0, 0, False),
+])
+def test_the_share_counts_from_guard_min_count_drops_on(drops, known, min_count, tripped, tmp_path):
+    section = {"url": "ldap://127.0.0.1", "base": "dc=x", "guard_min_count": min_count}
+    config = parse_config({"ldap": {"corp": section}}, str(tmp_path / "c.toml")).ldap["corp"]
+    assert config.guard_max_count == 100 and config.guard_max_share == 0.1
+    assert judge(config, drops, known).tripped is tripped
+
+
+def test_one_leaver_in_a_small_directory_passes_the_default_guard(slapd, admin, base, ldap_config, store):
+    dns = [slapd.add_user(admin, base, f"user{n}") for n in range(8)]
+    watcher = Watcher(store, ldap_config(guard_max_share=0.1))
+    watcher.run()
+    slapd.check(admin, admin.delete(dns[0]))
+    result = watcher.run(full=True)
+    assert result.counts["delete"] == 1 and result.counts["held"] == 0 and result.guard_message is None
+    assert events_of(store)[-1].change.kind == "delete" and events_of(store)[-1].state is EventState.PENDING
     watcher.close()
 
 
@@ -68,22 +108,20 @@ def test_disables_count_for_the_guard_but_only_once(slapd, admin, base, ldap_con
     watcher.close()
 
 
-def write_config(tmp_path: Path, slapd_url: str, base: str) -> Path:
+def write_config(tmp_path: Path, slapd_url: str, base: str, **keys: object) -> Path:
+    """A connector.toml for the CLI: the `store` fixture's database and an [ldap.corp] section; keys override."""
     (tmp_path / "ldap-password").write_text(ADMIN_PASSWORD)
+    section = {"url": slapd_url, "dialect": "openldap", "base": base, "bind_dn": ADMIN_DN,
+               "password_file": str(tmp_path / "ldap-password"), "page_size": 50, "guard_max_share": 1.0, **keys}
     path = tmp_path / "connector.toml"
-    path.write_text(f"""
-[store]
-url = "sqlite:///{tmp_path / 'crash.db'}"
-[ldap.corp]
-url = "{slapd_url}"
-dialect = "openldap"
-base = "{base}"
-bind_dn = "{ADMIN_DN}"
-password_file = "{tmp_path / 'ldap-password'}"
-page_size = 50
-guard_max_share = 1.0
-""")
+    lines = [f"{key} = {json.dumps(value)}" for key, value in section.items()]
+    path.write_text(f"[store]\nurl = \"sqlite:///{tmp_path / 'ldap.db'}\"\n[ldap.corp]\n" + "\n".join(lines) + "\n")
     return path
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "connector.cli", *args, "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
 
 
 def sync(config: Path, *args: str) -> subprocess.Popen[str]:
@@ -113,10 +151,7 @@ def test_a_watcher_killed_mid_poll_resumes_from_the_watermark(slapd, admin, base
     last = sync(config)
     assert last.wait(60) == 0, last.stderr.read()
 
-    from connector.store.sqlite import SQLiteStore
-
-    crashed = SQLiteStore(str(tmp_path / "crash.db"))
-    events = crashed.list_events(limit=100_000)
+    events = store.list_events(limit=100_000)
     latest = {}
     for event in sorted(events, key=lambda e: e.id):
         latest[event.change.state["userName"]] = event.change
@@ -126,5 +161,4 @@ def test_a_watcher_killed_mid_poll_resumes_from_the_watermark(slapd, admin, base
     for event in events:
         per_user[event.change.external_id] = per_user.get(event.change.external_id, 0) + 1
     assert max(per_user.values()) <= 2  # a killed run stored nothing, so nothing was stored twice
-    assert crashed.ldap_watermark("corp").known == 650
-    crashed.close()
+    assert store.ldap_watermark("corp").known == 650

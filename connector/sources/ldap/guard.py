@@ -21,10 +21,15 @@ class GuardVerdict:
     def describe(self, config: LdapConfig) -> str:
         share = self.drops / self.known if self.known else 1.0
         return (f"{self.drops} of {self.known} known users ({share:.0%}) would be deactivated or deleted; "
-                f"the limit is {config.guard_max_count} users or {config.guard_max_share:.0%}")
+                f"the limit is {config.guard_max_count} users, or {config.guard_max_share:.0%} once "
+                f"{config.guard_min_count} or more would go")
 
 
 def judge(config: LdapConfig, drops: int, known: int) -> GuardVerdict:
-    """Trip when drops exceed guard_max_count, or guard_max_share of the known users."""
-    tripped = drops > config.guard_max_count or (known > 0 and drops > config.guard_max_share * known)
+    """Trip when drops exceed guard_max_count, or guard_max_share of the known users.
+
+    The share counts only from guard_min_count drops on: in a directory of 8, one leaver is 12 %.
+    """
+    by_share = drops >= config.guard_min_count and drops > config.guard_max_share * known
+    tripped = drops > config.guard_max_count or (known > 0 and by_share)
     return GuardVerdict(drops, known, tripped and drops > 0)
