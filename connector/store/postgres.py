@@ -667,7 +667,6 @@ class PostgresStore(Store):
 
     def commit_poll(self, poll: LdapPoll) -> list[int]:
         now = time.time()
-        ids = []
         with self._write() as conn:
             # The row lock makes concurrent pollers of one directory take turns; the loser sees a new version.
             conn.execute("INSERT INTO ldap_watermarks (directory, cursor, version) VALUES (%s, '{}', 0)"
@@ -676,23 +675,28 @@ class PostgresStore(Store):
                                (poll.directory,)).fetchone()
             if row["version"] != poll.version:
                 raise WatermarkMoved(f"the watermark of {poll.directory} moved on while this poll ran; poll again")
-            for change, held in [(c, False) for c in poll.changes] + [(c, True) for c in poll.held]:
-                if not held:
-                    held = conn.execute(
-                        "SELECT EXISTS (SELECT 1 FROM events WHERE source = %s AND external_id = %s"
-                        " AND state = 'held') AS held", (change.source, change.external_id),
-                    ).fetchone()["held"]
-                values = (change.idem_key, change.source, change.external_id, change.kind, _state_json(change),
-                          change.cause, change.accepted_at, "held" if held else "pending", change.accepted_at, now)
-                ids.extend(r["id"] for r in conn.execute(_INSERT_EVENT, values).fetchall())
+            waiting = _held_users(conn, poll.changes)
+            # An upsert and its entry share one state dict: serialize it once.
+            states = {id(c.state): _state_json(c) for c in [*poll.changes, *poll.held]}
+            rows = [(c.idem_key, c.source, c.external_id, c.kind, states[id(c.state)], c.cause, c.accepted_at,
+                     "held" if held or (c.source, c.external_id) in waiting else "pending", c.accepted_at, now)
+                    for c, held in [(c, False) for c in poll.changes] + [(c, True) for c in poll.held]]
+            ids = []
+            if rows:
+                cursor = conn.cursor()
+                cursor.executemany(_INSERT_EVENT, rows, returning=True)
+                while True:
+                    ids.extend(r["id"] for r in cursor.fetchall())
+                    if not cursor.nextset():
+                        break
             if poll.entries:
                 conn.cursor().executemany(
                     "INSERT INTO ldap_entries (directory, external_id, digest, active, groups, state)"
                     " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (directory, external_id) DO UPDATE SET"
                     " digest = excluded.digest, active = excluded.active, groups = excluded.groups,"
                     " state = excluded.state",
-                    [(poll.directory, e.external_id, e.digest, e.active, json.dumps(e.groups), json.dumps(e.state))
-                     for e in poll.entries],
+                    [(poll.directory, e.external_id, e.digest, e.active, json.dumps(e.groups),
+                      states.get(id(e.state)) or json.dumps(e.state)) for e in poll.entries],
                 )
             if poll.removed:
                 conn.execute("DELETE FROM ldap_entries WHERE directory = %s AND external_id = ANY(%s::text[])",
@@ -787,6 +791,17 @@ def _sent_json(sent: Sequence[dict[str, Any]]) -> str:
         return json.dumps(list(sent), allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ValueError(f"the SOAP requests sent are not JSON ({error}); give plain strings and numbers") from error
+
+
+def _held_users(conn: psycopg.Connection[DictRow], changes: Sequence[UserChange]) -> set[tuple[str, str]]:
+    """(source, external_id) of the changes whose user has a held event: their new events wait behind it."""
+    waiting: set[tuple[str, str]] = set()
+    for source in {c.source for c in changes}:
+        ids = [c.external_id for c in changes if c.source == source]
+        waiting.update((source, r["external_id"]) for r in conn.execute(
+            "SELECT DISTINCT external_id FROM events WHERE source = %s AND state = 'held'"
+            " AND external_id = ANY(%s::text[])", (source, ids)))
+    return waiting
 
 
 def _state_json(change: UserChange) -> str:

@@ -134,11 +134,12 @@ _EVENT_COLUMNS = (
     " state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at"
 )
 
-_INSERT_EVENT = (
+_INSERT_EVENTS = (
     "INSERT INTO events (idem_key, source, external_id, kind, state_json, cause, accepted_at,"
     " state, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (idem_key) DO NOTHING RETURNING id"
+    " ON CONFLICT (idem_key) DO NOTHING"
 )
+_INSERT_EVENT = _INSERT_EVENTS + " RETURNING id"
 
 # The oldest due event that is its user's oldest pending one, of a user with nothing in flight.
 _PICK_USER = """
@@ -603,26 +604,24 @@ class SQLiteStore(Store):
 
     def commit_poll(self, poll: LdapPoll) -> list[int]:
         now = time.time()
-        ids = []
         with self._write() as conn:
             row = conn.execute("SELECT version FROM ldap_watermarks WHERE directory = ?", (poll.directory,)).fetchone()
             if (row["version"] if row else 0) != poll.version:
                 raise WatermarkMoved(f"the watermark of {poll.directory} moved on while this poll ran; poll again")
-            for change, held in [(c, False) for c in poll.changes] + [(c, True) for c in poll.held]:
-                if not held:
-                    held = conn.execute(
-                        "SELECT EXISTS (SELECT 1 FROM events WHERE source = ? AND external_id = ? AND state = 'held')",
-                        (change.source, change.external_id),
-                    ).fetchone()[0]
-                state = "held" if held else "pending"
-                values = (change.idem_key, change.source, change.external_id, change.kind, _state_json(change),
-                          change.cause, change.accepted_at, state, change.accepted_at, now)
-                ids.extend(r[0] for r in conn.execute(_INSERT_EVENT, values).fetchall())
+            waiting = _held_users(conn, poll.changes)
+            # An upsert and its entry share one state dict: serialize it once.
+            states = {id(c.state): _state_json(c) for c in [*poll.changes, *poll.held]}
+            rows = [(c.idem_key, c.source, c.external_id, c.kind, states[id(c.state)], c.cause, c.accepted_at,
+                     "held" if held or (c.source, c.external_id) in waiting else "pending", c.accepted_at, now)
+                    for c, held in [(c, False) for c in poll.changes] + [(c, True) for c in poll.held]]
+            last = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+            conn.executemany(_INSERT_EVENTS, rows)  # BEGIN IMMEDIATE: the new ids are the ones above `last`
+            ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE id > ? ORDER BY id", (last,))]
             conn.executemany(
                 "INSERT OR REPLACE INTO ldap_entries (directory, external_id, digest, active, groups, state)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                [(poll.directory, e.external_id, e.digest, int(e.active), json.dumps(e.groups), json.dumps(e.state))
-                 for e in poll.entries],
+                [(poll.directory, e.external_id, e.digest, int(e.active), json.dumps(e.groups),
+                  states.get(id(e.state)) or json.dumps(e.state)) for e in poll.entries],
             )
             conn.executemany("DELETE FROM ldap_entries WHERE directory = ? AND external_id = ?",
                              [(poll.directory, external_id) for external_id in poll.removed])
@@ -733,6 +732,17 @@ def _sent_json(sent: Sequence[dict[str, Any]]) -> str:
         return json.dumps(list(sent), allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ValueError(f"the SOAP requests sent are not JSON ({error}); give plain strings and numbers") from error
+
+
+def _held_users(conn: sqlite3.Connection, changes: Sequence[UserChange]) -> set[tuple[str, str]]:
+    """(source, external_id) of the changes whose user has a held event: their new events wait behind it."""
+    waiting: set[tuple[str, str]] = set()
+    for source in {c.source for c in changes}:
+        ids = json.dumps([c.external_id for c in changes if c.source == source])
+        waiting.update((source, r[0]) for r in conn.execute(
+            "SELECT DISTINCT external_id FROM events WHERE source = ? AND state = 'held'"
+            " AND external_id IN (SELECT value FROM json_each(?))", (source, ids)))
+    return waiting
 
 
 def _state_json(change: UserChange) -> str:

@@ -87,7 +87,7 @@ class Dialect:
 
     def advance(self, begin: Begin, stamps: list[Any]) -> dict[str, Any]:
         """The cursor after a run that saw entries stamped `stamps`."""
-        seen = [_parse_time(s) for s in stamps if s]
+        seen = [_parse_time(s) for s in set(stamps) if s]  # a full sync has few distinct stamps
         if begin.cursor.get("stamp"):
             seen.append(_parse_time(begin.cursor["stamp"]))
         return {"stamp": _generalized(max(seen))} if seen else {}

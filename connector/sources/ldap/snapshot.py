@@ -24,41 +24,42 @@ class Snapshot:
 
 def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> Snapshot:
     """Normalize one search result; the digest covers everything the mapping may read."""
-    texts: dict[str, tuple[str, list[str]]] = {}
+    texts: dict[str, list[str]] = {}  # lower-cased attribute name -> its non-empty values as text
     for key, value in values.items():
-        found = [_text(v) for v in (value if isinstance(value, list) else [value]) if v not in (None, "", b"")]
+        found = [v if type(v) is str else _text(v) for v in (value if isinstance(value, list) else (value,))
+                 if v not in _EMPTY]
         if found:
-            texts[key.lower()] = (key, found)
-
-    def all_of(name: str) -> list[str]:
-        return texts.get(name.lower(), ("", []))[1]
-
-    def first(*names: str | None) -> str | None:
-        return next((texts[n.lower()][1][0] for n in names if n and n.lower() in texts), None)
-
+            texts[key.lower()] = found
+    empty: list[str] = []
+    names = (dialect.config.username_attribute, *dialect.username_attributes)
+    username = next((texts[n.lower()][0] for n in names if n and n.lower() in texts), None)
+    display = texts.get("displayname") or texts.get("cn")
+    groups = texts.get("memberof", empty)
     active = dialect.is_active(values)
-    groups = all_of("memberOf")
     state: dict[str, Any] = {
-        "userName": first(dialect.config.username_attribute, *dialect.username_attributes) or dn,
+        "userName": username or dn,
         "active": active,
-        "displayName": first("displayName", "cn") or "",
-        "emails": [{"value": v, "type": "work", "primary": i == 0} for i, v in enumerate(all_of("mail"))],
-        "phoneNumbers": [{"value": v, "type": "work"} for v in all_of("telephoneNumber")]
-        + [{"value": v, "type": "mobile"} for v in all_of("mobile")],
+        "displayName": display[0] if display else "",
+        "emails": [{"value": v, "type": "work", "primary": i == 0} for i, v in enumerate(texts.get("mail", empty))],
+        "phoneNumbers": [{"value": v, "type": "work"} for v in texts.get("telephonenumber", empty)]
+        + [{"value": v, "type": "mobile"} for v in texts.get("mobile", empty)],
         "groups": groups,
         "attributes": {"dn": dn},
     }
-    name = {key: value for key, value in (("givenName", first("givenName")), ("familyName", first("sn"))) if value}
-    if name:
-        state["name"] = name
+    given, family = texts.get("givenname"), texts.get("sn")
+    if given or family:
+        state["name"] = {**({"givenName": given[0]} if given else {}), **({"familyName": family[0]} if family else {})}
+    attributes = state["attributes"]
     for wanted in dialect.state_attributes:
         found = texts.get(wanted.lower())
         if found:
-            state["attributes"][wanted] = found[1][0] if len(found[1]) == 1 else found[1]
+            attributes[wanted] = found[0] if len(found) == 1 else found
     digest = hashlib.sha256(json.dumps(state, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    entry = LdapEntry(dialect.external_id(dn, values, raw), digest, active, tuple(g.lower() for g in groups), state)
-    stamp = texts.get(dialect.stamp_attribute.lower(), ("", [None]))[1][0]
-    return Snapshot(entry, stamp)
+    entry = LdapEntry(dialect.external_id(dn, values, raw), digest, active, tuple([g.lower() for g in groups]), state)
+    return Snapshot(entry, texts.get(dialect.stamp_attribute.lower(), [None])[0])
+
+
+_EMPTY = (None, "", b"")
 
 
 def _text(value: Any) -> str:
