@@ -12,10 +12,10 @@ import uvicorn
 from connector.config import Config, ConfigError
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.mapping import Mapping, load_mapping
-from connector.sources.ldap.scheduler import LdapScheduler
 from connector.ops.health import create_admin_app
 from connector.ops.metrics import register_store
 from connector.simulator.app import create_app, load_seed
+from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.scim import create_scim_app
 from connector.store import Store, open_store
 from connector.target.verba.client import VerbaClient
@@ -50,7 +50,7 @@ class Connector:
         self.config = config
         self.mapping: Mapping = load_mapping(config.mapping_file)
         self.store = open_migrated_store(config)
-        self.servers: list[uvicorn.Server] = []
+        self.servers: dict[str, tuple[uvicorn.Server, threading.Thread]] = {}  # by config key
         self.client = open_client(config)
         deliverer = Deliverer(self.store, self.client, self.mapping, config.delivery)
         self.pool = WorkerPool(deliverer, config.delivery.workers, config.delivery.idle_poll_seconds)
@@ -74,13 +74,20 @@ class Connector:
         self._start_scim()
 
     def stop(self) -> None:
-        """Let in-flight pushes finish, then close everything; nothing pending is lost."""
+        """Stop intake, let in-flight pushes finish, then close everything; nothing accepted is lost."""
+        self._stop_servers("scim.listen")  # requests in progress finish and commit first
         self.ldap.stop()  # a running poll commits or leaves nothing
         self.pool.stop()
         self.client.close()
-        for server in self.servers:
-            server.should_exit = True
+        self._stop_servers("admin.listen", "simulator.listen")
         self.store.close()
+
+    def _stop_servers(self, *keys: str) -> None:
+        for key in keys:
+            if key in self.servers:
+                server, thread = self.servers.pop(key)
+                server.should_exit = True
+                thread.join(10)
 
     def serve(self, app: Any, host: str, port: int, key: str) -> None:
         """Serve `app` with uvicorn in a thread; return once it listens. `key` names its config key."""
@@ -92,7 +99,7 @@ class Connector:
                 raise ConfigError(f"{self.config.path}: cannot listen on {host}:{port} ({key}); "
                                   f"free the port or set {key} to another host:port")
             time.sleep(0.02)
-        self.servers.append(server)
+        self.servers[key] = (server, thread)
 
     def _start_scim(self) -> None:
         """Serve SCIM once the workers run: every write it accepts is already a committed event."""
