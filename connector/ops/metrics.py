@@ -54,7 +54,7 @@ def observe_soap_call(operation: str, status: str, seconds: float) -> None:
 
 
 class StoreCollector(Collector):
-    """Queue depth, oldest pending age, dead letters by cause and events accepted, from the store."""
+    """Queue depth, oldest pending age, dead letters by cause, LDAP watermark lag and events accepted, from the store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -79,6 +79,13 @@ class StoreCollector(Collector):
         for cause, count in sorted(by_cause.items()):
             dead.add_metric([cause], count)
         yield dead
+        lag = GaugeMetricFamily("connector_ldap_watermark_lag_seconds",
+                                "Seconds since each directory's watermark last moved (its last successful run).",
+                                labels=["directory"])
+        for mark in self.store.ldap_watermarks():
+            if mark.last_success_at is not None:
+                lag.add_metric([mark.directory], max(0.0, time.time() - mark.last_success_at))
+        yield lag
         accepted = CounterMetricFamily("connector_events_accepted", "Events accepted by source and kind.",
                                        labels=["source", "kind"])
         for source, kind, count in self.store.count_by_source_and_kind():

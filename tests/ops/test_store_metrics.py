@@ -1,0 +1,32 @@
+"""The store-backed metrics, read at scrape time from a real store."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from connector.events import UserChange
+from connector.ops.metrics import register_store
+from connector.store import EventState, open_store
+from connector.store.base import LdapPoll
+
+
+def test_queue_dead_letters_accepted_and_watermark_lag_come_from_the_store(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    store.migrate()
+    store.enqueue([UserChange("scim", "1", "upsert", {"userName": "a"}, accepted_at=time.time() - 60)])
+    store.enqueue([UserChange("scim", "2", "delete", {"userName": "b"})], state=EventState.HELD)
+    store.commit_poll(LdapPoll(directory="corp", version=0, cursor={"usn": 1}, at=time.time() - 30))
+    registry = CollectorRegistry()
+    register_store(store, registry)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(generate_latest(registry).decode())
+               for s in family.samples}
+    store.close()
+    assert samples[("connector_queue_depth", (("state", "pending"),))] == 1
+    assert samples[("connector_queue_depth", (("state", "held"),))] == 1
+    assert 59 <= samples[("connector_queue_oldest_pending_age_seconds", ())] < 120
+    assert samples[("connector_events_accepted_total", (("kind", "delete"), ("source", "scim")))] == 1
+    assert 29 <= samples[("connector_ldap_watermark_lag_seconds", (("directory", "corp"),))] < 120
