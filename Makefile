@@ -31,7 +31,7 @@ system-packages:
 test: venv system-packages
 	$(BIN)/pytest -q
 
-bench: venv
+bench: venv system-packages
 	$(BIN)/python bench/bench_enqueue.py
 	$(BIN)/python bench/bench_push.py
 	$(BIN)/python bench/bench_scim.py
