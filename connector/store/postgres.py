@@ -27,6 +27,7 @@ from connector.mapping.records import ExtensionRecord
 from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, WatermarkMoved
 from connector.store.base import Attempt, AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
 from connector.store.base import ScimQuery, ScimResource, ScimTransaction, ScimValue
+from connector.store.queries import event_filter
 
 CONNECT_TIMEOUT_SECONDS = 10
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
@@ -528,24 +529,9 @@ class PostgresStore(Store):
         since: float | None = None,
         limit: int = 100,
     ) -> list[StoredEvent]:
-        filters: list[str] = []
-        params: list[Any] = []
-        if state is not None:
-            filters.append("state = %s")
-            params.append(EventState(state).value)
-        if cause is not None:
-            filters.append("last_cause = %s")
-            params.append(cause)
-        if user is not None:
-            filters.append("(external_id = %s OR lower(state_json ->> 'userName') = lower(%s))")
-            params.extend((user, user))
-        if source is not None:
-            filters.append("source = %s")
-            params.append(source)
-        if since is not None:
-            filters.append("updated_at >= %s")
-            params.append(since)
-        where = f"WHERE {' AND '.join(filters)}" if filters else ""
+        where, params = event_filter(
+            "%s", "state_json ->> 'userName'", state=state, cause=cause, user=user, source=source, since=since
+        )
         with self._autocommit() as conn:
             rows = conn.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT %s", (*params, limit)

@@ -16,6 +16,7 @@ from connector.mapping.records import ExtensionRecord
 from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, WatermarkMoved
 from connector.store.base import Attempt, AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
 from connector.store.base import ScimQuery, ScimResource, ScimTransaction, ScimValue
+from connector.store.queries import event_filter
 
 BUSY_TIMEOUT_SECONDS = 5.0
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
@@ -467,24 +468,9 @@ class SQLiteStore(Store):
         since: float | None = None,
         limit: int = 100,
     ) -> list[StoredEvent]:
-        filters: list[str] = []
-        params: list[Any] = []
-        if state is not None:
-            filters.append("state = ?")
-            params.append(EventState(state).value)
-        if cause is not None:
-            filters.append("last_cause = ?")
-            params.append(cause)
-        if user is not None:
-            filters.append("(external_id = ? OR lower(json_extract(state_json, '$.userName')) = lower(?))")
-            params.extend((user, user))
-        if source is not None:
-            filters.append("source = ?")
-            params.append(source)
-        if since is not None:
-            filters.append("updated_at >= ?")
-            params.append(since)
-        where = f"WHERE {' AND '.join(filters)}" if filters else ""
+        where, params = event_filter(
+            "?", "json_extract(state_json, '$.userName')", state=state, cause=cause, user=user, source=source, since=since
+        )
         with self._read() as conn:
             rows = conn.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?", (*params, limit)
