@@ -79,13 +79,19 @@ def validate_config(config_path: str) -> None:
 @click.option("--port", default=7002, show_default=True, type=int)
 @click.option("--seed", type=click.Path(exists=True, dir_okay=False), help="JSON file of environments, users, extensions.")
 @click.option("--token-ttl", default=3600.0, show_default=True, help="Seconds before an issued token expires.")
-def simulator(host: str, port: int, seed: str | None, token_ttl: float) -> None:
+# The choices are connector.simulator.operations.MISSING_EXTENSION_SHAPES, spelled out so that
+# the CLI does not import the simulator before it runs (tests check that the two agree).
+@click.option("--missing-extension", type=click.Choice(["ok_empty", "error_general", "error_illegal_argument"]),
+              default="ok_empty", show_default=True,
+              help="How getExtension/updateExtension answer for a missing extension; change it at run time "
+                   "with POST /_sim/behaviour.")
+def simulator(host: str, port: int, seed: str | None, token_ttl: float, missing_extension: str) -> None:
     """Serve the Verba Provisioning API v2 simulator (WSDL at /provisioning?wsdl)."""
     from connector.simulator.app import serve
 
     click.echo(f"simulator: http://{host}:{port}/provisioning (WSDL: ?wsdl, test control: /_sim/); stop with Ctrl-C")
     try:
-        serve(host, port, seed, token_ttl)
+        serve(host, port, seed, token_ttl, missing_extension)
     except ValueError as exc:
         raise ConnectorError(f"{exc}; fix the seed file") from None
 

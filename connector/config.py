@@ -65,6 +65,11 @@ class DeliveryConfig:
     lease_seconds: float = 120.0
     idle_poll_seconds: float = 0.1
     user_cache_seconds: float = 600.0
+    # The stop-recording guard: hold a source's stop-recording pushes once, within the window, they
+    # would stop more than guard_max_count users and more than guard_max_share of its recorded users.
+    guard_max_count: int = 10
+    guard_max_share: float = 0.1
+    guard_window_seconds: float = 300.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +186,9 @@ _DELIVERY = {
     "lease_seconds": ((int, float), DeliveryConfig.lease_seconds),
     "idle_poll_seconds": ((int, float), DeliveryConfig.idle_poll_seconds),
     "user_cache_seconds": ((int, float), DeliveryConfig.user_cache_seconds),
+    "guard_max_count": (int, DeliveryConfig.guard_max_count),
+    "guard_max_share": ((int, float), DeliveryConfig.guard_max_share),
+    "guard_window_seconds": ((int, float), DeliveryConfig.guard_window_seconds),
 }
 _ADMIN = {"listen": (str, "127.0.0.1:8081")}
 _LOGGING = {"format": (str, LoggingConfig.format), "level": (str, LoggingConfig.level)}
@@ -370,12 +378,19 @@ def _delivery(values: dict[str, Any], path: str) -> DeliveryConfig:
     for key in ("workers", "max_attempts"):
         if values[key] < 1:
             raise ConfigError(f"{path}: delivery.{key} is {values[key]}; it must be at least 1")
-    for key in ("backoff_base_seconds", "backoff_max_seconds", "lease_seconds", "idle_poll_seconds"):
+    if values["guard_max_count"] < 0:
+        raise ConfigError(f"{path}: delivery.guard_max_count is {values['guard_max_count']}; it must be 0 or more")
+    if not 0 <= values["guard_max_share"] <= 1:
+        raise ConfigError(f"{path}: delivery.guard_max_share is {values['guard_max_share']}; "
+                          "write a share between 0 and 1, such as 0.1 for 10 %")
+    for key in ("backoff_base_seconds", "backoff_max_seconds", "lease_seconds", "idle_poll_seconds",
+                "guard_window_seconds"):
         if values[key] <= 0:
             raise ConfigError(f"{path}: delivery.{key} is {values[key]}; it must be above 0")
     if values["backoff_max_seconds"] < values["backoff_base_seconds"]:
         raise ConfigError(f"{path}: delivery.backoff_max_seconds is below delivery.backoff_base_seconds; raise it")
-    return DeliveryConfig(**{k: v if k in ("workers", "max_attempts") else float(v) for k, v in values.items()})
+    integers = ("workers", "max_attempts", "guard_max_count")
+    return DeliveryConfig(**{k: v if k in integers else float(v) for k, v in values.items()})
 
 
 # [ldap.NAME] key -> (allowed types, default)

@@ -3,6 +3,8 @@
 Failures are classified (DESIGN.md invariant 4): transport errors, HTTP 5xx and
 ERROR_GENERAL retry with full-jitter backoff until `max_attempts`;
 ERROR_ILLEGAL_ARGUMENT, mapping failures and unresolved users dead-letter at once.
+Who may write which extension is decided in `ownership.py`; a burst of stop-recording
+pushes is held by `guard.py`.
 """
 
 from __future__ import annotations
@@ -15,16 +17,20 @@ from typing import Any, Callable
 
 from connector.config import DeliveryConfig
 from connector.delivery.backoff import full_jitter_delay
+from connector.delivery.guard import CAUSE as GUARD_CAUSE, StopRecordingGuard
+from connector.delivery.ownership import OwnershipPusher
 from connector.delivery.users import UnresolvedUser, UserIdResolver
-from connector.mapping import Mapping, MappingFailure, MappedUser
-from connector.mapping.records import ExtensionRecord
+from connector.mapping import Mapping, MappingFailure
 from connector.ops.logs import correlation, correlation_id
 from connector.ops.metrics import COALESCED
 from connector.store import Claim, Store
+from connector.store.ownership import Claimant, ExtensionsBusy
 from connector.target.verba.client import VerbaClient
 from connector.target.verba.errors import VerbaError
 
 log = logging.getLogger("connector.delivery")
+
+BUSY_RETRY_SECONDS = 0.2  # a user whose extension another push holds is tried again this much later
 
 
 class Deliverer:
@@ -44,6 +50,8 @@ class Deliverer:
         self.config = config
         self.clock = clock
         self.users = UserIdResolver(client, mapping, config.user_cache_seconds)
+        self.guard = StopRecordingGuard(store, config, clock)
+        self.owners = OwnershipPusher(store, client, mapping.on_conflict, clock)
 
     def deliver_one(self, owner: str) -> bool:
         """Claim and push one user's pending events; False when nothing is due."""
@@ -65,10 +73,20 @@ class Deliverer:
             user_id = self.users.resolve(change, known)
             previous = self.store.pushed_extensions(claim.source, claim.external_id)
             mapped = self.mapping.map_user(change, user_id, previous)
+            held = self.guard.hold_reason(claim, previous, mapped)
+            if held is not None:
+                self.store.hold(claim, GUARD_CAUSE, held)
+                log.warning("%s/%s held by the stop-recording guard: %s", claim.source, claim.external_id, held,
+                            extra={"event_ids": list(claim.event_ids), "cause": GUARD_CAUSE, "outcome": "held"})
+                return
             known_extensions = {p.extension for p in previous}
             self.store.note_pushing(claim.source, claim.external_id,
                                     [r for r in mapped.upserts if r.extension not in known_extensions])
-            self.push(mapped)
+            me = Claimant(claim.source, claim.external_id, user_id, self.mapping.login_name(change.state),
+                          change.accepted_at)
+            outcome = self.owners.push(claim, me, mapped)
+        except ExtensionsBusy:
+            self.store.postpone(claim, self.clock() + BUSY_RETRY_SECONDS)
         except (MappingFailure, ValueError) as exc:
             self._dead(claim, "mapping", str(exc), sent)
         except UnresolvedUser as exc:
@@ -79,22 +97,12 @@ class Deliverer:
             else:
                 self._dead(claim, exc.cause, str(exc), sent)
         else:
-            self.store.complete(claim, mapped.upserts, user_id, sent=sent)
+            self.store.complete(claim, outcome.written, user_id, sent=sent)
             COALESCED.inc(len(claim.event_ids) - 1)
-            log.info("pushed %s/%s: %d upserted, %d deprovisioned", claim.source, claim.external_id,
-                     len(mapped.upserts), len(mapped.deprovisions),
+            log.info("pushed %s/%s: %d upserted, %d stopped, %d in conflict, %d left alone",
+                     claim.source, claim.external_id, len(outcome.written), len(outcome.stopped),
+                     len(outcome.conflicts), len(outcome.left_alone),
                      extra={"event_ids": list(claim.event_ids), "verba_user_id": user_id, "outcome": "done"})
-
-    def push(self, mapped: MappedUser) -> None:
-        for record in mapped.upserts:
-            self.client.upsert_extension(record)
-        for record in mapped.deprovisions:
-            self.deprovision(record)
-
-    def deprovision(self, record: ExtensionRecord) -> None:
-        """Stop recording on an extension that exists; one that never existed needs nothing."""
-        if self.client.get_extension(record.extension) is not None:
-            self.client.update_extension(record)
 
     def _retry(self, claim: Claim, exc: VerbaError, sent: list[dict[str, Any]]) -> None:
         delay = full_jitter_delay(claim.attempts, self.config.backoff_base_seconds, self.config.backoff_max_seconds)

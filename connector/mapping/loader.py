@@ -15,8 +15,8 @@ from typing import Any
 import phonenumbers
 
 from connector.errors import ConnectorError
-from connector.mapping.mapper import DEPROVISION_ACTIONS, ON_INVALID, ExtensionSource, Mapping
-from connector.mapping.normalize import NORMALIZE_MODES
+from connector.mapping.mapper import DEPROVISION_ACTIONS, ON_CONFLICT, ON_INVALID, ExtensionSource, Mapping
+from connector.mapping.normalize import NORMALIZE_MODES, SUFFIX_MODES
 from connector.mapping.paths import AttributePath
 from connector.mapping.records import RECORDING_MODES
 from connector.mapping.rules import Condition, RecordingSettings, Rule
@@ -51,7 +51,7 @@ def load_mapping(path: str | Path) -> Mapping:
 def parse_mapping(data: dict[str, Any], file: str) -> Mapping:
     """Build a Mapping from parsed TOML; `file` names the source in error messages."""
     top = _Table(file, "", data)
-    top.only("environment", "user_id", "extensions", "defaults", "rules", "deprovision")
+    top.only("environment", "user_id", "extensions", "defaults", "rules", "deprovision", "ownership")
     eid, short_name = _environment(top.table("environment", required=True))
     user_id = top.table("user_id")
     user_id.only("attribute", "login_name", "create_missing")
@@ -60,6 +60,8 @@ def parse_mapping(data: dict[str, Any], file: str) -> Mapping:
     defaults = _settings(defaults_table, DEFAULT_SETTINGS)
     deprovision = top.table("deprovision")
     deprovision.only("action")
+    ownership = top.table("ownership")
+    ownership.only("on_conflict")
     sources = top.tables("extensions")
     if not sources:
         raise top.error("extensions", 'is missing; add at least one [[extensions]] table with from = "..." and normalize = "..."')
@@ -74,6 +76,7 @@ def parse_mapping(data: dict[str, Any], file: str) -> Mapping:
         login_name_paths=_login_name(user_id),
         create_missing_users=user_id.boolean("create_missing", False),
         deprovision_action=deprovision.choice("action", DEPROVISION_ACTIONS, "stop_recording"),
+        on_conflict=ownership.choice("on_conflict", ON_CONFLICT, "hold"),
     )
 
 
@@ -164,7 +167,7 @@ def _login_name(table: _Table) -> tuple[AttributePath, ...]:
 
 
 def _source(table: _Table) -> ExtensionSource:
-    table.only("from", "normalize", "default_country", "on_invalid")
+    table.only("from", "normalize", "default_country", "suffix", "on_invalid")
     if "from" not in table.data:
         raise table.error("from", 'is missing; say where the numbers come from, e.g. from = \'phoneNumbers[type eq "work"].value\'')
     how = table.choice("normalize", NORMALIZE_MODES, None)
@@ -175,7 +178,13 @@ def _source(table: _Table) -> ExtensionSource:
         if country.upper() not in phonenumbers.SUPPORTED_REGIONS:
             raise table.error("default_country", f"is {country!r}; use a two-letter region code such as US, GB or DE")
         country = country.upper()
-    return ExtensionSource(table.path("from", table.data["from"]), how, country, table.choice("on_invalid", ON_INVALID, "error"))
+    if "suffix" in table.data and how not in ("e164", "digits"):
+        raise table.error("suffix", f'only applies to normalize = "e164" or "digits", not {how!r}; remove it')
+    return ExtensionSource(
+        table.path("from", table.data["from"]), how, country,
+        on_invalid=table.choice("on_invalid", ON_INVALID, "error"),
+        suffix=table.choice("suffix", SUFFIX_MODES, "keep"),
+    )
 
 
 def _settings(table: _Table, base: RecordingSettings) -> RecordingSettings:

@@ -12,6 +12,7 @@ from connector.mapping.records import ExtensionRecord
 from connector.mapping.rules import RecordingSettings, Rule, first_match
 
 DEPROVISION_ACTIONS: tuple[str, ...] = ("stop_recording", "ignore")
+ON_CONFLICT: tuple[str, ...] = ("hold", "take_over")
 ON_INVALID: tuple[str, ...] = ("error", "skip")
 
 
@@ -31,6 +32,7 @@ class ExtensionSource:
     normalize: str
     default_country: str | None = None
     on_invalid: str = "error"
+    suffix: str = "keep"
 
     def extensions(self, state: dict[str, Any], *, strict: bool) -> Iterator[str]:
         """The normalized extensions in the state; `strict` False skips bad values whatever `on_invalid` says."""
@@ -38,7 +40,7 @@ class ExtensionSource:
             if isinstance(value, str) and not value.strip():
                 continue
             try:
-                extension = normalize_extension(value, self.normalize, self.default_country)
+                extension = normalize_extension(value, self.normalize, self.default_country, self.suffix)
             except ValueError as exc:
                 if strict and self.on_invalid == "error":
                     raise MappingFailure(
@@ -61,6 +63,7 @@ class Mapping:
     login_name_paths: tuple[AttributePath, ...] = (AttributePath.parse("userName"),)
     create_missing_users: bool = False
     deprovision_action: str = "stop_recording"
+    on_conflict: str = "hold"  # an extension held by a Verba user the connector does not manage
 
     @property
     def user_id_attribute(self) -> str | None:

@@ -20,6 +20,13 @@ PUSH_SECONDS = Histogram(
 )
 COALESCED = Counter("connector_events_coalesced_total", "Events delivered as part of a newer event's push.")
 SCIM_REQUESTS = Counter("connector_scim_requests_total", "SCIM requests by method and HTTP status.", ["method", "status"])
+OWNERSHIP_DECISIONS = Counter(
+    "connector_extension_ownership_decisions_total",
+    "Ownership decisions: conflict (held), hand_over, take_over, left_alone (a stop-recording write not sent).",
+    ["decision"],
+)
+STOP_RECORDING_HELD = Counter("connector_stop_recording_guard_held_total",
+                              "Pushes held by the stop-recording guard, by source.", ["source"])
 LDAP_POLL_SECONDS = Histogram("connector_ldap_poll_duration_seconds", "Time of one LDAP poll.", ["directory"])
 
 
@@ -86,6 +93,13 @@ class StoreCollector(Collector):
             if mark.last_success_at is not None:
                 lag.add_metric([mark.directory], max(0.0, time.time() - mark.last_success_at))
         yield lag
+        conflicts, clashes = self.store.ownership_counts()
+        yield GaugeMetricFamily("connector_extension_conflicts",
+                                "Open extension conflicts: an extension a user claims but another Verba user holds.",
+                                value=conflicts)
+        yield GaugeMetricFamily("connector_extension_clashes",
+                                "Extensions that users of two or more Verba users claim at once (claim index).",
+                                value=clashes)
         accepted = CounterMetricFamily("connector_events_accepted", "Events accepted by source and kind.",
                                        labels=["source", "kind"])
         for source, kind, count in self.store.count_by_source_and_kind():

@@ -1,10 +1,11 @@
-"""python -m connector.simulator [--host H] [--port P] [--seed FILE] [--token-ttl SECONDS]"""
+"""python -m connector.simulator [--host H] [--port P] [--seed FILE] [--token-ttl SECONDS] [--missing-extension SHAPE]"""
 
 from __future__ import annotations
 
 import argparse
 
 from connector.simulator import serve
+from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 
 
 def main() -> None:
@@ -13,9 +14,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7002)
     parser.add_argument("--seed", help="JSON seed file (see connector/simulator/__init__.py)")
     parser.add_argument("--token-ttl", type=float, default=3600.0, help="token lifetime in seconds")
+    parser.add_argument("--missing-extension", choices=MISSING_EXTENSION_SHAPES, default=MISSING_EXTENSION_SHAPES[0],
+                        help="how getExtension/updateExtension answer for a missing extension (see operations.py)")
     args = parser.parse_args()
     try:
-        serve(args.host, args.port, args.seed, args.token_ttl)
+        serve(args.host, args.port, args.seed, args.token_ttl, args.missing_extension)
     except ValueError as exc:  # a bad seed file
         parser.error(str(exc))
 

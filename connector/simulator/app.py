@@ -20,7 +20,14 @@ from starlette.routing import Route
 from connector.simulator import control, soap
 from connector.simulator.calls import CallLog
 from connector.simulator.faults import FaultRule, Faults
-from connector.simulator.operations import OPERATIONS, TOKEN_MESSAGE, UNAUTHORIZED, handle, status_inner
+from connector.simulator.operations import (
+    MISSING_EXTENSION_SHAPES,
+    OPERATIONS,
+    TOKEN_MESSAGE,
+    UNAUTHORIZED,
+    handle,
+    status_inner,
+)
 from connector.simulator.soap import Call, text
 from connector.simulator.state import State
 
@@ -34,8 +41,11 @@ class Simulator:
     calls: CallLog
 
 
-def create_app(seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0) -> Starlette:
-    simulator = Simulator(State(seed, token_ttl=token_ttl), Faults(), CallLog())
+def create_app(
+    seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0, missing_extension: str = "ok_empty"
+) -> Starlette:
+    """The simulator app; `missing_extension` is one of operations.MISSING_EXTENSION_SHAPES."""
+    simulator = Simulator(State(seed, token_ttl=token_ttl, missing_extension=missing_extension), Faults(), CallLog())
     wsdl_head, wsdl_tail = _wsdl_parts()
 
     async def provisioning(request: Request) -> Response:
@@ -61,10 +71,12 @@ def load_seed(path: str | Path) -> dict[str, Any]:
     return seed
 
 
-def serve(host: str, port: int, seed_path: str | None, token_ttl: float) -> None:
+def serve(host: str, port: int, seed_path: str | None, token_ttl: float, missing_extension: str = "ok_empty") -> None:
+    if missing_extension not in MISSING_EXTENSION_SHAPES:  # not a seed problem: say so before reading the seed
+        raise ValueError(f"missing_extension must be one of {', '.join(MISSING_EXTENSION_SHAPES)}, got {missing_extension!r}")
     seed = load_seed(seed_path) if seed_path else None
     try:
-        app = create_app(seed, token_ttl=token_ttl)
+        app = create_app(seed, token_ttl=token_ttl, missing_extension=missing_extension)
     except ValueError as exc:
         raise ValueError(f"simulator seed {seed_path}: {exc}") from exc
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -9,7 +9,12 @@ GET    /_sim/faults         the fault rules still live
 POST   /_sim/faults         add fault rules (one object or a list), see faults.py
 DELETE /_sim/faults         remove every fault rule
 POST   /_sim/expire-tokens  expire every token now
-POST   /_sim/reset          back to the seed: no extra users or extensions, no tokens, calls or faults
+GET    /_sim/behaviour      the behaviour settings: {"missing_extension": "ok_empty"}
+POST   /_sim/behaviour      change them, e.g. {"missing_extension": "error_general"}; one of ok_empty,
+                            error_general, error_illegal_argument (see operations.py); answers the
+                            settings now, or 400 for an unknown key or value
+POST   /_sim/reset          back to the seed: no extra users or extensions, no tokens, calls or faults,
+                            and the behaviour the simulator started with
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connector.simulator.faults import FaultRule
+from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 
 if TYPE_CHECKING:
     from connector.simulator.app import Simulator
@@ -61,6 +67,22 @@ def routes(sim: Simulator) -> list[Route]:
     async def expire_tokens(request: Request) -> Response:
         return JSONResponse({"expired": sim.state.expire_tokens()})
 
+    async def get_behaviour(request: Request) -> Response:
+        return JSONResponse(sim.state.behaviour())
+
+    async def set_behaviour(request: Request) -> Response:
+        data = await _json(request)
+        example = '{"missing_extension": "error_general"}'
+        if not isinstance(data, dict):
+            raise ValueError(f"POST a JSON object such as {example}")
+        unknown = sorted(set(data) - {"missing_extension"})
+        if unknown:
+            raise ValueError(f"unknown behaviour {', '.join(unknown)}; the only one is missing_extension "
+                             f"({', '.join(MISSING_EXTENSION_SHAPES)})")
+        if "missing_extension" in data:
+            sim.state.set_missing_extension(data["missing_extension"])
+        return JSONResponse(sim.state.behaviour())
+
     async def reset(request: Request) -> Response:
         sim.state.reset()
         sim.calls.clear()
@@ -76,6 +98,8 @@ def routes(sim: Simulator) -> list[Route]:
         Route("/_sim/faults", _bad_request_on_value_error(add_faults), methods=["POST"]),
         Route("/_sim/faults", delete_faults, methods=["DELETE"]),
         Route("/_sim/expire-tokens", expire_tokens, methods=["POST"]),
+        Route("/_sim/behaviour", get_behaviour, methods=["GET"]),
+        Route("/_sim/behaviour", _bad_request_on_value_error(set_behaviour), methods=["POST"]),
         Route("/_sim/reset", reset, methods=["POST"]),
     ]
 

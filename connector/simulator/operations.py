@@ -12,8 +12,17 @@ Documented behaviour, kept on purpose:
   got authenticated."
 - requestToken with a wrong login or password: ERROR_GENERAL,
   "com.verba.web.user.UserNotFoundException".
-Not documented, chosen here: updateExtension of a missing extension answers ERROR_GENERAL;
-getExtension of a missing extension answers OK without an extension.
+Not documented, chosen here: how getExtension and updateExtension answer for a missing
+extension. The vendor does not say, so the simulator can answer in each plausible shape, the
+`missing_extension` setting (State(missing_extension=...), `--missing-extension`, or at run time
+POST /_sim/behaviour), one of MISSING_EXTENSION_SHAPES:
+- "ok_empty" (the default): getExtension answers OK without an <extension>; updateExtension
+  answers ERROR_GENERAL, "The extension does not exist in the database: <eid>:<extension>".
+- "error_general": both answer ERROR_GENERAL, "Extension not found: <eid>:<extension>" (the
+  most hostile shape: it looks like an outage).
+- "error_illegal_argument": both answer ERROR_ILLEGAL_ARGUMENT, "Extension <extension> does
+  not exist in environment <eid>".
+createExtension is the same in every shape.
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ TOKEN_MESSAGE = "This token is expired or never got authenticated."
 USER_NOT_FOUND = "com.verba.web.user.UserNotFoundException"
 FLAT_STATUS = frozenset({"createExtension", "updateExtension", "releaseToken"})  # return/statusCode
 PAYLOAD_FIRST = frozenset({"getExtension"})  # JAX-WS writes <extension> before <status>
+# How a missing extension is answered (see the module docstring); the first is the default.
+MISSING_EXTENSION_SHAPES = ("ok_empty", "error_general", "error_illegal_argument")
 
 
 class Refusal(Exception):
@@ -102,7 +113,7 @@ def update_extension(state: State, call: Call) -> str:
     authorize(state, call)
     env, number, fields = extension_input(state, call)
     if (env.eid, number) not in state.extensions:
-        raise Refusal(GENERAL, f"The extension does not exist in the database: {env.eid}:{number}")
+        refuse_missing(state, "updateExtension", env.eid, number)
     state.put_extension(env.eid, number, **fields)
     return ""
 
@@ -117,7 +128,21 @@ def get_extension(state: State, call: Call) -> str:
     if not number:
         raise Refusal(ILLEGAL, "extension is mandatory and cannot be empty")
     found = state.extensions.get((env.eid, number))
-    return "" if found is None else extension_xml(state, found)
+    if found is None:
+        refuse_missing(state, "getExtension", env.eid, number)
+        return ""
+    return extension_xml(state, found)
+
+
+def refuse_missing(state: State, operation: str, eid: str, number: str) -> None:
+    """Answer a missing extension in the state's `missing_extension` shape; returns only for an empty OK."""
+    shape = state.missing_extension
+    if shape == "error_general":
+        raise Refusal(GENERAL, f"Extension not found: {eid}:{number}")
+    if shape == "error_illegal_argument":
+        raise Refusal(ILLEGAL, f"Extension {number} does not exist in environment {eid}")
+    if operation == "updateExtension":  # "ok_empty": an update still cannot succeed
+        raise Refusal(GENERAL, f"The extension does not exist in the database: {eid}:{number}")
 
 
 def extension_input(state: State, call: Call) -> tuple[Environment, str, dict[str, object]]:

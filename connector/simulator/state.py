@@ -75,16 +75,23 @@ class Extension:
 
 
 class State:
-    def __init__(self, seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0) -> None:
+    def __init__(
+        self, seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0, missing_extension: str = "ok_empty"
+    ) -> None:
         self.lock = threading.RLock()
         self.token_ttl = token_ttl
+        # How a missing extension is answered (operations.MISSING_EXTENSION_SHAPES): a start
+        # setting, changeable at run time; reset() goes back to the start value.
+        self._start_missing_extension = _missing_extension_shape(missing_extension)
+        self.missing_extension = self._start_missing_extension
         self._seed = seed or DEFAULT_SEED
         self.reset()
 
     def reset(self) -> None:
-        """Back to the seed: its directory, no extra users, no tokens."""
+        """Back to the seed and the start settings: its directory, no extra users, no tokens."""
         seed = self._seed
         with self.lock:
+            self.missing_extension = self._start_missing_extension
             self.environments = [
                 Environment(_required(env, "eid", f"environments[{i}]"), _required(env, "shortName", f"environments[{i}]"))
                 for i, env in enumerate(seed.get("environments") or DEFAULT_SEED["environments"])
@@ -102,6 +109,17 @@ class State:
                 self._add_seed_extension(ext, f"extensions[{i}]")
             # Fixed tokens from the seed stand for tokens an admin issued; they last until expired.
             self.tokens: dict[str, float] = {str(token): float("inf") for token in seed.get("tokens") or []}
+
+    # behaviour
+
+    def set_missing_extension(self, shape: str) -> None:
+        """Change how a missing extension is answered, until the next reset()."""
+        shape = _missing_extension_shape(shape)
+        with self.lock:
+            self.missing_extension = shape
+
+    def behaviour(self) -> dict[str, str]:
+        return {"missing_extension": self.missing_extension}
 
     # environments and users
 
@@ -191,6 +209,15 @@ class State:
                 "extensions": [e.to_json() for e in self.extensions.values()],
                 "active_tokens": sum(1 for token in self.tokens if self.token_valid(token)),
             }
+
+
+def _missing_extension_shape(shape: Any) -> str:
+    # Imported here: operations imports this module.
+    from connector.simulator.operations import MISSING_EXTENSION_SHAPES
+
+    if shape not in MISSING_EXTENSION_SHAPES:
+        raise ValueError(f"missing_extension must be one of {', '.join(MISSING_EXTENSION_SHAPES)}, got {shape!r}")
+    return shape
 
 
 def _required(data: dict[str, Any], key: str, where: str) -> Any:

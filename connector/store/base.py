@@ -22,6 +22,7 @@ from typing import Any, Sequence
 from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.mapping.records import ExtensionRecord
+from connector.store.ownership import OwnershipStore
 
 
 class StoreError(ConnectorError):
@@ -90,8 +91,12 @@ class Attempt:
     sent: tuple[dict[str, Any], ...]  # e.g. {"operation": "createExtension", "status": "OK", "envelope": "<soap…>"}
 
 
-class Store:
-    """Durable state of the connector. Every write is one transaction."""
+class Store(OwnershipStore):
+    """Durable state of the connector. Every write is one transaction.
+
+    The extension-ownership part (claims, locks, conflicts, the stop-recording window) is
+    written once in `OwnershipStore`; a backend gives it `_placeholder`, `_write` and `_read`.
+    """
 
     def migrate(self) -> None:
         """Create or upgrade the schema; safe to call on every start."""
@@ -164,12 +169,27 @@ class Store:
         """
         raise NotImplementedError
 
+    def postpone(self, claim: Claim, until: float) -> None:
+        """Put the claim back to pending, due at `until`, as if it had not been claimed (attempts unchanged).
+
+        Changes nothing if the lease was lost.
+        """
+        raise NotImplementedError
+
+    def hold(self, claim: Claim, cause: str, error: str) -> None:
+        """Move the claim to held (a guard stopped it) with its cause and message, for `requeue(approve=True)`.
+
+        Changes nothing if the lease was lost.
+        """
+        raise NotImplementedError
+
     def attempts(self, event_id: int) -> list[Attempt]:
         """The recorded attempts of every claim that held this event, oldest first."""
         raise NotImplementedError
 
     def release_leases(self) -> int:
-        """Return every in-flight event to pending (single-instance start-up); return how many."""
+        """Return every in-flight event to pending and drop every extension lock (single-instance
+        start-up); return how many events."""
         raise NotImplementedError
 
     # --- per-user projection ------------------------------------------
@@ -196,7 +216,7 @@ class Store:
     ) -> list[StoredEvent]:
         """Events, newest first, matching every filter given.
 
-        `cause` is the last cause; `user` is an external id (exact) or a `userName` in the
+        `cause` is the last cause, or "extension_conflict" for the events of open conflicts; `user` is an external id (exact) or a `userName` in the
         state (ASCII case-insensitive); `since` is a Unix time the event was last updated at or after.
         """
         raise NotImplementedError
@@ -220,10 +240,12 @@ class Store:
         """(source, kind, count) of every event ever accepted (events are never deleted)."""
         raise NotImplementedError
 
-    def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0) -> int:
-        """Make dead or held events pending again with attempts reset; return how many.
+    def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0, approve: bool = False) -> int:
+        """Make dead or held events, and done events with an open extension conflict, pending again
+        with attempts reset; return how many.
 
         The i-th of them in id order (from 0) is due at `now + i * spacing`, to pace a replay.
+        `approve` marks them approved by an operator, so the stop-recording guard lets them pass.
         Other states are left alone, so concurrent requeues change each event once.
         """
         raise NotImplementedError

@@ -153,6 +153,56 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX scim_values_lookup ON scim_values (attr, folded, resource_pk)",
         "CREATE INDEX scim_values_resource ON scim_values (resource_pk, attr)",
     ),
+    (  # extension ownership (connector/store/ownership.py); claims backfilled from what was pushed recording
+        """CREATE TABLE extension_claims (
+            extension text NOT NULL,
+            source text NOT NULL,
+            external_id text NOT NULL,
+            verba_user_id bigint,
+            login_name text,
+            claimed_at double precision NOT NULL,
+            PRIMARY KEY (extension, source, external_id)
+        )""",
+        "CREATE INDEX extension_claims_user ON extension_claims (source, external_id)",
+        """CREATE TABLE extension_owners (
+            extension text PRIMARY KEY,
+            verba_user_id bigint NOT NULL,
+            source text NOT NULL,
+            external_id text NOT NULL
+        )""",
+        """CREATE TABLE extension_locks (
+            extension text PRIMARY KEY,
+            owner text NOT NULL,
+            lock_until double precision NOT NULL
+        )""",
+        "CREATE INDEX extension_locks_owner ON extension_locks (owner)",
+        """CREATE TABLE extension_conflicts (
+            extension text NOT NULL,
+            source text NOT NULL,
+            external_id text NOT NULL,
+            event_id bigint NOT NULL,
+            verba_user_id bigint,
+            login_name text,
+            owner_user_id bigint,
+            owner_login text,
+            owner_claimant text,
+            message text NOT NULL,
+            since double precision NOT NULL,
+            PRIMARY KEY (extension, source, external_id)
+        )""",
+        "CREATE INDEX extension_conflicts_user ON extension_conflicts (source, external_id)",
+        """CREATE TABLE stop_recordings (
+            source text NOT NULL,
+            external_id text NOT NULL,
+            at double precision NOT NULL
+        )""",
+        "CREATE INDEX stop_recordings_window ON stop_recordings (source, at)",
+        "ALTER TABLE events ADD COLUMN approved integer NOT NULL DEFAULT 0",
+        """INSERT INTO extension_claims (extension, source, external_id, verba_user_id, login_name, claimed_at)
+           SELECT extension, source, external_id, (record->>'user_id')::bigint, NULL, pushed_at FROM pushed_extensions
+           WHERE (record->>'voice')::boolean OR (record->>'im')::boolean OR (record->>'video')::boolean
+                 OR (record->>'screen_capture_enabled')::boolean""",
+    ),
 )
 
 # Any constant works: it only keeps two connectors from migrating the same database at once.
@@ -227,14 +277,16 @@ ON CONFLICT (source, external_id, extension) DO UPDATE SET record = excluded.rec
 
 # The i-th requeued event (by id, from 0) is due at now + i * spacing. A concurrent requeue that
 # changed an event first makes the state check fail on the re-read row, so it is skipped here.
-_REQUEUE = """
+_REQUEUABLE = ("(state IN ('dead', 'held')"
+               " OR (state = 'done' AND id IN (SELECT event_id FROM extension_conflicts)))")
+_REQUEUE = f"""
 UPDATE events AS e SET state = 'pending', attempts = 0, next_attempt_at = %(now)s + chosen.i * %(spacing)s,
-    updated_at = %(at)s
+    updated_at = %(at)s, approved = CASE WHEN %(approve)s THEN 1 ELSE e.approved END
 FROM (
     SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events
-    WHERE id = ANY(%(ids)s::bigint[]) AND state IN ('dead', 'held')
+    WHERE id = ANY(%(ids)s::bigint[]) AND {_REQUEUABLE}
 ) AS chosen
-WHERE e.id = chosen.id AND e.state IN ('dead', 'held')
+WHERE e.id = chosen.id AND e.state IN ('dead', 'held', 'done')
 """
 
 _ATTEMPTS_OF_EVENT = """
@@ -251,6 +303,8 @@ class PostgresStore(Store):
     `synchronous="NORMAL"` turns `synchronous_commit` off for the connector's sessions: the last
     commits may be lost if the server crashes. `"FULL"` keeps the server's setting (on by default).
     """
+
+    _placeholder = "%s"
 
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
@@ -314,7 +368,7 @@ class PostgresStore(Store):
             yield conn
 
     @contextlib.contextmanager
-    def _autocommit(self) -> Iterator[Connection]:
+    def _read(self) -> Iterator[Connection]:
         conn = self._connection()
         with self._errors():
             yield conn
@@ -353,7 +407,7 @@ class PostgresStore(Store):
         ids = []
         # One INSERT commits by itself; skipping BEGIN and COMMIT takes a single change from about
         # 1,200 to 2,100 per second (bench/bench_enqueue.py).
-        with self._write() if len(changes) > 1 else self._autocommit() as conn:
+        with self._write() if len(changes) > 1 else self._read() as conn:
             for change in changes:
                 values = (
                     change.idem_key,
@@ -382,7 +436,7 @@ class PostgresStore(Store):
     # --- delivery -----------------------------------------------------
     def claim(self, owner: str, now: float, lease_seconds: float) -> Claim | None:
         lease_until = float(now + lease_seconds)
-        with self._autocommit() as conn:  # idle workers polling should not open write transactions
+        with self._read() as conn:  # idle workers polling should not open write transactions
             if not conn.execute(_ANYTHING_TO_CLAIM, {"now": now}).fetchone()["due"]:
                 return None
         with self._write() as conn:
@@ -474,8 +528,16 @@ class PostgresStore(Store):
             if _settle(conn, claim, "state = 'dead', last_cause = %s, last_error = %s", (cause, error)):
                 _add_attempt(conn, claim, "dead", cause, error, sent_json)
 
+    def postpone(self, claim: Claim, until: float) -> None:
+        with self._write() as conn:
+            _settle(conn, claim, "state = 'pending', attempts = attempts - 1, next_attempt_at = %s", (until,))
+
+    def hold(self, claim: Claim, cause: str, error: str) -> None:
+        with self._write() as conn:
+            _settle(conn, claim, "state = 'held', last_cause = %s, last_error = %s", (cause, error))
+
     def attempts(self, event_id: int) -> list[Attempt]:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             rows = conn.execute(_ATTEMPTS_OF_EVENT, (event_id,)).fetchall()
         return [
             Attempt(
@@ -499,7 +561,7 @@ class PostgresStore(Store):
 
     # --- per-user projection ------------------------------------------
     def pushed_extensions(self, source: str, external_id: str) -> list[ExtensionRecord]:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 "SELECT record FROM pushed_extensions WHERE source = %s AND external_id = %s ORDER BY position",
                 (source, external_id),
@@ -507,7 +569,7 @@ class PostgresStore(Store):
         return [ExtensionRecord.from_dict(row["record"]) for row in rows]
 
     def verba_user_id(self, source: str, external_id: str) -> int | None:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 "SELECT user_id FROM verba_users WHERE source = %s AND external_id = %s", (source, external_id)
             ).fetchone()
@@ -515,7 +577,7 @@ class PostgresStore(Store):
 
     # --- reading and operator actions ---------------------------------
     def get_event(self, event_id: int) -> StoredEvent | None:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             row = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = %s", (event_id,)).fetchone()
         return None if row is None else _event(row)
 
@@ -532,14 +594,14 @@ class PostgresStore(Store):
         where, params = event_filter(
             "%s", "state_json ->> 'userName'", state=state, cause=cause, user=user, source=source, since=since
         )
-        with self._autocommit() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT %s", (*params, limit)
             ).fetchall()
         return [_event(row) for row in rows]
 
     def current_event(self, source: str, external_id: str) -> StoredEvent | None:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE source = %s AND external_id = %s"
                 " AND state NOT IN ('held', 'discarded') ORDER BY id DESC LIMIT 1",
@@ -549,13 +611,13 @@ class PostgresStore(Store):
 
     def count_by_state(self) -> dict[EventState, int]:
         counts = {state: 0 for state in EventState}
-        with self._autocommit() as conn:
+        with self._read() as conn:
             for row in conn.execute("SELECT state, count(*) AS n FROM events GROUP BY state"):
                 counts[EventState(row["state"])] = row["n"]
         return counts
 
     def dead_letter_summary(self) -> list[tuple[str, str, int]]:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 "SELECT last_cause, last_error, count(*) AS n FROM events WHERE state = 'dead'"
                 " GROUP BY last_cause, last_error ORDER BY n DESC, last_cause, last_error"
@@ -563,21 +625,21 @@ class PostgresStore(Store):
         return [(row["last_cause"], row["last_error"], row["n"]) for row in rows]
 
     def oldest_pending_at(self) -> float | None:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 "SELECT min(accepted_at) AS oldest FROM events WHERE state IN ('pending', 'in_flight')"
             ).fetchone()
         return row["oldest"]
 
     def count_by_source_and_kind(self) -> list[tuple[str, str, int]]:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 "SELECT source, kind, count(*) AS n FROM events GROUP BY source, kind ORDER BY source, kind"
             ).fetchall()
         return [(row["source"], row["kind"], row["n"]) for row in rows]
 
-    def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0) -> int:
-        params = {"ids": list(event_ids), "now": now, "spacing": spacing, "at": time.time()}
+    def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0, approve: bool = False) -> int:
+        params = {"ids": list(event_ids), "now": now, "spacing": spacing, "at": time.time(), "approve": approve}
         with self._write() as conn:
             return conn.execute(_REQUEUE, params).rowcount
 
@@ -605,7 +667,7 @@ class PostgresStore(Store):
         return int(row["id"])
 
     def list_audit(self, limit: int = 100, *, since: float | None = None) -> list[AuditEntry]:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 "SELECT * FROM audit WHERE at >= coalesce(%s::double precision, at) ORDER BY id DESC LIMIT %s",
                 (since, limit),
@@ -624,7 +686,7 @@ class PostgresStore(Store):
         ]
 
     def ping(self) -> None:
-        with self._autocommit() as conn:  # one statement is one transaction
+        with self._read() as conn:  # one statement is one transaction
             conn.execute(
                 "INSERT INTO heartbeat (id, at) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
                 (time.time(),),
@@ -632,12 +694,12 @@ class PostgresStore(Store):
 
     # --- LDAP watermarks ----------------------------------------------
     def ldap_watermark(self, directory: str) -> LdapWatermark | None:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             row = conn.execute("SELECT * FROM ldap_watermarks WHERE directory = %s", (directory,)).fetchone()
         return None if row is None else LdapWatermark(**row)
 
     def ldap_watermarks(self) -> list[LdapWatermark]:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             rows = conn.execute("SELECT * FROM ldap_watermarks ORDER BY directory").fetchall()
         return [LdapWatermark(**row) for row in rows]
 
@@ -647,7 +709,7 @@ class PostgresStore(Store):
         if ids is not None:
             query += " AND external_id = ANY(%s::text[])"
             params += (list(ids),)
-        with self._autocommit() as conn:
+        with self._read() as conn:
             rows = conn.execute(query, params).fetchall()
         return {row["external_id"]: LdapEntry(**{**row, "groups": tuple(row["groups"])}) for row in rows}
 
@@ -715,7 +777,7 @@ class PostgresStore(Store):
             yield _PostgresScimTransaction(conn, client)
 
     def scim_get(self, client: str, resource_type: str, resource_id: str) -> ScimResource | None:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             return _PostgresScimTransaction(conn, client).get(resource_type, resource_id)
 
     def scim_search(
@@ -725,7 +787,7 @@ class PostgresStore(Store):
         shared = where.sql.replace("?", "%s") if where else "TRUE"
         condition = f"r.client = %s AND r.resource_type = %s AND ({shared})"
         params = (client, resource_type, *(where.params if where else ()))
-        with self._autocommit() as conn:
+        with self._read() as conn:
             total = conn.execute(f"SELECT count(*) AS n FROM scim_resources r WHERE {condition}", params).fetchone()["n"]
             rows = [] if limit <= 0 else conn.execute(
                 f"SELECT {_SCIM_COLUMNS} FROM scim_resources r WHERE {condition} ORDER BY r.pk LIMIT %s OFFSET %s",
@@ -734,7 +796,7 @@ class PostgresStore(Store):
         return total, [_scim_resource(row) for row in rows]
 
     def scim_groups_of(self, client: str, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-        with self._autocommit() as conn:
+        with self._read() as conn:
             return _PostgresScimTransaction(conn, client).groups_of(user_ids)
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from connector.store.base import EventState
 
+CONFLICT_CAUSE = "extension_conflict"  # not an event's last cause: the events of open conflicts
+
 
 def event_filter(
     placeholder: str,
@@ -27,7 +29,9 @@ def event_filter(
     if state is not None:
         filters.append(f"state = {p}")
         params.append(EventState(state).value)
-    if cause is not None:
+    if cause == CONFLICT_CAUSE:
+        filters.append("id IN (SELECT event_id FROM extension_conflicts)")
+    elif cause is not None:
         filters.append(f"last_cause = {p}")
         params.append(cause)
     if user is not None:

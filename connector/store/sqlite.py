@@ -128,6 +128,56 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX scim_values_lookup ON scim_values (attr, folded, resource_pk)",
         "CREATE INDEX scim_values_resource ON scim_values (resource_pk, attr)",
     ),
+    (  # extension ownership (connector/store/ownership.py); claims backfilled from what was pushed recording
+        """CREATE TABLE extension_claims (
+            extension TEXT NOT NULL,
+            source TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            verba_user_id INTEGER,
+            login_name TEXT,
+            claimed_at REAL NOT NULL,
+            PRIMARY KEY (extension, source, external_id)
+        )""",
+        "CREATE INDEX extension_claims_user ON extension_claims (source, external_id)",
+        """CREATE TABLE extension_owners (
+            extension TEXT PRIMARY KEY,
+            verba_user_id INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            external_id TEXT NOT NULL
+        )""",
+        """CREATE TABLE extension_locks (
+            extension TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            lock_until REAL NOT NULL
+        )""",
+        "CREATE INDEX extension_locks_owner ON extension_locks (owner)",
+        """CREATE TABLE extension_conflicts (
+            extension TEXT NOT NULL,
+            source TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            event_id INTEGER NOT NULL,
+            verba_user_id INTEGER,
+            login_name TEXT,
+            owner_user_id INTEGER,
+            owner_login TEXT,
+            owner_claimant TEXT,
+            message TEXT NOT NULL,
+            since REAL NOT NULL,
+            PRIMARY KEY (extension, source, external_id)
+        )""",
+        "CREATE INDEX extension_conflicts_user ON extension_conflicts (source, external_id)",
+        """CREATE TABLE stop_recordings (
+            source TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            at REAL NOT NULL
+        )""",
+        "CREATE INDEX stop_recordings_window ON stop_recordings (source, at)",
+        "ALTER TABLE events ADD COLUMN approved integer NOT NULL DEFAULT 0",
+        """INSERT INTO extension_claims (extension, source, external_id, verba_user_id, login_name, claimed_at)
+           SELECT extension, source, external_id, json_extract(record, '$.user_id'), NULL, pushed_at FROM pushed_extensions
+           WHERE json_extract(record, '$.voice') OR json_extract(record, '$.im') OR json_extract(record, '$.video')
+                 OR json_extract(record, '$.screen_capture_enabled')""",
+    ),
 )
 
 _EVENT_COLUMNS = (
@@ -166,14 +216,17 @@ RETURNING {_EVENT_COLUMNS}
 """
 
 _IN_IDS = "id IN (SELECT value FROM json_each(?))"
+_REQUEUABLE = ("(state IN ('dead', 'held')"
+               " OR (state = 'done' AND id IN (SELECT event_id FROM extension_conflicts)))")
 
 # The i-th requeued event (by id, from 0) is due at now + i * spacing.
 _REQUEUE = f"""
-UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ? + chosen.i * ?, updated_at = ?
+UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ? + chosen.i * ?, updated_at = ?,
+    approved = CASE WHEN ? THEN 1 ELSE approved END
 FROM (
-    SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events WHERE {_IN_IDS} AND state IN ('dead', 'held')
+    SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events WHERE {_IN_IDS} AND {_REQUEUABLE}
 ) AS chosen
-WHERE events.id = chosen.id AND events.state IN ('dead', 'held')
+WHERE events.id = chosen.id AND events.state IN ('dead', 'held', 'done')
 """
 
 _ATTEMPTS_OF_EVENT = """
@@ -186,6 +239,8 @@ ORDER BY a.id
 
 class SQLiteStore(Store):
     """The store in one SQLite file; `synchronous="NORMAL"` may lose the last commits on power loss."""
+
+    _placeholder = "?"
 
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
         if path in ("", ":memory:"):
@@ -413,6 +468,14 @@ class SQLiteStore(Store):
             if _settle(conn, claim, "state = 'dead', last_cause = ?, last_error = ?", (cause, error)):
                 _add_attempt(conn, claim, "dead", cause, error, sent_json)
 
+    def postpone(self, claim: Claim, until: float) -> None:
+        with self._write() as conn:
+            _settle(conn, claim, "state = 'pending', attempts = attempts - 1, next_attempt_at = ?", (until,))
+
+    def hold(self, claim: Claim, cause: str, error: str) -> None:
+        with self._write() as conn:
+            _settle(conn, claim, "state = 'held', last_cause = ?, last_error = ?", (cause, error))
+
     def attempts(self, event_id: int) -> list[Attempt]:
         with self._read() as conn:
             rows = conn.execute(_ATTEMPTS_OF_EVENT, (event_id,)).fetchall()
@@ -430,6 +493,7 @@ class SQLiteStore(Store):
 
     def release_leases(self) -> int:
         with self._write() as conn:
+            conn.execute("DELETE FROM extension_locks")
             return conn.execute(
                 "UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = ?"
                 " WHERE state = 'in_flight'",
@@ -515,9 +579,9 @@ class SQLiteStore(Store):
             ).fetchall()
         return [(row["source"], row["kind"], row["n"]) for row in rows]
 
-    def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0) -> int:
+    def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0, approve: bool = False) -> int:
         with self._write() as conn:
-            return conn.execute(_REQUEUE, (now, spacing, time.time(), json.dumps(list(event_ids)))).rowcount
+            return conn.execute(_REQUEUE, (now, spacing, time.time(), approve, json.dumps(list(event_ids)))).rowcount
 
     def discard(self, event_ids: Sequence[int], reason: str) -> int:
         if not reason.strip():

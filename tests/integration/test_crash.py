@@ -37,6 +37,7 @@ def write_config(tmp_path: Path, simulator_url: str) -> Path:
         f'[target]\nurl = "{simulator_url}"\nlogin = "connector"\npassword_file = "{tmp_path / "pw"}"\n'
         '[delivery]\nworkers = 4\nbackoff_base_seconds = 0.05\nbackoff_max_seconds = 0.5\nlease_seconds = 30\n'
         'idle_poll_seconds = 0.02\n'
+        'guard_max_count = 1000\n'  # every user's number changes at once: intended here, not a mistake
         f'[admin]\nlisten = "127.0.0.1:{free_port()}"\n'
         f'[scim]\nlisten = "127.0.0.1:{free_port()}"\n'
     )

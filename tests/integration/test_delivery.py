@@ -49,17 +49,18 @@ def test_deprovisioning_keeps_the_link_and_stops_recording(deliverer, simulator,
 
 @pytest.fixture
 def seed_extensions():
+    """A made by hand in Verba, linked to no user."""
     return [{"eid": "0000", "extension": A, "recordingMode": "ON_DEMAND", "voice": False, "im": False,
-             "video": False, "screenCaptureEnabled": False, "user_id": 4}]
+             "video": False, "screenCaptureEnabled": False}]
 
 
-def test_an_existing_extension_is_updated_with_the_full_record_after_already_exists(deliverer, simulator):
+def test_an_existing_unlinked_extension_is_read_then_updated_with_the_full_record(deliverer, simulator):
     deliverer.store.enqueue([user(phones=(A,))])
     drain(deliverer)
-    calls = pushes(simulator)
+    calls = [c for c in simulator.calls() if c["operation"] in ("createExtension", "getExtension", "updateExtension")]
     assert [(c["operation"], c["status"]) for c in calls] == [("createExtension", "ERROR_ALREADY_EXISTS"),
-                                                              ("updateExtension", "OK")]
-    assert calls[1]["user_id"] == 3 and calls[1]["recordingMode"] == "FULL"
+                                                              ("getExtension", "OK"), ("updateExtension", "OK")]
+    assert calls[2]["user_id"] == 3 and calls[2]["recordingMode"] == "FULL"
     assert simulator.extensions()[A]["user_id"] == 3
 
 

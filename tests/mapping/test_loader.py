@@ -26,7 +26,8 @@ def test_shipped_mappings_load(path: Path) -> None:
 def test_default_mapping() -> None:
     loaded = load_mapping(MAPPINGS / "default.toml")
     assert [str(s.path) for s in loaded.sources] == ['phoneNumbers[type eq "work"].value', "attributes.telephoneNumber"]
-    assert {(s.normalize, s.default_country, s.on_invalid) for s in loaded.sources} == {("e164", "US", "error")}
+    assert {(s.normalize, s.default_country, s.on_invalid, s.suffix) for s in loaded.sources} == {
+        ("e164", "US", "error", "keep")}
     assert [str(p) for p in loaded.login_name_paths] == ["userName", "attributes.userPrincipalName", "attributes.uid"]
     assert loaded.user_id_attribute is None
     assert loaded.create_missing_users is False
@@ -96,6 +97,13 @@ CASES = [
     (BASE.replace('normalize = "e164"', 'normalize = "digits"'), "extensions[0].default_country only applies to normalize = \"e164\"", "remove it"),
     (BASE.replace('"US"', '"USA"'), "extensions[0].default_country is 'USA'", "two-letter region code"),
     (BASE + 'on_invalid = "warn"\n', "extensions[0].on_invalid is 'warn'", "use one of error, skip"),
+    (BASE + 'suffix = "strip"\n', "extensions[0].suffix is 'strip'", "use one of keep, extension_only, drop"),
+    (BASE + 'suffix = true\n', "extensions[0].suffix is True", "use one of keep, extension_only, drop"),
+    (BASE.replace('normalize = "e164"\ndefault_country = "US"', 'normalize = "sip"\nsuffix = "keep"'),
+     "extensions[0].suffix only applies to normalize = \"e164\" or \"digits\", not 'sip'", "remove it"),
+    (BASE.replace('normalize = "e164"\ndefault_country = "US"', 'normalize = "none"\nsuffix = "drop"'),
+     "extensions[0].suffix only applies to normalize = \"e164\" or \"digits\", not 'none'", "remove it"),
+    (BASE + 'sufix = "keep"\n', "extensions[0].sufix is not a known key", "did you mean 'suffix'?"),
     (BASE.replace("from = ", "source = "), "extensions[0].source is not a known key", "the keys of [extensions[0]] are from"),
     ('[environment]\neid = "0000"\n', "extensions is missing", "add at least one [[extensions]] table"),
     (BASE.replace("[[extensions]]", "[extensions]"), "extensions must be an array of tables", "write each one as [[extensions]]"),
@@ -113,6 +121,28 @@ def test_errors_name_file_key_and_fix(tmp_path: Path, text: str, key: str, fix: 
     message = error(tmp_path, text)
     assert key in message
     assert fix in message
+
+
+@pytest.mark.parametrize("suffix", ["keep", "extension_only", "drop"])
+@pytest.mark.parametrize("normalize", ["e164", "digits"])
+def test_suffix_is_read(tmp_path: Path, normalize: str, suffix: str) -> None:
+    text = BASE.replace('normalize = "e164"\ndefault_country = "US"', f'normalize = "{normalize}"\nsuffix = "{suffix}"')
+    [source] = load_mapping(write(tmp_path, text)).sources
+    assert (source.normalize, source.suffix) == (normalize, suffix)
+
+
+def test_suffix_defaults_to_keep(tmp_path: Path) -> None:
+    [source] = load_mapping(write(tmp_path, BASE)).sources
+    assert source.suffix == "keep"
+
+
+@pytest.mark.parametrize(("suffix", "expected"), [
+    ("keep", ["+12125550142;ext=101", "+12125550142;ext=102"]), ("extension_only", ["101", "102"]),
+    ("drop", ["+12125550142"])])
+def test_suffix_reaches_the_extensions(tmp_path: Path, suffix: str, expected: list[str]) -> None:
+    source = load_mapping(write(tmp_path, BASE + f'suffix = "{suffix}"\n')).sources[0]
+    state = {"phoneNumbers": [{"value": v, "type": "work"} for v in ("(212) 555-0142 x101", "(212) 555-0142 ext. 102")]}
+    assert list(dict.fromkeys(source.extensions(state, strict=True))) == expected
 
 
 def test_a_filter_may_use_any_key(tmp_path: Path) -> None:

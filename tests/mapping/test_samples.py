@@ -32,10 +32,10 @@ ALL = dict(voice=True, im=True, video=True, screen=True)
 def test_ad() -> None:
     loaded, change = load("ad.toml", "ad_user.json")
     assert loaded.login_name(change.state) == "jdoe@corp.example"
-    # telephoneNumber and msRTCSIP-Line (tel:...;ext=4142) are the same number: one extension.
+    # suffix = "keep": msRTCSIP-Line (tel:...;ext=4142) keeps its extension, apart from telephoneNumber.
     assert loaded.map_user(change, 1001, []) == MappedUser(
         [ext("+12125550142", 1001, "FULL", **ALL), ext("4142", 1001, "FULL", **ALL),
-         ext("jane.doe@corp.example", 1001, "FULL", **ALL)],
+         ext("+12125550142;ext=4142", 1001, "FULL", **ALL), ext("jane.doe@corp.example", 1001, "FULL", **ALL)],
         [],
     )
 
@@ -59,7 +59,7 @@ def test_ad_groups_decide() -> None:
     mapped = loaded.map_user(change, 1001, [ext("+12125550142", 1001, "FULL", **ALL)])
     assert mapped.upserts == []
     assert [(r.extension, r.recording) for r in mapped.deprovisions] == [
-        ("+12125550142", False), ("4142", False), ("jane.doe@corp.example", False)]
+        ("+12125550142", False), ("4142", False), ("+12125550142;ext=4142", False), ("jane.doe@corp.example", False)]
 
 
 def test_entra() -> None:
@@ -71,6 +71,14 @@ def test_entra() -> None:
          ext("+12065550188", 2002, "ON_DEMAND", voice=True, im=True)],
         [],
     )
+
+
+def test_ad_shared_main_number_stays_two_extensions() -> None:
+    loaded, change = load("ad.toml", "ad_user.json")
+    change.state["attributes"]["telephoneNumber"] = "+1 (212) 555-0100 x101"
+    change.state["attributes"]["msRTCSIP-Line"] = "tel:+12125550100;ext=101"
+    assert [r.extension for r in loaded.map_user(change, 1001, []).upserts] == [
+        "+12125550100;ext=101", "4142", "jane.doe@corp.example"]
 
 
 def test_entra_policy_groups() -> None:

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from connector.target.verba import VerbaAuthError, VerbaClient, VerbaStatusError
+from connector.target.verba.errors import ExtensionAbsent, ExtensionHeld
 
 from .conftest import PASSWORD, Sim, record
 
@@ -21,6 +22,7 @@ def test_upsert_creates_then_updates_with_the_full_record(sim: Sim, client: Verb
     assert writes == [
         ("createExtension", "OK"),
         ("createExtension", "ERROR_ALREADY_EXISTS"),
+        ("getExtension", "OK"),  # whose is it? only this user's (or nobody's) is updated
         ("updateExtension", "OK"),
     ]
     update = sim.calls("updateExtension")[0]
@@ -125,19 +127,27 @@ def test_unknown_user_id_is_an_illegal_argument_with_the_vendor_message(client: 
     assert "No user with id 999" in str(caught.value)
 
 
-def test_update_of_a_missing_extension_is_error_general(client: VerbaClient) -> None:
-    with pytest.raises(VerbaStatusError) as caught:
+def test_update_of_a_missing_extension_is_absence_not_an_outage(client: VerbaClient) -> None:
+    with pytest.raises(ExtensionAbsent) as caught:
         client.update_extension(record("700"))
-    assert caught.value.cause == "error_general" and caught.value.retryable
-    assert caught.value.operation == "updateExtension"
+    assert caught.value.cause == "extension_absent" and not caught.value.retryable
+    assert "The extension does not exist in the database: 0000:700" in str(caught.value)
 
 
-def test_create_of_an_existing_extension_raises_already_exists(client: VerbaClient) -> None:
-    client.create_extension(record("800"))
-    with pytest.raises(VerbaStatusError) as caught:
-        client.create_extension(record("800"))
-    assert caught.value.cause == "error_already_exists" and not caught.value.retryable
-    assert "This extension already exists in the database: 0000:800" in str(caught.value)
+def test_create_of_an_existing_extension_answers_false(sim: Sim, client: VerbaClient) -> None:
+    assert client.create_extension(record("800")) is True
+    assert client.create_extension(record("800", user_id=4)) is False
+    assert sim.extension("800")["user_id"] == 3  # type: ignore[index]
+
+
+def test_upsert_never_moves_an_extension_held_by_another_user(sim: Sim, client: VerbaClient) -> None:
+    client.create_extension(record("810", user_id=4))
+    with pytest.raises(ExtensionHeld) as caught:
+        client.upsert_extension(record("810", user_id=3))
+    assert (caught.value.owner_user_id, caught.value.owner_login) == (4, "bob@example.com")
+    assert caught.value.cause == "extension_conflict" and not caught.value.retryable
+    assert sim.extension("810")["user_id"] == 4  # type: ignore[index]
+    assert not sim.calls("updateExtension")
 
 
 def test_environment_short_name_client(sim: Sim) -> None:

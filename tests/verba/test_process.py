@@ -36,3 +36,23 @@ def test_a_bad_seed_fails_fast(tmp_path: Path) -> None:
     process = start_simulator_process(free_port(), str(seed))
     with pytest.raises(RuntimeError, match="exited with status 2"):
         wait_until_listening(free_port(), process=process, timeout=10)
+
+
+def test_start_with_a_missing_extension_shape() -> None:
+    port = free_port()
+    process = start_simulator_process(port, missing_extension="error_general")
+    try:
+        wait_until_listening(port, process=process)
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/_sim/behaviour").json() == {"missing_extension": "error_general"}
+        httpx.post(f"{base}/_sim/reset").raise_for_status()
+        assert httpx.get(f"{base}/_sim/behaviour").json() == {"missing_extension": "error_general"}
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) in (0, -signal.SIGTERM)
+
+
+def test_an_unknown_missing_extension_shape_fails_fast() -> None:
+    process = start_simulator_process(free_port(), missing_extension="sometimes")
+    with pytest.raises(RuntimeError, match="exited with status 2"):
+        wait_until_listening(free_port(), process=process, timeout=10)

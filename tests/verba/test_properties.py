@@ -1,4 +1,4 @@
-"""Property: whatever record is pushed, Verba ends up holding exactly it, linked to its user."""
+"""Property: whatever record is pushed for a user, Verba ends up holding exactly it, linked to that user."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ records = st.builds(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(first=records, second=records)
 def test_upsert_round_trips(sim: Sim, client: VerbaClient, first: ExtensionRecord, second: ExtensionRecord) -> None:
-    second = ExtensionRecord(**{**second.to_dict(), "extension": first.extension})
+    second = ExtensionRecord(**{**second.to_dict(), "extension": first.extension, "user_id": first.user_id})
     client.upsert_extension(first)
     assert client.upsert_extension(second) == "updated"
     found = client.get_extension(first.extension)

@@ -5,12 +5,23 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import threading
+from collections.abc import Callable, Iterator
+
+import click
+import httpx
 import pytest
+import uvicorn
+from click.testing import CliRunner
 from lxml import etree
 
+from connector import cli
+from connector.simulator import create_app, serve
+from connector.simulator.operations import MISSING_EXTENSION_SHAPES
+from connector.simulator.process import free_port
 from connector.simulator.state import State
 
-from .conftest import PASSWORD, Sim, envelope
+from .conftest import PASSWORD, SEED, Sim, envelope
 
 SAMPLES = Path(__file__).parent / "samples"
 TOKEN_MESSAGE = "This token is expired or never got authenticated."
@@ -201,3 +212,167 @@ def test_tokens_expire_after_their_ttl() -> None:
     assert state.token_valid(token)
     time.sleep(0.06)
     assert not state.token_valid(token)
+
+
+# How a missing extension is answered: undocumented, so every plausible shape is selectable.
+
+MISSING_ANSWERS = {
+    "ok_empty": {
+        "getExtension": ("OK", None),
+        "updateExtension": ("ERROR_GENERAL", "The extension does not exist in the database: 0000:404"),
+    },
+    "error_general": {
+        "getExtension": ("ERROR_GENERAL", "Extension not found: 0000:404"),
+        "updateExtension": ("ERROR_GENERAL", "Extension not found: 0000:404"),
+    },
+    "error_illegal_argument": {
+        "getExtension": ("ERROR_ILLEGAL_ARGUMENT", "Extension 404 does not exist in environment 0000"),
+        "updateExtension": ("ERROR_ILLEGAL_ARGUMENT", "Extension 404 does not exist in environment 0000"),
+    },
+}
+
+
+@pytest.fixture
+def started_with() -> Iterator[Callable[[str], Sim]]:
+    """Start a simulator of its own (seed SEED) with a given missing_extension shape; stopped after the test."""
+    running: list[tuple[uvicorn.Server, threading.Thread, Sim]] = []
+
+    def start(missing_extension: str) -> Sim:
+        port = free_port()
+        app = create_app(SEED, missing_extension=missing_extension)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+        thread = threading.Thread(target=server.run, name=f"verba-simulator-{missing_extension}", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the simulator did not start under uvicorn"
+            time.sleep(0.01)
+        running.append((server, thread, Sim(f"http://127.0.0.1:{port}")))
+        return running[-1][2]
+
+    yield start
+    for server, thread, sim in running:
+        sim.http.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def get_extension(sim: Sim, token: str, number: str) -> httpx.Response:
+    return sim.post_soap(envelope("getExtension", f"<token>{token}</token><environmentFilter><eid>0000</eid>"
+                                  f"</environmentFilter><extension>{number}</extension>"))
+
+
+def behaviour(sim: Sim, **settings: object) -> httpx.Response:
+    return sim.http.post("/_sim/behaviour", json=settings)
+
+
+def test_the_shapes_are_listed_in_order_and_ok_empty_is_the_default() -> None:
+    assert MISSING_EXTENSION_SHAPES == ("ok_empty", "error_general", "error_illegal_argument")
+    assert set(MISSING_ANSWERS) == set(MISSING_EXTENSION_SHAPES)
+    assert State().missing_extension == "ok_empty"
+
+
+@pytest.mark.parametrize("chosen", ["at start", "at run time"])
+@pytest.mark.parametrize("shape", MISSING_EXTENSION_SHAPES)
+def test_a_missing_extension_is_answered_in_the_chosen_shape(
+    sim: Sim, started_with: Callable[[str], Sim], shape: str, chosen: str
+) -> None:
+    if chosen == "at start":
+        sim = started_with(shape)
+    else:
+        assert behaviour(sim, missing_extension=shape).json() == {"missing_extension": shape}
+    token = sim.token()
+    got = get_extension(sim, token, "404")
+    assert status_of(got.text) == MISSING_ANSWERS[shape]["getExtension"]
+    assert "<extension>" not in got.text
+    updated = extension_call(sim, "updateExtension", token, "<eid>0000</eid><extension>404</extension><user><id>3</id></user>")
+    assert updated == MISSING_ANSWERS[shape]["updateExtension"]
+    assert sim.state()["extensions"] == []
+    assert [(c["operation"], c["status"]) for c in sim.calls() if c["operation"] != "requestToken"] == [
+        ("getExtension", MISSING_ANSWERS[shape]["getExtension"][0]),
+        ("updateExtension", MISSING_ANSWERS[shape]["updateExtension"][0]),
+    ]
+
+
+@pytest.mark.parametrize("shape", MISSING_EXTENSION_SHAPES)
+def test_an_existing_extension_is_the_same_in_every_shape(sim: Sim, shape: str) -> None:
+    behaviour(sim, missing_extension=shape).raise_for_status()
+    token = sim.token()
+    create = "<eid>0000</eid><extension>100</extension><recordingMode>FULL</recordingMode><user><id>3</id></user>"
+    assert extension_call(sim, "createExtension", token, create) == ("OK", None)
+    assert extension_call(sim, "createExtension", token, create) == (
+        "ERROR_ALREADY_EXISTS", "This extension already exists in the database: 0000:100",
+    )
+    got = get_extension(sim, token, "100")
+    assert status_of(got.text) == ("OK", None)
+    assert etree.fromstring(got.content).findtext(".//return/extension/recordingMode") == "FULL"
+    update = "<eid>0000</eid><extension>100</extension><recordingMode>ON_DEMAND</recordingMode><user><id>4</id></user>"
+    assert extension_call(sim, "updateExtension", token, update) == ("OK", None)
+    stored = sim.extension("100")
+    assert stored is not None and (stored["recordingMode"], stored["user_id"]) == ("ON_DEMAND", 4)
+
+
+def test_the_behaviour_endpoint_switches_the_shape_and_refuses_bad_input(sim: Sim) -> None:
+    assert sim.http.get("/_sim/behaviour").json() == {"missing_extension": "ok_empty"}
+    switched = behaviour(sim, missing_extension="error_general")
+    assert switched.status_code == 200 and switched.json() == {"missing_extension": "error_general"}
+    assert sim.http.get("/_sim/behaviour").json() == {"missing_extension": "error_general"}
+    assert status_of(get_extension(sim, sim.token(), "404").text)[0] == "ERROR_GENERAL"
+
+    for bad in ({"missing_extension": "ok"}, {"missing_extension": None}, {"missing_extension": ["error_general"]},
+                {"missing_extension": "error_general", "colour": "red"}, {"colour": "red"}):
+        refused = behaviour(sim, **bad)
+        assert refused.status_code == 400, bad
+        assert all(shape in refused.json()["error"] for shape in MISSING_EXTENSION_SHAPES), refused.json()
+    assert "colour" in behaviour(sim, colour="red").json()["error"]
+    for body in (b"not json", b'"error_general"', b"[]"):
+        assert sim.http.post("/_sim/behaviour", content=body).status_code == 400
+    assert sim.http.get("/_sim/behaviour").json() == {"missing_extension": "error_general"}  # nothing changed
+
+
+def test_reset_goes_back_to_the_start_value(sim: Sim, started_with: Callable[[str], Sim]) -> None:
+    behaviour(sim, missing_extension="error_illegal_argument").raise_for_status()
+    sim.reset()
+    assert sim.http.get("/_sim/behaviour").json() == {"missing_extension": "ok_empty"}
+
+    started = started_with("error_general")
+    started.reset()
+    assert started.http.get("/_sim/behaviour").json() == {"missing_extension": "error_general"}
+    behaviour(started, missing_extension="ok_empty").raise_for_status()
+    started.reset()
+    assert started.http.get("/_sim/behaviour").json() == {"missing_extension": "error_general"}
+    assert status_of(get_extension(started, started.token(), "404").text) == MISSING_ANSWERS["error_general"]["getExtension"]
+
+
+def test_state_validates_and_keeps_the_missing_extension_setting() -> None:
+    with pytest.raises(ValueError, match="ok_empty, error_general, error_illegal_argument"):
+        State(missing_extension="error")
+    state = State(missing_extension="error_illegal_argument")
+    state.reset()
+    assert state.missing_extension == "error_illegal_argument"
+    state.set_missing_extension("ok_empty")
+    assert state.missing_extension == "ok_empty"
+    with pytest.raises(ValueError, match="error_illegal_argument"):
+        state.set_missing_extension("nope")
+    assert state.missing_extension == "ok_empty"
+    state.reset()
+    assert state.missing_extension == "error_illegal_argument"
+    with pytest.raises(ValueError, match="ok_empty"):
+        create_app(missing_extension="nope")
+    with pytest.raises(ValueError, match="missing_extension must be one of"):
+        serve("127.0.0.1", free_port(), None, 60.0, "nope")  # refused before it listens
+
+
+def test_the_cli_offers_the_shapes_and_passes_the_choice_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    option = next(p for p in cli.simulator.params if p.name == "missing_extension")
+    assert isinstance(option.type, click.Choice) and tuple(option.type.choices) == MISSING_EXTENSION_SHAPES
+    assert option.default == "ok_empty"
+    served: list[tuple[object, ...]] = []
+    monkeypatch.setattr("connector.simulator.app.serve", lambda *args: served.append(args))
+    runner = CliRunner()
+    result = runner.invoke(cli.main, ["simulator", "--port", "7999", "--missing-extension", "error_general"])
+    assert result.exit_code == 0, result.output
+    assert served == [("127.0.0.1", 7999, None, 3600.0, "error_general")]
+    assert runner.invoke(cli.main, ["simulator"]).exit_code == 0 and served[-1][-1] == "ok_empty"
+    refused = runner.invoke(cli.main, ["simulator", "--missing-extension", "sometimes"])
+    assert refused.exit_code == 2 and "error_illegal_argument" in refused.output

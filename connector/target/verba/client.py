@@ -17,6 +17,9 @@ import zeep.exceptions
 from connector.mapping.records import ExtensionRecord
 from connector.ops.metrics import observe_soap_call
 from connector.target.verba.errors import (
+    ExtensionAbsent,
+    ExtensionHeld,
+    VerbaAmbiguous,
     VerbaAuthError,
     VerbaError,
     VerbaMalformedResponse,
@@ -25,7 +28,9 @@ from connector.target.verba.errors import (
 )
 from connector.target.verba.guard import UserIdGuard
 from connector.target.verba.sent import SentLog
-from connector.target.verba.status import ALREADY_EXISTS, OK, UNAUTHORIZED, Status, field, read_status
+from connector.target.verba.status import (
+    ALREADY_EXISTS, GENERAL, OK, UNAUTHORIZED, Status, field, read_status, says_extension_absent,
+)
 from connector.target.verba.transport import TNS, EnvelopeCheck, Transport, pooled_session
 
 logger = logging.getLogger(__name__)
@@ -87,50 +92,79 @@ class VerbaClient:
     # extensions
 
     def upsert_extension(self, record: ExtensionRecord) -> str:
-        """createExtension, and updateExtension with the full record when it already exists."""
-        status = self._extension_call("createExtension", record)
-        if status.code == OK:
+        """createExtension; when it exists, updateExtension with the full record if it is linked to
+        `record.user_id` or to nobody. Raises ExtensionHeld when another Verba user holds it:
+        the client never moves an extension between users (delivery applies the ownership policy)."""
+        if self.create_extension(record):
             return "created"
-        if status.code != ALREADY_EXISTS:
-            status.check("createExtension")
+        found = self.get_extension(record.extension)
+        if found is None:
+            raise VerbaAmbiguous(f"createExtension says {record.extension} exists, getExtension says it does not")
+        if found["user_id"] not in (None, record.user_id):
+            raise ExtensionHeld(record.extension, found["user_id"], found["user_login_name"])
         self.update_extension(record)
         return "updated"
 
-    def create_extension(self, record: ExtensionRecord) -> None:
-        self._extension_call("createExtension", record).check("createExtension")
+    def create_extension(self, record: ExtensionRecord) -> bool:
+        """createExtension: True when created, False when Verba already holds the extension."""
+        status = self._extension_call("createExtension", record)
+        if status.code == ALREADY_EXISTS:
+            return False
+        status.check("createExtension")
+        return True
 
     def update_extension(self, record: ExtensionRecord) -> None:
-        self._extension_call("updateExtension", record).check("updateExtension")
+        """updateExtension with the full record; ExtensionAbsent when Verba says there is no such extension."""
+        status = self._extension_call("updateExtension", record)
+        if status.code != OK and says_extension_absent(status):
+            raise ExtensionAbsent(f"updateExtension: {status.message}")
+        status.check("updateExtension")
 
     def get_extension(self, extension: str) -> dict[str, Any] | None:
-        """The extension in the configured environment, or None when Verba returns none."""
+        """The extension in the configured environment, or None when Verba says it does not exist.
+
+        Absence comes in several shapes (OK without an extension, or a not-found message; see
+        `says_extension_absent`). Any other ERROR_GENERAL is ambiguous: listUsers (filter
+        `extension`, exact) is asked who holds it; a single user answers it (other fields None),
+        anything else raises VerbaAmbiguous.
+        """
         value, status = self._call("getExtension", environmentFilter=self._environment_filter(), extension=extension)
-        status.check("getExtension")
-        found = field(value, "extension")
-        return None if found is None else _extension_dict(found)
+        if status.code == OK:
+            found = field(value, "extension")
+            return None if found is None else _extension_dict(found)
+        if says_extension_absent(status):
+            return None
+        if status.code != GENERAL:
+            status.check("getExtension")
+        holders = self._users(extension=extension, extensionExact=True)
+        if len(holders) != 1:
+            raise VerbaAmbiguous(
+                f"getExtension {extension} answered {status.code}: {status.message}, and listUsers finds "
+                f"{len(holders)} users holding it; Verba's answer is unclear"
+            )
+        return {**dict.fromkeys(_EXTENSION_FIELDS), "extension": extension,
+                "user_id": _user_id(holders[0], "listUsers"), "user_login_name": field(holders[0], "loginName")}
 
     # users
 
     def find_user_id(self, login_name: str) -> int | None:
         """The Verba user id for an exact login name in the configured environment."""
-        value, status = self._call(
-            "listUsers",
-            filter={
-                "environmentFilter": self._environment_filter(),
-                "loginName": login_name,
-                "loginNameExact": True,
-                "skipExtensions": True,
-                "skipGroups": True,
-                "skipRoles": True,
-            },
-        )
-        status.check("listUsers")
-        users = field(value, "users") or []
+        users = self._users(loginName=login_name, loginNameExact=True)
         if not users:
             return None
         if len(users) > 1:
             raise VerbaMalformedResponse(f"listUsers returned {len(users)} users for the exact loginName {login_name!r}")
         return _user_id(users[0], "listUsers")
+
+    def _users(self, **criteria: Any) -> list[Any]:
+        """listUsers in the configured environment with these filter criteria."""
+        value, status = self._call(
+            "listUsers",
+            filter={"environmentFilter": self._environment_filter(), **criteria,
+                    "skipExtensions": True, "skipGroups": True, "skipRoles": True},
+        )
+        status.check("listUsers")
+        return list(field(value, "users") or [])
 
     def create_user(
         self,
@@ -303,7 +337,12 @@ def _status_code(value: Any, operation: str) -> str:
         return "malformed_response"
 
 
+_EXTENSION_FIELDS = ("id", "extension", "user_id", "user_login_name", "recording_mode", "voice", "im", "video",
+                     "screen_capture_enabled", "eid", "environment_short_name")
+
+
 def _extension_dict(value: Any) -> dict[str, Any]:
+    """The fields of `_EXTENSION_FIELDS` from a getExtension answer."""
     user = field(value, "user")
     return {
         "id": field(value, "id"),

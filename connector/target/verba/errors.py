@@ -6,6 +6,9 @@
      ├── VerbaMalformedResponse  cause "malformed_response"   retryable
      ├── VerbaStatusError        cause "<status code lower>"  retryable for ERROR_GENERAL, ERROR_UNAUTHORIZED
      ├── VerbaAuthError          cause "auth"                 retryable
+     ├── VerbaAmbiguous          cause "verba_ambiguous"      retryable (a bounded number of times)
+     ├── ExtensionAbsent         cause "extension_absent"     not retryable: the caller decides
+     ├── ExtensionHeld           cause "extension_conflict"   not retryable: another Verba user holds it
      └── MissingUserIdError      cause "missing_user_id"      not retryable
 
 No message ever holds the password or the token.
@@ -77,3 +80,31 @@ class MissingUserIdError(VerbaError):
 
     cause = "missing_user_id"
     retryable = False
+
+
+class VerbaAmbiguous(VerbaError):
+    """Verba's answers do not say whether (or to whom) an extension exists; retried, then a dead letter."""
+
+    cause = "verba_ambiguous"
+    retryable = True
+
+
+class ExtensionAbsent(VerbaError):
+    """Verba says the extension does not exist (in any of the shapes `says_extension_absent` knows)."""
+
+    cause = "extension_absent"
+    retryable = False
+
+
+class ExtensionHeld(VerbaError):
+    """The extension is linked to another Verba user; writing it would move it (DESIGN.md invariant 6)."""
+
+    cause = "extension_conflict"
+    retryable = False
+
+    def __init__(self, extension: str, owner_user_id: int, owner_login: str | None) -> None:
+        self.extension = extension
+        self.owner_user_id = owner_user_id
+        self.owner_login = owner_login
+        who = f"user {owner_user_id}" + (f" ({owner_login})" if owner_login else "")
+        super().__init__(f"extension {extension} is linked in Verba to {who}; not moved")

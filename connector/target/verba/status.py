@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from connector.target.verba.errors import VerbaMalformedResponse, VerbaStatusError
@@ -10,6 +11,11 @@ from connector.target.verba.errors import VerbaMalformedResponse, VerbaStatusErr
 OK = "OK"
 ALREADY_EXISTS = "ERROR_ALREADY_EXISTS"
 UNAUTHORIZED = "ERROR_UNAUTHORIZED"
+GENERAL = "ERROR_GENERAL"
+ILLEGAL_ARGUMENT = "ERROR_ILLEGAL_ARGUMENT"
+
+# "Extension not found", "The extension does not exist in the database: 0000:+1…", "No such extension"…
+_NOT_FOUND = re.compile(r"not\s+found|does\s*n[o']?t\s+exist|not\s+exist|no\s+such|unknown\s+extension", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +26,19 @@ class Status:
     def check(self, operation: str) -> None:
         if self.code != OK:
             raise VerbaStatusError(self.code, self.message, operation)
+
+
+def says_extension_absent(status: Status) -> bool:
+    """Whether a non-OK status means "no such extension": the one place that decides it.
+
+    The vendor documents no not-found code. A missing extension is answered (by getExtension or
+    updateExtension) as ERROR_GENERAL or ERROR_ILLEGAL_ARGUMENT whose message names the extension
+    and says it is not found or does not exist. Any other message is not absence (for getExtension
+    an ERROR_GENERAL is then ambiguous; see VerbaClient.get_extension).
+    """
+    message = status.message or ""
+    return (status.code in (GENERAL, ILLEGAL_ARGUMENT) and "extension" in message.lower()
+            and _NOT_FOUND.search(message) is not None)
 
 
 def read_status(value: Any, operation: str) -> Status:

@@ -1,0 +1,52 @@
+"""The stop-recording guard: a burst of stop-recording pushes from one source is held for an operator.
+
+A push "stops recording" when it turns recording off on an extension last pushed recording
+(the user was disabled or deleted, lost a number, or no rule records them any more). When,
+within `guard_window_seconds`, one source's pushes would stop recording for more than
+`guard_max_count` users *and* more than `guard_max_share` of that source's recorded users, the
+push is held (state `held`, cause `stop_recording_guard`) until `connector events approve`.
+This covers every source: SCIM, LDAP and `events ingest` alike, and a changed normalization
+that renames many extensions at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Sequence
+
+from connector.config import DeliveryConfig
+from connector.mapping import MappedUser
+from connector.mapping.records import ExtensionRecord
+from connector.ops.metrics import STOP_RECORDING_HELD
+from connector.store import Claim, Store
+
+log = logging.getLogger("connector.delivery")
+
+CAUSE = "stop_recording_guard"
+
+
+class StopRecordingGuard:
+    def __init__(self, store: Store, config: DeliveryConfig, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+
+    def hold_reason(self, claim: Claim, previous: Sequence[ExtensionRecord], mapped: MappedUser) -> str | None:
+        """Why this push must wait for an operator, or None when it may go (and is counted in the window)."""
+        recording = {r.extension for r in previous if r.recording}
+        if not any(r.extension in recording for r in mapped.deprovisions):
+            return None
+        config = self.config
+        burst = self.store.admit_stop_recording(
+            claim.source, claim.external_id, claim.owner, self.clock(), window_seconds=config.guard_window_seconds,
+            max_count=config.guard_max_count, max_share=config.guard_max_share,
+        )
+        if burst.admitted:
+            return None
+        STOP_RECORDING_HELD.labels(claim.source).inc()
+        return (f"source {claim.source!r} would stop recording {burst.stopping} of about {burst.recorded} recorded "
+                f"users within {config.guard_window_seconds:g} s (more than guard_max_count = "
+                f"{config.guard_max_count} and guard_max_share = {config.guard_max_share:g}); check them with "
+                f"`connector events list --state held --source {claim.source}`, then release them with "
+                "`connector events approve --all --reason \"...\"` or discard them")

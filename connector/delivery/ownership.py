@@ -1,0 +1,224 @@
+"""Who may write an extension (DESIGN.md invariant 6): no silent relink, no stolen number.
+
+Every extension a push touches is locked for it first (`Store.begin_push`), which also makes the
+user's wanted extensions their claims in the claim index. Then, for each extension:
+
+upsert (the user wants it recorded):
+    the connector last wrote it for this user        -> updateExtension (createExtension if it is gone)
+    held by another user who still claims it         -> conflict, Verba untouched: the holder keeps it
+    otherwise Verba is asked: createExtension, and after ERROR_ALREADY_EXISTS getExtension (at once
+    getExtension when an earlier claimant waits, so nothing is created for the wrong user). Held by
+        this user, or by nobody and no earlier claimant waits -> updateExtension
+        another user who still claims it                   -> conflict: the holder keeps it
+        nobody we know still claims it, an earlier claim waits -> conflict: the earliest claim wins
+        one of the connector's users who let it go          -> hand over (audited)
+        a Verba user the connector does not manage          -> [ownership] on_conflict: "hold" (conflict)
+                                                               or "take_over" (audited)
+deprovision (the user no longer wants it): getExtension; recording is stopped only when Verba
+    shows it linked to this user's Verba id and no other source of that Verba user still claims it;
+    otherwise it is left alone (logged, counted, audited).
+
+Users waiting in a conflict on an extension that a push releases are woken: a fresh event of
+their current state is queued, so a number passed from a leaver to a joiner ends recorded for
+the joiner without on-call work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any, Callable
+
+from connector.events import UserChange
+from connector.mapping import MappedUser
+from connector.mapping.records import ExtensionRecord
+from connector.ops.metrics import OWNERSHIP_DECISIONS
+from connector.store import Claim, Store
+from connector.store.ownership import Claimant, Conflict, PushPlan
+from connector.target.verba.client import VerbaClient
+from connector.target.verba.errors import ExtensionAbsent, VerbaAmbiguous
+
+log = logging.getLogger("connector.delivery")
+
+ACTOR = "connector"  # the audit's actor for decisions the connector takes itself
+
+
+@dataclasses.dataclass
+class PushOutcome:
+    written: list[ExtensionRecord] = dataclasses.field(default_factory=list)  # upserts Verba accepted
+    stopped: list[str] = dataclasses.field(default_factory=list)
+    conflicts: list[Conflict] = dataclasses.field(default_factory=list)
+    left_alone: list[str] = dataclasses.field(default_factory=list)
+    owners: dict[str, int | None] = dataclasses.field(default_factory=dict)  # as last written or seen
+
+
+class OwnershipPusher:
+    """Pushes one user's mapped records under the ownership rules; safe to share between threads."""
+
+    def __init__(self, store: Store, client: VerbaClient, on_conflict: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.client = client
+        self.on_conflict = on_conflict
+        self.clock = clock
+
+    def push(self, claim: Claim, me: Claimant, mapped: MappedUser) -> PushOutcome:
+        """Write what the ownership rules allow; raises ExtensionsBusy (nothing done) or a VerbaError."""
+        wanted = [r.extension for r in mapped.upserts]
+        plan = self.store.begin_push(claim.owner, claim.lease_until, self.clock(), me, wanted,
+                                     wanted + [r.extension for r in mapped.deprovisions])
+        outcome = PushOutcome()
+        try:
+            for record in mapped.upserts:
+                self._upsert(claim, me, record, plan, outcome)
+            for record in mapped.deprovisions:
+                self._deprovision(claim, me, record, plan, outcome)
+        finally:
+            released = [*plan.released, *(r.extension for r in mapped.deprovisions)]
+            waiting = self.store.finish_push(claim.owner, me, outcome.owners, outcome.conflicts, released)
+            self._wake(waiting)
+        return outcome
+
+    # upserts
+
+    def _upsert(self, claim: Claim, me: Claimant, record: ExtensionRecord, plan: PushPlan,
+                outcome: PushOutcome) -> None:
+        extension = record.extension
+        rivals = [r for r in plan.rivals.get(extension, []) if r.verba_user_id != me.verba_user_id]
+        earlier = next((r for r in rivals if r.earlier_than(me)), None)
+        known = plan.owners.get(extension)
+        if known == me.verba_user_id and self._try_update(record):
+            self._written(record, outcome)
+            return
+        holder = _holding(rivals, known)
+        if holder is not None:
+            self._conflict(claim, me, extension, holder.verba_user_id, holder.login_name, holder, outcome)
+            return
+        if earlier is None and self.client.create_extension(record):
+            self._written(record, outcome)
+            return
+        found = self.client.get_extension(extension)
+        owner = None if found is None else found["user_id"]
+        login = None if found is None else found["user_login_name"]
+        outcome.owners[extension] = owner
+        if found is None and earlier is None:
+            raise VerbaAmbiguous(f"createExtension says {extension} exists, getExtension says it does not")
+        if owner == me.verba_user_id or (owner is None and earlier is None):
+            self._write(record, outcome)
+            return
+        holder = _holding(rivals, owner)
+        if holder is not None or earlier is not None:
+            self._conflict(claim, me, extension, owner, login, holder or earlier, outcome)
+            return
+        assert owner is not None
+        if self.store.source_users_of(owner):
+            self._write(record, outcome)
+            self._audit(claim, me, "hand_over", extension, owner, login,
+                        "its holder no longer claims it (disabled, deleted or number changed)")
+        elif self.on_conflict == "take_over":
+            self._write(record, outcome)
+            self._audit(claim, me, "take_over", extension, owner, login,
+                        'the holder is not managed by the connector and [ownership] on_conflict = "take_over"')
+        else:
+            self._conflict(claim, me, extension, owner, login, None, outcome)
+
+    def _try_update(self, record: ExtensionRecord) -> bool:
+        """updateExtension; False when Verba says the extension is gone."""
+        try:
+            self.client.update_extension(record)
+        except ExtensionAbsent:
+            return False
+        return True
+
+    def _write(self, record: ExtensionRecord, outcome: PushOutcome) -> None:
+        """updateExtension, or createExtension when it vanished meanwhile."""
+        if not self._try_update(record) and not self.client.create_extension(record):
+            raise VerbaAmbiguous(f"updateExtension says {record.extension} is gone, createExtension that it exists")
+        self._written(record, outcome)
+
+    @staticmethod
+    def _written(record: ExtensionRecord, outcome: PushOutcome) -> None:
+        outcome.written.append(record)
+        outcome.owners[record.extension] = record.user_id
+
+    def _conflict(self, claim: Claim, me: Claimant, extension: str, owner: int | None, login: str | None,
+                  rival: Claimant | None, outcome: PushOutcome) -> None:
+        held_by = f"Verba user {owner}" + (f" ({login})" if login else "") if owner is not None else "nobody yet"
+        if rival is not None and rival.verba_user_id == owner:
+            why = f"{rival.name} claims it too and holds it"
+            fix = "remove the number from one of them at the source; the conflict then clears itself"
+        elif rival is not None:
+            why = f"{rival.name} (Verba user {rival.verba_user_id}) claimed it first and waits for it"
+            fix = "remove the number from one of them at the source; the conflict then clears itself"
+        else:
+            why = "the connector manages no user linked to it"
+            fix = ("free or relink it in Verba, then `connector events replay --cause extension_conflict`; "
+                   'or set [ownership] on_conflict = "take_over" in the mapping to let the directory win')
+        message = (f"extension {extension} is linked to {held_by}: {why}; {me.name} (Verba user "
+                   f"{me.verba_user_id}) waits for it. To resolve: {fix}")
+        outcome.conflicts.append(Conflict(extension, me, claim.latest.id, owner, login,
+                                          rival.name if rival is not None else None, message, self.clock()))
+        OWNERSHIP_DECISIONS.labels("conflict").inc()
+        log.warning("extension conflict: %s", message,
+                    extra={"event_ids": list(claim.event_ids), "cause": "extension_conflict", "extension": extension})
+
+    # deprovisioning
+
+    def _deprovision(self, claim: Claim, me: Claimant, record: ExtensionRecord, plan: PushPlan,
+                     outcome: PushOutcome) -> None:
+        extension = record.extension
+        found = self.client.get_extension(extension)
+        if found is None:
+            outcome.owners[extension] = None  # never created, or gone: nothing to stop
+            return
+        owner, login = found["user_id"], found["user_login_name"]
+        outcome.owners[extension] = owner
+        same_user = next((r for r in plan.rivals.get(extension, []) if r.verba_user_id == me.verba_user_id), None)
+        if owner != me.verba_user_id:
+            held_by = "no user" if owner is None else f"Verba user {owner}" + (f" ({login})" if login else "")
+            self._leave_alone(claim, me, extension, owner, login, f"Verba shows it linked to {held_by}")
+        elif same_user is not None:
+            self._leave_alone(claim, me, extension, owner, login,
+                              f"the same Verba user still claims it through {same_user.name}")
+        elif self._try_update(record):
+            outcome.stopped.append(extension)
+        else:
+            outcome.owners[extension] = None
+
+    def _leave_alone(self, claim: Claim, me: Claimant, extension: str, owner: int | None, login: str | None,
+                     why: str) -> None:
+        OWNERSHIP_DECISIONS.labels("left_alone").inc()
+        log.warning("did not stop recording %s for %s: %s", extension, me.name, why,
+                    extra={"event_ids": list(claim.event_ids), "extension": extension})
+        self._audit(claim, me, "left_alone", extension, owner, login, why)
+
+    # shared
+
+    def _audit(self, claim: Claim, me: Claimant, action: str, extension: str, owner: int | None,
+               login: str | None, why: str) -> None:
+        if action != "left_alone":
+            OWNERSHIP_DECISIONS.labels(action).inc()
+            log.warning("%s of %s from Verba user %s to %s: %s", action, extension, owner, me.name, why,
+                        extra={"event_ids": list(claim.event_ids), "extension": extension})
+        self.store.add_audit(ACTOR, action, claim.event_ids, why, {
+            "extension": extension, "from_user_id": owner, "from_login": login,
+            "user": f"{me.source}/{me.external_id}", "user_id": me.verba_user_id,
+        })
+
+    def _wake(self, waiting: list[tuple[str, str]]) -> None:
+        """Queue a fresh event of each waiting user's current state, so their conflict is tried again."""
+        changes = []
+        for source, external_id in waiting:
+            current = self.store.current_event(source, external_id)
+            if current is not None:
+                changes.append(UserChange(source, external_id, current.change.kind, current.change.state,
+                                          accepted_at=self.clock(), cause="extension_released"))
+        if changes:
+            self.store.enqueue(changes)
+            log.info("an extension was released: %d waiting user(s) queued again", len(changes))
+
+
+def _holding(rivals: list[Claimant], owner: Any) -> Claimant | None:
+    """The rival who holds the extension in Verba (and so keeps it), if any."""
+    return None if owner is None else next((r for r in rivals if r.verba_user_id == owner), None)
