@@ -13,9 +13,11 @@ from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
 from connector.options import config_option, json_option, open_store_for, operator_option, since_option, since_time
 from connector.ops.report import (
-    age, attempt_lines, audit_line, counts_line, event_dict, event_line, source_states, summary_lines, to_json,
+    age, attempt_lines, audit_line, counts_line, event_dict, event_line, ownership_lines, source_states, summary_lines,
+    to_json,
 )
 from connector.store import EventState, Store
+from connector.store.queries import CONFLICT_CAUSE
 
 @click.group()
 def events() -> None:
@@ -68,7 +70,8 @@ STATES = [s.value for s in EventState]
 @events.command("list")
 @config_option
 @click.option("--state", type=click.Choice(STATES))
-@click.option("--cause", help="Only events whose last failure had this cause class (e.g. http_5xx).")
+@click.option("--cause", help="Only events whose last failure had this cause class (e.g. http_5xx); "
+                             "extension_conflict lists the events of open extension conflicts.")
 @click.option("--user", help="Only this user: its external id or userName.")
 @click.option("--source", help="Only events from this source.")
 @since_option("Only events changed in this time")
@@ -136,7 +139,8 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
 @events.command("replay")
 @config_option
 @click.argument("event_ids", nargs=-1, type=int)
-@click.option("--cause", help="Replay every dead letter with this cause.")
+@click.option("--cause", help="Replay every dead letter with this cause; extension_conflict: "
+                             "the users of every open extension conflict.")
 @click.option("--state", type=click.Choice(["dead"]), help="Replay every dead letter.")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing, call nothing.")
 @click.option("--rate", type=click.FloatRange(min=0.01), help="At most this many events per second.")
@@ -156,7 +160,10 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     config = load_config(config_path)
     store = open_store_for(config_path)
     try:
-        chosen = select(store, event_ids, cause, EventState(state) if state else None, [EventState.DEAD])
+        if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through
+            chosen = select(store, event_ids, cause, EventState.DONE, [EventState.DONE])
+        else:
+            chosen = select(store, event_ids, cause, EventState(state) if state else None, [EventState.DEAD])
         if dry_run:
             mapping = load_mapping(config.mapping_file)
             users = {(e.change.source, e.change.external_id): e for e in chosen}
@@ -221,14 +228,14 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, op
 @click.option("--reason", default="", help="Why, for the audit.")
 @operator_option
 def events_approve(config_path: str, event_ids: tuple[int, ...], approve_all: bool, reason: str, operator: str) -> None:
-    """Release events held by the mass-change guard, so they are delivered."""
+    """Release events held by a guard (LDAP mass change, stop-recording burst), so they are delivered."""
     from connector.ops.replay import requeue, select
 
     store = open_store_for(config_path)
     try:
         chosen = select(store, event_ids, None, EventState.HELD if approve_all else None, [EventState.HELD])
         count = requeue(store, chosen, actor=operator, action="approve", reason=reason, rate=None,
-                        detail={"ids": list(event_ids), "all": approve_all})
+                        detail={"ids": list(event_ids), "all": approve_all}, approve=True)
         click.echo(f"approved {count} held event(s); the connector delivers them now")
     finally:
         store.close()
@@ -269,6 +276,8 @@ def status(config_path: str, as_json: bool) -> None:
         oldest = store.oldest_pending_at()
         summary = store.dead_letter_summary()
         sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()})
+        conflicts = store.open_conflicts()
+        clashes = store.extension_clashes()
     finally:
         store.close()
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
@@ -276,6 +285,8 @@ def status(config_path: str, as_json: bool) -> None:
     if as_json:
         click.echo(to_json({"counts": {s.value: n for s, n in counts.items()}, "oldest_pending_age_seconds": pending_age,
                             "dead_letters_by_cause": [{"cause": c, "error": e, "count": n} for c, e, n in summary],
+                            "extension_conflicts": conflicts,
+                            "extension_clashes": [{"extension": x, "claimants": c} for x, c in clashes],
                             "sources": sources, "target": {"url": config.target_url, "state": target}}))
         return
     click.echo(f"queue: {counts_line(counts)}")
@@ -285,4 +296,6 @@ def status(config_path: str, as_json: bool) -> None:
     click.echo(f"target: {config.target_url} {target}")
     click.echo("dead letters by cause:" if summary else "dead letters: none")
     for line in summary_lines(summary):
+        click.echo(line)
+    for line in ownership_lines(conflicts, clashes):
         click.echo(line)

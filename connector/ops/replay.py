@@ -48,10 +48,13 @@ def select(store: Store, ids: Sequence[int], cause: str | None, state: EventStat
 
 
 def requeue(store: Store, events: Sequence[StoredEvent], *, actor: str, action: str, reason: str,
-            rate: float | None, detail: dict[str, object]) -> int:
-    """Make the events pending again (spaced out to `rate` per second); audit it; return how many."""
+            rate: float | None, detail: dict[str, object], approve: bool = False) -> int:
+    """Make the events pending again (spaced out to `rate` per second); audit it; return how many.
+
+    `approve` lets them past the stop-recording guard (an operator said the burst is intended).
+    """
     ids = [e.id for e in events]
-    count = store.requeue(ids, time.time(), spacing=1.0 / rate if rate else 0.0)
+    count = store.requeue(ids, time.time(), spacing=1.0 / rate if rate else 0.0, approve=approve)
     store.add_audit(actor, action, ids, reason, {**detail, "requeued": count})
     return count
 

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from connector.config import Config
 from connector.store import AuditEntry, EventState, StoredEvent
 from connector.store.base import Attempt, LdapWatermark
+from connector.store.ownership import Claimant, Conflict
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -56,6 +57,17 @@ def counts_line(counts: dict[EventState, int]) -> str:
 def summary_lines(summary: Sequence[tuple[str, str, int]]) -> list[str]:
     """Dead letters grouped by cause, largest group first."""
     return [f"{count:>6}  {cause}: {error}" for cause, error, count in summary]
+
+
+def ownership_lines(conflicts: Sequence[Conflict], clashes: Sequence[tuple[str, Sequence[Claimant]]]) -> list[str]:
+    """Open extension conflicts (with what to do) and the claim index's clashes, for `connector status`."""
+    lines = ["extension conflicts:" if conflicts else "extension conflicts: none"]
+    lines += [f"  {c.extension}  event {c.event_id}  since {when(c.since)}: {c.message}" for c in conflicts]
+    if clashes:
+        lines.append("extensions claimed by more than one Verba user:")
+        lines += [f"  {extension}: " + ", ".join(f"{c.name} (Verba user {c.verba_user_id})" for c in claimants)
+                  for extension, claimants in clashes]
+    return lines
 
 
 def attempt_lines(attempts: Sequence[Attempt]) -> list[str]:

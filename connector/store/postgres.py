@@ -553,6 +553,7 @@ class PostgresStore(Store):
 
     def release_leases(self) -> int:
         with self._write() as conn:
+            conn.execute("DELETE FROM extension_locks")
             return conn.execute(
                 "UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = %s"
                 " WHERE state = 'in_flight'",

@@ -1,0 +1,253 @@
+"""Extension ownership end to end (simulator over real HTTP): no silent relink, no stolen number.
+
+The simulator answers a missing extension in its most hostile shape (ERROR_GENERAL "Extension
+not found", which looks like an outage) unless a test says otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from connector.config import Config
+from connector.delivery.worker import Deliverer, WorkerPool
+from connector.mapping import load_mapping
+from connector.runtime import open_client, open_migrated_store
+from connector.store import EventState
+
+from .conftest import drain, user
+
+X, Y = "+14155550100", "+14155550111"
+USERS = [{"id": 3 + n, "loginName": name, "eid": "0000"}
+         for n, name in enumerate(["alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com"])]
+RECORDING = ("voice", "im", "video", "screenCaptureEnabled")
+
+
+@pytest.fixture
+def seed_users() -> list[dict[str, Any]]:
+    return USERS
+
+
+@pytest.fixture(autouse=True)
+def hostile(simulator):
+    simulator.http.post("/_sim/behaviour", json={"missing_extension": "error_general"}).raise_for_status()
+
+
+def alice(*phones: str, **state: Any):
+    return user("u-alice", "alice@example.com", phones=phones, **state)
+
+
+def bob(*phones: str, **state: Any):
+    return user("u-bob", "bob@example.com", phones=phones, **state)
+
+
+def recording(ext: dict[str, Any]) -> bool:
+    return any(ext[k] for k in RECORDING)
+
+
+def writes(simulator, extension: str) -> list[dict[str, Any]]:
+    return [c for c in simulator.calls() if c["operation"] in ("createExtension", "updateExtension")
+            and c["extension"] == extension]
+
+
+def make_deliverer(make_config, mapping: str = "mappings/default.toml", **delivery: Any) -> Deliverer:
+    config: Config = make_config(mapping, delivery={"workers": 4, **delivery})
+    return Deliverer(open_migrated_store(config), open_client(config), load_mapping(config.mapping_file),
+                     config.delivery)
+
+
+def test_a_second_user_on_a_held_extension_is_a_conflict_and_never_relinks_it(deliverer, simulator):
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    deliverer.store.enqueue([bob(X, Y)])
+    drain(deliverer)
+
+    extensions = simulator.extensions()
+    assert extensions[X]["user_id"] == 3 and recording(extensions[X]), "alice keeps her extension"
+    assert extensions[Y]["user_id"] == 4 and recording(extensions[Y]), "bob's other extension still goes through"
+    assert all(c["user_id"] == 3 for c in writes(simulator, X))
+    bob_event = deliverer.store.list_events(user="u-bob")[0]
+    assert bob_event.state == EventState.DONE
+    [conflict] = deliverer.store.open_conflicts()
+    assert (conflict.extension, conflict.claimant.external_id, conflict.owner_user_id) == (X, "u-bob", 3)
+    assert "test/u-alice (alice@example.com)" in conflict.message and "alice" in conflict.owner_login
+    assert "remove the number from one of them" in conflict.message
+    assert [e.id for e in deliverer.store.list_events(cause="extension_conflict")] == [bob_event.id]
+    assert [x for x, _ in deliverer.store.extension_clashes()] == [X]
+    assert [r.extension for r in deliverer.store.pushed_extensions("test", "u-bob")] == [Y]
+
+
+def test_a_conflict_clears_itself_when_the_holder_lets_go(deliverer, simulator):
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    deliverer.store.enqueue([bob(X)])
+    drain(deliverer)
+    deliverer.store.enqueue([alice(Y)])  # alice's number changes: X is free for bob
+    drain(deliverer)
+
+    extensions = simulator.extensions()
+    assert extensions[X]["user_id"] == 4 and recording(extensions[X])
+    assert extensions[Y]["user_id"] == 3 and recording(extensions[Y])
+    assert deliverer.store.open_conflicts() == [] and deliverer.store.extension_clashes() == []
+    assert [e.change.cause for e in deliverer.store.list_events(user="u-bob")][0] == "extension_released"
+    handovers = [a for a in deliverer.store.list_audit() if a.action == "hand_over"]
+    assert [(a.detail["extension"], a.detail["from_user_id"], a.detail["user_id"]) for a in handovers] == [(X, 3, 4)]
+
+
+@pytest.mark.parametrize("leaver_first", [True, False])
+@pytest.mark.parametrize("how", [{"kind": "deactivate"}, {"kind": "delete"}, {"active": False}])
+def test_a_desk_number_passed_from_a_leaver_to_a_joiner_ends_recorded_for_the_joiner(deliverer, simulator,
+                                                                                     leaver_first, how):
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    leaver, joiner = alice(X, **how), bob(X)
+    deliverer.store.enqueue([leaver, joiner] if leaver_first else [joiner, leaver])
+    drain(deliverer)
+
+    ext = simulator.extensions()[X]
+    assert ext["user_id"] == 4 and recording(ext), "the joiner is recorded"
+    assert deliverer.store.count_by_state()[EventState.DEAD] == 0
+    assert deliverer.store.open_conflicts() == []
+    assert all(c["user_id"] is not None for c in simulator.calls("updateExtension"))
+
+
+def test_deprovisioning_never_stops_an_extension_now_linked_to_someone_else(deliverer, simulator):
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    # Someone relinked X to bob in the Verba UI; then alice leaves.
+    simulator.http.post("/_sim/reset").raise_for_status()
+    simulator.http.post("/_sim/behaviour", json={"missing_extension": "error_general"}).raise_for_status()
+    client = deliverer.client
+    record = deliverer.store.pushed_extensions("test", "u-alice")[0]
+    client.create_extension(type(record)(**{**record.to_dict(), "user_id": 4}))
+    deliverer.store.enqueue([alice(X, kind="deactivate")])
+    drain(deliverer)
+
+    ext = simulator.extensions()[X]
+    assert ext["user_id"] == 4 and recording(ext), "bob's recording is untouched"
+    assert simulator.calls("updateExtension") == []
+    [left] = [a for a in deliverer.store.list_audit() if a.action == "left_alone"]
+    assert left.detail["extension"] == X and left.detail["from_user_id"] == 4
+    assert "Verba shows it linked to Verba user 4 (bob@example.com)" in left.reason
+    assert deliverer.store.list_events(user="u-alice")[0].state == EventState.DONE
+
+
+@pytest.fixture
+def seed_extensions(request) -> list[dict[str, Any]]:
+    """X made by hand in Verba and linked to dave, whom no source of the connector manages."""
+    if "unmanaged" not in request.node.name:
+        return []
+    return [{"eid": "0000", "extension": X, "recordingMode": "FULL", "voice": True, "user_id": 6}]
+
+
+def test_an_extension_of_an_unmanaged_user_is_held_by_default(deliverer, simulator):
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    assert simulator.extensions()[X]["user_id"] == 6
+    [conflict] = deliverer.store.open_conflicts()
+    assert conflict.owner_user_id == 6 and conflict.owner_login == "dave@example.com"
+    assert conflict.owner_claimant is None
+    assert 'on_conflict = "take_over"' in conflict.message and "events replay --cause extension_conflict" in conflict.message
+
+
+def test_take_over_policy_relinks_an_unmanaged_extension_and_audits_it(make_config, simulator, tmp_path):
+    mapping = tmp_path / "take_over.toml"
+    mapping.write_text(open("mappings/default.toml").read() + '\n[ownership]\non_conflict = "take_over"\n')
+    deliverer = make_deliverer(make_config, str(mapping))
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    assert simulator.extensions()[X]["user_id"] == 3
+    [taken] = [a for a in deliverer.store.list_audit() if a.action == "take_over"]
+    assert (taken.actor, taken.detail["extension"], taken.detail["from_user_id"], taken.detail["user_id"]) == (
+        "connector", X, 6, 3)
+    assert deliverer.store.open_conflicts() == []
+
+
+@pytest.mark.parametrize("shape", ["ok_empty", "error_general", "error_illegal_argument"])
+def test_a_user_no_rule_records_with_numbers_verba_lacks_settles_at_once_without_a_write(
+        make_config, simulator, tmp_path, shape):
+    simulator.http.post("/_sim/behaviour", json={"missing_extension": shape}).raise_for_status()
+    mapping = tmp_path / "record_nobody.toml"
+    mapping.write_text(open("mappings/default.toml").read().replace('[defaults]\n', '[defaults]\nrecord = false\n'))
+    deliverer = make_deliverer(make_config, str(mapping))
+    deliverer.store.enqueue([alice(X, Y)])
+    drain(deliverer)
+    [event] = deliverer.store.list_events()
+    assert (event.state, event.attempts) == (EventState.DONE, 1)
+    assert simulator.calls("createExtension") == simulator.calls("updateExtension") == []
+    assert {c["status"] for c in simulator.calls("getExtension")} == {"OK" if shape == "ok_empty" else shape.upper()}
+
+
+@pytest.mark.parametrize("shape", ["ok_empty", "error_general", "error_illegal_argument"])
+def test_a_number_noted_as_pushed_but_never_created_does_not_block_the_rest(deliverer, simulator, shape):
+    simulator.http.post("/_sim/behaviour", json={"missing_extension": shape}).raise_for_status()
+    deliverer.store.enqueue([alice(X, Y)])
+    drain(deliverer)
+    simulator.http.post("/_sim/reset").raise_for_status()  # as if X's and Y's creates never landed...
+    simulator.http.post("/_sim/behaviour", json={"missing_extension": shape}).raise_for_status()
+    deliverer.client.create_extension(deliverer.store.pushed_extensions("test", "u-alice")[1])  # ...but Y's did
+    deliverer.store.enqueue([alice(X, Y, kind="deactivate")])
+    drain(deliverer)
+    assert deliverer.store.count_by_state()[EventState.DONE] == 2
+    ext = simulator.extensions()
+    assert X not in ext and ext[Y]["user_id"] == 3 and not recording(ext[Y])
+
+
+def test_an_ambiguous_get_extension_is_cross_checked_with_list_users(deliverer, simulator):
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    simulator.fault(operation="getExtension", status="ERROR_GENERAL", message="java.lang.NullPointerException")
+    deliverer.store.enqueue([alice(X, kind="deactivate")])
+    drain(deliverer)
+    ext = simulator.extensions()[X]
+    assert ext["user_id"] == 3 and not recording(ext), "listUsers says alice holds it: stopped"
+    lookups = [c for c in simulator.calls("listUsers")]
+    assert lookups, "listUsers was asked who holds the extension"
+
+
+def test_a_get_extension_that_stays_unclear_dead_letters_as_verba_ambiguous(make_config, simulator):
+    deliverer = make_deliverer(make_config, max_attempts=3)
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    simulator.http.post("/_sim/reset").raise_for_status()
+    simulator.fault(operation="getExtension", status="ERROR_GENERAL", message="java.lang.NullPointerException")
+    deliverer.store.enqueue([alice(X, kind="deactivate")])
+    drain(deliverer)
+    event = deliverer.store.list_events()[0]
+    assert (event.state, event.last_cause, event.attempts) == (EventState.DEAD, "verba_ambiguous", 3)
+    assert "listUsers finds 0 users" in (event.last_error or "")
+
+
+def test_a_re_created_user_racing_its_old_self_always_ends_recorded(make_config, simulator):
+    """The old id's delete and the new id's create, in parallel on 4 workers, 20 times over."""
+    deliverer = make_deliverer(make_config, guard_max_count=100)  # 20 deletes at once are intended here
+    numbers = [f"+1415555{n:04d}" for n in range(20)]
+    deliverer.store.enqueue([user(f"old-{n}", "alice@example.com", phones=(x,)) for n, x in enumerate(numbers)])
+    drain(deliverer)
+    changes = []
+    for n, x in enumerate(numbers):
+        changes += [user(f"old-{n}", "alice@example.com", phones=(x,), kind="delete"),
+                    user(f"new-{n}", "bob@example.com", phones=(x,))]
+    deliverer.store.enqueue(changes)
+    pool = WorkerPool(deliverer, 4, 0.01)
+    pool.start()
+    try:
+        drain_with(deliverer)
+    finally:
+        pool.stop(10)
+    extensions = simulator.extensions()
+    assert [x for x in numbers if extensions[x]["user_id"] != 4 or not recording(extensions[x])] == []
+    assert deliverer.store.count_by_state()[EventState.DEAD] == 0
+
+
+def drain_with(deliverer: Deliverer, timeout: float = 60.0) -> None:
+    """Wait until a running WorkerPool has nothing pending or in flight."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = deliverer.store.count_by_state()
+        if counts[EventState.PENDING] == counts[EventState.IN_FLIGHT] == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("events were still pending after the timeout")

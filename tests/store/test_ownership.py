@@ -1,0 +1,430 @@
+"""The ownership part of the store contract (connector/store/ownership.py), checked on every backend.
+
+Claim index, extension locks, recorded owners, open conflicts, and the stop-recording window,
+as the delivery worker relies on them. Pushes run at NOW and lock until NOW + LEASE unless a test
+says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pytest
+
+from connector.events import UserChange
+from connector.store import Claim, EventState, Store, StoredEvent
+from connector.store.ownership import Claimant, Conflict, ExtensionsBusy, PushPlan, StopRecordingBurst
+
+T0 = 1_000.0
+NOW = 2_000.0
+LEASE = 60.0
+WINDOW = 300.0
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def claimant(external_id: str, verba_user_id: int | None = None, *, source: str = "scim",
+             login: str | None = None, claimed_at: float = T0) -> Claimant:
+    """A source user; by default Verba user 1000 + n for "u<n>", and login "<id>@example.com"."""
+    if verba_user_id is None:
+        digits = "".join(ch for ch in external_id if ch.isdigit())
+        verba_user_id = 1000 + int(digits or 0)
+    return Claimant(source, external_id, verba_user_id, login or f"{external_id}@example.com", claimed_at)
+
+
+def begin(store: Store, owner: str, who: Claimant, wanted: Sequence[str], touched: Sequence[str] | None = None,
+          *, now: float = NOW) -> PushPlan:
+    """Lock and claim like a push does: `touched` defaults to `wanted`."""
+    return store.begin_push(owner, now + LEASE, now, who, list(wanted),
+                            list(wanted if touched is None else touched))
+
+
+def push(store: Store, who: Claimant, wanted: Sequence[str], touched: Sequence[str] | None = None, *,
+         owner: str = "w1", owners: dict[str, int | None] | None = None,
+         conflicts: Sequence[Conflict] = (), now: float = NOW) -> PushPlan:
+    """A whole push (begin, then finish releasing what the plan released); returns the plan."""
+    plan = begin(store, owner, who, wanted, touched, now=now)
+    store.finish_push(owner, who, owners or {}, conflicts, plan.released)
+    return plan
+
+
+def enqueue(store: Store, who: Claimant, *, state: EventState = EventState.PENDING) -> int:
+    [event_id] = store.enqueue([UserChange(who.source, who.external_id, "upsert",
+                                           {"userName": who.login_name}, accepted_at=T0, cause="test")],
+                               state=state)
+    return event_id
+
+
+def conflict(who: Claimant, extension: str, event_id: int, *, since: float = NOW,
+             holder: Claimant | None = None) -> Conflict:
+    return Conflict(
+        extension=extension,
+        claimant=who,
+        event_id=event_id,
+        owner_user_id=holder.verba_user_id if holder else 4242,
+        owner_login=holder.login_name if holder else "stranger@example.com",
+        owner_claimant=holder.name if holder else None,
+        message=f"{extension} is held by another Verba user",
+        since=since,
+    )
+
+
+def event(store: Store, event_id: int) -> StoredEvent:
+    stored = store.get_event(event_id)
+    assert stored is not None
+    return stored
+
+
+def claim_of(store: Store, owner: str = "w1", now: float = NOW) -> Claim:
+    claim = store.claim(owner, now, LEASE)
+    assert claim is not None, "expected a claimable user"
+    return claim
+
+
+# --- locks ------------------------------------------------------------------------------------
+
+
+def test_a_push_locks_its_extensions_and_a_busy_push_changes_nothing(store: Store) -> None:
+    alice, bob = claimant("u1"), claimant("u2", claimed_at=T0 + 1)
+    begin(store, "w1", alice, ["200"])
+
+    with pytest.raises(ExtensionsBusy):
+        begin(store, "w2", bob, ["100", "200", "300"])  # "100" sorts first: its lock must be rolled back too
+
+    third = begin(store, "w3", claimant("u3"), ["100", "300"])  # the busy push left nothing locked
+    assert third.rivals == {"100": [], "300": []}  # and claimed nothing
+    again = begin(store, "w1", alice, ["200"])  # the same owner may lock again
+    assert (again.rivals, again.released) == ({"200": []}, [])
+    assert store.extension_clashes() == []
+
+
+def test_finishing_a_push_unlocks_its_extensions(store: Store) -> None:
+    alice, bob = claimant("u1"), claimant("u2", claimed_at=T0 + 1)
+    begin(store, "w1", alice, ["100"])
+    with pytest.raises(ExtensionsBusy):
+        begin(store, "w2", bob, ["100"])
+
+    store.finish_push("w1", alice, {}, [], [])
+
+    plan = begin(store, "w2", bob, ["100"])
+    assert plan.rivals == {"100": [alice]}
+
+
+def test_unlock_extensions_gives_up_a_failed_push_s_locks(store: Store) -> None:
+    begin(store, "w1", claimant("u1"), ["100", "101"])
+
+    store.unlock_extensions("w1")
+
+    begin(store, "w2", claimant("u2"), ["100", "101"])
+
+
+def test_an_expired_lock_is_taken_over(store: Store) -> None:
+    store.begin_push("w1", NOW + LEASE, NOW, claimant("u1"), ["100"], ["100"])
+    with pytest.raises(ExtensionsBusy):
+        store.begin_push("w2", NOW + 2 * LEASE, NOW + LEASE / 2, claimant("u2"), ["100"], ["100"])
+
+    store.begin_push("w2", NOW + 3 * LEASE, NOW + LEASE + 1, claimant("u2"), ["100"], ["100"])
+
+    with pytest.raises(ExtensionsBusy):  # now w2 holds it
+        store.begin_push("w1", NOW + 3 * LEASE, NOW + LEASE + 2, claimant("u1"), ["100"], ["100"])
+
+
+def test_release_leases_drops_every_extension_lock(store: Store) -> None:
+    begin(store, "w1", claimant("u1"), ["100"])
+    with pytest.raises(ExtensionsBusy):
+        begin(store, "w2", claimant("u2"), ["100"])
+
+    store.release_leases()
+
+    begin(store, "w2", claimant("u2"), ["100"])
+
+
+# --- claims -----------------------------------------------------------------------------------
+
+
+def test_wanted_extensions_become_the_user_s_claims_and_dropped_ones_are_released(store: Store) -> None:
+    alice, bob = claimant("u1"), claimant("u2", claimed_at=T0 + 5)
+    first = push(store, alice, ["100", "101", "102"])
+    assert first.released == []
+
+    plan = push(store, alice, ["101"], ["100", "101", "102"])
+
+    assert sorted(plan.released) == ["100", "102"]
+    assert push(store, bob, ["100", "101", "102"]).rivals == {"100": [], "101": [alice], "102": []}
+
+
+def test_a_kept_claim_keeps_its_time_but_refreshes_the_verba_user_and_login(store: Store) -> None:
+    alice = claimant("u1", 7, login="alice", claimed_at=T0)
+    push(store, alice, ["100"])
+
+    renamed = claimant("u1", 8, login="alice.smith", claimed_at=T0 + 500)
+    push(store, renamed, ["100"])
+
+    plan = push(store, claimant("u2", claimed_at=T0 + 900), [], ["100"])
+    assert plan.rivals == {"100": [claimant("u1", 8, login="alice.smith", claimed_at=T0)]}
+
+
+def test_rivals_are_the_other_claimants_earliest_first(store: Store) -> None:
+    late = claimant("u3", claimed_at=T0 + 30)
+    early = claimant("u1", claimed_at=T0 + 10)
+    ldap_twin = claimant("u2", source="ldap", claimed_at=T0 + 20)
+    for who in (late, early, ldap_twin):
+        push(store, who, ["100"])
+    push(store, early, ["100", "200"])
+
+    me = claimant("u9", claimed_at=T0 + 15)
+    plan = push(store, me, ["100"], ["100", "200", "300"])
+
+    assert plan.rivals == {"100": [early, ldap_twin, late], "200": [early], "300": []}
+    assert push(store, early, ["100"]).rivals == {"100": [me, ldap_twin, late]}
+
+
+def test_claimant_order_is_total() -> None:
+    a, b = claimant("a", claimed_at=T0), claimant("b", claimed_at=T0)
+    assert a.earlier_than(b) and not b.earlier_than(a)
+    assert claimant("z", claimed_at=T0 - 1).earlier_than(a)
+
+
+# --- owners -----------------------------------------------------------------------------------
+
+
+def test_recorded_owners_are_in_the_next_plan_and_none_deletes_them(store: Store) -> None:
+    alice = claimant("u1")
+    push(store, alice, ["100", "101"], owners={"100": 1001, "101": 5555})
+
+    assert push(store, alice, ["100", "101"], ["100", "101", "102"], owners={"101": None}).owners == {
+        "100": 1001, "101": 5555}
+    assert push(store, claimant("u2"), [], ["100", "101", "102"]).owners == {"100": 1001}
+
+
+# --- conflicts --------------------------------------------------------------------------------
+
+
+def test_open_conflicts_round_trip_and_list_their_events(store: Store) -> None:
+    alice, bob = claimant("u1", 7, login="alice"), claimant("u2", 8, login="bob")
+    other_event = enqueue(store, claimant("u3"))
+    bob_event = enqueue(store, bob)
+    recorded = conflict(bob, "100", bob_event, holder=alice)
+    plan = begin(store, "w1", bob, ["100"])
+
+    store.finish_push("w1", bob, {}, [recorded], plan.released)
+
+    [found] = store.open_conflicts()
+    assert (found.extension, found.event_id, found.owner_user_id, found.owner_login, found.owner_claimant,
+            found.message, found.since) == ("100", bob_event, 7, "alice", "scim/u1 (alice)", recorded.message, NOW)
+    assert (found.claimant.source, found.claimant.external_id, found.claimant.verba_user_id,
+            found.claimant.login_name) == ("scim", "u2", 8, "bob")
+    assert [e.id for e in store.list_events(cause="extension_conflict")] == [bob_event]
+    assert other_event not in [e.id for e in store.list_events(cause="extension_conflict")]
+    assert store.ownership_counts()[0] == 1
+
+
+def test_a_push_replaces_the_user_s_conflicts_only(store: Store) -> None:
+    alice, bob = claimant("u1"), claimant("u2")
+    a_event, b_event = enqueue(store, alice), enqueue(store, bob)
+    push(store, alice, ["100"], conflicts=[conflict(alice, "100", a_event, since=NOW)])
+    push(store, bob, ["100", "101"], conflicts=[conflict(bob, "100", b_event, since=NOW + 1),
+                                                conflict(bob, "101", b_event, since=NOW + 2)])
+    assert [(c.claimant.external_id, c.extension) for c in store.open_conflicts()] == [
+        ("u1", "100"), ("u2", "100"), ("u2", "101")]
+
+    push(store, bob, ["101"], conflicts=[conflict(bob, "101", b_event, since=NOW + 3)])
+    assert [(c.claimant.external_id, c.extension) for c in store.open_conflicts()] == [("u1", "100"), ("u2", "101")]
+
+    push(store, bob, ["101"], conflicts=[])
+    assert [(c.claimant.external_id, c.extension) for c in store.open_conflicts()] == [("u1", "100")]
+    assert [e.id for e in store.list_events(cause="extension_conflict")] == [a_event]
+
+
+def test_releasing_an_extension_names_the_other_users_waiting_on_it(store: Store) -> None:
+    holder, ldap_waiter, scim_waiter, elsewhere = (
+        claimant("u1"), claimant("u2", source="ldap"), claimant("u3"), claimant("u4"))
+    push(store, ldap_waiter, ["100"], conflicts=[conflict(ldap_waiter, "100", enqueue(store, ldap_waiter))])
+    push(store, scim_waiter, ["100"], conflicts=[conflict(scim_waiter, "100", enqueue(store, scim_waiter))])
+    push(store, elsewhere, ["200"], conflicts=[conflict(elsewhere, "200", enqueue(store, elsewhere))])
+    own = conflict(holder, "100", enqueue(store, holder))
+    begin(store, "w1", holder, [], ["100"])
+
+    waiting = store.finish_push("w1", holder, {"100": None}, [own], ["100"])
+
+    assert waiting == [("ldap", "u2"), ("scim", "u3")]
+
+
+# --- requeue ----------------------------------------------------------------------------------
+
+
+def test_a_done_event_is_requeued_only_while_it_has_an_open_conflict(store: Store) -> None:
+    alice, bob = claimant("u1"), claimant("u2")
+    a_event, b_event = enqueue(store, alice), enqueue(store, bob)
+    store.complete(claim_of(store), [], None)
+    store.complete(claim_of(store), [], None)
+    push(store, alice, ["100"], conflicts=[conflict(alice, "100", a_event)])
+
+    assert store.requeue([a_event, b_event], NOW + 10) == 1
+
+    requeued = event(store, a_event)
+    assert (requeued.state, requeued.attempts, requeued.next_attempt_at) == (EventState.PENDING, 0, NOW + 10)
+    assert event(store, b_event).state is EventState.DONE
+
+
+def _stop(store: Store, who: Claimant, at: float, owner: str = "w1", *, max_count: int = 2,
+          max_share: float = 0.1) -> StopRecordingBurst:
+    return store.admit_stop_recording(who.source, who.external_id, owner, at, window_seconds=WINDOW,
+                                      max_count=max_count, max_share=max_share)
+
+
+def test_an_approved_event_passes_the_stop_recording_guard_while_in_flight(store: Store) -> None:
+    alice = claimant("u1")
+    push(store, alice, ["100"])
+    held = enqueue(store, alice, state=EventState.HELD)
+    assert store.requeue([held], NOW, approve=True) == 1
+    claim = claim_of(store, owner="w1")
+
+    burst = _stop(store, alice, NOW, owner="w1", max_count=0, max_share=0.0)
+
+    assert (burst.admitted, burst.approved) == (True, True)
+    assert _stop(store, alice, NOW, owner="w2", max_count=0, max_share=0.0).approved is False  # not its lease
+    store.complete(claim, [], None)
+    assert _stop(store, alice, NOW, max_count=0, max_share=0.0) == StopRecordingBurst(False, 1, 1, False)
+
+
+def test_a_requeue_without_approval_does_not_pass_the_guard(store: Store) -> None:
+    alice = claimant("u1")
+    push(store, alice, ["100"])
+    held = enqueue(store, alice, state=EventState.HELD)
+    store.requeue([held], NOW)
+    claim_of(store)
+
+    assert _stop(store, alice, NOW, max_count=0, max_share=0.0).admitted is False
+
+
+# --- the stop-recording window ----------------------------------------------------------------
+
+
+def _recorded_users(store: Store, n: int, source: str = "scim") -> list[Claimant]:
+    users = [claimant(f"u{i}", source=source, claimed_at=T0 + i) for i in range(n)]
+    for i, who in enumerate(users):
+        push(store, who, [f"{100 + i}"])
+    return users
+
+
+def _stop_and_release(store: Store, who: Claimant, at: float, *, max_share: float = 0.1) -> StopRecordingBurst:
+    """The guard's check, then (when admitted) the push that drops the user's claims."""
+    burst = _stop(store, who, at, max_share=max_share)
+    if burst.admitted:
+        push(store, who, [], now=at)
+    return burst
+
+
+def test_the_third_user_stopping_in_a_window_is_held(store: Store) -> None:
+    users = _recorded_users(store, 10)
+
+    bursts = [_stop_and_release(store, who, NOW + i) for i, who in enumerate(users[:4])]
+
+    assert [(b.admitted, b.stopping, b.recorded, b.approved) for b in bursts] == [
+        (True, 1, 10, False), (True, 2, 10, False), (False, 3, 10, False), (False, 3, 10, False)]
+
+
+def test_a_user_stopping_twice_counts_once(store: Store) -> None:
+    u0, u1, u2 = _recorded_users(store, 10)[:3]
+
+    assert _stop(store, u0, NOW).stopping == 1
+    assert _stop(store, u0, NOW + 1).stopping == 1
+    assert (_stop(store, u1, NOW + 2).admitted, _stop(store, u1, NOW + 3).stopping) == (True, 2)
+    assert (_stop(store, u2, NOW + 4).admitted, _stop(store, u2, NOW + 4).stopping) == (False, 3)
+
+
+def test_stops_older_than_the_window_no_longer_count(store: Store) -> None:
+    u0, u1, u2 = _recorded_users(store, 10)[:3]
+    _stop_and_release(store, u0, NOW)
+    _stop_and_release(store, u1, NOW + 10)
+
+    burst = _stop(store, u2, NOW + WINDOW + 1)
+
+    assert (burst.admitted, burst.stopping) == (True, 2)
+
+
+def test_another_source_s_burst_does_not_count(store: Store) -> None:
+    users = _recorded_users(store, 10)
+    ldap_users = _recorded_users(store, 10, source="ldap")
+    for i, who in enumerate(ldap_users[:2]):
+        assert _stop_and_release(store, who, NOW + i).admitted
+    assert not _stop(store, ldap_users[2], NOW + 2).admitted
+
+    burst = _stop(store, users[0], NOW + 3)
+
+    assert (burst.admitted, burst.stopping, burst.recorded) == (True, 1, 10)
+
+
+def test_a_burst_within_max_share_is_admitted(store: Store) -> None:
+    users = _recorded_users(store, 10)
+
+    bursts = [_stop_and_release(store, who, NOW + i, max_share=0.9) for i, who in enumerate(users)]
+
+    assert [b.admitted for b in bursts] == [True] * 9 + [False]  # 9 of 10 is 0.9, 10 of 10 exceeds it
+    assert [b.stopping for b in bursts] == list(range(1, 11))
+    assert {b.recorded for b in bursts} == {10}
+
+
+# --- clashes ----------------------------------------------------------------------------------
+
+
+def test_two_verba_users_claiming_one_extension_clash(store: Store) -> None:
+    alice, bob = claimant("u1", 7, claimed_at=T0 + 2), claimant("u2", 8, claimed_at=T0 + 1)
+    push(store, alice, ["100", "101"])
+    push(store, bob, ["100"])
+
+    assert store.extension_clashes() == [("100", [bob, alice])]
+    assert store.ownership_counts() == (0, 1)
+
+
+def test_two_sources_of_one_verba_user_do_not_clash(store: Store) -> None:
+    push(store, claimant("u1", 7), ["100"])
+    push(store, claimant("u1", 7, source="ldap"), ["100"])
+
+    assert store.extension_clashes() == []
+    assert store.ownership_counts() == (0, 0)
+
+
+# --- postpone and hold ------------------------------------------------------------------------
+
+
+def test_postpone_puts_the_claim_back_as_if_it_was_not_claimed(store: Store) -> None:
+    alice = claimant("u1")
+    first, second = enqueue(store, alice), enqueue(store, alice)
+    store.retry(claim_of(store), NOW, "transient", "timeout")  # attempts 1 before the claim
+    claim = claim_of(store)
+    assert claim.attempts == 2
+
+    store.postpone(claim, NOW + 30)
+
+    for event_id in (first, second):
+        postponed = event(store, event_id)
+        assert (postponed.state, postponed.attempts, postponed.next_attempt_at) == (EventState.PENDING, 1, NOW + 30)
+    assert store.claim("w1", NOW + 29, LEASE) is None
+    assert claim_of(store, now=NOW + 30).event_ids == (first, second)
+
+
+def test_hold_keeps_the_claim_for_an_operator(store: Store) -> None:
+    event_id = enqueue(store, claimant("u1"))
+
+    store.hold(claim_of(store), "stop_recording_guard", "would stop 3 of 10")
+
+    held = event(store, event_id)
+    assert (held.state, held.last_cause, held.last_error) == (
+        EventState.HELD, "stop_recording_guard", "would stop 3 of 10")
+    assert store.claim("w1", NOW + 1_000, LEASE) is None
+
+
+def test_postpone_and_hold_do_nothing_once_the_lease_is_lost(store: Store) -> None:
+    event_id = enqueue(store, claimant("u1"))
+    claim = claim_of(store)
+    store.release_leases()
+
+    store.postpone(claim, NOW + 30)
+    store.hold(claim, "stop_recording_guard", "too many")
+
+    lost = event(store, event_id)
+    assert (lost.state, lost.attempts, lost.next_attempt_at, lost.last_cause) == (EventState.PENDING, 1, T0, None)
+    assert claim_of(store, owner="w2").event_ids == (event_id,)
