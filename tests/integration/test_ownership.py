@@ -251,3 +251,29 @@ def drain_with(deliverer: Deliverer, timeout: float = 60.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("events were still pending after the timeout")
+
+
+MAIN = "+1 (212) 555-0142"
+
+
+def test_two_users_on_one_main_number_keep_their_suffixes_and_are_both_recorded(deliverer, simulator):
+    deliverer.store.enqueue([alice(f"{MAIN} x101"), bob(f"{MAIN} ext. 102")])
+    drain(deliverer)
+    extensions = simulator.extensions()
+    assert extensions["+12125550142;ext=101"]["user_id"] == 3 and recording(extensions["+12125550142;ext=101"])
+    assert extensions["+12125550142;ext=102"]["user_id"] == 4 and recording(extensions["+12125550142;ext=102"])
+    assert deliverer.store.open_conflicts() == []
+
+
+def test_a_mapping_that_drops_suffixes_reports_the_merge_instead_of_relinking(make_config, simulator, tmp_path):
+    mapping = tmp_path / "drop.toml"
+    mapping.write_text(open("mappings/default.toml").read().replace('suffix = "keep"', 'suffix = "drop"'))
+    deliverer = make_deliverer(make_config, str(mapping))
+    deliverer.store.enqueue([alice(f"{MAIN} x101")])
+    drain(deliverer)
+    deliverer.store.enqueue([bob(f"{MAIN} x102")])
+    drain(deliverer)
+    assert simulator.extensions()["+12125550142"]["user_id"] == 3
+    assert all(c["user_id"] == 3 for c in writes(simulator, "+12125550142"))
+    [conflict] = deliverer.store.open_conflicts()
+    assert (conflict.extension, conflict.claimant.external_id) == ("+12125550142", "u-bob")

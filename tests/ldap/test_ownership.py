@@ -162,6 +162,42 @@ def test_a_desk_number_passes_from_a_leaver_to_a_joiner_in_one_poll(site: Site):
     assert [a for a in site.store.list_audit(1000) if a.action in ("take_over", "left_alone")] == []
 
 
+@pytest.mark.parametrize("first", ["leaver", "joiner"])
+def test_the_hand_over_ends_with_the_joiner_whichever_push_goes_first(site: Site, first: str):
+    """The race of the test above, with each order forced: both users claimed, then pushed one after the other."""
+    number = desk(0)
+    site.add("leaver0", telephoneNumber=number)
+    site.poll()
+    site.deliver()
+    site.modify("leaver0", description="TRUE")
+    site.add("joiner0", telephoneNumber=number)
+    leaver_id, joiner_id = site.external_id("leaver0"), site.external_id("joiner0")
+    assert len(site.poll()) == 2
+    now = time.time()
+    claims = {c.external_id: c for c in (site.store.claim(f"worker-{n}", now, 30.0) for n in range(2))}
+    assert set(claims) == {leaver_id, joiner_id}
+    order = [joiner_id, leaver_id] if first == "joiner" else [leaver_id, joiner_id]
+
+    site.deliverer.deliver(claims[order[0]])
+    if first == "joiner":  # the leaver still claims it and holds it: the joiner waits, Verba untouched
+        [conflict] = site.store.open_conflicts()
+        assert conflict.extension == number and conflict.claimant.external_id == joiner_id
+        assert conflict.owner_user_id == VERBA_IDS["leaver0"] and leaver_id in (conflict.owner_claimant or "")
+        assert recorded_for(site.extension(number), "leaver0")
+    site.deliverer.deliver(claims[order[1]])
+    site.deliver()  # the joiner, woken when the leaver released it (if it waited)
+
+    assert recorded_for(site.extension(number), "joiner0")
+    assert site.store.open_conflicts() == []
+    [hand_over] = [a for a in site.store.list_audit() if a.action == "hand_over"]
+    assert hand_over.detail["extension"] == number and hand_over.detail["from_user_id"] == VERBA_IDS["leaver0"]
+    assert hand_over.detail["user_id"] == VERBA_IDS["joiner0"]
+    writes = [(c["user_id"], c["voice"]) for c in site.writes(number)]
+    assert writes[-2:] == [(VERBA_IDS["leaver0"], False), (VERBA_IDS["joiner0"], True)], writes
+    woken = [e.change.cause for e in events_of(site.store) if e.change.external_id == joiner_id]
+    assert woken == (["ldap:create", "extension_released"] if first == "joiner" else ["ldap:create"])
+
+
 def test_a_clash_keeps_the_number_with_its_holder_until_the_directory_frees_it(site: Site):
     number = "+12125550777"
     site.add("carl", telephoneNumber="+12125550778")  # a bystander

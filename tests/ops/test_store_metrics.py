@@ -30,3 +30,23 @@ def test_queue_dead_letters_accepted_and_watermark_lag_come_from_the_store(tmp_p
     assert 59 <= samples[("connector_queue_oldest_pending_age_seconds", ())] < 120
     assert samples[("connector_events_accepted_total", (("kind", "delete"), ("source", "scim")))] == 1
     assert 29 <= samples[("connector_ldap_watermark_lag_seconds", (("directory", "corp"),))] < 120
+
+
+def test_open_conflicts_and_clashes_come_from_the_store(tmp_path):
+    from connector.store.ownership import Claimant, Conflict
+
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    store.migrate()
+    [event_id] = store.enqueue([UserChange("scim", "b", "upsert", {"userName": "bob"})])
+    alice, bob = Claimant("scim", "a", 3, "alice", 1.0), Claimant("scim", "b", 4, "bob", 2.0)
+    store.begin_push("w1", time.time() + 60, time.time(), alice, ["+1"], ["+1"])
+    store.finish_push("w1", alice, {"+1": 3}, [], [])
+    store.begin_push("w2", time.time() + 60, time.time(), bob, ["+1"], ["+1"])
+    store.finish_push("w2", bob, {}, [Conflict("+1", bob, event_id, 3, "alice", "scim/a", "held by alice", 1.0)], [])
+    registry = CollectorRegistry()
+    register_store(store, registry)
+    samples = {s.name: s.value for family in text_string_to_metric_families(generate_latest(registry).decode())
+               for s in family.samples}
+    store.close()
+    assert samples["connector_extension_conflicts"] == 1
+    assert samples["connector_extension_clashes"] == 1
