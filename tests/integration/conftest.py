@@ -137,6 +137,17 @@ def drain(deliverer: Deliverer, timeout: float = 20.0) -> None:
     raise AssertionError("events were still pending after the timeout")
 
 
+def settled(deliverer: Deliverer, timeout: float = 60.0) -> None:
+    """Wait until running delivery workers have nothing pending or in flight."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = {state.value: n for state, n in deliverer.store.count_by_state().items()}
+        if counts["pending"] == counts["in_flight"] == 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError("events were still pending after the timeout")
+
+
 def user(external_id: str = "u-alice", login: str = "alice@example.com", phones: tuple[str, ...] = ("+14155550100",),
          kind: str = "upsert", **state: Any) -> UserChange:
     return UserChange(

@@ -6,7 +6,6 @@ not found", which looks like an outage) unless a test says otherwise.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client, open_migrated_store
 from connector.store import EventState
 
-from .conftest import drain, user
+from .conftest import drain, settled, user
 
 X, Y = "+14155550100", "+14155550111"
 USERS = [{"id": 3 + n, "loginName": name, "eid": "0000"}
@@ -234,23 +233,12 @@ def test_a_re_created_user_racing_its_old_self_always_ends_recorded(make_config,
     pool = WorkerPool(deliverer, 4, 0.01)
     pool.start()
     try:
-        drain_with(deliverer)
+        settled(deliverer)
     finally:
         pool.stop(10)
     extensions = simulator.extensions()
     assert [x for x in numbers if extensions[x]["user_id"] != 4 or not recording(extensions[x])] == []
     assert deliverer.store.count_by_state()[EventState.DEAD] == 0
-
-
-def drain_with(deliverer: Deliverer, timeout: float = 60.0) -> None:
-    """Wait until a running WorkerPool has nothing pending or in flight."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        counts = deliverer.store.count_by_state()
-        if counts[EventState.PENDING] == counts[EventState.IN_FLIGHT] == 0:
-            return
-        time.sleep(0.05)
-    raise AssertionError("events were still pending after the timeout")
 
 
 MAIN = "+1 (212) 555-0142"

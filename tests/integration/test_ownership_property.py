@@ -18,6 +18,8 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client, open_migrated_store
 from connector.store import EventState
 
+from .conftest import settled
+
 NUMBERS = ("+14155550100", "+14155550111", "+14155550122")
 USERS = {"u-alice": ("alice@example.com", 3), "u-bob": ("bob@example.com", 4), "u-carol": ("carol@example.com", 5)}
 _runs = itertools.count()
@@ -40,15 +42,6 @@ def change(external_id: str, phones: list[str], kind: str) -> UserChange:
     return UserChange("prop", external_id, kind, state)  # type: ignore[arg-type]
 
 
-def settle(deliverer: Deliverer, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        counts = deliverer.store.count_by_state()
-        if counts[EventState.PENDING] == counts[EventState.IN_FLIGHT] == 0:
-            return
-        time.sleep(0.02)
-    raise AssertionError("events were still pending after the timeout")
-
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(first=steps, second=steps)
@@ -64,7 +57,7 @@ def test_no_number_ends_with_a_leaver_while_an_active_user_claims_it(make_config
         store.enqueue([change(*s) for s in first])
         time.sleep(0.05)  # the second batch lands while the first is being pushed
         store.enqueue([change(*s) for s in second])
-        settle(deliverer)
+        settled(deliverer)
     finally:
         pool.stop(10)
         client.close()

@@ -198,3 +198,32 @@ def test_status_shows_queue_sources_and_target(deliverer, simulator, config_path
     assert "2  error_illegal_argument" in result.stdout
     data = json.loads(cli("status", "--config", str(config_path), "--json").stdout)
     assert data["sources"]["ldap.corp"] == "never run" and data["target"]["state"] == "reachable"
+
+
+def test_an_extension_conflict_in_status_list_and_replay_after_verba_is_fixed(deliverer, simulator, config_path):
+    deliverer.client.create_extension(_record(A, user_id=4))  # made by hand for bob, whom no source manages
+    deliverer.store.enqueue([alice(A)])
+    drain(deliverer)
+    status = cli("status", "--config", str(config_path))
+    assert status.returncode == 0, status.stderr
+    assert "extension conflicts:\n  +14155550100  event 1" in status.stdout
+    assert "linked to Verba user 4 (bob@example.com): the connector manages no user linked to it" in status.stdout
+    data = json.loads(cli("status", "--config", str(config_path), "--json").stdout)
+    assert [c["extension"] for c in data["extension_conflicts"]] == [A]
+    listed = cli("events", "list", "--config", str(config_path), "--cause", "extension_conflict")
+    assert "1 event(s)" in listed.stdout and "test/u-alice" in listed.stdout
+
+    simulator.http.post("/_sim/reset").raise_for_status()  # on-call frees the extension in Verba
+    replay = cli("events", "replay", "--config", str(config_path), "--cause", "extension_conflict",
+                 "--reason", "freed +14155550100 in Verba")
+    assert replay.returncode == 0 and "replaying 1 event(s)" in replay.stdout, replay.stderr
+    drain(deliverer)
+    assert simulator.extensions()[A]["user_id"] == 3
+    assert "extension conflicts: none" in cli("status", "--config", str(config_path)).stdout
+    assert [a.action for a in deliverer.store.list_audit()][0] == "replay"
+
+
+def _record(extension: str, user_id: int):
+    from connector.mapping.records import ExtensionRecord
+
+    return ExtensionRecord(extension, user_id, "FULL", True, False, False, False, eid="0000")

@@ -37,6 +37,7 @@ MAPPING = ROOT / "mappings" / "default.toml"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USERS = 30
 FIRST_ID = 100
+POOL = 8  # workers of the concurrent variant (and the Verba client's connection pool)
 SOURCE = "entra"  # SCIM events carry the client's name as their source
 
 
@@ -107,7 +108,7 @@ class Connector:
 @pytest.fixture
 def connector(make_config: Callable[..., Config], simulator: Simulator, store_url: str,
               tmp_path: Path) -> Iterator[tuple[Connector, httpx.Client]]:
-    config = make_config(str(MAPPING), store={"url": store_url})
+    config = make_config(str(MAPPING), store={"url": store_url}, delivery={"workers": POOL})
     # The delivery section is left at its defaults for the guard.
     assert (config.delivery.guard_max_count, config.delivery.guard_max_share, config.delivery.guard_window_seconds) \
         == (DeliveryConfig.guard_max_count, DeliveryConfig.guard_max_share, DeliveryConfig.guard_window_seconds) \
@@ -159,7 +160,7 @@ def stopped(extensions: dict[str, dict[str, Any]], n: int) -> bool:
         extension[key] for key in ("voice", "im", "video", "screenCaptureEnabled"))
 
 
-@pytest.mark.parametrize("workers", [1, 4])
+@pytest.mark.parametrize("workers", [1, POOL])
 def test_a_burst_of_deactivations_is_held_past_the_guard_until_approved(connector, simulator, workers):
     connector, entra = connector
     ids = provision(connector, entra, simulator)
