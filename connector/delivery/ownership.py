@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from connector.events import UserChange
 from connector.mapping import MappedUser
@@ -63,11 +63,14 @@ class OwnershipPusher:
         self.on_conflict = on_conflict
         self.clock = clock
 
-    def push(self, claim: Claim, me: Claimant, mapped: MappedUser) -> PushOutcome:
-        """Write what the ownership rules allow; raises ExtensionsBusy (nothing done) or a VerbaError."""
+    def push(self, claim: Claim, me: Claimant, mapped: MappedUser, new: Sequence[ExtensionRecord]) -> PushOutcome:
+        """Write what the ownership rules allow; `new` are the upserts never pushed for this user before.
+
+        Raises ExtensionsBusy (nothing done) or a VerbaError.
+        """
         wanted = [r.extension for r in mapped.upserts]
         plan = self.store.begin_push(claim.owner, claim.lease_until, self.clock(), me, wanted,
-                                     wanted + [r.extension for r in mapped.deprovisions])
+                                     wanted + [r.extension for r in mapped.deprovisions], new)
         outcome = PushOutcome()
         try:
             for record in mapped.upserts:

@@ -80,11 +80,10 @@ class Deliverer:
                             extra={"event_ids": list(claim.event_ids), "cause": GUARD_CAUSE, "outcome": "held"})
                 return
             known_extensions = {p.extension for p in previous}
-            self.store.note_pushing(claim.source, claim.external_id,
-                                    [r for r in mapped.upserts if r.extension not in known_extensions])
             me = Claimant(claim.source, claim.external_id, user_id, self.mapping.login_name(change.state),
                           change.accepted_at)
-            outcome = self.owners.push(claim, me, mapped)
+            outcome = self.owners.push(claim, me, mapped,
+                                       [r for r in mapped.upserts if r.extension not in known_extensions])
         except ExtensionsBusy:
             self.store.postpone(claim, self.clock() + BUSY_RETRY_SECONDS)
         except (MappingFailure, ValueError) as exc:

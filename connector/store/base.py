@@ -145,14 +145,6 @@ class Store(OwnershipStore):
         """
         raise NotImplementedError
 
-    def note_pushing(self, source: str, external_id: str, records: Sequence[ExtensionRecord]) -> None:
-        """Add `records` to the user's pushed extensions just before they are pushed.
-
-        A crash mid-push can leave Verba holding an extension that was never confirmed;
-        noting it first lets a later push deprovision it when the number has moved.
-        """
-        raise NotImplementedError
-
     def retry(
         self, claim: Claim, next_attempt_at: float, cause: str, error: str, *, sent: Sequence[dict[str, Any]] = ()
     ) -> None:

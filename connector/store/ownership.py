@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Sequence
 
 from connector.errors import ConnectorError
+from connector.mapping.records import ExtensionRecord
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,14 +88,21 @@ class OwnershipStore:
     def _read(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
+    def _note_pushing(self, conn: Any, source: str, external_id: str, records: Sequence[ExtensionRecord]) -> None:
+        """Add `records` to the user's pushed extensions (per backend: their order is kept differently)."""
+        raise NotImplementedError
+
     def _sql(self, text: str) -> str:
         return text.replace("{p}", self._placeholder)
 
     def begin_push(self, lock_owner: str, lock_until: float, now: float, claimant: Claimant,
-                   wanted: Sequence[str], touched: Sequence[str]) -> PushPlan:
+                   wanted: Sequence[str], touched: Sequence[str], noting: Sequence[ExtensionRecord] = ()) -> PushPlan:
         """Lock `touched` for `lock_owner` until `lock_until`, make `wanted` the user's claims, read the plan.
 
-        Raises ExtensionsBusy (and changes nothing) when another push holds one of the extensions.
+        `noting` are records about to be pushed for the first time: they join the user's pushed
+        extensions now (until `complete` replaces them), so that a crash mid-push leaves them known
+        and a later push can deprovision them. Raises ExtensionsBusy (and changes nothing) when
+        another push holds one of the extensions.
         """
         q = self._sql
         me = (claimant.source, claimant.external_id)
@@ -109,6 +117,8 @@ class OwnershipStore:
                 (extension, *me, claimant.verba_user_id, claimant.login_name, claimant.claimed_at)
                 for extension in dict.fromkeys(wanted)
             ])
+            if noting:
+                self._note_pushing(conn, *me, noting)
             rivals: dict[str, list[Claimant]] = {}
             owners: dict[str, int] = {}
             for extension in dict.fromkeys(touched):

@@ -490,24 +490,14 @@ class PostgresStore(Store):
                     (*user, user_id),
                 )
 
-    def note_pushing(self, source: str, external_id: str, records: Sequence[ExtensionRecord]) -> None:
-        if not records:
-            return
+    def _note_pushing(self, conn: Connection, source: str, external_id: str,
+                      records: Sequence[ExtensionRecord]) -> None:
         now = time.time()
-        with self._write() as conn:
-            conn.cursor().executemany(
-                _NOTE_PUSHING,
-                [
-                    {
-                        "source": source,
-                        "external_id": external_id,
-                        "extension": record.extension,
-                        "record": json.dumps(record.to_dict()),
-                        "at": now,
-                    }
-                    for record in records
-                ],
-            )
+        conn.cursor().executemany(_NOTE_PUSHING, [
+            {"source": source, "external_id": external_id, "extension": record.extension,
+             "record": json.dumps(record.to_dict()), "at": now}
+            for record in records
+        ])
 
     def retry(
         self, claim: Claim, next_attempt_at: float, cause: str, error: str, *, sent: Sequence[dict[str, Any]] = ()

@@ -437,17 +437,15 @@ class SQLiteStore(Store):
                     (*user, user_id),
                 )
 
-    def note_pushing(self, source: str, external_id: str, records: Sequence[ExtensionRecord]) -> None:
-        if not records:
-            return
+    def _note_pushing(self, conn: sqlite3.Connection, source: str, external_id: str,
+                      records: Sequence[ExtensionRecord]) -> None:
         now = time.time()
-        with self._write() as conn:
-            conn.executemany(
-                "INSERT INTO pushed_extensions (source, external_id, extension, record, pushed_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, external_id, extension)"
-                " DO UPDATE SET record = excluded.record, pushed_at = excluded.pushed_at",
-                [(source, external_id, r.extension, json.dumps(r.to_dict()), now) for r in records],
-            )
+        conn.executemany(
+            "INSERT INTO pushed_extensions (source, external_id, extension, record, pushed_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, external_id, extension)"
+            " DO UPDATE SET record = excluded.record, pushed_at = excluded.pushed_at",
+            [(source, external_id, r.extension, json.dumps(r.to_dict()), now) for r in records],
+        )
 
     def retry(
         self, claim: Claim, next_attempt_at: float, cause: str, error: str, *, sent: Sequence[dict[str, Any]] = ()
