@@ -9,6 +9,7 @@ Tables (see each backend's migration 4):
     extension_locks       one push at a time per extension, across workers and instances
     extension_conflicts   open conflicts: an extension this user claims but another user holds
     stop_recordings       recent stop-recording pushes, for the mass stop-recording guard
+    stop_recording_sources  one row per source, locked while the guard counts its window
 """
 
 from __future__ import annotations
@@ -195,6 +196,7 @@ class OwnershipStore:
         q = self._sql
         since = at - window_seconds
         with self._write() as conn:
+            conn.execute(q(_LOCK_SOURCE), (source,))  # until commit: the count below is not stale
             conn.execute(q("DELETE FROM stop_recordings WHERE at < {p}"), (since,))
             approved = conn.execute(q(_APPROVED), (source, external_id, lease_owner)).fetchone() is not None
             stopped = conn.execute(q(_STOPPED), (source, since, external_id)).fetchone()["n"]
@@ -247,6 +249,10 @@ FROM extension_conflicts ORDER BY since, extension, source, external_id LIMIT {p
 """
 _CLASHING = "SELECT extension FROM extension_claims GROUP BY extension HAVING count(DISTINCT verba_user_id) > 1"
 _CLASHES = _CLASHING + " ORDER BY extension LIMIT {p}"
+_LOCK_SOURCE = """
+INSERT INTO stop_recording_sources (source) VALUES ({p})
+ON CONFLICT (source) DO UPDATE SET source = excluded.source
+"""
 _APPROVED = """
 SELECT 1 FROM events WHERE source = {p} AND external_id = {p} AND state = 'in_flight' AND lease_owner = {p}
 AND approved = 1

@@ -172,6 +172,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             at REAL NOT NULL
         )""",
         "CREATE INDEX stop_recordings_window ON stop_recordings (source, at)",
+        # One row per source, locked by each stop-recording decision: concurrent workers count in turn.
+        "CREATE TABLE stop_recording_sources (source TEXT PRIMARY KEY)",
         "ALTER TABLE events ADD COLUMN approved integer NOT NULL DEFAULT 0",
         """INSERT INTO extension_claims (extension, source, external_id, verba_user_id, login_name, claimed_at)
            SELECT extension, source, external_id, json_extract(record, '$.user_id'), NULL, pushed_at FROM pushed_extensions

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,7 +26,7 @@ from connector.runtime import open_client, open_migrated_store
 from connector.sources.scim import create_scim_app
 from connector.store import EventState, Store
 from tests.integration.conftest import (  # noqa: F401 (fixtures)
-    PASSWORD, Simulator, drain, make_config, seed_extensions, seed_users, simulator,
+    Simulator, drain, make_config, seed_extensions, seed_users, simulator,
 )
 from tests.scim.conftest import CONFIG, client_for
 from tests.scim.live import serve
@@ -173,7 +173,8 @@ def test_a_burst_of_deactivations_is_held_past_the_guard_until_approved(connecto
     extensions = simulator.extensions()
     stopped_now = [n for n in leavers if stopped(extensions, n)]
     still_recording = [n for n in leavers if recorded(extensions, n)]
-    assert len(stopped_now) == 10  # exactly guard_max_count were admitted ...
+    assert len(stopped_now) == 10, (  # exactly guard_max_count were admitted ...
+        f"{len(stopped_now)} users stopped before the guard held the rest; it must admit guard_max_count = 10")
     assert len(still_recording) == 10 and sorted(stopped_now + still_recording) == sorted(leavers)  # ... the rest wait
     assert all(recorded(extensions, n) for n in range(USERS) if n not in leavers)  # nobody else was touched
 

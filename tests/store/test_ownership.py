@@ -428,3 +428,23 @@ def test_postpone_and_hold_do_nothing_once_the_lease_is_lost(store: Store) -> No
     lost = event(store, event_id)
     assert (lost.state, lost.attempts, lost.next_attempt_at, lost.last_cause) == (EventState.PENDING, 1, T0, None)
     assert claim_of(store, owner="w2").event_ids == (event_id,)
+
+
+def test_concurrent_stop_recording_decisions_never_admit_more_than_the_count(store: Store) -> None:
+    """Twenty workers deciding at the same instant: exactly guard_max_count pass (counts are not stale)."""
+    import threading
+
+    barrier = threading.Barrier(20)
+    admitted: list[bool] = []
+
+    def decide(n: int) -> None:
+        barrier.wait()
+        burst = store.admit_stop_recording("s", f"u{n}", f"w{n}", NOW, window_seconds=300, max_count=10, max_share=0.1)
+        admitted.append(burst.admitted)
+
+    threads = [threading.Thread(target=decide, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(admitted) == 10
