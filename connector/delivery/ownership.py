@@ -35,7 +35,7 @@ from connector.mapping import MappedUser
 from connector.mapping.records import ExtensionRecord
 from connector.ops.metrics import OWNERSHIP_DECISIONS
 from connector.store import Claim, Store
-from connector.store.ownership import Claimant, Conflict, PushPlan
+from connector.store.ownership import Claimant, Conflict, PushFinish, PushPlan
 from connector.target.verba.client import VerbaClient
 from connector.target.verba.errors import ExtensionAbsent, VerbaAmbiguous
 
@@ -51,6 +51,7 @@ class PushOutcome:
     conflicts: list[Conflict] = dataclasses.field(default_factory=list)
     left_alone: list[str] = dataclasses.field(default_factory=list)
     owners: dict[str, int | None] = dataclasses.field(default_factory=dict)  # as last written or seen
+    finish: PushFinish | None = None  # for Store.complete
 
 
 class OwnershipPusher:
@@ -66,21 +67,23 @@ class OwnershipPusher:
     def push(self, claim: Claim, me: Claimant, mapped: MappedUser, new: Sequence[ExtensionRecord]) -> PushOutcome:
         """Write what the ownership rules allow; `new` are the upserts never pushed for this user before.
 
-        Raises ExtensionsBusy (nothing done) or a VerbaError.
+        On success the push is ended by `Store.complete(finish=outcome.finish)`; on failure it is
+        ended here. Raises ExtensionsBusy (nothing done) or a VerbaError.
         """
         wanted = [r.extension for r in mapped.upserts]
         plan = self.store.begin_push(claim.owner, claim.lease_until, self.clock(), me, wanted,
                                      wanted + [r.extension for r in mapped.deprovisions], new)
         outcome = PushOutcome()
+        released = [*plan.released, *(r.extension for r in mapped.deprovisions)]
+        outcome.finish = PushFinish(claim.owner, me, outcome.owners, outcome.conflicts, released)
         try:
             for record in mapped.upserts:
                 self._upsert(claim, me, record, plan, outcome)
             for record in mapped.deprovisions:
                 self._deprovision(claim, me, record, plan, outcome)
-        finally:
-            released = [*plan.released, *(r.extension for r in mapped.deprovisions)]
-            waiting = self.store.finish_push(claim.owner, me, outcome.owners, outcome.conflicts, released)
-            self._wake(waiting)
+        except BaseException:
+            self.wake(self.store.finish_push(claim.owner, me, outcome.owners, outcome.conflicts, released))
+            raise
         return outcome
 
     # upserts
@@ -209,7 +212,7 @@ class OwnershipPusher:
             "user": f"{me.source}/{me.external_id}", "user_id": me.verba_user_id,
         })
 
-    def _wake(self, waiting: list[tuple[str, str]]) -> None:
+    def wake(self, waiting: Sequence[tuple[str, str]]) -> None:
         """Queue a fresh event of each waiting user's current state, so their conflict is tried again."""
         changes = []
         for source, external_id in waiting:

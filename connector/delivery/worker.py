@@ -96,7 +96,7 @@ class Deliverer:
             else:
                 self._dead(claim, exc.cause, str(exc), sent)
         else:
-            self.store.complete(claim, outcome.written, user_id, sent=sent)
+            self.owners.wake(self.store.complete(claim, outcome.written, user_id, sent=sent, finish=outcome.finish))
             COALESCED.inc(len(claim.event_ids) - 1)
             log.info("pushed %s/%s: %d upserted, %d stopped, %d in conflict, %d left alone",
                      claim.source, claim.external_id, len(outcome.written), len(outcome.stopped),

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.mapping.records import ExtensionRecord
-from connector.store.ownership import OwnershipStore
+from connector.store.ownership import OwnershipStore, PushFinish
 
 
 class StoreError(ConnectorError):
@@ -134,8 +134,13 @@ class Store(OwnershipStore):
         user_id: int | None,
         *,
         sent: Sequence[dict[str, Any]] = (),
-    ) -> None:
+        finish: PushFinish | None = None,
+    ) -> list[tuple[str, str]]:
         """Mark the claim done and record `pushed` as the user's current extensions.
+
+        `finish` ends the push begun by `begin_push` in the same transaction (as `finish_push`
+        would, even if the lease was lost); the users waiting on an extension it released are
+        returned ([] without `finish`).
 
         `pushed` replaces the user's previous set: extensions missing from it were
         deprovisioned. `user_id` is remembered as the user's Verba id (None keeps it).

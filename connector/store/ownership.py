@@ -65,6 +65,17 @@ class Conflict:
 
 
 @dataclasses.dataclass(frozen=True)
+class PushFinish:
+    """What a push learnt, for `finish_push` or `complete(finish=...)`."""
+
+    lock_owner: str
+    claimant: Claimant
+    owners: dict[str, int | None]  # extension -> the Verba user it was written for or seen linked to; None: absent
+    conflicts: Sequence[Conflict]  # the user's open conflicts now (they replace the previous ones)
+    released: Sequence[str]  # extensions the user let go: users waiting on them are returned
+
+
+@dataclasses.dataclass(frozen=True)
 class StopRecordingBurst:
     """The guard's view of one source's stop-recording pushes within the window."""
 
@@ -131,34 +142,36 @@ class OwnershipStore:
 
     def finish_push(self, lock_owner: str, claimant: Claimant, owners: dict[str, int | None],
                     conflicts: Sequence[Conflict], released: Sequence[str]) -> list[tuple[str, str]]:
-        """Record the owners seen or written (None: absent or unlinked), replace the user's open
-        conflicts, unlock; return the (source, external_id) of users waiting on a released extension."""
-        q = self._sql
-        me = (claimant.source, claimant.external_id)
+        """End a push begun by `begin_push`: record the owners seen or written (None: absent or
+        unlinked), replace the user's open conflicts, unlock its extensions; return the
+        (source, external_id) of other users waiting on a released extension.
+
+        A push that succeeds ends it in the same transaction as its completion: `complete(finish=...)`.
+        """
         with self._write() as conn:
-            for extension, owner in owners.items():
-                if owner is None:
-                    conn.execute(q("DELETE FROM extension_owners WHERE extension = {p}"), (extension,))
-                else:
-                    conn.execute(q(_SET_OWNER), (extension, owner, *me))
-            conn.execute(q("DELETE FROM extension_conflicts WHERE source = {p} AND external_id = {p}"), me)
-            conn.cursor().executemany(q(_ADD_CONFLICT), [
-                (c.extension, *me, c.event_id, c.claimant.verba_user_id, c.claimant.login_name, c.owner_user_id,
-                 c.owner_login, c.owner_claimant, c.message, c.since)
-                for c in conflicts
-            ])
-            conn.execute(q("DELETE FROM extension_locks WHERE owner = {p}"), (lock_owner,))
-            waiting: set[tuple[str, str]] = set()
-            for extension in released:
-                waiting.update((row["source"], row["external_id"]) for row in conn.execute(
-                    q("SELECT source, external_id FROM extension_conflicts WHERE extension = {p}"), (extension,)))
+            return self._finish_push(conn, PushFinish(lock_owner, claimant, owners, conflicts, released))
+
+    def _finish_push(self, conn: Any, finish: PushFinish) -> list[tuple[str, str]]:
+        q = self._sql
+        me = (finish.claimant.source, finish.claimant.external_id)
+        for extension, owner in finish.owners.items():
+            if owner is None:
+                conn.execute(q("DELETE FROM extension_owners WHERE extension = {p}"), (extension,))
+            else:
+                conn.execute(q(_SET_OWNER), (extension, owner, *me))
+        conn.execute(q("DELETE FROM extension_conflicts WHERE source = {p} AND external_id = {p}"), me)
+        conn.cursor().executemany(q(_ADD_CONFLICT), [
+            (c.extension, *me, c.event_id, c.claimant.verba_user_id, c.claimant.login_name, c.owner_user_id,
+             c.owner_login, c.owner_claimant, c.message, c.since)
+            for c in finish.conflicts
+        ])
+        conn.execute(q("DELETE FROM extension_locks WHERE owner = {p}"), (finish.lock_owner,))
+        waiting: set[tuple[str, str]] = set()
+        for extension in finish.released:
+            waiting.update((row["source"], row["external_id"]) for row in conn.execute(
+                q("SELECT source, external_id FROM extension_conflicts WHERE extension = {p}"), (extension,)))
         waiting.discard(me)
         return sorted(waiting)
-
-    def unlock_extensions(self, lock_owner: str) -> None:
-        """Give up `lock_owner`'s extension locks (a push that failed before finishing)."""
-        with self._write() as conn:
-            conn.execute(self._sql("DELETE FROM extension_locks WHERE owner = {p}"), (lock_owner,))
 
     def source_users_of(self, verba_user_id: int) -> list[tuple[str, str]]:
         """The (source, external_id) of the connector's users linked to this Verba user id."""

@@ -27,6 +27,7 @@ from connector.mapping.records import ExtensionRecord
 from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, WatermarkMoved
 from connector.store.base import Attempt, AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
 from connector.store.base import ScimQuery, ScimResource, ScimTransaction, ScimValue
+from connector.store.ownership import PushFinish
 from connector.store.queries import event_filter
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -464,7 +465,8 @@ class PostgresStore(Store):
         user_id: int | None,
         *,
         sent: Sequence[dict[str, Any]] = (),
-    ) -> None:
+        finish: PushFinish | None = None,
+    ) -> list[tuple[str, str]]:
         repeated = sorted(ext for ext, n in collections.Counter(r.extension for r in pushed).items() if n > 1)
         if repeated:
             raise ValueError(f"pushed lists extension(s) {', '.join(repeated)} more than once; give each once")
@@ -472,8 +474,9 @@ class PostgresStore(Store):
         now = time.time()
         user = (claim.source, claim.external_id)
         with self._write() as conn:
+            waiting = [] if finish is None else self._finish_push(conn, finish)  # even if the lease was lost
             if not _settle(conn, claim, "state = 'done'", ()):
-                return
+                return waiting
             _add_attempt(conn, claim, "done", None, None, sent_json)
             conn.execute("DELETE FROM pushed_extensions WHERE source = %s AND external_id = %s", user)
             if pushed:
@@ -491,6 +494,7 @@ class PostgresStore(Store):
                     " ON CONFLICT (source, external_id) DO UPDATE SET user_id = excluded.user_id",
                     (*user, user_id),
                 )
+        return waiting
 
     def _note_pushing(self, conn: Connection, source: str, external_id: str,
                       records: Sequence[ExtensionRecord]) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from connector.events import UserChange
 from connector.store import Claim, EventState, Store, StoredEvent
-from connector.store.ownership import Claimant, Conflict, ExtensionsBusy, PushPlan, StopRecordingBurst
+from connector.store.ownership import Claimant, Conflict, ExtensionsBusy, PushFinish, PushPlan, StopRecordingBurst
 
 T0 = 1_000.0
 NOW = 2_000.0
@@ -111,12 +111,18 @@ def test_finishing_a_push_unlocks_its_extensions(store: Store) -> None:
     assert plan.rivals == {"100": [alice]}
 
 
-def test_unlock_extensions_gives_up_a_failed_push_s_locks(store: Store) -> None:
-    begin(store, "w1", claimant("u1"), ["100", "101"])
+def test_completing_a_push_ends_it_in_the_same_transaction(store: Store) -> None:
+    alice, bob = claimant("u1", 3), claimant("u2", 4, claimed_at=T0 + 1)
+    enqueue(store, alice)
+    claim = claim_of(store)
+    begin(store, "w1", alice, ["100", "101"])
+    own = conflict(alice, "101", claim.latest.id)
+    waiting = store.complete(claim, [], 3, finish=PushFinish("w1", alice, {"100": 3}, [own], []))
 
-    store.unlock_extensions("w1")
-
-    begin(store, "w2", claimant("u2"), ["100", "101"])
+    assert waiting == [] and event(store, claim.latest.id).state is EventState.DONE
+    assert [c.extension for c in store.open_conflicts()] == ["101"]
+    plan = begin(store, "w2", bob, ["100", "101"])  # unlocked
+    assert plan.owners == {"100": 3}
 
 
 def test_an_expired_lock_is_taken_over(store: Store) -> None:
