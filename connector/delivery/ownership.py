@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from connector.events import UserChange
 from connector.mapping import MappedUser
@@ -119,15 +119,22 @@ class OwnershipPusher:
             return
         assert owner is not None
         if self.store.source_users_of(owner):
-            self._write(record, outcome)
-            self._audit(claim, me, "hand_over", extension, owner, login,
-                        "its holder no longer claims it (disabled, deleted or number changed)")
+            self._move(claim, me, record, owner, login, outcome, "hand_over",
+                       "its holder no longer claims it (disabled, deleted or number changed)")
         elif self.on_conflict == "take_over":
-            self._write(record, outcome)
-            self._audit(claim, me, "take_over", extension, owner, login,
-                        'the holder is not managed by the connector and [ownership] on_conflict = "take_over"')
+            self._move(claim, me, record, owner, login, outcome, "take_over",
+                       'the holder is not managed by the connector and [ownership] on_conflict = "take_over"')
         else:
             self._conflict(claim, me, extension, owner, login, None, outcome)
+
+    def _move(self, claim: Claim, me: Claimant, record: ExtensionRecord, owner: int, login: str | None,
+              outcome: PushOutcome, action: str, why: str) -> None:
+        """Write the extension for this user although Verba links it to `owner`: logged, counted, audited."""
+        self._write(record, outcome)
+        OWNERSHIP_DECISIONS.labels(action).inc()
+        log.warning("%s of %s from Verba user %s to %s: %s", action, record.extension, owner, me.name, why,
+                    extra={"event_ids": list(claim.event_ids), "extension": record.extension})
+        self._audit(claim, me, action, record.extension, owner, login, why)
 
     def _try_update(self, record: ExtensionRecord) -> bool:
         """updateExtension; False when Verba says the extension is gone."""
@@ -183,17 +190,18 @@ class OwnershipPusher:
         same_user = next((r for r in plan.rivals.get(extension, []) if r.verba_user_id == me.verba_user_id), None)
         if owner != me.verba_user_id:
             held_by = "no user" if owner is None else f"Verba user {owner}" + (f" ({login})" if login else "")
-            self._leave_alone(claim, me, extension, owner, login, f"Verba shows it linked to {held_by}")
+            self._leave_alone(claim, me, extension, owner, login, f"Verba shows it linked to {held_by}", outcome)
         elif same_user is not None:
             self._leave_alone(claim, me, extension, owner, login,
-                              f"the same Verba user still claims it through {same_user.name}")
+                              f"the same Verba user still claims it through {same_user.name}", outcome)
         elif self._try_update(record):
             outcome.stopped.append(extension)
         else:
             outcome.owners[extension] = None
 
     def _leave_alone(self, claim: Claim, me: Claimant, extension: str, owner: int | None, login: str | None,
-                     why: str) -> None:
+                     why: str, outcome: PushOutcome) -> None:
+        outcome.left_alone.append(extension)
         OWNERSHIP_DECISIONS.labels("left_alone").inc()
         log.warning("did not stop recording %s for %s: %s", extension, me.name, why,
                     extra={"event_ids": list(claim.event_ids), "extension": extension})
@@ -203,10 +211,7 @@ class OwnershipPusher:
 
     def _audit(self, claim: Claim, me: Claimant, action: str, extension: str, owner: int | None,
                login: str | None, why: str) -> None:
-        if action != "left_alone":
-            OWNERSHIP_DECISIONS.labels(action).inc()
-            log.warning("%s of %s from Verba user %s to %s: %s", action, extension, owner, me.name, why,
-                        extra={"event_ids": list(claim.event_ids), "extension": extension})
+        """An audit entry by the connector itself: what it did (or did not do) to whose extension, and why."""
         self.store.add_audit(ACTOR, action, claim.event_ids, why, {
             "extension": extension, "from_user_id": owner, "from_login": login,
             "user": f"{me.source}/{me.external_id}", "user_id": me.verba_user_id,
@@ -225,6 +230,6 @@ class OwnershipPusher:
             log.info("an extension was released: %d waiting user(s) queued again", len(changes))
 
 
-def _holding(rivals: list[Claimant], owner: Any) -> Claimant | None:
+def _holding(rivals: list[Claimant], owner: int | None) -> Claimant | None:
     """The rival who holds the extension in Verba (and so keeps it), if any."""
     return None if owner is None else next((r for r in rivals if r.verba_user_id == owner), None)
