@@ -1,14 +1,14 @@
-"""Push throughput: raw httpx POSTs against VerbaClient.upsert_extension, same run, same simulator.
+"""Push throughput: raw httpx POSTs against VerbaClient.create_extension, same run, same simulator.
 
     python bench/bench_push.py [--seconds N] [--concurrency C]
 
 The simulator runs under uvicorn in a subprocess, so client and server do not share a GIL.
 Phase (a) POSTs prebuilt createExtension envelopes from C threads sharing one httpx.Client;
-phase (b) upserts the same records (simulator reset in between, so each upsert is one
-createExtension) from C threads sharing one VerbaClient; phase (c) runs the whole delivery
-path with C workers: durable events in a SQLite store (WAL, synchronous=FULL), claim,
-mapping, createExtension through VerbaClient, completion. It prints calls/s and the
-ratios to (a) (goal: >= 0.5x).
+phase (b) pushes the same records with VerbaClient.create_extension (simulator reset in
+between, so each record is new: one createExtension) from C threads sharing one VerbaClient;
+phase (c) runs the whole delivery path with C workers: durable events in a SQLite store
+(WAL, synchronous=FULL), claim, mapping, createExtension through VerbaClient, completion.
+It prints calls/s and the ratios to (a) (goal: >= 0.5x).
 """
 
 from __future__ import annotations
@@ -103,8 +103,8 @@ def client_phase(url: str, concurrency: int, seconds: float) -> float:
 
         def push(worker: int, n: int) -> None:
             record = ExtensionRecord(number(worker, n), USER_ID, "FULL", True, False, False, False, eid="0000")
-            if client.upsert_extension(record) != "created":
-                raise RuntimeError("upsert of a new extension did not create it")
+            if client.create_extension(record) is not True:
+                raise RuntimeError("createExtension of a new extension did not create it")
 
         return measure(concurrency, seconds, push)
 
@@ -161,7 +161,7 @@ def main() -> None:
 
     print(f"concurrency {args.concurrency}, {args.seconds:g} s per phase, simulator in a subprocess")
     print(f"(a) raw httpx createExtension POSTs   {raw:8.0f} calls/s")
-    print(f"(b) VerbaClient.upsert_extension      {zeep:8.0f} calls/s")
+    print(f"(b) VerbaClient.create_extension      {zeep:8.0f} calls/s")
     print(f"(c) delivery workers, store to Verba  {pipeline:8.0f} events/s")
     print(f"ratio (b)/(a) {zeep / raw:.2f}x (goal >= 0.5x)")
     print(f"ratio (c)/(a) {pipeline / raw:.2f}x")

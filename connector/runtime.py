@@ -63,12 +63,9 @@ class Connector:
         admin = self.config.admin
         self.serve(create_admin_app(self.store, self.config.target_url, self.ldap.probes()), admin.host, admin.port,
                    "admin.listen")
-        if self.config.store.url.startswith("sqlite:"):
-            # SQLite is single-instance: whatever is in flight was this process's before a crash.
-            # A shared PostgreSQL store leaves other instances' leases to expire instead.
-            released = self.store.release_leases()
-            if released:
-                log.info("returned %d in-flight events from the last run to the queue", released)
+        released = self.store.start_instance()  # SQLite: refuses a second connector on the file
+        if released:
+            log.info("returned %d in-flight events from the last run to the queue", released)
         self.pool.start()
         self.ldap.start()
         self._start_scim()

@@ -46,6 +46,8 @@ ACTOR = "connector"  # the audit's actor for decisions the connector takes itsel
 
 @dataclasses.dataclass
 class PushOutcome:
+    """What one push did, extension by extension."""
+
     written: list[ExtensionRecord] = dataclasses.field(default_factory=list)  # upserts Verba accepted
     stopped: list[str] = dataclasses.field(default_factory=list)
     conflicts: list[Conflict] = dataclasses.field(default_factory=list)
@@ -64,15 +66,16 @@ class OwnershipPusher:
         self.on_conflict = on_conflict
         self.clock = clock
 
-    def push(self, claim: Claim, me: Claimant, mapped: MappedUser, new: Sequence[ExtensionRecord]) -> PushOutcome:
-        """Write what the ownership rules allow; `new` are the upserts never pushed for this user before.
+    def push(self, claim: Claim, me: Claimant, mapped: MappedUser,
+             first_pushes: Sequence[ExtensionRecord]) -> PushOutcome:
+        """Write what the ownership rules allow; `first_pushes` are the upserts never pushed for this user before.
 
         On success the push is ended by `Store.complete(finish=outcome.finish)`; on failure it is
         ended here. Raises ExtensionsBusy (nothing done) or a VerbaError.
         """
         wanted = [r.extension for r in mapped.upserts]
         plan = self.store.begin_push(claim.owner, claim.lease_until, self.clock(), me, wanted,
-                                     wanted + [r.extension for r in mapped.deprovisions], new)
+                                     wanted + [r.extension for r in mapped.deprovisions], first_pushes)
         outcome = PushOutcome()
         released = [*plan.released, *(r.extension for r in mapped.deprovisions)]
         outcome.finish = PushFinish(claim.owner, me, outcome.owners, outcome.conflicts, released)
@@ -82,7 +85,7 @@ class OwnershipPusher:
             for record in mapped.deprovisions:
                 self._deprovision(claim, me, record, plan, outcome)
         except BaseException:
-            self.wake(self.store.finish_push(claim.owner, me, outcome.owners, outcome.conflicts, released))
+            self.wake(self.store.finish_push(claim.owner, me, outcome.owners, outcome.conflicts, released, failed=True))
             raise
         return outcome
 
@@ -92,17 +95,19 @@ class OwnershipPusher:
                 outcome: PushOutcome) -> None:
         extension = record.extension
         rivals = [r for r in plan.rivals.get(extension, []) if r.verba_user_id != me.verba_user_id]
-        earlier = next((r for r in rivals if r.earlier_than(me)), None)
+        # Claims are ordered by when each was first accepted, not by this user's newest event.
+        mine = dataclasses.replace(me, claimed_at=plan.claimed_at.get(extension, me.claimed_at))
+        earlier = next((r for r in rivals if r.earlier_than(mine)), None)
         known = plan.owners.get(extension)
         if known == me.verba_user_id and self._try_update(record):
-            self._written(record, outcome)
+            self._note_written(record, outcome)
             return
-        holder = _holding(rivals, known)
+        holder = _holder_among(rivals, known)
         if holder is not None:
             self._conflict(claim, me, extension, holder.verba_user_id, holder.login_name, holder, outcome)
             return
         if earlier is None and self.client.create_extension(record):
-            self._written(record, outcome)
+            self._note_written(record, outcome)
             return
         found = self.client.get_extension(extension)
         owner = None if found is None else found["user_id"]
@@ -111,9 +116,9 @@ class OwnershipPusher:
         if found is None and earlier is None:
             raise VerbaAmbiguous(f"createExtension says {extension} exists, getExtension says it does not")
         if owner == me.verba_user_id or (owner is None and earlier is None):
-            self._write(record, outcome)
+            self._update_or_create(record, outcome)
             return
-        holder = _holding(rivals, owner)
+        holder = _holder_among(rivals, owner)
         if holder is not None or earlier is not None:
             self._conflict(claim, me, extension, owner, login, holder or earlier, outcome)
             return
@@ -130,7 +135,7 @@ class OwnershipPusher:
     def _move(self, claim: Claim, me: Claimant, record: ExtensionRecord, owner: int, login: str | None,
               outcome: PushOutcome, action: str, why: str) -> None:
         """Write the extension for this user although Verba links it to `owner`: logged, counted, audited."""
-        self._write(record, outcome)
+        self._update_or_create(record, outcome)
         OWNERSHIP_DECISIONS.labels(action).inc()
         log.warning("%s of %s from Verba user %s to %s: %s", action, record.extension, owner, me.name, why,
                     extra={"event_ids": list(claim.event_ids), "extension": record.extension})
@@ -144,14 +149,14 @@ class OwnershipPusher:
             return False
         return True
 
-    def _write(self, record: ExtensionRecord, outcome: PushOutcome) -> None:
+    def _update_or_create(self, record: ExtensionRecord, outcome: PushOutcome) -> None:
         """updateExtension, or createExtension when it vanished meanwhile."""
         if not self._try_update(record) and not self.client.create_extension(record):
             raise VerbaAmbiguous(f"updateExtension says {record.extension} is gone, createExtension that it exists")
-        self._written(record, outcome)
+        self._note_written(record, outcome)
 
     @staticmethod
-    def _written(record: ExtensionRecord, outcome: PushOutcome) -> None:
+    def _note_written(record: ExtensionRecord, outcome: PushOutcome) -> None:
         outcome.written.append(record)
         outcome.owners[record.extension] = record.user_id
 
@@ -197,7 +202,8 @@ class OwnershipPusher:
         elif self._try_update(record):
             outcome.stopped.append(extension)
         else:
-            outcome.owners[extension] = None
+            raise VerbaAmbiguous(f"getExtension shows {extension} linked to Verba user {owner}, "
+                                 "updateExtension says it does not exist")
 
     def _leave_alone(self, claim: Claim, me: Claimant, extension: str, owner: int | None, login: str | None,
                      why: str, outcome: PushOutcome) -> None:
@@ -230,6 +236,6 @@ class OwnershipPusher:
             log.info("an extension was released: %d waiting user(s) queued again", len(changes))
 
 
-def _holding(rivals: list[Claimant], owner: int | None) -> Claimant | None:
+def _holder_among(rivals: list[Claimant], owner: int | None) -> Claimant | None:
     """The rival who holds the extension in Verba (and so keeps it), if any."""
     return None if owner is None else next((r for r in rivals if r.verba_user_id == owner), None)

@@ -91,7 +91,8 @@ class Deliverer:
         except UnresolvedUser as exc:
             self._dead(claim, "unresolved_user", str(exc), sent)
         except VerbaError as exc:
-            if exc.retryable and claim.attempts < self.config.max_attempts:
+            budget = min(self.config.max_attempts, exc.max_attempts or self.config.max_attempts)
+            if exc.retryable and claim.attempts < budget:
                 self._retry(claim, exc, sent)
             else:
                 self._dead(claim, exc.cause, str(exc), sent)

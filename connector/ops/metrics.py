@@ -22,7 +22,8 @@ COALESCED = Counter("connector_events_coalesced_total", "Events delivered as par
 SCIM_REQUESTS = Counter("connector_scim_requests_total", "SCIM requests by method and HTTP status.", ["method", "status"])
 OWNERSHIP_DECISIONS = Counter(
     "connector_extension_ownership_decisions_total",
-    "Ownership decisions: conflict (held), hand_over, take_over, left_alone (a stop-recording write not sent).",
+    "Ownership decisions: conflict (an extension held for another user; counted at every push that meets it), "
+    "hand_over, take_over, left_alone (a stop-recording write not sent).",
     ["decision"],
 )
 STOP_RECORDING_HELD = Counter("connector_stop_recording_guard_held_total",

@@ -171,17 +171,36 @@ class Store(OwnershipStore):
 
         Changes nothing if the lease was lost.
         """
-        raise NotImplementedError
+        with self._write() as conn:
+            self._settle_claim(conn, claim, self._sql("state = 'pending', attempts = attempts - 1, next_attempt_at = {p}"),
+                               (until,))
 
     def hold(self, claim: Claim, cause: str, error: str) -> None:
         """Move the claim to held (a guard stopped it) with its cause and message, for `requeue(approve=True)`.
 
         Changes nothing if the lease was lost.
         """
+        with self._write() as conn:
+            self._settle_claim(conn, claim, self._sql("state = 'held', last_cause = {p}, last_error = {p}"),
+                               (cause, error))
+
+    def _settle_claim(self, conn: Any, claim: Claim, assignments: str, params: tuple[Any, ...]) -> int:
+        """Apply `assignments` to the claim's events its lease still holds and end the lease (the
+        backend's locking); return how many events changed."""
         raise NotImplementedError
 
     def attempts(self, event_id: int) -> list[Attempt]:
         """The recorded attempts of every claim that held this event, oldest first."""
+        raise NotImplementedError
+
+    def start_instance(self) -> int:
+        """Prepare the store for this process's `connector run`; return how many in-flight events of an
+        earlier run went back to the queue.
+
+        SQLite: one connector per file; a second one is refused with StoreError, and the first's
+        leases are released (whatever is in flight was this file's only connector's). PostgreSQL:
+        several connectors share it; nothing to do (other instances' leases expire).
+        """
         raise NotImplementedError
 
     def release_leases(self) -> int:

@@ -34,6 +34,7 @@ class Claimant:
 
     @property
     def name(self) -> str:
+        """How messages name the user: "source/external_id (login name)"."""
         return f"{self.source}/{self.external_id}" + (f" ({self.login_name})" if self.login_name else "")
 
     def earlier_than(self, other: Claimant) -> bool:
@@ -48,6 +49,7 @@ class PushPlan:
     rivals: dict[str, list[Claimant]]  # extension -> other users who claim it
     owners: dict[str, int]  # extension -> the Verba user id the connector last saw holding it
     released: list[str]  # extensions this user claimed before and no longer does
+    claimed_at: dict[str, float]  # extension -> when this user's claim on it was first accepted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,11 +109,12 @@ class OwnershipStore:
     def _sql(self, text: str) -> str:
         return text.replace("{p}", self._placeholder)
 
-    def begin_push(self, lock_owner: str, lock_until: float, now: float, claimant: Claimant,
-                   wanted: Sequence[str], touched: Sequence[str], noting: Sequence[ExtensionRecord] = ()) -> PushPlan:
-        """Lock `touched` for `lock_owner` until `lock_until`, make `wanted` the user's claims, read the plan.
+    def begin_push(self, lock_owner: str, lock_until: float, now: float, claimant: Claimant, wanted: Sequence[str],
+                   extensions: Sequence[str], first_pushes: Sequence[ExtensionRecord] = ()) -> PushPlan:
+        """Lock `extensions` (all the push touches) for `lock_owner` until `lock_until`, make `wanted`
+        the user's claims (new ones accepted at `claimant.claimed_at`), read the plan.
 
-        `noting` are records about to be pushed for the first time: they join the user's pushed
+        `first_pushes` are records about to be pushed for the first time: they join the user's pushed
         extensions now (until `complete` replaces them), so that a crash mid-push leaves them known
         and a later push can deprovision them. Raises ExtensionsBusy (and changes nothing) when
         another push holds one of the extensions.
@@ -119,50 +122,60 @@ class OwnershipStore:
         q = self._sql
         me = (claimant.source, claimant.external_id)
         with self._write() as conn:
-            for extension in sorted(set(touched)):  # one order everywhere: no deadlocks
+            for extension in sorted(set(extensions)):  # one order everywhere: no deadlocks
                 if conn.execute(q(_LOCK), (extension, lock_owner, lock_until, now)).fetchone() is None:
                     raise ExtensionsBusy(f"extension {extension} is being pushed for another user")
-            before = {row["extension"] for row in conn.execute(q(_CLAIMS_OF), me)}
+            before = {row["extension"] for row in conn.execute(q(_CLAIMED_AT), me)}
             released = sorted(before - set(wanted))
             conn.cursor().executemany(q(_UNCLAIM), [(*me, extension) for extension in released])
             conn.cursor().executemany(q(_CLAIM), [
                 (extension, *me, claimant.verba_user_id, claimant.login_name, claimant.claimed_at)
                 for extension in dict.fromkeys(wanted)
             ])
-            if noting:
-                self._note_pushing(conn, *me, noting)
+            claimed_at = {row["extension"]: float(row["claimed_at"]) for row in conn.execute(q(_CLAIMED_AT), me)}
+            if first_pushes:
+                self._note_pushing(conn, *me, first_pushes)
             rivals: dict[str, list[Claimant]] = {}
             owners: dict[str, int] = {}
-            for extension in dict.fromkeys(touched):
+            for extension in dict.fromkeys(extensions):
                 rivals[extension] = [_claimant(row) for row in conn.execute(q(_RIVALS), (extension, *me))]
                 row = conn.execute(q(_OWNER), (extension,)).fetchone()
                 if row is not None:
                     owners[extension] = int(row["verba_user_id"])
-        return PushPlan(rivals, owners, released)
+        return PushPlan(rivals, owners, released, claimed_at)
 
     def finish_push(self, lock_owner: str, claimant: Claimant, owners: dict[str, int | None],
-                    conflicts: Sequence[Conflict], released: Sequence[str]) -> list[tuple[str, str]]:
-        """End a push begun by `begin_push`: record the owners seen or written (None: absent or
-        unlinked), replace the user's open conflicts, unlock its extensions; return the
+                    conflicts: Sequence[Conflict], released: Sequence[str], *,
+                    failed: bool = False) -> list[tuple[str, str]]:
+        """End a push begun by `begin_push`: record the owners it saw or wrote (None: absent or
+        unlinked), make `conflicts` the user's open conflicts, unlock its extensions; return the
         (source, external_id) of other users waiting on a released extension.
 
-        A push that succeeds ends it in the same transaction as its completion: `complete(finish=...)`.
+        A push that `failed` part way only adds the conflicts it found (the user's others stay open)
+        and unlocks. Delivery ends a successful push in its completion's transaction instead:
+        `complete(finish=...)`.
         """
         with self._write() as conn:
-            return self._finish_push(conn, PushFinish(lock_owner, claimant, owners, conflicts, released))
+            return self._finish_push(conn, PushFinish(lock_owner, claimant, owners, conflicts, released),
+                                     complete=not failed)
 
-    def _finish_push(self, conn: Any, finish: PushFinish) -> list[tuple[str, str]]:
+    def _finish_push(self, conn: Any, finish: PushFinish, *, complete: bool = True) -> list[tuple[str, str]]:
+        """`finish_push` in the caller's transaction. `complete` False (a failed push, or a lease lost
+        to a newer push of the user) keeps the user's other open conflicts and records no owners."""
         q = self._sql
         me = (finish.claimant.source, finish.claimant.external_id)
-        for extension, owner in finish.owners.items():
-            if owner is None:
-                conn.execute(q("DELETE FROM extension_owners WHERE extension = {p}"), (extension,))
-            else:
-                conn.execute(q(_SET_OWNER), (extension, owner, *me))
-        conn.execute(q("DELETE FROM extension_conflicts WHERE source = {p} AND external_id = {p}"), me)
-        conn.cursor().executemany(q(_ADD_CONFLICT), [
+        if complete:
+            for extension, owner in finish.owners.items():
+                if owner is None:
+                    conn.execute(q("DELETE FROM extension_owners WHERE extension = {p}"), (extension,))
+                else:
+                    conn.execute(q(_SET_OWNER), (extension, owner, *me))
+        since = {row["extension"]: float(row["since"]) for row in conn.execute(q(_CONFLICT_SINCE), me)}
+        if complete:
+            conn.execute(q("DELETE FROM extension_conflicts WHERE source = {p} AND external_id = {p}"), me)
+        conn.cursor().executemany(q(_PUT_CONFLICT), [  # a conflict open since before keeps its first time
             (c.extension, *me, c.event_id, c.claimant.verba_user_id, c.claimant.login_name, c.owner_user_id,
-             c.owner_login, c.owner_claimant, c.message, c.since)
+             c.owner_login, c.owner_claimant, c.message, since.get(c.extension, c.since))
             for c in finish.conflicts
         ])
         conn.execute(q("DELETE FROM extension_locks WHERE owner = {p}"), (finish.lock_owner,))
@@ -228,7 +241,7 @@ ON CONFLICT (extension) DO UPDATE SET owner = excluded.owner, lock_until = exclu
 WHERE extension_locks.lock_until < {p} OR extension_locks.owner = excluded.owner
 RETURNING extension
 """
-_CLAIMS_OF = "SELECT extension FROM extension_claims WHERE source = {p} AND external_id = {p}"
+_CLAIMED_AT = "SELECT extension, claimed_at FROM extension_claims WHERE source = {p} AND external_id = {p}"
 _UNCLAIM = "DELETE FROM extension_claims WHERE source = {p} AND external_id = {p} AND extension = {p}"
 # A claim keeps the time it was first accepted; the user's Verba id and login name are refreshed.
 _CLAIM = """
@@ -250,15 +263,21 @@ INSERT INTO extension_owners (extension, verba_user_id, source, external_id) VAL
 ON CONFLICT (extension) DO UPDATE SET verba_user_id = excluded.verba_user_id, source = excluded.source,
     external_id = excluded.external_id
 """
-_ADD_CONFLICT = """
+_PUT_CONFLICT = """
 INSERT INTO extension_conflicts (extension, source, external_id, event_id, verba_user_id, login_name,
     owner_user_id, owner_login, owner_claimant, message, since)
 VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})
+ON CONFLICT (extension, source, external_id) DO UPDATE SET event_id = excluded.event_id,
+    verba_user_id = excluded.verba_user_id, login_name = excluded.login_name, owner_user_id = excluded.owner_user_id,
+    owner_login = excluded.owner_login, owner_claimant = excluded.owner_claimant, message = excluded.message
 """
+_CONFLICT_SINCE = "SELECT extension, since FROM extension_conflicts WHERE source = {p} AND external_id = {p}"
 _CONFLICTS = """
-SELECT extension, source, external_id, event_id, verba_user_id, login_name, owner_user_id, owner_login,
-    owner_claimant, message, since
-FROM extension_conflicts ORDER BY since, extension, source, external_id LIMIT {p}
+SELECT c.extension, c.source, c.external_id, c.event_id, c.verba_user_id, c.login_name, c.owner_user_id,
+    c.owner_login, c.owner_claimant, c.message, c.since, coalesce(k.claimed_at, c.since) AS claimed_at
+FROM extension_conflicts AS c LEFT JOIN extension_claims AS k
+    ON k.extension = c.extension AND k.source = c.source AND k.external_id = c.external_id
+ORDER BY c.since, c.extension, c.source, c.external_id LIMIT {p}
 """
 _CLASHING = "SELECT extension FROM extension_claims GROUP BY extension HAVING count(DISTINCT verba_user_id) > 1"
 _CLASHES = _CLASHING + " ORDER BY extension LIMIT {p}"
@@ -282,6 +301,7 @@ def _claimant(row: Any) -> Claimant:
 
 
 def _conflict(row: Any) -> Conflict:
-    claimant = Claimant(row["source"], row["external_id"], row["verba_user_id"], row["login_name"], 0.0)
+    claimant = Claimant(row["source"], row["external_id"], row["verba_user_id"], row["login_name"],
+                        float(row["claimed_at"]))
     return Conflict(row["extension"], claimant, int(row["event_id"]), row["owner_user_id"], row["owner_login"],
                     row["owner_claimant"], row["message"], float(row["since"]))

@@ -28,7 +28,7 @@ from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, WatermarkMo
 from connector.store.base import Attempt, AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
 from connector.store.base import ScimQuery, ScimResource, ScimTransaction, ScimValue
 from connector.store.ownership import PushFinish
-from connector.store.queries import event_filter
+from connector.store.queries import REQUEUABLE, event_filter
 
 CONNECT_TIMEOUT_SECONDS = 10
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
@@ -280,14 +280,12 @@ ON CONFLICT (source, external_id, extension) DO UPDATE SET record = excluded.rec
 
 # The i-th requeued event (by id, from 0) is due at now + i * spacing. A concurrent requeue that
 # changed an event first makes the state check fail on the re-read row, so it is skipped here.
-_REQUEUABLE = ("(state IN ('dead', 'held')"
-               " OR (state = 'done' AND id IN (SELECT event_id FROM extension_conflicts)))")
 _REQUEUE = f"""
 UPDATE events AS e SET state = 'pending', attempts = 0, next_attempt_at = %(now)s + chosen.i * %(spacing)s,
     updated_at = %(at)s, approved = CASE WHEN %(approve)s THEN 1 ELSE e.approved END
 FROM (
     SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events
-    WHERE id = ANY(%(ids)s::bigint[]) AND {_REQUEUABLE}
+    WHERE id = ANY(%(ids)s::bigint[]) AND {REQUEUABLE}
 ) AS chosen
 WHERE e.id = chosen.id AND e.state IN ('dead', 'held', 'done')
 """
@@ -474,8 +472,10 @@ class PostgresStore(Store):
         now = time.time()
         user = (claim.source, claim.external_id)
         with self._write() as conn:
-            waiting = [] if finish is None else self._finish_push(conn, finish)  # even if the lease was lost
-            if not _settle(conn, claim, "state = 'done'", ()):
+            settled = _settle(conn, claim, "state = 'done'", ())
+            # A lease lost to a newer push of the user: only unlock and wake, the newer push records the rest.
+            waiting = [] if finish is None else self._finish_push(conn, finish, complete=bool(settled))
+            if not settled:
                 return waiting
             _add_attempt(conn, claim, "done", None, None, sent_json)
             conn.execute("DELETE FROM pushed_extensions WHERE source = %s AND external_id = %s", user)
@@ -524,13 +524,8 @@ class PostgresStore(Store):
             if _settle(conn, claim, "state = 'dead', last_cause = %s, last_error = %s", (cause, error)):
                 _add_attempt(conn, claim, "dead", cause, error, sent_json)
 
-    def postpone(self, claim: Claim, until: float) -> None:
-        with self._write() as conn:
-            _settle(conn, claim, "state = 'pending', attempts = attempts - 1, next_attempt_at = %s", (until,))
-
-    def hold(self, claim: Claim, cause: str, error: str) -> None:
-        with self._write() as conn:
-            _settle(conn, claim, "state = 'held', last_cause = %s, last_error = %s", (cause, error))
+    def _settle_claim(self, conn: Any, claim: Claim, assignments: str, params: tuple[Any, ...]) -> int:
+        return _settle(conn, claim, assignments, params)
 
     def attempts(self, event_id: int) -> list[Attempt]:
         with self._read() as conn:
@@ -546,6 +541,9 @@ class PostgresStore(Store):
             )
             for row in rows
         ]
+
+    def start_instance(self) -> int:
+        return 0
 
     def release_leases(self) -> int:
         with self._write() as conn:

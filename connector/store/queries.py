@@ -7,6 +7,8 @@ from typing import Any
 from connector.store.base import EventState
 
 CONFLICT_CAUSE = "extension_conflict"  # not an event's last cause: the events of open conflicts
+# What `Store.requeue` may make pending again: dead or held events, and done events of an open conflict.
+REQUEUABLE = "(state IN ('dead', 'held') OR (state = 'done' AND id IN (SELECT event_id FROM extension_conflicts)))"
 
 
 def event_filter(

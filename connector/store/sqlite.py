@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import json
 import os
 import sqlite3
 import threading
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, TextIO
 
 from connector.events import UserChange
 from connector.mapping.records import ExtensionRecord
@@ -17,7 +18,7 @@ from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, WatermarkMo
 from connector.store.base import Attempt, AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
 from connector.store.base import ScimQuery, ScimResource, ScimTransaction, ScimValue
 from connector.store.ownership import PushFinish
-from connector.store.queries import event_filter
+from connector.store.queries import REQUEUABLE, event_filter
 
 BUSY_TIMEOUT_SECONDS = 5.0
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
@@ -219,15 +220,13 @@ RETURNING {_EVENT_COLUMNS}
 """
 
 _IN_IDS = "id IN (SELECT value FROM json_each(?))"
-_REQUEUABLE = ("(state IN ('dead', 'held')"
-               " OR (state = 'done' AND id IN (SELECT event_id FROM extension_conflicts)))")
 
 # The i-th requeued event (by id, from 0) is due at now + i * spacing.
 _REQUEUE = f"""
 UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ? + chosen.i * ?, updated_at = ?,
     approved = CASE WHEN ? THEN 1 ELSE approved END
 FROM (
-    SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events WHERE {_IN_IDS} AND {_REQUEUABLE}
+    SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events WHERE {_IN_IDS} AND {REQUEUABLE}
 ) AS chosen
 WHERE events.id = chosen.id AND events.state IN ('dead', 'held', 'done')
 """
@@ -256,6 +255,7 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
+        self._instance_lock: TextIO | None = None
         directory = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(directory, exist_ok=True)
@@ -351,6 +351,9 @@ class SQLiteStore(Store):
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+            if self._instance_lock is not None:
+                self._instance_lock.close()
+                self._instance_lock = None
 
     # --- intake -------------------------------------------------------
     def enqueue(self, changes: Sequence[UserChange], *, state: EventState = EventState.PENDING) -> list[int]:
@@ -425,8 +428,10 @@ class SQLiteStore(Store):
         now = time.time()
         user = (claim.source, claim.external_id)
         with self._write() as conn:
-            waiting = [] if finish is None else self._finish_push(conn, finish)  # even if the lease was lost
-            if not _settle(conn, claim, "state = 'done'", ()):
+            settled = _settle(conn, claim, "state = 'done'", ())
+            # A lease lost to a newer push of the user: only unlock and wake, the newer push records the rest.
+            waiting = [] if finish is None else self._finish_push(conn, finish, complete=bool(settled))
+            if not settled:
                 return waiting
             _add_attempt(conn, claim, "done", None, None, sent_json)
             conn.execute("DELETE FROM pushed_extensions WHERE source = ? AND external_id = ?", user)
@@ -472,13 +477,8 @@ class SQLiteStore(Store):
             if _settle(conn, claim, "state = 'dead', last_cause = ?, last_error = ?", (cause, error)):
                 _add_attempt(conn, claim, "dead", cause, error, sent_json)
 
-    def postpone(self, claim: Claim, until: float) -> None:
-        with self._write() as conn:
-            _settle(conn, claim, "state = 'pending', attempts = attempts - 1, next_attempt_at = ?", (until,))
-
-    def hold(self, claim: Claim, cause: str, error: str) -> None:
-        with self._write() as conn:
-            _settle(conn, claim, "state = 'held', last_cause = ?, last_error = ?", (cause, error))
+    def _settle_claim(self, conn: Any, claim: Claim, assignments: str, params: tuple[Any, ...]) -> int:
+        return _settle(conn, claim, assignments, params)
 
     def attempts(self, event_id: int) -> list[Attempt]:
         with self._read() as conn:
@@ -494,6 +494,25 @@ class SQLiteStore(Store):
             )
             for row in rows
         ]
+
+    def start_instance(self) -> int:
+        lock_path = f"{self.path}.instance"
+        lock = open(lock_path, "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            lock.close()
+            raise StoreError(
+                f"another connector (pid {holder}) is running on the store {self.path}; run one connector per "
+                "SQLite file, or put several on PostgreSQL ([store] url = \"postgresql://...\")"
+            ) from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        self._instance_lock = lock  # held until close(): the process's life
+        return self.release_leases()
 
     def release_leases(self) -> int:
         with self._write() as conn:

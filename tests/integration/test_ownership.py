@@ -206,17 +206,28 @@ def test_an_ambiguous_get_extension_is_cross_checked_with_list_users(deliverer, 
     assert lookups, "listUsers was asked who holds the extension"
 
 
-def test_a_get_extension_that_stays_unclear_dead_letters_as_verba_ambiguous(make_config, simulator):
-    deliverer = make_deliverer(make_config, max_attempts=3)
+def test_verba_contradicting_itself_dead_letters_as_verba_ambiguous_after_three_tries(deliverer, simulator):
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    # getExtension shows X linked to alice, then updateExtension says there is no such extension.
+    simulator.fault(operation="updateExtension", status="ERROR_GENERAL", message=f"Extension not found: 0000:{X}")
+    deliverer.store.enqueue([alice(X, kind="deactivate")])
+    drain(deliverer)
+    event = deliverer.store.list_events()[0]
+    assert (event.state, event.last_cause, event.attempts) == (EventState.DEAD, "verba_ambiguous", 3)
+    assert "updateExtension says it does not exist" in (event.last_error or "")
+    assert recording(simulator.extensions()[X]), "nothing was silently settled"
+
+
+def test_an_unclear_get_extension_nobody_holds_means_nothing_to_stop(deliverer, simulator):
     deliverer.store.enqueue([alice(X)])
     drain(deliverer)
     simulator.http.post("/_sim/reset").raise_for_status()
     simulator.fault(operation="getExtension", status="ERROR_GENERAL", message="java.lang.NullPointerException")
     deliverer.store.enqueue([alice(X, kind="deactivate")])
     drain(deliverer)
-    event = deliverer.store.list_events()[0]
-    assert (event.state, event.last_cause, event.attempts) == (EventState.DEAD, "verba_ambiguous", 3)
-    assert "listUsers finds 0 users" in (event.last_error or "")
+    assert deliverer.store.list_events()[0].state == EventState.DONE
+    assert simulator.calls("updateExtension") == [] and simulator.calls("listUsers")
 
 
 def test_a_re_created_user_racing_its_old_self_always_ends_recorded(make_config, simulator):
@@ -265,3 +276,21 @@ def test_a_mapping_that_drops_suffixes_reports_the_merge_instead_of_relinking(ma
     assert all(c["user_id"] == 3 for c in writes(simulator, "+12125550142"))
     [conflict] = deliverer.store.open_conflicts()
     assert (conflict.extension, conflict.claimant.external_id) == ("+12125550142", "u-bob")
+
+
+def test_two_users_waiting_on_one_number_get_it_in_the_order_they_claimed_it(deliverer, simulator):
+    carol = user("u-carol", "carol@example.com", phones=(X,))
+    deliverer.store.enqueue([carol])
+    drain(deliverer)
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    deliverer.store.enqueue([bob(X)])
+    drain(deliverer)
+    assert len(deliverer.store.open_conflicts()) == 2
+    deliverer.store.enqueue([user("u-carol", "carol@example.com", phones=(X,), kind="deactivate")])
+    drain(deliverer)
+
+    ext = simulator.extensions()[X]
+    assert ext["user_id"] == 3 and recording(ext), "alice claimed it first, so she gets it"
+    [conflict] = deliverer.store.open_conflicts()
+    assert conflict.claimant.external_id == "u-bob" and conflict.owner_user_id == 3

@@ -454,3 +454,24 @@ def test_concurrent_stop_recording_decisions_never_admit_more_than_the_count(sto
     for thread in threads:
         thread.join()
     assert sum(admitted) == 10
+
+
+def test_a_failed_push_adds_its_conflicts_and_keeps_the_user_s_others(store: Store) -> None:
+    bob = claimant("u2", claimed_at=T0 + 5)
+    event_id = enqueue(store, bob)
+    push(store, bob, ["100", "101"], conflicts=[conflict(bob, "100", event_id, since=NOW)])
+    begin(store, "w1", bob, ["100", "101"])
+    store.finish_push("w1", bob, {"101": 9}, [conflict(bob, "101", event_id, since=NOW + 5)], [], failed=True)
+
+    assert [(c.extension, c.since) for c in store.open_conflicts()] == [("100", NOW), ("101", NOW + 5)]
+    assert begin(store, "w2", bob, ["100", "101"]).owners == {}, "a failed push records no owners"
+
+
+def test_a_conflict_keeps_the_time_it_opened_and_shows_when_it_was_claimed(store: Store) -> None:
+    bob = claimant("u2", claimed_at=T0 + 5)
+    event_id = enqueue(store, bob)
+    push(store, bob, ["100"], conflicts=[conflict(bob, "100", event_id, since=NOW)])
+    push(store, bob, ["100"], conflicts=[conflict(bob, "100", event_id, since=NOW + 60)])
+
+    [open_] = store.open_conflicts()
+    assert (open_.since, open_.claimant.claimed_at) == (NOW, T0 + 5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.target.verba import VerbaClient
-from connector.target.verba.errors import ExtensionAbsent, VerbaAmbiguous, VerbaStatusError
+from connector.target.verba.errors import ExtensionAbsent, VerbaStatusError
 from connector.target.verba.status import Status, says_extension_absent
 
 from .conftest import Sim, record
@@ -17,6 +17,7 @@ ABSENT = [
     ("ERROR_GENERAL", "No such extension: 4567"),
     ("ERROR_ILLEGAL_ARGUMENT", "extension 4567 doesn't exist"),
     ("ERROR_GENERAL", "Unknown extension 4567"),
+    ("ERROR_GENERAL", "Extension alice@corp.example not found"),
 ]
 NOT_ABSENT = [
     ("ERROR_GENERAL", "java.lang.NullPointerException"),
@@ -26,6 +27,8 @@ NOT_ABSENT = [
     ("ERROR_ILLEGAL_ARGUMENT", "extension.extension is mandatory and cannot be empty"),
     ("ERROR_UNAUTHORIZED", "Extension not found"),  # a token problem, whatever the text
     ("ERROR_GENERAL", None),
+    ("ERROR_GENERAL", "Cannot update extension +14155550100: user 111 not found"),  # the user is missing
+    ("ERROR_GENERAL", "Extension +14155550100 exists; owner not found in directory cache"),
 ]
 
 
@@ -62,12 +65,10 @@ def test_an_unclear_get_extension_asks_list_users_who_holds_it(sim: Sim, client:
     assert found is not None and (found["user_id"], found["user_login_name"]) == (4, "bob@example.com")
 
 
-def test_an_unclear_get_extension_nobody_holds_is_ambiguous_and_retryable(sim: Sim, client: VerbaClient) -> None:
+def test_an_unclear_get_extension_nobody_holds_answers_no_user(sim: Sim, client: VerbaClient) -> None:
     sim.faults({"operation": "getExtension", "status": "ERROR_GENERAL", "message": "java.lang.NullPointerException"})
-    with pytest.raises(VerbaAmbiguous) as caught:
-        client.get_extension("4567")
-    assert caught.value.retryable and caught.value.cause == "verba_ambiguous"
-    assert "NullPointerException" in str(caught.value) and "listUsers finds 0 users" in str(caught.value)
+    found = client.get_extension("4567")
+    assert found is not None and found["user_id"] is None and found["extension"] == "4567"
 
 
 def test_an_illegal_argument_that_is_not_absence_stays_a_refusal(sim: Sim, client: VerbaClient) -> None:

@@ -8,21 +8,21 @@ import threading
 import pytest
 
 from connector.target.verba import VerbaAuthError, VerbaClient, VerbaStatusError
-from connector.target.verba.errors import ExtensionAbsent, ExtensionHeld
+from connector.target.verba.errors import ExtensionAbsent
 
 from .conftest import PASSWORD, Sim, record
 
 
-def test_upsert_creates_then_updates_with_the_full_record(sim: Sim, client: VerbaClient) -> None:
-    assert client.upsert_extension(record()) == "created"
+def test_create_then_update_sends_the_full_record(sim: Sim, client: VerbaClient) -> None:
+    assert client.create_extension(record()) is True
     changed = record(recording_mode="ON_DEMAND", voice=False, im=True, video=True, screen_capture_enabled=True)
-    assert client.upsert_extension(changed) == "updated"
+    assert client.create_extension(changed) is False
+    client.update_extension(changed)
 
     writes = [(c["operation"], c["status"]) for c in sim.calls() if c["operation"] != "requestToken"]
     assert writes == [
         ("createExtension", "OK"),
         ("createExtension", "ERROR_ALREADY_EXISTS"),
-        ("getExtension", "OK"),  # whose is it? only this user's (or nobody's) is updated
         ("updateExtension", "OK"),
     ]
     update = sim.calls("updateExtension")[0]
@@ -47,9 +47,9 @@ def test_get_extension_reads_back_what_was_pushed(client: VerbaClient) -> None:
 
 
 def test_expired_token_is_renewed_once_and_the_call_succeeds(sim: Sim, client: VerbaClient) -> None:
-    client.upsert_extension(record("200"))
+    assert client.create_extension(record("200")) is True
     assert sim.expire_tokens() == 1
-    assert client.upsert_extension(record("201")) == "created"
+    assert client.create_extension(record("201")) is True
     calls = [(c["operation"], c["status"], c["token_valid"]) for c in sim.calls()]
     assert calls == [
         ("requestToken", "OK", None),
@@ -67,7 +67,7 @@ def test_threads_sharing_a_client_renew_the_token_once(sim: Sim, client: VerbaCl
 
     def push(n: int) -> None:
         try:
-            client.upsert_extension(record(f"30{n}"))
+            assert client.create_extension(record(f"30{n}")) is True
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -109,7 +109,7 @@ def test_wrong_password_raises_auth_error_without_the_password(sim: Sim) -> None
     secret = "Wr0ng-and-Secret-77"
     with VerbaClient(sim.url, eid="0000", login="connector", password=secret) as client:
         with pytest.raises(VerbaAuthError) as caught:
-            client.upsert_extension(record("500"))
+            client.create_extension(record("500"))
     text = f"{caught.value} {caught.value!r}"
     assert secret not in text
     assert "com.verba.web.user.UserNotFoundException" in text
@@ -120,7 +120,7 @@ def test_wrong_password_raises_auth_error_without_the_password(sim: Sim) -> None
 
 def test_unknown_user_id_is_an_illegal_argument_with_the_vendor_message(client: VerbaClient) -> None:
     with pytest.raises(VerbaStatusError) as caught:
-        client.upsert_extension(record("600", user_id=999))
+        client.create_extension(record("600", user_id=999))
     assert caught.value.cause == "error_illegal_argument"
     assert not caught.value.retryable
     assert caught.value.vendor_message == "No user with id 999"
@@ -140,21 +140,11 @@ def test_create_of_an_existing_extension_answers_false(sim: Sim, client: VerbaCl
     assert sim.extension("800")["user_id"] == 3  # type: ignore[index]
 
 
-def test_upsert_never_moves_an_extension_held_by_another_user(sim: Sim, client: VerbaClient) -> None:
-    client.create_extension(record("810", user_id=4))
-    with pytest.raises(ExtensionHeld) as caught:
-        client.upsert_extension(record("810", user_id=3))
-    assert (caught.value.owner_user_id, caught.value.owner_login) == (4, "bob@example.com")
-    assert caught.value.cause == "extension_conflict" and not caught.value.retryable
-    assert sim.extension("810")["user_id"] == 4  # type: ignore[index]
-    assert not sim.calls("updateExtension")
-
-
 def test_environment_short_name_client(sim: Sim) -> None:
     with VerbaClient(sim.url, environment_short_name="other", token=sim.token()) as client:
         assert client.find_user_id("alice@example.com") is None  # alice lives in 0000
         user_id = client.create_user("carol@example.com")
-        client.upsert_extension(record("900", user_id=user_id, eid=None, environment_short_name="other"))
+        assert client.create_extension(record("900", user_id=user_id, eid=None, environment_short_name="other")) is True
         assert client.get_extension("900")["user_id"] == user_id  # type: ignore[index]
     assert sim.extension("900", eid="0001")["user_id"] == user_id  # type: ignore[index]
 
@@ -205,10 +195,11 @@ def test_bad_settings_are_refused_without_echoing_secrets(settings: dict) -> Non
 def test_debug_logs_never_hold_the_password_or_the_token(sim: Sim, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with VerbaClient(sim.url, eid="0000", login="connector", password=PASSWORD) as client:
-        client.upsert_extension(record("1000"))
+        assert client.create_extension(record("1000")) is True
         token = client._token
         sim.expire_tokens()
-        client.upsert_extension(record("1000"))
+        assert client.create_extension(record("1000")) is False
+        client.update_extension(record("1000"))
         renewed = client._token
     with VerbaClient(sim.url, eid="0000", login="connector", password="An0ther-Secret") as client:
         with pytest.raises(VerbaAuthError):

@@ -25,7 +25,7 @@ def test_http_503_is_a_retryable_http_error(sim: Sim, client: VerbaClient) -> No
     client.request_token()
     sim.faults({"operation": "createExtension", "http_status": 503})
     with pytest.raises(VerbaHTTPError) as caught:
-        client.upsert_extension(record("100"))
+        client.create_extension(record("100"))
     assert (caught.value.cause, caught.value.retryable, caught.value.status_code) == ("http_5xx", True, 503)
     assert [c["status"] for c in sim.calls("createExtension")] == ["HTTP_503"]
     assert sim.state()["extensions"] == []
@@ -34,7 +34,7 @@ def test_http_503_is_a_retryable_http_error(sim: Sim, client: VerbaClient) -> No
 def test_http_500_with_a_non_soap_body_is_an_http_error(sim: Sim, client: VerbaClient) -> None:
     sim.faults({"operation": "*", "http_status": 500, "times": 1})
     with pytest.raises(VerbaHTTPError) as caught:
-        client.upsert_extension(record("101"))
+        client.create_extension(record("101"))
     assert caught.value.cause == "http_5xx" and caught.value.status_code == 500
 
 
@@ -68,11 +68,11 @@ def test_malformed_answer(sim: Sim, client: VerbaClient) -> None:
     client.request_token()
     sim.faults({"operation": "createExtension", "malformed": True, "times": 1})
     with pytest.raises(VerbaMalformedResponse) as caught:
-        client.upsert_extension(record("104"))
+        client.create_extension(record("104"))
     assert caught.value.cause == "malformed_response" and caught.value.retryable
     assert [c["status"] for c in sim.calls("createExtension")] == ["MALFORMED"]
     assert sim.state()["extensions"] == []
-    assert client.upsert_extension(record("104")) == "created"  # times=1: the rule is spent
+    assert client.create_extension(record("104")) is True  # times=1: the rule is spent
 
 
 SOAP = '<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>{}</S:Body></S:Envelope>'
@@ -115,7 +115,7 @@ def test_http_500_with_a_soap_fault_body_from_a_rule(sim: Sim, client: VerbaClie
 def test_injected_status_changes_nothing(sim: Sim, client: VerbaClient) -> None:
     sim.faults({"operation": "createExtension", "status": "ERROR_GENERAL", "message": "java.lang.NullPointerException"})
     with pytest.raises(VerbaStatusError) as caught:
-        client.upsert_extension(record("105"))
+        client.create_extension(record("105"))
     assert caught.value.cause == "error_general" and caught.value.retryable
     assert "java.lang.NullPointerException" in str(caught.value)
     assert sim.state()["extensions"] == []
@@ -145,19 +145,21 @@ def test_latency_beyond_the_timeout_is_a_transport_error(sim: Sim) -> None:
             client.create_extension(record("107"))
         assert caught.value.cause == "transport" and caught.value.retryable
         assert "0.3 s" in str(caught.value)
-        # The slow call still lands after the client gave up: why every push is an idempotent upsert.
+        # The slow call still lands after the client gave up: why a retried create must fall back to an update.
         deadline = time.monotonic() + 5
         while not sim.calls("createExtension") and time.monotonic() < deadline:
             time.sleep(0.05)
         assert [c["status"] for c in sim.calls("createExtension")] == ["OK"]
-        assert client.upsert_extension(record("107")) == "updated"
+        assert client.create_extension(record("107")) is False
+        client.update_extension(record("107"))
+        assert [c["status"] for c in sim.calls("updateExtension")] == ["OK"]
 
 
 def test_connection_refused_is_a_transport_error() -> None:
     url = f"http://127.0.0.1:{free_port()}/provisioning"
     with VerbaClient(url, eid="0000", login="connector", password=PASSWORD) as client:
         with pytest.raises(VerbaTransportError) as caught:
-            client.upsert_extension(record("108"))
+            client.create_extension(record("108"))
     assert caught.value.cause == "transport" and caught.value.retryable
     assert url in str(caught.value) and "7002" in str(caught.value)
     assert PASSWORD not in str(caught.value)

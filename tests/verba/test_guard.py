@@ -57,5 +57,5 @@ class DropUser(Plugin):
 def test_the_guard_reads_the_xml_not_the_call(sim: Sim, client: VerbaClient) -> None:
     client._zeep.plugins.insert(0, DropUser())
     with pytest.raises(MissingUserIdError):
-        client.upsert_extension(record("101"))
+        client.create_extension(record("101"))
     assert sim.calls("createExtension") == []

@@ -26,11 +26,12 @@ records = st.builds(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(first=records, second=records)
-def test_upsert_round_trips(sim: Sim, client: VerbaClient, first: ExtensionRecord, second: ExtensionRecord) -> None:
+def test_create_then_update_round_trips(sim: Sim, client: VerbaClient, first: ExtensionRecord, second: ExtensionRecord) -> None:
     sim.reset()  # the extension may be another example's, held by another user
     second = ExtensionRecord(**{**second.to_dict(), "extension": first.extension, "user_id": first.user_id})
-    client.upsert_extension(first)
-    assert client.upsert_extension(second) == "updated"
+    assert client.create_extension(first) is True
+    assert client.create_extension(second) is False
+    client.update_extension(second)
     found = client.get_extension(first.extension)
     assert found is not None
     expected = {key: value for key, value in second.to_dict().items() if key != "environment_short_name"}

@@ -18,7 +18,6 @@ from connector.mapping.records import ExtensionRecord
 from connector.ops.metrics import observe_soap_call
 from connector.target.verba.errors import (
     ExtensionAbsent,
-    ExtensionHeld,
     VerbaAmbiguous,
     VerbaAuthError,
     VerbaError,
@@ -91,20 +90,6 @@ class VerbaClient:
 
     # extensions
 
-    def upsert_extension(self, record: ExtensionRecord) -> str:
-        """createExtension; when it exists, updateExtension with the full record if it is linked to
-        `record.user_id` or to nobody. Raises ExtensionHeld when another Verba user holds it:
-        the client never moves an extension between users (delivery applies the ownership policy)."""
-        if self.create_extension(record):
-            return "created"
-        found = self.get_extension(record.extension)
-        if found is None:
-            raise VerbaAmbiguous(f"createExtension says {record.extension} exists, getExtension says it does not")
-        if found["user_id"] not in (None, record.user_id):
-            raise ExtensionHeld(record.extension, found["user_id"], found["user_login_name"])
-        self.update_extension(record)
-        return "updated"
-
     def create_extension(self, record: ExtensionRecord) -> bool:
         """createExtension: True when created, False when Verba already holds the extension."""
         status = self._extension_call("createExtension", record)
@@ -124,9 +109,10 @@ class VerbaClient:
         """The extension in the configured environment, or None when Verba says it does not exist.
 
         Absence comes in several shapes (OK without an extension, or a not-found message; see
-        `says_extension_absent`). Any other ERROR_GENERAL is ambiguous: listUsers (filter
-        `extension`, exact) is asked who holds it; a single user answers it (other fields None),
-        anything else raises VerbaAmbiguous.
+        `says_extension_absent`). Any other ERROR_GENERAL is unclear, so listUsers (filter
+        `extension`, exact) is asked who holds it: one user answers it, none means no user holds it
+        (absent or unlinked, `user_id` None; other fields are None either way), several raise
+        VerbaAmbiguous.
         """
         value, status = self._call("getExtension", environmentFilter=self._environment_filter(), extension=extension)
         if status.code == OK:
@@ -137,13 +123,15 @@ class VerbaClient:
         if status.code != GENERAL:
             status.check("getExtension")
         holders = self._users(extension=extension, extensionExact=True)
-        if len(holders) != 1:
+        if len(holders) > 1:
             raise VerbaAmbiguous(
                 f"getExtension {extension} answered {status.code}: {status.message}, and listUsers finds "
-                f"{len(holders)} users holding it; Verba's answer is unclear"
+                f"{len(holders)} users holding it; Verba's answers are unclear"
             )
+        holder = holders[0] if holders else None
         return {**dict.fromkeys(_EXTENSION_FIELDS), "extension": extension,
-                "user_id": _user_id(holders[0], "listUsers"), "user_login_name": field(holders[0], "loginName")}
+                "user_id": None if holder is None else _user_id(holder, "listUsers"),
+                "user_login_name": field(holder, "loginName")}
 
     # users
 

@@ -8,7 +8,6 @@
      ├── VerbaAuthError          cause "auth"                 retryable
      ├── VerbaAmbiguous          cause "verba_ambiguous"      retryable (a bounded number of times)
      ├── ExtensionAbsent         cause "extension_absent"     not retryable: the caller decides
-     ├── ExtensionHeld           cause "extension_conflict"   not retryable: another Verba user holds it
      └── MissingUserIdError      cause "missing_user_id"      not retryable
 
 No message ever holds the password or the token.
@@ -26,6 +25,7 @@ class VerbaError(ConnectorError):
 
     cause = "verba"
     retryable = False
+    max_attempts: int | None = None  # a retry budget of its own, below [delivery] max_attempts; None: that one
 
 
 class VerbaTransportError(VerbaError):
@@ -83,10 +83,11 @@ class MissingUserIdError(VerbaError):
 
 
 class VerbaAmbiguous(VerbaError):
-    """Verba's answers do not say whether (or to whom) an extension exists; retried, then a dead letter."""
+    """Verba's answers contradict each other about an extension; retried a few times, then a dead letter."""
 
     cause = "verba_ambiguous"
     retryable = True
+    max_attempts = 3
 
 
 class ExtensionAbsent(VerbaError):
@@ -94,17 +95,3 @@ class ExtensionAbsent(VerbaError):
 
     cause = "extension_absent"
     retryable = False
-
-
-class ExtensionHeld(VerbaError):
-    """The extension is linked to another Verba user; writing it would move it (DESIGN.md invariant 6)."""
-
-    cause = "extension_conflict"
-    retryable = False
-
-    def __init__(self, extension: str, owner_user_id: int, owner_login: str | None) -> None:
-        self.extension = extension
-        self.owner_user_id = owner_user_id
-        self.owner_login = owner_login
-        who = f"user {owner_user_id}" + (f" ({owner_login})" if owner_login else "")
-        super().__init__(f"extension {extension} is linked in Verba to {who}; not moved")

@@ -14,8 +14,12 @@ UNAUTHORIZED = "ERROR_UNAUTHORIZED"
 GENERAL = "ERROR_GENERAL"
 ILLEGAL_ARGUMENT = "ERROR_ILLEGAL_ARGUMENT"
 
-# "Extension not found", "The extension does not exist in the database: 0000:+1…", "No such extension"…
-_NOT_FOUND = re.compile(r"not\s+found|does\s*n[o']?t\s+exist|not\s+exist|no\s+such|unknown\s+extension", re.IGNORECASE)
+# "Extension not found", "The extension does not exist in the database: 0000:+1…", "No such extension"…:
+# the not-found phrase must be about the extension (in the same clause), not "…extension +1…: user 7 not found".
+_NOT_FOUND = re.compile(
+    r"\bextension\b[^;:]{0,80}?\b(?:not\s+found|does\s*n[o']?t\s+exist|not\s+exist)|\b(?:no\s+such|unknown)\s+extension\b",
+    re.IGNORECASE,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,9 +40,7 @@ def says_extension_absent(status: Status) -> bool:
     and says it is not found or does not exist. Any other message is not absence (for getExtension
     an ERROR_GENERAL is then ambiguous; see VerbaClient.get_extension).
     """
-    message = status.message or ""
-    return (status.code in (GENERAL, ILLEGAL_ARGUMENT) and "extension" in message.lower()
-            and _NOT_FOUND.search(message) is not None)
+    return status.code in (GENERAL, ILLEGAL_ARGUMENT) and _NOT_FOUND.search(status.message or "") is not None
 
 
 def read_status(value: Any, operation: str) -> Status:
