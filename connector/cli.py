@@ -122,8 +122,13 @@ def mapping_test(mapping_file: str, user_file: Path, user_id: int | None, kind: 
         change = parse_user_change(event)
     except ValueError as exc:
         raise ConnectorError(f"{user_file}: {exc}") from None
+    from connector.mapping import MappingFailure
+
     resolved = user_id if user_id is not None else _user_id_from_state(loaded, change)
-    mapped = loaded.map_user(change, resolved, [])
+    try:
+        mapped = loaded.map_user(change, resolved, [])
+    except MappingFailure as exc:
+        raise ConnectorError(f"{user_file}: {exc}") from None
     click.echo(json.dumps({
         "user_id": resolved,
         "upserts": [r.to_dict() for r in mapped.upserts],

@@ -99,6 +99,7 @@ class OwnershipPusher:
         mine = dataclasses.replace(me, claimed_at=plan.claimed_at.get(extension, me.claimed_at))
         earlier = next((r for r in rivals if r.earlier_than(mine)), None)
         known = plan.owners.get(extension)
+        # Last written (or seen) linked to this user: updated without asking Verba (DESIGN.md, Verba target).
         if known == me.verba_user_id and self._try_update(record):
             self._note_written(record, outcome)
             return

@@ -17,7 +17,7 @@ _PREFIX = re.compile(r"^\s*(?:sip|tel):\s*", re.IGNORECASE)
 # RFC 3966 / tel: URI / Lync line URI parameter: "tel:+14255550100;ext=4142".
 _EXT_PARAM = re.compile(r";\s*ext\s*=([^;]*)", re.IGNORECASE)
 # A written suffix: "x101", "ext101", "ext. 101", "extension 101", "#101"; not inside a word ("BOX").
-_MARKER = re.compile(r"(?<![a-z])(?:ext(?:ension)?|x|#)\.?", re.IGNORECASE)
+_MARKER = re.compile(r"(?<![a-z])(?:ext(?:ension|n)?|x|#)\.?", re.IGNORECASE)
 _SUFFIX_DIGITS = re.compile(r"\s*(\d{1,8})\s*")
 
 

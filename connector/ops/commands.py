@@ -13,8 +13,8 @@ from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
 from connector.options import config_option, json_option, open_store_for, operator_option, since_option, since_time
 from connector.ops.report import (
-    age, attempt_lines, audit_line, counts_line, event_dict, event_line, ownership_lines, source_states, summary_lines,
-    to_json,
+    age, attempt_lines, audit_line, counts_line, event_dict, event_line, held_summary, ownership_lines, source_states,
+    summary_lines, to_json,
 )
 from connector.store import EventState, Store
 from connector.store.queries import CONFLICT_CAUSE
@@ -65,6 +65,7 @@ def read_events(file: Path) -> list[UserChange]:
 
 
 STATES = [s.value for s in EventState]
+MAX_LISTED = 100_000
 
 
 @events.command("list")
@@ -86,17 +87,22 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
                                  since=since_time(since), limit=limit)
         counts = store.count_by_state()
         summary = store.dead_letter_summary()
+        conflicts = store.open_conflicts() if cause == CONFLICT_CAUSE else []
     finally:
         store.close()
     if as_json:
         click.echo(to_json({"counts": {s.value: n for s, n in counts.items()},
                             "dead_letters_by_cause": [{"cause": c, "error": e, "count": n} for c, e, n in summary],
+                            **({"extension_conflicts": conflicts} if cause == CONFLICT_CAUSE else {}),
                             "events": [event_dict(e) for e in rows]}))
         return
     click.echo(counts_line(counts))
     if summary:
         click.echo("dead letters by cause:")
         for line in summary_lines(summary):
+            click.echo(line)
+    if conflicts:
+        for line in ownership_lines(conflicts, []):
             click.echo(line)
     click.echo(f"{len(rows)} event(s), newest first:" if rows else "no events match")
     for event in rows:
@@ -278,6 +284,7 @@ def status(config_path: str, as_json: bool) -> None:
         sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()})
         conflicts = store.open_conflicts()
         clashes = store.extension_clashes()
+        held = held_summary(store.list_events(state=EventState.HELD, limit=MAX_LISTED))
     finally:
         store.close()
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
@@ -285,6 +292,7 @@ def status(config_path: str, as_json: bool) -> None:
     if as_json:
         click.echo(to_json({"counts": {s.value: n for s, n in counts.items()}, "oldest_pending_age_seconds": pending_age,
                             "dead_letters_by_cause": [{"cause": c, "error": e, "count": n} for c, e, n in summary],
+                            "held_by_cause": [{"cause": c, "source": src, "count": n} for c, src, n in held],
                             "extension_conflicts": conflicts,
                             "extension_clashes": [{"extension": x, "claimants": c} for x, c in clashes],
                             "sources": sources, "target": {"url": config.target_url, "state": target}}))
@@ -297,5 +305,9 @@ def status(config_path: str, as_json: bool) -> None:
     click.echo("dead letters by cause:" if summary else "dead letters: none")
     for line in summary_lines(summary):
         click.echo(line)
+    if held:
+        click.echo("held for `connector events approve` (review them first with `connector events list --state held`):")
+        for cause, source, count in held:
+            click.echo(f"{count:>6}  {cause}  source {source}")
     for line in ownership_lines(conflicts, clashes):
         click.echo(line)

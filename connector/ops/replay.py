@@ -80,7 +80,11 @@ class Preview:
 
 
 def preview(store: Store, mapping: Mapping, event: StoredEvent) -> Preview:
-    current = store.current_event(event.change.source, event.change.external_id) or event
+    """What delivering the user now would send. For a held event newer than the user's current
+    state, what approving it would send."""
+    current = store.current_event(event.change.source, event.change.external_id)
+    if current is None or (event.state is EventState.HELD and event.id > current.id):
+        current = event
     change = current.change
     known = store.verba_user_id(change.source, change.external_id)
     user_id: int | None

@@ -49,7 +49,7 @@ def test_normalizes(value: str, how: str, country: str | None, expected: str) ->
         ("tel:+12125550142;ext=", "e164", "US", "has the extension suffix ';ext=', which is not 1 to 8 digits"),
         ("+1 212 555 0142 ext. 123456789", "e164", "US", "'ext. 123456789', which is not 1 to 8 digits"),
         ("+1 212 555 0142 x12-34", "digits", None, "'x12-34', which is not 1 to 8 digits"),
-        ("+1 212 555 0142 extn 101", "e164", "US", "'extn 101', which is not 1 to 8 digits"),
+        ("+1 212 555 0142 extn. 10-1", "e164", "US", "'extn. 10-1', which is not 1 to 8 digits"),
         ("+1 212 555 0142,,101", "e164", "US", "has an extension suffix '101' in a form not understood"),
         ("555 0142 x101", "e164", "US", "'555 0142 x101' is not a valid phone number for US"),
         ("alice", "sip", None, "not a SIP address"),
@@ -82,6 +82,7 @@ def test_non_text_is_rejected() -> None:
 SUFFIX_FORMS = [
     "+1 (212) 555-0142 x101", "+1 212 555 0142 X 101", "+1 212 555 0142x101", "+1 212 555 0142 ext101",
     "+1 212 555 0142 ext. 101", "+1 212 555 0142 Ext 101", "+1 212 555 0142 extension 101", "+1 212 555 0142 #101",
+    "+1 212 555 0142 extn 101",
     "+1 212 555 0142 # 101", "tel:+12125550142;ext=101", "TEL:+1-212-555-0142;EXT=101", "+12125550142;ext=101",
 ]
 # (mode, e164 result, digits result)

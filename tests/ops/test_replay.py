@@ -227,3 +227,34 @@ def _record(extension: str, user_id: int):
     from connector.mapping.records import ExtensionRecord
 
     return ExtensionRecord(extension, user_id, "FULL", True, False, False, False, eid="0000")
+
+
+def test_events_held_by_the_stop_recording_guard_in_status_show_and_approve(simulator, tmp_path):
+    from connector.config import load_config
+    from connector.delivery.worker import Deliverer
+    from connector.mapping import load_mapping
+    from connector.runtime import open_client, open_migrated_store
+    from tests.integration.conftest import user
+
+    path = write_config(tmp_path, simulator.url, extra="guard_max_count = 1\nguard_max_share = 0\n")
+    config = load_config(str(path))
+    store, client = open_migrated_store(config), open_client(config)
+    deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
+    try:
+        store.enqueue([alice(A), bob(B)])
+        drain(deliverer)
+        store.enqueue([alice(A, kind="deactivate"), user("u-bob", "bob@example.com", phones=(B,), kind="deactivate")])
+        drain(deliverer)
+        status = cli("status", "--config", str(path))
+        assert "held for `connector events approve`" in status.stdout
+        assert "     1  stop_recording_guard  source test" in status.stdout
+        [held] = store.list_events(state=EventState.HELD)
+        shown = cli("events", "show", str(held.id), "--config", str(path))
+        assert "stop recording" in shown.stdout and "(as last sent)" not in shown.stdout, shown.stdout
+        approved = cli("events", "approve", "--all", "--reason", "leavers, intended", "--config", str(path))
+        assert "approved 1 held event(s)" in approved.stdout
+        drain(deliverer)
+        assert not any(simulator.extensions()[n]["voice"] for n in (A, B))
+    finally:
+        client.close()
+        store.close()
