@@ -57,15 +57,15 @@ class Connector:
         self.ldap = LdapScheduler(self.store, config.ldap)
 
     def start(self) -> None:
+        released = self.store.start_instance()  # SQLite: refuses a second connector on the file
+        if released:
+            log.info("returned %d in-flight events from the last run to the queue", released)
         if self.config.uses_simulator:
             self._start_simulator()
         register_store(self.store)
         admin = self.config.admin
         self.serve(create_admin_app(self.store, self.config.target_url, self.ldap.probes()), admin.host, admin.port,
                    "admin.listen")
-        released = self.store.start_instance()  # SQLite: refuses a second connector on the file
-        if released:
-            log.info("returned %d in-flight events from the last run to the queue", released)
         self.pool.start()
         self.ldap.start()
         self._start_scim()

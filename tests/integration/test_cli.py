@@ -139,3 +139,24 @@ def test_a_broken_simulator_seed_is_a_clear_error(tmp_path):
     result = connector("simulator", "--port", str(free_port()), "--seed", str(seed))
     assert result.returncode == 1
     assert str(seed) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_second_connector_on_one_sqlite_store_is_refused_and_the_first_keeps_running(tmp_path):
+    port = free_port()
+    path = config_file(tmp_path, f'[simulator]\nlisten = "127.0.0.1:{port}"\n')
+    first = subprocess.Popen([sys.executable, "-m", "connector.cli", "run", "--config", str(path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "c.db.instance").exists() or not (tmp_path / "c.db.instance").read_text():
+            assert time.monotonic() < deadline and first.poll() is None, "the first connector did not start"
+            time.sleep(0.1)
+        second = connector("run", "--config", str(path))
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert f"another connector (pid {first.pid}) is running on the store" in second.stderr
+        assert "PostgreSQL" in second.stderr
+        assert first.poll() is None, "the first connector keeps running"
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=20)
+    assert first.returncode == 0
