@@ -18,12 +18,13 @@ from typing import Any, Callable
 from connector.config import DeliveryConfig
 from connector.delivery.backoff import full_jitter_delay
 from connector.delivery.guard import CAUSE as GUARD_CAUSE, StopRecordingGuard
+from connector.delivery.lease import LeaseKeeper
 from connector.delivery.ownership import OwnershipPusher
 from connector.delivery.users import UnresolvedUser, UserIdResolver
 from connector.mapping import Mapping, MappingFailure
 from connector.ops.logs import correlation, correlation_id
 from connector.ops.metrics import COALESCED
-from connector.store import Claim, Store
+from connector.store import Claim, Store, StoreError
 from connector.store.ownership import Claimant, ExtensionsBusy
 from connector.target.verba.client import VerbaClient
 from connector.target.verba.errors import VerbaError
@@ -62,10 +63,11 @@ class Deliverer:
         return True
 
     def deliver(self, claim: Claim) -> None:
-        with correlation(correlation_id(claim.event_ids)), self.client.capture() as sent:
-            self._deliver(claim, sent)
+        with correlation(correlation_id(claim.event_ids)), self.client.capture() as sent, \
+                LeaseKeeper(self.store, claim, self.config.lease_seconds, self.clock) as lease:
+            self._deliver(claim, lease, sent)
 
-    def _deliver(self, claim: Claim, sent: list[dict[str, Any]]) -> None:
+    def _deliver(self, claim: Claim, lease: LeaseKeeper, sent: list[dict[str, Any]]) -> None:
         # The user's current state, not the claim's: a replayed old event must not roll the user back.
         change = (self.store.current_event(claim.source, claim.external_id) or claim.latest).change
         known = self.store.verba_user_id(claim.source, claim.external_id)
@@ -75,7 +77,7 @@ class Deliverer:
             mapped = self.mapping.map_user(change, user_id, previous)
             held = self.guard.hold_reason(claim, previous, mapped)
             if held is not None:
-                self.store.hold(claim, GUARD_CAUSE, held)
+                self.store.hold(lease.final(), GUARD_CAUSE, held)
                 log.warning("%s/%s held by the stop-recording guard: %s", claim.source, claim.external_id, held,
                             extra={"event_ids": list(claim.event_ids), "cause": GUARD_CAUSE, "outcome": "held"})
                 return
@@ -85,31 +87,40 @@ class Deliverer:
             outcome = self.owners.push(claim, me, mapped,
                                        [r for r in mapped.upserts if r.extension not in known_extensions])
         except ExtensionsBusy:
-            self.store.postpone(claim, self.clock() + BUSY_RETRY_SECONDS)
+            self.store.postpone(lease.final(), self.clock() + BUSY_RETRY_SECONDS)
         except (MappingFailure, ValueError) as exc:
-            self._dead(claim, "mapping", str(exc), sent)
+            self._dead(lease.final(), "mapping", str(exc), sent)
         except UnresolvedUser as exc:
-            self._dead(claim, "unresolved_user", str(exc), sent)
+            self._dead(lease.final(), "unresolved_user", str(exc), sent)
         except VerbaError as exc:
-            budget = min(self.config.max_attempts, exc.max_attempts or self.config.max_attempts)
-            if exc.retryable and claim.attempts < budget:
-                self._retry(claim, exc, sent)
-            else:
-                self._dead(claim, exc.cause, str(exc), sent)
+            self._failed(lease.final(), exc.cause, str(exc), exc.retryable, exc.max_attempts, sent)
+        except StoreError:
+            raise  # the store is down: the worker pauses and the lease brings the events back
+        except Exception as exc:  # whatever raised it, a push ends as a classified retry or dead letter
+            log.debug("unexpected error pushing %s/%s", claim.source, claim.external_id, exc_info=True)
+            self._failed(lease.final(), "unexpected", f"{type(exc).__name__}: {exc}", True, None, sent)
         else:
-            self.owners.wake(self.store.complete(claim, outcome.written, user_id, sent=sent, finish=outcome.finish))
+            self.owners.wake(self.store.complete(lease.final(), outcome.written, user_id, sent=sent,
+                                                  finish=outcome.finish))
             COALESCED.inc(len(claim.event_ids) - 1)
             log.info("pushed %s/%s: %d upserted, %d stopped, %d in conflict, %d left alone",
                      claim.source, claim.external_id, len(outcome.written), len(outcome.stopped),
                      len(outcome.conflicts), len(outcome.left_alone),
                      extra={"event_ids": list(claim.event_ids), "verba_user_id": user_id, "outcome": "done"})
 
-    def _retry(self, claim: Claim, exc: VerbaError, sent: list[dict[str, Any]]) -> None:
+    def _failed(self, claim: Claim, cause: str, error: str, retryable: bool, max_attempts: int | None,
+                sent: list[dict[str, Any]]) -> None:
+        """Retry with backoff while the budget (the smaller of [delivery] max_attempts and the failure's
+        own) lasts, else dead-letter."""
+        budget = min(self.config.max_attempts, max_attempts or self.config.max_attempts)
+        if not retryable or claim.attempts >= budget:
+            self._dead(claim, cause, error, sent)
+            return
         delay = full_jitter_delay(claim.attempts, self.config.backoff_base_seconds, self.config.backoff_max_seconds)
-        self.store.retry(claim, self.clock() + delay, exc.cause, str(exc), sent=sent)
+        self.store.retry(claim, self.clock() + delay, cause, error, sent=sent)
         log.warning("%s/%s: attempt %d failed (%s: %s); retrying in %.1fs", claim.source, claim.external_id,
-                    claim.attempts, exc.cause, exc, delay,
-                    extra={"event_ids": list(claim.event_ids), "cause": exc.cause, "outcome": "retry"})
+                    claim.attempts, cause, error, delay,
+                    extra={"event_ids": list(claim.event_ids), "cause": cause, "outcome": "retry"})
 
     def _dead(self, claim: Claim, cause: str, error: str, sent: list[dict[str, Any]]) -> None:
         self.store.dead_letter(claim, cause, error, sent=sent)

@@ -184,6 +184,25 @@ class Store(OwnershipStore):
             self._settle_claim(conn, claim, self._sql("state = 'held', last_cause = {p}, last_error = {p}"),
                                (cause, error))
 
+    def renew_lease(self, claim: Claim, lease_until: float) -> Claim | None:
+        """Extend the claim's lease (and its extension locks) to `lease_until` while its push runs;
+        the claim with the new lease, or None if the lease was already lost."""
+        q = self._sql
+        with self._write() as conn:
+            self._lock_claimed_user(conn, claim)
+            renewed = conn.execute(q(
+                "UPDATE events SET lease_until = {p} WHERE source = {p} AND external_id = {p}"
+                " AND state = 'in_flight' AND lease_owner = {p} AND lease_until = {p}"),
+                (lease_until, claim.source, claim.external_id, claim.owner, claim.lease_until)).rowcount
+            if not renewed:
+                return None
+            conn.execute(q("UPDATE extension_locks SET lock_until = {p} WHERE owner = {p}"), (lease_until, claim.owner))
+        return dataclasses.replace(claim, lease_until=lease_until)
+
+    def _lock_claimed_user(self, conn: Any, claim: Claim) -> None:
+        """Take the backend's lock on the claim's user for this transaction, as settling does."""
+        raise NotImplementedError
+
     def _settle_claim(self, conn: Any, claim: Claim, assignments: str, params: tuple[Any, ...]) -> int:
         """Apply `assignments` to the claim's events its lease still holds and end the lease (the
         backend's locking); return how many events changed."""

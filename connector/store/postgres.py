@@ -527,6 +527,9 @@ class PostgresStore(Store):
     def _settle_claim(self, conn: Any, claim: Claim, assignments: str, params: tuple[Any, ...]) -> int:
         return _settle(conn, claim, assignments, params)
 
+    def _lock_claimed_user(self, conn: Any, claim: Claim) -> None:
+        conn.execute(_LOCK_USER, {"source": claim.source, "external_id": claim.external_id})
+
     def attempts(self, event_id: int) -> list[Attempt]:
         with self._read() as conn:
             rows = conn.execute(_ATTEMPTS_OF_EVENT, (event_id,)).fetchall()
