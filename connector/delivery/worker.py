@@ -27,7 +27,7 @@ from connector.ops.metrics import COALESCED
 from connector.store import Claim, Store, StoreError
 from connector.store.ownership import Claimant, ExtensionsBusy
 from connector.target.verba.client import VerbaClient
-from connector.target.verba.errors import VerbaError
+from connector.target.verba.errors import VerbaError, VerbaRateLimited
 
 log = logging.getLogger("connector.delivery")
 
@@ -92,6 +92,10 @@ class Deliverer:
             self._dead(lease.final(), "mapping", str(exc), sent)
         except UnresolvedUser as exc:
             self._dead(lease.final(), "unresolved_user", str(exc), sent)
+        except VerbaRateLimited as exc:  # wait as told; the attempt is not spent
+            self.store.postpone(lease.final(), self.clock() + exc.retry_after)
+            log.warning("%s/%s: %s; waiting", claim.source, claim.external_id, exc,
+                        extra={"event_ids": list(claim.event_ids), "cause": exc.cause, "outcome": "postponed"})
         except VerbaError as exc:
             self._failed(lease.final(), exc.cause, str(exc), exc.retryable, exc.max_attempts, sent)
         except StoreError:

@@ -289,6 +289,9 @@ def status(config_path: str, as_json: bool) -> None:
         store.close()
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
     target = target_state(config.target_url)
+    misconfigured = next((error for cause, error, _ in summary if cause == "target_misconfigured"), None)
+    if misconfigured is not None:  # it answers, but not as Provisioning API v2: what the dead letters say
+        target = f"MISCONFIGURED: {misconfigured}"
     if as_json:
         click.echo(to_json({"counts": {s.value: n for s, n in counts.items()}, "oldest_pending_age_seconds": pending_age,
                             "dead_letters_by_cause": [{"cause": c, "error": e, "count": n} for c, e, n in summary],

@@ -11,10 +11,12 @@ import contextvars
 import json
 import logging
 import sys
+import threading
 import time
 from typing import Iterable, Iterator
 
 MASK = "***"
+MAX_REGISTERED = 64  # secrets learnt at run time (Verba tokens), newest kept
 _correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -33,12 +35,52 @@ def correlation(value: str) -> Iterator[None]:
         _correlation.reset(token)
 
 
+class _Registry:
+    """Secrets the process learns while it runs (the token requestToken answers): every SecretFilter masks
+    them as well as its configured ones. Bounded: the newest MAX_REGISTERED are kept."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._secrets: dict[str, None] = {}  # insertion-ordered set
+        self.snapshot: tuple[str, ...] = ()
+
+    def add(self, secret: str) -> None:
+        with self._lock:
+            if not secret or secret in self._secrets:
+                return
+            self._secrets[secret] = None
+            while len(self._secrets) > MAX_REGISTERED:
+                del self._secrets[next(iter(self._secrets))]
+            self.snapshot = tuple(self._secrets)
+
+
+_registry = _Registry()
+
+
+def register_secret(secret: str) -> None:
+    """Mask this value in every log line from now on, whichever handler's SecretFilter sees it."""
+    _registry.add(secret)
+
+
 class SecretFilter(logging.Filter):
-    """Masks every known secret in the message and its extra fields, whatever logged it."""
+    """Masks every known secret (configured, or registered at run time with `register_secret`) in the
+    message, the traceback and the string extra fields, whatever logged it."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.configured = frozenset(s for s in secrets if s)
+        self._all: list[str] = sorted(self.configured, key=len, reverse=True)
+        self._seen: tuple[str, ...] | None = None
+
+    @property
+    def secrets(self) -> list[str]:
+        """Configured and registered secrets, longest first (a secret inside another is masked with it)."""
+        registered = _registry.snapshot
+        if registered is self._seen:
+            return self._all
+        merged = sorted(self.configured.union(registered), key=len, reverse=True)
+        self._all, self._seen = merged, registered
+        return merged
 
     def mask(self, text: str) -> str:
         for secret in self.secrets:
@@ -52,6 +94,9 @@ class SecretFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = self.mask(record.exc_text)
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, self.mask(value))
         record.correlation_id = _correlation.get()
         return True
 

@@ -9,12 +9,12 @@ import importlib.resources
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from connector.simulator import control, soap
@@ -97,10 +97,20 @@ async def answer(simulator: Simulator, body: bytes) -> Response:
         if rule.fails:
             status, response = _injected(rule, call)
             simulator.calls.record(call, status, token_valid)
+            response.headers.update(rule.headers or {})
             return response
     status, body = handle(simulator.state, call)
     simulator.calls.record(call, status, token_valid)
+    if rule is not None and rule.trickle_ms:
+        return StreamingResponse(_trickled(body, rule.trickle_ms / 1000), media_type=soap.CONTENT_TYPE)
     return _soap(body)
+
+
+async def _trickled(body: bytes, pause: float) -> AsyncIterator[bytes]:
+    """The answer in pieces of 16 bytes, `pause` seconds apart, as a slow or throttled link sends it."""
+    for start in range(0, len(body), 16):
+        yield body[start:start + 16]
+        await asyncio.sleep(pause)
 
 
 def _injected(rule: FaultRule, call: Call) -> tuple[str, Response]:

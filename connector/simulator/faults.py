@@ -2,8 +2,10 @@
 
 A rule fails the call with `http_status` (a plain-text body, not SOAP, unless `body` is
 given), `body` (this exact answer, HTTP 200 unless `http_status`), `malformed` (a cut-off
-XML answer) or `status` (+ `message`), after `latency_ms`; a rule with only `latency_ms`
-delays the call and lets it run. A failed call never changes state.
+XML answer) or `status` (+ `message`), after `latency_ms`, with `headers` added to the
+answer (e.g. Retry-After, Location); a rule with only `latency_ms` delays the call and lets
+it run, and one with `trickle_ms` lets it run and sends its answer a few bytes at a time,
+waiting that long between pieces. A failed call never changes state.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import dataclasses
 import threading
 from typing import Any
 
-RULE_KEYS = ("operation", "status", "message", "http_status", "body", "latency_ms", "malformed", "times")
+RULE_KEYS = ("operation", "status", "message", "http_status", "body", "latency_ms", "malformed", "times", "headers",
+             "trickle_ms")
 
 
 @dataclasses.dataclass
@@ -25,6 +28,8 @@ class FaultRule:
     latency_ms: float = 0.0
     malformed: bool = False
     times: int | None = None  # None: every matching call
+    headers: dict[str, str] | None = None
+    trickle_ms: float = 0.0
 
     @classmethod
     def from_json(cls, data: Any) -> FaultRule:
@@ -34,8 +39,14 @@ class FaultRule:
         if unknown:
             raise ValueError(f"unknown fault rule keys {sorted(unknown)}; use {', '.join(RULE_KEYS)}")
         rule = cls(**data)
-        if not rule.fails and not rule.latency_ms:
-            raise ValueError("a fault rule needs at least one of status, http_status, body, malformed or latency_ms")
+        if not rule.fails and not rule.latency_ms and not rule.trickle_ms:
+            raise ValueError("a fault rule needs at least one of status, http_status, body, malformed, latency_ms "
+                             "or trickle_ms")
+        if rule.headers is not None and not (isinstance(rule.headers, dict)
+                                             and all(isinstance(v, str) for v in rule.headers.values())):
+            raise ValueError(f"headers must be an object of header names and string values, got {rule.headers!r}")
+        if not isinstance(rule.trickle_ms, (int, float)) or rule.trickle_ms < 0:
+            raise ValueError(f"trickle_ms must be a number >= 0, got {rule.trickle_ms!r}")
         if rule.http_status is not None and not (isinstance(rule.http_status, int) and 200 <= rule.http_status <= 599):
             raise ValueError(f"http_status must be an HTTP status code, got {rule.http_status!r}")
         if rule.times is not None and (not isinstance(rule.times, int) or rule.times < 1):

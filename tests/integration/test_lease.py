@@ -7,7 +7,7 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client, open_migrated_store
 from connector.store import EventState
 
-from .conftest import settled, user
+from .conftest import drain, settled, user
 
 
 def test_a_push_slower_than_the_lease_is_never_taken_by_a_second_worker(make_config, simulator):
@@ -28,3 +28,34 @@ def test_a_push_slower_than_the_lease_is_never_taken_by_a_second_worker(make_con
     [event] = store.list_events()
     assert (event.state, event.attempts) == (EventState.DONE, 1)
     store.close()
+
+
+def test_rate_limited_pushes_wait_as_told_without_spending_attempts(deliverer, simulator):
+    simulator.fault(operation="createExtension", http_status=429, headers={"Retry-After": "1"}, times=3)
+    deliverer.store.enqueue([user(phones=("+14155550100",))])
+    drain(deliverer, timeout=30)
+    [event] = deliverer.store.list_events()
+    assert (event.state, event.attempts) == (EventState.DONE, 1), "three 429s spent no attempt"
+    assert [c["status"] for c in simulator.calls("createExtension")] == ["HTTP_429"] * 3 + ["OK"]
+
+
+def test_a_soap_client_fault_dead_letters_at_once_and_status_calls_the_target_misconfigured(
+        deliverer, simulator, make_config, tmp_path):
+    import subprocess
+    import sys
+
+    body = ('<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><S:Fault><faultcode>S:Client'
+            '</faultcode><faultstring>Cannot find dispatch method for {urn:x}createExtension</faultstring></S:Fault>'
+            '</S:Body></S:Envelope>')
+    simulator.fault(operation="createExtension", http_status=500, body=body)
+    deliverer.store.enqueue([user(phones=("+14155550100",))])
+    drain(deliverer)
+    [event] = deliverer.store.list_events()
+    assert (event.state, event.last_cause, event.attempts) == (EventState.DEAD, "target_misconfigured", 1)
+    config = tmp_path / "c.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "connector.db"}"\n[target]\nurl = "{simulator.url}"\n'
+                      f'token_env = "NO_SUCH_VAR_FOR_STATUS"\n')
+    status = subprocess.run([sys.executable, "-m", "connector.cli", "status", "--config", str(config)],
+                            capture_output=True, text=True, env={"NO_SUCH_VAR_FOR_STATUS": "t", "PATH": ""})
+    assert f"target: {simulator.url} MISCONFIGURED: Verba refused the call as a SOAP client fault" in status.stdout, \
+        status.stdout + status.stderr

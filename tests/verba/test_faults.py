@@ -9,6 +9,7 @@ import pytest
 from zeep import Plugin
 
 from connector.simulator.process import free_port
+from connector.target.verba.errors import VerbaMisconfigured, VerbaRateLimited, VerbaTransportError
 from connector.target.verba import (
     VerbaAuthError,
     VerbaClient,
@@ -47,13 +48,14 @@ class RenameOperation(Plugin):
         return envelope, http_headers
 
 
-def test_http_500_with_a_soap_fault_carries_the_faultstring(sim: Sim, client: VerbaClient) -> None:
+def test_http_500_with_a_soap_client_fault_is_a_misconfigured_target(sim: Sim, client: VerbaClient) -> None:
     client.request_token()
     client._zeep.plugins.append(RenameOperation())
-    with pytest.raises(VerbaHTTPError) as caught:
+    with pytest.raises(VerbaMisconfigured) as caught:
         client.create_extension(record("102"))
-    assert caught.value.cause == "http_5xx"
+    assert caught.value.cause == "target_misconfigured" and not caught.value.retryable
     assert "Cannot find dispatch method for {http://v2.provisioning.ws.web.verba.com/}deleteExtension" in str(caught.value)
+    assert "check target.url" in str(caught.value)
 
 
 def test_http_404_is_not_retryable(sim: Sim) -> None:
@@ -89,10 +91,8 @@ V2 = 'xmlns:ns2="http://v2.provisioning.ws.web.verba.com/"'
         SOAP.format(f"<ns2:somethingElseResponse {V2}><return><statusCode>OK</statusCode></return></ns2:somethingElseResponse>"),
         SOAP.format(f"<ns2:createExtensionResponse {V2}></ns2:createExtensionResponse>"),
         SOAP.format(f"<ns2:createExtensionResponse {V2}><return><message>no code</message></return></ns2:createExtensionResponse>"),
-        SOAP.format(f"<ns2:createExtensionResponse {V2}><return><status><statusCode>OK</statusCode></status></return>"
-                    "</ns2:createExtensionResponse>"),
     ],
-    ids=["empty", "html", "no-body", "empty-body", "other-operation", "no-return", "no-status-code", "nested-on-flat"],
+    ids=["empty", "html", "no-body", "empty-body", "other-operation", "no-return", "no-status-code"],
 )
 def test_answers_of_the_wrong_shape_are_malformed(sim: Sim, client: VerbaClient, body: str) -> None:
     client.request_token()
@@ -163,3 +163,49 @@ def test_connection_refused_is_a_transport_error() -> None:
     assert caught.value.cause == "transport" and caught.value.retryable
     assert url in str(caught.value) and "7002" in str(caught.value)
     assert PASSWORD not in str(caught.value)
+
+
+@pytest.mark.parametrize(("header", "seconds"), [("7", 7.0), (None, 1.0), ("garbage", 1.0), ("100000", 300.0)])
+def test_http_429_waits_as_retry_after_says_capped(sim: Sim, client: VerbaClient, header: str | None,
+                                                   seconds: float) -> None:
+    sim.faults({"operation": "createExtension", "http_status": 429, "times": 1,
+                **({"headers": {"Retry-After": header}} if header else {})})
+    with pytest.raises(VerbaRateLimited) as caught:
+        client.create_extension(record("120"))
+    assert caught.value.retry_after == seconds and caught.value.retryable and caught.value.cause == "rate_limited"
+
+
+def test_http_429_with_an_http_date(sim: Sim, client: VerbaClient) -> None:
+    import email.utils
+    import time
+
+    sim.faults({"operation": "createExtension", "http_status": 429, "times": 1,
+                "headers": {"Retry-After": email.utils.formatdate(time.time() + 30, usegmt=True)}})
+    with pytest.raises(VerbaRateLimited) as caught:
+        client.create_extension(record("121"))
+    assert 25 <= caught.value.retry_after <= 31
+
+
+def test_a_redirect_names_its_target_and_is_not_retried(sim: Sim, client: VerbaClient) -> None:
+    sim.faults({"operation": "createExtension", "http_status": 301, "times": 1,
+                "headers": {"Location": "https://verba.example/verba/ws-provisioning-2"}})
+    with pytest.raises(VerbaMisconfigured) as caught:
+        client.create_extension(record("122"))
+    assert "https://verba.example/verba/ws-provisioning-2" in str(caught.value) and not caught.value.retryable
+
+
+def test_an_answer_that_trickles_in_ends_at_the_call_deadline(sim: Sim) -> None:
+    import time
+
+    with VerbaClient(sim.url, eid="0000", token=sim.token(), timeout=1.0) as slow:
+        sim.faults({"operation": "createExtension", "trickle_ms": 200, "times": 1})  # ~20 pieces: ~4 s in all
+        started = time.monotonic()
+        with pytest.raises(VerbaTransportError) as caught:
+            slow.create_extension(record("123"))
+        assert time.monotonic() - started < 2.0, "the deadline is per call, not per socket read"
+        assert "did not finish answering within 1 s" in str(caught.value)
+
+
+def test_an_answer_that_trickles_in_within_the_deadline_is_read(sim: Sim, client: VerbaClient) -> None:
+    sim.faults({"operation": "createExtension", "trickle_ms": 5, "times": 1})
+    assert client.create_extension(record("124")) is True

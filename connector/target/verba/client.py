@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.resources
+import collections
 import contextlib
+import dataclasses
+import importlib.resources
 import io
 import logging
+import re
 import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import requests
 import zeep
 import zeep.exceptions
+from lxml import etree
+from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 from connector.mapping.records import ExtensionRecord
+from connector.ops.logs import MASK, register_secret
 from connector.ops.metrics import observe_soap_call
 from connector.target.verba.errors import (
     ExtensionAbsent,
@@ -28,7 +34,7 @@ from connector.target.verba.errors import (
 from connector.target.verba.guard import UserIdGuard
 from connector.target.verba.sent import SentLog
 from connector.target.verba.status import (
-    ALREADY_EXISTS, GENERAL, OK, UNAUTHORIZED, Status, field, read_status, says_extension_absent,
+    ALREADY_EXISTS, GENERAL, OK, UNAUTHORIZED, Status, field, one_line, read_status, says_extension_absent,
 )
 from connector.target.verba.transport import TNS, EnvelopeCheck, Transport, pooled_session
 
@@ -36,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 WSDL_FILE = "provisioning-v2.wsdl"
 BINDING = f"{{{TNS}}}ProvisioningPortBinding"
+MIN_SECRET_LENGTH = 8  # shorter values (test tokens such as "t") are not masked: masking them would garble every message
+KEPT_TOKENS = 8  # tokens this client held that are still masked after a renewal (an answer may echo an old one)
 
 
 class VerbaClient:
@@ -43,6 +51,11 @@ class VerbaClient:
 
     Authenticate with `login` + `password` (requestToken, renewed once when a call answers
     ERROR_UNAUTHORIZED) or with a fixed `token` (never renewed).
+
+    Every failure leaves as a VerbaError with a one-line message (see `_exchange`). Every secret the
+    client holds (the password, the fixed token, each token requestToken gave it) is masked in those
+    messages and in vendor status messages, in the envelopes `capture()` records, and, registered
+    with `connector.ops.logs.register_secret`, in every log line.
     """
 
     def __init__(
@@ -67,16 +80,23 @@ class VerbaClient:
         self._fixed_token = token is not None
         self._token = token
         self._lock = threading.Lock()
+        self._secrets: collections.deque[str] = collections.deque(maxlen=KEPT_TOKENS)
+        self._remember(password)
+        self._remember(token)
         self._session = pooled_session(url, pool_size)
         transport = Transport(session=self._session, timeout=timeout, operation_timeout=timeout)
-        self._sent = SentLog()
+        self._sent = SentLog(self._mask)
         self._zeep = zeep.Client(
             _wsdl(),
             transport=transport,
-            settings=zeep.Settings(xsd_ignore_sequence_order=True),
+            # strict=False: an element the WSDL does not list (a <serverTime>) is kept aside, not refused;
+            # it also makes zeep's XML parser recover from broken XML, so `_check_answer` parses strictly
+            # first. raw_response: `_exchange` reads the answer itself, in two steps (see there).
+            settings=zeep.Settings(strict=False, raw_response=True, xsd_ignore_sequence_order=True),
             plugins=[UserIdGuard(), self._sent, EnvelopeCheck()],
         )
         self._service = self._zeep.create_service(BINDING, url)
+        self._binding = self._service._binding
 
     def capture(self) -> contextlib.AbstractContextManager[list[dict[str, Any]]]:
         """Collect what this thread sends inside the block: operation, envelope (secrets masked), status."""
@@ -190,7 +210,7 @@ class VerbaClient:
             token, self._token = self._token, None
         if token is None:
             return
-        status = read_status(self._send("releaseToken", token=token), "releaseToken")
+        status = self._read_status(self._send("releaseToken", token=token), "releaseToken")
         if status.code != UNAUTHORIZED:  # already expired: nothing left to release
             status.check("releaseToken")
 
@@ -211,12 +231,17 @@ class VerbaClient:
         """One operation with the current token; renews it once and retries on ERROR_UNAUTHORIZED."""
         token = self._current_token()
         value = self._send(operation, token=token, **params)
-        status = read_status(value, operation)
+        status = self._read_status(value, operation)
         if status.code == UNAUTHORIZED:
             token = self._renewed_token(token, status, operation)
             value = self._send(operation, token=token, **params)
-            status = read_status(value, operation)
+            status = self._read_status(value, operation)
         return value, status
+
+    def _read_status(self, value: Any, operation: str) -> Status:
+        """The answer's status, its vendor message with every secret masked (Verba echoes tokens)."""
+        status = read_status(value, operation)
+        return dataclasses.replace(status, message=self._mask(status.message)) if status.message else status
 
     def _current_token(self) -> str:
         token = self._token
@@ -243,7 +268,7 @@ class VerbaClient:
 
     def _request_token(self) -> str:
         value = self._send("requestToken", eid=self.eid, loginName=self._login, password=self._password)
-        status = read_status(value, "requestToken")
+        status = self._read_status(value, "requestToken")
         if status.code != OK:
             detail = f"{status.code}: {status.message}" if status.message else status.code
             raise VerbaAuthError(
@@ -251,33 +276,67 @@ class VerbaClient:
                 "check target.login and the password env var/file"
             )
         token = field(value, "token")
-        if not token:
+        if not isinstance(token, str) or not token.strip():
             raise VerbaMalformedResponse("requestToken answered OK without a token")
+        self._remember(token)
         return token
 
+    # secrets
+
+    def _remember(self, secret: str | None) -> None:
+        """Mask this secret from now on in what the client raises, records and logs."""
+        if secret and len(secret) >= MIN_SECRET_LENGTH and secret not in self._secrets:
+            self._secrets.append(secret)
+            register_secret(secret)
+
+    def _mask(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+
+    def _scrubbed(self, exc: VerbaError) -> VerbaError:
+        """The error with a one-line message that holds no secret (in place: its class and fields stay)."""
+        text = self._mask(one_line(str(exc)))
+        if text != str(exc):
+            exc.args = (text,)
+        if isinstance(exc, VerbaStatusError) and exc.vendor_message:
+            exc.vendor_message = self._mask(exc.vendor_message)
+        return exc
+
     def _send(self, operation: str, **params: Any) -> Any:
-        """Call the operation, counting it in the metrics with its answer's status."""
+        """Call the operation, counting it in the metrics with its answer's status (unless it never went out)."""
         started = time.perf_counter()
         status = "not_sent"
         try:
-            value = self._send_unobserved(operation, **params)
+            value = self._exchange(operation, params)
             status = _status_code(value, operation)
             return value
         except VerbaError as exc:
             status = exc.cause
-            raise
+            raise self._scrubbed(exc)
         finally:
-            if status != "missing_user_id":  # refused by the guard: nothing went over the wire
+            if self._sent.went_out:  # else refused by the guard or not buildable: nothing went over the wire
                 seconds = time.perf_counter() - started
                 observe_soap_call(operation, status, seconds)
                 self._sent.answered(operation, status)
                 logger.debug("%s answered %s in %.0f ms", operation, status, seconds * 1000,
                              extra={"operation": operation, "status": status})
 
-    def _send_unobserved(self, operation: str, **params: Any) -> Any:
-        """Call the operation, translating zeep and requests errors into VerbaError."""
+    def _exchange(self, operation: str, params: dict[str, Any]) -> Any:
+        """The one place where whatever zeep, requests, lxml or an odd answer raises becomes a VerbaError.
+
+        Sending: zeep builds the envelope, the plugins check it, the transport posts it (raw_response:
+        zeep returns the HTTP answer unread). An error before the envelope went out is a request this
+        side cannot build (a zeep ValidationError: a value the WSDL refuses, a bug or bad data): not
+        retryable, and with no better class it is a plain VerbaError. One after it went out is the
+        transport's. Reading: `_check_answer` refuses what is not one well-formed SOAP XML document,
+        then zeep reads it; anything either raises is a VerbaMalformedResponse naming what was wrong.
+        """
+        self._sent.start()
         try:
-            return self._service[operation](**params)
+            response = self._service[operation](**params)
+        except VerbaError:
+            raise
         except requests.Timeout as exc:
             raise VerbaTransportError(
                 f"{operation} to {self.url} got no answer within {self.timeout} s; Verba is slow or unreachable"
@@ -287,13 +346,28 @@ class VerbaClient:
                 f"{operation} could not reach {self.url} ({type(exc).__name__}); check target.url and that "
                 "Provisioning API v2 is enabled on the Media Repository (port 7002)"
             ) from exc
-        except zeep.exceptions.ValidationError:
-            raise  # a bad call from our side, not a Verba answer
+        except Exception as exc:
+            if self._sent.went_out:
+                raise VerbaTransportError(f"{operation} to {self.url} failed after sending ({_describe(exc)})") from exc
+            raise VerbaError(
+                f"{operation} was not sent: its request does not fit the WSDL ({_describe(exc)}); a bug or bad "
+                "data on the connector's side, retrying cannot help"
+            ) from exc
+        try:
+            _check_answer(operation, response)
+            with _UNREADABLE_VALUES.collecting() as unreadable:
+                value = self._binding.process_reply(self._zeep, self._binding.get(operation), response)
+            if unreadable:
+                raise VerbaMalformedResponse(f"{operation} answered a value that does not fit the WSDL ({unreadable[0]})")
+            return value
+        except VerbaError:
+            raise
         except zeep.exceptions.Fault as exc:
-            raise VerbaMalformedResponse(f"{operation} answered a SOAP Fault with HTTP 200: {exc.message}") from exc
-        except zeep.exceptions.Error as exc:
+            fault = ": ".join(one_line(str(part), 300) for part in (exc.code, exc.message) if part)
+            raise VerbaMalformedResponse(f"{operation} answered a SOAP Fault with HTTP 200 ({fault})") from exc
+        except Exception as exc:
             raise VerbaMalformedResponse(
-                f"{operation} answered something that is not the documented response ({type(exc).__name__}); "
+                f"{operation} answered something that is not its documented response ({_describe(exc)}); "
                 "check that target.url points at Verba Provisioning API v2"
             ) from exc
 
@@ -316,6 +390,90 @@ def extension_payload(record: ExtensionRecord) -> dict[str, Any]:
         "screenCaptureEnabled": record.screen_capture_enabled,
         "user": {"id": record.user_id},
     }
+
+
+def _check_answer(operation: str, response: requests.Response) -> None:
+    """Refuse, saying what it is, an answer that is not one well-formed XML document: empty, an HTML
+    page, MIME parts that do not decode, text, broken XML. (zeep, with strict=False, would recover broken
+    XML: a truncated answer would read as whatever survived.)"""
+    content_type = response.headers.get("Content-Type", "")
+    content = response.content
+    if content_type.split(";")[0].strip().lower() == "multipart/related":
+        try:
+            content = MultipartDecoder(content, content_type, response.encoding or "utf-8").parts[0].content
+        except Exception as exc:
+            raise VerbaMalformedResponse(
+                f"{operation} answered a MIME multipart body that does not decode ({_describe(exc)})"
+            ) from exc
+    head = content[:2048].lstrip().lower()
+    if not head:
+        raise VerbaMalformedResponse(
+            f"{operation} answered an empty body with HTTP {response.status_code}; check that target.url points at "
+            "Verba Provisioning API v2"
+        )
+    if b"<html" in head and b"envelope" not in head:
+        title = re.search(rb"<title[^>]*>(.*?)</title>", content[:8192], re.IGNORECASE | re.DOTALL)
+        named = f" titled {_text(title.group(1), 80)!r}" if title else ""
+        raise VerbaMalformedResponse(
+            f"{operation} answered an HTML page{named} with HTTP {response.status_code}, not SOAP: a proxy or web "
+            "server answers at target.url, or Verba is failing behind one"
+        )
+    if head.startswith(b"--"):
+        raise VerbaMalformedResponse(
+            f"{operation} answered a MIME multipart body under Content-Type {content_type or 'none'!r}, not SOAP XML"
+        )
+    try:
+        etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        if not head.startswith(b"<"):
+            raise VerbaMalformedResponse(f"{operation} answered text that is not XML: {_text(content, 80)!r}") from None
+        line, column = exc.position
+        reason = re.sub(r", line \d+, column \d+$", "", exc.msg or "")
+        raise VerbaMalformedResponse(
+            f"{operation} answered XML that does not parse (line {line}, column {column}: {one_line(reason, 200)})"
+        ) from None
+
+
+def _text(raw: bytes, limit: int) -> str:
+    return one_line(raw.decode("utf-8", "replace"), limit)
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception in one line: its class and what it says."""
+    text = one_line(str(exc), 200)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _UnreadableValues(logging.Filter):
+    """zeep reads an answer value that does not fit its XSD type (`<id>abc</id>` for an xs:int) as None
+    and logs the error with its traceback at ERROR. While a thread reads an answer (`collecting`), the
+    error is kept for a one-line VerbaMalformedResponse and the log record dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[list[str]]:
+        found: list[str] = []
+        self._local.found = found
+        try:
+            yield found
+        finally:
+            self._local.found = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = getattr(self._local, "found", None)
+        if found is None:
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        found.append(_describe(error) if error is not None else one_line(record.getMessage(), 200))
+        return False
+
+
+_UNREADABLE_VALUES = _UnreadableValues()
+for _name in ("zeep.xsd.types.simple", "zeep.xsd.elements.attribute"):
+    logging.getLogger(_name).addFilter(_UNREADABLE_VALUES)
 
 
 def _status_code(value: Any, operation: str) -> str:

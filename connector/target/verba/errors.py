@@ -3,7 +3,9 @@
     VerbaError
      ├── VerbaTransportError     cause "transport"            retryable
      ├── VerbaHTTPError          cause "http_5xx"/"http_<code>" retryable for 5xx only
-     ├── VerbaMalformedResponse  cause "malformed_response"   retryable
+     │    └── VerbaRateLimited   cause "rate_limited"         waits as Retry-After says, attempts not spent
+     ├── VerbaMisconfigured      cause "target_misconfigured" not retryable: a SOAP client fault or a redirect
+     ├── VerbaMalformedResponse  cause "malformed_response"   retryable 3 times
      ├── VerbaStatusError        cause "<status code lower>"  retryable for ERROR_GENERAL, ERROR_UNAUTHORIZED
      ├── VerbaAuthError          cause "auth"                 retryable
      ├── VerbaAmbiguous          cause "verba_ambiguous"      retryable (a bounded number of times)
@@ -46,11 +48,32 @@ class VerbaHTTPError(VerbaError):
         super().__init__(f"Verba answered HTTP {status_code}{': ' + detail if detail else ''}; {hint}")
 
 
+class VerbaRateLimited(VerbaHTTPError):
+    """Verba (or a proxy before it) answered HTTP 429: wait `retry_after` seconds, then call again."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(429, f"too many requests, retry after {retry_after:g} s")
+        self.cause = "rate_limited"
+        self.retryable = True
+        self.retry_after = retry_after
+
+
+class VerbaMisconfigured(VerbaError):
+    """The target as a whole is set up wrong (a SOAP client fault such as "Cannot find dispatch method",
+    or a redirect): no retry can help until target.url is fixed."""
+
+    cause = "target_misconfigured"
+    retryable = False
+
+
 class VerbaMalformedResponse(VerbaError):
-    """Verba's answer is not the documented SOAP response; check that target.url points at Provisioning API v2."""
+    """Verba's answer is not the documented SOAP response; check that target.url points at Provisioning API v2.
+
+    Retried a few times (a proxy may garble one answer), then a dead letter."""
 
     cause = "malformed_response"
     retryable = True
+    max_attempts = 3
 
 
 class VerbaStatusError(VerbaError):

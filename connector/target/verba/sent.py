@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from lxml import etree
 from zeep import Plugin
@@ -13,15 +13,20 @@ from zeep import Plugin
 _SECRETS = re.compile(r"(<(?:[\w.-]+:)?(?:token|password)\b[^>]*>)[^<]*(</)")
 
 
-def redacted(envelope: etree._Element) -> str:
-    return _SECRETS.sub(r"\1***\2", etree.tostring(envelope, encoding="unicode"))
+def redacted(envelope: etree._Element, mask: Callable[[str], str] | None = None) -> str:
+    """The envelope as text, <token> and <password> values masked, and `mask` (the client's known
+    secrets, wherever they appear) applied to the rest."""
+    text = _SECRETS.sub(r"\1***\2", etree.tostring(envelope, encoding="unicode"))
+    return mask(text) if mask is not None else text
 
 
 class SentLog(Plugin):
-    """Records, per thread and only inside `capture()`, each envelope sent (token and password masked)."""
+    """Records, per thread and only inside `capture()`, each envelope sent (token and password masked,
+    and every secret `mask` knows); and whether the call this thread started last went out (`went_out`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mask: Callable[[str], str] | None = None) -> None:
         self._local = threading.local()
+        self._mask = mask
 
     @contextlib.contextmanager
     def capture(self) -> Iterator[list[dict[str, Any]]]:
@@ -32,10 +37,21 @@ class SentLog(Plugin):
         finally:
             self._local.sent = None
 
+    def start(self) -> None:
+        """A call begins on this thread: it has not gone out until its envelope is built and handed on."""
+        self._local.went_out = False
+
+    @property
+    def went_out(self) -> bool:
+        """Whether the envelope of the call this thread started last was built, passed the guard and was
+        handed to the transport (False: nothing can have reached Verba)."""
+        return getattr(self._local, "went_out", False)
+
     def egress(self, envelope: Any, http_headers: dict, operation: Any, binding_options: dict) -> tuple[Any, dict]:
+        self._local.went_out = True
         sent = getattr(self._local, "sent", None)
         if sent is not None:
-            sent.append({"operation": operation.name, "envelope": redacted(envelope)})
+            sent.append({"operation": operation.name, "envelope": redacted(envelope, self._mask)})
         return envelope, http_headers
 
     def answered(self, operation: str, status: str) -> None:

@@ -6,6 +6,8 @@ import dataclasses
 import re
 from typing import Any
 
+from lxml import etree
+
 from connector.target.verba.errors import VerbaMalformedResponse, VerbaStatusError
 
 OK = "OK"
@@ -43,17 +45,68 @@ def says_extension_absent(status: Status) -> bool:
     return status.code in (GENERAL, ILLEGAL_ARGUMENT) and _NOT_FOUND.search(status.message or "") is not None
 
 
+# A status code as the vendor writes them (OK, ERROR_GENERAL…): anything else is not a status but garbage.
+_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,79}")
+MESSAGE_LIMIT = 500
+
+
 def read_status(value: Any, operation: str) -> Status:
-    """Read return/statusCode (extension writes, releaseToken) or return/status/statusCode (the others)."""
-    holder = field(value, "status")
-    if holder is None:
-        holder = value
-    code = field(holder, "statusCode")
-    if not isinstance(code, str) or not code.strip():
+    """Read the status wherever the vendor's shapes put it.
+
+    Documented: return/statusCode (extension writes, releaseToken) and return/status/statusCode (the
+    others); the vendor uses either shape, so both are read for every operation, the documented one
+    first. The shape the WSDL does not give an operation reaches here as raw XML (the client parses
+    with zeep's strict=False, which keeps unknown elements in `_raw_elements`). The message is made
+    one line (vendor messages can hold Java stack traces) of at most MESSAGE_LIMIT characters.
+    """
+    code = None
+    holder: Any = None
+    for holder in (field(value, "status"), value, _raw(value, "status")):
+        code = _child(holder, "statusCode")
+        if code is not None:
+            break
+    if code is None:
         raise VerbaMalformedResponse(
-            f"{operation} answered without a statusCode; check that target.url points at Verba Provisioning API v2"
+            f"{operation} answered no statusCode (missing or empty); check that target.url points at Verba "
+            "Provisioning API v2"
         )
-    return Status(code.strip(), field(holder, "message"))
+    if not isinstance(code, str) or not _CODE.fullmatch(code.strip()):
+        shown = one_line(code if isinstance(code, str) else etree.tostring(code, encoding="unicode"), 60)
+        raise VerbaMalformedResponse(f"{operation} answered a statusCode that is not a status code: {shown!r}")
+    message = _child(holder, "message")
+    return Status(code.strip(), one_line(message, MESSAGE_LIMIT) if isinstance(message, str) else None)
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` on one line, whitespace runs made one space, cut to `limit` characters (ending "…")."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _child(holder: Any, name: str) -> Any:
+    """A child of a zeep value or of a raw element: the zeep field, else the raw element of that name
+    (its text when it has no children)."""
+    if holder is None:
+        return None
+    if isinstance(holder, etree._Element):
+        return _named(holder, name)
+    found = field(holder, name)
+    return found if found is not None else _raw(holder, name)
+
+
+def _raw(value: Any, name: str) -> Any:
+    """An element the WSDL does not list in this value, which zeep kept as raw XML."""
+    for element in field(value, "_raw_elements") or ():
+        if isinstance(element, etree._Element) and isinstance(element.tag, str) and etree.QName(element).localname == name:
+            return element.text if len(element) == 0 else element
+    return None
+
+
+def _named(element: etree._Element, name: str) -> Any:
+    for child in element:
+        if isinstance(child.tag, str) and etree.QName(child).localname == name:
+            return child.text if len(child) == 0 else child
+    return None
 
 
 def field(value: Any, name: str) -> Any:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
 from typing import Any
 
 import requests
+import urllib3
 import zeep
 from lxml import etree
 from requests.adapters import HTTPAdapter
 from zeep.wsdl.utils import etree_to_string
 
-from connector.target.verba.errors import VerbaHTTPError, VerbaMalformedResponse
+from connector.target.verba.errors import (
+    VerbaError, VerbaHTTPError, VerbaMalformedResponse, VerbaMisconfigured, VerbaRateLimited, VerbaTransportError,
+)
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 TNS = "http://v2.provisioning.ws.web.verba.com/"
+MAX_RETRY_AFTER = 300.0  # a Retry-After longer than this is capped: the rest of the queue must not starve
 
 
 class Transport(zeep.Transport):
@@ -26,13 +32,20 @@ class Transport(zeep.Transport):
     """
 
     def post_xml(self, address: str, envelope: Any, headers: dict) -> requests.Response:
+        """POST the envelope; the whole call, answer included, ends within `operation_timeout` seconds."""
+        deadline = time.monotonic() + self.operation_timeout
         session = self.session
         request = requests.Request("POST", address, headers={**session.headers, **headers}, data=etree_to_string(envelope))
         response = session.get_adapter(address).send(
-            request.prepare(), timeout=self.operation_timeout, verify=session.verify, proxies=session.proxies
+            request.prepare(), timeout=self.operation_timeout, verify=session.verify, proxies=session.proxies,
+            stream=True,
         )
+        try:
+            response._content = read_within(response, deadline, self.operation_timeout)
+        finally:
+            response.close()
         if response.status_code != 200:
-            raise VerbaHTTPError(response.status_code, fault_string(response.content))
+            raise http_error(response)
         return response
 
 
@@ -66,11 +79,65 @@ def pooled_session(url: str, pool_size: int) -> requests.Session:
     return session
 
 
-def fault_string(content: bytes) -> str:
-    """The faultstring of a SOAP Fault body, or '' when the body is something else."""
+def read_within(response: requests.Response, deadline: float, timeout: float) -> bytes:
+    """The answer's body, read before `deadline` (time.monotonic()): a server that trickles its
+    answer in cannot stretch a call past its timeout one read at a time."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    late = VerbaTransportError(f"Verba did not finish answering within {timeout:g} s; it is slow or overloaded")
+    chunks = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise late
+        if sock is not None:
+            sock.settimeout(remaining)
+        try:
+            chunk = response.raw.read1(65536)
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
+            raise late from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise VerbaTransportError(f"Verba's answer broke off ({type(exc).__name__}); it is slow or unreachable") from exc
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def http_error(response: requests.Response) -> VerbaError:
+    """The error for an answer that is not HTTP 200, classified by what it means."""
+    status = response.status_code
+    fault = fault_of(response.content)
+    if status == 429:
+        return VerbaRateLimited(retry_after(response.headers.get("Retry-After")))
+    if 300 <= status < 400:
+        return VerbaMisconfigured(f"Verba answered HTTP {status}, redirecting to {response.headers.get('Location')!r}; "
+                                  "set target.url to the address Verba really serves")
+    if fault is not None and fault[0].rpartition(":")[2] == "Client":
+        return VerbaMisconfigured(f"Verba refused the call as a SOAP client fault ({fault[1]}); check target.url "
+                                  "(path /provisioning, port 7002 for API v2) and that API v2 is enabled")
+    return VerbaHTTPError(status, fault[1] if fault else "")
+
+
+def retry_after(header: str | None) -> float:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), between 1 and MAX_RETRY_AFTER."""
+    seconds = 1.0
+    if header:
+        try:
+            seconds = float(header)
+        except ValueError:
+            try:
+                seconds = email.utils.parsedate_to_datetime(header).timestamp() - time.time()
+            except (TypeError, ValueError):
+                seconds = 1.0
+    return min(max(seconds, 1.0), MAX_RETRY_AFTER)
+
+
+def fault_of(content: bytes) -> tuple[str, str] | None:
+    """(faultcode, faultstring) of a SOAP Fault body, or None when the body is something else."""
     try:
         root = etree.fromstring(content)
     except (etree.XMLSyntaxError, ValueError):
-        return ""
-    text = root.findtext(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault/faultstring")
-    return (text or "").strip()[:300]
+        return None
+    fault = root.find(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault")
+    if fault is None:
+        return None
+    return (fault.findtext("faultcode") or "").strip(), (fault.findtext("faultstring") or "").strip()[:300]
