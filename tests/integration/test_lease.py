@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.mapping import load_mapping
 from connector.runtime import open_client, open_migrated_store
@@ -10,8 +12,15 @@ from connector.store import EventState
 from .conftest import drain, settled, user
 
 
-def test_a_push_slower_than_the_lease_is_never_taken_by_a_second_worker(make_config, simulator):
-    config = make_config(delivery={"workers": 3, "lease_seconds": 0.6})
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_server").create_schema()
+    return f"sqlite:///{tmp_path / 'lease.db'}"
+
+
+def test_a_push_slower_than_the_lease_is_never_taken_by_a_second_worker(make_config, simulator, store_url):
+    config = make_config(store={"url": store_url}, delivery={"workers": 3, "lease_seconds": 0.6})
     simulator.fault(operation="createExtension", latency_ms=2000)  # each create outlasts three leases
     store, client = open_migrated_store(config), open_client(config)
     deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import importlib.resources
@@ -43,7 +42,9 @@ logger = logging.getLogger(__name__)
 WSDL_FILE = "provisioning-v2.wsdl"
 BINDING = f"{{{TNS}}}ProvisioningPortBinding"
 MIN_SECRET_LENGTH = 8  # shorter values (test tokens such as "t") are not masked: masking them would garble every message
-KEPT_TOKENS = 8  # tokens this client held that are still masked after a renewal (an answer may echo an old one)
+KEPT_TOKENS = 8  # requested tokens still masked after renewals (an answer may echo an old one)
+MESSAGE_LIMIT = 1000  # characters of an error message
+_HTML = re.compile(rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL)
 
 
 class VerbaClient:
@@ -80,9 +81,12 @@ class VerbaClient:
         self._fixed_token = token is not None
         self._token = token
         self._lock = threading.Lock()
-        self._secrets: collections.deque[str] = collections.deque(maxlen=KEPT_TOKENS)
-        self._remember(password)
-        self._remember(token)
+        self._configured = tuple(s for s in (password, token) if s and len(s) >= MIN_SECRET_LENGTH)
+        self._requested: tuple[str, ...] = ()  # the last KEPT_TOKENS tokens requestToken gave
+        # All to mask, longest first (a secret inside another goes with it); replaced whole: readers take no lock.
+        self._masked = tuple(sorted(self._configured, key=len, reverse=True))
+        for secret in self._configured:
+            register_secret(secret)
         self._session = pooled_session(url, pool_size)
         transport = Transport(session=self._session, timeout=timeout, operation_timeout=timeout)
         self._sent = SentLog(self._mask)
@@ -278,25 +282,28 @@ class VerbaClient:
         token = field(value, "token")
         if not isinstance(token, str) or not token.strip():
             raise VerbaMalformedResponse("requestToken answered OK without a token")
-        self._remember(token)
+        self._remember_token(token)
         return token
 
     # secrets
 
-    def _remember(self, secret: str | None) -> None:
-        """Mask this secret from now on in what the client raises, records and logs."""
-        if secret and len(secret) >= MIN_SECRET_LENGTH and secret not in self._secrets:
-            self._secrets.append(secret)
-            register_secret(secret)
+    def _remember_token(self, token: str) -> None:
+        """Mask a token requestToken gave from now on, in what the client raises and records and in every
+        log line; called under _lock. The password and a fixed token are masked from the start."""
+        if len(token) < MIN_SECRET_LENGTH or token in self._masked:
+            return
+        register_secret(token)
+        self._requested = (*self._requested, token)[-KEPT_TOKENS:]
+        self._masked = tuple(sorted({*self._configured, *self._requested}, key=len, reverse=True))
 
     def _mask(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._masked:
             text = text.replace(secret, MASK)
         return text
 
     def _scrubbed(self, exc: VerbaError) -> VerbaError:
         """The error with a one-line message that holds no secret (in place: its class and fields stay)."""
-        text = self._mask(one_line(str(exc)))
+        text = self._mask(one_line(str(exc), MESSAGE_LIMIT))
         if text != str(exc):
             exc.args = (text,)
         if isinstance(exc, VerbaStatusError) and exc.vendor_message:
@@ -411,7 +418,7 @@ def _check_answer(operation: str, response: requests.Response) -> None:
             f"{operation} answered an empty body with HTTP {response.status_code}; check that target.url points at "
             "Verba Provisioning API v2"
         )
-    if b"<html" in head and b"envelope" not in head:
+    if _HTML.match(head):
         title = re.search(rb"<title[^>]*>(.*?)</title>", content[:8192], re.IGNORECASE | re.DOTALL)
         named = f" titled {_text(title.group(1), 80)!r}" if title else ""
         raise VerbaMalformedResponse(

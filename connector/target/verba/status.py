@@ -84,8 +84,7 @@ def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
 
 
 def _child(holder: Any, name: str) -> Any:
-    """A child of a zeep value or of a raw element: the zeep field, else the raw element of that name
-    (its text when it has no children)."""
+    """A child of a zeep value or of a raw element: the zeep field, else the raw element of that name."""
     if holder is None:
         return None
     if isinstance(holder, etree._Element):
@@ -96,16 +95,14 @@ def _child(holder: Any, name: str) -> Any:
 
 def _raw(value: Any, name: str) -> Any:
     """An element the WSDL does not list in this value, which zeep kept as raw XML."""
-    for element in field(value, "_raw_elements") or ():
+    return _named(field(value, "_raw_elements") or (), name)
+
+
+def _named(elements: Any, name: str) -> Any:
+    """The first element of that local name: its text when it has no children, else the element."""
+    for element in elements:
         if isinstance(element, etree._Element) and isinstance(element.tag, str) and etree.QName(element).localname == name:
             return element.text if len(element) == 0 else element
-    return None
-
-
-def _named(element: etree._Element, name: str) -> Any:
-    for child in element:
-        if isinstance(child.tag, str) and etree.QName(child).localname == name:
-            return child.text if len(child) == 0 else child
     return None
 
 
