@@ -89,6 +89,9 @@ class ScimConfig:
     base_path: str = "/scim/v2"
     max_body_bytes: int = 1_048_576
     clients: tuple[ScimClient, ...] = ()
+    # Attributes of a schema the endpoint does not define (a company's extension URN) are ignored, counted and
+    # logged once; true refuses them with 400 invalidPath. Unknown attributes of a defined schema are always 400.
+    strict_attributes: bool = False
 
     @property
     def url(self) -> str:
@@ -214,18 +217,33 @@ def parse_config(data: dict[str, Any], path: str) -> Config:
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]; the sections are {', '.join(_SECTIONS)}")
     sections = {name: _section(data.get(name, {}), name, spec, path) for name, spec in _SECTIONS.items()}
+    target, delivery = _target(sections["target"], path), _delivery(sections["delivery"], path)
+    _check_lease(target, delivery, path)
     return Config(
         path=path,
         store=_store(sections["store"], path),
-        target=_target(sections["target"], path),
+        target=target,
         simulator=_simulator(sections["simulator"], path),
         mapping_file=sections["mapping"]["file"],
         admin=AdminConfig(*_listen(sections["admin"]["listen"], "admin.listen", path)),
         scim=_scim(data.get("scim", {}), path),
         logging=_logging(sections["logging"], path),
-        delivery=_delivery(sections["delivery"], path),
+        delivery=delivery,
         ldap=_ldap_sections(data.get("ldap", {}), path),
     )
+
+
+def _check_lease(target: TargetConfig, delivery: DeliveryConfig, path: str) -> None:
+    """A lease renewed every third of it must always leave room for a whole call and its margin."""
+    from connector.delivery.lease import LEASE_MARGIN_SECONDS
+
+    least = 1.5 * (target.timeout_seconds + LEASE_MARGIN_SECONDS)
+    if delivery.lease_seconds < least:
+        raise ConfigError(
+            f"{path}: delivery.lease_seconds is {delivery.lease_seconds:g}; with target.timeout_seconds = "
+            f"{target.timeout_seconds:g} it must be at least {least:g} (1.5 x (timeout + {LEASE_MARGIN_SECONDS:g} s)), "
+            "so that a call always fits in the lease: raise it or lower the timeout"
+        )
 
 
 def _section(raw: Any, name: str, spec: dict[str, tuple[Any, Any]], path: str) -> dict[str, Any]:
@@ -236,8 +254,9 @@ def _section(raw: Any, name: str, spec: dict[str, tuple[Any, Any]], path: str) -
         if key not in spec:
             raise ConfigError(f"{path}: unknown key {name}.{key}; the keys of [{name}] are {', '.join(spec)}")
         types, _ = spec[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            wanted = "a number" if types == (int, float) else {str: "a string", int: "an integer"}[types]
+        if (isinstance(value, bool) and types is not bool) or not isinstance(value, types):
+            wanted = "a number" if types == (int, float) else {
+                str: "a string", int: "an integer", bool: "true or false"}[types]
             raise ConfigError(f"{path}: {name}.{key} is {value!r}; it must be {wanted}")
         values[key] = value
     return {key: values.get(key, default) for key, (_, default) in spec.items()}
@@ -306,6 +325,7 @@ _SCIM = {
     "listen": (str, "127.0.0.1:8080"),
     "base_path": (str, ScimConfig.base_path),
     "max_body_bytes": (int, ScimConfig.max_body_bytes),
+    "strict_attributes": (bool, ScimConfig.strict_attributes),
 }
 _SCIM_CLIENT = {"name": (str, None), "token_env": (str, None), "token_file": (str, None)}
 
@@ -326,7 +346,7 @@ def _scim(raw: Any, path: str) -> ScimConfig:
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: two [[scim.clients]] are named {next(n for n in names if names.count(n) > 1)!r}; "
                           "name each identity provider once")
-    return ScimConfig(host, port, base_path, values["max_body_bytes"], tuple(parsed))
+    return ScimConfig(host, port, base_path, values["max_body_bytes"], tuple(parsed), values["strict_attributes"])
 
 
 def _scim_client(raw: dict[str, Any], key: str, path: str) -> ScimClient:

@@ -12,6 +12,10 @@ from connector.store import Claim, Store, StoreError
 
 log = logging.getLogger("connector.delivery")
 
+# A call starts only if it can end this long before the lease does: a write already sent cannot be
+# recalled, so this margin is what keeps the worker that takes over a user from overlapping it.
+LEASE_MARGIN_SECONDS = 1.0
+
 
 class LeaseKeeper:
     """Renews `claim`'s lease every third of `lease_seconds` until `final()` (or the block's end).

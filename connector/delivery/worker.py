@@ -18,7 +18,7 @@ from typing import Any, Callable
 from connector.config import DeliveryConfig
 from connector.delivery.backoff import full_jitter_delay
 from connector.delivery.guard import CAUSE as GUARD_CAUSE, StopRecordingGuard
-from connector.delivery.lease import LeaseKeeper
+from connector.delivery.lease import LEASE_MARGIN_SECONDS, LeaseKeeper
 from connector.delivery.ownership import OwnershipPusher
 from connector.delivery.users import UnresolvedUser, UserIdResolver
 from connector.mapping import Mapping, MappingFailure
@@ -64,7 +64,8 @@ class Deliverer:
 
     def deliver(self, claim: Claim) -> None:
         with correlation(correlation_id(claim.event_ids)), self.client.capture() as sent, \
-                LeaseKeeper(self.store, claim, self.config.lease_seconds, self.clock) as lease:
+                LeaseKeeper(self.store, claim, self.config.lease_seconds, self.clock) as lease, \
+                self.client.calls_until(lambda: lease.until - LEASE_MARGIN_SECONDS):
             self._deliver(claim, lease, sent)
 
     def _deliver(self, claim: Claim, lease: LeaseKeeper, sent: list[dict[str, Any]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from connector.config import ConfigError
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.mapping import load_mapping
 from connector.runtime import open_client, open_migrated_store
@@ -20,11 +21,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
 
 
 def test_a_push_slower_than_the_lease_is_never_taken_by_a_second_worker(make_config, simulator, store_url):
-    config = make_config(store={"url": store_url}, delivery={"workers": 3, "lease_seconds": 0.6})
-    simulator.fault(operation="createExtension", latency_ms=2000)  # each create outlasts three leases
+    # Four creates of 0.8 s each: the push outlasts its 3 s lease, each call fits in its 1 s timeout.
+    config = make_config(store={"url": store_url}, target={"timeout_seconds": 1},
+                         delivery={"workers": 3, "lease_seconds": 3})
+    simulator.fault(operation="createExtension", latency_ms=800)
     store, client = open_migrated_store(config), open_client(config)
     deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
-    store.enqueue([user(phones=("+14155550100",))])
+    numbers = [f"+1415555010{n}" for n in range(4)]
+    store.enqueue([user(phones=tuple(numbers))])
     pool = WorkerPool(deliverer, 3, 0.01)
     pool.start()
     try:
@@ -33,10 +37,16 @@ def test_a_push_slower_than_the_lease_is_never_taken_by_a_second_worker(make_con
         pool.stop(10)
         client.close()
     creates = simulator.calls("createExtension")
-    assert len(creates) == 1, f"the user was pushed {len(creates)} times at once"
+    assert [c["extension"] for c in creates] == numbers, "each extension was created once, by one worker"
     [event] = store.list_events()
     assert (event.state, event.attempts) == (EventState.DONE, 1)
     store.close()
+
+
+def test_a_lease_too_short_for_a_call_is_a_config_error(make_config):
+    with pytest.raises(ConfigError) as caught:
+        make_config(target={"timeout_seconds": 10}, delivery={"lease_seconds": 12})
+    assert "delivery.lease_seconds is 12" in str(caught.value) and "at least 16.5" in str(caught.value)
 
 
 def test_rate_limited_pushes_wait_as_told_without_spending_attempts(deliverer, simulator):

@@ -10,7 +10,7 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 import zeep
@@ -23,6 +23,7 @@ from connector.ops.logs import MASK, register_secret
 from connector.ops.metrics import observe_soap_call
 from connector.target.verba.errors import (
     ExtensionAbsent,
+    LeaseEnding,
     VerbaAmbiguous,
     VerbaAuthError,
     VerbaError,
@@ -81,6 +82,7 @@ class VerbaClient:
         self._fixed_token = token is not None
         self._token = token
         self._lock = threading.Lock()
+        self._local = threading.local()  # per thread: until when calls may start (see calls_until)
         self._configured = tuple(s for s in (password, token) if s and len(s) >= MIN_SECRET_LENGTH)
         self._requested: tuple[str, ...] = ()  # the last KEPT_TOKENS tokens requestToken gave
         # All to mask, longest first (a secret inside another goes with it); replaced whole: readers take no lock.
@@ -101,6 +103,17 @@ class VerbaClient:
         )
         self._service = self._zeep.create_service(BINDING, url)
         self._binding = self._service._binding
+
+    @contextlib.contextmanager
+    def calls_until(self, end: Callable[[], float]) -> Iterator[None]:
+        """Inside the block, this thread starts a call only if it can end before `end()` (a Unix time):
+        a call that could outlast the worker's lease is not sent (LeaseEnding), so that it never
+        overlaps a push of the same user by the worker that takes over."""
+        self._local.end = end
+        try:
+            yield
+        finally:
+            self._local.end = None
 
     def capture(self) -> contextlib.AbstractContextManager[list[dict[str, Any]]]:
         """Collect what this thread sends inside the block: operation, envelope (secrets masked), status."""
@@ -312,6 +325,10 @@ class VerbaClient:
 
     def _send(self, operation: str, **params: Any) -> Any:
         """Call the operation, counting it in the metrics with its answer's status (unless it never went out)."""
+        end = getattr(self._local, "end", None)
+        if end is not None and time.time() + self.timeout > end():
+            raise LeaseEnding(f"{operation} was not sent: the push's lease ends before a {self.timeout:g} s call "
+                              "could; the user is tried again")
         started = time.perf_counter()
         status = "not_sent"
         try:

@@ -10,6 +10,7 @@
      ├── VerbaAuthError          cause "auth"                 retryable
      ├── VerbaAmbiguous          cause "verba_ambiguous"      retryable (a bounded number of times)
      ├── ExtensionAbsent         cause "extension_absent"     not retryable: the caller decides
+     ├── LeaseEnding             cause "lease_ending"         retryable: the push's lease ends too soon for a call
      └── MissingUserIdError      cause "missing_user_id"      not retryable
 
 No message ever holds the password or the token.
@@ -118,3 +119,10 @@ class ExtensionAbsent(VerbaError):
 
     cause = "extension_absent"
     retryable = False
+
+
+class LeaseEnding(VerbaError):
+    """The worker's lease ends before a call could: not sent, so it never overlaps another worker's push."""
+
+    cause = "lease_ending"
+    retryable = True
