@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -26,16 +28,18 @@ def events() -> None:
 
 @events.command("ingest")
 @config_option
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def events_ingest(config_path: str, file: Path) -> None:
-    """Accept the user-change events in FILE (JSON lines), all or none.
+@click.argument("file", type=click.File("rb"))
+def events_ingest(config_path: str, file: BinaryIO) -> None:
+    """Accept the user-change events in FILE (JSON lines), all or none; FILE "-" reads standard input.
 
     Each line is {"source", "external_id", "kind", "state", optional "id" and "cause"}.
+    UTF-8 (a BOM is fine), or UTF-16 with a BOM; LF or CRLF line ends.
     A malformed line is reported by its number and nothing from the file is accepted.
     """
     from connector.runtime import open_migrated_store
 
-    changes = read_events(file)
+    name = "<stdin>" if file.name in ("<stdin>", "-") else file.name
+    changes = read_events(file.read(), name)
     store = open_migrated_store(load_config(config_path))
     try:
         ids = store.enqueue(changes)
@@ -43,25 +47,38 @@ def events_ingest(config_path: str, file: Path) -> None:
         store.close()
     skipped = len(changes) - len(ids)
     span = f" (evt-{min(ids)} to evt-{max(ids)})" if ids else ""
-    click.echo(f"{file}: accepted {len(ids)} events{span}" + (f" ({skipped} already accepted before, skipped)" if skipped else ""))
+    click.echo(f"{name}: accepted {len(ids)} events{span}" + (f" ({skipped} already accepted before, skipped)" if skipped else ""))
 
 
-def read_events(file: Path) -> list[UserChange]:
+def read_events(data: bytes, name: str) -> list[UserChange]:
+    """The events in `data`, JSON lines from the file called `name`; ConnectorError names every malformed line."""
+    cause = "ingest:stdin" if name == "<stdin>" else f"ingest:{Path(name).name}"
     changes, problems = [], []
-    with file.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                changes.append(parse_user_change(json.loads(line), default_cause=f"ingest:{file.name}"))
-            except json.JSONDecodeError as exc:
-                problems.append(f"{file}:{number}: not valid JSON ({exc.msg} at column {exc.colno})")
-            except ValueError as exc:
-                problems.append(f"{file}:{number}: {exc}")
+    for number, line in enumerate(_text(data, name).split("\n"), start=1):
+        line = line.removeprefix("\ufeff")  # a BOM starts the file, or each of several files joined (cat a b)
+        if not line.strip():
+            continue
+        try:
+            changes.append(parse_user_change(json.loads(line), default_cause=cause))
+        except json.JSONDecodeError as exc:
+            problems.append(f"{name}:{number}: not valid JSON ({exc.msg} at column {exc.colno})")
+        except ValueError as exc:
+            problems.append(f"{name}:{number}: {exc}")
     if problems:
         shown = "\n".join(problems[:50]) + (f"\n... and {len(problems) - 50} more" if len(problems) > 50 else "")
-        raise ConnectorError(f"{shown}\n{len(problems)} malformed line(s); nothing from {file} was accepted. Fix them and run again.")
+        raise ConnectorError(f"{shown}\n{len(problems)} malformed line(s); nothing from {name} was accepted. Fix them and run again.")
     return changes
+
+
+def _text(data: bytes, name: str) -> str:
+    # Windows PowerShell writes a BOM: UTF-8 with Out-File -Encoding utf8, UTF-16 LE with ">" (5.1's default).
+    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        number = data[:exc.start].decode(encoding, errors="replace").count("\n") + 1
+        raise ConnectorError(f"{name}:{number}: not {encoding.upper()} text ({exc.reason}); save the file as UTF-8 "
+                             f"and run again. Nothing from {name} was accepted.") from None
 
 
 STATES = [s.value for s in EventState]

@@ -20,6 +20,18 @@ PUSH_SECONDS = Histogram(
 )
 COALESCED = Counter("connector_events_coalesced_total", "Events delivered as part of a newer event's push.")
 SCIM_REQUESTS = Counter("connector_scim_requests_total", "SCIM requests by method and HTTP status.", ["method", "status"])
+SCIM_IGNORED_ATTRIBUTES = Counter(
+    "connector_scim_ignored_attributes_total",
+    "Attributes of a schema the SCIM endpoint does not define, ignored in a write (each name is logged once per "
+    "process); [scim] strict_attributes = true refuses them with 400 instead.",
+    ["resource"],
+)
+SCIM_PENDING_MEMBERS = Counter(
+    "connector_scim_pending_members_total",
+    "Group member ids naming no User or Group of the SCIM client: pending (kept aside, not shown, no events), "
+    "applied (a resource with that id appeared), dropped (over the limit kept per group).",
+    ["outcome"],
+)
 OWNERSHIP_DECISIONS = Counter(
     "connector_extension_ownership_decisions_total",
     "Ownership decisions: conflict (an extension held for another user; counted at every push that meets it), "

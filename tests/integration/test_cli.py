@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import signal
 import subprocess
@@ -160,3 +161,98 @@ def test_a_second_connector_on_one_sqlite_store_is_refused_and_the_first_keeps_r
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=20)
     assert first.returncode == 0
+
+
+# --- events ingest: what Windows tools write, and standard input (issue 11 item 9) ---
+
+def ingest_bytes(path: Path, source: str, data: bytes) -> subprocess.CompletedProcess[str]:
+    """`connector events ingest SOURCE` with `data` on standard input (bytes exactly as given)."""
+    result = subprocess.run([sys.executable, "-m", "connector.cli", "events", "ingest", "--config", str(path), source],
+                            input=data, capture_output=True, timeout=60, check=False)
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
+
+
+def ingested(tmp_path: Path) -> list[tuple[str, dict, str]]:
+    from connector.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "c.db"))
+    store.migrate()  # a refused file leaves no store behind
+    try:
+        return sorted((e.change.external_id, e.change.state, e.change.cause) for e in store.list_events())
+    finally:
+        store.close()
+
+
+def windows_lines(*names: str) -> str:
+    """JSON lines with CRLF ends, a last line without one, and non-ASCII text (the encodings must be right)."""
+    return "\r\n".join(json.dumps({**GOOD, "external_id": n, "state": {"userName": f"{n}@example.com",
+                                                                       "displayName": f"Zoë Ünal {n}"}},
+                                  ensure_ascii=False) for n in names)
+
+
+def expected(*names: str, cause: str) -> list[tuple[str, dict, str]]:
+    return [(n, {"userName": f"{n}@example.com", "displayName": f"Zoë Ünal {n}"}, cause) for n in names]
+
+
+def test_ingest_accepts_a_utf8_bom_and_crlf_line_ends(tmp_path):
+    # What Windows PowerShell writes with Out-File -Encoding utf8 (and Notepad with "UTF-8 with BOM").
+    path = config_file(tmp_path)
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(codecs.BOM_UTF8 + (windows_lines("u1", "u2", "u3") + "\r\n\r\n").encode())
+    result = connector("events", "ingest", "--config", str(path), str(events))
+    assert result.returncode == 0, result.stderr
+    assert f"{events}: accepted 3 events" in result.stdout
+    assert ingested(tmp_path) == expected("u1", "u2", "u3", cause="ingest:e.jsonl")
+
+
+def test_ingest_accepts_utf16_with_a_bom(tmp_path):
+    # Windows PowerShell 5.1's `>` writes UTF-16 LE with a BOM.
+    path = config_file(tmp_path)
+    for n, encoding in enumerate(("utf-16-le", "utf-16-be")):
+        events = tmp_path / f"e{n}.jsonl"
+        events.write_bytes(("\ufeff" + windows_lines(f"u{n}") + "\r\n").encode(encoding))
+        result = connector("events", "ingest", "--config", str(path), str(events))
+        assert result.returncode == 0 and "accepted 1 events" in result.stdout, result.stderr
+    assert ingested(tmp_path) == [*expected("u0", cause="ingest:e0.jsonl"), *expected("u1", cause="ingest:e1.jsonl")]
+
+
+def test_ingest_reads_standard_input_for_a_dash(tmp_path):
+    path = config_file(tmp_path)
+    # Two files joined (`type a.jsonl b.jsonl | connector events ingest -`), each with its BOM and CRLF.
+    joined = b"\r\n".join(codecs.BOM_UTF8 + windows_lines(n).encode() for n in ("u1", "u2"))
+    result = ingest_bytes(path, "-", joined)
+    assert result.returncode == 0, result.stderr
+    assert "<stdin>: accepted 2 events" in result.stdout
+    assert ingested(tmp_path) == expected("u1", "u2", cause="ingest:stdin")
+    again = ingest_bytes(path, "-", json.dumps({**GOOD, "external_id": "u3"}).encode())
+    assert again.returncode == 0 and "accepted 1 events" in again.stdout
+    empty = ingest_bytes(path, "-", b"")
+    assert empty.returncode == 0 and "accepted 0 events" in empty.stdout
+
+
+def test_ingest_errors_still_name_the_line_and_accept_nothing(tmp_path):
+    path = config_file(tmp_path)
+    lines = [json.dumps(GOOD), "{not json", json.dumps({**GOOD, "kind": "remove"}), "", json.dumps(GOOD)]
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(codecs.BOM_UTF8 + "\r\n".join(lines).encode())
+    from_file = connector("events", "ingest", "--config", str(path), str(events))
+    assert from_file.returncode == 1 and "Traceback" not in from_file.stderr
+    assert f"{events}:2: not valid JSON" in from_file.stderr and f"{events}:3:" in from_file.stderr
+    assert f"{events}:1:" not in from_file.stderr and f"{events}:5:" not in from_file.stderr
+    from_stdin = ingest_bytes(path, "-", "\r\n".join(lines).encode())
+    assert from_stdin.returncode == 1 and "<stdin>:2: not valid JSON" in from_stdin.stderr
+    assert "<stdin>:3:" in from_stdin.stderr and "nothing from <stdin> was accepted" in from_stdin.stderr
+    assert ingested(tmp_path) == []
+
+
+def test_ingest_names_the_line_of_bytes_that_are_not_utf8(tmp_path):
+    path = config_file(tmp_path)
+    events = tmp_path / "e.jsonl"
+    latin1 = json.dumps({**GOOD, "state": {"userName": "zoë@example.com"}}, ensure_ascii=False).encode("latin-1")
+    events.write_bytes(b"\r\n".join([json.dumps(GOOD).encode(), json.dumps(GOOD).encode(), latin1]))
+    result = connector("events", "ingest", "--config", str(path), str(events))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{events}:3: not UTF-8 text" in result.stderr and "save the file as UTF-8" in result.stderr
+    assert ingested(tmp_path) == []
+    missing = connector("events", "ingest", "--config", str(path), str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 2 and "nope.jsonl" in missing.stderr and "Traceback" not in missing.stderr

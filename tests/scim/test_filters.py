@@ -80,6 +80,20 @@ REFUSED = [
     "(" * 40 + 'userName eq "x"' + ")" * 40,
     " or ".join(['userName eq "x"'] * 40),
     "",
+    # Issue 11: what the grammar accepts but no server can evaluate (these answered 500 or 503).
+    'emails[type eq "work"] eq "x"',
+    'emails[type eq "work"] ne "x"',
+    'emails[type eq "work"] pr',
+    'emails[type eq "work"] co "x"',
+    f'{ENTERPRISE}:manager[value eq "x"] eq "y"',
+    'name[givenName eq "x"] eq "y"',
+    'userName pr and not (emails[type eq "work"] gt "x")',
+    'userName[value eq "x"]',  # not complex
+    'name.givenName[value eq "x"]',
+    'userName eq "\\u0000"',  # a NUL: PostgreSQL cannot compare one
+    'userName co "\\ud800"',  # an unpaired surrogate: no driver can send one
+    'meta.created gt "0001-01-01T00:00:00+14:00"',  # year 0 in UTC
+    'meta.lastModified lt "9999-12-31T23:59:59-14:00"',  # year 10000 in UTC
 ]
 
 
@@ -159,3 +173,18 @@ def test_member_value_paths_parse_against_the_group_schema() -> None:
     assert parse_filter(GROUPS, 'members[value eq "u1"]') is not None
     with pytest.raises(FilterError):
         parse_filter(GROUPS, 'members[nosuch eq "u1"]')
+
+
+@pytest.mark.parametrize("endpoint, text", [
+    ("/Users", 'emails[type eq "work"] eq "x"'),
+    ("/Users", 'emails[type eq "work"] ne "x"'),
+    ("/Users", 'emails[type eq "work"] pr'),
+    ("/Groups", 'members[value eq "x"] eq "y"'),
+    ("/Groups", 'members[value eq "x"] pr'),
+])
+def test_a_comparison_after_a_value_filter_names_the_missing_sub_attribute(
+    api: httpx.Client, endpoint: str, text: str
+) -> None:
+    response = api.get(endpoint, params={"filter": text})
+    assert (response.status_code, response.json()["scimType"]) == (400, "invalidFilter")
+    assert "needs a sub-attribute" in response.json()["detail"] and "[...].value" in response.json()["detail"]

@@ -14,26 +14,29 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connector.config import ScimConfig
 from connector.ops.metrics import SCIM_REQUESTS, CountRequests
 from connector.sources.scim import discovery, errors
 from connector.sources.scim.auth import MEDIA_TYPE, BearerAuth
 from connector.sources.scim.render import etag, location, project, to_scim
-from connector.sources.scim.schema import GROUPS, USERS, ResourceType
+from connector.sources.scim.schema import GROUPS, RESOURCE_TYPES, USERS, ResourceType
 from connector.sources.scim.service import Found, ScimService
 from connector.store.base import Store, StoreError
 
 log = logging.getLogger("connector.scim")
 ScimError = errors.ScimError
 HEALTH_PATH = "/healthz"
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+# Past max_body_bytes, at most this much of a body is read (and discarded) so that the client gets the 413.
+DRAIN_BYTES = 64 * 1024 * 1024
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def create_scim_app(store: Store, config: ScimConfig) -> Starlette:
     base = config.base_path.rstrip("/")
-    api = _Api(ScimService(store), config)
+    api = _Api(ScimService(store, strict_attributes=config.strict_attributes), config)
     routes = [
         Route(HEALTH_PATH, _health),
         Route(f"{base}/ServiceProviderConfig", api.service_provider_config),
@@ -41,22 +44,28 @@ def create_scim_app(store: Store, config: ScimConfig) -> Starlette:
         Route(f"{base}/ResourceTypes/{{name}}", api.discover(lambda url, r: discovery.resource_type(url, r.path_params["name"]))),
         Route(f"{base}/Schemas", api.discover(lambda url, _: discovery.schemas(url))),
         Route(f"{base}/Schemas/{{schema_id}}", api.discover(lambda url, r: discovery.schema(url, r.path_params["schema_id"]))),
-        Route(f"{base}/.search", _no_search, methods=["POST"]),
+        Route(f"{base}/.search", api.search(RESOURCE_TYPES), methods=["POST"]),
     ]
     for resource in (USERS, GROUPS):
         routes.append(Route(f"{base}{resource.endpoint}", api.collection(resource), methods=["GET", "POST"]))
+        # Before /{id}, so that POST /Users/.search is a search, not a method /Users/{id} does not take.
+        routes.append(Route(f"{base}{resource.endpoint}/.search", api.search((resource,)), methods=["POST"]))
         routes.append(Route(f"{base}{resource.endpoint}/{{id}}", api.member(resource),
                             methods=["GET", "PUT", "PATCH", "DELETE"]))
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[
             Middleware(CountRequests, counter=SCIM_REQUESTS),
-            Middleware(_CollapseSlashes),
+            Middleware(_NormalizePath, base=base),
+            Middleware(_ReadBodyFirst, limit=config.max_body_bytes + DRAIN_BYTES),
             Middleware(BearerAuth, clients=[(c.name, c.token) for c in config.clients], open_paths=[HEALTH_PATH]),
         ],
         exception_handlers={ScimError: _scim_error, HTTPException: _http_error, StoreError: _store_error,
                             Exception: _internal_error},
     )
+    # _NormalizePath serves "/Users/" itself: a 307 to "/Users" is not followed by some clients on POST or PATCH.
+    app.router.redirect_slashes = False
+    return app
 
 
 class _Api:
@@ -79,21 +88,53 @@ class _Api:
 
     def collection(self, resource: ResourceType) -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            client, params = request.state.scim_client, _params(request)
             if request.method == "POST":
                 data = await self.body(request)
-                found = await run_in_threadpool(self.service.create, client, resource, data)
+                found = await run_in_threadpool(self.service.create, request.state.scim_client, resource, data)
                 where = location(self.url(request), resource, found.row.id)
                 return self.resource(request, resource, found, 201, {"Location": where})
-            start = max(_integer(params, "startindex", 1), 1)  # RFC 7644 §3.4.2.4: below 1 means 1
-            count = min(max(_integer(params, "count", discovery.MAX_RESULTS), 0), discovery.MAX_RESULTS)
-            total, rows = await run_in_threadpool(
-                self.service.search, client, resource, params.get("filter"), start - 1, count
-            )
-            items = [self.render(request, resource, found, params) for found in rows]
-            return _scim(discovery.list_response(items, total, start))
+            return await self.query(request, (resource,), _params(request))
 
         return endpoint
+
+    def search(self, resources: tuple[ResourceType, ...]) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            # RFC 7644 §3.4.3: POST .../.search carries GET's query parameters in a SearchRequest body.
+            return await self.query(request, resources, _search_params(await self.body(request)))
+
+        return endpoint
+
+    async def query(self, request: Request, resources: tuple[ResourceType, ...], params: dict[str, str]) -> Response:
+        start = max(_integer(params, "startindex", 1), 1)  # RFC 7644 §3.4.2.4: below 1 means 1
+        count = min(max(_integer(params, "count", discovery.MAX_RESULTS), 0), discovery.MAX_RESULTS)
+        total, hits = await run_in_threadpool(
+            self.find, request.state.scim_client, resources, params.get("filter"), start - 1, count
+        )
+        items = [self.render(request, resource, found, params) for resource, found in hits]
+        return _scim(discovery.list_response(items, total, start))
+
+    def find(self, client: str, resources: tuple[ResourceType, ...], filter_text: str | None, offset: int,
+             limit: int) -> tuple[int, list[tuple[ResourceType, Found]]]:
+        """One page of the resources of every type in `resources`, in that order (Users before Groups).
+
+        At the root (RFC 7644 §3.4.2: "all resources ... subject to filtering") a filter that one resource type
+        cannot evaluate (`userName` on Groups) matches none of that type; one no type can evaluate is 400.
+        """
+        total, hits, refused = 0, [], []
+        for resource in resources:
+            try:
+                found, rows = self.service.search(client, resource, filter_text, max(offset - total, 0),
+                                                  limit - len(hits))
+            except ScimError as exc:
+                if len(resources) == 1 or exc.scim_type != "invalidFilter":
+                    raise
+                refused.append(exc)
+                continue
+            total += found
+            hits += [(resource, row) for row in rows]
+        if refused and len(refused) == len(resources):
+            raise refused[0]
+        return total, hits
 
     def member(self, resource: ResourceType) -> Endpoint:
         async def endpoint(request: Request) -> Response:
@@ -156,6 +197,36 @@ def _params(request: Request) -> dict[str, str]:
     return {key.lower(): value for key, value in request.query_params.items()}
 
 
+def _search_params(data: Any) -> dict[str, str]:
+    """A SearchRequest's members as the query parameters of the same GET, names lower-cased (RFC 7644 §3.4.3)."""
+    if not isinstance(data, dict):
+        raise errors.invalid_syntax(f"the body is a JSON {type(data).__name__}; a search takes a SearchRequest object")
+    params: dict[str, str] = {}
+    for key, value in data.items():
+        name = key.lower()
+        if value is None:
+            continue
+        if name == "schemas":
+            if not isinstance(value, list) or SEARCH_REQUEST.casefold() not in {str(v).casefold() for v in value}:
+                raise errors.invalid_value(f"schemas is {value!r}; a search body lists {SEARCH_REQUEST}")
+        elif name in ("attributes", "excludedattributes"):
+            # A JSON array of paths, or GET's comma-separated string.
+            paths = value if isinstance(value, list) else [value]
+            if not all(isinstance(path, str) for path in paths):
+                raise errors.invalid_value(f"{key} is {value!r}; send attribute paths as an array of strings")
+            params[name] = ",".join(paths)
+        elif name in ("startindex", "count"):
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise errors.invalid_value(f"{key} is {value!r}; it must be an integer")
+            params[name] = str(value)
+        elif name == "filter":
+            if not isinstance(value, str):
+                raise errors.invalid_filter(f"filter is {value!r}; send the filter expression as a string")
+            params[name] = value
+        # sortBy and sortOrder are ignored, as on GET: sorting is not offered (ServiceProviderConfig says so).
+    return params
+
+
 def _integer(params: dict[str, str], name: str, default: int) -> int:
     value = params.get(name)
     if value is None or value == "":
@@ -172,10 +243,6 @@ def _scim(data: dict[str, Any], status: int = 200, headers: dict[str, str] | Non
 
 async def _health(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
-
-
-async def _no_search(request: Request) -> Response:
-    raise ScimError(501, "searching several resource types at once is not supported; GET /Users or /Groups with a filter")
 
 
 async def _scim_error(request: Request, exc: Exception) -> Response:
@@ -201,13 +268,74 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return _scim(ScimError(500, "the connector failed on this request; it is logged, retry later").to_json(), 500)
 
 
-class _CollapseSlashes:
-    """`/scim/v2//Users` -> `/scim/v2/Users`: a Tenant URL ending in "/" must still work."""
+# The first segment after the base path, in any case, as the routes spell it.
+_ENDPOINTS = {name.casefold(): name for name in (
+    *(rt.endpoint.strip("/") for rt in RESOURCE_TYPES), "ServiceProviderConfig", "ResourceTypes", "Schemas", ".search",
+)}
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class _NormalizePath:
+    """Serve a path as its clients mean it, directly (no redirect): `/scim/v2//Users` (a Tenant URL ending in "/"),
+    `/Users/` and `/Users/<id>/`, and `/users` (Microsoft's own test collection sends it; ids keep their case)."""
+
+    def __init__(self, app: ASGIApp, base: str) -> None:
         self.app = app
+        self.base = base + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and "//" in scope["path"]:
-            scope = {**scope, "path": re.sub("/{2,}", "/", scope["path"])}
+        if scope["type"] == "http":
+            scope = {**scope, "path": self.normalize(scope["path"])}
         await self.app(scope, receive, send)
+
+    def normalize(self, path: str) -> str:
+        path = re.sub("/{2,}", "/", path)
+        if len(path) > 1:
+            path = path.rstrip("/")
+        if not path.startswith(self.base):
+            return path
+        first, slash, rest = path[len(self.base):].partition("/")
+        return self.base + _ENDPOINTS.get(first.casefold(), first) + slash + rest
+
+
+class _ReadBodyFirst:
+    """Read what is left of a request body, and discard it, before an answer starts (RFC 9112 §9.6).
+
+    An answer given with the body unread - a 413 for a body over max_body_bytes, a 401, a 404 - ends with the
+    server closing a connection that still has data in it (on `Connection: close`, HTTP/1.0, or a proxy's
+    rule), and the client then sees a connection reset instead of the answer. A body declared longer than
+    `limit`, or one the client holds back until `100 Continue`, is not read: that answer closes the connection.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"").strip()
+        declared = int(length) if length.isdigit() else 0
+        held_back = headers.get(b"expect", b"").lower() == b"100-continue"  # until the app asks for the body
+        done = b"transfer-encoding" not in headers and declared == 0
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal done, held_back, received
+            message = await receive()
+            held_back = False
+            received += len(message.get("body", b""))
+            done = done or message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def send_after_body(message: Message) -> None:
+            if message["type"] == "http.response.start" and not done:
+                if declared <= self.limit and not held_back:
+                    while not done and received <= self.limit:
+                        await counting_receive()
+                if not done:
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, counting_receive, send_after_body)

@@ -20,6 +20,12 @@ from connector.store.base import ScimQuery
 _COLUMNS = {"id": "r.id", "meta.created": "r.created", "meta.lastModified": "r.last_modified"}
 
 
+def holding(attr: str, value: str) -> ScimQuery:
+    """The resources with exactly `value` under the key `attr`: one lookup in the (attr, folded) index."""
+    sql = "r.pk IN (SELECT h.resource_pk FROM scim_values h WHERE h.attr = ? AND h.folded = ? AND h.value = ?)"
+    return ScimQuery(sql, (attr, value.lower(), value))
+
+
 def to_sql(expr: Expr) -> ScimQuery:
     params: list[Any] = []
     sql = _Emitter(params).emit(expr, None)

@@ -59,7 +59,7 @@ class Not:
 
 @dataclasses.dataclass(frozen=True)
 class Within:
-    """`attribute[expr]`: one value of a multi-valued attribute must satisfy all of expr."""
+    """`attribute[expr]`: one value of a complex attribute (the only one if single-valued) must satisfy all of expr."""
 
     target: Target
     expr: Expr
@@ -110,9 +110,7 @@ def parse_filter(resource: ResourceType, text: str) -> Expr:
 
 def parse_value_filter(parent: Target, text: str) -> Expr:
     """Parse the filter inside `attribute[...]`, whose names are sub-attributes of `parent`."""
-    if parent.attribute is None or parent.attribute.type != "complex" or not parent.attribute.multi_valued:
-        raise FilterError(f"{parent.key} is not a multi-valued complex attribute; only those take [filters]")
-    return _convert(_parse(text), parent.resource, parent, [0])
+    return _convert(_parse(text), parent.resource, _value_path(parent), [0])
 
 
 def _parse(text: str) -> Any:
@@ -163,6 +161,11 @@ def _convert(node: Any, resource: ResourceType, parent: Target | None, count: li
             namespace = path.attr_name.namespace
             outer = _target(resource, ast.AttrPath(namespace.attr_name, None, namespace.uri), None)
             element = _value_path(outer)
+            if namespace.sub_attr is None:  # the parser also takes `emails[type eq "work"] eq "x"`
+                op = node.value if node.value.lower() == "pr" else f"{node.value} ..."
+                raise FilterError(f"{outer.key}[...] {op}: a comparison after [...] needs a sub-attribute, e.g. "
+                                  f"{outer.key}[...].value {op}; or write {outer.key}[...] alone to ask whether "
+                                  "a value matches")
             selector = _convert(path.attr_name.expr, resource, element, count)
             leaf = _compare(_target(resource, ast.AttrPath(namespace.sub_attr.value, None, None), element), node)
             return Within(outer, Logical("and", selector, leaf))
@@ -171,9 +174,10 @@ def _convert(node: Any, resource: ResourceType, parent: Target | None, count: li
 
 
 def _value_path(outer: Target) -> Target:
+    # RFC 7644 §3.10 lets any complex attribute take a value filter: Entra sends manager[value eq "<id>"].
     attribute = outer.attribute
-    if attribute is None or attribute.type != "complex" or not attribute.multi_valued:
-        raise FilterError(f"{outer.key} is not a multi-valued complex attribute; only those take [filters]")
+    if attribute is None or attribute.type != "complex" or outer.sub is not None:
+        raise FilterError(f"{outer.key} is not a complex attribute; only those take [filters]")
     return outer
 
 
@@ -217,6 +221,9 @@ def _compare(target: Target, node: Any) -> Compare:
 
 def _value(kind: str, name: str, op: str, raw: str) -> str | bool | None:
     quoted = isinstance(raw, Quoted)
+    if "\x00" in raw or not _encodable(raw):
+        # No stored value holds one (values.coerce refuses them), and PostgreSQL cannot even compare one.
+        raise FilterError(f"{name} {op}: the value holds a NUL or an unpaired surrogate; no value can match it")
     if not quoted and raw == "null":
         if op not in ("eq", "ne"):
             raise FilterError(f"{name} {op} null: null only works with eq and ne")
@@ -244,7 +251,18 @@ def canonical_datetime(text: str, name: str = "the value") -> str:
         raise FilterError(f"{name}: {text!r} is not a dateTime; write one like \"2024-05-13T04:42:34Z\"") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return format_datetime(moment)
+    try:
+        return format_datetime(moment)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is in year 0 in UTC
+        raise FilterError(f"{name}: {text!r} is outside the years 1 to 9999 in UTC") from None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def format_datetime(moment: datetime.datetime) -> str:
@@ -252,7 +270,7 @@ def format_datetime(moment: datetime.datetime) -> str:
 
 
 def matches(element: dict[str, Any], expr: Expr) -> bool:
-    """Whether one value of a multi-valued attribute satisfies a [filter] made by parse_value_filter."""
+    """Whether one value of a complex attribute satisfies a [filter] made by parse_value_filter."""
     if isinstance(expr, Logical):
         left = matches(element, expr.left)
         return (left and matches(element, expr.right)) if expr.op == "and" else (left or matches(element, expr.right))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from connector.sources.scim.schema import EXTERNAL_ID, Attribute, ResourceType
+from connector.sources.scim.values import PENDING_MEMBERS
 from connector.store.base import ScimValue
 
 # The parts of a User the event state names itself; every other attribute goes to state["attributes"].
@@ -20,6 +21,11 @@ def index_values(resource: ResourceType, body: dict[str, Any]) -> list[ScimValue
         part = body.get(extension.id) or {}
         for attribute in extension.attributes:
             values.extend(_values(f"{extension.id}:{attribute.name}", attribute, part.get(attribute.name)))
+    # A Group's pending member ids, so that the resource that appears with one finds its groups
+    # (filter_sql.holding); filters cannot reach them, as no attribute path names this key.
+    for idx, member in enumerate(body.get(PENDING_MEMBERS) or []):
+        if (text := _text(member.get("value"))) is not None:
+            values.append(ScimValue(PENDING_MEMBERS, idx, text))
     return values
 
 

@@ -7,7 +7,11 @@
 - `Remove members` with a value array removes only those members (Entra; a strict reading
   removes all of them, see apache/directory-scimple#447);
 - `add`/`replace` on `emails[type eq "work"].value` creates the element when none matches
-  (the Entra SCIM validator expects it, Captain-P-Goldfish/SCIM-SDK#416).
+  (the Entra SCIM validator expects it, Captain-P-Goldfish/SCIM-SDK#416);
+- a value filter on a single-valued complex attribute, `urn:...:enterprise:2.0:User:manager[value eq "<id>"]`
+  or `manager[value eq "<id>"]` (Entra): the operation applies when the value matches the filter;
+- a path or key in a schema this server does not define (a company's extension) is ignored, as in
+  POST and PUT (values.ignore_undefined); an unknown name in a defined schema is 400 invalidPath.
 
 All operations apply to a copy: one failing operation leaves nothing changed.
 """
@@ -19,19 +23,24 @@ from typing import Any
 
 from connector.sources.scim import errors
 from connector.sources.scim.filters import Compare, Expr, FilterError, Logical, matches, parse_value_filter
-from connector.sources.scim.paths import SplitPath, Target, split
-from connector.sources.scim.schema import ID, ResourceType
-from connector.sources.scim.values import coerce
+from connector.sources.scim.paths import SplitPath, Target, split, undefined_schema
+from connector.sources.scim.schema import ID, Attribute, ResourceType
+from connector.sources.scim.values import coerce, ignore_undefined, no_attribute
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 MAX_OPERATIONS = 1000
 
 
-def apply_patch(resource: ResourceType, body: dict[str, Any], resource_id: str, request: Any) -> dict[str, Any]:
-    """The body after the PatchOp `request`; raises ScimError and changes nothing on any problem."""
+def apply_patch(
+    resource: ResourceType, body: dict[str, Any], resource_id: str, request: Any, strict: bool = False
+) -> dict[str, Any]:
+    """The body after the PatchOp `request`; raises ScimError and changes nothing on any problem.
+
+    `strict` refuses paths in schemas this server does not define instead of ignoring them.
+    """
     result = copy.deepcopy(body)
     for number, operation in enumerate(_operations(request)):
-        _Operation(resource, result, resource_id, operation, number).apply()
+        _Operation(resource, result, resource_id, operation, number, strict).apply()
     return result
 
 
@@ -47,7 +56,9 @@ def _operations(request: Any) -> list[Any]:
 
 
 class _Operation:
-    def __init__(self, resource: ResourceType, body: dict[str, Any], resource_id: str, raw: Any, number: int) -> None:
+    def __init__(
+        self, resource: ResourceType, body: dict[str, Any], resource_id: str, raw: Any, number: int, strict: bool
+    ) -> None:
         if not isinstance(raw, dict):
             raise errors.invalid_syntax(f"Operations[{number}] must be an object with op, path and value")
         fields = {k.casefold(): v for k, v in raw.items() if isinstance(k, str)}
@@ -57,6 +68,7 @@ class _Operation:
         self.resource, self.body, self.resource_id = resource, body, resource_id
         self.op, self.path, self.value = op.lower(), fields.get("path"), fields.get("value")
         self.where = f"Operations[{number}]"
+        self.strict = strict
 
     def apply(self) -> None:
         if self.path is None or self.path == "":
@@ -64,12 +76,15 @@ class _Operation:
             return
         if not isinstance(self.path, str):
             raise errors.invalid_path(f"{self.where}.path must be a string such as \"name.givenName\"")
+        if undefined_schema(self.path):
+            ignore_undefined(self.resource, self.path, self.strict)
+            return
         self.apply_at(self.split(self.path), self.value)
 
     def split(self, path: str) -> SplitPath:
         found = split(self.resource, path)
         if found is None:
-            raise errors.invalid_path(f"{self.where}: {self.resource.name} has no attribute {path!r}; see /Schemas")
+            raise errors.invalid_path(f"{self.where}: {no_attribute(self.resource, path)}")
         return found
 
     def apply_without_path(self) -> None:
@@ -86,6 +101,8 @@ class _Operation:
             extension = self.resource.extension(key)
             if extension is not None:
                 self.apply_extension(Target(self.resource, extension, None), value)
+            elif undefined_schema(key):
+                ignore_undefined(self.resource, key, self.strict)
             else:
                 self.apply_at(self.split(key), value)
 
@@ -189,18 +206,20 @@ class _Operation:
         sub = attribute.sub(path.sub) if path.sub else None
         if path.sub and sub is None:
             raise errors.invalid_path(f"{self.where}: {attribute.name} has no sub-attribute {path.sub!r}")
+        new = None if self.op == "remove" else self.filtered_value(target, sub, value)
         holder = self.holder(target, create=self.op != "remove")
-        items: list[dict[str, Any]] = list(holder.get(attribute.name) or [])
-        chosen = [i for i, item in enumerate(items) if matches(item, selector)]
-        if self.op == "remove":
-            # Removing what is already gone succeeds: IdPs retry, and Okta re-sends member removals.
-            if sub is None:
-                items = [item for i, item in enumerate(items) if i not in chosen]
-            else:
-                items = [item if i not in chosen else {k: v for k, v in item.items() if k != sub.name} for i, item in enumerate(items)]
-            _assign(holder, attribute.name, [item for item in items if item] or None)
-            self.tidy(target)
-            return
+        old = holder.get(attribute.name)
+        if attribute.multi_valued:
+            items = self.apply_to_elements(list(old or []), selector, sub, new, target, path)
+            _assign(holder, attribute.name, items or None)
+        else:
+            _assign(holder, attribute.name, self.apply_to_value(old, selector, sub, new, target, path))
+        self.tidy(target)
+
+    def filtered_value(self, target: Target, sub: Attribute | None, value: Any) -> Any:
+        """The coerced value an add or replace under a filter writes: one element, or one sub-attribute's value."""
+        attribute = target.attribute
+        assert attribute is not None
         if value is None:
             raise errors.invalid_value(f"{self.where}: {self.op} needs a value")
         if sub is not None and sub.read_only:
@@ -208,19 +227,62 @@ class _Operation:
         new = coerce(sub, value, f"{target.key}.{sub.name}") if sub else coerce(attribute, value, target.key)
         if isinstance(new, list):
             new = new[0] if len(new) == 1 else _refuse(self.where, target.key)
+        return new
+
+    def apply_to_elements(
+        self, items: list[dict[str, Any]], selector: Expr, sub: Attribute | None, new: Any, target: Target,
+        path: SplitPath,
+    ) -> list[dict[str, Any]]:
+        """A multi-valued attribute: the operation applies to every element the filter matches."""
+        chosen = [i for i, item in enumerate(items) if matches(item, selector)]
+        if self.op == "remove":
+            # Removing what is already gone succeeds: IdPs retry, and Okta re-sends member removals.
+            if sub is None:
+                kept = [item for i, item in enumerate(items) if i not in chosen]
+            else:
+                kept = [_without(item, sub.name) if i in chosen else item for i, item in enumerate(items)]
+            return [item for item in kept if item]
         if not chosen:
             seed = _element_from(selector)
             if seed is None:
-                raise errors.no_target(f"{self.where}: no {attribute.name} value matches {path.filter!r}")
+                raise errors.no_target(f"{self.where}: no {target.key} value matches {path.filter!r}")
             items.append(seed)
             chosen = [len(items) - 1]
         for i in chosen:
-            if sub is not None:
-                items[i] = {**items[i], sub.name: new} if new is not None else {k: v for k, v in items[i].items() if k != sub.name}
-            elif new is not None:
-                items[i] = {**items[i], **new} if self.op == "add" else {**_element_from(selector, {}), **new}
-        _assign(holder, attribute.name, items or None)
-        self.tidy(target)
+            items[i] = self.updated(items[i], selector, sub, new)
+        return items
+
+    def apply_to_value(
+        self, current: Any, selector: Expr, sub: Attribute | None, new: Any, target: Target, path: SplitPath
+    ) -> dict[str, Any] | None:
+        """A single-valued complex attribute (Entra's `manager[value eq "<id>"]`): the filter is a condition on
+        its value. Remove takes it (or its sub-attribute) only if it matches; add and replace apply if it matches,
+        or if it is unset and the filter describes a value to start from (as for multi-valued attributes)."""
+        matched = isinstance(current, dict) and matches(current, selector)
+        if self.op == "remove":
+            if not matched:
+                return current  # nothing matches: nothing to remove, as for multi-valued attributes
+            return (_without(current, sub.name) or None) if sub is not None else None
+        if current is None:
+            current = _element_from(selector)
+            if current is None:
+                raise errors.no_target(f"{self.where}: {target.key} is unset and {path.filter!r} does not say "
+                                       "what to start from; send the path without the filter")
+            matched = True
+        updated = self.updated(current, selector, sub, new)
+        if not matched and updated != current:
+            # RFC 7644 §3.5.2.3 (said of multi-valued attributes): no match is noTarget. A retry of an
+            # operation already applied finds the value it wrote and changes nothing.
+            raise errors.no_target(f"{self.where}: {target.key} does not match {path.filter!r}, so nothing was "
+                                   "changed; send the path without the filter to set it whatever it holds")
+        return updated or None
+
+    def updated(self, item: dict[str, Any], selector: Expr, sub: Attribute | None, new: Any) -> dict[str, Any]:
+        if sub is not None:
+            return {**item, sub.name: new} if new is not None else _without(item, sub.name)
+        if new is None:
+            return item
+        return {**item, **new} if self.op == "add" else {**_element_from(selector, {}), **new}
 
 
 def _refuse(where: str, key: str) -> Any:
@@ -228,14 +290,22 @@ def _refuse(where: str, key: str) -> Any:
 
 
 def _element_from(expr: Expr, default: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """The element an `eq`-only filter describes (`type eq "work"` -> {"type": "work"}), or `default`."""
-    if isinstance(expr, Compare) and expr.op == "eq" and expr.value is not None and expr.target.sub is not None:
-        return {expr.target.sub.name: expr.value}
+    """The element an `eq`-only filter describes (`type eq "work"` -> {"type": "work"}), or `default`;
+    a read-only sub-attribute (manager.displayName) is the server's to set, so it describes none."""
+    if isinstance(expr, Compare):
+        sub = expr.target.sub
+        if expr.op == "eq" and expr.value is not None and sub is not None and not sub.read_only:
+            return {sub.name: expr.value}
+        return default
     if isinstance(expr, Logical) and expr.op == "and":
         left, right = _element_from(expr.left), _element_from(expr.right)
         if left is not None and right is not None:
             return {**left, **right}
     return default
+
+
+def _without(item: dict[str, Any], name: str) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != name}
 
 
 def _contains(items: list[Any], item: Any) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from connector.sources.scim.schema import COMMON, Attribute, ResourceType, Schema
+from connector.sources.scim.schema import COMMON, SCHEMAS, Attribute, ResourceType, Schema
 
 _PATH = re.compile(r"(?P<attr>[A-Za-z$][\w$-]*)(?:\[(?P<filter>.*)\])?(?:\.(?P<sub>[A-Za-z$][\w$-]*))?", re.DOTALL)
 
@@ -107,3 +107,15 @@ def _strip_urn(resource: ResourceType, text: str) -> tuple[str | None, str]:
         if folded.startswith(prefix):
             return schema.id, text[len(prefix):]
     return None, text
+
+
+def undefined_schema(text: str) -> bool:
+    """Whether the key or path `text` is qualified by a schema URI this server does not define at all
+    (`urn:ietf:params:scim:schemas:extension:acme:2.0:User:costCode`, or that URN alone).
+
+    An attribute name holds no colon (RFC 7643 §2.1), so a colon before any filter means a schema URI.
+    """
+    head = text.strip().split("[", 1)[0].casefold()
+    if ":" not in head:
+        return False
+    return not any(head == s.id.casefold() or head.startswith(s.id.casefold() + ":") for s in SCHEMAS)

@@ -240,7 +240,9 @@ GROUP = Schema(
     "Group",
     "Group",
     (
-        _string("displayName", required=True),
+        # RFC 7643 leaves it to the server; recording rules match groups by name, and Microsoft's validator
+        # expects a second group of one name (in any case) to get 409 uniqueness: unique per SCIM client.
+        _string("displayName", required=True, uniqueness="server"),
         Attribute(
             "members",
             "complex",

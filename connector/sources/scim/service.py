@@ -5,29 +5,49 @@ A User write emits one event for that user: `deactivate` while active is false, 
 DELETE emits `delete`. A Group write emits an `upsert` (or `deactivate`) for every user whose
 list of groups it changed, since group-based recording rules read it. A write that changes
 nothing stores nothing and emits nothing.
+
+Group pushes with members this client does not have (issue 11): ids are ours (uuid4, assigned at
+POST), so an IdP can only send one we do not know for a user it provisioned through another
+client, one deleted here, or one lost with a store restored from an older backup. Okta does not
+retry a refused push, so refusing it would lose the known members with the unknown one: the known
+members are applied, and each unknown one is kept in the Group's body under PENDING_MEMBERS,
+not shown, filtered on or turned into events, with a warning and connector_scim_pending_members_total.
+A pending member becomes a member when a resource with its id is created in the client, or when a
+later write of the group finds it known; it goes when the client removes it or replaces the members
+(PATCH sees pending members as members, so `remove members[value eq "<id>"]` reaches them).
+
+Group displayName is unique per client, compared case-insensitively (409 uniqueness), since
+recording rules match groups by name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import time
 import uuid
 from typing import Any, Callable, Sequence
 
 from connector.events import UserChange
+from connector.ops.metrics import SCIM_PENDING_MEMBERS
 from connector.sources.scim import errors
-from connector.sources.scim.filter_sql import to_sql
-from connector.sources.scim.filters import FilterError, format_datetime, parse_filter
+from connector.sources.scim.filter_sql import holding, to_sql
+from connector.sources.scim.filters import Compare, FilterError, format_datetime, parse_filter
 from connector.sources.scim.index import index_values, user_state
 from connector.sources.scim.patch import apply_patch
+from connector.sources.scim.paths import Target
 from connector.sources.scim.render import etag
-from connector.sources.scim.schema import GROUPS, USERS, ResourceType
-from connector.sources.scim.values import canonical_body, required_missing
+from connector.sources.scim.schema import GROUP, GROUPS, USERS, ResourceType
+from connector.sources.scim.values import PENDING_MEMBERS, canonical_body, required_missing
 from connector.store.base import ScimResource, ScimTransaction, Store
 
+log = logging.getLogger("connector.scim")
 Groups = list[tuple[str, str]]  # (group id, displayName)
 Change = Callable[[ScimResource | None], dict[str, Any]]
+# Pending member ids kept per Group; past this, the oldest go (counted as dropped).
+MAX_PENDING_MEMBERS = 1000
+_DISPLAY_NAME = Target(GROUPS, GROUP, GROUP.attribute("displayName"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,10 +56,30 @@ class Found:
     groups: Groups
 
 
+@dataclasses.dataclass(frozen=True)
+class _Members:
+    """What settling a Group's members found: ids newly pending, and pending ids dropped over the limit."""
+
+    pending: list[str]
+    dropped: list[str]
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
 class ScimService:
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    """`strict_attributes` refuses attributes of schemas the server does not define ([scim] strict_attributes);
+    `new_id` makes the id of a created resource (a uuid4)."""
+
+    def __init__(
+        self, store: Store, clock: Callable[[], float] = time.time, *, strict_attributes: bool = False,
+        new_id: Callable[[], str] = _new_id,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.strict_attributes = strict_attributes
+        self.new_id = new_id
 
     # --- reads ----------------------------------------------------------
     def get(self, client: str, resource: ResourceType, resource_id: str) -> Found:
@@ -68,8 +108,8 @@ class ScimService:
 
     # --- writes ---------------------------------------------------------
     def create(self, client: str, resource: ResourceType, data: Any) -> Found:
-        body = canonical_body(resource, data)
-        return self._write(client, resource, str(uuid.uuid4()), None, lambda old: body, "POST")
+        body = canonical_body(resource, data, self.strict_attributes)
+        return self._write(client, resource, self.new_id(), None, lambda old: body, "POST")
 
     def replace(self, client: str, resource: ResourceType, resource_id: str, data: Any, if_match: str | None) -> Found:
         if isinstance(data, dict):
@@ -77,13 +117,14 @@ class ScimService:
             # Okta's PUT carries id, groups and meta; id may repeat, not change (RFC 7643 §3.1: readOnly).
             if sent_id is not None and sent_id != resource_id:
                 raise errors.mutability(f"id is read-only: the body says {sent_id!r} but the URL names {resource_id!r}")
-        body = canonical_body(resource, data)
+        body = canonical_body(resource, data, self.strict_attributes)
         return self._write(client, resource, resource_id, if_match, lambda old: body, "PUT")
 
     def patch(self, client: str, resource: ResourceType, resource_id: str, data: Any, if_match: str | None) -> Found:
         def change(old: ScimResource | None) -> dict[str, Any]:
             assert old is not None
-            return apply_patch(resource, old.body, resource_id, data)
+            # To the client, pending members are members: its removals and replacements reach them.
+            return apply_patch(resource, _with_pending(old.body), resource_id, data, self.strict_attributes)
 
         return self._write(client, resource, resource_id, if_match, change, "PATCH")
 
@@ -117,11 +158,14 @@ class ScimService:
             missing = required_missing(resource, body)
             if missing:
                 raise errors.invalid_value(f"{missing} is required for a {resource.name}; send it")
+            settled = None
+            if resource is GROUPS:
+                body, settled = _settle_members(tx, old, body)
             if old is not None and body == old.body:
                 return Found(old, tx.groups_of([resource_id])[resource_id] if resource is USERS else [])
-            if resource is USERS:
+            if settled is None:
                 return self._write_user(tx, client, resource_id, old, body, cause)
-            return self._write_group(tx, client, resource_id, old, body, cause)
+            return self._write_group(tx, client, resource_id, old, body, cause, settled)
 
     def _write_user(
         self, tx: ScimTransaction, client: str, user_id: str, old: ScimResource | None, body: dict[str, Any], cause: str
@@ -133,6 +177,8 @@ class ScimService:
             raise errors.uniqueness(f"userName {body['userName']!r} is taken (by User {owner}); pick another or "
                                     "update that user")
         row = self._put(tx, client, USERS, old, body, self._now(), user_id)
+        if old is None:
+            self._apply_pending(tx, client, user_id)
         groups = tx.groups_of([user_id])[user_id]
         state = user_state(USERS, body, [name for _, name in groups])
         if old is None or user_state(USERS, old.body, [name for _, name in groups]) != state:
@@ -140,18 +186,45 @@ class ScimService:
         return Found(row, groups)
 
     def _write_group(
-        self, tx: ScimTransaction, client: str, group_id: str, old: ScimResource | None, body: dict[str, Any], cause: str
+        self, tx: ScimTransaction, client: str, group_id: str, old: ScimResource | None, body: dict[str, Any],
+        cause: str, settled: _Members,
     ) -> Found:
-        new_members = _member_ids(body)
-        known = {r.id for r in tx.get_many(USERS.name, new_members)} | {r.id for r in tx.get_many(GROUPS.name, new_members)}
-        unknown = [m for m in new_members if m not in known]
-        if unknown:
-            raise errors.invalid_value(f"members: {unknown[0]!r} is not a User or Group here; create it first")
-        affected = sorted(set(new_members) | set(_member_ids(old.body) if old else []))
+        self._check_group_name(client, group_id, old, body["displayName"])
+        affected = sorted(set(_member_ids(body)) | set(_member_ids(old.body) if old else []))
         before = tx.groups_of(affected)
         row = self._put(tx, client, GROUPS, old, body, self._now(), group_id)
+        if old is None:
+            self._apply_pending(tx, client, group_id)  # a Group may be a member of another
         tx.enqueue(self._group_events(tx, client, affected, before, cause))
+        _note_members(client, group_id, settled)
         return Found(row, [])
+
+    def _check_group_name(self, client: str, group_id: str, old: ScimResource | None, name: str) -> None:
+        if old is not None and str(old.body.get("displayName", "")).lower() == name.lower():
+            return  # unchanged, or only its case: groups of one name from before this check keep working
+        # Transactions of one client run one at a time, and the search runs on this thread's connection,
+        # inside this one on both backends: no other write can take the name in between.
+        _, rows = self.store.scim_search(client, GROUPS.name, to_sql(Compare(_DISPLAY_NAME, "eq", name)), 0, 2)
+        other = next((row.id for row in rows if row.id != group_id), None)
+        if other is not None:
+            raise errors.uniqueness(f"displayName {name!r} is taken (by Group {other}; names compare in any case); "
+                                    "pick another or update that group")
+
+    def _apply_pending(self, tx: ScimTransaction, client: str, member_id: str) -> None:
+        """A resource with id `member_id` was created: the Groups that kept that id pending list it now."""
+        _, groups = self.store.scim_search(client, GROUPS.name, holding(PENDING_MEMBERS, member_id), 0, 1_000_000)
+        now = self._now()
+        for group in groups:
+            pending = group.body.get(PENDING_MEMBERS) or []
+            arrived = [m for m in pending if m.get("value") == member_id]
+            body = {k: v for k, v in group.body.items() if k != PENDING_MEMBERS}
+            body["members"] = [*(body.get("members") or []), *arrived[:1]]
+            if len(arrived) < len(pending):
+                body[PENDING_MEMBERS] = [m for m in pending if m.get("value") != member_id]
+            self._put(tx, client, GROUPS, group, body, now)
+            SCIM_PENDING_MEMBERS.labels("applied").inc()
+            log.info("SCIM %s Group %s: pending member %s was created; it is a member now", client, group.id, member_id,
+                     extra={"outcome": "applied"})
 
     def _group_events(
         self, tx: ScimTransaction, client: str, member_ids: Sequence[str], before: dict[str, Groups], cause: str
@@ -203,6 +276,58 @@ def _matches(if_match: str, version: int) -> bool:
 
 def _member_ids(body: dict[str, Any]) -> list[str]:
     return [m["value"] for m in body.get("members") or [] if isinstance(m.get("value"), str)]
+
+
+def _with_pending(body: dict[str, Any]) -> dict[str, Any]:
+    """A Group's body with its pending members back among its members, as the client sent them."""
+    pending = body.get(PENDING_MEMBERS)
+    if not pending:
+        return body
+    rest = {k: v for k, v in body.items() if k != PENDING_MEMBERS}
+    return {**rest, "members": [*(body.get("members") or []), *pending]}
+
+
+def _settle_members(
+    tx: ScimTransaction, old: ScimResource | None, body: dict[str, Any]
+) -> tuple[dict[str, Any], _Members]:
+    """Split the members the client sent into those naming a User or Group of the client and pending ones."""
+    sent: list[dict[str, Any]] = body.get("members") or []
+    ids = [m["value"] for m in sent if isinstance(m.get("value"), str)]
+    known = {r.id for r in tx.get_many(USERS.name, ids)} | {r.id for r in tx.get_many(GROUPS.name, ids)}
+    members: list[dict[str, Any]] = []
+    pending: dict[str, dict[str, Any]] = {}
+    for member in sent:
+        value = member.get("value")
+        if not isinstance(value, str) or value in known:
+            members.append(member)
+        else:
+            pending.setdefault(value, member)
+    kept = list(pending.values())[-MAX_PENDING_MEMBERS:]
+    was_pending = {m.get("value") for m in (old.body.get(PENDING_MEMBERS) or [])} if old else set()
+    settled = _Members(
+        pending=[value for value in pending if value not in was_pending],
+        dropped=list(pending)[:-MAX_PENDING_MEMBERS] if len(pending) > MAX_PENDING_MEMBERS else [],
+    )
+    result = {k: v for k, v in body.items() if k not in ("members", PENDING_MEMBERS)}
+    if members:
+        result["members"] = members
+    if kept:
+        result[PENDING_MEMBERS] = kept
+    return result, settled
+
+
+def _note_members(client: str, group_id: str, settled: _Members) -> None:
+    if settled.pending:
+        SCIM_PENDING_MEMBERS.labels("pending").inc(len(settled.pending))
+        log.warning("SCIM %s Group %s: %d member id(s) name no User or Group of this client (%s); the other members "
+                    "are applied, these wait unseen until a resource with that id is created (a user provisioned "
+                    "through another client or deleted here never will: check the IdP's assignments)",
+                    client, group_id, len(settled.pending), ", ".join(settled.pending[:5]),
+                    extra={"outcome": "pending"})
+    if settled.dropped:
+        SCIM_PENDING_MEMBERS.labels("dropped").inc(len(settled.dropped))
+        log.warning("SCIM %s Group %s: over %d pending member ids; the %d oldest are forgotten", client, group_id,
+                    MAX_PENDING_MEMBERS, len(settled.dropped), extra={"outcome": "dropped"})
 
 
 def _change(client: str, user_id: str, state: dict[str, Any], at: float, cause: str) -> UserChange:

@@ -3,23 +3,39 @@
 A stored body keys core attributes by their schema name and extension attributes under
 the extension's URN (`{"urn:...:enterprise:2.0:User": {"department": "Retail"}}`); it never
 holds id, meta, groups or password. An unassigned attribute (null, "" in a complex value
-aside, or an empty list; RFC 7643 §2.5) is left out.
+aside, or an empty list; RFC 7643 §2.5) is left out. A Group's body may also hold the members
+whose id names nothing of its client yet under PENDING_MEMBERS (service.py), a key no path,
+filter or response can name.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
+from connector.ops.metrics import SCIM_IGNORED_ATTRIBUTES
 from connector.sources.scim import errors
 from connector.sources.scim.filters import FilterError, canonical_datetime
-from connector.sources.scim.paths import Target, split
+from connector.sources.scim.paths import Target, split, undefined_schema
 from connector.sources.scim.schema import Attribute, ResourceType
 
+log = logging.getLogger("connector.scim")
 _IGNORED = ("schemas", "id", "meta")
+PENDING_MEMBERS = "_pendingMembers"  # no attribute name starts with "_" (RFC 7643 §2.1)
+# Names of ignored attributes logged so far (folded); past this many, ignored names are only counted.
+_LOGGED_LIMIT = 1000
+_logged: set[str] = set()
+_logged_lock = threading.Lock()
 
 
-def canonical_body(resource: ResourceType, data: Any) -> dict[str, Any]:
-    """The stored body for a POST or PUT; unknown attributes are ignored (RFC 7644 §3.3 lets us)."""
+def canonical_body(resource: ResourceType, data: Any, strict: bool = False) -> dict[str, Any]:
+    """The stored body for a POST or PUT.
+
+    The same policy as PATCH (patch.py): an attribute of a schema this server does not define is
+    ignored (`ignore_undefined`); a name no defined schema lists (a typo such as `phoneNumber`) is
+    400 invalidPath, so that no value is dropped silently.
+    """
     if not isinstance(data, dict):
         raise errors.invalid_syntax(f"the body must be a JSON object holding a {resource.name}")
     body: dict[str, Any] = {}
@@ -33,15 +49,49 @@ def canonical_body(resource: ResourceType, data: Any) -> dict[str, Any]:
             if not isinstance(value, dict):
                 raise errors.invalid_value(f"{extension.id} must be an object of its attributes")
             for sub_key, sub_value in value.items():
-                attribute = extension.attribute(sub_key) if isinstance(sub_key, str) else None
-                if attribute is not None:
-                    assign(body, Target(resource, extension, attribute), sub_value)
+                if sub_key.casefold() == "schemas":  # scim2-models repeats the extension's schemas
+                    continue
+                attribute = extension.attribute(sub_key)
+                if attribute is None:
+                    raise errors.invalid_path(no_attribute(resource, f"{extension.id}:{sub_key}"))
+                assign(body, Target(resource, extension, attribute), sub_value)
+            continue
+        if undefined_schema(key):
+            ignore_undefined(resource, key, strict)
             continue
         # Entra and Okta spell attributes in any case (UserName, Active); dotted and URN keys are paths.
         found = split(resource, key)
-        if found is not None and found.filter is None and found.target.attribute is not None:
-            assign(body, found.target, value)
+        if found is None or found.target.attribute is None:
+            raise errors.invalid_path(no_attribute(resource, key))
+        if found.filter is not None:
+            raise errors.invalid_path(f"{_named(key)}: a body names attributes, not [filters]; "
+                                      f"send {found.target.key} with its whole value, or PATCH that path")
+        assign(body, found.target, value)
     return body
+
+
+def no_attribute(resource: ResourceType, name: str) -> str:
+    return f"{resource.name} has no attribute {_named(name)}; see /Schemas for its attributes"
+
+
+def ignore_undefined(resource: ResourceType, name: str, strict: bool) -> None:
+    """Skip `name`, qualified by a schema URI this server does not define (a company's own extension that
+    Entra or Okta maps): count it and log each name once per process. `strict` refuses it instead."""
+    if strict:
+        raise errors.invalid_path(f"{_named(name)} is in a schema this server does not define (see /Schemas), "
+                                  "and [scim] strict_attributes refuses those; map it to an attribute /Schemas lists "
+                                  "or drop it from the mapping")
+    SCIM_IGNORED_ATTRIBUTES.labels(resource.name).inc()
+    folded = name.strip().casefold()
+    with _logged_lock:
+        first = folded not in _logged and len(_logged) < _LOGGED_LIMIT
+        if first:
+            _logged.add(folded)
+    if first:
+        log.warning("SCIM %s attribute %s ignored: no schema of this connector defines it (see /Schemas); "
+                    "the rest of the request is applied. Logged once; counted in "
+                    "connector_scim_ignored_attributes_total", resource.name, _named(name),
+                    extra={"attribute": name[:200], "outcome": "ignored"})
 
 
 def assign(body: dict[str, Any], target: Target, value: Any) -> None:
@@ -92,8 +142,11 @@ def _single(attribute: Attribute, value: Any, where: str) -> Any:
             raise errors.invalid_value(f"{where} must be an object with {_names(attribute)}")
         result: dict[str, Any] = {}
         for key, sub_value in value.items():
-            sub = attribute.sub(key) if isinstance(key, str) else None
-            if sub is not None and not sub.read_only:
+            sub = attribute.sub(key)
+            if sub is None:
+                raise errors.invalid_path(f"{where} has no sub-attribute {_named(key)}; its sub-attributes are "
+                                          f"{_names(attribute)}")
+            if not sub.read_only:
                 _put(result, sub.name, _single(sub, sub_value, f"{where}.{sub.name}"))
         return result or None
     if kind == "boolean":
@@ -127,6 +180,12 @@ def _encodable(text: str) -> bool:
 
 def _names(attribute: Attribute) -> str:
     return ", ".join(sub.name for sub in attribute.sub_attributes)
+
+
+def _named(name: str) -> str:
+    """An attribute name as sent, quoted; long enough for a URN-qualified one."""
+    text = repr(name)
+    return text if len(text) < 200 else text[:197] + "..."
 
 
 def _shown(value: Any) -> str:
