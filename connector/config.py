@@ -137,6 +137,14 @@ class LdapConfig:
     guard_max_count: int = 100
     guard_max_share: float = 0.1
     guard_min_count: int = 10  # the share counts only from this many deactivations or deletes on
+    id_attribute: str | None = None  # the stable id; None: the dialect's; "dn" keys users by DN (warned)
+    group_base: str | None = None  # where groups are looked up; None: the naming context of `base`
+    group_nesting_depth: int = 10  # levels of nested groups followed on OpenLDAP and generic directories
+    clock_tolerance_seconds: float = 60.0  # how far past the connector's clock a modifyTimestamp may be trusted
+    #                                        (where the server tells no time; by default at most overlap_seconds)
+    scope_check_per_poll: int = 1000  # known users checked still in scope each poll, where deletes are not seen
+    password_source: str | None = None  # where the password came from, for bind errors: never the password
+    mapping_file: str | None = None  # the [mapping] file, whose group rules the watcher re-reads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,7 +237,7 @@ def parse_config(data: dict[str, Any], path: str) -> Config:
         scim=_scim(data.get("scim", {}), path),
         logging=_logging(sections["logging"], path),
         delivery=delivery,
-        ldap=_ldap_sections(data.get("ldap", {}), path),
+        ldap=_ldap_sections(data.get("ldap", {}), path, sections["mapping"]["file"]),
     )
 
 
@@ -311,14 +319,27 @@ def _secret(values: dict[str, Any], name: str, path: str) -> str | None:
             raise ConfigError(f"{path}: target.{name}_env names {env}, which is not set; export {env} or use target.{name}_file")
         return secret
     if file is not None:
-        try:
-            secret = Path(file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"{path}: target.{name}_file {file!r} cannot be read ({exc.strerror}); check the path and permissions") from None
-        if not secret:
-            raise ConfigError(f"{path}: target.{name}_file {file!r} is empty; put the {name} in it")
-        return secret
+        return read_secret_file(file, f"target.{name}_file", path, name)
     return None
+
+
+def read_secret_file(file: str, key: str, path: str, what: str) -> str:
+    """The secret in `file` exactly as written: UTF-8, with only one trailing newline ("\n" or "\r\n") dropped.
+
+    Spaces and every other character are part of the secret: a password may end with a space.
+    """
+    try:
+        data = Path(file).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: {key} {file!r} cannot be read ({exc.strerror}); check the path and permissions") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: {key} {file!r} is not UTF-8 text; save the {what} in it as UTF-8") from None
+    secret = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+    if not secret:
+        raise ConfigError(f"{path}: {key} {file!r} is empty; put the {what} in it")
+    return secret
 
 
 _SCIM = {
@@ -362,12 +383,7 @@ def _scim_client(raw: dict[str, Any], key: str, path: str) -> ScimClient:
         if not token:
             raise ConfigError(f"{path}: {key}.token_env names {env}, which is not set; export {env} or use token_file")
     else:
-        try:
-            token = Path(file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"{path}: {key}.token_file {file!r} cannot be read ({exc.strerror}); check the path and permissions") from None
-        if not token:
-            raise ConfigError(f"{path}: {key}.token_file {file!r} is empty; put the bearer token in it")
+        token = read_secret_file(file, f"{key}.token_file", path, "bearer token")
     return ScimClient(name.strip(), token)
 
 
@@ -436,18 +452,23 @@ _LDAP: dict[str, tuple[tuple[type, ...], Any]] = {
     "guard_max_count": ((int,), LdapConfig.guard_max_count),
     "guard_max_share": ((int, float), LdapConfig.guard_max_share),
     "guard_min_count": ((int,), LdapConfig.guard_min_count),
+    "id_attribute": ((str,), None),
+    "group_base": ((str,), None),
+    "group_nesting_depth": ((int,), LdapConfig.group_nesting_depth),
+    "clock_tolerance_seconds": ((int, float), None),
+    "scope_check_per_poll": ((int,), LdapConfig.scope_check_per_poll),
 }
 LDAP_DIALECTS = ("openldap", "ad", "generic")
 AD_MAX_PAGE_SIZE = 1000  # Active Directory's MaxPageSize LDAP policy
 
 
-def _ldap_sections(raw: Any, path: str) -> dict[str, LdapConfig]:
+def _ldap_sections(raw: Any, path: str, mapping_file: str | None = None) -> dict[str, LdapConfig]:
     if not isinstance(raw, dict) or not all(isinstance(table, dict) for table in raw.values()):
         raise ConfigError(f"{path}: write each directory as its own table, [ldap.NAME], followed by its keys")
-    return {name: _ldap(name, table, path) for name, table in raw.items()}
+    return {name: _ldap(name, table, path, mapping_file) for name, table in raw.items()}
 
 
-def _ldap(name: str, raw: dict[str, Any], path: str) -> LdapConfig:
+def _ldap(name: str, raw: dict[str, Any], path: str, mapping_file: str | None = None) -> LdapConfig:
     key = f"ldap.{name}"
     values = {}
     for item, value in raw.items():
@@ -480,8 +501,9 @@ def _ldap(name: str, raw: dict[str, Any], path: str) -> LdapConfig:
     if values["dialect"] == "ad" and values["page_size"] > AD_MAX_PAGE_SIZE:
         raise ConfigError(f"{path}: {key}.page_size is {values['page_size']}; Active Directory pages at most "
                           f"{AD_MAX_PAGE_SIZE} entries, use {AD_MAX_PAGE_SIZE} or less")
-    for item in ("overlap_seconds", "guard_max_count", "guard_min_count"):
-        if values[item] < 0:
+    for item in ("overlap_seconds", "guard_max_count", "guard_min_count", "group_nesting_depth",
+                 "clock_tolerance_seconds", "scope_check_per_poll"):
+        if values[item] is not None and values[item] < 0:
             raise ConfigError(f"{path}: {key}.{item} is {values[item]}; it must not be negative, use 0 or more")
     if not 0 <= values["guard_max_share"] <= 1:
         raise ConfigError(f"{path}: {key}.guard_max_share is {values['guard_max_share']}; give a share "
@@ -493,30 +515,55 @@ def _ldap(name: str, raw: dict[str, Any], path: str) -> LdapConfig:
         except ValueError as exc:
             raise ConfigError(f"{path}: {key}.full_sync_cron {values['full_sync_cron']!r} is not a crontab line "
                               f"({exc}); write five fields, e.g. \"0 3 * * *\", or \"\" for none") from None
-    password = _ldap_password(values.pop("password_env"), values.pop("password_file"), key, path)
+    _check_identity(values, key, path)
+    _check_tolerance(values, key, path)
+    password, source = _ldap_password(values.pop("password_env"), values.pop("password_file"), key, path)
     if (values["bind_dn"] is None) != (password is None):
         raise ConfigError(f"{path}: [{key}] needs both bind_dn and password_env (or password_file), or neither "
                           "for an anonymous bind")
     attributes = values.pop("attributes")
-    return LdapConfig(name=name, password=password, attributes=None if attributes is None else tuple(attributes),
+    return LdapConfig(name=name, password=password, password_source=source, mapping_file=mapping_file,
+                      attributes=None if attributes is None else tuple(attributes),
                       **{k: float(v) if k.endswith("_seconds") else v for k, v in values.items()})
 
 
-def _ldap_password(env: str | None, file: str | None, key: str, path: str) -> str | None:
+# The stable id of each dialect; `id_attribute` names another (an employee number) or "dn".
+LDAP_ID_ATTRIBUTES = {"openldap": "entryUUID", "ad": "objectGUID", "generic": "entryUUID, nsUniqueId or ipaUniqueID"}
+
+
+def _check_tolerance(values: dict[str, Any], key: str, path: str) -> None:
+    """A modifyTimestamp cursor may run clock_tolerance_seconds ahead; the overlap window must reach back past it."""
+    tolerance, overlap = values["clock_tolerance_seconds"], values["overlap_seconds"]
+    if tolerance is None:
+        values["clock_tolerance_seconds"] = min(LdapConfig.clock_tolerance_seconds, overlap)
+    elif tolerance > overlap and values["dialect"] != "ad":
+        raise ConfigError(f"{path}: {key}.clock_tolerance_seconds ({tolerance:g}) is above {key}.overlap_seconds "
+                          f"({overlap:g}): a cursor that far ahead of the connector's clock would skip the changes "
+                          "made in between; lower it, or raise overlap_seconds")
+
+
+def _check_identity(values: dict[str, Any], key: str, path: str) -> None:
+    chosen = values["id_attribute"]
+    if chosen is None:
+        return
+    if not chosen.strip() or any(c in chosen for c in " ,()=*"):
+        raise ConfigError(f"{path}: {key}.id_attribute is {chosen!r}; name one attribute that never changes for a "
+                          "user, e.g. \"entryUUID\", \"nsUniqueId\", \"ipaUniqueID\", \"objectGUID\" or \"employeeNumber\"")
+    if chosen.lower() == "dn" and values["dialect"] == "ad":
+        raise ConfigError(f"{path}: {key}.id_attribute = \"dn\" is not offered for Active Directory; every AD object "
+                          "has an objectGUID, which survives renames and moves: remove the key")
+
+
+def _ldap_password(env: str | None, file: str | None, key: str, path: str) -> tuple[str | None, str | None]:
+    """The bind password exactly as given, and where it came from (for bind errors, which never show it)."""
     if env is not None and file is not None:
         raise ConfigError(f"{path}: {key}.password_env and {key}.password_file are both set; keep one")
     if env is not None:
         if not os.environ.get(env):
             raise ConfigError(f"{path}: {key}.password_env names {env}, which is not set; export {env} "
                               f"or use {key}.password_file")
-        return os.environ[env]
+        return os.environ[env], f"environment variable {env} (password_env)"
     if file is not None:
-        try:
-            secret = Path(file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"{path}: {key}.password_file {file!r} cannot be read ({exc.strerror}); "
-                              "check the path and permissions") from None
-        if not secret:
-            raise ConfigError(f"{path}: {key}.password_file {file!r} is empty; put the password in it")
-        return secret
-    return None
+        secret = read_secret_file(file, f"{key}.password_file", path, "password")
+        return secret, f"file {file} (password_file; a trailing newline is not sent)"
+    return None, None

@@ -11,7 +11,10 @@ latest state.  The normalized state is a dict with these keys (all optional but
     name          {"givenName": str, "familyName": str}
     emails        [{"value": str, "type": str, "primary": bool}]
     phoneNumbers  [{"value": str, "type": str}]
-    groups        [str]          group display names or DNs
+    groups        [str]          group display names or DNs; from LDAP, effective membership
+                                 (direct, primary and nested groups)
+    direct_groups [str]          LDAP only: the direct memberOf DNs
+    expiresAt     str            LDAP only, when set: when the account expires (RFC 3339, UTC)
     attributes    {str: value}   raw source attributes the mapping may read
                                  (LDAP attributes, SCIM enterprise extension, ...)
 """

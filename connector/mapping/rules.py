@@ -7,9 +7,7 @@ import re
 from typing import Any, Sequence
 
 from connector.mapping.paths import AttributePath, same_value
-
-_CN = re.compile(r"\s*cn=((?:\\.|[^,\\])+)", re.IGNORECASE)
-_ESCAPE = re.compile(r"\\(.)")
+from connector.sources.ldap.dn import InvalidDn, fold, normalize_dn, parse_dn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,12 +55,31 @@ def first_match(rules: Sequence[Rule], state: dict[str, Any]) -> Rule | None:
 
 
 def in_group(state: dict[str, Any], group: str) -> bool:
-    """Case-insensitive; a DN such as CN=Traders,OU=Groups,DC=corp also matches by its CN, "Traders"."""
-    wanted = group.casefold()
-    for name in state.get("groups") or []:
-        if not isinstance(name, str):
-            continue
-        cn = _CN.match(name)
-        if name.casefold() == wanted or (cn and _ESCAPE.sub(r"\1", cn[1]).strip().casefold() == wanted):
-            return True
-    return False
+    """Whether `group` is one of the state's groups (for LDAP: effective membership, nested groups included).
+
+    A DN compares with DNs in any RFC 4514 spelling (`CN=Sales\\2BTrading` is `cn=Sales\\+Trading`);
+    a plain name such as "Traders" matches a group DN by the value of its CN (CN=Traders,OU=Groups,DC=corp)
+    and a group name as SCIM sends it; case and runs of spaces do not count.
+    """
+    wanted = _group_key(group)
+    return any(wanted in _names(name) for name in state.get("groups") or [] if isinstance(name, str))
+
+
+def _group_key(group: str) -> tuple[str, str]:
+    try:
+        return "dn", normalize_dn(group)
+    except InvalidDn:
+        return "name", fold(group)
+
+
+def _names(group: str) -> set[tuple[str, str]]:
+    """The keys a group of the state answers to: its normalized DN and the value of its CN, or its plain name."""
+    try:
+        rdns = parse_dn(group)
+    except InvalidDn:
+        return {("name", fold(group))}
+    keys = {("dn", normalize_dn(group))}
+    attribute, value = rdns[0][0]
+    if attribute == "cn":
+        keys.add(("name", fold(value)))
+    return keys

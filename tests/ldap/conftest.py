@@ -1,4 +1,4 @@
-"""LDAP fixtures: one private slapd per session, a fresh subtree and SQLite store per test.
+"""LDAP fixtures: one private slapd and one Samba AD DC per session, a fresh subtree and SQLite store per test.
 
 The simulator fixtures of tests/integration are reused for the end-to-end tests.
 """
@@ -6,6 +6,7 @@ The simulator fixtures of tests/integration are reused for the end-to-end tests.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -13,12 +14,23 @@ from typing import Any, Callable, Iterator
 import ldap3
 import pytest
 
-from connector.config import LdapConfig, parse_config
-from connector.sources.ldap.watcher import Watcher
+from connector.config import Config, LdapConfig, parse_config
+from connector.delivery.worker import Deliverer
+from connector.events import UserChange
+from connector.mapping import load_mapping
+from connector.runtime import open_client, open_migrated_store
+from connector.sources.ldap.watcher import RunResult, Watcher
 from connector.store.base import Store
 from connector.store.sqlite import SQLiteStore
-from tests.integration.conftest import deliverer, make_config, seed_extensions, seed_users, simulator  # noqa: F401
+from tests.integration.conftest import (  # noqa: F401 (fixtures)
+    Simulator, deliverer, drain, make_config, seed_extensions, seed_users, simulator)
+from tests.ldap.samba_server import ADMIN_DN as AD_ADMIN_DN
+from tests.ldap.samba_server import ADMIN_PASSWORD as AD_ADMIN_PASSWORD
+from tests.ldap.samba_server import DOMAIN_DN, URL, SambaDC
+from tests.ldap.samba_server import ServerUnavailable as SambaUnavailable
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD, ServerUnavailable, SlapdServer
+
+REALM = "corp.example.test"
 
 _subtrees = itertools.count(1)
 
@@ -55,13 +67,14 @@ def base(slapd: SlapdServer, admin: ldap3.Connection) -> str:
 
 @pytest.fixture
 def ldap_config(slapd: SlapdServer, base: str, tmp_path: Path) -> Callable[..., LdapConfig]:
-    """An [ldap.corp] section for the test's subtree, bound as the admin; keywords override keys."""
+    """An [ldap.corp] section for the test's subtree, bound as the admin; keywords override keys (None drops one)."""
     (tmp_path / "ldap-password").write_text(ADMIN_PASSWORD)
 
     def make(**keys: Any) -> LdapConfig:
         section = {"url": slapd.url, "dialect": "openldap", "base": base, "bind_dn": ADMIN_DN,
                    "password_file": str(tmp_path / "ldap-password"), "overlap_seconds": 5,
                    "guard_max_share": 1.0, **keys}
+        section = {key: value for key, value in section.items() if value is not None}
         return parse_config({"ldap": {"corp": section}}, str(tmp_path / "connector.toml")).ldap["corp"]
 
     return make
@@ -85,3 +98,100 @@ def watcher(store: Store, ldap_config: Callable[..., LdapConfig]) -> Iterator[Wa
 def events_of(store: Store, since: int = 0) -> list[Any]:
     """Stored events with id above `since`, oldest first."""
     return sorted((e for e in store.list_events(limit=100_000) if e.id > since), key=lambda e: e.id)
+
+
+# --- Samba AD DC ----------------------------------------------------------
+@pytest.fixture(scope="session")
+def samba() -> Iterator[SambaDC]:
+    """One DC for the session (its ports are fixed): tests make their own OU and unique names."""
+    try:
+        dc = SambaDC.start()
+    except SambaUnavailable as error:
+        unavailable(error)
+    with dc:
+        yield dc
+
+
+def ad_section(tmp_path: Path, ou: str, **keys: Any) -> dict[str, Any]:
+    """An [ldap.corp] section of dialect "ad" for OU=ou, bound as the Administrator; keywords override keys."""
+    (tmp_path / "ad-password").write_text(AD_ADMIN_PASSWORD)
+    return {"url": URL, "dialect": "ad", "base": f"OU={ou},{DOMAIN_DN}", "bind_dn": AD_ADMIN_DN,
+            "password_file": str(tmp_path / "ad-password"), "page_size": 2, "guard_max_share": 1.0, **keys}
+
+
+def add_ad_user(samba: SambaDC, ou: str, name: str, phone: str, password: str = "Passw0rd-x1!") -> None:
+    samba.tool("user", "add", name, password, f"--telephone-number={phone}", f"--given-name={name}",
+               "--surname=Test", f"--userou=OU={ou}")
+
+
+def user_dn(conn: ldap3.Connection, name: str) -> str:
+    conn.search(DOMAIN_DN, f"(sAMAccountName={name})", attributes=["1.1"])
+    return str(conn.response[0]["dn"])
+
+
+# --- end to end: directory -> watcher -> store -> deliverer -> simulator -----
+def group_mapping(tmp_path: Path, group: str) -> str:
+    """A mapping that records the work number of the members of `group` (effective membership), only them;
+    the Verba user is found by the state's userName (the UPN on AD, the uid on OpenLDAP)."""
+    path = tmp_path / "mapping.toml"
+    path.write_text(f"""[environment]
+eid = "0000"
+[user_id]
+login_name = ["userName"]
+[[extensions]]
+from = "attributes.telephoneNumber"
+normalize = "e164"
+default_country = "US"
+[defaults]
+record = false
+recordingMode = "FULL"
+voice = true
+im = false
+video = false
+screenCaptureEnabled = false
+[[rules]]
+when = {{ group = {json.dumps(group)} }}
+""")
+    return str(path)
+
+
+class Pipeline:
+    """[ldap.corp] of `config` watched into its store and pushed to the simulator by one deliverer."""
+
+    def __init__(self, config: Config, simulator: Simulator) -> None:
+        self.simulator = simulator
+        self.store = open_migrated_store(config)
+        self.watcher = Watcher(self.store, config.ldap["corp"])
+        self.client = open_client(config)
+        self.deliverer = Deliverer(self.store, self.client, load_mapping(config.mapping_file), config.delivery)
+        self.last: RunResult | None = None
+
+    def poll(self, *, full: bool = False) -> list[UserChange]:
+        """One watcher run, then delivery until nothing is pending; the changes the run stored."""
+        mark = max((e.id for e in events_of(self.store)), default=0)
+        self.last = self.watcher.run(full=full)
+        drain(self.deliverer)
+        return [e.change for e in events_of(self.store, mark)]
+
+    def extension(self, number: str) -> dict[str, Any]:
+        """The extension as Verba (the simulator) holds it now."""
+        return self.simulator.extensions()[number]
+
+    def close(self) -> None:
+        self.watcher.close()
+        self.client.close()
+        self.store.close()
+
+
+@pytest.fixture
+def pipeline(make_config: Callable[..., Config], simulator: Simulator) -> Iterator[Callable[..., Pipeline]]:
+    """pipeline(mapping, section): a Pipeline for an [ldap.corp] section and a mapping file."""
+    opened: list[Pipeline] = []
+
+    def make(mapping: str, section: dict[str, Any]) -> Pipeline:
+        opened.append(Pipeline(make_config(mapping, ldap={"corp": section}), simulator))
+        return opened[-1]
+
+    yield make
+    for each in opened:
+        each.close()

@@ -10,7 +10,10 @@ certificate for 127.0.0.1 (not for localhost) signed by a throwaway CA made at s
 (`server.ca_file`, `server.certificate_file`), which no system trust store knows.
 
 Needs Debian's `slapd` and `openssl` (and `ldap-utils` for people debugging by hand). The memberof
-overlay keeps `memberOf` on users in step with `groupOfNames` groups, as many OpenLDAP sites run it.
+overlay keeps `memberOf` on users in step with `groupOfNames` groups, as many OpenLDAP sites run it;
+the ppolicy overlay brings `pwdEndTime`; `cn=Monitor` gives the server's clock to the admin (not with
+`start(monitor=False)`); access rules hide `entryUUID` and the suffix entry from NOID_DN; `relax()` writes operational
+attributes such as `modifyTimestamp` with the Relax Rules control.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 import ldap3
 
 SLAPD = "/usr/sbin/slapd"
+RELAX_RULES = "1.3.6.1.4.1.4203.666.5.12"
 OPENSSL = "/usr/bin/openssl"
 SUFFIX = "dc=example,dc=test"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
@@ -35,6 +39,8 @@ ADMIN_PASSWORD = "slapd-admin-pa55"
 READER_DN = f"cn=reader,{SUFFIX}"  # a service account that may read at most READER_LIMIT entries per search
 READER_PASSWORD = "slapd-reader-pa55"
 READER_LIMIT = 3
+NOID_DN = f"cn=noid,{SUFFIX}"  # a service account from which access rules hide entryUUID and the suffix entry
+NOID_PASSWORD = "slapd-noid-pa55"
 
 CONFIG = """\
 TLSCACertificateFile {dir}/ca.pem
@@ -47,6 +53,7 @@ include /etc/ldap/schema/nis.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload memberof
+moduleload ppolicy
 pidfile {dir}/slapd.pid
 argsfile {dir}/slapd.args
 database mdb
@@ -60,11 +67,19 @@ limits dn.exact="{reader}" size={limit} size.prtotal={limit}
 index objectClass eq
 index entryUUID eq
 index modifyTimestamp eq
+access to dn.exact="{suffix}" by dn.exact="{noid}" none by * read
+access to attrs=entryUUID by dn.exact="{noid}" none by * read
+access to * by * read
 overlay memberof
 memberof-group-oc groupOfNames
 memberof-member-ad member
 memberof-memberof-ad memberOf
 memberof-refint TRUE
+overlay ppolicy
+{monitor}"""
+MONITOR = """
+database monitor
+access to * by dn.exact="{admin}" read by * none
 """
 
 
@@ -117,7 +132,8 @@ class SlapdServer:
         self.certificate_file = str(directory / "server.pem")
 
     @classmethod
-    def start(cls) -> SlapdServer:
+    def start(cls, monitor: bool = True) -> SlapdServer:
+        """A running slapd; `monitor` adds the cn=Monitor database (readable by the admin), the server's clock."""
         for program, package in ((SLAPD, "slapd ldap-utils"), (OPENSSL, "openssl")):
             if not os.access(program, os.X_OK):
                 raise ServerUnavailable(f"no {program}: install it with `apt-get install {package}` "
@@ -126,7 +142,7 @@ class SlapdServer:
         (directory / "db").mkdir()
         (directory / "slapd.conf").write_text(
             CONFIG.format(dir=directory, suffix=SUFFIX, admin=ADMIN_DN, password=ADMIN_PASSWORD, reader=READER_DN,
-                          limit=READER_LIMIT))
+                          limit=READER_LIMIT, noid=NOID_DN, monitor=MONITOR.format(admin=ADMIN_DN) if monitor else ""))
         server = cls(directory, free_port(), free_port())
         try:
             make_certificates(directory)
@@ -178,6 +194,8 @@ class SlapdServer:
         self.check(conn, conn.add(SUFFIX, ["dcObject", "organization"], {"o": "Example", "dc": "example"}))
         self.check(conn, conn.add(READER_DN, ["applicationProcess", "simpleSecurityObject"],
                                   {"cn": "reader", "userPassword": READER_PASSWORD}))
+        self.check(conn, conn.add(NOID_DN, ["applicationProcess", "simpleSecurityObject"],
+                                  {"cn": "noid", "userPassword": NOID_PASSWORD}))
         conn.unbind()
 
     def stop(self) -> None:
@@ -220,6 +238,12 @@ class SlapdServer:
         changes = {name: [(ldap3.MODIFY_REPLACE, value if isinstance(value, list) else [value])]
                    for name, value in attributes.items()}
         self.check(conn, conn.modify(dn, changes))
+
+    def relax(self, conn: ldap3.Connection, dn: str, **attributes: Any) -> None:
+        """Modify with the Relax Rules control, which lets the rootdn write operational attributes such as
+        modifyTimestamp (draft-zeilenga-ldap-relax)."""
+        changes = {name: [(ldap3.MODIFY_REPLACE, [value])] for name, value in attributes.items()}
+        self.check(conn, conn.modify(dn, changes, controls=[(RELAX_RULES, True, None)]))
 
     def entry_uuid(self, conn: ldap3.Connection, dn: str) -> str:
         self.check(conn, conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["entryUUID"]))

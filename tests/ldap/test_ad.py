@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import ldap3
 import pytest
@@ -15,21 +14,10 @@ from connector.sources.ldap.connection import search
 from connector.sources.ldap.watcher import Watcher
 from connector.store.base import LdapPoll
 from tests.integration.conftest import drain
-from tests.ldap.conftest import events_of, unavailable
-from tests.ldap.samba_server import ADMIN_DN, ADMIN_PASSWORD, DOMAIN_DN, URL, SambaDC, ServerUnavailable
+from tests.ldap.conftest import REALM, ad_section, add_ad_user, events_of, user_dn
+from tests.ldap.samba_server import DOMAIN_DN
 
 pytestmark = pytest.mark.slow
-REALM = "corp.example.test"
-
-
-@pytest.fixture(scope="session")
-def samba() -> Iterator[SambaDC]:
-    try:
-        dc = SambaDC.start()
-    except ServerUnavailable as error:
-        unavailable(error)
-    with dc:
-        yield dc
 
 
 @pytest.fixture
@@ -38,26 +26,10 @@ def seed_users() -> list[dict[str, Any]]:
             {"id": 4, "loginName": f"e2ebob@{REALM}", "displayName": "Bob", "eid": "0000"}]
 
 
-def ad_section(tmp_path: Path, ou: str, **keys: Any) -> dict[str, Any]:
-    (tmp_path / "ad-password").write_text(ADMIN_PASSWORD)
-    return {"url": URL, "dialect": "ad", "base": f"OU={ou},{DOMAIN_DN}", "bind_dn": ADMIN_DN,
-            "password_file": str(tmp_path / "ad-password"), "page_size": 2, "guard_max_share": 1.0, **keys}
-
-
-def add_user(samba: SambaDC, ou: str, name: str, phone: str) -> None:
-    samba.tool("user", "add", name, "Passw0rd-x1!", f"--telephone-number={phone}", f"--given-name={name}",
-               "--surname=Test", f"--userou=OU={ou}")
-
-
-def user_dn(conn: ldap3.Connection, name: str) -> str:
-    conn.search(DOMAIN_DN, f"(sAMAccountName={name})", attributes=["1.1"])
-    return str(conn.response[0]["dn"])
-
-
 def test_users_phones_disables_groups_and_deletes_reach_verba(samba, make_config, simulator, tmp_path):
     samba.tool("ou", "add", f"OU=e2e,{DOMAIN_DN}")
-    add_user(samba, "e2e", "e2ealice", "+14155550100")
-    add_user(samba, "e2e", "e2ebob", "+14155550101")
+    add_ad_user(samba, "e2e", "e2ealice", "+14155550100")
+    add_ad_user(samba, "e2e", "e2ebob", "+14155550101")
     samba.tool("group", "add", "Verba-Recorded")
     samba.tool("group", "addmembers", "Verba-Recorded", "e2ealice")
     config = make_config(mapping="mappings/ad.toml", ldap={"corp": ad_section(tmp_path, "e2e")})
@@ -117,7 +89,7 @@ def test_a_new_invocation_id_forces_a_full_resync(samba, tmp_path, caplog):
     from connector.store.sqlite import SQLiteStore
 
     samba.tool("ou", "add", f"OU=epoch,{DOMAIN_DN}")
-    add_user(samba, "epoch", "epochcarol", "+14155550300")
+    add_ad_user(samba, "epoch", "epochcarol", "+14155550300")
     config = parse_config({"ldap": {"corp": ad_section(tmp_path, "epoch")}}, "c.toml").ldap["corp"]
     store = SQLiteStore(str(tmp_path / "s.db"))
     store.migrate()
@@ -140,7 +112,7 @@ def test_ranged_attributes_are_read_whole(samba, tmp_path):
     samba.tool("ou", "add", f"OU=range,{DOMAIN_DN}")
     samba.tool("group", "add", "Range-Group", "--groupou=OU=range")
     for n in range(5):
-        add_user(samba, "range", f"range{n}", f"+1415555040{n}")
+        add_ad_user(samba, "range", f"range{n}", f"+1415555040{n}")
         samba.tool("group", "addmembers", "Range-Group", f"range{n}")
     conn = open_connection(parse_config({"ldap": {"corp": ad_section(tmp_path, "range")}}, "c.toml").ldap["corp"])
     [(dn, values, _)] = list(search(conn, f"OU=range,{DOMAIN_DN}", "(cn=Range-Group)", ["member;range=0-1"], 10))

@@ -62,3 +62,43 @@ def test_url_and_base_are_required():
         parse_config({"ldap": {"corp": {"base": "dc=x"}}}, "c.toml")
     with pytest.raises(ConfigError, match=r"\[ldap.NAME\]"):
         parse_config({"ldap": {"url": "ldap://x"}}, "c.toml")
+
+
+def test_identity_membership_clock_and_scope_keys():
+    config = ldap()
+    assert config.id_attribute is None and config.group_base is None and config.group_nesting_depth == 10
+    assert config.clock_tolerance_seconds == 60 and config.scope_check_per_poll == 1000
+    config = ldap(dialect="generic", id_attribute="employeeNumber", group_base="ou=Groups,dc=corp",
+                  group_nesting_depth=0, clock_tolerance_seconds=5, scope_check_per_poll=0)
+    assert (config.id_attribute, config.group_base, config.group_nesting_depth) == ("employeeNumber", "ou=Groups,dc=corp", 0)
+    assert config.clock_tolerance_seconds == 5.0 and config.scope_check_per_poll == 0
+    assert ldap(id_attribute="dn").id_attribute == "dn"
+
+
+def test_the_password_source_is_named_never_the_password(monkeypatch):
+    monkeypatch.setenv("LDAP_PW", " s3cret ")
+    config = ldap(bind_dn="CN=svc", password_env="LDAP_PW")
+    assert config.password == " s3cret "  # from env exactly as set
+    assert config.password_source == "environment variable LDAP_PW (password_env)"
+    assert "s3cret" not in repr(config)
+
+
+@pytest.mark.parametrize("keys, words", [
+    ({"id_attribute": "employee number"}, ["ldap.corp.id_attribute", "never changes", "employeeNumber"]),
+    ({"id_attribute": "dn", "dialect": "ad"}, ["id_attribute = \"dn\"", "objectGUID", "remove the key"]),
+    ({"group_nesting_depth": -1}, ["ldap.corp.group_nesting_depth", "not be negative"]),
+    ({"clock_tolerance_seconds": -5}, ["ldap.corp.clock_tolerance_seconds", "not be negative"]),
+    ({"scope_check_per_poll": 1.5}, ["ldap.corp.scope_check_per_poll", "an integer"]),
+])
+def test_errors_of_the_new_keys_name_the_key_and_the_fix(keys, words):
+    message = error(**keys)
+    for word in words:
+        assert word in message
+
+
+def test_the_clock_tolerance_stays_within_the_overlap_window():
+    assert ldap(overlap_seconds=20).clock_tolerance_seconds == 20  # the default, 60, is capped by the overlap
+    assert ldap(overlap_seconds=20, clock_tolerance_seconds=10).clock_tolerance_seconds == 10
+    message = error(overlap_seconds=20, clock_tolerance_seconds=30)
+    assert "ldap.corp.clock_tolerance_seconds (30) is above ldap.corp.overlap_seconds (20)" in message
+    assert "raise overlap_seconds" in message

@@ -56,13 +56,24 @@ def test_created_modified_renamed_and_deleted_between_polls(slapd, admin, base, 
 
     mark = renamed.id
     slapd.check(admin, admin.delete(bob))
-    assert watcher.run().counts["delete"] == 0  # timestamps cannot see a delete ...
-    result = watcher.run(full=True)  # ... reconciliation does
+    result = watcher.run()  # no timestamp shows a delete: the check of known users still in scope does
+    assert not result.full and result.counts["delete"] == 1
     [deleted] = events_of(store, mark)
-    assert result.counts["delete"] == 1
     assert deleted.change.kind == "delete" and deleted.change.cause == "ldap:vanished"
     assert deleted.change.state["userName"] == "bob" and deleted.change.state["active"] is False
     assert store.ldap_watermark("corp").known == 1
+    assert watcher.run(full=True).counts["delete"] == 0  # the reconciliation finds nothing left to do
+
+
+def test_without_the_scope_check_deletes_wait_for_the_full_sync(slapd, admin, base, ldap_config, store):
+    bob = slapd.add_user(admin, base, "bob")
+    watcher = Watcher(store, ldap_config(scope_check_per_poll=0))
+    watcher.run()
+    slapd.check(admin, admin.delete(bob))
+    assert watcher.run().counts["delete"] == 0
+    assert watcher.run(full=True).counts["delete"] == 1
+    assert "scope_check_per_poll = 0" in " ".join(store.ldap_watermark("corp").cursor["notes"])
+    watcher.close()
 
 
 def test_unchanged_entries_in_the_overlap_window_make_no_events(slapd, admin, base, watcher, store):
@@ -148,12 +159,16 @@ def test_a_missing_base_is_an_error_that_says_what_to_check(ldap_config, store):
     assert store.ldap_watermark("corp").cursor == {}
 
 
-def test_a_wrong_password_says_what_to_check(ldap_config, store, tmp_path):
-    (tmp_path / "wrong").write_text("wrong")
-    watcher = Watcher(store, ldap_config(password_file=str(tmp_path / "wrong")))
+def test_a_wrong_password_says_what_to_check_and_what_was_sent(ldap_config, store, tmp_path):
+    (tmp_path / "secret").write_text("n0t-the-pa55word \n")
+    watcher = Watcher(store, ldap_config(password_file=str(tmp_path / "secret")))
     with pytest.raises(DirectoryError, match="bind_dn and the password") as info:
         watcher.run()
-    assert "wrong" not in str(info.value).replace("wrong,", "")  # the password is never echoed
+    message = str(info.value)
+    assert "n0t-the-pa55word" not in message  # the password is never echoed ...
+    assert "the password sent has 17 characters (17 bytes as UTF-8)" in message  # ... but its length is
+    assert f"from file {tmp_path / 'secret'} (password_file; a trailing newline is not sent)" in message
+    assert "it ends with white space, which is sent too" in message
 
 
 def test_an_outage_moves_nothing_and_the_next_run_catches_up(admin, ldap_config, store, tmp_path):

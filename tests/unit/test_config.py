@@ -83,3 +83,34 @@ def test_secrets_come_from_env_and_files_and_are_never_shown(tmp_path, monkeypat
 def test_password_in_the_toml_itself_is_refused(tmp_path):
     message = error_of(write(tmp_path, "[target]\nurl = 'http://v/p'\nlogin = 'a'\npassword = 'plain'\n"))
     assert "target.password" in message and "plain" not in message
+
+
+@pytest.mark.parametrize(("written", "secret"), [
+    (b"s3cret\n", "s3cret"),  # echo "$SECRET" > file
+    (b"s3cret\r\n", "s3cret"),  # saved on Windows
+    (b"s3cret", "s3cret"),
+    (b" s3cret \n", " s3cret "),  # spaces are part of the secret
+    (b"s3cret\n\n", "s3cret\n"),  # only one trailing newline is dropped
+    (b"s3cret\t", "s3cret\t"),
+    ("Pa55\u00a0w\u2168rd\n".encode(), "Pa55\u00a0w\u2168rd"),  # no Unicode normalization either
+])
+def test_every_file_secret_is_read_exactly_as_written(tmp_path, written, secret):
+    (tmp_path / "secret").write_bytes(written)
+    file = str(tmp_path / "secret")
+    target = load_config(write(tmp_path, f"[target]\nurl = 'http://v/p'\nlogin = 'api'\npassword_file = '{file}'\n"))
+    assert target.target.password == secret
+    token = load_config(write(tmp_path, f"[target]\nurl = 'http://v/p'\ntoken_file = '{file}'\n"))
+    assert token.target.token == secret
+    scim = load_config(write(tmp_path, f"[scim]\n[[scim.clients]]\nname = 'idp'\ntoken_file = '{file}'\n"))
+    assert scim.scim.clients[0].token == secret
+    ldap = load_config(write(tmp_path, f"[ldap.corp]\nurl = 'ldap://h'\nbase = 'dc=x'\nbind_dn = 'cn=svc'\n"
+                                       f"password_file = '{file}'\n"))
+    assert ldap.ldap["corp"].password == secret
+    assert ldap.ldap["corp"].password_source == f"file {file} (password_file; a trailing newline is not sent)"
+
+
+@pytest.mark.parametrize(("written", "fix"), [(b"\n", "is empty"), (b"", "is empty"), (b"\xff\xfe", "not UTF-8")])
+def test_an_empty_or_binary_secret_file_names_the_key_and_the_fix(tmp_path, written, fix):
+    (tmp_path / "secret").write_bytes(written)
+    message = error_of(write(tmp_path, f"[target]\nurl = 'http://v/p'\nlogin = 'a'\npassword_file = '{tmp_path / 'secret'}'\n"))
+    assert "target.password_file" in message and fix in message

@@ -7,10 +7,10 @@ import json
 
 import click
 
-from connector.config import Config, LdapConfig, load_config
+from connector.config import LDAP_ID_ATTRIBUTES, Config, LdapConfig, load_config
 from connector.errors import ConnectorError
 from connector.options import config_option
-from connector.sources.ldap.watcher import RunResult, Watcher
+from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, RunResult, Watcher
 from connector.store.base import LdapWatermark
 
 
@@ -92,14 +92,27 @@ def _describe(name: str, config: LdapConfig | None, watermark: LdapWatermark | N
     lines = [f"{name} ({where})"]
     if watermark is None:
         return "\n".join([*lines, "  never run"])
-    lines.append(f"  watermark   {json.dumps(watermark.cursor) if watermark.cursor else 'none (next run is a full sync)'}")
+    cursor = {k: v for k, v in watermark.cursor.items() if k not in _LISTED_APART}
+    lines.append(f"  watermark   {json.dumps(cursor) if cursor else 'none (next run is a full sync)'}")
     lines.append(f"  known users {watermark.known}")
     lines.append(f"  last run    {_when(watermark.last_run_at)}"
                  + ("  FAILED" if watermark.last_error else "  ok"))
     lines.append(f"  last ok     {_when(watermark.last_success_at)}  {watermark.counts or ''}")
     if watermark.last_error:
         lines.append(f"  last error  {watermark.last_error}")
+    if config is not None:
+        lines.append(f"  identity    {_identity(config)}")
+    lines.extend(f"  note        {note}" for note in watermark.cursor.get("notes") or ())
     return "\n".join(lines)
+
+
+_LISTED_APART = ("notes", "rule_groups")
+
+
+def _identity(config: LdapConfig) -> str:
+    if config.id_attribute and config.id_attribute.lower() == "dn":
+        return f"DN (id_attribute = \"dn\"): WARNING: {DN_IDENTITY_WARNING}"
+    return config.id_attribute or LDAP_ID_ATTRIBUTES[config.dialect]
 
 
 def _as_dict(watermark: LdapWatermark) -> dict[str, object]:

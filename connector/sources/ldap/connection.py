@@ -15,6 +15,7 @@ from connector.errors import ConnectorError
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"  # RFC 2696
 SHOW_DELETED = "1.2.840.113556.1.4.417"  # AD: tombstones are returned too
+REFERRAL, NO_SUCH_OBJECT, INVALID_DN_SYNTAX, INSUFFICIENT_ACCESS_RIGHTS = 10, 32, 34, 50
 _RANGE = re.compile(r"^(?P<name>[^;]+);range=(?P<start>\d+)-(?P<end>\d+|\*)$", re.IGNORECASE)
 
 Control = tuple[str, bool, Any]
@@ -22,6 +23,13 @@ Control = tuple[str, bool, Any]
 
 class DirectoryError(ConnectorError):
     """The directory could not be read; the watcher retries with backoff and skips nothing."""
+
+    def __init__(self, message: str | None = None, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code  # the LDAP resultCode, when the server answered
+
+
+LIMITS = (3, 4, 11)  # timeLimitExceeded, sizeLimitExceeded, adminLimitExceeded
 
 
 _BIND_ADVICE = {
@@ -39,8 +47,11 @@ def open_connection(config: LdapConfig) -> ldap3.Connection:
     """A bound, read-only connection that does not chase referrals; raise DirectoryError saying what to fix."""
     tls = ldap3.Tls(validate=ssl.CERT_REQUIRED if config.tls_verify else ssl.CERT_NONE, ca_certs_file=config.ca_file)
     server = ldap3.Server(config.url.rstrip("/"), tls=tls, get_info=ldap3.NONE, connect_timeout=config.timeout_seconds)
+    # The password goes as UTF-8 bytes: ldap3 would run SASLprep on a str (RFC 4013), which turns U+00A0 into a
+    # space and U+2168 into "IX", so that a correct password fails. The server gets exactly what was configured.
+    password = None if config.password is None else config.password.encode("utf-8")
     conn = ldap3.Connection(
-        server, user=config.bind_dn, password=config.password, read_only=True, raise_exceptions=False,
+        server, user=config.bind_dn, password=password, read_only=True, raise_exceptions=False,
         auto_referrals=False, receive_timeout=int(config.timeout_seconds), check_names=False,
         return_empty_attributes=False, auto_range=False,  # ldap3's own range retrieval fails on a missing key
     )
@@ -54,7 +65,7 @@ def open_connection(config: LdapConfig) -> ldap3.Connection:
             code = conn.result.get("result")
             advice = _BIND_ADVICE.get(code, "check bind_dn, the password and the server's log")
             raise DirectoryError(f"{where}: bind as {config.bind_dn or 'anonymous'} failed "
-                                 f"({conn.result.get('description')}): {advice}")
+                                 f"({conn.result.get('description')}): {advice}{describe_password(config)}")
     except LDAPException as exc:
         close(conn)
         raise DirectoryError(f"{where}: {_connect_failure(config, exc)}") from None
@@ -62,6 +73,24 @@ def open_connection(config: LdapConfig) -> ldap3.Connection:
         close(conn)
         raise
     return conn
+
+
+def describe_password(config: LdapConfig) -> str:
+    """What was sent as the password, in terms an admin can check against the secret, never the secret itself."""
+    password = config.password
+    if password is None:
+        return ""
+    notes = []
+    if password != password.strip():
+        ends = [side for side, stripped in (("starts", password.lstrip()), ("ends", password.rstrip()))
+                if stripped != password]
+        notes.append(f"it {' and '.join(ends)} with white space, which is sent too")
+    if password.startswith("\ufeff"):
+        notes.append("it starts with a byte-order mark (U+FEFF), which is sent too; save the file without it")
+    if not password.isascii():
+        notes.append("it has non-ASCII characters, sent as UTF-8 without normalization")
+    return (f"; the password sent has {len(password)} characters ({len(password.encode('utf-8'))} bytes as UTF-8), "
+            f"from {config.password_source or 'the config'}" + "".join(f"; {note}" for note in notes))
 
 
 def close(conn: ldap3.Connection) -> None:
@@ -121,7 +150,8 @@ def search(
         if result["result"] != 0:
             raise DirectoryError(f"search under {base!r} with {search_filter} ended with {result['description']} "
                                  f"({result['result']}: {result.get('message') or 'no message'}); check the base, "
-                                 "the filter and the bind account's size/time limits and read rights")
+                                 "the filter and the bind account's size/time limits and read rights",
+                                 code=result["result"])
         for item in conn.response or ():
             if item.get("type") == "searchResEntry":
                 values = dict(item["attributes"])
@@ -157,6 +187,22 @@ def _complete_ranges(conn: ldap3.Connection, dn: str, values: dict[str, Any]) ->
             end = _RANGE.match(ranged[0])["end"]  # type: ignore[index]
         whole[name] = collected
     return whole
+
+
+def read_entry(conn: ldap3.Connection, dn: str, attributes: Sequence[str],
+               controls: Sequence[Control] = ()) -> tuple[str, dict[str, Any], dict[str, list[bytes]]] | None:
+    """One entry by DN, or None if it does not exist or the bind account may not see it."""
+    try:
+        conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=list(attributes), controls=list(controls) or None)
+    except LDAPException as exc:
+        raise DirectoryError(f"reading {dn!r} failed ({exc}); the connection is retried") from None
+    code = conn.result["result"]
+    if code in (REFERRAL, NO_SUCH_OBJECT, INSUFFICIENT_ACCESS_RIGHTS, INVALID_DN_SYNTAX):
+        return None
+    if code != 0:
+        raise DirectoryError(f"reading {dn!r} ended with {conn.result['description']} ({code})")
+    entry = next((item for item in conn.response or () if item.get("type") == "searchResEntry"), None)
+    return None if entry is None else (entry["dn"], dict(entry["attributes"]), entry["raw_attributes"])
 
 
 def root_dse(conn: ldap3.Connection, attributes: Sequence[str]) -> dict[str, Any]:

@@ -1,17 +1,25 @@
-"""What differs between directories: the stable id, the change cursor, disabled accounts, tombstones.
+"""What differs between directories: the stable id, the change cursor, disabled and expired accounts.
 
-    openldap  entryUUID; modifyTimestamp minus an overlap window; deletes by reconciliation
-    generic   entryUUID, nsUniqueId or ipaUniqueID (else the DN); like openldap
+    openldap  entryUUID; modifyTimestamp minus an overlap window, bounded by the server's time;
+              expiry by shadowExpire and pwdEndTime
+    generic   entryUUID, nsUniqueId or ipaUniqueID (or `id_attribute`); like openldap
     ad        objectGUID; uSNChanged above the watermark on one pinned DC (highestCommittedUSN and
-              the DC's invocationId from the rootDSE); tombstones with the Show Deleted control
+              the DC's invocationId from the rootDSE); tombstones with the Show Deleted control;
+              expiry by accountExpires
 
-Sources: reference/ldap.md §1 (a), (c) and §4; Microsoft, "Polling for Changes Using uSNChanged".
+A user is keyed by a stable id, never silently by DN: `id_attribute = "dn"` must be chosen, and is
+warned about, because a rename or a move then becomes a delete and a create.
+
+Sources: reference/ldap.md §1 (a), (c) and §4; Microsoft, "Polling for Changes Using uSNChanged";
+[MS-ADA1] Account-Expires; shadow(5) and shadow-utils isexpired(); draft-behera-ldap-password-policy
+(pwdEndTime).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import time
 import uuid
 from typing import Any
 
@@ -19,10 +27,15 @@ import ldap3
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
 from connector.config import LdapConfig
-from connector.sources.ldap.connection import DirectoryError, root_dse, search
+from connector.sources.ldap.connection import DirectoryError, read_entry, search
+from connector.sources.ldap.dn import dn_key
 
 COMMON_ATTRIBUTES = ("cn", "sn", "givenName", "displayName", "mail", "telephoneNumber", "mobile", "memberOf")
 UAC_ACCOUNTDISABLE = 0x2
+AD_NEVER_EXPIRES = (0, 0x7FFFFFFFFFFFFFFF)  # accountExpires values that mean "never"
+FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
+MONITOR_TIME = "cn=Current,cn=Time,cn=Monitor"  # OpenLDAP back-monitor: monitorTimestamp is the server's clock
+UTC = datetime.timezone.utc
 _FALSE = ("", "false", "0", "no")
 
 
@@ -34,116 +47,210 @@ class Begin:
     cursor: dict[str, Any]  # the cursor to store when nothing newer is seen
     full_reason: str | None = None  # why an incremental run must be a full one
     tombstone_base: str | None = None
+    bound: datetime.datetime | None = None  # timestamp cursors: no stamp counts as later than this
 
 
 class Dialect:
     name = "generic"
-    id_attributes: tuple[str, ...] = ("entryUUID", "nsUniqueId", "ipaUniqueID")
+    default_ids: tuple[str, ...] = ("entryUUID", "nsUniqueId", "ipaUniqueID")
     stamp_attribute = "modifyTimestamp"
     default_filter = "(objectClass=person)"
     group_filter = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=group))"
     user_attributes: tuple[str, ...] = (*COMMON_ATTRIBUTES, "uid")
     username_attributes: tuple[str, ...] = ("uid", "mail", "cn")
+    expiry_attributes: tuple[str, ...] = ("shadowExpire", "pwdEndTime")
+    root_dse_attributes: tuple[str, ...] = ("namingContexts", "currentTime")
 
     def __init__(self, config: LdapConfig) -> None:
         self.config = config
+        chosen = config.id_attribute
+        #: users keyed by DN, as explicitly chosen with id_attribute = "dn"
+        self.by_dn = chosen is not None and chosen.lower() == "dn"
+        self.id_attributes: tuple[str, ...] = () if self.by_dn else (chosen,) if chosen else self.default_ids
         self.filter = config.filter or self.default_filter
         wanted = config.attributes or self.user_attributes
         extra = [config.username_attribute, config.disabled_attribute, *self.technical_attributes]
         #: what every user search asks for
         self.attributes = tuple(dict.fromkeys([*wanted, *(a for a in extra if a)]))
-        #: what goes into the state's `attributes`: not the id and cursor attributes, which change nothing
-        hidden = {a.lower() for a in (*self.id_attributes, self.stamp_attribute)}
+        #: what goes into the state's `attributes`: not the id, cursor and binary attributes, which change nothing
+        hidden = {a.lower() for a in (*self.id_attributes, self.stamp_attribute, "objectSid")}
         self.state_attributes = tuple(a for a in self.attributes if a.lower() not in hidden)
 
     @property
     def technical_attributes(self) -> tuple[str, ...]:
-        return (*self.id_attributes, self.stamp_attribute)
+        return (*self.id_attributes, self.stamp_attribute, *self.expiry_attributes)
+
+    # --- identity ----------------------------------------------------------
+    def find_id(self, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> str | None:
+        """The entry's stable id, or None if it has none (or the bind account may not read it)."""
+        if self.by_dn:
+            return dn_key(dn)
+        for name in self.id_attributes:
+            if name.lower() == "objectguid":
+                guid = next((v[0] for k, v in raw.items() if k.lower() == "objectguid" and v), None)
+                if guid is not None and len(guid) == 16:
+                    return str(uuid.UUID(bytes_le=guid))  # the mixed-endian form AD tools print
+                continue
+            found = first_value(values, name)
+            if found not in (None, ""):
+                return str(found)
+        return None
 
     def external_id(self, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> str:
-        for name in self.id_attributes:
-            found = _first(values, name)
-            if found:
-                return str(found)
-        return dn.lower()
+        found = self.find_id(dn, values, raw)
+        if found is None:
+            raise DirectoryError(self.missing_id(dn))
+        return found
+
+    def missing_id(self, dn: str) -> str:
+        names = " or ".join(self.id_attributes)
+        return (f"{dn} has no {names} that {self.config.bind_dn or 'an anonymous bind'} may read, so it has no "
+                "stable id: let the bind account read it, or set id_attribute to an attribute that never changes "
+                "for a user (nsUniqueId, ipaUniqueID, an employee number). id_attribute = \"dn\" keys users by DN: "
+                "a rename or a move then becomes a delete and a create")
 
     def id_filter(self, external_id: str) -> str:
-        if "=" in external_id:  # a DN, the generic dialect's last resort
+        if self.by_dn:
             return f"(entryDN={escape_filter_chars(external_id)})"
-        return "(|" + "".join(f"({name}={external_id})" for name in self.id_attributes) + ")"
+        terms = []
+        for name in self.id_attributes:
+            if name.lower() == "objectguid":
+                try:
+                    terms.append(f"(objectGUID={escape_bytes(uuid.UUID(external_id).bytes_le)})")
+                except ValueError:
+                    continue
+            else:
+                terms.append(f"({name}={escape_filter_chars(external_id)})")
+        return terms[0] if len(terms) == 1 else "(|" + "".join(terms) + ")"
 
-    def is_active(self, values: dict[str, Any]) -> bool:
+    # --- disabled and expired accounts ----------------------------------------
+    def is_active(self, values: dict[str, Any], now: float) -> bool:
+        expires = self.expiry(values)
+        if expires is not None and expires.timestamp() <= now:
+            return False
         if self.config.disabled_attribute is None:
             return True
-        flag = _first(values, self.config.disabled_attribute)
+        flag = first_value(values, self.config.disabled_attribute)
         return flag is None or str(flag).strip().lower() in _FALSE
 
-    def begin(self, conn: ldap3.Connection, cursor: dict[str, Any]) -> Begin:
+    def expiry(self, values: dict[str, Any]) -> datetime.datetime | None:
+        """When the account expires: shadowExpire (days since 1970, counted from 1 on) or pwdEndTime."""
+        found = []
+        days = first_value(values, "shadowExpire")
+        if days not in (None, "") and str(days).strip().lstrip("-").isdigit() and int(days) > 0:
+            found.append(datetime.datetime.fromtimestamp(int(days) * 86400, UTC))
+        end = first_value(values, "pwdEndTime")
+        if end not in (None, ""):
+            found.append(parse_time(end))
+        return min(found) if found else None
+
+    # --- the change cursor -------------------------------------------------------
+    def begin(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:
+        bound, clock = self.server_time(conn, dse)
         stamp = cursor.get("stamp")
         if not stamp:
-            return Begin(None, {}, "no watermark yet")
-        since = _generalized(_parse_time(stamp) - datetime.timedelta(seconds=self.config.overlap_seconds))
-        return Begin(f"({self.stamp_attribute}>={since})", cursor)
+            return Begin(None, {"clock": clock}, "no watermark yet", bound=bound)
+        start = min(parse_time(stamp), bound)  # a cursor stored ahead of the server comes back to it
+        since = generalized(start - datetime.timedelta(seconds=self.config.overlap_seconds))
+        return Begin(f"({self.stamp_attribute}>={since})", {"stamp": generalized(start), "clock": clock}, bound=bound)
+
+    def server_time(self, conn: ldap3.Connection, dse: dict[str, Any]) -> tuple[datetime.datetime, str]:
+        """The latest stamp to trust, and where that bound comes from.
+
+        A replica with a fast clock, or an import that kept its source's stamps, writes
+        modifyTimestamps ahead of the server: taken as the cursor, one of them would hide every
+        later change until the full sync. So no stamp counts as later than the server's time
+        (rootDSE currentTime, as AD and Samba give it; OpenLDAP's cn=Monitor where it is
+        configured and readable), else the connector's clock plus clock_tolerance_seconds.
+        """
+        current = first_value(dse, "currentTime")
+        if current:
+            return parse_time(current), "server currentTime"
+        monitor = read_entry(conn, MONITOR_TIME, ["monitorTimestamp"])
+        stamp = first_value(monitor[1], "monitorTimestamp") if monitor else None
+        if stamp:
+            return parse_time(stamp), "server cn=Monitor"
+        tolerance = self.config.clock_tolerance_seconds
+        return (datetime.datetime.fromtimestamp(time.time() + tolerance, UTC),
+                f"connector clock + {tolerance:g} s")
 
     def advance(self, begin: Begin, stamps: list[Any]) -> dict[str, Any]:
-        """The cursor after a run that saw entries stamped `stamps`."""
-        seen = [_parse_time(s) for s in set(stamps) if s]  # a full sync has few distinct stamps
+        """The cursor after a run that saw entries stamped `stamps`; a stamp past the bound counts as the bound."""
+        bound = begin.bound or datetime.datetime.max.replace(tzinfo=UTC)
+        seen = [min(parse_time(s), bound) for s in set(stamps) if s]  # a full sync has few distinct stamps
         if begin.cursor.get("stamp"):
-            seen.append(_parse_time(begin.cursor["stamp"]))
-        return {"stamp": _generalized(max(seen))} if seen else {}
+            seen.append(parse_time(begin.cursor["stamp"]))
+        rest = {k: v for k, v in begin.cursor.items() if k != "stamp"}
+        return {"stamp": generalized(max(seen)), **rest} if seen else rest
 
 
 class OpenLdapDialect(Dialect):
     name = "openldap"
-    id_attributes = ("entryUUID",)
+    default_ids = ("entryUUID",)
     default_filter = "(objectClass=inetOrgPerson)"
 
-    def external_id(self, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> str:
-        found = _first(values, "entryUUID")
-        if not found:
-            raise DirectoryError(f"{dn} has no entryUUID; is this an OpenLDAP server? Use dialect = \"generic\"")
-        return str(found)
+    def missing_id(self, dn: str) -> str:
+        if self.id_attributes != ("entryUUID",):
+            return super().missing_id(dn)
+        who = self.config.bind_dn or "anonymous"
+        return (f"{dn} has no entryUUID that {who} may read: an access rule hides it. entryUUID is the stable id "
+                "that keeps a user through renames and moves; let the bind account read it with a rule placed before "
+                f"the one that hides it, in slapd.conf: access to attrs=entryUUID by dn.exact=\"{who}\" read by * break "
+                f"(cn=config: add olcAccess: {{0}}to attrs=entryUUID by dn.exact=\"{who}\" read by * break to the "
+                "database). Or set id_attribute to another attribute that never changes for a user (an employee "
+                "number); id_attribute = \"dn\" keys users by DN, so a rename or a move becomes a delete and a create")
 
 
 class ActiveDirectoryDialect(Dialect):
     name = "ad"
-    id_attributes = ("objectGUID",)
+    default_ids = ("objectGUID",)
     stamp_attribute = "uSNChanged"
     default_filter = "(&(objectCategory=person)(objectClass=user))"
     group_filter = "(objectClass=group)"
     user_attributes = (*COMMON_ATTRIBUTES, "userPrincipalName", "sAMAccountName", "ipPhone", "msRTCSIP-Line",
                        "msRTCSIP-PrimaryUserAddress", "department")
     username_attributes = ("userPrincipalName", "sAMAccountName")
+    expiry_attributes = ("accountExpires",)
+    root_dse_attributes = ("highestCommittedUSN", "dsServiceName", "defaultNamingContext", "namingContexts")
 
     @property
     def technical_attributes(self) -> tuple[str, ...]:
-        return ("objectGUID", "userAccountControl")
+        return (*self.id_attributes, "userAccountControl", "accountExpires", "primaryGroupID", "objectSid")
 
-    def external_id(self, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> str:
-        guid = next((v[0] for k, v in raw.items() if k.lower() == "objectguid" and v), None)
-        if guid is None or len(guid) != 16:
-            raise DirectoryError(f"{dn} has no objectGUID; is this Active Directory? Use dialect = \"generic\"")
-        return str(uuid.UUID(bytes_le=guid))  # the mixed-endian form AD tools print
+    def missing_id(self, dn: str) -> str:
+        if self.id_attributes != ("objectGUID",):
+            return super().missing_id(dn)
+        return (f"{dn} has no objectGUID that {self.config.bind_dn} may read; every Active Directory object has one: "
+                "check that url points at a domain controller and that the bind account may read the users")
 
-    def id_filter(self, external_id: str) -> str:
-        return f"(objectGUID={escape_bytes(uuid.UUID(external_id).bytes_le)})"
-
-    def is_active(self, values: dict[str, Any]) -> bool:
-        control = _first(values, "userAccountControl")
+    def is_active(self, values: dict[str, Any], now: float) -> bool:
+        control = first_value(values, "userAccountControl")
         if control is not None and int(control) & UAC_ACCOUNTDISABLE:
             return False
-        return super().is_active(values)
+        return super().is_active(values, now)
 
-    def begin(self, conn: ldap3.Connection, cursor: dict[str, Any]) -> Begin:
+    def expiry(self, values: dict[str, Any]) -> datetime.datetime | None:
+        """accountExpires: 100-ns intervals since 1601 (FILETIME, UTC); 0 and 2^63-1 mean never."""
+        value = first_value(values, "accountExpires")
+        if value in (None, "") or not str(value).strip().lstrip("-").isdigit():
+            return None
+        ticks = int(value)
+        if ticks in AD_NEVER_EXPIRES or ticks < 0:
+            return None
+        try:
+            return FILETIME_EPOCH + datetime.timedelta(microseconds=ticks // 10)
+        except OverflowError:
+            return None
+
+    def begin(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:
         # Read highestCommittedUSN *before* searching and store it with the data (Microsoft's procedure).
-        dse = root_dse(conn, ["highestCommittedUSN", "dsServiceName", "defaultNamingContext"])
-        dc, usn = str(_first(dse, "dsServiceName")), int(_first(dse, "highestCommittedUSN"))
+        dc, usn = str(first_value(dse, "dsServiceName")), int(first_value(dse, "highestCommittedUSN"))
         ntds = list(search(conn, dc, "(objectClass=*)", ["invocationId"], None, scope=ldap3.BASE))
         raw = next((v[0] for k, v in ntds[0][2].items() if k.lower() == "invocationid"), b"") if ntds else b""
         if len(raw) != 16:
             raise DirectoryError(f"cannot read the invocationId of {dc}; let the bind account read it")
         after = {"usn": usn, "invocation_id": str(uuid.UUID(bytes_le=raw)), "dc": dc}
-        base = str(_first(dse, "defaultNamingContext"))
+        base = str(first_value(dse, "defaultNamingContext"))
         if "usn" not in cursor:
             return Begin(None, after, "no watermark yet", base)
         if cursor.get("dc") != dc or cursor.get("invocation_id") != after["invocation_id"]:
@@ -153,7 +260,7 @@ class ActiveDirectoryDialect(Dialect):
         return Begin(f"(uSNChanged>={int(cursor['usn']) + 1})", after, None, base)
 
     def advance(self, begin: Begin, stamps: list[Any]) -> dict[str, Any]:
-        return begin.cursor
+        return begin.cursor  # a USN is no clock: nothing to bound
 
 
 DIALECTS: dict[str, type[Dialect]] = {"generic": Dialect, "openldap": OpenLdapDialect, "ad": ActiveDirectoryDialect}
@@ -163,7 +270,7 @@ def dialect_for(config: LdapConfig) -> Dialect:
     return DIALECTS[config.dialect](config)
 
 
-def _first(values: dict[str, Any], name: str) -> Any:
+def first_value(values: dict[str, Any], name: str) -> Any:
     """The first value of attribute `name` (case-insensitive), or None."""
     for key, value in values.items():
         if key.lower() == name.lower():
@@ -173,13 +280,21 @@ def _first(values: dict[str, Any], name: str) -> Any:
     return None
 
 
-def _parse_time(text: Any) -> datetime.datetime:
-    """GeneralizedTime ("20240101120000Z", "20240101120000.5Z") or a datetime ldap3 made of it."""
+def all_values(values: dict[str, Any], name: str) -> list[Any]:
+    """Every value of attribute `name` (case-insensitive)."""
+    for key, value in values.items():
+        if key.lower() == name.lower():
+            return value if isinstance(value, list) else [value]
+    return []
+
+
+def parse_time(text: Any) -> datetime.datetime:
+    """GeneralizedTime ("20240101120000Z", "20240101120000.5Z") or a datetime ldap3 made of it, in UTC."""
     if isinstance(text, datetime.datetime):
-        return text.astimezone(datetime.timezone.utc)
+        return text.astimezone(UTC) if text.tzinfo else text.replace(tzinfo=UTC)
     digits = str(text).rstrip("Z").split(".")[0]
-    return datetime.datetime.strptime(digits[:14], "%Y%m%d%H%M%S").replace(tzinfo=datetime.timezone.utc)
+    return datetime.datetime.strptime(digits[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
 
 
-def _generalized(moment: datetime.datetime) -> str:
+def generalized(moment: datetime.datetime) -> str:
     return moment.strftime("%Y%m%d%H%M%SZ")

@@ -14,13 +14,14 @@ from connector.config import LdapConfig
 
 @dataclasses.dataclass(frozen=True)
 class GuardVerdict:
-    drops: int  # active known users this run would deactivate or delete
+    drops: int  # active known users this run would deactivate, delete or take out of a group the rules name
     known: int
     tripped: bool
 
     def describe(self, config: LdapConfig) -> str:
         share = self.drops / self.known if self.known else 1.0
-        return (f"{self.drops} of {self.known} known users ({share:.0%}) would be deactivated or deleted; "
+        return (f"{self.drops} of {self.known} known users ({share:.0%}) would be deactivated, deleted or leave a "
+                f"group the rules name; "
                 f"the limit is {config.guard_max_count} users, or {config.guard_max_share:.0%} once "
                 f"{config.guard_min_count} or more would go")
 

@@ -1,4 +1,9 @@
-"""One directory entry as the normalized user state of connector/events.py, with a digest to compare."""
+"""One directory entry as the normalized user state of connector/events.py, with a digest to compare.
+
+Beyond the keys of connector/events.py, an LDAP state holds `direct_groups` (the `memberOf`
+DNs) next to `groups` (effective membership: direct, primary and nested, as the rules see it),
+and `expiresAt` (ISO 8601, UTC) when the account has an expiry date.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import hashlib
 import json
 from typing import Any
 
-from connector.sources.ldap.dialects import Dialect
+from connector.sources.ldap.dialects import Dialect, UTC
+from connector.sources.ldap.dn import dn_key
 from connector.store.base import LdapEntry
 
 
@@ -16,14 +22,16 @@ from connector.store.base import LdapEntry
 class Snapshot:
     entry: LdapEntry
     stamp: Any  # modifyTimestamp or uSNChanged as the server sent it
+    expired: bool = False  # inactive because its expiry date has passed
 
     @property
     def external_id(self) -> str:
         return self.entry.external_id
 
 
-def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> Snapshot:
-    """Normalize one search result; the digest covers everything the mapping may read."""
+def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]],
+             groups: tuple[list[str], list[str]], now: float) -> Snapshot:
+    """Normalize one search result; `groups` are its (direct, effective) groups; the digest covers all the mapping may read."""
     texts: dict[str, list[str]] = {}  # lower-cased attribute name -> its non-empty values as text
     for key, value in values.items():
         found = [v if type(v) is str else _text(v) for v in (value if isinstance(value, list) else (value,))
@@ -34,8 +42,9 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
     names = (dialect.config.username_attribute, *dialect.username_attributes)
     username = next((texts[n.lower()][0] for n in names if n and n.lower() in texts), None)
     display = texts.get("displayname") or texts.get("cn")
-    groups = texts.get("memberof", empty)
-    active = dialect.is_active(values)
+    direct, effective = groups
+    active = dialect.is_active(values, now)
+    expires = dialect.expiry(values)
     state: dict[str, Any] = {
         "userName": username or dn,
         "active": active,
@@ -43,9 +52,12 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
         "emails": [{"value": v, "type": "work", "primary": i == 0} for i, v in enumerate(texts.get("mail", empty))],
         "phoneNumbers": [{"value": v, "type": "work"} for v in texts.get("telephonenumber", empty)]
         + [{"value": v, "type": "mobile"} for v in texts.get("mobile", empty)],
-        "groups": groups,
+        "groups": effective,
+        "direct_groups": direct,
         "attributes": {"dn": dn},
     }
+    if expires is not None:
+        state["expiresAt"] = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
     given, family = texts.get("givenname"), texts.get("sn")
     if given or family:
         state["name"] = {**({"givenName": given[0]} if given else {}), **({"familyName": family[0]} if family else {})}
@@ -55,8 +67,20 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
         if found:
             attributes[wanted] = found[0] if len(found) == 1 else found
     digest = hashlib.sha256(json.dumps(state, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    entry = LdapEntry(dialect.external_id(dn, values, raw), digest, active, tuple([g.lower() for g in groups]), state)
-    return Snapshot(entry, texts.get(dialect.stamp_attribute.lower(), [None])[0])
+    entry = LdapEntry(dialect.external_id(dn, values, raw), digest, active, tuple(dn_key(g) for g in effective), state)
+    expired = expires is not None and expires.timestamp() <= now
+    return Snapshot(entry, texts.get(dialect.stamp_attribute.lower(), [None])[0], expired)
+
+
+def expires_at(state: dict[str, Any]) -> float | None:
+    """The expiry a stored state records, as a Unix time."""
+    text = state.get("expiresAt")
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
 
 
 _EMPTY = (None, "", b"")

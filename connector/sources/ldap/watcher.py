@@ -1,10 +1,19 @@
 """The watcher of one directory: read what changed, compare with what is known, commit events and cursor at once.
 
-An incremental run reads the entries changed since the cursor (plus the members of changed
-groups, and AD tombstones); a full run reads every entry and also deletes the ids that vanished.
-Nothing is written until the whole read succeeded, and then events, entries and the new cursor
-are written in one transaction (`Store.commit_poll`): a crash or an outage means the next run
-starts again from the old cursor, never past a change.
+An incremental run reads the users changed since the cursor, and also what changed without a
+write to the user entry:
+
+    left the scope    changed entries of the naming context that are no user under `base` any more
+                      (moved to a leavers' OU, or out of the filter); AD tombstones; where those
+                      cannot be seen, a bounded batch of known users checked still in scope
+    group changes     the members, now and before, of changed groups, deleted groups (tombstones)
+                      and vanished groups the rules name, nested groups included
+    expiries          accounts whose expiry date has come since, which no write announces
+
+A full run reads every entry and also deletes the ids that vanished. Nothing is written until
+the whole read succeeded, and then events, entries and the new cursor are written in one
+transaction (`Store.commit_poll`): a crash or an outage means the next run starts again from
+the old cursor, never past a change.
 """
 
 from __future__ import annotations
@@ -13,25 +22,29 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import ldap3
-from ldap3.utils.conv import escape_filter_chars
 
 from connector.config import LdapConfig
 from connector.events import UserChange
+from connector.mapping.rules import in_group
 from connector.ops.metrics import LDAP_POLL_SECONDS
 from connector.sources.ldap import metrics
-from connector.sources.ldap.connection import SHOW_DELETED, DirectoryError, close, open_connection, search
+from connector.sources.ldap.connection import DirectoryError, close, open_connection, root_dse
 from connector.sources.ldap.dialects import Begin, dialect_for
+from connector.sources.ldap.dn import dn_key
 from connector.sources.ldap.guard import judge
-from connector.sources.ldap.snapshot import Snapshot, snapshot
-from connector.store.base import LdapEntry, LdapPoll, Store
+from connector.sources.ldap.reading import Reader
+from connector.sources.ldap.scope import Scope, probe
+from connector.sources.ldap.snapshot import Snapshot, expires_at
+from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, Store
 
 log = logging.getLogger("connector.ldap")
 
 Progress = Callable[[int], None]
-ID_BATCH = 50  # ids per (|(id=..)(id=..)) re-read
+DN_IDENTITY_WARNING = ("users are keyed by DN (id_attribute = \"dn\"): a rename or a move becomes a delete and a "
+                       "create, and recording stops until the create is pushed; prefer a stable id attribute")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +56,15 @@ class RunResult:
     guard_message: str | None = None  # set when the guard held events
 
 
+@dataclasses.dataclass
+class _Run:
+    """What one run found, besides the users it saw."""
+
+    known: dict[str, LdapEntry] | None = None  # every known entry, once a step needed them all
+    tracked: set[str] | None = None  # the groups the rules name, and the groups nested in them
+    scope_offset: int | None = None
+
+
 class Watcher:
     """Polls one `[ldap.NAME]` directory; runs of one watcher never overlap."""
 
@@ -50,8 +72,12 @@ class Watcher:
         self.store = store
         self.config = config
         self.dialect = dialect_for(config)
+        self.rule_groups = _rule_groups(config)
         self._conn: ldap3.Connection | None = None
         self._lock = threading.Lock()
+        self._ids: tuple[int, list[str]] | None = None  # (watermark version, sorted known ids)
+        if self.dialect.by_dn:
+            log.warning("ldap %s: %s", config.name, DN_IDENTITY_WARNING)
 
     def run(self, *, full: bool = False, force: bool = False, progress: Progress | None = None) -> RunResult:
         """One run; `full` reconciles every entry, `force` lets the mass-change guard pass."""
@@ -77,81 +103,122 @@ class Watcher:
     def _run(self, full: bool, force: bool, progress: Progress | None) -> RunResult:
         name = self.config.name
         watermark = self.store.ldap_watermark(name)
+        cursor = watermark.cursor if watermark else {}
         conn = self._connection()
-        begin = self.dialect.begin(conn, watermark.cursor if watermark else {})
+        dse = root_dse(conn, self.dialect.root_dse_attributes)
+        begin = self.dialect.begin(conn, cursor, dse)  # before any search: the cursor must not pass a change
+        scope = probe(conn, self.config, self.dialect, dse)
         if begin.since is None and not full:
             resync = watermark is not None and bool(watermark.cursor)  # a lost epoch, not a first run
             log.log(logging.WARNING if resync else logging.INFO, "ldap %s: full sync: %s", name, begin.full_reason)
         full = full or begin.since is None
-        seen, gone = self._read_full(conn, progress) if full else self._read_changes(conn, begin, progress)
-        known = self.store.ldap_entries(name, None if full else [*seen, *gone])
+        now = time.time()
+        reader = Reader(conn, self.config, self.dialect, scope, now, progress)
+        found = _Run()
         if full:
+            seen = reader.users("")
+            found.known = known = self.store.ldap_entries(name)
             gone = {external_id: "ldap:vanished" for external_id in known if external_id not in seen}
+        else:
+            seen, gone = self._read_changes(reader, begin, scope, cursor, watermark, found)
+            known = found.known if found.known is not None else self.store.ldap_entries(name, [*seen, *gone])
+        if scope.track_rule_groups and found.tracked is None and self.rule_groups:
+            found.tracked = reader.rule_groups(self.rule_groups)
         changes, entries, removed = self._compare(seen.values(), gone, known, full)
-        drops = [c for c in changes if c.kind == "delete" or (c.kind == "deactivate" and _was_active(known, c))]
-        verdict = judge(self.config, len(drops), watermark.known if watermark else 0)
-        held: list[UserChange] = []
-        guard_message = None
-        if verdict.tripped and force:
-            log.warning("ldap %s: %s; --force given, so they go through", name, verdict.describe(self.config))
-        elif verdict.tripped:
-            held, dropped = drops, {id(c) for c in drops}
-            changes = [c for c in changes if id(c) not in dropped]
-            guard_message = (f"ldap {name}: mass-change guard tripped: {verdict.describe(self.config)}. "
-                             f"{len(held)} events are held: review them with `connector events list --state held`, "
-                             "release them with `connector events approve`, or run "
-                             f"`connector ldap sync {name} --full --force` if the change is intended")
-            log.warning(guard_message)
-            metrics.HELD.labels(name).inc(len(held))
+        changes, held, guard_message = self._guard(changes, known, watermark, force)
         counts = _counts(seen, changes, held)
-        cursor = self.dialect.advance(begin, [s.stamp for s in seen.values()])
+        cursor = {**self.dialect.advance(begin, [s.stamp for s in seen.values()]),
+                  **self._bookkeeping([*scope.notes, *reader.notes], found, seen, now, cursor, full)}
         poll = LdapPoll(name, watermark.version if watermark else 0, cursor, time.time(), changes, held,
                         entries, removed, counts)
         ids = self.store.commit_poll(poll)
+        self._remember_ids(poll, found)
         metrics.LAST_SUCCESS.labels(name).set(poll.at)
         if changes or held:
             log.info("ldap %s: %s run: %s", name, "full" if full else "incremental", counts)
         return RunResult(name, full, counts, ids, guard_message)
 
-    def _read_full(self, conn: ldap3.Connection, progress: Progress | None) -> tuple[dict[str, Snapshot], dict[str, str]]:
-        return self._users(conn, self.dialect.filter, progress), {}
-
-    def _read_changes(self, conn: ldap3.Connection, begin: Begin,
-                      progress: Progress | None) -> tuple[dict[str, Snapshot], dict[str, str]]:
-        config, dialect, since = self.config, self.dialect, begin.since
-        seen = self._users(conn, f"(&{dialect.filter}{since})", progress)
-        gone: dict[str, str] = {}
-        # Changed entries that no longer match the filter have left the scope.
-        for dn, values, raw in search(conn, config.base, str(since), dialect.id_attributes, config.page_size):
-            external_id = dialect.external_id(dn, values, raw)
-            if external_id not in seen:
-                gone[external_id] = "ldap:out-of-scope"
-        # A membership change touches the group, not its members: re-read old and new members.
-        groups = [dn.lower() for dn, _, _ in search(conn, begin.tombstone_base or config.base,
-                                                     f"(&{dialect.group_filter}{since})", ["1.1"], config.page_size)]
-        if groups:
-            members = "".join(f"(memberOf={escape_filter_chars(g)})" for g in groups)
-            seen.update(self._users(conn, f"(&{dialect.filter}(|{members}))", progress))
-            former = [i for i, e in self.store.ldap_entries(config.name).items()
-                      if i not in seen and set(e.groups) & set(groups)]
-            for start in range(0, len(former), ID_BATCH):
-                ids = "".join(dialect.id_filter(i) for i in former[start:start + ID_BATCH])
-                seen.update(self._users(conn, f"(&{dialect.filter}(|{ids}))", progress))
-        if begin.tombstone_base and dialect.name == "ad":
-            tombstones = search(conn, begin.tombstone_base, f"(&(isDeleted=TRUE){since})", ["objectGUID"],
-                                config.page_size, controls=[(SHOW_DELETED, True, None)])
-            gone.update({dialect.external_id(dn, v, raw): "ldap:tombstone" for dn, v, raw in tombstones})
+    def _read_changes(self, reader: Reader, begin: Begin, scope: Scope, cursor: dict[str, Any],
+                      watermark: LdapWatermark | None, found: _Run) -> tuple[dict[str, Snapshot], dict[str, str]]:
+        seen = reader.users(str(begin.since))
+        # Changed users of the naming context that are no user in scope have left it (moved, or out of the filter).
+        candidates = list(self.store.ldap_entries(self.config.name, sorted(reader.left(begin, seen))))
+        present = reader.present(candidates) if candidates else set()
+        gone = {i: "ldap:out-of-scope" for i in candidates if i not in present}
+        # A membership change touches the group, not its members: re-read its members now and before.
+        affected = reader.changed_groups(begin)
+        deleted: list[str] = []
+        if scope.tombstones and begin.tombstone_base:
+            tombstones, deleted = reader.tombstones(begin)
+            gone.update({i: "ldap:tombstone" for i in tombstones})
+        if scope.track_rule_groups and self.rule_groups:
+            found.tracked = reader.rule_groups(self.rule_groups)
+            deleted += sorted(set(cursor.get("rule_groups") or ()) - found.tracked)
+        if affected or deleted:
+            seen.update(reader.members(affected))
+            keys = {dn_key(g) for g in [*affected, *deleted]}
+            former = [i for i, e in self._known(found).items() if i not in seen and keys.intersection(e.groups)]
+            seen.update(reader.by_ids(former))
+        due = cursor.get("expiry_due")
+        if isinstance(due, (int, float)) and due <= reader.now:  # expiry passes with no write to the directory
+            expiring = [i for i, e in self._known(found).items() if i not in seen and e.active and _due(e, reader.now)]
+            seen.update(reader.by_ids(expiring))
+        if scope.check_known:
+            gone.update(self._check_in_scope(reader, cursor, watermark, found, [*seen, *gone]))
         return seen, {i: cause for i, cause in gone.items() if i not in seen}
 
-    def _users(self, conn: ldap3.Connection, search_filter: str, progress: Progress | None) -> dict[str, Snapshot]:
-        found: dict[str, Snapshot] = {}
-        for dn, values, raw in search(conn, self.config.base, search_filter, self.dialect.attributes,
-                                      self.config.page_size):
-            snap = snapshot(self.dialect, dn, values, raw)
-            found[snap.external_id] = snap
-            if progress is not None:
-                progress(1)
-        return found
+    def _check_in_scope(self, reader: Reader, cursor: dict[str, Any], watermark: LdapWatermark | None,
+                        found: _Run, settled: list[str]) -> dict[str, str]:
+        """Check the next `scope_check_per_poll` known users, in turn, still in scope; the others have vanished."""
+        ids = self._known_ids(watermark, found)
+        if not ids:
+            return {}
+        offset = int(cursor.get("scope_offset") or 0) % len(ids)
+        batch = (ids[offset:] + ids[:offset])[:self.config.scope_check_per_poll]
+        found.scope_offset = (offset + len(batch)) % len(ids)
+        done = set(settled)  # seen now, or already known to have left
+        batch = [i for i in batch if i not in done]
+        present = reader.present(batch)
+        return {i: "ldap:vanished" for i in batch if i not in present}
+
+    def _known(self, found: _Run) -> dict[str, LdapEntry]:
+        if found.known is None:
+            found.known = self.store.ldap_entries(self.config.name)
+        return found.known
+
+    def _known_ids(self, watermark: LdapWatermark | None, found: _Run) -> list[str]:
+        version = watermark.version if watermark else 0
+        if self._ids is None or self._ids[0] != version:
+            self._ids = (version, sorted(self._known(found)))
+        return self._ids[1]
+
+    def _remember_ids(self, poll: LdapPoll, found: _Run) -> None:
+        """Keep the sorted known ids for the next scope check without reading every entry again."""
+        if found.known is not None:
+            ids = set(found.known)
+        elif self._ids is not None and self._ids[0] == poll.version:
+            ids = set(self._ids[1])
+        else:
+            self._ids = None
+            return
+        ids = (ids | {e.external_id for e in poll.entries}) - set(poll.removed)
+        self._ids = (poll.version + 1, sorted(ids))
+
+    def _bookkeeping(self, notes: list[str], found: _Run, seen: dict[str, Snapshot], now: float,
+                     cursor: dict[str, Any], full: bool) -> dict[str, Any]:
+        """The watcher's own part of the cursor: notes for `connector ldap status`, when the next expiry is due,
+        where the scope check goes on, which rule groups exist."""
+        kept: dict[str, Any] = {}
+        if notes:
+            kept["notes"] = notes
+        due = _next_expiry(seen, found.known, cursor.get("expiry_due"), now, full)
+        if due is not None:
+            kept["expiry_due"] = due
+        if found.scope_offset is not None:
+            kept["scope_offset"] = found.scope_offset
+        if found.tracked is not None:
+            kept["rule_groups"] = sorted(found.tracked)
+        return kept
 
     def _compare(self, seen: Iterable[Snapshot], gone: dict[str, str], known: dict[str, LdapEntry],
                  full: bool) -> tuple[list[UserChange], list[LdapEntry], list[str]]:
@@ -160,7 +227,8 @@ class Watcher:
             old = known.get(snap.external_id)
             if old is not None and old.digest == snap.entry.digest:
                 continue
-            cause = ("ldap:reconcile-" if full else "ldap:") + ("create" if old is None else "change")
+            what = "create" if old is None else "expired" if snap.expired and old.active else "change"
+            cause = ("ldap:reconcile-" if full else "ldap:") + what
             changes.append(UserChange(name, snap.external_id, "upsert" if snap.entry.active else "deactivate",
                                       snap.entry.state, cause=cause))
             entries.append(snap.entry)
@@ -169,6 +237,64 @@ class Watcher:
             state = {**known[external_id].state, "active": False}
             changes.append(UserChange(name, external_id, "delete", state, cause=gone[external_id]))
         return changes, entries, removed
+
+    def _leaves_rule_group(self, known: dict[str, LdapEntry], change: UserChange) -> bool:
+        """An active user who was in a group the rules name and is no longer (e.g. its nested group was taken out)."""
+        old = known.get(change.external_id)
+        if change.kind != "upsert" or old is None or not old.active:
+            return False
+        return any(in_group(old.state, g) and not in_group(change.state, g) for g in self.rule_groups)
+
+    def _guard(self, changes: list[UserChange], known: dict[str, LdapEntry], watermark: LdapWatermark | None,
+               force: bool) -> tuple[list[UserChange], list[UserChange], str | None]:
+        """Hold the deactivations and deletes of a run that would drop too many users (the mass-change guard)."""
+        name = self.config.name
+        drops = [c for c in changes if c.kind == "delete" or (c.kind == "deactivate" and _was_active(known, c))
+                 or self._leaves_rule_group(known, c)]
+        verdict = judge(self.config, len(drops), watermark.known if watermark else 0)
+        if verdict.tripped and force:
+            log.warning("ldap %s: %s; --force given, so they go through", name, verdict.describe(self.config))
+        if not verdict.tripped or force:
+            return changes, [], None
+        dropped = {id(c) for c in drops}
+        message = (f"ldap {name}: mass-change guard tripped: {verdict.describe(self.config)}. "
+                   f"{len(drops)} events are held: review them with `connector events list --state held`, "
+                   "release them with `connector events approve`, or run "
+                   f"`connector ldap sync {name} --full --force` if the change is intended")
+        log.warning(message)
+        metrics.HELD.labels(name).inc(len(drops))
+        return [c for c in changes if id(c) not in dropped], drops, message
+
+
+def _next_expiry(seen: dict[str, Snapshot], known: dict[str, LdapEntry] | None, due: Any, now: float,
+                 full: bool) -> float | None:
+    """The earliest expiry still to come of an active user; a stale (early) answer only costs one more look."""
+    times = [expires_at(s.entry.state) for s in seen.values() if s.entry.active]
+    if known is not None and not full:
+        times += [expires_at(e.state) for i, e in known.items() if i not in seen and e.active]
+    elif isinstance(due, (int, float)):
+        times.append(float(due))
+    upcoming = [t for t in times if t is not None and t > now]
+    return min(upcoming) if upcoming else None
+
+
+def _due(entry: LdapEntry, now: float) -> bool:
+    expires = expires_at(entry.state)
+    return expires is not None and expires <= now
+
+
+def _rule_groups(config: LdapConfig) -> tuple[str, ...]:
+    """The groups the mapping's rules name; they are re-read each poll where deleted groups leave no tombstone."""
+    if not config.mapping_file:
+        return ()
+    from connector.mapping import MappingError, load_mapping  # the mapping is optional for the watcher
+
+    try:
+        mapping = load_mapping(config.mapping_file)
+    except MappingError as exc:
+        log.warning("ldap %s: the groups the rules name are not re-read: %s", config.name, exc)
+        return ()
+    return tuple(dict.fromkeys(rule.when.group for rule in mapping.rules if rule.when.group))
 
 
 def _was_active(known: dict[str, LdapEntry], change: UserChange) -> bool:

@@ -1,0 +1,126 @@
+"""What one run reads from the directory: users as snapshots, by filter or by stable id, and what left.
+
+A `Reader` lives for one run on one connection; it resolves each user's effective groups
+through one `Membership`, which caches every group it looked up.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import ldap3
+
+from connector.config import LdapConfig
+from connector.sources.ldap.connection import LIMITS, SHOW_DELETED, DirectoryError, search
+from connector.sources.ldap.dialects import Begin, Dialect, first_value
+from connector.sources.ldap.dn import escape_value, normalize_dn
+from connector.sources.ldap.groups import Membership
+from connector.sources.ldap.scope import Scope
+from connector.sources.ldap.snapshot import Snapshot, snapshot
+
+Progress = Callable[[int], None]
+ID_BATCH = 50  # ids per (|(id=..)(id=..)) search
+
+
+class Reader:
+    def __init__(self, conn: ldap3.Connection, config: LdapConfig, dialect: Dialect, scope: Scope, now: float,
+                 progress: Progress | None = None) -> None:
+        self.conn, self.config, self.dialect, self.scope = conn, config, dialect, scope
+        self.now = now
+        self.progress = progress
+        self.notes: list[str] = []  # limits met in this run, for `connector ldap status`
+        self.membership = Membership(conn, dialect, scope.group_base)
+
+    def users(self, search_filter: str) -> dict[str, Snapshot]:
+        """Every user under `base` that matches the user filter AND `search_filter`, with its effective groups."""
+        found: dict[str, Snapshot] = {}
+        for dn, values, raw in search(self.conn, self.config.base, f"(&{self.dialect.filter}{search_filter})",
+                                      self.dialect.attributes, self.config.page_size):
+            snap = snapshot(self.dialect, dn, values, raw, self.membership.of(values, raw), self.now)
+            found[snap.external_id] = snap
+            if self.progress is not None:
+                self.progress(1)
+        return found
+
+    def by_ids(self, ids: Iterable[str]) -> dict[str, Snapshot]:
+        """The users with these stable ids that are still in scope (the others are left out)."""
+        found: dict[str, Snapshot] = {}
+        for batch in _batches(list(ids)):
+            found.update(self.users("(|" + "".join(self.dialect.id_filter(i) for i in batch) + ")"))
+        return found
+
+    def present(self, ids: list[str]) -> set[str]:
+        """Which of these ids are users in scope (under `base`, matching the filter); only ids are read."""
+        attributes = self.dialect.id_attributes or ("1.1",)
+        found: set[str] = set()
+        for batch in _batches(ids):
+            terms = "".join(self.dialect.id_filter(i) for i in batch)
+            for dn, values, raw in search(self.conn, self.config.base, f"(&{self.dialect.filter}(|{terms}))",
+                                          attributes, self.config.page_size):
+                found.add(self.dialect.external_id(dn, values, raw))
+        return found
+
+    def left(self, begin: Begin, seen: dict[str, Snapshot]) -> set[str]:
+        """Ids of users changed since the cursor in the scope root (the naming context) that are not among
+        `seen`: moved out of `base`, or out of the filter. Candidates only: the watcher confirms each by id,
+        since a user may also have changed between the two searches."""
+        filters = dict.fromkeys([self.dialect.filter, self.dialect.default_filter])
+        user_like = f"(&{''.join(filters) if len(filters) == 1 else '(|' + ''.join(filters) + ')'}{begin.since})"
+        attributes = self.dialect.id_attributes or ("1.1",)
+        try:
+            found = list(search(self.conn, self.scope.root, user_like, attributes, self.config.page_size))
+        except DirectoryError as exc:
+            if exc.code not in LIMITS or self.scope.root == self.config.base:
+                raise
+            self.notes.append(f"the changes under {self.scope.root} exceed the bind account's size or time limit: "
+                              f"a user moved out of {self.config.base} is found by checking known users; raise the "
+                              "limit for the account (OpenLDAP: limits dn.exact=... size=unlimited)")
+            found = list(search(self.conn, self.config.base, user_like, attributes, self.config.page_size))
+        ids = {self.dialect.find_id(dn, values, raw) for dn, values, raw in found}
+        return {i for i in ids if i is not None and i not in seen}
+
+    def changed_groups(self, begin: Begin) -> list[str]:
+        return [dn for dn, _, _ in search(self.conn, self.scope.group_base, f"(&{self.dialect.group_filter}{begin.since})",
+                                          ["1.1"], self.config.page_size)]
+
+    def tombstones(self, begin: Begin) -> tuple[set[str], list[str]]:
+        """AD: the ids of entries deleted since the cursor, and the DNs the deleted groups had."""
+        ids, groups = set(), []
+        attributes = ["objectGUID", "objectClass", "name", "lastKnownParent", "msDS-LastKnownRDN"]
+        for dn, values, raw in search(self.conn, str(begin.tombstone_base), f"(&(isDeleted=TRUE){begin.since})",
+                                      attributes, self.config.page_size, controls=[(SHOW_DELETED, True, None)]):
+            external_id = self.dialect.find_id(dn, values, raw)
+            if external_id is not None:
+                ids.add(external_id)
+            classes = {str(c).lower() for c in values.get("objectClass") or ()}
+            if "group" in classes:
+                former = _former_dn(values)
+                if former is not None:
+                    groups.append(former)
+        return ids, groups
+
+    def members(self, groups: list[str]) -> dict[str, Snapshot]:
+        """The users who are members of any of `groups` now: directly, by primary group, or nested."""
+        found: dict[str, Snapshot] = {}
+        for members_filter in self.membership.members_filters(groups):
+            found.update(self.users(members_filter))
+        return found
+
+    def rule_groups(self, names: Iterable[str]) -> set[str]:
+        """The groups the rules name and the groups nested in them, in normal form."""
+        named = self.membership.named(names)
+        return {normalize_dn(g) for g in self.membership.below(named, include=True)} if named else set()
+
+
+def _former_dn(values: dict[str, object]) -> str | None:
+    """The DN a deleted AD object had: its last RDN (`name` up to the \\nDEL: mark) under lastKnownParent."""
+    parent = first_value(values, "lastKnownParent")
+    rdn = first_value(values, "msDS-LastKnownRDN") or str(first_value(values, "name") or "").split("\n")[0]
+    if not parent or not rdn:
+        return None
+    return f"CN={escape_value(str(rdn))},{parent}"
+
+
+def _batches(ids: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(ids), ID_BATCH):
+        yield ids[start:start + ID_BATCH]
