@@ -120,7 +120,8 @@ def bench_changes_to_verba(server: SlapdServer, conn: ldap3.Connection, work: pa
         store.migrate()
         (work / "pw").write_text(ADMIN_PASSWORD)
         watcher = watcher_for(server, base, store, work / "pw")
-        config = DeliveryConfig(workers=4, idle_poll_seconds=0.005)
+        # Every user's number changes at once: intended here, so the stop-recording guard must not hold it.
+        config = DeliveryConfig(workers=4, idle_poll_seconds=0.005, guard_max_count=10 * count)
         url = f"http://127.0.0.1:{port}/provisioning"
         with VerbaClient(url, eid="0000", login="bench", password="bench-pw", pool_size=4) as client:
             pool = WorkerPool(Deliverer(store, client, load_mapping("mappings/default.toml"), config), 4, 0.005)

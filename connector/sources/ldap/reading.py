@@ -6,7 +6,7 @@ through one `Membership`, which caches every group it looked up.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import ldap3
 
@@ -60,13 +60,15 @@ class Reader:
                 found.add(self.dialect.external_id(dn, values, raw))
         return found
 
-    def left(self, begin: Begin, seen: dict[str, Snapshot]) -> set[str]:
+    def left(self, begin: Begin, seen: dict[str, Snapshot]) -> tuple[set[str], list[Any]]:
         """Ids of users changed since the cursor in the scope root (the naming context) that are not among
-        `seen`: moved out of `base`, or out of the filter. Candidates only: the watcher confirms each by id,
-        since a user may also have changed between the two searches."""
+        `seen` (moved out of `base`, or out of the filter), and the stamps of every user it found there.
+        Candidates only: the watcher confirms each by id, since a user may also have changed between the
+        two searches. The stamps let the cursor pass changes outside `base`, which would else be read
+        again at every poll."""
         filters = dict.fromkeys([self.dialect.filter, self.dialect.default_filter])
         user_like = f"(&{''.join(filters) if len(filters) == 1 else '(|' + ''.join(filters) + ')'}{begin.since})"
-        attributes = self.dialect.id_attributes or ("1.1",)
+        attributes = (*self.dialect.id_attributes, self.dialect.stamp_attribute)
         try:
             found = list(search(self.conn, self.scope.root, user_like, attributes, self.config.page_size))
         except DirectoryError as exc:
@@ -77,7 +79,8 @@ class Reader:
                               "limit for the account (OpenLDAP: limits dn.exact=... size=unlimited)")
             found = list(search(self.conn, self.config.base, user_like, attributes, self.config.page_size))
         ids = {self.dialect.find_id(dn, values, raw) for dn, values, raw in found}
-        return {i for i in ids if i is not None and i not in seen}
+        stamps = [_raw_text(raw, self.dialect.stamp_attribute) for _, _, raw in found]
+        return {i for i in ids if i is not None and i not in seen}, stamps
 
     def changed_groups(self, begin: Begin) -> list[str]:
         return [dn for dn, _, _ in search(self.conn, self.scope.group_base, f"(&{self.dialect.group_filter}{begin.since})",
@@ -124,3 +127,11 @@ def _former_dn(values: dict[str, object]) -> str | None:
 def _batches(ids: list[str]) -> Iterable[list[str]]:
     for start in range(0, len(ids), ID_BATCH):
         yield ids[start:start + ID_BATCH]
+
+
+def _raw_text(raw: dict[str, list[bytes]], name: str) -> str | None:
+    """The first raw value of attribute `name` (case-insensitive) as text, as the server sent it."""
+    for key, values in raw.items():
+        if key.lower() == name.lower() and values:
+            return values[0].decode("utf-8", "replace")
+    return None

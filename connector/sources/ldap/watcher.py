@@ -63,6 +63,7 @@ class _Run:
     known: dict[str, LdapEntry] | None = None  # every known entry, once a step needed them all
     tracked: set[str] | None = None  # the groups the rules name, and the groups nested in them
     scope_offset: int | None = None
+    stamps: list[Any] = dataclasses.field(default_factory=list)  # of changed users outside `base` too
 
 
 class Watcher:
@@ -127,7 +128,7 @@ class Watcher:
         changes, entries, removed = self._compare(seen.values(), gone, known, full)
         changes, held, guard_message = self._guard(changes, known, watermark, force)
         counts = _counts(seen, changes, held)
-        cursor = {**self.dialect.advance(begin, [s.stamp for s in seen.values()]),
+        cursor = {**self.dialect.advance(begin, [*(s.stamp for s in seen.values()), *found.stamps]),
                   **self._bookkeeping([*scope.notes, *reader.notes], found, seen, now, cursor, full)}
         poll = LdapPoll(name, watermark.version if watermark else 0, cursor, time.time(), changes, held,
                         entries, removed, counts)
@@ -142,9 +143,12 @@ class Watcher:
                       watermark: LdapWatermark | None, found: _Run) -> tuple[dict[str, Snapshot], dict[str, str]]:
         seen = reader.users(str(begin.since))
         # Changed users of the naming context that are no user in scope have left it (moved, or out of the filter).
-        candidates = list(self.store.ldap_entries(self.config.name, sorted(reader.left(begin, seen))))
+        left, found.stamps = reader.left(begin, seen)
+        candidates = list(self.store.ldap_entries(self.config.name, sorted(left)))
         present = reader.present(candidates) if candidates else set()
         gone = {i: "ldap:out-of-scope" for i in candidates if i not in present}
+        # Still in scope but not seen: changed between the two searches; read them, the cursor passes them.
+        seen.update(reader.by_ids([i for i in present if i not in seen]))
         # A membership change touches the group, not its members: re-read its members now and before.
         affected = reader.changed_groups(begin)
         deleted: list[str] = []
