@@ -158,3 +158,16 @@ def test_nesting_is_followed_to_the_depth_limit_and_cycles_end(slapd, admin, bas
     shallow.run(full=True)
     assert sorted(events_of(store)[-1].change.state["groups"]) == sorted(chain[:3])
     shallow.close()
+
+
+def test_a_directory_larger_than_a_page_with_groups_syncs_in_full(slapd, admin, base, ldap_config, store):
+    """Membership look-ups are searches too: they must not break the paged search of the users."""
+    users = [slapd.add_user(admin, base, f"p{n:02d}") for n in range(12)]
+    team = add_group(slapd, admin, base, "team", *users[:6])
+    add_group(slapd, admin, base, "rec", team)
+    watcher = Watcher(store, ldap_config(group_base=base, page_size=5))
+    result = watcher.run(full=True)
+    assert result.counts["upsert"] == 12
+    states = {e.change.state["userName"]: e.change.state for e in events_of(store)}
+    assert len(states) == 12 and all(team in states[f"p{n:02d}"]["groups"] for n in range(6))
+    watcher.close()

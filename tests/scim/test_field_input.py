@@ -70,13 +70,13 @@ def test_removing_a_manager_that_does_not_match_changes_nothing(
 
 
 @pytest.mark.parametrize("path", MANAGER_PATHS)
-def test_replacing_a_manager_that_does_not_match_is_no_target(
+def test_replacing_a_manager_that_does_not_match_still_sets_it_with_the_rest_of_the_patch(
     api: httpx.Client, store: Store, user: dict[str, Any], path: str
 ) -> None:
-    response = patch(api, f"/Users/{user['id']}", {"op": "replace", "path": f'{path}[value eq "m-9"]', "value": "m-2"})
-    assert response.status_code == 400 and response.json()["scimType"] == "noTarget"
-    assert "does not match" in response.json()["detail"]
-    assert api.get(f"/Users/{user['id']}").json() == user and len(events(store, user["id"])) == 1
+    response = patch(api, f"/Users/{user['id']}", {"op": "replace", "path": f'{path}[value eq "m-9"]', "value": "m-2"},
+                     {"op": "replace", "path": 'phoneNumbers[type eq "work"].value', "value": "+14155550177"})
+    assert response.status_code == 200 and manager(response) == {"value": "m-2"}
+    assert [p["value"] for p in response.json()["phoneNumbers"] if p.get("type") == "work"] == ["+14155550177"]
 
 
 def test_a_retried_replace_finds_its_own_value_and_succeeds(api: httpx.Client, store: Store, user: dict[str, Any]) -> None:
@@ -91,8 +91,9 @@ def test_a_filter_on_an_unset_manager_sets_it_from_the_filter(api: httpx.Client)
     response = patch(api, f"/Users/{bare['id']}", {"op": "add", "path": 'manager[value eq "m-5"].$ref', "value": "x"})
     assert manager(response) == {"value": "m-5", "$ref": "x"}
     # Neither a filter that is no equality nor one on a read-only sub-attribute says what to start from.
+    other = api.post("/Users", json={"userName": "bare2@example.com"}).json()
     for path in ('name[givenName pr].familyName', 'manager[displayName eq "Max"].value'):
-        refused = patch(api, f"/Users/{bare['id']}", {"op": "add", "path": path, "value": "F"})
+        refused = patch(api, f"/Users/{other['id']}", {"op": "add", "path": path, "value": "F"})
         assert refused.json()["scimType"] == "noTarget", path
 
 
@@ -238,3 +239,9 @@ def test_the_app_honours_strict_attributes(store: Store) -> None:
                 client_for(url) as api:
             answer = api.post("/Users", json={**body, "userName": f"{strict}-{body['userName']}"})
             assert answer.status_code == status, answer.text
+
+
+def test_meta_takes_no_value_filter(api: httpx.Client) -> None:
+    for text in ('meta[created gt "2020-01-01T00:00:00Z"]', 'meta[resourceType eq "User"]'):
+        refused = api.get("/Users", params={"filter": text})
+        assert refused.status_code == 400 and refused.json()["scimType"] == "invalidFilter", text

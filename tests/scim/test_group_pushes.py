@@ -172,3 +172,11 @@ def test_schemas_say_group_display_names_are_unique(api: httpx.Client) -> None:
     group = api.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group").json()
     display = next(a for a in group["attributes"] if a["name"] == "displayName")
     assert display["uniqueness"] == "server"
+
+
+def test_group_names_the_rules_would_take_for_one_are_one_name(api) -> None:
+    assert api.post("/Groups", json={"displayName": "Sales Team"}).status_code == 201
+    for twin in ("sales team ", "SALES  TEAM", "Ｓａｌｅｓ Team"):  # case, spacing, full-width (NFKC)
+        answer = api.post("/Groups", json={"displayName": twin})
+        assert answer.status_code == 409 and answer.json()["scimType"] == "uniqueness", twin
+    assert api.post("/Groups", json={"displayName": "Sales Teams"}).status_code == 201

@@ -34,8 +34,11 @@ class Reader:
     def users(self, search_filter: str) -> dict[str, Snapshot]:
         """Every user under `base` that matches the user filter AND `search_filter`, with its effective groups."""
         found: dict[str, Snapshot] = {}
-        for dn, values, raw in search(self.conn, self.config.base, f"(&{self.dialect.filter}{search_filter})",
-                                      self.dialect.attributes, self.config.page_size):
+        # Every page first: the membership look-ups below are searches too, and a server may keep only one
+        # paged search per connection (slapd answers "paged results cookie is invalid" to the next page).
+        entries = list(search(self.conn, self.config.base, f"(&{self.dialect.filter}{search_filter})",
+                              self.dialect.attributes, self.config.page_size))
+        for dn, values, raw in entries:
             snap = snapshot(self.dialect, dn, values, raw, self.membership.of(values, raw), self.now)
             found[snap.external_id] = snap
             if self.progress is not None:
@@ -82,9 +85,12 @@ class Reader:
         stamps = [_raw_text(raw, self.dialect.stamp_attribute) for _, _, raw in found]
         return {i for i in ids if i is not None and i not in seen}, stamps
 
-    def changed_groups(self, begin: Begin) -> list[str]:
-        return [dn for dn, _, _ in search(self.conn, self.scope.group_base, f"(&{self.dialect.group_filter}{begin.since})",
-                                          ["1.1"], self.config.page_size)]
+    def changed_groups(self, begin: Begin) -> tuple[list[str], list[Any]]:
+        """The groups changed since the cursor, and their stamps: the cursor passes them (a group change
+        does not touch its members' stamps, so they would else be read again at every poll)."""
+        found = list(search(self.conn, self.scope.group_base, f"(&{self.dialect.group_filter}{begin.since})",
+                            [self.dialect.stamp_attribute], self.config.page_size))
+        return [dn for dn, _, _ in found], [_raw_text(raw, self.dialect.stamp_attribute) for _, _, raw in found]
 
     def tombstones(self, begin: Begin) -> tuple[set[str], list[str]]:
         """AD: the ids of entries deleted since the cursor, and the DNs the deleted groups had."""
@@ -105,7 +111,7 @@ class Reader:
     def members(self, groups: list[str]) -> dict[str, Snapshot]:
         """The users who are members of any of `groups` now: directly, by primary group, or nested."""
         found: dict[str, Snapshot] = {}
-        for members_filter in self.membership.members_filters(groups):
+        for members_filter in list(self.membership.members_filters(groups)):
             found.update(self.users(members_filter))
         return found
 

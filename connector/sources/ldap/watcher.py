@@ -150,7 +150,8 @@ class Watcher:
         # Still in scope but not seen: changed between the two searches; read them, the cursor passes them.
         seen.update(reader.by_ids([i for i in present if i not in seen]))
         # A membership change touches the group, not its members: re-read its members now and before.
-        affected = reader.changed_groups(begin)
+        affected, group_stamps = reader.changed_groups(begin)
+        found.stamps.extend(group_stamps)
         deleted: list[str] = []
         if scope.tombstones and begin.tombstone_base:
             tombstones, deleted = reader.tombstones(begin)

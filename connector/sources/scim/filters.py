@@ -178,6 +178,8 @@ def _value_path(outer: Target) -> Target:
     attribute = outer.attribute
     if attribute is None or attribute.type != "complex" or outer.sub is not None:
         raise FilterError(f"{outer.key} is not a complex attribute; only those take [filters]")
+    if attribute.name == "meta":  # its values are not where filters look: compare meta.<sub> directly
+        raise FilterError("meta takes no [filters]; compare a sub-attribute directly, e.g. meta.created gt \"...\"")
     return outer
 
 

@@ -269,13 +269,10 @@ class _Operation:
                 raise errors.no_target(f"{self.where}: {target.key} is unset and {path.filter!r} does not say "
                                        "what to start from; send the path without the filter")
             matched = True
-        updated = self.updated(current, selector, sub, new)
-        if not matched and updated != current:
-            # RFC 7644 §3.5.2.3 (said of multi-valued attributes): no match is noTarget. A retry of an
-            # operation already applied finds the value it wrote and changes nothing.
-            raise errors.no_target(f"{self.where}: {target.key} does not match {path.filter!r}, so nothing was "
-                                   "changed; send the path without the filter to set it whatever it holds")
-        return updated or None
+        # A filter that does not match a single-valued attribute still sets it: the IdP is the source of
+        # truth, and Entra sends every changed attribute in one PATCH, so refusing it (noTarget, as RFC 7644
+        # §3.5.2.3 says of multi-valued attributes) would drop the phone change that came with it.
+        return self.updated(current, selector, sub, new) or None
 
     def updated(self, item: dict[str, Any], selector: Expr, sub: Attribute | None, new: Any) -> dict[str, Any]:
         if sub is not None:

@@ -31,14 +31,14 @@ from typing import Any, Callable, Sequence
 
 from connector.events import UserChange
 from connector.ops.metrics import SCIM_PENDING_MEMBERS
+from connector.sources.ldap.dn import fold
 from connector.sources.scim import errors
 from connector.sources.scim.filter_sql import holding, to_sql
-from connector.sources.scim.filters import Compare, FilterError, format_datetime, parse_filter
+from connector.sources.scim.filters import FilterError, format_datetime, parse_filter
 from connector.sources.scim.index import index_values, user_state
 from connector.sources.scim.patch import apply_patch
-from connector.sources.scim.paths import Target
 from connector.sources.scim.render import etag
-from connector.sources.scim.schema import GROUP, GROUPS, USERS, ResourceType
+from connector.sources.scim.schema import GROUPS, USERS, ResourceType
 from connector.sources.scim.values import PENDING_MEMBERS, canonical_body, required_missing
 from connector.store.base import ScimResource, ScimTransaction, Store
 
@@ -47,7 +47,6 @@ Groups = list[tuple[str, str]]  # (group id, displayName)
 Change = Callable[[ScimResource | None], dict[str, Any]]
 # Pending member ids kept per Group; past this, the oldest go (counted as dropped).
 MAX_PENDING_MEMBERS = 1000
-_DISPLAY_NAME = Target(GROUPS, GROUP, GROUP.attribute("displayName"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,15 +199,17 @@ class ScimService:
         return Found(row, [])
 
     def _check_group_name(self, client: str, group_id: str, old: ScimResource | None, name: str) -> None:
-        if old is not None and str(old.body.get("displayName", "")).lower() == name.lower():
-            return  # unchanged, or only its case: groups of one name from before this check keep working
+        """Group names compare as the recording rules compare them (`fold`: case, Unicode forms, spaces),
+        so that no two groups of one client are one group to the rules."""
+        if old is not None and fold(str(old.body.get("displayName", ""))) == fold(name):
+            return  # unchanged, or only its spelling: groups of one name from before this check keep working
         # Transactions of one client run one at a time, and the search runs on this thread's connection,
         # inside this one on both backends: no other write can take the name in between.
-        _, rows = self.store.scim_search(client, GROUPS.name, to_sql(Compare(_DISPLAY_NAME, "eq", name)), 0, 2)
-        other = next((row.id for row in rows if row.id != group_id), None)
+        _, rows = self.store.scim_search(client, GROUPS.name, None, 0, 1_000_000)
+        other = next((row.id for row in rows if row.id != group_id and fold(row.display) == fold(name)), None)
         if other is not None:
-            raise errors.uniqueness(f"displayName {name!r} is taken (by Group {other}; names compare in any case); "
-                                    "pick another or update that group")
+            raise errors.uniqueness(f"displayName {name!r} is taken (by Group {other}; names compare in any case "
+                                    "and spacing, as the recording rules do); pick another or update that group")
 
     def _apply_pending(self, tx: ScimTransaction, client: str, member_id: str) -> None:
         """A resource with id `member_id` was created: the Groups that kept that id pending list it now."""
