@@ -36,6 +36,7 @@ class LeaseKeeper:
 
     @property
     def until(self) -> float:
+        """When the lease ends now (Unix time); later after each renewal."""
         return self._claim.lease_until
 
     def __enter__(self) -> LeaseKeeper:

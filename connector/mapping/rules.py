@@ -7,7 +7,7 @@ import re
 from typing import Any, Sequence
 
 from connector.mapping.paths import AttributePath, same_value
-from connector.sources.ldap.dn import InvalidDn, fold, normalize_dn, parse_dn
+from connector.dn import InvalidDn, fold, normalize_dn, parse_dn
 
 
 @dataclasses.dataclass(frozen=True)

@@ -359,7 +359,7 @@ class WatermarkMoved(StoreError):
 
 @dataclasses.dataclass(frozen=True)
 class LdapEntry:
-    """What the connector last saw of one directory entry; `groups` are lower-cased DNs."""
+    """What the connector last saw of one directory entry; `groups` are its effective groups as normalized DNs (connector/dn.py)."""
 
     external_id: str
     digest: str

@@ -28,7 +28,7 @@ from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
 from connector.config import LdapConfig
 from connector.sources.ldap.connection import DirectoryError, read_entry, search
-from connector.sources.ldap.dn import dn_key
+from connector.dn import dn_key
 
 COMMON_ATTRIBUTES = ("cn", "sn", "givenName", "displayName", "mail", "telephoneNumber", "mobile", "memberOf")
 UAC_ACCOUNTDISABLE = 0x2
@@ -110,6 +110,7 @@ class Dialect:
                 "a rename or a move then becomes a delete and a create")
 
     def id_filter(self, external_id: str) -> str:
+        """An LDAP filter that finds the entry with this stable id."""
         if self.by_dn:
             return f"(entryDN={escape_filter_chars(external_id)})"
         terms = []
@@ -125,6 +126,7 @@ class Dialect:
 
     # --- disabled and expired accounts ----------------------------------------
     def is_active(self, values: dict[str, Any], now: float) -> bool:
+        """Neither disabled nor expired at `now` (Unix time)."""
         expires = self.expiry(values)
         if expires is not None and expires.timestamp() <= now:
             return False
@@ -146,6 +148,7 @@ class Dialect:
 
     # --- the change cursor -------------------------------------------------------
     def begin(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:
+        """Where an incremental run starts: the filter of changes since the cursor, bounded by the server's time."""
         bound, clock = self.server_time(conn, dse)
         stamp = cursor.get("stamp")
         if not stamp:

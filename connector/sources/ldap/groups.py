@@ -26,7 +26,7 @@ from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
 from connector.sources.ldap.connection import read_entry, search
 from connector.sources.ldap.dialects import Dialect, all_values, first_value
-from connector.sources.ldap.dn import dn_key, is_dn
+from connector.dn import dn_key, is_dn
 
 log = logging.getLogger("connector.ldap")
 

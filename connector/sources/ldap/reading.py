@@ -13,7 +13,7 @@ import ldap3
 from connector.config import LdapConfig
 from connector.sources.ldap.connection import LIMITS, SHOW_DELETED, DirectoryError, search
 from connector.sources.ldap.dialects import Begin, Dialect, first_value
-from connector.sources.ldap.dn import escape_value, normalize_dn
+from connector.dn import escape_value, normalize_dn, same_dn
 from connector.sources.ldap.groups import Membership
 from connector.sources.ldap.scope import Scope
 from connector.sources.ldap.snapshot import Snapshot, snapshot
@@ -23,6 +23,8 @@ ID_BATCH = 50  # ids per (|(id=..)(id=..)) search
 
 
 class Reader:
+    """The searches of one run, on one connection: users, leavers, changed groups, tombstones, membership."""
+
     def __init__(self, conn: ldap3.Connection, config: LdapConfig, dialect: Dialect, scope: Scope, now: float,
                  progress: Progress | None = None) -> None:
         self.conn, self.config, self.dialect, self.scope = conn, config, dialect, scope
@@ -75,7 +77,7 @@ class Reader:
         try:
             found = list(search(self.conn, self.scope.root, user_like, attributes, self.config.page_size))
         except DirectoryError as exc:
-            if exc.code not in LIMITS or self.scope.root == self.config.base:
+            if exc.code not in LIMITS or same_dn(self.scope.root, self.config.base):
                 raise
             self.notes.append(f"the changes under {self.scope.root} exceed the bind account's size or time limit: "
                               f"a user moved out of {self.config.base} is found by checking known users; raise the "

@@ -22,13 +22,15 @@ import ldap3
 from connector.config import LdapConfig
 from connector.sources.ldap.connection import SHOW_DELETED, read_entry
 from connector.sources.ldap.dialects import Dialect, all_values
-from connector.sources.ldap.dn import dn_key, is_dn, is_within
+from connector.dn import dn_key, is_dn, is_within
 
 DELETED_OBJECTS_WKGUID = "18E2EA80684F11D2B9AA00C04F79F805"
 
 
 @dataclasses.dataclass(frozen=True)
 class Scope:
+    """Where a run looks, and what the bind account can see there (for the status notes)."""
+
     root: str  # changed entries are looked for here; one found here but not a user under `base` has left
     group_base: str  # where groups are looked up
     tombstones: bool  # deleted users and groups are seen at once (AD, with the right to list them)

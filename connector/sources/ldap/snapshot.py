@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from connector.sources.ldap.dialects import Dialect, UTC
-from connector.sources.ldap.dn import dn_key
+from connector.dn import dn_key
 from connector.store.base import LdapEntry
 
 

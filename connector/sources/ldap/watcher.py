@@ -18,6 +18,7 @@ the old cursor, never past a change.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 import threading
@@ -33,7 +34,7 @@ from connector.ops.metrics import LDAP_POLL_SECONDS
 from connector.sources.ldap import metrics
 from connector.sources.ldap.connection import DirectoryError, close, open_connection, root_dse
 from connector.sources.ldap.dialects import Begin, dialect_for
-from connector.sources.ldap.dn import dn_key
+from connector.dn import dn_key
 from connector.sources.ldap.guard import judge
 from connector.sources.ldap.reading import Reader
 from connector.sources.ldap.scope import Scope, probe
@@ -49,6 +50,8 @@ DN_IDENTITY_WARNING = ("users are keyed by DN (id_attribute = \"dn\"): a rename 
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
+    """What one run did: its counts by kind, the ids of the events it stored, and the guard's message if it held some."""
+
     directory: str
     full: bool
     counts: dict[str, int]
@@ -62,7 +65,7 @@ class _Run:
 
     known: dict[str, LdapEntry] | None = None  # every known entry, once a step needed them all
     tracked: set[str] | None = None  # the groups the rules name, and the groups nested in them
-    scope_offset: int | None = None
+    scope_after: str | None = None  # the last known id the scope check looked at
     stamps: list[Any] = dataclasses.field(default_factory=list)  # of changed users outside `base` too
 
 
@@ -92,6 +95,7 @@ class Watcher:
                 raise
 
     def close(self) -> None:
+        """Unbind from the directory (the next run binds again)."""
         if self._conn is not None:
             close(self._conn)
             self._conn = None
@@ -178,9 +182,10 @@ class Watcher:
         ids = self._known_ids(watermark, found)
         if not ids:
             return {}
-        offset = int(cursor.get("scope_offset") or 0) % len(ids)
-        batch = (ids[offset:] + ids[:offset])[:self.config.scope_check_per_poll]
-        found.scope_offset = (offset + len(batch)) % len(ids)
+        # Resume after the last id checked (not at a position: deletes shorten the list in between).
+        start = bisect.bisect_right(ids, str(cursor.get("scope_after") or "")) % len(ids)
+        batch = [*ids[start:], *ids[:start]][:self.config.scope_check_per_poll]
+        found.scope_after = batch[-1]
         done = set(settled)  # seen now, or already known to have left
         batch = [i for i in batch if i not in done]
         present = reader.present(batch)
@@ -219,8 +224,8 @@ class Watcher:
         due = _next_expiry(seen, found.known, cursor.get("expiry_due"), now, full)
         if due is not None:
             kept["expiry_due"] = due
-        if found.scope_offset is not None:
-            kept["scope_offset"] = found.scope_offset
+        if found.scope_after is not None:
+            kept["scope_after"] = found.scope_after
         if found.tracked is not None:
             kept["rule_groups"] = sorted(found.tracked)
         return kept

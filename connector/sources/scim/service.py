@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 
 from connector.events import UserChange
 from connector.ops.metrics import SCIM_PENDING_MEMBERS
-from connector.sources.ldap.dn import fold
+from connector.dn import fold
 from connector.sources.scim import errors
 from connector.sources.scim.filter_sql import holding, to_sql
 from connector.sources.scim.filters import FilterError, format_datetime, parse_filter

@@ -68,6 +68,7 @@ def dn_key(text: str) -> str:
 
 
 def is_dn(text: str) -> bool:
+    """Whether `text` parses as a DN (a rule's group may be a DN or a plain name)."""
     try:
         parse_dn(text)
     except InvalidDn:
@@ -76,6 +77,7 @@ def is_dn(text: str) -> bool:
 
 
 def same_dn(one: str, other: str) -> bool:
+    """Whether two DN strings name the same entry, however each is spelled; False if either is no DN."""
     try:
         return normalize_dn(one) == normalize_dn(other)
     except InvalidDn:
@@ -86,13 +88,6 @@ def rdn_value(text: str) -> str | None:
     """The unescaped value of the first RDN (`Sales+Trading` of `CN=Sales\\2BTrading,OU=G`); None if no DN."""
     try:
         return parse_dn(text)[0][0][1]
-    except InvalidDn:
-        return None
-
-
-def rdn_attribute(text: str) -> str | None:
-    try:
-        return parse_dn(text)[0][0][0]
     except InvalidDn:
         return None
 
