@@ -223,7 +223,7 @@ def _compare(target: Target, node: Any) -> Compare:
 
 def _value(kind: str, name: str, op: str, raw: str) -> str | bool | None:
     quoted = isinstance(raw, Quoted)
-    if "\x00" in raw or not _encodable(raw):
+    if "\x00" in raw or not encodable(raw):
         # No stored value holds one (values.coerce refuses them), and PostgreSQL cannot even compare one.
         raise FilterError(f"{name} {op}: the value holds a NUL or an unpaired surrogate; no value can match it")
     if not quoted and raw == "null":
@@ -259,7 +259,8 @@ def canonical_datetime(text: str, name: str = "the value") -> str:
         raise FilterError(f"{name}: {text!r} is outside the years 1 to 9999 in UTC") from None
 
 
-def _encodable(text: str) -> bool:
+def encodable(text: str) -> bool:
+    """Whether `text` can be stored: no unpaired surrogate (which UTF-8 cannot encode)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

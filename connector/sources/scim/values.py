@@ -16,7 +16,7 @@ from typing import Any
 
 from connector.ops.metrics import SCIM_IGNORED_ATTRIBUTES
 from connector.sources.scim import errors
-from connector.sources.scim.filters import FilterError, canonical_datetime
+from connector.sources.scim.filters import FilterError, canonical_datetime, encodable
 from connector.sources.scim.paths import Target, split, undefined_schema
 from connector.sources.scim.schema import Attribute, ResourceType
 
@@ -160,7 +160,7 @@ def _single(attribute: Attribute, value: Any, where: str) -> Any:
         value = str(value)  # an employee number sent as a JSON number
     if not isinstance(value, str):
         raise errors.invalid_value(f"{where} must be a string, not {_shown(value)}")
-    if "\x00" in value or not _encodable(value):
+    if "\x00" in value or not encodable(value):
         raise errors.invalid_value(f"{where} holds a NUL or an unpaired surrogate; send valid UTF-8 text")
     if kind == "dateTime":
         try:
@@ -169,13 +169,6 @@ def _single(attribute: Attribute, value: Any, where: str) -> Any:
             raise errors.invalid_value(str(exc)) from None
     return value
 
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _names(attribute: Attribute) -> str:
