@@ -125,14 +125,15 @@ class OwnershipStore:
             for extension in sorted(set(extensions)):  # one order everywhere: no deadlocks
                 if conn.execute(q(_LOCK), (extension, lock_owner, lock_until, now)).fetchone() is None:
                     raise ExtensionsBusy(f"extension {extension} is being pushed for another user")
-            before = {row["extension"] for row in conn.execute(q(_CLAIMED_AT), me)}
-            released = sorted(before - set(wanted))
+            before = {row["extension"]: float(row["claimed_at"]) for row in conn.execute(q(_CLAIMED_AT), me)}
+            released = sorted(set(before) - set(wanted))
             conn.cursor().executemany(q(_UNCLAIM), [(*me, extension) for extension in released])
             conn.cursor().executemany(q(_CLAIM), [
                 (extension, *me, claimant.verba_user_id, claimant.login_name, claimant.claimed_at)
                 for extension in dict.fromkeys(wanted)
             ])
-            claimed_at = {row["extension"]: float(row["claimed_at"]) for row in conn.execute(q(_CLAIMED_AT), me)}
+            # A kept claim keeps the time it was first accepted (_CLAIM leaves it); a new one is accepted now.
+            claimed_at = {extension: before.get(extension, claimant.claimed_at) for extension in wanted}
             if first_pushes:
                 self._note_pushing(conn, *me, first_pushes)
             rivals: dict[str, list[Claimant]] = {}
