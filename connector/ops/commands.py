@@ -15,7 +15,7 @@ from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
 from connector.options import config_option, json_option, open_store_for, operator_option, since_option, since_time
 from connector.ops.report import (
-    age, attempt_lines, audit_line, counts_line, event_dict, event_line, held_summary, ownership_lines, source_states,
+    age, attempt_lines, audit_line, counts_line, event_dict, event_line, ownership_lines, source_states,
     summary_lines, to_json,
 )
 from connector.store import EventState, Store
@@ -82,7 +82,6 @@ def _text(data: bytes, name: str) -> str:
 
 
 STATES = [s.value for s in EventState]
-MAX_LISTED = 100_000
 
 
 @events.command("list")
@@ -301,7 +300,7 @@ def status(config_path: str, as_json: bool) -> None:
         sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()})
         conflicts = store.open_conflicts()
         clashes = store.extension_clashes()
-        held = held_summary(store.list_events(state=EventState.HELD, limit=MAX_LISTED))
+        held = store.held_summary()
     finally:
         store.close()
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)

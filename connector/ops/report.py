@@ -59,15 +59,6 @@ def summary_lines(summary: Sequence[tuple[str, str, int]]) -> list[str]:
     return [f"{count:>6}  {cause}: {error}" for cause, error, count in summary]
 
 
-def held_summary(held: Sequence[StoredEvent]) -> list[tuple[str, str, int]]:
-    """(cause, source, count) of held events, largest group first; the LDAP guard's are "ldap_mass_change"."""
-    groups: dict[tuple[str, str], int] = {}
-    for event in held:
-        key = (event.last_cause or "ldap_mass_change", event.change.source)
-        groups[key] = groups.get(key, 0) + 1
-    return sorted(((cause, source, n) for (cause, source), n in groups.items()), key=lambda g: (-g[2], g[0], g[1]))
-
-
 def ownership_lines(conflicts: Sequence[Conflict], clashes: Sequence[tuple[str, Sequence[Claimant]]]) -> list[str]:
     """Open extension conflicts (with what to do) and the claim index's clashes, for `connector status`."""
     lines = ["extension conflicts:" if conflicts else "extension conflicts: none"]

@@ -267,6 +267,16 @@ class Store(OwnershipStore):
         """(last cause, last error, count) of the dead events, largest count first."""
         raise NotImplementedError
 
+    def held_summary(self) -> list[tuple[str, str, int]]:
+        """(cause, source, count) of the held events, largest group first; the LDAP mass-change guard's
+        (which leave no cause) are "ldap_mass_change"."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT coalesce(last_cause, 'ldap_mass_change') AS cause, source, count(*) AS n FROM events"
+                " WHERE state = 'held' GROUP BY coalesce(last_cause, 'ldap_mass_change'), source"
+                " ORDER BY n DESC, cause, source").fetchall()
+        return [(row["cause"], row["source"], int(row["n"])) for row in rows]
+
     def oldest_pending_at(self) -> float | None:
         """The earliest `accepted_at` of the pending and in-flight events; None when there are none."""
         raise NotImplementedError

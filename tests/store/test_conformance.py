@@ -568,3 +568,10 @@ def test_events_are_counted_by_source_and_kind(store):
     store.enqueue([UserChange("scim", "1", "upsert", {"userName": "a"}), UserChange("scim", "2", "upsert", {"userName": "b"}),
                    UserChange("ldap", "3", "delete", {"userName": "c"})])
     assert store.count_by_source_and_kind() == [("ldap", "delete", 1), ("scim", "upsert", 2)]
+
+
+def test_held_events_are_summed_by_cause_and_source(store: Store) -> None:
+    store.enqueue([change("alice"), change("bob")], state=EventState.HELD)  # held by the LDAP guard: no cause
+    store.enqueue([change("carol")])
+    store.hold(claim_now(store), "stop_recording_guard", "over the limit")
+    assert store.held_summary() == [("ldap_mass_change", "scim", 2), ("stop_recording_guard", "scim", 1)]
