@@ -189,6 +189,11 @@ def _complete_ranges(conn: ldap3.Connection, dn: str, values: dict[str, Any]) ->
     return whole
 
 
+def first_raw(raw: dict[str, list[bytes]], name: str) -> bytes | None:
+    """The first raw value of attribute `name` (case-insensitive) as the server sent it, or None."""
+    return next((values[0] for key, values in raw.items() if key.lower() == name.lower() and values), None)
+
+
 def read_entry(conn: ldap3.Connection, dn: str, attributes: Sequence[str],
                controls: Sequence[Control] = ()) -> tuple[str, dict[str, Any], dict[str, list[bytes]]] | None:
     """One entry by DN, or None if it does not exist or the bind account may not see it."""

@@ -27,7 +27,7 @@ import ldap3
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
 from connector.config import LdapConfig
-from connector.sources.ldap.connection import DirectoryError, read_entry, search
+from connector.sources.ldap.connection import DirectoryError, first_raw, read_entry, search
 from connector.dn import dn_key
 
 COMMON_ATTRIBUTES = ("cn", "sn", "givenName", "displayName", "mail", "telephoneNumber", "mobile", "memberOf")
@@ -87,7 +87,7 @@ class Dialect:
             return dn_key(dn)
         for name in self.id_attributes:
             if name.lower() == "objectguid":
-                guid = next((v[0] for k, v in raw.items() if k.lower() == "objectguid" and v), None)
+                guid = first_raw(raw, "objectGUID")
                 if guid is not None and len(guid) == 16:
                     return str(uuid.UUID(bytes_le=guid))  # the mixed-endian form AD tools print
                 continue
@@ -249,7 +249,7 @@ class ActiveDirectoryDialect(Dialect):
         # Read highestCommittedUSN *before* searching and store it with the data (Microsoft's procedure).
         dc, usn = str(first_value(dse, "dsServiceName")), int(first_value(dse, "highestCommittedUSN"))
         ntds = list(search(conn, dc, "(objectClass=*)", ["invocationId"], None, scope=ldap3.BASE))
-        raw = next((v[0] for k, v in ntds[0][2].items() if k.lower() == "invocationid"), b"") if ntds else b""
+        raw = (first_raw(ntds[0][2], "invocationId") or b"") if ntds else b""
         if len(raw) != 16:
             raise DirectoryError(f"cannot read the invocationId of {dc}; let the bind account read it")
         after = {"usn": usn, "invocation_id": str(uuid.UUID(bytes_le=raw)), "dc": dc}

@@ -24,7 +24,7 @@ from typing import Any, Iterable
 import ldap3
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
-from connector.sources.ldap.connection import read_entry, search
+from connector.sources.ldap.connection import first_raw, read_entry, search
 from connector.sources.ldap.dialects import Dialect, all_values, first_value
 from connector.dn import dn_key, is_dn
 
@@ -105,7 +105,7 @@ class Membership:
     def _primary_group(self, values: dict[str, Any], raw: dict[str, list[bytes]]) -> str | None:
         """The DN of the AD primary group: the user's domain SID with primaryGroupID as the last sub-authority."""
         rid = first_value(values, "primaryGroupID")
-        sid = next((v[0] for k, v in raw.items() if k.lower() == "objectsid" and v), None)
+        sid = first_raw(raw, "objectSid")
         if rid is None or sid is None or len(sid) < 12:
             return None
         group_sid = sid[:-4] + struct.pack("<I", int(rid))
@@ -152,7 +152,7 @@ class Membership:
         rids = []
         for _, _, raw in search(self.conn, self.group_base, f"(&{self.dialect.group_filter}(|{terms}))", ["objectSid"],
                                 self.dialect.config.page_size):
-            sid = next((v[0] for k, v in raw.items() if k.lower() == "objectsid" and v), b"")
+            sid = first_raw(raw, "objectSid") or b""
             if len(sid) >= 12:
                 rids.append(struct.unpack("<I", sid[-4:])[0])
         return sorted(set(rids))

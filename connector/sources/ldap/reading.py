@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import ldap3
 
 from connector.config import LdapConfig
-from connector.sources.ldap.connection import LIMITS, SHOW_DELETED, DirectoryError, search
+from connector.sources.ldap.connection import LIMITS, SHOW_DELETED, DirectoryError, first_raw, search
 from connector.sources.ldap.dialects import Begin, Dialect, first_value
 from connector.dn import escape_value, normalize_dn, same_dn
 from connector.sources.ldap.groups import Membership
@@ -84,15 +84,20 @@ class Reader:
                               "limit for the account (OpenLDAP: limits dn.exact=... size=unlimited)")
             found = list(search(self.conn, self.config.base, user_like, attributes, self.config.page_size))
         ids = {self.dialect.find_id(dn, values, raw) for dn, values, raw in found}
-        stamps = [_raw_text(raw, self.dialect.stamp_attribute) for _, _, raw in found]
+        stamps = self._stamps(found)
         return {i for i in ids if i is not None and i not in seen}, stamps
+
+    def _stamps(self, found: list[tuple[str, dict[str, Any], dict[str, list[bytes]]]]) -> list[str | None]:
+        """The change stamps of search results, as the server sent them."""
+        stamps = (first_raw(raw, self.dialect.stamp_attribute) for _, _, raw in found)
+        return [None if stamp is None else stamp.decode("utf-8", "replace") for stamp in stamps]
 
     def changed_groups(self, begin: Begin) -> tuple[list[str], list[Any]]:
         """The groups changed since the cursor, and their stamps: the cursor passes them (a group change
         does not touch its members' stamps, so they would else be read again at every poll)."""
         found = list(search(self.conn, self.scope.group_base, f"(&{self.dialect.group_filter}{begin.since})",
                             [self.dialect.stamp_attribute], self.config.page_size))
-        return [dn for dn, _, _ in found], [_raw_text(raw, self.dialect.stamp_attribute) for _, _, raw in found]
+        return [dn for dn, _, _ in found], self._stamps(found)
 
     def tombstones(self, begin: Begin) -> tuple[set[str], list[str]]:
         """AD: the ids of entries deleted since the cursor, and the DNs the deleted groups had."""
@@ -135,11 +140,3 @@ def _former_dn(values: dict[str, object]) -> str | None:
 def _batches(ids: list[str]) -> Iterable[list[str]]:
     for start in range(0, len(ids), ID_BATCH):
         yield ids[start:start + ID_BATCH]
-
-
-def _raw_text(raw: dict[str, list[bytes]], name: str) -> str | None:
-    """The first raw value of attribute `name` (case-insensitive) as text, as the server sent it."""
-    for key, values in raw.items():
-        if key.lower() == name.lower() and values:
-            return values[0].decode("utf-8", "replace")
-    return None
