@@ -189,6 +189,15 @@ def _complete_ranges(conn: ldap3.Connection, dn: str, values: dict[str, Any]) ->
     return whole
 
 
+FILTER_BATCH = 50  # values per (|(...)(...)) filter
+
+
+def in_batches(values: list[str]) -> Iterator[list[str]]:
+    """`values` in slices of FILTER_BATCH, one (|...) search filter each."""
+    for start in range(0, len(values), FILTER_BATCH):
+        yield values[start:start + FILTER_BATCH]
+
+
 def first_raw(raw: dict[str, list[bytes]], name: str) -> bytes | None:
     """The first raw value of attribute `name` (case-insensitive) as the server sent it, or None."""
     return next((values[0] for key, values in raw.items() if key.lower() == name.lower() and values), None)

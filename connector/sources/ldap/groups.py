@@ -24,16 +24,13 @@ from typing import Any, Iterable
 import ldap3
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
-from connector.sources.ldap.connection import first_raw, read_entry, search
+from connector.sources.ldap.connection import first_raw, in_batches, read_entry, search
 from connector.sources.ldap.dialects import Dialect, all_values, first_value
 from connector.dn import dn_key, is_dn
 
 log = logging.getLogger("connector.ldap")
 
 IN_CHAIN = "1.2.840.113556.1.4.1941"
-BATCH = 50  # values per (|(...)(...)) filter
-
-
 class Membership:
     """Resolves effective membership for one run against one connection; caches every group it looked up."""
 
@@ -119,8 +116,7 @@ class Membership:
         """Filters, to AND with the user filter, that select every user who is a member of any of `groups`,
         directly, by primary group or through nested groups."""
         filters = []
-        for start in range(0, len(groups), BATCH):
-            batch = groups[start:start + BATCH]
+        for batch in in_batches(groups):
             if self.ad:
                 terms = "".join(f"(memberOf:{IN_CHAIN}:={escape_filter_chars(g)})" for g in batch)
                 terms += "".join(f"(primaryGroupID={rid})" for rid in self._rids_below(batch))

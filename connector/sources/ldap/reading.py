@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import ldap3
 
 from connector.config import LdapConfig
-from connector.sources.ldap.connection import LIMITS, SHOW_DELETED, DirectoryError, first_raw, search
+from connector.sources.ldap.connection import LIMITS, SHOW_DELETED, DirectoryError, first_raw, in_batches, search
 from connector.sources.ldap.dialects import Begin, Dialect, first_value
 from connector.dn import escape_value, normalize_dn, same_dn
 from connector.sources.ldap.groups import Membership
@@ -19,9 +19,6 @@ from connector.sources.ldap.scope import Scope
 from connector.sources.ldap.snapshot import Snapshot, snapshot
 
 Progress = Callable[[int], None]
-ID_BATCH = 50  # ids per (|(id=..)(id=..)) search
-
-
 class Reader:
     """The searches of one run, on one connection: users, leavers, changed groups, tombstones, membership."""
 
@@ -50,7 +47,7 @@ class Reader:
     def by_ids(self, ids: Iterable[str]) -> dict[str, Snapshot]:
         """The users with these stable ids that are still in scope (the others are left out)."""
         found: dict[str, Snapshot] = {}
-        for batch in _batches(list(ids)):
+        for batch in in_batches(list(ids)):
             found.update(self.users("(|" + "".join(self.dialect.id_filter(i) for i in batch) + ")"))
         return found
 
@@ -58,7 +55,7 @@ class Reader:
         """Which of these ids are users in scope (under `base`, matching the filter); only ids are read."""
         attributes = self.dialect.id_attributes or ("1.1",)
         found: set[str] = set()
-        for batch in _batches(ids):
+        for batch in in_batches(ids):
             terms = "".join(self.dialect.id_filter(i) for i in batch)
             for dn, values, raw in search(self.conn, self.config.base, f"(&{self.dialect.filter}(|{terms}))",
                                           attributes, self.config.page_size):
@@ -135,8 +132,3 @@ def _former_dn(values: dict[str, object]) -> str | None:
     if not parent or not rdn:
         return None
     return f"CN={escape_value(str(rdn))},{parent}"
-
-
-def _batches(ids: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(ids), ID_BATCH):
-        yield ids[start:start + ID_BATCH]
