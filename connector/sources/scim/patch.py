@@ -25,7 +25,7 @@ from connector.sources.scim import errors
 from connector.sources.scim.filters import Compare, Expr, FilterError, Logical, matches, parse_value_filter
 from connector.sources.scim.paths import SplitPath, Target, split, undefined_schema
 from connector.sources.scim.schema import ID, Attribute, ResourceType
-from connector.sources.scim.values import coerce, ignore_undefined, no_attribute
+from connector.sources.scim.values import coerce, ignore_undefined, no_attribute, without
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 MAX_OPERATIONS = 1000
@@ -186,7 +186,7 @@ class _Operation:
             return
         if target.sub is not None:
             items = old if isinstance(old, list) else [old]
-            kept = [rest for item in items if (rest := {k: v for k, v in item.items() if k != target.sub.name})]
+            kept = [rest for item in items if (rest := without(item, target.sub.name))]
             _assign(holder, attribute.name, (kept or None) if isinstance(old, list) else (kept[0] if kept else None))
         elif attribute.multi_valued and value is not None:
             # Entra: {"op": "Remove", "path": "members", "value": [{"value": "u1"}]} removes only u1.
@@ -240,7 +240,7 @@ class _Operation:
             if sub is None:
                 kept = [item for i, item in enumerate(items) if i not in chosen]
             else:
-                kept = [_without(item, sub.name) if i in chosen else item for i, item in enumerate(items)]
+                kept = [without(item, sub.name) if i in chosen else item for i, item in enumerate(items)]
             return [item for item in kept if item]
         if not chosen:
             seed = _element_from(selector)
@@ -262,7 +262,7 @@ class _Operation:
         if self.op == "remove":
             if not matched:
                 return current  # nothing matches: nothing to remove, as for multi-valued attributes
-            return (_without(current, sub.name) or None) if sub is not None else None
+            return (without(current, sub.name) or None) if sub is not None else None
         if current is None:
             current = _element_from(selector)
             if current is None:
@@ -276,7 +276,7 @@ class _Operation:
 
     def updated(self, item: dict[str, Any], selector: Expr, sub: Attribute | None, new: Any) -> dict[str, Any]:
         if sub is not None:
-            return {**item, sub.name: new} if new is not None else _without(item, sub.name)
+            return {**item, sub.name: new} if new is not None else without(item, sub.name)
         if new is None:
             return item
         return {**item, **new} if self.op == "add" else {**_element_from(selector, {}), **new}
@@ -299,10 +299,6 @@ def _element_from(expr: Expr, default: dict[str, Any] | None = None) -> dict[str
         if left is not None and right is not None:
             return {**left, **right}
     return default
-
-
-def _without(item: dict[str, Any], name: str) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k != name}
 
 
 def _contains(items: list[Any], item: Any) -> bool:

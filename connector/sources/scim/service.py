@@ -39,7 +39,7 @@ from connector.sources.scim.index import index_values, user_state
 from connector.sources.scim.patch import apply_patch
 from connector.sources.scim.render import etag
 from connector.sources.scim.schema import GROUPS, USERS, ResourceType
-from connector.sources.scim.values import PENDING_MEMBERS, canonical_body, required_missing
+from connector.sources.scim.values import PENDING_MEMBERS, canonical_body, required_missing, without
 from connector.store.base import ScimResource, ScimTransaction, Store
 
 log = logging.getLogger("connector.scim")
@@ -134,7 +134,7 @@ class ScimService:
             listed_in = tx.groups_of([resource_id])[resource_id]
             # RFC 7644 §3.6: a deleted resource leaves the groups that listed it.
             for group in tx.get_many(GROUPS.name, [gid for gid, _ in listed_in]):
-                body = {k: v for k, v in group.body.items() if k != "members"}
+                body = without(group.body, "members")
                 members = [m for m in group.body.get("members", []) if m.get("value") != resource_id]
                 self._put(tx, client, GROUPS, group, {**body, "members": members} if members else body, now)
             if resource is GROUPS:
@@ -218,7 +218,7 @@ class ScimService:
         for group in groups:
             pending = group.body.get(PENDING_MEMBERS) or []
             arrived = [m for m in pending if m.get("value") == member_id]
-            body = {k: v for k, v in group.body.items() if k != PENDING_MEMBERS}
+            body = without(group.body, PENDING_MEMBERS)
             body["members"] = [*(body.get("members") or []), *arrived[:1]]
             if len(arrived) < len(pending):
                 body[PENDING_MEMBERS] = [m for m in pending if m.get("value") != member_id]
@@ -284,7 +284,7 @@ def _with_pending(body: dict[str, Any]) -> dict[str, Any]:
     pending = body.get(PENDING_MEMBERS)
     if not pending:
         return body
-    rest = {k: v for k, v in body.items() if k != PENDING_MEMBERS}
+    rest = without(body, PENDING_MEMBERS)
     return {**rest, "members": [*(body.get("members") or []), *pending]}
 
 

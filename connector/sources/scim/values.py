@@ -193,3 +193,7 @@ def required_missing(resource: ResourceType, body: dict[str, Any]) -> str | None
             return attribute.name
     return None
 
+
+def without(item: dict[str, Any], name: str) -> dict[str, Any]:
+    """A copy of `item` without the key `name`."""
+    return {k: v for k, v in item.items() if k != name}
