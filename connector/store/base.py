@@ -105,6 +105,12 @@ class Store(OwnershipStore):
     def close(self) -> None:
         raise NotImplementedError
 
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # --- intake -------------------------------------------------------
     def enqueue(self, changes: Sequence[UserChange], *, state: EventState = EventState.PENDING) -> list[int]:
         """Store all changes in one transaction (all or nothing) and return their ids.
