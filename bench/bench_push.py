@@ -28,7 +28,7 @@ from connector.config import DeliveryConfig
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.events import UserChange
 from connector.mapping import load_mapping
-from connector.mapping.records import ExtensionRecord
+from connector.records import ExtensionRecord
 from connector.store import EventState, open_store
 from connector.simulator.process import free_port, start_simulator_process, wait_until_listening
 from connector.target.verba import VerbaClient

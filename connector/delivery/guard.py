@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 from connector.config import DeliveryConfig
 from connector.mapping import MappedUser
-from connector.mapping.records import ExtensionRecord
+from connector.records import ExtensionRecord
 from connector.ops.metrics import STOP_RECORDING_HELD
 from connector.store import Claim, Store
 

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 from connector.events import UserChange
 from connector.mapping import MappedUser
-from connector.mapping.records import ExtensionRecord
+from connector.records import ExtensionRecord
 from connector.ops.metrics import OWNERSHIP_DECISIONS
 from connector.store import Claim, Store
 from connector.store.ownership import Claimant, Conflict, PushFinish, PushPlan

@@ -5,7 +5,7 @@ from __future__ import annotations
 from connector.mapping.loader import MappingError, load_mapping, parse_mapping
 from connector.mapping.mapper import MappedUser, Mapping, MappingFailure
 from connector.mapping.normalize import normalize_extension
-from connector.mapping.records import ExtensionRecord
+from connector.records import ExtensionRecord
 
 __all__ = [
     "ExtensionRecord",

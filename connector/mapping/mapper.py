@@ -8,7 +8,7 @@ from typing import Any, Iterator, Sequence
 from connector.events import UserChange
 from connector.mapping.normalize import normalize_extension
 from connector.mapping.paths import AttributePath
-from connector.mapping.records import ExtensionRecord
+from connector.records import ExtensionRecord
 from connector.mapping.rules import RecordingSettings, Rule, first_match
 
 DEPROVISION_ACTIONS: tuple[str, ...] = ("stop_recording", "ignore")

@@ -19,7 +19,7 @@ from connector.ops.report import (
     summary_lines, to_json,
 )
 from connector.store import EventState, Store
-from connector.store.queries import CONFLICT_CAUSE
+from connector.store.log import CONFLICT_CAUSE
 
 @click.group()
 def events() -> None:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from connector.errors import ConnectorError
 from connector.mapping import Mapping, MappingFailure
-from connector.mapping.records import ExtensionRecord
+from connector.records import ExtensionRecord
 from connector.store import EventState, Store, StoredEvent
 
 FIELDS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled", "user_id")

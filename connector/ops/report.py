@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from connector.config import Config
 from connector.store import AuditEntry, EventState, StoredEvent
-from connector.store.base import Attempt, LdapWatermark
+from connector.store import Attempt, LdapWatermark
 from connector.store.ownership import Claimant, Conflict
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")

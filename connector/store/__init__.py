@@ -1,10 +1,16 @@
-"""Durable state behind one interface; `open_store(url)` picks the backend."""
+"""Durable state of the connector; `open_store(url)` picks the dialect (see base.py for the layout)."""
 
 from __future__ import annotations
 
-from connector.store.base import Attempt, AuditEntry, Claim, EventState, Store, StoredEvent, StoreError
+from connector.store.base import Store
+from connector.store.database import StoreError
+from connector.store.ldap import LdapEntry, LdapPoll, LdapWatermark, WatermarkMoved
+from connector.store.log import Attempt, AuditEntry
+from connector.store.queue import Claim, EventState, StoredEvent
+from connector.store.scim import ScimResource, ScimTransaction, ScimValue
 
-__all__ = ["Attempt", "AuditEntry", "Claim", "EventState", "Store", "StoreError", "StoredEvent", "open_store"]
+__all__ = ["Attempt", "AuditEntry", "Claim", "EventState", "LdapEntry", "LdapPoll", "LdapWatermark", "ScimResource",
+           "ScimTransaction", "ScimValue", "Store", "StoreError", "StoredEvent", "WatermarkMoved", "open_store"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

@@ -1,9 +1,6 @@
 """Who claims and who holds each extension: the claim index, extension locks, conflicts, the stop-recording window.
 
-Written once for both backends: the SQL below takes the backend's placeholder (`?` or `%s`)
-and runs on the connections of `Store._write` / `Store._read`, whose rows are read by column name.
-
-Tables (see each backend's migration 4):
+Tables (see each dialect's migration 0004):
     extension_claims      which source user claims which extension for recording, since when
     extension_owners      the Verba user the connector last wrote (or saw) each extension linked to
     extension_locks       one push at a time per extension, across workers and instances
@@ -15,11 +12,13 @@ Tables (see each backend's migration 4):
 from __future__ import annotations
 
 import dataclasses
-from contextlib import AbstractContextManager
+import json
+import time
 from typing import Any, Sequence
 
 from connector.errors import ConnectorError
-from connector.mapping.records import ExtensionRecord
+from connector.records import ExtensionRecord
+from connector.store.database import Database
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,23 +90,15 @@ class ExtensionsBusy(ConnectorError):
     """Another push holds one of the extensions; try this user again shortly."""
 
 
-class OwnershipStore:
-    """The ownership part of the store contract, implemented here once for every backend."""
-
-    _placeholder: str
-
-    def _write(self) -> AbstractContextManager[Any]:
-        raise NotImplementedError
-
-    def _read(self) -> AbstractContextManager[Any]:
-        raise NotImplementedError
+class OwnershipStore(Database):
+    """The ownership part of the store contract."""
 
     def _note_pushing(self, conn: Any, source: str, external_id: str, records: Sequence[ExtensionRecord]) -> None:
-        """Add `records` to the user's pushed extensions (per backend: their order is kept differently)."""
-        raise NotImplementedError
-
-    def _sql(self, text: str) -> str:
-        return text.replace("{p}", self._placeholder)
+        """Add `records` to the user's pushed extensions, after the ones already there."""
+        now = time.time()
+        conn.cursor().executemany(self._q["note_pushing"], [
+            {"source": source, "external_id": external_id, "extension": record.extension,
+             "record": json.dumps(record.to_dict()), "at": now} for record in records])
 
     def begin_push(self, lock_owner: str, lock_until: float, now: float, claimant: Claimant, wanted: Sequence[str],
                    extensions: Sequence[str], first_pushes: Sequence[ExtensionRecord] = ()) -> PushPlan:
@@ -119,28 +110,28 @@ class OwnershipStore:
         and a later push can deprovision them. Raises ExtensionsBusy (and changes nothing) when
         another push holds one of the extensions.
         """
-        q = self._sql
+        q = self._q
         me = (claimant.source, claimant.external_id)
         with self._write() as conn:
             for extension in sorted(set(extensions)):  # one order everywhere: no deadlocks
-                if conn.execute(q(_LOCK), (extension, lock_owner, lock_until, now)).fetchone() is None:
+                if conn.execute(q["lock_extension"], (extension, lock_owner, lock_until, now)).fetchone() is None:
                     raise ExtensionsBusy(f"extension {extension} is being pushed for another user")
-            before = {row["extension"]: float(row["claimed_at"]) for row in conn.execute(q(_CLAIMED_AT), me)}
+            before = {row["extension"]: float(row["claimed_at"]) for row in conn.execute(q["claims_of_user"], me)}
             released = sorted(set(before) - set(wanted))
-            conn.cursor().executemany(q(_UNCLAIM), [(*me, extension) for extension in released])
-            conn.cursor().executemany(q(_CLAIM), [
+            conn.cursor().executemany(q["unclaim"], [(*me, extension) for extension in released])
+            conn.cursor().executemany(q["claim_extension"], [
                 (extension, *me, claimant.verba_user_id, claimant.login_name, claimant.claimed_at)
                 for extension in dict.fromkeys(wanted)
             ])
-            # A kept claim keeps the time it was first accepted (_CLAIM leaves it); a new one is accepted now.
+            # A kept claim keeps the time it was first accepted (claim_extension leaves it); a new one is accepted now.
             claimed_at = {extension: before.get(extension, claimant.claimed_at) for extension in wanted}
             if first_pushes:
                 self._note_pushing(conn, *me, first_pushes)
             rivals: dict[str, list[Claimant]] = {}
             owners: dict[str, int] = {}
             for extension in dict.fromkeys(extensions):
-                rivals[extension] = [_claimant(row) for row in conn.execute(q(_RIVALS), (extension, *me))]
-                row = conn.execute(q(_OWNER), (extension,)).fetchone()
+                rivals[extension] = [_claimant(row) for row in conn.execute(q["rivals"], (extension, *me))]
+                row = conn.execute(q["owner"], (extension,)).fetchone()
                 if row is not None:
                     owners[extension] = int(row["verba_user_id"])
         return PushPlan(rivals, owners, released, claimed_at)
@@ -163,137 +154,72 @@ class OwnershipStore:
     def _finish_push(self, conn: Any, finish: PushFinish, *, complete: bool = True) -> list[tuple[str, str]]:
         """`finish_push` in the caller's transaction. `complete` False (a failed push, or a lease lost
         to a newer push of the user) keeps the user's other open conflicts and records no owners."""
-        q = self._sql
+        q = self._q
         me = (finish.claimant.source, finish.claimant.external_id)
         if complete:
             for extension, owner in finish.owners.items():
                 if owner is None:
-                    conn.execute(q("DELETE FROM extension_owners WHERE extension = {p}"), (extension,))
+                    conn.execute(q["forget_owner"], (extension,))
                 else:
-                    conn.execute(q(_SET_OWNER), (extension, owner, *me))
-        since = {row["extension"]: float(row["since"]) for row in conn.execute(q(_CONFLICT_SINCE), me)}
+                    conn.execute(q["set_owner"], (extension, owner, *me))
+        since = {row["extension"]: float(row["since"]) for row in conn.execute(q["conflicts_since"], me)}
         if complete:
-            conn.execute(q("DELETE FROM extension_conflicts WHERE source = {p} AND external_id = {p}"), me)
-        conn.cursor().executemany(q(_PUT_CONFLICT), [  # a conflict open since before keeps its first time
+            conn.execute(q["clear_conflicts"], me)
+        conn.cursor().executemany(q["put_conflict"], [  # a conflict open since before keeps its first time
             (c.extension, *me, c.event_id, c.claimant.verba_user_id, c.claimant.login_name, c.owner_user_id,
              c.owner_login, c.owner_claimant, c.message, since.get(c.extension, c.since))
             for c in finish.conflicts
         ])
-        conn.execute(q("DELETE FROM extension_locks WHERE owner = {p}"), (finish.lock_owner,))
+        conn.execute(q["unlock_extensions"], (finish.lock_owner,))
         waiting: set[tuple[str, str]] = set()
         for extension in finish.released:
-            waiting.update((row["source"], row["external_id"]) for row in conn.execute(
-                q("SELECT source, external_id FROM extension_conflicts WHERE extension = {p}"), (extension,)))
+            waiting.update((row["source"], row["external_id"]) for row in conn.execute(q["waiting_on"], (extension,)))
         waiting.discard(me)
         return sorted(waiting)
 
     def source_users_of(self, verba_user_id: int) -> list[tuple[str, str]]:
         """The (source, external_id) of the connector's users linked to this Verba user id."""
         with self._read() as conn:
-            rows = conn.execute(
-                self._sql("SELECT source, external_id FROM verba_users WHERE user_id = {p}"
-                          " ORDER BY source, external_id"), (verba_user_id,)).fetchall()
+            rows = conn.execute(self._q["source_users_of"], (verba_user_id,)).fetchall()
         return [(row["source"], row["external_id"]) for row in rows]
 
     def open_conflicts(self, limit: int = 1000) -> list[Conflict]:
         """Open extension conflicts, oldest first."""
         with self._read() as conn:
-            rows = conn.execute(self._sql(_CONFLICTS), (limit,)).fetchall()
+            rows = conn.execute(self._q["open_conflicts"], (limit,)).fetchall()
         return [_conflict(row) for row in rows]
 
     def extension_clashes(self, limit: int = 1000) -> list[tuple[str, list[Claimant]]]:
         """Extensions that users of two or more Verba users claim at once, with their claimants (earliest first)."""
         with self._read() as conn:
-            extensions = [row["extension"] for row in conn.execute(self._sql(_CLASHES), (limit,))]
-            return [(extension, [_claimant(row) for row in conn.execute(
-                self._sql(_CLAIMANTS), (extension,))]) for extension in extensions]
+            extensions = [row["extension"] for row in conn.execute(self._q["clashes"], (limit,))]
+            return [(extension, [_claimant(row) for row in conn.execute(self._q["claimants"], (extension,))])
+                    for extension in extensions]
 
     def ownership_counts(self) -> tuple[int, int]:
         """(open extension conflicts, clashing extensions), for the metrics."""
         with self._read() as conn:
-            conflicts = conn.execute("SELECT count(*) AS n FROM extension_conflicts").fetchone()["n"]
-            clashes = conn.execute(f"SELECT count(*) AS n FROM ({_CLASHING}) AS c").fetchone()["n"]
-        return conflicts, clashes
+            row = conn.execute(self._q["ownership_counts"]).fetchone()
+        return int(row["conflicts"]), int(row["clashes"])
 
     def admit_stop_recording(self, source: str, external_id: str, lease_owner: str, at: float, *,
                              window_seconds: float, max_count: int, max_share: float) -> StopRecordingBurst:
         """Count this user's stop-recording push in its source's window unless it makes the burst exceed
         both `max_count` users and `max_share` of the source's recorded users; an operator's approval
         (`requeue(..., approve=True)`) admits it whatever the burst."""
-        q = self._sql
+        q = self._q
         since = at - window_seconds
         with self._write() as conn:
-            conn.execute(q(_LOCK_SOURCE), (source,))  # until commit: the count below is not stale
-            conn.execute(q("DELETE FROM stop_recordings WHERE at < {p}"), (since,))
-            approved = conn.execute(q(_APPROVED), (source, external_id, lease_owner)).fetchone() is not None
-            stopped = conn.execute(q(_STOPPED), (source, since, external_id)).fetchone()["n"]
-            recorded = conn.execute(q(_RECORDED), (source,)).fetchone()["n"]
+            conn.execute(q["lock_source"], (source,))  # until commit: the count below is not stale
+            conn.execute(q["forget_stops"], (since,))
+            approved = conn.execute(q["approved"], (source, external_id, lease_owner)).fetchone() is not None
+            stopped = conn.execute(q["stopped"], (source, since, external_id)).fetchone()["n"]
+            recorded = conn.execute(q["recorded"], (source,)).fetchone()["n"]
             stopping, total = stopped + 1, recorded + stopped
             admitted = approved or not (stopping > max_count and stopping > max_share * total)
             if admitted:
-                conn.execute(q("INSERT INTO stop_recordings (source, external_id, at) VALUES ({p}, {p}, {p})"),
-                             (source, external_id, at))
+                conn.execute(q["add_stop"], (source, external_id, at))
         return StopRecordingBurst(admitted, stopping, total, approved)
-
-
-_LOCK = """
-INSERT INTO extension_locks (extension, owner, lock_until) VALUES ({p}, {p}, {p})
-ON CONFLICT (extension) DO UPDATE SET owner = excluded.owner, lock_until = excluded.lock_until
-WHERE extension_locks.lock_until < {p} OR extension_locks.owner = excluded.owner
-RETURNING extension
-"""
-_CLAIMED_AT = "SELECT extension, claimed_at FROM extension_claims WHERE source = {p} AND external_id = {p}"
-_UNCLAIM = "DELETE FROM extension_claims WHERE source = {p} AND external_id = {p} AND extension = {p}"
-# A claim keeps the time it was first accepted; the user's Verba id and login name are refreshed.
-_CLAIM = """
-INSERT INTO extension_claims (extension, source, external_id, verba_user_id, login_name, claimed_at)
-VALUES ({p}, {p}, {p}, {p}, {p}, {p})
-ON CONFLICT (extension, source, external_id)
-DO UPDATE SET verba_user_id = excluded.verba_user_id, login_name = excluded.login_name
-"""
-_CLAIMANT_COLUMNS = "source, external_id, verba_user_id, login_name, claimed_at"
-_RIVALS = f"""
-SELECT {_CLAIMANT_COLUMNS} FROM extension_claims
-WHERE extension = {{p}} AND NOT (source = {{p}} AND external_id = {{p}})
-ORDER BY claimed_at, source, external_id
-"""
-_CLAIMANTS = f"SELECT {_CLAIMANT_COLUMNS} FROM extension_claims WHERE extension = {{p}} ORDER BY claimed_at, source, external_id"
-_OWNER = "SELECT verba_user_id FROM extension_owners WHERE extension = {p}"
-_SET_OWNER = """
-INSERT INTO extension_owners (extension, verba_user_id, source, external_id) VALUES ({p}, {p}, {p}, {p})
-ON CONFLICT (extension) DO UPDATE SET verba_user_id = excluded.verba_user_id, source = excluded.source,
-    external_id = excluded.external_id
-"""
-_PUT_CONFLICT = """
-INSERT INTO extension_conflicts (extension, source, external_id, event_id, verba_user_id, login_name,
-    owner_user_id, owner_login, owner_claimant, message, since)
-VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})
-ON CONFLICT (extension, source, external_id) DO UPDATE SET event_id = excluded.event_id,
-    verba_user_id = excluded.verba_user_id, login_name = excluded.login_name, owner_user_id = excluded.owner_user_id,
-    owner_login = excluded.owner_login, owner_claimant = excluded.owner_claimant, message = excluded.message
-"""
-_CONFLICT_SINCE = "SELECT extension, since FROM extension_conflicts WHERE source = {p} AND external_id = {p}"
-_CONFLICTS = """
-SELECT c.extension, c.source, c.external_id, c.event_id, c.verba_user_id, c.login_name, c.owner_user_id,
-    c.owner_login, c.owner_claimant, c.message, c.since, coalesce(k.claimed_at, c.since) AS claimed_at
-FROM extension_conflicts AS c LEFT JOIN extension_claims AS k
-    ON k.extension = c.extension AND k.source = c.source AND k.external_id = c.external_id
-ORDER BY c.since, c.extension, c.source, c.external_id LIMIT {p}
-"""
-_CLASHING = "SELECT extension FROM extension_claims GROUP BY extension HAVING count(DISTINCT verba_user_id) > 1"
-_CLASHES = _CLASHING + " ORDER BY extension LIMIT {p}"
-_LOCK_SOURCE = """
-INSERT INTO stop_recording_sources (source) VALUES ({p})
-ON CONFLICT (source) DO UPDATE SET source = excluded.source
-"""
-_APPROVED = """
-SELECT 1 FROM events WHERE source = {p} AND external_id = {p} AND state = 'in_flight' AND lease_owner = {p}
-AND approved = 1
-"""
-_STOPPED = """
-SELECT count(DISTINCT external_id) AS n FROM stop_recordings WHERE source = {p} AND at >= {p} AND external_id <> {p}
-"""
-_RECORDED = "SELECT count(DISTINCT external_id) AS n FROM extension_claims WHERE source = {p}"
 
 
 def _claimant(row: Any) -> Claimant:

@@ -1,48 +1,55 @@
-"""SQL built the same way for every backend, in the backend's placeholder style."""
+"""The store's SQL, read from named blocks in `sql/*.sql` (procrastinate's `queries.sql` layout).
+
+A block starts with a line `-- name --`; comment lines under it are its documentation. Every
+dialect gets `queries.sql` plus its own file (`sqlite.sql` or `postgres.sql`, which define the
+same names), with psycopg's placeholders turned into the dialect's by `placeholders`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import pathlib
+import re
 
-from connector.store.base import EventState
+SQL = pathlib.Path(__file__).parent / "sql"
+MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 
-CONFLICT_CAUSE = "extension_conflict"  # not an event's last cause: the events of open conflicts
-# What `Store.requeue` may make pending again: dead or held events, and done events of an open conflict.
-REQUEUABLE = "(state IN ('dead', 'held') OR (state = 'done' AND id IN (SELECT event_id FROM extension_conflicts)))"
+_BLOCK = re.compile(r"^-- (\w+) --$", re.MULTILINE)
+_PSYCOPG_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
 
 
-def event_filter(
-    placeholder: str,
-    user_name_sql: str,
-    *,
-    state: EventState | None,
-    cause: str | None,
-    user: str | None,
-    source: str | None,
-    since: float | None,
-) -> tuple[str, list[Any]]:
-    """The WHERE clause of `Store.list_events` ("" for no filter) and its parameters.
+def parse(text: str) -> dict[str, str]:
+    """Named blocks of `text`, without their comment lines: {"name": "SELECT ..."}."""
+    parts = _BLOCK.split(text)[1:]  # [name, body, name, body, ...]
+    blocks = {}
+    for name, body in zip(parts[::2], parts[1::2]):
+        assert name not in blocks, f"the query {name} is defined twice"
+        blocks[name] = "\n".join(line for line in body.strip().splitlines() if not line.startswith("--")).strip()
+    return blocks
 
-    `user_name_sql` is the backend's expression for the userName in an event's state.
-    """
-    p = placeholder
-    filters: list[str] = []
-    params: list[Any] = []
-    if state is not None:
-        filters.append(f"state = {p}")
-        params.append(EventState(state).value)
-    if cause == CONFLICT_CAUSE:
-        filters.append("id IN (SELECT event_id FROM extension_conflicts)")
-    elif cause is not None:
-        filters.append(f"last_cause = {p}")
-        params.append(cause)
-    if user is not None:
-        filters.append(f"(external_id = {p} OR lower({user_name_sql}) = lower({p}))")
-        params.extend((user, user))
-    if source is not None:
-        filters.append(f"source = {p}")
-        params.append(source)
-    if since is not None:
-        filters.append(f"updated_at >= {p}")
-        params.append(since)
-    return (f"WHERE {' AND '.join(filters)}" if filters else ""), params
+
+def named(dialect: str) -> dict[str, str]:
+    """Every query of `dialect` ("sqlite" or "postgres") by name, in the dialect's placeholders."""
+    shared = parse((SQL / "queries.sql").read_text())
+    own = parse((SQL / f"{dialect}.sql").read_text())
+    assert not set(shared) & set(own), f"{dialect}.sql redefines shared queries: {sorted(set(shared) & set(own))}"
+    return {name: placeholders(dialect, text) for name, text in {**shared, **own}.items()}
+
+
+@functools.lru_cache(maxsize=512)
+def placeholders(dialect: str, text: str) -> str:
+    """`text` written with psycopg's %s, %(name)s and %% in `dialect`'s style (SQLite: ?, :name, %)."""
+    if dialect == "postgres":
+        return text
+    return _PSYCOPG_PLACEHOLDER.sub(lambda m: f":{m[1]}" if m[1] else "?" if m[0] == "%s" else "%", text)
+
+
+def migrations(dialect: str) -> list[tuple[int, list[str]]]:
+    """(version, statements) of every migration file of `dialect`, oldest first: `NNNN_what.sql`,
+    statements ending with a `;` at the end of a line."""
+    found = []
+    for path in sorted((MIGRATIONS / dialect).glob("*.sql")):
+        text = "\n".join(line for line in path.read_text().splitlines() if not line.startswith("--"))
+        found.append((int(path.name[:4]), [s.strip() for s in re.split(r";\s*$", text, flags=re.MULTILINE) if s.strip()]))
+    assert [version for version, _ in found] == list(range(1, len(found) + 1)), f"{dialect} migrations skip a number"
+    return found

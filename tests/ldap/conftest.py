@@ -20,7 +20,7 @@ from connector.events import UserChange
 from connector.mapping import load_mapping
 from connector.runtime import open_client, open_migrated_store
 from connector.sources.ldap.watcher import RunResult, Watcher
-from connector.store.base import Store
+from connector.store import Store
 from connector.store.sqlite import SQLiteStore
 from tests.integration.conftest import (  # noqa: F401 (fixtures)
     Simulator, deliverer, drain, make_config, seed_extensions, seed_users, simulator)

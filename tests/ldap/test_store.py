@@ -6,7 +6,7 @@ import pytest
 
 from connector.events import UserChange
 from connector.store import EventState, Store
-from connector.store.base import LdapEntry, LdapPoll, WatermarkMoved
+from connector.store import LdapEntry, LdapPoll, WatermarkMoved
 from tests.store.conftest import Opener, store_opener  # noqa: F401 (the fixture)
 
 

@@ -11,7 +11,7 @@ from connector.events import UserChange
 from connector.mapping import ExtensionRecord, MappingFailure, normalize_extension, parse_mapping
 from connector.mapping.mapper import ExtensionSource
 from connector.mapping.normalize import NORMALIZE_MODES
-from connector.mapping.records import RECORDING_MODES
+from connector.records import RECORDING_MODES
 
 VALUES = [
     "+1 415 555 0100", "(415) 555-0101", "tel:+14155550102", "020 7946 0018", "+44 20 7946 0019", "4567", "x4568",

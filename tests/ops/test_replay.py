@@ -224,7 +224,7 @@ def test_an_extension_conflict_in_status_list_and_replay_after_verba_is_fixed(de
 
 
 def _record(extension: str, user_id: int):
-    from connector.mapping.records import ExtensionRecord
+    from connector.records import ExtensionRecord
 
     return ExtensionRecord(extension, user_id, "FULL", True, False, False, False, eid="0000")
 

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from connector.events import UserChange
 from connector.ops.metrics import register_store
 from connector.store import EventState, open_store
-from connector.store.base import LdapPoll
+from connector.store import LdapPoll
 
 
 def test_queue_dead_letters_accepted_and_watermark_lag_come_from_the_store(tmp_path):

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from connector.events import UserChange
-from connector.mapping.records import ExtensionRecord
+from connector.records import ExtensionRecord
 from connector.store import Claim, EventState, Store
 from connector.store import sqlite as sqlite_backend
-from connector.store.base import StoreError
+from connector.store.queries import migrations
+from connector.store import StoreError
 from connector.store.sqlite import SQLiteStore
 
 from .conftest import Opener
@@ -490,7 +491,7 @@ def test_sqlite_file_is_in_wal_mode_with_full_sync_by_default(tmp_path: pathlib.
         full.migrate()
         with sqlite3.connect(path) as raw:
             assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-            versions = [(n,) for n in range(1, len(sqlite_backend.MIGRATIONS) + 1)]
+            versions = [(n,) for n in range(1, len(migrations("sqlite")) + 1)]
             assert raw.execute("SELECT version FROM schema_version").fetchall() == versions
             indexes = {
                 tuple(column[2] for column in raw.execute(f"PRAGMA index_info({index[1]})"))
@@ -509,7 +510,7 @@ def test_sqlite_file_is_in_wal_mode_with_full_sync_by_default(tmp_path: pathlib.
 def test_sqlite_migrate_is_idempotent_and_required(tmp_path: pathlib.Path) -> None:
     store = SQLiteStore(str(tmp_path / "connector.db"))
     try:
-        with pytest.raises(StoreError, match="migrate"):
+        with pytest.raises(StoreError, match="db upgrade"):
             store.enqueue([change("alice")])
         store.migrate()
         [event_id] = store.enqueue([change("alice")])

@@ -9,7 +9,8 @@ import psycopg
 import pytest
 
 from connector.store import EventState, StoreError, open_store
-from connector.store.postgres import MIGRATIONS, PostgresStore
+from connector.store.postgres import PostgresStore
+from connector.store.queries import migrations
 from tests.postgres_server import PostgresServer
 
 from .test_conformance import LEASE, NOW, change, claim_now, state_of
@@ -38,7 +39,7 @@ def raw(dsn: str) -> Iterator[psycopg.Connection[tuple]]:
 def test_schema_is_versioned_typed_and_tuned_for_a_queue(store: PostgresStore, raw: psycopg.Connection[tuple]) -> None:
     store.migrate()
 
-    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(n,) for n in range(1, len(MIGRATIONS) + 1)]
+    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(n,) for n in range(1, len(migrations("postgres")) + 1)]
     types = dict(
         raw.execute(
             "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns"
@@ -56,7 +57,7 @@ def test_schema_is_versioned_typed_and_tuned_for_a_queue(store: PostgresStore, r
 def test_migrate_is_idempotent_and_required(dsn: str) -> None:
     store = PostgresStore(dsn)
     try:
-        with pytest.raises(StoreError, match="migrate"):
+        with pytest.raises(StoreError, match="db upgrade"):
             store.enqueue([change("alice")])
         store.migrate()
         [event_id] = store.enqueue([change("alice")])

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import uvicorn
 
-from connector.mapping.records import ExtensionRecord
+from connector.records import ExtensionRecord
 from connector.simulator import create_app
 from connector.simulator.process import free_port
 from connector.target.verba import VerbaClient

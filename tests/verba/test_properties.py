@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.mapping.records import RECORDING_MODES, ExtensionRecord
+from connector.records import RECORDING_MODES, ExtensionRecord
 from connector.target.verba import VerbaClient
 
 from .conftest import Sim

@@ -7,7 +7,7 @@ from pathlib import Path
 import zeep
 from lxml import etree
 
-from connector.mapping.records import ExtensionRecord
+from connector.records import ExtensionRecord
 from connector.target.verba import VerbaClient
 from connector.target.verba.client import BINDING, extension_payload
 from connector.target.verba.status import read_status

@@ -11,7 +11,7 @@ from connector.config import LDAP_ID_ATTRIBUTES, Config, LdapConfig, load_config
 from connector.errors import ConnectorError
 from connector.options import config_option
 from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, RunResult, Watcher
-from connector.store.base import LdapWatermark
+from connector.store import LdapWatermark
 
 
 @click.group()

@@ -23,7 +23,7 @@ from connector.config import LdapConfig
 from connector.delivery.backoff import full_jitter_delay
 from connector.sources.ldap.connection import DirectoryError
 from connector.sources.ldap.watcher import Watcher
-from connector.store.base import Store, StoreError, WatermarkMoved
+from connector.store import Store, StoreError, WatermarkMoved
 
 log = logging.getLogger("connector.ldap")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from connector.sources.ldap.dialects import Dialect, UTC
 from connector.dn import dn_key
-from connector.store.base import LdapEntry
+from connector.store import LdapEntry
 
 
 @dataclasses.dataclass(frozen=True)

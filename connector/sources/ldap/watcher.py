@@ -39,7 +39,7 @@ from connector.sources.ldap.guard import judge
 from connector.sources.ldap.reading import Reader
 from connector.sources.ldap.scope import Scope, probe
 from connector.sources.ldap.snapshot import Snapshot, expires_at
-from connector.store.base import LdapEntry, LdapPoll, LdapWatermark, Store
+from connector.store import LdapEntry, LdapPoll, LdapWatermark, Store
 
 log = logging.getLogger("connector.ldap")
 

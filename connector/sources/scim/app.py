@@ -23,7 +23,7 @@ from connector.sources.scim.auth import MEDIA_TYPE, BearerAuth
 from connector.sources.scim.render import etag, location, project, to_scim
 from connector.sources.scim.schema import GROUPS, RESOURCE_TYPES, USERS, ResourceType
 from connector.sources.scim.service import Found, ScimService
-from connector.store.base import Store, StoreError
+from connector.store import Store, StoreError
 
 log = logging.getLogger("connector.scim")
 ScimError = errors.ScimError

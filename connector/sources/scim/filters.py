@@ -3,7 +3,7 @@
 Every attribute path is resolved against our schemas, which makes the schemas the allowlist:
 an unknown attribute is an error, never a dropped clause. (scim2-filter-parser's own SQL
 transpiler silently drops unmapped attributes and `members[value eq "x"]`, returning every
-row; we use only its lexer and parser and emit SQL ourselves, in filter_sql.py.)
+row; we use only its lexer and parser; `to_store_filter` hands the store a neutral filter it renders itself.)
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from scim2_filter_parser.parser import SCIMParser, SCIMParserError
 
 from connector.sources.scim.paths import Target, resolve
 from connector.sources.scim.schema import ResourceType
+from connector.store import scim as stored
 
 MAX_LENGTH = 4096
 MAX_DEPTH = 16
@@ -308,3 +309,21 @@ def _holds(actual: Any, compare: Compare) -> bool:
         "lt": actual < wanted,
         "le": actual <= wanted,
     }[op]
+
+
+def to_store_filter(expr: Expr) -> stored.Filter:
+    """The store's neutral filter for `expr`: "ne" is "not eq" (an absent attribute matches), "eq null"
+    is "not pr", and each comparison knows its key and whether it is case-exact."""
+    if isinstance(expr, Logical):
+        both = stored.AllOf if expr.op == "and" else stored.AnyOf
+        return both(to_store_filter(expr.left), to_store_filter(expr.right))
+    if isinstance(expr, Not):
+        return stored.Negated(to_store_filter(expr.expr))
+    if isinstance(expr, Within):
+        return stored.Element(expr.target.key, to_store_filter(expr.expr))
+    if expr.op == "ne" or (expr.op == "eq" and expr.value is None):
+        positive = Compare(expr.target, "eq" if expr.value is not None else "pr", expr.value)
+        return stored.Negated(to_store_filter(positive))
+    value = ("true" if expr.value else "false") if isinstance(expr.value, bool) else expr.value
+    case_exact = expr.target.leaf is not None and expr.target.leaf.case_exact
+    return stored.Match(expr.target.key, expr.op, None if value is None else str(value), case_exact)

@@ -1,4 +1,4 @@
-"""The searchable values of a stored body, one ScimValue per value (see filter_sql.py for how they are read),
+"""The searchable values of a stored body, one ScimValue per value (see connector/store/scim.py for how they are read),
 and the normalized user state that events carry (connector/events.py)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 from connector.sources.scim.schema import EXTERNAL_ID, Attribute, ResourceType
 from connector.sources.scim.values import PENDING_MEMBERS
-from connector.store.base import ScimValue
+from connector.store import ScimValue
 
 # The parts of a User the event state names itself; every other attribute goes to state["attributes"].
 _STATE_KEYS = ("userName", "displayName", "name", "emails", "phoneNumbers")
@@ -22,7 +22,7 @@ def index_values(resource: ResourceType, body: dict[str, Any]) -> list[ScimValue
         for attribute in extension.attributes:
             values.extend(_values(f"{extension.id}:{attribute.name}", attribute, part.get(attribute.name)))
     # A Group's pending member ids, so that the resource that appears with one finds its groups
-    # (filter_sql.holding); filters cannot reach them, as no attribute path names this key.
+    # (a `Match` on it); filters cannot reach them, as no attribute path names this key.
     for idx, member in enumerate(body.get(PENDING_MEMBERS) or []):
         if (text := _text(member.get("value"))) is not None:
             values.append(ScimValue(PENDING_MEMBERS, idx, text))

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from connector.sources.scim import errors
 from connector.sources.scim.paths import split
 from connector.sources.scim.schema import ResourceType
-from connector.store.base import ScimResource
+from connector.store import ScimResource
 
 
 def etag(version: int) -> str:

@@ -33,14 +33,14 @@ from connector.events import UserChange
 from connector.ops.metrics import SCIM_PENDING_MEMBERS
 from connector.dn import fold
 from connector.sources.scim import errors
-from connector.sources.scim.filter_sql import holding, to_sql
-from connector.sources.scim.filters import FilterError, format_datetime, parse_filter
+from connector.sources.scim.filters import FilterError, format_datetime, parse_filter, to_store_filter
 from connector.sources.scim.index import index_values, user_state
 from connector.sources.scim.patch import apply_patch
 from connector.sources.scim.render import etag
 from connector.sources.scim.schema import GROUPS, USERS, ResourceType
 from connector.sources.scim.values import PENDING_MEMBERS, canonical_body, required_missing, without
-from connector.store.base import ScimResource, ScimTransaction, Store
+from connector.store import ScimResource, ScimTransaction, Store
+from connector.store.scim import Match
 
 log = logging.getLogger("connector.scim")
 Groups = list[tuple[str, str]]  # (group id, displayName)
@@ -93,7 +93,7 @@ class ScimService:
         where = None
         if filter_text is not None:
             try:
-                where = to_sql(parse_filter(resource, filter_text))
+                where = to_store_filter(parse_filter(resource, filter_text))
             except FilterError as exc:
                 raise errors.invalid_filter(str(exc)) from None
         total, rows = self.store.scim_search(client, resource.name, where, offset, limit)
@@ -213,7 +213,8 @@ class ScimService:
 
     def _apply_pending(self, tx: ScimTransaction, client: str, member_id: str) -> None:
         """A resource with id `member_id` was created: the Groups that kept that id pending list it now."""
-        _, groups = self.store.scim_search(client, GROUPS.name, holding(PENDING_MEMBERS, member_id), 0, 1_000_000)
+        pending = Match(PENDING_MEMBERS, "eq", member_id, case_exact=True)
+        _, groups = self.store.scim_search(client, GROUPS.name, pending, 0, 1_000_000)
         now = self._now()
         for group in groups:
             pending = group.body.get(PENDING_MEMBERS) or []

@@ -18,7 +18,7 @@ import zeep.exceptions
 from lxml import etree
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
-from connector.mapping.records import ExtensionRecord
+from connector.records import ExtensionRecord
 from connector.ops.logs import MASK, register_secret
 from connector.ops.metrics import observe_soap_call
 from connector.target.verba.errors import (

@@ -1,4 +1,5 @@
-"""ExtensionRecord: one Verba extension as the connector wants it to be."""
+"""ExtensionRecord: one Verba extension as the connector wants it to be (made by the mapping, pushed by
+delivery, remembered by the store)."""
 
 from __future__ import annotations
 

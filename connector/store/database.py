@@ -1,0 +1,80 @@
+"""What each dialect gives the store (sqlite.py, postgres.py): connections, locks, lists and its SQL.
+
+Everything else is written once, in the concern modules (queue.py, log.py, ldap.py, scim.py,
+ownership.py), against this class. Rows are read by column name; JSON columns come back as text.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import AbstractContextManager
+from typing import Any, Iterable, Sequence
+
+from connector.errors import ConnectorError
+from connector.events import UserChange
+from connector.store.queries import placeholders
+
+
+class StoreError(ConnectorError):
+    """The event store could not be read or written."""
+
+
+class Database:
+    """The dialect's part of the store. One object may be used from several threads at once."""
+
+    dialect: str  # "sqlite" or "postgres": names its SQL (connector/store/sql/) and migrations
+    name: str  # how messages name the store: a path, or a URL without its password
+    _q: dict[str, str]  # the dialect's queries by name (connector/store/queries.py)
+
+    def _write(self) -> AbstractContextManager[Any]:
+        """One transaction on this thread's connection: commit on success, roll back on any exception."""
+        raise NotImplementedError
+
+    def _read(self) -> AbstractContextManager[Any]:
+        """This thread's connection outside a transaction: each statement commits by itself."""
+        raise NotImplementedError
+
+    def _lock(self, conn: Any, key: str) -> None:
+        """Hold the lock named `key` until the transaction ends (waiting for it)."""
+        raise NotImplementedError
+
+    def _try_lock(self, conn: Any, key: str) -> bool:
+        """Take the lock named `key` until the transaction ends if nobody holds it; whether it was taken."""
+        raise NotImplementedError
+
+    def _array(self, values: Iterable[Any]) -> Any:
+        """`values` as the parameter the dialect's list queries take."""
+        raise NotImplementedError
+
+    def _insert_events(self, conn: Any, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+        """Run `insert_event` for each row (see `event_row`); the ids of the rows inserted."""
+        raise NotImplementedError
+
+    def _sql(self, text: str) -> str:
+        """Dynamic SQL written with psycopg's placeholders, in the dialect's."""
+        return placeholders(self.dialect, text)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def user_key(source: str, external_id: str) -> str:
+    """The name of a user's lock (PostgreSQL's expire_leases hashes the same text)."""
+    return f"{source}\x1f{external_id}"
+
+
+def to_json(value: Any, what: str) -> str:
+    """`value` as compact JSON; ValueError naming `what` if it is not JSON."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{what} is not JSON ({error}); give strings, numbers, booleans, null, lists and objects") \
+            from error
+
+
+def event_row(change: UserChange, state: str, now: float, state_json: str | None = None) -> tuple[Any, ...]:
+    """The parameters of `insert_event` for `change`, due at its `accepted_at`."""
+    if state_json is None:
+        state_json = to_json(change.state, f"the state of {change.source}/{change.external_id}")
+    return (change.idem_key, change.source, change.external_id, change.kind, state_json, change.cause,
+            change.accepted_at, state, change.accepted_at, now)

@@ -1,0 +1,129 @@
+"""LDAP watermarks: each directory's change cursor and what the connector last saw of each entry."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any, Sequence
+
+from connector.events import UserChange
+from connector.store.database import Database, StoreError, event_row, to_json
+
+
+class WatermarkMoved(StoreError):
+    """Another poller committed this directory's watermark first; poll again from the new one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LdapEntry:
+    """What the connector last saw of one directory entry; `groups` are its effective groups as normalized DNs (connector/dn.py)."""
+
+    external_id: str
+    digest: str
+    active: bool
+    groups: tuple[str, ...]
+    state: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class LdapWatermark:
+    directory: str
+    cursor: dict[str, Any]  # the dialect's, e.g. {"usn": 4711, "invocation_id": "..."}; {} before the first sync
+    version: int
+    known: int  # entries the connector knows
+    last_run_at: float | None
+    last_success_at: float | None
+    last_error: str | None  # of the last run; None if it succeeded
+    counts: dict[str, int]  # of the last successful run
+
+
+@dataclasses.dataclass(frozen=True)
+class LdapPoll:
+    """One successful poll: everything `commit_poll` writes at once."""
+
+    directory: str
+    version: int  # the watermark version the poll started from (0 before the first)
+    cursor: dict[str, Any]
+    at: float
+    changes: Sequence[UserChange] = ()
+    held: Sequence[UserChange] = ()
+    entries: Sequence[LdapEntry] = ()  # seen now: inserted or replaced
+    removed: Sequence[str] = ()  # external ids no longer in the directory
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+class LdapMarks(Database):
+    def ldap_watermark(self, directory: str) -> LdapWatermark | None:
+        """The directory's cursor and last runs, or None before anything was recorded for it."""
+        with self._read() as conn:
+            row = conn.execute(self._q["ldap_watermark"], (directory,)).fetchone()
+        return None if row is None else _watermark(row)
+
+    def ldap_watermarks(self) -> list[LdapWatermark]:
+        """Every directory's watermark, by name."""
+        with self._read() as conn:
+            return [_watermark(row) for row in conn.execute(self._q["ldap_watermarks"])]
+
+    def ldap_entries(self, directory: str, ids: Sequence[str] | None = None) -> dict[str, LdapEntry]:
+        """What the connector last saw of the directory's entries (only `ids` if given), by external id."""
+        with self._read() as conn:
+            if ids is None:
+                rows = conn.execute(self._q["ldap_entries"], (directory,)).fetchall()
+            else:
+                rows = conn.execute(self._q["ldap_entries_by_id"], (directory, self._array(ids))).fetchall()
+        return {row["external_id"]: LdapEntry(row["external_id"], row["digest"], bool(row["active"]),
+                                              tuple(json.loads(row["groups"])), json.loads(row["state"]))
+                for row in rows}
+
+    def commit_poll(self, poll: LdapPoll) -> list[int]:
+        """Store a poll's events, entries and new cursor in one transaction; return the event ids.
+
+        `poll.held` events are stored held, and so is any event of a user who already has a
+        held event from this directory, so that a held delete is never overtaken. If the
+        watermark's version is no longer `poll.version` (another poller committed first),
+        nothing is stored and WatermarkMoved is raised. The version then goes up by one.
+        """
+        now = time.time()
+        q = self._q
+        with self._write() as conn:
+            conn.execute(q["ensure_watermark"], (poll.directory,))
+            if conn.execute(q["lock_watermark"], (poll.directory,)).fetchone()["version"] != poll.version:
+                raise WatermarkMoved(f"the watermark of {poll.directory} moved on while this poll ran; poll again")
+            waiting = self._held_users(conn, poll.changes)
+            # An upsert and its entry share one state dict: serialize it once.
+            states = {id(c.state): to_json(c.state, f"the state of {c.source}/{c.external_id}")
+                      for c in [*poll.changes, *poll.held]}
+            rows = [event_row(c, "held" if held or (c.source, c.external_id) in waiting else "pending", now,
+                              states[id(c.state)])
+                    for c, held in [(c, False) for c in poll.changes] + [(c, True) for c in poll.held]]
+            ids = self._insert_events(conn, rows) if rows else []
+            if poll.entries:
+                conn.cursor().executemany(q["put_ldap_entry"], [
+                    (poll.directory, e.external_id, e.digest, e.active, json.dumps(e.groups),
+                     states.get(id(e.state)) or json.dumps(e.state)) for e in poll.entries])
+            if poll.removed:
+                conn.cursor().executemany(q["remove_ldap_entry"], [(poll.directory, x) for x in poll.removed])
+            conn.execute(q["advance_watermark"], {
+                "directory": poll.directory, "cursor": json.dumps(poll.cursor), "at": poll.at,
+                "counts": json.dumps(poll.counts), "recount": bool(poll.entries or poll.removed or poll.version == 0)})
+        return ids
+
+    def note_poll_failure(self, directory: str, error: str, at: float) -> None:
+        """Record a failed run for `connector ldap status`; the cursor stays where it was."""
+        with self._read() as conn:
+            conn.execute(self._q["note_poll_failure"], (directory, at, error))
+
+    def _held_users(self, conn: Any, changes: Sequence[UserChange]) -> set[tuple[str, str]]:
+        """(source, external_id) of the changes whose user has a held event: their new events wait behind it."""
+        waiting: set[tuple[str, str]] = set()
+        for source in {c.source for c in changes}:
+            ids = self._array(c.external_id for c in changes if c.source == source)
+            waiting.update((row["source"], row["external_id"]) for row in conn.execute(
+                self._q["held_users"], (source, ids)))
+        return waiting
+
+
+def _watermark(row: Any) -> LdapWatermark:
+    return LdapWatermark(row["directory"], json.loads(row["cursor"]), row["version"], row["known"],
+                         row["last_run_at"], row["last_success_at"], row["last_error"], json.loads(row["counts"]))

@@ -1,0 +1,177 @@
+"""The event log as on-call staff and reports read it: events, attempts, summaries, operator
+actions, the audit trail, and each user's last pushed extensions (the per-user projection)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any, Sequence
+
+from connector.records import ExtensionRecord
+from connector.store.database import Database, to_json
+from connector.store.queue import EventState, StoredEvent, stored_event
+
+CONFLICT_CAUSE = "extension_conflict"  # not an event's last cause: the events of open conflicts
+_EVENT_COLUMNS = ("id, idem_key, source, external_id, kind, state_json, cause, accepted_at, state, attempts,"
+                  " next_attempt_at, last_cause, last_error, discard_reason, updated_at")
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: float
+    actor: str
+    action: str
+    event_ids: tuple[int, ...]
+    reason: str
+    detail: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt of a claim: when, how it ended, and the SOAP requests it sent (secrets redacted)."""
+
+    at: float
+    event_ids: tuple[int, ...]
+    outcome: str  # "done", "retry" or "dead"
+    cause: str | None
+    error: str | None
+    sent: tuple[dict[str, Any], ...]  # e.g. {"operation": "createExtension", "status": "OK", "envelope": "<soap…>"}
+
+
+class EventLog(Database):
+    def pushed_extensions(self, source: str, external_id: str) -> list[ExtensionRecord]:
+        """The extensions last pushed for this user, as and in the order they were pushed."""
+        with self._read() as conn:
+            rows = conn.execute(self._q["pushed_extensions"], (source, external_id)).fetchall()
+        return [ExtensionRecord.from_dict(json.loads(row["record"])) for row in rows]
+
+    def verba_user_id(self, source: str, external_id: str) -> int | None:
+        """The Verba user id last pushed for this user, if any."""
+        return self._one("verba_user_id", (source, external_id), "user_id")
+
+    def get_event(self, event_id: int) -> StoredEvent | None:
+        with self._read() as conn:
+            row = conn.execute(self._q["get_event"], (event_id,)).fetchone()
+        return None if row is None else stored_event(row)
+
+    def current_event(self, source: str, external_id: str) -> StoredEvent | None:
+        """The user's newest event that is not held or discarded: the state a replay should push."""
+        with self._read() as conn:
+            row = conn.execute(self._q["current_event"], (source, external_id)).fetchone()
+        return None if row is None else stored_event(row)
+
+    def list_events(self, *, state: EventState | None = None, cause: str | None = None, user: str | None = None,
+                    source: str | None = None, since: float | None = None, limit: int = 100) -> list[StoredEvent]:
+        """Events, newest first, matching every filter given.
+
+        `cause` is the last cause, or "extension_conflict" for the events of open conflicts; `user` is
+        an external id (exact) or a `userName` in the state (ASCII case-insensitive); `since` is a
+        Unix time the event was last updated at or after.
+        """
+        filters, params = [], []
+        if state is not None:
+            filters.append("state = %s")
+            params.append(EventState(state).value)
+        if cause == CONFLICT_CAUSE:
+            filters.append("id IN (SELECT event_id FROM extension_conflicts)")
+        elif cause is not None:
+            filters.append("last_cause = %s")
+            params.append(cause)
+        if user is not None:
+            filters.append(f"(external_id = %s OR lower({self._q['user_name']}) = lower(%s))")
+            params.extend((user, user))
+        if source is not None:
+            filters.append("source = %s")
+            params.append(source)
+        if since is not None:
+            filters.append("updated_at >= %s")
+            params.append(since)
+        where = f"WHERE {' AND '.join(filters)}" if filters else ""
+        with self._read() as conn:
+            rows = conn.execute(self._sql(f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT %s"),
+                                (*params, limit)).fetchall()
+        return [stored_event(row) for row in rows]
+
+    def attempts(self, event_id: int) -> list[Attempt]:
+        """The recorded attempts of every claim that held this event, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(self._q["attempts_of_event"], (event_id,)).fetchall()
+        return [Attempt(float(row["at"]), tuple(json.loads(row["event_ids"])), row["outcome"], row["cause"],
+                        row["error"], tuple(json.loads(row["sent"]))) for row in rows]
+
+    def count_by_state(self) -> dict[EventState, int]:
+        counts = {state: 0 for state in EventState}
+        counts.update({EventState(state): n for state, n in self._rows("count_by_state", ("state", "n"))})
+        return counts
+
+    def dead_letter_summary(self) -> list[tuple[str, str, int]]:
+        """(last cause, last error, count) of the dead events, largest count first."""
+        return self._rows("dead_letter_summary", ("last_cause", "last_error", "n"))
+
+    def held_summary(self) -> list[tuple[str, str, int]]:
+        """(cause, source, count) of the held events, largest group first; the LDAP mass-change guard's
+        (which leave no cause) are "ldap_mass_change"."""
+        return self._rows("held_summary", ("cause", "source", "n"))
+
+    def oldest_pending_at(self) -> float | None:
+        """The earliest `accepted_at` of the pending and in-flight events; None when there are none."""
+        oldest = self._one("oldest_pending_at", (), "oldest")
+        return None if oldest is None else float(oldest)
+
+    def count_by_source_and_kind(self) -> list[tuple[str, str, int]]:
+        """(source, kind, count) of every event ever accepted (events are never deleted)."""
+        return self._rows("count_by_source_and_kind", ("source", "kind", "n"))
+
+    def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0, approve: bool = False) -> int:
+        """Make dead or held events, and done events with an open extension conflict, pending again
+        with attempts reset; return how many.
+
+        The i-th of them in id order (from 0) is due at `now + i * spacing`, to pace a replay.
+        `approve` marks them approved by an operator, so the stop-recording guard lets them pass.
+        Other states are left alone, so concurrent requeues change each event once.
+        """
+        params = {"ids": self._array(event_ids), "now": now, "spacing": spacing, "at": time.time(),
+                  "approve": approve}
+        with self._write() as conn:
+            return int(conn.execute(self._q["requeue"], params).rowcount)
+
+    def discard(self, event_ids: Sequence[int], reason: str) -> int:
+        """Make dead or held events discarded for `reason`, keeping their last cause and error; return
+        how many. Other states are left alone. A blank reason raises ValueError."""
+        if not reason.strip():
+            raise ValueError("discarding events needs a reason; say why they must not be delivered")
+        with self._write() as conn:
+            return int(conn.execute(self._q["discard"], (reason, time.time(), self._array(event_ids))).rowcount)
+
+    def add_audit(self, actor: str, action: str, event_ids: Sequence[int], reason: str, detail: dict[str, Any]) -> int:
+        """Write an audit entry; its id. ValueError if `detail` is not JSON."""
+        detail_json = to_json(detail, f"audit detail for {action!r}")
+        with self._write() as conn:
+            row = conn.execute(self._q["add_audit"], (time.time(), actor, action, self._array(event_ids), reason,
+                                                      detail_json)).fetchone()
+        return int(row["id"])
+
+    def list_audit(self, limit: int = 100, *, since: float | None = None) -> list[AuditEntry]:
+        """Audit entries, newest first; with `since`, only those written at or after it."""
+        with self._read() as conn:
+            rows = conn.execute(self._q["list_audit"], (since, limit)).fetchall()
+        return [AuditEntry(row["id"], float(row["at"]), row["actor"], row["action"],
+                           tuple(json.loads(row["event_ids"])), row["reason"], json.loads(row["detail"]))
+                for row in rows]
+
+    def ping(self) -> None:
+        """Commit a tiny write (the readiness probe); raise StoreError if the store cannot be written."""
+        with self._read() as conn:  # one statement is one transaction
+            conn.execute(self._q["ping"], (time.time(),))
+
+    def _one(self, query: str, params: tuple[Any, ...], column: str) -> Any:
+        """`column` of the query's first row, or None."""
+        with self._read() as conn:
+            row = conn.execute(self._q[query], params).fetchone()
+        return None if row is None else row[column]
+
+    def _rows(self, query: str, columns: tuple[str, ...]) -> list[Any]:
+        with self._read() as conn:
+            return [tuple(row[column] for column in columns) for row in conn.execute(self._q[query])]

@@ -1,0 +1,2 @@
+-- Pushed extensions keep their order in a position column: PostgreSQL has had it since 0001,
+-- SQLite gains it in its 0005. Nothing to change here; the versions stay the same on both.

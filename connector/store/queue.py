@@ -1,0 +1,232 @@
+"""The event queue: durable user changes, claimed per user under a lease, settled once.
+
+Event states:
+    pending    waiting to be pushed (possibly after `next_attempt_at`)
+    in_flight  claimed by a worker until `lease_until`
+    done       Verba answered OK for the state it carried (or a later one)
+    dead       a dead letter: `last_cause` and `last_error` say why
+    held       held back by a guard until an operator approves it
+    discarded  an operator decided not to deliver it (`discard_reason` says why); never
+               claimed, blocks nobody, kept forever
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+import json
+import time
+from typing import Any, Sequence
+
+from connector.events import UserChange
+from connector.records import ExtensionRecord
+from connector.store.database import Database, event_row, to_json, user_key
+from connector.store.ownership import OwnershipStore, PushFinish
+
+
+class EventState(str, enum.Enum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+    DEAD = "dead"
+    HELD = "held"
+    DISCARDED = "discarded"
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredEvent:
+    id: int
+    change: UserChange
+    state: EventState
+    attempts: int
+    next_attempt_at: float
+    last_cause: str | None
+    last_error: str | None
+    updated_at: float
+    discard_reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """All pending events of one user, claimed together; `latest` is the one to push.
+
+    `owner` and `lease_until` identify the lease: `complete`, `retry` and `dead_letter`
+    change the events only while this lease still holds them.
+    """
+
+    source: str
+    external_id: str
+    event_ids: tuple[int, ...]
+    latest: StoredEvent
+    attempts: int  # the highest attempt count in the batch, this attempt included
+    owner: str = ""
+    lease_until: float = 0.0
+
+
+class EventQueue(OwnershipStore, Database):
+    """Intake and delivery. Every write is one transaction; one user never has two batches in flight."""
+
+    def enqueue(self, changes: Sequence[UserChange], *, state: EventState = EventState.PENDING) -> list[int]:
+        """Store all changes in one transaction (all or nothing) and return their ids.
+
+        A change whose `idem_key` is already stored is skipped (its id is not returned). A new
+        event is due at its `accepted_at`. A state that is not JSON (or that the database cannot
+        hold, such as a NUL on PostgreSQL) raises ValueError and nothing of the batch is stored.
+        """
+        state = EventState(state)
+        if state is EventState.IN_FLIGHT:
+            raise ValueError("events cannot be enqueued in flight; enqueue them pending or held")
+        now = time.time()
+        rows = [event_row(change, state.value, now) for change in changes]
+        if not rows:
+            return []
+        # One INSERT commits by itself: no BEGIN and COMMIT round trips for a single change.
+        with self._write() if len(rows) > 1 else self._read() as conn:
+            return self._insert_events(conn, rows)
+
+    def claim(self, owner: str, now: float, lease_seconds: float) -> Claim | None:
+        """Claim the pending events of one user whose oldest pending event is due.
+
+        Never claims a user who has an event in flight (per-user order). In-flight events whose
+        lease expired before `now` count as pending again. All pending events of the chosen user
+        move to in_flight and their attempts go up by one. Users are served in the order their
+        oldest pending event became due, then by id. Held, dead, discarded and done events are
+        never claimed and block nobody.
+        """
+        lease_until = float(now + lease_seconds)
+        with self._read() as conn:  # idle workers polling should not open write transactions
+            if not conn.execute(self._q["anything_to_claim"], {"now": now}).fetchone()["due"]:
+                return None
+        with self._write() as conn:
+            conn.execute(self._q["expire_leases"], {"now": now, "at": time.time()})
+            rows = self._claim_next_user(conn, owner, now, lease_until)
+        if not rows:
+            return None
+        events = sorted((stored_event(row) for row in rows), key=lambda event: event.id)
+        return Claim(events[0].change.source, events[0].change.external_id, tuple(event.id for event in events),
+                     events[-1], max(event.attempts for event in events), owner, lease_until)
+
+    def _claim_next_user(self, conn: Any, owner: str, now: float, lease_until: float) -> list[Any]:
+        """Claim the pending events of the first due user whose lock is free; [] if there is none."""
+        skipped: list[int] = []
+        while (head := conn.execute(self._q["pick_user"], {"now": now, "skipped": self._array(skipped)}).fetchone()):
+            user = {"source": head["source"], "external_id": head["external_id"]}
+            if self._try_lock(conn, user_key(**user)):
+                claimed = conn.execute(self._q["claim_user"], {
+                    **user, "owner": owner, "lease_until": lease_until, "at": time.time()}).fetchall()
+                if claimed:
+                    return list(claimed)
+            skipped.append(head["id"])  # being settled or claimed elsewhere right now
+        return []
+
+    def complete(self, claim: Claim, pushed: Sequence[ExtensionRecord], user_id: int | None, *,
+                 sent: Sequence[dict[str, Any]] = (), finish: PushFinish | None = None) -> list[tuple[str, str]]:
+        """Mark the claim done and record `pushed` as the user's current extensions, in their order.
+
+        `finish` ends the push begun by `begin_push` in the same transaction (as `finish_push`
+        would, even if the lease was lost); the users waiting on an extension it released are
+        returned ([] without `finish`). `pushed` replaces the user's previous set: extensions
+        missing from it were deprovisioned. `user_id` is remembered as the user's Verba id (None
+        keeps it). An `Attempt` with outcome "done" and the SOAP requests `sent` is recorded.
+        If the lease was lost, nothing else changes. ValueError if `sent` is not JSON or
+        `pushed` names an extension twice.
+        """
+        repeated = sorted(ext for ext, n in collections.Counter(r.extension for r in pushed).items() if n > 1)
+        if repeated:
+            raise ValueError(f"pushed lists extension(s) {', '.join(repeated)} more than once; give each once")
+        sent_json = to_json(list(sent), "the SOAP requests sent")
+        user, now = (claim.source, claim.external_id), time.time()
+        with self._write() as conn:
+            settled = self._settle(conn, claim, EventState.DONE)
+            # A lease lost to a newer push of the user: only unlock and wake, the newer push records the rest.
+            waiting = [] if finish is None else self._finish_push(conn, finish, complete=bool(settled))
+            if not settled:
+                return waiting
+            self._add_attempt(conn, claim, "done", None, None, sent_json)
+            conn.execute(self._q["forget_pushed"], user)
+            conn.cursor().executemany(self._q["add_pushed"], [
+                (*user, record.extension, position, json.dumps(record.to_dict()), now)
+                for position, record in enumerate(pushed)])
+            if user_id is not None:
+                conn.execute(self._q["set_verba_user"], (*user, user_id))
+        return waiting
+
+    def retry(self, claim: Claim, next_attempt_at: float, cause: str, error: str, *,
+              sent: Sequence[dict[str, Any]] = ()) -> None:
+        """Put the claim back to pending, due at `next_attempt_at`, keeping cause and error.
+        Records an attempt ("retry"); changes nothing if the lease was lost."""
+        self._end(claim, "retry", cause, error, sent, EventState.PENDING, next_attempt_at=next_attempt_at)
+
+    def dead_letter(self, claim: Claim, cause: str, error: str, *, sent: Sequence[dict[str, Any]] = ()) -> None:
+        """Move the claim to dead with its cause class and message; never trimmed.
+        Records an attempt ("dead"); changes nothing if the lease was lost."""
+        self._end(claim, "dead", cause, error, sent, EventState.DEAD)
+
+    def postpone(self, claim: Claim, until: float) -> None:
+        """Put the claim back to pending, due at `until`, as if it had not been claimed (attempts
+        unchanged). Changes nothing if the lease was lost."""
+        with self._write() as conn:
+            self._settle(conn, claim, EventState.PENDING, unclaim=1, next_attempt_at=until)
+
+    def hold(self, claim: Claim, cause: str, error: str) -> None:
+        """Move the claim to held (a guard stopped it) with its cause and message, for
+        `requeue(approve=True)`. Changes nothing if the lease was lost."""
+        with self._write() as conn:
+            self._settle(conn, claim, EventState.HELD, cause=cause, error=error)
+
+    def renew_lease(self, claim: Claim, lease_until: float) -> Claim | None:
+        """Extend the claim's lease (and its extension locks) to `lease_until` while its push runs;
+        the claim with the new lease, or None if the lease was already lost."""
+        with self._write() as conn:
+            self._lock(conn, user_key(claim.source, claim.external_id))
+            if not conn.execute(self._q["renew_lease"], {
+                    "new": lease_until, "source": claim.source, "external_id": claim.external_id,
+                    "owner": claim.owner, "lease_until": claim.lease_until}).rowcount:
+                return None
+            conn.execute(self._q["renew_locks"], (lease_until, claim.owner))
+        return dataclasses.replace(claim, lease_until=lease_until)
+
+    def release_leases(self) -> int:
+        """Return every in-flight event to pending and drop every extension lock (single-instance
+        start-up); return how many events."""
+        with self._write() as conn:
+            conn.execute(self._q["release_locks"])
+            return int(conn.execute(self._q["release_leases"], (time.time(),)).rowcount)
+
+    def start_instance(self) -> int:
+        """Prepare the store for this process's `connector run`; return how many in-flight events of
+        an earlier run went back to the queue (see each dialect)."""
+        raise NotImplementedError
+
+    def _end(self, claim: Claim, outcome: str, cause: str, error: str, sent: Sequence[dict[str, Any]],
+             state: EventState, *, next_attempt_at: float | None = None) -> None:
+        sent_json = to_json(list(sent), "the SOAP requests sent")
+        with self._write() as conn:
+            if self._settle(conn, claim, state, cause=cause, error=error, next_attempt_at=next_attempt_at):
+                self._add_attempt(conn, claim, outcome, cause, error, sent_json)
+
+    def _settle(self, conn: Any, claim: Claim, state: EventState, *, unclaim: int = 0,
+                next_attempt_at: float | None = None, cause: str | None = None, error: str | None = None) -> int:
+        """Move the claim's events its lease still holds to `state` and end the lease; how many moved."""
+        self._lock(conn, user_key(claim.source, claim.external_id))
+        return int(conn.execute(self._q["settle"], {
+            "state": state.value, "unclaim": unclaim, "next_attempt_at": next_attempt_at, "cause": cause,
+            "error": error, "at": time.time(), "source": claim.source, "external_id": claim.external_id,
+            "owner": claim.owner, "lease_until": claim.lease_until}).rowcount)
+
+    def _add_attempt(self, conn: Any, claim: Claim, outcome: str, cause: str | None, error: str | None,
+                     sent_json: str) -> None:
+        conn.execute(self._q["add_attempt"], (claim.source, claim.external_id, self._array(claim.event_ids),
+                                              time.time(), outcome, cause, error, sent_json))
+
+
+def stored_event(row: Any) -> StoredEvent:
+    """An `events` row as read by get_event, current_event or claim_user."""
+    change = UserChange(source=row["source"], external_id=row["external_id"], kind=row["kind"],
+                        state=json.loads(row["state_json"]), accepted_at=float(row["accepted_at"]),
+                        cause=row["cause"], idem_key=row["idem_key"])
+    return StoredEvent(id=row["id"], change=change, state=EventState(row["state"]), attempts=row["attempts"],
+                       next_attempt_at=float(row["next_attempt_at"]), last_cause=row["last_cause"],
+                       last_error=row["last_error"], updated_at=float(row["updated_at"]),
+                       discard_reason=row["discard_reason"])

@@ -1,0 +1,87 @@
+-- PostgreSQL's side of the queries that differ per dialect (sqlite.sql has the same names).
+-- Lists are passed as arrays; arrays are read back as JSON text, as on SQLite.
+
+-- expire_leases --
+-- Users whose advisory lock is taken (a worker is settling them right now) keep their lease.
+WITH expired AS (
+    SELECT DISTINCT source, external_id FROM events WHERE state = 'in_flight' AND lease_until < %(now)s
+), unlocked AS (
+    SELECT source, external_id FROM expired
+    WHERE pg_try_advisory_xact_lock(hashtext(source || chr(31) || external_id))
+)
+UPDATE events AS e SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = %(at)s
+FROM unlocked AS u
+WHERE e.source = u.source AND e.external_id = u.external_id AND e.state = 'in_flight' AND e.lease_until < %(now)s
+
+-- pick_user --
+-- The oldest due event that is its user's oldest pending one, of a user with nothing in flight;
+-- a head another claimer has locked is skipped, not waited for.
+SELECT e.id, e.source, e.external_id FROM events AS e
+WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s AND e.id <> ALL(%(skipped)s::bigint[])
+  AND NOT EXISTS (SELECT 1 FROM events AS o WHERE o.source = e.source AND o.external_id = e.external_id
+                  AND o.state = 'pending' AND o.id < e.id)
+  AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = e.source AND f.external_id = e.external_id
+                  AND f.state = 'in_flight')
+ORDER BY e.next_attempt_at, e.id
+LIMIT 1
+FOR UPDATE OF e SKIP LOCKED
+
+-- add_attempt --
+INSERT INTO attempts (source, external_id, event_ids, at, outcome, cause, error, sent)
+VALUES (%s, %s, %s::bigint[], %s, %s, %s, %s, %s)
+
+-- attempts_of_event --
+SELECT a.at, array_to_json(a.event_ids) AS event_ids, a.outcome, a.cause, a.error, a.sent FROM attempts AS a
+JOIN events AS e ON e.source = a.source AND e.external_id = a.external_id
+WHERE e.id = %s AND e.id = ANY(a.event_ids)
+ORDER BY a.id
+
+-- requeue --
+-- Dead or held events, and done events of an open conflict; the i-th (by id, from 0) is due at now + i * spacing.
+-- A concurrent requeue that changed an event first fails the state check on the re-read row.
+UPDATE events AS e SET state = 'pending', attempts = 0, next_attempt_at = %(now)s + chosen.i * %(spacing)s,
+    updated_at = %(at)s, approved = CASE WHEN %(approve)s THEN 1 ELSE e.approved END
+FROM (
+    SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events
+    WHERE id = ANY(%(ids)s::bigint[])
+      AND (state IN ('dead', 'held') OR (state = 'done' AND id IN (SELECT event_id FROM extension_conflicts)))
+) AS chosen
+WHERE e.id = chosen.id AND e.state IN ('dead', 'held', 'done')
+
+-- discard --
+UPDATE events SET state = 'discarded', discard_reason = %s, updated_at = %s
+WHERE id = ANY(%s::bigint[]) AND state IN ('dead', 'held')
+
+-- add_audit --
+INSERT INTO audit (at, actor, action, event_ids, reason, detail) VALUES (%s, %s, %s, %s::bigint[], %s, %s)
+RETURNING id
+
+-- list_audit --
+SELECT id, at, actor, action, array_to_json(event_ids) AS event_ids, reason, detail FROM audit
+WHERE at >= coalesce(%s::double precision, at) ORDER BY id DESC LIMIT %s
+
+-- held_users --
+SELECT DISTINCT source, external_id FROM events
+WHERE source = %s AND state = 'held' AND external_id = ANY(%s::text[])
+
+-- ldap_entries_by_id --
+SELECT external_id, digest, active, groups, state FROM ldap_entries
+WHERE directory = %s AND external_id = ANY(%s::text[])
+
+-- lock_watermark --
+-- The row lock makes concurrent pollers of one directory take turns; the loser sees a new version.
+SELECT version FROM ldap_watermarks WHERE directory = %s FOR UPDATE
+
+-- scim_get_many --
+SELECT r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified
+FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s
+  AND r.id = ANY(%s::text[]) ORDER BY r.pk
+
+-- scim_groups_of --
+SELECT v.value AS member, g.id, g.display FROM scim_values v JOIN scim_resources g ON g.pk = v.resource_pk
+WHERE g.client = %s AND g.resource_type = 'Group' AND v.attr = 'members.value'
+  AND v.folded = ANY(%s::text[]) ORDER BY g.pk, v.idx
+
+-- user_name --
+-- The userName in an event's state, for filters.
+state_json ->> 'userName'

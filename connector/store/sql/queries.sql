@@ -1,0 +1,275 @@
+-- The store's queries that read the same on SQLite and PostgreSQL, one named block each.
+-- Placeholders are psycopg's (%s, %(name)s); connector/store/queries.py turns them into
+-- SQLite's (?, :name). Queries that differ per dialect are in sqlite.sql and postgres.sql,
+-- under the same names in both. JSON columns are read back as text on both.
+
+-- schema_version --
+CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)
+
+-- current_version --
+SELECT coalesce(max(version), 0) AS version FROM schema_version
+
+-- add_version --
+INSERT INTO schema_version (version) VALUES (%s)
+
+-- insert_event --
+INSERT INTO events (idem_key, source, external_id, kind, state_json, cause, accepted_at,
+    state, next_attempt_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (idem_key) DO NOTHING
+RETURNING id
+
+-- anything_to_claim --
+SELECT (EXISTS (SELECT 1 FROM events WHERE state = 'pending' AND next_attempt_at <= %(now)s)
+    OR EXISTS (SELECT 1 FROM events WHERE state = 'in_flight' AND lease_until < %(now)s)) AS due
+
+-- claim_user --
+-- Run under the user's lock, so the in-flight check sees every earlier claim committed.
+UPDATE events SET state = 'in_flight', attempts = attempts + 1, lease_owner = %(owner)s,
+    lease_until = %(lease_until)s, updated_at = %(at)s
+WHERE source = %(source)s AND external_id = %(external_id)s AND state = 'pending'
+  AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = %(source)s AND f.external_id = %(external_id)s
+                  AND f.state = 'in_flight')
+RETURNING id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
+    state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at
+
+-- settle --
+-- Ends the lease of a claim's events (all the in-flight events of the user under this lease);
+-- a NULL leaves next_attempt_at, last_cause or last_error as they were.
+UPDATE events SET state = %(state)s, attempts = attempts - %(unclaim)s,
+    next_attempt_at = coalesce(%(next_attempt_at)s, next_attempt_at),
+    last_cause = coalesce(%(cause)s, last_cause), last_error = coalesce(%(error)s, last_error),
+    lease_owner = NULL, lease_until = NULL, updated_at = %(at)s
+WHERE source = %(source)s AND external_id = %(external_id)s AND state = 'in_flight'
+  AND lease_owner = %(owner)s AND lease_until = %(lease_until)s
+
+-- renew_lease --
+UPDATE events SET lease_until = %(new)s
+WHERE source = %(source)s AND external_id = %(external_id)s AND state = 'in_flight'
+  AND lease_owner = %(owner)s AND lease_until = %(lease_until)s
+
+-- renew_locks --
+UPDATE extension_locks SET lock_until = %s WHERE owner = %s
+
+-- release_locks --
+DELETE FROM extension_locks
+
+-- release_leases --
+UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = %s
+WHERE state = 'in_flight'
+
+-- forget_pushed --
+DELETE FROM pushed_extensions WHERE source = %s AND external_id = %s
+
+-- add_pushed --
+INSERT INTO pushed_extensions (source, external_id, extension, position, record, pushed_at)
+VALUES (%s, %s, %s, %s, %s, %s)
+
+-- note_pushing --
+-- A noted extension keeps its place among the pushed ones; a new one goes last.
+INSERT INTO pushed_extensions (source, external_id, extension, position, record, pushed_at)
+VALUES (%(source)s, %(external_id)s, %(extension)s,
+        (SELECT coalesce(max(position) + 1, 0) FROM pushed_extensions
+         WHERE source = %(source)s AND external_id = %(external_id)s),
+        %(record)s, %(at)s)
+ON CONFLICT (source, external_id, extension) DO UPDATE SET record = excluded.record, pushed_at = excluded.pushed_at
+
+-- pushed_extensions --
+SELECT record FROM pushed_extensions WHERE source = %s AND external_id = %s ORDER BY position, extension
+
+-- set_verba_user --
+INSERT INTO verba_users (source, external_id, user_id) VALUES (%s, %s, %s)
+ON CONFLICT (source, external_id) DO UPDATE SET user_id = excluded.user_id
+
+-- verba_user_id --
+SELECT user_id FROM verba_users WHERE source = %s AND external_id = %s
+
+-- get_event --
+SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
+    state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at
+FROM events WHERE id = %s
+
+-- current_event --
+SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
+    state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at
+FROM events WHERE source = %s AND external_id = %s AND state NOT IN ('held', 'discarded')
+ORDER BY id DESC LIMIT 1
+
+-- count_by_state --
+SELECT state, count(*) AS n FROM events GROUP BY state
+
+-- dead_letter_summary --
+SELECT last_cause, last_error, count(*) AS n FROM events WHERE state = 'dead'
+GROUP BY last_cause, last_error ORDER BY n DESC, last_cause, last_error
+
+-- held_summary --
+-- The LDAP mass-change guard's held events leave no cause.
+SELECT coalesce(last_cause, 'ldap_mass_change') AS cause, source, count(*) AS n FROM events
+WHERE state = 'held' GROUP BY coalesce(last_cause, 'ldap_mass_change'), source
+ORDER BY n DESC, cause, source
+
+-- oldest_pending_at --
+SELECT min(accepted_at) AS oldest FROM events WHERE state IN ('pending', 'in_flight')
+
+-- count_by_source_and_kind --
+SELECT source, kind, count(*) AS n FROM events GROUP BY source, kind ORDER BY source, kind
+
+-- ping --
+INSERT INTO heartbeat (id, at) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET at = excluded.at
+
+-- ldap_watermark --
+SELECT directory, cursor, version, known, last_run_at, last_success_at, last_error, counts
+FROM ldap_watermarks WHERE directory = %s
+
+-- ldap_watermarks --
+SELECT directory, cursor, version, known, last_run_at, last_success_at, last_error, counts
+FROM ldap_watermarks ORDER BY directory
+
+-- ldap_entries --
+SELECT external_id, digest, active, groups, state FROM ldap_entries WHERE directory = %s
+
+-- ensure_watermark --
+INSERT INTO ldap_watermarks (directory, cursor, version) VALUES (%s, '{}', 0) ON CONFLICT (directory) DO NOTHING
+
+-- put_ldap_entry --
+INSERT INTO ldap_entries (directory, external_id, digest, active, groups, state) VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (directory, external_id) DO UPDATE SET digest = excluded.digest, active = excluded.active,
+    groups = excluded.groups, state = excluded.state
+
+-- remove_ldap_entry --
+DELETE FROM ldap_entries WHERE directory = %s AND external_id = %s
+
+-- advance_watermark --
+UPDATE ldap_watermarks SET cursor = %(cursor)s, version = version + 1,
+    known = CASE WHEN %(recount)s THEN (SELECT count(*) FROM ldap_entries WHERE directory = %(directory)s) ELSE known END,
+    last_run_at = %(at)s, last_success_at = %(at)s, last_error = NULL, counts = %(counts)s
+WHERE directory = %(directory)s
+
+-- note_poll_failure --
+INSERT INTO ldap_watermarks (directory, cursor, version, last_run_at, last_error) VALUES (%s, '{}', 0, %s, %s)
+ON CONFLICT (directory) DO UPDATE SET last_run_at = excluded.last_run_at, last_error = excluded.last_error
+
+-- scim_get --
+SELECT r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified
+FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s AND r.id = %s
+
+-- scim_find_unique --
+SELECT id FROM scim_resources WHERE client = %s AND resource_type = %s AND unique_key = %s
+
+-- scim_put --
+INSERT INTO scim_resources (client, resource_type, id, unique_key, display, body, version, created, last_modified)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (client, id) DO UPDATE SET unique_key = excluded.unique_key, display = excluded.display,
+    body = excluded.body, version = excluded.version, last_modified = excluded.last_modified
+RETURNING pk
+
+-- scim_values_of --
+SELECT attr, idx, value FROM scim_values WHERE resource_pk = %s
+
+-- scim_remove_value --
+DELETE FROM scim_values WHERE resource_pk = %s AND attr = %s AND idx = %s AND value = %s
+
+-- scim_add_value --
+INSERT INTO scim_values (resource_pk, attr, idx, value, folded) VALUES (%s, %s, %s, %s, %s)
+
+-- scim_delete --
+DELETE FROM scim_resources WHERE client = %s AND resource_type = %s AND id = %s
+
+-- lock_extension --
+INSERT INTO extension_locks (extension, owner, lock_until) VALUES (%s, %s, %s)
+ON CONFLICT (extension) DO UPDATE SET owner = excluded.owner, lock_until = excluded.lock_until
+WHERE extension_locks.lock_until < %s OR extension_locks.owner = excluded.owner
+RETURNING extension
+
+-- claims_of_user --
+SELECT extension, claimed_at FROM extension_claims WHERE source = %s AND external_id = %s
+
+-- unclaim --
+DELETE FROM extension_claims WHERE source = %s AND external_id = %s AND extension = %s
+
+-- claim_extension --
+-- A claim keeps the time it was first accepted; the user's Verba id and login name are refreshed.
+INSERT INTO extension_claims (extension, source, external_id, verba_user_id, login_name, claimed_at)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (extension, source, external_id)
+DO UPDATE SET verba_user_id = excluded.verba_user_id, login_name = excluded.login_name
+
+-- rivals --
+SELECT source, external_id, verba_user_id, login_name, claimed_at FROM extension_claims
+WHERE extension = %s AND NOT (source = %s AND external_id = %s)
+ORDER BY claimed_at, source, external_id
+
+-- claimants --
+SELECT source, external_id, verba_user_id, login_name, claimed_at FROM extension_claims
+WHERE extension = %s ORDER BY claimed_at, source, external_id
+
+-- owner --
+SELECT verba_user_id FROM extension_owners WHERE extension = %s
+
+-- set_owner --
+INSERT INTO extension_owners (extension, verba_user_id, source, external_id) VALUES (%s, %s, %s, %s)
+ON CONFLICT (extension) DO UPDATE SET verba_user_id = excluded.verba_user_id, source = excluded.source,
+    external_id = excluded.external_id
+
+-- forget_owner --
+DELETE FROM extension_owners WHERE extension = %s
+
+-- conflicts_since --
+SELECT extension, since FROM extension_conflicts WHERE source = %s AND external_id = %s
+
+-- clear_conflicts --
+DELETE FROM extension_conflicts WHERE source = %s AND external_id = %s
+
+-- put_conflict --
+INSERT INTO extension_conflicts (extension, source, external_id, event_id, verba_user_id, login_name,
+    owner_user_id, owner_login, owner_claimant, message, since)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (extension, source, external_id) DO UPDATE SET event_id = excluded.event_id,
+    verba_user_id = excluded.verba_user_id, login_name = excluded.login_name, owner_user_id = excluded.owner_user_id,
+    owner_login = excluded.owner_login, owner_claimant = excluded.owner_claimant, message = excluded.message
+
+-- unlock_extensions --
+DELETE FROM extension_locks WHERE owner = %s
+
+-- waiting_on --
+SELECT source, external_id FROM extension_conflicts WHERE extension = %s
+
+-- source_users_of --
+SELECT source, external_id FROM verba_users WHERE user_id = %s ORDER BY source, external_id
+
+-- open_conflicts --
+SELECT c.extension, c.source, c.external_id, c.event_id, c.verba_user_id, c.login_name, c.owner_user_id,
+    c.owner_login, c.owner_claimant, c.message, c.since, coalesce(k.claimed_at, c.since) AS claimed_at
+FROM extension_conflicts AS c LEFT JOIN extension_claims AS k
+    ON k.extension = c.extension AND k.source = c.source AND k.external_id = c.external_id
+ORDER BY c.since, c.extension, c.source, c.external_id LIMIT %s
+
+-- clashes --
+-- Extensions that users of two or more Verba users claim at once.
+SELECT extension FROM extension_claims GROUP BY extension HAVING count(DISTINCT verba_user_id) > 1
+ORDER BY extension LIMIT %s
+
+-- ownership_counts --
+SELECT (SELECT count(*) FROM extension_conflicts) AS conflicts,
+    (SELECT count(*) FROM (SELECT extension FROM extension_claims GROUP BY extension
+                           HAVING count(DISTINCT verba_user_id) > 1) AS c) AS clashes
+
+-- lock_source --
+-- One row per source, locked until commit: concurrent stop-recording decisions count in turn.
+INSERT INTO stop_recording_sources (source) VALUES (%s)
+ON CONFLICT (source) DO UPDATE SET source = excluded.source
+
+-- forget_stops --
+DELETE FROM stop_recordings WHERE at < %s
+
+-- approved --
+SELECT 1 AS approved FROM events WHERE source = %s AND external_id = %s AND state = 'in_flight'
+AND lease_owner = %s AND approved = 1
+
+-- stopped --
+SELECT count(DISTINCT external_id) AS n FROM stop_recordings WHERE source = %s AND at >= %s AND external_id <> %s
+
+-- recorded --
+SELECT count(DISTINCT external_id) AS n FROM extension_claims WHERE source = %s
+
+-- add_stop --
+INSERT INTO stop_recordings (source, external_id, at) VALUES (%s, %s, %s)

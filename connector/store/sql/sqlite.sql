@@ -1,0 +1,76 @@
+-- SQLite's side of the queries that differ per dialect (postgres.sql has the same names).
+-- Lists are passed as JSON text and read with json_each; BEGIN IMMEDIATE is the only lock.
+
+-- expire_leases --
+UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = %(at)s
+WHERE state = 'in_flight' AND lease_until < %(now)s
+
+-- pick_user --
+-- The oldest due event that is its user's oldest pending one, of a user with nothing in flight.
+SELECT e.id, e.source, e.external_id FROM events AS e
+WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s
+  AND e.id NOT IN (SELECT value FROM json_each(%(skipped)s))
+  AND NOT EXISTS (SELECT 1 FROM events AS o WHERE o.source = e.source AND o.external_id = e.external_id
+                  AND o.state = 'pending' AND o.id < e.id)
+  AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = e.source AND f.external_id = e.external_id
+                  AND f.state = 'in_flight')
+ORDER BY e.next_attempt_at, e.id
+LIMIT 1
+
+-- add_attempt --
+INSERT INTO attempts (source, external_id, event_ids, at, outcome, cause, error, sent)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+
+-- attempts_of_event --
+SELECT a.at, a.event_ids, a.outcome, a.cause, a.error, a.sent FROM attempts AS a
+JOIN events AS e ON e.source = a.source AND e.external_id = a.external_id
+WHERE e.id = %s AND EXISTS (SELECT 1 FROM json_each(a.event_ids) WHERE value = e.id)
+ORDER BY a.id
+
+-- requeue --
+-- Dead or held events, and done events of an open conflict; the i-th (by id, from 0) is due at now + i * spacing.
+UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = %(now)s + chosen.i * %(spacing)s,
+    updated_at = %(at)s, approved = CASE WHEN %(approve)s THEN 1 ELSE approved END
+FROM (
+    SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events
+    WHERE id IN (SELECT value FROM json_each(%(ids)s))
+      AND (state IN ('dead', 'held') OR (state = 'done' AND id IN (SELECT event_id FROM extension_conflicts)))
+) AS chosen
+WHERE events.id = chosen.id AND events.state IN ('dead', 'held', 'done')
+
+-- discard --
+UPDATE events SET state = 'discarded', discard_reason = %s, updated_at = %s
+WHERE id IN (SELECT value FROM json_each(%s)) AND state IN ('dead', 'held')
+
+-- add_audit --
+INSERT INTO audit (at, actor, action, event_ids, reason, detail) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id
+
+-- list_audit --
+SELECT id, at, actor, action, event_ids, reason, detail FROM audit WHERE at >= coalesce(%s, at)
+ORDER BY id DESC LIMIT %s
+
+-- held_users --
+SELECT DISTINCT source, external_id FROM events
+WHERE source = %s AND state = 'held' AND external_id IN (SELECT value FROM json_each(%s))
+
+-- ldap_entries_by_id --
+SELECT external_id, digest, active, groups, state FROM ldap_entries
+WHERE directory = %s AND external_id IN (SELECT value FROM json_each(%s))
+
+-- lock_watermark --
+-- BEGIN IMMEDIATE already holds the only write lock.
+SELECT version FROM ldap_watermarks WHERE directory = %s
+
+-- scim_get_many --
+SELECT r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified
+FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s
+  AND r.id IN (SELECT value FROM json_each(%s)) ORDER BY r.pk
+
+-- scim_groups_of --
+SELECT v.value AS member, g.id, g.display FROM scim_values v JOIN scim_resources g ON g.pk = v.resource_pk
+WHERE g.client = %s AND g.resource_type = 'Group' AND v.attr = 'members.value'
+  AND v.folded IN (SELECT value FROM json_each(%s)) ORDER BY g.pk, v.idx
+
+-- user_name --
+-- The userName in an event's state, for filters.
+json_extract(state_json, '$.userName')
