@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+
 import click
 
 from connector.cli.options import config_option, json_option, since_option, since_time
