@@ -1,4 +1,7 @@
-"""Assemble and run the connector: store, mapping, Verba client, delivery workers, built-in simulator."""
+"""Assemble and run the connector: store, mapping, Verba client, delivery workers, built-in simulator.
+
+The composition root: only `connector.cli` imports it.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +41,10 @@ def open_client(config: Config) -> VerbaClient:
 
 
 def open_migrated_store(config: Config) -> Store:
+    """The configured store, its schema created or upgraded: the one way every command opens it.
+
+    Close it with `with open_migrated_store(config) as store: ...`.
+    """
     store = open_store(config.store.url, synchronous=config.store.synchronous)
     store.migrate()
     return store

@@ -32,7 +32,7 @@ def config_file(tmp_path: Path, extra: str = "") -> Path:
 def test_help_lists_the_commands():
     result = connector("--help")
     assert result.returncode == 0
-    for command in ("run", "validate-config", "events", "mapping", "simulator"):
+    for command in ("run", "validate-config", "events", "mapping", "simulator", "db"):
         assert command in result.stdout
 
 
@@ -48,6 +48,22 @@ def test_validate_config_names_file_key_and_fix_and_exits_1(tmp_path):
     assert result.returncode == 1
     assert str(path) in result.stderr and "delivery.workers" in result.stderr and "at least 1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_db_upgrade_creates_the_schema_and_is_safe_to_run_again(tmp_path):
+    path = config_file(tmp_path)
+    for _ in range(2):
+        result = connector("db", "upgrade", "--config", str(path))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"store sqlite:///{tmp_path / 'c.db'}: schema is up to date\n"
+    listed = connector("events", "list", "--config", str(path))
+    assert listed.returncode == 0 and "pending=0" in listed.stdout
+
+
+def test_db_upgrade_says_what_it_does():
+    result = connector("db", "upgrade", "--help")
+    assert result.returncode == 0
+    assert "Create the configured store's schema, or upgrade it" in result.stdout and "--config" in result.stdout
 
 
 def test_a_broken_mapping_stops_run_before_anything_starts(tmp_path):
@@ -175,12 +191,9 @@ def ingest_bytes(path: Path, source: str, data: bytes) -> subprocess.CompletedPr
 def ingested(tmp_path: Path) -> list[tuple[str, dict, str]]:
     from connector.store.sqlite import SQLiteStore
 
-    store = SQLiteStore(str(tmp_path / "c.db"))
-    store.migrate()  # a refused file leaves no store behind
-    try:
+    with SQLiteStore(str(tmp_path / "c.db")) as store:
+        store.migrate()  # a refused file leaves no store behind
         return sorted((e.change.external_id, e.change.state, e.change.cause) for e in store.list_events())
-    finally:
-        store.close()
 
 
 def windows_lines(*names: str) -> str:

@@ -15,7 +15,8 @@ import uvicorn
 from click.testing import CliRunner
 from lxml import etree
 
-from connector import cli
+from connector.cli import main
+from connector.cli.simulator import simulator
 from connector.simulator import create_app, serve
 from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 from connector.simulator.process import free_port
@@ -364,15 +365,15 @@ def test_state_validates_and_keeps_the_missing_extension_setting() -> None:
 
 
 def test_the_cli_offers_the_shapes_and_passes_the_choice_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    option = next(p for p in cli.simulator.params if p.name == "missing_extension")
+    option = next(p for p in simulator.params if p.name == "missing_extension")
     assert isinstance(option.type, click.Choice) and tuple(option.type.choices) == MISSING_EXTENSION_SHAPES
     assert option.default == "ok_empty"
     served: list[tuple[object, ...]] = []
-    monkeypatch.setattr("connector.simulator.app.serve", lambda *args: served.append(args))
+    monkeypatch.setattr("connector.cli.simulator.serve", lambda *args: served.append(args))
     runner = CliRunner()
-    result = runner.invoke(cli.main, ["simulator", "--port", "7999", "--missing-extension", "error_general"])
+    result = runner.invoke(main, ["simulator", "--port", "7999", "--missing-extension", "error_general"])
     assert result.exit_code == 0, result.output
     assert served == [("127.0.0.1", 7999, None, 3600.0, "error_general")]
-    assert runner.invoke(cli.main, ["simulator"]).exit_code == 0 and served[-1][-1] == "ok_empty"
-    refused = runner.invoke(cli.main, ["simulator", "--missing-extension", "sometimes"])
+    assert runner.invoke(main, ["simulator"]).exit_code == 0 and served[-1][-1] == "ok_empty"
+    refused = runner.invoke(main, ["simulator", "--missing-extension", "sometimes"])
     assert refused.exit_code == 2 and "error_illegal_argument" in refused.output

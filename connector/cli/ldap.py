@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime
 import json
+from contextlib import closing
 
 import click
 
+from connector.cli.options import config_option
 from connector.config import LDAP_ID_ATTRIBUTES, Config, LdapConfig, load_config
 from connector.errors import ConnectorError
-from connector.options import config_option
+from connector.runtime import open_migrated_store
 from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, RunResult, Watcher
 from connector.store import LdapWatermark
 
@@ -26,22 +28,15 @@ def ldap() -> None:
 @click.option("--force", is_flag=True, help="Let the mass-change guard pass: deactivations and deletes are not held.")
 def sync(config_path: str, name: str, full: bool, force: bool) -> None:
     """Run the watcher of directory NAME once, now (a full sync if it has no watermark yet)."""
-    from connector.runtime import open_migrated_store
-
     config = load_config(config_path)
     directory = _directory(config, name)
-    store = open_migrated_store(config)
-    watcher = Watcher(store, directory)
-    try:
+    with open_migrated_store(config) as store, closing(Watcher(store, directory)) as watcher:
         watermark = store.ldap_watermark(name)
         known = watermark.known if watermark and watermark.cursor else 0
         expected = known if full or not (watermark and watermark.cursor) else 0
         with click.progressbar(length=max(expected, 1), label=f"ldap {name}: reading entries", file=None,
                                show_pos=True, hidden=expected == 0) as bar:
             result = watcher.run(full=full, force=force, progress=bar.update)
-    finally:
-        watcher.close()
-        store.close()
     click.echo(_summary(result))
     if result.guard_message:
         click.echo(result.guard_message, err=True)
@@ -52,14 +47,9 @@ def sync(config_path: str, name: str, full: bool, force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per directory.")
 def status(config_path: str, as_json: bool) -> None:
     """Each directory's watermark, last run, counts and last error."""
-    from connector.runtime import open_migrated_store
-
     config = load_config(config_path)
-    store = open_migrated_store(config)
-    try:
+    with open_migrated_store(config) as store:
         stored = {w.directory: w for w in store.ldap_watermarks()}
-    finally:
-        store.close()
     names = sorted(set(config.ldap) | set(stored))
     if not names:
         click.echo(f"no directories: add an [ldap.NAME] section to {config.path}")

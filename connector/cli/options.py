@@ -7,9 +7,8 @@ from typing import Any, Callable
 
 import click
 
-from connector.config import DEFAULT_PATH, load_config
+from connector.config import DEFAULT_PATH
 from connector.ops.report import parse_since
-from connector.store import Store
 
 config_option = click.option(
     "--config",
@@ -22,17 +21,12 @@ config_option = click.option(
 )
 
 
-def open_store_for(config_path: str) -> Store:
-    from connector.runtime import open_migrated_store
-
-    return open_migrated_store(load_config(config_path))
-
-
 def since_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option("--since", metavar="DURATION", help=help + " (90s, 30m, 1h, 2d).")
 
 
 def since_time(since: str | None) -> float | None:
+    """The epoch time `since` ("90s", "30m", "1h", "2d") ago, or None; click.BadParameter if it is malformed."""
     try:
         return None if since is None else parse_since(since)
     except ValueError as exc:

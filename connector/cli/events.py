@@ -1,4 +1,4 @@
-"""`connector events ...` (ingest, list, show, replay, discard, approve), `connector audit` and `connector status`."""
+"""`connector events ...`: ingest, list, show, replay, discard and approve user-change events."""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ from typing import BinaryIO
 
 import click
 
+from connector.cli.options import config_option, json_option, operator_option, since_option, since_time
 from connector.config import load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
-from connector.options import config_option, json_option, open_store_for, operator_option, since_option, since_time
-from connector.ops.report import (
-    age, attempt_lines, audit_line, counts_line, event_dict, event_line, ownership_lines, source_states,
-    summary_lines, to_json,
-)
-from connector.store import EventState, Store
+from connector.mapping import Mapping, load_mapping
+from connector.ops.health import target_state
+from connector.ops.replay import ActionError, discard, preview, requeue, select
+from connector.ops.report import attempt_lines, counts_line, event_dict, event_line, ownership_lines, summary_lines, to_json
+from connector.runtime import open_migrated_store
+from connector.store import EventState, Store, StoredEvent
 from connector.store.log import CONFLICT_CAUSE
+
 
 @click.group()
 def events() -> None:
@@ -36,15 +38,10 @@ def events_ingest(config_path: str, file: BinaryIO) -> None:
     UTF-8 (a BOM is fine), or UTF-16 with a BOM; LF or CRLF line ends.
     A malformed line is reported by its number and nothing from the file is accepted.
     """
-    from connector.runtime import open_migrated_store
-
     name = "<stdin>" if file.name in ("<stdin>", "-") else file.name
     changes = read_events(file.read(), name)
-    store = open_migrated_store(load_config(config_path))
-    try:
+    with open_migrated_store(load_config(config_path)) as store:
         ids = store.enqueue(changes)
-    finally:
-        store.close()
     skipped = len(changes) - len(ids)
     span = f" (evt-{min(ids)} to evt-{max(ids)})" if ids else ""
     click.echo(f"{name}: accepted {len(ids)} events{span}" + (f" ({skipped} already accepted before, skipped)" if skipped else ""))
@@ -97,15 +94,12 @@ STATES = [s.value for s in EventState]
 def events_list(config_path: str, state: str | None, cause: str | None, user: str | None, source: str | None,
                 since: str | None, limit: int, as_json: bool) -> None:
     """List events, newest first, with counts by state and dead letters grouped by cause."""
-    store = open_store_for(config_path)
-    try:
+    with open_migrated_store(load_config(config_path)) as store:
         rows = store.list_events(state=EventState(state) if state else None, cause=cause, user=user, source=source,
                                  since=since_time(since), limit=limit)
         counts = store.count_by_state()
         summary = store.dead_letter_summary()
         conflicts = store.open_conflicts() if cause == CONFLICT_CAUSE else []
-    finally:
-        store.close()
     if as_json:
         click.echo(to_json({"counts": {s.value: n for s, n in counts.items()},
                             "dead_letters_by_cause": [{"cause": c, "error": e, "count": n} for c, e, n in summary],
@@ -131,19 +125,13 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
 @json_option
 def events_show(config_path: str, event_id: int, as_json: bool) -> None:
     """Show an event: its state, every attempt with the SOAP requests sent, and what it maps to now."""
-    from connector.mapping import load_mapping
-    from connector.ops.replay import ActionError, preview
-
     config = load_config(config_path)
-    store = open_store_for(config_path)
-    try:
+    with open_migrated_store(config) as store:
         event = store.get_event(event_id)
         if event is None:
             raise ActionError(f"there is no event {event_id} (see `connector events list`)")
         attempts = store.attempts(event_id)
         now = preview(store, load_mapping(config.mapping_file), event)
-    finally:
-        store.close()
     if as_json:
         click.echo(to_json({"event": event_dict(event), "attempts": attempts, "maps_to_now": now}))
         return
@@ -175,26 +163,14 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
 
     The running connector delivers them; --wait follows them to the end.
     """
-    from connector.mapping import load_mapping
-    from connector.ops.health import target_state
-    from connector.ops.replay import preview, requeue, select
-
     config = load_config(config_path)
-    store = open_store_for(config_path)
-    try:
+    with open_migrated_store(config) as store:
         if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through
             chosen = select(store, event_ids, cause, EventState.DONE, [EventState.DONE])
         else:
             chosen = select(store, event_ids, cause, EventState(state) if state else None, [EventState.DEAD])
         if dry_run:
-            mapping = load_mapping(config.mapping_file)
-            users = {(e.change.source, e.change.external_id): e for e in chosen}
-            click.echo(f"dry run: {len(chosen)} event(s) of {len(users)} user(s) would be replayed; nothing changed")
-            for event in users.values():
-                shown = preview(store, mapping, event)
-                click.echo(f"{shown.source}/{shown.external_id} (newest event {shown.event_id}, Verba user {shown.user_id}):")
-                for line in shown.lines:
-                    click.echo(f"  {line}")
+            _show_dry_run(store, load_mapping(config.mapping_file), chosen)
             return
         target = target_state(config.target_url)
         if target != "reachable":
@@ -205,8 +181,16 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
         click.echo(f"replaying {count} event(s)" + (f" ({len(chosen) - count} were already replayed)" if count < len(chosen) else ""))
         if wait_seconds > 0:
             _wait_for(store, [e.id for e in chosen], wait_seconds)
-    finally:
-        store.close()
+
+
+def _show_dry_run(store: Store, mapping: Mapping, chosen: list[StoredEvent]) -> None:
+    users = {(e.change.source, e.change.external_id): e for e in chosen}
+    click.echo(f"dry run: {len(chosen)} event(s) of {len(users)} user(s) would be replayed; nothing changed")
+    for event in users.values():
+        shown = preview(store, mapping, event)
+        click.echo(f"{shown.source}/{shown.external_id} (newest event {shown.event_id}, Verba user {shown.user_id}):")
+        for line in shown.lines:
+            click.echo(f"  {line}")
 
 
 def _wait_for(store: Store, ids: list[int], seconds: float) -> None:
@@ -233,14 +217,9 @@ def _wait_for(store: Store, ids: list[int], seconds: float) -> None:
 @operator_option
 def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, operator: str) -> None:
     """Give up on dead or held events for good; they stay in the store and the audit says why."""
-    from connector.ops.replay import discard, select
-
-    store = open_store_for(config_path)
-    try:
+    with open_migrated_store(load_config(config_path)) as store:
         chosen = select(store, event_ids, None, None, [EventState.DEAD, EventState.HELD])
         click.echo(f"discarded {discard(store, chosen, actor=operator, reason=reason)} event(s)")
-    finally:
-        store.close()
 
 
 @events.command("approve")
@@ -251,82 +230,8 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, op
 @operator_option
 def events_approve(config_path: str, event_ids: tuple[int, ...], approve_all: bool, reason: str, operator: str) -> None:
     """Release events held by a guard (LDAP mass change, stop-recording burst), so they are delivered."""
-    from connector.ops.replay import requeue, select
-
-    store = open_store_for(config_path)
-    try:
+    with open_migrated_store(load_config(config_path)) as store:
         chosen = select(store, event_ids, None, EventState.HELD if approve_all else None, [EventState.HELD])
         count = requeue(store, chosen, actor=operator, action="approve", reason=reason, rate=None,
                         detail={"ids": list(event_ids), "all": approve_all}, approve=True)
         click.echo(f"approved {count} held event(s); the connector delivers them now")
-    finally:
-        store.close()
-
-
-@click.command()
-@config_option
-@since_option("Only entries from this time")
-@click.option("--limit", default=100, show_default=True)
-@json_option
-def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> None:
-    """Who replayed, discarded or approved what, when and why; newest first."""
-    store = open_store_for(config_path)
-    try:
-        entries = store.list_audit(limit, since=since_time(since))
-    finally:
-        store.close()
-    if as_json:
-        click.echo(to_json(entries))
-        return
-    for entry in entries:
-        click.echo(audit_line(entry))
-    if not entries:
-        click.echo("no audit entries")
-
-
-@click.command()
-@config_option
-@json_option
-def status(config_path: str, as_json: bool) -> None:
-    """Queue depth by state, oldest pending age, dead letters by cause, and the target's state."""
-    from connector.ops.health import target_state
-
-    config = load_config(config_path)
-    store = open_store_for(config_path)
-    try:
-        counts = store.count_by_state()
-        oldest = store.oldest_pending_at()
-        summary = store.dead_letter_summary()
-        sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()})
-        conflicts = store.open_conflicts()
-        clashes = store.extension_clashes()
-        held = store.held_summary()
-    finally:
-        store.close()
-    pending_age = None if oldest is None else max(0.0, time.time() - oldest)
-    target = target_state(config.target_url)
-    misconfigured = next((error for cause, error, _ in summary if cause == "target_misconfigured"), None)
-    if misconfigured is not None:  # it answers, but not as Provisioning API v2: what the dead letters say
-        target = f"MISCONFIGURED: {misconfigured}"
-    if as_json:
-        click.echo(to_json({"counts": {s.value: n for s, n in counts.items()}, "oldest_pending_age_seconds": pending_age,
-                            "dead_letters_by_cause": [{"cause": c, "error": e, "count": n} for c, e, n in summary],
-                            "held_by_cause": [{"cause": c, "source": src, "count": n} for c, src, n in held],
-                            "extension_conflicts": conflicts,
-                            "extension_clashes": [{"extension": x, "claimants": c} for x, c in clashes],
-                            "sources": sources, "target": {"url": config.target_url, "state": target}}))
-        return
-    click.echo(f"queue: {counts_line(counts)}")
-    click.echo(f"oldest pending: {'none' if pending_age is None else age(pending_age)}")
-    for name, state in sources.items():
-        click.echo(f"source {name}: {state}")
-    click.echo(f"target: {config.target_url} {target}")
-    click.echo("dead letters by cause:" if summary else "dead letters: none")
-    for line in summary_lines(summary):
-        click.echo(line)
-    if held:
-        click.echo("held for `connector events approve` (review them first with `connector events list --state held`):")
-        for cause, source, count in held:
-            click.echo(f"{count:>6}  {cause}  source {source}")
-    for line in ownership_lines(conflicts, clashes):
-        click.echo(line)

@@ -1,0 +1,30 @@
+"""The `connector` command: one click group; each module here holds one group of its subcommands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from connector.cli import db, events, ldap, mapping, run, simulator, status
+from connector.errors import ConnectorError
+
+
+class ConnectorGroup(click.Group):
+    """Prints a ConnectorError as one clear line and exits 1, never with a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConnectorError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Keep Verba extensions in step with your directory: SCIM and LDAP changes in, extensions out."""
+
+
+for command in (run.run, run.validate_config, events.events, status.audit, status.status, ldap.ldap,
+                mapping.mapping, db.db, simulator.simulator):
+    main.add_command(command)

@@ -1,0 +1,27 @@
+"""`connector simulator`: serve the Verba Provisioning API v2 simulator on its own."""
+
+from __future__ import annotations
+
+import click
+
+from connector.errors import ConnectorError
+from connector.simulator.app import serve
+from connector.simulator.operations import MISSING_EXTENSION_SHAPES
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=7002, show_default=True, type=int)
+@click.option("--seed", type=click.Path(exists=True, dir_okay=False), help="JSON file of environments, users, extensions.")
+@click.option("--token-ttl", default=3600.0, show_default=True, help="Seconds before an issued token expires.")
+@click.option("--missing-extension", type=click.Choice(MISSING_EXTENSION_SHAPES),
+              default="ok_empty", show_default=True,
+              help="How getExtension/updateExtension answer for a missing extension; change it at run time "
+                   "with POST /_sim/behaviour.")
+def simulator(host: str, port: int, seed: str | None, token_ttl: float, missing_extension: str) -> None:
+    """Serve the Verba Provisioning API v2 simulator (WSDL at /provisioning?wsdl)."""
+    click.echo(f"simulator: http://{host}:{port}/provisioning (WSDL: ?wsdl, test control: /_sim/); stop with Ctrl-C")
+    try:
+        serve(host, port, seed, token_ttl, missing_extension)
+    except ValueError as exc:
+        raise ConnectorError(f"{exc}; fix the seed file") from None
