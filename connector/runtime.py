@@ -40,13 +40,18 @@ def open_client(config: Config) -> VerbaClient:
     )
 
 
-def open_migrated_store(config: Config) -> Store:
-    """The configured store, its schema created or upgraded: the one way every command opens it.
+def open_configured_store(config: Config) -> Store:
+    """The configured store, ready for this connector: the one way every command opens it.
 
-    Close it with `with open_migrated_store(config) as store: ...`.
+    An empty store gets its schema; an older or newer schema raises StoreError saying what to do
+    (`connector db upgrade`). Close it with `with open_configured_store(config) as store: ...`.
     """
     store = open_store(config.store.url, synchronous=config.store.synchronous)
-    store.migrate()
+    try:
+        store.prepare()
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
@@ -56,7 +61,7 @@ class Connector:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.mapping: Mapping = load_mapping(config.mapping_file)
-        self.store = open_migrated_store(config)
+        self.store = open_configured_store(config)
         self.servers: dict[str, tuple[uvicorn.Server, threading.Thread]] = {}  # by config key
         self.client = open_client(config)
         deliverer = Deliverer(self.store, self.client, self.mapping, config.delivery)

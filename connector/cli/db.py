@@ -6,8 +6,7 @@ import click
 
 from connector.cli.options import config_option
 from connector.config import load_config
-from connector.runtime import open_migrated_store
-from connector.store import _without_password
+from connector.store import _without_password, open_store
 
 
 @click.group()
@@ -18,11 +17,13 @@ def db() -> None:
 @db.command("upgrade")
 @config_option
 def upgrade(config_path: str) -> None:
-    """Create the configured store's schema, or upgrade it to this version's; safe to run again.
+    """Create the configured store's schema, or upgrade it to this connector's version; safe to run again.
 
-    Every command does this when it opens the store; run it on its own to prepare a new
-    database, or to upgrade the schema before starting a new version of the connector.
+    `connector run` creates the schema of an empty store by itself but refuses an older one: stop
+    the connectors on the store, run this, then start the new version.
     """
     config = load_config(config_path)
-    open_migrated_store(config).close()  # opening it creates or upgrades the schema
-    click.echo(f"store {_without_password(config.store.url)}: schema is up to date")
+    with open_store(config.store.url, synchronous=config.store.synchronous) as store:
+        ran = store.migrate()
+    done = f"{ran} migration(s) applied" if ran else "schema is up to date"
+    click.echo(f"store {_without_password(config.store.url)}: {done}")

@@ -18,7 +18,7 @@ from connector.mapping import Mapping, load_mapping
 from connector.ops.health import target_state
 from connector.ops.replay import ActionError, discard, preview, requeue, select
 from connector.ops.report import attempt_lines, counts_line, event_dict, event_line, ownership_lines, summary_lines, to_json
-from connector.runtime import open_migrated_store
+from connector.runtime import open_configured_store
 from connector.store import EventState, Store, StoredEvent
 from connector.store.log import CONFLICT_CAUSE
 
@@ -40,7 +40,7 @@ def events_ingest(config_path: str, file: BinaryIO) -> None:
     """
     name = "<stdin>" if file.name in ("<stdin>", "-") else file.name
     changes = read_events(file.read(), name)
-    with open_migrated_store(load_config(config_path)) as store:
+    with open_configured_store(load_config(config_path)) as store:
         ids = store.enqueue(changes)
     skipped = len(changes) - len(ids)
     span = f" (evt-{min(ids)} to evt-{max(ids)})" if ids else ""
@@ -94,7 +94,7 @@ STATES = [s.value for s in EventState]
 def events_list(config_path: str, state: str | None, cause: str | None, user: str | None, source: str | None,
                 since: str | None, limit: int, as_json: bool) -> None:
     """List events, newest first, with counts by state and dead letters grouped by cause."""
-    with open_migrated_store(load_config(config_path)) as store:
+    with open_configured_store(load_config(config_path)) as store:
         rows = store.list_events(state=EventState(state) if state else None, cause=cause, user=user, source=source,
                                  since=since_time(since), limit=limit)
         counts = store.count_by_state()
@@ -126,7 +126,7 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
 def events_show(config_path: str, event_id: int, as_json: bool) -> None:
     """Show an event: its state, every attempt with the SOAP requests sent, and what it maps to now."""
     config = load_config(config_path)
-    with open_migrated_store(config) as store:
+    with open_configured_store(config) as store:
         event = store.get_event(event_id)
         if event is None:
             raise ActionError(f"there is no event {event_id} (see `connector events list`)")
@@ -164,7 +164,7 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     The running connector delivers them; --wait follows them to the end.
     """
     config = load_config(config_path)
-    with open_migrated_store(config) as store:
+    with open_configured_store(config) as store:
         if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through
             chosen = select(store, event_ids, cause, EventState.DONE, [EventState.DONE])
         else:
@@ -217,7 +217,7 @@ def _wait_for(store: Store, ids: list[int], seconds: float) -> None:
 @operator_option
 def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, operator: str) -> None:
     """Give up on dead or held events for good; they stay in the store and the audit says why."""
-    with open_migrated_store(load_config(config_path)) as store:
+    with open_configured_store(load_config(config_path)) as store:
         chosen = select(store, event_ids, None, None, [EventState.DEAD, EventState.HELD])
         click.echo(f"discarded {discard(store, chosen, actor=operator, reason=reason)} event(s)")
 
@@ -230,7 +230,7 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, op
 @operator_option
 def events_approve(config_path: str, event_ids: tuple[int, ...], approve_all: bool, reason: str, operator: str) -> None:
     """Release events held by a guard (LDAP mass change, stop-recording burst), so they are delivered."""
-    with open_migrated_store(load_config(config_path)) as store:
+    with open_configured_store(load_config(config_path)) as store:
         chosen = select(store, event_ids, None, EventState.HELD if approve_all else None, [EventState.HELD])
         count = requeue(store, chosen, actor=operator, action="approve", reason=reason, rate=None,
                         detail={"ids": list(event_ids), "all": approve_all}, approve=True)

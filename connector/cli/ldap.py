@@ -11,7 +11,7 @@ import click
 from connector.cli.options import config_option
 from connector.config import LDAP_ID_ATTRIBUTES, Config, LdapConfig, load_config
 from connector.errors import ConnectorError
-from connector.runtime import open_migrated_store
+from connector.runtime import open_configured_store
 from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, RunResult, Watcher
 from connector.store import LdapWatermark
 
@@ -30,7 +30,7 @@ def sync(config_path: str, name: str, full: bool, force: bool) -> None:
     """Run the watcher of directory NAME once, now (a full sync if it has no watermark yet)."""
     config = load_config(config_path)
     directory = _directory(config, name)
-    with open_migrated_store(config) as store, closing(Watcher(store, directory)) as watcher:
+    with open_configured_store(config) as store, closing(Watcher(store, directory)) as watcher:
         watermark = store.ldap_watermark(name)
         known = watermark.known if watermark and watermark.cursor else 0
         expected = known if full or not (watermark and watermark.cursor) else 0
@@ -48,7 +48,7 @@ def sync(config_path: str, name: str, full: bool, force: bool) -> None:
 def status(config_path: str, as_json: bool) -> None:
     """Each directory's watermark, last run, counts and last error."""
     config = load_config(config_path)
-    with open_migrated_store(config) as store:
+    with open_configured_store(config) as store:
         stored = {w.directory: w for w in store.ldap_watermarks()}
     names = sorted(set(config.ldap) | set(stored))
     if not names:

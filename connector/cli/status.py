@@ -10,7 +10,7 @@ from connector.cli.options import config_option, json_option, since_option, sinc
 from connector.config import load_config
 from connector.ops.health import target_state
 from connector.ops.report import age, audit_line, counts_line, ownership_lines, source_states, summary_lines, to_json
-from connector.runtime import open_migrated_store
+from connector.runtime import open_configured_store
 
 
 @click.command()
@@ -20,7 +20,7 @@ from connector.runtime import open_migrated_store
 @json_option
 def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> None:
     """Who replayed, discarded or approved what, when and why; newest first."""
-    with open_migrated_store(load_config(config_path)) as store:
+    with open_configured_store(load_config(config_path)) as store:
         entries = store.list_audit(limit, since=since_time(since))
     if as_json:
         click.echo(to_json(entries))
@@ -37,7 +37,7 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
 def status(config_path: str, as_json: bool) -> None:
     """Queue depth by state, oldest pending age, dead letters by cause, and the target's state."""
     config = load_config(config_path)
-    with open_migrated_store(config) as store:
+    with open_configured_store(config) as store:
         counts = store.count_by_state()
         oldest = store.oldest_pending_at()
         summary = store.dead_letter_summary()

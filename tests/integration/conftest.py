@@ -15,7 +15,7 @@ from connector.config import Config, parse_config
 from connector.delivery.worker import Deliverer
 from connector.events import UserChange
 from connector.mapping import load_mapping
-from connector.runtime import open_client, open_migrated_store
+from connector.runtime import open_client, open_configured_store
 from connector.simulator.process import start_simulator_process, wait_until_listening
 
 USERS = [
@@ -118,7 +118,7 @@ def make_config(tmp_path: Path, simulator: Simulator) -> Callable[..., Config]:
 @pytest.fixture
 def deliverer(make_config: Callable[..., Config]) -> Iterator[Deliverer]:
     config = make_config()
-    store = open_migrated_store(config)
+    store = open_configured_store(config)
     client = open_client(config)
     yield Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
     client.close()

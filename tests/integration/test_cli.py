@@ -5,12 +5,15 @@ from __future__ import annotations
 import codecs
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from connector.store.queries import migrations
 
 from .conftest import free_port
 
@@ -52,12 +55,31 @@ def test_validate_config_names_file_key_and_fix_and_exits_1(tmp_path):
 
 def test_db_upgrade_creates_the_schema_and_is_safe_to_run_again(tmp_path):
     path = config_file(tmp_path)
-    for _ in range(2):
+    latest = len(migrations("sqlite"))
+    for said in (f"{latest} migration(s) applied", "schema is up to date"):
         result = connector("db", "upgrade", "--config", str(path))
         assert result.returncode == 0, result.stderr
-        assert result.stdout == f"store sqlite:///{tmp_path / 'c.db'}: schema is up to date\n"
+        assert result.stdout == f"store sqlite:///{tmp_path / 'c.db'}: {said}\n"
     listed = connector("events", "list", "--config", str(path))
     assert listed.returncode == 0 and "pending=0" in listed.stdout
+
+
+def test_an_older_schema_is_refused_until_db_upgrade_runs(tmp_path):
+    path = config_file(tmp_path)
+    with sqlite3.connect(tmp_path / "c.db") as raw:  # a store left by the connector before the last migration
+        raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, statements in migrations("sqlite")[:-1]:
+            for statement in statements:
+                raw.execute(statement)
+            raw.execute("INSERT INTO schema_version VALUES (?)", (version,))
+
+    refused = connector("events", "list", "--config", str(path))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert f"schema version {len(migrations('sqlite')) - 1}" in refused.stderr and "connector db upgrade" in refused.stderr
+
+    upgraded = connector("db", "upgrade", "--config", str(path))
+    assert upgraded.returncode == 0 and "1 migration(s) applied" in upgraded.stdout
+    assert connector("events", "list", "--config", str(path)).returncode == 0
 
 
 def test_db_upgrade_says_what_it_does():

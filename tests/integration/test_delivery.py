@@ -95,10 +95,10 @@ def test_verba_answering_503_delays_delivery_and_loses_nothing(deliverer, simula
 def test_verba_down_for_the_whole_budget_ends_in_a_dead_letter_with_the_cause(make_config, simulator):
     from connector.delivery.worker import Deliverer
     from connector.mapping import load_mapping
-    from connector.runtime import open_client, open_migrated_store
+    from connector.runtime import open_client, open_configured_store
 
     config = make_config(delivery={"max_attempts": 3})
-    store, client = open_migrated_store(config), open_client(config)
+    store, client = open_configured_store(config), open_client(config)
     deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
     simulator.fault(operation="*", http_status=503)
     store.enqueue([user(phones=(A,))])
@@ -137,12 +137,12 @@ def test_different_users_are_pushed_and_each_ends_linked_to_its_own_id(deliverer
 def test_create_missing_users_creates_the_verba_user_then_links_the_extension(make_config, simulator, tmp_path):
     from connector.delivery.worker import Deliverer
     from connector.mapping import load_mapping
-    from connector.runtime import open_client, open_migrated_store
+    from connector.runtime import open_client, open_configured_store
 
     mapping = tmp_path / "create.toml"
     mapping.write_text(open("mappings/default.toml").read().replace("create_missing = false", "create_missing = true"))
     config = make_config(mapping=str(mapping))
-    store, client = open_migrated_store(config), open_client(config)
+    store, client = open_configured_store(config), open_client(config)
     deliverer = Deliverer(store, client, load_mapping(mapping), config.delivery)
     store.enqueue([user("u-carol", "carol@example.com", phones=(A,), displayName="Carol")])
     drain(deliverer)

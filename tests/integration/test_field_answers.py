@@ -13,7 +13,7 @@ import pytest
 
 from connector.delivery.worker import Deliverer
 from connector.mapping import load_mapping
-from connector.runtime import open_client, open_migrated_store
+from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 
 from .conftest import drain, user
@@ -55,7 +55,7 @@ def test_each_answer_shape_ends_as_decided(make_config, simulator, shape, tmp_pa
     simulator.http.post("/_sim/faults", json=[{"operation": "createExtension", **r} for r in rules]).raise_for_status()
     config = make_config(target={"timeout_seconds": 2},
                          delivery={"max_attempts": MAX_ATTEMPTS, "lease_seconds": 5})
-    store, client = open_migrated_store(config), open_client(config)
+    store, client = open_configured_store(config), open_client(config)
     try:
         deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
         store.enqueue([user(phones=("+14155550100",))])
@@ -72,7 +72,7 @@ def test_each_answer_shape_ends_as_decided(make_config, simulator, shape, tmp_pa
 
 def test_a_token_echoed_by_verba_is_in_no_output(make_config, simulator, tmp_path, caplog):
     config = make_config(delivery={"max_attempts": 1})
-    store, client = open_migrated_store(config), open_client(config)
+    store, client = open_configured_store(config), open_client(config)
     try:
         client.request_token()
         token = client._token

@@ -13,7 +13,7 @@ import pytest
 from connector.config import Config
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.mapping import load_mapping
-from connector.runtime import open_client, open_migrated_store
+from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 
 from .conftest import drain, settled, user
@@ -53,7 +53,7 @@ def writes(simulator, extension: str) -> list[dict[str, Any]]:
 
 def make_deliverer(make_config, mapping: str = "mappings/default.toml", **delivery: Any) -> Deliverer:
     config: Config = make_config(mapping, delivery={"workers": 4, **delivery})
-    return Deliverer(open_migrated_store(config), open_client(config), load_mapping(config.mapping_file),
+    return Deliverer(open_configured_store(config), open_client(config), load_mapping(config.mapping_file),
                      config.delivery)
 
 

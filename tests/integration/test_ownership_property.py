@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.events import UserChange
 from connector.mapping import load_mapping
-from connector.runtime import open_client, open_migrated_store
+from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 
 from .conftest import settled
@@ -49,7 +49,7 @@ def test_no_number_ends_with_a_leaver_while_an_active_user_claims_it(make_config
     simulator.http.post("/_sim/reset").raise_for_status()
     simulator.http.post("/_sim/behaviour", json={"missing_extension": "error_general"}).raise_for_status()
     config = make_config(store={"url": f"sqlite:///{tmp_path / f'prop-{next(_runs)}.db'}"}, delivery={"workers": 3})
-    store, client = open_migrated_store(config), open_client(config)
+    store, client = open_configured_store(config), open_client(config)
     deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
     pool = WorkerPool(deliverer, 3, 0.005)
     pool.start()

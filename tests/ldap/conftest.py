@@ -18,7 +18,7 @@ from connector.config import Config, LdapConfig, parse_config
 from connector.delivery.worker import Deliverer
 from connector.events import UserChange
 from connector.mapping import load_mapping
-from connector.runtime import open_client, open_migrated_store
+from connector.runtime import open_client, open_configured_store
 from connector.sources.ldap.watcher import RunResult, Watcher
 from connector.store import Store
 from connector.store.sqlite import SQLiteStore
@@ -160,7 +160,7 @@ class Pipeline:
 
     def __init__(self, config: Config, simulator: Simulator) -> None:
         self.simulator = simulator
-        self.store = open_migrated_store(config)
+        self.store = open_configured_store(config)
         self.watcher = Watcher(self.store, config.ldap["corp"])
         self.client = open_client(config)
         self.deliverer = Deliverer(self.store, self.client, load_mapping(config.mapping_file), config.delivery)

@@ -56,10 +56,10 @@ def deliverer(config_path: Path):
     from connector.config import load_config
     from connector.delivery.worker import Deliverer
     from connector.mapping import load_mapping
-    from connector.runtime import open_client, open_migrated_store
+    from connector.runtime import open_client, open_configured_store
 
     config = load_config(config_path)
-    store, client = open_migrated_store(config), open_client(config)
+    store, client = open_configured_store(config), open_client(config)
     yield Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
     client.close()
     store.close()

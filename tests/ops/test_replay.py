@@ -233,12 +233,12 @@ def test_events_held_by_the_stop_recording_guard_in_status_show_and_approve(simu
     from connector.config import load_config
     from connector.delivery.worker import Deliverer
     from connector.mapping import load_mapping
-    from connector.runtime import open_client, open_migrated_store
+    from connector.runtime import open_client, open_configured_store
     from tests.integration.conftest import user
 
     path = write_config(tmp_path, simulator.url, extra="guard_max_count = 1\nguard_max_share = 0\n")
     config = load_config(str(path))
-    store, client = open_migrated_store(config), open_client(config)
+    store, client = open_configured_store(config), open_client(config)
     deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
     try:
         store.enqueue([alice(A), bob(B)])

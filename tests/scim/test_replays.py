@@ -12,7 +12,7 @@ import pytest
 from connector.config import Config
 from connector.delivery.worker import Deliverer
 from connector.mapping import load_mapping
-from connector.runtime import open_client, open_migrated_store
+from connector.runtime import open_client, open_configured_store
 from connector.sources.scim import create_scim_app
 from connector.store import EventState
 from tests.integration.conftest import Simulator, drain, make_config, seed_extensions, seed_users, simulator  # noqa: F401
@@ -28,7 +28,7 @@ class Connector:
     """The SCIM endpoint and a deliverer on one store, as `connector run` assembles them."""
 
     def __init__(self, config: Config) -> None:
-        self.store = open_migrated_store(config)
+        self.store = open_configured_store(config)
         self.client = open_client(config)
         self.deliverer = Deliverer(self.store, self.client, load_mapping(config.mapping_file), config.delivery)
 
@@ -150,7 +150,7 @@ def test_okta_provisioning_reaches_verba(connect: Any, simulator: Simulator) -> 
 
 def test_an_accepted_write_is_delivered_after_a_restart(make_config: Callable[..., Config], simulator: Simulator) -> None:
     config = make_config("mappings/entra.toml")
-    store = open_migrated_store(config)
+    store = open_configured_store(config)
     with serve(create_scim_app(store, CONFIG)) as url, client_for(url) as entra:
         assert entra.post("/Users", json={"userName": "bob@example.com",
                                           "phoneNumbers": [{"type": "work", "value": "+14155550111"}]}).status_code == 201

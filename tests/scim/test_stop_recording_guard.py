@@ -22,7 +22,7 @@ from connector.config import Config, DeliveryConfig
 from connector.delivery.guard import CAUSE
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.mapping import load_mapping
-from connector.runtime import open_client, open_migrated_store
+from connector.runtime import open_client, open_configured_store
 from connector.sources.scim import create_scim_app
 from connector.store import EventState, Store
 from tests.integration.conftest import (  # noqa: F401 (fixtures)
@@ -70,7 +70,7 @@ class Connector:
     def __init__(self, config: Config, config_path: Path) -> None:
         self.config = config
         self.config_path = config_path
-        self.store: Store = open_migrated_store(config)
+        self.store: Store = open_configured_store(config)
         self.client = open_client(config)
         self.deliverer = Deliverer(self.store, self.client, load_mapping(config.mapping_file), config.delivery)
 

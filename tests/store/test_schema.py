@@ -1,0 +1,99 @@
+"""The store's SQL and schema: named queries per dialect, versioned migrations, the start-up check."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from connector.events import UserChange
+from connector.records import ExtensionRecord
+from connector.store import Store, StoreError
+from connector.store.queries import SQL, migrations, named, parse, placeholders
+
+from .conftest import BACKENDS
+
+
+def test_both_dialects_define_the_same_named_queries() -> None:
+    sqlite, postgres = parse((SQL / "sqlite.sql").read_text()), parse((SQL / "postgres.sql").read_text())
+    assert sorted(sqlite) == sorted(postgres)
+    assert not set(sqlite) & set(parse((SQL / "queries.sql").read_text())), "a dialect redefines a shared query"
+    assert sorted(named("sqlite")) == sorted(named("postgres"))
+
+
+def test_both_dialects_have_the_same_migration_versions() -> None:
+    assert [v for v, _ in migrations("sqlite")] == [v for v, _ in migrations("postgres")]
+    assert [v for v, _ in migrations("sqlite")] == list(range(1, len(migrations("sqlite")) + 1))
+
+
+def test_sqlite_placeholders_are_translated_and_percent_signs_kept() -> None:
+    assert placeholders("sqlite", "a = %s AND b = %(name)s AND c LIKE 'x%%'") == "a = ? AND b = :name AND c LIKE 'x%'"
+    assert placeholders("postgres", "a = %s") == "a = %s"
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def fresh(request: pytest.FixtureRequest, tmp_path: pathlib.Path):
+    """Opens new, unmigrated stores on one fresh database of the backend."""
+    opener = BACKENDS[request.param](request, tmp_path)
+    opened: list[Store] = []
+
+    def open_fresh() -> Store:
+        opened.append(opener())
+        return opened[-1]
+
+    yield open_fresh
+    for store in opened:
+        store.close()
+
+
+def _apply(store: Store, upto: int) -> None:
+    """The schema as a connector that knew only the first `upto` migrations left it."""
+    with store._write() as conn:
+        conn.execute(store._q["schema_version"])
+        for version, statements in migrations(store.dialect)[:upto]:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(store._q["add_version"], (version,))
+
+
+def test_prepare_creates_the_schema_of_an_empty_store(fresh) -> None:
+    store = fresh()
+    store.prepare()
+    assert store.enqueue([UserChange("hr", "u1", "upsert", {"userName": "alice"}, 1.0)]) == [1]
+    store.prepare()  # and then has nothing to do
+    assert store.migrate() == 0
+
+
+def test_prepare_refuses_an_older_schema_and_db_upgrade_brings_it_up(fresh) -> None:
+    store = fresh()
+    _apply(store, len(migrations(store.dialect)) - 1)
+    with pytest.raises(StoreError, match=r"schema version \d+ and this connector needs \d+: .*connector db upgrade"):
+        store.prepare()
+    assert store.migrate() == 1
+    store.prepare()
+
+
+def test_a_schema_newer_than_the_connector_is_refused(fresh) -> None:
+    store = fresh()
+    store.migrate()
+    with store._write() as conn:
+        conn.execute(store._q["add_version"], (99,))
+    for step in (store.prepare, store.migrate):
+        with pytest.raises(StoreError, match="newer than this connector knows.*upgrade the connector"):
+            step()
+
+
+def test_pushed_extensions_keep_their_order_through_the_position_migration(fresh) -> None:
+    store = fresh()
+    _apply(store, 4)  # before 0005, SQLite kept the order by rowid
+    columns = "source, external_id, extension, record, pushed_at" + (", position" if store.dialect == "postgres" else "")
+    with store._write() as conn:
+        for n, extension in enumerate(["300", "100", "200"]):
+            record = ExtensionRecord(extension, 7, "FULL", True, False, False, False, eid="1234")
+            values = ("hr", "u1", extension, json.dumps(record.to_dict()), 1.0)
+            values += (n,) if store.dialect == "postgres" else ()
+            conn.execute(store._sql(f"INSERT INTO pushed_extensions ({columns}) VALUES ({', '.join(['%s'] * len(values))})"),
+                         values)
+    store.migrate()
+    assert [r.extension for r in store.pushed_extensions("hr", "u1")] == ["300", "100", "200"]
