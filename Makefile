@@ -16,6 +16,7 @@ $(BIN)/connector: pyproject.toml
 venv: $(BIN)/connector
 
 run: venv
+	$(BIN)/connector db upgrade --config config/connector.toml
 	$(BIN)/connector run --config config/connector.toml
 
 system-packages:

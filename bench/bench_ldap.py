@@ -31,7 +31,7 @@ from connector.simulator.process import free_port, start_simulator_process, wait
 from connector.sources.ldap.watcher import Watcher  # noqa: E402
 from connector.store import EventState  # noqa: E402
 from connector.store.sqlite import SQLiteStore  # noqa: E402
-from connector.target.verba import VerbaClient  # noqa: E402
+from connector.verba import VerbaClient  # noqa: E402
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD, SlapdServer  # noqa: E402
 
 PAGE_SIZE = 500

@@ -31,7 +31,7 @@ from connector.mapping import load_mapping
 from connector.records import ExtensionRecord
 from connector.store import EventState, open_store
 from connector.simulator.process import free_port, start_simulator_process, wait_until_listening
-from connector.target.verba import VerbaClient
+from connector.verba import VerbaClient
 
 LOGIN, PASSWORD, USER_ID = "bench", "bench-password", 3
 SEED = {

@@ -45,7 +45,7 @@ from connector.simulator.process import free_port, start_simulator_process, wait
 from connector.sources.scim import create_scim_app  # noqa: E402
 from connector.store import Store  # noqa: E402
 from connector.store.sqlite import SQLiteStore  # noqa: E402
-from connector.target.verba import VerbaClient  # noqa: E402
+from connector.verba import VerbaClient  # noqa: E402
 from tests.scim.live import serve  # noqa: E402
 
 TOKEN = "bench-token"

@@ -21,7 +21,7 @@ from connector.simulator.app import create_app, load_seed
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.scim import create_scim_app
 from connector.store import Store, open_store
-from connector.target.verba.client import VerbaClient
+from connector.verba.client import VerbaClient
 
 log = logging.getLogger("connector")
 

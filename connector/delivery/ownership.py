@@ -36,8 +36,8 @@ from connector.records import ExtensionRecord
 from connector.ops.metrics import OWNERSHIP_DECISIONS
 from connector.store import Claim, Store
 from connector.store.ownership import Claimant, Conflict, PushFinish, PushPlan
-from connector.target.verba.client import VerbaClient
-from connector.target.verba.errors import ExtensionAbsent, VerbaAmbiguous
+from connector.verba.client import VerbaClient
+from connector.verba.errors import ExtensionAbsent, VerbaAmbiguous
 
 log = logging.getLogger("connector.delivery")
 

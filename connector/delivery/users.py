@@ -9,7 +9,7 @@ from typing import Callable
 from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.mapping import Mapping
-from connector.target.verba.client import VerbaClient
+from connector.verba.client import VerbaClient
 
 
 class UnresolvedUser(ConnectorError):

@@ -26,8 +26,8 @@ from connector.ops.logs import correlation, correlation_id
 from connector.ops.metrics import COALESCED
 from connector.store import Claim, Store, StoreError
 from connector.store.ownership import Claimant, ExtensionsBusy
-from connector.target.verba.client import VerbaClient
-from connector.target.verba.errors import VerbaError, VerbaRateLimited
+from connector.verba.client import VerbaClient
+from connector.verba.errors import VerbaError, VerbaRateLimited
 
 log = logging.getLogger("connector.delivery")
 

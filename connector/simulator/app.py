@@ -136,7 +136,7 @@ def _soap(body: bytes, status_code: int = 200) -> Response:
 
 def _wsdl_parts() -> tuple[str, str]:
     """The shipped WSDL split around its soap:address location, to serve with the request's own URL."""
-    wsdl = importlib.resources.files("connector.target.verba").joinpath("provisioning-v2.wsdl").read_text()
+    wsdl = importlib.resources.files("connector.verba").joinpath("provisioning-v2.wsdl").read_text()
     match = re.search(r'<soap:address location="([^"]*)"', wsdl)
     assert match, "the shipped WSDL has no soap:address"
     return wsdl[: match.start(1)], wsdl[match.end(1) :]

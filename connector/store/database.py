@@ -6,9 +6,11 @@ ownership.py), against this class. Rows are read by column name; JSON columns co
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from contextlib import AbstractContextManager
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from connector.errors import ConnectorError
 from connector.events import UserChange
@@ -20,18 +22,70 @@ class StoreError(ConnectorError):
 
 
 class Database:
-    """The dialect's part of the store. One object may be used from several threads at once."""
+    """The dialect's part of the store: one connection per thread, opened on first use.
+
+    One object may be used from several threads at once; `close()` closes every thread's connection.
+    """
 
     dialect: str  # "sqlite" or "postgres": names its SQL (connector/store/sql/) and migrations
     name: str  # how messages name the store: a path, or a URL without its password
     _q: dict[str, str]  # the dialect's queries by name (connector/store/queries.py)
+    _driver_error: type[Exception]  # what the driver raises; `_errors` turns it into StoreError
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._guard = threading.Lock()
+        self._connections: list[Any] = []
+        self._closed = False
+
+    def _connect(self) -> Any:
+        """A new connection, set up for the store (raises the driver's error)."""
+        raise NotImplementedError
+
+    def _explain(self, error: Exception) -> str:
+        """What went wrong with the store, and what to do about it."""
+        raise NotImplementedError
+
+    def _connection(self) -> Any:
+        """This thread's connection; one the server dropped is replaced."""
+        if self._closed:
+            raise StoreError(f"the store {self.name} is closed; open it again with open_store()")
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(conn, "closed", False):
+            with self._errors():
+                conn = self._connect()
+            with self._guard:
+                if self._closed:
+                    conn.close()
+                    raise StoreError(f"the store {self.name} is closed; open it again with open_store()")
+                self._connections = [c for c in self._connections if not getattr(c, "closed", False)] + [conn]
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close every thread's connection; call it once the worker threads have stopped."""
+        with self._guard:
+            self._closed = True
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except self._driver_error as error:  # not chained: the message holds the driver's, secrets masked
+            raise StoreError(self._explain(error)) from None
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Any]:
+        """This thread's connection outside a transaction: each statement commits by itself."""
+        conn = self._connection()
+        with self._errors():
+            yield conn
 
     def _write(self) -> AbstractContextManager[Any]:
         """One transaction on this thread's connection: commit on success, roll back on any exception."""
-        raise NotImplementedError
-
-    def _read(self) -> AbstractContextManager[Any]:
-        """This thread's connection outside a transaction: each statement commits by itself."""
         raise NotImplementedError
 
     def _lock(self, conn: Any, key: str) -> None:
@@ -53,9 +107,6 @@ class Database:
     def _sql(self, text: str) -> str:
         """Dynamic SQL written with psycopg's placeholders, in the dialect's."""
         return placeholders(self.dialect, text)
-
-    def close(self) -> None:
-        raise NotImplementedError
 
 
 def user_key(source: str, external_id: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from typing import Any, Iterable, Iterator, Sequence
 
 import psycopg
@@ -40,6 +39,7 @@ class PostgresStore(Store):
 
     dialect = "postgres"
     _q = named("postgres")
+    _driver_error = psycopg.Error
 
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
@@ -52,60 +52,31 @@ class PostgresStore(Store):
             ) from None
         self._params.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
         self._params.setdefault("application_name", "connector")
+        super().__init__()
         self.server = self.name = _describe(self._params)
         self.synchronous = synchronous.upper()
-        self._local = threading.local()
-        self._lock_connections = threading.Lock()
-        self._connections: list[Connection] = []
-        self._closed = False
         self._connection()  # fail now, not at the first event, if the server cannot be reached
 
-    def _connection(self) -> Connection:
-        if self._closed:
-            raise StoreError(f"the store {self.server} is closed; open it again with open_store()")
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:  # a connection the server dropped is replaced on the next call
-            conn = self._connect()
-            self._local.conn = conn
-        return conn
-
     def _connect(self) -> Connection:
-        with self._errors():
-            conn = psycopg.connect(autocommit=True, row_factory=dict_row, **self._params)
+        conn = psycopg.connect(autocommit=True, row_factory=dict_row, **self._params)
         for json_type in ("json", "jsonb"):  # read JSON as text, as SQLite gives it
             conn.adapters.register_loader(json_type, TextLoader)
         try:
-            with self._errors():
-                if self.synchronous == "NORMAL":
-                    conn.execute("SET synchronous_commit = off")
+            if self.synchronous == "NORMAL":
+                conn.execute("SET synchronous_commit = off")
         except BaseException:
             conn.close()
             raise
-        with self._lock_connections:
-            if self._closed:
-                conn.close()
-                raise StoreError(f"the store {self.server} is closed; open it again with open_store()")
-            self._connections = [c for c in self._connections if not c.closed]
-            self._connections.append(conn)
         return conn
 
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except psycopg.Error as error:  # not chained: our message holds psycopg's, with the password masked
-            raise StoreError(_explain(self.server, error, self._params.get("password"))) from None
+    def _explain(self, error: Exception) -> str:
+        assert isinstance(error, psycopg.Error)
+        return _explain(self.server, error, self._params.get("password"))
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
         conn = self._connection()
         with self._errors(), conn.transaction():
-            yield conn
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
-        conn = self._connection()
-        with self._errors():
             yield conn
 
     def _lock(self, conn: Connection, key: str) -> None:
@@ -135,14 +106,6 @@ class PostgresStore(Store):
             ids.extend(row["id"] for row in cursor.fetchall())
             if not cursor.nextset():
                 return ids
-
-    def close(self) -> None:
-        """Close every thread's connection; call it once the worker threads have stopped."""
-        with self._lock_connections:
-            self._closed = True
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
 
     def start_instance(self) -> int:
         """Several connectors share the database: nothing to do (other instances' leases expire)."""

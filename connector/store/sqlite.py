@@ -10,7 +10,6 @@ import fcntl
 import json
 import os
 import sqlite3
-import threading
 from typing import Any, Iterable, Iterator, Sequence, TextIO
 
 from connector.store.base import Store
@@ -26,18 +25,16 @@ class SQLiteStore(Store):
 
     dialect = "sqlite"
     _q = named("sqlite")
+    _driver_error = sqlite3.Error
 
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
         if path in ("", ":memory:"):
             raise ValueError("the SQLite store needs a file path; an in-memory database is not shared between threads")
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous={synchronous!r} is not supported; use one of {', '.join(SYNCHRONOUS_MODES)}")
+        super().__init__()
         self.path = self.name = path
         self.synchronous = synchronous.upper()
-        self._local = threading.local()
-        self._lock_connections = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._closed = False
         self._instance_lock: TextIO | None = None
         directory = os.path.dirname(os.path.abspath(path))
         try:
@@ -49,45 +46,21 @@ class SQLiteStore(Store):
             ) from error
         self._connection()  # fail now, not at the first event, if the file cannot be opened
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreError(f"the store {self.path} is closed; open it again with open_store()")
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-        return conn
-
     def _connect(self) -> sqlite3.Connection:
-        with self._errors():
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
-                                   check_same_thread=False)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
         try:
-            with self._errors():
-                conn.row_factory = sqlite3.Row
-                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode != "wal":
-                    raise StoreError(f"the store {self.path} cannot use WAL mode (got {mode!r}); "
-                                     "put it on a local disk, not a network file system")
-                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-                conn.execute("PRAGMA foreign_keys = ON")
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise StoreError(f"the store {self.path} cannot use WAL mode (got {mode!r}); "
+                                 "put it on a local disk, not a network file system")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
         except BaseException:
             conn.close()
             raise
-        with self._lock_connections:
-            if self._closed:
-                conn.close()
-                raise StoreError(f"the store {self.path} is closed; open it again with open_store()")
-            self._connections.append(conn)
         return conn
-
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as error:
-            raise StoreError(_explain(self.path, error)) from error
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -101,12 +74,6 @@ class SQLiteStore(Store):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
-        with self._errors():
-            yield conn
 
     def _lock(self, conn: Any, key: str) -> None:
         pass  # BEGIN IMMEDIATE already holds the only write lock
@@ -122,15 +89,10 @@ class SQLiteStore(Store):
         return [row[0] for row in inserted if row is not None]
 
     def close(self) -> None:
-        """Close every thread's connection; call it once the worker threads have stopped."""
-        with self._lock_connections:
-            self._closed = True
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-            if self._instance_lock is not None:
-                self._instance_lock.close()
-                self._instance_lock = None
+        super().close()
+        if self._instance_lock is not None:
+            self._instance_lock.close()
+            self._instance_lock = None
 
     def start_instance(self) -> int:
         """One connector per file: a second one is refused with StoreError, and the first's leases are
@@ -153,9 +115,12 @@ class SQLiteStore(Store):
         return self.release_leases()
 
 
-def _explain(path: str, error: sqlite3.Error) -> str:
+    def _explain(self, error: Exception) -> str:
+        return _explain(self.path, str(error))
+
+
+def _explain(path: str, text: str) -> str:
     """Say what went wrong with the store file and what to do about it."""
-    text = str(error)
     if "locked" in text or "busy" in text:
         return (f"the store {path} stayed locked for over {BUSY_TIMEOUT_SECONDS:g} s ({text}): another process is "
                 "writing to it. Run one connector per SQLite file (use PostgreSQL for several) "

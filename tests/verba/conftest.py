@@ -14,7 +14,7 @@ import uvicorn
 from connector.records import ExtensionRecord
 from connector.simulator import create_app
 from connector.simulator.process import free_port
-from connector.target.verba import VerbaClient
+from connector.verba import VerbaClient
 
 PASSWORD = "s3cret-Pass-42"
 SEED: dict[str, Any] = {

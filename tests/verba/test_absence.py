@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from connector.target.verba import VerbaClient
-from connector.target.verba.errors import ExtensionAbsent, VerbaStatusError
-from connector.target.verba.status import Status, says_extension_absent
+from connector.verba import VerbaClient
+from connector.verba.errors import ExtensionAbsent, VerbaStatusError
+from connector.verba.status import Status, says_extension_absent
 
 from .conftest import Sim, record
 

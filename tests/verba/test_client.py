@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from connector.target.verba import VerbaAuthError, VerbaClient, VerbaStatusError
-from connector.target.verba.errors import ExtensionAbsent
+from connector.verba import VerbaAuthError, VerbaClient, VerbaStatusError
+from connector.verba.errors import ExtensionAbsent
 
 from .conftest import PASSWORD, Sim, record
 

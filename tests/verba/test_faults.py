@@ -9,8 +9,8 @@ import pytest
 from zeep import Plugin
 
 from connector.simulator.process import free_port
-from connector.target.verba.errors import VerbaMisconfigured, VerbaRateLimited, VerbaTransportError
-from connector.target.verba import (
+from connector.verba.errors import VerbaMisconfigured, VerbaRateLimited, VerbaTransportError
+from connector.verba import (
     VerbaAuthError,
     VerbaClient,
     VerbaHTTPError,

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from connector.ops.logs import MASK, SecretFilter
-from connector.target.verba import VerbaClient
-from connector.target.verba.errors import (
+from connector.verba import VerbaClient
+from connector.verba.errors import (
     ExtensionAbsent,
     VerbaError,
     VerbaHTTPError,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from zeep import Plugin
 
-from connector.target.verba import MissingUserIdError, VerbaClient
+from connector.verba import MissingUserIdError, VerbaClient
 
 from .conftest import Sim, envelope, record
 

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.records import RECORDING_MODES, ExtensionRecord
-from connector.target.verba import VerbaClient
+from connector.verba import VerbaClient
 
 from .conftest import Sim
 

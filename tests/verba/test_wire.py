@@ -8,9 +8,9 @@ import zeep
 from lxml import etree
 
 from connector.records import ExtensionRecord
-from connector.target.verba import VerbaClient
-from connector.target.verba.client import BINDING, extension_payload
-from connector.target.verba.status import read_status
+from connector.verba import VerbaClient
+from connector.verba.client import BINDING, extension_payload
+from connector.verba.status import read_status
 
 from .conftest import Sim
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from connector.target.verba.client import VerbaClient
-from connector.target.verba.errors import (
+from connector.verba.client import VerbaClient
+from connector.verba.errors import (
     MissingUserIdError,
     VerbaAuthError,
     VerbaError,

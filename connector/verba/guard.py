@@ -12,7 +12,7 @@ from typing import Any
 from lxml import etree
 from zeep import Plugin
 
-from connector.target.verba.errors import MissingUserIdError
+from connector.verba.errors import MissingUserIdError
 
 GUARDED_OPERATIONS = frozenset({"createExtension", "updateExtension"})
 

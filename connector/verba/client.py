@@ -21,7 +21,7 @@ from requests_toolbelt.multipart.decoder import MultipartDecoder
 from connector.records import ExtensionRecord
 from connector.ops.logs import MASK, register_secret
 from connector.ops.metrics import observe_soap_call
-from connector.target.verba.errors import (
+from connector.verba.errors import (
     ExtensionAbsent,
     LeaseEnding,
     VerbaAmbiguous,
@@ -31,12 +31,12 @@ from connector.target.verba.errors import (
     VerbaStatusError,
     VerbaTransportError,
 )
-from connector.target.verba.guard import UserIdGuard
-from connector.target.verba.sent import SentLog
-from connector.target.verba.status import (
+from connector.verba.guard import UserIdGuard
+from connector.verba.sent import SentLog
+from connector.verba.status import (
     ALREADY_EXISTS, GENERAL, OK, UNAUTHORIZED, Status, field, one_line, read_status, says_extension_absent,
 )
-from connector.target.verba.transport import TNS, EnvelopeCheck, Transport, pooled_session
+from connector.verba.transport import TNS, EnvelopeCheck, Transport, pooled_session
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from lxml import etree
 
-from connector.target.verba.errors import VerbaMalformedResponse, VerbaStatusError
+from connector.verba.errors import VerbaMalformedResponse, VerbaStatusError
 
 OK = "OK"
 ALREADY_EXISTS = "ERROR_ALREADY_EXISTS"

@@ -13,7 +13,7 @@ from lxml import etree
 from requests.adapters import HTTPAdapter
 from zeep.wsdl.utils import etree_to_string
 
-from connector.target.verba.errors import (
+from connector.verba.errors import (
     VerbaError, VerbaHTTPError, VerbaMalformedResponse, VerbaMisconfigured, VerbaRateLimited, VerbaTransportError,
 )
 
