@@ -66,7 +66,7 @@ def run(config_path: str) -> None:
 @main.command("validate-config")
 @config_option
 def validate_config(config_path: str) -> None:
-    """Check the config and its mapping file; exit 1 with the file, key and fix on the first problem."""
+    """Check the config and its mapping file; exit 1 with the file, key and fix of every config problem."""
     from connector.mapping import load_mapping
 
     config = load_config(config_path)
