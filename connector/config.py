@@ -1,8 +1,9 @@
 """Load and validate the connector's TOML config.
 
-Every error names the file, the key and the fix. Secrets never live in the
-TOML: a `*_env` key names an environment variable and a `*_file` key names a
-file that holds the secret. Relative paths are taken from the working directory.
+Every problem is reported at once, one line each naming the file, the key and the fix. Defaults are
+the dataclasses' (a key left out keeps its default). Secrets never live in the TOML: a `*_env` key
+names an environment variable and a `*_file` key names a file that holds the secret. Relative paths
+are taken from the working directory.
 """
 
 from __future__ import annotations
@@ -11,19 +12,21 @@ import dataclasses
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from apscheduler.triggers.cron import CronTrigger
 
 from connector.errors import ConnectorError
+from connector.verba.eid import eid_problem
 
 DEFAULT_PATH = "config/connector.toml"
+DEFAULT_MAPPING = "mappings/default.toml"
 SIMULATOR_LOGIN = "connector"
 SIMULATOR_PASSWORD = "connector"
 
 
 class ConfigError(ConnectorError):
-    """The config is not valid."""
+    """The config is not valid; the message has one line per problem: "file: key is ...; fix"."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,41 +177,41 @@ class Config:
                             *(d.password for d in self.ldap.values())) if s]
 
 
-# key -> (allowed types, default); the defaults are the embedded run's.
-_STORE = {"url": (str, StoreConfig.url), "synchronous": (str, StoreConfig.synchronous)}
-_TARGET = {
-    "url": (str, None),
-    "eid": (str, None),
-    "environment_short_name": (str, None),
-    "login": (str, None),
-    "password_env": (str, None),
-    "password_file": (str, None),
-    "token_env": (str, None),
-    "token_file": (str, None),
-    "timeout_seconds": ((int, float), TargetConfig.timeout_seconds),
+# The keys of each table and the TOML type each takes (float: any number, read as a float).
+_STORE = {"url": str, "synchronous": str}
+_TARGET = {"url": str, "eid": str, "environment_short_name": str, "login": str, "password_env": str,
+           "password_file": str, "token_env": str, "token_file": str, "timeout_seconds": float}
+_SIMULATOR = {"listen": str, "seed": str}
+_MAPPING = {"file": str}
+_DELIVERY = {"workers": int, "max_attempts": int, "backoff_base_seconds": float, "backoff_max_seconds": float,
+             "lease_seconds": float, "idle_poll_seconds": float, "user_cache_seconds": float,
+             "guard_max_count": int, "guard_max_share": float, "guard_window_seconds": float}
+_ADMIN = {"listen": str}
+_LOGGING = {"format": str, "level": str}
+_SCIM = {"listen": str, "base_path": str, "max_body_bytes": int, "strict_attributes": bool, "clients": list}
+_SCIM_CLIENT = {"name": str, "token_env": str, "token_file": str}
+_LDAP = {"url": str, "base": str, "dialect": str, "filter": str, "attributes": list, "username_attribute": str,
+         "disabled_attribute": str, "bind_dn": str, "password_env": str, "password_file": str, "ca_file": str,
+         "tls_verify": bool, "starttls": bool, "poll_seconds": float, "overlap_seconds": float, "page_size": int,
+         "timeout_seconds": float, "full_sync_cron": str, "guard_max_count": int, "guard_max_share": float,
+         "guard_min_count": int, "id_attribute": str, "group_base": str, "group_nesting_depth": int,
+         "clock_tolerance_seconds": float, "scope_check_per_poll": int}
+_TABLES = {"store": _STORE, "target": _TARGET, "simulator": _SIMULATOR, "mapping": _MAPPING, "delivery": _DELIVERY,
+           "admin": _ADMIN, "logging": _LOGGING}
+_WANTED = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
+_LIMITS: dict[str, Callable[[float], bool]] = {
+    "be above 0": lambda value: value > 0,
+    "be at least 1": lambda value: value >= 1,
+    "not be negative, use 0 or more": lambda value: value >= 0,
 }
-_SIMULATOR = {"listen": (str, "127.0.0.1:7002"), "seed": (str, None)}
-_MAPPING = {"file": (str, "mappings/default.toml")}
-_DELIVERY = {
-    "workers": (int, DeliveryConfig.workers),
-    "max_attempts": (int, DeliveryConfig.max_attempts),
-    "backoff_base_seconds": ((int, float), DeliveryConfig.backoff_base_seconds),
-    "backoff_max_seconds": ((int, float), DeliveryConfig.backoff_max_seconds),
-    "lease_seconds": ((int, float), DeliveryConfig.lease_seconds),
-    "idle_poll_seconds": ((int, float), DeliveryConfig.idle_poll_seconds),
-    "user_cache_seconds": ((int, float), DeliveryConfig.user_cache_seconds),
-    "guard_max_count": (int, DeliveryConfig.guard_max_count),
-    "guard_max_share": ((int, float), DeliveryConfig.guard_max_share),
-    "guard_window_seconds": ((int, float), DeliveryConfig.guard_window_seconds),
-}
-_ADMIN = {"listen": (str, "127.0.0.1:8081")}
-_LOGGING = {"format": (str, LoggingConfig.format), "level": (str, LoggingConfig.level)}
-_SECTIONS = {"store": _STORE, "target": _TARGET, "simulator": _SIMULATOR, "mapping": _MAPPING, "delivery": _DELIVERY,
-             "admin": _ADMIN, "logging": _LOGGING}
+LDAP_DIALECTS = ("openldap", "ad", "generic")
+AD_MAX_PAGE_SIZE = 1000  # Active Directory's MaxPageSize LDAP policy
+# The stable id of each dialect; `id_attribute` names another (an employee number) or "dn".
+LDAP_ID_ATTRIBUTES = {"openldap": "entryUUID", "ad": "objectGUID", "generic": "entryUUID, nsUniqueId or ipaUniqueID"}
 
 
 def load_config(path: str | Path = DEFAULT_PATH) -> Config:
-    """Read, validate and resolve the config at `path`."""
+    """Read, validate and resolve the config at `path`; raises ConfigError listing every problem."""
     path = str(path)
     try:
         with open(path, "rb") as f:
@@ -221,349 +224,315 @@ def load_config(path: str | Path = DEFAULT_PATH) -> Config:
 
 
 def parse_config(data: dict[str, Any], path: str) -> Config:
-    unknown = sorted(set(data) - set(_SECTIONS) - {"ldap", "scim"})
-    if unknown:
-        raise ConfigError(f"{path}: unknown section [{unknown[0]}]; the sections are {', '.join(_SECTIONS)}")
-    sections = {name: _section(data.get(name, {}), name, spec, path) for name, spec in _SECTIONS.items()}
-    target, delivery = _target(sections["target"], path), _delivery(sections["delivery"], path)
-    _check_lease(target, delivery, path)
-    return Config(
+    """The Config in `data`, the parsed TOML of `path`.
+
+    Raises one ConfigError whose message has a line per problem: "{path}: {key} is ...; {fix}".
+    """
+    problems: list[str] = []
+    for name in sorted(data.keys() - {*_TABLES, "scim", "ldap"}):
+        problems.append(f"unknown section [{name}]; the sections are {', '.join(_TABLES)}, scim, ldap")
+    tables = {name: _table(data.get(name, {}), name, keys, problems) for name, keys in _TABLES.items()}
+    mapping_file = tables["mapping"].get("file", DEFAULT_MAPPING)
+    config = Config(
         path=path,
-        store=_store(sections["store"], path),
-        target=target,
-        simulator=_simulator(sections["simulator"], path),
-        mapping_file=sections["mapping"]["file"],
-        admin=AdminConfig(*_listen(sections["admin"]["listen"], "admin.listen", path)),
-        scim=_scim(data.get("scim", {}), path),
-        logging=_logging(sections["logging"], path),
-        delivery=delivery,
-        ldap=_ldap_sections(data.get("ldap", {}), path, sections["mapping"]["file"]),
+        store=_store(tables["store"], problems),
+        target=_target(tables["target"], problems),
+        simulator=_simulator(tables["simulator"], problems),
+        mapping_file=mapping_file,
+        delivery=_delivery(tables["delivery"], problems),
+        admin=AdminConfig(**_listen(tables["admin"], "admin", problems)),
+        scim=_scim(data.get("scim", {}), problems),
+        logging=_logging(tables["logging"], problems),
+        ldap=_ldap_sections(data.get("ldap", {}), mapping_file, problems),
     )
+    _check_lease(config.target, config.delivery, problems)
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
+    return config
 
 
-def _check_lease(target: TargetConfig, delivery: DeliveryConfig, path: str) -> None:
-    """A lease renewed every third of it must always leave room for a whole call and its margin."""
-    from connector.delivery.lease import LEASE_MARGIN_SECONDS
+def _table(raw: Any, name: str, keys: dict[str, type], problems: list[str]) -> dict[str, Any]:
+    """The keys of table `name` that are set, each of its type (a float key takes an integer too, as a float).
 
-    least = 1.5 * (target.timeout_seconds + LEASE_MARGIN_SECONDS)
-    if delivery.lease_seconds < least:
-        raise ConfigError(
-            f"{path}: delivery.lease_seconds is {delivery.lease_seconds:g}; with target.timeout_seconds = "
-            f"{target.timeout_seconds:g} it must be at least {least:g} (1.5 x (timeout + {LEASE_MARGIN_SECONDS:g} s)), "
-            "so that a call always fits in the lease: raise it or lower the timeout"
-        )
-
-
-def _section(raw: Any, name: str, spec: dict[str, tuple[Any, Any]], path: str) -> dict[str, Any]:
+    An unknown key or a value of the wrong type is a problem and is left out, so that its default stands in.
+    """
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: '{name}' must be a table: write [{name}] followed by its keys")
+        problems.append(f"'{name}' must be a table: write [{name}] followed by its keys")
+        return {}
     values = {}
     for key, value in raw.items():
-        if key not in spec:
-            raise ConfigError(f"{path}: unknown key {name}.{key}; the keys of [{name}] are {', '.join(spec)}")
-        types, _ = spec[key]
-        if (isinstance(value, bool) and types is not bool) or not isinstance(value, types):
-            wanted = "a number" if types == (int, float) else {
-                str: "a string", int: "an integer", bool: "true or false"}[types]
-            raise ConfigError(f"{path}: {name}.{key} is {value!r}; it must be {wanted}")
-        values[key] = value
-    return {key: values.get(key, default) for key, (_, default) in spec.items()}
+        kind = keys.get(key)
+        if kind is None:
+            problems.append(f"unknown key {name}.{key}; the keys of [{name}] are {', '.join(keys)}")
+        elif isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float) if kind is float else kind):
+            problems.append(f"{name}.{key} is {value!r}; it must be {_WANTED[kind]}")
+        else:
+            values[key] = float(value) if kind is float else value
+    return values
 
 
-def _store(values: dict[str, Any], path: str) -> StoreConfig:
-    if not values["url"].startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise ConfigError(f"{path}: store.url is {values['url']!r}; use sqlite:///path/to/connector.db "
-                          "or postgresql://user@host/dbname (put the password in ~/.pgpass or PGPASSWORD)")
-    if values["synchronous"] not in ("FULL", "NORMAL"):
-        raise ConfigError(
-            f"{path}: store.synchronous is {values['synchronous']!r}; use \"FULL\" (survives power loss) "
-            "or \"NORMAL\" (survives crashes, may lose the last commits on power loss)"
-        )
-    return StoreConfig(**values)
+def _limit(name: str, section: Any, keys: tuple[str, ...], limit: str, problems: list[str]) -> None:
+    """A problem for each of `keys` of the parsed `section` whose value breaks `limit`, a key of _LIMITS."""
+    for key in keys:
+        value = getattr(section, key)
+        if not _LIMITS[limit](value):
+            problems.append(f"{name}.{key} is {value:g}; it must {limit}")
 
 
-def _target(values: dict[str, Any], path: str) -> TargetConfig:
-    if values["url"] is None:
-        extra = [k for k in _TARGET if k not in ("url", "eid", "timeout_seconds") and values[k] is not None]
-        if extra:
-            raise ConfigError(f"{path}: target.{extra[0]} is set but target.url is not; set target.url to your Verba "
-                              "service (e.g. http://verba-mr:7002/provisioning) or remove the key")
-        return TargetConfig(eid="0000", login=SIMULATOR_LOGIN, password=SIMULATOR_PASSWORD,
-                            timeout_seconds=values["timeout_seconds"])
-    if not values["url"].startswith(("http://", "https://")):
-        raise ConfigError(f"{path}: target.url is {values['url']!r}; use http(s)://host:7002/provisioning")
-    eid, short_name = values["eid"], values["environment_short_name"]
-    if eid is not None and short_name is not None:
-        raise ConfigError(f"{path}: target.eid and target.environment_short_name are both set; Verba takes one, keep one")
-    if eid is None and short_name is None:
-        eid = "0000"
-    if eid is not None and len(eid) != 4:
-        raise ConfigError(f"{path}: target.eid is {eid!r}; an eid has 4 characters, such as \"0000\" (quote it)")
-    password = _secret(values, "password", path)
-    token = _secret(values, "token", path)
-    if token is None and (password is None or values["login"] is None):
-        raise ConfigError(f"{path}: target needs login plus password_env or password_file, or token_env or token_file")
-    if token is not None and password is not None:
-        raise ConfigError(f"{path}: target has both a password and a token; keep one of them")
-    return TargetConfig(url=values["url"], eid=eid, environment_short_name=short_name, login=values["login"],
-                        password=password, token=token, timeout_seconds=values["timeout_seconds"])
+def _secret(values: dict[str, Any], name: str, key: str, problems: list[str]) -> str | None:
+    """The secret of `{name}_env` (an environment variable) or `{name}_file` (a file) in table `key`, or None.
 
-
-def _secret(values: dict[str, Any], name: str, path: str) -> str | None:
-    env, file = values[f"{name}_env"], values[f"{name}_file"]
+    None too when either is wrong, which is a problem: both set, the variable unset or blank, the file unreadable.
+    """
+    env, file = values.get(f"{name}_env"), values.get(f"{name}_file")
     if env is not None and file is not None:
-        raise ConfigError(f"{path}: target.{name}_env and target.{name}_file are both set; keep one")
-    if env is not None:
-        secret = os.environ.get(env)
-        if not secret:
-            raise ConfigError(f"{path}: target.{name}_env names {env}, which is not set; export {env} or use target.{name}_file")
-        return secret
-    if file is not None:
-        return read_secret_file(file, f"target.{name}_file", path, name)
+        problems.append(f"{key}.{name}_env and {key}.{name}_file are both set; keep one")
+    elif env is not None and not os.environ.get(env, "").strip():
+        problems.append(f"{key}.{name}_env names {env}, which is not set; export {env} or use {key}.{name}_file")
+    elif env is not None:
+        return os.environ[env]
+    elif file is not None:
+        return _read_secret_file(file, f"{key}.{name}_file", name, problems)
     return None
 
 
-def read_secret_file(file: str, key: str, path: str, what: str) -> str:
+def _read_secret_file(file: str, key: str, what: str, problems: list[str]) -> str | None:
     """The secret in `file` exactly as written: UTF-8, with only one trailing newline ("\n" or "\r\n") dropped.
 
     Spaces and every other character are part of the secret: a password may end with a space.
     """
     try:
-        data = Path(file).read_bytes()
+        text = Path(file).read_bytes().decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: {key} {file!r} cannot be read ({exc.strerror}); check the path and permissions") from None
-    try:
-        text = data.decode("utf-8")
+        problems.append(f"{key} {file!r} cannot be read ({exc.strerror}); check the path and permissions")
+        return None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: {key} {file!r} is not UTF-8 text; save the {what} in it as UTF-8") from None
-    secret = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+        problems.append(f"{key} {file!r} is not UTF-8 text; save the {what} in it as UTF-8")
+        return None
+    secret = text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
     if not secret:
-        raise ConfigError(f"{path}: {key} {file!r} is empty; put the {what} in it")
-    return secret
+        problems.append(f"{key} {file!r} is empty; put the {what} in it")
+    return secret or None
 
 
-_SCIM = {
-    "listen": (str, "127.0.0.1:8080"),
-    "base_path": (str, ScimConfig.base_path),
-    "max_body_bytes": (int, ScimConfig.max_body_bytes),
-    "strict_attributes": (bool, ScimConfig.strict_attributes),
-}
-_SCIM_CLIENT = {"name": (str, None), "token_env": (str, None), "token_file": (str, None)}
+def _listen(values: dict[str, Any], name: str, problems: list[str]) -> dict[str, Any]:
+    """host and port from `name`.listen ("127.0.0.1:7002"); none (the defaults) when it is not set or not valid."""
+    if "listen" not in values:
+        return {}
+    host, _, port = values["listen"].rpartition(":")
+    if host and port.isdigit() and 0 < int(port) < 65536:
+        return {"host": host, "port": int(port)}
+    problems.append(f"{name}.listen is {values['listen']!r}; write host:port, such as \"127.0.0.1:7002\"")
+    return {}
 
 
-def _scim(raw: Any, path: str) -> ScimConfig:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: 'scim' must be a table: write [scim] followed by its keys")
-    clients = raw.get("clients", [])
-    values = _section({k: v for k, v in raw.items() if k != "clients"}, "scim", _SCIM, path)
-    host, port = _listen(values["listen"], "scim.listen", path)
-    base_path = "/" + values["base_path"].strip("/")
-    if values["max_body_bytes"] < 1024:
-        raise ConfigError(f"{path}: scim.max_body_bytes is {values['max_body_bytes']}; allow at least 1024")
-    if not isinstance(clients, list) or not all(isinstance(c, dict) for c in clients):
-        raise ConfigError(f"{path}: scim.clients must be tables: write [[scim.clients]] with name and token_env")
-    parsed = [_scim_client(entry, f"scim.clients[{i}]", path) for i, entry in enumerate(clients)]
-    names = [client.name for client in parsed]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{path}: two [[scim.clients]] are named {next(n for n in names if names.count(n) > 1)!r}; "
-                          "name each identity provider once")
-    return ScimConfig(host, port, base_path, values["max_body_bytes"], tuple(parsed), values["strict_attributes"])
+def _store(values: dict[str, Any], problems: list[str]) -> StoreConfig:
+    store = StoreConfig(**values)
+    if not store.url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        problems.append(f"store.url is {store.url!r}; use sqlite:///path/to/connector.db "
+                        "or postgresql://user@host/dbname (put the password in ~/.pgpass or PGPASSWORD)")
+    if store.synchronous not in ("FULL", "NORMAL"):
+        problems.append(f"store.synchronous is {store.synchronous!r}; use \"FULL\" (survives power loss) "
+                        "or \"NORMAL\" (survives crashes, may lose the last commits on power loss)")
+    return store
 
 
-def _scim_client(raw: dict[str, Any], key: str, path: str) -> ScimClient:
-    values = _section(raw, key, _SCIM_CLIENT, path)
-    name = values["name"]
-    if not name or not name.strip():
-        raise ConfigError(f"{path}: {key}.name is missing; name the identity provider, e.g. name = \"entra\"")
-    env, file = values["token_env"], values["token_file"]
-    if (env is None) == (file is None):
-        raise ConfigError(f"{path}: {key} ({name}) needs exactly one of token_env or token_file holding its bearer token")
-    if env is not None:
-        token = os.environ.get(env, "").strip()
-        if not token:
-            raise ConfigError(f"{path}: {key}.token_env names {env}, which is not set; export {env} or use token_file")
-    else:
-        token = read_secret_file(file, f"{key}.token_file", path, "bearer token")
-    return ScimClient(name.strip(), token)
+def _target(values: dict[str, Any], problems: list[str]) -> TargetConfig:
+    timeout = values.get("timeout_seconds", TargetConfig.timeout_seconds)
+    if "url" not in values:
+        for key in [key for key in values if key not in ("eid", "timeout_seconds")]:
+            problems.append(f"target.{key} is set but target.url is not; set target.url to your Verba service "
+                            "(e.g. http://verba-mr:7002/provisioning) or remove the key")
+        return TargetConfig(login=SIMULATOR_LOGIN, password=SIMULATOR_PASSWORD, timeout_seconds=timeout)
+    if not values["url"].startswith(("http://", "https://")):
+        problems.append(f"target.url is {values['url']!r}; use http(s)://host:7002/provisioning")
+    short_name = values.get("environment_short_name")
+    eid = values.get("eid", None if short_name else TargetConfig.eid)
+    if eid is not None and short_name is not None:
+        problems.append("target.eid and target.environment_short_name are both set; Verba takes one, keep one")
+    elif eid is not None and eid_problem(eid):
+        problems.append(f"target.eid {eid_problem(eid)}")
+    has_password, has_token = (f"{name}_env" in values or f"{name}_file" in values for name in ("password", "token"))
+    if not has_token and not (has_password and "login" in values):
+        problems.append("target needs login plus password_env or password_file, or token_env or token_file")
+    if has_token and has_password:
+        problems.append("target has both a password and a token; keep one of them")
+    return TargetConfig(url=values["url"], eid=eid, environment_short_name=short_name, login=values.get("login"),
+                        password=_secret(values, "password", "target", problems),
+                        token=_secret(values, "token", "target", problems), timeout_seconds=timeout)
 
 
-def _logging(values: dict[str, Any], path: str) -> LoggingConfig:
-    if values["format"] not in ("auto", "json", "text"):
-        raise ConfigError(f"{path}: logging.format is {values['format']!r}; use \"auto\", \"json\" or \"text\"")
-    level = values["level"].upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"{path}: logging.level is {values['level']!r}; use DEBUG, INFO, WARNING or ERROR")
-    return LoggingConfig(format=values["format"], level=level)
+def _check_lease(target: TargetConfig, delivery: DeliveryConfig, problems: list[str]) -> None:
+    """A lease renewed every third of it must always leave room for a whole call and its margin."""
+    from connector.delivery.lease import LEASE_MARGIN_SECONDS
+
+    least = 1.5 * (target.timeout_seconds + LEASE_MARGIN_SECONDS)
+    if 0 < delivery.lease_seconds < least:
+        problems.append(
+            f"delivery.lease_seconds is {delivery.lease_seconds:g}; with target.timeout_seconds = "
+            f"{target.timeout_seconds:g} it must be at least {least:g} (1.5 x (timeout + {LEASE_MARGIN_SECONDS:g} s)), "
+            "so that a call always fits in the lease: raise it or lower the timeout"
+        )
 
 
-def _simulator(values: dict[str, Any], path: str) -> SimulatorConfig:
-    host, port = _listen(values["listen"], "simulator.listen", path)
-    if values["seed"] is not None and not Path(values["seed"]).is_file():
-        raise ConfigError(f"{path}: simulator.seed {values['seed']!r} is not a file; fix the path or remove the key")
-    return SimulatorConfig(host=host, port=port, seed=values["seed"])
+def _scim(raw: Any, problems: list[str]) -> ScimConfig:
+    values = _table(raw, "scim", _SCIM, problems)
+    clients = values.pop("clients", [])
+    if not all(isinstance(client, dict) for client in clients):
+        problems.append("scim.clients must be tables: write [[scim.clients]] with name and token_env")
+        clients = []
+    parsed = [_scim_client(client, f"scim.clients[{i}]", problems) for i, client in enumerate(clients)]
+    names = [client.name for client in parsed if client is not None]
+    for name in sorted({name for name in names if names.count(name) > 1}):
+        problems.append(f"two [[scim.clients]] are named {name!r}; name each identity provider once")
+    settings = {key: values[key] for key in ("max_body_bytes", "strict_attributes") if key in values}
+    if "base_path" in values:
+        settings["base_path"] = "/" + values["base_path"].strip("/")
+    scim = ScimConfig(**_listen(values, "scim", problems), **settings,
+                      clients=tuple(client for client in parsed if client is not None))
+    if scim.max_body_bytes < 1024:
+        problems.append(f"scim.max_body_bytes is {scim.max_body_bytes}; allow at least 1024")
+    return scim
 
 
-def _listen(value: str, key: str, path: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{path}: {key} is {value!r}; write host:port, such as \"127.0.0.1:7002\"")
-    return host, int(port)
+def _scim_client(raw: dict[str, Any], key: str, problems: list[str]) -> ScimClient | None:
+    values = _table(raw, key, _SCIM_CLIENT, problems)
+    name = values.get("name", "").strip()
+    if not name:
+        problems.append(f"{key}.name is missing; name the identity provider, e.g. name = \"entra\"")
+    if ("token_env" in values) == ("token_file" in values):
+        problems.append(f"{key} ({name}) needs exactly one of token_env or token_file holding its bearer token")
+        return None
+    token = _secret(values, "token", key, problems)
+    if token is None or not name:
+        return None
+    return ScimClient(name, token.strip() if "token_env" in values else token)  # as before: trimmed from env only
 
 
-def _delivery(values: dict[str, Any], path: str) -> DeliveryConfig:
-    for key in ("workers", "max_attempts"):
-        if values[key] < 1:
-            raise ConfigError(f"{path}: delivery.{key} is {values[key]}; it must be at least 1")
-    if values["guard_max_count"] < 0:
-        raise ConfigError(f"{path}: delivery.guard_max_count is {values['guard_max_count']}; it must be 0 or more")
-    if not 0 <= values["guard_max_share"] <= 1:
-        raise ConfigError(f"{path}: delivery.guard_max_share is {values['guard_max_share']}; "
-                          "write a share between 0 and 1, such as 0.1 for 10 %")
-    for key in ("backoff_base_seconds", "backoff_max_seconds", "lease_seconds", "idle_poll_seconds",
-                "guard_window_seconds"):
-        if values[key] <= 0:
-            raise ConfigError(f"{path}: delivery.{key} is {values[key]}; it must be above 0")
-    if values["backoff_max_seconds"] < values["backoff_base_seconds"]:
-        raise ConfigError(f"{path}: delivery.backoff_max_seconds is below delivery.backoff_base_seconds; raise it")
-    integers = ("workers", "max_attempts", "guard_max_count")
-    return DeliveryConfig(**{k: v if k in integers else float(v) for k, v in values.items()})
+def _logging(values: dict[str, Any], problems: list[str]) -> LoggingConfig:
+    logging = LoggingConfig(**values)
+    if logging.format not in ("auto", "json", "text"):
+        problems.append(f"logging.format is {logging.format!r}; use \"auto\", \"json\" or \"text\"")
+    if logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append(f"logging.level is {logging.level!r}; use DEBUG, INFO, WARNING or ERROR")
+    return dataclasses.replace(logging, level=logging.level.upper())
 
 
-# [ldap.NAME] key -> (allowed types, default)
-_LDAP: dict[str, tuple[tuple[type, ...], Any]] = {
-    "url": ((str,), None),
-    "base": ((str,), None),
-    "dialect": ((str,), LdapConfig.dialect),
-    "filter": ((str,), None),
-    "attributes": ((list,), None),
-    "username_attribute": ((str,), None),
-    "disabled_attribute": ((str,), None),
-    "bind_dn": ((str,), None),
-    "password_env": ((str,), None),
-    "password_file": ((str,), None),
-    "ca_file": ((str,), None),
-    "tls_verify": ((bool,), LdapConfig.tls_verify),
-    "starttls": ((bool,), LdapConfig.starttls),
-    "poll_seconds": ((int, float), LdapConfig.poll_seconds),
-    "overlap_seconds": ((int, float), LdapConfig.overlap_seconds),
-    "page_size": ((int,), LdapConfig.page_size),
-    "timeout_seconds": ((int, float), LdapConfig.timeout_seconds),
-    "full_sync_cron": ((str,), LdapConfig.full_sync_cron),
-    "guard_max_count": ((int,), LdapConfig.guard_max_count),
-    "guard_max_share": ((int, float), LdapConfig.guard_max_share),
-    "guard_min_count": ((int,), LdapConfig.guard_min_count),
-    "id_attribute": ((str,), None),
-    "group_base": ((str,), None),
-    "group_nesting_depth": ((int,), LdapConfig.group_nesting_depth),
-    "clock_tolerance_seconds": ((int, float), None),
-    "scope_check_per_poll": ((int,), LdapConfig.scope_check_per_poll),
-}
-LDAP_DIALECTS = ("openldap", "ad", "generic")
-AD_MAX_PAGE_SIZE = 1000  # Active Directory's MaxPageSize LDAP policy
+def _simulator(values: dict[str, Any], problems: list[str]) -> SimulatorConfig:
+    seed = values.get("seed")
+    if seed is not None and not Path(seed).is_file():
+        problems.append(f"simulator.seed {seed!r} is not a file; fix the path or remove the key")
+    return SimulatorConfig(**_listen(values, "simulator", problems), seed=seed)
 
 
-def _ldap_sections(raw: Any, path: str, mapping_file: str | None = None) -> dict[str, LdapConfig]:
+def _delivery(values: dict[str, Any], problems: list[str]) -> DeliveryConfig:
+    delivery = DeliveryConfig(**values)
+    _limit("delivery", delivery, ("workers", "max_attempts"), "be at least 1", problems)
+    _limit("delivery", delivery, ("guard_max_count",), "not be negative, use 0 or more", problems)
+    _limit("delivery", delivery, ("backoff_base_seconds", "backoff_max_seconds", "lease_seconds", "idle_poll_seconds",
+                                  "guard_window_seconds"), "be above 0", problems)
+    if not 0 <= delivery.guard_max_share <= 1:
+        problems.append(f"delivery.guard_max_share is {delivery.guard_max_share:g}; "
+                        "write a share between 0 and 1, such as 0.1 for 10 %")
+    if delivery.backoff_max_seconds < delivery.backoff_base_seconds:
+        problems.append("delivery.backoff_max_seconds is below delivery.backoff_base_seconds; raise it")
+    return delivery
+
+
+def _ldap_sections(raw: Any, mapping_file: str, problems: list[str]) -> dict[str, LdapConfig]:
     if not isinstance(raw, dict) or not all(isinstance(table, dict) for table in raw.values()):
-        raise ConfigError(f"{path}: write each directory as its own table, [ldap.NAME], followed by its keys")
-    return {name: _ldap(name, table, path, mapping_file) for name, table in raw.items()}
+        problems.append("write each directory as its own table, [ldap.NAME], followed by its keys")
+        return {}
+    parsed = {name: _ldap(name, table, mapping_file, problems) for name, table in raw.items()}
+    return {name: config for name, config in parsed.items() if config is not None}
 
 
-def _ldap(name: str, raw: dict[str, Any], path: str, mapping_file: str | None = None) -> LdapConfig:
+def _ldap(name: str, raw: dict[str, Any], mapping_file: str, problems: list[str]) -> LdapConfig | None:
     key = f"ldap.{name}"
-    values = {}
-    for item, value in raw.items():
-        if item not in _LDAP:
-            raise ConfigError(f"{path}: unknown key {key}.{item}; the keys of [{key}] are {', '.join(_LDAP)}")
-        types = _LDAP[item][0]
-        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            wanted = {str: "a string", bool: "true or false", int: "an integer", list: "a list of strings"}[types[0]]
-            raise ConfigError(f"{path}: {key}.{item} is {value!r}; it must be {'a number' if float in types else wanted}")
-        values[item] = value
-    values = {item: values.get(item, default) for item, (_, default) in _LDAP.items()}
-    for item in ("url", "base"):
-        if not values[item]:
-            raise ConfigError(f"{path}: [{key}] needs {item}, e.g. url = \"ldaps://dc1.corp.example:636\", "
-                              "base = \"OU=Staff,DC=corp,DC=example\"")
-    if not values["url"].startswith(("ldap://", "ldaps://")):
-        raise ConfigError(f"{path}: {key}.url is {values['url']!r}; use ldaps://host:636, or ldap://host:389 "
-                          "with starttls = true")
-    if values["starttls"] and values["url"].startswith("ldaps://"):
-        raise ConfigError(f"{path}: {key} has starttls = true with an ldaps:// url; keep one of them")
-    if values["dialect"] not in LDAP_DIALECTS:
-        raise ConfigError(f"{path}: {key}.dialect is {values['dialect']!r}; use one of {', '.join(LDAP_DIALECTS)}")
-    if values["attributes"] is not None and not all(isinstance(a, str) and a for a in values["attributes"]):
-        raise ConfigError(f"{path}: {key}.attributes must be a list of attribute names, e.g. [\"telephoneNumber\"]")
-    if values["ca_file"] is not None and not Path(values["ca_file"]).is_file():
-        raise ConfigError(f"{path}: {key}.ca_file {values['ca_file']!r} is not a file; fix the path")
-    for item in ("poll_seconds", "timeout_seconds", "page_size"):
-        if values[item] <= 0:
-            raise ConfigError(f"{path}: {key}.{item} is {values[item]}; it must be above 0")
-    if values["dialect"] == "ad" and values["page_size"] > AD_MAX_PAGE_SIZE:
-        raise ConfigError(f"{path}: {key}.page_size is {values['page_size']}; Active Directory pages at most "
-                          f"{AD_MAX_PAGE_SIZE} entries, use {AD_MAX_PAGE_SIZE} or less")
-    for item in ("overlap_seconds", "guard_max_count", "guard_min_count", "group_nesting_depth",
-                 "clock_tolerance_seconds", "scope_check_per_poll"):
-        if values[item] is not None and values[item] < 0:
-            raise ConfigError(f"{path}: {key}.{item} is {values[item]}; it must not be negative, use 0 or more")
-    if not 0 <= values["guard_max_share"] <= 1:
-        raise ConfigError(f"{path}: {key}.guard_max_share is {values['guard_max_share']}; give a share "
-                          "between 0 and 1, e.g. 0.1 for 10 % of the known users (it applies once "
-                          f"{key}.guard_min_count users or more would be deactivated or deleted)")
-    if values["full_sync_cron"]:
+    values = _table(raw, key, _LDAP, problems)
+    missing = [item for item in ("url", "base") if not values.get(item)]
+    if missing:
+        problems.append(f"[{key}] needs {' and '.join(missing)}, e.g. url = \"ldaps://dc1.corp.example:636\", "
+                        "base = \"OU=Staff,DC=corp,DC=example\"")
+        return None
+    if any(not isinstance(a, str) or not a for a in values.get("attributes", ())):
+        problems.append(f"{key}.attributes must be a list of attribute names, e.g. [\"telephoneNumber\"]")
+    settings = {item: value for item, value in values.items() if item not in ("password_env", "password_file")}
+    if "attributes" in settings:
+        settings["attributes"] = tuple(settings["attributes"])
+    password = _secret(values, "password", key, problems)
+    config = LdapConfig(name=name, password=password, password_source=_password_source(values, password),
+                        mapping_file=mapping_file, **settings)
+    if "clock_tolerance_seconds" not in values:  # by default at most the overlap
+        config = dataclasses.replace(config, clock_tolerance_seconds=min(config.clock_tolerance_seconds,
+                                                                         config.overlap_seconds))
+    if ("bind_dn" in values) != ("password_env" in values or "password_file" in values):
+        problems.append(f"[{key}] needs both bind_dn and password_env (or password_file), or neither "
+                        "for an anonymous bind")
+    for check in (_check_connection, _check_reading, _check_guard, _check_identity, _check_tolerance):
+        check(config, key, problems)
+    return config
+
+
+def _password_source(values: dict[str, Any], password: str | None) -> str | None:
+    """Where the bind password came from, for bind errors, which never show the password."""
+    if password is None:
+        return None
+    if "password_env" in values:
+        return f"environment variable {values['password_env']} (password_env)"
+    return f"file {values['password_file']} (password_file; a trailing newline is not sent)"
+
+
+def _check_connection(config: LdapConfig, key: str, problems: list[str]) -> None:
+    if not config.url.startswith(("ldap://", "ldaps://")):
+        problems.append(f"{key}.url is {config.url!r}; use ldaps://host:636, or ldap://host:389 with starttls = true")
+    if config.starttls and config.url.startswith("ldaps://"):
+        problems.append(f"{key} has starttls = true with an ldaps:// url; keep one of them")
+    if config.ca_file is not None and not Path(config.ca_file).is_file():
+        problems.append(f"{key}.ca_file {config.ca_file!r} is not a file; fix the path")
+
+
+def _check_reading(config: LdapConfig, key: str, problems: list[str]) -> None:
+    if config.dialect not in LDAP_DIALECTS:
+        problems.append(f"{key}.dialect is {config.dialect!r}; use one of {', '.join(LDAP_DIALECTS)}")
+    _limit(key, config, ("poll_seconds", "timeout_seconds", "page_size"), "be above 0", problems)
+    _limit(key, config, ("overlap_seconds", "group_nesting_depth", "clock_tolerance_seconds", "scope_check_per_poll"),
+           "not be negative, use 0 or more", problems)
+    if config.dialect == "ad" and config.page_size > AD_MAX_PAGE_SIZE:
+        problems.append(f"{key}.page_size is {config.page_size}; Active Directory pages at most "
+                        f"{AD_MAX_PAGE_SIZE} entries, use {AD_MAX_PAGE_SIZE} or less")
+    if config.full_sync_cron:
         try:
-            CronTrigger.from_crontab(values["full_sync_cron"])
+            CronTrigger.from_crontab(config.full_sync_cron)
         except ValueError as exc:
-            raise ConfigError(f"{path}: {key}.full_sync_cron {values['full_sync_cron']!r} is not a crontab line "
-                              f"({exc}); write five fields, e.g. \"0 3 * * *\", or \"\" for none") from None
-    _check_identity(values, key, path)
-    _check_tolerance(values, key, path)
-    password, source = _ldap_password(values.pop("password_env"), values.pop("password_file"), key, path)
-    if (values["bind_dn"] is None) != (password is None):
-        raise ConfigError(f"{path}: [{key}] needs both bind_dn and password_env (or password_file), or neither "
-                          "for an anonymous bind")
-    attributes = values.pop("attributes")
-    return LdapConfig(name=name, password=password, password_source=source, mapping_file=mapping_file,
-                      attributes=None if attributes is None else tuple(attributes),
-                      **{k: float(v) if k.endswith("_seconds") else v for k, v in values.items()})
+            problems.append(f"{key}.full_sync_cron {config.full_sync_cron!r} is not a crontab line "
+                            f"({exc}); write five fields, e.g. \"0 3 * * *\", or \"\" for none")
 
 
-# The stable id of each dialect; `id_attribute` names another (an employee number) or "dn".
-LDAP_ID_ATTRIBUTES = {"openldap": "entryUUID", "ad": "objectGUID", "generic": "entryUUID, nsUniqueId or ipaUniqueID"}
+def _check_guard(config: LdapConfig, key: str, problems: list[str]) -> None:
+    _limit(key, config, ("guard_max_count", "guard_min_count"), "not be negative, use 0 or more", problems)
+    if not 0 <= config.guard_max_share <= 1:
+        problems.append(f"{key}.guard_max_share is {config.guard_max_share:g}; give a share "
+                        "between 0 and 1, e.g. 0.1 for 10 % of the known users (it applies once "
+                        f"{key}.guard_min_count users or more would be deactivated or deleted)")
 
 
-def _check_tolerance(values: dict[str, Any], key: str, path: str) -> None:
-    """A modifyTimestamp cursor may run clock_tolerance_seconds ahead; the overlap window must reach back past it."""
-    tolerance, overlap = values["clock_tolerance_seconds"], values["overlap_seconds"]
-    if tolerance is None:
-        values["clock_tolerance_seconds"] = min(LdapConfig.clock_tolerance_seconds, overlap)
-    elif tolerance > overlap and values["dialect"] != "ad":
-        raise ConfigError(f"{path}: {key}.clock_tolerance_seconds ({tolerance:g}) is above {key}.overlap_seconds "
-                          f"({overlap:g}): a cursor that far ahead of the connector's clock would skip the changes "
-                          "made in between; lower it, or raise overlap_seconds")
-
-
-def _check_identity(values: dict[str, Any], key: str, path: str) -> None:
-    chosen = values["id_attribute"]
+def _check_identity(config: LdapConfig, key: str, problems: list[str]) -> None:
+    chosen = config.id_attribute
     if chosen is None:
         return
     if not chosen.strip() or any(c in chosen for c in " ,()=*"):
-        raise ConfigError(f"{path}: {key}.id_attribute is {chosen!r}; name one attribute that never changes for a "
-                          "user, e.g. \"entryUUID\", \"nsUniqueId\", \"ipaUniqueID\", \"objectGUID\" or \"employeeNumber\"")
-    if chosen.lower() == "dn" and values["dialect"] == "ad":
-        raise ConfigError(f"{path}: {key}.id_attribute = \"dn\" is not offered for Active Directory; every AD object "
-                          "has an objectGUID, which survives renames and moves: remove the key")
+        problems.append(f"{key}.id_attribute is {chosen!r}; name one attribute that never changes for a user, e.g. "
+                        "\"entryUUID\", \"nsUniqueId\", \"ipaUniqueID\", \"objectGUID\" or \"employeeNumber\"")
+    elif chosen.lower() == "dn" and config.dialect == "ad":
+        problems.append(f"{key}.id_attribute = \"dn\" is not offered for Active Directory; every AD object "
+                        "has an objectGUID, which survives renames and moves: remove the key")
 
 
-def _ldap_password(env: str | None, file: str | None, key: str, path: str) -> tuple[str | None, str | None]:
-    """The bind password exactly as given, and where it came from (for bind errors, which never show it)."""
-    if env is not None and file is not None:
-        raise ConfigError(f"{path}: {key}.password_env and {key}.password_file are both set; keep one")
-    if env is not None:
-        if not os.environ.get(env):
-            raise ConfigError(f"{path}: {key}.password_env names {env}, which is not set; export {env} "
-                              f"or use {key}.password_file")
-        return os.environ[env], f"environment variable {env} (password_env)"
-    if file is not None:
-        secret = read_secret_file(file, f"{key}.password_file", path, "password")
-        return secret, f"file {file} (password_file; a trailing newline is not sent)"
-    return None, None
+def _check_tolerance(config: LdapConfig, key: str, problems: list[str]) -> None:
+    """A modifyTimestamp cursor may run clock_tolerance_seconds ahead; the overlap window must reach back past it."""
+    tolerance, overlap = config.clock_tolerance_seconds, config.overlap_seconds
+    if tolerance > overlap and config.dialect != "ad":
+        problems.append(f"{key}.clock_tolerance_seconds ({tolerance:g}) is above {key}.overlap_seconds "
+                        f"({overlap:g}): a cursor that far ahead of the connector's clock would skip the changes "
+                        "made in between; lower it, or raise overlap_seconds")

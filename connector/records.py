@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from connector.verba.eid import eid_problem
+
 RECORDING_MODES: tuple[str, ...] = ("FULL", "ON_DEMAND", "CONTROLLED")
 
 
@@ -36,8 +38,8 @@ class ExtensionRecord:
             raise ValueError(f"recordingMode {self.recording_mode!r} is not one of {', '.join(RECORDING_MODES)}")
         if (self.eid is None) == (self.environment_short_name is None):
             raise ValueError("give exactly one of eid or environmentShortName")
-        if self.eid is not None and (not isinstance(self.eid, str) or len(self.eid) != 4):
-            raise ValueError(f"eid must be a 4-character string such as '0000', got {self.eid!r}")
+        if self.eid is not None and eid_problem(self.eid):
+            raise ValueError(f"eid {eid_problem(self.eid)}")
 
     @property
     def recording(self) -> bool:

@@ -55,11 +55,10 @@ def _read_change(user_file: Path, kind: str) -> UserChange:
 
 def _user_id_from_state(loaded: Any, change: UserChange) -> int:
     try:
-        user_id = loaded.user_id_from_state(change.state) if loaded.user_id_attribute else None
+        found = loaded.user_id_or_login(change, None)
     except MappingFailure as exc:
         raise ConnectorError(str(exc)) from None
-    if user_id is None:
-        login = loaded.login_name(change.state)
-        raise ConnectorError(f"this mapping looks the Verba user id up by login name ({login!r}) at push time; "
+    if isinstance(found, str):
+        raise ConnectorError(f"this mapping looks the Verba user id up by login name ({found!r}) at push time; "
                              "pass --user-id N to see the records")
-    return user_id
+    return found

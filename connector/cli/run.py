@@ -48,7 +48,7 @@ def _announce(config: Config) -> None:
 @click.command("validate-config")
 @config_option
 def validate_config(config_path: str) -> None:
-    """Check the config and its mapping file; exit 1 with the file, key and fix on the first problem."""
+    """Check the config and its mapping file; exit 1 with the file, key and fix of every config problem."""
     config = load_config(config_path)
     load_mapping(config.mapping_file)
     click.echo(f"{config_path}: OK (mapping {config.mapping_file}, target {config.target_url})")

@@ -6,14 +6,9 @@ import threading
 import time
 from typing import Callable
 
-from connector.errors import ConnectorError
 from connector.events import UserChange
-from connector.mapping import Mapping
+from connector.mapping import Mapping, UnresolvedUser
 from connector.verba.client import VerbaClient
-
-
-class UnresolvedUser(ConnectorError):
-    """The Verba user id of this user cannot be found."""
 
 
 class UserIdResolver:
@@ -28,23 +23,12 @@ class UserIdResolver:
         self._lock = threading.Lock()
 
     def resolve(self, change: UserChange, known: int | None) -> int:
-        """The user's Verba id; `known` is the id last pushed for this user, used when the user is going away."""
-        if self.mapping.user_id_attribute is not None:
-            user_id = self.mapping.user_id_from_state(change.state)
-            if user_id is not None:
-                return user_id
-            if known is not None:
-                return known
-            raise UnresolvedUser(
-                f"the state has no Verba user id in {self.mapping.user_id_attribute!r}; "
-                "fill that attribute at the source, then replay the event"
-            )
-        if known is not None and change.kind != "upsert":
-            return known
-        login = self.mapping.login_name(change.state)
-        if login is None:
-            raise UnresolvedUser("the state has no login name to look the Verba user up by; check [user_id].login_name in the mapping")
-        return self._lookup(login, change)
+        """The user's Verba id (Mapping.user_id_or_login decides how); `known` is the id last pushed for this user.
+
+        Raises MappingFailure or UnresolvedUser as that does, and UnresolvedUser when listUsers finds no one.
+        """
+        found = self.mapping.user_id_or_login(change, known)
+        return found if isinstance(found, int) else self._lookup(found, change)
 
     def _lookup(self, login: str, change: UserChange) -> int:
         with self._lock:

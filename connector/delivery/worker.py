@@ -20,8 +20,8 @@ from connector.delivery.backoff import full_jitter_delay
 from connector.delivery.guard import CAUSE as GUARD_CAUSE, StopRecordingGuard
 from connector.delivery.lease import LEASE_MARGIN_SECONDS, LeaseKeeper
 from connector.delivery.ownership import OwnershipPusher
-from connector.delivery.users import UnresolvedUser, UserIdResolver
-from connector.mapping import Mapping, MappingFailure
+from connector.delivery.users import UserIdResolver
+from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.ops.logs import correlation, correlation_id
 from connector.ops.metrics import COALESCED
 from connector.store import Claim, Store, StoreError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connector.mapping.loader import MappingError, load_mapping, parse_mapping
-from connector.mapping.mapper import MappedUser, Mapping, MappingFailure
+from connector.mapping.mapper import MappedUser, Mapping, MappingFailure, UnresolvedUser
 from connector.mapping.normalize import normalize_extension
 from connector.records import ExtensionRecord
 
@@ -13,6 +13,7 @@ __all__ = [
     "Mapping",
     "MappingError",
     "MappingFailure",
+    "UnresolvedUser",
     "load_mapping",
     "normalize_extension",
     "parse_mapping",

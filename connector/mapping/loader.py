@@ -20,6 +20,7 @@ from connector.mapping.normalize import NORMALIZE_MODES, SUFFIX_MODES
 from connector.mapping.paths import AttributePath
 from connector.records import RECORDING_MODES
 from connector.mapping.rules import Condition, RecordingSettings, Rule
+from connector.verba.eid import eid_problem
 
 SETTINGS = {
     "recordingMode": "recording_mode",
@@ -152,8 +153,8 @@ def _environment(table: _Table) -> tuple[str | None, str | None]:
     if (eid is None) == (short_name is None):
         raise MappingError(f'{table.file}: environment needs exactly one of eid = "0000" or short_name = "tenant"; '
                            "Verba takes one, not both")
-    if eid is not None and len(eid) != 4:
-        raise table.error("eid", f'is {eid!r}; an eid has exactly 4 characters, such as "0000"')
+    if eid is not None and eid_problem(eid):
+        raise table.error("eid", eid_problem(eid))
     if short_name is not None and len(short_name) > 64:
         raise table.error("short_name", "is longer than 64 characters; use the environment's short name from Verba")
     return eid, short_name

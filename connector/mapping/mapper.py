@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator, Sequence
 
+from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.mapping.normalize import normalize_extension
 from connector.mapping.paths import AttributePath
@@ -18,6 +19,10 @@ ON_INVALID: tuple[str, ...] = ("error", "skip")
 
 class MappingFailure(ValueError):
     """This user state cannot be mapped; the message says which attribute and value, and what to fix."""
+
+
+class UnresolvedUser(ConnectorError):
+    """The Verba user id of this user cannot be found."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +98,27 @@ class Mapping:
                 "fix the value at the source, or remove [user_id] attribute to look users up by login name"
             )
         return value
+
+    def user_id_or_login(self, change: UserChange, known: int | None) -> int | str:
+        """The user's Verba id, or the login name to look it up by (listUsers) at push time.
+
+        With [user_id] attribute: the id in the state, else `known` (the id last pushed for this user).
+        Without: the login name, except that a user going away (not an upsert) keeps `known`.
+        Raises MappingFailure when the attribute holds no valid id, UnresolvedUser when there is neither.
+        """
+        if self.user_id_path is not None:
+            user_id = self.user_id_from_state(change.state) or known
+            if user_id is None:
+                raise UnresolvedUser(f"the state has no Verba user id in {self.user_id_attribute!r}; "
+                                     "fill that attribute at the source, then replay the event")
+            return user_id
+        if known is not None and change.kind != "upsert":
+            return known
+        login = self.login_name(change.state)
+        if login is None:
+            raise UnresolvedUser("the state has no login name to look the Verba user up by; "
+                                 "check [user_id].login_name in the mapping")
+        return login
 
     def map_user(self, change: UserChange, user_id: int, previous: Sequence[ExtensionRecord] = ()) -> MappedUser:
         """The records to push for this change; `previous` are the records last pushed for this user.

@@ -12,7 +12,7 @@ import time
 from typing import Sequence
 
 from connector.errors import ConnectorError
-from connector.mapping import Mapping, MappingFailure
+from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
 from connector.store import EventState, Store, StoredEvent
 
@@ -86,14 +86,12 @@ def preview(store: Store, mapping: Mapping, event: StoredEvent) -> Preview:
     if current is None or (event.state is EventState.HELD and event.id > current.id):
         current = event
     change = current.change
-    known = store.verba_user_id(change.source, change.external_id)
-    user_id: int | None
     try:
-        user_id = mapping.user_id_from_state(change.state) if mapping.user_id_attribute else None
-    except MappingFailure as exc:
+        found = mapping.user_id_or_login(change, store.verba_user_id(change.source, change.external_id))
+    except (MappingFailure, UnresolvedUser) as exc:
         return Preview(change.source, change.external_id, current.id, "?", (f"cannot map: {exc}",))
-    user_id = user_id or known
-    shown = str(user_id) if user_id else f"looked up at push time (listUsers loginName={mapping.login_name(change.state)!r})"
+    user_id = found if isinstance(found, int) else None
+    shown = str(user_id) if user_id else f"looked up at push time (listUsers loginName={found!r})"
     previous = store.pushed_extensions(change.source, change.external_id)
     try:
         mapped = mapping.map_user(change, user_id or 1, previous)  # 1 only stands in for display

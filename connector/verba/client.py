@@ -21,6 +21,7 @@ from requests_toolbelt.multipart.decoder import MultipartDecoder
 from connector.records import ExtensionRecord
 from connector.ops.logs import MASK, register_secret
 from connector.ops.metrics import observe_soap_call
+from connector.verba.eid import eid_problem
 from connector.verba.errors import (
     ExtensionAbsent,
     LeaseEnding,
@@ -545,8 +546,8 @@ def _check_settings(
 ) -> None:
     if (eid is None) == (short_name is None):
         raise ValueError("give exactly one of target.eid or target.environment_short_name")
-    if eid is not None and (not isinstance(eid, str) or len(eid) != 4):
-        raise ValueError(f"target.eid must be a 4-character string such as '0000', got {eid!r}")
+    if eid is not None and eid_problem(eid):
+        raise ValueError(f"target.eid {eid_problem(eid)}")
     uses_login = login is not None or password is not None
     if uses_login == (token is not None):
         raise ValueError("give either target.login with a password, or a fixed token, not both")

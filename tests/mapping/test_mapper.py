@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.mapping import ExtensionRecord, MappedUser, MappingFailure
+from connector.events import UserChange
+from connector.mapping import ExtensionRecord, MappedUser, MappingFailure, UnresolvedUser
 from tests.mapping.util import BASE, change, mapping, work
 
 A, B, C = "+14155550100", "+14155550101", "+14155550102"
@@ -183,6 +184,19 @@ def test_user_id_from_state() -> None:
     assert loaded.user_id_from_state({"attributes": {}}) is None
     assert mapping().user_id_attribute is None
     assert mapping().user_id_from_state({"attributes": {"verbaUserId": "42"}}) is None
+
+
+def test_user_id_or_login_decides_for_delivery_replay_and_mapping_test() -> None:
+    by_attribute = mapping('\n[user_id]\nattribute = "attributes.verbaUserId"\n')
+    assert by_attribute.user_id_or_login(change({"attributes": {"verbaUserId": "42"}}), 7) == 42
+    assert by_attribute.user_id_or_login(change({}), 7) == 7  # the id last pushed
+    with pytest.raises(UnresolvedUser, match="no Verba user id in 'attributes.verbaUserId'"):
+        by_attribute.user_id_or_login(change({}), None)
+    assert mapping().user_id_or_login(change({}), 7) == "alice"  # an upsert looks the login name up again
+    assert mapping().user_id_or_login(change({}, kind="deactivate"), 7) == 7
+    assert mapping().user_id_or_login(change({}, kind="deactivate"), None) == "alice"
+    with pytest.raises(UnresolvedUser, match="no login name"):
+        mapping().user_id_or_login(UserChange("test", "u1", "upsert", {}), None)
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-4", "4.5", 0, -1, True, 4.0, "٤٢"])

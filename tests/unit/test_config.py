@@ -67,6 +67,26 @@ def test_each_error_names_file_key_and_fix(tmp_path, text, key, fix):
     assert fix in message
 
 
+def test_every_problem_is_reported_at_once_each_with_file_key_and_fix(tmp_path):
+    message = error_of(write(tmp_path, "[store]\nurl = 'mysql://x'\n[delivery]\nworkers = 0\n"
+                                       "[ldap.corp]\nurl = 'ldap://h'\nbase = 'dc=x'\ncolour = 'red'\n"))
+    lines = message.splitlines()
+    assert len(lines) == 3
+    for key, fix in [("store.url", "sqlite:///"), ("delivery.workers", "at least 1"),
+                     ("ldap.corp.colour", "the keys of [ldap.corp]")]:
+        assert [line for line in lines if key in line and fix in line and line.startswith(f"{tmp_path}/connector.toml: ")]
+
+
+def test_a_value_of_the_wrong_type_is_one_problem_not_more(tmp_path):
+    message = error_of(write(tmp_path, "[delivery]\nlease_seconds = 'long'\n[target]\nurl = 'http://v/p'\n"
+                                       "login = 'a'\npassword_env = 'NOPE_UNSET_VAR'\n"))
+    assert message.splitlines() == [
+        f"{tmp_path}/connector.toml: delivery.lease_seconds is 'long'; it must be a number",
+        f"{tmp_path}/connector.toml: target.password_env names NOPE_UNSET_VAR, which is not set; "
+        "export NOPE_UNSET_VAR or use target.password_file",
+    ]
+
+
 def test_secrets_come_from_env_and_files_and_are_never_shown(tmp_path, monkeypatch):
     monkeypatch.setenv("TEST_VERBA_PASSWORD", "s3cret-pa55word")
     config = load_config(write(tmp_path, "[target]\nurl = 'http://v:7002/provisioning'\nlogin = 'api'\npassword_env = 'TEST_VERBA_PASSWORD'\n"))
