@@ -17,7 +17,7 @@ from typing import Any, Callable
 from apscheduler.triggers.cron import CronTrigger
 
 from connector.errors import ConnectorError
-from connector.verba.eid import eid_problem
+from connector.records import eid_problem
 
 DEFAULT_PATH = "config/connector.toml"
 DEFAULT_MAPPING = "mappings/default.toml"

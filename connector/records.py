@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from connector.verba.eid import eid_problem
 
 RECORDING_MODES: tuple[str, ...] = ("FULL", "ON_DEMAND", "CONTROLLED")
 
@@ -55,3 +54,14 @@ class ExtensionRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExtensionRecord:
         return cls(**data)
+
+
+def eid_problem(eid: object) -> str | None:
+    """None for a valid Verba environment id (a string of exactly 4 characters, such as "0000"), else what is
+    wrong and the fix; the one eid check of the config, the mapping, records and the client.
+
+    The problem reads after the key: f"target.eid {problem}" -> "target.eid is '00000'; an eid has ...".
+    """
+    if isinstance(eid, str) and len(eid) == 4:
+        return None
+    return f'is {eid!r}; an eid has exactly 4 characters, such as "0000" (quote it)'

@@ -18,10 +18,9 @@ import zeep.exceptions
 from lxml import etree
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
-from connector.records import ExtensionRecord
+from connector.records import ExtensionRecord, eid_problem
 from connector.ops.logs import MASK, register_secret
 from connector.ops.metrics import observe_soap_call
-from connector.verba.eid import eid_problem
 from connector.verba.errors import (
     ExtensionAbsent,
     LeaseEnding,
