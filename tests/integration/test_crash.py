@@ -14,7 +14,7 @@ import pytest
 
 from connector.store import EventState, open_store
 
-from .conftest import PASSWORD, free_port
+from tests.plugins.simulator import PASSWORD, free_port
 
 USERS = 40
 CHANGES_PER_USER = 4

@@ -6,7 +6,7 @@ import pytest
 
 from connector.store import EventState
 
-from .conftest import drain, user
+from tests.plugins.simulator import drain, user
 
 A, B = "+14155550100", "+14155550111"
 

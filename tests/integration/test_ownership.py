@@ -16,7 +16,7 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client, open_migrated_store
 from connector.store import EventState
 
-from .conftest import drain, settled, user
+from tests.plugins.simulator import drain, settled, user
 
 X, Y = "+14155550100", "+14155550111"
 USERS = [{"id": 3 + n, "loginName": name, "eid": "0000"}

@@ -16,7 +16,7 @@ from connector.config import load_config, parse_config
 from connector.sources.ldap.guard import judge
 from connector.sources.ldap.watcher import Watcher
 from connector.store import EventState
-from tests.ldap.conftest import events_of
+from tests.ldap.helpers import events_of
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
 
 

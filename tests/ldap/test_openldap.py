@@ -9,7 +9,7 @@ import pytest
 
 from connector.sources.ldap.connection import DirectoryError
 from connector.sources.ldap.watcher import Watcher
-from tests.ldap.conftest import events_of
+from tests.ldap.helpers import events_of
 from tests.ldap.slapd_server import READER_DN, READER_PASSWORD, SlapdServer
 
 

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import cli, free_port, wait_for, write_config
+from tests.ops.helpers import cli, wait_for, write_config
+from tests.plugins.simulator import free_port
 
 EVENTS = [
     {"source": "hr", "external_id": "u-alice", "state": {"userName": "alice@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550100"}]}},

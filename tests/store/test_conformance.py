@@ -22,7 +22,7 @@ from connector.store import sqlite as sqlite_backend
 from connector.store.base import StoreError
 from connector.store.sqlite import SQLiteStore
 
-from .conftest import Opener
+from tests.plugins.stores import Opener
 
 T0 = 1_000.0
 NOW = 2_000.0

@@ -8,7 +8,7 @@ from connector.target.verba import VerbaClient
 from connector.target.verba.errors import ExtensionAbsent, VerbaStatusError
 from connector.target.verba.status import Status, says_extension_absent
 
-from .conftest import Sim, record
+from tests.verba.helpers import Sim, record
 
 ABSENT = [
     ("ERROR_GENERAL", "Extension not found: 0000:+14155550100"),
