@@ -156,6 +156,7 @@ def test_a_missing_base_is_an_error_that_says_what_to_check(ldap_config, store):
     watcher = Watcher(store, ldap_config(base="ou=nowhere,dc=example,dc=test"))
     with pytest.raises(DirectoryError, match="check the base"):
         watcher.run()
+    watcher.close()
     assert store.ldap_watermark("corp").cursor == {}
 
 
