@@ -3,8 +3,9 @@
     with PostgresServer.start() as server:
         dsn = server.create_schema()   # a fresh, empty schema per call
 
-Test suites use the session fixture `postgres_server` by importing it into their conftest.py
-(once, in the outermost conftest that needs it: each import starts its own cluster).
+Tests use the session fixture `postgres_server` of the plugin tests/plugins/postgres.py (registered in
+tests/conftest.py). psycopg is imported only when a schema is created, so importing this module (as the
+plugin does for every test run) does not need it.
 
 The Debian server binaries (`/usr/lib/postgresql/<version>/bin`, package `postgresql`) are used,
 the highest version installed. initdb refuses to run as root, so as root the cluster runs as the
@@ -23,11 +24,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
-from typing import Iterator
 
-import psycopg
-import pytest
 
 SUPERUSER = "postgres"
 PASSWORD = "connector-test-password"
@@ -119,6 +116,8 @@ class PostgresServer:
 
         A schema costs a millisecond where CREATE DATABASE costs up to 0.4 s on a fresh cluster.
         """
+        import psycopg  # only the tests that use PostgreSQL need it
+
         name = f"t_{next(self._schemas)}"
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {name}")
@@ -162,18 +161,3 @@ class PostgresServer:
                 f"{program} failed with exit code {result.returncode}: {result.stderr.strip() or result.stdout.strip()}"
                 + (f"\nserver log:\n{tail}" if tail else "")
             )
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One cluster for the session; skipped without server binaries, except in CI (where CI is set)."""
-    started = time.perf_counter()
-    try:
-        server = PostgresServer.start()
-    except ServerUnavailable as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the PostgreSQL tests, but {error}")
-        pytest.skip(str(error))
-    print(f"\nprivate PostgreSQL cluster on port {server.port} ready in {time.perf_counter() - started:.2f} s")
-    with server:
-        yield server

@@ -14,8 +14,7 @@ from pathlib import Path
 import httpx
 
 from connector.store.queries import migrations
-
-from .conftest import free_port
+from tests.plugins.simulator import free_port
 
 GOOD = {"source": "hr", "external_id": "u1", "kind": "upsert", "state": {"userName": "alice@example.com"}}
 

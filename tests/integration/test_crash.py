@@ -14,7 +14,7 @@ import pytest
 
 from connector.store import EventState, open_store
 
-from .conftest import PASSWORD, free_port
+from tests.plugins.simulator import PASSWORD, free_port
 
 USERS = 40
 CHANGES_PER_USER = 4
@@ -55,8 +55,9 @@ def ingest(config: Path, file: Path, changes: range) -> None:
 
 
 def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "connector.cli", "run", "--config", str(config)],
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    with log.open("ab") as output:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "connector.cli", "run", "--config", str(config)],
+                                stdout=output, stderr=subprocess.STDOUT)
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:

@@ -16,7 +16,7 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 
-from .conftest import drain, user
+from tests.plugins.simulator import drain, user
 
 SOAP = '<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>{}</S:Body></S:Envelope>'
 V2 = 'xmlns:ns2="http://v2.provisioning.ws.web.verba.com/"'

@@ -10,7 +10,7 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 
-from .conftest import drain, settled, user
+from tests.plugins.simulator import drain, settled, user
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -6,6 +6,7 @@ not found", which looks like an outage) unless a test says otherwise.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 
-from .conftest import drain, settled, user
+from tests.plugins.simulator import drain, settled, user
 
 X, Y = "+14155550100", "+14155550111"
 USERS = [{"id": 3 + n, "loginName": name, "eid": "0000"}
@@ -153,7 +154,7 @@ def test_an_extension_of_an_unmanaged_user_is_held_by_default(deliverer, simulat
 
 def test_take_over_policy_relinks_an_unmanaged_extension_and_audits_it(make_config, simulator, tmp_path):
     mapping = tmp_path / "take_over.toml"
-    mapping.write_text(open("mappings/default.toml").read() + '\n[ownership]\non_conflict = "take_over"\n')
+    mapping.write_text(Path("mappings/default.toml").read_text() + '\n[ownership]\non_conflict = "take_over"\n')
     deliverer = make_deliverer(make_config, str(mapping))
     deliverer.store.enqueue([alice(X)])
     drain(deliverer)
@@ -169,7 +170,7 @@ def test_a_user_no_rule_records_with_numbers_verba_lacks_settles_at_once_without
         make_config, simulator, tmp_path, shape):
     simulator.http.post("/_sim/behaviour", json={"missing_extension": shape}).raise_for_status()
     mapping = tmp_path / "record_nobody.toml"
-    mapping.write_text(open("mappings/default.toml").read().replace('[defaults]\n', '[defaults]\nrecord = false\n'))
+    mapping.write_text(Path("mappings/default.toml").read_text().replace('[defaults]\n', '[defaults]\nrecord = false\n'))
     deliverer = make_deliverer(make_config, str(mapping))
     deliverer.store.enqueue([alice(X, Y)])
     drain(deliverer)
@@ -266,7 +267,7 @@ def test_two_users_on_one_main_number_keep_their_suffixes_and_are_both_recorded(
 
 def test_a_mapping_that_drops_suffixes_reports_the_merge_instead_of_relinking(make_config, simulator, tmp_path):
     mapping = tmp_path / "drop.toml"
-    mapping.write_text(open("mappings/default.toml").read().replace('suffix = "keep"', 'suffix = "drop"'))
+    mapping.write_text(Path("mappings/default.toml").read_text().replace('suffix = "keep"', 'suffix = "drop"'))
     deliverer = make_deliverer(make_config, str(mapping))
     deliverer.store.enqueue([alice(f"{MAIN} x101")])
     drain(deliverer)

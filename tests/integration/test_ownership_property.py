@@ -18,7 +18,7 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 
-from .conftest import settled
+from tests.plugins.simulator import settled
 
 NUMBERS = ("+14155550100", "+14155550111", "+14155550122")
 USERS = {"u-alice": ("alice@example.com", 3), "u-bob": ("bob@example.com", 4), "u-carol": ("carol@example.com", 5)}

@@ -17,7 +17,7 @@ from connector.events import UserChange
 from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 
-from .conftest import drain
+from tests.plugins.simulator import drain
 
 # Each login owns its own numbers, so a call's extension tells whose it is.
 LOGINS = {"alice@example.com": ("01", 3), "bob@example.com": ("02", 4), "carol@example.com": ("03", None)}

@@ -79,9 +79,9 @@ class SambaDC:
         self.conf.write_text(text)
 
     def _run(self) -> None:
-        log = (self.directory / "stdout.log").open("ab")
-        self.process = subprocess.Popen(["samba", "-s", str(self.conf), "-F", "--no-process-group", "-M", "single"],
-                                        stdout=log, stderr=subprocess.STDOUT)
+        with (self.directory / "stdout.log").open("ab") as log:  # samba keeps its own copy of the descriptor
+            self.process = subprocess.Popen(["samba", "-s", str(self.conf), "-F", "--no-process-group", "-M", "single"],
+                                            stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

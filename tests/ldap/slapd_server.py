@@ -154,11 +154,11 @@ class SlapdServer:
         return server
 
     def _launch(self) -> None:
-        log = (self.directory / "slapd.log").open("ab")
-        self.process = subprocess.Popen(
-            [SLAPD, "-d", "0", "-f", str(self.directory / "slapd.conf"), "-h", f"{self.url}/ {self.ldaps_url}/"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
+        with (self.directory / "slapd.log").open("ab") as log:  # slapd keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [SLAPD, "-d", "0", "-f", str(self.directory / "slapd.conf"), "-h", f"{self.url}/ {self.ldaps_url}/"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
         for port in (self.port, self.tls_port):
             self._wait_ready(port)
 

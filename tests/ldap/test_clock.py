@@ -15,7 +15,7 @@ from connector.config import parse_config
 from connector.sources.ldap.dialects import parse_time
 from connector.sources.ldap.watcher import Watcher
 from connector.store import LdapPoll
-from tests.ldap.conftest import ad_section, add_ad_user, events_of
+from tests.ldap.helpers import ad_section, add_ad_user, events_of
 from tests.ldap.samba_server import DOMAIN_DN
 from tests.ldap.slapd_server import SlapdServer
 

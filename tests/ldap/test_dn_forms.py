@@ -9,7 +9,7 @@ from typing import Any
 import ldap3
 import pytest
 
-from tests.ldap.conftest import REALM, ad_section, add_ad_user, group_mapping, user_dn
+from tests.ldap.helpers import REALM, ad_section, add_ad_user, group_mapping, user_dn
 from tests.ldap.samba_server import DOMAIN_DN
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
 

@@ -16,7 +16,7 @@ from connector.config import load_config, parse_config
 from connector.sources.ldap.guard import judge
 from connector.sources.ldap.watcher import Watcher
 from connector.store import EventState
-from tests.ldap.conftest import events_of
+from tests.ldap.helpers import events_of
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
 
 
@@ -133,8 +133,8 @@ def sync(config: Path, *args: str) -> subprocess.Popen[str]:
 def test_a_watcher_killed_mid_poll_resumes_from_the_watermark(slapd, admin, base, tmp_path, store):
     config = write_config(tmp_path, slapd.url, base)
     dns = [slapd.add_user(admin, base, f"user{n:04d}", telephoneNumber=f"+1415555{n:04d}") for n in range(600)]
-    first = sync(config)
-    assert first.wait(60) == 0, first.stderr.read()
+    with sync(config) as first:  # leaving the block closes its pipes
+        assert first.wait(60) == 0, first.stderr.read()
 
     for dn in dns[::3]:
         slapd.modify(admin, dn, telephoneNumber="+14155559999")
@@ -142,14 +142,14 @@ def test_a_watcher_killed_mid_poll_resumes_from_the_watermark(slapd, admin, base
         slapd.add_user(admin, base, f"user{n:04d}")
     killed = 0
     for delay in (0.05, 0.2, 0.4):  # kill the full reconciliation at different points of its reading
-        victim = sync(config, "--full")
-        time.sleep(delay)
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.wait(10)
-        killed += victim.returncode == -signal.SIGKILL
+        with sync(config, "--full") as victim:
+            time.sleep(delay)
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.wait(10)
+            killed += victim.returncode == -signal.SIGKILL
     assert killed >= 1
-    last = sync(config)
-    assert last.wait(60) == 0, last.stderr.read()
+    with sync(config) as last:
+        assert last.wait(60) == 0, last.stderr.read()
 
     events = store.list_events(limit=100_000)
     latest = {}

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from connector.cli import main
 from connector.sources.ldap.connection import DirectoryError
 from connector.sources.ldap.watcher import Watcher
-from tests.ldap.conftest import events_of
+from tests.ldap.helpers import events_of
 from tests.ldap.slapd_server import NOID_DN, NOID_PASSWORD
 
 

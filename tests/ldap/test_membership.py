@@ -11,7 +11,7 @@ import ldap3
 import pytest
 
 from connector.sources.ldap.watcher import Watcher
-from tests.ldap.conftest import REALM, ad_section, add_ad_user, events_of, group_mapping, user_dn
+from tests.ldap.helpers import REALM, ad_section, add_ad_user, events_of, group_mapping, user_dn
 from tests.ldap.samba_server import DOMAIN_DN
 
 pytestmark = pytest.mark.slow

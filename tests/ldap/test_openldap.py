@@ -9,7 +9,7 @@ import pytest
 
 from connector.sources.ldap.connection import DirectoryError
 from connector.sources.ldap.watcher import Watcher
-from tests.ldap.conftest import events_of
+from tests.ldap.helpers import events_of
 from tests.ldap.slapd_server import READER_DN, READER_PASSWORD, SlapdServer
 
 
@@ -156,6 +156,7 @@ def test_a_missing_base_is_an_error_that_says_what_to_check(ldap_config, store):
     watcher = Watcher(store, ldap_config(base="ou=nowhere,dc=example,dc=test"))
     with pytest.raises(DirectoryError, match="check the base"):
         watcher.run()
+    watcher.close()
     assert store.ldap_watermark("corp").cursor == {}
 
 

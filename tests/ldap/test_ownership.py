@@ -18,8 +18,8 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client
 from connector.sources.ldap.watcher import Watcher
 from connector.store import EventState, Store
-from tests.integration.conftest import Simulator
-from tests.ldap.conftest import events_of
+from tests.plugins.simulator import Simulator
+from tests.ldap.helpers import events_of
 from tests.ldap.slapd_server import SlapdServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.sources.ldap.scheduler import LdapScheduler
-from tests.ldap.conftest import events_of
+from tests.ldap.helpers import events_of
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD, free_port
 
 

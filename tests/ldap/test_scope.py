@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from connector.cli import main
 from connector.config import parse_config
 from connector.sources.ldap.watcher import Watcher
-from tests.ldap.conftest import REALM, ad_section, add_ad_user, events_of, group_mapping, user_dn
+from tests.ldap.helpers import REALM, ad_section, add_ad_user, events_of, group_mapping, user_dn
 from tests.ldap.samba_server import DOMAIN_DN
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
 

@@ -9,7 +9,7 @@ import pytest
 from connector.config import parse_config
 from connector.sources.ldap.connection import DirectoryError
 from connector.sources.ldap.watcher import Watcher
-from tests.ldap.conftest import ad_section, add_ad_user, events_of, user_dn
+from tests.ldap.helpers import ad_section, add_ad_user, events_of, user_dn
 from tests.ldap.samba_server import DOMAIN_DN
 
 # SASLprep (RFC 4013) maps U+00A0 to a space and U+2168 to "IX": sent that way, these passwords are wrong.

@@ -7,11 +7,11 @@ import pytest
 from connector.events import UserChange
 from connector.store import EventState, Store
 from connector.store import LdapEntry, LdapPoll, WatermarkMoved
-from tests.store.conftest import Opener, store_opener  # noqa: F401 (the fixture)
+from tests.plugins.stores import Opener
 
 
 @pytest.fixture
-def backend(store_opener: Opener) -> Store:  # noqa: F811
+def backend(store_opener: Opener) -> Store:
     return store_opener()
 
 

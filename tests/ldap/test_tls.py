@@ -6,7 +6,7 @@ import pytest
 
 from connector.sources.ldap.connection import DirectoryError
 from connector.sources.ldap.watcher import Watcher
-from tests.ldap.conftest import events_of
+from tests.ldap.helpers import events_of
 
 
 @pytest.fixture

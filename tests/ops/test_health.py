@@ -12,7 +12,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import cli, free_port, wait_for, write_config
+from tests.ops.helpers import cli, wait_for, write_config
+from tests.plugins.simulator import free_port
 
 EVENTS = [
     {"source": "hr", "external_id": "u-alice", "state": {"userName": "alice@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550100"}]}},
@@ -29,8 +30,9 @@ def running(tmp_path):
     def start(target_url: str):
         port = free_port()
         config = write_config(tmp_path, target_url, admin_port=port)
-        process = subprocess.Popen([sys.executable, "-m", "connector.cli", "run", "--config", str(config)],
-                                   stdout=subprocess.DEVNULL, stderr=(tmp_path / "log").open("ab"))
+        with (tmp_path / "log").open("ab") as log:  # the child keeps its own copy of the descriptor
+            process = subprocess.Popen([sys.executable, "-m", "connector.cli", "run", "--config", str(config)],
+                                       stdout=subprocess.DEVNULL, stderr=log)
         processes.append(process)
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(f"{base}/livez"), what="the admin listener")

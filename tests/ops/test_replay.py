@@ -8,27 +8,27 @@ import subprocess
 import sys
 
 from connector.store import EventState
-from tests.integration.conftest import drain
 
-from .conftest import cli, free_port, write_config
+from tests.ops.helpers import cli, write_config
+from tests.plugins.simulator import drain, free_port
 
 A, B, C = "+14155550100", "+14155550111", "+14155550122"
 
 
 def alice(phone: str, **kw):
-    from tests.integration.conftest import user
+    from tests.plugins.simulator import user
 
     return user("u-alice", "alice@example.com", phones=(phone,), **kw)
 
 
 def bob(phone: str):
-    from tests.integration.conftest import user
+    from tests.plugins.simulator import user
 
     return user("u-bob", "bob@example.com", phones=(phone,))
 
 
 def carol(phone: str):
-    from tests.integration.conftest import user
+    from tests.plugins.simulator import user
 
     return user("u-carol", "carol@example.com", phones=(phone,))
 
@@ -234,7 +234,7 @@ def test_events_held_by_the_stop_recording_guard_in_status_show_and_approve(simu
     from connector.delivery.worker import Deliverer
     from connector.mapping import load_mapping
     from connector.runtime import open_client, open_configured_store
-    from tests.integration.conftest import user
+    from tests.plugins.simulator import user
 
     path = write_config(tmp_path, simulator.url, extra="guard_max_count = 1\nguard_max_share = 0\n")
     config = load_config(str(path))

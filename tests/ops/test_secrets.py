@@ -10,7 +10,8 @@ import sys
 import httpx
 import pytest
 
-from .conftest import cli, free_port, wait_for
+from tests.ops.helpers import cli, wait_for
+from tests.plugins.simulator import free_port
 
 PASSWORD = "Verba-pa55word-8c1f2e"
 TOKEN = "FixedVerbaToken0123456789abcdefZ"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.scim.conftest import BASE, CONFIG, TOKENS
+from tests.scim.helpers import BASE, CONFIG, TOKENS
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIMIT = CONFIG.max_body_bytes

@@ -17,7 +17,7 @@ from connector.sources.scim.errors import ScimError
 from connector.sources.scim.schema import USERS
 from connector.sources.scim.service import ScimService
 from connector.store import Store
-from tests.scim.test_patch import events, patch
+from tests.scim.helpers import events, patch
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 MANAGER_PATHS = [f"{ENTERPRISE}:manager", "manager", "urn:ietf:params:scim:schemas:extension:ENTERPRISE:2.0:User:Manager"]
@@ -229,7 +229,7 @@ def test_the_app_honours_strict_attributes(store: Store) -> None:
     import dataclasses
 
     from connector.sources.scim import create_scim_app
-    from tests.scim.conftest import CONFIG, client_for
+    from tests.scim.helpers import CONFIG, client_for
     from tests.scim.live import serve
 
     body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "strict@example.com",

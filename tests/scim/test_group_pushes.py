@@ -14,7 +14,7 @@ from connector.sources.scim.schema import GROUPS, USERS
 from connector.sources.scim.service import MAX_PENDING_MEMBERS, ScimService
 from connector.sources.scim.values import PENDING_MEMBERS
 from connector.store import Store
-from tests.scim.test_patch import events, group_names, members, patch
+from tests.scim.helpers import events, group_names, members, patch
 
 
 def pending(store: Store, group_id: str, client: str = "entra") -> list[str]:

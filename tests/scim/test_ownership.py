@@ -3,7 +3,6 @@ to a joiner, and a user deleted and re-created at once, down to the simulator. B
 
 from __future__ import annotations
 
-from tests.integration.conftest import make_config, seed_extensions, simulator  # noqa: F401 (fixtures)
 from tests.scim.test_stop_recording_guard import (  # noqa: F401 (fixtures)
     FIRST_ID, POOL, connector, login, seed_users, store_url,
 )

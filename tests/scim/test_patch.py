@@ -8,19 +8,9 @@ import httpx
 import pytest
 
 from connector.store import Store
+from tests.scim.helpers import events, group_names, members, patch
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-
-
-def events(store: Store, external_id: str | None = None) -> list[Any]:
-    """The user-change events, oldest first (of one user if given)."""
-    return [e.change for e in reversed(store.list_events(limit=1000))
-            if external_id is None or e.change.external_id == external_id]
-
-
-def patch(api: httpx.Client, path: str, *operations: dict[str, Any]) -> httpx.Response:
-    body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(operations)}
-    return api.patch(path, json=body)
 
 
 @pytest.fixture
@@ -126,14 +116,6 @@ def test_a_patch_that_changes_nothing_keeps_the_version(api: httpx.Client, store
 @pytest.fixture
 def people(api: httpx.Client) -> list[str]:
     return [api.post("/Users", json={"userName": f"u{n}@example.com"}).json()["id"] for n in range(4)]
-
-
-def group_names(store: Store, user_id: str) -> list[str]:
-    return events(store, user_id)[-1].state["groups"]
-
-
-def members(api: httpx.Client, group_id: str) -> list[str]:
-    return [m["value"] for m in api.get(f"/Groups/{group_id}").json().get("members", [])]
 
 
 def test_entra_group_membership_in_batches(api: httpx.Client, store: Store, people: list[str]) -> None:

@@ -15,8 +15,8 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 from connector.sources.scim import create_scim_app
 from connector.store import EventState
-from tests.integration.conftest import Simulator, drain, make_config, seed_extensions, seed_users, simulator  # noqa: F401
-from tests.scim.conftest import CONFIG, client_for
+from tests.plugins.simulator import Simulator, drain
+from tests.scim.helpers import CONFIG, client_for
 from tests.scim.live import serve
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

@@ -7,7 +7,7 @@ import json
 import httpx
 
 from connector.store import Store
-from tests.scim.conftest import BASE, SCIM_JSON, client_for
+from tests.scim.helpers import BASE, SCIM_JSON, client_for
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.scim.conftest import BASE, SCIM_JSON
+from tests.scim.helpers import BASE, SCIM_JSON
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"

@@ -8,7 +8,7 @@ import httpx
 from scim2_client import BaseSyncSCIMClient
 from scim2_tester import Status, check_server
 
-from tests.scim.conftest import BASE, TOKENS
+from tests.scim.helpers import BASE, TOKENS
 
 
 class HttpxScimClient(BaseSyncSCIMClient):  # type: ignore[misc]

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.scim.conftest import SCIM_JSON
+from tests.scim.helpers import SCIM_JSON
 
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"

@@ -25,12 +25,10 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 from connector.sources.scim import create_scim_app
 from connector.store import EventState, Store
-from tests.integration.conftest import (  # noqa: F401 (fixtures)
-    Simulator, drain, make_config, seed_extensions, seed_users, simulator,
-)
-from tests.scim.conftest import CONFIG, client_for
+from tests.plugins.simulator import Simulator, drain
+from tests.scim.helpers import CONFIG, client_for
 from tests.scim.live import serve
-from tests.store.conftest import BACKENDS
+from tests.plugins.stores import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "mappings" / "default.toml"
@@ -50,7 +48,7 @@ def number(n: int) -> str:
 
 
 @pytest.fixture
-def seed_users() -> list[dict[str, Any]]:  # noqa: F811 (overrides the integration default)
+def seed_users() -> list[dict[str, Any]]:  # overrides the default of tests/plugins/simulator.py
     """A Verba user for each SCIM user, with loginName == userName."""
     return [{"id": FIRST_ID + n, "loginName": login(n), "displayName": f"User {n}", "eid": "0000"}
             for n in range(USERS)]

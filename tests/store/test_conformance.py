@@ -23,7 +23,7 @@ from connector.store.queries import migrations
 from connector.store import StoreError
 from connector.store.sqlite import SQLiteStore
 
-from .conftest import Opener
+from tests.plugins.stores import Opener
 
 T0 = 1_000.0
 NOW = 2_000.0

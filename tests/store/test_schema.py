@@ -12,7 +12,7 @@ from connector.records import ExtensionRecord
 from connector.store import Store, StoreError
 from connector.store.queries import SQL, migrations, named, parse, placeholders
 
-from .conftest import BACKENDS
+from tests.plugins.stores import BACKENDS
 
 
 def test_both_dialects_define_the_same_named_queries() -> None:

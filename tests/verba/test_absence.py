@@ -8,7 +8,7 @@ from connector.verba import VerbaClient
 from connector.verba.errors import ExtensionAbsent, VerbaStatusError
 from connector.verba.status import Status, says_extension_absent
 
-from .conftest import Sim, record
+from tests.verba.helpers import Sim, record
 
 ABSENT = [
     ("ERROR_GENERAL", "Extension not found: 0000:+14155550100"),

@@ -10,7 +10,7 @@ import pytest
 from connector.verba import VerbaAuthError, VerbaClient, VerbaStatusError
 from connector.verba.errors import ExtensionAbsent
 
-from .conftest import PASSWORD, Sim, record
+from tests.verba.helpers import PASSWORD, Sim, record
 
 
 def test_create_then_update_sends_the_full_record(sim: Sim, client: VerbaClient) -> None:

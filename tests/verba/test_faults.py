@@ -19,7 +19,7 @@ from connector.verba import (
     VerbaTransportError,
 )
 
-from .conftest import PASSWORD, Sim, record
+from tests.verba.helpers import PASSWORD, Sim, record
 
 
 def test_http_503_is_a_retryable_http_error(sim: Sim, client: VerbaClient) -> None:

@@ -23,7 +23,7 @@ from connector.verba.errors import (
     VerbaStatusError,
 )
 
-from .conftest import PASSWORD, Sim, record
+from tests.verba.helpers import PASSWORD, Sim, record
 
 TNS = "http://v2.provisioning.ws.web.verba.com/"
 SOAP = '<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>{}</S:Body></S:Envelope>'

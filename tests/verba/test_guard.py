@@ -9,7 +9,7 @@ from zeep import Plugin
 
 from connector.verba import MissingUserIdError, VerbaClient
 
-from .conftest import Sim, envelope, record
+from tests.verba.helpers import Sim, envelope, record
 
 EXTENSION = "<eid>0000</eid><extension>{number}</extension><recordingMode>FULL</recordingMode><voice>1</voice>"
 

@@ -22,7 +22,7 @@ from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 from connector.simulator.process import free_port
 from connector.simulator.state import State
 
-from .conftest import PASSWORD, SEED, Sim, envelope
+from tests.verba.helpers import PASSWORD, SEED, Sim, envelope
 
 SAMPLES = Path(__file__).parent / "samples"
 TOKEN_MESSAGE = "This token is expired or never got authenticated."

@@ -12,7 +12,7 @@ from connector.verba import VerbaClient
 from connector.verba.client import BINDING, extension_payload
 from connector.verba.status import read_status
 
-from .conftest import Sim
+from tests.verba.helpers import Sim
 
 SAMPLES = Path(__file__).parent / "samples"
 SOAP_BODY = "{http://schemas.xmlsoap.org/soap/envelope/}Body"

@@ -1,4 +1,9 @@
-"""Integration fixtures: a real simulator under uvicorn (subprocess), a real SQLite store, real HTTP."""
+"""The Verba simulator as a process: a real simulator under uvicorn (subprocess), a real SQLite store, real HTTP.
+
+Fixtures: `simulator` (started per test, seeded from `seed_users` and `seed_extensions`, which a test
+module or folder overrides), `make_config` (a Config that targets it) and `deliverer`. Helpers for the
+tests: Simulator, drain, settled, user, free_port, PASSWORD.
+"""
 
 from __future__ import annotations
 

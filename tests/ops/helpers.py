@@ -1,0 +1,41 @@
+"""On-call test helpers: a config file for a connector on a SQLite store, the CLI as a subprocess, waiting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from tests.plugins.simulator import PASSWORD, free_port
+
+
+def write_config(tmp_path: Path, target_url: str, *, admin_port: int | None = None, extra: str = "",
+                 name: str = "connector.toml") -> Path:
+    """A config for the store tmp_path/c.db (whatever its name) and the target at `target_url`."""
+    (tmp_path / "pw").write_text(PASSWORD)
+    path = tmp_path / name
+    path.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n'
+        f'[target]\nurl = "{target_url}"\nlogin = "connector"\npassword_file = "{tmp_path / "pw"}"\ntimeout_seconds = 3\n'
+        f'[admin]\nlisten = "127.0.0.1:{admin_port or free_port()}"\n[scim]\nlisten = "127.0.0.1:{free_port()}"\n'
+        '[delivery]\nworkers = 2\nmax_attempts = 2\nbackoff_base_seconds = 0.05\nbackoff_max_seconds = 0.1\n'
+        'idle_poll_seconds = 0.02\n' + extra
+    )
+    return path
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "connector.cli", *args], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20, what: str = "the condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
