@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.store import Store
+from connector.store.base import Store
 from connector.store.database import StoreError
 from connector.store.ldap import LdapEntry, LdapPoll, LdapWatermark, WatermarkMoved
 from connector.store.log import Attempt, AuditEntry

@@ -19,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.string import TextLoader
 
-from connector.store import Store
+from connector.store.base import Store
 from connector.store.database import StoreError
 from connector.store.queries import named
 

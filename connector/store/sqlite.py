@@ -12,7 +12,7 @@ import os
 import sqlite3
 from typing import Any, Iterable, Iterator, Sequence, TextIO
 
-from connector.store import Store
+from connector.store.base import Store
 from connector.store.database import StoreError
 from connector.store.queries import named
 
