@@ -90,10 +90,10 @@ class PostgresStore(Store):
 
     def _insert_events(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[int]:
         ids: list[int] = []
-        if not rows:
-            return ids
         cursor = conn.cursor()
         try:
+            if len(rows) < 2:  # executemany's pipeline costs more than it saves for one row
+                return [row["id"] for params in rows for row in cursor.execute(self._q["insert_event"], params)]
             cursor.executemany(self._q["insert_event"], rows, returning=True)
         except psycopg.DataError as error:
             culprit = next((f"{row[1]}/{row[2]}" for row in rows if "\x00" in "".join(map(str, row))

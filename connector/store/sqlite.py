@@ -85,8 +85,8 @@ class SQLiteStore(Store):
         return json.dumps(list(values))
 
     def _insert_events(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> list[int]:
-        inserted = (conn.execute(self._q["insert_event"], row).fetchone() for row in rows)
-        return [row[0] for row in inserted if row is not None]
+        # fetchall, not fetchone: a statement not stepped to its end keeps its autocommit transaction open.
+        return [row[0] for params in rows for row in conn.execute(self._q["insert_event"], params).fetchall()]
 
     def close(self) -> None:
         super().close()
