@@ -6,7 +6,7 @@ import click
 
 from connector.cli.options import config_option
 from connector.config import load_config
-from connector.store import _without_password, open_store
+from connector.store import open_store, without_password
 
 
 @click.group()
@@ -26,4 +26,4 @@ def upgrade(config_path: str) -> None:
     with open_store(config.store.url, synchronous=config.store.synchronous) as store:
         ran = store.migrate()
     done = f"{ran} migration(s) applied" if ran else "schema is up to date"
-    click.echo(f"store {_without_password(config.store.url)}: {done}")
+    click.echo(f"store {without_password(config.store.url)}: {done}")

@@ -10,7 +10,8 @@ from connector.store.queue import Claim, EventState, StoredEvent
 from connector.store.scim import ScimResource, ScimTransaction, ScimValue
 
 __all__ = ["Attempt", "AuditEntry", "Claim", "EventState", "LdapEntry", "LdapPoll", "LdapWatermark", "ScimResource",
-           "ScimTransaction", "ScimValue", "Store", "StoreError", "StoredEvent", "WatermarkMoved", "open_store"]
+           "ScimTransaction", "ScimValue", "Store", "StoreError", "StoredEvent", "WatermarkMoved", "open_store",
+           "without_password"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -31,12 +32,12 @@ def open_store(url: str, *, synchronous: str = "FULL") -> Store:
 
         return PostgresStore(url, synchronous=synchronous)
     raise ValueError(
-        f"store url {_without_password(url)!r} is not supported; use sqlite:///path/to/connector.db "
+        f"store url {without_password(url)!r} is not supported; use sqlite:///path/to/connector.db "
         "or postgresql://user@host:5432/dbname"
     )
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
     """The url with everything between its scheme and its last '@' (user and password) hidden."""
     userinfo, at, rest = url.rpartition("@")
     if not at:

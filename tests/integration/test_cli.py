@@ -171,6 +171,27 @@ def test_make_run_style_start_serves_the_simulator_and_stops_cleanly_on_sigterm(
     assert "stopped" in out
 
 
+def test_run_names_its_store_without_the_password(tmp_path, postgres_server):
+    url = postgres_server.create_schema()
+    password = url.split("//")[1].split("@")[0].split(":")[1]
+    path = config_file(tmp_path, f'[simulator]\nlisten = "127.0.0.1:{free_port()}"\n')
+    path.write_text(path.read_text().replace(f"sqlite:///{tmp_path / 'c.db'}", url))
+    process = subprocess.Popen([sys.executable, "-m", "connector.cli", "run", "--config", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in process.stdout:  # up to the banner's last line, or the end if it fails
+            lines.append(line)
+            if "running;" in line:
+                break
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=20)
+    out = "".join(lines) + rest
+    assert process.returncode == 0, out
+    assert "store postgresql://***@127.0.0.1" in out and password not in out
+
+
 def test_a_broken_simulator_seed_is_a_clear_error(tmp_path):
     seed = tmp_path / "seed.json"
     seed.write_text("[1, 2]")
