@@ -19,7 +19,7 @@ from connector.config import DeliveryConfig
 from connector.mapping import MappedUser
 from connector.records import ExtensionRecord
 from connector.ops.metrics import STOP_RECORDING_HELD
-from connector.store import Claim, Store
+from connector.store import Claim, ExtensionOwnership
 
 log = logging.getLogger("connector.delivery")
 
@@ -29,7 +29,7 @@ CAUSE = "stop_recording_guard"
 class StopRecordingGuard:
     """Decides, per push, whether a stop-recording push may go or waits for an operator (see the module doc)."""
 
-    def __init__(self, store: Store, config: DeliveryConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: ExtensionOwnership, config: DeliveryConfig, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.config = config
         self.clock = clock

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Callable
 
-from connector.store import Claim, Store, StoreError
+from connector.store import Claim, EventQueue, StoreError
 
 log = logging.getLogger("connector.delivery")
 
@@ -25,7 +25,7 @@ class LeaseKeeper:
     the user now).
     """
 
-    def __init__(self, store: Store, claim: Claim, lease_seconds: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: EventQueue, claim: Claim, lease_seconds: float, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.lease_seconds = lease_seconds
         self.clock = clock

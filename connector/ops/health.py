@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connector.errors import ConnectorError
-from connector.store import Store
+from connector.store import EventLog
 
 TARGET_PROBE_SECONDS = 2.0
 
@@ -32,7 +32,7 @@ def target_state(url: str) -> str:
     return "reachable"
 
 
-def readiness(store: Store, target_url: str, sources: dict[str, Callable[[], str]]) -> tuple[int, dict[str, object]]:
+def readiness(store: EventLog, target_url: str, sources: dict[str, Callable[[], str]]) -> tuple[int, dict[str, object]]:
     try:
         store.ping()
         store_state = "writable"
@@ -49,7 +49,7 @@ def readiness(store: Store, target_url: str, sources: dict[str, Callable[[], str
     return code, {"status": status, "store": store_state, "target": target, "sources": source_states}
 
 
-def create_admin_app(store: Store, target_url: str, sources: dict[str, Callable[[], str]] | None = None) -> Starlette:
+def create_admin_app(store: EventLog, target_url: str, sources: dict[str, Callable[[], str]] | None = None) -> Starlette:
     """`sources` maps each source's name to a function that says "ok" or what is wrong with it."""
     sources = sources if sources is not None else {}
 

@@ -14,7 +14,7 @@ from typing import Sequence
 from connector.errors import ConnectorError
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
-from connector.store import EventState, Store, StoredEvent
+from connector.store import EventLog, EventState, StoredEvent
 
 FIELDS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled", "user_id")
 MAX_SELECTED = 100_000
@@ -24,7 +24,7 @@ class ActionError(ConnectorError):
     """The action cannot be done; nothing was changed."""
 
 
-def select(store: Store, ids: Sequence[int], cause: str | None, state: EventState | None,
+def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventState | None,
            allowed: Sequence[EventState]) -> list[StoredEvent]:
     """The events named by id, or by cause and/or state; every one must be in an allowed state."""
     if ids and (cause or state):
@@ -47,7 +47,7 @@ def select(store: Store, ids: Sequence[int], cause: str | None, state: EventStat
     return sorted(events, key=lambda e: e.id)
 
 
-def requeue(store: Store, events: Sequence[StoredEvent], *, actor: str, action: str, reason: str,
+def requeue(store: EventLog, events: Sequence[StoredEvent], *, actor: str, action: str, reason: str,
             rate: float | None, detail: dict[str, object], approve: bool = False) -> int:
     """Make the events pending again (spaced out to `rate` per second); audit it; return how many.
 
@@ -59,7 +59,7 @@ def requeue(store: Store, events: Sequence[StoredEvent], *, actor: str, action: 
     return count
 
 
-def discard(store: Store, events: Sequence[StoredEvent], *, actor: str, reason: str) -> int:
+def discard(store: EventLog, events: Sequence[StoredEvent], *, actor: str, reason: str) -> int:
     if not reason.strip():
         raise ActionError("say why with --reason; discarding needs a reason for the audit")
     ids = [e.id for e in events]
@@ -79,7 +79,7 @@ class Preview:
     lines: tuple[str, ...]
 
 
-def preview(store: Store, mapping: Mapping, event: StoredEvent) -> Preview:
+def preview(store: EventLog, mapping: Mapping, event: StoredEvent) -> Preview:
     """What delivering the user now would send. For a held event newer than the user's current
     state, what approving it would send."""
     current = store.current_event(event.change.source, event.change.external_id)

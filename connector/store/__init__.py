@@ -1,17 +1,23 @@
-"""Durable state of the connector; `open_store(url)` picks the dialect (see base.py for the layout)."""
+"""Durable state of the connector; `open_store(url)` picks the dialect (see base.py for the layout).
+
+`Store` has every concern; code that needs one depends on its class alone: `EventQueue` (intake,
+claims, leases), `EventLog` (events as on-call reads them, operator actions, audit, last pushes),
+`ExtensionOwnership`, `LdapMarks` (LDAP watermarks) or `ScimResources`.
+"""
 
 from __future__ import annotations
 
 from connector.store.base import Store
 from connector.store.database import StoreError
-from connector.store.ldap import LdapEntry, LdapPoll, LdapWatermark, WatermarkMoved
-from connector.store.log import Attempt, AuditEntry
-from connector.store.queue import Claim, EventState, StoredEvent
-from connector.store.scim import ScimResource, ScimTransaction, ScimValue
+from connector.store.ldap import LdapEntry, LdapMarks, LdapPoll, LdapWatermark, WatermarkMoved
+from connector.store.log import Attempt, AuditEntry, EventLog
+from connector.store.ownership import ExtensionOwnership
+from connector.store.queue import Claim, EventQueue, EventState, StoredEvent
+from connector.store.scim import ScimResource, ScimResources, ScimTransaction, ScimValue
 
-__all__ = ["Attempt", "AuditEntry", "Claim", "EventState", "LdapEntry", "LdapPoll", "LdapWatermark", "ScimResource",
-           "ScimTransaction", "ScimValue", "Store", "StoreError", "StoredEvent", "WatermarkMoved", "open_store",
-           "without_password"]
+__all__ = ["Attempt", "AuditEntry", "Claim", "EventLog", "EventQueue", "EventState", "ExtensionOwnership", "LdapEntry",
+           "LdapMarks", "LdapPoll", "LdapWatermark", "ScimResource", "ScimResources", "ScimTransaction", "ScimValue",
+           "Store", "StoreError", "StoredEvent", "WatermarkMoved", "open_store", "without_password"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

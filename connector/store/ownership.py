@@ -90,7 +90,7 @@ class ExtensionsBusy(ConnectorError):
     """Another push holds one of the extensions; try this user again shortly."""
 
 
-class OwnershipStore(Database):
+class ExtensionOwnership(Database):
     """The ownership part of the store contract."""
 
     def _note_pushing(self, conn: Any, source: str, external_id: str, records: Sequence[ExtensionRecord]) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from connector.events import UserChange
 from connector.records import ExtensionRecord
 from connector.store.database import Database, event_row, to_json, user_key
-from connector.store.ownership import OwnershipStore, PushFinish
+from connector.store.ownership import ExtensionOwnership, PushFinish
 
 
 class EventState(str, enum.Enum):
@@ -64,7 +64,7 @@ class Claim:
     lease_until: float = 0.0
 
 
-class EventQueue(OwnershipStore, Database):
+class EventQueue(ExtensionOwnership, Database):
     """Intake and delivery. Every write is one transaction; one user never has two batches in flight."""
 
     def enqueue(self, changes: Sequence[UserChange], *, state: EventState = EventState.PENDING) -> list[int]:

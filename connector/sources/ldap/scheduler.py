@@ -23,7 +23,7 @@ from connector.config import LdapConfig
 from connector.delivery.backoff import full_jitter_delay
 from connector.sources.ldap.connection import DirectoryError
 from connector.sources.ldap.watcher import Watcher
-from connector.store import Store, StoreError, WatermarkMoved
+from connector.store import LdapMarks, StoreError, WatermarkMoved
 
 log = logging.getLogger("connector.ldap")
 
@@ -46,7 +46,7 @@ class DirectoryHealth:
 class LdapScheduler:
     """Runs the watchers of every `[ldap.NAME]` directory in background threads."""
 
-    def __init__(self, store: Store, configs: dict[str, LdapConfig], *, backoff_base: float = BACKOFF_BASE_SECONDS,
+    def __init__(self, store: LdapMarks, configs: dict[str, LdapConfig], *, backoff_base: float = BACKOFF_BASE_SECONDS,
                  backoff_max: float = BACKOFF_MAX_SECONDS) -> None:
         self.watchers = {name: Watcher(store, config) for name, config in configs.items()}
         self.health = {name: DirectoryHealth() for name in configs}

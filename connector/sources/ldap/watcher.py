@@ -12,7 +12,7 @@ write to the user entry:
 
 A full run reads every entry and also deletes the ids that vanished. Nothing is written until
 the whole read succeeded, and then events, entries and the new cursor are written in one
-transaction (`Store.commit_poll`): a crash or an outage means the next run starts again from
+transaction (`LdapMarks.commit_poll`): a crash or an outage means the next run starts again from
 the old cursor, never past a change.
 """
 
@@ -39,7 +39,7 @@ from connector.sources.ldap.guard import judge
 from connector.sources.ldap.reading import Reader
 from connector.sources.ldap.scope import Scope, probe
 from connector.sources.ldap.snapshot import Snapshot, expires_at
-from connector.store import LdapEntry, LdapPoll, LdapWatermark, Store
+from connector.store import LdapEntry, LdapMarks, LdapPoll, LdapWatermark
 
 log = logging.getLogger("connector.ldap")
 
@@ -72,7 +72,7 @@ class _Run:
 class Watcher:
     """Polls one `[ldap.NAME]` directory; runs of one watcher never overlap."""
 
-    def __init__(self, store: Store, config: LdapConfig) -> None:
+    def __init__(self, store: LdapMarks, config: LdapConfig) -> None:
         self.store = store
         self.config = config
         self.dialect = dialect_for(config)

@@ -23,7 +23,7 @@ from connector.sources.scim.auth import MEDIA_TYPE, BearerAuth
 from connector.sources.scim.render import etag, location, project, to_scim
 from connector.sources.scim.schema import GROUPS, RESOURCE_TYPES, USERS, ResourceType
 from connector.sources.scim.service import Found, ScimService
-from connector.store import Store, StoreError
+from connector.store import ScimResources, StoreError
 
 log = logging.getLogger("connector.scim")
 ScimError = errors.ScimError
@@ -34,7 +34,7 @@ DRAIN_BYTES = 64 * 1024 * 1024
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def create_scim_app(store: Store, config: ScimConfig) -> Starlette:
+def create_scim_app(store: ScimResources, config: ScimConfig) -> Starlette:
     base = config.base_path.rstrip("/")
     api = _Api(ScimService(store, strict_attributes=config.strict_attributes), config)
     routes = [

@@ -39,7 +39,7 @@ from connector.sources.scim.patch import apply_patch
 from connector.sources.scim.render import etag
 from connector.sources.scim.schema import GROUPS, USERS, ResourceType
 from connector.sources.scim.values import PENDING_MEMBERS, canonical_body, required_missing, without
-from connector.store import ScimResource, ScimTransaction, Store
+from connector.store import ScimResource, ScimResources, ScimTransaction
 from connector.store.scim import Match
 
 log = logging.getLogger("connector.scim")
@@ -72,7 +72,7 @@ class ScimService:
     `new_id` makes the id of a created resource (a uuid4)."""
 
     def __init__(
-        self, store: Store, clock: Callable[[], float] = time.time, *, strict_attributes: bool = False,
+        self, store: ScimResources, clock: Callable[[], float] = time.time, *, strict_attributes: bool = False,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
         self.store = store
