@@ -85,8 +85,12 @@ class SQLiteStore(Store):
         return json.dumps(list(values))
 
     def _insert_events(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> list[int]:
-        # fetchall, not fetchone: a statement not stepped to its end keeps its autocommit transaction open.
-        return [row[0] for params in rows for row in conn.execute(self._q["insert_event"], params).fetchall()]
+        if len(rows) < 2:  # fetchall: a statement not stepped to its end keeps its autocommit transaction open
+            return [row[0] for params in rows for row in conn.execute(self._q["insert_event"], params).fetchall()]
+        # Several rows are inserted in a write transaction (BEGIN IMMEDIATE): the new ids are those above `last`.
+        last = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+        conn.executemany(self._q["insert_event"], rows)
+        return [row[0] for row in conn.execute("SELECT id FROM events WHERE id > ? ORDER BY id", (last,))]
 
     def close(self) -> None:
         super().close()

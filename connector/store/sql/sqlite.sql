@@ -9,13 +9,12 @@ WHERE state = 'in_flight' AND lease_until < %(now)s
 -- The oldest due event that is its user's oldest pending one, of a user with nothing in flight.
 SELECT e.id, e.source, e.external_id FROM events AS e
 WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s
+  AND e.id = (SELECT min(p.id) FROM events AS p
+              WHERE p.source = e.source AND p.external_id = e.external_id AND p.state = 'pending')
+  AND NOT EXISTS (SELECT 1 FROM events AS f
+                  WHERE f.source = e.source AND f.external_id = e.external_id AND f.state = 'in_flight')
   AND e.id NOT IN (SELECT value FROM json_each(%(skipped)s))
-  AND NOT EXISTS (SELECT 1 FROM events AS o WHERE o.source = e.source AND o.external_id = e.external_id
-                  AND o.state = 'pending' AND o.id < e.id)
-  AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = e.source AND f.external_id = e.external_id
-                  AND f.state = 'in_flight')
-ORDER BY e.next_attempt_at, e.id
-LIMIT 1
+ORDER BY e.next_attempt_at, e.id LIMIT 1
 
 -- add_attempt --
 INSERT INTO attempts (source, external_id, event_ids, at, outcome, cause, error, sent)
