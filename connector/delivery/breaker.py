@@ -1,0 +1,92 @@
+"""The target's circuit breaker: when Verba fails as a whole, stop pushing and probe it instead.
+
+It opens when failures that speak of Verba as a whole (`VerbaError.target_wide`: transport errors
+and timeouts, HTTP 5xx and 429, refused logins) come from `min_users` or more users within
+`window_seconds`; a failure of one user alone is that user's and takes the per-event backoff.
+`ERROR_GENERAL` never opens it: Verba also answers "not found" with it. While it is open, delivery
+claims nothing and spends no attempts; one worker at a time probes Verba every `probe_seconds` with
+one cheap authenticated read, and the first success closes it: the events that waited are due at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class BreakerState:
+    """What `connector status`, /readyz and the metrics show."""
+
+    open: bool
+    opened_at: float | None  # Unix time it opened; None while closed
+    probed_at: float | None  # the last probe, while open
+    error: str | None  # the failure that opened it, then the last probe's
+
+
+class Breaker:
+    """Shared by every delivery worker of one connector; thread-safe."""
+
+    def __init__(self, window_seconds: float, min_users: int, probe_seconds: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.window_seconds = window_seconds
+        self.min_users = min_users
+        self.probe_seconds = probe_seconds
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._failures: dict[tuple[str, str], float] = {}  # user -> when their last target-wide failure was
+        self._state = BreakerState(False, None, None, None)
+        self._next_probe = 0.0
+        self._probing = False
+
+    @property
+    def state(self) -> BreakerState:
+        return self._state
+
+    def failed(self, user: tuple[str, str], error: str) -> bool:
+        """Note a target-wide failure of `user` (source, external id); whether the breaker is open now."""
+        now = self.clock()
+        with self._lock:
+            if self._state.open:
+                return True
+            self._failures = {u: at for u, at in self._failures.items() if at >= now - self.window_seconds}
+            self._failures[user] = now
+            if len(self._failures) >= self.min_users:
+                self._state = BreakerState(True, now, None, error)
+                self._next_probe = now + self.probe_seconds
+                self._failures.clear()
+            return self._state.open
+
+    def succeeded(self) -> None:
+        """Note that Verba answered a push: the failures seen so far were their users' own."""
+        with self._lock:
+            self._failures.clear()
+
+    def take_probe(self) -> bool:
+        """Whether the caller should probe now (open, the interval passed, no other probe running);
+        if so, it must report with `probed`."""
+        with self._lock:
+            if not self._state.open or self._probing or self.clock() < self._next_probe:
+                return False
+            self._probing = True
+            return True
+
+    def probed(self, error: str | None) -> bool:
+        """Report the probe taken with `take_probe`: None if Verba answered (the breaker closes), else
+        what failed (the next probe is `probe_seconds` later); whether the breaker closed."""
+        now = self.clock()
+        with self._lock:
+            self._probing = False
+            if error is None:
+                self._state = BreakerState(False, None, None, None)
+                return True
+            self._state = dataclasses.replace(self._state, probed_at=now, error=error)
+            self._next_probe = now + self.probe_seconds
+            return False
+
+    def wait_seconds(self) -> float:
+        """How long a worker may sleep before the next probe is due (0 when closed)."""
+        with self._lock:
+            return max(0.0, self._next_probe - self.clock()) if self._state.open else 0.0
