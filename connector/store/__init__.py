@@ -10,14 +10,14 @@ from __future__ import annotations
 from connector.store.base import Store
 from connector.store.database import StoreError
 from connector.store.ldap import LdapEntry, LdapMarks, LdapPoll, LdapWatermark, WatermarkMoved
-from connector.store.log import Attempt, AuditEntry, EventLog
+from connector.store.log import Attempt, AuditEntry, EventLog, OpenBreaker
 from connector.store.ownership import ExtensionOwnership
 from connector.store.queue import Claim, EventQueue, EventState, StoredEvent
 from connector.store.scim import ScimResource, ScimResources, ScimTransaction, ScimValue
 
 __all__ = ["Attempt", "AuditEntry", "Claim", "EventLog", "EventQueue", "EventState", "ExtensionOwnership", "LdapEntry",
-           "LdapMarks", "LdapPoll", "LdapWatermark", "ScimResource", "ScimResources", "ScimTransaction", "ScimValue",
-           "Store", "StoreError", "StoredEvent", "WatermarkMoved", "open_store", "without_password"]
+           "LdapMarks", "LdapPoll", "LdapWatermark", "OpenBreaker", "ScimResource", "ScimResources", "ScimTransaction",
+           "ScimValue", "Store", "StoreError", "StoredEvent", "WatermarkMoved", "open_store", "without_password"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

@@ -40,6 +40,17 @@ class Attempt:
     sent: tuple[dict[str, Any], ...]  # e.g. {"operation": "createExtension", "status": "OK", "envelope": "<soap…>"}
 
 
+@dataclasses.dataclass(frozen=True)
+class OpenBreaker:
+    """A connector instance whose circuit breaker on the target is open (connector/delivery/breaker.py)."""
+
+    instance: str
+    opened_at: float
+    probed_at: float | None
+    error: str | None
+    updated_at: float
+
+
 class EventLog(Database):
     def pushed_extensions(self, source: str, external_id: str) -> list[ExtensionRecord]:
         """The extensions last pushed for this user, as and in the order they were pushed."""
@@ -165,6 +176,21 @@ class EventLog(Database):
         """Commit a tiny write (the readiness probe); raise StoreError if the store cannot be written."""
         with self._read() as conn:  # one statement is one transaction
             conn.execute(self._q["ping"], (time.time(),))
+
+    def note_breaker(self, instance: str, opened_at: float | None, probed_at: float | None = None,
+                     error: str | None = None) -> None:
+        """Record `instance`'s breaker on the target: open since `opened_at`, or closed (None)."""
+        with self._read() as conn:
+            if opened_at is None:
+                conn.execute(self._q["close_breaker"], (instance,))
+            else:
+                conn.execute(self._q["note_breaker"], (instance, opened_at, probed_at, error, time.time()))
+
+    def open_breakers(self) -> list[OpenBreaker]:
+        """The instances whose breaker is open, first opened first."""
+        with self._read() as conn:
+            return [OpenBreaker(row["instance"], float(row["opened_at"]), row["probed_at"], row["error"],
+                                float(row["updated_at"])) for row in conn.execute(self._q["open_breakers"])]
 
     def _one(self, query: str, params: tuple[Any, ...], column: str) -> Any:
         """`column` of the query's first row, or None."""

@@ -45,10 +45,11 @@ def placeholders(dialect: str, text: str) -> str:
 
 
 def migrations(dialect: str) -> list[tuple[int, list[str]]]:
-    """(version, statements) of every migration file of `dialect`, oldest first: `NNNN_what.sql`,
-    statements ending with a `;` at the end of a line."""
+    """(version, statements) of every migration of `dialect`, oldest first: the files `NNNN_what.sql` in
+    `migrations/<dialect>/` and, for DDL both dialects read alike, in `migrations/`; statements end
+    with a `;` at the end of a line."""
     found = []
-    for path in sorted((MIGRATIONS / dialect).glob("*.sql")):
+    for path in sorted([*(MIGRATIONS / dialect).glob("*.sql"), *MIGRATIONS.glob("*.sql")], key=lambda p: p.name):
         text = "\n".join(line for line in path.read_text().splitlines() if not line.startswith("--"))
         found.append((int(path.name[:4]), [s.strip() for s in re.split(r";\s*$", text, flags=re.MULTILINE) if s.strip()]))
     assert [version for version, _ in found] == list(range(1, len(found) + 1)), f"{dialect} migrations skip a number"

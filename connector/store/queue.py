@@ -187,6 +187,12 @@ class EventQueue(ExtensionOwnership, Database):
             conn.execute(self._q["renew_locks"], (lease_until, claim.owner))
         return dataclasses.replace(claim, lease_until=lease_until)
 
+    def expedite(self, causes: Sequence[str], now: float) -> int:
+        """Make the pending events that backed off after a failure of one of `causes` due at `now` (the
+        target is back: they need not wait out their backoff); return how many."""
+        with self._write() as conn:
+            return int(conn.execute(self._q["expedite"], (now, time.time(), now, self._array(causes))).rowcount)
+
     def release_leases(self) -> int:
         """Return every in-flight event to pending and drop every extension lock (single-instance
         start-up); return how many events."""

@@ -391,3 +391,25 @@ def test_postgres_ping_on_a_read_only_server_raises_store_error(postgres_server:
     finally:
         standby_like.close()
         writer.close()
+
+
+def test_expedite_makes_only_the_backed_off_events_of_those_causes_due(store: Store) -> None:
+    transport, general = store.enqueue([change("alice"), change("bob")])
+    for user, cause in (("alice", "transport"), ("bob", "error_general")):
+        claim = store.claim("w1", NOW, 30)
+        assert claim is not None and claim.external_id == user
+        store.retry(claim, NOW + 600, cause, "failed")
+
+    assert store.expedite(["transport", "http_5xx"], NOW + 1) == 1
+    assert store.get_event(transport).next_attempt_at == NOW + 1
+    assert store.get_event(general).next_attempt_at == NOW + 600
+
+
+def test_open_breakers_are_recorded_per_instance_and_go_when_closed(store: Store) -> None:
+    store.note_breaker("host-a", NOW, None, "HTTP 503")
+    store.note_breaker("host-b", NOW + 5, None, "refused")
+    store.note_breaker("host-a", NOW, NOW + 10, "still 503")
+    store.note_breaker("host-b", None)
+    [breaker] = store.open_breakers()
+    assert (breaker.instance, breaker.opened_at, breaker.probed_at, breaker.error) == ("host-a", NOW, NOW + 10,
+                                                                                      "still 503")

@@ -85,3 +85,8 @@ WHERE g.client = %s AND g.resource_type = 'Group' AND v.attr = 'members.value'
 -- user_name --
 -- The userName in an event's state, for filters.
 state_json ->> 'userName'
+
+-- expedite --
+-- Pending events that backed off after failures of these causes are due at once.
+UPDATE events SET next_attempt_at = %s, updated_at = %s
+WHERE state = 'pending' AND next_attempt_at > %s AND last_cause = ANY(%s::text[])

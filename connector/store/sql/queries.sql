@@ -273,3 +273,14 @@ SELECT count(DISTINCT external_id) AS n FROM extension_claims WHERE source = %s
 
 -- add_stop --
 INSERT INTO stop_recordings (source, external_id, at) VALUES (%s, %s, %s)
+
+-- note_breaker --
+INSERT INTO breakers (instance, opened_at, probed_at, error, updated_at) VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (instance) DO UPDATE SET opened_at = excluded.opened_at, probed_at = excluded.probed_at,
+    error = excluded.error, updated_at = excluded.updated_at
+
+-- close_breaker --
+DELETE FROM breakers WHERE instance = %s
+
+-- open_breakers --
+SELECT instance, opened_at, probed_at, error, updated_at FROM breakers ORDER BY opened_at
