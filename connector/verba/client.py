@@ -181,6 +181,11 @@ class VerbaClient:
             raise VerbaMalformedResponse(f"listUsers returned {len(users)} users for the exact loginName {login_name!r}")
         return _user_id(users[0], "listUsers")
 
+    def probe(self) -> None:
+        """One cheap authenticated read (listUsers for the API login name, nothing else asked for), to see
+        whether Verba answers at all; raises VerbaError if it does not."""
+        self._users(loginName=self._login or "", loginNameExact=True)
+
     def _users(self, **criteria: Any) -> list[Any]:
         """listUsers in the configured environment with these filter criteria."""
         value, status = self._call(

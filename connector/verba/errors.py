@@ -29,6 +29,7 @@ class VerbaError(ConnectorError):
     cause = "verba"
     retryable = False
     max_attempts: int | None = None  # a retry budget of its own, below [delivery] max_attempts; None: that one
+    target_wide = False  # says Verba fails as a whole, not for one user: counts for the circuit breaker
 
 
 class VerbaTransportError(VerbaError):
@@ -36,6 +37,7 @@ class VerbaTransportError(VerbaError):
 
     cause = "transport"
     retryable = True
+    target_wide = True
 
 
 class VerbaHTTPError(VerbaError):
@@ -45,6 +47,7 @@ class VerbaHTTPError(VerbaError):
         self.status_code = status_code
         self.cause = "http_5xx" if status_code >= 500 else f"http_{status_code}"
         self.retryable = status_code >= 500
+        self.target_wide = status_code >= 500 or status_code == 429
         hint = "a server-side failure, worth retrying" if self.retryable else "check target.url (path /provisioning, port 7002 for v2)"
         super().__init__(f"Verba answered HTTP {status_code}{': ' + detail if detail else ''}; {hint}")
 
@@ -97,6 +100,7 @@ class VerbaAuthError(VerbaError):
 
     cause = "auth"
     retryable = True
+    target_wide = True
 
 
 class MissingUserIdError(VerbaError):

@@ -209,3 +209,25 @@ def test_an_answer_that_trickles_in_ends_at_the_call_deadline(sim: Sim) -> None:
 def test_an_answer_that_trickles_in_within_the_deadline_is_read(sim: Sim, client: VerbaClient) -> None:
     sim.faults({"operation": "createExtension", "trickle_ms": 5, "times": 1})
     assert client.create_extension(record("124")) is True
+
+
+def test_the_probe_is_one_authenticated_list_users_and_says_when_verba_fails_as_a_whole(
+        sim: Sim, client: VerbaClient) -> None:
+    client.probe()
+    assert [c["operation"] for c in sim.calls()][-1] == "listUsers"
+
+    sim.faults({"operation": "listUsers", "http_status": 503, "times": 1})
+    with pytest.raises(VerbaHTTPError) as caught:
+        client.probe()
+    assert caught.value.target_wide
+
+    sim.faults({"operation": "listUsers", "status": "ERROR_GENERAL", "times": 1})
+    with pytest.raises(VerbaStatusError) as general:
+        client.probe()
+    assert not general.value.target_wide  # Verba answers "not found" with it too: never opens the breaker
+
+
+def test_transport_errors_refused_logins_and_429_are_target_wide_a_404_is_not() -> None:
+    assert VerbaTransportError("refused").target_wide and VerbaAuthError("refused").target_wide
+    assert VerbaRateLimited(1.0).target_wide and VerbaHTTPError(502).target_wide
+    assert not VerbaHTTPError(404).target_wide and not VerbaMalformedResponse("x").target_wide
