@@ -73,6 +73,11 @@ class DeliveryConfig:
     guard_max_count: int = 10
     guard_max_share: float = 0.1
     guard_window_seconds: float = 300.0
+    # The circuit breaker on the target: open once breaker_min_users users fail target-wide (transport,
+    # timeouts, HTTP 5xx and 429, refused logins) within breaker_window_seconds; probe every probe_seconds.
+    breaker_window_seconds: float = 30.0
+    breaker_min_users: int = 2
+    probe_seconds: float = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +190,8 @@ _SIMULATOR = {"listen": str, "seed": str}
 _MAPPING = {"file": str}
 _DELIVERY = {"workers": int, "max_attempts": int, "backoff_base_seconds": float, "backoff_max_seconds": float,
              "lease_seconds": float, "idle_poll_seconds": float, "user_cache_seconds": float,
-             "guard_max_count": int, "guard_max_share": float, "guard_window_seconds": float}
+             "guard_max_count": int, "guard_max_share": float, "guard_window_seconds": float,
+             "breaker_window_seconds": float, "breaker_min_users": int, "probe_seconds": float}
 _ADMIN = {"listen": str}
 _LOGGING = {"format": str, "level": str}
 _SCIM = {"listen": str, "base_path": str, "max_body_bytes": int, "strict_attributes": bool, "clients": list}
@@ -430,7 +436,11 @@ def _delivery(values: dict[str, Any], problems: list[str]) -> DeliveryConfig:
     _limit("delivery", delivery, ("workers", "max_attempts"), "be at least 1", problems)
     _limit("delivery", delivery, ("guard_max_count",), "not be negative, use 0 or more", problems)
     _limit("delivery", delivery, ("backoff_base_seconds", "backoff_max_seconds", "lease_seconds", "idle_poll_seconds",
-                                  "guard_window_seconds"), "be above 0", problems)
+                                  "guard_window_seconds", "breaker_window_seconds", "probe_seconds"), "be above 0",
+           problems)
+    if delivery.breaker_min_users < 2:
+        problems.append(f"delivery.breaker_min_users is {delivery.breaker_min_users}; write 2 or more: one user's "
+                        "failures are that user's, and take the per-event backoff")
     if not 0 <= delivery.guard_max_share <= 1:
         problems.append(f"delivery.guard_max_share is {delivery.guard_max_share:g}; "
                         "write a share between 0 and 1, such as 0.1 for 10 %")

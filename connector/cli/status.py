@@ -9,7 +9,9 @@ import click
 from connector.cli.options import config_option, json_option, since_option, since_time
 from connector.config import load_config
 from connector.ops.health import target_state
-from connector.ops.report import age, audit_line, counts_line, ownership_lines, source_states, summary_lines, to_json
+from connector.ops.report import (
+    age, audit_line, breaker_state, counts_line, ownership_lines, source_states, summary_lines, to_json,
+)
 from connector.runtime import open_configured_store
 
 
@@ -45,8 +47,10 @@ def status(config_path: str, as_json: bool) -> None:
         conflicts = store.open_conflicts()
         clashes = store.extension_clashes()
         held = store.held_summary()
+        breakers = store.open_breakers()
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
-    target = target_state(config.target_url)
+    now = time.time()
+    target = breaker_state(breakers[0], now) if breakers else target_state(config.target_url)
     misconfigured = next((error for cause, error, _ in summary if cause == "target_misconfigured"), None)
     if misconfigured is not None:  # it answers, but not as Provisioning API v2: what the dead letters say
         target = f"MISCONFIGURED: {misconfigured}"
@@ -56,7 +60,7 @@ def status(config_path: str, as_json: bool) -> None:
                             "held_by_cause": [{"cause": c, "source": src, "count": n} for c, src, n in held],
                             "extension_conflicts": conflicts,
                             "extension_clashes": [{"extension": x, "claimants": c} for x, c in clashes],
-                            "sources": sources, "target": {"url": config.target_url, "state": target}}))
+                            "sources": sources, "target": {"url": config.target_url, "state": target, "breakers": breakers}}))
         return
     click.echo(f"queue: {counts_line(counts)}")
     click.echo(f"oldest pending: {'none' if pending_age is None else age(pending_age)}")

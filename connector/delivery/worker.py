@@ -3,6 +3,8 @@
 Failures are classified (DESIGN.md invariant 4): transport errors, HTTP 5xx and
 ERROR_GENERAL retry with full-jitter backoff until `max_attempts`;
 ERROR_ILLEGAL_ARGUMENT, mapping failures and unresolved users dead-letter at once.
+When Verba fails as a whole, the circuit breaker (`breaker.py`) stops delivery instead: the
+claims wait without spending attempts, and one worker probes Verba until it answers.
 Who may write which extension is decided in `ownership.py`; a burst of stop-recording
 pushes is held by `guard.py`.
 """
@@ -10,6 +12,8 @@ pushes is held by `guard.py`.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -17,6 +21,7 @@ from typing import Any, Callable
 
 from connector.config import DeliveryConfig
 from connector.delivery.backoff import full_jitter_delay
+from connector.delivery.breaker import Breaker
 from connector.delivery.guard import CAUSE as GUARD_CAUSE, StopRecordingGuard
 from connector.delivery.lease import LEASE_MARGIN_SECONDS, LeaseKeeper
 from connector.delivery.ownership import OwnershipPusher
@@ -27,7 +32,7 @@ from connector.ops.metrics import COALESCED
 from connector.store import Claim, Store, StoreError
 from connector.store.ownership import Claimant, ExtensionsBusy
 from connector.verba.client import VerbaClient
-from connector.verba.errors import VerbaError, VerbaRateLimited
+from connector.verba.errors import TARGET_WIDE_CAUSES, VerbaError, VerbaRateLimited
 
 log = logging.getLogger("connector.delivery")
 
@@ -53,9 +58,14 @@ class Deliverer:
         self.users = UserIdResolver(client, mapping, config.user_cache_seconds)
         self.guard = StopRecordingGuard(store, config, clock)
         self.owners = OwnershipPusher(store, client, mapping.on_conflict, clock)
+        self.breaker = Breaker(config.breaker_window_seconds, config.breaker_min_users, config.probe_seconds, clock)
+        self.instance = f"{socket.gethostname()}/{os.getpid()}"  # names this connector's breaker in the store
 
     def deliver_one(self, owner: str) -> bool:
-        """Claim and push one user's pending events; False when nothing is due."""
+        """Claim and push one user's pending events; False when nothing is due or Verba is down (the
+        breaker is open)."""
+        if not self.probe():  # the breaker is open: nothing is claimed until Verba answers a probe
+            return False
         claim = self.store.claim(owner, self.clock(), self.config.lease_seconds)
         if claim is None:
             return False
@@ -93,18 +103,22 @@ class Deliverer:
             self._dead(lease.final(), "mapping", str(exc), sent)
         except UnresolvedUser as exc:
             self._dead(lease.final(), "unresolved_user", str(exc), sent)
-        except VerbaRateLimited as exc:  # wait as told; the attempt is not spent
-            self.store.postpone(lease.final(), self.clock() + exc.retry_after)
-            log.warning("%s/%s: %s; waiting", claim.source, claim.external_id, exc,
-                        extra={"event_ids": list(claim.event_ids), "cause": exc.cause, "outcome": "postponed"})
         except VerbaError as exc:
-            self._failed(lease.final(), exc.cause, str(exc), exc.retryable, exc.max_attempts, sent)
+            if exc.target_wide and self.breaker.failed((claim.source, claim.external_id), str(exc)):
+                self._wait_for_target(lease.final(), exc)
+            elif isinstance(exc, VerbaRateLimited):  # wait as told; the attempt is not spent
+                self.store.postpone(lease.final(), self.clock() + exc.retry_after)
+                log.warning("%s/%s: %s; waiting", claim.source, claim.external_id, exc,
+                            extra={"event_ids": list(claim.event_ids), "cause": exc.cause, "outcome": "postponed"})
+            else:
+                self._failed(lease.final(), exc.cause, str(exc), exc.retryable, exc.max_attempts, sent)
         except StoreError:
             raise  # the store is down: the worker pauses and the lease brings the events back
         except Exception as exc:  # whatever raised it, a push ends as a classified retry or dead letter
             log.debug("unexpected error pushing %s/%s", claim.source, claim.external_id, exc_info=True)
             self._failed(lease.final(), "unexpected", f"{type(exc).__name__}: {exc}", True, None, sent)
         else:
+            self.breaker.succeeded()
             self.owners.wake(self.store.complete(lease.final(), outcome.written, user_id, sent=sent,
                                                   finish=outcome.finish))
             COALESCED.inc(len(claim.event_ids) - 1)
@@ -126,6 +140,39 @@ class Deliverer:
         log.warning("%s/%s: attempt %d failed (%s: %s); retrying in %.1fs", claim.source, claim.external_id,
                     claim.attempts, cause, error, delay,
                     extra={"event_ids": list(claim.event_ids), "cause": cause, "outcome": "retry"})
+
+    def _wait_for_target(self, claim: Claim, exc: VerbaError) -> None:
+        """Verba fails as a whole: the claim waits, due as soon as the breaker closes, its attempt not spent."""
+        self.store.postpone(claim, self.clock())
+        state = self.breaker.state
+        self.store.note_breaker(self.instance, state.opened_at, state.probed_at, state.error)
+        log.warning("%s/%s: Verba fails as a whole (%s: %s); delivery waits for it, probing every %gs",
+                    claim.source, claim.external_id, exc.cause, exc, self.config.probe_seconds,
+                    extra={"event_ids": list(claim.event_ids), "cause": exc.cause, "outcome": "waiting"})
+
+    def probe(self) -> bool:
+        """While the breaker is open, probe Verba if it is this worker's turn; whether delivery may go on.
+
+        When the probe succeeds the breaker closes and the events that backed off after target-wide
+        failures are due at once, so the backlog drains at full speed."""
+        if not self.breaker.state.open:
+            return True
+        if not self.breaker.take_probe():
+            return False
+        try:
+            self.client.probe()
+            error = None
+        except Exception as exc:  # whatever it is, the breaker must hear back
+            error = f"{getattr(exc, 'cause', type(exc).__name__)}: {exc}"
+        if self.breaker.probed(error):
+            due = self.store.expedite(TARGET_WIDE_CAUSES, self.clock())
+            self.store.note_breaker(self.instance, None)
+            log.warning("Verba answers again: delivery resumes (%d backed-off events due now)", due)
+            return True
+        state = self.breaker.state
+        self.store.note_breaker(self.instance, state.opened_at, state.probed_at, state.error)
+        log.warning("Verba still fails (%s); next probe in %gs", error, self.config.probe_seconds)
+        return False
 
     def _dead(self, claim: Claim, cause: str, error: str, sent: list[dict[str, Any]]) -> None:
         self.store.dead_letter(claim, cause, error, sent=sent)

@@ -7,6 +7,7 @@ intake still works and delivery catches up when Verba is back (reference/deliver
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import httpx
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connector.errors import ConnectorError
+from connector.ops.report import breaker_state
 from connector.store import EventLog
 
 TARGET_PROBE_SECONDS = 2.0
@@ -38,7 +40,8 @@ def readiness(store: EventLog, target_url: str, sources: dict[str, Callable[[], 
         store_state = "writable"
     except ConnectorError as exc:
         store_state = f"unwritable: {exc}"
-    target = target_state(target_url)
+    breakers = store.open_breakers() if store_state == "writable" else []
+    target = breaker_state(breakers[0], time.time()) if breakers else target_state(target_url)
     source_states = {name: state() for name, state in sources.items()}
     if store_state != "writable":
         status, code = "unready", 503

@@ -113,6 +113,14 @@ class StoreCollector(Collector):
         yield GaugeMetricFamily("connector_extension_clashes",
                                 "Extensions that users of two or more Verba users claim at once (claim index).",
                                 value=clashes)
+        breakers = self.store.open_breakers()
+        yield GaugeMetricFamily("connector_target_breaker_open", "1 while the circuit breaker on Verba is open.",
+                                value=1 if breakers else 0)
+        opened = GaugeMetricFamily("connector_target_breaker_opened_timestamp_seconds",
+                                   "When each instance's open circuit breaker on Verba opened.", labels=["instance"])
+        for breaker in breakers:
+            opened.add_metric([breaker.instance], breaker.opened_at)
+        yield opened
         accepted = CounterMetricFamily("connector_events_accepted", "Events accepted by source and kind.",
                                        labels=["source", "kind"])
         for source, kind, count in self.store.count_by_source_and_kind():

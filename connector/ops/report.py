@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from connector.config import Config
 from connector.store import AuditEntry, EventState, StoredEvent
-from connector.store import Attempt, LdapWatermark
+from connector.store import Attempt, LdapWatermark, OpenBreaker
 from connector.store.ownership import Claimant, Conflict
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -57,6 +57,13 @@ def counts_line(counts: dict[EventState, int]) -> str:
 def summary_lines(summary: Sequence[tuple[str, str, int]]) -> list[str]:
     """Dead letters grouped by cause, largest group first."""
     return [f"{count:>6}  {cause}: {error}" for cause, error, count in summary]
+
+
+def breaker_state(breaker: OpenBreaker, now: float) -> str:
+    """The target's state while `breaker` is open, for `connector status` and /readyz."""
+    probe = f"; last probe {when(breaker.probed_at)}" if breaker.probed_at is not None else ""
+    return (f"DOWN: circuit breaker open since {when(breaker.opened_at)} ({age(now - breaker.opened_at)}) on "
+            f"{breaker.instance}{probe}: {breaker.error}; delivery waits and spends no attempts until Verba answers")
 
 
 def ownership_lines(conflicts: Sequence[Conflict], clashes: Sequence[tuple[str, Sequence[Claimant]]]) -> list[str]:

@@ -21,6 +21,8 @@ from __future__ import annotations
 from connector.errors import ConnectorError
 
 RETRYABLE_STATUS_CODES = frozenset({"ERROR_GENERAL", "ERROR_UNAUTHORIZED"})
+# The causes of the errors that are `target_wide`: their events need not wait out their backoff once Verba is back.
+TARGET_WIDE_CAUSES = ("transport", "http_5xx", "rate_limited", "auth")
 
 
 class VerbaError(ConnectorError):

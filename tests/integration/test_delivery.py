@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,35 @@ def test_create_missing_users_creates_the_verba_user_then_links_the_extension(ma
     assert simulator.extensions()[A]["user_id"] == carol[0]["id"]
     client.close()
     store.close()
+
+
+def test_verba_down_for_several_users_opens_the_breaker_no_budget_is_spent_and_the_backlog_drains(
+        make_config, simulator):
+    from connector.delivery.worker import Deliverer
+    from connector.mapping import load_mapping
+    from connector.runtime import open_client, open_configured_store
+
+    # Without the breaker, two attempts each would dead-letter both users; their backoff is a long 30 s.
+    config = make_config(delivery={"max_attempts": 2, "backoff_base_seconds": 30, "backoff_max_seconds": 30,
+                                   "probe_seconds": 0.05})
+    with open_configured_store(config) as store:
+        client = open_client(config)
+        deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
+        simulator.fault(operation="*", http_status=503)
+        store.enqueue([user("u-alice", phones=(A,)), user("u-bob", "bob@example.com", phones=(B,))])
+        for _ in range(6):  # alice fails (an attempt spent), bob fails: Verba fails as a whole; then probes fail
+            deliverer.deliver_one("w1")
+            time.sleep(0.06)
+        assert deliverer.breaker.state.open and "503" in (deliverer.breaker.state.error or "")
+        [open_breaker] = store.open_breakers()
+        assert open_breaker.opened_at == deliverer.breaker.state.opened_at
+        counts = store.count_by_state()
+        assert counts[EventState.PENDING] == 2 and counts[EventState.DEAD] == 0
+        assert sorted(e.attempts for e in store.list_events()) == [0, 1]  # bob's wait spent nothing
+
+        simulator.clear_faults()
+        drain(deliverer, timeout=10)  # well inside alice's 30 s backoff: she is due at once when Verba is back
+        assert not deliverer.breaker.state.open and store.open_breakers() == []
+        assert [e.state for e in store.list_events()] == [EventState.DONE, EventState.DONE]
+        assert {n: simulator.extensions()[n]["user_id"] for n in (A, B)} == {A: 3, B: 4}
+        client.close()

@@ -50,3 +50,29 @@ def test_open_conflicts_and_clashes_come_from_the_store(tmp_path):
     store.close()
     assert samples["connector_extension_conflicts"] == 1
     assert samples["connector_extension_clashes"] == 1
+
+
+def test_an_open_breaker_shows_in_metrics_readyz_and_status(tmp_path):
+    from connector.ops.health import readiness
+    from tests.ops.helpers import cli, write_config
+
+    config = write_config(tmp_path, "http://127.0.0.1:9/provisioning")
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
+        store.migrate()
+        opened = time.time() - 90
+        store.note_breaker("host-a/4711", opened, opened + 80, "http_5xx: Verba answered HTTP 503")
+        registry = CollectorRegistry()
+        register_store(store, registry)
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(generate_latest(registry).decode())
+                   for s in family.samples}
+        code, body = readiness(store, "http://127.0.0.1:9/provisioning", {})
+
+    assert samples[("connector_target_breaker_open", ())] == 1
+    assert samples[("connector_target_breaker_opened_timestamp_seconds", (("instance", "host-a/4711"),))] == opened
+    assert code == 200 and body["status"] == "degraded"
+    assert body["target"].startswith("DOWN: circuit breaker open since") and "HTTP 503" in body["target"]
+    shown = cli("status", "--config", str(config))
+    assert shown.returncode == 0, shown.stderr
+    assert "DOWN: circuit breaker open since" in shown.stdout and "host-a/4711" in shown.stdout
+    assert "spends no attempts" in shown.stdout

@@ -284,3 +284,6 @@ DELETE FROM breakers WHERE instance = %s
 
 -- open_breakers --
 SELECT instance, opened_at, probed_at, error, updated_at FROM breakers ORDER BY opened_at
+
+-- forget_breakers --
+DELETE FROM breakers
