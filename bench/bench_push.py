@@ -29,8 +29,8 @@ from connector.delivery.worker import Deliverer, WorkerPool
 from connector.events import UserChange
 from connector.mapping import load_mapping
 from connector.records import ExtensionRecord
-from connector.store import EventState, open_store
 from connector.simulator.process import free_port, start_simulator_process, wait_until_listening
+from connector.store import EventState, open_store
 from connector.verba import VerbaClient
 
 LOGIN, PASSWORD, USER_ID = "bench", "bench-password", 3

@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 

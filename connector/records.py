@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-
 RECORDING_MODES: tuple[str, ...] = ("FULL", "ON_DEMAND", "CONTROLLED")
 
 

@@ -17,7 +17,15 @@ from connector.events import UserChange, parse_user_change
 from connector.mapping import Mapping, load_mapping
 from connector.ops.health import target_state
 from connector.ops.replay import ActionError, discard, preview, requeue, select
-from connector.ops.report import attempt_lines, counts_line, event_dict, event_line, ownership_lines, summary_lines, to_json
+from connector.ops.report import (
+    attempt_lines,
+    counts_line,
+    event_dict,
+    event_line,
+    ownership_lines,
+    summary_lines,
+    to_json,
+)
 from connector.runtime import open_configured_store
 from connector.store import EventState, Store, StoredEvent
 from connector.store.log import CONFLICT_CAUSE

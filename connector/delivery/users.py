@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from connector.events import UserChange
 from connector.mapping import Mapping, UnresolvedUser

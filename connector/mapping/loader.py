@@ -18,8 +18,8 @@ from connector.errors import ConnectorError
 from connector.mapping.mapper import DEPROVISION_ACTIONS, ON_CONFLICT, ON_INVALID, ExtensionSource, Mapping
 from connector.mapping.normalize import NORMALIZE_MODES, SUFFIX_MODES
 from connector.mapping.paths import AttributePath
-from connector.records import RECORDING_MODES, eid_problem
 from connector.mapping.rules import Condition, RecordingSettings, Rule
+from connector.records import RECORDING_MODES, eid_problem
 
 SETTINGS = {
     "recordingMode": "recording_mode",

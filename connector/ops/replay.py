@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from connector.errors import ConnectorError
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser

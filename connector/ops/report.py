@@ -6,11 +6,11 @@ import dataclasses
 import json
 import re
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from connector.config import Config
-from connector.store import AuditEntry, EventState, StoredEvent
-from connector.store import Attempt, LdapWatermark
+from connector.store import Attempt, AuditEntry, EventState, LdapWatermark, StoredEvent
 from connector.store.ownership import Claimant, Conflict
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")

@@ -28,7 +28,7 @@ createExtension is the same in every shape.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 from lxml import etree
 

@@ -10,7 +10,8 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import requests
 import zeep
@@ -18,9 +19,9 @@ import zeep.exceptions
 from lxml import etree
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
-from connector.records import ExtensionRecord, eid_problem
 from connector.ops.logs import MASK, register_secret
 from connector.ops.metrics import observe_soap_call
+from connector.records import ExtensionRecord, eid_problem
 from connector.verba.errors import (
     ExtensionAbsent,
     LeaseEnding,
@@ -34,7 +35,15 @@ from connector.verba.errors import (
 from connector.verba.guard import UserIdGuard
 from connector.verba.sent import SentLog
 from connector.verba.status import (
-    ALREADY_EXISTS, GENERAL, OK, UNAUTHORIZED, Status, field, one_line, read_status, says_extension_absent,
+    ALREADY_EXISTS,
+    GENERAL,
+    OK,
+    UNAUTHORIZED,
+    Status,
+    field,
+    one_line,
+    read_status,
+    says_extension_absent,
 )
 from connector.verba.transport import TNS, EnvelopeCheck, Transport, pooled_session
 
@@ -314,14 +323,13 @@ class VerbaClient:
             text = text.replace(secret, MASK)
         return text
 
-    def _scrubbed(self, exc: VerbaError) -> VerbaError:
-        """The error with a one-line message that holds no secret (in place: its class and fields stay)."""
+    def _scrub(self, exc: VerbaError) -> None:
+        """Give the error a one-line message that holds no secret (in place: its class and fields stay)."""
         text = self._mask(one_line(str(exc), MESSAGE_LIMIT))
         if text != str(exc):
             exc.args = (text,)
         if isinstance(exc, VerbaStatusError) and exc.vendor_message:
             exc.vendor_message = self._mask(exc.vendor_message)
-        return exc
 
     def _send(self, operation: str, **params: Any) -> Any:
         """Call the operation, counting it in the metrics with its answer's status (unless it never went out)."""
@@ -337,7 +345,8 @@ class VerbaClient:
             return value
         except VerbaError as exc:
             status = exc.cause
-            raise self._scrubbed(exc)
+            self._scrub(exc)
+            raise
         finally:
             if self._sent.went_out:  # else refused by the guard or not buildable: nothing went over the wire
                 seconds = time.perf_counter() - started

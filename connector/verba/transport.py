@@ -14,7 +14,12 @@ from requests.adapters import HTTPAdapter
 from zeep.wsdl.utils import etree_to_string
 
 from connector.verba.errors import (
-    VerbaError, VerbaHTTPError, VerbaMalformedResponse, VerbaMisconfigured, VerbaRateLimited, VerbaTransportError,
+    VerbaError,
+    VerbaHTTPError,
+    VerbaMalformedResponse,
+    VerbaMisconfigured,
+    VerbaRateLimited,
+    VerbaTransportError,
 )
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from connector.store import EventState, open_store
-
 from tests.plugins.simulator import PASSWORD, free_port
 
 USERS = 40

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from connector.store import EventState
-
 from tests.plugins.simulator import drain, user
 
 A, B = "+14155550100", "+14155550111"

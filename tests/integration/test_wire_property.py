@@ -16,7 +16,6 @@ from connector.delivery.worker import Deliverer
 from connector.events import UserChange
 from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
-
 from tests.plugins.simulator import drain
 
 # Each login owns its own numbers, so a call's extension tells whose it is.

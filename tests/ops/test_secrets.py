@@ -59,7 +59,8 @@ def test_no_secret_appears_anywhere(tmp_path, seed_users):
             process = subprocess.Popen([sys.executable, "-m", "connector.cli", "run", "--config", str(config)],
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             try:
-                wait_for(lambda: '"pending": 0' in cli("status", "--config", str(config), "--json").stdout,
+                # wait_for calls the lambdas before the loop moves on: B023's late binding cannot bite.
+                wait_for(lambda: '"pending": 0' in cli("status", "--config", str(config), "--json").stdout,  # noqa: B023
                          what="the events to be delivered")
                 if config == by_token:
                     users = f"http://127.0.0.1:{scim}/scim/v2/Users"
@@ -70,7 +71,7 @@ def test_no_secret_appears_anywhere(tmp_path, seed_users):
                     assert created.status_code == 201, created.text
                     outputs.append(created.text)
                     outputs.append(httpx.get(users, headers={"Authorization": f"Bearer {SCIM_TOKEN}x"}).text)
-                    wait_for(lambda: '"pending": 0' in cli("status", "--config", str(config), "--json").stdout,
+                    wait_for(lambda: '"pending": 0' in cli("status", "--config", str(config), "--json").stdout,  # noqa: B023
                              what="the SCIM event to be delivered")
                     outputs.append(httpx.get(f"http://127.0.0.1:{admin}/metrics").text)
                     outputs.append(httpx.get(f"http://127.0.0.1:{admin}/readyz").text)

@@ -4,7 +4,8 @@ the extensions the Verba simulator ends up holding (mappings/entra.toml, mapping
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest

@@ -137,7 +137,7 @@ def test_malformed_and_oversized_bodies_get_scim_errors(api: httpx.Client) -> No
     assert api.post("/Users", json={"userName": "u", "emails": [1]}).json()["scimType"] == "invalidValue"
     assert api.post("/Users", json={"userName": "u", "active": "maybe"}).json()["scimType"] == "invalidValue"
     assert api.post("/Users", json={"userName": "nul\u0000"}).json()["scimType"] == "invalidValue"
-    assert api.post("/Users", content='{"userName": "\\ud800"}'.encode()).json()["scimType"] == "invalidValue"
+    assert api.post("/Users", content=b'{"userName": "\\ud800"}').json()["scimType"] == "invalidValue"
 
 
 def test_auth_is_a_bearer_token_per_client_and_health_needs_none(server: str, api: httpx.Client) -> None:

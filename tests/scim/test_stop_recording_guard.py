@@ -12,8 +12,9 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -26,9 +27,9 @@ from connector.runtime import open_client, open_configured_store
 from connector.sources.scim import create_scim_app
 from connector.store import EventState, Store
 from tests.plugins.simulator import Simulator, drain
+from tests.plugins.stores import BACKENDS
 from tests.scim.helpers import CONFIG, client_for
 from tests.scim.live import serve
-from tests.plugins.stores import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "mappings" / "default.toml"

@@ -17,12 +17,10 @@ import pytest
 
 from connector.events import UserChange
 from connector.records import ExtensionRecord
-from connector.store import Claim, EventState, Store
+from connector.store import Claim, EventState, Store, StoreError
 from connector.store import sqlite as sqlite_backend
 from connector.store.queries import migrations
-from connector.store import StoreError
 from connector.store.sqlite import SQLiteStore
-
 from tests.plugins.stores import Opener
 
 T0 = 1_000.0
@@ -74,7 +72,7 @@ def test_enqueue_stores_each_change_as_pending_and_returns_ids_in_order(store: S
     ids = store.enqueue(changes)
 
     assert len(ids) == 2 and ids[0] < ids[1]
-    for event_id, original in zip(ids, changes):
+    for event_id, original in zip(ids, changes, strict=True):
         event = store.get_event(event_id)
         assert event is not None
         assert event.change == original

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest

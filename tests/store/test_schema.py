@@ -11,7 +11,6 @@ from connector.events import UserChange
 from connector.records import ExtensionRecord
 from connector.store import Store, StoreError
 from connector.store.queries import SQL, migrations, named, parse, placeholders
-
 from tests.plugins.stores import BACKENDS
 
 

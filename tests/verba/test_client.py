@@ -9,7 +9,6 @@ import pytest
 
 from connector.verba import VerbaAuthError, VerbaClient, VerbaStatusError
 from connector.verba.errors import ExtensionAbsent
-
 from tests.verba.helpers import PASSWORD, Sim, record
 
 

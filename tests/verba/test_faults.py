@@ -9,7 +9,6 @@ import pytest
 from zeep import Plugin
 
 from connector.simulator.process import free_port
-from connector.verba.errors import VerbaMisconfigured, VerbaRateLimited, VerbaTransportError
 from connector.verba import (
     VerbaAuthError,
     VerbaClient,
@@ -18,7 +17,7 @@ from connector.verba import (
     VerbaStatusError,
     VerbaTransportError,
 )
-
+from connector.verba.errors import VerbaMisconfigured, VerbaRateLimited
 from tests.verba.helpers import PASSWORD, Sim, record
 
 

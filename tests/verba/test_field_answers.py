@@ -22,7 +22,6 @@ from connector.verba.errors import (
     VerbaMalformedResponse,
     VerbaStatusError,
 )
-
 from tests.verba.helpers import PASSWORD, Sim, record
 
 TNS = "http://v2.provisioning.ws.web.verba.com/"

@@ -8,7 +8,6 @@ import pytest
 from zeep import Plugin
 
 from connector.verba import MissingUserIdError, VerbaClient
-
 from tests.verba.helpers import Sim, envelope, record
 
 EXTENSION = "<eid>0000</eid><extension>{number}</extension><recordingMode>FULL</recordingMode><voice>1</voice>"

@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 
 from connector.records import RECORDING_MODES, ExtensionRecord
 from connector.verba import VerbaClient
-
 from tests.verba.helpers import Sim
 
 xml_text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)

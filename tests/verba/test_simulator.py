@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import click
 import httpx
@@ -21,7 +20,6 @@ from connector.simulator import create_app, serve
 from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 from connector.simulator.process import free_port
 from connector.simulator.state import State
-
 from tests.verba.helpers import PASSWORD, SEED, Sim, envelope
 
 SAMPLES = Path(__file__).parent / "samples"

@@ -11,7 +11,6 @@ from connector.records import ExtensionRecord
 from connector.verba import VerbaClient
 from connector.verba.client import BINDING, extension_payload
 from connector.verba.status import read_status
-
 from tests.verba.helpers import Sim
 
 SAMPLES = Path(__file__).parent / "samples"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import ssl
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import ldap3

@@ -27,15 +27,15 @@ import ldap3
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
 from connector.config import LdapConfig
-from connector.sources.ldap.connection import DirectoryError, first_raw, read_entry, search
 from connector.dn import dn_key
+from connector.sources.ldap.connection import DirectoryError, first_raw, read_entry, search
 
 COMMON_ATTRIBUTES = ("cn", "sn", "givenName", "displayName", "mail", "telephoneNumber", "mobile", "memberOf")
 UAC_ACCOUNTDISABLE = 0x2
 AD_NEVER_EXPIRES = (0, 0x7FFFFFFFFFFFFFFF)  # accountExpires values that mean "never"
-FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
+FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.UTC)
 MONITOR_TIME = "cn=Current,cn=Time,cn=Monitor"  # OpenLDAP back-monitor: monitorTimestamp is the server's clock
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 _FALSE = ("", "false", "0", "no")
 
 

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import ldap3
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
+from connector.dn import dn_key, is_dn
 from connector.sources.ldap.connection import first_raw, in_batches, read_entry, search
 from connector.sources.ldap.dialects import Dialect, all_values, first_value
-from connector.dn import dn_key, is_dn
 
 log = logging.getLogger("connector.ldap")
 

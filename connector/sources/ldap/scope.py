@@ -20,9 +20,9 @@ from typing import Any
 import ldap3
 
 from connector.config import LdapConfig
+from connector.dn import dn_key, is_dn, is_within
 from connector.sources.ldap.connection import SHOW_DELETED, read_entry
 from connector.sources.ldap.dialects import Dialect, all_values
-from connector.dn import dn_key, is_dn, is_within
 
 DELETED_OBJECTS_WKGUID = "18E2EA80684F11D2B9AA00C04F79F805"
 

@@ -13,8 +13,8 @@ import hashlib
 import json
 from typing import Any
 
-from connector.sources.ldap.dialects import Dialect, UTC
 from connector.dn import dn_key
+from connector.sources.ldap.dialects import UTC, Dialect
 from connector.store import LdapEntry
 
 

@@ -23,18 +23,19 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import ldap3
 
 from connector.config import LdapConfig
+from connector.dn import dn_key
 from connector.events import UserChange
 from connector.mapping.rules import in_group
 from connector.ops.metrics import LDAP_POLL_SECONDS
 from connector.sources.ldap import metrics
 from connector.sources.ldap.connection import DirectoryError, close, open_connection, root_dse
 from connector.sources.ldap.dialects import Begin, dialect_for
-from connector.dn import dn_key
 from connector.sources.ldap.guard import judge
 from connector.sources.ldap.reading import Reader
 from connector.sources.ldap.scope import Scope, probe

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 

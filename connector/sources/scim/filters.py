@@ -12,7 +12,7 @@ import dataclasses
 import datetime
 import json
 import re
-from typing import Any, Union
+from typing import Any
 
 from scim2_filter_parser import ast
 from scim2_filter_parser.lexer import SCIMLexer
@@ -66,7 +66,7 @@ class Within:
     expr: Expr
 
 
-Expr = Union[Compare, Logical, Not, Within]
+Expr = Compare | Logical | Not | Within
 
 
 class _Lexer(SCIMLexer):  # type: ignore[misc]
@@ -253,7 +253,7 @@ def canonical_datetime(text: str, name: str = "the value") -> str:
     except ValueError:
         raise FilterError(f"{name}: {text!r} is not a dateTime; write one like \"2024-05-13T04:42:34Z\"") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
+        moment = moment.replace(tzinfo=datetime.UTC)
     try:
         return format_datetime(moment)
     except OverflowError:  # 0001-01-01T00:00:00+14:00 is in year 0 in UTC
@@ -270,7 +270,7 @@ def encodable(text: str) -> bool:
 
 
 def format_datetime(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def matches(element: dict[str, Any], expr: Expr) -> bool:

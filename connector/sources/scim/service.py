@@ -27,11 +27,12 @@ import datetime
 import logging
 import time
 import uuid
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from connector.dn import fold
 from connector.events import UserChange
 from connector.ops.metrics import SCIM_PENDING_MEMBERS
-from connector.dn import fold
 from connector.sources.scim import errors
 from connector.sources.scim.filters import FilterError, format_datetime, parse_filter, to_store_filter
 from connector.sources.scim.index import index_values, user_state
@@ -258,7 +259,7 @@ class ScimService:
         return row
 
     def _now(self) -> str:
-        return format_datetime(datetime.datetime.fromtimestamp(self.clock(), datetime.timezone.utc))
+        return format_datetime(datetime.datetime.fromtimestamp(self.clock(), datetime.UTC))
 
 
 def _existing(tx: ScimTransaction, resource: ResourceType, resource_id: str, if_match: str | None) -> ScimResource:
