@@ -131,7 +131,7 @@ class _Table:
         value = self.data.get(name, default)
         if value is None:
             raise self.error(name, f"is missing; use one of {', '.join(choices)}")
-        if value not in choices:
+        if not isinstance(value, str) or value not in choices:
             raise self.error(name, f"is {value!r}; use one of {', '.join(choices)}")
         return value
 
@@ -152,8 +152,8 @@ def _environment(table: _Table) -> tuple[str | None, str | None]:
     if (eid is None) == (short_name is None):
         raise MappingError(f'{table.file}: environment needs exactly one of eid = "0000" or short_name = "tenant"; '
                            "Verba takes one, not both")
-    if eid is not None and eid_problem(eid):
-        raise table.error("eid", eid_problem(eid))
+    if eid is not None and (problem := eid_problem(eid)):
+        raise table.error("eid", problem)
     if short_name is not None and len(short_name) > 64:
         raise table.error("short_name", "is longer than 64 characters; use the environment's short name from Verba")
     return eid, short_name

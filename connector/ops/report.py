@@ -88,7 +88,14 @@ def audit_line(entry: AuditEntry) -> str:
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, indent=2, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o))
+    return json.dumps(value, indent=2, default=_jsonable)
+
+
+def _jsonable(value: object) -> Any:
+    """What json.dumps writes for a value it has no rule for: a dataclass as a dict, else its str()."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
 
 
 def source_states(config: Config, watermarks: dict[str, LdapWatermark]) -> dict[str, str]:

@@ -262,11 +262,11 @@ class Matcher:
 
     def __init__(self, wanted: str | None, exact: bool | None) -> None:
         self.unset = wanted is None
-        self.wanted = wanted if exact else (wanted or "").lower()
+        self.wanted = wanted if exact or wanted is None else wanted.lower()
         self.exact = bool(exact)
 
     def __call__(self, value: str | None) -> bool:
-        if self.unset:
+        if self.wanted is None:
             return True
         if value is None:
             return False

@@ -215,7 +215,7 @@ def _missing_extension_shape(shape: Any) -> str:
     # Imported here: operations imports this module.
     from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 
-    if shape not in MISSING_EXTENSION_SHAPES:
+    if not isinstance(shape, str) or shape not in MISSING_EXTENSION_SHAPES:
         raise ValueError(f"missing_extension must be one of {', '.join(MISSING_EXTENSION_SHAPES)}, got {shape!r}")
     return shape
 

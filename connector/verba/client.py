@@ -99,7 +99,10 @@ class VerbaClient:
         for secret in self._configured:
             register_secret(secret)
         self._session = pooled_session(url, pool_size)
-        transport = Transport(session=self._session, timeout=timeout, operation_timeout=timeout)
+        # Our subclass inherits zeep.Transport.__init__, which zeep leaves unannotated.
+        transport = Transport(  # type: ignore[no-untyped-call]
+            session=self._session, timeout=timeout, operation_timeout=timeout
+        )
         self._sent = SentLog(self._mask)
         self._zeep = zeep.Client(
             _wsdl(),

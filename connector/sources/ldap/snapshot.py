@@ -63,9 +63,9 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
         state["name"] = {**({"givenName": given[0]} if given else {}), **({"familyName": family[0]} if family else {})}
     attributes = state["attributes"]
     for wanted in dialect.state_attributes:
-        found = texts.get(wanted.lower())
-        if found:
-            attributes[wanted] = found[0] if len(found) == 1 else found
+        text = texts.get(wanted.lower())
+        if text:
+            attributes[wanted] = text[0] if len(text) == 1 else text
     digest = hashlib.sha256(json.dumps(state, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     entry = LdapEntry(dialect.external_id(dn, values, raw), digest, active, tuple(dn_key(g) for g in effective), state)
     expired = expires is not None and expires.timestamp() <= now

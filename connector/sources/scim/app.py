@@ -121,7 +121,8 @@ class _Api:
         At the root (RFC 7644 §3.4.2: "all resources ... subject to filtering") a filter that one resource type
         cannot evaluate (`userName` on Groups) matches none of that type; one no type can evaluate is 400.
         """
-        total, hits, refused = 0, [], []
+        total, refused = 0, []
+        hits: list[tuple[ResourceType, Found]] = []
         for resource in resources:
             try:
                 found, rows = self.service.search(client, resource, filter_text, max(offset - total, 0),

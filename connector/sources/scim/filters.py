@@ -75,7 +75,7 @@ class _Lexer(SCIMLexer):  # type: ignore[misc]
     tokens = SCIMLexer.tokens
     ignore = " \t"
 
-    @_(r"\.[a-zA-Z$][a-zA-Z0-9_$-]*")  # type: ignore[name-defined]  # noqa: F821
+    @_(r"\.[a-zA-Z$][a-zA-Z0-9_$-]*")  # type: ignore[name-defined, untyped-decorator]  # noqa: F821
     def SUBATTR(self, t: Any) -> Any:
         t.value = t.value.lstrip(".")
         return t
@@ -86,14 +86,14 @@ class _Lexer(SCIMLexer):  # type: ignore[misc]
     RBRACKET = r"\]"
     NUMBER = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 
-    @_(r"[a-zA-Z]+:[a-zA-Z0-9:\._-]+:")  # type: ignore[name-defined]  # noqa: F821
+    @_(r"[a-zA-Z]+:[a-zA-Z0-9:\._-]+:")  # type: ignore[name-defined, untyped-decorator]  # noqa: F821
     def SCHEMA_URI(self, t: Any) -> Any:
         t.value = t.value.rstrip(":")
         return t
 
     ATTRNAME = r"[a-zA-Z$][a-zA-Z0-9_$-]*"
 
-    @_(r'"(?:[^"\\]|\\.)*"')  # type: ignore[name-defined]  # noqa: F821
+    @_(r'"(?:[^"\\]|\\.)*"')  # type: ignore[name-defined, untyped-decorator]  # noqa: F821
     def COMP_VALUE(self, t: Any) -> Any:
         t.value = Quoted(json.loads(t.value))
         return t
@@ -298,7 +298,7 @@ def _holds(actual: Any, compare: Compare) -> bool:
     sub = compare.target.sub
     if sub is not None and not sub.case_exact:
         actual, wanted = actual.lower(), wanted.lower()
-    return {
+    outcomes: dict[str, bool] = {
         "eq": actual == wanted,
         "ne": actual != wanted,
         "co": wanted in actual,
@@ -308,7 +308,8 @@ def _holds(actual: Any, compare: Compare) -> bool:
         "ge": actual >= wanted,
         "lt": actual < wanted,
         "le": actual <= wanted,
-    }[op]
+    }
+    return outcomes[op]
 
 
 def to_store_filter(expr: Expr) -> stored.Filter:

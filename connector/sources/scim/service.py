@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from connector.dn import fold
-from connector.events import UserChange
+from connector.events import Kind, UserChange
 from connector.ops.metrics import SCIM_PENDING_MEMBERS
 from connector.sources.scim import errors
 from connector.sources.scim.filters import FilterError, format_datetime, parse_filter, to_store_filter
@@ -218,12 +218,12 @@ class ScimService:
         _, groups = self.store.scim_search(client, GROUPS.name, pending, 0, 1_000_000)
         now = self._now()
         for group in groups:
-            pending = group.body.get(PENDING_MEMBERS) or []
-            arrived = [m for m in pending if m.get("value") == member_id]
+            waiting = group.body.get(PENDING_MEMBERS) or []
+            arrived = [m for m in waiting if m.get("value") == member_id]
             body = without(group.body, PENDING_MEMBERS)
             body["members"] = [*(body.get("members") or []), *arrived[:1]]
-            if len(arrived) < len(pending):
-                body[PENDING_MEMBERS] = [m for m in pending if m.get("value") != member_id]
+            if len(arrived) < len(waiting):
+                body[PENDING_MEMBERS] = [m for m in waiting if m.get("value") != member_id]
             self._put(tx, client, GROUPS, group, body, now)
             SCIM_PENDING_MEMBERS.labels("applied").inc()
             log.info("SCIM %s Group %s: pending member %s was created; it is a member now", client, group.id, member_id,
@@ -334,5 +334,5 @@ def _note_members(client: str, group_id: str, settled: _Members) -> None:
 
 
 def _change(client: str, user_id: str, state: dict[str, Any], at: float, cause: str) -> UserChange:
-    kind = "deactivate" if state.get("active") is False else "upsert"
+    kind: Kind = "deactivate" if state.get("active") is False else "upsert"
     return UserChange(client, user_id, kind, state, at, cause)
