@@ -117,7 +117,8 @@ def pipeline_phase(url: str, concurrency: int, seconds: float, expected_rate: fl
         store.migrate()
         store.enqueue([
             UserChange("bench", f"user{n}", "upsert",
-                       {"userName": "bench@example.com", "phoneNumbers": [{"type": "work", "value": f"+1415{2000000 + n:07d}"}]})
+                       {"userName": "bench@example.com",
+                        "phoneNumbers": [{"type": "work", "value": f"+1415{2000000 + n:07d}"}]})
             for n in range(backlog)
         ])
         config = DeliveryConfig(workers=concurrency, idle_poll_seconds=0.005)

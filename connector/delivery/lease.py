@@ -25,7 +25,9 @@ class LeaseKeeper:
     the user now).
     """
 
-    def __init__(self, store: Store, claim: Claim, lease_seconds: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: Store, claim: Claim, lease_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
         self.lease_seconds = lease_seconds
         self.clock = clock

@@ -40,7 +40,9 @@ def load_mapping(path: str | Path) -> Mapping:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise MappingError(f"{name}: cannot read the mapping file ({exc}); check [mapping] file in the config") from None
+        raise MappingError(
+            f"{name}: cannot read the mapping file ({exc}); check [mapping] file in the config"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -64,7 +66,9 @@ def parse_mapping(data: dict[str, Any], file: str) -> Mapping:
     ownership.only("on_conflict")
     sources = top.tables("extensions")
     if not sources:
-        raise top.error("extensions", 'is missing; add at least one [[extensions]] table with from = "..." and normalize = "..."')
+        raise top.error(
+            "extensions", 'is missing; add at least one [[extensions]] table with from = "..." and normalize = "..."'
+        )
     return Mapping(
         sources=tuple(_source(t) for t in sources),
         defaults=defaults,
@@ -169,7 +173,9 @@ def _login_name(table: _Table) -> tuple[AttributePath, ...]:
 def _source(table: _Table) -> ExtensionSource:
     table.only("from", "normalize", "default_country", "suffix", "on_invalid")
     if "from" not in table.data:
-        raise table.error("from", 'is missing; say where the numbers come from, e.g. from = \'phoneNumbers[type eq "work"].value\'')
+        raise table.error(
+            "from", 'is missing; say where the numbers come from, e.g. from = \'phoneNumbers[type eq "work"].value\''
+        )
     how = table.choice("normalize", NORMALIZE_MODES, None)
     country = table.string("default_country")
     if country is not None:
@@ -191,7 +197,9 @@ def _settings(table: _Table, base: RecordingSettings) -> RecordingSettings:
     changes: dict[str, Any] = {}
     for key, field in SETTINGS.items():
         if key in table.data:
-            changes[field] = table.choice(key, RECORDING_MODES, None) if key == "recordingMode" else table.boolean(key, False)
+            changes[field] = (
+                table.choice(key, RECORDING_MODES, None) if key == "recordingMode" else table.boolean(key, False)
+            )
     return dataclasses.replace(base, **changes)
 
 
@@ -211,7 +219,9 @@ def _rule(table: _Table, defaults: RecordingSettings) -> Rule:
 def _condition(table: _Table) -> Condition:
     table.only("group", "attribute", "equals", "matches", "present")
     if not table.data:
-        raise MappingError(f'{table.file}: {table.key} is empty; give group = "..." and/or attribute = "..." with a test')
+        raise MappingError(
+            f'{table.file}: {table.key} is empty; give group = "..." and/or attribute = "..." with a test'
+        )
     tests = [name for name in ("equals", "matches", "present") if name in table.data]
     if "attribute" in table.data and len(tests) != 1:
         raise table.error("attribute", "needs exactly one of equals, matches or present")

@@ -30,7 +30,9 @@ def wait_until_listening(
     deadline = time.monotonic() + timeout
     while True:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the simulator exited with status {process.returncode} before listening on {host}:{port}")
+            raise RuntimeError(
+                f"the simulator exited with status {process.returncode} before listening on {host}:{port}"
+            )
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return

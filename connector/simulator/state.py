@@ -93,7 +93,9 @@ class State:
         with self.lock:
             self.missing_extension = self._start_missing_extension
             self.environments = [
-                Environment(_required(env, "eid", f"environments[{i}]"), _required(env, "shortName", f"environments[{i}]"))
+                Environment(
+                    _required(env, "eid", f"environments[{i}]"), _required(env, "shortName", f"environments[{i}]")
+                )
                 for i, env in enumerate(seed.get("environments") or DEFAULT_SEED["environments"])
             ]
             self.api_users = {

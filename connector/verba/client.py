@@ -51,10 +51,14 @@ logger = logging.getLogger(__name__)
 
 WSDL_FILE = "provisioning-v2.wsdl"
 BINDING = f"{{{TNS}}}ProvisioningPortBinding"
-MIN_SECRET_LENGTH = 8  # shorter values (test tokens such as "t") are not masked: masking them would garble every message
+MIN_SECRET_LENGTH = (
+    8  # shorter values (test tokens such as "t") are not masked: masking them would garble every message
+)
 KEPT_TOKENS = 8  # requested tokens still masked after renewals (an answer may echo an old one)
 MESSAGE_LIMIT = 1000  # characters of an error message
-_HTML = re.compile(rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL)
+_HTML = re.compile(
+    rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL
+)
 
 
 class VerbaClient:
@@ -190,7 +194,9 @@ class VerbaClient:
         if not users:
             return None
         if len(users) > 1:
-            raise VerbaMalformedResponse(f"listUsers returned {len(users)} users for the exact loginName {login_name!r}")
+            raise VerbaMalformedResponse(
+                f"listUsers returned {len(users)} users for the exact loginName {login_name!r}"
+            )
         return _user_id(users[0], "listUsers")
 
     def _users(self, **criteria: Any) -> list[Any]:
@@ -394,7 +400,9 @@ class VerbaClient:
             with _UNREADABLE_VALUES.collecting() as unreadable:
                 value = self._binding.process_reply(self._zeep, self._binding.get(operation), response)
             if unreadable:
-                raise VerbaMalformedResponse(f"{operation} answered a value that does not fit the WSDL ({unreadable[0]})")
+                raise VerbaMalformedResponse(
+                    f"{operation} answered a value that does not fit the WSDL ({unreadable[0]})"
+                )
             return value
         except VerbaError:
             raise

@@ -102,7 +102,9 @@ def read_within(response: requests.Response, deadline: float, timeout: float) ->
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
             raise late from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise VerbaTransportError(f"Verba's answer broke off ({type(exc).__name__}); it is slow or unreachable") from exc
+            raise VerbaTransportError(
+                f"Verba's answer broke off ({type(exc).__name__}); it is slow or unreachable"
+            ) from exc
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

@@ -57,7 +57,9 @@ def test_an_expired_ad_account_stops_recording_also_when_the_date_passes_between
     [expired] = site.poll()
     assert expired.kind == "deactivate" and expired.cause == "ldap:expired" and expired.state["active"] is False
     assert expired.state["expiresAt"] < datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert site.extension(desk(0))["voice"] is False and site.extension(desk(0))["user_id"] == 30  # stopped, still linked
+    assert (
+        site.extension(desk(0))["voice"] is False and site.extension(desk(0))["user_id"] == 30
+    )  # stopped, still linked
 
     # exp1: expires in 3 s. The poll before is an ordinary change; the one after has no write to see.
     due = time.time() + 3

@@ -185,7 +185,9 @@ def test_a_burst_of_deactivations_is_held_past_the_guard_until_approved(connecto
         assert "connector events approve" in event.last_error, event.last_error
         # Every held push would have been the 11th stop of about 30 recorded users (one by one exactly so;
         # with concurrent workers a stop being pushed may be counted twice in the estimate).
-        found = re.search(rf"source {SOURCE!r} would stop recording (\d+) of about (\d+) recorded users", event.last_error)
+        found = re.search(
+            rf"source {SOURCE!r} would stop recording (\d+) of about (\d+) recorded users", event.last_error
+        )
         assert found is not None, event.last_error
         assert int(found[1]) == 11 and (int(found[2]) == 30 if workers == 1 else 30 <= int(found[2]) <= 30 + workers)
         assert "guard_max_count = 10" in event.last_error and "guard_max_share = 0.1" in event.last_error

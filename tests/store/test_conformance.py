@@ -564,8 +564,13 @@ def test_sqlite_locked_database_says_what_to_do(tmp_path: pathlib.Path, monkeypa
 def test_events_are_counted_by_source_and_kind(store):
     from connector.events import UserChange
 
-    store.enqueue([UserChange("scim", "1", "upsert", {"userName": "a"}), UserChange("scim", "2", "upsert", {"userName": "b"}),
-                   UserChange("ldap", "3", "delete", {"userName": "c"})])
+    store.enqueue(
+        [
+            UserChange("scim", "1", "upsert", {"userName": "a"}),
+            UserChange("scim", "2", "upsert", {"userName": "b"}),
+            UserChange("ldap", "3", "delete", {"userName": "c"}),
+        ]
+    )
     assert store.count_by_source_and_kind() == [("ldap", "delete", 1), ("scim", "upsert", 2)]
 
 

@@ -196,12 +196,14 @@ class OpenLdapDialect(Dialect):
         if self.id_attributes != ("entryUUID",):
             return super().missing_id(dn)
         who = self.config.bind_dn or "anonymous"
-        return (f"{dn} has no entryUUID that {who} may read: an access rule hides it. entryUUID is the stable id "
-                "that keeps a user through renames and moves; let the bind account read it with a rule placed before "
-                f"the one that hides it, in slapd.conf: access to attrs=entryUUID by dn.exact=\"{who}\" read by * break "
-                f"(cn=config: add olcAccess: {{0}}to attrs=entryUUID by dn.exact=\"{who}\" read by * break to the "
-                "database). Or set id_attribute to another attribute that never changes for a user (an employee "
-                "number); id_attribute = \"dn\" keys users by DN, so a rename or a move becomes a delete and a create")
+        return (
+            f"{dn} has no entryUUID that {who} may read: an access rule hides it. entryUUID is the stable id "
+            "that keeps a user through renames and moves; let the bind account read it with a rule placed before "
+            f"the one that hides it, in slapd.conf: access to attrs=entryUUID by dn.exact=\"{who}\" read by * break "
+            f"(cn=config: add olcAccess: {{0}}to attrs=entryUUID by dn.exact=\"{who}\" read by * break to the "
+            "database). Or set id_attribute to another attribute that never changes for a user (an employee "
+            "number); id_attribute = \"dn\" keys users by DN, so a rename or a move becomes a delete and a create"
+        )
 
 
 class ActiveDirectoryDialect(Dialect):

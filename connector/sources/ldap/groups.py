@@ -127,7 +127,8 @@ class Membership:
         return filters
 
     def below(self, groups: list[str], include: bool = False) -> list[str]:
-        """The groups nested in `groups` at any depth (AD) or up to `depth` levels (others); with `include`, them too."""
+        """The groups nested in `groups` at any depth (AD) or up to `depth` levels (others); with `include`, them
+        too."""
         if self.ad:
             terms = "".join(f"(memberOf:{IN_CHAIN}:={escape_filter_chars(g)})" for g in groups)
             found = self._groups(f"(&{self.dialect.group_filter}(|{terms}))") if groups else []

@@ -41,7 +41,9 @@ class Scope:
 
 def probe(conn: ldap3.Connection, config: LdapConfig, dialect: Dialect, dse: dict[str, Any]) -> Scope:
     """Find the naming context of `base` and what the bind account may read; a few base searches."""
-    contexts = [str(c) for key in ("defaultNamingContext", "namingContexts") for c in all_values(dse, key) if is_dn(str(c))]
+    contexts = [
+        str(c) for key in ("defaultNamingContext", "namingContexts") for c in all_values(dse, key) if is_dn(str(c))
+    ]
     holding = sorted((c for c in contexts if is_within(config.base, c)), key=lambda c: -len(dn_key(c)))
     context = holding[0] if holding else None
     notes: list[str] = []

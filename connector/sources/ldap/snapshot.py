@@ -31,7 +31,8 @@ class Snapshot:
 
 def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]],
              groups: tuple[list[str], list[str]], now: float) -> Snapshot:
-    """Normalize one search result; `groups` are its (direct, effective) groups; the digest covers all the mapping may read."""
+    """Normalize one search result; `groups` are its (direct, effective) groups; the digest covers all the mapping
+    may read."""
     texts: dict[str, list[str]] = {}  # lower-cased attribute name -> its non-empty values as text
     for key, value in values.items():
         found = [v if type(v) is str else _text(v) for v in (value if isinstance(value, list) else (value,))

@@ -51,7 +51,8 @@ DN_IDENTITY_WARNING = ("users are keyed by DN (id_attribute = \"dn\"): a rename 
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-    """What one run did: its counts by kind, the ids of the events it stored, and the guard's message if it held some."""
+    """What one run did: its counts by kind, the ids of the events it stored, and the guard's message if it held
+    some."""
 
     directory: str
     full: bool

@@ -42,9 +42,15 @@ def create_scim_app(store: Store, config: ScimConfig) -> Starlette:
         Route(HEALTH_PATH, _health),
         Route(f"{base}/ServiceProviderConfig", api.service_provider_config),
         Route(f"{base}/ResourceTypes", api.discover(lambda url, _: discovery.resource_types(url))),
-        Route(f"{base}/ResourceTypes/{{name}}", api.discover(lambda url, r: discovery.resource_type(url, r.path_params["name"]))),
+        Route(
+            f"{base}/ResourceTypes/{{name}}",
+            api.discover(lambda url, r: discovery.resource_type(url, r.path_params["name"])),
+        ),
         Route(f"{base}/Schemas", api.discover(lambda url, _: discovery.schemas(url))),
-        Route(f"{base}/Schemas/{{schema_id}}", api.discover(lambda url, r: discovery.schema(url, r.path_params["schema_id"]))),
+        Route(
+            f"{base}/Schemas/{{schema_id}}",
+            api.discover(lambda url, r: discovery.schema(url, r.path_params["schema_id"])),
+        ),
         Route(f"{base}/.search", api.search(RESOURCE_TYPES), methods=["POST"]),
     ]
     for resource in (USERS, GROUPS):
@@ -187,7 +193,9 @@ class _Api:
         try:
             return json.loads(b"".join(chunks), parse_constant=_no_constant)
         except (ValueError, RecursionError):
-            raise errors.invalid_syntax("the body is not valid JSON; send a SCIM object as application/scim+json") from None
+            raise errors.invalid_syntax(
+                "the body is not valid JSON; send a SCIM object as application/scim+json"
+            ) from None
 
 
 def _no_constant(name: str) -> Any:

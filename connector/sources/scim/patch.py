@@ -46,7 +46,9 @@ def apply_patch(
 
 def _operations(request: Any) -> list[Any]:
     if not isinstance(request, dict):
-        raise errors.invalid_syntax(f"a PATCH body is a JSON object: {{\"schemas\": [\"{PATCH_OP}\"], \"Operations\": [...]}}")
+        raise errors.invalid_syntax(
+            f"a PATCH body is a JSON object: {{\"schemas\": [\"{PATCH_OP}\"], \"Operations\": [...]}}"
+        )
     operations = next((v for k, v in request.items() if isinstance(k, str) and k.casefold() == "operations"), None)
     if not isinstance(operations, list) or not operations:
         raise errors.invalid_syntax("Operations must be a non-empty list of {\"op\", \"path\", \"value\"} objects")

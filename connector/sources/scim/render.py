@@ -50,7 +50,9 @@ def to_scim(
     return data
 
 
-def project(resource: ResourceType, data: dict[str, Any], attributes: str | None, excluded: str | None) -> dict[str, Any]:
+def project(
+    resource: ResourceType, data: dict[str, Any], attributes: str | None, excluded: str | None
+) -> dict[str, Any]:
     """Keep only `attributes`, or drop `excludedAttributes` (comma-separated paths, any case)."""
     if attributes:
         result: dict[str, Any] = {key: data[key] for key in ("schemas", "id") if key in data}  # returned "always"

@@ -146,7 +146,9 @@ class ScimService:
                 return
             tx.delete(resource.name, resource_id)
             state = user_state(USERS, old.body, [name for _, name in listed_in])
-            tx.enqueue([UserChange(client, resource_id, "delete", state, self.clock(), f"scim DELETE User/{resource_id}")])
+            tx.enqueue(
+                [UserChange(client, resource_id, "delete", state, self.clock(), f"scim DELETE User/{resource_id}")]
+            )
 
     def _write(
         self, client: str, resource: ResourceType, resource_id: str, if_match: str | None, change: Change, verb: str
