@@ -43,4 +43,4 @@ bench: venv system-packages
 	$(BIN)/python bench/bench_ldap.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .hypothesis .mypy_cache .ruff_cache
