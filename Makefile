@@ -1,11 +1,11 @@
-# The two commands: `make run` and `make test`. `make bench` prints the benchmarks.
+# The two commands: `make run` and `make test`. `make lint` runs ruff and mypy; `make bench` prints the benchmarks.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite needs; installed only when missing.
 APT_PACKAGES := $(shell cat .ci/apt-packages 2>/dev/null)
 
-.PHONY: run test bench venv system-packages clean
+.PHONY: run test lint bench venv system-packages clean
 
 $(BIN)/connector: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ system-packages:
 test: venv system-packages
 	$(BIN)/pytest -q
 
+lint: venv
+	$(BIN)/ruff check connector tests bench
+	$(BIN)/mypy
+
 bench: venv system-packages
 	$(BIN)/python bench/bench_enqueue.py
 	$(BIN)/python bench/bench_push.py
@@ -39,4 +43,4 @@ bench: venv system-packages
 	$(BIN)/python bench/bench_ldap.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import psycopg
 

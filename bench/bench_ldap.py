@@ -55,8 +55,9 @@ def watcher_for(server: SlapdServer, base: str, store: SQLiteStore, secret: path
 def raw_search(server: SlapdServer, base: str, watcher: Watcher) -> tuple[float, int]:
     conn = server.admin()
     started = time.perf_counter()
-    entries = conn.extend.standard.paged_search(base, watcher.dialect.filter, attributes=list(watcher.dialect.attributes),
-                                                paged_size=PAGE_SIZE, generator=True)
+    entries = conn.extend.standard.paged_search(
+        base, watcher.dialect.filter, attributes=list(watcher.dialect.attributes), paged_size=PAGE_SIZE, generator=True
+    )
     count = sum(1 for entry in entries if entry["type"] == "searchResEntry")
     elapsed = time.perf_counter() - started
     conn.unbind()

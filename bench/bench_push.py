@@ -29,8 +29,8 @@ from connector.delivery.worker import Deliverer, WorkerPool
 from connector.events import UserChange
 from connector.mapping import load_mapping
 from connector.records import ExtensionRecord
-from connector.store import EventState, open_store
 from connector.simulator.process import free_port, start_simulator_process, wait_until_listening
+from connector.store import EventState, open_store
 from connector.verba import VerbaClient
 
 LOGIN, PASSWORD, USER_ID = "bench", "bench-password", 3
@@ -117,7 +117,8 @@ def pipeline_phase(url: str, concurrency: int, seconds: float, expected_rate: fl
         store.migrate()
         store.enqueue([
             UserChange("bench", f"user{n}", "upsert",
-                       {"userName": "bench@example.com", "phoneNumbers": [{"type": "work", "value": f"+1415{2000000 + n:07d}"}]})
+                       {"userName": "bench@example.com",
+                        "phoneNumbers": [{"type": "work", "value": f"+1415{2000000 + n:07d}"}]})
             for n in range(backlog)
         ])
         config = DeliveryConfig(workers=concurrency, idle_poll_seconds=0.005)

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 import uvicorn
@@ -78,7 +78,9 @@ def serve_forever(kind: str, port: int, path: str) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def measure(concurrency: int, seconds: float, call: Callable[[httpx.Client, int, int], None]) -> tuple[float, list[float]]:
+def measure(
+    concurrency: int, seconds: float, call: Callable[[httpx.Client, int, int], None]
+) -> tuple[float, list[float]]:
     """Requests/s and every latency (s) of `call(http, worker, n)` run by `concurrency` threads."""
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
     errors: list[BaseException] = []
@@ -181,7 +183,8 @@ def push_latency_phase(changes: int) -> None:
             store.close()
             simulator.terminate()
             simulator.wait(10)
-    print(f"SCIM PATCH accepted -> createExtension at the simulator, {changes} changes at idle (workers poll every 10 ms):")
+    print(f"SCIM PATCH accepted -> createExtension at the simulator, {changes} changes at idle "
+          "(workers poll every 10 ms):")
     print(f"  p50 {percentile(delays, 50) * 1000:.1f} ms   p99 {percentile(delays, 99) * 1000:.1f} ms"
           f"   max {max(delays) * 1000:.1f} ms  (goal p99 < 250 ms)")
 

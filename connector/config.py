@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -202,8 +203,10 @@ _LDAP = {"url": str, "base": str, "dialect": str, "filter": str, "attributes": l
          "timeout_seconds": float, "full_sync_cron": str, "guard_max_count": int, "guard_max_share": float,
          "guard_min_count": int, "id_attribute": str, "group_base": str, "group_nesting_depth": int,
          "clock_tolerance_seconds": float, "scope_check_per_poll": int}
-_TABLES = {"store": _STORE, "target": _TARGET, "simulator": _SIMULATOR, "mapping": _MAPPING, "delivery": _DELIVERY,
-           "admin": _ADMIN, "logging": _LOGGING}
+_TABLES: dict[str, Mapping[str, type]] = {
+    "store": _STORE, "target": _TARGET, "simulator": _SIMULATOR, "mapping": _MAPPING, "delivery": _DELIVERY,
+    "admin": _ADMIN, "logging": _LOGGING,
+}
 _WANTED = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
 _LIMITS: dict[str, Callable[[float], bool]] = {
     "be above 0": lambda value: value > 0,
@@ -257,7 +260,7 @@ def parse_config(data: dict[str, Any], path: str) -> Config:
     return config
 
 
-def _table(raw: Any, name: str, keys: dict[str, type], problems: list[str]) -> dict[str, Any]:
+def _table(raw: Any, name: str, keys: Mapping[str, type], problems: list[str]) -> dict[str, Any]:
     """The keys of table `name` that are set, each of its type (a float key takes an integer too, as a float).
 
     An unknown key or a value of the wrong type is a problem and is left out, so that its default stands in.
@@ -270,11 +273,16 @@ def _table(raw: Any, name: str, keys: dict[str, type], problems: list[str]) -> d
         kind = keys.get(key)
         if kind is None:
             problems.append(f"unknown key {name}.{key}; the keys of [{name}] are {', '.join(keys)}")
-        elif isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float) if kind is float else kind):
+        elif not _fits(value, kind):
             problems.append(f"{name}.{key} is {value!r}; it must be {_WANTED[kind]}")
         else:
             values[key] = float(value) if kind is float else value
     return values
+
+
+def _fits(value: Any, kind: type) -> bool:
+    """Whether a TOML value is of `kind`: a float key takes an integer too, an integer key no boolean."""
+    return isinstance(value, bool) == (kind is bool) and isinstance(value, (int, float) if kind is float else kind)
 
 
 def _limit(name: str, section: Any, keys: tuple[str, ...], limit: str, problems: list[str]) -> None:
@@ -391,7 +399,7 @@ def _scim(raw: Any, problems: list[str]) -> ScimConfig:
     names = [client.name for client in parsed if client is not None]
     for name in sorted({name for name in names if names.count(name) > 1}):
         problems.append(f"two [[scim.clients]] are named {name!r}; name each identity provider once")
-    settings = {key: values[key] for key in ("max_body_bytes", "strict_attributes") if key in values}
+    settings: dict[str, Any] = {key: values[key] for key in ("max_body_bytes", "strict_attributes") if key in values}
     if "base_path" in values:
         settings["base_path"] = "/" + values["base_path"].strip("/")
     scim = ScimConfig(**_listen(values, "scim", problems), **settings,

@@ -84,7 +84,9 @@ def _check_state(state: dict[str, Any]) -> None:
         raise ValueError("'state.active' must be true or false")
     for key in ("emails", "phoneNumbers"):
         items = state.get(key, [])
-        if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("value"), str) for i in items):
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("value"), str) for i in items
+        ):
             raise ValueError(f"'state.{key}' must be a list of objects with a string 'value'")
     groups = state.get("groups", [])
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):

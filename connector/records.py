@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-
 RECORDING_MODES: tuple[str, ...] = ("FULL", "ON_DEMAND", "CONTROLLED")
 
 
@@ -30,7 +29,9 @@ class ExtensionRecord:
 
     def __post_init__(self) -> None:
         if isinstance(self.user_id, bool) or not isinstance(self.user_id, int) or self.user_id <= 0:
-            raise ValueError(f"extension {self.extension!r} needs a positive integer Verba user id, got {self.user_id!r}")
+            raise ValueError(
+                f"extension {self.extension!r} needs a positive integer Verba user id, got {self.user_id!r}"
+            )
         if not isinstance(self.extension, str) or not self.extension:
             raise ValueError("an extension record needs a non-empty extension string")
         if self.recording_mode not in RECORDING_MODES:

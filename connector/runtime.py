@@ -122,5 +122,7 @@ class Connector:
         try:
             app = create_app(load_seed(sim.seed) if sim.seed else None)
         except ValueError as exc:
-            raise ConfigError(f"{self.config.path}: simulator.seed: {exc}; fix the seed file or remove the key") from None
+            raise ConfigError(
+                f"{self.config.path}: simulator.seed: {exc}; fix the seed file or remove the key"
+            ) from None
         self.serve(app, sim.host, sim.port, "simulator.listen")

@@ -25,7 +25,6 @@ import socket
 import subprocess
 import tempfile
 
-
 SUPERUSER = "postgres"
 PASSWORD = "connector-test-password"
 BIN_GLOB = "/usr/lib/postgresql/*/bin"

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_unit_and_mapping_tests_pass_without_psycopg(tmp_path: Path) -> None:
     blocker = tmp_path / "blocker"
     blocker.mkdir()
-    (blocker / "psycopg.py").write_text('raise ImportError("psycopg is made unimportable by tests/test_isolation.py")\n')
+    (blocker / "psycopg.py").write_text(
+        'raise ImportError("psycopg is made unimportable by tests/test_isolation.py")\n'
+    )
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     env["PYTHONPATH"] = os.pathsep.join([str(blocker), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 

@@ -17,7 +17,15 @@ from connector.events import UserChange, parse_user_change
 from connector.mapping import Mapping, load_mapping
 from connector.ops.health import target_state
 from connector.ops.replay import ActionError, discard, preview, requeue, select
-from connector.ops.report import attempt_lines, counts_line, event_dict, event_line, ownership_lines, summary_lines, to_json
+from connector.ops.report import (
+    attempt_lines,
+    counts_line,
+    event_dict,
+    event_line,
+    ownership_lines,
+    summary_lines,
+    to_json,
+)
 from connector.runtime import open_configured_store
 from connector.store import EventState, Store, StoredEvent
 from connector.store.log import CONFLICT_CAUSE
@@ -44,7 +52,10 @@ def events_ingest(config_path: str, file: BinaryIO) -> None:
         ids = store.enqueue(changes)
     skipped = len(changes) - len(ids)
     span = f" (evt-{min(ids)} to evt-{max(ids)})" if ids else ""
-    click.echo(f"{name}: accepted {len(ids)} events{span}" + (f" ({skipped} already accepted before, skipped)" if skipped else ""))
+    click.echo(
+        f"{name}: accepted {len(ids)} events{span}"
+        + (f" ({skipped} already accepted before, skipped)" if skipped else "")
+    )
 
 
 def read_events(data: bytes, name: str) -> list[UserChange]:
@@ -63,7 +74,9 @@ def read_events(data: bytes, name: str) -> list[UserChange]:
             problems.append(f"{name}:{number}: {exc}")
     if problems:
         shown = "\n".join(problems[:50]) + (f"\n... and {len(problems) - 50} more" if len(problems) > 50 else "")
-        raise ConnectorError(f"{shown}\n{len(problems)} malformed line(s); nothing from {name} was accepted. Fix them and run again.")
+        raise ConnectorError(
+            f"{shown}\n{len(problems)} malformed line(s); nothing from {name} was accepted. Fix them and run again."
+        )
     return changes
 
 
@@ -141,7 +154,9 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
     click.echo("attempts:")
     for line in attempt_lines(attempts):
         click.echo(line)
-    click.echo(f"maps to now (user {now.source}/{now.external_id}, newest event {now.event_id}, Verba user {now.user_id}):")
+    click.echo(
+        f"maps to now (user {now.source}/{now.external_id}, newest event {now.event_id}, Verba user {now.user_id}):"
+    )
     for line in now.lines:
         click.echo(f"  {line}")
 
@@ -178,7 +193,10 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
                                  "(`connector status`), then replay again")
         count = requeue(store, chosen, actor=operator, action="replay", reason=reason, rate=rate,
                         detail={"ids": list(event_ids), "cause": cause, "state": state, "rate": rate})
-        click.echo(f"replaying {count} event(s)" + (f" ({len(chosen) - count} were already replayed)" if count < len(chosen) else ""))
+        click.echo(
+            f"replaying {count} event(s)"
+            + (f" ({len(chosen) - count} were already replayed)" if count < len(chosen) else "")
+        )
         if wait_seconds > 0:
             _wait_for(store, [e.id for e in chosen], wait_seconds)
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
-from connector.mapping import MappingFailure, load_mapping
+from connector.mapping import Mapping, MappingFailure, load_mapping
 
 
 @click.group()
@@ -53,7 +52,7 @@ def _read_change(user_file: Path, kind: str) -> UserChange:
         raise ConnectorError(f"{user_file}: {exc}") from None
 
 
-def _user_id_from_state(loaded: Any, change: UserChange) -> int:
+def _user_id_from_state(loaded: Mapping, change: UserChange) -> int:
     try:
         found = loaded.user_id_or_login(change, None)
     except MappingFailure as exc:

@@ -12,7 +12,9 @@ from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=7002, show_default=True, type=int)
-@click.option("--seed", type=click.Path(exists=True, dir_okay=False), help="JSON file of environments, users, extensions.")
+@click.option(
+    "--seed", type=click.Path(exists=True, dir_okay=False), help="JSON file of environments, users, extensions."
+)
 @click.option("--token-ttl", default=3600.0, show_default=True, help="Seconds before an issued token expires.")
 @click.option("--missing-extension", type=click.Choice(MISSING_EXTENSION_SHAPES),
               default="ok_empty", show_default=True,

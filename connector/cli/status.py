@@ -55,7 +55,8 @@ def status(config_path: str, as_json: bool) -> None:
     if misconfigured is not None:  # it answers, but not as Provisioning API v2: what the dead letters say
         target = f"MISCONFIGURED: {misconfigured}"
     if as_json:
-        click.echo(to_json({"counts": {s.value: n for s, n in counts.items()}, "oldest_pending_age_seconds": pending_age,
+        click.echo(to_json({"counts": {s.value: n for s, n in counts.items()},
+                            "oldest_pending_age_seconds": pending_age,
                             "dead_letters_by_cause": [{"cause": c, "error": e, "count": n} for c, e, n in summary],
                             "held_by_cause": [{"cause": c, "source": src, "count": n} for c, src, n in held],
                             "extension_conflicts": conflicts,

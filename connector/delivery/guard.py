@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from connector.config import DeliveryConfig
 from connector.mapping import MappedUser
-from connector.records import ExtensionRecord
 from connector.ops.metrics import STOP_RECORDING_HELD
+from connector.records import ExtensionRecord
 from connector.store import Claim, ExtensionOwnership
 
 log = logging.getLogger("connector.delivery")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from connector.store import Claim, EventQueue, StoreError
 
@@ -25,7 +25,9 @@ class LeaseKeeper:
     the user now).
     """
 
-    def __init__(self, store: EventQueue, claim: Claim, lease_seconds: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: EventQueue, claim: Claim, lease_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
         self.lease_seconds = lease_seconds
         self.clock = clock

@@ -28,12 +28,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from connector.events import UserChange
 from connector.mapping import MappedUser
-from connector.records import ExtensionRecord
 from connector.ops.metrics import OWNERSHIP_DECISIONS
+from connector.records import ExtensionRecord
 from connector.store import Claim, Store
 from connector.store.ownership import Claimant, Conflict, PushFinish, PushPlan
 from connector.verba.client import VerbaClient

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from connector.events import UserChange
 from connector.mapping import Mapping, UnresolvedUser
@@ -38,9 +38,14 @@ class UserIdResolver:
         user_id = self.client.find_user_id(login)
         if user_id is None and self.mapping.create_missing_users and change.kind == "upsert":
             state = change.state
-            emails = [e["value"] for e in state.get("emails", []) if e.get("primary")] or [e["value"] for e in state.get("emails", [])]
+            emails = [e["value"] for e in state.get("emails", []) if e.get("primary")] or [
+                e["value"] for e in state.get("emails", [])
+            ]
             user_id = self.client.create_user(
-                login, display_name=state.get("displayName"), email=emails[0] if emails else None, external_id=change.external_id
+                login,
+                display_name=state.get("displayName"),
+                email=emails[0] if emails else None,
+                external_id=change.external_id,
             )
         if user_id is None:
             raise UnresolvedUser(

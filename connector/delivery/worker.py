@@ -17,12 +17,14 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from connector.config import DeliveryConfig
 from connector.delivery.backoff import full_jitter_delay
 from connector.delivery.breaker import Breaker
-from connector.delivery.guard import CAUSE as GUARD_CAUSE, StopRecordingGuard
+from connector.delivery.guard import CAUSE as GUARD_CAUSE
+from connector.delivery.guard import StopRecordingGuard
 from connector.delivery.lease import LEASE_MARGIN_SECONDS, LeaseKeeper
 from connector.delivery.ownership import OwnershipPusher
 from connector.delivery.users import UserIdResolver

@@ -18,8 +18,8 @@ from connector.errors import ConnectorError
 from connector.mapping.mapper import DEPROVISION_ACTIONS, ON_CONFLICT, ON_INVALID, ExtensionSource, Mapping
 from connector.mapping.normalize import NORMALIZE_MODES, SUFFIX_MODES
 from connector.mapping.paths import AttributePath
-from connector.records import RECORDING_MODES, eid_problem
 from connector.mapping.rules import Condition, RecordingSettings, Rule
+from connector.records import RECORDING_MODES, eid_problem
 
 SETTINGS = {
     "recordingMode": "recording_mode",
@@ -40,7 +40,9 @@ def load_mapping(path: str | Path) -> Mapping:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise MappingError(f"{name}: cannot read the mapping file ({exc}); check [mapping] file in the config") from None
+        raise MappingError(
+            f"{name}: cannot read the mapping file ({exc}); check [mapping] file in the config"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -64,7 +66,9 @@ def parse_mapping(data: dict[str, Any], file: str) -> Mapping:
     ownership.only("on_conflict")
     sources = top.tables("extensions")
     if not sources:
-        raise top.error("extensions", 'is missing; add at least one [[extensions]] table with from = "..." and normalize = "..."')
+        raise top.error(
+            "extensions", 'is missing; add at least one [[extensions]] table with from = "..." and normalize = "..."'
+        )
     return Mapping(
         sources=tuple(_source(t) for t in sources),
         defaults=defaults,
@@ -131,7 +135,7 @@ class _Table:
         value = self.data.get(name, default)
         if value is None:
             raise self.error(name, f"is missing; use one of {', '.join(choices)}")
-        if value not in choices:
+        if not isinstance(value, str) or value not in choices:
             raise self.error(name, f"is {value!r}; use one of {', '.join(choices)}")
         return value
 
@@ -152,8 +156,8 @@ def _environment(table: _Table) -> tuple[str | None, str | None]:
     if (eid is None) == (short_name is None):
         raise MappingError(f'{table.file}: environment needs exactly one of eid = "0000" or short_name = "tenant"; '
                            "Verba takes one, not both")
-    if eid is not None and eid_problem(eid):
-        raise table.error("eid", eid_problem(eid))
+    if eid is not None and (problem := eid_problem(eid)):
+        raise table.error("eid", problem)
     if short_name is not None and len(short_name) > 64:
         raise table.error("short_name", "is longer than 64 characters; use the environment's short name from Verba")
     return eid, short_name
@@ -169,7 +173,9 @@ def _login_name(table: _Table) -> tuple[AttributePath, ...]:
 def _source(table: _Table) -> ExtensionSource:
     table.only("from", "normalize", "default_country", "suffix", "on_invalid")
     if "from" not in table.data:
-        raise table.error("from", 'is missing; say where the numbers come from, e.g. from = \'phoneNumbers[type eq "work"].value\'')
+        raise table.error(
+            "from", 'is missing; say where the numbers come from, e.g. from = \'phoneNumbers[type eq "work"].value\''
+        )
     how = table.choice("normalize", NORMALIZE_MODES, None)
     country = table.string("default_country")
     if country is not None:
@@ -191,7 +197,9 @@ def _settings(table: _Table, base: RecordingSettings) -> RecordingSettings:
     changes: dict[str, Any] = {}
     for key, field in SETTINGS.items():
         if key in table.data:
-            changes[field] = table.choice(key, RECORDING_MODES, None) if key == "recordingMode" else table.boolean(key, False)
+            changes[field] = (
+                table.choice(key, RECORDING_MODES, None) if key == "recordingMode" else table.boolean(key, False)
+            )
     return dataclasses.replace(base, **changes)
 
 
@@ -211,7 +219,9 @@ def _rule(table: _Table, defaults: RecordingSettings) -> Rule:
 def _condition(table: _Table) -> Condition:
     table.only("group", "attribute", "equals", "matches", "present")
     if not table.data:
-        raise MappingError(f'{table.file}: {table.key} is empty; give group = "..." and/or attribute = "..." with a test')
+        raise MappingError(
+            f'{table.file}: {table.key} is empty; give group = "..." and/or attribute = "..." with a test'
+        )
     tests = [name for name in ("equals", "matches", "present") if name in table.data]
     if "attribute" in table.data and len(tests) != 1:
         raise table.error("attribute", "needs exactly one of equals, matches or present")

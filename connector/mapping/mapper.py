@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.mapping.normalize import normalize_extension
 from connector.mapping.paths import AttributePath
-from connector.records import ExtensionRecord
 from connector.mapping.rules import RecordingSettings, Rule, first_match
+from connector.records import ExtensionRecord
 
 DEPROVISION_ACTIONS: tuple[str, ...] = ("stop_recording", "ignore")
 ON_CONFLICT: tuple[str, ...] = ("hold", "take_over")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from connector.mapping.paths import AttributePath, same_value
 from connector.dn import InvalidDn, fold, normalize_dn, parse_dn
+from connector.mapping.paths import AttributePath, same_value
 
 
 @dataclasses.dataclass(frozen=True)

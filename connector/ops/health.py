@@ -8,7 +8,7 @@ intake still works and delivery catches up when Verba is back (reference/deliver
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest

@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 import time
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 MASK = "***"
 MAX_REGISTERED = 64  # secrets learnt at run time (Verba tokens), newest kept

@@ -4,7 +4,7 @@ so they count events accepted by any process (SCIM, LDAP, `events ingest`)."""
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -13,13 +13,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connector.store import Store
 
-PUSHES = Counter("connector_pushes_total", "SOAP calls to Verba by operation and answer status.", ["operation", "status"])
+PUSHES = Counter(
+    "connector_pushes_total", "SOAP calls to Verba by operation and answer status.", ["operation", "status"]
+)
 PUSH_SECONDS = Histogram(
     "connector_push_duration_seconds", "Time of one SOAP call to Verba.", ["operation"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 COALESCED = Counter("connector_events_coalesced_total", "Events delivered as part of a newer event's push.")
-SCIM_REQUESTS = Counter("connector_scim_requests_total", "SCIM requests by method and HTTP status.", ["method", "status"])
+SCIM_REQUESTS = Counter(
+    "connector_scim_requests_total", "SCIM requests by method and HTTP status.", ["method", "status"]
+)
 SCIM_IGNORED_ATTRIBUTES = Counter(
     "connector_scim_ignored_attributes_total",
     "Attributes of a schema the SCIM endpoint does not define, ignored in a write (each name is logged once per "
@@ -74,7 +78,8 @@ def observe_soap_call(operation: str, status: str, seconds: float) -> None:
 
 
 class StoreCollector(Collector):
-    """Queue depth, oldest pending age, dead letters by cause, LDAP watermark lag and events accepted, from the store."""
+    """Queue depth, oldest pending age, dead letters by cause, LDAP watermark lag and events accepted, from the
+    store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from connector.errors import ConnectorError
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
@@ -109,5 +109,9 @@ def _upsert_line(record: ExtensionRecord, before: ExtensionRecord | None, id_kno
     settings = ", ".join(f"{f}={getattr(record, f)}" for f in fields)
     if before is None:
         return f"upsert {record.extension}: {settings} (new)"
-    changes = [f"{f} {getattr(before, f)} -> {getattr(record, f)}" for f in fields if getattr(before, f) != getattr(record, f)]
-    return f"upsert {record.extension}: {settings} " + (f"(changed: {', '.join(changes)})" if changes else "(as last sent)")
+    changes = [
+        f"{f} {getattr(before, f)} -> {getattr(record, f)}" for f in fields if getattr(before, f) != getattr(record, f)
+    ]
+    return f"upsert {record.extension}: {settings} " + (
+        f"(changed: {', '.join(changes)})" if changes else "(as last sent)"
+    )

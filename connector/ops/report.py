@@ -6,11 +6,11 @@ import dataclasses
 import json
 import re
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from connector.config import Config
-from connector.store import AuditEntry, EventState, StoredEvent
-from connector.store import Attempt, LdapWatermark, OpenBreaker
+from connector.store import Attempt, AuditEntry, EventState, LdapWatermark, OpenBreaker, StoredEvent
 from connector.store.ownership import Claimant, Conflict
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -95,7 +95,14 @@ def audit_line(entry: AuditEntry) -> str:
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, indent=2, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o))
+    return json.dumps(value, indent=2, default=_jsonable)
+
+
+def _jsonable(value: object) -> Any:
+    """What json.dumps writes for a value it has no rule for: a dataclass as a dict, else its str()."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
 
 
 def source_states(config: Config, watermarks: dict[str, LdapWatermark]) -> dict[str, str]:

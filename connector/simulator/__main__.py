@@ -1,4 +1,5 @@
-"""python -m connector.simulator [--host H] [--port P] [--seed FILE] [--token-ttl SECONDS] [--missing-extension SHAPE]"""
+"""python -m connector.simulator [--host H] [--port P] [--seed FILE] [--token-ttl SECONDS]
+[--missing-extension SHAPE]"""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m connector.simulator", description="Verba Provisioning API v2 simulator")
+    parser = argparse.ArgumentParser(
+        prog="python -m connector.simulator", description="Verba Provisioning API v2 simulator"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7002)
     parser.add_argument("--seed", help="JSON seed file (see connector/simulator/__init__.py)")

@@ -8,8 +8,9 @@ import http
 import importlib.resources
 import json
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -67,13 +68,17 @@ def load_seed(path: str | Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read the simulator seed {path}: {exc}") from exc
     if not isinstance(seed, dict):
-        raise ValueError(f"the simulator seed {path} must be a JSON object with environments, api_users, users, extensions")
+        raise ValueError(
+            f"the simulator seed {path} must be a JSON object with environments, api_users, users, extensions"
+        )
     return seed
 
 
 def serve(host: str, port: int, seed_path: str | None, token_ttl: float, missing_extension: str = "ok_empty") -> None:
     if missing_extension not in MISSING_EXTENSION_SHAPES:  # not a seed problem: say so before reading the seed
-        raise ValueError(f"missing_extension must be one of {', '.join(MISSING_EXTENSION_SHAPES)}, got {missing_extension!r}")
+        raise ValueError(
+            f"missing_extension must be one of {', '.join(MISSING_EXTENSION_SHAPES)}, got {missing_extension!r}"
+        )
     seed = load_seed(seed_path) if seed_path else None
     try:
         app = create_app(seed, token_ttl=token_ttl, missing_extension=missing_extension)

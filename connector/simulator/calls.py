@@ -22,7 +22,9 @@ class CallLog:
         entry = summarize(call)
         with self._lock:
             self._seq += 1
-            entry.update(seq=self._seq, at=time.time(), operation=call.operation, status=status, token_valid=token_valid)
+            entry.update(
+                seq=self._seq, at=time.time(), operation=call.operation, status=status, token_valid=token_valid
+            )
             self._entries.append(entry)
 
     def clear(self) -> None:

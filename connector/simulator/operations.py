@@ -28,7 +28,7 @@ createExtension is the same in every shape.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 from lxml import etree
 
@@ -262,11 +262,11 @@ class Matcher:
 
     def __init__(self, wanted: str | None, exact: bool | None) -> None:
         self.unset = wanted is None
-        self.wanted = wanted if exact else (wanted or "").lower()
+        self.wanted = wanted if exact or wanted is None else wanted.lower()
         self.exact = bool(exact)
 
     def __call__(self, value: str | None) -> bool:
-        if self.unset:
+        if self.wanted is None:
             return True
         if value is None:
             return False

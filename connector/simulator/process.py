@@ -10,7 +10,7 @@ import time
 
 def start_simulator_process(
     port: int, seed_path: str | None = None, *, host: str = "127.0.0.1", missing_extension: str | None = None
-) -> subprocess.Popen:
+) -> subprocess.Popen[bytes]:
     """Start `python -m connector.simulator`; call wait_until_listening before using it.
 
     `missing_extension` is one of operations.MISSING_EXTENSION_SHAPES; None keeps the simulator's default.
@@ -24,13 +24,15 @@ def start_simulator_process(
 
 
 def wait_until_listening(
-    port: int, host: str = "127.0.0.1", *, timeout: float = 10.0, process: subprocess.Popen | None = None
+    port: int, host: str = "127.0.0.1", *, timeout: float = 10.0, process: subprocess.Popen[bytes] | None = None
 ) -> None:
     """Wait until host:port accepts connections; fail early if `process` exits."""
     deadline = time.monotonic() + timeout
     while True:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the simulator exited with status {process.returncode} before listening on {host}:{port}")
+            raise RuntimeError(
+                f"the simulator exited with status {process.returncode} before listening on {host}:{port}"
+            )
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
@@ -44,4 +46,5 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port

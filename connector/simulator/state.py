@@ -93,7 +93,9 @@ class State:
         with self.lock:
             self.missing_extension = self._start_missing_extension
             self.environments = [
-                Environment(_required(env, "eid", f"environments[{i}]"), _required(env, "shortName", f"environments[{i}]"))
+                Environment(
+                    _required(env, "eid", f"environments[{i}]"), _required(env, "shortName", f"environments[{i}]")
+                )
                 for i, env in enumerate(seed.get("environments") or DEFAULT_SEED["environments"])
             ]
             self.api_users = {
@@ -215,7 +217,7 @@ def _missing_extension_shape(shape: Any) -> str:
     # Imported here: operations imports this module.
     from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 
-    if shape not in MISSING_EXTENSION_SHAPES:
+    if not isinstance(shape, str) or shape not in MISSING_EXTENSION_SHAPES:
         raise ValueError(f"missing_extension must be one of {', '.join(MISSING_EXTENSION_SHAPES)}, got {shape!r}")
     return shape
 

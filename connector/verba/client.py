@@ -10,7 +10,8 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import requests
 import zeep
@@ -18,9 +19,9 @@ import zeep.exceptions
 from lxml import etree
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
-from connector.records import ExtensionRecord, eid_problem
 from connector.ops.logs import MASK, register_secret
 from connector.ops.metrics import observe_soap_call
+from connector.records import ExtensionRecord, eid_problem
 from connector.verba.errors import (
     ExtensionAbsent,
     LeaseEnding,
@@ -34,7 +35,15 @@ from connector.verba.errors import (
 from connector.verba.guard import UserIdGuard
 from connector.verba.sent import SentLog
 from connector.verba.status import (
-    ALREADY_EXISTS, GENERAL, OK, UNAUTHORIZED, Status, field, one_line, read_status, says_extension_absent,
+    ALREADY_EXISTS,
+    GENERAL,
+    OK,
+    UNAUTHORIZED,
+    Status,
+    field,
+    one_line,
+    read_status,
+    says_extension_absent,
 )
 from connector.verba.transport import TNS, EnvelopeCheck, Transport, pooled_session
 
@@ -42,10 +51,14 @@ logger = logging.getLogger(__name__)
 
 WSDL_FILE = "provisioning-v2.wsdl"
 BINDING = f"{{{TNS}}}ProvisioningPortBinding"
-MIN_SECRET_LENGTH = 8  # shorter values (test tokens such as "t") are not masked: masking them would garble every message
+MIN_SECRET_LENGTH = (
+    8  # shorter values (test tokens such as "t") are not masked: masking them would garble every message
+)
 KEPT_TOKENS = 8  # requested tokens still masked after renewals (an answer may echo an old one)
 MESSAGE_LIMIT = 1000  # characters of an error message
-_HTML = re.compile(rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL)
+_HTML = re.compile(
+    rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL
+)
 
 
 class VerbaClient:
@@ -90,7 +103,10 @@ class VerbaClient:
         for secret in self._configured:
             register_secret(secret)
         self._session = pooled_session(url, pool_size)
-        transport = Transport(session=self._session, timeout=timeout, operation_timeout=timeout)
+        # Our subclass inherits zeep.Transport.__init__, which zeep leaves unannotated.
+        transport = Transport(  # type: ignore[no-untyped-call]
+            session=self._session, timeout=timeout, operation_timeout=timeout
+        )
         self._sent = SentLog(self._mask)
         self._zeep = zeep.Client(
             _wsdl(),
@@ -178,7 +194,9 @@ class VerbaClient:
         if not users:
             return None
         if len(users) > 1:
-            raise VerbaMalformedResponse(f"listUsers returned {len(users)} users for the exact loginName {login_name!r}")
+            raise VerbaMalformedResponse(
+                f"listUsers returned {len(users)} users for the exact loginName {login_name!r}"
+            )
         return _user_id(users[0], "listUsers")
 
     def probe(self) -> None:
@@ -319,14 +337,13 @@ class VerbaClient:
             text = text.replace(secret, MASK)
         return text
 
-    def _scrubbed(self, exc: VerbaError) -> VerbaError:
-        """The error with a one-line message that holds no secret (in place: its class and fields stay)."""
+    def _scrub(self, exc: VerbaError) -> None:
+        """Give the error a one-line message that holds no secret (in place: its class and fields stay)."""
         text = self._mask(one_line(str(exc), MESSAGE_LIMIT))
         if text != str(exc):
             exc.args = (text,)
         if isinstance(exc, VerbaStatusError) and exc.vendor_message:
             exc.vendor_message = self._mask(exc.vendor_message)
-        return exc
 
     def _send(self, operation: str, **params: Any) -> Any:
         """Call the operation, counting it in the metrics with its answer's status (unless it never went out)."""
@@ -342,7 +359,8 @@ class VerbaClient:
             return value
         except VerbaError as exc:
             status = exc.cause
-            raise self._scrubbed(exc)
+            self._scrub(exc)
+            raise
         finally:
             if self._sent.went_out:  # else refused by the guard or not buildable: nothing went over the wire
                 seconds = time.perf_counter() - started
@@ -387,7 +405,9 @@ class VerbaClient:
             with _UNREADABLE_VALUES.collecting() as unreadable:
                 value = self._binding.process_reply(self._zeep, self._binding.get(operation), response)
             if unreadable:
-                raise VerbaMalformedResponse(f"{operation} answered a value that does not fit the WSDL ({unreadable[0]})")
+                raise VerbaMalformedResponse(
+                    f"{operation} answered a value that does not fit the WSDL ({unreadable[0]})"
+                )
             return value
         except VerbaError:
             raise

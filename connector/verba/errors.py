@@ -50,7 +50,11 @@ class VerbaHTTPError(VerbaError):
         self.cause = "http_5xx" if status_code >= 500 else f"http_{status_code}"
         self.retryable = status_code >= 500
         self.target_wide = status_code >= 500 or status_code == 429
-        hint = "a server-side failure, worth retrying" if self.retryable else "check target.url (path /provisioning, port 7002 for v2)"
+        hint = (
+            "a server-side failure, worth retrying"
+            if self.retryable
+            else "check target.url (path /provisioning, port 7002 for v2)"
+        )
         super().__init__(f"Verba answered HTTP {status_code}{': ' + detail if detail else ''}; {hint}")
 
 

@@ -7,7 +7,7 @@ about to be sent, not the Python call, so it also catches a bug anywhere upstrea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 from zeep import Plugin
@@ -24,21 +24,28 @@ _numbers = etree.XPath("./*[local-name()='extension']")
 class UserIdGuard(Plugin):
     """Refuses createExtension / updateExtension envelopes whose extension has no non-empty user/id."""
 
-    def egress(self, envelope: Any, http_headers: dict, operation: Any, binding_options: dict) -> tuple[Any, dict]:
+    def egress(
+        self, envelope: Any, http_headers: dict[str, str], operation: Any, binding_options: dict[str, Any]
+    ) -> tuple[Any, dict[str, str]]:
         if operation.name in GUARDED_OPERATIONS:
             check_user_ids(envelope, operation.name)
         return envelope, http_headers
 
 
 def check_user_ids(envelope: etree._Element, operation: str) -> None:
-    extensions = _extensions(envelope)
+    extensions = _elements(_extensions, envelope)
     if not extensions:
         raise MissingUserIdError(f"refusing to send {operation} without an <extension> element")
     for extension in extensions:
-        if not any((node.text or "").strip() for node in _user_ids(extension)):
-            numbers = _numbers(extension)
+        if not any((node.text or "").strip() for node in _elements(_user_ids, extension)):
+            numbers = _elements(_numbers, extension)
             number = numbers[0].text if numbers else None
             raise MissingUserIdError(
                 f"refusing to send {operation} for extension {number!r} without <user><id>: Verba would unlink "
                 "the extension from its user; resolve the Verba user id first (listUsers by login name)"
             )
+
+
+def _elements(path: etree.XPath, node: etree._Element) -> list[etree._Element]:
+    """What `path` selects: always elements, as its expression selects nothing else."""
+    return cast(list[etree._Element], path(node))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from lxml import etree
 from zeep import Plugin
@@ -47,7 +48,9 @@ class SentLog(Plugin):
         handed to the transport (False: nothing can have reached Verba)."""
         return getattr(self._local, "went_out", False)
 
-    def egress(self, envelope: Any, http_headers: dict, operation: Any, binding_options: dict) -> tuple[Any, dict]:
+    def egress(
+        self, envelope: Any, http_headers: dict[str, str], operation: Any, binding_options: dict[str, Any]
+    ) -> tuple[Any, dict[str, str]]:
         self._local.went_out = True
         sent = getattr(self._local, "sent", None)
         if sent is not None:

@@ -101,7 +101,11 @@ def _raw(value: Any, name: str) -> Any:
 def _named(elements: Any, name: str) -> Any:
     """The first element of that local name: its text when it has no children, else the element."""
     for element in elements:
-        if isinstance(element, etree._Element) and isinstance(element.tag, str) and etree.QName(element).localname == name:
+        if (
+            isinstance(element, etree._Element)
+            and isinstance(element.tag, str)
+            and etree.QName(element).localname == name
+        ):
             return element.text if len(element) == 0 else element
     return None
 

@@ -14,7 +14,12 @@ from requests.adapters import HTTPAdapter
 from zeep.wsdl.utils import etree_to_string
 
 from connector.verba.errors import (
-    VerbaError, VerbaHTTPError, VerbaMalformedResponse, VerbaMisconfigured, VerbaRateLimited, VerbaTransportError,
+    VerbaError,
+    VerbaHTTPError,
+    VerbaMalformedResponse,
+    VerbaMisconfigured,
+    VerbaRateLimited,
+    VerbaTransportError,
 )
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -31,14 +36,15 @@ class Transport(zeep.Transport):
     VerbaHTTPError for any HTTP status but 200.
     """
 
-    def post_xml(self, address: str, envelope: Any, headers: dict) -> requests.Response:
+    def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> requests.Response:
         """POST the envelope; the whole call, answer included, ends within `operation_timeout` seconds."""
         deadline = time.monotonic() + self.operation_timeout
         session = self.session
-        request = requests.Request("POST", address, headers={**session.headers, **headers}, data=etree_to_string(envelope))
+        body = etree_to_string(envelope)
+        request = requests.Request("POST", address, headers={**session.headers, **headers}, data=body)
         response = session.get_adapter(address).send(
-            request.prepare(), timeout=self.operation_timeout, verify=session.verify, proxies=session.proxies,
-            stream=True,
+            request.prepare(), timeout=self.operation_timeout, proxies=session.proxies, stream=True,
+            verify=True if session.verify is None else session.verify,  # requests reads None as its default, True
         )
         try:
             response._content = read_within(response, deadline, self.operation_timeout)
@@ -54,7 +60,7 @@ class EnvelopeCheck(zeep.Plugin):
     it: zeep answers such bodies with TypeError or IndexError, or reads another operation's
     answer as if it were this one's."""
 
-    def ingress(self, envelope: Any, http_headers: dict, operation: Any) -> tuple[Any, dict]:
+    def ingress(self, envelope: Any, http_headers: dict[str, str], operation: Any) -> tuple[Any, dict[str, str]]:
         body = envelope.find(f"{{{SOAP_ENV}}}Body") if envelope.tag == f"{{{SOAP_ENV}}}Envelope" else None
         payload = body[0] if body is not None and len(body) else None
         expected = {f"{{{TNS}}}{operation.name}Response", f"{{{SOAP_ENV}}}Fault"}
@@ -84,7 +90,7 @@ def read_within(response: requests.Response, deadline: float, timeout: float) ->
     answer in cannot stretch a call past its timeout one read at a time."""
     sock = getattr(getattr(response.raw, "connection", None), "sock", None)
     late = VerbaTransportError(f"Verba did not finish answering within {timeout:g} s; it is slow or overloaded")
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -96,7 +102,9 @@ def read_within(response: requests.Response, deadline: float, timeout: float) ->
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
             raise late from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise VerbaTransportError(f"Verba's answer broke off ({type(exc).__name__}); it is slow or unreachable") from exc
+            raise VerbaTransportError(
+                f"Verba's answer broke off ({type(exc).__name__}); it is slow or unreachable"
+            ) from exc
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

@@ -74,7 +74,9 @@ def test_an_older_schema_is_refused_until_db_upgrade_runs(tmp_path):
 
     refused = connector("events", "list", "--config", str(path))
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
-    assert f"schema version {len(migrations('sqlite')) - 1}" in refused.stderr and "connector db upgrade" in refused.stderr
+    assert (
+        f"schema version {len(migrations('sqlite')) - 1}" in refused.stderr and "connector db upgrade" in refused.stderr
+    )
 
     upgraded = connector("db", "upgrade", "--config", str(path))
     assert upgraded.returncode == 0 and "1 migration(s) applied" in upgraded.stdout
@@ -129,7 +131,11 @@ def test_ingest_reports_malformed_lines_by_number_and_accepts_nothing(tmp_path):
 
 def test_mapping_test_prints_the_records_of_a_user(tmp_path):
     state = tmp_path / "u.json"
-    state.write_text(json.dumps({"userName": "alice@example.com", "phoneNumbers": [{"type": "work", "value": "tel:+1 415 555 0100"}]}))
+    state.write_text(
+        json.dumps(
+            {"userName": "alice@example.com", "phoneNumbers": [{"type": "work", "value": "tel:+1 415 555 0100"}]}
+        )
+    )
     result = connector("mapping", "test", "--mapping", "mappings/default.toml", "--user", str(state), "--user-id", "3")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)

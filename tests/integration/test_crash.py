@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from connector.store import EventState, open_store
-
 from tests.plugins.simulator import PASSWORD, free_port
 
 USERS = 40
@@ -48,7 +47,10 @@ def ingest(config: Path, file: Path, changes: range) -> None:
     with file.open("w") as f:
         for change in changes:
             for n in range(USERS):
-                state = {"userName": f"user{n}@example.com", "phoneNumbers": [{"type": "work", "value": number(n, change)}]}
+                state = {
+                    "userName": f"user{n}@example.com",
+                    "phoneNumbers": [{"type": "work", "value": number(n, change)}],
+                }
                 f.write(json.dumps({"source": "hr", "external_id": f"u{n}", "kind": "upsert", "state": state}) + "\n")
     subprocess.run([sys.executable, "-m", "connector.cli", "events", "ingest", "--config", str(config), str(file)],
                    check=True, capture_output=True)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from connector.store import EventState
-
 from tests.plugins.simulator import drain, user
 
 A, B = "+14155550100", "+14155550111"
@@ -143,7 +142,9 @@ def test_create_missing_users_creates_the_verba_user_then_links_the_extension(ma
     from connector.runtime import open_client, open_configured_store
 
     mapping = tmp_path / "create.toml"
-    mapping.write_text(Path("mappings/default.toml").read_text().replace("create_missing = false", "create_missing = true"))
+    mapping.write_text(
+        Path("mappings/default.toml").read_text().replace("create_missing = false", "create_missing = true")
+    )
     config = make_config(mapping=str(mapping))
     store, client = open_configured_store(config), open_client(config)
     deliverer = Deliverer(store, client, load_mapping(mapping), config.delivery)

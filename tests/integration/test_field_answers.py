@@ -15,7 +15,6 @@ from connector.delivery.worker import Deliverer
 from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
-
 from tests.plugins.simulator import drain, user
 
 SOAP = '<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>{}</S:Body></S:Envelope>'

@@ -9,7 +9,6 @@ from connector.delivery.worker import Deliverer, WorkerPool
 from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
-
 from tests.plugins.simulator import drain, settled, user
 
 

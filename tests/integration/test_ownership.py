@@ -16,7 +16,6 @@ from connector.delivery.worker import Deliverer, WorkerPool
 from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
-
 from tests.plugins.simulator import drain, settled, user
 
 X, Y = "+14155550100", "+14155550111"
@@ -149,7 +148,10 @@ def test_an_extension_of_an_unmanaged_user_is_held_by_default(deliverer, simulat
     [conflict] = deliverer.store.open_conflicts()
     assert conflict.owner_user_id == 6 and conflict.owner_login == "dave@example.com"
     assert conflict.owner_claimant is None
-    assert 'on_conflict = "take_over"' in conflict.message and "events replay --cause extension_conflict" in conflict.message
+    assert (
+        'on_conflict = "take_over"' in conflict.message
+        and "events replay --cause extension_conflict" in conflict.message
+    )
 
 
 def test_take_over_policy_relinks_an_unmanaged_extension_and_audits_it(make_config, simulator, tmp_path):
@@ -170,7 +172,9 @@ def test_a_user_no_rule_records_with_numbers_verba_lacks_settles_at_once_without
         make_config, simulator, tmp_path, shape):
     simulator.http.post("/_sim/behaviour", json={"missing_extension": shape}).raise_for_status()
     mapping = tmp_path / "record_nobody.toml"
-    mapping.write_text(Path("mappings/default.toml").read_text().replace('[defaults]\n', '[defaults]\nrecord = false\n'))
+    mapping.write_text(
+        Path("mappings/default.toml").read_text().replace('[defaults]\n', '[defaults]\nrecord = false\n')
+    )
     deliverer = make_deliverer(make_config, str(mapping))
     deliverer.store.enqueue([alice(X, Y)])
     drain(deliverer)

@@ -17,7 +17,6 @@ from connector.events import UserChange
 from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
-
 from tests.plugins.simulator import settled
 
 NUMBERS = ("+14155550100", "+14155550111", "+14155550122")

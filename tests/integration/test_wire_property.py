@@ -16,7 +16,6 @@ from connector.delivery.worker import Deliverer
 from connector.events import UserChange
 from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
-
 from tests.plugins.simulator import drain
 
 # Each login owns its own numbers, so a call's extension tells whose it is.
@@ -35,13 +34,19 @@ def mapping_files(draw) -> str:
     lines.append('attribute = "attributes.verbaUserId"\n' if by_attribute else 'login_name = ["userName"]\n')
     lines.append(f'[[extensions]]\nfrom = \'phoneNumbers[type eq "work"].value\'\nnormalize = "e164"\n'
                  f'default_country = "US"\non_invalid = "{draw(st.sampled_from(["skip", "error"]))}"\n')
-    lines.append(f'[defaults]\nrecord = {flag()}\nrecordingMode = "{draw(st.sampled_from(["FULL", "ON_DEMAND", "CONTROLLED"]))}"\n'
-                 f"voice = {flag()}\nim = {flag()}\n")
+    lines.append(
+        f'[defaults]\nrecord = {flag()}\n'
+        f'recordingMode = "{draw(st.sampled_from(["FULL", "ON_DEMAND", "CONTROLLED"]))}"\n'
+        f"voice = {flag()}\nim = {flag()}\n"
+    )
     for group in draw(st.lists(st.sampled_from(["Traders", "Sales", "Quiet"]), max_size=3, unique=True)):
         if draw(st.booleans()):
             lines.append(f'[[rules]]\nwhen = {{ group = "{group}" }}\nrecord = false\n')
         else:
-            lines.append(f'[[rules]]\nwhen = {{ group = "{group}" }}\nset = {{ video = {flag()}, screenCaptureEnabled = {flag()} }}\n')
+            lines.append(
+                f'[[rules]]\nwhen = {{ group = "{group}" }}\n'
+                f'set = {{ video = {flag()}, screenCaptureEnabled = {flag()} }}\n'
+            )
     lines.append(f'[deprovision]\naction = "{draw(st.sampled_from(["stop_recording", "ignore"]))}"\n')
     return "".join(lines)
 
@@ -90,7 +95,9 @@ def test_every_push_on_the_wire_carries_a_resolvable_user_id(make_config, simula
         if call["operation"] not in ("createExtension", "updateExtension"):
             continue
         assert isinstance(call["user_id"], int) and call["user_id"] > 0, call
-        owner = next(login for login, (prefix, _) in LOGINS.items() if call["extension"].startswith(f"+1415555{prefix}"))
+        owner = next(
+            login for login, (prefix, _) in LOGINS.items() if call["extension"].startswith(f"+1415555{prefix}")
+        )
         if by_attribute:
             assert call["user_id"] in ids_in_states[owner], (call, ids_in_states[owner])
         else:

@@ -13,9 +13,9 @@ from connector.runtime import open_client, open_configured_store
 from connector.sources.ldap.connection import search
 from connector.sources.ldap.watcher import Watcher
 from connector.store import LdapPoll
-from tests.plugins.simulator import drain
 from tests.ldap.helpers import REALM, ad_section, add_ad_user, events_of, user_dn
 from tests.ldap.samba_server import DOMAIN_DN
+from tests.plugins.simulator import drain
 
 pytestmark = pytest.mark.slow
 

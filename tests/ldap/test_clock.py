@@ -29,7 +29,7 @@ def cursor_time(store) -> datetime.datetime:
 
 
 def utc_now(plus: float = 0) -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=plus)
+    return datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=plus)
 
 
 def later_change_is_seen(slapd, admin, watcher, store, dn: str) -> None:

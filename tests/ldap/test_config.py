@@ -70,7 +70,11 @@ def test_identity_membership_clock_and_scope_keys():
     assert config.clock_tolerance_seconds == 60 and config.scope_check_per_poll == 100
     config = ldap(dialect="generic", id_attribute="employeeNumber", group_base="ou=Groups,dc=corp",
                   group_nesting_depth=0, clock_tolerance_seconds=5, scope_check_per_poll=0)
-    assert (config.id_attribute, config.group_base, config.group_nesting_depth) == ("employeeNumber", "ou=Groups,dc=corp", 0)
+    assert (config.id_attribute, config.group_base, config.group_nesting_depth) == (
+        "employeeNumber",
+        "ou=Groups,dc=corp",
+        0,
+    )
     assert config.clock_tolerance_seconds == 5.0 and config.scope_check_per_poll == 0
     assert ldap(id_attribute="dn").id_attribute == "dn"
 

@@ -56,8 +56,10 @@ def test_an_expired_ad_account_stops_recording_also_when_the_date_passes_between
     set_expiry(samba, "exp0", account_expires(time.time() - 86400))
     [expired] = site.poll()
     assert expired.kind == "deactivate" and expired.cause == "ldap:expired" and expired.state["active"] is False
-    assert expired.state["expiresAt"] < datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert site.extension(desk(0))["voice"] is False and site.extension(desk(0))["user_id"] == 30  # stopped, still linked
+    assert expired.state["expiresAt"] < datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (
+        site.extension(desk(0))["voice"] is False and site.extension(desk(0))["user_id"] == 30
+    )  # stopped, still linked
 
     # exp1: expires in 3 s. The poll before is an ordinary change; the one after has no write to see.
     due = time.time() + 3

@@ -53,7 +53,9 @@ def test_primary_and_nested_groups_record_and_a_nested_change_re_evaluates(samba
     conn = samba.admin()
     for name, group in (("nbob", "Rec-Nest"), ("ncarol", "Team-P")):  # primary group: not in memberOf
         samba.tool("group", "addmembers", group, name)  # AD lets only a member make it the primary group
-        assert conn.modify(user_dn(conn, name), {"primaryGroupID": [(ldap3.MODIFY_REPLACE, [str(rid(conn, group_dn(group)))])]}), conn.result
+        assert conn.modify(
+            user_dn(conn, name), {"primaryGroupID": [(ldap3.MODIFY_REPLACE, [str(rid(conn, group_dn(group)))])]}
+        ), conn.result
     site = pipeline(group_mapping(tmp_path, "Rec-Nest"), ad_section(tmp_path, "nest"))
 
     states = {c.state["userName"].split("@")[0]: c.state for c in site.poll()}
@@ -145,7 +147,9 @@ def test_nesting_is_followed_to_the_depth_limit_and_cycles_end(slapd, admin, bas
     chain = [add_group(slapd, admin, base, "g0", alice)]
     for n in range(1, 13):
         chain.append(add_group(slapd, admin, base, f"g{n}", chain[-1]))
-    slapd.check(admin, admin.modify(chain[0], {"member": [(ldap3.MODIFY_ADD, [chain[2]])]}))  # a cycle g0 > g2 > g1 > g0
+    slapd.check(
+        admin, admin.modify(chain[0], {"member": [(ldap3.MODIFY_ADD, [chain[2]])]})
+    )  # a cycle g0 > g2 > g1 > g0
     caplog.set_level(logging.WARNING, "connector.ldap")
     watcher = Watcher(store, ldap_config(group_base=base))
     watcher.run()

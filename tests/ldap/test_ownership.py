@@ -6,8 +6,9 @@ takes it off the holder: then the waiting user gets it without on-call work."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import ldap3
 import pytest
@@ -18,9 +19,9 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client
 from connector.sources.ldap.watcher import Watcher
 from connector.store import EventState, Store
-from tests.plugins.simulator import Simulator
 from tests.ldap.helpers import events_of
 from tests.ldap.slapd_server import SlapdServer
+from tests.plugins.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "mappings" / "default.toml"  # LDAP telephoneNumber (e164, US); Verba user by uid via listUsers

@@ -30,7 +30,9 @@ def service_account(slapd, admin, base: str, password: str) -> str:
 
 
 @pytest.mark.parametrize("kind", PASSWORDS)
-def test_openldap_binds_with_the_password_from_a_file_as_written(slapd, admin, base, ldap_config, store, tmp_path, kind):
+def test_openldap_binds_with_the_password_from_a_file_as_written(
+    slapd, admin, base, ldap_config, store, tmp_path, kind
+):
     password = PASSWORDS[kind]
     svc = service_account(slapd, admin, base, password)
     slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100")
@@ -59,7 +61,10 @@ def test_a_failed_bind_says_what_was_sent_without_the_password(slapd, admin, bas
         watcher.run()
     message = str(info.value)
     assert f"bind as {svc} failed (invalidCredentials)" in message
-    assert "the password sent has 13 characters (17 bytes as UTF-8), from environment variable SVC_PASSWORD (password_env)" in message
+    assert (
+        "the password sent has 13 characters (17 bytes as UTF-8), from environment variable SVC_PASSWORD (password_env)"
+        in message
+    )
     assert "non-ASCII characters, sent as UTF-8 without normalization" in message
     for part in (PASSWORDS["both"], "P\u00e4ss", "w\u2168rd"):
         assert part not in message

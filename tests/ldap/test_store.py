@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.events import UserChange
-from connector.store import EventState, Store
-from connector.store import LdapEntry, LdapPoll, WatermarkMoved
+from connector.store import EventState, LdapEntry, LdapPoll, Store, WatermarkMoved
 from tests.plugins.stores import Opener
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.mapping.rules import in_group
 from connector.dn import InvalidDn, is_within, normalize_dn, parent_dn, parse_dn, rdn_value, same_dn
+from connector.mapping.rules import in_group
 
 # RFC 4514, section 4 (Examples): each DN and the RDNs it holds, values unescaped.
 RFC_4514_EXAMPLES = [

@@ -67,9 +67,11 @@ RULE = '\n[[rules]]\nwhen = { group = "Traders" }\n'
 CASES = [
     (BASE + RULE + RULE + '[rules.set]\nrecordingMode = "SOMETIMES"\n',
      "rules[1].set.recordingMode is 'SOMETIMES'", "use one of FULL, ON_DEMAND, CONTROLLED"),
-    (BASE.replace('eid = "0000"', "eid = 0"), "environment.eid is the number 0", 'quote it so leading zeros stay: eid = "0000"'),
+    (BASE.replace('eid = "0000"', "eid = 0"), "environment.eid is the number 0",
+     'quote it so leading zeros stay: eid = "0000"'),
     (BASE.replace('eid = "0000"', "eid = 42"), "environment.eid is the number 42", 'eid = "0042"'),
-    (BASE.replace('eid = "0000"', 'eid = "00000"'), "environment.eid is '00000'", 'exactly 4 characters, such as "0000"'),
+    (BASE.replace('eid = "0000"', 'eid = "00000"'), "environment.eid is '00000'",
+     'exactly 4 characters, such as "0000"'),
     (BASE.replace('eid = "0000"', 'eid = "0000"\nshort_name = "t1"'), "environment needs exactly one of", "not both"),
     (BASE.replace('eid = "0000"', ""), "environment needs exactly one of", 'eid = "0000" or short_name'),
     (BASE.replace('[environment]\neid = "0000"', ""), "environment is missing", "add a [environment] table"),
@@ -78,13 +80,16 @@ CASES = [
     (BASE.replace("normalize", "normalise"), "extensions[0].normalise is not a known key", "did you mean 'normalize'?"),
     (BASE + "\n[defaults]\nim = \"yes\"\n", "defaults.im is 'yes'", "use true or false"),
     (BASE + RULE + "set = { video = 1 }\n", "rules[0].set.video is 1", "use true or false"),
-    (BASE + RULE + "set = { record = false }\n", "rules[0].set.record belongs to the rule", "write record = false next to when"),
-    (BASE + RULE + "record = false\nset = { im = true }\n", "rules[0].set cannot be used with record = false", "remove one"),
+    (BASE + RULE + "set = { record = false }\n", "rules[0].set.record belongs to the rule",
+     "write record = false next to when"),
+    (BASE + RULE + "record = false\nset = { im = true }\n", "rules[0].set cannot be used with record = false",
+     "remove one"),
     (BASE + '\n[[rules]]\nset = { im = true }\n', "rules[0].when is missing", "add a [rules[0].when] table"),
     (BASE + '\n[[rules]]\nwhen = {}\n', "rules[0].when is empty", 'group = "..." and/or attribute'),
     (BASE + '\n[[rules]]\nwhen = { attribute = "attributes.department" }\n',
      "rules[0].when.attribute needs exactly one of", "equals, matches or present"),
-    (BASE + '\n[[rules]]\nwhen = { equals = "Sales" }\n', "rules[0].when.equals tests an attribute", 'add attribute = "..."'),
+    (BASE + '\n[[rules]]\nwhen = { equals = "Sales" }\n', "rules[0].when.equals tests an attribute",
+     'add attribute = "..."'),
     (BASE + '\n[[rules]]\nwhen = { attribute = "attributes.floor", equals = 3 }\n',
      "rules[0].when.equals is 3", 'use a quoted string (e.g. "3")'),
     (BASE + '\n[[rules]]\nwhen = { attribute = "attributes.d", matches = "(Sales" }\n',
@@ -92,9 +97,12 @@ CASES = [
     (BASE + '\n[[rules]]\nwhen = { attribute = "department", present = true }\n',
      "rules[0].when.attribute is not a valid path", "write attributes.department"),
     (BASE.replace('.value', ''), "extensions[0].from is not a valid path", '.value'),
-    (BASE.replace('normalize = "e164"', 'normalize = "E.164"'), "extensions[0].normalize is 'E.164'", "use one of e164, digits, sip, none"),
-    (BASE.replace('normalize = "e164"\n', ''), "extensions[0].normalize is missing", "use one of e164, digits, sip, none"),
-    (BASE.replace('normalize = "e164"', 'normalize = "digits"'), "extensions[0].default_country only applies to normalize = \"e164\"", "remove it"),
+    (BASE.replace('normalize = "e164"', 'normalize = "E.164"'), "extensions[0].normalize is 'E.164'",
+     "use one of e164, digits, sip, none"),
+    (BASE.replace('normalize = "e164"\n', ''), "extensions[0].normalize is missing",
+     "use one of e164, digits, sip, none"),
+    (BASE.replace('normalize = "e164"', 'normalize = "digits"'),
+     "extensions[0].default_country only applies to normalize = \"e164\"", "remove it"),
     (BASE.replace('"US"', '"USA"'), "extensions[0].default_country is 'USA'", "two-letter region code"),
     (BASE + 'on_invalid = "warn"\n', "extensions[0].on_invalid is 'warn'", "use one of error, skip"),
     (BASE + 'suffix = "strip"\n', "extensions[0].suffix is 'strip'", "use one of keep, extension_only, drop"),
@@ -104,14 +112,19 @@ CASES = [
     (BASE.replace('normalize = "e164"\ndefault_country = "US"', 'normalize = "none"\nsuffix = "drop"'),
      "extensions[0].suffix only applies to normalize = \"e164\" or \"digits\", not 'none'", "remove it"),
     (BASE + 'sufix = "keep"\n', "extensions[0].sufix is not a known key", "did you mean 'suffix'?"),
-    (BASE.replace("from = ", "source = "), "extensions[0].source is not a known key", "the keys of [extensions[0]] are from"),
+    (BASE.replace("from = ", "source = "), "extensions[0].source is not a known key",
+     "the keys of [extensions[0]] are from"),
     ('[environment]\neid = "0000"\n', "extensions is missing", "add at least one [[extensions]] table"),
-    (BASE.replace("[[extensions]]", "[extensions]"), "extensions must be an array of tables", "write each one as [[extensions]]"),
-    (BASE + '\n[user_id]\nlogin_name = "userName"\n', "user_id.login_name is 'userName'", 'use a list of paths tried in order'),
-    (BASE + '\n[user_id]\nlogin_name = ["userName", "upn"]\n', "user_id.login_name[1] is not a valid path", "for a raw source attribute write attributes.upn"),
+    (BASE.replace("[[extensions]]", "[extensions]"), "extensions must be an array of tables",
+     "write each one as [[extensions]]"),
+    (BASE + '\n[user_id]\nlogin_name = "userName"\n', "user_id.login_name is 'userName'",
+     'use a list of paths tried in order'),
+    (BASE + '\n[user_id]\nlogin_name = ["userName", "upn"]\n', "user_id.login_name[1] is not a valid path",
+     "for a raw source attribute write attributes.upn"),
     (BASE + '\n[user_id]\nattribute = ""\n', "user_id.attribute is not a valid path", "non-empty string"),
     (BASE + '\n[user_id]\ncreate_missing = "no"\n', "user_id.create_missing is 'no'", "use true or false"),
-    (BASE + '\n[deprovision]\naction = "delete"\n', "deprovision.action is 'delete'", "use one of stop_recording, ignore"),
+    (BASE + '\n[deprovision]\naction = "delete"\n', "deprovision.action is 'delete'",
+     "use one of stop_recording, ignore"),
     ('deprovision = "ignore"\n' + BASE, "deprovision is 'ignore'", "write it as a [deprovision] table"),
 ]
 
@@ -156,7 +169,9 @@ def test_invalid_toml_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_missing_file() -> None:
-    with pytest.raises(MappingError, match=r"mappings/nope\.toml: cannot read the mapping file .*check \[mapping\] file"):
+    with pytest.raises(
+        MappingError, match=r"mappings/nope\.toml: cannot read the mapping file .*check \[mapping\] file"
+    ):
         load_mapping("mappings/nope.toml")
 
 

@@ -37,7 +37,9 @@ def test_an_unchanged_number_is_upserted_and_not_deprovisioned() -> None:
     assert mapping().map_user(change(work(A)), 7, [rec(A, mode="CONTROLLED")]) == MappedUser([rec(A)], [])
 
 
-@pytest.mark.parametrize(("kind", "active"), [("deactivate", True), ("delete", True), ("upsert", False), ("delete", None)])
+@pytest.mark.parametrize(
+    ("kind", "active"), [("deactivate", True), ("delete", True), ("upsert", False), ("delete", None)]
+)
 def test_a_user_going_away_stops_every_previous_and_mapped_extension(kind: str, active: bool | None) -> None:
     state = {**work(B, C), **({} if active is None else {"active": active})}
     # A was pushed before; C was never pushed (e.g. created by hand in Verba): both stop.
@@ -70,8 +72,13 @@ def test_empty_values_are_ignored() -> None:
 
 
 def test_duplicates_after_normalization_keep_the_first() -> None:
-    loaded = mapping('\n[[extensions]]\nfrom = "attributes.telephoneNumber"\nnormalize = "e164"\ndefault_country = "US"\n')
-    state = {**work("+1 415 555 0101", "tel:4155550101", A), "attributes": {"telephoneNumber": ["(415) 555-0100", "415 555 0102"]}}
+    loaded = mapping(
+        '\n[[extensions]]\nfrom = "attributes.telephoneNumber"\nnormalize = "e164"\ndefault_country = "US"\n'
+    )
+    state = {
+        **work("+1 415 555 0101", "tel:4155550101", A),
+        "attributes": {"telephoneNumber": ["(415) 555-0100", "415 555 0102"]},
+    }
     assert [r.extension for r in loaded.map_user(change(state), 7, []).upserts] == [B, A, C]
 
 
@@ -122,7 +129,9 @@ set = { voice = false, im = true }
         (["cn=Traders\\,Desk 2,OU=Groups,DC=corp"], {"ipPhone": "1"}, rec(A)),
     ],
 )
-def test_the_first_matching_rule_wins(groups: list[str], attributes: dict[str, object], expected: ExtensionRecord) -> None:
+def test_the_first_matching_rule_wins(
+    groups: list[str], attributes: dict[str, object], expected: ExtensionRecord
+) -> None:
     mapped = mapping(RULES).map_user(change({**work(A), "groups": groups, "attributes": attributes}), 7, [])
     assert mapped == MappedUser([expected], [])
 
@@ -133,14 +142,20 @@ def test_a_record_false_rule_stops_previous_and_mapped_extensions() -> None:
 
 
 def test_defaults_record_false_records_only_rule_matches() -> None:
-    loaded = mapping('\n[defaults]\nrecord = false\nrecordingMode = "ON_DEMAND"\n\n[[rules]]\nwhen = { group = "Recorded" }\n')
-    assert loaded.map_user(change({**work(A), "groups": ["Recorded"]}), 7, []) == MappedUser([rec(A, mode="ON_DEMAND")], [])
+    loaded = mapping(
+        '\n[defaults]\nrecord = false\nrecordingMode = "ON_DEMAND"\n\n[[rules]]\nwhen = { group = "Recorded" }\n'
+    )
+    assert loaded.map_user(change({**work(A), "groups": ["Recorded"]}), 7, []) == MappedUser(
+        [rec(A, mode="ON_DEMAND")], []
+    )
     assert loaded.map_user(change(work(A)), 7, [rec(B)]) == MappedUser([], [off(B), off(A, mode="ON_DEMAND")])
 
 
 def test_rules_on_booleans_and_core_attributes() -> None:
-    loaded = mapping('\n[[rules]]\nwhen = { attribute = "emails[primary eq true].value", matches = ".*@legal\\\\.example" }\n'
-                     'set = { recordingMode = "CONTROLLED" }\n')
+    loaded = mapping(
+        '\n[[rules]]\nwhen = { attribute = "emails[primary eq true].value", matches = ".*@legal\\\\.example" }\n'
+        'set = { recordingMode = "CONTROLLED" }\n'
+    )
     state = {**work(A), "emails": [{"value": "a@legal.example", "primary": True}]}
     assert loaded.map_user(change(state), 7, []).upserts == [rec(A, mode="CONTROLLED")]
     state["emails"][0]["primary"] = False
@@ -167,9 +182,17 @@ def test_map_user_refuses_a_missing_user_id(user_id: object) -> None:
 
 
 def test_login_name_takes_the_first_present_path() -> None:
-    loaded = mapping('\n[user_id]\nlogin_name = ["attributes.userPrincipalName", "attributes.sAMAccountName", "userName"]\n')
-    assert loaded.login_name({"userName": "x", "attributes": {"sAMAccountName": ["jdoe"], "userPrincipalName": " "}}) == "jdoe"
-    assert loaded.login_name({"userName": "x", "attributes": {"USERPRINCIPALNAME": "jdoe@corp.example"}}) == "jdoe@corp.example"
+    loaded = mapping(
+        '\n[user_id]\nlogin_name = ["attributes.userPrincipalName", "attributes.sAMAccountName", "userName"]\n'
+    )
+    assert (
+        loaded.login_name({"userName": "x", "attributes": {"sAMAccountName": ["jdoe"], "userPrincipalName": " "}})
+        == "jdoe"
+    )
+    assert (
+        loaded.login_name({"userName": "x", "attributes": {"USERPRINCIPALNAME": "jdoe@corp.example"}})
+        == "jdoe@corp.example"
+    )
     assert loaded.login_name({"userName": "x"}) == "x"
     assert mapping().login_name({"userName": "alice"}) == "alice"
     assert mapping().login_name({}) is None

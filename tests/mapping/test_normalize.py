@@ -130,8 +130,9 @@ def test_users_on_one_main_number_stay_apart(suffix: str, how: str) -> None:
 
 def test_drop_merges_users_on_one_main_number() -> None:
     # Told to: the two users then claim one extension, which the connector reports as a conflict.
-    assert {normalize_extension(v, "e164", "US", "drop") for v in ("+1 (212) 555-0142 x101", "+1 (212) 555-0142 x102")} == {
-        "+12125550142"}
+    assert {
+        normalize_extension(v, "e164", "US", "drop") for v in ("+1 (212) 555-0142 x101", "+1 (212) 555-0142 x102")
+    } == {"+12125550142"}
 
 
 @pytest.mark.parametrize(

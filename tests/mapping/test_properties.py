@@ -29,7 +29,11 @@ values = st.one_of(st.sampled_from(VALUES), st.text(max_size=12))
 @st.composite
 def sources(draw: st.DrawFn) -> dict[str, Any]:
     how = draw(st.sampled_from(NORMALIZE_MODES))
-    source = {"from": draw(st.sampled_from(PATHS)), "normalize": how, "on_invalid": draw(st.sampled_from(["skip", "error"]))}
+    source = {
+        "from": draw(st.sampled_from(PATHS)),
+        "normalize": how,
+        "on_invalid": draw(st.sampled_from(["skip", "error"])),
+    }
     country = draw(st.sampled_from([None, "US", "GB"])) if how == "e164" else None
     return source if country is None else {**source, "default_country": country}
 
@@ -41,9 +45,13 @@ recording = st.fixed_dictionaries(
 )
 conditions = st.one_of(
     st.fixed_dictionaries({"group": st.sampled_from(GROUPS)}),
-    st.fixed_dictionaries({"attribute": st.just("attributes.department"), "equals": st.sampled_from(["Sales", "Legal"])}),
+    st.fixed_dictionaries(
+        {"attribute": st.just("attributes.department"), "equals": st.sampled_from(["Sales", "Legal"])}
+    ),
     st.fixed_dictionaries({"attribute": st.sampled_from(PATHS), "present": st.booleans()}),
-    st.fixed_dictionaries({"group": st.sampled_from(GROUPS), "attribute": st.just("displayName"), "matches": st.just("A.*")}),
+    st.fixed_dictionaries(
+        {"group": st.sampled_from(GROUPS), "attribute": st.just("displayName"), "matches": st.just("A.*")}
+    ),
 )
 rules = st.one_of(
     st.fixed_dictionaries({"when": conditions, "record": st.just(False)}),
@@ -62,19 +70,24 @@ states = st.fixed_dictionaries(
     optional={
         "active": st.booleans(),
         "displayName": st.sampled_from(["Alice", "Bob"]),
-        "phoneNumbers": st.lists(st.fixed_dictionaries({"value": values, "type": st.sampled_from(["work", "Work", "mobile"])}),
-                                 max_size=4),
+        "phoneNumbers": st.lists(
+            st.fixed_dictionaries({"value": values, "type": st.sampled_from(["work", "Work", "mobile"])}), max_size=4
+        ),
         "emails": st.lists(st.fixed_dictionaries({"value": values}), max_size=2),
         "groups": st.lists(st.sampled_from(GROUPS), max_size=3),
-        "attributes": st.fixed_dictionaries({}, optional={
-            "telephoneNumber": st.one_of(values, st.lists(values, max_size=3)),
-            "ipPhone": values,
-            "msRTCSIP-PrimaryUserAddress": values,
-            "department": st.sampled_from(["Sales", "legal", "IT"]),
-        }),
+        "attributes": st.fixed_dictionaries(
+            {},
+            optional={
+                "telephoneNumber": st.one_of(values, st.lists(values, max_size=3)),
+                "ipPhone": values,
+                "msRTCSIP-PrimaryUserAddress": values,
+                "department": st.sampled_from(["Sales", "legal", "IT"]),
+            },
+        ),
     },
 )
-PREVIOUS = ["+14155550100", "+14155550101", "+442079460018", "4567", "alice@corp.example", "bob@corp.example", "02079460018"]
+PREVIOUS = ["+14155550100", "+14155550101", "+442079460018", "4567", "alice@corp.example", "bob@corp.example",
+            "02079460018"]
 previous_records = st.lists(
     st.builds(ExtensionRecord, extension=st.sampled_from(PREVIOUS), user_id=st.integers(1, 5),
               recording_mode=st.sampled_from(RECORDING_MODES), voice=st.booleans(), im=st.booleans(),

@@ -50,7 +50,9 @@ def test_ad_groups_decide() -> None:
     loaded, change = load("ad.toml", "ad_user.json")
     state = change.state
     state["groups"] = ["CN=Verba-Recorded,OU=Groups,DC=corp,DC=example"]
-    assert {(r.recording_mode, r.voice, r.im) for r in loaded.map_user(change, 1001, []).upserts} == {("FULL", True, False)}
+    assert {(r.recording_mode, r.voice, r.im) for r in loaded.map_user(change, 1001, []).upserts} == {
+        ("FULL", True, False)
+    }
     state["attributes"]["department"] = "sales"
     assert {r.recording_mode for r in loaded.map_user(change, 1001, []).upserts} == {"ON_DEMAND"}
     state["groups"].append("CN=Verba-Do-Not-Record,OU=Groups,DC=corp,DC=example")
@@ -107,10 +109,14 @@ def test_okta_deactivation_stops_the_extension() -> None:
     loaded, change = load("okta.toml", "okta_user.json")
     change.state["active"] = False
     previous = [ext("+442079460018", 417, "ON_DEMAND", voice=True)]
-    assert loaded.map_user(change, 417, previous) == MappedUser([], [ext("+442079460018", 417, "ON_DEMAND", voice=False)])
+    assert loaded.map_user(change, 417, previous) == MappedUser(
+        [], [ext("+442079460018", 417, "ON_DEMAND", voice=False)]
+    )
 
 
-@pytest.mark.parametrize(("sample", "extension"), [("ad_user.json", "+12125550142"), ("entra_user.json", "+14255550109")])
+@pytest.mark.parametrize(
+    ("sample", "extension"), [("ad_user.json", "+12125550142"), ("entra_user.json", "+14255550109")]
+)
 def test_default_mapping(sample: str, extension: str) -> None:
     loaded, change = load("default.toml", sample)
     assert loaded.map_user(change, 5, []) == MappedUser([ext(extension, 5, "FULL", voice=True)], [])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tests.plugins.simulator import PASSWORD, free_port
 
@@ -18,7 +19,8 @@ def write_config(tmp_path: Path, target_url: str, *, admin_port: int | None = No
     path = tmp_path / name
     path.write_text(
         f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n'
-        f'[target]\nurl = "{target_url}"\nlogin = "connector"\npassword_file = "{tmp_path / "pw"}"\ntimeout_seconds = 3\n'
+        f'[target]\nurl = "{target_url}"\nlogin = "connector"\npassword_file = "{tmp_path / "pw"}"\n'
+        'timeout_seconds = 3\n'
         f'[admin]\nlisten = "127.0.0.1:{admin_port or free_port()}"\n[scim]\nlisten = "127.0.0.1:{free_port()}"\n'
         '[delivery]\nworkers = 2\nmax_attempts = 2\nbackoff_base_seconds = 0.05\nbackoff_max_seconds = 0.1\n'
         'idle_poll_seconds = 0.02\n' + extra

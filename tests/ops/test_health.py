@@ -16,9 +16,12 @@ from tests.ops.helpers import cli, wait_for, write_config
 from tests.plugins.simulator import free_port
 
 EVENTS = [
-    {"source": "hr", "external_id": "u-alice", "state": {"userName": "alice@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550100"}]}},
-    {"source": "hr", "external_id": "u-bob", "state": {"userName": "bob@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550111"}]}},
-    {"source": "hr", "external_id": "u-carol", "state": {"userName": "carol@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550122"}]}},
+    {"source": "hr", "external_id": "u-alice",
+     "state": {"userName": "alice@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550100"}]}},
+    {"source": "hr", "external_id": "u-bob",
+     "state": {"userName": "bob@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550111"}]}},
+    {"source": "hr", "external_id": "u-carol",
+     "state": {"userName": "carol@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550122"}]}},
 ]
 
 
@@ -88,8 +91,12 @@ def test_metrics_parse_and_match_what_the_simulator_logged(running, simulator, t
     scim = config.read_text().split("[scim]\nlisten = \"")[1].split('"')[0]
     assert httpx.get(f"http://{scim}/scim/v2/Users").status_code == 401  # no client token: counted as a 401
     ingest(tmp_path, config)
-    wait_for(lambda: len(simulator.extensions()) == 2 and '"dead": 1' in cli("status", "--config", str(config), "--json").stdout,
-             what="two pushed users and one dead letter")
+    wait_for(
+        lambda: (
+            len(simulator.extensions()) == 2 and '"dead": 1' in cli("status", "--config", str(config), "--json").stdout
+        ),
+        what="two pushed users and one dead letter",
+    )
     families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{base}/metrics").text)}
 
     def sample(family: str, **labels: str) -> float:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 from connector.store import EventState
-
 from tests.ops.helpers import cli, write_config
 from tests.plugins.simulator import drain, free_port
 
@@ -82,8 +81,14 @@ def test_dry_run_shows_what_would_be_sent_and_changes_nothing(deliverer, simulat
     result = cli("events", "replay", "--config", str(config_path), "--state", "dead", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "3 event(s) of 3 user(s) would be replayed; nothing changed" in result.stdout
-    assert f"upsert {A}: recording_mode=FULL, voice=True, im=False, video=False, screen_capture_enabled=False (as last sent)" in result.stdout
-    assert f"upsert {C}: recording_mode=FULL, voice=True, im=False, video=False, screen_capture_enabled=False (new)" in result.stdout
+    assert (
+        f"upsert {A}: recording_mode=FULL, voice=True, im=False, video=False, screen_capture_enabled=False "
+        "(as last sent)" in result.stdout
+    )
+    assert (
+        f"upsert {C}: recording_mode=FULL, voice=True, im=False, video=False, screen_capture_enabled=False (new)"
+        in result.stdout
+    )
     assert "listUsers loginName='carol@example.com'" in result.stdout
     assert dump(tmp_path / "c.db") == store_before
     assert simulator.calls() == calls_before
@@ -108,7 +113,10 @@ def test_concurrent_replays_of_the_same_events_push_once(deliverer, simulator, c
     make_dead_letters(deliverer, simulator)
     args = [sys.executable, "-m", "connector.cli", "events", "replay", "--config", str(config_path),
             "--cause", "error_illegal_argument"]
-    first, second = subprocess.Popen(args, stdout=subprocess.PIPE, text=True), subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    first, second = (
+        subprocess.Popen(args, stdout=subprocess.PIPE, text=True),
+        subprocess.Popen(args, stdout=subprocess.PIPE, text=True),
+    )
     outs = [first.communicate(timeout=60)[0], second.communicate(timeout=60)[0]]
     drain(deliverer)
     assert len([c for c in simulator.calls("createExtension") if c["status"] == "OK"]) == 2
@@ -154,7 +162,12 @@ def test_discard_and_show(deliverer, simulator, config_path):
     assert result.returncode == 0 and "discarded 1 event(s)" in result.stdout
     assert deliverer.store.get_event(carols.id).state is EventState.DISCARDED
     [entry] = deliverer.store.list_audit()
-    assert (entry.actor, entry.action, entry.reason, entry.event_ids) == ("oncall-jane", "discard", "carol left", (carols.id,))
+    assert (entry.actor, entry.action, entry.reason, entry.event_ids) == (
+        "oncall-jane",
+        "discard",
+        "carol left",
+        (carols.id,),
+    )
 
 
 def test_approve_releases_held_events_and_a_paced_replay_spreads_them_out(deliverer, simulator, config_path):
@@ -173,7 +186,7 @@ def test_approve_releases_held_events_and_a_paced_replay_spreads_them_out(delive
     dead = sorted(e.id for e in deliverer.store.list_events(state=EventState.DEAD))
     assert cli("events", "replay", "--config", str(config_path), *map(str, dead), "--rate", "2").returncode == 0
     due = [deliverer.store.get_event(i).next_attempt_at for i in dead]
-    assert [round(b - a, 2) for a, b in zip(due, due[1:])] == [0.5, 0.5]
+    assert [round(b - a, 2) for a, b in zip(due, due[1:], strict=False)] == [0.5, 0.5]
 
     recent = json.loads(cli("audit", "--config", str(config_path), "--since", "1h", "--json").stdout)
     assert [e["action"] for e in recent] == ["replay", "approve"]

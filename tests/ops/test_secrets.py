@@ -43,8 +43,10 @@ def test_no_secret_appears_anywhere(tmp_path, seed_users):
                   f'[scim]\nlisten = "127.0.0.1:{scim}"\n'
                   f'[[scim.clients]]\nname = "entra"\ntoken_file = "{tmp_path / "scim-token"}"\n')
         by_password = tmp_path / "password.toml"
-        by_password.write_text(common + f'[target]\nurl = "{target}"\nlogin = "connector"\npassword_file = "{tmp_path / "pw"}"\n'
-                               f'[admin]\nlisten = "127.0.0.1:{free_port()}"\n')
+        by_password.write_text(
+            common + f'[target]\nurl = "{target}"\nlogin = "connector"\npassword_file = "{tmp_path / "pw"}"\n'
+            f'[admin]\nlisten = "127.0.0.1:{free_port()}"\n'
+        )
         admin = free_port()
         by_token = tmp_path / "token.toml"
         by_token.write_text(common + f'[target]\nurl = "{target}"\ntoken_file = "{tmp_path / "token"}"\n'
@@ -52,14 +54,16 @@ def test_no_secret_appears_anywhere(tmp_path, seed_users):
         for n, (config, user) in enumerate([(by_password, "alice"), (by_token, "bob")]):
             events = tmp_path / f"e{n}.jsonl"
             events.write_text(json.dumps({"source": "hr", "external_id": user, "state": {
-                "userName": f"{user}@example.com", "phoneNumbers": [{"type": "work", "value": f"+1415555010{n}"}]}}) + "\n"
+                "userName": f"{user}@example.com",
+                "phoneNumbers": [{"type": "work", "value": f"+1415555010{n}"}]}}) + "\n"
                 + json.dumps({"source": "hr", "external_id": "nobody", "state": {"userName": "nobody@example.com",
                               "phoneNumbers": [{"type": "work", "value": f"+1415555020{n}"}]}}))
             outputs.append(cli("events", "ingest", "--config", str(config), str(events)).stdout)
             process = subprocess.Popen([sys.executable, "-m", "connector.cli", "run", "--config", str(config)],
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             try:
-                wait_for(lambda: '"pending": 0' in cli("status", "--config", str(config), "--json").stdout,
+                # wait_for calls the lambdas before the loop moves on: B023's late binding cannot bite.
+                wait_for(lambda: '"pending": 0' in cli("status", "--config", str(config), "--json").stdout,  # noqa: B023
                          what="the events to be delivered")
                 if config == by_token:
                     users = f"http://127.0.0.1:{scim}/scim/v2/Users"
@@ -70,7 +74,7 @@ def test_no_secret_appears_anywhere(tmp_path, seed_users):
                     assert created.status_code == 201, created.text
                     outputs.append(created.text)
                     outputs.append(httpx.get(users, headers={"Authorization": f"Bearer {SCIM_TOKEN}x"}).text)
-                    wait_for(lambda: '"pending": 0' in cli("status", "--config", str(config), "--json").stdout,
+                    wait_for(lambda: '"pending": 0' in cli("status", "--config", str(config), "--json").stdout,  # noqa: B023
                              what="the SCIM event to be delivered")
                     outputs.append(httpx.get(f"http://127.0.0.1:{admin}/metrics").text)
                     outputs.append(httpx.get(f"http://127.0.0.1:{admin}/readyz").text)

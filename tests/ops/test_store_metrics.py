@@ -9,8 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connector.events import UserChange
 from connector.ops.metrics import register_store
-from connector.store import EventState, open_store
-from connector.store import LdapPoll
+from connector.store import EventState, LdapPoll, open_store
 
 
 def test_queue_dead_letters_accepted_and_watermark_lag_come_from_the_store(tmp_path):

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -86,7 +87,9 @@ def seed_users() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def simulator(tmp_path: Path, seed_users: list[dict[str, Any]], seed_extensions: list[dict[str, Any]]) -> Iterator[Simulator]:
+def simulator(
+    tmp_path: Path, seed_users: list[dict[str, Any]], seed_extensions: list[dict[str, Any]]
+) -> Iterator[Simulator]:
     port = free_port()
     process = start_simulator_process(port, str(write_seed(tmp_path / "seed.json", seed_users, seed_extensions)))
     try:

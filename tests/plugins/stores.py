@@ -8,7 +8,7 @@ The PostgreSQL backend imports connector.store.postgres (and so psycopg) only wh
 from __future__ import annotations
 
 import pathlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 

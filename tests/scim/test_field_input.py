@@ -20,7 +20,11 @@ from connector.store import Store
 from tests.scim.helpers import events, patch
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-MANAGER_PATHS = [f"{ENTERPRISE}:manager", "manager", "urn:ietf:params:scim:schemas:extension:ENTERPRISE:2.0:User:Manager"]
+MANAGER_PATHS = [
+    f"{ENTERPRISE}:manager",
+    "manager",
+    "urn:ietf:params:scim:schemas:extension:ENTERPRISE:2.0:User:Manager",
+]
 
 
 @pytest.fixture
@@ -79,7 +83,9 @@ def test_replacing_a_manager_that_does_not_match_still_sets_it_with_the_rest_of_
     assert [p["value"] for p in response.json()["phoneNumbers"] if p.get("type") == "work"] == ["+14155550177"]
 
 
-def test_a_retried_replace_finds_its_own_value_and_succeeds(api: httpx.Client, store: Store, user: dict[str, Any]) -> None:
+def test_a_retried_replace_finds_its_own_value_and_succeeds(
+    api: httpx.Client, store: Store, user: dict[str, Any]
+) -> None:
     op = {"op": "Replace", "path": f'{ENTERPRISE}:manager[value eq "m-1"]', "value": {"value": "m-2"}}
     assert manager(patch(api, f"/Users/{user['id']}", op)) == {"value": "m-2"}
     again = patch(api, f"/Users/{user['id']}", op)

@@ -4,7 +4,12 @@ to a joiner, and a user deleted and re-created at once, down to the simulator. B
 from __future__ import annotations
 
 from tests.scim.test_stop_recording_guard import (  # noqa: F401 (fixtures)
-    FIRST_ID, POOL, connector, login, seed_users, store_url,
+    FIRST_ID,
+    POOL,
+    connector,
+    login,
+    seed_users,
+    store_url,
 )
 
 SHARED = "+14155550999"
@@ -17,7 +22,7 @@ def create(entra, n: int, phone: str) -> str:
     return created.json()["id"]
 
 
-def test_two_idp_users_on_one_number_conflict_until_the_holder_is_deleted(connector, simulator):
+def test_two_idp_users_on_one_number_conflict_until_the_holder_is_deleted(connector, simulator):  # noqa: F811 (the imported fixture)
     connector, entra = connector
     holder = create(entra, 1, SHARED)
     connector.deliver()
@@ -37,7 +42,7 @@ def test_two_idp_users_on_one_number_conflict_until_the_holder_is_deleted(connec
     assert [a.action for a in connector.store.list_audit()] == ["hand_over"]
 
 
-def test_a_deleted_and_re_created_user_with_the_same_number_ends_recorded(connector, simulator):
+def test_a_deleted_and_re_created_user_with_the_same_number_ends_recorded(connector, simulator):  # noqa: F811 (the imported fixture)
     connector, entra = connector
     old = create(entra, 3, SHARED)
     connector.deliver()

@@ -39,7 +39,9 @@ def test_okta_deactivates_with_a_no_path_value_object(api: httpx.Client, store: 
     assert events(store, user["id"])[-1].state["active"] is False
 
 
-def test_entra_no_path_replace_expands_dotted_and_urn_keys(api: httpx.Client, store: Store, user: dict[str, Any]) -> None:
+def test_entra_no_path_replace_expands_dotted_and_urn_keys(
+    api: httpx.Client, store: Store, user: dict[str, Any]
+) -> None:
     response = patch(api, f"/Users/{user['id']}", {"op": "replace", "value": {
         "displayName": "Bjfe", "name.givenName": "Kkom", f"{ENTERPRISE}:employeeNumber": "Aklq",
         ENTERPRISE: {"department": "Retail"}}})
@@ -59,21 +61,28 @@ def test_entra_multi_valued_replace_and_extension_add(api: httpx.Client, store: 
                      {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"})
     body = response.json()
     assert body["emails"] == [{"type": "work", "value": "new@example.com", "primary": True}]
-    assert body["phoneNumbers"] == [{"type": "work", "value": "+14155550100"}, {"type": "mobile", "value": "+14155550199"}]
+    assert body["phoneNumbers"] == [
+        {"type": "work", "value": "+14155550100"},
+        {"type": "mobile", "value": "+14155550199"},
+    ]
     assert body[ENTERPRISE] == {"department": "Legal"} and body["name"]["familyName"] == "updatedFamilyName"
     assert len(events(store, user["id"])) == 2  # one PATCH, one event
 
 
 def test_entra_validator_add_creates_a_missing_work_email(api: httpx.Client) -> None:
     bare = api.post("/Users", json={"userName": "bare@example.com"}).json()
-    response = patch(api, f"/Users/{bare['id']}", {"op": "add", "path": 'emails[type eq "work"].value', "value": "w@x.com"})
+    response = patch(
+        api, f"/Users/{bare['id']}", {"op": "add", "path": 'emails[type eq "work"].value', "value": "w@x.com"}
+    )
     assert response.json()["emails"] == [{"type": "work", "value": "w@x.com"}]
 
 
 def test_manager_as_a_bare_string_or_an_object(api: httpx.Client, user: dict[str, Any]) -> None:
     as_string = patch(api, f"/Users/{user['id']}", {"op": "Add", "path": f"{ENTERPRISE}:manager", "value": "m-1"})
     assert as_string.json()[ENTERPRISE]["manager"] == {"value": "m-1"}
-    as_object = patch(api, f"/Users/{user['id']}", {"op": "replace", "path": f"{ENTERPRISE}:manager", "value": {"value": "m-2"}})
+    as_object = patch(
+        api, f"/Users/{user['id']}", {"op": "replace", "path": f"{ENTERPRISE}:manager", "value": {"value": "m-2"}}
+    )
     assert as_object.json()[ENTERPRISE]["manager"] == {"value": "m-2"}
     removed = patch(api, f"/Users/{user['id']}", {"op": "remove", "path": f"{ENTERPRISE}:manager"})
     assert ENTERPRISE not in removed.json()
@@ -93,10 +102,12 @@ def test_manager_as_a_bare_string_or_an_object(api: httpx.Client, user: dict[str
     ([{"op": "move", "path": "title", "value": "x"}], "invalidSyntax"),
     ([], "invalidSyntax"),
     ([{"op": "replace", "path": "active", "value": "maybe"}], "invalidValue"),
-    ([{"op": "replace", "path": 'emails[type eq "work" or type eq "home"].value', "value": ["a", "b"]}], "invalidValue"),
+    ([{"op": "replace", "path": 'emails[type eq "work" or type eq "home"].value', "value": ["a", "b"]}],
+     "invalidValue"),
     ([{"op": "replace", "path": 'emails[type co "x"].value', "value": "a"}], "noTarget"),
     # A valid first operation is rolled back with the failing second one: no partial state, no event.
-    ([{"op": "replace", "path": "title", "value": "changed"}, {"op": "add", "path": "nosuch", "value": 1}], "invalidPath"),
+    ([{"op": "replace", "path": "title", "value": "changed"}, {"op": "add", "path": "nosuch", "value": 1}],
+     "invalidPath"),
 ])
 def test_refused_patches_change_nothing_and_emit_nothing(
     api: httpx.Client, store: Store, user: dict[str, Any], operations: list[dict[str, Any]], scim_type: str
@@ -126,8 +137,15 @@ def test_entra_group_membership_in_batches(api: httpx.Client, store: Store, peop
                                       "meta": {"resourceType": "Group"}}).json()
     gid = group["id"]
     assert [len(events(store, p)) for p in people] == [1, 1, 1, 1]
-    added = patch(api, f"/Groups/{gid}", {"op": "Add", "path": "members",
-                                          "value": [{"$ref": None, "value": a}, {"$ref": None, "value": b}, {"value": c}]})
+    added = patch(
+        api,
+        f"/Groups/{gid}",
+        {
+            "op": "Add",
+            "path": "members",
+            "value": [{"$ref": None, "value": a}, {"$ref": None, "value": b}, {"value": c}],
+        },
+    )
     assert added.status_code == 204 and added.content == b""
     assert members(api, gid) == [a, b, c]
     assert group_names(store, a) == ["Teams Recording - Full"] and len(events(store, d)) == 1

@@ -4,7 +4,8 @@ the extensions the Verba simulator ends up holding (mappings/entra.toml, mapping
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -101,7 +102,9 @@ def test_entra_id_provisioning_reaches_verba(connect: Any, simulator: Simulator)
     connector.deliver()
     assert simulator.extensions()[number]["recordingMode"] == "ON_DEMAND"
     # Soft delete (active "False" as Entra sends it), then the hard delete 30 days later.
-    disabled = entra.patch(f"/Users/{alice}", json={"Operations": [{"op": "Replace", "path": "active", "value": "False"}]})
+    disabled = entra.patch(
+        f"/Users/{alice}", json={"Operations": [{"op": "Replace", "path": "active", "value": "False"}]}
+    )
     assert disabled.json()["active"] is False
     connector.deliver()
     assert has(simulator.extensions()[number], user_id=3, **OFF)  # the user link is kept
@@ -148,12 +151,19 @@ def test_okta_provisioning_reaches_verba(connect: Any, simulator: Simulator) -> 
     assert has(simulator.extensions()[number], user_id=4, **OFF)
 
 
-def test_an_accepted_write_is_delivered_after_a_restart(make_config: Callable[..., Config], simulator: Simulator) -> None:
+def test_an_accepted_write_is_delivered_after_a_restart(
+    make_config: Callable[..., Config], simulator: Simulator
+) -> None:
     config = make_config("mappings/entra.toml")
     store = open_configured_store(config)
     with serve(create_scim_app(store, CONFIG)) as url, client_for(url) as entra:
-        assert entra.post("/Users", json={"userName": "bob@example.com",
-                                          "phoneNumbers": [{"type": "work", "value": "+14155550111"}]}).status_code == 201
+        assert (
+            entra.post(
+                "/Users",
+                json={"userName": "bob@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550111"}]},
+            ).status_code
+            == 201
+        )
     store.close()  # the process stops before any push
     connector = Connector(config)
     try:

@@ -97,7 +97,9 @@ def test_soft_deleted_users_stay_visible_and_delete_is_204_then_404(api: httpx.C
     missing = api.get(f"/Users/{user['id']}")
     assert missing.status_code == 404 and missing.json()["status"] == "404"
     assert api.delete(f"/Users/{user['id']}").status_code == 404
-    assert api.patch("/Users/nope", json={"Operations": [{"op": "add", "path": "title", "value": "x"}]}).status_code == 404
+    assert (
+        api.patch("/Users/nope", json={"Operations": [{"op": "add", "path": "title", "value": "x"}]}).status_code == 404
+    )
 
 
 def test_a_stale_if_match_is_412_and_a_current_one_applies(api: httpx.Client) -> None:
@@ -109,7 +111,10 @@ def test_a_stale_if_match_is_412_and_a_current_one_applies(api: httpx.Client) ->
     stale = api.patch(f"/Users/{user_id}", json=patch, headers={"If-Match": first})
     assert stale.status_code == 412 and stale.json()["status"] == "412"
     assert api.delete(f"/Users/{user_id}", headers={"If-Match": first}).status_code == 412
-    assert api.put(f"/Users/{user_id}", json={"userName": "etag@example.com"}, headers={"If-Match": "*"}).status_code == 200
+    assert (
+        api.put(f"/Users/{user_id}", json={"userName": "etag@example.com"}, headers={"If-Match": "*"}).status_code
+        == 200
+    )
 
 
 def test_okta_put_with_id_groups_and_meta_replaces_the_user(api: httpx.Client) -> None:
@@ -137,7 +142,7 @@ def test_malformed_and_oversized_bodies_get_scim_errors(api: httpx.Client) -> No
     assert api.post("/Users", json={"userName": "u", "emails": [1]}).json()["scimType"] == "invalidValue"
     assert api.post("/Users", json={"userName": "u", "active": "maybe"}).json()["scimType"] == "invalidValue"
     assert api.post("/Users", json={"userName": "nul\u0000"}).json()["scimType"] == "invalidValue"
-    assert api.post("/Users", content='{"userName": "\\ud800"}'.encode()).json()["scimType"] == "invalidValue"
+    assert api.post("/Users", content=b'{"userName": "\\ud800"}').json()["scimType"] == "invalidValue"
 
 
 def test_auth_is_a_bearer_token_per_client_and_health_needs_none(server: str, api: httpx.Client) -> None:

@@ -12,8 +12,9 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -26,9 +27,9 @@ from connector.runtime import open_client, open_configured_store
 from connector.sources.scim import create_scim_app
 from connector.store import EventState, Store
 from tests.plugins.simulator import Simulator, drain
+from tests.plugins.stores import BACKENDS
 from tests.scim.helpers import CONFIG, client_for
 from tests.scim.live import serve
-from tests.plugins.stores import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "mappings" / "default.toml"
@@ -184,7 +185,9 @@ def test_a_burst_of_deactivations_is_held_past_the_guard_until_approved(connecto
         assert "connector events approve" in event.last_error, event.last_error
         # Every held push would have been the 11th stop of about 30 recorded users (one by one exactly so;
         # with concurrent workers a stop being pushed may be counted twice in the estimate).
-        found = re.search(rf"source {SOURCE!r} would stop recording (\d+) of about (\d+) recorded users", event.last_error)
+        found = re.search(
+            rf"source {SOURCE!r} would stop recording (\d+) of about (\d+) recorded users", event.last_error
+        )
         assert found is not None, event.last_error
         assert int(found[1]) == 11 and (int(found[2]) == 30 if workers == 1 else 30 <= int(found[2]) <= 30 + workers)
         assert "guard_max_count = 10" in event.last_error and "guard_max_share = 0.1" in event.last_error

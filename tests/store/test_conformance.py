@@ -17,12 +17,10 @@ import pytest
 
 from connector.events import UserChange
 from connector.records import ExtensionRecord
-from connector.store import Claim, EventState, Store
+from connector.store import Claim, EventState, Store, StoreError
 from connector.store import sqlite as sqlite_backend
 from connector.store.queries import migrations
-from connector.store import StoreError
 from connector.store.sqlite import SQLiteStore
-
 from tests.plugins.stores import Opener
 
 T0 = 1_000.0
@@ -74,7 +72,7 @@ def test_enqueue_stores_each_change_as_pending_and_returns_ids_in_order(store: S
     ids = store.enqueue(changes)
 
     assert len(ids) == 2 and ids[0] < ids[1]
-    for event_id, original in zip(ids, changes):
+    for event_id, original in zip(ids, changes, strict=True):
         event = store.get_event(event_id)
         assert event is not None
         assert event.change == original
@@ -566,8 +564,13 @@ def test_sqlite_locked_database_says_what_to_do(tmp_path: pathlib.Path, monkeypa
 def test_events_are_counted_by_source_and_kind(store):
     from connector.events import UserChange
 
-    store.enqueue([UserChange("scim", "1", "upsert", {"userName": "a"}), UserChange("scim", "2", "upsert", {"userName": "b"}),
-                   UserChange("ldap", "3", "delete", {"userName": "c"})])
+    store.enqueue(
+        [
+            UserChange("scim", "1", "upsert", {"userName": "a"}),
+            UserChange("scim", "2", "upsert", {"userName": "b"}),
+            UserChange("ldap", "3", "delete", {"userName": "c"}),
+        ]
+    )
     assert store.count_by_source_and_kind() == [("ldap", "delete", 1), ("scim", "upsert", 2)]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -39,14 +39,20 @@ def raw(dsn: str) -> Iterator[psycopg.Connection[tuple]]:
 def test_schema_is_versioned_typed_and_tuned_for_a_queue(store: PostgresStore, raw: psycopg.Connection[tuple]) -> None:
     store.migrate()
 
-    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(n,) for n in range(1, len(migrations("postgres")) + 1)]
+    assert raw.execute("SELECT version FROM schema_version").fetchall() == [
+        (n,) for n in range(1, len(migrations("postgres")) + 1)
+    ]
     types = dict(
         raw.execute(
             "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns"
             " WHERE table_schema = current_schema() AND data_type = 'jsonb'"
         ).fetchall()
     )
-    assert {"events.state_json": "jsonb", "pushed_extensions.record": "jsonb", "audit.detail": "jsonb"}.items() <= types.items()
+    assert {
+        "events.state_json": "jsonb",
+        "pushed_extensions.record": "jsonb",
+        "audit.detail": "jsonb",
+    }.items() <= types.items()
     [options] = raw.execute("SELECT reloptions FROM pg_class WHERE oid = 'events'::regclass").fetchone()
     assert {"fillfactor=70", "autovacuum_vacuum_scale_factor=0.01", "autovacuum_vacuum_cost_delay=0"} <= set(options)
     store.enqueue([change("alice")])

@@ -11,7 +11,6 @@ from connector.events import UserChange
 from connector.records import ExtensionRecord
 from connector.store import Store, StoreError
 from connector.store.queries import SQL, migrations, named, parse, placeholders
-
 from tests.plugins.stores import BACKENDS
 
 
@@ -87,13 +86,17 @@ def test_a_schema_newer_than_the_connector_is_refused(fresh) -> None:
 def test_pushed_extensions_keep_their_order_through_the_position_migration(fresh) -> None:
     store = fresh()
     _apply(store, 4)  # before 0005, SQLite kept the order by rowid
-    columns = "source, external_id, extension, record, pushed_at" + (", position" if store.dialect == "postgres" else "")
+    columns = "source, external_id, extension, record, pushed_at" + (
+        ", position" if store.dialect == "postgres" else ""
+    )
     with store._write() as conn:
         for n, extension in enumerate(["300", "100", "200"]):
             record = ExtensionRecord(extension, 7, "FULL", True, False, False, False, eid="1234")
             values = ("hr", "u1", extension, json.dumps(record.to_dict()), 1.0)
             values += (n,) if store.dialect == "postgres" else ()
-            conn.execute(store._sql(f"INSERT INTO pushed_extensions ({columns}) VALUES ({', '.join(['%s'] * len(values))})"),
-                         values)
+            conn.execute(
+                store._sql(f"INSERT INTO pushed_extensions ({columns}) VALUES ({', '.join(['%s'] * len(values))})"),
+                values,
+            )
     store.migrate()
     assert [r.extension for r in store.pushed_extensions("hr", "u1")] == ["300", "100", "200"]

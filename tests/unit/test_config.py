@@ -53,11 +53,14 @@ def test_bad_toml_names_the_file_and_line(tmp_path):
         ("[delivery]\nworkers = 0\n", "delivery.workers", "at least 1"),
         ("[delivery]\nworkers = '4'\n", "delivery.workers", "an integer"),
         ("[simulator]\nlisten = '7002'\n", "simulator.listen", "host:port"),
-        ("[target]\nurl = 'http://v:7002/provisioning'\neid = '0'\nlogin='a'\npassword_file='p'\n", "target.eid", "4 characters"),
+        ("[target]\nurl = 'http://v:7002/provisioning'\neid = '0'\nlogin='a'\npassword_file='p'\n", "target.eid",
+         "4 characters"),
         ("[target]\nlogin = 'api'\n", "target.login", "target.url"),
         ("[target]\nurl = 'http://v:7002/provisioning'\n", "target", "password_env"),
-        ("[target]\nurl = 'http://v/p'\npassword_env = 'NOPE_UNSET_VAR'\nlogin = 'a'\n", "target.password_env", "export NOPE_UNSET_VAR"),
-        ("[target]\nurl = 'http://v/p'\npassword_file = '/nonexistent/secret'\nlogin = 'a'\n", "target.password_file", "check the path"),
+        ("[target]\nurl = 'http://v/p'\npassword_env = 'NOPE_UNSET_VAR'\nlogin = 'a'\n", "target.password_env",
+         "export NOPE_UNSET_VAR"),
+        ("[target]\nurl = 'http://v/p'\npassword_file = '/nonexistent/secret'\nlogin = 'a'\n", "target.password_file",
+         "check the path"),
     ],
 )
 def test_each_error_names_file_key_and_fix(tmp_path, text, key, fix):
@@ -74,7 +77,9 @@ def test_every_problem_is_reported_at_once_each_with_file_key_and_fix(tmp_path):
     assert len(lines) == 3
     for key, fix in [("store.url", "sqlite:///"), ("delivery.workers", "at least 1"),
                      ("ldap.corp.colour", "the keys of [ldap.corp]")]:
-        assert [line for line in lines if key in line and fix in line and line.startswith(f"{tmp_path}/connector.toml: ")]
+        assert [
+            line for line in lines if key in line and fix in line and line.startswith(f"{tmp_path}/connector.toml: ")
+        ]
 
 
 def test_a_value_of_the_wrong_type_is_one_problem_not_more(tmp_path):
@@ -89,7 +94,12 @@ def test_a_value_of_the_wrong_type_is_one_problem_not_more(tmp_path):
 
 def test_secrets_come_from_env_and_files_and_are_never_shown(tmp_path, monkeypatch):
     monkeypatch.setenv("TEST_VERBA_PASSWORD", "s3cret-pa55word")
-    config = load_config(write(tmp_path, "[target]\nurl = 'http://v:7002/provisioning'\nlogin = 'api'\npassword_env = 'TEST_VERBA_PASSWORD'\n"))
+    config = load_config(
+        write(
+            tmp_path,
+            "[target]\nurl = 'http://v:7002/provisioning'\nlogin = 'api'\npassword_env = 'TEST_VERBA_PASSWORD'\n",
+        )
+    )
     assert config.target.password == "s3cret-pa55word"
     assert "s3cret-pa55word" not in repr(config)
 
@@ -132,5 +142,7 @@ def test_every_file_secret_is_read_exactly_as_written(tmp_path, written, secret)
 @pytest.mark.parametrize(("written", "fix"), [(b"\n", "is empty"), (b"", "is empty"), (b"\xff\xfe", "not UTF-8")])
 def test_an_empty_or_binary_secret_file_names_the_key_and_the_fix(tmp_path, written, fix):
     (tmp_path / "secret").write_bytes(written)
-    message = error_of(write(tmp_path, f"[target]\nurl = 'http://v/p'\nlogin = 'a'\npassword_file = '{tmp_path / 'secret'}'\n"))
+    message = error_of(
+        write(tmp_path, f"[target]\nurl = 'http://v/p'\nlogin = 'a'\npassword_file = '{tmp_path / 'secret'}'\n")
+    )
     assert "target.password_file" in message and fix in message

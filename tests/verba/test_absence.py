@@ -7,7 +7,6 @@ import pytest
 from connector.verba import VerbaClient
 from connector.verba.errors import ExtensionAbsent, VerbaStatusError
 from connector.verba.status import Status, says_extension_absent
-
 from tests.verba.helpers import Sim, record
 
 ABSENT = [

@@ -9,7 +9,6 @@ import pytest
 
 from connector.verba import VerbaAuthError, VerbaClient, VerbaStatusError
 from connector.verba.errors import ExtensionAbsent
-
 from tests.verba.helpers import PASSWORD, Sim, record
 
 
@@ -31,9 +30,8 @@ def test_create_then_update_sends_the_full_record(sim: Sim, client: VerbaClient)
     stored = sim.extension("+15550100")
     assert stored is not None
     assert stored["user_id"] == 3
-    assert (stored["recordingMode"], stored["voice"], stored["im"], stored["video"], stored["screenCaptureEnabled"]) == (
-        "ON_DEMAND", False, True, True, True,
-    )
+    settings = (stored["recordingMode"], stored["voice"], stored["im"], stored["video"], stored["screenCaptureEnabled"])
+    assert settings == ("ON_DEMAND", False, True, True, True)
 
 
 def test_get_extension_reads_back_what_was_pushed(client: VerbaClient) -> None:
@@ -157,7 +155,12 @@ def test_find_user_id_and_create_user(sim: Sim, client: VerbaClient) -> None:
     assert new_id not in (3, 4)
     assert client.find_user_id("dave@example.com") == new_id
     stored = next(u for u in sim.state()["users"] if u["id"] == new_id)
-    assert (stored["displayName"], stored["email"], stored["externalId"], stored["eid"]) == ("Dave", "dave@example.com", "e-1", "0000")
+    assert (stored["displayName"], stored["email"], stored["externalId"], stored["eid"]) == (
+        "Dave",
+        "dave@example.com",
+        "e-1",
+        "0000",
+    )
     with pytest.raises(VerbaStatusError) as caught:
         client.create_user("dave@example.com")
     assert caught.value.cause == "error_already_exists"

@@ -9,7 +9,6 @@ import pytest
 from zeep import Plugin
 
 from connector.simulator.process import free_port
-from connector.verba.errors import VerbaMisconfigured, VerbaRateLimited, VerbaTransportError
 from connector.verba import (
     VerbaAuthError,
     VerbaClient,
@@ -18,7 +17,7 @@ from connector.verba import (
     VerbaStatusError,
     VerbaTransportError,
 )
-
+from connector.verba.errors import VerbaMisconfigured, VerbaRateLimited
 from tests.verba.helpers import PASSWORD, Sim, record
 
 
@@ -54,7 +53,9 @@ def test_http_500_with_a_soap_client_fault_is_a_misconfigured_target(sim: Sim, c
     with pytest.raises(VerbaMisconfigured) as caught:
         client.create_extension(record("102"))
     assert caught.value.cause == "target_misconfigured" and not caught.value.retryable
-    assert "Cannot find dispatch method for {http://v2.provisioning.ws.web.verba.com/}deleteExtension" in str(caught.value)
+    assert "Cannot find dispatch method for {http://v2.provisioning.ws.web.verba.com/}deleteExtension" in str(
+        caught.value
+    )
     assert "check target.url" in str(caught.value)
 
 
@@ -88,9 +89,12 @@ V2 = 'xmlns:ns2="http://v2.provisioning.ws.web.verba.com/"'
         "<html><body>Welcome to nginx</body></html>",
         '<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"/>',
         SOAP.format(""),
-        SOAP.format(f"<ns2:somethingElseResponse {V2}><return><statusCode>OK</statusCode></return></ns2:somethingElseResponse>"),
+        SOAP.format(
+            f"<ns2:somethingElseResponse {V2}><return><statusCode>OK</statusCode></return></ns2:somethingElseResponse>"
+        ),
         SOAP.format(f"<ns2:createExtensionResponse {V2}></ns2:createExtensionResponse>"),
-        SOAP.format(f"<ns2:createExtensionResponse {V2}><return><message>no code</message></return></ns2:createExtensionResponse>"),
+        SOAP.format(f"<ns2:createExtensionResponse {V2}><return><message>no code</message></return>"
+                    "</ns2:createExtensionResponse>"),
     ],
     ids=["empty", "html", "no-body", "empty-body", "other-operation", "no-return", "no-status-code"],
 )
@@ -131,7 +135,9 @@ def test_nested_status_fault_on_list_users(sim: Sim, client: VerbaClient) -> Non
 
 
 def test_request_token_failure_is_an_auth_error(sim: Sim, client: VerbaClient) -> None:
-    sim.faults({"operation": "requestToken", "status": "ERROR_GENERAL", "message": "com.verba.web.user.UserNotFoundException"})
+    sim.faults(
+        {"operation": "requestToken", "status": "ERROR_GENERAL", "message": "com.verba.web.user.UserNotFoundException"}
+    )
     with pytest.raises(VerbaAuthError) as caught:
         client.get_extension("106")
     assert PASSWORD not in str(caught.value)

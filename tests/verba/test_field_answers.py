@@ -22,7 +22,6 @@ from connector.verba.errors import (
     VerbaMalformedResponse,
     VerbaStatusError,
 )
-
 from tests.verba.helpers import PASSWORD, Sim, record
 
 TNS = "http://v2.provisioning.ws.web.verba.com/"
@@ -119,7 +118,9 @@ def test_get_extension_with_an_unknown_element_is_read(sim: Sim, client: VerbaCl
 @pytest.mark.parametrize(
     "inner",
     [
-        SERVER_TIME + OK_NESTED + "<userCount>1</userCount><users><id>3</id><loginName>alice@example.com</loginName></users>",
+        SERVER_TIME
+        + OK_NESTED
+        + "<userCount>1</userCount><users><id>3</id><loginName>alice@example.com</loginName></users>",
         OK_NESTED + f"<users><id>3</id>{SERVER_TIME}<loginName>alice@example.com</loginName></users>",
     ],
     ids=["in-return", "in-users"],
@@ -154,7 +155,8 @@ def test_a_nested_refusal_of_a_write_is_classified(sim: Sim, client: VerbaClient
             "updateExtension", "<status><message>The extension does not exist in the database: 0000:+15550100"
                                "</message><statusCode>ERROR_GENERAL</statusCode></status>")},
         {"operation": "createExtension", "times": 1, "body": answer(
-            "createExtension", "<status><message>Database busy</message><statusCode>ERROR_GENERAL</statusCode></status>")},
+            "createExtension", "<status><message>Database busy</message>"
+                               "<statusCode>ERROR_GENERAL</statusCode></status>")},
     )
     with pytest.raises(ExtensionAbsent):
         client.update_extension(record())
@@ -218,7 +220,8 @@ GARBAGE: list[tuple[str, str, dict[str, Any], type[VerbaError], bool, tuple[str,
       "headers": {"Content-Type": MULTIPART}},
      VerbaMalformedResponse, True, ("createExtension answered a MIME multipart body that does not decode",)),
     ("multipart-related-without-boundary", "createExtension",
-     {"body": answer("createExtension", "<statusCode>OK</statusCode>"), "headers": {"Content-Type": "multipart/related"}},
+     {"body": answer("createExtension", "<statusCode>OK</statusCode>"),
+      "headers": {"Content-Type": "multipart/related"}},
      VerbaMalformedResponse, True, ("createExtension answered a MIME multipart body that does not decode",)),
     ("soap-fault-200", "createExtension",
      {"body": SOAP.format("<S:Fault><faultcode>S:Server</faultcode><faultstring>java.lang.NullPointerException"
@@ -249,7 +252,8 @@ GARBAGE: list[tuple[str, str, dict[str, Any], type[VerbaError], bool, tuple[str,
     ("stack-trace-message", "updateExtension",
      {"status": "ERROR_GENERAL", "message": "java.lang.IllegalStateException: pool closed\n\tat com.verba.Db.get"
                                             "(Db.java:7)\n\tat com.verba.Provisioning.update(Provisioning.java:88)"},
-     VerbaStatusError, True, ("updateExtension answered ERROR_GENERAL: java.lang.IllegalStateException: pool closed at",)),
+     VerbaStatusError, True,
+     ("updateExtension answered ERROR_GENERAL: java.lang.IllegalStateException: pool closed at",)),
 ]
 
 
@@ -424,7 +428,9 @@ def test_a_failed_release_echoing_the_token_logs_it_masked(sim: Sim, logs: Any) 
     client.request_token()
     token = client._token
     assert token is not None
-    sim.faults({"operation": "releaseToken", "times": 1, "status": "ERROR_GENERAL", "message": f"cannot release {token}"})
+    sim.faults(
+        {"operation": "releaseToken", "times": 1, "status": "ERROR_GENERAL", "message": f"cannot release {token}"}
+    )
     client.close()
     warnings = [r.getMessage() for r in logs.records if r.levelno == logging.WARNING]
     assert any("could not release the Verba token: releaseToken answered ERROR_GENERAL: cannot release ***" in w

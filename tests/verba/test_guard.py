@@ -8,7 +8,6 @@ import pytest
 from zeep import Plugin
 
 from connector.verba import MissingUserIdError, VerbaClient
-
 from tests.verba.helpers import Sim, envelope, record
 
 EXTENSION = "<eid>0000</eid><extension>{number}</extension><recordingMode>FULL</recordingMode><voice>1</voice>"
@@ -32,7 +31,9 @@ def test_update_without_user_unlinks_in_the_simulator_as_documented(sim: Sim) ->
 
 @pytest.mark.parametrize("operation", ["updateExtension", "createExtension"])
 @pytest.mark.parametrize("user", [None, {}, {"id": None}])
-def test_the_guard_refuses_an_envelope_without_user_id(sim: Sim, client: VerbaClient, operation: str, user: object) -> None:
+def test_the_guard_refuses_an_envelope_without_user_id(
+    sim: Sim, client: VerbaClient, operation: str, user: object
+) -> None:
     client.request_token()
     sim.http.delete("/_sim/calls")
     extension = {"eid": "0000", "extension": "100", "recordingMode": "FULL", "voice": True}

@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 
 from connector.records import RECORDING_MODES, ExtensionRecord
 from connector.verba import VerbaClient
-
 from tests.verba.helpers import Sim
 
 xml_text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)
@@ -26,7 +25,9 @@ records = st.builds(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(first=records, second=records)
-def test_create_then_update_round_trips(sim: Sim, client: VerbaClient, first: ExtensionRecord, second: ExtensionRecord) -> None:
+def test_create_then_update_round_trips(
+    sim: Sim, client: VerbaClient, first: ExtensionRecord, second: ExtensionRecord
+) -> None:
     sim.reset()  # the extension may be another example's, held by another user
     second = ExtensionRecord(**{**second.to_dict(), "extension": first.extension, "user_id": first.user_id})
     assert client.create_extension(first) is True

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import click
 import httpx
@@ -21,7 +20,6 @@ from connector.simulator import create_app, serve
 from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 from connector.simulator.process import free_port
 from connector.simulator.state import State
-
 from tests.verba.helpers import PASSWORD, SEED, Sim, envelope
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -63,8 +61,13 @@ def test_vendor_examples_are_accepted_and_a_second_create_already_exists(sim: Si
 
 def test_update_is_a_full_replace_of_the_fields(sim: Sim) -> None:
     token = sim.token()
-    extension_call(sim, "createExtension", token, "<eid>0000</eid><extension>100</extension><recordingMode>FULL</recordingMode>"
-                   "<voice>true</voice><im>true</im><user><id>3</id></user>")
+    extension_call(
+        sim,
+        "createExtension",
+        token,
+        "<eid>0000</eid><extension>100</extension><recordingMode>FULL</recordingMode>"
+        "<voice>true</voice><im>true</im><user><id>3</id></user>",
+    )
     # children in another order, qualified, booleans as 0/1
     v2 = "http://v2.provisioning.ws.web.verba.com/"
     answer = extension_call(sim, "updateExtension", token, f'<v2:user xmlns:v2="{v2}"><v2:id>4</v2:id></v2:user>'
@@ -92,13 +95,16 @@ def test_update_is_a_full_replace_of_the_fields(sim: Sim) -> None:
         "<eid>0000</eid><extension>100</extension><screenCaptureEnabled>2</screenCaptureEnabled><user><id>3</id></user>",
     ],
     ids=["recordingMode", "eid-length", "eid-and-shortName", "no-environment", "unknown-eid", "unknown-shortName",
-         "no-extension", "empty-extension", "unknown-user", "non-integer-user", "non-boolean-voice", "non-boolean-screen"],
+         "no-extension", "empty-extension", "unknown-user", "non-integer-user", "non-boolean-voice",
+         "non-boolean-screen"],
 )
 @pytest.mark.parametrize("operation", ["createExtension", "updateExtension"])
 def test_illegal_arguments(sim: Sim, operation: str, inner: str) -> None:
     token = sim.token()
     if operation == "updateExtension":
-        extension_call(sim, "createExtension", token, "<eid>0000</eid><extension>100</extension><user><id>3</id></user>")
+        extension_call(
+            sim, "createExtension", token, "<eid>0000</eid><extension>100</extension><user><id>3</id></user>"
+        )
     before = sim.state()["extensions"]
     code, message = extension_call(sim, operation, token, inner)
     assert code == "ERROR_ILLEGAL_ARGUMENT"
@@ -112,42 +118,70 @@ def test_missing_extension_element_is_illegal(sim: Sim) -> None:
 
 
 def test_update_of_a_missing_extension_is_error_general(sim: Sim) -> None:
-    code, message = extension_call(sim, "updateExtension", sim.token(), "<eid>0000</eid><extension>404</extension><user><id>3</id></user>")
+    code, message = extension_call(
+        sim, "updateExtension", sim.token(), "<eid>0000</eid><extension>404</extension><user><id>3</id></user>"
+    )
     assert code == "ERROR_GENERAL" and message and "0000:404" in message
     assert sim.state()["extensions"] == []
 
 
-@pytest.mark.parametrize("operation", ["createExtension", "updateExtension", "releaseToken", "getExtension", "listUsers"])
+@pytest.mark.parametrize(
+    "operation", ["createExtension", "updateExtension", "releaseToken", "getExtension", "listUsers"]
+)
 def test_bad_expired_and_released_tokens_are_unauthorized(sim: Sim, operation: str) -> None:
-    assert status_of(sim.post_soap(envelope(operation, "<token>NOPE</token>")).text) == ("ERROR_UNAUTHORIZED", TOKEN_MESSAGE)
+    assert status_of(sim.post_soap(envelope(operation, "<token>NOPE</token>")).text) == (
+        "ERROR_UNAUTHORIZED",
+        TOKEN_MESSAGE,
+    )
     expired = sim.token()
     sim.expire_tokens()
-    assert status_of(sim.post_soap(envelope(operation, f"<token>{expired}</token>")).text) == ("ERROR_UNAUTHORIZED", TOKEN_MESSAGE)
+    assert status_of(sim.post_soap(envelope(operation, f"<token>{expired}</token>")).text) == (
+        "ERROR_UNAUTHORIZED",
+        TOKEN_MESSAGE,
+    )
     released = sim.token()
     assert status_of(sim.post_soap(envelope("releaseToken", f"<token>{released}</token>")).text) == ("OK", None)
-    assert status_of(sim.post_soap(envelope(operation, f"<token>{released}</token>")).text) == ("ERROR_UNAUTHORIZED", TOKEN_MESSAGE)
+    assert status_of(sim.post_soap(envelope(operation, f"<token>{released}</token>")).text) == (
+        "ERROR_UNAUTHORIZED",
+        TOKEN_MESSAGE,
+    )
 
 
 def test_request_token(sim: Sim) -> None:
-    good = sim.post_soap(envelope("requestToken", f"<eid>0000</eid><loginName>connector</loginName><password>{PASSWORD}</password>"))
+    good = sim.post_soap(
+        envelope("requestToken", f"<eid>0000</eid><loginName>connector</loginName><password>{PASSWORD}</password>")
+    )
     token = etree.fromstring(good.content).findtext(".//token")
     assert token is not None and len(token) == 32 and token.isalnum()
-    bad = sim.post_soap(envelope("requestToken", "<eid>0000</eid><loginName>connector</loginName><password>wrong</password>"))
+    bad = sim.post_soap(
+        envelope("requestToken", "<eid>0000</eid><loginName>connector</loginName><password>wrong</password>")
+    )
     assert status_of(bad.text) == ("ERROR_GENERAL", "com.verba.web.user.UserNotFoundException")
     assert [c["status"] for c in sim.calls("requestToken")] == ["OK", "ERROR_GENERAL"]
 
 
 def test_get_extension_answers_booleans_as_true_false_with_the_full_user(sim: Sim) -> None:
     token = sim.token()
-    extension_call(sim, "createExtension", token, "<eid>0000</eid><extension>100</extension><recordingMode>FULL</recordingMode>"
-                   "<voice>1</voice><im>0</im><user><id>3</id></user>")
+    extension_call(
+        sim,
+        "createExtension",
+        token,
+        "<eid>0000</eid><extension>100</extension><recordingMode>FULL</recordingMode>"
+        "<voice>1</voice><im>0</im><user><id>3</id></user>",
+    )
     answer = sim.post_soap(envelope("getExtension", f"<token>{token}</token><environmentFilter><eid>0000</eid>"
                                     "<eidExact>1</eidExact></environmentFilter><extension>100</extension>"))
     extension = etree.fromstring(answer.content).find(".//return/extension")
     assert [child.tag for child in extension] == sorted(child.tag for child in extension)  # JAX-WS order
     assert (extension.findtext("voice"), extension.findtext("im")) == ("true", "false")
-    assert (extension.findtext("user/id"), extension.findtext("user/loginName"), extension.findtext("user/displayName")) == (
-        "3", "alice@example.com", "Alice",
+    assert (
+        extension.findtext("user/id"),
+        extension.findtext("user/loginName"),
+        extension.findtext("user/displayName"),
+    ) == (
+        "3",
+        "alice@example.com",
+        "Alice",
     )
     missing = sim.post_soap(envelope("getExtension", f"<token>{token}</token><environmentFilter><eid>0000</eid>"
                                      "</environmentFilter><extension>nope</extension>"))
@@ -171,7 +205,8 @@ def test_list_users_filters_and_counts(sim: Sim) -> None:
 
 def test_create_user(sim: Sim) -> None:
     token = sim.token()
-    body = f"<token>{token}</token><user><eid>0000</eid><loginName>erin@example.com</loginName><email>e@example.com</email></user>"
+    body = (f"<token>{token}</token><user><eid>0000</eid><loginName>erin@example.com</loginName>"
+            "<email>e@example.com</email></user>")
     created = etree.fromstring(sim.post_soap(envelope("createUser", body)).content).find(".//return")
     assert created.findtext("status/statusCode") == "OK"
     assert created.findtext("user/id") == "5" and created.findtext("user/email") == "e@example.com"
@@ -286,7 +321,9 @@ def test_a_missing_extension_is_answered_in_the_chosen_shape(
     got = get_extension(sim, token, "404")
     assert status_of(got.text) == MISSING_ANSWERS[shape]["getExtension"]
     assert "<extension>" not in got.text
-    updated = extension_call(sim, "updateExtension", token, "<eid>0000</eid><extension>404</extension><user><id>3</id></user>")
+    updated = extension_call(
+        sim, "updateExtension", token, "<eid>0000</eid><extension>404</extension><user><id>3</id></user>"
+    )
     assert updated == MISSING_ANSWERS[shape]["updateExtension"]
     assert sim.state()["extensions"] == []
     assert [(c["operation"], c["status"]) for c in sim.calls() if c["operation"] != "requestToken"] == [
@@ -342,7 +379,10 @@ def test_reset_goes_back_to_the_start_value(sim: Sim, started_with: Callable[[st
     behaviour(started, missing_extension="ok_empty").raise_for_status()
     started.reset()
     assert started.http.get("/_sim/behaviour").json() == {"missing_extension": "error_general"}
-    assert status_of(get_extension(started, started.token(), "404").text) == MISSING_ANSWERS["error_general"]["getExtension"]
+    assert (
+        status_of(get_extension(started, started.token(), "404").text)
+        == MISSING_ANSWERS["error_general"]["getExtension"]
+    )
 
 
 def test_state_validates_and_keeps_the_missing_extension_setting() -> None:

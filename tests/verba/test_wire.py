@@ -11,7 +11,6 @@ from connector.records import ExtensionRecord
 from connector.verba import VerbaClient
 from connector.verba.client import BINDING, extension_payload
 from connector.verba.status import read_status
-
 from tests.verba.helpers import Sim
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -65,7 +64,9 @@ def test_environment_short_name_replaces_eid_and_nothing_empty_is_sent() -> None
 
 def test_both_status_shapes_are_read() -> None:
     client = VerbaClient("http://127.0.0.1:9/provisioning", eid="0000", token="t")
-    flat = client._service._binding.get("createExtension").process_reply(sample("createExtension-already-exists-response.xml"))
+    flat = client._service._binding.get("createExtension").process_reply(
+        sample("createExtension-already-exists-response.xml")
+    )
     status = read_status(flat, "createExtension")
     assert status.code == "ERROR_ALREADY_EXISTS"
     assert status.message == "This extension already exists in the database: 0000:verbatestuser@verbalabs.com"
@@ -99,4 +100,7 @@ def test_served_wsdl_loads_in_zeep_with_the_simulator_address(sim: Sim) -> None:
     client = zeep.Client(f"{sim.url}?wsdl")
     assert client.service._binding_options["address"] == sim.url
     assert BINDING in [str(name) for name in client.wsdl.bindings]
-    assert client.service.requestToken(eid="0000", loginName="connector", password="nope").status.statusCode == "ERROR_GENERAL"
+    assert (
+        client.service.requestToken(eid="0000", loginName="connector", password="nope").status.statusCode
+        == "ERROR_GENERAL"
+    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import ssl
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import ldap3
@@ -51,7 +52,8 @@ def open_connection(config: LdapConfig) -> ldap3.Connection:
     # space and U+2168 into "IX", so that a correct password fails. The server gets exactly what was configured.
     password = None if config.password is None else config.password.encode("utf-8")
     conn = ldap3.Connection(
-        server, user=config.bind_dn, password=password, read_only=True, raise_exceptions=False,
+        server, user=config.bind_dn, password=password,  # type: ignore[arg-type]  # types-ldap3: str only
+        read_only=True, raise_exceptions=False,
         auto_referrals=False, receive_timeout=int(config.timeout_seconds), check_names=False,
         return_empty_attributes=False, auto_range=False,  # ldap3's own range retrieval fails on a missing key
     )
@@ -131,7 +133,7 @@ def search(
     attributes: Sequence[str],
     page_size: int | None,
     controls: Sequence[Control] = (),
-    scope: str = ldap3.SUBTREE,
+    scope: Literal["BASE", "LEVEL", "SUBTREE"] = ldap3.SUBTREE,
 ) -> Iterator[tuple[str, dict[str, Any], dict[str, list[bytes]]]]:
     """Yield (dn, attributes, raw attributes) of every entry, page by page.
 

@@ -27,15 +27,15 @@ import ldap3
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
 from connector.config import LdapConfig
-from connector.sources.ldap.connection import DirectoryError, first_raw, read_entry, search
 from connector.dn import dn_key
+from connector.sources.ldap.connection import DirectoryError, first_raw, read_entry, search
 
 COMMON_ATTRIBUTES = ("cn", "sn", "givenName", "displayName", "mail", "telephoneNumber", "mobile", "memberOf")
 UAC_ACCOUNTDISABLE = 0x2
 AD_NEVER_EXPIRES = (0, 0x7FFFFFFFFFFFFFFF)  # accountExpires values that mean "never"
-FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
+FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.UTC)
 MONITOR_TIME = "cn=Current,cn=Time,cn=Monitor"  # OpenLDAP back-monitor: monitorTimestamp is the server's clock
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 _FALSE = ("", "false", "0", "no")
 
 
@@ -196,12 +196,14 @@ class OpenLdapDialect(Dialect):
         if self.id_attributes != ("entryUUID",):
             return super().missing_id(dn)
         who = self.config.bind_dn or "anonymous"
-        return (f"{dn} has no entryUUID that {who} may read: an access rule hides it. entryUUID is the stable id "
-                "that keeps a user through renames and moves; let the bind account read it with a rule placed before "
-                f"the one that hides it, in slapd.conf: access to attrs=entryUUID by dn.exact=\"{who}\" read by * break "
-                f"(cn=config: add olcAccess: {{0}}to attrs=entryUUID by dn.exact=\"{who}\" read by * break to the "
-                "database). Or set id_attribute to another attribute that never changes for a user (an employee "
-                "number); id_attribute = \"dn\" keys users by DN, so a rename or a move becomes a delete and a create")
+        return (
+            f"{dn} has no entryUUID that {who} may read: an access rule hides it. entryUUID is the stable id "
+            "that keeps a user through renames and moves; let the bind account read it with a rule placed before "
+            f"the one that hides it, in slapd.conf: access to attrs=entryUUID by dn.exact=\"{who}\" read by * break "
+            f"(cn=config: add olcAccess: {{0}}to attrs=entryUUID by dn.exact=\"{who}\" read by * break to the "
+            "database). Or set id_attribute to another attribute that never changes for a user (an employee "
+            "number); id_attribute = \"dn\" keys users by DN, so a rename or a move becomes a delete and a create"
+        )
 
 
 class ActiveDirectoryDialect(Dialect):

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import ldap3
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
+from connector.dn import dn_key, is_dn
 from connector.sources.ldap.connection import first_raw, in_batches, read_entry, search
 from connector.sources.ldap.dialects import Dialect, all_values, first_value
-from connector.dn import dn_key, is_dn
 
 log = logging.getLogger("connector.ldap")
 
@@ -126,7 +127,8 @@ class Membership:
         return filters
 
     def below(self, groups: list[str], include: bool = False) -> list[str]:
-        """The groups nested in `groups` at any depth (AD) or up to `depth` levels (others); with `include`, them too."""
+        """The groups nested in `groups` at any depth (AD) or up to `depth` levels (others); with `include`, them
+        too."""
         if self.ad:
             terms = "".join(f"(memberOf:{IN_CHAIN}:={escape_filter_chars(g)})" for g in groups)
             found = self._groups(f"(&{self.dialect.group_filter}(|{terms}))") if groups else []

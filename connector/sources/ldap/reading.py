@@ -6,14 +6,15 @@ through one `Membership`, which caches every group it looked up.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import ldap3
 
 from connector.config import LdapConfig
+from connector.dn import escape_value, normalize_dn, same_dn
 from connector.sources.ldap.connection import LIMITS, SHOW_DELETED, DirectoryError, first_raw, in_batches, search
 from connector.sources.ldap.dialects import Begin, Dialect, first_value
-from connector.dn import escape_value, normalize_dn, same_dn
 from connector.sources.ldap.groups import Membership
 from connector.sources.ldap.scope import Scope
 from connector.sources.ldap.snapshot import Snapshot, snapshot

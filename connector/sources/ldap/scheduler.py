@@ -13,7 +13,7 @@ import datetime
 import functools
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -59,7 +59,7 @@ class LdapScheduler:
         for name, watcher in self.watchers.items():
             config = watcher.config
             self.scheduler.add_job(self.tick, IntervalTrigger(seconds=config.poll_seconds), args=[name, False],
-                                   id=f"ldap-{name}-poll", next_run_time=datetime.datetime.now(datetime.timezone.utc),
+                                   id=f"ldap-{name}-poll", next_run_time=datetime.datetime.now(datetime.UTC),
                                    misfire_grace_time=max(1, int(config.poll_seconds)))
             if config.full_sync_cron:
                 self.scheduler.add_job(self.tick, CronTrigger.from_crontab(config.full_sync_cron), args=[name, True],

@@ -20,9 +20,9 @@ from typing import Any
 import ldap3
 
 from connector.config import LdapConfig
+from connector.dn import dn_key, is_dn, is_within
 from connector.sources.ldap.connection import SHOW_DELETED, read_entry
 from connector.sources.ldap.dialects import Dialect, all_values
-from connector.dn import dn_key, is_dn, is_within
 
 DELETED_OBJECTS_WKGUID = "18E2EA80684F11D2B9AA00C04F79F805"
 
@@ -41,7 +41,9 @@ class Scope:
 
 def probe(conn: ldap3.Connection, config: LdapConfig, dialect: Dialect, dse: dict[str, Any]) -> Scope:
     """Find the naming context of `base` and what the bind account may read; a few base searches."""
-    contexts = [str(c) for key in ("defaultNamingContext", "namingContexts") for c in all_values(dse, key) if is_dn(str(c))]
+    contexts = [
+        str(c) for key in ("defaultNamingContext", "namingContexts") for c in all_values(dse, key) if is_dn(str(c))
+    ]
     holding = sorted((c for c in contexts if is_within(config.base, c)), key=lambda c: -len(dn_key(c)))
     context = holding[0] if holding else None
     notes: list[str] = []

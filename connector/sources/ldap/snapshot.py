@@ -13,8 +13,8 @@ import hashlib
 import json
 from typing import Any
 
-from connector.sources.ldap.dialects import Dialect, UTC
 from connector.dn import dn_key
+from connector.sources.ldap.dialects import UTC, Dialect
 from connector.store import LdapEntry
 
 
@@ -31,7 +31,8 @@ class Snapshot:
 
 def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]],
              groups: tuple[list[str], list[str]], now: float) -> Snapshot:
-    """Normalize one search result; `groups` are its (direct, effective) groups; the digest covers all the mapping may read."""
+    """Normalize one search result; `groups` are its (direct, effective) groups; the digest covers all the mapping
+    may read."""
     texts: dict[str, list[str]] = {}  # lower-cased attribute name -> its non-empty values as text
     for key, value in values.items():
         found = [v if type(v) is str else _text(v) for v in (value if isinstance(value, list) else (value,))
@@ -63,9 +64,9 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
         state["name"] = {**({"givenName": given[0]} if given else {}), **({"familyName": family[0]} if family else {})}
     attributes = state["attributes"]
     for wanted in dialect.state_attributes:
-        found = texts.get(wanted.lower())
-        if found:
-            attributes[wanted] = found[0] if len(found) == 1 else found
+        text = texts.get(wanted.lower())
+        if text:
+            attributes[wanted] = text[0] if len(text) == 1 else text
     digest = hashlib.sha256(json.dumps(state, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     entry = LdapEntry(dialect.external_id(dn, values, raw), digest, active, tuple(dn_key(g) for g in effective), state)
     expired = expires is not None and expires.timestamp() <= now

@@ -23,18 +23,19 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import ldap3
 
 from connector.config import LdapConfig
+from connector.dn import dn_key
 from connector.events import UserChange
 from connector.mapping.rules import in_group
 from connector.ops.metrics import LDAP_POLL_SECONDS
 from connector.sources.ldap import metrics
 from connector.sources.ldap.connection import DirectoryError, close, open_connection, root_dse
 from connector.sources.ldap.dialects import Begin, dialect_for
-from connector.dn import dn_key
 from connector.sources.ldap.guard import judge
 from connector.sources.ldap.reading import Reader
 from connector.sources.ldap.scope import Scope, probe
@@ -50,7 +51,8 @@ DN_IDENTITY_WARNING = ("users are keyed by DN (id_attribute = \"dn\"): a rename 
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-    """What one run did: its counts by kind, the ids of the events it stored, and the guard's message if it held some."""
+    """What one run did: its counts by kind, the ids of the events it stored, and the guard's message if it held
+    some."""
 
     directory: str
     full: bool

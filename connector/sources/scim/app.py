@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -41,9 +42,15 @@ def create_scim_app(store: ScimResources, config: ScimConfig) -> Starlette:
         Route(HEALTH_PATH, _health),
         Route(f"{base}/ServiceProviderConfig", api.service_provider_config),
         Route(f"{base}/ResourceTypes", api.discover(lambda url, _: discovery.resource_types(url))),
-        Route(f"{base}/ResourceTypes/{{name}}", api.discover(lambda url, r: discovery.resource_type(url, r.path_params["name"]))),
+        Route(
+            f"{base}/ResourceTypes/{{name}}",
+            api.discover(lambda url, r: discovery.resource_type(url, r.path_params["name"])),
+        ),
         Route(f"{base}/Schemas", api.discover(lambda url, _: discovery.schemas(url))),
-        Route(f"{base}/Schemas/{{schema_id}}", api.discover(lambda url, r: discovery.schema(url, r.path_params["schema_id"]))),
+        Route(
+            f"{base}/Schemas/{{schema_id}}",
+            api.discover(lambda url, r: discovery.schema(url, r.path_params["schema_id"])),
+        ),
         Route(f"{base}/.search", api.search(RESOURCE_TYPES), methods=["POST"]),
     ]
     for resource in (USERS, GROUPS):
@@ -120,7 +127,8 @@ class _Api:
         At the root (RFC 7644 §3.4.2: "all resources ... subject to filtering") a filter that one resource type
         cannot evaluate (`userName` on Groups) matches none of that type; one no type can evaluate is 400.
         """
-        total, hits, refused = 0, [], []
+        total, refused = 0, []
+        hits: list[tuple[ResourceType, Found]] = []
         for resource in resources:
             try:
                 found, rows = self.service.search(client, resource, filter_text, max(offset - total, 0),
@@ -185,7 +193,9 @@ class _Api:
         try:
             return json.loads(b"".join(chunks), parse_constant=_no_constant)
         except (ValueError, RecursionError):
-            raise errors.invalid_syntax("the body is not valid JSON; send a SCIM object as application/scim+json") from None
+            raise errors.invalid_syntax(
+                "the body is not valid JSON; send a SCIM object as application/scim+json"
+            ) from None
 
 
 def _no_constant(name: str) -> Any:

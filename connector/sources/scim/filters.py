@@ -12,7 +12,7 @@ import dataclasses
 import datetime
 import json
 import re
-from typing import Any, Union
+from typing import Any
 
 from scim2_filter_parser import ast
 from scim2_filter_parser.lexer import SCIMLexer
@@ -66,7 +66,7 @@ class Within:
     expr: Expr
 
 
-Expr = Union[Compare, Logical, Not, Within]
+Expr = Compare | Logical | Not | Within
 
 
 class _Lexer(SCIMLexer):  # type: ignore[misc]
@@ -75,7 +75,7 @@ class _Lexer(SCIMLexer):  # type: ignore[misc]
     tokens = SCIMLexer.tokens
     ignore = " \t"
 
-    @_(r"\.[a-zA-Z$][a-zA-Z0-9_$-]*")  # type: ignore[name-defined]  # noqa: F821
+    @_(r"\.[a-zA-Z$][a-zA-Z0-9_$-]*")  # type: ignore[name-defined, untyped-decorator]  # noqa: F821
     def SUBATTR(self, t: Any) -> Any:
         t.value = t.value.lstrip(".")
         return t
@@ -86,14 +86,14 @@ class _Lexer(SCIMLexer):  # type: ignore[misc]
     RBRACKET = r"\]"
     NUMBER = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 
-    @_(r"[a-zA-Z]+:[a-zA-Z0-9:\._-]+:")  # type: ignore[name-defined]  # noqa: F821
+    @_(r"[a-zA-Z]+:[a-zA-Z0-9:\._-]+:")  # type: ignore[name-defined, untyped-decorator]  # noqa: F821
     def SCHEMA_URI(self, t: Any) -> Any:
         t.value = t.value.rstrip(":")
         return t
 
     ATTRNAME = r"[a-zA-Z$][a-zA-Z0-9_$-]*"
 
-    @_(r'"(?:[^"\\]|\\.)*"')  # type: ignore[name-defined]  # noqa: F821
+    @_(r'"(?:[^"\\]|\\.)*"')  # type: ignore[name-defined, untyped-decorator]  # noqa: F821
     def COMP_VALUE(self, t: Any) -> Any:
         t.value = Quoted(json.loads(t.value))
         return t
@@ -253,7 +253,7 @@ def canonical_datetime(text: str, name: str = "the value") -> str:
     except ValueError:
         raise FilterError(f"{name}: {text!r} is not a dateTime; write one like \"2024-05-13T04:42:34Z\"") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
+        moment = moment.replace(tzinfo=datetime.UTC)
     try:
         return format_datetime(moment)
     except OverflowError:  # 0001-01-01T00:00:00+14:00 is in year 0 in UTC
@@ -270,7 +270,7 @@ def encodable(text: str) -> bool:
 
 
 def format_datetime(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def matches(element: dict[str, Any], expr: Expr) -> bool:
@@ -298,7 +298,7 @@ def _holds(actual: Any, compare: Compare) -> bool:
     sub = compare.target.sub
     if sub is not None and not sub.case_exact:
         actual, wanted = actual.lower(), wanted.lower()
-    return {
+    outcomes: dict[str, bool] = {
         "eq": actual == wanted,
         "ne": actual != wanted,
         "co": wanted in actual,
@@ -308,7 +308,8 @@ def _holds(actual: Any, compare: Compare) -> bool:
         "ge": actual >= wanted,
         "lt": actual < wanted,
         "le": actual <= wanted,
-    }[op]
+    }
+    return outcomes[op]
 
 
 def to_store_filter(expr: Expr) -> stored.Filter:

@@ -3,7 +3,8 @@ and the normalized user state that events carry (connector/events.py)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from connector.sources.scim.schema import EXTERNAL_ID, Attribute, ResourceType
 from connector.sources.scim.values import PENDING_MEMBERS

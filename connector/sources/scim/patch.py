@@ -46,7 +46,9 @@ def apply_patch(
 
 def _operations(request: Any) -> list[Any]:
     if not isinstance(request, dict):
-        raise errors.invalid_syntax(f"a PATCH body is a JSON object: {{\"schemas\": [\"{PATCH_OP}\"], \"Operations\": [...]}}")
+        raise errors.invalid_syntax(
+            f"a PATCH body is a JSON object: {{\"schemas\": [\"{PATCH_OP}\"], \"Operations\": [...]}}"
+        )
     operations = next((v for k, v in request.items() if isinstance(k, str) and k.casefold() == "operations"), None)
     if not isinstance(operations, list) or not operations:
         raise errors.invalid_syntax("Operations must be a non-empty list of {\"op\", \"path\", \"value\"} objects")
@@ -133,7 +135,8 @@ class _Operation:
         if not target.in_extension:
             return self.body
         if create:
-            return self.body.setdefault(target.schema.id, {})
+            extension: dict[str, Any] = self.body.setdefault(target.schema.id, {})
+            return extension
         return self.body.get(target.schema.id) or {}
 
     def tidy(self, target: Target) -> None:
@@ -254,7 +257,7 @@ class _Operation:
 
     def apply_to_value(
         self, current: Any, selector: Expr, sub: Attribute | None, new: Any, target: Target, path: SplitPath
-    ) -> dict[str, Any] | None:
+    ) -> Any:
         """A single-valued complex attribute (Entra's `manager[value eq "<id>"]`): the filter is a condition on
         its value. Remove takes it (or its sub-attribute) only if it matches; add and replace apply if it matches,
         or if it is unset and the filter describes a value to start from (as for multi-valued attributes)."""
@@ -279,26 +282,26 @@ class _Operation:
             return {**item, sub.name: new} if new is not None else without(item, sub.name)
         if new is None:
             return item
-        return {**item, **new} if self.op == "add" else {**_element_from(selector, {}), **new}
+        return {**item, **new} if self.op == "add" else {**(_element_from(selector) or {}), **new}
 
 
 def _refuse(where: str, key: str) -> Any:
     raise errors.invalid_value(f"{where}: {key}[...] takes one value object, not a list")
 
 
-def _element_from(expr: Expr, default: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """The element an `eq`-only filter describes (`type eq "work"` -> {"type": "work"}), or `default`;
+def _element_from(expr: Expr) -> dict[str, Any] | None:
+    """The element an `eq`-only filter describes (`type eq "work"` -> {"type": "work"}), or None;
     a read-only sub-attribute (manager.displayName) is the server's to set, so it describes none."""
     if isinstance(expr, Compare):
         sub = expr.target.sub
         if expr.op == "eq" and expr.value is not None and sub is not None and not sub.read_only:
             return {sub.name: expr.value}
-        return default
+        return None
     if isinstance(expr, Logical) and expr.op == "and":
         left, right = _element_from(expr.left), _element_from(expr.right)
         if left is not None and right is not None:
             return {**left, **right}
-    return default
+    return None
 
 
 def _contains(items: list[Any], item: Any) -> bool:

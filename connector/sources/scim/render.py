@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from connector.sources.scim import errors
 from connector.sources.scim.paths import split
@@ -49,10 +50,12 @@ def to_scim(
     return data
 
 
-def project(resource: ResourceType, data: dict[str, Any], attributes: str | None, excluded: str | None) -> dict[str, Any]:
+def project(
+    resource: ResourceType, data: dict[str, Any], attributes: str | None, excluded: str | None
+) -> dict[str, Any]:
     """Keep only `attributes`, or drop `excludedAttributes` (comma-separated paths, any case)."""
     if attributes:
-        result = {key: data[key] for key in ("schemas", "id") if key in data}  # returned "always"
+        result: dict[str, Any] = {key: data[key] for key in ("schemas", "id") if key in data}  # returned "always"
         for top, subs in _paths(resource, attributes, "attributes").items():
             if top in data:
                 result[top] = data[top] if subs is None else _only(data[top], subs, keep=True)

@@ -249,7 +249,9 @@ GROUP = Schema(
             multi_valued=True,
             sub_attributes=(
                 Attribute("value", case_exact=True, mutability="immutable"),
-                Attribute("$ref", "reference", case_exact=True, mutability="immutable", reference_types=("User", "Group")),
+                Attribute(
+                    "$ref", "reference", case_exact=True, mutability="immutable", reference_types=("User", "Group")
+                ),
                 Attribute("type", mutability="immutable", canonical_values=("User", "Group")),
                 Attribute("display"),
             ),

@@ -27,11 +27,12 @@ import datetime
 import logging
 import time
 import uuid
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from connector.events import UserChange
-from connector.ops.metrics import SCIM_PENDING_MEMBERS
 from connector.dn import fold
+from connector.events import Kind, UserChange
+from connector.ops.metrics import SCIM_PENDING_MEMBERS
 from connector.sources.scim import errors
 from connector.sources.scim.filters import FilterError, format_datetime, parse_filter, to_store_filter
 from connector.sources.scim.index import index_values, user_state
@@ -145,7 +146,9 @@ class ScimService:
                 return
             tx.delete(resource.name, resource_id)
             state = user_state(USERS, old.body, [name for _, name in listed_in])
-            tx.enqueue([UserChange(client, resource_id, "delete", state, self.clock(), f"scim DELETE User/{resource_id}")])
+            tx.enqueue(
+                [UserChange(client, resource_id, "delete", state, self.clock(), f"scim DELETE User/{resource_id}")]
+            )
 
     def _write(
         self, client: str, resource: ResourceType, resource_id: str, if_match: str | None, change: Change, verb: str
@@ -217,12 +220,12 @@ class ScimService:
         _, groups = self.store.scim_search(client, GROUPS.name, pending, 0, 1_000_000)
         now = self._now()
         for group in groups:
-            pending = group.body.get(PENDING_MEMBERS) or []
-            arrived = [m for m in pending if m.get("value") == member_id]
+            waiting = group.body.get(PENDING_MEMBERS) or []
+            arrived = [m for m in waiting if m.get("value") == member_id]
             body = without(group.body, PENDING_MEMBERS)
             body["members"] = [*(body.get("members") or []), *arrived[:1]]
-            if len(arrived) < len(pending):
-                body[PENDING_MEMBERS] = [m for m in pending if m.get("value") != member_id]
+            if len(arrived) < len(waiting):
+                body[PENDING_MEMBERS] = [m for m in waiting if m.get("value") != member_id]
             self._put(tx, client, GROUPS, group, body, now)
             SCIM_PENDING_MEMBERS.labels("applied").inc()
             log.info("SCIM %s Group %s: pending member %s was created; it is a member now", client, group.id, member_id,
@@ -258,7 +261,7 @@ class ScimService:
         return row
 
     def _now(self) -> str:
-        return format_datetime(datetime.datetime.fromtimestamp(self.clock(), datetime.timezone.utc))
+        return format_datetime(datetime.datetime.fromtimestamp(self.clock(), datetime.UTC))
 
 
 def _existing(tx: ScimTransaction, resource: ResourceType, resource_id: str, if_match: str | None) -> ScimResource:
@@ -333,5 +336,5 @@ def _note_members(client: str, group_id: str, settled: _Members) -> None:
 
 
 def _change(client: str, user_id: str, state: dict[str, Any], at: float, cause: str) -> UserChange:
-    kind = "deactivate" if state.get("active") is False else "upsert"
+    kind: Kind = "deactivate" if state.get("active") is False else "upsert"
     return UserChange(client, user_id, kind, state, at, cause)
