@@ -10,7 +10,14 @@ from connector.cli.options import config_option, json_option, since_option, sinc
 from connector.config import load_config
 from connector.ops.health import target_state
 from connector.ops.report import (
-    age, audit_line, breaker_state, counts_line, ownership_lines, source_states, summary_lines, to_json,
+    age,
+    audit_line,
+    breaker_state,
+    counts_line,
+    ownership_lines,
+    source_states,
+    summary_lines,
+    to_json,
 )
 from connector.runtime import open_configured_store
 
@@ -61,7 +68,8 @@ def status(config_path: str, as_json: bool) -> None:
                             "held_by_cause": [{"cause": c, "source": src, "count": n} for c, src, n in held],
                             "extension_conflicts": conflicts,
                             "extension_clashes": [{"extension": x, "claimants": c} for x, c in clashes],
-                            "sources": sources, "target": {"url": config.target_url, "state": target, "breakers": breakers}}))
+                            "sources": sources,
+                            "target": {"url": config.target_url, "state": target, "breakers": breakers}}))
         return
     click.echo(f"queue: {counts_line(counts)}")
     click.echo(f"oldest pending: {'none' if pending_age is None else age(pending_age)}")

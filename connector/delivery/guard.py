@@ -29,7 +29,8 @@ CAUSE = "stop_recording_guard"
 class StopRecordingGuard:
     """Decides, per push, whether a stop-recording push may go or waits for an operator (see the module doc)."""
 
-    def __init__(self, store: ExtensionOwnership, config: DeliveryConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: ExtensionOwnership, config: DeliveryConfig,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.config = config
         self.clock = clock

@@ -52,7 +52,8 @@ def readiness(store: EventLog, target_url: str, sources: dict[str, Callable[[], 
     return code, {"status": status, "store": store_state, "target": target, "sources": source_states}
 
 
-def create_admin_app(store: EventLog, target_url: str, sources: dict[str, Callable[[], str]] | None = None) -> Starlette:
+def create_admin_app(store: EventLog, target_url: str,
+                     sources: dict[str, Callable[[], str]] | None = None) -> Starlette:
     """`sources` maps each source's name to a function that says "ok" or what is wrong with it."""
     sources = sources if sources is not None else {}
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from connector.errors import ConnectorError
 from connector.events import UserChange

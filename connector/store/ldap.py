@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from connector.events import UserChange
 from connector.store.database import Database, StoreError, event_row, to_json
@@ -17,7 +18,8 @@ class WatermarkMoved(StoreError):
 
 @dataclasses.dataclass(frozen=True)
 class LdapEntry:
-    """What the connector last saw of one directory entry; `groups` are its effective groups as normalized DNs (connector/dn.py)."""
+    """What the connector last saw of one directory entry; `groups` are its effective groups as normalized
+    DNs (connector/dn.py)."""
 
     external_id: str
     digest: str

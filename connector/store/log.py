@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from connector.records import ExtensionRecord
 from connector.store.database import Database, to_json
@@ -60,7 +61,8 @@ class EventLog(Database):
 
     def verba_user_id(self, source: str, external_id: str) -> int | None:
         """The Verba user id last pushed for this user, if any."""
-        return self._one("verba_user_id", (source, external_id), "user_id")
+        user_id = self._one("verba_user_id", (source, external_id), "user_id")
+        return None if user_id is None else int(user_id)
 
     def get_event(self, event_id: int) -> StoredEvent | None:
         with self._read() as conn:
@@ -81,7 +83,8 @@ class EventLog(Database):
         an external id (exact) or a `userName` in the state (ASCII case-insensitive); `since` is a
         Unix time the event was last updated at or after.
         """
-        filters, params = [], []
+        filters: list[str] = []
+        params: list[Any] = []
         if state is not None:
             filters.append("state = %s")
             params.append(EventState(state).value)

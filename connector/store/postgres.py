@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import psycopg
 from psycopg import errors
@@ -20,7 +21,6 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.string import TextLoader
 
 from connector.store.base import Store
-from connector.store.database import StoreError
 from connector.store.queries import named
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -83,7 +83,8 @@ class PostgresStore(Store):
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
 
     def _try_lock(self, conn: Connection, key: str) -> bool:
-        return bool(conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s)) AS locked", (key,)).fetchone()["locked"])
+        row = conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s)) AS locked", (key,)).fetchone()
+        return row is not None and bool(row["locked"])
 
     def _array(self, values: Iterable[Any]) -> list[Any]:
         return list(values)

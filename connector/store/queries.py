@@ -22,7 +22,7 @@ def parse(text: str) -> dict[str, str]:
     """Named blocks of `text`, without their comment lines: {"name": "SELECT ..."}."""
     parts = _BLOCK.split(text)[1:]  # [name, body, name, body, ...]
     blocks = {}
-    for name, body in zip(parts[::2], parts[1::2]):
+    for name, body in zip(parts[::2], parts[1::2], strict=True):
         assert name not in blocks, f"the query {name} is defined twice"
         blocks[name] = "\n".join(line for line in body.strip().splitlines() if not line.startswith("--")).strip()
     return blocks
@@ -51,6 +51,7 @@ def migrations(dialect: str) -> list[tuple[int, list[str]]]:
     found = []
     for path in sorted([*(MIGRATIONS / dialect).glob("*.sql"), *MIGRATIONS.glob("*.sql")], key=lambda p: p.name):
         text = "\n".join(line for line in path.read_text().splitlines() if not line.startswith("--"))
-        found.append((int(path.name[:4]), [s.strip() for s in re.split(r";\s*$", text, flags=re.MULTILINE) if s.strip()]))
+        statements = [s.strip() for s in re.split(r";\s*$", text, flags=re.MULTILINE) if s.strip()]
+        found.append((int(path.name[:4]), statements))
     assert [version for version, _ in found] == list(range(1, len(found) + 1)), f"{dialect} migrations skip a number"
     return found

@@ -17,7 +17,8 @@ import dataclasses
 import enum
 import json
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from connector.events import UserChange
 from connector.records import ExtensionRecord
@@ -25,7 +26,7 @@ from connector.store.database import Database, event_row, to_json, user_key
 from connector.store.ownership import ExtensionOwnership, PushFinish
 
 
-class EventState(str, enum.Enum):
+class EventState(enum.StrEnum):
     PENDING = "pending"
     IN_FLIGHT = "in_flight"
     DONE = "done"

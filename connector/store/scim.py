@@ -16,7 +16,8 @@ import contextlib
 import dataclasses
 import json
 import time
-from typing import Any, Iterator, Sequence, Union
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from connector.events import UserChange
 from connector.store.database import Database, event_row
@@ -87,11 +88,12 @@ class Element:
     filter: Filter
 
 
-Filter = Union[Match, AllOf, AnyOf, Negated, Element]
+Filter = Match | AllOf | AnyOf | Negated | Element
 
 _COLUMNS = {"id": "r.id", "meta.created": "r.created", "meta.lastModified": "r.last_modified"}
 _ORDERING = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-_RESOURCE_COLUMNS = "r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified"
+_RESOURCE_COLUMNS = ("r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created,"
+                     " r.last_modified")
 
 
 def render(where: Filter) -> tuple[str, list[Any]]:
@@ -157,7 +159,8 @@ class _Renderer:
             return self.bind(f"substr({exact}, 1, CAST(%s AS INTEGER)) = %s", len(text), text)
         if op == "ew":
             return self.bind(f"length({exact}) >= CAST(%s AS INTEGER) AND "
-                             f"substr({exact}, length({exact}) - CAST(%s AS INTEGER) + 1) = %s", len(text), len(text), text)
+                             f"substr({exact}, length({exact}) - CAST(%s AS INTEGER) + 1) = %s",
+                             len(text), len(text), text)
         return self.bind(f"replace({exact}, %s, '') <> {exact}", text)
 
 
@@ -236,8 +239,8 @@ class ScimResources(Database):
         params = [client, resource_type, *params]
         with self._read() as conn:
             total = conn.execute(self._sql(f"SELECT count(*) AS n {sql}"), params).fetchone()["n"]
-            rows = [] if limit <= 0 else conn.execute(self._sql(
-                f"SELECT {_RESOURCE_COLUMNS} {sql} ORDER BY r.pk LIMIT %s OFFSET %s"), (*params, limit, offset)).fetchall()
+            page = self._sql(f"SELECT {_RESOURCE_COLUMNS} {sql} ORDER BY r.pk LIMIT %s OFFSET %s")
+            rows = [] if limit <= 0 else conn.execute(page, (*params, limit, offset)).fetchall()
         return int(total), [_resource(row) for row in rows]
 
     def scim_groups_of(self, client: str, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:

@@ -10,7 +10,8 @@ import fcntl
 import json
 import os
 import sqlite3
-from typing import Any, Iterable, Iterator, Sequence, TextIO
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TextIO
 
 from connector.store.base import Store
 from connector.store.database import StoreError
