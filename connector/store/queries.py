@@ -45,13 +45,15 @@ def placeholders(dialect: str, text: str) -> str:
 
 
 def migrations(dialect: str) -> list[tuple[int, list[str]]]:
-    """(version, statements) of every migration of `dialect`, oldest first: the files `NNNN_what.sql` in
-    `migrations/<dialect>/` and, for DDL both dialects read alike, in `migrations/`; statements end
-    with a `;` at the end of a line."""
-    found = []
-    for path in sorted([*(MIGRATIONS / dialect).glob("*.sql"), *MIGRATIONS.glob("*.sql")], key=lambda p: p.name):
+    """(version, statements) of every migration of `dialect`, oldest first.
+
+    A version is the files `NNNN_what.sql` of that number: the one in `migrations/` (DDL both dialects
+    read alike) first, then the one in `migrations/<dialect>/`. Statements end with a `;` at the end of a line.
+    """
+    versions: dict[int, list[str]] = {}
+    for path in [*sorted(MIGRATIONS.glob("*.sql")), *sorted((MIGRATIONS / dialect).glob("*.sql"))]:
         text = "\n".join(line for line in path.read_text().splitlines() if not line.startswith("--"))
         statements = [s.strip() for s in re.split(r";\s*$", text, flags=re.MULTILINE) if s.strip()]
-        found.append((int(path.name[:4]), statements))
-    assert [version for version, _ in found] == list(range(1, len(found) + 1)), f"{dialect} migrations skip a number"
-    return found
+        versions.setdefault(int(path.name[:4]), []).extend(statements)
+    assert sorted(versions) == list(range(1, len(versions) + 1)), f"{dialect} migrations skip a number"
+    return sorted(versions.items())

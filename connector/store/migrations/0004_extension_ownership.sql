@@ -1,4 +1,5 @@
--- Extension ownership (connector/store/ownership.py); claims backfilled from what was pushed recording.
+-- Extension ownership (connector/store/ownership.py): the tables, alike on both dialects; each dialect's
+-- 0004 then backfills the claims from what was pushed recording.
 
 CREATE TABLE extension_claims (
     extension text NOT NULL,
@@ -55,8 +56,3 @@ CREATE INDEX stop_recordings_window ON stop_recordings (source, at);
 CREATE TABLE stop_recording_sources (source text PRIMARY KEY);
 
 ALTER TABLE events ADD COLUMN approved integer NOT NULL DEFAULT 0;
-
-INSERT INTO extension_claims (extension, source, external_id, verba_user_id, login_name, claimed_at)
-    SELECT extension, source, external_id, (record->>'user_id')::bigint, NULL, pushed_at FROM pushed_extensions
-    WHERE (record->>'voice')::boolean OR (record->>'im')::boolean OR (record->>'video')::boolean
-      OR (record->>'screen_capture_enabled')::boolean;
