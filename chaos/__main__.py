@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from chaos.disk import SmallDisk
 from chaos.campaign import FULL, SHORT, Campaign, Plan
 from chaos.report import Report, render
 
@@ -63,7 +64,15 @@ def run_one(plan: Plan, kind: str, seed: int, workdir: Path | None) -> Report:
     where = Path(tempfile.mkdtemp(prefix=f"chaos-{kind}-", dir=workdir))
     say = lambda line: print(line, flush=True)  # noqa: E731
     if kind == "sqlite":
-        report = Campaign(plan, kind, f"sqlite:///{where / 'store.db'}", seed, where, say).run()
+        disk, why = SmallDisk.mount(where / "disk") if plan.disk_full else (None, "")
+        try:
+            folder = where / "disk" if disk is not None else where
+            report = Campaign(plan, kind, f"sqlite:///{folder / 'store.db'}", seed, where, say, disk).run()
+        finally:
+            if disk is not None:
+                disk.unmount(keep=where)
+        if why:
+            report.problems.append(f"full disk: skipped ({why})")
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         from tests.postgres_server import PostgresServer

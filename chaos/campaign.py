@@ -4,7 +4,9 @@
 2. kills: the connector is SIGKILLed `Plan.kills` times at random points and restarted;
 3. Verba outage: 503s, then connection refused (the simulator process is gone), then slow
    answers with every token expired half-way, then Verba is back; the writers stop then;
-4. drain: wait until nothing is pending, then compare the store (SCIM read-back), Verba's
+4. store trouble (SQLite): the filesystem under the store fills up (disk.py) while the writes go
+   on; SCIM must answer 503 with Retry-After and acknowledge nothing it did not store;
+5. drain: wait until nothing is pending, then compare the store (SCIM read-back), Verba's
    state (the oracle) and the simulator's call log.
 """
 
@@ -21,6 +23,7 @@ from typing import Any, Callable
 import httpx
 
 from chaos import oracle
+from chaos.disk import SmallDisk
 from chaos.processes import SCIM_TOKEN, Connector, Simulator
 from chaos.report import Report
 from chaos.workload import Counters, Model, ScimClient, Workload
@@ -40,13 +43,14 @@ class Plan:
     outage_refused: float = 3.0
     outage_slow: float = 4.0
     slow_ms: int = 1500
+    disk_full: float = 3.0  # seconds of a full disk under the SQLite store (0: none)
     drain_timeout: float = 180.0
     delivery: dict[str, Any] = dataclasses.field(default_factory=dict)  # [delivery] keys beyond the shipped ones
 
 
 SHORT = Plan()
 FULL = Plan(users=200, writers=4, kills=200, kill_gap=(0.3, 4.0), down=(0.0, 2.0), outage_503=120.0,
-            outage_refused=120.0, outage_slow=60.0, slow_ms=3000, drain_timeout=900.0)
+            outage_refused=120.0, outage_slow=60.0, slow_ms=3000, disk_full=20.0, drain_timeout=900.0)
 
 
 # The shipped [delivery] defaults (config/connector.toml), and the stop-recording guard opened wide:
@@ -57,7 +61,7 @@ DELIVERY = {"workers": 4, "max_attempts": 12, "backoff_base_seconds": 5, "backof
 
 class Campaign:
     def __init__(self, plan: Plan, store_kind: str, store_url: str, seed: int, workdir: Path,
-                 say: Callable[[str], None] = print) -> None:
+                 say: Callable[[str], None] = print, disk: SmallDisk | None = None) -> None:
         self.plan = plan
         self.seed = seed
         self.rng = random.Random(seed)
@@ -65,6 +69,7 @@ class Campaign:
         self.say = say
         self.report = Report(store=store_kind, seed=seed)
         self.store_url = store_url
+        self.disk = disk
         self.model = Model(plan.users, seed)
         self.counters = Counters()
         self.sim = Simulator(workdir, self.model.verba_users(), seed)
@@ -85,6 +90,8 @@ class Campaign:
             self.kills()
             if self.plan.outage_503 or self.plan.outage_refused or self.plan.outage_slow:
                 self.outage()
+            if self.plan.disk_full and self.disk is not None:
+                self.disk_full()
             self.stop_all_writers()
             self.measure()
         finally:
@@ -92,8 +99,10 @@ class Campaign:
             status = self.connector.stop()
             if status != 0:
                 self.report.problems.append(f"connector run exited with status {status} on SIGTERM")
-            self.report.tracebacks = len(self.connector.tracebacks())
-            self.report.problems += [f"log: {line[:400]}" for line in self.connector.tracebacks()[:10]]
+            store_full, others = self.connector.log_errors()
+            self.report.tracebacks = len(others)
+            self.report.store_full_tracebacks = len(store_full)
+            self.report.problems += [f"log: {line[:600]}" for line in others[:10]]
             self.sim.close()
             self.admin.close()
             self.report.duration_seconds = time.monotonic() - started
@@ -101,7 +110,7 @@ class Campaign:
 
     def start_writers(self) -> None:
         for i in range(self.plan.writers):
-            client = ScimClient(self.connector.scim_url, SCIM_TOKEN, self.counters)
+            client = ScimClient(self.connector.scim_url, SCIM_TOKEN, self.counters, abandon=self.stop_writers)
             workload = Workload(self.model, client, self.seed * 1000 + i)
             self.workloads.append(workload)
             thread = threading.Thread(target=self._write, args=(workload,), name=f"writer-{i}", daemon=True)
@@ -157,6 +166,28 @@ class Campaign:
         self.report.drain_seconds_after_outage = drained_at - back if self.drained else None
         self.report.outage_dead_letters = self.queue().get("dead", 0) - dead_before
 
+    def disk_full(self) -> None:
+        """Fill the store's filesystem while writers run; check what was acknowledged is stored; free it."""
+        self.say(f"[{self.report.store}] full disk for {self.plan.disk_full:.0f} s")
+        assert self.disk is not None
+        self.stop_writers.clear()
+        self.writers, self.workloads = [], []
+        self.start_writers()
+        time.sleep(0.5)
+        status_503, writes = self.counters.status_503, self.counters.writes
+        self.disk.fill()
+        time.sleep(self.plan.disk_full)
+        self.stop_all_writers()  # writes answered 503 are given up: 503 says nothing was changed
+        self.report.disk_full_503 = self.counters.status_503 - status_503
+        self.report.disk_full_writes_acknowledged = self.counters.writes - writes
+        self.report.disk_full_acknowledged_unstored = self.read_back("disk full")
+        self.disk.free()
+        self.stop_writers.clear()
+        self.writers, self.workloads = [], []
+        self.start_writers()
+        time.sleep(2.0)  # writes go through again
+        self.stop_all_writers()
+
     # measurements
 
     drained = False
@@ -208,7 +239,7 @@ class Campaign:
         report.status_503 = self.counters.status_503 + self.counters.status_503_without_retry_after
         report.unexpected_answers = len(self.counters.unexpected)
         report.problems += [f"answer: {line}" for line in self.counters.unexpected[:20]]
-        report.lost = self.read_back()
+        report.lost = self.read_back("end")
         calls = self.sim.calls()
         blind = [c for c in calls if c["operation"] in ("createExtension", "updateExtension") and c.get("user_id") is None]
         report.writes_without_user_id = len(blind)
@@ -219,31 +250,32 @@ class Campaign:
         if status.get("extension_conflicts"):
             report.problems += [f"open conflict: {c}" for c in status["extension_conflicts"][:10]]
 
-    def read_back(self) -> int:
-        """Acknowledged writes the connector does not have: users whose SCIM resource differs from the model."""
+    def read_back(self, when: str) -> int:
+        """Acknowledged writes the connector does not have: users whose SCIM resource differs from the
+        model. Call it with the writers stopped."""
         lost = 0
-        with httpx.Client(base_url=self.connector.scim_url, timeout=30,
-                          headers={"Authorization": f"Bearer {SCIM_TOKEN}"}) as http:
-            for user in self.model.users:
-                answer = http.get("/Users", params={"filter": f'userName eq "{user.user_name}"'})
-                resources = answer.json().get("Resources", []) if answer.status_code == 200 else []
-                if not user.exists:
-                    if resources:
-                        lost += 1
-                        self.report.problems.append(f"lost: {user.user_name} was deleted (acknowledged) but exists")
-                    continue
-                if len(resources) != 1:
+        client = ScimClient(self.connector.scim_url, SCIM_TOKEN, Counters(), give_up_after=60)
+        for user in self.model.users:
+            answer = client.send("GET", "/Users", params={"filter": f'userName eq "{user.user_name}"'})
+            resources = answer.json().get("Resources", []) if answer.status_code == 200 else []
+            if not user.exists:
+                if resources:
                     lost += 1
-                    self.report.problems.append(f"lost: {user.user_name} was created (acknowledged) but is missing")
-                    continue
-                found = resources[0]
-                numbers = [re.sub(r"\D", "", p.get("value", ""))[-10:] for p in found.get("phoneNumbers", [])
-                           if p.get("type") == "work"]
-                digits = numbers[0] if numbers else None
-                if found.get("id") != user.scim_id or digits != user.digits or found.get("active", True) != user.active:
-                    lost += 1
-                    self.report.problems.append(
-                        f"lost: {user.user_name}: acknowledged id={user.scim_id} number={user.digits} "
-                        f"active={user.active}; the connector has id={found.get('id')} number={digits} "
-                        f"active={found.get('active')}")
+                    self.report.problems.append(f"lost ({when}): {user.user_name} was deleted (acknowledged) but exists")
+                continue
+            if len(resources) != 1:
+                lost += 1
+                self.report.problems.append(f"lost ({when}): {user.user_name} was created (acknowledged) but is missing")
+                continue
+            found = resources[0]
+            numbers = [re.sub(r"\D", "", p.get("value", ""))[-10:] for p in found.get("phoneNumbers", [])
+                       if p.get("type") == "work"]
+            digits = numbers[0] if numbers else None
+            if found.get("id") != user.scim_id or digits != user.digits or found.get("active", True) != user.active:
+                lost += 1
+                self.report.problems.append(
+                    f"lost ({when}): {user.user_name}: acknowledged id={user.scim_id} number={user.digits} "
+                    f"active={user.active}; the connector has id={found.get('id')} number={digits} "
+                    f"active={found.get('active')}")
+        client.close()
         return lost

@@ -175,10 +175,18 @@ class Connector:
     def status(self) -> dict[str, Any]:
         return dict(self.cli("status"))
 
-    def tracebacks(self) -> list[str]:
-        """Log lines of the connector that carry a traceback or an error."""
+    def log_errors(self) -> tuple[list[str], list[str]]:
+        """Log records of the connector with an exception: (store-full ones, all others).
+
+        A store that cannot be written because the disk is full is what the full-disk phase
+        causes; every other exception is a finding.
+        """
         log = self.workdir / "connector.log"
-        if not log.exists():
-            return []
-        return [line for line in log.read_text(errors="replace").splitlines()
-                if "Traceback" in line or '"level": "ERROR"' in line or '"levelname": "ERROR"' in line]
+        store_full: list[str] = []
+        others: list[str] = []
+        for line in (log.read_text(errors="replace").splitlines() if log.exists() else []):
+            if '"exception"' not in line and "Traceback" not in line:
+                continue
+            full = "StoreError" in line and "database or disk is full" in line
+            (store_full if full else others).append(line)
+        return store_full, others

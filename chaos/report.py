@@ -26,11 +26,13 @@ class Report:
     status_5xx: int = 0  # SCIM answers 500-599 other than 503 with Retry-After
     status_503: int = 0  # 503 with Retry-After (the store said "later")
     unexpected_answers: int = 0  # 4xx the workload did not expect
-    tracebacks: int = 0  # log records with an exception in the connector's log
+    tracebacks: int = 0  # log records with an exception in the connector's log, but for the full disk
+    store_full_tracebacks: int = 0  # log records with a "database or disk is full" StoreError traceback
     outage_dead_letters: int | None = None  # dead letters that appeared during the Verba outage phase
     outage_seconds: float | None = None
     drain_seconds_after_outage: float | None = None  # from Verba's return until nothing is pending
     disk_full_503: int | None = None  # SCIM answers 503 + Retry-After while the store was full
+    disk_full_writes_acknowledged: int | None = None  # SCIM writes answered 2xx while the store was full
     disk_full_acknowledged_unstored: int | None = None  # writes answered 2xx during the full disk but not stored
     duration_seconds: float = 0.0
     problems: list[str] = dataclasses.field(default_factory=list)  # one line per finding

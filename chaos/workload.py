@@ -91,15 +91,20 @@ class Model:
         return [{"id": u.verba_id, "loginName": u.user_name, "eid": "0000"} for u in self.users]
 
 
+class Abandoned(Exception):
+    """The campaign called the writers off while the connector answered 503 (nothing was changed)."""
+
+
 class ScimClient:
     """Writes to the connector's SCIM endpoint, retried until 2xx like an IdP."""
 
     def __init__(self, base_url: str, token: str, counters: Counters, *, max_retry_wait: float = 0.5,
-                 give_up_after: float = 300.0) -> None:
+                 give_up_after: float = 300.0, abandon: threading.Event | None = None) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {token}"})
         self.counters = counters
         self.max_retry_wait = max_retry_wait
         self.give_up_after = give_up_after
+        self.abandon = abandon  # set: a write answered 503 is given up (503 promises nothing was changed)
 
     def close(self) -> None:
         self.http.close()
@@ -121,6 +126,8 @@ class ScimClient:
                 if answer.status_code == 503 and answer.headers.get("Retry-After"):
                     self.counters.add("status_503")
                     wait = min(float(answer.headers["Retry-After"]), self.max_retry_wait)
+                    if self.abandon is not None and self.abandon.is_set():
+                        raise Abandoned(f"{method} {path}")
                 elif answer.status_code == 503:
                     self.counters.add("status_503_without_retry_after")
                     wait = self.max_retry_wait
@@ -233,6 +240,12 @@ class Workload:
 
     def step(self) -> None:
         """One random write on users no other thread is writing."""
+        try:
+            self._step()
+        except Abandoned:
+            pass  # not acknowledged, and the 503 said nothing changed: the model stays as it is
+
+    def _step(self) -> None:
         users = self.model.users
         user = users[self.rng.randrange(len(users))]
         if not user.lock.acquire(blocking=False):
