@@ -6,7 +6,8 @@
    answers with every token expired half-way, then Verba is back; the writers stop then;
 4. store trouble (SQLite): the filesystem under the store fills up (disk.py) while the writes go
    on; SCIM must answer 503 with Retry-After and acknowledge nothing it did not store;
-5. drain: wait until nothing is pending, then compare the store (SCIM read-back), Verba's
+5. malformed input: hypothesis's SCIM bodies from a second client (malformed.py): never a 5xx;
+6. drain: wait until nothing is pending, then compare the store (SCIM read-back), Verba's
    state (the oracle) and the simulator's call log.
 """
 
@@ -24,6 +25,7 @@ import httpx
 
 from chaos import oracle
 from chaos.disk import SmallDisk
+from chaos.malformed import Fuzzer
 from chaos.processes import SCIM_TOKEN, Connector, Simulator
 from chaos.report import Report
 from chaos.workload import Counters, Model, ScimClient, Workload
@@ -44,13 +46,14 @@ class Plan:
     outage_slow: float = 4.0
     slow_ms: int = 1500
     disk_full: float = 3.0  # seconds of a full disk under the SQLite store (0: none)
+    malformed_examples: int = 60  # hypothesis examples per kind of malformed request (4 kinds; 0: none)
     drain_timeout: float = 180.0
     delivery: dict[str, Any] = dataclasses.field(default_factory=dict)  # [delivery] keys beyond the shipped ones
 
 
 SHORT = Plan()
 FULL = Plan(users=200, writers=4, kills=200, kill_gap=(0.3, 4.0), down=(0.0, 2.0), outage_503=120.0,
-            outage_refused=120.0, outage_slow=60.0, slow_ms=3000, disk_full=20.0, drain_timeout=900.0)
+            outage_refused=120.0, outage_slow=60.0, slow_ms=3000, disk_full=20.0, malformed_examples=500, drain_timeout=900.0)
 
 
 # The shipped [delivery] defaults (config/connector.toml), and the stop-recording guard opened wide:
@@ -93,6 +96,8 @@ class Campaign:
             if self.plan.disk_full and self.disk is not None:
                 self.disk_full()
             self.stop_all_writers()
+            if self.plan.malformed_examples:
+                self.malformed()
             self.measure()
         finally:
             self.stop_all_writers()
@@ -188,6 +193,17 @@ class Campaign:
         time.sleep(2.0)  # writes go through again
         self.stop_all_writers()
 
+    def malformed(self) -> None:
+        self.say(f"[{self.report.store}] malformed SCIM input: {self.plan.malformed_examples} x 4 requests")
+        fuzzer = Fuzzer(self.connector.scim_url)
+        try:
+            fuzzer.run(self.plan.malformed_examples, self.seed)
+        finally:
+            fuzzer.close()
+        self.report.malformed_requests = fuzzer.sent
+        self.report.status_5xx += len(fuzzer.status_5xx)
+        self.report.problems += [f"malformed input: {line}" for line in fuzzer.status_5xx[:20]]
+
     # measurements
 
     drained = False
@@ -229,13 +245,15 @@ class Campaign:
         report.events_accepted = sum(counts.values())
         report.delivered = counts.get("done", 0)
         report.undelivered = counts.get("pending", 0) + counts.get("in_flight", 0)
-        report.dead_letters = counts.get("dead", 0)
+        fuzz = self.connector.cli("events", "list", "--state", "dead", "--source", "fuzz", "--limit", "1000000")
+        report.malformed_dead_letters = len(fuzz["events"])
+        report.dead_letters = counts.get("dead", 0) - report.malformed_dead_letters
         report.held = counts.get("held", 0)
-        for dead in status["dead_letters_by_cause"]:
+        for dead in status["dead_letters_by_cause"] if report.dead_letters else []:
             report.problems.append(f"dead letters: {dead['count']} x {dead['cause']}: {dead['error']}")
         for held in status["held_by_cause"]:
             report.problems.append(f"held: {held['count']} x {held['cause']} (source {held['source']})")
-        report.status_5xx = self.counters.status_5xx
+        report.status_5xx += self.counters.status_5xx
         report.status_503 = self.counters.status_503 + self.counters.status_503_without_retry_after
         report.unexpected_answers = len(self.counters.unexpected)
         report.problems += [f"answer: {line}" for line in self.counters.unexpected[:20]]

@@ -20,6 +20,7 @@ import httpx
 
 SIM_PASSWORD = "chaos-api-pa55"
 SCIM_TOKEN = "chaos-scim-token-0123456789abcdef"
+FUZZ_TOKEN = "chaos-fuzz-token-fedcba9876543210"  # the `fuzz` client of malformed.py
 
 
 def free_port() -> int:
@@ -124,6 +125,7 @@ class Connector:
         self.config = workdir / "connector.toml"
         (workdir / "sim-password").write_text(SIM_PASSWORD)
         (workdir / "scim-token").write_text(SCIM_TOKEN)
+        (workdir / "fuzz-token").write_text(FUZZ_TOKEN)
         lines = [
             "[store]", f"url = {json.dumps(store_url)}",
             "[target]", f"url = {json.dumps(target_url)}", 'login = "connector"',
@@ -132,6 +134,7 @@ class Connector:
             "[admin]", f'listen = "127.0.0.1:{self.admin_port}"',
             "[scim]", f'listen = "127.0.0.1:{self.scim_port}"',
             "[[scim.clients]]", 'name = "idp"', f"token_file = {json.dumps(str(workdir / 'scim-token'))}",
+            "[[scim.clients]]", 'name = "fuzz"', f"token_file = {json.dumps(str(workdir / 'fuzz-token'))}",
             "[logging]", 'format = "json"',
         ]
         self.config.write_text("\n".join(lines) + "\n")

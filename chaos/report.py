@@ -34,6 +34,8 @@ class Report:
     disk_full_503: int | None = None  # SCIM answers 503 + Retry-After while the store was full
     disk_full_writes_acknowledged: int | None = None  # SCIM writes answered 2xx while the store was full
     disk_full_acknowledged_unstored: int | None = None  # writes answered 2xx during the full disk but not stored
+    malformed_requests: int | None = None  # malformed SCIM requests sent (their 5xx count in status 5xx)
+    malformed_dead_letters: int | None = None  # dead letters of the fuzz client (expected: no Verba user)
     duration_seconds: float = 0.0
     problems: list[str] = dataclasses.field(default_factory=list)  # one line per finding
 
