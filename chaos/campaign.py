@@ -1,7 +1,9 @@
 """One campaign on one store: the phases in order, then the measurements.
 
 1. writers: `Plan.writers` threads send SCIM writes (workload.py) for the whole campaign;
-2. kills: the connector is SIGKILLed `Plan.kills` times at random points and restarted;
+2. kills: the connector is SIGKILLed `Plan.kills` times at random points and restarted; meanwhile
+   numbers change in the watched directory, which is stopped between polls and restarted
+   `Plan.ldap_pauses` times (directory.py);
 3. Verba outage: 503s, then connection refused (the simulator process is gone), then slow
    answers with every token expired half-way, then Verba is back; the writers stop then;
 4. store trouble (SQLite): the filesystem under the store fills up (disk.py) while the writes go
@@ -24,6 +26,7 @@ from typing import Any, Callable
 import httpx
 
 from chaos import oracle
+from chaos.directory import Directory, slapd_available
 from chaos.disk import SmallDisk
 from chaos.malformed import Fuzzer
 from chaos.processes import SCIM_TOKEN, Connector, Simulator
@@ -46,6 +49,8 @@ class Plan:
     outage_slow: float = 4.0
     slow_ms: int = 1500
     disk_full: float = 3.0  # seconds of a full disk under the SQLite store (0: none)
+    ldap_users: int = 20  # users in the watched OpenLDAP directory (0: no directory)
+    ldap_pauses: int = 3  # times slapd is stopped between polls and restarted
     malformed_examples: int = 60  # hypothesis examples per kind of malformed request (4 kinds; 0: none)
     drain_timeout: float = 180.0
     delivery: dict[str, Any] = dataclasses.field(default_factory=dict)  # [delivery] keys beyond the shipped ones
@@ -53,7 +58,8 @@ class Plan:
 
 SHORT = Plan()
 FULL = Plan(users=200, writers=4, kills=200, kill_gap=(0.3, 4.0), down=(0.0, 2.0), outage_503=120.0,
-            outage_refused=120.0, outage_slow=60.0, slow_ms=3000, disk_full=20.0, malformed_examples=500, drain_timeout=900.0)
+            outage_refused=120.0, outage_slow=60.0, slow_ms=3000, disk_full=20.0, malformed_examples=500, ldap_users=100,
+            ldap_pauses=20, drain_timeout=900.0)
 
 
 # The shipped [delivery] defaults (config/connector.toml), and the stop-recording guard opened wide:
@@ -73,11 +79,23 @@ class Campaign:
         self.report = Report(store=store_kind, seed=seed)
         self.store_url = store_url
         self.disk = disk
-        self.model = Model(plan.users, seed)
+        self.model = Model(plan.users, seed, plan.ldap_users)
+        self.directory: Directory | None = None
+        ldap = None
+        if plan.ldap_users:
+            why = slapd_available()
+            if why:
+                self.report.problems.append(f"directory outage: skipped ({why})")
+                self.model.ldap_users = []
+            else:
+                self.directory = Directory(self.model, seed)
+                ldap = self.directory.config(workdir / "ldap-password")
         self.counters = Counters()
         self.sim = Simulator(workdir, self.model.verba_users(), seed)
-        self.connector = Connector(workdir, store_url, self.sim.url, {**DELIVERY, **plan.delivery})
+        self.connector = Connector(workdir, store_url, self.sim.url, {**DELIVERY, **plan.delivery}, ldap)
         self.stop_writers = threading.Event()
+        self.kills_done = threading.Event()
+        self.last_directory_change = 0.0
         self.writers: list[threading.Thread] = []
         self.workloads: list[Workload] = []
         self.admin = httpx.Client(base_url=f"http://127.0.0.1:{self.connector.admin_port}", timeout=10)
@@ -90,7 +108,13 @@ class Campaign:
             self.sim.start()
             self.connector.start()
             self.start_writers()
+            churn = threading.Thread(target=self._churn_directory, name="directory", daemon=True)
+            if self.directory is not None:
+                churn.start()
             self.kills()
+            self.kills_done.set()
+            if self.directory is not None:
+                churn.join()
             if self.plan.outage_503 or self.plan.outage_refused or self.plan.outage_slow:
                 self.outage()
             if self.plan.disk_full and self.disk is not None:
@@ -110,6 +134,8 @@ class Campaign:
             self.report.problems += [f"log: {line[:600]}" for line in others[:10]]
             self.sim.close()
             self.admin.close()
+            if self.directory is not None:
+                self.directory.close()
             self.report.duration_seconds = time.monotonic() - started
         return self.report
 
@@ -146,6 +172,37 @@ class Campaign:
             self.connector.start()
             if (k + 1) % 20 == 0:
                 self.say(f"[{self.report.store}] {k + 1} kills, {self.counters.writes} writes acknowledged")
+
+    def _churn_directory(self) -> None:
+        """Change numbers in the directory while the kills go on; stop slapd between polls now and then."""
+        assert self.directory is not None
+        pauses_left, rounds = self.plan.ldap_pauses, 0
+        try:
+            while not self.kills_done.is_set() or pauses_left:
+                self.directory.churn(2)
+                self.last_directory_change = time.time()
+                time.sleep(1.5)  # a poll (poll_seconds = 1) sees it, or not
+                rounds += 1
+                if pauses_left and rounds % 3 == 0:
+                    self.directory.pause()
+                    time.sleep(self.rng.uniform(1.5, 4.0))  # at least one poll fails
+                    self.directory.resume()
+                    pauses_left -= 1
+        except Exception as exc:  # noqa: BLE001 - reported
+            self.report.problems.append(f"directory churn stopped: {type(exc).__name__}: {exc}")
+
+    def wait_for_directory(self) -> None:
+        """Wait until the watcher ran without error after the directory's last change."""
+        deadline = time.monotonic() + self.plan.drain_timeout
+        while time.monotonic() < deadline:
+            try:
+                mark = self.connector.cli("ldap", "status")
+            except RuntimeError:
+                mark = {}
+            if (mark.get("last_run_at") or 0) > self.last_directory_change + 1 and not mark.get("last_error"):
+                return
+            time.sleep(1)
+        self.report.problems.append(f"the LDAP watcher did not run cleanly after the last directory change: {mark}")
 
     def outage(self) -> None:
         """503s, connection refused, slow answers (tokens expired half-way), then Verba is back."""
@@ -237,6 +294,9 @@ class Campaign:
     def measure(self) -> None:
         report = self.report
         self.say(f"[{report.store}] draining")
+        if self.directory is not None:
+            self.wait_for_directory()
+            report.directory_changes, report.directory_outages = self.directory.changes, self.directory.pauses
         self.drain()
         status = self.connector.status()
         counts = status["counts"]

@@ -34,7 +34,7 @@ class Verdict:
 def expected(model: Model) -> dict[str, dict[str, Any]]:
     """extension -> the fields Verba must hold for every number a live, active user has now."""
     want: dict[str, dict[str, Any]] = {}
-    for user in model.users:
+    for user in model.users + model.ldap_users:
         if user.exists and user.active and user.digits is not None:
             want[extension(user.digits)] = {**RECORDED, "user_id": user.verba_id, "userName": user.user_name}
     return want
@@ -43,7 +43,7 @@ def expected(model: Model) -> dict[str, dict[str, Any]]:
 def compare(model: Model, extensions: list[dict[str, Any]]) -> Verdict:
     """Compare the simulator's extensions (`/_sim/state`'s list) with the model."""
     verdict = Verdict()
-    by_verba_id = {user.verba_id: user.user_name for user in model.users}
+    by_verba_id = {user.verba_id: user.user_name for user in model.users + model.ldap_users}
     actual = {ext["extension"]: ext for ext in extensions}
     want = expected(model)
     for name, fields in want.items():

@@ -117,7 +117,8 @@ class Simulator:
 class Connector:
     """`python -m connector.cli run --config F` with SCIM and admin on free ports."""
 
-    def __init__(self, workdir: Path, store_url: str, target_url: str, delivery: dict[str, Any]) -> None:
+    def __init__(self, workdir: Path, store_url: str, target_url: str, delivery: dict[str, Any],
+                 ldap: dict[str, Any] | None = None) -> None:
         self.workdir = workdir
         self.scim_port = free_port()
         self.admin_port = free_port()
@@ -136,6 +137,7 @@ class Connector:
             "[[scim.clients]]", 'name = "idp"', f"token_file = {json.dumps(str(workdir / 'scim-token'))}",
             "[[scim.clients]]", 'name = "fuzz"', f"token_file = {json.dumps(str(workdir / 'fuzz-token'))}",
             "[logging]", 'format = "json"',
+            *(["[ldap.corp]", *(f"{key} = {json.dumps(value)}" for key, value in ldap.items())] if ldap else []),
         ]
         self.config.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen[bytes] | None = None

@@ -28,6 +28,8 @@ class Report:
     unexpected_answers: int = 0  # 4xx the workload did not expect
     tracebacks: int = 0  # log records with an exception in the connector's log, but for the full disk
     store_full_tracebacks: int = 0  # log records with a "database or disk is full" StoreError traceback
+    directory_changes: int | None = None  # telephoneNumber changes in the watched OpenLDAP directory
+    directory_outages: int | None = None  # times slapd was stopped between polls and restarted
     outage_dead_letters: int | None = None  # dead letters that appeared during the Verba outage phase
     outage_seconds: float | None = None
     drain_seconds_after_outage: float | None = None  # from Verba's return until nothing is pending

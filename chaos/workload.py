@@ -65,8 +65,10 @@ class Counters:
 class Model:
     """The users, the free numbers and who ever held each number (for the oracle)."""
 
-    def __init__(self, users: int, seed: int) -> None:
+    def __init__(self, users: int, seed: int, ldap_users: int = 0) -> None:
         self.users = [User(n, f"chaos{n:04d}@example.com", 1000 + n) for n in range(users)]
+        # the directory's users (directory.py); the SCIM workload never touches them
+        self.ldap_users = [User(n, f"ldap{n:04d}", 5000 + n) for n in range(ldap_users)]
         self.lock = threading.Lock()
         rng = random.Random(seed)
         self.free = [f"415555{i:04d}" for i in rng.sample(range(10000), min(10000, users * 6))]
@@ -88,7 +90,7 @@ class Model:
 
     def verba_users(self) -> list[dict[str, Any]]:
         """The simulator's seed: one Verba user per SCIM userName."""
-        return [{"id": u.verba_id, "loginName": u.user_name, "eid": "0000"} for u in self.users]
+        return [{"id": u.verba_id, "loginName": u.user_name, "eid": "0000"} for u in self.users + self.ldap_users]
 
 
 class Abandoned(Exception):
