@@ -12,6 +12,7 @@ import random
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from chaos.disk import SmallDisk
@@ -62,7 +63,8 @@ def run_one(plan: Plan, kind: str, seed: int, workdir: Path | None) -> Report:
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
     where = Path(tempfile.mkdtemp(prefix=f"chaos-{kind}-", dir=workdir))
-    say = lambda line: print(line, flush=True)  # noqa: E731
+    started = time.monotonic()
+    say = lambda line: print(f"{time.monotonic() - started:7.1f} s {line}", flush=True)  # noqa: E731
     if kind == "sqlite":
         disk, why = SmallDisk.mount(where / "disk") if plan.disk_full else (None, "")
         try:

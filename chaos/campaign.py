@@ -127,6 +127,7 @@ class Campaign:
             self.stop_all_writers()
             status = self.connector.stop()
             if status != 0:
+                self.report.harness_errors += 1
                 self.report.problems.append(f"connector run exited with status {status} on SIGTERM")
             store_full, others = self.connector.log_errors()
             self.report.tracebacks = len(others)
@@ -154,6 +155,7 @@ class Campaign:
                 workload.step()
                 time.sleep(self.plan.write_pause)
         except Exception as exc:  # noqa: BLE001 - reported, never swallowed
+            self.report.harness_errors += 1
             self.report.problems.append(f"writer stopped: {type(exc).__name__}: {exc}")
         finally:
             workload.client.close()
@@ -189,6 +191,7 @@ class Campaign:
                     self.directory.resume()
                     pauses_left -= 1
         except Exception as exc:  # noqa: BLE001 - reported
+            self.report.harness_errors += 1
             self.report.problems.append(f"directory churn stopped: {type(exc).__name__}: {exc}")
 
     def wait_for_directory(self) -> None:
@@ -202,6 +205,7 @@ class Campaign:
             if (mark.get("last_run_at") or 0) > self.last_directory_change + 1 and not mark.get("last_error"):
                 return
             time.sleep(1)
+        self.report.harness_errors += 1
         self.report.problems.append(f"the LDAP watcher did not run cleanly after the last directory change: {mark}")
 
     def outage(self) -> None:

@@ -38,6 +38,7 @@ class Report:
     disk_full_acknowledged_unstored: int | None = None  # writes answered 2xx during the full disk but not stored
     malformed_requests: int | None = None  # malformed SCIM requests sent (their 5xx count in status 5xx)
     malformed_dead_letters: int | None = None  # dead letters of the fuzz client (expected: no Verba user)
+    harness_errors: int = 0  # a writer or the directory churn stopped, the watcher never caught up, a bad exit
     duration_seconds: float = 0.0
     problems: list[str] = dataclasses.field(default_factory=list)  # one line per finding
 
@@ -45,7 +46,7 @@ class Report:
     def failed(self) -> bool:
         return bool(self.lost or self.undelivered or self.dead_letters or self.held or self.writes_without_user_id
                     or self.wrong_final_states or self.status_5xx or self.unexpected_answers or self.tracebacks
-                    or self.disk_full_acknowledged_unstored)
+                    or self.disk_full_acknowledged_unstored or self.harness_errors)
 
     def rows(self) -> list[tuple[str, Any]]:
         return [(field.name.replace("_", " "), getattr(self, field.name)) for field in dataclasses.fields(self)

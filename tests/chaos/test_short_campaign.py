@@ -30,5 +30,5 @@ def test_short_campaign_loses_nothing(tmp_path):
     assert report.writes_without_user_id == 0, table
     assert report.dead_letters == 0 and report.outage_dead_letters == 0, table
     assert report.status_5xx == 0, table
-    assert report.unexpected_answers == 0 and report.tracebacks == 0, table
+    assert report.unexpected_answers == 0 and report.tracebacks == 0 and report.harness_errors == 0, table
     assert not report.failed, table
