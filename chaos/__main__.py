@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from chaos.disk import SmallDisk
 from chaos.campaign import FULL, SHORT, Campaign, Plan
+from chaos.disk import SmallDisk
 from chaos.report import Report, render
 
 
@@ -64,7 +64,7 @@ def run_one(plan: Plan, kind: str, seed: int, workdir: Path | None) -> Report:
         workdir.mkdir(parents=True, exist_ok=True)
     where = Path(tempfile.mkdtemp(prefix=f"chaos-{kind}-", dir=workdir))
     started = time.monotonic()
-    say = lambda line: print(f"{time.monotonic() - started:7.1f} s {line}", flush=True)  # noqa: E731
+    say = lambda line: print(f"{time.monotonic() - started:7.1f} s {line}", flush=True)
     if kind == "sqlite":
         disk, why = SmallDisk.mount(where / "disk") if plan.disk_full else (None, "")
         try:

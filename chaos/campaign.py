@@ -20,8 +20,9 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -276,7 +277,7 @@ class Campaign:
         except httpx.TransportError:
             return {}
         return {m.group(1): int(float(m.group(2)))
-                for m in re.finditer(r'^connector_queue_depth\{state="(\w+)"\} (\S+)$', text, re.M)}
+                for m in re.finditer(r'^connector_queue_depth\{state="(\w+)"\} (\S+)$', text, re.MULTILINE)}
 
     def drain(self) -> float:
         """Wait until nothing is pending or in flight (twice in a row); return when, or give up."""

@@ -61,7 +61,7 @@ def compare(model: Model, extensions: list[dict[str, Any]]) -> Verdict:
     for name, got in actual.items():
         if name in want:
             continue
-        holder = by_verba_id.get(got.get("user_id"), f"Verba user {got.get('user_id')}")
+        holder = by_verba_id.get(got.get("user_id") or 0, f"Verba user {got.get('user_id')}")
         if name not in known:
             verdict.wrong_users.add(holder)
             verdict.problems.append(f"{name}: in Verba (linked to {holder}) but no write ever named it")
