@@ -34,20 +34,27 @@ class Directory:
         from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD, SlapdServer
 
         self.model = model
-        self.users = users = model.ldap_users
+        self.users = model.ldap_users
         self.rng = random.Random(seed)
-        self.server = SlapdServer.start()
         self.admin_dn, self.admin_password = ADMIN_DN, ADMIN_PASSWORD
-        self.conn = self.server.admin()
-        self.base = self.server.add_ou(self.conn, "chaos")
-        self.free = [f"646555{i:04d}" for i in self.rng.sample(range(10000), len(users) * 20)]
+        self.free = [f"646555{i:04d}" for i in self.rng.sample(range(10000), len(self.users) * 20)]
         self.changes = 0
         self.pauses = 0
-        for user in users:
+        self.server = SlapdServer.start()
+        try:
+            self.conn = self.server.admin()
+            self.base = self.server.add_ou(self.conn, "chaos")
+            self._add_users()
+        except BaseException:
+            self.server.stop()
+            raise
+
+    def _add_users(self) -> None:
+        for user in self.users:
             user.digits = self.free.pop()
             user.scim_id = self.server.add_user(self.conn, self.base, user.user_name,
                                                 telephoneNumber=self.rng.choice(FORMATS)(user.digits))
-            model.held(user, user.digits)
+            self.model.held(user, user.digits)
 
     def config(self, password_file: Path) -> dict[str, Any]:
         """The [ldap.corp] keys: a poll every second, no cron full sync."""
