@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Debian packages the test suite needs; installed only when missing.
 APT_PACKAGES := $(shell cat .ci/apt-packages 2>/dev/null)
 
-.PHONY: run test lint bench venv system-packages clean
+.PHONY: run test lint bench chaos venv system-packages clean
 
 $(BIN)/connector: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,9 @@ bench: venv system-packages
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis .mypy_cache .ruff_cache
+
+# The standing chaos campaign (chaos/): 200 SIGKILLs, a long Verba outage, SQLite then PostgreSQL;
+# one report at the end, exit status 1 when anything was lost or wrong. `make test` runs the
+# short version (tests/chaos). CHAOS_ARGS adds options, e.g. CHAOS_ARGS="--seed 42".
+chaos: venv system-packages
+	$(BIN)/python -m chaos --full --store both $(CHAOS_ARGS)

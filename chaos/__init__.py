@@ -1,0 +1,10 @@
+"""The standing chaos campaign: the real connector under kills, outages and store trouble.
+
+`python -m chaos --short` (run by `make test` through tests/chaos) or `make chaos` (the full
+campaign, SQLite then PostgreSQL). One report is printed at the end; the exit status is 1
+when anything accepted was lost, a final Verba state is wrong or a 5xx was seen.
+
+Modules: processes (the connector and simulator as child processes), workload (SCIM writes
+like an identity provider sends them), oracle (the expected Verba state, computed from the
+workload alone), report (the table) and campaign (the phases, in order).
+"""
