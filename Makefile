@@ -33,7 +33,7 @@ test: venv system-packages
 	$(BIN)/pytest -q
 
 lint: venv
-	$(BIN)/ruff check connector tests bench
+	$(BIN)/ruff check connector tests bench chaos
 	$(BIN)/mypy
 
 bench: venv system-packages

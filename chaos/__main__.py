@@ -64,7 +64,10 @@ def run_one(plan: Plan, kind: str, seed: int, workdir: Path | None) -> Report:
         workdir.mkdir(parents=True, exist_ok=True)
     where = Path(tempfile.mkdtemp(prefix=f"chaos-{kind}-", dir=workdir))
     started = time.monotonic()
-    say = lambda line: print(f"{time.monotonic() - started:7.1f} s {line}", flush=True)
+
+    def say(line: str) -> None:
+        print(f"{time.monotonic() - started:7.1f} s {line}", flush=True)
+
     if kind == "sqlite":
         disk, why = SmallDisk.mount(where / "disk") if plan.disk_full else (None, "")
         try:

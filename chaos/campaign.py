@@ -61,7 +61,8 @@ class Plan:
 # stays leased until lease_seconds pass (120 s shipped); 20 s keeps `make test` short.
 SHORT = Plan(delivery={"lease_seconds": 20})
 FULL = Plan(users=200, writers=4, kills=200, kill_gap=(0.3, 4.0), down=(0.0, 2.0), outage_503=120.0,
-            outage_refused=120.0, outage_slow=60.0, slow_ms=3000, disk_full=20.0, malformed_examples=500, ldap_users=100,
+            outage_refused=120.0, outage_slow=60.0, slow_ms=3000, disk_full=20.0, malformed_examples=500,
+            ldap_users=100,
             ldap_pauses=20, drain_timeout=900.0)
 
 
@@ -326,7 +327,8 @@ class Campaign:
         report.problems += [f"answer: {line}" for line in self.counters.unexpected[:20]]
         report.lost = self.read_back("end")
         calls = self.sim.calls()
-        blind = [c for c in calls if c["operation"] in ("createExtension", "updateExtension") and c.get("user_id") is None]
+        writes = ("createExtension", "updateExtension")
+        blind = [c for c in calls if c["operation"] in writes and c.get("user_id") is None]
         report.writes_without_user_id = len(blind)
         report.problems += [f"write without user id: {c}" for c in blind[:10]]
         verdict = oracle.compare(self.model, self.sim.state()["extensions"])
@@ -346,11 +348,13 @@ class Campaign:
             if not user.exists:
                 if resources:
                     lost += 1
-                    self.report.problems.append(f"lost ({when}): {user.user_name} was deleted (acknowledged) but exists")
+                    self.report.problems.append(
+                        f"lost ({when}): {user.user_name} was deleted (acknowledged) but exists")
                 continue
             if len(resources) != 1:
                 lost += 1
-                self.report.problems.append(f"lost ({when}): {user.user_name} was created (acknowledged) but is missing")
+                self.report.problems.append(
+                    f"lost ({when}): {user.user_name} was created (acknowledged) but is missing")
                 continue
             found = resources[0]
             numbers = [re.sub(r"\D", "", p.get("value", ""))[-10:] for p in found.get("phoneNumbers", [])

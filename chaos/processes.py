@@ -146,8 +146,8 @@ class Connector:
 
     def start(self) -> None:
         with (self.workdir / "connector.log").open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "connector.cli", "run", "--config", str(self.config)],
-                                            stdout=log, stderr=subprocess.STDOUT)
+            command = [sys.executable, "-m", "connector.cli", "run", "--config", str(self.config)]
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
         wait_listening(self.scim_port, self.process, "the connector")
 
@@ -171,8 +171,8 @@ class Connector:
 
     def cli(self, *args: str) -> Any:
         """Run `connector ARGS --config F --json` and return its JSON."""
-        done = subprocess.run([sys.executable, "-m", "connector.cli", *args, "--config", str(self.config), "--json"], check=False,
-                              capture_output=True, text=True, timeout=120)
+        command = [sys.executable, "-m", "connector.cli", *args, "--config", str(self.config), "--json"]
+        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise RuntimeError(f"connector {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
         return json.loads(done.stdout)
