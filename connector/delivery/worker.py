@@ -39,6 +39,7 @@ from connector.verba.errors import TARGET_WIDE_CAUSES, VerbaError, VerbaRateLimi
 log = logging.getLogger("connector.delivery")
 
 BUSY_RETRY_SECONDS = 0.2  # a user whose extension another push holds is tried again this much later
+STORE_RETRY_SECONDS = 1.0  # how often a worker tries the store again after it failed
 
 
 class Deliverer:
@@ -78,7 +79,24 @@ class Deliverer:
         with correlation(correlation_id(claim.event_ids)), self.client.capture() as sent, \
                 LeaseKeeper(self.store, claim, self.config.lease_seconds, self.clock) as lease, \
                 self.client.calls_until(lambda: lease.until - LEASE_MARGIN_SECONDS):
-            self._deliver(claim, lease, sent)
+            try:
+                self._deliver(claim, lease, sent)
+            except StoreError:
+                self._give_back(lease)
+                raise
+
+    def _give_back(self, lease: LeaseKeeper) -> None:
+        """The store failed mid-push (a full disk, a lost database): put the claim back to pending, its attempt
+        not spent, as soon as the store takes writes again, instead of leaving it in flight until its lease
+        ends; the push is then made again. Tries every second while the lease lasts."""
+        while True:
+            try:
+                self.store.postpone(lease.final(), self.clock())
+                return
+            except StoreError:
+                if self.clock() + STORE_RETRY_SECONDS >= lease.until:
+                    return  # the lease ends first: its expiry brings the events back
+                time.sleep(STORE_RETRY_SECONDS)
 
     def _deliver(self, claim: Claim, lease: LeaseKeeper, sent: list[dict[str, Any]]) -> None:
         # The user's current state, not the claim's: a replayed old event must not roll the user back.
@@ -210,9 +228,13 @@ class WorkerPool:
         while not self.stopping.is_set():
             try:
                 busy = self.deliverer.deliver_one(owner)
-            except Exception:  # the store failed: keep the worker alive, the lease brings the event back
-                log.exception("delivery worker %s failed; retrying in 1s", owner)
-                self.stopping.wait(1.0)
+            except StoreError as exc:  # expected: one line, no traceback; the event is back or its lease ends
+                log.error("delivery worker %s: %s; retrying in %gs", owner, exc, STORE_RETRY_SECONDS)
+                self.stopping.wait(STORE_RETRY_SECONDS)
+                continue
+            except Exception:  # a bug: keep the worker alive, the lease brings the event back
+                log.exception("delivery worker %s failed; retrying in %gs", owner, STORE_RETRY_SECONDS)
+                self.stopping.wait(STORE_RETRY_SECONDS)
                 continue
             if not busy:
                 self.wake.wait(self.idle_poll_seconds)

@@ -166,9 +166,10 @@ class EventQueue(ExtensionOwnership, Database):
 
     def postpone(self, claim: Claim, until: float) -> None:
         """Put the claim back to pending, due at `until`, as if it had not been claimed (attempts
-        unchanged). Changes nothing if the lease was lost."""
+        unchanged), and drop the extension locks its push took. Changes no event if the lease was lost."""
         with self._write() as conn:
             self._settle(conn, claim, EventState.PENDING, unclaim=1, next_attempt_at=until)
+            conn.execute(self._q["unlock_extensions"], (claim.owner,))
 
     def hold(self, claim: Claim, cause: str, error: str) -> None:
         """Move the claim to held (a guard stopped it) with its cause and message, for

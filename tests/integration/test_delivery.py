@@ -189,3 +189,24 @@ def test_verba_down_for_several_users_opens_the_breaker_no_budget_is_spent_and_t
         assert [e.state for e in store.list_events()] == [EventState.DONE, EventState.DONE]
         assert {n: simulator.extensions()[n]["user_id"] for n in (A, B)} == {A: 3, B: 4}
         client.close()
+
+
+def test_a_push_the_store_cannot_record_is_given_back_at_once_not_left_in_flight(deliverer, simulator, monkeypatch):
+    from connector.store import StoreError
+
+    [event_id] = deliverer.store.enqueue([user(phones=(A,))])
+    complete, failures = deliverer.store.complete, [StoreError("the store could not be written: disk full")]
+
+    def failing_once(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return complete(*args, **kwargs)
+
+    monkeypatch.setattr(deliverer.store, "complete", failing_once)
+    with pytest.raises(StoreError):
+        deliverer.deliver_one("w1")
+    event = deliverer.store.get_event(event_id)
+    assert event.state is EventState.PENDING and event.attempts == 0  # not in flight for a whole lease
+    drain(deliverer)  # another worker takes it at once: the extension locks went with the claim
+    assert deliverer.store.get_event(event_id).state is EventState.DONE
+    assert simulator.extensions()[A]["user_id"] == 3
