@@ -57,9 +57,7 @@ class Plan:
     delivery: dict[str, Any] = dataclasses.field(default_factory=dict)  # [delivery] keys beyond the shipped ones
 
 
-# The short plan compresses one delivery setting: a push whose completion the full disk refused
-# stays leased until lease_seconds pass (120 s shipped); 20 s keeps `make test` short.
-SHORT = Plan(delivery={"lease_seconds": 20})
+SHORT = Plan()
 FULL = Plan(users=200, writers=4, kills=200, kill_gap=(0.3, 4.0), down=(0.0, 2.0), outage_503=120.0,
             outage_refused=120.0, outage_slow=60.0, slow_ms=3000, disk_full=20.0, malformed_examples=500,
             ldap_users=100,
