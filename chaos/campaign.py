@@ -58,10 +58,9 @@ class Plan:
 
 
 SHORT = Plan()
-FULL = Plan(users=200, writers=4, kills=200, kill_gap=(0.3, 4.0), down=(0.0, 2.0), outage_503=120.0,
-            outage_refused=120.0, outage_slow=60.0, slow_ms=3000, disk_full=20.0, malformed_examples=500,
-            ldap_users=100,
-            ldap_pauses=20, drain_timeout=900.0)
+FULL = Plan(users=200, writers=4, kills=200, kill_gap=(0.3, 4.0), down=(0.0, 2.0), outage_503=200.0,
+            outage_refused=200.0, outage_slow=200.0, slow_ms=3000, disk_full=20.0, malformed_examples=500,
+            ldap_users=100, ldap_pauses=20, drain_timeout=900.0)
 
 
 # The shipped [delivery] defaults (config/connector.toml), and the stop-recording guard opened wide:
