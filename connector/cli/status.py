@@ -12,7 +12,6 @@ from connector.ops.health import target_state
 from connector.ops.report import (
     age,
     audit_line,
-    breaker_state,
     counts_line,
     ownership_lines,
     source_states,
@@ -56,8 +55,7 @@ def status(config_path: str, as_json: bool) -> None:
         held = store.held_summary()
         breakers = store.open_breakers()
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
-    now = time.time()
-    target = breaker_state(breakers[0], now) if breakers else target_state(config.target_url)
+    target = target_state(config.target_url, breakers)
     misconfigured = next((error for cause, error, _ in summary if cause == "target_misconfigured"), None)
     if misconfigured is not None:  # it answers, but not as Provisioning API v2: what the dead letters say
         target = f"MISCONFIGURED: {misconfigured}"

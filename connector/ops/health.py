@@ -8,7 +8,7 @@ intake still works and delivery catches up when Verba is back (reference/deliver
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -20,13 +20,16 @@ from starlette.routing import Route
 
 from connector.errors import ConnectorError
 from connector.ops.report import breaker_state
-from connector.store import EventLog
+from connector.store import EventLog, OpenBreaker
 
 TARGET_PROBE_SECONDS = 2.0
 
 
-def target_state(url: str) -> str:
-    """"reachable" when the Verba endpoint answers HTTP at all, else why not."""
+def target_state(url: str, breakers: Sequence[OpenBreaker] = ()) -> str:
+    """"DOWN: ..." while a circuit breaker on Verba is open (`breakers`, from the store: what delivery saw);
+    else "reachable" when the Verba endpoint answers HTTP at all, else why not."""
+    if breakers:
+        return breaker_state(breakers[0], time.time())
     try:
         httpx.get(url, params={"wsdl": ""}, timeout=TARGET_PROBE_SECONDS)
     except httpx.HTTPError as exc:
@@ -41,7 +44,7 @@ def readiness(store: EventLog, target_url: str, sources: dict[str, Callable[[], 
     except ConnectorError as exc:
         store_state = f"unwritable: {exc}"
     breakers = store.open_breakers() if store_state == "writable" else []
-    target = breaker_state(breakers[0], time.time()) if breakers else target_state(target_url)
+    target = target_state(target_url, breakers)
     source_states = {name: state() for name, state in sources.items()}
     if store_state != "writable":
         status, code = "unready", 503
