@@ -85,8 +85,3 @@ class Breaker:
             self._state = dataclasses.replace(self._state, probed_at=now, error=error)
             self._next_probe = now + self.probe_seconds
             return False
-
-    def wait_seconds(self) -> float:
-        """How long a worker may sleep before the next probe is due (0 when closed)."""
-        with self._lock:
-            return max(0.0, self._next_probe - self.clock()) if self._state.open else 0.0
