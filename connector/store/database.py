@@ -124,9 +124,13 @@ def to_json(value: Any, what: str) -> str:
             from error
 
 
-def event_row(change: UserChange, state: str, now: float, state_json: str | None = None) -> tuple[Any, ...]:
-    """The parameters of `insert_event` for `change`, due at its `accepted_at`."""
-    if state_json is None:
-        state_json = to_json(change.state, f"the state of {change.source}/{change.external_id}")
-    return (change.idem_key, change.source, change.external_id, change.kind, state_json, change.cause,
-            change.accepted_at, state, change.accepted_at, now)
+def state_json(change: UserChange) -> str:
+    """The change's state as JSON; ValueError naming the user if it is not JSON."""
+    return to_json(change.state, f"the state of {change.source}/{change.external_id}")
+
+
+def event_row(change: UserChange, state: str, now: float, state_text: str | None = None) -> tuple[Any, ...]:
+    """The parameters of `insert_event` for `change`, due at its `accepted_at` (`state_text`: its
+    `state_json`, when the caller has it already)."""
+    return (change.idem_key, change.source, change.external_id, change.kind, state_text or state_json(change),
+            change.cause, change.accepted_at, state, change.accepted_at, now)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.events import UserChange
-from connector.store.database import Database, StoreError, event_row, to_json
+from connector.store.database import Database, StoreError, event_row, state_json
 
 
 class WatermarkMoved(StoreError):
@@ -94,8 +94,7 @@ class LdapMarks(Database):
                 raise WatermarkMoved(f"the watermark of {poll.directory} moved on while this poll ran; poll again")
             waiting = self._held_users(conn, poll.changes)
             # An upsert and its entry share one state dict: serialize it once.
-            states = {id(c.state): to_json(c.state, f"the state of {c.source}/{c.external_id}")
-                      for c in [*poll.changes, *poll.held]}
+            states = {id(c.state): state_json(c) for c in [*poll.changes, *poll.held]}
             rows = [event_row(c, "held" if held or (c.source, c.external_id) in waiting else "pending", now,
                               states[id(c.state)])
                     for c, held in [(c, False) for c in poll.changes] + [(c, True) for c in poll.held]]
