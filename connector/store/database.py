@@ -40,7 +40,11 @@ class Database:
         self._closed = False
 
     def _connect(self) -> Any:
-        """A new connection, set up for the store (raises the driver's error)."""
+        """A new connection (raises the driver's error)."""
+        raise NotImplementedError
+
+    def _set_up(self, conn: Any) -> None:
+        """Make a new connection ready for the store; on any error the connection is closed."""
         raise NotImplementedError
 
     def _explain(self, error: Exception) -> str:
@@ -55,6 +59,11 @@ class Database:
         if conn is None or getattr(conn, "closed", False):
             with self._errors():
                 conn = self._connect()
+                try:
+                    self._set_up(conn)
+                except BaseException:
+                    conn.close()
+                    raise
             with self._guard:
                 if self._closed:
                     conn.close()

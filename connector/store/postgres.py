@@ -58,16 +58,13 @@ class PostgresStore(Store):
         self._connection()  # fail now, not at the first event, if the server cannot be reached
 
     def _connect(self) -> Connection:
-        conn = psycopg.connect(autocommit=True, row_factory=dict_row, **self._params)
+        return psycopg.connect(autocommit=True, row_factory=dict_row, **self._params)
+
+    def _set_up(self, conn: Connection) -> None:
         for json_type in ("json", "jsonb"):  # read JSON as text, as SQLite gives it
             conn.adapters.register_loader(json_type, TextLoader)
-        try:
-            if self.synchronous == "NORMAL":
-                conn.execute("SET synchronous_commit = off")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        if self.synchronous == "NORMAL":
+            conn.execute("SET synchronous_commit = off")
 
     def _explain(self, error: Exception) -> str:
         assert isinstance(error, psycopg.Error)
