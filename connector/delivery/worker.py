@@ -164,8 +164,7 @@ class Deliverer:
     def _wait_for_target(self, claim: Claim, exc: VerbaError) -> None:
         """Verba fails as a whole: the claim waits, due as soon as the breaker closes, its attempt not spent."""
         self.store.postpone(claim, self.clock())
-        state = self.breaker.state
-        self.store.note_breaker(self.instance, state.opened_at, state.probed_at, state.error)
+        self._record_breaker()
         log.warning("%s/%s: Verba fails as a whole (%s: %s); delivery waits for it, probing every %gs",
                     claim.source, claim.external_id, exc.cause, exc, self.config.probe_seconds,
                     extra={"event_ids": list(claim.event_ids), "cause": exc.cause, "outcome": "waiting"})
@@ -186,13 +185,18 @@ class Deliverer:
             error = f"{getattr(exc, 'cause', type(exc).__name__)}: {exc}"
         if self.breaker.probed(error):
             due = self.store.expedite(TARGET_WIDE_CAUSES, self.clock())
-            self.store.note_breaker(self.instance, None)
+            self._record_breaker()
             log.warning("Verba answers again: delivery resumes (%d backed-off events due now)", due)
             return True
-        state = self.breaker.state
-        self.store.note_breaker(self.instance, state.opened_at, state.probed_at, state.error)
+        self._record_breaker()
         log.warning("Verba still fails (%s); next probe in %gs", error, self.config.probe_seconds)
         return False
+
+    def _record_breaker(self) -> None:
+        """Write this instance's breaker as it is now to the store (a row while open, none once closed), for
+        `connector status`, /readyz and the metrics."""
+        state = self.breaker.state
+        self.store.note_breaker(self.instance, state.opened_at, state.probed_at, state.error)
 
     def _dead(self, claim: Claim, cause: str, error: str, sent: list[dict[str, Any]]) -> None:
         self.store.dead_letter(claim, cause, error, sent=sent)
