@@ -72,7 +72,7 @@ class Connector:
         self.pool = WorkerPool(deliverer, config.delivery.workers, config.delivery.idle_poll_seconds,
                                self.liveness.owner_prefix)
         self.liveness.on_release = self.pool.wake.set  # a dead instance's users are claimed at once
-        self.ldap = LdapScheduler(self.store, config.ldap, leads=self.liveness.leads)
+        self.ldap = LdapScheduler(self.store, config.ldap, leads=lambda name: self.liveness.leads(f"ldap.{name}"))
 
     def start(self) -> None:
         # SQLite: refuses a second connector on the file. Then this instance's last start gives back its claims.
@@ -94,7 +94,7 @@ class Connector:
         self._stop_servers("scim.listen")  # requests in progress finish and commit first
         self.ldap.stop()  # a running poll commits or leaves nothing
         self.pool.stop()
-        self.liveness.stop()  # the other instances take its directories at once
+        self.liveness.stop()  # the other instances take its tasks at once
         self.client.close()
         self._stop_servers("admin.listen", "simulator.listen")
         self.store.close()

@@ -52,7 +52,7 @@ def status(config_path: str, as_json: bool) -> None:
         counts = store.count_by_state()
         oldest = store.oldest_pending_at()
         summary = store.dead_letter_summary()
-        leaders = store.ldap_leaders()
+        leaders = store.leaders()
         sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()}, leaders)
         now, instances = store.live_instances()
         conflicts = store.open_conflicts()
@@ -74,7 +74,7 @@ def status(config_path: str, as_json: bool) -> None:
                             "sources": sources,
                             "instances": [{**dataclasses.asdict(i), "silent_seconds": max(0.0, now - i.heartbeat_at)}
                                           for i in instances],
-                            "ldap_leaders": leaders,
+                            "leaders": leaders,
                             "target": {"url": config.target_url, "state": target, "breakers": breakers}}))
         return
     click.echo(f"queue: {counts_line(counts)}")

@@ -322,23 +322,22 @@ DELETE FROM extension_locks WHERE owner LIKE %s
 DELETE FROM instances WHERE run = %s
 
 -- forget_leadership --
-DELETE FROM ldap_leaders WHERE instance = %s
+DELETE FROM leaders WHERE instance = %s
 
--- lead_directory --
--- Take the directory if nobody leads it or its leader is gone from `instances`; keep it if we lead.
-INSERT INTO ldap_leaders (directory, instance, since) VALUES (%s, %s, %s)
-ON CONFLICT (directory) DO UPDATE SET instance = excluded.instance,
-    since = CASE WHEN ldap_leaders.instance = excluded.instance THEN ldap_leaders.since ELSE excluded.since END
-WHERE ldap_leaders.instance = excluded.instance
-   OR NOT EXISTS (SELECT 1 FROM instances WHERE instances.name = ldap_leaders.instance)
+-- lead --
+-- Take the task if nobody leads it or its leader is gone from `instances`; keep it if we lead.
+INSERT INTO leaders (task, instance, since) VALUES (%s, %s, %s)
+ON CONFLICT (task) DO UPDATE SET instance = excluded.instance,
+    since = CASE WHEN leaders.instance = excluded.instance THEN leaders.since ELSE excluded.since END
+WHERE leaders.instance = excluded.instance
+   OR NOT EXISTS (SELECT 1 FROM instances WHERE instances.name = leaders.instance)
 RETURNING instance
 
--- ldap_leaders --
-SELECT l.directory, l.instance FROM ldap_leaders AS l JOIN instances AS i ON i.name = l.instance
-ORDER BY l.directory
+-- leaders --
+SELECT l.task, l.instance FROM leaders AS l JOIN instances AS i ON i.name = l.instance ORDER BY l.task
 
 -- forget_instances --
 DELETE FROM instances
 
 -- forget_leaders --
-DELETE FROM ldap_leaders
+DELETE FROM leaders
