@@ -21,6 +21,8 @@ PUSH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 COALESCED = Counter("connector_events_coalesced_total", "Events delivered as part of a newer event's push.")
+SKIPPED = Counter("connector_pushes_skipped_total",
+                  "Pushes not sent: the user's records equal those Verba last confirmed (no SOAP call).")
 SCIM_REQUESTS = Counter(
     "connector_scim_requests_total", "SCIM requests by method and HTTP status.", ["method", "status"]
 )

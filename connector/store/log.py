@@ -140,7 +140,7 @@ class EventLog(Database):
 
     def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0, approve: bool = False) -> int:
         """Make dead or held events, and done events with an open extension conflict, pending again
-        with attempts reset; return how many.
+        with attempts reset and forced (pushed even if nothing changed); return how many.
 
         The i-th of them in id order (from 0) is due at `now + i * spacing`, to pace a replay.
         `approve` marks them approved by an operator, so the stop-recording guard lets them pass.

@@ -178,6 +178,12 @@ class ExtensionOwnership(Database):
         waiting.discard(me)
         return sorted(waiting)
 
+    def owners(self, extensions: Sequence[str]) -> dict[str, int]:
+        """The Verba user the connector last wrote (or saw) each of `extensions` linked to; unknown ones left out."""
+        with self._read() as conn:
+            rows = [conn.execute(self._q["owner"], (extension,)).fetchone() for extension in extensions]
+        return {extension: int(row["verba_user_id"]) for extension, row in zip(extensions, rows, strict=True) if row}
+
     def source_users_of(self, verba_user_id: int) -> list[tuple[str, str]]:
         """The (source, external_id) of the connector's users linked to this Verba user id."""
         with self._read() as conn:

@@ -14,7 +14,7 @@ INSERT INTO schema_version (version) VALUES (%s)
 
 -- insert_event --
 INSERT INTO events (idem_key, source, external_id, kind, state_json, cause, accepted_at,
-    state, next_attempt_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    state, next_attempt_at, updated_at, forced) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (idem_key) DO NOTHING
 RETURNING id
 
@@ -30,7 +30,7 @@ WHERE source = %(source)s AND external_id = %(external_id)s AND state = 'pending
   AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = %(source)s AND f.external_id = %(external_id)s
                   AND f.state = 'in_flight')
 RETURNING id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
-    state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at
+    state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at, forced
 
 -- settle --
 -- Ends the lease of a claim's events (all the in-flight events of the user under this lease);
