@@ -101,6 +101,12 @@ class ExtensionOwnership(Database):
             {"source": source, "external_id": external_id, "extension": record.extension,
              "record": json.dumps(record.to_dict()), "at": now} for record in records])
 
+    def remember_pushed(self, source: str, external_id: str, records: Sequence[ExtensionRecord]) -> None:
+        """Add `records` to the user's last pushed extensions (after the others), so that the user's next
+        push deprovisions those its state no longer maps to."""
+        with self._write() as conn:
+            self._note_pushing(conn, source, external_id, records)
+
     def begin_push(self, lock_owner: str, lock_until: float, now: float, claimant: Claimant, wanted: Sequence[str],
                    extensions: Sequence[str], first_pushes: Sequence[ExtensionRecord] = ()) -> PushPlan:
         """Lock `extensions` (all the push touches) for `lock_owner` until `lock_until`, make `wanted`

@@ -341,3 +341,15 @@ DELETE FROM instances
 
 -- forget_leaders --
 DELETE FROM leaders
+
+-- user_keys --
+SELECT DISTINCT source, external_id FROM events ORDER BY source, external_id
+
+-- add_drift_run --
+INSERT INTO drift_runs (started_at, finished_at, users, extensions, counts, unchecked, repaired, trigger)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (started_at) DO NOTHING
+
+-- last_drift_run --
+SELECT started_at, finished_at, users, extensions, counts, unchecked, repaired, trigger FROM drift_runs
+ORDER BY started_at DESC LIMIT 1
