@@ -1,0 +1,228 @@
+"""Drift: compare what Verba holds with what the connector wants it to hold, and repair it on request.
+
+For each user, the mapping of their current state gives the extension records Verba must hold;
+getExtension says what it holds. Kinds of drift:
+
+    missing      Verba has no such extension
+    unlinked     it is linked to no user
+    other_user   it is linked to another Verba user than the mapping's
+    settings     its recording settings (mode, voice, im, video, screen capture) differ
+    extra        an extension Verba links to a managed user and records, that no user's state maps to
+                 (listUsers answers each user's extensions)
+
+A check writes nothing to Verba. A repair queues a fresh, forced event of each drifted user's
+current state, so the normal delivery path (ownership rules, the stop-recording guard) writes the
+fix; an extra is first remembered as pushed for its user, so that push stops recording it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from connector.events import UserChange
+from connector.mapping import Mapping, MappingFailure, UnresolvedUser
+from connector.records import ExtensionRecord
+from connector.store import DriftRun, EventState, Store
+from connector.verba.client import VerbaClient
+
+log = logging.getLogger("connector.drift")
+
+KINDS = {
+    "missing": "missing in Verba",
+    "unlinked": "linked to no user",
+    "other_user": "linked to another user",
+    "settings": "recording settings differ",
+    "extra": "unexpected extra",
+}
+SETTINGS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled")
+REPAIR_CAUSE = "drift_repair"
+
+
+@dataclasses.dataclass(frozen=True)
+class Drift:
+    """One extension that differs; `user` is "source/external_id" of the user it concerns."""
+
+    kind: str  # a key of KINDS
+    extension: str
+    user: str
+    user_id: int  # the Verba user the mapping links it to (for "extra": the one Verba links it to)
+    detail: str  # what differs, e.g. "voice: Verba has false, wanted true"
+
+
+@dataclasses.dataclass
+class DriftReport:
+    """What one check found; `unchecked` are "source/external_id: why" lines."""
+
+    started_at: float
+    finished_at: float = 0.0
+    users: int = 0
+    extensions: int = 0
+    drifts: list[Drift] = dataclasses.field(default_factory=list)
+    unchecked: list[str] = dataclasses.field(default_factory=list)
+    repaired: int | None = None  # users queued for repair
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Drift found by kind, every kind listed."""
+        counts = dict.fromkeys(KINDS, 0)
+        for drift in self.drifts:
+            counts[drift.kind] += 1
+        return counts
+
+    def run(self, trigger: str) -> DriftRun:
+        return DriftRun(self.started_at, self.finished_at, self.users, self.extensions, self.counts,
+                        len(self.unchecked), self.repaired, trigger)
+
+
+@dataclasses.dataclass
+class _User:
+    """One user's part of a check."""
+
+    source: str
+    external_id: str
+    user_id: int | None = None
+    login: str | None = None
+    wanted: list[ExtensionRecord] = dataclasses.field(default_factory=list)
+    drifts: list[Drift] = dataclasses.field(default_factory=list)
+    unchecked: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}/{self.external_id}"
+
+
+class DriftCheck:
+    """Checks users against Verba with `concurrency` calls at a time; reads Verba, never writes it."""
+
+    def __init__(self, store: Store, client: VerbaClient, mapping: Mapping, concurrency: int = 4) -> None:
+        self.store = store
+        self.client = client
+        self.mapping = mapping
+        self.concurrency = concurrency
+
+    def check(self, users: Sequence[tuple[str, str]] | None = None,
+              progress: Callable[[int], None] = lambda n: None) -> DriftReport:
+        """Check `users` ((source, external_id); every user the connector knows if None). `progress(n)` is
+        called as n more users are checked. Raises VerbaError when Verba cannot be read at all."""
+        report = DriftReport(started_at=time.time())
+        targets = self.store.user_keys() if users is None else list(users)
+        checked: list[_User] = []
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="drift") as pool:
+            for user in pool.map(lambda key: self._check_user(*key), targets):
+                checked.append(user)
+                progress(1)
+            wanted = {record.extension for user in checked for record in user.wanted}
+            holders = _holders(checked)
+            for drifts in pool.map(lambda item: self._extras(item[0], item[1], wanted), holders.items()):
+                report.drifts.extend(drifts)
+        for user in checked:
+            if user.unchecked is not None:
+                report.unchecked.append(f"{user.name}: {user.unchecked}")
+            elif user.user_id is not None:
+                report.users += 1
+                report.extensions += len(user.wanted)
+                report.drifts.extend(user.drifts)
+        report.drifts.sort(key=lambda d: (list(KINDS).index(d.kind), d.extension, d.user))
+        report.finished_at = time.time()
+        return report
+
+    def _check_user(self, source: str, external_id: str) -> _User:
+        user = _User(source, external_id)
+        current = self.store.current_event(source, external_id)
+        if current is None:
+            user.unchecked = "every event of this user is held or discarded"
+            return user
+        if current.state in (EventState.PENDING, EventState.IN_FLIGHT):
+            user.unchecked = "a push of this user is under way"
+            return user
+        change = current.change
+        try:
+            found = self.mapping.user_id_or_login(change, self.store.verba_user_id(source, external_id))
+            user_id = found if isinstance(found, int) else self.client.find_user_id(found)
+            if user_id is None:
+                user.unchecked = f"no Verba user has loginName {found!r}"
+                return user
+            previous = self.store.pushed_extensions(source, external_id)
+            mapped = self.mapping.map_user(change, user_id, previous)
+        except (MappingFailure, UnresolvedUser, ValueError) as exc:
+            user.unchecked = str(exc)
+            return user
+        user.user_id, user.login, user.wanted = user_id, self.mapping.login_name(change.state), mapped.upserts
+        for record in mapped.upserts:
+            drift = _compare(record, self.client.get_extension(record.extension), user.name)
+            if drift is not None:
+                user.drifts.append(drift)
+        return user
+
+    def _extras(self, login: str, user: _User, wanted: set[str]) -> list[Drift]:
+        """The extensions Verba links to this login and records that no checked user's state maps to."""
+        held = self.client.user_extensions(login) or []
+        return [Drift("extra", found["extension"], user.name, int(found["user_id"]),
+                      f"linked to {login} and recorded ({_recorded(found)}), but no user's state has it")
+                for found in held if found["extension"] not in wanted and _recorded(found)]
+
+    def repair(self, report: DriftReport, *, actor: str, reason: str) -> list[int]:
+        """Queue a fresh, forced event of the current state of every user with drift (an extra is first
+        remembered as pushed for its user, so the push stops recording it); audit it; the event ids."""
+        users: dict[str, tuple[str, str]] = {}
+        for drift in report.drifts:
+            source, _, external_id = drift.user.partition("/")
+            users[drift.user] = (source, external_id)
+            if drift.kind == "extra":
+                self._remember_extra(source, external_id, drift)
+        changes = []
+        for source, external_id in users.values():
+            current = self.store.current_event(source, external_id)
+            if current is not None:
+                changes.append(UserChange(source, external_id, current.change.kind, current.change.state,
+                                          cause=REPAIR_CAUSE))
+        ids = self.store.enqueue(changes, forced=True)
+        report.repaired = len(changes)
+        self.store.add_audit(actor, REPAIR_CAUSE, ids, reason, {"users": len(changes), "drift": report.counts})
+        return ids
+
+    def _remember_extra(self, source: str, external_id: str, drift: Drift) -> None:
+        found = self.client.get_extension(drift.extension)
+        if found is None or found["user_id"] != drift.user_id:
+            return  # gone or moved meanwhile: nothing of this user's to stop
+        record = ExtensionRecord(
+            drift.extension, drift.user_id, found["recording_mode"] or "FULL", bool(found["voice"]), bool(found["im"]),
+            bool(found["video"]), bool(found["screen_capture_enabled"]), eid=self.mapping.eid,
+            environment_short_name=self.mapping.environment_short_name)
+        self.store.remember_pushed(source, external_id, [record])
+
+
+def _compare(record: ExtensionRecord, found: dict[str, Any] | None, user: str) -> Drift | None:
+    """The drift of one wanted record against what getExtension answered (None: absent)."""
+    if found is None:
+        return Drift("missing", record.extension, user, record.user_id, "Verba has no such extension")
+    if found["user_id"] is None:
+        return Drift("unlinked", record.extension, user, record.user_id, "Verba links it to no user")
+    if found["user_id"] != record.user_id:
+        holder = f"{found['user_id']}" + (f" ({found['user_login_name']})" if found["user_login_name"] else "")
+        return Drift("other_user", record.extension, user, record.user_id,
+                     f"Verba links it to user {holder}, wanted {record.user_id}")
+    differs = [f"{name}: Verba has {found[name]}, wanted {getattr(record, name)}"
+               for name in SETTINGS if found[name] is not None and found[name] != getattr(record, name)]
+    if differs:
+        return Drift("settings", record.extension, user, record.user_id, "; ".join(differs))
+    return None
+
+
+def _recorded(found: dict[str, Any]) -> str:
+    """The modalities Verba records on an extension, e.g. "voice, im"; "" when none."""
+    return ", ".join(name for name in ("voice", "im", "video", "screen_capture_enabled") if found.get(name))
+
+
+def _holders(users: Iterable[_User]) -> dict[str, _User]:
+    """Each login name of the checked users, with its first user (who an extra is reported for)."""
+    holders: dict[str, _User] = {}
+    for user in users:
+        if user.unchecked is None and user.login:
+            holders.setdefault(user.login, user)
+    return holders
