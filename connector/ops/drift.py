@@ -24,6 +24,12 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from connector.config import DriftConfig
+from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
@@ -195,6 +201,52 @@ class DriftCheck:
             bool(found["video"]), bool(found["screen_capture_enabled"]), eid=self.mapping.eid,
             environment_short_name=self.mapping.environment_short_name)
         self.store.remember_pushed(source, external_id, [record])
+
+
+class DriftSchedule:
+    """Runs the drift check on `[drift]`'s schedule in a background thread, on one instance at a time
+    (`leads("drift")`); records each run in the store, and repairs when `[drift] repair` says so."""
+
+    def __init__(self, check: DriftCheck, config: DriftConfig,
+                 leads: Callable[[str], bool] = lambda task: True) -> None:
+        self.check = check
+        self.config = config
+        self.leads = leads
+        self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
+
+    def start(self) -> None:
+        config = self.config
+        if config.interval_seconds > 0:
+            trigger: IntervalTrigger | CronTrigger = IntervalTrigger(seconds=config.interval_seconds)
+        elif config.schedule:
+            trigger = CronTrigger.from_crontab(config.schedule)
+        else:
+            return
+        self.scheduler.add_job(self.run_once, trigger, id="drift", misfire_grace_time=3600)
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Wait for a running check to end (it writes to Verba nothing), then stop."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    def run_once(self) -> DriftReport | None:
+        """One scheduled check (and repair); None when another instance runs it or it failed (logged)."""
+        try:
+            if not self.leads("drift"):
+                return None
+            report = self.check.check()
+            if self.config.repair and report.drifts:
+                self.check.repair(report, actor="connector", reason="scheduled drift repair ([drift] repair = true)")
+            self.check.store.add_drift_run(report.run("schedule"))
+        except Exception as exc:  # the schedule goes on; the next run checks again
+            log.error("drift check failed: %s", exc, exc_info=not isinstance(exc, ConnectorError))
+            return None
+        counts = ", ".join(f"{kind} {n}" for kind, n in report.counts.items() if n)
+        log.log(logging.WARNING if report.drifts else logging.INFO,
+                "drift check: %d extensions of %d users: %s%s", report.extensions, report.users,
+                counts or "in step", "" if report.repaired is None else f"; {report.repaired} users queued for repair")
+        return report
 
 
 def _compare(record: ExtensionRecord, found: dict[str, Any] | None, user: str) -> Drift | None:

@@ -10,7 +10,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.config import Config
-from connector.store import Attempt, AuditEntry, EventState, Instance, LdapWatermark, OpenBreaker, StoredEvent
+from connector.store import (
+    Attempt,
+    AuditEntry,
+    DriftRun,
+    EventState,
+    Instance,
+    LdapWatermark,
+    OpenBreaker,
+    StoredEvent,
+)
 from connector.store.ownership import Claimant, Conflict
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -121,6 +130,18 @@ def source_states(config: Config, watermarks: dict[str, LdapWatermark], leaders:
         if f"ldap.{name}" in leaders:
             states[f"ldap.{name}"] += f"; polled by instance {leaders[f'ldap.{name}']}"
     return states
+
+
+def drift_line(run: DriftRun | None) -> str:
+    """The last drift check (connector/ops/drift.py), for `connector status`."""
+    if run is None:
+        return "drift: never checked (`connector drift`, or [drift] schedule in `connector run`)"
+    found = ", ".join(f"{kind} {n}" for kind, n in run.counts.items() if n)
+    repaired = "" if run.repaired is None else f"; {run.repaired} users queued for repair"
+    unchecked = f"; {run.unchecked} users not checked" if run.unchecked else ""
+    return (f"drift: last check {when(run.finished_at)} ({run.trigger}, {age(run.finished_at - run.started_at)}): "
+            f"{run.extensions} extensions of {run.users} users, {f'DRIFT {found}' if found else 'in step'}"
+            f"{unchecked}{repaired}")
 
 
 def instance_line(instance: Instance, now: float) -> str:

@@ -7,6 +7,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -167,3 +168,44 @@ def test_the_command_exits_3_on_drift_0_in_step_and_repairs_with_an_audit(delive
     assert deliverer.store.last_drift_run().counts["settings"] == 0
     bad = cli(config_path, "--user", "nobody")
     assert bad.returncode == 1 and "no user 'nobody'" in bad.stderr
+
+
+def test_the_scheduled_check_records_its_runs_repairs_only_when_told_and_runs_on_the_leader_only(
+        deliverer, sim, drift, config_path):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from connector.config import DriftConfig
+    from connector.ops.drift import DriftSchedule
+    from connector.ops.metrics import register_store
+
+    pushed(deliverer, sim, user())
+    sim.edit_extension(ALICE, im=True)
+    assert DriftSchedule(drift, DriftConfig(), leads=lambda task: False).run_once() is None
+    assert deliverer.store.last_drift_run() is None
+
+    report = DriftSchedule(drift, DriftConfig()).run_once()
+    assert report is not None and report.counts["settings"] == 1 and report.repaired is None
+    run = deliverer.store.last_drift_run()
+    assert (run.trigger, run.counts["settings"], run.extensions, run.repaired) == ("schedule", 1, 1, None)
+    assert deliverer.store.count_by_state()[EventState.PENDING] == 0 and sim.extensions()[ALICE]["im"] is True
+    registry = CollectorRegistry()
+    register_store(deliverer.store, registry)
+    metrics = generate_latest(registry).decode()
+    assert 'connector_drift_found{kind="settings"} 1.0' in metrics
+    assert "connector_drift_extensions_checked 1.0" in metrics
+    status = subprocess.run([sys.executable, "-m", "connector.cli", "status", "--config", str(config_path)],
+                            capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "(schedule, " in status and "1 extensions of 1 users, DRIFT settings 1" in status
+
+    schedule = DriftSchedule(drift, DriftConfig(interval_seconds=0.2, repair=True))
+    schedule.start()
+    try:
+        deadline = time.monotonic() + 20
+        while deliverer.store.last_drift_run().repaired is None:
+            assert time.monotonic() < deadline, "the scheduled repair never ran"
+            time.sleep(0.05)
+    finally:
+        schedule.stop()
+    drain(deliverer)
+    assert sim.extensions()[ALICE]["im"] is False
+    assert deliverer.store.list_audit()[0].actor == "connector"
