@@ -46,6 +46,7 @@ KINDS = {
     "extra": "unexpected extra",
 }
 SETTINGS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled")
+UNOWNED = ("missing", "unlinked", "other_user")  # kinds whose extension the connector no longer counts as confirmed
 REPAIR_CAUSE = "drift_repair"
 
 
@@ -134,6 +135,8 @@ class DriftCheck:
                 report.extensions += len(user.wanted)
                 report.drifts.extend(user.drifts)
         report.drifts.sort(key=lambda d: (list(KINDS).index(d.kind), d.extension, d.user))
+        # Seen absent or not this user's: the next push of it must ask Verba, not update it directly.
+        self.store.forget_owners(sorted({d.extension for d in report.drifts if d.kind in UNOWNED}))
         report.finished_at = time.time()
         return report
 

@@ -190,6 +190,12 @@ class ExtensionOwnership(Database):
             rows = [conn.execute(self._q["owner"], (extension,)).fetchone() for extension in extensions]
         return {extension: int(row["verba_user_id"]) for extension, row in zip(extensions, rows, strict=True) if row}
 
+    def forget_owners(self, extensions: Sequence[str]) -> None:
+        """Forget who holds `extensions` (a drift check saw them gone or linked elsewhere): their next push asks
+        Verba first instead of updating them directly."""
+        with self._write() as conn:
+            conn.cursor().executemany(self._q["forget_owner"], [(extension,) for extension in extensions])
+
     def source_users_of(self, verba_user_id: int) -> list[tuple[str, str]]:
         """The (source, external_id) of the connector's users linked to this Verba user id."""
         with self._read() as conn:

@@ -209,3 +209,11 @@ def test_the_scheduled_check_records_its_runs_repairs_only_when_told_and_runs_on
     drain(deliverer)
     assert sim.extensions()[ALICE]["im"] is False
     assert deliverer.store.list_audit()[0].actor == "connector"
+
+
+def test_an_extension_seen_gone_is_no_longer_confirmed_so_its_next_push_asks_verba_first(deliverer, sim, drift):
+    pushed(deliverer, sim, user())
+    sim.delete_extension(ALICE)
+    assert [d.kind for d in drift.check().drifts] == ["missing"]
+    assert pushed(deliverer, sim, user(displayName="Alice B.")) == ["createExtension"]  # not a no-op any more
+    assert sim.extensions()[ALICE]["user_id"] == 3
