@@ -1,7 +1,8 @@
 """Drift: compare what Verba holds with what the connector wants it to hold, and repair it on request.
 
-For each user, the mapping of their current state gives the extension records Verba must hold;
-getExtension says what it holds. Kinds of drift:
+For each user, the mapping of their current state gives the extension records Verba must hold.
+One listUsers call per user says which extensions Verba links to them, with their settings;
+getExtension is asked only about wanted extensions missing from that answer. Kinds of drift:
 
     missing      Verba has no such extension
     unlinked     it is linked to no user
@@ -95,6 +96,7 @@ class _User:
     user_id: int | None = None
     login: str | None = None
     wanted: list[ExtensionRecord] = dataclasses.field(default_factory=list)
+    held: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # what Verba links to the user
     drifts: list[Drift] = dataclasses.field(default_factory=list)
     unchecked: str | None = None
 
@@ -123,10 +125,9 @@ class DriftCheck:
             for user in pool.map(lambda key: self._check_user(*key), targets):
                 checked.append(user)
                 progress(1)
-            wanted = {record.extension for user in checked for record in user.wanted}
-            holders = _holders(checked)
-            for drifts in pool.map(lambda item: self._extras(item[0], item[1], wanted), holders.items()):
-                report.drifts.extend(drifts)
+        wanted = {record.extension for user in checked for record in user.wanted}
+        for user in _holders(checked):
+            report.drifts.extend(_extras(user, wanted))
         for user in checked:
             if user.unchecked is not None:
                 report.unchecked.append(f"{user.name}: {user.unchecked}")
@@ -152,7 +153,14 @@ class DriftCheck:
         change = current.change
         try:
             found = self.mapping.user_id_or_login(change, self.store.verba_user_id(source, external_id))
-            user_id = found if isinstance(found, int) else self.client.find_user_id(found)
+            login = found if isinstance(found, str) else self.mapping.login_name(change.state)
+            held = None if login is None else self.client.user_extensions(login)
+            if isinstance(found, int):
+                user_id: int | None = found
+            elif held:
+                user_id = int(held[0]["user_id"])
+            else:  # no such user (None), or one with no extension to read the id from ([])
+                user_id = None if held is None else self.client.find_user_id(found)
             if user_id is None:
                 user.unchecked = f"no Verba user has loginName {found!r}"
                 return user
@@ -161,19 +169,15 @@ class DriftCheck:
         except (MappingFailure, UnresolvedUser, ValueError) as exc:
             user.unchecked = str(exc)
             return user
-        user.user_id, user.login, user.wanted = user_id, self.mapping.login_name(change.state), mapped.upserts
+        user.user_id, user.login, user.wanted = user_id, login, mapped.upserts
+        user.held = [e for e in held or [] if e["user_id"] == user_id]
+        linked = {e["extension"]: e for e in user.held}
         for record in mapped.upserts:
-            drift = _compare(record, self.client.get_extension(record.extension), user.name)
+            got = linked.get(record.extension) or self.client.get_extension(record.extension)
+            drift = _compare(record, got, user.name)
             if drift is not None:
                 user.drifts.append(drift)
         return user
-
-    def _extras(self, login: str, user: _User, wanted: set[str]) -> list[Drift]:
-        """The extensions Verba links to this login and records that no checked user's state maps to."""
-        held = self.client.user_extensions(login) or []
-        return [Drift("extra", found["extension"], user.name, int(found["user_id"]),
-                      f"linked to {login} and recorded ({_recorded(found)}), but no user's state has it")
-                for found in held if found["extension"] not in wanted and _recorded(found)]
 
     def repair(self, report: DriftReport, *, actor: str, reason: str) -> list[int]:
         """Queue a fresh, forced event of the current state of every user with drift (an extra is first
@@ -274,10 +278,17 @@ def _recorded(found: dict[str, Any]) -> str:
     return ", ".join(name for name in ("voice", "im", "video", "screen_capture_enabled") if found.get(name))
 
 
-def _holders(users: Iterable[_User]) -> dict[str, _User]:
-    """Each login name of the checked users, with its first user (who an extra is reported for)."""
-    holders: dict[str, _User] = {}
+def _extras(user: _User, wanted: set[str]) -> list[Drift]:
+    """The extensions Verba links to `user` and records that no checked user's state maps to."""
+    return [Drift("extra", found["extension"], user.name, int(found["user_id"]),
+                  f"linked to {user.login} and recorded ({_recorded(found)}), but no user's state has it")
+            for found in user.held if found["extension"] not in wanted and _recorded(found)]
+
+
+def _holders(users: Iterable[_User]) -> list[_User]:
+    """The first checked user of each Verba user id (who an extra is reported for)."""
+    holders: dict[int, _User] = {}
     for user in users:
-        if user.unchecked is None and user.login:
-            holders.setdefault(user.login, user)
-    return holders
+        if user.unchecked is None and user.user_id is not None:
+            holders.setdefault(user.user_id, user)
+    return list(holders.values())

@@ -283,18 +283,16 @@ def list_users(state: State, call: Call) -> str:
         skip_extensions = soap.boolean(text(fields, "skipExtensions"))
     except ValueError as exc:
         raise Refusal(ILLEGAL, f"Not a boolean: {exc}") from None
+    users = [user for user in state.users.values()
+             if user.eid in eids and login(user.login_name) and external(user.external_id)]
+    # The extensions of the users found so far only: one pass, however many users Verba has.
+    ids = {user.id for user in users}
     owned: dict[int, list[Extension]] = {}
     for ext in state.extensions.values():
-        if ext.user_id is not None:
+        if ext.user_id in ids:
             owned.setdefault(ext.user_id, []).append(ext)
-    users = [
-        user
-        for user in state.users.values()
-        if user.eid in eids
-        and login(user.login_name)
-        and external(user.external_id)
-        and (extension.unset or any(extension(ext.extension) for ext in owned.get(user.id, [])))
-    ]
+    if not extension.unset:
+        users = [user for user in users if any(extension(ext.extension) for ext in owned.get(user.id, []))]
     if just_count:
         return element("userCount", len(users))
     # Each user's extensions unless skipExtensions is true (the flag exists, so the default lists them).
