@@ -43,6 +43,7 @@ bench: venv system-packages
 	$(BIN)/python bench/bench_ldap.py
 	$(BIN)/python bench/bench_writes.py
 	$(BIN)/python bench/bench_drift.py
+	$(BIN)/python bench/bench_scale.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis .mypy_cache .ruff_cache
