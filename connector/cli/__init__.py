@@ -8,6 +8,7 @@ import click
 
 from connector.cli import db, drift, events, ldap, mapping, run, simulator, status
 from connector.errors import ConnectorError
+from connector.version import VERSION
 
 
 class ConnectorGroup(click.Group):
@@ -21,6 +22,7 @@ class ConnectorGroup(click.Group):
 
 
 @click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(VERSION, prog_name="connector", message="%(prog)s %(version)s")
 def main() -> None:
     """Keep Verba extensions in step with your directory: SCIM and LDAP changes in, extensions out."""
 

@@ -6,20 +6,27 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connector.store import DriftRun, Store
+from connector.store import DriftRun, EventState, Store
+from connector.version import VERSION
 
-PUSHES = Counter(
-    "connector_pushes_total", "SOAP calls to Verba by operation and answer status.", ["operation", "status"]
+SOAP_CALLS = Counter(
+    "connector_soap_calls_total",
+    "SOAP calls to Verba, every operation (requestToken, listUsers, getExtension, createExtension, ...; pushes, "
+    "look-ups, drift checks and health probes alike), by operation and answer status (the vendor's status code, "
+    "or the cause of a call that got no answer).",
+    ["operation", "status"],
 )
-PUSH_SECONDS = Histogram(
-    "connector_push_duration_seconds", "Time of one SOAP call to Verba.", ["operation"],
+SOAP_SECONDS = Histogram(
+    "connector_soap_call_duration_seconds", "Time of one SOAP call to Verba, by operation.", ["operation"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+BUILD_INFO = Gauge("connector_build_info", "Always 1; `version` is the running connector's.", ["version"])
+BUILD_INFO.labels(VERSION).set(1)
 COALESCED = Counter("connector_events_coalesced_total", "Events delivered as part of a newer event's push.")
 SKIPPED = Counter("connector_pushes_skipped_total",
                   "Pushes not sent: the user's records equal those Verba last confirmed (no SOAP call).")
@@ -49,6 +56,9 @@ STOP_RECORDING_HELD = Counter("connector_stop_recording_guard_held_total",
 LDAP_POLL_SECONDS = Histogram("connector_ldap_poll_duration_seconds", "Time of one LDAP poll.", ["directory"])
 
 
+UNSETTLED = (EventState.PENDING, EventState.IN_FLIGHT, EventState.HELD, EventState.DEAD)
+
+
 class CountRequests:
     """ASGI middleware: counts every HTTP request in `counter` by method and response status."""
 
@@ -75,12 +85,12 @@ class CountRequests:
 
 
 def observe_soap_call(operation: str, status: str, seconds: float) -> None:
-    PUSHES.labels(operation, status).inc()
-    PUSH_SECONDS.labels(operation).observe(seconds)
+    SOAP_CALLS.labels(operation, status).inc()
+    SOAP_SECONDS.labels(operation).observe(seconds)
 
 
 class StoreCollector(Collector):
-    """Queue depth, oldest pending age, dead letters by cause, LDAP watermark lag and events accepted, from the
+    """Queue depth, pending events, oldest pending age, dead letters by cause, LDAP watermark lag and events accepted, from the
     store."""
 
     def __init__(self, store: Store) -> None:
@@ -90,10 +100,20 @@ class StoreCollector(Collector):
         return []  # read the store at scrape time only, not at registration
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        depth = GaugeMetricFamily("connector_queue_depth", "Events by state.", labels=["state"])
-        for state, count in self.store.count_by_state().items():
+        counts = self.store.count_by_state()
+        depth = GaugeMetricFamily("connector_queue_depth",
+                                  "Every event in the store by state, done and discarded included (those only "
+                                  "grow): for work still to do, see connector_pending_events.", labels=["state"])
+        pending = GaugeMetricFamily("connector_pending_events",
+                                    "Events not settled yet, by state: pending (waiting for delivery), in_flight "
+                                    "(being pushed), held (waiting for `connector events approve`), dead (waiting for "
+                                    "a replay or a discard); done and discarded are not counted.", labels=["state"])
+        for state, count in counts.items():
             depth.add_metric([state.value], count)
+            if state in UNSETTLED:
+                pending.add_metric([state.value], count)
         yield depth
+        yield pending
         oldest = self.store.oldest_pending_at()
         yield GaugeMetricFamily(
             "connector_queue_oldest_pending_age_seconds", "Age of the oldest event not yet delivered.",

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from connector.version import VERSION
 from tests.ops.helpers import cli, wait_for, write_config
 from tests.plugins.simulator import free_port
 
@@ -106,11 +107,16 @@ def test_metrics_parse_and_match_what_the_simulator_logged(running, simulator, t
     logged: dict[tuple[str, str], int] = {}
     for call in simulator.calls():
         logged[call["operation"], call["status"]] = logged.get((call["operation"], call["status"]), 0) + 1
-    pushed = {(s.labels["operation"], s.labels["status"]): s.value
-              for s in families["connector_pushes"].samples if s.name == "connector_pushes_total"}
-    assert pushed == logged
+    calls = {(s.labels["operation"], s.labels["status"]): s.value
+             for s in families["connector_soap_calls"].samples if s.name == "connector_soap_calls_total"}
+    assert calls == logged
     assert sample("connector_queue_depth", state="done") == 2
+    assert sample("connector_pending_events") == 1  # the dead letter; done is not pending work
+    assert sample("connector_pending_events", state="dead") == 1
+    assert "done" not in {s.labels["state"] for s in families["connector_pending_events"].samples}
     assert sample("connector_dead_letters", cause="unresolved_user") == 1
     assert sample("connector_events_accepted", source="hr", kind="upsert") == 3
-    assert families["connector_push_duration_seconds"].type == "histogram"
+    assert families["connector_soap_call_duration_seconds"].type == "histogram"
+    [build] = families["connector_build_info"].samples
+    assert build.value == 1 and build.labels["version"] == VERSION
     assert sample("connector_scim_requests", method="GET", status="401") == 1

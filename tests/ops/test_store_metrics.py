@@ -26,6 +26,11 @@ def test_queue_dead_letters_accepted_and_watermark_lag_come_from_the_store(tmp_p
     store.close()
     assert samples[("connector_queue_depth", (("state", "pending"),))] == 1
     assert samples[("connector_queue_depth", (("state", "held"),))] == 1
+    assert samples[("connector_queue_depth", (("state", "done"),))] == 0
+    assert samples[("connector_pending_events", (("state", "pending"),))] == 1
+    assert samples[("connector_pending_events", (("state", "held"),))] == 1
+    assert ("connector_pending_events", (("state", "done"),)) not in samples
+    assert ("connector_pending_events", (("state", "discarded"),)) not in samples
     assert 59 <= samples[("connector_queue_oldest_pending_age_seconds", ())] < 120
     assert samples[("connector_events_accepted_total", (("kind", "delete"), ("source", "scim")))] == 1
     assert 29 <= samples[("connector_ldap_watermark_lag_seconds", (("directory", "corp"),))] < 120
