@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connector.store import DriftRun, EventState, Store
 from connector.version import VERSION
@@ -31,7 +30,14 @@ COALESCED = Counter("connector_events_coalesced_total", "Events delivered as par
 SKIPPED = Counter("connector_pushes_skipped_total",
                   "Pushes not sent: the user's records equal those Verba last confirmed (no SOAP call).")
 SCIM_REQUESTS = Counter(
-    "connector_scim_requests_total", "SCIM requests by method and HTTP status.", ["method", "status"]
+    "connector_scim_requests_total",
+    "SCIM requests by method, HTTP status and SCIM client (the [[scim.clients]] name its bearer token matched; "
+    "\"-\" for none: a 401, or /healthz).",
+    ["method", "status", "client"],
+)
+SCIM_REQUEST_SECONDS = Histogram(
+    "connector_scim_request_duration_seconds", "Time of one SCIM request, until its answer is sent, by SCIM client.",
+    ["client"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 SCIM_IGNORED_ATTRIBUTES = Counter(
     "connector_scim_ignored_attributes_total",
@@ -42,8 +48,8 @@ SCIM_IGNORED_ATTRIBUTES = Counter(
 SCIM_PENDING_MEMBERS = Counter(
     "connector_scim_pending_members_total",
     "Group member ids naming no User or Group of the SCIM client: pending (kept aside, not shown, no events), "
-    "applied (a resource with that id appeared), dropped (over the limit kept per group).",
-    ["outcome"],
+    "applied (a resource with that id appeared), dropped (over the limit kept per group); by SCIM client.",
+    ["outcome", "client"],
 )
 OWNERSHIP_DECISIONS = Counter(
     "connector_extension_ownership_decisions_total",
@@ -59,39 +65,14 @@ LDAP_POLL_SECONDS = Histogram("connector_ldap_poll_duration_seconds", "Time of o
 UNSETTLED = (EventState.PENDING, EventState.IN_FLIGHT, EventState.HELD, EventState.DEAD)
 
 
-class CountRequests:
-    """ASGI middleware: counts every HTTP request in `counter` by method and response status."""
-
-    def __init__(self, app: ASGIApp, counter: Counter) -> None:
-        self.app = app
-        self.counter = counter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500  # unless a response starts
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            self.counter.labels(scope["method"], str(status)).inc()
-
-
 def observe_soap_call(operation: str, status: str, seconds: float) -> None:
     SOAP_CALLS.labels(operation, status).inc()
     SOAP_SECONDS.labels(operation).observe(seconds)
 
 
 class StoreCollector(Collector):
-    """Queue depth, pending events, oldest pending age, dead letters by cause, LDAP watermark lag and events accepted, from the
-    store."""
+    """Queue depth, pending events, oldest pending age, dead letters by cause, LDAP watermark lag and events
+    accepted, from the store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store

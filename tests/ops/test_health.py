@@ -119,4 +119,4 @@ def test_metrics_parse_and_match_what_the_simulator_logged(running, simulator, t
     assert families["connector_soap_call_duration_seconds"].type == "histogram"
     [build] = families["connector_build_info"].samples
     assert build.value == 1 and build.labels["version"] == VERSION
-    assert sample("connector_scim_requests", method="GET", status="401") == 1
+    assert sample("connector_scim_requests", method="GET", status="401", client="-") == 1

@@ -23,8 +23,9 @@ def pending(store: Store, group_id: str, client: str = "entra") -> list[str]:
     return [m["value"] for m in row.body.get(PENDING_MEMBERS, [])]
 
 
-def pending_count(outcome: str) -> float:
-    return REGISTRY.get_sample_value("connector_scim_pending_members_total", {"outcome": outcome}) or 0.0
+def pending_count(outcome: str, client: str = "entra") -> float:
+    return REGISTRY.get_sample_value("connector_scim_pending_members_total",
+                                     {"outcome": outcome, "client": client}) or 0.0
 
 
 @pytest.fixture

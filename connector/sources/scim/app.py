@@ -18,8 +18,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connector.config import ScimConfig
-from connector.ops.metrics import SCIM_REQUESTS, CountRequests
 from connector.sources.scim import discovery, errors
+from connector.sources.scim.access import AccessLog
 from connector.sources.scim.auth import MEDIA_TYPE, BearerAuth
 from connector.sources.scim.render import etag, location, project, to_scim
 from connector.sources.scim.schema import GROUPS, RESOURCE_TYPES, USERS, ResourceType
@@ -62,7 +62,7 @@ def create_scim_app(store: ScimResources, config: ScimConfig) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(CountRequests, counter=SCIM_REQUESTS),
+            Middleware(AccessLog),
             Middleware(_NormalizePath, base=base),
             Middleware(_ReadBodyFirst, limit=config.max_body_bytes + DRAIN_BYTES),
             Middleware(BearerAuth, clients=[(c.name, c.token) for c in config.clients], open_paths=[HEALTH_PATH]),

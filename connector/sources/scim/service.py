@@ -227,7 +227,7 @@ class ScimService:
             if len(arrived) < len(waiting):
                 body[PENDING_MEMBERS] = [m for m in waiting if m.get("value") != member_id]
             self._put(tx, client, GROUPS, group, body, now)
-            SCIM_PENDING_MEMBERS.labels("applied").inc()
+            SCIM_PENDING_MEMBERS.labels("applied", client).inc()
             log.info("SCIM %s Group %s: pending member %s was created; it is a member now", client, group.id, member_id,
                      extra={"outcome": "applied"})
 
@@ -323,14 +323,14 @@ def _settle_members(
 
 def _note_members(client: str, group_id: str, settled: _Members) -> None:
     if settled.pending:
-        SCIM_PENDING_MEMBERS.labels("pending").inc(len(settled.pending))
+        SCIM_PENDING_MEMBERS.labels("pending", client).inc(len(settled.pending))
         log.warning("SCIM %s Group %s: %d member id(s) name no User or Group of this client (%s); the other members "
                     "are applied, these wait unseen until a resource with that id is created (a user provisioned "
                     "through another client or deleted here never will: check the IdP's assignments)",
                     client, group_id, len(settled.pending), ", ".join(settled.pending[:5]),
                     extra={"outcome": "pending"})
     if settled.dropped:
-        SCIM_PENDING_MEMBERS.labels("dropped").inc(len(settled.dropped))
+        SCIM_PENDING_MEMBERS.labels("dropped", client).inc(len(settled.dropped))
         log.warning("SCIM %s Group %s: over %d pending member ids; the %d oldest are forgotten", client, group_id,
                     MAX_PENDING_MEMBERS, len(settled.dropped), extra={"outcome": "dropped"})
 

@@ -1,0 +1,66 @@
+"""The SCIM endpoint's access log and request metrics: one line and one count per request.
+
+Each request is logged at INFO on the logger `connector.scim` once its answer is sent: method, path (without
+the query string, which may carry a filter on a user's name), status, the SCIM client that the bearer token
+named ("-" when none did: a 401, or /healthz) and the duration in milliseconds. Never a header, a token or a
+body. The same request is counted in connector_scim_requests_total{method,status,client} and timed in
+connector_scim_request_duration_seconds{client}.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from connector.ops.metrics import SCIM_REQUEST_SECONDS, SCIM_REQUESTS
+
+log = logging.getLogger("connector.scim")
+NO_CLIENT = "-"  # the client label of a request no client's token authenticated
+MAX_PATH = 300  # characters of a path logged
+
+
+class AccessLog:
+    """ASGI middleware, outermost: logs, counts and times every HTTP request, whatever answers it.
+
+    The client is read from `scope["state"]["scim_client"]`, where BearerAuth (further in) puts the
+    name of the client whose token matched; the state dict is created here so that every layer shares it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        status = 500  # unless a response starts
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            seconds = time.perf_counter() - started
+            client = str(state.get("scim_client") or NO_CLIENT)
+            method, path = scope["method"], _path(scope)
+            SCIM_REQUESTS.labels(method, str(status), client).inc()
+            SCIM_REQUEST_SECONDS.labels(client).observe(seconds)
+            log.info("SCIM %s %s %d client %s %.0f ms", method, path, status, client, seconds * 1000,
+                     extra={"method": method, "path": path, "status": status, "client": client,
+                            "duration_ms": round(seconds * 1000, 1)})
+
+
+def _path(scope: Scope) -> str:
+    """The path as the client sent it (before any normalization), without the query string, cut to MAX_PATH."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else str(scope.get("path", ""))
+    path = path.partition("?")[0]
+    return path if len(path) <= MAX_PATH else path[:MAX_PATH] + "..."
