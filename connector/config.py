@@ -198,6 +198,9 @@ class Config:
     admin: AdminConfig = AdminConfig()
     scim: ScimConfig = ScimConfig()
     logging: LoggingConfig = LoggingConfig()
+    # False when loaded with load_config(..., secrets=False), for the commands that only read the store: no
+    # password, token or bind password was read (they are None, SCIM clients' tokens ""), so nothing may connect.
+    secrets_loaded: bool = True
 
     @property
     def uses_simulator(self) -> bool:
@@ -252,8 +255,14 @@ AD_MAX_PAGE_SIZE = 1000  # Active Directory's MaxPageSize LDAP policy
 LDAP_ID_ATTRIBUTES = {"openldap": "entryUUID", "ad": "objectGUID", "generic": "entryUUID, nsUniqueId or ipaUniqueID"}
 
 
-def load_config(path: str | Path = DEFAULT_PATH) -> Config:
-    """Read, validate and resolve the config at `path`; raises ConfigError listing every problem."""
+def load_config(path: str | Path = DEFAULT_PATH, *, secrets: bool = True) -> Config:
+    """Read, validate and resolve the config at `path`; raises ConfigError listing every problem.
+
+    With `secrets=False` (the commands that only read the store: `status`, `events list`/`show`, `audit`) no
+    secret is read: an unset `*_env` variable or an unreadable `*_file` is no problem, the secrets are None (a
+    SCIM client's token "") and `secrets_loaded` is False. Every other check stands, the shape of the secret
+    keys included (one of env or file, login with a password).
+    """
     path = str(path)
     try:
         with open(path, "rb") as f:
@@ -262,11 +271,11 @@ def load_config(path: str | Path = DEFAULT_PATH) -> Config:
         raise ConfigError(f"{path}: no such file; pass --config or set CONNECTOR_CONFIG") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
-    return parse_config(data, path)
+    return parse_config(data, path, secrets=secrets)
 
 
-def parse_config(data: dict[str, Any], path: str) -> Config:
-    """The Config in `data`, the parsed TOML of `path`.
+def parse_config(data: dict[str, Any], path: str, *, secrets: bool = True) -> Config:
+    """The Config in `data`, the parsed TOML of `path`; the secrets left unread with `secrets=False` (see load_config).
 
     Raises one ConfigError whose message has a line per problem: "{path}: {key} is ...; {fix}".
     """
@@ -278,16 +287,17 @@ def parse_config(data: dict[str, Any], path: str) -> Config:
     config = Config(
         path=path,
         store=_store(tables["store"], problems),
-        target=_target(tables["target"], problems),
+        target=_target(tables["target"], secrets, problems),
         simulator=_simulator(tables["simulator"], problems),
         mapping_file=mapping_file,
         delivery=_delivery(tables["delivery"], problems),
         instance=_instance(tables["instance"], problems),
         drift=_drift(tables["drift"], problems),
         admin=AdminConfig(**_listen(tables["admin"], "admin", problems)),
-        scim=_scim(data.get("scim", {}), problems),
+        scim=_scim(data.get("scim", {}), secrets, problems),
         logging=_logging(tables["logging"], problems),
-        ldap=_ldap_sections(data.get("ldap", {}), mapping_file, problems),
+        ldap=_ldap_sections(data.get("ldap", {}), mapping_file, secrets, problems),
+        secrets_loaded=secrets,
     )
     _check_lease(config.target, config.delivery, problems)
     _check_liveness(config, problems)
@@ -329,14 +339,17 @@ def _limit(name: str, section: Any, keys: tuple[str, ...], limit: str, problems:
             problems.append(f"{name}.{key} is {value:g}; it must {limit}")
 
 
-def _secret(values: dict[str, Any], name: str, key: str, problems: list[str]) -> str | None:
+def _secret(values: dict[str, Any], name: str, key: str, problems: list[str], *, read: bool = True) -> str | None:
     """The secret of `{name}_env` (an environment variable) or `{name}_file` (a file) in table `key`, or None.
 
     None too when either is wrong, which is a problem: both set, the variable unset or blank, the file unreadable.
+    With `read` False, None after checking only that both are not set.
     """
     env, file = values.get(f"{name}_env"), values.get(f"{name}_file")
     if env is not None and file is not None:
         problems.append(f"{key}.{name}_env and {key}.{name}_file are both set; keep one")
+    elif not read:
+        return None
     elif env is not None and not os.environ.get(env, "").strip():
         problems.append(f"{key}.{name}_env names {env}, which is not set; export {env} or use {key}.{name}_file")
     elif env is not None:
@@ -387,7 +400,7 @@ def _store(values: dict[str, Any], problems: list[str]) -> StoreConfig:
     return store
 
 
-def _target(values: dict[str, Any], problems: list[str]) -> TargetConfig:
+def _target(values: dict[str, Any], read: bool, problems: list[str]) -> TargetConfig:
     timeout = values.get("timeout_seconds", TargetConfig.timeout_seconds)
     if "url" not in values:
         for key in [key for key in values if key not in ("eid", "timeout_seconds")]:
@@ -408,8 +421,8 @@ def _target(values: dict[str, Any], problems: list[str]) -> TargetConfig:
     if has_token and has_password:
         problems.append("target has both a password and a token; keep one of them")
     return TargetConfig(url=values["url"], eid=eid, environment_short_name=short_name, login=values.get("login"),
-                        password=_secret(values, "password", "target", problems),
-                        token=_secret(values, "token", "target", problems), timeout_seconds=timeout)
+                        password=_secret(values, "password", "target", problems, read=read),
+                        token=_secret(values, "token", "target", problems, read=read), timeout_seconds=timeout)
 
 
 def _check_lease(target: TargetConfig, delivery: DeliveryConfig, problems: list[str]) -> None:
@@ -457,13 +470,13 @@ def _check_liveness(config: Config, problems: list[str]) -> None:
             "always ends before the other instances count this one dead: raise it or lower the timeout")
 
 
-def _scim(raw: Any, problems: list[str]) -> ScimConfig:
+def _scim(raw: Any, read: bool, problems: list[str]) -> ScimConfig:
     values = _table(raw, "scim", _SCIM, problems)
     clients = values.pop("clients", [])
     if not all(isinstance(client, dict) for client in clients):
         problems.append("scim.clients must be tables: write [[scim.clients]] with name and token_env")
         clients = []
-    parsed = [_scim_client(client, f"scim.clients[{i}]", problems) for i, client in enumerate(clients)]
+    parsed = [_scim_client(client, f"scim.clients[{i}]", read, problems) for i, client in enumerate(clients)]
     names = [client.name for client in parsed if client is not None]
     for name in sorted({name for name in names if names.count(name) > 1}):
         problems.append(f"two [[scim.clients]] are named {name!r}; name each identity provider once")
@@ -477,7 +490,7 @@ def _scim(raw: Any, problems: list[str]) -> ScimConfig:
     return scim
 
 
-def _scim_client(raw: dict[str, Any], key: str, problems: list[str]) -> ScimClient | None:
+def _scim_client(raw: dict[str, Any], key: str, read: bool, problems: list[str]) -> ScimClient | None:
     values = _table(raw, key, _SCIM_CLIENT, problems)
     name = values.get("name", "").strip()
     if not name:
@@ -485,7 +498,9 @@ def _scim_client(raw: dict[str, Any], key: str, problems: list[str]) -> ScimClie
     if ("token_env" in values) == ("token_file" in values):
         problems.append(f"{key} ({name}) needs exactly one of token_env or token_file holding its bearer token")
         return None
-    token = _secret(values, "token", key, problems)
+    token = _secret(values, "token", key, problems, read=read)
+    if not read and name:
+        return ScimClient(name, "")  # named, for `connector status`; never served (BearerAuth refuses empty tokens)
     if token is None or not name:
         return None
     return ScimClient(name, token.strip() if "token_env" in values else token)  # as before: trimmed from env only
@@ -525,15 +540,16 @@ def _delivery(values: dict[str, Any], problems: list[str]) -> DeliveryConfig:
     return delivery
 
 
-def _ldap_sections(raw: Any, mapping_file: str, problems: list[str]) -> dict[str, LdapConfig]:
+def _ldap_sections(raw: Any, mapping_file: str, read: bool, problems: list[str]) -> dict[str, LdapConfig]:
     if not isinstance(raw, dict) or not all(isinstance(table, dict) for table in raw.values()):
         problems.append("write each directory as its own table, [ldap.NAME], followed by its keys")
         return {}
-    parsed = {name: _ldap(name, table, mapping_file, problems) for name, table in raw.items()}
+    parsed = {name: _ldap(name, table, mapping_file, read, problems) for name, table in raw.items()}
     return {name: config for name, config in parsed.items() if config is not None}
 
 
-def _ldap(name: str, raw: dict[str, Any], mapping_file: str, problems: list[str]) -> LdapConfig | None:
+def _ldap(name: str, raw: dict[str, Any], mapping_file: str, read: bool,
+          problems: list[str]) -> LdapConfig | None:
     key = f"ldap.{name}"
     values = _table(raw, key, _LDAP, problems)
     missing = [item for item in ("url", "base") if not values.get(item)]
@@ -546,7 +562,7 @@ def _ldap(name: str, raw: dict[str, Any], mapping_file: str, problems: list[str]
     settings = {item: value for item, value in values.items() if item not in ("password_env", "password_file")}
     if "attributes" in settings:
         settings["attributes"] = tuple(settings["attributes"])
-    password = _secret(values, "password", key, problems)
+    password = _secret(values, "password", key, problems, read=read)
     config = LdapConfig(name=name, password=password, password_source=_password_source(values, password),
                         mapping_file=mapping_file, **settings)
     if "clock_tolerance_seconds" not in values:  # by default at most the overlap

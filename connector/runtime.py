@@ -17,7 +17,7 @@ from connector.delivery.worker import Deliverer, WorkerPool
 from connector.liveness import Liveness
 from connector.mapping import Mapping, load_mapping
 from connector.ops.drift import DriftCheck, DriftSchedule
-from connector.ops.health import create_admin_app
+from connector.ops.health import TargetHealth, create_admin_app, scim_state
 from connector.ops.metrics import register_store
 from connector.simulator.app import create_app, load_seed
 from connector.sources.ldap.scheduler import LdapScheduler
@@ -29,6 +29,9 @@ log = logging.getLogger("connector")
 
 
 def open_client(config: Config) -> VerbaClient:
+    if not config.secrets_loaded:  # a read-only command's config: it must not connect to anything
+        raise ConfigError(f"{config.path}: loaded without its secrets (load_config(secrets=False)); "
+                          "load it with them to call Verba")
     target = config.target
     return VerbaClient(
         config.target_url,
@@ -76,6 +79,8 @@ class Connector:
         check = DriftCheck(self.store, self.client, self.mapping, config.drift.concurrency)
         self.drift = DriftSchedule(check, config.drift, self.liveness.leads)
         self.ldap = LdapScheduler(self.store, config.ldap, leads=lambda name: self.liveness.leads(f"ldap.{name}"))
+        # /readyz and `connector status` (through the store) see the target through its probes
+        self.target_health = TargetHealth(self.client.probe, self.store, config.instance.name, config.target_url)
 
     def start(self) -> None:
         # SQLite: refuses a second connector on the file. Then this instance's last start gives back its claims.
@@ -85,8 +90,10 @@ class Connector:
         if self.config.uses_simulator:
             self._start_simulator()
         register_store(self.store)
+        self.target_health.start()
         admin = self.config.admin
-        self.serve(create_admin_app(self.store, self.config.target_url, self.ldap.probes()), admin.host, admin.port,
+        sources = {"scim": self._scim_state, **self.ldap.probes()}
+        self.serve(create_admin_app(self.store, self.target_health.check, sources), admin.host, admin.port,
                    "admin.listen")
         self.pool.start()
         self.ldap.start()
@@ -100,6 +107,7 @@ class Connector:
         self.drift.stop()
         self.pool.stop()
         self.liveness.stop()  # the other instances take its tasks at once
+        self.target_health.stop()
         self.client.close()
         self._stop_servers("admin.listen", "simulator.listen")
         self.store.close()
@@ -129,6 +137,13 @@ class Connector:
         if not scim.clients:
             log.warning("SCIM on %s answers 401 to everything: no [[scim.clients]] are configured", scim.url)
         self.serve(create_scim_app(self.store, scim), scim.host, scim.port, "scim.listen")
+
+    def _scim_state(self) -> str:
+        """SCIM's line in /readyz: whether it listens, and its clients."""
+        scim = self.config.scim
+        entry = self.servers.get("scim.listen")
+        listening = entry is not None and entry[0].started and not entry[0].should_exit and entry[1].is_alive()
+        return scim_state(scim.url, [client.name for client in scim.clients], listening)
 
     def _start_simulator(self) -> None:
         sim = self.config.simulator

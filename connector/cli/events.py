@@ -11,11 +11,10 @@ from typing import BinaryIO
 import click
 
 from connector.cli.options import config_option, json_option, operator_option, since_option, since_time
-from connector.config import load_config
+from connector.config import Config, load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
 from connector.mapping import Mapping, load_mapping
-from connector.ops.health import target_state
 from connector.ops.replay import ActionError, discard, preview, requeue, select
 from connector.ops.report import (
     attempt_lines,
@@ -26,9 +25,10 @@ from connector.ops.report import (
     summary_lines,
     to_json,
 )
-from connector.runtime import open_configured_store
+from connector.runtime import open_client, open_configured_store
 from connector.store import EventState, Store, StoredEvent
 from connector.store.log import CONFLICT_CAUSE
+from connector.verba.errors import VerbaError
 
 
 @click.group()
@@ -107,7 +107,7 @@ STATES = [s.value for s in EventState]
 def events_list(config_path: str, state: str | None, cause: str | None, user: str | None, source: str | None,
                 since: str | None, limit: int, as_json: bool) -> None:
     """List events, newest first, with counts by state and dead letters grouped by cause."""
-    with open_configured_store(load_config(config_path)) as store:
+    with open_configured_store(load_config(config_path, secrets=False)) as store:
         rows = store.list_events(state=EventState(state) if state else None, cause=cause, user=user, source=source,
                                  since=since_time(since), limit=limit)
         counts = store.count_by_state()
@@ -138,7 +138,7 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
 @json_option
 def events_show(config_path: str, event_id: int, as_json: bool) -> None:
     """Show an event: its state, every attempt with the SOAP requests sent, and what it maps to now."""
-    config = load_config(config_path)
+    config = load_config(config_path, secrets=False)
     with open_configured_store(config) as store:
         event = store.get_event(event_id)
         if event is None:
@@ -187,10 +187,7 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
         if dry_run:
             _show_dry_run(store, load_mapping(config.mapping_file), chosen)
             return
-        target = target_state(config.target_url)
-        if target != "reachable":
-            raise ConnectorError(f"Verba is {target}; nothing was replayed. Fix the target first "
-                                 "(`connector status`), then replay again")
+        _check_target(config)
         count = requeue(store, chosen, actor=operator, action="replay", reason=reason, rate=rate,
                         detail={"ids": list(event_ids), "cause": cause, "state": state, "rate": rate})
         click.echo(
@@ -199,6 +196,16 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
         )
         if wait_seconds > 0:
             _wait_for(store, [e.id for e in chosen], wait_seconds)
+
+
+def _check_target(config: Config) -> None:
+    """Raise ConnectorError unless Verba answers a probe (one authenticated listUsers) from here."""
+    try:
+        with open_client(config) as client:
+            client.probe()
+    except VerbaError as exc:
+        raise ConnectorError(f"Verba is unreachable ({exc.cause}: {exc}); nothing was replayed. Fix the target "
+                             "first (`connector status`), then replay again") from None
 
 
 def _show_dry_run(store: Store, mapping: Mapping, chosen: list[StoredEvent]) -> None:

@@ -9,7 +9,7 @@ import click
 
 from connector.cli.options import config_option, json_option, since_option, since_time
 from connector.config import load_config
-from connector.ops.health import target_state
+from connector.ops.health import recorded_target_state
 from connector.ops.report import (
     age,
     audit_line,
@@ -31,7 +31,7 @@ from connector.runtime import open_configured_store
 @json_option
 def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> None:
     """Who replayed, discarded or approved what, when and why; newest first."""
-    with open_configured_store(load_config(config_path)) as store:
+    with open_configured_store(load_config(config_path, secrets=False)) as store:
         entries = store.list_audit(limit, since=since_time(since))
     if as_json:
         click.echo(to_json(entries))
@@ -46,9 +46,11 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
 @config_option
 @json_option
 def status(config_path: str, as_json: bool) -> None:
-    """Queue depth by state, oldest pending age, dead letters by cause, the target's state, and the
-    connector instances sharing the store with the one polling each directory."""
-    config = load_config(config_path)
+    """Queue depth by state, oldest pending age, dead letters by cause, the target's state as the running connector
+    last probed it, and the connector instances sharing the store with the one polling each directory.
+
+    Reads the store only: it needs none of the config's secrets and calls nothing."""
+    config = load_config(config_path, secrets=False)
     with open_configured_store(config) as store:
         counts = store.count_by_state()
         oldest = store.oldest_pending_at()
@@ -61,8 +63,11 @@ def status(config_path: str, as_json: bool) -> None:
         clashes = store.extension_clashes()
         held = store.held_summary()
         breakers = store.open_breakers()
+        probes = store.target_probes()
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
-    target = target_state(config.target_url, breakers)
+    # What the running connector found, from the store: this command calls nothing and needs no secret.
+    live = {i.name for i in instances if now - i.heartbeat_at <= config.instance.liveness_seconds}
+    target = recorded_target_state(probes, breakers, live, now)
     misconfigured = next((error for cause, error, _ in summary if cause == "target_misconfigured"), None)
     if misconfigured is not None:  # it answers, but not as Provisioning API v2: what the dead letters say
         target = f"MISCONFIGURED: {misconfigured}"
@@ -78,7 +83,9 @@ def status(config_path: str, as_json: bool) -> None:
                                           for i in instances],
                             "leaders": leaders,
                             "drift": drift,
-                            "target": {"url": config.target_url, "state": target, "breakers": breakers}}))
+                            "target": {"url": config.target_url, "state": target, "breakers": breakers,
+                                       "probes": [{**dataclasses.asdict(p), "age_seconds": max(0.0, now - p.probed_at)}
+                                                  for p in probes]}}))
         return
     click.echo(f"queue: {counts_line(counts)}")
     click.echo(f"oldest pending: {'none' if pending_age is None else age(pending_age)}")

@@ -1,16 +1,26 @@
-"""The admin listener: /livez (the process answers), /readyz (can it do its job?), /metrics.
+"""The admin listener: /livez (the process answers), /readyz (can it do its job?), /metrics; and the target's
+health as the running connector sees it.
 
-Readiness follows Kubernetes probe semantics: unready (503) only when the store cannot be
-written, since then nothing can be accepted; a Verba outage makes it "degraded" (200), because
-intake still works and delivery catches up when Verba is back (reference/delivery.md, 5.2).
+Readiness follows Kubernetes probe semantics: unready (503) only when the store cannot be written, since then
+nothing can be accepted; a Verba outage makes it "degraded" (200), because intake still works and delivery
+catches up when Verba is back (reference/delivery.md, 5.2).
+
+The target is checked with a real, cheap authenticated call (`VerbaClient.probe`: one listUsers, after a
+requestToken when the client holds no token), never with `GET ?wsdl`, which any web server answers: a Verba
+that answers HTTP 503 to every SOAP call, or refuses the login, is "unreachable". A probe is reused for
+PROBE_MAX_AGE seconds, so that a load balancer asking /readyz every second does not call Verba every second,
+and only one runs at a time. The running connector also probes every PROBE_INTERVAL seconds whether /readyz is
+asked or not, and records each probe in the store with when it was taken: `connector status` shows the last
+one with its age instead of calling Verba itself (it needs no secrets).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
-import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -19,25 +29,129 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connector.errors import ConnectorError
-from connector.ops.report import breaker_state
-from connector.store import OpenBreaker, Store
+from connector.ops.report import age, breaker_state, when
+from connector.store import EventLog, OpenBreaker, Store, TargetProbe
+from connector.verba.errors import VerbaError
 
-TARGET_PROBE_SECONDS = 2.0
+log = logging.getLogger(__name__)
+
+PROBE_MAX_AGE = 5.0  # seconds a probe is reused by /readyz
+PROBE_INTERVAL = 30.0  # seconds between the running connector's own probes, for `connector status`
+REACHABLE = "reachable"
 
 
-def target_state(url: str, breakers: Sequence[OpenBreaker] = ()) -> str:
-    """"DOWN: ..." while a circuit breaker on Verba is open (`breakers`, from the store: what delivery saw);
-    else "reachable" when the Verba endpoint answers HTTP at all, else why not."""
+def probe_state(probe: TargetProbe) -> str:
+    """"reachable" when Verba answered the probe, else "unreachable: <cause>: <what failed>"."""
+    return REACHABLE if probe.answered else f"unreachable: {probe.cause}: {probe.error}"
+
+
+def target_state(probe: TargetProbe | None, breakers: Sequence[OpenBreaker] = (), now: float | None = None) -> str:
+    """The target's state for /readyz: "DOWN: ..." while a circuit breaker on Verba is open (`breakers`, from the
+    store: what delivery saw), else what the probe found (see `probe_state`)."""
+    now = time.time() if now is None else now
     if breakers:
-        return breaker_state(breakers[0], time.time())
-    try:
-        httpx.get(url, params={"wsdl": ""}, timeout=TARGET_PROBE_SECONDS)
-    except httpx.HTTPError as exc:
-        return f"unreachable: {type(exc).__name__} from {url}"
-    return "reachable"
+        return breaker_state(breakers[0], now)
+    if probe is None:
+        return "unknown: not probed yet"
+    return probe_state(probe)
 
 
-def readiness(store: Store, target_url: str, sources: dict[str, Callable[[], str]]) -> tuple[int, dict[str, object]]:
+def recorded_target_state(probes: Sequence[TargetProbe], breakers: Sequence[OpenBreaker], live: Collection[str],
+                          now: float) -> str:
+    """The target's state from what the running instances recorded in the store, for `connector status`: an open
+    circuit breaker, else the newest probe with its age and the instance that took it (`live`: the names of the
+    instances alive now), else that no instance recorded one."""
+    if breakers:
+        return breaker_state(breakers[0], now)
+    if not probes:
+        return ("unknown: no running connector has recorded a probe of Verba yet (`connector run` probes it at "
+                f"start and every {PROBE_INTERVAL:g} s)")
+    probe = probes[0]
+    gone = "" if probe.instance in live else f"; instance {probe.instance} is not running now"
+    return (f"{probe_state(probe)} (probed {age(max(0.0, now - probe.probed_at))} ago, at {when(probe.probed_at)}, "
+            f"by instance {probe.instance}{gone})")
+
+
+class TargetHealth:
+    """The target's health as this instance sees it: `probe` (one cheap authenticated call that raises VerbaError
+    when Verba does not answer it) taken at most once at a time, reused while it is younger than asked, and each
+    recorded in `store` as this `instance`'s last probe of `url`."""
+
+    def __init__(self, probe: Callable[[], None], store: EventLog, instance: str, url: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._probe = probe
+        self.store = store
+        self.instance = instance
+        self.url = url
+        self.clock = clock
+        self.last: TargetProbe | None = None
+        self._lock = threading.Lock()  # one probe at a time; the others wait for it and take its result
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def check(self, max_age: float = PROBE_MAX_AGE) -> TargetProbe:
+        """The last probe if it started less than `max_age` seconds ago, else a new one."""
+        last = self.last
+        if last is not None and self.clock() - last.probed_at < max_age:
+            return last
+        with self._lock:
+            last = self.last  # another caller may have probed while this one waited
+            if last is not None and self.clock() - last.probed_at < max_age:
+                return last
+            self.last = self._take()
+            return self.last
+
+    def _take(self) -> TargetProbe:
+        started, clock = self.clock(), time.perf_counter()
+        cause = error = None
+        try:
+            self._probe()
+        except VerbaError as exc:  # its message is one line and holds no secret (VerbaClient scrubs it)
+            cause, error = exc.cause, str(exc)
+        except Exception as exc:  # noqa: BLE001 - a probe must say what failed, never take the caller down
+            cause, error = "unexpected", f"{type(exc).__name__}: {exc}"
+        probe = TargetProbe(self.instance, self.url, started, time.perf_counter() - clock, cause, error)
+        if probe.answered != (self.last is None or self.last.answered):
+            log.log(logging.INFO if probe.answered else logging.WARNING, "Verba health probe: %s", probe_state(probe),
+                    extra={"target": self.url})
+        try:
+            self.store.note_target_probe(probe)
+        except ConnectorError as exc:  # the store's own health is /readyz's store check
+            log.warning("could not record the Verba health probe in the store: %s", exc)
+        return probe
+
+    def start(self, interval: float = PROBE_INTERVAL) -> None:
+        """Probe now and then every `interval` seconds (reusing a younger probe /readyz took), in a thread."""
+        def loop() -> None:
+            while True:
+                self.check(max_age=interval)
+                if self._stop.wait(interval):
+                    return
+
+        self._stop.clear()
+        self._thread = threading.Thread(target=loop, name="target-health", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+            self._thread = None
+
+
+def scim_state(url: str, clients: Sequence[str], listening: bool) -> str:
+    """SCIM's line in /readyz: "ok: ..." while it listens (with or without clients), else why not."""
+    if not listening:
+        return f"not listening on {url}"
+    who = f"clients {', '.join(clients)}" if clients else "no clients configured (every request gets 401)"
+    return f"ok: listening on {url}; {who}"
+
+
+def readiness(store: Store, target: Callable[[], TargetProbe | None],
+              sources: dict[str, Callable[[], str]]) -> tuple[int, dict[str, object]]:
+    """(HTTP status, body) of /readyz. `target` gives a recent probe of the target (TargetHealth.check), asked only
+    while no circuit breaker on Verba is open; `sources` maps each source's name to a function that says "ok"
+    (or "ok: ...") or what is wrong with it."""
     try:
         store.ping()
         store_state = "writable"
@@ -45,28 +159,32 @@ def readiness(store: Store, target_url: str, sources: dict[str, Callable[[], str
         store_state = f"unwritable: {exc}"
     breakers = store.open_breakers() if store_state == "writable" else []
     leaders = store.leaders() if store_state == "writable" else {}
-    target = target_state(target_url, breakers)
-    source_states = {name: state() for name, state in sources.items()}
+    probe = None if breakers else target()  # while a breaker is open, delivery probes Verba itself
+    state = target_state(probe, breakers)
+    source_states = {name: source() for name, source in sources.items()}
     if store_state != "writable":
         status, code = "unready", 503
-    elif target != "reachable" or any(s != "ok" for s in source_states.values()):
+    elif state != REACHABLE or any(not s.startswith("ok") for s in source_states.values()):
         status, code = "degraded", 200
     else:
         status, code = "ready", 200
-    return code, {"status": status, "store": store_state, "target": target, "sources": source_states,
-                  "leaders": leaders}
+    body: dict[str, object] = {"status": status, "store": store_state, "target": state}
+    if probe is not None:
+        body["target_probed_at"] = probe.probed_at
+    return code, {**body, "sources": source_states, "leaders": leaders}
 
 
-def create_admin_app(store: Store, target_url: str,
+def create_admin_app(store: Store, target: Callable[[], TargetProbe | None],
                      sources: dict[str, Callable[[], str]] | None = None) -> Starlette:
-    """`sources` maps each source's name to a function that says "ok" or what is wrong with it."""
+    """`target` gives a recent probe of the target (TargetHealth.check); `sources` maps each source's name to a
+    function that says "ok" (or "ok: ...") or what is wrong with it."""
     sources = sources if sources is not None else {}
 
     async def livez(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
 
     async def readyz(request: Request) -> Response:
-        code, body = await run_in_threadpool(readiness, store, target_url, sources)
+        code, body = await run_in_threadpool(readiness, store, target, sources)
         return JSONResponse(body, status_code=code)
 
     async def metrics(request: Request) -> Response:

@@ -12,7 +12,7 @@ from connector.store.base import Store
 from connector.store.database import StoreError
 from connector.store.instances import Beat, Instance, Instances
 from connector.store.ldap import LdapEntry, LdapMarks, LdapPoll, LdapWatermark, WatermarkMoved
-from connector.store.log import Attempt, AuditEntry, DriftRun, EventLog, OpenBreaker
+from connector.store.log import Attempt, AuditEntry, DriftRun, EventLog, OpenBreaker, TargetProbe
 from connector.store.ownership import ExtensionOwnership
 from connector.store.queue import Claim, EventQueue, EventState, StoredEvent
 from connector.store.scim import ScimResource, ScimResources, ScimTransaction, ScimValue
@@ -20,7 +20,7 @@ from connector.store.scim import ScimResource, ScimResources, ScimTransaction, S
 __all__ = ["Attempt", "AuditEntry", "Beat", "Claim", "DriftRun", "EventLog", "EventQueue", "EventState",
            "ExtensionOwnership", "Instance", "Instances", "LdapEntry", "LdapMarks", "LdapPoll", "LdapWatermark",
            "OpenBreaker", "ScimResource", "ScimResources", "ScimTransaction", "ScimValue", "Store", "StoreError",
-           "StoredEvent", "WatermarkMoved", "open_store", "without_password"]
+           "StoredEvent", "TargetProbe", "WatermarkMoved", "open_store", "without_password"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

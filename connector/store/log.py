@@ -66,6 +66,22 @@ class OpenBreaker:
     updated_at: float
 
 
+@dataclasses.dataclass(frozen=True)
+class TargetProbe:
+    """The last health probe of the target a connector instance took (connector/ops/health.py)."""
+
+    instance: str
+    url: str
+    probed_at: float  # Unix time the probe started
+    seconds: float  # how long it took
+    cause: str | None  # None: Verba answered; else the failure's cause class ("transport", "http_5xx", "auth", ...)
+    error: str | None  # what failed, one line, no secret
+
+    @property
+    def answered(self) -> bool:
+        return self.cause is None
+
+
 class EventLog(Database):
     def pushed_extensions(self, source: str, external_id: str) -> list[ExtensionRecord]:
         """The extensions last pushed for this user, as and in the order they were pushed."""
@@ -208,6 +224,18 @@ class EventLog(Database):
         with self._read() as conn:
             return [OpenBreaker(row["instance"], float(row["opened_at"]), row["probed_at"], row["error"],
                                 float(row["updated_at"])) for row in conn.execute(self._q["open_breakers"])]
+
+    def note_target_probe(self, probe: TargetProbe) -> None:
+        """Record `probe.instance`'s last probe of the target, replacing the one before."""
+        with self._read() as conn:
+            conn.execute(self._q["note_target_probe"], (probe.instance, probe.url, probe.probed_at, probe.seconds,
+                                                        probe.cause, probe.error))
+
+    def target_probes(self) -> list[TargetProbe]:
+        """Each instance's last probe of the target, newest first."""
+        with self._read() as conn:
+            return [TargetProbe(row["instance"], row["url"], float(row["probed_at"]), float(row["seconds"]),
+                                row["cause"], row["error"]) for row in conn.execute(self._q["target_probes"])]
 
     def user_keys(self) -> list[tuple[str, str]]:
         """The (source, external_id) of every user an event was ever accepted for, in order."""

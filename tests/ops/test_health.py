@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from typing import Any
 
 import httpx
 import pytest
@@ -98,18 +99,33 @@ def test_metrics_parse_and_match_what_the_simulator_logged(running, simulator, t
         ),
         what="two pushed users and one dead letter",
     )
-    families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{base}/metrics").text)}
+
+    def scrape() -> dict[str, Any]:
+        return {f.name: f for f in text_string_to_metric_families(httpx.get(f"{base}/metrics").text)}
+
+    def counted(families: dict[str, Any]) -> dict[tuple[str, str], float]:
+        return {(s.labels["operation"], s.labels["status"]): s.value
+                for s in families["connector_soap_calls"].samples if s.name == "connector_soap_calls_total"}
+
+    def logged() -> dict[tuple[str, str], int]:
+        by_status: dict[tuple[str, str], int] = {}
+        for call in simulator.calls():
+            by_status[call["operation"], call["status"]] = by_status.get((call["operation"], call["status"]), 0) + 1
+        return by_status
+
+    def agreeing() -> dict[str, Any] | None:
+        scraped = scrape()
+        return scraped if counted(scraped) == logged() else None
+
+    # Every SOAP call is counted, the connector's own health probes (listUsers) too; one may fall between the
+    # two reads, so they are read again until they agree.
+    families = wait_for(agreeing, what="the metrics to count every call the simulator logged")
+    assert ("listUsers", "OK") in counted(families)  # the probes at least
 
     def sample(family: str, **labels: str) -> float:
         return sum(s.value for s in families[family].samples
                    if not s.name.endswith("_created") and all(s.labels.get(k) == v for k, v in labels.items()))
 
-    logged: dict[tuple[str, str], int] = {}
-    for call in simulator.calls():
-        logged[call["operation"], call["status"]] = logged.get((call["operation"], call["status"]), 0) + 1
-    calls = {(s.labels["operation"], s.labels["status"]): s.value
-             for s in families["connector_soap_calls"].samples if s.name == "connector_soap_calls_total"}
-    assert calls == logged
     assert sample("connector_queue_depth", state="done") == 2
     assert sample("connector_pending_events") == 1  # the dead letter; done is not pending work
     assert sample("connector_pending_events", state="dead") == 1
@@ -120,3 +136,42 @@ def test_metrics_parse_and_match_what_the_simulator_logged(running, simulator, t
     [build] = families["connector_build_info"].samples
     assert build.value == 1 and build.labels["version"] == VERSION
     assert sample("connector_scim_requests", method="GET", status="401", client="-") == 1
+
+
+def readyz(base: str) -> dict[str, Any]:
+    answer = httpx.get(f"{base}/readyz", timeout=20)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_readyz_probes_verba_with_a_real_call_cached_and_http_503_on_every_call_is_unreachable(running, simulator):
+    base, config = running(simulator.url)
+    ready = wait_for(lambda: (body := readyz(base))["status"] == "ready" and body, what="readyz to say ready")
+    assert ready["target"] == "reachable" and ready["store"] == "writable"
+    assert ready["sources"]["scim"].startswith("ok: listening on http://127.0.0.1:")
+    assert ready["sources"]["scim"].endswith("no clients configured (every request gets 401)")
+
+    probes = len(simulator.calls("listUsers"))
+    assert probes >= 1  # the probe is an authenticated listUsers, not GET ?wsdl
+    for _ in range(20):  # a load balancer asking every moment: the probe is reused for a few seconds
+        readyz(base)
+    assert len(simulator.calls("listUsers")) - probes <= 1
+
+    simulator.fault(http_status=503)  # every SOAP call; the WSDL is still served, as a proxy in front would
+    assert httpx.get(simulator.url, params={"wsdl": ""}).status_code == 200
+    degraded = wait_for(lambda: (body := readyz(base))["target"] != "reachable" and body, timeout=30,
+                        what="readyz to see the 503s")
+    assert degraded["status"] == "degraded"
+    assert degraded["target"].startswith("unreachable: http_5xx: Verba answered HTTP 503")
+
+    shown = cli("status", "--config", str(config))  # from the probe the running connector recorded
+    assert shown.returncode == 0, shown.stderr
+    [line] = [line for line in shown.stdout.splitlines() if line.startswith("target:")]
+    assert line.startswith(f"target: {simulator.url} unreachable: http_5xx: Verba answered HTTP 503")
+    assert " ago, at " in line and "by instance " in line and "not running" not in line
+    [recorded] = json.loads(cli("status", "--config", str(config), "--json").stdout)["target"]["probes"]
+    assert recorded["cause"] == "http_5xx" and recorded["url"] == simulator.url and recorded["age_seconds"] < 30
+
+    simulator.clear_faults()
+    wait_for(lambda: readyz(base)["status"] == "ready", timeout=30, what="readyz to be ready again")

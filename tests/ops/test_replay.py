@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 
+from connector.ops.health import TargetHealth
 from connector.store import EventState
 from tests.ops.helpers import cli, write_config
 from tests.plugins.simulator import drain, free_port
@@ -207,10 +208,18 @@ def test_status_shows_queue_sources_and_target(deliverer, simulator, config_path
     assert result.returncode == 0, result.stderr
     assert "queue: pending=0  in_flight=0  done=0  dead=3" in result.stdout
     assert "clients: entra" in result.stdout and "source ldap.corp: never run" in result.stdout
-    assert f"target: {simulator.url} reachable" in result.stdout
+    # status calls nothing: it shows what a running connector's probe recorded in the store, and none did yet
+    assert f"target: {simulator.url} unknown: no running connector has recorded a probe of Verba yet" in result.stdout
     assert "2  error_illegal_argument" in result.stdout
+    TargetHealth(deliverer.client.probe, deliverer.store, "conn-a", simulator.url).check()
+    result = cli("status", "--config", str(config_path))
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("target:")]
+    assert line.startswith(f"target: {simulator.url} reachable (probed ") and " ago, at " in line
+    assert line.endswith("by instance conn-a; instance conn-a is not running now)")
     data = json.loads(cli("status", "--config", str(config_path), "--json").stdout)
-    assert data["sources"]["ldap.corp"] == "never run" and data["target"]["state"] == "reachable"
+    assert data["sources"]["ldap.corp"] == "never run" and data["target"]["state"].startswith("reachable (probed ")
+    [probe] = data["target"]["probes"]
+    assert (probe["instance"], probe["url"], probe["cause"], probe["error"]) == ("conn-a", simulator.url, None, None)
 
 
 def test_an_extension_conflict_in_status_list_and_replay_after_verba_is_fixed(deliverer, simulator, config_path):

@@ -169,3 +169,55 @@ def test_instances_default_to_the_host_name_and_a_liveness_a_call_fits_in(tmp_pa
     assert quick.instance.name == "b-2" and quick.instance.liveness_seconds == 5
     own = load_config(write(tmp_path, "[instance]\nliveness_seconds = 3\n"))  # SQLite: nobody takes over, no fence
     assert own.instance.liveness_seconds == 3 and not own.store.shared
+
+
+def test_without_secrets_missing_env_vars_and_files_are_no_problem_and_nothing_is_read(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOPE_UNSET_TOKEN", raising=False)
+    monkeypatch.setenv("SET_TOKEN", "a-real-token-1234")
+    path = write(tmp_path, f"""
+[target]
+url = "http://verba:7002/provisioning"
+login = "api"
+password_file = "{tmp_path / 'missing-password'}"
+[[scim.clients]]
+name = "entra"
+token_env = "NOPE_UNSET_TOKEN"
+[[scim.clients]]
+name = "okta"
+token_env = "SET_TOKEN"
+[ldap.corp]
+url = "ldaps://dc1:636"
+base = "dc=corp"
+bind_dn = "cn=reader"
+password_env = "NOPE_UNSET_TOKEN"
+""")
+    message = error_of(path)  # a command that connects still needs every secret
+    assert "NOPE_UNSET_TOKEN" in message and "missing-password" in message
+    config = load_config(path, secrets=False)
+    assert not config.secrets_loaded and config.secrets() == []
+    assert config.target.password is None and config.target.login == "api"
+    assert [(c.name, c.token) for c in config.scim.clients] == [("entra", ""), ("okta", "")]
+    assert config.ldap["corp"].password is None and config.ldap["corp"].bind_dn == "cn=reader"
+    assert load_config(write(tmp_path, ""), secrets=False).target.password == "connector"  # the simulator's
+
+
+def test_without_secrets_every_other_check_stands(tmp_path):
+    for text, expected in [
+        ("[delivery]\nworkers = 0\n", "delivery.workers"),
+        ("[target]\nurl = 'http://v:7002/provisioning'\n", "password_env"),  # no way to authenticate
+        ("[target]\nurl = 'http://v/p'\nlogin = 'a'\npassword_env = 'X'\npassword_file = 'f'\n", "keep one"),
+        ("[[scim.clients]]\nname = 'entra'\n", "exactly one of token_env or token_file"),
+        ("[[scim.clients]]\ntoken_env = 'X'\n", "scim.clients[0].name is missing"),
+        ("[store]\nsurl = 'x'\n", "unknown key store.surl"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, text), secrets=False)
+        assert expected in str(info.value), text
+
+
+def test_a_config_without_secrets_cannot_open_a_client(tmp_path):
+    from connector.runtime import open_client
+
+    config = load_config(write(tmp_path, ""), secrets=False)
+    with pytest.raises(ConfigError, match="loaded without its secrets"):
+        open_client(config)

@@ -288,6 +288,15 @@ SELECT instance, opened_at, probed_at, error, updated_at FROM breakers ORDER BY 
 -- forget_breakers --
 DELETE FROM breakers
 
+-- note_target_probe --
+INSERT INTO target_probes (instance, url, probed_at, seconds, cause, error) VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (instance) DO UPDATE SET url = excluded.url, probed_at = excluded.probed_at, seconds = excluded.seconds,
+    cause = excluded.cause, error = excluded.error
+
+-- target_probes --
+-- Newest first.
+SELECT instance, url, probed_at, seconds, cause, error FROM target_probes ORDER BY probed_at DESC, instance
+
 -- instance --
 SELECT name, run, host, pid, started_at, heartbeat_at FROM instances WHERE name = %s
 

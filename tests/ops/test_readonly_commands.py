@@ -1,0 +1,61 @@
+"""The read-only commands (`status`, `events list`/`show`, `audit`) work in an on-call shell that lacks the secrets
+of the config: a SCIM client's token env var, the Verba password file, an LDAP bind password."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.ops.helpers import cli, write_config
+from tests.plugins.simulator import free_port
+
+EVENT = {"source": "hr", "external_id": "u-alice",
+         "state": {"userName": "alice@example.com", "phoneNumbers": [{"type": "work", "value": "+14155550100"}]}}
+
+
+def test_read_only_commands_need_no_secret_and_the_others_still_do(tmp_path: Path) -> None:
+    target = f"http://127.0.0.1:{free_port()}/provisioning"  # nothing listens: nothing may call it anyway
+    full = write_config(tmp_path, target)
+    events = tmp_path / "e.jsonl"
+    events.write_text(json.dumps(EVENT) + "\n")
+    ingested = cli("events", "ingest", "--config", str(full), str(events))
+    assert ingested.returncode == 0, ingested.stderr
+
+    oncall = tmp_path / "oncall.toml"  # the same store; secrets the on-call shell does not have
+    oncall.write_text(
+        full.read_text().replace(f'password_file = "{tmp_path / "pw"}"', f'password_file = "{tmp_path / "gone"}"')
+        + '[[scim.clients]]\nname = "entra"\ntoken_env = "CONNECTOR_TEST_UNSET_SCIM_TOKEN"\n'
+        + f'[ldap.corp]\nurl = "ldap://127.0.0.1:{free_port()}"\nbase = "dc=corp"\nbind_dn = "cn=reader"\n'
+        'password_env = "CONNECTOR_TEST_UNSET_LDAP_PASSWORD"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_TEST_UNSET_")}
+
+    status = cli("status", "--config", str(oncall), env=env)
+    assert status.returncode == 0, status.stderr
+    assert "queue: pending=1" in status.stdout and "clients: entra" in status.stdout
+    assert "source ldap.corp: never run" in status.stdout
+    assert f"target: {target} unknown: no running connector has recorded a probe" in status.stdout
+    as_json = json.loads(cli("status", "--config", str(oncall), "--json", env=env).stdout)
+    assert as_json["counts"]["pending"] == 1 and as_json["target"]["probes"] == []
+
+    listed = cli("events", "list", "--config", str(oncall), env=env)
+    assert listed.returncode == 0 and "hr/u-alice (alice@example.com)" in listed.stdout, listed.stderr
+    [event] = json.loads(cli("events", "list", "--config", str(oncall), "--json", env=env).stdout)["events"]
+    shown = cli("events", "show", "--config", str(oncall), str(event["id"]), env=env)
+    assert shown.returncode == 0 and "+14155550100" in shown.stdout, shown.stderr
+    audit = cli("audit", "--config", str(oncall), env=env)
+    assert audit.returncode == 0 and "no audit entries" in audit.stdout, audit.stderr
+
+    # Every other check of the config stands for them.
+    broken = tmp_path / "broken.toml"
+    broken.write_text(oncall.read_text().replace("[delivery]\n", "[delivery]\nsurprise = 1\n"))
+    refused = cli("status", "--config", str(broken), env=env)
+    assert refused.returncode == 1 and "unknown key delivery.surprise" in refused.stderr
+
+    # A command that calls Verba, or checks the config for a run, still needs every secret, and says which.
+    for command in (["events", "replay", "--state", "dead"], ["validate-config"]):
+        result = cli(*command, "--config", str(oncall), env=env)
+        assert result.returncode == 1, command
+        assert "CONNECTOR_TEST_UNSET_SCIM_TOKEN" in result.stderr and "gone" in result.stderr, command
+        assert "Traceback" not in result.stderr
