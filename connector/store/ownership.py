@@ -202,6 +202,17 @@ class ExtensionOwnership(Database):
             rows = conn.execute(self._q["source_users_of"], (verba_user_id,)).fetchall()
         return [(row["source"], row["external_id"]) for row in rows]
 
+    def claimants(self, extensions: Sequence[str]) -> dict[str, list[Claimant]]:
+        """Who claims each of `extensions` now, earliest first; extensions nobody claims are left out. Reads only
+        (for previews: `begin_push` is what a push reads them with, under the extensions' locks)."""
+        found: dict[str, list[Claimant]] = {}
+        with self._read() as conn:
+            for extension in dict.fromkeys(extensions):
+                rows = conn.execute(self._q["claimants"], (extension,)).fetchall()
+                if rows:
+                    found[extension] = [_claimant(row) for row in rows]
+        return found
+
     def open_conflicts(self, limit: int = 1000) -> list[Conflict]:
         """Open extension conflicts, oldest first."""
         with self._read() as conn:
