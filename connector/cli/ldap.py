@@ -50,7 +50,7 @@ def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, sa
     with examples. Nothing is stored (no watermark, events or entries) and nothing is written to Verba.
     """
     config = load_config(config_path)
-    directory = _directory(config, name)
+    directory = directory_config(config, name)
     if dry_run:
         _dry_run(config, directory, samples, concurrency, as_json)
         return
@@ -156,7 +156,8 @@ def status(config_path: str, as_json: bool) -> None:
             click.echo(_describe(name, config.ldap.get(name), watermark))
 
 
-def _directory(config: Config, name: str) -> LdapConfig:
+def directory_config(config: Config, name: str) -> LdapConfig:
+    """The [ldap.NAME] section; ConnectorError naming the configured ones if there is none."""
     if name not in config.ldap:
         known = ", ".join(sorted(config.ldap)) or "none"
         raise ConnectorError(f"{config.path} has no [ldap.{name}] section (directories: {known}); "

@@ -136,7 +136,8 @@ def test_mapping_test_prints_the_records_of_a_user(tmp_path):
             {"userName": "alice@example.com", "phoneNumbers": [{"type": "work", "value": "tel:+1 415 555 0100"}]}
         )
     )
-    result = connector("mapping", "test", "--mapping", "mappings/default.toml", "--user", str(state), "--user-id", "3")
+    result = connector("mapping", "test", "--mapping", "mappings/default.toml", "--user", str(state), "--user-id", "3",
+                       "--json")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert [(r["extension"], r["user_id"]) for r in out["upserts"]] == [("+14155550100", 3)]

@@ -201,3 +201,48 @@ def test_dry_run_failures_are_one_line(slapd, directory, tmp_path):
 def load_store_rows(tmp_path: Path) -> int:
     """How many rows the store's tables hold besides the schema version."""
     return sum(len(rows) for name, rows in tables(tmp_path / "c.db").items() if name != "schema_version")
+
+
+def test_mapping_test_reads_a_live_directory_user_by_login_dn_or_id(slapd, admin, directory, simulator, tmp_path):
+    config = write_config(tmp_path, slapd.url, directory, simulator.url)
+    dn = f"uid=alice,ou=people,{directory}"
+    entry_uuid = slapd.entry_uuid(admin, dn)
+    simulator.clear_calls()
+    for wanted in ("alice", dn, dn.upper(), entry_uuid):
+        result = CliRunner().invoke(main, ["mapping", "test", "--config", config, "--ldap", "corp", "--user", wanted])
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert lines[0] == f"corp/{entry_uuid} (alice) (upsert), from directory corp: {dn}"
+        assert lines[1] == "Verba user 3 (listUsers loginName 'alice')"
+        assert lines[3].split() == ["+14155550101", "3", "record", "FULL", "yes", "no", "no", "no"]
+    assert {c["operation"] for c in simulator.calls()} <= {"requestToken", "listUsers", "releaseToken"}
+
+    result = CliRunner().invoke(main, ["mapping", "test", "--config", config, "--ldap", "corp", "--user", "erin",
+                                       "--json"])
+    data = json.loads(result.output)
+    assert data["kind"] == "deactivate" and [r["extension"] for r in data["deprovisions"]] == ["+14155550105"]
+
+
+def test_mapping_test_of_a_live_user_says_what_is_wrong_in_one_line(slapd, admin, directory, simulator, tmp_path):
+    config = write_config(tmp_path, slapd.url, directory, simulator.url)
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, ["mapping", "test", "--config", config, *args])
+        assert "Traceback" not in result.output
+        return result.exit_code, result.output
+
+    code, out = run("--ldap", "corp", "--user", "gus")
+    assert code == 1 and "the mapping mappings/default.toml cannot map this state" in out and "'12'" in out
+    code, out = run("--ldap", "corp", "--user", "nobody")
+    assert code == 1 and "directory corp has no user 'nobody' in scope" in out
+    code, out = run("--ldap", "corp", "--user", f"uid=alice,ou=people,{directory.replace('ou=t', 'ou=x')}")
+    assert code == 1 and "has no user" in out
+    code, out = run("--ldap", "lab", "--user", "alice")
+    assert code == 1 and "no [ldap.lab] section" in out
+    code, out = run("--ldap", "corp")
+    assert code == 2 and "give one user" in out
+    slapd.add_user(admin, directory, "alice2", mail="alice")
+    code, out = run("--ldap", "corp", "--user", "alice")
+    assert code == 1 and "2 users match 'alice'" in out and "give the DN or the stable id of one" in out
+    code, out = run("--ldap", "corp", "--user", "dave")
+    assert code == 1 and "no Verba user has loginName 'dave'" in out and "unresolved_user" in out
