@@ -246,3 +246,49 @@ def test_mapping_test_of_a_live_user_says_what_is_wrong_in_one_line(slapd, admin
     assert code == 1 and "2 users match 'alice'" in out and "give the DN or the stable id of one" in out
     code, out = run("--ldap", "corp", "--user", "dave")
     assert code == 1 and "no Verba user has loginName 'dave'" in out and "unresolved_user" in out
+
+
+def checked(line: str) -> tuple[str, str]:
+    """("ok" or "FAILED", what) of a line of `validate-config --connect`; "store" for the store's."""
+    status, what = line[:10].strip(), line[10:].split(": ", 1)[0]
+    return status, "store" if what.startswith("store ") else what
+
+
+def test_validate_config_connect_checks_every_connection(slapd, base, simulator, tmp_path):
+    config = write_config(tmp_path, slapd.url, base, simulator.url)
+    result = CliRunner().invoke(main, ["validate-config", "--connect", "--config", config])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [checked(line) for line in lines[1:-1]] == [
+        ("ok", "mapping"), ("ok", "store"), ("ok", "verba requestToken"), ("ok", "verba listUsers"),
+        ("ok", f"ldap corp ({slapd.url})")]
+    assert f"bound as {ADMIN_DN}, base {base} readable" in result.output
+    assert lines[-1].endswith("all 5 checks passed")
+    assert {c["operation"] for c in simulator.calls()} <= {"requestToken", "listUsers", "releaseToken"}
+
+
+def test_validate_config_connect_reports_every_failure_with_its_fix(slapd, base, simulator, tmp_path):
+    port = free_port()
+    extra = (f'[ldap.gone]\nurl = "ldap://127.0.0.1:{port}"\nbase = "{base}"\ntimeout_seconds = 1\n'
+             f'[ldap.nobase]\nurl = "{slapd.url}"\nbase = "ou=nowhere,{base}"\nbind_dn = "{ADMIN_DN}"\n'
+             f'password_file = "{tmp_path / "admin-pw"}"\n')
+    (tmp_path / "admin-pw").write_text(ADMIN_PASSWORD)
+    config = write_config(tmp_path, slapd.url, base, simulator.url, extra=extra)
+    (tmp_path / "ldap-pw").write_text("wrong")  # [ldap.corp]'s
+    (tmp_path / "verba-pw").write_text("wrong")
+    with sqlite3.connect(tmp_path / "c.db") as raw:  # a store of an older connector
+        raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        raw.execute("INSERT INTO schema_version VALUES (1)")
+    result = CliRunner().invoke(main, ["validate-config", "--connect", "--config", config])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    failed = {checked(line)[1]: line for line in result.output.splitlines() if line.startswith("  FAILED")}
+    corp, gone, nobase = (f"ldap corp ({slapd.url})", f"ldap gone (ldap://127.0.0.1:{port})",
+                          f"ldap nobase ({slapd.url})")
+    assert set(failed) == {"store", "verba requestToken", corp, gone, nobase}, result.output
+    assert "connector db upgrade" in failed["store"]
+    assert "check target.login and the password" in failed["verba requestToken"]
+    assert "check bind_dn and the password" in failed[corp]
+    assert "cannot connect" in failed[gone]
+    assert f"base 'ou=nowhere,{base}' does not exist or the bind account may not read it" in failed[nobase]
+    assert "  ok      mapping" in result.output
+    assert "5 of 6 checks failed" in result.output
