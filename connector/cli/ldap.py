@@ -14,7 +14,7 @@ from connector.cli.options import config_option, json_option
 from connector.config import LDAP_ID_ATTRIBUTES, Config, LdapConfig, load_config
 from connector.errors import ConnectorError
 from connector.mapping import load_mapping
-from connector.ops.preview import ALWAYS_LISTED, OUTCOMES, DryRun, PreviewReport
+from connector.ops.preview import ALWAYS_LISTED, OUTCOMES, USER_OUTCOMES, DryRun, PreviewReport
 from connector.ops.report import to_json
 from connector.runtime import open_client, open_configured_store
 from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, Preview, RunResult, Watcher
@@ -123,7 +123,7 @@ def _dry_run_lines(found: Preview, report: PreviewReport, samples: int, create_m
     shown = {outcome: title for outcome, title in titles.items() if outcome in ALWAYS_LISTED or counts[outcome]}
     width = max(len(title) for title in shown.values())
     for outcome, title in shown.items():
-        unit = "users" if outcome in ("unresolved", "mapping") else "extensions"
+        unit = "users" if outcome in USER_OUTCOMES else "extensions"
         out.append(f"  {title:<{width}}  {counts[outcome]:>6} {unit}")
         items = report.of(outcome)
         for item in items[:samples]:

@@ -19,6 +19,8 @@ first, then the previewed users in order):
 and for whole users:
     unresolved  no Verba user has the login name (create_missing: the push would create one)
     mapping     the state cannot be mapped (the message names the attribute and value)
+    error       Verba answered an error about this user alone (e.g. several users with its login name);
+                an outage, a refused login or a misconfigured target.url ends the preview instead
 
 Nothing is written, neither to Verba nor to the store.
 """
@@ -36,6 +38,7 @@ from connector.ops.drift import compare
 from connector.records import ExtensionRecord
 from connector.store import Store
 from connector.verba.client import VerbaClient
+from connector.verba.errors import VerbaError
 
 OUTCOMES = {
     "create": "would create",
@@ -46,7 +49,10 @@ OUTCOMES = {
     "conflict": "conflicts (extension held by another Verba user)",
     "mapping": "mapping failures",
     "left_alone": "left alone (to stop, but not this user's in Verba)",
+    "error": "Verba errors (for this user only)",
 }
+FATAL_CAUSES = ("auth", "target_misconfigured")  # besides the target-wide ones: the preview ends
+USER_OUTCOMES = ("unresolved", "mapping", "error")  # of whole users; the others are of extensions
 ALWAYS_LISTED = ("create", "update", "stop", "unchanged", "unresolved", "conflict", "mapping")
 MODALITIES = ("voice", "im", "video", "screen_capture_enabled")
 
@@ -144,15 +150,25 @@ class DryRun:
     def _look(self, index: int, change: UserChange) -> _Looked:
         login = self.mapping.login_name(change.state)
         user = _Looked(index, change, f"{change.source}/{change.external_id}" + (f" ({login})" if login else ""))
+        try:
+            self._read_verba(user, login)
+        except VerbaError as exc:
+            if exc.target_wide or exc.cause in FATAL_CAUSES:  # Verba fails as a whole: the preview cannot go on
+                raise
+            user.failure = Item("error", user.label, None, f"{exc.cause}: {exc}")
+        return user
+
+    def _read_verba(self, user: _Looked, login: str | None) -> None:
+        change = user.change
         known = self.store.verba_user_id(change.source, change.external_id)
         try:
             found = self.mapping.user_id_or_login(change, known)
         except MappingFailure as exc:
             user.failure = Item("mapping", user.label, None, str(exc))
-            return user
+            return
         except UnresolvedUser as exc:
             user.failure = Item("unresolved", user.label, None, str(exc))
-            return user
+            return
         lookup = found if isinstance(found, str) else login
         held = None if lookup is None else self.client.user_extensions(lookup)
         if isinstance(found, int):
@@ -163,19 +179,18 @@ class DryRun:
             user.user_id = self.client.find_user_id(found)
         if user.user_id is None:
             user.failure = Item("unresolved", user.label, None, self._unresolved(str(found), change))
-            return user
+            return
         try:
             user.mapped = self.mapping.map_user(change, user.user_id,
                                                 self.store.pushed_extensions(change.source, change.external_id))
         except (MappingFailure, ValueError) as exc:
             user.failure = Item("mapping", user.label, None, str(exc))
-            return user
+            return
         linked = {e["extension"]: e for e in held or [] if e["user_id"] == user.user_id}
         for record in [*user.mapped.upserts, *user.mapped.deprovisions]:
             if record.extension not in user.found:
                 user.found[record.extension] = linked.get(record.extension) or self.client.get_extension(
                     record.extension)
-        return user
 
     def _unresolved(self, login: str, change: UserChange) -> str:
         if self.mapping.create_missing_users and change.kind == "upsert":

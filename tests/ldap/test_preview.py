@@ -187,6 +187,22 @@ def test_two_users_with_one_number_are_a_conflict_for_the_later_one(slapd, admin
     assert "claimed it first: the earliest claim wins" in outcomes[0][1]
 
 
+def test_a_verba_error_about_one_user_is_reported_not_fatal(slapd, admin, base, simulator, tmp_path):
+    slapd.add_user(admin, base, "alice", telephoneNumber="+14155550131")
+    config = write_config(tmp_path, slapd.url, base, simulator.url)
+    simulator.fault(operation="getExtension", status="ERROR_ILLEGAL_ARGUMENT", message="Bad extension")
+    result = CliRunner().invoke(main, ["ldap", "sync", "corp", "--dry-run", "--config", config])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^  Verba errors \(for this user only\) +1 users$", result.output, re.MULTILINE), result.output
+    assert "(alice): error_illegal_argument: " in result.output and "Bad extension" in result.output
+
+    simulator.clear_faults()
+    simulator.fault(operation="listUsers", http_status=503)  # Verba fails as a whole: the preview ends
+    result = CliRunner().invoke(main, ["ldap", "sync", "corp", "--dry-run", "--config", config])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "dry run: Verba could not be read at" in result.output and "HTTP 503" in result.output
+
+
 def test_dry_run_failures_are_one_line(slapd, directory, tmp_path):
     config = write_config(tmp_path, slapd.url, directory, f"http://127.0.0.1:{free_port()}/provisioning")
     result = CliRunner().invoke(main, ["ldap", "sync", "corp", "--dry-run", "--config", config])
