@@ -115,29 +115,43 @@ class Simulator:
 
 
 class Connector:
-    """`python -m connector.cli run --config F` with SCIM and admin on free ports."""
+    """`python -m connector.cli run --config F` with SCIM and admin on free ports.
+
+    With a `name`, the config says `[instance] name = NAME` (and `instance` adds keys such as
+    heartbeat_seconds and liveness_seconds), and the config and log are connector-NAME.toml and
+    connector-NAME.log, so several instances on one shared store can run from one work directory.
+    Without one, they are connector.toml and connector.log and there is no [instance] table.
+    `target` adds [target] keys (e.g. timeout_seconds).
+    """
 
     def __init__(self, workdir: Path, store_url: str, target_url: str, delivery: dict[str, Any],
-                 ldap: dict[str, Any] | None = None) -> None:
+                 ldap: dict[str, Any] | None = None, *, name: str | None = None,
+                 instance: dict[str, Any] | None = None, target: dict[str, Any] | None = None) -> None:
         self.workdir = workdir
+        self.name = name
         self.scim_port = free_port()
         self.admin_port = free_port()
         self.scim_url = f"http://127.0.0.1:{self.scim_port}/scim/v2"
-        self.config = workdir / "connector.toml"
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
+        stem = "connector" if name is None else f"connector-{name}"
+        self.config = workdir / f"{stem}.toml"
+        self.log = workdir / f"{stem}.log"
         (workdir / "sim-password").write_text(SIM_PASSWORD)
         (workdir / "scim-token").write_text(SCIM_TOKEN)
         (workdir / "fuzz-token").write_text(FUZZ_TOKEN)
+        instance_keys = {**({} if name is None else {"name": name}), **(instance or {})}
         lines = [
+            *(["[instance]", *_keys(instance_keys)] if instance_keys else []),
             "[store]", f"url = {json.dumps(store_url)}",
             "[target]", f"url = {json.dumps(target_url)}", 'login = "connector"',
-            f"password_file = {json.dumps(str(workdir / 'sim-password'))}",
-            "[delivery]", *(f"{key} = {json.dumps(value)}" for key, value in delivery.items()),
+            f"password_file = {json.dumps(str(workdir / 'sim-password'))}", *_keys(target or {}),
+            "[delivery]", *_keys(delivery),
             "[admin]", f'listen = "127.0.0.1:{self.admin_port}"',
             "[scim]", f'listen = "127.0.0.1:{self.scim_port}"',
             "[[scim.clients]]", 'name = "idp"', f"token_file = {json.dumps(str(workdir / 'scim-token'))}",
             "[[scim.clients]]", 'name = "fuzz"', f"token_file = {json.dumps(str(workdir / 'fuzz-token'))}",
             "[logging]", 'format = "json"',
-            *(["[ldap.corp]", *(f"{key} = {json.dumps(value)}" for key, value in ldap.items())] if ldap else []),
+            *(["[ldap.corp]", *_keys(ldap)] if ldap else []),
         ]
         self.config.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen[bytes] | None = None
@@ -145,11 +159,20 @@ class Connector:
         self.kills = 0
 
     def start(self) -> None:
-        with (self.workdir / "connector.log").open("ab") as log:
+        with self.log.open("ab") as log:
             command = [sys.executable, "-m", "connector.cli", "run", "--config", str(self.config)]
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
-        wait_listening(self.scim_port, self.process, "the connector")
+        wait_listening(self.scim_port, self.process, self.what)
+
+    @property
+    def what(self) -> str:
+        return "the connector" if self.name is None else f"connector instance {self.name}"
+
+    @property
+    def pid(self) -> int | None:
+        """The running process's id (None: never started or exited)."""
+        return self.process.pid if self.process is not None and self.process.poll() is None else None
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind."""
@@ -174,7 +197,8 @@ class Connector:
         command = [sys.executable, "-m", "connector.cli", *args, "--config", str(self.config), "--json"]
         done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
-            raise RuntimeError(f"connector {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
+            raise RuntimeError(f"connector {' '.join(args)} ({self.config.name}) failed ({done.returncode}): "
+                               f"{done.stderr.strip()}")
         return json.loads(done.stdout)
 
     def status(self) -> dict[str, Any]:
@@ -186,12 +210,16 @@ class Connector:
         A store that cannot be written because the disk is full is what the full-disk phase
         causes; every other exception is a finding.
         """
-        log = self.workdir / "connector.log"
         store_full: list[str] = []
         others: list[str] = []
-        for line in (log.read_text(errors="replace").splitlines() if log.exists() else []):
+        for line in (self.log.read_text(errors="replace").splitlines() if self.log.exists() else []):
             if '"exception"' not in line and "Traceback" not in line:
                 continue
             full = "StoreError" in line and "database or disk is full" in line
             (store_full if full else others).append(line)
         return store_full, others
+
+
+def _keys(table: dict[str, Any]) -> list[str]:
+    """TOML lines `key = value` (JSON spells strings, numbers and booleans as TOML does)."""
+    return [f"{key} = {json.dumps(value)}" for key, value in table.items()]
