@@ -6,6 +6,7 @@ Their output goes to log files in the campaign's work directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -163,7 +164,11 @@ class Connector:
             command = [sys.executable, "-m", "connector.cli", "run", "--config", str(self.config)]
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
-        wait_listening(self.scim_port, self.process, self.what)
+        try:
+            wait_listening(self.scim_port, self.process, self.what)
+        except RuntimeError as exc:
+            tail = self.log.read_text(errors="replace").splitlines()[-5:] if self.log.exists() else []
+            raise RuntimeError("\n".join([f"{exc} ({self.log})", *tail])) from None
 
     @property
     def what(self) -> str:
@@ -173,6 +178,32 @@ class Connector:
     def pid(self) -> int | None:
         """The running process's id (None: never started or exited)."""
         return self.process.pid if self.process is not None and self.process.poll() is None else None
+
+    def threads(self) -> int:
+        """How many threads the running process has (0: not running)."""
+        pid = self.pid
+        try:
+            return len(os.listdir(f"/proc/{pid}/task")) if pid is not None else 0
+        except OSError:
+            return 0
+
+    def connections_to(self, port: int) -> int:
+        """How many established TCP connections the running process has to `port` (e.g. its PostgreSQL
+        store's), from /proc (Linux); 0 when it is not running."""
+        pid = self.pid
+        if pid is None:
+            return 0
+        inodes: set[str] = set()
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):  # closed meanwhile
+                    inodes.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            rows = [line.split() for name in ("tcp", "tcp6")
+                    for line in Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]]
+        except OSError:  # it exited meanwhile
+            return 0
+        return sum(1 for row in rows if int(row[2].rsplit(":", 1)[1], 16) == port and row[3] == "01"
+                   and f"socket:[{row[9]}]" in inodes)
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind."""

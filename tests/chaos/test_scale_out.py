@@ -1,0 +1,387 @@
+"""Scale-out on PostgreSQL: three `connector run` instances (a, b, c) share one store behind a
+round-robin load balancer, with a real slapd directory and a slow Verba; the instance polling the
+directory (the leader in `connector status --json`) is SIGKILLed in the middle of the load.
+
+What an operator relies on, and what this test checks:
+
+- no acknowledged SCIM write is lost, Verba ends as the acknowledged writes and the directory say
+  (chaos/oracle.py), and nothing is dead-lettered or held;
+- the dead instance's work does not stay stuck: every event that was in flight just before the kill
+  (`connector events list --state in_flight`; the dead instance's claims are among them) is
+  delivered, state done, within 15 s of the kill, by the time the store gives (the event's
+  `updated_at`). That is what on-call staff look at after losing a host: nothing stays in flight;
+- polling is taken over: `connector status` drops the dead instance from `instances`, names a live
+  one as the directory's leader, and the directory's last change, made well after the kill,
+  reaches Verba;
+- no two instances ever worked on one extension at once: chaos/overlap.py over the simulator's
+  call log, where each call's `agent` is its User-Agent, `verba-connector (instance NAME)`.
+
+The work directory (configs, connector-NAME.log, simulator.log) is pytest's tmp_path, named in
+every failure message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaos import oracle
+from chaos.directory import Directory, slapd_available
+from chaos.overlap import instance_of, overlaps
+from chaos.processes import SCIM_TOKEN, Connector, Simulator
+from chaos.workload import Balancer, Counters, Model, ScimClient, Workload, read_back
+
+NAMES = ("a", "b", "c")
+SCIM_USERS = 24
+LDAP_USERS = 12
+WRITERS = 3
+WRITE_PAUSE = 0.05
+LATENCY_MS = 500  # every SOAP call of the simulator takes this long
+TARGET = {"timeout_seconds": 2}
+# lease_seconds: the least the config accepts with a 2 s timeout (1.5 x (timeout + 1 s)); the
+# stop-recording guard opened wide (the workload deactivates and deletes users on purpose)
+DELIVERY = {"workers": 4, "lease_seconds": 4.5, "max_attempts": 12, "backoff_base_seconds": 0.2,
+            "backoff_max_seconds": 2, "guard_max_count": 1_000_000}
+INSTANCE = {"heartbeat_seconds": 1, "liveness_seconds": 5}
+LOAD_BEFORE_KILL = 8.0  # seconds of writes with all three up
+LOAD_AFTER_KILL = 12.0  # and with two
+RECOVERY_SECONDS = 15.0  # the dead instance's in-flight events are delivered this soon after the kill
+TAKEOVER_SECONDS = 15.0  # and another instance leads the directory this soon
+DRAIN_SECONDS = 60.0
+
+
+def leader_of(status: dict[str, Any], directory: str = "corp") -> str | None:
+    """The instance polling [ldap.DIRECTORY], from `connector status --json`."""
+    entry = _find_directory(status, directory)
+    if entry is None:
+        raise AssertionError(f"`connector status --json` names no leader for ldap.{directory}: "
+                             f"{json.dumps(status)[:3000]}")
+    leader = entry["leader"]
+    return None if leader is None else str(leader)
+
+
+def _find_directory(value: Any, directory: str, inside: bool = False) -> dict[str, Any] | None:
+    """The object holding `leader` for this directory: under a key naming it, or with it as `directory`/`name`."""
+    if isinstance(value, dict):
+        if "leader" in value and (inside or directory in (value.get("directory"), value.get("name"))):
+            return value
+        for key, item in value.items():
+            found = _find_directory(item, directory, inside or key in (directory, f"ldap.{directory}"))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _find_directory(item, directory, inside)
+            if found is not None:
+                return found
+    return None
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
+    """Call `check()` until it returns something true; return that, or fail saying what did not happen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout:g} s (last seen: {last!r})")
+
+
+def events_by_id(instance: Connector) -> dict[int, dict[str, Any]]:
+    """Every event in the store, by id (`connector events list --json`)."""
+    return {int(event["id"]): event for event in instance.cli("events", "list", "--limit", "1000000")["events"]}
+
+
+def live_instances(status: dict[str, Any]) -> set[str]:
+    return {str(instance["name"]) for instance in status.get("instances", [])}
+
+
+class Cluster:
+    """The simulator, the directory and three connector instances on one PostgreSQL store, with the
+    SCIM writers and the directory churn that load them."""
+
+    def __init__(self, workdir: Path, store_url: str, store_port: int, seed: int) -> None:
+        self.workdir = workdir
+        self.store_port = store_port
+        self.seed = seed
+        self.model = Model(SCIM_USERS, seed, LDAP_USERS)
+        self.directory = Directory(self.model, seed)
+        self.sim = Simulator(workdir, self.model.verba_users(), seed)
+        ldap = self.directory.config(workdir / "ldap-password")
+        self.instances = {name: Connector(workdir, store_url, self.sim.url, DELIVERY, ldap, name=name,
+                                          instance=INSTANCE, target=TARGET) for name in NAMES}
+        self.counters = Counters()
+        self.stop_load = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.workloads: list[Workload] = []
+        self.changes: list[tuple[float, str, str]] = []  # (when, LDAP uid, new number's digits)
+        self.errors: list[str] = []  # of the harness's threads
+        self.facts: list[str] = [f"seed {seed}; configs, connector-NAME.log and simulator.log are in {workdir}"]
+        self.findings: list[str] = []  # what is wrong, one readable line each
+        self.killed = ""
+        self.survivors: list[str] = []
+        self.kill_at = 0.0
+        self.in_flight: set[int] = set()  # the events in flight just before the kill
+        self.stop_sampling = threading.Event()
+        self.connections: dict[str, list[tuple[float, int, int]]] = {name: [] for name in NAMES}  # (at, conns, threads)
+
+    def start(self) -> None:
+        self.sim.start()
+        self.sim.faults({"operation": "*", "latency_ms": LATENCY_MS})
+        for instance in self.instances.values():
+            instance.start()
+
+    def start_load(self) -> None:
+        urls = [instance.scim_url for instance in self.instances.values()]
+        for i in range(WRITERS):
+            workload = Workload(self.model, ScimClient(urls, SCIM_TOKEN, self.counters), self.seed * 1000 + i)
+            self.workloads.append(workload)
+            self.threads.append(threading.Thread(target=self._write, args=(workload,), name=f"writer-{i}"))
+        self.threads.append(threading.Thread(target=self._churn, name="directory"))
+        self.threads.append(threading.Thread(target=self._sample, name="connections"))
+        for thread in self.threads:
+            thread.start()
+
+    def _write(self, workload: Workload) -> None:
+        try:
+            while not self.stop_load.is_set():
+                workload.step()
+                time.sleep(WRITE_PAUSE)
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            self.errors.append(f"{threading.current_thread().name} stopped: {type(exc).__name__}: {exc}")
+        finally:
+            workload.client.close()
+
+    def _churn(self) -> None:
+        """One number changes in the directory every second (the watcher polls every second)."""
+        try:
+            while not self.stop_load.wait(1.0):
+                for user, digits in self.directory.churn(1):
+                    self.changes.append((time.time(), user.user_name, digits))
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            self.errors.append(f"directory churn stopped: {type(exc).__name__}: {exc}")
+
+    def _sample(self) -> None:
+        """Each instance's PostgreSQL connections and threads, every half second while the load runs."""
+        while not self.stop_sampling.wait(0.5):
+            for name, instance in self.instances.items():
+                if instance.pid is not None:
+                    self.connections[name].append((time.time(), instance.connections_to(self.store_port),
+                                                   instance.threads()))
+
+    def check_connections(self) -> None:
+        """The store keeps one connection per thread: an instance never holds more connections than threads."""
+        for name, samples in self.connections.items():
+            if not samples:
+                continue
+            most = max(samples, key=lambda sample: sample[1])
+            over = [sample for sample in samples if sample[1] > sample[2]]
+            self.facts.append(f"instance {name}: at most {most[1]} PostgreSQL connections ({most[2]} threads then)")
+            if over:
+                at, conns, threads = over[0]
+                self.findings.append(
+                    f"instance {name} held {conns} PostgreSQL connections with only {threads} threads "
+                    f"{at - samples[0][0]:.0f} s into the load ({most[1]} at most, with {most[2]} threads): "
+                    "connections of threads that ended stay open")
+
+    @property
+    def survivor(self) -> Connector:
+        """An instance to ask: a survivor once the leader is killed."""
+        return self.instances[self.survivors[0] if self.survivors else NAMES[0]]
+
+    def wait_until_all_up(self) -> None:
+        def ready() -> dict[str, Any] | None:
+            status = self.survivor.status()
+            return status if live_instances(status) == set(NAMES) and leader_of(status) else None
+
+        wait_for("all three instances live in `connector status` and one of them leading ldap.corp", ready, 20)
+
+    def kill_leader(self) -> None:
+        """SIGKILL the directory's leader right after noting the events in flight."""
+        status = self.survivor.status()
+        leader = leader_of(status)
+        assert leader in NAMES, f"the leader of ldap.corp is {leader!r}, not one of {NAMES}: {status}"
+        self.killed, self.survivors = leader, [name for name in NAMES if name != leader]
+        listed = self.survivor.cli("events", "list", "--state", "in_flight", "--limit", "1000000")["events"]
+        self.in_flight = {int(event["id"]) for event in listed}
+        self.kill_at = time.time()
+        self.instances[leader].kill()
+        self.facts.append(f"killed {leader} (the leader) with {len(self.in_flight)} event(s) in flight in the "
+                          f"store; survivors {self.survivors}")
+        assert self.in_flight, "nothing was in flight at the kill: the load is too light to test anything"
+
+    def watch_recovery(self) -> None:
+        """Until the events in flight at the kill are done and a survivor leads the directory (the dead
+        instance gone from `instances`), or a while longer than either may take."""
+        settled_at: float | None = None
+        takeover_at: float | None = None
+        status: dict[str, Any] = {}
+        states: dict[int, Any] = {}
+        deadline = self.kill_at + max(RECOVERY_SECONDS, TAKEOVER_SECONDS) + 10
+        while (settled_at is None or takeover_at is None) and time.time() < deadline:
+            if takeover_at is None:
+                status = self.survivor.status()
+                if leader_of(status) in self.survivors and live_instances(status) == set(self.survivors):
+                    takeover_at = time.time()
+                    self.facts.append(f"{leader_of(status)} leads ldap.corp and {self.killed} is out of "
+                                      f"`instances` {takeover_at - self.kill_at:.1f} s after the kill")
+            if settled_at is None:
+                events = events_by_id(self.survivor)
+                states = {i: events.get(i, {}).get("state") for i in sorted(self.in_flight)}
+                if all(state == "done" for state in states.values()):
+                    settled_at = max(float(events[i]["updated_at"]) for i in self.in_flight)
+                    self.facts.append(f"the {len(self.in_flight)} event(s) in flight at the kill were all done "
+                                      f"{settled_at - self.kill_at:.1f} s after it (their latest updated_at)")
+                elif any(state in ("dead", "held", "discarded") for state in states.values()):
+                    self.findings.append(f"events in flight at the kill ended {states}, not all done")
+                    settled_at = float("inf")
+            time.sleep(0.3)
+        if settled_at is None:
+            self.findings.append(f"events in flight at the kill are not all done {time.time() - self.kill_at:.0f} s "
+                                 f"after it: {states}")
+        elif settled_at - self.kill_at > RECOVERY_SECONDS and settled_at != float("inf"):
+            self.findings.append(f"the events in flight at the kill were done only {settled_at - self.kill_at:.1f} s "
+                                 f"after it, not within {RECOVERY_SECONDS:g} s")
+        if takeover_at is None:
+            self.findings.append(f"no survivor leads ldap.corp, or {self.killed} is still listed as live, "
+                                 f"{time.time() - self.kill_at:.0f} s after the kill: {json.dumps(status)[:3000]}")
+        elif takeover_at - self.kill_at > TAKEOVER_SECONDS:
+            self.findings.append(f"ldap.corp was taken over only {takeover_at - self.kill_at:.1f} s after the kill, "
+                                 f"not within {TAKEOVER_SECONDS:g} s")
+
+    def drain(self) -> None:
+        """Wait until the watcher polled after the directory's last change and nothing is pending or in flight."""
+        last_change_at = self.changes[-1][0]
+
+        def polled() -> bool:
+            mark = self.survivor.cli("ldap", "status")
+            return (mark.get("last_run_at") or 0) > last_change_at + 1 and not mark.get("last_error")
+
+        wait_for("the watcher ran cleanly after the directory's last change", polled, DRAIN_SECONDS, every=1)
+        calm = [0]
+
+        def drained() -> bool:
+            counts = self.survivor.status()["counts"]
+            calm[0] = calm[0] + 1 if counts.get("pending", 0) + counts.get("in_flight", 0) == 0 else 0
+            return calm[0] >= 2
+
+        wait_for("the queue drained (nothing pending or in flight, twice in a row)", drained, DRAIN_SECONDS)
+
+    def check_store_and_verba(self) -> None:
+        """Nothing dead or held, every acknowledged write stored, Verba as the oracle says."""
+        status = self.survivor.status()
+        counts = status["counts"]
+        if counts.get("dead") or counts.get("held"):
+            self.findings.append(f"dead or held events: {counts}; dead letters {status['dead_letters_by_cause']}, "
+                                 f"held {status['held_by_cause']}")
+        client = ScimClient([self.instances[name].scim_url for name in self.survivors], SCIM_TOKEN, Counters(),
+                            give_up_after=60)
+        try:
+            self.findings += [f"lost: {line}" for line in read_back(self.model, client)]
+        finally:
+            client.close()
+        self.findings += [f"SCIM answer: {line}" for line in self.counters.unexpected[:20]]
+        extensions = self.sim.state()["extensions"]
+        self.findings += [f"Verba: {line}" for line in oracle.compare(self.model, extensions).problems]
+
+    def check_call_log(self) -> None:
+        """Who called Verba, that no two instances overlapped on one extension, and that the directory's
+        last change (made after the kill, so polled by the new leader) reached Verba."""
+        calls = self.sim.calls()
+        agents = {instance_of(call.get("agent")) for call in calls}
+        if not agents <= set(NAMES) or not agents >= set(self.survivors):
+            self.findings.append(f"SOAP calls came from {sorted(agents)}; expected instances {list(NAMES)} "
+                                 "(User-Agent `verba-connector (instance NAME)`)")
+        busy = [c for c in calls
+                if instance_of(c.get("agent")) == self.killed and c["started"] <= self.kill_at < c["at"]]
+        self.facts.append(f"{self.killed} had {len(busy)} SOAP call(s) under way at the kill")
+        self.findings += [f"overlap: {line}" for line in overlaps(calls)]
+        writes = ("createExtension", "updateExtension")
+        blind = [c for c in calls if c["operation"] in writes and c["user_id"] is None]
+        self.findings += [f"write without user id: {c}" for c in blind[:10]]
+        changed_at, uid, digits = self.changes[-1]
+        number = oracle.extension(digits)
+        what = f"the directory's last change ({uid} -> {number}, {changed_at - self.kill_at:.1f} s after the kill)"
+        arrived = [c for c in calls if c["operation"] in writes and c["extension"] == number and c["status"] == "OK"
+                   and c["started"] > changed_at]
+        if arrived:
+            self.facts.append(f"{what} reached Verba {arrived[0]['at'] - changed_at:.1f} s later, "
+                              f"from {instance_of(arrived[0]['agent'])}")
+        else:
+            self.findings.append(f"{what} never reached Verba")
+
+    def stop_survivors(self) -> None:
+        """SIGTERM the survivors: each exits 0; no instance logged an exception."""
+        for name in self.survivors:
+            code = self.instances[name].stop()
+            if code != 0:
+                self.findings.append(f"instance {name} exited with status {code} on SIGTERM")
+        for name, instance in self.instances.items():
+            self.findings += [f"connector-{name}.log: {line[:600]}" for line in instance.log_errors()[1][:5]]
+
+    def load_facts(self) -> str:
+        sent = [n for w in self.workloads if isinstance(w.client.http, Balancer) for n in w.client.http.sent.values()]
+        return (f"{self.counters.writes} SCIM writes acknowledged ({self.counters.retries} retried, "
+                f"{sum(sent)} requests through the balancer), {self.directory.changes} directory changes")
+
+    def stop_loading(self) -> None:
+        self.stop_load.set()
+        self.stop_sampling.set()
+        for thread in self.threads:
+            thread.join(120)
+
+    def close(self) -> None:
+        self.stop_loading()
+        for instance in self.instances.values():
+            with contextlib.suppress(Exception):
+                instance.stop()
+        self.sim.close()
+        self.directory.close()
+
+
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_three_instances_lose_the_directory_leader_and_nothing_else(postgres_server, tmp_path):
+    why = slapd_available()
+    if why:
+        pytest.skip(why)
+    began = time.monotonic()
+    cluster = Cluster(tmp_path, postgres_server.create_schema(), postgres_server.port, random.randrange(1_000_000))
+    try:
+        cluster.start()
+        cluster.wait_until_all_up()
+        cluster.start_load()
+        time.sleep(LOAD_BEFORE_KILL)
+        cluster.kill_leader()
+        cluster.watch_recovery()
+        time.sleep(max(0.0, cluster.kill_at + LOAD_AFTER_KILL - time.time()))
+        cluster.stop_loading()
+        cluster.findings += cluster.errors
+        cluster.check_connections()
+        cluster.facts.append(cluster.load_facts())
+        cluster.drain()
+        cluster.facts.append(f"drained {time.monotonic() - began:.1f} s after the start")
+        cluster.check_store_and_verba()
+        cluster.check_call_log()
+        cluster.stop_survivors()
+    finally:
+        if not cluster.stop_sampling.is_set():  # it failed half-way: the connections held may explain why
+            cluster.stop_loading()
+            cluster.check_connections()
+        cluster.close()
+        cluster.facts.append(f"took {time.monotonic() - began:.1f} s")
+        report = "\n".join(["", *cluster.facts, *(["findings:", *cluster.findings] if cluster.findings else [])])
+        print(report)  # shown with any failure, an exception half-way included
+    assert not cluster.findings, report
