@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,6 +36,11 @@ class ConfigError(ConnectorError):
 class StoreConfig:
     url: str = "sqlite:///var/connector.db"
     synchronous: str = "FULL"
+
+    @property
+    def shared(self) -> bool:
+        """Whether several connectors may share the store (PostgreSQL; a SQLite file has one)."""
+        return self.url.startswith(("postgresql://", "postgres://"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +86,16 @@ class DeliveryConfig:
     breaker_window_seconds: float = 30.0
     breaker_min_users: int = 2
     probe_seconds: float = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceConfig:
+    """This process among the connectors sharing one store: its name (stable across restarts, unique among
+    them), how often it heartbeats, and after how long without a heartbeat it counts as dead."""
+
+    name: str = dataclasses.field(default_factory=socket.gethostname)
+    heartbeat_seconds: float = 2.0
+    liveness_seconds: float = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +181,7 @@ class Config:
     simulator: SimulatorConfig
     mapping_file: str
     delivery: DeliveryConfig
+    instance: InstanceConfig = dataclasses.field(default_factory=InstanceConfig)
     ldap: dict[str, LdapConfig] = dataclasses.field(default_factory=dict)
     admin: AdminConfig = AdminConfig()
     scim: ScimConfig = ScimConfig()
@@ -193,6 +211,7 @@ _DELIVERY = {"workers": int, "max_attempts": int, "backoff_base_seconds": float,
              "lease_seconds": float, "idle_poll_seconds": float, "user_cache_seconds": float,
              "guard_max_count": int, "guard_max_share": float, "guard_window_seconds": float,
              "breaker_window_seconds": float, "breaker_min_users": int, "probe_seconds": float}
+_INSTANCE = {"name": str, "heartbeat_seconds": float, "liveness_seconds": float}
 _ADMIN = {"listen": str}
 _LOGGING = {"format": str, "level": str}
 _SCIM = {"listen": str, "base_path": str, "max_body_bytes": int, "strict_attributes": bool, "clients": list}
@@ -205,7 +224,7 @@ _LDAP = {"url": str, "base": str, "dialect": str, "filter": str, "attributes": l
          "clock_tolerance_seconds": float, "scope_check_per_poll": int}
 _TABLES: dict[str, Mapping[str, type]] = {
     "store": _STORE, "target": _TARGET, "simulator": _SIMULATOR, "mapping": _MAPPING, "delivery": _DELIVERY,
-    "admin": _ADMIN, "logging": _LOGGING,
+    "instance": _INSTANCE, "admin": _ADMIN, "logging": _LOGGING,
 }
 _WANTED = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
 _LIMITS: dict[str, Callable[[float], bool]] = {
@@ -213,6 +232,7 @@ _LIMITS: dict[str, Callable[[float], bool]] = {
     "be at least 1": lambda value: value >= 1,
     "not be negative, use 0 or more": lambda value: value >= 0,
 }
+INSTANCE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 LDAP_DIALECTS = ("openldap", "ad", "generic")
 AD_MAX_PAGE_SIZE = 1000  # Active Directory's MaxPageSize LDAP policy
 # The stable id of each dialect; `id_attribute` names another (an employee number) or "dn".
@@ -249,12 +269,14 @@ def parse_config(data: dict[str, Any], path: str) -> Config:
         simulator=_simulator(tables["simulator"], problems),
         mapping_file=mapping_file,
         delivery=_delivery(tables["delivery"], problems),
+        instance=_instance(tables["instance"], problems),
         admin=AdminConfig(**_listen(tables["admin"], "admin", problems)),
         scim=_scim(data.get("scim", {}), problems),
         logging=_logging(tables["logging"], problems),
         ldap=_ldap_sections(data.get("ldap", {}), mapping_file, problems),
     )
     _check_lease(config.target, config.delivery, problems)
+    _check_liveness(config, problems)
     if problems:
         raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
     return config
@@ -387,6 +409,30 @@ def _check_lease(target: TargetConfig, delivery: DeliveryConfig, problems: list[
             f"{target.timeout_seconds:g} it must be at least {least:g} (1.5 x (timeout + {LEASE_MARGIN_SECONDS:g} s)), "
             "so that a call always fits in the lease: raise it or lower the timeout"
         )
+
+
+def _instance(values: dict[str, Any], problems: list[str]) -> InstanceConfig:
+    instance = InstanceConfig(**values)
+    if not INSTANCE_NAME.fullmatch(instance.name):
+        problems.append(f"instance.name is {instance.name!r}; use 1 to 64 letters, digits, '.', '_' or '-', "
+                        "different for each connector sharing the store")
+    _limit("instance", instance, ("heartbeat_seconds", "liveness_seconds"), "be above 0", problems)
+    return instance
+
+
+def _check_liveness(config: Config, problems: list[str]) -> None:
+    """On a shared store, an instance cut off from it stops starting calls once its last heartbeat is older
+    than the liveness timeout minus a call: a whole call and two heartbeats must fit in the timeout."""
+    from connector.delivery.lease import LEASE_MARGIN_SECONDS
+
+    instance = config.instance
+    least = config.target.timeout_seconds + 2 * instance.heartbeat_seconds + LEASE_MARGIN_SECONDS
+    if config.store.shared and 0 < instance.liveness_seconds < least:
+        problems.append(
+            f"instance.liveness_seconds is {instance.liveness_seconds:g}; with target.timeout_seconds = "
+            f"{config.target.timeout_seconds:g} and instance.heartbeat_seconds = {instance.heartbeat_seconds:g} it "
+            f"must be at least {least:g} (timeout + 2 heartbeats + {LEASE_MARGIN_SECONDS:g} s), so that a call "
+            "always ends before the other instances count this one dead: raise it or lower the timeout")
 
 
 def _scim(raw: Any, problems: list[str]) -> ScimConfig:

@@ -14,6 +14,7 @@ import uvicorn
 
 from connector.config import Config, ConfigError
 from connector.delivery.worker import Deliverer, WorkerPool
+from connector.liveness import Liveness
 from connector.mapping import Mapping, load_mapping
 from connector.ops.health import create_admin_app
 from connector.ops.metrics import register_store
@@ -37,6 +38,7 @@ def open_client(config: Config) -> VerbaClient:
         token=target.token,
         timeout=target.timeout_seconds,
         pool_size=config.delivery.workers,
+        agent=f"verba-connector (instance {config.instance.name})",
     )
 
 
@@ -64,12 +66,17 @@ class Connector:
         self.store = open_configured_store(config)
         self.servers: dict[str, tuple[uvicorn.Server, threading.Thread]] = {}  # by config key
         self.client = open_client(config)
-        deliverer = Deliverer(self.store, self.client, self.mapping, config.delivery)
-        self.pool = WorkerPool(deliverer, config.delivery.workers, config.delivery.idle_poll_seconds)
-        self.ldap = LdapScheduler(self.store, config.ldap)
+        self.liveness = Liveness(self.store, config.instance, shared=config.store.shared)
+        deliverer = Deliverer(self.store, self.client, self.mapping, config.delivery, instance=config.instance.name,
+                              calls_until=self.liveness.calls_until)
+        self.pool = WorkerPool(deliverer, config.delivery.workers, config.delivery.idle_poll_seconds,
+                               self.liveness.owner_prefix)
+        self.liveness.on_release = self.pool.wake.set  # a dead instance's users are claimed at once
+        self.ldap = LdapScheduler(self.store, config.ldap, leads=self.liveness.leads)
 
     def start(self) -> None:
-        released = self.store.start_instance()  # SQLite: refuses a second connector on the file
+        # SQLite: refuses a second connector on the file. Then this instance's last start gives back its claims.
+        released = self.store.start_instance() + self.liveness.start()
         if released:
             log.info("returned %d in-flight events from the last run to the queue", released)
         if self.config.uses_simulator:
@@ -87,6 +94,7 @@ class Connector:
         self._stop_servers("scim.listen")  # requests in progress finish and commit first
         self.ldap.stop()  # a running poll commits or leaves nothing
         self.pool.stop()
+        self.liveness.stop()  # the other instances take its directories at once
         self.client.close()
         self._stop_servers("admin.listen", "simulator.listen")
         self.store.close()

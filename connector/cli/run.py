@@ -37,7 +37,7 @@ def run(config_path: str) -> None:
 
 def _announce(config: Config) -> None:
     target = f"{config.target_url} (built-in simulator)" if config.uses_simulator else config.target_url
-    click.echo(f"connector: store {without_password(config.store.url)}")
+    click.echo(f"connector: store {without_password(config.store.url)}, instance {config.instance.name}")
     click.echo(f"connector: pushing to {target} with {config.delivery.workers} workers")
     clients = ", ".join(c.name for c in config.scim.clients) or "none configured: every request gets 401"
     click.echo(f"connector: SCIM {config.scim.url} (clients: {clients})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import click
@@ -13,6 +14,7 @@ from connector.ops.report import (
     age,
     audit_line,
     counts_line,
+    instance_line,
     ownership_lines,
     source_states,
     summary_lines,
@@ -43,13 +45,16 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
 @config_option
 @json_option
 def status(config_path: str, as_json: bool) -> None:
-    """Queue depth by state, oldest pending age, dead letters by cause, and the target's state."""
+    """Queue depth by state, oldest pending age, dead letters by cause, the target's state, and the
+    connector instances sharing the store with the one polling each directory."""
     config = load_config(config_path)
     with open_configured_store(config) as store:
         counts = store.count_by_state()
         oldest = store.oldest_pending_at()
         summary = store.dead_letter_summary()
-        sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()})
+        leaders = store.ldap_leaders()
+        sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()}, leaders)
+        now, instances = store.live_instances()
         conflicts = store.open_conflicts()
         clashes = store.extension_clashes()
         held = store.held_summary()
@@ -67,12 +72,17 @@ def status(config_path: str, as_json: bool) -> None:
                             "extension_conflicts": conflicts,
                             "extension_clashes": [{"extension": x, "claimants": c} for x, c in clashes],
                             "sources": sources,
+                            "instances": [{**dataclasses.asdict(i), "silent_seconds": max(0.0, now - i.heartbeat_at)}
+                                          for i in instances],
+                            "ldap_leaders": leaders,
                             "target": {"url": config.target_url, "state": target, "breakers": breakers}}))
         return
     click.echo(f"queue: {counts_line(counts)}")
     click.echo(f"oldest pending: {'none' if pending_age is None else age(pending_age)}")
     for name, state in sources.items():
         click.echo(f"source {name}: {state}")
+    for instance in instances:
+        click.echo(instance_line(instance, now))
     click.echo(f"target: {config.target_url} {target}")
     click.echo("dead letters by cause:" if summary else "dead letters: none")
     for line in summary_lines(summary):

@@ -12,7 +12,7 @@ pushes is held by `guard.py`.
 from __future__ import annotations
 
 import logging
-import os
+import math
 import socket
 import threading
 import time
@@ -52,7 +52,12 @@ class Deliverer:
         mapping: Mapping,
         config: DeliveryConfig,
         clock: Callable[[], float] = time.time,
+        *,
+        instance: str = socket.gethostname(),
+        calls_until: Callable[[], float] = lambda: math.inf,
     ) -> None:
+        """`instance` names this connector's breaker in the store; `calls_until` says until when (Unix time)
+        this instance may let a call run (connector/liveness.py fences an instance cut off from the store)."""
         self.store = store
         self.client = client
         self.mapping = mapping
@@ -62,12 +67,15 @@ class Deliverer:
         self.guard = StopRecordingGuard(store, config, clock)
         self.owners = OwnershipPusher(store, client, mapping.on_conflict, clock)
         self.breaker = Breaker(config.breaker_window_seconds, config.breaker_min_users, config.probe_seconds, clock)
-        self.instance = f"{socket.gethostname()}/{os.getpid()}"  # names this connector's breaker in the store
+        self.instance = instance
+        self.calls_until = calls_until
 
     def deliver_one(self, owner: str) -> bool:
-        """Claim and push one user's pending events; False when nothing is due or Verba is down (the
-        breaker is open)."""
+        """Claim and push one user's pending events; False when nothing is due, Verba is down (the
+        breaker is open) or this instance is fenced (no call could end before it counts as dead)."""
         if not self.probe():  # the breaker is open: nothing is claimed until Verba answers a probe
+            return False
+        if self.clock() + self.client.timeout > self.calls_until():  # fenced: cut off from the shared store
             return False
         claim = self.store.claim(owner, self.clock(), self.config.lease_seconds)
         if claim is None:
@@ -78,7 +86,7 @@ class Deliverer:
     def deliver(self, claim: Claim) -> None:
         with correlation(correlation_id(claim.event_ids)), self.client.capture() as sent, \
                 LeaseKeeper(self.store, claim, self.config.lease_seconds, self.clock) as lease, \
-                self.client.calls_until(lambda: lease.until - LEASE_MARGIN_SECONDS):
+                self.client.calls_until(lambda: min(lease.until - LEASE_MARGIN_SECONDS, self.calls_until())):
             try:
                 self._deliver(claim, lease, sent)
             except StoreError:
@@ -207,14 +215,16 @@ class Deliverer:
 class WorkerPool:
     """N threads that run `Deliverer.deliver_one` until stopped; a stop lets in-flight pushes finish."""
 
-    def __init__(self, deliverer: Deliverer, workers: int, idle_poll_seconds: float) -> None:
+    def __init__(self, deliverer: Deliverer, workers: int, idle_poll_seconds: float,
+                 owner_prefix: str | None = None) -> None:
+        """Worker n claims as `owner_prefix` + n (this instance's run, connector/liveness.py; a random one if None)."""
         self.deliverer = deliverer
         self.idle_poll_seconds = idle_poll_seconds
         self.stopping = threading.Event()
         self.wake = threading.Event()
-        prefix = uuid.uuid4().hex[:8]
+        prefix = f"{uuid.uuid4().hex[:12]}/" if owner_prefix is None else owner_prefix
         self.threads = [
-            threading.Thread(target=self._run, args=(f"{prefix}-{n}",), name=f"delivery-{n}", daemon=True)
+            threading.Thread(target=self._run, args=(f"{prefix}{n}",), name=f"delivery-{n}", daemon=True)
             for n in range(workers)
         ]
 

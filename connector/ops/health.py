@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from connector.errors import ConnectorError
 from connector.ops.report import breaker_state
-from connector.store import EventLog, OpenBreaker
+from connector.store import OpenBreaker, Store
 
 TARGET_PROBE_SECONDS = 2.0
 
@@ -37,13 +37,14 @@ def target_state(url: str, breakers: Sequence[OpenBreaker] = ()) -> str:
     return "reachable"
 
 
-def readiness(store: EventLog, target_url: str, sources: dict[str, Callable[[], str]]) -> tuple[int, dict[str, object]]:
+def readiness(store: Store, target_url: str, sources: dict[str, Callable[[], str]]) -> tuple[int, dict[str, object]]:
     try:
         store.ping()
         store_state = "writable"
     except ConnectorError as exc:
         store_state = f"unwritable: {exc}"
     breakers = store.open_breakers() if store_state == "writable" else []
+    leaders = store.ldap_leaders() if store_state == "writable" else {}
     target = target_state(target_url, breakers)
     source_states = {name: state() for name, state in sources.items()}
     if store_state != "writable":
@@ -52,10 +53,11 @@ def readiness(store: EventLog, target_url: str, sources: dict[str, Callable[[], 
         status, code = "degraded", 200
     else:
         status, code = "ready", 200
-    return code, {"status": status, "store": store_state, "target": target, "sources": source_states}
+    return code, {"status": status, "store": store_state, "target": target, "sources": source_states,
+                  "ldap_leaders": leaders}
 
 
-def create_admin_app(store: EventLog, target_url: str,
+def create_admin_app(store: Store, target_url: str,
                      sources: dict[str, Callable[[], str]] | None = None) -> Starlette:
     """`sources` maps each source's name to a function that says "ok" or what is wrong with it."""
     sources = sources if sources is not None else {}

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.config import Config
-from connector.store import Attempt, AuditEntry, EventState, LdapWatermark, OpenBreaker, StoredEvent
+from connector.store import Attempt, AuditEntry, EventState, Instance, LdapWatermark, OpenBreaker, StoredEvent
 from connector.store.ownership import Claimant, Conflict
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -105,8 +105,9 @@ def _jsonable(value: object) -> Any:
     return str(value)
 
 
-def source_states(config: Config, watermarks: dict[str, LdapWatermark]) -> dict[str, str]:
-    """One line per source: SCIM's address and clients, each LDAP directory's last run."""
+def source_states(config: Config, watermarks: dict[str, LdapWatermark], leaders: dict[str, str]) -> dict[str, str]:
+    """One line per source: SCIM's address and clients, each LDAP directory's last run and the instance
+    polling it (`leaders`, by directory)."""
     clients = ", ".join(c.name for c in config.scim.clients) or "none configured (every request gets 401)"
     states = {"scim": f"{config.scim.url} clients: {clients}"}
     for name in sorted(config.ldap):
@@ -117,4 +118,12 @@ def source_states(config: Config, watermarks: dict[str, LdapWatermark]) -> dict[
             states[f"ldap.{name}"] = f"FAILED at {when(mark.last_run_at)}: {mark.last_error}"
         else:
             states[f"ldap.{name}"] = f"ok, last run {when(mark.last_run_at)}, {mark.known} users known"
+        if name in leaders:
+            states[f"ldap.{name}"] += f"; polled by instance {leaders[name]}"
     return states
+
+
+def instance_line(instance: Instance, now: float) -> str:
+    """A registered connector instance and when it last said it lives (`now`: the store's clock)."""
+    return (f"instance {instance.name}: {instance.host} pid {instance.pid}, started {when(instance.started_at)}, "
+            f"heartbeat {age(max(0.0, now - instance.heartbeat_at))} ago")

@@ -2,22 +2,25 @@
 
 `Store` has every concern; code that needs one depends on its class alone: `EventQueue` (intake,
 claims, leases), `EventLog` (events as on-call reads them, operator actions, audit, last pushes),
-`ExtensionOwnership`, `LdapMarks` (LDAP watermarks) or `ScimResources`.
+`ExtensionOwnership`, `LdapMarks` (LDAP watermarks), `ScimResources` or `Instances` (the connector
+instances sharing the store, and which polls each directory).
 """
 
 from __future__ import annotations
 
 from connector.store.base import Store
 from connector.store.database import StoreError
+from connector.store.instances import Beat, Instance, Instances
 from connector.store.ldap import LdapEntry, LdapMarks, LdapPoll, LdapWatermark, WatermarkMoved
 from connector.store.log import Attempt, AuditEntry, EventLog, OpenBreaker
 from connector.store.ownership import ExtensionOwnership
 from connector.store.queue import Claim, EventQueue, EventState, StoredEvent
 from connector.store.scim import ScimResource, ScimResources, ScimTransaction, ScimValue
 
-__all__ = ["Attempt", "AuditEntry", "Claim", "EventLog", "EventQueue", "EventState", "ExtensionOwnership", "LdapEntry",
-           "LdapMarks", "LdapPoll", "LdapWatermark", "OpenBreaker", "ScimResource", "ScimResources", "ScimTransaction",
-           "ScimValue", "Store", "StoreError", "StoredEvent", "WatermarkMoved", "open_store", "without_password"]
+__all__ = ["Attempt", "AuditEntry", "Beat", "Claim", "EventLog", "EventQueue", "EventState", "ExtensionOwnership",
+           "Instance", "Instances", "LdapEntry", "LdapMarks", "LdapPoll", "LdapWatermark", "OpenBreaker",
+           "ScimResource", "ScimResources", "ScimTransaction", "ScimValue", "Store", "StoreError", "StoredEvent",
+           "WatermarkMoved", "open_store", "without_password"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

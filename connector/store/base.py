@@ -1,8 +1,8 @@
 """The store: durable state of the connector, written once for both dialects.
 
 Each concern is a class of its own module, all over `Database` (database.py), whose few hooks
-each dialect fills (sqlite.py, postgres.py); consumers depend on the small protocols in
-protocols.py. The schema is versioned by the files in `migrations/<dialect>/`.
+each dialect fills (sqlite.py, postgres.py); consumers depend on the concern classes they use.
+The schema is versioned by the files in `migrations/` and `migrations/<dialect>/`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.store.database import StoreError
+from connector.store.instances import Instances
 from connector.store.ldap import LdapMarks
 from connector.store.log import EventLog
 from connector.store.queries import migrations
@@ -19,7 +20,7 @@ from connector.store.scim import ScimResources
 UPGRADE = "stop the connectors using it and run `connector db upgrade --config <your config>`, then start them again"
 
 
-class Store(EventQueue, EventLog, LdapMarks, ScimResources):
+class Store(EventQueue, EventLog, LdapMarks, ScimResources, Instances):
     """Durable state of the connector. Every write is one transaction; `with store:` closes it."""
 
     def __enter__(self) -> Store:

@@ -24,6 +24,10 @@ from connector.store.base import Store
 from connector.store.queries import named
 
 CONNECT_TIMEOUT_SECONDS = 10
+# libpq's TCP settings (a URL's own win): an idle connection is probed after 10 s, and given up after 3 more
+# unanswered probes 3 s apart or 20 s of unacknowledged data.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
+              "tcp_user_timeout": 20_000}
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 Connection = psycopg.Connection[DictRow]
@@ -52,6 +56,8 @@ class PostgresStore(Store):
             ) from None
         self._params.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
         self._params.setdefault("application_name", "connector")
+        for key, value in KEEPALIVES.items():  # a vanished server is noticed in seconds, not at TCP's minutes
+            self._params.setdefault(key, value)
         super().__init__()
         self.server = self.name = _describe(self._params)
         self.synchronous = synchronous.upper()

@@ -196,11 +196,11 @@ class EventQueue(ExtensionOwnership, Database):
             return int(conn.execute(self._q["expedite"], (now, time.time(), now, self._array(causes))).rowcount)
 
     def release_leases(self) -> int:
-        """Return every in-flight event to pending and drop every extension lock and breaker of an earlier
-        run (single-instance start-up); return how many events."""
+        """Return every in-flight event to pending and drop every extension lock, breaker, instance and
+        directory leader of an earlier run (single-instance start-up); return how many events."""
         with self._write() as conn:
-            conn.execute(self._q["release_locks"])
-            conn.execute(self._q["forget_breakers"])
+            for forget in ("release_locks", "forget_breakers", "forget_instances", "forget_leaders"):
+                conn.execute(self._q[forget])
             return int(conn.execute(self._q["release_leases"], (time.time(),)).rowcount)
 
     def start_instance(self) -> int:

@@ -70,7 +70,8 @@ class VerbaClient:
     Every failure leaves as a VerbaError with a one-line message (see `_exchange`). Every secret the
     client holds (the password, the fixed token, each token requestToken gave it) is masked in those
     messages and in vendor status messages, in the envelopes `capture()` records, and, registered
-    with `connector.ops.logs.register_secret`, in every log line.
+    with `connector.ops.logs.register_secret`, in every log line. `agent` is the User-Agent header of
+    every call (zeep's by default), e.g. "verba-connector (instance a)".
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class VerbaClient:
         token: str | None = None,
         timeout: float = 10.0,
         pool_size: int = 8,
+        agent: str | None = None,
     ) -> None:
         _check_settings(eid, environment_short_name, login, password, token)
         self.url = url
@@ -107,6 +109,8 @@ class VerbaClient:
         transport = Transport(  # type: ignore[no-untyped-call]
             session=self._session, timeout=timeout, operation_timeout=timeout
         )
+        if agent is not None:  # after zeep's Transport, which sets its own
+            self._session.headers["User-Agent"] = agent
         self._sent = SentLog(self._mask)
         self._zeep = zeep.Client(
             _wsdl(),
@@ -349,8 +353,8 @@ class VerbaClient:
         """Call the operation, counting it in the metrics with its answer's status (unless it never went out)."""
         end = getattr(self._local, "end", None)
         if end is not None and time.time() + self.timeout > end():
-            raise LeaseEnding(f"{operation} was not sent: the push's lease ends before a {self.timeout:g} s call "
-                              "could; the user is tried again")
+            raise LeaseEnding(f"{operation} was not sent: the push's lease (or this instance's liveness) ends before "
+                              f"a {self.timeout:g} s call could; the user is tried again")
         started = time.perf_counter()
         status = "not_sent"
         try:

@@ -107,3 +107,14 @@ def test_the_bind_password_is_a_secret_to_mask(tmp_path):
 
     config = load_config(config_file(tmp_path, "ldap://127.0.0.1:389", "dc=example,dc=test"))
     assert ADMIN_PASSWORD in config.secrets()
+
+
+def test_a_directory_another_instance_leads_is_not_polled(ldap_config, store):
+    leading = {"corp": False}
+    scheduler = LdapScheduler(store, {"corp": ldap_config(url=f"ldap://127.0.0.1:{free_port()}", timeout_seconds=1)},
+                              backoff_base=30, backoff_max=60, leads=lambda name: leading[name])
+    scheduler.tick("corp", False)
+    assert not scheduler.degraded and store.ldap_watermark("corp") is None  # not even tried
+    leading["corp"] = True  # the leader died: this instance took the directory over
+    scheduler.tick("corp", False)
+    assert scheduler.health["corp"].failures == 1 and "cannot connect" in store.ldap_watermark("corp").last_error

@@ -61,6 +61,10 @@ def test_bad_toml_names_the_file_and_line(tmp_path):
          "export NOPE_UNSET_VAR"),
         ("[target]\nurl = 'http://v/p'\npassword_file = '/nonexistent/secret'\nlogin = 'a'\n", "target.password_file",
          "check the path"),
+        ("[instance]\nname = 'a b'\n", "instance.name", "letters, digits"),
+        ("[instance]\nheartbeat_seconds = 0\n", "instance.heartbeat_seconds", "above 0"),
+        ("[store]\nurl = 'postgresql://c@db/c'\n[instance]\nliveness_seconds = 10\n", "instance.liveness_seconds",
+         "at least 15 (timeout + 2 heartbeats + 1 s)"),
     ],
 )
 def test_each_error_names_file_key_and_fix(tmp_path, text, key, fix):
@@ -146,3 +150,19 @@ def test_an_empty_or_binary_secret_file_names_the_key_and_the_fix(tmp_path, writ
         write(tmp_path, f"[target]\nurl = 'http://v/p'\nlogin = 'a'\npassword_file = '{tmp_path / 'secret'}'\n")
     )
     assert "target.password_file" in message and fix in message
+
+
+def test_instances_default_to_the_host_name_and_a_liveness_a_call_fits_in(tmp_path):
+    import socket
+
+    shared = load_config(write(tmp_path, "[store]\nurl = 'postgresql://c@db/c'\n"))
+    assert (shared.instance.name, shared.instance.heartbeat_seconds, shared.instance.liveness_seconds) == (
+        socket.gethostname(), 2.0, 15.0)
+    assert shared.store.shared
+    (tmp_path / "pw").write_text("pw")
+    quick = load_config(write(tmp_path, f"[store]\nurl = 'postgresql://c@db/c'\n[target]\nurl = 'http://v/p'\n"
+                                        f"login = 'a'\npassword_file = '{tmp_path / 'pw'}'\ntimeout_seconds = 2\n"
+                                        "[instance]\nname = 'b-2'\nheartbeat_seconds = 1\nliveness_seconds = 5\n"))
+    assert quick.instance.name == "b-2" and quick.instance.liveness_seconds == 5
+    own = load_config(write(tmp_path, "[instance]\nliveness_seconds = 3\n"))  # SQLite: nobody takes over, no fence
+    assert own.instance.liveness_seconds == 3 and not own.store.shared

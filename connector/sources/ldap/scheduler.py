@@ -3,7 +3,8 @@
 The cursor lives in the store, not in APScheduler: the scheduler only says "now". Each job runs
 with max_instances=1 and coalescing, so a slow run is never doubled up. A failing directory is
 retried with full-jitter backoff and reported degraded until a run succeeds; a full sync that
-failed is repeated by the next tick, so no reconciliation is skipped.
+failed is repeated by the next tick, so no reconciliation is skipped. When several instances share
+the store, only the one that leads a directory polls it (connector/liveness.py).
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ class LdapScheduler:
     """Runs the watchers of every `[ldap.NAME]` directory in background threads."""
 
     def __init__(self, store: LdapMarks, configs: dict[str, LdapConfig], *, backoff_base: float = BACKOFF_BASE_SECONDS,
-                 backoff_max: float = BACKOFF_MAX_SECONDS) -> None:
+                 backoff_max: float = BACKOFF_MAX_SECONDS, leads: Callable[[str], bool] = lambda name: True) -> None:
+        """`leads(directory)` says whether this instance polls the directory now (connector/liveness.py: one
+        instance per directory); a tick of a directory it does not lead does nothing."""
+        self.leads = leads
         self.watchers = {name: Watcher(store, config) for name, config in configs.items()}
         self.health = {name: DirectoryHealth() for name in configs}
         self.backoff = (backoff_base, backoff_max)
@@ -95,6 +99,8 @@ class LdapScheduler:
             return
         full = full or health.full_due
         try:
+            if not self.leads(name):
+                return
             self.watchers[name].run(full=full)
         except WatermarkMoved:
             log.info("ldap %s: another poller committed first; polling again at the next tick", name)

@@ -90,3 +90,7 @@ state_json ->> 'userName'
 -- Pending events that backed off after failures of these causes are due at once.
 UPDATE events SET next_attempt_at = %s, updated_at = %s
 WHERE state = 'pending' AND next_attempt_at > %s AND last_cause = ANY(%s::text[])
+
+-- now --
+-- The database's clock, Unix time in seconds: instances' liveness is judged by it alone.
+SELECT extract(epoch FROM clock_timestamp())::double precision AS now

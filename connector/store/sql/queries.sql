@@ -287,3 +287,58 @@ SELECT instance, opened_at, probed_at, error, updated_at FROM breakers ORDER BY 
 
 -- forget_breakers --
 DELETE FROM breakers
+
+-- instance --
+SELECT name, run, host, pid, started_at, heartbeat_at FROM instances WHERE name = %s
+
+-- instances --
+SELECT name, run, host, pid, started_at, heartbeat_at FROM instances ORDER BY name
+
+-- put_instance --
+INSERT INTO instances (name, run, host, pid, started_at, heartbeat_at) VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET run = excluded.run, host = excluded.host, pid = excluded.pid,
+    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
+
+-- add_instance --
+-- Back after being judged dead: only if no other start of the same name took its place.
+INSERT INTO instances (name, run, host, pid, started_at, heartbeat_at) VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (name) DO NOTHING
+
+-- beat --
+UPDATE instances SET heartbeat_at = %s WHERE run = %s
+
+-- silent_instances --
+SELECT name, run, host, pid, started_at, heartbeat_at FROM instances WHERE heartbeat_at < %s ORDER BY name
+
+-- release_run --
+-- The claims of one start of an instance go back to the queue (in order: their due times stay).
+UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = %s
+WHERE state = 'in_flight' AND lease_owner LIKE %s
+
+-- unlock_run --
+DELETE FROM extension_locks WHERE owner LIKE %s
+
+-- forget_instance --
+DELETE FROM instances WHERE run = %s
+
+-- forget_leadership --
+DELETE FROM ldap_leaders WHERE instance = %s
+
+-- lead_directory --
+-- Take the directory if nobody leads it or its leader is gone from `instances`; keep it if we lead.
+INSERT INTO ldap_leaders (directory, instance, since) VALUES (%s, %s, %s)
+ON CONFLICT (directory) DO UPDATE SET instance = excluded.instance,
+    since = CASE WHEN ldap_leaders.instance = excluded.instance THEN ldap_leaders.since ELSE excluded.since END
+WHERE ldap_leaders.instance = excluded.instance
+   OR NOT EXISTS (SELECT 1 FROM instances WHERE instances.name = ldap_leaders.instance)
+RETURNING instance
+
+-- ldap_leaders --
+SELECT l.directory, l.instance FROM ldap_leaders AS l JOIN instances AS i ON i.name = l.instance
+ORDER BY l.directory
+
+-- forget_instances --
+DELETE FROM instances
+
+-- forget_leaders --
+DELETE FROM ldap_leaders

@@ -78,3 +78,7 @@ json_extract(state_json, '$.userName')
 -- Pending events that backed off after failures of these causes are due at once.
 UPDATE events SET next_attempt_at = %s, updated_at = %s
 WHERE state = 'pending' AND next_attempt_at > %s AND last_cause IN (SELECT value FROM json_each(%s))
+
+-- now --
+-- The database's clock, Unix time in seconds: instances' liveness is judged by it alone.
+SELECT (julianday('now') - 2440587.5) * 86400.0 AS now

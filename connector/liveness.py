@@ -1,0 +1,152 @@
+"""This connector instance among those sharing one store: it registers, heartbeats, gives back the claims
+of instances that died, fences itself when cut off from the store, and takes turns polling directories.
+
+Liveness is judged by the store's clock: an instance whose last heartbeat is older than
+`[instance] liveness_seconds` is dead, and the next heartbeat of any live instance returns its
+in-flight events to the queue, drops its extension locks and frees its directories. An instance cut
+off from a shared store fences itself: no call starts unless it can end before the others would
+count this instance dead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from connector.config import InstanceConfig
+from connector.delivery.lease import LEASE_MARGIN_SECONDS
+from connector.store import Instance, Instances, StoreError
+
+log = logging.getLogger("connector.instance")
+
+
+class Liveness:
+    """This instance's registration and heartbeat thread (`start()` ... `stop()`).
+
+    `shared`: other instances may take over this one's claims (PostgreSQL), so it must fence itself;
+    `on_release` is called when a dead instance's events went back to the queue (to wake the workers).
+    """
+
+    def __init__(self, store: Instances, config: InstanceConfig, *, shared: bool,
+                 on_release: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.config = config
+        self.shared = shared
+        self.on_release = on_release
+        self.clock = clock
+        self.me = Instance(config.name, uuid.uuid4().hex[:12], socket.gethostname(), os.getpid())
+        self.last_beat = -math.inf  # local time the last heartbeat the store took was sent
+        self.displaced = False
+        self._registered = False
+        self._failing = False
+        self._leading: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    @property
+    def owner_prefix(self) -> str:
+        """What this start's lease owners begin with: its workers claim as "<run>/<n>"."""
+        return f"{self.me.run}/"
+
+    def start(self) -> int:
+        """Register (StoreError if a live instance has the same name) and start heartbeating; returns how
+        many in-flight events of this instance's previous start went back to the queue."""
+        sent = self.clock()
+        released = self.store.register_instance(self.me, self.config.liveness_seconds, previous_start_gone)
+        self.last_beat = sent
+        self._registered = True
+        self._thread.start()
+        log.info("instance %s (run %s) registered; heartbeat every %g s, counted dead after %g s of silence",
+                 self.me.name, self.me.run, self.config.heartbeat_seconds, self.config.liveness_seconds)
+        return released
+
+    def stop(self) -> None:
+        """Stop heartbeating and unregister (call it once the workers and pollers stopped): the other
+        instances take this one's directories at once instead of after the liveness timeout."""
+        self._stop.set()
+        if not self._registered:
+            return
+        self._thread.join()
+        try:
+            self.store.leave_instance(self.me)
+        except StoreError as exc:
+            log.warning("could not unregister instance %s (%s); the others count it dead after %g s",
+                        self.me.name, exc, self.config.liveness_seconds)
+
+    def calls_until(self) -> float:
+        """Until when (Unix time) a call may run: on a shared store, the liveness timeout after the last
+        heartbeat the store took, less a margin; never once another start took this one's name."""
+        if self.displaced:
+            return -math.inf
+        if not self.shared:
+            return math.inf
+        return self.last_beat + self.config.liveness_seconds - LEASE_MARGIN_SECONDS
+
+    def beat(self) -> None:
+        """One heartbeat: say this instance lives and give back the claims of the dead ones."""
+        sent = self.clock()
+        try:
+            beat = self.store.heartbeat(self.me, self.config.liveness_seconds)
+        except StoreError as exc:
+            if not self._failing:
+                log.warning("instance %s: heartbeat failed (%s); calls to Verba stop %g s after the last one "
+                            "unless the store answers again", self.me.name, exc, self.config.liveness_seconds)
+            self._failing = True
+            return
+        if self._failing:
+            log.info("instance %s: heartbeat written again", self.me.name)
+        self._failing = False
+        self.last_beat = sent
+        for dead, released in beat.reaped:
+            log.warning("instance %s (%s, pid %d) silent for over %g s: counted dead; %d in-flight events back to "
+                        "the queue, its extension locks and directories freed", dead.name, dead.host, dead.pid,
+                        self.config.liveness_seconds, released)
+        if beat.reaped:
+            self.on_release()
+        if beat.rejoined:
+            log.error("instance %s was counted dead by the others (no heartbeat for %g s): its claims went back to "
+                      "the queue; registered again", self.me.name, self.config.liveness_seconds)
+            self._leading.clear()
+        if beat.displaced and not self.displaced:
+            log.error("another connector took the name %r while this one was counted dead: this one calls Verba no "
+                      "more; stop it, and give each instance its own [instance] name", self.me.name)
+            self.displaced = True
+
+    def leads(self, directory: str) -> bool:
+        """Whether this instance polls `directory` now (it takes it if nobody live does); logs each change."""
+        if self.displaced:
+            return False
+        leading = self.store.lead_directory(directory, self.me.name)
+        if leading and directory not in self._leading:
+            log.info("ldap %s: polled by this instance (%s) from now on", directory, self.me.name)
+            self._leading.add(directory)
+        elif not leading and directory in self._leading:
+            log.warning("ldap %s: another instance polls it now; this one (%s) stops", directory, self.me.name)
+            self._leading.discard(directory)
+        return leading
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.config.heartbeat_seconds):
+            self.beat()
+
+
+def previous_start_gone(previous: Instance) -> bool:
+    """Whether `previous`, a registered start of this instance's name, is known to be over: it ran on this
+    host and its process is gone (or its pid is now this process's)."""
+    if previous.host != socket.gethostname():
+        return False
+    if previous.pid == os.getpid():
+        return True
+    try:
+        os.kill(previous.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a process of another user has that pid now: not ours
+        return True
+    return False

@@ -1,0 +1,115 @@
+"""The connector instances sharing the store: who lives (by heartbeats on the database's clock), whose
+claims go back to the queue when one dies, and which instance polls each LDAP directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from connector.store.database import Database, StoreError
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    """One start of a connector process. `run` is unique to this start; its claims' lease owners
+    are "<run>/<worker>". Times are the database's clock (Unix seconds)."""
+
+    name: str  # [instance] name: stable across restarts
+    run: str
+    host: str
+    pid: int
+    started_at: float = 0.0
+    heartbeat_at: float = 0.0
+
+    @property
+    def owners(self) -> str:
+        """The LIKE pattern of this start's lease owners."""
+        return f"{self.run}/%"
+
+
+@dataclasses.dataclass(frozen=True)
+class Beat:
+    """What one heartbeat found."""
+
+    now: float  # the database's clock
+    rejoined: bool  # this instance had been judged dead (its claims went back) and registered again
+    displaced: bool  # another start of the same name took its place: this one must stop delivering
+    reaped: list[tuple[Instance, int]]  # instances found dead now, with how many in-flight events went back
+
+
+class Instances(Database):
+    def register_instance(self, me: Instance, liveness_seconds: float, gone: Callable[[Instance], bool]) -> int:
+        """Register this start of the instance; the claims its previous start left go back to the queue
+        (returns how many events). StoreError if another start of the same name still lives: one heard
+        from within `liveness_seconds` for which `gone` (e.g. its process no longer runs) is False."""
+        with self._write() as conn:
+            self._lock(conn, "connector.instances")
+            now = self._now(conn)
+            row = conn.execute(self._q["instance"], (me.name,)).fetchone()
+            previous = None if row is None else _instance(row)
+            if previous is not None and now - previous.heartbeat_at <= liveness_seconds and not gone(previous):
+                raise StoreError(
+                    f"another connector named {me.name!r} runs on {previous.host} (pid {previous.pid}), heard from "
+                    f"{now - previous.heartbeat_at:.0f} s ago: give each instance its own [instance] name, or stop "
+                    "the other one first")
+            released = 0 if previous is None else self._release(conn, previous)
+            conn.execute(self._q["put_instance"], (me.name, me.run, me.host, me.pid, now, now))
+        return released
+
+    def heartbeat(self, me: Instance, liveness_seconds: float) -> Beat:
+        """Record that `me` lives, and give back the claims, extension locks and directories of every
+        instance silent for over `liveness_seconds` (removing it). One transaction."""
+        with self._write() as conn:
+            self._lock(conn, "connector.instances")
+            now = self._now(conn)
+            here = conn.execute(self._q["beat"], (now, me.run)).rowcount == 1
+            dead = [_instance(row) for row in conn.execute(self._q["silent_instances"], (now - liveness_seconds,))]
+            reaped = [(instance, self._release(conn, instance)) for instance in dead if instance.run != me.run]
+            displaced = False
+            if not here:
+                displaced = not conn.execute(self._q["add_instance"], (
+                    me.name, me.run, me.host, me.pid, now, now)).rowcount
+        return Beat(now, not here and not displaced, displaced, reaped)
+
+    def leave_instance(self, me: Instance) -> int:
+        """Unregister `me` at a clean stop: its claims (none once its workers stopped), locks and
+        directories are given back at once; returns how many events went back."""
+        with self._write() as conn:
+            self._lock(conn, "connector.instances")
+            return self._release(conn, me)
+
+    def live_instances(self) -> tuple[float, list[Instance]]:
+        """The database's clock now, and the registered instances by name (a dead one stays until a live
+        one's heartbeat removes it)."""
+        with self._read() as conn:
+            return self._now(conn), [_instance(row) for row in conn.execute(self._q["instances"])]
+
+    def lead_directory(self, directory: str, name: str) -> bool:
+        """Whether instance `name` polls `directory`: it takes it if nobody does or the leader is no longer
+        registered, and keeps it while it leads."""
+        with self._read() as conn:  # one statement: its own transaction
+            return conn.execute(self._q["lead_directory"], (directory, name, time.time())).fetchone() is not None
+
+    def ldap_leaders(self) -> dict[str, str]:
+        """The registered instance that polls each directory, by directory name."""
+        with self._read() as conn:
+            return {row["directory"]: row["instance"] for row in conn.execute(self._q["ldap_leaders"])}
+
+    def _release(self, conn: Any, instance: Instance) -> int:
+        """Unregister `instance`: its claims go back to pending, its extension locks, directories and breaker go."""
+        released = int(conn.execute(self._q["release_run"], (time.time(), instance.owners)).rowcount)
+        conn.execute(self._q["unlock_run"], (instance.owners,))
+        conn.execute(self._q["forget_leadership"], (instance.name,))
+        conn.execute(self._q["close_breaker"], (instance.name,))
+        conn.execute(self._q["forget_instance"], (instance.run,))
+        return released
+
+    def _now(self, conn: Any) -> float:
+        return float(conn.execute(self._q["now"]).fetchone()["now"])
+
+
+def _instance(row: Any) -> Instance:
+    return Instance(row["name"], row["run"], row["host"], int(row["pid"]), float(row["started_at"]),
+                    float(row["heartbeat_at"]))

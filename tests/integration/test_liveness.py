@@ -1,0 +1,169 @@
+"""An instance among several on one store (connector/liveness.py): heartbeats that reap the dead, the fence
+of an instance cut off from the store, leadership of directories, and the User-Agent naming the instance."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from connector.config import InstanceConfig
+from connector.delivery.lease import LEASE_MARGIN_SECONDS
+from connector.delivery.worker import Deliverer
+from connector.liveness import Liveness, previous_start_gone
+from connector.mapping import load_mapping
+from connector.runtime import open_client, open_configured_store
+from connector.store import EventState, Instance, Store, StoreError
+from tests.plugins.simulator import drain, user
+from tests.plugins.stores import Opener
+
+
+def liveness(store: Store, name: str, *, shared: bool = True, liveness_seconds: float = 15.0, **kwargs) -> Liveness:
+    return Liveness(store, InstanceConfig(name, heartbeat_seconds=0.05, liveness_seconds=liveness_seconds),
+                    shared=shared, **kwargs)
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_live_instance_reaps_a_silent_one_and_wakes_its_workers(store_opener: Opener, caplog) -> None:
+    store = store_opener()
+    store.enqueue([user("u-alice")])
+    woken = threading.Event()
+    silent = liveness(store, "a", liveness_seconds=0.5)
+    silent.start()
+    silent._stop.set()  # its heartbeat thread stops, as when its process is SIGKILLed
+    claim = store.claim(f"{silent.owner_prefix}0", time.time(), 120.0)
+    assert claim is not None
+    survivor = liveness(store, "b", liveness_seconds=0.5, on_release=woken.set)
+    with caplog.at_level(logging.WARNING, logger="connector.instance"):
+        survivor.start()
+        try:
+            assert woken.wait(10), "the survivor never counted the silent instance dead"
+        finally:
+            survivor.stop()
+    assert store.get_event(claim.event_ids[0]).state is EventState.PENDING
+    assert any("instance a (" in r.getMessage() and "1 in-flight events back to the queue" in r.getMessage()
+               for r in caplog.records)
+    assert store.live_instances()[1] == []  # b unregistered at its stop, a was reaped
+
+
+def test_calls_may_run_until_the_liveness_timeout_after_the_last_heartbeat(store_opener: Opener, caplog) -> None:
+    store = store_opener()
+    now = [1_000.0]
+    mine = Liveness(store, InstanceConfig("a", heartbeat_seconds=2, liveness_seconds=15), shared=True,
+                    clock=lambda: now[0])
+    assert mine.calls_until() == -math.inf  # not registered yet: no call
+    mine.start()
+    try:
+        assert mine.calls_until() == 1_000.0 + 15 - LEASE_MARGIN_SECONDS
+        now[0] = 1_004.0
+        mine.beat()
+        assert mine.calls_until() == 1_004.0 + 15 - LEASE_MARGIN_SECONDS
+        now[0] = 1_006.0
+        store.close()  # cut off from the store: the fence stays where the last heartbeat put it
+        with caplog.at_level(logging.WARNING, logger="connector.instance"):
+            mine.beat()
+            mine.beat()
+        assert mine.calls_until() == 1_004.0 + 15 - LEASE_MARGIN_SECONDS
+        assert len([r for r in caplog.records if "heartbeat failed" in r.getMessage()]) == 1
+    finally:
+        mine._stop.set()
+
+
+def test_on_a_store_of_its_own_calls_are_never_fenced(store_opener: Opener) -> None:
+    store = store_opener()
+    mine = liveness(store, "a", shared=False)
+    mine.start()
+    try:
+        assert mine.calls_until() == math.inf
+    finally:
+        mine.stop()
+
+
+def test_a_fenced_instance_claims_nothing(make_config, simulator) -> None:
+    config = make_config()
+    with open_configured_store(config) as store, open_client(config) as client:
+        fenced = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery,
+                           calls_until=lambda: time.time() + client.timeout - 1)
+        store.enqueue([user("u-alice")])
+        assert not fenced.deliver_one("w")
+        assert store.count_by_state()[EventState.PENDING] == 1 and simulator.calls() == []
+        free = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery,
+                         calls_until=lambda: time.time() + client.timeout + 5)
+        drain(free)
+        assert store.count_by_state()[EventState.DONE] == 1
+
+
+def test_an_instance_whose_name_was_taken_stops_calling_and_polling(store_opener: Opener, caplog) -> None:
+    store = store_opener()
+    old = liveness(store, "a", liveness_seconds=0.3)
+    old.start()
+    old._stop.set()
+    time.sleep(0.4)
+    store.register_instance(Instance("a", "new-run", socket.gethostname(), 1), 0.3, lambda previous: True)
+    with caplog.at_level(logging.ERROR, logger="connector.instance"):
+        old.beat()
+    assert old.displaced and old.calls_until() == -math.inf and not old.leads("corp")
+    assert any("another connector took the name 'a'" in r.getMessage() for r in caplog.records)
+
+
+def test_leadership_changes_are_logged_once(store_opener: Opener, caplog) -> None:
+    store = store_opener()
+    a, b = liveness(store, "a"), liveness(store, "b")
+    a.start()
+    b.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="connector.instance"):
+            assert a.leads("corp") and a.leads("corp") and not b.leads("corp")
+            a.stop()
+            assert b.leads("corp") and b.leads("corp")
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ldap corp")]
+        assert lines == ["ldap corp: polled by this instance (a) from now on",
+                         "ldap corp: polled by this instance (b) from now on"]
+        assert store.ldap_leaders() == {"corp": "b"}
+    finally:
+        b.stop()
+
+
+def test_a_start_of_another_host_or_a_running_process_is_not_known_to_be_over() -> None:
+    host = socket.gethostname()
+    assert previous_start_gone(Instance("a", "r", host, os.getpid()))
+    assert not previous_start_gone(Instance("a", "r", host, os.getppid()))  # our parent runs
+    assert not previous_start_gone(Instance("a", "r", f"{host}-elsewhere", 999_999_999))
+    assert previous_start_gone(Instance("a", "r", host, 999_999_999))
+
+
+def test_a_second_connector_with_the_same_name_is_refused_at_start(store_opener: Opener) -> None:
+    store = store_opener()
+    first = liveness(store, "a")
+    first.me = Instance("a", "first", socket.gethostname(), os.getppid())  # another process of this host, running
+    first.start()
+    try:
+        assert first.leads("corp")
+        second = liveness(store, "a")
+        with pytest.raises(StoreError, match=r"named 'a' runs on .* give each instance its own \[instance\] name"):
+            second.start()
+        second.stop()  # never registered: leaves the first one's directories and row alone
+        assert [i.run for i in store.live_instances()[1]] == ["first"] and store.ldap_leaders() == {"corp": "a"}
+    finally:
+        first.stop()
+
+
+def test_every_call_names_the_instance_in_its_user_agent(make_config, simulator) -> None:
+    config = make_config(instance={"name": "blue-7"})
+    with open_client(config) as client:
+        client.probe()
+    agents = {call.get("agent") for call in simulator.calls()}
+    if agents == {None}:
+        pytest.skip("this simulator does not log the User-Agent yet")
+    assert agents == {"verba-connector (instance blue-7)"}

@@ -1,0 +1,152 @@
+"""Instances sharing the store (connector/store/instances.py), on every backend: registration, heartbeats,
+a dead instance's claims and locks given back at once and in order, and one leader per directory."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from connector.store import EventState, Instance, Store, StoreError
+from connector.store.ownership import Claimant, ExtensionsBusy
+from tests.store.test_conformance import change
+
+LIVENESS = 5.0
+
+
+def start(store: Store, name: str, run: str, pid: int = 1, gone: bool = False) -> Instance:
+    instance = Instance(name, run, "host-1", pid)
+    store.register_instance(instance, LIVENESS, lambda previous: gone)
+    return instance
+
+
+def claim_as(store: Store, instance: Instance, worker: int = 0):
+    claim = store.claim(f"{instance.run}/{worker}", time.time(), 120.0)
+    assert claim is not None
+    return claim
+
+
+def age(store: Store, instance: Instance, seconds: float) -> None:
+    """Make `instance` silent for `seconds` by the store's clock (as if its process had stopped)."""
+    now, _ = store.live_instances()
+    with store._write() as conn:
+        conn.execute(store._sql("UPDATE instances SET heartbeat_at = %s WHERE run = %s"),
+                     (now - seconds, instance.run))
+
+
+def test_registered_instances_are_listed_with_the_stores_clock(store: Store) -> None:
+    start(store, "a", "run-a", pid=11)
+    start(store, "b", "run-b", pid=12)
+    now, instances = store.live_instances()
+    assert [(i.name, i.run, i.host, i.pid) for i in instances] == [("a", "run-a", "host-1", 11),
+                                                                  ("b", "run-b", "host-1", 12)]
+    assert all(0 <= now - i.heartbeat_at < 5 and abs(now - time.time()) < 5 for i in instances)
+
+
+def test_a_second_live_instance_of_the_same_name_is_refused(store: Store) -> None:
+    start(store, "a", "run-1", pid=11)
+    with pytest.raises(StoreError, match=r"named 'a' runs on host-1 \(pid 11\).*own \[instance\] name"):
+        start(store, "a", "run-2", pid=12)
+    assert [i.run for i in store.live_instances()[1]] == ["run-1"]
+
+
+def test_a_restarted_instance_gives_back_the_claims_of_its_previous_start(store: Store) -> None:
+    store.enqueue([change("alice", 1), change("bob", 1)])
+    first = start(store, "a", "run-1")
+    claims = [claim_as(store, first, 0), claim_as(store, first, 1)]
+    other = start(store, "b", "run-b")
+    kept = store.enqueue([change("carol", 1)])
+    claim_as(store, other)
+
+    assert store.register_instance(Instance("a", "run-2", "host-1", 2), LIVENESS, lambda previous: True) == 2
+    assert {store.get_event(i).state for c in claims for i in c.event_ids} == {EventState.PENDING}
+    assert store.get_event(kept[0]).state is EventState.IN_FLIGHT  # b's claim is b's
+    assert [i.run for i in store.live_instances()[1]] == ["run-2", "run-b"]
+
+
+def test_a_silent_instance_is_reaped_by_the_next_heartbeat_with_its_claims_and_locks(store: Store) -> None:
+    ids = store.enqueue([change("alice", 1), change("alice", 2, idem_key="a2"), change("bob", 1)])
+    dead, alive = start(store, "dead", "run-d"), start(store, "alive", "run-l")
+    claim = claim_as(store, dead)
+    alice = Claimant("scim", "alice", 7, "alice", 1.0)
+    store.begin_push(claim.owner, claim.lease_until, time.time(), alice, ["+1"], ["+1"])
+    store.note_breaker("dead", time.time(), None, "Verba down")
+    assert store.lead_directory("corp", "dead")
+
+    beat = store.heartbeat(alive, LIVENESS)
+    assert beat.reaped == [] and not beat.rejoined and not beat.displaced
+    age(store, dead, LIVENESS + 1)
+    beat = store.heartbeat(alive, LIVENESS)
+
+    assert [(instance.name, released) for instance, released in beat.reaped] == [("dead", 2)]
+    assert [i.name for i in store.live_instances()[1]] == ["alive"]
+    assert [store.get_event(i).state for i in ids[:2]] == [EventState.PENDING, EventState.PENDING]
+    again = claim_as(store, alive)  # at once, the user's events in order, the lease long from over
+    assert (again.external_id, again.event_ids, again.latest.id) == ("alice", tuple(ids[:2]), ids[1])
+    store.begin_push(again.owner, again.lease_until, time.time(), alice, ["+1"], ["+1"])  # the lock is free
+    assert store.open_breakers() == []
+    assert store.lead_directory("corp", "alive") and store.ldap_leaders() == {"corp": "alive"}
+
+
+def test_a_reaped_instance_that_beats_again_rejoins_and_its_late_results_change_nothing(store: Store) -> None:
+    store.enqueue([change("alice", 1)])
+    zombie, other = start(store, "z", "run-z"), start(store, "o", "run-o")
+    claim = claim_as(store, zombie)
+    age(store, zombie, LIVENESS + 1)
+    store.heartbeat(other, LIVENESS)
+
+    beat = store.heartbeat(zombie, LIVENESS)
+    assert beat.rejoined and not beat.displaced
+    store.complete(claim, [], None)  # its lease went with it: nothing settles
+    assert store.get_event(claim.event_ids[0]).state is EventState.PENDING
+    assert store.renew_lease(claim, time.time() + 60) is None
+
+
+def test_a_reaped_instance_whose_name_was_taken_is_displaced(store: Store) -> None:
+    old = start(store, "a", "run-1")
+    age(store, old, LIVENESS + 1)
+    start(store, "a", "run-2")  # the silent start counts as over
+    beat = store.heartbeat(old, LIVENESS)
+    assert beat.displaced and not beat.rejoined
+    assert [i.run for i in store.live_instances()[1]] == ["run-2"]
+
+
+def test_one_leader_per_directory_until_it_leaves_or_dies(store: Store) -> None:
+    a, b = start(store, "a", "run-a"), start(store, "b", "run-b")
+    assert store.lead_directory("corp", "a") and store.lead_directory("hr", "b")
+    assert not store.lead_directory("corp", "b") and not store.lead_directory("hr", "a")
+    assert store.lead_directory("corp", "a")  # a leader keeps it
+    assert store.ldap_leaders() == {"corp": "a", "hr": "b"}
+
+    assert store.leave_instance(a) == 0
+    assert store.ldap_leaders() == {"hr": "b"}
+    assert store.lead_directory("corp", "b")
+    age(store, b, LIVENESS + 1)
+    c = start(store, "c", "run-c")
+    store.heartbeat(c, LIVENESS)
+    assert store.lead_directory("corp", "c") and store.lead_directory("hr", "c")
+
+
+def test_a_directory_whose_leader_is_unregistered_is_free(store: Store) -> None:
+    store.lead_directory("corp", "ghost")  # never registered: e.g. its row went with a single-instance restart
+    start(store, "a", "run-a")
+    assert store.ldap_leaders() == {}
+    assert store.lead_directory("corp", "a")
+
+
+def test_single_instance_start_up_forgets_every_instance_and_leader(store: Store) -> None:
+    start(store, "a", "run-a")
+    store.lead_directory("corp", "a")
+    store.release_leases()
+    assert store.live_instances()[1] == [] and store.ldap_leaders() == {}
+
+
+def test_extension_locks_of_a_live_instance_stay(store: Store) -> None:
+    store.enqueue([change("alice", 1)])
+    a, b = start(store, "a", "run-a"), start(store, "b", "run-b")
+    claim = claim_as(store, a)
+    alice = Claimant("scim", "alice", 7, "alice", 1.0)
+    store.begin_push(claim.owner, claim.lease_until, time.time(), alice, ["+1"], ["+1"])
+    store.heartbeat(b, LIVENESS)
+    with pytest.raises(ExtensionsBusy):
+        store.begin_push("run-b/0", time.time() + 60, time.time(), alice, ["+1"], ["+1"])
