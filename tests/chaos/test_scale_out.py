@@ -16,8 +16,8 @@ What an operator relies on, and what this test checks:
 - no two instances ever worked on one extension at once: chaos/overlap.py over the simulator's
   call log, where each call's `agent` is its User-Agent, `verba-connector (instance NAME)`.
 
-The work directory (configs, connector-NAME.log, simulator.log) is pytest's tmp_path, named in
-every failure message.
+The work directory (configs, connector-NAME.log, simulator.log, and sim-calls.json, the
+simulator's call log) is pytest's tmp_path, named in every failure message.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import pytest
 
 from chaos import oracle
 from chaos.directory import Directory, slapd_available
-from chaos.overlap import instance_of, overlaps
+from chaos.overlap import EXTENSION_CALLS, instance_of, overlaps
 from chaos.processes import SCIM_TOKEN, Connector, Simulator
 from chaos.workload import Balancer, Counters, Model, ScimClient, Workload, read_back
 
@@ -59,30 +59,11 @@ DRAIN_SECONDS = 60.0
 
 
 def leader_of(status: dict[str, Any], directory: str = "corp") -> str | None:
-    """The instance polling [ldap.DIRECTORY], from `connector status --json`."""
-    entry = _find_directory(status, directory)
-    if entry is None:
-        raise AssertionError(f"`connector status --json` names no leader for ldap.{directory}: "
-                             f"{json.dumps(status)[:3000]}")
-    leader = entry["leader"]
+    """The instance polling [ldap.DIRECTORY]: `ldap_leaders` in `connector status --json` (None: nobody)."""
+    if "ldap_leaders" not in status:
+        raise AssertionError(f"`connector status --json` has no ldap_leaders: {json.dumps(status)[:3000]}")
+    leader = status["ldap_leaders"].get(directory)
     return None if leader is None else str(leader)
-
-
-def _find_directory(value: Any, directory: str, inside: bool = False) -> dict[str, Any] | None:
-    """The object holding `leader` for this directory: under a key naming it, or with it as `directory`/`name`."""
-    if isinstance(value, dict):
-        if "leader" in value and (inside or directory in (value.get("directory"), value.get("name"))):
-            return value
-        for key, item in value.items():
-            found = _find_directory(item, directory, inside or key in (directory, f"ldap.{directory}"))
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for item in value:
-            found = _find_directory(item, directory, inside)
-            if found is not None:
-                return found
-    return None
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
@@ -100,6 +81,11 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float =
 def events_by_id(instance: Connector) -> dict[int, dict[str, Any]]:
     """Every event in the store, by id (`connector events list --json`)."""
     return {int(event["id"]): event for event in instance.cli("events", "list", "--limit", "1000000")["events"]}
+
+
+def _user(event: dict[str, Any]) -> str:
+    change = event["change"]
+    return str(change["state"].get("userName") or f"{change['source']}/{change['external_id']}")
 
 
 def live_instances(status: dict[str, Any]) -> set[str]:
@@ -126,7 +112,7 @@ class Cluster:
         self.workloads: list[Workload] = []
         self.changes: list[tuple[float, str, str]] = []  # (when, LDAP uid, new number's digits)
         self.errors: list[str] = []  # of the harness's threads
-        self.facts: list[str] = [f"seed {seed}; configs, connector-NAME.log and simulator.log are in {workdir}"]
+        self.facts: list[str] = [f"seed {seed}; configs, logs and the simulator's call log are in {workdir}"]
         self.findings: list[str] = []  # what is wrong, one readable line each
         self.killed = ""
         self.survivors: list[str] = []
@@ -138,7 +124,9 @@ class Cluster:
     def start(self) -> None:
         self.sim.start()
         self.sim.faults({"operation": "*", "latency_ms": LATENCY_MS})
-        for instance in self.instances.values():
+        order = list(self.instances.values())
+        random.Random(self.seed).shuffle(order)  # the first one up is likely to lead the directory
+        for instance in order:
             instance.start()
 
     def start_load(self) -> None:
@@ -239,9 +227,13 @@ class Cluster:
                 events = events_by_id(self.survivor)
                 states = {i: events.get(i, {}).get("state") for i in sorted(self.in_flight)}
                 if all(state == "done" for state in states.values()):
-                    settled_at = max(float(events[i]["updated_at"]) for i in self.in_flight)
-                    self.facts.append(f"the {len(self.in_flight)} event(s) in flight at the kill were all done "
-                                      f"{settled_at - self.kill_at:.1f} s after it (their latest updated_at)")
+                    done = sorted((float(events[i]["updated_at"]) - self.kill_at, i) for i in self.in_flight)
+                    settled_at = self.kill_at + done[-1][0]
+                    slowest = ", ".join(f"event {i} ({_user(events[i])}) {delay:.1f} s" for delay, i in done[-3:])
+                    self.facts.append(f"the {len(done)} event(s) in flight at the kill were all done "
+                                      f"{done[-1][0]:.1f} s after it (by their updated_at; half by "
+                                      f"{max(0.0, done[len(done) // 2][0]):.1f} s; slowest: {slowest}); "
+                                      f"the slowest one's attempts: {self.attempts(done[-1][1])}")
                 elif any(state in ("dead", "held", "discarded") for state in states.values()):
                     self.findings.append(f"events in flight at the kill ended {states}, not all done")
                     settled_at = float("inf")
@@ -258,6 +250,13 @@ class Cluster:
         elif takeover_at - self.kill_at > TAKEOVER_SECONDS:
             self.findings.append(f"ldap.corp was taken over only {takeover_at - self.kill_at:.1f} s after the kill, "
                                  f"not within {TAKEOVER_SECONDS:g} s")
+
+    def attempts(self, event_id: int) -> str:
+        """An event's delivery attempts (`connector events show`), timed from the kill."""
+        shown = self.survivor.cli("events", "show", str(event_id))["attempts"]
+        return "; ".join(f"{a['at'] - self.kill_at:+.1f} s {a['outcome']}"
+                         + (f" ({a['cause']}: {str(a['error'])[:200]})" if a.get("cause") else "")
+                         for a in shown) or "none"
 
     def drain(self) -> None:
         """Wait until the watcher polled after the directory's last change and nothing is pending or in flight."""
@@ -298,13 +297,23 @@ class Cluster:
         """Who called Verba, that no two instances overlapped on one extension, and that the directory's
         last change (made after the kill, so polled by the new leader) reached Verba."""
         calls = self.sim.calls()
+        (self.workdir / "sim-calls.json").write_text(json.dumps(calls))  # for a post-mortem
         agents = {instance_of(call.get("agent")) for call in calls}
         if not agents <= set(NAMES) or not agents >= set(self.survivors):
             self.findings.append(f"SOAP calls came from {sorted(agents)}; expected instances {list(NAMES)} "
                                  "(User-Agent `verba-connector (instance NAME)`)")
         busy = [c for c in calls
                 if instance_of(c.get("agent")) == self.killed and c["started"] <= self.kill_at < c["at"]]
-        self.facts.append(f"{self.killed} had {len(busy)} SOAP call(s) under way at the kill")
+        if busy:
+            self.facts.append(f"{self.killed} had {len(busy)} SOAP call(s) under way at the kill: "
+                              + ", ".join(sorted(f"{c['operation']} {c['extension']}" for c in busy)))
+        else:
+            self.findings.append(f"{self.killed} had no SOAP call under way at the kill: the load is too light to "
+                                 "test taking over a dead instance's pushes")
+        checked = [c for c in calls if c["operation"] in EXTENSION_CALLS]
+        self.facts.append(f"{len(checked)} calls naming an extension checked for overlaps, from "
+                          + ", ".join(f"{name}: {sum(instance_of(c.get('agent')) == name for c in checked)}"
+                                      for name in NAMES))
         self.findings += [f"overlap: {line}" for line in overlaps(calls)]
         writes = ("createExtension", "updateExtension")
         blind = [c for c in calls if c["operation"] in writes and c["user_id"] is None]
@@ -328,6 +337,11 @@ class Cluster:
                 self.findings.append(f"instance {name} exited with status {code} on SIGTERM")
         for name, instance in self.instances.items():
             self.findings += [f"connector-{name}.log: {line[:600]}" for line in instance.log_errors()[1][:5]]
+        logs = [instance.log.read_text(errors="replace") for instance in self.instances.values()]
+        refused = sum(log.count('"cause": "lease_ending"') for log in logs)
+        pushes = sum(log.count('"message": "pushed ') for log in logs)
+        self.facts.append(f"{pushes} pushes done; {refused} attempt(s) gave up before a call (lease_ending): the "
+                          "lease ran too short for the next call before its renewal")
 
     def load_facts(self) -> str:
         sent = [n for w in self.workloads if isinstance(w.client.http, Balancer) for n in w.client.http.sent.values()]
