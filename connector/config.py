@@ -99,6 +99,17 @@ class InstanceConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DriftConfig:
+    """The scheduled drift check (connector/ops/drift.py): on a crontab line ("" for none) or every
+    `interval_seconds` (when above 0), reading Verba `concurrency` calls at a time; `repair` queues the fixes."""
+
+    schedule: str = "30 4 * * *"
+    interval_seconds: float = 0.0
+    repair: bool = False
+    concurrency: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
 class ScimClient:
     """One `[[scim.clients]]` entry: an identity provider and its bearer token."""
 
@@ -182,6 +193,7 @@ class Config:
     mapping_file: str
     delivery: DeliveryConfig
     instance: InstanceConfig = dataclasses.field(default_factory=InstanceConfig)
+    drift: DriftConfig = DriftConfig()
     ldap: dict[str, LdapConfig] = dataclasses.field(default_factory=dict)
     admin: AdminConfig = AdminConfig()
     scim: ScimConfig = ScimConfig()
@@ -212,6 +224,7 @@ _DELIVERY = {"workers": int, "max_attempts": int, "backoff_base_seconds": float,
              "guard_max_count": int, "guard_max_share": float, "guard_window_seconds": float,
              "breaker_window_seconds": float, "breaker_min_users": int, "probe_seconds": float}
 _INSTANCE = {"name": str, "heartbeat_seconds": float, "liveness_seconds": float}
+_DRIFT = {"schedule": str, "interval_seconds": float, "repair": bool, "concurrency": int}
 _ADMIN = {"listen": str}
 _LOGGING = {"format": str, "level": str}
 _SCIM = {"listen": str, "base_path": str, "max_body_bytes": int, "strict_attributes": bool, "clients": list}
@@ -224,7 +237,7 @@ _LDAP = {"url": str, "base": str, "dialect": str, "filter": str, "attributes": l
          "clock_tolerance_seconds": float, "scope_check_per_poll": int}
 _TABLES: dict[str, Mapping[str, type]] = {
     "store": _STORE, "target": _TARGET, "simulator": _SIMULATOR, "mapping": _MAPPING, "delivery": _DELIVERY,
-    "instance": _INSTANCE, "admin": _ADMIN, "logging": _LOGGING,
+    "instance": _INSTANCE, "drift": _DRIFT, "admin": _ADMIN, "logging": _LOGGING,
 }
 _WANTED = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
 _LIMITS: dict[str, Callable[[float], bool]] = {
@@ -270,6 +283,7 @@ def parse_config(data: dict[str, Any], path: str) -> Config:
         mapping_file=mapping_file,
         delivery=_delivery(tables["delivery"], problems),
         instance=_instance(tables["instance"], problems),
+        drift=_drift(tables["drift"], problems),
         admin=AdminConfig(**_listen(tables["admin"], "admin", problems)),
         scim=_scim(data.get("scim", {}), problems),
         logging=_logging(tables["logging"], problems),
@@ -420,6 +434,14 @@ def _instance(values: dict[str, Any], problems: list[str]) -> InstanceConfig:
     return instance
 
 
+def _drift(values: dict[str, Any], problems: list[str]) -> DriftConfig:
+    drift = DriftConfig(**values)
+    _limit("drift", drift, ("concurrency",), "be at least 1", problems)
+    _limit("drift", drift, ("interval_seconds",), "not be negative, use 0 or more", problems)
+    _check_cron(drift.schedule, "drift.schedule", problems)
+    return drift
+
+
 def _check_liveness(config: Config, problems: list[str]) -> None:
     """On a shared store, an instance cut off from it stops starting calls once its last heartbeat is older
     than the liveness timeout minus a call: a whole call and two heartbeats must fit in the timeout."""
@@ -565,12 +587,17 @@ def _check_reading(config: LdapConfig, key: str, problems: list[str]) -> None:
     if config.dialect == "ad" and config.page_size > AD_MAX_PAGE_SIZE:
         problems.append(f"{key}.page_size is {config.page_size}; Active Directory pages at most "
                         f"{AD_MAX_PAGE_SIZE} entries, use {AD_MAX_PAGE_SIZE} or less")
-    if config.full_sync_cron:
+    _check_cron(config.full_sync_cron, f"{key}.full_sync_cron", problems)
+
+
+def _check_cron(line: str, key: str, problems: list[str]) -> None:
+    """A problem unless `line` is a crontab line or "" (none)."""
+    if line:
         try:
-            CronTrigger.from_crontab(config.full_sync_cron)
+            CronTrigger.from_crontab(line)
         except ValueError as exc:
-            problems.append(f"{key}.full_sync_cron {config.full_sync_cron!r} is not a crontab line "
-                            f"({exc}); write five fields, e.g. \"0 3 * * *\", or \"\" for none")
+            problems.append(f"{key} {line!r} is not a crontab line ({exc}); write five fields, e.g. \"0 3 * * *\", "
+                            "or \"\" for none")
 
 
 def _check_guard(config: LdapConfig, key: str, problems: list[str]) -> None:

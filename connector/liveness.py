@@ -1,9 +1,10 @@
 """This connector instance among those sharing one store: it registers, heartbeats, gives back the claims
-of instances that died, fences itself when cut off from the store, and takes turns polling directories.
+of instances that died, fences itself when cut off from the store, and runs the tasks only one instance may run (polling
+an LDAP directory, the drift check) when no live instance does.
 
 Liveness is judged by the store's clock: an instance whose last heartbeat is older than
 `[instance] liveness_seconds` is dead, and the next heartbeat of any live instance returns its
-in-flight events to the queue, drops its extension locks and frees its directories. An instance cut
+in-flight events to the queue, drops its extension locks and frees its tasks. An instance cut
 off from a shared store fences itself: no call starts unless it can end before the others would
 count this instance dead.
 """
@@ -68,7 +69,7 @@ class Liveness:
 
     def stop(self) -> None:
         """Stop heartbeating and unregister (call it once the workers and pollers stopped): the other
-        instances take this one's directories at once instead of after the liveness timeout."""
+        instances take this one's tasks at once instead of after the liveness timeout."""
         self._stop.set()
         if not self._registered:
             return
@@ -105,7 +106,7 @@ class Liveness:
         self.last_beat = sent
         for dead, released in beat.reaped:
             log.warning("instance %s (%s, pid %d) silent for over %g s: counted dead; %d in-flight events back to "
-                        "the queue, its extension locks and directories freed", dead.name, dead.host, dead.pid,
+                        "the queue, its extension locks and tasks freed", dead.name, dead.host, dead.pid,
                         self.config.liveness_seconds, released)
         if beat.reaped:
             self.on_release()
@@ -118,17 +119,18 @@ class Liveness:
                       "more; stop it, and give each instance its own [instance] name", self.me.name)
             self.displaced = True
 
-    def leads(self, directory: str) -> bool:
-        """Whether this instance polls `directory` now (it takes it if nobody live does); logs each change."""
+    def leads(self, task: str) -> bool:
+        """Whether this instance runs `task` ("ldap.NAME", "drift") now; it takes it if no live instance does.
+        Logs each change."""
         if self.displaced:
             return False
-        leading = self.store.lead_directory(directory, self.me.name)
-        if leading and directory not in self._leading:
-            log.info("ldap %s: polled by this instance (%s) from now on", directory, self.me.name)
-            self._leading.add(directory)
-        elif not leading and directory in self._leading:
-            log.warning("ldap %s: another instance polls it now; this one (%s) stops", directory, self.me.name)
-            self._leading.discard(directory)
+        leading = self.store.lead(task, self.me.name)
+        if leading and task not in self._leading:
+            log.info("%s: run by this instance (%s) from now on", task, self.me.name)
+            self._leading.add(task)
+        elif not leading and task in self._leading:
+            log.warning("%s: another instance runs it now; this one (%s) stops", task, self.me.name)
+            self._leading.discard(task)
         return leading
 
     def _run(self) -> None:

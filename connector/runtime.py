@@ -16,6 +16,7 @@ from connector.config import Config, ConfigError
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.liveness import Liveness
 from connector.mapping import Mapping, load_mapping
+from connector.ops.drift import DriftCheck, DriftSchedule
 from connector.ops.health import create_admin_app
 from connector.ops.metrics import register_store
 from connector.simulator.app import create_app, load_seed
@@ -72,7 +73,9 @@ class Connector:
         self.pool = WorkerPool(deliverer, config.delivery.workers, config.delivery.idle_poll_seconds,
                                self.liveness.owner_prefix)
         self.liveness.on_release = self.pool.wake.set  # a dead instance's users are claimed at once
-        self.ldap = LdapScheduler(self.store, config.ldap, leads=self.liveness.leads)
+        check = DriftCheck(self.store, self.client, self.mapping, config.drift.concurrency)
+        self.drift = DriftSchedule(check, config.drift, self.liveness.leads)
+        self.ldap = LdapScheduler(self.store, config.ldap, leads=lambda name: self.liveness.leads(f"ldap.{name}"))
 
     def start(self) -> None:
         # SQLite: refuses a second connector on the file. Then this instance's last start gives back its claims.
@@ -87,14 +90,16 @@ class Connector:
                    "admin.listen")
         self.pool.start()
         self.ldap.start()
+        self.drift.start()
         self._start_scim()
 
     def stop(self) -> None:
         """Stop intake, let in-flight pushes finish, then close everything; nothing accepted is lost."""
         self._stop_servers("scim.listen")  # requests in progress finish and commit first
         self.ldap.stop()  # a running poll commits or leaves nothing
+        self.drift.stop()
         self.pool.stop()
-        self.liveness.stop()  # the other instances take its directories at once
+        self.liveness.stop()  # the other instances take its tasks at once
         self.client.close()
         self._stop_servers("admin.listen", "simulator.listen")
         self.store.close()

@@ -14,6 +14,7 @@ from connector.ops.report import (
     age,
     audit_line,
     counts_line,
+    drift_line,
     instance_line,
     ownership_lines,
     source_states,
@@ -52,9 +53,10 @@ def status(config_path: str, as_json: bool) -> None:
         counts = store.count_by_state()
         oldest = store.oldest_pending_at()
         summary = store.dead_letter_summary()
-        leaders = store.ldap_leaders()
+        leaders = store.leaders()
         sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()}, leaders)
         now, instances = store.live_instances()
+        drift = store.last_drift_run()
         conflicts = store.open_conflicts()
         clashes = store.extension_clashes()
         held = store.held_summary()
@@ -74,7 +76,8 @@ def status(config_path: str, as_json: bool) -> None:
                             "sources": sources,
                             "instances": [{**dataclasses.asdict(i), "silent_seconds": max(0.0, now - i.heartbeat_at)}
                                           for i in instances],
-                            "ldap_leaders": leaders,
+                            "leaders": leaders,
+                            "drift": drift,
                             "target": {"url": config.target_url, "state": target, "breakers": breakers}}))
         return
     click.echo(f"queue: {counts_line(counts)}")
@@ -83,6 +86,7 @@ def status(config_path: str, as_json: bool) -> None:
         click.echo(f"source {name}: {state}")
     for instance in instances:
         click.echo(instance_line(instance, now))
+    click.echo(drift_line(drift))
     click.echo(f"target: {config.target_url} {target}")
     click.echo("dead letters by cause:" if summary else "dead letters: none")
     for line in summary_lines(summary):

@@ -28,9 +28,10 @@ from connector.delivery.guard import StopRecordingGuard
 from connector.delivery.lease import LEASE_MARGIN_SECONDS, LeaseKeeper
 from connector.delivery.ownership import OwnershipPusher
 from connector.delivery.users import UserIdResolver
-from connector.mapping import Mapping, MappingFailure, UnresolvedUser
+from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
 from connector.ops.logs import correlation, correlation_id
-from connector.ops.metrics import COALESCED
+from connector.ops.metrics import COALESCED, SKIPPED
+from connector.records import ExtensionRecord
 from connector.store import Claim, Store, StoreError
 from connector.store.ownership import Claimant, ExtensionsBusy
 from connector.verba.client import VerbaClient
@@ -120,6 +121,12 @@ class Deliverer:
                 log.warning("%s/%s held by the stop-recording guard: %s", claim.source, claim.external_id, held,
                             extra={"event_ids": list(claim.event_ids), "cause": GUARD_CAUSE, "outcome": "held"})
                 return
+            if not claim.forced and self._confirmed(mapped, previous, user_id):
+                self.store.complete(lease.final(), mapped.upserts, user_id, sent=sent)
+                SKIPPED.inc()
+                log.info("%s/%s: records as Verba last confirmed them; nothing sent", claim.source, claim.external_id,
+                         extra={"event_ids": list(claim.event_ids), "verba_user_id": user_id, "outcome": "skipped"})
+                return
             known_extensions = {p.extension for p in previous}
             me = Claimant(claim.source, claim.external_id, user_id, self.mapping.login_name(change.state),
                           change.accepted_at)
@@ -154,6 +161,14 @@ class Deliverer:
                      claim.source, claim.external_id, len(outcome.written), len(outcome.stopped),
                      len(outcome.conflicts), len(outcome.left_alone),
                      extra={"event_ids": list(claim.event_ids), "verba_user_id": user_id, "outcome": "done"})
+
+    def _confirmed(self, mapped: MappedUser, previous: list[ExtensionRecord], user_id: int) -> bool:
+        """Whether Verba already holds what `mapped` would write: the same records as last pushed, nothing to
+        stop, and every extension last written (or seen) linked to this user."""
+        if mapped.deprovisions or set(mapped.upserts) != set(previous):
+            return False
+        owners = self.store.owners([r.extension for r in mapped.upserts])
+        return all(owners.get(r.extension) == user_id for r in mapped.upserts)
 
     def _failed(self, claim: Claim, cause: str, error: str, retryable: bool, max_attempts: int | None,
                 sent: list[dict[str, Any]]) -> None:
@@ -253,3 +268,4 @@ class WorkerPool:
             if not busy:
                 self.wake.wait(self.idle_poll_seconds)
                 self.wake.clear()
+

@@ -44,7 +44,7 @@ def readiness(store: Store, target_url: str, sources: dict[str, Callable[[], str
     except ConnectorError as exc:
         store_state = f"unwritable: {exc}"
     breakers = store.open_breakers() if store_state == "writable" else []
-    leaders = store.ldap_leaders() if store_state == "writable" else {}
+    leaders = store.leaders() if store_state == "writable" else {}
     target = target_state(target_url, breakers)
     source_states = {name: state() for name, state in sources.items()}
     if store_state != "writable":
@@ -54,7 +54,7 @@ def readiness(store: Store, target_url: str, sources: dict[str, Callable[[], str
     else:
         status, code = "ready", 200
     return code, {"status": status, "store": store_state, "target": target, "sources": source_states,
-                  "ldap_leaders": leaders}
+                  "leaders": leaders}
 
 
 def create_admin_app(store: Store, target_url: str,

@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connector.store import Store
+from connector.store import DriftRun, Store
 
 PUSHES = Counter(
     "connector_pushes_total", "SOAP calls to Verba by operation and answer status.", ["operation", "status"]
@@ -21,6 +21,8 @@ PUSH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 COALESCED = Counter("connector_events_coalesced_total", "Events delivered as part of a newer event's push.")
+SKIPPED = Counter("connector_pushes_skipped_total",
+                  "Pushes not sent: the user's records equal those Verba last confirmed (no SOAP call).")
 SCIM_REQUESTS = Counter(
     "connector_scim_requests_total", "SCIM requests by method and HTTP status.", ["method", "status"]
 )
@@ -126,11 +128,28 @@ class StoreCollector(Collector):
         for breaker in breakers:
             opened.add_metric([breaker.instance], breaker.opened_at)
         yield opened
+        yield from _drift_metrics(self.store.last_drift_run())
         accepted = CounterMetricFamily("connector_events_accepted", "Events accepted by source and kind.",
                                        labels=["source", "kind"])
         for source, kind, count in self.store.count_by_source_and_kind():
             accepted.add_metric([source, kind], count)
         yield accepted
+
+
+def _drift_metrics(run: DriftRun | None) -> Iterator[GaugeMetricFamily]:
+    """The last drift check's figures (connector/ops/drift.py); none before the first."""
+    if run is None:
+        return
+    yield GaugeMetricFamily("connector_drift_last_run_timestamp_seconds", "When the last drift check ended.",
+                            value=run.finished_at)
+    yield GaugeMetricFamily("connector_drift_last_run_duration_seconds", "How long the last drift check took.",
+                            value=run.finished_at - run.started_at)
+    yield GaugeMetricFamily("connector_drift_extensions_checked", "Extensions the last drift check compared.",
+                            value=run.extensions)
+    found = GaugeMetricFamily("connector_drift_found", "Drift the last check found, by kind.", labels=["kind"])
+    for kind, count in run.counts.items():
+        found.add_metric([kind], count)
+    yield found
 
 
 _registered: dict[int, StoreCollector] = {}

@@ -10,7 +10,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.config import Config
-from connector.store import Attempt, AuditEntry, EventState, Instance, LdapWatermark, OpenBreaker, StoredEvent
+from connector.store import (
+    Attempt,
+    AuditEntry,
+    DriftRun,
+    EventState,
+    Instance,
+    LdapWatermark,
+    OpenBreaker,
+    StoredEvent,
+)
 from connector.store.ownership import Claimant, Conflict
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -107,7 +116,7 @@ def _jsonable(value: object) -> Any:
 
 def source_states(config: Config, watermarks: dict[str, LdapWatermark], leaders: dict[str, str]) -> dict[str, str]:
     """One line per source: SCIM's address and clients, each LDAP directory's last run and the instance
-    polling it (`leaders`, by directory)."""
+    polling it (`leaders`: the instance running each task, "ldap.NAME" for a directory)."""
     clients = ", ".join(c.name for c in config.scim.clients) or "none configured (every request gets 401)"
     states = {"scim": f"{config.scim.url} clients: {clients}"}
     for name in sorted(config.ldap):
@@ -118,9 +127,21 @@ def source_states(config: Config, watermarks: dict[str, LdapWatermark], leaders:
             states[f"ldap.{name}"] = f"FAILED at {when(mark.last_run_at)}: {mark.last_error}"
         else:
             states[f"ldap.{name}"] = f"ok, last run {when(mark.last_run_at)}, {mark.known} users known"
-        if name in leaders:
-            states[f"ldap.{name}"] += f"; polled by instance {leaders[name]}"
+        if f"ldap.{name}" in leaders:
+            states[f"ldap.{name}"] += f"; polled by instance {leaders[f'ldap.{name}']}"
     return states
+
+
+def drift_line(run: DriftRun | None) -> str:
+    """The last drift check (connector/ops/drift.py), for `connector status`."""
+    if run is None:
+        return "drift: never checked (`connector drift`, or [drift] schedule in `connector run`)"
+    found = ", ".join(f"{kind} {n}" for kind, n in run.counts.items() if n)
+    repaired = "" if run.repaired is None else f"; {run.repaired} users queued for repair"
+    unchecked = f"; {run.unchecked} users not checked" if run.unchecked else ""
+    return (f"drift: last check {when(run.finished_at)} ({run.trigger}, {age(run.finished_at - run.started_at)}): "
+            f"{run.extensions} extensions of {run.users} users, {f'DRIFT {found}' if found else 'in step'}"
+            f"{unchecked}{repaired}")
 
 
 def instance_line(instance: Instance, now: float) -> str:

@@ -7,6 +7,17 @@ GET    /_sim/calls          the call log: [{seq, started, at, operation, status,
 DELETE /_sim/calls          clear the call log
 GET    /_sim/state          environments, users, extensions (with user_id) and active_tokens
 POST   /_sim/users          add a Verba user: {loginName, id?, eid?, displayName?, email?, externalId?}
+PUT    /_sim/extensions/{eid}/{extension}
+                            edit an extension behind the connector's back (drift), creating it if absent:
+                            a JSON object with any of recordingMode (FULL, ON_DEMAND, CONTROLLED or null),
+                            voice, im, video, screenCaptureEnabled (true, false or null) and user_id (a
+                            user of that environment, or null to unlink); the fields left out keep their
+                            value. Answers the extension as /_sim/state shows it, 201 when created, else
+                            200; 400 {"error": ...} for an unknown field, a wrong type, an unknown user or
+                            environment. Not a SOAP call: it never shows in the call log
+DELETE /_sim/extensions/{eid}/{extension}
+                            remove the extension behind the connector's back (204), or 404 {"error": ...}
+                            when there is none; not in the call log either
 GET    /_sim/faults         the fault rules still live
 POST   /_sim/faults         add fault rules (one object or a list), see faults.py
 DELETE /_sim/faults         remove every fault rule
@@ -86,6 +97,17 @@ def routes(sim: Simulator) -> list[Route]:
             sim.state.set_missing_extension(data["missing_extension"])
         return JSONResponse(sim.state.behaviour())
 
+    async def put_extension(request: Request) -> Response:
+        eid, number = request.path_params["eid"], request.path_params["extension"]
+        extension, created = sim.state.edit_extension(eid, number, await _json(request))
+        return JSONResponse(extension.to_json(), status_code=201 if created else 200)
+
+    async def delete_extension(request: Request) -> Response:
+        eid, number = request.path_params["eid"], request.path_params["extension"]
+        if sim.state.delete_extension(eid, number) is None:
+            return JSONResponse({"error": f"no extension {number!r} in environment {eid!r}"}, status_code=404)
+        return Response(status_code=204)
+
     async def reset(request: Request) -> Response:
         sim.state.reset()
         sim.calls.clear()
@@ -104,6 +126,8 @@ def routes(sim: Simulator) -> list[Route]:
         Route("/_sim/behaviour", get_behaviour, methods=["GET"]),
         Route("/_sim/behaviour", _bad_request_on_value_error(set_behaviour), methods=["POST"]),
         Route("/_sim/reset", reset, methods=["POST"]),
+        Route("/_sim/extensions/{eid}/{extension}", _bad_request_on_value_error(put_extension), methods=["PUT"]),
+        Route("/_sim/extensions/{eid}/{extension}", delete_extension, methods=["DELETE"]),
     ]
 
 

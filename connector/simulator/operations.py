@@ -23,6 +23,10 @@ POST /_sim/behaviour), one of MISSING_EXTENSION_SHAPES:
 - "error_illegal_argument": both answer ERROR_ILLEGAL_ARGUMENT, "Extension <extension> does
   not exist in environment <eid>".
 createExtension is the same in every shape.
+Inferred: listUsers answers each user's extensions (<extensions>, shaped like getExtension's
+<extension> without the user) unless skipExtensions is true; the flag exists, so the default
+lists them. Guessed (the vendor's page was not found): listExtensions' filter and answer, after
+listUsers' (see list_extensions).
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ FLAGS = (("voice", "voice"), ("im", "im"), ("video", "video"), ("screenCaptureEn
 TOKEN_MESSAGE = "This token is expired or never got authenticated."
 USER_NOT_FOUND = "com.verba.web.user.UserNotFoundException"
 FLAT_STATUS = frozenset({"createExtension", "updateExtension", "releaseToken"})  # return/statusCode
-PAYLOAD_FIRST = frozenset({"getExtension"})  # JAX-WS writes <extension> before <status>
+# JAX-WS writes <extension> (getExtension) and <extensionCount>/<extensions> (listExtensions) before <status>
+PAYLOAD_FIRST = frozenset({"getExtension", "listExtensions"})
 # How a missing extension is answered (see the module docstring); the first is the default.
 MISSING_EXTENSION_SHAPES = ("ok_empty", "error_general", "error_illegal_argument")
 
@@ -185,11 +190,12 @@ def flag(fields: dict[str, etree._Element], name: str) -> bool | None:
         raise Refusal(ILLEGAL, f"{name} must be a boolean (true, false, 1 or 0), got {text(fields, name)!r}") from None
 
 
-def extension_xml(state: State, ext: Extension) -> str:
+def extension_xml(state: State, ext: Extension, tag: str = "extension", *, with_user: bool = True) -> str:
+    """The extension as getExtension answers it: with its full user, unless `with_user` is False."""
     env = state.environment(eid=ext.eid)
-    user = state.users.get(ext.user_id) if ext.user_id is not None else None
+    user = state.users.get(ext.user_id) if with_user and ext.user_id is not None else None
     return (
-        "<extension>"
+        f"<{tag}>"
         + element("eid", ext.eid)
         + element("environmentShortName", env.short_name if env else None)
         + element("extension", ext.extension)
@@ -200,8 +206,44 @@ def extension_xml(state: State, ext: Extension) -> str:
         + ("" if user is None else user_xml(state, user, "user"))
         + element("video", ext.video)
         + element("voice", ext.voice)
-        + "</extension>"
+        + f"</{tag}>"
     )
+
+
+def list_extensions(state: State, call: Call) -> str:
+    """listExtensions: its filter is guessed (the vendor's page was not found), after listUsers'.
+
+    filter{environmentFilter?, extension?, extensionExact?, userId?, justCount?}: no environment
+    filter means every environment; `extension` matches as listUsers' criteria do (exact, or
+    case-insensitive "contains"); `userId` keeps the extensions linked to that user. Answers
+    <extensionCount> when justCount, else one <extensions> per extension, each as getExtension's.
+    """
+    authorize(state, call)
+    fields = children(call.fields.get("filter"))
+    envs = state.environments
+    if "environmentFilter" in fields:
+        envs = [filtered_environment(state, children(fields["environmentFilter"]))]
+    eids = {env.eid for env in envs}
+    try:
+        number = matcher(fields, "extension")
+        just_count = soap.boolean(text(fields, "justCount"))
+    except ValueError as exc:
+        raise Refusal(ILLEGAL, f"Not a boolean: {exc}") from None
+    raw_user_id = text(fields, "userId")
+    user_id = None
+    if raw_user_id is not None:
+        try:
+            user_id = int(raw_user_id.strip())
+        except ValueError:
+            raise Refusal(ILLEGAL, f"userId must be an integer, got {raw_user_id!r}") from None
+    found = [
+        ext
+        for ext in state.extensions.values()
+        if ext.eid in eids and number(ext.extension) and (user_id is None or ext.user_id == user_id)
+    ]
+    if just_count:
+        return element("extensionCount", len(found))
+    return "".join(extension_xml(state, ext, "extensions") for ext in found)
 
 
 # environments
@@ -238,23 +280,26 @@ def list_users(state: State, call: Call) -> str:
         external = matcher(fields, "externalId")
         extension = matcher(fields, "extension")
         just_count = soap.boolean(text(fields, "justCount"))
+        skip_extensions = soap.boolean(text(fields, "skipExtensions"))
     except ValueError as exc:
         raise Refusal(ILLEGAL, f"Not a boolean: {exc}") from None
-    owned: dict[int, list[str]] = {}
+    users = [user for user in state.users.values()
+             if user.eid in eids and login(user.login_name) and external(user.external_id)]
+    # The extensions of the users found so far only: one pass, however many users Verba has.
+    ids = {user.id for user in users}
+    owned: dict[int, list[Extension]] = {}
     for ext in state.extensions.values():
-        if ext.user_id is not None:
-            owned.setdefault(ext.user_id, []).append(ext.extension)
-    users = [
-        user
-        for user in state.users.values()
-        if user.eid in eids
-        and login(user.login_name)
-        and external(user.external_id)
-        and (extension.unset or any(extension(number) for number in owned.get(user.id, [])))
-    ]
+        if ext.user_id in ids:
+            owned.setdefault(ext.user_id, []).append(ext)
+    if not extension.unset:
+        users = [user for user in users if any(extension(ext.extension) for ext in owned.get(user.id, []))]
     if just_count:
         return element("userCount", len(users))
-    return "".join(user_xml(state, user, "users") for user in users)
+    # Each user's extensions unless skipExtensions is true (the flag exists, so the default lists them).
+    return "".join(
+        user_xml(state, user, "users", extensions=None if skip_extensions else owned.get(user.id, []))
+        for user in users
+    )
 
 
 class Matcher:
@@ -302,7 +347,8 @@ def create_user(state: State, call: Call) -> str:
     return user_xml(state, user, "user")
 
 
-def user_xml(state: State, user: User, tag: str) -> str:
+def user_xml(state: State, user: User, tag: str, *, extensions: list[Extension] | None = None) -> str:
+    """The user; with `extensions`, each as an <extensions> shaped like getExtension's, without its user."""
     env = state.environment(eid=user.eid)
     return (
         f"<{tag}>"
@@ -310,6 +356,7 @@ def user_xml(state: State, user: User, tag: str) -> str:
         + element("eid", user.eid)
         + element("email", user.email)
         + element("environmentShortName", env.short_name if env else None)
+        + "".join(extension_xml(state, ext, "extensions", with_user=False) for ext in extensions or ())
         + element("externalId", user.external_id)
         + element("id", user.id)
         + element("loginName", user.login_name)
@@ -326,6 +373,7 @@ OPERATIONS: dict[str, Handler] = {
     "updateExtension": update_extension,
     "getExtension": get_extension,
     "listUsers": list_users,
+    "listExtensions": list_extensions,
     "createUser": create_user,
 }
 

@@ -20,6 +20,15 @@ DEFAULT_SEED: dict[str, Any] = {
 }
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
+# What PUT /_sim/extensions/{eid}/{extension} may set: JSON name -> Extension attribute.
+EDITABLE_FIELDS = {
+    "recordingMode": "recording_mode",
+    "voice": "voice",
+    "im": "im",
+    "video": "video",
+    "screenCaptureEnabled": "screen_capture_enabled",
+    "user_id": "user_id",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +175,57 @@ class State:
         for name in ("recording_mode", "voice", "im", "video", "screen_capture_enabled", "user_id"):
             setattr(existing, name, fields.get(name))
         return existing
+
+    def edit_extension(self, eid: str, extension: str, changes: Any) -> tuple[Extension, bool]:
+        """Set some fields of an extension behind the connector's back (not a SOAP call), creating it
+        if it does not exist: the extension and whether it was created. `changes` is JSON with any of
+        EDITABLE_FIELDS; `user_id` is an int of a user in the same environment, or None to unlink.
+        Raises ValueError for anything else."""
+        example = '{"recordingMode": "ON_DEMAND", "user_id": 4}'
+        if not isinstance(changes, dict):
+            raise ValueError(f"PUT a JSON object of the fields to set, such as {example}")
+        unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown field {', '.join(map(repr, unknown))}; the fields are {', '.join(EDITABLE_FIELDS)}"
+            )
+        with self.lock:
+            if self.environment(eid=eid) is None:
+                raise ValueError(f"eid {eid!r} is not a seeded environment")
+            for name, value in changes.items():
+                self._check_edit(name, value, eid)
+            key = (eid, extension)
+            found = self.extensions.get(key)
+            created = found is None
+            if found is None:
+                found = self.put_extension(eid, extension)
+            for name, value in changes.items():
+                setattr(found, EDITABLE_FIELDS[name], value)
+            return found, created
+
+    def delete_extension(self, eid: str, extension: str) -> Extension | None:
+        """Remove an extension behind the connector's back (not a SOAP call): the one removed, or None."""
+        with self.lock:
+            return self.extensions.pop((eid, extension), None)
+
+    def _check_edit(self, name: str, value: Any, eid: str) -> None:
+        from connector.simulator.operations import RECORDING_MODES  # operations imports this module
+
+        if value is None:
+            return
+        if name == "recordingMode":
+            if value not in RECORDING_MODES:
+                raise ValueError(f"recordingMode must be one of {', '.join(RECORDING_MODES)} or null, got {value!r}")
+        elif name == "user_id":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"user_id must be an integer, or null to unlink, got {value!r}")
+            user = self.users.get(value)
+            if user is None:
+                raise ValueError(f"user_id {value} is not a Verba user")
+            if user.eid != eid:
+                raise ValueError(f"user_id {value} is a user of environment {user.eid}, not {eid}")
+        elif not isinstance(value, bool):
+            raise ValueError(f"{name} must be true, false or null, got {value!r}")
 
     def _add_seed_extension(self, data: dict[str, Any], where: str) -> None:
         eid = data.get("eid") or self.environments[0].eid

@@ -1,5 +1,6 @@
 """The connector instances sharing the store: who lives (by heartbeats on the database's clock), whose
-claims go back to the queue when one dies, and which instance polls each LDAP directory."""
+claims go back to the queue when one dies, and which instance runs each task only one may run (polling an
+LDAP directory, the drift check)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class Instances(Database):
         return released
 
     def heartbeat(self, me: Instance, liveness_seconds: float) -> Beat:
-        """Record that `me` lives, and give back the claims, extension locks and directories of every
+        """Record that `me` lives, and give back the claims, extension locks and tasks of every
         instance silent for over `liveness_seconds` (removing it). One transaction."""
         with self._write() as conn:
             self._lock(conn, "connector.instances")
@@ -75,7 +76,7 @@ class Instances(Database):
 
     def leave_instance(self, me: Instance) -> int:
         """Unregister `me` at a clean stop: its claims (none once its workers stopped), locks and
-        directories are given back at once; returns how many events went back."""
+        tasks are given back at once; returns how many events went back."""
         with self._write() as conn:
             self._lock(conn, "connector.instances")
             return self._release(conn, me)
@@ -86,19 +87,19 @@ class Instances(Database):
         with self._read() as conn:
             return self._now(conn), [_instance(row) for row in conn.execute(self._q["instances"])]
 
-    def lead_directory(self, directory: str, name: str) -> bool:
-        """Whether instance `name` polls `directory`: it takes it if nobody does or the leader is no longer
-        registered, and keeps it while it leads."""
+    def lead(self, task: str, name: str) -> bool:
+        """Whether instance `name` runs `task` ("ldap.NAME", "drift"): it takes it if nobody does or the
+        leader is no longer registered, and keeps it while it leads."""
         with self._read() as conn:  # one statement: its own transaction
-            return conn.execute(self._q["lead_directory"], (directory, name, time.time())).fetchone() is not None
+            return conn.execute(self._q["lead"], (task, name, time.time())).fetchone() is not None
 
-    def ldap_leaders(self) -> dict[str, str]:
-        """The registered instance that polls each directory, by directory name."""
+    def leaders(self) -> dict[str, str]:
+        """The registered instance that runs each task, by task."""
         with self._read() as conn:
-            return {row["directory"]: row["instance"] for row in conn.execute(self._q["ldap_leaders"])}
+            return {row["task"]: row["instance"] for row in conn.execute(self._q["leaders"])}
 
     def _release(self, conn: Any, instance: Instance) -> int:
-        """Unregister `instance`: its claims go back to pending, its extension locks, directories and breaker go."""
+        """Unregister `instance`: its claims go back to pending, its extension locks, tasks and breaker go."""
         released = int(conn.execute(self._q["release_run"], (time.time(), instance.owners)).rowcount)
         conn.execute(self._q["unlock_run"], (instance.owners,))
         conn.execute(self._q["forget_leadership"], (instance.name,))

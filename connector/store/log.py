@@ -42,6 +42,20 @@ class Attempt:
 
 
 @dataclasses.dataclass(frozen=True)
+class DriftRun:
+    """One drift check (connector/ops/drift.py): what it checked and found. Times are Unix seconds."""
+
+    started_at: float
+    finished_at: float
+    users: int
+    extensions: int  # extension records compared with Verba
+    counts: dict[str, int]  # drift found, by kind ("missing", "unlinked", "other_user", "settings", "extra")
+    unchecked: int  # users that could not be checked (no Verba user, mapping failure, a push under way)
+    repaired: int | None  # users queued for repair; None: a check without repair
+    trigger: str  # "cli" or "schedule"
+
+
+@dataclasses.dataclass(frozen=True)
 class OpenBreaker:
     """A connector instance whose circuit breaker on the target is open (connector/delivery/breaker.py)."""
 
@@ -140,7 +154,7 @@ class EventLog(Database):
 
     def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0, approve: bool = False) -> int:
         """Make dead or held events, and done events with an open extension conflict, pending again
-        with attempts reset; return how many.
+        with attempts reset and forced (pushed even if nothing changed); return how many.
 
         The i-th of them in id order (from 0) is due at `now + i * spacing`, to pace a replay.
         `approve` marks them approved by an operator, so the stop-recording guard lets them pass.
@@ -194,6 +208,23 @@ class EventLog(Database):
         with self._read() as conn:
             return [OpenBreaker(row["instance"], float(row["opened_at"]), row["probed_at"], row["error"],
                                 float(row["updated_at"])) for row in conn.execute(self._q["open_breakers"])]
+
+    def user_keys(self) -> list[tuple[str, str]]:
+        """The (source, external_id) of every user an event was ever accepted for, in order."""
+        return [(source, external_id) for source, external_id in self._rows("user_keys", ("source", "external_id"))]
+
+    def add_drift_run(self, run: DriftRun) -> None:
+        with self._read() as conn:
+            conn.execute(self._q["add_drift_run"], (run.started_at, run.finished_at, run.users, run.extensions,
+                                                    to_json(run.counts, "drift counts"), run.unchecked,
+                                                    run.repaired, run.trigger))
+
+    def last_drift_run(self) -> DriftRun | None:
+        with self._read() as conn:
+            row = conn.execute(self._q["last_drift_run"]).fetchone()
+        return None if row is None else DriftRun(
+            float(row["started_at"]), float(row["finished_at"]), row["users"], row["extensions"],
+            json.loads(row["counts"]), row["unchecked"], row["repaired"], row["trigger"])
 
     def _one(self, query: str, params: tuple[Any, ...], column: str) -> Any:
         """`column` of the query's first row, or None."""

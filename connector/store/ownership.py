@@ -101,6 +101,12 @@ class ExtensionOwnership(Database):
             {"source": source, "external_id": external_id, "extension": record.extension,
              "record": json.dumps(record.to_dict()), "at": now} for record in records])
 
+    def remember_pushed(self, source: str, external_id: str, records: Sequence[ExtensionRecord]) -> None:
+        """Add `records` to the user's last pushed extensions (after the others), so that the user's next
+        push deprovisions those its state no longer maps to."""
+        with self._write() as conn:
+            self._note_pushing(conn, source, external_id, records)
+
     def begin_push(self, lock_owner: str, lock_until: float, now: float, claimant: Claimant, wanted: Sequence[str],
                    extensions: Sequence[str], first_pushes: Sequence[ExtensionRecord] = ()) -> PushPlan:
         """Lock `extensions` (all the push touches) for `lock_owner` until `lock_until`, make `wanted`
@@ -177,6 +183,18 @@ class ExtensionOwnership(Database):
             waiting.update((row["source"], row["external_id"]) for row in conn.execute(q["waiting_on"], (extension,)))
         waiting.discard(me)
         return sorted(waiting)
+
+    def owners(self, extensions: Sequence[str]) -> dict[str, int]:
+        """The Verba user the connector last wrote (or saw) each of `extensions` linked to; unknown ones left out."""
+        with self._read() as conn:
+            rows = [conn.execute(self._q["owner"], (extension,)).fetchone() for extension in extensions]
+        return {extension: int(row["verba_user_id"]) for extension, row in zip(extensions, rows, strict=True) if row}
+
+    def forget_owners(self, extensions: Sequence[str]) -> None:
+        """Forget who holds `extensions` (a drift check saw them gone or linked elsewhere): their next push asks
+        Verba first instead of updating them directly."""
+        with self._write() as conn:
+            conn.cursor().executemany(self._q["forget_owner"], [(extension,) for extension in extensions])
 
     def source_users_of(self, verba_user_id: int) -> list[tuple[str, str]]:
         """The (source, external_id) of the connector's users linked to this Verba user id."""

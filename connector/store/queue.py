@@ -63,23 +63,26 @@ class Claim:
     attempts: int  # the highest attempt count in the batch, this attempt included
     owner: str = ""
     lease_until: float = 0.0
+    forced: bool = False  # an operator's replay or a drift repair: pushed even if nothing changed
 
 
 class EventQueue(ExtensionOwnership, Database):
     """Intake and delivery. Every write is one transaction; one user never has two batches in flight."""
 
-    def enqueue(self, changes: Sequence[UserChange], *, state: EventState = EventState.PENDING) -> list[int]:
+    def enqueue(self, changes: Sequence[UserChange], *, state: EventState = EventState.PENDING,
+                forced: bool = False) -> list[int]:
         """Store all changes in one transaction (all or nothing) and return their ids.
 
         A change whose `idem_key` is already stored is skipped (its id is not returned). A new
         event is due at its `accepted_at`. A state that is not JSON (or that the database cannot
         hold, such as a NUL on PostgreSQL) raises ValueError and nothing of the batch is stored.
+        `forced` events are pushed even if the user's records equal those Verba last confirmed.
         """
         state = EventState(state)
         if state is EventState.IN_FLIGHT:
             raise ValueError("events cannot be enqueued in flight; enqueue them pending or held")
         now = time.time()
-        rows = [event_row(change, state.value, now) for change in changes]
+        rows = [event_row(change, state.value, now, forced=forced) for change in changes]
         if not rows:
             return []
         # One INSERT commits by itself: no BEGIN and COMMIT round trips for a single change.
@@ -106,7 +109,8 @@ class EventQueue(ExtensionOwnership, Database):
             return None
         events = sorted((stored_event(row) for row in rows), key=lambda event: event.id)
         return Claim(events[0].change.source, events[0].change.external_id, tuple(event.id for event in events),
-                     events[-1], max(event.attempts for event in events), owner, lease_until)
+                     events[-1], max(event.attempts for event in events), owner, lease_until,
+                     any(row["forced"] for row in rows))
 
     def _claim_next_user(self, conn: Any, owner: str, now: float, lease_until: float) -> list[Any]:
         """Claim the pending events of the first due user whose lock is free; [] if there is none."""

@@ -203,17 +203,42 @@ class VerbaClient:
             )
         return _user_id(users[0], "listUsers")
 
+    def user_extensions(self, login_name: str) -> list[dict[str, Any]] | None:
+        """The extensions Verba links to the user with this exact login name in the configured
+        environment, as Verba holds them now (for drift checks); None when there is no such user.
+
+        One listUsers call (loginName exact, skipExtensions false; groups and roles skipped). Each
+        extension is a dict with the keys of `get_extension`: id, extension, user_id, user_login_name,
+        recording_mode, voice, im, video, screen_capture_enabled, eid, environment_short_name, where
+        user_id and user_login_name are the listed user's and any field Verba leaves out is None.
+        A user without extensions gives []. Raises VerbaMalformedResponse when listUsers finds several
+        users for the exact login name or answers a user without an integer id, VerbaStatusError for a
+        non-OK status, and the client's other VerbaErrors (transport, auth) as every call does.
+        """
+        users = self._users(loginName=login_name, loginNameExact=True, skip_extensions=False)
+        if not users:
+            return None
+        if len(users) > 1:
+            raise VerbaMalformedResponse(
+                f"listUsers returned {len(users)} users for the exact loginName {login_name!r}"
+            )
+        user = users[0]
+        user_id = _user_id(user, "listUsers")
+        owner = {"user_id": user_id, "user_login_name": field(user, "loginName")}
+        return [{**_extension_dict(extension), **owner} for extension in field(user, "extensions") or []]
+
     def probe(self) -> None:
         """One cheap authenticated read (listUsers for the API login name, nothing else asked for), to see
         whether Verba answers at all; raises VerbaError if it does not."""
         self._users(loginName=self._login or "", loginNameExact=True)
 
-    def _users(self, **criteria: Any) -> list[Any]:
-        """listUsers in the configured environment with these filter criteria."""
+    def _users(self, *, skip_extensions: bool = True, **criteria: Any) -> list[Any]:
+        """listUsers in the configured environment with these filter criteria; groups and roles skipped,
+        extensions too unless `skip_extensions` is False."""
         value, status = self._call(
             "listUsers",
             filter={"environmentFilter": self._environment_filter(), **criteria,
-                    "skipExtensions": True, "skipGroups": True, "skipRoles": True},
+                    "skipExtensions": skip_extensions, "skipGroups": True, "skipRoles": True},
         )
         status.check("listUsers")
         return list(field(value, "users") or [])
@@ -541,7 +566,7 @@ _EXTENSION_FIELDS = ("id", "extension", "user_id", "user_login_name", "recording
 
 
 def _extension_dict(value: Any) -> dict[str, Any]:
-    """The fields of `_EXTENSION_FIELDS` from a getExtension answer."""
+    """The fields of `_EXTENSION_FIELDS` from a getExtension answer (or a listed user's extension)."""
     user = field(value, "user")
     return {
         "id": field(value, "id"),

@@ -113,7 +113,7 @@ def test_an_instance_whose_name_was_taken_stops_calling_and_polling(store_opener
     store.register_instance(Instance("a", "new-run", socket.gethostname(), 1), 0.3, lambda previous: True)
     with caplog.at_level(logging.ERROR, logger="connector.instance"):
         old.beat()
-    assert old.displaced and old.calls_until() == -math.inf and not old.leads("corp")
+    assert old.displaced and old.calls_until() == -math.inf and not old.leads("ldap.corp")
     assert any("another connector took the name 'a'" in r.getMessage() for r in caplog.records)
 
 
@@ -124,13 +124,13 @@ def test_leadership_changes_are_logged_once(store_opener: Opener, caplog) -> Non
     b.start()
     try:
         with caplog.at_level(logging.INFO, logger="connector.instance"):
-            assert a.leads("corp") and a.leads("corp") and not b.leads("corp")
+            assert a.leads("ldap.corp") and a.leads("ldap.corp") and not b.leads("ldap.corp")
             a.stop()
-            assert b.leads("corp") and b.leads("corp")
-        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ldap corp")]
-        assert lines == ["ldap corp: polled by this instance (a) from now on",
-                         "ldap corp: polled by this instance (b) from now on"]
-        assert store.ldap_leaders() == {"corp": "b"}
+            assert b.leads("ldap.corp") and b.leads("ldap.corp")
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ldap.corp")]
+        assert lines == ["ldap.corp: run by this instance (a) from now on",
+                         "ldap.corp: run by this instance (b) from now on"]
+        assert store.leaders() == {"ldap.corp": "b"}
     finally:
         b.stop()
 
@@ -149,12 +149,12 @@ def test_a_second_connector_with_the_same_name_is_refused_at_start(store_opener:
     first.me = Instance("a", "first", socket.gethostname(), os.getppid())  # another process of this host, running
     first.start()
     try:
-        assert first.leads("corp")
+        assert first.leads("ldap.corp")
         second = liveness(store, "a")
         with pytest.raises(StoreError, match=r"named 'a' runs on .* give each instance its own \[instance\] name"):
             second.start()
         second.stop()  # never registered: leaves the first one's directories and row alone
-        assert [i.run for i in store.live_instances()[1]] == ["first"] and store.ldap_leaders() == {"corp": "a"}
+        assert [i.run for i in store.live_instances()[1]] == ["first"] and store.leaders() == {"ldap.corp": "a"}
     finally:
         first.stop()
 

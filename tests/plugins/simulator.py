@@ -62,6 +62,16 @@ class Simulator:
     def expire_tokens(self) -> None:
         self.http.post("/_sim/expire-tokens").raise_for_status()
 
+    def edit_extension(self, extension: str, **fields: Any) -> None:
+        """Change an extension behind the connector's back (as an admin in Verba's UI would)."""
+        self.http.put(f"/_sim/extensions/0000/{extension}", json=fields).raise_for_status()
+
+    def delete_extension(self, extension: str) -> None:
+        self.http.delete(f"/_sim/extensions/0000/{extension}").raise_for_status()
+
+    def clear_calls(self) -> None:
+        self.http.delete("/_sim/calls").raise_for_status()
+
 
 def write_seed(path: Path, users: list[dict[str, Any]], extensions: list[dict[str, Any]]) -> Path:
     seed = {

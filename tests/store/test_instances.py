@@ -71,7 +71,7 @@ def test_a_silent_instance_is_reaped_by_the_next_heartbeat_with_its_claims_and_l
     alice = Claimant("scim", "alice", 7, "alice", 1.0)
     store.begin_push(claim.owner, claim.lease_until, time.time(), alice, ["+1"], ["+1"])
     store.note_breaker("dead", time.time(), None, "Verba down")
-    assert store.lead_directory("corp", "dead")
+    assert store.lead("ldap.corp", "dead")
 
     beat = store.heartbeat(alive, LIVENESS)
     assert beat.reaped == [] and not beat.rejoined and not beat.displaced
@@ -85,7 +85,7 @@ def test_a_silent_instance_is_reaped_by_the_next_heartbeat_with_its_claims_and_l
     assert (again.external_id, again.event_ids, again.latest.id) == ("alice", tuple(ids[:2]), ids[1])
     store.begin_push(again.owner, again.lease_until, time.time(), alice, ["+1"], ["+1"])  # the lock is free
     assert store.open_breakers() == []
-    assert store.lead_directory("corp", "alive") and store.ldap_leaders() == {"corp": "alive"}
+    assert store.lead("ldap.corp", "alive") and store.leaders() == {"ldap.corp": "alive"}
 
 
 def test_a_reaped_instance_that_beats_again_rejoins_and_its_late_results_change_nothing(store: Store) -> None:
@@ -113,32 +113,32 @@ def test_a_reaped_instance_whose_name_was_taken_is_displaced(store: Store) -> No
 
 def test_one_leader_per_directory_until_it_leaves_or_dies(store: Store) -> None:
     a, b = start(store, "a", "run-a"), start(store, "b", "run-b")
-    assert store.lead_directory("corp", "a") and store.lead_directory("hr", "b")
-    assert not store.lead_directory("corp", "b") and not store.lead_directory("hr", "a")
-    assert store.lead_directory("corp", "a")  # a leader keeps it
-    assert store.ldap_leaders() == {"corp": "a", "hr": "b"}
+    assert store.lead("ldap.corp", "a") and store.lead("ldap.hr", "b")
+    assert not store.lead("ldap.corp", "b") and not store.lead("ldap.hr", "a")
+    assert store.lead("ldap.corp", "a")  # a leader keeps it
+    assert store.leaders() == {"ldap.corp": "a", "ldap.hr": "b"}
 
     assert store.leave_instance(a) == 0
-    assert store.ldap_leaders() == {"hr": "b"}
-    assert store.lead_directory("corp", "b")
+    assert store.leaders() == {"ldap.hr": "b"}
+    assert store.lead("ldap.corp", "b")
     age(store, b, LIVENESS + 1)
     c = start(store, "c", "run-c")
     store.heartbeat(c, LIVENESS)
-    assert store.lead_directory("corp", "c") and store.lead_directory("hr", "c")
+    assert store.lead("ldap.corp", "c") and store.lead("ldap.hr", "c")
 
 
 def test_a_directory_whose_leader_is_unregistered_is_free(store: Store) -> None:
-    store.lead_directory("corp", "ghost")  # never registered: e.g. its row went with a single-instance restart
+    store.lead("ldap.corp", "ghost")  # never registered: e.g. its row went with a single-instance restart
     start(store, "a", "run-a")
-    assert store.ldap_leaders() == {}
-    assert store.lead_directory("corp", "a")
+    assert store.leaders() == {}
+    assert store.lead("ldap.corp", "a")
 
 
 def test_single_instance_start_up_forgets_every_instance_and_leader(store: Store) -> None:
     start(store, "a", "run-a")
-    store.lead_directory("corp", "a")
+    store.lead("ldap.corp", "a")
     store.release_leases()
-    assert store.live_instances()[1] == [] and store.ldap_leaders() == {}
+    assert store.live_instances()[1] == [] and store.leaders() == {}
 
 
 def test_extension_locks_of_a_live_instance_stay(store: Store) -> None:

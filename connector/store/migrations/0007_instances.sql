@@ -1,5 +1,5 @@
--- The connector instances sharing the store (connector/liveness.py), and which one polls each LDAP
--- directory. Written once: both dialects read it.
+-- The connector instances sharing the store (connector/liveness.py), and which one runs each task
+-- that only one may run at a time (polling an LDAP directory, the drift check). Written once: both dialects read it.
 
 -- One row per live instance; `heartbeat_at` is the database's clock. An instance silent for
 -- [instance] liveness_seconds is dead: the next heartbeat of a live one removes its row and gives
@@ -13,9 +13,9 @@ CREATE TABLE instances (
     heartbeat_at double precision NOT NULL
 );
 
--- The instance that polls each [ldap.NAME] directory; another takes over once it is dead.
-CREATE TABLE ldap_leaders (
-    directory text PRIMARY KEY,
+-- The instance that runs each such task ("ldap.NAME", "drift"); another takes over once it is dead.
+CREATE TABLE leaders (
+    task text PRIMARY KEY,
     instance text NOT NULL,
     since double precision NOT NULL
 );

@@ -14,7 +14,7 @@ INSERT INTO schema_version (version) VALUES (%s)
 
 -- insert_event --
 INSERT INTO events (idem_key, source, external_id, kind, state_json, cause, accepted_at,
-    state, next_attempt_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    state, next_attempt_at, updated_at, forced) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (idem_key) DO NOTHING
 RETURNING id
 
@@ -30,7 +30,7 @@ WHERE source = %(source)s AND external_id = %(external_id)s AND state = 'pending
   AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = %(source)s AND f.external_id = %(external_id)s
                   AND f.state = 'in_flight')
 RETURNING id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
-    state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at
+    state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at, forced
 
 -- settle --
 -- Ends the lease of a claim's events (all the in-flight events of the user under this lease);
@@ -322,23 +322,34 @@ DELETE FROM extension_locks WHERE owner LIKE %s
 DELETE FROM instances WHERE run = %s
 
 -- forget_leadership --
-DELETE FROM ldap_leaders WHERE instance = %s
+DELETE FROM leaders WHERE instance = %s
 
--- lead_directory --
--- Take the directory if nobody leads it or its leader is gone from `instances`; keep it if we lead.
-INSERT INTO ldap_leaders (directory, instance, since) VALUES (%s, %s, %s)
-ON CONFLICT (directory) DO UPDATE SET instance = excluded.instance,
-    since = CASE WHEN ldap_leaders.instance = excluded.instance THEN ldap_leaders.since ELSE excluded.since END
-WHERE ldap_leaders.instance = excluded.instance
-   OR NOT EXISTS (SELECT 1 FROM instances WHERE instances.name = ldap_leaders.instance)
+-- lead --
+-- Take the task if nobody leads it or its leader is gone from `instances`; keep it if we lead.
+INSERT INTO leaders (task, instance, since) VALUES (%s, %s, %s)
+ON CONFLICT (task) DO UPDATE SET instance = excluded.instance,
+    since = CASE WHEN leaders.instance = excluded.instance THEN leaders.since ELSE excluded.since END
+WHERE leaders.instance = excluded.instance
+   OR NOT EXISTS (SELECT 1 FROM instances WHERE instances.name = leaders.instance)
 RETURNING instance
 
--- ldap_leaders --
-SELECT l.directory, l.instance FROM ldap_leaders AS l JOIN instances AS i ON i.name = l.instance
-ORDER BY l.directory
+-- leaders --
+SELECT l.task, l.instance FROM leaders AS l JOIN instances AS i ON i.name = l.instance ORDER BY l.task
 
 -- forget_instances --
 DELETE FROM instances
 
 -- forget_leaders --
-DELETE FROM ldap_leaders
+DELETE FROM leaders
+
+-- user_keys --
+SELECT DISTINCT source, external_id FROM events ORDER BY source, external_id
+
+-- add_drift_run --
+INSERT INTO drift_runs (started_at, finished_at, users, extensions, counts, unchecked, repaired, trigger)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (started_at) DO NOTHING
+
+-- last_drift_run --
+SELECT started_at, finished_at, users, extensions, counts, unchecked, repaired, trigger FROM drift_runs
+ORDER BY started_at DESC LIMIT 1

@@ -1,0 +1,294 @@
+"""Drift: compare what Verba holds with what the connector wants it to hold, and repair it on request.
+
+For each user, the mapping of their current state gives the extension records Verba must hold.
+One listUsers call per user says which extensions Verba links to them, with their settings;
+getExtension is asked only about wanted extensions missing from that answer. Kinds of drift:
+
+    missing      Verba has no such extension
+    unlinked     it is linked to no user
+    other_user   it is linked to another Verba user than the mapping's
+    settings     its recording settings (mode, voice, im, video, screen capture) differ
+    extra        an extension Verba links to a managed user and records, that no user's state maps to
+                 (listUsers answers each user's extensions)
+
+A check writes nothing to Verba. A repair queues a fresh, forced event of each drifted user's
+current state, so the normal delivery path (ownership rules, the stop-recording guard) writes the
+fix; an extra is first remembered as pushed for its user, so that push stops recording it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from connector.config import DriftConfig
+from connector.errors import ConnectorError
+from connector.events import UserChange
+from connector.mapping import Mapping, MappingFailure, UnresolvedUser
+from connector.records import ExtensionRecord
+from connector.store import DriftRun, EventState, Store
+from connector.verba.client import VerbaClient
+
+log = logging.getLogger("connector.drift")
+
+KINDS = {
+    "missing": "missing in Verba",
+    "unlinked": "linked to no user",
+    "other_user": "linked to another user",
+    "settings": "recording settings differ",
+    "extra": "unexpected extra",
+}
+SETTINGS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled")
+UNOWNED = ("missing", "unlinked", "other_user")  # kinds whose extension the connector no longer counts as confirmed
+REPAIR_CAUSE = "drift_repair"
+
+
+@dataclasses.dataclass(frozen=True)
+class Drift:
+    """One extension that differs; `user` is "source/external_id" of the user it concerns."""
+
+    kind: str  # a key of KINDS
+    extension: str
+    user: str
+    user_id: int  # the Verba user the mapping links it to (for "extra": the one Verba links it to)
+    detail: str  # what differs, e.g. "voice: Verba has false, wanted true"
+
+
+@dataclasses.dataclass
+class DriftReport:
+    """What one check found; `unchecked` are "source/external_id: why" lines."""
+
+    started_at: float
+    finished_at: float = 0.0
+    users: int = 0
+    extensions: int = 0
+    drifts: list[Drift] = dataclasses.field(default_factory=list)
+    unchecked: list[str] = dataclasses.field(default_factory=list)
+    repaired: int | None = None  # users queued for repair
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Drift found by kind, every kind listed."""
+        counts = dict.fromkeys(KINDS, 0)
+        for drift in self.drifts:
+            counts[drift.kind] += 1
+        return counts
+
+    def run(self, trigger: str) -> DriftRun:
+        return DriftRun(self.started_at, self.finished_at, self.users, self.extensions, self.counts,
+                        len(self.unchecked), self.repaired, trigger)
+
+
+@dataclasses.dataclass
+class _User:
+    """One user's part of a check."""
+
+    source: str
+    external_id: str
+    user_id: int | None = None
+    login: str | None = None
+    wanted: list[ExtensionRecord] = dataclasses.field(default_factory=list)
+    held: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # what Verba links to the user
+    drifts: list[Drift] = dataclasses.field(default_factory=list)
+    unchecked: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}/{self.external_id}"
+
+
+class DriftCheck:
+    """Checks users against Verba with `concurrency` calls at a time; reads Verba, never writes it."""
+
+    def __init__(self, store: Store, client: VerbaClient, mapping: Mapping, concurrency: int = 4) -> None:
+        self.store = store
+        self.client = client
+        self.mapping = mapping
+        self.concurrency = concurrency
+
+    def check(self, users: Sequence[tuple[str, str]] | None = None,
+              progress: Callable[[int], None] = lambda n: None) -> DriftReport:
+        """Check `users` ((source, external_id); every user the connector knows if None). `progress(n)` is
+        called as n more users are checked. Raises VerbaError when Verba cannot be read at all."""
+        report = DriftReport(started_at=time.time())
+        targets = self.store.user_keys() if users is None else list(users)
+        checked: list[_User] = []
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="drift") as pool:
+            for user in pool.map(lambda key: self._check_user(*key), targets):
+                checked.append(user)
+                progress(1)
+        wanted = {record.extension for user in checked for record in user.wanted}
+        for user in _holders(checked):
+            report.drifts.extend(_extras(user, wanted))
+        for user in checked:
+            if user.unchecked is not None:
+                report.unchecked.append(f"{user.name}: {user.unchecked}")
+            elif user.user_id is not None:
+                report.users += 1
+                report.extensions += len(user.wanted)
+                report.drifts.extend(user.drifts)
+        report.drifts.sort(key=lambda d: (list(KINDS).index(d.kind), d.extension, d.user))
+        # Seen absent or not this user's: the next push of it must ask Verba, not update it directly.
+        self.store.forget_owners(sorted({d.extension for d in report.drifts if d.kind in UNOWNED}))
+        report.finished_at = time.time()
+        return report
+
+    def _check_user(self, source: str, external_id: str) -> _User:
+        user = _User(source, external_id)
+        current = self.store.current_event(source, external_id)
+        if current is None:
+            user.unchecked = "every event of this user is held or discarded"
+            return user
+        if current.state in (EventState.PENDING, EventState.IN_FLIGHT):
+            user.unchecked = "a push of this user is under way"
+            return user
+        change = current.change
+        try:
+            found = self.mapping.user_id_or_login(change, self.store.verba_user_id(source, external_id))
+            login = found if isinstance(found, str) else self.mapping.login_name(change.state)
+            held = None if login is None else self.client.user_extensions(login)
+            if isinstance(found, int):
+                user_id: int | None = found
+            elif held:
+                user_id = int(held[0]["user_id"])
+            else:  # no such user (None), or one with no extension to read the id from ([])
+                user_id = None if held is None else self.client.find_user_id(found)
+            if user_id is None:
+                user.unchecked = f"no Verba user has loginName {found!r}"
+                return user
+            previous = self.store.pushed_extensions(source, external_id)
+            mapped = self.mapping.map_user(change, user_id, previous)
+        except (MappingFailure, UnresolvedUser, ValueError) as exc:
+            user.unchecked = str(exc)
+            return user
+        user.user_id, user.login, user.wanted = user_id, login, mapped.upserts
+        user.held = [e for e in held or [] if e["user_id"] == user_id]
+        linked = {e["extension"]: e for e in user.held}
+        for record in mapped.upserts:
+            got = linked.get(record.extension) or self.client.get_extension(record.extension)
+            drift = _compare(record, got, user.name)
+            if drift is not None:
+                user.drifts.append(drift)
+        return user
+
+    def repair(self, report: DriftReport, *, actor: str, reason: str) -> list[int]:
+        """Queue a fresh, forced event of the current state of every user with drift (an extra is first
+        remembered as pushed for its user, so the push stops recording it); audit it; the event ids."""
+        users: dict[str, tuple[str, str]] = {}
+        for drift in report.drifts:
+            source, _, external_id = drift.user.partition("/")
+            users[drift.user] = (source, external_id)
+            if drift.kind == "extra":
+                self._remember_extra(source, external_id, drift)
+        changes = []
+        for source, external_id in users.values():
+            current = self.store.current_event(source, external_id)
+            if current is not None:
+                changes.append(UserChange(source, external_id, current.change.kind, current.change.state,
+                                          cause=REPAIR_CAUSE))
+        ids = self.store.enqueue(changes, forced=True)
+        report.repaired = len(changes)
+        self.store.add_audit(actor, REPAIR_CAUSE, ids, reason, {"users": len(changes), "drift": report.counts})
+        return ids
+
+    def _remember_extra(self, source: str, external_id: str, drift: Drift) -> None:
+        found = self.client.get_extension(drift.extension)
+        if found is None or found["user_id"] != drift.user_id:
+            return  # gone or moved meanwhile: nothing of this user's to stop
+        record = ExtensionRecord(
+            drift.extension, drift.user_id, found["recording_mode"] or "FULL", bool(found["voice"]), bool(found["im"]),
+            bool(found["video"]), bool(found["screen_capture_enabled"]), eid=self.mapping.eid,
+            environment_short_name=self.mapping.environment_short_name)
+        self.store.remember_pushed(source, external_id, [record])
+
+
+class DriftSchedule:
+    """Runs the drift check on `[drift]`'s schedule in a background thread, on one instance at a time
+    (`leads("drift")`); records each run in the store, and repairs when `[drift] repair` says so."""
+
+    def __init__(self, check: DriftCheck, config: DriftConfig,
+                 leads: Callable[[str], bool] = lambda task: True) -> None:
+        self.check = check
+        self.config = config
+        self.leads = leads
+        self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
+
+    def start(self) -> None:
+        config = self.config
+        if config.interval_seconds > 0:
+            trigger: IntervalTrigger | CronTrigger = IntervalTrigger(seconds=config.interval_seconds)
+        elif config.schedule:
+            trigger = CronTrigger.from_crontab(config.schedule)
+        else:
+            return
+        self.scheduler.add_job(self.run_once, trigger, id="drift", misfire_grace_time=3600)
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Wait for a running check to end (it writes to Verba nothing), then stop."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    def run_once(self) -> DriftReport | None:
+        """One scheduled check (and repair); None when another instance runs it or it failed (logged)."""
+        try:
+            if not self.leads("drift"):
+                return None
+            report = self.check.check()
+            if self.config.repair and report.drifts:
+                self.check.repair(report, actor="connector", reason="scheduled drift repair ([drift] repair = true)")
+            self.check.store.add_drift_run(report.run("schedule"))
+        except Exception as exc:  # the schedule goes on; the next run checks again
+            log.error("drift check failed: %s", exc, exc_info=not isinstance(exc, ConnectorError))
+            return None
+        counts = ", ".join(f"{kind} {n}" for kind, n in report.counts.items() if n)
+        log.log(logging.WARNING if report.drifts else logging.INFO,
+                "drift check: %d extensions of %d users: %s%s", report.extensions, report.users,
+                counts or "in step", "" if report.repaired is None else f"; {report.repaired} users queued for repair")
+        return report
+
+
+def _compare(record: ExtensionRecord, found: dict[str, Any] | None, user: str) -> Drift | None:
+    """The drift of one wanted record against what getExtension answered (None: absent)."""
+    if found is None:
+        return Drift("missing", record.extension, user, record.user_id, "Verba has no such extension")
+    if found["user_id"] is None:
+        return Drift("unlinked", record.extension, user, record.user_id, "Verba links it to no user")
+    if found["user_id"] != record.user_id:
+        holder = f"{found['user_id']}" + (f" ({found['user_login_name']})" if found["user_login_name"] else "")
+        return Drift("other_user", record.extension, user, record.user_id,
+                     f"Verba links it to user {holder}, wanted {record.user_id}")
+    differs = [f"{name}: Verba has {found[name]}, wanted {getattr(record, name)}"
+               for name in SETTINGS if found[name] is not None and found[name] != getattr(record, name)]
+    if differs:
+        return Drift("settings", record.extension, user, record.user_id, "; ".join(differs))
+    return None
+
+
+def _recorded(found: dict[str, Any]) -> str:
+    """The modalities Verba records on an extension, e.g. "voice, im"; "" when none."""
+    return ", ".join(name for name in ("voice", "im", "video", "screen_capture_enabled") if found.get(name))
+
+
+def _extras(user: _User, wanted: set[str]) -> list[Drift]:
+    """The extensions Verba links to `user` and records that no checked user's state maps to."""
+    return [Drift("extra", found["extension"], user.name, int(found["user_id"]),
+                  f"linked to {user.login} and recorded ({_recorded(found)}), but no user's state has it")
+            for found in user.held if found["extension"] not in wanted and _recorded(found)]
+
+
+def _holders(users: Iterable[_User]) -> list[_User]:
+    """The first checked user of each Verba user id (who an extra is reported for)."""
+    holders: dict[int, _User] = {}
+    for user in users:
+        if user.unchecked is None and user.user_id is not None:
+            holders.setdefault(user.user_id, user)
+    return list(holders.values())

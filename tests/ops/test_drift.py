@@ -1,0 +1,219 @@
+"""Pushes only when something changed, cheap updates of confirmed extensions, and drift: found without
+writing, repaired exactly through delivery (connector/ops/drift.py, `connector drift`)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+from connector.config import load_config
+from connector.mapping import load_mapping
+from connector.ops.drift import DriftCheck
+from connector.ops.metrics import SKIPPED
+from connector.store import EventState
+from tests.plugins.simulator import drain, user
+
+WRITES = ("createExtension", "updateExtension")
+ALICE = "+14155550100"
+BOB = "+14155550111"
+
+
+@pytest.fixture
+def sim(simulator):
+    """The most hostile shape: a missing extension is answered ERROR_GENERAL, like an outage."""
+    simulator.http.post("/_sim/behaviour", json={"missing_extension": "error_general"}).raise_for_status()
+    return simulator
+
+
+def operations(simulator) -> list[str]:
+    return [c["operation"] for c in simulator.calls() if c["operation"] not in ("requestToken", "releaseToken")]
+
+
+def pushed(deliverer, simulator, *changes, **enqueue) -> list[str]:
+    """Deliver `changes` from a clean call log; the SOAP operations sent."""
+    simulator.clear_calls()
+    deliverer.store.enqueue(list(changes), **enqueue)
+    drain(deliverer)
+    return operations(simulator)
+
+
+def test_a_change_that_leaves_the_records_alone_sends_nothing_and_is_counted_skipped(deliverer, sim):
+    assert "createExtension" in pushed(deliverer, sim, user(displayName="Alice"))
+    before = SKIPPED._value.get()
+    assert pushed(deliverer, sim, user(displayName="Alice Liddell", title="Engineer")) == []
+    assert SKIPPED._value.get() == before + 1
+    assert deliverer.store.count_by_state()[EventState.DONE] == 2
+    assert sim.extensions()[ALICE]["voice"] is True
+
+
+def test_a_confirmed_extension_is_updated_in_one_call_and_a_new_number_costs_at_most_two_writes(
+        deliverer, sim, tmp_path):
+    mapping = tmp_path / "legal.toml"
+    mapping.write_text(pathlib.Path("mappings/default.toml").read_text() + (
+        '[[rules]]\nwhen = { attribute = "displayName", equals = "Counsel" }\nset = { recordingMode = "ON_DEMAND" }\n'))
+    deliverer.mapping = load_mapping(str(mapping))
+    pushed(deliverer, sim, user())
+    assert pushed(deliverer, sim, user(displayName="Counsel")) == ["updateExtension"]
+    assert sim.extensions()[ALICE]["recordingMode"] == "ON_DEMAND"
+    ops = pushed(deliverer, sim, user(phones=(BOB,)))  # the new number is created, the old one stopped
+    assert sum(op in WRITES for op in ops) <= 2 and ops.count("getExtension") <= 1, ops
+    assert sim.extensions()[BOB]["user_id"] == 3 and sim.extensions()[ALICE]["voice"] is False
+
+
+def test_a_wrong_guess_recovers_when_the_extension_was_deleted_behind_the_connectors_back(deliverer, sim):
+    pushed(deliverer, sim, user())
+    sim.delete_extension(ALICE)
+    ops = pushed(deliverer, sim, user(title="changed"), forced=True)
+    assert ops[0] == "updateExtension" and "createExtension" in ops
+    assert sim.extensions()[ALICE]["user_id"] == 3 and sim.extensions()[ALICE]["voice"] is True
+    assert deliverer.store.count_by_state()[EventState.DEAD] == 0
+
+
+def test_a_replay_pushes_even_when_nothing_changed(deliverer, sim):
+    pushed(deliverer, sim, user())
+    sim.edit_extension(ALICE, voice=False)  # an admin's edit the connector cannot know of
+    assert pushed(deliverer, sim, user(title="x")) == []
+    event = deliverer.store.current_event("test", "u-alice")
+    with deliverer.store._write() as conn:  # make it a dead letter, as a failed push would
+        conn.execute(deliverer.store._sql("UPDATE events SET state = 'dead' WHERE id = %s"), (event.id,))
+    deliverer.store.requeue([event.id], 0.0)
+    drain(deliverer)
+    assert sim.extensions()[ALICE]["voice"] is True
+
+
+@pytest.fixture
+def drift(deliverer, config_path) -> DriftCheck:
+    mapping = load_mapping(load_config(config_path).mapping_file)
+    return DriftCheck(deliverer.store, deliverer.client, mapping, 2)
+
+
+def test_each_kind_of_drift_is_found_without_writing_and_repaired_exactly(deliverer, sim, drift):
+    carol = "+14155550122"
+    pushed(deliverer, sim, user(), user("u-bob", "bob@example.com", phones=(BOB,)),
+           user("u-carol", "alice@example.com", phones=(carol,)))  # Alice again, from another source user
+    dave = "+14155550133"
+    in_step = "+14155550144"
+    pushed(deliverer, sim, user("u-erin", "bob@example.com", phones=(BOB, in_step)))
+    sim.edit_extension(ALICE, voice=False, recordingMode="ON_DEMAND")  # settings
+    sim.delete_extension(BOB)  # missing
+    sim.edit_extension(carol, user_id=None)  # unlinked
+    sim.edit_extension(dave, user_id=4, voice=True, recordingMode="FULL", im=False, video=False,
+                       screenCaptureEnabled=False)  # an extra on Bob, recorded
+    sim.clear_calls()
+    before = sim.extensions()
+
+    report = drift.check()
+    found = {(d.kind, d.extension) for d in report.drifts}
+    assert found == {("settings", ALICE), ("missing", BOB), ("unlinked", carol), ("extra", dave)}, report.drifts
+    assert report.users == 4 and report.extensions == 5 and report.unchecked == []
+    assert not any(op in WRITES for op in operations(sim)) and sim.extensions() == before
+
+    sim.edit_extension(in_step, user_id=3)  # now linked to Alice: Bob's wanted extension, another user's
+    report = drift.check()
+    assert ("other_user", in_step) in {(d.kind, d.extension) for d in report.drifts}
+    sim.edit_extension(in_step, user_id=4)
+
+    drift.repair(drift.check(), actor="oncall", reason="weekly drift")
+    drain(deliverer)
+    after = sim.extensions()
+    assert (after[ALICE]["voice"], after[ALICE]["recordingMode"]) == (True, "FULL")
+    assert after[BOB]["user_id"] == 4 and after[BOB]["voice"] is True
+    assert after[carol]["user_id"] == 3
+    assert after[dave]["user_id"] == 4 and after[dave]["voice"] is False  # still linked, recording stopped
+    assert after[in_step] == before[in_step]
+    assert drift.check().drifts == []
+    audit = deliverer.store.list_audit()[0]
+    assert (audit.actor, audit.action, audit.reason, audit.detail["users"]) == ("oncall", "drift_repair",
+                                                                                 "weekly drift", 4)
+
+
+def test_a_user_whose_push_is_under_way_is_not_checked(deliverer, sim, drift):
+    pushed(deliverer, sim, user())
+    deliverer.store.enqueue([user(title="new")])
+    report = drift.check()
+    assert report.drifts == [] and report.unchecked == ["test/u-alice: a push of this user is under way"]
+
+
+def cli(config_path, *args):
+    return subprocess.run([sys.executable, "-m", "connector.cli", "drift", "--config", str(config_path), *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_command_exits_3_on_drift_0_in_step_and_repairs_with_an_audit(deliverer, sim, config_path):
+    pushed(deliverer, sim, user())
+    done = cli(config_path)
+    assert done.returncode == 0, done.stderr
+    assert "checked 1 extensions of 1 users" in done.stdout and "in step" in done.stdout
+
+    sim.edit_extension(ALICE, video=True)
+    done = cli(config_path)
+    assert done.returncode == 3, done.stderr
+    assert "recording settings differ (1):" in done.stdout and "video: Verba has True, wanted False" in done.stdout
+    assert "nothing was written; run again with --repair" in done.stdout
+    assert sim.extensions()[ALICE]["video"] is True
+
+    done = cli(config_path, "--json", "--user", "alice@example.com", "--repair", "--reason", "ticket 7",
+               "--operator", "maria")
+    assert done.returncode == 3, done.stderr
+    data = json.loads(done.stdout)
+    assert data["counts"]["settings"] == 1 and data["repaired"] == 1 and len(data["event_ids"]) == 1
+    drain(deliverer)
+    assert sim.extensions()[ALICE]["video"] is False
+    assert cli(config_path).returncode == 0
+    assert deliverer.store.last_drift_run().counts["settings"] == 0
+    bad = cli(config_path, "--user", "nobody")
+    assert bad.returncode == 1 and "no user 'nobody'" in bad.stderr
+
+
+def test_the_scheduled_check_records_its_runs_repairs_only_when_told_and_runs_on_the_leader_only(
+        deliverer, sim, drift, config_path):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from connector.config import DriftConfig
+    from connector.ops.drift import DriftSchedule
+    from connector.ops.metrics import register_store
+
+    pushed(deliverer, sim, user())
+    sim.edit_extension(ALICE, im=True)
+    assert DriftSchedule(drift, DriftConfig(), leads=lambda task: False).run_once() is None
+    assert deliverer.store.last_drift_run() is None
+
+    report = DriftSchedule(drift, DriftConfig()).run_once()
+    assert report is not None and report.counts["settings"] == 1 and report.repaired is None
+    run = deliverer.store.last_drift_run()
+    assert (run.trigger, run.counts["settings"], run.extensions, run.repaired) == ("schedule", 1, 1, None)
+    assert deliverer.store.count_by_state()[EventState.PENDING] == 0 and sim.extensions()[ALICE]["im"] is True
+    registry = CollectorRegistry()
+    register_store(deliverer.store, registry)
+    metrics = generate_latest(registry).decode()
+    assert 'connector_drift_found{kind="settings"} 1.0' in metrics
+    assert "connector_drift_extensions_checked 1.0" in metrics
+    status = subprocess.run([sys.executable, "-m", "connector.cli", "status", "--config", str(config_path)],
+                            capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "(schedule, " in status and "1 extensions of 1 users, DRIFT settings 1" in status
+
+    schedule = DriftSchedule(drift, DriftConfig(interval_seconds=0.2, repair=True))
+    schedule.start()
+    try:
+        deadline = time.monotonic() + 20
+        while deliverer.store.last_drift_run().repaired is None:
+            assert time.monotonic() < deadline, "the scheduled repair never ran"
+            time.sleep(0.05)
+    finally:
+        schedule.stop()
+    drain(deliverer)
+    assert sim.extensions()[ALICE]["im"] is False
+    assert deliverer.store.list_audit()[0].actor == "connector"
+
+
+def test_an_extension_seen_gone_is_no_longer_confirmed_so_its_next_push_asks_verba_first(deliverer, sim, drift):
+    pushed(deliverer, sim, user())
+    sim.delete_extension(ALICE)
+    assert [d.kind for d in drift.check().drifts] == ["missing"]
+    assert pushed(deliverer, sim, user(displayName="Alice B.")) == ["createExtension"]  # not a no-op any more
+    assert sim.extensions()[ALICE]["user_id"] == 3

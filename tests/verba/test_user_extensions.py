@@ -1,0 +1,131 @@
+"""VerbaClient.user_extensions: a user's extensions as Verba holds them (issue 16, item 5), against the simulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.verba import VerbaClient, VerbaStatusError
+from connector.verba.errors import VerbaMalformedResponse
+from tests.verba.helpers import Sim, record
+
+TNS = "http://v2.provisioning.ws.web.verba.com/"
+OK_NESTED = "<status><statusCode>OK</statusCode></status>"
+KEYS = {"id", "extension", "user_id", "user_login_name", "recording_mode", "voice", "im", "video",
+        "screen_capture_enabled", "eid", "environment_short_name"}
+
+
+def answer(operation: str, inner: str) -> str:
+    """A JAX-WS style answer of `operation` with this <return> content (served as a fault rule's body)."""
+    return ('<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>'
+            f'<ns2:{operation}Response xmlns:ns2="{TNS}"><return>{inner}</return></ns2:{operation}Response>'
+            "</S:Body></S:Envelope>")
+
+
+def test_a_users_extensions_are_shaped_as_get_extension_answers_them(sim: Sim, client: VerbaClient) -> None:
+    assert client.create_extension(record("+15550100", user_id=3)) is True
+    assert client.create_extension(record("+15550101", user_id=3, recording_mode="ON_DEMAND", im=True)) is True
+    assert client.create_extension(record("200", user_id=4)) is True
+
+    held = client.user_extensions("alice@example.com")
+    assert held is not None
+    assert [e["extension"] for e in held] == ["+15550100", "+15550101"]
+    assert all(set(e) == KEYS for e in held)
+    assert held[0] == {
+        "id": 1, "extension": "+15550100", "user_id": 3, "user_login_name": "alice@example.com",
+        "recording_mode": "FULL", "voice": True, "im": False, "video": False, "screen_capture_enabled": False,
+        "eid": "0000", "environment_short_name": "default",
+    }
+    assert held == [client.get_extension("+15550100"), client.get_extension("+15550101")]
+    assert client.user_extensions("bob@example.com") == [client.get_extension("200")]
+
+
+def test_one_list_users_call_asks_for_extensions_and_skips_groups_and_roles(sim: Sim, client: VerbaClient) -> None:
+    client.request_token()
+    with client.capture() as sent:
+        assert client.user_extensions("alice@example.com") == []
+    assert [s["operation"] for s in sent] == ["listUsers"]
+    envelope = sent[0]["envelope"]
+    for part in ("<loginName>alice@example.com</loginName>", "<loginNameExact>true</loginNameExact>",
+                 "<skipExtensions>false</skipExtensions>", "<skipGroups>true</skipGroups>",
+                 "<skipRoles>true</skipRoles>", "<eid>0000</eid>"):
+        assert part in envelope, envelope
+    assert [c["status"] for c in sim.calls("listUsers")] == ["OK"]
+
+
+def test_no_such_user_is_none_and_the_login_name_is_matched_exactly(client: VerbaClient) -> None:
+    assert client.user_extensions("nobody@example.com") is None
+    assert client.user_extensions("alice") is None
+    assert client.user_extensions("ALICE@example.com") is None
+
+
+def test_unlinked_and_other_users_extensions_are_not_the_users(sim: Sim, client: VerbaClient) -> None:
+    client.create_extension(record("+15550100", user_id=3))
+    client.create_extension(record("200", user_id=4))
+    sim.http.put("/_sim/extensions/0000/+15550100", json={"user_id": None}).raise_for_status()
+    assert client.user_extensions("alice@example.com") == []
+    sim.http.put("/_sim/extensions/0000/200", json={"user_id": 3}).raise_for_status()
+    held = client.user_extensions("alice@example.com")
+    assert held is not None and [(e["extension"], e["user_id"]) for e in held] == [("200", 3)]
+    assert client.user_extensions("bob@example.com") == []
+
+
+def test_drift_made_behind_the_connectors_back_is_seen(sim: Sim, client: VerbaClient) -> None:
+    client.create_extension(record("+15550100", user_id=3))
+    sim.http.put("/_sim/extensions/0000/+15550100", json={"recordingMode": "CONTROLLED", "voice": False,
+                                                          "screenCaptureEnabled": True}).raise_for_status()
+    sim.http.put("/_sim/extensions/0000/+15550177", json={"recordingMode": "FULL", "user_id": 3}).raise_for_status()
+    held = client.user_extensions("alice@example.com")
+    assert held is not None
+    assert [(e["extension"], e["recording_mode"], e["voice"], e["screen_capture_enabled"]) for e in held] == [
+        ("+15550100", "CONTROLLED", False, True), ("+15550177", "FULL", None, None)]
+    sim.http.delete("/_sim/extensions/0000/+15550100").raise_for_status()
+    assert [e["extension"] for e in client.user_extensions("alice@example.com") or []] == ["+15550177"]
+    assert {c["operation"] for c in sim.calls()} == {"requestToken", "createExtension", "listUsers"}
+
+
+def test_environment_short_name_client(sim: Sim) -> None:
+    sim.http.post("/_sim/users", json={"id": 9, "loginName": "carol@example.com", "eid": "0001"}).raise_for_status()
+    sim.http.put("/_sim/extensions/0001/900", json={"recordingMode": "FULL", "user_id": 9}).raise_for_status()
+    with VerbaClient(sim.url, environment_short_name="other", token=sim.token()) as client:
+        held = client.user_extensions("carol@example.com")
+        assert client.user_extensions("alice@example.com") is None  # alice lives in 0000
+    assert held is not None
+    assert [(e["extension"], e["eid"], e["environment_short_name"], e["user_id"]) for e in held] == [
+        ("900", "0001", "other", 9)]
+
+
+def test_several_users_for_the_exact_login_name_are_malformed(sim: Sim, client: VerbaClient) -> None:
+    client.request_token()
+    users = ("<users><id>3</id><loginName>alice@example.com</loginName></users>"
+             "<users><id>8</id><loginName>alice@example.com</loginName></users>")
+    sim.faults({"operation": "listUsers", "body": answer("listUsers", OK_NESTED + users), "times": 1})
+    with pytest.raises(VerbaMalformedResponse, match="listUsers returned 2 users for the exact loginName"):
+        client.user_extensions("alice@example.com")
+
+
+def test_the_listed_user_owns_the_extensions_whatever_they_nest(sim: Sim, client: VerbaClient) -> None:
+    """A real Verba may nest a <user> in each extension, or leave fields out: the listed user owns them."""
+    client.request_token()
+    user = ("<users><id>3</id><loginName>alice@example.com</loginName>"
+            "<extensions><extension>+15550100</extension><user><id>77</id><loginName>x</loginName></user>"
+            "</extensions><extensions><eid>0000</eid><extension>200</extension><voice>true</voice></extensions>"
+            "</users>")
+    sim.faults({"operation": "listUsers", "body": answer("listUsers", OK_NESTED + user), "times": 1})
+    held = client.user_extensions("alice@example.com")
+    assert held == [
+        {**dict.fromkeys(KEYS), "extension": "+15550100", "user_id": 3, "user_login_name": "alice@example.com"},
+        {**dict.fromkeys(KEYS), "extension": "200", "eid": "0000", "voice": True, "user_id": 3,
+         "user_login_name": "alice@example.com"},
+    ]
+
+
+def test_a_user_without_an_id_or_a_refusal_raises(sim: Sim, client: VerbaClient) -> None:
+    client.request_token()
+    no_id = "<users><loginName>alice@example.com</loginName></users>"
+    sim.faults({"operation": "listUsers", "body": answer("listUsers", OK_NESTED + no_id), "times": 1})
+    with pytest.raises(VerbaMalformedResponse, match="listUsers answered OK without a user id"):
+        client.user_extensions("alice@example.com")
+    sim.faults({"operation": "listUsers", "status": "ERROR_ILLEGAL_ARGUMENT", "message": "bad filter", "times": 1})
+    with pytest.raises(VerbaStatusError) as caught:
+        client.user_extensions("alice@example.com")
+    assert caught.value.cause == "error_illegal_argument"
