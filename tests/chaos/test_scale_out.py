@@ -6,10 +6,11 @@ What an operator relies on, and what this test checks:
 
 - no acknowledged SCIM write is lost, Verba ends as the acknowledged writes and the directory say
   (chaos/oracle.py), and nothing is dead-lettered or held;
-- the dead instance's work does not stay stuck: every event that was in flight just before the kill
-  (`connector events list --state in_flight`; the dead instance's claims are among them) is
-  delivered, state done, within 15 s of the kill, by the time the store gives (the event's
-  `updated_at`). That is what on-call staff look at after losing a host: nothing stays in flight;
+- the dead instance's work does not stay stuck: every event in flight right after the kill
+  (`connector events list --state in_flight`; the dead instance's claims are all among them, as
+  they stay in flight until their leases end or the instance is counted dead) is delivered,
+  state done, within 15 s of the kill, by the time the store gives (the event's `updated_at`).
+  That is what on-call staff look at after losing a host: nothing stays in flight;
 - polling is taken over: `connector status` drops the dead instance from `instances`, names a live
   one as the directory's leader, and the directory's last change, made well after the kill,
   reaches Verba;
@@ -59,10 +60,10 @@ DRAIN_SECONDS = 60.0
 
 
 def leader_of(status: dict[str, Any], directory: str = "corp") -> str | None:
-    """The instance polling [ldap.DIRECTORY]: `ldap_leaders` in `connector status --json` (None: nobody)."""
-    if "ldap_leaders" not in status:
-        raise AssertionError(f"`connector status --json` has no ldap_leaders: {json.dumps(status)[:3000]}")
-    leader = status["ldap_leaders"].get(directory)
+    """The instance polling [ldap.DIRECTORY]: `leaders` in `connector status --json` (None: nobody)."""
+    if "leaders" not in status:
+        raise AssertionError(f"`connector status --json` has no leaders: {json.dumps(status)[:3000]}")
+    leader = status["leaders"].get(f"ldap.{directory}")
     return None if leader is None else str(leader)
 
 
@@ -195,17 +196,18 @@ class Cluster:
         wait_for("all three instances live in `connector status` and one of them leading ldap.corp", ready, 20)
 
     def kill_leader(self) -> None:
-        """SIGKILL the directory's leader right after noting the events in flight."""
+        """SIGKILL the directory's leader, then note the events in flight: every claim of the dead
+        instance is among them (they stay in flight until its leases end or it is counted dead)."""
         status = self.survivor.status()
         leader = leader_of(status)
         assert leader in NAMES, f"the leader of ldap.corp is {leader!r}, not one of {NAMES}: {status}"
         self.killed, self.survivors = leader, [name for name in NAMES if name != leader]
-        listed = self.survivor.cli("events", "list", "--state", "in_flight", "--limit", "1000000")["events"]
-        self.in_flight = {int(event["id"]) for event in listed}
         self.kill_at = time.time()
         self.instances[leader].kill()
-        self.facts.append(f"killed {leader} (the leader) with {len(self.in_flight)} event(s) in flight in the "
-                          f"store; survivors {self.survivors}")
+        listed = self.survivor.cli("events", "list", "--state", "in_flight", "--limit", "1000000")["events"]
+        self.in_flight = {int(event["id"]) for event in listed}
+        self.facts.append(f"killed {leader} (the leader); {len(self.in_flight)} event(s) in flight in the store "
+                          f"right after; survivors {self.survivors}")
         assert self.in_flight, "nothing was in flight at the kill: the load is too light to test anything"
 
     def watch_recovery(self) -> None:
