@@ -7,6 +7,7 @@ Their output goes to log files in the campaign's work directory.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import signal
@@ -234,6 +235,18 @@ class Connector:
 
     def status(self) -> dict[str, Any]:
         return dict(self.cli("status"))
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON log records so far, each with `at`: its time as Unix seconds."""
+        records = []
+        for line in (self.log.read_text(errors="replace").splitlines() if self.log.exists() else []):
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                record = json.loads(line)
+                stamp = datetime.datetime.fromisoformat(record["time"].replace("Z", "+00:00"))
+                records.append({**record, "at": stamp.timestamp()})
+        return records
 
     def log_errors(self) -> tuple[list[str], list[str]]:
         """Log records of the connector with an exception: (store-full ones, all others).
