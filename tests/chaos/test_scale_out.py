@@ -11,11 +11,14 @@ What an operator relies on, and what this test checks:
   they stay in flight until their leases end or the instance is counted dead) is delivered,
   state done, within 15 s of the kill, by the time the store gives (the event's `updated_at`).
   That is what on-call staff look at after losing a host: nothing stays in flight;
-- polling is taken over: `connector status` drops the dead instance from `instances`, names a live
-  one as the directory's leader, and the directory's last change, made well after the kill,
-  reaches Verba;
+- polling is taken over: `connector status` drops the dead instance from `instances` and names a
+  live one as the directory's leader (which logs taking it within 15 s of the kill), and the
+  directory's last change, made well after the kill, reaches Verba;
 - no two instances ever worked on one extension at once: chaos/overlap.py over the simulator's
-  call log, where each call's `agent` is its User-Agent, `verba-connector (instance NAME)`.
+  call log, where each call's `agent` is its User-Agent, `verba-connector (instance NAME)`;
+- no instance holds more PostgreSQL connections than it has threads (the store keeps one per
+  thread; counted from /proc every half second), so three of them fit the server's 100;
+- the survivors stop cleanly on SIGTERM and no instance logged an exception.
 
 The work directory (configs, connector-NAME.log, simulator.log, and sim-calls.json, the
 simulator's call log) is pytest's tmp_path, named in every failure message.
@@ -118,7 +121,7 @@ class Cluster:
         self.killed = ""
         self.survivors: list[str] = []
         self.kill_at = 0.0
-        self.in_flight: set[int] = set()  # the events in flight just before the kill
+        self.in_flight: set[int] = set()  # the events in flight right after the kill
         self.stop_sampling = threading.Event()
         self.connections: dict[str, list[tuple[float, int, int]]] = {name: [] for name in NAMES}  # (at, conns, threads)
 
