@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import logging
+import sys
+from collections.abc import Iterator
 from contextlib import closing
 
 import click
 
-from connector.cli.options import config_option
+from connector.cli.options import NEEDS_ATTENTION, config_option
 from connector.config import LDAP_ID_ATTRIBUTES, Config, LdapConfig, load_config
 from connector.errors import ConnectorError
 from connector.runtime import open_configured_store
+from connector.sources.ldap import watcher as watcher_module
 from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, RunResult, Watcher
 from connector.store import LdapWatermark
+
+GUARD_TRIPPED = "mass-change guard tripped"  # in the watcher's message when the guard holds events
 
 
 @click.group()
@@ -27,10 +34,15 @@ def ldap() -> None:
 @click.option("--full", is_flag=True, help="Reconcile every entry: missed changes, and deletes for vanished users.")
 @click.option("--force", is_flag=True, help="Let the mass-change guard pass: deactivations and deletes are not held.")
 def sync(config_path: str, name: str, full: bool, force: bool) -> None:
-    """Run the watcher of directory NAME once, now (a full sync if it has no watermark yet)."""
+    """Run the watcher of directory NAME once, now (a full sync if it has no watermark yet).
+
+    Exit status: 0 when the run stored its events; 3 when the mass-change guard held some (its
+    message says what to do); 1 on an error.
+    """
     config = load_config(config_path)
     directory = _directory(config, name)
-    with open_configured_store(config) as store, closing(Watcher(store, directory)) as watcher:
+    with open_configured_store(config) as store, closing(Watcher(store, directory)) as watcher, \
+            _guard_warning_withheld():
         watermark = store.ldap_watermark(name)
         known = watermark.known if watermark and watermark.cursor else 0
         expected = known if full or not (watermark and watermark.cursor) else 0
@@ -40,6 +52,22 @@ def sync(config_path: str, name: str, full: bool, force: bool) -> None:
     click.echo(_summary(result))
     if result.guard_message:
         click.echo(result.guard_message, err=True)
+        sys.exit(NEEDS_ATTENTION)
+
+
+@contextlib.contextmanager
+def _guard_warning_withheld() -> Iterator[None]:
+    """The watcher logs the mass-change guard's message for `connector run`; here the command prints it
+    itself, once, after its summary, so the log's copy (Python's last-resort handler on stderr) is dropped."""
+    def other(record: logging.LogRecord) -> bool:
+        return GUARD_TRIPPED not in record.getMessage()
+
+    logger = logging.getLogger(watcher_module.log.name)
+    logger.addFilter(other)
+    try:
+        yield
+    finally:
+        logger.removeFilter(other)
 
 
 @ldap.command("status")
