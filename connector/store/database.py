@@ -53,23 +53,27 @@ class Database:
 
     def _connection(self) -> Any:
         """This thread's connection; one the server dropped is replaced."""
-        if self._closed:
-            raise StoreError(f"the store {self.name} is closed; open it again with open_store()")
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(conn, "closed", False):
-            with self._errors():
-                conn = self._connect()
-                try:
-                    self._set_up(conn)
-                except BaseException:
-                    conn.close()
-                    raise
-            with self._guard:
-                if self._closed:
-                    conn.close()
-                    raise StoreError(f"the store {self.name} is closed; open it again with open_store()")
-                self._connections = [c for c in self._connections if not getattr(c, "closed", False)] + [conn]
-            self._local.conn = conn
+            conn = self._local.conn = self._open()
+        return conn
+
+    def _open(self) -> Any:
+        """A new connection, ready for the store and closed by `close()`."""
+        if self._closed:
+            raise StoreError(f"the store {self.name} is closed; open it again with open_store()")
+        with self._errors():
+            conn = self._connect()
+            try:
+                self._set_up(conn)
+            except BaseException:
+                conn.close()
+                raise
+        with self._guard:
+            if self._closed:
+                conn.close()
+                raise StoreError(f"the store {self.name} is closed; open it again with open_store()")
+            self._connections = [c for c in self._connections if not getattr(c, "closed", False)] + [conn]
         return conn
 
     def close(self) -> None:
@@ -95,8 +99,12 @@ class Database:
             yield conn
 
     def _write(self) -> AbstractContextManager[Any]:
-        """One transaction on this thread's connection: commit on success, roll back on any exception."""
+        """One transaction: committed (durably) when the block ends, rolled back on any exception."""
         raise NotImplementedError
+
+    def _statement(self) -> AbstractContextManager[Any]:
+        """A connection for one writing statement, committed when the block ends (autocommit by default)."""
+        return self._read()
 
     def _lock(self, conn: Any, key: str) -> None:
         """Hold the lock named `key` until the transaction ends (waiting for it)."""
