@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from connector.config import Config, ConfigError
+from connector.config import Config, ConfigError, TargetConfig
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.liveness import Liveness
 from connector.mapping import Mapping, load_mapping
@@ -29,7 +29,15 @@ log = logging.getLogger("connector")
 
 
 def open_client(config: Config) -> VerbaClient:
+    """The Verba client of the config; ConfigError if its [target] settings do not fit together."""
     target = config.target
+    try:
+        return _client(config, target)
+    except ValueError as exc:
+        raise ConfigError(f"{config.path}: {exc}") from None
+
+
+def _client(config: Config, target: TargetConfig) -> VerbaClient:
     return VerbaClient(
         config.target_url,
         eid=target.eid,

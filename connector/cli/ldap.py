@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
 
 import click
 
-from connector.cli.options import config_option, json_option
+from connector.cli.options import NEEDS_ATTENTION, config_option, json_option
 from connector.config import LDAP_ID_ATTRIBUTES, Config, LdapConfig, load_config
 from connector.errors import ConnectorError
 from connector.mapping import load_mapping
 from connector.ops.preview import ALWAYS_LISTED, OUTCOMES, USER_OUTCOMES, DryRun, PreviewReport
 from connector.ops.report import to_json
 from connector.runtime import open_client, open_configured_store
+from connector.sources.ldap import watcher as watcher_module
 from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, Preview, RunResult, Watcher
 from connector.store import LdapWatermark
 from connector.verba.errors import VerbaError
+
+GUARD_TRIPPED = "mass-change guard tripped"  # in the watcher's message when the guard holds events
 
 
 @click.group()
@@ -48,13 +54,17 @@ def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, sa
     then print how many extensions would be created, updated, stopped or left unchanged, which users
     have no Verba user, which extensions another Verba user holds, and which states cannot be mapped,
     with examples. Nothing is stored (no watermark, events or entries) and nothing is written to Verba.
+
+    Exit status: 0 when the run stored its events (or the dry run ended); 3 when the mass-change guard
+    held some (its message says what to do); 1 on an error.
     """
     config = load_config(config_path)
     directory = directory_config(config, name)
     if dry_run:
         _dry_run(config, directory, samples, concurrency, as_json)
         return
-    with open_configured_store(config) as store, closing(Watcher(store, directory)) as watcher:
+    with open_configured_store(config) as store, closing(Watcher(store, directory)) as watcher, \
+            _guard_warning_withheld():
         watermark = store.ldap_watermark(name)
         known = watermark.known if watermark and watermark.cursor else 0
         expected = known if full or not (watermark and watermark.cursor) else 0
@@ -64,6 +74,22 @@ def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, sa
     click.echo(_summary(result))
     if result.guard_message:
         click.echo(result.guard_message, err=True)
+        sys.exit(NEEDS_ATTENTION)
+
+
+@contextlib.contextmanager
+def _guard_warning_withheld() -> Iterator[None]:
+    """The watcher logs the mass-change guard's message for `connector run`; here the command prints it
+    itself, once, after its summary, so the log's copy (Python's last-resort handler on stderr) is dropped."""
+    def other(record: logging.LogRecord) -> bool:
+        return GUARD_TRIPPED not in record.getMessage()
+
+    logger = logging.getLogger(watcher_module.log.name)
+    logger.addFilter(other)
+    try:
+        yield
+    finally:
+        logger.removeFilter(other)
 
 
 def _dry_run(config: Config, directory: LdapConfig, samples: int, concurrency: int | None, as_json: bool) -> None:
