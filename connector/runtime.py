@@ -88,6 +88,14 @@ class Connector:
     def start(self) -> None:
         # SQLite: refuses a second connector on the file. Then this instance's last start gives back its claims.
         released = self.store.start_instance() + self.liveness.start()
+        try:
+            self._start(released)
+        except BaseException:  # a start that failed (a port taken) leaves no claim and no live-looking instance
+            self.pool.stop()
+            self.liveness.stop()
+            raise
+
+    def _start(self, released: int) -> None:
         if released:
             log.info("returned %d in-flight events from the last run to the queue", released)
         if self.config.uses_simulator:

@@ -255,7 +255,8 @@ class WorkerPool:
         self.stopping.set()
         self.wake.set()
         for thread in self.threads:
-            thread.join(timeout)
+            if thread.is_alive():  # never started (a start that failed): nothing to wait for
+                thread.join(timeout)
 
     def _run(self, owner: str) -> None:
         while not self.stopping.is_set():
