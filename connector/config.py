@@ -271,6 +271,11 @@ def load_config(path: str | Path = DEFAULT_PATH, *, secrets: bool = True) -> Con
         raise ConfigError(f"{path}: no such file; pass --config or set CONNECTOR_CONFIG") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:  # a directory, no permission, an I/O error
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc}); pass --config with a readable "
+                          "file, or set CONNECTOR_CONFIG") from None
     return parse_config(data, path, secrets=secrets)
 
 
@@ -420,13 +425,19 @@ def _target(values: dict[str, Any], read: bool, problems: list[str]) -> TargetCo
         problems.append("target needs login plus password_env or password_file, or token_env or token_file")
     if has_token and has_password:
         problems.append("target has both a password and a token; keep one of them")
+    elif has_token and "login" in values:
+        problems.append("target has a login and a fixed token; a token needs no login: remove target.login, or "
+                        "use password_env or password_file instead of the token")
+    if has_password and "login" in values and eid is None:
+        problems.append("target.environment_short_name cannot log in: requestToken needs target.eid; set "
+                        "target.eid instead, or use a fixed token (token_env or token_file)")
     return TargetConfig(url=values["url"], eid=eid, environment_short_name=short_name, login=values.get("login"),
                         password=_secret(values, "password", "target", problems, read=read),
                         token=_secret(values, "token", "target", problems, read=read), timeout_seconds=timeout)
 
 
 def _check_lease(target: TargetConfig, delivery: DeliveryConfig, problems: list[str]) -> None:
-    """A lease renewed every third of it must always leave room for a whole call and its margin."""
+    """A lease renewed every quarter of it must always leave room for a whole call and its margin."""
     from connector.delivery.lease import LEASE_MARGIN_SECONDS
 
     least = 1.5 * (target.timeout_seconds + LEASE_MARGIN_SECONDS)

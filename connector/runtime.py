@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from connector.config import Config, ConfigError
+from connector.config import Config, ConfigError, TargetConfig
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.liveness import Liveness
 from connector.mapping import Mapping, load_mapping
@@ -29,10 +29,18 @@ log = logging.getLogger("connector")
 
 
 def open_client(config: Config) -> VerbaClient:
+    """The Verba client of the config; ConfigError if its [target] settings do not fit together."""
     if not config.secrets_loaded:  # a read-only command's config: it must not connect to anything
         raise ConfigError(f"{config.path}: loaded without its secrets (load_config(secrets=False)); "
                           "load it with them to call Verba")
     target = config.target
+    try:
+        return _client(config, target)
+    except ValueError as exc:
+        raise ConfigError(f"{config.path}: {exc}") from None
+
+
+def _client(config: Config, target: TargetConfig) -> VerbaClient:
     return VerbaClient(
         config.target_url,
         eid=target.eid,
@@ -85,6 +93,15 @@ class Connector:
     def start(self) -> None:
         # SQLite: refuses a second connector on the file. Then this instance's last start gives back its claims.
         released = self.store.start_instance() + self.liveness.start()
+        try:
+            self._start(released)
+        except BaseException:  # a start that failed (a port taken) leaves no claim and no live-looking instance
+            self.target_health.stop()
+            self.pool.stop()
+            self.liveness.stop()
+            raise
+
+    def _start(self, released: int) -> None:
         if released:
             log.info("returned %d in-flight events from the last run to the queue", released)
         if self.config.uses_simulator:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import codecs
 import json
+import sys
 import time
 from pathlib import Path
 from typing import BinaryIO
 
 import click
 
-from connector.cli.options import config_option, json_option, operator_option, since_option, since_time
+from connector.cli.options import NEEDS_ATTENTION, config_option, json_option, operator_option, since_option, since_time
 from connector.config import Config, load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
@@ -19,8 +20,11 @@ from connector.ops.replay import ActionError, discard, preview, requeue, select
 from connector.ops.report import (
     attempt_lines,
     counts_line,
+    dead_letters_json,
     event_dict,
     event_line,
+    held_json,
+    held_lines,
     ownership_lines,
     summary_lines,
     to_json,
@@ -106,24 +110,32 @@ STATES = [s.value for s in EventState]
 @json_option
 def events_list(config_path: str, state: str | None, cause: str | None, user: str | None, source: str | None,
                 since: str | None, limit: int, as_json: bool) -> None:
-    """List events, newest first, with counts by state and dead letters grouped by cause."""
+    """List events, newest first, with counts by state, and dead letters and held events grouped by cause.
+
+    The counts and groups cover what --cause, --user, --source and --since select; --state dead or
+    --state held shows only that group.
+    """
+    since_at = since_time(since)
     with open_configured_store(load_config(config_path, secrets=False)) as store:
         rows = store.list_events(state=EventState(state) if state else None, cause=cause, user=user, source=source,
-                                 since=since_time(since), limit=limit)
-        counts = store.count_by_state()
-        summary = store.dead_letter_summary()
+                                 since=since_at, limit=limit)
+        counts = store.count_by_state(cause=cause, user=user, source=source, since=since_at)
+        summary = (store.dead_letter_summary(cause=cause, user=user, source=source, since=since_at)
+                   if state in (None, EventState.DEAD.value) else [])
+        held = (store.held_summary(cause=cause, user=user, source=source, since=since_at)
+                if state in (None, EventState.HELD.value) else [])
         conflicts = store.open_conflicts() if cause == CONFLICT_CAUSE else []
     if as_json:
         click.echo(to_json({"counts": {s.value: n for s, n in counts.items()},
-                            "dead_letters_by_cause": [{"cause": c, "error": e, "count": n} for c, e, n in summary],
+                            "dead_letters_by_cause": dead_letters_json(summary),
+                            "held_by_cause": held_json(held),
                             **({"extension_conflicts": conflicts} if cause == CONFLICT_CAUSE else {}),
                             "events": [event_dict(e) for e in rows]}))
         return
-    click.echo(counts_line(counts))
-    if summary:
-        click.echo("dead letters by cause:")
-        for line in summary_lines(summary):
-            click.echo(line)
+    filtered = any(value is not None for value in (cause, user, source, since_at))
+    click.echo(counts_line(counts) + ("  (of the events these filters select)" if filtered else ""))
+    for line in (summary_lines(summary) if summary else []) + held_lines(held):
+        click.echo(line)
     if conflicts:
         for line in ownership_lines(conflicts, []):
             click.echo(line)
@@ -170,13 +182,16 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing, call nothing.")
 @click.option("--rate", type=click.FloatRange(min=0.01), help="At most this many events per second.")
 @click.option("--reason", default="", help="Why, for the audit.")
-@click.option("--wait", "wait_seconds", type=float, default=0.0, help="Wait up to this many seconds for the outcome.")
+@click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
+              help=f"Wait up to this long for the outcome; exit {NEEDS_ATTENTION} unless every event is delivered.")
 @operator_option
 def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | None, state: str | None, dry_run: bool,
                   rate: float | None, reason: str, wait_seconds: float, operator: str) -> None:
     """Deliver dead letters again, mapping each user's current state (never rolling a user back).
 
-    The running connector delivers them; --wait follows them to the end.
+    The running connector delivers them; --wait follows them to the end. Exit status: 0 when the
+    replay was queued (and, with --wait, every event was delivered); 3 when --wait ends with an
+    event dead again, held by a guard, or still pending; 1 on an error (nothing replayed).
     """
     config = load_config(config_path)
     with open_configured_store(config) as store:
@@ -187,6 +202,9 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
         if dry_run:
             _show_dry_run(store, load_mapping(config.mapping_file), chosen)
             return
+        if not chosen:
+            click.echo("nothing to replay: no event matches (see `connector events list --state dead`)")
+            return
         _check_target(config)
         count = requeue(store, chosen, actor=operator, action="replay", reason=reason, rate=rate,
                         detail={"ids": list(event_ids), "cause": cause, "state": state, "rate": rate})
@@ -194,8 +212,8 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
             f"replaying {count} event(s)"
             + (f" ({len(chosen) - count} were already replayed)" if count < len(chosen) else "")
         )
-        if wait_seconds > 0:
-            _wait_for(store, [e.id for e in chosen], wait_seconds)
+        if wait_seconds > 0 and not _wait_for(store, [e.id for e in chosen], wait_seconds):
+            sys.exit(NEEDS_ATTENTION)
 
 
 def _check_target(config: Config) -> None:
@@ -218,21 +236,30 @@ def _show_dry_run(store: Store, mapping: Mapping, chosen: list[StoredEvent]) -> 
             click.echo(f"  {line}")
 
 
-def _wait_for(store: Store, ids: list[int], seconds: float) -> None:
+def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:
+    """Wait up to `seconds` for the events to leave pending and in flight; say how they ended, and what to
+    do about those not delivered. True when every one was delivered."""
     deadline = time.monotonic() + seconds
     while True:
-        events = [store.get_event(i) for i in ids]
-        open_ = [e for e in events if e and e.state in (EventState.PENDING, EventState.IN_FLIGHT)]
+        events = [e for e in (store.get_event(i) for i in ids) if e is not None]
+        open_ = [e for e in events if e.state in (EventState.PENDING, EventState.IN_FLIGHT)]
         if not open_ or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     outcome: dict[str, int] = {}
     for event in events:
-        if event is not None:
-            outcome[event.state.value] = outcome.get(event.state.value, 0) + 1
+        outcome[event.state.value] = outcome.get(event.state.value, 0) + 1
     click.echo("outcome: " + "  ".join(f"{state}={n}" for state, n in sorted(outcome.items())))
     if open_:
-        click.echo(f"{len(open_)} still waiting; is the connector running? (`connector status`)")
+        click.echo(f"{len(open_)} still waiting after {seconds:g} s; is the connector running? (`connector status`)")
+    dead = [e for e in events if e.state is EventState.DEAD]
+    if dead:
+        shown = ", ".join(f"{e.id} ({e.last_cause})" for e in dead[:10]) + (" ..." if len(dead) > 10 else "")
+        click.echo(f"{len(dead)} dead again: {shown}; see why with `connector events show ID`")
+    held = [e for e in events if e.state is EventState.HELD]
+    if held:
+        click.echo(f"{len(held)} held by a guard: review them with `connector events list --state held`")
+    return all(e.state is EventState.DONE for e in events)
 
 
 @events.command("discard")

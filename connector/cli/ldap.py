@@ -1,19 +1,31 @@
-"""`connector ldap sync NAME [--full] [--force]` and `connector ldap status`."""
+"""`connector ldap sync NAME [--full] [--force] [--dry-run]` and `connector ldap status`."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import logging
+import sys
+from collections.abc import Iterator
 from contextlib import closing
+from typing import Any
 
 import click
 
-from connector.cli.options import config_option
+from connector.cli.options import NEEDS_ATTENTION, config_option, json_option
 from connector.config import LDAP_ID_ATTRIBUTES, Config, LdapConfig, load_config
 from connector.errors import ConnectorError
-from connector.runtime import open_configured_store
-from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, RunResult, Watcher
+from connector.mapping import load_mapping
+from connector.ops.preview import ALWAYS_LISTED, OUTCOMES, USER_OUTCOMES, DryRun, PreviewReport
+from connector.ops.report import to_json
+from connector.runtime import open_client, open_configured_store
+from connector.sources.ldap import watcher as watcher_module
+from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, Preview, RunResult, Watcher
 from connector.store import LdapWatermark
+from connector.verba.errors import VerbaError
+
+GUARD_TRIPPED = "mass-change guard tripped"  # in the watcher's message when the guard holds events
 
 
 @click.group()
@@ -26,11 +38,33 @@ def ldap() -> None:
 @click.argument("name")
 @click.option("--full", is_flag=True, help="Reconcile every entry: missed changes, and deletes for vanished users.")
 @click.option("--force", is_flag=True, help="Let the mass-change guard pass: deactivations and deletes are not held.")
-def sync(config_path: str, name: str, full: bool, force: bool) -> None:
-    """Run the watcher of directory NAME once, now (a full sync if it has no watermark yet)."""
+@click.option("--dry-run", is_flag=True, help="Read every user, map them and ask Verba (read only) what pushing "
+                                              "them would do; store nothing, write nothing to Verba.")
+@click.option("--samples", type=click.IntRange(0), default=3, show_default=True,
+              help="With --dry-run: examples printed per outcome.")
+@click.option("--concurrency", type=click.IntRange(1, 64),
+              help="With --dry-run: calls to Verba at a time  [default: delivery.workers]")
+@json_option
+def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, samples: int,
+         concurrency: int | None, as_json: bool) -> None:
+    """Run the watcher of directory NAME once, now (a full sync if it has no watermark yet).
+
+    With --dry-run, preview going live instead: read every user in scope, map each, resolve their
+    Verba users (listUsers, never createUser) and ask Verba what it holds (listUsers, getExtension),
+    then print how many extensions would be created, updated, stopped or left unchanged, which users
+    have no Verba user, which extensions another Verba user holds, and which states cannot be mapped,
+    with examples. Nothing is stored (no watermark, events or entries) and nothing is written to Verba.
+
+    Exit status: 0 when the run stored its events (or the dry run ended); 3 when the mass-change guard
+    held some (its message says what to do); 1 on an error.
+    """
     config = load_config(config_path)
-    directory = _directory(config, name)
-    with open_configured_store(config) as store, closing(Watcher(store, directory)) as watcher:
+    directory = directory_config(config, name)
+    if dry_run:
+        _dry_run(config, directory, samples, concurrency, as_json)
+        return
+    with open_configured_store(config) as store, closing(Watcher(store, directory)) as watcher, \
+            _guard_warning_withheld():
         watermark = store.ldap_watermark(name)
         known = watermark.known if watermark and watermark.cursor else 0
         expected = known if full or not (watermark and watermark.cursor) else 0
@@ -40,6 +74,92 @@ def sync(config_path: str, name: str, full: bool, force: bool) -> None:
     click.echo(_summary(result))
     if result.guard_message:
         click.echo(result.guard_message, err=True)
+        sys.exit(NEEDS_ATTENTION)
+
+
+@contextlib.contextmanager
+def _guard_warning_withheld() -> Iterator[None]:
+    """The watcher logs the mass-change guard's message for `connector run`; here the command prints it
+    itself, once, after its summary, so the log's copy (Python's last-resort handler on stderr) is dropped."""
+    def other(record: logging.LogRecord) -> bool:
+        return GUARD_TRIPPED not in record.getMessage()
+
+    logger = logging.getLogger(watcher_module.log.name)
+    logger.addFilter(other)
+    try:
+        yield
+    finally:
+        logger.removeFilter(other)
+
+
+def _dry_run(config: Config, directory: LdapConfig, samples: int, concurrency: int | None, as_json: bool) -> None:
+    name = directory.name
+    mapping = load_mapping(config.mapping_file)
+    quiet = as_json or not sys.stderr.isatty()
+    with open_configured_store(config) as store, closing(Watcher(store, directory)) as watcher:
+        watermark = store.ldap_watermark(name)
+        with click.progressbar(length=max(watermark.known if watermark else 0, 1), file=sys.stderr, show_pos=True,
+                               label=f"ldap {name}: reading entries", hidden=quiet) as bar:
+            found = watcher.preview(progress=bar.update)
+        with open_client(config) as client:
+            dry = DryRun(store, client, mapping, concurrency or config.delivery.workers)
+            with click.progressbar(length=max(len(found.users), 1), file=sys.stderr, show_pos=True,
+                                   label=f"ldap {name}: asking Verba", hidden=quiet) as bar:
+                try:
+                    report = dry.preview(found.users, progress=bar.update)
+                except VerbaError as exc:
+                    raise ConnectorError(f"dry run: Verba could not be read at {config.target_url}: {exc}"
+                                         + _simulator_hint(config)) from None
+    if as_json:
+        click.echo(to_json({"directory": name, "dry_run": True, **_directory_counts(found), "users": report.users,
+                            "no_extension": report.no_extension, "counts": report.counts, "items": report.items}))
+        return
+    for line in _dry_run_lines(found, report, samples, mapping.create_missing_users):
+        click.echo(line)
+
+
+def _simulator_hint(config: Config) -> str:
+    if not config.uses_simulator:
+        return ""
+    return ("; no target.url is set, so this is the built-in simulator, which runs only inside `connector run`: "
+            "set [target] url to your Verba")
+
+
+def _directory_counts(found: Preview) -> dict[str, Any]:
+    kinds = [change.kind for change in found.users]
+    return {"active": kinds.count("upsert"), "inactive": kinds.count("deactivate"), "vanished": kinds.count("delete"),
+            "would_store": found.would_store, "held": found.held, "guard": found.guard_message}
+
+
+def _dry_run_lines(found: Preview, report: PreviewReport, samples: int, create_missing: bool) -> list[str]:
+    """The preview for a terminal: what was read, then each outcome's count and a few examples."""
+    c = _directory_counts(found)
+    out = [f"ldap {found.directory} dry run: read {c['active'] + c['inactive']} users ({c['active']} active, "
+           f"{c['inactive']} inactive), {c['vanished']} known users gone from the directory; nothing stored, "
+           "nothing written to Verba",
+           f"a full sync now would store {found.would_store} events (users new or changed since the last sync, and "
+           "those gone)"
+           + (f"; {found.guard_message}" if found.guard_message else "")]
+    out.append(f"pushing all {report.users} users would do, as Verba holds things now "
+               f"(read with listUsers and getExtension):")
+    counts = report.counts
+    titles = dict(OUTCOMES)
+    if create_missing:
+        titles["unresolved"] = "no Verba user yet (create_missing: the push creates them)"
+    shown = {outcome: title for outcome, title in titles.items() if outcome in ALWAYS_LISTED or counts[outcome]}
+    width = max(len(title) for title in shown.values())
+    for outcome, title in shown.items():
+        unit = "users" if outcome in USER_OUTCOMES else "extensions"
+        out.append(f"  {title:<{width}}  {counts[outcome]:>6} {unit}")
+        items = report.of(outcome)
+        for item in items[:samples]:
+            where = f"{item.extension}  " if item.extension else ""
+            out.append(f"      {where}{item.user}: {item.detail}")
+        if len(items) > samples > 0:
+            out.append(f"      ... and {len(items) - samples} more (--samples N, or --json for all)")
+    if report.no_extension:
+        out.append(f"  ({report.no_extension} users map to no extension)")
+    return out
 
 
 @ldap.command("status")
@@ -62,7 +182,8 @@ def status(config_path: str, as_json: bool) -> None:
             click.echo(_describe(name, config.ldap.get(name), watermark))
 
 
-def _directory(config: Config, name: str) -> LdapConfig:
+def directory_config(config: Config, name: str) -> LdapConfig:
+    """The [ldap.NAME] section; ConnectorError naming the configured ones if there is none."""
     if name not in config.ldap:
         known = ", ".join(sorted(config.ldap)) or "none"
         raise ConnectorError(f"{config.path} has no [ldap.{name}] section (directories: {known}); "

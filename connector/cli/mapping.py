@@ -1,15 +1,45 @@
-"""`connector mapping test`: the extension records a user state maps to."""
+"""`connector mapping test`: the extension records a user state maps to, from a file or a live user."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import click
 
+from connector.cli.ldap import directory_config
+from connector.cli.options import config_option, json_option
+from connector.config import Config, load_config
 from connector.errors import ConnectorError
-from connector.events import UserChange, parse_user_change
-from connector.mapping import Mapping, MappingFailure, load_mapping
+from connector.events import KINDS, UserChange, parse_user_change
+from connector.mapping import Mapping, MappingFailure, UnresolvedUser, load_mapping
+from connector.ops.report import to_json
+from connector.records import ExtensionRecord
+from connector.runtime import open_client, open_configured_store
+from connector.sources.ldap.watcher import Watcher
+from connector.sources.scim.index import user_state
+from connector.sources.scim.schema import USERS
+from connector.store import Store
+from connector.store.scim import Match, ScimResource
+from connector.verba.errors import VerbaError
+
+FLAGS = ("voice", "im", "video", "screen_capture_enabled")
+
+
+@dataclasses.dataclass
+class _Subject:
+    """The user to map: its change, how to name it, and what the connector knows of it."""
+
+    change: UserChange
+    name: str  # "FILE" or "source/external_id (login)"
+    where: str  # where the state came from
+    previous: list[ExtensionRecord] = dataclasses.field(default_factory=list)  # as last pushed
+    known_id: int | None = None  # the Verba user id last pushed for it
+    live: bool = False
 
 
 @click.group()
@@ -18,46 +48,179 @@ def mapping() -> None:
 
 
 @mapping.command("test")
-@click.option("--mapping", "mapping_file", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--user", "user_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A JSON user state (or a whole event with a 'state').")
-@click.option("--user-id", type=int, help="The Verba user id to use when the mapping looks it up by login name.")
-@click.option("--kind", type=click.Choice(["upsert", "deactivate", "delete"]), default="upsert", show_default=True)
-def mapping_test(mapping_file: str, user_file: Path, user_id: int | None, kind: str) -> None:
-    """Print the extension records that a user state maps to."""
-    loaded = load_mapping(mapping_file)
-    change = _read_change(user_file, kind)
-    resolved = user_id if user_id is not None else _user_id_from_state(loaded, change)
+@config_option
+@click.option("--mapping", "mapping_file", type=click.Path(exists=True, dir_okay=False),
+              help="The mapping file  [default: the config's mapping.file]")
+@click.option("--user", "user", metavar="FILE.json | ID",
+              help="A JSON user state (or a whole event with a 'state'); with --ldap, the user's DN, stable id or "
+                   "login name in that directory.")
+@click.option("--ldap", "directory", metavar="NAME", help="Read the user from the directory [ldap.NAME] now.")
+@click.option("--scim-user", metavar="ID",
+              help="The SCIM user the connector stores: its id, CLIENT/ID, or its userName.")
+@click.option("--user-id", type=int, help="The Verba user id to use instead of looking it up.")
+@click.option("--kind", type=click.Choice(KINDS),
+              help="Map it as this change  [default: upsert for a file; for a live user, deactivate when inactive]")
+@json_option
+def mapping_test(config_path: str, mapping_file: str | None, user: str | None, directory: str | None,
+                 scim_user: str | None, user_id: int | None, kind: str | None, as_json: bool) -> None:
+    """Print the extension records that a user state maps to, as a table (JSON with --json). Nothing is pushed.
+
+    \b
+    The user comes from one of:
+      --user FILE.json               a user state in a file
+      --ldap NAME --user ID          the directory's entry now: its DN, stable id (entryUUID, objectGUID
+                                     or id_attribute) or login name (uid, userPrincipalName, ...)
+      --scim-user ID                 the SCIM user the connector stores (its id, CLIENT/ID or userName)
+
+    The Verba user id is --user-id, else the mapping's [user_id] attribute; for a live user the
+    connector looks the login name up in Verba (listUsers, read only). A live user's records last
+    pushed are shown as stopped when the state no longer maps to them.
+    """
+    live = directory is not None or scim_user is not None
+    if (directory is not None and scim_user is not None) or (scim_user is not None and user is not None) or (
+            user is None and scim_user is None):
+        raise click.UsageError("give one user: --user FILE.json, --ldap NAME --user ID, or --scim-user ID")
+    config = load_config(config_path) if live or mapping_file is None else None
+    mapping_path = mapping_file or config.mapping_file  # type: ignore[union-attr]  # loaded when not given
+    loaded = load_mapping(mapping_path)
+    if config is not None and live:
+        subject = _live(config, directory, user, scim_user, kind)
+    else:
+        subject = _from_file(Path(str(user)), kind or "upsert")
+    resolved, how = _user_id(config if subject.live else None, loaded, subject, user_id)
     try:
-        mapped = loaded.map_user(change, resolved, [])
+        mapped = loaded.map_user(subject.change, resolved, subject.previous)
     except MappingFailure as exc:
-        raise ConnectorError(f"{user_file}: {exc}") from None
-    click.echo(json.dumps({
-        "user_id": resolved,
-        "upserts": [r.to_dict() for r in mapped.upserts],
-        "deprovisions": [r.to_dict() for r in mapped.deprovisions],
-    }, indent=2))
+        raise ConnectorError(f"{subject.name}: the mapping {mapping_path} cannot map this state: {exc}") from None
+    if as_json:
+        click.echo(to_json({"user": subject.name, "from": subject.where, "kind": subject.change.kind,
+                            "user_id": resolved, "user_id_from": how,
+                            "upserts": [r.to_dict() for r in mapped.upserts],
+                            "deprovisions": [r.to_dict() for r in mapped.deprovisions]}))
+        return
+    click.echo(f"{subject.name} ({subject.change.kind}), from {subject.where}")
+    click.echo(f"Verba user {resolved} ({how})")
+    rows = [("record", r) for r in mapped.upserts] + [("stop", r) for r in mapped.deprovisions]
+    if not rows:
+        click.echo("maps to no extension: the state has no value in the mapping's [[extensions]] sources"
+                   + ("" if subject.change.kind == "upsert" else ", and nothing was pushed for it before"))
+        return
+    for line in table(rows):
+        click.echo(line)
 
 
-def _read_change(user_file: Path, kind: str) -> UserChange:
+def table(rows: Sequence[tuple[str, ExtensionRecord]]) -> list[str]:
+    """Records as aligned columns: extension, user id, action, recording mode and each recorded modality."""
+    head = ("EXTENSION", "USER ID", "ACTION", "RECORDING MODE", "VOICE", "IM", "VIDEO", "SCREEN")
+    body = [(r.extension, str(r.user_id), action, r.recording_mode,
+             *("yes" if getattr(r, flag) else "no" for flag in FLAGS)) for action, r in rows]
+    widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in (head, *body)]
+
+
+# where the user comes from
+
+def _from_file(user_file: Path, kind: str) -> _Subject:
     """The `kind` change of the user state (or whole event) in `user_file`; ConnectorError if it is malformed."""
     try:
         data = json.loads(user_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConnectorError(f"{user_file}: no such file; --user takes a JSON user state (with --ldap NAME, "
+                             "a user of that directory)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConnectorError(f"{user_file}: cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
         raise ConnectorError(f"{user_file}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    event = data if "state" in data else {"source": "test", "external_id": "test", "state": data}
+    event = data if isinstance(data, dict) and "state" in data else {
+        "source": "test", "external_id": "test", "state": data}
     try:
-        return parse_user_change({**event, "kind": kind})
+        change = parse_user_change({**event, "kind": kind})
     except ValueError as exc:
         raise ConnectorError(f"{user_file}: {exc}") from None
+    return _Subject(change, str(user_file), "the file")
 
 
-def _user_id_from_state(loaded: Mapping, change: UserChange) -> int:
+def _live(config: Config, directory: str | None, wanted: str | None, scim_user: str | None,
+          kind: str | None) -> _Subject:
+    """The live user: read from the directory or the store, with what the connector last pushed for it."""
+    with open_configured_store(config) as store:
+        if directory is not None:
+            assert wanted is not None  # checked with the other options
+            change, where = _from_directory(config, store, directory, wanted)
+        else:
+            assert scim_user is not None
+            change, where = _from_scim(config, store, scim_user)
+        if kind is not None:
+            change = dataclasses.replace(change, kind=kind)  # type: ignore[arg-type]
+        login = change.state.get("userName")
+        name = f"{change.source}/{change.external_id}" + (f" ({login})" if login else "")
+        return _Subject(change, name, where, store.pushed_extensions(change.source, change.external_id),
+                        store.verba_user_id(change.source, change.external_id), live=True)
+
+
+def _from_directory(config: Config, store: Store, name: str, wanted: str) -> tuple[UserChange, str]:
+    section = directory_config(config, name)
+    with closing(Watcher(store, section)) as watcher:
+        change = watcher.read_user(wanted)
+    if change is None:
+        raise ConnectorError(f"directory {name} has no user {wanted!r} in scope (under {section.base}, matching the "
+                             "filter); give its DN, its stable id or its login name")
+    return change, f"directory {name}: {change.state.get('attributes', {}).get('dn', '')}"
+
+
+def _from_scim(config: Config, store: Store, wanted: str) -> tuple[UserChange, str]:
+    """The SCIM user with this id (or CLIENT/ID, or userName), as the SCIM source would hand it to the mapping."""
+    client, slash, resource_id = wanted.partition("/")
+    if slash:
+        clients, ids = [client], [resource_id]
+    else:
+        clients = list(dict.fromkeys([*(c.name for c in config.scim.clients),
+                                      *(source for source, _ in store.user_keys())]))
+        ids = [wanted]
+    found: list[ScimResource] = [r for c in clients for i in ids if (r := store.scim_get(c, "User", i)) is not None]
+    if not found and not slash:
+        for c in clients:
+            found.extend(store.scim_search(c, "User", Match("userName", "eq", wanted), 0, 2)[1])
+    if not found:
+        raise ConnectorError(f"the store holds no SCIM user {wanted!r} (an id, CLIENT/ID or userName); it was "
+                             "deleted, never provisioned, or provisioned into another store")
+    if len(found) > 1:
+        names = ", ".join(f"{r.client}/{r.id}" for r in found)
+        raise ConnectorError(f"{len(found)} SCIM users match {wanted!r} ({names}); give CLIENT/ID")
+    resource = found[0]
+    groups = store.scim_groups_of(resource.client, [resource.id]).get(resource.id, [])
+    state = user_state(USERS, resource.body, [display for _, display in groups])
+    kind: Any = "deactivate" if state.get("active") is False else "upsert"
+    return UserChange(resource.client, resource.id, kind, state), f"SCIM client {resource.client}"
+
+
+# the Verba user id
+
+def _user_id(config: Config | None, loaded: Mapping, subject: _Subject, given: int | None) -> tuple[int, str]:
+    """The Verba user id to map with, and where it came from. A file's user needs --user-id when the mapping looks
+    it up by login name; a live user's is looked up in Verba (listUsers, read only) as a push would."""
+    if given is not None:
+        return given, "--user-id"
     try:
-        found = loaded.user_id_or_login(change, None)
-    except MappingFailure as exc:
-        raise ConnectorError(str(exc)) from None
-    if isinstance(found, str):
+        found = loaded.user_id_or_login(subject.change, subject.known_id)
+    except (MappingFailure, UnresolvedUser) as exc:
+        raise ConnectorError(f"{subject.name}: {exc}") from None
+    if isinstance(found, int):
+        how = (f"from {loaded.user_id_attribute}" if loaded.user_id_from_state(subject.change.state) == found
+               else "as last pushed")
+        return found, how
+    if config is None:
         raise ConnectorError(f"this mapping looks the Verba user id up by login name ({found!r}) at push time; "
                              "pass --user-id N to see the records")
-    return found
+    try:
+        with open_client(config) as client:
+            user_id = client.find_user_id(found)
+    except VerbaError as exc:
+        raise ConnectorError(f"cannot look the Verba user up by loginName {found!r} at {config.target_url}: {exc}; "
+                             "pass --user-id N to see the records without asking Verba") from None
+    if user_id is None:
+        raise ConnectorError(f"{subject.name}: no Verba user has loginName {found!r}, so a push would be a dead "
+                             "letter (unresolved_user): create the user in Verba (or set [user_id] create_missing = "
+                             "true in the mapping); pass --user-id N to see the records anyway")
+    return user_id, f"listUsers loginName {found!r}"

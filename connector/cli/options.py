@@ -11,6 +11,8 @@ import click
 from connector.config import DEFAULT_PATH
 from connector.ops.report import parse_since
 
+NEEDS_ATTENTION = 3  # the exit status of a command that worked and found something a person must look at
+
 config_option = click.option(
     "--config",
     "config_path",

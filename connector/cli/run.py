@@ -1,19 +1,24 @@
-"""`connector run` and `connector validate-config`."""
+"""`connector run` and `connector validate-config [--connect]`."""
 
 from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 
 import click
 
 from connector.cli.options import config_option
 from connector.config import Config, load_config
-from connector.mapping import load_mapping
+from connector.mapping import MappingError, load_mapping
 from connector.ops.logs import setup_logging
-from connector.runtime import Connector
-from connector.store import without_password
+from connector.runtime import Connector, open_client, open_configured_store
+from connector.sources.ldap.connection import DirectoryError, open_connection, read_entry
+from connector.sources.ldap.connection import close as close_connection
+from connector.store import StoreError, without_password
+from connector.store.queries import migrations
+from connector.verba.errors import VerbaError
 
 
 @click.command()
@@ -48,8 +53,110 @@ def _announce(config: Config) -> None:
 
 @click.command("validate-config")
 @config_option
-def validate_config(config_path: str) -> None:
-    """Check the config and its mapping file; exit 1 with the file, key and fix of every config problem."""
+@click.option("--connect", is_flag=True, help="Also connect: each LDAP directory's bind and a base search, Verba's "
+                                             "requestToken and a listUsers, the store and its schema version.")
+def validate_config(config_path: str, connect: bool) -> None:
+    """Check the config and its mapping file; exit 1 with the file, key and fix of every config problem.
+
+    With --connect, also try what `connector run` will need, and print one line per check: each
+    [ldap.NAME] directory's bind and a base-scope search of its base, Verba's requestToken and one
+    listUsers (read only), and that the store is reachable with this connector's schema version.
+    Every check runs even when one fails; each failure says what to fix; exit 1 if any failed.
+    """
     config = load_config(config_path)
-    load_mapping(config.mapping_file)
-    click.echo(f"{config_path}: OK (mapping {config.mapping_file}, target {config.target_url})")
+    if not connect:
+        load_mapping(config.mapping_file)
+        click.echo(f"{config_path}: OK (mapping {config.mapping_file}, target {config.target_url})")
+        return
+    click.echo(f"{config_path}: config OK; connecting")
+    results = [*_check_mapping(config), *_check_store(config), *_check_target(config), *_check_ldap(config)]
+    for ok, what, detail in results:
+        click.echo(f"  {'ok' if ok else 'FAILED':<6}  {what}: {detail}")
+    failed = sum(1 for ok, _, _ in results if not ok)
+    if failed:
+        click.echo(f"{config_path}: {failed} of {len(results)} checks failed", err=True)
+        sys.exit(1)
+    click.echo(f"{config_path}: all {len(results)} checks passed")
+
+
+Check = tuple[bool, str, str]  # passed, what was checked, what was found (a failure: what is wrong and the fix)
+
+
+def _check_mapping(config: Config) -> list[Check]:
+    try:
+        loaded = load_mapping(config.mapping_file)
+    except MappingError as exc:
+        return [(False, "mapping", str(exc))]
+    return [(True, "mapping", f"{config.mapping_file}: {len(loaded.sources)} extension sources, "
+                              f"{len(loaded.rules)} rules")]
+
+
+def _check_store(config: Config) -> list[Check]:
+    what = f"store {without_password(config.store.url)}"
+    try:
+        with open_configured_store(config) as store:
+            store.count_by_state()
+            version = len(migrations(store.dialect))
+    except (StoreError, ValueError) as exc:
+        return [(False, what, str(exc))]
+    return [(True, what, f"reachable, schema version {version} (this connector's)")]
+
+
+_TARGET_FIXES = {
+    "transport": "check target.url, that Verba answers from this host, and target.timeout_seconds",
+    "malformed_response": "check target.url: it must be Verba's Provisioning API v2, not a proxy or another page",
+    "auth": "check target.login and the password (target.password_env or target.password_file) or the token",
+}
+
+
+def _check_target(config: Config) -> list[Check]:
+    """requestToken, then one listUsers (for the API login name): both read only."""
+    url = config.target_url
+    if config.uses_simulator:
+        return [(True, "verba", f"no target.url: the built-in simulator ({url}) starts with `connector run`; set "
+                                "[target] url to check your Verba")]
+    results: list[Check] = []
+    try:
+        with open_client(config) as client:
+            for operation, call in (("requestToken", client.request_token), ("listUsers", client.probe)):
+                try:
+                    call()
+                except VerbaError as exc:
+                    results.append((False, f"verba {operation}", _with_fix(str(exc), exc.cause)))
+                    break
+                results.append((True, f"verba {operation}", f"{url} answered"
+                                + (f" (login {config.target.login})" if operation == "requestToken" else "")))
+    except VerbaError as exc:  # the client could not even be built (the WSDL)
+        results.append((False, "verba", _with_fix(str(exc), exc.cause)))
+    return results
+
+
+def _with_fix(message: str, cause: str) -> str:
+    fix = _TARGET_FIXES.get(cause, "check [target] in the config")
+    return message if "check " in message or "fix " in message else f"{message}; {fix}"
+
+
+def _check_ldap(config: Config) -> list[Check]:
+    """Each directory: bind, then a base-scope search of its base."""
+    results: list[Check] = []
+    for name, section in sorted(config.ldap.items()):
+        what = f"ldap {name} ({section.url})"
+        try:
+            conn = open_connection(section)
+        except DirectoryError as exc:
+            results.append((False, what, str(exc).removeprefix(f"directory {name} ({section.url}): ")))
+            continue
+        try:
+            found = read_entry(conn, section.base, ["1.1"])
+        except DirectoryError as exc:
+            results.append((False, what, f"bound, but {exc}"))
+            continue
+        finally:
+            close_connection(conn)
+        if found is None:
+            results.append((False, what, f"bound as {section.bind_dn or 'anonymous'}, but base {section.base!r} does "
+                                         "not exist or the bind account may not read it; check base and the "
+                                         "account's read rights"))
+        else:
+            results.append((True, what, f"bound as {section.bind_dn or 'anonymous'}, base {section.base} readable"))
+    return results

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import click
 
 from connector.errors import ConnectorError
@@ -22,8 +24,21 @@ from connector.simulator.operations import MISSING_EXTENSION_SHAPES
                    "with POST /_sim/behaviour.")
 def simulator(host: str, port: int, seed: str | None, token_ttl: float, missing_extension: str) -> None:
     """Serve the Verba Provisioning API v2 simulator (WSDL at /provisioning?wsdl)."""
+    _check_port(host, port)
     click.echo(f"simulator: http://{host}:{port}/provisioning (WSDL: ?wsdl, test control: /_sim/); stop with Ctrl-C")
     try:
         serve(host, port, seed, token_ttl, missing_extension)
     except ValueError as exc:
         raise ConnectorError(f"{exc}; fix the seed file") from None
+
+
+def _check_port(host: str, port: int) -> None:
+    """ConnectorError, before uvicorn says it in a log line of its own, when `host:port` cannot be listened on."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        raise ConnectorError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); free the port, "
+                             "or pass --host / --port") from None

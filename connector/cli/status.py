@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 
 import click
 
-from connector.cli.options import config_option, json_option, since_option, since_time
-from connector.config import load_config
+from connector.cli.options import NEEDS_ATTENTION, config_option, json_option, since_option, since_time
+from connector.config import Config, load_config
 from connector.ops.health import recorded_target_state
 from connector.ops.report import (
     age,
     audit_line,
     counts_line,
+    dead_letters_json,
     drift_line,
+    held_json,
+    held_lines,
     instance_line,
     ownership_lines,
     source_states,
@@ -22,6 +26,8 @@ from connector.ops.report import (
     to_json,
 )
 from connector.runtime import open_configured_store
+
+DEFAULT_MAX_PENDING_AGE = 900.0  # seconds; the README's alert on connector_queue_oldest_pending_age_seconds
 
 
 @click.command()
@@ -45,12 +51,24 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
 @click.command()
 @config_option
 @json_option
-def status(config_path: str, as_json: bool) -> None:
+@click.option("--check", is_flag=True,
+              help=f"For cron and monitoring: print only the verdict; exit {NEEDS_ATTENTION} when there are dead "
+                   "letters or the oldest pending event is older than --max-pending-age, else 0.")
+@click.option("--max-pending-age", "max_pending_age", type=click.FloatRange(min=0), default=DEFAULT_MAX_PENDING_AGE,
+              show_default=True, metavar="SECONDS", help="With --check: how old the oldest pending event may be.")
+def status(config_path: str, as_json: bool, check: bool, max_pending_age: float) -> None:
     """Queue depth by state, oldest pending age, dead letters by cause, the target's state as the running connector
     last probed it, and the connector instances sharing the store with the one polling each directory.
 
-    Reads the store only: it needs none of the config's secrets and calls nothing."""
+    Reads the store only: it needs none of the config's secrets and calls nothing.
+
+    With --check, exit status 0 when all is well, 3 when there are dead letters or the oldest pending
+    event is older than --max-pending-age (each reason printed, one a line), 1 on an error.
+    """
     config = load_config(config_path, secrets=False)
+    if check:
+        _check(config, max_pending_age, as_json)
+        return
     with open_configured_store(config) as store:
         counts = store.count_by_state()
         oldest = store.oldest_pending_at()
@@ -68,14 +86,14 @@ def status(config_path: str, as_json: bool) -> None:
     # What the running connector found, from the store: this command calls nothing and needs no secret.
     live = {i.name for i in instances if now - i.heartbeat_at <= config.instance.liveness_seconds}
     target = recorded_target_state(probes, breakers, live, now)
-    misconfigured = next((error for cause, error, _ in summary if cause == "target_misconfigured"), None)
+    misconfigured = next((g.sample for g in summary if g.cause == "target_misconfigured"), None)
     if misconfigured is not None:  # it answers, but not as Provisioning API v2: what the dead letters say
         target = f"MISCONFIGURED: {misconfigured}"
     if as_json:
         click.echo(to_json({"counts": {s.value: n for s, n in counts.items()},
                             "oldest_pending_age_seconds": pending_age,
-                            "dead_letters_by_cause": [{"cause": c, "error": e, "count": n} for c, e, n in summary],
-                            "held_by_cause": [{"cause": c, "source": src, "count": n} for c, src, n in held],
+                            "dead_letters_by_cause": dead_letters_json(summary),
+                            "held_by_cause": held_json(held),
                             "extension_conflicts": conflicts,
                             "extension_clashes": [{"extension": x, "claimants": c} for x, c in clashes],
                             "sources": sources,
@@ -95,12 +113,33 @@ def status(config_path: str, as_json: bool) -> None:
         click.echo(instance_line(instance, now))
     click.echo(drift_line(drift))
     click.echo(f"target: {config.target_url} {target}")
-    click.echo("dead letters by cause:" if summary else "dead letters: none")
-    for line in summary_lines(summary):
+    for line in summary_lines(summary) + held_lines(held) + ownership_lines(conflicts, clashes):
         click.echo(line)
-    if held:
-        click.echo("held for `connector events approve` (review them first with `connector events list --state held`):")
-        for cause, source, count in held:
-            click.echo(f"{count:>6}  {cause}  source {source}")
-    for line in ownership_lines(conflicts, clashes):
-        click.echo(line)
+
+
+def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
+    """`status --check`: the store alone (no call to Verba), a verdict, and exit status 3 if it needs someone."""
+    with open_configured_store(config) as store:
+        summary = store.dead_letter_summary()
+        oldest = store.oldest_pending_at()
+    pending_age = None if oldest is None else max(0.0, time.time() - oldest)
+    problems = []
+    if summary:
+        causes = ", ".join(f"{g.cause} {g.size}" for g in summary)
+        problems.append(f"{sum(g.size for g in summary)} dead letter(s) ({causes}): see `connector status`, then "
+                        "`connector events list --state dead --cause CAUSE`")
+    if pending_age is not None and pending_age > max_pending_age:
+        problems.append(f"the oldest pending event is {age(pending_age)} old (more than {age(max_pending_age)}): "
+                        "is the connector running and Verba answering? see `connector status`")
+    if as_json:
+        click.echo(to_json({"ok": not problems, "problems": problems, "oldest_pending_age_seconds": pending_age,
+                            "max_pending_age_seconds": max_pending_age,
+                            "dead_letters_by_cause": dead_letters_json(summary)}))
+    elif problems:
+        for problem in problems:
+            click.echo(f"CHECK FAILED: {problem}")
+    else:
+        oldest_text = "none" if pending_age is None else age(pending_age)
+        click.echo(f"check ok: no dead letters; oldest pending {oldest_text} (at most {age(max_pending_age)})")
+    if problems:
+        sys.exit(NEEDS_ATTENTION)

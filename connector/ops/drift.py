@@ -174,7 +174,7 @@ class DriftCheck:
         linked = {e["extension"]: e for e in user.held}
         for record in mapped.upserts:
             got = linked.get(record.extension) or self.client.get_extension(record.extension)
-            drift = _compare(record, got, user.name)
+            drift = compare(record, got, user.name)
             if drift is not None:
                 user.drifts.append(drift)
         return user
@@ -256,7 +256,7 @@ class DriftSchedule:
         return report
 
 
-def _compare(record: ExtensionRecord, found: dict[str, Any] | None, user: str) -> Drift | None:
+def compare(record: ExtensionRecord, found: dict[str, Any] | None, user: str) -> Drift | None:
     """The drift of one wanted record against what getExtension answered (None: absent)."""
     if found is None:
         return Drift("missing", record.extension, user, record.user_id, "Verba has no such extension")

@@ -101,11 +101,8 @@ class StoreCollector(Collector):
             value=0.0 if oldest is None else max(0.0, time.time() - oldest),
         )
         dead = GaugeMetricFamily("connector_dead_letters", "Dead letters by cause.", labels=["cause"])
-        by_cause: dict[str, int] = {}
-        for cause, _, count in self.store.dead_letter_summary():
-            by_cause[cause] = by_cause.get(cause, 0) + count
-        for cause, count in sorted(by_cause.items()):
-            dead.add_metric([cause], count)
+        for group in sorted(self.store.dead_letter_summary()):  # one per cause
+            dead.add_metric([group.cause], group.size)
         yield dead
         lag = GaugeMetricFamily("connector_ldap_watermark_lag_seconds",
                                 "Seconds since each directory's watermark last moved (its last successful run).",

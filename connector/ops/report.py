@@ -13,8 +13,10 @@ from connector.config import Config
 from connector.store import (
     Attempt,
     AuditEntry,
+    CauseGroup,
     DriftRun,
     EventState,
+    HeldGroup,
     Instance,
     LdapWatermark,
     OpenBreaker,
@@ -63,9 +65,38 @@ def counts_line(counts: dict[EventState, int]) -> str:
     return "  ".join(f"{state.value}={count}" for state, count in counts.items())
 
 
-def summary_lines(summary: Sequence[tuple[str, str, int]]) -> list[str]:
-    """Dead letters grouped by cause, largest group first."""
-    return [f"{count:>6}  {cause}: {error}" for cause, error, count in summary]
+SAMPLE_CHARS = 300  # a sample message longer than this is cut in text output (`events show` has it whole)
+
+
+def summary_lines(summary: Sequence[CauseGroup]) -> list[str]:
+    """Dead letters, one line per cause (largest group first): how many, and the newest one's message."""
+    if not summary:
+        return ["dead letters: none"]
+    return ["dead letters by cause (count, cause: the newest one's message):",
+            *(f"{g.size:>6}  {g.cause}: {_cut(g.sample)}" for g in summary),
+            "  list them with `connector events list --state dead --cause CAUSE`"]
+
+
+def held_lines(held: Sequence[HeldGroup]) -> list[str]:
+    """Held events, one line per cause and source (largest group first), with the newest one's message."""
+    if not held:
+        return []
+    return ["held for `connector events approve` (review them first with `connector events list --state held`):",
+            *(f"{g.size:>6}  {g.cause}  source {g.source}" + (f": {_cut(g.sample)}" if g.sample else "")
+              for g in held)]
+
+
+def dead_letters_json(summary: Sequence[CauseGroup]) -> list[dict[str, Any]]:
+    """`summary` for --json: one object per cause; "error" is the newest one's message, whole."""
+    return [{"cause": g.cause, "count": g.size, "error": g.sample} for g in summary]
+
+
+def held_json(held: Sequence[HeldGroup]) -> list[dict[str, Any]]:
+    return [{"cause": g.cause, "source": g.source, "count": g.size, "error": g.sample} for g in held]
+
+
+def _cut(message: str) -> str:
+    return message if len(message) <= SAMPLE_CHARS else message[:SAMPLE_CHARS - 1] + "…"
 
 
 def breaker_state(breaker: OpenBreaker, now: float) -> str:

@@ -12,15 +12,25 @@ from connector.store.base import Store
 from connector.store.database import StoreError
 from connector.store.instances import Beat, Instance, Instances
 from connector.store.ldap import LdapEntry, LdapMarks, LdapPoll, LdapWatermark, WatermarkMoved
-from connector.store.log import Attempt, AuditEntry, DriftRun, EventLog, OpenBreaker, TargetProbe
+from connector.store.log import (
+    Attempt,
+    AuditEntry,
+    CauseGroup,
+    DriftRun,
+    EventLog,
+    HeldGroup,
+    OpenBreaker,
+    TargetProbe,
+)
 from connector.store.ownership import ExtensionOwnership
 from connector.store.queue import Claim, EventQueue, EventState, StoredEvent
 from connector.store.scim import ScimResource, ScimResources, ScimTransaction, ScimValue
 
-__all__ = ["Attempt", "AuditEntry", "Beat", "Claim", "DriftRun", "EventLog", "EventQueue", "EventState",
-           "ExtensionOwnership", "Instance", "Instances", "LdapEntry", "LdapMarks", "LdapPoll", "LdapWatermark",
-           "OpenBreaker", "ScimResource", "ScimResources", "ScimTransaction", "ScimValue", "Store", "StoreError",
-           "StoredEvent", "TargetProbe", "WatermarkMoved", "open_store", "without_password"]
+__all__ = ["Attempt", "AuditEntry", "Beat", "CauseGroup", "Claim", "DriftRun", "EventLog", "EventQueue",
+           "EventState", "ExtensionOwnership", "HeldGroup", "Instance", "Instances", "LdapEntry", "LdapMarks",
+           "LdapPoll", "LdapWatermark", "OpenBreaker", "ScimResource", "ScimResources", "ScimTransaction",
+           "ScimValue", "Store", "StoreError", "StoredEvent", "TargetProbe", "WatermarkMoved", "open_store",
+           "without_password"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

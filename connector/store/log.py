@@ -7,15 +7,34 @@ import dataclasses
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from connector.records import ExtensionRecord
 from connector.store.database import Database, to_json
 from connector.store.queue import EventState, StoredEvent, stored_event
 
 CONFLICT_CAUSE = "extension_conflict"  # not an event's last cause: the events of open conflicts
+MASS_CHANGE_CAUSE = "ldap_mass_change"  # not a last cause either: events the LDAP mass-change guard holds leave none
 _EVENT_COLUMNS = ("id, idem_key, source, external_id, kind, state_json, cause, accepted_at, state, attempts,"
                   " next_attempt_at, last_cause, last_error, discard_reason, updated_at")
+
+
+class CauseGroup(NamedTuple):
+    """Dead letters of one cause: how many, and the message of the newest of them as a sample."""
+
+    cause: str
+    sample: str
+    size: int  # how many events (`count` would hide tuple.count)
+
+
+class HeldGroup(NamedTuple):
+    """Held events of one cause and source: how many, and the message of the newest of them (None for the
+    LDAP mass-change guard's, which leave none)."""
+
+    cause: str
+    source: str
+    size: int  # how many events (`count` would hide tuple.count)
+    sample: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,29 +128,12 @@ class EventLog(Database):
                     source: str | None = None, since: float | None = None, limit: int = 100) -> list[StoredEvent]:
         """Events, newest first, matching every filter given.
 
-        `cause` is the last cause, or "extension_conflict" for the events of open conflicts; `user` is
+        `cause` is the last cause, "extension_conflict" for the events of open conflicts, or
+        "ldap_mass_change" for those the LDAP mass-change guard holds (which have none); `user` is
         an external id (exact) or a `userName` in the state (ASCII case-insensitive); `since` is a
         Unix time the event was last updated at or after.
         """
-        filters: list[str] = []
-        params: list[Any] = []
-        if state is not None:
-            filters.append("state = %s")
-            params.append(EventState(state).value)
-        if cause == CONFLICT_CAUSE:
-            filters.append("id IN (SELECT event_id FROM extension_conflicts)")
-        elif cause is not None:
-            filters.append("last_cause = %s")
-            params.append(cause)
-        if user is not None:
-            filters.append(f"(external_id = %s OR lower({self._q['user_name']}) = lower(%s))")
-            params.extend((user, user))
-        if source is not None:
-            filters.append("source = %s")
-            params.append(source)
-        if since is not None:
-            filters.append("updated_at >= %s")
-            params.append(since)
+        filters, params = self._filters(state=state, cause=cause, user=user, source=source, since=since)
         where = f"WHERE {' AND '.join(filters)}" if filters else ""
         with self._read() as conn:
             rows = conn.execute(self._sql(f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT %s"),
@@ -145,19 +147,30 @@ class EventLog(Database):
         return [Attempt(float(row["at"]), tuple(json.loads(row["event_ids"])), row["outcome"], row["cause"],
                         row["error"], tuple(json.loads(row["sent"]))) for row in rows]
 
-    def count_by_state(self) -> dict[EventState, int]:
+    def count_by_state(self, *, cause: str | None = None, user: str | None = None, source: str | None = None,
+                       since: float | None = None) -> dict[EventState, int]:
+        """How many events are in each state; with filters (as `list_events`'), of those they select."""
         counts = {state: 0 for state in EventState}
-        counts.update({EventState(state): n for state, n in self._rows("count_by_state", ("state", "n"))})
+        rows = self._filtered("count_by_state", ("state", "n"), cause=cause, user=user, source=source, since=since)
+        counts.update({EventState(state): n for state, n in rows})
         return counts
 
-    def dead_letter_summary(self) -> list[tuple[str, str, int]]:
-        """(last cause, last error, count) of the dead events, largest count first."""
-        return self._rows("dead_letter_summary", ("last_cause", "last_error", "n"))
+    def dead_letter_summary(self, *, cause: str | None = None, user: str | None = None, source: str | None = None,
+                            since: float | None = None) -> list[CauseGroup]:
+        """The dead events grouped by last cause, largest group first: one group per cause however many
+        users or messages it has, with the newest one's message as a sample. Filters as `list_events`'."""
+        rows = self._filtered("dead_letter_summary", ("last_cause", "last_error", "n"), cause=cause, user=user,
+                              source=source, since=since)
+        return [CauseGroup(c, e or "", int(n)) for c, e, n in rows]
 
-    def held_summary(self) -> list[tuple[str, str, int]]:
-        """(cause, source, count) of the held events, largest group first; the LDAP mass-change guard's
-        (which leave no cause) are "ldap_mass_change"."""
-        return self._rows("held_summary", ("cause", "source", "n"))
+    def held_summary(self, *, cause: str | None = None, user: str | None = None, source: str | None = None,
+                     since: float | None = None) -> list[HeldGroup]:
+        """The held events grouped by cause and source, largest group first, with the newest one's message
+        as a sample; the LDAP mass-change guard's (which leave no cause) are "ldap_mass_change". Filters as
+        `list_events`'."""
+        held = self._filtered("held_summary", ("cause", "source", "n", "last_error"), cause=cause, user=user,
+                              source=source, since=since)
+        return [HeldGroup(c, s, int(n), e) for c, s, n, e in held]
 
     def oldest_pending_at(self) -> float | None:
         """The earliest `accepted_at` of the pending and in-flight events; None when there are none."""
@@ -207,13 +220,13 @@ class EventLog(Database):
 
     def ping(self) -> None:
         """Commit a tiny write (the readiness probe); raise StoreError if the store cannot be written."""
-        with self._read() as conn:  # one statement is one transaction
+        with self._statement() as conn:  # one statement is one transaction
             conn.execute(self._q["ping"], (time.time(),))
 
     def note_breaker(self, instance: str, opened_at: float | None, probed_at: float | None = None,
                      error: str | None = None) -> None:
         """Record `instance`'s breaker on the target: open since `opened_at`, or closed (None)."""
-        with self._read() as conn:
+        with self._statement() as conn:
             if opened_at is None:
                 conn.execute(self._q["close_breaker"], (instance,))
             else:
@@ -242,7 +255,7 @@ class EventLog(Database):
         return [(source, external_id) for source, external_id in self._rows("user_keys", ("source", "external_id"))]
 
     def add_drift_run(self, run: DriftRun) -> None:
-        with self._read() as conn:
+        with self._statement() as conn:
             conn.execute(self._q["add_drift_run"], (run.started_at, run.finished_at, run.users, run.extensions,
                                                     to_json(run.counts, "drift counts"), run.unchecked,
                                                     run.repaired, run.trigger))
@@ -263,3 +276,37 @@ class EventLog(Database):
     def _rows(self, query: str, columns: tuple[str, ...]) -> list[Any]:
         with self._read() as conn:
             return [tuple(row[column] for column in columns) for row in conn.execute(self._q[query])]
+
+    def _filtered(self, query: str, columns: tuple[str, ...], **filters: Any) -> list[Any]:
+        """The rows of `query`, whose `{filters}` stands for more conditions on `events` (" AND ...")."""
+        conditions, params = self._filters(**filters)
+        sql = self._q[query].replace("{filters}", self._sql("".join(f" AND {c}" for c in conditions)))
+        with self._read() as conn:
+            return [tuple(row[column] for column in columns) for row in conn.execute(sql, params)]
+
+    def _filters(self, *, state: EventState | None = None, cause: str | None = None, user: str | None = None,
+                 source: str | None = None, since: float | None = None) -> tuple[list[str], list[Any]]:
+        """The conditions on `events` (psycopg placeholders) and their parameters that select what
+        `list_events` documents."""
+        filters: list[str] = []
+        params: list[Any] = []
+        if state is not None:
+            filters.append("state = %s")
+            params.append(EventState(state).value)
+        if cause == CONFLICT_CAUSE:
+            filters.append("id IN (SELECT event_id FROM extension_conflicts)")
+        elif cause == MASS_CHANGE_CAUSE:
+            filters.append("(state = 'held' AND last_cause IS NULL)")
+        elif cause is not None:
+            filters.append("last_cause = %s")
+            params.append(cause)
+        if user is not None:
+            filters.append(f"(external_id = %s OR lower({self._q['user_name']}) = lower(%s))")
+            params.extend((user, user))
+        if source is not None:
+            filters.append("source = %s")
+            params.append(source)
+        if since is not None:
+            filters.append("updated_at >= %s")
+            params.append(since)
+        return filters, params

@@ -136,7 +136,8 @@ def test_mapping_test_prints_the_records_of_a_user(tmp_path):
             {"userName": "alice@example.com", "phoneNumbers": [{"type": "work", "value": "tel:+1 415 555 0100"}]}
         )
     )
-    result = connector("mapping", "test", "--mapping", "mappings/default.toml", "--user", str(state), "--user-id", "3")
+    result = connector("mapping", "test", "--mapping", "mappings/default.toml", "--user", str(state), "--user-id", "3",
+                       "--json")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert [(r["extension"], r["user_id"]) for r in out["upserts"]] == [("+14155550100", 3)]
@@ -317,3 +318,19 @@ def test_ingest_names_the_line_of_bytes_that_are_not_utf8(tmp_path):
     assert ingested(tmp_path) == []
     missing = connector("events", "ingest", "--config", str(path), str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 2 and "nope.jsonl" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_run_that_cannot_listen_leaves_no_instance_behind(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        path = tmp_path / "busy.toml"
+        path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n[admin]\nlisten = "127.0.0.1:{free_port()}"\n'
+                        f'[scim]\nlisten = "127.0.0.1:{taken}"\n[simulator]\nlisten = "127.0.0.1:{free_port()}"\n')
+        result = connector("run", "--config", str(path))
+    assert result.returncode == 1 and f"cannot listen on 127.0.0.1:{taken}" in result.stderr
+    status = json.loads(connector("status", "--config", str(path), "--json").stdout)
+    assert status["instances"] == []

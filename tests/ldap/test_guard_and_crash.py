@@ -54,6 +54,21 @@ def test_the_guard_holds_mass_deletes_and_approve_releases_them(slapd, admin, ba
     watcher.close()
 
 
+def test_a_sync_the_guard_trips_exits_3_and_says_so_once(slapd, admin, base, tmp_path):
+    dns = [slapd.add_user(admin, base, f"user{n}") for n in range(10)]
+    config = write_config(tmp_path, slapd.url, base, guard_max_count=3, guard_max_share=0.5)
+    first = cli(config, "ldap", "sync", "corp")
+    assert first.returncode == 0 and "10 upserts" in first.stdout and first.stderr == "", first
+    for dn in dns[:4]:
+        slapd.check(admin, admin.delete(dn))
+    tripped = cli(config, "ldap", "sync", "corp", "--full")
+    assert tripped.returncode == 3, tripped
+    assert "4 deletes (4 held)" in tripped.stdout
+    assert tripped.stderr.count("mass-change guard tripped") == 1, tripped.stderr
+    assert "connector events approve" in tripped.stderr and "Traceback" not in tripped.stderr
+    assert "--force" in cli(config, "ldap", "sync", "--help").stdout
+
+
 @pytest.mark.parametrize("drops, known, min_count, tripped", [
     (1, 8, 10, False),  # one leaver of 8 is 12 %, but below guard_min_count
     (8, 8, 10, False),  # a directory smaller than guard_min_count relies on guard_max_count

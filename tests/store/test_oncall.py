@@ -295,10 +295,10 @@ def test_current_event_is_the_newest_not_held_or_discarded(store: Store) -> None
 # --- metrics ----------------------------------------------------------------------------------
 
 
-def test_dead_letter_summary_groups_by_cause_and_error_largest_first(store: Store) -> None:
+def test_dead_letter_summary_has_one_group_per_cause_with_the_newest_message_largest_first(store: Store) -> None:
     assert store.dead_letter_summary() == []
     for i in range(3):
-        dead(store, f"m{i}", "mapping", "no phone number")
+        dead(store, f"m{i}", "mapping", f"no phone number for m{i}")
     for i in range(2):
         dead(store, f"t{i}", "transient", "timed out")
     dead(store, "x", "mapping", "two phone numbers")
@@ -308,13 +308,35 @@ def test_dead_letter_summary_groups_by_cause_and_error_largest_first(store: Stor
     [retrying] = store.enqueue([change("r")])
     store.retry(claim_now(store, now=NOW + 1_000_000), NOW + 2_000_000, "transient", "timed out")
 
-    assert store.dead_letter_summary() == [
-        ("mapping", "no phone number", 3),
+    summary = store.dead_letter_summary()
+    assert summary == [
+        ("mapping", "two phone numbers", 4),
         ("transient", "timed out", 2),
         ("illegal_argument", "bad eid", 1),
-        ("mapping", "two phone numbers", 1),
     ]
+    assert (summary[0].cause, summary[0].sample, summary[0].size) == ("mapping", "two phone numbers", 4)
     assert state_of(store, retrying) is EventState.PENDING
+
+
+def test_summaries_and_counts_take_the_filters_of_list_events(store: Store) -> None:
+    dead(store, "a", "mapping", "no phone number for a")
+    dead(store, "b", "transient", "timed out")
+    store.enqueue([change("c")], state=EventState.HELD)  # the LDAP mass-change guard's: no cause
+    [other] = store.enqueue([dataclasses.replace(change("d"), source="ldap")])
+    store.dead_letter(claim_now(store, now=NOW + 1_000_000), "mapping", "no phone number for d")
+
+    assert store.dead_letter_summary(cause="mapping") == [("mapping", "no phone number for d", 2)]
+    assert store.dead_letter_summary(source="scim") == [("mapping", "no phone number for a", 1),
+                                                       ("transient", "timed out", 1)]
+    assert store.dead_letter_summary(user="B@example.com") == [("transient", "timed out", 1)]
+    assert store.dead_letter_summary(since=time.time() + 3600) == []
+    assert store.held_summary(source="ldap") == []
+    assert store.held_summary(cause="ldap_mass_change") == [("ldap_mass_change", "scim", 1, None)]
+    assert [e.change.external_id for e in store.list_events(cause="ldap_mass_change")] == ["c"]
+    counts = store.count_by_state(source="ldap")
+    assert counts[EventState.DEAD] == 1 and sum(counts.values()) == 1
+    assert store.count_by_state(cause="mapping")[EventState.DEAD] == 2
+    assert store.get_event(other) is not None
 
 
 def test_oldest_pending_at_covers_pending_and_in_flight_events(store: Store) -> None:

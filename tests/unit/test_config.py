@@ -122,6 +122,16 @@ def test_password_in_the_toml_itself_is_refused(tmp_path):
     assert "target.password" in message and "plain" not in message
 
 
+def test_target_settings_the_client_would_refuse_are_config_errors(tmp_path):
+    (tmp_path / "secret").write_text("s")
+    secret = str(tmp_path / "secret")
+    both = error_of(write(tmp_path, f"[target]\nurl = 'http://v/p'\nlogin = 'a'\ntoken_file = '{secret}'\n"))
+    assert "target has a login and a fixed token" in both and "remove target.login" in both
+    short = error_of(write(tmp_path, "[target]\nurl = 'http://v/p'\nenvironment_short_name = 'prod'\nlogin = 'a'\n"
+                                     f"password_file = '{secret}'\n"))
+    assert "requestToken needs target.eid" in short
+
+
 @pytest.mark.parametrize(("written", "secret"), [
     (b"s3cret\n", "s3cret"),  # echo "$SECRET" > file
     (b"s3cret\r\n", "s3cret"),  # saved on Windows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import ssl
 from collections.abc import Iterator, Sequence
@@ -101,6 +102,10 @@ def close(conn: ldap3.Connection) -> None:
         conn.unbind()
     except LDAPException:
         pass
+    finally:  # a socket whose connect failed is left open by ldap3 (ResourceWarning when collected)
+        if conn.socket is not None:
+            with contextlib.suppress(OSError):
+                conn.socket.close()
 
 
 _VERIFY_FAILED = re.compile(r"certificate verify failed: ([^(]+)")

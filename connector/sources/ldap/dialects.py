@@ -122,6 +122,8 @@ class Dialect:
                     continue
             else:
                 terms.append(f"({name}={escape_filter_chars(external_id)})")
+        if not terms:  # no id this dialect could hold (an objectGUID that is no UUID): matches nothing
+            return "(!(objectClass=*))"
         return terms[0] if len(terms) == 1 else "(|" + "".join(terms) + ")"
 
     # --- disabled and expired accounts ----------------------------------------

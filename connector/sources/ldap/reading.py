@@ -10,10 +10,19 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import ldap3
+from ldap3.utils.conv import escape_filter_chars
 
 from connector.config import LdapConfig
-from connector.dn import escape_value, normalize_dn, same_dn
-from connector.sources.ldap.connection import LIMITS, SHOW_DELETED, DirectoryError, first_raw, in_batches, search
+from connector.dn import escape_value, is_within, normalize_dn, same_dn
+from connector.sources.ldap.connection import (
+    LIMITS,
+    NO_SUCH_OBJECT,
+    SHOW_DELETED,
+    DirectoryError,
+    first_raw,
+    in_batches,
+    search,
+)
 from connector.sources.ldap.dialects import Begin, Dialect, first_value
 from connector.sources.ldap.groups import Membership
 from connector.sources.ldap.scope import Scope
@@ -51,6 +60,28 @@ class Reader:
         for batch in in_batches(list(ids)):
             found.update(self.users("(|" + "".join(self.dialect.id_filter(i) for i in batch) + ")"))
         return found
+
+    def by_dn(self, dn: str) -> dict[str, Snapshot]:
+        """The user at this DN if it is one in scope (under `base`, matching the filter), else nothing."""
+        if not is_within(dn, self.config.base):
+            return {}
+        try:
+            entries = list(search(self.conn, dn, self.dialect.filter, self.dialect.attributes, None,
+                                  scope=ldap3.BASE))
+        except DirectoryError as exc:
+            if exc.code == NO_SUCH_OBJECT:
+                return {}
+            raise
+        found = {}
+        for entry_dn, values, raw in entries:
+            snap = snapshot(self.dialect, entry_dn, values, raw, self.membership.of(values, raw), self.now)
+            found[snap.external_id] = snap
+        return found
+
+    def by_login(self, login: str) -> dict[str, Snapshot]:
+        """The users in scope whose login name (username_attribute, or one the dialect reads it from) is `login`."""
+        names = dict.fromkeys(n for n in (self.config.username_attribute, *self.dialect.username_attributes) if n)
+        return self.users("(|" + "".join(f"({name}={escape_filter_chars(login)})" for name in names) + ")")
 
     def present(self, ids: list[str]) -> set[str]:
         """Which of these ids are users in scope (under `base`, matching the filter); only ids are read."""

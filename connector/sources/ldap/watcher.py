@@ -29,7 +29,7 @@ from typing import Any
 import ldap3
 
 from connector.config import LdapConfig
-from connector.dn import dn_key
+from connector.dn import dn_key, is_dn
 from connector.events import UserChange
 from connector.mapping.rules import in_group
 from connector.ops.metrics import LDAP_POLL_SECONDS
@@ -59,6 +59,17 @@ class RunResult:
     counts: dict[str, int]
     event_ids: list[int]
     guard_message: str | None = None  # set when the guard held events
+
+
+@dataclasses.dataclass(frozen=True)
+class Preview:
+    """What a full run would find now, read without storing anything (`connector ldap sync --dry-run`)."""
+
+    directory: str
+    users: list[UserChange]  # every user in scope as it is now (upsert or deactivate), then deletes of vanished ones
+    would_store: int  # events a full run would store now: users changed since the last run, and the vanished
+    held: int  # of those, what the mass-change guard would hold
+    guard_message: str | None = None
 
 
 @dataclasses.dataclass
@@ -95,6 +106,57 @@ class Watcher:
                 metrics.FAILURES.labels(self.config.name).inc()
                 self.store.note_poll_failure(self.config.name, str(exc), time.time())
                 raise
+
+    def preview(self, progress: Progress | None = None) -> Preview:
+        """Read every user in scope as a full run would, and store nothing: no events, entries or watermark, not
+        even a failure (a DirectoryError is raised)."""
+        name = self.config.name
+        with self._lock:
+            try:
+                seen = self._reader(progress).users("")
+            except DirectoryError:
+                self.close()
+                raise
+        known = self.store.ldap_entries(name)
+        gone = {external_id: "ldap:vanished" for external_id in known if external_id not in seen}
+        changes, _, _ = self._compare(seen.values(), gone, known, True)
+        drops = self._drops(changes, known)
+        watermark = self.store.ldap_watermark(name)
+        verdict = judge(self.config, len(drops), watermark.known if watermark else 0)
+        message = None if not verdict.tripped else (
+            f"the mass-change guard would hold {len(drops)} events: {verdict.describe(self.config)}")
+        users = [UserChange(name, snap.external_id, "upsert" if snap.entry.active else "deactivate", snap.entry.state,
+                            cause="ldap:dry-run") for snap in seen.values()]
+        users += [change for change in changes if change.kind == "delete"]
+        return Preview(name, users, len(changes), len(drops) if verdict.tripped else 0, message)
+
+    def read_user(self, wanted: str) -> UserChange | None:
+        """The user `wanted` as the directory holds it now, or None if no user in scope matches: `wanted` is its
+        DN, its stable id (id_attribute) or its login name (username_attribute, else uid/mail/cn or
+        userPrincipalName/sAMAccountName). Stores nothing. DirectoryError when several users match a login name."""
+        with self._lock:
+            try:
+                reader = self._reader(None)
+                found = reader.by_dn(wanted) if is_dn(wanted) else reader.by_ids([wanted])
+                if not found and not is_dn(wanted):
+                    found = reader.by_login(wanted)
+            except DirectoryError:
+                self.close()
+                raise
+        if len(found) > 1:
+            dns = ", ".join(sorted(snap.entry.state["attributes"]["dn"] for snap in found.values()))
+            raise DirectoryError(f"directory {self.config.name}: {len(found)} users match {wanted!r} ({dns}); "
+                                 "give the DN or the stable id of one")
+        for snap in found.values():
+            return UserChange(self.config.name, snap.external_id, "upsert" if snap.entry.active else "deactivate",
+                              snap.entry.state, cause="ldap:read")
+        return None
+
+    def _reader(self, progress: Progress | None) -> Reader:
+        """A Reader on a bound connection, for reads that store nothing."""
+        conn = self._connection()
+        scope = probe(conn, self.config, self.dialect, root_dse(conn, self.dialect.root_dse_attributes))
+        return Reader(conn, self.config, self.dialect, scope, time.time(), progress)
 
     def close(self) -> None:
         """Unbind from the directory (the next run binds again)."""
@@ -257,12 +319,16 @@ class Watcher:
             return False
         return any(in_group(old.state, g) and not in_group(change.state, g) for g in self.rule_groups)
 
+    def _drops(self, changes: list[UserChange], known: dict[str, LdapEntry]) -> list[UserChange]:
+        """The changes the mass-change guard counts: deletes, deactivations of active users, rule groups left."""
+        return [c for c in changes if c.kind == "delete" or (c.kind == "deactivate" and _was_active(known, c))
+                or self._leaves_rule_group(known, c)]
+
     def _guard(self, changes: list[UserChange], known: dict[str, LdapEntry], watermark: LdapWatermark | None,
                force: bool) -> tuple[list[UserChange], list[UserChange], str | None]:
         """Hold the deactivations and deletes of a run that would drop too many users (the mass-change guard)."""
         name = self.config.name
-        drops = [c for c in changes if c.kind == "delete" or (c.kind == "deactivate" and _was_active(known, c))
-                 or self._leaves_rule_group(known, c)]
+        drops = self._drops(changes, known)
         verdict = judge(self.config, len(drops), watermark.known if watermark else 0)
         if verdict.tripped and force:
             log.warning("ldap %s: %s; --force given, so they go through", name, verdict.describe(self.config))

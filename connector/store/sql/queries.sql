@@ -95,17 +95,24 @@ FROM events WHERE source = %s AND external_id = %s AND state NOT IN ('held', 'di
 ORDER BY id DESC LIMIT 1
 
 -- count_by_state --
-SELECT state, count(*) AS n FROM events GROUP BY state
+-- {filters} (here and below): the caller's conditions on events, " AND ..." or nothing (EventLog._filtered).
+SELECT state, count(*) AS n FROM events WHERE 1 = 1 {filters} GROUP BY state
 
 -- dead_letter_summary --
-SELECT last_cause, last_error, count(*) AS n FROM events WHERE state = 'dead'
-GROUP BY last_cause, last_error ORDER BY n DESC, last_cause, last_error
+-- One row per cause however many users it has: the count, and the newest dead letter's message as a sample.
+SELECT g.last_cause, e.last_error, g.n FROM (
+    SELECT last_cause, count(*) AS n, max(id) AS newest FROM events
+    WHERE state = 'dead' {filters} GROUP BY last_cause
+) g JOIN events e ON e.id = g.newest
+ORDER BY g.n DESC, g.last_cause
 
 -- held_summary --
--- The LDAP mass-change guard's held events leave no cause.
-SELECT coalesce(last_cause, 'ldap_mass_change') AS cause, source, count(*) AS n FROM events
-WHERE state = 'held' GROUP BY coalesce(last_cause, 'ldap_mass_change'), source
-ORDER BY n DESC, cause, source
+-- By cause and source, with the newest held event's message; the LDAP mass-change guard's leave no cause.
+SELECT g.cause, g.source, g.n, e.last_error FROM (
+    SELECT coalesce(last_cause, 'ldap_mass_change') AS cause, source, count(*) AS n, max(id) AS newest
+    FROM events WHERE state = 'held' {filters} GROUP BY coalesce(last_cause, 'ldap_mass_change'), source
+) g JOIN events e ON e.id = g.newest
+ORDER BY g.n DESC, g.cause, g.source
 
 -- oldest_pending_at --
 SELECT min(accepted_at) AS oldest FROM events WHERE state IN ('pending', 'in_flight')

@@ -1,0 +1,294 @@
+"""Preview: what pushing users' current states would do in Verba, found by reading Verba and the store only.
+
+For `connector ldap sync --dry-run`, and usable for the users of any source. Each user's Verba id is
+resolved read-only (listUsers; never createUser, whatever [user_id] create_missing says), the state
+is mapped, and Verba is asked what it holds where that decides the outcome: the user's extensions
+(listUsers, as drift reads them) and getExtension for the others. Each extension then gets the
+outcome the delivery's ownership rules (connector/delivery/ownership.py) would give it, with the
+store's claim index and the previewed users themselves as the rival claimants (earlier claims
+first, then the previewed users in order):
+
+    create      Verba has no such extension, and no earlier claimant of another Verba user waits for it
+    update      linked to this user with other settings, linked to no user, last written for this user by
+                the connector, or handed over (its holder is one of the connector's users and no longer
+                claims it) or taken over ([ownership] on_conflict = "take_over")
+    stop        the user no longer wants it (inactive, left, number changed) and Verba records it for them
+    unchanged   Verba holds it as wanted; or, to stop, it is gone or not recorded
+    left_alone  to stop, but Verba links it to another user, or the same Verba user claims it elsewhere
+    conflict    another Verba user holds it and claims it, claimed it first, or is not managed by the connector
+and for whole users:
+    unresolved  no Verba user has the login name (create_missing: the push would create one)
+    mapping     the state cannot be mapped (the message names the attribute and value)
+    error       Verba answered an error about this user alone (e.g. several users with its login name);
+                an outage, a refused login or a misconfigured target.url ends the preview instead
+
+Nothing is written, neither to Verba nor to the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from connector.events import UserChange
+from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
+from connector.ops.drift import compare
+from connector.records import ExtensionRecord
+from connector.store import Store
+from connector.verba.client import VerbaClient
+from connector.verba.errors import VerbaError
+
+OUTCOMES = {
+    "create": "would create",
+    "update": "would update",
+    "stop": "would stop recording",
+    "unchanged": "unchanged",
+    "unresolved": "unresolved (no Verba user)",
+    "conflict": "conflicts (extension held by another Verba user)",
+    "mapping": "mapping failures",
+    "left_alone": "left alone (to stop, but not this user's in Verba)",
+    "error": "Verba errors (for this user only)",
+}
+FATAL_CAUSES = ("auth", "target_misconfigured")  # besides the target-wide ones: the preview ends
+USER_OUTCOMES = ("unresolved", "mapping", "error")  # of whole users; the others are of extensions
+ALWAYS_LISTED = ("create", "update", "stop", "unchanged", "unresolved", "conflict", "mapping")
+MODALITIES = ("voice", "im", "video", "screen_capture_enabled")
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """One outcome: of an extension, or of a whole user (`extension` None) for unresolved and mapping."""
+
+    outcome: str  # a key of OUTCOMES
+    user: str  # "source/external_id (login name)"
+    extension: str | None
+    detail: str
+
+
+@dataclasses.dataclass
+class PreviewReport:
+    users: int = 0  # users previewed
+    items: list[Item] = dataclasses.field(default_factory=list)
+    no_extension: int = 0  # users resolved and mapped to no extension at all
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Items by outcome, every outcome listed."""
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for item in self.items:
+            counts[item.outcome] += 1
+        return counts
+
+    def of(self, outcome: str) -> list[Item]:
+        return [item for item in self.items if item.outcome == outcome]
+
+
+@dataclasses.dataclass
+class _Looked:
+    """What reading Verba told about one user (phase one, run in parallel)."""
+
+    index: int
+    change: UserChange
+    label: str
+    user_id: int | None = None
+    mapped: MappedUser | None = None
+    found: dict[str, dict[str, Any] | None] = dataclasses.field(default_factory=dict)  # extension -> Verba's
+    failure: Item | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.change.source, self.change.external_id
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rival:
+    """A claimant of an extension: from the store's claim index, or a previewed user who wants it."""
+
+    order: tuple[int, float]  # store claims first (by when accepted), then previewed users in order
+    key: tuple[str, str]
+    verba_user_id: int | None
+    label: str
+
+
+class DryRun:
+    """Previews users against Verba with `concurrency` calls at a time; reads Verba and the store, writes neither."""
+
+    def __init__(self, store: Store, client: VerbaClient, mapping: Mapping, concurrency: int = 4) -> None:
+        self.store = store
+        self.client = client
+        self.mapping = mapping
+        self.concurrency = concurrency
+
+    def preview(self, users: Sequence[UserChange], progress: Callable[[int], None] = lambda n: None) -> PreviewReport:
+        """The outcome of pushing each of `users` now. Raises VerbaError when Verba cannot be read."""
+        looked: list[_Looked] = []
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="preview") as pool:
+            for user in pool.map(self._look, range(len(users)), users):
+                looked.append(user)
+                progress(1)
+        report = PreviewReport(users=len(users))
+        ready = [user for user in looked if user.failure is None]
+        report.items.extend(user.failure for user in looked if user.failure is not None)
+        rivals = self._rivals(ready)
+        managed = {user.user_id for user in ready if user.user_id is not None}
+        last_written = self.store.owners(sorted({e for user in ready for e in user.found}))
+        for user in ready:
+            assert user.mapped is not None and user.user_id is not None
+            if not user.mapped.upserts and not user.mapped.deprovisions:
+                report.no_extension += 1
+            for record in user.mapped.upserts:
+                report.items.append(self._upsert(user, record, rivals.get(record.extension, []), managed,
+                                                 last_written.get(record.extension)))
+            for record in user.mapped.deprovisions:
+                report.items.append(self._deprovision(user, record, rivals.get(record.extension, [])))
+        return report
+
+    # phase one: read Verba
+
+    def _look(self, index: int, change: UserChange) -> _Looked:
+        login = self.mapping.login_name(change.state)
+        user = _Looked(index, change, f"{change.source}/{change.external_id}" + (f" ({login})" if login else ""))
+        try:
+            self._read_verba(user, login)
+        except VerbaError as exc:
+            if exc.target_wide or exc.cause in FATAL_CAUSES:  # Verba fails as a whole: the preview cannot go on
+                raise
+            user.failure = Item("error", user.label, None, f"{exc.cause}: {exc}")
+        return user
+
+    def _read_verba(self, user: _Looked, login: str | None) -> None:
+        change = user.change
+        known = self.store.verba_user_id(change.source, change.external_id)
+        try:
+            found = self.mapping.user_id_or_login(change, known)
+        except MappingFailure as exc:
+            user.failure = Item("mapping", user.label, None, str(exc))
+            return
+        except UnresolvedUser as exc:
+            user.failure = Item("unresolved", user.label, None, str(exc))
+            return
+        lookup = found if isinstance(found, str) else login
+        held = None if lookup is None else self.client.user_extensions(lookup)
+        if isinstance(found, int):
+            user.user_id = found
+        elif held:
+            user.user_id = int(held[0]["user_id"])
+        elif held is not None:  # a Verba user without extensions: listUsers again for the id alone
+            user.user_id = self.client.find_user_id(found)
+        if user.user_id is None:
+            user.failure = Item("unresolved", user.label, None, self._unresolved(str(found), change))
+            return
+        try:
+            user.mapped = self.mapping.map_user(change, user.user_id,
+                                                self.store.pushed_extensions(change.source, change.external_id))
+        except (MappingFailure, ValueError) as exc:
+            user.failure = Item("mapping", user.label, None, str(exc))
+            return
+        linked = {e["extension"]: e for e in held or [] if e["user_id"] == user.user_id}
+        for record in [*user.mapped.upserts, *user.mapped.deprovisions]:
+            if record.extension not in user.found:
+                user.found[record.extension] = linked.get(record.extension) or self.client.get_extension(
+                    record.extension)
+
+    def _unresolved(self, login: str, change: UserChange) -> str:
+        if self.mapping.create_missing_users and change.kind == "upsert":
+            return (f"no Verba user has loginName {login!r}; the push would create one ([user_id] create_missing = "
+                    "true), then its extensions")
+        return (f"no Verba user has loginName {login!r}; create the user in Verba (or set [user_id] create_missing "
+                "= true in the mapping), or fix the login name at the source")
+
+    def _rivals(self, users: list[_Looked]) -> dict[str, list[_Rival]]:
+        """Every claimant of each extension the previewed users want: the store's claims of users not previewed
+        or still wanting it (keeping their time), then the previewed users' new claims, in order."""
+        wants: dict[tuple[str, str], set[str]] = {
+            user.key: {r.extension for r in user.mapped.upserts} for user in users if user.mapped is not None}
+        extensions = sorted({e for wanted in wants.values() for e in wanted})
+        rivals: dict[str, list[_Rival]] = {}
+        claimed: set[tuple[str, tuple[str, str]]] = set()
+        for extension, claimants in self.store.claimants(extensions).items():
+            for c in claimants:
+                key = (c.source, c.external_id)
+                if key in wants and extension not in wants[key]:
+                    continue  # a previewed user who lets it go
+                claimed.add((extension, key))
+                rivals.setdefault(extension, []).append(_Rival((0, c.claimed_at), key, c.verba_user_id, c.name))
+        for user in users:
+            for extension in wants.get(user.key, ()):
+                if (extension, user.key) not in claimed:
+                    rivals.setdefault(extension, []).append(
+                        _Rival((1, float(user.index)), user.key, user.user_id, user.label))
+        for listed in rivals.values():
+            listed.sort(key=lambda r: r.order)
+        return rivals
+
+    # phase two: decide, as the delivery would
+
+    def _upsert(self, user: _Looked, record: ExtensionRecord, claimants: list[_Rival], managed: set[int],
+                last_written: int | None) -> Item:
+        extension, me = record.extension, user.user_id
+        found = user.found.get(extension)
+        mine = next((r for r in claimants if r.key == user.key), None)
+        others = [r for r in claimants if r.key != user.key and r.verba_user_id != me]
+        earlier = next((r for r in others if mine is None or r.order < mine.order), None)
+        owner = None if found is None else found["user_id"]
+        drift = compare(record, found, user.label)
+
+        def item(outcome: str, detail: str) -> Item:
+            return Item(outcome, user.label, extension, detail)
+
+        if owner == me or (last_written == me and found is not None):  # delivery updates it without asking
+            if drift is None:
+                return item("unchanged", f"linked to Verba user {me} as wanted")
+            return item("update", drift.detail if owner == me else
+                        f"{drift.detail}; the connector last wrote it for this user, so it sets it back")
+        holder = next((r for r in others if owner is not None and r.verba_user_id == owner), None)
+        if holder is not None:
+            return item("conflict", f"linked to Verba user {owner}, and {holder.label} claims it too and holds it")
+        if earlier is not None:
+            return item("conflict", f"{earlier.label} (Verba user {earlier.verba_user_id}) claimed it first: the "
+                                    "earliest claim wins, this user waits")
+        if found is None:
+            return item("create", f"not in Verba: created for Verba user {me}")
+        if owner is None:
+            return item("update", f"linked to no user in Verba: linked to Verba user {me}")
+        held_by = f"Verba user {owner}" + (f" ({found['user_login_name']})" if found.get("user_login_name") else "")
+        if owner in managed or self.store.source_users_of(owner):
+            return item("update", f"handed over from {held_by}, a user of the connector who no longer claims it")
+        if self.mapping.on_conflict == "take_over":
+            return item("update", f'taken over from {held_by} ([ownership] on_conflict = "take_over")')
+        return item("conflict", f"linked to {held_by}, whom the connector does not manage: free or relink it in "
+                                'Verba, or set [ownership] on_conflict = "take_over" in the mapping')
+
+    def _deprovision(self, user: _Looked, record: ExtensionRecord, claimants: list[_Rival]) -> Item:
+        extension, me = record.extension, user.user_id
+        found = user.found.get(extension)
+
+        def item(outcome: str, detail: str) -> Item:
+            return Item(outcome, user.label, extension, detail)
+
+        if found is None:
+            return item("unchanged", "to stop, but Verba has no such extension")
+        owner = found["user_id"]
+        if owner != me:
+            held_by = "no user" if owner is None else f"Verba user {owner}"
+            return item("left_alone", f"to stop, but Verba links it to {held_by}: left as it is")
+        same = next((r for r in claimants if r.key != user.key and r.verba_user_id == me), None)
+        if same is not None:
+            return item("left_alone", f"to stop, but the same Verba user still claims it through {same.label}")
+        recorded = [name for name in MODALITIES if found.get(name)]
+        if not recorded:
+            return item("unchanged", "to stop, and Verba does not record it")
+        why = _why_stopped(user.change, user.mapped)
+        return item("stop", f"{why}: Verba records {', '.join(recorded)} on it for Verba user {me}")
+
+
+def _why_stopped(change: UserChange, mapped: MappedUser | None) -> str:
+    if change.kind == "delete":
+        return "gone from the source"
+    if change.kind == "deactivate" or change.state.get("active") is False:
+        return "inactive"
+    if mapped is not None and not mapped.upserts:
+        return "not recorded by the mapping's rules"
+    return "no longer in the user's state"

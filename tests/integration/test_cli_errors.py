@@ -1,0 +1,95 @@
+"""Expected failures of the `connector` command end in one clear line that says what to do, never a traceback.
+
+Each case runs the command in this process (click's runner) and checks that it ended by `sys.exit` with a
+non-zero status, not by an exception, and that its last line of output says what to do.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connector.cli import main
+from tests.plugins.simulator import free_port
+
+
+def config_file(tmp_path: Path, store: str | None = None, target: str | None = None, extra: str = "") -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{store or tmp_path / "c.db"}"\n'
+                    f'[target]\nurl = "{target or f"http://127.0.0.1:{free_port()}/provisioning"}"\n'
+                    f'token_file = "{tmp_path / "token"}"\n{extra}')
+    (tmp_path / "token").write_text("t")
+    return path
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def with_dead_letter(tmp_path: Path) -> Path:
+    from connector.config import load_config
+    from connector.events import UserChange
+    from connector.runtime import open_configured_store
+
+    config = config_file(tmp_path)
+    with open_configured_store(load_config(config)) as store:
+        store.enqueue([UserChange("hr", "1", "upsert", {"userName": "a@example.com"})])
+        claim = store.claim("test", 1e12, 60)
+        assert claim is not None
+        store.dead_letter(claim, "mapping", "no number")
+    return config
+
+
+CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    "a config that is a directory": (lambda tmp: ["status", "--config", str(tmp)], "cannot read the config"),
+    "a config that is not UTF-8": (
+        lambda tmp: (tmp / "c.toml").write_bytes(b"\xff\xfe[store]\n") and ["status", "--config", str(tmp / "c.toml")],
+        "save it as UTF-8"),
+    "a config that is not TOML": (
+        lambda tmp: (tmp / "c.toml").write_text("[store\n") and ["events", "list", "--config", str(tmp / "c.toml")],
+        "fix the syntax"),
+    "a store that is a directory": (
+        lambda tmp: ["events", "list", "--config", str(config_file(tmp, store=str(tmp)))], "point [store] url"),
+    "a store that is not SQLite": (
+        lambda tmp: (tmp / "x.db").write_text("not a database") and [
+            "status", "--check", "--config", str(config_file(tmp, store=str(tmp / "x.db")))],
+        "restore it from a backup"),
+    "an unknown event": (lambda tmp: ["events", "show", "77", "--config", str(config_file(tmp))],
+                         "see `connector events list`"),
+    "a malformed --since": (lambda tmp: ["events", "list", "--since", "yesterday", "--config", str(config_file(tmp))],
+                            "write it like 90s, 30m, 1h or 2d"),
+    "a replay while Verba is unreachable": (
+        lambda tmp: ["events", "replay", "--state", "dead", "--config", str(with_dead_letter(tmp))],
+        "nothing was replayed"),
+    "an unknown directory": (lambda tmp: ["ldap", "sync", "corp", "--config", str(config_file(tmp))],
+                             "check the name or add the section"),
+    "a login with a fixed token": (
+        lambda tmp: ["drift", "--config", str(config_file(tmp, extra='login = "api"\n'))], "remove target.login"),
+    "a drift check while Verba is unreachable": (
+        lambda tmp: ["drift", "--config", str(with_dead_letter(tmp))], "check target.url"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_an_expected_failure_is_one_clear_line(case: str, tmp_path: Path) -> None:
+    arguments, advice = CASES[case]
+    result = CliRunner().invoke(main, arguments(tmp_path))
+    assert isinstance(result.exception, SystemExit) and result.exit_code in (1, 2), (result.output, result.exception)
+    assert "Traceback" not in result.output
+    assert advice in result.output.strip().splitlines()[-1], result.output
+
+
+def test_the_simulator_on_a_busy_port_says_so(busy_port: int) -> None:
+    result = CliRunner().invoke(main, ["simulator", "--port", str(busy_port)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.output == f"Error: cannot listen on 127.0.0.1:{busy_port} (Address already in use); free the port, " \
+                            "or pass --host / --port\n"

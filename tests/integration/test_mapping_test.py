@@ -1,0 +1,112 @@
+"""`connector mapping test`: a readable table, JSON with --json, one line for what cannot be mapped, and the
+SCIM users the connector stores (the LDAP form, --ldap NAME --user ID, is in tests/ldap/test_preview.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from connector.cli import main
+from connector.config import load_config
+from connector.runtime import open_configured_store
+from connector.sources.scim.schema import USERS
+from connector.sources.scim.service import ScimService
+from tests.plugins.simulator import PASSWORD, Simulator
+
+OKTA = "tests/mapping/samples/okta_user.json"
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["mapping", "test", *args])
+    return result.exit_code, result.output
+
+
+def test_a_table_by_default_and_json_with_the_flag():
+    code, out = run("--mapping", "mappings/okta.toml", "--user", OKTA)
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == f"{OKTA} (upsert), from the file"
+    assert lines[1].startswith("Verba user 417 (from attributes.")
+    assert lines[2].split() == ["EXTENSION", "USER", "ID", "ACTION", "RECORDING", "MODE", "VOICE", "IM", "VIDEO",
+                                "SCREEN"]
+    assert lines[3].split() == ["+442079460018", "417", "record", "ON_DEMAND", "yes", "no", "no", "no"]
+
+    code, out = run("--mapping", "mappings/okta.toml", "--user", OKTA, "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["user_id"] == 417 and [r["extension"] for r in data["upserts"]] == ["+442079460018"]
+    assert data["deprovisions"] == []
+
+
+def test_a_user_going_away_shows_its_extensions_stopped():
+    code, out = run("--mapping", "mappings/okta.toml", "--user", OKTA, "--kind", "deactivate")
+    assert code == 0
+    assert out.splitlines()[-1].split() == ["+442079460018", "417", "stop", "FULL", "no", "no", "no", "no"]
+
+
+def test_a_state_that_cannot_be_mapped_is_one_line_with_the_fix():
+    # The README's example of old: a UK number under the US default country.
+    code, out = run("--mapping", "mappings/default.toml", "--user", OKTA, "--user-id", "3")
+    assert code == 1 and "Traceback" not in out
+    [line] = out.splitlines()
+    assert "'020 7946 0018' is not a valid phone number for US" in line and "mappings/default.toml" in line
+    assert 'set on_invalid = "skip"' in line
+
+
+def test_what_is_missing_is_said_in_one_line(tmp_path):
+    code, out = run("--mapping", "mappings/default.toml", "--user", OKTA)
+    assert code == 1 and "pass --user-id N" in out
+    code, out = run("--mapping", "mappings/default.toml", "--user", str(tmp_path / "none.json"))
+    assert code == 1 and "no such file" in out
+    (tmp_path / "bad.json").write_text("{")
+    code, out = run("--mapping", "mappings/default.toml", "--user", str(tmp_path / "bad.json"))
+    assert code == 1 and "not valid JSON" in out
+    code, out = run("--mapping", "mappings/default.toml")
+    assert code == 2 and "give one user" in out
+    code, out = run("--mapping", "mappings/default.toml", "--scim-user", "x", "--user", OKTA)
+    assert code == 2 and "give one user" in out
+
+
+def config_file(tmp_path: Path, simulator: Simulator) -> str:
+    (tmp_path / "pw").write_text(PASSWORD)
+    path = tmp_path / "c.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n'
+                    f'[target]\nurl = "{simulator.url}"\nlogin = "connector"\npassword_file = "{tmp_path / "pw"}"\n'
+                    'timeout_seconds = 5\n')
+    return str(path)
+
+
+def test_a_scim_user_the_connector_stores(tmp_path, simulator):
+    config = config_file(tmp_path, simulator)
+    with open_configured_store(load_config(config)) as store:
+        created = ScimService(store).create("entra", USERS, {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alice@example.com",
+            "phoneNumbers": [{"type": "work", "value": "(415) 555-0100"}]})
+    user_id = created.row.id
+    simulator.clear_calls()
+
+    for wanted in (user_id, f"entra/{user_id}", "alice@example.com"):
+        code, out = run("--config", config, "--scim-user", wanted)
+        assert code == 0, out
+        lines = out.splitlines()
+        assert lines[0] == f"entra/{user_id} (alice@example.com) (upsert), from SCIM client entra"
+        assert lines[1] == "Verba user 3 (listUsers loginName 'alice@example.com')"
+        assert lines[3].split()[:3] == ["+14155550100", "3", "record"]
+    assert {c["operation"] for c in simulator.calls()} <= {"requestToken", "listUsers", "releaseToken"}
+
+    code, out = run("--config", config, "--scim-user", "nobody")
+    assert code == 1 and "the store holds no SCIM user 'nobody'" in out
+
+
+def test_a_live_user_without_a_verba_user_is_one_line(tmp_path, simulator):
+    config = config_file(tmp_path, simulator)
+    with open_configured_store(load_config(config)) as store:
+        ScimService(store).create("okta", USERS, {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "zoe@example.com",
+            "phoneNumbers": [{"type": "work", "value": "+14155550177"}]})
+    code, out = run("--config", config, "--scim-user", "zoe@example.com")
+    assert code == 1 and "no Verba user has loginName 'zoe@example.com'" in out and "--user-id" in out
+    code, out = run("--config", config, "--scim-user", "zoe@example.com", "--user-id", "7")
+    assert code == 0 and "+14155550177  7" in out

@@ -1,0 +1,162 @@
+"""At 3,000 users: dead letters grouped by cause everywhere, the summaries honour the filters, and the exit
+codes on-call scripts read (`status --check`, `events replay --wait`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from connector.cli import main
+from connector.config import load_config
+from connector.events import UserChange
+from connector.ops.metrics import StoreCollector
+from connector.runtime import open_configured_store
+from connector.store import EventState, Store, open_store
+from tests.ops.helpers import write_config
+from tests.ops.test_replay import make_dead_letters
+from tests.plugins.simulator import drain, free_port
+
+USERS = 3000
+
+
+def run(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, [*args, "--config", str(config)])
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Store]]:
+    """A store with 3,000 `unresolved_user` dead letters from LDAP (each message names its user), two mapping
+    dead letters from SCIM, and a held event; the target is down (nothing answers at its port). Tests only read it."""
+    config = write_config(tmp_path_factory.mktemp("crowded"), f"http://127.0.0.1:{free_port()}/provisioning")
+    store = open_store(load_config(config).store.url, synchronous="NORMAL")  # 3,000 commits: no fsync each
+    store.prepare()
+    store.enqueue([UserChange("corp", f"u{i}", "upsert", {"userName": f"user{i}@example.com"})
+                   for i in range(USERS)])
+    store.enqueue([UserChange("entra", f"e{i}", "upsert", {"userName": f"e{i}@example.com"}) for i in range(2)])
+    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
+        if claim.source == "corp":
+            store.dead_letter(claim, "unresolved_user", f"no Verba user has loginName 'user{claim.external_id[1:]}"
+                                                        "@example.com'; create the user in Verba, then replay")
+        else:
+            store.dead_letter(claim, "mapping", f"{claim.external_id}: '020 7946 0018' is not a valid phone number")
+    store.enqueue([UserChange("corp", "leaver", "delete", {"userName": "leaver@example.com"})], state=EventState.HELD)
+    yield config, store
+    store.close()
+
+
+def test_status_prints_one_line_per_cause_however_many_users(crowded: tuple[Path, Store]) -> None:
+    config, _ = crowded
+    result = run(config, "status")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) < 25, result.output
+    [unresolved] = [line for line in lines if "unresolved_user" in line]
+    assert unresolved.split()[0] == str(USERS) and "no Verba user has loginName" in unresolved
+    [mapping] = [line for line in lines if " mapping: " in line]
+    assert mapping.split()[0] == "2"
+    assert any("ldap_mass_change  source corp" in line for line in lines)
+
+    shown = json.loads(run(config, "status", "--json").output)
+    assert [(g["cause"], g["count"]) for g in shown["dead_letters_by_cause"]] == [("unresolved_user", USERS),
+                                                                                 ("mapping", 2)]
+    assert shown["dead_letters_by_cause"][0]["error"].startswith("no Verba user has loginName 'user2999@")
+    assert [(g["cause"], g["source"], g["count"]) for g in shown["held_by_cause"]] == [("ldap_mass_change", "corp", 1)]
+
+
+def test_the_metric_has_one_series_per_cause(crowded: tuple[Path, Store]) -> None:
+    _, store = crowded
+    [dead] = [m for m in StoreCollector(store).collect() if m.name == "connector_dead_letters"]
+    assert sorted((s.labels["cause"], s.value) for s in dead.samples) == [("mapping", 2), ("unresolved_user", USERS)]
+
+
+def test_events_list_summarizes_only_what_its_filters_select(crowded: tuple[Path, Store]) -> None:
+    config, _ = crowded
+    everything = run(config, "events", "list", "--limit", "5")
+    assert everything.exit_code == 0, everything.output
+    assert f"dead={USERS + 2}" in everything.output and "held=1" in everything.output
+    assert "unresolved_user" in everything.output and "ldap_mass_change" in everything.output
+    assert len(everything.output.splitlines()) < 20
+
+    held = run(config, "events", "list", "--state", "held").output
+    assert "dead letters" not in held and "ldap_mass_change  source corp" in held and "leaver" in held
+
+    by_cause = run(config, "events", "list", "--cause", "mapping").output
+    assert " mapping: " in by_cause and "unresolved_user" not in by_cause and "held for" not in by_cause
+    assert "dead=2 " in by_cause and "(of the events these filters select)" in by_cause
+
+    by_source = json.loads(run(config, "events", "list", "--source", "entra", "--json").output)
+    assert [(g["cause"], g["count"]) for g in by_source["dead_letters_by_cause"]] == [("mapping", 2)]
+    assert by_source["held_by_cause"] == [] and by_source["counts"]["dead"] == 2
+
+    mass = run(config, "events", "list", "--cause", "ldap_mass_change").output
+    assert "1 event(s)" in mass and "corp/leaver" in mass
+
+
+def test_status_check_exits_3_with_dead_letters_or_an_old_pending_event_else_0(tmp_path: Path,
+                                                                               crowded: tuple[Path, Store]) -> None:
+    config, _ = crowded
+    failed = run(config, "status", "--check")
+    assert failed.exit_code == 3, failed.output
+    assert failed.output.startswith("CHECK FAILED: 3002 dead letter(s) (unresolved_user 3000, mapping 2)")
+    assert len(failed.output.splitlines()) == 1
+
+    (tmp_path / "clean").mkdir()
+    clean = write_config(tmp_path / "clean", f"http://127.0.0.1:{free_port()}/provisioning")
+    ok = run(clean, "status", "--check")
+    assert ok.exit_code == 0 and ok.output.startswith("check ok: no dead letters; oldest pending none"), ok.output
+    with open_configured_store(load_config(clean)) as store:
+        store.enqueue([UserChange("hr", "late", "upsert", {"userName": "late@example.com"},
+                                  accepted_at=time.time() - 1200)])
+    stale = run(clean, "status", "--check")
+    assert stale.exit_code == 3 and "the oldest pending event is 20.0m old (more than 15.0m)" in stale.output
+    assert run(clean, "status", "--check", "--max-pending-age", "3600").exit_code == 0
+    verdict = json.loads(run(clean, "status", "--check", "--max-pending-age", "60", "--json").output)
+    assert verdict["ok"] is False and len(verdict["problems"]) == 1
+    broken = run(tmp_path / "nowhere.toml", "status", "--check")
+    assert broken.exit_code == 1 and "no such file" in broken.output
+
+
+def replay(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "connector.cli", "events", "replay", "--config", str(config),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_while_delivering(deliverer, process: subprocess.Popen[str]) -> tuple[str, str]:
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        deliverer.deliver_one("test") or time.sleep(0.05)
+    out, err = process.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    return out, err
+
+
+def test_replay_wait_exits_0_when_all_are_delivered_and_3_when_one_ends_dead_or_is_still_pending(
+        deliverer, simulator, config_path):
+    make_dead_letters(deliverer, simulator)  # alice and bob: fixed in Verba since; carol: still no Verba user
+    fixed = [str(e.id) for e in deliverer.store.list_events(state=EventState.DEAD, cause="error_illegal_argument")]
+    delivered = replay(config_path, *fixed, "--reason", "fixed", "--wait", "30")
+    out, err = wait_while_delivering(deliverer, delivered)
+    assert delivered.returncode == 0 and "outcome: done=2" in out, (out, err)
+
+    still_dead = replay(config_path, "--state", "dead", "--wait", "30")
+    out, err = wait_while_delivering(deliverer, still_dead)
+    assert still_dead.returncode == 3, (out, err)
+    assert "outcome: dead=1" in out and "1 dead again: " in out and "(unresolved_user)" in out
+
+    pending = replay(config_path, "--cause", "unresolved_user", "--wait", "0.5")  # nobody delivers
+    out, err = pending.communicate(timeout=30)
+    assert pending.returncode == 3 and "outcome: pending=1" in out and "1 still waiting after 0.5 s" in out, out
+    drain(deliverer)
+
+    [carol] = deliverer.store.list_events(state=EventState.DEAD)
+    deliverer.store.discard([carol.id], "left")
+    nothing = replay(config_path, "--state", "dead", "--wait", "5")
+    out, err = nothing.communicate(timeout=30)
+    assert nothing.returncode == 0 and "nothing to replay" in out, (out, err)
