@@ -3,7 +3,7 @@
 Every problem is reported at once, one line each naming the file, the key and the fix. Defaults are
 the dataclasses' (a key left out keeps its default). Secrets never live in the TOML: a `*_env` key
 names an environment variable and a `*_file` key names a file that holds the secret. Relative paths
-are taken from the working directory.
+are taken from the working directory; a config without `[mapping] file` uses the shipped default mapping.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from apscheduler.triggers.cron import CronTrigger
 
 from connector.errors import ConnectorError
 from connector.records import eid_problem
+from connector.shipped import default_mapping
 
 DEFAULT_PATH = "config/connector.toml"
-DEFAULT_MAPPING = "mappings/default.toml"
+DEFAULT_MAPPING = default_mapping()  # the shipped one, wherever the connector is installed
 SIMULATOR_LOGIN = "connector"
 SIMULATOR_PASSWORD = "connector"
 
@@ -264,7 +265,8 @@ def load_config(path: str | Path = DEFAULT_PATH) -> Config:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; pass --config or set CONNECTOR_CONFIG") from None
+        raise ConfigError(f"{path}: no such file; pass --config or set CONNECTOR_CONFIG, or write a starter "
+                          "config with `connector init DIR`") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
     return parse_config(data, path)
