@@ -32,7 +32,7 @@ from chaos.disk import SmallDisk
 from chaos.malformed import Fuzzer
 from chaos.processes import SCIM_TOKEN, Connector, Simulator
 from chaos.report import Report
-from chaos.workload import Counters, Model, ScimClient, Workload
+from chaos.workload import Counters, Model, ScimClient, Workload, read_back
 
 
 @dataclasses.dataclass
@@ -337,31 +337,10 @@ class Campaign:
     def read_back(self, when: str) -> int:
         """Acknowledged writes the connector does not have: users whose SCIM resource differs from the
         model. Call it with the writers stopped."""
-        lost = 0
         client = ScimClient(self.connector.scim_url, SCIM_TOKEN, Counters(), give_up_after=60)
-        for user in self.model.users:
-            answer = client.send("GET", "/Users", params={"filter": f'userName eq "{user.user_name}"'})
-            resources = answer.json().get("Resources", []) if answer.status_code == 200 else []
-            if not user.exists:
-                if resources:
-                    lost += 1
-                    self.report.problems.append(
-                        f"lost ({when}): {user.user_name} was deleted (acknowledged) but exists")
-                continue
-            if len(resources) != 1:
-                lost += 1
-                self.report.problems.append(
-                    f"lost ({when}): {user.user_name} was created (acknowledged) but is missing")
-                continue
-            found = resources[0]
-            numbers = [re.sub(r"\D", "", p.get("value", ""))[-10:] for p in found.get("phoneNumbers", [])
-                       if p.get("type") == "work"]
-            digits = numbers[0] if numbers else None
-            if found.get("id") != user.scim_id or digits != user.digits or found.get("active", True) != user.active:
-                lost += 1
-                self.report.problems.append(
-                    f"lost ({when}): {user.user_name}: acknowledged id={user.scim_id} number={user.digits} "
-                    f"active={user.active}; the connector has id={found.get('id')} number={digits} "
-                    f"active={found.get('active')}")
-        client.close()
-        return lost
+        try:
+            lost = read_back(self.model, client)
+        finally:
+            client.close()
+        self.report.problems += [f"lost ({when}): {line}" for line in lost]
+        return len(lost)

@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from chaos.workload import FORMATS, Model
+from chaos.workload import FORMATS, Model, User
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,17 +63,22 @@ class Directory:
                 "bind_dn": self.admin_dn, "password_file": str(password_file), "poll_seconds": 1.0,
                 "full_sync_cron": ""}
 
-    def churn(self, count: int) -> None:
-        """Give `count` random users a new number (the old one goes back to the pool later)."""
+    def churn(self, count: int) -> list[tuple[User, str]]:
+        """Give `count` random users a new number (the old one goes back to the pool later); return
+        each changed user with the new number's digits."""
+        changed: list[tuple[User, str]] = []
         for _ in range(count):
             user = self.users[self.rng.randrange(len(self.users))]
-            old, user.digits = user.digits, self.free.pop(self.rng.randrange(len(self.free)))
+            old, new = user.digits, self.free.pop(self.rng.randrange(len(self.free)))
+            user.digits = new
             assert user.scim_id is not None
-            self.server.modify(self.conn, user.scim_id, telephoneNumber=self.rng.choice(FORMATS)(user.digits))
-            self.model.held(user, user.digits)
+            self.server.modify(self.conn, user.scim_id, telephoneNumber=self.rng.choice(FORMATS)(new))
+            self.model.held(user, new)
             if old is not None:
                 self.free.append(old)
             self.changes += 1
+            changed.append((user, new))
+        return changed
 
     def pause(self) -> None:
         self.conn.unbind()

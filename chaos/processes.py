@@ -6,6 +6,8 @@ Their output goes to log files in the campaign's work directory.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import os
 import signal
@@ -115,29 +117,43 @@ class Simulator:
 
 
 class Connector:
-    """`python -m connector.cli run --config F` with SCIM and admin on free ports."""
+    """`python -m connector.cli run --config F` with SCIM and admin on free ports.
+
+    With a `name`, the config says `[instance] name = NAME` (and `instance` adds keys such as
+    heartbeat_seconds and liveness_seconds), and the config and log are connector-NAME.toml and
+    connector-NAME.log, so several instances on one shared store can run from one work directory.
+    Without one, they are connector.toml and connector.log and there is no [instance] table.
+    `target` adds [target] keys (e.g. timeout_seconds).
+    """
 
     def __init__(self, workdir: Path, store_url: str, target_url: str, delivery: dict[str, Any],
-                 ldap: dict[str, Any] | None = None) -> None:
+                 ldap: dict[str, Any] | None = None, *, name: str | None = None,
+                 instance: dict[str, Any] | None = None, target: dict[str, Any] | None = None) -> None:
         self.workdir = workdir
+        self.name = name
         self.scim_port = free_port()
         self.admin_port = free_port()
         self.scim_url = f"http://127.0.0.1:{self.scim_port}/scim/v2"
-        self.config = workdir / "connector.toml"
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
+        stem = "connector" if name is None else f"connector-{name}"
+        self.config = workdir / f"{stem}.toml"
+        self.log = workdir / f"{stem}.log"
         (workdir / "sim-password").write_text(SIM_PASSWORD)
         (workdir / "scim-token").write_text(SCIM_TOKEN)
         (workdir / "fuzz-token").write_text(FUZZ_TOKEN)
+        instance_keys = {**({} if name is None else {"name": name}), **(instance or {})}
         lines = [
+            *(["[instance]", *_keys(instance_keys)] if instance_keys else []),
             "[store]", f"url = {json.dumps(store_url)}",
             "[target]", f"url = {json.dumps(target_url)}", 'login = "connector"',
-            f"password_file = {json.dumps(str(workdir / 'sim-password'))}",
-            "[delivery]", *(f"{key} = {json.dumps(value)}" for key, value in delivery.items()),
+            f"password_file = {json.dumps(str(workdir / 'sim-password'))}", *_keys(target or {}),
+            "[delivery]", *_keys(delivery),
             "[admin]", f'listen = "127.0.0.1:{self.admin_port}"',
             "[scim]", f'listen = "127.0.0.1:{self.scim_port}"',
             "[[scim.clients]]", 'name = "idp"', f"token_file = {json.dumps(str(workdir / 'scim-token'))}",
             "[[scim.clients]]", 'name = "fuzz"', f"token_file = {json.dumps(str(workdir / 'fuzz-token'))}",
             "[logging]", 'format = "json"',
-            *(["[ldap.corp]", *(f"{key} = {json.dumps(value)}" for key, value in ldap.items())] if ldap else []),
+            *(["[ldap.corp]", *_keys(ldap)] if ldap else []),
         ]
         self.config.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen[bytes] | None = None
@@ -145,11 +161,50 @@ class Connector:
         self.kills = 0
 
     def start(self) -> None:
-        with (self.workdir / "connector.log").open("ab") as log:
+        with self.log.open("ab") as log:
             command = [sys.executable, "-m", "connector.cli", "run", "--config", str(self.config)]
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
-        wait_listening(self.scim_port, self.process, "the connector")
+        try:
+            wait_listening(self.scim_port, self.process, self.what)
+        except RuntimeError as exc:
+            tail = self.log.read_text(errors="replace").splitlines()[-5:] if self.log.exists() else []
+            raise RuntimeError("\n".join([f"{exc} ({self.log})", *tail])) from None
+
+    @property
+    def what(self) -> str:
+        return "the connector" if self.name is None else f"connector instance {self.name}"
+
+    @property
+    def pid(self) -> int | None:
+        """The running process's id (None: never started or exited)."""
+        return self.process.pid if self.process is not None and self.process.poll() is None else None
+
+    def threads(self) -> int:
+        """How many threads the running process has (0: not running)."""
+        pid = self.pid
+        try:
+            return len(os.listdir(f"/proc/{pid}/task")) if pid is not None else 0
+        except OSError:
+            return 0
+
+    def connections_to(self, port: int) -> int:
+        """How many established TCP connections the running process has to `port` (e.g. its PostgreSQL
+        store's), from /proc (Linux); 0 when it is not running."""
+        pid = self.pid
+        if pid is None:
+            return 0
+        inodes: set[str] = set()
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):  # closed meanwhile
+                    inodes.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            rows = [line.split() for name in ("tcp", "tcp6")
+                    for line in Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]]
+        except OSError:  # it exited meanwhile
+            return 0
+        return sum(1 for row in rows if int(row[2].rsplit(":", 1)[1], 16) == port and row[3] == "01"
+                   and f"socket:[{row[9]}]" in inodes)
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind."""
@@ -174,11 +229,24 @@ class Connector:
         command = [sys.executable, "-m", "connector.cli", *args, "--config", str(self.config), "--json"]
         done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
-            raise RuntimeError(f"connector {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
+            raise RuntimeError(f"connector {' '.join(args)} ({self.config.name}) failed ({done.returncode}): "
+                               f"{done.stderr.strip()}")
         return json.loads(done.stdout)
 
     def status(self) -> dict[str, Any]:
         return dict(self.cli("status"))
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON log records so far, each with `at`: its time as Unix seconds."""
+        records = []
+        for line in (self.log.read_text(errors="replace").splitlines() if self.log.exists() else []):
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                record = json.loads(line)
+                stamp = datetime.datetime.fromisoformat(record["time"].replace("Z", "+00:00"))
+                records.append({**record, "at": stamp.timestamp()})
+        return records
 
     def log_errors(self) -> tuple[list[str], list[str]]:
         """Log records of the connector with an exception: (store-full ones, all others).
@@ -186,12 +254,16 @@ class Connector:
         A store that cannot be written because the disk is full is what the full-disk phase
         causes; every other exception is a finding.
         """
-        log = self.workdir / "connector.log"
         store_full: list[str] = []
         others: list[str] = []
-        for line in (log.read_text(errors="replace").splitlines() if log.exists() else []):
+        for line in (self.log.read_text(errors="replace").splitlines() if self.log.exists() else []):
             if '"exception"' not in line and "Traceback" not in line:
                 continue
             full = "StoreError" in line and "database or disk is full" in line
             (store_full if full else others).append(line)
         return store_full, others
+
+
+def _keys(table: dict[str, Any]) -> list[str]:
+    """TOML lines `key = value` (JSON spells strings, numbers and booleans as TOML does)."""
+    return [f"{key} = {json.dumps(value)}" for key, value in table.items()]

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -98,12 +99,52 @@ class Abandoned(Exception):
     """The campaign called the writers off while the connector answered 503 (nothing was changed)."""
 
 
-class ScimClient:
-    """Writes to the connector's SCIM endpoint, retried until 2xx like an IdP."""
+class Balancer:
+    """Several connector instances behind one address, as a load balancer spreads requests: round
+    robin, and an instance that refused a connection is left out for `down_seconds` (as a failed
+    health check takes it out of the pool). `sent` counts the requests each base URL got."""
 
-    def __init__(self, base_url: str, token: str, counters: Counters, *, max_retry_wait: float = 0.5,
-                 give_up_after: float = 300.0, abandon: threading.Event | None = None) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {token}"})
+    def __init__(self, base_urls: Sequence[str], headers: dict[str, str], timeout: float = 30,
+                 down_seconds: float = 3.0) -> None:
+        self.base_urls = list(base_urls)
+        self.clients = [httpx.Client(base_url=url, timeout=timeout, headers=headers) for url in base_urls]
+        self.sent = dict.fromkeys(base_urls, 0)
+        self.down_seconds = down_seconds
+        self._down_until = [0.0] * len(self.clients)
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with self._lock:
+            now = time.monotonic()
+            order = [(self._next + i) % len(self.clients) for i in range(len(self.clients))]
+            up = [i for i in order if self._down_until[i] <= now]
+            chosen = (up or order)[0]  # all down: try the next one anyway
+            self._next = (chosen + 1) % len(self.clients)
+            self.sent[self.base_urls[chosen]] += 1
+        try:
+            return self.clients[chosen].request(method, path, **kwargs)
+        except httpx.ConnectError:
+            with self._lock:
+                self._down_until[chosen] = time.monotonic() + self.down_seconds
+            raise
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+class ScimClient:
+    """Writes to the connector's SCIM endpoint, retried until 2xx like an IdP.
+
+    With several base URLs, the requests go through a `Balancer` (round robin over instances)."""
+
+    def __init__(self, base_url: str | Sequence[str], token: str, counters: Counters, *,
+                 max_retry_wait: float = 0.5, give_up_after: float = 300.0,
+                 abandon: threading.Event | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        self.http: httpx.Client | Balancer = (httpx.Client(base_url=base_url, timeout=30, headers=headers)
+                                              if isinstance(base_url, str) else Balancer(base_url, headers))
         self.counters = counters
         self.max_retry_wait = max_retry_wait
         self.give_up_after = give_up_after
@@ -277,3 +318,28 @@ class Workload:
                 self.delete(user)
         finally:
             user.lock.release()
+
+
+def read_back(model: Model, client: ScimClient) -> list[str]:
+    """The acknowledged writes the connector does not have, one line per user whose SCIM resource
+    differs from the model. Call it with the writers stopped."""
+    lost: list[str] = []
+    for user in model.users:
+        answer = client.send("GET", "/Users", params={"filter": f'userName eq "{user.user_name}"'})
+        resources = answer.json().get("Resources", []) if answer.status_code == 200 else []
+        if not user.exists:
+            if resources:
+                lost.append(f"{user.user_name} was deleted (acknowledged) but exists")
+            continue
+        if len(resources) != 1:
+            lost.append(f"{user.user_name} was created (acknowledged) but is missing")
+            continue
+        found = resources[0]
+        numbers = [re.sub(r"\D", "", p.get("value", ""))[-10:] for p in found.get("phoneNumbers", [])
+                   if p.get("type") == "work"]
+        digits = numbers[0] if numbers else None
+        if found.get("id") != user.scim_id or digits != user.digits or found.get("active", True) != user.active:
+            lost.append(f"{user.user_name}: acknowledged id={user.scim_id} number={user.digits} "
+                        f"active={user.active}; the connector has id={found.get('id')} number={digits} "
+                        f"active={found.get('active')}")
+    return lost

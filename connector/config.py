@@ -420,7 +420,7 @@ def _target(values: dict[str, Any], problems: list[str]) -> TargetConfig:
 
 
 def _check_lease(target: TargetConfig, delivery: DeliveryConfig, problems: list[str]) -> None:
-    """A lease renewed every third of it must always leave room for a whole call and its margin."""
+    """A lease renewed every quarter of it must always leave room for a whole call and its margin."""
     from connector.delivery.lease import LEASE_MARGIN_SECONDS
 
     least = 1.5 * (target.timeout_seconds + LEASE_MARGIN_SECONDS)

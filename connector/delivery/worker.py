@@ -35,7 +35,7 @@ from connector.records import ExtensionRecord
 from connector.store import Claim, Store, StoreError
 from connector.store.ownership import Claimant, ExtensionsBusy
 from connector.verba.client import VerbaClient
-from connector.verba.errors import TARGET_WIDE_CAUSES, VerbaError, VerbaRateLimited
+from connector.verba.errors import TARGET_WIDE_CAUSES, LeaseEnding, VerbaError, VerbaRateLimited
 
 log = logging.getLogger("connector.delivery")
 
@@ -141,6 +141,10 @@ class Deliverer:
         except VerbaError as exc:
             if exc.target_wide and self.breaker.failed((claim.source, claim.external_id), str(exc)):
                 self._wait_for_target(lease.final(), exc)
+            elif isinstance(exc, LeaseEnding):  # nothing was sent: the user is tried again, the attempt not spent
+                self.store.postpone(lease.final(), self.clock())
+                log.warning("%s/%s: %s", claim.source, claim.external_id, exc,
+                            extra={"event_ids": list(claim.event_ids), "cause": exc.cause, "outcome": "postponed"})
             elif isinstance(exc, VerbaRateLimited):  # wait as told; the attempt is not spent
                 self.store.postpone(lease.final(), self.clock() + exc.retry_after)
                 log.warning("%s/%s: %s; waiting", claim.source, claim.external_id, exc,

@@ -8,6 +8,7 @@ import http
 import importlib.resources
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -50,12 +51,14 @@ def create_app(
     wsdl_head, wsdl_tail = _wsdl_parts()
 
     async def provisioning(request: Request) -> Response:
+        started = time.time()  # when the request arrived, before any injected latency
         if request.method == "GET":
             if any(key.lower() == "wsdl" for key in request.query_params):
                 address = f"{request.url.scheme}://{request.url.netloc}{request.url.path}"
                 return Response(wsdl_head + address + wsdl_tail, media_type="text/xml")
             return PlainTextResponse(USAGE)
-        return await answer(simulator, await request.body())
+        return await answer(simulator, await request.body(), started=started,
+                            agent=request.headers.get("user-agent"))
 
     app = Starlette(routes=[Route("/provisioning", provisioning, methods=["GET", "POST"]), *control.routes(simulator)])
     app.state.simulator = simulator
@@ -87,7 +90,9 @@ def serve(host: str, port: int, seed_path: str | None, token_ttl: float, missing
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
-async def answer(simulator: Simulator, body: bytes) -> Response:
+async def answer(simulator: Simulator, body: bytes, *, started: float | None = None,
+                 agent: str | None = None) -> Response:
+    """Answer one SOAP request; the call log notes `started` (when it arrived) and `agent` (its User-Agent)."""
     try:
         call = soap.parse_call(body)
     except soap.NotSoap as exc:
@@ -101,11 +106,11 @@ async def answer(simulator: Simulator, body: bytes) -> Response:
             await asyncio.sleep(rule.latency_ms / 1000)
         if rule.fails:
             status, response = _injected(rule, call)
-            simulator.calls.record(call, status, token_valid)
+            simulator.calls.record(call, status, token_valid, started=started, agent=agent)
             response.headers.update(rule.headers or {})
             return response
     status, body = handle(simulator.state, call)
-    simulator.calls.record(call, status, token_valid)
+    simulator.calls.record(call, status, token_valid, started=started, agent=agent)
     if rule is not None and rule.trickle_ms:
         return StreamingResponse(_trickled(body, rule.trickle_ms / 1000), media_type=soap.CONTENT_TYPE)
     return _soap(body)

@@ -18,12 +18,19 @@ class CallLog:
         self._entries: list[dict[str, Any]] = []
         self._seq = 0
 
-    def record(self, call: Call, status: str, token_valid: bool | None) -> None:
+    def record(
+        self, call: Call, status: str, token_valid: bool | None, *, started: float | None = None,
+        agent: str | None = None,
+    ) -> None:
+        """Log one answered call: `started` is when the request arrived (default: now), `at` is now,
+        when it is answered, after any injected latency; `agent` is its User-Agent header."""
         entry = summarize(call)
         with self._lock:
             self._seq += 1
+            at = time.time()
             entry.update(
-                seq=self._seq, at=time.time(), operation=call.operation, status=status, token_valid=token_valid
+                seq=self._seq, started=at if started is None else started, at=at, operation=call.operation,
+                status=status, token_valid=token_valid, agent=agent,
             )
             self._entries.append(entry)
 

@@ -1,7 +1,9 @@
 """The test control API under /_sim/ (JSON).
 
-GET    /_sim/calls          the call log: [{seq, at, operation, status, extension, user_id, eid,
-                            recordingMode, voice, im, video, screenCaptureEnabled, token_valid}]
+GET    /_sim/calls          the call log: [{seq, started, at, operation, status, extension, user_id, eid,
+                            recordingMode, voice, im, video, screenCaptureEnabled, token_valid, agent}];
+                            `started` is the Unix time the request arrived (before any injected
+                            latency), `at` when it was answered, `agent` its User-Agent header or null
 DELETE /_sim/calls          clear the call log
 GET    /_sim/state          environments, users, extensions (with user_id) and active_tokens
 POST   /_sim/users          add a Verba user: {loginName, id?, eid?, displayName?, email?, externalId?}

@@ -26,6 +26,8 @@ class Database:
     """The dialect's part of the store: one connection per thread, opened on first use.
 
     One object may be used from several threads at once; `close()` closes every thread's connection.
+    The connection of a thread that ended is closed when another is opened (threads come and go: a
+    drift check's pool, short-lived helpers), so they never pile up on the server.
     """
 
     dialect: str  # "sqlite" or "postgres": names its SQL (connector/store/sql/) and migrations
@@ -36,7 +38,7 @@ class Database:
     def __init__(self) -> None:
         self._local = threading.local()
         self._guard = threading.Lock()
-        self._connections: list[Any] = []
+        self._connections: list[tuple[threading.Thread | None, Any]] = []  # (owner thread, connection)
         self._closed = False
 
     def _connect(self) -> Any:
@@ -53,30 +55,39 @@ class Database:
 
     def _connection(self) -> Any:
         """This thread's connection; one the server dropped is replaced."""
-        if self._closed:
-            raise StoreError(f"the store {self.name} is closed; open it again with open_store()")
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(conn, "closed", False):
-            with self._errors():
-                conn = self._connect()
-                try:
-                    self._set_up(conn)
-                except BaseException:
-                    conn.close()
-                    raise
-            with self._guard:
-                if self._closed:
-                    conn.close()
-                    raise StoreError(f"the store {self.name} is closed; open it again with open_store()")
-                self._connections = [c for c in self._connections if not getattr(c, "closed", False)] + [conn]
-            self._local.conn = conn
+            conn = self._local.conn = self._open(threading.current_thread())
+        return conn
+
+    def _open(self, owner: threading.Thread | None = None) -> Any:
+        """A new connection, ready for the store and closed by `close()`, or once `owner` has ended."""
+        if self._closed:
+            raise StoreError(f"the store {self.name} is closed; open it again with open_store()")
+        with self._errors():
+            conn = self._connect()
+            try:
+                self._set_up(conn)
+            except BaseException:
+                conn.close()
+                raise
+        with self._guard:
+            if self._closed:
+                conn.close()
+                raise StoreError(f"the store {self.name} is closed; open it again with open_store()")
+            ended = [c for thread, c in self._connections if thread is not None and not thread.is_alive()]
+            self._connections = [(thread, c) for thread, c in self._connections
+                                 if c not in ended and not getattr(c, "closed", False)] + [(owner, conn)]
+        for old in ended:
+            with contextlib.suppress(Exception):  # whatever state it was left in, it is gone
+                old.close()
         return conn
 
     def close(self) -> None:
         """Close every thread's connection; call it once the worker threads have stopped."""
         with self._guard:
             self._closed = True
-            for conn in self._connections:
+            for _, conn in self._connections:
                 conn.close()
             self._connections.clear()
 
@@ -95,8 +106,12 @@ class Database:
             yield conn
 
     def _write(self) -> AbstractContextManager[Any]:
-        """One transaction on this thread's connection: commit on success, roll back on any exception."""
+        """One transaction: committed (durably) when the block ends, rolled back on any exception."""
         raise NotImplementedError
+
+    def _statement(self) -> AbstractContextManager[Any]:
+        """A connection for one writing statement, committed when the block ends (autocommit by default)."""
+        return self._read()
 
     def _lock(self, conn: Any, key: str) -> None:
         """Hold the lock named `key` until the transaction ends (waiting for it)."""

@@ -90,7 +90,7 @@ class Instances(Database):
     def lead(self, task: str, name: str) -> bool:
         """Whether instance `name` runs `task` ("ldap.NAME", "drift"): it takes it if nobody does or the
         leader is no longer registered, and keeps it while it leads."""
-        with self._read() as conn:  # one statement: its own transaction
+        with self._statement() as conn:  # one statement: its own transaction
             return conn.execute(self._q["lead"], (task, name, time.time())).fetchone() is not None
 
     def leaders(self) -> dict[str, str]:

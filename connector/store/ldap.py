@@ -112,7 +112,7 @@ class LdapMarks(Database):
 
     def note_poll_failure(self, directory: str, error: str, at: float) -> None:
         """Record a failed run for `connector ldap status`; the cursor stays where it was."""
-        with self._read() as conn:
+        with self._statement() as conn:
             conn.execute(self._q["note_poll_failure"], (directory, at, error))
 
     def _held_users(self, conn: Any, changes: Sequence[UserChange]) -> set[tuple[str, str]]:

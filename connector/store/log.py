@@ -191,13 +191,13 @@ class EventLog(Database):
 
     def ping(self) -> None:
         """Commit a tiny write (the readiness probe); raise StoreError if the store cannot be written."""
-        with self._read() as conn:  # one statement is one transaction
+        with self._statement() as conn:  # one statement is one transaction
             conn.execute(self._q["ping"], (time.time(),))
 
     def note_breaker(self, instance: str, opened_at: float | None, probed_at: float | None = None,
                      error: str | None = None) -> None:
         """Record `instance`'s breaker on the target: open since `opened_at`, or closed (None)."""
-        with self._read() as conn:
+        with self._statement() as conn:
             if opened_at is None:
                 conn.execute(self._q["close_breaker"], (instance,))
             else:
@@ -214,7 +214,7 @@ class EventLog(Database):
         return [(source, external_id) for source, external_id in self._rows("user_keys", ("source", "external_id"))]
 
     def add_drift_run(self, run: DriftRun) -> None:
-        with self._read() as conn:
+        with self._statement() as conn:
             conn.execute(self._q["add_drift_run"], (run.started_at, run.finished_at, run.users, run.extensions,
                                                     to_json(run.counts, "drift counts"), run.unchecked,
                                                     run.repaired, run.trigger))

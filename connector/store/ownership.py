@@ -109,8 +109,8 @@ class ExtensionOwnership(Database):
 
     def begin_push(self, lock_owner: str, lock_until: float, now: float, claimant: Claimant, wanted: Sequence[str],
                    extensions: Sequence[str], first_pushes: Sequence[ExtensionRecord] = ()) -> PushPlan:
-        """Lock `extensions` (all the push touches) for `lock_owner` until `lock_until`, make `wanted`
-        the user's claims (new ones accepted at `claimant.claimed_at`), read the plan.
+        """Lock `extensions` (all the push touches, and the claims it drops) for `lock_owner` until
+        `lock_until`, make `wanted` the user's claims (new ones accepted at `claimant.claimed_at`), read the plan.
 
         `first_pushes` are records about to be pushed for the first time: they join the user's pushed
         extensions now (until `complete` replaces them), so that a crash mid-push leaves them known
@@ -120,11 +120,13 @@ class ExtensionOwnership(Database):
         q = self._q
         me = (claimant.source, claimant.external_id)
         with self._write() as conn:
-            for extension in sorted(set(extensions)):  # one order everywhere: no deadlocks
-                if conn.execute(q["lock_extension"], (extension, lock_owner, lock_until, now)).fetchone() is None:
-                    raise ExtensionsBusy(f"extension {extension} is being pushed for another user")
             before = {row["extension"]: float(row["claimed_at"]) for row in conn.execute(q["claims_of_user"], me)}
             released = sorted(set(before) - set(wanted))
+            # The claims it drops are locked too: a push of another claimant waiting on one of them must have
+            # stored its conflict before this push ends and wakes the users waiting on it.
+            for extension in sorted({*extensions, *released}):  # one order everywhere: no deadlocks
+                if conn.execute(q["lock_extension"], (extension, lock_owner, lock_until, now)).fetchone() is None:
+                    raise ExtensionsBusy(f"extension {extension} is being pushed for another user")
             conn.cursor().executemany(q["unclaim"], [(*me, extension) for extension in released])
             conn.cursor().executemany(q["claim_extension"], [
                 (extension, *me, claimant.verba_user_id, claimant.login_name, claimant.claimed_at)

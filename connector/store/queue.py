@@ -86,7 +86,7 @@ class EventQueue(ExtensionOwnership, Database):
         if not rows:
             return []
         # One INSERT commits by itself: no BEGIN and COMMIT round trips for a single change.
-        with self._write() if len(rows) > 1 else self._read() as conn:
+        with self._write() if len(rows) > 1 else self._statement() as conn:
             return self._insert_events(conn, rows)
 
     def claim(self, owner: str, now: float, lease_seconds: float) -> Claim | None:

@@ -1,6 +1,11 @@
-"""The SQLite dialect: one file in WAL mode, one connection per thread, `BEGIN IMMEDIATE` writes.
+"""The SQLite dialect: one file in WAL mode, a connection per thread for reads, one shared for writes.
 
 One connector per file: `BEGIN IMMEDIATE` is the only lock, so every lock hook is free.
+
+Group commit: SQLite has one writer at a time and every COMMIT waits for the disk (synchronous =
+FULL). So the threads share one write connection: each `_write` block runs in a savepoint of the
+transaction open on it, and one COMMIT makes every block that ran meanwhile durable together. A
+block returns only once its COMMIT did (or raises if it failed), as if it had committed alone.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
@@ -37,6 +43,11 @@ class SQLiteStore(Store):
         self.path = self.name = path
         self.synchronous = synchronous.upper()
         self._instance_lock: TextIO | None = None
+        self._writer: sqlite3.Connection | None = None  # shared by every thread's writes, under _writing
+        self._writing = threading.Lock()
+        self._committing = threading.Lock()  # one COMMIT at a time
+        self._opened = self._committed = 0  # numbers of the transaction opened last and committed last
+        self._failed: dict[int, str] = {}  # transaction number -> why its COMMIT failed
         directory = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(directory, exist_ok=True)
@@ -62,16 +73,51 @@ class SQLiteStore(Store):
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
-        with self._errors():
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        number = 0
+        try:
+            with self._writing, self._errors():
+                if self._writer is None:
+                    self._writer = self._open()
+                conn = self._writer
+                if not conn.in_transaction:
+                    conn.execute("BEGIN IMMEDIATE")
+                    self._opened += 1
+                number = self._opened
+                conn.execute("SAVEPOINT block")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK TO block")
+                    raise
+                finally:
+                    conn.execute("RELEASE block")
+        except BaseException:
+            if number:  # end the transaction all the same: other threads' blocks may be in it
+                with contextlib.suppress(StoreError):
+                    self._commit(number)
+            raise
+        self._commit(number)
+
+    def _commit(self, number: int) -> None:
+        """Make transaction `number` durable, unless another thread's COMMIT already did; StoreError if it failed."""
+        with self._committing:
+            if self._committed < number:
+                with self._writing:
+                    assert self._writer is not None
+                    try:
+                        with self._errors():
+                            self._writer.execute("COMMIT")
+                    except StoreError as error:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._writer.execute("ROLLBACK")
+                        self._failed[number] = str(error)
+                        self._failed = {n: why for n, why in self._failed.items() if n > number - 1000}
+                    self._committed = number
+            if number in self._failed:
+                raise StoreError(self._failed[number])
+
+    def _statement(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._write()  # an autocommit write would wait for the shared transaction anyway
 
     def _lock(self, conn: Any, key: str) -> None:
         pass  # BEGIN IMMEDIATE already holds the only write lock

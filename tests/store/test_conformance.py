@@ -579,3 +579,13 @@ def test_held_events_are_summed_by_cause_and_source(store: Store) -> None:
     store.enqueue([change("carol")])
     store.hold(claim_now(store), "stop_recording_guard", "over the limit")
     assert store.held_summary() == [("ldap_mass_change", "scim", 2), ("stop_recording_guard", "scim", 1)]
+
+
+def test_connections_of_ended_threads_are_closed(store: Store) -> None:
+    """Threads come and go (a lease keeper per push, a drift check's pool): their connections must not pile up."""
+    for _ in range(12):
+        thread = threading.Thread(target=store.count_by_state)
+        thread.start()
+        thread.join()
+    store.count_by_state()  # this thread's connection
+    assert len(store._connections) <= 3, store._connections

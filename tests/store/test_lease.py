@@ -39,3 +39,17 @@ def test_renewing_a_lease_renews_its_extension_locks(store: Store) -> None:
     bob = Claimant("scim", "bob", 4, None, NOW)
     with pytest.raises(ExtensionsBusy):  # past the first lease, the extension is still locked
         store.begin_push("w2", NOW + 20 * LEASE, NOW + 2 * LEASE, bob, ["+1"], ["+1"])
+
+
+def test_a_push_that_drops_a_claim_waits_while_another_push_holds_that_extension(store: Store) -> None:
+    """Else the other push (a claimant waiting on it) could store its conflict after this one woke the waiters."""
+    alice = Claimant("scim", "alice", 3, None, NOW)
+    bob = Claimant("scim", "bob", 4, None, NOW)
+    store.begin_push("w1", NOW + LEASE, NOW, alice, ["+1"], ["+1"])
+    store.finish_push("w1", alice, {"+1": 3}, [], [])
+    store.begin_push("w2", NOW + LEASE, NOW, bob, ["+1"], ["+1"])  # bob's push runs, waiting on alice's +1
+    with pytest.raises(ExtensionsBusy, match=r"\+1 is being pushed"):
+        store.begin_push("w1", NOW + LEASE, NOW, alice, [], [])  # alice lets +1 go
+    store.finish_push("w2", bob, {}, [], [])
+    plan = store.begin_push("w1", NOW + LEASE, NOW, alice, [], [])
+    assert plan.released == ["+1"]

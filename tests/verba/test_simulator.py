@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -233,6 +234,30 @@ def test_fault_rules_are_validated_and_spent(sim: Sim) -> None:
     sim.faults({"operation": "*", "status": "ERROR_GENERAL"})
     assert sim.http.delete("/_sim/faults").status_code == 204
     assert sim.token()
+
+
+def test_the_call_log_says_when_a_call_arrived_when_it_was_answered_and_who_sent_it(sim: Sim) -> None:
+    token = sim.token()
+    sim.faults({"operation": "getExtension", "latency_ms": 300, "times": 1})
+    before = time.time()
+    inner = f"<token>{token}</token><extension>+15550100</extension>"
+    sim.http.post("/provisioning", content=envelope("getExtension", inner),
+                  headers={"Content-Type": "text/xml; charset=utf-8", "User-Agent": "verba-connector (instance a)"})
+    after = time.time()
+    # http.client sends no User-Agent unless told to
+    host, port = sim.base_url.removeprefix("http://").split(":")
+    bare = http.client.HTTPConnection(host, int(port), timeout=5)
+    bare.request("POST", "/provisioning", body=envelope("getExtension", inner).encode(),
+                 headers={"Content-Type": "text/xml; charset=utf-8"})
+    assert bare.getresponse().status == 200
+    bare.close()
+    token_call, slow, anonymous = sim.calls()
+    assert token_call["agent"].startswith("python-httpx/")
+    assert slow["agent"] == "verba-connector (instance a)" and anonymous["agent"] is None
+    assert before <= slow["started"] and slow["at"] <= after
+    assert slow["at"] - slow["started"] >= 0.29, "started is before the injected latency, at after it"
+    assert anonymous["started"] <= anonymous["at"] < anonymous["started"] + 0.29
+    assert slow["at"] <= anonymous["started"]
 
 
 def test_users_can_be_added_through_the_control_api(sim: Sim) -> None:
