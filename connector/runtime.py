@@ -132,7 +132,7 @@ class Connector:
         self.serve(create_scim_app(self.store, scim, self.scim_tokens), scim.host, scim.port, "scim.listen")
 
     def reload(self) -> None:
-        """SIGHUP: re-read the SCIM clients' token files now (they are also re-read within a second of a change)."""
+        """SIGHUP: re-read the SCIM clients' token files now (they are also re-read a few seconds after a change)."""
         self.scim_tokens.reload()
 
     def _start_simulator(self) -> None:

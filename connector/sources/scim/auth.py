@@ -1,8 +1,9 @@
 """Bearer-token authentication for the SCIM endpoint, by named client (RFC 6750).
 
 A client may have several valid tokens at once: the lines of its `token_file`, which is looked at again
-(a `stat`) at most every CHECK_SECONDS while requests come in, and re-read when it changed or on
-`ScimTokens.reload` (SIGHUP), so a token is rotated without a restart and without a failed request. A
+(a `stat`) at most every CHECK_SECONDS while requests come in and re-read once it changed and has been
+still for SETTLE_SECONDS, or at once on `ScimTokens.reload` (SIGHUP), so a token is rotated without a
+restart and without a failed request. A
 file that cannot be read or holds no token keeps the last good tokens and logs one error line with the
 fix. A token from `token_env` is read at start only.
 
@@ -32,8 +33,8 @@ MEDIA_TYPE = "application/scim+json"
 NO_CLIENTS = "no SCIM clients are configured; add a [[scim.clients]] entry with a token_env or token_file"
 BAD_TOKEN = "send the bearer token configured for your SCIM client: Authorization: Bearer <token>"
 CHECK_SECONDS = 1.0  # a token_file is looked at, on a request, at most this often
-# A file changed this recently may still be being written (an editor saving in place): it is read again at the next
-# check even if its stat stays the same, and a read that finds it empty or unreadable is not reported yet.
+# A file changed less than this ago may still be being written (an editor saving in place empties it first): it is
+# read at a later check, so that neither half a token nor an empty moment is ever taken for the file's tokens.
 SETTLE_SECONDS = 2.0
 
 
@@ -78,19 +79,17 @@ class ClientTokens:
             return
         if not forced and _signature(before) == self._seen:
             return
-        settling = time.time() - before.st_mtime < SETTLE_SECONDS
+        if not forced and 0 <= time.time() - before.st_mtime < SETTLE_SECONDS:
+            return  # perhaps still being written (an editor saving in place): read it once it has been still
         try:
             tokens = tuple(token.encode() for token in read_tokens(self.file))
             after = os.stat(self.file)
         except (OSError, ValueError) as exc:
-            # An editor saving in place empties the file first: give it time before calling that a problem.
-            if forced or not settling:
-                self._seen = _signature(before)
-                self._failed(str(exc) if isinstance(exc, ValueError) else
-                             f"cannot be read ({exc.strerror}); check the path and permissions")
+            self._seen = _signature(before)
+            self._failed(str(exc) if isinstance(exc, ValueError) else
+                         f"cannot be read ({exc.strerror}); check the path and permissions")
             return
-        unchanged = _signature(after) == _signature(before)
-        self._seen = _signature(before) if unchanged and not settling else None
+        self._seen = _signature(before) if _signature(after) == _signature(before) else None
         self._use(tokens, forced)
 
     def _use(self, tokens: tuple[bytes, ...], forced: bool) -> None:
