@@ -149,7 +149,8 @@ def test_every_file_secret_is_read_exactly_as_written(tmp_path, written, secret)
     token = load_config(write(tmp_path, f"[target]\nurl = 'http://v/p'\ntoken_file = '{file}'\n"))
     assert token.target.token == secret
     scim = load_config(write(tmp_path, f"[scim]\n[[scim.clients]]\nname = 'idp'\ntoken_file = '{file}'\n"))
-    assert scim.scim.clients[0].token == secret
+    # A SCIM client's token_file holds tokens one a line (several during a rotation): each line is trimmed.
+    assert scim.scim.clients[0].tokens == (secret.strip(),)
     ldap = load_config(write(tmp_path, f"[ldap.corp]\nurl = 'ldap://h'\nbase = 'dc=x'\nbind_dn = 'cn=svc'\n"
                                        f"password_file = '{file}'\n"))
     assert ldap.ldap["corp"].password == secret
