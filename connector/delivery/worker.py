@@ -26,7 +26,7 @@ from connector.delivery.breaker import Breaker
 from connector.delivery.guard import CAUSE as GUARD_CAUSE
 from connector.delivery.guard import StopRecordingGuard
 from connector.delivery.lease import LEASE_MARGIN_SECONDS, LeaseKeeper, LeaseRenewer
-from connector.delivery.ownership import OwnershipPusher
+from connector.delivery.ownership import OwnershipPusher, woken
 from connector.delivery.users import UserIdResolver
 from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
 from connector.ops.logs import correlation, correlation_id
@@ -159,7 +159,7 @@ class Deliverer:
             self._failed(lease.final(), "unexpected", f"{type(exc).__name__}: {exc}", True, None, sent)
         else:
             self.breaker.succeeded()
-            self.owners.wake(self.store.complete(lease.final(), outcome.written, user_id, sent=sent,
+            woken(self.store.complete(lease.final(), outcome.written, user_id, sent=sent,
                                                   finish=outcome.finish))
             COALESCED.inc(len(claim.event_ids) - 1)
             log.info("pushed %s/%s: %d upserted, %d stopped, %d in conflict, %d left alone",
