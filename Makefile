@@ -42,7 +42,7 @@ bench: venv system-packages
 	@status=0; for b in $(BENCHMARKS); do $(BIN)/python bench/bench_$$b.py || status=1; done; exit $$status
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) var dist build .pytest_cache .hypothesis .mypy_cache .ruff_cache
 
 # The standing chaos campaign (chaos/): 200 SIGKILLs, a long Verba outage, SQLite then PostgreSQL;
 # one report at the end, exit status 1 when anything was lost or wrong. `make test` runs the

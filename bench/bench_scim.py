@@ -50,7 +50,7 @@ from tests.scim.live import serve  # noqa: E402
 
 TOKEN = "bench-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/scim+json"}
-CONFIG = ScimConfig(clients=(ScimClient("bench", TOKEN),))
+CONFIG = ScimConfig(clients=(ScimClient("bench", (TOKEN,)),))
 LOGIN, PASSWORD = "bench", "bench-password"
 SEED = {"api_users": [{"loginName": LOGIN, "password": PASSWORD}],
         "users": [{"id": 3, "loginName": "bench@example.com", "eid": "0000"}]}

@@ -3,7 +3,7 @@
 Every problem is reported at once, one line each naming the file, the key and the fix. Defaults are
 the dataclasses' (a key left out keeps its default). Secrets never live in the TOML: a `*_env` key
 names an environment variable and a `*_file` key names a file that holds the secret. Relative paths
-are taken from the working directory.
+are taken from the working directory; a config without `[mapping] file` uses the shipped default mapping.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from apscheduler.triggers.cron import CronTrigger
 
 from connector.errors import ConnectorError
 from connector.records import eid_problem
+from connector.shipped import default_mapping
 
 DEFAULT_PATH = "config/connector.toml"
-DEFAULT_MAPPING = "mappings/default.toml"
+DEFAULT_MAPPING = default_mapping()  # the shipped one, wherever the connector is installed
 SIMULATOR_LOGIN = "connector"
 SIMULATOR_PASSWORD = "connector"
 
@@ -111,10 +112,15 @@ class DriftConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ScimClient:
-    """One `[[scim.clients]]` entry: an identity provider and its bearer token."""
+    """One `[[scim.clients]]` entry: an identity provider and the bearer tokens it may send, any of them.
+
+    From `token_file`, the file's lines (several during a rotation), re-read while the connector runs
+    (connector.sources.scim.auth); from `token_env`, one token, read at start only.
+    """
 
     name: str
-    token: str = dataclasses.field(repr=False)
+    tokens: tuple[str, ...] = dataclasses.field(repr=False)
+    token_file: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,7 +218,7 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every secret the config holds, for masking in logs and output."""
-        return [s for s in (self.target.password, self.target.token, *(c.token for c in self.scim.clients),
+        return [s for s in (self.target.password, self.target.token, *(t for c in self.scim.clients for t in c.tokens),
                             *(d.password for d in self.ldap.values())) if s]
 
 
@@ -268,7 +274,8 @@ def load_config(path: str | Path = DEFAULT_PATH, *, secrets: bool = True) -> Con
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; pass --config or set CONNECTOR_CONFIG") from None
+        raise ConfigError(f"{path}: no such file; pass --config or set CONNECTOR_CONFIG, or write a starter "
+                          "config with `connector init DIR`") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
     except UnicodeDecodeError as exc:
@@ -509,12 +516,37 @@ def _scim_client(raw: dict[str, Any], key: str, read: bool, problems: list[str])
     if ("token_env" in values) == ("token_file" in values):
         problems.append(f"{key} ({name}) needs exactly one of token_env or token_file holding its bearer token")
         return None
-    token = _secret(values, "token", key, problems, read=read)
-    if not read and name:
-        return ScimClient(name, "")  # named, for `connector status`; never served (BearerAuth refuses empty tokens)
+    if not read:  # named, for `connector status`; no token read, never served
+        return ScimClient(name, (), token_file=values.get("token_file")) if name else None
+    if "token_file" in values:
+        try:
+            tokens = read_tokens(values["token_file"])
+        except ValueError as exc:
+            problems.append(f"{key}.token_file {values['token_file']!r} {exc}")
+            return None
+        return ScimClient(name, tokens, token_file=values["token_file"]) if name else None
+    token = _secret(values, "token", key, problems)
     if token is None or not name:
         return None
-    return ScimClient(name, token.strip() if "token_env" in values else token)  # as before: trimmed from env only
+    return ScimClient(name, (token.strip(),))
+
+
+def read_tokens(file: str) -> tuple[str, ...]:
+    """The bearer tokens in a SCIM client's token_file: one a line, blank lines and surrounding whitespace ignored.
+
+    Raises ValueError saying what is wrong and the fix, never a token: the file cannot be read, is not UTF-8,
+    or holds no token.
+    """
+    try:
+        text = Path(file).read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror}); check the path and permissions") from None
+    except UnicodeDecodeError:
+        raise ValueError("is not UTF-8 text; save the tokens in it as UTF-8, one a line") from None
+    tokens = tuple(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    if not tokens:
+        raise ValueError("holds no token; put the client's bearer token in it, one a line")
+    return tokens
 
 
 def _logging(values: dict[str, Any], problems: list[str]) -> LoggingConfig:

@@ -21,7 +21,7 @@ from connector.ops.health import TargetHealth, create_admin_app, scim_state
 from connector.ops.metrics import register_store
 from connector.simulator.app import create_app, load_seed
 from connector.sources.ldap.scheduler import LdapScheduler
-from connector.sources.scim import create_scim_app
+from connector.sources.scim import ScimTokens, create_scim_app
 from connector.store import Store, open_store
 from connector.verba.client import VerbaClient
 
@@ -87,6 +87,7 @@ class Connector:
         check = DriftCheck(self.store, self.client, self.mapping, config.drift.concurrency)
         self.drift = DriftSchedule(check, config.drift, self.liveness.leads)
         self.ldap = LdapScheduler(self.store, config.ldap, leads=lambda name: self.liveness.leads(f"ldap.{name}"))
+        self.scim_tokens = ScimTokens(config.scim.clients)
         # /readyz and `connector status` (through the store) see the target through its probes
         self.target_health = TargetHealth(self.client.probe, self.store, config.instance.name, config.target_url)
 
@@ -153,7 +154,11 @@ class Connector:
         scim = self.config.scim
         if not scim.clients:
             log.warning("SCIM on %s answers 401 to everything: no [[scim.clients]] are configured", scim.url)
-        self.serve(create_scim_app(self.store, scim), scim.host, scim.port, "scim.listen")
+        self.serve(create_scim_app(self.store, scim, self.scim_tokens), scim.host, scim.port, "scim.listen")
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the SCIM clients' token files now (they are also re-read a few seconds after a change)."""
+        self.scim_tokens.reload()
 
     def _scim_state(self) -> str:
         """SCIM's line in /readyz: whether it listens, and its clients."""

@@ -32,6 +32,7 @@ def run(config_path: str) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: connector.reload())  # systemctl reload: SCIM token files now
     connector.start()
     _announce(config)
     stop.wait()

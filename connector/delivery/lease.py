@@ -18,25 +18,22 @@ LEASE_MARGIN_SECONDS = 1.0
 
 
 class LeaseKeeper:
-    """Renews `claim`'s lease every quarter of `lease_seconds` until `final()` (or the block's end): even at
-    the shortest lease the config allows, 1.5 x (call timeout + margin), what is left of it before a renewal
-    still holds a whole call.
+    """Keeps `claim`'s lease while its push runs: `LeaseRenewer` renews it every quarter of `lease_seconds`
+    until `final()` (or the block's end). Even at the shortest lease the config allows, 1.5 x (call timeout +
+    margin), what is left of it before a renewal still holds a whole call.
 
     `until` is the current end of the lease (Unix time); `lost` turns True if the store says the
     lease is gone (it expired while the store could not be reached, and another worker may have
     the user now).
     """
 
-    def __init__(
-        self, store: EventQueue, claim: Claim, lease_seconds: float, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.store = store
-        self.lease_seconds = lease_seconds
-        self.clock = clock
+    def __init__(self, renewer: LeaseRenewer, claim: Claim) -> None:
+        self.renewer = renewer
         self.lost = False
+        self.due = time.monotonic() + renewer.lease_seconds / 4  # when the next renewal is due
         self._claim = claim
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{claim.owner}", daemon=True)
+        self._renewing = threading.Lock()  # held while a renewal of this lease runs
+        self._ended = False
 
     @property
     def until(self) -> float:
@@ -44,29 +41,76 @@ class LeaseKeeper:
         return self._claim.lease_until
 
     def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
+        self.renewer.add(self)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.final()
 
     def final(self) -> Claim:
-        """Stop renewing; the claim with its last lease, to settle it with."""
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
+        """Stop renewing (after a renewal under way); the claim with its last lease, to settle it with."""
+        with self._renewing:
+            self._ended = True
+        self.renewer.remove(self)
         return self._claim
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.lease_seconds / 4):
+    def renew(self) -> None:
+        """Extend the lease by `lease_seconds` from now (the renewer's thread calls it when it is due)."""
+        with self._renewing:
+            if self._ended or self.lost:
+                return
+            renewer, claim = self.renewer, self._claim
+            self.due = time.monotonic() + renewer.lease_seconds / 4
             try:
-                renewed = self.store.renew_lease(self._claim, self.clock() + self.lease_seconds)
+                renewed = renewer.store.renew_lease(claim, renewer.clock() + renewer.lease_seconds)
             except StoreError as exc:  # try again at the next beat; the lease still runs
-                log.warning("could not renew the lease of %s/%s: %s", self._claim.source, self._claim.external_id, exc)
-                continue
+                log.warning("could not renew the lease of %s/%s: %s", claim.source, claim.external_id, exc)
+                return
             if renewed is None:
                 self.lost = True
                 log.error("the lease of %s/%s was lost while its push ran; its result will not be recorded",
-                          self._claim.source, self._claim.external_id)
+                          claim.source, claim.external_id)
                 return
             self._claim = renewed
+
+
+class LeaseRenewer:
+    """One thread (started on first use) that renews the lease of every push in progress when it is due:
+    no thread, and no store connection, per push."""
+
+    def __init__(self, store: EventQueue, lease_seconds: float, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self._keepers: set[LeaseKeeper] = set()
+        self._guard = threading.Lock()
+        self._changed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def keep(self, claim: Claim) -> LeaseKeeper:
+        """A keeper of `claim`'s lease: renewed while its `with` block runs."""
+        return LeaseKeeper(self, claim)
+
+    def add(self, keeper: LeaseKeeper) -> None:
+        with self._guard:
+            self._keepers.add(keeper)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
+                self._thread.start()
+        self._changed.set()
+
+    def remove(self, keeper: LeaseKeeper) -> None:
+        with self._guard:
+            self._keepers.discard(keeper)
+
+    def _run(self) -> None:
+        while True:
+            with self._guard:
+                keepers = list(self._keepers)
+            for keeper in keepers:
+                if keeper.due <= time.monotonic():
+                    keeper.renew()
+            self._changed.clear()
+            with self._guard:
+                soonest = min((k.due for k in self._keepers), default=time.monotonic() + self.lease_seconds / 4)
+            self._changed.wait(max(0.0, soonest - time.monotonic()))

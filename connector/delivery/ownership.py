@@ -30,7 +30,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from connector.events import UserChange
 from connector.mapping import MappedUser
 from connector.ops.metrics import OWNERSHIP_DECISIONS
 from connector.records import ExtensionRecord
@@ -85,7 +84,7 @@ class OwnershipPusher:
             for record in mapped.deprovisions:
                 self._deprovision(claim, me, record, plan, outcome)
         except BaseException:
-            self.wake(self.store.finish_push(claim.owner, me, outcome.owners, outcome.conflicts, released, failed=True))
+            woken(self.store.finish_push(claim.owner, me, outcome.owners, outcome.conflicts, released, failed=True))
             raise
         return outcome
 
@@ -224,17 +223,11 @@ class OwnershipPusher:
             "user": f"{me.source}/{me.external_id}", "user_id": me.verba_user_id,
         })
 
-    def wake(self, waiting: Sequence[tuple[str, str]]) -> None:
-        """Queue a fresh event of each waiting user's current state, so their conflict is tried again."""
-        changes = []
-        for source, external_id in waiting:
-            current = self.store.current_event(source, external_id)
-            if current is not None:
-                changes.append(UserChange(source, external_id, current.change.kind, current.change.state,
-                                          accepted_at=self.clock(), cause="extension_released"))
-        if changes:
-            self.store.enqueue(changes)
-            log.info("an extension was released: %d waiting user(s) queued again", len(changes))
+
+def woken(users: Sequence[tuple[str, str]]) -> None:
+    """Log the users a push woke (the store queued a fresh event of each: connector/store/ownership.py)."""
+    if users:
+        log.info("an extension was released: %d waiting user(s) queued again", len(users))
 
 
 def _holder_among(rivals: list[Claimant], owner: int | None) -> Claimant | None:

@@ -25,8 +25,8 @@ from connector.delivery.backoff import full_jitter_delay
 from connector.delivery.breaker import Breaker
 from connector.delivery.guard import CAUSE as GUARD_CAUSE
 from connector.delivery.guard import StopRecordingGuard
-from connector.delivery.lease import LEASE_MARGIN_SECONDS, LeaseKeeper
-from connector.delivery.ownership import OwnershipPusher
+from connector.delivery.lease import LEASE_MARGIN_SECONDS, LeaseKeeper, LeaseRenewer
+from connector.delivery.ownership import OwnershipPusher, woken
 from connector.delivery.users import UserIdResolver
 from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
 from connector.ops.logs import correlation, correlation_id
@@ -67,6 +67,7 @@ class Deliverer:
         self.users = UserIdResolver(client, mapping, config.user_cache_seconds)
         self.guard = StopRecordingGuard(store, config, clock)
         self.owners = OwnershipPusher(store, client, mapping.on_conflict, clock)
+        self.leases = LeaseRenewer(store, config.lease_seconds, clock)
         self.breaker = Breaker(config.breaker_window_seconds, config.breaker_min_users, config.probe_seconds, clock)
         self.instance = instance
         self.calls_until = calls_until
@@ -86,7 +87,7 @@ class Deliverer:
 
     def deliver(self, claim: Claim) -> None:
         with correlation(correlation_id(claim.event_ids)), self.client.capture() as sent, \
-                LeaseKeeper(self.store, claim, self.config.lease_seconds, self.clock) as lease, \
+                self.leases.keep(claim) as lease, \
                 self.client.calls_until(lambda: min(lease.until - LEASE_MARGIN_SECONDS, self.calls_until())):
             try:
                 self._deliver(claim, lease, sent)
@@ -158,7 +159,7 @@ class Deliverer:
             self._failed(lease.final(), "unexpected", f"{type(exc).__name__}: {exc}", True, None, sent)
         else:
             self.breaker.succeeded()
-            self.owners.wake(self.store.complete(lease.final(), outcome.written, user_id, sent=sent,
+            woken(self.store.complete(lease.final(), outcome.written, user_id, sent=sent,
                                                   finish=outcome.finish))
             COALESCED.inc(len(claim.event_ids) - 1)
             log.info("pushed %s/%s: %d upserted, %d stopped, %d in conflict, %d left alone",

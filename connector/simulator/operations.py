@@ -218,12 +218,7 @@ def list_extensions(state: State, call: Call) -> str:
     case-insensitive "contains"); `userId` keeps the extensions linked to that user. Answers
     <extensionCount> when justCount, else one <extensions> per extension, each as getExtension's.
     """
-    authorize(state, call)
-    fields = children(call.fields.get("filter"))
-    envs = state.environments
-    if "environmentFilter" in fields:
-        envs = [filtered_environment(state, children(fields["environmentFilter"]))]
-    eids = {env.eid for env in envs}
+    fields, eids = list_filter(state, call)
     try:
         number = matcher(fields, "extension")
         just_count = soap.boolean(text(fields, "justCount"))
@@ -261,6 +256,16 @@ def environment(state: State, eid: str | None, short_name: str | None) -> Enviro
     return env
 
 
+def list_filter(state: State, call: Call) -> tuple[dict[str, etree._Element], set[str]]:
+    """An authorized list call's filter fields, and the eids its environmentFilter names (all when it has none)."""
+    authorize(state, call)
+    fields = children(call.fields.get("filter"))
+    envs = state.environments
+    if "environmentFilter" in fields:
+        envs = [filtered_environment(state, children(fields["environmentFilter"]))]
+    return fields, {env.eid for env in envs}
+
+
 def filtered_environment(state: State, fields: dict[str, etree._Element]) -> Environment:
     return environment(state, text(fields, "eid"), text(fields, "shortName"))
 
@@ -269,12 +274,7 @@ def filtered_environment(state: State, fields: dict[str, etree._Element]) -> Env
 
 
 def list_users(state: State, call: Call) -> str:
-    authorize(state, call)
-    fields = children(call.fields.get("filter"))
-    envs = state.environments
-    if "environmentFilter" in fields:
-        envs = [filtered_environment(state, children(fields["environmentFilter"]))]
-    eids = {env.eid for env in envs}
+    fields, eids = list_filter(state, call)
     try:
         login = matcher(fields, "loginName")
         external = matcher(fields, "externalId")

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.errors import ConnectorError
+from connector.events import UserChange
 from connector.records import ExtensionRecord
-from connector.store.database import Database
+from connector.store.database import Database, event_row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,8 +150,9 @@ class ExtensionOwnership(Database):
                     conflicts: Sequence[Conflict], released: Sequence[str], *,
                     failed: bool = False) -> list[tuple[str, str]]:
         """End a push begun by `begin_push`: record the owners it saw or wrote (None: absent or
-        unlinked), make `conflicts` the user's open conflicts, unlock its extensions; return the
-        (source, external_id) of other users waiting on a released extension.
+        unlinked), make `conflicts` the user's open conflicts, unlock its extensions, and queue a fresh
+        event of every other user waiting on a released extension (in the same transaction: a crash
+        cannot lose the wake-up); return their (source, external_id).
 
         A push that `failed` part way only adds the conflicts it found (the user's others stay open)
         and unlocks. Delivery ends a successful push in its completion's transaction instead:
@@ -184,7 +186,23 @@ class ExtensionOwnership(Database):
         for extension in finish.released:
             waiting.update((row["source"], row["external_id"]) for row in conn.execute(q["waiting_on"], (extension,)))
         waiting.discard(me)
-        return sorted(waiting)
+        return self._wake(conn, sorted(waiting))
+
+    def _wake(self, conn: Any, users: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Queue a fresh event of each user's current state (cause "extension_released"), in the caller's
+        transaction, so that their conflict is tried again; the users woken."""
+        now = time.time()
+        rows, woken = [], []
+        for source, external_id in users:
+            current = conn.execute(self._q["current_event"], (source, external_id)).fetchone()
+            if current is not None:
+                change = UserChange(source, external_id, current["kind"], json.loads(current["state_json"]),
+                                    accepted_at=now, cause="extension_released")
+                rows.append(event_row(change, "pending", now))
+                woken.append((source, external_id))
+        if rows:
+            self._insert_events(conn, rows)
+        return woken
 
     def owners(self, extensions: Sequence[str]) -> dict[str, int]:
         """The Verba user the connector last wrote (or saw) each of `extensions` linked to; unknown ones left out."""

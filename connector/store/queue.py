@@ -131,7 +131,7 @@ class EventQueue(ExtensionOwnership, Database):
 
         `finish` ends the push begun by `begin_push` in the same transaction (as `finish_push`
         would, even if the lease was lost); the users waiting on an extension it released are
-        returned ([] without `finish`). `pushed` replaces the user's previous set: extensions
+        woken in it and returned ([] without `finish`). `pushed` replaces the user's previous set: extensions
         missing from it were deprovisioned. `user_id` is remembered as the user's Verba id (None
         keeps it). An `Attempt` with outcome "done" and the SOAP requests `sent` is recorded.
         If the lease was lost, nothing else changes. ValueError if `sent` is not JSON or

@@ -26,6 +26,7 @@ def test_read_only_commands_need_no_secret_and_the_others_still_do(tmp_path: Pat
     oncall.write_text(
         full.read_text().replace(f'password_file = "{tmp_path / "pw"}"', f'password_file = "{tmp_path / "gone"}"')
         + '[[scim.clients]]\nname = "entra"\ntoken_env = "CONNECTOR_TEST_UNSET_SCIM_TOKEN"\n'
+        + f'[[scim.clients]]\nname = "okta"\ntoken_file = "{tmp_path / "no-such-token-file"}"\n'
         + f'[ldap.corp]\nurl = "ldap://127.0.0.1:{free_port()}"\nbase = "dc=corp"\nbind_dn = "cn=reader"\n'
         'password_env = "CONNECTOR_TEST_UNSET_LDAP_PASSWORD"\n'
     )
@@ -33,7 +34,7 @@ def test_read_only_commands_need_no_secret_and_the_others_still_do(tmp_path: Pat
 
     status = cli("status", "--config", str(oncall), env=env)
     assert status.returncode == 0, status.stderr
-    assert "queue: pending=1" in status.stdout and "clients: entra" in status.stdout
+    assert "queue: pending=1" in status.stdout and "clients: entra, okta" in status.stdout
     assert "source ldap.corp: never run" in status.stdout
     assert f"target: {target} unknown: no running connector has recorded a probe" in status.stdout
     as_json = json.loads(cli("status", "--config", str(oncall), "--json", env=env).stdout)

@@ -10,7 +10,7 @@ from connector.config import ScimClient, ScimConfig
 from connector.store import Store
 
 TOKENS = {"entra": "entra-secret-token", "okta": "okta-secret-token"}
-CONFIG = ScimConfig(max_body_bytes=64 * 1024, clients=tuple(ScimClient(n, t) for n, t in TOKENS.items()))
+CONFIG = ScimConfig(max_body_bytes=64 * 1024, clients=tuple(ScimClient(n, (t,)) for n, t in TOKENS.items()))
 BASE = "/scim/v2"
 SCIM_JSON = "application/scim+json"
 

@@ -243,7 +243,7 @@ def test_a_push_replaces_the_user_s_conflicts_only(store: Store) -> None:
     assert [e.id for e in store.list_events(cause="extension_conflict")] == [a_event]
 
 
-def test_releasing_an_extension_names_the_other_users_waiting_on_it(store: Store) -> None:
+def test_releasing_an_extension_wakes_the_other_users_waiting_on_it(store: Store) -> None:
     holder, ldap_waiter, scim_waiter, elsewhere = (
         claimant("u1"), claimant("u2", source="ldap"), claimant("u3"), claimant("u4"))
     push(store, ldap_waiter, ["100"], conflicts=[conflict(ldap_waiter, "100", enqueue(store, ldap_waiter))])
@@ -252,9 +252,14 @@ def test_releasing_an_extension_names_the_other_users_waiting_on_it(store: Store
     own = conflict(holder, "100", enqueue(store, holder))
     begin(store, "w1", holder, [], ["100"])
 
+    before = {e.id for e in store.list_events()}
     waiting = store.finish_push("w1", holder, {"100": None}, [own], ["100"])
 
     assert waiting == [("ldap", "u2"), ("scim", "u3")]
+    woken = [e for e in store.list_events() if e.id not in before]  # queued in the same transaction
+    assert sorted((e.change.source, e.change.external_id, e.change.cause, e.state) for e in woken) == [
+        ("ldap", "u2", "extension_released", EventState.PENDING),
+        ("scim", "u3", "extension_released", EventState.PENDING)]
 
 
 # --- requeue ----------------------------------------------------------------------------------

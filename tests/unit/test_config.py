@@ -149,7 +149,8 @@ def test_every_file_secret_is_read_exactly_as_written(tmp_path, written, secret)
     token = load_config(write(tmp_path, f"[target]\nurl = 'http://v/p'\ntoken_file = '{file}'\n"))
     assert token.target.token == secret
     scim = load_config(write(tmp_path, f"[scim]\n[[scim.clients]]\nname = 'idp'\ntoken_file = '{file}'\n"))
-    assert scim.scim.clients[0].token == secret
+    # A SCIM client's token_file holds tokens one a line (several during a rotation): each line is trimmed.
+    assert scim.scim.clients[0].tokens == (secret.strip(),)
     ldap = load_config(write(tmp_path, f"[ldap.corp]\nurl = 'ldap://h'\nbase = 'dc=x'\nbind_dn = 'cn=svc'\n"
                                        f"password_file = '{file}'\n"))
     assert ldap.ldap["corp"].password == secret
@@ -195,6 +196,9 @@ token_env = "NOPE_UNSET_TOKEN"
 [[scim.clients]]
 name = "okta"
 token_env = "SET_TOKEN"
+[[scim.clients]]
+name = "other"
+token_file = "{tmp_path / 'missing-scim-tokens'}"
 [ldap.corp]
 url = "ldaps://dc1:636"
 base = "dc=corp"
@@ -202,11 +206,11 @@ bind_dn = "cn=reader"
 password_env = "NOPE_UNSET_TOKEN"
 """)
     message = error_of(path)  # a command that connects still needs every secret
-    assert "NOPE_UNSET_TOKEN" in message and "missing-password" in message
+    assert "NOPE_UNSET_TOKEN" in message and "missing-password" in message and "missing-scim-tokens" in message
     config = load_config(path, secrets=False)
     assert not config.secrets_loaded and config.secrets() == []
     assert config.target.password is None and config.target.login == "api"
-    assert [(c.name, c.token) for c in config.scim.clients] == [("entra", ""), ("okta", "")]
+    assert [(c.name, c.tokens) for c in config.scim.clients] == [("entra", ()), ("okta", ()), ("other", ())]
     assert config.ldap["corp"].password is None and config.ldap["corp"].bind_dn == "cn=reader"
     assert load_config(write(tmp_path, ""), secrets=False).target.password == "connector"  # the simulator's
 

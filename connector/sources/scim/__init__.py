@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from connector.sources.scim.app import create_scim_app
+from connector.sources.scim.auth import ScimTokens
 
-__all__ = ["create_scim_app"]
+__all__ = ["ScimTokens", "create_scim_app"]

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from connector.config import ScimConfig
 from connector.sources.scim import discovery, errors
 from connector.sources.scim.access import AccessLog
-from connector.sources.scim.auth import MEDIA_TYPE, BearerAuth
+from connector.sources.scim.auth import MEDIA_TYPE, BearerAuth, ScimTokens
 from connector.sources.scim.render import etag, location, project, to_scim
 from connector.sources.scim.schema import GROUPS, RESOURCE_TYPES, USERS, ResourceType
 from connector.sources.scim.service import Found, ScimService
@@ -35,7 +35,8 @@ DRAIN_BYTES = 64 * 1024 * 1024
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def create_scim_app(store: ScimResources, config: ScimConfig) -> Starlette:
+def create_scim_app(store: ScimResources, config: ScimConfig, tokens: ScimTokens | None = None) -> Starlette:
+    """The endpoint; `tokens` (by default from `config.clients`) is what `reload` re-reads on SIGHUP."""
     base = config.base_path.rstrip("/")
     api = _Api(ScimService(store, strict_attributes=config.strict_attributes), config)
     routes = [
@@ -65,7 +66,7 @@ def create_scim_app(store: ScimResources, config: ScimConfig) -> Starlette:
             Middleware(AccessLog),
             Middleware(_NormalizePath, base=base),
             Middleware(_ReadBodyFirst, limit=config.max_body_bytes + DRAIN_BYTES),
-            Middleware(BearerAuth, clients=[(c.name, c.token) for c in config.clients], open_paths=[HEALTH_PATH]),
+            Middleware(BearerAuth, tokens=tokens or ScimTokens(config.clients), open_paths=[HEALTH_PATH]),
         ],
         exception_handlers={ScimError: _scim_error, HTTPException: _http_error, StoreError: _store_error,
                             Exception: _internal_error},

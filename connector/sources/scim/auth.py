@@ -1,7 +1,14 @@
-"""Bearer-token authentication for the SCIM endpoint, one token per named client (RFC 6750).
+"""Bearer-token authentication for the SCIM endpoint, by named client (RFC 6750).
 
-Tokens are compared with hmac.compare_digest against every client, so timing tells nothing.
-They are never logged, stored or echoed. The name of the matching client lands in
+A client may have several valid tokens at once: the lines of its `token_file`, which is looked at again
+(a `stat`) at most every CHECK_SECONDS while requests come in and re-read once it changed and has been
+still for SETTLE_SECONDS, or at once on `ScimTokens.reload` (SIGHUP), so a token is rotated without a
+restart and without a failed request. A
+file that cannot be read or holds no token keeps the last good tokens and logs one error line with the
+fix. A token from `token_env` is read at start only.
+
+Tokens are compared with hmac.compare_digest against every token of every client, so timing tells
+nothing. They are never logged, stored or echoed. The name of the matching client lands in
 `scope["state"]["scim_client"]`: it becomes the `source` of the events that client causes.
 """
 
@@ -9,42 +16,140 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Sequence
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from connector.config import ScimClient, read_tokens
+from connector.ops.logs import register_secret
 from connector.sources.scim.errors import ScimError
 
+log = logging.getLogger("connector.scim")
 MEDIA_TYPE = "application/scim+json"
 NO_CLIENTS = "no SCIM clients are configured; add a [[scim.clients]] entry with a token_env or token_file"
 BAD_TOKEN = "send the bearer token configured for your SCIM client: Authorization: Bearer <token>"
+CHECK_SECONDS = 1.0  # a token_file is looked at, on a request, at most this often
+# A file changed less than this ago may still be being written (an editor saving in place empties it first): it is
+# read at a later check, so that neither half a token nor an empty moment is ever taken for the file's tokens.
+SETTLE_SECONDS = 2.0
+
+
+class ClientTokens:
+    """The valid tokens of one SCIM client; those of a token_file follow the file."""
+
+    def __init__(self, client: ScimClient, clock: Callable[[], float] = time.monotonic) -> None:
+        assert client.tokens and all(client.tokens), "every SCIM client needs a non-empty token"
+        self.name = client.name
+        self.file = client.token_file
+        self.tokens: tuple[bytes, ...] = tuple(token.encode() for token in client.tokens)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next_check = clock() + CHECK_SECONDS
+        self._seen: tuple[int, ...] | None = None  # the file's stat when it was last read; None: read it again
+        self._failure: str | None = None  # the problem last logged, until the file is good again
+
+    def current(self) -> tuple[bytes, ...]:
+        """The tokens valid now; a token_file that changed since the last check (CHECK_SECONDS ago) is re-read."""
+        if self.file is not None and self._clock() >= self._next_check:
+            with self._lock:
+                if self._clock() >= self._next_check:
+                    self._check(forced=False)
+        return self.tokens
+
+    def reload(self) -> None:
+        """Re-read the token_file now, changed or not (SIGHUP); a token_env token stays until a restart."""
+        if self.file is None:
+            log.info("SCIM client %s: its token comes from token_env and is read at start only; restart the "
+                     "connector to change it, or use a token_file", self.name)
+            return
+        with self._lock:
+            self._check(forced=True)
+
+    def _check(self, forced: bool) -> None:
+        assert self.file is not None
+        self._next_check = self._clock() + CHECK_SECONDS
+        try:
+            before = os.stat(self.file)
+        except OSError as exc:
+            self._failed(f"cannot be read ({exc.strerror}); check the path and permissions")
+            return
+        if not forced and _signature(before) == self._seen:
+            return
+        if not forced and 0 <= time.time() - before.st_mtime < SETTLE_SECONDS:
+            return  # perhaps still being written (an editor saving in place): read it once it has been still
+        try:
+            tokens = tuple(token.encode() for token in read_tokens(self.file))
+            after = os.stat(self.file)
+        except (OSError, ValueError) as exc:
+            self._seen = _signature(before)
+            self._failed(str(exc) if isinstance(exc, ValueError) else
+                         f"cannot be read ({exc.strerror}); check the path and permissions")
+            return
+        self._seen = _signature(before) if _signature(after) == _signature(before) else None
+        self._use(tokens, forced)
+
+    def _use(self, tokens: tuple[bytes, ...], forced: bool) -> None:
+        for token in tokens:
+            register_secret(token.decode())
+        if tokens != self.tokens or forced or self._failure is not None:
+            change = "unchanged" if set(tokens) == set(self.tokens) else f"were {len(self.tokens)}"
+            log.info("SCIM client %s: %d valid token(s) from token_file %s (%s)", self.name, len(tokens), self.file,
+                     change)
+        self.tokens = tokens
+        self._failure = None
+
+    def _failed(self, problem: str) -> None:
+        if problem != self._failure:
+            log.error("SCIM client %s: token_file %r %s; its last good tokens (%d) stay valid until it is fixed",
+                      self.name, self.file, problem, len(self.tokens))
+        self._failure = problem
+
+
+def _signature(stat: os.stat_result) -> tuple[int, ...]:
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+class ScimTokens:
+    """Every SCIM client's valid tokens: which client a bearer token belongs to."""
+
+    def __init__(self, clients: Sequence[ScimClient]) -> None:
+        self.clients = [ClientTokens(client) for client in clients]
+
+    def client_for(self, token: bytes | None) -> str | None:
+        found = None
+        for client in self.clients:
+            for expected in client.current():
+                # Compare with every token, whatever matched, so timing does not tell which one did.
+                if hmac.compare_digest(token or b"\0", expected) and found is None:
+                    found = client.name
+        return found
+
+    def reload(self) -> None:
+        """Re-read every client's token_file now (SIGHUP)."""
+        for client in self.clients:
+            client.reload()
 
 
 class BearerAuth:
-    def __init__(self, app: ASGIApp, clients: Sequence[tuple[str, str]], open_paths: Sequence[str]) -> None:
-        assert all(token for _, token in clients), "every SCIM client needs a non-empty token"
+    def __init__(self, app: ASGIApp, tokens: ScimTokens, open_paths: Sequence[str]) -> None:
         self.app = app
-        self.clients = [(name, token.encode()) for name, token in clients]
+        self.tokens = tokens
         self.open_paths = tuple(open_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
-        client = self.client_for(_bearer(scope))
+        client = self.tokens.client_for(_bearer(scope))
         if client is None:
-            await _unauthorized(send, NO_CLIENTS if not self.clients else BAD_TOKEN)
+            await _unauthorized(send, NO_CLIENTS if not self.tokens.clients else BAD_TOKEN)
             return
         scope.setdefault("state", {})["scim_client"] = client
         await self.app(scope, receive, send)
-
-    def client_for(self, token: bytes | None) -> str | None:
-        found = None
-        for name, expected in self.clients:
-            # Compare with every client, whatever matched, so timing does not tell which one did.
-            if hmac.compare_digest(token or b"\0", expected) and found is None:
-                found = name
-        return found
 
 
 def _bearer(scope: Scope) -> bytes | None:
