@@ -112,7 +112,9 @@ class PostgresStore(Store):
                 return ids
 
     def start_instance(self) -> int:
-        """Several connectors share the database: nothing to do (other instances' leases expire)."""
+        """Several connectors share the database: nothing to do here. Each registers as an instance
+        (`Instances.register_instance`), which gives back its own earlier claims; a dead one's go back
+        when the others' heartbeats count it dead."""
         return 0
 
 
