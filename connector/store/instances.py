@@ -25,7 +25,7 @@ class Instance:
     heartbeat_at: float = 0.0
 
     @property
-    def owners(self) -> str:
+    def owner_pattern(self) -> str:
         """The LIKE pattern of this start's lease owners."""
         return f"{self.run}/%"
 
@@ -34,7 +34,6 @@ class Instance:
 class Beat:
     """What one heartbeat found."""
 
-    now: float  # the database's clock
     rejoined: bool  # this instance had been judged dead (its claims went back) and registered again
     displaced: bool  # another start of the same name took its place: this one must stop delivering
     reaped: list[tuple[Instance, int]]  # instances found dead now, with how many in-flight events went back
@@ -72,7 +71,7 @@ class Instances(Database):
             if not here:
                 displaced = not conn.execute(self._q["add_instance"], (
                     me.name, me.run, me.host, me.pid, now, now)).rowcount
-        return Beat(now, not here and not displaced, displaced, reaped)
+        return Beat(not here and not displaced, displaced, reaped)
 
     def leave_instance(self, me: Instance) -> int:
         """Unregister `me` at a clean stop: its claims (none once its workers stopped), locks and
@@ -100,8 +99,8 @@ class Instances(Database):
 
     def _release(self, conn: Any, instance: Instance) -> int:
         """Unregister `instance`: its claims go back to pending, its extension locks, tasks and breaker go."""
-        released = int(conn.execute(self._q["release_run"], (time.time(), instance.owners)).rowcount)
-        conn.execute(self._q["unlock_run"], (instance.owners,))
+        released = int(conn.execute(self._q["release_run"], (time.time(), instance.owner_pattern)).rowcount)
+        conn.execute(self._q["unlock_run"], (instance.owner_pattern,))
         conn.execute(self._q["forget_leadership"], (instance.name,))
         conn.execute(self._q["close_breaker"], (instance.name,))
         conn.execute(self._q["forget_instance"], (instance.run,))
