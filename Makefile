@@ -44,7 +44,8 @@ bench: venv system-packages
 # 100k users loaded into a private slapd, synced and pushed to the simulator by the real `connector run`:
 # each phase's time and users/s, the connector's peak RSS and a no-change poll, against the goals of
 # issue 17 (exit status 1 if one is missed). Not part of `make test` or `make bench`: it takes a while.
-# BENCH_LARGE_ARGS adds options, e.g. BENCH_LARGE_ARGS="--users 2000 --overlap-seconds 10" for a quick check.
+# BENCH_LARGE_ARGS adds options: "--users 2000 --overlap-seconds 10" for a quick check, "--profile 300" to
+# py-spy the connector for the first 300 s of the push.
 bench-large: venv system-packages
 	$(BIN)/python bench/bench_large.py $(BENCH_LARGE_ARGS)
 

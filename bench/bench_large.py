@@ -315,30 +315,40 @@ def start_profile(pid: int, seconds: float, out: pathlib.Path) -> subprocess.Pop
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def summarize_profile(path: pathlib.Path, top: int = 15) -> list[str]:
-    """The functions with the most samples: where each sample was (its own) and anywhere on its stack."""
+def summarize_profile(path: pathlib.Path, top: int = 12) -> list[str]:
+    """Where the connector's threads were when sampled (py-spy counts running threads, not idle ones): by
+    activity, the functions with the most samples of their own, and the connector's functions by the share of
+    samples with them on the stack."""
     own: Counter[str] = Counter()
-    anywhere: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    areas: Counter[str] = Counter()
     total = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1].split("/")[-1] if " (" in frame else frame
-                  for frame in stack.split(";")]
+        frames = stack.split(";")
         n = int(count)
         total += n
+        area = next((label for marker, label in PROFILE_AREAS if any(f.startswith(marker) for f in frames)),
+                    "other threads (admin server, heartbeat, scheduler)")
+        areas[area] += n
         own[frames[-1]] += n
-        for frame in set(frames[1:]):  # the first frame is the thread
-            anywhere[frame] += n
+        for function in {f.split(":")[0] + ")" for f in frames if "(connector/" in f}:
+            inclusive[function] += n
     if not total:
         return ["profile: no samples"]
-    lines = [f"profile: {total} samples; own time:"]
+    lines = [f"profile of the push phase: {total} samples of running threads, by activity:"]
+    lines += [f"  {100 * n / total:5.1f}%  {area}" for area, n in areas.most_common()]
+    lines.append("own time (where the sample was):")
     lines += [f"  {100 * n / total:5.1f}%  {frame}" for frame, n in own.most_common(top)]
-    lines.append("on the stack (inclusive), connector code only:")
-    inclusive = [(f, n) for f, n in anywhere.most_common() if "connector" in f or "delivery" in f][:top]
-    lines += [f"  {100 * n / total:5.1f}%  {frame}" for frame, n in inclusive]
+    lines.append("connector functions on the stack (inclusive):")
+    lines += [f"  {100 * n / total:5.1f}%  {frame}" for frame, n in inclusive.most_common(top)]
     return lines
+
+
+PROFILE_AREAS = (("Watcher.run ", "LDAP polls (Watcher.run)"),
+                 ("WorkerPool._run ", "delivery workers (WorkerPool._run)"))
 
 
 # ---------------------------------------------------------------- the run
@@ -351,7 +361,7 @@ class Results:
     ldif: float = 0.0
     startup: float = 0.0
     read_store: float = 0.0
-    read: float = 0.0  # from the process's start until the store's WAL file began to grow
+    read: float | None = None  # from the process's start until the store's WAL file began to grow
     first_run: float = 0.0
     push: float = 0.0
     rss_kb: dict[str, int] = field(default_factory=dict)
@@ -384,8 +394,8 @@ def run(args: argparse.Namespace, work: pathlib.Path, clock: Clock) -> Results:
             if done.returncode != 0:
                 raise Failed(f"slapadd failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
             server.resume()
+            clock.pids["slapd"] = server.process.pid if server.process else 0
         loaded_at = time.time()
-        clock.pids["slapd"] = server.process.pid if server.process else 0
         results.load = load.seconds
         print(f"load: {args.users} users in {load.seconds:.1f} s", flush=True)
 
@@ -420,11 +430,13 @@ def run(args: argparse.Namespace, work: pathlib.Path, clock: Clock) -> Results:
                 wal = Wal(store_path)
                 stored = wait_for("the first full sync", lambda: wal.check() and _synced(view), args.timeout, alive)
             results.read_store = read_store.seconds
-            results.read = (wal.grew_at or time.perf_counter()) - launched
+            results.read = None if wal.grew_at is None else wal.grew_at - launched
             if stored["last_error"] or stored["known"] != args.users:
                 raise Failed(f"the first sync knows {stored['known']} users of {args.users}: {stored}")
             http = httpx.Client(base_url=f"http://127.0.0.1:{admin_port}", timeout=30)
-            results.first_run, runs = poll_histogram(http)
+            # The histogram counts the run just after its commit.
+            results.first_run, runs = wait_for("the first run's histogram",
+                                               lambda: (h := poll_histogram(http))[1] and h, 30, alive)
             results.rss_kb["read+store"] = status_kb(connector.pid, "VmHWM")
             print(f"read+store: {stored['counts']} in {read_store.seconds:.1f} s from the process's start "
                   f"(the connector's own time for the run: {results.first_run:.1f} s{'' if runs == 1 else ' *'})",
@@ -587,10 +599,11 @@ def report(args: argparse.Namespace, results: Results, clock: Clock) -> bool:
         cpu = ", ".join(f"{who} {phase.cpu.get(who, 0.0):.1f}" for who in ("connector", "simulator", "slapd"))
         rate = f"{n / phase.seconds:9.0f}" if phase.name != "no-change polls" and phase.seconds else f"{'':>9}"
         print(f"{phase.name:<16}{phase.seconds:9.1f}{rate}   {cpu}; {100 * phase.busy:.0f}%")
+    split = ("the store's WAL did not grow by 1 MiB" if results.read is None else
+             f"of read+store, about {results.read:.1f} s start-up and reading (until the store's WAL grew) and "
+             f"{results.read_store - results.read:.1f} s storing (the run's one transaction)")
     print(f"  read+store includes the connector's start-up ({results.startup:.1f} s to listen); "
-          f"its own time for the full run: {results.first_run:.1f} s; of read+store, about {results.read:.1f} s "
-          f"start-up and reading (until the store's WAL grew) and {results.read_store - results.read:.1f} s "
-          "storing (the run's one transaction)")
+          f"its own time for the full run: {results.first_run:.1f} s; {split}")
     print(f"  simulator calls: {results.calls}; extensions linked to a user: {results.linked}")
     hwm = {when: f"{kb / 1024:.0f} MB" for when, kb in results.rss_kb.items()}
     print(f"  connector peak RSS (VmHWM) after read+store {hwm.get('read+store')}, after push {hwm.get('push')}, "
