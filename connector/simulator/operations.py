@@ -283,14 +283,19 @@ def list_users(state: State, call: Call) -> str:
         skip_extensions = soap.boolean(text(fields, "skipExtensions"))
     except ValueError as exc:
         raise Refusal(ILLEGAL, f"Not a boolean: {exc}") from None
-    users = [user for user in state.users.values()
+    # An exact loginName looks its users up by name (in the order added, as the full scan finds them).
+    exact = login.wanted if login.exact else None
+    candidates = state.users.values() if exact is None else state.users_by_login.get(exact, [])
+    users = [user for user in candidates
              if user.eid in eids and login(user.login_name) and external(user.external_id)]
-    # The extensions of the users found so far only: one pass, however many users Verba has.
+    # The extensions of the users found so far only: one pass, however many users Verba has; none when
+    # the answer needs no extensions (skipExtensions, no extension criterion).
     ids = {user.id for user in users}
     owned: dict[int, list[Extension]] = {}
-    for ext in state.extensions.values():
-        if ext.user_id in ids:
-            owned.setdefault(ext.user_id, []).append(ext)
+    if ids and (not extension.unset or not (just_count or skip_extensions)):
+        for ext in state.extensions.values():
+            if ext.user_id in ids:
+                owned.setdefault(ext.user_id, []).append(ext)
     if not extension.unset:
         users = [user for user in users if any(extension(ext.extension) for ext in owned.get(user.id, []))]
     if just_count:

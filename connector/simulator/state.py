@@ -112,6 +112,9 @@ class State:
                 for i, api in enumerate(seed.get("api_users") or DEFAULT_SEED["api_users"])
             }
             self.users: dict[int, User] = {}
+            # Users by login name, in the order added: listUsers by exact loginName and the uniqueness
+            # check stay O(1) with 100k seeded users (bench/bench_large.py).
+            self.users_by_login: dict[str, list[User]] = {}
             for i, user in enumerate(seed.get("users") or []):
                 self.add_user(user, where=f"users[{i}]")
             self.extensions: dict[tuple[str, str], Extension] = {}
@@ -154,10 +157,11 @@ class State:
                 raise ValueError(f"{where}: id {user_id!r} must be a new positive integer")
             user = User(user_id, login_name, eid, data.get("displayName"), data.get("email"), data.get("externalId"))
             self.users[user_id] = user
+            self.users_by_login.setdefault(login_name, []).append(user)
             return user
 
     def user_by_login(self, login_name: str, eid: str) -> User | None:
-        return next((u for u in self.users.values() if u.login_name == login_name and u.eid == eid), None)
+        return next((u for u in self.users_by_login.get(login_name, ()) if u.eid == eid), None)
 
     def next_user_id(self) -> int:
         return max(self.users, default=0) + 1
