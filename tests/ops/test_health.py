@@ -41,12 +41,18 @@ def running(tmp_path):
         processes.append(process)
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(f"{base}/livez"), what="the admin listener")
+        wait_for(lambda: _scim_listening(base), what="SCIM (the last part to start)")
         return base, config
 
     yield start
     for process in processes:
         process.send_signal(signal.SIGTERM)
         process.wait(20)
+
+
+def _scim_listening(base: str) -> bool:
+    """Whether /readyz says SCIM listens: `connector run` starts it last, once delivery runs."""
+    return str(httpx.get(f"{base}/readyz", timeout=20).json()["sources"]["scim"]).startswith("ok")
 
 
 def _answers(url: str) -> bool:
