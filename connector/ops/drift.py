@@ -273,7 +273,7 @@ def compare(record: ExtensionRecord, found: dict[str, Any] | None, user: str) ->
     return None
 
 
-def _recorded(found: dict[str, Any]) -> str:
+def recorded(found: dict[str, Any]) -> str:
     """The modalities Verba records on an extension, e.g. "voice, im"; "" when none."""
     return ", ".join(name for name in ("voice", "im", "video", "screen_capture_enabled") if found.get(name))
 
@@ -281,8 +281,8 @@ def _recorded(found: dict[str, Any]) -> str:
 def _extras(user: _User, wanted: set[str]) -> list[Drift]:
     """The extensions Verba links to `user` and records that no checked user's state maps to."""
     return [Drift("extra", found["extension"], user.name, int(found["user_id"]),
-                  f"linked to {user.login} and recorded ({_recorded(found)}), but no user's state has it")
-            for found in user.held if found["extension"] not in wanted and _recorded(found)]
+                  f"linked to {user.login} and recorded ({recorded(found)}), but no user's state has it")
+            for found in user.held if found["extension"] not in wanted and recorded(found)]
 
 
 def _holders(users: Iterable[_User]) -> list[_User]:

@@ -34,7 +34,7 @@ from typing import Any
 
 from connector.events import UserChange
 from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
-from connector.ops.drift import compare
+from connector.ops.drift import compare, recorded
 from connector.records import ExtensionRecord
 from connector.store import Store
 from connector.verba.client import VerbaClient
@@ -54,7 +54,6 @@ OUTCOMES = {
 FATAL_CAUSES = ("auth", "target_misconfigured")  # besides the target-wide ones: the preview ends
 USER_OUTCOMES = ("unresolved", "mapping", "error")  # of whole users; the others are of extensions
 ALWAYS_LISTED = ("create", "update", "stop", "unchanged", "unresolved", "conflict", "mapping")
-MODALITIES = ("voice", "im", "video", "screen_capture_enabled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,11 +276,11 @@ class DryRun:
         same = next((r for r in claimants if r.key != user.key and r.verba_user_id == me), None)
         if same is not None:
             return item("left_alone", f"to stop, but the same Verba user still claims it through {same.label}")
-        recorded = [name for name in MODALITIES if found.get(name)]
-        if not recorded:
+        modalities = recorded(found)
+        if not modalities:
             return item("unchanged", "to stop, and Verba does not record it")
         why = _why_stopped(user.change, user.mapped)
-        return item("stop", f"{why}: Verba records {', '.join(recorded)} on it for Verba user {me}")
+        return item("stop", f"{why}: Verba records {modalities} on it for Verba user {me}")
 
 
 def _why_stopped(change: UserChange, mapped: MappedUser | None) -> str:
