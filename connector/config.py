@@ -70,7 +70,7 @@ class SimulatorConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DeliveryConfig:
-    workers: int = 4
+    workers: int = 8
     max_attempts: int = 12
     backoff_base_seconds: float = 5.0
     backoff_max_seconds: float = 600.0

@@ -30,7 +30,7 @@ def test_shipped_default_config_loads_with_the_simulator_as_target():
 
 def test_empty_config_gets_the_embedded_defaults(tmp_path):
     config = load_config(write(tmp_path, ""))
-    assert config.uses_simulator and config.delivery.workers == 4 and config.target.eid == "0000"
+    assert config.uses_simulator and config.delivery.workers == 8 and config.target.eid == "0000"
 
 
 def test_missing_file_names_the_file_and_the_fix(tmp_path):
