@@ -264,9 +264,9 @@ LDAP_ID_ATTRIBUTES = {"openldap": "entryUUID", "ad": "objectGUID", "generic": "e
 def load_config(path: str | Path = DEFAULT_PATH, *, secrets: bool = True) -> Config:
     """Read, validate and resolve the config at `path`; raises ConfigError listing every problem.
 
-    With `secrets=False` (the commands that only read the store: `status`, `events list`/`show`, `audit`) no
-    secret is read: an unset `*_env` variable or an unreadable `*_file` is no problem, the secrets are None (a
-    SCIM client's token "") and `secrets_loaded` is False. Every other check stands, the shape of the secret
+    With `secrets=False` (the commands that only read the store: `status`, `events list`/`show`, `audit`,
+    `ldap status`) no secret is read: an unset `*_env` variable or an unreadable `*_file` is no problem, the
+    secrets are None (a SCIM client's token "") and `secrets_loaded` is False. Every other check stands, the shape of the secret
     keys included (one of env or file, login with a password).
     """
     path = str(path)

@@ -166,8 +166,8 @@ def _dry_run_lines(found: Preview, report: PreviewReport, samples: int, create_m
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per directory.")
 def status(config_path: str, as_json: bool) -> None:
-    """Each directory's watermark, last run, counts and last error."""
-    config = load_config(config_path)
+    """Each directory's watermark, last run, counts and last error (read from the store: no secret needed)."""
+    config = load_config(config_path, secrets=False)
     with open_configured_store(config) as store:
         stored = {w.directory: w for w in store.ldap_watermarks()}
     names = sorted(set(config.ldap) | set(stored))

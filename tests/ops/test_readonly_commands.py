@@ -1,4 +1,4 @@
-"""The read-only commands (`status`, `events list`/`show`, `audit`) work in an on-call shell that lacks the secrets
+"""The read-only commands (`status`, `events list`/`show`, `audit`, `ldap status`) work in an on-call shell that lacks the secrets
 of the config: a SCIM client's token env var, the Verba password file, an LDAP bind password."""
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ def test_read_only_commands_need_no_secret_and_the_others_still_do(tmp_path: Pat
     assert shown.returncode == 0 and "+14155550100" in shown.stdout, shown.stderr
     audit = cli("audit", "--config", str(oncall), env=env)
     assert audit.returncode == 0 and "no audit entries" in audit.stdout, audit.stderr
+    directories = cli("ldap", "status", "--config", str(oncall), env=env)
+    assert directories.returncode == 0 and "corp (" in directories.stdout and "never run" in directories.stdout, \
+        directories.stderr
 
     # Every other check of the config stands for them.
     broken = tmp_path / "broken.toml"
