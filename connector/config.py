@@ -266,8 +266,8 @@ def load_config(path: str | Path = DEFAULT_PATH, *, secrets: bool = True) -> Con
 
     With `secrets=False` (the commands that only read the store: `status`, `events list`/`show`, `audit`,
     `ldap status`) no secret is read: an unset `*_env` variable or an unreadable `*_file` is no problem, the
-    secrets are None (a SCIM client's token "") and `secrets_loaded` is False. Every other check stands, the shape of the secret
-    keys included (one of env or file, login with a password).
+    secrets are None (a SCIM client's token "") and `secrets_loaded` is False. Every other check stands, the
+    shape of the secret keys included (one of env or file, login with a password).
     """
     path = str(path)
     try:

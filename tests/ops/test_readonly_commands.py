@@ -1,5 +1,5 @@
-"""The read-only commands (`status`, `events list`/`show`, `audit`, `ldap status`) work in an on-call shell that lacks the secrets
-of the config: a SCIM client's token env var, the Verba password file, an LDAP bind password."""
+"""The read-only commands (`status`, `events list`/`show`, `audit`, `ldap status`) work in an on-call shell that
+lacks the secrets of the config: a SCIM client's token env var, the Verba password file, an LDAP bind password."""
 
 from __future__ import annotations
 
