@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
+import urllib3
 import zeep
 import zeep.exceptions
 from lxml import etree
@@ -45,7 +46,7 @@ from connector.verba.status import (
     read_status,
     says_extension_absent,
 )
-from connector.verba.transport import TNS, EnvelopeCheck, Transport, pooled_session
+from connector.verba.transport import TNS, EnvelopeCheck, Transport, verba_pool
 
 logger = logging.getLogger(__name__)
 
@@ -104,13 +105,8 @@ class VerbaClient:
         self._masked = tuple(sorted(self._configured, key=len, reverse=True))
         for secret in self._configured:
             register_secret(secret)
-        self._session = pooled_session(url, pool_size)
-        # Our subclass inherits zeep.Transport.__init__, which zeep leaves unannotated.
-        transport = Transport(  # type: ignore[no-untyped-call]
-            session=self._session, timeout=timeout, operation_timeout=timeout
-        )
-        if agent is not None:  # after zeep's Transport, which sets its own
-            self._session.headers["User-Agent"] = agent
+        self._pool = verba_pool(url, pool_size)
+        transport = Transport(self._pool, timeout, agent)
         self._sent = SentLog(self._mask)
         self._zeep = zeep.Client(
             _wsdl(),
@@ -289,7 +285,7 @@ class VerbaClient:
         except VerbaError as exc:
             logger.warning("could not release the Verba token: %s", exc)
         finally:
-            self._session.close()
+            self._pool.clear()
 
     # internals
 
@@ -399,7 +395,7 @@ class VerbaClient:
                              extra={"operation": operation, "status": status})
 
     def _exchange(self, operation: str, params: dict[str, Any]) -> Any:
-        """The one place where whatever zeep, requests, lxml or an odd answer raises becomes a VerbaError.
+        """The one place where whatever zeep, urllib3, lxml or an odd answer raises becomes a VerbaError.
 
         Sending: zeep builds the envelope, the plugins check it, the transport posts it (raw_response:
         zeep returns the HTTP answer unread). An error before the envelope went out is a request this
@@ -413,15 +409,14 @@ class VerbaClient:
             response = self._service[operation](**params)
         except VerbaError:
             raise
-        except requests.Timeout as exc:
+        except urllib3.exceptions.TimeoutError as exc:
+            if isinstance(exc, urllib3.exceptions.NewConnectionError):  # urllib3 counts it a timeout, for history
+                raise self._unreachable(operation, exc) from exc
             raise VerbaTransportError(
                 f"{operation} to {self.url} got no answer within {self.timeout} s; Verba is slow or unreachable"
             ) from exc
-        except requests.RequestException as exc:
-            raise VerbaTransportError(
-                f"{operation} could not reach {self.url} ({type(exc).__name__}); check target.url and that "
-                "Provisioning API v2 is enabled on the Media Repository (port 7002)"
-            ) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._unreachable(operation, exc) from exc
         except Exception as exc:
             if self._sent.went_out:
                 raise VerbaTransportError(f"{operation} to {self.url} failed after sending ({_describe(exc)})") from exc
@@ -448,6 +443,12 @@ class VerbaClient:
                 f"{operation} answered something that is not its documented response ({_describe(exc)}); "
                 "check that target.url points at Verba Provisioning API v2"
             ) from exc
+
+    def _unreachable(self, operation: str, exc: Exception) -> VerbaTransportError:
+        return VerbaTransportError(
+            f"{operation} could not reach {self.url} ({type(exc).__name__}); check target.url and that "
+            "Provisioning API v2 is enabled on the Media Repository (port 7002)"
+        )
 
     def _environment_filter(self) -> dict[str, Any]:
         if self.eid is not None:

@@ -1,4 +1,4 @@
-"""The HTTP side of the zeep client: a pooled session, HTTP errors, answer shape."""
+"""The HTTP side of the zeep client: a urllib3 pool, HTTP errors, answer shape."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import requests
 import urllib3
 import zeep
 from lxml import etree
-from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_auth_from_url, get_encoding_from_headers, select_proxy
 from zeep.wsdl.utils import etree_to_string
 
 from connector.verba.errors import (
@@ -28,28 +29,38 @@ MAX_RETRY_AFTER = 300.0  # a Retry-After longer than this is capped: the rest of
 
 
 class Transport(zeep.Transport):
-    """zeep's transport trimmed for a hot path shared by worker threads.
+    """zeep's transport for a hot path shared by worker threads: urllib3's pool, without requests.
 
-    It calls the pooled adapter directly (requests would re-read proxy settings from the
-    environment, merge cookies and follow redirects on every call: a fifth of the client's
-    time), never debug-logs envelopes (they hold the token and the password), and raises
-    VerbaHTTPError for any HTTP status but 200.
+    requests costs more per call than the rest of the HTTP exchange (it prepares each request, looks up
+    proxies and adapters and builds its response anew); here the pool is set up once (`verba_pool`) and
+    each call is one urllib3 request. It never follows redirects nor retries, never debug-logs envelopes
+    (they hold the token and the password), reads the answer within `operation_timeout` (compressed
+    answers decoded), and raises VerbaHTTPError for any HTTP status but 200. The answer is handed to zeep
+    as the requests.Response it expects. `agent` is the User-Agent of every call (zeep's by default).
     """
+
+    def __init__(self, pool: urllib3.PoolManager, timeout: float, agent: str | None = None) -> None:
+        super().__init__(timeout=timeout, operation_timeout=timeout)  # type: ignore[no-untyped-call]
+        self.pool = pool
+        self.headers: dict[str, str] = {"User-Agent": agent or str(self.session.headers["User-Agent"]),
+                                        "Accept-Encoding": "gzip, deflate"}
 
     def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> requests.Response:
         """POST the envelope; the whole call, answer included, ends within `operation_timeout` seconds."""
         deadline = time.monotonic() + self.operation_timeout
-        session = self.session
-        body = etree_to_string(envelope)
-        request = requests.Request("POST", address, headers={**session.headers, **headers}, data=body)
-        response = session.get_adapter(address).send(
-            request.prepare(), timeout=self.operation_timeout, proxies=session.proxies, stream=True,
-            verify=True if session.verify is None else session.verify,  # requests reads None as its default, True
+        answer = self.pool.request(
+            "POST", address, body=etree_to_string(envelope), headers={**self.headers, **headers},
+            timeout=urllib3.Timeout(self.operation_timeout), retries=False, redirect=False, preload_content=False,
         )
         try:
-            response._content = read_within(response, deadline, self.operation_timeout)
+            response = requests.Response()
+            response.status_code = answer.status
+            response.headers = CaseInsensitiveDict(answer.headers)
+            response.encoding = get_encoding_from_headers(response.headers)
+            response.url = address
+            response._content = read_within(answer, deadline, self.operation_timeout)
         finally:
-            response.close()
+            answer.release_conn()
         if response.status_code != 200:
             raise http_error(response)
         return response
@@ -72,23 +83,26 @@ class EnvelopeCheck(zeep.Plugin):
         return envelope, http_headers
 
 
-def pooled_session(url: str, pool_size: int) -> requests.Session:
-    """One adapter pooling `pool_size` connections; proxy and CA bundle settings are read
-    from the environment once, here."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    settings = session.merge_environment_settings(url, {}, None, None, None)
-    session.proxies.update(settings["proxies"])
-    session.verify = settings["verify"]
-    return session
+def verba_pool(url: str, pool_size: int) -> urllib3.PoolManager:
+    """A pool of up to `pool_size` connections to Verba. The proxy (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) and
+    the CA bundle (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, else certifi's) are read from the environment once,
+    here, as requests reads them."""
+    settings = requests.Session().merge_environment_settings(url, {}, None, None, None)
+    verify = settings["verify"]
+    tls: dict[str, Any] = {"cert_reqs": "CERT_NONE"} if verify is False else {
+        "cert_reqs": "CERT_REQUIRED", "ca_certs": verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH}
+    proxy = select_proxy(url, settings["proxies"])
+    if proxy is None:
+        return urllib3.PoolManager(num_pools=1, maxsize=pool_size, **tls)
+    login, password = get_auth_from_url(proxy)
+    auth = urllib3.make_headers(proxy_basic_auth=f"{login}:{password}") if login else None
+    return urllib3.ProxyManager(proxy, num_pools=1, maxsize=pool_size, proxy_headers=auth, **tls)
 
 
-def read_within(response: requests.Response, deadline: float, timeout: float) -> bytes:
+def read_within(answer: urllib3.BaseHTTPResponse, deadline: float, timeout: float) -> bytes:
     """The answer's body, read before `deadline` (time.monotonic()): a server that trickles its
     answer in cannot stretch a call past its timeout one read at a time."""
-    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    sock = getattr(answer.connection, "sock", None)
     late = VerbaTransportError(f"Verba did not finish answering within {timeout:g} s; it is slow or overloaded")
     chunks: list[bytes] = []
     while True:
@@ -98,7 +112,7 @@ def read_within(response: requests.Response, deadline: float, timeout: float) ->
         if sock is not None:
             sock.settimeout(remaining)
         try:
-            chunk = response.raw.read1(65536)
+            chunk = answer.read1(65536)
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
             raise late from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:

@@ -1,0 +1,61 @@
+"""The HTTP side: a Verba (or a web server or proxy in front of it) that compresses its answers is read
+like any other."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.middleware.gzip import GZipMiddleware
+
+from connector.simulator import create_app
+from connector.simulator.process import free_port
+from connector.verba import VerbaClient
+from tests.verba.helpers import PASSWORD, SEED, record
+
+
+class Encodings:
+    """ASGI middleware noting the Content-Encoding of every answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[str | None] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def noting(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = dict(message["headers"])
+                self.seen.append(headers.get(b"content-encoding", b"").decode() or None)
+            await send(message)
+        await self.app(scope, receive, noting if scope["type"] == "http" else send)
+
+
+@pytest.fixture
+def gzipping() -> Iterator[tuple[str, Encodings]]:
+    """The simulator behind gzip compression, as a web server or proxy in front of Verba may do."""
+    encodings = Encodings(GZipMiddleware(create_app(SEED), minimum_size=0))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(encodings, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}/provisioning", encodings
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_compressed_answers_are_read(gzipping: tuple[str, Encodings]) -> None:
+    url, encodings = gzipping
+    with VerbaClient(url, eid="0000", login="connector", password=PASSWORD, timeout=2.0) as client:
+        assert client.create_extension(record("+14155550100", user_id=3)) is True
+        found = client.get_extension("+14155550100")
+        assert found is not None and found["user_id"] == 3 and found["recording_mode"] == "FULL"
+        assert client.find_user_id("bob@example.com") == 4
+    assert encodings.seen and set(encodings.seen) == {"gzip"}, encodings.seen
