@@ -49,7 +49,9 @@ KINDS = {
 SETTINGS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled")
 UNOWNED = ("missing", "unlinked", "other_user")  # kinds whose extension the connector no longer counts as confirmed
 REPAIR_CAUSE = "drift_repair"
-BATCH = 200  # users whose stored state one read fetches (three queries, not three per user)
+# Users whose stored state one read fetches: three queries a batch, not three a user. A state is read at most two
+# batches before Verba is asked; a push that ends in between can show as drift (a repair pushes the state again).
+BATCH = 50
 
 
 @dataclasses.dataclass(frozen=True)
