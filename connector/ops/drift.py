@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,7 +34,7 @@ from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
-from connector.store import DriftRun, EventState, Store
+from connector.store import DriftRun, EventState, Store, StoredUser
 from connector.verba.client import VerbaClient
 
 log = logging.getLogger("connector.drift")
@@ -49,6 +49,9 @@ KINDS = {
 SETTINGS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled")
 UNOWNED = ("missing", "unlinked", "other_user")  # kinds whose extension the connector no longer counts as confirmed
 REPAIR_CAUSE = "drift_repair"
+# Users whose stored state one read fetches: three queries a batch, not three a user. A state is read at most two
+# batches before Verba is asked; a push that ends in between can show as drift (a repair pushes the state again).
+BATCH = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,10 +124,13 @@ class DriftCheck:
         report = DriftReport(started_at=time.time())
         targets = self.store.user_keys() if users is None else list(users)
         checked: list[_User] = []
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="drift") as pool:
-            for user in pool.map(lambda key: self._check_user(*key), targets):
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="drift")
+        try:
+            for user in self._checked(pool, targets):
                 checked.append(user)
                 progress(1)
+        finally:  # after a failure, the calls still queued are not sent
+            pool.shutdown(cancel_futures=True)
         wanted = {record.extension for user in checked for record in user.wanted}
         for user in _holders(checked):
             report.drifts.extend(_extras(user, wanted))
@@ -141,9 +147,19 @@ class DriftCheck:
         report.finished_at = time.time()
         return report
 
-    def _check_user(self, source: str, external_id: str) -> _User:
-        user = _User(source, external_id)
-        current = self.store.current_event(source, external_id)
+    def _checked(self, pool: ThreadPoolExecutor, targets: Sequence[tuple[str, str]]) -> Iterator[_User]:
+        """Each target checked, in order. The store is read BATCH users at a time, and each batch is read
+        and queued while the pool still checks the one before, so the calls to Verba never wait for it."""
+        queued: Iterator[_User] = iter(())
+        for start in range(0, len(targets), BATCH):
+            ahead = pool.map(self._check_user, self.store.stored_users(targets[start:start + BATCH]))
+            yield from queued
+            queued = ahead
+        yield from queued
+
+    def _check_user(self, stored: StoredUser) -> _User:
+        user = _User(stored.source, stored.external_id)
+        current = stored.current
         if current is None:
             user.unchecked = "every event of this user is held or discarded"
             return user
@@ -152,7 +168,7 @@ class DriftCheck:
             return user
         change = current.change
         try:
-            found = self.mapping.user_id_or_login(change, self.store.verba_user_id(source, external_id))
+            found = self.mapping.user_id_or_login(change, stored.verba_user_id)
             login = found if isinstance(found, str) else self.mapping.login_name(change.state)
             held = None if login is None else self.client.user_extensions(login)
             if isinstance(found, int):
@@ -164,8 +180,7 @@ class DriftCheck:
             if user_id is None:
                 user.unchecked = f"no Verba user has loginName {found!r}"
                 return user
-            previous = self.store.pushed_extensions(source, external_id)
-            mapped = self.mapping.map_user(change, user_id, previous)
+            mapped = self.mapping.map_user(change, user_id, stored.pushed)
         except (MappingFailure, UnresolvedUser, ValueError) as exc:
             user.unchecked = str(exc)
             return user

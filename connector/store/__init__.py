@@ -20,6 +20,7 @@ from connector.store.log import (
     EventLog,
     HeldGroup,
     OpenBreaker,
+    StoredUser,
     TargetProbe,
 )
 from connector.store.ownership import ExtensionOwnership
@@ -29,8 +30,8 @@ from connector.store.scim import ScimResource, ScimResources, ScimTransaction, S
 __all__ = ["Attempt", "AuditEntry", "Beat", "CauseGroup", "Claim", "DriftRun", "EventLog", "EventQueue",
            "EventState", "ExtensionOwnership", "HeldGroup", "Instance", "Instances", "LdapEntry", "LdapMarks",
            "LdapPoll", "LdapWatermark", "OpenBreaker", "ScimResource", "ScimResources", "ScimTransaction",
-           "ScimValue", "Store", "StoreError", "StoredEvent", "TargetProbe", "WatermarkMoved", "open_store",
-           "without_password"]
+           "ScimValue", "Store", "StoreError", "StoredEvent", "StoredUser", "TargetProbe", "WatermarkMoved",
+           "open_store", "without_password"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

@@ -16,6 +16,7 @@ from connector.mapping import load_mapping
 from connector.ops.drift import DriftCheck
 from connector.ops.metrics import SKIPPED
 from connector.store import EventState
+from connector.verba import VerbaError
 from tests.plugins.simulator import drain, user
 
 WRITES = ("createExtension", "updateExtension")
@@ -130,6 +131,37 @@ def test_each_kind_of_drift_is_found_without_writing_and_repaired_exactly(delive
     audit = deliverer.store.list_audit()[0]
     assert (audit.actor, audit.action, audit.reason, audit.detail["users"]) == ("oncall", "drift_repair",
                                                                                  "weekly drift", 4)
+
+
+def five_users(deliverer, sim) -> None:
+    """u-0 .. u-4, each with a number of its own, linked to Alice or Bob in turn."""
+    pushed(deliverer, sim, *(user(f"u-{i}", ("alice@example.com", "bob@example.com")[i % 2],
+                                  phones=(f"+1415555020{i}",)) for i in range(5)))
+
+
+def test_a_check_reads_the_store_in_batches_and_finds_what_one_batch_finds(deliverer, sim, drift, monkeypatch):
+    five_users(deliverer, sim)
+    sim.delete_extension("+14155550203")
+    sim.edit_extension("+14155550200", voice=False)
+    whole = drift.check()
+    monkeypatch.setattr("connector.ops.drift.BATCH", 2)
+    progress: list[int] = []
+    batched = drift.check(progress=progress.append)
+    assert batched.drifts == whole.drifts and [(d.kind, d.user) for d in batched.drifts] == [
+        ("missing", "test/u-3"), ("settings", "test/u-0")]
+    assert (batched.users, batched.extensions, sum(progress)) == (5, 5, 5)
+
+
+def test_a_check_that_cannot_read_verba_raises_and_sends_none_of_the_calls_still_queued(
+        deliverer, sim, config_path, monkeypatch):
+    five_users(deliverer, sim)
+    monkeypatch.setattr("connector.ops.drift.BATCH", 2)
+    sim.clear_calls()
+    sim.fault(operation="listUsers", http_status=500, latency_ms=300)
+    mapping = load_mapping(load_config(config_path).mapping_file)
+    with pytest.raises(VerbaError):
+        DriftCheck(deliverer.store, deliverer.client, mapping, 1).check()
+    assert len(sim.calls("listUsers")) <= 2  # the failed call, and the next if its worker took it first
 
 
 def test_a_user_whose_push_is_under_way_is_not_checked(deliverer, sim, drift):

@@ -6,6 +6,7 @@ Times are explicit: events are accepted at T0 and claims run at NOW unless a tes
 from __future__ import annotations
 
 import collections
+import dataclasses
 import pathlib
 import random
 import sqlite3
@@ -333,6 +334,24 @@ def test_complete_replaces_the_pushed_extensions_and_remembers_the_user_id(store
     assert store.pushed_extensions("scim", "bob") == [record("+15559990000", user_id=8)]
     assert store.verba_user_id("scim", "nobody") is None
     assert store.pushed_extensions("scim", "nobody") == []
+
+
+def test_stored_users_reads_for_many_users_at_once_what_the_single_reads_give(store: Store) -> None:
+    pushed = [record("+15551230002"), record("+15551230001", recording_mode="ON_DEMAND")]
+    store.enqueue([change("alice", 1), change("bob", 1)])
+    store.complete(claim_now(store), pushed, 7)
+    store.complete(claim_now(store), [], 8)
+    store.enqueue([change("alice", 2)], state=EventState.HELD)  # not current: the done event stays so
+    store.enqueue([dataclasses.replace(change("carol"), source="ldap")])
+    keys = [("scim", "bob"), ("ldap", "carol"), ("scim", "nobody"), ("scim", "alice")]
+
+    found = store.stored_users(keys)
+
+    assert [(u.source, u.external_id) for u in found] == keys
+    assert [(u.current, u.verba_user_id, u.pushed) for u in found] == [
+        (store.current_event(*key), store.verba_user_id(*key), store.pushed_extensions(*key)) for key in keys]
+    assert found[3].pushed == pushed and found[3].current is not None and found[3].current.change.state["n"] == 1
+    assert found[1].current is not None and found[2].current is None and found[2].pushed == []
 
 
 def test_complete_rejects_an_extension_listed_twice_and_changes_nothing(store: Store) -> None:

@@ -52,6 +52,23 @@ ORDER BY id DESC LIMIT %s
 SELECT DISTINCT source, external_id FROM events
 WHERE source = %s AND state = 'held' AND external_id IN (SELECT value FROM json_each(%s))
 
+-- current_events --
+-- current_event of each of these users of one source that has one.
+SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
+    state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at
+FROM events WHERE id IN (
+    SELECT max(id) FROM events
+    WHERE source = %s AND external_id IN (SELECT value FROM json_each(%s)) AND state NOT IN ('held', 'discarded')
+    GROUP BY external_id)
+
+-- verba_user_ids --
+SELECT external_id, user_id FROM verba_users WHERE source = %s AND external_id IN (SELECT value FROM json_each(%s))
+
+-- pushed_extensions_of --
+-- pushed_extensions of each of these users of one source, in push order.
+SELECT external_id, record FROM pushed_extensions WHERE source = %s AND external_id IN (SELECT value FROM json_each(%s))
+ORDER BY external_id, position, extension
+
 -- ldap_entries_by_id --
 SELECT external_id, digest, active, groups, state FROM ldap_entries
 WHERE directory = %s AND external_id IN (SELECT value FROM json_each(%s))
