@@ -1,5 +1,5 @@
 """The HTTP side: a Verba (or a web server or proxy in front of it) that compresses its answers is read
-like any other."""
+like any other; the proxy and CA bundle are read from the environment."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import urllib3
 import uvicorn
 from starlette.middleware.gzip import GZipMiddleware
 
 from connector.simulator import create_app
 from connector.simulator.process import free_port
 from connector.verba import VerbaClient
+from connector.verba.transport import verba_pool
 from tests.verba.helpers import PASSWORD, SEED, record
 
 
@@ -59,3 +61,24 @@ def test_compressed_answers_are_read(gzipping: tuple[str, Encodings]) -> None:
         assert found is not None and found["user_id"] == 3 and found["recording_mode"] == "FULL"
         assert client.find_user_id("bob@example.com") == 4
     assert encodings.seen and set(encodings.seen) == {"gzip"}, encodings.seen
+
+
+def test_the_proxy_and_ca_bundle_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    direct = verba_pool("https://verba.example:443/provisioning", 4)
+    assert not isinstance(direct, urllib3.ProxyManager)
+    assert direct.connection_pool_kw["cert_reqs"] == "CERT_REQUIRED" and direct.connection_pool_kw["ca_certs"]
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("HTTPS_PROXY", "http://scott:tiger@proxy.example:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    proxied = verba_pool("https://verba.example/provisioning", 4)
+    assert isinstance(proxied, urllib3.ProxyManager) and proxied.proxy.host == "proxy.example"
+    assert proxied.proxy_headers["proxy-authorization"].startswith("Basic ")
+    assert proxied.connection_pool_kw["ca_certs"] == str(bundle)
+
+    monkeypatch.setenv("NO_PROXY", "verba.example")
+    assert not isinstance(verba_pool("https://verba.example/provisioning", 4), urllib3.ProxyManager)
