@@ -168,24 +168,16 @@ class DriftCheck:
             return user
         change = current.change
         try:
-            found = self.mapping.user_id_or_login(change, stored.verba_user_id)
-            login = found if isinstance(found, str) else self.mapping.login_name(change.state)
-            held = None if login is None else self.client.user_extensions(login)
-            if isinstance(found, int):
-                user_id: int | None = found
-            elif held:
-                user_id = int(held[0]["user_id"])
-            else:  # no such user (None), or one with no extension to read the id from ([])
-                user_id = None if held is None else self.client.find_user_id(found)
-            if user_id is None:
-                user.unchecked = f"no Verba user has loginName {found!r}"
+            verba = look_up(self.client, self.mapping, change, stored.verba_user_id)
+            if verba.user_id is None:
+                user.unchecked = f"no Verba user has loginName {verba.found!r}"
                 return user
-            mapped = self.mapping.map_user(change, user_id, stored.pushed)
+            mapped = self.mapping.map_user(change, verba.user_id, stored.pushed)
         except (MappingFailure, UnresolvedUser, ValueError) as exc:
             user.unchecked = str(exc)
             return user
-        user.user_id, user.login, user.wanted = user_id, login, mapped.upserts
-        user.held = [e for e in held or [] if e["user_id"] == user_id]
+        user.user_id, user.login, user.wanted = verba.user_id, verba.login, mapped.upserts
+        user.held = [e for e in verba.held or [] if e["user_id"] == verba.user_id]
         linked = {e["extension"]: e for e in user.held}
         for record in mapped.upserts:
             got = linked.get(record.extension) or self.client.get_extension(record.extension)
@@ -286,6 +278,32 @@ def compare(record: ExtensionRecord, found: dict[str, Any] | None, user: str) ->
     if differs:
         return Drift("settings", record.extension, user, record.user_id, "; ".join(differs))
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class VerbaUser:
+    """What Verba holds for a directory user, read without writing (drift checks, dry runs)."""
+
+    found: int | str  # the Verba id the mapping gives, or the login name it says to look up
+    login: str | None  # the login name listUsers was asked for (None: none to ask for)
+    user_id: int | None  # None when no Verba user has that login name
+    held: list[dict[str, Any]] | None  # the extensions listUsers linked to that login (VerbaClient.user_extensions)
+
+
+def look_up(client: VerbaClient, mapping: Mapping, change: UserChange, known: int | None) -> VerbaUser:
+    """The user's Verba id and the extensions Verba links to its login name: one listUsers, two when the user
+    has no extension to read the id from (`known`: the id last pushed). Raises what Mapping.user_id_or_login
+    and the client raise."""
+    found = mapping.user_id_or_login(change, known)
+    login = found if isinstance(found, str) else mapping.login_name(change.state)
+    held = None if login is None else client.user_extensions(login)
+    if isinstance(found, int):
+        user_id: int | None = found
+    elif held:
+        user_id = int(held[0]["user_id"])
+    else:  # no such user (None), or one with no extension to read the id from ([])
+        user_id = None if held is None else client.find_user_id(found)
+    return VerbaUser(found, login, user_id, held)
 
 
 def recorded(found: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 
 from connector.events import UserChange
 from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
-from connector.ops.drift import compare, recorded
+from connector.ops.drift import compare, look_up, recorded
 from connector.records import ExtensionRecord
 from connector.store import Store
 from connector.verba.client import VerbaClient
@@ -150,34 +150,27 @@ class DryRun:
         login = self.mapping.login_name(change.state)
         user = _Looked(index, change, f"{change.source}/{change.external_id}" + (f" ({login})" if login else ""))
         try:
-            self._read_verba(user, login)
+            self._read_verba(user)
         except VerbaError as exc:
             if exc.target_wide or exc.cause in FATAL_CAUSES:  # Verba fails as a whole: the preview cannot go on
                 raise
             user.failure = Item("error", user.label, None, f"{exc.cause}: {exc}")
         return user
 
-    def _read_verba(self, user: _Looked, login: str | None) -> None:
+    def _read_verba(self, user: _Looked) -> None:
         change = user.change
-        known = self.store.verba_user_id(change.source, change.external_id)
         try:
-            found = self.mapping.user_id_or_login(change, known)
+            verba = look_up(self.client, self.mapping, change,
+                            self.store.verba_user_id(change.source, change.external_id))
         except MappingFailure as exc:
             user.failure = Item("mapping", user.label, None, str(exc))
             return
         except UnresolvedUser as exc:
             user.failure = Item("unresolved", user.label, None, str(exc))
             return
-        lookup = found if isinstance(found, str) else login
-        held = None if lookup is None else self.client.user_extensions(lookup)
-        if isinstance(found, int):
-            user.user_id = found
-        elif held:
-            user.user_id = int(held[0]["user_id"])
-        elif held is not None:  # a Verba user without extensions: listUsers again for the id alone
-            user.user_id = self.client.find_user_id(found)
+        user.user_id = verba.user_id
         if user.user_id is None:
-            user.failure = Item("unresolved", user.label, None, self._unresolved(str(found), change))
+            user.failure = Item("unresolved", user.label, None, self._unresolved(str(verba.found), change))
             return
         try:
             user.mapped = self.mapping.map_user(change, user.user_id,
@@ -185,7 +178,7 @@ class DryRun:
         except (MappingFailure, ValueError) as exc:
             user.failure = Item("mapping", user.label, None, str(exc))
             return
-        linked = {e["extension"]: e for e in held or [] if e["user_id"] == user.user_id}
+        linked = {e["extension"]: e for e in verba.held or [] if e["user_id"] == user.user_id}
         for record in [*user.mapped.upserts, *user.mapped.deprovisions]:
             if record.extension not in user.found:
                 user.found[record.extension] = linked.get(record.extension) or self.client.get_extension(
