@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import ldap3
 import pytest
 
 from connector.sources.ldap.connection import DirectoryError
+from connector.sources.ldap.dialects import generalized, parse_time
 from connector.sources.ldap.watcher import Watcher
 from tests.ldap.helpers import events_of
 from tests.ldap.slapd_server import READER_DN, READER_PASSWORD, SlapdServer
@@ -83,6 +85,35 @@ def test_unchanged_entries_in_the_overlap_window_make_no_events(slapd, admin, ba
         result = watcher.run()
         assert result.counts["seen"] == 1  # re-read inside the overlap window ...
     assert len(events_of(store)) == 1  # ... and deduplicated
+
+
+def test_once_the_overlap_has_passed_since_a_bulk_load_a_poll_reads_none_of_it(slapd, admin, base, ldap_config,
+                                                                                store):
+    """The window starts overlap_seconds before the later of the latest stamp and the previous run's start, not
+    before the latest stamp alone: with no write since a load, polls stop re-reading every loaded entry."""
+    dns = [slapd.add_user(admin, base, f"user{n}") for n in range(3)]
+    watcher = Watcher(store, ldap_config(overlap_seconds=1))
+    time.sleep(2.1)  # the first run starts more than overlap_seconds (and a second of stamp granularity) later
+    watcher.run()
+    assert watcher.run().counts["seen"] == 0
+    slapd.modify(admin, dns[0], telephoneNumber="+14155550111")
+    result = watcher.run()
+    assert result.counts["seen"] == 1 and result.counts["upsert"] == 1
+    watcher.close()
+
+
+def test_a_write_stamped_before_a_poll_began_that_arrives_after_it_is_read(slapd, admin, base, watcher, store):
+    """What the run before could not see reached the server after it began (a replica's write, a late commit): it
+    is stamped at most overlap_seconds (5 here) before that start, and the next run reads it."""
+    slapd.add_user(admin, base, "alice")
+    watcher.run()
+    started = parse_time(store.ldap_watermark("corp").cursor["started"])
+    late = slapd.add_user(admin, base, "late")
+    slapd.relax(admin, late, modifyTimestamp=generalized(started - datetime.timedelta(seconds=3)))
+    mark = events_of(store)[-1].id
+    watcher.run()
+    [arrived] = events_of(store, mark)
+    assert arrived.change.state["userName"] == "late" and arrived.change.cause == "ldap:create"
 
 
 def test_two_edits_in_one_second_are_both_seen(slapd, admin, base, watcher, store):
