@@ -78,6 +78,12 @@ class LdapMarks(Database):
                                               tuple(json.loads(row["groups"])), json.loads(row["state"]))
                 for row in rows}
 
+    def ldap_ids_after(self, directory: str, after: str, limit: int) -> list[str]:
+        """At most `limit` known external ids of the directory that sort after `after` ("": from the first), in
+        the store's order."""
+        with self._read() as conn:
+            return [row["external_id"] for row in conn.execute(self._q["ldap_ids_after"], (directory, after, limit))]
+
     def commit_poll(self, poll: LdapPoll) -> list[int]:
         """Store a poll's events, entries and new cursor in one transaction; return the event ids.
 

@@ -78,6 +78,23 @@ def test_without_the_scope_check_deletes_wait_for_the_full_sync(slapd, admin, ba
     watcher.close()
 
 
+def test_the_scope_check_goes_through_the_known_users_in_turn(slapd, admin, base, ldap_config, store):
+    dns = [slapd.add_user(admin, base, f"user{n}") for n in range(5)]
+    watcher = Watcher(store, ldap_config(scope_check_per_poll=2))
+    watcher.run()
+    ids = sorted(store.ldap_entries("corp"))
+    checked = []
+    for _ in range(3):  # 2 a poll: the 5 in 3 polls, from the first again after the last
+        watcher.run()
+        checked.append(store.ldap_watermark("corp").cursor["scope_after"])
+    assert checked == [ids[1], ids[3], ids[0]]
+    [third] = [dn for dn in dns if slapd.entry_uuid(admin, dn) == ids[2]]
+    slapd.check(admin, admin.delete(third))
+    result = watcher.run()  # checks ids[1] and ids[2]
+    assert result.counts["delete"] == 1 and events_of(store)[-1].change.external_id == ids[2]
+    watcher.close()
+
+
 def test_unchanged_entries_in_the_overlap_window_make_no_events(slapd, admin, base, watcher, store):
     slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100")
     watcher.run()

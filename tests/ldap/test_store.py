@@ -69,6 +69,14 @@ def test_held_events_hold_later_events_of_the_same_user(backend):
     assert backend.requeue([held, later], 3.0) == 2
 
 
+def test_the_known_ids_after_one_come_in_order(backend):
+    backend.commit_poll(LdapPoll("corp", 0, {}, 1.0, entries=[entry(user) for user in ("c", "a", "d", "b")]))
+    backend.commit_poll(LdapPoll("lab", 0, {}, 1.0, entries=[entry("bb")]))
+    assert backend.ldap_ids_after("corp", "", 3) == ["a", "b", "c"]
+    assert backend.ldap_ids_after("corp", "b", 10) == ["c", "d"]
+    assert backend.ldap_ids_after("corp", "d", 10) == []
+
+
 def test_directories_are_kept_apart(backend):
     backend.commit_poll(LdapPoll("corp", 0, {"usn": 1}, 1.0, entries=[entry("a")]))
     backend.commit_poll(LdapPoll("lab", 0, {"stamp": "x"}, 1.0, entries=[entry("a", "d2")]))

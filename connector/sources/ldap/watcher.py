@@ -18,7 +18,6 @@ the old cursor, never past a change.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import logging
 import threading
@@ -92,7 +91,6 @@ class Watcher:
         self.rule_groups = _rule_groups(config)
         self._conn: ldap3.Connection | None = None
         self._lock = threading.Lock()
-        self._ids: tuple[int, list[str]] | None = None  # (watermark version, sorted known ids)
         if self.dialect.by_dn:
             log.warning("ldap %s: %s", config.name, DN_IDENTITY_WARNING)
 
@@ -189,7 +187,7 @@ class Watcher:
             found.known = known = self.store.ldap_entries(name)
             gone = {external_id: "ldap:vanished" for external_id in known if external_id not in seen}
         else:
-            seen, gone = self._read_changes(reader, begin, scope, cursor, watermark, found)
+            seen, gone = self._read_changes(reader, begin, scope, cursor, found)
             known = found.known if found.known is not None else self.store.ldap_entries(name, [*seen, *gone])
         if scope.track_rule_groups and found.tracked is None and self.rule_groups:
             found.tracked = reader.rule_groups(self.rule_groups)
@@ -201,14 +199,13 @@ class Watcher:
         poll = LdapPoll(name, watermark.version if watermark else 0, cursor, time.time(), changes, held,
                         entries, removed, counts)
         ids = self.store.commit_poll(poll)
-        self._remember_ids(poll, found)
         metrics.LAST_SUCCESS.labels(name).set(poll.at)
         if changes or held:
             log.info("ldap %s: %s run: %s", name, "full" if full else "incremental", counts)
         return RunResult(name, full, counts, ids, guard_message)
 
     def _read_changes(self, reader: Reader, begin: Begin, scope: Scope, cursor: dict[str, Any],
-                      watermark: LdapWatermark | None, found: _Run) -> tuple[dict[str, Snapshot], dict[str, str]]:
+                      found: _Run) -> tuple[dict[str, Snapshot], dict[str, str]]:
         seen = reader.users(str(begin.since))
         # Changed users of the naming context that are no user in scope have left it (moved, or out of the filter).
         left, found.stamps = reader.left(begin, seen)
@@ -237,18 +234,20 @@ class Watcher:
             expiring = [i for i, e in self._known(found).items() if i not in seen and e.active and _due(e, reader.now)]
             seen.update(reader.by_ids(expiring))
         if scope.check_known:
-            gone.update(self._check_in_scope(reader, cursor, watermark, found, [*seen, *gone]))
+            gone.update(self._check_in_scope(reader, cursor, found, [*seen, *gone]))
         return seen, {i: cause for i, cause in gone.items() if i not in seen}
 
-    def _check_in_scope(self, reader: Reader, cursor: dict[str, Any], watermark: LdapWatermark | None,
-                        found: _Run, settled: list[str]) -> dict[str, str]:
+    def _check_in_scope(self, reader: Reader, cursor: dict[str, Any], found: _Run,
+                        settled: list[str]) -> dict[str, str]:
         """Check the next `scope_check_per_poll` known users, in turn, still in scope; the others have vanished."""
-        ids = self._known_ids(watermark, found)
-        if not ids:
+        name, limit = self.config.name, self.config.scope_check_per_poll
+        # Resume after the last id checked (not at a position: deletes shorten the list in between), and go on
+        # from the first after the last.
+        batch = self.store.ldap_ids_after(name, str(cursor.get("scope_after") or ""), limit)
+        if len(batch) < limit:
+            batch += [i for i in self.store.ldap_ids_after(name, "", limit - len(batch)) if i not in batch]
+        if not batch:
             return {}
-        # Resume after the last id checked (not at a position: deletes shorten the list in between).
-        start = bisect.bisect_right(ids, str(cursor.get("scope_after") or "")) % len(ids)
-        batch = [*ids[start:], *ids[:start]][:self.config.scope_check_per_poll]
         found.scope_after = batch[-1]
         done = set(settled)  # seen now, or already known to have left
         batch = [i for i in batch if i not in done]
@@ -259,24 +258,6 @@ class Watcher:
         if found.known is None:
             found.known = self.store.ldap_entries(self.config.name)
         return found.known
-
-    def _known_ids(self, watermark: LdapWatermark | None, found: _Run) -> list[str]:
-        version = watermark.version if watermark else 0
-        if self._ids is None or self._ids[0] != version:
-            self._ids = (version, sorted(self._known(found)))
-        return self._ids[1]
-
-    def _remember_ids(self, poll: LdapPoll, found: _Run) -> None:
-        """Keep the sorted known ids for the next scope check without reading every entry again."""
-        if found.known is not None:
-            ids = set(found.known)
-        elif self._ids is not None and self._ids[0] == poll.version:
-            ids = set(self._ids[1])
-        else:
-            self._ids = None
-            return
-        ids = (ids | {e.external_id for e in poll.entries}) - set(poll.removed)
-        self._ids = (poll.version + 1, sorted(ids))
 
     def _bookkeeping(self, notes: list[str], found: _Run, seen: dict[str, Snapshot], now: float,
                      cursor: dict[str, Any], full: bool) -> dict[str, Any]:
