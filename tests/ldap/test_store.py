@@ -47,6 +47,19 @@ def test_a_poll_from_a_stale_version_stores_nothing(backend):
     assert set(backend.ldap_entries("corp")) == {"a"} and backend.list_events() == []
 
 
+def test_a_part_of_a_run_stores_events_and_entries_and_leaves_the_watermark(backend):
+    backend.commit_poll(LdapPoll("corp", 0, {"stamp": "20240101000000Z"}, 1.0, entries=[entry("a")]))
+    [first] = backend.commit_part("corp", 1, [change("b")], [entry("b")])
+    assert backend.get_event(first).state is EventState.PENDING and set(backend.ldap_entries("corp")) == {"a", "b"}
+    watermark = backend.ldap_watermark("corp")
+    assert watermark.version == 1 and watermark.cursor == {"stamp": "20240101000000Z"} and watermark.known == 1
+    with pytest.raises(WatermarkMoved):
+        backend.commit_part("corp", 0, [change("c")], [entry("c")])
+    assert "c" not in backend.ldap_entries("corp") and len(backend.list_events()) == 1
+    backend.commit_poll(LdapPoll("corp", 1, {"stamp": "20240102000000Z"}, 2.0, parts=1))
+    assert backend.ldap_watermark("corp").known == 2  # recounted: its run stored an entry in a part
+
+
 def test_a_failure_keeps_the_cursor_and_is_cleared_by_the_next_success(backend):
     backend.note_poll_failure("corp", "cannot connect", 3.0)
     watermark = backend.ldap_watermark("corp")
