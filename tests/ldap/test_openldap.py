@@ -186,10 +186,11 @@ def test_a_disabled_attribute_makes_deactivate_events(slapd, admin, base, ldap_c
     watcher.close()
 
 
-def test_a_truncated_search_stores_nothing_and_deletes_nobody(slapd, admin, base, ldap_config, store, tmp_path):
+def test_a_truncated_search_deletes_nobody_and_keeps_the_cursor(slapd, admin, base, ldap_config, store, tmp_path):
     for uid in ("a", "b", "c", "d", "e"):
         slapd.add_user(admin, base, uid)
     Watcher(store, ldap_config()).run()
+    before = store.ldap_watermark("corp")
     (tmp_path / "reader-password").write_text(READER_PASSWORD)
     limited = Watcher(store, ldap_config(bind_dn=READER_DN, password_file=str(tmp_path / "reader-password"),
                                          page_size=2))
@@ -198,6 +199,7 @@ def test_a_truncated_search_stores_nothing_and_deletes_nobody(slapd, admin, base
     assert all(e.change.kind == "upsert" for e in events_of(store))
     watermark = store.ldap_watermark("corp")
     assert watermark.known == 5 and "size" in watermark.last_error.lower()
+    assert watermark.cursor == before.cursor and watermark.version == before.version
 
 
 def test_a_missing_base_is_an_error_that_says_what_to_check(ldap_config, store):

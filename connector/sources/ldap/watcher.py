@@ -1,4 +1,4 @@
-"""The watcher of one directory: read what changed, compare with what is known, commit events and cursor at once.
+"""The watcher of one directory: read what changed, compare with what is known, commit the events, then the cursor.
 
 An incremental run reads the users changed since the cursor, and also what changed without a
 write to the user entry:
@@ -10,10 +10,15 @@ write to the user entry:
                       and vanished groups the rules name, nested groups included
     expiries          accounts whose expiry date has come since, which no write announces
 
-A full run reads every entry and also deletes the ids that vanished. Nothing is written until
-the whole read succeeded, and then events, entries and the new cursor are written in one
-transaction (`LdapMarks.commit_poll`): a crash or an outage means the next run starts again from
-the old cursor, never past a change.
+A full run reads every entry and also deletes the ids that vanished.
+
+A run reads its users (every one, or those changed since the cursor) a page at a time, and stores
+each page's events with the entries they change in one transaction (`LdapMarks.commit_part`): it
+holds one page, not the directory. What needs the whole read waits for it: the deletes of the
+vanished, the changes the mass-change guard counts and the new cursor are stored in one last
+transaction (`LdapMarks.commit_poll`) once every search succeeded. A crash or an outage means the
+next run starts again from the old cursor, never past a change; the pages stored before make no
+second event, since what is known of their entries was stored with them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -44,6 +50,7 @@ from connector.store import LdapEntry, LdapMarks, LdapPoll, LdapWatermark
 log = logging.getLogger("connector.ldap")
 
 Progress = Callable[[int], None]
+VANISHED_BATCH = 10_000  # known ids a full run compares with the ids it read, at a time
 DN_IDENTITY_WARNING = ("users are keyed by DN (id_attribute = \"dn\"): a rename or a move becomes a delete and a "
                        "create, and recording stops until the create is pushed; prefer a stable id attribute")
 
@@ -71,10 +78,29 @@ class Preview:
     guard_message: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Drop:
+    """A change the mass-change guard counts, read page by page: it is stored with the run's last part."""
+
+    change: UserChange
+    entry: LdapEntry  # what is known of the user from now on
+    old: LdapEntry | None  # what was known before
+
+
 @dataclasses.dataclass
 class _Run:
-    """What one run found, besides the users it saw."""
+    """What one run found so far. The users it reads page by page (`Watcher._read_pages`) leave only their ids,
+    the cursor past their stamps, their next expiry and, until the run ends, the changes the guard counts."""
 
+    begin: Begin  # its cursor moves past the stamps of the users read page by page
+    full: bool
+    version: int  # of the watermark it started from
+    ids: set[str] = dataclasses.field(default_factory=set)  # of the users read page by page
+    due: float | None = None  # the earliest expiry still to come of an active user among them
+    kinds: Counter[str] = dataclasses.field(default_factory=Counter)  # of the events stored page by page
+    event_ids: list[int] = dataclasses.field(default_factory=list)  # of the events stored page by page
+    parts: int = 0  # pages whose events were stored
+    drops: dict[str, _Drop] = dataclasses.field(default_factory=dict)  # held back until the guard has seen them all
     known: dict[str, LdapEntry] | None = None  # every known entry, once a step needed them all
     tracked: set[str] | None = None  # the groups the rules name, and the groups nested in them
     scope_after: str | None = None  # the last known id the scope check looked at
@@ -90,6 +116,7 @@ class Watcher:
         self.dialect = dialect_for(config)
         self.rule_groups = _rule_groups(config)
         self._conn: ldap3.Connection | None = None
+        self._paging: ldap3.Connection | None = None  # pages through a run's users while _conn looks up the rest
         self._lock = threading.Lock()
         if self.dialect.by_dn:
             log.warning("ldap %s: %s", config.name, DN_IDENTITY_WARNING)
@@ -158,14 +185,23 @@ class Watcher:
 
     def close(self) -> None:
         """Unbind from the directory (the next run binds again)."""
-        if self._conn is not None:
-            close(self._conn)
-            self._conn = None
+        for conn in (self._conn, self._paging):
+            if conn is not None:
+                close(conn)
+        self._conn = self._paging = None
 
     def _connection(self) -> ldap3.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = open_connection(self.config)
         return self._conn
+
+    def _pager(self) -> ldap3.Connection:
+        """A second connection, for the paged search of a run's users: a server may keep one paged search per
+        connection (slapd answers "paged results cookie is invalid" to the next page), and the run searches for
+        groups on the first in between."""
+        if self._paging is None or self._paging.closed:
+            self._paging = open_connection(self.config)
+        return self._paging
 
     def _run(self, full: bool, force: bool, progress: Progress | None) -> RunResult:
         name = self.config.name
@@ -179,41 +215,90 @@ class Watcher:
             resync = watermark is not None and bool(watermark.cursor)  # a lost epoch, not a first run
             log.log(logging.WARNING if resync else logging.INFO, "ldap %s: full sync: %s", name, begin.full_reason)
         full = full or begin.since is None
-        now = time.time()
-        reader = Reader(conn, self.config, self.dialect, scope, now, progress)
-        found = _Run()
+        reader = Reader(conn, self.config, self.dialect, scope, time.time(), progress)
+        found = _Run(begin, full, watermark.version if watermark else 0)
+        self._read_pages(reader, "" if full else str(begin.since), found)
+        seen: dict[str, Snapshot] = {}
         if full:
-            seen = reader.users("")
-            found.known = known = self.store.ldap_entries(name)
-            gone = {external_id: "ldap:vanished" for external_id in known if external_id not in seen}
+            gone = self._vanished(found)
         else:
             seen, gone = self._read_changes(reader, begin, scope, cursor, found)
-            known = found.known if found.known is not None else self.store.ldap_entries(name, [*seen, *gone])
         if scope.track_rule_groups and found.tracked is None and self.rule_groups:
             found.tracked = reader.rule_groups(self.rule_groups)
+        return self._finish(reader, found, seen, gone, watermark, force)
+
+    def _finish(self, reader: Reader, found: _Run, seen: dict[str, Snapshot], gone: dict[str, str],
+                watermark: LdapWatermark | None, force: bool) -> RunResult:
+        """Compare the users read last (`seen`) and the vanished (`gone`), let the guard judge them with the changes
+        held back from the pages, and store them with the new cursor: the run's last part."""
+        name, full = self.config.name, found.full
+        known = found.known if found.known is not None else self.store.ldap_entries(name, [*seen, *gone])
         changes, entries, removed = self._compare(seen.values(), gone, known, full)
-        changes, held, guard_message = self._guard(changes, known, watermark, force)
-        counts = _counts(seen, changes, held)
-        cursor = {**self.dialect.advance(begin, [*(s.stamp for s in seen.values()), *found.stamps]),
-                  **self._bookkeeping([*scope.notes, *reader.notes], found, seen, now, cursor, full)}
-        poll = LdapPoll(name, watermark.version if watermark else 0, cursor, time.time(), changes, held,
-                        entries, removed, counts)
-        ids = self.store.commit_poll(poll)
+        drops = [drop for i, drop in found.drops.items() if i not in seen]  # one read again is compared again
+        changes, held, guard_message = self._guard([*(d.change for d in drops), *changes],
+                                                   {**{d.change.external_id: d.old for d in drops if d.old}, **known},
+                                                   watermark, force)
+        counts = _counts(len(found.ids) + sum(1 for i in seen if i not in found.ids),
+                         found.kinds + Counter(c.kind for c in [*changes, *held]), len(held))
+        before = watermark.cursor if watermark else {}
+        cursor = {**self.dialect.advance(found.begin, [*(s.stamp for s in seen.values()), *found.stamps]),
+                  **self._bookkeeping([*reader.scope.notes, *reader.notes], found, seen, reader.now, before, full)}
+        poll = LdapPoll(name, found.version, cursor, time.time(), changes, held, [*(d.entry for d in drops), *entries],
+                        removed, counts, found.parts)
+        ids = [*found.event_ids, *self.store.commit_poll(poll)]
         metrics.LAST_SUCCESS.labels(name).set(poll.at)
-        if changes or held:
+        if ids:
             log.info("ldap %s: %s run: %s", name, "full" if full else "incremental", counts)
         return RunResult(name, full, counts, ids, guard_message)
 
+    def _read_pages(self, reader: Reader, search_filter: str, found: _Run) -> None:
+        """Read the users of `search_filter` a page at a time, and store the changes of each page at once
+        (commit_part: the watermark stays) but those the mass-change guard counts, which wait for the run's
+        end. A run holds one page of users, not the whole directory; a crash leaves the old cursor, and the
+        run after it reads the stored pages again without a second event."""
+        name = self.config.name
+        for page in reader.pages(self._pager(), search_filter):
+            known = self.store.ldap_entries(name, list(page))
+            changes, entries, _ = self._compare(page.values(), {}, known, found.full)
+            counted = {id(c) for c in self._drops(changes, known)}
+            passing = [(c, e) for c, e in zip(changes, entries, strict=True) if id(c) not in counted]
+            if passing:
+                found.event_ids += self.store.commit_part(name, found.version, [c for c, _ in passing],
+                                                          [e for _, e in passing])
+                found.kinds.update(c.kind for c, _ in passing)
+                found.parts += 1
+            found.drops.update((c.external_id, _Drop(c, e, known.get(c.external_id)))
+                               for c, e in zip(changes, entries, strict=True) if id(c) in counted)
+            found.ids.update(page)
+            found.begin = dataclasses.replace(found.begin, cursor=self.dialect.advance(
+                found.begin, [s.stamp for s in page.values()]))
+            found.due = _earliest([found.due, *_expiries(page.values())], reader.now)
+
+    def _vanished(self, found: _Run) -> dict[str, str]:
+        """The known users a full run did not read: gone from the directory, or out of scope."""
+        gone: dict[str, str] = {}
+        after = ""
+        while batch := self.store.ldap_ids_after(self.config.name, after, VANISHED_BATCH):
+            gone.update((i, "ldap:vanished") for i in batch if i not in found.ids)
+            after = batch[-1]
+        return gone
+
     def _read_changes(self, reader: Reader, begin: Begin, scope: Scope, cursor: dict[str, Any],
                       found: _Run) -> tuple[dict[str, Snapshot], dict[str, str]]:
-        seen = reader.users(str(begin.since))
+        """What changed besides the users changed since the cursor (read page by page into `found`): the users
+        read here, and those gone with the cause."""
+        seen: dict[str, Snapshot] = {}
+
+        def unseen(external_id: str) -> bool:
+            return external_id not in seen and external_id not in found.ids
+
         # Changed users of the naming context that are no user in scope have left it (moved, or out of the filter).
-        left, found.stamps = reader.left(begin, seen)
+        left, found.stamps = reader.left(begin, found.ids)
         candidates = list(self.store.ldap_entries(self.config.name, sorted(left)))
         present = reader.present(candidates) if candidates else set()
         gone = {i: "ldap:out-of-scope" for i in candidates if i not in present}
         # Still in scope but not seen: changed between the two searches; read them, the cursor passes them.
-        seen.update(reader.by_ids([i for i in present if i not in seen]))
+        seen.update(reader.by_ids(sorted(present)))
         # A membership change touches the group, not its members: re-read its members now and before.
         affected, group_stamps = reader.changed_groups(begin)
         found.stamps.extend(group_stamps)
@@ -227,15 +312,15 @@ class Watcher:
         if affected or deleted:
             seen.update(reader.members(affected))
             keys = {dn_key(g) for g in [*affected, *deleted]}
-            former = [i for i, e in self._known(found).items() if i not in seen and keys.intersection(e.groups)]
+            former = [i for i, e in self._known(found).items() if unseen(i) and keys.intersection(e.groups)]
             seen.update(reader.by_ids(former))
         due = cursor.get("expiry_due")
         if isinstance(due, (int, float)) and due <= reader.now:  # expiry passes with no write to the directory
-            expiring = [i for i, e in self._known(found).items() if i not in seen and e.active and _due(e, reader.now)]
+            expiring = [i for i, e in self._known(found).items() if unseen(i) and e.active and _due(e, reader.now)]
             seen.update(reader.by_ids(expiring))
         if scope.check_known:
             gone.update(self._check_in_scope(reader, cursor, found, [*seen, *gone]))
-        return seen, {i: cause for i, cause in gone.items() if i not in seen}
+        return seen, {i: cause for i, cause in gone.items() if unseen(i)}
 
     def _check_in_scope(self, reader: Reader, cursor: dict[str, Any], found: _Run,
                         settled: list[str]) -> dict[str, str]:
@@ -250,7 +335,7 @@ class Watcher:
             return {}
         found.scope_after = batch[-1]
         done = set(settled)  # seen now, or already known to have left
-        batch = [i for i in batch if i not in done]
+        batch = [i for i in batch if i not in done and i not in found.ids]
         present = reader.present(batch)
         return {i: "ldap:vanished" for i in batch if i not in present}
 
@@ -266,7 +351,7 @@ class Watcher:
         kept: dict[str, Any] = {}
         if notes:
             kept["notes"] = notes
-        due = _next_expiry(seen, found.known, cursor.get("expiry_due"), now, full)
+        due = _next_expiry(found, seen, cursor.get("expiry_due"), now, full)
         if due is not None:
             kept["expiry_due"] = due
         if found.scope_after is not None:
@@ -325,14 +410,23 @@ class Watcher:
         return [c for c in changes if id(c) not in dropped], drops, message
 
 
-def _next_expiry(seen: dict[str, Snapshot], known: dict[str, LdapEntry] | None, due: Any, now: float,
-                 full: bool) -> float | None:
+def _next_expiry(found: _Run, seen: dict[str, Snapshot], due: Any, now: float, full: bool) -> float | None:
     """The earliest expiry still to come of an active user; a stale (early) answer only costs one more look."""
-    times = [expires_at(s.entry.state) for s in seen.values() if s.entry.active]
-    if known is not None and not full:
-        times += [expires_at(e.state) for i, e in known.items() if i not in seen and e.active]
+    times = [found.due, *_expiries(seen.values())]
+    if found.known is not None and not full:
+        times += [expires_at(e.state) for i, e in found.known.items()
+                  if i not in seen and i not in found.ids and e.active]
     elif isinstance(due, (int, float)):
         times.append(float(due))
+    return _earliest(times, now)
+
+
+def _expiries(snaps: Iterable[Snapshot]) -> list[float | None]:
+    """When the active users of `snaps` expire (Unix time; None: never)."""
+    return [expires_at(s.entry.state) for s in snaps if s.entry.active]
+
+
+def _earliest(times: Iterable[float | None], now: float) -> float | None:
     upcoming = [t for t in times if t is not None and t > now]
     return min(upcoming) if upcoming else None
 
@@ -361,8 +455,7 @@ def _was_active(known: dict[str, LdapEntry], change: UserChange) -> bool:
     return old is not None and old.active
 
 
-def _counts(seen: dict[str, Snapshot], changes: list[UserChange], held: list[UserChange]) -> dict[str, int]:
-    counts = {"seen": len(seen), "upsert": 0, "deactivate": 0, "delete": 0, "held": len(held)}
-    for change in [*changes, *held]:
-        counts[change.kind] += 1
-    return counts
+def _counts(seen: int, kinds: Counter[str], held: int) -> dict[str, int]:
+    """What a run did: the users it read, its events by kind (held ones too), and how many are held."""
+    return {"seen": seen, "upsert": kinds["upsert"], "deactivate": kinds["deactivate"], "delete": kinds["delete"],
+            "held": held}

@@ -1,0 +1,81 @@
+"""A run reads its users page by page and stores each page's events at once, holding one page, not the directory;
+deletes by absence, the mass-change guard and the cursor still wait for the whole read."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.sources.ldap.watcher import Watcher
+from connector.store import EventState
+from tests.ldap.helpers import events_of
+
+
+class Crash(Exception):
+    """Stands in for a crash in the middle of a run."""
+
+
+def test_a_page_is_stored_before_the_next_is_read(slapd, admin, base, ldap_config, store):
+    for n in range(5):
+        slapd.add_user(admin, base, f"user{n}")
+    watcher = Watcher(store, ldap_config(page_size=2))
+    stored_at: list[int] = []
+    watcher.run(progress=lambda n: stored_at.append(len(events_of(store))))
+    assert stored_at == [0, 0, 2, 2, 4]  # when each user was read: the pages before it are stored
+    assert store.ldap_watermark("corp").known == 5
+    watcher.close()
+
+
+def test_a_run_that_stops_midway_leaves_the_cursor_and_the_next_stores_each_user_once(slapd, admin, base,
+                                                                                      ldap_config, store):
+    for n in range(5):
+        slapd.add_user(admin, base, f"user{n}")
+    watcher = Watcher(store, ldap_config(page_size=2))
+
+    def crash_at_the_fourth(n: int, read: list[int] = []) -> None:  # noqa: B006 (counts across calls)
+        read.append(n)
+        if len(read) == 4:
+            raise Crash
+
+    with pytest.raises(Crash):
+        watcher.run(progress=crash_at_the_fourth)
+    assert len(events_of(store)) == 2 and store.ldap_watermark("corp").cursor == {}  # one page stored, no cursor
+    result = watcher.run()
+    assert result.full and result.counts["upsert"] == 3  # the stored page made no second event
+    assert sorted(e.change.state["userName"] for e in events_of(store)) == [f"user{n}" for n in range(5)]
+    watcher.close()
+
+
+def test_a_full_sync_read_page_by_page_still_finds_the_vanished(slapd, admin, base, ldap_config, store):
+    dns = [slapd.add_user(admin, base, f"user{n}") for n in range(5)]
+    watcher = Watcher(store, ldap_config(page_size=2, scope_check_per_poll=0))
+    watcher.run()
+    slapd.check(admin, admin.delete(dns[2]))
+    slapd.modify(admin, dns[4], telephoneNumber="+14155550104")
+    mark = events_of(store)[-1].id
+    result = watcher.run(full=True)
+    assert result.counts == {"seen": 4, "upsert": 1, "deactivate": 0, "delete": 1, "held": 0}
+    changes = {e.change.state["userName"]: e.change for e in events_of(store, mark)}
+    assert changes["user2"].kind == "delete" and changes["user2"].cause == "ldap:vanished"
+    assert changes["user4"].cause == "ldap:reconcile-change"
+    assert store.ldap_watermark("corp").known == 4
+    watcher.close()
+
+
+def test_the_guard_counts_the_drops_of_every_page_and_holds_them_all(slapd, admin, base, ldap_config, store):
+    dns = [slapd.add_user(admin, base, f"user{n}") for n in range(10)]
+    watcher = Watcher(store, ldap_config(page_size=2, disabled_attribute="description", guard_max_count=3,
+                                         guard_max_share=1.0))
+    watcher.run()
+    for dn in (dns[0], dns[3], dns[6]):  # one drop on each of three pages, and a delete: 4 > 3
+        slapd.modify(admin, dn, description="TRUE")
+    slapd.check(admin, admin.delete(dns[9]))
+    slapd.modify(admin, dns[1], telephoneNumber="+14155550101")  # no drop: stored with its page
+    mark = events_of(store)[-1].id
+    result = watcher.run(full=True)
+    assert result.counts["held"] == 4 and result.guard_message is not None
+    states = {e.change.state["userName"]: (e.change.kind, e.state) for e in events_of(store, mark)}
+    assert states == {"user0": ("deactivate", EventState.HELD), "user3": ("deactivate", EventState.HELD),
+                      "user6": ("deactivate", EventState.HELD), "user9": ("delete", EventState.HELD),
+                      "user1": ("upsert", EventState.PENDING)}
+    assert store.ldap_watermark("corp").known == 9
+    watcher.close()
