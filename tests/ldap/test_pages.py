@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from connector.config import parse_config
+from connector.sources.ldap import watcher as watcher_module
 from connector.sources.ldap.watcher import Watcher
 from connector.store import EventState
-from tests.ldap.helpers import events_of
+from tests.ldap.helpers import ad_section, add_ad_user, events_of
+from tests.ldap.samba_server import DOMAIN_DN
 
 
 class Crash(Exception):
@@ -78,4 +81,24 @@ def test_the_guard_counts_the_drops_of_every_page_and_holds_them_all(slapd, admi
                       "user6": ("deactivate", EventState.HELD), "user9": ("delete", EventState.HELD),
                       "user1": ("upsert", EventState.PENDING)}
     assert store.ldap_watermark("corp").known == 9
+    watcher.close()
+
+
+@pytest.mark.slow
+def test_ad_pages_its_users_on_the_connection_that_read_the_usn(samba, tmp_path, store, monkeypatch):
+    """A USN belongs to one DC: a second connection could reach another DC where the url's name resolves to
+    several. AD (and Samba) keep several paged searches per connection, so the run pages on its one, with group
+    look-ups in between."""
+    samba.tool("ou", "add", f"OU=onepager,{DOMAIN_DN}")
+    for n in range(3):
+        add_ad_user(samba, "onepager", f"onepager{n}", f"+141555507{n}0")
+    samba.tool("group", "add", "OnePagerGroup")
+    samba.tool("group", "addmembers", "OnePagerGroup", "onepager0,onepager2")
+    opened = []
+    monkeypatch.setattr(watcher_module, "open_connection",
+                        lambda config, real=watcher_module.open_connection: opened.append(real(config)) or opened[-1])
+    watcher = Watcher(store, parse_config({"ldap": {"corp": ad_section(tmp_path, "onepager")}}, "c.toml").ldap["corp"])
+    result = watcher.run()  # page_size 2: the group is looked up between the pages
+    assert result.counts["upsert"] == 3 and len(opened) == 1
+    assert sum(any("onepagergroup" in g.lower() for g in e.change.state["groups"]) for e in events_of(store)) == 2
     watcher.close()

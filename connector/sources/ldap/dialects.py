@@ -60,6 +60,8 @@ class Dialect:
     username_attributes: tuple[str, ...] = ("uid", "mail", "cn")
     expiry_attributes: tuple[str, ...] = ("shadowExpire", "pwdEndTime")
     root_dse_attributes: tuple[str, ...] = ("namingContexts", "currentTime")
+    #: the server keeps several paged searches per connection; else a run pages its users on a second one
+    interleaved_paging = False
 
     def __init__(self, config: LdapConfig) -> None:
         self.config = config
@@ -232,6 +234,9 @@ class ActiveDirectoryDialect(Dialect):
     username_attributes = ("userPrincipalName", "sAMAccountName")
     expiry_attributes = ("accountExpires",)
     root_dse_attributes = ("highestCommittedUSN", "dsServiceName", "defaultNamingContext", "namingContexts")
+    # MaxResultSetsPerConn (10 by default; Samba too): the users are paged on the run's one connection, so that
+    # they come from the DC whose USN the cursor read, even where the url's name reaches several DCs.
+    interleaved_paging = True
 
     @property
     def technical_attributes(self) -> tuple[str, ...]:

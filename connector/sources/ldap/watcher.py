@@ -196,9 +196,11 @@ class Watcher:
         return self._conn
 
     def _pager(self) -> ldap3.Connection:
-        """A second connection, for the paged search of a run's users: a server may keep one paged search per
-        connection (slapd answers "paged results cookie is invalid" to the next page), and the run searches for
-        groups on the first in between."""
+        """The connection for the paged search of a run's users: a second one, unless the dialect's servers keep
+        several paged searches per connection (slapd answers "paged results cookie is invalid" to the next
+        page when the run has searched for groups on the same connection in between)."""
+        if self.dialect.interleaved_paging:
+            return self._connection()
         if self._paging is None or self._paging.closed:
             self._paging = open_connection(self.config)
         return self._paging
