@@ -85,6 +85,18 @@ class LdapMarks(Database):
         with self._read() as conn:
             return [row["external_id"] for row in conn.execute(self._q["ldap_ids_after"], (directory, after, limit))]
 
+    def ldap_ids_in_groups(self, directory: str, groups: Sequence[str]) -> list[str]:
+        """The known external ids whose effective groups (`LdapEntry.groups`) hold any of `groups`."""
+        with self._read() as conn:
+            rows = conn.execute(self._q["ldap_ids_in_groups"], (directory, self._array(groups))).fetchall()
+        return [row["external_id"] for row in rows]
+
+    def ldap_expiries(self, directory: str) -> dict[str, str]:
+        """The expiry (state `expiresAt`, ISO 8601) of each known active entry that has one, by external id."""
+        with self._read() as conn:
+            rows = conn.execute(self._q["ldap_expiries"], (directory,)).fetchall()
+        return {row["external_id"]: row["expires"] for row in rows}
+
     def commit_poll(self, poll: LdapPoll) -> list[int]:
         """Store a poll's events, entries and new cursor in one transaction; return the event ids.
 

@@ -90,6 +90,18 @@ def test_the_known_ids_after_one_come_in_order(backend):
     assert backend.ldap_ids_after("corp", "d", 10) == []
 
 
+def test_known_ids_by_group_and_expiries_by_id(backend):
+    expiring = LdapEntry("x", "d1", True, ("cn=g2,dc=x",), {"userName": "x", "expiresAt": "2030-01-02T03:04:05Z"})
+    off = LdapEntry("y", "d1", False, ("cn=g1,dc=x",), {"userName": "y", "expiresAt": "2020-01-01T00:00:00Z"})
+    entries = [entry("a", groups=("cn=g1,dc=x", "cn=g2,dc=x")), entry("b", groups=("cn=g3,dc=x",)), expiring, off]
+    backend.commit_poll(LdapPoll("corp", 0, {}, 1.0, entries=entries))
+    backend.commit_poll(LdapPoll("lab", 0, {}, 1.0, entries=[entry("c", groups=("cn=g1,dc=x",))]))
+    assert sorted(backend.ldap_ids_in_groups("corp", ["cn=g1,dc=x", "cn=g4,dc=x"])) == ["a", "y"]
+    assert sorted(backend.ldap_ids_in_groups("corp", ["cn=g2,dc=x"])) == ["a", "x"]
+    assert backend.ldap_ids_in_groups("corp", ["cn=g"]) == []
+    assert backend.ldap_expiries("corp") == {"x": "2030-01-02T03:04:05Z"}  # active ones only
+
+
 def test_directories_are_kept_apart(backend):
     backend.commit_poll(LdapPoll("corp", 0, {"usn": 1}, 1.0, entries=[entry("a")]))
     backend.commit_poll(LdapPoll("lab", 0, {"stamp": "x"}, 1.0, entries=[entry("a", "d2")]))

@@ -101,7 +101,7 @@ class _Run:
     event_ids: list[int] = dataclasses.field(default_factory=list)  # of the events stored page by page
     parts: int = 0  # pages whose events were stored
     drops: dict[str, _Drop] = dataclasses.field(default_factory=dict)  # held back until the guard has seen them all
-    known: dict[str, LdapEntry] | None = None  # every known entry, once a step needed them all
+    expiries: dict[str, float] | None = None  # Unix time, of each known active user that expires, once needed
     tracked: set[str] | None = None  # the groups the rules name, and the groups nested in them
     scope_after: str | None = None  # the last known id the scope check looked at
     stamps: list[Any] = dataclasses.field(default_factory=list)  # of changed users outside `base` too
@@ -234,7 +234,7 @@ class Watcher:
         """Compare the users read last (`seen`) and the vanished (`gone`), let the guard judge them with the changes
         held back from the pages, and store them with the new cursor: the run's last part."""
         name, full = self.config.name, found.full
-        known = found.known if found.known is not None else self.store.ldap_entries(name, [*seen, *gone])
+        known = self.store.ldap_entries(name, [*seen, *gone])
         changes, entries, removed = self._compare(seen.values(), gone, known, full)
         drops = [drop for i, drop in found.drops.items() if i not in seen]  # one read again is compared again
         changes, held, guard_message = self._guard([*(d.change for d in drops), *changes],
@@ -244,7 +244,7 @@ class Watcher:
                          found.kinds + Counter(c.kind for c in [*changes, *held]), len(held))
         before = watermark.cursor if watermark else {}
         cursor = {**self.dialect.advance(found.begin, [*(s.stamp for s in seen.values()), *found.stamps]),
-                  **self._bookkeeping([*reader.scope.notes, *reader.notes], found, seen, reader.now, before, full)}
+                  **self._bookkeeping([*reader.scope.notes, *reader.notes], found, seen, reader.now, before)}
         poll = LdapPoll(name, found.version, cursor, time.time(), changes, held, [*(d.entry for d in drops), *entries],
                         removed, counts, found.parts)
         ids = [*found.event_ids, *self.store.commit_poll(poll)]
@@ -313,13 +313,14 @@ class Watcher:
             deleted += sorted(set(cursor.get("rule_groups") or ()) - found.tracked)
         if affected or deleted:
             seen.update(reader.members(affected))
-            keys = {dn_key(g) for g in [*affected, *deleted]}
-            former = [i for i, e in self._known(found).items() if unseen(i) and keys.intersection(e.groups)]
+            keys = sorted({dn_key(g) for g in [*affected, *deleted]})
+            former = [i for i in self.store.ldap_ids_in_groups(self.config.name, keys) if unseen(i)]
             seen.update(reader.by_ids(former))
         due = cursor.get("expiry_due")
         if isinstance(due, (int, float)) and due <= reader.now:  # expiry passes with no write to the directory
-            expiring = [i for i, e in self._known(found).items() if unseen(i) and e.active and _due(e, reader.now)]
-            seen.update(reader.by_ids(expiring))
+            found.expiries = {i: t for i, text in self.store.ldap_expiries(self.config.name).items()
+                              if (t := expires_at(text)) is not None}
+            seen.update(reader.by_ids([i for i, t in found.expiries.items() if unseen(i) and t <= reader.now]))
         if scope.check_known:
             gone.update(self._check_in_scope(reader, cursor, found, [*seen, *gone]))
         return seen, {i: cause for i, cause in gone.items() if unseen(i)}
@@ -341,19 +342,14 @@ class Watcher:
         present = reader.present(batch)
         return {i: "ldap:vanished" for i in batch if i not in present}
 
-    def _known(self, found: _Run) -> dict[str, LdapEntry]:
-        if found.known is None:
-            found.known = self.store.ldap_entries(self.config.name)
-        return found.known
-
     def _bookkeeping(self, notes: list[str], found: _Run, seen: dict[str, Snapshot], now: float,
-                     cursor: dict[str, Any], full: bool) -> dict[str, Any]:
+                     cursor: dict[str, Any]) -> dict[str, Any]:
         """The watcher's own part of the cursor: notes for `connector ldap status`, when the next expiry is due,
         where the scope check goes on, which rule groups exist."""
         kept: dict[str, Any] = {}
         if notes:
             kept["notes"] = notes
-        due = _next_expiry(found, seen, cursor.get("expiry_due"), now, full)
+        due = _next_expiry(found, seen, cursor.get("expiry_due"), now)
         if due is not None:
             kept["expiry_due"] = due
         if found.scope_after is not None:
@@ -412,12 +408,11 @@ class Watcher:
         return [c for c in changes if id(c) not in dropped], drops, message
 
 
-def _next_expiry(found: _Run, seen: dict[str, Snapshot], due: Any, now: float, full: bool) -> float | None:
+def _next_expiry(found: _Run, seen: dict[str, Snapshot], due: Any, now: float) -> float | None:
     """The earliest expiry still to come of an active user; a stale (early) answer only costs one more look."""
     times = [found.due, *_expiries(seen.values())]
-    if found.known is not None and not full:
-        times += [expires_at(e.state) for i, e in found.known.items()
-                  if i not in seen and i not in found.ids and e.active]
+    if found.expiries is not None:
+        times += [t for i, t in found.expiries.items() if i not in seen and i not in found.ids]
     elif isinstance(due, (int, float)):
         times.append(float(due))
     return _earliest(times, now)
@@ -425,17 +420,12 @@ def _next_expiry(found: _Run, seen: dict[str, Snapshot], due: Any, now: float, f
 
 def _expiries(snaps: Iterable[Snapshot]) -> list[float | None]:
     """When the active users of `snaps` expire (Unix time; None: never)."""
-    return [expires_at(s.entry.state) for s in snaps if s.entry.active]
+    return [expires_at(s.entry.state.get("expiresAt")) for s in snaps if s.entry.active]
 
 
 def _earliest(times: Iterable[float | None], now: float) -> float | None:
     upcoming = [t for t in times if t is not None and t > now]
     return min(upcoming) if upcoming else None
-
-
-def _due(entry: LdapEntry, now: float) -> bool:
-    expires = expires_at(entry.state)
-    return expires is not None and expires <= now
 
 
 def _rule_groups(config: LdapConfig) -> tuple[str, ...]:
