@@ -79,6 +79,13 @@ class LdapMarks(Database):
                                               tuple(json.loads(row["groups"])), json.loads(row["state"]))
                 for row in rows}
 
+    def ldap_digests(self, directory: str, ids: Sequence[str]) -> dict[str, str]:
+        """The digest of what the connector last saw of each of `ids` it knows (no state is read), by external
+        id."""
+        with self._read() as conn:
+            rows = conn.execute(self._q["ldap_digests"], (directory, self._array(ids))).fetchall()
+        return {row["external_id"]: row["digest"] for row in rows}
+
     def ldap_ids_after(self, directory: str, after: str, limit: int) -> list[str]:
         """At most `limit` known external ids of the directory that sort after `after` ("": from the first), in
         the store's order."""

@@ -35,6 +35,7 @@ def test_a_poll_commits_events_entries_and_cursor_together(backend):
     assert watermark.cursor == {"stamp": "20240101000000Z"} and watermark.version == 1 and watermark.known == 2
     assert watermark.last_success_at == 5.0 and watermark.counts == {"seen": 2} and watermark.last_error is None
     assert backend.ldap_entries("corp", ["b"]) == {"b": entry("b", groups=("cn=g,dc=x",))}
+    assert backend.ldap_digests("corp", ["a", "b", "c"]) == {"a": "d1", "b": "d1"}
     backend.commit_poll(LdapPoll("corp", 1, {"stamp": "20240102000000Z"}, 6.0, removed=["a"]))
     assert set(backend.ldap_entries("corp")) == {"b"} and backend.ldap_watermark("corp").known == 1
 

@@ -258,23 +258,31 @@ class Watcher:
         (commit_part: the watermark stays) but those the mass-change guard counts, which wait for the run's
         end. A run holds one page of users, not the whole directory; a crash leaves the old cursor, and the
         run after it reads the stored pages again without a second event."""
-        name = self.config.name
         for page in reader.pages(self._pager(), search_filter):
-            known = self.store.ldap_entries(name, list(page))
-            changes, entries, _ = self._compare(page.values(), {}, known, found.full)
-            counted = {id(c) for c in self._drops(changes, known)}
-            passing = [(c, e) for c, e in zip(changes, entries, strict=True) if id(c) not in counted]
-            if passing:
-                found.event_ids += self.store.commit_part(name, found.version, [c for c, _ in passing],
-                                                          [e for _, e in passing])
-                found.kinds.update(c.kind for c, _ in passing)
-                found.parts += 1
-            found.drops.update((c.external_id, _Drop(c, e, known.get(c.external_id)))
-                               for c, e in zip(changes, entries, strict=True) if id(c) in counted)
+            self._store_page(page, found)
             found.ids.update(page)
             found.begin = dataclasses.replace(found.begin, cursor=self.dialect.advance(
                 found.begin, [s.stamp for s in page.values()]))
             found.due = _earliest([found.due, *_expiries(page.values())], reader.now)
+
+    def _store_page(self, page: dict[str, Snapshot], found: _Run) -> None:
+        """Compare one page with what is known, and store its changes but those the guard counts (`found.drops`
+        keeps them for the run's end)."""
+        name = self.config.name
+        digests = self.store.ldap_digests(name, list(page))  # most users read again are unchanged
+        changed = [s for s in page.values() if digests.get(s.external_id) != s.entry.digest]
+        before = [s.external_id for s in changed if s.external_id in digests]
+        known = self.store.ldap_entries(name, before) if before else {}
+        changes, entries, _ = self._compare(changed, {}, known, found.full)
+        counted = {id(c) for c in self._drops(changes, known)}
+        passing = [(c, e) for c, e in zip(changes, entries, strict=True) if id(c) not in counted]
+        if passing:
+            found.event_ids += self.store.commit_part(name, found.version, [c for c, _ in passing],
+                                                      [e for _, e in passing])
+            found.kinds.update(c.kind for c, _ in passing)
+            found.parts += 1
+        found.drops.update((c.external_id, _Drop(c, e, known.get(c.external_id)))
+                           for c, e in zip(changes, entries, strict=True) if id(c) in counted)
 
     def _vanished(self, found: _Run) -> dict[str, str]:
         """The known users a full run did not read: gone from the directory, or out of scope."""

@@ -68,6 +68,9 @@ WHERE source = %s AND state = 'held' AND external_id = ANY(%s::text[])
 SELECT external_id, digest, active, groups, state FROM ldap_entries
 WHERE directory = %s AND external_id = ANY(%s::text[])
 
+-- ldap_digests --
+SELECT external_id, digest FROM ldap_entries WHERE directory = %s AND external_id = ANY(%s::text[])
+
 -- ldap_ids_in_groups --
 SELECT external_id FROM ldap_entries WHERE directory = %s AND groups ?| %s::text[]
 

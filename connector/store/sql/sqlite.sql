@@ -56,6 +56,9 @@ WHERE source = %s AND state = 'held' AND external_id IN (SELECT value FROM json_
 SELECT external_id, digest, active, groups, state FROM ldap_entries
 WHERE directory = %s AND external_id IN (SELECT value FROM json_each(%s))
 
+-- ldap_digests --
+SELECT external_id, digest FROM ldap_entries WHERE directory = %s AND external_id IN (SELECT value FROM json_each(%s))
+
 -- ldap_ids_in_groups --
 SELECT e.external_id FROM ldap_entries e WHERE e.directory = %s
   AND EXISTS (SELECT 1 FROM json_each(e.groups) g WHERE g.value IN (SELECT value FROM json_each(%s)))
