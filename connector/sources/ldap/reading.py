@@ -50,7 +50,8 @@ class Reader:
 
     def pages(self, conn: ldap3.Connection, search_filter: str) -> Iterator[dict[str, Snapshot]]:
         """The users of `users(search_filter)`, page_size at a time, without holding them all: paged on `conn`,
-        a connection other than the reader's, which looks up the groups in between."""
+        while the groups are looked up on the reader's in between (the same one only where the server keeps
+        several paged searches per connection: `Dialect.interleaved_paging`)."""
         page: dict[str, Snapshot] = {}
         for entry in search(conn, self.config.base, f"(&{self.dialect.filter}{search_filter})",
                             self.dialect.attributes, self.config.page_size):
