@@ -33,8 +33,9 @@ def test_a_run_that_stops_midway_leaves_the_cursor_and_the_next_stores_each_user
     for n in range(5):
         slapd.add_user(admin, base, f"user{n}")
     watcher = Watcher(store, ldap_config(page_size=2))
+    read: list[int] = []
 
-    def crash_at_the_fourth(n: int, read: list[int] = []) -> None:  # noqa: B006 (counts across calls)
+    def crash_at_the_fourth(n: int) -> None:
         read.append(n)
         if len(read) == 4:
             raise Crash
