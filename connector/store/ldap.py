@@ -53,6 +53,7 @@ class LdapPoll:
     entries: Sequence[LdapEntry] = ()  # seen now: inserted or replaced
     removed: Sequence[str] = ()  # external ids no longer in the directory
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    parts: int = 0  # parts of the same run stored before, by commit_part
 
 
 class LdapMarks(Database):
@@ -78,6 +79,31 @@ class LdapMarks(Database):
                                               tuple(json.loads(row["groups"])), json.loads(row["state"]))
                 for row in rows}
 
+    def ldap_digests(self, directory: str, ids: Sequence[str]) -> dict[str, str]:
+        """The digest of what the connector last saw of each of `ids` it knows (no state is read), by external
+        id."""
+        with self._read() as conn:
+            rows = conn.execute(self._q["ldap_digests"], (directory, self._array(ids))).fetchall()
+        return {row["external_id"]: row["digest"] for row in rows}
+
+    def ldap_ids_after(self, directory: str, after: str, limit: int) -> list[str]:
+        """At most `limit` known external ids of the directory that sort after `after` ("": from the first), in
+        the store's order."""
+        with self._read() as conn:
+            return [row["external_id"] for row in conn.execute(self._q["ldap_ids_after"], (directory, after, limit))]
+
+    def ldap_ids_in_groups(self, directory: str, groups: Sequence[str]) -> list[str]:
+        """The known external ids whose effective groups (`LdapEntry.groups`) hold any of `groups`."""
+        with self._read() as conn:
+            rows = conn.execute(self._q["ldap_ids_in_groups"], (directory, self._array(groups))).fetchall()
+        return [row["external_id"] for row in rows]
+
+    def ldap_expiries(self, directory: str) -> dict[str, str]:
+        """The expiry (state `expiresAt`, ISO 8601) of each known active entry that has one, by external id."""
+        with self._read() as conn:
+            rows = conn.execute(self._q["ldap_expiries"], (directory,)).fetchall()
+        return {row["external_id"]: row["expires"] for row in rows}
+
     def commit_poll(self, poll: LdapPoll) -> list[int]:
         """Store a poll's events, entries and new cursor in one transaction; return the event ids.
 
@@ -86,28 +112,43 @@ class LdapMarks(Database):
         watermark's version is no longer `poll.version` (another poller committed first),
         nothing is stored and WatermarkMoved is raised. The version then goes up by one.
         """
-        now = time.time()
-        q = self._q
+        recount = bool(poll.entries or poll.removed or poll.parts or poll.version == 0)
         with self._write() as conn:
-            conn.execute(q["ensure_watermark"], (poll.directory,))
-            if conn.execute(q["lock_watermark"], (poll.directory,)).fetchone()["version"] != poll.version:
-                raise WatermarkMoved(f"the watermark of {poll.directory} moved on while this poll ran; poll again")
-            waiting = self._held_users(conn, poll.changes)
-            # An upsert and its entry share one state dict: serialize it once.
-            states = {id(c.state): state_json(c) for c in [*poll.changes, *poll.held]}
-            rows = [event_row(c, "held" if held or (c.source, c.external_id) in waiting else "pending", now,
-                              states[id(c.state)])
-                    for c, held in [(c, False) for c in poll.changes] + [(c, True) for c in poll.held]]
-            ids = self._insert_events(conn, rows) if rows else []
-            if poll.entries:
-                conn.cursor().executemany(q["put_ldap_entry"], [
-                    (poll.directory, e.external_id, e.digest, e.active, json.dumps(e.groups),
-                     states.get(id(e.state)) or json.dumps(e.state)) for e in poll.entries])
+            ids = self._put(conn, poll.directory, poll.version, poll.changes, poll.held, poll.entries)
             if poll.removed:
-                conn.cursor().executemany(q["remove_ldap_entry"], [(poll.directory, x) for x in poll.removed])
-            conn.execute(q["advance_watermark"], {
+                conn.cursor().executemany(self._q["remove_ldap_entry"], [(poll.directory, x) for x in poll.removed])
+            conn.execute(self._q["advance_watermark"], {
                 "directory": poll.directory, "cursor": json.dumps(poll.cursor), "at": poll.at,
-                "counts": json.dumps(poll.counts), "recount": bool(poll.entries or poll.removed or poll.version == 0)})
+                "counts": json.dumps(poll.counts), "recount": recount})
+        return ids
+
+    def commit_part(self, directory: str, version: int, changes: Sequence[UserChange],
+                    entries: Sequence[LdapEntry]) -> list[int]:
+        """Store part of a run (the changes of one page it read) as commit_poll stores a poll's, in one
+        transaction, and leave the watermark as it is: the run moves it with its last part, by commit_poll.
+        Return the event ids; WatermarkMoved if the version is no longer `version`."""
+        with self._write() as conn:
+            return self._put(conn, directory, version, changes, (), entries)
+
+    def _put(self, conn: Any, directory: str, version: int, changes: Sequence[UserChange],
+             held: Sequence[UserChange], entries: Sequence[LdapEntry]) -> list[int]:
+        """Check the watermark's version, then insert the events (`held` ones held) and put the entries."""
+        q = self._q
+        conn.execute(q["ensure_watermark"], (directory,))
+        if conn.execute(q["lock_watermark"], (directory,)).fetchone()["version"] != version:
+            raise WatermarkMoved(f"the watermark of {directory} moved on while this poll ran; poll again")
+        now = time.time()
+        waiting = self._held_users(conn, changes)
+        # An upsert and its entry share one state dict: serialize it once.
+        states = {id(c.state): state_json(c) for c in [*changes, *held]}
+        rows = [event_row(c, "held" if on_hold or (c.source, c.external_id) in waiting else "pending", now,
+                          states[id(c.state)])
+                for c, on_hold in [(c, False) for c in changes] + [(c, True) for c in held]]
+        ids = self._insert_events(conn, rows) if rows else []
+        if entries:
+            conn.cursor().executemany(q["put_ldap_entry"], [
+                (directory, e.external_id, e.digest, e.active, json.dumps(e.groups),
+                 states.get(id(e.state)) or json.dumps(e.state)) for e in entries])
         return ids
 
     def note_poll_failure(self, directory: str, error: str, at: float) -> None:

@@ -80,6 +80,7 @@ def test_without_a_server_clock_the_bound_is_the_connector_clock_plus_the_tolera
         watcher.run()
         assert store.ldap_watermark("corp").cursor["clock"] == "connector clock + 3 s"
         assert cursor_time(store) <= utc_now(3 + 1)
+        assert parse_time(store.ldap_watermark("corp").cursor["started"]) <= utc_now(-3)  # the earliest it may be
         later_change_is_seen(server, admin, watcher, store, bob)
         watcher.close()
         admin.unbind()

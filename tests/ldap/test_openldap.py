@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import ldap3
 import pytest
 
 from connector.sources.ldap.connection import DirectoryError
+from connector.sources.ldap.dialects import generalized, parse_time
 from connector.sources.ldap.watcher import Watcher
 from tests.ldap.helpers import events_of
 from tests.ldap.slapd_server import READER_DN, READER_PASSWORD, SlapdServer
@@ -76,6 +78,23 @@ def test_without_the_scope_check_deletes_wait_for_the_full_sync(slapd, admin, ba
     watcher.close()
 
 
+def test_the_scope_check_goes_through_the_known_users_in_turn(slapd, admin, base, ldap_config, store):
+    dns = [slapd.add_user(admin, base, f"user{n}") for n in range(5)]
+    watcher = Watcher(store, ldap_config(scope_check_per_poll=2))
+    watcher.run()
+    ids = sorted(store.ldap_entries("corp"))
+    checked = []
+    for _ in range(3):  # 2 a poll: the 5 in 3 polls, from the first again after the last
+        watcher.run()
+        checked.append(store.ldap_watermark("corp").cursor["scope_after"])
+    assert checked == [ids[1], ids[3], ids[0]]
+    [third] = [dn for dn in dns if slapd.entry_uuid(admin, dn) == ids[2]]
+    slapd.check(admin, admin.delete(third))
+    result = watcher.run()  # checks ids[1] and ids[2]
+    assert result.counts["delete"] == 1 and events_of(store)[-1].change.external_id == ids[2]
+    watcher.close()
+
+
 def test_unchanged_entries_in_the_overlap_window_make_no_events(slapd, admin, base, watcher, store):
     slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100")
     watcher.run()
@@ -83,6 +102,35 @@ def test_unchanged_entries_in_the_overlap_window_make_no_events(slapd, admin, ba
         result = watcher.run()
         assert result.counts["seen"] == 1  # re-read inside the overlap window ...
     assert len(events_of(store)) == 1  # ... and deduplicated
+
+
+def test_once_the_overlap_has_passed_since_a_bulk_load_a_poll_reads_none_of_it(slapd, admin, base, ldap_config,
+                                                                                store):
+    """The window starts overlap_seconds before the later of the latest stamp and the previous run's start, not
+    before the latest stamp alone: with no write since a load, polls stop re-reading every loaded entry."""
+    dns = [slapd.add_user(admin, base, f"user{n}") for n in range(3)]
+    watcher = Watcher(store, ldap_config(overlap_seconds=1))
+    time.sleep(2.1)  # the first run starts more than overlap_seconds (and a second of stamp granularity) later
+    watcher.run()
+    assert watcher.run().counts["seen"] == 0
+    slapd.modify(admin, dns[0], telephoneNumber="+14155550111")
+    result = watcher.run()
+    assert result.counts["seen"] == 1 and result.counts["upsert"] == 1
+    watcher.close()
+
+
+def test_a_write_stamped_before_a_poll_began_that_arrives_after_it_is_read(slapd, admin, base, watcher, store):
+    """What the run before could not see reached the server after it began (a replica's write, a late commit): it
+    is stamped at most overlap_seconds (5 here) before that start, and the next run reads it."""
+    slapd.add_user(admin, base, "alice")
+    watcher.run()
+    started = parse_time(store.ldap_watermark("corp").cursor["started"])
+    late = slapd.add_user(admin, base, "late")
+    slapd.relax(admin, late, modifyTimestamp=generalized(started - datetime.timedelta(seconds=3)))
+    mark = events_of(store)[-1].id
+    watcher.run()
+    [arrived] = events_of(store, mark)
+    assert arrived.change.state["userName"] == "late" and arrived.change.cause == "ldap:create"
 
 
 def test_two_edits_in_one_second_are_both_seen(slapd, admin, base, watcher, store):
@@ -138,10 +186,11 @@ def test_a_disabled_attribute_makes_deactivate_events(slapd, admin, base, ldap_c
     watcher.close()
 
 
-def test_a_truncated_search_stores_nothing_and_deletes_nobody(slapd, admin, base, ldap_config, store, tmp_path):
+def test_a_truncated_search_deletes_nobody_and_keeps_the_cursor(slapd, admin, base, ldap_config, store, tmp_path):
     for uid in ("a", "b", "c", "d", "e"):
         slapd.add_user(admin, base, uid)
     Watcher(store, ldap_config()).run()
+    before = store.ldap_watermark("corp")
     (tmp_path / "reader-password").write_text(READER_PASSWORD)
     limited = Watcher(store, ldap_config(bind_dn=READER_DN, password_file=str(tmp_path / "reader-password"),
                                          page_size=2))
@@ -150,6 +199,7 @@ def test_a_truncated_search_stores_nothing_and_deletes_nobody(slapd, admin, base
     assert all(e.change.kind == "upsert" for e in events_of(store))
     watermark = store.ldap_watermark("corp")
     assert watermark.known == 5 and "size" in watermark.last_error.lower()
+    assert watermark.cursor == before.cursor and watermark.version == before.version
 
 
 def test_a_missing_base_is_an_error_that_says_what_to_check(ldap_config, store):

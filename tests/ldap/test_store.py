@@ -35,6 +35,7 @@ def test_a_poll_commits_events_entries_and_cursor_together(backend):
     assert watermark.cursor == {"stamp": "20240101000000Z"} and watermark.version == 1 and watermark.known == 2
     assert watermark.last_success_at == 5.0 and watermark.counts == {"seen": 2} and watermark.last_error is None
     assert backend.ldap_entries("corp", ["b"]) == {"b": entry("b", groups=("cn=g,dc=x",))}
+    assert backend.ldap_digests("corp", ["a", "b", "c"]) == {"a": "d1", "b": "d1"}
     backend.commit_poll(LdapPoll("corp", 1, {"stamp": "20240102000000Z"}, 6.0, removed=["a"]))
     assert set(backend.ldap_entries("corp")) == {"b"} and backend.ldap_watermark("corp").known == 1
 
@@ -45,6 +46,19 @@ def test_a_poll_from_a_stale_version_stores_nothing(backend):
         backend.commit_poll(LdapPoll("corp", 0, {"usn": 5}, 2.0, changes=[change("b")], entries=[entry("b")]))
     assert backend.ldap_watermark("corp").cursor == {"usn": 10}
     assert set(backend.ldap_entries("corp")) == {"a"} and backend.list_events() == []
+
+
+def test_a_part_of_a_run_stores_events_and_entries_and_leaves_the_watermark(backend):
+    backend.commit_poll(LdapPoll("corp", 0, {"stamp": "20240101000000Z"}, 1.0, entries=[entry("a")]))
+    [first] = backend.commit_part("corp", 1, [change("b")], [entry("b")])
+    assert backend.get_event(first).state is EventState.PENDING and set(backend.ldap_entries("corp")) == {"a", "b"}
+    watermark = backend.ldap_watermark("corp")
+    assert watermark.version == 1 and watermark.cursor == {"stamp": "20240101000000Z"} and watermark.known == 1
+    with pytest.raises(WatermarkMoved):
+        backend.commit_part("corp", 0, [change("c")], [entry("c")])
+    assert "c" not in backend.ldap_entries("corp") and len(backend.list_events()) == 1
+    backend.commit_poll(LdapPoll("corp", 1, {"stamp": "20240102000000Z"}, 2.0, parts=1))
+    assert backend.ldap_watermark("corp").known == 2  # recounted: its run stored an entry in a part
 
 
 def test_a_failure_keeps_the_cursor_and_is_cleared_by_the_next_success(backend):
@@ -67,6 +81,26 @@ def test_held_events_hold_later_events_of_the_same_user(backend):
     assert backend.get_event(later).state is EventState.HELD  # never overtakes the held delete
     assert backend.get_event(other).state is EventState.PENDING
     assert backend.requeue([held, later], 3.0) == 2
+
+
+def test_the_known_ids_after_one_come_in_order(backend):
+    backend.commit_poll(LdapPoll("corp", 0, {}, 1.0, entries=[entry(user) for user in ("c", "a", "d", "b")]))
+    backend.commit_poll(LdapPoll("lab", 0, {}, 1.0, entries=[entry("bb")]))
+    assert backend.ldap_ids_after("corp", "", 3) == ["a", "b", "c"]
+    assert backend.ldap_ids_after("corp", "b", 10) == ["c", "d"]
+    assert backend.ldap_ids_after("corp", "d", 10) == []
+
+
+def test_known_ids_by_group_and_expiries_by_id(backend):
+    expiring = LdapEntry("x", "d1", True, ("cn=g2,dc=x",), {"userName": "x", "expiresAt": "2030-01-02T03:04:05Z"})
+    off = LdapEntry("y", "d1", False, ("cn=g1,dc=x",), {"userName": "y", "expiresAt": "2020-01-01T00:00:00Z"})
+    entries = [entry("a", groups=("cn=g1,dc=x", "cn=g2,dc=x")), entry("b", groups=("cn=g3,dc=x",)), expiring, off]
+    backend.commit_poll(LdapPoll("corp", 0, {}, 1.0, entries=entries))
+    backend.commit_poll(LdapPoll("lab", 0, {}, 1.0, entries=[entry("c", groups=("cn=g1,dc=x",))]))
+    assert sorted(backend.ldap_ids_in_groups("corp", ["cn=g1,dc=x", "cn=g4,dc=x"])) == ["a", "y"]
+    assert sorted(backend.ldap_ids_in_groups("corp", ["cn=g2,dc=x"])) == ["a", "x"]
+    assert backend.ldap_ids_in_groups("corp", ["cn=g"]) == []
+    assert backend.ldap_expiries("corp") == {"x": "2030-01-02T03:04:05Z"}  # active ones only
 
 
 def test_directories_are_kept_apart(backend):

@@ -1,6 +1,7 @@
 """What differs between directories: the stable id, the change cursor, disabled and expired accounts.
 
-    openldap  entryUUID; modifyTimestamp minus an overlap window, bounded by the server's time;
+    openldap  entryUUID; the later of the latest modifyTimestamp and the previous run's start, minus an
+              overlap window, bounded by the server's time;
               expiry by shadowExpire and pwdEndTime
     generic   entryUUID, nsUniqueId or ipaUniqueID (or `id_attribute`); like openldap
     ad        objectGUID; uSNChanged above the watermark on one pinned DC (highestCommittedUSN and
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import time
 import uuid
 from typing import Any
 
@@ -60,6 +60,8 @@ class Dialect:
     username_attributes: tuple[str, ...] = ("uid", "mail", "cn")
     expiry_attributes: tuple[str, ...] = ("shadowExpire", "pwdEndTime")
     root_dse_attributes: tuple[str, ...] = ("namingContexts", "currentTime")
+    #: the server keeps several paged searches per connection; else a run pages its users on a second one
+    interleaved_paging = False
 
     def __init__(self, config: LdapConfig) -> None:
         self.config = config
@@ -150,34 +152,47 @@ class Dialect:
 
     # --- the change cursor -------------------------------------------------------
     def begin(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:
-        """Where an incremental run starts: the filter of changes since the cursor, bounded by the server's time."""
-        bound, clock = self.server_time(conn, dse)
+        """Where an incremental run starts: changes since the later of the cursor (the latest stamp seen) and the
+        start of the run before, minus overlap_seconds; bounded by the server's time.
+
+        The run before read every entry the server held when it started. What it could not see was written,
+        or reached this server, after that start, so it is stamped at most overlap_seconds before it (clocks
+        that differ between servers, replication lag, a write that commits late). Without that start the
+        window would stay at the latest stamp: after a bulk load and no write since, every poll would read
+        the whole load again.
+        """
+        earliest, latest, clock = self.server_time(conn, dse)
+        after = {"started": generalized(earliest), "clock": clock}
         stamp = cursor.get("stamp")
         if not stamp:
-            return Begin(None, {"clock": clock}, "no watermark yet", bound=bound)
-        start = min(parse_time(stamp), bound)  # a cursor stored ahead of the server comes back to it
-        since = generalized(start - datetime.timedelta(seconds=self.config.overlap_seconds))
-        return Begin(f"({self.stamp_attribute}>={since})", {"stamp": generalized(start), "clock": clock}, bound=bound)
+            return Begin(None, after, "no watermark yet", bound=latest)
+        start = min(parse_time(stamp), latest)  # a cursor stored ahead of the server comes back to it
+        started = cursor.get("started")
+        since = min(max(start, parse_time(started)), latest) if started else start
+        window = generalized(since - datetime.timedelta(seconds=self.config.overlap_seconds))
+        return Begin(f"({self.stamp_attribute}>={window})", {"stamp": generalized(start), **after}, bound=latest)
 
-    def server_time(self, conn: ldap3.Connection, dse: dict[str, Any]) -> tuple[datetime.datetime, str]:
-        """The latest stamp to trust, and where that bound comes from.
+    def server_time(self, conn: ldap3.Connection, dse: dict[str, Any]) -> tuple[datetime.datetime, datetime.datetime,
+                                                                               str]:
+        """The server's time now, as (earliest, latest, where it comes from).
 
         A replica with a fast clock, or an import that kept its source's stamps, writes
         modifyTimestamps ahead of the server: taken as the cursor, one of them would hide every
         later change until the full sync. So no stamp counts as later than the server's time
         (rootDSE currentTime, as AD and Samba give it; OpenLDAP's cn=Monitor where it is
-        configured and readable), else the connector's clock plus clock_tolerance_seconds.
+        configured and readable: earliest and latest are the same), else the connector's clock
+        plus or minus clock_tolerance_seconds.
         """
         current = first_value(dse, "currentTime")
         if current:
-            return parse_time(current), "server currentTime"
+            return parse_time(current), parse_time(current), "server currentTime"
         monitor = read_entry(conn, MONITOR_TIME, ["monitorTimestamp"])
         stamp = first_value(monitor[1], "monitorTimestamp") if monitor else None
         if stamp:
-            return parse_time(stamp), "server cn=Monitor"
-        tolerance = self.config.clock_tolerance_seconds
-        return (datetime.datetime.fromtimestamp(time.time() + tolerance, UTC),
-                f"connector clock + {tolerance:g} s")
+            return parse_time(stamp), parse_time(stamp), "server cn=Monitor"
+        tolerance = datetime.timedelta(seconds=self.config.clock_tolerance_seconds)
+        now = datetime.datetime.now(UTC)
+        return now - tolerance, now + tolerance, f"connector clock + {tolerance.total_seconds():g} s"
 
     def advance(self, begin: Begin, stamps: list[Any]) -> dict[str, Any]:
         """The cursor after a run that saw entries stamped `stamps`; a stamp past the bound counts as the bound."""
@@ -219,6 +234,9 @@ class ActiveDirectoryDialect(Dialect):
     username_attributes = ("userPrincipalName", "sAMAccountName")
     expiry_attributes = ("accountExpires",)
     root_dse_attributes = ("highestCommittedUSN", "dsServiceName", "defaultNamingContext", "namingContexts")
+    # MaxResultSetsPerConn (10 by default; Samba too): the users are paged on the run's one connection, so that
+    # they come from the DC whose USN the cursor read, even where the url's name reaches several DCs.
+    interleaved_paging = True
 
     @property
     def technical_attributes(self) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ through one `Membership`, which caches every group it looked up.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable, Iterator
 from typing import Any
 
 import ldap3
@@ -42,17 +42,32 @@ class Reader:
 
     def users(self, search_filter: str) -> dict[str, Snapshot]:
         """Every user under `base` that matches the user filter AND `search_filter`, with its effective groups."""
-        found: dict[str, Snapshot] = {}
         # Every page first: the membership look-ups below are searches too, and a server may keep only one
         # paged search per connection (slapd answers "paged results cookie is invalid" to the next page).
         entries = list(search(self.conn, self.config.base, f"(&{self.dialect.filter}{search_filter})",
                               self.dialect.attributes, self.config.page_size))
-        for dn, values, raw in entries:
-            snap = snapshot(self.dialect, dn, values, raw, self.membership.of(values, raw), self.now)
-            found[snap.external_id] = snap
-            if self.progress is not None:
-                self.progress(1)
-        return found
+        return {snap.external_id: snap for snap in (self._snapshot(*entry) for entry in entries)}
+
+    def pages(self, conn: ldap3.Connection, search_filter: str) -> Iterator[dict[str, Snapshot]]:
+        """The users of `users(search_filter)`, page_size at a time, without holding them all: paged on `conn`,
+        while the groups are looked up on the reader's in between (the same one only where the server keeps
+        several paged searches per connection: `Dialect.interleaved_paging`)."""
+        page: dict[str, Snapshot] = {}
+        for entry in search(conn, self.config.base, f"(&{self.dialect.filter}{search_filter})",
+                            self.dialect.attributes, self.config.page_size):
+            snap = self._snapshot(*entry)
+            page[snap.external_id] = snap
+            if len(page) == self.config.page_size:
+                yield page
+                page = {}
+        if page:
+            yield page
+
+    def _snapshot(self, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> Snapshot:
+        snap = snapshot(self.dialect, dn, values, raw, self.membership.of(values, raw), self.now)
+        if self.progress is not None:
+            self.progress(1)
+        return snap
 
     def by_ids(self, ids: Iterable[str]) -> dict[str, Snapshot]:
         """The users with these stable ids that are still in scope (the others are left out)."""
@@ -72,11 +87,7 @@ class Reader:
             if exc.code == NO_SUCH_OBJECT:
                 return {}
             raise
-        found = {}
-        for entry_dn, values, raw in entries:
-            snap = snapshot(self.dialect, entry_dn, values, raw, self.membership.of(values, raw), self.now)
-            found[snap.external_id] = snap
-        return found
+        return {snap.external_id: snap for snap in (self._snapshot(*entry) for entry in entries)}
 
     def by_login(self, login: str) -> dict[str, Snapshot]:
         """The users in scope whose login name (username_attribute, or one the dialect reads it from) is `login`."""
@@ -94,39 +105,48 @@ class Reader:
                 found.add(self.dialect.external_id(dn, values, raw))
         return found
 
-    def left(self, begin: Begin, seen: dict[str, Snapshot]) -> tuple[set[str], list[Any]]:
+    def left(self, begin: Begin, seen: Container[str]) -> tuple[set[str], list[Any]]:
         """Ids of users changed since the cursor in the scope root (the naming context) that are not among
-        `seen` (moved out of `base`, or out of the filter), and the stamps of every user it found there.
-        Candidates only: the watcher confirms each by id, since a user may also have changed between the
-        two searches. The stamps let the cursor pass changes outside `base`, which would else be read
+        `seen` (moved out of `base`, or out of the filter), and the distinct stamps of every user it found
+        there. Candidates only: the watcher confirms each by id, since a user may also have changed between
+        the two searches. The stamps let the cursor pass changes outside `base`, which would else be read
         again at every poll."""
         filters = dict.fromkeys([self.dialect.filter, self.dialect.default_filter])
         user_like = f"(&{''.join(filters) if len(filters) == 1 else '(|' + ''.join(filters) + ')'}{begin.since})"
-        attributes = (*self.dialect.id_attributes, self.dialect.stamp_attribute)
         try:
-            found = list(search(self.conn, self.scope.root, user_like, attributes, self.config.page_size))
+            return self._leavers(self.scope.root, user_like, seen)
         except DirectoryError as exc:
             if exc.code not in LIMITS or same_dn(self.scope.root, self.config.base):
                 raise
             self.notes.append(f"the changes under {self.scope.root} exceed the bind account's size or time limit: "
                               f"a user moved out of {self.config.base} is found by checking known users; raise the "
                               "limit for the account (OpenLDAP: limits dn.exact=... size=unlimited)")
-            found = list(search(self.conn, self.config.base, user_like, attributes, self.config.page_size))
-        ids = {self.dialect.find_id(dn, values, raw) for dn, values, raw in found}
-        stamps = self._stamps(found)
-        return {i for i in ids if i is not None and i not in seen}, stamps
+            return self._leavers(self.config.base, user_like, seen)
 
-    def _stamps(self, found: list[tuple[str, dict[str, Any], dict[str, list[bytes]]]]) -> list[str | None]:
-        """The change stamps of search results, as the server sent them."""
-        stamps = (first_raw(raw, self.dialect.stamp_attribute) for _, _, raw in found)
-        return [None if stamp is None else stamp.decode("utf-8", "replace") for stamp in stamps]
+    def _leavers(self, base: str, search_filter: str, seen: Container[str]) -> tuple[set[str], list[Any]]:
+        """`left` under `base`, one result at a time: a bulk change is not held in memory."""
+        ids: set[str] = set()
+        stamps: set[str | None] = set()
+        for dn, values, raw in search(self.conn, base, search_filter,
+                                      (*self.dialect.id_attributes, self.dialect.stamp_attribute),
+                                      self.config.page_size):
+            external_id = self.dialect.find_id(dn, values, raw)
+            if external_id is not None and external_id not in seen:
+                ids.add(external_id)
+            stamps.add(self._stamp(raw))
+        return ids, list(stamps)
+
+    def _stamp(self, raw: dict[str, list[bytes]]) -> str | None:
+        """The change stamp of a search result, as the server sent it."""
+        stamp = first_raw(raw, self.dialect.stamp_attribute)
+        return None if stamp is None else stamp.decode("utf-8", "replace")
 
     def changed_groups(self, begin: Begin) -> tuple[list[str], list[Any]]:
         """The groups changed since the cursor, and their stamps: the cursor passes them (a group change
         does not touch its members' stamps, so they would else be read again at every poll)."""
         found = list(search(self.conn, self.scope.group_base, f"(&{self.dialect.group_filter}{begin.since})",
                             [self.dialect.stamp_attribute], self.config.page_size))
-        return [dn for dn, _, _ in found], self._stamps(found)
+        return [dn for dn, _, _ in found], [self._stamp(raw) for _, _, raw in found]
 
     def tombstones(self, begin: Begin) -> tuple[set[str], list[str]]:
         """AD: the ids of entries deleted since the cursor, and the DNs the deleted groups had."""

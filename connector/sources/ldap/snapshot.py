@@ -73,9 +73,8 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
     return Snapshot(entry, texts.get(dialect.stamp_attribute.lower(), [None])[0], expired)
 
 
-def expires_at(state: dict[str, Any]) -> float | None:
-    """The expiry a stored state records, as a Unix time."""
-    text = state.get("expiresAt")
+def expires_at(text: Any) -> float | None:
+    """The expiry a state records (its `expiresAt`), as a Unix time."""
     if not isinstance(text, str):
         return None
     try:

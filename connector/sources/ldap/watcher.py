@@ -1,4 +1,4 @@
-"""The watcher of one directory: read what changed, compare with what is known, commit events and cursor at once.
+"""The watcher of one directory: read what changed, compare with what is known, commit the events, then the cursor.
 
 An incremental run reads the users changed since the cursor, and also what changed without a
 write to the user entry:
@@ -10,19 +10,24 @@ write to the user entry:
                       and vanished groups the rules name, nested groups included
     expiries          accounts whose expiry date has come since, which no write announces
 
-A full run reads every entry and also deletes the ids that vanished. Nothing is written until
-the whole read succeeded, and then events, entries and the new cursor are written in one
-transaction (`LdapMarks.commit_poll`): a crash or an outage means the next run starts again from
-the old cursor, never past a change.
+A full run reads every entry and also deletes the ids that vanished.
+
+A run reads its users (every one, or those changed since the cursor) a page at a time, and stores
+each page's events with the entries they change in one transaction (`LdapMarks.commit_part`): it
+holds one page, not the directory. What needs the whole read waits for it: the deletes of the
+vanished, the changes the mass-change guard counts and the new cursor are stored in one last
+transaction (`LdapMarks.commit_poll`) once every search succeeded. A crash or an outage means the
+next run starts again from the old cursor, never past a change; the pages stored before make no
+second event, since what is known of their entries was stored with them.
 """
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -45,6 +50,7 @@ from connector.store import LdapEntry, LdapMarks, LdapPoll, LdapWatermark
 log = logging.getLogger("connector.ldap")
 
 Progress = Callable[[int], None]
+VANISHED_BATCH = 10_000  # known ids a full run compares with the ids it read, at a time
 DN_IDENTITY_WARNING = ("users are keyed by DN (id_attribute = \"dn\"): a rename or a move becomes a delete and a "
                        "create, and recording stops until the create is pushed; prefer a stable id attribute")
 
@@ -72,11 +78,30 @@ class Preview:
     guard_message: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Drop:
+    """A change the mass-change guard counts, read page by page: it is stored with the run's last part."""
+
+    change: UserChange
+    entry: LdapEntry  # what is known of the user from now on
+    old: LdapEntry | None  # what was known before
+
+
 @dataclasses.dataclass
 class _Run:
-    """What one run found, besides the users it saw."""
+    """What one run found so far. The users it reads page by page (`Watcher._read_pages`) leave only their ids,
+    the cursor past their stamps, their next expiry and, until the run ends, the changes the guard counts."""
 
-    known: dict[str, LdapEntry] | None = None  # every known entry, once a step needed them all
+    begin: Begin  # its cursor moves past the stamps of the users read page by page
+    full: bool
+    version: int  # of the watermark it started from
+    ids: set[str] = dataclasses.field(default_factory=set)  # of the users read page by page
+    due: float | None = None  # the earliest expiry still to come of an active user among them
+    kinds: Counter[str] = dataclasses.field(default_factory=Counter)  # of the events stored page by page
+    event_ids: list[int] = dataclasses.field(default_factory=list)  # of the events stored page by page
+    parts: int = 0  # pages whose events were stored
+    drops: dict[str, _Drop] = dataclasses.field(default_factory=dict)  # held back until the guard has seen them all
+    expiries: dict[str, float] | None = None  # Unix time, of each known active user that expires, once needed
     tracked: set[str] | None = None  # the groups the rules name, and the groups nested in them
     scope_after: str | None = None  # the last known id the scope check looked at
     stamps: list[Any] = dataclasses.field(default_factory=list)  # of changed users outside `base` too
@@ -91,8 +116,8 @@ class Watcher:
         self.dialect = dialect_for(config)
         self.rule_groups = _rule_groups(config)
         self._conn: ldap3.Connection | None = None
+        self._paging: ldap3.Connection | None = None  # pages through a run's users while _conn looks up the rest
         self._lock = threading.Lock()
-        self._ids: tuple[int, list[str]] | None = None  # (watermark version, sorted known ids)
         if self.dialect.by_dn:
             log.warning("ldap %s: %s", config.name, DN_IDENTITY_WARNING)
 
@@ -160,14 +185,25 @@ class Watcher:
 
     def close(self) -> None:
         """Unbind from the directory (the next run binds again)."""
-        if self._conn is not None:
-            close(self._conn)
-            self._conn = None
+        for conn in (self._conn, self._paging):
+            if conn is not None:
+                close(conn)
+        self._conn = self._paging = None
 
     def _connection(self) -> ldap3.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = open_connection(self.config)
         return self._conn
+
+    def _pager(self) -> ldap3.Connection:
+        """The connection for the paged search of a run's users: a second one, unless the dialect's servers keep
+        several paged searches per connection (slapd answers "paged results cookie is invalid" to the next
+        page when the run has searched for groups on the same connection in between)."""
+        if self.dialect.interleaved_paging:
+            return self._connection()
+        if self._paging is None or self._paging.closed:
+            self._paging = open_connection(self.config)
+        return self._paging
 
     def _run(self, full: bool, force: bool, progress: Progress | None) -> RunResult:
         name = self.config.name
@@ -181,42 +217,98 @@ class Watcher:
             resync = watermark is not None and bool(watermark.cursor)  # a lost epoch, not a first run
             log.log(logging.WARNING if resync else logging.INFO, "ldap %s: full sync: %s", name, begin.full_reason)
         full = full or begin.since is None
-        now = time.time()
-        reader = Reader(conn, self.config, self.dialect, scope, now, progress)
-        found = _Run()
+        reader = Reader(conn, self.config, self.dialect, scope, time.time(), progress)
+        found = _Run(begin, full, watermark.version if watermark else 0)
+        self._read_pages(reader, "" if full else str(begin.since), found)
+        seen: dict[str, Snapshot] = {}
         if full:
-            seen = reader.users("")
-            found.known = known = self.store.ldap_entries(name)
-            gone = {external_id: "ldap:vanished" for external_id in known if external_id not in seen}
+            gone = self._vanished(found)
         else:
-            seen, gone = self._read_changes(reader, begin, scope, cursor, watermark, found)
-            known = found.known if found.known is not None else self.store.ldap_entries(name, [*seen, *gone])
+            seen, gone = self._read_changes(reader, begin, scope, cursor, found)
         if scope.track_rule_groups and found.tracked is None and self.rule_groups:
             found.tracked = reader.rule_groups(self.rule_groups)
+        return self._finish(reader, found, seen, gone, watermark, force)
+
+    def _finish(self, reader: Reader, found: _Run, seen: dict[str, Snapshot], gone: dict[str, str],
+                watermark: LdapWatermark | None, force: bool) -> RunResult:
+        """Compare the users read last (`seen`) and the vanished (`gone`), let the guard judge them with the changes
+        held back from the pages, and store them with the new cursor: the run's last part."""
+        name, full = self.config.name, found.full
+        known = self.store.ldap_entries(name, [*seen, *gone])
         changes, entries, removed = self._compare(seen.values(), gone, known, full)
-        changes, held, guard_message = self._guard(changes, known, watermark, force)
-        counts = _counts(seen, changes, held)
-        cursor = {**self.dialect.advance(begin, [*(s.stamp for s in seen.values()), *found.stamps]),
-                  **self._bookkeeping([*scope.notes, *reader.notes], found, seen, now, cursor, full)}
-        poll = LdapPoll(name, watermark.version if watermark else 0, cursor, time.time(), changes, held,
-                        entries, removed, counts)
-        ids = self.store.commit_poll(poll)
-        self._remember_ids(poll, found)
+        drops = [drop for i, drop in found.drops.items() if i not in seen]  # one read again is compared again
+        changes, held, guard_message = self._guard([*(d.change for d in drops), *changes],
+                                                   {**{d.change.external_id: d.old for d in drops if d.old}, **known},
+                                                   watermark, force)
+        counts = _counts(len(found.ids) + sum(1 for i in seen if i not in found.ids),
+                         found.kinds + Counter(c.kind for c in [*changes, *held]), len(held))
+        before = watermark.cursor if watermark else {}
+        cursor = {**self.dialect.advance(found.begin, [*(s.stamp for s in seen.values()), *found.stamps]),
+                  **self._bookkeeping([*reader.scope.notes, *reader.notes], found, seen, reader.now, before)}
+        poll = LdapPoll(name, found.version, cursor, time.time(), changes, held, [*(d.entry for d in drops), *entries],
+                        removed, counts, found.parts)
+        ids = [*found.event_ids, *self.store.commit_poll(poll)]
         metrics.LAST_SUCCESS.labels(name).set(poll.at)
-        if changes or held:
+        if ids:
             log.info("ldap %s: %s run: %s", name, "full" if full else "incremental", counts)
         return RunResult(name, full, counts, ids, guard_message)
 
+    def _read_pages(self, reader: Reader, search_filter: str, found: _Run) -> None:
+        """Read the users of `search_filter` a page at a time, and store the changes of each page at once
+        (commit_part: the watermark stays) but those the mass-change guard counts, which wait for the run's
+        end. A run holds one page of users, not the whole directory; a crash leaves the old cursor, and the
+        run after it reads the stored pages again without a second event."""
+        for page in reader.pages(self._pager(), search_filter):
+            self._store_page(page, found)
+            found.ids.update(page)
+            found.begin = dataclasses.replace(found.begin, cursor=self.dialect.advance(
+                found.begin, [s.stamp for s in page.values()]))
+            found.due = _earliest([found.due, *_expiries(page.values())], reader.now)
+
+    def _store_page(self, page: dict[str, Snapshot], found: _Run) -> None:
+        """Compare one page with what is known, and store its changes but those the guard counts (`found.drops`
+        keeps them for the run's end)."""
+        name = self.config.name
+        digests = self.store.ldap_digests(name, list(page))  # most users read again are unchanged
+        changed = [s for s in page.values() if digests.get(s.external_id) != s.entry.digest]
+        before = [s.external_id for s in changed if s.external_id in digests]
+        known = self.store.ldap_entries(name, before) if before else {}
+        changes, entries, _ = self._compare(changed, {}, known, found.full)
+        counted = {id(c) for c in self._drops(changes, known)}
+        passing = [(c, e) for c, e in zip(changes, entries, strict=True) if id(c) not in counted]
+        if passing:
+            found.event_ids += self.store.commit_part(name, found.version, [c for c, _ in passing],
+                                                      [e for _, e in passing])
+            found.kinds.update(c.kind for c, _ in passing)
+            found.parts += 1
+        found.drops.update((c.external_id, _Drop(c, e, known.get(c.external_id)))
+                           for c, e in zip(changes, entries, strict=True) if id(c) in counted)
+
+    def _vanished(self, found: _Run) -> dict[str, str]:
+        """The known users a full run did not read: gone from the directory, or out of scope."""
+        gone: dict[str, str] = {}
+        after = ""
+        while batch := self.store.ldap_ids_after(self.config.name, after, VANISHED_BATCH):
+            gone.update((i, "ldap:vanished") for i in batch if i not in found.ids)
+            after = batch[-1]
+        return gone
+
     def _read_changes(self, reader: Reader, begin: Begin, scope: Scope, cursor: dict[str, Any],
-                      watermark: LdapWatermark | None, found: _Run) -> tuple[dict[str, Snapshot], dict[str, str]]:
-        seen = reader.users(str(begin.since))
+                      found: _Run) -> tuple[dict[str, Snapshot], dict[str, str]]:
+        """What changed besides the users changed since the cursor (read page by page into `found`): the users
+        read here, and those gone with the cause."""
+        seen: dict[str, Snapshot] = {}
+
+        def unseen(external_id: str) -> bool:
+            return external_id not in seen and external_id not in found.ids
+
         # Changed users of the naming context that are no user in scope have left it (moved, or out of the filter).
-        left, found.stamps = reader.left(begin, seen)
+        left, found.stamps = reader.left(begin, found.ids)
         candidates = list(self.store.ldap_entries(self.config.name, sorted(left)))
         present = reader.present(candidates) if candidates else set()
         gone = {i: "ldap:out-of-scope" for i in candidates if i not in present}
         # Still in scope but not seen: changed between the two searches; read them, the cursor passes them.
-        seen.update(reader.by_ids([i for i in present if i not in seen]))
+        seen.update(reader.by_ids(sorted(present)))
         # A membership change touches the group, not its members: re-read its members now and before.
         affected, group_stamps = reader.changed_groups(begin)
         found.stamps.extend(group_stamps)
@@ -229,63 +321,43 @@ class Watcher:
             deleted += sorted(set(cursor.get("rule_groups") or ()) - found.tracked)
         if affected or deleted:
             seen.update(reader.members(affected))
-            keys = {dn_key(g) for g in [*affected, *deleted]}
-            former = [i for i, e in self._known(found).items() if i not in seen and keys.intersection(e.groups)]
+            keys = sorted({dn_key(g) for g in [*affected, *deleted]})
+            former = [i for i in self.store.ldap_ids_in_groups(self.config.name, keys) if unseen(i)]
             seen.update(reader.by_ids(former))
         due = cursor.get("expiry_due")
         if isinstance(due, (int, float)) and due <= reader.now:  # expiry passes with no write to the directory
-            expiring = [i for i, e in self._known(found).items() if i not in seen and e.active and _due(e, reader.now)]
-            seen.update(reader.by_ids(expiring))
+            found.expiries = {i: t for i, text in self.store.ldap_expiries(self.config.name).items()
+                              if (t := expires_at(text)) is not None}
+            seen.update(reader.by_ids([i for i, t in found.expiries.items() if unseen(i) and t <= reader.now]))
         if scope.check_known:
-            gone.update(self._check_in_scope(reader, cursor, watermark, found, [*seen, *gone]))
-        return seen, {i: cause for i, cause in gone.items() if i not in seen}
+            gone.update(self._check_in_scope(reader, cursor, found, [*seen, *gone]))
+        return seen, {i: cause for i, cause in gone.items() if unseen(i)}
 
-    def _check_in_scope(self, reader: Reader, cursor: dict[str, Any], watermark: LdapWatermark | None,
-                        found: _Run, settled: list[str]) -> dict[str, str]:
+    def _check_in_scope(self, reader: Reader, cursor: dict[str, Any], found: _Run,
+                        settled: list[str]) -> dict[str, str]:
         """Check the next `scope_check_per_poll` known users, in turn, still in scope; the others have vanished."""
-        ids = self._known_ids(watermark, found)
-        if not ids:
+        name, limit = self.config.name, self.config.scope_check_per_poll
+        # Resume after the last id checked (not at a position: deletes shorten the list in between), and go on
+        # from the first after the last.
+        batch = self.store.ldap_ids_after(name, str(cursor.get("scope_after") or ""), limit)
+        if len(batch) < limit:
+            batch += [i for i in self.store.ldap_ids_after(name, "", limit - len(batch)) if i not in batch]
+        if not batch:
             return {}
-        # Resume after the last id checked (not at a position: deletes shorten the list in between).
-        start = bisect.bisect_right(ids, str(cursor.get("scope_after") or "")) % len(ids)
-        batch = [*ids[start:], *ids[:start]][:self.config.scope_check_per_poll]
         found.scope_after = batch[-1]
         done = set(settled)  # seen now, or already known to have left
-        batch = [i for i in batch if i not in done]
+        batch = [i for i in batch if i not in done and i not in found.ids]
         present = reader.present(batch)
         return {i: "ldap:vanished" for i in batch if i not in present}
 
-    def _known(self, found: _Run) -> dict[str, LdapEntry]:
-        if found.known is None:
-            found.known = self.store.ldap_entries(self.config.name)
-        return found.known
-
-    def _known_ids(self, watermark: LdapWatermark | None, found: _Run) -> list[str]:
-        version = watermark.version if watermark else 0
-        if self._ids is None or self._ids[0] != version:
-            self._ids = (version, sorted(self._known(found)))
-        return self._ids[1]
-
-    def _remember_ids(self, poll: LdapPoll, found: _Run) -> None:
-        """Keep the sorted known ids for the next scope check without reading every entry again."""
-        if found.known is not None:
-            ids = set(found.known)
-        elif self._ids is not None and self._ids[0] == poll.version:
-            ids = set(self._ids[1])
-        else:
-            self._ids = None
-            return
-        ids = (ids | {e.external_id for e in poll.entries}) - set(poll.removed)
-        self._ids = (poll.version + 1, sorted(ids))
-
     def _bookkeeping(self, notes: list[str], found: _Run, seen: dict[str, Snapshot], now: float,
-                     cursor: dict[str, Any], full: bool) -> dict[str, Any]:
+                     cursor: dict[str, Any]) -> dict[str, Any]:
         """The watcher's own part of the cursor: notes for `connector ldap status`, when the next expiry is due,
         where the scope check goes on, which rule groups exist."""
         kept: dict[str, Any] = {}
         if notes:
             kept["notes"] = notes
-        due = _next_expiry(seen, found.known, cursor.get("expiry_due"), now, full)
+        due = _next_expiry(found, seen, cursor.get("expiry_due"), now)
         if due is not None:
             kept["expiry_due"] = due
         if found.scope_after is not None:
@@ -344,21 +416,24 @@ class Watcher:
         return [c for c in changes if id(c) not in dropped], drops, message
 
 
-def _next_expiry(seen: dict[str, Snapshot], known: dict[str, LdapEntry] | None, due: Any, now: float,
-                 full: bool) -> float | None:
+def _next_expiry(found: _Run, seen: dict[str, Snapshot], due: Any, now: float) -> float | None:
     """The earliest expiry still to come of an active user; a stale (early) answer only costs one more look."""
-    times = [expires_at(s.entry.state) for s in seen.values() if s.entry.active]
-    if known is not None and not full:
-        times += [expires_at(e.state) for i, e in known.items() if i not in seen and e.active]
+    times = [found.due, *_expiries(seen.values())]
+    if found.expiries is not None:
+        times += [t for i, t in found.expiries.items() if i not in seen and i not in found.ids]
     elif isinstance(due, (int, float)):
         times.append(float(due))
+    return _earliest(times, now)
+
+
+def _expiries(snaps: Iterable[Snapshot]) -> list[float | None]:
+    """When the active users of `snaps` expire (Unix time; None: never)."""
+    return [expires_at(s.entry.state.get("expiresAt")) for s in snaps if s.entry.active]
+
+
+def _earliest(times: Iterable[float | None], now: float) -> float | None:
     upcoming = [t for t in times if t is not None and t > now]
     return min(upcoming) if upcoming else None
-
-
-def _due(entry: LdapEntry, now: float) -> bool:
-    expires = expires_at(entry.state)
-    return expires is not None and expires <= now
 
 
 def _rule_groups(config: LdapConfig) -> tuple[str, ...]:
@@ -380,8 +455,7 @@ def _was_active(known: dict[str, LdapEntry], change: UserChange) -> bool:
     return old is not None and old.active
 
 
-def _counts(seen: dict[str, Snapshot], changes: list[UserChange], held: list[UserChange]) -> dict[str, int]:
-    counts = {"seen": len(seen), "upsert": 0, "deactivate": 0, "delete": 0, "held": len(held)}
-    for change in [*changes, *held]:
-        counts[change.kind] += 1
-    return counts
+def _counts(seen: int, kinds: Counter[str], held: int) -> dict[str, int]:
+    """What a run did: the users it read, its events by kind (held ones too), and how many are held."""
+    return {"seen": seen, "upsert": kinds["upsert"], "deactivate": kinds["deactivate"], "delete": kinds["delete"],
+            "held": held}

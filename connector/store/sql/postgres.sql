@@ -85,6 +85,16 @@ ORDER BY external_id, position, extension
 SELECT external_id, digest, active, groups, state FROM ldap_entries
 WHERE directory = %s AND external_id = ANY(%s::text[])
 
+-- ldap_digests --
+SELECT external_id, digest FROM ldap_entries WHERE directory = %s AND external_id = ANY(%s::text[])
+
+-- ldap_ids_in_groups --
+SELECT external_id FROM ldap_entries WHERE directory = %s AND groups ?| %s::text[]
+
+-- ldap_expiries --
+SELECT external_id, state ->> 'expiresAt' AS expires FROM ldap_entries
+WHERE directory = %s AND active AND state ? 'expiresAt'
+
 -- lock_watermark --
 -- The row lock makes concurrent pollers of one directory take turns; the loser sees a new version.
 SELECT version FROM ldap_watermarks WHERE directory = %s FOR UPDATE

@@ -134,6 +134,10 @@ FROM ldap_watermarks ORDER BY directory
 -- ldap_entries --
 SELECT external_id, digest, active, groups, state FROM ldap_entries WHERE directory = %s
 
+-- ldap_ids_after --
+-- The scope check's next batch: known ids after one, in the primary key's order.
+SELECT external_id FROM ldap_entries WHERE directory = %s AND external_id > %s ORDER BY external_id LIMIT %s
+
 -- ensure_watermark --
 INSERT INTO ldap_watermarks (directory, cursor, version) VALUES (%s, '{}', 0) ON CONFLICT (directory) DO NOTHING
 

@@ -73,6 +73,17 @@ ORDER BY external_id, position, extension
 SELECT external_id, digest, active, groups, state FROM ldap_entries
 WHERE directory = %s AND external_id IN (SELECT value FROM json_each(%s))
 
+-- ldap_digests --
+SELECT external_id, digest FROM ldap_entries WHERE directory = %s AND external_id IN (SELECT value FROM json_each(%s))
+
+-- ldap_ids_in_groups --
+SELECT e.external_id FROM ldap_entries e WHERE e.directory = %s
+  AND EXISTS (SELECT 1 FROM json_each(e.groups) g WHERE g.value IN (SELECT value FROM json_each(%s)))
+
+-- ldap_expiries --
+SELECT external_id, json_extract(state, '$.expiresAt') AS expires FROM ldap_entries
+WHERE directory = %s AND active AND json_extract(state, '$.expiresAt') IS NOT NULL
+
 -- lock_watermark --
 -- BEGIN IMMEDIATE already holds the only write lock.
 SELECT version FROM ldap_watermarks WHERE directory = %s
