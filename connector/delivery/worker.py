@@ -122,7 +122,7 @@ class Deliverer:
                 log.warning("%s/%s held by the stop-recording guard: %s", claim.source, claim.external_id, held,
                             extra={"event_ids": list(claim.event_ids), "cause": GUARD_CAUSE, "outcome": "held"})
                 return
-            if not claim.forced and self._confirmed(mapped, previous, user_id):
+            if not claim.forced and self._confirmed(claim, mapped, previous, user_id):
                 self.store.complete(lease.final(), mapped.upserts, user_id, sent=sent)
                 SKIPPED.inc()
                 log.info("%s/%s: records as Verba last confirmed them; nothing sent", claim.source, claim.external_id,
@@ -167,10 +167,13 @@ class Deliverer:
                      len(outcome.conflicts), len(outcome.left_alone),
                      extra={"event_ids": list(claim.event_ids), "verba_user_id": user_id, "outcome": "done"})
 
-    def _confirmed(self, mapped: MappedUser, previous: list[ExtensionRecord], user_id: int) -> bool:
+    def _confirmed(self, claim: Claim, mapped: MappedUser, previous: list[ExtensionRecord], user_id: int) -> bool:
         """Whether Verba already holds what `mapped` would write: the same records as last pushed, nothing to
-        stop, and every extension last written (or seen) linked to this user."""
+        stop, every extension last written (or seen) linked to this user, and no claim to give up (an extension
+        it waited for in a conflict and no longer wants: only a push releases it to the users behind it)."""
         if mapped.deprovisions or set(mapped.upserts) != set(previous):
+            return False
+        if not self.store.claimed(claim.source, claim.external_id) <= {r.extension for r in mapped.upserts}:
             return False
         owners = self.store.owners([r.extension for r in mapped.upserts])
         return all(owners.get(r.extension) == user_id for r in mapped.upserts)

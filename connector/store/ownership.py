@@ -204,6 +204,11 @@ class ExtensionOwnership(Database):
             self._insert_events(conn, rows)
         return woken
 
+    def claimed(self, source: str, external_id: str) -> set[str]:
+        """The extensions this user claims now: those it holds, and those it waits for in a conflict."""
+        with self._read() as conn:
+            return {row["extension"] for row in conn.execute(self._q["claims_of_user"], (source, external_id))}
+
     def owners(self, extensions: Sequence[str]) -> dict[str, int]:
         """The Verba user the connector last wrote (or saw) each of `extensions` linked to; unknown ones left out."""
         with self._read() as conn:

@@ -299,3 +299,28 @@ def test_two_users_waiting_on_one_number_get_it_in_the_order_they_claimed_it(del
     assert ext["user_id"] == 3 and recording(ext), "alice claimed it first, so she gets it"
     [conflict] = deliverer.store.open_conflicts()
     assert conflict.claimant.external_id == "u-bob" and conflict.owner_user_id == 3
+
+
+@pytest.mark.parametrize("how", [{"kind": "delete"}, {"kind": "upsert"}])
+def test_a_user_who_stops_waiting_for_a_number_gives_up_its_place_in_the_queue(deliverer, simulator, how):
+    """Alice holds X; bob waits for it, then leaves (or drops the number) before ever holding it: his change
+    sends nothing to Verba, but must still give up his claim, or carol, who waits behind him, never gets X."""
+    carol = user("u-carol", "carol@example.com", phones=(X,))
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    deliverer.store.enqueue([bob(X)])
+    drain(deliverer)
+    deliverer.store.enqueue([carol])
+    drain(deliverer)
+    assert len(deliverer.store.open_conflicts()) == 2
+    calls = len(simulator.calls())
+    deliverer.store.enqueue([bob(**how)])  # no number left: nothing to write in Verba
+    drain(deliverer)
+    assert len(simulator.calls()) == calls, "bob held nothing in Verba: his change sends nothing"
+    assert deliverer.store.claimed("test", "u-bob") == set()
+    deliverer.store.enqueue([alice(Y)])  # alice lets X go
+    drain(deliverer)
+
+    ext = simulator.extensions()[X]
+    assert ext["user_id"] == 5 and recording(ext), "carol waited for X and nobody before her still wants it"
+    assert deliverer.store.open_conflicts() == []
