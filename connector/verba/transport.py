@@ -59,6 +59,9 @@ class Transport(zeep.Transport):
             response.encoding = get_encoding_from_headers(response.headers)
             response.url = address
             response._content = read_within(answer, deadline, self.operation_timeout)
+        except BaseException:
+            answer.close()  # half read, its connection is unusable: closed, the pool opens a new one in its place
+            raise
         finally:
             answer.release_conn()
         if response.status_code != 200:

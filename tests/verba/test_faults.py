@@ -210,6 +210,8 @@ def test_an_answer_that_trickles_in_ends_at_the_call_deadline(sim: Sim) -> None:
             slow.create_extension(record("123"))
         assert time.monotonic() - started < 2.0, "the deadline is per call, not per socket read"
         assert "did not finish answering within 1 s" in str(caught.value)
+        # The half-read answer's connection is not used again: the next call reads its own answer.
+        assert slow.create_extension(record("125")) is True
 
 
 def test_an_answer_that_trickles_in_within_the_deadline_is_read(sim: Sim, client: VerbaClient) -> None:
