@@ -152,13 +152,14 @@ def deliver(store: Store, deliverer: Deliverer, changes: Sequence[UserChange], w
     return seconds
 
 
-def calls_per_user(sim: httpx.Client) -> list[tuple[str, int]]:
-    """The connector's calls for its user 0 in the last phase: (operation, series of the number it names)."""
+def calls_per_user(sim: httpx.Client, users: int) -> list[tuple[str, int]]:
+    """The connector's calls for its user 0 in the last phase: (operation, series of the number it names);
+    RuntimeError unless the phase made `users` times each of those operations (every user the same calls)."""
     series = {number("conn", s, 0): s for s in (1, 2)}
     calls = [c for c in sim.get("/_sim/calls").raise_for_status().json() if c["operation"] not in TOKEN_CALLS]
     mine = [(c["operation"], series[c["extension"]]) for c in calls if c["extension"] in series]
     counts = collections.Counter(c["operation"] for c in calls)
-    if sum(counts.values()) != len(mine) * (len(calls) // max(len(mine), 1)):
+    if counts != collections.Counter({op: n * users for op, n in collections.Counter(op for op, _ in mine).items()}):
         raise RuntimeError(f"the users' number changes did not all make the same calls: {dict(counts)}")
     return mine
 
@@ -189,7 +190,7 @@ def run(base: str, users: int, concurrency: int, tmp: str) -> dict[str, float]:
         sim.delete("/_sim/calls").raise_for_status()
         rates["c"] = users / deliver(store, deliverer, [change(i, 2) for i in range(users)], concurrency)
     store.close()
-    operations = calls_per_user(sim)
+    operations = calls_per_user(sim, users)
     rates["d"] = users / measure_all(concurrency, users, lambda i: raw.number_change(i, operations))
     raw.close()
     check_state(sim, "conn", users)
