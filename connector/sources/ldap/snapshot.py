@@ -74,7 +74,8 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
 
 
 def expires_at(text: Any) -> float | None:
-    """The expiry a state records (its `expiresAt`), as a Unix time."""
+    """A state's `expiresAt` (ISO 8601, UTC, as the snapshot writes it) as a Unix time; None when it is absent
+    or unreadable."""
     if not isinstance(text, str):
         return None
     try:
