@@ -22,10 +22,12 @@ GET    /_sim/faults         the fault rules still live
 POST   /_sim/faults         add fault rules (one object or a list), see faults.py
 DELETE /_sim/faults         remove every fault rule
 POST   /_sim/expire-tokens  expire every token now
-GET    /_sim/behaviour      the behaviour settings: {"missing_extension": "ok_empty"}
-POST   /_sim/behaviour      change them, e.g. {"missing_extension": "error_general"}; one of ok_empty,
-                            error_general, error_illegal_argument (see operations.py); answers the
-                            settings now, or 400 for an unknown key or value
+GET    /_sim/behaviour      the behaviour settings: {"missing_extension": "ok_empty",
+                            "unfiltered_list_users": "all"}
+POST   /_sim/behaviour      change them, e.g. {"missing_extension": "error_general"}: missing_extension
+                            is one of ok_empty, error_general, error_illegal_argument, unfiltered_list_users
+                            one of all, capped, refused (see operations.py); answers the settings now, or
+                            400 for an unknown key or value
 POST   /_sim/reset          back to the seed: no extra users or extensions, no tokens, calls or faults,
                             and the behaviour the simulator started with
 """
@@ -41,7 +43,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connector.simulator.faults import FaultRule
-from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 
 if TYPE_CHECKING:
     from connector.simulator.app import Simulator
@@ -89,12 +90,7 @@ def routes(sim: Simulator) -> list[Route]:
         example = '{"missing_extension": "error_general"}'
         if not isinstance(data, dict):
             raise ValueError(f"POST a JSON object such as {example}")
-        unknown = sorted(set(data) - {"missing_extension"})
-        if unknown:
-            raise ValueError(f"unknown behaviour {', '.join(unknown)}; the only one is missing_extension "
-                             f"({', '.join(MISSING_EXTENSION_SHAPES)})")
-        if "missing_extension" in data:
-            sim.state.set_missing_extension(data["missing_extension"])
+        sim.state.set_behaviour(data)
         return JSONResponse(sim.state.behaviour())
 
     async def put_extension(request: Request) -> Response:

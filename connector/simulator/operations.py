@@ -25,7 +25,13 @@ POST /_sim/behaviour), one of MISSING_EXTENSION_SHAPES:
 createExtension is the same in every shape.
 Inferred: listUsers answers each user's extensions (<extensions>, shaped like getExtension's
 <extension> without the user) unless skipExtensions is true; the flag exists, so the default
-lists them. Guessed (the vendor's page was not found): listExtensions' filter and answer, after
+lists them. Not documented either: whether listUsers without a text criterion (loginName,
+externalId, extension) answers every user of the environment. The `unfiltered_list_users`
+setting (POST /_sim/behaviour) is one of UNFILTERED_LIST_USERS_SHAPES:
+- "all" (the default): every user.
+- "capped": the first LIST_CAP users only, with nothing to say there are more (the most hostile).
+- "refused": ERROR_ILLEGAL_ARGUMENT, "A filter criterion is required".
+Guessed (the vendor's page was not found): listExtensions' filter and answer, after
 listUsers' (see list_extensions).
 """
 
@@ -55,6 +61,10 @@ FLAT_STATUS = frozenset({"createExtension", "updateExtension", "releaseToken"}) 
 PAYLOAD_FIRST = frozenset({"getExtension", "listExtensions"})
 # How a missing extension is answered (see the module docstring); the first is the default.
 MISSING_EXTENSION_SHAPES = ("ok_empty", "error_general", "error_illegal_argument")
+# How listUsers without a text criterion is answered (see the module docstring); the first is the default.
+UNFILTERED_LIST_USERS_SHAPES = ("all", "capped", "refused")
+LIST_CAP = 100  # users a "capped" answer holds
+BEHAVIOURS = {"missing_extension": MISSING_EXTENSION_SHAPES, "unfiltered_list_users": UNFILTERED_LIST_USERS_SHAPES}
 
 
 class Refusal(Exception):
@@ -283,11 +293,16 @@ def list_users(state: State, call: Call) -> str:
         skip_extensions = soap.boolean(text(fields, "skipExtensions"))
     except ValueError as exc:
         raise Refusal(ILLEGAL, f"Not a boolean: {exc}") from None
+    unfiltered = login.unset and external.unset and extension.unset
+    if unfiltered and state.unfiltered_list_users == "refused":
+        raise Refusal(ILLEGAL, "A filter criterion is required")
     # An exact loginName looks its users up by name (in the order added, as the full scan finds them).
     exact = login.wanted if login.exact else None
     candidates = state.users.values() if exact is None else state.users_by_login.get(exact, [])
     users = [user for user in candidates
              if user.eid in eids and login(user.login_name) and external(user.external_id)]
+    if unfiltered and state.unfiltered_list_users == "capped":
+        users = users[:LIST_CAP]
     # The extensions of the users found so far only: one pass, however many users Verba has; none when
     # the answer needs no extensions (skipExtensions, no extension criterion).
     ids = {user.id for user in users}

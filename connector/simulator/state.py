@@ -91,8 +91,9 @@ class State:
         self.token_ttl = token_ttl
         # How a missing extension is answered (operations.MISSING_EXTENSION_SHAPES): a start
         # setting, changeable at run time; reset() goes back to the start value.
-        self._start_missing_extension = _missing_extension_shape(missing_extension)
+        self._start_missing_extension = _shape("missing_extension", missing_extension)
         self.missing_extension = self._start_missing_extension
+        self.unfiltered_list_users = "all"  # operations.UNFILTERED_LIST_USERS_SHAPES, set at run time only
         self._seed = seed or DEFAULT_SEED
         self.reset()
 
@@ -101,6 +102,7 @@ class State:
         seed = self._seed
         with self.lock:
             self.missing_extension = self._start_missing_extension
+            self.unfiltered_list_users = "all"
             self.environments = [
                 Environment(
                     _required(env, "eid", f"environments[{i}]"), _required(env, "shortName", f"environments[{i}]")
@@ -126,14 +128,17 @@ class State:
 
     # behaviour
 
-    def set_missing_extension(self, shape: str) -> None:
-        """Change how a missing extension is answered, until the next reset()."""
-        shape = _missing_extension_shape(shape)
+    def set_behaviour(self, settings: dict[str, Any]) -> None:
+        """Change behaviour settings (keys of `behaviour()`) until the next reset(); ValueError, and nothing
+        changed, for an unknown name or shape."""
+        shapes = {name: _shape(name, shape) for name, shape in settings.items()}
         with self.lock:
-            self.missing_extension = shape
+            for name, shape in shapes.items():
+                setattr(self, name, shape)
 
     def behaviour(self) -> dict[str, str]:
-        return {"missing_extension": self.missing_extension}
+        """How the undocumented answers are given: {"missing_extension": ..., "unfiltered_list_users": ...}."""
+        return {"missing_extension": self.missing_extension, "unfiltered_list_users": self.unfiltered_list_users}
 
     # environments and users
 
@@ -277,12 +282,14 @@ class State:
             }
 
 
-def _missing_extension_shape(shape: Any) -> str:
+def _shape(name: str, shape: Any) -> str:
     # Imported here: operations imports this module.
-    from connector.simulator.operations import MISSING_EXTENSION_SHAPES
+    from connector.simulator.operations import BEHAVIOURS
 
-    if not isinstance(shape, str) or shape not in MISSING_EXTENSION_SHAPES:
-        raise ValueError(f"missing_extension must be one of {', '.join(MISSING_EXTENSION_SHAPES)}, got {shape!r}")
+    if name not in BEHAVIOURS:
+        raise ValueError(f"unknown behaviour {name!r}; the behaviours are {', '.join(BEHAVIOURS)}")
+    if not isinstance(shape, str) or shape not in BEHAVIOURS[name]:
+        raise ValueError(f"{name} must be one of {', '.join(BEHAVIOURS[name])}, got {shape!r}")
     return shape
 
 

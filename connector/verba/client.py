@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import importlib.resources
 import io
@@ -18,6 +19,7 @@ import urllib3
 import zeep
 import zeep.exceptions
 from lxml import etree
+from requests.structures import CaseInsensitiveDict
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 from connector.ops.logs import MASK, register_secret
@@ -56,6 +58,17 @@ MIN_SECRET_LENGTH = (
     8  # shorter values (test tokens such as "t") are not masked: masking them would garble every message
 )
 KEPT_TOKENS = 8  # requested tokens still masked after renewals (an answer may echo an old one)
+DIRECTORY_TIMEOUT = 300.0  # seconds a whole-directory listUsers may take (VerbaClient.every_user)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListedUser:
+    """A user as listUsers answers it; `extensions` as `VerbaClient.user_extensions` gives them (none when
+    the call skipped them)."""
+
+    user_id: int
+    login_name: str | None
+    extensions: list[dict[str, Any]]
 MESSAGE_LIMIT = 1000  # characters of an error message
 _HTML = re.compile(
     rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL
@@ -106,7 +119,7 @@ class VerbaClient:
         for secret in self._configured:
             register_secret(secret)
         self._pool = verba_pool(url, pool_size)
-        transport = Transport(self._pool, timeout, agent)
+        self._transport = transport = Transport(self._pool, timeout, agent)
         self._sent = SentLog(self._mask)
         self._zeep = zeep.Client(
             _wsdl(),
@@ -218,10 +231,27 @@ class VerbaClient:
             raise VerbaMalformedResponse(
                 f"listUsers returned {len(users)} users for the exact loginName {login_name!r}"
             )
-        user = users[0]
-        user_id = _user_id(user, "listUsers")
-        owner = {"user_id": user_id, "user_login_name": field(user, "loginName")}
-        return [{**_extension_dict(extension), **owner} for extension in field(user, "extensions") or []]
+        return _listed(users[0]).extensions
+
+    def every_user(self, *, extensions: bool, timeout: float = DIRECTORY_TIMEOUT) -> list[ListedUser]:
+        """Every user of the configured environment that one listUsers without criterion answers, with the
+        extensions Verba links to each when `extensions` (as `user_extensions` gives them).
+
+        Verba may answer fewer users than it holds (the vendor does not say whether it caps a list):
+        callers look up one by one whoever is missing. The answer is read as it parses, one <users> at a
+        time, so that a 100k-user answer is never held as a tree or as zeep objects; the call may take
+        up to `timeout` seconds (the client's timeout if longer). Raises VerbaStatusError when Verba
+        refuses a listUsers without criterion, and every call's VerbaErrors.
+        """
+        listed: list[ListedUser] = []
+        with self._transport.longer(timeout):
+            value, status = self._call(
+                "listUsers", listed=listed,
+                filter={"environmentFilter": self._environment_filter(), "skipExtensions": not extensions,
+                        "skipGroups": True, "skipRoles": True},
+            )
+        status.check("listUsers")
+        return listed
 
     def probe(self) -> None:
         """One cheap authenticated read (listUsers for the API login name, nothing else asked for), to see
@@ -292,14 +322,15 @@ class VerbaClient:
     def _extension_call(self, operation: str, record: ExtensionRecord) -> Status:
         return self._call(operation, extension=extension_payload(record))[1]
 
-    def _call(self, operation: str, **params: Any) -> tuple[Any, Status]:
-        """One operation with the current token; renews it once and retries on ERROR_UNAUTHORIZED."""
+    def _call(self, operation: str, listed: list[ListedUser] | None = None, **params: Any) -> tuple[Any, Status]:
+        """One operation with the current token; renews it once and retries on ERROR_UNAUTHORIZED. With
+        `listed`, a listUsers answer's users are read one at a time into it (see `_stream_users`)."""
         token = self._current_token()
-        value = self._send(operation, token=token, **params)
+        value = self._send(operation, listed, token=token, **params)
         status = self._read_status(value, operation)
         if status.code == UNAUTHORIZED:
             token = self._renewed_token(token, status, operation)
-            value = self._send(operation, token=token, **params)
+            value = self._send(operation, listed, token=token, **params)
             status = self._read_status(value, operation)
         return value, status
 
@@ -370,7 +401,7 @@ class VerbaClient:
         if isinstance(exc, VerbaStatusError) and exc.vendor_message:
             exc.vendor_message = self._mask(exc.vendor_message)
 
-    def _send(self, operation: str, **params: Any) -> Any:
+    def _send(self, operation: str, listed: list[ListedUser] | None = None, **params: Any) -> Any:
         """Call the operation, counting it in the metrics with its answer's status (unless it never went out)."""
         end = getattr(self._local, "end", None)
         if end is not None and time.time() + self.timeout > end():
@@ -379,7 +410,7 @@ class VerbaClient:
         started = time.perf_counter()
         status = "not_sent"
         try:
-            value = self._exchange(operation, params)
+            value = self._exchange(operation, params, listed)
             status = _status_code(value, operation)
             return value
         except VerbaError as exc:
@@ -394,7 +425,7 @@ class VerbaClient:
                 logger.debug("%s answered %s in %.0f ms", operation, status, seconds * 1000,
                              extra={"operation": operation, "status": status})
 
-    def _exchange(self, operation: str, params: dict[str, Any]) -> Any:
+    def _exchange(self, operation: str, params: dict[str, Any], listed: list[ListedUser] | None = None) -> Any:
         """The one place where whatever zeep, urllib3, lxml or an odd answer raises becomes a VerbaError.
 
         Sending: zeep builds the envelope, the plugins check it, the transport posts it (raw_response:
@@ -425,6 +456,8 @@ class VerbaClient:
                 "data on the connector's side, retrying cannot help"
             ) from exc
         try:
+            if listed is not None:
+                response = self._stream_users(response, listed)
             _check_answer(operation, response)
             with _UNREADABLE_VALUES.collecting() as unreadable:
                 value = self._binding.process_reply(self._zeep, self._binding.get(operation), response)
@@ -443,6 +476,32 @@ class VerbaClient:
                 f"{operation} answered something that is not its documented response ({_describe(exc)}); "
                 "check that target.url points at Verba Provisioning API v2"
             ) from exc
+
+    def _stream_users(self, response: requests.Response, listed: list[ListedUser]) -> requests.Response:
+        """Read a listUsers answer's users into `listed` as the XML parses, each <users> by zeep on its own
+        and then dropped; the answer without them, for `_exchange` to read as any other."""
+        listed.clear()  # a retried call starts again
+        user_type = self._zeep.get_type(f"{{{TNS}}}user")
+        content = _answer_content("listUsers", response)
+        parsing = etree.iterparse(io.BytesIO(content), events=("end",),
+                                  tag="{*}users", resolve_entities=False, no_network=True)
+        try:
+            for _, element in parsing:
+                if etree.QName(element.getparent()).localname != "return":
+                    continue
+                with _UNREADABLE_VALUES.collecting() as unreadable:
+                    user = user_type.parse_xmlelement(element, self._zeep.wsdl.types)
+                if unreadable:
+                    raise VerbaMalformedResponse(
+                        f"listUsers answered a value that does not fit the WSDL ({unreadable[0]})")
+                listed.append(_listed(user))
+                element.getparent().remove(element)
+        except etree.XMLSyntaxError as exc:
+            raise _unparsable("listUsers", exc, content) from None
+        rest = copy.copy(response)
+        rest.headers = CaseInsensitiveDict({"Content-Type": "text/xml; charset=utf-8"})
+        rest._content = etree.tostring(parsing.root)
+        return rest
 
     def _unreachable(self, operation: str, exc: Exception) -> VerbaTransportError:
         return VerbaTransportError(
@@ -475,6 +534,16 @@ def _check_answer(operation: str, response: requests.Response) -> None:
     """Refuse, saying what it is, an answer that is not one well-formed XML document: empty, an HTML
     page, MIME parts that do not decode, text, broken XML. (zeep, with strict=False, would recover broken
     XML: a truncated answer would read as whatever survived.)"""
+    content = _answer_content(operation, response)
+    try:
+        etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        raise _unparsable(operation, exc, content) from None
+
+
+def _answer_content(operation: str, response: requests.Response) -> bytes:
+    """The answer's XML (its first MIME part if multipart); refuses, saying what it is, an empty body, an
+    HTML page, MIME parts that do not decode, and text that is not XML."""
     content_type = response.headers.get("Content-Type", "")
     content = response.content
     if content_type.split(";")[0].strip().lower() == "multipart/related":
@@ -501,16 +570,18 @@ def _check_answer(operation: str, response: requests.Response) -> None:
         raise VerbaMalformedResponse(
             f"{operation} answered a MIME multipart body under Content-Type {content_type or 'none'!r}, not SOAP XML"
         )
-    try:
-        etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError as exc:
-        if not head.startswith(b"<"):
-            raise VerbaMalformedResponse(f"{operation} answered text that is not XML: {_text(content, 80)!r}") from None
-        line, column = exc.position
-        reason = re.sub(r", line \d+, column \d+$", "", exc.msg or "")
-        raise VerbaMalformedResponse(
-            f"{operation} answered XML that does not parse (line {line}, column {column}: {one_line(reason, 200)})"
-        ) from None
+    return content
+
+
+def _unparsable(operation: str, exc: etree.XMLSyntaxError, content: bytes) -> VerbaMalformedResponse:
+    """The error for an answer lxml cannot parse: text, or broken XML and where."""
+    if not content.lstrip().startswith(b"<"):
+        return VerbaMalformedResponse(f"{operation} answered text that is not XML: {_text(content, 80)!r}")
+    line, column = exc.position
+    reason = re.sub(r", line \d+, column \d+$", "", exc.msg or "")
+    return VerbaMalformedResponse(
+        f"{operation} answered XML that does not parse (line {line}, column {column}: {one_line(reason, 200)})"
+    )
 
 
 def _text(raw: bytes, limit: int) -> str:
@@ -582,6 +653,14 @@ def _extension_dict(value: Any) -> dict[str, Any]:
         "eid": field(value, "eid"),
         "environment_short_name": field(value, "environmentShortName"),
     }
+
+
+def _listed(user: Any) -> ListedUser:
+    """A listUsers user; its extensions carry its id and login name."""
+    user_id = _user_id(user, "listUsers")
+    login = field(user, "loginName")
+    owner = {"user_id": user_id, "user_login_name": login}
+    return ListedUser(user_id, login, [{**_extension_dict(e), **owner} for e in field(user, "extensions") or []])
 
 
 def _user_id(user: Any, operation: str) -> int:

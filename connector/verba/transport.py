@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -44,13 +47,25 @@ class Transport(zeep.Transport):
         self.pool = pool
         self.headers: dict[str, str] = {"User-Agent": agent or str(self.session.headers["User-Agent"]),
                                         "Accept-Encoding": "gzip, deflate"}
+        self._local = threading.local()  # per thread: a longer timeout for the calls inside `longer`
+
+    @contextlib.contextmanager
+    def longer(self, seconds: float) -> Iterator[None]:
+        """Calls this thread makes inside may take up to `seconds` (a whole directory read); other threads'
+        calls keep `operation_timeout`."""
+        self._local.timeout = max(seconds, self.operation_timeout)
+        try:
+            yield
+        finally:
+            self._local.timeout = None
 
     def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> requests.Response:
         """POST the envelope; the whole call, answer included, ends within `operation_timeout` seconds."""
-        deadline = time.monotonic() + self.operation_timeout
+        timeout = getattr(self._local, "timeout", None) or self.operation_timeout
+        deadline = time.monotonic() + timeout
         answer = self.pool.request(
             "POST", address, body=etree_to_string(envelope), headers={**self.headers, **headers},
-            timeout=urllib3.Timeout(self.operation_timeout), retries=False, redirect=False, preload_content=False,
+            timeout=urllib3.Timeout(timeout), retries=False, redirect=False, preload_content=False,
         )
         try:
             response = requests.Response()
@@ -58,7 +73,7 @@ class Transport(zeep.Transport):
             response.headers = CaseInsensitiveDict(answer.headers)
             response.encoding = get_encoding_from_headers(response.headers)
             response.url = address
-            response._content = read_within(answer, deadline, self.operation_timeout)
+            response._content = read_within(answer, deadline, timeout)
         except BaseException:
             answer.close()  # half read, its connection is unusable: closed, the pool opens a new one in its place
             raise

@@ -18,7 +18,7 @@ from lxml import etree
 from connector.cli import main
 from connector.cli.simulator import simulator
 from connector.simulator import create_app, serve
-from connector.simulator.operations import MISSING_EXTENSION_SHAPES
+from connector.simulator.operations import LIST_CAP, MISSING_EXTENSION_SHAPES
 from connector.simulator.process import free_port
 from connector.simulator.state import State
 from tests.verba.helpers import PASSWORD, SEED, Sim, envelope
@@ -204,6 +204,30 @@ def test_list_users_filters_and_counts(sim: Sim) -> None:
     assert users("<justCount>maybe</justCount>").findtext("status/statusCode") == "ERROR_ILLEGAL_ARGUMENT"
 
 
+def test_a_list_of_users_without_criterion_is_answered_in_the_chosen_shape(sim: Sim) -> None:
+    for i in range(LIST_CAP):
+        sim.http.post("/_sim/users", json={"loginName": f"extra{i}@example.com"}).raise_for_status()
+    in_0000 = [str(u["id"]) for u in sim.state()["users"] if u["eid"] == "0000"]  # in the order added
+    assert len(in_0000) > LIST_CAP
+    token = sim.token()
+
+    def users(criteria: str = "") -> etree._Element:
+        answer = sim.post_soap(envelope("listUsers", f"<token>{token}</token><filter><environmentFilter><eid>0000"
+                                        f"</eid></environmentFilter>{criteria}</filter>"))
+        return etree.fromstring(answer.content).find(".//return")
+
+    last = f"<loginName>extra{LIST_CAP - 1}@example.com</loginName><loginNameExact>true</loginNameExact>"
+    assert [u.findtext("id") for u in users().findall("users")] == in_0000  # "all", the default
+    behaviour(sim, unfiltered_list_users="capped").raise_for_status()
+    assert [u.findtext("id") for u in users().findall("users")] == in_0000[:LIST_CAP]
+    assert users().findtext("status/statusCode") == "OK"  # nothing says there are more
+    assert len(users(last).findall("users")) == 1  # a criterion still finds any user
+    behaviour(sim, unfiltered_list_users="refused").raise_for_status()
+    assert (users().findtext("status/statusCode"), users().findtext("status/message")) == (
+        "ERROR_ILLEGAL_ARGUMENT", "A filter criterion is required")
+    assert len(users(last).findall("users")) == 1
+
+
 def test_create_user(sim: Sim) -> None:
     token = sim.token()
     body = (f"<token>{token}</token><user><eid>0000</eid><loginName>erin@example.com</loginName>"
@@ -341,7 +365,7 @@ def test_a_missing_extension_is_answered_in_the_chosen_shape(
     if chosen == "at start":
         sim = started_with(shape)
     else:
-        assert behaviour(sim, missing_extension=shape).json() == {"missing_extension": shape}
+        assert behaviour(sim, missing_extension=shape).json()["missing_extension"] == shape
     token = sim.token()
     got = get_extension(sim, token, "404")
     assert status_of(got.text) == MISSING_ANSWERS[shape]["getExtension"]
@@ -376,34 +400,37 @@ def test_an_existing_extension_is_the_same_in_every_shape(sim: Sim, shape: str) 
 
 
 def test_the_behaviour_endpoint_switches_the_shape_and_refuses_bad_input(sim: Sim) -> None:
-    assert sim.http.get("/_sim/behaviour").json() == {"missing_extension": "ok_empty"}
+    assert sim.http.get("/_sim/behaviour").json() == {"missing_extension": "ok_empty", "unfiltered_list_users": "all"}
     switched = behaviour(sim, missing_extension="error_general")
-    assert switched.status_code == 200 and switched.json() == {"missing_extension": "error_general"}
-    assert sim.http.get("/_sim/behaviour").json() == {"missing_extension": "error_general"}
+    assert switched.status_code == 200 and switched.json()["missing_extension"] == "error_general"
+    assert sim.http.get("/_sim/behaviour").json()["missing_extension"] == "error_general"
     assert status_of(get_extension(sim, sim.token(), "404").text)[0] == "ERROR_GENERAL"
 
-    for bad in ({"missing_extension": "ok"}, {"missing_extension": None}, {"missing_extension": ["error_general"]},
-                {"missing_extension": "error_general", "colour": "red"}, {"colour": "red"}):
+    for bad in ({"missing_extension": "ok"}, {"missing_extension": None}, {"missing_extension": ["error_general"]}):
         refused = behaviour(sim, **bad)
         assert refused.status_code == 400, bad
         assert all(shape in refused.json()["error"] for shape in MISSING_EXTENSION_SHAPES), refused.json()
-    assert "colour" in behaviour(sim, colour="red").json()["error"]
+    for bad in ({"missing_extension": "ok_empty", "colour": "red"}, {"colour": "red"}):
+        refused = behaviour(sim, **bad)
+        assert refused.status_code == 400, bad
+        assert all(name in refused.json()["error"] for name in ("colour", "missing_extension", "unfiltered_list_users"))
     for body in (b"not json", b'"error_general"', b"[]"):
         assert sim.http.post("/_sim/behaviour", content=body).status_code == 400
-    assert sim.http.get("/_sim/behaviour").json() == {"missing_extension": "error_general"}  # nothing changed
+    assert sim.http.get("/_sim/behaviour").json() == {  # nothing changed
+        "missing_extension": "error_general", "unfiltered_list_users": "all"}
 
 
 def test_reset_goes_back_to_the_start_value(sim: Sim, started_with: Callable[[str], Sim]) -> None:
     behaviour(sim, missing_extension="error_illegal_argument").raise_for_status()
     sim.reset()
-    assert sim.http.get("/_sim/behaviour").json() == {"missing_extension": "ok_empty"}
+    assert sim.http.get("/_sim/behaviour").json()["missing_extension"] == "ok_empty"
 
     started = started_with("error_general")
     started.reset()
-    assert started.http.get("/_sim/behaviour").json() == {"missing_extension": "error_general"}
+    assert started.http.get("/_sim/behaviour").json()["missing_extension"] == "error_general"
     behaviour(started, missing_extension="ok_empty").raise_for_status()
     started.reset()
-    assert started.http.get("/_sim/behaviour").json() == {"missing_extension": "error_general"}
+    assert started.http.get("/_sim/behaviour").json()["missing_extension"] == "error_general"
     assert (
         status_of(get_extension(started, started.token(), "404").text)
         == MISSING_ANSWERS["error_general"]["getExtension"]
@@ -416,10 +443,10 @@ def test_state_validates_and_keeps_the_missing_extension_setting() -> None:
     state = State(missing_extension="error_illegal_argument")
     state.reset()
     assert state.missing_extension == "error_illegal_argument"
-    state.set_missing_extension("ok_empty")
+    state.set_behaviour({"missing_extension": "ok_empty"})
     assert state.missing_extension == "ok_empty"
     with pytest.raises(ValueError, match="error_illegal_argument"):
-        state.set_missing_extension("nope")
+        state.set_behaviour({"missing_extension": "nope"})
     assert state.missing_extension == "ok_empty"
     state.reset()
     assert state.missing_extension == "error_illegal_argument"
