@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.verba import VerbaClient, VerbaStatusError
+from connector.simulator.operations import LIST_CAP
+from connector.verba import VerbaClient, VerbaStatusError, VerbaTransportError
 from connector.verba.errors import VerbaMalformedResponse
 from tests.verba.helpers import Sim, record
 
@@ -129,3 +130,64 @@ def test_a_user_without_an_id_or_a_refusal_raises(sim: Sim, client: VerbaClient)
     with pytest.raises(VerbaStatusError) as caught:
         client.user_extensions("alice@example.com")
     assert caught.value.cause == "error_illegal_argument"
+
+
+def test_every_user_is_read_from_one_list_users_without_criterion(sim: Sim, client: VerbaClient) -> None:
+    client.create_extension(record("+15550100", user_id=3))
+    client.create_extension(record("+15550101", user_id=3, im=True))
+    client.create_extension(record("200", user_id=4))
+    with client.capture() as sent:
+        listed = client.every_user(extensions=True)
+    in_0000 = [u for u in sim.state()["users"] if u["eid"] == "0000"]
+    assert [(u.user_id, u.login_name) for u in listed] == [(u["id"], u["loginName"]) for u in in_0000]
+    for user in listed:
+        assert user.extensions == (client.user_extensions(user.login_name or "") or [])
+    assert [len(u.extensions) for u in listed if u.user_id in (3, 4)] == [2, 1]
+    envelope = sent[0]["envelope"]
+    assert [s["operation"] for s in sent] == ["listUsers"] and "loginName" not in envelope
+    assert "<skipExtensions>false</skipExtensions>" in envelope and "<eid>0000</eid>" in envelope
+    without = client.every_user(extensions=False)
+    assert [u.user_id for u in without] == [u.user_id for u in listed] and all(u.extensions == [] for u in without)
+
+
+def test_a_capped_or_refused_list_is_what_verba_answers(sim: Sim, client: VerbaClient) -> None:
+    for i in range(LIST_CAP + 5):
+        sim.http.post("/_sim/users", json={"loginName": f"extra{i}@example.com"}).raise_for_status()
+    assert len(client.every_user(extensions=False)) > LIST_CAP
+    sim.http.post("/_sim/behaviour", json={"unfiltered_list_users": "capped"}).raise_for_status()
+    assert len(client.every_user(extensions=False)) == LIST_CAP  # nothing says there are more: callers look up the rest
+    sim.http.post("/_sim/behaviour", json={"unfiltered_list_users": "refused"}).raise_for_status()
+    with pytest.raises(VerbaStatusError) as caught:
+        client.every_user(extensions=True)
+    assert caught.value.cause == "error_illegal_argument"
+
+
+def test_a_streamed_list_reads_what_any_answer_reads(sim: Sim, client: VerbaClient) -> None:
+    """Status before or after the users, a renewed token, a broken or odd answer: as the other calls."""
+    client.request_token()
+    users = ("<users><id>3</id><loginName>alice@example.com</loginName><extensions><extension>200</extension>"
+             "</extensions></users><users><id>4</id><loginName>bob@example.com</loginName></users>")
+    for body in (OK_NESTED + users, users + OK_NESTED):
+        sim.faults({"operation": "listUsers", "body": answer("listUsers", body), "times": 1})
+        listed = client.every_user(extensions=True)
+        assert [(u.user_id, [e["extension"] for e in u.extensions]) for u in listed] == [(3, ["200"]), (4, [])]
+    sim.expire_tokens()
+    assert [u.user_id for u in client.every_user(extensions=False)] == [u["id"] for u in sim.state()["users"]]
+    assert [c["status"] for c in sim.calls("listUsers")][-2:] == ["ERROR_UNAUTHORIZED", "OK"]
+    for body, error in ((answer("listUsers", OK_NESTED + users)[:-60], "XML that does not parse"),
+                        (answer("listUsers", OK_NESTED + "<users><loginName>x</loginName></users>"), "without a user"),
+                        (answer("listUsers", OK_NESTED + "<users><id>abc</id></users>"), "not fit the WSDL")):
+        sim.faults({"operation": "listUsers", "body": body, "times": 1})
+        with pytest.raises(VerbaMalformedResponse, match=error):
+            client.every_user(extensions=True)
+    sim.faults({"operation": "listUsers", "http_status": 200, "body": "<html><title>Login</title></html>", "times": 1})
+    with pytest.raises(VerbaMalformedResponse, match="HTML page titled 'Login'"):
+        client.every_user(extensions=True)
+
+
+def test_a_whole_list_may_take_longer_than_other_calls(sim: Sim, client: VerbaClient) -> None:
+    client.request_token()
+    sim.faults({"operation": "listUsers", "latency_ms": 3000, "times": 2})  # the client's timeout is 2 s
+    assert len(client.every_user(extensions=False, timeout=10)) > 0
+    with pytest.raises(VerbaTransportError):
+        client.find_user_id("alice@example.com")  # the same thread, after: its own timeout again
