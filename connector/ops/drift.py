@@ -1,8 +1,11 @@
 """Drift: compare what Verba holds with what the connector wants it to hold, and repair it on request.
 
 For each user, the mapping of their current state gives the extension records Verba must hold.
-One listUsers call per user says which extensions Verba links to them, with their settings;
-getExtension is asked only about wanted extensions missing from that answer. Kinds of drift:
+listUsers says which extensions Verba links to each user, with their settings: a check of every
+user reads them all with one listUsers without criterion (VerbaClient.every_user), and asks one
+listUsers per user only for users that answer does not list (Verba may cap it, or refuse it); a
+check of some users asks one per user. getExtension is asked only about wanted extensions missing
+from those answers. Kinds of drift:
 
     missing      Verba has no such extension
     unlinked     it is linked to no user
@@ -18,6 +21,7 @@ fix; an extra is first remembered as pushed for its user, so that push stops rec
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import time
@@ -35,7 +39,8 @@ from connector.events import UserChange
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
 from connector.store import DriftRun, EventState, Store, StoredUser
-from connector.verba.client import VerbaClient
+from connector.verba.client import ListedUser, VerbaClient
+from connector.verba.errors import VerbaAuthError, VerbaError
 
 log = logging.getLogger("connector.drift")
 
@@ -123,10 +128,11 @@ class DriftCheck:
         called as n more users are checked. Raises VerbaError when Verba cannot be read at all."""
         report = DriftReport(started_at=time.time())
         targets = self.store.user_keys() if users is None else list(users)
+        directory = self.directory() if users is None else {}
         checked: list[_User] = []
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="drift")
         try:
-            for user in self._checked(pool, targets):
+            for user in self._checked(pool, targets, directory):
                 checked.append(user)
                 progress(1)
         finally:  # after a failure, the calls still queued are not sent
@@ -147,17 +153,33 @@ class DriftCheck:
         report.finished_at = time.time()
         return report
 
-    def _checked(self, pool: ThreadPoolExecutor, targets: Sequence[tuple[str, str]]) -> Iterator[_User]:
+    def directory(self) -> dict[str, ListedUser]:
+        """Verba's users by login name, with their extensions, from one listUsers without criterion; {} when
+        Verba refuses that list or cannot give it (then each user is asked on its own). A login name listed
+        twice is left out (asked on its own, it raises what the client raises for it). Raises VerbaAuthError."""
+        try:
+            listed = self.client.every_user(extensions=True)
+        except VerbaAuthError:
+            raise
+        except VerbaError as exc:
+            log.warning("drift check: Verba did not list every user (%s); each user is asked on its own", exc)
+            return {}
+        logins = collections.Counter(user.login_name for user in listed)
+        return {login: user for user in listed if (login := user.login_name) is not None and logins[login] == 1}
+
+    def _checked(self, pool: ThreadPoolExecutor, targets: Sequence[tuple[str, str]],
+                 directory: dict[str, ListedUser]) -> Iterator[_User]:
         """Each target checked, in order. The store is read BATCH users at a time, and each batch is read
         and queued while the pool still checks the one before, so the calls to Verba never wait for it."""
         queued: Iterator[_User] = iter(())
         for start in range(0, len(targets), BATCH):
-            ahead = pool.map(self._check_user, self.store.stored_users(targets[start:start + BATCH]))
+            stored = self.store.stored_users(targets[start:start + BATCH])
+            ahead = pool.map(lambda user: self._check_user(user, directory), stored)
             yield from queued
             queued = ahead
         yield from queued
 
-    def _check_user(self, stored: StoredUser) -> _User:
+    def _check_user(self, stored: StoredUser, directory: dict[str, ListedUser]) -> _User:
         user = _User(stored.source, stored.external_id)
         current = stored.current
         if current is None:
@@ -168,7 +190,7 @@ class DriftCheck:
             return user
         change = current.change
         try:
-            verba = look_up(self.client, self.mapping, change, stored.verba_user_id)
+            verba = look_up(self.client, self.mapping, change, stored.verba_user_id, directory)
             if verba.user_id is None:
                 user.unchecked = f"no Verba user has loginName {verba.found!r}"
                 return user
@@ -287,23 +309,19 @@ class VerbaUser:
     found: int | str  # the Verba id the mapping gives, or the login name it says to look up
     login: str | None  # the login name listUsers was asked for (None: none to ask for)
     user_id: int | None  # None when no Verba user has that login name
-    held: list[dict[str, Any]] | None  # the extensions listUsers linked to that login (VerbaClient.user_extensions)
+    held: list[dict[str, Any]] | None  # the extensions Verba links to that login (see VerbaClient.listed_user)
 
 
-def look_up(client: VerbaClient, mapping: Mapping, change: UserChange, known: int | None) -> VerbaUser:
-    """The user's Verba id and the extensions Verba links to its login name: one listUsers, two when the user
-    has no extension to read the id from (`known`: the id last pushed). Raises what Mapping.user_id_or_login
-    and the client raise."""
+def look_up(client: VerbaClient, mapping: Mapping, change: UserChange, known: int | None,
+            directory: dict[str, ListedUser] | None = None) -> VerbaUser:
+    """The user's Verba id and the extensions Verba links to its login name: from `directory` (Verba's users by
+    login name, see DriftCheck.directory) when it lists the login, else one listUsers (`known`: the id last
+    pushed). Raises what Mapping.user_id_or_login and the client raise."""
     found = mapping.user_id_or_login(change, known)
     login = found if isinstance(found, str) else mapping.login_name(change.state)
-    held = None if login is None else client.user_extensions(login)
-    if isinstance(found, int):
-        user_id: int | None = found
-    elif held:
-        user_id = int(held[0]["user_id"])
-    else:  # no such user (None), or one with no extension to read the id from ([])
-        user_id = None if held is None else client.find_user_id(found)
-    return VerbaUser(found, login, user_id, held)
+    listed = None if login is None else (directory or {}).get(login) or client.listed_user(login)
+    user_id = found if isinstance(found, int) else None if listed is None else listed.user_id
+    return VerbaUser(found, login, user_id, None if listed is None else listed.extensions)
 
 
 def recorded(found: dict[str, Any]) -> str:

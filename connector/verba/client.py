@@ -63,7 +63,7 @@ DIRECTORY_TIMEOUT = 300.0  # seconds a whole-directory listUsers may take (Verba
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ListedUser:
-    """A user as listUsers answers it; `extensions` as `VerbaClient.user_extensions` gives them (none when
+    """A user as listUsers answers it; `extensions` as `VerbaClient.listed_user` describes them (none when
     the call skipped them)."""
 
     user_id: int
@@ -212,17 +212,17 @@ class VerbaClient:
             )
         return _user_id(users[0], "listUsers")
 
-    def user_extensions(self, login_name: str) -> list[dict[str, Any]] | None:
-        """The extensions Verba links to the user with this exact login name in the configured
-        environment, as Verba holds them now (for drift checks); None when there is no such user.
+    def listed_user(self, login_name: str) -> ListedUser | None:
+        """The user with this exact login name in the configured environment and the extensions Verba links
+        to it, as Verba holds them now (for drift checks); None when there is no such user.
 
         One listUsers call (loginName exact, skipExtensions false; groups and roles skipped). Each
         extension is a dict with the keys of `get_extension`: id, extension, user_id, user_login_name,
         recording_mode, voice, im, video, screen_capture_enabled, eid, environment_short_name, where
         user_id and user_login_name are the listed user's and any field Verba leaves out is None.
-        A user without extensions gives []. Raises VerbaMalformedResponse when listUsers finds several
-        users for the exact login name or answers a user without an integer id, VerbaStatusError for a
-        non-OK status, and the client's other VerbaErrors (transport, auth) as every call does.
+        Raises VerbaMalformedResponse when listUsers finds several users for the exact login name or
+        answers a user without an integer id, VerbaStatusError for a non-OK status, and the client's other
+        VerbaErrors (transport, auth) as every call does.
         """
         users = self._users(loginName=login_name, loginNameExact=True, skip_extensions=False)
         if not users:
@@ -231,11 +231,11 @@ class VerbaClient:
             raise VerbaMalformedResponse(
                 f"listUsers returned {len(users)} users for the exact loginName {login_name!r}"
             )
-        return _listed(users[0]).extensions
+        return _listed(users[0])
 
     def every_user(self, *, extensions: bool, timeout: float = DIRECTORY_TIMEOUT) -> list[ListedUser]:
         """Every user of the configured environment that one listUsers without criterion answers, with the
-        extensions Verba links to each when `extensions` (as `user_extensions` gives them).
+        extensions Verba links to each when `extensions` (as `listed_user` gives them).
 
         Verba may answer fewer users than it holds (the vendor does not say whether it caps a list):
         callers look up one by one whoever is missing. The answer is read as it parses, one <users> at a

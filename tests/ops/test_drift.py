@@ -15,13 +15,21 @@ from connector.config import load_config
 from connector.mapping import load_mapping
 from connector.ops.drift import DriftCheck
 from connector.ops.metrics import SKIPPED
+from connector.simulator.operations import LIST_CAP, UNFILTERED_LIST_USERS_SHAPES
 from connector.store import EventState
 from connector.verba import VerbaError
-from tests.plugins.simulator import drain, user
+from tests.plugins.simulator import USERS, drain, user
 
 WRITES = ("createExtension", "updateExtension")
 ALICE = "+14155550100"
 BOB = "+14155550111"
+
+
+@pytest.fixture
+def seed_users():
+    """Verba users the connector does not manage come first: a list of every user that Verba caps
+    ("capped") leaves out Alice and Bob."""
+    return [{"id": 1000 + i, "loginName": f"other{i}@example.com", "eid": "0000"} for i in range(LIST_CAP)] + USERS
 
 
 @pytest.fixture
@@ -93,7 +101,10 @@ def drift(deliverer, config_path) -> DriftCheck:
     return DriftCheck(deliverer.store, deliverer.client, mapping, 2)
 
 
-def test_each_kind_of_drift_is_found_without_writing_and_repaired_exactly(deliverer, sim, drift):
+@pytest.mark.parametrize("shape", UNFILTERED_LIST_USERS_SHAPES)
+def test_each_kind_of_drift_is_found_without_writing_and_repaired_exactly(deliverer, sim, drift, shape):
+    """Whether Verba lists every user at once, only some ("capped", with nothing to say so) or none."""
+    sim.http.post("/_sim/behaviour", json={"unfiltered_list_users": shape}).raise_for_status()
     carol = "+14155550122"
     pushed(deliverer, sim, user(), user("u-bob", "bob@example.com", phones=(BOB,)),
            user("u-carol", "alice@example.com", phones=(carol,)))  # Alice again, from another source user
@@ -113,6 +124,10 @@ def test_each_kind_of_drift_is_found_without_writing_and_repaired_exactly(delive
     assert found == {("settings", ALICE), ("missing", BOB), ("unlinked", carol), ("extra", dave)}, report.drifts
     assert report.users == 4 and report.extensions == 5 and report.unchecked == []
     assert not any(op in WRITES for op in operations(sim)) and sim.extensions() == before
+    # The list of every user, then (unless it held them) one listUsers per checked user; getExtension only
+    # for the wanted extensions no user's list holds (BOB for two users, carol).
+    assert len(sim.calls("listUsers")) == 1 + (0 if shape == "all" else 4)
+    assert sorted(c["extension"] for c in sim.calls("getExtension")) == sorted([BOB, BOB, carol])
 
     sim.edit_extension(in_step, user_id=3)  # now linked to Alice: Bob's wanted extension, another user's
     report = drift.check()
@@ -161,7 +176,9 @@ def test_a_check_that_cannot_read_verba_raises_and_sends_none_of_the_calls_still
     mapping = load_mapping(load_config(config_path).mapping_file)
     with pytest.raises(VerbaError):
         DriftCheck(deliverer.store, deliverer.client, mapping, 1).check()
-    assert len(sim.calls("listUsers")) <= 2  # the failed call, and the next if its worker took it first
+    # The list of every user (failed: each user is asked on its own), the first user's, and the next if its
+    # worker took it first.
+    assert len(sim.calls("listUsers")) <= 3
 
 
 def test_a_user_whose_push_is_under_way_is_not_checked(deliverer, sim, drift):
@@ -249,3 +266,13 @@ def test_an_extension_seen_gone_is_no_longer_confirmed_so_its_next_push_asks_ver
     assert [d.kind for d in drift.check().drifts] == ["missing"]
     assert pushed(deliverer, sim, user(displayName="Alice B.")) == ["createExtension"]  # not a no-op any more
     assert sim.extensions()[ALICE]["user_id"] == 3
+
+
+def test_a_login_name_listed_twice_is_asked_on_its_own(deliverer, sim, drift):
+    users = "".join(f"<users><id>{i}</id><loginName>{login}</loginName></users>"
+                    for i, login in ((3, "alice@example.com"), (8, "alice@example.com"), (4, "bob@example.com")))
+    body = ('<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><ns2:listUsersResponse '
+            'xmlns:ns2="http://v2.provisioning.ws.web.verba.com/"><return><status><statusCode>OK</statusCode>'
+            f"</status>{users}</return></ns2:listUsersResponse></S:Body></S:Envelope>")
+    sim.fault(operation="listUsers", body=body, times=1)
+    assert {login: user.user_id for login, user in drift.directory().items()} == {"bob@example.com": 4}

@@ -1,6 +1,9 @@
-"""VerbaClient.user_extensions: a user's extensions as Verba holds them (issue 16, item 5), against the simulator."""
+"""VerbaClient.listed_user and every_user: users and their extensions as Verba holds them (issue 16), against the
+simulator."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -15,6 +18,12 @@ KEYS = {"id", "extension", "user_id", "user_login_name", "recording_mode", "voic
         "screen_capture_enabled", "eid", "environment_short_name"}
 
 
+def held_by(client: VerbaClient, login_name: str) -> list[dict[str, Any]] | None:
+    """The extensions listed for the user with this login name; None when there is no such user."""
+    listed = client.listed_user(login_name)
+    return None if listed is None else listed.extensions
+
+
 def answer(operation: str, inner: str) -> str:
     """A JAX-WS style answer of `operation` with this <return> content (served as a fault rule's body)."""
     return ('<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>'
@@ -27,7 +36,7 @@ def test_a_users_extensions_are_shaped_as_get_extension_answers_them(sim: Sim, c
     assert client.create_extension(record("+15550101", user_id=3, recording_mode="ON_DEMAND", im=True)) is True
     assert client.create_extension(record("200", user_id=4)) is True
 
-    held = client.user_extensions("alice@example.com")
+    held = held_by(client, "alice@example.com")
     assert held is not None
     assert [e["extension"] for e in held] == ["+15550100", "+15550101"]
     assert all(set(e) == KEYS for e in held)
@@ -37,13 +46,13 @@ def test_a_users_extensions_are_shaped_as_get_extension_answers_them(sim: Sim, c
         "eid": "0000", "environment_short_name": "default",
     }
     assert held == [client.get_extension("+15550100"), client.get_extension("+15550101")]
-    assert client.user_extensions("bob@example.com") == [client.get_extension("200")]
+    assert held_by(client, "bob@example.com") == [client.get_extension("200")]
 
 
 def test_one_list_users_call_asks_for_extensions_and_skips_groups_and_roles(sim: Sim, client: VerbaClient) -> None:
     client.request_token()
     with client.capture() as sent:
-        assert client.user_extensions("alice@example.com") == []
+        assert held_by(client, "alice@example.com") == []
     assert [s["operation"] for s in sent] == ["listUsers"]
     envelope = sent[0]["envelope"]
     for part in ("<loginName>alice@example.com</loginName>", "<loginNameExact>true</loginNameExact>",
@@ -54,20 +63,20 @@ def test_one_list_users_call_asks_for_extensions_and_skips_groups_and_roles(sim:
 
 
 def test_no_such_user_is_none_and_the_login_name_is_matched_exactly(client: VerbaClient) -> None:
-    assert client.user_extensions("nobody@example.com") is None
-    assert client.user_extensions("alice") is None
-    assert client.user_extensions("ALICE@example.com") is None
+    assert held_by(client, "nobody@example.com") is None
+    assert held_by(client, "alice") is None
+    assert held_by(client, "ALICE@example.com") is None
 
 
 def test_unlinked_and_other_users_extensions_are_not_the_users(sim: Sim, client: VerbaClient) -> None:
     client.create_extension(record("+15550100", user_id=3))
     client.create_extension(record("200", user_id=4))
     sim.http.put("/_sim/extensions/0000/+15550100", json={"user_id": None}).raise_for_status()
-    assert client.user_extensions("alice@example.com") == []
+    assert held_by(client, "alice@example.com") == []
     sim.http.put("/_sim/extensions/0000/200", json={"user_id": 3}).raise_for_status()
-    held = client.user_extensions("alice@example.com")
+    held = held_by(client, "alice@example.com")
     assert held is not None and [(e["extension"], e["user_id"]) for e in held] == [("200", 3)]
-    assert client.user_extensions("bob@example.com") == []
+    assert held_by(client, "bob@example.com") == []
 
 
 def test_drift_made_behind_the_connectors_back_is_seen(sim: Sim, client: VerbaClient) -> None:
@@ -75,12 +84,12 @@ def test_drift_made_behind_the_connectors_back_is_seen(sim: Sim, client: VerbaCl
     sim.http.put("/_sim/extensions/0000/+15550100", json={"recordingMode": "CONTROLLED", "voice": False,
                                                           "screenCaptureEnabled": True}).raise_for_status()
     sim.http.put("/_sim/extensions/0000/+15550177", json={"recordingMode": "FULL", "user_id": 3}).raise_for_status()
-    held = client.user_extensions("alice@example.com")
+    held = held_by(client, "alice@example.com")
     assert held is not None
     assert [(e["extension"], e["recording_mode"], e["voice"], e["screen_capture_enabled"]) for e in held] == [
         ("+15550100", "CONTROLLED", False, True), ("+15550177", "FULL", None, None)]
     sim.http.delete("/_sim/extensions/0000/+15550100").raise_for_status()
-    assert [e["extension"] for e in client.user_extensions("alice@example.com") or []] == ["+15550177"]
+    assert [e["extension"] for e in held_by(client, "alice@example.com") or []] == ["+15550177"]
     assert {c["operation"] for c in sim.calls()} == {"requestToken", "createExtension", "listUsers"}
 
 
@@ -88,8 +97,8 @@ def test_environment_short_name_client(sim: Sim) -> None:
     sim.http.post("/_sim/users", json={"id": 9, "loginName": "carol@example.com", "eid": "0001"}).raise_for_status()
     sim.http.put("/_sim/extensions/0001/900", json={"recordingMode": "FULL", "user_id": 9}).raise_for_status()
     with VerbaClient(sim.url, environment_short_name="other", token=sim.token()) as client:
-        held = client.user_extensions("carol@example.com")
-        assert client.user_extensions("alice@example.com") is None  # alice lives in 0000
+        held = held_by(client, "carol@example.com")
+        assert held_by(client, "alice@example.com") is None  # alice lives in 0000
     assert held is not None
     assert [(e["extension"], e["eid"], e["environment_short_name"], e["user_id"]) for e in held] == [
         ("900", "0001", "other", 9)]
@@ -101,7 +110,7 @@ def test_several_users_for_the_exact_login_name_are_malformed(sim: Sim, client: 
              "<users><id>8</id><loginName>alice@example.com</loginName></users>")
     sim.faults({"operation": "listUsers", "body": answer("listUsers", OK_NESTED + users), "times": 1})
     with pytest.raises(VerbaMalformedResponse, match="listUsers returned 2 users for the exact loginName"):
-        client.user_extensions("alice@example.com")
+        held_by(client, "alice@example.com")
 
 
 def test_the_listed_user_owns_the_extensions_whatever_they_nest(sim: Sim, client: VerbaClient) -> None:
@@ -112,7 +121,7 @@ def test_the_listed_user_owns_the_extensions_whatever_they_nest(sim: Sim, client
             "</extensions><extensions><eid>0000</eid><extension>200</extension><voice>true</voice></extensions>"
             "</users>")
     sim.faults({"operation": "listUsers", "body": answer("listUsers", OK_NESTED + user), "times": 1})
-    held = client.user_extensions("alice@example.com")
+    held = held_by(client, "alice@example.com")
     assert held == [
         {**dict.fromkeys(KEYS), "extension": "+15550100", "user_id": 3, "user_login_name": "alice@example.com"},
         {**dict.fromkeys(KEYS), "extension": "200", "eid": "0000", "voice": True, "user_id": 3,
@@ -125,10 +134,10 @@ def test_a_user_without_an_id_or_a_refusal_raises(sim: Sim, client: VerbaClient)
     no_id = "<users><loginName>alice@example.com</loginName></users>"
     sim.faults({"operation": "listUsers", "body": answer("listUsers", OK_NESTED + no_id), "times": 1})
     with pytest.raises(VerbaMalformedResponse, match="listUsers answered OK without a user id"):
-        client.user_extensions("alice@example.com")
+        held_by(client, "alice@example.com")
     sim.faults({"operation": "listUsers", "status": "ERROR_ILLEGAL_ARGUMENT", "message": "bad filter", "times": 1})
     with pytest.raises(VerbaStatusError) as caught:
-        client.user_extensions("alice@example.com")
+        held_by(client, "alice@example.com")
     assert caught.value.cause == "error_illegal_argument"
 
 
@@ -141,7 +150,7 @@ def test_every_user_is_read_from_one_list_users_without_criterion(sim: Sim, clie
     in_0000 = [u for u in sim.state()["users"] if u["eid"] == "0000"]
     assert [(u.user_id, u.login_name) for u in listed] == [(u["id"], u["loginName"]) for u in in_0000]
     for user in listed:
-        assert user.extensions == (client.user_extensions(user.login_name or "") or [])
+        assert client.listed_user(user.login_name or "") == user
     assert [len(u.extensions) for u in listed if u.user_id in (3, 4)] == [2, 1]
     envelope = sent[0]["envelope"]
     assert [s["operation"] for s in sent] == ["listUsers"] and "loginName" not in envelope
