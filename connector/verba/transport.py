@@ -120,13 +120,15 @@ def verba_pool(url: str, pool_size: int) -> urllib3.PoolManager:
 def read_within(answer: urllib3.BaseHTTPResponse, deadline: float, timeout: float) -> bytes:
     """The answer's body, read before `deadline` (time.monotonic()): a server that trickles its
     answer in cannot stretch a call past its timeout one read at a time."""
-    sock = getattr(answer.connection, "sock", None)
     late = VerbaTransportError(f"Verba did not finish answering within {timeout:g} s; it is slow or overloaded")
     chunks: list[bytes] = []
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise late
+        # Asked anew each time: once the body is read, urllib3 gives the connection back to the pool (None
+        # here), and a pool already full closes it, or another thread takes it.
+        sock = getattr(answer.connection, "sock", None)
         if sock is not None:
             sock.settimeout(remaining)
         try:
