@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -9,10 +11,24 @@ from collections.abc import Callable
 from connector.events import UserChange
 from connector.mapping import Mapping, UnresolvedUser
 from connector.verba.client import VerbaClient
+from connector.verba.errors import VerbaError
+
+log = logging.getLogger(__name__)
+
+# A burst of look-ups (a first sync, a mass change): this many within BURST_SECONDS read every Verba user at once.
+BURST = 50
+BURST_SECONDS = 10.0
 
 
 class UserIdResolver:
-    """Resolves Verba user ids; positive lookups are cached for `ttl` seconds."""
+    """Resolves Verba user ids; positive lookups are cached for `ttl` seconds.
+
+    A login name is looked up with one listUsers. In a burst (BURST look-ups within BURST_SECONDS: a first
+    sync, a mass change), a thread of its own reads every user of the environment at once
+    (VerbaClient.every_user, at most once per `ttl`; it holds no user's lease) and caches the id of each
+    login name listed once, while the workers go on looking up their own; a login name that list leaves
+    out (Verba may cap it) is still looked up on its own.
+    """
 
     def __init__(self, client: VerbaClient, mapping: Mapping, ttl: float, clock: Callable[[], float] = time.monotonic):
         self.client = client
@@ -21,6 +37,10 @@ class UserIdResolver:
         self.clock = clock
         self._cache: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
+        self._listing = threading.Lock()  # held by the thread reading every user
+        self._misses: collections.deque[float] = collections.deque(maxlen=BURST)  # when the last look-ups began
+        self._listed_at = -float("inf")
+        self.lister: threading.Thread | None = None  # the last thread started to read every user
 
     def resolve(self, change: UserChange, known: int | None) -> int:
         """The user's Verba id (Mapping.user_id_or_login decides how); `known` is the id last pushed for this user.
@@ -31,10 +51,12 @@ class UserIdResolver:
         return found if isinstance(found, int) else self._lookup(found, change)
 
     def _lookup(self, login: str, change: UserChange) -> int:
-        with self._lock:
-            cached = self._cache.get(login)
-        if cached is not None and self.clock() - cached[1] < self.ttl:
-            return cached[0]
+        cached = self._cached(login)
+        if cached is not None:
+            return cached
+        if self._burst() and self._listing.acquire(blocking=False):
+            self.lister = threading.Thread(target=self._list_every_user, name="verba-user-list", daemon=True)
+            self.lister.start()
         user_id = self.client.find_user_id(login)
         if user_id is None and self.mapping.create_missing_users and change.kind == "upsert":
             state = change.state
@@ -55,3 +77,37 @@ class UserIdResolver:
         with self._lock:
             self._cache[login] = (user_id, self.clock())
         return user_id
+
+    def _cached(self, login: str) -> int | None:
+        with self._lock:
+            cached = self._cache.get(login)
+        return cached[0] if cached is not None and self.clock() - cached[1] < self.ttl else None
+
+    def _burst(self) -> bool:
+        """Count a look-up; whether BURST of them began within BURST_SECONDS and no list is fresh."""
+        now = self.clock()
+        with self._lock:
+            self._misses.append(now)
+            return (len(self._misses) == BURST and now - self._misses[0] <= BURST_SECONDS
+                    and now - self._listed_at >= self.ttl)
+
+    def _list_every_user(self) -> None:
+        """Cache the id of every login name one list holds once (a login listed twice is left to its own
+        look-up, which refuses it); runs in its own thread, holding `_listing`. A list Verba refuses or
+        cannot give is logged, and not asked for again within `ttl`."""
+        started = self.clock()
+        try:
+            with self._lock:
+                self._listed_at = started
+            listed = self.client.every_user(extensions=False)
+            logins = collections.Counter(user.login_name for user in listed)
+            with self._lock:
+                for user in listed:
+                    login = user.login_name
+                    if login is not None and logins[login] == 1 and self._cache.get(login, (0, started))[1] <= started:
+                        self._cache[login] = (user.user_id, started)  # a look-up since then is fresher
+            log.info("cached the Verba user ids of %d login names from one listUsers", len(logins))
+        except VerbaError as exc:
+            log.warning("could not list every Verba user (%s); each login name is looked up on its own", exc)
+        finally:
+            self._listing.release()

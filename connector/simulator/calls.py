@@ -44,9 +44,10 @@ class CallLog:
 
 
 def summarize(call: Call) -> dict[str, Any]:
-    """What the request said about the extension; flags and ids as sent when they do not parse."""
+    """What the request said about the extension (listUsers: the filter's extension and loginName); flags and
+    ids as sent when they do not parse."""
     summary: dict[str, Any] = dict.fromkeys(
-        ("extension", "user_id", "eid", "recordingMode", "voice", "im", "video", "screenCaptureEnabled")
+        ("extension", "user_id", "eid", "recordingMode", "voice", "im", "video", "screenCaptureEnabled", "loginName")
     )
     if call.operation in EXTENSION_WRITES:
         fields = children(call.fields.get("extension"))
@@ -59,6 +60,11 @@ def summarize(call: Call) -> dict[str, Any]:
     elif call.operation == "getExtension":
         summary["extension"] = text(call.fields, "extension")
         summary["eid"] = text(children(call.fields.get("environmentFilter")), "eid")
+    elif call.operation == "listUsers":
+        criteria = children(call.fields.get("filter"))
+        summary["extension"] = text(criteria, "extension")
+        summary["loginName"] = text(criteria, "loginName")
+        summary["eid"] = text(children(criteria.get("environmentFilter")), "eid")
     return summary
 
 

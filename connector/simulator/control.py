@@ -1,7 +1,8 @@
 """The test control API under /_sim/ (JSON).
 
 GET    /_sim/calls          the call log: [{seq, started, at, operation, status, extension, user_id, eid,
-                            recordingMode, voice, im, video, screenCaptureEnabled, token_valid, agent}];
+                            recordingMode, voice, im, video, screenCaptureEnabled, loginName, token_valid,
+                            agent}] (loginName: a listUsers filter's);
                             `started` is the Unix time the request arrived (before any injected
                             latency), `at` when it was answered, `agent` its User-Agent header or null
 DELETE /_sim/calls          clear the call log

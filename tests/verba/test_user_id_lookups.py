@@ -1,0 +1,112 @@
+"""UserIdResolver against the simulator: a burst of look-ups reads every Verba user at once, whatever
+shape Verba answers that list in; a login name it does not list is still looked up on its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.delivery.users import BURST, UserIdResolver
+from connector.events import UserChange
+from connector.mapping import UnresolvedUser, load_mapping
+from connector.simulator.operations import LIST_CAP
+from connector.verba import VerbaClient
+from connector.verba.client import ListedUser
+from tests.verba.helpers import Sim
+
+MAPPING = load_mapping("mappings/default.toml")
+
+
+def change(login: str) -> UserChange:
+    return UserChange("test", login, "upsert", {"userName": login})
+
+
+def resolver(client: VerbaClient) -> UserIdResolver:
+    return UserIdResolver(client, MAPPING, ttl=600.0)
+
+
+def add_users(sim: Sim, count: int) -> dict[str, int]:
+    """`count` more Verba users in environment 0000, after the seeded ones: login name -> id."""
+    added = {}
+    for i in range(count):
+        login = f"joiner{i}@example.com"
+        added[login] = sim.http.post("/_sim/users", json={"loginName": login}).raise_for_status().json()["id"]
+    return added
+
+
+def list_calls(sim: Sim) -> list[str]:
+    """For each listUsers call, the login name it asked for ("" when it asked for every user)."""
+    return [c["loginName"] or "" for c in sim.calls("listUsers")]
+
+
+def resolve_all(users: UserIdResolver, logins: list[str]) -> dict[str, int]:
+    """Each login name's id, one after the other; then the whole-user list, if one was started, is waited for."""
+    found = {login: users.resolve(change(login), None) for login in logins}
+    if users.lister is not None:
+        users.lister.join(timeout=30)
+    return found
+
+
+def test_a_few_look_ups_ask_for_each_login_name(sim: Sim, client: VerbaClient) -> None:
+    users = resolver(client)
+    assert resolve_all(users, ["alice@example.com", "bob@example.com", "alice@example.com"]) == {
+        "alice@example.com": 3, "bob@example.com": 4}
+    assert list_calls(sim) == ["alice@example.com", "bob@example.com"]  # the second alice from the cache
+
+
+def test_a_burst_reads_every_user_once_and_the_rest_come_from_it(sim: Sim, client: VerbaClient) -> None:
+    joiners = add_users(sim, 3 * BURST)
+    logins = list(joiners)
+    users = resolver(client)
+    assert resolve_all(users, logins[:BURST]) == {login: joiners[login] for login in logins[:BURST]}
+    assert sorted(list_calls(sim)) == sorted(logins[:BURST] + [""])
+    assert resolve_all(users, logins) == joiners  # the list's ids are the ids each look-up gives
+    assert sorted(list_calls(sim)) == sorted(logins[:BURST] + [""])  # no more calls: at most one list per ttl
+    assert [c["status"] for c in sim.calls("listUsers")] == ["OK"] * (BURST + 1)
+
+
+@pytest.mark.parametrize("shape", ["capped", "refused"])
+def test_a_login_name_verba_does_not_list_is_looked_up_on_its_own(sim: Sim, client: VerbaClient, shape: str) -> None:
+    """Capped (the first LIST_CAP users only, with nothing to say so) or refused: every id is still right."""
+    joiners = add_users(sim, LIST_CAP + BURST)
+    logins = list(joiners)
+    sim.http.post("/_sim/behaviour", json={"unfiltered_list_users": shape}).raise_for_status()
+    users = resolver(client)
+    assert resolve_all(users, logins) == joiners
+    listed = [user["loginName"] for user in sim.state()["users"]][:LIST_CAP] if shape == "capped" else []
+    unlisted = [login for login in logins[BURST:] if login not in listed]
+    assert sorted(list_calls(sim)) == sorted(logins[:BURST] + [""] + unlisted)
+    assert resolve_all(users, logins) == joiners  # all cached now: no new call
+    assert len(list_calls(sim)) == BURST + 1 + len(unlisted)
+
+
+class Listing:
+    """A client whose list of every user names bob twice; it counts the look-ups of each login name."""
+
+    def __init__(self) -> None:
+        self.looked_up: list[str] = []
+
+    def every_user(self, *, extensions: bool) -> list[ListedUser]:
+        return [ListedUser(4, "bob@example.com", []), ListedUser(9, "bob@example.com", []),
+                ListedUser(3, "alice@example.com", [])]
+
+    def find_user_id(self, login: str) -> int:
+        self.looked_up.append(login)
+        return {"alice@example.com": 3, "bob@example.com": 4}.get(login, 100)
+
+
+def test_a_login_name_listed_twice_is_looked_up_on_its_own() -> None:
+    client = Listing()
+    users = UserIdResolver(client, MAPPING, ttl=600.0)  # type: ignore[arg-type]
+    resolve_all(users, [f"joiner{i}@example.com" for i in range(BURST)])
+    assert resolve_all(users, ["alice@example.com", "bob@example.com"]) == {"alice@example.com": 3,
+                                                                            "bob@example.com": 4}
+    assert client.looked_up[BURST:] == ["bob@example.com"]
+
+
+def test_no_such_user_is_still_unresolved(sim: Sim, client: VerbaClient) -> None:
+    add_users(sim, BURST)
+    users = resolver(client)
+    resolve_all(users, [f"joiner{i}@example.com" for i in range(BURST)])
+    with pytest.raises(UnresolvedUser, match="no Verba user has loginName 'nobody@example.com'"):
+        users.resolve(change("nobody@example.com"), None)
+    assert list_calls(sim)[-1] == "nobody@example.com"
