@@ -144,7 +144,7 @@ def deliver(store: Store, deliverer: Deliverer, changes: Sequence[UserChange], w
     deadline = time.monotonic() + 600
     while (counts := store.count_by_state())[EventState.DONE] - done_before + counts[EventState.DEAD] \
             + counts[EventState.HELD] < len(changes) and time.monotonic() < deadline:
-        time.sleep(0.005)
+        time.sleep(0.05)  # a coarse watch: the count costs the workers GIL time
     seconds = time.perf_counter() - started
     pool.stop()
     if counts[EventState.DONE] - done_before != len(changes):

@@ -6,7 +6,7 @@ GET    /_sim/calls          the call log: [{seq, started, at, operation, status,
                             `started` is the Unix time the request arrived (before any injected
                             latency), `at` when it was answered, `agent` its User-Agent header or null
 DELETE /_sim/calls          clear the call log
-GET    /_sim/state          environments, users, extensions (with user_id) and active_tokens
+GET    /_sim/state          environments, users, extensions (with user_id), active_tokens and recorders
 POST   /_sim/users          add a Verba user: {loginName, id?, eid?, displayName?, email?, externalId?}
 PUT    /_sim/extensions/{eid}/{extension}
                             edit an extension behind the connector's back (drift), creating it if absent:
@@ -19,6 +19,11 @@ PUT    /_sim/extensions/{eid}/{extension}
 DELETE /_sim/extensions/{eid}/{extension}
                             remove the extension behind the connector's back (204), or 404 {"error": ...}
                             when there is none; not in the call log either
+PUT    /_sim/recorders/{location}
+                            make a recording server fail applyExtensionConfiguration ({"status":
+                            "ERROR_GENERAL", "message": "disk full"}) or take it again ({"status": "OK"});
+                            creates it if absent; answers it as /_sim/state lists it ({location, eid,
+                            status, message, in_step}: in_step when it holds the latest extension table)
 GET    /_sim/faults         the fault rules still live
 POST   /_sim/faults         add fault rules (one object or a list), see faults.py
 DELETE /_sim/faults         remove every fault rule
@@ -99,6 +104,10 @@ def routes(sim: Simulator) -> list[Route]:
         extension, created = sim.state.edit_extension(eid, number, await _json(request))
         return JSONResponse(extension.to_json(), status_code=201 if created else 200)
 
+    async def put_recorder(request: Request) -> Response:
+        recorder = sim.state.set_recorder(request.path_params["location"], await _json(request))
+        return JSONResponse(recorder.to_json(sim.state.changes))
+
     async def delete_extension(request: Request) -> Response:
         eid, number = request.path_params["eid"], request.path_params["extension"]
         if sim.state.delete_extension(eid, number) is None:
@@ -125,6 +134,7 @@ def routes(sim: Simulator) -> list[Route]:
         Route("/_sim/reset", reset, methods=["POST"]),
         Route("/_sim/extensions/{eid}/{extension}", _bad_request_on_value_error(put_extension), methods=["PUT"]),
         Route("/_sim/extensions/{eid}/{extension}", delete_extension, methods=["DELETE"]),
+        Route("/_sim/recorders/{location}", _bad_request_on_value_error(put_recorder), methods=["PUT"]),
     ]
 
 

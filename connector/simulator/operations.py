@@ -32,7 +32,9 @@ setting (POST /_sim/behaviour) is one of UNFILTERED_LIST_USERS_SHAPES:
 - "capped": the first LIST_CAP users only, with nothing to say there are more (the most hostile).
 - "refused": ERROR_ILLEGAL_ARGUMENT, "A filter criterion is required".
 Guessed (the vendor's page was not found): listExtensions' filter and answer, after
-listUsers' (see list_extensions).
+listUsers' (see list_extensions). applyExtensionConfiguration pushes the extension table to the
+recording servers (the seed's "recorders", one "recorder-1" by default); where its answer puts the
+per-server statuses, and their fields, are guessed (see apply_extension_configuration).
 """
 
 from __future__ import annotations
@@ -251,6 +253,37 @@ def list_extensions(state: State, call: Call) -> str:
     return "".join(extension_xml(state, ext, "extensions") for ext in found)
 
 
+# recorders
+
+
+def apply_extension_configuration(state: State, call: Call) -> str:
+    """applyExtensionConfiguration: each recorder (those `theseServersOnly` names, else all) takes the extension
+    table, unless it already has it (forceEvenIfNotRegistered false, the default) or fails (set with PUT
+    /_sim/recorders/{location}). Answers one <statuses> per recorder tried that failed, and per one that took
+    it when returnSuccessfulStatuses; each as the WSDL guesses: eid, location, status."""
+    authorize(state, call)
+    try:
+        successful = soap.boolean(text(call.fields, "returnSuccessfulStatuses"))
+        force = soap.boolean(text(call.fields, "forceEvenIfNotRegistered"))
+    except ValueError as exc:
+        raise Refusal(ILLEGAL, f"Not a boolean: {exc}") from None
+    first = call.fields.get("theseServersOnly")  # call.fields keeps the first of each name: the rest follow it
+    servers = [] if first is None else [first, *first.itersiblings(first.tag)]
+    named = {text(children(server), "location") for server in servers}
+    answers = []
+    for recorder in state.recorders.values():
+        if (named and recorder.location not in named) or (not force and recorder.applied == state.changes):
+            continue
+        if recorder.failure is None:
+            recorder.applied = state.changes
+        if recorder.failure is not None or successful:
+            code, message = recorder.failure or (OK, None)
+            answers.append("<statuses>" + element("eid", recorder.eid) + element("location", recorder.location)
+                           + "<status>" + element("message", message) + element("statusCode", code)
+                           + "</status></statuses>")
+    return "".join(answers)
+
+
 # environments
 
 
@@ -395,6 +428,7 @@ OPERATIONS: dict[str, Handler] = {
     "listUsers": list_users,
     "listExtensions": list_extensions,
     "createUser": create_user,
+    "applyExtensionConfiguration": apply_extension_configuration,
 }
 
 

@@ -17,6 +17,7 @@ DEFAULT_SEED: dict[str, Any] = {
     "api_users": [{"loginName": "connector", "password": "connector"}],
     "users": [],
     "extensions": [],
+    "recorders": [{"location": "recorder-1"}],
 }
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
@@ -83,6 +84,21 @@ class Extension:
         }
 
 
+@dataclasses.dataclass
+class Recorder:
+    """A recording server, which takes the extension table from applyExtensionConfiguration."""
+
+    location: str  # its name
+    eid: str | None = None
+    failure: tuple[str, str] | None = None  # (statusCode, message) it answers instead of taking the table
+    applied: int = -1  # State.changes when it last took the table
+
+    def to_json(self, changes: int) -> dict[str, Any]:
+        status, message = self.failure or ("OK", None)
+        return {"location": self.location, "eid": self.eid, "status": status, "message": message,
+                "in_step": self.applied == changes}
+
+
 class State:
     def __init__(
         self, seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0, missing_extension: str = "ok_empty"
@@ -123,6 +139,12 @@ class State:
             self._next_extension_id = 1
             for i, ext in enumerate(seed.get("extensions") or []):
                 self._add_seed_extension(ext, f"extensions[{i}]")
+            self.changes = 0  # writes to the extension table, SOAP or behind the connector's back
+            self.recorders = {
+                location: Recorder(location, data.get("eid"))
+                for i, data in enumerate(seed.get("recorders", DEFAULT_SEED["recorders"]))
+                if (location := _required(data, "location", f"recorders[{i}]"))
+            }
             # Fixed tokens from the seed stand for tokens an admin issued; they last until expired.
             self.tokens: dict[str, float] = {str(token): float("inf") for token in seed.get("tokens") or []}
 
@@ -183,6 +205,7 @@ class State:
             self.extensions[key] = existing
         for name in ("recording_mode", "voice", "im", "video", "screen_capture_enabled", "user_id"):
             setattr(existing, name, fields.get(name))
+        self.changes += 1
         return existing
 
     def edit_extension(self, eid: str, extension: str, changes: Any) -> tuple[Extension, bool]:
@@ -210,11 +233,13 @@ class State:
                 found = self.put_extension(eid, extension)
             for name, value in changes.items():
                 setattr(found, EDITABLE_FIELDS[name], value)
+            self.changes += 1
             return found, created
 
     def delete_extension(self, eid: str, extension: str) -> Extension | None:
         """Remove an extension behind the connector's back (not a SOAP call): the one removed, or None."""
         with self.lock:
+            self.changes += 1
             return self.extensions.pop((eid, extension), None)
 
     def _check_edit(self, name: str, value: Any, eid: str) -> None:
@@ -279,7 +304,20 @@ class State:
                 "users": [u.to_json() for u in self.users.values()],
                 "extensions": [e.to_json() for e in self.extensions.values()],
                 "active_tokens": sum(1 for token in self.tokens if self.token_valid(token)),
+                "recorders": [r.to_json(self.changes) for r in self.recorders.values()],
             }
+
+    def set_recorder(self, location: str, data: Any) -> Recorder:
+        """Make a recorder answer applyExtensionConfiguration with a failure ({"status": "ERROR_GENERAL",
+        "message": "disk full"}) or take it again ({"status": "OK"}); creates it if absent. Raises
+        ValueError for anything else."""
+        example = '{"status": "ERROR_GENERAL", "message": "disk full"}'
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str) or set(data) - {"status", "message"}:
+            raise ValueError(f"PUT a JSON object such as {example} (or {{\"status\": \"OK\"}})")
+        with self.lock:
+            recorder = self.recorders.setdefault(location, Recorder(location))
+            recorder.failure = None if data["status"] == "OK" else (data["status"], str(data.get("message") or ""))
+            return recorder
 
 
 def _shape(name: str, shape: Any) -> str:

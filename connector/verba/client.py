@@ -75,6 +75,16 @@ _HTML = re.compile(
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class RecorderStatus:
+    """What a recording server answered applyExtensionConfiguration (its name, environment and status)."""
+
+    location: str | None
+    eid: str | None
+    code: str  # its statusCode: OK when it took the extension table
+    message: str | None
+
+
 class VerbaClient:
     """One connection pool and one token, safe to share between threads.
 
@@ -252,6 +262,23 @@ class VerbaClient:
             )
         status.check("listUsers")
         return listed
+
+    # recorders
+
+    def apply_extension_configuration(self) -> list[RecorderStatus]:
+        """applyExtensionConfiguration: the recording servers whose extension table differs from Verba's
+        database take it (forceEvenIfNotRegistered false). Each server tried, with its status (OK ones too:
+        returnSuccessfulStatuses true). Raises VerbaStatusError when Verba refuses the call, VerbaMalformedResponse
+        for a server without a status, and every call's VerbaErrors."""
+        value, status = self._call("applyExtensionConfiguration", returnSuccessfulStatuses=True,
+                                   forceEvenIfNotRegistered=False)
+        status.check("applyExtensionConfiguration")
+        servers = []
+        for server in field(value, "statuses") or []:
+            answered = self._read_status(server, "applyExtensionConfiguration")
+            servers.append(RecorderStatus(field(server, "location"), field(server, "eid"), answered.code,
+                                          answered.message))
+        return servers
 
     def probe(self) -> None:
         """One cheap authenticated read (listUsers for the API login name, nothing else asked for), to see
