@@ -55,6 +55,7 @@ class TargetConfig:
     password: str | None = dataclasses.field(default=None, repr=False)
     token: str | None = dataclasses.field(default=None, repr=False)
     timeout_seconds: float = 10.0
+    apply_configuration: bool = False  # applyExtensionConfiguration after each batch of writes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,7 +226,8 @@ class Config:
 # The keys of each table and the TOML type each takes (float: any number, read as a float).
 _STORE = {"url": str, "synchronous": str}
 _TARGET = {"url": str, "eid": str, "environment_short_name": str, "login": str, "password_env": str,
-           "password_file": str, "token_env": str, "token_file": str, "timeout_seconds": float}
+           "password_file": str, "token_env": str, "token_file": str, "timeout_seconds": float,
+           "apply_configuration": bool}
 _SIMULATOR = {"listen": str, "seed": str}
 _MAPPING = {"file": str}
 _DELIVERY = {"workers": int, "max_attempts": int, "backoff_base_seconds": float, "backoff_max_seconds": float,
@@ -414,11 +416,13 @@ def _store(values: dict[str, Any], problems: list[str]) -> StoreConfig:
 
 def _target(values: dict[str, Any], read: bool, problems: list[str]) -> TargetConfig:
     timeout = values.get("timeout_seconds", TargetConfig.timeout_seconds)
+    apply = values.get("apply_configuration", TargetConfig.apply_configuration)
     if "url" not in values:
-        for key in [key for key in values if key not in ("eid", "timeout_seconds")]:
+        for key in [key for key in values if key not in ("eid", "timeout_seconds", "apply_configuration")]:
             problems.append(f"target.{key} is set but target.url is not; set target.url to your Verba service "
                             "(e.g. http://verba-mr:7002/provisioning) or remove the key")
-        return TargetConfig(login=SIMULATOR_LOGIN, password=SIMULATOR_PASSWORD, timeout_seconds=timeout)
+        return TargetConfig(login=SIMULATOR_LOGIN, password=SIMULATOR_PASSWORD, timeout_seconds=timeout,
+                            apply_configuration=apply)
     if not values["url"].startswith(("http://", "https://")):
         problems.append(f"target.url is {values['url']!r}; use http(s)://host:7002/provisioning")
     short_name = values.get("environment_short_name")
@@ -440,7 +444,8 @@ def _target(values: dict[str, Any], read: bool, problems: list[str]) -> TargetCo
                         "target.eid instead, or use a fixed token (token_env or token_file)")
     return TargetConfig(url=values["url"], eid=eid, environment_short_name=short_name, login=values.get("login"),
                         password=_secret(values, "password", "target", problems, read=read),
-                        token=_secret(values, "token", "target", problems, read=read), timeout_seconds=timeout)
+                        token=_secret(values, "token", "target", problems, read=read), timeout_seconds=timeout,
+                        apply_configuration=apply)
 
 
 def _check_lease(target: TargetConfig, delivery: DeliveryConfig, problems: list[str]) -> None:

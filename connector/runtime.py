@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from connector.config import Config, ConfigError, TargetConfig
+from connector.delivery.recorders import RecorderApply
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.liveness import Liveness
 from connector.mapping import Mapping, load_mapping
@@ -79,8 +80,11 @@ class Connector:
         self.servers: dict[str, tuple[uvicorn.Server, threading.Thread]] = {}  # by config key
         self.client = open_client(config)
         self.liveness = Liveness(self.store, config.instance, shared=config.store.shared)
+        self.recorders = RecorderApply(self.client, self.store, config.instance.name) \
+            if config.target.apply_configuration else None
         deliverer = Deliverer(self.store, self.client, self.mapping, config.delivery, instance=config.instance.name,
-                              calls_until=self.liveness.calls_until)
+                              calls_until=self.liveness.calls_until,
+                              on_written=None if self.recorders is None else self.recorders.written)
         self.pool = WorkerPool(deliverer, config.delivery.workers, config.delivery.idle_poll_seconds,
                                self.liveness.owner_prefix)
         self.liveness.on_release = self.pool.wake.set  # a dead instance's users are claimed at once
@@ -99,6 +103,8 @@ class Connector:
         except BaseException:  # a start that failed (a port taken) leaves no claim and no live-looking instance
             self.target_health.stop()
             self.pool.stop()
+            if self.recorders is not None:
+                self.recorders.stop()
             self.liveness.stop()
             raise
 
@@ -113,6 +119,8 @@ class Connector:
         sources = {"scim": self._scim_state, **self.ldap.probes()}
         self.serve(create_admin_app(self.store, self.target_health.check, sources), admin.host, admin.port,
                    "admin.listen")
+        if self.recorders is not None:
+            self.recorders.start()
         self.pool.start()
         self.ldap.start()
         self.drift.start()
@@ -124,6 +132,8 @@ class Connector:
         self.ldap.stop()  # a running poll commits or leaves nothing
         self.drift.stop()
         self.pool.stop()
+        if self.recorders is not None:
+            self.recorders.stop()
         self.liveness.stop()  # the other instances take its tasks at once
         self.target_health.stop()
         self.client.close()

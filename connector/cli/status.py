@@ -21,6 +21,7 @@ from connector.ops.report import (
     held_lines,
     instance_line,
     ownership_lines,
+    recorder_lines,
     source_states,
     summary_lines,
     to_json,
@@ -82,6 +83,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         held = store.held_summary()
         breakers = store.open_breakers()
         probes = store.target_probes()
+        recorders = store.recorders()
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
     # What the running connector found, from the store: this command calls nothing and needs no secret.
     live = {i.name for i in instances if now - i.heartbeat_at <= config.instance.liveness_seconds}
@@ -103,7 +105,8 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
                             "drift": drift,
                             "target": {"url": config.target_url, "state": target, "breakers": breakers,
                                        "probes": [{**dataclasses.asdict(p), "age_seconds": max(0.0, now - p.probed_at)}
-                                                  for p in probes]}}))
+                                                  for p in probes]},
+                            "recorders": [dataclasses.asdict(r) for r in recorders]}))
         return
     click.echo(f"queue: {counts_line(counts)}")
     click.echo(f"oldest pending: {'none' if pending_age is None else age(pending_age)}")
@@ -113,6 +116,8 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         click.echo(instance_line(instance, now))
     click.echo(drift_line(drift))
     click.echo(f"target: {config.target_url} {target}")
+    for line in recorder_lines(recorders):
+        click.echo(line)
     for line in summary_lines(summary) + held_lines(held) + ownership_lines(conflicts, clashes):
         click.echo(line)
 

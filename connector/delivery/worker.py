@@ -36,9 +36,11 @@ from connector.store import Claim, Store, StoreError
 from connector.store.ownership import Claimant, ExtensionsBusy
 from connector.verba.client import VerbaClient
 from connector.verba.errors import TARGET_WIDE_CAUSES, LeaseEnding, VerbaError, VerbaRateLimited
+from connector.verba.status import OK
 
 log = logging.getLogger("connector.delivery")
 
+WRITES = frozenset({"createExtension", "updateExtension"})
 BUSY_RETRY_SECONDS = 0.2  # a user whose extension another push holds is tried again this much later
 STORE_RETRY_SECONDS = 1.0  # how often a worker tries the store again after it failed
 
@@ -56,9 +58,11 @@ class Deliverer:
         *,
         instance: str = socket.gethostname(),
         calls_until: Callable[[], float] = lambda: math.inf,
+        on_written: Callable[[], None] | None = None,
     ) -> None:
         """`instance` names this connector's breaker in the store; `calls_until` says until when (Unix time)
-        this instance may let a call run (connector/liveness.py fences an instance cut off from the store)."""
+        this instance may let a call run (connector/liveness.py fences an instance cut off from the store);
+        `on_written` is called after each push that wrote to Verba (connector/delivery/recorders.py)."""
         self.store = store
         self.client = client
         self.mapping = mapping
@@ -71,6 +75,7 @@ class Deliverer:
         self.breaker = Breaker(config.breaker_window_seconds, config.breaker_min_users, config.probe_seconds, clock)
         self.instance = instance
         self.calls_until = calls_until
+        self.on_written = on_written
 
     def deliver_one(self, owner: str) -> bool:
         """Claim and push one user's pending events; False when nothing is due, Verba is down (the
@@ -94,6 +99,10 @@ class Deliverer:
             except StoreError:
                 self._give_back(lease)
                 raise
+            finally:
+                if self.on_written is not None and any(s["operation"] in WRITES and s.get("status") == OK
+                                                       for s in sent):
+                    self.on_written()
 
     def _give_back(self, lease: LeaseKeeper) -> None:
         """The store failed mid-push (a full disk, a lost database): put the claim back to pending, its attempt

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from connector.store import DriftRun, EventState, Store
+from connector.store import DriftRun, EventState, RecorderState, Store
 from connector.version import VERSION
 
 SOAP_CALLS = Counter(
@@ -127,6 +127,7 @@ class StoreCollector(Collector):
             opened.add_metric([breaker.instance], breaker.opened_at)
         yield opened
         yield from _drift_metrics(self.store.last_drift_run())
+        yield from _recorder_metrics(self.store.recorders())
         accepted = CounterMetricFamily("connector_events_accepted", "Events accepted by source and kind.",
                                        labels=["source", "kind"])
         for source, kind, count in self.store.count_by_source_and_kind():
@@ -148,6 +149,21 @@ def _drift_metrics(run: DriftRun | None) -> Iterator[GaugeMetricFamily]:
     for kind, count in run.counts.items():
         found.add_metric([kind], count)
     yield found
+
+
+def _recorder_metrics(recorders: list[RecorderState]) -> Iterator[GaugeMetricFamily]:
+    """Each recording server's last answer to applyExtensionConfiguration ([target] apply_configuration)."""
+    took = GaugeMetricFamily("connector_recorder_in_step",
+                             "1 when the recording server took the extension table at the last "
+                             "applyExtensionConfiguration that named it, 0 when it did not.", labels=["recorder"])
+    applied = GaugeMetricFamily("connector_recorder_applied_timestamp_seconds",
+                                "When the recording server last answered applyExtensionConfiguration.",
+                                labels=["recorder"])
+    for recorder in recorders:
+        took.add_metric([recorder.location], 1 if recorder.status == "OK" else 0)
+        applied.add_metric([recorder.location], recorder.applied_at)
+    yield took
+    yield applied
 
 
 _registered: dict[int, StoreCollector] = {}

@@ -20,6 +20,7 @@ from connector.store import (
     Instance,
     LdapWatermark,
     OpenBreaker,
+    RecorderState,
     StoredEvent,
 )
 from connector.store.ownership import Claimant, Conflict
@@ -173,6 +174,14 @@ def drift_line(run: DriftRun | None) -> str:
     return (f"drift: last check {when(run.finished_at)} ({run.trigger}, {age(run.finished_at - run.started_at)}): "
             f"{run.extensions} extensions of {run.users} users, {f'DRIFT {found}' if found else 'in step'}"
             f"{unchecked}{repaired}")
+
+
+def recorder_lines(recorders: list[RecorderState]) -> list[str]:
+    """Each recording server's last answer to applyExtensionConfiguration, for `connector status`; none when
+    [target] apply_configuration never ran."""
+    return [f"recorder {r.location}: "
+            + ("took the extension table" if r.status == "OK" else r.status + (f": {r.message}" if r.message else ""))
+            + f" ({when(r.applied_at)}, instance {r.instance})" for r in recorders]
 
 
 def instance_line(instance: Instance, now: float) -> str:

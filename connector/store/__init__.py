@@ -20,6 +20,7 @@ from connector.store.log import (
     EventLog,
     HeldGroup,
     OpenBreaker,
+    RecorderState,
     StoredUser,
     TargetProbe,
 )
@@ -29,9 +30,9 @@ from connector.store.scim import ScimResource, ScimResources, ScimTransaction, S
 
 __all__ = ["Attempt", "AuditEntry", "Beat", "CauseGroup", "Claim", "DriftRun", "EventLog", "EventQueue",
            "EventState", "ExtensionOwnership", "HeldGroup", "Instance", "Instances", "LdapEntry", "LdapMarks",
-           "LdapPoll", "LdapWatermark", "OpenBreaker", "ScimResource", "ScimResources", "ScimTransaction",
-           "ScimValue", "Store", "StoreError", "StoredEvent", "StoredUser", "TargetProbe", "WatermarkMoved",
-           "open_store", "without_password"]
+           "LdapPoll", "LdapWatermark", "OpenBreaker", "RecorderState", "ScimResource", "ScimResources",
+           "ScimTransaction", "ScimValue", "Store", "StoreError", "StoredEvent", "StoredUser", "TargetProbe",
+           "WatermarkMoved", "open_store", "without_password"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

@@ -97,6 +97,18 @@ class OpenBreaker:
 
 
 @dataclasses.dataclass(frozen=True)
+class RecorderState:
+    """What a recording server answered the last applyExtensionConfiguration that named it."""
+
+    location: str  # the server's name
+    eid: str | None
+    status: str  # its statusCode: OK when it took the extension table
+    message: str | None
+    applied_at: float  # Unix time of the call
+    instance: str  # the connector instance that made it
+
+
+@dataclasses.dataclass(frozen=True)
 class TargetProbe:
     """The last health probe of the target a connector instance took (connector/ops/health.py)."""
 
@@ -283,6 +295,21 @@ class EventLog(Database):
         with self._read() as conn:
             return [TargetProbe(row["instance"], row["url"], float(row["probed_at"]), float(row["seconds"]),
                                 row["cause"], row["error"]) for row in conn.execute(self._q["target_probes"])]
+
+    def note_recorders(self, recorders: Sequence[RecorderState]) -> None:
+        """Record what each recording server answered the last applyExtensionConfiguration, replacing what it
+        answered before; a server the answer does not name keeps its row."""
+        with self._write() as conn:
+            for r in recorders:
+                conn.execute(self._q["note_recorder"], (r.location, r.eid, r.status, r.message, r.applied_at,
+                                                        r.instance))
+
+    def recorders(self) -> list[RecorderState]:
+        """Each recording server's last answer to applyExtensionConfiguration, by location name."""
+        with self._read() as conn:
+            return [RecorderState(row["location"], row["eid"], row["status"], row["message"],
+                                  float(row["applied_at"]), row["instance"])
+                    for row in conn.execute(self._q["recorders"])]
 
     def user_keys(self) -> list[tuple[str, str]]:
         """The (source, external_id) of every user an event was ever accepted for, in order."""

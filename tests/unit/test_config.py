@@ -65,6 +65,7 @@ def test_bad_toml_names_the_file_and_line(tmp_path):
         ("[drift]\nschedule = 'daily'\n", "drift.schedule", "five fields"),
         ("[drift]\nconcurrency = 0\n", "drift.concurrency", "at least 1"),
         ("[drift]\nrepair = 'yes'\n", "drift.repair", "true or false"),
+        ("[target]\napply_configuration = 1\n", "target.apply_configuration", "true or false"),
         ("[instance]\nheartbeat_seconds = 0\n", "instance.heartbeat_seconds", "above 0"),
         ("[store]\nurl = 'postgresql://c@db/c'\n[instance]\nliveness_seconds = 10\n", "instance.liveness_seconds",
          "at least 15 (timeout + 2 heartbeats + 1 s)"),

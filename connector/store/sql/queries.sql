@@ -308,6 +308,14 @@ ON CONFLICT (instance) DO UPDATE SET url = excluded.url, probed_at = excluded.pr
 -- Newest first.
 SELECT instance, url, probed_at, seconds, cause, error FROM target_probes ORDER BY probed_at DESC, instance
 
+-- note_recorder --
+INSERT INTO recorders (location, eid, status, message, applied_at, instance) VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (location) DO UPDATE SET eid = excluded.eid, status = excluded.status, message = excluded.message,
+    applied_at = excluded.applied_at, instance = excluded.instance
+
+-- recorders --
+SELECT location, eid, status, message, applied_at, instance FROM recorders ORDER BY location
+
 -- instance --
 SELECT name, run, host, pid, started_at, heartbeat_at FROM instances WHERE name = %s
 
