@@ -8,9 +8,11 @@ Seed JSON (every key optional):
      "extensions": [{"eid": "0000", "extension": "+15550100", "recordingMode": "FULL",
                      "voice": true, "im": false, "video": false, "screenCaptureEnabled": false,
                      "user_id": 3}],
+     "recorders": [{"location": "recorder-1", "eid": "0000"}],
      "tokens": ["a fixed token, valid until /_sim/expire-tokens"]}
 
-Without a seed: environment 0000/default, no users, API user connector/connector.
+Without a seed: environment 0000/default, no users, API user connector/connector, one recording
+server "recorder-1" (also when the seed has no "recorders" key; `"recorders": []` means none).
 The SOAP endpoint is POST /provisioning; the test control API is under /_sim/ (see control.py).
 """
 
