@@ -19,7 +19,7 @@ from connector.liveness import Liveness
 from connector.mapping import Mapping, load_mapping
 from connector.ops.drift import DriftCheck, DriftSchedule
 from connector.ops.health import TargetHealth, create_admin_app, scim_state
-from connector.ops.metrics import register_store
+from connector.ops.metrics import register_store, unregister_store
 from connector.simulator.app import create_app, load_seed
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.scim import ScimTokens, create_scim_app
@@ -138,6 +138,7 @@ class Connector:
         self.target_health.stop()
         self.client.close()
         self._stop_servers("admin.listen", "simulator.listen")
+        unregister_store(self.store)
         self.store.close()
 
     def _stop_servers(self, *keys: str) -> None:

@@ -177,3 +177,11 @@ def register_store(store: Store, registry: CollectorRegistry = REGISTRY) -> Stor
     collector = _registered[id(registry)] = StoreCollector(store)
     registry.register(collector)
     return collector
+
+
+def unregister_store(store: Store, registry: CollectorRegistry = REGISTRY) -> None:
+    """Stop exposing `store`'s figures in `registry` (it is closing), if it is the store registered there."""
+    collector = _registered.get(id(registry))
+    if collector is not None and collector.store is store:
+        del _registered[id(registry)]
+        registry.unregister(collector)

@@ -137,9 +137,9 @@ class State:
                 self.add_user(user, where=f"users[{i}]")
             self.extensions: dict[tuple[str, str], Extension] = {}
             self._next_extension_id = 1
+            self.changes = 0  # writes to the extension table (seeded, SOAP or behind the connector's back)
             for i, ext in enumerate(seed.get("extensions") or []):
                 self._add_seed_extension(ext, f"extensions[{i}]")
-            self.changes = 0  # writes to the extension table, SOAP or behind the connector's back
             self.recorders = {
                 location: Recorder(location, data.get("eid"))
                 for i, data in enumerate(seed.get("recorders", DEFAULT_SEED["recorders"]))

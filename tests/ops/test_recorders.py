@@ -7,7 +7,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from connector.cli import main
 from connector.delivery import recorders as recorders_module
@@ -105,6 +105,8 @@ def test_connector_run_applies_when_the_config_says_so(make_config, simulator):
         connector.stop()
     assert [(r.location, r.status, r.instance) for r in found] == [("recorder-1", "OK", config.instance.name)]
     assert applies(simulator) == ["OK"]
+    # its store, closed, is no longer read by /metrics (of this process's registry)
+    assert REGISTRY.get_sample_value("connector_queue_depth", {"state": "done"}) is None
 
 
 def test_without_the_setting_nothing_is_applied(make_config, simulator):
