@@ -5,7 +5,10 @@ recording servers and says which did not take it. Whether recorders pick changes
 documented, so the call is optional. Each instance applies after its own writes: once no write came for
 QUIET_SECONDS, or when the first write of a batch is LONGEST_SECONDS old (a steady stream of writes is
 applied too), and at a clean stop. What each server answered goes to the store, for `connector status` and
-the metrics. A call that fails, or a server that does not take the table, is tried again RETRY_SECONDS later.
+the metrics. A call that fails for a reason a retry can mend (VerbaError.retryable), or a server that does not
+take the table, is tried again RETRY_SECONDS later, twice as late after each further failure (at most
+MAX_RETRY_SECONDS); any other failure (a refusal, an answer of another shape) is logged as an error and waits
+for the next batch of writes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ log = logging.getLogger("connector.recorders")
 QUIET_SECONDS = 5.0
 LONGEST_SECONDS = 60.0
 RETRY_SECONDS = 60.0
+MAX_RETRY_SECONDS = 3600.0
 
 
 class RecorderApply:
@@ -41,6 +45,7 @@ class RecorderApply:
         self._first: float | None = None  # when the batch's first write was noted (None: no batch)
         self._last = 0.0  # when its last write was
         self._not_before = 0.0  # a retry's earliest time
+        self._failures = 0  # failed applies in a row
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="recorders", daemon=True)
@@ -81,9 +86,12 @@ class RecorderApply:
         try:
             servers = self.client.apply_extension_configuration()
         except VerbaError as exc:
+            if not exc.retryable:
+                log.error("applyExtensionConfiguration failed (%s: %s); the recording servers may not have the "
+                          "latest extensions; not tried again before the next write", exc.cause, exc)
+                return None
             log.warning("applyExtensionConfiguration failed (%s: %s); the recording servers may not have the "
-                        "latest extensions; trying again in %gs", exc.cause, exc, RETRY_SECONDS)
-            self._again()
+                        "latest extensions; trying again in %gs", exc.cause, exc, self._again())
             return None
         try:
             self.store.note_recorders([RecorderState(s.location or "(unnamed)", s.eid, s.code, s.message, at,
@@ -94,18 +102,27 @@ class RecorderApply:
         if failed:
             names = ", ".join(f"{s.location} ({s.code}{': ' + s.message if s.message else ''})" for s in failed)
             log.warning("%d of %d recording servers did not take the extension table: %s; trying again in %gs",
-                        len(failed), len(servers), names, RETRY_SECONDS)
-            self._again()
-        else:
+                        len(failed), len(servers), names, self._again())
+            return servers
+        self._failures = 0
+        if servers:
             log.info("applyExtensionConfiguration: %d recording servers took the extension table", len(servers))
+        else:  # all in step already (another instance applied), or statuses in a shape the connector does not read
+            log.warning("applyExtensionConfiguration answered OK and named no recording server: either every server "
+                        "already had the extension table, or Verba answers in a shape the connector does not read "
+                        "(where it puts the per-server statuses is guessed); check the recorders in Verba")
         return servers
 
-    def _again(self) -> None:
+    def _again(self) -> float:
+        """Try again later, twice as late as the last time; the seconds until then."""
+        self._failures += 1
+        delay: float = min(RETRY_SECONDS * 2.0 ** (self._failures - 1), MAX_RETRY_SECONDS)
         now = self.clock()
         with self._lock:
             self._first = now if self._first is None else self._first
             self._last = max(self._last, now)
-            self._not_before = now + RETRY_SECONDS
+            self._not_before = now + delay
+        return delay
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -115,4 +132,7 @@ class RecorderApply:
                 self._wake.wait(wait)
                 self._wake.clear()
                 continue
-            self.apply()
+            try:
+                self.apply()
+            except Exception:  # a bug: logged, and tried again later, not the end of the thread
+                log.exception("applyExtensionConfiguration failed unexpectedly; trying again in %gs", self._again())

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from connector.events import UserChange
 from connector.mapping import Mapping, UnresolvedUser
-from connector.verba.client import VerbaClient
+from connector.verba.client import VerbaClient, by_login_name
 from connector.verba.errors import VerbaError
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,13 @@ class UserIdResolver:
         cached = self._cached(login)
         if cached is not None:
             return cached
-        if self._burst() and self._listing.acquire(blocking=False):
+        if self.ttl > 0 and self._burst() and self._listing.acquire(blocking=False):
             self.lister = threading.Thread(target=self._list_every_user, name="verba-user-list", daemon=True)
-            self.lister.start()
+            try:
+                self.lister.start()
+            except BaseException:  # no thread (the process is out of them): the next burst may try again
+                self._listing.release()
+                raise
         user_id = self.client.find_user_id(login)
         if user_id is None and self.mapping.create_missing_users and change.kind == "upsert":
             state = change.state
@@ -99,14 +103,12 @@ class UserIdResolver:
         try:
             with self._lock:
                 self._listed_at = started
-            listed = self.client.every_user(extensions=False)
-            logins = collections.Counter(user.login_name for user in listed)
+            listed = by_login_name(self.client.every_user(extensions=False))
             with self._lock:
-                for user in listed:
-                    login = user.login_name
-                    if login is not None and logins[login] == 1 and self._cache.get(login, (0, started))[1] <= started:
-                        self._cache[login] = (user.user_id, started)  # a look-up since then is fresher
-            log.info("cached the Verba user ids of %d login names from one listUsers", len(logins))
+                for login, user in listed.items():
+                    if self._cache.get(login, (0, started))[1] <= started:  # a look-up since then is fresher
+                        self._cache[login] = (user.user_id, started)
+            log.info("cached the Verba user ids of %d login names from one listUsers", len(listed))
         except VerbaError as exc:
             log.warning("could not list every Verba user (%s); each login name is looked up on its own", exc)
         finally:

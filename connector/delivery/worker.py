@@ -36,11 +36,11 @@ from connector.store import Claim, Store, StoreError
 from connector.store.ownership import Claimant, ExtensionsBusy
 from connector.verba.client import VerbaClient
 from connector.verba.errors import TARGET_WIDE_CAUSES, LeaseEnding, VerbaError, VerbaRateLimited
+from connector.verba.guard import EXTENSION_WRITES
 from connector.verba.status import OK
 
 log = logging.getLogger("connector.delivery")
 
-WRITES = frozenset({"createExtension", "updateExtension"})
 BUSY_RETRY_SECONDS = 0.2  # a user whose extension another push holds is tried again this much later
 STORE_RETRY_SECONDS = 1.0  # how often a worker tries the store again after it failed
 
@@ -100,7 +100,7 @@ class Deliverer:
                 self._give_back(lease)
                 raise
             finally:
-                if self.on_written is not None and any(s["operation"] in WRITES and s.get("status") == OK
+                if self.on_written is not None and any(s["operation"] in EXTENSION_WRITES and s.get("status") == OK
                                                        for s in sent):
                     self.on_written()
 

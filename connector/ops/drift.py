@@ -21,7 +21,6 @@ fix; an extra is first remembered as pushed for its user, so that push stops rec
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import time
@@ -39,7 +38,7 @@ from connector.events import UserChange
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
 from connector.store import DriftRun, EventState, Store, StoredUser
-from connector.verba.client import ListedUser, VerbaClient
+from connector.verba.client import ListedUser, VerbaClient, by_login_name
 from connector.verba.errors import VerbaAuthError, VerbaError
 
 log = logging.getLogger("connector.drift")
@@ -57,6 +56,9 @@ REPAIR_CAUSE = "drift_repair"
 # Users whose stored state one read fetches: three queries a batch, not three a user. A state is read at most two
 # batches before Verba is asked; a push that ends in between can show as drift (a repair pushes the state again).
 BATCH = 50
+# A user pushed less than this before the list of every user was read (or since) is asked on its own: the
+# clocks of the instances that pushed may differ a little from this one's.
+CLOCK_MARGIN_SECONDS = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,11 +130,12 @@ class DriftCheck:
         called as n more users are checked. Raises VerbaError when Verba cannot be read at all."""
         report = DriftReport(started_at=time.time())
         targets = self.store.user_keys() if users is None else list(users)
+        listed_at = time.time()
         directory = self.directory() if users is None else {}
         checked: list[_User] = []
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="drift")
         try:
-            for user in self._checked(pool, targets, directory):
+            for user in self._checked(pool, targets, directory, listed_at):
                 checked.append(user)
                 progress(1)
         finally:  # after a failure, the calls still queued are not sent
@@ -164,22 +167,21 @@ class DriftCheck:
         except VerbaError as exc:
             log.warning("drift check: Verba did not list every user (%s); each user is asked on its own", exc)
             return {}
-        logins = collections.Counter(user.login_name for user in listed)
-        return {login: user for user in listed if (login := user.login_name) is not None and logins[login] == 1}
+        return by_login_name(listed)
 
     def _checked(self, pool: ThreadPoolExecutor, targets: Sequence[tuple[str, str]],
-                 directory: dict[str, ListedUser]) -> Iterator[_User]:
+                 directory: dict[str, ListedUser], listed_at: float) -> Iterator[_User]:
         """Each target checked, in order. The store is read BATCH users at a time, and each batch is read
         and queued while the pool still checks the one before, so the calls to Verba never wait for it."""
         queued: Iterator[_User] = iter(())
         for start in range(0, len(targets), BATCH):
             stored = self.store.stored_users(targets[start:start + BATCH])
-            ahead = pool.map(lambda user: self._check_user(user, directory), stored)
+            ahead = pool.map(lambda user: self._check_user(user, directory, listed_at), stored)
             yield from queued
             queued = ahead
         yield from queued
 
-    def _check_user(self, stored: StoredUser, directory: dict[str, ListedUser]) -> _User:
+    def _check_user(self, stored: StoredUser, directory: dict[str, ListedUser], listed_at: float) -> _User:
         user = _User(stored.source, stored.external_id)
         current = stored.current
         if current is None:
@@ -189,6 +191,8 @@ class DriftCheck:
             user.unchecked = "a push of this user is under way"
             return user
         change = current.change
+        if current.updated_at >= listed_at - CLOCK_MARGIN_SECONDS:
+            directory = {}  # pushed since Verba's users were listed: the list is older than the push, ask anew
         try:
             verba = look_up(self.client, self.mapping, change, stored.verba_user_id, directory)
             if verba.user_id is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import dataclasses
@@ -255,7 +256,7 @@ class VerbaClient:
         """
         listed: list[ListedUser] = []
         with self._transport.longer(timeout):
-            value, status = self._call(
+            _, status = self._call(
                 "listUsers", listed=listed,
                 filter={"environmentFilter": self._environment_filter(), "skipExtensions": not extensions,
                         "skipGroups": True, "skipRoles": True},
@@ -266,10 +267,12 @@ class VerbaClient:
     # recorders
 
     def apply_extension_configuration(self) -> list[RecorderStatus]:
-        """applyExtensionConfiguration: the recording servers whose extension table differs from Verba's
-        database take it (forceEvenIfNotRegistered false). Each server tried, with its status (OK ones too:
-        returnSuccessfulStatuses true). Raises VerbaStatusError when Verba refuses the call, VerbaMalformedResponse
-        for a server without a status, and every call's VerbaErrors."""
+        """applyExtensionConfiguration: the recording servers take the extension table from Verba's database.
+        forceEvenIfNotRegistered is false: by the vendor's page, only servers whose table differs get it (what
+        "registered" means there is not said). Each server tried, with its status (OK ones too:
+        returnSuccessfulStatuses true); where the answer puts them, and their fields, are guessed (see the
+        WSDL). Raises VerbaStatusError when Verba refuses the call, VerbaMalformedResponse for a server without
+        a status, and every call's VerbaErrors."""
         value, status = self._call("applyExtensionConfiguration", returnSuccessfulStatuses=True,
                                    forceEvenIfNotRegistered=False)
         status.check("applyExtensionConfiguration")
@@ -471,7 +474,8 @@ class VerbaClient:
             if isinstance(exc, urllib3.exceptions.NewConnectionError):  # urllib3 counts it a timeout, for history
                 raise self._unreachable(operation, exc) from exc
             raise VerbaTransportError(
-                f"{operation} to {self.url} got no answer within {self.timeout} s; Verba is slow or unreachable"
+                f"{operation} to {self.url} got no answer within {self._transport.timeout_now():g} s; Verba is slow "
+                "or unreachable"
             ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._unreachable(operation, exc) from exc
@@ -680,6 +684,13 @@ def _extension_dict(value: Any) -> dict[str, Any]:
         "eid": field(value, "eid"),
         "environment_short_name": field(value, "environmentShortName"),
     }
+
+
+def by_login_name(users: list[ListedUser]) -> dict[str, ListedUser]:
+    """`users` (VerbaClient.every_user) by login name; a login name listed more than once is left out: looked
+    up on its own (VerbaClient.listed_user, find_user_id), it raises what they raise for it."""
+    logins = collections.Counter(user.login_name for user in users)
+    return {login: user for user in users if (login := user.login_name) is not None and logins[login] == 1}
 
 
 def _listed(user: Any) -> ListedUser:

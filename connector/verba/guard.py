@@ -14,7 +14,7 @@ from zeep import Plugin
 
 from connector.verba.errors import MissingUserIdError
 
-GUARDED_OPERATIONS = frozenset({"createExtension", "updateExtension"})
+EXTENSION_WRITES = frozenset({"createExtension", "updateExtension"})  # each must carry <user><id>
 
 _extensions = etree.XPath("./*[local-name()='Body']/*/*[local-name()='extension']")
 _user_ids = etree.XPath("./*[local-name()='user']/*[local-name()='id']")
@@ -27,7 +27,7 @@ class UserIdGuard(Plugin):
     def egress(
         self, envelope: Any, http_headers: dict[str, str], operation: Any, binding_options: dict[str, Any]
     ) -> tuple[Any, dict[str, str]]:
-        if operation.name in GUARDED_OPERATIONS:
+        if operation.name in EXTENSION_WRITES:
             check_user_ids(envelope, operation.name)
         return envelope, http_headers
 

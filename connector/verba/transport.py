@@ -59,9 +59,13 @@ class Transport(zeep.Transport):
         finally:
             self._local.timeout = None
 
+    def timeout_now(self) -> float:
+        """The seconds this thread's calls may take now (see `longer`)."""
+        return float(getattr(self._local, "timeout", None) or self.operation_timeout)
+
     def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> requests.Response:
-        """POST the envelope; the whole call, answer included, ends within `operation_timeout` seconds."""
-        timeout = getattr(self._local, "timeout", None) or self.operation_timeout
+        """POST the envelope; the whole call, answer included, ends within `timeout_now()` seconds."""
+        timeout = self.timeout_now()
         deadline = time.monotonic() + timeout
         answer = self.pool.request(
             "POST", address, body=etree_to_string(envelope), headers={**self.headers, **headers},

@@ -102,8 +102,9 @@ def drift(deliverer, config_path) -> DriftCheck:
 
 
 @pytest.mark.parametrize("shape", UNFILTERED_LIST_USERS_SHAPES)
-def test_each_kind_of_drift_is_found_without_writing_and_repaired_exactly(deliverer, sim, drift, shape):
+def test_each_kind_of_drift_is_found_without_writing_and_repaired_exactly(deliverer, sim, drift, shape, monkeypatch):
     """Whether Verba lists every user at once, only some ("capped", with nothing to say so) or none."""
+    monkeypatch.setattr("connector.ops.drift.CLOCK_MARGIN_SECONDS", 0.0)  # one clock here: the pushes ended before
     sim.http.post("/_sim/behaviour", json={"unfiltered_list_users": shape}).raise_for_status()
     carol = "+14155550122"
     pushed(deliverer, sim, user(), user("u-bob", "bob@example.com", phones=(BOB,)),
@@ -128,6 +129,12 @@ def test_each_kind_of_drift_is_found_without_writing_and_repaired_exactly(delive
     # for the wanted extensions no user's list holds (BOB for two users, carol).
     assert len(sim.calls("listUsers")) == 1 + (0 if shape == "all" else 4)
     assert sorted(c["extension"] for c in sim.calls("getExtension")) == sorted([BOB, BOB, carol])
+    # A user pushed since the list was read (here: within a margin of an hour) is asked on its own.
+    monkeypatch.setattr("connector.ops.drift.CLOCK_MARGIN_SECONDS", 3600.0)
+    sim.clear_calls()
+    assert {(d.kind, d.extension) for d in drift.check().drifts} == found
+    assert len(sim.calls("listUsers")) == 1 + 4
+    monkeypatch.setattr("connector.ops.drift.CLOCK_MARGIN_SECONDS", 0.0)
 
     sim.edit_extension(in_step, user_id=3)  # now linked to Alice: Bob's wanted extension, another user's
     report = drift.check()

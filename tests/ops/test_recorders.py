@@ -121,3 +121,23 @@ def test_without_the_setting_nothing_is_applied(make_config, simulator):
     finally:
         connector.stop()
     assert connector.recorders is None and applies(simulator) == []
+
+
+def test_retries_wait_twice_as_long_each_time_and_a_refusal_waits_for_the_next_write(deliverer, simulator, caplog):
+    now = [1000.0]
+    applier = RecorderApply(deliverer.client, deliverer.store, "conn-a", clock=lambda: now[0])
+    simulator.http.put("/_sim/recorders/rec-b", json={"status": "ERROR_GENERAL", "message": "disk full"})
+    waits = []
+    for _ in range(4):
+        applier.apply()
+        waits.append(applier.due() - now[0])
+    assert waits == [60.0, 120.0, 240.0, 480.0]
+    simulator.http.put("/_sim/recorders/rec-b", json={"status": "OK"}).raise_for_status()
+    assert [s.code for s in applier.apply()] == ["OK"] and applier.due() is None
+    assert applier.apply() == []  # every server has the table already: said, since a misread answer looks the same
+    assert "named no recording server" in caplog.text
+
+    applier.written()
+    simulator.fault(operation=APPLY, status="ERROR_ILLEGAL_ARGUMENT", message="not allowed", times=1)
+    assert applier.apply() is None and applier.due() is None  # not retryable: waits for the next write
+    assert "not tried again before the next write" in caplog.text

@@ -111,3 +111,11 @@ def test_no_such_user_is_still_unresolved(sim: Sim, client: VerbaClient) -> None
     with pytest.raises(UnresolvedUser, match="no Verba user has loginName 'nobody@example.com'"):
         users.resolve(change("nobody@example.com"), None)
     assert list_calls(sim)[-1] == "nobody@example.com"
+
+
+def test_without_a_cache_no_list_is_read(sim: Sim, client: VerbaClient) -> None:
+    """user_cache_seconds = 0: ids are never reused, so a list of every user would serve nothing."""
+    joiners = add_users(sim, BURST + 5)
+    users = UserIdResolver(client, MAPPING, ttl=0.0)
+    assert resolve_all(users, list(joiners)) == joiners
+    assert users.lister is None and "" not in list_calls(sim)
