@@ -78,8 +78,8 @@ class RecorderApply:
             return max(min(self._last + QUIET_SECONDS, self._first + LONGEST_SECONDS), self._not_before)
 
     def apply(self) -> list[RecorderStatus] | None:
-        """One applyExtensionConfiguration now, its answers recorded; None when the call failed (tried again
-        RETRY_SECONDS later, as is a server that did not take the table)."""
+        """One applyExtensionConfiguration now, its answers recorded; None when the call failed (a retryable
+        failure, like a server that did not take the table, is tried again later: see the module)."""
         with self._lock:
             self._first = None
         at = self.now()
@@ -105,6 +105,8 @@ class RecorderApply:
                         len(failed), len(servers), names, self._again())
             return servers
         self._failures = 0
+        with self._lock:
+            self._not_before = 0.0  # the next batch waits for no retry
         if servers:
             log.info("applyExtensionConfiguration: %d recording servers took the extension table", len(servers))
         else:  # all in step already (another instance applied), or statuses in a shape the connector does not read
