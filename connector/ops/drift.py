@@ -131,7 +131,7 @@ class DriftCheck:
         report = DriftReport(started_at=time.time())
         targets = self.store.user_keys() if users is None else list(users)
         listed_at = time.time()
-        directory = self.directory() if users is None else {}
+        directory = verba_directory(self.client, "drift check") if users is None else {}
         checked: list[_User] = []
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="drift")
         try:
@@ -155,19 +155,6 @@ class DriftCheck:
         self.store.forget_owners(sorted({d.extension for d in report.drifts if d.kind in UNOWNED}))
         report.finished_at = time.time()
         return report
-
-    def directory(self) -> dict[str, ListedUser]:
-        """Verba's users by login name, with their extensions, from one listUsers without criterion; {} when
-        Verba refuses that list or cannot give it (then each user is asked on its own). A login name listed
-        twice is left out (asked on its own, it raises what the client raises for it). Raises VerbaAuthError."""
-        try:
-            listed = self.client.every_user(extensions=True)
-        except VerbaAuthError:
-            raise
-        except VerbaError as exc:
-            log.warning("drift check: Verba did not list every user (%s); each user is asked on its own", exc)
-            return {}
-        return by_login_name(listed)
 
     def _checked(self, pool: ThreadPoolExecutor, targets: Sequence[tuple[str, str]],
                  directory: dict[str, ListedUser], listed_at: float) -> Iterator[_User]:
@@ -316,10 +303,25 @@ class VerbaUser:
     held: list[dict[str, Any]] | None  # the extensions Verba links to that login (see VerbaClient.listed_user)
 
 
+def verba_directory(client: VerbaClient, purpose: str) -> dict[str, ListedUser]:
+    """Verba's users by login name, with their extensions, from one listUsers without criterion (see
+    VerbaClient.every_user); {} when Verba refuses that list or cannot give it, said in a warning that names
+    `purpose` (then each user is asked on its own). A login name listed twice is left out (asked on its own, it
+    raises what the client raises for it). Raises VerbaAuthError."""
+    try:
+        listed = client.every_user(extensions=True)
+    except VerbaAuthError:
+        raise
+    except VerbaError as exc:
+        log.warning("%s: Verba did not list every user (%s); each user is asked on its own", purpose, exc)
+        return {}
+    return by_login_name(listed)
+
+
 def look_up(client: VerbaClient, mapping: Mapping, change: UserChange, known: int | None,
             directory: dict[str, ListedUser] | None = None) -> VerbaUser:
     """The user's Verba id and the extensions Verba links to its login name: from `directory` (Verba's users by
-    login name, see DriftCheck.directory) when it lists the login, else one listUsers (`known`: the id last
+    login name, see verba_directory) when it lists the login, else one listUsers (`known`: the id last
     pushed). Raises what Mapping.user_id_or_login and the client raise."""
     found = mapping.user_id_or_login(change, known)
     login = found if isinstance(found, str) else mapping.login_name(change.state)

@@ -3,7 +3,8 @@
 For `connector ldap sync --dry-run`, and usable for the users of any source. Each user's Verba id is
 resolved read-only (listUsers; never createUser, whatever [user_id] create_missing says), the state
 is mapped, and Verba is asked what it holds where that decides the outcome: the user's extensions
-(listUsers, as drift reads them) and getExtension for the others. Each extension then gets the
+(listUsers, as drift reads them: for LIST_FROM users or more, every Verba user with one listUsers, and
+one per user it leaves out) and getExtension for the others. Each extension then gets the
 outcome the delivery's ownership rules (connector/delivery/ownership.py) would give it, with the
 store's claim index and the previewed users themselves as the rival claimants (earlier claims
 first, then the previewed users in order):
@@ -34,10 +35,10 @@ from typing import Any
 
 from connector.events import UserChange
 from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
-from connector.ops.drift import compare, look_up, recorded
+from connector.ops.drift import compare, look_up, recorded, verba_directory
 from connector.records import ExtensionRecord
 from connector.store import Store
-from connector.verba.client import VerbaClient
+from connector.verba.client import ListedUser, VerbaClient
 from connector.verba.errors import VerbaError
 
 OUTCOMES = {
@@ -51,6 +52,7 @@ OUTCOMES = {
     "left_alone": "left alone (to stop, but not this user's in Verba)",
     "error": "Verba errors (for this user only)",
 }
+LIST_FROM = 50  # a dry run of this many users or more reads every Verba user with one listUsers (verba_directory)
 FATAL_CAUSES = ("auth", "target_misconfigured")  # besides the target-wide ones: the preview ends
 USER_OUTCOMES = ("unresolved", "mapping", "error")  # of whole users; the others are of extensions
 ALWAYS_LISTED = ("create", "update", "stop", "unchanged", "unresolved", "conflict", "mapping")
@@ -123,8 +125,9 @@ class DryRun:
     def preview(self, users: Sequence[UserChange], progress: Callable[[int], None] = lambda n: None) -> PreviewReport:
         """The outcome of pushing each of `users` now. Raises VerbaError when Verba cannot be read."""
         looked: list[_Looked] = []
+        directory = verba_directory(self.client, "dry run") if len(users) >= LIST_FROM else {}
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="preview") as pool:
-            for user in pool.map(self._look, range(len(users)), users):
+            for user in pool.map(lambda i, change: self._look(i, change, directory), range(len(users)), users):
                 looked.append(user)
                 progress(1)
         report = PreviewReport(users=len(users))
@@ -146,22 +149,22 @@ class DryRun:
 
     # phase one: read Verba
 
-    def _look(self, index: int, change: UserChange) -> _Looked:
+    def _look(self, index: int, change: UserChange, directory: dict[str, ListedUser]) -> _Looked:
         login = self.mapping.login_name(change.state)
         user = _Looked(index, change, f"{change.source}/{change.external_id}" + (f" ({login})" if login else ""))
         try:
-            self._read_verba(user)
+            self._read_verba(user, directory)
         except VerbaError as exc:
             if exc.target_wide or exc.cause in FATAL_CAUSES:  # Verba fails as a whole: the preview cannot go on
                 raise
             user.failure = Item("error", user.label, None, f"{exc.cause}: {exc}")
         return user
 
-    def _read_verba(self, user: _Looked) -> None:
+    def _read_verba(self, user: _Looked, directory: dict[str, ListedUser]) -> None:
         change = user.change
         try:
             verba = look_up(self.client, self.mapping, change,
-                            self.store.verba_user_id(change.source, change.external_id))
+                            self.store.verba_user_id(change.source, change.external_id), directory)
         except MappingFailure as exc:
             user.failure = Item("mapping", user.label, None, str(exc))
             return

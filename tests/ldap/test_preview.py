@@ -93,7 +93,11 @@ def directory(slapd, admin, base) -> str:
     return base
 
 
-def test_dry_run_counts_each_outcome_and_changes_nothing(slapd, directory, simulator, tmp_path):
+@pytest.mark.parametrize("list_from", [50, 1], ids=["one-listUsers-a-user", "every-user-at-once"])
+def test_dry_run_counts_each_outcome_and_changes_nothing(slapd, directory, simulator, tmp_path, monkeypatch,
+                                                         list_from):
+    """The same outcomes whether Verba is asked about each user or lists every user at once (LIST_FROM users on)."""
+    monkeypatch.setattr("connector.ops.preview.LIST_FROM", list_from)
     config = write_config(tmp_path, slapd.url, directory, simulator.url)
     runner = CliRunner()
     assert runner.invoke(main, ["ldap", "sync", "corp", "--dry-run", "--config", config]).exit_code == 0
@@ -119,6 +123,9 @@ def test_dry_run_counts_each_outcome_and_changes_nothing(slapd, directory, simul
     calls = {c["operation"] for c in simulator.calls()}
     assert {"listUsers", "getExtension"} <= calls and not calls & WRITES, calls
     assert tables(tmp_path / "c.db") == before
+    asked = [c["loginName"] or "(every user)" for c in simulator.calls("listUsers") if c["extension"] is None]
+    assert sorted(asked) == (["alice", "bob", "carol", "dave", "erin", "gus", "hank"] if list_from == 50
+                             else ["(every user)", "dave"])  # dave: no Verba user, so the list does not hold him
 
 
 def test_dry_run_json_lists_every_outcome(slapd, directory, simulator, tmp_path):

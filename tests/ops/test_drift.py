@@ -13,7 +13,7 @@ import pytest
 
 from connector.config import load_config
 from connector.mapping import load_mapping
-from connector.ops.drift import DriftCheck
+from connector.ops.drift import DriftCheck, verba_directory
 from connector.ops.metrics import SKIPPED
 from connector.simulator.operations import LIST_CAP, UNFILTERED_LIST_USERS_SHAPES
 from connector.store import EventState
@@ -282,4 +282,5 @@ def test_a_login_name_listed_twice_is_asked_on_its_own(deliverer, sim, drift):
             'xmlns:ns2="http://v2.provisioning.ws.web.verba.com/"><return><status><statusCode>OK</statusCode>'
             f"</status>{users}</return></ns2:listUsersResponse></S:Body></S:Envelope>")
     sim.fault(operation="listUsers", body=body, times=1)
-    assert {login: user.user_id for login, user in drift.directory().items()} == {"bob@example.com": 4}
+    assert {login: user.user_id for login, user in verba_directory(drift.client, "test").items()} == {
+        "bob@example.com": 4}
