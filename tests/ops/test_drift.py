@@ -207,11 +207,19 @@ def test_the_command_exits_3_on_drift_0_in_step_and_repairs_with_an_audit(delive
     assert "checked 1 extensions of 1 users" in done.stdout and "in step" in done.stdout
 
     sim.edit_extension(ALICE, video=True)
+    sim.clear_calls()
     done = cli(config_path)
     assert done.returncode == 3, done.stderr
     assert "recording settings differ (1):" in done.stdout and "video: Verba has True, wanted False" in done.stdout
     assert "nothing was written; run again with --repair" in done.stdout
     assert sim.extensions()[ALICE]["video"] is True
+    # every user: Verba's users read with one listUsers without criterion (and alice again if her push ended
+    # within a second of it, as users pushed since the list are); --user asks that user alone
+    listed = [(c["loginName"], c["extension"]) for c in sim.calls("listUsers")]
+    assert listed[0] == (None, None) and set(listed[1:]) <= {("alice@example.com", None)}, listed
+    sim.clear_calls()
+    assert cli(config_path, "--user", "alice@example.com").returncode == 3
+    assert [c["loginName"] for c in sim.calls("listUsers")] == ["alice@example.com"]
 
     done = cli(config_path, "--json", "--user", "alice@example.com", "--repair", "--reason", "ticket 7",
                "--operator", "maria")
