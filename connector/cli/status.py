@@ -54,17 +54,20 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
 @json_option
 @click.option("--check", is_flag=True,
               help=f"For cron and monitoring: print only the verdict; exit {NEEDS_ATTENTION} when there are dead "
-                   "letters or the oldest pending event is older than --max-pending-age, else 0.")
+                   "letters, the oldest pending event is older than --max-pending-age, or a recording server did not "
+                   "take the extension table, else 0.")
 @click.option("--max-pending-age", "max_pending_age", type=click.FloatRange(min=0), default=DEFAULT_MAX_PENDING_AGE,
               show_default=True, metavar="SECONDS", help="With --check: how old the oldest pending event may be.")
 def status(config_path: str, as_json: bool, check: bool, max_pending_age: float) -> None:
     """Queue depth by state, oldest pending age, dead letters by cause, the target's state as the running connector
-    last probed it, and the connector instances sharing the store with the one polling each directory.
+    last probed it, the recording servers' last answers ([target] apply_configuration), and the connector instances
+    sharing the store with the one polling each directory.
 
     Reads the store only: it needs none of the config's secrets and calls nothing.
 
-    With --check, exit status 0 when all is well, 3 when there are dead letters or the oldest pending
-    event is older than --max-pending-age (each reason printed, one a line), 1 on an error.
+    With --check, exit status 0 when all is well, 3 when there are dead letters, the oldest pending event is older
+    than --max-pending-age, or a recording server named in the last applyExtensionConfiguration answer did not take
+    the extension table (each reason printed, one a line), 1 on an error.
     """
     config = load_config(config_path, secrets=False)
     if check:
@@ -127,8 +130,15 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
     with open_configured_store(config) as store:
         summary = store.dead_letter_summary()
         oldest = store.oldest_pending_at()
+        recorders = store.recorders()
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
     problems = []
+    last = max((r.applied_at for r in recorders), default=None)  # a server the last answer no longer names is gone
+    failing = [r for r in recorders if r.status != "OK" and r.applied_at == last]
+    if failing:
+        names = ", ".join(f"{r.location} ({r.status}{': ' + r.message if r.message else ''})" for r in failing)
+        problems.append(f"{len(failing)} recording server(s) did not take the extension table at the last "
+                        f"applyExtensionConfiguration: {names}; check them in Verba (the connector tries again)")
     if summary:
         causes = ", ".join(f"{g.cause} {g.size}" for g in summary)
         problems.append(f"{sum(g.size for g in summary)} dead letter(s) ({causes}): see `connector status`, then "

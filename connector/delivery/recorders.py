@@ -101,14 +101,14 @@ class RecorderApply:
         failed = [s for s in servers if s.code != OK]
         if failed:
             names = ", ".join(f"{s.location} ({s.code}{': ' + s.message if s.message else ''})" for s in failed)
-            log.warning("%d of %d recording servers did not take the extension table: %s; trying again in %gs",
+            log.warning("%d of %d recording server(s) did not take the extension table: %s; trying again in %gs",
                         len(failed), len(servers), names, self._again())
             return servers
         self._failures = 0
         with self._lock:
             self._not_before = 0.0  # the next batch waits for no retry
         if servers:
-            log.info("applyExtensionConfiguration: %d recording servers took the extension table", len(servers))
+            log.info("applyExtensionConfiguration: the extension table taken by %d recording server(s)", len(servers))
         else:  # all in step already (another instance applied), or statuses in a shape the connector does not read
             log.warning("applyExtensionConfiguration answered OK and named no recording server: either every server "
                         "already had the extension table, or Verba answers in a shape the connector does not read "

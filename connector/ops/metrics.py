@@ -156,14 +156,14 @@ def _recorder_metrics(recorders: list[RecorderState]) -> Iterator[GaugeMetricFam
     took = GaugeMetricFamily("connector_recorder_in_step",
                              "1 when the recording server took the extension table at the last "
                              "applyExtensionConfiguration that named it, 0 when it did not.", labels=["recorder"])
-    applied = GaugeMetricFamily("connector_recorder_applied_timestamp_seconds",
-                                "When the recording server last answered applyExtensionConfiguration.",
-                                labels=["recorder"])
+    answered = GaugeMetricFamily("connector_recorder_answered_timestamp_seconds",
+                                 "When the recording server last answered applyExtensionConfiguration (took the "
+                                 "table or not).", labels=["recorder"])
     for recorder in recorders:
         took.add_metric([recorder.location], 1 if recorder.status == "OK" else 0)
-        applied.add_metric([recorder.location], recorder.applied_at)
+        answered.add_metric([recorder.location], recorder.applied_at)
     yield took
-    yield applied
+    yield answered
 
 
 _registered: dict[int, StoreCollector] = {}

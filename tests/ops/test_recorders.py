@@ -62,6 +62,9 @@ def test_a_recorder_that_does_not_take_the_table_shows_and_is_tried_again(delive
     shown = CliRunner().invoke(main, ["status", "--config", str(config_path)])
     assert "recorder rec-b: ERROR_GENERAL: disk full (" in shown.output, shown.output
     assert "recorder recorder-1: took the extension table (" in shown.output
+    checked = CliRunner().invoke(main, ["status", "--check", "--config", str(config_path)])
+    assert checked.exit_code == 3 and "recording server(s) did not take the extension table" in checked.output
+    assert "rec-b (ERROR_GENERAL: disk full)" in checked.output
     registry = CollectorRegistry()
     register_store(deliverer.store, registry)
     assert registry.get_sample_value("connector_recorder_in_step", {"recorder": "rec-b"}) == 0
@@ -73,6 +76,7 @@ def test_a_recorder_that_does_not_take_the_table_shows_and_is_tried_again(delive
     calls = len(applies(simulator))
     time.sleep(1.0)
     assert len(applies(simulator)) == calls  # all in step: no more calls
+    assert CliRunner().invoke(main, ["status", "--check", "--config", str(config_path)]).exit_code == 0
 
 
 def test_a_failed_call_is_tried_again_and_a_stop_applies_what_is_left(deliverer, simulator, applier):
