@@ -60,6 +60,10 @@ MIN_SECRET_LENGTH = (
 )
 KEPT_TOKENS = 8  # requested tokens still masked after renewals (an answer may echo an old one)
 DIRECTORY_TIMEOUT = 300.0  # seconds a whole-directory listUsers may take (VerbaClient.every_user)
+MESSAGE_LIMIT = 1000  # characters of an error message
+_HTML = re.compile(
+    rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,10 +74,6 @@ class ListedUser:
     user_id: int
     login_name: str | None
     extensions: list[dict[str, Any]]
-MESSAGE_LIMIT = 1000  # characters of an error message
-_HTML = re.compile(
-    rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL
-)
 
 
 @dataclasses.dataclass(frozen=True)
