@@ -490,13 +490,7 @@ class VerbaClient:
             if listed is not None:
                 response = self._stream_users(response, listed)
             _check_answer(operation, response)
-            with _UNREADABLE_VALUES.collecting() as unreadable:
-                value = self._binding.process_reply(self._zeep, self._binding.get(operation), response)
-            if unreadable:
-                raise VerbaMalformedResponse(
-                    f"{operation} answered a value that does not fit the WSDL ({unreadable[0]})"
-                )
-            return value
+            return _read(operation, self._binding.process_reply, self._zeep, self._binding.get(operation), response)
         except VerbaError:
             raise
         except zeep.exceptions.Fault as exc:
@@ -520,12 +514,7 @@ class VerbaClient:
             for _, element in parsing:
                 if etree.QName(element.getparent()).localname != "return":
                     continue
-                with _UNREADABLE_VALUES.collecting() as unreadable:
-                    user = user_type.parse_xmlelement(element, self._zeep.wsdl.types)
-                if unreadable:
-                    raise VerbaMalformedResponse(
-                        f"listUsers answered a value that does not fit the WSDL ({unreadable[0]})")
-                listed.append(_listed(user))
+                listed.append(_listed(_read("listUsers", user_type.parse_xmlelement, element, self._zeep.wsdl.types)))
                 element.getparent().remove(element)
         except etree.XMLSyntaxError as exc:
             raise _unparsable("listUsers", exc, content) from None
@@ -655,6 +644,16 @@ class _UnreadableValues(logging.Filter):
 _UNREADABLE_VALUES = _UnreadableValues()
 for _name in ("zeep.xsd.types.simple", "zeep.xsd.elements.attribute"):
     logging.getLogger(_name).addFilter(_UNREADABLE_VALUES)
+
+
+def _read(operation: str, read: Callable[..., Any], *args: Any) -> Any:
+    """What `read(*args)` (zeep reading an answer, or a part of one) gives; VerbaMalformedResponse when a value
+    in it does not fit its WSDL type (zeep would read it as None)."""
+    with _UNREADABLE_VALUES.collecting() as unreadable:
+        value = read(*args)
+    if unreadable:
+        raise VerbaMalformedResponse(f"{operation} answered a value that does not fit the WSDL ({unreadable[0]})")
+    return value
 
 
 def _status_code(value: Any, operation: str) -> str:
