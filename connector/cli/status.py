@@ -134,7 +134,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
     problems = []
     last = max((r.applied_at for r in recorders), default=None)  # a server the last answer no longer names is gone
-    failing = [r for r in recorders if r.status != "OK" and r.applied_at == last]
+    failing = [r for r in recorders if not r.took_table and r.applied_at == last]
     if failing:
         names = ", ".join(f"{r.location} ({r.status}{': ' + r.message if r.message else ''})" for r in failing)
         problems.append(f"{len(failing)} recording server(s) did not take the extension table at the last "

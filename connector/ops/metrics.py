@@ -160,7 +160,7 @@ def _recorder_metrics(recorders: list[RecorderState]) -> Iterator[GaugeMetricFam
                                  "When the recording server last answered applyExtensionConfiguration (took the "
                                  "table or not).", labels=["recorder"])
     for recorder in recorders:
-        took.add_metric([recorder.location], 1 if recorder.status == "OK" else 0)
+        took.add_metric([recorder.location], 1 if recorder.took_table else 0)
         answered.add_metric([recorder.location], recorder.applied_at)
     yield took
     yield answered

@@ -107,6 +107,10 @@ class RecorderState:
     applied_at: float  # Unix time of the call
     instance: str  # the connector instance that made it
 
+    @property
+    def took_table(self) -> bool:
+        return self.status == "OK"
+
 
 @dataclasses.dataclass(frozen=True)
 class TargetProbe:
