@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -68,3 +70,21 @@ def envelope(operation: str, inner: str) -> str:
         'xmlns:v2="http://v2.provisioning.ws.web.verba.com/"><soapenv:Header/><soapenv:Body>'
         f"<v2:{operation}>{inner}</v2:{operation}></soapenv:Body></soapenv:Envelope>"
     )
+
+
+def in_threads(count: int, work: Callable[[int], object]) -> list[BaseException]:
+    """Run `work(n)` for n in range(count), each in a thread of its own, all at once; what they raised."""
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            work(n)
+        except BaseException as exc:  # reported to the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 
 from connector.verba import VerbaAuthError, VerbaClient, VerbaStatusError
 from connector.verba.errors import ExtensionAbsent
-from tests.verba.helpers import PASSWORD, Sim, record
+from tests.verba.helpers import PASSWORD, Sim, in_threads, record
 
 
 def test_create_then_update_sends_the_full_record(sim: Sim, client: VerbaClient) -> None:
@@ -61,20 +60,11 @@ def test_expired_token_is_renewed_once_and_the_call_succeeds(sim: Sim, client: V
 def test_threads_sharing_a_client_renew_the_token_once(sim: Sim, client: VerbaClient) -> None:
     client.request_token()
     sim.expire_tokens()
-    errors: list[BaseException] = []
 
     def push(n: int) -> None:
-        try:
-            assert client.create_extension(record(f"30{n}")) is True
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        assert client.create_extension(record(f"30{n}")) is True
 
-    threads = [threading.Thread(target=push, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert in_threads(8, push) == []
     assert len(sim.calls("requestToken")) == 2
     assert len(sim.state()["extensions"]) == 8
 

@@ -17,7 +17,7 @@ from connector.simulator import create_app
 from connector.simulator.process import free_port
 from connector.verba import VerbaClient
 from connector.verba.transport import verba_pool
-from tests.verba.helpers import PASSWORD, SEED, Sim, record
+from tests.verba.helpers import PASSWORD, SEED, Sim, in_threads, record
 
 
 class Encodings:
@@ -87,22 +87,14 @@ def test_the_proxy_and_ca_bundle_come_from_the_environment(monkeypatch: pytest.M
 def test_more_threads_than_the_pool_holds_share_it_without_errors(sim: Sim) -> None:
     """A pool already full closes a connection given back: a call must not touch the socket of an answer it
     has read (a drift check or the whole-user list beside the delivery workers)."""
-    errors: list[BaseException] = []
     with VerbaClient(sim.url, eid="0000", login="connector", password=PASSWORD, timeout=5.0, pool_size=2) as client:
         client.request_token()
 
         def calls(thread: int) -> None:
-            try:
-                for i in range(40):
-                    client.create_extension(record(f"+1415{thread:02d}{i:05d}", user_id=3))
-                    client.find_user_id("alice@example.com")
-            except BaseException as exc:
-                errors.append(exc)
+            for i in range(40):
+                client.create_extension(record(f"+1415{thread:02d}{i:05d}", user_id=3))
+                client.find_user_id("alice@example.com")
 
-        threads = [threading.Thread(target=calls, args=(n,)) for n in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        errors = in_threads(6, calls)
     assert errors == []
     assert len([c for c in sim.calls("createExtension") if c["status"] == "OK"]) == 6 * 40
