@@ -109,7 +109,6 @@ class State:
         # setting, changeable at run time; reset() goes back to the start value.
         self._start_missing_extension = _shape("missing_extension", missing_extension)
         self.missing_extension = self._start_missing_extension
-        self.unfiltered_list_users = "all"  # operations.UNFILTERED_LIST_USERS_SHAPES, set at run time only
         self._seed = seed or DEFAULT_SEED
         self.reset()
 
@@ -118,7 +117,7 @@ class State:
         seed = self._seed
         with self.lock:
             self.missing_extension = self._start_missing_extension
-            self.unfiltered_list_users = "all"
+            self.unfiltered_list_users = "all"  # operations.UNFILTERED_LIST_USERS_SHAPES, set at run time only
             self.environments = [
                 Environment(
                     _required(env, "eid", f"environments[{i}]"), _required(env, "shortName", f"environments[{i}]")
@@ -140,11 +139,10 @@ class State:
             self.changes = 0  # writes to the extension table (seeded, SOAP or behind the connector's back)
             for i, ext in enumerate(seed.get("extensions") or []):
                 self._add_seed_extension(ext, f"extensions[{i}]")
-            self.recorders = {
-                location: Recorder(location, data.get("eid"))
-                for i, data in enumerate(seed.get("recorders", DEFAULT_SEED["recorders"]))
-                if (location := _required(data, "location", f"recorders[{i}]"))
-            }
+            self.recorders: dict[str, Recorder] = {}
+            for i, data in enumerate(seed.get("recorders", DEFAULT_SEED["recorders"])):
+                location = _required(data, "location", f"recorders[{i}]")
+                self.recorders[location] = Recorder(location, data.get("eid"))
             # Fixed tokens from the seed stand for tokens an admin issued; they last until expired.
             self.tokens: dict[str, float] = {str(token): float("inf") for token in seed.get("tokens") or []}
 
