@@ -279,8 +279,7 @@ def apply_extension_configuration(state: State, call: Call) -> str:
         if recorder.failure is not None or successful:
             code, message = recorder.failure or (OK, None)
             answers.append("<statuses>" + element("eid", recorder.eid) + element("location", recorder.location)
-                           + "<status>" + element("message", message) + element("statusCode", code)
-                           + "</status></statuses>")
+                           + f"<status>{soap.status(code, message)}</status></statuses>")
     return "".join(answers)
 
 
