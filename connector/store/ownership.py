@@ -5,7 +5,7 @@ Tables (see each dialect's migration 0004):
     extension_owners      the Verba user the connector last wrote (or saw) each extension linked to
     extension_locks       one push at a time per extension, across workers and instances
     extension_conflicts   open conflicts: an extension this user claims but another user holds
-    stop_recordings       recent stop-recording pushes, for the mass stop-recording guard
+    stop_recordings       each user's latest stop-recording push, for the mass stop-recording guard
     stop_recording_sources  one row per source, locked while the guard counts its window
 """
 
@@ -84,7 +84,7 @@ class StopRecordingBurst:
 
     admitted: bool
     stopping: int  # users whose recording this source stops in the window, this one included
-    recorded: int  # users of this source recorded at the window's start (about)
+    recorded: int | None  # users of this source recorded at the window's start (about); None within max_count
     approved: bool  # an operator approved this user's events
 
 
@@ -261,17 +261,19 @@ class ExtensionOwnership(Database):
                              window_seconds: float, max_count: int, max_share: float) -> StopRecordingBurst:
         """Count this user's stop-recording push in its source's window unless it makes the burst exceed
         both `max_count` users and `max_share` of the source's recorded users; an operator's approval
-        (`requeue(..., approve=True)`) admits it whatever the burst."""
+        (`requeue(..., approve=True)`) admits it whatever the burst. The source's recorded users are
+        counted only once the burst exceeds `max_count` (a count over all of them)."""
         q = self._q
         since = at - window_seconds
         with self._write() as conn:
             conn.execute(q["lock_source"], (source,))  # until commit: the count below is not stale
-            conn.execute(q["forget_stops"], (since,))
+            conn.execute(q["forget_stops"], (source, since))
             approved = conn.execute(q["approved"], (source, external_id, lease_owner)).fetchone() is not None
             stopped = conn.execute(q["stopped"], (source, since, external_id)).fetchone()["n"]
-            recorded = conn.execute(q["recorded"], (source,)).fetchone()["n"]
-            stopping, total = stopped + 1, recorded + stopped
-            admitted = approved or not (stopping > max_count and stopping > max_share * total)
+            stopping, total = stopped + 1, None
+            if stopping > max_count:
+                total = conn.execute(q["recorded"], (source,)).fetchone()["n"] + stopped
+            admitted = approved or total is None or stopping <= max_share * total
             if admitted:
                 conn.execute(q["add_stop"], (source, external_id, at))
         return StopRecordingBurst(admitted, stopping, total, approved)

@@ -270,20 +270,21 @@ INSERT INTO stop_recording_sources (source) VALUES (%s)
 ON CONFLICT (source) DO UPDATE SET source = excluded.source
 
 -- forget_stops --
-DELETE FROM stop_recordings WHERE at < %s
+DELETE FROM stop_recordings WHERE source = %s AND at < %s
 
 -- approved --
 SELECT 1 AS approved FROM events WHERE source = %s AND external_id = %s AND state = 'in_flight'
 AND lease_owner = %s AND approved = 1
 
 -- stopped --
-SELECT count(DISTINCT external_id) AS n FROM stop_recordings WHERE source = %s AND at >= %s AND external_id <> %s
+SELECT count(*) AS n FROM stop_recordings WHERE source = %s AND at >= %s AND external_id <> %s
 
 -- recorded --
 SELECT count(DISTINCT external_id) AS n FROM extension_claims WHERE source = %s
 
 -- add_stop --
 INSERT INTO stop_recordings (source, external_id, at) VALUES (%s, %s, %s)
+ON CONFLICT (source, external_id) DO UPDATE SET at = excluded.at
 
 -- note_breaker --
 INSERT INTO breakers (instance, opened_at, probed_at, error, updated_at) VALUES (%s, %s, %s, %s, %s)
