@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import copy
 import dataclasses
 import importlib.resources
 import io
@@ -20,7 +19,6 @@ import urllib3
 import zeep
 import zeep.exceptions
 from lxml import etree
-from requests.structures import CaseInsensitiveDict
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 from connector.ops.logs import MASK, register_secret
@@ -49,7 +47,7 @@ from connector.verba.status import (
     read_status,
     says_extension_absent,
 )
-from connector.verba.transport import TNS, EnvelopeCheck, Transport, verba_pool
+from connector.verba.transport import SOAP_ENV, TNS, Transport, verba_pool
 
 logger = logging.getLogger(__name__)
 
@@ -135,11 +133,11 @@ class VerbaClient:
         self._zeep = zeep.Client(
             _wsdl(),
             transport=transport,
-            # strict=False: an element the WSDL does not list (a <serverTime>) is kept aside, not refused;
-            # it also makes zeep's XML parser recover from broken XML, so `_check_answer` parses strictly
-            # first. raw_response: `_exchange` reads the answer itself, in two steps (see there).
+            # strict=False: an element the WSDL does not list (a <serverTime>) is kept aside, not refused.
+            # raw_response: zeep hands back the HTTP answer unread; `_exchange` parses it (strictly) and has
+            # zeep read the parsed envelope.
             settings=zeep.Settings(strict=False, raw_response=True, xsd_ignore_sequence_order=True),
-            plugins=[UserIdGuard(), self._sent, EnvelopeCheck()],
+            plugins=[UserIdGuard(), self._sent],
         )
         self._service = self._zeep.create_service(BINDING, url)
         self._binding = self._service._binding
@@ -462,8 +460,9 @@ class VerbaClient:
         zeep returns the HTTP answer unread). An error before the envelope went out is a request this
         side cannot build (a zeep ValidationError: a value the WSDL refuses, a bug or bad data): not
         retryable, and with no better class it is a plain VerbaError. One after it went out is the
-        transport's. Reading: `_check_answer` refuses what is not one well-formed SOAP XML document,
-        then zeep reads it; anything either raises is a VerbaMalformedResponse naming what was wrong.
+        transport's. Reading: `_answer_envelope` parses the answer once, refusing what is not one
+        well-formed SOAP envelope of this operation's answer, then zeep reads it; anything either raises
+        is a VerbaMalformedResponse naming what was wrong.
         """
         self._sent.start()
         try:
@@ -487,10 +486,12 @@ class VerbaClient:
                 "data on the connector's side, retrying cannot help"
             ) from exc
         try:
-            if listed is not None:
-                response = self._stream_users(response, listed)
-            _check_answer(operation, response)
-            return _read(operation, self._binding.process_reply, self._zeep, self._binding.get(operation), response)
+            envelope = _answer_envelope(operation, self._stream_users(response, listed) if listed is not None
+                                        else _parsed(operation, _answer_content(operation, response)))
+            answer = self._binding.get(operation)
+            if envelope.find(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault") is not None:
+                self._binding.process_error(envelope, answer)  # raises zeep's Fault
+            return _read(operation, answer.process_reply, envelope)
         except VerbaError:
             raise
         except zeep.exceptions.Fault as exc:
@@ -502,14 +503,14 @@ class VerbaClient:
                 "check that target.url points at Verba Provisioning API v2"
             ) from exc
 
-    def _stream_users(self, response: requests.Response, listed: list[ListedUser]) -> requests.Response:
+    def _stream_users(self, response: requests.Response, listed: list[ListedUser]) -> Any:
         """Read a listUsers answer's users into `listed` as the XML parses, each <users> by zeep on its own
-        and then dropped; the answer without them, for `_exchange` to read as any other."""
+        and then dropped; the answer's root element without them, for `_exchange` to read as any other."""
         listed.clear()  # a retried call starts again
         user_type = self._zeep.get_type(f"{{{TNS}}}user")
         content = _answer_content("listUsers", response)
-        parsing = etree.iterparse(io.BytesIO(content), events=("end",),
-                                  tag="{*}users", resolve_entities=False, no_network=True)
+        parsing = etree.iterparse(io.BytesIO(content), events=("end",), tag="{*}users", resolve_entities=False,
+                                  no_network=True, remove_comments=True)
         try:
             for _, element in parsing:
                 if etree.QName(element.getparent()).localname != "return":
@@ -518,10 +519,7 @@ class VerbaClient:
                 element.getparent().remove(element)
         except etree.XMLSyntaxError as exc:
             raise _unparsable("listUsers", exc, content) from None
-        rest = copy.copy(response)
-        rest.headers = CaseInsensitiveDict({"Content-Type": "text/xml; charset=utf-8"})
-        rest._content = etree.tostring(parsing.root)
-        return rest
+        return parsing.root
 
     def _unreachable(self, operation: str, exc: Exception) -> VerbaTransportError:
         return VerbaTransportError(
@@ -550,15 +548,29 @@ def extension_payload(record: ExtensionRecord) -> dict[str, Any]:
     }
 
 
-def _check_answer(operation: str, response: requests.Response) -> None:
-    """Refuse, saying what it is, an answer that is not one well-formed XML document: empty, an HTML
-    page, MIME parts that do not decode, text, broken XML. (zeep, with strict=False, would recover broken
-    XML: a truncated answer would read as whatever survived.)"""
-    content = _answer_content(operation, response)
+def _parsed(operation: str, content: bytes) -> Any:
+    """`content` parsed strictly (zeep, with strict=False, would recover broken XML: a truncated answer would
+    read as whatever survived); refuses, saying what it is, text and broken XML."""
     try:
-        etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True))
+        return etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True))
     except etree.XMLSyntaxError as exc:
         raise _unparsable(operation, exc, content) from None
+
+
+def _answer_envelope(operation: str, root: Any) -> Any:
+    """`root` if it is a SOAP 1.1 Envelope whose Body holds this operation's answer or a Fault. Refuses XML
+    that declares entities (as zeep's parser does) and any other document: zeep answers such bodies with
+    TypeError or IndexError, or reads another operation's answer as if it were this one's."""
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        raise VerbaMalformedResponse(f"{operation} answered XML that declares entities, which no SOAP answer "
+                                     "does; check that target.url points at Verba Provisioning API v2")
+    body = root.find(f"{{{SOAP_ENV}}}Body") if root.tag == f"{{{SOAP_ENV}}}Envelope" else None
+    payload = body[0] if body is not None and len(body) else None
+    if payload is None or payload.tag not in (f"{{{TNS}}}{operation}Response", f"{{{SOAP_ENV}}}Fault"):
+        raise VerbaMalformedResponse(f"{operation} answered XML that is not a SOAP 1.1 {operation}Response; "
+                                     "check that target.url points at Verba Provisioning API v2")
+    return root
 
 
 def _answer_content(operation: str, response: requests.Response) -> bytes:

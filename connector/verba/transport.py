@@ -1,4 +1,4 @@
-"""The HTTP side of the zeep client: a urllib3 pool, HTTP errors, answer shape."""
+"""The HTTP side of the zeep client: a urllib3 pool and what an HTTP error means."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from zeep.wsdl.utils import etree_to_string
 from connector.verba.errors import (
     VerbaError,
     VerbaHTTPError,
-    VerbaMalformedResponse,
     VerbaMisconfigured,
     VerbaRateLimited,
     VerbaTransportError,
@@ -86,23 +85,6 @@ class Transport(zeep.Transport):
         if response.status_code != 200:
             raise http_error(response)
         return response
-
-
-class EnvelopeCheck(zeep.Plugin):
-    """Refuses a well-formed answer that is not Envelope/Body/<op>Response before zeep reads
-    it: zeep answers such bodies with TypeError or IndexError, or reads another operation's
-    answer as if it were this one's."""
-
-    def ingress(self, envelope: Any, http_headers: dict[str, str], operation: Any) -> tuple[Any, dict[str, str]]:
-        body = envelope.find(f"{{{SOAP_ENV}}}Body") if envelope.tag == f"{{{SOAP_ENV}}}Envelope" else None
-        payload = body[0] if body is not None and len(body) else None
-        expected = {f"{{{TNS}}}{operation.name}Response", f"{{{SOAP_ENV}}}Fault"}
-        if payload is None or payload.tag not in expected:
-            raise VerbaMalformedResponse(
-                f"{operation.name} answered XML that is not a SOAP 1.1 {operation.name}Response; "
-                "check that target.url points at Verba Provisioning API v2"
-            )
-        return envelope, http_headers
 
 
 def verba_pool(url: str, pool_size: int) -> urllib3.PoolManager:

@@ -246,7 +246,7 @@ GARBAGE: list[tuple[str, str, dict[str, Any], type[VerbaError], bool, tuple[str,
     ("entity-declaration", "createExtension",
      {"body": '<?xml version="1.0"?><!DOCTYPE S:Envelope [<!ENTITY x "OK">]>'
               + answer("createExtension", "<statusCode>&x;</statusCode>")},
-     VerbaMalformedResponse, True, ("createExtension answered something that is not its documented response",)),
+     VerbaMalformedResponse, True, ("createExtension answered XML that declares entities",)),
     ("unknown-status-code", "createExtension", {"status": "ERROR_SOMETHING_NEW", "message": "Something new happened"},
      VerbaStatusError, False, ("createExtension answered ERROR_SOMETHING_NEW: Something new happened",)),
     ("stack-trace-message", "updateExtension",
@@ -348,7 +348,7 @@ def test_unexpected_errors_while_reading_are_malformed_answers(sim: Sim, client:
         def broken(*args: Any, _error: Exception = error, **kwargs: Any) -> Any:
             raise _error
 
-        monkeypatch.setattr(client._binding, "process_reply", broken)
+        monkeypatch.setattr(client._binding.get("createExtension"), "process_reply", broken)
         with pytest.raises(VerbaMalformedResponse) as caught:
             client.create_extension(record())
         assert_readable(caught.value, "createExtension answered something that is not its documented response",
