@@ -119,11 +119,10 @@ class Deliverer:
 
     def _deliver(self, claim: Claim, lease: LeaseKeeper, sent: list[dict[str, Any]]) -> None:
         # The user's current state, not the claim's: a replayed old event must not roll the user back.
-        change = (self.store.current_event(claim.source, claim.external_id) or claim.latest).change
-        known = self.store.verba_user_id(claim.source, claim.external_id)
+        change = (claim.current or claim.latest).change
         try:
-            user_id = self.users.resolve(change, known)
-            previous = self.store.pushed_extensions(claim.source, claim.external_id)
+            user_id = self.users.resolve(change, claim.verba_user_id)
+            previous = list(claim.pushed)
             mapped = self.mapping.map_user(change, user_id, previous)
             held = self.guard.hold_reason(claim, previous, mapped)
             if held is not None:

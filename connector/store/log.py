@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from connector.records import ExtensionRecord
 from connector.store.database import Database, to_json
-from connector.store.queue import EventState, StoredEvent, stored_event
+from connector.store.queue import EventState, StoredEvent, pushed_records, stored_event
 
 CONFLICT_CAUSE = "extension_conflict"  # not an event's last cause: the events of open conflicts
 MASS_CHANGE_CAUSE = "ldap_mass_change"  # not a last cause either: events the LDAP mass-change guard holds leave none
@@ -132,8 +132,7 @@ class EventLog(Database):
     def pushed_extensions(self, source: str, external_id: str) -> list[ExtensionRecord]:
         """The extensions last pushed for this user, as and in the order they were pushed."""
         with self._read() as conn:
-            rows = conn.execute(self._q["pushed_extensions"], (source, external_id)).fetchall()
-        return [ExtensionRecord.from_dict(json.loads(row["record"])) for row in rows]
+            return pushed_records(conn.execute(self._q["pushed_extensions"], (source, external_id)))
 
     def verba_user_id(self, source: str, external_id: str) -> int | None:
         """The Verba user id last pushed for this user, if any."""

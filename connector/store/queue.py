@@ -17,7 +17,7 @@ import dataclasses
 import enum
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from connector.events import UserChange
@@ -53,7 +53,8 @@ class Claim:
     """All pending events of one user, claimed together; `latest` is the one to push.
 
     `owner` and `lease_until` identify the lease: `complete`, `retry` and `dead_letter`
-    change the events only while this lease still holds them.
+    change the events only while this lease still holds them. `current`, `verba_user_id` and
+    `pushed` are what the push reads of the user, read in the claim's transaction.
     """
 
     source: str
@@ -64,6 +65,9 @@ class Claim:
     owner: str = ""
     lease_until: float = 0.0
     forced: bool = False  # an operator's replay or a drift repair: pushed even if nothing changed
+    current: StoredEvent | None = None  # the user's newest event that is not held or discarded
+    verba_user_id: int | None = None  # the Verba user id last pushed for the user
+    pushed: tuple[ExtensionRecord, ...] = ()  # the extensions last pushed for the user, in their order
 
 
 class EventQueue(ExtensionOwnership, Database):
@@ -105,12 +109,16 @@ class EventQueue(ExtensionOwnership, Database):
         with self._write() as conn:
             conn.execute(self._q["expire_leases"], {"now": now, "at": time.time()})
             rows = self._claim_next_user(conn, owner, now, lease_until)
-        if not rows:
-            return None
+            if not rows:
+                return None
+            user = (rows[0]["source"], rows[0]["external_id"])
+            current = conn.execute(self._q["current_event"], user).fetchone()
+            known = conn.execute(self._q["verba_user_id"], user).fetchone()
+            pushed = tuple(pushed_records(conn.execute(self._q["pushed_extensions"], user)))
         events = sorted((stored_event(row) for row in rows), key=lambda event: event.id)
-        return Claim(events[0].change.source, events[0].change.external_id, tuple(event.id for event in events),
-                     events[-1], max(event.attempts for event in events), owner, lease_until,
-                     any(row["forced"] for row in rows))
+        return Claim(*user, tuple(event.id for event in events), events[-1], max(event.attempts for event in events),
+                     owner, lease_until, any(row["forced"] for row in rows), current=stored_event(current) if current
+                     else None, verba_user_id=int(known["user_id"]) if known else None, pushed=pushed)
 
     def _claim_next_user(self, conn: Any, owner: str, now: float, lease_until: float) -> list[Any]:
         """Claim the pending events of the first due user whose lock is free; [] if there is none."""
@@ -232,6 +240,11 @@ class EventQueue(ExtensionOwnership, Database):
                      sent_json: str) -> None:
         conn.execute(self._q["add_attempt"], (claim.source, claim.external_id, self._array(claim.event_ids),
                                               time.time(), outcome, cause, error, sent_json))
+
+
+def pushed_records(rows: Iterable[Any]) -> list[ExtensionRecord]:
+    """`pushed_extensions` rows as the records they hold."""
+    return [ExtensionRecord.from_dict(json.loads(row["record"])) for row in rows]
 
 
 def stored_event(row: Any) -> StoredEvent:

@@ -139,6 +139,24 @@ def test_claim_takes_the_oldest_user_first_with_all_their_pending_events(store: 
     assert store.claim("w1", NOW, LEASE) is None
 
 
+def test_a_claim_carries_the_user_s_current_state_verba_id_and_last_pushed_records(store: Store) -> None:
+    store.enqueue([change("alice", 1)])
+    store.complete(claim_now(store), [record("100"), record("101", voice=False)], 7)
+    [pending] = store.enqueue([change("alice", 2)])
+    store.enqueue([change("alice", 3)], state=EventState.HELD)
+
+    claim = claim_now(store)
+
+    assert claim.event_ids == (pending,)
+    # The newest event neither held nor discarded: the state to push.
+    assert claim.current is not None and (claim.current.id, claim.current.change.state["n"]) == (pending, 2)
+    assert claim.verba_user_id == 7
+    assert claim.pushed == (record("100"), record("101", voice=False))
+    store.enqueue([change("bob", 1)])
+    bob = claim_now(store)
+    assert (bob.current == bob.latest, bob.verba_user_id, bob.pushed) == (True, None, ())
+
+
 def test_users_are_served_in_the_order_their_head_event_became_due(store: Store) -> None:
     store.enqueue([change("late", accepted_at=T0 + 50)])
     [early] = store.enqueue([change("early", accepted_at=T0)])
