@@ -19,7 +19,8 @@ from connector.config import DeliveryConfig
 from connector.mapping import MappedUser
 from connector.ops.metrics import STOP_RECORDING_HELD
 from connector.records import ExtensionRecord
-from connector.store import Claim, ExtensionOwnership
+from connector.store import Claim
+from connector.store.ownership import StopRecordingBurst, StopRecordingWindow
 
 log = logging.getLogger("connector.delivery")
 
@@ -27,26 +28,25 @@ CAUSE = "stop_recording_guard"
 
 
 class StopRecordingGuard:
-    """Decides, per push, whether a stop-recording push may go or waits for an operator (see the module doc)."""
+    """Decides which pushes the guard counts, and says why one is held (see the module doc). The count
+    itself runs in the push's first transaction (`Store.begin_push`)."""
 
-    def __init__(self, store: ExtensionOwnership, config: DeliveryConfig,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.store = store
+    def __init__(self, config: DeliveryConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
 
-    def hold_reason(self, claim: Claim, previous: Sequence[ExtensionRecord], mapped: MappedUser) -> str | None:
-        """Why this push must wait for an operator, or None when it may go (and is counted in the window)."""
+    def window(self, previous: Sequence[ExtensionRecord], mapped: MappedUser) -> StopRecordingWindow | None:
+        """What `begin_push` counts this push in, or None when it stops no recording."""
         recording = {r.extension for r in previous if r.recording}
         if not any(r.extension in recording for r in mapped.deprovisions):
             return None
         config = self.config
-        burst = self.store.admit_stop_recording(
-            claim.source, claim.external_id, claim.owner, self.clock(), window_seconds=config.guard_window_seconds,
-            max_count=config.guard_max_count, max_share=config.guard_max_share,
-        )
-        if burst.admitted:
-            return None
+        return StopRecordingWindow(self.clock(), config.guard_window_seconds, config.guard_max_count,
+                                   config.guard_max_share)
+
+    def hold_reason(self, claim: Claim, burst: StopRecordingBurst) -> str:
+        """Why this push waits for an operator (counted in the metrics)."""
+        config = self.config
         STOP_RECORDING_HELD.labels(claim.source).inc()
         return (f"source {claim.source!r} would stop recording {burst.stopping} of about {burst.recorded} recorded "
                 f"users within {config.guard_window_seconds:g} s (more than guard_max_count = "

@@ -34,7 +34,7 @@ from connector.mapping import MappedUser
 from connector.ops.metrics import OWNERSHIP_DECISIONS
 from connector.records import ExtensionRecord
 from connector.store import Claim, Store
-from connector.store.ownership import Claimant, Conflict, PushFinish, PushPlan
+from connector.store.ownership import Claimant, Conflict, PushFinish, PushPlan, StopRecordingWindow
 from connector.verba.client import VerbaClient
 from connector.verba.errors import ExtensionAbsent, VerbaAmbiguous
 
@@ -65,18 +65,19 @@ class OwnershipPusher:
         self.on_conflict = on_conflict
         self.clock = clock
 
-    def push(self, claim: Claim, me: Claimant, mapped: MappedUser,
-             first_pushes: Sequence[ExtensionRecord]) -> PushOutcome:
-        """Write what the ownership rules allow; `first_pushes` are the upserts never pushed for this user before.
+    def push(self, claim: Claim, me: Claimant, mapped: MappedUser, first_pushes: Sequence[ExtensionRecord],
+             stop_recording: StopRecordingWindow | None = None) -> PushOutcome:
+        """Write what the ownership rules allow; `first_pushes` are the upserts never pushed for this user before,
+        `stop_recording` the stop-recording guard's window when the push stops recording.
 
         On success the push is ended by `Store.complete(finish=outcome.finish)`; on failure it is
-        ended here. Raises ExtensionsBusy (nothing done) or a VerbaError.
+        ended here. Raises ExtensionsBusy or StopRecordingHeld (nothing done), or a VerbaError.
         """
         wanted = [r.extension for r in mapped.upserts]
         plan = self.store.begin_push(claim.owner, claim.lease_until, self.clock(), me, wanted,
-                                     wanted + [r.extension for r in mapped.deprovisions], first_pushes)
+                                     wanted + [r.extension for r in mapped.deprovisions], first_pushes, stop_recording)
         outcome = PushOutcome()
-        released = [*plan.released, *(r.extension for r in mapped.deprovisions)]
+        released = list(dict.fromkeys([*plan.released, *(r.extension for r in mapped.deprovisions)]))
         outcome.finish = PushFinish(claim.owner, me, outcome.owners, outcome.conflicts, released)
         try:
             for record in mapped.upserts:

@@ -33,7 +33,7 @@ from connector.ops.logs import correlation, correlation_id
 from connector.ops.metrics import COALESCED, SKIPPED
 from connector.records import ExtensionRecord
 from connector.store import Claim, Store, StoreError
-from connector.store.ownership import Claimant, ExtensionsBusy
+from connector.store.ownership import Claimant, ExtensionsBusy, StopRecordingHeld
 from connector.verba.client import VerbaClient
 from connector.verba.errors import TARGET_WIDE_CAUSES, LeaseEnding, VerbaError, VerbaRateLimited
 from connector.verba.guard import EXTENSION_WRITES
@@ -69,7 +69,7 @@ class Deliverer:
         self.config = config
         self.clock = clock
         self.users = UserIdResolver(client, mapping, config.user_cache_seconds)
-        self.guard = StopRecordingGuard(store, config, clock)
+        self.guard = StopRecordingGuard(config, clock)
         self.owners = OwnershipPusher(store, client, mapping.on_conflict, clock)
         self.leases = LeaseRenewer(store, config.lease_seconds, clock)
         self.breaker = Breaker(config.breaker_window_seconds, config.breaker_min_users, config.probe_seconds, clock)
@@ -124,12 +124,6 @@ class Deliverer:
             user_id = self.users.resolve(change, claim.verba_user_id)
             previous = list(claim.pushed)
             mapped = self.mapping.map_user(change, user_id, previous)
-            held = self.guard.hold_reason(claim, previous, mapped)
-            if held is not None:
-                self.store.hold(lease.final(), GUARD_CAUSE, held)
-                log.warning("%s/%s held by the stop-recording guard: %s", claim.source, claim.external_id, held,
-                            extra={"event_ids": list(claim.event_ids), "cause": GUARD_CAUSE, "outcome": "held"})
-                return
             if not claim.forced and self._confirmed(claim, mapped, previous, user_id):
                 self.store.complete(lease.final(), mapped.upserts, user_id, sent=sent)
                 SKIPPED.inc()
@@ -140,7 +134,13 @@ class Deliverer:
             me = Claimant(claim.source, claim.external_id, user_id, self.mapping.login_name(change.state),
                           change.accepted_at)
             outcome = self.owners.push(claim, me, mapped,
-                                       [r for r in mapped.upserts if r.extension not in known_extensions])
+                                       [r for r in mapped.upserts if r.extension not in known_extensions],
+                                       self.guard.window(previous, mapped))
+        except StopRecordingHeld as exc:
+            held = self.guard.hold_reason(claim, exc.burst)
+            self.store.hold(lease.final(), GUARD_CAUSE, held)
+            log.warning("%s/%s held by the stop-recording guard: %s", claim.source, claim.external_id, held,
+                        extra={"event_ids": list(claim.event_ids), "cause": GUARD_CAUSE, "outcome": "held"})
         except ExtensionsBusy:
             self.store.postpone(lease.final(), self.clock() + BUSY_RETRY_SECONDS)
         except (MappingFailure, ValueError) as exc:

@@ -51,6 +51,7 @@ class PushPlan:
     owners: dict[str, int]  # extension -> the Verba user id the connector last saw holding it
     released: list[str]  # extensions this user claimed before and no longer does
     claimed_at: dict[str, float]  # extension -> when this user's claim on it was first accepted
+    burst: StopRecordingBurst | None = None  # the stop-recording guard's count; None: the push stops no recording
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +89,26 @@ class StopRecordingBurst:
     approved: bool  # an operator approved this user's events
 
 
+@dataclasses.dataclass(frozen=True)
+class StopRecordingWindow:
+    """A push that stops recording, for the guard to count in its source's window (connector/delivery/guard.py)."""
+
+    at: float  # when (Unix time)
+    window_seconds: float
+    max_count: int
+    max_share: float
+
+
 class ExtensionsBusy(ConnectorError):
     """Another push holds one of the extensions; try this user again shortly."""
+
+
+class StopRecordingHeld(ConnectorError):
+    """The push would make its source's burst of stop-recording pushes too large: an operator decides."""
+
+    def __init__(self, burst: StopRecordingBurst) -> None:
+        super().__init__(f"stop-recording burst: {burst.stopping} users of about {burst.recorded} recorded")
+        self.burst = burst
 
 
 class ExtensionOwnership(Database):
@@ -109,9 +128,16 @@ class ExtensionOwnership(Database):
             self._note_pushing(conn, source, external_id, records)
 
     def begin_push(self, lock_owner: str, lock_until: float, now: float, claimant: Claimant, wanted: Sequence[str],
-                   extensions: Sequence[str], first_pushes: Sequence[ExtensionRecord] = ()) -> PushPlan:
+                   extensions: Sequence[str], first_pushes: Sequence[ExtensionRecord] = (),
+                   stop_recording: StopRecordingWindow | None = None) -> PushPlan:
         """Lock `extensions` (all the push touches, and the claims it drops) for `lock_owner` until
         `lock_until`, make `wanted` the user's claims (new ones accepted at `claimant.claimed_at`), read the plan.
+
+        A push that stops recording (`stop_recording`) is first counted in its source's window unless it
+        makes the burst exceed both `max_count` users and `max_share` of the source's recorded users: then
+        StopRecordingHeld is raised and nothing changes. An operator's approval (`requeue(...,
+        approve=True)`) admits it whatever the burst. The source's recorded users are counted only once
+        the burst exceeds `max_count` (a count over all of them).
 
         `first_pushes` are records about to be pushed for the first time: they join the user's pushed
         extensions now (until `complete` replaces them), so that a crash mid-push leaves them known
@@ -121,6 +147,7 @@ class ExtensionOwnership(Database):
         q = self._q
         me = (claimant.source, claimant.external_id)
         with self._write() as conn:
+            burst = None if stop_recording is None else self._admit(conn, *me, lock_owner, stop_recording)
             before = {row["extension"]: float(row["claimed_at"]) for row in conn.execute(q["claims_of_user"], me)}
             released = sorted(set(before) - set(wanted))
             # The claims it drops are locked too: a push of another claimant waiting on one of them must have
@@ -144,7 +171,7 @@ class ExtensionOwnership(Database):
                 row = conn.execute(q["owner"], (extension,)).fetchone()
                 if row is not None:
                     owners[extension] = int(row["verba_user_id"])
-        return PushPlan(rivals, owners, released, claimed_at)
+        return PushPlan(rivals, owners, released, claimed_at, burst)
 
     def finish_push(self, lock_owner: str, claimant: Claimant, owners: dict[str, int | None],
                     conflicts: Sequence[Conflict], released: Sequence[str], *,
@@ -257,26 +284,24 @@ class ExtensionOwnership(Database):
             row = conn.execute(self._q["ownership_counts"]).fetchone()
         return int(row["conflicts"]), int(row["clashes"])
 
-    def admit_stop_recording(self, source: str, external_id: str, lease_owner: str, at: float, *,
-                             window_seconds: float, max_count: int, max_share: float) -> StopRecordingBurst:
-        """Count this user's stop-recording push in its source's window unless it makes the burst exceed
-        both `max_count` users and `max_share` of the source's recorded users; an operator's approval
-        (`requeue(..., approve=True)`) admits it whatever the burst. The source's recorded users are
-        counted only once the burst exceeds `max_count` (a count over all of them)."""
+    def _admit(self, conn: Any, source: str, external_id: str, lease_owner: str,
+               stop: StopRecordingWindow) -> StopRecordingBurst:
+        """Count this push in its source's stop-recording window (see `begin_push`); StopRecordingHeld if not."""
         q = self._q
-        since = at - window_seconds
-        with self._write() as conn:
-            conn.execute(q["lock_source"], (source,))  # until commit: the count below is not stale
-            conn.execute(q["forget_stops"], (source, since))
-            approved = conn.execute(q["approved"], (source, external_id, lease_owner)).fetchone() is not None
-            stopped = conn.execute(q["stopped"], (source, since, external_id)).fetchone()["n"]
-            stopping, total = stopped + 1, None
-            if stopping > max_count:
-                total = conn.execute(q["recorded"], (source,)).fetchone()["n"] + stopped
-            admitted = approved or total is None or stopping <= max_share * total
-            if admitted:
-                conn.execute(q["add_stop"], (source, external_id, at))
-        return StopRecordingBurst(admitted, stopping, total, approved)
+        since = stop.at - stop.window_seconds
+        conn.execute(q["lock_source"], (source,))  # until commit: the count below is not stale
+        conn.execute(q["forget_stops"], (source, since))
+        approved = conn.execute(q["approved"], (source, external_id, lease_owner)).fetchone() is not None
+        stopped = conn.execute(q["stopped"], (source, since, external_id)).fetchone()["n"]
+        stopping, total = stopped + 1, None
+        if stopping > stop.max_count:
+            total = conn.execute(q["recorded"], (source,)).fetchone()["n"] + stopped
+        burst = StopRecordingBurst(approved or total is None or stopping <= stop.max_share * total, stopping, total,
+                                   approved)
+        if not burst.admitted:
+            raise StopRecordingHeld(burst)
+        conn.execute(q["add_stop"], (source, external_id, stop.at))
+        return burst
 
 
 def _claimant(row: Any) -> Claimant:

@@ -13,7 +13,16 @@ import pytest
 
 from connector.events import UserChange
 from connector.store import Claim, EventState, Store, StoredEvent
-from connector.store.ownership import Claimant, Conflict, ExtensionsBusy, PushFinish, PushPlan, StopRecordingBurst
+from connector.store.ownership import (
+    Claimant,
+    Conflict,
+    ExtensionsBusy,
+    PushFinish,
+    PushPlan,
+    StopRecordingBurst,
+    StopRecordingHeld,
+    StopRecordingWindow,
+)
 
 T0 = 1_000.0
 NOW = 2_000.0
@@ -281,8 +290,32 @@ def test_a_done_event_is_requeued_only_while_it_has_an_open_conflict(store: Stor
 
 def _stop(store: Store, who: Claimant, at: float, owner: str = "w1", *, max_count: int = 2,
           max_share: float = 0.1) -> StopRecordingBurst:
-    return store.admit_stop_recording(who.source, who.external_id, owner, at, window_seconds=WINDOW,
-                                      max_count=max_count, max_share=max_share)
+    """The guard's count of a push of `who` that stops recording (keeping the user's claims): the burst it
+    was held with, or the admitted push's (the push then ends)."""
+    kept = sorted(store.claimed(who.source, who.external_id))
+    try:
+        plan = store.begin_push(owner, at + LEASE, at, who, kept, kept,
+                                stop_recording=StopRecordingWindow(at, WINDOW, max_count, max_share))
+    except StopRecordingHeld as held:
+        return held.burst
+    store.finish_push(owner, who, {}, [], plan.released)
+    assert plan.burst is not None
+    return plan.burst
+
+
+def test_a_push_the_guard_holds_changes_nothing(store: Store) -> None:
+    alice, bob = claimant("u1"), claimant("u2")
+    push(store, alice, ["100"])
+    push(store, bob, ["200"])
+
+    with pytest.raises(StopRecordingHeld) as held:
+        store.begin_push("w1", NOW + LEASE, NOW, alice, ["101"], ["100", "101"],
+                         stop_recording=StopRecordingWindow(NOW, WINDOW, 0, 0.0))
+
+    assert (held.value.burst.admitted, held.value.burst.stopping, held.value.burst.recorded) == (False, 1, 2)
+    assert store.claimed(alice.source, alice.external_id) == {"100"}  # no claim made or dropped
+    begin(store, "w2", bob, ["100", "101"])  # no extension left locked
+    assert _stop(store, claimant("u3"), NOW, max_count=5).stopping == 1  # the held push was not counted
 
 
 def test_an_approved_event_passes_the_stop_recording_guard_while_in_flight(store: Store) -> None:
@@ -450,8 +483,7 @@ def test_concurrent_stop_recording_decisions_never_admit_more_than_the_count(sto
 
     def decide(n: int) -> None:
         barrier.wait()
-        burst = store.admit_stop_recording("s", f"u{n}", f"w{n}", NOW, window_seconds=300, max_count=10, max_share=0.1)
-        admitted.append(burst.admitted)
+        admitted.append(_stop(store, claimant(f"u{n}", source="s"), NOW, f"w{n}", max_count=10).admitted)
 
     threads = [threading.Thread(target=decide, args=(n,)) for n in range(20)]
     for thread in threads:
