@@ -77,14 +77,15 @@ class Deliverer:
         self.calls_until = calls_until
         self.on_written = on_written
 
-    def deliver_one(self, owner: str) -> bool:
+    def deliver_one(self, owner: str, *, busy: bool = False) -> bool:
         """Claim and push one user's pending events; False when nothing is due, Verba is down (the
-        breaker is open) or this instance is fenced (no call could end before it counts as dead)."""
+        breaker is open) or this instance is fenced (no call could end before it counts as dead).
+        `busy`: this worker's last call pushed a user (see `EventQueue.claim`)."""
         if not self.probe():  # the breaker is open: nothing is claimed until Verba answers a probe
             return False
         if self.clock() + self.client.timeout > self.calls_until():  # fenced: cut off from the shared store
             return False
-        claim = self.store.claim(owner, self.clock(), self.config.lease_seconds)
+        claim = self.store.claim(owner, self.clock(), self.config.lease_seconds, busy=busy)
         if claim is None:
             return False
         self.deliver(claim)
@@ -271,9 +272,10 @@ class WorkerPool:
                 thread.join(timeout)
 
     def _run(self, owner: str) -> None:
+        busy = False
         while not self.stopping.is_set():
             try:
-                busy = self.deliverer.deliver_one(owner)
+                busy = self.deliverer.deliver_one(owner, busy=busy)
             except StoreError as exc:  # expected: one line, no traceback; the event is back or its lease ends
                 log.error("delivery worker %s: %s; retrying in %gs", owner, exc, STORE_RETRY_SECONDS)
                 self.stopping.wait(STORE_RETRY_SECONDS)

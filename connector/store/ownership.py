@@ -200,9 +200,8 @@ class ExtensionOwnership(Database):
                     conn.execute(q["forget_owner"], (extension,))
                 else:
                     conn.execute(q["set_owner"], (extension, owner, *me))
-        since = {row["extension"]: float(row["since"]) for row in conn.execute(q["conflicts_since"], me)}
-        if complete:
-            conn.execute(q["clear_conflicts"], me)
+        open_before = conn.execute(q["clear_conflicts" if complete else "conflicts_since"], me)
+        since = {row["extension"]: float(row["since"]) for row in open_before}
         conn.cursor().executemany(q["put_conflict"], [  # a conflict open since before keeps its first time
             (c.extension, *me, c.event_id, c.claimant.verba_user_id, c.claimant.login_name, c.owner_user_id,
              c.owner_login, c.owner_claimant, c.message, since.get(c.extension, c.since))

@@ -93,19 +93,21 @@ class EventQueue(ExtensionOwnership, Database):
         with self._write() if len(rows) > 1 else self._statement() as conn:
             return self._insert_events(conn, rows)
 
-    def claim(self, owner: str, now: float, lease_seconds: float) -> Claim | None:
+    def claim(self, owner: str, now: float, lease_seconds: float, *, busy: bool = False) -> Claim | None:
         """Claim the pending events of one user whose oldest pending event is due.
 
         Never claims a user who has an event in flight (per-user order). In-flight events whose
         lease expired before `now` count as pending again. All pending events of the chosen user
         move to in_flight and their attempts go up by one. Users are served in the order their
         oldest pending event became due, then by id. Held, dead, discarded and done events are
-        never claimed and block nobody.
+        never claimed and block nobody. A read first spares an idle worker the write transaction;
+        `busy` (the worker's last claim found a user) skips it.
         """
         lease_until = float(now + lease_seconds)
-        with self._read() as conn:  # idle workers polling should not open write transactions
-            if not conn.execute(self._q["anything_to_claim"], {"now": now}).fetchone()["due"]:
-                return None
+        if not busy:
+            with self._read() as conn:
+                if not conn.execute(self._q["anything_to_claim"], {"now": now}).fetchone()["due"]:
+                    return None
         with self._write() as conn:
             conn.execute(self._q["expire_leases"], {"now": now, "at": time.time()})
             rows = self._claim_next_user(conn, owner, now, lease_until)
@@ -161,7 +163,7 @@ class EventQueue(ExtensionOwnership, Database):
             conn.cursor().executemany(self._q["add_pushed"], [
                 (*user, record.extension, position, json.dumps(record.to_dict()), now)
                 for position, record in enumerate(pushed)])
-            if user_id is not None:
+            if user_id is not None and user_id != claim.verba_user_id:
                 conn.execute(self._q["set_verba_user"], (*user, user_id))
         return waiting
 

@@ -157,6 +157,19 @@ def test_a_claim_carries_the_user_s_current_state_verba_id_and_last_pushed_recor
     assert (bob.current == bob.latest, bob.verba_user_id, bob.pushed) == (True, None, ())
 
 
+def test_a_busy_worker_s_claim_skips_only_the_look_first(store: Store) -> None:
+    """`busy=True` claims as a first claim does: the same users in the same order, expired leases included."""
+    a1, b1 = store.enqueue([change("alice", 1), change("bob", 1)])
+
+    first = store.claim("w1", NOW, LEASE, busy=True)
+    second = store.claim("w2", NOW, LEASE, busy=True)
+
+    assert (first and first.event_ids, second and second.event_ids) == ((a1,), (b1,))
+    assert store.claim("w1", NOW, LEASE, busy=True) is None
+    again = store.claim("w3", NOW + LEASE + 1, LEASE, busy=True)  # alice's and bob's leases expired
+    assert again is not None and (again.event_ids, again.attempts) == ((a1,), 2)
+
+
 def test_users_are_served_in_the_order_their_head_event_became_due(store: Store) -> None:
     store.enqueue([change("late", accepted_at=T0 + 50)])
     [early] = store.enqueue([change("early", accepted_at=T0)])

@@ -228,7 +228,7 @@ DELETE FROM extension_owners WHERE extension = %s
 SELECT extension, since FROM extension_conflicts WHERE source = %s AND external_id = %s
 
 -- clear_conflicts --
-DELETE FROM extension_conflicts WHERE source = %s AND external_id = %s
+DELETE FROM extension_conflicts WHERE source = %s AND external_id = %s RETURNING extension, since
 
 -- put_conflict --
 INSERT INTO extension_conflicts (extension, source, external_id, event_id, verba_user_id, login_name,
