@@ -34,7 +34,7 @@ from connector.verba.errors import (
     VerbaStatusError,
     VerbaTransportError,
 )
-from connector.verba.guard import UserIdGuard
+from connector.verba.guard import EXTENSION_WRITES, UserIdGuard
 from connector.verba.sent import SentLog
 from connector.verba.status import (
     ALREADY_EXISTS,
@@ -491,6 +491,8 @@ class VerbaClient:
             answer = self._binding.get(operation)
             if envelope.find(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault") is not None:
                 self._binding.process_error(envelope, answer)  # raises zeep's Fault
+            if operation in EXTENSION_WRITES:  # their status is all the caller reads: zeep's reading is spared
+                return _returned(envelope)
             return _read(operation, answer.process_reply, envelope)
         except VerbaError:
             raise
@@ -555,6 +557,14 @@ def _parsed(operation: str, content: bytes) -> Any:
         return etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True))
     except etree.XMLSyntaxError as exc:
         raise _unparsable(operation, exc, content) from None
+
+
+def _returned(envelope: Any) -> Any:
+    """The <return> element of an answer that `_answer_envelope` let through, as `read_status` reads it; None
+    when there is none."""
+    payload = envelope.find(f"{{{SOAP_ENV}}}Body")[0]
+    return next((child for child in payload if isinstance(child.tag, str) and etree.QName(child).localname == "return"),
+                None)
 
 
 def _answer_envelope(operation: str, root: Any) -> Any:

@@ -56,12 +56,14 @@ def read_status(value: Any, operation: str) -> Status:
     Documented: return/statusCode (extension writes, releaseToken) and return/status/statusCode (the
     others); the vendor uses either shape, so both are read for every operation, the documented one
     first. The shape the WSDL does not give an operation reaches here as raw XML (the client parses
-    with zeep's strict=False, which keeps unknown elements in `_raw_elements`). The message is made
+    with zeep's strict=False, which keeps unknown elements in `_raw_elements`). `value` may also be an
+    extension write's <return> element, which zeep does not read: its documented shape is read first. The message is made
     one line (vendor messages can hold Java stack traces) of at most MESSAGE_LIMIT characters.
     """
     code = None
     holder: Any = None
-    for holder in (field(value, "status"), value, _raw(value, "status")):
+    raw = isinstance(value, etree._Element)  # an answer's <return> element, not read by zeep
+    for holder in (value, _named(value, "status")) if raw else (field(value, "status"), value, _raw(value, "status")):
         code = _child(holder, "statusCode")
         if code is not None:
             break

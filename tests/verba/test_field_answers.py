@@ -348,10 +348,10 @@ def test_unexpected_errors_while_reading_are_malformed_answers(sim: Sim, client:
         def broken(*args: Any, _error: Exception = error, **kwargs: Any) -> Any:
             raise _error
 
-        monkeypatch.setattr(client._binding.get("createExtension"), "process_reply", broken)
+        monkeypatch.setattr(client._binding.get("getExtension"), "process_reply", broken)
         with pytest.raises(VerbaMalformedResponse) as caught:
-            client.create_extension(record())
-        assert_readable(caught.value, "createExtension answered something that is not its documented response",
+            client.get_extension(record().extension)
+        assert_readable(caught.value, "getExtension answered something that is not its documented response",
                         f"{type(error).__name__}: {error}")
 
 
