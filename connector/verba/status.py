@@ -57,8 +57,9 @@ def read_status(value: Any, operation: str) -> Status:
     others); the vendor uses either shape, so both are read for every operation, the documented one
     first. The shape the WSDL does not give an operation reaches here as raw XML (the client parses
     with zeep's strict=False, which keeps unknown elements in `_raw_elements`). `value` may also be an
-    extension write's <return> element, which zeep does not read: its documented shape is read first. The message is made
-    one line (vendor messages can hold Java stack traces) of at most MESSAGE_LIMIT characters.
+    extension write's <return> element, which zeep does not read: its documented shape is read first.
+    The message is made one line (vendor messages can hold Java stack traces) of at most MESSAGE_LIMIT
+    characters.
     """
     code = None
     holder: Any = None
