@@ -16,7 +16,7 @@ class FailingStore:
         self.calls = 0
         self.recovered = threading.Event()
 
-    def deliver_one(self, owner: str) -> bool:
+    def deliver_one(self, owner: str, *, busy: bool = False) -> bool:
         self.calls += 1
         if self.calls <= 2:
             raise StoreError("the store c.db could not be written (database or disk is full)")
