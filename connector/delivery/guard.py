@@ -11,7 +11,6 @@ that renames many extensions at once.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -21,8 +20,6 @@ from connector.ops.metrics import STOP_RECORDING_HELD
 from connector.records import ExtensionRecord
 from connector.store import Claim
 from connector.store.ownership import StopRecordingBurst, StopRecordingWindow
-
-log = logging.getLogger("connector.delivery")
 
 CAUSE = "stop_recording_guard"
 

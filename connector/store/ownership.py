@@ -1,6 +1,6 @@
 """Who claims and who holds each extension: the claim index, extension locks, conflicts, the stop-recording window.
 
-Tables (see each dialect's migration 0004):
+Tables (see each dialect's migration 0004, and 0012):
     extension_claims      which source user claims which extension for recording, since when
     extension_owners      the Verba user the connector last wrote (or saw) each extension linked to
     extension_locks       one push at a time per extension, across workers and instances

@@ -463,19 +463,21 @@ class VerbaClient:
     def _exchange(self, operation: str, params: dict[str, Any], listed: list[ListedUser] | None = None) -> Any:
         """The one place where whatever zeep, urllib3, lxml or an odd answer raises becomes a VerbaError.
 
-        Sending: zeep builds the envelope, the plugins check it, the transport posts it (raw_response:
-        zeep returns the HTTP answer unread). An error before the envelope went out is a request this
-        side cannot build (a zeep ValidationError: a value the WSDL refuses, a bug or bad data): not
-        retryable, and with no better class it is a plain VerbaError. One after it went out is the
-        transport's. Reading: `_answer_envelope` parses the answer once, refusing what is not one
-        well-formed SOAP envelope of this operation's answer, then zeep reads it; anything either raises
-        is a VerbaMalformedResponse naming what was wrong.
+        Sending: zeep builds the envelope (an extension write's is a copy, see `_extension_write`), the
+        plugins check it, the transport posts it (raw_response: zeep returns the HTTP answer unread). An
+        error before the envelope went out is a request this side cannot build (a zeep ValidationError: a
+        value the WSDL refuses, a bug or bad data): not retryable, and with no better class it is a plain
+        VerbaError. One after it went out is the transport's. Reading: `_answer_envelope` parses the answer
+        once, refusing what is not one well-formed SOAP envelope of this operation's answer, then zeep reads
+        it (an extension write's status is read from its <return> element); anything either raises is a
+        VerbaMalformedResponse naming what was wrong.
         """
         self._sent.start()
         try:
-            if operation in EXTENSION_WRITES:
+            if operation in EXTENSION_WRITES:  # as zeep's send, which adds nothing more here (no WS-Addressing,
+                # WS-Security or extra HTTP headers are configured)
                 envelope, headers = plugins.apply_egress(self._zeep, *self._extension_write(operation, params),
-                                                         self._binding.get(operation), {})
+                                                         self._binding.get(operation), self._service._binding_options)
                 response = self._transport.post_xml(self.url, envelope, headers)
             else:
                 response = self._service[operation](**params)
@@ -521,20 +523,24 @@ class VerbaClient:
         """An extension write's envelope and HTTP headers, before the plugins. zeep's rendering costs most of
         such a call on the delivery path, so zeep builds the first envelope of each shape (the operation, and
         which of the record's fields are left out) and each later one is a copy of it with this call's token
-        and values, written as the WSDL's types write them."""
+        and values, written as the WSDL's types write them. One without a user id is always zeep's, for
+        UserIdGuard to refuse as zeep renders it."""
         extension = params["extension"]
+        has_user_id = (extension.get("user") or {}).get("id") is not None
         shape = (operation, tuple(value is None for value in extension.values()))
-        template = self._templates.get(shape)
+        template = self._templates.get(shape) if has_user_id else None
         if template is None:
             answer = self._binding.get(operation)
             serialized = answer.create(**params)
             self._binding._set_http_headers(serialized, answer)
-            self._templates[shape] = template = (copy.deepcopy(serialized.content), serialized.headers)
+            if has_user_id:
+                self._templates[shape] = (copy.deepcopy(serialized.content), dict(serialized.headers))
+            return serialized.content, serialized.headers
         envelope = copy.deepcopy(template[0])
         request = envelope.find(f"{{{SOAP_ENV}}}Body")[0]
         request.find("token").text = params["token"]
         for element in request.find("extension"):
-            if element.tag == "user":  # a record always has its user's id (ExtensionRecord checks it)
+            if element.tag == "user":
                 element.find("id").text = self._user_id_type.xmlvalue(extension["user"]["id"])
             else:
                 element.text = self._extension_types[element.tag].xmlvalue(extension[element.tag])

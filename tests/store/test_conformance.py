@@ -157,8 +157,9 @@ def test_a_claim_carries_the_user_s_current_state_verba_id_and_last_pushed_recor
     assert (bob.current == bob.latest, bob.verba_user_id, bob.pushed) == (True, None, ())
 
 
-def test_a_busy_worker_s_claim_skips_only_the_look_first(store: Store) -> None:
-    """`busy=True` claims as a first claim does: the same users in the same order, expired leases included."""
+def test_a_busy_worker_s_claim_claims_as_any_other(store: Store) -> None:
+    """`busy=True` (which only skips the look first) claims as a first claim does: the same users in the same
+    order, expired leases included, and nothing when nothing is due."""
     a1, b1 = store.enqueue([change("alice", 1), change("bob", 1)])
 
     first = store.claim("w1", NOW, LEASE, busy=True)

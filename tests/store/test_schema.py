@@ -100,3 +100,24 @@ def test_pushed_extensions_keep_their_order_through_the_position_migration(fresh
             )
     store.migrate()
     assert [r.extension for r in store.pushed_extensions("hr", "u1")] == ["300", "100", "200"]
+
+
+def test_stop_recordings_keep_each_user_s_latest_stop_through_the_per_user_migration(fresh) -> None:
+    store = fresh()
+    _apply(store, 11)  # before 0012, one row per stop-recording push
+    with store._write() as conn:
+        for source, external_id, at in [("hr", "u1", 10.0), ("hr", "u1", 30.0), ("hr", "u2", 20.0),
+                                         ("hr", "u1", 25.0), ("ldap", "u1", 5.0)]:
+            conn.execute(store._sql("INSERT INTO stop_recordings (source, external_id, at) VALUES (%s, %s, %s)"),
+                         (source, external_id, at))
+    store.migrate()
+    with store._read() as conn:
+        rows = conn.execute("SELECT source, external_id, at FROM stop_recordings ORDER BY source, external_id")
+        assert [(r["source"], r["external_id"], r["at"]) for r in rows] == [
+            ("hr", "u1", 30.0), ("hr", "u2", 20.0), ("ldap", "u1", 5.0)]
+    with store._write() as conn:  # a later stop of the user replaces its time; an earlier one does not
+        conn.execute(store._q["add_stop"], ("hr", "u1", 40.0))
+        conn.execute(store._q["add_stop"], ("hr", "u2", 15.0))
+    with store._read() as conn:
+        assert [float(r["at"]) for r in conn.execute("SELECT at FROM stop_recordings WHERE source = 'hr' "
+                                                     "ORDER BY external_id")] == [40.0, 20.0]

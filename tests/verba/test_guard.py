@@ -35,12 +35,14 @@ def test_the_guard_refuses_an_envelope_without_user_id(
     sim: Sim, client: VerbaClient, operation: str, user: object
 ) -> None:
     client.request_token()
-    sim.http.delete("/_sim/calls")
     extension = {"eid": "0000", "extension": "100", "recordingMode": "FULL", "voice": True}
     if user is not None:
         extension["user"] = user
+    # A write of the same shape went first, with a user id: its envelope is the one later writes copy.
+    client._send(operation, token=client._current_token(), extension={**extension, "user": {"id": 5}})
+    sim.http.delete("/_sim/calls")
     with pytest.raises(MissingUserIdError) as caught:
-        client._service[operation](token="not-sent", extension=extension)  # a bug that bypasses ExtensionRecord
+        client._send(operation, token="not-sent", extension=extension)  # a bug that bypasses ExtensionRecord
     assert caught.value.cause == "missing_user_id" and not caught.value.retryable
     assert "'100'" in str(caught.value) and "not-sent" not in str(caught.value)
     assert sim.calls() == [], "nothing reached Verba"

@@ -1,12 +1,12 @@
 -- The stop-recording guard keeps one row per user, the time of its latest stop, instead of one per push:
 -- a source's window is then counted along an index, not by a DISTINCT over every push in it.
--- Written once: both dialects read it.
+-- Written once: both dialects read it. The key is named for the table's final name (PostgreSQL keeps it).
 
 CREATE TABLE stop_recordings_latest (
     source text NOT NULL,
     external_id text NOT NULL,
     at double precision NOT NULL,
-    PRIMARY KEY (source, external_id)
+    CONSTRAINT stop_recordings_pkey PRIMARY KEY (source, external_id)
 );
 
 INSERT INTO stop_recordings_latest (source, external_id, at)

@@ -284,7 +284,8 @@ SELECT count(DISTINCT external_id) AS n FROM extension_claims WHERE source = %s
 
 -- add_stop --
 INSERT INTO stop_recordings (source, external_id, at) VALUES (%s, %s, %s)
-ON CONFLICT (source, external_id) DO UPDATE SET at = excluded.at
+ON CONFLICT (source, external_id) DO UPDATE
+SET at = CASE WHEN excluded.at > stop_recordings.at THEN excluded.at ELSE stop_recordings.at END
 
 -- note_breaker --
 INSERT INTO breakers (instance, opened_at, probed_at, error, updated_at) VALUES (%s, %s, %s, %s, %s)
