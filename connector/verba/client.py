@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import requests
 import urllib3
 import zeep
 import zeep.exceptions
 from lxml import etree
+from requests.utils import get_encoding_from_headers
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 from zeep import plugins
 
@@ -49,7 +49,7 @@ from connector.verba.status import (
     read_status,
     says_extension_absent,
 )
-from connector.verba.transport import SOAP_ENV, TNS, Transport, verba_pool
+from connector.verba.transport import SOAP_ENV, TNS, Answer, Transport, verba_pool
 
 logger = logging.getLogger(__name__)
 
@@ -546,7 +546,7 @@ class VerbaClient:
                 element.text = self._extension_types[element.tag].xmlvalue(extension[element.tag])
         return envelope, dict(template[1])
 
-    def _stream_users(self, response: requests.Response, listed: list[ListedUser]) -> Any:
+    def _stream_users(self, response: Answer, listed: list[ListedUser]) -> Any:
         """Read a listUsers answer's users into `listed` as the XML parses, each <users> by zeep on its own
         and then dropped; the answer's root element without them, for `_exchange` to read as any other."""
         listed.clear()  # a retried call starts again
@@ -624,14 +624,15 @@ def _answer_envelope(operation: str, root: Any) -> Any:
     return root
 
 
-def _answer_content(operation: str, response: requests.Response) -> bytes:
+def _answer_content(operation: str, response: Answer) -> bytes:
     """The answer's XML (its first MIME part if multipart); refuses, saying what it is, an empty body, an
     HTML page, MIME parts that do not decode, and text that is not XML."""
     content_type = response.headers.get("Content-Type", "")
     content = response.content
     if content_type.split(";")[0].strip().lower() == "multipart/related":
         try:
-            content = MultipartDecoder(content, content_type, response.encoding or "utf-8").parts[0].content
+            content = MultipartDecoder(content, content_type, get_encoding_from_headers(response.headers) or "utf-8"
+                                       ).parts[0].content
         except Exception as exc:
             raise VerbaMalformedResponse(
                 f"{operation} answered a MIME multipart body that does not decode ({_describe(exc)})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import email.utils
 import threading
 import time
@@ -13,8 +14,7 @@ import requests
 import urllib3
 import zeep
 from lxml import etree
-from requests.structures import CaseInsensitiveDict
-from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_auth_from_url, get_encoding_from_headers, select_proxy
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_auth_from_url, select_proxy
 from zeep.wsdl.utils import etree_to_string
 
 from connector.verba.errors import (
@@ -37,8 +37,8 @@ class Transport(zeep.Transport):
     proxies and adapters and builds its response anew); here the pool is set up once (`verba_pool`) and
     each call is one urllib3 request. It never follows redirects nor retries, never debug-logs envelopes
     (they hold the token and the password), reads the answer within `operation_timeout` (compressed
-    answers decoded), and raises VerbaHTTPError for any HTTP status but 200. The answer is handed to zeep
-    as the requests.Response it expects. `agent` is the User-Agent of every call (zeep's by default).
+    answers decoded), and raises VerbaHTTPError for any HTTP status but 200. The answer goes back through
+    zeep (raw_response) as an `Answer`. `agent` is the User-Agent of every call (zeep's by default).
     """
 
     def __init__(self, pool: urllib3.PoolManager, timeout: float, agent: str | None = None) -> None:
@@ -62,7 +62,7 @@ class Transport(zeep.Transport):
         """The seconds this thread's calls may take now (see `longer`)."""
         return float(getattr(self._local, "timeout", None) or self.operation_timeout)
 
-    def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> requests.Response:
+    def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> Answer:
         """POST the envelope; the whole call, answer included, ends within `timeout_now()` seconds."""
         timeout = self.timeout_now()
         deadline = time.monotonic() + timeout
@@ -71,12 +71,7 @@ class Transport(zeep.Transport):
             timeout=urllib3.Timeout(timeout), retries=False, redirect=False, preload_content=False,
         )
         try:
-            response = requests.Response()
-            response.status_code = answer.status
-            response.headers = CaseInsensitiveDict(answer.headers)
-            response.encoding = get_encoding_from_headers(response.headers)
-            response.url = address
-            response._content = read_within(answer, deadline, timeout)
+            response = Answer(answer.status, answer.headers, read_within(answer, deadline, timeout))
         except BaseException:
             answer.close()  # half read, its connection is unusable: closed, the pool opens a new one in its place
             raise
@@ -85,6 +80,15 @@ class Transport(zeep.Transport):
         if response.status_code != 200:
             raise http_error(response)
         return response
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """An HTTP answer, read whole (what zeep's send hands back with raw_response)."""
+
+    status_code: int
+    headers: urllib3.HTTPHeaderDict  # case-insensitive
+    content: bytes
 
 
 def verba_pool(url: str, pool_size: int) -> urllib3.PoolManager:
@@ -130,7 +134,7 @@ def read_within(answer: urllib3.BaseHTTPResponse, deadline: float, timeout: floa
         chunks.append(chunk)
 
 
-def http_error(response: requests.Response) -> VerbaError:
+def http_error(response: Answer) -> VerbaError:
     """The error for an answer that is not HTTP 200, classified by what it means."""
     status = response.status_code
     fault = fault_of(response.content)
