@@ -247,6 +247,10 @@ GARBAGE: list[tuple[str, str, dict[str, Any], type[VerbaError], bool, tuple[str,
      {"body": '<?xml version="1.0"?><!DOCTYPE S:Envelope [<!ENTITY x "OK">]>'
               + answer("createExtension", "<statusCode>&x;</statusCode>")},
      VerbaMalformedResponse, True, ("createExtension answered XML that declares entities",)),
+    ("entity-declaration-list-users", "listUsers",
+     {"body": '<?xml version="1.0"?><!DOCTYPE S:Envelope [<!ENTITY x "alice@example.com">]>'
+              + answer("listUsers", OK_NESTED + "<users><id>3</id><loginName>&x;</loginName></users>")},
+     VerbaMalformedResponse, True, ("listUsers answered XML that declares entities",)),
     ("unknown-status-code", "createExtension", {"status": "ERROR_SOMETHING_NEW", "message": "Something new happened"},
      VerbaStatusError, False, ("createExtension answered ERROR_SOMETHING_NEW: Something new happened",)),
     ("stack-trace-message", "updateExtension",

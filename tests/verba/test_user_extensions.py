@@ -186,7 +186,10 @@ def test_a_streamed_list_reads_what_any_answer_reads(sim: Sim, client: VerbaClie
     assert [c["status"] for c in sim.calls("listUsers")][-2:] == ["ERROR_UNAUTHORIZED", "OK"]
     for body, error in ((answer("listUsers", OK_NESTED + users)[:-60], "XML that does not parse"),
                         (answer("listUsers", OK_NESTED + "<users><loginName>x</loginName></users>"), "without a user"),
-                        (answer("listUsers", OK_NESTED + "<users><id>abc</id></users>"), "not fit the WSDL")):
+                        (answer("listUsers", OK_NESTED + "<users><id>abc</id></users>"), "not fit the WSDL"),
+                        ('<?xml version="1.0"?><!DOCTYPE S:Envelope [<!ENTITY x "bob@example.com">]>'
+                         + answer("listUsers", OK_NESTED + "<users><id>4</id><loginName>&x;</loginName></users>"),
+                         "XML that declares entities")):
         sim.faults({"operation": "listUsers", "body": body, "times": 1})
         with pytest.raises(VerbaMalformedResponse, match=error):
             client.every_user(extensions=True)
