@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from connector.records import ExtensionRecord
 from connector.store.database import Database, to_json
-from connector.store.queue import EventState, StoredEvent, pushed_records, stored_event
+from connector.store.queue import EventState, StoredEvent, pushed_record, stored_event
 
 CONFLICT_CAUSE = "extension_conflict"  # not an event's last cause: the events of open conflicts
 MASS_CHANGE_CAUSE = "ldap_mass_change"  # not a last cause either: events the LDAP mass-change guard holds leave none
@@ -132,7 +132,7 @@ class EventLog(Database):
     def pushed_extensions(self, source: str, external_id: str) -> list[ExtensionRecord]:
         """The extensions last pushed for this user, as and in the order they were pushed."""
         with self._read() as conn:
-            return pushed_records(conn.execute(self._q["pushed_extensions"], (source, external_id)))
+            return [pushed_record(row) for row in conn.execute(self._q["pushed_extensions"], (source, external_id))]
 
     def verba_user_id(self, source: str, external_id: str) -> int | None:
         """The Verba user id last pushed for this user, if any."""
@@ -167,8 +167,7 @@ class EventLog(Database):
                 for row in conn.execute(self._q["verba_user_ids"], params):
                     user_ids[(source, row["external_id"])] = int(row["user_id"])
                 for row in conn.execute(self._q["pushed_extensions_of"], params):
-                    pushed.setdefault((source, row["external_id"]), []).append(
-                        ExtensionRecord.from_dict(json.loads(row["record"])))
+                    pushed.setdefault((source, row["external_id"]), []).append(pushed_record(row))
         return [StoredUser(source, external_id, current.get((source, external_id)),
                            user_ids.get((source, external_id)), pushed.get((source, external_id), []))
                 for source, external_id in keys]

@@ -17,7 +17,7 @@ import dataclasses
 import enum
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from connector.events import UserChange
@@ -116,7 +116,7 @@ class EventQueue(ExtensionOwnership, Database):
             user = (rows[0]["source"], rows[0]["external_id"])
             current = conn.execute(self._q["current_event"], user).fetchone()
             known = conn.execute(self._q["verba_user_id"], user).fetchone()
-            pushed = tuple(pushed_records(conn.execute(self._q["pushed_extensions"], user)))
+            pushed = tuple(pushed_record(row) for row in conn.execute(self._q["pushed_extensions"], user))
         events = sorted((stored_event(row) for row in rows), key=lambda event: event.id)
         return Claim(*user, tuple(event.id for event in events), events[-1], max(event.attempts for event in events),
                      owner, lease_until, any(row["forced"] for row in rows), current=stored_event(current) if current
@@ -244,9 +244,9 @@ class EventQueue(ExtensionOwnership, Database):
                                               time.time(), outcome, cause, error, sent_json))
 
 
-def pushed_records(rows: Iterable[Any]) -> list[ExtensionRecord]:
-    """`pushed_extensions` rows as the records they hold."""
-    return [ExtensionRecord.from_dict(json.loads(row["record"])) for row in rows]
+def pushed_record(row: Any) -> ExtensionRecord:
+    """The record a `pushed_extensions` row holds."""
+    return ExtensionRecord.from_dict(json.loads(row["record"]))
 
 
 def stored_event(row: Any) -> StoredEvent:
