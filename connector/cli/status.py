@@ -136,7 +136,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
     last = max((r.applied_at for r in recorders), default=None)  # a server the last answer no longer names is gone
     failing = [r for r in recorders if not r.took_table and r.applied_at == last]
     if failing:
-        names = ", ".join(f"{r.location} ({r.status}{': ' + r.message if r.message else ''})" for r in failing)
+        names = ", ".join(f"{r.location} ({r.answer})" for r in failing)
         problems.append(f"{len(failing)} recording server(s) did not take the extension table at the last "
                         f"applyExtensionConfiguration: {names}; check them in Verba (the connector tries again)")
     if summary:

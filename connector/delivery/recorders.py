@@ -21,7 +21,6 @@ from collections.abc import Callable
 from connector.store import RecorderState, Store, StoreError
 from connector.verba.client import RecorderStatus, VerbaClient
 from connector.verba.errors import VerbaError
-from connector.verba.status import OK
 
 log = logging.getLogger("connector.recorders")
 
@@ -93,14 +92,15 @@ class RecorderApply:
             log.warning("applyExtensionConfiguration failed (%s: %s); the recording servers may not have the "
                         "latest extensions; trying again in %gs", exc.cause, exc, self._again())
             return None
+        states = [RecorderState(s.location or "(unnamed)", s.eid, s.code, s.message, at, self.instance)
+                  for s in servers]
         try:
-            self.store.note_recorders([RecorderState(s.location or "(unnamed)", s.eid, s.code, s.message, at,
-                                                     self.instance) for s in servers])
+            self.store.note_recorders(states)
         except StoreError as exc:
             log.warning("could not record the recording servers' answers: %s", exc)
-        failed = [s for s in servers if s.code != OK]
+        failed = [r for r in states if not r.took_table]
         if failed:
-            names = ", ".join(f"{s.location} ({s.code}{': ' + s.message if s.message else ''})" for s in failed)
+            names = ", ".join(f"{r.location} ({r.answer})" for r in failed)
             log.warning("%d of %d recording server(s) did not take the extension table: %s; trying again in %gs",
                         len(failed), len(servers), names, self._again())
             return servers

@@ -180,7 +180,7 @@ def recorder_lines(recorders: list[RecorderState]) -> list[str]:
     """Each recording server's last answer to applyExtensionConfiguration, for `connector status`; none when
     [target] apply_configuration never ran."""
     return [f"recorder {r.location}: "
-            + ("took the extension table" if r.took_table else r.status + (f": {r.message}" if r.message else ""))
+            + ("took the extension table" if r.took_table else r.answer)
             + f" ({when(r.applied_at)}, instance {r.instance})" for r in recorders]
 
 

@@ -111,6 +111,11 @@ class RecorderState:
     def took_table(self) -> bool:
         return self.status == "OK"
 
+    @property
+    def answer(self) -> str:
+        """Its status as it answered it: "ERROR_GENERAL: disk full", "OK"."""
+        return f"{self.status}: {self.message}" if self.message else self.status
+
 
 @dataclasses.dataclass(frozen=True)
 class TargetProbe:
