@@ -84,7 +84,6 @@ class LeaseRenewer:
         self.clock = clock
         self._keepers: set[LeaseKeeper] = set()
         self._guard = threading.Lock()
-        self._changed = threading.Event()
         self._thread: threading.Thread | None = None
 
     def keep(self, claim: Claim) -> LeaseKeeper:
@@ -97,7 +96,8 @@ class LeaseRenewer:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
                 self._thread.start()
-        self._changed.set()
+        # The renewer is not woken: a new keeper is due a quarter lease from now, never before the
+        # renewer's next wake-up (at the latest a quarter lease after it last looked).
 
     def remove(self, keeper: LeaseKeeper) -> None:
         with self._guard:
@@ -110,7 +110,6 @@ class LeaseRenewer:
             for keeper in keepers:
                 if keeper.due <= time.monotonic():
                     keeper.renew()
-            self._changed.clear()
             with self._guard:
                 soonest = min((k.due for k in self._keepers), default=time.monotonic() + self.lease_seconds / 4)
-            self._changed.wait(max(0.0, soonest - time.monotonic()))
+            time.sleep(max(0.0, soonest - time.monotonic()))

@@ -6,6 +6,7 @@ import collections
 import contextlib
 import copy
 import dataclasses
+import functools
 import importlib.resources
 import io
 import logging
@@ -55,6 +56,10 @@ logger = logging.getLogger(__name__)
 
 WSDL_FILE = "provisioning-v2.wsdl"
 BINDING = f"{{{TNS}}}ProvisioningPortBinding"
+# The delivery path's calls: each envelope a copy of zeep's first of its shape (`_envelope`), each answer read
+# from its <return> element without zeep (by `read_status`, or `_read_element`).
+COPIED = EXTENSION_WRITES | {"getExtension"}
+ANY = "_value_1"  # how zeep names a type's xs:any
 MIN_SECRET_LENGTH = (
     8  # shorter values (test tokens such as "t") are not masked: masking them would garble every message
 )
@@ -143,11 +148,7 @@ class VerbaClient:
         )
         self._service = self._zeep.create_service(BINDING, url)
         self._binding = self._service._binding
-        # The WSDL's type of each field of an extension, and the envelopes extension writes copy (_extension_write).
-        self._extension_types = {name: element.type for name, element in
-                                 self._zeep.get_type(f"{{{TNS}}}extension").elements}
-        self._user_id_type = dict(self._zeep.get_type(f"{{{TNS}}}user").elements)["id"].type
-        self._templates: dict[tuple[str, tuple[bool, ...]], tuple[Any, dict[str, str]]] = {}
+        self._templates: dict[tuple[str, Any], tuple[Any, dict[str, str]]] = {}  # envelopes copied (_envelope)
 
     @contextlib.contextmanager
     def calls_until(self, end: Callable[[], float]) -> Iterator[None]:
@@ -463,7 +464,7 @@ class VerbaClient:
     def _exchange(self, operation: str, params: dict[str, Any], listed: list[ListedUser] | None = None) -> Any:
         """The one place where whatever zeep, urllib3, lxml or an odd answer raises becomes a VerbaError.
 
-        Sending: zeep builds the envelope (an extension write's is a copy, see `_extension_write`), the
+        Sending: zeep builds the envelope (an extension write's or getExtension's is a copy, see `_envelope`), the
         plugins check it, the transport posts it (raw_response: zeep returns the HTTP answer unread). An
         error before the envelope went out is a request this side cannot build (a zeep ValidationError: a
         value the WSDL refuses, a bug or bad data): not retryable, and with no better class it is a plain
@@ -474,9 +475,9 @@ class VerbaClient:
         """
         self._sent.start()
         try:
-            if operation in EXTENSION_WRITES:  # as zeep's send, which adds nothing more here (no WS-Addressing,
+            if operation in COPIED:  # as zeep's send, which adds nothing more here (no WS-Addressing,
                 # WS-Security or extra HTTP headers are configured)
-                envelope, headers = plugins.apply_egress(self._zeep, *self._extension_write(operation, params),
+                envelope, headers = plugins.apply_egress(self._zeep, *self._envelope(operation, params),
                                                          self._binding.get(operation), self._service._binding_options)
                 response = self._transport.post_xml(self.url, envelope, headers)
             else:
@@ -507,6 +508,8 @@ class VerbaClient:
                 self._binding.process_error(envelope, answer)  # raises zeep's Fault
             if operation in EXTENSION_WRITES:  # their status is all the caller reads: zeep's reading is spared
                 return _returned(envelope)
+            if operation in COPIED:
+                return _read_element(operation, _returned(envelope), _children(answer.output.body.type)["return"].type)
             return _read(operation, answer.process_reply, envelope)
         except VerbaError:
             raise
@@ -519,31 +522,25 @@ class VerbaClient:
                 "check that target.url points at Verba Provisioning API v2"
             ) from exc
 
-    def _extension_write(self, operation: str, params: dict[str, Any]) -> tuple[Any, dict[str, str]]:
-        """An extension write's envelope and HTTP headers, before the plugins. zeep's rendering costs most of
+    def _envelope(self, operation: str, params: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+        """The envelope and HTTP headers of a call in COPIED, before the plugins. zeep's rendering costs most of
         such a call on the delivery path, so zeep builds the first envelope of each shape (the operation, and
-        which of the record's fields are left out) and each later one is a copy of it with this call's token
-        and values, written as the WSDL's types write them. One without a user id is always zeep's, for
-        UserIdGuard to refuse as zeep renders it."""
-        extension = params["extension"]
-        has_user_id = (extension.get("user") or {}).get("id") is not None
-        shape = (operation, tuple(value is None for value in extension.values()))
-        template = self._templates.get(shape) if has_user_id else None
+        which values are left out) and each later one is a copy of it with this call's values, written as the
+        WSDL's types write them. An extension write without a user id is always zeep's, for UserIdGuard to
+        refuse as zeep renders it."""
+        answer = self._binding.get(operation)
+        extension = params.get("extension")
+        copied = not isinstance(extension, dict) or (extension.get("user") or {}).get("id") is not None
+        shape = (operation, _shape(params))
+        template = self._templates.get(shape) if copied else None
         if template is None:
-            answer = self._binding.get(operation)
             serialized = answer.create(**params)
             self._binding._set_http_headers(serialized, answer)
-            if has_user_id:
+            if copied:
                 self._templates[shape] = (copy.deepcopy(serialized.content), dict(serialized.headers))
             return serialized.content, serialized.headers
         envelope = copy.deepcopy(template[0])
-        request = envelope.find(f"{{{SOAP_ENV}}}Body")[0]
-        request.find("token").text = params["token"]
-        for element in request.find("extension"):
-            if element.tag == "user":
-                element.find("id").text = self._user_id_type.xmlvalue(extension["user"]["id"])
-            else:
-                element.text = self._extension_types[element.tag].xmlvalue(extension[element.tag])
+        _fill(envelope.find(f"{{{SOAP_ENV}}}Body")[0], params, answer.input.body.type)
         return envelope, dict(template[1])
 
     def _stream_users(self, response: Answer, listed: list[ListedUser]) -> Any:
@@ -600,12 +597,81 @@ def _parsed(operation: str, content: bytes) -> Any:
         raise _unparsable(operation, exc, content) from None
 
 
+def _shape(params: dict[str, Any]) -> tuple[Any, ...]:
+    """What an envelope's elements are for these parameters: their names, nested, and which are None (left out)."""
+    return tuple((name, _shape(value) if isinstance(value, dict) else value is None) for name, value in params.items())
+
+
+def _fill(element: Any, values: dict[str, Any], kind: Any) -> None:
+    """Write `values` into the children of `element` (of zeep type `kind`) that a template holds, each as its
+    WSDL type writes it (the template holds no element for a value left out)."""
+    children = _children(kind)
+    for child in element:
+        value = values[child.tag]
+        if isinstance(value, dict):
+            _fill(child, value, children[child.tag].type)
+        else:
+            child.text = children[child.tag].type.xmlvalue(value)
+
+
+@functools.cache
+def _children(kind: Any) -> dict[str, Any]:
+    """The child elements (zeep's) of a complex type, by name."""
+    return dict(kind.elements)
+
+
+def _element(value: Any, name: str) -> Any:
+    """The first child element of that local name, or None."""
+    return next((child for child in value if isinstance(child.tag, str) and etree.QName(child).localname == name),
+                None)
+
+
+def _read_element(operation: str, element: Any, kind: Any) -> dict[str, Any] | None:
+    """An element of the complex zeep type `kind` read as zeep reads it (strict=False, xsd_ignore_sequence_order),
+    without zeep's cost: each child the type lists, by its WSDL type (a complex one likewise; a repeated one into
+    a list); the others, and the repeats of a single one, kept as elements in the type's xs:any ("_value_1") or
+    else in "_raw_elements". None for no element. VerbaMalformedResponse when a value does not fit its type
+    (zeep would read it as None)."""
+    if element is None:
+        return None
+    children = _children(kind)
+    values: dict[str, Any] = {name: [] if child.max_occurs != 1 and name != ANY else None
+                              for name, child in children.items()}
+    read: set[str] = set()
+    others = []
+    for child in element:
+        if not isinstance(child.tag, str):
+            continue
+        name = etree.QName(child).localname
+        listed = children.get(name) if name != ANY else None
+        if listed is None or (name in read and listed.max_occurs == 1):
+            others.append(child)
+            continue
+        read.add(name)
+        if hasattr(listed.type, "elements"):
+            value = _read_element(operation, child, listed.type)
+        elif child.text is None:
+            value = None
+        else:
+            try:
+                value = listed.type.pythonvalue(child.text)
+            except (TypeError, ValueError) as exc:
+                raise VerbaMalformedResponse(
+                    f"{operation} answered a value that does not fit the WSDL ({_describe(exc)})"
+                ) from None
+        if listed.max_occurs == 1:
+            values[name] = value
+        else:
+            values[name].append(value)
+    if others:
+        values[ANY if ANY in children else "_raw_elements"] = others
+    return values
+
+
 def _returned(envelope: Any) -> Any:
     """The <return> element of an answer that `_answer_envelope` let through, as `read_status` reads it; None
     when there is none."""
-    payload = envelope.find(f"{{{SOAP_ENV}}}Body")[0]
-    return next((child for child in payload if isinstance(child.tag, str) and etree.QName(child).localname == "return"),
-                None)
+    return _element(envelope.find(f"{{{SOAP_ENV}}}Body")[0], "return")
 
 
 def _answer_envelope(operation: str, root: Any) -> Any:

@@ -243,6 +243,10 @@ GARBAGE: list[tuple[str, str, dict[str, Any], type[VerbaError], bool, tuple[str,
      {"body": answer("listUsers", OK_NESTED + "<users><id>three</id><loginName>alice@example.com</loginName></users>")},
      VerbaMalformedResponse, True,
      ("listUsers answered a value that does not fit the WSDL (ValueError: invalid literal for int()", "'three'")),
+    ("extension-user-id-not-an-integer", "getExtension",
+     {"body": answer("getExtension", extension_xml().replace("<id>3</id>", "<id>three</id>") + OK_NESTED)},
+     VerbaMalformedResponse, True,
+     ("getExtension answered a value that does not fit the WSDL (ValueError: invalid literal for int()", "'three'")),
     ("entity-declaration", "createExtension",
      {"body": '<?xml version="1.0"?><!DOCTYPE S:Envelope [<!ENTITY x "OK">]>'
               + answer("createExtension", "<statusCode>&x;</statusCode>")},
@@ -352,10 +356,10 @@ def test_unexpected_errors_while_reading_are_malformed_answers(sim: Sim, client:
         def broken(*args: Any, _error: Exception = error, **kwargs: Any) -> Any:
             raise _error
 
-        monkeypatch.setattr(client._binding.get("getExtension"), "process_reply", broken)
+        monkeypatch.setattr(client._binding.get("listUsers"), "process_reply", broken)
         with pytest.raises(VerbaMalformedResponse) as caught:
-            client.get_extension(record().extension)
-        assert_readable(caught.value, "getExtension answered something that is not its documented response",
+            client.find_user_id("alice@example.com")
+        assert_readable(caught.value, "listUsers answered something that is not its documented response",
                         f"{type(error).__name__}: {error}")
 
 
