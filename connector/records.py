@@ -50,7 +50,7 @@ class ExtensionRecord:
         return dataclasses.replace(self, voice=False, im=False, video=False, screen_capture_enabled=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return dict(vars(self))  # every field is a plain value: dataclasses.asdict's deep copy would only cost
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExtensionRecord:

@@ -134,8 +134,7 @@ class VerbaClient:
         self._masked = tuple(sorted(self._configured, key=len, reverse=True))
         for secret in self._configured:
             register_secret(secret)
-        self._pool = verba_pool(url, pool_size)
-        self._transport = transport = Transport(self._pool, timeout, agent)
+        self._transport = transport = Transport(verba_pool(url, pool_size), timeout, agent)
         self._sent = SentLog(self._mask)
         self._zeep = zeep.Client(
             _wsdl(),
@@ -351,7 +350,7 @@ class VerbaClient:
         except VerbaError as exc:
             logger.warning("could not release the Verba token: %s", exc)
         finally:
-            self._pool.clear()
+            self._transport.close()
 
     # internals
 

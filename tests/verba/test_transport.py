@@ -98,3 +98,12 @@ def test_more_threads_than_the_pool_holds_share_it_without_errors(sim: Sim) -> N
         errors = in_threads(6, calls)
     assert errors == []
     assert len([c for c in sim.calls("createExtension") if c["status"] == "OK"]) == 6 * 40
+
+
+def test_a_closed_client_opens_new_connections_when_used_again(sim: Sim) -> None:
+    client = VerbaClient(sim.url, eid="0000", login="connector", password=PASSWORD, timeout=5.0)
+    client.request_token()
+    client.close()  # releases the token, closes the connections
+
+    assert client.create_extension(record("+14155550100", user_id=3)) is True
+    client.close()
