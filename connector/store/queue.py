@@ -119,8 +119,9 @@ class EventQueue(ExtensionOwnership, Database):
             pushed = tuple(pushed_record(row) for row in conn.execute(self._q["pushed_extensions"], user))
         events = sorted((stored_event(row) for row in rows), key=lambda event: event.id)
         return Claim(*user, tuple(event.id for event in events), events[-1], max(event.attempts for event in events),
-                     owner, lease_until, any(row["forced"] for row in rows), current=stored_event(current) if current
-                     else None, verba_user_id=int(known["user_id"]) if known else None, pushed=pushed)
+                     owner, lease_until, any(row["forced"] for row in rows),
+                     current=stored_event(current) if current else None,
+                     verba_user_id=int(known["user_id"]) if known else None, pushed=pushed)
 
     def _claim_next_user(self, conn: Any, owner: str, now: float, lease_until: float) -> list[Any]:
         """Claim the pending events of the first due user whose lock is free; [] if there is none."""

@@ -45,6 +45,7 @@ from connector.verba.status import (
     OK,
     UNAUTHORIZED,
     Status,
+    element_named,
     field,
     one_line,
     read_status,
@@ -469,8 +470,8 @@ class VerbaClient:
         value the WSDL refuses, a bug or bad data): not retryable, and with no better class it is a plain
         VerbaError. One after it went out is the transport's. Reading: `_answer_envelope` parses the answer
         once, refusing what is not one well-formed SOAP envelope of this operation's answer, then zeep reads
-        it (an extension write's status is read from its <return> element); anything either raises is a
-        VerbaMalformedResponse naming what was wrong.
+        it (a COPIED call's answer is read from its <return> element, without zeep); anything either raises
+        is a VerbaMalformedResponse naming what was wrong.
         """
         self._sent.start()
         try:
@@ -502,14 +503,15 @@ class VerbaClient:
         try:
             envelope = _answer_envelope(operation, self._stream_users(response, listed) if listed is not None
                                         else _parsed(operation, _answer_content(operation, response)))
-            answer = self._binding.get(operation)
+            soap_operation = self._binding.get(operation)
             if envelope.find(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault") is not None:
-                self._binding.process_error(envelope, answer)  # raises zeep's Fault
+                self._binding.process_error(envelope, soap_operation)  # raises zeep's Fault
             if operation in EXTENSION_WRITES:  # their status is all the caller reads: zeep's reading is spared
                 return _returned(envelope)
             if operation in COPIED:
-                return _read_element(operation, _returned(envelope), _children(answer.output.body.type)["return"].type)
-            return _read(operation, answer.process_reply, envelope)
+                return_type = _children(soap_operation.output.body.type)["return"].type
+                return _read_element(operation, _returned(envelope), return_type)
+            return _read(operation, soap_operation.process_reply, envelope)
         except VerbaError:
             raise
         except zeep.exceptions.Fault as exc:
@@ -527,19 +529,19 @@ class VerbaClient:
         which values are left out) and each later one is a copy of it with this call's values, written as the
         WSDL's types write them. An extension write without a user id is always zeep's, for UserIdGuard to
         refuse as zeep renders it."""
-        answer = self._binding.get(operation)
+        soap_operation = self._binding.get(operation)
         extension = params.get("extension")
         copied = not isinstance(extension, dict) or (extension.get("user") or {}).get("id") is not None
         shape = (operation, _shape(params))
         template = self._templates.get(shape) if copied else None
         if template is None:
-            serialized = answer.create(**params)
-            self._binding._set_http_headers(serialized, answer)
+            serialized = soap_operation.create(**params)
+            self._binding._set_http_headers(serialized, soap_operation)
             if copied:
                 self._templates[shape] = (copy.deepcopy(serialized.content), dict(serialized.headers))
             return serialized.content, serialized.headers
         envelope = copy.deepcopy(template[0])
-        _fill(envelope.find(f"{{{SOAP_ENV}}}Body")[0], params, answer.input.body.type)
+        _fill(envelope.find(f"{{{SOAP_ENV}}}Body")[0], params, soap_operation.input.body.type)
         return envelope, dict(template[1])
 
     def _stream_users(self, response: Answer, listed: list[ListedUser]) -> Any:
@@ -619,12 +621,6 @@ def _children(kind: Any) -> dict[str, Any]:
     return dict(kind.elements)
 
 
-def _element(value: Any, name: str) -> Any:
-    """The first child element of that local name, or None."""
-    return next((child for child in value if isinstance(child.tag, str) and etree.QName(child).localname == name),
-                None)
-
-
 def _read_element(operation: str, element: Any, kind: Any) -> dict[str, Any] | None:
     """An element of the complex zeep type `kind` read as zeep reads it (strict=False, xsd_ignore_sequence_order),
     without zeep's cost: each child the type lists, by its WSDL type (a complex one likewise; a repeated one into
@@ -670,7 +666,7 @@ def _read_element(operation: str, element: Any, kind: Any) -> dict[str, Any] | N
 def _returned(envelope: Any) -> Any:
     """The <return> element of an answer that `_answer_envelope` let through, as `read_status` reads it; None
     when there is none."""
-    return _element(envelope.find(f"{{{SOAP_ENV}}}Body")[0], "return")
+    return element_named(envelope.find(f"{{{SOAP_ENV}}}Body")[0], "return")
 
 
 def _answer_envelope(operation: str, root: Any) -> Any:

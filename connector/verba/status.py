@@ -103,13 +103,21 @@ def _raw(value: Any, name: str) -> Any:
 
 def _named(elements: Any, name: str) -> Any:
     """The first element of that local name: its text when it has no children, else the element."""
+    element = element_named(elements, name)
+    if element is None:
+        return None
+    return element.text if len(element) == 0 else element
+
+
+def element_named(elements: Any, name: str) -> Any:
+    """The first element of that local name among `elements` (an element's children, or a list), or None."""
     for element in elements:
         if (
             isinstance(element, etree._Element)
             and isinstance(element.tag, str)
             and etree.QName(element).localname == name
         ):
-            return element.text if len(element) == 0 else element
+            return element
     return None
 
 
