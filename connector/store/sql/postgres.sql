@@ -99,6 +99,11 @@ WHERE directory = %s AND active AND state ? 'expiresAt'
 -- The row lock makes concurrent pollers of one directory take turns; the loser sees a new version.
 SELECT version FROM ldap_watermarks WHERE directory = %s FOR UPDATE
 
+-- lock_source --
+-- One row per source, locked until commit: concurrent stop-recording decisions count in turn.
+INSERT INTO stop_recording_sources (source) VALUES (%s)
+ON CONFLICT (source) DO UPDATE SET source = excluded.source
+
 -- scim_get_many --
 SELECT r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified
 FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s

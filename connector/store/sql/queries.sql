@@ -264,11 +264,6 @@ SELECT (SELECT count(*) FROM extension_conflicts) AS conflicts,
     (SELECT count(*) FROM (SELECT extension FROM extension_claims GROUP BY extension
                            HAVING count(DISTINCT verba_user_id) > 1) AS c) AS clashes
 
--- lock_source --
--- One row per source, locked until commit: concurrent stop-recording decisions count in turn.
-INSERT INTO stop_recording_sources (source) VALUES (%s)
-ON CONFLICT (source) DO UPDATE SET source = excluded.source
-
 -- forget_stops --
 DELETE FROM stop_recordings WHERE source = %s AND at < %s
 

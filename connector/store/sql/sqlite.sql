@@ -88,6 +88,10 @@ WHERE directory = %s AND active AND json_extract(state, '$.expiresAt') IS NOT NU
 -- BEGIN IMMEDIATE already holds the only write lock.
 SELECT version FROM ldap_watermarks WHERE directory = %s
 
+-- lock_source --
+-- BEGIN IMMEDIATE already holds the only write lock: no row is written (it would cost the WAL two pages a push).
+SELECT %s AS source
+
 -- scim_get_many --
 SELECT r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified
 FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s
