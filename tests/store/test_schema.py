@@ -121,3 +121,36 @@ def test_stop_recordings_keep_each_user_s_latest_stop_through_the_per_user_migra
     with store._read() as conn:
         assert [float(r["at"]) for r in conn.execute("SELECT at FROM stop_recordings WHERE source = 'hr' "
                                                      "ORDER BY external_id")] == [40.0, 20.0]
+
+
+PUSH_TABLE_ROWS = {
+    "extension_owners": ("extension, verba_user_id, source, external_id", ("+1555", 7, "hr", "u1")),
+    "extension_locks": ("extension, owner, lock_until", ("+1555", "a:w1", 99.0)),
+    "pushed_extensions": ("source, external_id, extension, record, pushed_at, position",
+                          ("hr", "u1", "+1555", '{"extension": "+1555"}', 3.0, 2)),
+    "extension_claims": ("extension, source, external_id, verba_user_id, login_name, claimed_at",
+                         ("+1555", "hr", "u1", 7, "alice", 4.0)),
+    "stop_recordings": ("source, external_id, at", ("hr", "u1", 5.0)),
+    "verba_users": ("source, external_id, user_id", ("hr", "u1", 7)),
+}
+
+
+def test_the_push_tables_keep_their_rows_and_indexes_through_the_without_rowid_migration(fresh) -> None:
+    store = fresh()
+    _apply(store, 12)  # before 0013, SQLite kept these rows in rowid tables beside their key index
+    with store._write() as conn:
+        for table, (columns, values) in PUSH_TABLE_ROWS.items():
+            conn.execute(store._sql(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(values))})"),
+                         values)
+    store.migrate()
+    with store._read() as conn:
+        for table, (columns, values) in PUSH_TABLE_ROWS.items():
+            rows = conn.execute(f"SELECT {columns} FROM {table}").fetchall()
+            assert [tuple(row[column] for column in columns.split(", ")) for row in rows] == [values], table
+        if store.dialect == "sqlite":
+            tables = {row["name"]: row["sql"] for row in conn.execute("SELECT name, sql FROM sqlite_master")}
+            assert all(tables[table].endswith("WITHOUT ROWID") for table in PUSH_TABLE_ROWS)
+            assert {"extension_locks_owner", "extension_claims_user", "stop_recordings_window"} <= set(tables)
+    with pytest.raises(StoreError, match="(?i)unique|duplicate"), store._write() as conn:  # the key still holds
+        conn.execute(store._sql("INSERT INTO extension_owners (extension, verba_user_id, source, external_id) "
+                                "VALUES (%s, %s, %s, %s)"), ("+1555", 8, "hr", "u2"))

@@ -1,0 +1,2 @@
+-- Nothing to do: SQLite's version keeps the push tables' rows in their key's B-tree (WITHOUT ROWID);
+-- PostgreSQL's tables are heaps whatever the key.
