@@ -1,12 +1,13 @@
 """Who claims and who holds each extension: the claim index, extension locks, conflicts, the stop-recording window.
 
-Tables (see each dialect's migration 0004, and 0012):
+Tables (see each dialect's migration 0004, and 0012; SQLite's 0013 keeps those a push writes WITHOUT ROWID):
     extension_claims      which source user claims which extension for recording, since when
     extension_owners      the Verba user the connector last wrote (or saw) each extension linked to
     extension_locks       one push at a time per extension, across workers and instances
     extension_conflicts   open conflicts: an extension this user claims but another user holds
     stop_recordings       each user's latest stop-recording push, for the mass stop-recording guard
-    stop_recording_sources  one row per source, locked while the guard counts its window
+    stop_recording_sources  one row per source, locked while the guard counts its window (PostgreSQL; SQLite
+                            has BEGIN IMMEDIATE)
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ WHERE directory = %s AND active AND json_extract(state, '$.expiresAt') IS NOT NU
 SELECT version FROM ldap_watermarks WHERE directory = %s
 
 -- lock_source --
--- BEGIN IMMEDIATE already holds the only write lock: no row is written (it would cost the WAL two pages a push).
+-- BEGIN IMMEDIATE already holds the only write lock: no row is written (it would cost the WAL a page a push).
 SELECT %s AS source
 
 -- scim_get_many --
