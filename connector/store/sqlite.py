@@ -76,9 +76,7 @@ class SQLiteStore(Store):
         number = 0
         try:
             with self._writing, self._errors():
-                if self._writer is None:
-                    self._writer = self._open()
-                conn = self._writer
+                conn = self._shared_writer()
                 if not conn.in_transaction:
                     conn.execute("BEGIN IMMEDIATE")
                     self._opened += 1
@@ -98,6 +96,12 @@ class SQLiteStore(Store):
             raise
         self._commit(number)
 
+    def _shared_writer(self) -> sqlite3.Connection:
+        """The write connection all threads share; call it holding `_writing`."""
+        if self._writer is None:
+            self._writer = self._open()
+        return self._writer
+
     def _commit(self, number: int) -> None:
         """Make transaction `number` durable, unless another thread's COMMIT already did; StoreError if it failed."""
         with self._committing:
@@ -116,8 +120,15 @@ class SQLiteStore(Store):
             if number in self._failed:
                 raise StoreError(self._failed[number])
 
-    def _statement(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return self._write()  # an autocommit write would wait for the shared transaction anyway
+    @contextlib.contextmanager
+    def _statement(self) -> Iterator[sqlite3.Connection]:
+        with self._writing, self._errors():
+            conn = self._shared_writer()
+            if not conn.in_transaction:  # no transaction to join: the statement commits by itself
+                yield conn
+                return
+        with self._write() as conn:
+            yield conn
 
     def _lock(self, conn: Any, key: str) -> None:
         pass  # BEGIN IMMEDIATE already holds the only write lock

@@ -70,10 +70,13 @@ def test_a_commit_that_fails_is_reported_to_the_block(sqlite_store, monkeypatch)
                 raise sqlite3.OperationalError("disk I/O error")
             return self.conn.execute(sql, *args)
 
+        def executemany(self, sql, rows):
+            return self.conn.executemany(sql, rows)
+
     sqlite_store.enqueue([change("first")])  # opens the shared writer
     real = sqlite_store._writer
     monkeypatch.setattr(sqlite_store, "_writer", FailingCommit(real))
-    with pytest.raises(StoreError, match="could not be written"):
-        sqlite_store.enqueue([change("second")])
+    with pytest.raises(StoreError, match="could not be written"):  # two changes: one transaction, one COMMIT
+        sqlite_store.enqueue([change("second"), change("third")])
     monkeypatch.setattr(sqlite_store, "_writer", real)
     assert [e.change.external_id for e in sqlite_store.list_events()] == ["first"]
