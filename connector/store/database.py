@@ -105,6 +105,16 @@ class Database:
         with self._errors():
             yield conn
 
+    def _all(self, query: str, params: Any = ()) -> list[Any]:
+        """Every row of the named query, read outside a transaction."""
+        with self._read() as conn:
+            return list(conn.execute(self._q[query], params))
+
+    def _first(self, query: str, params: Any = ()) -> Any:
+        """The first row of the named query, or None."""
+        with self._read() as conn:
+            return conn.execute(self._q[query], params).fetchone()
+
     def _write(self) -> AbstractContextManager[Any]:
         """One transaction: committed (durably) when the block ends, rolled back on any exception."""
         raise NotImplementedError

@@ -48,7 +48,7 @@ class Instances(Database):
             self._lock(conn, "connector.instances")
             now = self._now(conn)
             row = conn.execute(self._q["instance"], (me.name,)).fetchone()
-            previous = None if row is None else _instance(row)
+            previous = None if row is None else Instance(**row)
             if previous is not None and now - previous.heartbeat_at <= liveness_seconds and not gone(previous):
                 raise StoreError(
                     f"another connector named {me.name!r} runs on {previous.host} (pid {previous.pid}), heard from "
@@ -65,7 +65,7 @@ class Instances(Database):
             self._lock(conn, "connector.instances")
             now = self._now(conn)
             here = conn.execute(self._q["beat"], (now, me.run)).rowcount == 1
-            dead = [_instance(row) for row in conn.execute(self._q["silent_instances"], (now - liveness_seconds,))]
+            dead = [Instance(**row) for row in conn.execute(self._q["silent_instances"], (now - liveness_seconds,))]
             reaped = [(instance, self._release(conn, instance)) for instance in dead if instance.run != me.run]
             displaced = False
             if not here:
@@ -84,7 +84,7 @@ class Instances(Database):
         """The database's clock now, and the registered instances by name (a dead one stays until a live
         one's heartbeat removes it)."""
         with self._read() as conn:
-            return self._now(conn), [_instance(row) for row in conn.execute(self._q["instances"])]
+            return self._now(conn), [Instance(**row) for row in conn.execute(self._q["instances"])]
 
     def lead(self, task: str, name: str) -> bool:
         """Whether instance `name` runs `task` ("ldap.NAME", "drift"): it takes it if nobody does or the
@@ -94,8 +94,7 @@ class Instances(Database):
 
     def leaders(self) -> dict[str, str]:
         """The registered instance that runs each task, by task."""
-        with self._read() as conn:
-            return {row["task"]: row["instance"] for row in conn.execute(self._q["leaders"])}
+        return {row["task"]: row["instance"] for row in self._all("leaders")}
 
     def _release(self, conn: Any, instance: Instance) -> int:
         """Unregister `instance`: its claims go back to pending, its extension locks, tasks and breaker go."""
@@ -108,8 +107,3 @@ class Instances(Database):
 
     def _now(self, conn: Any) -> float:
         return float(conn.execute(self._q["now"]).fetchone()["now"])
-
-
-def _instance(row: Any) -> Instance:
-    return Instance(row["name"], row["run"], row["host"], int(row["pid"]), float(row["started_at"]),
-                    float(row["heartbeat_at"]))

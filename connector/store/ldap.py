@@ -59,22 +59,17 @@ class LdapPoll:
 class LdapMarks(Database):
     def ldap_watermark(self, directory: str) -> LdapWatermark | None:
         """The directory's cursor and last runs, or None before anything was recorded for it."""
-        with self._read() as conn:
-            row = conn.execute(self._q["ldap_watermark"], (directory,)).fetchone()
+        row = self._first("ldap_watermark", (directory,))
         return None if row is None else _watermark(row)
 
     def ldap_watermarks(self) -> list[LdapWatermark]:
         """Every directory's watermark, by name."""
-        with self._read() as conn:
-            return [_watermark(row) for row in conn.execute(self._q["ldap_watermarks"])]
+        return [_watermark(row) for row in self._all("ldap_watermarks")]
 
     def ldap_entries(self, directory: str, ids: Sequence[str] | None = None) -> dict[str, LdapEntry]:
         """What the connector last saw of the directory's entries (only `ids` if given), by external id."""
-        with self._read() as conn:
-            if ids is None:
-                rows = conn.execute(self._q["ldap_entries"], (directory,)).fetchall()
-            else:
-                rows = conn.execute(self._q["ldap_entries_by_id"], (directory, self._array(ids))).fetchall()
+        rows = (self._all("ldap_entries", (directory,)) if ids is None
+                else self._all("ldap_entries_by_id", (directory, self._array(ids))))
         return {row["external_id"]: LdapEntry(row["external_id"], row["digest"], bool(row["active"]),
                                               tuple(json.loads(row["groups"])), json.loads(row["state"]))
                 for row in rows}
@@ -82,27 +77,20 @@ class LdapMarks(Database):
     def ldap_digests(self, directory: str, ids: Sequence[str]) -> dict[str, str]:
         """The digest of what the connector last saw of each of `ids` it knows (no state is read), by external
         id."""
-        with self._read() as conn:
-            rows = conn.execute(self._q["ldap_digests"], (directory, self._array(ids))).fetchall()
-        return {row["external_id"]: row["digest"] for row in rows}
+        return {row["external_id"]: row["digest"] for row in self._all("ldap_digests", (directory, self._array(ids)))}
 
     def ldap_ids_after(self, directory: str, after: str, limit: int) -> list[str]:
         """At most `limit` known external ids of the directory that sort after `after` ("": from the first), in
         the store's order."""
-        with self._read() as conn:
-            return [row["external_id"] for row in conn.execute(self._q["ldap_ids_after"], (directory, after, limit))]
+        return [row["external_id"] for row in self._all("ldap_ids_after", (directory, after, limit))]
 
     def ldap_ids_in_groups(self, directory: str, groups: Sequence[str]) -> list[str]:
         """The known external ids whose effective groups (`LdapEntry.groups`) hold any of `groups`."""
-        with self._read() as conn:
-            rows = conn.execute(self._q["ldap_ids_in_groups"], (directory, self._array(groups))).fetchall()
-        return [row["external_id"] for row in rows]
+        return [row["external_id"] for row in self._all("ldap_ids_in_groups", (directory, self._array(groups)))]
 
     def ldap_expiries(self, directory: str) -> dict[str, str]:
         """The expiry (state `expiresAt`, ISO 8601) of each known active entry that has one, by external id."""
-        with self._read() as conn:
-            rows = conn.execute(self._q["ldap_expiries"], (directory,)).fetchall()
-        return {row["external_id"]: row["expires"] for row in rows}
+        return {row["external_id"]: row["expires"] for row in self._all("ldap_expiries", (directory,))}
 
     def commit_poll(self, poll: LdapPoll) -> list[int]:
         """Store a poll's events, entries and new cursor in one transaction; return the event ids.

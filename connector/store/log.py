@@ -15,8 +15,6 @@ from connector.store.queue import EventState, StoredEvent, pushed_record, stored
 
 CONFLICT_CAUSE = "extension_conflict"  # not an event's last cause: the events of open conflicts
 MASS_CHANGE_CAUSE = "ldap_mass_change"  # not a last cause either: events the LDAP mass-change guard holds leave none
-_EVENT_COLUMNS = ("id, idem_key, source, external_id, kind, state_json, cause, accepted_at, state, attempts,"
-                  " next_attempt_at, last_cause, last_error, discard_reason, updated_at")
 
 
 class CauseGroup(NamedTuple):
@@ -136,23 +134,20 @@ class TargetProbe:
 class EventLog(Database):
     def pushed_extensions(self, source: str, external_id: str) -> list[ExtensionRecord]:
         """The extensions last pushed for this user, as and in the order they were pushed."""
-        with self._read() as conn:
-            return [pushed_record(row) for row in conn.execute(self._q["pushed_extensions"], (source, external_id))]
+        return [pushed_record(row) for row in self._all("pushed_extensions", (source, external_id))]
 
     def verba_user_id(self, source: str, external_id: str) -> int | None:
         """The Verba user id last pushed for this user, if any."""
-        user_id = self._one("verba_user_id", (source, external_id), "user_id")
-        return None if user_id is None else int(user_id)
+        row = self._first("verba_user_id", (source, external_id))
+        return None if row is None else int(row["user_id"])
 
     def get_event(self, event_id: int) -> StoredEvent | None:
-        with self._read() as conn:
-            row = conn.execute(self._q["get_event"], (event_id,)).fetchone()
+        row = self._first("get_event", (event_id,))
         return None if row is None else stored_event(row)
 
     def current_event(self, source: str, external_id: str) -> StoredEvent | None:
         """The user's newest event that is not held or discarded: the state a replay should push."""
-        with self._read() as conn:
-            row = conn.execute(self._q["current_event"], (source, external_id)).fetchone()
+        row = self._first("current_event", (source, external_id))
         return None if row is None else stored_event(row)
 
     def stored_users(self, keys: Sequence[tuple[str, str]]) -> list[StoredUser]:
@@ -164,18 +159,15 @@ class EventLog(Database):
         current: dict[tuple[str, str], StoredEvent] = {}
         user_ids: dict[tuple[str, str], int] = {}
         pushed: dict[tuple[str, str], list[ExtensionRecord]] = {}
-        with self._read() as conn:
-            for source, external_ids in by_source.items():
-                params = (source, self._array(external_ids))
-                for row in conn.execute(self._q["current_events"], params):
-                    current[(source, row["external_id"])] = stored_event(row)
-                for row in conn.execute(self._q["verba_user_ids"], params):
-                    user_ids[(source, row["external_id"])] = int(row["user_id"])
-                for row in conn.execute(self._q["pushed_extensions_of"], params):
-                    pushed.setdefault((source, row["external_id"]), []).append(pushed_record(row))
-        return [StoredUser(source, external_id, current.get((source, external_id)),
-                           user_ids.get((source, external_id)), pushed.get((source, external_id), []))
-                for source, external_id in keys]
+        for source, external_ids in by_source.items():
+            params = (source, self._array(external_ids))
+            for row in self._all("current_events", params):
+                current[(source, row["external_id"])] = stored_event(row)
+            for row in self._all("verba_user_ids", params):
+                user_ids[(source, row["external_id"])] = int(row["user_id"])
+            for row in self._all("pushed_extensions_of", params):
+                pushed.setdefault((source, row["external_id"]), []).append(pushed_record(row))
+        return [StoredUser(*key, current.get(key), user_ids.get(key), pushed.get(key, [])) for key in keys]
 
     def list_events(self, *, state: EventState | None = None, cause: str | None = None, user: str | None = None,
                     source: str | None = None, since: float | None = None, limit: int = 100) -> list[StoredEvent]:
@@ -186,53 +178,46 @@ class EventLog(Database):
         an external id (exact) or a `userName` in the state (ASCII case-insensitive); `since` is a
         Unix time the event was last updated at or after.
         """
-        filters, params = self._filters(state=state, cause=cause, user=user, source=source, since=since)
-        where = f"WHERE {' AND '.join(filters)}" if filters else ""
-        with self._read() as conn:
-            rows = conn.execute(self._sql(f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT %s"),
-                                (*params, limit)).fetchall()
+        rows = self._filtered("list_events", state=state, cause=cause, user=user, source=source, since=since,
+                              limit=limit)
         return [stored_event(row) for row in rows]
 
     def attempts(self, event_id: int) -> list[Attempt]:
         """The recorded attempts of every claim that held this event, oldest first."""
-        with self._read() as conn:
-            rows = conn.execute(self._q["attempts_of_event"], (event_id,)).fetchall()
-        return [Attempt(float(row["at"]), tuple(json.loads(row["event_ids"])), row["outcome"], row["cause"],
-                        row["error"], tuple(json.loads(row["sent"]))) for row in rows]
+        return [Attempt(row["at"], tuple(json.loads(row["event_ids"])), row["outcome"], row["cause"], row["error"],
+                        tuple(json.loads(row["sent"]))) for row in self._all("attempts_of_event", (event_id,))]
 
     def count_by_state(self, *, cause: str | None = None, user: str | None = None, source: str | None = None,
                        since: float | None = None) -> dict[EventState, int]:
         """How many events are in each state; with filters (as `list_events`'), of those they select."""
         counts = {state: 0 for state in EventState}
-        rows = self._filtered("count_by_state", ("state", "n"), cause=cause, user=user, source=source, since=since)
-        counts.update({EventState(state): n for state, n in rows})
+        rows = self._filtered("count_by_state", cause=cause, user=user, source=source, since=since)
+        counts.update({EventState(row["state"]): row["n"] for row in rows})
         return counts
 
     def dead_letter_summary(self, *, cause: str | None = None, user: str | None = None, source: str | None = None,
                             since: float | None = None) -> list[CauseGroup]:
         """The dead events grouped by last cause, largest group first: one group per cause however many
         users or messages it has, with the newest one's message as a sample. Filters as `list_events`'."""
-        rows = self._filtered("dead_letter_summary", ("last_cause", "last_error", "n"), cause=cause, user=user,
-                              source=source, since=since)
-        return [CauseGroup(c, e or "", int(n)) for c, e, n in rows]
+        rows = self._filtered("dead_letter_summary", cause=cause, user=user, source=source, since=since)
+        return [CauseGroup(**row) for row in rows]
 
     def held_summary(self, *, cause: str | None = None, user: str | None = None, source: str | None = None,
                      since: float | None = None) -> list[HeldGroup]:
         """The held events grouped by cause and source, largest group first, with the newest one's message
         as a sample; the LDAP mass-change guard's (which leave no cause) are "ldap_mass_change". Filters as
         `list_events`'."""
-        held = self._filtered("held_summary", ("cause", "source", "n", "last_error"), cause=cause, user=user,
-                              source=source, since=since)
-        return [HeldGroup(c, s, int(n), e) for c, s, n, e in held]
+        return [HeldGroup(**row) for row in self._filtered("held_summary", cause=cause, user=user, source=source,
+                                                           since=since)]
 
     def oldest_pending_at(self) -> float | None:
         """The earliest `accepted_at` of the pending and in-flight events; None when there are none."""
-        oldest = self._one("oldest_pending_at", (), "oldest")
+        oldest = self._first("oldest_pending_at")["oldest"]
         return None if oldest is None else float(oldest)
 
     def count_by_source_and_kind(self) -> list[tuple[str, str, int]]:
         """(source, kind, count) of every event ever accepted (events are never deleted)."""
-        return self._rows("count_by_source_and_kind", ("source", "kind", "n"))
+        return [(row["source"], row["kind"], row["n"]) for row in self._all("count_by_source_and_kind")]
 
     def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0, approve: bool = False) -> int:
         """Make dead or held events, and done events with an open extension conflict, pending again
@@ -265,11 +250,8 @@ class EventLog(Database):
 
     def list_audit(self, limit: int = 100, *, since: float | None = None) -> list[AuditEntry]:
         """Audit entries, newest first; with `since`, only those written at or after it."""
-        with self._read() as conn:
-            rows = conn.execute(self._q["list_audit"], (since, limit)).fetchall()
-        return [AuditEntry(row["id"], float(row["at"]), row["actor"], row["action"],
-                           tuple(json.loads(row["event_ids"])), row["reason"], json.loads(row["detail"]))
-                for row in rows]
+        return [AuditEntry(**{**row, "event_ids": tuple(json.loads(row["event_ids"])),
+                              "detail": json.loads(row["detail"])}) for row in self._all("list_audit", (since, limit))]
 
     def ping(self) -> None:
         """Commit a tiny write (the readiness probe); raise StoreError if the store cannot be written."""
@@ -287,75 +269,44 @@ class EventLog(Database):
 
     def open_breakers(self) -> list[OpenBreaker]:
         """The instances whose breaker is open, first opened first."""
-        with self._read() as conn:
-            return [OpenBreaker(row["instance"], float(row["opened_at"]), row["probed_at"], row["error"],
-                                float(row["updated_at"])) for row in conn.execute(self._q["open_breakers"])]
+        return [OpenBreaker(**row) for row in self._all("open_breakers")]
 
     def note_target_probe(self, probe: TargetProbe) -> None:
         """Record `probe.instance`'s last probe of the target, replacing the one before."""
-        with self._read() as conn:
-            conn.execute(self._q["note_target_probe"], (probe.instance, probe.url, probe.probed_at, probe.seconds,
-                                                        probe.cause, probe.error))
+        with self._statement() as conn:
+            conn.execute(self._q["note_target_probe"], vars(probe))
 
     def target_probes(self) -> list[TargetProbe]:
         """Each instance's last probe of the target, newest first."""
-        with self._read() as conn:
-            return [TargetProbe(row["instance"], row["url"], float(row["probed_at"]), float(row["seconds"]),
-                                row["cause"], row["error"]) for row in conn.execute(self._q["target_probes"])]
+        return [TargetProbe(**row) for row in self._all("target_probes")]
 
     def note_recorders(self, recorders: Sequence[RecorderState]) -> None:
         """Record what each recording server answered the last applyExtensionConfiguration, replacing what it
         answered before; a server the answer does not name keeps its row."""
         with self._write() as conn:
-            for r in recorders:
-                conn.execute(self._q["note_recorder"], (r.location, r.eid, r.status, r.message, r.applied_at,
-                                                        r.instance))
+            conn.cursor().executemany(self._q["note_recorder"], [vars(recorder) for recorder in recorders])
 
     def recorders(self) -> list[RecorderState]:
         """Each recording server's last answer to applyExtensionConfiguration, by location name."""
-        with self._read() as conn:
-            return [RecorderState(row["location"], row["eid"], row["status"], row["message"],
-                                  float(row["applied_at"]), row["instance"])
-                    for row in conn.execute(self._q["recorders"])]
+        return [RecorderState(**row) for row in self._all("recorders")]
 
     def user_keys(self) -> list[tuple[str, str]]:
         """The (source, external_id) of every user an event was ever accepted for, in order."""
-        return [(source, external_id) for source, external_id in self._rows("user_keys", ("source", "external_id"))]
+        return [(row["source"], row["external_id"]) for row in self._all("user_keys")]
 
     def add_drift_run(self, run: DriftRun) -> None:
         with self._statement() as conn:
-            conn.execute(self._q["add_drift_run"], (run.started_at, run.finished_at, run.users, run.extensions,
-                                                    to_json(run.counts, "drift counts"), run.unchecked,
-                                                    run.repaired, run.trigger))
+            conn.execute(self._q["add_drift_run"], {**vars(run), "counts": to_json(run.counts, "drift counts")})
 
     def last_drift_run(self) -> DriftRun | None:
-        with self._read() as conn:
-            row = conn.execute(self._q["last_drift_run"]).fetchone()
-        return None if row is None else DriftRun(
-            float(row["started_at"]), float(row["finished_at"]), row["users"], row["extensions"],
-            json.loads(row["counts"]), row["unchecked"], row["repaired"], row["trigger"])
+        row = self._first("last_drift_run")
+        return None if row is None else DriftRun(**{**row, "counts": json.loads(row["counts"])})
 
-    def _one(self, query: str, params: tuple[Any, ...], column: str) -> Any:
-        """`column` of the query's first row, or None."""
-        with self._read() as conn:
-            row = conn.execute(self._q[query], params).fetchone()
-        return None if row is None else row[column]
-
-    def _rows(self, query: str, columns: tuple[str, ...]) -> list[Any]:
-        with self._read() as conn:
-            return [tuple(row[column] for column in columns) for row in conn.execute(self._q[query])]
-
-    def _filtered(self, query: str, columns: tuple[str, ...], **filters: Any) -> list[Any]:
-        """The rows of `query`, whose `{filters}` stands for more conditions on `events` (" AND ...")."""
-        conditions, params = self._filters(**filters)
-        sql = self._q[query].replace("{filters}", self._sql("".join(f" AND {c}" for c in conditions)))
-        with self._read() as conn:
-            return [tuple(row[column] for column in columns) for row in conn.execute(sql, params)]
-
-    def _filters(self, *, state: EventState | None = None, cause: str | None = None, user: str | None = None,
-                 source: str | None = None, since: float | None = None) -> tuple[list[str], list[Any]]:
-        """The conditions on `events` (psycopg placeholders) and their parameters that select what
-        `list_events` documents."""
+    def _filtered(self, query: str, *, state: EventState | None = None, cause: str | None = None,
+                  user: str | None = None, source: str | None = None, since: float | None = None,
+                  limit: int | None = None) -> list[Any]:
+        """The rows of `query`, whose `{filters}` stands for the conditions on `events` (" AND ...") that select
+        what `list_events` documents, and `{limit}` for a LIMIT."""
         filters: list[str] = []
         params: list[Any] = []
         if state is not None:
@@ -377,4 +328,6 @@ class EventLog(Database):
         if since is not None:
             filters.append("updated_at >= %s")
             params.append(since)
-        return filters, params
+        sql = self._q[query].replace("{filters}", self._sql("".join(f" AND {f}" for f in filters)))
+        with self._read() as conn:
+            return list(conn.execute(sql, (*params, limit) if limit is not None else params))

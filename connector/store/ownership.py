@@ -233,14 +233,12 @@ class ExtensionOwnership(Database):
 
     def claimed(self, source: str, external_id: str) -> set[str]:
         """The extensions this user claims now: those it holds, and those it waits for in a conflict."""
-        with self._read() as conn:
-            return {row["extension"] for row in conn.execute(self._q["claims_of_user"], (source, external_id))}
+        return {row["extension"] for row in self._all("claims_of_user", (source, external_id))}
 
     def owners(self, extensions: Sequence[str]) -> dict[str, int]:
         """The Verba user the connector last wrote (or saw) each of `extensions` linked to; unknown ones left out."""
-        with self._read() as conn:
-            rows = [conn.execute(self._q["owner"], (extension,)).fetchone() for extension in extensions]
-        return {extension: int(row["verba_user_id"]) for extension, row in zip(extensions, rows, strict=True) if row}
+        rows = {extension: self._first("owner", (extension,)) for extension in extensions}
+        return {extension: int(row["verba_user_id"]) for extension, row in rows.items() if row}
 
     def forget_owners(self, extensions: Sequence[str]) -> None:
         """Forget who holds `extensions` (a drift check saw them gone or linked elsewhere): their next push asks
@@ -250,38 +248,26 @@ class ExtensionOwnership(Database):
 
     def source_users_of(self, verba_user_id: int) -> list[tuple[str, str]]:
         """The (source, external_id) of the connector's users linked to this Verba user id."""
-        with self._read() as conn:
-            rows = conn.execute(self._q["source_users_of"], (verba_user_id,)).fetchall()
-        return [(row["source"], row["external_id"]) for row in rows]
+        return [(row["source"], row["external_id"]) for row in self._all("source_users_of", (verba_user_id,))]
 
     def claimants(self, extensions: Sequence[str]) -> dict[str, list[Claimant]]:
         """Who claims each of `extensions` now, earliest first; extensions nobody claims are left out. Reads only
         (for previews: `begin_push` is what a push reads them with, under the extensions' locks)."""
-        found: dict[str, list[Claimant]] = {}
-        with self._read() as conn:
-            for extension in dict.fromkeys(extensions):
-                rows = conn.execute(self._q["claimants"], (extension,)).fetchall()
-                if rows:
-                    found[extension] = [_claimant(row) for row in rows]
-        return found
+        found = {ext: [_claimant(row) for row in self._all("claimants", (ext,))] for ext in extensions}
+        return {extension: claimants for extension, claimants in found.items() if claimants}
 
     def open_conflicts(self, limit: int = 1000) -> list[Conflict]:
         """Open extension conflicts, oldest first."""
-        with self._read() as conn:
-            rows = conn.execute(self._q["open_conflicts"], (limit,)).fetchall()
-        return [_conflict(row) for row in rows]
+        return [_conflict(row) for row in self._all("open_conflicts", (limit,))]
 
     def extension_clashes(self, limit: int = 1000) -> list[tuple[str, list[Claimant]]]:
         """Extensions that users of two or more Verba users claim at once, with their claimants (earliest first)."""
-        with self._read() as conn:
-            extensions = [row["extension"] for row in conn.execute(self._q["clashes"], (limit,))]
-            return [(extension, [_claimant(row) for row in conn.execute(self._q["claimants"], (extension,))])
-                    for extension in extensions]
+        return [(row["extension"], [_claimant(claim) for claim in self._all("claimants", (row["extension"],))])
+                for row in self._all("clashes", (limit,))]
 
     def ownership_counts(self) -> tuple[int, int]:
         """(open extension conflicts, clashing extensions), for the metrics."""
-        with self._read() as conn:
-            row = conn.execute(self._q["ownership_counts"]).fetchone()
+        row = self._first("ownership_counts")
         return int(row["conflicts"]), int(row["clashes"])
 
     def _admit(self, conn: Any, source: str, external_id: str, lease_owner: str,
@@ -310,7 +296,5 @@ def _claimant(row: Any) -> Claimant:
 
 
 def _conflict(row: Any) -> Conflict:
-    claimant = Claimant(row["source"], row["external_id"], row["verba_user_id"], row["login_name"],
-                        float(row["claimed_at"]))
-    return Conflict(row["extension"], claimant, int(row["event_id"]), row["owner_user_id"], row["owner_login"],
+    return Conflict(row["extension"], _claimant(row), int(row["event_id"]), row["owner_user_id"], row["owner_login"],
                     row["owner_claimant"], row["message"], float(row["since"]))

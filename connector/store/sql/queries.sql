@@ -98,9 +98,14 @@ ORDER BY id DESC LIMIT 1
 -- {filters} (here and below): the caller's conditions on events, " AND ..." or nothing (EventLog._filtered).
 SELECT state, count(*) AS n FROM events WHERE 1 = 1 {filters} GROUP BY state
 
+-- list_events --
+SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
+    state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at
+FROM events WHERE 1 = 1 {filters} ORDER BY id DESC LIMIT %s
+
 -- dead_letter_summary --
 -- One row per cause however many users it has: the count, and the newest dead letter's message as a sample.
-SELECT g.last_cause, e.last_error, g.n FROM (
+SELECT g.last_cause AS cause, coalesce(e.last_error, '') AS sample, g.n AS size FROM (
     SELECT last_cause, count(*) AS n, max(id) AS newest FROM events
     WHERE state = 'dead' {filters} GROUP BY last_cause
 ) g JOIN events e ON e.id = g.newest
@@ -108,7 +113,7 @@ ORDER BY g.n DESC, g.last_cause
 
 -- held_summary --
 -- By cause and source, with the newest held event's message; the LDAP mass-change guard's leave no cause.
-SELECT g.cause, g.source, g.n, e.last_error FROM (
+SELECT g.cause, g.source, g.n AS size, e.last_error AS sample FROM (
     SELECT coalesce(last_cause, 'ldap_mass_change') AS cause, source, count(*) AS n, max(id) AS newest
     FROM events WHERE state = 'held' {filters} GROUP BY coalesce(last_cause, 'ldap_mass_change'), source
 ) g JOIN events e ON e.id = g.newest
@@ -297,7 +302,8 @@ SELECT instance, opened_at, probed_at, error, updated_at FROM breakers ORDER BY 
 DELETE FROM breakers
 
 -- note_target_probe --
-INSERT INTO target_probes (instance, url, probed_at, seconds, cause, error) VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO target_probes (instance, url, probed_at, seconds, cause, error)
+VALUES (%(instance)s, %(url)s, %(probed_at)s, %(seconds)s, %(cause)s, %(error)s)
 ON CONFLICT (instance) DO UPDATE SET url = excluded.url, probed_at = excluded.probed_at, seconds = excluded.seconds,
     cause = excluded.cause, error = excluded.error
 
@@ -306,7 +312,8 @@ ON CONFLICT (instance) DO UPDATE SET url = excluded.url, probed_at = excluded.pr
 SELECT instance, url, probed_at, seconds, cause, error FROM target_probes ORDER BY probed_at DESC, instance
 
 -- note_recorder --
-INSERT INTO recorders (location, eid, status, message, applied_at, instance) VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO recorders (location, eid, status, message, applied_at, instance)
+VALUES (%(location)s, %(eid)s, %(status)s, %(message)s, %(applied_at)s, %(instance)s)
 ON CONFLICT (location) DO UPDATE SET eid = excluded.eid, status = excluded.status, message = excluded.message,
     applied_at = excluded.applied_at, instance = excluded.instance
 
@@ -372,7 +379,8 @@ SELECT DISTINCT source, external_id FROM events ORDER BY source, external_id
 
 -- add_drift_run --
 INSERT INTO drift_runs (started_at, finished_at, users, extensions, counts, unchecked, repaired, trigger)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+VALUES (%(started_at)s, %(finished_at)s, %(users)s, %(extensions)s, %(counts)s, %(unchecked)s, %(repaired)s,
+        %(trigger)s)
 ON CONFLICT (started_at) DO NOTHING
 
 -- last_drift_run --
