@@ -17,6 +17,8 @@ from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.store.queries import placeholders
 
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
 
 class StoreError(ConnectorError):
     """The event store could not be read or written."""
@@ -35,7 +37,10 @@ class Database:
     _q: dict[str, str]  # the dialect's queries by name (connector/store/queries.py)
     _driver_error: type[Exception]  # what the driver raises; `_errors` turns it into StoreError
 
-    def __init__(self) -> None:
+    def __init__(self, synchronous: str) -> None:
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous={synchronous!r} is not supported; use one of {', '.join(SYNCHRONOUS_MODES)}")
+        self.synchronous = synchronous.upper()  # how durable a commit is: see each dialect
         self._local = threading.local()
         self._guard = threading.Lock()
         self._connections: list[tuple[threading.Thread | None, Any]] = []  # (owner thread, connection)

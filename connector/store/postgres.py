@@ -28,7 +28,6 @@ CONNECT_TIMEOUT_SECONDS = 10
 # unanswered probes 3 s apart or 20 s of unacknowledged data.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
               "tcp_user_timeout": 20_000}
-SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 Connection = psycopg.Connection[DictRow]
 
@@ -46,8 +45,6 @@ class PostgresStore(Store):
     _driver_error = psycopg.Error
 
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
-        if synchronous.upper() not in SYNCHRONOUS_MODES:
-            raise ValueError(f"synchronous={synchronous!r} is not supported; use one of {', '.join(SYNCHRONOUS_MODES)}")
         try:
             self._params: dict[str, Any] = conninfo_to_dict(url)
         except psycopg.ProgrammingError:
@@ -58,9 +55,8 @@ class PostgresStore(Store):
         self._params.setdefault("application_name", "connector")
         for key, value in KEEPALIVES.items():  # a vanished server is noticed in seconds, not at TCP's minutes
             self._params.setdefault(key, value)
-        super().__init__()
+        super().__init__(synchronous)
         self.server = self.name = _describe(self._params)
-        self.synchronous = synchronous.upper()
         self._connection()  # fail now, not at the first event, if the server cannot be reached
 
     def _connect(self) -> Connection:

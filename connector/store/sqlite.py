@@ -24,7 +24,6 @@ from connector.store.database import StoreError
 from connector.store.queries import named
 
 BUSY_TIMEOUT_SECONDS = 5.0
-SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 
 class SQLiteStore(Store):
@@ -37,11 +36,8 @@ class SQLiteStore(Store):
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
         if path in ("", ":memory:"):
             raise ValueError("the SQLite store needs a file path; an in-memory database is not shared between threads")
-        if synchronous.upper() not in SYNCHRONOUS_MODES:
-            raise ValueError(f"synchronous={synchronous!r} is not supported; use one of {', '.join(SYNCHRONOUS_MODES)}")
-        super().__init__()
+        super().__init__(synchronous)
         self.path = self.name = path
-        self.synchronous = synchronous.upper()
         self._instance_lock: TextIO | None = None
         self._writer: sqlite3.Connection | None = None  # shared by every thread's writes, under _writing
         self._writing = threading.Lock()
