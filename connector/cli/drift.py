@@ -37,12 +37,11 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str, c
     """
     config = load_config(config_path)
     with open_configured_store(config) as store, open_client(config) as client:
-        named = _users(store, users) if users else None  # None: every user, Verba's read with one listUsers
+        targets = _users(store, users) if users else store.user_keys()
         check = DriftCheck(store, client, load_mapping(config.mapping_file), concurrency or config.delivery.workers)
-        total = len(named) if named is not None else len(store.user_keys())
-        with click.progressbar(length=total, label="drift: checking users", file=sys.stderr, show_pos=True,
+        with click.progressbar(length=len(targets), label="drift: checking users", file=sys.stderr, show_pos=True,
                                hidden=as_json or not sys.stderr.isatty()) as bar:
-            report = check.check(named, progress=bar.update)
+            report = check.check(targets, progress=bar.update, every_user=not users)
         ids = check.repair(report, actor=operator, reason=reason) if repair and report.drifts else []
         store.add_drift_run(report.run("cli"))
     if as_json:

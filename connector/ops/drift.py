@@ -125,13 +125,14 @@ class DriftCheck:
         self.concurrency = concurrency
 
     def check(self, users: Sequence[tuple[str, str]] | None = None,
-              progress: Callable[[int], None] = lambda n: None) -> DriftReport:
-        """Check `users` ((source, external_id); every user the connector knows if None). `progress(n)` is
-        called as n more users are checked. Raises VerbaError when Verba cannot be read at all."""
+              progress: Callable[[int], None] = lambda n: None, *, every_user: bool = False) -> DriftReport:
+        """Check `users` ((source, external_id); every user the connector knows if None, or if `every_user` says
+        `users` are that list already): Verba's users are then read with one listUsers, else one by one.
+        `progress(n)` is called as n more users are checked. Raises VerbaError when Verba cannot be read at all."""
         report = DriftReport(started_at=time.time())
         targets = self.store.user_keys() if users is None else list(users)
         listed_at = time.time()
-        directory = verba_directory(self.client, "drift check") if users is None else {}
+        directory = verba_directory(self.client, "drift check") if users is None or every_user else {}
         checked: list[_User] = []
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="drift")
         try:
