@@ -13,7 +13,7 @@ import os
 import re
 import socket
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from connector.shipped import default_mapping
 
 DEFAULT_PATH = "config/connector.toml"
 DEFAULT_MAPPING = default_mapping()  # the shipped one, wherever the connector is installed
+SECRETS = frozenset({"target", "scim", "ldap"})  # the sections that hold secrets
 SIMULATOR_LOGIN = "connector"
 SIMULATOR_PASSWORD = "connector"
 
@@ -205,9 +206,9 @@ class Config:
     admin: AdminConfig = AdminConfig()
     scim: ScimConfig = ScimConfig()
     logging: LoggingConfig = LoggingConfig()
-    # False when loaded with load_config(..., secrets=False), for the commands that only read the store: no
-    # password, token or bind password was read (they are None, SCIM clients' tokens ""), so nothing may connect.
-    secrets_loaded: bool = True
+    # The sections whose secrets were read (load_config's `secrets`): a section left out has none (passwords,
+    # tokens and bind passwords None, SCIM clients' tokens ""), so nothing may connect with it.
+    secrets_loaded: frozenset[str] = SECRETS
 
     @property
     def uses_simulator(self) -> bool:
@@ -263,13 +264,14 @@ AD_MAX_PAGE_SIZE = 1000  # Active Directory's MaxPageSize LDAP policy
 LDAP_ID_ATTRIBUTES = {"openldap": "entryUUID", "ad": "objectGUID", "generic": "entryUUID, nsUniqueId or ipaUniqueID"}
 
 
-def load_config(path: str | Path = DEFAULT_PATH, *, secrets: bool = True) -> Config:
+def load_config(path: str | Path = DEFAULT_PATH, *, secrets: Collection[str] = SECRETS) -> Config:
     """Read, validate and resolve the config at `path`; raises ConfigError listing every problem.
 
-    With `secrets=False` (the commands that only read the store: `status`, `events list`/`show`, `audit`,
-    `ldap status`) no secret is read: an unset `*_env` variable or an unreadable `*_file` is no problem, the
-    secrets are None (a SCIM client's token "") and `secrets_loaded` is False. Every other check stands, the
-    shape of the secret keys included (one of env or file, login with a password).
+    `secrets` names the sections whose secrets are read ("target", "scim", "ldap"; all by default, as
+    `connector run` needs): each command reads only those it uses, so that discarding an event needs no
+    identity provider's token. In a section left out, an unset `*_env` variable or an unreadable `*_file` is
+    no problem and the secrets are None (a SCIM client's token ""); `secrets_loaded` names the sections read.
+    Every other check stands, the shape of the secret keys included (one of env or file, login with a password).
     """
     path = str(path)
     try:
@@ -288,8 +290,9 @@ def load_config(path: str | Path = DEFAULT_PATH, *, secrets: bool = True) -> Con
     return parse_config(data, path, secrets=secrets)
 
 
-def parse_config(data: dict[str, Any], path: str, *, secrets: bool = True) -> Config:
-    """The Config in `data`, the parsed TOML of `path`; the secrets left unread with `secrets=False` (see load_config).
+def parse_config(data: dict[str, Any], path: str, *, secrets: Collection[str] = SECRETS) -> Config:
+    """The Config in `data`, the parsed TOML of `path`; only the secrets of the sections `secrets` names are read
+    (see load_config).
 
     Raises one ConfigError whose message has a line per problem: "{path}: {key} is ...; {fix}".
     """
@@ -301,17 +304,17 @@ def parse_config(data: dict[str, Any], path: str, *, secrets: bool = True) -> Co
     config = Config(
         path=path,
         store=_store(tables["store"], problems),
-        target=_target(tables["target"], secrets, problems),
+        target=_target(tables["target"], "target" in secrets, problems),
         simulator=_simulator(tables["simulator"], problems),
         mapping_file=mapping_file,
         delivery=_delivery(tables["delivery"], problems),
         instance=_instance(tables["instance"], problems),
         drift=_drift(tables["drift"], problems),
         admin=AdminConfig(**_listen(tables["admin"], "admin", problems)),
-        scim=_scim(data.get("scim", {}), secrets, problems),
+        scim=_scim(data.get("scim", {}), "scim" in secrets, problems),
         logging=_logging(tables["logging"], problems),
-        ldap=_ldap_sections(data.get("ldap", {}), mapping_file, secrets, problems),
-        secrets_loaded=secrets,
+        ldap=_ldap_sections(data.get("ldap", {}), mapping_file, "ldap" in secrets, problems),
+        secrets_loaded=frozenset(secrets),
     )
     _check_lease(config.target, config.delivery, problems)
     _check_liveness(config, problems)

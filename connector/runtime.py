@@ -31,8 +31,8 @@ log = logging.getLogger("connector")
 
 def open_client(config: Config) -> VerbaClient:
     """The Verba client of the config; ConfigError if its [target] settings do not fit together."""
-    if not config.secrets_loaded:  # a read-only command's config: it must not connect to anything
-        raise ConfigError(f"{config.path}: loaded without its secrets (load_config(secrets=False)); "
+    if "target" not in config.secrets_loaded:  # a command that does not call Verba read no [target] secret
+        raise ConfigError(f"{config.path}: loaded without the [target] secrets (load_config(secrets=...)); "
                           "load it with them to call Verba")
     target = config.target
     try:

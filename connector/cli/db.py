@@ -22,7 +22,7 @@ def upgrade(config_path: str) -> None:
     `connector run` creates the schema of an empty store by itself but refuses an older one: stop
     the connectors on the store, run this, then start the new version.
     """
-    config = load_config(config_path)
+    config = load_config(config_path, secrets=())
     with open_store(config.store.url, synchronous=config.store.synchronous) as store:
         ran = store.migrate()
     done = f"{ran} migration(s) applied" if ran else "schema is up to date"

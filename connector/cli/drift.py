@@ -35,7 +35,7 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str, c
 
     Exit status: 0 when Verba is in step, 3 when drift was found (repaired or not), 1 on an error.
     """
-    config = load_config(config_path)
+    config = load_config(config_path, secrets={"target"})
     with open_configured_store(config) as store, open_client(config) as client:
         targets = _users(store, users) if users else store.user_keys()
         check = DriftCheck(store, client, load_mapping(config.mapping_file), concurrency or config.delivery.workers)

@@ -52,7 +52,7 @@ def events_ingest(config_path: str, file: BinaryIO) -> None:
     """
     name = "<stdin>" if file.name in ("<stdin>", "-") else file.name
     changes = read_events(file.read(), name)
-    with open_configured_store(load_config(config_path)) as store:
+    with open_configured_store(load_config(config_path, secrets=())) as store:
         ids = store.enqueue(changes)
     skipped = len(changes) - len(ids)
     span = f" (evt-{min(ids)} to evt-{max(ids)})" if ids else ""
@@ -116,7 +116,7 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
     --state held shows only that group.
     """
     since_at = since_time(since)
-    with open_configured_store(load_config(config_path, secrets=False)) as store:
+    with open_configured_store(load_config(config_path, secrets=())) as store:
         rows = store.list_events(state=EventState(state) if state else None, cause=cause, user=user, source=source,
                                  since=since_at, limit=limit)
         counts = store.count_by_state(cause=cause, user=user, source=source, since=since_at)
@@ -150,7 +150,7 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
 @json_option
 def events_show(config_path: str, event_id: int, as_json: bool) -> None:
     """Show an event: its state, every attempt with the SOAP requests sent, and what it maps to now."""
-    config = load_config(config_path, secrets=False)
+    config = load_config(config_path, secrets=())
     with open_configured_store(config) as store:
         event = store.get_event(event_id)
         if event is None:
@@ -193,7 +193,7 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     replay was queued (and, with --wait, every event was delivered); 3 when --wait ends with an
     event dead again, held by a guard, or still pending; 1 on an error (nothing replayed).
     """
-    config = load_config(config_path)
+    config = load_config(config_path, secrets={"target"})  # the preview (--dry-run) asks Verba
     with open_configured_store(config) as store:
         if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through
             chosen = select(store, event_ids, cause, EventState.DONE, [EventState.DONE])
@@ -269,7 +269,7 @@ def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:
 @operator_option
 def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, operator: str) -> None:
     """Give up on dead or held events for good; they stay in the store and the audit says why."""
-    with open_configured_store(load_config(config_path)) as store:
+    with open_configured_store(load_config(config_path, secrets=())) as store:
         chosen = select(store, event_ids, None, None, [EventState.DEAD, EventState.HELD])
         click.echo(f"discarded {discard(store, chosen, actor=operator, reason=reason)} event(s)")
 
@@ -282,7 +282,7 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, op
 @operator_option
 def events_approve(config_path: str, event_ids: tuple[int, ...], approve_all: bool, reason: str, operator: str) -> None:
     """Release events held by a guard (LDAP mass change, stop-recording burst), so they are delivered."""
-    with open_configured_store(load_config(config_path)) as store:
+    with open_configured_store(load_config(config_path, secrets=())) as store:
         chosen = select(store, event_ids, None, EventState.HELD if approve_all else None, [EventState.HELD])
         count = requeue(store, chosen, actor=operator, action="approve", reason=reason, rate=None,
                         detail={"ids": list(event_ids), "all": approve_all}, approve=True)

@@ -58,7 +58,7 @@ def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, sa
     Exit status: 0 when the run stored its events (or the dry run ended); 3 when the mass-change guard
     held some (its message says what to do); 1 on an error.
     """
-    config = load_config(config_path)
+    config = load_config(config_path, secrets={"ldap", "target"} if dry_run else {"ldap"})
     directory = directory_config(config, name)
     if dry_run:
         _dry_run(config, directory, samples, concurrency, as_json)
@@ -167,7 +167,7 @@ def _dry_run_lines(found: Preview, report: PreviewReport, samples: int, create_m
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per directory.")
 def status(config_path: str, as_json: bool) -> None:
     """Each directory's watermark, last run, counts and last error (read from the store: no secret needed)."""
-    config = load_config(config_path, secrets=False)
+    config = load_config(config_path, secrets=())
     with open_configured_store(config) as store:
         stored = {w.directory: w for w in store.ldap_watermarks()}
     names = sorted(set(config.ldap) | set(stored))

@@ -38,7 +38,7 @@ DEFAULT_MAX_PENDING_AGE = 900.0  # seconds; the README's alert on connector_queu
 @json_option
 def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> None:
     """Who replayed, discarded or approved what, when and why; newest first."""
-    with open_configured_store(load_config(config_path, secrets=False)) as store:
+    with open_configured_store(load_config(config_path, secrets=())) as store:
         entries = store.list_audit(limit, since=since_time(since))
     if as_json:
         click.echo(to_json(entries))
@@ -69,7 +69,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     than --max-pending-age, or a recording server named in the last applyExtensionConfiguration answer did not take
     the extension table (each reason printed, one a line), 1 on an error.
     """
-    config = load_config(config_path, secrets=False)
+    config = load_config(config_path, secrets=())
     if check:
         _check(config, max_pending_age, as_json)
         return

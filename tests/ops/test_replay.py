@@ -158,7 +158,11 @@ def test_discard_and_show(deliverer, simulator, config_path):
     assert create["status"] == "ERROR_ILLEGAL_ARGUMENT"
     assert f"<extension>{A}</extension>" in create["envelope"] and "<token>***</token>" in create["envelope"]
 
-    result = cli("events", "discard", "--config", str(config_path), str(carols.id), "--reason", "carol left",
+    # On-call needs no identity provider's token: a SCIM client whose token is not set stops no store command.
+    oncall = config_path.with_name("oncall.toml")
+    oncall.write_text(config_path.read_text() + '[[scim.clients]]\nname = "entra"\ntoken_env = "UNSET_SCIM_TOKEN_7"\n')
+    assert "UNSET_SCIM_TOKEN_7" in cli("run", "--config", str(oncall)).stderr  # `connector run` needs it
+    result = cli("events", "discard", "--config", str(oncall), str(carols.id), "--reason", "carol left",
                  "--operator", "oncall-jane")
     assert result.returncode == 0 and "discarded 1 event(s)" in result.stdout
     assert deliverer.store.get_event(carols.id).state is EventState.DISCARDED

@@ -208,12 +208,34 @@ password_env = "NOPE_UNSET_TOKEN"
 """)
     message = error_of(path)  # a command that connects still needs every secret
     assert "NOPE_UNSET_TOKEN" in message and "missing-password" in message and "missing-scim-tokens" in message
-    config = load_config(path, secrets=False)
-    assert not config.secrets_loaded and config.secrets() == []
+    config = load_config(path, secrets=())
+    assert config.secrets_loaded == frozenset() and config.secrets() == []
     assert config.target.password is None and config.target.login == "api"
     assert [(c.name, c.tokens) for c in config.scim.clients] == [("entra", ()), ("okta", ()), ("other", ())]
     assert config.ldap["corp"].password is None and config.ldap["corp"].bind_dn == "cn=reader"
-    assert load_config(write(tmp_path, ""), secrets=False).target.password == "connector"  # the simulator's
+    assert load_config(write(tmp_path, ""), secrets=()).target.password == "connector"  # the simulator's
+
+
+def test_only_the_sections_a_command_names_have_their_secrets_read(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOPE_UNSET_TOKEN", raising=False)
+    monkeypatch.setenv("VERBA_PASSWORD", "verba-secret-99")
+    path = write(tmp_path, """
+[target]
+url = "http://verba:7002/provisioning"
+login = "api"
+password_env = "VERBA_PASSWORD"
+[[scim.clients]]
+name = "entra"
+token_env = "NOPE_UNSET_TOKEN"
+""")
+    config = load_config(path, secrets={"target"})  # drift, replay: Verba's password, no identity provider token
+    assert config.target.password == "verba-secret-99" and config.scim.clients[0].tokens == ()
+    assert config.secrets_loaded == {"target"} and config.secrets() == ["verba-secret-99"]
+    with pytest.raises(ConfigError, match="NOPE_UNSET_TOKEN"):  # `connector run` reads every section's
+        load_config(path)
+    monkeypatch.delenv("VERBA_PASSWORD")
+    with pytest.raises(ConfigError, match="VERBA_PASSWORD"):
+        load_config(path, secrets={"target"})
 
 
 def test_without_secrets_every_other_check_stands(tmp_path):
@@ -226,13 +248,13 @@ def test_without_secrets_every_other_check_stands(tmp_path):
         ("[store]\nsurl = 'x'\n", "unknown key store.surl"),
     ]:
         with pytest.raises(ConfigError) as info:
-            load_config(write(tmp_path, text), secrets=False)
+            load_config(write(tmp_path, text), secrets=())
         assert expected in str(info.value), text
 
 
 def test_a_config_without_secrets_cannot_open_a_client(tmp_path):
     from connector.runtime import open_client
 
-    config = load_config(write(tmp_path, ""), secrets=False)
-    with pytest.raises(ConfigError, match="loaded without its secrets"):
+    config = load_config(write(tmp_path, ""), secrets=())
+    with pytest.raises(ConfigError, match=r"loaded without the \[target\] secrets"):
         open_client(config)
