@@ -7,7 +7,7 @@ import socket
 import click
 
 from connector.errors import ConnectorError
-from connector.simulator.app import serve
+from connector.simulator.app import load_seed, serve
 from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 
 
@@ -24,12 +24,10 @@ from connector.simulator.operations import MISSING_EXTENSION_SHAPES
                    "with POST /_sim/behaviour.")
 def simulator(host: str, port: int, seed: str | None, token_ttl: float, missing_extension: str) -> None:
     """Serve the Verba Provisioning API v2 simulator (WSDL at /provisioning?wsdl)."""
+    seeded = load_seed(seed) if seed else None  # SeedError: every problem of the file, before anything listens
     _check_port(host, port)
     click.echo(f"simulator: http://{host}:{port}/provisioning (WSDL: ?wsdl, test control: /_sim/); stop with Ctrl-C")
-    try:
-        serve(host, port, seed, token_ttl, missing_extension)
-    except ValueError as exc:
-        raise ConnectorError(f"{exc}; fix the seed file") from None
+    serve(host, port, seeded, token_ttl, missing_extension)
 
 
 def _check_port(host: str, port: int) -> None:

@@ -11,8 +11,9 @@ Seed JSON (every key optional):
      "recorders": [{"location": "recorder-1", "eid": "0000"}],
      "tokens": ["a fixed token, valid until /_sim/expire-tokens"]}
 
-Without a seed: environment 0000/default, no users, API user connector/connector, one recording
-server "recorder-1" (also when the seed has no "recorders" key; `"recorders": []` means none).
+load_seed checks a seed file whole before anything listens (seed.py): an unknown key, a wrong type or a user
+named twice is an error. Without a seed: environment 0000/default, no users, API user connector/connector, one
+recording server "recorder-1" (also when the seed has no "recorders" key; `"recorders": []` means none).
 The SOAP endpoint is POST /provisioning; the test control API is under /_sim/ (see control.py).
 """
 

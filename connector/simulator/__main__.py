@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from connector.simulator import serve
+from connector.simulator import load_seed, serve
 from connector.simulator.operations import MISSING_EXTENSION_SHAPES
+from connector.simulator.seed import SeedError
 
 
 def main() -> None:
@@ -21,9 +22,10 @@ def main() -> None:
                         help="how getExtension/updateExtension answer for a missing extension (see operations.py)")
     args = parser.parse_args()
     try:
-        serve(args.host, args.port, args.seed, args.token_ttl, args.missing_extension)
-    except ValueError as exc:  # a bad seed file
+        seed = load_seed(args.seed) if args.seed else None
+    except SeedError as exc:
         parser.error(str(exc))
+    serve(args.host, args.port, seed, args.token_ttl, args.missing_extension)
 
 
 if __name__ == "__main__":

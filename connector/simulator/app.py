@@ -23,13 +23,13 @@ from connector.simulator import control, soap
 from connector.simulator.calls import CallLog
 from connector.simulator.faults import FaultRule, Faults
 from connector.simulator.operations import (
-    MISSING_EXTENSION_SHAPES,
     OPERATIONS,
     TOKEN_MESSAGE,
     UNAUTHORIZED,
     handle,
     status_inner,
 )
+from connector.simulator.seed import SeedError, seed_problems
 from connector.simulator.soap import Call, text
 from connector.simulator.state import State
 
@@ -66,27 +66,27 @@ def create_app(
 
 
 def load_seed(path: str | Path) -> dict[str, Any]:
+    """The seed in the JSON file at `path`, checked whole (seed.py); SeedError, one line per problem:
+    "{path}: {key} is ...; {fix}"."""
     try:
-        seed = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read the simulator seed {path}: {exc}") from exc
-    if not isinstance(seed, dict):
-        raise ValueError(
-            f"the simulator seed {path} must be a JSON object with environments, api_users, users, extensions"
-        )
-    return seed
+        seed = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SeedError([f"{path}: cannot be read ({exc.strerror or exc}); check the path and permissions"]) from None
+    except UnicodeDecodeError as exc:
+        raise SeedError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"]) from None
+    except json.JSONDecodeError as exc:
+        raise SeedError([f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); fix the "
+                         "syntax there"]) from None
+    problems = seed_problems(seed)
+    if problems:
+        raise SeedError([f"{path}: {problem}" for problem in problems])
+    return dict(seed)
 
 
-def serve(host: str, port: int, seed_path: str | None, token_ttl: float, missing_extension: str = "ok_empty") -> None:
-    if missing_extension not in MISSING_EXTENSION_SHAPES:  # not a seed problem: say so before reading the seed
-        raise ValueError(
-            f"missing_extension must be one of {', '.join(MISSING_EXTENSION_SHAPES)}, got {missing_extension!r}"
-        )
-    seed = load_seed(seed_path) if seed_path else None
-    try:
-        app = create_app(seed, token_ttl=token_ttl, missing_extension=missing_extension)
-    except ValueError as exc:
-        raise ValueError(f"simulator seed {seed_path}: {exc}") from exc
+def serve(host: str, port: int, seed: dict[str, Any] | None, token_ttl: float,
+          missing_extension: str = "ok_empty") -> None:
+    """Serve the simulator on host:port until stopped; `seed` as load_seed gives it, None for the default."""
+    app = create_app(seed, token_ttl=token_ttl, missing_extension=missing_extension)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

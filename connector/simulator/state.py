@@ -100,6 +100,9 @@ class Recorder:
 
 
 class State:
+    """The simulator's Verba, from a seed (seed.py) that seed_problems finds nothing wrong with: load_seed reads
+    one from a file; None is DEFAULT_SEED."""
+
     def __init__(
         self, seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0, missing_extension: str = "ok_empty"
     ) -> None:
@@ -118,33 +121,26 @@ class State:
         with self.lock:
             self.missing_extension = self._start_missing_extension
             self.unfiltered_list_users = "all"  # operations.UNFILTERED_LIST_USERS_SHAPES, set at run time only
-            self.environments = [
-                Environment(
-                    _required(env, "eid", f"environments[{i}]"), _required(env, "shortName", f"environments[{i}]")
-                )
-                for i, env in enumerate(seed.get("environments") or DEFAULT_SEED["environments"])
-            ]
-            self.api_users = {
-                _required(api, "loginName", f"api_users[{i}]"): _required(api, "password", f"api_users[{i}]")
-                for i, api in enumerate(seed.get("api_users") or DEFAULT_SEED["api_users"])
-            }
+            environments = seed.get("environments") or DEFAULT_SEED["environments"]
+            self.environments = [Environment(env["eid"], env["shortName"]) for env in environments]
+            api_users = seed.get("api_users") or DEFAULT_SEED["api_users"]
+            self.api_users = {api["loginName"]: api["password"] for api in api_users}
             self.users: dict[int, User] = {}
             # Users by login name, in the order added: listUsers by exact loginName and the uniqueness
             # check stay O(1) with 100k seeded users (bench/bench_large.py).
             self.users_by_login: dict[str, list[User]] = {}
-            for i, user in enumerate(seed.get("users") or []):
-                self.add_user(user, where=f"users[{i}]")
+            for user in seed.get("users") or []:
+                self.add_user(user)
             self.extensions: dict[tuple[str, str], Extension] = {}
             self._next_extension_id = 1
             self.changes = 0  # writes to the extension table (seeded, SOAP or behind the connector's back)
-            for i, ext in enumerate(seed.get("extensions") or []):
-                self._add_seed_extension(ext, f"extensions[{i}]")
+            for ext in seed.get("extensions") or []:
+                self._add_seed_extension(ext)
             self.recorders: dict[str, Recorder] = {}
-            for i, data in enumerate(seed.get("recorders", DEFAULT_SEED["recorders"])):
-                location = _required(data, "location", f"recorders[{i}]")
-                self.recorders[location] = Recorder(location, data.get("eid"))
+            for data in seed.get("recorders", DEFAULT_SEED["recorders"]):
+                self.recorders[data["location"]] = Recorder(data["location"], data.get("eid"))
             # Fixed tokens from the seed stand for tokens an admin issued; they last until expired.
-            self.tokens: dict[str, float] = {str(token): float("inf") for token in seed.get("tokens") or []}
+            self.tokens: dict[str, float] = {token: float("inf") for token in seed.get("tokens") or []}
 
     # behaviour
 
@@ -168,18 +164,20 @@ class State:
                 return env
         return None
 
-    def add_user(self, data: dict[str, Any], *, where: str = "user") -> User:
+    def add_user(self, data: dict[str, Any]) -> User:
         """Add a Verba user from JSON (loginName; optional id, eid, displayName, email, externalId)."""
         with self.lock:
-            login_name = _required(data, "loginName", where)
+            login_name = data.get("loginName")
+            if login_name in (None, ""):
+                raise ValueError("user needs 'loginName'")
             eid = data.get("eid") or self.environments[0].eid
             if self.environment(eid=eid) is None:
-                raise ValueError(f"{where}: eid {eid!r} is not a seeded environment")
+                raise ValueError(f"user: eid {eid!r} is not a seeded environment")
             if self.user_by_login(login_name, eid) is not None:
-                raise ValueError(f"{where}: loginName {login_name!r} already exists in environment {eid}")
+                raise ValueError(f"user: loginName {login_name!r} already exists in environment {eid}")
             user_id = data.get("id") or self.next_user_id()
             if not isinstance(user_id, int) or user_id in self.users:
-                raise ValueError(f"{where}: id {user_id!r} must be a new positive integer")
+                raise ValueError(f"user: id {user_id!r} must be a new positive integer")
             user = User(user_id, login_name, eid, data.get("displayName"), data.get("email"), data.get("externalId"))
             self.users[user_id] = user
             self.users_by_login.setdefault(login_name, []).append(user)
@@ -259,20 +257,16 @@ class State:
         elif not isinstance(value, bool):
             raise ValueError(f"{name} must be true, false or null, got {value!r}")
 
-    def _add_seed_extension(self, data: dict[str, Any], where: str) -> None:
-        eid = data.get("eid") or self.environments[0].eid
-        user_id = data.get("user_id")
-        if user_id is not None and user_id not in self.users:
-            raise ValueError(f"{where}: user_id {user_id!r} is not a seeded user")
+    def _add_seed_extension(self, data: dict[str, Any]) -> None:
         self.put_extension(
-            eid,
-            _required(data, "extension", where),
+            data.get("eid") or self.environments[0].eid,
+            data["extension"],
             recording_mode=data.get("recordingMode"),
             voice=data.get("voice"),
             im=data.get("im"),
             video=data.get("video"),
             screen_capture_enabled=data.get("screenCaptureEnabled"),
-            user_id=user_id,
+            user_id=data.get("user_id"),
         )
 
     # tokens
@@ -327,10 +321,3 @@ def _shape(name: str, shape: Any) -> str:
     if not isinstance(shape, str) or shape not in BEHAVIOURS[name]:
         raise ValueError(f"{name} must be one of {', '.join(BEHAVIOURS[name])}, got {shape!r}")
     return shape
-
-
-def _required(data: dict[str, Any], key: str, where: str) -> Any:
-    value = data.get(key)
-    if value in (None, ""):
-        raise ValueError(f"{where} needs {key!r}")
-    return value
