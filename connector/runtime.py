@@ -55,15 +55,17 @@ def _client(config: Config, target: TargetConfig) -> VerbaClient:
     )
 
 
-def open_configured_store(config: Config) -> Store:
+def open_configured_store(config: Config, *, create: bool = False) -> Store:
     """The configured store, ready for this connector: the one way every command opens it.
 
-    An empty store gets its schema; an older or newer schema raises StoreError saying what to do
-    (`connector db upgrade`). Close it with `with open_configured_store(config) as store: ...`.
+    Only with `create` (`connector run`) is a store created, or an empty one given its schema; other commands
+    raise StoreMissing, so that a mistyped [store] url never reads as a healthy, empty store. An older or
+    newer schema raises StoreError saying what to do (`connector db upgrade`). Close it with
+    `with open_configured_store(config) as store: ...`.
     """
-    store = open_store(config.store.url, synchronous=config.store.synchronous)
+    store = open_store(config.store.url, synchronous=config.store.synchronous, create=create)
     try:
-        store.prepare()
+        store.prepare(create=create)
     except BaseException:
         store.close()
         raise
@@ -76,7 +78,7 @@ class Connector:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.mapping: Mapping = load_mapping(config.mapping_file)
-        self.store = open_configured_store(config)
+        self.store = open_configured_store(config, create=True)
         self.servers: dict[str, tuple[uvicorn.Server, threading.Thread]] = {}  # by config key
         self.client = open_client(config)
         self.liveness = Liveness(self.store, config.instance, shared=config.store.shared)
@@ -180,10 +182,5 @@ class Connector:
 
     def _start_simulator(self) -> None:
         sim = self.config.simulator
-        try:
-            app = create_app(load_seed(sim.seed) if sim.seed else None)
-        except ValueError as exc:
-            raise ConfigError(
-                f"{self.config.path}: simulator.seed: {exc}; fix the seed file or remove the key"
-            ) from None
+        app = create_app(load_seed(sim.seed) if sim.seed else None)  # a bad seed: SeedError, one line per problem
         self.serve(app, sim.host, sim.port, "simulator.listen")

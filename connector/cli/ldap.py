@@ -96,7 +96,8 @@ def _dry_run(config: Config, directory: LdapConfig, samples: int, concurrency: i
     name = directory.name
     mapping = load_mapping(config.mapping_file)
     quiet = as_json or not sys.stderr.isatty()
-    with open_configured_store(config) as store, closing(Watcher(store, directory)) as watcher:
+    # A preview before going live: the store may not exist yet, and is made as `connector run` would make it.
+    with open_configured_store(config, create=True) as store, closing(Watcher(store, directory)) as watcher:
         watermark = store.ldap_watermark(name)
         with click.progressbar(length=max(watermark.known if watermark else 0, 1), file=sys.stderr, show_pos=True,
                                label=f"ldap {name}: reading entries", hidden=quiet) as bar:

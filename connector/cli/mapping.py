@@ -146,7 +146,7 @@ def _from_file(user_file: Path, kind: str) -> _Subject:
 def _live(config: Config, directory: str | None, wanted: str | None, scim_user: str | None,
           kind: str | None) -> _Subject:
     """The live user: read from the directory or the store, with what the connector last pushed for it."""
-    with open_configured_store(config) as store:
+    with open_configured_store(config, create=True) as store:  # before going live, there may be no store yet
         if directory is not None:
             assert wanted is not None  # checked with the other options
             change, where = _from_directory(config, store, directory, wanted)

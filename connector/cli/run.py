@@ -16,7 +16,7 @@ from connector.ops.logs import setup_logging
 from connector.runtime import Connector, open_client, open_configured_store
 from connector.sources.ldap.connection import DirectoryError, open_connection, read_entry
 from connector.sources.ldap.connection import close as close_connection
-from connector.store import StoreError, without_password
+from connector.store import StoreError, StoreMissing, without_password
 from connector.store.queries import migrations
 from connector.verba.errors import VerbaError
 
@@ -98,6 +98,8 @@ def _check_store(config: Config) -> list[Check]:
         with open_configured_store(config) as store:
             store.count_by_state()
             version = len(migrations(store.dialect))
+    except StoreMissing as exc:  # a first start: `connector run` creates it
+        return [(True, what, f"none yet ({exc})")]
     except (StoreError, ValueError) as exc:
         return [(False, what, str(exc))]
     return [(True, what, f"reachable, schema version {version} (this connector's)")]

@@ -9,7 +9,7 @@ instances sharing the store, and which polls each directory).
 from __future__ import annotations
 
 from connector.store.base import Store
-from connector.store.database import StoreError
+from connector.store.database import StoreError, StoreMissing
 from connector.store.instances import Beat, Instance, Instances
 from connector.store.ldap import LdapEntry, LdapMarks, LdapPoll, LdapWatermark, WatermarkMoved
 from connector.store.log import (
@@ -31,23 +31,24 @@ from connector.store.scim import ScimResource, ScimResources, ScimTransaction, S
 __all__ = ["Attempt", "AuditEntry", "Beat", "CauseGroup", "Claim", "DriftRun", "EventLog", "EventQueue",
            "EventState", "ExtensionOwnership", "HeldGroup", "Instance", "Instances", "LdapEntry", "LdapMarks",
            "LdapPoll", "LdapWatermark", "OpenBreaker", "RecorderState", "ScimResource", "ScimResources",
-           "ScimTransaction", "ScimValue", "Store", "StoreError", "StoredEvent", "StoredUser", "TargetProbe",
-           "WatermarkMoved", "open_store", "without_password"]
+           "ScimTransaction", "ScimValue", "Store", "StoreError", "StoreMissing", "StoredEvent", "StoredUser",
+           "TargetProbe", "WatermarkMoved", "open_store", "without_password"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_store(url: str, *, synchronous: str = "FULL") -> Store:
+def open_store(url: str, *, synchronous: str = "FULL", create: bool = True) -> Store:
     """Open the store named by `url`.
 
     `sqlite:///relative/path.db` or `sqlite:////absolute/path.db` for one connector on one host;
     `postgresql://user@host:5432/dbname` (or `postgres://`) for several, with the password in
-    ~/.pgpass or PGPASSWORD. `synchronous` is "FULL" or "NORMAL" (see each backend).
+    ~/.pgpass or PGPASSWORD. `synchronous` is "FULL" or "NORMAL" (see each backend). Without `create`,
+    a SQLite file that does not exist is StoreMissing instead of a new file.
     """
     if url.startswith("sqlite:///"):
         from connector.store.sqlite import SQLiteStore
 
-        return SQLiteStore(url.removeprefix("sqlite:///"), synchronous=synchronous)
+        return SQLiteStore(url.removeprefix("sqlite:///"), synchronous=synchronous, create=create)
     if url.startswith(POSTGRES_SCHEMES):
         from connector.store.postgres import PostgresStore
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.store.database import StoreError
+from connector.store.database import StoreError, StoreMissing
 from connector.store.instances import Instances
 from connector.store.ldap import LdapMarks
 from connector.store.log import EventLog
@@ -18,6 +18,8 @@ from connector.store.queue import EventQueue
 from connector.store.scim import ScimResources
 
 UPGRADE = "stop the connectors using it and run `connector db upgrade --config <your config>`, then start them again"
+MISSING = ("check [store] url, which may name the wrong store; `connector run` or `connector db upgrade --config "
+           "<your config>` creates a new one")
 
 
 class Store(EventQueue, EventLog, LdapMarks, ScimResources, Instances):
@@ -42,12 +44,15 @@ class Store(EventQueue, EventLog, LdapMarks, ScimResources, Instances):
                 conn.execute(self._q["add_version"], (version,))
         return len(steps) - current
 
-    def prepare(self) -> None:
-        """Make the store ready for this connector: create the schema in an empty store; raise
-        StoreError, saying what to do, if an existing schema is older or newer than this connector's."""
+    def prepare(self, *, create: bool = True) -> None:
+        """Make the store ready for this connector: create the schema in an empty store (StoreMissing instead
+        without `create`); raise StoreError, saying what to do, if an existing schema is older or newer than
+        this connector's."""
         latest = len(migrations(self.dialect))
         with self._write() as conn:
             current = self._version(conn, latest)
+        if current == 0 and not create:
+            raise StoreMissing(f"the store {self.name} is empty: {MISSING}")
         if current == 0:
             self.migrate()
         elif current < latest:

@@ -24,6 +24,10 @@ class StoreError(ConnectorError):
     """The event store could not be read or written."""
 
 
+class StoreMissing(StoreError):
+    """The configured store does not exist, or holds no schema, and the command does not create one."""
+
+
 class Database:
     """The dialect's part of the store: one connection per thread, opened on first use.
 

@@ -19,8 +19,8 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
-from connector.store.base import Store
-from connector.store.database import StoreError
+from connector.store.base import MISSING, Store
+from connector.store.database import StoreError, StoreMissing
 from connector.store.queries import named
 
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -33,9 +33,11 @@ class SQLiteStore(Store):
     _q = named("sqlite")
     _driver_error = sqlite3.Error
 
-    def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str, *, synchronous: str = "FULL", create: bool = True) -> None:
         if path in ("", ":memory:"):
             raise ValueError("the SQLite store needs a file path; an in-memory database is not shared between threads")
+        if not create and not os.path.exists(path):
+            raise StoreMissing(f"there is no store at {path}: {MISSING}")
         super().__init__(synchronous)
         self.path = self.name = path
         self._instance_lock: TextIO | None = None

@@ -58,7 +58,7 @@ class Recording(Deliverer):
 def test_batched_pushes_keep_each_users_order_and_one_push_per_user_at_a_time(make_config, simulator) -> None:
     simulator.fault(latency_ms=15)  # pushes last long enough for the next changes to arrive meanwhile
     config = make_config(delivery={"workers": 8, "guard_max_count": USERS * CHANGES})
-    store, client = open_configured_store(config), open_client(config)
+    store, client = open_configured_store(config, create=True), open_client(config)
     deliverer = Recording(store, client, load_mapping(config.mapping_file), config.delivery)
     pool = WorkerPool(deliverer, config.delivery.workers, config.delivery.idle_poll_seconds)
     owner_of = {number(u, s): u for u in range(USERS) for s in range(CHANGES)}

@@ -31,6 +31,14 @@ def config_file(tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
+def store_config(tmp_path: Path) -> Path:
+    """A config whose store exists (as `connector run` or `db upgrade` leaves it): store commands refuse a missing
+    one."""
+    path = config_file(tmp_path)
+    assert connector("db", "upgrade", "--config", str(path)).returncode == 0
+    return path
+
+
 def test_help_lists_the_commands():
     result = connector("--help")
     assert result.returncode == 0
@@ -100,7 +108,7 @@ def test_a_broken_mapping_stops_run_before_anything_starts(tmp_path):
 
 
 def test_ingest_accepts_a_whole_file_and_skips_repeated_ids(tmp_path):
-    path = config_file(tmp_path)
+    path = store_config(tmp_path)
     events = tmp_path / "e.jsonl"
     events.write_text("\n".join(json.dumps({**GOOD, "external_id": f"u{n}", "id": f"k{n}"}) for n in range(3)) + "\n")
     first = connector("events", "ingest", "--config", str(path), str(events))
@@ -112,7 +120,7 @@ def test_ingest_accepts_a_whole_file_and_skips_repeated_ids(tmp_path):
 
 
 def test_ingest_reports_malformed_lines_by_number_and_accepts_nothing(tmp_path):
-    path = config_file(tmp_path)
+    path = store_config(tmp_path)
     events = tmp_path / "e.jsonl"
     events.write_text("\n".join([
         json.dumps(GOOD),
@@ -258,7 +266,7 @@ def expected(*names: str, cause: str) -> list[tuple[str, dict, str]]:
 
 def test_ingest_accepts_a_utf8_bom_and_crlf_line_ends(tmp_path):
     # What Windows PowerShell writes with Out-File -Encoding utf8 (and Notepad with "UTF-8 with BOM").
-    path = config_file(tmp_path)
+    path = store_config(tmp_path)
     events = tmp_path / "e.jsonl"
     events.write_bytes(codecs.BOM_UTF8 + (windows_lines("u1", "u2", "u3") + "\r\n\r\n").encode())
     result = connector("events", "ingest", "--config", str(path), str(events))
@@ -269,7 +277,7 @@ def test_ingest_accepts_a_utf8_bom_and_crlf_line_ends(tmp_path):
 
 def test_ingest_accepts_utf16_with_a_bom(tmp_path):
     # Windows PowerShell 5.1's `>` writes UTF-16 LE with a BOM.
-    path = config_file(tmp_path)
+    path = store_config(tmp_path)
     for n, encoding in enumerate(("utf-16-le", "utf-16-be")):
         events = tmp_path / f"e{n}.jsonl"
         events.write_bytes(("\ufeff" + windows_lines(f"u{n}") + "\r\n").encode(encoding))
@@ -279,7 +287,7 @@ def test_ingest_accepts_utf16_with_a_bom(tmp_path):
 
 
 def test_ingest_reads_standard_input_for_a_dash(tmp_path):
-    path = config_file(tmp_path)
+    path = store_config(tmp_path)
     # Two files joined (`type a.jsonl b.jsonl | connector events ingest -`), each with its BOM and CRLF.
     joined = b"\r\n".join(codecs.BOM_UTF8 + windows_lines(n).encode() for n in ("u1", "u2"))
     result = ingest_bytes(path, "-", joined)
@@ -293,7 +301,7 @@ def test_ingest_reads_standard_input_for_a_dash(tmp_path):
 
 
 def test_ingest_errors_still_name_the_line_and_accept_nothing(tmp_path):
-    path = config_file(tmp_path)
+    path = store_config(tmp_path)
     lines = [json.dumps(GOOD), "{not json", json.dumps({**GOOD, "kind": "remove"}), "", json.dumps(GOOD)]
     events = tmp_path / "e.jsonl"
     events.write_bytes(codecs.BOM_UTF8 + "\r\n".join(lines).encode())
@@ -308,7 +316,7 @@ def test_ingest_errors_still_name_the_line_and_accept_nothing(tmp_path):
 
 
 def test_ingest_names_the_line_of_bytes_that_are_not_utf8(tmp_path):
-    path = config_file(tmp_path)
+    path = store_config(tmp_path)
     events = tmp_path / "e.jsonl"
     latin1 = json.dumps({**GOOD, "state": {"userName": "zoë@example.com"}}, ensure_ascii=False).encode("latin-1")
     events.write_bytes(b"\r\n".join([json.dumps(GOOD).encode(), json.dumps(GOOD).encode(), latin1]))

@@ -41,7 +41,7 @@ def with_dead_letter(tmp_path: Path) -> Path:
     from connector.runtime import open_configured_store
 
     config = config_file(tmp_path)
-    with open_configured_store(load_config(config)) as store:
+    with open_configured_store(load_config(config), create=True) as store:
         store.enqueue([UserChange("hr", "1", "upsert", {"userName": "a@example.com"})])
         claim = store.claim("test", 1e12, 60)
         assert claim is not None
@@ -63,8 +63,11 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda tmp: (tmp / "x.db").write_text("not a database") and [
             "status", "--check", "--config", str(config_file(tmp, store=str(tmp / "x.db")))],
         "restore it from a backup"),
-    "an unknown event": (lambda tmp: ["events", "show", "77", "--config", str(config_file(tmp))],
+    "an unknown event": (lambda tmp: ["events", "show", "77", "--config", str(with_dead_letter(tmp))],
                          "see `connector events list`"),
+    "a store that does not exist": (
+        lambda tmp: ["status", "--check", "--config", str(config_file(tmp, store=str(tmp / "typo.db")))],
+        "check [store] url, which may name the wrong store"),
     "a malformed --since": (lambda tmp: ["events", "list", "--since", "yesterday", "--config", str(config_file(tmp))],
                             "write it like 90s, 30m, 1h or 2d"),
     "a replay while Verba is unreachable": (

@@ -40,6 +40,8 @@ def write_config(tmp_path: Path, simulator_url: str) -> Path:
         f'[admin]\nlisten = "127.0.0.1:{free_port()}"\n'
         f'[scim]\nlisten = "127.0.0.1:{free_port()}"\n'
     )
+    subprocess.run([sys.executable, "-m", "connector.cli", "db", "upgrade", "--config", str(config)], check=True,
+                   capture_output=True)  # the store `connector run` makes: events are ingested before it starts
     return config
 
 

@@ -100,7 +100,7 @@ def test_verba_down_for_the_whole_budget_ends_in_a_dead_letter_with_the_cause(ma
     from connector.runtime import open_client, open_configured_store
 
     config = make_config(delivery={"max_attempts": 3})
-    store, client = open_configured_store(config), open_client(config)
+    store, client = open_configured_store(config, create=True), open_client(config)
     deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
     simulator.fault(operation="*", http_status=503)
     store.enqueue([user(phones=(A,))])
@@ -146,7 +146,7 @@ def test_create_missing_users_creates_the_verba_user_then_links_the_extension(ma
         Path("mappings/default.toml").read_text().replace("create_missing = false", "create_missing = true")
     )
     config = make_config(mapping=str(mapping))
-    store, client = open_configured_store(config), open_client(config)
+    store, client = open_configured_store(config, create=True), open_client(config)
     deliverer = Deliverer(store, client, load_mapping(mapping), config.delivery)
     store.enqueue([user("u-carol", "carol@example.com", phones=(A,), displayName="Carol")])
     drain(deliverer)
@@ -168,7 +168,7 @@ def test_verba_down_for_several_users_opens_the_breaker_no_budget_is_spent_and_t
     # Without the breaker, two attempts each would dead-letter both users; their backoff is a long 30 s.
     config = make_config(delivery={"max_attempts": 2, "backoff_base_seconds": 30, "backoff_max_seconds": 30,
                                    "probe_seconds": 0.05})
-    with open_configured_store(config) as store:
+    with open_configured_store(config, create=True) as store:
         client = open_client(config)
         deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
         simulator.fault(operation="*", http_status=503)

@@ -54,7 +54,7 @@ def test_each_answer_shape_ends_as_decided(make_config, simulator, shape, tmp_pa
     simulator.http.post("/_sim/faults", json=[{"operation": "createExtension", **r} for r in rules]).raise_for_status()
     config = make_config(target={"timeout_seconds": 2},
                          delivery={"max_attempts": MAX_ATTEMPTS, "lease_seconds": 5})
-    store, client = open_configured_store(config), open_client(config)
+    store, client = open_configured_store(config, create=True), open_client(config)
     try:
         deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
         store.enqueue([user(phones=("+14155550100",))])
@@ -71,7 +71,7 @@ def test_each_answer_shape_ends_as_decided(make_config, simulator, shape, tmp_pa
 
 def test_a_token_echoed_by_verba_is_in_no_output(make_config, simulator, tmp_path, caplog):
     config = make_config(delivery={"max_attempts": 1})
-    store, client = open_configured_store(config), open_client(config)
+    store, client = open_configured_store(config, create=True), open_client(config)
     try:
         client.request_token()
         token = client._token

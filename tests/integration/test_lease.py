@@ -24,7 +24,7 @@ def test_a_push_slower_than_the_lease_is_never_taken_by_a_second_worker(make_con
     config = make_config(store={"url": store_url}, target={"timeout_seconds": 1},
                          delivery={"workers": 3, "lease_seconds": 3})
     simulator.fault(operation="createExtension", latency_ms=800)
-    store, client = open_configured_store(config), open_client(config)
+    store, client = open_configured_store(config, create=True), open_client(config)
     deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
     numbers = [f"+1415555010{n}" for n in range(4)]
     store.enqueue([user(phones=tuple(numbers))])

@@ -92,7 +92,7 @@ def test_on_a_store_of_its_own_calls_are_never_fenced(store_opener: Opener) -> N
 
 def test_a_fenced_instance_claims_nothing(make_config, simulator) -> None:
     config = make_config()
-    with open_configured_store(config) as store, open_client(config) as client:
+    with open_configured_store(config, create=True) as store, open_client(config) as client:
         fenced = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery,
                            calls_until=lambda: time.time() + client.timeout - 1)
         store.enqueue([user("u-alice")])

@@ -80,7 +80,7 @@ def config_file(tmp_path: Path, simulator: Simulator) -> str:
 
 def test_a_scim_user_the_connector_stores(tmp_path, simulator):
     config = config_file(tmp_path, simulator)
-    with open_configured_store(load_config(config)) as store:
+    with open_configured_store(load_config(config), create=True) as store:
         created = ScimService(store).create("entra", USERS, {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alice@example.com",
             "phoneNumbers": [{"type": "work", "value": "(415) 555-0100"}]})
@@ -102,7 +102,7 @@ def test_a_scim_user_the_connector_stores(tmp_path, simulator):
 
 def test_a_live_user_without_a_verba_user_is_one_line(tmp_path, simulator):
     config = config_file(tmp_path, simulator)
-    with open_configured_store(load_config(config)) as store:
+    with open_configured_store(load_config(config), create=True) as store:
         ScimService(store).create("okta", USERS, {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "zoe@example.com",
             "phoneNumbers": [{"type": "work", "value": "+14155550177"}]})

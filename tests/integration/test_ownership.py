@@ -53,7 +53,7 @@ def writes(simulator, extension: str) -> list[dict[str, Any]]:
 
 def make_deliverer(make_config, mapping: str = "mappings/default.toml", **delivery: Any) -> Deliverer:
     config: Config = make_config(mapping, delivery={"workers": 4, **delivery})
-    return Deliverer(open_configured_store(config), open_client(config), load_mapping(config.mapping_file),
+    return Deliverer(open_configured_store(config, create=True), open_client(config), load_mapping(config.mapping_file),
                      config.delivery)
 
 

@@ -48,7 +48,7 @@ def test_no_number_ends_with_a_leaver_while_an_active_user_claims_it(make_config
     simulator.http.post("/_sim/reset").raise_for_status()
     simulator.http.post("/_sim/behaviour", json={"missing_extension": "error_general"}).raise_for_status()
     config = make_config(store={"url": f"sqlite:///{tmp_path / f'prop-{next(_runs)}.db'}"}, delivery={"workers": 3})
-    store, client = open_configured_store(config), open_client(config)
+    store, client = open_configured_store(config, create=True), open_client(config)
     deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
     pool = WorkerPool(deliverer, 3, 0.005)
     pool.start()

@@ -77,7 +77,7 @@ def test_every_push_on_the_wire_carries_a_resolvable_user_id(make_config, simula
         mapping_file = Path(tmp) / "mapping.toml"
         mapping_file.write_text(mapping_text)
         config = make_config(mapping=str(mapping_file), store={"url": f"sqlite:///{tmp}/c.db"})
-        store, client = open_configured_store(config), open_client(config)
+        store, client = open_configured_store(config, create=True), open_client(config)
         deliverer = Deliverer(store, client, load_mapping(mapping_file), config.delivery)
         try:
             for change in sequence:  # one at a time, so that every state is pushed, not only the last

@@ -122,7 +122,7 @@ class Pipeline:
 
     def __init__(self, config: Config, simulator: Simulator) -> None:
         self.simulator = simulator
-        self.store = open_configured_store(config)
+        self.store = open_configured_store(config, create=True)
         self.watcher = Watcher(self.store, config.ldap["corp"])
         self.client = open_client(config)
         self.deliverer = Deliverer(self.store, self.client, load_mapping(config.mapping_file), config.delivery)

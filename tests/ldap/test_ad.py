@@ -33,7 +33,7 @@ def test_users_phones_disables_groups_and_deletes_reach_verba(samba, make_config
     samba.tool("group", "add", "Verba-Recorded")
     samba.tool("group", "addmembers", "Verba-Recorded", "e2ealice")
     config = make_config(mapping="mappings/ad.toml", ldap={"corp": ad_section(tmp_path, "e2e")})
-    store = open_configured_store(config)
+    store = open_configured_store(config, create=True)
     watcher = Watcher(store, config.ldap["corp"])
     client = open_client(config)
     deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)

@@ -162,7 +162,7 @@ def test_the_dry_run_foretells_what_the_sync_then_does(slapd, admin, directory, 
                                               config_path]).output)
     assert runner.invoke(main, ["ldap", "sync", "corp", "--config", config_path]).exit_code == 0
     config = load_config(config_path)
-    with open_configured_store(config) as store, open_client(config) as client:
+    with open_configured_store(config, create=True) as store, open_client(config) as client:
         drain(Deliverer(store, client, load_mapping(config.mapping_file), config.delivery))
         dead = {e.change.state["userName"]: e.last_cause for e in store.list_events(state=EventState.DEAD)}
     held = simulator.extensions()

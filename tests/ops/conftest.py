@@ -25,7 +25,7 @@ def deliverer(config_path: Path):
     from connector.runtime import open_client, open_configured_store
 
     config = load_config(config_path)
-    store, client = open_configured_store(config), open_client(config)
+    store, client = open_configured_store(config, create=True), open_client(config)
     yield Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
     client.close()
     store.close()

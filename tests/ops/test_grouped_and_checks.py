@@ -109,9 +109,11 @@ def test_status_check_exits_3_with_dead_letters_or_an_old_pending_event_else_0(t
 
     (tmp_path / "clean").mkdir()
     clean = write_config(tmp_path / "clean", f"http://127.0.0.1:{free_port()}/provisioning")
-    ok = run(clean, "status", "--check")
-    assert ok.exit_code == 0 and ok.output.startswith("check ok: no dead letters; oldest pending none"), ok.output
-    with open_configured_store(load_config(clean)) as store:
+    missing = run(clean, "status", "--check")  # no store there yet: not a healthy empty one
+    assert missing.exit_code == 1 and "there is no store at" in missing.output, missing.output
+    with open_configured_store(load_config(clean), create=True) as store:
+        ok = run(clean, "status", "--check")
+        assert ok.exit_code == 0 and ok.output.startswith("check ok: no dead letters; oldest pending none"), ok.output
         store.enqueue([UserChange("hr", "late", "upsert", {"userName": "late@example.com"},
                                   accepted_at=time.time() - 1200)])
     stale = run(clean, "status", "--check")

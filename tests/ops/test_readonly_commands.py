@@ -1,5 +1,7 @@
 """The read-only commands (`status`, `events list`/`show`, `audit`, `ldap status`) work in an on-call shell that
-lacks the secrets of the config: a SCIM client's token env var, the Verba password file, an LDAP bind password."""
+lacks the secrets of the config: a SCIM client's token env var, the Verba password file, an LDAP bind password;
+a command that calls Verba needs Verba's secret alone. A store command never creates a store: a mistyped
+[store] url is an error, not a healthy empty store."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ def test_read_only_commands_need_no_secret_and_the_others_still_do(tmp_path: Pat
     full = write_config(tmp_path, target)
     events = tmp_path / "e.jsonl"
     events.write_text(json.dumps(EVENT) + "\n")
+    assert cli("db", "upgrade", "--config", str(full)).returncode == 0  # the store; `connector run` would make it
     ingested = cli("events", "ingest", "--config", str(full), str(events))
     assert ingested.returncode == 0, ingested.stderr
 
@@ -57,9 +60,26 @@ def test_read_only_commands_need_no_secret_and_the_others_still_do(tmp_path: Pat
     refused = cli("status", "--config", str(broken), env=env)
     assert refused.returncode == 1 and "unknown key delivery.surprise" in refused.stderr
 
-    # A command that calls Verba, or checks the config for a run, still needs every secret, and says which.
-    for command in (["events", "replay", "--state", "dead"], ["validate-config"]):
-        result = cli(*command, "--config", str(oncall), env=env)
-        assert result.returncode == 1, command
-        assert "CONNECTOR_TEST_UNSET_SCIM_TOKEN" in result.stderr and "gone" in result.stderr, command
+    # A command that calls Verba needs Verba's password, and says which; checking the config for a run needs
+    # every secret.
+    replay = cli("events", "replay", "--state", "dead", "--config", str(oncall), env=env)
+    assert replay.returncode == 1 and "gone" in replay.stderr and "SCIM" not in replay.stderr, replay.stderr
+    validate = cli("validate-config", "--config", str(oncall), env=env)
+    assert validate.returncode == 1
+    assert "CONNECTOR_TEST_UNSET_SCIM_TOKEN" in validate.stderr and "gone" in validate.stderr
+    assert "CONNECTOR_TEST_UNSET_LDAP_PASSWORD" in validate.stderr
+    assert "Traceback" not in replay.stderr + validate.stderr
+
+
+def test_a_store_command_refuses_a_store_that_does_not_exist_and_creates_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+    typo = tmp_path / "typo.toml"
+    typo.write_text(config.read_text().replace('c.db"', 'missing/cc.db"'))
+    events = tmp_path / "e.jsonl"
+    events.write_text(json.dumps(EVENT) + "\n")
+    for command in (["status", "--check"], ["events", "list"], ["events", "ingest", str(events)], ["audit"]):
+        result = cli(*command, "--config", str(typo))
+        assert result.returncode == 1, (command, result.stdout)
+        assert f"there is no store at {tmp_path / 'missing' / 'cc.db'}: check [store] url" in result.stderr, command
         assert "Traceback" not in result.stderr
+    assert not (tmp_path / "missing").exists()  # nothing was created in its place

@@ -136,7 +136,7 @@ def make_config(tmp_path: Path, simulator: Simulator) -> Callable[..., Config]:
 @pytest.fixture
 def deliverer(make_config: Callable[..., Config]) -> Iterator[Deliverer]:
     config = make_config()
-    store = open_configured_store(config)
+    store = open_configured_store(config, create=True)
     client = open_client(config)
     yield Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
     client.close()

@@ -29,7 +29,7 @@ class Connector:
     """The SCIM endpoint and a deliverer on one store, as `connector run` assembles them."""
 
     def __init__(self, config: Config) -> None:
-        self.store = open_configured_store(config)
+        self.store = open_configured_store(config, create=True)
         self.client = open_client(config)
         self.deliverer = Deliverer(self.store, self.client, load_mapping(config.mapping_file), config.delivery)
 
@@ -155,7 +155,7 @@ def test_an_accepted_write_is_delivered_after_a_restart(
     make_config: Callable[..., Config], simulator: Simulator
 ) -> None:
     config = make_config("mappings/entra.toml")
-    store = open_configured_store(config)
+    store = open_configured_store(config, create=True)
     with serve(create_scim_app(store, CONFIG)) as url, client_for(url) as entra:
         assert (
             entra.post(

@@ -69,7 +69,7 @@ class Connector:
     def __init__(self, config: Config, config_path: Path) -> None:
         self.config = config
         self.config_path = config_path
-        self.store: Store = open_configured_store(config)
+        self.store: Store = open_configured_store(config, create=True)
         self.client = open_client(config)
         self.deliverer = Deliverer(self.store, self.client, load_mapping(config.mapping_file), config.delivery)
 

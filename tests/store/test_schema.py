@@ -9,7 +9,7 @@ import pytest
 
 from connector.events import UserChange
 from connector.records import ExtensionRecord
-from connector.store import Store, StoreError
+from connector.store import Store, StoreError, StoreMissing
 from connector.store.queries import SQL, migrations, named, parse, placeholders
 from tests.plugins.stores import BACKENDS
 
@@ -56,8 +56,10 @@ def _apply(store: Store, upto: int) -> None:
             conn.execute(store._q["add_version"], (version,))
 
 
-def test_prepare_creates_the_schema_of_an_empty_store(fresh) -> None:
+def test_prepare_creates_the_schema_of_an_empty_store_only_when_told(fresh) -> None:
     store = fresh()
+    with pytest.raises(StoreMissing, match=r"the store .* is empty: check \[store\] url"):
+        store.prepare(create=False)  # a command that only uses a store
     store.prepare()
     assert store.enqueue([UserChange("hr", "u1", "upsert", {"userName": "alice"}, 1.0)]) == [1]
     store.prepare()  # and then has nothing to do
