@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 Kind = Literal["upsert", "deactivate", "delete"]
 KINDS: tuple[str, ...] = ("upsert", "deactivate", "delete")
+STATE_FIELDS = ("userName", "active", "displayName", "name", "emails", "phoneNumbers", "groups", "direct_groups",
+                "expiresAt", "attributes")  # as the module docstring describes them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,18 +80,30 @@ def parse_user_change(data: Any, *, default_cause: str = "") -> UserChange:
 
 
 def _check_state(state: dict[str, Any]) -> None:
+    """ValueError naming the first field of `state` that is not as the module says: a misspelled field (`actve`)
+    must not leave a leaver recorded."""
+    unknown = sorted(set(state) - set(STATE_FIELDS))
+    if unknown:
+        raise ValueError(f"'state' has unknown field(s) {unknown}; its fields are {', '.join(STATE_FIELDS)} "
+                         "(other source attributes go under 'state.attributes')")
     if not isinstance(state.get("userName"), str) or not state["userName"].strip():
         raise ValueError("'state.userName' must be a non-empty string")
     if "active" in state and not isinstance(state["active"], bool):
         raise ValueError("'state.active' must be true or false")
+    for key in ("displayName", "expiresAt"):
+        if not isinstance(state.get(key, ""), str):
+            raise ValueError(f"'state.{key}' must be a string")
+    if not isinstance(state.get("name", {}), dict):
+        raise ValueError("'state.name' must be an object such as {\"givenName\": \"Alice\", \"familyName\": \"Smith\"}")
     for key in ("emails", "phoneNumbers"):
         items = state.get(key, [])
         if not isinstance(items, list) or not all(
             isinstance(i, dict) and isinstance(i.get("value"), str) for i in items
         ):
             raise ValueError(f"'state.{key}' must be a list of objects with a string 'value'")
-    groups = state.get("groups", [])
-    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        raise ValueError("'state.groups' must be a list of strings")
+    for key in ("groups", "direct_groups"):
+        groups = state.get(key, [])
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise ValueError(f"'state.{key}' must be a list of strings")
     if not isinstance(state.get("attributes", {}), dict):
         raise ValueError("'state.attributes' must be an object")

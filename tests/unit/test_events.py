@@ -26,6 +26,12 @@ def test_a_valid_event_parses_with_its_idempotency_key():
         ({**VALID, "state": {"userName": "a", "phoneNumbers": [{"value": 5}]}}, "state.phoneNumbers"),
         ({**VALID, "state": {"userName": "a", "groups": "traders"}}, "state.groups"),
         ({**VALID, "extra": 1}, "unknown field"),
+        # a misspelled field must not leave a leaver recorded: "actve": false is refused, not ignored
+        ({**VALID, "state": {"userName": "a", "actve": False}}, "'state' has unknown field(s) ['actve']; its fields"),
+        ({**VALID, "state": {"userName": "a", "phoneNumbr": []}}, "other source attributes go under 'state."),
+        ({**VALID, "state": {"userName": "a", "displayName": 7}}, "'state.displayName' must be a string"),
+        ({**VALID, "state": {"userName": "a", "name": "Alice"}}, "'state.name' must be an object"),
+        ({**VALID, "state": {"userName": "a", "direct_groups": [1]}}, "state.direct_groups"),
     ],
 )
 def test_malformed_events_say_what_is_wrong(event, says):
