@@ -100,13 +100,13 @@ STATES = [s.value for s in EventState]
 
 @events.command("list")
 @config_option
-@click.option("--state", type=click.Choice(STATES))
+@click.option("--state", type=click.Choice(STATES), help="Only events in this state.")
 @click.option("--cause", help="Only events whose last failure had this cause class (e.g. http_5xx); "
                              "extension_conflict lists the events of open extension conflicts.")
 @click.option("--user", help="Only this user: its external id or userName.")
 @click.option("--source", help="Only events from this source.")
 @since_option("Only events changed in this time")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, help="Show at most this many events, the newest.")
 @json_option
 def events_list(config_path: str, state: str | None, cause: str | None, user: str | None, source: str | None,
                 since: str | None, limit: int, as_json: bool) -> None:
@@ -282,6 +282,9 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, op
 @operator_option
 def events_approve(config_path: str, event_ids: tuple[int, ...], approve_all: bool, reason: str, operator: str) -> None:
     """Release events held by a guard (LDAP mass change, stop-recording burst), so they are delivered."""
+    if not event_ids and not approve_all:
+        raise ActionError("name the events: give the ids of held events, or --all (see `connector events list "
+                          "--state held`)")
     with open_configured_store(load_config(config_path, secrets=())) as store:
         chosen = select(store, event_ids, None, EventState.HELD if approve_all else None, [EventState.HELD])
         count = requeue(store, chosen, actor=operator, action="approve", reason=reason, rate=None,

@@ -51,8 +51,11 @@ def requeue(store: EventLog, events: Sequence[StoredEvent], *, actor: str, actio
             rate: float | None, detail: dict[str, object], approve: bool = False) -> int:
     """Make the events pending again (spaced out to `rate` per second); audit it; return how many.
 
-    `approve` lets them past the stop-recording guard (an operator said the burst is intended).
+    `approve` lets them past the stop-recording guard (an operator said the burst is intended). No events:
+    nothing changes and nothing is audited.
     """
+    if not events:
+        return 0
     ids = [e.id for e in events]
     count = store.requeue(ids, time.time(), spacing=1.0 / rate if rate else 0.0, approve=approve)
     store.add_audit(actor, action, ids, reason, {**detail, "requeued": count})

@@ -180,6 +180,10 @@ def test_approve_releases_held_events_and_a_paced_replay_spreads_them_out(delive
     result = cli("events", "approve", "--config", str(config_path), "--all", "--reason", "expected reorg",
                  "--operator", "oncall-jane")
     assert result.returncode == 0 and "approved 2 held event(s)" in result.stdout
+    unnamed = cli("events", "approve", "--config", str(config_path))
+    assert unnamed.returncode == 1 and "give the ids of held events, or --all" in unnamed.stderr
+    nothing = cli("events", "approve", "--config", str(config_path), "--all", "--reason", "again")
+    assert nothing.returncode == 0 and "approved 0 held event(s)" in nothing.stdout  # and no audit entry (below)
     drain(deliverer)
     assert {e.id: e.state for e in deliverer.store.list_events()} == {i: EventState.DONE for i in held}
     assert sorted(c["extension"] for c in simulator.calls("createExtension")) == [A, B]
@@ -264,7 +268,7 @@ def test_events_held_by_the_stop_recording_guard_in_status_show_and_approve(simu
 
     path = write_config(tmp_path, simulator.url, extra="guard_max_count = 1\nguard_max_share = 0\n")
     config = load_config(str(path))
-    store, client = open_configured_store(config), open_client(config)
+    store, client = open_configured_store(config, create=True), open_client(config)
     deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
     try:
         store.enqueue([alice(A), bob(B)])
