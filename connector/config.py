@@ -22,6 +22,8 @@ from apscheduler.triggers.cron import CronTrigger
 from connector.errors import ConnectorError
 from connector.records import eid_problem
 from connector.shipped import default_mapping
+from connector.simulator.app import load_seed
+from connector.simulator.seed import SeedError
 
 DEFAULT_PATH = "config/connector.toml"
 DEFAULT_MAPPING = default_mapping()  # the shipped one, wherever the connector is installed
@@ -570,6 +572,11 @@ def _simulator(values: dict[str, Any], problems: list[str]) -> SimulatorConfig:
     seed = values.get("seed")
     if seed is not None and not Path(seed).is_file():
         problems.append(f"simulator.seed {seed!r} is not a file; fix the path or remove the key")
+    elif seed is not None:
+        try:
+            load_seed(seed)
+        except SeedError as exc:
+            problems += [f"simulator.seed {problem}" for problem in exc.problems]
     return SimulatorConfig(**_listen(values, "simulator", problems), seed=seed)
 
 

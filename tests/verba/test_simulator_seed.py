@@ -67,6 +67,21 @@ def test_connector_run_refuses_a_bad_seed(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and "running;" not in result.stdout
 
 
+@pytest.mark.slow
+def test_validate_config_reports_a_bad_seed(tmp_path: Path) -> None:
+    seed = write(tmp_path / "seed.json", {"users": "x", "userz": []})
+    config = tmp_path / "c.toml"
+    config.write_text(f'[simulator]\nseed = "{seed}"\n')
+    result = connector("validate-config", "--config", str(config))
+    assert result.returncode == 1
+    where = f"{config}: simulator.seed {seed}"
+    assert result.stderr.splitlines() == [
+        f"Error: {where}: unknown key userz; the keys are {KEYS}",
+        f'{where}: users is "x"; it must be a list of objects, e.g. [{USERS_EXAMPLE}]',
+    ]
+    assert "Traceback" not in result.stderr and "OK" not in result.stdout
+
+
 @pytest.mark.parametrize(("seed", "problems"), [
     ([1, 2], [f"is [1, 2]; a seed is a JSON object, e.g. {{\"users\": [{USERS_EXAMPLE}]}}"]),
     ({"environments": [{"eid": "1", "shortName": ""}], "recorders": {"location": "r"}},
