@@ -221,8 +221,10 @@ class Config:
         return self.target.url or self.simulator.url
 
     def secrets(self) -> list[str]:
-        """Every secret the config holds, for masking in logs and output."""
-        return [s for s in (self.target.password, self.target.token, *(t for c in self.scim.clients for t in c.tokens),
+        """Every secret the config holds, for masking in logs and output (the built-in simulator's password is
+        public, not one)."""
+        password = None if self.uses_simulator else self.target.password
+        return [s for s in (password, self.target.token, *(t for c in self.scim.clients for t in c.tokens),
                             *(d.password for d in self.ldap.values())) if s]
 
 

@@ -24,9 +24,12 @@ from connector.simulator.app import create_app, load_seed
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.scim import ScimTokens, create_scim_app
 from connector.store import Store, open_store
-from connector.verba.client import VerbaClient
+from connector.verba.client import UNREACHABLE_HINT, VerbaClient
 
 log = logging.getLogger("connector")
+
+SIMULATOR_HINT = ("no [target] url is set, so this is the built-in Verba simulator, which runs inside `connector "
+                  "run`: start the connector (`make run`), or set [target] url to your Verba")
 
 
 def open_client(config: Config) -> VerbaClient:
@@ -52,6 +55,8 @@ def _client(config: Config, target: TargetConfig) -> VerbaClient:
         timeout=target.timeout_seconds,
         pool_size=config.delivery.workers,
         agent=f"verba-connector (instance {config.instance.name})",
+        unreachable_hint=SIMULATOR_HINT if config.uses_simulator else UNREACHABLE_HINT,
+        public_password=config.uses_simulator,
     )
 
 

@@ -55,6 +55,7 @@ from connector.verba.transport import SOAP_ENV, TNS, Answer, Transport, verba_po
 
 logger = logging.getLogger(__name__)
 
+UNREACHABLE_HINT = "check target.url and that Provisioning API v2 is enabled on the Media Repository (port 7002)"
 WSDL_FILE = "provisioning-v2.wsdl"
 BINDING = f"{{{TNS}}}ProvisioningPortBinding"
 # The delivery path's calls: each envelope a copy of zeep's first of its shape (`_envelope`), each answer read
@@ -102,7 +103,9 @@ class VerbaClient:
     client holds (the password, the fixed token, each token requestToken gave it) is masked in those
     messages and in vendor status messages, in the envelopes `capture()` records, and, registered
     with `connector.ops.logs.register_secret`, in every log line. `agent` is the User-Agent header of
-    every call (zeep's by default), e.g. "verba-connector (instance a)".
+    every call (zeep's by default), e.g. "verba-connector (instance a)"; `unreachable_hint` ends the message
+    of a call that got no answer. A `public_password` (the built-in simulator's, "connector") is not masked:
+    masking it would turn every "connector" in messages and logs into "***".
     """
 
     def __init__(
@@ -117,9 +120,12 @@ class VerbaClient:
         timeout: float = 10.0,
         pool_size: int = 8,
         agent: str | None = None,
+        unreachable_hint: str = UNREACHABLE_HINT,
+        public_password: bool = False,
     ) -> None:
         _check_settings(eid, environment_short_name, login, password, token)
         self.url = url
+        self.unreachable_hint = unreachable_hint  # what to check when no answer comes
         self.eid = eid
         self.environment_short_name = environment_short_name
         self.timeout = timeout
@@ -129,7 +135,8 @@ class VerbaClient:
         self._token = token
         self._lock = threading.Lock()
         self._local = threading.local()  # per thread: until when calls may start (see calls_until)
-        self._configured = tuple(s for s in (password, token) if s and len(s) >= MIN_SECRET_LENGTH)
+        secrets = (token,) if public_password else (password, token)
+        self._configured = tuple(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH)
         self._requested: tuple[str, ...] = ()  # the last KEPT_TOKENS tokens requestToken gave
         # All to mask, longest first (a secret inside another goes with it); replaced whole: readers take no lock.
         self._masked = tuple(sorted(self._configured, key=len, reverse=True))
@@ -564,8 +571,7 @@ class VerbaClient:
 
     def _unreachable(self, operation: str, exc: Exception) -> VerbaTransportError:
         return VerbaTransportError(
-            f"{operation} could not reach {self.url} ({type(exc).__name__}); check target.url and that "
-            "Provisioning API v2 is enabled on the Media Repository (port 7002)"
+            f"{operation} could not reach {self.url} ({type(exc).__name__}); {self.unreachable_hint}"
         )
 
     def _environment_filter(self) -> dict[str, Any]:

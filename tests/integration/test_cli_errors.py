@@ -35,12 +35,15 @@ def busy_port() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
-def with_dead_letter(tmp_path: Path) -> Path:
+def with_dead_letter(tmp_path: Path, target: str | None = None) -> Path:
+    """A config whose store holds one dead letter; `target`: its config instead of a [target] url no one answers."""
     from connector.config import load_config
     from connector.events import UserChange
     from connector.runtime import open_configured_store
 
     config = config_file(tmp_path)
+    if target is not None:
+        config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n{target}')
     with open_configured_store(load_config(config), create=True) as store:
         store.enqueue([UserChange("hr", "1", "upsert", {"userName": "a@example.com"})])
         claim = store.claim("test", 1e12, 60)
@@ -65,6 +68,10 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         "restore it from a backup"),
     "an unknown event": (lambda tmp: ["events", "show", "77", "--config", str(with_dead_letter(tmp))],
                          "see `connector events list`"),
+    "a replay while the built-in simulator is not running": (
+        lambda tmp: ["events", "replay", "--state", "dead", "--config", str(with_dead_letter(
+            tmp, target=f'[simulator]\nlisten = "127.0.0.1:{free_port()}"\n'))],
+        "runs inside `connector run`: start the connector"),
     "a store that does not exist": (
         lambda tmp: ["status", "--check", "--config", str(config_file(tmp, store=str(tmp / "typo.db")))],
         "check [store] url, which may name the wrong store"),

@@ -214,6 +214,7 @@ password_env = "NOPE_UNSET_TOKEN"
     assert [(c.name, c.tokens) for c in config.scim.clients] == [("entra", ()), ("okta", ()), ("other", ())]
     assert config.ldap["corp"].password is None and config.ldap["corp"].bind_dn == "cn=reader"
     assert load_config(write(tmp_path, ""), secrets=()).target.password == "connector"  # the simulator's
+    assert load_config(write(tmp_path, "")).secrets() == []  # public: masking it would mask every "connector"
 
 
 def test_only_the_sections_a_command_names_have_their_secrets_read(tmp_path, monkeypatch):
