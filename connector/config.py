@@ -314,7 +314,7 @@ def parse_config(data: dict[str, Any], path: str, *, secrets: Collection[str] = 
         delivery=_delivery(tables["delivery"], problems),
         instance=_instance(tables["instance"], problems),
         drift=_drift(tables["drift"], problems),
-        admin=AdminConfig(**_listen(tables["admin"], "admin", problems)),
+        admin=AdminConfig(**_listen(tables["admin"], "admin", problems, AdminConfig.port)),
         scim=_scim(data.get("scim", {}), "scim" in secrets, problems),
         logging=_logging(tables["logging"], problems),
         ldap=_ldap_sections(data.get("ldap", {}), mapping_file, "ldap" in secrets, problems),
@@ -399,14 +399,14 @@ def _read_secret_file(file: str, key: str, what: str, problems: list[str]) -> st
     return secret or None
 
 
-def _listen(values: dict[str, Any], name: str, problems: list[str]) -> dict[str, Any]:
-    """host and port from `name`.listen ("127.0.0.1:7002"); none (the defaults) when it is not set or not valid."""
+def _listen(values: dict[str, Any], name: str, problems: list[str], default_port: int) -> dict[str, Any]:
+    """host and port from `name`.listen ("127.0.0.1:8080"); none (the defaults) when it is not set or not valid."""
     if "listen" not in values:
         return {}
     host, _, port = values["listen"].rpartition(":")
     if host and port.isdigit() and 0 < int(port) < 65536:
         return {"host": host, "port": int(port)}
-    problems.append(f"{name}.listen is {values['listen']!r}; write host:port, such as \"127.0.0.1:7002\"")
+    problems.append(f"{name}.listen is {values['listen']!r}; write host:port, such as \"127.0.0.1:{default_port}\"")
     return {}
 
 
@@ -513,7 +513,7 @@ def _scim(raw: Any, read: bool, problems: list[str]) -> ScimConfig:
     settings: dict[str, Any] = {key: values[key] for key in ("max_body_bytes", "strict_attributes") if key in values}
     if "base_path" in values:
         settings["base_path"] = "/" + values["base_path"].strip("/")
-    scim = ScimConfig(**_listen(values, "scim", problems), **settings,
+    scim = ScimConfig(**_listen(values, "scim", problems, ScimConfig.port), **settings,
                       clients=tuple(client for client in parsed if client is not None))
     if scim.max_body_bytes < 1024:
         problems.append(f"scim.max_body_bytes is {scim.max_body_bytes}; allow at least 1024")
@@ -579,7 +579,7 @@ def _simulator(values: dict[str, Any], problems: list[str]) -> SimulatorConfig:
             load_seed(seed)
         except SeedError as exc:
             problems += [f"simulator.seed {problem}" for problem in exc.problems]
-    return SimulatorConfig(**_listen(values, "simulator", problems), seed=seed)
+    return SimulatorConfig(**_listen(values, "simulator", problems, SimulatorConfig.port), seed=seed)
 
 
 def _delivery(values: dict[str, Any], problems: list[str]) -> DeliveryConfig:

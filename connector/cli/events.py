@@ -57,7 +57,7 @@ def events_ingest(config_path: str, file: BinaryIO) -> None:
     skipped = len(changes) - len(ids)
     span = f" (evt-{min(ids)} to evt-{max(ids)})" if ids else ""
     click.echo(
-        f"{name}: accepted {len(ids)} events{span}"
+        f"{name}: accepted {len(ids)} event{'' if len(ids) == 1 else 's'}{span}"
         + (f" ({skipped} already accepted before, skipped)" if skipped else "")
     )
 

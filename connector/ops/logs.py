@@ -134,5 +134,5 @@ def setup_logging(secrets: Iterable[str], *, json_lines: bool | None = None, lev
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access", "httpx", "httpcore", "zeep"):
+    for noisy in ("uvicorn.access", "httpx", "httpcore", "zeep", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
