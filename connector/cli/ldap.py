@@ -63,7 +63,8 @@ def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, sa
     if dry_run:
         _dry_run(config, directory, samples, concurrency, as_json)
         return
-    with open_configured_store(config) as store, closing(Watcher(store, directory)) as watcher, \
+    # The directory's poll, run now: as `connector run` would, it makes the store (a first sync before the first run).
+    with open_configured_store(config, create=True) as store, closing(Watcher(store, directory)) as watcher, \
             _guard_warning_withheld():
         watermark = store.ldap_watermark(name)
         known = watermark.known if watermark and watermark.cursor else 0

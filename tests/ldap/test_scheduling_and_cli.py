@@ -73,6 +73,9 @@ def test_sync_and_status_commands(slapd, admin, base, tmp_path):
     config = str(config_file(tmp_path, slapd.url, base))
     runner = CliRunner()
     result = runner.invoke(main, ["ldap", "status", "--config", config])
+    assert result.exit_code == 1 and "there is no store at" in result.output  # a status never makes a store
+    assert runner.invoke(main, ["db", "upgrade", "--config", config]).exit_code == 0
+    result = runner.invoke(main, ["ldap", "status", "--config", config])
     assert result.exit_code == 0 and "never run" in result.output
 
     result = runner.invoke(main, ["ldap", "sync", "corp", "--config", config])
