@@ -63,10 +63,10 @@ def _client(config: Config, target: TargetConfig) -> VerbaClient:
 def open_configured_store(config: Config, *, create: bool = False) -> Store:
     """The configured store, ready for this connector: the one way every command opens it.
 
-    Only with `create` (`connector run`) is a store created, or an empty one given its schema; other commands
-    raise StoreMissing, so that a mistyped [store] url never reads as a healthy, empty store. An older or
-    newer schema raises StoreError saying what to do (`connector db upgrade`). Close it with
-    `with open_configured_store(config) as store: ...`.
+    Only with `create` (`connector run`, `ldap sync` and the previews before going live) is a store created, or
+    an empty one given its schema; other commands raise StoreMissing, so that a mistyped [store] url never reads
+    as a healthy, empty store. An older or newer schema raises StoreError saying what to do (`connector db
+    upgrade`). Close it with `with open_configured_store(config) as store: ...`.
     """
     store = open_store(config.store.url, synchronous=config.store.synchronous, create=create)
     try:

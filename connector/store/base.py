@@ -51,8 +51,8 @@ class Store(EventQueue, EventLog, LdapMarks, ScimResources, Instances):
         latest = len(migrations(self.dialect))
         with self._write() as conn:
             current = self._version(conn, latest)
-        if current == 0 and not create:
-            raise StoreMissing(f"the store {self.name} is empty: {MISSING}")
+            if current == 0 and not create:  # raised in the transaction: the empty store is left as it was
+                raise StoreMissing(f"the store {self.name} is empty: {MISSING}")
         if current == 0:
             self.migrate()
         elif current < latest:

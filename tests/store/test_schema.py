@@ -56,10 +56,18 @@ def _apply(store: Store, upto: int) -> None:
             conn.execute(store._q["add_version"], (version,))
 
 
+def tables(store: Store) -> set[str]:
+    query = ("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()"
+             if store.dialect == "postgres" else "SELECT name FROM sqlite_master WHERE type = 'table'")
+    with store._read() as conn:
+        return {row["name"] for row in conn.execute(query)}
+
+
 def test_prepare_creates_the_schema_of_an_empty_store_only_when_told(fresh) -> None:
     store = fresh()
     with pytest.raises(StoreMissing, match=r"the store .* is empty: check \[store\] url"):
         store.prepare(create=False)  # a command that only uses a store
+    assert tables(store) == set()  # and it left the empty store as it was
     store.prepare()
     assert store.enqueue([UserChange("hr", "u1", "upsert", {"userName": "alice"}, 1.0)]) == [1]
     store.prepare()  # and then has nothing to do
