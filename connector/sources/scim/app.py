@@ -53,6 +53,7 @@ def create_scim_app(store: ScimResources, config: ScimConfig, tokens: ScimTokens
             api.discover(lambda url, r: discovery.schema(url, r.path_params["schema_id"])),
         ),
         Route(f"{base}/.search", api.search(RESOURCE_TYPES), methods=["POST"]),
+        Route(f"{base}/Bulk", _bulk, methods=["POST"]),
     ]
     for resource in (USERS, GROUPS):
         routes.append(Route(f"{base}{resource.endpoint}", api.collection(resource), methods=["GET", "POST"]))
@@ -113,7 +114,7 @@ class _Api:
         return endpoint
 
     async def query(self, request: Request, resources: tuple[ResourceType, ...], params: dict[str, str]) -> Response:
-        start = max(_integer(params, "startindex", 1), 1)  # RFC 7644 §3.4.2.4: below 1 means 1
+        start = max(_integer(params, "startIndex", 1), 1)  # RFC 7644 §3.4.2.4: below 1 means 1
         count = min(max(_integer(params, "count", discovery.MAX_RESULTS), 0), discovery.MAX_RESULTS)
         total, hits = await run_in_threadpool(
             self.find, request.state.scim_client, resources, params.get("filter"), start - 1, count
@@ -193,10 +194,13 @@ class _Api:
             chunks.append(chunk)
         try:
             return json.loads(b"".join(chunks), parse_constant=_no_constant)
-        except (ValueError, RecursionError):
+        except ValueError:
             raise errors.invalid_syntax(
                 "the body is not valid JSON; send a SCIM object as application/scim+json"
             ) from None
+        except RecursionError:
+            raise errors.invalid_syntax("the body nests JSON arrays or objects too deeply to read; a SCIM "
+                                        "resource needs only a few levels") from None
 
 
 def _no_constant(name: str) -> Any:
@@ -239,7 +243,8 @@ def _search_params(data: Any) -> dict[str, str]:
 
 
 def _integer(params: dict[str, str], name: str, default: int) -> int:
-    value = params.get(name)
+    """The query parameter `name`, as RFC 7644 spells it (`params` are keyed in lower case)."""
+    value = params.get(name.lower())
     if value is None or value == "":
         return default
     if not re.fullmatch(r"-?\d{1,9}", value.strip()):
@@ -250,6 +255,12 @@ def _integer(params: dict[str, str], name: str, default: int) -> int:
 def _scim(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     content = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
     return Response(content, status, headers=headers, media_type=MEDIA_TYPE)
+
+
+async def _bulk(request: Request) -> Response:
+    # RFC 7644 §3.12: 501 for an operation the service provider does not support; /ServiceProviderConfig says so.
+    raise ScimError(501, "bulk operations are not supported (see /ServiceProviderConfig); send each one as its "
+                         "own request to /Users or /Groups")
 
 
 async def _health(request: Request) -> Response:
@@ -282,6 +293,7 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 # The first segment after the base path, in any case, as the routes spell it.
 _ENDPOINTS = {name.casefold(): name for name in (
     *(rt.endpoint.strip("/") for rt in RESOURCE_TYPES), "ServiceProviderConfig", "ResourceTypes", "Schemas", ".search",
+    "Bulk",
 )}
 
 

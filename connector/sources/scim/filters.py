@@ -12,7 +12,7 @@ import dataclasses
 import datetime
 import json
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 from scim2_filter_parser import ast
 from scim2_filter_parser.lexer import SCIMLexer
@@ -25,6 +25,7 @@ from connector.store import scim as stored
 MAX_LENGTH = 4096
 MAX_DEPTH = 16
 MAX_COMPARISONS = 32
+EXAMPLE = 'userName eq "alice@example.com"'
 OPERATORS = ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr")
 ORDERING = ("gt", "ge", "lt", "le")
 # Not indexed: password is never stored, groups are derived from Group members.
@@ -95,8 +96,16 @@ class _Lexer(SCIMLexer):  # type: ignore[misc]
 
     @_(r'"(?:[^"\\]|\\.)*"')  # type: ignore[name-defined, untyped-decorator]  # noqa: F821
     def COMP_VALUE(self, t: Any) -> Any:
-        t.value = Quoted(json.loads(t.value))
+        try:
+            t.value = Quoted(json.loads(t.value))
+        except ValueError:  # a bad escape, or a raw control character
+            raise FilterError(f"the string at {_near(self.text, t.index)} is not a JSON string; write a backslash "
+                              "as \\\\, a quote as \\\" and a tab or newline as \\t or \\n") from None
         return t
+
+    def error(self, t: Any) -> None:
+        raise FilterError(f"the filter cannot hold {t.value[0]!r} (at {_near(self.text, t.index)}); quote values "
+                          f"with double quotes, e.g. {EXAMPLE}")
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -127,13 +136,32 @@ def _parse(text: str) -> Any:
         if depth > MAX_DEPTH:
             raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels; simplify it")
     if not text.strip():
-        raise FilterError("the filter is empty; write one such as userName eq \"bjensen\"")
+        raise FilterError(f"the filter is empty; write one such as {EXAMPLE}")
+    parser = SCIMParser()
+    parser.error = lambda token: _syntax_error(text, token)  # its own error() shows the parser's token objects
     try:
-        return SCIMParser().parse(_Lexer().tokenize(text))
-    except SCIMParserError as exc:
-        raise FilterError(f"the filter is not valid SCIM filter syntax ({exc}); see RFC 7644 §3.4.2.2") from None
-    except ValueError as exc:  # the lexer: an illegal character
-        raise FilterError(f"the filter is not valid SCIM filter syntax ({exc})") from None
+        return parser.parse(_Lexer().tokenize(text))
+    except SCIMParserError:  # a check in a grammar rule: emails.value[type eq "work"].display eq "x"
+        raise _unreadable(text, 0) from None
+
+
+def _syntax_error(text: str, token: Any) -> NoReturn:
+    """What the parser found wrong at `token`, None at the end of the filter, in words."""
+    if token is None:
+        tail = ("..." if len(text) > 30 else "") + text[-30:]
+        raise FilterError(f"the filter ends too soon, after {tail!r}: finish each comparison and close each ( and "
+                          f"[, e.g. {EXAMPLE}")
+    raise _unreadable(text, token.index)
+
+
+def _unreadable(text: str, index: int) -> FilterError:
+    return FilterError(f"the filter cannot be read at {_near(text, index)}; write each comparison as attribute "
+                       f"operator value, e.g. {EXAMPLE}, with an operator of {', '.join(OPERATORS)}")
+
+
+def _near(text: str, index: int) -> str:
+    """Up to 30 characters of the filter from `index`, quoted: where it goes wrong."""
+    return repr(text[index:index + 30] + ("..." if len(text) > index + 30 else ""))
 
 
 def _convert(node: Any, resource: ResourceType, parent: Target | None, count: list[int]) -> Expr:

@@ -157,7 +157,7 @@ class _Operation:
         attribute = target.attribute
         assert attribute is not None
         holder = self.holder(target, create=True)
-        new = coerce(attribute, value, target.key)
+        new = coerce(attribute, _one_or_list(attribute, value), target.key)
         old = holder.get(attribute.name)
         if attribute.multi_valued and self.op == "add" and old:
             new = old + [item for item in new or [] if not _contains(old, item)]
@@ -193,7 +193,7 @@ class _Operation:
             _assign(holder, attribute.name, (kept or None) if isinstance(old, list) else (kept[0] if kept else None))
         elif attribute.multi_valued and value is not None:
             # Entra: {"op": "Remove", "path": "members", "value": [{"value": "u1"}]} removes only u1.
-            gone = coerce(attribute, value, target.key) or []
+            gone = coerce(attribute, _one_or_list(attribute, value), target.key) or []
             _assign(holder, attribute.name, [item for item in old if not _contains(gone, item)] or None)
         else:
             holder.pop(attribute.name, None)
@@ -227,7 +227,11 @@ class _Operation:
             raise errors.invalid_value(f"{self.where}: {self.op} needs a value")
         if sub is not None and sub.read_only:
             raise errors.mutability(f"{self.where}: {attribute.name}.{sub.name} is read-only")
-        new = coerce(sub, value, f"{target.key}.{sub.name}") if sub else coerce(attribute, value, target.key)
+        if sub is not None:
+            return coerce(sub, value, f"{target.key}.{sub.name}")
+        # `emails[type eq "work"]` takes one element: an object (or a list of one).
+        new = coerce(attribute, [value] if attribute.multi_valued and not isinstance(value, list) else value,
+                     target.key)
         if isinstance(new, list):
             new = new[0] if len(new) == 1 else _refuse(self.where, target.key)
         return new
@@ -283,6 +287,11 @@ class _Operation:
         if new is None:
             return item
         return {**item, **new} if self.op == "add" else {**(_element_from(selector) or {}), **new}
+
+
+def _one_or_list(attribute: Attribute, value: Any) -> Any:
+    """A value for a multi-valued attribute as a list: RFC 7644 §3.5.2.1 lets a PATCH send one value object."""
+    return [value] if attribute.multi_valued and isinstance(value, dict) else value
 
 
 def _refuse(where: str, key: str) -> Any:

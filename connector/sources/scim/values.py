@@ -121,12 +121,17 @@ def _put(holder: dict[str, Any], name: str, value: Any) -> None:
 
 
 def coerce(attribute: Attribute, value: Any, where: str) -> Any:
-    """The canonical form of `value` for `attribute`, None if unassigned; invalidValue if it does not fit."""
+    """The canonical form of `value` for `attribute`, None if unassigned; invalidValue if it does not fit.
+
+    A multi-valued attribute takes a list: a phone number sent as a bare string is refused, not guessed at.
+    """
     if value is None:
         return None
     if attribute.multi_valued:
-        items = value if isinstance(value, list) else [value]
-        coerced = [c for item in items if (c := _single(attribute, item, where)) is not None]
+        if not isinstance(value, list):
+            raise errors.invalid_value(f"{where} is multi-valued: send a list of its values, e.g. "
+                                       f"{_example(attribute)}, not {_shown(value)}")
+        coerced = [c for item in value if (c := _single(attribute, item, where)) is not None]
         return coerced or None
     return _single(attribute, value, where)
 
@@ -146,6 +151,9 @@ def _single(attribute: Attribute, value: Any, where: str) -> Any:
             if sub is None:
                 raise errors.invalid_path(f"{where} has no sub-attribute {_named(key)}; its sub-attributes are "
                                           f"{_names(attribute)}")
+            if sub_value is None and sub.name == "value" and attribute.multi_valued:
+                raise errors.invalid_value(f"{where}.value is null; send each of its values as a string, or leave "
+                                           "that element out")
             if not sub.read_only:
                 _put(result, sub.name, _single(sub, sub_value, f"{where}.{sub.name}"))
         return result or None
@@ -156,7 +164,7 @@ def _single(attribute: Attribute, value: Any, where: str) -> Any:
         if not isinstance(value, bool):
             raise errors.invalid_value(f"{where} must be true or false, not {_shown(value)}")
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and _number_as_text(attribute):
         value = str(value)  # an employee number sent as a JSON number
     if not isinstance(value, str):
         raise errors.invalid_value(f"{where} must be a string, not {_shown(value)}")
@@ -169,6 +177,15 @@ def _single(attribute: Attribute, value: Any, where: str) -> Any:
             raise errors.invalid_value(str(exc)) from None
     return value
 
+
+def _number_as_text(attribute: Attribute) -> bool:
+    """Whether a JSON number is read as its text: for an employee number, yes; not for what identifies a resource
+    or a person (userName, a Group's displayName) nor for a `value` (an email, a phone number, a member id)."""
+    return attribute.uniqueness == "none" and attribute.name != "value"
+
+
+def _example(attribute: Attribute) -> str:
+    return '[{"value": "..."}]' if attribute.sub("value") is not None else "[{...}]"
 
 
 def _names(attribute: Attribute) -> str:
