@@ -102,6 +102,13 @@ def render(where: Filter) -> tuple[str, list[Any]]:
     return renderer.sql(where, None), renderer.params
 
 
+def _matching(where: Filter | None) -> tuple[str, list[Any]]:
+    """The FROM and WHERE of a search of one client's resources of one type, and the parameters that follow the
+    client's and the type's."""
+    condition, params = render(where) if where is not None else ("1 = 1", [])
+    return f"FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s AND ({condition})", params
+
+
 class _Renderer:
     def __init__(self) -> None:
         self.params: list[Any] = []
@@ -179,6 +186,13 @@ class ScimTransaction:
         return [_resource(row) for row in self.conn.execute(self.q["scim_get_many"], (
             self.client, resource_type, self.store._array(resource_ids)))]
 
+    def find(self, resource_type: str, where: Filter | None) -> list[ScimResource]:
+        """The resources of the type that match `where` (all if None), oldest first, this transaction's writes
+        included (and, on SQLite, those of the other blocks sharing its commit, which `scim_search` cannot see)."""
+        matching, params = _matching(where)
+        sql = self.store._sql(f"SELECT {_RESOURCE_COLUMNS} {matching} ORDER BY r.pk")
+        return [_resource(row) for row in self.conn.execute(sql, (self.client, resource_type, *params))]
+
     def find_unique(self, resource_type: str, unique_key: str) -> str | None:
         """The id of the resource holding `unique_key`, if any."""
         row = self.conn.execute(self.q["scim_find_unique"], (self.client, resource_type, unique_key)).fetchone()
@@ -234,9 +248,8 @@ class ScimResources(Database):
     def scim_search(self, client: str, resource_type: str, where: Filter | None, offset: int,
                     limit: int) -> tuple[int, list[ScimResource]]:
         """How many resources match `where` (all if None), and `limit` of them from `offset`, oldest first."""
-        condition, params = render(where) if where is not None else ("1 = 1", [])
-        sql = f"FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s AND ({condition})"
-        params = [client, resource_type, *params]
+        sql, found = _matching(where)
+        params = [client, resource_type, *found]
         with self._read() as conn:
             total = conn.execute(self._sql(f"SELECT count(*) AS n {sql}"), params).fetchone()["n"]
             page = self._sql(f"SELECT {_RESOURCE_COLUMNS} {sql} ORDER BY r.pk LIMIT %s OFFSET %s")

@@ -191,7 +191,7 @@ class ScimService:
         self, tx: ScimTransaction, client: str, group_id: str, old: ScimResource | None, body: dict[str, Any],
         cause: str, settled: _Members,
     ) -> Found:
-        self._check_group_name(client, group_id, old, body["displayName"])
+        self._check_group_name(tx, group_id, old, body["displayName"])
         affected = sorted(set(_member_ids(body)) | set(_member_ids(old.body) if old else []))
         before = tx.groups_of(affected)
         row = self._put(tx, client, GROUPS, old, body, self._now(), group_id)
@@ -201,14 +201,14 @@ class ScimService:
         _note_members(client, group_id, settled)
         return Found(row, [])
 
-    def _check_group_name(self, client: str, group_id: str, old: ScimResource | None, name: str) -> None:
+    def _check_group_name(self, tx: ScimTransaction, group_id: str, old: ScimResource | None, name: str) -> None:
         """Group names compare as the recording rules compare them (`fold`: case, Unicode forms, spaces),
         so that no two groups of one client are one group to the rules."""
         if old is not None and fold(str(old.body.get("displayName", ""))) == fold(name):
             return  # unchanged, or only its spelling: groups of one name from before this check keep working
-        # Transactions of one client run one at a time, and the search runs on this thread's connection,
-        # inside this one on both backends: no other write can take the name in between.
-        _, rows = self.store.scim_search(client, GROUPS.name, None, 0, 1_000_000)
+        # Transactions of one client run one at a time, and the search runs in this one, seeing every write before
+        # it (on SQLite, those not committed yet too): no other write can take the name in between.
+        rows = tx.find(GROUPS.name, None)
         other = next((row.id for row in rows if row.id != group_id and fold(row.display) == fold(name)), None)
         if other is not None:
             raise errors.uniqueness(f"displayName {name!r} is taken (by Group {other}; names compare in any case "
@@ -216,8 +216,9 @@ class ScimService:
 
     def _apply_pending(self, tx: ScimTransaction, client: str, member_id: str) -> None:
         """A resource with id `member_id` was created: the Groups that kept that id pending list it now."""
-        pending = Match(PENDING_MEMBERS, "eq", member_id, case_exact=True)
-        _, groups = self.store.scim_search(client, GROUPS.name, pending, 0, 1_000_000)
+        # Searched in this transaction: a Group that named the id in a write not committed yet (on SQLite, another
+        # block of the shared commit) is found too, or the member would stay pending for good.
+        groups = tx.find(GROUPS.name, Match(PENDING_MEMBERS, "eq", member_id, case_exact=True))
         now = self._now()
         for group in groups:
             waiting = group.body.get(PENDING_MEMBERS) or []
