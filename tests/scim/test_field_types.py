@@ -232,3 +232,9 @@ def test_bulk_is_501_not_implemented_as_the_service_provider_config_says(
 
 def test_bulk_takes_only_post(api: httpx.Client) -> None:
     assert refused(api.get("/Bulk"), 405) == "this endpoint does not take that method"
+
+
+def test_a_detail_that_echoes_a_huge_value_is_cut_to_a_readable_length(api: httpx.Client) -> None:
+    detail = refused(api.post("/Users/.search", json={"filter": ["x" * 5000]}), 400, "invalidFilter")
+    assert detail.startswith("filter is ['xxx") and " … " in detail and len(detail) <= 1000
+    assert detail.endswith("']; send the filter expression as a string")

@@ -7,8 +7,13 @@ from typing import Any
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 
+DETAIL_LIMIT = 1000  # characters of a detail: one that echoes a huge value the client sent keeps what to do
+
+
 class ScimError(Exception):
     def __init__(self, status: int, detail: str, scim_type: str | None = None) -> None:
+        if len(detail) > DETAIL_LIMIT:  # the middle goes: the start says what is wrong, the end what to do
+            detail = f"{detail[:DETAIL_LIMIT // 2]} … {detail[-(DETAIL_LIMIT // 2 - 3):]}"
         super().__init__(detail)
         self.status = status
         self.detail = detail
