@@ -6,6 +6,8 @@ The composition root: only `connector.cli` imports it.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from typing import Any
@@ -158,7 +160,13 @@ class Connector:
     def serve(self, app: Any, host: str, port: int, key: str) -> None:
         """Serve `app` with uvicorn in a thread; return once it listens. `key` names its config key."""
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
-        thread = threading.Thread(target=server.run, name=key, daemon=True)
+        try:  # bound here, not by uvicorn, which would log its own ERROR line before ours
+            listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)  # "Address already in use"
+            raise ConfigError(f"{self.config.path}: cannot listen on {host}:{port} ({key}: {why}); "
+                              f"free the port or set {key} to another host:port") from None
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name=key, daemon=True)
         thread.start()
         while not server.started:
             if not thread.is_alive():

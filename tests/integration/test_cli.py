@@ -339,6 +339,8 @@ def test_a_run_that_cannot_listen_leaves_no_instance_behind(tmp_path):
         path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n[admin]\nlisten = "127.0.0.1:{free_port()}"\n'
                         f'[scim]\nlisten = "127.0.0.1:{taken}"\n[simulator]\nlisten = "127.0.0.1:{free_port()}"\n')
         result = connector("run", "--config", str(path))
-    assert result.returncode == 1 and f"cannot listen on 127.0.0.1:{taken}" in result.stderr
+    assert result.returncode == 1 and f"cannot listen on 127.0.0.1:{taken} (scim.listen: Address already in use)" \
+        in result.stderr
+    assert "Errno" not in result.stderr  # uvicorn's own ERROR line no longer comes first
     status = json.loads(connector("status", "--config", str(path), "--json").stdout)
     assert status["instances"] == []
