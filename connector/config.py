@@ -271,7 +271,8 @@ LDAP_ID_ATTRIBUTES = {"openldap": "entryUUID", "ad": "objectGUID", "generic": "e
 def load_config(path: str | Path = DEFAULT_PATH, *, secrets: Collection[str] = SECRETS) -> Config:
     """Read, validate and resolve the config at `path`; raises ConfigError listing every problem.
 
-    `secrets` names the sections whose secrets are read ("target", "scim", "ldap"; all by default, as
+    `secrets` names the sections whose secrets are read ("target", "scim", "ldap" or one "ldap.NAME"; all by
+    default, as
     `connector run` needs): each command reads only those it uses, so that discarding an event needs no
     identity provider's token. In a section left out, an unset `*_env` variable or an unreadable `*_file` is
     no problem and the secrets are None (a SCIM client's token ""); `secrets_loaded` names the sections read.
@@ -309,7 +310,7 @@ def parse_config(data: dict[str, Any], path: str, *, secrets: Collection[str] = 
         path=path,
         store=_store(tables["store"], problems),
         target=_target(tables["target"], "target" in secrets, problems),
-        simulator=_simulator(tables["simulator"], problems),
+        simulator=_simulator(tables["simulator"], "url" not in tables["target"], problems),
         mapping_file=mapping_file,
         delivery=_delivery(tables["delivery"], problems),
         instance=_instance(tables["instance"], problems),
@@ -317,7 +318,7 @@ def parse_config(data: dict[str, Any], path: str, *, secrets: Collection[str] = 
         admin=AdminConfig(**_listen(tables["admin"], "admin", problems, AdminConfig.port)),
         scim=_scim(data.get("scim", {}), "scim" in secrets, problems),
         logging=_logging(tables["logging"], problems),
-        ldap=_ldap_sections(data.get("ldap", {}), mapping_file, "ldap" in secrets, problems),
+        ldap=_ldap_sections(data.get("ldap", {}), mapping_file, secrets, problems),
         secrets_loaded=frozenset(secrets),
     )
     _check_lease(config.target, config.delivery, problems)
@@ -570,11 +571,12 @@ def _logging(values: dict[str, Any], problems: list[str]) -> LoggingConfig:
     return dataclasses.replace(logging, level=logging.level.upper())
 
 
-def _simulator(values: dict[str, Any], problems: list[str]) -> SimulatorConfig:
+def _simulator(values: dict[str, Any], used: bool, problems: list[str]) -> SimulatorConfig:
+    """[simulator]; its seed file is checked when the simulator is `used` (no [target] url), not otherwise."""
     seed = values.get("seed")
-    if seed is not None and not Path(seed).is_file():
+    if seed is not None and used and not Path(seed).is_file():
         problems.append(f"simulator.seed {seed!r} is not a file; fix the path or remove the key")
-    elif seed is not None:
+    elif seed is not None and used:
         try:
             load_seed(seed)
         except SeedError as exc:
@@ -600,11 +602,13 @@ def _delivery(values: dict[str, Any], problems: list[str]) -> DeliveryConfig:
     return delivery
 
 
-def _ldap_sections(raw: Any, mapping_file: str, read: bool, problems: list[str]) -> dict[str, LdapConfig]:
+def _ldap_sections(raw: Any, mapping_file: str, secrets: Collection[str], problems: list[str]) -> dict[str, LdapConfig]:
+    """Each [ldap.NAME]; its bind password read if `secrets` names "ldap" (every directory) or "ldap.NAME"."""
     if not isinstance(raw, dict) or not all(isinstance(table, dict) for table in raw.values()):
         problems.append("write each directory as its own table, [ldap.NAME], followed by its keys")
         return {}
-    parsed = {name: _ldap(name, table, mapping_file, read, problems) for name, table in raw.items()}
+    parsed = {name: _ldap(name, table, mapping_file, "ldap" in secrets or f"ldap.{name}" in secrets, problems)
+              for name, table in raw.items()}
     return {name: config for name, config in parsed.items() if config is not None}
 
 

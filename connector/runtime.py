@@ -30,8 +30,6 @@ from connector.verba.client import UNREACHABLE_HINT, VerbaClient
 
 log = logging.getLogger("connector")
 
-SIMULATOR_HINT = ("no [target] url is set, so this is the built-in Verba simulator, which runs inside `connector "
-                  "run`: start the connector (`make run`), or set [target] url to your Verba")
 
 
 def open_client(config: Config) -> VerbaClient:
@@ -57,7 +55,9 @@ def _client(config: Config, target: TargetConfig) -> VerbaClient:
         timeout=target.timeout_seconds,
         pool_size=config.delivery.workers,
         agent=f"verba-connector (instance {config.instance.name})",
-        unreachable_hint=SIMULATOR_HINT if config.uses_simulator else UNREACHABLE_HINT,
+        unreachable_hint=(f"no [target] url is set, so this is the built-in Verba simulator, which runs inside "
+                          f"`connector run`: start it (`connector run --config {config.path}`), or set [target] url "
+                          "to your Verba") if config.uses_simulator else UNREACHABLE_HINT,
         public_password=config.uses_simulator,
     )
 

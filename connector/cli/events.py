@@ -193,7 +193,7 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     replay was queued (and, with --wait, every event was delivered); 3 when --wait ends with an
     event dead again, held by a guard, or still pending; 1 on an error (nothing replayed).
     """
-    config = load_config(config_path, secrets={"target"})  # the preview (--dry-run) asks Verba
+    config = load_config(config_path, secrets=() if dry_run else {"target"})  # a replay probes Verba first
     with open_configured_store(config) as store:
         if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through
             chosen = select(store, event_ids, cause, EventState.DONE, [EventState.DONE])
@@ -289,4 +289,5 @@ def events_approve(config_path: str, event_ids: tuple[int, ...], approve_all: bo
         chosen = select(store, event_ids, None, EventState.HELD if approve_all else None, [EventState.HELD])
         count = requeue(store, chosen, actor=operator, action="approve", reason=reason, rate=None,
                         detail={"ids": list(event_ids), "all": approve_all}, approve=True)
-        click.echo(f"approved {count} held event(s); the connector delivers them now")
+        click.echo(f"approved {count} held event(s); the connector delivers them now" if count else
+                   "no held events: nothing approved")

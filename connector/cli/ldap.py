@@ -58,7 +58,7 @@ def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, sa
     Exit status: 0 when the run stored its events (or the dry run ended); 3 when the mass-change guard
     held some (its message says what to do); 1 on an error.
     """
-    config = load_config(config_path, secrets={"ldap", "target"} if dry_run else {"ldap"})
+    config = load_config(config_path, secrets={f"ldap.{name}", "target"} if dry_run else {f"ldap.{name}"})
     directory = directory_config(config, name)
     if dry_run:
         _dry_run(config, directory, samples, concurrency, as_json)

@@ -81,8 +81,8 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
             user is None and scim_user is None):
         raise click.UsageError("give one user: --user FILE.json, --ldap NAME --user ID, or --scim-user ID")
     # a live user is read from its directory (or the store) and looked up in Verba; a file needs no secret
-    config = load_config(config_path, secrets={"ldap", "target"} if live else ()) if live or mapping_file is None \
-        else None
+    secrets = {"target", f"ldap.{directory}"} if directory is not None else {"target"} if live else set()
+    config = load_config(config_path, secrets=secrets) if live or mapping_file is None else None
     mapping_path = mapping_file or config.mapping_file  # type: ignore[union-attr]  # loaded when not given
     loaded = load_mapping(mapping_path)
     if config is not None and live:

@@ -98,8 +98,8 @@ def _check_store(config: Config) -> list[Check]:
         with open_configured_store(config) as store:
             store.count_by_state()
             version = len(migrations(store.dialect))
-    except StoreMissing as exc:  # a first start: `connector run` creates it
-        return [(True, what, f"none yet ({exc})")]
+    except StoreMissing:  # a first start: `connector run` creates it
+        return [(True, what, "none yet: `connector run` creates it (if one should be there, check [store] url)")]
     except (StoreError, ValueError) as exc:
         return [(False, what, str(exc))]
     return [(True, what, f"reachable, schema version {version} (this connector's)")]

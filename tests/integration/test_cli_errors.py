@@ -71,7 +71,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "a replay while the built-in simulator is not running": (
         lambda tmp: ["events", "replay", "--state", "dead", "--config", str(with_dead_letter(
             tmp, target=f'[simulator]\nlisten = "127.0.0.1:{free_port()}"\n'))],
-        "runs inside `connector run`: start the connector"),
+        "runs inside `connector run`: start it (`connector run --config "),
     "a store that does not exist": (
         lambda tmp: ["status", "--check", "--config", str(config_file(tmp, store=str(tmp / "typo.db")))],
         "check [store] url, which may name the wrong store"),

@@ -286,6 +286,8 @@ def test_validate_config_connect_checks_every_connection(slapd, base, simulator,
         ("ok", "mapping"), ("ok", "store"), ("ok", "verba requestToken"), ("ok", "verba listUsers"),
         ("ok", f"ldap corp ({slapd.url})")]
     assert f"bound as {ADMIN_DN}, base {base} readable" in result.output
+    assert ": none yet: `connector run` creates it" in result.output  # a first install: it made no store
+    assert not (tmp_path / "c.db").exists()
     assert lines[-1].endswith("all 5 checks passed")
     assert {c["operation"] for c in simulator.calls()} <= {"requestToken", "listUsers", "releaseToken"}
 

@@ -238,6 +238,16 @@ token_env = "NOPE_UNSET_TOKEN"
     with pytest.raises(ConfigError, match="VERBA_PASSWORD"):
         load_config(path, secrets={"target"})
 
+    monkeypatch.setenv("CORP_PASSWORD", "corp-bind-secret")
+    directories = write(tmp_path, "".join(
+        f'[ldap.{name}]\nurl = "ldap://dc:389"\nbase = "dc=x"\nbind_dn = "cn=r"\n'
+        f'password_env = "{name.upper()}_PASSWORD"\n'
+        for name in ("corp", "lab")))
+    corp = load_config(directories, secrets={"ldap.corp"})  # `ldap sync corp`: lab's password is not its business
+    assert corp.ldap["corp"].password == "corp-bind-secret" and corp.ldap["lab"].password is None
+    with pytest.raises(ConfigError, match="LAB_PASSWORD"):
+        load_config(directories, secrets={"ldap"})
+
 
 def test_without_secrets_every_other_check_stands(tmp_path):
     for text, expected in [

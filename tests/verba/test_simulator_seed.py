@@ -80,6 +80,10 @@ def test_validate_config_reports_a_bad_seed(tmp_path: Path) -> None:
         f'{where}: users is "x"; it must be a list of objects, e.g. [{USERS_EXAMPLE}]',
     ]
     assert "Traceback" not in result.stderr and "OK" not in result.stdout
+    # With a [target] url the simulator is not used: its seed stops no command (status in an on-call shell).
+    config.write_text(f'[target]\nurl = "http://verba:7002/provisioning"\nlogin = "api"\npassword_env = "X"\n'
+                      f'[simulator]\nseed = "{tmp_path / "gone.json"}"\n')
+    assert connector("validate-config", "--config", str(config)).stderr.count("simulator.seed") == 0
 
 
 @pytest.mark.parametrize(("seed", "problems"), [
