@@ -60,9 +60,16 @@ class Store(EventQueue, EventLog, LdapMarks, ScimResources, Instances):
                              f"{latest}: {UPGRADE}")
 
     def _version(self, conn: Any, latest: int) -> int:
-        """The schema version (0: empty store); StoreError if it is newer than `latest`."""
+        """The schema version (0: empty store); StoreError if it is newer than `latest`, or if a store without one
+        holds other tables (another program's database: never written into)."""
         conn.execute(self._q["schema_version"])
         current = int(conn.execute(self._q["current_version"]).fetchone()["version"])
+        others = [] if current else sorted({row["name"] for row in conn.execute(self._q["table_names"])}
+                                           - {"schema_version"})
+        if others:
+            raise StoreError(f"the store {self.name} holds tables that are not the connector's ({', '.join(others[:5])}"
+                             f"{', ...' if len(others) > 5 else ''}): point [store] url at the connector's store, "
+                             "or at a new file or database")
         if current > latest:
             raise StoreError(f"the store {self.name} has schema version {current}, newer than this connector "
                              f"knows ({latest}); upgrade the connector")

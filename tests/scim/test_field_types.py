@@ -238,3 +238,8 @@ def test_a_detail_that_echoes_a_huge_value_is_cut_to_a_readable_length(api: http
     detail = refused(api.post("/Users/.search", json={"filter": ["x" * 5000]}), 400, "invalidFilter")
     assert detail.startswith("filter is ['xxx") and " … " in detail and len(detail) <= 1000
     assert detail.endswith("']; send the filter expression as a string")
+
+
+def test_a_string_left_open_in_a_filter_says_so(api: httpx.Client) -> None:
+    detail = refused(api.get("/Users", params={"filter": 'userName eq "alice'}), 400, "invalidFilter")
+    assert "has no closing double quote" in detail and EXAMPLE in detail

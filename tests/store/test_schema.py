@@ -74,6 +74,16 @@ def test_prepare_creates_the_schema_of_an_empty_store_only_when_told(fresh) -> N
     assert store.migrate() == 0
 
 
+def test_another_programs_database_is_never_taken_for_an_empty_store(fresh) -> None:
+    store = fresh()
+    with store._write() as conn:
+        conn.execute("CREATE TABLE invoices (id integer PRIMARY KEY)")
+    for step in (store.prepare, store.migrate, lambda: store.prepare(create=False)):
+        with pytest.raises(StoreError, match=r"holds tables that are not the connector's \(invoices\): point "):
+            step()
+    assert tables(store) == {"invoices"}  # nothing was written into it
+
+
 def test_prepare_refuses_an_older_schema_and_db_upgrade_brings_it_up(fresh) -> None:
     store = fresh()
     _apply(store, len(migrations(store.dialect)) - 1)

@@ -104,6 +104,9 @@ class _Lexer(SCIMLexer):  # type: ignore[misc]
         return t
 
     def error(self, t: Any) -> None:
+        if t.value[0] == '"':  # a string that is not closed
+            raise FilterError(f"the string at {_near(self.text, t.index)} has no closing double quote; end it with \", "
+                              f"e.g. {EXAMPLE}")
         raise FilterError(f"the filter cannot hold {t.value[0]!r} (at {_near(self.text, t.index)}); quote values "
                           f"with double quotes, e.g. {EXAMPLE}")
 

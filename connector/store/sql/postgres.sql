@@ -126,3 +126,7 @@ WHERE state = 'pending' AND next_attempt_at > %s AND last_cause = ANY(%s::text[]
 -- now --
 -- The database's clock, Unix time in seconds: instances' liveness is judged by it alone.
 SELECT extract(epoch FROM clock_timestamp())::double precision AS now
+
+-- table_names --
+-- The store's tables, to tell an empty store from another program's database.
+SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()

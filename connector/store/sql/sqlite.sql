@@ -114,3 +114,7 @@ WHERE state = 'pending' AND next_attempt_at > %s AND last_cause IN (SELECT value
 -- now --
 -- The database's clock, Unix time in seconds: instances' liveness is judged by it alone.
 SELECT (julianday('now') - 2440587.5) * 86400.0 AS now
+
+-- table_names --
+-- The store's tables, to tell an empty store from another program's database.
+SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%%'
