@@ -22,8 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from connector.errors import ConnectorError
 from connector.records import eid_problem
 from connector.shipped import default_mapping
-from connector.simulator.app import load_seed
-from connector.simulator.seed import SeedError
+from connector.simulator.seed import SeedError, load_seed
 
 DEFAULT_PATH = "config/connector.toml"
 DEFAULT_MAPPING = default_mapping()  # the shipped one, wherever the connector is installed

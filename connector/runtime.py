@@ -22,7 +22,8 @@ from connector.mapping import Mapping, load_mapping
 from connector.ops.drift import DriftCheck, DriftSchedule
 from connector.ops.health import TargetHealth, create_admin_app, scim_state
 from connector.ops.metrics import register_store, unregister_store
-from connector.simulator.app import create_app, load_seed
+from connector.simulator.app import create_app
+from connector.simulator.seed import load_seed
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.scim import ScimTokens, create_scim_app
 from connector.store import Store, open_store

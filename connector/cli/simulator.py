@@ -7,8 +7,9 @@ import socket
 import click
 
 from connector.errors import ConnectorError
-from connector.simulator.app import load_seed, serve
+from connector.simulator.app import serve
 from connector.simulator.operations import MISSING_EXTENSION_SHAPES
+from connector.simulator.seed import load_seed
 
 
 @click.command()

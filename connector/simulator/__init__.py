@@ -18,7 +18,3 @@ The SOAP endpoint is POST /provisioning; the test control API is under /_sim/ (s
 """
 
 from __future__ import annotations
-
-from connector.simulator.app import create_app, load_seed, serve
-
-__all__ = ["create_app", "load_seed", "serve"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from connector.simulator import load_seed, serve
+from connector.simulator.app import serve
 from connector.simulator.operations import MISSING_EXTENSION_SHAPES
-from connector.simulator.seed import SeedError
+from connector.simulator.seed import SeedError, load_seed
 
 
 def main() -> None:

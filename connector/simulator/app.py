@@ -6,11 +6,9 @@ import asyncio
 import dataclasses
 import http
 import importlib.resources
-import json
 import re
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -29,7 +27,6 @@ from connector.simulator.operations import (
     handle,
     status_inner,
 )
-from connector.simulator.seed import SeedError, seed_problems
 from connector.simulator.soap import Call, text
 from connector.simulator.state import State
 
@@ -63,24 +60,6 @@ def create_app(
     app = Starlette(routes=[Route("/provisioning", provisioning, methods=["GET", "POST"]), *control.routes(simulator)])
     app.state.simulator = simulator
     return app
-
-
-def load_seed(path: str | Path) -> dict[str, Any]:
-    """The seed in the JSON file at `path`, checked whole (seed.py); SeedError, one line per problem:
-    "{path}: {key} is ...; {fix}"."""
-    try:
-        seed = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SeedError([f"{path}: cannot be read ({exc.strerror or exc}); check the path and permissions"]) from None
-    except UnicodeDecodeError as exc:
-        raise SeedError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"]) from None
-    except json.JSONDecodeError as exc:
-        raise SeedError([f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); fix the "
-                         "syntax there"]) from None
-    problems = seed_problems(seed)
-    if problems:
-        raise SeedError([f"{path}: {problem}" for problem in problems])
-    return dict(seed)
 
 
 def serve(host: str, port: int, seed: dict[str, Any] | None, token_ttl: float,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from connector.errors import ConnectorError
@@ -157,3 +158,21 @@ def _shown(value: Any) -> str:
     """`value` as JSON, cut to 60 characters."""
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def load_seed(path: str | Path) -> dict[str, Any]:
+    """The seed in the JSON file at `path`, checked whole (seed.py); SeedError, one line per problem:
+    "{path}: {key} is ...; {fix}"."""
+    try:
+        seed = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SeedError([f"{path}: cannot be read ({exc.strerror or exc}); check the path and permissions"]) from None
+    except UnicodeDecodeError as exc:
+        raise SeedError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"]) from None
+    except json.JSONDecodeError as exc:
+        raise SeedError([f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); fix the "
+                         "syntax there"]) from None
+    problems = seed_problems(seed)
+    if problems:
+        raise SeedError([f"{path}: {problem}" for problem in problems])
+    return dict(seed)

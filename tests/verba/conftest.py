@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from connector.simulator import create_app
+from connector.simulator.app import create_app
 from connector.simulator.process import free_port
 from connector.verba import VerbaClient
 from tests.verba.helpers import PASSWORD, SEED, Sim

@@ -17,7 +17,7 @@ from lxml import etree
 
 from connector.cli import main
 from connector.cli.simulator import simulator
-from connector.simulator import create_app, serve
+from connector.simulator.app import create_app, serve
 from connector.simulator.operations import LIST_CAP, MISSING_EXTENSION_SHAPES
 from connector.simulator.process import free_port
 from connector.simulator.state import State

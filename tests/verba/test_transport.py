@@ -13,7 +13,7 @@ import urllib3
 import uvicorn
 from starlette.middleware.gzip import GZipMiddleware
 
-from connector.simulator import create_app
+from connector.simulator.app import create_app
 from connector.simulator.process import free_port
 from connector.verba import VerbaClient
 from connector.verba.transport import verba_pool
