@@ -27,6 +27,7 @@ from connector.ops.report import (
     to_json,
 )
 from connector.runtime import open_configured_store
+from connector.store import StoreError
 
 DEFAULT_MAX_PENDING_AGE = 900.0  # seconds; the README's alert on connector_queue_oldest_pending_age_seconds
 
@@ -127,10 +128,15 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
 
 def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
     """`status --check`: the store alone (no call to Verba), a verdict, and exit status 3 if it needs someone."""
-    with open_configured_store(config) as store:
-        summary = store.dead_letter_summary()
-        oldest = store.oldest_pending_at()
-        recorders = store.recorders()
+    try:
+        with open_configured_store(config) as store:
+            summary = store.dead_letter_summary()
+            oldest = store.oldest_pending_at()
+            recorders = store.recorders()
+    except StoreError as exc:  # a monitor that reads the JSON gets a verdict too (and exit status 1)
+        if as_json:
+            click.echo(to_json({"ok": False, "error": str(exc)}))
+        raise
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
     problems = []
     last = max((r.applied_at for r in recorders), default=None)  # a server the last answer no longer names is gone

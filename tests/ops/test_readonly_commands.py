@@ -82,4 +82,9 @@ def test_a_store_command_refuses_a_store_that_does_not_exist_and_creates_nothing
         assert result.returncode == 1, (command, result.stdout)
         assert f"there is no store at {tmp_path / 'missing' / 'cc.db'}: check [store] url" in result.stderr, command
         assert "Traceback" not in result.stderr
+    monitored = cli("status", "--check", "--json", "--config", str(typo))
+    assert monitored.returncode == 1 and json.loads(monitored.stdout) == {
+        "ok": False, "error": f"there is no store at {tmp_path / 'missing' / 'cc.db'}: check [store] url, which may "
+                              "name the wrong store; `connector run` or `connector db upgrade --config <your config>` "
+                              "creates a new one"}
     assert not (tmp_path / "missing").exists()  # nothing was created in its place
