@@ -305,11 +305,12 @@ def parse_config(data: dict[str, Any], path: str, *, secrets: Collection[str] = 
         problems.append(f"unknown section [{name}]; the sections are {', '.join(_TABLES)}, scim, ldap")
     tables = {name: _table(data.get(name, {}), name, keys, problems) for name, keys in _TABLES.items()}
     mapping_file = tables["mapping"].get("file", DEFAULT_MAPPING)
+    target = _target(tables["target"], "target" in secrets, problems)
     config = Config(
         path=path,
         store=_store(tables["store"], problems),
-        target=_target(tables["target"], "target" in secrets, problems),
-        simulator=_simulator(tables["simulator"], "url" not in tables["target"], problems),
+        target=target,
+        simulator=_simulator(tables["simulator"], target.url is None, problems),
         mapping_file=mapping_file,
         delivery=_delivery(tables["delivery"], problems),
         instance=_instance(tables["instance"], problems),
@@ -571,7 +572,7 @@ def _logging(values: dict[str, Any], problems: list[str]) -> LoggingConfig:
 
 
 def _simulator(values: dict[str, Any], used: bool, problems: list[str]) -> SimulatorConfig:
-    """[simulator]; its seed file is checked when the simulator is `used` (no [target] url), not otherwise."""
+    """[simulator]; its seed file is checked when the simulator is `used` (Config.uses_simulator), not otherwise."""
     seed = values.get("seed")
     if seed is not None and used and not Path(seed).is_file():
         problems.append(f"simulator.seed {seed!r} is not a file; fix the path or remove the key")

@@ -161,7 +161,7 @@ def _shown(value: Any) -> str:
 
 
 def load_seed(path: str | Path) -> dict[str, Any]:
-    """The seed in the JSON file at `path`, checked whole (seed.py); SeedError, one line per problem:
+    """The seed in the JSON file at `path`, checked whole (seed_problems); SeedError, one line per problem:
     "{path}: {key} is ...; {fix}"."""
     try:
         seed = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -306,7 +306,7 @@ class EventLog(Database):
                   user: str | None = None, source: str | None = None, since: float | None = None,
                   limit: int | None = None) -> list[Any]:
         """The rows of `query`, whose `{filters}` stands for the conditions on `events` (" AND ...") that select
-        what `list_events` documents, and `{limit}` for a LIMIT."""
+        what `list_events` documents; a `limit` is the parameter after theirs (the query's LIMIT %s)."""
         filters: list[str] = []
         params: list[Any] = []
         if state is not None:

@@ -253,7 +253,7 @@ class ExtensionOwnership(Database):
     def claimants(self, extensions: Sequence[str]) -> dict[str, list[Claimant]]:
         """Who claims each of `extensions` now, earliest first; extensions nobody claims are left out. Reads only
         (for previews: `begin_push` is what a push reads them with, under the extensions' locks)."""
-        found = {ext: [_claimant(row) for row in self._all("claimants", (ext,))] for ext in extensions}
+        found = {ext: [_claimant(row) for row in self._all("claimants", (ext,))] for ext in dict.fromkeys(extensions)}
         return {extension: claimants for extension, claimants in found.items() if claimants}
 
     def open_conflicts(self, limit: int = 1000) -> list[Conflict]:
