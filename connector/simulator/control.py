@@ -49,6 +49,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connector.simulator.faults import FaultRule
+from connector.simulator.seed import entry_problems
 
 if TYPE_CHECKING:
     from connector.simulator.app import Simulator
@@ -69,8 +70,9 @@ def routes(sim: Simulator) -> list[Route]:
 
     async def add_user(request: Request) -> Response:
         data = await _json(request)
-        if not isinstance(data, dict):
-            raise ValueError("POST a JSON object such as {\"loginName\": \"alice@example.com\", \"id\": 3}")
+        problems = entry_problems(data, "the user", "users")  # checked as a seed's users are
+        if problems:
+            raise ValueError("; ".join(problems))
         return JSONResponse(sim.state.add_user(data).to_json(), status_code=201)
 
     async def get_faults(request: Request) -> Response:

@@ -95,14 +95,14 @@ def _entries(value: Any, section: str, problems: list[str]) -> list[Entry]:
         return []
     good = []
     for i, entry in enumerate(value):
-        found = _entry_problems(entry, f"{section}[{i}]", section)
+        found = entry_problems(entry, f"{section}[{i}]", section)
         problems += found
         if not found:
             good.append((f"{section}[{i}]", entry))
     return good
 
 
-def _entry_problems(entry: Any, where: str, section: str) -> list[str]:
+def entry_problems(entry: Any, where: str, section: str) -> list[str]:
     """What is wrong with one entry of `section`: not an object, an unknown or missing key, a value of a wrong type."""
     checks = ENTRIES[section]
     if not isinstance(entry, dict):

@@ -165,19 +165,18 @@ class State:
         return None
 
     def add_user(self, data: dict[str, Any]) -> User:
-        """Add a Verba user from JSON (loginName; optional id, eid, displayName, email, externalId)."""
+        """Add a Verba user from JSON of the shape `seed.entry_problems` checks (loginName; optional id, eid,
+        displayName, email, externalId); ValueError if its environment, login name or id do not fit the state."""
         with self.lock:
-            login_name = data.get("loginName")
-            if login_name in (None, ""):
-                raise ValueError("user needs 'loginName'")
+            login_name = data["loginName"]
             eid = data.get("eid") or self.environments[0].eid
             if self.environment(eid=eid) is None:
                 raise ValueError(f"user: eid {eid!r} is not a seeded environment")
             if self.user_by_login(login_name, eid) is not None:
                 raise ValueError(f"user: loginName {login_name!r} already exists in environment {eid}")
             user_id = data.get("id") or self.next_user_id()
-            if not isinstance(user_id, int) or user_id in self.users:
-                raise ValueError(f"user: id {user_id!r} must be a new positive integer")
+            if user_id in self.users:
+                raise ValueError(f"user: id {user_id} is taken; give a new one, or none for the next free one")
             user = User(user_id, login_name, eid, data.get("displayName"), data.get("email"), data.get("externalId"))
             self.users[user_id] = user
             self.users_by_login.setdefault(login_name, []).append(user)

@@ -288,7 +288,22 @@ def test_users_can_be_added_through_the_control_api(sim: Sim) -> None:
     added = sim.http.post("/_sim/users", json={"loginName": "frank@example.com", "eid": "0001"})
     assert added.status_code == 201 and added.json()["id"] == 5
     assert sim.http.post("/_sim/users", json={"loginName": "frank@example.com", "eid": "0001"}).status_code == 400
-    assert sim.http.post("/_sim/users", json={"eid": "0001"}).status_code == 400
+    missing = sim.http.post("/_sim/users", json={"eid": "0001"})
+    assert missing.status_code == 400 and "the user.loginName is missing" in missing.json()["error"]
+
+
+def test_the_control_api_checks_a_user_as_a_seed_is_checked(sim: Sim) -> None:
+    wrong = sim.http.post("/_sim/users", json={"loginName": "gina@example.com", "id": "7", "displayName": 42,
+                                               "mail": "gina@example.com"})
+    assert wrong.status_code == 400
+    error = wrong.json()["error"]
+    assert "unknown key the user.mail" in error and 'the user.id is "7"; it must be a positive integer' in error
+    assert "the user.displayName is 42" in error
+    assert sim.http.post("/_sim/users", json=["gina@example.com"]).status_code == 400
+    taken = sim.http.post("/_sim/users", json={"loginName": "gina@example.com", "id": 5})
+    assert taken.status_code == 201
+    again = sim.http.post("/_sim/users", json={"loginName": "hugo@example.com", "id": 5})
+    assert again.status_code == 400 and "id 5 is taken" in again.json()["error"]
 
 
 def test_tokens_expire_after_their_ttl() -> None:
