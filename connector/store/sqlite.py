@@ -38,6 +38,8 @@ class SQLiteStore(Store):
             raise ValueError("the SQLite store needs a file path; an in-memory database is not shared between threads")
         if not create and not os.path.exists(path):
             raise StoreMissing(f"there is no store at {path}: {MISSING}")
+        if not create and os.path.getsize(path) == 0:  # left as it is: opening it would make it a database
+            raise StoreMissing(f"the store {path} is empty: {MISSING}")
         super().__init__(synchronous)
         self.path = self.name = path
         self._instance_lock: TextIO | None = None

@@ -88,3 +88,9 @@ def test_a_store_command_refuses_a_store_that_does_not_exist_and_creates_nothing
                               "name the wrong store; `connector run` or `connector db upgrade --config <your config>` "
                               "creates a new one"}
     assert not (tmp_path / "missing").exists()  # nothing was created in its place
+    (tmp_path / "missing").mkdir()
+    (tmp_path / "missing" / "cc.db").touch()  # an empty file, e.g. left by a restore that failed
+    empty = cli("events", "list", "--config", str(typo))
+    assert empty.returncode == 1 and f"the store {tmp_path / 'missing' / 'cc.db'} is empty: check" in empty.stderr
+    assert [p.name for p in (tmp_path / "missing").iterdir()] == ["cc.db"] and not (tmp_path / "missing" / "cc.db"
+                                                                                    ).stat().st_size
