@@ -39,7 +39,7 @@ from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
 from connector.store import DriftRun, EventState, Store, StoredUser
 from connector.verba.client import ListedUser, VerbaClient, by_login_name
-from connector.verba.errors import VerbaAuthError, VerbaError
+from connector.verba.errors import VerbaAuthError, VerbaError, VerbaUnreachable
 
 log = logging.getLogger("connector.drift")
 
@@ -308,10 +308,11 @@ def verba_directory(client: VerbaClient, purpose: str) -> dict[str, ListedUser]:
     """Verba's users by login name, with their extensions, from one listUsers without criterion (see
     VerbaClient.every_user); {} when Verba refuses that list or cannot give it, said in a warning that names
     `purpose` (then each user is asked on its own). A login name listed twice is left out (asked on its own, it
-    raises what the client raises for it). Raises VerbaAuthError."""
+    raises what the client raises for it). Raises VerbaAuthError and VerbaUnreachable: asking each user cannot
+    help then."""
     try:
         listed = client.every_user(extensions=True)
-    except VerbaAuthError:
+    except (VerbaAuthError, VerbaUnreachable):
         raise
     except VerbaError as exc:
         log.warning("%s: Verba did not list every user (%s); each user is asked on its own", purpose, exc)

@@ -11,6 +11,7 @@ from connector.verba.errors import (
     VerbaMalformedResponse,
     VerbaStatusError,
     VerbaTransportError,
+    VerbaUnreachable,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "VerbaMalformedResponse",
     "VerbaStatusError",
     "VerbaTransportError",
+    "VerbaUnreachable",
 ]

@@ -36,6 +36,7 @@ from connector.verba.errors import (
     VerbaMalformedResponse,
     VerbaStatusError,
     VerbaTransportError,
+    VerbaUnreachable,
 )
 from connector.verba.guard import EXTENSION_WRITES, UserIdGuard
 from connector.verba.sent import SentLog
@@ -569,8 +570,8 @@ class VerbaClient:
             raise _unparsable("listUsers", exc, content) from None
         return parsing.root
 
-    def _unreachable(self, operation: str, exc: Exception) -> VerbaTransportError:
-        return VerbaTransportError(
+    def _unreachable(self, operation: str, exc: Exception) -> VerbaUnreachable:
+        return VerbaUnreachable(
             f"{operation} could not reach {self.url} ({type(exc).__name__}); {self.unreachable_hint}"
         )
 

@@ -42,6 +42,10 @@ class VerbaTransportError(VerbaError):
     target_wide = True
 
 
+class VerbaUnreachable(VerbaTransportError):
+    """No connection to Verba could be made (refused, no route, unknown host): nothing was sent."""
+
+
 class VerbaHTTPError(VerbaError):
     """Verba answered with an HTTP error status."""
 

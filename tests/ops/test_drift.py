@@ -18,7 +18,7 @@ from connector.ops.metrics import SKIPPED
 from connector.simulator.operations import LIST_CAP, UNFILTERED_LIST_USERS_SHAPES
 from connector.store import EventState
 from connector.verba import VerbaError
-from tests.plugins.simulator import USERS, drain, user
+from tests.plugins.simulator import USERS, drain, free_port, user
 
 WRITES = ("createExtension", "updateExtension")
 ALICE = "+14155550100"
@@ -292,3 +292,15 @@ def test_a_login_name_listed_twice_is_asked_on_its_own(deliverer, sim, drift):
     sim.fault(operation="listUsers", body=body, times=1)
     assert {login: user.user_id for login, user in verba_directory(drift.client, "test").items()} == {
         "bob@example.com": 4}
+
+
+def test_a_check_with_verba_unreachable_fails_at_once_without_asking_each_user(deliverer, sim, config_path):
+    pushed(deliverer, sim, user())
+    config = config_path.read_text()
+    down = config_path.with_name("down.toml")
+    down.write_text(config.replace(sim.url, f"http://127.0.0.1:{free_port()}/provisioning"))
+    assert down.read_text() != config
+    done = subprocess.run([sys.executable, "-m", "connector.cli", "drift", "--config", str(down)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1 and "could not reach http://127.0.0.1:" in done.stderr, done.stderr
+    assert "each user is asked on its own" not in done.stderr and "Traceback" not in done.stderr
