@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Sequence
 
 import click
 
@@ -14,6 +15,7 @@ from connector.ops.health import recorded_target_state
 from connector.ops.report import (
     age,
     audit_line,
+    breaker_state,
     counts_line,
     dead_letters_json,
     drift_line,
@@ -25,9 +27,10 @@ from connector.ops.report import (
     source_states,
     summary_lines,
     to_json,
+    when,
 )
 from connector.runtime import open_configured_store
-from connector.store import StoreError
+from connector.store import Instance, LdapWatermark, OpenBreaker, StoreError, TargetProbe
 
 DEFAULT_MAX_PENDING_AGE = 900.0  # seconds; the README's alert on connector_queue_oldest_pending_age_seconds
 
@@ -54,9 +57,11 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
 @config_option
 @json_option
 @click.option("--check", is_flag=True,
-              help=f"For cron and monitoring: print only the verdict; exit {NEEDS_ATTENTION} when there are dead "
-                   "letters, the oldest pending event is older than --max-pending-age, or a recording server did not "
-                   "take the extension table, else 0.")
+              help=f"For cron and monitoring: print only the verdict; exit {NEEDS_ATTENTION} when someone may not "
+                   "be recorded (dead letters, held events, extension conflicts, a pending event older than "
+                   "--max-pending-age, a recording server that did not take the extension table) or the running "
+                   "connector cannot do its job (Verba down, an instance silent, an LDAP directory failing or not "
+                   "polled), else 0.")
 @click.option("--max-pending-age", "max_pending_age", type=click.FloatRange(min=0), default=DEFAULT_MAX_PENDING_AGE,
               show_default=True, metavar="SECONDS", help="With --check: how old the oldest pending event may be.")
 def status(config_path: str, as_json: bool, check: bool, max_pending_age: float) -> None:
@@ -66,9 +71,12 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
 
     Reads the store only: it needs none of the config's secrets and calls nothing.
 
-    With --check, exit status 0 when all is well, 3 when there are dead letters, the oldest pending event is older
-    than --max-pending-age, or a recording server named in the last applyExtensionConfiguration answer did not take
-    the extension table (each reason printed, one a line), 1 on an error.
+    With --check, exit status 0 when all is well, 3 when something needs someone (each reason printed, one a line),
+    1 on an error. The reasons: dead letters; events held by a guard; open extension conflicts; a pending event older
+    than --max-pending-age; a recording server named in the last applyExtensionConfiguration answer that did not take
+    the extension table; an open circuit breaker on Verba, or a failed last probe of it; a connector instance not
+    heard from for [instance] liveness_seconds; an LDAP directory whose last poll failed, or that no poll has read
+    for --max-pending-age (or ten poll intervals, if longer).
     """
     config = load_config(config_path, secrets=())
     if check:
@@ -131,8 +139,13 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
     try:
         with open_configured_store(config) as store:
             summary = store.dead_letter_summary()
+            held = store.held_summary()
+            conflicts, _ = store.ownership_counts()
             oldest = store.oldest_pending_at()
             recorders = store.recorders()
+            now, instances = store.live_instances()
+            breakers, probes = store.open_breakers(), store.target_probes()
+            marks = {mark.directory: mark for mark in store.ldap_watermarks()}
     except StoreError as exc:  # a monitor that reads the JSON gets a verdict too (and exit status 1)
         if as_json:
             click.echo(to_json({"ok": False, "error": str(exc)}))
@@ -149,9 +162,18 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
         causes = ", ".join(f"{g.cause} {g.size}" for g in summary)
         problems.append(f"{sum(g.size for g in summary)} dead letter(s) ({causes}): see `connector status`, then "
                         "`connector events list --state dead --cause CAUSE`")
+    if held:
+        causes = ", ".join(f"{g.cause} {g.size} (source {g.source})" for g in held)
+        problems.append(f"{sum(g.size for g in held)} event(s) held by a guard ({causes}): review them with "
+                        "`connector events list --state held`, then approve or discard them")
+    if conflicts:
+        problems.append(f"{conflicts} extension conflict(s): an extension a user should be recorded on is held by "
+                        "another Verba user; see `connector status`")
     if pending_age is not None and pending_age > max_pending_age:
         problems.append(f"the oldest pending event is {age(pending_age)} old (more than {age(max_pending_age)}): "
                         "is the connector running and Verba answering? see `connector status`")
+    problems += _running_problems(config, now, instances, breakers, probes)
+    problems += _directory_problems(config, marks, max_pending_age)
     if as_json:
         click.echo(to_json({"ok": not problems, "problems": problems, "oldest_pending_age_seconds": pending_age,
                             "max_pending_age_seconds": max_pending_age,
@@ -164,3 +186,44 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
         click.echo(f"check ok: no dead letters; oldest pending {oldest_text} (at most {age(max_pending_age)})")
     if problems:
         sys.exit(NEEDS_ATTENTION)
+
+
+def _running_problems(config: Config, now: float, instances: Sequence[Instance], breakers: Sequence[OpenBreaker],
+                      probes: Sequence[TargetProbe]) -> list[str]:
+    """What the running connectors recorded that needs someone: an instance that went silent (it crashed or hangs:
+    one stopped cleanly leaves no record), an open circuit breaker on Verba, or a failed last probe of Verba by a
+    live instance (`now`: the store's clock)."""
+    limit = config.instance.liveness_seconds
+    silent = [i for i in instances if now - i.heartbeat_at > limit]
+    problems = [f"connector instance {i.name} ({i.host}, pid {i.pid}) has not been heard from for "
+                f"{age(now - i.heartbeat_at)} (more than {age(limit)}): is it running? see `connector status`"
+                for i in silent]
+    live = {i.name for i in instances if i not in silent}
+    probe = probes[0] if probes else None
+    if breakers:
+        problems.append(f"target {config.target_url} {breaker_state(breakers[0], now)}")
+    elif probe is not None and not probe.answered and probe.instance in live:
+        ago = age(max(0.0, now - probe.probed_at))
+        problems.append(f"target {config.target_url} did not answer the last probe, {ago} ago by instance "
+                        f"{probe.instance}: {probe.cause}: {probe.error}")
+    return problems
+
+
+def _directory_problems(config: Config, marks: dict[str, LdapWatermark], max_pending_age: float) -> list[str]:
+    """The LDAP directories of this config whose last poll failed (and none succeeded in the two poll intervals
+    before), or that no poll has read for `max_pending_age` or ten poll intervals, the longer (no instance polls
+    them, or it hangs). A directory never polled yet is not counted: a new connector has not polled it."""
+    problems = []
+    now = time.time()
+    for name, directory in sorted(config.ldap.items()):
+        mark = marks.get(name)
+        if mark is None or mark.last_run_at is None:
+            continue
+        quiet = now - (mark.last_success_at or 0.0)
+        limit = max(10 * directory.poll_seconds, max_pending_age)
+        if mark.last_error and quiet > 2 * directory.poll_seconds:
+            problems.append(f"directory {name}: the last poll failed, at {when(mark.last_run_at)}: {mark.last_error}")
+        elif quiet > limit:
+            problems.append(f"directory {name}: no poll has read it for {age(quiet)} (more than {age(limit)}): is a "
+                            f"connector with [ldap.{name}] in its config running? see `connector status`")
+    return problems

@@ -18,7 +18,7 @@ from connector.config import load_config
 from connector.events import UserChange
 from connector.ops.metrics import StoreCollector
 from connector.runtime import open_configured_store
-from connector.store import EventState, Store, open_store
+from connector.store import EventState, Instance, LdapPoll, Store, TargetProbe, open_store
 from tests.ops.helpers import write_config
 from tests.ops.test_replay import make_dead_letters
 from tests.plugins.simulator import drain, free_port
@@ -104,8 +104,9 @@ def test_status_check_exits_3_with_dead_letters_or_an_old_pending_event_else_0(t
     config, _ = crowded
     failed = run(config, "status", "--check")
     assert failed.exit_code == 3, failed.output
-    assert failed.output.startswith("CHECK FAILED: 3002 dead letter(s) (unresolved_user 3000, mapping 2)")
-    assert len(failed.output.splitlines()) == 1
+    dead, held = failed.output.splitlines()  # one line per reason, however many users
+    assert dead.startswith("CHECK FAILED: 3002 dead letter(s) (unresolved_user 3000, mapping 2)")
+    assert held.startswith("CHECK FAILED: 1 event(s) held by a guard (ldap_mass_change 1 (source corp)): review")
 
     (tmp_path / "clean").mkdir()
     clean = write_config(tmp_path / "clean", f"http://127.0.0.1:{free_port()}/provisioning")
@@ -123,6 +124,42 @@ def test_status_check_exits_3_with_dead_letters_or_an_old_pending_event_else_0(t
     assert verdict["ok"] is False and len(verdict["problems"]) == 1
     broken = run(tmp_path / "nowhere.toml", "status", "--check")
     assert broken.exit_code == 1 and "no such file" in broken.output
+
+
+def test_status_check_exits_3_when_verba_an_instance_or_a_directory_is_down(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/provisioning"
+    directories = "".join(f'[ldap.{name}]\nurl = "ldap://127.0.0.1:{free_port()}"\nbase = "dc={name}"\n'
+                          'bind_dn = "cn=reader"\npassword_env = "CONNECTOR_TEST_UNSET_LDAP_PASSWORD"\n'
+                          for name in ("corp", "hr"))
+    config = write_config(tmp_path, url, extra=directories)
+    with open_configured_store(load_config(config, secrets=()), create=True) as store:
+        assert run(config, "status", "--check").exit_code == 0  # directories never polled: a new connector
+        store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)
+        store.register_instance(Instance("b", "run-b", "vm2", 202), 15, lambda previous: True)
+        store.note_target_probe(TargetProbe("a", url, time.time() - 3, 0.1, "transport", "could not reach Verba"))
+        probed = run(config, "status", "--check")
+        assert probed.exit_code == 3 and probed.output.startswith(
+            f"CHECK FAILED: target {url} did not answer the last probe, "), probed.output
+        assert "by instance a: transport: could not reach Verba" in probed.output
+
+        store.note_breaker("b", time.time() - 60, error="requestToken could not reach Verba")
+        down = run(config, "status", "--check").output.splitlines()
+        assert len(down) == 1 and down[0].startswith(f"CHECK FAILED: target {url} DOWN: circuit breaker open since ")
+
+        with store._write() as conn:  # instance a crashed a minute ago: its heartbeats stopped
+            conn.execute("UPDATE instances SET heartbeat_at = heartbeat_at - 60 WHERE name = 'a'")
+        store.note_poll_failure("corp", "directory corp: cannot connect (Connection refused)", time.time())
+        store.commit_poll(LdapPoll("hr", 0, {}, time.time() - 7200))  # read two hours ago, never since
+        verdict = run(config, "status", "--check")
+    assert verdict.exit_code == 3
+    assert verdict.output.splitlines()[0].startswith(
+        "CHECK FAILED: connector instance a (vm1, pid 101) has not been heard from for 1.0m (more than 15s): is it "
+        "running?"), verdict.output
+    assert "CHECK FAILED: directory corp: the last poll failed, at " in verdict.output
+    assert ": directory corp: cannot connect (Connection refused)" in verdict.output
+    assert ("CHECK FAILED: directory hr: no poll has read it for 2.0h (more than 15.0m): is a connector with "
+            "[ldap.hr] in its config running?") in verdict.output
+    assert len(json.loads(run(config, "status", "--check", "--json").output)["problems"]) == 4
 
 
 def replay(config: Path, *args: str) -> subprocess.Popen[str]:
