@@ -19,6 +19,7 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
+from connector.dn import InvalidDn, parse_dn
 from connector.errors import ConnectorError
 from connector.records import eid_problem
 from connector.shipped import default_mapping
@@ -635,7 +636,7 @@ def _ldap(name: str, raw: dict[str, Any], mapping_file: str, read: bool,
     if ("bind_dn" in values) != ("password_env" in values or "password_file" in values):
         problems.append(f"[{key}] needs both bind_dn and password_env (or password_file), or neither "
                         "for an anonymous bind")
-    for check in (_check_connection, _check_reading, _check_guard, _check_identity, _check_tolerance):
+    for check in (_check_connection, _check_search, _check_reading, _check_guard, _check_identity, _check_tolerance):
         check(config, key, problems)
     return config
 
@@ -656,6 +657,29 @@ def _check_connection(config: LdapConfig, key: str, problems: list[str]) -> None
         problems.append(f"{key} has starttls = true with an ldaps:// url; keep one of them")
     if config.ca_file is not None and not Path(config.ca_file).is_file():
         problems.append(f"{key}.ca_file {config.ca_file!r} is not a file; fix the path")
+
+
+def _check_search(config: LdapConfig, key: str, problems: list[str]) -> None:
+    """The DNs and the filter the searches send, parsed as the watcher (connector.dn) and ldap3 parse them before
+    sending. bind_dn may be no DN: Active Directory also binds as svc@corp.example (a UPN) or CORP\\svc."""
+    for item, dn in (("base", config.base), ("group_base", config.group_base)):
+        if dn is None:
+            continue
+        try:
+            parse_dn(dn)
+        except InvalidDn as exc:
+            problems.append(f"{key}.{item} {exc}; write it as attribute=value pairs joined by single commas, "
+                            "e.g. \"OU=Staff,DC=corp,DC=example\"")
+    if config.filter is not None:
+        from ldap3.core.exceptions import LDAPException  # ldap3 takes 40 ms to import: only for a filter
+        from ldap3.operation.search import parse_filter
+
+        try:  # as a search parses it: no schema, values auto-escaped and encoded, names not checked
+            parse_filter(config.filter, None, True, True, None, False)  # type: ignore[no-untyped-call]
+        except LDAPException as exc:
+            problems.append(f"{key}.filter {config.filter!r} is not an LDAP filter ({exc}); write one filter in "
+                            "parentheses, with every ( closed and several joined by & or |, e.g. "
+                            "\"(&(objectClass=person)(mail=*))\"")
 
 
 def _check_reading(config: LdapConfig, key: str, problems: list[str]) -> None:

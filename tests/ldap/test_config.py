@@ -106,3 +106,33 @@ def test_the_clock_tolerance_stays_within_the_overlap_window():
     message = error(overlap_seconds=20, clock_tolerance_seconds=30)
     assert "ldap.corp.clock_tolerance_seconds (30) is above ldap.corp.overlap_seconds (20)" in message
     assert "raise overlap_seconds" in message
+
+
+@pytest.mark.parametrize("keys, words", [
+    ({"base": "ou=staff,,dc=example"}, ["ldap.corp.base 'ou=staff,,dc=example' is not a DN", "single commas"]),
+    ({"base": "Staff"}, ["ldap.corp.base 'Staff' is not a DN", "OU=Staff,DC=corp,DC=example"]),
+    ({"group_base": "ou=groups,dc=corp,"}, ["ldap.corp.group_base 'ou=groups,dc=corp,' is not a DN"]),
+    ({"filter": "(objectClass=inetOrgPerson"}, ["ldap.corp.filter '(objectClass=inetOrgPerson' is not an LDAP "
+                                                "filter (invalid filter)", "every ( closed"]),
+    ({"filter": "objectClass=person"}, ["ldap.corp.filter", "in parentheses"]),
+    ({"filter": "(objectClass=person)(mail=*)"}, ["ldap.corp.filter", "missing boolean operator", "(&"]),
+    ({"filter": "(!(a=b)(c=d))"}, ["ldap.corp.filter", "NOT (!)"]),
+])
+def test_a_base_group_base_or_filter_that_cannot_be_sent_is_a_config_error(keys, words):
+    message = error(**keys)
+    assert message.startswith("c.toml: ") and len(message.splitlines()) == 1
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize("keys", [
+    {"base": "OU=Sales\\, EMEA, DC=corp,DC=example", "group_base": "1.3.6.1.4.1.1466.0=#04024869,DC=example"},
+    {"filter": "(&(objectCategory=person)(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"},
+    {"filter": " (uid=a\\2a*) "},
+    # An Active Directory bind may name the account as a UPN or DOMAIN\user, which are not DNs.
+    {"bind_dn": "svc-verba@corp.example", "password_env": "LDAP_PW"},
+    {"bind_dn": "CORP\\svc-verba", "password_env": "LDAP_PW"},
+])
+def test_well_formed_dns_filters_and_ad_bind_names_are_accepted(keys, monkeypatch):
+    monkeypatch.setenv("LDAP_PW", "s3cret")
+    ldap(**keys)

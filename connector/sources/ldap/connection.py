@@ -152,7 +152,7 @@ def search(
             conn.search(base, search_filter, scope, attributes=list(attributes), paged_size=page_size,
                         paged_cookie=cookie, controls=list(controls) or None)
         except LDAPException as exc:
-            raise DirectoryError(f"search under {base!r} failed ({exc}); the connection is retried") from None
+            raise DirectoryError(f"search under {base!r} with {search_filter} failed ({exc})") from None
         result = conn.result
         if result["result"] != 0:
             raise DirectoryError(f"search under {base!r} with {search_filter} ended with {result['description']} "
@@ -216,7 +216,7 @@ def read_entry(conn: ldap3.Connection, dn: str, attributes: Sequence[str],
     try:
         conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=list(attributes), controls=list(controls) or None)
     except LDAPException as exc:
-        raise DirectoryError(f"reading {dn!r} failed ({exc}); the connection is retried") from None
+        raise DirectoryError(f"reading {dn!r} failed ({exc})") from None
     code = conn.result["result"]
     if code in (REFERRAL, NO_SUCH_OBJECT, INSUFFICIENT_ACCESS_RIGHTS, INVALID_DN_SYNTAX):
         return None
