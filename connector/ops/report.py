@@ -148,7 +148,7 @@ def _jsonable(value: object) -> Any:
 
 def source_states(config: Config, watermarks: dict[str, LdapWatermark], leaders: dict[str, str]) -> dict[str, str]:
     """One line per source: SCIM's address and clients, each LDAP directory's last run and the instance
-    polling it (`leaders`: the instance running each task, "ldap.NAME" for a directory)."""
+    polling it, if one does (`leaders`: the instance running each task, "ldap.NAME" for a directory)."""
     clients = ", ".join(c.name for c in config.scim.clients) or "none configured (every request gets 401)"
     states = {"scim": f"{config.scim.url} clients: {clients}"}
     for name in sorted(config.ldap):
@@ -159,8 +159,9 @@ def source_states(config: Config, watermarks: dict[str, LdapWatermark], leaders:
             states[f"ldap.{name}"] = f"FAILED at {when(mark.last_run_at)}: {mark.last_error}"
         else:
             states[f"ldap.{name}"] = f"ok, last run {when(mark.last_run_at)}, {mark.known} users known"
-        if f"ldap.{name}" in leaders:
-            states[f"ldap.{name}"] += f"; polled by instance {leaders[f'ldap.{name}']}"
+        leader = leaders.get(f"ldap.{name}")
+        states[f"ldap.{name}"] += (f"; polled by instance {leader}" if leader else
+                                   f"; no running connector polls it (one with [ldap.{name}] in its config does)")
     return states
 
 

@@ -215,7 +215,8 @@ def test_status_shows_queue_sources_and_target(deliverer, simulator, config_path
     result = cli("status", "--config", str(config_path))
     assert result.returncode == 0, result.stderr
     assert "queue: pending=0  in_flight=0  done=0  dead=3" in result.stdout
-    assert "clients: entra" in result.stdout and "source ldap.corp: never run" in result.stdout
+    assert "clients: entra" in result.stdout and ("source ldap.corp: never run; no running connector polls it (one "
+                                                  "with [ldap.corp] in its config does)") in result.stdout
     # status calls nothing: it shows what a running connector's probe recorded in the store, and none did yet
     assert f"target: {simulator.url} unknown: no running connector has recorded a probe of Verba yet" in result.stdout
     assert "2  error_illegal_argument" in result.stdout
@@ -225,7 +226,8 @@ def test_status_shows_queue_sources_and_target(deliverer, simulator, config_path
     assert line.startswith(f"target: {simulator.url} reachable (probed ") and " ago, at " in line
     assert line.endswith("by instance conn-a; instance conn-a is not running now)")
     data = json.loads(cli("status", "--config", str(config_path), "--json").stdout)
-    assert data["sources"]["ldap.corp"] == "never run" and data["target"]["state"].startswith("reachable (probed ")
+    assert data["sources"]["ldap.corp"].startswith("never run; no running connector polls it")
+    assert data["target"]["state"].startswith("reachable (probed ")
     [probe] = data["target"]["probes"]
     assert (probe["instance"], probe["url"], probe["cause"], probe["error"]) == ("conn-a", simulator.url, None, None)
 
