@@ -122,8 +122,14 @@ class Deliverer:
         # The user's current state, not the claim's: a replayed old event must not roll the user back.
         change = (claim.current or claim.latest).change
         try:
-            user_id = self.users.resolve(change, claim.verba_user_id)
             previous = list(claim.pushed)
+            if self.mapping.needs_nothing(change, previous) and not self.store.claimed(claim.source, claim.external_id):
+                self.store.complete(lease.final(), [], None, sent=sent)
+                SKIPPED.inc()
+                log.info("%s/%s: maps to no extension and none was pushed for it; nothing sent", claim.source,
+                         claim.external_id, extra={"event_ids": list(claim.event_ids), "outcome": "skipped"})
+                return
+            user_id = self.users.resolve(change, claim.verba_user_id)
             mapped = self.mapping.map_user(change, user_id, previous)
             if not claim.forced and self._confirmed(claim, mapped, previous, user_id):
                 self.store.complete(lease.final(), mapped.upserts, user_id, sent=sent)

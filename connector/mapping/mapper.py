@@ -146,6 +146,13 @@ class Mapping:
                     stopped[extension] = self._record(extension, user_id, self.defaults).stopped()
         return MappedUser(upserts, list(stopped.values()))
 
+    def needs_nothing(self, change: UserChange, previous: Sequence[ExtensionRecord]) -> bool:
+        """Whether a push of `change` has nothing to write or stop: its state maps to no extension and nothing was
+        pushed for the user before (`previous`), so no Verba user is needed (a service account without a number).
+        Raises MappingFailure for a bad value, as map_user does. The caller checks that the user claims no extension
+        either (a conflict it waits in is released by a push)."""
+        return not previous and not self._extensions(change.state, strict=self._settings(change) is not None)
+
     def _settings(self, change: UserChange) -> RecordingSettings | None:
         """How this user is recorded; None when not at all."""
         if change.kind != "upsert" or change.state.get("active") is False:

@@ -179,6 +179,12 @@ class DriftCheck:
             user.unchecked = "a push of this user is under way"
             return user
         change = current.change
+        try:
+            if self.mapping.needs_nothing(change, stored.pushed):
+                return user  # nothing is recorded for it, nor should be: nothing to compare
+        except MappingFailure as exc:
+            user.unchecked = str(exc)
+            return user
         if current.updated_at >= listed_at - CLOCK_MARGIN_SECONDS:
             directory = {}  # pushed since Verba's users were listed: the list is older than the push, ask anew
         try:

@@ -72,7 +72,7 @@ class Item:
 class PreviewReport:
     users: int = 0  # users previewed
     items: list[Item] = dataclasses.field(default_factory=list)
-    no_extension: int = 0  # users resolved and mapped to no extension at all
+    no_extension: int = 0  # users mapped to no extension at all
 
     @property
     def counts(self) -> dict[str, int]:
@@ -137,7 +137,7 @@ class DryRun:
         managed = {user.user_id for user in ready if user.user_id is not None}
         last_written = self.store.owners(sorted({e for user in ready for e in user.found}))
         for user in ready:
-            assert user.mapped is not None and user.user_id is not None
+            assert user.mapped is not None  # and a user_id unless it maps to nothing
             if not user.mapped.upserts and not user.mapped.deprovisions:
                 report.no_extension += 1
             for record in user.mapped.upserts:
@@ -162,7 +162,11 @@ class DryRun:
 
     def _read_verba(self, user: _Looked, directory: dict[str, ListedUser]) -> None:
         change = user.change
+        pushed = self.store.pushed_extensions(change.source, change.external_id)
         try:
+            if self.mapping.needs_nothing(change, pushed) and not self.store.claimed(*user.key):
+                user.mapped = MappedUser([], [])  # the push sends nothing: no Verba user to find
+                return
             verba = look_up(self.client, self.mapping, change,
                             self.store.verba_user_id(change.source, change.external_id), directory)
         except MappingFailure as exc:
@@ -176,8 +180,7 @@ class DryRun:
             user.failure = Item("unresolved", user.label, None, self._unresolved(str(verba.found), change))
             return
         try:
-            user.mapped = self.mapping.map_user(change, user.user_id,
-                                                self.store.pushed_extensions(change.source, change.external_id))
+            user.mapped = self.mapping.map_user(change, user.user_id, pushed)
         except (MappingFailure, ValueError) as exc:
             user.failure = Item("mapping", user.label, None, str(exc))
             return

@@ -129,6 +129,36 @@ def test_a_user_unknown_to_verba_dead_letters_and_nothing_reaches_the_wire(deliv
     assert pushes(simulator) == []
 
 
+def test_a_user_with_no_number_unknown_to_verba_is_done_without_a_call(deliverer, simulator):
+    """A service account without a number: nothing to record or stop, so no Verba user is needed."""
+    deliverer.store.enqueue([user("u-svc", "svc-backup@example.com", phones=()),
+                             user("u-gone", "gone@example.com", phones=(), kind="delete")])
+    drain(deliverer)
+    assert [(e.change.external_id, e.state) for e in deliverer.store.list_events()] == [
+        ("u-gone", EventState.DONE), ("u-svc", EventState.DONE)]
+    assert [c["operation"] for c in simulator.calls()] == []  # not even a listUsers
+    deliverer.store.enqueue([user("u-svc", "svc-backup@example.com", phones=(A,))])  # given a number: resolved
+    drain(deliverer)
+    newest = deliverer.store.list_events()[0]
+    assert newest.state is EventState.DEAD and newest.last_cause == "unresolved_user"
+
+
+def test_a_user_who_loses_every_number_is_still_stopped_through_their_verba_user(deliverer, simulator):
+    deliverer.store.enqueue([user(phones=(A,))])
+    drain(deliverer)
+    deliverer.store.enqueue([user(phones=())])
+    drain(deliverer)
+    stopped = simulator.extensions()[A]
+    assert stopped["user_id"] == 3 and not stopped["voice"]  # recording stopped, still linked to alice
+
+
+def test_a_bad_number_is_a_mapping_dead_letter_not_nothing_to_do(deliverer, simulator):
+    deliverer.store.enqueue([user("u-svc", "svc-backup@example.com", phones=("not a number",))])
+    drain(deliverer)
+    [event] = deliverer.store.list_events()
+    assert event.state is EventState.DEAD and event.last_cause == "mapping" and "not a number" in event.last_error
+
+
 def test_different_users_are_pushed_and_each_ends_linked_to_its_own_id(deliverer, simulator):
     deliverer.store.enqueue([user(phones=(A,)), user("u-bob", "bob@example.com", phones=(B,))])
     drain(deliverer)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +194,27 @@ def test_two_users_with_one_number_are_a_conflict_for_the_later_one(slapd, admin
     outcomes = sorted((i["outcome"], i["detail"]) for i in json.loads(result.output)["items"])
     assert [o for o, _ in outcomes] == ["conflict", "create"]
     assert "claimed it first: the earliest claim wins" in outcomes[0][1]
+
+
+def test_a_user_without_a_number_is_nothing_to_do_in_the_preview_the_push_and_drift(slapd, admin, base, simulator,
+                                                                                   tmp_path):
+    """A service account: no number and no Verba user. Nothing is recorded for it, so nothing is looked up."""
+    slapd.add_user(admin, base, "svc-backup")
+    config_path = write_config(tmp_path, slapd.url, base, simulator.url)
+    runner = CliRunner()
+    preview = runner.invoke(main, ["ldap", "sync", "corp", "--dry-run", "--config", config_path])
+    assert preview.exit_code == 0 and "(1 users map to no extension)" in preview.output, preview.output
+    assert re.search(r"^  unresolved \(no Verba user\) +0 users$", preview.output, re.MULTILINE), preview.output
+    assert runner.invoke(main, ["ldap", "sync", "corp", "--config", config_path]).exit_code == 0
+    simulator.clear_calls()
+    config = load_config(config_path)
+    with open_configured_store(config) as store, open_client(config) as client:
+        drain(Deliverer(store, client, load_mapping(config.mapping_file), config.delivery))
+        assert [e.state for e in store.list_events()] == [EventState.DONE]
+    assert [c["operation"] for c in simulator.calls()] == []
+    drift = subprocess.run([sys.executable, "-m", "connector.cli", "drift", "--config", config_path],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert drift.returncode == 0 and "not checked" not in drift.stdout, drift.stdout + drift.stderr
 
 
 def test_a_verba_error_about_one_user_is_reported_not_fatal(slapd, admin, base, simulator, tmp_path):
