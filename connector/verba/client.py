@@ -269,6 +269,7 @@ class VerbaClient:
         refuses a listUsers without criterion, and every call's VerbaErrors.
         """
         listed: list[ListedUser] = []
+        self._current_token()  # within the client's timeout: only the list itself may take longer
         with self._transport.longer(timeout):
             _, status = self._call(
                 "listUsers", listed=listed,

@@ -208,3 +208,13 @@ def test_a_whole_list_may_take_longer_than_other_calls(sim: Sim, client: VerbaCl
     while len(sim.calls("listUsers")) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(sim.calls("listUsers")) == 2
+
+
+def test_only_the_list_itself_may_take_longer_than_the_clients_timeout(sim: Sim, client: VerbaClient) -> None:
+    """A Verba that takes the connection and never answers: the token request gives up after the client's 2 s,
+    not after the whole-directory list's allowance (drift waited 300 s for a requestToken)."""
+    sim.faults({"operation": "requestToken", "latency_ms": 4000, "times": 1})
+    with pytest.raises(VerbaTransportError, match=r"requestToken to .* got no answer within 2 s"):
+        client.every_user(extensions=False, timeout=60)  # before, it waited the 4 s out and went on
+    sim.faults({"operation": "listUsers", "latency_ms": 2500, "times": 1})
+    assert client.every_user(extensions=False, timeout=60)  # the list itself may take longer
