@@ -135,6 +135,8 @@ class VerbaClient:
         self._fixed_token = token is not None
         self._token = token
         self._lock = threading.Lock()
+        self._token_requests = 0  # requestTokens ended, under _lock
+        self._token_failure: VerbaError | None = None  # why the last one failed (None: it did not)
         self._local = threading.local()  # per thread: until when calls may start (see calls_until)
         secrets = (token,) if public_password else (password, token)
         self._configured = tuple(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH)
@@ -385,10 +387,12 @@ class VerbaClient:
         return dataclasses.replace(status, message=self._mask(status.message)) if status.message else status
 
     def _current_token(self) -> str:
-        token = self._token
+        token, requests = self._token, self._token_requests
         if token is None:
             with self._lock:
                 if self._token is None:
+                    if self._token_failure is not None and self._token_requests != requests:
+                        raise self._token_failure  # the request this thread waited for failed: not asked again
                     self._token = self._request_token()
                 token = self._token
         return token
@@ -408,6 +412,19 @@ class VerbaClient:
             return self._token
 
     def _request_token(self) -> str:
+        """A new token (called under _lock); a failure is kept for the threads that waited for it."""
+        try:
+            token = self._new_token()
+        except VerbaError as exc:
+            self._token_failure = exc
+            raise
+        else:
+            self._token_failure = None
+        finally:
+            self._token_requests += 1  # once it ended: a thread that read the count before waited for this one
+        return token
+
+    def _new_token(self) -> str:
         value = self._send("requestToken", eid=self.eid, loginName=self._login, password=self._password)
         status = self._read_status(value, "requestToken")
         if status.code != OK:

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from connector.verba import VerbaAuthError, VerbaClient, VerbaStatusError
+from connector.verba import VerbaAuthError, VerbaClient, VerbaHTTPError, VerbaStatusError
 from connector.verba.errors import ExtensionAbsent
 from tests.verba.helpers import PASSWORD, Sim, in_threads, record
 
@@ -67,6 +67,18 @@ def test_threads_sharing_a_client_renew_the_token_once(sim: Sim, client: VerbaCl
     assert in_threads(8, push) == []
     assert len(sim.calls("requestToken")) == 2
     assert len(sim.state()["extensions"]) == 8
+
+
+def test_threads_waiting_for_a_token_that_cannot_be_had_share_its_failure(sim: Sim, client: VerbaClient) -> None:
+    """Verba fails: the threads that waited for the one requestToken get its error instead of each asking in turn
+    (eight dry-run threads waited a timeout each, one after the other). A later call asks again."""
+    sim.faults({"operation": "requestToken", "http_status": 503, "latency_ms": 500, "times": 8})
+    errors = in_threads(8, lambda n: client.get_extension(f"30{n}"))
+    assert len(errors) == 8 and all("HTTP 503" in str(error) for error in errors), errors
+    assert len(sim.calls("requestToken")) == 1
+    with pytest.raises(VerbaHTTPError, match="HTTP 503"):  # not the old failure: a new request
+        client.get_extension("300")
+    assert len(sim.calls("requestToken")) == 2
 
 
 def test_unauthorized_again_after_renewal_is_raised(sim: Sim, client: VerbaClient) -> None:
