@@ -116,5 +116,5 @@ def _upsert_line(record: ExtensionRecord, before: ExtensionRecord | None, id_kno
         f"{f} {getattr(before, f)} -> {getattr(record, f)}" for f in fields if getattr(before, f) != getattr(record, f)
     ]
     return f"upsert {record.extension}: {settings} " + (
-        f"(changed: {', '.join(changes)})" if changes else "(as last sent)"
+        f"(changed: {', '.join(changes)})" if changes else "(same as the last attempt)"
     )

@@ -84,7 +84,7 @@ def test_dry_run_shows_what_would_be_sent_and_changes_nothing(deliverer, simulat
     assert "3 event(s) of 3 user(s) would be replayed; nothing changed" in result.stdout
     assert (
         f"upsert {A}: recording_mode=FULL, voice=True, im=False, video=False, screen_capture_enabled=False "
-        "(as last sent)" in result.stdout
+        "(same as the last attempt)" in result.stdout
     )
     assert (
         f"upsert {C}: recording_mode=FULL, voice=True, im=False, video=False, screen_capture_enabled=False (new)"
@@ -282,7 +282,7 @@ def test_events_held_by_the_stop_recording_guard_in_status_show_and_approve(simu
         assert "     1  stop_recording_guard  source test" in status.stdout
         [held] = store.list_events(state=EventState.HELD)
         shown = cli("events", "show", str(held.id), "--config", str(path))
-        assert "stop recording" in shown.stdout and "(as last sent)" not in shown.stdout, shown.stdout
+        assert "stop recording" in shown.stdout and "(same as the last attempt)" not in shown.stdout, shown.stdout
         approved = cli("events", "approve", "--all", "--reason", "leavers, intended", "--config", str(path))
         assert "approved 1 held event(s)" in approved.stdout
         drain(deliverer)
