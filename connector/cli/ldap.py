@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import logging
 import sys
@@ -18,7 +17,7 @@ from connector.config import LDAP_ID_ATTRIBUTES, Config, LdapConfig, load_config
 from connector.errors import ConnectorError
 from connector.mapping import load_mapping
 from connector.ops.preview import ALWAYS_LISTED, OUTCOMES, USER_OUTCOMES, DryRun, PreviewReport
-from connector.ops.report import to_json
+from connector.ops.report import to_json, when
 from connector.runtime import open_client, open_configured_store
 from connector.sources.ldap import watcher as watcher_module
 from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, Preview, RunResult, Watcher
@@ -210,7 +209,8 @@ def _describe(name: str, config: LdapConfig | None, watermark: LdapWatermark | N
     lines.append(f"  known users {watermark.known}")
     lines.append(f"  last run    {_when(watermark.last_run_at)}"
                  + ("  FAILED" if watermark.last_error else "  ok"))
-    lines.append(f"  last ok     {_when(watermark.last_success_at)}  {watermark.counts or ''}")
+    counts = ", ".join(f"{kind} {n}" for kind, n in watermark.counts.items())
+    lines.append(f"  last ok     {_when(watermark.last_success_at)}" + (f"  ({counts})" if counts else ""))
     if watermark.last_error:
         lines.append(f"  last error  {watermark.last_error}")
     if config is not None:
@@ -235,4 +235,4 @@ def _as_dict(watermark: LdapWatermark) -> dict[str, object]:
 
 
 def _when(at: float | None) -> str:
-    return "never" if at is None else datetime.datetime.fromtimestamp(at).astimezone().isoformat(timespec="seconds")
+    return "never" if at is None else when(at)

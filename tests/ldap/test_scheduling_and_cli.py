@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def test_sync_and_status_commands(slapd, admin, base, tmp_path):
 
     result = runner.invoke(main, ["ldap", "status", "--config", config])
     assert "known users 1" in result.output and "last run" in result.output and "stamp" in result.output
+    [last_ok] = [line for line in result.output.splitlines() if line.startswith("  last ok")]
+    assert re.fullmatch(r"  last ok     \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  \(seen 1, .*\)", last_ok), last_ok
     [line] = runner.invoke(main, ["ldap", "status", "--json", "--config", config]).output.splitlines()
     assert json.loads(line)["known"] == 1
 
