@@ -24,11 +24,6 @@ class Instance:
     started_at: float = 0.0
     heartbeat_at: float = 0.0
 
-    @property
-    def owner_pattern(self) -> str:
-        """The LIKE pattern of this start's lease owners."""
-        return f"{self.run}/%"
-
 
 @dataclasses.dataclass(frozen=True)
 class Beat:
@@ -98,8 +93,8 @@ class Instances(Database):
 
     def _release(self, conn: Any, instance: Instance) -> int:
         """Unregister `instance`: its claims go back to pending, its extension locks, tasks and breaker go."""
-        released = int(conn.execute(self._q["release_run"], (time.time(), instance.owner_pattern)).rowcount)
-        conn.execute(self._q["unlock_run"], (instance.owner_pattern,))
+        released = int(conn.execute(self._q["release_run"], (time.time(), instance.run)).rowcount)
+        conn.execute(self._q["unlock_run"], (instance.run,))
         conn.execute(self._q["forget_leadership"], (instance.name,))
         conn.execute(self._q["close_breaker"], (instance.name,))
         conn.execute(self._q["forget_instance"], (instance.run,))

@@ -155,5 +155,4 @@ class LdapMarks(Database):
 
 
 def _watermark(row: Any) -> LdapWatermark:
-    return LdapWatermark(row["directory"], json.loads(row["cursor"]), row["version"], row["known"],
-                         row["last_run_at"], row["last_success_at"], row["last_error"], json.loads(row["counts"]))
+    return LdapWatermark(**{**row, "cursor": json.loads(row["cursor"]), "counts": json.loads(row["counts"])})

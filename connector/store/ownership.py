@@ -168,7 +168,7 @@ class ExtensionOwnership(Database):
             rivals: dict[str, list[Claimant]] = {}
             owners: dict[str, int] = {}
             for extension in dict.fromkeys(extensions):
-                rivals[extension] = [_claimant(row) for row in conn.execute(q["rivals"], (extension, *me))]
+                rivals[extension] = [Claimant(**row) for row in conn.execute(q["rivals"], (extension, *me))]
                 row = conn.execute(q["owner"], (extension,)).fetchone()
                 if row is not None:
                     owners[extension] = int(row["verba_user_id"])
@@ -253,7 +253,7 @@ class ExtensionOwnership(Database):
     def claimants(self, extensions: Sequence[str]) -> dict[str, list[Claimant]]:
         """Who claims each of `extensions` now, earliest first; extensions nobody claims are left out. Reads only
         (for previews: `begin_push` is what a push reads them with, under the extensions' locks)."""
-        found = {ext: [_claimant(row) for row in self._all("claimants", (ext,))] for ext in dict.fromkeys(extensions)}
+        found = {ext: [Claimant(**row) for row in self._all("claimants", (ext,))] for ext in dict.fromkeys(extensions)}
         return {extension: claimants for extension, claimants in found.items() if claimants}
 
     def open_conflicts(self, limit: int = 1000) -> list[Conflict]:
@@ -262,7 +262,7 @@ class ExtensionOwnership(Database):
 
     def extension_clashes(self, limit: int = 1000) -> list[tuple[str, list[Claimant]]]:
         """Extensions that users of two or more Verba users claim at once, with their claimants (earliest first)."""
-        return [(row["extension"], [_claimant(claim) for claim in self._all("claimants", (row["extension"],))])
+        return [(row["extension"], [Claimant(**claim) for claim in self._all("claimants", (row["extension"],))])
                 for row in self._all("clashes", (limit,))]
 
     def ownership_counts(self) -> tuple[int, int]:
@@ -290,11 +290,7 @@ class ExtensionOwnership(Database):
         return burst
 
 
-def _claimant(row: Any) -> Claimant:
-    return Claimant(row["source"], row["external_id"], row["verba_user_id"], row["login_name"],
-                    float(row["claimed_at"]))
-
-
 def _conflict(row: Any) -> Conflict:
-    return Conflict(row["extension"], _claimant(row), int(row["event_id"]), row["owner_user_id"], row["owner_login"],
-                    row["owner_claimant"], row["message"], float(row["since"]))
+    claimant = Claimant(row["source"], row["external_id"], row["verba_user_id"], row["login_name"], row["claimed_at"])
+    return Conflict(row["extension"], claimant, row["event_id"], row["owner_user_id"], row["owner_login"],
+                    row["owner_claimant"], row["message"], row["since"])

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
-from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.string import TextLoader
@@ -30,6 +30,27 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, 
               "tcp_user_timeout": 20_000}
 
 Connection = psycopg.Connection[DictRow]
+
+# What an error means, first match wins: its SQLSTATE's prefix, or words of its message (errors while connecting carry
+# no SQLSTATE, only libpq's message; one without is a connection's: "08"). {server} and {text} are filled in.
+LOST = ("cannot reach the PostgreSQL server {server} or lost the connection ({text}): check that it is running and "
+        "accepts connections from this host, and that [store] url names the right host, port and database; the store "
+        "reconnects on the next call")
+ADVICE = (
+    ("28", r"authentication failed|pg_hba\.conf", "the PostgreSQL server {server} refused the login ({text}): check "
+     "the user in [store] url and the password in ~/.pgpass or PGPASSWORD, and the server's pg_hba.conf"),
+    ("3D000", r'database ".*does not exist', "the database of {server} does not exist ({text}): create it (createdb) "
+     "or fix [store] url"),
+    ("42P01", "", "the store {server} has no schema yet ({text}): run `connector db upgrade --config <your config>`"),
+    ("42501", "", "the store's user lacks a privilege on {server} ({text}): let it own the connector's schema, or "
+     "grant it CREATE there for migrate() and SELECT, INSERT, UPDATE, DELETE on the tables"),
+    ("25006", "", "{server} is read-only ({text}): point [store] url at the primary server, not a standby"),
+    ("53100", "", "the PostgreSQL server {server} is out of disk space ({text}): free space on the server"),
+    ("40", "", "a transaction on {server} conflicted with another one ({text}); it was rolled back and nothing "
+     "changed: try again"),
+    ("08", "", LOST),
+    ("57P", "", LOST),
+)
 
 
 class PostgresStore(Store):
@@ -69,8 +90,16 @@ class PostgresStore(Store):
             conn.execute("SET synchronous_commit = off")
 
     def _explain(self, error: Exception) -> str:
+        """Say what went wrong with the database and what to do about it, never repeating the password."""
         assert isinstance(error, psycopg.Error)
-        return _explain(self.server, error, self._params.get("password"))
+        text = " ".join(str(error).split()) or type(error).__name__
+        if password := self._params.get("password"):
+            text = text.replace(password, "***")
+        code = error.sqlstate or ("08" if isinstance(error, psycopg.OperationalError) else "")
+        advice = next((advice for prefix, words, advice in ADVICE
+                       if (words and re.search(words, text)) or (code and code.startswith(prefix))),
+                      "the PostgreSQL store {server} failed ({text})")
+        return advice.format(server=self.server, text=text)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -125,43 +154,3 @@ def _describe(params: dict[str, Any]) -> str:
 
 def _first_line(error: psycopg.Error) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
-def _explain(server: str, error: psycopg.Error, password: str | None) -> str:
-    """Say what went wrong with the database and what to do about it, never repeating the password."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    if password:
-        text = text.replace(password, "***")
-    # Errors while connecting carry no SQLSTATE, only libpq's message.
-    if isinstance(error, (errors.InvalidPassword, errors.InvalidAuthorizationSpecification)) or (
-        "authentication failed" in text or "pg_hba.conf" in text
-    ):
-        return (
-            f"the PostgreSQL server {server} refused the login ({text}): check the user in [store] url "
-            "and the password in ~/.pgpass or PGPASSWORD, and the server's pg_hba.conf"
-        )
-    if isinstance(error, errors.InvalidCatalogName) or ('database "' in text and "does not exist" in text):
-        return f"the database of {server} does not exist ({text}): create it (createdb) or fix [store] url"
-    if isinstance(error, errors.UndefinedTable):
-        return f"the store {server} has no schema yet ({text}): run `connector db upgrade --config <your config>`"
-    if isinstance(error, errors.InsufficientPrivilege):
-        return (
-            f"the store's user lacks a privilege on {server} ({text}): let it own the connector's schema, "
-            "or grant it CREATE there for migrate() and SELECT, INSERT, UPDATE, DELETE on the tables"
-        )
-    if isinstance(error, errors.ReadOnlySqlTransaction):
-        return f"{server} is read-only ({text}): point [store] url at the primary server, not a standby"
-    if isinstance(error, errors.DiskFull):
-        return f"the PostgreSQL server {server} is out of disk space ({text}): free space on the server"
-    if isinstance(error, errors.TransactionRollback):
-        return (
-            f"a transaction on {server} conflicted with another one ({text}); it was rolled back "
-            "and nothing changed: try again"
-        )
-    if isinstance(error, psycopg.OperationalError) and (error.sqlstate or "08").startswith(("08", "57P")):
-        return (
-            f"cannot reach the PostgreSQL server {server} or lost the connection ({text}): check that it is "
-            "running and accepts connections from this host, and that [store] url names the right host, "
-            "port and database; the store reconnects on the next call"
-        )
-    return f"the PostgreSQL store {server} failed ({text})"

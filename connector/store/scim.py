@@ -46,10 +46,6 @@ class ScimValue:
     idx: int
     value: str
 
-    @property
-    def folded(self) -> str:
-        return self.value.lower()
-
 
 @dataclasses.dataclass(frozen=True)
 class Match:
@@ -219,7 +215,7 @@ class ScimTransaction:
         wanted = {(v.attr, v.idx, v.value): v for v in values}
         if gone := [(pk, *key) for key in stored if key not in wanted]:
             self.conn.cursor().executemany(self.q["scim_remove_value"], gone)
-        if added := [(pk, v.attr, v.idx, v.value, v.folded) for key, v in wanted.items() if key not in stored]:
+        if added := [(pk, v.attr, v.idx, v.value, v.value.lower()) for key, v in wanted.items() if key not in stored]:
             self.conn.cursor().executemany(self.q["scim_add_value"], added)
 
     def delete(self, resource_type: str, resource_id: str) -> None:
@@ -263,5 +259,4 @@ class ScimResources(Database):
 
 
 def _resource(row: Any) -> ScimResource:
-    return ScimResource(row["client"], row["resource_type"], row["id"], json.loads(row["body"]), row["version"],
-                        row["created"], row["last_modified"], row["unique_key"], row["display"])
+    return ScimResource(**{**row, "body": json.loads(row["body"])})

@@ -24,6 +24,20 @@ from connector.store.database import StoreError, StoreMissing
 from connector.store.queries import named
 
 BUSY_TIMEOUT_SECONDS = 5.0
+# What a driver message containing any of the words means, first match wins ({path}, {text}, {seconds} filled in).
+ADVICE = (
+    (("locked", "busy"), "the store {path} stayed locked for over {seconds:g} s ({text}): another process is writing "
+                         "to it. Run one connector per SQLite file (use PostgreSQL for several) and close other "
+                         "programs using it"),
+    (("readonly", "unable to open"), "cannot open or write the store {path} ({text}): make the file and its directory "
+                                     "writable by this user, or point [store] url at a writable path"),
+    (("no such table",), "the store {path} has no schema yet ({text}): run `connector db upgrade --config "
+                         "<your config>`"),
+    (("not a database", "malformed"), "{path} is not a usable SQLite store ({text}): restore it from a backup or point "
+                                      "[store] url at a new file"),
+    (("disk I/O", "full"), "the store {path} could not be written ({text}): check free disk space and that the file is "
+                           "on a local disk, not a network share"),
+)
 
 
 class SQLiteStore(Store):
@@ -173,26 +187,9 @@ class SQLiteStore(Store):
         self._instance_lock = lock  # held until close(): the process's life
         return self.release_leases()
 
-
     def _explain(self, error: Exception) -> str:
-        return _explain(self.path, str(error))
-
-
-def _explain(path: str, text: str) -> str:
-    """Say what went wrong with the store file and what to do about it."""
-    if "locked" in text or "busy" in text:
-        return (f"the store {path} stayed locked for over {BUSY_TIMEOUT_SECONDS:g} s ({text}): another process is "
-                "writing to it. Run one connector per SQLite file (use PostgreSQL for several) "
-                "and close other programs using it")
-    if "readonly" in text or "unable to open" in text:
-        return (f"cannot open or write the store {path} ({text}): make the file and its directory writable "
-                "by this user, or point [store] url at a writable path")
-    if "no such table" in text:
-        return f"the store {path} has no schema yet ({text}): run `connector db upgrade --config <your config>`"
-    if "not a database" in text or "malformed" in text:
-        return (f"{path} is not a usable SQLite store ({text}): restore it from a backup "
-                "or point [store] url at a new file")
-    if "disk I/O" in text or "full" in text:
-        return (f"the store {path} could not be written ({text}): check free disk space and that "
-                "the file is on a local disk, not a network share")
-    return f"the store {path} failed ({text})"
+        """Say what went wrong with the store file and what to do about it."""
+        text = str(error)
+        advice = next((advice for needles, advice in ADVICE if any(needle in text for needle in needles)),
+                      "the store {path} failed ({text})")
+        return advice.format(path=self.path, text=text, seconds=BUSY_TIMEOUT_SECONDS)

@@ -158,6 +158,21 @@ def test_a_wrong_password_is_reported_without_the_password(postgres_server: Post
     assert error.value.__cause__ is None and error.value.__suppress_context__
 
 
+@pytest.mark.parametrize(("error", "says"), [
+    (psycopg.errors.SerializationFailure("could not serialize access"), "conflicted with another one"),
+    (psycopg.errors.DeadlockDetected("deadlock detected"), "it was rolled back and nothing changed: try again"),
+    (psycopg.errors.InsufficientPrivilege("permission denied for table events"), "lacks a privilege"),
+    (psycopg.errors.ReadOnlySqlTransaction("cannot execute INSERT"), "is read-only (cannot execute INSERT): point"),
+    (psycopg.errors.DiskFull("could not extend file"), "out of disk space"),
+    (psycopg.errors.UndefinedTable('relation "events" does not exist'), "no schema yet"),
+], ids=["serialization", "deadlock", "privilege", "read-only", "disk-full", "no-schema"])
+def test_each_server_error_is_explained_with_what_to_do(store: PostgresStore, error: psycopg.Error, says: str) -> None:
+    """By SQLSTATE class: a serialization failure or a deadlock (an OperationalError to psycopg, not a
+    TransactionRollback) is a conflict to retry, not 'the store failed'."""
+    explained = store._explain(error)
+    assert says in explained and store.server in explained, explained
+
+
 def test_a_missing_database_is_reported(postgres_server: PostgresServer) -> None:
     with pytest.raises(StoreError, match="does not exist.*createdb"):
         PostgresStore(postgres_server.dsn("no_such_db"))

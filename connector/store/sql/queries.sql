@@ -345,10 +345,10 @@ SELECT name, run, host, pid, started_at, heartbeat_at FROM instances WHERE heart
 -- release_run --
 -- The claims of one start of an instance go back to the queue (in order: their due times stay).
 UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = %s
-WHERE state = 'in_flight' AND lease_owner LIKE %s
+WHERE state = 'in_flight' AND lease_owner LIKE %s || '/%%'
 
 -- unlock_run --
-DELETE FROM extension_locks WHERE owner LIKE %s
+DELETE FROM extension_locks WHERE owner LIKE %s || '/%%'
 
 -- forget_instance --
 DELETE FROM instances WHERE run = %s
