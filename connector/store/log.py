@@ -302,32 +302,18 @@ class EventLog(Database):
         row = self._first("last_drift_run")
         return None if row is None else DriftRun(**{**row, "counts": json.loads(row["counts"])})
 
-    def _filtered(self, query: str, *, state: EventState | None = None, cause: str | None = None,
-                  user: str | None = None, source: str | None = None, since: float | None = None,
-                  limit: int | None = None) -> list[Any]:
+    def _filtered(self, query: str, *, limit: int | None = None, **given: Any) -> list[Any]:
         """The rows of `query`, whose `{filters}` stands for the conditions on `events` (" AND ...") that select
-        what `list_events` documents; a `limit` is the parameter after theirs (the query's LIMIT %s)."""
-        filters: list[str] = []
-        params: list[Any] = []
-        if state is not None:
-            filters.append("state = %s")
-            params.append(EventState(state).value)
-        if cause == CONFLICT_CAUSE:
-            filters.append("id IN (SELECT event_id FROM extension_conflicts)")
-        elif cause == MASS_CHANGE_CAUSE:
-            filters.append("(state = 'held' AND last_cause IS NULL)")
-        elif cause is not None:
-            filters.append("last_cause = %s")
-            params.append(cause)
-        if user is not None:
-            filters.append(f"(external_id = %s OR lower({self._q['user_name']}) = lower(%s))")
-            params.extend((user, user))
-        if source is not None:
-            filters.append("source = %s")
-            params.append(source)
-        if since is not None:
-            filters.append("updated_at >= %s")
-            params.append(since)
-        sql = self._q[query].replace("{filters}", self._sql("".join(f" AND {f}" for f in filters)))
+        what `list_events` documents for the filters `given` (state, cause, user, source, since: None for any); a
+        `limit` fills the query's %(limit)s."""
+        cause = {CONFLICT_CAUSE: "id IN (SELECT event_id FROM extension_conflicts)",
+                 MASS_CHANGE_CAUSE: "(state = 'held' AND last_cause IS NULL)"}.get(given.get("cause") or "")
+        conditions = {"state": "state = %(state)s", "cause": cause or "last_cause = %(cause)s",
+                      "user": f"(external_id = %(user)s OR lower({self._q['user_name']}) = lower(%(user)s))",
+                      "source": "source = %(source)s", "since": "updated_at >= %(since)s"}
+        filters = "".join(f" AND {conditions[name]}" for name, value in given.items() if value is not None)
+        if given.get("state") is not None:
+            given["state"] = EventState(given["state"]).value
+        sql = self._q[query].replace("{filters}", self._sql(filters))
         with self._read() as conn:
-            return list(conn.execute(sql, (*params, limit) if limit is not None else params))
+            return list(conn.execute(sql, {**given, "limit": limit}))

@@ -66,16 +66,13 @@ class PostgresStore(Store):
     _driver_error = psycopg.Error
 
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
-        try:
-            self._params: dict[str, Any] = conninfo_to_dict(url)
+        try:  # a vanished server is noticed in seconds (KEEPALIVES), not at TCP's minutes; the URL's own settings win
+            self._params: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "connector",
+                                            **KEEPALIVES, **conninfo_to_dict(url)}
         except psycopg.ProgrammingError:
             raise ValueError(
                 "the store url is not a valid PostgreSQL URL; write it as postgresql://user@host:5432/dbname"
             ) from None
-        self._params.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
-        self._params.setdefault("application_name", "connector")
-        for key, value in KEEPALIVES.items():  # a vanished server is noticed in seconds, not at TCP's minutes
-            self._params.setdefault(key, value)
         super().__init__(synchronous)
         self.server = self.name = _describe(self._params)
         self._connection()  # fail now, not at the first event, if the server cannot be reached

@@ -101,7 +101,7 @@ SELECT state, count(*) AS n FROM events WHERE 1 = 1 {filters} GROUP BY state
 -- list_events --
 SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
     state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at
-FROM events WHERE 1 = 1 {filters} ORDER BY id DESC LIMIT %s
+FROM events WHERE 1 = 1 {filters} ORDER BY id DESC LIMIT %(limit)s
 
 -- dead_letter_summary --
 -- One row per cause however many users it has: the count, and the newest dead letter's message as a sample.
