@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.errors import ConnectorError
-from connector.events import UserChange
 from connector.records import ExtensionRecord
-from connector.store.database import Database, event_row
+from connector.store.database import Database
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,27 +208,11 @@ class ExtensionOwnership(Database):
             for c in finish.conflicts
         ])
         conn.execute(q["unlock_extensions"], (finish.lock_owner,))
-        waiting: set[tuple[str, str]] = set()
-        for extension in finish.released:
-            waiting.update((row["source"], row["external_id"]) for row in conn.execute(q["waiting_on"], (extension,)))
-        waiting.discard(me)
-        return self._wake(conn, sorted(waiting))
-
-    def _wake(self, conn: Any, users: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Queue a fresh event of each user's current state (cause "extension_released"), in the caller's
-        transaction, so that their conflict is tried again; the users woken."""
-        now = time.time()
-        rows, woken = [], []
-        for source, external_id in users:
-            current = conn.execute(self._q["current_event"], (source, external_id)).fetchone()
-            if current is not None:
-                change = UserChange(source, external_id, current["kind"], json.loads(current["state_json"]),
-                                    accepted_at=now, cause="extension_released")
-                rows.append(event_row(change, "pending", now))
-                woken.append((source, external_id))
-        if rows:
-            self._insert_events(conn, rows)
-        return woken
+        if not finish.released:
+            return []
+        woken = conn.execute(q["wake"].replace("{released}", q["released"]), {
+            "released": self._array(finish.released), "source": me[0], "external_id": me[1], "now": time.time()})
+        return sorted((row["source"], row["external_id"]) for row in woken)
 
     def claimed(self, source: str, external_id: str) -> set[str]:
         """The extensions this user claims now: those it holds, and those it waits for in a conflict."""

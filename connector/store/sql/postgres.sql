@@ -130,3 +130,7 @@ SELECT extract(epoch FROM clock_timestamp())::double precision AS now
 -- table_names --
 -- The store's tables, to tell an empty store from another program's database.
 SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()
+
+-- released --
+-- The extensions a push released (a list parameter), for `wake`.
+SELECT unnest(%(released)s::text[])

@@ -246,8 +246,21 @@ ON CONFLICT (extension, source, external_id) DO UPDATE SET event_id = excluded.e
 -- unlock_extensions --
 DELETE FROM extension_locks WHERE owner = %s
 
--- waiting_on --
-SELECT source, external_id FROM extension_conflicts WHERE extension = %s
+-- wake --
+-- Users waiting in a conflict on a released extension ({released}: the dialect's `released`), but the pusher, get a
+-- fresh pending event of their current state (cause "extension_released"), so that the conflict is tried again; the
+-- users woken.
+INSERT INTO events (source, external_id, kind, state_json, cause, accepted_at, state, next_attempt_at, updated_at,
+    forced)
+SELECT source, external_id, kind, state_json, 'extension_released', %(now)s, 'pending', %(now)s, %(now)s, 0
+FROM events WHERE id IN (
+    SELECT max(e.id) FROM events AS e JOIN extension_conflicts AS c
+        ON c.source = e.source AND c.external_id = e.external_id
+    WHERE c.extension IN ({released}) AND e.state NOT IN ('held', 'discarded')
+      AND NOT (e.source = %(source)s AND e.external_id = %(external_id)s)
+    GROUP BY e.source, e.external_id)
+ORDER BY source, external_id
+RETURNING source, external_id
 
 -- source_users_of --
 SELECT source, external_id FROM verba_users WHERE user_id = %s ORDER BY source, external_id

@@ -118,3 +118,7 @@ SELECT (julianday('now') - 2440587.5) * 86400.0 AS now
 -- table_names --
 -- The store's tables, to tell an empty store from another program's database.
 SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%%'
+
+-- released --
+-- The extensions a push released (a list parameter), for `wake`.
+SELECT value FROM json_each(%(released)s)
