@@ -165,12 +165,10 @@ class ExtensionOwnership(Database):
             if first_pushes:
                 self._note_pushing(conn, *me, first_pushes)
             rivals: dict[str, list[Claimant]] = {}
-            owners: dict[str, int] = {}
             for extension in dict.fromkeys(extensions):
                 rivals[extension] = [Claimant(**row) for row in conn.execute(q["rivals"], (extension, *me))]
-                row = conn.execute(q["owner"], (extension,)).fetchone()
-                if row is not None:
-                    owners[extension] = int(row["verba_user_id"])
+            found = conn.execute(q["owners"], (self._array(extensions),))
+            owners = {row["extension"]: row["verba_user_id"] for row in found}
         return PushPlan(rivals, owners, released, claimed_at, burst)
 
     def finish_push(self, lock_owner: str, claimant: Claimant, owners: dict[str, int | None],
@@ -220,8 +218,7 @@ class ExtensionOwnership(Database):
 
     def owners(self, extensions: Sequence[str]) -> dict[str, int]:
         """The Verba user the connector last wrote (or saw) each of `extensions` linked to; unknown ones left out."""
-        rows = {extension: self._first("owner", (extension,)) for extension in extensions}
-        return {extension: int(row["verba_user_id"]) for extension, row in rows.items() if row}
+        return {row["extension"]: row["verba_user_id"] for row in self._all("owners", (self._array(extensions),))}
 
     def forget_owners(self, extensions: Sequence[str]) -> None:
         """Forget who holds `extensions` (a drift check saw them gone or linked elsewhere): their next push asks

@@ -134,3 +134,6 @@ SELECT table_name AS name FROM information_schema.tables WHERE table_schema = cu
 -- released --
 -- The extensions a push released (a list parameter), for `wake`.
 SELECT unnest(%(released)s::text[])
+
+-- owners --
+SELECT extension, verba_user_id FROM extension_owners WHERE extension = ANY(%s::text[])

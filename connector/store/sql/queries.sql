@@ -218,9 +218,6 @@ ORDER BY claimed_at, source, external_id
 SELECT source, external_id, verba_user_id, login_name, claimed_at FROM extension_claims
 WHERE extension = %s ORDER BY claimed_at, source, external_id
 
--- owner --
-SELECT verba_user_id FROM extension_owners WHERE extension = %s
-
 -- set_owner --
 INSERT INTO extension_owners (extension, verba_user_id, source, external_id) VALUES (%s, %s, %s, %s)
 ON CONFLICT (extension) DO UPDATE SET verba_user_id = excluded.verba_user_id, source = excluded.source,

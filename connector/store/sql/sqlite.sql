@@ -122,3 +122,6 @@ SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%%
 -- released --
 -- The extensions a push released (a list parameter), for `wake`.
 SELECT value FROM json_each(%(released)s)
+
+-- owners --
+SELECT extension, verba_user_id FROM extension_owners WHERE extension IN (SELECT value FROM json_each(%s))
