@@ -39,12 +39,11 @@ def ldap() -> None:
 @click.option("--force", is_flag=True, help="Let the mass-change guard pass: deactivations and deletes are not held.")
 @click.option("--dry-run", is_flag=True, help="Read every user, map them and ask Verba (read only) what pushing "
                                               "them would do; store nothing, write nothing to Verba.")
-@click.option("--samples", type=click.IntRange(0), default=3, show_default=True,
-              help="With --dry-run: examples printed per outcome.")
+@click.option("--samples", type=click.IntRange(0), help="With --dry-run: examples printed per outcome  [default: 3]")
 @click.option("--concurrency", type=click.IntRange(1, 64),
               help="With --dry-run: calls to Verba at a time  [default: delivery.workers]")
 @json_option
-def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, samples: int,
+def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, samples: int | None,
          concurrency: int | None, as_json: bool) -> None:
     """Run the watcher of directory NAME once, now (a full sync if it has no watermark yet).
 
@@ -57,10 +56,17 @@ def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, sa
     Exit status: 0 when the run stored its events (or the dry run ended); 3 when the mass-change guard
     held some (its message says what to do); 1 on an error.
     """
+    dry_run_only = [option for option, given in (("--samples", samples), ("--concurrency", concurrency))
+                    if given is not None]
+    if dry_run_only and not dry_run:
+        raise click.UsageError(f"{' and '.join(dry_run_only)} only go{'es' if len(dry_run_only) == 1 else ''} with "
+                               "--dry-run")
+    if force and dry_run:
+        raise click.UsageError("--force only goes with a sync, not with --dry-run (which holds nothing)")
     config = load_config(config_path, secrets={f"ldap.{name}", "target"} if dry_run else {f"ldap.{name}"})
     directory = directory_config(config, name)
     if dry_run:
-        _dry_run(config, directory, samples, concurrency, as_json)
+        _dry_run(config, directory, 3 if samples is None else samples, concurrency, as_json)
         return
     # The directory's poll, run now: as `connector run` would, it makes the store (a first sync before the first run).
     with open_configured_store(config, create=True) as store, closing(Watcher(store, directory)) as watcher, \

@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from connector.cli import main
@@ -124,3 +125,13 @@ def test_a_directory_another_instance_leads_is_not_polled(ldap_config, store):
     leading["corp"] = True  # the leader died: this instance took the directory over
     scheduler.tick("corp", False)
     assert scheduler.health["corp"].failures == 1 and "cannot connect" in store.ldap_watermark("corp").last_error
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--samples", "0"], "--samples only goes with --dry-run"),
+    (["--samples", "2", "--concurrency", "4"], "--samples and --concurrency only go with --dry-run"),
+    (["--dry-run", "--force"], "--force only goes with a sync, not with --dry-run"),
+])
+def test_options_of_the_other_mode_are_a_usage_error_not_ignored(args: list[str], says: str) -> None:
+    result = CliRunner().invoke(main, ["ldap", "sync", "corp", *args, "--config", "config/connector.toml"])
+    assert result.exit_code == 2 and says in result.output, result.output
