@@ -57,6 +57,7 @@ class TargetConfig:
     login: str | None = None
     password: str | None = dataclasses.field(default=None, repr=False)
     token: str | None = dataclasses.field(default=None, repr=False)
+    password_source: str | None = None  # where the password came from, for refused logins: never the password
     timeout_seconds: float = 10.0
     apply_configuration: bool = False  # applyExtensionConfiguration after each batch of writes
 
@@ -451,8 +452,9 @@ def _target(values: dict[str, Any], read: bool, problems: list[str]) -> TargetCo
     if has_password and "login" in values and eid is None:
         problems.append("target.environment_short_name cannot log in: requestToken needs target.eid; set "
                         "target.eid instead, or use a fixed token (token_env or token_file)")
+    password = _secret(values, "password", "target", problems, read=read)
     return TargetConfig(url=values["url"], eid=eid, environment_short_name=short_name, login=values.get("login"),
-                        password=_secret(values, "password", "target", problems, read=read),
+                        password=password, password_source=_password_source("target", values, password),
                         token=_secret(values, "token", "target", problems, read=read), timeout_seconds=timeout,
                         apply_configuration=apply)
 
@@ -628,7 +630,7 @@ def _ldap(name: str, raw: dict[str, Any], mapping_file: str, read: bool,
     if "attributes" in settings:
         settings["attributes"] = tuple(settings["attributes"])
     password = _secret(values, "password", key, problems, read=read)
-    config = LdapConfig(name=name, password=password, password_source=_password_source(values, password),
+    config = LdapConfig(name=name, password=password, password_source=_password_source(key, values, password),
                         mapping_file=mapping_file, **settings)
     if "clock_tolerance_seconds" not in values:  # by default at most the overlap
         config = dataclasses.replace(config, clock_tolerance_seconds=min(config.clock_tolerance_seconds,
@@ -641,13 +643,13 @@ def _ldap(name: str, raw: dict[str, Any], mapping_file: str, read: bool,
     return config
 
 
-def _password_source(values: dict[str, Any], password: str | None) -> str | None:
-    """Where the bind password came from, for bind errors, which never show the password."""
+def _password_source(key: str, values: dict[str, Any], password: str | None) -> str | None:
+    """Where the password of table `key` came from, for refused logins and binds, which never show the password."""
     if password is None:
         return None
     if "password_env" in values:
-        return f"environment variable {values['password_env']} (password_env)"
-    return f"file {values['password_file']} (password_file; a trailing newline is not sent)"
+        return f"environment variable {values['password_env']} ({key}.password_env)"
+    return f"file {values['password_file']} ({key}.password_file; a trailing newline is not sent)"
 
 
 def _check_connection(config: LdapConfig, key: str, problems: list[str]) -> None:

@@ -60,6 +60,7 @@ def _client(config: Config, target: TargetConfig) -> VerbaClient:
                           f"`connector run`: start it (`connector run --config {config.path}`), or set [target] url "
                           "to your Verba") if config.uses_simulator else UNREACHABLE_HINT,
         public_password=config.uses_simulator,
+        password_source=target.password_source,
     )
 
 

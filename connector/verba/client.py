@@ -105,8 +105,9 @@ class VerbaClient:
     messages and in vendor status messages, in the envelopes `capture()` records, and, registered
     with `connector.ops.logs.register_secret`, in every log line. `agent` is the User-Agent header of
     every call (zeep's by default), e.g. "verba-connector (instance a)"; `unreachable_hint` ends the message
-    of a call that got no answer. A `public_password` (the built-in simulator's, "connector") is not masked:
-    masking it would turn every "connector" in messages and logs into "***".
+    of a call that got no answer; `password_source` (where the password came from, e.g. "file /etc/c/pw
+    (target.password_file)") is what a refused login says to check. A `public_password` (the built-in simulator's,
+    "connector") is not masked: masking it would turn every "connector" in messages and logs into "***".
     """
 
     def __init__(
@@ -123,10 +124,12 @@ class VerbaClient:
         agent: str | None = None,
         unreachable_hint: str = UNREACHABLE_HINT,
         public_password: bool = False,
+        password_source: str | None = None,
     ) -> None:
         _check_settings(eid, environment_short_name, login, password, token)
         self.url = url
         self.unreachable_hint = unreachable_hint  # what to check when no answer comes
+        self.password_source = password_source  # what to check when the login is refused
         self.eid = eid
         self.environment_short_name = environment_short_name
         self.timeout = timeout
@@ -431,7 +434,7 @@ class VerbaClient:
             detail = f"{status.code}: {status.message}" if status.message else status.code
             raise VerbaAuthError(
                 f"requestToken for login {self._login!r} in environment {self.eid} answered {detail}; "
-                "check target.login and the password env var/file"
+                f"check target.login and the password{f' in {self.password_source}' if self.password_source else ''}"
             )
         token = field(value, "token")
         if not isinstance(token, str) or not token.strip():

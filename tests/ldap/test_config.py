@@ -83,7 +83,7 @@ def test_the_password_source_is_named_never_the_password(monkeypatch):
     monkeypatch.setenv("LDAP_PW", " s3cret ")
     config = ldap(bind_dn="CN=svc", password_env="LDAP_PW")
     assert config.password == " s3cret "  # from env exactly as set
-    assert config.password_source == "environment variable LDAP_PW (password_env)"
+    assert config.password_source == "environment variable LDAP_PW (ldap.corp.password_env)"
     assert "s3cret" not in repr(config)
 
 

@@ -218,7 +218,7 @@ def test_a_wrong_password_says_what_to_check_and_what_was_sent(ldap_config, stor
     message = str(info.value)
     assert "n0t-the-pa55word" not in message  # the password is never echoed ...
     assert "the password sent has 17 characters (17 bytes as UTF-8)" in message  # ... but its length is
-    assert f"from file {tmp_path / 'secret'} (password_file; a trailing newline is not sent)" in message
+    assert f"from file {tmp_path / 'secret'} (ldap.corp.password_file; a trailing newline is not sent)" in message
     assert "it ends with white space, which is sent too" in message
 
 

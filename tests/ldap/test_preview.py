@@ -335,7 +335,8 @@ def test_validate_config_connect_reports_every_failure_with_its_fix(slapd, base,
                           f"ldap nobase ({slapd.url})")
     assert set(failed) == {"store", "verba requestToken", corp, gone, nobase}, result.output
     assert "connector db upgrade" in failed["store"]
-    assert "check target.login and the password" in failed["verba requestToken"]
+    assert f"check target.login and the password in file {tmp_path / 'verba-pw'} (target.password_file" in failed[
+        "verba requestToken"]
     assert "check bind_dn and the password" in failed[corp]
     assert "cannot connect" in failed[gone]
     assert f"base 'ou=nowhere,{base}' does not exist or the bind account may not read it" in failed[nobase]

@@ -62,7 +62,8 @@ def test_a_failed_bind_says_what_was_sent_without_the_password(slapd, admin, bas
     message = str(info.value)
     assert f"bind as {svc} failed (invalidCredentials)" in message
     assert (
-        "the password sent has 13 characters (17 bytes as UTF-8), from environment variable SVC_PASSWORD (password_env)"
+        "the password sent has 13 characters (17 bytes as UTF-8), from environment variable SVC_PASSWORD "
+        "(ldap.corp.password_env)"
         in message
     )
     assert "non-ASCII characters, sent as UTF-8 without normalization" in message

@@ -155,7 +155,7 @@ def test_every_file_secret_is_read_exactly_as_written(tmp_path, written, secret)
     ldap = load_config(write(tmp_path, f"[ldap.corp]\nurl = 'ldap://h'\nbase = 'dc=x'\nbind_dn = 'cn=svc'\n"
                                        f"password_file = '{file}'\n"))
     assert ldap.ldap["corp"].password == secret
-    assert ldap.ldap["corp"].password_source == f"file {file} (password_file; a trailing newline is not sent)"
+    assert ldap.ldap["corp"].password_source == f"file {file} (ldap.corp.password_file; a trailing newline is not sent)"
 
 
 @pytest.mark.parametrize(("written", "fix"), [(b"\n", "is empty"), (b"", "is empty"), (b"\xff\xfe", "not UTF-8")])
