@@ -591,10 +591,11 @@ class VerbaClient:
             raise _unparsable("listUsers", exc, content) from None
         return parsing.root
 
-    def _unreachable(self, operation: str, exc: Exception) -> VerbaUnreachable:
-        return VerbaUnreachable(
-            f"{operation} could not reach {self.url} ({type(exc).__name__}); {self.unreachable_hint}"
-        )
+    def _unreachable(self, operation: str, exc: Exception) -> VerbaTransportError:
+        """No answer came: VerbaUnreachable when no connection could be made (refused, unknown host), else the
+        connection broke (reset, closed mid-answer)."""
+        kind = VerbaUnreachable if isinstance(exc, urllib3.exceptions.NewConnectionError) else VerbaTransportError
+        return kind(f"{operation} could not reach {self.url} ({type(exc).__name__}); {self.unreachable_hint}")
 
     def _environment_filter(self) -> dict[str, Any]:
         if self.eid is not None:
