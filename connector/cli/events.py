@@ -125,6 +125,9 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
         held = (store.held_summary(cause=cause, user=user, source=source, since=since_at)
                 if state in (None, EventState.HELD.value) else [])
         conflicts = store.open_conflicts() if cause == CONFLICT_CAUSE else []
+        # A cause that matches nothing may be misspelt: say which causes there are.
+        known = (sorted({g.cause for g in store.dead_letter_summary()} | {g.cause for g in store.held_summary()})
+                 if cause is not None and not rows else [])
     if as_json:
         click.echo(to_json({"counts": {s.value: n for s, n in counts.items()},
                             "dead_letters_by_cause": dead_letters_json(summary),
@@ -139,7 +142,13 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
     if conflicts:
         for line in ownership_lines(conflicts, []):
             click.echo(line)
-    click.echo(f"{len(rows)} event(s), newest first:" if rows else "no events match")
+    if rows:
+        click.echo(f"{len(rows)} event(s), newest first:")
+    elif cause is not None:
+        click.echo(f"no events match; the causes of dead and held events now: {', '.join(known) or 'none'} "
+                   f"(and {CONFLICT_CAUSE} for the events of open conflicts)")
+    else:
+        click.echo("no events match")
     for event in rows:
         click.echo(event_line(event))
 

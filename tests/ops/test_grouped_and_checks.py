@@ -98,6 +98,11 @@ def test_events_list_summarizes_only_what_its_filters_select(crowded: tuple[Path
     mass = run(config, "events", "list", "--cause", "ldap_mass_change").output
     assert "1 event(s)" in mass and "corp/leaver" in mass
 
+    misspelt = run(config, "events", "list", "--cause", "unresolved").output
+    assert misspelt.splitlines()[-1] == ("no events match; the causes of dead and held events now: ldap_mass_change, "
+                                         "mapping, unresolved_user (and extension_conflict for the events of open "
+                                         "conflicts)"), misspelt
+
 
 def test_status_check_exits_3_with_dead_letters_or_an_old_pending_event_else_0(tmp_path: Path,
                                                                                crowded: tuple[Path, Store]) -> None:
