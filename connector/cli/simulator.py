@@ -24,7 +24,17 @@ from connector.simulator.seed import load_seed
               help="How getExtension/updateExtension answer for a missing extension; change it at run time "
                    "with POST /_sim/behaviour.")
 def simulator(host: str, port: int, seed: str | None, token_ttl: float, missing_extension: str) -> None:
-    """Serve the Verba Provisioning API v2 simulator (WSDL at /provisioning?wsdl)."""
+    """Serve the Verba Provisioning API v2 simulator (WSDL at /provisioning?wsdl).
+
+    Its test control API is under /_sim/ (the call log, the state, fault injection, token expiry; README's "The
+    simulator" shows it). For example, make the next createExtension fail, then Verba answer HTTP 503 to
+    everything:
+
+    \b
+      curl localhost:7002/_sim/faults -d '{"operation": "createExtension", "status": "ERROR_GENERAL", "times": 1}'
+      curl localhost:7002/_sim/faults -d '{"operation": "*", "http_status": 503}'
+      curl -X DELETE localhost:7002/_sim/faults
+    """
     seeded = load_seed(seed) if seed else None  # SeedError: every problem of the file, before anything listens
     _check_port(host, port)
     click.echo(f"simulator: http://{host}:{port}/provisioning (WSDL: ?wsdl, test control: /_sim/); stop with Ctrl-C")
