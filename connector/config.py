@@ -194,6 +194,15 @@ class LdapConfig:
     password_source: str | None = None  # where the password came from, for bind errors: never the password
     mapping_file: str | None = None  # the [mapping] file, whose group rules the watcher re-reads
 
+    @property
+    def unencrypted_bind(self) -> str | None:
+        """A warning when the bind password would cross the network in clear text (a simple bind over ldap://
+        without StartTLS); None when it does not."""
+        if self.password is None or not self.url.startswith("ldap://") or self.starttls:
+            return None
+        return ("the bind password crosses the network unencrypted (ldap:// without starttls): use ldaps://host:636, "
+                "or starttls = true")
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:

@@ -161,5 +161,7 @@ def _check_ldap(config: Config) -> list[Check]:
                                          "not exist or the bind account may not read it; check base and the "
                                          "account's read rights"))
         else:
-            results.append((True, what, f"bound as {section.bind_dn or 'anonymous'}, base {section.base} readable"))
+            warning = f"; WARNING: {section.unencrypted_bind}" if section.unencrypted_bind else ""
+            results.append((True, what, f"bound as {section.bind_dn or 'anonymous'}, base {section.base} readable"
+                                        f"{warning}"))
     return results

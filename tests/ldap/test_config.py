@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.config import ConfigError, parse_config
+from connector.config import ConfigError, LdapConfig, parse_config
 
 
 def ldap(**keys):
@@ -136,3 +136,15 @@ def test_a_base_group_base_or_filter_that_cannot_be_sent_is_a_config_error(keys,
 def test_well_formed_dns_filters_and_ad_bind_names_are_accepted(keys, monkeypatch):
     monkeypatch.setenv("LDAP_PW", "s3cret")
     ldap(**keys)
+
+
+@pytest.mark.parametrize(("url", "starttls", "password", "warned"), [
+    ("ldap://dc1:389", False, "pw", True),
+    ("ldap://dc1:389", True, "pw", False),
+    ("ldaps://dc1:636", False, "pw", False),
+    ("ldap://dc1:389", False, None, False),  # anonymous: no password to give away
+])
+def test_a_password_sent_in_clear_text_is_warned_of(url: str, starttls: bool, password: str | None,
+                                                    warned: bool) -> None:
+    config = LdapConfig(name="corp", url=url, base="dc=corp", starttls=starttls, password=password)
+    assert (config.unencrypted_bind is not None) is warned

@@ -309,7 +309,8 @@ def test_validate_config_connect_checks_every_connection(slapd, base, simulator,
     assert [checked(line) for line in lines[1:-1]] == [
         ("ok", "mapping"), ("ok", "store"), ("ok", "verba requestToken"), ("ok", "verba listUsers"),
         ("ok", f"ldap corp ({slapd.url})")]
-    assert f"bound as {ADMIN_DN}, base {base} readable" in result.output
+    assert f"bound as {ADMIN_DN}, base {base} readable; WARNING: the bind password crosses the network " \
+           "unencrypted (ldap:// without starttls): use ldaps://host:636, or starttls = true" in result.output
     assert ": none yet: `connector run` creates it" in result.output  # a first install: it made no store
     assert not (tmp_path / "c.db").exists()
     assert lines[-1].endswith("all 5 checks passed")

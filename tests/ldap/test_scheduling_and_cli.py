@@ -23,10 +23,12 @@ def wait_for(condition, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def test_the_interval_trigger_sees_a_change_within_a_poll(slapd, admin, base, ldap_config, store):
+def test_the_interval_trigger_sees_a_change_within_a_poll(slapd, admin, base, ldap_config, store, caplog):
     scheduler = LdapScheduler(store, {"corp": ldap_config(poll_seconds=0.3)})
     scheduler.start()
     try:
+        # slapd here listens on ldap:// without StartTLS: the bind password is sent in clear, and the log says so
+        assert "ldap corp: the bind password crosses the network unencrypted" in caplog.text
         wait_for(lambda: store.ldap_watermark("corp") is not None)
         slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100")
         wait_for(lambda: len(events_of(store)) == 1)
