@@ -104,7 +104,8 @@ def test_connector_run_applies_when_the_config_says_so(make_config, simulator):
     connector.start()
     try:
         connector.store.enqueue([user()])
-        found = wait_for(lambda: connector.store.recorders(), timeout=30, what="the recorders' answers")
+        # 90 s: a first apply that a dropped keep-alive connection fails (seen on a loaded machine) is retried at 60 s
+        found = wait_for(lambda: connector.store.recorders(), timeout=90, what="the recorders' answers")
     finally:
         connector.stop()
     assert [(r.location, r.status, r.instance) for r in found] == [("recorder-1", "OK", config.instance.name)]
