@@ -9,6 +9,7 @@ are taken from the working directory; a config without `[mapping] file` uses the
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import re
 import socket
@@ -427,6 +428,10 @@ def _store(values: dict[str, Any], problems: list[str]) -> StoreConfig:
     if not store.url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         problems.append(f"store.url is {store.url!r}; use sqlite:///path/to/connector.db "
                         "or postgresql://user@host/dbname (put the password in ~/.pgpass or PGPASSWORD)")
+    if store.shared and importlib.util.find_spec("psycopg") is None:
+        problems.append("store.url names a PostgreSQL store, and its driver, psycopg, is not installed: install the "
+                        "connector with its postgres extra (its wheel's file name followed by [postgres]), or "
+                        "pip install 'psycopg[binary]>=3.1' into the connector's environment")
     if store.synchronous not in ("FULL", "NORMAL"):
         problems.append(f"store.synchronous is {store.synchronous!r}; use \"FULL\" (survives power loss) "
                         "or \"NORMAL\" (survives crashes, may lose the last commits on power loss)")

@@ -37,8 +37,9 @@ LOST = ("cannot reach the PostgreSQL server {server} or lost the connection ({te
         "accepts connections from this host, and that [store] url names the right host, port and database; the store "
         "reconnects on the next call")
 ADVICE = (
-    ("28", r"authentication failed|pg_hba\.conf", "the PostgreSQL server {server} refused the login ({text}): check "
-     "the user in [store] url and the password in ~/.pgpass or PGPASSWORD, and the server's pg_hba.conf"),
+    ("28", r"authentication failed|pg_hba\.conf|no password supplied", "the PostgreSQL server {server} refused the "
+     "login ({text}): check the user in [store] url and the password in {passfile} or PGPASSWORD, and the server's "
+     "pg_hba.conf"),
     ("3D000", r'database ".*does not exist', "the database of {server} does not exist ({text}): create it (createdb) "
      "or fix [store] url"),
     ("42P01", "", "the store {server} has no schema yet ({text}): run `connector db upgrade --config <your config>`"),
@@ -96,7 +97,8 @@ class PostgresStore(Store):
         advice = next((advice for prefix, words, advice in ADVICE
                        if (words and re.search(words, text)) or (code and code.startswith(prefix))),
                       "the PostgreSQL store {server} failed ({text})")
-        return advice.format(server=self.server, text=text)
+        passfile = os.environ.get("PGPASSFILE") or "~/.pgpass"  # where libpq looks for the password
+        return advice.format(server=self.server, text=text, passfile=passfile)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:

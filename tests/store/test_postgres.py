@@ -11,7 +11,7 @@ import pytest
 from connector.store import EventState, StoreError, open_store
 from connector.store.postgres import PostgresStore
 from connector.store.queries import migrations
-from tests.postgres_server import PostgresServer
+from tests.postgres_server import PASSWORD, PostgresServer
 
 from .test_conformance import LEASE, NOW, change, claim_now, state_of
 
@@ -171,6 +171,20 @@ def test_each_server_error_is_explained_with_what_to_do(store: PostgresStore, er
     TransactionRollback) is a conflict to retry, not 'the store failed'."""
     explained = store._explain(error)
     assert says in explained and store.server in explained, explained
+
+
+def test_no_password_is_a_refused_login_naming_the_password_file_in_effect(postgres_server: PostgresServer,
+                                                                          tmp_path, monkeypatch) -> None:
+    """The systemd unit sets PGPASSFILE: a missing password there read as 'cannot reach the server'."""
+    (tmp_path / "pgpass").write_text("")
+    (tmp_path / "pgpass").chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "pgpass"))
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    url = postgres_server.dsn().replace(f":{PASSWORD}@", "@")
+    with pytest.raises(StoreError) as error:
+        PostgresStore(url)
+    assert "refused the login (connection failed: " in str(error.value) and "no password supplied" in str(error.value)
+    assert f"the password in {tmp_path / 'pgpass'} or PGPASSWORD" in str(error.value)
 
 
 def test_a_missing_database_is_reported(postgres_server: PostgresServer) -> None:

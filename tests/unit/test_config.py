@@ -269,3 +269,20 @@ def test_a_config_without_secrets_cannot_open_a_client(tmp_path):
     config = load_config(write(tmp_path, ""), secrets=())
     with pytest.raises(ConfigError, match=r"loaded without the \[target\] secrets"):
         open_client(config)
+
+
+def test_a_postgresql_store_without_its_driver_is_a_config_error_saying_what_to_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "psycopg" else real(name, *a))
+    path = tmp_path / "c.toml"
+    path.write_text('[store]\nurl = "postgresql://connector@db1/connector"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path, secrets=())
+    assert str(error.value) == (f"{path}: store.url names a PostgreSQL store, and its driver, psycopg, is not "
+                                "installed: install the connector with its postgres extra (its wheel's file name "
+                                "followed by [postgres]), or pip install 'psycopg[binary]>=3.1' into the connector's "
+                                "environment")
+    path.write_text('[store]\nurl = "sqlite:///var/c.db"\n')
+    assert load_config(path, secrets=()).store.url == "sqlite:///var/c.db"  # SQLite needs no driver
