@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from connector.store.base import Store
 from connector.store.database import StoreError, StoreMissing
-from connector.store.instances import Beat, Instance, Instances
+from connector.store.instances import Beat, DeadInstance, Instance, Instances
 from connector.store.ldap import LdapEntry, LdapMarks, LdapPoll, LdapWatermark, WatermarkMoved
 from connector.store.log import (
     Attempt,
@@ -28,9 +28,9 @@ from connector.store.ownership import ExtensionOwnership
 from connector.store.queue import Claim, EventQueue, EventState, StoredEvent
 from connector.store.scim import ScimResource, ScimResources, ScimTransaction, ScimValue
 
-__all__ = ["Attempt", "AuditEntry", "Beat", "CauseGroup", "Claim", "DriftRun", "EventLog", "EventQueue",
-           "EventState", "ExtensionOwnership", "HeldGroup", "Instance", "Instances", "LdapEntry", "LdapMarks",
-           "LdapPoll", "LdapWatermark", "OpenBreaker", "RecorderState", "ScimResource", "ScimResources",
+__all__ = ["Attempt", "AuditEntry", "Beat", "CauseGroup", "Claim", "DeadInstance", "DriftRun", "EventLog",
+           "EventQueue", "EventState", "ExtensionOwnership", "HeldGroup", "Instance", "Instances", "LdapEntry",
+           "LdapMarks", "LdapPoll", "LdapWatermark", "OpenBreaker", "RecorderState", "ScimResource", "ScimResources",
            "ScimTransaction", "ScimValue", "Store", "StoreError", "StoreMissing", "StoredEvent", "StoredUser",
            "TargetProbe", "WatermarkMoved", "open_store", "without_password"]
 

@@ -1,6 +1,7 @@
 """The connector instances sharing the store: who lives (by heartbeats on the database's clock), whose
-claims go back to the queue when one dies, and which instance runs each task only one may run (polling an
-LDAP directory, the drift check)."""
+claims go back to the queue when one dies (and the record that it was counted dead, kept until it starts
+again or an operator forgets it), and which instance runs each task only one may run (polling an LDAP
+directory, the drift check)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,22 @@ class Instance:
     pid: int
     started_at: float = 0.0
     heartbeat_at: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadInstance:
+    """A start of an instance that a live one's heartbeat counted dead; its claims, locks, tasks and breaker
+    went at once, this record stays until the instance registers again or an operator forgets it."""
+
+    instance: Instance  # as last registered: its last heartbeat is when it went silent
+    reaped_at: float  # the database's clock (Unix seconds)
+    reaped_by: str  # the name of the instance whose heartbeat counted it dead
+    released: int  # how many of its in-flight events went back to the queue
+
+    @classmethod
+    def from_row(cls, row: Any) -> DeadInstance:
+        fields = {field.name: row[field.name] for field in dataclasses.fields(Instance)}
+        return cls(Instance(**fields), row["reaped_at"], row["reaped_by"], row["released"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,28 +68,33 @@ class Instances(Database):
                     "the other one first")
             released = 0 if previous is None else self._release(conn, previous)
             conn.execute(self._q["put_instance"], (me.name, me.run, me.host, me.pid, now, now))
+            conn.execute(self._q["forget_dead_instance"], (me.name,))
         return released
 
     def heartbeat(self, me: Instance, liveness_seconds: float) -> Beat:
         """Record that `me` lives, and give back the claims, extension locks and tasks of every
-        instance silent for over `liveness_seconds` (removing it). One transaction."""
+        instance silent for over `liveness_seconds` (unregistering it, and recording it as counted dead
+        by `me`: see `dead_instances`). One transaction."""
         with self._write() as conn:
             self._lock(conn, "connector.instances")
             now = self._now(conn)
             here = conn.execute(self._q["beat"], (now, me.run)).rowcount == 1
             dead = [Instance(**row) for row in conn.execute(self._q["silent_instances"], (now - liveness_seconds,))]
-            reaped = [(instance, self._release(conn, instance)) for instance in dead if instance.run != me.run]
+            reaped = [(i, self._reap(conn, i, me.name, now)) for i in dead if i.run != me.run]
             displaced = False
             if not here:
                 displaced = not conn.execute(self._q["add_instance"], (
                     me.name, me.run, me.host, me.pid, now, now)).rowcount
+            if not here and not displaced:  # back from the dead
+                conn.execute(self._q["forget_dead_instance"], (me.name,))
         return Beat(not here and not displaced, displaced, reaped)
 
     def leave_instance(self, me: Instance) -> int:
         """Unregister `me` at a clean stop: its claims (none once its workers stopped), locks and
-        tasks are given back at once; returns how many events went back."""
+        tasks are given back at once, and no record of it stays; returns how many events went back."""
         with self._write() as conn:
             self._lock(conn, "connector.instances")
+            conn.execute(self._q["forget_dead_run"], (me.run,))  # counted dead while it hung, then stopped
             return self._release(conn, me)
 
     def live_instances(self) -> tuple[float, list[Instance]]:
@@ -80,6 +102,30 @@ class Instances(Database):
         one's heartbeat removes it)."""
         with self._read() as conn:
             return self._now(conn), [Instance(**row) for row in conn.execute(self._q["instances"])]
+
+    def dead_instances(self) -> list[DeadInstance]:
+        """The instances counted dead that have neither registered again nor been forgotten, by name."""
+        return [DeadInstance.from_row(row) for row in self._all("dead_instances")]
+
+    def forget_dead_instance(self, name: str, liveness_seconds: float) -> int | None:
+        """Acknowledge that instance `name` is gone for good: drop the record that it was counted dead, and
+        unregister it if it is registered but silent for over `liveness_seconds` (as a live one's heartbeat
+        would: its claims, locks, tasks and breaker go). Returns how many in-flight events went back, or None if
+        there was nothing to forget. StoreError if it was heard from within `liveness_seconds`."""
+        with self._write() as conn:
+            self._lock(conn, "connector.instances")
+            now = self._now(conn)
+            row = conn.execute(self._q["instance"], (name,)).fetchone()
+            registered = None if row is None else Instance(**row)
+            if registered is not None and now - registered.heartbeat_at <= liveness_seconds:
+                raise StoreError(
+                    f"instance {name!r} is running on {registered.host} (pid {registered.pid}), heard from "
+                    f"{now - registered.heartbeat_at:.0f} s ago: only an instance that is gone can be forgotten; "
+                    "stop it (a clean stop leaves nothing to forget)")
+            recorded = conn.execute(self._q["forget_dead_instance"], (name,)).rowcount
+            if registered is None:
+                return 0 if recorded else None
+            return self._release(conn, registered)
 
     def lead(self, task: str, name: str) -> bool:
         """Whether instance `name` runs `task` ("ldap.NAME", "drift"): it takes it if nobody does or the
@@ -98,6 +144,14 @@ class Instances(Database):
         conn.execute(self._q["forget_leadership"], (instance.name,))
         conn.execute(self._q["close_breaker"], (instance.name,))
         conn.execute(self._q["forget_instance"], (instance.run,))
+        return released
+
+    def _reap(self, conn: Any, instance: Instance, reaper: str, now: float) -> int:
+        """Release `instance`, counted dead by instance `reaper` at `now`, and record that; returns how many
+        in-flight events went back."""
+        released = self._release(conn, instance)
+        conn.execute(self._q["note_dead_instance"], {**dataclasses.asdict(instance), "reaped_at": now,
+                                                     "reaped_by": reaper, "released": released})
         return released
 
     def _now(self, conn: Any) -> float:

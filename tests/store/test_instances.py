@@ -88,6 +88,58 @@ def test_a_silent_instance_is_reaped_by_the_next_heartbeat_with_its_claims_and_l
     assert store.lead("ldap.corp", "alive") and store.leaders() == {"ldap.corp": "alive"}
 
 
+def test_an_instance_counted_dead_stays_on_record_until_it_starts_again(store: Store) -> None:
+    store.enqueue([change("alice", 1), change("bob", 1)])
+    dead, alive = start(store, "dead", "run-d", pid=11), start(store, "alive", "run-l")
+    claim_as(store, dead, 0), claim_as(store, dead, 1)
+    assert store.lead("drift", "dead")
+    age(store, dead, LIVENESS + 1)
+    now, _ = store.live_instances()
+    store.heartbeat(alive, LIVENESS)
+
+    [record] = store.dead_instances()
+    assert (record.instance.name, record.instance.run, record.instance.pid) == ("dead", "run-d", 11)
+    assert (record.reaped_by, record.released) == ("alive", 2) and abs(record.reaped_at - now) < 5
+    assert [i.name for i in store.live_instances()[1]] == ["alive"]  # not registered: it leads nothing
+    assert store.leaders() == {} and store.lead("drift", "alive")
+    store.heartbeat(alive, LIVENESS)
+    assert [d.reaped_by for d in store.dead_instances()] == ["alive"]  # counted dead once
+
+    start(store, "dead", "run-d2")
+    assert store.dead_instances() == []
+
+
+def test_an_instance_counted_dead_that_beats_again_or_stops_cleanly_leaves_no_record(store: Store) -> None:
+    zombie, other = start(store, "z", "run-z"), start(store, "o", "run-o")
+    age(store, zombie, LIVENESS + 1)
+    store.heartbeat(other, LIVENESS)
+    assert store.heartbeat(zombie, LIVENESS).rejoined and store.dead_instances() == []
+
+    age(store, zombie, LIVENESS + 1)
+    store.heartbeat(other, LIVENESS)
+    store.leave_instance(zombie)
+    assert store.dead_instances() == [] and [i.name for i in store.live_instances()[1]] == ["o"]
+    store.leave_instance(other)
+    assert store.dead_instances() == []
+
+
+def test_forgetting_an_instance_drops_its_record_or_its_silent_row_and_refuses_a_live_one(store: Store) -> None:
+    store.enqueue([change("alice", 1)])
+    dead, alive = start(store, "dead", "run-d"), start(store, "alive", "run-l", pid=7)
+    age(store, dead, LIVENESS + 1)
+    store.heartbeat(alive, LIVENESS)
+    assert store.forget_dead_instance("dead", LIVENESS) == 0
+    assert store.dead_instances() == [] and store.forget_dead_instance("dead", LIVENESS) is None
+
+    with pytest.raises(StoreError, match=r"instance 'alive' is running on host-1 \(pid 7\), heard from \d+ s ago: "
+                                         r"only an instance that is gone can be forgotten; stop it"):
+        store.forget_dead_instance("alive", LIVENESS)
+    claim_as(store, alive)  # then it crashes, and no other instance is left to count it dead
+    age(store, alive, LIVENESS + 1)
+    assert store.forget_dead_instance("alive", LIVENESS) == 1
+    assert store.live_instances()[1] == [] and store.count_by_state()[EventState.PENDING] == 1
+
+
 def test_a_reaped_instance_that_beats_again_rejoins_and_its_late_results_change_nothing(store: Store) -> None:
     store.enqueue([change("alice", 1)])
     zombie, other = start(store, "z", "run-z"), start(store, "o", "run-o")
@@ -138,7 +190,7 @@ def test_single_instance_start_up_forgets_every_instance_and_leader(store: Store
     start(store, "a", "run-a")
     store.lead("ldap.corp", "a")
     store.release_leases()
-    assert store.live_instances()[1] == [] and store.leaders() == {}
+    assert store.live_instances()[1] == [] and store.leaders() == {} and store.dead_instances() == []
 
 
 def test_extension_locks_of_a_live_instance_stay(store: Store) -> None:

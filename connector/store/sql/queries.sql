@@ -363,6 +363,25 @@ DELETE FROM extension_locks WHERE owner LIKE %s || '/%%'
 -- forget_instance --
 DELETE FROM instances WHERE run = %s
 
+-- note_dead_instance --
+-- A later start of the same name counted dead again replaces the record of the earlier one.
+INSERT INTO dead_instances (name, run, host, pid, started_at, heartbeat_at, reaped_at, reaped_by, released)
+VALUES (%(name)s, %(run)s, %(host)s, %(pid)s, %(started_at)s, %(heartbeat_at)s, %(reaped_at)s, %(reaped_by)s,
+        %(released)s)
+ON CONFLICT (name) DO UPDATE SET run = excluded.run, host = excluded.host, pid = excluded.pid,
+    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, reaped_at = excluded.reaped_at,
+    reaped_by = excluded.reaped_by, released = excluded.released
+
+-- dead_instances --
+SELECT name, run, host, pid, started_at, heartbeat_at, reaped_at, reaped_by, released FROM dead_instances
+ORDER BY name
+
+-- forget_dead_instance --
+DELETE FROM dead_instances WHERE name = %s
+
+-- forget_dead_run --
+DELETE FROM dead_instances WHERE run = %s
+
 -- forget_leadership --
 DELETE FROM leaders WHERE instance = %s
 
