@@ -286,17 +286,24 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, op
 @events.command("approve")
 @config_option
 @click.argument("event_ids", nargs=-1, type=int)
+@click.option("--source", help="Approve the held events of this source (an LDAP directory's or SCIM client's name).")
+@click.option("--cause", help="Approve the held events of this cause (ldap_mass_change, stop_recording_guard).")
 @click.option("--all", "approve_all", is_flag=True, help="Approve every held event.")
-@click.option("--reason", default="", help="Why, for the audit.")
+@click.option("--reason", required=True, help="Why the held change is intended (for the audit).")
 @operator_option
-def events_approve(config_path: str, event_ids: tuple[int, ...], approve_all: bool, reason: str, operator: str) -> None:
-    """Release events held by a guard (LDAP mass change, stop-recording burst), so they are delivered."""
-    if not event_ids and not approve_all:
-        raise ActionError("name the events: give the ids of held events, or --all (see `connector events list "
-                          "--state held`)")
+def events_approve(config_path: str, event_ids: tuple[int, ...], source: str | None, cause: str | None,
+                   approve_all: bool, reason: str, operator: str) -> None:
+    """Release events held by a guard (LDAP mass change, stop-recording burst), so they are delivered: those named
+    by id, or by --source and/or --cause, or --all."""
+    by_group = approve_all or source is not None or cause is not None
+    if not event_ids and not by_group:
+        raise ActionError("name the events: give the ids of held events, --source S, --cause C or --all (see "
+                          "`connector events list --state held`)")
     with open_configured_store(load_config(config_path, secrets=())) as store:
-        chosen = select(store, event_ids, None, EventState.HELD if approve_all else None, [EventState.HELD])
+        chosen = select(store, event_ids, cause, EventState.HELD if by_group else None, [EventState.HELD],
+                        source=source)
         count = requeue(store, chosen, actor=operator, action="approve", reason=reason, rate=None,
-                        detail={"ids": list(event_ids), "all": approve_all}, approve=True)
+                        detail={"ids": list(event_ids), "all": approve_all, "source": source, "cause": cause},
+                        approve=True)
         click.echo(f"approved {count} held event(s); the connector delivers them now" if count else
                    "no held events: nothing approved")

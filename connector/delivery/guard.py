@@ -49,4 +49,4 @@ class StopRecordingGuard:
                 f"users within {config.guard_window_seconds:g} s (more than guard_max_count = "
                 f"{config.guard_max_count} and guard_max_share = {config.guard_max_share:g}); check them with "
                 f"`connector events list --state held --source {claim.source}`, then release them with "
-                "`connector events approve --all --reason \"...\"` or discard them")
+                f"`connector events approve --source {claim.source} --reason \"...\"` or discard them")

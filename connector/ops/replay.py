@@ -25,10 +25,10 @@ class ActionError(ConnectorError):
 
 
 def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventState | None,
-           allowed: Sequence[EventState]) -> list[StoredEvent]:
-    """The events named by id, or by cause and/or state; every one must be in an allowed state."""
-    if ids and (cause or state):
-        raise ActionError("give event ids, or --cause / --state, not both")
+           allowed: Sequence[EventState], *, source: str | None = None) -> list[StoredEvent]:
+    """The events named by id, or by cause and/or state (and `source`); every one must be in an allowed state."""
+    if ids and (cause or state or source):
+        raise ActionError("give event ids, or --cause / --state / --source, not both")
     if not ids and not (cause or state):
         raise ActionError("name the events: give event ids, --cause C or --state S (see `connector events list`)")
     if ids:
@@ -39,7 +39,7 @@ def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventS
                 raise ActionError(f"there is no event {event_id}; nothing was changed (see `connector events list`)")
             events.append(event)
     else:
-        events = store.list_events(state=state or allowed[0], cause=cause, limit=MAX_SELECTED)
+        events = store.list_events(state=state or allowed[0], cause=cause, source=source, limit=MAX_SELECTED)
     wrong = [e for e in events if e.state not in allowed]
     if wrong:
         names = " or ".join(s.value for s in allowed)

@@ -30,7 +30,7 @@ def test_the_guard_holds_mass_deletes_and_approve_releases_them(slapd, admin, ba
     result = watcher.run(full=True)
     assert result.counts["delete"] == 4 and result.counts["held"] == 4
     assert "mass-change guard tripped: 4 of 10 known users (40%)" in caplog.text
-    assert "connector events approve --all" in result.guard_message and "--source corp" in result.guard_message
+    assert "connector events approve --source corp --reason" in result.guard_message
     assert "--force" not in result.guard_message  # a forced sync releases nothing already held
     held = [e.id for e in store.list_events(state=EventState.HELD)]
     assert len(held) == 4 and {store.get_event(i).change.kind for i in held} == {"delete"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import subprocess
@@ -175,13 +176,27 @@ def test_discard_and_show(deliverer, simulator, config_path):
     )
 
 
+def test_approve_by_source_releases_that_sources_held_events_only(deliverer, config_path):
+    hr = deliverer.store.enqueue([alice(A)], state=EventState.HELD)
+    other = deliverer.store.enqueue([dataclasses.replace(bob(B), source="hr2")], state=EventState.HELD)
+    result = cli("events", "approve", "--source", "test", "--reason", "CHG-7: intended", "--config", str(config_path))
+    assert result.returncode == 0 and "approved 1 held event(s)" in result.stdout, result.stderr
+    assert [deliverer.store.get_event(i).state for i in hr + other] == [EventState.PENDING, EventState.HELD]
+    mixed = cli("events", "approve", str(other[0]), "--source", "hr2", "--reason", "x", "--config", str(config_path))
+    assert mixed.returncode == 1 and "give event ids, or --cause / --state / --source, not both" in mixed.stderr
+    [entry] = [a for a in deliverer.store.list_audit() if a.action == "approve"]
+    assert entry.reason == "CHG-7: intended" and entry.detail["source"] == "test" and list(entry.event_ids) == hr
+
+
 def test_approve_releases_held_events_and_a_paced_replay_spreads_them_out(deliverer, simulator, config_path):
     held = deliverer.store.enqueue([alice(A), bob(B)], state=EventState.HELD)
     result = cli("events", "approve", "--config", str(config_path), "--all", "--reason", "expected reorg",
                  "--operator", "oncall-jane")
     assert result.returncode == 0 and "approved 2 held event(s)" in result.stdout
-    unnamed = cli("events", "approve", "--config", str(config_path))
-    assert unnamed.returncode == 1 and "give the ids of held events, or --all" in unnamed.stderr
+    unnamed = cli("events", "approve", "--config", str(config_path), "--reason", "x")
+    assert unnamed.returncode == 1 and "give the ids of held events, --source S, --cause C or --all" in unnamed.stderr
+    unexplained = cli("events", "approve", "--config", str(config_path), "--all")
+    assert unexplained.returncode == 2 and "Missing option '--reason'" in unexplained.stderr
     nothing = cli("events", "approve", "--config", str(config_path), "--all", "--reason", "again")
     assert nothing.returncode == 0 and "no held events: nothing approved" in nothing.stdout  # no audit (below)
     drain(deliverer)

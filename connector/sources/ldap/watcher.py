@@ -409,8 +409,8 @@ class Watcher:
         dropped = {id(c) for c in drops}
         message = (f"ldap {name}: mass-change guard tripped: {verdict.describe(self.config)}. "
                    f"{len(drops)} events are held: review them with `connector events list --state held --source "
-                   f"{name}`, then release them with `connector events approve --all --reason \"...\"` (or their "
-                   "ids) if the change is intended, or discard them with `connector events discard`")
+                   f"{name}`, then release them with `connector events approve --source {name} --reason \"...\"` (or "
+                   "their ids) if the change is intended, or discard them with `connector events discard`")
         log.warning(message)
         metrics.HELD.labels(name).inc(len(drops))
         return [c for c in changes if id(c) not in dropped], drops, message
