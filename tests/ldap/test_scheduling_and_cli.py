@@ -53,6 +53,19 @@ def test_an_unreachable_directory_backs_off_and_reports_degraded(ldap_config, st
     assert health.failures == 1 and health.full_due
 
 
+def test_a_directory_another_instance_took_over_is_no_longer_degraded_here(ldap_config, store):
+    """After an outage another instance leads the directory: this one's /readyz said degraded for good."""
+    leading = [True]
+    scheduler = LdapScheduler(store, {"corp": ldap_config(url=f"ldap://127.0.0.1:{free_port()}", timeout_seconds=1)},
+                              backoff_base=0.01, backoff_max=0.01, leads=lambda name: leading[0])
+    scheduler.tick("corp", False)
+    assert scheduler.probes()["ldap.corp"]().startswith("degraded: 1 failed runs")
+    leading[0] = False
+    time.sleep(0.05)  # past the backoff
+    scheduler.tick("corp", False)
+    assert scheduler.probes()["ldap.corp"]() == "ok" and not scheduler.degraded
+
+
 def test_the_scheduler_recovers_and_clears_degraded(ldap_config, store, slapd, admin, base):
     scheduler = LdapScheduler(store, {"corp": ldap_config()}, backoff_base=0.01, backoff_max=0.01)
     scheduler.health["corp"].failures = 3

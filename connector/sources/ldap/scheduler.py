@@ -101,7 +101,8 @@ class LdapScheduler:
             return
         full = full or health.full_due
         try:
-            if not self.leads(name):
+            if not self.leads(name):  # another instance polls it: its failures here are over
+                self.health[name] = DirectoryHealth()
                 return
             self.watchers[name].run(full=full)
         except WatermarkMoved:
