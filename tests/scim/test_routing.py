@@ -25,6 +25,8 @@ def test_every_method_on_users_in_any_case_and_with_trailing_slashes(api: httpx.
     for path in (f"/users/{user_id}", f"/Users/{user_id}/", f"/USERS/{user_id}/"):
         got = api.get(path)
         assert got.status_code == 200 and got.json()["id"] == user_id, path
+    head = api.head(f"/Users/{user_id}")  # as GET, without the body
+    assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == got.headers["etag"]
     patched = api.patch(f"/users/{user_id}/", json={"Operations": [{"op": "replace", "path": "title", "value": "T"}]})
     assert patched.status_code == 200 and patched.json()["title"] == "T"
     put = api.put(f"/USERS/{user_id}/", json={"userName": "lower@example.com", "title": "U"})

@@ -150,7 +150,7 @@ class _Api:
         async def endpoint(request: Request) -> Response:
             client, resource_id = request.state.scim_client, request.path_params["id"]
             if_match = request.headers.get("if-match")
-            if request.method == "GET":
+            if request.method in ("GET", "HEAD"):  # HEAD: as GET, its body left out by the server
                 found = await run_in_threadpool(self.service.get, client, resource, resource_id)
                 return self.resource(request, resource, found)
             if request.method == "DELETE":
