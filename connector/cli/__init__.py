@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from connector.cli import db, drift, events, init, ldap, mapping, run, simulator, status
+from connector.cli import db, drift, events, init, instances, ldap, mapping, run, simulator, status
 from connector.errors import ConnectorError
 from connector.version import VERSION
 
@@ -28,5 +28,5 @@ def main() -> None:
 
 
 for command in (run.run, run.validate_config, events.events, status.audit, status.status, ldap.ldap,
-                mapping.mapping, db.db, simulator.simulator, drift.drift, init.init):
+                mapping.mapping, db.db, simulator.simulator, drift.drift, init.init, instances.instances):
     main.add_command(command)

@@ -17,11 +17,14 @@ from connector.ops.report import (
     audit_line,
     breaker_state,
     counts_line,
+    dead_instance_advice,
+    dead_instance_line,
     dead_letters_json,
     drift_line,
     held_json,
     held_lines,
     instance_line,
+    instances_json,
     ownership_lines,
     recorder_lines,
     source_states,
@@ -30,7 +33,7 @@ from connector.ops.report import (
     when,
 )
 from connector.runtime import open_configured_store
-from connector.store import Instance, LdapWatermark, OpenBreaker, StoreError, TargetProbe
+from connector.store import DeadInstance, Instance, LdapWatermark, OpenBreaker, StoreError, TargetProbe
 
 DEFAULT_MAX_PENDING_AGE = 900.0  # seconds; the README's alert on connector_queue_oldest_pending_age_seconds
 
@@ -60,14 +63,14 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
               help=f"For cron and monitoring: print only the verdict; exit {NEEDS_ATTENTION} when someone may not "
                    "be recorded (dead letters, held events, extension conflicts, a pending event older than "
                    "--max-pending-age, a recording server that did not take the extension table) or the running "
-                   "connector cannot do its job (Verba down, an instance silent, an LDAP directory failing or not "
-                   "polled), else 0.")
+                   "connector cannot do its job (Verba down, an instance silent or counted dead, an LDAP directory "
+                   "failing or not polled), else 0.")
 @click.option("--max-pending-age", "max_pending_age", type=click.FloatRange(min=0), default=DEFAULT_MAX_PENDING_AGE,
               show_default=True, metavar="SECONDS", help="With --check: how old the oldest pending event may be.")
 def status(config_path: str, as_json: bool, check: bool, max_pending_age: float) -> None:
     """Queue depth by state, oldest pending age, dead letters by cause, the target's state as the running connector
     last probed it, the recording servers' last answers ([target] apply_configuration), and the connector instances
-    sharing the store with the one polling each directory.
+    sharing the store with the one polling each directory (and those counted dead, until started or forgotten).
 
     Reads the store only: it needs none of the config's secrets and calls nothing.
 
@@ -75,7 +78,8 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     1 on an error. The reasons: dead letters; events held by a guard; open extension conflicts; a pending event older
     than --max-pending-age; a recording server named in the last applyExtensionConfiguration answer that did not take
     the extension table; an open circuit breaker on Verba, or a failed last probe of it; a connector instance not
-    heard from for [instance] liveness_seconds; an LDAP directory whose last poll failed, or that no poll has read
+    heard from for [instance] liveness_seconds, or counted dead (until it starts again or `connector instances forget
+    NAME`); an LDAP directory whose last poll failed, or that no poll has read
     for --max-pending-age (or ten poll intervals, if longer).
     """
     config = load_config(config_path, secrets=())
@@ -89,6 +93,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         leaders = store.leaders()
         sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()}, leaders)
         now, instances = store.live_instances()
+        dead = store.dead_instances()
         drift = store.last_drift_run()
         conflicts = store.open_conflicts()
         clashes = store.extension_clashes()
@@ -111,8 +116,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
                             "extension_conflicts": conflicts,
                             "extension_clashes": [{"extension": x, "claimants": c} for x, c in clashes],
                             "sources": sources,
-                            "instances": [{**dataclasses.asdict(i), "silent_seconds": max(0.0, now - i.heartbeat_at)}
-                                          for i in instances],
+                            "instances": instances_json(instances, dead, now),
                             "leaders": leaders,
                             "drift": drift,
                             "target": {"url": config.target_url, "state": target, "breakers": breakers,
@@ -126,6 +130,8 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         click.echo(f"source {name}: {state}")
     for instance in instances:
         click.echo(instance_line(instance, now))
+    for gone in dead:
+        click.echo(dead_instance_line(gone))
     click.echo(drift_line(drift))
     click.echo(f"target: {config.target_url} {target}")
     for line in recorder_lines(recorders):
@@ -144,6 +150,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
             oldest = store.oldest_pending_at()
             recorders = store.recorders()
             now, instances = store.live_instances()
+            dead = store.dead_instances()
             breakers, probes = store.open_breakers(), store.target_probes()
             marks = {mark.directory: mark for mark in store.ldap_watermarks()}
     except StoreError as exc:  # a monitor that reads the JSON gets a verdict too (and exit status 1)
@@ -172,7 +179,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
     if pending_age is not None and pending_age > max_pending_age:
         problems.append(f"the oldest pending event is {age(pending_age)} old (more than {age(max_pending_age)}): "
                         "is the connector running and Verba answering? see `connector status`")
-    problems += _running_problems(config, now, instances, breakers, probes)
+    problems += _running_problems(config, now, instances, dead, breakers, probes)
     problems += _directory_problems(config, marks, max_pending_age)
     if as_json:
         click.echo(to_json({"ok": not problems, "problems": problems, "oldest_pending_age_seconds": pending_age,
@@ -188,16 +195,19 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
         sys.exit(NEEDS_ATTENTION)
 
 
-def _running_problems(config: Config, now: float, instances: Sequence[Instance], breakers: Sequence[OpenBreaker],
-                      probes: Sequence[TargetProbe]) -> list[str]:
+def _running_problems(config: Config, now: float, instances: Sequence[Instance], dead: Sequence[DeadInstance],
+                      breakers: Sequence[OpenBreaker], probes: Sequence[TargetProbe]) -> list[str]:
     """What the running connectors recorded that needs someone: an instance that went silent (it crashed or hangs:
-    one stopped cleanly leaves no record), an open circuit breaker on Verba, or a failed last probe of Verba by a
-    live instance (`now`: the store's clock)."""
+    one stopped cleanly leaves no record) or that another counted dead, an open circuit breaker on Verba, or a failed
+    last probe of Verba by a live instance (`now`: the store's clock)."""
     limit = config.instance.liveness_seconds
     silent = [i for i in instances if now - i.heartbeat_at > limit]
     problems = [f"connector instance {i.name} ({i.host}, pid {i.pid}) has not been heard from for "
                 f"{age(now - i.heartbeat_at)} (more than {age(limit)}): is it running? see `connector status`"
                 for i in silent]
+    problems += [f"connector instance {d.instance.name} ({d.instance.host}, pid {d.instance.pid}) was counted dead at "
+                 f"{when(d.reaped_at)} by instance {d.reaped_by} ({d.released} in-flight event(s) went back to the "
+                 f"queue): {dead_instance_advice(d.instance.name)}" for d in dead]
     live = {i.name for i in instances if i not in silent}
     probe = probes[0] if probes else None
     if breakers:

@@ -14,6 +14,7 @@ from connector.store import (
     Attempt,
     AuditEntry,
     CauseGroup,
+    DeadInstance,
     DriftRun,
     EventState,
     HeldGroup,
@@ -189,3 +190,26 @@ def instance_line(instance: Instance, now: float) -> str:
     """A registered connector instance and when it last said it lives (`now`: the store's clock)."""
     return (f"instance {instance.name}: {instance.host} pid {instance.pid}, started {when(instance.started_at)}, "
             f"heartbeat {age(max(0.0, now - instance.heartbeat_at))} ago")
+
+
+def instances_json(instances: Sequence[Instance], dead: Sequence[DeadInstance], now: float) -> list[dict[str, Any]]:
+    """`status --json`'s instances: the registered ones ("dead": false), then those counted dead ("dead": true, with
+    when, by which instance and how many in-flight events went back). `now`: the store's clock."""
+    def entry(instance: Instance) -> dict[str, Any]:
+        return {**dataclasses.asdict(instance), "silent_seconds": max(0.0, now - instance.heartbeat_at)}
+
+    return [*({**entry(i), "dead": False} for i in instances),
+            *({**entry(d.instance), "dead": True, "counted_dead_at": d.reaped_at, "counted_dead_by": d.reaped_by,
+               "events_released": d.released} for d in dead)]
+
+
+def dead_instance_line(dead: DeadInstance) -> str:
+    """An instance counted dead, with what to do: `connector status` lists it until it is started or forgotten."""
+    instance = dead.instance
+    return (f"instance {instance.name}: DEAD since {when(dead.reaped_at)} ({instance.host} pid {instance.pid}; "
+            f"counted dead by instance {dead.reaped_by}, {dead.released} in-flight event(s) went back to the queue): "
+            f"{dead_instance_advice(instance.name)}")
+
+
+def dead_instance_advice(name: str) -> str:
+    return f"start it again, or run `connector instances forget {name}` if it is gone for good"

@@ -1,0 +1,81 @@
+"""An instance another one counted dead stays visible to on-call: `connector status` lists it, `status --json` marks
+it, `status --check` fails for it, until it starts again or `connector instances forget NAME` (connector/cli)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from connector.cli import main
+from connector.config import load_config
+from connector.events import UserChange
+from connector.ops.report import when
+from connector.runtime import open_configured_store
+from connector.store import Instance, Store
+from tests.ops.helpers import write_config
+from tests.plugins.simulator import free_port
+
+LIVENESS = 15.0  # the config's default [instance] liveness_seconds
+
+
+def run(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, [*args, "--config", str(config)])
+
+
+def kill_a_and_let_b_count_it_dead(store: Store) -> float:
+    """Instances a (vm1, pid 101, one user in flight) and b; a crashes a minute ago and b's heartbeat counts it
+    dead. Returns when b did, by the store's clock."""
+    store.enqueue([UserChange("hr", "alice", "upsert", {"userName": "alice"}, time.time())])
+    b = Instance("b", "run-b", "vm2", 202)
+    for instance in (Instance("a", "run-a", "vm1", 101), b):
+        store.register_instance(instance, LIVENESS, lambda previous: True)
+    assert store.claim("run-a/0", time.time(), 120.0) is not None
+    with store._write() as conn:
+        conn.execute("UPDATE instances SET heartbeat_at = heartbeat_at - 60 WHERE name = 'a'")
+    assert [(dead.name, released) for dead, released in store.heartbeat(b, LIVENESS).reaped] == [("a", 1)]
+    return store.dead_instances()[0].reaped_at
+
+
+def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+    with open_configured_store(load_config(config, secrets=()), create=True) as store:
+        at = kill_a_and_let_b_count_it_dead(store)
+        status, check = run(config, "status"), run(config, "status", "--check")
+        listed = json.loads(run(config, "status", "--json").output)["instances"]
+        refused = run(config, "instances", "forget", "b")
+        forgotten = run(config, "instances", "forget", "a", "--operator", "oncall", "--reason", "vm1 retired")
+        again = run(config, "instances", "forget", "a")
+        after = run(config, "status", "--check")
+        audit = store.list_audit(10)
+
+    advice = "start it again, or run `connector instances forget a` if it is gone for good"
+    assert (f"instance a: DEAD since {when(at)} (vm1 pid 101; counted dead by instance b, 1 in-flight event(s) went "
+            f"back to the queue): {advice}") in status.output.splitlines(), status.output
+    assert check.exit_code == 3 and check.output.splitlines() == [
+        f"CHECK FAILED: connector instance a (vm1, pid 101) was counted dead at {when(at)} by instance b (1 in-flight "
+        f"event(s) went back to the queue): {advice}"], check.output
+    assert [(i["name"], i["dead"]) for i in listed] == [("b", False), ("a", True)]
+    assert (listed[1]["counted_dead_by"], listed[1]["events_released"], listed[1]["pid"]) == ("b", 1, 101)
+
+    assert refused.exit_code == 1 and "instance 'b' is running on vm2 (pid 202), heard from " in refused.output
+    assert "only an instance that is gone can be forgotten" in refused.output
+    assert forgotten.exit_code == 0 and forgotten.output == (
+        "instance a forgotten; 0 in-flight event(s) went back to the queue\n")
+    assert again.exit_code == 0 and again.output == (
+        "instance a: nothing to forget (not registered, not counted dead)\n")
+    assert after.exit_code == 0, after.output
+    assert [(e.actor, e.action, e.reason, e.detail) for e in audit] == [
+        ("oncall", "forget_instance", "vm1 retired", {"instance": "a", "released": 0})]
+
+
+def test_an_instance_counted_dead_that_starts_again_is_no_longer_listed(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+    with open_configured_store(load_config(config, secrets=()), create=True) as store:
+        kill_a_and_let_b_count_it_dead(store)
+        store.register_instance(Instance("a", "run-a2", "vm1", 303), LIVENESS, lambda previous: True)
+        status, check = run(config, "status"), run(config, "status", "--check")
+    assert "DEAD" not in status.output and "instance a: vm1 pid 303, started " in status.output
+    assert check.exit_code == 0, check.output
