@@ -173,8 +173,9 @@ def state_json(change: UserChange) -> str:
 
 
 def event_row(change: UserChange, state: str, now: float, state_text: str | None = None, *,
-              forced: bool = False) -> tuple[Any, ...]:
+              forced: bool = False, why: str | None = None) -> tuple[Any, ...]:
     """The parameters of `insert_event` for `change`, due at its `accepted_at` (`state_text`: its
-    `state_json`, when the caller has it already; `forced`: pushed even if nothing changed)."""
+    `state_json`, when the caller has it already; `forced`: pushed even if nothing changed; `why`: why it is
+    stored held, its `last_error`)."""
     return (change.idem_key, change.source, change.external_id, change.kind, state_text or state_json(change),
-            change.cause, change.accepted_at, state, change.accepted_at, now, int(forced))
+            change.cause, change.accepted_at, state, change.accepted_at, now, int(forced), why)

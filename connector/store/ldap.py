@@ -54,6 +54,7 @@ class LdapPoll:
     removed: Sequence[str] = ()  # external ids no longer in the directory
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
     parts: int = 0  # parts of the same run stored before, by commit_part
+    held_because: str | None = None  # why `held` are held (the mass-change guard's message), their last_error
 
 
 class LdapMarks(Database):
@@ -102,7 +103,8 @@ class LdapMarks(Database):
         """
         recount = bool(poll.entries or poll.removed or poll.parts or poll.version == 0)
         with self._write() as conn:
-            ids = self._put(conn, poll.directory, poll.version, poll.changes, poll.held, poll.entries)
+            ids = self._put(conn, poll.directory, poll.version, poll.changes, poll.held, poll.entries,
+                            poll.held_because)
             if poll.removed:
                 conn.cursor().executemany(self._q["remove_ldap_entry"], [(poll.directory, x) for x in poll.removed])
             conn.execute(self._q["advance_watermark"], {
@@ -119,8 +121,9 @@ class LdapMarks(Database):
             return self._put(conn, directory, version, changes, (), entries)
 
     def _put(self, conn: Any, directory: str, version: int, changes: Sequence[UserChange],
-             held: Sequence[UserChange], entries: Sequence[LdapEntry]) -> list[int]:
-        """Check the watermark's version, then insert the events (`held` ones held) and put the entries."""
+             held: Sequence[UserChange], entries: Sequence[LdapEntry], held_because: str | None = None) -> list[int]:
+        """Check the watermark's version, then insert the events (`held` ones held, `held_because`; the others of a
+        user who has a held event held behind it) and put the entries."""
         q = self._q
         conn.execute(q["ensure_watermark"], (directory,))
         if conn.execute(q["lock_watermark"], (directory,)).fetchone()["version"] != version:
@@ -129,9 +132,10 @@ class LdapMarks(Database):
         waiting = self._held_users(conn, changes)
         # An upsert and its entry share one state dict: serialize it once.
         states = {id(c.state): state_json(c) for c in [*changes, *held]}
-        rows = [event_row(c, "held" if on_hold or (c.source, c.external_id) in waiting else "pending", now,
-                          states[id(c.state)])
-                for c, on_hold in [(c, False) for c in changes] + [(c, True) for c in held]]
+        behind = "waits behind a held event of this user: approve or discard that one first"
+        rows = [event_row(c, "held" if why else "pending", now, states[id(c.state)], why=why)
+                for c, why in [(c, behind if (c.source, c.external_id) in waiting else None) for c in changes]
+                + [(c, held_because or "held by the mass-change guard") for c in held]]
         ids = self._insert_events(conn, rows) if rows else []
         if entries:
             conn.cursor().executemany(q["put_ldap_entry"], [

@@ -34,6 +34,10 @@ def test_the_guard_holds_mass_deletes_and_approve_releases_them(slapd, admin, ba
     assert "--force" not in result.guard_message  # a forced sync releases nothing already held
     held = [e.id for e in store.list_events(state=EventState.HELD)]
     assert len(held) == 4 and {store.get_event(i).change.kind for i in held} == {"delete"}
+    # each says why, where on-call looks (events list, status): the guard's message
+    assert {store.get_event(i).last_error for i in held} == {result.guard_message}
+    listed = cli(config, "events", "list", "--state", "held")
+    assert "ldap_mass_change  source corp: ldap corp: mass-change guard tripped: 4 of 10" in listed.stdout, listed
     assert store.ldap_watermark("corp").known == 6  # the cursor and the entries moved on with the held events
 
     # A later change of a held user waits behind the held delete instead of overtaking it.
@@ -121,6 +125,8 @@ def test_disables_count_for_the_guard_but_only_once(slapd, admin, base, ldap_con
     slapd.modify(admin, dns[0], telephoneNumber="+14155550100")  # already inactive: no new drop
     assert watcher.run().counts["held"] == 0  # already inactive: not a new drop for the guard ...
     assert events_of(store)[-1].state is EventState.HELD  # ... but it waits behind its user's held event
+    assert events_of(store)[-1].last_error == ("waits behind a held event of this user: approve or discard that one "
+                                               "first")
     watcher.close()
 
 

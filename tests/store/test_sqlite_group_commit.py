@@ -46,7 +46,7 @@ def test_a_failed_block_changes_nothing_and_leaves_the_file_writable(sqlite_stor
     sqlite_store.enqueue([change("kept")])
     with pytest.raises(ValueError, match="boom"), sqlite_store._write() as conn:
         conn.execute(sqlite_store._q["insert_event"], (
-            "k", "scim", "lost", "upsert", "{}", "", 1.0, "pending", 1.0, 1.0, 0))
+            "k", "scim", "lost", "upsert", "{}", "", 1.0, "pending", 1.0, 1.0, 0, None))
         raise ValueError("boom")
     assert sqlite_store.list_events(user="lost") == []
     with SQLiteStore(str(tmp_path / "c.db")) as other:  # the write lock was released: no "database is locked"

@@ -246,7 +246,7 @@ class Watcher:
         cursor = {**self.dialect.advance(found.begin, [*(s.stamp for s in seen.values()), *found.stamps]),
                   **self._bookkeeping([*reader.scope.notes, *reader.notes], found, seen, reader.now, before)}
         poll = LdapPoll(name, found.version, cursor, time.time(), changes, held, [*(d.entry for d in drops), *entries],
-                        removed, counts, found.parts)
+                        removed, counts, found.parts, guard_message)
         ids = [*found.event_ids, *self.store.commit_poll(poll)]
         metrics.LAST_SUCCESS.labels(name).set(poll.at)
         if ids:

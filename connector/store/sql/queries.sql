@@ -14,7 +14,7 @@ INSERT INTO schema_version (version) VALUES (%s)
 
 -- insert_event --
 INSERT INTO events (idem_key, source, external_id, kind, state_json, cause, accepted_at,
-    state, next_attempt_at, updated_at, forced) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    state, next_attempt_at, updated_at, forced, last_error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (idem_key) DO NOTHING
 RETURNING id
 
