@@ -96,12 +96,13 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
         raise ConnectorError(f"{subject.name}: the mapping {mapping_path} cannot map this state: {exc}") from None
     if as_json:
         click.echo(to_json({"user": subject.name, "from": subject.where, "kind": subject.change.kind,
-                            "user_id": resolved, "user_id_from": how,
+                            "user_id": resolved, "user_id_from": how, "decided_by": loaded.decision(subject.change),
                             "upserts": [r.to_dict() for r in mapped.upserts],
                             "deprovisions": [r.to_dict() for r in mapped.deprovisions]}))
         return
     click.echo(f"{subject.name} ({subject.change.kind}), from {subject.where}")
     click.echo(f"Verba user {resolved} ({how})")
+    click.echo(f"decided by {loaded.decision(subject.change)}")
     rows = [("record", r) for r in mapped.upserts] + [("stop", r) for r in mapped.deprovisions]
     if not rows:
         click.echo("maps to no extension: the state has no value in the mapping's [[extensions]] sources"

@@ -153,6 +153,20 @@ class Mapping:
         either (a conflict it waits in is released by a push)."""
         return not previous and not self._extensions(change.state, strict=self._settings(change) is not None)
 
+    def decision(self, change: UserChange) -> str:
+        """What decided how the user is recorded, for `mapping test`: its kind or `active`, the first rule whose
+        `when` holds (as the file numbers it: rules[0] first), or [defaults]."""
+        if change.kind != "upsert":
+            return f"a {change.kind}: not recorded"
+        if change.state.get("active") is False:
+            return "inactive (active = false): not recorded"
+        for number, rule in enumerate(self.rules):
+            if rule.when.holds(change.state):
+                verdict = "not recorded (record = false)" if rule.settings is None else "recorded with its settings"
+                return f"rules[{number}] (when {{ {rule.when.describe()} }}) matched first: {verdict}"
+        return ("no rule matched: recorded with [defaults]" if self.record_by_default else
+                "no rule matched: not recorded ([defaults] record = false)")
+
     def _settings(self, change: UserChange) -> RecordingSettings | None:
         """How this user is recorded; None when not at all."""
         if change.kind != "upsert" or change.state.get("active") is False:

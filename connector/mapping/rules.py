@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,19 @@ class Condition:
     equals: str | bool | None = None
     pattern: re.Pattern[str] | None = None
     present: bool | None = None
+
+    def describe(self) -> str:
+        """The condition as the mapping file writes it, e.g. 'group = "Traders", attribute = "title", equals = "VP"'."""
+        parts = [] if self.group is None else [f"group = {json.dumps(self.group)}"]
+        if self.attribute is not None:
+            parts.append(f"attribute = {json.dumps(str(self.attribute))}")
+            if self.present is not None:
+                parts.append(f"present = {json.dumps(self.present)}")
+            elif self.pattern is not None:
+                parts.append(f"matches = {json.dumps(self.pattern.pattern)}")
+            else:
+                parts.append(f"equals = {json.dumps(self.equals)}")
+        return ", ".join(parts)
 
     def holds(self, state: dict[str, Any]) -> bool:
         if self.group is not None and not in_group(state, self.group):

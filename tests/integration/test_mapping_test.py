@@ -29,15 +29,27 @@ def test_a_table_by_default_and_json_with_the_flag():
     lines = out.splitlines()
     assert lines[0] == f"{OKTA} (upsert), from the file"
     assert lines[1].startswith("Verba user 417 (from attributes.")
-    assert lines[2].split() == ["EXTENSION", "USER", "ID", "ACTION", "RECORDING", "MODE", "VOICE", "IM", "VIDEO",
+    assert lines[2] == ('decided by rules[2] (when { attribute = "attributes.urn:ietf:params:scim:schemas:extension:'
+                        'verba:2.0:User:recordingPolicy", equals = "on-demand" }) matched first: recorded with its '
+                        'settings')
+    assert lines[3].split() == ["EXTENSION", "USER", "ID", "ACTION", "RECORDING", "MODE", "VOICE", "IM", "VIDEO",
                                 "SCREEN"]
-    assert lines[3].split() == ["+442079460018", "417", "record", "ON_DEMAND", "yes", "no", "no", "no"]
+    assert lines[4].split() == ["+442079460018", "417", "record", "ON_DEMAND", "yes", "no", "no", "no"]
 
     code, out = run("--mapping", "mappings/okta.toml", "--user", OKTA, "--json")
     assert code == 0
     data = json.loads(out)
     assert data["user_id"] == 417 and [r["extension"] for r in data["upserts"]] == ["+442079460018"]
-    assert data["deprovisions"] == []
+    assert data["deprovisions"] == [] and data["decided_by"].startswith("rules[2] (when {")
+
+
+def test_it_says_when_no_rule_matched_or_the_user_goes_away(tmp_path):
+    other = tmp_path / "u.json"
+    other.write_text(json.dumps({**json.loads(Path(OKTA).read_text()), "attributes": {}}))
+    code, out = run("--mapping", "mappings/okta.toml", "--user", str(other), "--user-id", "5")
+    assert code == 0 and "decided by no rule matched: recorded with [defaults]" in out, out
+    code, out = run("--mapping", "mappings/okta.toml", "--user", OKTA, "--kind", "deactivate")
+    assert code == 0 and "decided by a deactivate: not recorded" in out, out
 
 
 def test_a_user_going_away_shows_its_extensions_stopped():
@@ -93,7 +105,8 @@ def test_a_scim_user_the_connector_stores(tmp_path, simulator):
         lines = out.splitlines()
         assert lines[0] == f"entra/{user_id} (alice@example.com) (upsert), from SCIM client entra"
         assert lines[1] == "Verba user 3 (listUsers loginName 'alice@example.com')"
-        assert lines[3].split()[:3] == ["+14155550100", "3", "record"]
+        assert lines[2] == "decided by no rule matched: recorded with [defaults]"
+        assert lines[4].split()[:3] == ["+14155550100", "3", "record"]
     assert {c["operation"] for c in simulator.calls()} <= {"requestToken", "listUsers", "releaseToken"}
 
     code, out = run("--config", config, "--scim-user", "nobody")
