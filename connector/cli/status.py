@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -132,6 +133,8 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         click.echo(instance_line(instance, now))
     for gone in dead:
         click.echo(dead_instance_line(gone))
+    for line in _older_mapping(config, instances):
+        click.echo(f"WARNING: {line}")
     click.echo(drift_line(drift))
     click.echo(f"target: {config.target_url} {target}")
     for line in recorder_lines(recorders):
@@ -180,6 +183,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
         problems.append(f"the oldest pending event is {age(pending_age)} old (more than {age(max_pending_age)}): "
                         "is the connector running and Verba answering? see `connector status`")
     problems += _running_problems(config, now, instances, dead, breakers, probes)
+    problems += _older_mapping(config, instances)
     problems += _directory_problems(config, marks, max_pending_age)
     if as_json:
         click.echo(to_json({"ok": not problems, "problems": problems, "oldest_pending_age_seconds": pending_age,
@@ -193,6 +197,19 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
         click.echo(f"check ok: no dead letters; oldest pending {oldest_text} (at most {age(max_pending_age)})")
     if problems:
         sys.exit(NEEDS_ATTENTION)
+
+
+def _older_mapping(config: Config, instances: Sequence[Instance]) -> list[str]:
+    """The instances started before this config's mapping file last changed: `connector run` reads the mapping once,
+    at start, so they still map users with the file as it was (while `mapping test`, `drift` and previews read it as
+    it is now, and a drift repair would push the old mapping again)."""
+    try:
+        changed = os.stat(config.mapping_file).st_mtime
+    except OSError:
+        return []
+    return [f"instance {i.name} started at {when(i.started_at)}, before the mapping {config.mapping_file} last "
+            f"changed ({when(changed)}): it still maps users with the file as it was; restart every instance to use "
+            "it" for i in instances if i.started_at < changed]
 
 
 def _running_problems(config: Config, now: float, instances: Sequence[Instance], dead: Sequence[DeadInstance],

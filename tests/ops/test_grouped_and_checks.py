@@ -4,6 +4,7 @@ codes on-call scripts read (`status --check`, `events replay --wait`)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -129,6 +130,26 @@ def test_status_check_exits_3_with_dead_letters_or_an_old_pending_event_else_0(t
     assert verdict["ok"] is False and len(verdict["problems"]) == 1
     broken = run(tmp_path / "nowhere.toml", "status", "--check")
     assert broken.exit_code == 1 and "no such file" in broken.output
+
+
+def test_an_instance_started_before_the_mapping_changed_is_told_to_restart(tmp_path: Path) -> None:
+    """`connector run` reads the mapping once: an edit reaches it only by a restart, while drift and the previews
+    read the file as it is now (a repair then pushed the old mapping again)."""
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(Path("mappings/default.toml").read_text())
+    os.utime(mapping, (time.time() - 3600, time.time() - 3600))  # written before the instance started
+    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning",
+                          extra=f'[mapping]\nfile = "{mapping}"\n')
+    with open_configured_store(load_config(config, secrets=()), create=True) as store:
+        store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)
+        assert run(config, "status", "--check").exit_code == 0
+        mapping.write_text(mapping.read_text() + "\n# a rule edited\n")
+        edited = run(config, "status", "--check")
+        shown = run(config, "status").output
+    assert edited.exit_code == 3 and edited.output.startswith("CHECK FAILED: instance a started at "), edited.output
+    assert f"before the mapping {mapping} last changed (" in edited.output
+    assert "restart every instance to use it" in edited.output
+    assert "WARNING: instance a started at " in shown
 
 
 def test_status_check_exits_3_when_verba_an_instance_or_a_directory_is_down(tmp_path: Path) -> None:
