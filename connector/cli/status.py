@@ -64,8 +64,8 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
               help=f"For cron and monitoring: print only the verdict; exit {NEEDS_ATTENTION} when someone may not "
                    "be recorded (dead letters, held events, extension conflicts, a pending event older than "
                    "--max-pending-age, a recording server that did not take the extension table) or the running "
-                   "connector cannot do its job (Verba down, an instance silent or counted dead, an LDAP directory "
-                   "failing or not polled), else 0.")
+                   "connector cannot do its job (Verba down, an instance silent or counted dead or started before "
+                   "the mapping file changed, an LDAP directory failing or not polled), else 0.")
 @click.option("--max-pending-age", "max_pending_age", type=click.FloatRange(min=0), default=DEFAULT_MAX_PENDING_AGE,
               show_default=True, metavar="SECONDS", help="With --check: how old the oldest pending event may be.")
 def status(config_path: str, as_json: bool, check: bool, max_pending_age: float) -> None:
@@ -80,8 +80,9 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     than --max-pending-age; a recording server named in the last applyExtensionConfiguration answer that did not take
     the extension table; an open circuit breaker on Verba, or a failed last probe of it; a connector instance not
     heard from for [instance] liveness_seconds, or counted dead (until it starts again or `connector instances forget
-    NAME`); an LDAP directory whose last poll failed, or that no poll has read
-    for --max-pending-age (or ten poll intervals, if longer).
+    NAME`), or started before the config's mapping file last changed (it maps with the old file until restarted); an
+    LDAP directory whose last poll failed, or that no poll has read for --max-pending-age (or ten poll intervals, if
+    longer).
     """
     config = load_config(config_path, secrets=())
     if check:
