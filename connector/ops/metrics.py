@@ -126,6 +126,9 @@ class StoreCollector(Collector):
         for breaker in breakers:
             opened.add_metric([breaker.instance], breaker.opened_at)
         yield opened
+        yield GaugeMetricFamily("connector_instances_dead",
+                                "Instances counted dead that have neither started again nor been forgotten "
+                                "(`connector instances forget`).", value=len(self.store.dead_instances()))
         yield from _drift_metrics(self.store.last_drift_run())
         yield from _recorder_metrics(self.store.recorders())
         accepted = CounterMetricFamily("connector_events_accepted", "Events accepted by source and kind.",

@@ -55,6 +55,29 @@ def test_open_conflicts_and_clashes_come_from_the_store(tmp_path):
     store.close()
     assert samples["connector_extension_conflicts"] == 1
     assert samples["connector_extension_clashes"] == 1
+    assert samples["connector_instances_dead"] == 0
+
+
+def test_an_instance_counted_dead_is_a_metric_until_forgotten(tmp_path):
+    from connector.store import Instance
+
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    store.migrate()
+    for name in ("a", "b"):
+        store.register_instance(Instance(name, f"run-{name}", "vm", 1), 15, lambda previous: True)
+    with store._write() as conn:  # a crashed: its heartbeats stopped a minute ago
+        conn.execute("UPDATE instances SET heartbeat_at = heartbeat_at - 60 WHERE name = 'a'")
+    store.heartbeat(Instance("b", "run-b", "vm", 1), 15)
+    registry = CollectorRegistry()
+    register_store(store, registry)
+
+    def dead() -> float | None:
+        return registry.get_sample_value("connector_instances_dead")
+
+    assert dead() == 1
+    store.forget_dead_instance("a", 15)
+    assert dead() == 0
+    store.close()
 
 
 def test_an_open_breaker_shows_in_metrics_readyz_and_status(tmp_path):
