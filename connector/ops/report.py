@@ -24,6 +24,7 @@ from connector.store import (
     RecorderState,
     StoredEvent,
 )
+from connector.store.log import MASS_CHANGE_CAUSE
 from connector.store.ownership import Claimant, Conflict
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -58,7 +59,10 @@ def event_dict(event: StoredEvent) -> dict[str, Any]:
 def event_line(event: StoredEvent) -> str:
     change = event.change
     user = change.state.get("userName", "")
-    why = f"  {event.last_cause}: {event.last_error}" if event.last_cause and event.state != EventState.DONE else ""
+    # The LDAP mass-change guard holds events with no cause, its message as their error.
+    cause = event.last_cause or (MASS_CHANGE_CAUSE if event.state is EventState.HELD else None)
+    why = "" if cause is None or event.state is EventState.DONE else (
+        f"  {cause}" + (f": {event.last_error}" if event.last_error else ""))
     return (f"{event.id:>8}  {event.state.value:<9}  {change.kind:<10}  {change.source}/{change.external_id} "
             f"({user})  attempts={event.attempts}  {when(event.updated_at)}{why}")
 

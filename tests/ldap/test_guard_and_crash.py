@@ -38,6 +38,8 @@ def test_the_guard_holds_mass_deletes_and_approve_releases_them(slapd, admin, ba
     assert {store.get_event(i).last_error for i in held} == {result.guard_message}
     listed = cli(config, "events", "list", "--state", "held")
     assert "ldap_mass_change  source corp: ldap corp: mass-change guard tripped: 4 of 10" in listed.stdout, listed
+    shown = cli(config, "events", "show", str(held[0])).stdout.splitlines()[0]
+    assert "held       delete" in shown and shown.endswith(f"  ldap_mass_change: {result.guard_message}"), shown
     assert store.ldap_watermark("corp").known == 6  # the cursor and the entries moved on with the held events
 
     # A later change of a held user waits behind the held delete instead of overtaking it.
