@@ -51,10 +51,13 @@ def load_mapping(path: str | Path) -> Mapping:
 
 
 def parse_mapping(data: dict[str, Any], file: str) -> Mapping:
-    """Build a Mapping from parsed TOML; `file` names the source in error messages."""
-    top = _Table(file, "", data)
+    """Build a Mapping from parsed TOML; `file` names the source in error messages.
+
+    Raises one MappingError whose message has a line per problem: "{file}: {key} is ...; {fix}".
+    """
+    top = _Table(file, "", data, [])
     top.only("environment", "user_id", "extensions", "defaults", "rules", "deprovision", "ownership")
-    eid, short_name = _environment(top.table("environment", required=True))
+    eid, short_name = _environment(top)
     user_id = top.table("user_id")
     user_id.only("attribute", "login_name", "create_missing")
     defaults_table = top.table("defaults")
@@ -65,11 +68,11 @@ def parse_mapping(data: dict[str, Any], file: str) -> Mapping:
     ownership = top.table("ownership")
     ownership.only("on_conflict")
     sources = top.tables("extensions")
-    if not sources:
-        raise top.error(
+    if top.data.get("extensions", []) == []:
+        top.problem(
             "extensions", 'is missing; add at least one [[extensions]] table with from = "..." and normalize = "..."'
         )
-    return Mapping(
+    mapping = Mapping(
         sources=tuple(_source(t) for t in sources),
         defaults=defaults,
         eid=eid,
@@ -82,19 +85,30 @@ def parse_mapping(data: dict[str, Any], file: str) -> Mapping:
         deprovision_action=deprovision.choice("action", DEPROVISION_ACTIONS, "stop_recording"),
         on_conflict=ownership.choice("on_conflict", ON_CONFLICT, "hold"),
     )
+    if top.problems:
+        raise MappingError("\n".join(top.problems))
+    return mapping
 
 
 @dataclasses.dataclass
 class _Table:
+    """One table of the file, named `key` in messages ("" for the top level). A value that breaks a rule is
+    recorded in `problems` (shared by every table of the file) and read as a stand-in, so that parsing goes on
+    and every problem is reported at once; the Mapping built from stand-ins is never returned."""
+
     file: str
     key: str
     data: dict[str, Any]
+    problems: list[str]
 
     def at(self, name: str) -> str:
         return f"{self.key}.{name}" if self.key else name
 
-    def error(self, name: str, problem: str) -> MappingError:
-        return MappingError(f"{self.file}: {self.at(name)} {problem}")
+    def problem(self, name: str, text: str) -> None:
+        self.problems.append(f"{self.file}: {self.at(name)} {text}")
+
+    def sub(self, key: str, data: dict[str, Any]) -> _Table:
+        return _Table(self.file, key, data, self.problems)
 
     def only(self, *allowed: str) -> None:
         for name in self.data:
@@ -102,92 +116,104 @@ class _Table:
                 close = difflib.get_close_matches(name, allowed, n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 where = f"[{self.key}]" if self.key else "the top level"
-                raise self.error(name, f"is not a known key; {hint}the keys of {where} are {', '.join(allowed)}")
+                self.problem(name, f"is not a known key; {hint}the keys of {where} are {', '.join(allowed)}")
 
     def table(self, name: str, required: bool = False) -> _Table:
-        """The sub-table `name`; an empty one when it is absent and not required."""
-        if required and name not in self.data:
-            raise self.error(name, f"is missing; add a [{self.at(name)}] table")
+        """The sub-table `name`; an empty one when it is absent (a problem if `required`) or not a table."""
         value = self.data.get(name, {})
-        if not isinstance(value, dict):
-            raise self.error(name, f"is {value!r}; write it as a [{self.at(name)}] table")
-        return _Table(self.file, self.at(name), value)
+        if required and name not in self.data:
+            self.problem(name, f"is missing; add a [{self.at(name)}] table")
+        elif not isinstance(value, dict):
+            self.problem(name, f"is {value!r}; write it as a [{self.at(name)}] table")
+            value = {}
+        return self.sub(self.at(name), value)
 
     def tables(self, name: str) -> list[_Table]:
         value = self.data.get(name, [])
         if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-            raise self.error(name, f"must be an array of tables; write each one as [[{self.at(name)}]]")
-        return [_Table(self.file, f"{self.at(name)}[{n}]", item) for n, item in enumerate(value)]
+            self.problem(name, f"must be an array of tables; write each one as [[{self.at(name)}]]")
+            return []
+        return [self.sub(f"{self.at(name)}[{n}]", item) for n, item in enumerate(value)]
 
     def string(self, name: str) -> str | None:
         value = self.data.get(name)
         if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise self.error(name, f"is {value!r}; use a non-empty quoted string")
+            self.problem(name, f"is {value!r}; use a non-empty quoted string")
+            return None
         return value
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.data.get(name, default)
         if not isinstance(value, bool):
-            raise self.error(name, f"is {value!r}; use true or false (unquoted)")
+            self.problem(name, f"is {value!r}; use true or false (unquoted)")
+            return default
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: str | None) -> str:
+        """The value, one of `choices`; `default` when absent (required if None). The stand-in is `choices[0]`."""
         value = self.data.get(name, default)
         if value is None:
-            raise self.error(name, f"is missing; use one of {', '.join(choices)}")
-        if not isinstance(value, str) or value not in choices:
-            raise self.error(name, f"is {value!r}; use one of {', '.join(choices)}")
-        return value
+            self.problem(name, f"is missing; use one of {', '.join(choices)}")
+        elif not isinstance(value, str) or value not in choices:
+            self.problem(name, f"is {value!r}; use one of {', '.join(choices)}")
+        else:
+            return value
+        return default or choices[0]
 
     def path(self, name: str, text: Any) -> AttributePath:
+        """The attribute path `text`; the stand-in is userName."""
         try:
             return AttributePath.parse(text)
         except ValueError as exc:
-            raise self.error(name, f"is not a valid path: {exc}") from None
+            self.problem(name, f"is not a valid path: {exc}")
+            return AttributePath.parse("userName")
 
 
-def _environment(table: _Table) -> tuple[str | None, str | None]:
+def _environment(top: _Table) -> tuple[str | None, str | None]:
+    table = top.table("environment", required=True)
     table.only("eid", "short_name")
+    if "environment" in top.data and ("eid" in table.data) == ("short_name" in table.data):
+        table.problems.append(f'{table.file}: environment needs exactly one of eid = "0000" or short_name = "tenant"; '
+                              "Verba takes one, not both")
     eid = table.data.get("eid")
     if isinstance(eid, int) and not isinstance(eid, bool) and 0 <= eid <= 9999:
-        raise table.error("eid", f'is the number {eid}; quote it so leading zeros stay: eid = "{eid:04d}"')
+        table.problem("eid", f'is the number {eid}; quote it so leading zeros stay: eid = "{eid:04d}"')
+        return f"{eid:04d}", None
     eid = table.string("eid")
     short_name = table.string("short_name")
-    if (eid is None) == (short_name is None):
-        raise MappingError(f'{table.file}: environment needs exactly one of eid = "0000" or short_name = "tenant"; '
-                           "Verba takes one, not both")
     if eid is not None and (problem := eid_problem(eid)):
-        raise table.error("eid", problem)
+        table.problem("eid", problem)
     if short_name is not None and len(short_name) > 64:
-        raise table.error("short_name", "is longer than 64 characters; use the environment's short name from Verba")
+        table.problem("short_name", "is longer than 64 characters; use the environment's short name from Verba")
     return eid, short_name
 
 
 def _login_name(table: _Table) -> tuple[AttributePath, ...]:
     paths = table.data.get("login_name", ["userName"])
     if not isinstance(paths, list) or not paths:
-        raise table.error("login_name", f'is {paths!r}; use a list of paths tried in order, such as ["userName"]')
+        table.problem("login_name", f'is {paths!r}; use a list of paths tried in order, such as ["userName"]')
+        return ()
     return tuple(table.path(f"login_name[{n}]", value) for n, value in enumerate(paths))
 
 
 def _source(table: _Table) -> ExtensionSource:
     table.only("from", "normalize", "default_country", "suffix", "on_invalid")
     if "from" not in table.data:
-        raise table.error(
+        table.problem(
             "from", 'is missing; say where the numbers come from, e.g. from = \'phoneNumbers[type eq "work"].value\''
         )
     how = table.choice("normalize", NORMALIZE_MODES, None)
     country = table.string("default_country")
     if country is not None:
         if how != "e164":
-            raise table.error("default_country", f'only applies to normalize = "e164", not {how!r}; remove it')
-        if country.upper() not in phonenumbers.SUPPORTED_REGIONS:
-            raise table.error("default_country", f"is {country!r}; use a two-letter region code such as US, GB or DE")
+            table.problem("default_country", f'only applies to normalize = "e164", not {how!r}; remove it')
+        elif country.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            table.problem("default_country", f"is {country!r}; use a two-letter region code such as US, GB or DE")
         country = country.upper()
     if "suffix" in table.data and how not in ("e164", "digits"):
-        raise table.error("suffix", f'only applies to normalize = "e164" or "digits", not {how!r}; remove it')
+        table.problem("suffix", f'only applies to normalize = "e164" or "digits", not {how!r}; remove it')
     return ExtensionSource(
-        table.path("from", table.data["from"]), how, country,
+        table.path("from", table.data.get("from", "userName")), how, country,
         on_invalid=table.choice("on_invalid", ON_INVALID, "error"),
         suffix=table.choice("suffix", SUFFIX_MODES, "keep"),
     )
@@ -205,31 +231,32 @@ def _settings(table: _Table, base: RecordingSettings) -> RecordingSettings:
 
 def _rule(table: _Table, defaults: RecordingSettings) -> Rule:
     table.only("when", "set", "record")
-    when = _condition(table.table("when", required=True))
+    when = table.table("when", required=True)
+    condition = _condition(when) if "when" in table.data else Condition()
     record = table.boolean("record", True)
     if "set" in table.data and not record:
-        raise table.error("set", "cannot be used with record = false; remove one of them")
+        table.problem("set", "cannot be used with record = false; remove one of them")
     overrides = table.table("set")
     if "record" in overrides.data:
-        raise overrides.error("record", "belongs to the rule, not to its settings; write record = false next to when")
-    overrides.only(*SETTINGS)
-    return Rule(when, _settings(overrides, defaults) if record else None)
+        overrides.problem("record", "belongs to the rule, not to its settings; write record = false next to when")
+    overrides.only(*SETTINGS, "record")
+    return Rule(condition, _settings(overrides, defaults) if record else None)
 
 
 def _condition(table: _Table) -> Condition:
     table.only("group", "attribute", "equals", "matches", "present")
     if not table.data:
-        raise MappingError(
+        table.problems.append(
             f'{table.file}: {table.key} is empty; give group = "..." and/or attribute = "..." with a test'
         )
     tests = [name for name in ("equals", "matches", "present") if name in table.data]
     if "attribute" in table.data and len(tests) != 1:
-        raise table.error("attribute", "needs exactly one of equals, matches or present")
+        table.problem("attribute", "needs exactly one of equals, matches or present")
     if tests and "attribute" not in table.data:
-        raise table.error(tests[0], 'tests an attribute; add attribute = "..." to say which')
+        table.problem(tests[0], 'tests an attribute; add attribute = "..." to say which')
     equals = table.data.get("equals")
     if equals is not None and not isinstance(equals, (str, bool)):
-        raise table.error("equals", f'is {equals!r}; use a quoted string (e.g. "{equals}") or true/false')
+        table.problem("equals", f'is {equals!r}; use a quoted string (e.g. "{equals}") or true/false')
     return Condition(
         group=table.string("group"),
         attribute=table.path("attribute", table.data["attribute"]) if "attribute" in table.data else None,
@@ -239,9 +266,10 @@ def _condition(table: _Table) -> Condition:
     )
 
 
-def _pattern(table: _Table) -> re.Pattern[str]:
+def _pattern(table: _Table) -> re.Pattern[str] | None:
     text = table.string("matches") or ""
     try:
         return re.compile(text, re.IGNORECASE)
     except re.error as exc:
-        raise table.error("matches", f"is not a valid regular expression ({exc}); fix or escape it") from None
+        table.problem("matches", f"is not a valid regular expression ({exc}); fix or escape it")
+        return None

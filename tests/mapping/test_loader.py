@@ -177,3 +177,31 @@ def test_missing_file() -> None:
 
 def test_mapping_error_is_a_connector_error() -> None:
     assert issubclass(MappingError, ConnectorError)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    """A file with one mistake in each table gets one line per mistake, and nothing follows from another."""
+    text = (
+        '[environment]\neid = "12"\n'
+        '[defaults]\nrecordingMode = "SOMETIMES"\nvoice = "yes"\n'
+        '[[extensions]]\nfrom = "phoneNumbers.value"\nnormalize = "E.164"\ndefault_country = "US"\nsuffix = "keep"\n'
+        '[[extensions]]\nnormalize = "digits"\n'
+        '[[rules]]\nset = { record = false }\n'
+        '[[rules]]\nwhen = { attribute = "department", equals = 3 }\n'
+    )
+    lines = error(tmp_path, text).splitlines()
+    path = tmp_path / "bad.toml"
+    assert lines == [
+        f"{path}: environment.eid is '12'; an eid has exactly 4 characters, such as \"0000\" (quote it)",
+        f"{path}: defaults.recordingMode is 'SOMETIMES'; use one of FULL, ON_DEMAND, CONTROLLED",
+        f"{path}: defaults.voice is 'yes'; use true or false (unquoted)",
+        f"{path}: extensions[0].normalize is 'E.164'; use one of e164, digits, sip, none",
+        f"{path}: extensions[1].from is missing; say where the numbers come from, "
+        "e.g. from = 'phoneNumbers[type eq \"work\"].value'",
+        f"{path}: rules[0].when is missing; add a [rules[0].when] table",
+        f"{path}: rules[0].set.record belongs to the rule, not to its settings; write record = false next to when",
+        f"{path}: rules[1].when.equals is 3; use a quoted string (e.g. \"3\") or true/false",
+        f"{path}: rules[1].when.attribute is not a valid path: 'department' does not start with a part of the user "
+        "state (userName, displayName, active, groups, name, emails, phoneNumbers, attributes); for a raw source "
+        "attribute write attributes.department",
+    ]
