@@ -187,10 +187,11 @@ class EventQueue(ExtensionOwnership, Database):
             conn.execute(self._q["unlock_extensions"], (claim.owner,))
 
     def hold(self, claim: Claim, cause: str, error: str) -> None:
-        """Move the claim to held (a guard stopped it) with its cause and message, for
-        `requeue(approve=True)`. Changes nothing if the lease was lost."""
+        """Move the claim to held (a guard stopped it before anything was written) with its cause and message,
+        for `requeue(approve=True)`; its attempts stay as they were before the claim. Changes nothing if the
+        lease was lost."""
         with self._write() as conn:
-            self._settle(conn, claim, EventState.HELD, cause=cause, error=error)
+            self._settle(conn, claim, EventState.HELD, unclaim=1, cause=cause, error=error)
 
     def renew_lease(self, claim: Claim, lease_until: float) -> Claim | None:
         """Extend the claim's lease (and its extension locks) to `lease_until` while its push runs;

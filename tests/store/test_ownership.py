@@ -456,8 +456,8 @@ def test_hold_keeps_the_claim_for_an_operator(store: Store) -> None:
     store.hold(claim_of(store), "stop_recording_guard", "would stop 3 of 10")
 
     held = event(store, event_id)
-    assert (held.state, held.last_cause, held.last_error) == (
-        EventState.HELD, "stop_recording_guard", "would stop 3 of 10")
+    assert (held.state, held.last_cause, held.last_error, held.attempts) == (
+        EventState.HELD, "stop_recording_guard", "would stop 3 of 10", 0)  # nothing was sent: no attempt spent
     assert store.claim("w1", NOW + 1_000, LEASE) is None
 
 
