@@ -163,10 +163,9 @@ class Connector:
         """Serve `app` with uvicorn in a thread; return once it listens. `key` names its config key."""
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
         try:  # bound here, not by uvicorn, which would log its own ERROR line before ours
-            listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+            listener = listen(host, port)
         except OSError as exc:
-            why = os.strerror(exc.errno) if exc.errno else str(exc)  # "Address already in use"
-            raise ConfigError(f"{self.config.path}: cannot listen on {host}:{port} ({key}: {why}); "
+            raise ConfigError(f"{self.config.path}: cannot listen on {host}:{port} ({key}: {why_not(exc)}); "
                               f"free the port or set {key} to another host:port") from None
         thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name=key, daemon=True)
         thread.start()
@@ -199,3 +198,14 @@ class Connector:
         sim = self.config.simulator
         app = create_app(load_seed(sim.seed) if sim.seed else None)  # a bad seed: SeedError, one line per problem
         self.serve(app, sim.host, sim.port, "simulator.listen")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on host:port (an IPv6 address if `host` has a colon), for uvicorn's `sockets`;
+    OSError if it cannot be (see `why_not`). Bound before uvicorn starts, which would log its own ERROR line."""
+    return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+
+
+def why_not(error: OSError) -> str:
+    """Why `listen` failed, as the system says it: "Address already in use"."""
+    return os.strerror(error.errno) if error.errno else str(error)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import click
 
 from connector.errors import ConnectorError
+from connector.runtime import listen, why_not
 from connector.simulator.app import serve
 from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 from connector.simulator.seed import load_seed
@@ -36,18 +35,10 @@ def simulator(host: str, port: int, seed: str | None, token_ttl: float, missing_
       curl -X DELETE localhost:7002/_sim/faults
     """
     seeded = load_seed(seed) if seed else None  # SeedError: every problem of the file, before anything listens
-    _check_port(host, port)
-    click.echo(f"simulator: http://{host}:{port}/provisioning (WSDL: ?wsdl, test control: /_sim/); stop with Ctrl-C")
-    serve(host, port, seeded, token_ttl, missing_extension)
-
-
-def _check_port(host: str, port: int) -> None:
-    """ConnectorError, before uvicorn says it in a log line of its own, when `host:port` cannot be listened on."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-            probe.bind(infos[0][4])
+        listener = listen(host, port)
     except OSError as exc:
-        raise ConnectorError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); free the port, "
-                             "or pass --host / --port") from None
+        raise ConnectorError(f"cannot listen on {host}:{port} ({why_not(exc)}); free the port, or pass --host / "
+                             "--port") from None
+    click.echo(f"simulator: http://{host}:{port}/provisioning (WSDL: ?wsdl, test control: /_sim/); stop with Ctrl-C")
+    serve(listener, seeded, token_ttl, missing_extension)

@@ -7,6 +7,7 @@ import dataclasses
 import http
 import importlib.resources
 import re
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -62,11 +63,12 @@ def create_app(
     return app
 
 
-def serve(host: str, port: int, seed: dict[str, Any] | None, token_ttl: float,
+def serve(listener: socket.socket, seed: dict[str, Any] | None, token_ttl: float,
           missing_extension: str = "ok_empty") -> None:
-    """Serve the simulator on host:port until stopped; `seed` as load_seed gives it, None for the default."""
+    """Serve the simulator on the listening socket until stopped; `seed` as load_seed gives it, None for the
+    default."""
     app = create_app(seed, token_ttl=token_ttl, missing_extension=missing_extension)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[listener])
 
 
 async def answer(simulator: Simulator, body: bytes, *, started: float | None = None,

@@ -11,11 +11,11 @@ import time
 def start_simulator_process(
     port: int, seed_path: str | None = None, *, host: str = "127.0.0.1", missing_extension: str | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start `python -m connector.simulator`; call wait_until_listening before using it.
+    """Start `connector simulator` in a child process; call wait_until_listening before using it.
 
     `missing_extension` is one of operations.MISSING_EXTENSION_SHAPES; None keeps the simulator's default.
     """
-    command = [sys.executable, "-m", "connector.simulator", "--host", host, "--port", str(port)]
+    command = [sys.executable, "-m", "connector.cli", "simulator", "--host", host, "--port", str(port)]
     if seed_path:
         command += ["--seed", seed_path]
     if missing_extension is not None:

@@ -34,7 +34,7 @@ def test_a_bad_seed_fails_fast(tmp_path: Path) -> None:
     seed = tmp_path / "seed.json"
     seed.write_text('{"users": [{"id": 7}]}')
     process = start_simulator_process(free_port(), str(seed))
-    with pytest.raises(RuntimeError, match="exited with status 2"):
+    with pytest.raises(RuntimeError, match="exited with status 1"):
         wait_until_listening(free_port(), process=process, timeout=10)
 
 

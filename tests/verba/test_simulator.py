@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -468,7 +469,8 @@ def test_state_validates_and_keeps_the_missing_extension_setting() -> None:
     with pytest.raises(ValueError, match="ok_empty"):
         create_app(missing_extension="nope")
     with pytest.raises(ValueError, match="missing_extension must be one of"):
-        serve("127.0.0.1", free_port(), None, 60.0, "nope")  # refused before it listens
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            serve(listener, None, 60.0, "nope")  # refused before it serves
 
 
 def test_the_cli_offers_the_shapes_and_passes_the_choice_on(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -476,11 +478,16 @@ def test_the_cli_offers_the_shapes_and_passes_the_choice_on(monkeypatch: pytest.
     assert isinstance(option.type, click.Choice) and tuple(option.type.choices) == MISSING_EXTENSION_SHAPES
     assert option.default == "ok_empty"
     served: list[tuple[object, ...]] = []
-    monkeypatch.setattr("connector.cli.simulator.serve", lambda *args: served.append(args))
+
+    def serve(listener: socket.socket, *args: object) -> None:
+        with listener:
+            served.append((listener.getsockname(), *args))
+
+    monkeypatch.setattr("connector.cli.simulator.serve", serve)
     runner = CliRunner()
     result = runner.invoke(main, ["simulator", "--port", "7999", "--missing-extension", "error_general"])
     assert result.exit_code == 0, result.output
-    assert served == [("127.0.0.1", 7999, None, 3600.0, "error_general")]
+    assert served == [(("127.0.0.1", 7999), None, 3600.0, "error_general")]
     assert runner.invoke(main, ["simulator"]).exit_code == 0 and served[-1][-1] == "ok_empty"
     refused = runner.invoke(main, ["simulator", "--missing-extension", "sometimes"])
     assert refused.exit_code == 2 and "error_illegal_argument" in refused.output
