@@ -72,6 +72,7 @@ def validate_config(config_path: str, connect: bool) -> None:
     click.echo(f"{config_path}: config OK; connecting")
     results = [*_check_mapping(config), *_check_store(config), *_check_target(config), *_check_ldap(config)]
     for ok, what, detail in results:
+        detail = detail.replace("\n", "\n" + " " * 10)  # a problem per line (a mapping file's), under the first
         click.echo(f"  {'ok' if ok else 'FAILED':<6}  {what}: {detail}")
     failed = sum(1 for ok, _, _ in results if not ok)
     if failed:

@@ -103,3 +103,18 @@ def test_the_simulator_on_a_busy_port_says_so(busy_port: int) -> None:
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert result.output == f"Error: cannot listen on 127.0.0.1:{busy_port} (Address already in use); free the port, " \
                             "or pass --host / --port\n"
+
+
+def test_validate_config_lists_every_problem_of_the_mapping_file(tmp_path: Path) -> None:
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('[environment]\neid = "12"\n[[extensions]]\nfrom = "userName"\nnormalize = "E.164"\n')
+    config = config_file(tmp_path, extra=f'[mapping]\nfile = "{mapping}"\n')
+    plain = CliRunner().invoke(main, ["validate-config", "--config", str(config)])
+    eid = f"{mapping}: environment.eid is '12'; an eid has exactly 4 characters"
+    normalize = f"{mapping}: extensions[0].normalize is 'E.164'; use one of e164, digits, sip, none"
+    assert plain.exit_code == 1 and eid in plain.output and normalize in plain.output
+    connected = CliRunner().invoke(main, ["validate-config", "--connect", "--config", str(config)])
+    lines = connected.output.splitlines()
+    at = next(n for n, line in enumerate(lines) if line.startswith("  FAILED  mapping: "))
+    assert lines[at].startswith(f"  FAILED  mapping: {eid}")  # one problem a line, the others under the first
+    assert lines[at + 1] == " " * 10 + normalize
