@@ -20,16 +20,11 @@ from typing import Any
 
 import httpx
 
+from connector.simulator.process import free_port
+
 SIM_PASSWORD = "chaos-api-pa55"
 SCIM_TOKEN = "chaos-scim-token-0123456789abcdef"
 FUZZ_TOKEN = "chaos-fuzz-token-fedcba9876543210"  # the `fuzz` client of malformed.py
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_listening(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 
@@ -42,9 +43,18 @@ def wait_until_listening(
             time.sleep(0.05)
 
 
+_handed_out: set[int] = set()
+_handing_out = threading.Lock()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port nothing listens on right now, and never one this process was given before: the kernel may
+    give a port it just closed again at once, so two ports picked before either server binds could be one."""
+    with _handing_out:
+        while True:
+            with socket.socket() as sock:
+                sock.bind((host, 0))
+                port: int = sock.getsockname()[1]
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port

@@ -30,6 +30,8 @@ from typing import Any
 
 import ldap3
 
+from connector.simulator.process import free_port
+
 SLAPD = "/usr/sbin/slapd"
 RELAX_RULES = "1.3.6.1.4.1.4203.666.5.12"
 OPENSSL = "/usr/bin/openssl"
@@ -112,12 +114,6 @@ def make_certificates(directory: Path) -> None:
         done = subprocess.run([OPENSSL, *command], cwd=directory, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"openssl {command[0]} failed: {done.stderr.strip()}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class SlapdServer:

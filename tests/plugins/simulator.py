@@ -8,7 +8,6 @@ tests: Simulator, drain, settled, user, free_port, PASSWORD.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,19 +21,13 @@ from connector.delivery.worker import Deliverer
 from connector.events import UserChange
 from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
-from connector.simulator.process import start_simulator_process, wait_until_listening
+from connector.simulator.process import free_port, start_simulator_process, wait_until_listening
 
 USERS = [
     {"id": 3, "loginName": "alice@example.com", "displayName": "Alice", "eid": "0000"},
     {"id": 4, "loginName": "bob@example.com", "displayName": "Bob", "eid": "0000"},
 ]
 PASSWORD = "sim-api-pa55"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Simulator:

@@ -56,3 +56,10 @@ def test_an_unknown_missing_extension_shape_fails_fast() -> None:
     process = start_simulator_process(free_port(), missing_extension="sometimes")
     with pytest.raises(RuntimeError, match="exited with status 2"):
         wait_until_listening(free_port(), process=process, timeout=10)
+
+
+def test_free_ports_picked_before_anything_binds_them_differ() -> None:
+    """A harness picks the simulator's port and the connector's SCIM port before starting either: one port
+    given twice made every SCIM write of a chaos campaign land on the simulator (404)."""
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
