@@ -247,3 +247,30 @@ def test_an_outage_moves_nothing_and_the_next_run_catches_up(admin, ldap_config,
         watcher.close()
     finally:
         server.stop()
+
+
+def test_a_changed_base_or_filter_reads_every_user_again(slapd, admin, base, ldap_config, store):
+    """Users a wider base or filter takes in may not have changed since the cursor: an incremental run would miss
+    them until the nightly full sync. A run after such a change is a full one, and only such a run."""
+    slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100")
+    contractors = f"ou=contractors,{base}"
+    slapd.check(admin, admin.add(contractors, ["organizationalUnit"], {"ou": "contractors"}))
+    carol = f"uid=carol,{contractors}"
+    slapd.check(admin, admin.add(carol, ["inetOrgPerson"], {"cn": "Carol", "sn": "C", "uid": "carol"}))
+    slapd.relax(admin, carol, modifyTimestamp="20200101000000Z")  # unchanged for years
+    narrow = Watcher(store, ldap_config(base=f"ou=people,{base}"))
+    assert narrow.run().counts["upsert"] == 1
+    assert not narrow.run().full
+    narrow.close()
+
+    wide = Watcher(store, ldap_config())
+    result = wide.run()
+    assert result.full and result.counts["upsert"] == 1
+    assert events_of(store)[-1].change.state["userName"] == "carol"
+    assert not wide.run().full  # the new base is recorded: the next run is incremental again
+    wide.close()
+
+    filtered = Watcher(store, ldap_config(filter="(uid=alice)"))
+    result = filtered.run()
+    assert result.full and result.counts["delete"] == 1  # carol is out of scope at once, not at 3 a.m.
+    filtered.close()

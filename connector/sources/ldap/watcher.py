@@ -50,6 +50,9 @@ from connector.store import LdapEntry, LdapMarks, LdapPoll, LdapWatermark
 log = logging.getLogger("connector.ldap")
 
 Progress = Callable[[int], None]
+# The [ldap.NAME] keys that decide which users are read and what is read of them.
+READ_SETTINGS = ("base", "filter", "attributes", "username_attribute", "disabled_attribute", "id_attribute",
+                 "group_base", "group_nesting_depth")
 VANISHED_BATCH = 10_000  # known ids a full run compares with the ids it read, at a time
 DN_IDENTITY_WARNING = ("users are keyed by DN (id_attribute = \"dn\"): a rename or a move becomes a delete and a "
                        "create, and recording stops until the create is pushed; prefer a stable id attribute")
@@ -213,8 +216,12 @@ class Watcher:
         dse = root_dse(conn, self.dialect.root_dse_attributes)
         begin = self.dialect.begin(conn, cursor, dse)  # before any search: the cursor must not pass a change
         scope = probe(conn, self.config, self.dialect, dse)
+        changed = _changed(cursor.get("settings"), self._settings())
+        if begin.since is not None and changed:  # users now in scope may not have changed since the cursor
+            begin = dataclasses.replace(begin, since=None, full_reason=f"{', '.join(changed)} changed since the last "
+                                                                       "run: every user is read again")
         if begin.since is None and not full:
-            resync = watermark is not None and bool(watermark.cursor)  # a lost epoch, not a first run
+            resync = watermark is not None and bool(watermark.cursor) and not changed  # a lost epoch
             log.log(logging.WARNING if resync else logging.INFO, "ldap %s: full sync: %s", name, begin.full_reason)
         full = full or begin.since is None
         reader = Reader(conn, self.config, self.dialect, scope, time.time(), progress)
@@ -354,7 +361,7 @@ class Watcher:
                      cursor: dict[str, Any]) -> dict[str, Any]:
         """The watcher's own part of the cursor: notes for `connector ldap status`, when the next expiry is due,
         where the scope check goes on, which rule groups exist."""
-        kept: dict[str, Any] = {}
+        kept: dict[str, Any] = {"settings": self._settings()}
         if notes:
             kept["notes"] = notes
         due = _next_expiry(found, seen, cursor.get("expiry_due"), now)
@@ -365,6 +372,12 @@ class Watcher:
         if found.tracked is not None:
             kept["rule_groups"] = sorted(found.tracked)
         return kept
+
+    def _settings(self) -> dict[str, Any]:
+        """The [ldap.NAME] keys that decide which users are read and what is read of them, as the cursor keeps them
+        (JSON): a run after one of them changed reads every user, not only those changed since the cursor."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key in READ_SETTINGS if (value := getattr(self.config, key)) is not None}
 
     def _compare(self, seen: Iterable[Snapshot], gone: dict[str, str], known: dict[str, LdapEntry],
                  full: bool) -> tuple[list[UserChange], list[LdapEntry], list[str]]:
@@ -459,3 +472,11 @@ def _counts(seen: int, kinds: Counter[str], held: int) -> dict[str, int]:
     """What a run did: the users it read, its events by kind (held ones too), and how many are held."""
     return {"seen": seen, "upsert": kinds["upsert"], "deactivate": kinds["deactivate"], "delete": kinds["delete"],
             "held": held}
+
+
+def _changed(recorded: dict[str, Any] | None, settings: dict[str, Any]) -> list[str]:
+    """The keys of `settings` (see `Watcher._settings`) whose value is not the one the cursor `recorded`; none
+    when it recorded none (a watermark of an older connector: they are recorded from this run on)."""
+    if recorded is None:
+        return []
+    return sorted(key for key in {*recorded, *settings} if recorded.get(key) != settings.get(key))
