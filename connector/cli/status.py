@@ -34,7 +34,15 @@ from connector.ops.report import (
     when,
 )
 from connector.runtime import open_configured_store
-from connector.store import DeadInstance, Instance, LdapWatermark, OpenBreaker, StoreError, TargetProbe
+from connector.store import (
+    DeadInstance,
+    Instance,
+    LdapWatermark,
+    OpenBreaker,
+    StoreError,
+    TargetProbe,
+    without_password,
+)
 
 DEFAULT_MAX_PENDING_AGE = 900.0  # seconds; the README's alert on connector_queue_oldest_pending_age_seconds
 
@@ -64,8 +72,8 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
               help=f"For cron and monitoring: print only the verdict; exit {NEEDS_ATTENTION} when someone may not "
                    "be recorded (dead letters, held events, extension conflicts, a pending event older than "
                    "--max-pending-age, a recording server that did not take the extension table) or the running "
-                   "connector cannot do its job (Verba down, an instance silent or counted dead or started before "
-                   "the mapping file changed, an LDAP directory failing or not polled), else 0.")
+                   "connector cannot do its job (none runs, Verba down, an instance silent or counted dead or "
+                   "started before the mapping file changed, an LDAP directory failing or not polled), else 0.")
 @click.option("--max-pending-age", "max_pending_age", type=click.FloatRange(min=0), default=DEFAULT_MAX_PENDING_AGE,
               show_default=True, metavar="SECONDS", help="With --check: how old the oldest pending event may be.")
 def status(config_path: str, as_json: bool, check: bool, max_pending_age: float) -> None:
@@ -78,11 +86,12 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     With --check, exit status 0 when all is well, 3 when something needs someone (each reason printed, one a line),
     1 on an error. The reasons: dead letters; events held by a guard; open extension conflicts; a pending event older
     than --max-pending-age; a recording server named in the last applyExtensionConfiguration answer that did not take
-    the extension table; an open circuit breaker on Verba, or a failed last probe of it; a connector instance not
+    the extension table; an open circuit breaker on Verba, or a failed last probe of it; no connector instance
+    running on the store (none registered: one stopped cleanly leaves none); a connector instance not
     heard from for [instance] liveness_seconds, or counted dead (until it starts again or `connector instances forget
     NAME`), or started before the config's mapping file last changed (it maps with the old file until restarted); an
-    LDAP directory whose last poll failed, or that no poll has read for --max-pending-age (or ten poll intervals, if
-    longer).
+    LDAP directory whose last poll failed and none succeeded in the two poll intervals before (a single failure a
+    retry fixes is not counted), or that no poll has read for --max-pending-age (or ten poll intervals, if longer).
     """
     config = load_config(config_path, secrets=())
     if check:
@@ -215,12 +224,15 @@ def _older_mapping(config: Config, instances: Sequence[Instance]) -> list[str]:
 
 def _running_problems(config: Config, now: float, instances: Sequence[Instance], dead: Sequence[DeadInstance],
                       breakers: Sequence[OpenBreaker], probes: Sequence[TargetProbe]) -> list[str]:
-    """What the running connectors recorded that needs someone: an instance that went silent (it crashed or hangs:
-    one stopped cleanly leaves no record) or that another counted dead, an open circuit breaker on Verba, or a failed
-    last probe of Verba by a live instance (`now`: the store's clock)."""
+    """What the running connectors recorded that needs someone: no instance at all (none runs: one stopped cleanly
+    leaves no record), an instance that went silent (it crashed or hangs) or that another counted dead, an open
+    circuit breaker on Verba, or a failed last probe of Verba by a live instance (`now`: the store's clock)."""
     limit = config.instance.liveness_seconds
     silent = [i for i in instances if now - i.heartbeat_at > limit]
-    problems = [f"connector instance {i.name} ({i.host}, pid {i.pid}) has not been heard from for "
+    problems = [] if instances or dead else [
+        f"no connector runs on the store {without_password(config.store.url)}: nothing delivers events or polls the "
+        "directories; start it (`systemctl start connector@NAME`, or `connector run --config <your config>`)"]
+    problems += [f"connector instance {i.name} ({i.host}, pid {i.pid}) has not been heard from for "
                 f"{age(now - i.heartbeat_at)} (more than {age(limit)}): is it running? see `connector status`"
                 for i in silent]
     problems += [f"connector instance {d.instance.name} ({d.instance.host}, pid {d.instance.pid}) was counted dead at "

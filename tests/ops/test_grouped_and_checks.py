@@ -110,15 +110,21 @@ def test_status_check_exits_3_with_dead_letters_or_an_old_pending_event_else_0(t
     config, _ = crowded
     failed = run(config, "status", "--check")
     assert failed.exit_code == 3, failed.output
-    dead, held = failed.output.splitlines()  # one line per reason, however many users
+    dead, held, stopped = failed.output.splitlines()  # one line per reason, however many users
     assert dead.startswith("CHECK FAILED: 3002 dead letter(s) (unresolved_user 3000, mapping 2)")
     assert held.startswith("CHECK FAILED: 1 event(s) held by a guard (ldap_mass_change 1 (source corp)): review")
+    assert stopped.startswith("CHECK FAILED: no connector runs on the store sqlite:///"), stopped
+    assert stopped.endswith(": nothing delivers events or polls the directories; start it (`systemctl start "
+                            "connector@NAME`, or `connector run --config <your config>`)")
 
     (tmp_path / "clean").mkdir()
     clean = write_config(tmp_path / "clean", f"http://127.0.0.1:{free_port()}/provisioning")
     missing = run(clean, "status", "--check")  # no store there yet: not a healthy empty one
     assert missing.exit_code == 1 and "there is no store at" in missing.output, missing.output
     with open_configured_store(load_config(clean), create=True) as store:
+        idle = run(clean, "status", "--check")  # an empty store, but nothing runs on it
+        assert idle.exit_code == 3 and idle.output.startswith("CHECK FAILED: no connector runs"), idle.output
+        store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)
         ok = run(clean, "status", "--check")
         assert ok.exit_code == 0 and ok.output.startswith("check ok: no dead letters; oldest pending none"), ok.output
         store.enqueue([UserChange("hr", "late", "upsert", {"userName": "late@example.com"},
@@ -159,9 +165,9 @@ def test_status_check_exits_3_when_verba_an_instance_or_a_directory_is_down(tmp_
                           for name in ("corp", "hr"))
     config = write_config(tmp_path, url, extra=directories)
     with open_configured_store(load_config(config, secrets=()), create=True) as store:
-        assert run(config, "status", "--check").exit_code == 0  # directories never polled: a new connector
         store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)
         store.register_instance(Instance("b", "run-b", "vm2", 202), 15, lambda previous: True)
+        assert run(config, "status", "--check").exit_code == 0  # directories never polled: a new connector
         store.note_target_probe(TargetProbe("a", url, time.time() - 3, 0.1, "transport", "could not reach Verba"))
         probed = run(config, "status", "--check")
         assert probed.exit_code == 3 and probed.output.startswith(

@@ -14,6 +14,7 @@ from connector.delivery import recorders as recorders_module
 from connector.delivery.recorders import RecorderApply
 from connector.ops.metrics import register_store
 from connector.runtime import Connector
+from connector.store import Instance
 from tests.ops.helpers import wait_for
 from tests.plugins.simulator import drain, user
 
@@ -76,6 +77,7 @@ def test_a_recorder_that_does_not_take_the_table_shows_and_is_tried_again(delive
     calls = len(applies(simulator))
     time.sleep(1.5)
     assert len(applies(simulator)) == calls  # all in step: no more calls
+    deliverer.store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)  # it runs
     assert CliRunner().invoke(main, ["status", "--check", "--config", str(config_path)]).exit_code == 0
 
 
