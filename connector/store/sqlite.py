@@ -14,6 +14,8 @@ import contextlib
 import fcntl
 import json
 import os
+import pwd
+import shlex
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -62,14 +64,7 @@ class SQLiteStore(Store):
         self._committing = threading.Lock()  # one COMMIT at a time
         self._opened = self._committed = 0  # numbers of the transaction opened last and committed last
         self._failed: dict[int, str] = {}  # transaction number -> why its COMMIT failed
-        directory = os.path.dirname(os.path.abspath(path))
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError as error:
-            raise StoreError(
-                f"cannot create the directory {directory} for the store {path} ({error.strerror}); "
-                "create it yourself or point [store] url at a writable place"
-            ) from error
+        _make_directory(path)
         self._connection()  # fail now, not at the first event, if the file cannot be opened
 
     def _connect(self) -> sqlite3.Connection:
@@ -170,7 +165,7 @@ class SQLiteStore(Store):
     def start_instance(self) -> int:
         """One connector per file: a second one is refused with StoreError, and the first's leases are
         released (whatever is in flight was this file's only connector's)."""
-        lock = open(f"{self.path}.instance", "a+")
+        lock = self._open_instance_lock()
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -187,9 +182,55 @@ class SQLiteStore(Store):
         self._instance_lock = lock  # held until close(): the process's life
         return self.release_leases()
 
+    def _open_instance_lock(self) -> TextIO:
+        """The file `start_instance` locks, next to the store; StoreError with the fix if it cannot be opened."""
+        path = f"{self.path}.instance"
+        try:
+            return open(path, "a+")
+        except OSError as error:
+            user = _user_name()
+            raise StoreError(
+                f"cannot open {path}, the lock file that keeps a second connector off the store {self.path} "
+                f"({error.strerror}): it was likely left by a connector run as another user (sudo connector run?). "
+                f"Give it to the user that runs the connector (sudo chown {user} {shlex.quote(path)}), or, when no "
+                "connector runs on this store, delete it"
+            ) from None
+
     def _explain(self, error: Exception) -> str:
         """Say what went wrong with the store file and what to do about it."""
         text = str(error)
         advice = next((advice for needles, advice in ADVICE if any(needle in text for needle in needles)),
                       "the store {path} failed ({text})")
         return advice.format(path=self.path, text=text, seconds=BUSY_TIMEOUT_SECONDS)
+
+
+def _make_directory(path: str) -> None:
+    """Create the directory of the store `path` when its own parent exists (`var/` in a fresh clone); a deeper
+    missing path is more likely a mistyped [store] url than a place for a new, empty store: StoreError."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(directory):
+        return
+    parent = os.path.dirname(directory)
+    if not os.path.isdir(parent):
+        raise StoreError(
+            f"the directory {directory} for the store {path} does not exist, nor does {parent}: check [store] url "
+            f"for a typo, or create the directory (mkdir -p {shlex.quote(directory)}) writable by the user that "
+            "runs the connector"
+        )
+    try:
+        os.mkdir(directory)
+    except OSError as error:
+        if os.path.isdir(directory):  # another process made it meanwhile
+            return
+        raise StoreError(
+            f"cannot create the directory {directory} for the store {path} ({error.strerror}); "
+            "create it yourself or point [store] url at a writable place"
+        ) from None
+
+
+def _user_name() -> str:
+    """This process's user, for a `chown` to print."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a user id without a name (a container)
+        return str(os.geteuid())

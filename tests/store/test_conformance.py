@@ -533,7 +533,7 @@ def test_concurrent_workers_never_share_a_user_and_keep_each_users_order(store: 
 
 
 def test_sqlite_file_is_in_wal_mode_with_full_sync_by_default(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "deep" / "dir" / "connector.db"
+    path = tmp_path / "dir" / "connector.db"  # its directory is made: its parent exists
     full = SQLiteStore(str(path))
     normal = SQLiteStore(str(path), synchronous="normal")
     try:
