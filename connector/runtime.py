@@ -5,11 +5,14 @@ The composition root: only `connector.cli` imports it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -26,7 +29,7 @@ from connector.simulator.app import create_app
 from connector.simulator.seed import load_seed
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.scim import ScimTokens, create_scim_app
-from connector.store import Store, open_store
+from connector.store import Store, StoreMissing, open_store
 from connector.verba.client import UNREACHABLE_HINT, VerbaClient
 
 log = logging.getLogger("connector")
@@ -67,7 +70,7 @@ def _client(config: Config, target: TargetConfig) -> VerbaClient:
 def open_configured_store(config: Config, *, create: bool = False) -> Store:
     """The configured store, ready for this connector: the one way every command opens it.
 
-    Only with `create` (`connector run`, `ldap sync` and the previews before going live) is a store created, or
+    Only with `create` (`connector run`, `ldap sync`) is a store created, or
     an empty one given its schema; other commands raise StoreMissing, so that a mistyped [store] url never reads
     as a healthy, empty store. An older or newer schema raises StoreError saying what to do (`connector db
     upgrade`). Close it with `with open_configured_store(config) as store: ...`.
@@ -79,6 +82,22 @@ def open_configured_store(config: Config, *, create: bool = False) -> Store:
         store.close()
         raise
     return store
+
+
+@contextlib.contextmanager
+def preview_store(config: Config) -> Iterator[Store]:
+    """The configured store for a preview before going live (`ldap sync --dry-run`, `mapping test --ldap`); when
+    there is none yet, an empty one in a temporary directory, removed afterwards: a preview creates nothing."""
+    try:
+        store = open_configured_store(config)
+    except StoreMissing:
+        with tempfile.TemporaryDirectory(prefix="connector-preview-") as directory:
+            with open_store(f"sqlite:///{directory}/preview.db") as empty:
+                empty.prepare()
+                yield empty
+        return
+    with store:
+        yield store
 
 
 class Connector:

@@ -18,7 +18,7 @@ from connector.errors import ConnectorError
 from connector.mapping import load_mapping
 from connector.ops.preview import ALWAYS_LISTED, OUTCOMES, USER_OUTCOMES, DryRun, PreviewReport
 from connector.ops.report import to_json, when
-from connector.runtime import open_client, open_configured_store
+from connector.runtime import open_client, open_configured_store, preview_store
 from connector.sources.ldap import watcher as watcher_module
 from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, Preview, RunResult, Watcher
 from connector.store import LdapWatermark
@@ -102,8 +102,7 @@ def _dry_run(config: Config, directory: LdapConfig, samples: int, concurrency: i
     name = directory.name
     mapping = load_mapping(config.mapping_file)
     quiet = as_json or not sys.stderr.isatty()
-    # A preview before going live: the store may not exist yet, and is made as `connector run` would make it.
-    with open_configured_store(config, create=True) as store, closing(Watcher(store, directory)) as watcher:
+    with preview_store(config) as store, closing(Watcher(store, directory)) as watcher:
         watermark = store.ldap_watermark(name)
         with click.progressbar(length=max(watermark.known if watermark else 0, 1), file=sys.stderr, show_pos=True,
                                label=f"ldap {name}: reading entries", hidden=quiet) as bar:

@@ -19,7 +19,7 @@ from connector.events import KINDS, UserChange, parse_user_change
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser, load_mapping
 from connector.ops.report import to_json
 from connector.records import ExtensionRecord
-from connector.runtime import open_client, open_configured_store
+from connector.runtime import open_client, preview_store
 from connector.sources.ldap.watcher import Watcher
 from connector.sources.scim.index import user_state
 from connector.sources.scim.schema import USERS
@@ -147,7 +147,7 @@ def _from_file(user_file: Path, kind: str) -> _Subject:
 def _live(config: Config, directory: str | None, wanted: str | None, scim_user: str | None,
           kind: str | None) -> _Subject:
     """The live user: read from the directory or the store, with what the connector last pushed for it."""
-    with open_configured_store(config, create=True) as store:  # before going live, there may be no store yet
+    with preview_store(config) as store:  # before going live, there may be no store yet
         if directory is not None:
             assert wanted is not None  # checked with the other options
             change, where = _from_directory(config, store, directory, wanted)

@@ -103,7 +103,9 @@ def test_dry_run_counts_each_outcome_and_changes_nothing(slapd, directory, simul
     config = write_config(tmp_path, slapd.url, directory, simulator.url)
     runner = CliRunner()
     assert runner.invoke(main, ["ldap", "sync", "corp", "--dry-run", "--config", config]).exit_code == 0
-    before = tables(tmp_path / "c.db")  # the schema, as every command leaves an empty store
+    assert not (tmp_path / "c.db").exists()  # a preview before going live creates no store
+    assert runner.invoke(main, ["db", "upgrade", "--config", config]).exit_code == 0
+    before = tables(tmp_path / "c.db")
     simulator.clear_calls()
 
     result = runner.invoke(main, ["ldap", "sync", "corp", "--dry-run", "--config", config])
