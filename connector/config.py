@@ -13,6 +13,7 @@ import importlib.util
 import os
 import re
 import socket
+import ssl
 import tomllib
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -196,13 +197,24 @@ class LdapConfig:
     mapping_file: str | None = None  # the [mapping] file, whose group rules the watcher re-reads
 
     @property
-    def unencrypted_bind(self) -> str | None:
-        """A warning when the bind password would cross the network in clear text (a simple bind over ldap://
-        without StartTLS); None when it does not."""
-        if self.password is None or not self.url.startswith("ldap://") or self.starttls:
-            return None
-        return ("the bind password crosses the network unencrypted (ldap:// without starttls): use ldaps://host:636, "
-                "or starttls = true")
+    def warnings(self) -> tuple[str, ...]:
+        """What leaves this directory's connection open to others, a sentence each with the fix, for
+        `validate-config --connect` and the log of `connector run`: a bind password sent in clear text (ldap://
+        without StartTLS), a ca_file where no TLS is used, a server not authenticated (tls_verify = false)."""
+        plain = self.url.startswith("ldap://") and not self.starttls
+        unused = "ca_file is set but unused: did you mean starttls = true?" if plain and self.ca_file else None
+        found = []
+        if plain and self.password is not None:
+            found.append("the bind password crosses the network unencrypted (ldap:// without starttls): use "
+                         "ldaps://host:636, or starttls = true" + (f"; {unused}" if unused else ""))
+        elif unused:
+            found.append(f"ldap:// without starttls: {unused}")
+        if not plain and not self.tls_verify:
+            found.append("tls_verify = false: the server is not authenticated, so anyone in the middle can pose as "
+                         "it" + (" and read the bind password" if self.password is not None else "") + "; set "
+                         "ca_file to the PEM file of the CA that issued the server's certificate and remove "
+                         "tls_verify")
+        return tuple(found)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -384,8 +396,12 @@ def _secret(values: dict[str, Any], name: str, key: str, problems: list[str], *,
         problems.append(f"{key}.{name}_env and {key}.{name}_file are both set; keep one")
     elif not read:
         return None
-    elif env is not None and not os.environ.get(env, "").strip():
+    elif env is not None and env not in os.environ:
         problems.append(f"{key}.{name}_env names {env}, which is not set; export {env} or use {key}.{name}_file")
+    elif env is not None and not os.environ[env].strip():
+        blank = "empty" if not os.environ[env] else "set to white space only"
+        problems.append(f"{key}.{name}_env names {env}, which is {blank}; put the {name} in it, or use "
+                        f"{key}.{name}_file")
     elif env is not None:
         return os.environ[env]
     elif file is not None:
@@ -673,6 +689,21 @@ def _check_connection(config: LdapConfig, key: str, problems: list[str]) -> None
         problems.append(f"{key} has starttls = true with an ldaps:// url; keep one of them")
     if config.ca_file is not None and not Path(config.ca_file).is_file():
         problems.append(f"{key}.ca_file {config.ca_file!r} is not a file; fix the path")
+    elif config.ca_file is not None:
+        _check_ca_file(config.ca_file, f"{key}.ca_file", problems)
+
+
+def _check_ca_file(file: str, key: str, problems: list[str]) -> None:
+    """A problem unless `file` holds PEM certificates, loaded as the TLS connection loads them."""
+    try:
+        ssl.create_default_context(cafile=file)
+    except ssl.SSLError as exc:
+        der = ", it is DER (binary)" if Path(file).read_bytes().startswith(b"\x30") else ""  # an ASN.1 SEQUENCE
+        problems.append(f"{key} {file!r} holds no certificate OpenSSL reads as PEM ({exc.reason}{der}); it must be "
+                        "PEM text (-----BEGIN CERTIFICATE-----): convert a DER file, such as a Windows .cer "
+                        "export, with `openssl x509 -inform DER -in ca.cer -out ca.pem`")
+    except OSError as exc:
+        problems.append(f"{key} {file!r} cannot be read ({exc.strerror}); check the path and permissions")
 
 
 def _check_search(config: LdapConfig, key: str, problems: list[str]) -> None:

@@ -162,7 +162,7 @@ def _check_ldap(config: Config) -> list[Check]:
                                          "not exist or the bind account may not read it; check base and the "
                                          "account's read rights"))
         else:
-            warning = f"; WARNING: {section.unencrypted_bind}" if section.unencrypted_bind else ""
+            warning = "".join(f"; WARNING: {each}" for each in section.warnings)
             results.append((True, what, f"bound as {section.bind_dn or 'anonymous'}, base {section.base} readable"
                                         f"{warning}"))
     return results

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from connector.config import ConfigError, LdapConfig, parse_config
@@ -138,13 +140,56 @@ def test_well_formed_dns_filters_and_ad_bind_names_are_accepted(keys, monkeypatc
     ldap(**keys)
 
 
-@pytest.mark.parametrize(("url", "starttls", "password", "warned"), [
-    ("ldap://dc1:389", False, "pw", True),
-    ("ldap://dc1:389", True, "pw", False),
-    ("ldaps://dc1:636", False, "pw", False),
-    ("ldap://dc1:389", False, None, False),  # anonymous: no password to give away
+CLEAR = ("the bind password crosses the network unencrypted (ldap:// without starttls): use ldaps://host:636, "
+         "or starttls = true")
+UNUSED = "ca_file is set but unused: did you mean starttls = true?"
+UNVERIFIED = ("tls_verify = false: the server is not authenticated, so anyone in the middle can pose as it and read "
+              "the bind password; set ca_file to the PEM file of the CA that issued the server's certificate and "
+              "remove tls_verify")
+
+
+@pytest.mark.parametrize(("keys", "warnings"), [
+    ({"url": "ldap://dc1:389"}, [CLEAR]),
+    ({"url": "ldap://dc1:389", "starttls": True}, []),
+    ({"url": "ldaps://dc1:636"}, []),
+    ({"url": "ldap://dc1:389", "password": None}, []),  # anonymous: no password to give away
+    ({"url": "ldap://dc1:389", "ca_file": "ca.pem"}, [f"{CLEAR}; {UNUSED}"]),
+    ({"url": "ldap://dc1:389", "ca_file": "ca.pem", "password": None}, [f"ldap:// without starttls: {UNUSED}"]),
+    ({"url": "ldap://dc1:389", "ca_file": "ca.pem", "starttls": True}, []),
+    ({"url": "ldaps://dc1:636", "tls_verify": False}, [UNVERIFIED]),
+    ({"url": "ldap://dc1:389", "starttls": True, "tls_verify": False}, [UNVERIFIED]),
+    ({"url": "ldaps://dc1:636", "tls_verify": False, "password": None},
+     [UNVERIFIED.replace(" and read the bind password", "")]),
+    ({"url": "ldap://dc1:389", "tls_verify": False}, [CLEAR]),  # no TLS at all: the clear text is the warning
 ])
-def test_a_password_sent_in_clear_text_is_warned_of(url: str, starttls: bool, password: str | None,
-                                                    warned: bool) -> None:
-    config = LdapConfig(name="corp", url=url, base="dc=corp", starttls=starttls, password=password)
-    assert (config.unencrypted_bind is not None) is warned
+def test_a_password_sent_in_clear_or_to_a_server_not_authenticated_is_warned_of(keys, warnings) -> None:
+    config = LdapConfig(**{"name": "corp", "base": "dc=corp", "password": "pw", **keys})
+    assert list(config.warnings) == warnings
+
+
+def test_a_ca_file_openssl_cannot_read_as_pem_is_a_config_error_saying_how_to_convert_it(tmp_path):
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                           "-nodes", "-keyout", str(tmp_path / "ca.key"), "-out", str(tmp_path / "ca.pem"),
+                           "-days", "2", "-subj", "/CN=test CA", "-config", "/dev/null"], capture_output=True)
+    assert made.returncode == 0, made.stderr
+    subprocess.run(["openssl", "x509", "-in", str(tmp_path / "ca.pem"), "-outform", "DER",
+                    "-out", str(tmp_path / "ca.cer")], check=True)
+    (tmp_path / "garbage.pem").write_text("not a certificate\n")
+    assert ldap(ca_file=str(tmp_path / "ca.pem")).ca_file == str(tmp_path / "ca.pem")
+    convert = "it must be PEM text (-----BEGIN CERTIFICATE-----): convert a DER file, such as a Windows .cer " \
+              "export, with `openssl x509 -inform DER -in ca.cer -out ca.pem`"
+    der = error(ca_file=str(tmp_path / "ca.cer"))
+    assert der == (f"c.toml: ldap.corp.ca_file {str(tmp_path / 'ca.cer')!r} holds no certificate OpenSSL reads as "
+                   f"PEM (NO_CERTIFICATE_OR_CRL_FOUND, it is DER (binary)); {convert}")
+    garbage = error(ca_file=str(tmp_path / "garbage.pem"))
+    assert garbage == (f"c.toml: ldap.corp.ca_file {str(tmp_path / 'garbage.pem')!r} holds no certificate OpenSSL "
+                       f"reads as PEM (NO_CERTIFICATE_OR_CRL_FOUND); {convert}")
+    assert error(ca_file=str(tmp_path / "ca.key")).startswith("c.toml: ldap.corp.ca_file")  # a key, no certificate
+
+
+@pytest.mark.parametrize(("value", "said"), [("", "which is empty"), ("  \n", "which is set to white space only")])
+def test_a_password_variable_set_empty_is_not_called_unset(monkeypatch, value, said):
+    monkeypatch.setenv("LDAP_PW", value)
+    assert error(bind_dn="CN=svc", password_env="LDAP_PW") == (
+        f"c.toml: ldap.corp.password_env names LDAP_PW, {said}; put the password in it, or use "
+        "ldap.corp.password_file")

@@ -100,6 +100,18 @@ def test_a_value_of_the_wrong_type_is_one_problem_not_more(tmp_path):
     ]
 
 
+def test_a_secret_variable_set_to_the_empty_string_is_said_to_be_empty_not_unset(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMPTY_SECRET", "")
+    message = error_of(write(tmp_path, "[target]\nurl = 'http://v/p'\nlogin = 'a'\npassword_env = 'EMPTY_SECRET'\n"
+                                       "[[scim.clients]]\nname = 'entra'\ntoken_env = 'EMPTY_SECRET'\n"))
+    assert message.splitlines() == [
+        f"{tmp_path}/connector.toml: target.password_env names EMPTY_SECRET, which is empty; put the password in "
+        "it, or use target.password_file",
+        f"{tmp_path}/connector.toml: scim.clients[0].token_env names EMPTY_SECRET, which is empty; put the token in "
+        "it, or use scim.clients[0].token_file",
+    ]
+
+
 def test_secrets_come_from_env_and_files_and_are_never_shown(tmp_path, monkeypatch):
     monkeypatch.setenv("TEST_VERBA_PASSWORD", "s3cret-pa55word")
     config = load_config(

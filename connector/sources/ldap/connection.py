@@ -47,8 +47,7 @@ _BIND_ADVICE = {
 
 def open_connection(config: LdapConfig) -> ldap3.Connection:
     """A bound, read-only connection that does not chase referrals; raise DirectoryError saying what to fix."""
-    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED if config.tls_verify else ssl.CERT_NONE, ca_certs_file=config.ca_file)
-    server = ldap3.Server(config.url.rstrip("/"), tls=tls, get_info=ldap3.NONE, connect_timeout=config.timeout_seconds)
+    server = _server(config)
     # The password goes as UTF-8 bytes: ldap3 would run SASLprep on a str (RFC 4013), which turns U+00A0 into a
     # space and U+2168 into "IX", so that a correct password fails. The server gets exactly what was configured.
     password = None if config.password is None else config.password.encode("utf-8")
@@ -76,6 +75,36 @@ def open_connection(config: LdapConfig) -> ldap3.Connection:
         close(conn)
         raise
     return conn
+
+
+class _Tls(ldap3.Tls):
+    """ldap3's Tls, with the server's name checked by the ssl module (OpenSSL) in the handshake.
+
+    ldap3 2.9 turns the context's check_hostname off and matches the name after the handshake with
+    ssl.match_hostname, which Python 3.12 removed; its own fallback ignores IP addresses in subjectAltName, so
+    that ldaps://10.0.0.5 would fail with a right certificate. A name the certificate does not carry now fails
+    the handshake as CERTIFICATE_VERIFY_FAILED ("Hostname mismatch" or "IP address mismatch"). As with ldap3,
+    a certificate with no DNS name in subjectAltName may name the host in its subject's CN.
+    """
+
+    def __init__(self, config: LdapConfig, *, check_hostname: bool = True) -> None:
+        super().__init__(validate=ssl.CERT_REQUIRED if config.tls_verify else ssl.CERT_NONE,
+                         ca_certs_file=config.ca_file)
+        self.check_hostname = check_hostname and config.tls_verify
+
+    def wrap_socket(self, connection: ldap3.Connection, do_handshake: bool = False) -> None:
+        context = ssl.create_default_context(cafile=self.ca_certs_file)
+        context.check_hostname = self.check_hostname
+        context.hostname_checks_common_name = True
+        context.verify_mode = self.validate
+        connection.socket = context.wrap_socket(connection.socket, server_hostname=connection.server.host,
+                                                do_handshake_on_connect=do_handshake)
+
+
+def _server(config: LdapConfig, *, check_hostname: bool = True) -> ldap3.Server:
+    """The ldap3 Server of `config.url`, its TLS checked as `config` says (and its name unless `check_hostname`)."""
+    return ldap3.Server(config.url.rstrip("/"), tls=_Tls(config, check_hostname=check_hostname),
+                        get_info=ldap3.NONE, connect_timeout=config.timeout_seconds)
 
 
 def describe_password(config: LdapConfig) -> str:
@@ -116,19 +145,95 @@ def _connect_failure(config: LdapConfig, exc: LDAPException) -> str:
     text = str(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text:
         found = _VERIFY_FAILED.search(text)
-        reason = found[1].strip() if found else "verify failed"
-        if config.ca_file:
-            return (f"the server's TLS certificate is not signed by the CA in ca_file {config.ca_file} ({reason}); "
-                    "set ca_file to the PEM file of the CA that issued the server's certificate")
-        return (f"the server's TLS certificate is not trusted by this machine's CA store ({reason}); set ca_file to "
-                "the PEM file of the CA that issued it, or set tls_verify = false explicitly to skip the check")
-    if "doesn't match any name" in text:
-        return (f"the server's TLS certificate is not issued for {urlsplit(config.url).hostname}; use a host name "
-                "the certificate names in url, or set tls_verify = false explicitly to skip the check")
+        reason = found[1].strip().replace("\\'", "'") if found else "verify failed"  # ldap3 shows a repr
+        return _verify_failure(config, reason)
     if isinstance(exc, LDAPStartTLSError):
         return f"StartTLS failed ({exc}); check that the server offers it, or use ldaps://"
     return (f"cannot connect ({exc}); check the url, that the server is up and reachable from here, "
             "and its certificate (ca_file, tls_verify)")
+
+
+# OpenSSL's reasons (X509_verify_cert_error_string) for a certificate no CA in reach vouches for.
+_UNTRUSTED = ("unable to get local issuer certificate", "unable to get issuer certificate",
+              "unable to verify the first certificate", "self-signed certificate in certificate chain",
+              "certificate signature failure")
+# Other reasons: what is wrong with the certificate, and the fix ({dates} and {show}: commands that print it).
+_CERTIFICATE_FIXES = {
+    "certificate has expired": (
+        "has expired", "renew the server's certificate (see its dates with {dates}); if they are still current, "
+        "this machine's clock is wrong: set it right (timedatectl)"),
+    "certificate is not yet valid": (
+        "is not valid yet", "the clocks disagree: check this machine's clock (timedatectl) against the "
+        "certificate's notBefore ({dates}); if this clock is right, the CA's was ahead: reissue the certificate"),
+    "unsupported certificate purpose": (
+        "is not for TLS servers", "have it reissued with serverAuth in its extendedKeyUsage (see {show})"),
+    "ee certificate key too weak": (
+        "has too weak a key", "have it reissued with an RSA key of 2048 bits or more, or an EC key"),
+    "ca signature digest algorithm too weak": (
+        "is signed with too weak a digest (MD5 or SHA-1)", "have it reissued signed with SHA-256"),
+}
+
+
+def _verify_failure(config: LdapConfig, reason: str) -> str:
+    """What OpenSSL's `reason` ("certificate has expired", "Hostname mismatch, ...") for refusing the server's
+    certificate means, and the fix."""
+    known = reason.lower().replace("self signed", "self-signed")  # OpenSSL 1.1 spells it without the hyphen
+    ca_file = config.ca_file
+    if "mismatch" in known:
+        return _name_mismatch(config, reason)
+    if known in _UNTRUSTED and ca_file:
+        return (f"the server's TLS certificate is not signed by the CA in ca_file {ca_file} ({reason}); set "
+                "ca_file to the PEM file of the CA that issued the server's certificate (with any intermediate "
+                "CA certificates the server does not send appended)")
+    if known in _UNTRUSTED:
+        return (f"the server's TLS certificate is not trusted by this machine's CA store ({reason}); set ca_file to "
+                "the PEM file of the CA that issued it, or set tls_verify = false explicitly to skip the check")
+    if known == "self-signed certificate":
+        held = f", and ca_file {ca_file} does not hold it" if ca_file else ""
+        return (f"the server's TLS certificate is self-signed ({reason}): no CA vouches for it{held}; give the "
+                "server a certificate issued by your CA and set ca_file to that CA's PEM file, or set ca_file to "
+                f"a copy of this very certificate: `{_s_client(config)} | openssl x509 > server.pem`")
+    what, fix = _CERTIFICATE_FIXES.get(known, ("was refused", "inspect it with {show}"))
+    return f"the server's TLS certificate {what} ({reason}); " + fix.format(
+        dates=f"`{_s_client(config)} | openssl x509 -noout -dates`",
+        show=f"`{_s_client(config)} | openssl x509 -noout -text`")
+
+
+def _name_mismatch(config: LdapConfig, reason: str) -> str:
+    host = urlsplit(config.url).hostname
+    names = _certificate_names(config)
+    carried = (f"it names {', '.join(names)}" if names else "see the names it carries with "
+               f"`{_s_client(config)} | openssl x509 -noout -subject -ext subjectAltName`")
+    return (f"the server's TLS certificate is not issued for {host} ({reason}); {carried}: use one of those in url, "
+            f"or have the certificate reissued with {host} in its subjectAltName")
+
+
+def _certificate_names(config: LdapConfig) -> list[str]:
+    """The names in the server's certificate ("DNS:dc1.corp.example", "IP:10.0.0.5", and its subject's
+    "CN:..." when no DNS name is there), read over a second connection that checks all but the name; [] when
+    that fails too."""
+    conn = ldap3.Connection(_server(config, check_hostname=False), receive_timeout=int(config.timeout_seconds))
+    try:
+        conn.open()
+        if config.starttls:
+            conn.start_tls()
+        certificate = conn.socket.getpeercert()
+    except (LDAPException, OSError):
+        return []
+    finally:
+        close(conn)
+    names = [("IP" if kind == "IP Address" else kind, value) for kind, value in certificate.get("subjectAltName", ())]
+    if not any(kind == "DNS" for kind, _ in names):  # then a host name is matched against the CN
+        names += [("CN", value) for rdn in certificate.get("subject", ()) for kind, value in rdn
+                  if kind == "commonName"]
+    return [f"{kind}:{value}" for kind, value in names]
+
+
+def _s_client(config: LdapConfig) -> str:
+    """The openssl command that prints the certificate the server in `config.url` presents."""
+    parts = urlsplit(config.url)
+    address = parts.netloc if parts.port else f"{parts.netloc}:{636 if parts.scheme == 'ldaps' else 389}"
+    return f"openssl s_client -connect {address}{' -starttls ldap' if config.starttls else ''} </dev/null"
 
 
 def search(

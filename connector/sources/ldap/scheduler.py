@@ -62,8 +62,8 @@ class LdapScheduler:
             return
         for name, watcher in self.watchers.items():
             config = watcher.config
-            if config.unencrypted_bind:
-                log.warning("ldap %s: %s", name, config.unencrypted_bind)
+            for warning in config.warnings:
+                log.warning("ldap %s: %s", name, warning)
             self.scheduler.add_job(self.tick, IntervalTrigger(seconds=config.poll_seconds), args=[name, False],
                                    id=f"ldap-{name}-poll", next_run_time=datetime.datetime.now(datetime.UTC),
                                    misfire_grace_time=max(1, int(config.poll_seconds)))
