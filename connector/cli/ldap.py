@@ -114,21 +114,14 @@ def _dry_run(config: Config, directory: LdapConfig, samples: int, concurrency: i
                 try:
                     report = dry.preview(found.users, progress=bar.update)
                 except VerbaError as exc:
-                    raise ConnectorError(f"dry run: Verba could not be read at {config.target_url}: {exc}"
-                                         + _simulator_hint(config)) from None
+                    # A call that got no answer says what to check (the built-in simulator: connector run).
+                    raise ConnectorError(f"dry run: Verba could not be read at {config.target_url}: {exc}") from None
     if as_json:
         click.echo(to_json({"directory": name, "dry_run": True, **_directory_counts(found), "users": report.users,
                             "no_extension": report.no_extension, "counts": report.counts, "items": report.items}))
         return
     for line in _dry_run_lines(found, report, samples, mapping.create_missing_users):
         click.echo(line)
-
-
-def _simulator_hint(config: Config) -> str:
-    if not config.uses_simulator:
-        return ""
-    return ("; no target.url is set, so this is the built-in simulator, which runs only inside `connector run`: "
-            "set [target] url to your Verba")
 
 
 def _directory_counts(found: Preview) -> dict[str, Any]:

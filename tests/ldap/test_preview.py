@@ -244,7 +244,16 @@ def test_dry_run_failures_are_one_line(slapd, directory, tmp_path):
     config = write_config(tmp_path, f"ldap://127.0.0.1:{free_port()}", directory, "http://127.0.0.1:1/provisioning")
     result = CliRunner().invoke(main, ["ldap", "sync", "corp", "--dry-run", "--config", config])
     assert result.exit_code == 1 and "cannot connect" in result.output
-    assert load_store_rows(tmp_path) == 0
+    assert not (tmp_path / "c.db").exists()
+
+    builtin = tmp_path / "builtin.toml"  # no [target] url: the built-in simulator, which runs in connector run
+    builtin.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n[ldap.corp]\nurl = "{slapd.url}"\n'
+                       f'base = "{directory}"\nbind_dn = "{ADMIN_DN}"\npassword_file = "{tmp_path / "ldap-pw"}"\n'
+                       '[simulator]\nlisten = "127.0.0.1:1"\n')
+    config = str(builtin)
+    result = CliRunner().invoke(main, ["ldap", "sync", "corp", "--dry-run", "--config", config])
+    assert result.exit_code == 1, result.output
+    assert result.output.count("built-in") == 1 and "set [target] url to your Verba" in result.output  # said once
 
 
 def load_store_rows(tmp_path: Path) -> int:
