@@ -60,6 +60,7 @@ class TargetConfig:
     password: str | None = dataclasses.field(default=None, repr=False)
     token: str | None = dataclasses.field(default=None, repr=False)
     password_source: str | None = None  # where the password came from, for refused logins: never the password
+    password_file: str | None = None  # the file it came from, read again before each login (see `read_secret_file`)
     timeout_seconds: float = 10.0
     apply_configuration: bool = False  # applyExtensionConfiguration after each batch of writes
 
@@ -409,6 +410,16 @@ def _secret(values: dict[str, Any], name: str, key: str, problems: list[str], *,
     return None
 
 
+def read_secret_file(file: str, key: str, what: str) -> str:
+    """The secret in `file`, read as the config reads it (key `key` of the config names the file, `what` the secret:
+    "password"); ValueError saying what is wrong with the file."""
+    problems: list[str] = []
+    secret = _read_secret_file(file, key, what, problems)
+    if secret is None:
+        raise ValueError("; ".join(problems))
+    return secret
+
+
 def _read_secret_file(file: str, key: str, what: str, problems: list[str]) -> str | None:
     """The secret in `file` exactly as written: UTF-8, with only one trailing newline ("\n" or "\r\n") dropped.
 
@@ -485,6 +496,7 @@ def _target(values: dict[str, Any], read: bool, problems: list[str]) -> TargetCo
     password = _secret(values, "password", "target", problems, read=read)
     return TargetConfig(url=values["url"], eid=eid, environment_short_name=short_name, login=values.get("login"),
                         password=password, password_source=_password_source("target", values, password),
+                        password_file=values.get("password_file") if password is not None else None,
                         token=_secret(values, "token", "target", problems, read=read), timeout_seconds=timeout,
                         apply_configuration=apply)
 

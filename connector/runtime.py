@@ -6,6 +6,7 @@ The composition root: only `connector.cli` imports it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -17,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-from connector.config import Config, ConfigError, TargetConfig
+from connector.config import Config, ConfigError, TargetConfig, read_secret_file
 from connector.delivery.recorders import RecorderApply
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.liveness import Liveness
@@ -64,6 +65,8 @@ def _client(config: Config, target: TargetConfig) -> VerbaClient:
                           "to your Verba") if config.uses_simulator else UNREACHABLE_HINT,
         public_password=config.uses_simulator,
         password_source=target.password_source,
+        read_password=None if target.password_file is None else functools.partial(
+            read_secret_file, target.password_file, "target.password_file", "password"),
     )
 
 
@@ -203,8 +206,11 @@ class Connector:
         self.serve(create_scim_app(self.store, scim, self.scim_tokens), scim.host, scim.port, "scim.listen")
 
     def reload(self) -> None:
-        """SIGHUP: re-read the SCIM clients' token files now (they are also re-read a few seconds after a change)."""
+        """SIGHUP: re-read the SCIM clients' token files now (they are also re-read a few seconds after a change), and
+        send the Verba password Verba last refused again (it may have been fixed on Verba's side; a password_file
+        is read again before each login anyway)."""
         self.scim_tokens.reload()
+        self.client.forget_refused_password()
 
     def _scim_state(self) -> str:
         """SCIM's line in /readyz: whether it listens, and its clients."""

@@ -24,7 +24,11 @@ from connector.verba.errors import VerbaError
 @click.command()
 @config_option
 def run(config_path: str) -> None:
-    """Start the connector: store, delivery workers and, with no target configured, the built-in simulator."""
+    """Start the connector: store, delivery workers and, with no target configured, the built-in simulator.
+
+    SIGTERM or Ctrl-C stops it once in-flight pushes finish. SIGHUP (`systemctl reload`) re-reads the SCIM
+    clients' token files and sends a Verba password Verba refused again; a target.password_file is read again
+    before each login anyway."""
     config = load_config(config_path)
     json_lines = {"json": True, "text": False}.get(config.logging.format)
     setup_logging(config.secrets(), json_lines=json_lines, level=getattr(logging, config.logging.level))
@@ -32,7 +36,7 @@ def run(config_path: str) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: connector.reload())  # systemctl reload: SCIM token files now
+    signal.signal(signal.SIGHUP, lambda *_: connector.reload())  # systemctl reload
     connector.start()
     _announce(config)
     stop.wait()

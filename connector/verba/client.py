@@ -69,6 +69,9 @@ MIN_SECRET_LENGTH = (
 KEPT_TOKENS = 8  # requested tokens still masked after renewals (an answer may echo an old one)
 DIRECTORY_TIMEOUT = 300.0  # seconds a whole-directory listUsers may take (VerbaClient.every_user)
 MESSAGE_LIMIT = 1000  # characters of an error message
+# A password requestToken refused is not sent again for this long (seconds), unless it changes: probing with it
+# every few seconds could lock the API account out in a directory-backed Verba.
+REFUSED_PASSWORD_SECONDS = 900.0
 _HTML = re.compile(
     rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL
 )
@@ -108,6 +111,11 @@ class VerbaClient:
     of a call that got no answer; `password_source` (where the password came from, e.g. "file /etc/c/pw
     (target.password_file)") is what a refused login says to check. A `public_password` (the built-in simulator's,
     "connector") is not masked: masking it would turn every "connector" in messages and logs into "***".
+
+    `read_password` reads the password again from its source (a password_file) before each requestToken, so a
+    rotated password is used without a restart; it raises OSError or ValueError when it cannot (the last password
+    read is sent). A password requestToken refused is not sent again for REFUSED_PASSWORD_SECONDS, unless it
+    changes or `forget_refused_password` is called (SIGHUP): the calls fail at once with the refusal instead.
     """
 
     def __init__(
@@ -125,6 +133,7 @@ class VerbaClient:
         unreachable_hint: str = UNREACHABLE_HINT,
         public_password: bool = False,
         password_source: str | None = None,
+        read_password: Callable[[], str] | None = None,
     ) -> None:
         _check_settings(eid, environment_short_name, login, password, token)
         self.url = url
@@ -135,6 +144,8 @@ class VerbaClient:
         self.timeout = timeout
         self._login = login
         self._password = password
+        self._read_password = read_password
+        self._refused: tuple[str | None, float, str] | None = None  # (password, until (monotonic), the refusal)
         self._fixed_token = token is not None
         self._token = token
         self._lock = threading.Lock()
@@ -428,14 +439,22 @@ class VerbaClient:
         return token
 
     def _new_token(self) -> str:
-        value = self._send("requestToken", eid=self.eid, loginName=self._login, password=self._password)
+        password = self._current_password()
+        refused = self._refused
+        if refused is not None and refused[0] == password and time.monotonic() < refused[1]:
+            raise VerbaAuthError(refused[2])  # not sent again: see REFUSED_PASSWORD_SECONDS
+        value = self._send("requestToken", eid=self.eid, loginName=self._login, password=password)
         status = self._read_status(value, "requestToken")
         if status.code != OK:
             detail = f"{status.code}: {status.message}" if status.message else status.code
-            raise VerbaAuthError(
-                f"requestToken for login {self._login!r} in environment {self.eid} answered {detail}; "
-                f"check target.login and the password{f' in {self.password_source}' if self.password_source else ''}"
-            )
+            reread = "; it is read again before each login" if self._read_password else ""
+            refusal = (f"requestToken for login {self._login!r} in environment {self.eid} answered {detail}; check "
+                       f"target.login and the password{f' in {self.password_source}' if self.password_source else ''}"
+                       f"{reread} (the same password is not sent again for {REFUSED_PASSWORD_SECONDS / 60:g} min, "
+                       "or until SIGHUP)")
+            self._refused = (password, time.monotonic() + REFUSED_PASSWORD_SECONDS, refusal)
+            raise VerbaAuthError(refusal)
+        self._refused = None
         token = field(value, "token")
         if not isinstance(token, str) or not token.strip():
             raise VerbaMalformedResponse("requestToken answered OK without a token")
@@ -443,6 +462,27 @@ class VerbaClient:
         return token
 
     # secrets
+
+    def forget_refused_password(self) -> None:
+        """Send the password requestToken last refused again at the next login (it was fixed on Verba's side)."""
+        self._refused = None
+
+    def _current_password(self) -> str | None:
+        """The password to send, read again from its source when the client has `read_password` (called under
+        _lock); the last one read when the source cannot be read now."""
+        if self._read_password is None:
+            return self._password
+        try:
+            password = self._read_password()
+        except (OSError, ValueError) as exc:
+            logger.warning("cannot read the Verba password again (%s); sending the last one read", exc)
+            return self._password
+        if password != self._password and len(password) >= MIN_SECRET_LENGTH:
+            register_secret(password)
+            self._configured = (*self._configured, password)
+            self._masked = tuple(sorted({*self._configured, *self._requested}, key=len, reverse=True))
+        self._password = password
+        return password
 
     def _remember_token(self, token: str) -> None:
         """Mask a token requestToken gave from now on, in what the client raises and records and in every

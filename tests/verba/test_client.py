@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
+from connector.config import parse_config
+from connector.runtime import open_client
 from connector.verba import VerbaAuthError, VerbaClient, VerbaHTTPError, VerbaStatusError
 from connector.verba.errors import ExtensionAbsent
 from tests.verba.helpers import PASSWORD, Sim, in_threads, record
@@ -118,6 +121,36 @@ def test_wrong_password_raises_auth_error_without_the_password(sim: Sim) -> None
     assert sim.calls("createExtension") == []
 
 
+def test_a_refused_password_is_not_sent_again_until_it_changes(sim: Sim, caplog: pytest.LogCaptureFixture) -> None:
+    """Probing Verba every few seconds with a password it refused could lock the API account out. The password
+    file is read again before each login: fixing it is enough, no restart (and SIGHUP sends the same one again)."""
+    held = {"password": "Wr0ng-and-Secret-77"}
+    with VerbaClient(sim.url, eid="0000", login="connector", password=held["password"],
+                     read_password=lambda: held["password"]) as client:
+        for _ in range(3):
+            with pytest.raises(VerbaAuthError) as caught:
+                client.probe()
+        assert len(sim.calls("requestToken")) == 1  # the refusal answers the later calls at once
+        assert "is read again before each login" in str(caught.value)
+        assert "not sent again for 15 min, or until SIGHUP" in str(caught.value)
+        client.forget_refused_password()
+        with pytest.raises(VerbaAuthError):
+            client.probe()
+        assert len(sim.calls("requestToken")) == 2
+
+        held["password"] = PASSWORD  # rotated in the file: used at the next login
+        client.probe()
+        assert [c["status"] for c in sim.calls("requestToken")] == ["ERROR_GENERAL", "ERROR_GENERAL", "OK"]
+
+        def unreadable() -> str:
+            raise OSError("Permission denied")
+
+        client._read_password = unreadable  # the file cannot be read now: the last password read is sent
+        sim.expire_tokens()
+        client.probe()
+    assert "cannot read the Verba password again (Permission denied); sending the last one read" in caplog.text
+
+
 def test_unknown_user_id_is_an_illegal_argument_with_the_vendor_message(client: VerbaClient) -> None:
     with pytest.raises(VerbaStatusError) as caught:
         client.create_extension(record("600", user_id=999))
@@ -213,3 +246,17 @@ def test_debug_logs_never_hold_the_password_or_the_token(sim: Sim, caplog: pytes
     assert caplog.records, "debug logging was on"
     for secret in (PASSWORD, "An0ther-Secret", token, renewed):
         assert secret not in caplog.text
+
+
+def test_connector_run_reads_a_rotated_password_file_at_the_next_login(sim: Sim, tmp_path: Path) -> None:
+    """The operator rotates the API password in Verba and in target.password_file: no restart is needed."""
+    password_file = tmp_path / "verba-password"
+    password_file.write_text("Old-pa55word-9d2e\n")
+    config = parse_config({"target": {"url": sim.url, "login": "connector", "password_file": str(password_file)}},
+                          str(tmp_path / "c.toml"))
+    with open_client(config) as client:
+        with pytest.raises(VerbaAuthError, match=f"in file {password_file} .*it is read again before each login"):
+            client.probe()
+        password_file.write_text(f"{PASSWORD}\n")
+        client.probe()
+    assert [c["status"] for c in sim.calls("requestToken")] == ["ERROR_GENERAL", "OK"]
