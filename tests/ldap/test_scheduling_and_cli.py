@@ -40,12 +40,16 @@ def test_the_interval_trigger_sees_a_change_within_a_poll(slapd, admin, base, ld
         scheduler.stop()
 
 
-def test_an_unreachable_directory_backs_off_and_reports_degraded(ldap_config, store):
-    scheduler = LdapScheduler(store, {"corp": ldap_config(url=f"ldap://127.0.0.1:{free_port()}", timeout_seconds=1)},
-                              backoff_base=30, backoff_max=60)
+def test_an_unreachable_directory_backs_off_and_reports_degraded(ldap_config, store, caplog):
+    scheduler = LdapScheduler(store, {"corp": ldap_config(url=f"ldap://127.0.0.1:{free_port()}", timeout_seconds=1,
+                                                          poll_seconds=45)},
+                              backoff_base=1, backoff_max=2)
     assert scheduler.probes()["ldap.corp"]() == "ok"
     scheduler.tick("corp", False)
+    # The backoff only skips ticks: the next try is a poll, however short the backoff.
+    assert "run failed (1 in a row), readiness degraded; next try at the first poll after 45 s: " in caplog.text
     health = scheduler.health["corp"]
+    health.retry_at += 60  # inside the backoff
     assert scheduler.degraded and health.failures == 1 and "cannot connect" in health.last_error
     assert scheduler.probes()["ldap.corp"]().startswith("degraded: 1 failed runs, last: directory corp")
     assert "cannot connect" in store.ldap_watermark("corp").last_error

@@ -115,8 +115,9 @@ class LdapScheduler:
             health.retry_at = time.monotonic() + delay
             expected = isinstance(exc, (DirectoryError, StoreError))
             log.log(logging.WARNING if expected else logging.ERROR,
-                    "ldap %s: run failed (%d in a row), readiness degraded; retrying in %.0f s: %s",
-                    name, health.failures, delay, exc, exc_info=not expected)
+                    "ldap %s: run failed (%d in a row), readiness degraded; next try at the first poll after %.0f s: "
+                    "%s", name, health.failures, max(delay, self.watchers[name].config.poll_seconds), exc,
+                    exc_info=not expected)
         else:
             if health.failures:
                 log.info("ldap %s: directory readable again after %d failed runs", name, health.failures)
