@@ -19,6 +19,7 @@ from connector.mapping import Mapping, load_mapping
 from connector.ops.replay import ActionError, discard, preview, requeue, select
 from connector.ops.report import (
     attempt_lines,
+    audit_line,
     counts_line,
     dead_letters_json,
     event_dict,
@@ -158,16 +159,19 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
 @click.argument("event_id", type=int)
 @json_option
 def events_show(config_path: str, event_id: int, as_json: bool) -> None:
-    """Show an event: its state, every attempt with the SOAP requests sent, and what it maps to now."""
+    """Show an event: its state, every attempt with the SOAP requests sent, the audit entries that name it (who
+    replayed, approved or discarded it; an extension the connector left alone, handed over or took over, and why)
+    and what it maps to now."""
     config = load_config(config_path, secrets=())
     with open_configured_store(config) as store:
         event = store.get_event(event_id)
         if event is None:
             raise ActionError(f"there is no event {event_id} (see `connector events list`)")
         attempts = store.attempts(event_id)
+        audit = store.audit_of_event(event_id)
         now = preview(store, load_mapping(config.mapping_file), event)
     if as_json:
-        click.echo(to_json({"event": event_dict(event), "attempts": attempts, "maps_to_now": now}))
+        click.echo(to_json({"event": event_dict(event), "attempts": attempts, "audit": audit, "maps_to_now": now}))
         return
     click.echo(event_line(event))
     click.echo("state:")
@@ -175,6 +179,10 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
     click.echo("attempts:")
     for line in attempt_lines(attempts):
         click.echo(line)
+    if audit:  # who did what to it: operators, and the connector's ownership decisions with why
+        click.echo("audit:")
+        for entry in audit:
+            click.echo(f"  {audit_line(entry)}")
     click.echo(
         f"maps to now (user {now.source}/{now.external_id}, newest event {now.event_id}, Verba user {now.user_id}):"
     )

@@ -250,8 +250,12 @@ class EventLog(Database):
 
     def list_audit(self, limit: int = 100, *, since: float | None = None) -> list[AuditEntry]:
         """Audit entries, newest first; with `since`, only those written at or after it."""
-        return [AuditEntry(**{**row, "event_ids": tuple(json.loads(row["event_ids"])),
-                              "detail": json.loads(row["detail"])}) for row in self._all("list_audit", (since, limit))]
+        return [_audit_entry(row) for row in self._all("list_audit", (since, limit))]
+
+    def audit_of_event(self, event_id: int) -> list[AuditEntry]:
+        """The audit entries that name this event, oldest first: operators' replays, approvals and discards, and the
+        connector's own decisions about its extensions (left alone, handed over, taken over) with why."""
+        return [_audit_entry(row) for row in self._all("audit_of_event", (event_id,))]
 
     def ping(self) -> None:
         """Commit a tiny write (the readiness probe); raise StoreError if the store cannot be written."""
@@ -317,3 +321,7 @@ class EventLog(Database):
         sql = self._q[query].replace("{filters}", self._sql(filters))
         with self._read() as conn:
             return list(conn.execute(sql, {**given, "limit": limit}))
+
+
+def _audit_entry(row: Any) -> AuditEntry:
+    return AuditEntry(**{**row, "event_ids": tuple(json.loads(row["event_ids"])), "detail": json.loads(row["detail"])})

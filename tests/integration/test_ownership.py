@@ -130,7 +130,9 @@ def test_deprovisioning_never_stops_an_extension_now_linked_to_someone_else(deli
     [left] = [a for a in deliverer.store.list_audit() if a.action == "left_alone"]
     assert left.detail["extension"] == X and left.detail["from_user_id"] == 4
     assert "Verba shows it linked to Verba user 4 (bob@example.com)" in left.reason
-    assert deliverer.store.list_events(user="u-alice")[0].state == EventState.DONE
+    deactivated = deliverer.store.list_events(user="u-alice")[0]
+    assert deactivated.state == EventState.DONE
+    assert [a.id for a in deliverer.store.audit_of_event(deactivated.id)] == [left.id]  # `events show` says why
 
 
 @pytest.fixture

@@ -300,6 +300,8 @@ def test_events_held_by_the_stop_recording_guard_in_status_show_and_approve(simu
         assert "stop recording" in shown.stdout and "(same as the last attempt)" not in shown.stdout, shown.stdout
         approved = cli("events", "approve", "--all", "--reason", "leavers, intended", "--config", str(path))
         assert "approved 1 held event(s)" in approved.stdout
+        shown = cli("events", "show", str(held.id), "--config", str(path)).stdout
+        assert "audit:\n  " in shown and "approve" in shown and "reason: leavers, intended" in shown, shown
         drain(deliverer)
         assert not any(simulator.extensions()[n]["voice"] for n in (A, B))
     finally:

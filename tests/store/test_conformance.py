@@ -448,6 +448,16 @@ def test_audit_entries_read_back_newest_first(store: Store) -> None:
     assert [e.id for e in store.list_audit(limit=1)] == [second]
 
 
+def test_the_audit_of_an_event_is_every_entry_that_names_it_oldest_first(store: Store) -> None:
+    replayed = store.add_audit("alice", "replay", [3, 34], "fixed the mapping", {})
+    left_alone = store.add_audit("connector", "left_alone", [34], "Verba shows it linked to Verba user 9", {})
+    store.add_audit("bob", "discard", [4], "test data", {})
+
+    assert [e.id for e in store.audit_of_event(34)] == [replayed, left_alone]
+    assert [e.id for e in store.audit_of_event(3)] == [replayed]  # 3 is not 34's prefix
+    assert store.audit_of_event(5) == []
+
+
 def test_data_survives_close_and_reopen(store_opener: Opener) -> None:
     store = store_opener()
     done, pending = store.enqueue([change("alice", 1, idem_key="k1"), change("bob", 1)])

@@ -60,6 +60,10 @@ RETURNING id
 SELECT id, at, actor, action, array_to_json(event_ids) AS event_ids, reason, detail FROM audit
 WHERE at >= coalesce(%s::double precision, at) ORDER BY id DESC LIMIT %s
 
+-- audit_of_event --
+SELECT id, at, actor, action, array_to_json(event_ids) AS event_ids, reason, detail FROM audit
+WHERE %s = ANY(event_ids) ORDER BY id
+
 -- held_users --
 SELECT DISTINCT source, external_id FROM events
 WHERE source = %s AND state = 'held' AND external_id = ANY(%s::text[])

@@ -48,6 +48,10 @@ INSERT INTO audit (at, actor, action, event_ids, reason, detail) VALUES (%s, %s,
 SELECT id, at, actor, action, event_ids, reason, detail FROM audit WHERE at >= coalesce(%s, at)
 ORDER BY id DESC LIMIT %s
 
+-- audit_of_event --
+SELECT id, at, actor, action, event_ids, reason, detail FROM audit
+WHERE EXISTS (SELECT 1 FROM json_each(event_ids) WHERE value = %s) ORDER BY id
+
 -- held_users --
 SELECT DISTINCT source, external_id FROM events
 WHERE source = %s AND state = 'held' AND external_id IN (SELECT value FROM json_each(%s))
