@@ -136,8 +136,8 @@ class ExtensionOwnership(Database):
         A push that stops recording (`stop_recording`) is first counted in its source's window unless it
         makes the burst exceed both `max_count` users and `max_share` of the source's recorded users: then
         StopRecordingHeld is raised and nothing changes. An operator's approval (`requeue(...,
-        approve=True)`) admits it whatever the burst. The source's recorded users are counted only once
-        the burst exceeds `max_count` (a count over all of them).
+        approve=True)`) admits it whatever the burst, and is not counted in the window. The source's recorded
+        users are counted only once the burst exceeds `max_count` (a count over all of them).
 
         `first_pushes` are records about to be pushed for the first time: they join the user's pushed
         extensions now (until `complete` replaces them), so that a crash mid-push leaves them known
@@ -266,7 +266,8 @@ class ExtensionOwnership(Database):
                                    approved)
         if not burst.admitted:
             raise StopRecordingHeld(burst)
-        conn.execute(q["add_stop"], (source, external_id, stop.at))
+        if not approved:  # an operator vouched for it: it does not count toward the next burst of the window
+            conn.execute(q["add_stop"], (source, external_id, stop.at))
         return burst
 
 

@@ -370,6 +370,19 @@ def test_the_third_user_stopping_in_a_window_is_held(store: Store) -> None:
         (True, 1, None, False), (True, 2, None, False), (False, 3, 10, False), (False, 3, 10, False)]
 
 
+def test_approved_stops_do_not_count_toward_the_next_burst(store: Store) -> None:
+    """An operator approved a mass change: a leaver right after it is judged on its own, not as one more of it."""
+    users = _recorded_users(store, 10)
+    for i, who in enumerate(users[:4]):
+        store.requeue([enqueue(store, who, state=EventState.HELD)], NOW, approve=True)
+        claim = claim_of(store, owner="w1")
+        assert _stop(store, who, NOW + i, owner="w1").approved
+        store.complete(claim, [], None)
+
+    assert [(b.admitted, b.stopping) for b in [_stop(store, who, NOW + 5) for who in users[4:7]]] == [
+        (True, 1), (True, 2), (False, 3)]
+
+
 def test_a_user_stopping_twice_counts_once(store: Store) -> None:
     u0, u1, u2 = _recorded_users(store, 10)[:3]
 
