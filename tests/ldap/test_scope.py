@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from connector.cli import main
 from connector.config import parse_config
 from connector.sources.ldap.watcher import Watcher
+from connector.store.sqlite import SQLiteStore
 from tests.ldap.helpers import REALM, ad_section, add_ad_user, events_of, group_mapping, user_dn
 from tests.ldap.samba_server import DOMAIN_DN
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
@@ -92,6 +93,31 @@ def test_ad_a_user_moved_where_the_account_may_not_read_is_found_by_the_scope_ch
     assert gone.cause == "ldap:vanished" and gone.state["userName"] == f"hid0@{REALM}"
     conn.unbind()
     watcher.close()
+
+
+def test_ad_an_account_shown_no_tombstone_is_told_how_deletes_are_found(samba, tmp_path):
+    """Samba shows a plain domain user CN=Deleted Objects but none of its tombstones: the status must not claim
+    that deletes are seen at once."""
+    samba.tool("ou", "add", f"OU=tomb,{DOMAIN_DN}")
+    add_ad_user(samba, "tomb", "svctomb", "+14155550980", password="Passw0rd-svc2!")
+    add_ad_user(samba, "tomb", "tgone", "+14155550981")
+    samba.tool("user", "delete", "tgone")  # at least one tombstone
+    conn = samba.admin()
+    svc = user_dn(conn, "svctomb")
+    conn.unbind()
+    (tmp_path / "svc").write_text("Passw0rd-svc2!")
+    notes = {}
+    for who, keys in (("plain", {"bind_dn": svc, "password_file": str(tmp_path / "svc")}), ("admin", {})):
+        with SQLiteStore(str(tmp_path / f"{who}.db")) as store:
+            store.migrate()
+            watcher = Watcher(store, parse_config({"ldap": {"corp": ad_section(tmp_path, "tomb", **keys)}},
+                                                  "c.toml").ldap["corp"])
+            watcher.run()
+            watcher.close()
+            notes[who] = " ".join(store.ldap_watermark("corp").cursor.get("notes", []))
+    assert "CN=Deleted Objects shows this account no tombstone" in notes["plain"], notes["plain"]
+    assert f'dsacls "CN=Deleted Objects,{DOMAIN_DN}" /takeownership' in notes["plain"]
+    assert "Deleted Objects" not in notes["admin"], notes["admin"]
 
 
 # --- OpenLDAP ----------------------------------------------------------------------------

@@ -18,10 +18,11 @@ import dataclasses
 from typing import Any
 
 import ldap3
+from ldap3.core.exceptions import LDAPException
 
 from connector.config import LdapConfig
 from connector.dn import dn_key, is_dn, is_within
-from connector.sources.ldap.connection import SHOW_DELETED, read_entry
+from connector.sources.ldap.connection import SHOW_DELETED, DirectoryError, read_entry
 from connector.sources.ldap.dialects import Dialect, all_values
 
 DELETED_OBJECTS_WKGUID = "18E2EA80684F11D2B9AA00C04F79F805"
@@ -58,13 +59,19 @@ def probe(conn: ldap3.Connection, config: LdapConfig, dialect: Dialect, dse: dic
                      "by checking known users")
     tombstones = False
     if dialect.name == "ad" and context is not None:
-        tombstones = read_entry(conn, f"<WKGUID={DELETED_OBJECTS_WKGUID},{context}>", ["1.1"],
-                                [(SHOW_DELETED, True, None)]) is not None
-        if not tombstones:
+        container = read_entry(conn, f"<WKGUID={DELETED_OBJECTS_WKGUID},{context}>", ["1.1"],
+                               [(SHOW_DELETED, True, None)])
+        tombstones = container is not None
+        grant = (f"to see them at once, grant list rights: dsacls \"CN=Deleted Objects,{context}\" /takeownership, "
+                 f"then dsacls \"CN=Deleted Objects,{context}\" /g DOMAIN\\ACCOUNT:LCRP")
+        if container is None:
             notes.append("cannot list CN=Deleted Objects: deleted users are found by checking known users, deleted "
-                         "groups by re-reading the groups the rules name; to see them at once, grant list rights: "
-                         f"dsacls \"CN=Deleted Objects,{context}\" /takeownership, then "
-                         f"dsacls \"CN=Deleted Objects,{context}\" /g DOMAIN\\ACCOUNT:LCRP")
+                         f"groups by re-reading the groups the rules name; {grant}")
+        elif not _lists_one(conn, container[0]):
+            notes.append("CN=Deleted Objects shows this account no tombstone: nothing was deleted in the domain yet, "
+                         "or the account may read the container but not list it (a plain domain user on Samba), so "
+                         "deleted users are found by checking known users, deleted groups by re-reading the groups "
+                         f"the rules name; {grant}")
     elif dialect.name != "ad":
         notes.append(f"{dialect.name} keeps no tombstones: deleted users are found by checking known users, deleted "
                      "groups by re-reading the groups the rules name")
@@ -76,3 +83,13 @@ def probe(conn: ldap3.Connection, config: LdapConfig, dialect: Dialect, dse: dic
     moves_seen = context is not None and dn_key(root) == dn_key(context)
     group_base = config.group_base or (root if moves_seen else config.base)
     return Scope(root, group_base, tombstones, check_known, True, tuple(notes))
+
+
+def _lists_one(conn: ldap3.Connection, container: str) -> bool:
+    """Whether a search of the Deleted Objects container returns this account at least one tombstone."""
+    try:
+        conn.search(container, "(isDeleted=TRUE)", ldap3.LEVEL, attributes=["1.1"], size_limit=1,
+                    controls=[(SHOW_DELETED, True, None)])
+    except LDAPException as exc:
+        raise DirectoryError(f"listing {container!r} failed ({exc})") from None
+    return any(item.get("type") == "searchResEntry" for item in conn.response or ())
