@@ -118,22 +118,26 @@ _TARGET_FIXES = {
 
 
 def _check_target(config: Config) -> list[Check]:
-    """requestToken, then one listUsers (for the API login name): both read only."""
+    """requestToken (with a login and password; a fixed token needs none), then one listUsers (for the API login
+    name): both read only."""
     url = config.target_url
     if config.uses_simulator:
         return [(True, "verba", f"no target.url: the built-in simulator ({url}) starts with `connector run`; set "
                                 "[target] url to check your Verba")]
     results: list[Check] = []
+    fixed = config.target.token is not None
     try:
         with open_client(config) as client:
-            for operation, call in (("requestToken", client.request_token), ("listUsers", client.probe)):
+            checks = [("listUsers", client.probe, " (the fixed token)" if fixed else "")]
+            if not fixed:
+                checks.insert(0, ("requestToken", client.request_token, f" (login {config.target.login})"))
+            for operation, call, what in checks:
                 try:
                     call()
                 except VerbaError as exc:
                     results.append((False, f"verba {operation}", _with_fix(str(exc), exc.cause)))
                     break
-                results.append((True, f"verba {operation}", f"{url} answered"
-                                + (f" (login {config.target.login})" if operation == "requestToken" else "")))
+                results.append((True, f"verba {operation}", f"{url} answered{what}"))
     except VerbaError as exc:  # the client could not even be built (the WSDL)
         results.append((False, "verba", _with_fix(str(exc), exc.cause)))
     return results

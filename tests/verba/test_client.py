@@ -6,7 +6,9 @@ import logging
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from connector.cli import main
 from connector.config import parse_config
 from connector.runtime import open_client
 from connector.verba import VerbaAuthError, VerbaClient, VerbaHTTPError, VerbaStatusError
@@ -260,3 +262,14 @@ def test_connector_run_reads_a_rotated_password_file_at_the_next_login(sim: Sim,
         password_file.write_text(f"{PASSWORD}\n")
         client.probe()
     assert [c["status"] for c in sim.calls("requestToken")] == ["ERROR_GENERAL", "OK"]
+
+
+def test_validate_config_connect_checks_a_fixed_token_with_listusers_alone(sim: Sim, tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(sim.token())
+    config = tmp_path / "c.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n'
+                      f'[target]\nurl = "{sim.url}"\ntoken_file = "{tmp_path / "token"}"\n')
+    result = CliRunner().invoke(main, ["validate-config", "--connect", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "requestToken" not in result.output and "login None" not in result.output
+    assert f"  ok      verba listUsers: {sim.url} answered (the fixed token)" in result.output.splitlines()
