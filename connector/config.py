@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import os
 import re
 import socket
@@ -32,6 +33,8 @@ DEFAULT_MAPPING = default_mapping()  # the shipped one, wherever the connector i
 SECRETS = frozenset({"target", "scim", "ldap"})  # the sections that hold secrets
 SIMULATOR_LOGIN = "connector"
 SIMULATOR_PASSWORD = "connector"
+MIN_SCIM_TOKEN = 16  # characters of a SCIM bearer token at least; `openssl rand -hex 32` makes 64
+MAKE_TOKEN = "make one with `openssl rand -hex 32`"
 
 
 class ConfigError(ConnectorError):
@@ -331,6 +334,7 @@ def parse_config(data: dict[str, Any], path: str, *, secrets: Collection[str] = 
     tables = {name: _table(data.get(name, {}), name, keys, problems) for name, keys in _TABLES.items()}
     mapping_file = tables["mapping"].get("file", DEFAULT_MAPPING)
     target = _target(tables["target"], "target" in secrets, problems)
+    _limit("target", target, ("timeout_seconds",), "be at least 1", problems)
     config = Config(
         path=path,
         store=_store(tables["store"], problems),
@@ -348,6 +352,7 @@ def parse_config(data: dict[str, Any], path: str, *, secrets: Collection[str] = 
     )
     _check_lease(config.target, config.delivery, problems)
     _check_liveness(config, problems)
+    _check_listeners(config, data, problems)
     if problems:
         raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
     return config
@@ -368,6 +373,8 @@ def _table(raw: Any, name: str, keys: Mapping[str, type], problems: list[str]) -
             problems.append(f"unknown key {name}.{key}; the keys of [{name}] are {', '.join(keys)}")
         elif not _fits(value, kind):
             problems.append(f"{name}.{key} is {value!r}; it must be {_WANTED[kind]}")
+        elif kind is float and not math.isfinite(value):  # TOML has inf and nan
+            problems.append(f"{name}.{key} is {value!r}; it must be a finite number")
         else:
             values[key] = float(value) if kind is float else value
     return values
@@ -450,6 +457,32 @@ def _listen(values: dict[str, Any], name: str, problems: list[str], default_port
     return {}
 
 
+def _check_listeners(config: Config, data: dict[str, Any], problems: list[str]) -> None:
+    """A problem for two listeners of `connector run` on one port of one address (`data`: the parsed TOML, to tell
+    a default): it could not listen on the second. The simulator listens only when it is the target."""
+    listeners = [("scim", config.scim.host, config.scim.port), ("admin", config.admin.host, config.admin.port)]
+    if config.uses_simulator:
+        listeners.append(("simulator", config.simulator.host, config.simulator.port))
+    for i, (name, host, port) in enumerate(listeners):
+        for other, other_host, other_port in listeners[i + 1:]:
+            if port == other_port and _same_address(host, other_host):
+                first, second = (f"{key}.listen ({address}:{port}{_default_listen(data, key)})"
+                                 for key, address in ((name, host), (other, other_host)))
+                problems.append(f"{first} and {second} take the same port on the same address: `connector run` "
+                                "could not listen on both; give one of them another port")
+
+
+def _same_address(host: str, other: str) -> bool:
+    """Whether two listen hosts take one address: the same, or a wildcard of the same family (IPv4 0.0.0.0, IPv6
+    ::, which listens on IPv6 only) and any host of it."""
+    return host == other or (":" in host) == (":" in other) and bool({host, other} & {"0.0.0.0", "::"})
+
+
+def _default_listen(data: dict[str, Any], name: str) -> str:
+    table = data.get(name)
+    return "" if isinstance(table, dict) and "listen" in table else ", the default"
+
+
 def _store(values: dict[str, Any], problems: list[str]) -> StoreConfig:
     store = StoreConfig(**values)
     if not store.url.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -505,12 +538,14 @@ def _check_lease(target: TargetConfig, delivery: DeliveryConfig, problems: list[
     """A lease renewed every quarter of it must always leave room for a whole call and its margin."""
     from connector.delivery.lease import LEASE_MARGIN_SECONDS
 
-    least = 1.5 * (target.timeout_seconds + LEASE_MARGIN_SECONDS)
+    timeout = max(target.timeout_seconds, 1.0)  # below 1 it is a problem of its own: the least valid one counts
+    given = f"= {timeout:g}" if timeout == target.timeout_seconds else f"at its least, {timeout:g},"
+    least = 1.5 * (timeout + LEASE_MARGIN_SECONDS)
     if 0 < delivery.lease_seconds < least:
         problems.append(
-            f"delivery.lease_seconds is {delivery.lease_seconds:g}; with target.timeout_seconds = "
-            f"{target.timeout_seconds:g} it must be at least {least:g} (1.5 x (timeout + {LEASE_MARGIN_SECONDS:g} s)), "
-            "so that a call always fits in the lease: raise it or lower the timeout"
+            f"delivery.lease_seconds is {delivery.lease_seconds:g}; with target.timeout_seconds {given} it must be at "
+            f"least {least:g} (1.5 x (timeout + {LEASE_MARGIN_SECONDS:g} s)), so that a call always fits in the lease: "
+            "raise it or lower the timeout"
         )
 
 
@@ -556,6 +591,7 @@ def _scim(raw: Any, read: bool, problems: list[str]) -> ScimConfig:
     names = [client.name for client in parsed if client is not None]
     for name in sorted({name for name in names if names.count(name) > 1}):
         problems.append(f"two [[scim.clients]] are named {name!r}; name each identity provider once")
+    _check_shared_tokens(clients, parsed, problems)
     settings: dict[str, Any] = {key: values[key] for key in ("max_body_bytes", "strict_attributes") if key in values}
     if "base_path" in values:
         settings["base_path"] = "/" + values["base_path"].strip("/")
@@ -564,6 +600,20 @@ def _scim(raw: Any, read: bool, problems: list[str]) -> ScimConfig:
     if scim.max_body_bytes < 1024:
         problems.append(f"scim.max_body_bytes is {scim.max_body_bytes}; allow at least 1024")
     return scim
+
+
+def _check_shared_tokens(tables: list[dict[str, Any]], clients: list[ScimClient | None], problems: list[str]) -> None:
+    """A problem for each two `clients` (parsed from `tables`, named by the key their tokens come from) that accept
+    one token: its requests would all be taken for one of them, which would see and change the other's users. Never
+    names the token."""
+    keyed = [(f"scim.clients[{i}].{'token_file' if 'token_file' in table else 'token_env'}", client)
+             for i, (table, client) in enumerate(zip(tables, clients, strict=True)) if client is not None]
+    for i, (key, client) in enumerate(keyed):
+        for other_key, other in keyed[i + 1:]:
+            if set(client.tokens) & set(other.tokens):
+                problems.append(f"{key} ({client.name}) and {other_key} ({other.name}) hold the same token: the "
+                                "requests of one would be taken for the other's; give each client its own token, "
+                                "made with `openssl rand -hex 32`")
 
 
 def _scim_client(raw: dict[str, Any], key: str, read: bool, problems: list[str]) -> ScimClient | None:
@@ -584,16 +634,25 @@ def _scim_client(raw: dict[str, Any], key: str, read: bool, problems: list[str])
             return None
         return ScimClient(name, tokens, token_file=values["token_file"]) if name else None
     token = _secret(values, "token", key, problems)
+    if token is not None and len(token.strip()) < MIN_SCIM_TOKEN:
+        problems.append(f"{key}.token_env names {values['token_env']}, whose token has {_characters(token.strip())}; "
+                        f"a bearer token needs at least {MIN_SCIM_TOKEN}: {MAKE_TOKEN}")
+        return None
     if token is None or not name:
         return None
     return ScimClient(name, (token.strip(),))
 
 
+def _characters(token: str) -> str:
+    return f"{len(token)} character{'' if len(token) == 1 else 's'}"
+
+
 def read_tokens(file: str) -> tuple[str, ...]:
-    """The bearer tokens in a SCIM client's token_file: one a line, blank lines and surrounding whitespace ignored.
+    """The bearer tokens in a SCIM client's token_file: one a line; blank lines, lines starting with # (comments) and
+    surrounding whitespace ignored.
 
     Raises ValueError saying what is wrong and the fix, never a token: the file cannot be read, is not UTF-8,
-    or holds no token.
+    holds no token, or a token shorter than MIN_SCIM_TOKEN characters.
     """
     try:
         text = Path(file).read_bytes().decode("utf-8-sig")
@@ -601,10 +660,15 @@ def read_tokens(file: str) -> tuple[str, ...]:
         raise ValueError(f"cannot be read ({exc.strerror}); check the path and permissions") from None
     except UnicodeDecodeError:
         raise ValueError("is not UTF-8 text; save the tokens in it as UTF-8, one a line") from None
-    tokens = tuple(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)]
+    tokens = [(number, line) for number, line in lines if line and not line.startswith("#")]
+    for number, token in tokens:
+        if len(token) < MIN_SCIM_TOKEN:
+            raise ValueError(f"holds a token of {_characters(token)} on line {number}; a bearer token needs at least "
+                             f"{MIN_SCIM_TOKEN}: {MAKE_TOKEN} (lines starting with # are comments)")
     if not tokens:
         raise ValueError("holds no token; put the client's bearer token in it, one a line")
-    return tokens
+    return tuple(dict.fromkeys(token for _, token in tokens))
 
 
 def _logging(values: dict[str, Any], problems: list[str]) -> LoggingConfig:
@@ -632,7 +696,7 @@ def _simulator(values: dict[str, Any], used: bool, problems: list[str]) -> Simul
 def _delivery(values: dict[str, Any], problems: list[str]) -> DeliveryConfig:
     delivery = DeliveryConfig(**values)
     _limit("delivery", delivery, ("workers", "max_attempts"), "be at least 1", problems)
-    _limit("delivery", delivery, ("guard_max_count",), "not be negative, use 0 or more", problems)
+    _limit("delivery", delivery, ("guard_max_count", "user_cache_seconds"), "not be negative, use 0 or more", problems)
     _limit("delivery", delivery, ("backoff_base_seconds", "backoff_max_seconds", "lease_seconds", "idle_poll_seconds",
                                   "guard_window_seconds", "breaker_window_seconds", "probe_seconds"), "be above 0",
            problems)

@@ -140,10 +140,17 @@ class TargetHealth:
 
 
 def scim_state(url: str, clients: Sequence[str], listening: bool) -> str:
-    """SCIM's line in /readyz: "ok: ..." while it listens (with or without clients), else why not."""
+    """SCIM's line in /readyz: "ok: ..." while it listens (with or without clients), "degraded: ..." while the
+    token_file of one of `clients` is broken (its last good tokens stay valid), else why it does not listen."""
+    from connector.sources.scim.auth import token_file_problems  # the SCIM endpoint of this process
+
     if not listening:
         return f"not listening on {url}"
     who = f"clients {', '.join(clients)}" if clients else "no clients configured (every request gets 401)"
+    broken = [f"SCIM client {name}: {problem} (its last good tokens stay valid until then; a restart would refuse "
+              "the file)" for name, problem in token_file_problems().items() if name in clients]
+    if broken:
+        return f"degraded: {'; '.join(broken)}; listening on {url}; {who}"
     return f"ok: listening on {url}; {who}"
 
 
@@ -174,6 +181,15 @@ def readiness(store: Store, target: Callable[[], TargetProbe | None],
     return code, {**body, "sources": source_states, "leaders": leaders}
 
 
+def _exposition() -> bytes:
+    """/metrics: the SCIM token files looked at first (if due), so that connector_scim_token_file_ok is current
+    when no SCIM request comes in."""
+    from connector.sources.scim.auth import token_file_problems
+
+    token_file_problems()
+    return generate_latest(REGISTRY)
+
+
 def create_admin_app(store: Store, target: Callable[[], TargetProbe | None],
                      sources: dict[str, Callable[[], str]] | None = None) -> Starlette:
     """`target` gives a recent probe of the target (TargetHealth.check); `sources` maps each source's name to a
@@ -188,6 +204,6 @@ def create_admin_app(store: Store, target: Callable[[], TargetProbe | None],
         return JSONResponse(body, status_code=code)
 
     async def metrics(request: Request) -> Response:
-        return Response(await run_in_threadpool(generate_latest, REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(await run_in_threadpool(_exposition), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(routes=[Route("/livez", livez), Route("/readyz", readyz), Route("/metrics", metrics)])

@@ -59,6 +59,13 @@ OWNERSHIP_DECISIONS = Counter(
 )
 STOP_RECORDING_HELD = Counter("connector_stop_recording_guard_held_total",
                               "Pushes held by the stop-recording guard, by source.", ["source"])
+SCIM_TOKEN_FILE_OK = Gauge(
+    "connector_scim_token_file_ok",
+    "1 while the SCIM client's token_file held good tokens when last read, 0 while it is broken (unreadable, empty, a "
+    "token too short or another client's): its last good tokens stay valid, but the next start would refuse the "
+    "file. Only clients with a token_file; the file is looked at on each SCIM request, /readyz and /metrics.",
+    ["client"],
+)
 LDAP_POLL_SECONDS = Histogram("connector_ldap_poll_duration_seconds", "Time of one LDAP poll.", ["directory"])
 
 

@@ -146,13 +146,13 @@ def test_target_settings_the_client_would_refuse_are_config_errors(tmp_path):
 
 
 @pytest.mark.parametrize(("written", "secret"), [
-    (b"s3cret\n", "s3cret"),  # echo "$SECRET" > file
-    (b"s3cret\r\n", "s3cret"),  # saved on Windows
-    (b"s3cret", "s3cret"),
-    (b" s3cret \n", " s3cret "),  # spaces are part of the secret
-    (b"s3cret\n\n", "s3cret\n"),  # only one trailing newline is dropped
-    (b"s3cret\t", "s3cret\t"),
-    ("Pa55\u00a0w\u2168rd\n".encode(), "Pa55\u00a0w\u2168rd"),  # no Unicode normalization either
+    (b"s3cret-0123456789\n", "s3cret-0123456789"),  # echo "$SECRET" > file
+    (b"s3cret-0123456789\r\n", "s3cret-0123456789"),  # saved on Windows
+    (b"s3cret-0123456789", "s3cret-0123456789"),
+    (b" s3cret-0123456789 \n", " s3cret-0123456789 "),  # spaces are part of the secret
+    (b"s3cret-0123456789\n\n", "s3cret-0123456789\n"),  # only one trailing newline is dropped
+    (b"s3cret-0123456789\t", "s3cret-0123456789\t"),
+    ("Pa55\u00a0w\u2168rd-0123456789\n".encode(), "Pa55\u00a0w\u2168rd-0123456789"),  # no Unicode normalization either
 ])
 def test_every_file_secret_is_read_exactly_as_written(tmp_path, written, secret):
     (tmp_path / "secret").write_bytes(written)
@@ -298,3 +298,53 @@ def test_a_postgresql_store_without_its_driver_is_a_config_error_saying_what_to_
                                 "environment")
     path.write_text('[store]\nurl = "sqlite:///var/c.db"\n')
     assert load_config(path, secrets=()).store.url == "sqlite:///var/c.db"  # SQLite needs no driver
+
+
+def test_numbers_out_of_their_range_are_problems_naming_the_key_and_the_least(tmp_path):
+    """A timeout of 0 or less, a negative cache time or a lease too short for one call fail every call at run time."""
+    path = write(tmp_path, "[target]\ntimeout_seconds = -1\n[delivery]\nuser_cache_seconds = -1\nlease_seconds = 2\n")
+    assert error_of(path).splitlines() == [
+        f"{path}: target.timeout_seconds is -1; it must be at least 1",
+        f"{path}: delivery.user_cache_seconds is -1; it must not be negative, use 0 or more",
+        f"{path}: delivery.lease_seconds is 2; with target.timeout_seconds at its least, 1, it must be at least 3 "
+        "(1.5 x (timeout + 1 s)), so that a call always fits in the lease: raise it or lower the timeout",
+    ]
+    (tmp_path / "token").write_text("verba-token")
+    for text in ("[target]\ntimeout_seconds = 0\n", "[target]\ntimeout_seconds = 0.5\nurl = 'http://v/p'\n"
+                                                    f"token_file = '{tmp_path / 'token'}'\n"):
+        message = error_of(write(tmp_path, text))
+        assert "target.timeout_seconds is 0" in message and "it must be at least 1" in message
+    assert load_config(write(tmp_path, "[target]\ntimeout_seconds = 1\n[delivery]\nuser_cache_seconds = 0\n"
+                                       "lease_seconds = 3\n")).delivery.lease_seconds == 3
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_a_number_that_is_not_finite_is_a_problem(tmp_path, value):
+    path = write(tmp_path, f"[delivery]\nlease_seconds = {value}\n")
+    assert error_of(path).splitlines() == [f"{path}: delivery.lease_seconds is {value}; it must be a finite number"]
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("[scim]\nlisten = '127.0.0.1:7002'\n", "scim.listen (127.0.0.1:7002) and simulator.listen (127.0.0.1:7002, the "
+                                            "default)"),
+    ("[simulator]\nlisten = '127.0.0.1:8080'\n", "scim.listen (127.0.0.1:8080, the default) and simulator.listen "
+                                                 "(127.0.0.1:8080)"),
+    ("[scim]\nlisten = '0.0.0.0:9000'\n[admin]\nlisten = '127.0.0.1:9000'\n",
+     "scim.listen (0.0.0.0:9000) and admin.listen (127.0.0.1:9000)"),
+    ("[admin]\nlisten = '127.0.0.1:7002'\n", "admin.listen (127.0.0.1:7002) and simulator.listen (127.0.0.1:7002, "
+                                             "the default)"),
+])
+def test_two_listeners_on_one_port_are_a_problem_naming_both_keys(tmp_path, text, problem):
+    path = write(tmp_path, text)
+    assert error_of(path).splitlines() == [
+        f"{path}: {problem} take the same port on the same address: `connector run` could not listen on both; "
+        "give one of them another port"]
+
+
+def test_listeners_that_cannot_meet_are_no_problem(tmp_path):
+    (tmp_path / "token").write_text("verba-token")
+    for text in ("[scim]\nlisten = '127.0.0.1:7002'\n[target]\nurl = 'http://v/p'\n"  # no simulator runs
+                 f"token_file = '{tmp_path / 'token'}'\n",
+                 "[scim]\nlisten = ':::8081'\n",  # IPv6 only: 127.0.0.1:8081 (admin) is another address
+                 "[scim]\nlisten = '127.0.0.2:8081'\n"):
+        load_config(write(tmp_path, text))

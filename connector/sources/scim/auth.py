@@ -4,8 +4,10 @@ A client may have several valid tokens at once: the lines of its `token_file`, w
 (a `stat`) at most every CHECK_SECONDS while requests come in and re-read once it changed and has been
 still for SETTLE_SECONDS, or at once on `ScimTokens.reload` (SIGHUP), so a token is rotated without a
 restart and without a failed request. A
-file that cannot be read or holds no token keeps the last good tokens and logs one error line with the
-fix. A token from `token_env` is read at start only.
+file that cannot be read, holds no token, a token too short or a token of another client keeps the last
+good tokens and logs one error line with the fix; until it is fixed, /readyz says "degraded" with the
+reason (`token_file_problems`) and connector_scim_token_file_ok{client} is 0. A token from `token_env` is
+read at start only.
 
 Tokens are compared with hmac.compare_digest against every token of every client, so timing tells
 nothing. They are never logged, stored or echoed. The name of the matching client lands in
@@ -26,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connector.config import ScimClient, read_tokens
 from connector.ops.logs import register_secret
+from connector.ops.metrics import SCIM_TOKEN_FILE_OK
 from connector.sources.scim.errors import ScimError
 
 log = logging.getLogger("connector.scim")
@@ -41,16 +44,27 @@ SETTLE_SECONDS = 2.0
 class ClientTokens:
     """The valid tokens of one SCIM client; those of a token_file follow the file."""
 
-    def __init__(self, client: ScimClient, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: ScimClient, clock: Callable[[], float] = time.monotonic,
+                 holder: Callable[[str, tuple[bytes, ...]], str | None] | None = None) -> None:
+        """`holder(name, tokens)` names another client than `name` that accepts one of `tokens`, if any: a file
+        that gives this client such a token is refused."""
         assert client.tokens and all(client.tokens), "every SCIM client needs a non-empty token"
         self.name = client.name
         self.file = client.token_file
         self.tokens: tuple[bytes, ...] = tuple(token.encode() for token in client.tokens)
         self._clock = clock
+        self._holder = holder
         self._lock = threading.Lock()
         self._next_check = clock() + CHECK_SECONDS
         self._seen: tuple[int, ...] | None = None  # the file's stat when it was last read; None: read it again
         self._failure: str | None = None  # the problem last logged, until the file is good again
+        if self.file is not None:
+            SCIM_TOKEN_FILE_OK.labels(self.name).set(1)
+
+    @property
+    def problem(self) -> str | None:
+        """What is wrong with the token_file since it was last looked at (its last good tokens stay valid), or None."""
+        return None if self._failure is None else f"token_file {self.file!r} {self._failure}"
 
     def current(self) -> tuple[bytes, ...]:
         """The tokens valid now; a token_file that changed since the last check (CHECK_SECONDS ago) is re-read."""
@@ -90,6 +104,12 @@ class ClientTokens:
                          f"cannot be read ({exc.strerror}); check the path and permissions")
             return
         self._seen = _signature(before) if _signature(after) == _signature(before) else None
+        other = None if self._holder is None else self._holder(self.name, tokens)
+        if other is not None:
+            self._seen = None  # read again at each check: fixing the other client's file mends this one too
+            self._failed(f"holds a token SCIM client {other} also accepts: requests with it could not be told apart; "
+                         "give each client its own token, made with `openssl rand -hex 32`")
+            return
         self._use(tokens, forced)
 
     def _use(self, tokens: tuple[bytes, ...], forced: bool) -> None:
@@ -101,12 +121,14 @@ class ClientTokens:
                      change)
         self.tokens = tokens
         self._failure = None
+        SCIM_TOKEN_FILE_OK.labels(self.name).set(1)
 
     def _failed(self, problem: str) -> None:
         if problem != self._failure:
             log.error("SCIM client %s: token_file %r %s; its last good tokens (%d) stay valid until it is fixed",
                       self.name, self.file, problem, len(self.tokens))
         self._failure = problem
+        SCIM_TOKEN_FILE_OK.labels(self.name).set(0)
 
 
 def _signature(stat: os.stat_result) -> tuple[int, ...]:
@@ -114,10 +136,13 @@ def _signature(stat: os.stat_result) -> tuple[int, ...]:
 
 
 class ScimTokens:
-    """Every SCIM client's valid tokens: which client a bearer token belongs to."""
+    """Every SCIM client's valid tokens: which client a bearer token belongs to. The last one made is the SCIM
+    endpoint's (a process serves one), whose token files /readyz and /metrics look at (`token_file_problems`)."""
 
     def __init__(self, clients: Sequence[ScimClient]) -> None:
-        self.clients = [ClientTokens(client) for client in clients]
+        global _endpoint
+        self.clients = [ClientTokens(client, holder=self._holder) for client in clients]
+        _endpoint = self
 
     def client_for(self, token: bytes | None) -> str | None:
         found = None
@@ -132,6 +157,29 @@ class ScimTokens:
         """Re-read every client's token_file now (SIGHUP)."""
         for client in self.clients:
             client.reload()
+
+    def problems(self) -> dict[str, str]:
+        """What is wrong with each client's token_file that broke (ClientTokens.problem), by client name; each file
+        is looked at again first if it is due (CHECK_SECONDS), as on a request."""
+        found = {}
+        for client in self.clients:
+            client.current()
+            if client.problem is not None:
+                found[client.name] = client.problem
+        return found
+
+    def _holder(self, name: str, tokens: tuple[bytes, ...]) -> str | None:
+        """Another client than `name` that accepts one of `tokens`, if any."""
+        return next((c.name for c in self.clients if c.name != name and set(c.tokens) & set(tokens)), None)
+
+
+_endpoint: ScimTokens | None = None  # the last ScimTokens made
+
+
+def token_file_problems() -> dict[str, str]:
+    """What is wrong with each token_file of the SCIM endpoint's clients that broke (see ScimTokens.problems), by
+    client name: for /readyz and /metrics."""
+    return {} if _endpoint is None else _endpoint.problems()
 
 
 class BearerAuth:
