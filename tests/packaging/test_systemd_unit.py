@@ -40,3 +40,24 @@ def test_verify_does_catch_a_broken_unit(tmp_path):
                     .replace("Restart=", "Restrat="))
     result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert "Unknown key 'Restrat'" in result.stdout + result.stderr
+
+
+def unit_settings() -> dict[str, list[str]]:
+    """The [Service] section's settings, each key's values in order."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for line in UNIT.read_text().splitlines():
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def test_the_unit_keeps_the_store_private_and_everything_else_read_only():
+    service = unit_settings()
+    state = f"/var/lib/{service['StateDirectory'][0]}"
+    assert service["UMask"] == ["0077"] and service["StateDirectoryMode"] == ["0700"]
+    assert service["ProtectSystem"] == ["strict"]
+    assert service["WorkingDirectory"] == [state] and service["ReadWritePaths"] == [state]
