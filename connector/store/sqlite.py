@@ -53,6 +53,7 @@ class SQLiteStore(Store):
         if path in ("", ":memory:"):
             raise ValueError("the SQLite store needs a file path; an in-memory database is not shared between threads")
         if not create and not os.path.exists(path):
+            _check_directory(path)  # a store `connector run` could not create either is no missing store
             raise StoreMissing(f"there is no store at {path}: {MISSING}")
         if not create and os.path.getsize(path) == 0:  # left as it is: opening it would make it a database
             raise StoreMissing(f"the store {path} is empty: {MISSING}")
@@ -204,19 +205,26 @@ class SQLiteStore(Store):
         return advice.format(path=self.path, text=text, seconds=BUSY_TIMEOUT_SECONDS)
 
 
-def _make_directory(path: str) -> None:
-    """Create the directory of the store `path` when its own parent exists (`var/` in a fresh clone); a deeper
-    missing path is more likely a mistyped [store] url than a place for a new, empty store: StoreError."""
+def _check_directory(path: str) -> None:
+    """StoreError unless the directory of the store `path`, or its parent, exists: a deeper missing path is more
+    likely a mistyped [store] url than a place for a new, empty store."""
     directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(directory):
-        return
     parent = os.path.dirname(directory)
-    if not os.path.isdir(parent):
+    if not os.path.isdir(directory) and not os.path.isdir(parent):
         raise StoreError(
             f"the directory {directory} for the store {path} does not exist, nor does {parent}: check [store] url "
             f"for a typo, or create the directory (mkdir -p {shlex.quote(directory)}) writable by the user that "
             "runs the connector"
         )
+
+
+def _make_directory(path: str) -> None:
+    """Create the directory of the store `path` when its own parent exists (`var/` in a fresh clone); StoreError
+    when that is missing too (see `_check_directory`)."""
+    _check_directory(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(directory):
+        return
     try:
         os.mkdir(directory)
     except OSError as error:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.store import StoreError
+from connector.store import StoreError, StoreMissing
 from connector.store.sqlite import SQLiteStore
 from tests.plugins.simulator import free_port
 
@@ -87,6 +87,15 @@ def test_a_store_path_whose_parent_directory_is_missing_is_refused_and_nothing_i
     message = str(error.value)
     assert f"the directory {path.parent} for the store {path} does not exist" in message
     assert "check [store] url for a typo" in message and f"mkdir -p {path.parent}" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_commands_that_create_no_store_tell_a_mistyped_path_from_a_missing_store(tmp_path):
+    """validate-config said "none yet: connector run creates it" for a path `connector run` refuses."""
+    with pytest.raises(StoreError, match="check \\[store\\] url for a typo"):
+        SQLiteStore(str(tmp_path / "no" / "such" / "x.db"), create=False)
+    with pytest.raises(StoreMissing):  # `connector run` will make var/ and the store: a first start
+        SQLiteStore(str(tmp_path / "var" / "x.db"), create=False)
     assert list(tmp_path.iterdir()) == []
 
 
