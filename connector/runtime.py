@@ -217,7 +217,7 @@ class Connector:
         scim = self.config.scim
         entry = self.servers.get("scim.listen")
         listening = entry is not None and entry[0].started and not entry[0].should_exit and entry[1].is_alive()
-        return scim_state(scim.url, [client.name for client in scim.clients], listening)
+        return scim_state(scim.url, [client.name for client in scim.clients], listening, self.scim_tokens.problems())
 
     def _start_simulator(self) -> None:
         sim = self.config.simulator

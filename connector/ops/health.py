@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
@@ -139,18 +139,17 @@ class TargetHealth:
             self._thread = None
 
 
-def scim_state(url: str, clients: Sequence[str], listening: bool) -> str:
+def scim_state(url: str, clients: Sequence[str], listening: bool, broken: Mapping[str, str]) -> str:
     """SCIM's line in /readyz: "ok: ..." while it listens (with or without clients), "degraded: ..." while the
-    token_file of one of `clients` is broken (its last good tokens stay valid), else why it does not listen."""
-    from connector.sources.scim.auth import token_file_problems  # the SCIM endpoint of this process
-
+    token_file of one of `clients` is broken (`broken`: what is wrong with it, by client, as ScimTokens.problems
+    says; its last good tokens stay valid), else why it does not listen."""
     if not listening:
         return f"not listening on {url}"
     who = f"clients {', '.join(clients)}" if clients else "no clients configured (every request gets 401)"
-    broken = [f"SCIM client {name}: {problem} (its last good tokens stay valid until then; a restart would refuse "
-              "the file)" for name, problem in token_file_problems().items() if name in clients]
-    if broken:
-        return f"degraded: {'; '.join(broken)}; listening on {url}; {who}"
+    problems = [f"SCIM client {name}: {problem} (its last good tokens stay valid until then; a restart would refuse "
+                "the file)" for name, problem in broken.items() if name in clients]
+    if problems:
+        return f"degraded: {'; '.join(problems)}; listening on {url}; {who}"
     return f"ok: listening on {url}; {who}"
 
 
@@ -181,15 +180,6 @@ def readiness(store: Store, target: Callable[[], TargetProbe | None],
     return code, {**body, "sources": source_states, "leaders": leaders}
 
 
-def _exposition() -> bytes:
-    """/metrics: the SCIM token files looked at first (if due), so that connector_scim_token_file_ok is current
-    when no SCIM request comes in."""
-    from connector.sources.scim.auth import token_file_problems
-
-    token_file_problems()
-    return generate_latest(REGISTRY)
-
-
 def create_admin_app(store: Store, target: Callable[[], TargetProbe | None],
                      sources: dict[str, Callable[[], str]] | None = None) -> Starlette:
     """`target` gives a recent probe of the target (TargetHealth.check); `sources` maps each source's name to a
@@ -203,7 +193,12 @@ def create_admin_app(store: Store, target: Callable[[], TargetProbe | None],
         code, body = await run_in_threadpool(readiness, store, target, sources)
         return JSONResponse(body, status_code=code)
 
+    def exposition() -> bytes:
+        for state in sources.values():  # each source looks at what it watches first (a SCIM token_file, if due),
+            state()  # so that its gauges are current when nothing else asks
+        return generate_latest(REGISTRY)
+
     async def metrics(request: Request) -> Response:
-        return Response(await run_in_threadpool(_exposition), media_type=CONTENT_TYPE_LATEST)
+        return Response(await run_in_threadpool(exposition), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(routes=[Route("/livez", livez), Route("/readyz", readyz), Route("/metrics", metrics)])

@@ -139,7 +139,7 @@ def test_what_status_shows_from_the_store() -> None:
 def test_readyz_is_degraded_by_an_unreachable_target_or_scim_not_listening(store: Store) -> None:
     up = TargetProbe("conn-a", URL, time.time(), 0.01, None, None)
     down = TargetProbe("conn-a", URL, time.time(), 0.01, "http_5xx", "Verba answered HTTP 503")
-    listening = scim_state("http://127.0.0.1:8080/scim/v2", ["entra", "okta"], True)
+    listening = scim_state("http://127.0.0.1:8080/scim/v2", ["entra", "okta"], True, {})
     assert listening == "ok: listening on http://127.0.0.1:8080/scim/v2; clients entra, okta"
 
     code, body = readiness(store, lambda: up, {"scim": lambda: listening, "ldap.corp": lambda: "ok"})
@@ -150,9 +150,9 @@ def test_readyz_is_degraded_by_an_unreachable_target_or_scim_not_listening(store
     assert (code, body["status"]) == (200, "degraded")
     assert body["target"] == "unreachable: http_5xx: Verba answered HTTP 503"
 
-    stopped = scim_state("http://127.0.0.1:8080/scim/v2", [], False)
+    stopped = scim_state("http://127.0.0.1:8080/scim/v2", [], False, {})
     code, body = readiness(store, lambda: up, {"scim": lambda: stopped})
     assert (code, body["status"], body["sources"]["scim"]) == (200, "degraded",
                                                                 "not listening on http://127.0.0.1:8080/scim/v2")
-    assert scim_state("http://h:1/scim/v2", [], True) == (
+    assert scim_state("http://h:1/scim/v2", [], True, {}) == (
         "ok: listening on http://h:1/scim/v2; no clients configured (every request gets 401)")

@@ -109,9 +109,10 @@ def test_a_short_token_written_into_the_file_while_running_is_refused(tmp_path, 
     assert "holds a token of 1 character on line 1" in caplog.text
 
 
-def metrics() -> str:
-    """/metrics of an admin listener (it reads no store)."""
-    with serve(create_admin_app(None, lambda: None)) as url:  # type: ignore[arg-type]
+def metrics(clients: ScimTokens) -> str:
+    """/metrics of an admin listener (it reads no store) whose SCIM source has `clients`."""
+    sources = {"scim": lambda: scim_state(URL, [c.name for c in clients.clients], True, clients.problems())}
+    with serve(create_admin_app(None, lambda: None, sources)) as url:  # type: ignore[arg-type]
         return httpx.get(f"{url}/metrics", timeout=10).text
 
 
@@ -123,12 +124,13 @@ def test_a_token_file_that_breaks_while_running_makes_readyz_degraded_and_the_me
     tokens = tmp_path / "idp-a.tokens"
     tokens.write_text(ENTRA)
     clients = ScimTokens([ScimClient("idp-a", (ENTRA,), token_file=str(tokens)), ScimClient("idp-b", (OKTA,))])
-    assert scim_state(URL, ["idp-a", "idp-b"], True) == f"ok: listening on {URL}; clients idp-a, idp-b"
+    assert scim_state(URL, ["idp-a", "idp-b"], True, clients.problems()) == (
+        f"ok: listening on {URL}; clients idp-a, idp-b")
     assert gauge("idp-a") == 1 and gauge("idp-b") is None  # a token_env token cannot break while running
 
     tokens.unlink()  # no request comes in: /readyz looks at the file itself (at most once a second)
     time.sleep(1.1)
-    assert scim_state(URL, ["idp-a", "idp-b"], True) == (
+    assert scim_state(URL, ["idp-a", "idp-b"], True, clients.problems()) == (
         f"degraded: SCIM client idp-a: token_file {str(tokens)!r} cannot be read (No such file or directory); check "
         "the path and permissions (its last good tokens stay valid until then; a restart would refuse the file); "
         f"listening on {URL}; clients idp-a, idp-b")
@@ -137,8 +139,8 @@ def test_a_token_file_that_breaks_while_running_makes_readyz_degraded_and_the_me
     tokens.write_text(ENTRA)
     settled(tokens)
     time.sleep(1.1)
-    assert 'connector_scim_token_file_ok{client="idp-a"} 1.0' in metrics()
-    assert scim_state(URL, ["idp-a", "idp-b"], True).startswith("ok: ")
+    assert 'connector_scim_token_file_ok{client="idp-a"} 1.0' in metrics(clients)
+    assert scim_state(URL, ["idp-a", "idp-b"], True, clients.problems()).startswith("ok: ")
 
 
 def test_the_metric_follows_the_file_when_prometheus_alone_looks(tmp_path):
@@ -148,7 +150,7 @@ def test_the_metric_follows_the_file_when_prometheus_alone_looks(tmp_path):
     tokens.write_text("")
     settled(tokens)
     time.sleep(1.1)
-    assert 'connector_scim_token_file_ok{client="idp-c"} 0.0' in metrics()
+    assert 'connector_scim_token_file_ok{client="idp-c"} 0.0' in metrics(clients)
     assert clients.client_for(ENTRA.encode()) == "idp-c"
 
 

@@ -6,7 +6,7 @@ still for SETTLE_SECONDS, or at once on `ScimTokens.reload` (SIGHUP), so a token
 restart and without a failed request. A
 file that cannot be read, holds no token, a token too short or a token of another client keeps the last
 good tokens and logs one error line with the fix; until it is fixed, /readyz says "degraded" with the
-reason (`token_file_problems`) and connector_scim_token_file_ok{client} is 0. A token from `token_env` is
+reason (`ScimTokens.problems`) and connector_scim_token_file_ok{client} is 0. A token from `token_env` is
 read at start only.
 
 Tokens are compared with hmac.compare_digest against every token of every client, so timing tells
@@ -136,13 +136,10 @@ def _signature(stat: os.stat_result) -> tuple[int, ...]:
 
 
 class ScimTokens:
-    """Every SCIM client's valid tokens: which client a bearer token belongs to. The last one made is the SCIM
-    endpoint's (a process serves one), whose token files /readyz and /metrics look at (`token_file_problems`)."""
+    """Every SCIM client's valid tokens: which client a bearer token belongs to."""
 
     def __init__(self, clients: Sequence[ScimClient]) -> None:
-        global _endpoint
         self.clients = [ClientTokens(client, holder=self._holder) for client in clients]
-        _endpoint = self
 
     def client_for(self, token: bytes | None) -> str | None:
         found = None
@@ -171,15 +168,6 @@ class ScimTokens:
     def _holder(self, name: str, tokens: tuple[bytes, ...]) -> str | None:
         """Another client than `name` that accepts one of `tokens`, if any."""
         return next((c.name for c in self.clients if c.name != name and set(c.tokens) & set(tokens)), None)
-
-
-_endpoint: ScimTokens | None = None  # the last ScimTokens made
-
-
-def token_file_problems() -> dict[str, str]:
-    """What is wrong with each token_file of the SCIM endpoint's clients that broke (see ScimTokens.problems), by
-    client name: for /readyz and /metrics."""
-    return {} if _endpoint is None else _endpoint.problems()
 
 
 class BearerAuth:
