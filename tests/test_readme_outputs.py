@@ -35,3 +35,10 @@ def test_a_wrong_verba_password_is_reported_as_the_readme_shows(tmp_path: Path, 
     shown = readme_line("FAILED  verba requestToken:").replace(README_PASSWORD_FILE, str(password))
     # What Verba answered, word for word; the advice after it may be worded anew.
     assert [line.split("; ")[0] for line in printed] == [shown.split("; ")[0]]
+
+
+def test_the_schema_version_the_readme_shows_is_this_connectors() -> None:
+    from connector.store.queries import migrations
+
+    shown = readme_line("ok      store postgresql://")
+    assert f"schema version {len(migrations('postgres'))} (this connector's)" in shown, shown
