@@ -86,3 +86,23 @@ def test_the_cron_example_mails_a_failed_check_and_nothing_else(tmp_path):
     (tmp_path / "mailed").unlink()
     assert run_cron_command(tmp_path, 0, "check ok: nothing to do") == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
+
+
+def test_the_token_rotation_steps_add_the_new_token_then_keep_only_it(tmp_path):
+    """README's SCIM token rotation, run as printed but on a file of ours, owned by us instead of `connector`."""
+    section = README[README.index("To rotate the `entra` token"):README.index("What is accepted, the same for")]
+    add, keep = [block.strip() for block in re.findall(r"```\n(.*?)```", section, re.S)]
+    tokens = tmp_path / "scim-entra"
+    tokens.write_text("old-scim-token-0123456789abcdef\n")
+    tokens.chmod(0o600)
+
+    def run(step: str) -> None:
+        script = step.replace("/etc/connector/scim-entra", str(tokens)).replace("-o connector", f"-o {os.getuid()}")
+        subprocess.run(["/bin/sh", "-c", script], check=True, timeout=30)
+
+    run(add)
+    old, new = tokens.read_text().split()
+    assert old == "old-scim-token-0123456789abcdef" and len(new) == 64
+    assert stat.S_IMODE(tokens.stat().st_mode) == 0o600
+    run(keep)
+    assert tokens.read_text().split() == [new]
