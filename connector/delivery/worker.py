@@ -29,6 +29,7 @@ from connector.delivery.lease import LEASE_MARGIN_SECONDS, LeaseKeeper, LeaseRen
 from connector.delivery.ownership import OwnershipPusher, woken
 from connector.delivery.users import UserIdResolver
 from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
+from connector.ops.health import probe_target
 from connector.ops.logs import correlation, correlation_id
 from connector.ops.metrics import COALESCED, SKIPPED
 from connector.records import ExtensionRecord
@@ -224,11 +225,10 @@ class Deliverer:
             return True
         if not self.breaker.take_probe():
             return False
-        try:
-            self.client.probe()
-            error = None
-        except Exception as exc:  # whatever it is, the breaker must hear back
-            error = f"{getattr(exc, 'cause', type(exc).__name__)}: {exc}"
+        # Recorded as this instance's last probe of Verba before the breaker's row changes, so that `connector
+        # status` never sees the breaker closed next to a failed probe from during the outage; never raises.
+        probe = probe_target(self.client.probe, self.store, self.instance, self.client.url, self.clock)
+        error = None if probe.answered else f"{probe.cause}: {probe.error}"
         if self.breaker.probed(error):
             due = self.store.expedite(TARGET_WIDE_CAUSES, self.clock())
             self._record_breaker()

@@ -11,7 +11,9 @@ that answers HTTP 503 to every SOAP call, or refuses the login, is "unreachable"
 PROBE_MAX_AGE seconds, so that a load balancer asking /readyz every second does not call Verba every second,
 and only one runs at a time. The running connector also probes every PROBE_INTERVAL seconds whether /readyz is
 asked or not, and records each probe in the store with when it was taken: `connector status` shows the last
-one with its age instead of calling Verba itself (it needs no secrets).
+one with its age instead of calling Verba itself (it needs no secrets). While the circuit breaker is open,
+delivery's own probes (every probe_seconds) are recorded the same way (`probe_target`), so the last probe
+`status` shows is never older than the breaker's closing.
 """
 
 from __future__ import annotations
@@ -72,6 +74,28 @@ def recorded_target_state(probes: Sequence[TargetProbe], breakers: Sequence[Open
             f"by instance {probe.instance}{gone})")
 
 
+def probe_target(probe: Callable[[], None], store: EventLog, instance: str, url: str,
+                 clock: Callable[[], float] = time.time) -> TargetProbe:
+    """Call `probe` (one cheap authenticated call that raises VerbaError when Verba does not answer it) and record
+    what it found in `store` as `instance`'s last probe of `url`, for `connector status` and `status --check`.
+    Never raises: a failure is what the probe found, and a store that cannot record it is logged. Both
+    `TargetHealth` and the circuit breaker's probes (connector/delivery/worker.py) take their probes with it."""
+    started, clock_started = clock(), time.perf_counter()
+    cause = error = None
+    try:
+        probe()
+    except VerbaError as exc:  # its message is one line and holds no secret (VerbaClient scrubs it)
+        cause, error = exc.cause, str(exc)
+    except Exception as exc:  # noqa: BLE001 - a probe must say what failed, never take the caller down
+        cause, error = "unexpected", f"{type(exc).__name__}: {exc}"
+    taken = TargetProbe(instance, url, started, time.perf_counter() - clock_started, cause, error)
+    try:
+        store.note_target_probe(taken)
+    except ConnectorError as exc:  # the store's own health is /readyz's store check
+        log.warning("could not record the Verba health probe in the store: %s", exc)
+    return taken
+
+
 class TargetHealth:
     """The target's health as this instance sees it: `probe` (one cheap authenticated call that raises VerbaError
     when Verba does not answer it) taken at most once at a time, reused while it is younger than asked, and each
@@ -102,22 +126,10 @@ class TargetHealth:
             return self.last
 
     def _take(self) -> TargetProbe:
-        started, clock = self.clock(), time.perf_counter()
-        cause = error = None
-        try:
-            self._probe()
-        except VerbaError as exc:  # its message is one line and holds no secret (VerbaClient scrubs it)
-            cause, error = exc.cause, str(exc)
-        except Exception as exc:  # noqa: BLE001 - a probe must say what failed, never take the caller down
-            cause, error = "unexpected", f"{type(exc).__name__}: {exc}"
-        probe = TargetProbe(self.instance, self.url, started, time.perf_counter() - clock, cause, error)
+        probe = probe_target(self._probe, self.store, self.instance, self.url, self.clock)
         if probe.answered != (self.last is None or self.last.answered):
             log.log(logging.INFO if probe.answered else logging.WARNING, "Verba health probe: %s", probe_state(probe),
                     extra={"target": self.url})
-        try:
-            self.store.note_target_probe(probe)
-        except ConnectorError as exc:  # the store's own health is /readyz's store check
-            log.warning("could not record the Verba health probe in the store: %s", exc)
         return probe
 
     def start(self, interval: float = PROBE_INTERVAL) -> None:
