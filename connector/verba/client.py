@@ -145,7 +145,8 @@ class VerbaClient:
         self._login = login
         self._password = password
         self._read_password = read_password
-        self._refused: tuple[str | None, float, str] | None = None  # (password, until (monotonic), the refusal)
+        # (password, until (monotonic), what a login withheld until then says)
+        self._refused: tuple[str | None, float, str] | None = None
         self._fixed_token = token is not None
         self._token = token
         self._lock = threading.Lock()
@@ -442,7 +443,7 @@ class VerbaClient:
         password = self._current_password()
         refused = self._refused
         if refused is not None and refused[0] == password and time.monotonic() < refused[1]:
-            raise VerbaAuthError(refused[2])  # not sent again: see REFUSED_PASSWORD_SECONDS
+            raise VerbaAuthError(refused[2])  # withheld: see REFUSED_PASSWORD_SECONDS
         value = self._send("requestToken", eid=self.eid, loginName=self._login, password=password)
         status = self._read_status(value, "requestToken")
         if status.code != OK:
@@ -452,7 +453,9 @@ class VerbaClient:
                        f"target.login and the password{f' in {self.password_source}' if self.password_source else ''}"
                        f"{reread} (the same password is not sent again for {REFUSED_PASSWORD_SECONDS / 60:g} min, "
                        "or until SIGHUP)")
-            self._refused = (password, time.monotonic() + REFUSED_PASSWORD_SECONDS, refusal)
+            refused_at = time.strftime("%H:%M:%S", time.gmtime())
+            withheld = f"requestToken not sent again since {refused_at} (UTC), when Verba refused this password: "
+            self._refused = (password, time.monotonic() + REFUSED_PASSWORD_SECONDS, withheld + refusal)
             raise VerbaAuthError(refusal)
         self._refused = None
         token = field(value, "token")

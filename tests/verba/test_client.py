@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -129,12 +130,20 @@ def test_a_refused_password_is_not_sent_again_until_it_changes(sim: Sim, caplog:
     held = {"password": "Wr0ng-and-Secret-77"}
     with VerbaClient(sim.url, eid="0000", login="connector", password=held["password"],
                      read_password=lambda: held["password"]) as client:
+        messages = []
         for _ in range(3):
             with pytest.raises(VerbaAuthError) as caught:
                 client.probe()
+            messages.append(str(caught.value))
         assert len(sim.calls("requestToken")) == 1  # the refusal answers the later calls at once
-        assert "is read again before each login" in str(caught.value)
-        assert "not sent again for 15 min, or until SIGHUP" in str(caught.value)
+        refusal = messages[0]
+        assert refusal.startswith("requestToken for login 'connector' in environment 0000 answered ")
+        assert "is read again before each login" in refusal
+        assert "not sent again for 15 min, or until SIGHUP" in refusal
+        for withheld in messages[1:]:  # says that nothing was sent, since when, and still how to fix it
+            said = re.fullmatch(r"requestToken not sent again since \d\d:\d\d:\d\d \(UTC\), when Verba refused "
+                                r"this password: (.*)", withheld)
+            assert said is not None and said[1] == refusal, withheld
         client.forget_refused_password()
         with pytest.raises(VerbaAuthError):
             client.probe()
