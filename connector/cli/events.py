@@ -16,7 +16,7 @@ from connector.config import Config, load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
 from connector.mapping import Mapping, load_mapping
-from connector.ops.replay import ActionError, discard, preview, requeue, select
+from connector.ops.replay import MAX_SELECTED, ActionError, discard, preview, requeue, select
 from connector.ops.report import (
     attempt_lines,
     audit_line,
@@ -169,9 +169,11 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
             raise ActionError(f"there is no event {event_id} (see `connector events list`)")
         attempts = store.attempts(event_id)
         audit = store.audit_of_event(event_id)
+        conflicts = store.conflicts_of(event.change.source, event.change.external_id)
         now = preview(store, load_mapping(config.mapping_file), event)
     if as_json:
-        click.echo(to_json({"event": event_dict(event), "attempts": attempts, "audit": audit, "maps_to_now": now}))
+        click.echo(to_json({"event": event_dict(event), "attempts": attempts, "audit": audit, "conflicts": conflicts,
+                            "maps_to_now": now}))
         return
     click.echo(event_line(event))
     click.echo("state:")
@@ -183,6 +185,10 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
         click.echo("audit:")
         for entry in audit:
             click.echo(f"  {audit_line(entry)}")
+    if conflicts:  # done, and still not recorded on these: the event's state alone would not tell
+        click.echo("open extension conflicts of this user (it is not recorded on these):")
+        for line in ownership_lines(conflicts, [])[1:]:
+            click.echo(line)
     click.echo(
         f"maps to now (user {now.source}/{now.external_id}, newest event {now.event_id}, Verba user {now.user_id}):"
     )
@@ -208,14 +214,21 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
 
     The running connector delivers them; --wait follows them to the end. Exit status: 0 when the
     replay was queued (and, with --wait, every event was delivered); 3 when --wait ends with an
-    event dead again, held by a guard, or still pending; 1 on an error (nothing replayed).
+    event dead again, held by a guard, or still pending, or a user of them still in an extension conflict; 1 on an
+    error (nothing replayed). A done event is replayed by id only while it has an open extension conflict.
     """
     config = load_config(config_path, secrets=() if dry_run else {"target"})  # a replay probes Verba first
     with open_configured_store(config) as store:
         if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through
             chosen = select(store, event_ids, cause, EventState.DONE, [EventState.DONE])
         else:
-            chosen = select(store, event_ids, cause, EventState(state) if state else None, [EventState.DEAD])
+            chosen = select(store, event_ids, cause, EventState(state) if state else None,
+                            [EventState.DEAD, EventState.DONE] if event_ids else [EventState.DEAD])
+            in_conflict = {c.event_id for c in store.open_conflicts(MAX_SELECTED)}
+            settled = [e for e in chosen if e.state is EventState.DONE and e.id not in in_conflict]
+            if settled:
+                raise ActionError(f"event {settled[0].id} is done and has no open extension conflict: nothing to "
+                                  "replay; nothing was changed")
         if dry_run:
             _show_dry_run(store, load_mapping(config.mapping_file), chosen)
             return
@@ -255,7 +268,8 @@ def _show_dry_run(store: Store, mapping: Mapping, chosen: list[StoredEvent]) -> 
 
 def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:
     """Wait up to `seconds` for the events to leave pending and in flight; say how they ended, and what to
-    do about those not delivered. True when every one was delivered."""
+    do about those not delivered. True when every one was delivered and none of their users is left in an open
+    extension conflict."""
     deadline = time.monotonic() + seconds
     while True:
         events = [e for e in (store.get_event(i) for i in ids) if e is not None]
@@ -276,7 +290,11 @@ def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:
     held = [e for e in events if e.state is EventState.HELD]
     if held:
         click.echo(f"{len(held)} held by a guard: review them with `connector events list --state held`")
-    return all(e.state is EventState.DONE for e in events)
+    users = dict.fromkeys((e.change.source, e.change.external_id) for e in events)
+    conflicts = [c for user in users for c in store.conflicts_of(*user)]
+    for conflict in conflicts:  # done, yet the user is still not recorded on it
+        click.echo(f"still in conflict: {conflict.extension} of {conflict.claimant.name}: {conflict.message}")
+    return all(e.state is EventState.DONE for e in events) and not conflicts
 
 
 @events.command("discard")

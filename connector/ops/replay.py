@@ -13,8 +13,10 @@ from collections.abc import Sequence
 
 from connector.errors import ConnectorError
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
+from connector.ops.report import when
 from connector.records import ExtensionRecord
-from connector.store import EventLog, EventState, StoredEvent
+from connector.store import EventLog, EventState, Store, StoredEvent
+from connector.store.ownership import Conflict
 
 FIELDS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled", "user_id")
 MAX_SELECTED = 100_000
@@ -82,9 +84,9 @@ class Preview:
     lines: tuple[str, ...]
 
 
-def preview(store: EventLog, mapping: Mapping, event: StoredEvent) -> Preview:
+def preview(store: Store, mapping: Mapping, event: StoredEvent) -> Preview:
     """What delivering the user now would send. For a held event newer than the user's current
-    state, what approving it would send."""
+    state, what approving it would send. An extension the user waits for in an open conflict says so."""
     current = store.current_event(event.change.source, event.change.external_id)
     if current is None or (event.state is EventState.HELD and event.id > current.id):
         current = event
@@ -101,15 +103,22 @@ def preview(store: EventLog, mapping: Mapping, event: StoredEvent) -> Preview:
     except (MappingFailure, ValueError) as exc:
         return Preview(change.source, change.external_id, current.id, shown, (f"cannot map: {exc}",))
     before = {p.extension: p for p in previous}
-    lines = [_upsert_line(r, before.get(r.extension), user_id is not None) for r in mapped.upserts]
+    waiting = {c.extension: c for c in store.conflicts_of(change.source, change.external_id)}
+    lines = [_upsert_line(r, before.get(r.extension), user_id is not None, waiting.get(r.extension))
+             for r in mapped.upserts]
     lines += [f"stop recording {r.extension} (stays linked to user {shown})" for r in mapped.deprovisions]
     return Preview(change.source, change.external_id, current.id, shown, tuple(lines) or ("nothing to send",))
 
 
-def _upsert_line(record: ExtensionRecord, before: ExtensionRecord | None, id_known: bool) -> str:
-    """The record in full, then how it differs from the last push (or attempted push) of that extension."""
+def _upsert_line(record: ExtensionRecord, before: ExtensionRecord | None, id_known: bool,
+                 conflict: Conflict | None = None) -> str:
+    """The record in full, then the open conflict the user waits in for it, or how it differs from the last push
+    (or attempted push) of that extension."""
     fields = [f for f in FIELDS if id_known or f != "user_id"]
     settings = ", ".join(f"{f}={getattr(record, f)}" for f in fields)
+    if conflict is not None:
+        return (f"upsert {record.extension}: {settings} (in conflict since {when(conflict.since)}, not recorded for "
+                f"this user: {conflict.message})")
     if before is None:
         return f"upsert {record.extension}: {settings} (new)"
     changes = [

@@ -240,6 +240,10 @@ class ExtensionOwnership(Database):
         """Open extension conflicts, oldest first."""
         return [_conflict(row) for row in self._all("open_conflicts", (limit,))]
 
+    def conflicts_of(self, source: str, external_id: str) -> list[Conflict]:
+        """This user's open extension conflicts (extensions it claims that another Verba user holds), oldest first."""
+        return [_conflict(row) for row in self._all("conflicts_of", (source, external_id))]
+
     def extension_clashes(self, limit: int = 1000) -> list[tuple[str, list[Claimant]]]:
         """Extensions that users of two or more Verba users claim at once, with their claimants (earliest first)."""
         return [(row["extension"], [Claimant(**claim) for claim in self._all("claimants", (row["extension"],))])

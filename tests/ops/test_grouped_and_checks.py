@@ -21,7 +21,7 @@ from connector.ops.metrics import StoreCollector
 from connector.runtime import open_configured_store
 from connector.store import EventState, Instance, LdapPoll, Store, TargetProbe, open_store
 from tests.ops.helpers import write_config
-from tests.ops.test_replay import make_dead_letters
+from tests.ops.test_replay import A, _record, alice, make_dead_letters
 from tests.plugins.simulator import drain, free_port
 
 USERS = 3000
@@ -231,3 +231,27 @@ def test_replay_wait_exits_0_when_all_are_delivered_and_3_when_one_ends_dead_or_
     nothing = replay(config_path, "--state", "dead", "--wait", "5")
     out, err = nothing.communicate(timeout=30)
     assert nothing.returncode == 0 and "nothing to replay" in out, (out, err)
+
+
+def test_a_user_left_in_a_conflict_is_not_called_delivered(deliverer, simulator, config_path):
+    """The push is done, yet the user is not recorded on the extension another Verba user holds: events show says
+    so, a replay by id is allowed, and --wait does not end in exit 0 while the conflict stays."""
+    deliverer.client.create_extension(_record(A, user_id=4))  # made by hand for bob, whom no source manages
+    deliverer.store.enqueue([alice(A)])
+    drain(deliverer)
+    [event] = deliverer.store.list_events(cause="extension_conflict")
+    shown = run(config_path, "events", "show", str(event.id)).output
+    assert f"open extension conflicts of this user (it is not recorded on these):\n  {A}  event {event.id}" in shown
+    assert f"upsert {A}: " in shown and "(in conflict since " in shown and "(new)" not in shown, shown
+
+    again = replay(config_path, str(event.id), "--reason", "asked bob's admin", "--wait", "30")
+    out, err = wait_while_delivering(deliverer, again)
+    assert again.returncode == 3 and "outcome: done=1" in out, (out, err)
+    assert f"still in conflict: {A} of test/u-alice (alice@example.com): " in out
+
+    simulator.http.post("/_sim/reset").raise_for_status()  # on-call frees the extension in Verba
+    freed = replay(config_path, str(event.id), "--reason", "freed it", "--wait", "30")
+    out, err = wait_while_delivering(deliverer, freed)
+    assert freed.returncode == 0 and "still in conflict" not in out, (out, err)
+    refused = run(config_path, "events", "replay", str(event.id), "--reason", "again")
+    assert refused.exit_code == 1 and "is done and has no open extension conflict" in refused.output

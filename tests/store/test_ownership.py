@@ -243,6 +243,8 @@ def test_a_push_replaces_the_user_s_conflicts_only(store: Store) -> None:
                                                 conflict(bob, "101", b_event, since=NOW + 2)])
     assert [(c.claimant.external_id, c.extension) for c in store.open_conflicts()] == [
         ("u1", "100"), ("u2", "100"), ("u2", "101")]
+    assert [(c.extension, c.event_id) for c in store.conflicts_of("scim", "u2")] == [("100", b_event),
+                                                                                     ("101", b_event)]
 
     push(store, bob, ["101"], conflicts=[conflict(bob, "101", b_event, since=NOW + 3)])
     assert [(c.claimant.external_id, c.extension) for c in store.open_conflicts()] == [("u1", "100"), ("u2", "101")]

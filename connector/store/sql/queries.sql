@@ -269,6 +269,14 @@ FROM extension_conflicts AS c LEFT JOIN extension_claims AS k
     ON k.extension = c.extension AND k.source = c.source AND k.external_id = c.external_id
 ORDER BY c.since, c.extension, c.source, c.external_id LIMIT %s
 
+-- conflicts_of --
+SELECT c.extension, c.source, c.external_id, c.event_id, c.verba_user_id, c.login_name, c.owner_user_id,
+    c.owner_login, c.owner_claimant, c.message, c.since, coalesce(k.claimed_at, c.since) AS claimed_at
+FROM extension_conflicts AS c LEFT JOIN extension_claims AS k
+    ON k.extension = c.extension AND k.source = c.source AND k.external_id = c.external_id
+WHERE c.source = %s AND c.external_id = %s
+ORDER BY c.since, c.extension
+
 -- clashes --
 -- Extensions that users of two or more Verba users claim at once.
 SELECT extension FROM extension_claims GROUP BY extension HAVING count(DISTINCT verba_user_id) > 1
