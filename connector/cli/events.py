@@ -56,7 +56,7 @@ def events_ingest(config_path: str, file: BinaryIO) -> None:
     with open_configured_store(load_config(config_path, secrets=())) as store:
         ids = store.enqueue(changes)
     skipped = len(changes) - len(ids)
-    span = f" (evt-{min(ids)} to evt-{max(ids)})" if ids else ""
+    span = "" if not ids else f" (evt-{ids[0]})" if len(ids) == 1 else f" (evt-{min(ids)} to evt-{max(ids)})"
     click.echo(
         f"{name}: accepted {len(ids)} event{'' if len(ids) == 1 else 's'}{span}"
         + (f" ({skipped} already accepted before, skipped)" if skipped else "")

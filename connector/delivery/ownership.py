@@ -34,13 +34,13 @@ from connector.mapping import MappedUser
 from connector.ops.metrics import OWNERSHIP_DECISIONS
 from connector.records import ExtensionRecord
 from connector.store import Claim, Store
+from connector.store.database import CONNECTOR
 from connector.store.ownership import Claimant, Conflict, PushFinish, PushPlan, StopRecordingWindow
 from connector.verba.client import VerbaClient
 from connector.verba.errors import ExtensionAbsent, VerbaAmbiguous
 
 log = logging.getLogger("connector.delivery")
 
-ACTOR = "connector"  # the audit's actor for decisions the connector takes itself
 
 
 @dataclasses.dataclass
@@ -219,7 +219,7 @@ class OwnershipPusher:
     def _audit(self, claim: Claim, me: Claimant, action: str, extension: str, owner: int | None,
                login: str | None, why: str) -> None:
         """An audit entry by the connector itself: what it did (or did not do) to whose extension, and why."""
-        self.store.add_audit(ACTOR, action, claim.event_ids, why, {
+        self.store.add_audit(CONNECTOR, action, claim.event_ids, why, {
             "extension": extension, "from_user_id": owner, "from_login": login,
             "user": f"{me.source}/{me.external_id}", "user_id": me.verba_user_id,
         })

@@ -18,6 +18,7 @@ from connector.events import UserChange
 from connector.store.queries import placeholders
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+CONNECTOR = "connector"  # the audit's actor for what the connector decides itself
 
 
 class StoreError(ConnectorError):

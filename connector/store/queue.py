@@ -22,7 +22,7 @@ from typing import Any
 
 from connector.events import UserChange
 from connector.records import ExtensionRecord
-from connector.store.database import Database, event_row, to_json, user_key
+from connector.store.database import CONNECTOR, Database, event_row, to_json, user_key
 from connector.store.ownership import ExtensionOwnership, PushFinish
 
 
@@ -144,7 +144,9 @@ class EventQueue(ExtensionOwnership, Database):
         would, even if the lease was lost); the users waiting on an extension it released are
         woken in it and returned ([] without `finish`). `pushed` replaces the user's previous set: extensions
         missing from it were deprovisioned. `user_id` is remembered as the user's Verba id (None
-        keeps it). An `Attempt` with outcome "done" and the SOAP requests `sent` is recorded.
+        keeps it). An `Attempt` with outcome "done" and the SOAP requests `sent` is recorded. The user's older
+        dead letters are discarded as superseded (audited): the user's current state is delivered, which is all a
+        replay of them would send.
         If the lease was lost, nothing else changes. ValueError if `sent` is not JSON or
         `pushed` names an extension twice.
         """
@@ -160,6 +162,7 @@ class EventQueue(ExtensionOwnership, Database):
             if not settled:
                 return waiting
             self._add_attempt(conn, claim, "done", None, None, sent_json)
+            self._supersede(conn, claim, now)
             conn.execute(self._q["forget_pushed"], user)
             conn.cursor().executemany(self._q["add_pushed"], [
                 (*user, record.extension, position, json.dumps(record.to_dict()), now)
@@ -239,6 +242,17 @@ class EventQueue(ExtensionOwnership, Database):
             "state": state.value, "unclaim": unclaim, "next_attempt_at": next_attempt_at, "cause": cause,
             "error": error, "at": time.time(), "source": claim.source, "external_id": claim.external_id,
             "owner": claim.owner, "lease_until": claim.lease_until}).rowcount)
+
+    def _supersede(self, conn: Any, claim: Claim, now: float) -> None:
+        """Discard the user's dead letters up to the event whose state the claim's push delivered (the user's
+        current one): nothing is left to deliver for them."""
+        pushed = (claim.current or claim.latest).id
+        reason = (f"superseded: the push of event {claim.latest.id} delivered the user's current state (event "
+                  f"{pushed}'s), all a replay of this one would send")
+        ids = [row["id"] for row in conn.execute(self._q["supersede_dead"], {
+            "reason": reason, "at": now, "source": claim.source, "external_id": claim.external_id, "upto": pushed})]
+        if ids:
+            conn.execute(self._q["add_audit"], (now, CONNECTOR, "supersede", self._array(ids), reason, "{}"))
 
     def _add_attempt(self, conn: Any, claim: Claim, outcome: str, cause: str | None, error: str | None,
                      sent_json: str) -> None:

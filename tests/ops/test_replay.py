@@ -97,18 +97,35 @@ def test_dry_run_shows_what_would_be_sent_and_changes_nothing(deliverer, simulat
 
 
 def test_replaying_an_old_event_does_not_roll_the_user_back(deliverer, simulator, config_path):
-    fail_creates(simulator, 1)
+    fail_creates(simulator, 2)
     deliverer.store.enqueue([alice(A)])
     drain(deliverer)
     [old] = deliverer.store.list_events(state=EventState.DEAD)
-    deliverer.store.enqueue([alice(B)])  # the number moved; this newer change is delivered
+    deliverer.store.enqueue([alice(B)])  # the number moved; this newer change fails too
     drain(deliverer)
+    [newer] = [e for e in deliverer.store.list_events(state=EventState.DEAD) if e.id != old.id]
     assert cli("events", "replay", "--config", str(config_path), str(old.id)).returncode == 0
     drain(deliverer)
     extensions = simulator.extensions()
     assert A not in extensions, "the replay pushed the stale number"
     assert extensions[B]["user_id"] == 3 and extensions[B]["voice"] is True
     assert deliverer.store.get_event(old.id).state is EventState.DONE
+    superseded = deliverer.store.get_event(newer.id)  # its state is what the replay delivered
+    assert superseded.state is EventState.DISCARDED and superseded.discard_reason.startswith("superseded: ")
+
+
+def test_a_dead_letter_a_later_delivery_superseded_is_not_replayed(deliverer, simulator, config_path):
+    fail_creates(simulator, 1)
+    deliverer.store.enqueue([alice(A)])
+    drain(deliverer)
+    [old] = deliverer.store.list_events(state=EventState.DEAD)
+    deliverer.store.enqueue([alice(B)])  # the number moved; this newer change is delivered
+    drain(deliverer)
+    assert deliverer.store.list_events(state=EventState.DEAD) == []  # nothing left to page about
+    refused = cli("events", "replay", "--config", str(config_path), str(old.id))
+    assert refused.returncode == 1 and f"event {old.id} is discarded" in refused.stderr
+    shown = cli("events", "show", "--config", str(config_path), str(old.id)).stdout
+    assert "connector     supersede" in shown and "reason: superseded: the push of event " in shown, shown
 
 
 def test_concurrent_replays_of_the_same_events_push_once(deliverer, simulator, config_path):

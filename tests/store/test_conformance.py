@@ -386,6 +386,30 @@ def test_stored_users_reads_for_many_users_at_once_what_the_single_reads_give(st
     assert found[1].current is not None and found[2].current is None and found[2].pushed == []
 
 
+def test_a_delivered_push_supersedes_the_user_s_older_dead_letters(store: Store) -> None:
+    """hank's create was refused (dead); his next change was delivered: nothing is left to deliver for the dead
+    letter, and status --check must not page for it forever."""
+    [refused] = store.enqueue([change("hank", 1)])
+    store.dead_letter(claim_now(store), "error_illegal_argument", "refused")
+    [bob_dead] = store.enqueue([change("bob", 1)])
+    store.dead_letter(claim_now(store), "mapping", "bad number")
+    [held] = store.enqueue([change("hank", 2)], state=EventState.HELD)
+    [later] = store.enqueue([change("hank", 3)])
+
+    store.complete(claim_now(store), [], None)
+
+    superseded = store.get_event(refused)
+    assert superseded is not None and superseded.state is EventState.DISCARDED
+    assert superseded.discard_reason == (f"superseded: the push of event {later} delivered the user's current state "
+                                         f"(event {later}'s), all a replay of this one would send")
+    assert (superseded.last_cause, superseded.last_error) == ("error_illegal_argument", "refused")  # kept
+    assert store.get_event(bob_dead).state is EventState.DEAD  # another user's
+    assert store.get_event(held).state is EventState.HELD  # an operator's to decide
+    [entry] = store.audit_of_event(refused)
+    assert (entry.actor, entry.action, entry.event_ids) == ("connector", "supersede", (refused,))
+    assert store.dead_letter_summary()[0].cause == "mapping"
+
+
 def test_complete_rejects_an_extension_listed_twice_and_changes_nothing(store: Store) -> None:
     [event_id] = store.enqueue([change("alice")])
     claim = claim_now(store)

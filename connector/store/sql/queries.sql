@@ -42,6 +42,12 @@ UPDATE events SET state = %(state)s, attempts = attempts - %(unclaim)s,
 WHERE source = %(source)s AND external_id = %(external_id)s AND state = 'in_flight'
   AND lease_owner = %(owner)s AND lease_until = %(lease_until)s
 
+-- supersede_dead --
+-- The user's dead letters up to the event whose state a push delivered: nothing is left to deliver for them.
+UPDATE events SET state = 'discarded', discard_reason = %(reason)s, updated_at = %(at)s
+WHERE source = %(source)s AND external_id = %(external_id)s AND state = 'dead' AND id <= %(upto)s
+RETURNING id
+
 -- renew_lease --
 UPDATE events SET lease_until = %(new)s
 WHERE source = %(source)s AND external_id = %(external_id)s AND state = 'in_flight'
@@ -320,10 +326,12 @@ SELECT instance, opened_at, probed_at, error, updated_at FROM breakers ORDER BY 
 DELETE FROM breakers
 
 -- note_target_probe --
+-- A probe that started before the one recorded (a slow health probe, overtaken by the breaker's) changes nothing.
 INSERT INTO target_probes (instance, url, probed_at, seconds, cause, error)
 VALUES (%(instance)s, %(url)s, %(probed_at)s, %(seconds)s, %(cause)s, %(error)s)
 ON CONFLICT (instance) DO UPDATE SET url = excluded.url, probed_at = excluded.probed_at, seconds = excluded.seconds,
     cause = excluded.cause, error = excluded.error
+WHERE excluded.probed_at >= target_probes.probed_at
 
 -- target_probes --
 -- Newest first.
