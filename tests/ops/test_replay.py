@@ -96,13 +96,20 @@ def test_dry_run_shows_what_would_be_sent_and_changes_nothing(deliverer, simulat
     assert simulator.calls() == calls_before
 
 
-def test_replaying_an_old_event_does_not_roll_the_user_back(deliverer, simulator, config_path):
-    fail_creates(simulator, 2)
+def refused_then_moved(deliverer, simulator, failing_creates: int):
+    """alice's create of A is refused (a dead letter, returned); then her number moves to B, whose push fails too
+    when `failing_creates` is 2."""
+    fail_creates(simulator, failing_creates)
     deliverer.store.enqueue([alice(A)])
     drain(deliverer)
     [old] = deliverer.store.list_events(state=EventState.DEAD)
-    deliverer.store.enqueue([alice(B)])  # the number moved; this newer change fails too
+    deliverer.store.enqueue([alice(B)])
     drain(deliverer)
+    return old
+
+
+def test_replaying_an_old_event_does_not_roll_the_user_back(deliverer, simulator, config_path):
+    old = refused_then_moved(deliverer, simulator, 2)
     [newer] = [e for e in deliverer.store.list_events(state=EventState.DEAD) if e.id != old.id]
     assert cli("events", "replay", "--config", str(config_path), str(old.id)).returncode == 0
     drain(deliverer)
@@ -115,12 +122,7 @@ def test_replaying_an_old_event_does_not_roll_the_user_back(deliverer, simulator
 
 
 def test_a_dead_letter_a_later_delivery_superseded_is_not_replayed(deliverer, simulator, config_path):
-    fail_creates(simulator, 1)
-    deliverer.store.enqueue([alice(A)])
-    drain(deliverer)
-    [old] = deliverer.store.list_events(state=EventState.DEAD)
-    deliverer.store.enqueue([alice(B)])  # the number moved; this newer change is delivered
-    drain(deliverer)
+    old = refused_then_moved(deliverer, simulator, 1)  # the push of B is delivered
     assert deliverer.store.list_events(state=EventState.DEAD) == []  # nothing left to page about
     refused = cli("events", "replay", "--config", str(config_path), str(old.id))
     assert refused.returncode == 1 and f"event {old.id} is discarded" in refused.stderr
