@@ -227,8 +227,14 @@ class Connector:
 
 def listen(host: str, port: int) -> socket.socket:
     """A TCP socket listening on host:port (an IPv6 address if `host` has a colon), for uvicorn's `sockets`;
-    OSError if it cannot be (see `why_not`). Bound before uvicorn starts, which would log its own ERROR line."""
-    return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    OSError if it cannot be (see `why_not`). Bound before uvicorn starts, which would log its own ERROR line.
+
+    Its connections send at once (TCP_NODELAY, which they inherit): asyncio sets it only on sockets made with
+    proto IPPROTO_TCP, which create_server's are not, and without it each small answer waited for the client's
+    delayed ACK (about 40 ms: a simulator answered 90 calls/s instead of 1,800)."""
+    listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return listener
 
 
 def why_not(error: OSError) -> str:
