@@ -48,9 +48,9 @@ class UserIdResolver:
         Raises MappingFailure or UnresolvedUser as that does, and UnresolvedUser when listUsers finds no one.
         """
         found = self.mapping.user_id_or_login(change, known)
-        return found if isinstance(found, int) else self._lookup(found, change)
+        return found if isinstance(found, int) else self._lookup(found, change, known)
 
-    def _lookup(self, login: str, change: UserChange) -> int:
+    def _lookup(self, login: str, change: UserChange, known: int | None) -> int:
         cached = self._cached(login)
         if cached is not None:
             return cached
@@ -74,9 +74,11 @@ class UserIdResolver:
                 external_id=change.external_id,
             )
         if user_id is None:
+            renamed = ("" if known is None else f"; it was Verba user {known} when last pushed: if the user was "
+                       f"renamed at the source, rename that Verba user's loginName to {login!r} instead")
             raise UnresolvedUser(
                 f"no Verba user has loginName {login!r}; create the user in Verba "
-                "(or set [user_id] create_missing = true in the mapping), then replay the event"
+                f"(or set [user_id] create_missing = true in the mapping){renamed}, then replay the event"
             )
         with self._lock:
             self._cache[login] = (user_id, self.clock())

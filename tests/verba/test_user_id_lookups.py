@@ -113,6 +113,15 @@ def test_no_such_user_is_still_unresolved(sim: Sim, client: VerbaClient) -> None
     assert list_calls(sim)[-1] == "nobody@example.com"
 
 
+def test_a_user_renamed_at_the_source_is_told_to_rename_its_verba_user(client: VerbaClient) -> None:
+    """A UPN rename: the connector last pushed the user as Verba user 3, and the new login name is no one's."""
+    with pytest.raises(UnresolvedUser) as caught:
+        resolver(client).resolve(change("alice.smith@example.com"), 3)
+    assert str(caught.value).endswith("; it was Verba user 3 when last pushed: if the user was renamed at the source, "
+                                      "rename that Verba user's loginName to 'alice.smith@example.com' instead, then "
+                                      "replay the event")
+
+
 def test_without_a_cache_no_list_is_read(sim: Sim, client: VerbaClient) -> None:
     """user_cache_seconds = 0: ids are never reused, so a list of every user would serve nothing."""
     joiners = add_users(sim, BURST + 5)
