@@ -117,6 +117,18 @@ def test_a_stale_if_match_is_412_and_a_current_one_applies(api: httpx.Client) ->
     )
 
 
+def test_a_get_with_the_current_etag_in_if_none_match_is_304(api: httpx.Client) -> None:
+    """ServiceProviderConfig says etag is supported: a client that holds the current version gets 304, no body."""
+    created = api.post("/Users", json={"userName": "cached@example.com"})
+    user_id, tag = created.json()["id"], created.headers["etag"]
+    cached = api.get(f"/Users/{user_id}", headers={"If-None-Match": tag})
+    assert (cached.status_code, cached.content, cached.headers["etag"]) == (304, b"", tag)
+    assert api.get(f"/Users/{user_id}", headers={"If-None-Match": f'W/"0", {tag}'}).status_code == 304
+    api.patch(f"/Users/{user_id}", json={"Operations": [{"op": "replace", "path": "title", "value": "x"}]})
+    changed = api.get(f"/Users/{user_id}", headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and changed.json()["title"] == "x" and changed.headers["etag"] != tag
+
+
 def test_okta_put_with_id_groups_and_meta_replaces_the_user(api: httpx.Client) -> None:
     user = api.post("/Users", json={"userName": "test.user@okta.local", "title": "old", "displayName": "T"}).json()
     put = api.put(f"/Users/{user['id']}", json={

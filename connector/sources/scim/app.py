@@ -152,6 +152,9 @@ class _Api:
             if_match = request.headers.get("if-match")
             if request.method in ("GET", "HEAD"):  # HEAD: as GET, its body left out by the server
                 found = await run_in_threadpool(self.service.get, client, resource, resource_id)
+                current = etag(found.row.version)
+                if _names(request.headers.get("if-none-match"), current):  # RFC 7644 §3.14: its copy is current
+                    return Response(status_code=304, headers={"ETag": current})
                 return self.resource(request, resource, found)
             if request.method == "DELETE":
                 await run_in_threadpool(self.service.delete, client, resource, resource_id, if_match)
@@ -362,3 +365,9 @@ class _ReadBodyFirst:
             await send(message)
 
         await self.app(scope, counting_receive, send_after_body)
+
+
+def _names(if_none_match: str | None, tag: str) -> bool:
+    """Whether an If-None-Match header names the entity tag `tag`, or is "*" (weak comparison, RFC 7232 §3.2)."""
+    names = {name.strip().removeprefix("W/") for name in (if_none_match or "").split(",")}
+    return "*" in names or tag.removeprefix("W/") in names
