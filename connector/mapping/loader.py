@@ -172,7 +172,7 @@ class _Table:
 def _environment(top: _Table) -> tuple[str | None, str | None]:
     table = top.table("environment", required=True)
     table.only("eid", "short_name")
-    if "environment" in top.data and ("eid" in table.data) == ("short_name" in table.data):
+    if isinstance(top.data.get("environment"), dict) and ("eid" in table.data) == ("short_name" in table.data):
         table.problems.append(f'{table.file}: environment needs exactly one of eid = "0000" or short_name = "tenant"; '
                               "Verba takes one, not both")
     eid = table.data.get("eid")

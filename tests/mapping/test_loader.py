@@ -205,3 +205,9 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "state (userName, displayName, active, groups, name, emails, phoneNumbers, attributes); for a raw source "
         "attribute write attributes.department",
     ]
+
+
+def test_a_table_written_as_a_value_is_one_problem(tmp_path: Path) -> None:
+    text = BASE.replace('[environment]\neid = "0000"', 'environment = "0000"')
+    assert error(tmp_path, text).splitlines() == [
+        f"{tmp_path / 'bad.toml'}: environment is '0000'; write it as a [environment] table"]
