@@ -16,7 +16,7 @@ from connector.config import Config, load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
 from connector.mapping import Mapping, load_mapping
-from connector.ops.replay import MAX_SELECTED, ActionError, discard, preview, requeue, select
+from connector.ops.replay import ActionError, discard, preview, requeue, select
 from connector.ops.report import (
     attempt_lines,
     audit_line,
@@ -160,8 +160,8 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
 @json_option
 def events_show(config_path: str, event_id: int, as_json: bool) -> None:
     """Show an event: its state, every attempt with the SOAP requests sent, the audit entries that name it (who
-    replayed, approved or discarded it; an extension the connector left alone, handed over or took over, and why)
-    and what it maps to now."""
+    replayed, approved or discarded it; an extension the connector left alone, handed over or took over, and why),
+    the user's open extension conflicts, and what it maps to now."""
     config = load_config(config_path, secrets=())
     with open_configured_store(config) as store:
         event = store.get_event(event_id)
@@ -224,8 +224,8 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
         else:
             chosen = select(store, event_ids, cause, EventState(state) if state else None,
                             [EventState.DEAD, EventState.DONE] if event_ids else [EventState.DEAD])
-            in_conflict = {c.event_id for c in store.open_conflicts(MAX_SELECTED)}
-            settled = [e for e in chosen if e.state is EventState.DONE and e.id not in in_conflict]
+            settled = [e for e in chosen if e.state is EventState.DONE and e.id not in
+                       {c.event_id for c in store.conflicts_of(e.change.source, e.change.external_id)}]
             if settled:
                 raise ActionError(f"event {settled[0].id} is done and has no open extension conflict: nothing to "
                                   "replay; nothing was changed")
