@@ -4,6 +4,7 @@ so they count events accepted by any process (SCIM, LDAP, `events ingest`)."""
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -176,22 +177,23 @@ def _recorder_metrics(recorders: list[RecorderState]) -> Iterator[GaugeMetricFam
     yield answered
 
 
-_registered: dict[int, StoreCollector] = {}
+# By registry, held weakly: keyed by id(), a registry collected and a new one at its address took its collector.
+_registered: weakref.WeakKeyDictionary[CollectorRegistry, StoreCollector] = weakref.WeakKeyDictionary()
 
 
 def register_store(store: Store, registry: CollectorRegistry = REGISTRY) -> StoreCollector:
     """Expose `store`'s figures in `registry`, replacing the store registered there before."""
-    previous = _registered.pop(id(registry), None)
+    previous = _registered.pop(registry, None)
     if previous is not None:
         registry.unregister(previous)
-    collector = _registered[id(registry)] = StoreCollector(store)
+    collector = _registered[registry] = StoreCollector(store)
     registry.register(collector)
     return collector
 
 
 def unregister_store(store: Store, registry: CollectorRegistry = REGISTRY) -> None:
     """Stop exposing `store`'s figures in `registry` (it is closing), if it is the store registered there."""
-    collector = _registered.get(id(registry))
+    collector = _registered.get(registry)
     if collector is not None and collector.store is store:
-        del _registered[id(registry)]
+        del _registered[registry]
         registry.unregister(collector)
