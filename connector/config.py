@@ -34,7 +34,8 @@ SECRETS = frozenset({"target", "scim", "ldap"})  # the sections that hold secret
 SIMULATOR_LOGIN = "connector"
 SIMULATOR_PASSWORD = "connector"
 MIN_SCIM_TOKEN = 16  # characters of a SCIM bearer token at least; `openssl rand -hex 32` makes 64
-MAKE_TOKEN = "make one with `openssl rand -hex 32`"
+SHORT_TOKEN = f"a bearer token needs at least {MIN_SCIM_TOKEN}: make one with `openssl rand -hex 32`"
+OWN_TOKEN = "give each client its own token, made with `openssl rand -hex 32`"
 
 
 class ConfigError(ConnectorError):
@@ -612,8 +613,7 @@ def _check_shared_tokens(tables: list[dict[str, Any]], clients: list[ScimClient 
         for other_key, other in keyed[i + 1:]:
             if set(client.tokens) & set(other.tokens):
                 problems.append(f"{key} ({client.name}) and {other_key} ({other.name}) hold the same token: the "
-                                "requests of one would be taken for the other's; give each client its own token, "
-                                "made with `openssl rand -hex 32`")
+                                f"requests of one would be taken for the other's; {OWN_TOKEN}")
 
 
 def _scim_client(raw: dict[str, Any], key: str, read: bool, problems: list[str]) -> ScimClient | None:
@@ -636,7 +636,7 @@ def _scim_client(raw: dict[str, Any], key: str, read: bool, problems: list[str])
     token = _secret(values, "token", key, problems)
     if token is not None and len(token.strip()) < MIN_SCIM_TOKEN:
         problems.append(f"{key}.token_env names {values['token_env']}, whose token has {_characters(token.strip())}; "
-                        f"a bearer token needs at least {MIN_SCIM_TOKEN}: {MAKE_TOKEN}")
+                        f"{SHORT_TOKEN}")
         return None
     if token is None or not name:
         return None
@@ -664,8 +664,8 @@ def read_tokens(file: str) -> tuple[str, ...]:
     tokens = [(number, line) for number, line in lines if line and not line.startswith("#")]
     for number, token in tokens:
         if len(token) < MIN_SCIM_TOKEN:
-            raise ValueError(f"holds a token of {_characters(token)} on line {number}; a bearer token needs at least "
-                             f"{MIN_SCIM_TOKEN}: {MAKE_TOKEN} (lines starting with # are comments)")
+            raise ValueError(f"holds a token of {_characters(token)} on line {number}; {SHORT_TOKEN} (lines starting "
+                             "with # are comments)")
     if not tokens:
         raise ValueError("holds no token; put the client's bearer token in it, one a line")
     return tuple(dict.fromkeys(token for _, token in tokens))

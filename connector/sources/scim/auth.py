@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from connector.config import ScimClient, read_tokens
+from connector.config import OWN_TOKEN, ScimClient, read_tokens
 from connector.ops.logs import register_secret
 from connector.ops.metrics import SCIM_TOKEN_FILE_OK
 from connector.sources.scim.errors import ScimError
@@ -108,7 +108,7 @@ class ClientTokens:
         if other is not None:
             self._seen = None  # read again at each check: fixing the other client's file mends this one too
             self._failed(f"holds a token SCIM client {other} also accepts: requests with it could not be told apart; "
-                         "give each client its own token, made with `openssl rand -hex 32`")
+                         f"{OWN_TOKEN}")
             return
         self._use(tokens, forced)
 
