@@ -156,8 +156,8 @@ class VerbaClient:
         secrets = (token,) if public_password else (password, token)
         self._configured = tuple(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH)
         self._requested: tuple[str, ...] = ()  # the last KEPT_TOKENS tokens requestToken gave
-        # All to mask, longest first (a secret inside another goes with it); replaced whole: readers take no lock.
-        self._masked = tuple(sorted(self._configured, key=len, reverse=True))
+        self._masked: tuple[str, ...] = ()
+        self._remask()
         for secret in self._configured:
             register_secret(secret)
         self._transport = transport = Transport(verba_pool(url, pool_size), timeout, agent)
@@ -483,7 +483,7 @@ class VerbaClient:
         if password != self._password and len(password) >= MIN_SECRET_LENGTH:
             register_secret(password)
             self._configured = (*self._configured, password)
-            self._masked = tuple(sorted({*self._configured, *self._requested}, key=len, reverse=True))
+            self._remask()
         self._password = password
         return password
 
@@ -494,6 +494,11 @@ class VerbaClient:
             return
         register_secret(token)
         self._requested = (*self._requested, token)[-KEPT_TOKENS:]
+        self._remask()
+
+    def _remask(self) -> None:
+        """Mask the configured secrets and the tokens kept: all of them, longest first (a secret inside another goes
+        with it), replaced whole so that readers take no lock."""
         self._masked = tuple(sorted({*self._configured, *self._requested}, key=len, reverse=True))
 
     def _mask(self, text: str) -> str:
