@@ -123,15 +123,30 @@ def ownership_lines(conflicts: Sequence[Conflict], clashes: Sequence[tuple[str, 
     return lines
 
 
-def attempt_lines(attempts: Sequence[Attempt]) -> list[str]:
-    lines = []
-    for number, attempt in enumerate(attempts, start=1):
+def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = ()) -> list[str]:
+    """Every attempt with the SOAP requests it sent, oldest first. A replay or approval found in `audit` is shown
+    where it happened: it gives the event a new retry budget, so attempts are numbered from 1 again after it, as
+    the event's `attempts=` counts them."""
+    requeues = sorted((e for e in audit if "requeued" in e.detail), key=lambda e: e.at)
+    lines: list[str] = []
+    number = 0
+    for attempt in attempts:
+        while requeues and requeues[0].at <= attempt.at:
+            lines.append(_requeue_line(requeues.pop(0)))
+            number = 0
+        number += 1
         why = f" ({attempt.cause}: {attempt.error})" if attempt.cause else ""
         lines.append(f"  attempt {number} at {when(attempt.at)}: {attempt.outcome}{why}")
         for call in attempt.sent:
             lines.append(f"    {call['operation']} -> {call.get('status', '?')}")
             lines.append(f"      {call['envelope']}")
+    lines += [_requeue_line(entry) for entry in requeues]
     return lines or ["  no attempts yet"]
+
+
+def _requeue_line(entry: AuditEntry) -> str:
+    reason = f": {entry.reason}" if entry.reason else ""
+    return f"  {entry.action} by {entry.actor} at {when(entry.at)}{reason} (a new retry budget: attempts count from 1)"
 
 
 def audit_line(entry: AuditEntry) -> str:

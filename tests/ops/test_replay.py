@@ -76,6 +76,15 @@ def test_dead_letters_are_grouped_by_cause_and_replay_by_cause_delivers_exactly_
     assert entry["actor"] == "oncall-jane" and entry["action"] == "replay"
     assert entry["reason"] == "recording mode fixed in Verba" and len(entry["event_ids"]) == 2
 
+    # The replay gave a new retry budget: `show` numbers the attempts after it from 1, as `attempts=` counts them.
+    alices = next(e for e in deliverer.store.list_events() if e.change.external_id == "u-alice")
+    shown = cli("events", "show", "--config", str(config_path), str(alices.id)).stdout
+    history = [line.strip() for line in shown.splitlines() if line.startswith(("  attempt ", "  replay "))]
+    assert [line.split(" at ")[0] for line in history] == ["attempt 1", "replay by oncall-jane", "attempt 1"], shown
+    assert "dead (error_illegal_argument" in history[0] and history[2].endswith(": done")
+    assert "recording mode fixed in Verba (a new retry budget" in history[1]
+    assert "attempts=1" in shown.splitlines()[0]
+
 
 def test_dry_run_shows_what_would_be_sent_and_changes_nothing(deliverer, simulator, config_path, tmp_path):
     make_dead_letters(deliverer, simulator)
