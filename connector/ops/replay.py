@@ -106,7 +106,8 @@ def preview(store: Store, mapping: Mapping, event: StoredEvent) -> Preview:
     waiting = {c.extension: c for c in store.conflicts_of(change.source, change.external_id)}
     lines = [_upsert_line(r, before.get(r.extension), user_id is not None, waiting.get(r.extension))
              for r in mapped.upserts]
-    lines += [f"stop recording {r.extension} (stays linked to user {shown})" for r in mapped.deprovisions]
+    lines += [f"stop recording {r.extension} (stays linked to user {shown}) if Verba still links it to this user and "
+              "no other source of the user claims it; else it is left alone" for r in mapped.deprovisions]
     return Preview(change.source, change.external_id, current.id, shown, tuple(lines) or ("nothing to send",))
 
 

@@ -325,7 +325,11 @@ def test_events_held_by_the_stop_recording_guard_in_status_show_and_approve(simu
         assert "     1  stop_recording_guard  source test" in status.stdout
         [held] = store.list_events(state=EventState.HELD)
         shown = cli("events", "show", str(held.id), "--config", str(path))
-        assert "stop recording" in shown.stdout and "(same as the last attempt)" not in shown.stdout, shown.stdout
+        assert "(same as the last attempt)" not in shown.stdout, shown.stdout
+        # Delivery stops recording only what Verba still links to the user (else it leaves it alone): so does `show`.
+        assert (f"stop recording {held.change.state['phoneNumbers'][0]['value']} (stays linked to user"
+                in shown.stdout), shown.stdout
+        assert "if Verba still links it to this user" in shown.stdout
         approved = cli("events", "approve", "--all", "--reason", "leavers, intended", "--config", str(path))
         assert "approved 1 held event(s)" in approved.stdout
         shown = cli("events", "show", str(held.id), "--config", str(path)).stdout
