@@ -181,3 +181,27 @@ def test_group_names_the_rules_would_take_for_one_are_one_name(api) -> None:
         answer = api.post("/Groups", json={"displayName": twin})
         assert answer.status_code == 409 and answer.json()["scimType"] == "uniqueness", twin
     assert api.post("/Groups", json={"displayName": "Sales Teams"}).status_code == 201
+
+
+@pytest.mark.parametrize("write", ["post", "put", "patch-add", "patch-replace"])
+def test_a_member_without_a_value_is_refused_and_nothing_changes(
+    api: httpx.Client, store: Store, people: list[str], write: str
+) -> None:
+    """A member sent as {"display": ...} alone names nobody (one with an "id" is 400 invalidPath already): a 400
+    that says so, not a silent skip that leaves the person out of a group that may decide their recording."""
+    a, b, _ = people
+    gid = api.post("/Groups", json={"displayName": "Traders", "members": [{"value": a}]}).json()["id"]
+    sent = [{"value": b}, {"display": "p2", "type": "User"}]
+    if write == "post":
+        response = api.post("/Groups", json={"displayName": "Sales", "members": sent})
+    elif write == "put":
+        response = api.put(f"/Groups/{gid}", json={"id": gid, "displayName": "Traders", "members": sent})
+    else:
+        op = {"op": "add" if write == "patch-add" else "replace", "path": "members", "value": sent}
+        response = patch(api, f"/Groups/{gid}", op)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["scimType"] == "invalidValue" and error["status"] == "400"
+    assert '{"display": "p2", "type": "User"} has no value' in error["detail"]
+    assert members(api, gid) == [a] and group_names(store, b) == []
+    assert [g["displayName"] for g in api.get("/Groups").json()["Resources"]] == ["Traders"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import logging
 import time
 import uuid
@@ -298,6 +299,11 @@ def _settle_members(
 ) -> tuple[dict[str, Any], _Members]:
     """Split the members the client sent into those naming a User or Group of the client and pending ones."""
     sent: list[dict[str, Any]] = body.get("members") or []
+    stored = old.body.get("members") or [] if old else []
+    nameless = next((m for m in sent if not isinstance(m.get("value"), str) and m not in stored), None)
+    if nameless is not None:  # a member of nobody: the user it means would silently stay out of the group
+        raise errors.invalid_value(f"the member {json.dumps(nameless)} has no value: name each member by the id of "
+                                   'its User or Group, {"value": "<id>"}; nothing was changed')
     ids = [m["value"] for m in sent if isinstance(m.get("value"), str)]
     known = {r.id for r in tx.get_many(USERS.name, ids)} | {r.id for r in tx.get_many(GROUPS.name, ids)}
     members: list[dict[str, Any]] = []
