@@ -41,6 +41,10 @@ OWN_TOKEN = "give each client its own token, made with `openssl rand -hex 32`"
 class ConfigError(ConnectorError):
     """The config is not valid; the message has one line per problem: "file: key is ...; fix"."""
 
+    def __init__(self, message: str | None = None, mapping_file: str | None = None) -> None:
+        super().__init__(message)
+        self.mapping_file = mapping_file  # the mapping file the config names despite its problems; None if unknown
+
 
 @dataclasses.dataclass(frozen=True)
 class StoreConfig:
@@ -355,8 +359,15 @@ def parse_config(data: dict[str, Any], path: str, *, secrets: Collection[str] = 
     _check_liveness(config, problems)
     _check_listeners(config, data, problems)
     if problems:
-        raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
+        raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems), _mapping_file(data))
     return config
+
+
+def _mapping_file(data: dict[str, Any]) -> str | None:
+    """The mapping file the parsed TOML names (the shipped one if none); None when [mapping] file is itself wrong."""
+    table = data.get("mapping", {})
+    file = table.get("file", DEFAULT_MAPPING) if isinstance(table, dict) else None
+    return file if isinstance(file, str) else None
 
 
 def _table(raw: Any, name: str, keys: Mapping[str, type], problems: list[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import threading
 import click
 
 from connector.cli.options import config_option
-from connector.config import Config, load_config
+from connector.config import Config, ConfigError, load_config
 from connector.mapping import MappingError, load_mapping
 from connector.ops.logs import setup_logging
 from connector.runtime import Connector, open_client, open_configured_store
@@ -61,14 +61,14 @@ def _announce(config: Config) -> None:
 @click.option("--connect", is_flag=True, help="Also connect: each LDAP directory's bind and a base search, Verba's "
                                              "requestToken and a listUsers, the store and its schema version.")
 def validate_config(config_path: str, connect: bool) -> None:
-    """Check the config and its mapping file; exit 1 with the file, key and fix of every config problem.
+    """Check the config and its mapping file; exit 1 with the file, key and fix of every problem of both.
 
     With --connect, also try what `connector run` will need, and print one line per check: each
     [ldap.NAME] directory's bind and a base-scope search of its base, Verba's requestToken and one
     listUsers (read only), and that the store is reachable with this connector's schema version.
     Every check runs even when one fails; each failure says what to fix; exit 1 if any failed.
     """
-    config = load_config(config_path)
+    config = _load(config_path)
     if not connect:
         load_mapping(config.mapping_file)
         click.echo(f"{config_path}: OK (mapping {config.mapping_file}, target {config.target_url})")
@@ -83,6 +83,21 @@ def validate_config(config_path: str, connect: bool) -> None:
         click.echo(f"{config_path}: {failed} of {len(results)} checks failed", err=True)
         sys.exit(1)
     click.echo(f"{config_path}: all {len(results)} checks passed")
+
+
+def _load(config_path: str) -> Config:
+    """The config; with its problems, those of the mapping file it names too (all at once), unless the mapping
+    file's path is among them."""
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        if exc.mapping_file is None:
+            raise
+        try:
+            load_mapping(exc.mapping_file)
+        except MappingError as mapping_exc:
+            raise ConfigError(f"{exc}\n{mapping_exc}", exc.mapping_file) from None
+        raise
 
 
 Check = tuple[bool, str, str]  # passed, what was checked, what was found (a failure: what is wrong and the fix)

@@ -3,8 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from connector.config import ConfigError, load_config
+from connector.cli import main
+from connector.config import DEFAULT_MAPPING, ConfigError, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -348,3 +350,35 @@ def test_listeners_that_cannot_meet_are_no_problem(tmp_path):
                  "[scim]\nlisten = ':::8081'\n",  # IPv6 only: 127.0.0.1:8081 (admin) is another address
                  "[scim]\nlisten = '127.0.0.2:8081'\n"):
         load_config(write(tmp_path, text))
+
+
+def test_a_config_error_names_the_mapping_file_whenever_the_config_says_which(tmp_path):
+    for text, named in [("[delivery]\nworkers = 0\n[mapping]\nfile = 'm.toml'\n", "m.toml"),
+                        ("[delivery]\nworkers = 0\n", DEFAULT_MAPPING),
+                        ("[delivery]\nworkers = 0\n[mapping]\nfile = 3\n", None),  # the problem is the path
+                        ("mapping = 'm.toml'\n", None),
+                        ("[delivery]\nworkers = \n", None)]:  # no TOML: nothing is known
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, text))
+        assert info.value.mapping_file == named, text
+
+
+def test_validate_config_reports_the_mapping_files_problems_with_the_configs(tmp_path):
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('[environment]\neid = "12"\n[[extensions]]\nfrom = "userName"\nnormalize = "E.164"\n')
+    for file, problems in [(mapping, [f"{mapping}: environment.eid is '12'", f"{mapping}: extensions[0].normalize"]),
+                           (tmp_path / "gone.toml", [f"{tmp_path / 'gone.toml'}: cannot read the mapping file"])]:
+        config = write(tmp_path, f"[delivery]\nworkers = 0\n[mapping]\nfile = '{file}'\n")
+        for connect in ([], ["--connect"]):
+            result = CliRunner().invoke(main, ["validate-config", "--config", str(config), *connect])
+            lines = result.output.splitlines()
+            assert result.exit_code == 1 and len(lines) == 1 + len(problems), result.output
+            assert lines[0] == f"Error: {config}: delivery.workers is 0; it must be at least 1"
+            assert all(line.startswith(problem) for line, problem in zip(lines[1:], problems, strict=True)), lines
+
+
+def test_validate_config_names_a_wrong_mapping_path_once(tmp_path):
+    config = write(tmp_path, "[mapping]\nfile = 3\n")
+    result = CliRunner().invoke(main, ["validate-config", "--config", str(config)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"Error: {config}: mapping.file is 3; it must be a string"]
