@@ -18,12 +18,14 @@ both shapes are found: the flattened key, and the SCIM JSON shape
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from typing import Any
 
 _TOPS = ("userName", "displayName", "active", "groups", "name", "emails", "phoneNumbers", "attributes")
 _CANONICAL = {top.casefold(): top for top in _TOPS}
-_HAS_PARTS = ("name", "emails", "phoneNumbers")
+_PARTS = {"name": "givenName", "emails": "value", "phoneNumbers": "value"}  # the tops with parts, one to suggest
+_HAS_PARTS = tuple(_PARTS)
 _FILTERABLE = ("emails", "phoneNumbers")
 
 _PATH = re.compile(
@@ -59,8 +61,7 @@ class AttributePath:
         if top == "attributes":
             raise ValueError(f"{text!r}: name the attribute, e.g. attributes.telephoneNumber")
         if top is None:
-            raise ValueError(f"{text!r} does not start with a part of the user state ({', '.join(_TOPS)}); "
-                             f"for a raw source attribute write attributes.{text.strip()}")
+            raise ValueError(_unknown_top(text.strip(), match["top"], match["sub"]))
         if match["key"] and top not in _FILTERABLE:
             raise ValueError(f"{text!r}: only {' and '.join(_FILTERABLE)} take a [filter]")
         if match["sub"] and top not in _HAS_PARTS:
@@ -87,6 +88,22 @@ class AttributePath:
 
     def __str__(self) -> str:
         return self.text
+
+
+def _unknown_top(text: str, top: str, sub: str | None) -> str:
+    """Why `text`, whose first name `top` is no part of the user state, is no path: the close part first (with a
+    part to read, if it needs one), then the raw source attribute, where attributes.<text> is a path."""
+    close = [_CANONICAL[name] for name in difflib.get_close_matches(top.casefold(), _CANONICAL, n=1)]
+    meant = None
+    if close:
+        meant = close[0] + text[len(top):] + (f".{_PARTS[close[0]]}" if sub is None and close[0] in _PARTS else "")
+    raw = f"attributes.{text}" if _ATTRIBUTE.fullmatch(f"attributes.{text}") else None
+    why = f"{text!r} does not start with a part of the user state ({', '.join(_TOPS)})"
+    if meant and raw:
+        return f"{why}; did you mean {meant!r}? (for a raw source attribute write {raw})"
+    if meant:
+        return f"{why}; did you mean {meant!r}?"
+    return f"{why}; for a raw source attribute write {raw}" if raw else f"{why}; write one such as {EXAMPLES}"
 
 
 def lookup(data: Any, key: str) -> Any:

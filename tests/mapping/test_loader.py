@@ -97,6 +97,8 @@ CASES = [
     (BASE + '\n[[rules]]\nwhen = { attribute = "department", present = true }\n',
      "rules[0].when.attribute is not a valid path", "write attributes.department"),
     (BASE.replace('.value', ''), "extensions[0].from is not a valid path", '.value'),
+    (BASE.replace("phoneNumbers[type", "phoneNumber[type"), "extensions[0].from is not a valid path",
+     "did you mean 'phoneNumbers[type eq \"work\"].value'?"),
     (BASE.replace('normalize = "e164"', 'normalize = "E.164"'), "extensions[0].normalize is 'E.164'",
      "use one of e164, digits, sip, none"),
     (BASE.replace('normalize = "e164"\n', ''), "extensions[0].normalize is missing",
@@ -166,6 +168,45 @@ def test_invalid_toml_names_file_and_line(tmp_path: Path) -> None:
     message = error(tmp_path, BASE + "\n[defaults]\nvoice = yes\n")
     assert "not valid TOML" in message
     assert "line 11" in message
+
+
+# (the line the parser stops at, what it says there, the fix)
+TOML_MISTAKES = [
+    ("eid = 0000", "(at line 2, column 8)", 'a number with a leading zero, which TOML refuses; quote it: eid = "0000"'),
+    ("eid = 0042  # the tenant", "(at line 2, column 8)", 'quote it: eid = "0042"'),
+    ('from = "phoneNumbers[type eq "work"].value"', "(at line 2, column 31)",
+     "a double quote inside a \"...\" value ends it; write the whole value in single quotes, as the header of "
+     "mappings/default.toml says: from = 'phoneNumbers[type eq \"work\"].value'"),
+    ('when = { attribute = "title", equals = "say "hi" now" }', "(at line 2, column 46)",
+     "write the whole value in single quotes, as the header of mappings/default.toml says: "
+     "from = 'phoneNumbers[type eq \"work\"].value'"),
+    ("login_name = [0042]", "(at line 2, column 16)", 'quote it: "0042"'),
+]
+
+
+@pytest.mark.parametrize(("line", "where", "fix"), TOML_MISTAKES, ids=[m[0][:20] for m in TOML_MISTAKES])
+def test_the_likeliest_toml_mistakes_get_a_fix_and_the_line(tmp_path: Path, line: str, where: str, fix: str) -> None:
+    path = tmp_path / "bad.toml"
+    first, shown = error(tmp_path, "[x]\n" + line + "\n").splitlines()
+    assert first.startswith(f"{path}: not valid TOML: ") and where in first, first
+    assert first.endswith(fix), first
+    assert shown == f"{path}: line 2: {line}"
+
+
+def test_other_toml_mistakes_keep_the_general_fix_and_show_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    assert error(tmp_path, BASE + "\n[defaults]\nvoice = yes\n").splitlines() == [
+        f"{path}: not valid TOML: Invalid value (at line 11, column 9); fix the syntax there",
+        f"{path}: line 11: voice = yes"]
+
+
+def test_the_keys_of_set_leave_out_record_which_belongs_to_the_rule(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    assert error(tmp_path, BASE + RULE + 'set = { recordMode = "FULL", record = false }\n').splitlines() == [
+        f"{path}: rules[0].set.record belongs to the rule, not to its settings; write record = false next to when",
+        f"{path}: rules[0].set.recordMode is not a known key; did you mean 'recordingMode'? the keys of "
+        "[rules[0].set] are recordingMode, voice, im, video, screenCaptureEnabled",
+    ]
 
 
 def test_missing_file() -> None:

@@ -85,3 +85,25 @@ def test_bad_paths_say_why(path: str, why: str) -> None:
     with pytest.raises(ValueError) as caught:
         AttributePath.parse(path)
     assert why in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "meant"),
+    [
+        ('phoneNumber[type eq "work"].value', 'phoneNumbers[type eq "work"].value'),
+        ("PhoneNumber.value", "phoneNumbers.value"),
+        ("usrName", "userName"),
+        ("mail", "emails.value"),
+    ],
+)
+def test_a_misspelt_part_of_the_user_state_is_suggested_before_a_raw_attribute(path: str, meant: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        AttributePath.parse(path)
+    message = str(caught.value)
+    assert f"did you mean {meant!r}?" in message
+    AttributePath.parse(meant)  # the suggestion is a path
+    raw = f"attributes.{path}"
+    if " " in path:  # attributes.NAME takes no [filter]: not offered
+        assert raw not in message
+    else:
+        assert message.index("did you mean") < message.index(raw)
