@@ -95,11 +95,13 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
     except MappingFailure as exc:
         raise ConnectorError(f"{subject.name}: the mapping {mapping_path} cannot map this state: {exc}") from None
     if as_json:
-        click.echo(to_json({"user": subject.name, "from": subject.where, "kind": subject.change.kind,
+        click.echo(to_json({"config": config.path if config else None, "mapping": mapping_path,
+                            "user": subject.name, "from": subject.where, "kind": subject.change.kind,
                             "user_id": resolved, "user_id_from": how, "decided_by": loaded.decision(subject.change),
                             "upserts": [r.to_dict() for r in mapped.upserts],
                             "deprovisions": [r.to_dict() for r in mapped.deprovisions]}))
         return
+    click.echo(_using(config, mapping_path, given=mapping_file is not None))
     click.echo(f"{subject.name} ({subject.change.kind}), from {subject.where}")
     click.echo(f"Verba user {resolved} ({how})")
     click.echo(f"decided by {loaded.decision(subject.change)}")
@@ -110,6 +112,19 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
         return
     for line in table(rows):
         click.echo(line)
+    if mapped.deprovisions:  # as delivery decides (connector/delivery/ownership.py)
+        click.echo(f"stop: recording stops (the extension stays linked to user {resolved}) if Verba still links it to "
+                   "this user and no other source of the user claims it; else it is left alone (audited left_alone)")
+
+
+def _using(config: Config | None, mapping_path: str, given: bool) -> str:
+    """The first line: the config read, if any (and whether $CONNECTOR_CONFIG named it), and the mapping used."""
+    if config is None:
+        return f"using mapping {mapping_path} (--mapping); no config read"
+    source = click.get_current_context().get_parameter_source("config_path")
+    named = " (from CONNECTOR_CONFIG)" if source is click.core.ParameterSource.ENVIRONMENT else ""
+    mapping = f"mapping {mapping_path} (--mapping)" if given else f"its [mapping] file {mapping_path}"
+    return f"using config {config.path}{named} and {mapping}"
 
 
 def table(rows: Sequence[tuple[str, ExtensionRecord]]) -> list[str]:

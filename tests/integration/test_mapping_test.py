@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from connector.cli import main
-from connector.config import load_config
+from connector.config import DEFAULT_MAPPING, load_config
 from connector.runtime import open_configured_store
 from connector.sources.scim.schema import USERS
 from connector.sources.scim.service import ScimService
@@ -27,20 +27,23 @@ def test_a_table_by_default_and_json_with_the_flag():
     code, out = run("--mapping", "mappings/okta.toml", "--user", OKTA)
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[0] == f"{OKTA} (upsert), from the file"
-    assert lines[1].startswith("Verba user 417 (from attributes.")
-    assert lines[2] == ('decided by rules[2] (when { attribute = "attributes.urn:ietf:params:scim:schemas:extension:'
+    assert lines[0] == "using mapping mappings/okta.toml (--mapping); no config read"
+    assert lines[1] == f"{OKTA} (upsert), from the file"
+    assert lines[2].startswith("Verba user 417 (from attributes.")
+    assert lines[3] == ('decided by rules[2] (when { attribute = "attributes.urn:ietf:params:scim:schemas:extension:'
                         'verba:2.0:User:recordingPolicy", equals = "on-demand" }) matched first: recorded with its '
                         'settings')
-    assert lines[3].split() == ["EXTENSION", "USER", "ID", "ACTION", "RECORDING", "MODE", "VOICE", "IM", "VIDEO",
+    assert lines[4].split() == ["EXTENSION", "USER", "ID", "ACTION", "RECORDING", "MODE", "VOICE", "IM", "VIDEO",
                                 "SCREEN"]
-    assert lines[4].split() == ["+442079460018", "417", "record", "ON_DEMAND", "yes", "no", "no", "no"]
+    assert lines[5].split() == ["+442079460018", "417", "record", "ON_DEMAND", "yes", "no", "no", "no"]
+    assert len(lines) == 6  # no footnote without a stop
 
     code, out = run("--mapping", "mappings/okta.toml", "--user", OKTA, "--json")
     assert code == 0
     data = json.loads(out)
     assert data["user_id"] == 417 and [r["extension"] for r in data["upserts"]] == ["+442079460018"]
     assert data["deprovisions"] == [] and data["decided_by"].startswith("rules[2] (when {")
+    assert (data["config"], data["mapping"]) == (None, "mappings/okta.toml")
 
 
 def test_it_says_when_no_rule_matched_or_the_user_goes_away(tmp_path):
@@ -52,10 +55,27 @@ def test_it_says_when_no_rule_matched_or_the_user_goes_away(tmp_path):
     assert code == 0 and "decided by a deactivate: not recorded" in out, out
 
 
-def test_a_user_going_away_shows_its_extensions_stopped():
+def test_a_user_going_away_shows_its_extensions_stopped_if_verba_still_links_them_to_the_user():
     code, out = run("--mapping", "mappings/okta.toml", "--user", OKTA, "--kind", "deactivate")
     assert code == 0
-    assert out.splitlines()[-1].split() == ["+442079460018", "417", "stop", "FULL", "no", "no", "no", "no"]
+    *_, row, footnote = out.splitlines()
+    assert row.split() == ["+442079460018", "417", "stop", "FULL", "no", "no", "no", "no"]
+    assert footnote == ("stop: recording stops (the extension stays linked to user 417) if Verba still links it to "
+                        "this user and no other source of the user claims it; else it is left alone (audited "
+                        "left_alone)")
+
+
+def test_the_first_line_names_the_config_and_the_mapping_used(tmp_path, monkeypatch):
+    config = tmp_path / "c.toml"
+    config.write_text('[mapping]\nfile = "mappings/okta.toml"\n')
+    code, out = run("--config", str(config), "--user", OKTA)
+    assert code == 0 and out.splitlines()[0] == f"using config {config} and its [mapping] file mappings/okta.toml"
+    monkeypatch.setenv("CONNECTOR_CONFIG", str(config))
+    code, out = run("--user", OKTA)
+    assert out.splitlines()[0] == (f"using config {config} (from CONNECTOR_CONFIG) and its [mapping] file "
+                                   "mappings/okta.toml")
+    code, out = run("--user", OKTA, "--json")
+    assert (json.loads(out)["config"], json.loads(out)["mapping"]) == (str(config), "mappings/okta.toml")
 
 
 def test_a_state_that_cannot_be_mapped_is_one_line_with_the_fix():
@@ -103,10 +123,11 @@ def test_a_scim_user_the_connector_stores(tmp_path, simulator):
         code, out = run("--config", config, "--scim-user", wanted)
         assert code == 0, out
         lines = out.splitlines()
-        assert lines[0] == f"entra/{user_id} (alice@example.com) (upsert), from SCIM client entra"
-        assert lines[1] == "Verba user 3 (listUsers loginName 'alice@example.com')"
-        assert lines[2] == "decided by no rule matched: recorded with [defaults]"
-        assert lines[4].split()[:3] == ["+14155550100", "3", "record"]
+        assert lines[0] == f"using config {config} and its [mapping] file {DEFAULT_MAPPING}"
+        assert lines[1] == f"entra/{user_id} (alice@example.com) (upsert), from SCIM client entra"
+        assert lines[2] == "Verba user 3 (listUsers loginName 'alice@example.com')"
+        assert lines[3] == "decided by no rule matched: recorded with [defaults]"
+        assert lines[5].split()[:3] == ["+14155550100", "3", "record"]
     assert {c["operation"] for c in simulator.calls()} <= {"requestToken", "listUsers", "releaseToken"}
 
     code, out = run("--config", config, "--scim-user", "nobody")
