@@ -190,6 +190,43 @@ def test_a_bad_start_index_in_a_search_request_is_named_the_same(api: httpx.Clie
     assert refused(response, 400, "invalidValue") == "startIndex is 'abc'; it must be an integer"
 
 
+HUGE = "9" * 10_000  # more digits than any list here; it is never read into an int
+
+
+@pytest.mark.parametrize("count, shown", [
+    ("2147483647", 2), ("+2147483647", 2), pytest.param(HUGE, 2, id="huge"), ("-1", 0), ("-2147483648", 0),
+    pytest.param("-" + HUGE, 0, id="-huge"),
+    ("0000000000000000000000001", 1), (" 1 ", 1),
+])
+def test_any_integer_count_is_read_as_the_rfc_says(api: httpx.Client, count: str, shown: int) -> None:
+    """RFC 7644 §3.4.2.4: a count over the server's maximum (maxResults) is that maximum; a negative one is 0."""
+    for n in range(2):
+        api.post("/Users", json={"userName": f"c{n}@example.com"})
+    page = api.get("/Users", params={"count": count})
+    assert page.status_code == 200, page.text
+    assert page.json()["totalResults"] == 2 and page.json()["itemsPerPage"] == shown
+
+
+@pytest.mark.parametrize("start, shown, echoed", [
+    ("2147483647", 0, 2147483647), pytest.param(HUGE, 0, 10**18, id="huge"), ("-2147483648", 1, 1),
+    pytest.param("-" + HUGE, 1, 1, id="-huge"), ("+1", 1, 1),
+])
+def test_any_integer_start_index_is_read_as_the_rfc_says(api: httpx.Client, start: str, shown: int,
+                                                         echoed: int) -> None:
+    """RFC 7644 §3.4.2.4: a startIndex below 1 is 1; one past the last result is an empty page (over 18 digits is
+    past any list: read as 10**18)."""
+    api.post("/Users", json={"userName": "s@example.com"})
+    page = api.get("/Users", params={"startIndex": start})
+    assert page.status_code == 200, page.text
+    assert page.json()["itemsPerPage"] == shown and page.json()["startIndex"] == echoed
+
+
+@pytest.mark.parametrize("value", ["1.0", "1e3", "0x10", "1_000", "--1", "+", "\u0661"])
+def test_a_paging_parameter_that_is_no_integer_is_refused(api: httpx.Client, value: str) -> None:
+    assert refused(api.get("/Users", params={"count": value}), 400, "invalidValue") == (
+        f"count is {value!r}; it must be an integer")
+
+
 # --- 5. a body nested too deeply ----------------------------------------------------------------------------------
 DEEP = "the body nests JSON arrays or objects too deeply to read; a SCIM resource needs only a few levels"
 

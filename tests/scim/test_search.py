@@ -140,6 +140,23 @@ def test_lenient_search_requests_are_answered(api: httpx.Client, people: dict[st
     assert api.post("/.search", json=search(startIndex=-4)).json()["startIndex"] == 1  # below 1 means 1
 
 
+def test_a_search_reads_any_integer_as_get_does(api: httpx.Client, people: dict[str, str]) -> None:
+    """One reading of startIndex and count (RFC 7644 §3.4.2.4): over maxResults is maxResults, below 1 is 1."""
+    for name, value in [("count", 2147483647), ("count", "2147483647"), ("count", 10**50), ("count", -10**50),
+                        ("startIndex", 2147483647), ("startIndex", -10**50), ("startIndex", 10**50)]:
+        searched = api.post("/Users/.search", json=search(**{name: value}))
+        assert searched.status_code == 200, (name, value, searched.text)
+        assert searched.json() == api.get("/Users", params={name: str(value)}).json(), (name, value)
+
+
+def test_an_integer_too_long_to_read_is_refused_for_what_it_is(api: httpx.Client) -> None:
+    body = b'{"schemas": ["' + SEARCH_REQUEST.encode() + b'"], "count": ' + b"9" * 5000 + b"}"
+    refused = api.post("/Users/.search", content=body)
+    assert refused.status_code == 400 and refused.json()["scimType"] == "invalidValue", refused.text
+    assert refused.json()["detail"] == ("the body has an integer of 5000 digits; no SCIM value is that long, "
+                                        "send a shorter number")
+
+
 def test_a_search_is_a_read_and_needs_the_token(server: str, api: httpx.Client, people: dict[str, str]) -> None:
     assert httpx.post(f"{server}/scim/v2/.search", json=search()).status_code == 401
     assert api.get("/Users/.search").status_code == 404  # GET names a User whose id is ".search"

@@ -32,6 +32,10 @@ HEALTH_PATH = "/healthz"
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 # Past max_body_bytes, at most this much of a body is read (and discarded) so that the client gets the 413.
 DRAIN_BYTES = 64 * 1024 * 1024
+# startIndex and count of more digits are read as 10**PAGING_DIGITS (or its negative): past any list, so count is
+# maxResults and startIndex an empty page (RFC 7644 §3.4.2.4), and startIndex - 1 still fits SQL's 64-bit OFFSET.
+PAGING_DIGITS = 18
+PAGING_LIMIT: int = 10**PAGING_DIGITS
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -114,7 +118,8 @@ class _Api:
         return endpoint
 
     async def query(self, request: Request, resources: tuple[ResourceType, ...], params: dict[str, str]) -> Response:
-        start = max(_integer(params, "startIndex", 1), 1)  # RFC 7644 §3.4.2.4: below 1 means 1
+        # RFC 7644 §3.4.2.4: a startIndex below 1 means 1; a count below 0 means 0, one over maxResults maxResults.
+        start = max(_integer(params, "startIndex", 1), 1)
         count = min(max(_integer(params, "count", discovery.MAX_RESULTS), 0), discovery.MAX_RESULTS)
         total, hits = await run_in_threadpool(
             self.find, request.state.scim_client, resources, params.get("filter"), start - 1, count
@@ -196,7 +201,7 @@ class _Api:
                 raise too_large
             chunks.append(chunk)
         try:
-            return json.loads(b"".join(chunks), parse_constant=_no_constant)
+            return json.loads(b"".join(chunks), parse_constant=_no_constant, parse_int=_json_integer)
         except ValueError:
             raise errors.invalid_syntax(
                 "the body is not valid JSON; send a SCIM object as application/scim+json"
@@ -208,6 +213,14 @@ class _Api:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _json_integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # over sys.get_int_max_str_digits() (4300 by default): valid JSON, but Python reads no such int
+        raise errors.invalid_value(f"the body has an integer of {len(text.lstrip('-'))} digits; no SCIM value is "
+                                   "that long, send a shorter number") from None
 
 
 def _params(request: Request) -> dict[str, str]:
@@ -246,13 +259,17 @@ def _search_params(data: Any) -> dict[str, str]:
 
 
 def _integer(params: dict[str, str], name: str, default: int) -> int:
-    """The query parameter `name`, as RFC 7644 spells it (`params` are keyed in lower case)."""
+    """The query parameter `name`, as RFC 7644 spells it (`params` are keyed in lower case): any integer in ASCII
+    digits, e.g. "2147483647", "-1", "+7"; one of over PAGING_DIGITS digits is read as -/+10**PAGING_DIGITS."""
     value = params.get(name.lower())
     if value is None or value == "":
         return default
-    if not re.fullmatch(r"-?\d{1,9}", value.strip()):
+    text = value.strip()
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
         raise errors.invalid_value(f"{name} is {value!r}; it must be an integer")
-    return int(value)
+    if len(text.lstrip("+-").lstrip("0")) > PAGING_DIGITS:  # not read: past any list, and int() of it is slow
+        return -PAGING_LIMIT if text.startswith("-") else PAGING_LIMIT
+    return int(text)
 
 
 def _scim(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
