@@ -3,6 +3,7 @@ failing the push, and group names are unique per SCIM client, in any case."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from connector.sources.scim.index import index_values
 from connector.sources.scim.schema import GROUPS, USERS
 from connector.sources.scim.service import MAX_PENDING_MEMBERS, ScimService
 from connector.sources.scim.values import PENDING_MEMBERS
@@ -205,3 +207,78 @@ def test_a_member_without_a_value_is_refused_and_nothing_changes(
     assert '{"display": "p2", "type": "User"} has no value' in error["detail"]
     assert members(api, gid) == [a] and group_names(store, b) == []
     assert [g["displayName"] for g in api.get("/Groups").json()["Resources"]] == ["Traders"]
+
+
+# --- 5. groups as members -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("write", ["put", "patch-add", "patch-replace"])
+def test_a_group_cannot_be_its_own_member_and_nothing_changes(
+    api: httpx.Client, store: Store, people: list[str], write: str
+) -> None:
+    a, b, _ = people
+    group = api.post("/Groups", json={"displayName": "Traders", "members": [{"value": a}]}).json()
+    gid = group["id"]
+    sent = [{"value": b}, {"value": gid, "type": "Group"}]
+    if write == "put":
+        response = api.put(f"/Groups/{gid}", json={"id": gid, "displayName": "Traders", "members": sent})
+    else:
+        op = {"op": "add" if write == "patch-add" else "replace", "path": "members", "value": sent}
+        response = patch(api, f"/Groups/{gid}", op)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["scimType"] == "invalidValue" and error["status"] == "400"
+    assert error["detail"] == (f'the member {{"value": "{gid}", "type": "Group"}} is this Group itself: a group '
+                               "cannot be its own member; leave it out; nothing was changed")
+    assert members(api, gid) == [a] and group_names(store, b) == []
+    assert api.get(f"/Groups/{gid}").json()["meta"]["version"] == group["meta"]["version"]
+
+
+def test_a_group_stored_as_its_own_member_before_the_check_can_still_be_written(
+    service: ScimService, store: Store, ids: list[str]
+) -> None:
+    ids += ["u-1", "g-1"]
+    service.create("entra", USERS, {"userName": "one@example.com"})
+    service.create("entra", GROUPS, {"displayName": "Loop", "members": [{"value": "u-1"}]})
+    with store.scim_transaction("entra") as tx:  # as a write before the check left it
+        row = tx.get(GROUPS.name, "g-1")
+        assert row is not None
+        body = {**row.body, "members": [{"value": "u-1"}, {"value": "g-1"}]}
+        tx.put(dataclasses.replace(row, body=body, version=row.version + 1), index_values(GROUPS, body))
+    found = service.replace("entra", GROUPS, "g-1", {"displayName": "Loop 2", "members": body["members"]}, None)
+    assert found.row.body["displayName"] == "Loop 2" and found.row.body["members"] == body["members"]
+
+
+def nesting_warnings(caplog: pytest.LogCaptureFixture, inner: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and inner in r.getMessage() and "not followed" in r.getMessage()]
+
+
+@pytest.mark.parametrize("write", ["post", "put", "patch-add"])
+def test_a_group_in_a_group_is_kept_but_not_followed_and_warned_about_once(
+    api: httpx.Client, store: Store, people: list[str], write: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nested groups are not followed (Entra provisions a group's direct members only, Okta groups do not nest):
+    the inner group's users are not members of the outer group to the recording rules, and the log says so."""
+    a, b, _ = people
+    inner = api.post("/Groups", json={"displayName": "Inner", "members": [{"value": b}]}).json()["id"]
+    sent = [{"value": a}, {"value": inner, "type": "Group"}]
+    if write == "post":
+        outer = api.post("/Groups", json={"displayName": "Outer", "members": sent}).json()["id"]
+    else:
+        outer = api.post("/Groups", json={"displayName": "Outer", "members": [{"value": a}]}).json()["id"]
+        if write == "put":
+            response = api.put(f"/Groups/{outer}", json={"displayName": "Outer", "members": sent})
+        else:
+            response = patch(api, f"/Groups/{outer}", {"op": "add", "path": "members", "value": sent[1:]})
+        assert response.status_code in (200, 204), response.text
+    assert members(api, outer) == [a, inner]
+    assert group_names(store, a) == ["Outer"] and group_names(store, b) == ["Inner"]
+    warned = nesting_warnings(caplog, inner)
+    assert len(warned) == 1 and outer in warned[0], warned
+    caplog.clear()
+    again = api.put(f"/Groups/{outer}", json={"displayName": "Outer", "members": sent})  # Okta re-pushes all
+    assert again.status_code == 200 and nesting_warnings(caplog, inner) == []
+    # A cycle (Outer in Inner in Outer) is nothing more: neither is followed.
+    assert patch(api, f"/Groups/{inner}", {"op": "add", "path": "members", "value": [{"value": outer}]}
+                 ).status_code == 204
+    assert len(nesting_warnings(caplog, outer)) == 1
+    assert group_names(store, a) == ["Outer"] and group_names(store, b) == ["Inner"]

@@ -16,6 +16,12 @@ A pending member becomes a member when a resource with its id is created in the 
 later write of the group finds it known; it goes when the client removes it or replaces the members
 (PATCH sees pending members as members, so `remove members[value eq "<id>"]` reaches them).
 
+Groups as members (RFC 7643 §4.2 allows them) are stored and shown but not followed: a user's groups,
+what its events' state["groups"] and so the recording rules read, are the Groups that list the user itself;
+the users of a Group inside another are not members of the outer one. Entra provisions a group's direct
+members only and Okta groups do not nest, so a Group member is unusual: each write that adds one logs a
+warning. A Group cannot be its own member (400 invalidValue); a deeper cycle is only nesting, so accepted.
+
 Group displayName is unique per client, compared case-insensitively (409 uniqueness), since
 recording rules match groups by name.
 """
@@ -59,10 +65,12 @@ class Found:
 
 @dataclasses.dataclass(frozen=True)
 class _Members:
-    """What settling a Group's members found: ids newly pending, and pending ids dropped over the limit."""
+    """What settling a Group's members found: ids newly pending, pending ids dropped over the limit, and Groups
+    newly among the members (nested: not followed)."""
 
     pending: list[str]
     dropped: list[str]
+    groups: list[str]
 
 
 def _new_id() -> str:
@@ -163,7 +171,7 @@ class ScimService:
                 raise errors.invalid_value(f"{missing} is required for a {resource.name}; send it")
             settled = None
             if resource is GROUPS:
-                body, settled = _settle_members(tx, old, body)
+                body, settled = _settle_members(tx, resource_id, old, body)
             if old is not None and body == old.body:
                 return Found(old, tx.groups_of([resource_id])[resource_id] if resource is USERS else [])
             if settled is None:
@@ -295,7 +303,7 @@ def _with_pending(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _settle_members(
-    tx: ScimTransaction, old: ScimResource | None, body: dict[str, Any]
+    tx: ScimTransaction, group_id: str, old: ScimResource | None, body: dict[str, Any]
 ) -> tuple[dict[str, Any], _Members]:
     """Split the members the client sent into those naming a User or Group of the client and pending ones."""
     sent: list[dict[str, Any]] = body.get("members") or []
@@ -304,8 +312,14 @@ def _settle_members(
     if nameless is not None:  # a member of nobody: the user it means would silently stay out of the group
         raise errors.invalid_value(f"the member {json.dumps(nameless)} has no value: name each member by the id of "
                                    'its User or Group, {"value": "<id>"}; nothing was changed')
+    was_member = set(_member_ids(old.body)) if old else set()
+    itself = next((m for m in sent if m.get("value") == group_id and group_id not in was_member), None)
+    if itself is not None:  # stored so by a write before this check: accepted, or no write of the group would be
+        raise errors.invalid_value(f"the member {json.dumps(itself)} is this Group itself: a group cannot be its own "
+                                   "member; leave it out; nothing was changed")
     ids = [m["value"] for m in sent if isinstance(m.get("value"), str)]
-    known = {r.id for r in tx.get_many(USERS.name, ids)} | {r.id for r in tx.get_many(GROUPS.name, ids)}
+    groups = {r.id for r in tx.get_many(GROUPS.name, ids)}
+    known = {r.id for r in tx.get_many(USERS.name, ids)} | groups
     members: list[dict[str, Any]] = []
     pending: dict[str, dict[str, Any]] = {}
     for member in sent:
@@ -319,6 +333,7 @@ def _settle_members(
     settled = _Members(
         pending=[value for value in pending if value not in was_pending],
         dropped=list(pending)[:-MAX_PENDING_MEMBERS] if len(pending) > MAX_PENDING_MEMBERS else [],
+        groups=[value for value in dict.fromkeys(ids) if value in groups and value not in was_member],
     )
     result = {k: v for k, v in body.items() if k not in ("members", PENDING_MEMBERS)}
     if members:
@@ -340,6 +355,10 @@ def _note_members(client: str, group_id: str, settled: _Members) -> None:
         SCIM_PENDING_MEMBERS.labels("dropped", client).inc(len(settled.dropped))
         log.warning("SCIM %s Group %s: over %d pending member ids; the %d oldest are forgotten", client, group_id,
                     MAX_PENDING_MEMBERS, len(settled.dropped), extra={"outcome": "dropped"})
+    for member in settled.groups:
+        log.warning("SCIM %s Group %s: member %s is a Group; nested groups are not followed, so its users are not "
+                    "members of this group to the recording rules (name that group in the rules too, or make its "
+                    "users members of this one)", client, group_id, member, extra={"outcome": "nested"})
 
 
 def _change(client: str, user_id: str, state: dict[str, Any], at: float, cause: str) -> UserChange:
