@@ -4,6 +4,8 @@ Every extension a push touches is locked for it first (`Store.begin_push`), whic
 user's wanted extensions their claims in the claim index. Then, for each extension:
 
 upsert (the user wants it recorded):
+    another source of the same Verba user claimed it first, and its last push of it had other settings
+                                                     -> conflict: Verba keeps the first claim's settings
     the connector last wrote it for this user        -> updateExtension (createExtension if it is gone)
     held by another user who still claims it         -> conflict, Verba untouched: the holder keeps it
     otherwise Verba is asked: createExtension, and after ERROR_ALREADY_EXISTS getExtension (at once
@@ -99,6 +101,15 @@ class OwnershipPusher:
         mine = dataclasses.replace(me, claimed_at=plan.claimed_at.get(extension, me.claimed_at))
         earlier = next((r for r in rivals if r.earlier_than(mine)), None)
         known = plan.owners.get(extension)
+        twin = self._earlier_twin(plan, mine, record)
+        if twin is not None:  # two sources of one Verba user want it recorded differently: the first claim's stays
+            claimant, theirs = twin
+            self._conflict(claim, me, extension, me.verba_user_id, claimant.login_name, claimant, outcome,
+                           why=f"{claimant.name}, another source of the same Verba user, claimed it first with other "
+                               f"settings ({record.differences(theirs)}), which it keeps",
+                           fix="make the two sources agree (the same groups or attributes), or remove the number "
+                               "from one of them; then `connector events replay --cause extension_conflict`")
+            return
         # Last written (or seen) linked to this user: updated without asking Verba (DESIGN.md, Verba target).
         if known == me.verba_user_id and self._try_update(record):
             self._note_written(record, outcome)
@@ -133,6 +144,19 @@ class OwnershipPusher:
         else:
             self._conflict(claim, me, extension, owner, login, None, outcome)
 
+    def _earlier_twin(self, plan: PushPlan, mine: Claimant,
+                      record: ExtensionRecord) -> tuple[Claimant, ExtensionRecord] | None:
+        """Another source user of the same Verba user who claimed the extension first, and the record last pushed
+        for them, when its settings differ from `record` (the push would silently undo theirs); else None."""
+        for twin in plan.rivals.get(record.extension, []):
+            if twin.verba_user_id != mine.verba_user_id or not twin.earlier_than(mine):
+                continue
+            theirs = next((p for p in self.store.pushed_extensions(twin.source, twin.external_id)
+                           if p.extension == record.extension), None)
+            if theirs is not None and record.differences(theirs):
+                return twin, theirs
+        return None
+
     def _move(self, claim: Claim, me: Claimant, record: ExtensionRecord, owner: int, login: str | None,
               outcome: PushOutcome, action: str, why: str) -> None:
         """Write the extension for this user although Verba links it to `owner`: logged, counted, audited."""
@@ -162,18 +186,12 @@ class OwnershipPusher:
         outcome.owners[record.extension] = record.user_id
 
     def _conflict(self, claim: Claim, me: Claimant, extension: str, owner: int | None, login: str | None,
-                  rival: Claimant | None, outcome: PushOutcome) -> None:
+                  rival: Claimant | None, outcome: PushOutcome, why: str = "", fix: str = "") -> None:
+        """Leave Verba as it is and record the open conflict; `why` and `fix` say what the message says when the
+        usual ones (by who holds and who claimed first) do not fit."""
         held_by = f"Verba user {owner}" + (f" ({login})" if login else "") if owner is not None else "nobody yet"
-        if rival is not None and rival.verba_user_id == owner:
-            why = f"{rival.name} claims it too and holds it"
-            fix = "remove the number from one of them at the source; the conflict then clears itself"
-        elif rival is not None:
-            why = f"{rival.name} (Verba user {rival.verba_user_id}) claimed it first and waits for it"
-            fix = "remove the number from one of them at the source; the conflict then clears itself"
-        else:
-            why = "the connector manages no user linked to it"
-            fix = ("free or relink it in Verba, then `connector events replay --cause extension_conflict`; "
-                   'or set [ownership] on_conflict = "take_over" in the mapping to let the directory win')
+        if not why:
+            why, fix = _why_waiting(rival, owner)
         message = (f"extension {extension} is linked to {held_by}: {why}; {me.name} (Verba user "
                    f"{me.verba_user_id}) waits for it. To resolve: {fix}")
         outcome.conflicts.append(Conflict(extension, me, claim.latest.id, owner, login,
@@ -229,6 +247,20 @@ def woken(users: Sequence[tuple[str, str]]) -> None:
     """Log the users a push woke (the store queued a fresh event of each: connector/store/ownership.py)."""
     if users:
         log.info("an extension was released: %d waiting user(s) queued again", len(users))
+
+
+def _why_waiting(rival: Claimant | None, owner: int | None) -> tuple[str, str]:
+    """Why a user waits for an extension `owner` holds (`rival`: the claimant who holds it or claimed it first,
+    None: a Verba user the connector does not manage), and what resolves it."""
+    if rival is not None and rival.verba_user_id == owner:
+        return (f"{rival.name} claims it too and holds it",
+                "remove the number from one of them at the source; the conflict then clears itself")
+    if rival is not None:
+        return (f"{rival.name} (Verba user {rival.verba_user_id}) claimed it first and waits for it",
+                "remove the number from one of them at the source; the conflict then clears itself")
+    return ("the connector manages no user linked to it",
+            "free or relink it in Verba, then `connector events replay --cause extension_conflict`; "
+            'or set [ownership] on_conflict = "take_over" in the mapping to let the directory win')
 
 
 def _holder_among(rivals: list[Claimant], owner: int | None) -> Claimant | None:

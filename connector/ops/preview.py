@@ -16,7 +16,8 @@ first, then the previewed users in order):
     stop        the user no longer wants it (inactive, left, number changed) and Verba records it for them
     unchanged   Verba holds it as wanted; or, to stop, it is gone or not recorded
     left_alone  to stop, but Verba links it to another user, or the same Verba user claims it elsewhere
-    conflict    another Verba user holds it and claims it, claimed it first, or is not managed by the connector
+    conflict    another Verba user holds it and claims it, claimed it first, or is not managed by the connector;
+                or another source of the same Verba user claimed it first with other settings
 and for whole users:
     unresolved  no Verba user has the login name (create_missing: the push would create one)
     mapping     the state cannot be mapped (the message names the attribute and value)
@@ -236,6 +237,13 @@ class DryRun:
         def item(outcome: str, detail: str) -> Item:
             return Item(outcome, user.label, extension, detail)
 
+        for twin in (r for r in claimants if r.key != user.key and r.verba_user_id == me and r.order[0] == 0
+                     and (mine is None or r.order < mine.order)):  # the same Verba user through another source
+            theirs = next((p for p in self.store.pushed_extensions(*twin.key) if p.extension == extension), None)
+            differences = "" if theirs is None else record.differences(theirs)
+            if differences:
+                return item("conflict", f"{twin.label}, another source of the same Verba user, claimed it first with "
+                                        f"other settings ({differences}), which it keeps")
         if owner == me or (last_written == me and found is not None):  # delivery updates it without asking
             if drift is None:
                 return item("unchanged", f"linked to Verba user {me} as wanted")

@@ -6,6 +6,7 @@ not found", which looks like an outage) unless a test says otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from connector.config import Config
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.mapping import load_mapping
+from connector.ops.preview import DryRun
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 from tests.plugins.simulator import drain, settled, user
@@ -326,3 +328,47 @@ def test_a_user_who_stops_waiting_for_a_number_gives_up_its_place_in_the_queue(d
     ext = simulator.extensions()[X]
     assert ext["user_id"] == 5 and recording(ext), "carol waited for X and nobody before her still wants it"
     assert deliverer.store.open_conflicts() == []
+
+
+def test_two_sources_of_one_verba_user_wanting_other_settings_is_a_conflict_not_a_silent_overwrite(
+        make_config, simulator, tmp_path):
+    """Entra and Okta both provision alice during a migration, in different groups: the later source's push
+    must not silently turn off what the first records (im here); it waits in a conflict that says why and how
+    to resolve it, and gets the number once the first source lets go."""
+    mapping = tmp_path / "groups.toml"
+    mapping.write_text(Path("mappings/default.toml").read_text() + (
+        '\n[[rules]]\nwhen = { group = "Full" }\nset = { recordingMode = "FULL", voice = true, im = true, '
+        'video = false, screenCaptureEnabled = false }\n'))
+    deliverer = make_deliverer(make_config, str(mapping))
+    entra = alice(X, groups=["Full"])
+    okta = dataclasses.replace(alice(X), source="okta", external_id="00u1")
+    deliverer.store.enqueue([entra])
+    drain(deliverer)
+    deliverer.store.enqueue([okta])
+    drain(deliverer)
+
+    assert simulator.extensions()[X]["im"] is True and simulator.extensions()[X]["user_id"] == 3
+    assert [c["im"] for c in writes(simulator, X)] == [True], "okta's push wrote nothing"
+    [conflict] = deliverer.store.open_conflicts()
+    assert (conflict.extension, conflict.claimant.source, conflict.owner_user_id) == (X, "okta", 3)
+    assert "test/u-alice (alice@example.com), another source of the same Verba user, claimed it first" in (
+        conflict.message)
+    assert "im False here, True there" in conflict.message and "make the two sources agree" in conflict.message
+    [previewed] = DryRun(deliverer.store, deliverer.client, deliverer.mapping).preview([okta]).items
+    assert (previewed.outcome, previewed.extension) == ("conflict", X), previewed
+    assert "another source of the same Verba user, claimed it first" in previewed.detail
+
+    deliverer.store.enqueue([alice(kind="deactivate")])  # entra lets go: okta's settings are written
+    drain(deliverer)
+    assert simulator.extensions()[X]["im"] is False and simulator.extensions()[X]["voice"] is True
+    assert deliverer.store.open_conflicts() == []
+
+
+def test_two_sources_of_one_verba_user_wanting_the_same_settings_share_the_extension(make_config, simulator):
+    deliverer = make_deliverer(make_config)
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    deliverer.store.enqueue([dataclasses.replace(alice(X), source="okta", external_id="00u1")])
+    drain(deliverer)
+    assert deliverer.store.open_conflicts() == []
+    assert simulator.extensions()[X]["user_id"] == 3 and recording(simulator.extensions()[X])
