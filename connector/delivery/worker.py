@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from connector.config import DeliveryConfig
@@ -125,18 +125,20 @@ class Deliverer:
         try:
             previous = list(claim.pushed)
             if self.mapping.needs_nothing(change, previous) and not self.store.claimed(claim.source, claim.external_id):
-                self.store.complete(lease.final(), [], None, sent=sent)
-                SKIPPED.inc()
-                log.info("%s/%s: maps to no extension and none was pushed for it; nothing sent", claim.source,
-                         claim.external_id, extra={"event_ids": list(claim.event_ids), "outcome": "skipped"})
+                self._skip(claim, lease, sent, "maps to no extension and none was pushed for it")
                 return
-            user_id = self.users.resolve(change, claim.verba_user_id)
+            try:
+                user_id = self.users.resolve(change, claim.verba_user_id)
+            except UnresolvedUser:
+                if previous or self.mapping.records_anything(change) or self.store.claimed(claim.source,
+                                                                                           claim.external_id):
+                    raise
+                # A leaver (or a user no rule records) never pushed: no Verba user, so nothing linked to stop.
+                self._skip(claim, lease, sent, "not recorded, and no Verba user has its login name: nothing to stop")
+                return
             mapped = self.mapping.map_user(change, user_id, previous)
             if not claim.forced and self._confirmed(claim, mapped, previous, user_id):
-                self.store.complete(lease.final(), mapped.upserts, user_id, sent=sent)
-                SKIPPED.inc()
-                log.info("%s/%s: records as Verba last confirmed them; nothing sent", claim.source, claim.external_id,
-                         extra={"event_ids": list(claim.event_ids), "verba_user_id": user_id, "outcome": "skipped"})
+                self._skip(claim, lease, sent, "records as Verba last confirmed them", mapped.upserts, user_id)
                 return
             known_extensions = {p.extension for p in previous}
             me = Claimant(claim.source, claim.external_id, user_id, self.mapping.login_name(change.state),
@@ -182,6 +184,14 @@ class Deliverer:
                      claim.source, claim.external_id, len(outcome.written), len(outcome.stopped),
                      len(outcome.conflicts), len(outcome.left_alone),
                      extra={"event_ids": list(claim.event_ids), "verba_user_id": user_id, "outcome": "done"})
+
+    def _skip(self, claim: Claim, lease: LeaseKeeper, sent: list[dict[str, Any]], why: str,
+              records: Sequence[ExtensionRecord] = (), user_id: int | None = None) -> None:
+        """End the push as done with nothing sent (`records`: what Verba holds for `user_id`, unchanged)."""
+        self.store.complete(lease.final(), list(records), user_id, sent=sent)
+        SKIPPED.inc()
+        log.info("%s/%s: %s; nothing sent", claim.source, claim.external_id, why,
+                 extra={"event_ids": list(claim.event_ids), "verba_user_id": user_id, "outcome": "skipped"})
 
     def _confirmed(self, claim: Claim, mapped: MappedUser, previous: list[ExtensionRecord], user_id: int) -> bool:
         """Whether Verba already holds what `mapped` would write: the same records as last pushed, nothing to

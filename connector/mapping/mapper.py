@@ -153,6 +153,11 @@ class Mapping:
         either (a conflict it waits in is released by a push)."""
         return not previous and not self._extensions(change.state, strict=self._settings(change) is not None)
 
+    def records_anything(self, change: UserChange) -> bool:
+        """Whether the change wants the user recorded on at least one extension (an active upsert that a rule or
+        [defaults] records, with a number); MappingFailure for a bad value, as map_user."""
+        return self._settings(change) is not None and bool(self._extensions(change.state, strict=True))
+
     def decision(self, change: UserChange) -> str:
         """What decided how the user is recorded, for `mapping test`: its kind or `active`, the first rule whose
         `when` holds (as the file numbers it: rules[0] first), or [defaults]."""

@@ -143,6 +143,26 @@ def test_a_user_with_no_number_unknown_to_verba_is_done_without_a_call(deliverer
     assert newest.state is EventState.DEAD and newest.last_cause == "unresolved_user"
 
 
+@pytest.mark.parametrize("leaves", ["delete", "deactivate", "inactive"])
+def test_a_leaver_who_never_reached_verba_is_done_and_its_dead_letter_goes(deliverer, simulator, leaves):
+    """A contractor created at the source with a number but never in Verba, then removed: nothing in Verba can be
+    linked to a user Verba does not have, so the leave is done (no advice to create a Verba user for a leaver),
+    and the create's dead letter, superseded, no longer fails `status --check`."""
+    deliverer.store.enqueue([user("u-carol", "carol@example.com", phones=(A,))])
+    drain(deliverer)
+    left = (user("u-carol", "carol@example.com", phones=(A,), active=False) if leaves == "inactive" else
+            user("u-carol", "carol@example.com", phones=(A,), kind=leaves))
+    deliverer.store.enqueue([left])
+    drain(deliverer)
+    newest, first = deliverer.store.list_events()
+    assert newest.state is EventState.DONE, newest.last_error
+    assert first.state is EventState.DISCARDED and deliverer.store.dead_letter_summary() == []
+    assert pushes(simulator) == [] and {c["operation"] for c in simulator.calls()} <= {"requestToken", "listUsers"}
+    deliverer.store.enqueue([user("u-carol", "carol@example.com", phones=(A,))])  # back, recorded: unresolved again
+    drain(deliverer)
+    assert deliverer.store.list_events()[0].last_cause == "unresolved_user"
+
+
 def test_a_user_who_loses_every_number_is_still_stopped_through_their_verba_user(deliverer, simulator):
     deliverer.store.enqueue([user(phones=(A,))])
     drain(deliverer)
