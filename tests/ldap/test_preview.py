@@ -270,10 +270,11 @@ def test_mapping_test_reads_a_live_directory_user_by_login_dn_or_id(slapd, admin
         result = CliRunner().invoke(main, ["mapping", "test", "--config", config, "--ldap", "corp", "--user", wanted])
         assert result.exit_code == 0, result.output
         lines = result.output.splitlines()
-        assert lines[0] == f"corp/{entry_uuid} (alice) (upsert), from directory corp: {dn}"
-        assert lines[1] == "Verba user 3 (listUsers loginName 'alice')"
-        assert lines[2].startswith("decided by ")
-        assert lines[4].split() == ["+14155550101", "3", "record", "FULL", "yes", "no", "no", "no"]
+        assert lines[0] == f"using config {config} and its [mapping] file mappings/default.toml"
+        assert lines[1] == f"corp/{entry_uuid} (alice) (upsert), from directory corp: {dn}"
+        assert lines[2] == "Verba user 3 (listUsers loginName 'alice')"
+        assert lines[3].startswith("decided by ")
+        assert lines[5].split() == ["+14155550101", "3", "record", "FULL", "yes", "no", "no", "no"]
     assert {c["operation"] for c in simulator.calls()} <= {"requestToken", "listUsers", "releaseToken"}
 
     result = CliRunner().invoke(main, ["mapping", "test", "--config", config, "--ldap", "corp", "--user", "erin",
