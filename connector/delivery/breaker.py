@@ -5,7 +5,14 @@ and timeouts, HTTP 5xx and 429, refused logins) come from `min_users` or more us
 `window_seconds`; a failure of one user alone is that user's and takes the per-event backoff.
 `ERROR_GENERAL` never opens it: Verba also answers "not found" with it. While it is open, delivery
 claims nothing and spends no attempts; one worker at a time probes Verba every `probe_seconds` with
-one cheap authenticated read, and the first success closes it: the events that waited are due at once.
+one cheap authenticated read.
+
+A read Verba answers does not show that it takes writes (an outage of writes alone answers every
+probe), so an answered probe starts a trial instead of closing it: the probing worker goes on
+pushing, alone. The first write Verba takes closes the breaker, and the events that waited are due
+at once; a failure of Verba as a whole ends the trial and opens it again, the attempt not spent;
+pushes that show neither (a user-specific error, nothing to write) let the trial go on. A trial
+that finds nothing to push closes it without making the backed-off events due.
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ class Breaker:
         self._failures: dict[tuple[str, str], float] = {}  # user -> when their last target-wide failure was
         self._state = BreakerState(False, None, None, None)
         self._next_probe = 0.0
-        self._probing = False
+        self._probing = False  # a probe, or the trial after an answered one, is under way
+        self._trial: str | None = None  # the worker pushing alone after a probe Verba answered
 
     @property
     def state(self) -> BreakerState:
@@ -49,6 +57,11 @@ class Breaker:
         """Note a target-wide failure of `user` (source, external id); whether the breaker is open now."""
         now = self.clock()
         with self._lock:
+            if self._trial is not None:  # the trial push failed as Verba does as a whole: open again
+                self._trial, self._probing = None, False
+                self._state = dataclasses.replace(self._state, probed_at=now, error=error)
+                self._next_probe = now + self.probe_seconds
+                return True
             if self._state.open:
                 return True
             self._failures = {u: at for u, at in self._failures.items() if at >= now - self.window_seconds}
@@ -73,15 +86,31 @@ class Breaker:
             self._probing = True
             return True
 
-    def probed(self, error: str | None) -> bool:
-        """Report the probe taken with `take_probe`: None if Verba answered (the breaker closes), else
-        what failed (the next probe is `probe_seconds` later); whether the breaker closed."""
+    def probed(self, error: str | None, worker: str) -> bool:
+        """Report the probe taken with `take_probe`: None if Verba answered (`worker` starts the trial, see the
+        module doc), else what failed (the next probe is `probe_seconds` later); whether the trial starts."""
         now = self.clock()
         with self._lock:
-            self._probing = False
             if error is None:
-                self._state = BreakerState(False, None, None, None)
+                self._trial = worker  # _probing stays set: no other probe while the trial runs
+                self._state = dataclasses.replace(self._state, probed_at=now)
                 return True
+            self._probing = False
             self._state = dataclasses.replace(self._state, probed_at=now, error=error)
             self._next_probe = now + self.probe_seconds
             return False
+
+    def on_trial(self, worker: str) -> bool:
+        """Whether `worker` makes the trial pushes (it may go on claiming while the breaker is open)."""
+        return self._trial == worker
+
+    def close(self) -> bool:
+        """End the trial well: Verba took a write, or nothing was due to try one with. Whether it closed the
+        breaker (False when no trial was under way)."""
+        with self._lock:
+            if self._trial is None:
+                return False
+            self._trial, self._probing = None, False
+            self._state = BreakerState(False, None, None, None)
+            self._failures.clear()
+            return True

@@ -82,12 +82,14 @@ class Deliverer:
         """Claim and push one user's pending events; False when nothing is due, Verba is down (the
         breaker is open) or this instance is fenced (no call could end before it counts as dead).
         `busy`: this worker's last call pushed a user (see `EventQueue.claim`)."""
-        if not self.probe():  # the breaker is open: nothing is claimed until Verba answers a probe
+        if not self.probe(owner):  # the breaker is open: nothing is claimed until Verba answers a probe
             return False
         if self.clock() + self.client.timeout > self.calls_until():  # fenced: cut off from the shared store
             return False
         claim = self.store.claim(owner, self.clock(), self.config.lease_seconds, busy=busy)
         if claim is None:
+            if self.breaker.on_trial(owner):  # nothing to try a write with: resume, backed-off events as they are
+                self._close_breaker(expedite=False)
             return False
         self.deliver(claim)
         return True
@@ -102,9 +104,10 @@ class Deliverer:
                 self._give_back(lease)
                 raise
             finally:
-                if self.on_written is not None and any(s["operation"] in EXTENSION_WRITES and s.get("status") == OK
-                                                       for s in sent):
-                    self.on_written()
+                if any(s["operation"] in EXTENSION_WRITES and s.get("status") == OK for s in sent):
+                    self._close_breaker(expedite=True)  # Verba takes writes: a trial under way ends well
+                    if self.on_written is not None:
+                        self.on_written()
 
     def _give_back(self, lease: LeaseKeeper) -> None:
         """The store failed mid-push (a full disk, a lost database): put the claim back to pending, its attempt
@@ -226,12 +229,12 @@ class Deliverer:
                     claim.source, claim.external_id, exc.cause, exc, self.config.probe_seconds,
                     extra={"event_ids": list(claim.event_ids), "cause": exc.cause, "outcome": "waiting"})
 
-    def probe(self) -> bool:
-        """While the breaker is open, probe Verba if it is this worker's turn; whether delivery may go on.
+    def probe(self, worker: str) -> bool:
+        """While the breaker is open, probe Verba if it is this worker's turn; whether `worker` may claim.
 
-        When the probe succeeds the breaker closes and the events that backed off after target-wide
-        failures are due at once, so the backlog drains at full speed."""
-        if not self.breaker.state.open:
+        An answered probe makes `worker` push alone as a trial until Verba takes a write (breaker.py): then
+        the breaker closes and the events that backed off after target-wide failures are due at once."""
+        if not self.breaker.state.open or self.breaker.on_trial(worker):
             return True
         if not self.breaker.take_probe():
             return False
@@ -239,14 +242,22 @@ class Deliverer:
         # status` never sees the breaker closed next to a failed probe from during the outage; never raises.
         probe = probe_target(self.client.probe, self.store, self.instance, self.client.url, self.clock)
         error = None if probe.answered else f"{probe.cause}: {probe.error}"
-        if self.breaker.probed(error):
-            due = self.store.expedite(TARGET_WIDE_CAUSES, self.clock())
-            self._record_breaker()
-            log.warning("Verba answers again: delivery resumes (%d backed-off events due now)", due)
-            return True
+        self.breaker.probed(error, worker)
         self._record_breaker()
+        if error is None:
+            log.warning("Verba answers a probe: one worker pushes alone until Verba takes a write")
+            return True
         log.warning("Verba still fails (%s); next probe in %gs", error, self.config.probe_seconds)
         return False
+
+    def _close_breaker(self, *, expedite: bool) -> None:
+        """End a trial under way well (none: nothing happens); with `expedite`, the backed-off events are due now."""
+        if not self.breaker.close():
+            return
+        due = self.store.expedite(TARGET_WIDE_CAUSES, self.clock()) if expedite else 0
+        self._record_breaker()
+        log.warning("Verba %s: delivery resumes (%d backed-off events due now)",
+                    "takes writes again" if expedite else "answers, with nothing due to try a write with", due)
 
     def _record_breaker(self) -> None:
         """Write this instance's breaker as it is now to the store (a row while open, none once closed), for

@@ -241,6 +241,37 @@ def test_verba_down_for_several_users_opens_the_breaker_no_budget_is_spent_and_t
         client.close()
 
 
+def test_an_outage_of_writes_alone_spends_no_budget_though_every_probe_is_answered(make_config, simulator):
+    """listUsers answers (so does every probe), createExtension and updateExtension fail with 503: an answered
+    probe lets one push through as a trial, whose failure opens the breaker again at no cost. It used to close
+    the breaker, make every backed-off event due and spend an attempt of each: all dead within minutes."""
+    from connector.delivery.worker import Deliverer
+    from connector.mapping import load_mapping
+    from connector.runtime import open_client, open_configured_store
+
+    config = make_config(delivery={"max_attempts": 3, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.01,
+                                   "probe_seconds": 0.02})
+    with open_configured_store(config, create=True) as store:
+        client = open_client(config)
+        deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
+        for operation in ("createExtension", "updateExtension"):
+            simulator.fault(operation=operation, http_status=503)
+        store.enqueue([user("u-alice", phones=(A,)), user("u-bob", "bob@example.com", phones=(B,))])
+        for n in range(60):  # about 40 probe intervals, each answered
+            deliverer.deliver_one(f"w{n % 2}")
+            time.sleep(0.03)
+        assert store.count_by_state()[EventState.DEAD] == 0
+        assert max(e.attempts for e in store.list_events()) <= 1  # only the failures that opened it spent one
+        assert deliverer.breaker.state.open
+        assert len([c for c in simulator.calls("listUsers") if c["status"] == "OK"]) > 10, "probes were answered"
+
+        simulator.clear_faults()
+        drain(deliverer, timeout=10)
+        assert not deliverer.breaker.state.open and store.open_breakers() == []
+        assert {e.state for e in store.list_events()} == {EventState.DONE}
+        client.close()
+
+
 def test_a_push_the_store_cannot_record_is_given_back_at_once_not_left_in_flight(deliverer, simulator, monkeypatch):
     from connector.store import StoreError
 
