@@ -35,6 +35,14 @@ def people(api: httpx.Client) -> list[str]:
     return [api.post("/Users", json={"userName": f"p{n}@example.com"}).json()["id"] for n in range(3)]
 
 
+def send_members(api: httpx.Client, gid: str, name: str, write: str, sent: list[dict[str, Any]]) -> httpx.Response:
+    """Send `sent` as the members of the Group `gid` (displayName `name`) by "put", "patch-add" or "patch-replace"."""
+    if write == "put":
+        return api.put(f"/Groups/{gid}", json={"id": gid, "displayName": name, "members": sent})
+    op = {"op": "add" if write == "patch-add" else "replace", "path": "members", "value": sent}
+    return patch(api, f"/Groups/{gid}", op)
+
+
 # --- 3. members the server does not know ----------------------------------------------------------------------
 @pytest.mark.parametrize("write", ["post", "put", "patch-add", "patch-replace"])
 def test_a_push_with_an_unknown_member_applies_the_known_ones(
@@ -48,11 +56,7 @@ def test_a_push_with_an_unknown_member_applies_the_known_ones(
         gid = response.json()["id"]
     else:
         gid = api.post("/Groups", json={"displayName": "Traders"}).json()["id"]
-        if write == "put":
-            response = api.put(f"/Groups/{gid}", json={"id": gid, "displayName": "Traders", "members": sent})
-        else:
-            op = {"op": "add" if write == "patch-add" else "replace", "path": "members", "value": sent}
-            response = patch(api, f"/Groups/{gid}", op)
+        response = send_members(api, gid, "Traders", write, sent)
     assert response.status_code in (200, 201, 204), response.text
     if response.content:
         assert [m["value"] for m in response.json()["members"]] == [a, b]
@@ -196,11 +200,8 @@ def test_a_member_without_a_value_is_refused_and_nothing_changes(
     sent = [{"value": b}, {"display": "p2", "type": "User"}]
     if write == "post":
         response = api.post("/Groups", json={"displayName": "Sales", "members": sent})
-    elif write == "put":
-        response = api.put(f"/Groups/{gid}", json={"id": gid, "displayName": "Traders", "members": sent})
     else:
-        op = {"op": "add" if write == "patch-add" else "replace", "path": "members", "value": sent}
-        response = patch(api, f"/Groups/{gid}", op)
+        response = send_members(api, gid, "Traders", write, sent)
     assert response.status_code == 400, response.text
     error = response.json()
     assert error["scimType"] == "invalidValue" and error["status"] == "400"
@@ -217,12 +218,7 @@ def test_a_group_cannot_be_its_own_member_and_nothing_changes(
     a, b, _ = people
     group = api.post("/Groups", json={"displayName": "Traders", "members": [{"value": a}]}).json()
     gid = group["id"]
-    sent = [{"value": b}, {"value": gid, "type": "Group"}]
-    if write == "put":
-        response = api.put(f"/Groups/{gid}", json={"id": gid, "displayName": "Traders", "members": sent})
-    else:
-        op = {"op": "add" if write == "patch-add" else "replace", "path": "members", "value": sent}
-        response = patch(api, f"/Groups/{gid}", op)
+    response = send_members(api, gid, "Traders", write, [{"value": b}, {"value": gid, "type": "Group"}])
     assert response.status_code == 400, response.text
     error = response.json()
     assert error["scimType"] == "invalidValue" and error["status"] == "400"
