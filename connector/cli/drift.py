@@ -16,6 +16,9 @@ from connector.runtime import open_client, open_configured_store
 from connector.store import EventLog
 
 DRIFT_FOUND = 3  # the exit status when Verba differs
+NOT_RECORDED = ("not recorded as the last check (only some users were checked): `connector status`, the metrics and "
+                "`connector status --check` still show the last check of every user; `connector drift` without "
+                "--user records a new one")
 
 
 @click.command()
@@ -23,7 +26,9 @@ DRIFT_FOUND = 3  # the exit status when Verba differs
 @click.option("--repair", is_flag=True, help="Queue a push of every user with drift (ownership rules and guards "
                                              "apply); the running connector delivers them.")
 @click.option("--user", "users", multiple=True, metavar="USER",
-              help="Only this user: external id, userName or source/external_id (repeatable).")
+              help="Only this user: external id, userName or source/external_id (repeatable). A check of some "
+                   "users is not recorded as the last check: `connector status`, the metrics and `status --check` "
+                   "keep the last check of every user.")
 @click.option("--reason", default="", help="Why, for the audit (with --repair).")
 @click.option("--concurrency", type=click.IntRange(1, 64), help="Calls to Verba at a time  [default: delivery.workers]")
 @operator_option
@@ -32,6 +37,9 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str, c
           operator: str, as_json: bool) -> None:
     """Compare what Verba holds (getExtension, listUsers) with the records each user's current state maps to;
     report missing, unlinked, other-user, settings and extra extensions. Writes nothing to Verba.
+
+    A check of every user is recorded as the last check (`connector status`, the metrics, `status --check`); one
+    limited by --user is not, so that it never hides what the last check of every user found.
 
     Exit status: 0 when Verba is in step, 3 when drift was found (repaired or not), 1 on an error.
     """
@@ -43,14 +51,18 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str, c
                                hidden=as_json or not sys.stderr.isatty()) as bar:
             report = check.check(targets, progress=bar.update, every_user=not users)
         ids = check.repair(report, actor=operator, reason=reason) if repair and report.drifts else []
-        store.add_drift_run(report.run("cli"))
+        if not users:
+            store.add_drift_run(report.run("cli"))
     if as_json:
         click.echo(to_json({"users": report.users, "extensions": report.extensions, "counts": report.counts,
                             "drifts": report.drifts, "unchecked": report.unchecked, "repaired": report.repaired,
-                            "event_ids": ids, "seconds": report.finished_at - report.started_at}))
+                            "event_ids": ids, "seconds": report.finished_at - report.started_at,
+                            "recorded": not users}))
     else:
         for line in lines(report, ids):
             click.echo(line)
+        if users:
+            click.echo(NOT_RECORDED)
     if report.drifts:
         sys.exit(DRIFT_FOUND)
 

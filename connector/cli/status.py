@@ -21,6 +21,7 @@ from connector.ops.report import (
     dead_instance_advice,
     dead_instance_line,
     dead_letters_json,
+    drift_found,
     drift_line,
     held_json,
     held_lines,
@@ -36,6 +37,7 @@ from connector.ops.report import (
 from connector.runtime import open_configured_store
 from connector.store import (
     DeadInstance,
+    DriftRun,
     Instance,
     LdapWatermark,
     OpenBreaker,
@@ -71,9 +73,10 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
 @click.option("--check", is_flag=True,
               help=f"For cron and monitoring: print only the verdict; exit {NEEDS_ATTENTION} when someone may not "
                    "be recorded (dead letters, held events, extension conflicts, a pending event older than "
-                   "--max-pending-age, a recording server that did not take the extension table) or the running "
-                   "connector cannot do its job (none runs, Verba down, an instance silent or counted dead or "
-                   "started before the mapping file changed, an LDAP directory failing or not polled), else 0.")
+                   "--max-pending-age, a recording server that did not take the extension table, drift the last "
+                   "drift check found and did not repair) or the running connector cannot do its job (none runs, "
+                   "Verba down, an instance silent or counted dead or started before the mapping file changed, an "
+                   "LDAP directory failing or not polled), else 0.")
 @click.option("--max-pending-age", "max_pending_age", type=click.FloatRange(min=0), default=DEFAULT_MAX_PENDING_AGE,
               show_default=True, metavar="SECONDS", help="With --check: how old the oldest pending event may be.")
 def status(config_path: str, as_json: bool, check: bool, max_pending_age: float) -> None:
@@ -86,12 +89,14 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     With --check, exit status 0 when all is well, 3 when something needs someone (each reason printed, one a line),
     1 on an error. The reasons: dead letters; events held by a guard; open extension conflicts; a pending event older
     than --max-pending-age; a recording server named in the last applyExtensionConfiguration answer that did not take
-    the extension table; an open circuit breaker on Verba, or a failed last probe of it; no connector instance
-    running on the store (none registered: one stopped cleanly leaves none); a connector instance not
-    heard from for [instance] liveness_seconds, or counted dead (until it starts again or `connector instances forget
-    NAME`), or started before the config's mapping file last changed (it maps with the old file until restarted); an
-    LDAP directory whose last poll failed and none succeeded in the two poll intervals before (a single failure a
-    retry fixes is not counted), or that no poll has read for --max-pending-age (or ten poll intervals, if longer).
+    the extension table; drift of any kind that the last drift check of every user found and did not repair (a check
+    that repaired queued ordinary events, whose failures are dead letters); an open circuit breaker on Verba, or a
+    failed last probe of it; no connector instance running on the store (none registered: one stopped cleanly leaves
+    none); a connector instance not heard from for [instance] liveness_seconds, or counted dead (until it starts again
+    or `connector instances forget NAME`), or started before the config's mapping file last changed (it maps with the
+    old file until restarted); an LDAP directory whose last poll failed and none succeeded in the two poll intervals
+    before (a single failure a retry fixes is not counted), or that no poll has read for --max-pending-age (or ten poll
+    intervals, if longer).
     """
     config = load_config(config_path, secrets=())
     if check:
@@ -145,7 +150,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         click.echo(dead_instance_line(gone))
     for line in _older_mapping(config, instances):
         click.echo(f"WARNING: {line}")
-    click.echo(drift_line(drift))
+    click.echo(drift_line(drift, time.time(), leaders.get("drift")))
     click.echo(f"target: {config.target_url} {target}")
     for line in recorder_lines(recorders):
         click.echo(line)
@@ -166,6 +171,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
             dead = store.dead_instances()
             breakers, probes = store.open_breakers(), store.target_probes()
             marks = {mark.directory: mark for mark in store.ldap_watermarks()}
+            drift = store.last_drift_run()
     except StoreError as exc:  # a monitor that reads the JSON gets a verdict too (and exit status 1)
         if as_json:
             click.echo(to_json({"ok": False, "error": str(exc)}))
@@ -192,6 +198,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
     if pending_age is not None and pending_age > max_pending_age:
         problems.append(f"the oldest pending event is {age(pending_age)} old (more than {age(max_pending_age)}): "
                         "is the connector running and Verba answering? see `connector status`")
+    problems += _drift_problems(drift)
     problems += _running_problems(config, now, instances, dead, breakers, probes)
     problems += _older_mapping(config, instances)
     problems += _directory_problems(config, marks, max_pending_age)
@@ -207,6 +214,19 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
         click.echo(f"check ok: no dead letters; oldest pending {oldest_text} (at most {age(max_pending_age)})")
     if problems:
         sys.exit(NEEDS_ATTENTION)
+
+
+def _drift_problems(run: DriftRun | None) -> list[str]:
+    """The drift the last recorded check (a check of every user: one limited by --user is not recorded) found and did
+    not repair. Every kind counts: missing, unlinked, other_user and settings mean Verba does not record someone as
+    the directory wants, and an extra records on a managed user's line what no user's state wants recorded. A check
+    that repaired needs no one: the repairs are ordinary events, whose failures show as dead letters."""
+    if run is None or run.repaired is not None or not drift_found(run):
+        return []
+    return [f"the last drift check (at {when(run.finished_at)}, {run.trigger}) found drift it did not repair "
+            f"({drift_found(run)}): Verba may not record someone as the directory wants; see which with `connector "
+            "drift`, then queue the fixes with `connector drift --repair --reason REASON` (the running connector "
+            "pushes them)"]
 
 
 def _older_mapping(config: Config, instances: Sequence[Instance]) -> list[str]:

@@ -17,6 +17,9 @@ from those answers. Kinds of drift:
 A check writes nothing to Verba. A repair queues a fresh, forced event of each drifted user's
 current state, so the normal delivery path (ownership rules, the stop-recording guard) writes the
 fix; an extra is first remembered as pushed for its user, so that push stops recording it.
+
+A check of every user is recorded as the last check (DriftRun: `connector status`, the metrics, `status --check`);
+a check of some users (`connector drift --user`) is not, so that it never hides what the last full check found.
 """
 
 from __future__ import annotations

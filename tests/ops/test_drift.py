@@ -13,11 +13,14 @@ import pytest
 
 from connector.config import load_config
 from connector.mapping import load_mapping
-from connector.ops.drift import DriftCheck, verba_directory
-from connector.ops.metrics import SKIPPED
+from connector.ops.drift import KINDS, DriftCheck, verba_directory
+from connector.ops.metrics import SKIPPED, StoreCollector
+from connector.ops.report import when
+from connector.runtime import open_configured_store
 from connector.simulator.operations import LIST_CAP, UNFILTERED_LIST_USERS_SHAPES
-from connector.store import EventState
+from connector.store import DriftRun, EventState, Instance
 from connector.verba import VerbaError
+from tests.ops.helpers import write_config
 from tests.plugins.simulator import USERS, drain, free_port, user
 
 WRITES = ("createExtension", "updateExtension")
@@ -234,6 +237,51 @@ def test_the_command_exits_3_on_drift_0_in_step_and_repairs_with_an_audit(delive
     assert bad.returncode == 1 and "no user 'nobody'" in bad.stderr
 
 
+def test_a_check_of_some_users_is_not_recorded_as_the_last_check(deliverer, sim, config_path):
+    """The last check recorded is what `connector status`, the metrics and `status --check` show: a check of some
+    users must not hide what the last check of every user found (its own output and exit status give its result)."""
+    pushed(deliverer, sim, user(), user("u-bob", "bob@example.com", phones=(BOB,)))
+    sim.delete_extension(BOB)
+    assert cli(config_path).returncode == 3
+    everyone = deliverer.store.last_drift_run()
+    assert everyone is not None and everyone.counts["missing"] == 1
+
+    alone = cli(config_path, "--user", "alice@example.com")
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout.splitlines()[-1] == (
+        "not recorded as the last check (only some users were checked): `connector status`, the metrics and "
+        "`connector status --check` still show the last check of every user; `connector drift` without --user "
+        "records a new one")
+    assert json.loads(cli(config_path, "--user", "alice@example.com", "--json").stdout)["recorded"] is False
+    assert deliverer.store.last_drift_run() == everyone
+    [found] = [m for m in StoreCollector(deliverer.store).collect() if m.name == "connector_drift_found"]
+    assert {s.labels["kind"]: s.value for s in found.samples}["missing"] == 1
+    shown = subprocess.run([sys.executable, "-m", "connector.cli", "drift", "--help"], capture_output=True,
+                           text=True, timeout=60, check=True).stdout
+    assert "not recorded as the last check" in " ".join(shown.split())
+    assert json.loads(cli(config_path, "--json").stdout)["recorded"] is True
+
+
+def test_status_tells_the_last_checks_age_from_its_duration_and_names_the_instance_running_scheduled_checks(
+        tmp_path):
+    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+    finished = time.time() - 7200  # 2.0h ago until 3 minutes later
+    with open_configured_store(load_config(config, secrets=()), create=True) as store:
+        store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)
+        store.add_drift_run(DriftRun(finished - 2, finished, 1, 1, dict.fromkeys(KINDS, 0), 0, None, "schedule"))
+        unled = status_lines(config)
+        assert store.lead("drift", "a")
+        led = status_lines(config)
+    line = f"drift: last check {when(finished)}, 2.0h ago (schedule, took 2s): 1 extensions of 1 users, in step"
+    assert [x for x in unled if x.startswith("drift: ")] == [line]
+    assert [x for x in led if x.startswith("drift: ")] == [f"{line}; instance a runs the scheduled checks"]
+
+
+def status_lines(config: pathlib.Path) -> list[str]:
+    return subprocess.run([sys.executable, "-m", "connector.cli", "status", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+
+
 def test_the_scheduled_check_records_its_runs_repairs_only_when_told_and_runs_on_the_leader_only(
         deliverer, sim, drift, config_path):
     from prometheus_client import CollectorRegistry, generate_latest
@@ -259,7 +307,7 @@ def test_the_scheduled_check_records_its_runs_repairs_only_when_told_and_runs_on
     assert "connector_drift_extensions_checked 1.0" in metrics
     status = subprocess.run([sys.executable, "-m", "connector.cli", "status", "--config", str(config_path)],
                             capture_output=True, text=True, timeout=60, check=True).stdout
-    assert "(schedule, " in status and "1 extensions of 1 users, DRIFT settings 1" in status
+    assert "s ago (schedule, took " in status and "1 extensions of 1 users, DRIFT settings 1" in status
 
     schedule = DriftSchedule(drift, DriftConfig(interval_seconds=0.2, repair=True))
     schedule.start()

@@ -17,9 +17,11 @@ from click.testing import CliRunner, Result
 from connector.cli import main
 from connector.config import load_config
 from connector.events import UserChange
+from connector.ops.drift import KINDS
 from connector.ops.metrics import StoreCollector
+from connector.ops.report import when
 from connector.runtime import open_configured_store
-from connector.store import EventState, Instance, LdapPoll, Store, TargetProbe, open_store
+from connector.store import DriftRun, EventState, Instance, LdapPoll, Store, TargetProbe, open_store
 from tests.ops.helpers import write_config
 from tests.ops.test_replay import A, _record, alice, make_dead_letters
 from tests.plugins.simulator import drain, free_port
@@ -192,6 +194,35 @@ def test_status_check_exits_3_when_verba_an_instance_or_a_directory_is_down(tmp_
     assert ("CHECK FAILED: directory hr: no poll has read it for 2.0h (more than 15.0m): is a connector with "
             "[ldap.hr] in its config running?") in verdict.output
     assert len(json.loads(run(config, "status", "--check", "--json").output)["problems"]) == 4
+
+
+def test_status_check_exits_3_when_the_last_drift_check_found_drift_it_did_not_repair(tmp_path: Path) -> None:
+    """Every kind counts: each means Verba does not record someone as the directory wants (an extra records
+    someone nobody wants recorded). A check that repaired queued ordinary events: their failures are dead letters."""
+    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+    none = dict.fromkeys(KINDS, 0)
+    runs = iter(range(100))
+    at = time.time() - 60
+
+    def checked(found: dict[str, int], repaired: int | None = None, trigger: str = "schedule") -> Result:
+        started = at - 50 + next(runs)  # a run is known by when it started
+        store.add_drift_run(DriftRun(started, at, 3, 4, {**none, **found}, 0, repaired, trigger))
+        return run(config, "status", "--check")
+
+    with open_configured_store(load_config(config, secrets=()), create=True) as store:
+        store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)
+        assert checked({}).exit_code == 0
+        for kind in KINDS:
+            assert checked({kind: 1}).exit_code == 3, kind
+        failed = checked({"missing": 1, "extra": 2}, trigger="cli")
+        verdict = json.loads(run(config, "status", "--check", "--json").output)
+        repaired = checked({"missing": 1, "extra": 2}, repaired=2)
+    problem = (f"the last drift check (at {when(at)}, cli) found drift it did not repair (missing 1, extra 2): Verba "
+               "may not record someone as the directory wants; see which with `connector drift`, then queue the "
+               "fixes with `connector drift --repair --reason REASON` (the running connector pushes them)")
+    assert failed.exit_code == 3 and failed.output.splitlines() == [f"CHECK FAILED: {problem}"], failed.output
+    assert verdict["ok"] is False and verdict["problems"] == [problem]
+    assert repaired.exit_code == 0, repaired.output
 
 
 def replay(config: Path, *args: str) -> subprocess.Popen[str]:
