@@ -78,11 +78,12 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
                    "Verba down, an instance silent or counted dead or started before the mapping file changed, an "
                    "LDAP directory failing or not polled), else 0.")
 @click.option("--max-pending-age", "max_pending_age", type=click.FloatRange(min=0), default=DEFAULT_MAX_PENDING_AGE,
-              show_default=True, metavar="SECONDS", help="With --check: how old the oldest pending event may be.")
+              show_default=True, metavar="SECONDS", help="With --check: how old the oldest undelivered event may be.")
 def status(config_path: str, as_json: bool, check: bool, max_pending_age: float) -> None:
-    """Queue depth by state, oldest pending age, dead letters by cause, the target's state as the running connector
-    last probed it, the recording servers' last answers ([target] apply_configuration), and the connector instances
-    sharing the store with the one polling each directory (and those counted dead, until started or forgotten).
+    """Queue depth by state, the oldest undelivered event's age, dead letters by cause, the target's state as the
+    running connector last probed it, the recording servers' last answers ([target] apply_configuration), and the
+    connector instances sharing the store with the one polling each directory (and those counted dead, until
+    started or forgotten).
 
     Reads the store only: it needs none of the config's secrets and calls nothing.
 
@@ -141,7 +142,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
                             "recorders": [dataclasses.asdict(r) for r in recorders]}))
         return
     click.echo(f"queue: {counts_line(counts)}")
-    click.echo(f"oldest pending: {'none' if pending_age is None else age(pending_age)}")
+    click.echo(f"oldest undelivered (pending or in flight): {'none' if pending_age is None else age(pending_age)}")
     for name, state in sources.items():
         click.echo(f"source {name}: {state}")
     for instance in instances:
@@ -196,8 +197,9 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
         problems.append(f"{conflicts} extension conflict(s): an extension a user should be recorded on is held by "
                         "another Verba user; see `connector status`")
     if pending_age is not None and pending_age > max_pending_age:
-        problems.append(f"the oldest pending event is {age(pending_age)} old (more than {age(max_pending_age)}): "
-                        "is the connector running and Verba answering? see `connector status`")
+        problems.append(f"the oldest undelivered event (pending or in flight) is {age(pending_age)} old (more than "
+                        f"{age(max_pending_age)}): is the connector running and Verba answering? see `connector "
+                        "status`")
     problems += _drift_problems(drift)
     problems += _running_problems(config, now, instances, dead, breakers, probes)
     problems += _older_mapping(config, instances)
@@ -211,7 +213,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
             click.echo(f"CHECK FAILED: {problem}")
     else:
         oldest_text = "none" if pending_age is None else age(pending_age)
-        click.echo(f"check ok: no dead letters; oldest pending {oldest_text} (at most {age(max_pending_age)})")
+        click.echo(f"check ok: no dead letters; oldest undelivered {oldest_text} (at most {age(max_pending_age)})")
     if problems:
         sys.exit(NEEDS_ATTENTION)
 
