@@ -137,7 +137,8 @@ class ExtensionOwnership(Database):
         makes the burst exceed both `max_count` users and `max_share` of the source's recorded users: then
         StopRecordingHeld is raised and nothing changes. An operator's approval (`requeue(...,
         approve=True)`) admits it whatever the burst, and is not counted in the window. The source's recorded
-        users are counted only once the burst exceeds `max_count` (a count over all of them).
+        users (those who claim an extension, and those whose recording stopped in the window: each once) are
+        counted only once the burst exceeds `max_count` (a count over all of them).
 
         `first_pushes` are records about to be pushed for the first time: they join the user's pushed
         extensions now (until `complete` replaces them), so that a crash mid-push leaves them known
@@ -265,7 +266,7 @@ class ExtensionOwnership(Database):
         stopped = conn.execute(q["stopped"], (source, since, external_id)).fetchone()["n"]
         stopping, total = stopped + 1, None
         if stopping > stop.max_count:
-            total = conn.execute(q["recorded"], (source,)).fetchone()["n"] + stopped
+            total = conn.execute(q["recorded"], {"source": source, "since": since}).fetchone()["n"]
         burst = StopRecordingBurst(approved or total is None or stopping <= stop.max_share * total, stopping, total,
                                    approved)
         if not burst.admitted:

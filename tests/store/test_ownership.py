@@ -426,6 +426,21 @@ def test_a_burst_within_max_share_is_admitted(store: Store) -> None:
     assert [b.recorded for b in bursts] == [None] * 2 + [10] * 8  # counted once over max_count (2)
 
 
+def test_a_user_whose_number_moved_in_the_window_is_one_recorded_user(store: Store) -> None:
+    """A stop that moved a user's number leaves them both claiming (the new number) and stopped in the window:
+    the source's recorded users count them once, as they count one who left (stopped, claiming nothing)."""
+    users = _recorded_users(store, 10)
+    for i, who in enumerate(users[:2]):  # u0 and u1 move to a new number: the old one stops recording
+        moved = store.begin_push("w1", NOW + i + LEASE, NOW + i, who, [f"9{i}"], [f"{100 + i}", f"9{i}"],
+                                 stop_recording=StopRecordingWindow(NOW + i, WINDOW, 10, 0.1))
+        store.finish_push("w1", who, {}, [], moved.released)
+    assert _stop_and_release(store, users[2], NOW + 2, max_share=0.9).admitted  # u2 leaves
+
+    burst = _stop(store, users[3], NOW + 3, max_count=0)  # 0: the source's recorded users are counted
+
+    assert (burst.stopping, burst.recorded) == (4, 10)
+
+
 # --- clashes ----------------------------------------------------------------------------------
 
 

@@ -304,7 +304,12 @@ AND lease_owner = %s AND approved = 1
 SELECT count(*) AS n FROM stop_recordings WHERE source = %s AND at >= %s AND external_id <> %s
 
 -- recorded --
-SELECT count(DISTINCT external_id) AS n FROM extension_claims WHERE source = %s
+-- The source's users recorded at the window's start (about): those who claim an extension now and those whose
+-- recording stopped within it, each once (a user whose number moved is both).
+SELECT count(*) AS n FROM (
+    SELECT external_id FROM extension_claims WHERE source = %(source)s
+    UNION SELECT external_id FROM stop_recordings WHERE source = %(source)s AND at >= %(since)s
+) AS users
 
 -- add_stop --
 INSERT INTO stop_recordings (source, external_id, at) VALUES (%s, %s, %s)
