@@ -104,7 +104,8 @@ STATES = [s.value for s in EventState]
 @click.option("--state", type=click.Choice(STATES), help="Only events in this state.")
 @click.option("--cause", help="Only events whose last failure had this cause class (e.g. http_5xx); "
                              "extension_conflict lists the events of open extension conflicts.")
-@click.option("--user", help="Only this user: its external id or userName.")
+@click.option("--user", help="Only this user: source/external_id (as every output names users), its external id "
+                            "or userName.")
 @click.option("--source", help="Only events from this source.")
 @since_option("Only events changed in this time")
 @click.option("--limit", default=50, show_default=True, help="Show at most this many events, the newest.")

@@ -175,7 +175,8 @@ class EventLog(Database):
 
         `cause` is the last cause, "extension_conflict" for the events of open conflicts, or
         "ldap_mass_change" for those the LDAP mass-change guard holds (which have none); `user` is
-        an external id (exact) or a `userName` in the state (ASCII case-insensitive); `since` is a
+        an external id or source/external_id (exact), or a `userName` in the state (ASCII
+        case-insensitive), whichever matches (a userName with a "/" in it still does); `since` is a
         Unix time the event was last updated at or after.
         """
         rows = self._filtered("list_events", state=state, cause=cause, user=user, source=source, since=since,
@@ -313,7 +314,8 @@ class EventLog(Database):
         cause = {CONFLICT_CAUSE: "id IN (SELECT event_id FROM extension_conflicts)",
                  MASS_CHANGE_CAUSE: "(state = 'held' AND last_cause IS NULL)"}.get(given.get("cause") or "")
         conditions = {"state": "state = %(state)s", "cause": cause or "last_cause = %(cause)s",
-                      "user": f"(external_id = %(user)s OR lower({self._q['user_name']}) = lower(%(user)s))",
+                      "user": f"(external_id = %(user)s OR source || '/' || external_id = %(user)s "
+                              f"OR lower({self._q['user_name']}) = lower(%(user)s))",
                       "source": "source = %(source)s", "since": "updated_at >= %(since)s"}
         filters = "".join(f" AND {conditions[name]}" for name, value in given.items() if value is not None)
         if given.get("state") is not None:

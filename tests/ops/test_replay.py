@@ -339,3 +339,17 @@ def test_events_held_by_the_stop_recording_guard_in_status_show_and_approve(simu
     finally:
         client.close()
         store.close()
+
+
+def test_events_list_takes_a_user_as_every_output_names_it(deliverer, simulator, config_path):
+    make_dead_letters(deliverer, simulator)
+    for user in ("test/u-alice", "u-alice", "ALICE@example.com"):
+        listed = cli("events", "list", "--config", str(config_path), "--user", user).stdout
+        assert "1 event(s)" in listed and "test/u-alice (alice@example.com)" in listed, (user, listed)
+        assert "dead=1 " in listed, listed
+    other = cli("events", "list", "--config", str(config_path), "--user", "hr/u-alice").stdout
+    assert other.splitlines()[-1] == "no events match", other
+    shown = " ".join(cli("events", "list", "--help").stdout.split())
+    assert ("--user TEXT Only this user: source/external_id (as every output names users), its external id or "
+            "userName.") in shown, shown
+

@@ -248,6 +248,22 @@ def test_list_events_finds_a_user_by_external_id_or_user_name_ignoring_case(stor
     assert store.list_events(user="u-1", state=EventState.DEAD) == []
 
 
+def test_list_events_finds_a_user_as_source_slash_external_id_as_every_output_names_it(store: Store) -> None:
+    dead(store, "u-4")
+    alice = store.enqueue([change("u-1", n) for n in (1, 2)])
+    [ldap] = store.enqueue([dataclasses.replace(change("u-1"), source="ldap")])
+    [nested] = store.enqueue([dataclasses.replace(change("u-2"), source="hr/eu")])  # a source with a slash in it
+    [slashed] = store.enqueue([change("u-3", userName="corp/carol")])  # a userName with a slash in it
+
+    assert [e.id for e in store.list_events(user="scim/u-1")] == alice[::-1]
+    assert [e.id for e in store.list_events(user="ldap/u-1")] == [ldap]
+    assert [e.id for e in store.list_events(user="hr/eu/u-2")] == [nested]
+    assert [e.id for e in store.list_events(user="corp/carol")] == [slashed]  # still its userName
+    assert store.list_events(user="scim/u-") == [] and store.list_events(user="SCIM/u-1") == []
+    assert store.count_by_state(user="scim/u-4")[EventState.DEAD] == 1
+    assert store.dead_letter_summary(user="scim/u-4") == [("mapping", "no phone number", 1)]
+
+
 def test_list_events_filters_by_source(store: Store) -> None:
     [scim] = store.enqueue([change("alice")])
     [ldap] = store.enqueue([dataclasses.replace(change("alice"), source="ldap")])
