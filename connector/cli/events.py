@@ -180,7 +180,7 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
     click.echo("state:")
     click.echo("  " + json.dumps(event.change.state, indent=2).replace("\n", "\n  "))
     click.echo("attempts:")
-    for line in attempt_lines(attempts, audit):
+    for line in attempt_lines(attempts, audit, event):
         click.echo(line)
     if audit:  # who did what to it: operators, and the connector's ownership decisions with why
         click.echo("audit:")

@@ -123,25 +123,48 @@ def ownership_lines(conflicts: Sequence[Conflict], clashes: Sequence[tuple[str, 
     return lines
 
 
-def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = ()) -> list[str]:
+def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
+                  event: StoredEvent | None = None) -> list[str]:
     """Every attempt with the SOAP requests it sent, oldest first. A replay or approval found in `audit` is shown
     where it happened: it gives the event a new retry budget, so attempts are numbered from 1 again after it, as
-    the event's `attempts=` counts them."""
+    the event's `attempts=` counts them. Given the `event`, its budget's attempts that `attempts=` counts without a
+    recorded outcome are shown too: the claim in flight now, and claims that went back to the queue (first: where
+    they fell among its retries is not recorded)."""
     requeues = sorted((e for e in audit if "requeued" in e.detail), key=lambda e: e.at)
+    budget = [a for a in attempts if not requeues or a.at >= requeues[-1].at]
+    in_flight = event is not None and event.state is EventState.IN_FLIGHT
+    lost = 0 if event is None else max(0, event.attempts - len(budget) - in_flight)
     lines: list[str] = []
     number = 0
     for attempt in attempts:
         while requeues and requeues[0].at <= attempt.at:
             lines.append(_requeue_line(requeues.pop(0)))
             number = 0
+        if not requeues and lost:  # the budget `attempts=` counts begins
+            lines += _lost_lines(lost, budget)
+            number, lost = lost, 0
         number += 1
         why = f" ({attempt.cause}: {attempt.error})" if attempt.cause else ""
         lines.append(f"  attempt {number} at {when(attempt.at)}: {attempt.outcome}{why}")
         for call in attempt.sent:
             lines.append(f"    {call['operation']} -> {call.get('status', '?')}")
             lines.append(f"      {call['envelope']}")
-    lines += [_requeue_line(entry) for entry in requeues]
+    if requeues:
+        number = 0
+    lines += [_requeue_line(entry) for entry in requeues] + _lost_lines(lost, budget)
+    if in_flight:
+        lines.append(f"  attempt {number + lost + 1}: in flight now (no outcome yet)")
     return lines or ["  no attempts yet"]
+
+
+def _lost_lines(lost: int, budget: Sequence[Attempt]) -> list[str]:
+    """Attempts 1 to `lost` of the budget: claims given back to the queue without an outcome. The retry budget
+    still counts them (unlike a postponed claim's, which sent nothing): the push may have written to Verba."""
+    retried = sum(attempt.outcome == "retry" for attempt in budget)
+    where = f" (its place among the first {lost + retried} attempts is not recorded)" if retried else ""
+    return [f"  attempt {n}: no outcome recorded (the claim went back to the queue: its connector instance stopped "
+            f"or died mid-push, or its lease ran out; the push may have sent writes){where}"
+            for n in range(1, lost + 1)]
 
 
 def _requeue_line(entry: AuditEntry) -> str:

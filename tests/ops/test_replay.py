@@ -7,9 +7,12 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 
+from connector.events import UserChange
 from connector.ops.health import TargetHealth
-from connector.store import EventState
+from connector.ops.replay import requeue
+from connector.store import EventState, Instance
 from tests.ops.helpers import cli, write_config
 from tests.plugins.simulator import drain, free_port
 
@@ -353,3 +356,55 @@ def test_events_list_takes_a_user_as_every_output_names_it(deliverer, simulator,
     assert ("--user TEXT Only this user: source/external_id (as every output names users), its external id or "
             "userName.") in shown, shown
 
+
+def _attempts_shown(config_path, event_id: int) -> list[str]:
+    shown = cli("events", "show", "--config", str(config_path), str(event_id)).stdout
+    return [line.strip() for line in shown.split("attempts:\n")[1].split("\nmaps to now")[0].splitlines()
+            if line.startswith(("  attempt ", "  replay "))]
+
+
+LOST = ("no outcome recorded (the claim went back to the queue: its connector instance stopped or died mid-push, "
+        "or its lease ran out; the push may have sent writes)")
+
+
+def test_an_attempt_lost_with_a_dead_instance_is_shown_as_counted_without_an_outcome(deliverer, config_path):
+    """Instance a is SIGKILLed mid-push; b counts it dead and its claim goes back to the queue, still counted in the
+    retry budget (the push may have written to Verba): `show` lists that attempt where `attempts=` counts it."""
+    store = deliverer.store
+    [event_id] = store.enqueue([UserChange("hr", "100", "upsert", {"userName": "u100@example.com"})])
+    b = Instance("b", "run-b", "vm2", 202)
+    for instance in (Instance("a", "run-a", "vm1", 101), b):
+        store.register_instance(instance, 15.0, lambda previous: True)
+    assert store.claim("run-a/0", time.time(), 120.0) is not None
+    with store._write() as conn:
+        conn.execute("UPDATE instances SET heartbeat_at = heartbeat_at - 60 WHERE name = 'a'")
+    assert [(dead.name, released) for dead, released in store.heartbeat(b, 15.0).reaped] == [("a", 1)]
+
+    claim = store.claim("run-b/0", time.time(), 120.0)
+    assert claim is not None and claim.attempts == 2
+    assert _attempts_shown(config_path, event_id) == [f"attempt 1: {LOST}", "attempt 2: in flight now (no outcome yet)"]
+    store.retry(claim, time.time(), "transient", "timed out")
+    store.dead_letter(store.claim("run-b/0", time.time(), 120.0), "mapping", "no phone number")
+
+    shown = _attempts_shown(config_path, event_id)
+    assert [line.split(" at ")[0] for line in shown] == [
+        f"attempt 1: {LOST} (its place among the first 2 attempts is not recorded)", "attempt 2", "attempt 3"], shown
+    assert shown[1].endswith(": retry (transient: timed out)"), shown
+    assert shown[2].endswith(": dead (mapping: no phone number)"), shown
+    assert "attempts=3" in cli("events", "show", "--config", str(config_path), str(event_id)).stdout
+
+
+def test_an_attempt_lost_after_a_replay_counts_in_the_new_budget(deliverer, config_path):
+    store = deliverer.store
+    [event_id] = store.enqueue([UserChange("hr", "100", "upsert", {"userName": "u100@example.com"})])
+    store.dead_letter(store.claim("w1", time.time(), 120.0), "mapping", "no phone number")
+    requeue(store, [store.get_event(event_id)], actor="oncall-jane", action="replay", reason="fixed", rate=None,
+            detail={})
+    assert store.claim("w1", time.time(), 120.0) is not None
+    assert store.release_leases() == 1  # the connector was restarted mid-push
+    store.complete(store.claim("w1", time.time(), 120.0), [], None)
+
+    shown = _attempts_shown(config_path, event_id)
+    assert [line.split(" at ")[0] for line in shown] == [
+        "attempt 1", "replay by oncall-jane", f"attempt 1: {LOST}", "attempt 2"], shown
+    assert shown[0].endswith(": dead (mapping: no phone number)") and shown[3].endswith(": done")
