@@ -304,10 +304,15 @@ def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:
 @click.option("--reason", required=True, help="Why these events are not to be delivered (for the audit).")
 @operator_option
 def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, operator: str) -> None:
-    """Give up on dead or held events for good; they stay in the store and the audit says why."""
+    """Give up on dead or held events for good; they stay in the store and the audit says why. Events discarded
+    already are left as they are (running it twice is harmless)."""
     with open_configured_store(load_config(config_path, secrets=())) as store:
-        chosen = select(store, event_ids, None, None, [EventState.DEAD, EventState.HELD])
-        click.echo(f"discarded {discard(store, chosen, actor=operator, reason=reason)} event(s)")
+        chosen = select(store, event_ids, None, None, [EventState.DEAD, EventState.HELD, EventState.DISCARDED])
+        already = [e for e in chosen if e.state is EventState.DISCARDED]
+        if already:
+            click.echo(f"already discarded: {', '.join(str(e.id) for e in already)}")
+        count = discard(store, [e for e in chosen if e not in already], actor=operator, reason=reason)
+        click.echo(f"discarded {count} event(s)")
 
 
 @events.command("approve")

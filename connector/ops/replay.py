@@ -67,6 +67,8 @@ def requeue(store: EventLog, events: Sequence[StoredEvent], *, actor: str, actio
 def discard(store: EventLog, events: Sequence[StoredEvent], *, actor: str, reason: str) -> int:
     if not reason.strip():
         raise ActionError("say why with --reason; discarding needs a reason for the audit")
+    if not events:
+        return 0
     ids = [e.id for e in events]
     count = store.discard(ids, reason)
     store.add_audit(actor, "discard", ids, reason, {"discarded": count})

@@ -205,6 +205,10 @@ def test_discard_and_show(deliverer, simulator, config_path):
         "carol left",
         (carols.id,),
     )
+    again = cli("events", "discard", "--config", str(oncall), str(carols.id), "--reason", "carol left")
+    assert again.returncode == 0, again.stderr  # run twice (a retried script): nothing more to do, no error
+    assert f"already discarded: {carols.id}" in again.stdout and "discarded 0 event(s)" in again.stdout
+    assert len(deliverer.store.list_audit()) == 1
 
 
 def test_approve_by_source_releases_that_sources_held_events_only(deliverer, config_path):
