@@ -26,6 +26,9 @@ from connector.store import Instance, Instances, StoreError
 
 log = logging.getLogger("connector.instance")
 
+DISPLACED = ("another connector took the name {name!r} while this one was counted dead: this one calls Verba no more; "
+             "stop it, and give each instance its own [instance] name")
+
 
 class Liveness:
     """This instance's registration and heartbeat thread (`start()` ... `stop()`).
@@ -41,6 +44,7 @@ class Liveness:
         self.shared = shared
         self.on_release = on_release
         self.clock = clock
+        # start() replaces it with this start as registered: started_at on the database's clock, kept if it rejoins
         self.me = Instance(config.name, uuid.uuid4().hex[:12], socket.gethostname(), os.getpid())
         self.last_beat = -math.inf  # local time the last heartbeat the store took was sent
         self.displaced = False
@@ -59,7 +63,7 @@ class Liveness:
         """Register (StoreError if a live instance has the same name) and start heartbeating; returns how
         many in-flight events of this instance's previous start went back to the queue."""
         sent = self.clock()
-        released = self.store.register_instance(self.me, self.config.liveness_seconds, previous_start_gone)
+        self.me, released = self.store.register_instance(self.me, self.config.liveness_seconds, previous_start_gone)
         self.last_beat = sent
         self._registered = True
         self._thread.start()
@@ -74,6 +78,8 @@ class Liveness:
         if not self._registered:
             return
         self._thread.join()
+        if self.displaced:  # nothing of it is registered; its name's tasks and breaker are the newer start's
+            return
         try:
             self.store.leave_instance(self.me)
         except StoreError as exc:
@@ -88,6 +94,10 @@ class Liveness:
         if not self.shared:
             return math.inf
         return self.last_beat + self.config.liveness_seconds - LEASE_MARGIN_SECONDS
+
+    def unready(self) -> str | None:
+        """Why a load balancer must send this instance nothing (/readyz answers 503 saying so), or None."""
+        return f"displaced: {DISPLACED.format(name=self.me.name)}" if self.displaced else None
 
     def beat(self) -> None:
         """One heartbeat: say this instance lives and give back the claims of the dead ones."""
@@ -115,8 +125,7 @@ class Liveness:
                       "the queue; registered again", self.me.name, self.config.liveness_seconds)
             self._leading.clear()
         if beat.displaced and not self.displaced:
-            log.error("another connector took the name %r while this one was counted dead: this one calls Verba no "
-                      "more; stop it, and give each instance its own [instance] name", self.me.name)
+            log.error(DISPLACED.format(name=self.me.name))
             self.displaced = True
 
     def leads(self, task: str) -> bool:

@@ -150,8 +150,8 @@ class Connector:
         self.target_health.start()
         admin = self.config.admin
         sources = {"scim": self._scim_state, **self.ldap.probes()}
-        self.serve(create_admin_app(self.store, self.target_health.check, sources), admin.host, admin.port,
-                   "admin.listen")
+        self.serve(create_admin_app(self.store, self.target_health.check, sources, self.liveness.unready), admin.host,
+                   admin.port, "admin.listen")
         if self.recorders is not None:
             self.recorders.start()
         self.pool.start()

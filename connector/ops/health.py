@@ -2,8 +2,9 @@
 health as the running connector sees it.
 
 Readiness follows Kubernetes probe semantics: unready (503) only when the store cannot be written, since then
-nothing can be accepted; a Verba outage makes it "degraded" (200), because intake still works and delivery
-catches up when Verba is back (reference/delivery.md, 5.2).
+nothing can be accepted, or when another start took this instance's name (it must be stopped); a Verba outage makes
+it "degraded" (200), because intake still works and delivery catches up when Verba is back (reference/delivery.md,
+5.2).
 
 The target is checked with a real, cheap authenticated call (`VerbaClient.probe`: one listUsers, after a
 requestToken when the client holds no token), never with `GET ?wsdl`, which any web server answers: a Verba
@@ -165,11 +166,12 @@ def scim_state(url: str, clients: Sequence[str], listening: bool, broken: Mappin
     return f"ok: listening on {url}; {who}"
 
 
-def readiness(store: Store, target: Callable[[], TargetProbe | None],
-              sources: dict[str, Callable[[], str]]) -> tuple[int, dict[str, object]]:
+def readiness(store: Store, target: Callable[[], TargetProbe | None], sources: dict[str, Callable[[], str]],
+              unready: Callable[[], str | None] = lambda: None) -> tuple[int, dict[str, object]]:
     """(HTTP status, body) of /readyz. `target` gives a recent probe of the target (TargetHealth.check), asked only
     while no circuit breaker on Verba is open; `sources` maps each source's name to a function that says "ok"
-    (or "ok: ...") or what is wrong with it."""
+    (or "ok: ...") or what is wrong with it; `unready` says why this instance must get no traffic at all, if it must
+    not (Liveness.unready: another start took its name), under "instance"."""
     try:
         store.ping()
         store_state = "writable"
@@ -180,7 +182,8 @@ def readiness(store: Store, target: Callable[[], TargetProbe | None],
     probe = None if breakers else target()  # while a breaker is open, delivery probes Verba itself
     state = target_state(probe, breakers)
     source_states = {name: source() for name, source in sources.items()}
-    if store_state != "writable":
+    instance = unready()
+    if store_state != "writable" or instance is not None:
         status, code = "unready", 503
     elif state != REACHABLE or any(not s.startswith("ok") for s in source_states.values()):
         status, code = "degraded", 200
@@ -189,20 +192,24 @@ def readiness(store: Store, target: Callable[[], TargetProbe | None],
     body: dict[str, object] = {"status": status, "store": store_state, "target": state}
     if probe is not None:
         body["target_probed_at"] = probe.probed_at
+    if instance is not None:
+        body["instance"] = instance
     return code, {**body, "sources": source_states, "leaders": leaders}
 
 
 def create_admin_app(store: Store, target: Callable[[], TargetProbe | None],
-                     sources: dict[str, Callable[[], str]] | None = None) -> Starlette:
+                     sources: dict[str, Callable[[], str]] | None = None,
+                     unready: Callable[[], str | None] = lambda: None) -> Starlette:
     """`target` gives a recent probe of the target (TargetHealth.check); `sources` maps each source's name to a
-    function that says "ok" (or "ok: ...") or what is wrong with it."""
+    function that says "ok" (or "ok: ...") or what is wrong with it; `unready` why this instance must get no traffic,
+    if it must not (see `readiness`)."""
     sources = sources if sources is not None else {}
 
     async def livez(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
 
     async def readyz(request: Request) -> Response:
-        code, body = await run_in_threadpool(readiness, store, target, sources)
+        code, body = await run_in_threadpool(readiness, store, target, sources, unready)
         return JSONResponse(body, status_code=code)
 
     def exposition() -> bytes:

@@ -7,11 +7,12 @@ ownership.py), against this class. Rows are read by column name; JSON columns co
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from connector.errors import ConnectorError
 from connector.events import UserChange
@@ -20,6 +21,10 @@ from connector.store.queries import placeholders
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 CONNECTOR = "connector"  # the audit's actor for what the connector decides itself
 
+D = TypeVar("D", bound="Database")
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 class StoreError(ConnectorError):
     """The event store could not be read or written."""
@@ -27,6 +32,25 @@ class StoreError(ConnectorError):
 
 class StoreMissing(StoreError):
     """The configured store does not exist, or holds no schema, and the command does not create one."""
+
+
+def repeatable(method: Callable[Concatenate[D, P], T]) -> Callable[Concatenate[D, P], T]:
+    """Mark a store method as safe to repeat (reads, and writes that change nothing more when run again): if it fails
+    because the server dropped the connection it ran on (a PostgreSQL restart, pg_terminate_backend: noticed only
+    at that use), it runs once more on a new connection, instead of failing once per thread after every restart.
+    Never for other writes: a connection lost at COMMIT may have committed, and a second run would apply it twice."""
+
+    @functools.wraps(method)
+    def again_if_lost(self: D, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        used = self._thread_connection()
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError:
+            if used is None or not getattr(used, "closed", False):
+                raise  # not a connection lost on the way: the store said no, or no connection could be opened
+            return method(self, *args, **kwargs)
+
+    return again_if_lost
 
 
 class Database:
@@ -64,11 +88,18 @@ class Database:
         raise NotImplementedError
 
     def _connection(self) -> Any:
-        """This thread's connection; one the server dropped is replaced."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(conn, "closed", False):
+        """This thread's connection; one the server dropped is replaced. The driver notices a drop only when the
+        connection is next used (after a server restart, or an administrator ending its session): that use fails,
+        the connection is closed from then on, and the next one opens a new connection (see `repeatable`)."""
+        conn = self._thread_connection()
+        if conn is None:
             conn = self._local.conn = self._open(threading.current_thread())
         return conn
+
+    def _thread_connection(self) -> Any:
+        """This thread's connection if it has one the driver counts open, else None (opens none)."""
+        conn = getattr(self._local, "conn", None)
+        return None if conn is None or getattr(conn, "closed", False) else conn
 
     def _open(self, owner: threading.Thread | None = None) -> Any:
         """A new connection, ready for the store and closed by `close()`, or once `owner` has ended."""
@@ -115,11 +146,13 @@ class Database:
         with self._errors():
             yield conn
 
+    @repeatable
     def _all(self, query: str, params: Any = ()) -> list[Any]:
         """Every row of the named query, read outside a transaction."""
         with self._read() as conn:
             return list(conn.execute(self._q[query], params))
 
+    @repeatable
     def _first(self, query: str, params: Any = ()) -> Any:
         """The first row of the named query, or None."""
         with self._read() as conn:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from connector.store.database import Database, StoreError
+from connector.store.database import Database, StoreError, repeatable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,10 +52,12 @@ class Beat:
 
 
 class Instances(Database):
-    def register_instance(self, me: Instance, liveness_seconds: float, gone: Callable[[Instance], bool]) -> int:
-        """Register this start of the instance; the claims its previous start left go back to the queue
-        (returns how many events). StoreError if another start of the same name still lives: one heard
-        from within `liveness_seconds` for which `gone` (e.g. its process no longer runs) is False."""
+    def register_instance(self, me: Instance, liveness_seconds: float,
+                          gone: Callable[[Instance], bool]) -> tuple[Instance, int]:
+        """Register this start of the instance; the claims its previous start left go back to the queue.
+        Returns `me` as registered (started now, by the database's clock: heartbeat it as that) and how many events
+        went back. StoreError if another start of the same name still lives: one heard from within
+        `liveness_seconds` for which `gone` (e.g. its process no longer runs) is False."""
         with self._write() as conn:
             self._lock(conn, "connector.instances")
             now = self._now(conn)
@@ -67,14 +69,18 @@ class Instances(Database):
                     f"{now - previous.heartbeat_at:.0f} s ago: give each instance its own [instance] name, or stop "
                     "the other one first")
             released = 0 if previous is None else self._release(conn, previous)
+            me = dataclasses.replace(me, started_at=now, heartbeat_at=now)
             conn.execute(self._q["put_instance"], (me.name, me.run, me.host, me.pid, now, now))
             conn.execute(self._q["forget_dead_instance"], (me.name,))
-        return released
+        return me, released
 
+    @repeatable
     def heartbeat(self, me: Instance, liveness_seconds: float) -> Beat:
-        """Record that `me` lives, and give back the claims, extension locks and tasks of every
-        instance silent for over `liveness_seconds` (unregistering it, and recording it as counted dead
-        by `me`: see `dead_instances`). One transaction."""
+        """Record that `me` (as `register_instance` returned it) lives, and give back the claims, extension locks and
+        tasks of every instance silent for over `liveness_seconds` (unregistering it, and recording it as counted dead
+        by `me`: see `dead_instances`). One transaction. If `me` was counted dead, it registers again with its own
+        start: its process still runs as it started (with the mapping as it was then). Safe to repeat: a second run
+        finds the dead reaped and `me` registered (what a first run lost at its COMMIT did then goes unreported)."""
         with self._write() as conn:
             self._lock(conn, "connector.instances")
             now = self._now(conn)
@@ -84,19 +90,22 @@ class Instances(Database):
             displaced = False
             if not here:
                 displaced = not conn.execute(self._q["add_instance"], (
-                    me.name, me.run, me.host, me.pid, now, now)).rowcount
+                    me.name, me.run, me.host, me.pid, me.started_at, now)).rowcount
             if not here and not displaced:  # back from the dead
                 conn.execute(self._q["forget_dead_instance"], (me.name,))
         return Beat(not here and not displaced, displaced, reaped)
 
+    @repeatable
     def leave_instance(self, me: Instance) -> int:
         """Unregister `me` at a clean stop: its claims (none once its workers stopped), locks and
-        tasks are given back at once, and no record of it stays; returns how many events went back."""
+        tasks are given back at once, and no record of it stays; returns how many events went back. Safe to repeat:
+        a second run finds nothing left to give back."""
         with self._write() as conn:
             self._lock(conn, "connector.instances")
             conn.execute(self._q["forget_dead_run"], (me.run,))  # counted dead while it hung, then stopped
             return self._release(conn, me)
 
+    @repeatable
     def live_instances(self) -> tuple[float, list[Instance]]:
         """The database's clock now, and the registered instances by name (a dead one stays until a live
         one's heartbeat removes it)."""
@@ -127,9 +136,10 @@ class Instances(Database):
                 return 0 if recorded else None
             return self._release(conn, registered)
 
+    @repeatable
     def lead(self, task: str, name: str) -> bool:
         """Whether instance `name` runs `task` ("ldap.NAME", "drift"): it takes it if nobody does or the
-        leader is no longer registered, and keeps it while it leads."""
+        leader is no longer registered, and keeps it while it leads. Safe to repeat."""
         with self._statement() as conn:  # one statement: its own transaction
             return conn.execute(self._q["lead"], (task, name, time.time())).fetchone() is not None
 

@@ -4,14 +4,17 @@ it, `status --check` fails for it, until it starts again or `connector instances
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from pathlib import Path
 
 from click.testing import CliRunner, Result
 
 from connector.cli import main
-from connector.config import load_config
+from connector.config import InstanceConfig, load_config
 from connector.events import UserChange
+from connector.liveness import Liveness
 from connector.ops.report import when
 from connector.runtime import open_configured_store
 from connector.store import Instance, Store
@@ -79,3 +82,51 @@ def test_an_instance_counted_dead_that_starts_again_is_no_longer_listed(tmp_path
         status, check = run(config, "status"), run(config, "status", "--check")
     assert "DEAD" not in status.output and "instance a: vm1 pid 303, started " in status.output
     assert check.exit_code == 0, check.output
+
+
+def test_an_instance_counted_dead_that_beats_again_keeps_its_start_for_the_mapping_check(tmp_path: Path) -> None:
+    """Paused (SIGSTOP) past liveness_seconds, or cut off by a store outage, and then back: its process still maps
+    with the mapping as it was when it started, so `status` and `status --check` keep that start."""
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(Path("mappings/default.toml").read_text())
+    os.utime(mapping, (time.time() - 3600, time.time() - 3600))
+    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning",
+                          extra=f'[mapping]\nfile = "{mapping}"\n')
+    with open_configured_store(load_config(config, secrets=()), create=True) as store:
+        paused, other = (Liveness(store, InstanceConfig(name, heartbeat_seconds=60, liveness_seconds=0.3),
+                                  shared=True) for name in ("a", "b"))
+        paused.start()
+        [started] = [i.started_at for i in store.live_instances()[1]]
+        mapping.write_text(mapping.read_text() + "\n# a rule edited while it runs\n")
+        time.sleep(0.4)  # paused: silent for longer than liveness_seconds
+        other.start()
+        other.beat()
+        assert [d.instance.name for d in store.dead_instances()] == ["a"]
+        paused.beat()  # resumed: registers again
+        try:
+            assert [(i.name, i.started_at) for i in store.live_instances()[1]][0] == ("a", started)
+            check, status = run(config, "status", "--check"), run(config, "status")
+        finally:
+            other.stop()
+            paused.stop()
+    assert check.exit_code == 3, check.output
+    assert check.output.startswith(f"CHECK FAILED: instance a started at {when(started)}, before the mapping {mapping} "
+                                   "last changed ("), check.output
+    assert f"instance a: {socket.gethostname()} pid {os.getpid()}, started {when(started)}, " in status.output
+
+
+def test_stopping_an_instance_whose_name_another_start_took_leaves_that_start_alone(tmp_path: Path) -> None:
+    """Told to stop it, on-call stops it: the newer start under its name keeps its directories and its breaker."""
+    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+    with open_configured_store(load_config(config, secrets=()), create=True) as store:
+        old = Liveness(store, InstanceConfig("a", heartbeat_seconds=60, liveness_seconds=0.3), shared=True)
+        old.start()
+        time.sleep(0.4)
+        store.register_instance(Instance("a", "newer", "vm2", 202), 0.3, lambda previous: True)
+        assert store.lead("ldap.corp", "a")
+        store.note_breaker("a", time.time(), None, "Verba down")
+        old.beat()
+        assert old.displaced
+        old.stop()
+        assert [i.run for i in store.live_instances()[1]] == ["newer"]
+        assert store.leaders() == {"ldap.corp": "a"} and [b.instance for b in store.open_breakers()] == ["a"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
@@ -92,6 +93,20 @@ def test_readyz_is_degraded_when_verba_is_down_and_unready_when_the_store_cannot
     assert unready.status_code == 503
     assert unready.json()["status"] == "unready" and unready.json()["store"].startswith("unwritable")
     assert httpx.get(f"{base}/livez").status_code == 200, "liveness must not depend on the store"
+
+
+def test_readyz_is_unready_once_another_start_took_the_instances_name(running, simulator, tmp_path):
+    """It logs that it calls Verba no more and must be stopped: a load balancer must send it no SCIM request either."""
+    base, _ = running(simulator.url)
+    assert httpx.get(f"{base}/readyz", timeout=20).json()["status"] == "ready"
+    with contextlib.closing(sqlite3.connect(tmp_path / "c.db", isolation_level=None)) as db:
+        # it was counted dead (paused past liveness_seconds) and another start registered under its name meanwhile
+        db.execute("UPDATE instances SET run = 'newer', pid = 1")
+
+    answer = wait_for(lambda: (r := httpx.get(f"{base}/readyz", timeout=20)).status_code == 503 and r,
+                      what="/readyz to turn unready at the next heartbeat")
+    assert answer.json()["status"] == "unready" and answer.json()["store"] == "writable"
+    assert answer.json()["instance"].startswith("displaced: another connector took the name ")
 
 
 def test_metrics_parse_and_match_what_the_simulator_logged(running, simulator, tmp_path):

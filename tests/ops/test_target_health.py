@@ -7,12 +7,23 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
+from connector.config import InstanceConfig
 from connector.errors import ConnectorError
-from connector.ops.health import TargetHealth, readiness, recorded_target_state, scim_state, target_state
-from connector.store import OpenBreaker, Store, TargetProbe, open_store
+from connector.liveness import Liveness
+from connector.ops.health import (
+    TargetHealth,
+    create_admin_app,
+    readiness,
+    recorded_target_state,
+    scim_state,
+    target_state,
+)
+from connector.store import Instance, OpenBreaker, Store, TargetProbe, open_store
 from connector.verba.errors import VerbaAuthError, VerbaHTTPError
+from tests.scim.live import serve
 
 URL = "http://verba:7002/provisioning"
 
@@ -156,3 +167,26 @@ def test_readyz_is_degraded_by_an_unreachable_target_or_scim_not_listening(store
                                                                 "not listening on http://127.0.0.1:8080/scim/v2")
     assert scim_state("http://h:1/scim/v2", [], True, {}) == (
         "ok: listening on http://h:1/scim/v2; no clients configured (every request gets 401)")
+
+
+def test_readyz_is_unready_once_another_start_took_the_instances_name(store: Store) -> None:
+    """A load balancer must send it nothing: it calls Verba no more and must be stopped."""
+    up = TargetProbe("b", URL, time.time(), 0.01, None, None)
+    old = Liveness(store, InstanceConfig("b", heartbeat_seconds=60, liveness_seconds=0.3), shared=True)
+    old.start()
+    try:
+        code, body = readiness(store, lambda: up, {"scim": lambda: "ok"}, old.unready)
+        assert (code, body["status"]) == (200, "ready") and "instance" not in body
+        time.sleep(0.4)  # paused past liveness_seconds, and meanwhile the name is started again elsewhere
+        store.register_instance(Instance("b", "newer", "vm2", 202), 0.3, lambda previous: True)
+        old.beat()
+
+        code, body = readiness(store, lambda: up, {"scim": lambda: "ok"}, old.unready)
+        with serve(create_admin_app(store, lambda: up, {}, old.unready)) as url:
+            answer = httpx.get(f"{url}/readyz")
+    finally:
+        old.stop()
+    reason = ("displaced: another connector took the name 'b' while this one was counted dead: this one calls Verba "
+              "no more; stop it, and give each instance its own [instance] name")
+    assert (code, body["status"], body["instance"], body["store"]) == (503, "unready", reason, "writable")
+    assert (answer.status_code, answer.json()["status"], answer.json()["instance"]) == (503, "unready", reason)

@@ -15,8 +15,8 @@ LIVENESS = 5.0
 
 
 def start(store: Store, name: str, run: str, pid: int = 1, gone: bool = False) -> Instance:
-    instance = Instance(name, run, "host-1", pid)
-    store.register_instance(instance, LIVENESS, lambda previous: gone)
+    """Register a start of instance `name`; returns it as registered (its start on the store's clock)."""
+    instance, _ = store.register_instance(Instance(name, run, "host-1", pid), LIVENESS, lambda previous: gone)
     return instance
 
 
@@ -58,7 +58,8 @@ def test_a_restarted_instance_gives_back_the_claims_of_its_previous_start(store:
     kept = store.enqueue([change("carol", 1)])
     claim_as(store, other)
 
-    assert store.register_instance(Instance("a", "run-2", "host-1", 2), LIVENESS, lambda previous: True) == 2
+    again, released = store.register_instance(Instance("a", "run-2", "host-1", 2), LIVENESS, lambda previous: True)
+    assert released == 2 and (again.run, again.started_at) == ("run-2", store.live_instances()[1][0].started_at)
     assert {store.get_event(i).state for c in claims for i in c.event_ids} == {EventState.PENDING}
     assert store.get_event(kept[0]).state is EventState.IN_FLIGHT  # b's claim is b's
     assert [i.run for i in store.live_instances()[1]] == ["run-2", "run-b"]
@@ -152,6 +153,22 @@ def test_a_reaped_instance_that_beats_again_rejoins_and_its_late_results_change_
     store.complete(claim, [], None)  # its lease went with it: nothing settles
     assert store.get_event(claim.event_ids[0]).state is EventState.PENDING
     assert store.renew_lease(claim, time.time() + 60) is None
+
+
+def test_a_reaped_instance_that_beats_again_keeps_its_start(store: Store) -> None:
+    """Its process still runs as it started (with the mapping as it was then): `status --check` compares that start
+    with the mapping file's last change."""
+    zombie, other = start(store, "z", "run-z"), start(store, "o", "run-o")
+    now, listed = store.live_instances()
+    assert [(i.run, i.started_at) for i in listed] == [("run-o", other.started_at), ("run-z", zombie.started_at)]
+    assert 0 <= now - zombie.started_at < 5 and zombie.heartbeat_at == zombie.started_at
+    age(store, zombie, LIVENESS + 1)
+    store.heartbeat(other, LIVENESS)
+    time.sleep(0.01)  # the store's clock moves on
+
+    assert store.heartbeat(zombie, LIVENESS).rejoined
+    [back] = [i for i in store.live_instances()[1] if i.name == "z"]
+    assert (back.run, back.started_at) == ("run-z", zombie.started_at) and back.heartbeat_at > zombie.started_at
 
 
 def test_a_reaped_instance_whose_name_was_taken_is_displaced(store: Store) -> None:

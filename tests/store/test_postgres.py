@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from connector.store import EventState, StoreError, open_store
+from connector.config import InstanceConfig
+from connector.liveness import Liveness
+from connector.store import EventState, Instance, StoreError, open_store
 from connector.store.postgres import PostgresStore
 from connector.store.queries import migrations
 from tests.postgres_server import PASSWORD, PostgresServer
@@ -137,13 +140,47 @@ def test_synchronous_normal_turns_synchronous_commit_off(dsn: str) -> None:
         PostgresStore(dsn, synchronous="OFF")
 
 
+def end_sessions(raw: psycopg.Connection[tuple], store: PostgresStore) -> None:
+    """End every session of `store` from the server's side, as a restart (`pg_ctl restart -m fast`) or an
+    administrator's pg_terminate_backend does; each is noticed only when next used."""
+    pids = [conn.info.backend_pid for _, conn in store._connections if not conn.closed]
+    ended = raw.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                        "WHERE application_name = 'connector' AND pid = ANY(%s)", (pids,)).fetchall()
+    assert ended == [(True,)] * len(pids)
+
+
 def test_a_dropped_connection_is_reported_then_replaced(store: PostgresStore, raw: psycopg.Connection[tuple]) -> None:
     [event_id] = store.enqueue([change("alice")])
-    raw.execute("SELECT pg_terminate_backend(%s)", (store._connection().info.backend_pid,))
+    end_sessions(raw, store)
 
     with pytest.raises(StoreError, match="lost the connection.*reconnects on the next call"):
-        store.get_event(event_id)
+        store.enqueue([change("bob")])  # a write that is not safe to repeat is not tried again
     assert state_of(store, event_id) is EventState.PENDING
+    assert store.count_by_state()[EventState.PENDING] == 1
+
+
+def test_a_read_or_a_write_safe_to_repeat_is_tried_again_on_a_new_connection(
+        store: PostgresStore, raw: psycopg.Connection[tuple]) -> None:
+    [event_id] = store.enqueue([change("alice")])
+    me, _ = store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)
+    for call in (lambda: store.get_event(event_id).state, lambda: [i.run for i in store.live_instances()[1]],
+                 lambda: store.heartbeat(me, 15).rejoined, lambda: store.lead("drift", "a"), store.leaders,
+                 lambda: store.leave_instance(me)):
+        expected = call()
+        end_sessions(raw, store)
+        assert call() == expected
+
+
+def test_an_instance_whose_sessions_the_server_ended_unregisters_at_a_clean_stop(
+        store: PostgresStore, raw: psycopg.Connection[tuple], caplog: pytest.LogCaptureFixture) -> None:
+    """After a PostgreSQL restart, a clean stop unregisters: the others do not count it dead later."""
+    mine = Liveness(store, InstanceConfig("a", heartbeat_seconds=60, liveness_seconds=15), shared=True)
+    mine.start()
+    with caplog.at_level(logging.INFO, logger="connector.instance"):
+        end_sessions(raw, store)
+        mine.stop()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert store.live_instances()[1] == [] and store.dead_instances() == []
 
 
 # --- errors name the server and the fix, never the password ------------------------------------
