@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from connector.records import ExtensionRecord
-from connector.store.database import Database, to_json
+from connector.store.database import Database, repeatable, to_json
 from connector.store.queue import EventState, StoredEvent, pushed_record, stored_event
 
 CONFLICT_CAUSE = "extension_conflict"  # not an event's last cause: the events of open conflicts
@@ -258,6 +258,7 @@ class EventLog(Database):
         connector's own decisions about its extensions (left alone, handed over, taken over) with why."""
         return [_audit_entry(row) for row in self._all("audit_of_event", (event_id,))]
 
+    @repeatable
     def ping(self) -> None:
         """Commit a tiny write (the readiness probe); raise StoreError if the store cannot be written."""
         with self._statement() as conn:  # one statement is one transaction
