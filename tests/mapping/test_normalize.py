@@ -84,6 +84,8 @@ SUFFIX_FORMS = [
     "+1 212 555 0142 ext. 101", "+1 212 555 0142 Ext 101", "+1 212 555 0142 extension 101", "+1 212 555 0142 #101",
     "+1 212 555 0142 extn 101",
     "+1 212 555 0142 # 101", "tel:+12125550142;ext=101", "TEL:+1-212-555-0142;EXT=101", "+12125550142;ext=101",
+    "+1 212 555 0142 ext 101", "+1 212 555 0142 Ext: 101", "+1 212 555 0142 extension: 101",
+    "+1 212 555 0142 (ext. 101)", "+1 212 555 0142 (x101)", "tel:+12125550142;ext=101;user=phone",
 ]
 # (mode, e164 result, digits result)
 SUFFIX_RESULTS = [
@@ -157,7 +159,7 @@ def test_other_tel_uri_parameters() -> None:
         ("+1 (415) 555-0100", "digits", None, "14155550100"),
         ("4142", "digits", None, "4142"),
         ("x4567", "digits", None, "4567"),  # a marker before any digit is not a suffix
-        ("1-800-FLOWERS", "e164", "US", "+18003569377"),  # letters, no marker
+        ("212 555 0142 BOX", "digits", None, "2125550142"),  # letters, no marker
         ("sip:Alice@Corp.example", "sip", None, "alice@corp.example"),  # suffix is ignored by sip and none
         ("Turret #12", "none", None, "Turret #12"),
     ],
@@ -170,3 +172,102 @@ def test_values_without_suffix_are_unchanged(value: str, how: str, country: str 
 def test_unknown_suffix_mode() -> None:
     with pytest.raises(ValueError, match="suffix 'strip' is unknown; use one of keep, extension_only, drop"):
         normalize_extension("4567", "digits", None, "strip")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("sips:Alice@Example.COM", "alice@example.com"),  # RFC 3261 19.1: sips is the secure scheme
+        ("<sip:Alice@Example.COM>", "alice@example.com"),  # name-addr
+        ('"Alice Smith" <sip:Alice@Example.COM>', "alice@example.com"),
+        ('"Smith, \\"Al\\"" <sips:alice@example.com>', "alice@example.com"),
+        ("Alice <sip:alice@example.com;transport=tls>", "alice@example.com"),
+        ("sip:Alice@Example.COM;transport=tls", "alice@example.com"),  # URI parameters
+        ("sip:alice@example.com?subject=project%20x&priority=urgent", "alice@example.com"),  # headers
+        ("sip:alice@example.com;maddr=239.255.255.1;ttl=15?subject=x", "alice@example.com"),
+        ("sip:+14155550100@example.com;user=phone", "+14155550100@example.com"),  # the user part is the number
+        ("sip:alice;day=tuesday@atlanta.com", "alice;day=tuesday@atlanta.com"),  # RFC 3261 19.1.3: ";" in the user
+        ("sip:alice@example.com:5061;transport=tls", "alice@example.com:5061"),  # the port is part of the address
+    ],
+)
+def test_sip_uri_forms_are_the_address(value: str, expected: str) -> None:
+    assert normalize_extension(value, "sip") == expected
+    assert normalize_extension(expected, "sip") == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["sip:alice@;transport=tls", "<sip:alice>", "sip:@example.com", "sip:alice@?x=1", 'sip:"A"<a@b>'])
+def test_sip_without_user_or_host_is_rejected(value: str) -> None:
+    with pytest.raises(ValueError, match="is not a SIP address such as alice@corp.example"):
+        normalize_extension(value, "sip")
+
+
+def test_none_strips_sips_and_keeps_the_rest() -> None:
+    assert normalize_extension("sips:Alice@Example.COM;transport=tls", "none") == "Alice@Example.COM;transport=tls"
+    assert normalize_extension("<sip:Alice@Example.COM>", "none") == "<sip:Alice@Example.COM>"
+
+
+@pytest.mark.parametrize(
+    ("value", "how", "expected"),
+    [
+        ("sip:+14155550100;user=phone", "e164", "+14155550100"),
+        ("sip:+14155550100@example.com;user=phone", "e164", "+14155550100"),
+        ("sips:+1-415-555-0100@example.com;user=phone", "e164", "+14155550100"),
+        ("<sip:+14155550100@example.com;user=phone>", "e164", "+14155550100"),
+        ('"Alice" <tel:+14155550100;ext=12>', "e164", "+14155550100;ext=12"),
+        ("sip:+14155550100;ext=12@example.com;user=phone", "e164", "+14155550100;ext=12"),
+        ("+1 415 555 0100;ext=12;foo=bar", "e164", "+14155550100;ext=12"),
+        ("tel:+14155550100;foo=bar;isub=7", "e164", "+14155550100"),
+        ("tel:5550100;user=phone;phone-context=+1415", "e164", "+14155550100"),
+        ("sip:4567@10.0.0.1;user=phone", "digits", "4567"),  # the host's digits are not the number's
+        ("sip:+14155550100@example.com;user=phone", "digits", "14155550100"),
+    ],
+)
+def test_uri_whose_user_part_is_a_number(value: str, how: str, expected: str) -> None:
+    # Parameters other than ext (and phone-context, which completes a local number) are dropped:
+    # one line is one extension string whatever a directory appends to it.
+    assert normalize_extension(value, how, "US") == expected
+    assert normalize_extension(expected, how, "US") == expected
+
+
+def test_uri_whose_user_part_is_a_name_is_not_a_number() -> None:
+    with pytest.raises(ValueError, match="'sip:alice@example.com' is not a phone number"):
+        normalize_extension("sip:alice@example.com", "e164", "US")
+
+
+def test_leading_zeros_of_an_extension_are_kept() -> None:
+    # A PBX dials 0012 and 12 as two different extensions, and Verba matches the string it reports.
+    assert normalize_extension("+1 212 555 0142 x0012", "e164", "US") == "+12125550142;ext=0012"
+    assert normalize_extension("+1 212 555 0142 x12", "e164", "US") == "+12125550142;ext=12"
+    assert normalize_extension("x0012", "digits") == "0012"
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("+1 212 555 0142 x", "'x', which is not 1 to 8 digits (it has no digits)"),
+        ("+1 212 555 0142 ext. 123456789", "'ext. 123456789', which is not 1 to 8 digits (it has 9 digits)"),
+        ("+1 212 555 0142 x12-34", "'x12-34', which is not 1 to 8 digits ('-' is not a digit)"),
+        ("+1 212 555 0142 Ext: 1O1", "'Ext: 1O1', which is not 1 to 8 digits ('O' is not a digit)"),
+        ("+1 212 555 0142 (ext. 12", "'(ext. 12', which is not 1 to 8 digits (')' is missing)"),
+        ("tel:+12125550142;ext=12a", "';ext=12a', which is not 1 to 8 digits ('a' is not a digit)"),
+    ],
+)
+def test_a_bad_suffix_says_what_is_wrong(value: str, why: str) -> None:
+    for how in ("e164", "digits"):
+        with pytest.raises(ValueError) as caught:
+            normalize_extension(value, how, "US")
+        assert str(caught.value) == f"{value!r} has the extension suffix {why}; write it as x101, ext. 101 or ;ext=101"
+
+
+@pytest.mark.parametrize(
+    ("value", "letters"),
+    [("1-800-FLOWERS", "'FLOWERS'"), ("+1 212 555 0142 A", "'A'"), ("sip:+1800FLOWERS@example.com", "'FLOWERS'")],
+)
+def test_letters_in_a_number_are_refused(value: str, letters: str) -> None:
+    # phonenumbers reads keypad letters as digits (+18003569377) or drops a stray one; in a directory
+    # they are far more often a typing error than a vanity number.
+    with pytest.raises(ValueError) as caught:
+        normalize_extension(value, "e164", "US")
+    assert str(caught.value) == (f"{value!r} has letters ({letters}) where a phone number has digits; "
+                                 "write the number in digits")
