@@ -195,7 +195,8 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
                         "`connector events list --state held`, then approve or discard them")
     if conflicts:
         problems.append(f"{conflicts} extension conflict(s): an extension a user should be recorded on is held by "
-                        "another Verba user; see `connector status`")
+                        "another Verba user, or kept with another source's settings for the same Verba user; see "
+                        "`connector status`")
     if pending_age is not None and pending_age > max_pending_age:
         problems.append(f"the oldest undelivered event (pending or in flight) is {age(pending_age)} old (more than "
                         f"{age(max_pending_age)}): is the connector running and Verba answering? see `connector "

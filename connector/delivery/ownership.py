@@ -80,7 +80,6 @@ class OwnershipPusher:
                                      wanted + [r.extension for r in mapped.deprovisions], first_pushes, stop_recording)
         outcome = PushOutcome()
         released = list(dict.fromkeys([*plan.released, *(r.extension for r in mapped.deprovisions)]))
-        outcome.finish = PushFinish(claim.owner, me, outcome.owners, outcome.conflicts, released)
         try:
             for record in mapped.upserts:
                 self._upsert(claim, me, record, plan, outcome)
@@ -89,6 +88,11 @@ class OwnershipPusher:
         except BaseException:
             woken(self.store.finish_push(claim.owner, me, outcome.owners, outcome.conflicts, released, failed=True))
             raise
+        # Another source of the same Verba user waiting on an extension this push wrote tries again: the settings
+        # it waited for may be the ones written now.
+        shared = [r.extension for r in outcome.written
+                  if any(t.verba_user_id == me.verba_user_id for t in plan.rivals.get(r.extension, []))]
+        outcome.finish = PushFinish(claim.owner, me, outcome.owners, outcome.conflicts, [*released, *shared])
         return outcome
 
     # upserts
@@ -147,7 +151,10 @@ class OwnershipPusher:
     def _earlier_twin(self, plan: PushPlan, mine: Claimant,
                       record: ExtensionRecord) -> tuple[Claimant, ExtensionRecord] | None:
         """Another source user of the same Verba user who claimed the extension first, and the record last pushed
-        for them, when its settings differ from `record` (the push would silently undo theirs); else None."""
+        for them, when Verba holds it linked to this Verba user (as the connector last wrote or saw it) with those
+        settings and they differ from `record` (the push would silently undo theirs); else None."""
+        if plan.owners.get(record.extension) != mine.verba_user_id:  # not written yet: nobody's settings to keep
+            return None
         for twin in plan.rivals.get(record.extension, []):
             if twin.verba_user_id != mine.verba_user_id or not twin.earlier_than(mine):
                 continue

@@ -237,8 +237,8 @@ class DryRun:
         def item(outcome: str, detail: str) -> Item:
             return Item(outcome, user.label, extension, detail)
 
-        for twin in (r for r in claimants if r.key != user.key and r.verba_user_id == me and r.order[0] == 0
-                     and (mine is None or r.order < mine.order)):  # the same Verba user through another source
+        for twin in (r for r in claimants if owner == me and r.key != user.key and r.verba_user_id == me
+                     and r.order[0] == 0 and (mine is None or r.order < mine.order)):  # the same Verba user elsewhere
             theirs = next((p for p in self.store.pushed_extensions(*twin.key) if p.extension == extension), None)
             differences = "" if theirs is None else record.differences(theirs)
             if differences:

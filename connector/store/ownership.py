@@ -76,7 +76,7 @@ class PushFinish:
     claimant: Claimant
     owners: dict[str, int | None]  # extension -> the Verba user it was written for or seen linked to; None: absent
     conflicts: Sequence[Conflict]  # the user's open conflicts now (they replace the previous ones)
-    released: Sequence[str]  # extensions the user let go: users waiting on them are returned
+    released: Sequence[str]  # extensions whose waiting users are woken: those the user let go, or wrote for others
 
 
 @dataclasses.dataclass(frozen=True)

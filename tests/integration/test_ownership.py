@@ -330,16 +330,20 @@ def test_a_user_who_stops_waiting_for_a_number_gives_up_its_place_in_the_queue(d
     assert deliverer.store.open_conflicts() == []
 
 
+def groups_mapping(tmp_path: Path) -> str:
+    mapping = tmp_path / "groups.toml"
+    mapping.write_text(Path("mappings/default.toml").read_text() + (
+        '\n[[rules]]\nwhen = { group = "Full" }\nset = { recordingMode = "FULL", voice = true, im = true, '
+        'video = false, screenCaptureEnabled = false }\n'))
+    return str(mapping)
+
+
 def test_two_sources_of_one_verba_user_wanting_other_settings_is_a_conflict_not_a_silent_overwrite(
         make_config, simulator, tmp_path):
     """Entra and Okta both provision alice during a migration, in different groups: the later source's push
     must not silently turn off what the first records (im here); it waits in a conflict that says why and how
     to resolve it, and gets the number once the first source lets go."""
-    mapping = tmp_path / "groups.toml"
-    mapping.write_text(Path("mappings/default.toml").read_text() + (
-        '\n[[rules]]\nwhen = { group = "Full" }\nset = { recordingMode = "FULL", voice = true, im = true, '
-        'video = false, screenCaptureEnabled = false }\n'))
-    deliverer = make_deliverer(make_config, str(mapping))
+    deliverer = make_deliverer(make_config, groups_mapping(tmp_path))
     entra = alice(X, groups=["Full"])
     okta = dataclasses.replace(alice(X), source="okta", external_id="00u1")
     deliverer.store.enqueue([entra])
@@ -362,6 +366,34 @@ def test_two_sources_of_one_verba_user_wanting_other_settings_is_a_conflict_not_
     drain(deliverer)
     assert simulator.extensions()[X]["im"] is False and simulator.extensions()[X]["voice"] is True
     assert deliverer.store.open_conflicts() == []
+
+
+def test_a_twin_conflict_clears_itself_when_the_first_source_comes_to_agree(make_config, simulator, tmp_path):
+    deliverer = make_deliverer(make_config, groups_mapping(tmp_path))
+    deliverer.store.enqueue([alice(X, groups=["Full"])])  # entra's, accepted first
+    drain(deliverer)
+    deliverer.store.enqueue([dataclasses.replace(alice(X), source="okta", external_id="00u1")])
+    drain(deliverer)
+    assert [c.claimant.source for c in deliverer.store.open_conflicts()] == ["okta"]
+    deliverer.store.enqueue([alice(X)])  # entra's alice leaves the group: both now want im off
+    drain(deliverer)  # entra's push writes it and wakes okta's, which finds nothing left to differ
+    assert deliverer.store.open_conflicts() == []
+    assert simulator.extensions()[X]["im"] is False
+    assert [e.change.cause for e in deliverer.store.list_events(user="okta/00u1")][0] == "extension_released"
+
+
+def test_a_first_source_whose_write_verba_refused_keeps_nothing_from_the_second(make_config, simulator, tmp_path):
+    """The first source's create was refused (a dead letter): Verba holds nothing of its settings, so the second
+    source of the same Verba user writes its own instead of waiting for ever behind a record never written."""
+    deliverer = make_deliverer(make_config, groups_mapping(tmp_path))
+    simulator.fault(operation="createExtension", status="ERROR_ILLEGAL_ARGUMENT", message="Unknown mode", times=1)
+    deliverer.store.enqueue([alice(X, groups=["Full"])])
+    drain(deliverer)
+    assert deliverer.store.list_events()[0].state is EventState.DEAD
+    deliverer.store.enqueue([dataclasses.replace(alice(X), source="okta", external_id="00u1")])
+    drain(deliverer)
+    assert deliverer.store.open_conflicts() == []
+    assert simulator.extensions()[X]["user_id"] == 3 and simulator.extensions()[X]["im"] is False
 
 
 def test_two_sources_of_one_verba_user_wanting_the_same_settings_share_the_extension(make_config, simulator):
