@@ -22,6 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 
+TRIAL_FAILED = "the probe was answered (Verba reads), then a push failed (Verba may take no writes)"
+
 
 @dataclasses.dataclass(frozen=True)
 class BreakerState:
@@ -59,7 +61,7 @@ class Breaker:
         with self._lock:
             if self._trial is not None:  # the trial push failed as Verba does as a whole: open again
                 self._trial, self._probing = None, False
-                self._state = dataclasses.replace(self._state, probed_at=now, error=error)
+                self._state = dataclasses.replace(self._state, error=f"{TRIAL_FAILED}: {error}")
                 self._next_probe = now + self.probe_seconds
                 return True
             if self._state.open:

@@ -109,7 +109,8 @@ def breaker_state(breaker: OpenBreaker, now: float) -> str:
     """The target's state while `breaker` is open, for `connector status` and /readyz."""
     probe = f"; last probe {when(breaker.probed_at)}" if breaker.probed_at is not None else ""
     return (f"DOWN: circuit breaker open since {when(breaker.opened_at)} ({age(now - breaker.opened_at)}) on "
-            f"{breaker.instance}{probe}: {breaker.error}; delivery waits and spends no attempts until Verba answers")
+            f"{breaker.instance}{probe}: {breaker.error}; delivery waits and spends no attempts until Verba answers a "
+            "probe and takes a write")
 
 
 def ownership_lines(conflicts: Sequence[Conflict], clashes: Sequence[tuple[str, Sequence[Claimant]]]) -> list[str]:

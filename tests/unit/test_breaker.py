@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.delivery.breaker import Breaker
+from connector.delivery.breaker import TRIAL_FAILED, Breaker
 
 
 class Clock:
@@ -80,8 +80,11 @@ def test_a_trial_push_that_fails_as_a_whole_opens_it_again_with_the_next_probe_a
     b = opened(clock)
     clock.now += 5
     assert b.take_probe() and b.probed(None, "w1")
+    clock.now += 1
     assert b.failed(("scim", "carol"), "HTTP 503 on createExtension")  # one user is enough during a trial
-    assert b.state.open and not b.on_trial("w1") and b.state.error == "HTTP 503 on createExtension"
+    # Said as what happened: the probe (a read) was answered, the push after it failed.
+    assert b.state.open and not b.on_trial("w1") and b.state.error == f"{TRIAL_FAILED}: HTTP 503 on createExtension"
+    assert b.state.probed_at == 1005.0  # the answered probe's time, not the failed push's
     assert b.state.opened_at == 1000.0  # still the same outage
     assert not b.take_probe() and not b.close()
     clock.now += 5
