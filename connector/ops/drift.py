@@ -145,6 +145,8 @@ class DriftCheck:
         finally:  # after a failure, the calls still queued are not sent
             pool.shutdown(cancel_futures=True)
         wanted = {record.extension for user in checked for record in user.wanted}
+        # A user not checked (`--user`: another source of the same Verba user) may claim what a checked one holds.
+        wanted |= set(self.store.claimants(sorted({f["extension"] for u in checked for f in u.held} - wanted)))
         for user in _holders(checked):
             report.drifts.extend(_extras(user, wanted))
         for user in checked:
@@ -347,7 +349,7 @@ def recorded(found: dict[str, Any]) -> str:
 
 
 def _extras(user: _User, wanted: set[str]) -> list[Drift]:
-    """The extensions Verba links to `user` and records that no checked user's state maps to."""
+    """The extensions Verba links to `user` and records that no user wants (`wanted`)."""
     return [Drift("extra", found["extension"], user.name, int(found["user_id"]),
                   f"linked to {user.login} and recorded ({recorded(found)}), but no user's state has it")
             for found in user.held if found["extension"] not in wanted and recorded(found)]

@@ -55,8 +55,8 @@ class VerbaHTTPError(VerbaError):
         self.retryable = status_code >= 500
         self.target_wide = status_code >= 500 or status_code == 429
         hint = (
-            "a server-side failure, worth retrying"
-            if self.retryable
+            "a server-side failure, worth retrying" if self.retryable
+            else "Verba (or a proxy before it) asks for fewer calls: waiting as it says" if status_code == 429
             else "check target.url (path /provisioning, port 7002 for v2)"
         )
         super().__init__(f"Verba answered HTTP {status_code}{': ' + detail if detail else ''}; {hint}")

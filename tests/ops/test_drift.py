@@ -331,6 +331,16 @@ def test_an_extension_seen_gone_is_no_longer_confirmed_so_its_next_push_asks_ver
     assert sim.extensions()[ALICE]["user_id"] == 3
 
 
+def test_a_check_of_one_source_does_not_call_what_another_source_of_the_user_wants_extra(deliverer, sim, drift):
+    """alice from two sources with a number each: `drift --user` of one must not report the other's number as an
+    extension nobody wants (the full check never did)."""
+    import dataclasses
+
+    pushed(deliverer, sim, user(), dataclasses.replace(user(phones=(BOB,)), source="okta", external_id="00u1"))
+    assert drift.check([("test", "u-alice")]).drifts == []
+    assert drift.check().drifts == []
+
+
 def test_a_login_name_listed_twice_is_asked_on_its_own(deliverer, sim, drift):
     users = "".join(f"<users><id>{i}</id><loginName>{login}</loginName></users>"
                     for i, login in ((3, "alice@example.com"), (8, "alice@example.com"), (4, "bob@example.com")))

@@ -206,6 +206,9 @@ def test_a_member_without_a_value_is_refused_and_nothing_changes(
     error = response.json()
     assert error["scimType"] == "invalidValue" and error["status"] == "400"
     assert '{"display": "p2", "type": "User"} has no value' in error["detail"]
+    for blank in ("", "  "):  # an empty value names nobody either
+        response = send_members(api, gid, "Traders", "patch-add", [{"value": blank}])
+        assert response.status_code == 400 and "has no value" in response.json()["detail"], response.text
     assert members(api, gid) == [a] and group_names(store, b) == []
     assert [g["displayName"] for g in api.get("/Groups").json()["Resources"]] == ["Traders"]
 

@@ -179,6 +179,7 @@ def test_http_429_waits_as_retry_after_says_capped(sim: Sim, client: VerbaClient
     with pytest.raises(VerbaRateLimited) as caught:
         client.create_extension(record("120"))
     assert caught.value.retry_after == seconds and caught.value.retryable and caught.value.cause == "rate_limited"
+    assert "asks for fewer calls" in str(caught.value) and "target.url" not in str(caught.value)  # no wrong advice
 
 
 def test_http_429_with_an_http_date(sim: Sim, client: VerbaClient) -> None:

@@ -308,7 +308,8 @@ def _settle_members(
     """Split the members the client sent into those naming a User or Group of the client and pending ones."""
     sent: list[dict[str, Any]] = body.get("members") or []
     stored = old.body.get("members") or [] if old else []
-    nameless = next((m for m in sent if not isinstance(m.get("value"), str) and m not in stored), None)
+    nameless = next((m for m in sent if not (isinstance(m.get("value"), str) and m["value"].strip())
+                     and m not in stored), None)
     if nameless is not None:  # a member of nobody: the user it means would silently stay out of the group
         raise errors.invalid_value(f"the member {json.dumps(nameless)} has no value: name each member by the id of "
                                    'its User or Group, {"value": "<id>"}; nothing was changed')
