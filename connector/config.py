@@ -27,6 +27,7 @@ from connector.errors import ConnectorError
 from connector.records import eid_problem
 from connector.shipped import default_mapping
 from connector.simulator.seed import SeedError, load_seed
+from connector.tomlfile import not_toml
 
 DEFAULT_PATH = "config/connector.toml"
 DEFAULT_MAPPING = default_mapping()  # the shipped one, wherever the connector is installed
@@ -312,13 +313,13 @@ def load_config(path: str | Path = DEFAULT_PATH, *, secrets: Collection[str] = S
     """
     path = str(path)
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        text = Path(path).read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file; pass --config or set CONNECTOR_CONFIG, or write a starter "
                           "config with `connector init DIR`") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
+        raise ConfigError(not_toml(path, text, exc)) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     except OSError as exc:  # a directory, no permission, an I/O error

@@ -107,7 +107,7 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
     click.echo(f"decided by {loaded.decision(subject.change)}")
     rows = [("record", r) for r in mapped.upserts] + [("stop", r) for r in mapped.deprovisions]
     if not rows:
-        click.echo("maps to no extension: the state has no value in the mapping's [[extensions]] sources"
+        click.echo("maps to no extension: the state has no valid value in the mapping's [[extensions]] sources"
                    + ("" if subject.change.kind == "upsert" else ", and nothing was pushed for it before"))
         return
     for line in table(rows):

@@ -22,7 +22,9 @@ deprovision (the user no longer wants it): getExtension; recording is stopped on
 
 Users waiting in a conflict on an extension that a push releases are woken: a fresh event of
 their current state is queued, so a number passed from a leaver to a joiner ends recorded for
-the joiner without on-call work.
+the joiner without on-call work. A push that writes new settings to an extension another source of
+the same Verba user claimed later, with the old ones, queues that user again too: it then waits in
+a conflict instead of staying done while Verba records it otherwise.
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ class OwnershipPusher:
         # it waited for may be the ones written now.
         shared = [r.extension for r in outcome.written
                   if any(t.verba_user_id == me.verba_user_id for t in plan.rivals.get(r.extension, []))]
-        outcome.finish = PushFinish(claim.owner, me, outcome.owners, outcome.conflicts, [*released, *shared])
+        outcome.finish = PushFinish(claim.owner, me, outcome.owners, outcome.conflicts, [*released, *shared],
+                                    self._overwritten_twins(plan, me, outcome.written))
         return outcome
 
     # upserts
@@ -163,6 +166,24 @@ class OwnershipPusher:
             if theirs is not None and record.differences(theirs):
                 return twin, theirs
         return None
+
+    def _overwritten_twins(self, plan: PushPlan, me: Claimant,
+                           written: Sequence[ExtensionRecord]) -> list[tuple[str, str]]:
+        """The other source users of this Verba user who claimed a `written` extension after this user, and whose last
+        push of it had other settings: this push, the first claim's, overwrote theirs in Verba. Each is pushed again
+        (Store: `recheck`) and waits in a conflict that says so, instead of counting as done while Verba records
+        them otherwise."""
+        overwritten = []
+        for record in written:
+            mine = dataclasses.replace(me, claimed_at=plan.claimed_at.get(record.extension, me.claimed_at))
+            for twin in plan.rivals.get(record.extension, []):
+                if twin.verba_user_id != me.verba_user_id or twin.earlier_than(mine):
+                    continue
+                theirs = next((p for p in self.store.pushed_extensions(twin.source, twin.external_id)
+                               if p.extension == record.extension), None)
+                if theirs is not None and record.differences(theirs):
+                    overwritten.append((twin.source, twin.external_id))
+        return sorted(set(overwritten))
 
     def _move(self, claim: Claim, me: Claimant, record: ExtensionRecord, owner: int, login: str | None,
               outcome: PushOutcome, action: str, why: str) -> None:
@@ -253,7 +274,8 @@ class OwnershipPusher:
 def woken(users: Sequence[tuple[str, str]]) -> None:
     """Log the users a push woke (the store queued a fresh event of each: connector/store/ownership.py)."""
     if users:
-        log.info("an extension was released: %d waiting user(s) queued again", len(users))
+        log.info("%d user(s) queued again: waiting on an extension released, or their settings on one overwritten "
+                 "by another source of their Verba user", len(users))
 
 
 def _why_waiting(rival: Claimant | None, owner: int | None) -> tuple[str, str]:

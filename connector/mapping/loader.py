@@ -20,6 +20,7 @@ from connector.mapping.normalize import NORMALIZE_MODES, SUFFIX_MODES
 from connector.mapping.paths import AttributePath
 from connector.mapping.rules import Condition, RecordingSettings, Rule
 from connector.records import RECORDING_MODES, eid_problem
+from connector.tomlfile import not_toml
 
 SETTINGS = {
     "recordingMode": "recording_mode",
@@ -29,10 +30,6 @@ SETTINGS = {
     "screenCaptureEnabled": "screen_capture_enabled",
 }
 DEFAULT_SETTINGS = RecordingSettings("FULL", voice=True, im=False, video=False, screen_capture_enabled=False)
-TOML_AT = re.compile(r"\(at line (\d+), column (\d+)\)$")  # where tomllib's message says it stopped
-QUOTES = ('a double quote inside a "..." value ends it; write the whole value in single quotes, as the header of '
-          "mappings/default.toml says")
-EXAMPLE = "from = 'phoneNumbers[type eq \"work\"].value'"
 
 
 class MappingError(ConnectorError):
@@ -50,36 +47,9 @@ def load_mapping(path: str | Path) -> Mapping:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise MappingError(_not_toml(name, text, exc)) from None
+        raise MappingError(not_toml(name, text, exc, quotes_where=", as the header of mappings/default.toml says")) \
+            from None
     return parse_mapping(data, name)
-
-
-def _not_toml(file: str, text: str, exc: tomllib.TOMLDecodeError) -> str:
-    """The parser's message with its position, a fix for the two likeliest mistakes, and the line it stopped at."""
-    at = TOML_AT.search(str(exc))
-    lines = text.split("\n")  # as tomllib counts them
-    if at is None or int(at[1]) > len(lines):  # at the end of the document
-        return f"{file}: not valid TOML: {exc}; fix the syntax there"
-    number, column = int(at[1]), int(at[2])
-    line = lines[number - 1].rstrip("\r")
-    fix = _toml_fix(line[:column - 1], line[column - 1:]) or "fix the syntax there"
-    return f"{file}: not valid TOML: {exc}; {fix}\n{file}: line {number}: {line.strip()}"
-
-
-def _toml_fix(before: str, after: str) -> str | None:
-    """The fix when the parser stopped (between `before` and `after` on its line) right after a "..." string that
-    a double quote inside it ended, or in a number written with leading zeros; None for any other mistake."""
-    if before.endswith('"') and after[:1] not in ("", " ", "\t", ",", "]", "}", "#") and '"' in after:
-        whole = re.fullmatch(r'\s*([A-Za-z0-9_.-]+)\s*=\s*"(.*)"\s*', before + after)
-        single = whole is not None and "'" not in whole[2]
-        return f"{QUOTES}: {whole[1]} = '{whole[2]}'" if whole and single else f"{QUOTES}: {EXAMPLE}"
-    zero, rest = re.search(r"(?:^|[\s=\[,{])([+-]?0)$", before), re.match(r"[0-9][0-9_]*", after)
-    if zero and rest:
-        number = zero[1] + rest[0]
-        key = re.search(r"([A-Za-z0-9_-]+)\s*=\s*[+-]?0$", before)
-        quoted = f'{key[1]} = "{number}"' if key else f'"{number}"'
-        return f"{number} is a number with a leading zero, which TOML refuses; quote it: {quoted}"
-    return None
 
 
 def parse_mapping(data: dict[str, Any], file: str) -> Mapping:

@@ -244,10 +244,10 @@ class EventQueue(ExtensionOwnership, Database):
             "owner": claim.owner, "lease_until": claim.lease_until}).rowcount)
 
     def _supersede(self, conn: Any, claim: Claim, now: float) -> None:
-        """Discard the user's dead letters up to the event whose state the claim's push delivered (the user's
-        current one): nothing is left to deliver for them."""
+        """Discard the user's dead letters up to the event whose state the claim settled (the user's current one,
+        written, already in Verba, or with nothing to write): nothing is left to deliver for them."""
         pushed = (claim.current or claim.latest).id
-        reason = (f"superseded: the push of event {claim.latest.id} delivered the user's current state (event "
+        reason = (f"superseded: event {claim.latest.id} is done, Verba in step with the user's current state (event "
                   f"{pushed}'s), all a replay of this one would send")
         ids = [row["id"] for row in conn.execute(self._q["supersede_dead"], {
             "reason": reason, "at": now, "source": claim.source, "external_id": claim.external_id, "upto": pushed})]

@@ -55,6 +55,16 @@ def test_it_says_when_no_rule_matched_or_the_user_goes_away(tmp_path):
     assert code == 0 and "decided by a deactivate: not recorded" in out, out
 
 
+def test_a_user_going_away_with_only_an_invalid_number_is_said_to_have_no_valid_value(tmp_path):
+    invalid = tmp_path / "u.json"
+    user = json.loads(Path(OKTA).read_text())
+    invalid.write_text(json.dumps({**user, "phoneNumbers": [{"value": "call reception", "type": "work"}]}))
+    code, out = run("--mapping", "mappings/okta.toml", "--user", str(invalid), "--kind", "deactivate")
+    assert code == 0, out
+    assert out.splitlines()[-1] == ("maps to no extension: the state has no valid value in the mapping's "
+                                    "[[extensions]] sources, and nothing was pushed for it before")
+
+
 def test_a_user_going_away_shows_its_extensions_stopped_if_verba_still_links_them_to_the_user():
     code, out = run("--mapping", "mappings/okta.toml", "--user", OKTA, "--kind", "deactivate")
     assert code == 0

@@ -382,6 +382,35 @@ def test_a_twin_conflict_clears_itself_when_the_first_source_comes_to_agree(make
     assert [e.change.cause for e in deliverer.store.list_events(user="okta/00u1")][0] == "extension_released"
 
 
+def test_the_first_source_changing_its_settings_puts_the_agreeing_second_in_a_conflict(make_config, simulator,
+                                                                                       tmp_path):
+    """Entra and Okta agree on alice's X; then Entra's rules record im too. Entra claimed X first, so its settings
+    are written; Okta's alice, done before, must not stay done while Verba records her otherwise: she is pushed
+    again and waits in a conflict that says why, until the sources agree again."""
+    deliverer = make_deliverer(make_config, groups_mapping(tmp_path))
+    deliverer.store.enqueue([alice(X)])  # entra's, accepted first
+    drain(deliverer)
+    deliverer.store.enqueue([dataclasses.replace(alice(X), source="okta", external_id="00u1")])
+    drain(deliverer)
+    assert deliverer.store.open_conflicts() == []
+
+    deliverer.store.enqueue([alice(X, groups=["Full"])])  # entra's alice joins the group that records im
+    drain(deliverer)
+    assert simulator.extensions()[X]["im"] is True, "the first claim's settings are written"
+    [conflict] = deliverer.store.open_conflicts()
+    assert (conflict.extension, conflict.claimant.source) == (X, "okta")
+    assert "another source of the same Verba user, claimed it first with other settings (im False here, True " \
+           "there)" in conflict.message
+    newest = deliverer.store.list_events(user="okta/00u1")[0]
+    assert (newest.change.cause, newest.state) == ("extension_settings_changed", EventState.DONE)
+    assert [c["im"] for c in writes(simulator, X)][-1] is True, "okta's second push wrote nothing to X"
+
+    deliverer.store.enqueue([alice(X)])  # entra's alice leaves the group: both want im off again
+    drain(deliverer)
+    assert deliverer.store.open_conflicts() == [] and simulator.extensions()[X]["im"] is False
+    assert len(deliverer.store.list_events(user="okta/00u1")) == 3, "one push of okta per change of entra's"
+
+
 def test_a_first_source_whose_write_verba_refused_keeps_nothing_from_the_second(make_config, simulator, tmp_path):
     """The first source's create was refused (a dead letter): Verba holds nothing of its settings, so the second
     source of the same Verba user writes its own instead of waiting for ever behind a record never written."""

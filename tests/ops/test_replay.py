@@ -139,7 +139,7 @@ def test_a_dead_letter_a_later_delivery_superseded_is_not_replayed(deliverer, si
     refused = cli("events", "replay", "--config", str(config_path), str(old.id))
     assert refused.returncode == 1 and f"event {old.id} is discarded" in refused.stderr
     shown = cli("events", "show", "--config", str(config_path), str(old.id)).stdout
-    assert "connector     supersede" in shown and "reason: superseded: the push of event " in shown, shown
+    assert "connector     supersede" in shown and "reason: superseded: event " in shown, shown
 
 
 def test_concurrent_replays_of_the_same_events_push_once(deliverer, simulator, config_path):

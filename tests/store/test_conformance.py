@@ -400,8 +400,8 @@ def test_a_delivered_push_supersedes_the_user_s_older_dead_letters(store: Store)
 
     superseded = store.get_event(refused)
     assert superseded is not None and superseded.state is EventState.DISCARDED
-    assert superseded.discard_reason == (f"superseded: the push of event {later} delivered the user's current state "
-                                         f"(event {later}'s), all a replay of this one would send")
+    assert superseded.discard_reason == (f"superseded: event {later} is done, Verba in step with the user's "
+                                         f"current state (event {later}'s), all a replay of this one would send")
     assert (superseded.last_cause, superseded.last_error) == ("error_illegal_argument", "refused")  # kept
     assert store.get_event(bob_dead).state is EventState.DEAD  # another user's
     assert store.get_event(held).state is EventState.HELD  # an operator's to decide

@@ -7,6 +7,7 @@ says otherwise.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -271,6 +272,26 @@ def test_releasing_an_extension_wakes_the_other_users_waiting_on_it(store: Store
     assert sorted((e.change.source, e.change.external_id, e.change.cause, e.state) for e in woken) == [
         ("ldap", "u2", "extension_released", EventState.PENDING),
         ("scim", "u3", "extension_released", EventState.PENDING)]
+
+
+def test_a_push_that_overwrote_another_sources_settings_queues_that_user_again_forced(store: Store) -> None:
+    first, second, held = claimant("u1", 7), claimant("u2", 7, source="ldap"), claimant("u3", 7, source="okta")
+    enqueue(store, second)
+    store.complete(claim_of(store), [], 7)  # done: its records equal Verba's, so only a forced push would run
+    enqueue(store, held, state=EventState.HELD)  # its newest event is an operator's to decide: left alone
+    enqueue(store, first)
+    claim = claim_of(store)
+    begin(store, "w1", first, ["100"])
+
+    before = {e.id for e in store.list_events()}
+    queued = store.complete(claim, [], 7, finish=PushFinish("w1", first, {"100": 7}, [], [],
+                                                             rechecked=[("ldap", "u2"), ("okta", "u3")]))
+
+    assert queued == [("ldap", "u2")]
+    [again] = [e for e in store.list_events() if e.id not in before]  # in the push's own transaction
+    assert (again.change.source, again.change.external_id, again.change.cause, again.state) == (
+        "ldap", "u2", "extension_settings_changed", EventState.PENDING)
+    assert claim_of(store, "w2", time.time() + 1).forced, "pushed even though its records did not change"
 
 
 # --- requeue ----------------------------------------------------------------------------------

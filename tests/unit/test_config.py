@@ -382,3 +382,13 @@ def test_validate_config_names_a_wrong_mapping_path_once(tmp_path):
     result = CliRunner().invoke(main, ["validate-config", "--config", str(config)])
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {config}: mapping.file is 3; it must be a string"]
+
+
+def test_a_config_that_is_not_toml_gets_the_mappings_fixes_and_its_line(tmp_path):
+    path = write(tmp_path, "[target]\neid = 0000\n")
+    first, shown = error_of(path).splitlines()
+    assert first.startswith(f"{path}: not valid TOML: ") and "(at line 2, column 8)" in first
+    assert first.endswith('0000 is a number with a leading zero, which TOML refuses; quote it: eid = "0000"')
+    assert shown == f"{path}: line 2: eid = 0000"
+    path = write(tmp_path, '[scim]\nlisten = "127.0.0.1:8080"x\n')
+    assert error_of(path).splitlines()[0].endswith("fix the syntax there")
