@@ -29,8 +29,10 @@ system-packages:
 		status=$$?; if [ -n "$$made" ]; then rm -f $$policy; fi; [ $$status -eq 0 ] || exit $$status; \
 	fi
 
+# Two workers (pytest-xdist); the tests that share the one Samba AD DC run on the same worker (--dist loadgroup).
+TEST_WORKERS ?= 2
 test: venv system-packages
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: venv
 	$(BIN)/ruff check connector tests bench chaos

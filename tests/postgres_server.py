@@ -21,9 +21,10 @@ import os
 import pathlib
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
+
+from connector.simulator.process import free_port
 
 SUPERUSER = "postgres"
 PASSWORD = "connector-test-password"
@@ -60,12 +61,6 @@ def _run_as() -> list[str]:
     return ["runuser", "-u", SUPERUSER, "--"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class PostgresServer:
     """One running cluster; `stop()` (or leaving the `with` block) shuts it down and deletes its files."""
 
@@ -83,7 +78,7 @@ class PostgresServer:
         directory = pathlib.Path(tempfile.mkdtemp(prefix="connector-pg-"))
         if run_as:
             shutil.chown(directory, SUPERUSER, SUPERUSER)
-        server = cls(bin_dir, directory, _free_port(), run_as)
+        server = cls(bin_dir, directory, free_port(), run_as)
         try:
             server._initdb()
             server._pg_ctl(

@@ -35,7 +35,8 @@ POST   /_sim/behaviour      change them, e.g. {"missing_extension": "error_gener
                             one of all, capped, refused (see operations.py); answers the settings now, or
                             400 for an unknown key or value
 POST   /_sim/reset          back to the seed: no extra users or extensions, no tokens, calls or faults,
-                            and the behaviour the simulator started with
+                            and the behaviour the simulator started with. A body (a seed, as a --seed file
+                            holds it) is the seed from then on; 400 with its problems if it is not one
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connector.simulator.faults import FaultRule
-from connector.simulator.seed import entry_problems
+from connector.simulator.seed import entry_problems, seed_problems
 
 if TYPE_CHECKING:
     from connector.simulator.app import Simulator
@@ -117,7 +118,11 @@ def routes(sim: Simulator) -> list[Route]:
         return Response(status_code=204)
 
     async def reset(request: Request) -> Response:
-        sim.state.reset()
+        seed = await _json(request) if await request.body() else None
+        problems = [] if seed is None else seed_problems(seed)
+        if problems:
+            raise ValueError("; ".join(problems))
+        sim.state.reset(seed)
         sim.calls.clear()
         sim.faults.clear()
         return Response(status_code=204)
@@ -133,7 +138,7 @@ def routes(sim: Simulator) -> list[Route]:
         Route("/_sim/expire-tokens", expire_tokens, methods=["POST"]),
         Route("/_sim/behaviour", get_behaviour, methods=["GET"]),
         Route("/_sim/behaviour", _bad_request_on_value_error(set_behaviour), methods=["POST"]),
-        Route("/_sim/reset", reset, methods=["POST"]),
+        Route("/_sim/reset", _bad_request_on_value_error(reset), methods=["POST"]),
         Route("/_sim/extensions/{eid}/{extension}", _bad_request_on_value_error(put_extension), methods=["PUT"]),
         Route("/_sim/extensions/{eid}/{extension}", delete_extension, methods=["DELETE"]),
         Route("/_sim/recorders/{location}", _bad_request_on_value_error(put_recorder), methods=["PUT"]),

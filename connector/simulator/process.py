@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 
 def start_simulator_process(
@@ -43,18 +45,48 @@ def wait_until_listening(
             time.sleep(0.05)
 
 
+EPHEMERAL = "/proc/sys/net/ipv4/ip_local_port_range"
+LOWEST_PORT = 10000
+
 _handed_out: set[int] = set()
 _handing_out = threading.Lock()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now, and never one this process was given before: the kernel may
-    give a port it just closed again at once, so two ports picked before either server binds could be one."""
+    """A TCP port nothing listens on right now, and never one this process was given before.
+
+    The port is below the kernel's ephemeral range (`EPHEMERAL`, 32768 and up by default), where outgoing
+    connections take theirs, so none can take it before the server binds it; each process walks the ports up
+    from its own place (by its pid), so that processes picking at the same time (test workers, benchmarks) do
+    not pick the same one. Where the range cannot be read, the kernel picks one (bind to port 0).
+    """
     with _handing_out:
-        while True:
+        for port in _candidates():
+            if port in _handed_out:
+                continue
             with socket.socket() as sock:
-                sock.bind((host, 0))
-                port: int = sock.getsockname()[1]
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no use
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                port = int(sock.getsockname()[1])
             if port not in _handed_out:
                 _handed_out.add(port)
                 return port
+        raise RuntimeError(f"no free TCP port on {host}")
+
+
+def _candidates() -> Iterator[int]:
+    """The ports to try in turn: below the ephemeral range from this process's place, then any (0) for ever."""
+    try:
+        with open(EPHEMERAL) as f:
+            first_ephemeral = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = LOWEST_PORT
+    size = first_ephemeral - LOWEST_PORT
+    if size > 0:
+        start = os.getpid() * 997 % size
+        yield from (LOWEST_PORT + (start + i) % size for i in range(size))
+    while True:
+        yield 0

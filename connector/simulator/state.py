@@ -115,10 +115,13 @@ class State:
         self._seed = seed or DEFAULT_SEED
         self.reset()
 
-    def reset(self) -> None:
-        """Back to the seed and the start settings: its directory, no extra users, no tokens."""
-        seed = self._seed
+    def reset(self, seed: dict[str, Any] | None = None) -> None:
+        """Back to the seed and the start settings: its directory, no extra users, no tokens. A `seed` (one that
+        seed_problems finds nothing wrong with) replaces the seed first."""
         with self.lock:
+            if seed is not None:
+                self._seed = seed
+            seed = self._seed
             self.missing_extension = self._start_missing_extension
             self.unfiltered_list_users = "all"  # operations.UNFILTERED_LIST_USERS_SHAPES, set at run time only
             environments = seed.get("environments") or DEFAULT_SEED["environments"]

@@ -37,11 +37,16 @@ UNCLOSED_SOCKETS = ("default:Exception ignored in. <(socket\\.socket|ssl\\.SSLSo
                     ":pytest.PytestUnraisableExceptionWarning")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
         if here in item.path.parents:
             item.add_marker(pytest.mark.filterwarnings(UNCLOSED_SOCKETS))
+        if "samba" in getattr(item, "fixturenames", ()):
+            # Samba's LDAP port is fixed (389), so one DC serves the whole run: under pytest-xdist
+            # (`make test` runs two workers with --dist loadgroup) every AD test goes to the same worker.
+            item.add_marker(pytest.mark.xdist_group("samba"))
 
 
 def unavailable(error: Exception) -> None:

@@ -1,13 +1,15 @@
 """The Verba simulator as a process: a real simulator under uvicorn (subprocess), a real SQLite store, real HTTP.
 
-Fixtures: `simulator` (started per test, seeded from `seed_users` and `seed_extensions`, which a test
-module or folder overrides), `make_config` (a Config that targets it) and `deliverer`. Helpers for the
+Fixtures: `simulator` (one process per test worker, reset for each test to the seed made of `seed_users` and
+`seed_extensions`, which a test module or folder overrides), `make_config` (a Config that targets it) and
+`deliverer`. Helpers for the
 tests: Simulator, drain, settled, user, free_port, PASSWORD.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -66,14 +68,18 @@ class Simulator:
         self.http.delete("/_sim/calls").raise_for_status()
 
 
-def write_seed(path: Path, users: list[dict[str, Any]], extensions: list[dict[str, Any]]) -> Path:
-    seed = {
+def seed(users: list[dict[str, Any]], extensions: list[dict[str, Any]]) -> dict[str, Any]:
+    """A simulator seed: one environment (0000), the API user `connector` (PASSWORD), these users and extensions."""
+    return {
         "environments": [{"eid": "0000", "shortName": "default"}],
         "api_users": [{"loginName": "connector", "password": PASSWORD}],
         "users": users,
         "extensions": extensions,
     }
-    path.write_text(json.dumps(seed))
+
+
+def write_seed(path: Path, users: list[dict[str, Any]], extensions: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps(seed(users, extensions)))
     return path
 
 
@@ -89,20 +95,44 @@ def seed_users() -> list[dict[str, Any]]:
     return USERS
 
 
+class SimulatorProcess:
+    """The test worker's simulator process, started again if a test left it dead."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.base_url = ""
+
+    def running(self) -> str:
+        """The base URL of the running simulator."""
+        if self.process is None or self.process.poll() is not None:
+            port = free_port()
+            self.process = start_simulator_process(port)
+            wait_until_listening(port, process=self.process)
+            self.base_url = f"http://127.0.0.1:{port}"
+        return self.base_url
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def simulator_process() -> Iterator[SimulatorProcess]:
+    """One simulator per test worker: starting one per test cost about a second of CPU each, for 165 tests."""
+    process = SimulatorProcess()
+    yield process
+    process.stop()
+
+
 @pytest.fixture
-def simulator(
-    tmp_path: Path, seed_users: list[dict[str, Any]], seed_extensions: list[dict[str, Any]]
-) -> Iterator[Simulator]:
-    port = free_port()
-    process = start_simulator_process(port, str(write_seed(tmp_path / "seed.json", seed_users, seed_extensions)))
-    try:
-        wait_until_listening(port)
-        sim = Simulator(f"http://127.0.0.1:{port}")
-        yield sim
-        sim.http.close()
-    finally:
-        process.terminate()
-        process.wait(10)
+def simulator(simulator_process: SimulatorProcess, seed_users: list[dict[str, Any]],
+              seed_extensions: list[dict[str, Any]]) -> Iterator[Simulator]:
+    """The simulator, as new: its seed made of `seed_users` and `seed_extensions`, no calls, faults or tokens."""
+    sim = Simulator(simulator_process.running())
+    sim.http.post("/_sim/reset", json=seed(seed_users, seed_extensions)).raise_for_status()
+    yield sim
+    sim.http.close()
 
 
 @pytest.fixture

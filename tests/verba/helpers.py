@@ -55,7 +55,8 @@ class Sim:
         return response.text.split("<token>")[1].split("</token>")[0]
 
     def reset(self) -> None:
-        self.http.post("/_sim/reset").raise_for_status()
+        """Back to SEED, whatever seed a test gave the simulator."""
+        self.http.post("/_sim/reset", json=SEED).raise_for_status()
 
 
 def record(number: str = "+15550100", user_id: int = 3, **changes: object) -> ExtensionRecord:

@@ -74,3 +74,12 @@ def test_what_connector_listens_on_sends_at_once() -> None:
         accepted, _ = listener.accept()
         with accepted:
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_free_ports_are_below_the_ephemeral_range_where_outgoing_connections_take_theirs() -> None:
+    """Between the pick and the server's bind, an outgoing connection (of another test worker) could take a port
+    of the kernel's ephemeral range: `connector run` then failed to bind its SCIM port."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        first_ephemeral = int(f.read().split()[0])
+    ports = [free_port() for _ in range(20)]
+    assert all(10000 <= port < first_ephemeral for port in ports), ports

@@ -307,6 +307,21 @@ def test_the_control_api_checks_a_user_as_a_seed_is_checked(sim: Sim) -> None:
     assert again.status_code == 400 and "id 5 is taken" in again.json()["error"]
 
 
+def test_a_reset_with_a_seed_makes_it_the_seed_and_a_bad_one_changes_nothing(sim: Sim) -> None:
+    sim.http.post("/_sim/users", json={"loginName": "frank@example.com"}).raise_for_status()
+    new = {"users": [{"id": 9, "loginName": "ivy@example.com", "eid": "0000"}],
+           "extensions": [{"extension": "+15550199", "eid": "0000", "user_id": 9}]}
+    assert sim.http.post("/_sim/reset", json=new).status_code == 204
+    assert [u["loginName"] for u in sim.state()["users"]] == ["ivy@example.com"]
+    assert sim.extension("+15550199") is not None and sim.calls() == []
+
+    bad = sim.http.post("/_sim/reset", json={"users": "ivy"})
+    assert bad.status_code == 400 and "users is" in bad.json()["error"]
+    sim.http.post("/_sim/users", json={"loginName": "jo@example.com"}).raise_for_status()
+    sim.http.post("/_sim/reset").raise_for_status()  # no body: back to the seed given last
+    assert [u["loginName"] for u in sim.state()["users"]] == ["ivy@example.com"]
+
+
 def test_tokens_expire_after_their_ttl() -> None:
     state = State(token_ttl=0.05)
     token = state.issue_token()
