@@ -97,6 +97,7 @@ def _text(data: bytes, name: str) -> str:
 
 
 STATES = [s.value for s in EventState]
+DRY_RUN_USERS = 50  # users `events replay --dry-run` shows in full by default
 
 
 @events.command("list")
@@ -204,13 +205,15 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
                              "the users of every open extension conflict.")
 @click.option("--state", type=click.Choice(["dead"]), help="Replay every dead letter.")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing, call nothing.")
+@click.option("--show", "shown_users", type=click.IntRange(min=0), default=DRY_RUN_USERS, show_default=True,
+              metavar="N", help="How many users --dry-run shows in full; 0 for every one.")
 @click.option("--rate", type=click.FloatRange(min=0.01), help="At most this many events per second.")
 @click.option("--reason", default="", help="Why, for the audit.")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
               help=f"Wait up to this long for the outcome; exit {NEEDS_ATTENTION} unless every event is delivered.")
 @operator_option
 def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | None, state: str | None, dry_run: bool,
-                  rate: float | None, reason: str, wait_seconds: float, operator: str) -> None:
+                  shown_users: int, rate: float | None, reason: str, wait_seconds: float, operator: str) -> None:
     """Deliver dead letters again, mapping each user's current state (never rolling a user back).
 
     The running connector delivers them; --wait follows them to the end. Exit status: 0 when the
@@ -231,7 +234,7 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
                 raise ActionError(f"event {settled[0].id} is done and has no open extension conflict: nothing to "
                                   "replay; nothing was changed")
         if dry_run:
-            _show_dry_run(store, load_mapping(config.mapping_file), chosen)
+            _show_dry_run(store, load_mapping(config.mapping_file), chosen, shown_users)
             return
         if not chosen:
             click.echo("nothing to replay: no event matches (see `connector events list --state dead`)")
@@ -257,14 +260,18 @@ def _check_target(config: Config) -> None:
                              "first (`connector status`), then replay again") from None
 
 
-def _show_dry_run(store: Store, mapping: Mapping, chosen: list[StoredEvent]) -> None:
+def _show_dry_run(store: Store, mapping: Mapping, chosen: list[StoredEvent], limit: int) -> None:
+    """What replaying `chosen` would send, user by user: the first `limit` users (0: all), then how many more."""
     users = {(e.change.source, e.change.external_id): e for e in chosen}
     click.echo(f"dry run: {len(chosen)} event(s) of {len(users)} user(s) would be replayed; nothing changed")
-    for event in users.values():
+    for event in list(users.values())[:limit or None]:
         shown = preview(store, mapping, event)
         click.echo(f"{shown.source}/{shown.external_id} (newest event {shown.event_id}, Verba user {shown.user_id}):")
         for line in shown.lines:
             click.echo(f"  {line}")
+    if limit and len(users) > limit:
+        click.echo(f"... and {len(users) - limit} more user(s): pass --show 0 to show every one, or the ids of the "
+                   "events to see")
 
 
 def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:

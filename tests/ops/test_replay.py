@@ -108,6 +108,18 @@ def test_dry_run_shows_what_would_be_sent_and_changes_nothing(deliverer, simulat
     assert simulator.calls() == calls_before
 
 
+def test_a_dry_run_of_many_users_shows_the_first_and_counts_the_rest(deliverer, simulator, config_path):
+    make_dead_letters(deliverer, simulator)
+    shown = cli("events", "replay", "--config", str(config_path), "--state", "dead", "--dry-run", "--show", "2")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert len([line for line in lines if line.startswith("test/")]) == 2
+    assert lines[-1] == "... and 1 more user(s): pass --show 0 to show every one, or the ids of the events to see"
+    every = cli("events", "replay", "--config", str(config_path), "--state", "dead", "--dry-run", "--show", "0")
+    assert len([line for line in every.stdout.splitlines() if line.startswith("test/")]) == 3
+    assert "more user(s)" not in every.stdout
+
+
 def refused_then_moved(deliverer, simulator, failing_creates: int):
     """alice's create of A is refused (a dead letter, returned); then her number moves to B, whose push fails too
     when `failing_creates` is 2."""
