@@ -32,7 +32,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from connector.mapping import MappedUser
 from connector.ops.metrics import OWNERSHIP_DECISIONS
@@ -44,6 +45,7 @@ from connector.verba.client import VerbaClient
 from connector.verba.errors import ExtensionAbsent, VerbaAmbiguous
 
 log = logging.getLogger("connector.delivery")
+T = TypeVar("T")
 
 
 
@@ -110,10 +112,10 @@ class OwnershipPusher:
         known = plan.owners.get(extension)
         twin = self._earlier_twin(plan, mine, record)
         if twin is not None:  # two sources of one Verba user want it recorded differently: the first claim's stays
-            claimant, theirs = twin
+            claimant, differences = twin
             self._conflict(claim, me, extension, me.verba_user_id, claimant.login_name, claimant, outcome,
                            why=f"{claimant.name}, another source of the same Verba user, claimed it first with other "
-                               f"settings ({record.differences(theirs)}), which it keeps",
+                               f"settings ({differences}), which it keeps",
                            fix="make the two sources agree (the same groups or attributes), or remove the number "
                                "from one of them; then `connector events replay --cause extension_conflict`")
             return
@@ -151,21 +153,15 @@ class OwnershipPusher:
         else:
             self._conflict(claim, me, extension, owner, login, None, outcome)
 
-    def _earlier_twin(self, plan: PushPlan, mine: Claimant,
-                      record: ExtensionRecord) -> tuple[Claimant, ExtensionRecord] | None:
-        """Another source user of the same Verba user who claimed the extension first, and the record last pushed
-        for them, when Verba holds it linked to this Verba user (as the connector last wrote or saw it) with those
-        settings and they differ from `record` (the push would silently undo theirs); else None."""
+    def _earlier_twin(self, plan: PushPlan, mine: Claimant, record: ExtensionRecord) -> tuple[Claimant, str] | None:
+        """Another source user of the same Verba user who claimed the extension first, and how `record` differs
+        from what was last pushed for them, when Verba holds it linked to this Verba user (as the connector last
+        wrote or saw it) with those settings (the push would silently undo theirs); else None."""
         if plan.owners.get(record.extension) != mine.verba_user_id:  # not written yet: nobody's settings to keep
             return None
-        for twin in plan.rivals.get(record.extension, []):
-            if twin.verba_user_id != mine.verba_user_id or not twin.earlier_than(mine):
-                continue
-            theirs = next((p for p in self.store.pushed_extensions(twin.source, twin.external_id)
-                           if p.extension == record.extension), None)
-            if theirs is not None and record.differences(theirs):
-                return twin, theirs
-        return None
+        earlier = [t for t in plan.rivals.get(record.extension, [])
+                   if t.verba_user_id == mine.verba_user_id and t.earlier_than(mine)]
+        return next(differing_twins(self.store, record, earlier, lambda t: (t.source, t.external_id)), None)
 
     def _overwritten_twins(self, plan: PushPlan, me: Claimant,
                            written: Sequence[ExtensionRecord]) -> list[tuple[str, str]]:
@@ -173,17 +169,14 @@ class OwnershipPusher:
         push of it had other settings: this push, the first claim's, overwrote theirs in Verba. Each is pushed again
         (Store: `recheck`) and waits in a conflict that says so, instead of counting as done while Verba records
         them otherwise."""
-        overwritten = []
+        overwritten = set()
         for record in written:
             mine = dataclasses.replace(me, claimed_at=plan.claimed_at.get(record.extension, me.claimed_at))
-            for twin in plan.rivals.get(record.extension, []):
-                if twin.verba_user_id != me.verba_user_id or twin.earlier_than(mine):
-                    continue
-                theirs = next((p for p in self.store.pushed_extensions(twin.source, twin.external_id)
-                               if p.extension == record.extension), None)
-                if theirs is not None and record.differences(theirs):
-                    overwritten.append((twin.source, twin.external_id))
-        return sorted(set(overwritten))
+            later = [t for t in plan.rivals.get(record.extension, [])
+                     if t.verba_user_id == me.verba_user_id and not t.earlier_than(mine)]
+            overwritten |= {(t.source, t.external_id) for t, _ in
+                            differing_twins(self.store, record, later, lambda t: (t.source, t.external_id))}
+        return sorted(overwritten)
 
     def _move(self, claim: Claim, me: Claimant, record: ExtensionRecord, owner: int, login: str | None,
               outcome: PushOutcome, action: str, why: str) -> None:
@@ -269,6 +262,18 @@ class OwnershipPusher:
             "extension": extension, "from_user_id": owner, "from_login": login,
             "user": f"{me.source}/{me.external_id}", "user_id": me.verba_user_id,
         })
+
+
+def differing_twins(store: Store, record: ExtensionRecord, twins: Iterable[T],
+                    key: Callable[[T], tuple[str, str]]) -> Iterator[tuple[T, str]]:
+    """Each of `twins` (other source users of `record`'s Verba user, as `key` gives their (source, external_id))
+    whose last push of `record`'s extension had other settings, with how `record` differs ("im False here, True
+    there"): a push of `record` and theirs would undo each other. Shared by delivery and the dry run."""
+    for twin in twins:
+        theirs = next((p for p in store.pushed_extensions(*key(twin)) if p.extension == record.extension), None)
+        differences = "" if theirs is None else record.differences(theirs)
+        if differences:
+            yield twin, differences
 
 
 def woken(users: Sequence[tuple[str, str]]) -> None:

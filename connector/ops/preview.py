@@ -12,7 +12,8 @@ first, then the previewed users in order):
     create      Verba has no such extension, and no earlier claimant of another Verba user waits for it
     update      linked to this user with other settings, linked to no user, last written for this user by
                 the connector, or handed over (its holder is one of the connector's users and no longer
-                claims it) or taken over ([ownership] on_conflict = "take_over")
+                claims it) or taken over ([ownership] on_conflict = "take_over"); it says when another source
+                of the same Verba user, which claimed it later with the settings it had, then waits in a conflict
     stop        the user no longer wants it (inactive, left, number changed) and Verba records it for them
     unchanged   Verba holds it as wanted; or, to stop, it is gone or not recorded
     left_alone  to stop, but Verba links it to another user, or the same Verba user claims it elsewhere
@@ -34,6 +35,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from connector.delivery.ownership import differing_twins
 from connector.events import UserChange
 from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
 from connector.ops.drift import compare, look_up, recorded, verba_directory
@@ -237,18 +239,21 @@ class DryRun:
         def item(outcome: str, detail: str) -> Item:
             return Item(outcome, user.label, extension, detail)
 
-        for twin in (r for r in claimants if owner == me and r.key != user.key and r.verba_user_id == me
-                     and r.order[0] == 0 and (mine is None or r.order < mine.order)):  # the same Verba user elsewhere
-            theirs = next((p for p in self.store.pushed_extensions(*twin.key) if p.extension == extension), None)
-            differences = "" if theirs is None else record.differences(theirs)
-            if differences:
-                return item("conflict", f"{twin.label}, another source of the same Verba user, claimed it first with "
-                                        f"other settings ({differences}), which it keeps")
+        twins = [r for r in claimants if r.key != user.key and r.verba_user_id == me and r.order[0] == 0]  # stored
+        first = [r for r in twins if owner == me and (mine is None or r.order < mine.order)]
+        for twin, differences in differing_twins(self.store, record, first, _key):
+            return item("conflict", f"{twin.label}, another source of the same Verba user, claimed it first with "
+                                    f"other settings ({differences}), which it keeps")
         if owner == me or (last_written == me and found is not None):  # delivery updates it without asking
             if drift is None:
                 return item("unchanged", f"linked to Verba user {me} as wanted")
-            return item("update", drift.detail if owner == me else
-                        f"{drift.detail}; the connector last wrote it for this user, so it sets it back")
+            later = [r for r in twins if mine is not None and mine.order < r.order]
+            overwritten = [twin.label for twin, _ in differing_twins(self.store, record, later, _key)]
+            then = (f"; then {', '.join(overwritten)}, another source of the same Verba user with the settings it had, "
+                    "waits in a conflict" if overwritten else "")
+            return item("update", (drift.detail if owner == me else
+                                   f"{drift.detail}; the connector last wrote it for this user, so it sets it back")
+                        + then)
         holder = next((r for r in others if owner is not None and r.verba_user_id == owner), None)
         if holder is not None:
             return item("conflict", f"linked to Verba user {owner}, and {holder.label} claims it too and holds it")
@@ -288,6 +293,10 @@ class DryRun:
             return item("unchanged", "to stop, and Verba does not record it")
         why = _why_stopped(user.change, user.mapped)
         return item("stop", f"{why}: Verba records {modalities} on it for Verba user {me}")
+
+
+def _key(rival: _Rival) -> tuple[str, str]:
+    return rival.key
 
 
 def _why_stopped(change: UserChange, mapped: MappedUser | None) -> str:

@@ -394,7 +394,12 @@ def test_the_first_source_changing_its_settings_puts_the_agreeing_second_in_a_co
     drain(deliverer)
     assert deliverer.store.open_conflicts() == []
 
-    deliverer.store.enqueue([alice(X, groups=["Full"])])  # entra's alice joins the group that records im
+    joined = alice(X, groups=["Full"])  # entra's alice joins the group that records im
+    [previewed] = DryRun(deliverer.store, deliverer.client, deliverer.mapping).preview([joined]).items
+    assert (previewed.outcome, previewed.extension) == ("update", X), previewed
+    assert previewed.detail.endswith("; then okta/00u1 (alice@example.com), another source of the same Verba user "
+                                     "with the settings it had, waits in a conflict"), previewed.detail
+    deliverer.store.enqueue([joined])
     drain(deliverer)
     assert simulator.extensions()[X]["im"] is True, "the first claim's settings are written"
     [conflict] = deliverer.store.open_conflicts()
