@@ -49,9 +49,9 @@ class ExtensionRecord:
         """The same extension, still linked to its user, with recording turned off."""
         return dataclasses.replace(self, voice=False, im=False, video=False, screen_capture_enabled=False)
 
-    def differences(self, other: ExtensionRecord) -> str:
-        """How this record differs from `other`, "" if it does not: "im False here, True there, video ..."."""
-        return ", ".join(f"{name} {mine} here, {theirs} there" for name, mine in vars(self).items()
+    def differences(self, other: ExtensionRecord, here: str = "here", there: str = "there") -> str:
+        """How this record differs from `other`, "" if it does not: "im False {here}, True {there}, video ..."."""
+        return ", ".join(f"{name} {mine} {here}, {theirs} {there}" for name, mine in vars(self).items()
                          if mine != (theirs := getattr(other, name)))
 
     def to_dict(self) -> dict[str, Any]:

@@ -55,7 +55,8 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str, c
             store.add_drift_run(report.run("cli"))
     if as_json:
         click.echo(to_json({"users": report.users, "extensions": report.extensions, "counts": report.counts,
-                            "drifts": report.drifts, "unchecked": report.unchecked, "repaired": report.repaired,
+                            "drifts": report.drifts, "unchecked": report.unchecked,
+                            "in_conflict": report.in_conflict, "repaired": report.repaired,
                             "event_ids": ids, "seconds": report.finished_at - report.started_at,
                             "recorded": not users}))
     else:
@@ -77,6 +78,10 @@ def lines(report: DriftReport, ids: list[int]) -> list[str]:
         if drifts:
             out.append(f"{title} ({len(drifts)}):")
             out.extend(f"  {d.extension}  {d.user} (Verba user {d.user_id}): {d.detail}" for d in drifts)
+    if report.in_conflict:
+        out.append(f"in an open extension conflict, not drift ({len(report.in_conflict)}): `connector status` says why "
+                   "and what resolves it")
+        out.extend(f"  {line}" for line in report.in_conflict)
     if report.unchecked:
         out.append(f"not checked ({len(report.unchecked)}):")
         out.extend(f"  {line}" for line in report.unchecked)

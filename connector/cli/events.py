@@ -187,8 +187,12 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
         click.echo("audit:")
         for entry in audit:
             click.echo(f"  {audit_line(entry)}")
-    if conflicts:  # done, and still not recorded on these: the event's state alone would not tell
-        click.echo("open extension conflicts of this user (it is not recorded on these):")
+    if conflicts:  # done, and still not recorded on these (or not as it wants): the event's state alone would not tell
+        elsewhere = any(c.owner_user_id != c.claimant.verba_user_id for c in conflicts)
+        twins = any(c.owner_user_id == c.claimant.verba_user_id for c in conflicts)
+        how = " or ".join((["it is not recorded on these"] if elsewhere else [])
+                          + (["Verba records them with another source's settings"] if twins else []))
+        click.echo(f"open extension conflicts of this user ({how}):")
         for line in ownership_lines(conflicts, [])[1:]:
             click.echo(line)
     click.echo(

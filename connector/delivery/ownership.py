@@ -116,8 +116,9 @@ class OwnershipPusher:
             self._conflict(claim, me, extension, me.verba_user_id, claimant.login_name, claimant, outcome,
                            why=f"{claimant.name}, another source of the same Verba user, claimed it first with other "
                                f"settings ({differences}), which it keeps",
-                           fix="make the two sources agree (the same groups or attributes), or remove the number "
-                               "from one of them; then `connector events replay --cause extension_conflict`")
+                           fix="make the two sources agree (the same groups or attributes: `connector mapping test` "
+                               "shows what decides each), or remove the number from one of them; the conflict then "
+                               "clears itself")
             return
         # Last written (or seen) linked to this user: updated without asking Verba (DESIGN.md, Verba target).
         if known == me.verba_user_id and self._try_update(record):
@@ -161,7 +162,7 @@ class OwnershipPusher:
             return None
         earlier = [t for t in plan.rivals.get(record.extension, [])
                    if t.verba_user_id == mine.verba_user_id and t.earlier_than(mine)]
-        return next(differing_twins(self.store, record, earlier, lambda t: (t.source, t.external_id)), None)
+        return next(differing_twins(self.store, record, "/".join(_key(mine)), earlier, _key), None)
 
     def _overwritten_twins(self, plan: PushPlan, me: Claimant,
                            written: Sequence[ExtensionRecord]) -> list[tuple[str, str]]:
@@ -174,8 +175,7 @@ class OwnershipPusher:
             mine = dataclasses.replace(me, claimed_at=plan.claimed_at.get(record.extension, me.claimed_at))
             later = [t for t in plan.rivals.get(record.extension, [])
                      if t.verba_user_id == me.verba_user_id and not t.earlier_than(mine)]
-            overwritten |= {(t.source, t.external_id) for t, _ in
-                            differing_twins(self.store, record, later, lambda t: (t.source, t.external_id))}
+            overwritten |= {_key(t) for t, _ in differing_twins(self.store, record, "/".join(_key(me)), later, _key)}
         return sorted(overwritten)
 
     def _move(self, claim: Claim, me: Claimant, record: ExtensionRecord, owner: int, login: str | None,
@@ -264,14 +264,18 @@ class OwnershipPusher:
         })
 
 
-def differing_twins(store: Store, record: ExtensionRecord, twins: Iterable[T],
+def differing_twins(store: Store, record: ExtensionRecord, mine: str, twins: Iterable[T],
                     key: Callable[[T], tuple[str, str]]) -> Iterator[tuple[T, str]]:
     """Each of `twins` (other source users of `record`'s Verba user, as `key` gives their (source, external_id))
-    whose last push of `record`'s extension had other settings, with how `record` differs ("im False here, True
-    there"): a push of `record` and theirs would undo each other. Shared by delivery and the dry run."""
+    whose last push of `record`'s extension had other settings, with how `record` (the user named `mine`) differs:
+    "im False for okta/00u1, True for entra/8f1c": a push of `record` and theirs would undo each other. Shared by
+    delivery and the dry run."""
     for twin in twins:
-        theirs = next((p for p in store.pushed_extensions(*key(twin)) if p.extension == record.extension), None)
-        differences = "" if theirs is None else record.differences(theirs)
+        source, external_id = key(twin)
+        theirs = next((p for p in store.pushed_extensions(source, external_id) if p.extension == record.extension),
+                      None)
+        differences = "" if theirs is None else record.differences(theirs, f"for {mine}",
+                                                                   f"for {source}/{external_id}")
         if differences:
             yield twin, differences
 
@@ -295,6 +299,10 @@ def _why_waiting(rival: Claimant | None, owner: int | None) -> tuple[str, str]:
     return ("the connector manages no user linked to it",
             "free or relink it in Verba, then `connector events replay --cause extension_conflict`; "
             'or set [ownership] on_conflict = "take_over" in the mapping to let the directory win')
+
+
+def _key(claimant: Claimant) -> tuple[str, str]:
+    return claimant.source, claimant.external_id
 
 
 def _holder_among(rivals: list[Claimant], owner: int | None) -> Claimant | None:

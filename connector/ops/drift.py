@@ -14,6 +14,10 @@ from those answers. Kinds of drift:
     extra        an extension Verba links to a managed user and records, that no user's state maps to
                  (listUsers answers each user's extensions)
 
+An extension the user waits for in an open extension conflict is not drift: Verba holds it otherwise on purpose
+(the ownership rules, connector/delivery/ownership.py), the conflict says why, and a repair would change nothing.
+The report lists those apart (`in_conflict`).
+
 A check writes nothing to Verba. A repair queues a fresh, forced event of each drifted user's
 current state, so the normal delivery path (ownership rules, the stop-recording guard) writes the
 fix; an extra is first remembered as pushed for its user, so that push stops recording it.
@@ -62,6 +66,7 @@ BATCH = 50
 # A user pushed less than this before the list of every user was read (or since) is asked on its own: the
 # clocks of the instances that pushed may differ a little from this one's.
 CLOCK_MARGIN_SECONDS = 1.0
+EVERY_CONFLICT = 2**31 - 1  # the open conflicts a check reads: all of them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +90,7 @@ class DriftReport:
     extensions: int = 0
     drifts: list[Drift] = dataclasses.field(default_factory=list)
     unchecked: list[str] = dataclasses.field(default_factory=list)
+    in_conflict: list[str] = dataclasses.field(default_factory=list)  # "extension source/external_id" lines
     repaired: int | None = None  # users queued for repair
 
     @property
@@ -111,6 +117,7 @@ class _User:
     wanted: list[ExtensionRecord] = dataclasses.field(default_factory=list)
     held: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # what Verba links to the user
     drifts: list[Drift] = dataclasses.field(default_factory=list)
+    waiting: list[str] = dataclasses.field(default_factory=list)  # wanted extensions in an open conflict
     unchecked: str | None = None
 
     @property
@@ -136,10 +143,12 @@ class DriftCheck:
         targets = self.store.user_keys() if users is None else list(users)
         listed_at = time.time()
         directory = verba_directory(self.client, "drift check") if users is None or every_user else {}
+        waiting = {(c.claimant.source, c.claimant.external_id, c.extension)
+                   for c in self.store.open_conflicts(limit=EVERY_CONFLICT)}
         checked: list[_User] = []
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="drift")
         try:
-            for user in self._checked(pool, targets, directory, listed_at):
+            for user in self._checked(pool, targets, directory, listed_at, waiting):
                 checked.append(user)
                 progress(1)
         finally:  # after a failure, the calls still queued are not sent
@@ -156,25 +165,28 @@ class DriftCheck:
                 report.users += 1
                 report.extensions += len(user.wanted)
                 report.drifts.extend(user.drifts)
+                report.in_conflict.extend(f"{extension} {user.name}" for extension in user.waiting)
         report.drifts.sort(key=lambda d: (list(KINDS).index(d.kind), d.extension, d.user))
         # Seen absent or not this user's: the next push of it must ask Verba, not update it directly.
         self.store.forget_owners(sorted({d.extension for d in report.drifts if d.kind in UNOWNED}))
         report.finished_at = time.time()
         return report
 
-    def _checked(self, pool: ThreadPoolExecutor, targets: Sequence[tuple[str, str]],
-                 directory: dict[str, ListedUser], listed_at: float) -> Iterator[_User]:
-        """Each target checked, in order. The store is read BATCH users at a time, and each batch is read
-        and queued while the pool still checks the one before, so the calls to Verba never wait for it."""
+    def _checked(self, pool: ThreadPoolExecutor, targets: Sequence[tuple[str, str]], directory: dict[str, ListedUser],
+                 listed_at: float, waiting: set[tuple[str, str, str]]) -> Iterator[_User]:
+        """Each target checked, in order (`waiting`: the (source, external_id, extension) of the open conflicts).
+        The store is read BATCH users at a time, and each batch is read and queued while the pool still checks
+        the one before, so the calls to Verba never wait for it."""
         queued: Iterator[_User] = iter(())
         for start in range(0, len(targets), BATCH):
             stored = self.store.stored_users(targets[start:start + BATCH])
-            ahead = pool.map(lambda user: self._check_user(user, directory, listed_at), stored)
+            ahead = pool.map(lambda user: self._check_user(user, directory, listed_at, waiting), stored)
             yield from queued
             queued = ahead
         yield from queued
 
-    def _check_user(self, stored: StoredUser, directory: dict[str, ListedUser], listed_at: float) -> _User:
+    def _check_user(self, stored: StoredUser, directory: dict[str, ListedUser], listed_at: float,
+                    waiting: set[tuple[str, str, str]]) -> _User:
         user = _User(stored.source, stored.external_id)
         current = stored.current
         if current is None:
@@ -205,6 +217,9 @@ class DriftCheck:
         user.held = [e for e in verba.held or [] if e["user_id"] == verba.user_id]
         linked = {e["extension"]: e for e in user.held}
         for record in mapped.upserts:
+            if (user.source, user.external_id, record.extension) in waiting:
+                user.waiting.append(record.extension)
+                continue
             got = linked.get(record.extension) or self.client.get_extension(record.extension)
             drift = compare(record, got, user.name)
             if drift is not None:

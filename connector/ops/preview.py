@@ -241,14 +241,15 @@ class DryRun:
 
         twins = [r for r in claimants if r.key != user.key and r.verba_user_id == me and r.order[0] == 0]  # stored
         first = [r for r in twins if owner == me and (mine is None or r.order < mine.order)]
-        for twin, differences in differing_twins(self.store, record, first, _key):
+        name = "/".join(user.key)
+        for twin, differences in differing_twins(self.store, record, name, first, _key):
             return item("conflict", f"{twin.label}, another source of the same Verba user, claimed it first with "
                                     f"other settings ({differences}), which it keeps")
         if owner == me or (last_written == me and found is not None):  # delivery updates it without asking
             if drift is None:
                 return item("unchanged", f"linked to Verba user {me} as wanted")
             later = [r for r in twins if mine is not None and mine.order < r.order]
-            overwritten = [twin.label for twin, _ in differing_twins(self.store, record, later, _key)]
+            overwritten = [twin.label for twin, _ in differing_twins(self.store, record, name, later, _key)]
             then = (f"; then {', '.join(overwritten)}, another source of the same Verba user with the settings it had, "
                     "waits in a conflict" if overwritten else "")
             return item("update", (drift.detail if owner == me else

@@ -120,8 +120,10 @@ def _upsert_line(record: ExtensionRecord, before: ExtensionRecord | None, id_kno
     fields = [f for f in FIELDS if id_known or f != "user_id"]
     settings = ", ".join(f"{f}={getattr(record, f)}" for f in fields)
     if conflict is not None:
-        return (f"upsert {record.extension}: {settings} (in conflict since {when(conflict.since)}, not recorded for "
-                f"this user: {conflict.message})")
+        held = ("recorded with another source's settings" if conflict.owner_user_id == conflict.claimant.verba_user_id
+                else "not recorded for this user")
+        return (f"upsert {record.extension}: {settings} (in conflict since {when(conflict.since)}, {held}: "
+                f"{conflict.message})")
     if before is None:
         return f"upsert {record.extension}: {settings} (new)"
     changes = [

@@ -16,6 +16,7 @@ from connector.config import Config
 from connector.delivery.worker import Deliverer, WorkerPool
 from connector.mapping import load_mapping
 from connector.ops.preview import DryRun
+from connector.ops.replay import preview
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 from tests.plugins.simulator import drain, settled, user
@@ -357,7 +358,10 @@ def test_two_sources_of_one_verba_user_wanting_other_settings_is_a_conflict_not_
     assert (conflict.extension, conflict.claimant.source, conflict.owner_user_id) == (X, "okta", 3)
     assert "test/u-alice (alice@example.com), another source of the same Verba user, claimed it first" in (
         conflict.message)
-    assert "im False here, True there" in conflict.message and "make the two sources agree" in conflict.message
+    assert "(im False for okta/00u1, True for test/u-alice)" in conflict.message
+    assert conflict.message.endswith("make the two sources agree (the same groups or attributes: `connector mapping "
+                                     "test` shows what decides each), or remove the number from one of them; the "
+                                     "conflict then clears itself")
     [previewed] = DryRun(deliverer.store, deliverer.client, deliverer.mapping).preview([okta]).items
     assert (previewed.outcome, previewed.extension) == ("conflict", X), previewed
     assert "another source of the same Verba user, claimed it first" in previewed.detail
@@ -404,10 +408,12 @@ def test_the_first_source_changing_its_settings_puts_the_agreeing_second_in_a_co
     assert simulator.extensions()[X]["im"] is True, "the first claim's settings are written"
     [conflict] = deliverer.store.open_conflicts()
     assert (conflict.extension, conflict.claimant.source) == (X, "okta")
-    assert "another source of the same Verba user, claimed it first with other settings (im False here, True " \
-           "there)" in conflict.message
+    assert "another source of the same Verba user, claimed it first with other settings (im False for okta/00u1, " \
+           "True for test/u-alice)" in conflict.message
     newest = deliverer.store.list_events(user="okta/00u1")[0]
     assert (newest.change.cause, newest.state) == ("extension_settings_changed", EventState.DONE)
+    [line] = preview(deliverer.store, deliverer.mapping, newest).lines  # as `events show` and a dry run say it
+    assert "(in conflict since " in line and ", recorded with another source's settings: extension " in line, line
     assert [c["im"] for c in writes(simulator, X)][-1] is True, "okta's second push wrote nothing to X"
 
     deliverer.store.enqueue([alice(X)])  # entra's alice leaves the group: both want im off again

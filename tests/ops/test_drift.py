@@ -362,3 +362,20 @@ def test_a_check_with_verba_unreachable_fails_at_once_without_asking_each_user(d
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 1 and "could not reach http://127.0.0.1:" in done.stderr, done.stderr
     assert "each user is asked on its own" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_extension_a_user_waits_for_in_a_conflict_is_listed_apart_not_as_drift(deliverer, sim, config_path):
+    """bob claims alice's number: Verba keeps it hers, on purpose. Calling that drift asked on-call to --repair,
+    which changed nothing and left `status --check` failing."""
+    pushed(deliverer, sim, user())
+    pushed(deliverer, sim, user("u-bob", "bob@example.com"))
+    [conflict] = deliverer.store.open_conflicts()
+    assert conflict.claimant.external_id == "u-bob"
+
+    result = cli(config_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"in an open extension conflict, not drift (1): `connector status` says why and what resolves it\n" \
+           f"  {ALICE} test/u-bob" in result.stdout
+    assert "--repair" not in result.stdout
+    out = json.loads(cli(config_path, "--json").stdout)
+    assert (out["drifts"], out["in_conflict"]) == ([], [f"{ALICE} test/u-bob"])
