@@ -27,6 +27,7 @@ from connector.ops.report import (
     held_json,
     held_lines,
     ownership_lines,
+    queued_by,
     summary_lines,
     to_json,
 )
@@ -178,6 +179,7 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
                             "maps_to_now": now}))
         return
     click.echo(event_line(event))
+    click.echo(f"queued by: {queued_by(event.change.cause)}")
     click.echo("state:")
     click.echo("  " + json.dumps(event.change.state, indent=2).replace("\n", "\n  "))
     click.echo("attempts:")

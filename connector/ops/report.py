@@ -56,6 +56,22 @@ def event_dict(event: StoredEvent) -> dict[str, Any]:
     return data
 
 
+# The causes of the events the connector queues itself (an event's `cause` says what queued it; a source's read
+# "scim PATCH Users/ID", "ldap:read"): what each means, for `events show`.
+QUEUED_BY_THE_CONNECTOR = {
+    "extension_released": "the connector: an extension this user waited for in a conflict was released",
+    "extension_settings_changed": "the connector: another source of the same Verba user, which claimed an extension "
+                                  "first, wrote other settings to it",
+    "drift_repair": "a drift repair (`connector drift --repair`, or [drift] repair)",
+}
+
+
+def queued_by(cause: str) -> str:
+    """What queued an event of this `cause`, for a person."""
+    meaning = QUEUED_BY_THE_CONNECTOR.get(cause)
+    return f"{cause} ({meaning})" if meaning else cause or "not recorded"
+
+
 def event_line(event: StoredEvent) -> str:
     change = event.change
     user = change.state.get("userName", "")

@@ -424,3 +424,19 @@ def test_an_attempt_lost_after_a_replay_counts_in_the_new_budget(deliverer, conf
     assert [line.split(" at ")[0] for line in shown] == [
         "attempt 1", "replay by oncall-jane", f"attempt 1: {LOST}", "attempt 2"], shown
     assert shown[0].endswith(": dead (mapping: no phone number)") and shown[3].endswith(": done")
+
+
+def test_events_show_says_what_queued_an_event_and_explains_the_connectors_own(deliverer, simulator, config_path):
+    deliverer.store.enqueue([dataclasses.replace(alice(A), cause="scim PATCH Users/u-alice")])
+    drain(deliverer)
+    deliverer.store.enqueue([bob(A)])  # waits: alice holds A
+    drain(deliverer)
+    deliverer.store.enqueue([alice(B)])  # alice lets A go: bob is queued again by the connector
+    drain(deliverer)
+    first, *_ = deliverer.store.list_events(user="test/u-alice")[::-1]
+    woken = deliverer.store.list_events(user="test/u-bob")[0]
+    shown = cli("events", "show", "--config", str(config_path), str(first.id)).stdout.splitlines()
+    assert shown[1] == "queued by: scim PATCH Users/u-alice"
+    shown = cli("events", "show", "--config", str(config_path), str(woken.id)).stdout.splitlines()
+    assert shown[1] == ("queued by: extension_released (the connector: an extension this user waited for in a "
+                        "conflict was released)")
