@@ -57,7 +57,7 @@ def event_dict(event: StoredEvent) -> dict[str, Any]:
 
 
 # The causes of the events the connector queues itself (an event's `cause` says what queued it; a source's read
-# "scim PATCH Users/ID", "ldap:read"): what each means, for `events show`.
+# "scim PATCH User/ID", "ldap:read"): what each means, for `events show`.
 QUEUED_BY_THE_CONNECTOR = {
     "extension_released": "the connector: an extension this user waited for in a conflict was released",
     "extension_settings_changed": "the connector: another source of the same Verba user, which claimed an extension "

@@ -427,7 +427,7 @@ def test_an_attempt_lost_after_a_replay_counts_in_the_new_budget(deliverer, conf
 
 
 def test_events_show_says_what_queued_an_event_and_explains_the_connectors_own(deliverer, simulator, config_path):
-    deliverer.store.enqueue([dataclasses.replace(alice(A), cause="scim PATCH Users/u-alice")])
+    deliverer.store.enqueue([dataclasses.replace(alice(A), cause="scim PATCH User/u-alice")])
     drain(deliverer)
     deliverer.store.enqueue([bob(A)])  # waits: alice holds A
     drain(deliverer)
@@ -436,7 +436,7 @@ def test_events_show_says_what_queued_an_event_and_explains_the_connectors_own(d
     first, *_ = deliverer.store.list_events(user="test/u-alice")[::-1]
     woken = deliverer.store.list_events(user="test/u-bob")[0]
     shown = cli("events", "show", "--config", str(config_path), str(first.id)).stdout.splitlines()
-    assert shown[1] == "queued by: scim PATCH Users/u-alice"
+    assert shown[1] == "queued by: scim PATCH User/u-alice"
     shown = cli("events", "show", "--config", str(config_path), str(woken.id)).stdout.splitlines()
     assert shown[1] == ("queued by: extension_released (the connector: an extension this user waited for in a "
                         "conflict was released)")
