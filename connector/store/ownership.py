@@ -20,7 +20,7 @@ from typing import Any
 
 from connector.errors import ConnectorError
 from connector.records import ExtensionRecord
-from connector.store.database import Database
+from connector.store.database import CONNECTOR, Database
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +193,9 @@ class ExtensionOwnership(Database):
 
     def _finish_push(self, conn: Any, finish: PushFinish, *, complete: bool = True) -> list[tuple[str, str]]:
         """`finish_push` in the caller's transaction. `complete` False (a failed push, or a lease lost
-        to a newer push of the user) keeps the user's other open conflicts and records no owners."""
+        to a newer push of the user) keeps the user's other open conflicts and records no owners. A conflict
+        that opens or clears is audited (actor "connector", action "conflict" or "conflict_cleared"), so its
+        history outlives it."""
         q = self._q
         me = (finish.claimant.source, finish.claimant.external_id)
         if complete:
@@ -202,8 +204,18 @@ class ExtensionOwnership(Database):
                     conn.execute(q["forget_owner"], (extension,))
                 else:
                     conn.execute(q["set_owner"], (extension, owner, *me))
-        open_before = conn.execute(q["clear_conflicts" if complete else "conflicts_since"], me)
+        open_before = list(conn.execute(q["clear_conflicts" if complete else "conflicts_since"], me))
         since = {row["extension"]: float(row["since"]) for row in open_before}
+        now, user = time.time(), "/".join(me)
+        wanted = {c.extension for c in finish.conflicts}
+        conn.cursor().executemany(q["add_audit"], [
+            *((now, CONNECTOR, "conflict", self._array([c.event_id]), c.message,
+               json.dumps({"extension": c.extension, "user": user, "holder": c.owner_user_id}))
+              for c in finish.conflicts if c.extension not in since),
+            *((now, CONNECTOR, "conflict_cleared", self._array([row["event_id"]]),
+               f"{user} no longer waits for {row['extension']} (in conflict for {now - float(row['since']):.0f} s)",
+               json.dumps({"extension": row["extension"], "user": user, "since": float(row["since"])}))
+              for row in open_before if complete and row["extension"] not in wanted)])
         conn.cursor().executemany(q["put_conflict"], [  # a conflict open since before keeps its first time
             (c.extension, *me, c.event_id, c.claimant.verba_user_id, c.claimant.login_name, c.owner_user_id,
              c.owner_login, c.owner_claimant, c.message, since.get(c.extension, c.since))

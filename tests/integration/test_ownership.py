@@ -420,6 +420,10 @@ def test_the_first_source_changing_its_settings_puts_the_agreeing_second_in_a_co
     drain(deliverer)
     assert deliverer.store.open_conflicts() == [] and simulator.extensions()[X]["im"] is False
     assert len(deliverer.store.list_events(user="okta/00u1")) == 3, "one push of okta per change of entra's"
+    history = [e for e in reversed(deliverer.store.list_audit()) if e.action.startswith("conflict")]
+    assert [(e.action, e.detail["user"], e.detail["extension"]) for e in history] == [
+        ("conflict", "okta/00u1", X), ("conflict_cleared", "okta/00u1", X)], "its history outlives the conflict"
+    assert history[0].event_ids == (newest.id,) and "claimed it first with other settings" in history[0].reason
 
 
 def test_a_first_source_whose_write_verba_refused_keeps_nothing_from_the_second(make_config, simulator, tmp_path):

@@ -294,6 +294,21 @@ def test_a_push_that_overwrote_another_sources_settings_queues_that_user_again_f
     assert claim_of(store, "w2", time.time() + 1).forced, "pushed even though its records did not change"
 
 
+def test_a_conflict_opening_and_clearing_is_audited_once_each(store: Store) -> None:
+    alice = claimant("u1", 3)
+    waiting = enqueue(store, alice)
+    push(store, alice, ["100"], conflicts=[conflict(alice, "100", waiting)])  # opens
+    push(store, alice, ["100"], conflicts=[conflict(alice, "100", waiting)])  # still open: nothing new
+    begin(store, "w1", alice, ["100"])
+    store.finish_push("w1", alice, {}, [], [], failed=True)  # a failed push keeps it open: nothing cleared
+    assert [c.extension for c in store.open_conflicts()] == ["100"]
+    push(store, alice, ["100"])  # clears
+
+    history = [(e.actor, e.action, e.event_ids, e.detail["extension"]) for e in reversed(store.list_audit())]
+    assert history == [("connector", "conflict", (waiting,), "100"),
+                       ("connector", "conflict_cleared", (waiting,), "100")]
+
+
 # --- requeue ----------------------------------------------------------------------------------
 
 

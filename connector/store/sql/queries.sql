@@ -233,10 +233,10 @@ ON CONFLICT (extension) DO UPDATE SET verba_user_id = excluded.verba_user_id, so
 DELETE FROM extension_owners WHERE extension = %s
 
 -- conflicts_since --
-SELECT extension, since FROM extension_conflicts WHERE source = %s AND external_id = %s
+SELECT extension, since, event_id FROM extension_conflicts WHERE source = %s AND external_id = %s
 
 -- clear_conflicts --
-DELETE FROM extension_conflicts WHERE source = %s AND external_id = %s RETURNING extension, since
+DELETE FROM extension_conflicts WHERE source = %s AND external_id = %s RETURNING extension, since, event_id
 
 -- put_conflict --
 INSERT INTO extension_conflicts (extension, source, external_id, event_id, verba_user_id, login_name,
