@@ -214,7 +214,7 @@ class ExtensionOwnership(Database):
               for c in finish.conflicts if c.extension not in since),
             *((now, CONNECTOR, "conflict_cleared", self._array([row["event_id"]]),
                f"{user} no longer waits for {row['extension']} (in conflict for {now - float(row['since']):.0f} s)",
-               json.dumps({"extension": row["extension"], "user": user, "since": float(row["since"])}))
+               json.dumps({"extension": row["extension"], "user": user, "waited_seconds": round(now - row["since"])}))
               for row in open_before if complete and row["extension"] not in wanted)])
         conn.cursor().executemany(q["put_conflict"], [  # a conflict open since before keeps its first time
             (c.extension, *me, c.event_id, c.claimant.verba_user_id, c.claimant.login_name, c.owner_user_id,
