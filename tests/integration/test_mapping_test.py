@@ -154,3 +154,17 @@ def test_a_live_user_without_a_verba_user_is_one_line(tmp_path, simulator):
     assert code == 1 and "no Verba user has loginName 'zoe@example.com'" in out and "--user-id" in out
     code, out = run("--config", config, "--scim-user", "zoe@example.com", "--user-id", "7")
     assert code == 0 and "+14155550177  7" in out
+
+
+def test_a_rule_attribute_the_state_lacks_is_pointed_out(tmp_path):
+    typo = tmp_path / "typo.toml"
+    typo.write_text(Path("mappings/okta.toml").read_text().replace("User:department", "User:departmnt"))
+    code, out = run("--mapping", str(typo), "--user", OKTA)
+    assert code == 0, out
+    assert ("not in this state (misspelled in the mapping, or not sent by the source?): rules[3].when.attribute "
+            "'attributes.urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:departmnt'") in out.splitlines()
+    code, out = run("--mapping", "mappings/okta.toml", "--user", OKTA)
+    assert "not in this state" not in out
+    code, out = run("--mapping", str(typo), "--user", OKTA, "--json")
+    assert json.loads(out)["absent_attributes"] == [
+        "rules[3].when.attribute 'attributes.urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:departmnt'"]
