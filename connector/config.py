@@ -261,9 +261,10 @@ class Config:
                             *(d.password for d in self.ldap.values())) if s]
 
 
-# The keys of each table and the TOML type each takes (float: any number, read as a float).
+# The keys of each table and the TOML type each takes (float: any number, read as a float; object: any value, which
+# its section checks, so that a number says how to write it).
 _STORE = {"url": str, "synchronous": str}
-_TARGET = {"url": str, "eid": str, "environment_short_name": str, "login": str, "password_env": str,
+_TARGET = {"url": str, "eid": object, "environment_short_name": str, "login": str, "password_env": str,
            "password_file": str, "token_env": str, "token_file": str, "timeout_seconds": float,
            "apply_configuration": bool}
 _SIMULATOR = {"listen": str, "seed": str}
@@ -394,7 +395,10 @@ def _table(raw: Any, name: str, keys: Mapping[str, type], problems: list[str]) -
 
 
 def _fits(value: Any, kind: type) -> bool:
-    """Whether a TOML value is of `kind`: a float key takes an integer too, an integer key no boolean."""
+    """Whether a TOML value is of `kind`: a float key takes an integer too, an integer key no boolean, an object
+    key anything."""
+    if kind is object:
+        return True
     return isinstance(value, bool) == (kind is bool) and isinstance(value, (int, float) if kind is float else kind)
 
 
@@ -514,6 +518,10 @@ def _store(values: dict[str, Any], problems: list[str]) -> StoreConfig:
 def _target(values: dict[str, Any], read: bool, problems: list[str]) -> TargetConfig:
     timeout = values.get("timeout_seconds", TargetConfig.timeout_seconds)
     apply = values.get("apply_configuration", TargetConfig.apply_configuration)
+    short_name = values.get("environment_short_name")
+    eid = values.get("eid", None if short_name else TargetConfig.eid)
+    if eid is not None and (problem := eid_problem(eid)):
+        problems.append(f"target.eid {problem}")
     if "url" not in values:
         for key in [key for key in values if key not in ("eid", "timeout_seconds", "apply_configuration")]:
             problems.append(f"target.{key} is set but target.url is not; set target.url to your Verba service "
@@ -522,12 +530,8 @@ def _target(values: dict[str, Any], read: bool, problems: list[str]) -> TargetCo
                             apply_configuration=apply)
     if not values["url"].startswith(("http://", "https://")):
         problems.append(f"target.url is {values['url']!r}; use http(s)://host:7002/provisioning")
-    short_name = values.get("environment_short_name")
-    eid = values.get("eid", None if short_name else TargetConfig.eid)
     if eid is not None and short_name is not None:
         problems.append("target.eid and target.environment_short_name are both set; Verba takes one, keep one")
-    elif eid is not None and eid_problem(eid):
-        problems.append(f"target.eid {eid_problem(eid)}")
     has_password, has_token = (f"{name}_env" in values or f"{name}_file" in values for name in ("password", "token"))
     if not has_token and not (has_password and "login" in values):
         problems.append("target needs login plus password_env or password_file, or token_env or token_file")

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.config import DEFAULT_MAPPING, ConfigError, load_config
+from connector.records import eid_problem
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -145,6 +146,15 @@ def test_target_settings_the_client_would_refuse_are_config_errors(tmp_path):
     short = error_of(write(tmp_path, "[target]\nurl = 'http://v/p'\nenvironment_short_name = 'prod'\nlogin = 'a'\n"
                                      f"password_file = '{secret}'\n"))
     assert "requestToken needs target.eid" in short
+
+
+@pytest.mark.parametrize("target", ["", "url = 'http://v/p'\nlogin = 'a'\npassword_env = 'VERBA_PASSWORD'\n"])
+@pytest.mark.parametrize(("written", "eid"), [("1234", 1234), ("12", 12), ("true", True)])
+def test_an_eid_that_is_no_string_gets_the_fix_of_every_eid(tmp_path, monkeypatch, target, written, eid):
+    monkeypatch.setenv("VERBA_PASSWORD", "s3cret")
+    path = write(tmp_path, f"[target]\n{target}eid = {written}\n")
+    assert error_of(path).splitlines() == [f"{path}: target.eid {eid_problem(eid)}"]
+    assert "quote it" in error_of(path)
 
 
 @pytest.mark.parametrize(("written", "secret"), [
