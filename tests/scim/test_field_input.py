@@ -201,6 +201,35 @@ def test_a_typo_in_a_defined_schema_is_invalid_path_and_changes_nothing(
     assert api.get(f"/Users/{user['id']}").json() == user and len(events(store, user["id"])) == 1
 
 
+@pytest.mark.parametrize("shape, body, detail", [
+    ("post", {"userName": "typo@example.com", "phoneNumber": "+14155550111"},
+     "User has no attribute 'phoneNumber' (did you mean 'phoneNumbers'?); see /Schemas for its attributes"),
+    ("put", {"userName": "mia@example.com", "costCode": "4711", "title": "Dealer", "valeu": "x"},
+     "User has no attributes 'costCode' (did you mean 'costCenter'?), 'valeu'; see /Schemas for its attributes"),
+    ("post", {"userName": "typo@example.com", "phoneNumbers": [{"type": "work", "valeu": "+1"}], "costCode": "4711"},
+     "User has no attributes 'costCode' (did you mean 'costCenter'?), 'phoneNumbers.valeu' (did you mean 'value'?); "
+     "see /Schemas for its attributes"),
+    ("post", {"userName": "typo@example.com", "PhoneNumber": "+1", "active": "maybe", ENTERPRISE: {"departmnet": "L"}},
+     f"User has no attributes 'PhoneNumber' (did you mean 'phoneNumbers'?), '{ENTERPRISE}:departmnet' (did you mean "
+     "'department'?); see /Schemas for its attributes"),  # names before values: "maybe" is no boolean either
+    ("patch", {"op": "add", "path": "phoneNumber", "value": "+14155550111"},
+     "Operations[0]: User has no attribute 'phoneNumber' (did you mean 'phoneNumbers'?); see /Schemas for its "
+     "attributes"),
+])
+def test_every_unknown_attribute_is_named_at_once_with_the_one_it_is_close_to(
+    api: httpx.Client, user: dict[str, Any], shape: str, body: dict[str, Any], detail: str
+) -> None:
+    if shape == "post":
+        response = api.post("/Users", json=body)
+    elif shape == "put":
+        response = api.put(f"/Users/{user['id']}", json=body)
+    else:
+        response = patch(api, f"/Users/{user['id']}", body)
+    assert response.status_code == 400 and response.json() == {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400", "scimType": "invalidPath",
+        "detail": detail}
+
+
 def test_strict_attributes_refuses_unknown_schemas_in_every_write(store: Store, company: str) -> None:
     service = ScimService(store, strict_attributes=True)
     user = service.create("entra", USERS, {"userName": "s@example.com"}).row

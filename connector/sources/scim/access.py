@@ -2,9 +2,10 @@
 
 Each request is logged at INFO on the logger `connector.scim` once its answer is sent: method, path (without
 the query string, which may carry a filter on a user's name), status, the SCIM client that the bearer token
-named ("-" when none did: a 401, or /healthz) and the duration in milliseconds. Never a header, a token or a
-body. The same request is counted in connector_scim_requests_total{method,status,client} and timed in
-connector_scim_request_duration_seconds{client}.
+named ("-" when none did: a 401, or /healthz) and the duration in milliseconds; a 401 ends with why (no
+Authorization header, not the Bearer scheme, a token no client has), for an admin whose identity provider's
+"Test Connection" fails. Never a header, a token or a body. The same request is counted in
+connector_scim_requests_total{method,status,client} and timed in connector_scim_request_duration_seconds{client}.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class AccessLog:
     """ASGI middleware, outermost: logs, counts and times every HTTP request, whatever answers it.
 
     The client is read from `scope["state"]["scim_client"]`, where BearerAuth (further in) puts the
-    name of the client whose token matched; the state dict is created here so that every layer shares it.
+    name of the client whose token matched, or `scope["state"]["scim_refused"]` why none did; the state dict is
+    created here so that every layer shares it.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -50,12 +52,14 @@ class AccessLog:
         finally:
             seconds = time.perf_counter() - started
             client = str(state.get("scim_client") or NO_CLIENT)
+            refused = state.get("scim_refused")
             method, path = scope["method"], _path(scope)
             SCIM_REQUESTS.labels(method, str(status), client).inc()
             SCIM_REQUEST_SECONDS.labels(client).observe(seconds)
-            log.info("SCIM %s %s %d client %s %.0f ms", method, path, status, client, seconds * 1000,
+            log.info("SCIM %s %s %d client %s %.0f ms%s", method, path, status, client, seconds * 1000,
+                     f": {refused}" if refused else "",
                      extra={"method": method, "path": path, "status": status, "client": client,
-                            "duration_ms": round(seconds * 1000, 1)})
+                            "duration_ms": round(seconds * 1000, 1), "refused": refused})
 
 
 def _path(scope: Scope) -> str:

@@ -33,7 +33,12 @@ from connector.sources.scim.errors import ScimError
 
 log = logging.getLogger("connector.scim")
 MEDIA_TYPE = "application/scim+json"
-NO_CLIENTS = "no SCIM clients are configured; add a [[scim.clients]] entry with a token_env or token_file"
+# Why a request is refused, first in its 401 and last in its access log line: what it sent, never which tokens exist.
+NO_CLIENTS = "no SCIM clients are configured"
+NO_HEADER = "no Authorization header"
+NOT_BEARER = 'the Authorization header is not "Bearer <token>"'
+UNKNOWN_TOKEN = "a token no SCIM client has"
+ADD_CLIENT = "add a [[scim.clients]] entry with a token_env or token_file"
 BAD_TOKEN = "send the bearer token configured for your SCIM client: Authorization: Bearer <token>"
 CHECK_SECONDS = 1.0  # a token_file is looked at, on a request, at most this often
 # A file changed less than this ago may still be being written (an editor saving in place empties it first): it is
@@ -180,22 +185,28 @@ class BearerAuth:
         if scope["type"] != "http" or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
-        client = self.tokens.client_for(_bearer(scope))
+        headers = [value for name, value in scope["headers"] if name == b"authorization"]
+        token = next((token for header in headers if (token := _bearer(header))), None)
+        client = self.tokens.client_for(token)
         if client is None:
-            await _unauthorized(send, NO_CLIENTS if not self.tokens.clients else BAD_TOKEN)
+            reason = self.refusal(headers, token)
+            scope.setdefault("state", {})["scim_refused"] = reason
+            await _unauthorized(send, f"{reason}; {BAD_TOKEN if self.tokens.clients else ADD_CLIENT}")
             return
         scope.setdefault("state", {})["scim_client"] = client
         await self.app(scope, receive, send)
 
+    def refusal(self, headers: list[bytes], token: bytes | None) -> str:
+        """Why a request whose Authorization `headers` hold the bearer `token` (None: none does) is refused."""
+        if not self.tokens.clients:
+            return NO_CLIENTS
+        return UNKNOWN_TOKEN if token else NOT_BEARER if headers else NO_HEADER
 
-def _bearer(scope: Scope) -> bytes | None:
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, _, token = value.strip().partition(b" ")
-            if scheme.lower() == b"bearer" and token.strip():
-                return token.strip()
-    return None
+
+def _bearer(header: bytes) -> bytes | None:
+    """The token of an Authorization header "Bearer <token>", None for any other."""
+    scheme, _, token = header.strip().partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" and token.strip() else None
 
 
 async def _unauthorized(send: Send, detail: str) -> None:

@@ -25,7 +25,7 @@ from connector.sources.scim import errors
 from connector.sources.scim.filters import Compare, Expr, FilterError, Logical, matches, parse_value_filter
 from connector.sources.scim.paths import SplitPath, Target, split, undefined_schema
 from connector.sources.scim.schema import ID, Attribute, ResourceType
-from connector.sources.scim.values import coerce, ignore_undefined, no_attribute, without
+from connector.sources.scim.values import coerce, ignore_undefined, misnamed, no_attribute, without
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 MAX_OPERATIONS = 1000
@@ -86,7 +86,8 @@ class _Operation:
     def split(self, path: str) -> SplitPath:
         found = split(self.resource, path)
         if found is None:
-            raise errors.invalid_path(f"{self.where}: {no_attribute(self.resource, path)}")
+            unknown = misnamed(path, self.resource.attributes)
+            raise errors.invalid_path(f"{self.where}: {no_attribute(self.resource, unknown)}")
         return found
 
     def apply_without_path(self) -> None:

@@ -91,6 +91,11 @@ class ResourceType:
     def schemas(self) -> tuple[Schema, ...]:
         return (self.schema, *self.extensions)
 
+    @property
+    def attributes(self) -> tuple[Attribute, ...]:
+        """Every attribute a body may name: its schemas' and the common ones (id, externalId, meta)."""
+        return (*self.schema.attributes, *COMMON, *(a for schema in self.extensions for a in schema.attributes))
+
     def schema_for(self, urn: str) -> Schema | None:
         return next((s for s in self.schemas if s.id.casefold() == urn.casefold()), None)
 

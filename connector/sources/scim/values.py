@@ -10,8 +10,10 @@ filter or response can name.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from connector.ops.metrics import SCIM_IGNORED_ATTRIBUTES
@@ -33,12 +35,14 @@ def canonical_body(resource: ResourceType, data: Any, strict: bool = False) -> d
     """The stored body for a POST or PUT.
 
     The same policy as PATCH (patch.py): an attribute of a schema this server does not define is
-    ignored (`ignore_undefined`); a name no defined schema lists (a typo such as `phoneNumber`) is
-    400 invalidPath, so that no value is dropped silently.
+    ignored (`ignore_undefined`); a name no defined schema lists (a typo such as `phoneNumber`, or
+    `valeu` in a phone number) is 400 invalidPath, so that no value is dropped silently. Names come
+    before values: the 400 names every unknown attribute of the body at once (`misnamed`).
     """
     if not isinstance(data, dict):
         raise errors.invalid_syntax(f"the body must be a JSON object holding a {resource.name}")
-    body: dict[str, Any] = {}
+    found: list[tuple[Target, Any]] = []
+    unknown: list[str] = []
     for key, value in data.items():
         if not isinstance(key, str) or key.casefold() in _IGNORED:
             continue
@@ -53,25 +57,57 @@ def canonical_body(resource: ResourceType, data: Any, strict: bool = False) -> d
                     continue
                 attribute = extension.attribute(sub_key)
                 if attribute is None:
-                    raise errors.invalid_path(no_attribute(resource, f"{extension.id}:{sub_key}"))
-                assign(body, Target(resource, extension, attribute), sub_value)
+                    unknown.append(misnamed(f"{extension.id}:{sub_key}", extension.attributes))
+                else:
+                    found.append((Target(resource, extension, attribute), sub_value))
             continue
         if undefined_schema(key):
             ignore_undefined(resource, key, strict)
             continue
         # Entra and Okta spell attributes in any case (UserName, Active); dotted and URN keys are paths.
-        found = split(resource, key)
-        if found is None or found.target.attribute is None:
-            raise errors.invalid_path(no_attribute(resource, key))
-        if found.filter is not None:
+        path = split(resource, key)
+        if path is None or path.target.attribute is None:
+            unknown.append(misnamed(key, resource.attributes))
+            continue
+        if path.filter is not None:
             raise errors.invalid_path(f"{_named(key)}: a body names attributes, not [filters]; "
-                                      f"send {found.target.key} with its whole value, or PATCH that path")
-        assign(body, found.target, value)
+                                      f"send {path.target.key} with its whole value, or PATCH that path")
+        found.append((path.target, value))
+    unknown += [name for target, value in found for name in _unknown_subs(target, value)]
+    if unknown:
+        raise errors.invalid_path(no_attribute(resource, *unknown))
+    body: dict[str, Any] = {}
+    for target, value in found:
+        assign(body, target, value)
     return body
 
 
-def no_attribute(resource: ResourceType, name: str) -> str:
-    return f"{resource.name} has no attribute {_named(name)}; see /Schemas for its attributes"
+def _unknown_subs(target: Target, value: Any) -> list[str]:
+    """The keys of the complex `value` of `target` that name none of its sub-attributes, each `misnamed`; none for
+    an attribute `assign` skips."""
+    attribute = target.attribute
+    assert attribute is not None
+    if attribute.type != "complex" or target.sub is not None or _skipped(target):
+        return []
+    items = value if isinstance(value, list) else [value]
+    keys = dict.fromkeys(key for item in items if isinstance(item, dict) for key in item if attribute.sub(key) is None)
+    return [misnamed(f"{target.key}.{key}", attribute.sub_attributes, key) for key in keys]
+
+
+def no_attribute(resource: ResourceType, *names: str) -> str:
+    """Why `names`, each `misnamed`, are no attributes of `resource`."""
+    s = "s" if len(names) > 1 else ""
+    return f"{resource.name} has no attribute{s} {', '.join(names)}; see /Schemas for its attributes"
+
+
+def misnamed(name: str, attributes: Iterable[Attribute], typed: str | None = None) -> str:
+    """`name`, quoted, with the one of `attributes` that `typed` (by default what follows the schema URN of `name`,
+    if any) is close to, as the mapping's unknown keys get it: "'phoneNumber' (did you mean 'phoneNumbers'?)".
+    Entra and Okta spell names in any case."""
+    names = {attribute.name.casefold(): attribute.name for attribute in attributes}
+    typed = name.rpartition(":")[2] if typed is None else typed
+    close = difflib.get_close_matches(typed.casefold(), names, n=1)
+    return f"{_named(name)} (did you mean {names[close[0]]!r}?)" if close else _named(name)
 
 
 def ignore_undefined(resource: ResourceType, name: str, strict: bool) -> None:
@@ -98,7 +134,7 @@ def assign(body: dict[str, Any], target: Target, value: Any) -> None:
     """Set `target` in `body` to the coerced `value`; read-only and write-only attributes are skipped."""
     attribute = target.attribute
     assert attribute is not None
-    if attribute.mutability in ("readOnly", "writeOnly") or (target.sub and target.sub.read_only):
+    if _skipped(target):
         return
     holder = body.setdefault(target.schema.id, {}) if target.in_extension else body
     if target.sub is None:
@@ -111,6 +147,12 @@ def assign(body: dict[str, Any], target: Target, value: Any) -> None:
     _put(holder, attribute.name, complex_value or None)
     if target.in_extension and not body[target.schema.id]:
         del body[target.schema.id]
+
+
+def _skipped(target: Target) -> bool:
+    """Whether a value sent for `target` is dropped: a read-only or write-only attribute (a password)."""
+    assert target.attribute is not None
+    return target.attribute.mutability in ("readOnly", "writeOnly") or bool(target.sub and target.sub.read_only)
 
 
 def _put(holder: dict[str, Any], name: str, value: Any) -> None:
