@@ -70,4 +70,6 @@ def eid_problem(eid: object) -> str | None:
     """
     if isinstance(eid, str) and len(eid) == 4:
         return None
+    if isinstance(eid, int) and not isinstance(eid, bool) and 0 <= eid <= 9999:  # TOML read eid = 0042 as 42
+        return f'is the number {eid}; quote it so leading zeros stay: eid = "{eid:04d}"'
     return f'is {eid!r}; an eid has exactly 4 characters, such as "0000" (quote it)'

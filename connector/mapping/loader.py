@@ -180,7 +180,7 @@ def _environment(top: _Table) -> tuple[str | None, str | None]:
                               "Verba takes one, not both")
     eid = table.data.get("eid")
     if isinstance(eid, int) and not isinstance(eid, bool) and 0 <= eid <= 9999:
-        table.problem("eid", f'is the number {eid}; quote it so leading zeros stay: eid = "{eid:04d}"')
+        table.problem("eid", str(eid_problem(eid)))
         return f"{eid:04d}", None
     eid = table.string("eid")
     short_name = table.string("short_name")

@@ -39,7 +39,7 @@ def test_two_idp_users_on_one_number_conflict_until_the_holder_is_deleted(connec
     ext = simulator.extensions()[SHARED]
     assert ext["user_id"] == FIRST_ID + 2 and ext["voice"] is True
     assert connector.store.open_conflicts() == []
-    assert [a.action for a in connector.store.list_audit()] == ["hand_over"]
+    assert [a.action for a in connector.store.list_audit()] == ["conflict_cleared", "hand_over", "conflict"]
 
 
 def test_a_deleted_and_re_created_user_with_the_same_number_ends_recorded(connector, simulator):  # noqa: F811 (the imported fixture)
