@@ -190,15 +190,19 @@ def test_every_write_ignores_a_schema_the_server_does_not_define(
 def test_a_typo_in_a_defined_schema_is_invalid_path_and_changes_nothing(
     api: httpx.Client, store: Store, user: dict[str, Any], shape: str, body: dict[str, Any]
 ) -> None:
-    if shape == "post":
-        response = api.post("/Users", json=body)
-    elif shape == "put":
-        response = api.put(f"/Users/{user['id']}", json=body)
-    else:
-        response = patch(api, f"/Users/{user['id']}", body)
+    response = send(api, user, shape, body)
     assert response.status_code == 400 and response.json()["scimType"] == "invalidPath", response.json()
     assert api.get("/Users", params={"count": 0}).json()["totalResults"] == 1
     assert api.get(f"/Users/{user['id']}").json() == user and len(events(store, user["id"])) == 1
+
+
+def send(api: httpx.Client, user: dict[str, Any], shape: str, body: dict[str, Any]) -> httpx.Response:
+    """`body` as a POST of a new user, a PUT of `user`, or the one operation of a PATCH of `user`."""
+    if shape == "post":
+        return api.post("/Users", json=body)
+    if shape == "put":
+        return api.put(f"/Users/{user['id']}", json=body)
+    return patch(api, f"/Users/{user['id']}", body)
 
 
 @pytest.mark.parametrize("shape, body, detail", [
@@ -219,12 +223,7 @@ def test_a_typo_in_a_defined_schema_is_invalid_path_and_changes_nothing(
 def test_every_unknown_attribute_is_named_at_once_with_the_one_it_is_close_to(
     api: httpx.Client, user: dict[str, Any], shape: str, body: dict[str, Any], detail: str
 ) -> None:
-    if shape == "post":
-        response = api.post("/Users", json=body)
-    elif shape == "put":
-        response = api.put(f"/Users/{user['id']}", json=body)
-    else:
-        response = patch(api, f"/Users/{user['id']}", body)
+    response = send(api, user, shape, body)
     assert response.status_code == 400 and response.json() == {
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400", "scimType": "invalidPath",
         "detail": detail}
