@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 import ldap3
+from ldap3.core.exceptions import LDAPBindError, LDAPException
+
+from connector.sources.ldap.connection import close
 
 REALM = "CORP.EXAMPLE.TEST"
 DOMAIN_DN = "DC=corp,DC=example,DC=test"
@@ -90,7 +93,7 @@ class SambaDC:
             try:
                 self.admin().unbind()
                 return
-            except ldap3.core.exceptions.LDAPException:
+            except LDAPException:
                 time.sleep(0.2)
         raise RuntimeError("samba did not answer LDAP binds on 127.0.0.1:389 within 60 s")
 
@@ -105,9 +108,18 @@ class SambaDC:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def admin(self) -> ldap3.Connection:
+        """A connection bound as the Administrator, for the caller to unbind; if the bind fails, its socket is closed
+        (ldap3 leaves the socket of a failed open) and LDAPException raised."""
         server = ldap3.Server(URL, get_info=ldap3.NONE, connect_timeout=5)
-        return ldap3.Connection(server, ADMIN_DN, ADMIN_PASSWORD, auto_bind=True, raise_exceptions=False,
-                                check_names=False, auto_referrals=False)
+        conn = ldap3.Connection(server, ADMIN_DN, ADMIN_PASSWORD, raise_exceptions=False, check_names=False,
+                                auto_referrals=False)
+        try:
+            if not conn.bind():
+                raise LDAPBindError(f"bind as {ADMIN_DN} failed: {conn.result.get('description')}")
+        except BaseException:
+            close(conn)
+            raise
+        return conn
 
     def tool(self, *args: str) -> str:
         """Run `samba-tool ARGS -s smb.conf` on the DC's database; raise with its output if it fails."""

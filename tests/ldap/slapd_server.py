@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import ldap3
+from ldap3.core.exceptions import LDAPBindError
 
 from connector.simulator.process import free_port
+from connector.sources.ldap.connection import close
 
 SLAPD = "/usr/sbin/slapd"
 RELAX_RULES = "1.3.6.1.4.1.4203.666.5.12"
@@ -187,12 +189,14 @@ class SlapdServer:
 
     def _init_tree(self) -> None:
         conn = self.admin()
-        self.check(conn, conn.add(SUFFIX, ["dcObject", "organization"], {"o": "Example", "dc": "example"}))
-        self.check(conn, conn.add(READER_DN, ["applicationProcess", "simpleSecurityObject"],
-                                  {"cn": "reader", "userPassword": READER_PASSWORD}))
-        self.check(conn, conn.add(NOID_DN, ["applicationProcess", "simpleSecurityObject"],
-                                  {"cn": "noid", "userPassword": NOID_PASSWORD}))
-        conn.unbind()
+        try:
+            self.check(conn, conn.add(SUFFIX, ["dcObject", "organization"], {"o": "Example", "dc": "example"}))
+            self.check(conn, conn.add(READER_DN, ["applicationProcess", "simpleSecurityObject"],
+                                      {"cn": "reader", "userPassword": READER_PASSWORD}))
+            self.check(conn, conn.add(NOID_DN, ["applicationProcess", "simpleSecurityObject"],
+                                      {"cn": "noid", "userPassword": NOID_PASSWORD}))
+        finally:
+            conn.unbind()
 
     def stop(self) -> None:
         self._terminate()
@@ -209,8 +213,17 @@ class SlapdServer:
 
     # --- directory content --------------------------------------------
     def admin(self) -> ldap3.Connection:
-        server = ldap3.Server(self.url, get_info=ldap3.NONE)
-        return ldap3.Connection(server, ADMIN_DN, ADMIN_PASSWORD, auto_bind=True, raise_exceptions=False)
+        """A connection bound as the rootdn, for the caller to unbind; if the bind fails, its socket is closed (ldap3
+        leaves the socket of a failed open) and LDAPException raised."""
+        conn = ldap3.Connection(ldap3.Server(self.url, get_info=ldap3.NONE), ADMIN_DN, ADMIN_PASSWORD,
+                                raise_exceptions=False)
+        try:
+            if not conn.bind():
+                raise LDAPBindError(f"bind as {ADMIN_DN} failed: {conn.result.get('description')}")
+        except BaseException:
+            close(conn)
+            raise
+        return conn
 
     @staticmethod
     def check(conn: ldap3.Connection, ok: bool) -> None:

@@ -26,7 +26,7 @@ def seed_users() -> list[dict[str, Any]]:
             {"id": 4, "loginName": f"e2ebob@{REALM}", "displayName": "Bob", "eid": "0000"}]
 
 
-def test_users_phones_disables_groups_and_deletes_reach_verba(samba, make_config, simulator, tmp_path):
+def test_users_phones_disables_groups_and_deletes_reach_verba(samba, ad_admin, make_config, simulator, tmp_path):
     samba.tool("ou", "add", f"OU=e2e,{DOMAIN_DN}")
     add_ad_user(samba, "e2e", "e2ealice", "+14155550100")
     add_ad_user(samba, "e2e", "e2ebob", "+14155550101")
@@ -52,7 +52,7 @@ def test_users_phones_disables_groups_and_deletes_reach_verba(samba, make_config
     assert "+14155550101" not in extensions or extensions["+14155550101"]["voice"] is False  # bob: not recorded
     assert store.ldap_watermark("corp").cursor["usn"] > 0
 
-    conn = samba.admin()
+    conn = ad_admin
     conn.modify(user_dn(conn, "e2ealice"), {"telephoneNumber": [(ldap3.MODIFY_REPLACE, ["+14155550199"])]})
     [changed] = poll_and_push()
     assert changed.cause == "ldap:change" and changed.external_id == alice.external_id
@@ -78,7 +78,6 @@ def test_users_phones_disables_groups_and_deletes_reach_verba(samba, make_config
     assert simulator.extensions()["+14155550101"]["voice"] is False
     assert store.ldap_watermark("corp").known == 1
     assert poll_and_push() == []  # nothing changed: nothing emitted
-    conn.unbind()
     watcher.close()
     client.close()
     store.close()
@@ -107,7 +106,7 @@ def test_a_new_invocation_id_forces_a_full_resync(samba, tmp_path, caplog):
 
 def test_ranged_attributes_are_read_whole(samba, tmp_path):
     from connector.config import parse_config
-    from connector.sources.ldap.connection import open_connection
+    from connector.sources.ldap.connection import close, open_connection
 
     samba.tool("ou", "add", f"OU=range,{DOMAIN_DN}")
     samba.tool("group", "add", "Range-Group", "--groupou=OU=range")
@@ -115,6 +114,8 @@ def test_ranged_attributes_are_read_whole(samba, tmp_path):
         add_ad_user(samba, "range", f"range{n}", f"+1415555040{n}")
         samba.tool("group", "addmembers", "Range-Group", f"range{n}")
     conn = open_connection(parse_config({"ldap": {"corp": ad_section(tmp_path, "range")}}, "c.toml").ldap["corp"])
-    [(dn, values, _)] = list(search(conn, f"OU=range,{DOMAIN_DN}", "(cn=Range-Group)", ["member;range=0-1"], 10))
+    try:
+        [(dn, values, _)] = list(search(conn, f"OU=range,{DOMAIN_DN}", "(cn=Range-Group)", ["member;range=0-1"], 10))
+    finally:
+        close(conn)
     assert len(values["member"]) == 5
-    conn.unbind()

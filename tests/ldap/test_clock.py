@@ -89,13 +89,13 @@ def test_without_a_server_clock_the_bound_is_the_connector_clock_plus_the_tolera
 
 
 @pytest.mark.slow
-def test_samba_bounds_a_timestamp_cursor_by_its_current_time(samba, tmp_path, store):
+def test_samba_bounds_a_timestamp_cursor_by_its_current_time(samba, ad_admin, tmp_path, store):
     samba.tool("ou", "add", f"OU=clock,{DOMAIN_DN}")
     add_ad_user(samba, "clock", "clockalice", "+14155550160")
     section = ad_section(tmp_path, "clock", dialect="generic", id_attribute="objectGUID", overlap_seconds=5)
     watcher = Watcher(store, parse_config({"ldap": {"corp": section}}, "c.toml").ldap["corp"])
     watcher.run()
-    conn = samba.admin()
+    conn = ad_admin
     conn.search("", "(objectClass=*)", ldap3.BASE, attributes=["currentTime"])
     server_now = parse_time(conn.response[0]["attributes"]["currentTime"][0])
     cursor = store.ldap_watermark("corp").cursor
@@ -103,7 +103,6 @@ def test_samba_bounds_a_timestamp_cursor_by_its_current_time(samba, tmp_path, st
     [alice] = events_of(store)
     conn.search(DOMAIN_DN, "(sAMAccountName=clockalice)", attributes=["1.1"])
     assert conn.modify(conn.response[0]["dn"], {"telephoneNumber": [(ldap3.MODIFY_REPLACE, ["+14155550161"])]})
-    conn.unbind()
     watcher.run()
     [changed] = events_of(store, alice.id)
     assert changed.change.external_id == alice.change.external_id  # objectGUID as the generic dialect's id

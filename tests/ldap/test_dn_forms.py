@@ -50,10 +50,10 @@ def test_openldap_rules_match_a_group_dn_in_any_spelling(slapd, admin, base, pip
 
 
 @pytest.mark.slow
-def test_ad_rules_match_escaped_group_dns(samba, pipeline, tmp_path):
+def test_ad_rules_match_escaped_group_dns(samba, ad_admin, pipeline, tmp_path):
     samba.tool("ou", "add", f"OU=dnforms,{DOMAIN_DN}")
     add_ad_user(samba, "dnforms", "dnalice", "+14155550150")
-    conn = samba.admin()
+    conn = ad_admin
     group = f"CN=Voix\\+Données,OU=dnforms,{DOMAIN_DN}"  # samba-tool cannot escape the '+': add it over LDAP
     assert conn.add(group, ["top", "group"], {"sAMAccountName": "voix-donnees"}), conn.result
     alice_dn = user_dn(conn, "dnalice")
@@ -64,6 +64,5 @@ def test_ad_rules_match_escaped_group_dns(samba, pipeline, tmp_path):
     assert any(g.startswith("CN=Voix\\+Donn") for g in alice.state["groups"])  # the server's own spelling
     assert site.extension("+14155550150")["voice"] is True
     assert conn.modify(group, {"member": [(ldap3.MODIFY_DELETE, [alice_dn])]}), conn.result
-    conn.unbind()
     [left] = site.poll()
     assert left.external_id == alice.external_id and site.extension("+14155550150")["voice"] is False

@@ -34,8 +34,10 @@ def account_expires(at: float) -> str:
 
 def set_expiry(samba, name: str, value: str) -> None:
     conn = samba.admin()
-    assert conn.modify(user_dn(conn, name), {"accountExpires": [(ldap3.MODIFY_REPLACE, [value])]}), conn.result
-    conn.unbind()
+    try:
+        assert conn.modify(user_dn(conn, name), {"accountExpires": [(ldap3.MODIFY_REPLACE, [value])]}), conn.result
+    finally:
+        conn.unbind()
 
 
 def wait_past(moment: float) -> None:

@@ -41,7 +41,7 @@ def names(groups: list[str]) -> set[str]:
     return {g.split(",")[0][3:].lower() for g in groups}
 
 
-def test_primary_and_nested_groups_record_and_a_nested_change_re_evaluates(samba, pipeline, tmp_path):
+def test_primary_and_nested_groups_record_and_a_nested_change_re_evaluates(samba, ad_admin, pipeline, tmp_path):
     samba.tool("ou", "add", f"OU=nest,{DOMAIN_DN}")
     for group in ("Rec-Nest", "Team-X", "Team-P"):
         samba.tool("group", "add", group, "--groupou=OU=nest")
@@ -50,7 +50,7 @@ def test_primary_and_nested_groups_record_and_a_nested_change_re_evaluates(samba
         add_ad_user(samba, "nest", name, desk(name))
     samba.tool("group", "addmembers", "Team-X", "nalice")  # nested: Rec-Nest > Team-X > nalice
     samba.tool("group", "addmembers", "Rec-Nest", "ndave")  # direct
-    conn = samba.admin()
+    conn = ad_admin
     for name, group in (("nbob", "Rec-Nest"), ("ncarol", "Team-P")):  # primary group: not in memberOf
         samba.tool("group", "addmembers", group, name)  # AD lets only a member make it the primary group
         assert conn.modify(
@@ -86,7 +86,6 @@ def test_primary_and_nested_groups_record_and_a_nested_change_re_evaluates(samba
     samba.tool("group", "removemembers", "Rec-Nest", "Team-P")
     [carol] = site.poll()
     assert carol.state["userName"] == f"ncarol@{REALM}" and site.extension(desk("ncarol"))["voice"] is False
-    conn.unbind()
 
 
 def test_a_nested_group_taken_out_passes_the_mass_change_guard(samba, tmp_path, store, caplog):

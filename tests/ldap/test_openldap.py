@@ -186,10 +186,11 @@ def test_a_disabled_attribute_makes_deactivate_events(slapd, admin, base, ldap_c
     watcher.close()
 
 
-def test_a_truncated_search_deletes_nobody_and_keeps_the_cursor(slapd, admin, base, ldap_config, store, tmp_path):
+def test_a_truncated_search_deletes_nobody_and_keeps_the_cursor(slapd, admin, base, ldap_config, store, watcher,
+                                                                tmp_path):
     for uid in ("a", "b", "c", "d", "e"):
         slapd.add_user(admin, base, uid)
-    Watcher(store, ldap_config()).run()
+    watcher.run()
     before = store.ldap_watermark("corp")
     (tmp_path / "reader-password").write_text(READER_PASSWORD)
     limited = Watcher(store, ldap_config(bind_dn=READER_DN, password_file=str(tmp_path / "reader-password"),

@@ -72,13 +72,13 @@ def test_ad_moves_out_of_scope_and_deleted_groups_are_seen_by_the_next_poll(samb
     assert site.poll(full=True) == []  # the nightly full sync has nothing left to correct
 
 
-def test_ad_a_user_moved_where_the_account_may_not_read_is_found_by_the_scope_check(samba, tmp_path, store):
+def test_ad_a_user_moved_where_the_account_may_not_read_is_found_by_the_scope_check(samba, ad_admin, tmp_path, store):
     samba.tool("ou", "add", f"OU=seen,{DOMAIN_DN}")
     samba.tool("ou", "add", f"OU=hidden,{DOMAIN_DN}")
     add_ad_user(samba, "seen", "svcscope", "+14155550990", password="Passw0rd-svc1!")
     for n in range(3):
         add_ad_user(samba, "seen", f"hid{n}", f"+1415555099{n + 1}")
-    conn = samba.admin()
+    conn = ad_admin
     svc = user_dn(conn, "svcscope")
     samba.tool("dsacl", "set", f"--objectdn=OU=hidden,{DOMAIN_DN}", f"--sddl=(D;CI;RPLCLO;;;{sid_text(conn, svc)})",
                "-H", str(samba.directory / "private" / "sam.ldb"))
@@ -91,20 +91,17 @@ def test_ad_a_user_moved_where_the_account_may_not_read_is_found_by_the_scope_ch
     assert sum(r.counts["delete"] for r in results) == 1
     [gone] = [e.change for e in events_of(store) if e.change.kind == "delete"]
     assert gone.cause == "ldap:vanished" and gone.state["userName"] == f"hid0@{REALM}"
-    conn.unbind()
     watcher.close()
 
 
-def test_ad_an_account_shown_no_tombstone_is_told_how_deletes_are_found(samba, tmp_path):
+def test_ad_an_account_shown_no_tombstone_is_told_how_deletes_are_found(samba, ad_admin, tmp_path):
     """Samba shows a plain domain user CN=Deleted Objects but none of its tombstones: the status must not claim
     that deletes are seen at once."""
     samba.tool("ou", "add", f"OU=tomb,{DOMAIN_DN}")
     add_ad_user(samba, "tomb", "svctomb", "+14155550980", password="Passw0rd-svc2!")
     add_ad_user(samba, "tomb", "tgone", "+14155550981")
     samba.tool("user", "delete", "tgone")  # at least one tombstone
-    conn = samba.admin()
-    svc = user_dn(conn, "svctomb")
-    conn.unbind()
+    svc = user_dn(ad_admin, "svctomb")
     (tmp_path / "svc").write_text("Passw0rd-svc2!")
     notes = {}
     for who, keys in (("plain", {"bind_dn": svc, "password_file": str(tmp_path / "svc")}), ("admin", {})):

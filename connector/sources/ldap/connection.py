@@ -68,11 +68,10 @@ def open_connection(config: LdapConfig) -> ldap3.Connection:
             advice = _BIND_ADVICE.get(code, "check bind_dn, the password and the server's log")
             raise DirectoryError(f"{where}: bind as {config.bind_dn or 'anonymous'} failed "
                                  f"({conn.result.get('description')}): {advice}{describe_password(config)}")
-    except LDAPException as exc:
+    except BaseException as exc:  # whatever failed, the socket is closed: a failed open or bind leaves it open
         close(conn)
-        raise DirectoryError(f"{where}: {_connect_failure(config, exc)}") from None
-    except DirectoryError:
-        close(conn)
+        if isinstance(exc, LDAPException):
+            raise DirectoryError(f"{where}: {_connect_failure(config, exc)}") from None
         raise
     return conn
 
