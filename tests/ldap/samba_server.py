@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import ldap3
-from ldap3.core.exceptions import LDAPBindError, LDAPException
+from ldap3.core.exceptions import LDAPException
 
-from connector.sources.ldap.connection import close
+from tests.ldap.slapd_server import bound
 
 REALM = "CORP.EXAMPLE.TEST"
 DOMAIN_DN = "DC=corp,DC=example,DC=test"
@@ -111,15 +111,8 @@ class SambaDC:
         """A connection bound as the Administrator, for the caller to unbind; if the bind fails, its socket is closed
         (ldap3 leaves the socket of a failed open) and LDAPException raised."""
         server = ldap3.Server(URL, get_info=ldap3.NONE, connect_timeout=5)
-        conn = ldap3.Connection(server, ADMIN_DN, ADMIN_PASSWORD, raise_exceptions=False, check_names=False,
-                                auto_referrals=False)
-        try:
-            if not conn.bind():
-                raise LDAPBindError(f"bind as {ADMIN_DN} failed: {conn.result.get('description')}")
-        except BaseException:
-            close(conn)
-            raise
-        return conn
+        return bound(ldap3.Connection(server, ADMIN_DN, ADMIN_PASSWORD, raise_exceptions=False, check_names=False,
+                                      auto_referrals=False))
 
     def tool(self, *args: str) -> str:
         """Run `samba-tool ARGS -s smb.conf` on the DC's database; raise with its output if it fails."""

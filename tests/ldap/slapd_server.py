@@ -215,15 +215,8 @@ class SlapdServer:
     def admin(self) -> ldap3.Connection:
         """A connection bound as the rootdn, for the caller to unbind; if the bind fails, its socket is closed (ldap3
         leaves the socket of a failed open) and LDAPException raised."""
-        conn = ldap3.Connection(ldap3.Server(self.url, get_info=ldap3.NONE), ADMIN_DN, ADMIN_PASSWORD,
-                                raise_exceptions=False)
-        try:
-            if not conn.bind():
-                raise LDAPBindError(f"bind as {ADMIN_DN} failed: {conn.result.get('description')}")
-        except BaseException:
-            close(conn)
-            raise
-        return conn
+        return bound(ldap3.Connection(ldap3.Server(self.url, get_info=ldap3.NONE), ADMIN_DN, ADMIN_PASSWORD,
+                                      raise_exceptions=False))
 
     @staticmethod
     def check(conn: ldap3.Connection, ok: bool) -> None:
@@ -257,3 +250,15 @@ class SlapdServer:
     def entry_uuid(self, conn: ldap3.Connection, dn: str) -> str:
         self.check(conn, conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["entryUUID"]))
         return str(conn.response[0]["attributes"]["entryUUID"][0])
+
+
+def bound(conn: ldap3.Connection) -> ldap3.Connection:
+    """`conn`, bound; if the bind fails, its socket is closed (ldap3 leaves the socket of a failed open) and
+    LDAPBindError raised."""
+    try:
+        if not conn.bind():
+            raise LDAPBindError(f"bind as {conn.user} failed: {conn.result.get('description')}")
+    except BaseException:
+        close(conn)
+        raise
+    return conn
