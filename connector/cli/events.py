@@ -227,6 +227,9 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     event dead again, held by a guard, or still pending, or a user of them still in an extension conflict; 1 on an
     error (nothing replayed). A done event is replayed by id only while it has an open extension conflict.
     """
+    shown = click.get_current_context().get_parameter_source("shown_users")
+    if not dry_run and shown is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--show only says how much --dry-run shows; add --dry-run (nothing was replayed)")
     config = load_config(config_path, secrets=() if dry_run else {"target"})  # a replay probes Verba first
     with open_configured_store(config) as store:
         if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through

@@ -96,8 +96,8 @@ class OwnershipPusher:
         # it waited for may be the ones written now.
         shared = [r.extension for r in outcome.written
                   if any(t.verba_user_id == me.verba_user_id for t in plan.rivals.get(r.extension, []))]
-        outcome.finish = PushFinish(claim.owner, me, outcome.owners, outcome.conflicts, [*released, *shared],
-                                    self._overwritten_twins(plan, me, outcome.written))
+        outcome.finish = PushFinish(claim.owner, me, outcome.owners, outcome.conflicts, released,
+                                    self._overwritten_twins(plan, me, outcome.written), shared)
         return outcome
 
     # upserts

@@ -60,8 +60,8 @@ def event_dict(event: StoredEvent) -> dict[str, Any]:
 # "scim PATCH User/ID", "ldap:read"): what each means, for `events show`.
 QUEUED_BY_THE_CONNECTOR = {
     "extension_released": "the connector: an extension this user waited for in a conflict was released",
-    "extension_settings_changed": "the connector: another source of the same Verba user, which claimed an extension "
-                                  "first, wrote other settings to it",
+    "extension_settings_changed": "the connector: another source of the same Verba user wrote its settings to an "
+                                  "extension this user claims too",
     "drift_repair": "a drift repair (`connector drift --repair`, or [drift] repair)",
 }
 

@@ -76,10 +76,13 @@ class PushFinish:
     claimant: Claimant
     owners: dict[str, int | None]  # extension -> the Verba user it was written for or seen linked to; None: absent
     conflicts: Sequence[Conflict]  # the user's open conflicts now (they replace the previous ones)
-    released: Sequence[str]  # extensions whose waiting users are woken: those the user let go, or wrote for others
+    released: Sequence[str]  # extensions the user let go: their waiting users are woken (cause extension_released)
     # Other sources' users of the same Verba user whose settings on an extension the push overwrote: each gets a fresh
     # event pushed even if nothing changed, which then waits in a conflict (or finds the settings agree again).
     rechecked: Sequence[tuple[str, str]] = ()
+    # Extensions the push wrote that another source's user of the same Verba user waits for: woken (cause
+    # extension_settings_changed), as the settings it waited for may be the ones written.
+    rewritten: Sequence[str] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,13 +226,16 @@ class ExtensionOwnership(Database):
         ])
         conn.execute(q["unlock_extensions"], (finish.lock_owner,))
         now = time.time()
-        rechecked = [(row["source"], row["external_id"]) for user in finish.rechecked
-                     for row in conn.execute(q["recheck"], {"source": user[0], "external_id": user[1], "now": now})]
-        if not finish.released:
-            return sorted(rechecked)
-        woken = conn.execute(q["wake"].replace("{released}", q["released"]), {
-            "released": self._array(finish.released), "source": me[0], "external_id": me[1], "now": now})
-        return sorted({*rechecked, *((row["source"], row["external_id"]) for row in woken)})
+        woken = {(row["source"], row["external_id"]) for user in finish.rechecked
+                 for row in conn.execute(q["recheck"], {"source": user[0], "external_id": user[1], "now": now})}
+        for cause, extensions in (("extension_released", finish.released),
+                                  ("extension_settings_changed", finish.rewritten)):
+            if extensions:
+                rows = conn.execute(q["wake"].replace("{released}", q["released"]), {
+                    "released": self._array(extensions), "source": me[0], "external_id": me[1], "now": now,
+                    "cause": cause})
+                woken |= {(row["source"], row["external_id"]) for row in rows}
+        return sorted(woken)
 
     def claimed(self, source: str, external_id: str) -> set[str]:
         """The extensions this user claims now: those it holds, and those it waits for in a conflict."""

@@ -115,6 +115,9 @@ def test_a_dry_run_of_many_users_shows_the_first_and_counts_the_rest(deliverer, 
     lines = shown.stdout.splitlines()
     assert len([line for line in lines if line.startswith("test/")]) == 2
     assert lines[-1] == "... and 1 more user(s): pass --show 0 to show every one, or the ids of the events to see"
+    forgotten = cli("events", "replay", "--config", str(config_path), "--state", "dead", "--show", "2")
+    assert forgotten.returncode == 2 and "add --dry-run (nothing was replayed)" in forgotten.stderr
+    assert len(deliverer.store.list_events(state=EventState.DEAD)) == 3
     every = cli("events", "replay", "--config", str(config_path), "--state", "dead", "--dry-run", "--show", "0")
     assert len([line for line in every.stdout.splitlines() if line.startswith("test/")]) == 3
     assert "more user(s)" not in every.stdout

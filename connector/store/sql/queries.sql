@@ -250,12 +250,12 @@ ON CONFLICT (extension, source, external_id) DO UPDATE SET event_id = excluded.e
 DELETE FROM extension_locks WHERE owner = %s
 
 -- wake --
--- Users waiting in a conflict on a released extension ({released}: the dialect's `released`), but the pusher, get a
--- fresh pending event of their current state (cause "extension_released"), so that the conflict is tried again; the
--- users woken.
+-- Users waiting in a conflict on one of the extensions ({released}: the dialect's `released`), but the pusher, get a
+-- fresh pending event of their current state (its cause: %(cause)s), so that the conflict is tried again; the users
+-- woken.
 INSERT INTO events (source, external_id, kind, state_json, cause, accepted_at, state, next_attempt_at, updated_at,
     forced)
-SELECT source, external_id, kind, state_json, 'extension_released', %(now)s, 'pending', %(now)s, %(now)s, 0
+SELECT source, external_id, kind, state_json, %(cause)s, %(now)s, 'pending', %(now)s, %(now)s, 0
 FROM events WHERE id IN (
     SELECT max(e.id) FROM events AS e JOIN extension_conflicts AS c
         ON c.source = e.source AND c.external_id = e.external_id
