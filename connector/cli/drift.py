@@ -81,7 +81,7 @@ def lines(report: DriftReport, ids: list[int]) -> list[str]:
     if report.in_conflict:
         out.append(f"in an open extension conflict, not drift ({len(report.in_conflict)}): `connector status` says why "
                    "and what resolves it")
-        out.extend(f"  {line}" for line in report.in_conflict)
+        out.extend(f"  {waiting['extension']}  {waiting['user']}" for waiting in report.in_conflict)
     if report.unchecked:
         out.append(f"not checked ({len(report.unchecked)}):")
         out.extend(f"  {line}" for line in report.unchecked)

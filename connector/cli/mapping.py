@@ -94,7 +94,7 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
         mapped = loaded.map_user(subject.change, resolved, subject.previous)
     except MappingFailure as exc:
         raise ConnectorError(f"{subject.name}: the mapping {mapping_path} cannot map this state: {exc}") from None
-    absent = [f"rules[{n}].when.attribute {str(rule.when.attribute)!r}" for n, rule in enumerate(loaded.rules)
+    absent = [{"rule": n, "attribute": str(rule.when.attribute)} for n, rule in enumerate(loaded.rules)
               if rule.when.attribute is not None and not rule.when.attribute.values(subject.change.state)]
     if as_json:
         click.echo(to_json({"config": config.path if config else None, "mapping": mapping_path,
@@ -109,7 +109,8 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
     click.echo(f"Verba user {resolved} ({how})")
     click.echo(f"decided by {loaded.decision(subject.change)}")
     if absent:
-        click.echo(f"not in this state (misspelled in the mapping, or not sent by the source?): {', '.join(absent)}")
+        click.echo("not in this state (misspelled in the mapping, or not sent by the source?): " + ", ".join(
+            f"rules[{a['rule']}].when.attribute {a['attribute']!r}" for a in absent))
     rows = [("record", r) for r in mapped.upserts] + [("stop", r) for r in mapped.deprovisions]
     if not rows:
         click.echo("maps to no extension: the state has no valid value in the mapping's [[extensions]] sources"

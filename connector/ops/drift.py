@@ -90,7 +90,7 @@ class DriftReport:
     extensions: int = 0
     drifts: list[Drift] = dataclasses.field(default_factory=list)
     unchecked: list[str] = dataclasses.field(default_factory=list)
-    in_conflict: list[str] = dataclasses.field(default_factory=list)  # "extension source/external_id" lines
+    in_conflict: list[dict[str, str]] = dataclasses.field(default_factory=list)  # {"extension", "user"}
     repaired: int | None = None  # users queued for repair
 
     @property
@@ -165,7 +165,7 @@ class DriftCheck:
                 report.users += 1
                 report.extensions += len(user.wanted)
                 report.drifts.extend(user.drifts)
-                report.in_conflict.extend(f"{extension} {user.name}" for extension in user.waiting)
+                report.in_conflict.extend({"extension": extension, "user": user.name} for extension in user.waiting)
         report.drifts.sort(key=lambda d: (list(KINDS).index(d.kind), d.extension, d.user))
         # Seen absent or not this user's: the next push of it must ask Verba, not update it directly.
         self.store.forget_owners(sorted({d.extension for d in report.drifts if d.kind in UNOWNED}))

@@ -167,4 +167,4 @@ def test_a_rule_attribute_the_state_lacks_is_pointed_out(tmp_path):
     assert "not in this state" not in out
     code, out = run("--mapping", str(typo), "--user", OKTA, "--json")
     assert json.loads(out)["absent_attributes"] == [
-        "rules[3].when.attribute 'attributes.urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:departmnt'"]
+        {"rule": 3, "attribute": "attributes.urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:departmnt"}]

@@ -375,7 +375,7 @@ def test_an_extension_a_user_waits_for_in_a_conflict_is_listed_apart_not_as_drif
     result = cli(config_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"in an open extension conflict, not drift (1): `connector status` says why and what resolves it\n" \
-           f"  {ALICE} test/u-bob" in result.stdout
+           f"  {ALICE}  test/u-bob" in result.stdout
     assert "--repair" not in result.stdout
     out = json.loads(cli(config_path, "--json").stdout)
-    assert (out["drifts"], out["in_conflict"]) == ([], [f"{ALICE} test/u-bob"])
+    assert (out["drifts"], out["in_conflict"]) == ([], [{"extension": ALICE, "user": "test/u-bob"}])
