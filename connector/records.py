@@ -49,8 +49,9 @@ class ExtensionRecord:
         """The same extension, still linked to its user, with recording turned off."""
         return dataclasses.replace(self, voice=False, im=False, video=False, screen_capture_enabled=False)
 
-    def differences(self, other: ExtensionRecord, here: str = "here", there: str = "there") -> str:
-        """How this record differs from `other`, "" if it does not: "im False {here}, True {there}, video ..."."""
+    def differences(self, other: ExtensionRecord, here: str, there: str) -> str:
+        """How this record differs from `other`, "" if it does not: "im False {here}, True {there}, video ..."
+        (`here` and `there` say whose each is, e.g. "for okta/00u1")."""
         return ", ".join(f"{name} {mine} {here}, {theirs} {there}" for name, mine in vars(self).items()
                          if mine != (theirs := getattr(other, name)))
 

@@ -240,7 +240,8 @@ class DryRun:
             return Item(outcome, user.label, extension, detail)
 
         twins = [r for r in claimants if r.key != user.key and r.verba_user_id == me and r.order[0] == 0]  # stored
-        first = [r for r in twins if owner == me and (mine is None or r.order < mine.order)]
+        # Only once Verba holds it for this Verba user are there settings of an earlier source to keep.
+        first = [r for r in twins if mine is None or r.order < mine.order] if owner == me else []
         name = "/".join(user.key)
         for twin, differences in differing_twins(self.store, record, name, first, _key):
             return item("conflict", f"{twin.label}, another source of the same Verba user, claimed it first with "

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.config import Config
+from connector.ops.drift import REPAIR_CAUSE
 from connector.store import (
     Attempt,
     AuditEntry,
@@ -25,7 +26,7 @@ from connector.store import (
     StoredEvent,
 )
 from connector.store.log import MASS_CHANGE_CAUSE
-from connector.store.ownership import Claimant, Conflict
+from connector.store.ownership import RELEASED_CAUSE, SETTINGS_CHANGED_CAUSE, Claimant, Conflict
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -59,10 +60,10 @@ def event_dict(event: StoredEvent) -> dict[str, Any]:
 # The causes of the events the connector queues itself (an event's `cause` says what queued it; a source's read
 # "scim PATCH User/ID", "ldap:read"): what each means, for `events show`.
 QUEUED_BY_THE_CONNECTOR = {
-    "extension_released": "the connector: an extension this user waited for in a conflict was released",
-    "extension_settings_changed": "the connector: another source of the same Verba user wrote its settings to an "
-                                  "extension this user claims too",
-    "drift_repair": "a drift repair (`connector drift --repair`, or [drift] repair)",
+    RELEASED_CAUSE: "the connector: an extension this user waited for in a conflict was released",
+    SETTINGS_CHANGED_CAUSE: "the connector: another source of the same Verba user wrote its settings to an extension "
+                            "this user claims too",
+    REPAIR_CAUSE: "a drift repair (`connector drift --repair`, or [drift] repair)",
 }
 
 

@@ -22,6 +22,9 @@ from connector.errors import ConnectorError
 from connector.records import ExtensionRecord
 from connector.store.database import CONNECTOR, Database
 
+RELEASED_CAUSE = "extension_released"  # the cause of a waiting user's event queued as its extension was let go
+SETTINGS_CHANGED_CAUSE = "extension_settings_changed"  # ... as another source of its Verba user wrote the extension
+
 
 @dataclasses.dataclass(frozen=True)
 class Claimant:
@@ -227,9 +230,9 @@ class ExtensionOwnership(Database):
         conn.execute(q["unlock_extensions"], (finish.lock_owner,))
         now = time.time()
         woken = {(row["source"], row["external_id"]) for user in finish.rechecked
-                 for row in conn.execute(q["recheck"], {"source": user[0], "external_id": user[1], "now": now})}
-        for cause, extensions in (("extension_released", finish.released),
-                                  ("extension_settings_changed", finish.rewritten)):
+                 for row in conn.execute(q["recheck"], {"source": user[0], "external_id": user[1], "now": now,
+                                                        "cause": SETTINGS_CHANGED_CAUSE})}
+        for cause, extensions in ((RELEASED_CAUSE, finish.released), (SETTINGS_CHANGED_CAUSE, finish.rewritten)):
             if extensions:
                 rows = conn.execute(q["wake"].replace("{released}", q["released"]), {
                     "released": self._array(extensions), "source": me[0], "external_id": me[1], "now": now,

@@ -233,7 +233,7 @@ ON CONFLICT (extension) DO UPDATE SET verba_user_id = excluded.verba_user_id, so
 DELETE FROM extension_owners WHERE extension = %s
 
 -- conflicts_since --
-SELECT extension, since, event_id FROM extension_conflicts WHERE source = %s AND external_id = %s
+SELECT extension, since FROM extension_conflicts WHERE source = %s AND external_id = %s
 
 -- clear_conflicts --
 DELETE FROM extension_conflicts WHERE source = %s AND external_id = %s RETURNING extension, since, event_id
@@ -266,12 +266,12 @@ ORDER BY source, external_id
 RETURNING source, external_id
 
 -- recheck --
--- A fresh pending event of the user's current state, pushed even if nothing changed (forced), cause
--- "extension_settings_changed": another source of the same Verba user claimed an extension first and wrote other
--- settings to it, so this user's push finds out whether it now waits in a conflict. The user, if queued.
+-- A fresh pending event of the user's current state, pushed even if nothing changed (forced), its cause %(cause)s:
+-- another source of the same Verba user claimed an extension first and wrote other settings to it, so this user's
+-- push finds out whether it now waits in a conflict. The user, if queued.
 INSERT INTO events (source, external_id, kind, state_json, cause, accepted_at, state, next_attempt_at, updated_at,
     forced)
-SELECT source, external_id, kind, state_json, 'extension_settings_changed', %(now)s, 'pending', %(now)s, %(now)s, 1
+SELECT source, external_id, kind, state_json, %(cause)s, %(now)s, 'pending', %(now)s, %(now)s, 1
 FROM events WHERE id = (SELECT max(id) FROM events WHERE source = %(source)s AND external_id = %(external_id)s)
     AND state NOT IN ('held', 'discarded')
 RETURNING source, external_id
