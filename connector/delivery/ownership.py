@@ -5,6 +5,7 @@ user's wanted extensions their claims in the claim index. Then, for each extensi
 
 upsert (the user wants it recorded):
     another source of the same Verba user claimed it first, and its last push of it had other settings
+    (as soon as the store or getExtension shows it linked to that Verba user)
                                                      -> conflict: Verba keeps the first claim's settings
     the connector last wrote it for this user        -> updateExtension (createExtension if it is gone)
     held by another user who still claims it         -> conflict, Verba untouched: the holder keeps it
@@ -110,15 +111,7 @@ class OwnershipPusher:
         mine = dataclasses.replace(me, claimed_at=plan.claimed_at.get(extension, me.claimed_at))
         earlier = next((r for r in rivals if r.earlier_than(mine)), None)
         known = plan.owners.get(extension)
-        twin = self._earlier_twin(plan, mine, record)
-        if twin is not None:  # two sources of one Verba user want it recorded differently: the first claim's stays
-            claimant, differences = twin
-            self._conflict(claim, me, extension, me.verba_user_id, claimant.login_name, claimant, outcome,
-                           why=f"{claimant.name}, another source of the same Verba user, claimed it first with other "
-                               f"settings ({differences}), which it keeps",
-                           fix="make the two sources agree (the same groups or attributes: `connector mapping test` "
-                               "shows what decides each), or remove the number from one of them; the conflict then "
-                               "clears itself")
+        if self._waits_for_twin(claim, me, mine, record, known, plan, outcome):
             return
         # Last written (or seen) linked to this user: updated without asking Verba (DESIGN.md, Verba target).
         if known == me.verba_user_id and self._try_update(record):
@@ -137,6 +130,9 @@ class OwnershipPusher:
         outcome.owners[extension] = owner
         if found is None and earlier is None:
             raise VerbaAmbiguous(f"createExtension says {extension} exists, getExtension says it does not")
+        # Verba links it to this Verba user though the store did not know (a drift check forgot who held it).
+        if owner == me.verba_user_id and self._waits_for_twin(claim, me, mine, record, owner, plan, outcome):
+            return
         if owner == me.verba_user_id or (owner is None and earlier is None):
             self._update_or_create(record, outcome)
             return
@@ -154,15 +150,25 @@ class OwnershipPusher:
         else:
             self._conflict(claim, me, extension, owner, login, None, outcome)
 
-    def _earlier_twin(self, plan: PushPlan, mine: Claimant, record: ExtensionRecord) -> tuple[Claimant, str] | None:
-        """Another source user of the same Verba user who claimed the extension first, and how `record` differs
-        from what was last pushed for them, when Verba holds it linked to this Verba user (as the connector last
-        wrote or saw it) with those settings (the push would silently undo theirs); else None."""
-        if plan.owners.get(record.extension) != mine.verba_user_id:  # not written yet: nobody's settings to keep
-            return None
+    def _waits_for_twin(self, claim: Claim, me: Claimant, mine: Claimant, record: ExtensionRecord, owner: int | None,
+                        plan: PushPlan, outcome: PushOutcome) -> bool:
+        """Record a conflict, and say so, when another source user of the same Verba user claimed the extension
+        first and its last push of it had other settings, while Verba holds it linked to this Verba user (`owner`:
+        as the connector last wrote or saw it, or as getExtension shows it): the push would silently undo theirs.
+        Not yet linked to this Verba user, there are no settings of theirs to keep."""
+        if owner != mine.verba_user_id:
+            return False
         earlier = [t for t in plan.rivals.get(record.extension, [])
                    if t.verba_user_id == mine.verba_user_id and t.earlier_than(mine)]
-        return next(differing_twins(self.store, record, "/".join(_key(mine)), earlier, _key), None)
+        for claimant, differences in differing_twins(self.store, record, "/".join(_key(mine)), earlier, _key):
+            self._conflict(claim, me, record.extension, owner, claimant.login_name, claimant, outcome,
+                           why=f"{claimant.name}, another source of the same Verba user, claimed it first with other "
+                               f"settings ({differences}), which it keeps",
+                           fix="make the two sources agree (the same groups or attributes: `connector mapping test` "
+                               "shows what decides each), or remove the number from one of them; the conflict then "
+                               "clears itself")
+            return True
+        return False
 
     def _overwritten_twins(self, plan: PushPlan, me: Claimant,
                            written: Sequence[ExtensionRecord]) -> list[tuple[str, str]]:

@@ -427,6 +427,29 @@ def test_the_first_source_changing_its_settings_puts_the_agreeing_second_in_a_co
     assert history[0].event_ids == (newest.id,) and "claimed it first with other settings" in history[0].reason
 
 
+def test_a_second_source_keeps_off_the_first_s_settings_when_the_store_forgot_who_holds_the_extension(
+        make_config, simulator, tmp_path):
+    """A drift check that saw the extension gone or relinked forgets who holds it; Verba links it to alice again
+    (an admin undid a change). Okta's push then learns the holder from Verba itself, and must still keep the
+    first source's settings, as its dry run says, instead of writing its own once."""
+    deliverer = make_deliverer(make_config, groups_mapping(tmp_path))
+    deliverer.store.enqueue([alice(X, groups=["Full"])])  # entra's, accepted first: im on
+    drain(deliverer)
+    deliverer.store.forget_owners([X])
+    okta = dataclasses.replace(alice(X), source="okta", external_id="00u1")
+    [previewed] = DryRun(deliverer.store, deliverer.client, deliverer.mapping).preview([okta]).items
+    deliverer.store.enqueue([okta])
+    drain(deliverer)
+
+    accepted = [(c["operation"], c["im"]) for c in writes(simulator, X) if c["status"] == "OK"]
+    assert accepted == [("createExtension", True)], "okta's push wrote nothing (its createExtension was refused)"
+    assert simulator.extensions()[X]["im"] is True
+    [conflict] = deliverer.store.open_conflicts()
+    assert (conflict.extension, conflict.claimant.source, conflict.owner_user_id) == (X, "okta", 3)
+    assert "claimed it first with other settings (im False for okta/00u1, True for test/u-alice)" in conflict.message
+    assert previewed.outcome == "conflict", "the dry run said so before"
+
+
 def test_a_first_source_whose_write_verba_refused_keeps_nothing_from_the_second(make_config, simulator, tmp_path):
     """The first source's create was refused (a dead letter): Verba holds nothing of its settings, so the second
     source of the same Verba user writes its own instead of waiting for ever behind a record never written."""
