@@ -156,6 +156,24 @@ def test_a_name_the_certificate_does_not_carry_is_refused_and_its_names_are_said
     assert "it names DNS:ldap.example.test, IP:10.0.0.5: use one of those in url" in message
 
 
+def test_a_server_refusing_starttls_when_its_names_are_read_still_gets_the_advice(server, python_3_12, monkeypatch):
+    """The names are read over a second connection; a server that refuses its StartTLS leaves them unknown, and
+    the message says how to read them instead of failing."""
+    certify(server, san="DNS:ldap.example.test, IP:127.0.0.1")
+    real, calls = ldap3.Connection.start_tls, []
+
+    def start_tls_once(conn: ldap3.Connection, *args: object, **kwargs: object) -> bool:
+        calls.append(conn)
+        return bool(real(conn, *args, **kwargs)) if len(calls) == 1 else False
+
+    monkeypatch.setattr(ldap3.Connection, "start_tls", start_tls_once)
+    message = refused(section(server, url=f"ldap://localhost:{server.port}", starttls=True))
+    assert "the server's TLS certificate is not issued for localhost (Hostname mismatch" in message
+    assert f"see the names it carries with `openssl s_client -connect localhost:{server.port} -starttls ldap " \
+           "</dev/null | openssl x509 -noout -subject -ext subjectAltName`" in message
+    assert len(calls) == 2
+
+
 def test_an_ip_only_certificate_is_refused_for_a_host_name(server, python_3_12):
     certify(server, san="IP:127.0.0.1")
     message = refused(section(server, url=f"ldaps://localhost:{server.tls_port}"))

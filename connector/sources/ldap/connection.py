@@ -214,9 +214,9 @@ def _certificate_names(config: LdapConfig) -> list[str]:
     conn = ldap3.Connection(_server(config, check_hostname=False), receive_timeout=int(config.timeout_seconds))
     try:
         conn.open()
-        if config.starttls:
-            conn.start_tls()
-        certificate = conn.socket.getpeercert()
+        if config.starttls and not conn.start_tls():  # refused this time: no certificate to read
+            return []
+        certificate = conn.socket.getpeercert() or {}
     except (LDAPException, OSError):
         return []
     finally:
