@@ -212,7 +212,8 @@ class EventLog(Database):
                                                            since=since)]
 
     def oldest_pending_at(self) -> float | None:
-        """The earliest `accepted_at` of the pending and in-flight events; None when there are none."""
+        """When the oldest pending or in-flight event was queued (accepted, or queued again by a replay or an
+        approval: `requeue`); None when there are none."""
         oldest = self._first("oldest_pending_at")["oldest"]
         return None if oldest is None else float(oldest)
 

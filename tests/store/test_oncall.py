@@ -374,6 +374,22 @@ def test_oldest_pending_at_covers_pending_and_in_flight_events(store: Store) -> 
     assert store.oldest_pending_at() is None
 
 
+def test_a_replayed_or_approved_event_is_as_old_as_its_replay_not_its_first_acceptance(store: Store) -> None:
+    """A paced replay of dead letters accepted long ago (or an approval of events held for hours) must not look
+    like delivery falling behind: the oldest undelivered event counts from when it was due again."""
+    first = dead(store, "old", accepted_at=T0)
+    second = dead(store, "older", accepted_at=T0 - 500)
+    [held] = store.enqueue([change("held", accepted_at=T0 - 900)], state=EventState.HELD)
+    assert store.requeue([first, second], NOW, spacing=30.0) == 2
+    assert store.oldest_pending_at() == NOW, "the first of a paced replay is due at once, the second 30 s later"
+    store.complete(claim_now(store, now=NOW), [], None)
+    assert store.oldest_pending_at() == NOW + 30.0
+    assert store.requeue([held], NOW + 10, approve=True) == 1
+    assert store.oldest_pending_at() == NOW + 10
+    store.enqueue([change("new", accepted_at=NOW + 5)])
+    assert store.oldest_pending_at() == NOW + 5, "a new event counts from its acceptance"
+
+
 def test_list_audit_since_shows_only_the_later_entries(store: Store) -> None:
     first = store.add_audit("alice", "replay", [1], "fixed the mapping", {})
     moment = pause()

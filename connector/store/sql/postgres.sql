@@ -40,7 +40,8 @@ ORDER BY a.id
 -- Dead or held events, and done events of an open conflict; the i-th (by id, from 0) is due at now + i * spacing.
 -- A concurrent requeue that changed an event first fails the state check on the re-read row.
 UPDATE events AS e SET state = 'pending', attempts = 0, next_attempt_at = %(now)s + chosen.i * %(spacing)s,
-    updated_at = %(at)s, approved = CASE WHEN %(approve)s THEN 1 ELSE e.approved END, forced = 1
+    updated_at = %(at)s, queued_at = %(now)s + chosen.i * %(spacing)s, approved = CASE WHEN %(approve)s THEN 1 ELSE e.approved END,
+    forced = 1
 FROM (
     SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events
     WHERE id = ANY(%(ids)s::bigint[])

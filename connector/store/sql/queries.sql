@@ -126,7 +126,8 @@ SELECT g.cause, g.source, g.n AS size, e.last_error AS sample FROM (
 ORDER BY g.n DESC, g.cause, g.source
 
 -- oldest_pending_at --
-SELECT min(accepted_at) AS oldest FROM events WHERE state IN ('pending', 'in_flight')
+-- Since each was accepted, or queued again by a replay or an approval.
+SELECT min(coalesce(queued_at, accepted_at)) AS oldest FROM events WHERE state IN ('pending', 'in_flight')
 
 -- count_by_source_and_kind --
 SELECT source, kind, count(*) AS n FROM events GROUP BY source, kind ORDER BY source, kind

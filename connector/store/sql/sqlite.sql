@@ -29,7 +29,8 @@ ORDER BY a.id
 -- requeue --
 -- Dead or held events, and done events of an open conflict; the i-th (by id, from 0) is due at now + i * spacing.
 UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = %(now)s + chosen.i * %(spacing)s,
-    updated_at = %(at)s, approved = CASE WHEN %(approve)s THEN 1 ELSE approved END, forced = 1
+    updated_at = %(at)s, queued_at = %(now)s + chosen.i * %(spacing)s, approved = CASE WHEN %(approve)s THEN 1 ELSE approved END,
+    forced = 1
 FROM (
     SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events
     WHERE id IN (SELECT value FROM json_each(%(ids)s))
