@@ -71,7 +71,13 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str, c
 def lines(report: DriftReport, ids: list[int]) -> list[str]:
     """The report for a terminal: a summary line, then the drift grouped by kind, then what was not checked."""
     seconds = report.finished_at - report.started_at
-    found = f"{len(report.drifts)} differ" if report.drifts else "in step"
+    if report.drifts:
+        found = f"{len(report.drifts)} differ"
+    elif report.unchecked:
+        found = ("nothing checked: see why below" if not report.users
+                 else f"in step, but {len(report.unchecked)} users were not checked: see why below")
+    else:
+        found = "in step"
     out = [f"drift: checked {report.extensions} extensions of {report.users} users in {seconds:.1f} s: {found}"]
     for kind, title in KINDS.items():
         drifts = [d for d in report.drifts if d.kind == kind]

@@ -203,6 +203,14 @@ def cli(config_path, *args):
                           capture_output=True, text=True, timeout=120, check=False)
 
 
+def test_a_check_that_could_check_nobody_does_not_call_verba_in_step(deliverer, sim, config_path):
+    pushed(deliverer, sim, user())
+    deliverer.store.enqueue([user(title="new")])  # a push under way: the user is not checked
+    done = cli(config_path)
+    assert "checked 0 extensions of 0 users in " in done.stdout and ": nothing checked: see why below" in done.stdout
+    assert "in step" not in done.stdout and "test/u-alice: a push of this user is under way" in done.stdout
+
+
 def test_the_command_exits_3_on_drift_0_in_step_and_repairs_with_an_audit(deliverer, sim, config_path):
     pushed(deliverer, sim, user())
     done = cli(config_path)
