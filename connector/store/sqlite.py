@@ -54,9 +54,9 @@ class SQLiteStore(Store):
             raise ValueError("the SQLite store needs a file path; an in-memory database is not shared between threads")
         if not create and not os.path.exists(path):
             _check_directory(path)  # a store `connector run` could not create either is no missing store
-            raise StoreMissing(f"there is no store at {path}: {MISSING}")
+            raise StoreMissing(f"there is no store at {_placed(path)}: {MISSING}")
         if not create and os.path.getsize(path) == 0:  # left as it is: opening it would make it a database
-            raise StoreMissing(f"the store {path} is empty: {MISSING}")
+            raise StoreMissing(f"the store {_placed(path)} is empty: {MISSING}")
         super().__init__(synchronous)
         self.path = self.name = path
         self._instance_lock: TextIO | None = None
@@ -205,6 +205,13 @@ class SQLiteStore(Store):
         return advice.format(path=self.path, text=text, seconds=BUSY_TIMEOUT_SECONDS)
 
 
+def _placed(path: str) -> str:
+    """`path`, and where a relative one is: it is read from the working directory, not from the config's."""
+    if os.path.isabs(path):
+        return path
+    return f"{path} ({os.path.abspath(path)}: a relative path is read from the working directory, {os.getcwd()})"
+
+
 def _check_directory(path: str) -> None:
     """StoreError unless the directory of the store `path`, or its parent, exists: a deeper missing path is more
     likely a mistyped [store] url than a place for a new, empty store."""
@@ -212,9 +219,9 @@ def _check_directory(path: str) -> None:
     parent = os.path.dirname(directory)
     if not os.path.isdir(directory) and not os.path.isdir(parent):
         raise StoreError(
-            f"the directory {directory} for the store {path} does not exist, nor does {parent}: check [store] url "
-            f"for a typo, or create the directory (mkdir -p {shlex.quote(directory)}) writable by the user that "
-            "runs the connector"
+            f"the directory {directory} for the store {_placed(path)} does not exist, nor does {parent}: check "
+            f"[store] url for a typo, or create the directory (mkdir -p {shlex.quote(directory)}) writable by the "
+            "user that runs the connector"
         )
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.ops.helpers import cli, write_config
@@ -94,3 +96,19 @@ def test_a_store_command_refuses_a_store_that_does_not_exist_and_creates_nothing
     assert empty.returncode == 1 and f"the store {tmp_path / 'missing' / 'cc.db'} is empty: check" in empty.stderr
     assert [p.name for p in (tmp_path / "missing").iterdir()] == ["cc.db"] and not (tmp_path / "missing" / "cc.db"
                                                                                     ).stat().st_size
+
+
+def test_a_relative_store_path_missing_says_which_directory_it_was_read_from(tmp_path: Path) -> None:
+    """On-call runs `connector status --config /etc/...` from another directory: the relative default store path
+    then names a file there, and the error must say so before anyone creates a new, empty store."""
+    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+    relative = tmp_path / "relative.toml"
+    relative.write_text(config.read_text().replace(f'url = "sqlite:///{tmp_path / "c.db"}"',
+                                                   'url = "sqlite:///var/connector.db"'))
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "var").mkdir(parents=True)
+    result = subprocess.run([sys.executable, "-m", "connector.cli", "status", "--config", str(relative)],
+                            capture_output=True, text=True, timeout=60, cwd=elsewhere)
+    assert result.returncode == 1, result.stdout
+    assert (f"there is no store at var/connector.db ({elsewhere / 'var' / 'connector.db'}: a relative path is read "
+            f"from the working directory, {elsewhere}): check [store] url") in result.stderr, result.stderr
