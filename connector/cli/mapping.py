@@ -114,13 +114,26 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
     rows = [("record", r) for r in mapped.upserts] + [("stop", r) for r in mapped.deprovisions]
     if not rows:
         click.echo("maps to no extension: the state has no valid value in the mapping's [[extensions]] sources"
-                   + ("" if subject.change.kind == "upsert" else ", and nothing was pushed for it before"))
+                   + ("" if subject.change.kind == "upsert" else ", and nothing was pushed for it before")
+                   + f" ({_sources_found(loaded, subject.change.state)})")
         return
     for line in table(rows):
         click.echo(line)
     if mapped.deprovisions:  # as delivery decides (connector/delivery/ownership.py)
         click.echo(f"stop: recording stops (the extension stays linked to user {resolved}) if Verba still links it to "
                    "this user and no other source of the user claims it; else it is left alone (audited left_alone)")
+
+
+def _sources_found(mapping: Mapping, state: dict[str, Any]) -> str:
+    """What the state holds at each [[extensions]] source's `from`: "extensions[0] 'attributes.mobile': absent
+    (misspelled in the mapping, or not sent by the source?); extensions[1] 'phoneNumbers.value': 1 value, not valid"."""
+    found = []
+    for n, source in enumerate(mapping.sources):
+        values = [v for v in source.path.values(state) if not (isinstance(v, str) and not v.strip())]
+        held = (f"{len(values)} value{'s' if len(values) > 1 else ''}, not valid" if values
+                else "absent (misspelled in the mapping, or not sent by the source?)")
+        found.append(f"extensions[{n}].from {str(source.path)!r}: {held}")
+    return "; ".join(found)
 
 
 def _using(config: Config | None, mapping_path: str, given: bool) -> str:

@@ -62,7 +62,22 @@ def test_a_user_going_away_with_only_an_invalid_number_is_said_to_have_no_valid_
     code, out = run("--mapping", "mappings/okta.toml", "--user", str(invalid), "--kind", "deactivate")
     assert code == 0, out
     assert out.splitlines()[-1] == ("maps to no extension: the state has no valid value in the mapping's "
-                                    "[[extensions]] sources, and nothing was pushed for it before")
+                                    "[[extensions]] sources, and nothing was pushed for it before "
+                                    "(extensions[0].from 'phoneNumbers[type eq \"work\"].value': 1 value, not valid; "
+                                    "extensions[1].from 'phoneNumbers[type eq \"mobile\"].value': absent "
+                                    "(misspelled in the mapping, or not sent by the source?))")
+
+
+def test_a_misspelled_extensions_source_is_named_when_the_user_maps_to_nothing(tmp_path):
+    mapping = tmp_path / "typo.toml"
+    mapping.write_text(Path("mappings/default.toml").read_text().replace(
+        'from = "attributes.telephoneNumber"', 'from = "attributes.telephoneNumbr"'))
+    user = tmp_path / "u.json"
+    user.write_text(json.dumps({"userName": "alice@example.com", "attributes": {"telephoneNumber": "+14155550100"}}))
+    code, out = run("--mapping", str(mapping), "--user", str(user), "--user-id", "3")
+    assert code == 0, out
+    assert "extensions[1].from 'attributes.telephoneNumbr': absent (misspelled in the mapping, or not sent by the " \
+           "source?)" in out.splitlines()[-1], out
 
 
 def test_a_user_going_away_shows_its_extensions_stopped_if_verba_still_links_them_to_the_user():
