@@ -9,12 +9,14 @@ are taken from the working directory; a config without `[mapping] file` uses the
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import math
 import os
 import re
 import socket
 import ssl
+import time
 import tomllib
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -37,6 +39,9 @@ SIMULATOR_PASSWORD = "connector"
 MIN_SCIM_TOKEN = 16  # characters of a SCIM bearer token at least; `openssl rand -hex 32` makes 64
 SHORT_TOKEN = f"a bearer token needs at least {MIN_SCIM_TOKEN}: make one with `openssl rand -hex 32`"
 OWN_TOKEN = "give each client its own token, made with `openssl rand -hex 32`"
+# A password a server refused is not sent again for this long (seconds), unless it changes: probing with it every
+# few seconds locks the account out where a lockout policy counts refused logins (Active Directory, ppolicy).
+REFUSED_PASSWORD_SECONDS = 900.0
 
 
 class ConfigError(ConnectorError):
@@ -204,7 +209,24 @@ class LdapConfig:
     #                                        (where the server tells no time; by default at most overlap_seconds)
     scope_check_per_poll: int = 100  # known users checked still in scope each poll (about 0.4 ms each), in turn
     password_source: str | None = None  # where the password came from, for bind errors: never the password
+    password_env: str | None = None  # the variable it came from (set only when the password was read)
+    password_file: str | None = None  # the file it came from, read again before each bind (`read_password`)
     mapping_file: str | None = None  # the [mapping] file, whose group rules the watcher re-reads
+
+    def read_password(self) -> str | None:
+        """The bind password as its source holds it now, read again as at load (`password` is the one read then), so
+        that a password rotated in the file is used without a restart; None for an anonymous bind or when the
+        secrets were not loaded. ValueError saying what is wrong and the fix, never the password: the file cannot
+        be read, is empty or not UTF-8, the variable is unset or blank."""
+        if self.password is None or (self.password_env is None and self.password_file is None):
+            return self.password
+        problems: list[str] = []
+        values = {key: value for key, value in (("password_env", self.password_env),
+                                                ("password_file", self.password_file)) if value is not None}
+        password = _secret(values, "password", f"ldap.{self.name}", problems)
+        if password is None:
+            raise ValueError("; ".join(problems))
+        return password
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -442,6 +464,49 @@ def read_secret_file(file: str, key: str, what: str) -> str:
     if secret is None:
         raise ValueError("; ".join(problems))
     return secret
+
+
+class RefusedPassword:
+    """The password a server refused last, so that it is not sent again for `seconds` unless it changes: the rule
+    of the Verba client's requestToken (connector.verba.client), here for the LDAP binds (connection.py).
+
+    Only a SHA-256 digest of it is kept, never the password. `clock` is a monotonic clock (seconds). Threads may
+    share one: its state is replaced whole.
+    """
+
+    def __init__(self, seconds: float = REFUSED_PASSWORD_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._refused: tuple[bytes, float, str, str] | None = None  # (digest, until, refused at, until; UTC)
+
+    def refuse(self, password: str) -> str:
+        """Remember that the server refused `password` now; what to tell: "this password is not sent again for 15
+        min unless it changes"."""
+        now, wall = self._clock(), time.time()
+        self._refused = (_digest(password), now + self.seconds, _utc(wall), _utc(wall + self.seconds))
+        return f"this password is not sent again for {self.seconds / 60:g} min unless it changes"
+
+    def withheld(self, password: str) -> str | None:
+        """None when `password` may be sent; else why not, e.g. "refused at 10:02:03 UTC and unchanged since: not
+        sent again before 10:17:03 UTC unless it changes"."""
+        refused = self._refused
+        if refused is None or refused[0] != _digest(password) or self._clock() >= refused[1]:
+            return None
+        return (f"refused at {refused[2]} UTC and unchanged since: not sent again before {refused[3]} UTC unless it "
+                "changes")
+
+    def forget(self) -> None:
+        """Send the password refused last again (accepted now, or fixed on the server's side)."""
+        self._refused = None
+
+
+def _digest(password: str) -> bytes:
+    return hashlib.sha256(password.encode("utf-8")).digest()
+
+
+def _utc(moment: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(moment))
 
 
 def _read_secret_file(file: str, key: str, what: str, problems: list[str]) -> str | None:
@@ -753,6 +818,8 @@ def _ldap(name: str, raw: dict[str, Any], mapping_file: str, read: bool,
         settings["attributes"] = tuple(settings["attributes"])
     password = _secret(values, "password", key, problems, read=read)
     config = LdapConfig(name=name, password=password, password_source=_password_source(key, values, password),
+                        password_env=values.get("password_env") if password is not None else None,
+                        password_file=values.get("password_file") if password is not None else None,
                         mapping_file=mapping_file, **settings)
     if "clock_tolerance_seconds" not in values:  # by default at most the overlap
         config = dataclasses.replace(config, clock_tolerance_seconds=min(config.clock_tolerance_seconds,

@@ -12,12 +12,13 @@ from urllib.parse import urlsplit
 import ldap3
 from ldap3.core.exceptions import LDAPException, LDAPStartTLSError
 
-from connector.config import LdapConfig
+from connector.config import LdapConfig, RefusedPassword
 from connector.errors import ConnectorError
+from connector.ops.logs import register_secret
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"  # RFC 2696
 SHOW_DELETED = "1.2.840.113556.1.4.417"  # AD: tombstones are returned too
-REFERRAL, NO_SUCH_OBJECT, INVALID_DN_SYNTAX, INSUFFICIENT_ACCESS_RIGHTS = 10, 32, 34, 50
+REFERRAL, NO_SUCH_OBJECT, INVALID_DN_SYNTAX, INVALID_CREDENTIALS, INSUFFICIENT_ACCESS_RIGHTS = 10, 32, 34, 49, 50
 _RANGE = re.compile(r"^(?P<name>[^;]+);range=(?P<start>\d+)-(?P<end>\d+|\*)$", re.IGNORECASE)
 
 Control = tuple[str, bool, Any]
@@ -43,37 +44,114 @@ _BIND_ADVICE = {
     49: "the bind DN or password is wrong, or the account is locked or expired; check bind_dn and the password",
     53: "the server refused the bind (account disabled or password expired?); check the service account",
 }
+# Active Directory's reason for an invalidCredentials bind, the "data 775" of its message.
+_AD_BIND_DATA = {
+    "525": "Active Directory knows no account by bind_dn (data 525); check bind_dn",
+    "52e": "Active Directory refused the password (data 52e); check the password",
+    "530": "the account may not log on at this time of day (data 530); widen its logon hours",
+    "531": "the account may not log on from this computer (data 531); allow it in the account's logon workstations",
+    "532": "the account's password has expired (data 532); set a new one on the account",
+    "533": "the account is disabled (data 533); enable it",
+    "701": "the account has expired (data 701); extend its expiry date",
+    "773": "the account must change its password at next logon (data 773); set a new one and clear that flag",
+    "775": "the account is locked out (data 775) after too many wrong passwords; have it unlocked once the "
+           "password is right",
+}
+_AD_DATA = re.compile(r"\bdata ([0-9a-f]{3,4})\b", re.IGNORECASE)
+# What each server refused last, by (url, bind_dn): a refused password is not sent again (RefusedPassword).
+_REFUSED: dict[tuple[str, str | None], RefusedPassword] = {}
 
 
 def open_connection(config: LdapConfig) -> ldap3.Connection:
-    """A bound, read-only connection that does not chase referrals; raise DirectoryError saying what to fix."""
-    server = _server(config)
+    """A bound, read-only connection that does not chase referrals; raise DirectoryError saying what to fix.
+
+    The bind password is read again from its source first (`LdapConfig.read_password`), so that a rotated password
+    is used without a restart. A password the server refused (invalidCredentials) is not sent again for
+    REFUSED_PASSWORD_SECONDS unless it changes (or `forget_refused_passwords`): the bind is not attempted, and
+    the DirectoryError says why and what to do.
+    """
+    where = f"directory {config.name} ({config.url})"
+    password = _bind_password(config, where)
     # The password goes as UTF-8 bytes: ldap3 would run SASLprep on a str (RFC 4013), which turns U+00A0 into a
     # space and U+2168 into "IX", so that a correct password fails. The server gets exactly what was configured.
-    password = None if config.password is None else config.password.encode("utf-8")
     conn = ldap3.Connection(
-        server, user=config.bind_dn, password=password,  # type: ignore[arg-type]  # types-ldap3: str only
+        _server(config), user=config.bind_dn,
+        password=None if password is None else password.encode("utf-8"),  # type: ignore[arg-type]  # str only
         read_only=True, raise_exceptions=False,
         auto_referrals=False, receive_timeout=int(config.timeout_seconds), check_names=False,
         return_empty_attributes=False, auto_range=False,  # ldap3's own range retrieval fails on a missing key
     )
-    where = f"directory {config.name} ({config.url})"
     try:
         conn.open()
         if config.starttls and not conn.start_tls():
             raise DirectoryError(f"{where}: StartTLS failed ({conn.result.get('description')}); check that the "
                                  "server offers it, or use ldaps://")
         if not conn.bind():
-            code = conn.result.get("result")
-            advice = _BIND_ADVICE.get(code, "check bind_dn, the password and the server's log")
-            raise DirectoryError(f"{where}: bind as {config.bind_dn or 'anonymous'} failed "
-                                 f"({conn.result.get('description')}): {advice}{describe_password(config)}")
+            raise DirectoryError(f"{where}: {_bind_failure(config, conn.result, password)}")
     except BaseException as exc:  # whatever failed, the socket is closed: a failed open or bind leaves it open
         close(conn)
         if isinstance(exc, LDAPException):
             raise DirectoryError(f"{where}: {_connect_failure(config, exc)}") from None
         raise
+    if password is not None:
+        refused_password(config).forget()
     return conn
+
+
+def refused_password(config: LdapConfig) -> RefusedPassword:
+    """What the server of `config` refused last for its bind_dn (shared by every connection of this process)."""
+    return _REFUSED.setdefault((config.url, config.bind_dn), RefusedPassword())
+
+
+def forget_refused_passwords() -> None:
+    """Send every refused bind password again at the next bind (the account was fixed on the server's side)."""
+    for refused in list(_REFUSED.values()):
+        refused.forget()
+
+
+def _bind_password(config: LdapConfig, where: str) -> str | None:
+    """The password to bind with, read again from its source (and masked in the logs from now on); None for an
+    anonymous bind. DirectoryError when it cannot be read, or when the server refused it and it has not changed
+    since (nothing is sent then)."""
+    try:
+        password = config.read_password()
+    except ValueError as exc:
+        raise DirectoryError(f"{where}: the bind password cannot be read again: {exc}; nothing was sent") from None
+    if password is None:
+        return None
+    if password != config.password:
+        register_secret(password)
+    withheld = refused_password(config).withheld(password)
+    if withheld is not None:
+        raise DirectoryError(f"{where}: bind as {config.bind_dn} not attempted: the password from "
+                             f"{config.password_source or 'the config'} was {withheld}, so that the account is not "
+                             f"locked out: {_password_fix(config)}")
+    return password
+
+
+def _bind_failure(config: LdapConfig, result: dict[str, Any], password: str | None) -> str:
+    """Why the bind failed and what to fix, from ldap3's `result`; a refused password is remembered
+    (`refused_password`), and the message says it is not sent again."""
+    code: int = result.get("result", -1)
+    advice = _BIND_ADVICE.get(code, "check bind_dn, the password and the server's log")
+    data = _AD_DATA.search(result.get("message") or "") if code == INVALID_CREDENTIALS else None
+    advice = _AD_BIND_DATA.get(data[1].lower(), advice) if data else advice
+    text = (f"bind as {config.bind_dn or 'anonymous'} failed ({result.get('description')}): {advice}"
+            f"{describe_password(config, password)}")
+    if code != INVALID_CREDENTIALS or password is None:
+        return text
+    return f"{text}; {refused_password(config).refuse(password)}, so that the account is not locked out: " + (
+        _password_fix(config))
+
+
+def _password_fix(config: LdapConfig) -> str:
+    """What to do about a refused bind password, by where it comes from."""
+    if config.password_file is not None:
+        return (f"put the right password in {config.password_file} (read again before each bind), or restart the "
+                "connector once the account is fixed")
+    if config.password_env is not None:
+        return f"set the right password in {config.password_env} and restart the connector"
+    return "fix the password"
 
 
 class _Tls(ldap3.Tls):
@@ -106,9 +184,8 @@ def _server(config: LdapConfig, *, check_hostname: bool = True) -> ldap3.Server:
                         get_info=ldap3.NONE, connect_timeout=config.timeout_seconds)
 
 
-def describe_password(config: LdapConfig) -> str:
-    """What was sent as the password, in terms an admin can check against the secret, never the secret itself."""
-    password = config.password
+def describe_password(config: LdapConfig, password: str | None) -> str:
+    """What was sent as `password`, in terms an admin can check against the secret, never the secret itself."""
     if password is None:
         return ""
     notes = []

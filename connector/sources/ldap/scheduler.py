@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.config import LdapConfig
 from connector.delivery.backoff import full_jitter_delay
-from connector.sources.ldap.connection import DirectoryError
+from connector.sources.ldap.connection import DirectoryError, forget_refused_passwords
 from connector.sources.ldap.watcher import Watcher
 from connector.store import LdapMarks, StoreError, WatermarkMoved
 
@@ -80,6 +80,11 @@ class LdapScheduler:
             self.scheduler.shutdown(wait=True)
         for watcher in self.watchers.values():
             watcher.close()
+
+    def reload(self) -> None:
+        """SIGHUP: send the bind passwords the directories refused again at the next run (the account was unlocked
+        or fixed on the server's side; a password_file is read again before each bind anyway)."""
+        forget_refused_passwords()
 
     @property
     def degraded(self) -> bool:

@@ -1,0 +1,164 @@
+"""The bind password is read again before each bind, and a password the directory refused is not sent again until it
+changes (a real slapd): a rotated password_file needs no restart, and a wrong one does not lock the account out."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import ldap3
+import pytest
+
+from connector.config import RefusedPassword
+from connector.sources.ldap.connection import DirectoryError, _bind_failure
+from connector.sources.ldap.scheduler import LdapScheduler
+from connector.sources.ldap.watcher import Watcher
+
+
+def service_account(slapd, admin, base: str, password: str) -> str:
+    dn = f"cn=svc,{base}"
+    slapd.check(admin, admin.add(dn, ["applicationProcess", "simpleSecurityObject"],
+                                 {"cn": "svc", "userPassword": password.encode("utf-8")}))
+    return dn
+
+
+def rotate(slapd, admin, dn: str, password: str) -> None:
+    """The directory admin's part of a rotation: the account's new password."""
+    slapd.check(admin, admin.modify(dn, {"userPassword": [(ldap3.MODIFY_REPLACE, [password.encode("utf-8")])]}))
+
+
+@pytest.fixture
+def binds(monkeypatch) -> list[str]:
+    """The bind DN of every bind request sent to a server."""
+    sent: list[str] = []
+    real = ldap3.Connection.bind
+
+    def bind(self, *args, **kwargs):
+        sent.append(self.user)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ldap3.Connection, "bind", bind)
+    return sent
+
+
+def test_a_password_rotated_in_the_file_is_used_at_the_next_bind_without_a_restart(
+    slapd, admin, base, ldap_config, store, tmp_path
+):
+    svc = service_account(slapd, admin, base, "old12")
+    file = tmp_path / "svc-password"
+    file.write_text("old12\n")
+    watcher = Watcher(store, ldap_config(bind_dn=svc, password_file=str(file)))
+    assert watcher.run().full
+    rotate(slapd, admin, svc, "new-pw-8")
+    file.write_text("new-pw-8\n")
+    watcher.close()  # the connection dropped (a DC restarted): the next run binds again
+    slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100")
+    assert watcher.run().counts["upsert"] == 1
+    watcher.close()
+
+
+def test_a_password_from_the_environment_is_read_again_before_each_bind(
+    slapd, admin, base, ldap_config, store, monkeypatch
+):
+    svc = service_account(slapd, admin, base, "first-pw")
+    monkeypatch.setenv("SVC_PASSWORD", "first-pw")
+    watcher = Watcher(store, ldap_config(bind_dn=svc, password_env="SVC_PASSWORD", password_file=None))
+    assert watcher.run().full
+    rotate(slapd, admin, svc, "second-pw")
+    monkeypatch.setenv("SVC_PASSWORD", "second-pw")
+    watcher.close()
+    slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100")
+    assert watcher.run().counts["upsert"] == 1
+    watcher.close()
+
+
+def test_a_refused_password_is_not_sent_again_until_the_file_changes(
+    slapd, admin, base, ldap_config, store, tmp_path, caplog, binds
+):
+    svc = service_account(slapd, admin, base, "new-pw-8")
+    file = tmp_path / "svc-password"
+    file.write_text("old12\n")  # the admin rotated the password but has not written the new one yet
+    scheduler = LdapScheduler(store, {"corp": ldap_config(bind_dn=svc, password_file=str(file))},
+                              backoff_base=0.001, backoff_max=0.001)
+    caplog.set_level(logging.INFO, "connector.ldap")
+    for _ in range(5):  # five polls in a row, as the backoff would retry them
+        scheduler.health["corp"].retry_at = 0
+        scheduler.tick("corp", False)
+    assert binds == [svc]  # one bind: the account's lockout counter moved once
+    first, *withheld = [r.getMessage() for r in caplog.records if "run failed" in r.getMessage()]
+    assert f"bind as {svc} failed (invalidCredentials)" in first
+    assert "the password sent has 5 characters (5 bytes as UTF-8), from file" in first
+    assert (f"this password is not sent again for 15 min unless it changes, so that the account is not locked out: "
+            f"put the right password in {file} (read again before each bind), or restart the connector once the "
+            "account is fixed") in first
+    assert len(withheld) == 4
+    assert re.search(
+        f"bind as {svc} not attempted: the password from file {file} \\(ldap.corp.password_file; a trailing newline "
+        "is not sent\\) was refused at [0-9:]{8} UTC and unchanged since: not sent again before [0-9:]{8} UTC unless "
+        f"it changes, so that the account is not locked out: put the right password in {file} \\(read again",
+        withheld[-1])
+    assert scheduler.degraded and "not attempted" in store.ldap_watermark("corp").last_error
+
+    file.write_text("new-pw-8\n")  # now it changed: sent at the next poll
+    scheduler.health["corp"].retry_at = 0
+    scheduler.tick("corp", False)
+    assert len(binds) > 1 and not scheduler.degraded
+    assert "ldap corp: directory readable again after 5 failed runs" in caplog.text
+    scheduler.stop()
+
+
+def test_a_refused_password_is_sent_again_after_a_reload(slapd, admin, base, ldap_config, store, tmp_path, binds):
+    """The account was locked, or its password reset to the one in the file, on the directory's side."""
+    svc = service_account(slapd, admin, base, "other-pw")
+    file = tmp_path / "svc-password"
+    file.write_text("right-pw")
+    scheduler = LdapScheduler(store, {"corp": ldap_config(bind_dn=svc, password_file=str(file))})
+    watcher = scheduler.watchers["corp"]
+    with pytest.raises(DirectoryError, match="failed"):
+        watcher.run()
+    rotate(slapd, admin, svc, "right-pw")
+    with pytest.raises(DirectoryError, match="not attempted"):
+        watcher.run()
+    assert len(binds) == 1
+    scheduler.reload()  # SIGHUP
+    assert watcher.run().full
+    assert len(binds) > 2
+    scheduler.stop()
+
+
+def test_an_unreadable_password_file_fails_the_run_and_sends_nothing(
+    slapd, admin, base, ldap_config, store, tmp_path, binds
+):
+    svc = service_account(slapd, admin, base, "right-pw")
+    file = tmp_path / "svc-password"
+    file.write_text("right-pw")
+    watcher = Watcher(store, ldap_config(bind_dn=svc, password_file=str(file)))
+    file.unlink()  # mid-rotation
+    with pytest.raises(DirectoryError) as info:
+        watcher.run()
+    assert str(info.value) == (
+        f"directory corp ({slapd.url}): the bind password cannot be read again: ldap.corp.password_file "
+        f"'{file}' cannot be read (No such file or directory); check the path and permissions; nothing was sent")
+    assert binds == []
+
+
+def test_a_refused_password_is_sent_again_after_the_back_off():
+    now = [1000.0]
+    refused = RefusedPassword(clock=lambda: now[0])
+    assert refused.refuse("old12") == "this password is not sent again for 15 min unless it changes"
+    assert refused.withheld("old12") is not None and refused.withheld("new-pw-8") is None
+    now[0] += 899
+    assert refused.withheld("old12") is not None
+    now[0] += 1
+    assert refused.withheld("old12") is None
+
+
+def test_active_directory_says_why_it_refused_the_bind(ldap_config):
+    """AD's invalidCredentials carries its reason as "data 775" in the message; each reason has its fix."""
+    config = ldap_config(bind_dn="CN=svc-ad-test,OU=Staff,DC=corp,DC=example")
+    message = ("80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 775, v4563")
+    text = _bind_failure(config, {"result": 49, "description": "invalidCredentials", "message": message}, "pw-1234")
+    assert text.startswith("bind as CN=svc-ad-test,OU=Staff,DC=corp,DC=example failed (invalidCredentials): the "
+                           "account is locked out (data 775) after too many wrong passwords; have it unlocked once "
+                           "the password is right; the password sent has 7 characters")
+    assert "this password is not sent again for 15 min unless it changes, so that the account is not locked" in text
