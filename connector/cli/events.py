@@ -99,6 +99,8 @@ def _text(data: bytes, name: str) -> str:
 
 STATES = [s.value for s in EventState]
 DRY_RUN_USERS = 50  # users `events replay --dry-run` shows in full by default
+REPLAYABLE = "only dead letters can be replayed (and done events whose user waits in an open extension conflict)"
+DISCARDABLE = "only dead or held events can be discarded"
 
 
 @events.command("list")
@@ -233,10 +235,11 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     config = load_config(config_path, secrets=() if dry_run else {"target"})  # a replay probes Verba first
     with open_configured_store(config) as store:
         if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through
-            chosen = select(store, event_ids, cause, EventState.DONE, [EventState.DONE])
+            chosen = select(store, event_ids, cause, EventState.DONE, [EventState.DONE], rule=REPLAYABLE)
         else:
             chosen = select(store, event_ids, cause, EventState(state) if state else None,
-                            [EventState.DEAD, EventState.DONE] if event_ids else [EventState.DEAD])
+                            [EventState.DEAD, EventState.DONE] if event_ids else [EventState.DEAD],
+                            rule=REPLAYABLE)
             settled = [e for e in chosen if e.state is EventState.DONE and e.id not in
                        {c.event_id for c in store.conflicts_of(e.change.source, e.change.external_id)}]
             if settled:
@@ -323,7 +326,8 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, op
     """Give up on dead or held events for good; they stay in the store and the audit says why. Events discarded
     already are left as they are (running it twice is harmless)."""
     with open_configured_store(load_config(config_path, secrets=())) as store:
-        chosen = select(store, event_ids, None, None, [EventState.DEAD, EventState.HELD, EventState.DISCARDED])
+        chosen = select(store, event_ids, None, None, [EventState.DEAD, EventState.HELD, EventState.DISCARDED],
+                        rule=DISCARDABLE)
         already = [e for e in chosen if e.state is EventState.DISCARDED]
         if already:
             click.echo(f"already discarded: {', '.join(str(e.id) for e in already)}")
@@ -349,7 +353,7 @@ def events_approve(config_path: str, event_ids: tuple[int, ...], source: str | N
                           "`connector events list --state held`)")
     with open_configured_store(load_config(config_path, secrets=())) as store:
         chosen = select(store, event_ids, cause, EventState.HELD if by_group else None, [EventState.HELD],
-                        source=source)
+                        source=source, rule="only held events can be approved")
         count = requeue(store, chosen, actor=operator, action="approve", reason=reason, rate=None,
                         detail={"ids": list(event_ids), "all": approve_all, "source": source, "cause": cause},
                         approve=True)

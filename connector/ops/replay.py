@@ -27,8 +27,13 @@ class ActionError(ConnectorError):
 
 
 def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventState | None,
-           allowed: Sequence[EventState], *, source: str | None = None) -> list[StoredEvent]:
-    """The events named by id, or by cause and/or state (and `source`); every one must be in an allowed state."""
+           allowed: Sequence[EventState], *, source: str | None = None, rule: str) -> list[StoredEvent]:
+    """The events named by id, or by cause and/or state (and `source`), sorted by id.
+
+    Raises ActionError, changing nothing, when ids and filters are both given or neither is, an id names no event,
+    or an event is in a state not `allowed`: then the message is `rule` (what may be chosen, e.g. "only dead or
+    held events can be discarded"), then the event's state.
+    """
     if ids and (cause or state or source):
         raise ActionError("give event ids, or --cause / --state / --source, not both")
     if not ids and not (cause or state):
@@ -44,8 +49,7 @@ def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventS
         events = store.list_events(state=state or allowed[0], cause=cause, source=source, limit=MAX_SELECTED)
     wrong = [e for e in events if e.state not in allowed]
     if wrong:
-        names = " or ".join(s.value for s in allowed)
-        raise ActionError(f"event {wrong[0].id} is {wrong[0].state.value}, not {names}; nothing was changed")
+        raise ActionError(f"{rule}; event {wrong[0].id} is {wrong[0].state.value}; nothing was changed")
     return sorted(events, key=lambda e: e.id)
 
 
@@ -65,6 +69,10 @@ def requeue(store: EventLog, events: Sequence[StoredEvent], *, actor: str, actio
 
 
 def discard(store: EventLog, events: Sequence[StoredEvent], *, actor: str, reason: str) -> int:
+    """Discard the dead or held `events` for `reason` (others are left alone); audit it; return how many.
+
+    A blank reason raises ActionError, changing nothing. No events: nothing changes and nothing is audited.
+    """
     if not reason.strip():
         raise ActionError("say why with --reason; discarding needs a reason for the audit")
     if not events:

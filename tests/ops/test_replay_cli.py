@@ -1,0 +1,55 @@
+"""What on-call sees from `events replay`, `approve`, `discard` and `list` when a cause is misspelt, Verba is down,
+a secret is not set, or a hint would repeat what they typed: on a store made here, with no Verba (nothing answers
+at the target's port)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from connector.cli import main
+from connector.config import load_config
+from connector.events import UserChange
+from connector.runtime import open_configured_store
+from connector.store import Store
+from tests.ops.helpers import write_config
+from tests.plugins.simulator import free_port
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+
+
+@pytest.fixture
+def store(config: Path) -> Iterator[Store]:
+    with open_configured_store(load_config(config, secrets=()), create=True) as opened:
+        yield opened
+
+
+def run(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, [*args, "--config", str(config)])
+
+
+def change(external_id: str, source: str = "hr") -> UserChange:
+    return UserChange(source, external_id, "upsert", {"userName": f"{external_id}@example.com"})
+
+
+def dead(store: Store, cause: str, *external_ids: str, source: str = "hr") -> list[int]:
+    """Dead letters of `cause`, one per user; their ids."""
+    ids = store.enqueue([change(e, source) for e in external_ids])
+    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
+        store.dead_letter(claim, cause, f"{claim.external_id}: {cause}")
+    return ids
+
+
+def test_discard_says_which_events_it_takes(config: Path, store: Store) -> None:
+    [event] = store.enqueue([change("u1")])
+    store.complete(store.claim("test", time.time(), 60), [], None)
+    done = run(config, "events", "discard", str(event), "--reason", "x")
+    assert done.exit_code == 1, done.output
+    assert f"only dead or held events can be discarded; event {event} is done; nothing was changed" in done.output
