@@ -10,7 +10,10 @@ The target is checked with a real, cheap authenticated call (`VerbaClient.probe`
 requestToken when the client holds no token), never with `GET ?wsdl`, which any web server answers: a Verba
 that answers HTTP 503 to every SOAP call, or refuses the login, is "unreachable". A probe is reused for
 PROBE_MAX_AGE seconds, so that a load balancer asking /readyz every second does not call Verba every second,
-and only one runs at a time. The running connector also probes every PROBE_INTERVAL seconds whether /readyz is
+and only one runs at a time. /readyz never waits for a slow Verba: when its probe is stale it starts a new one
+in the background and waits for it PROBE_WAIT seconds at most, then answers from the last finished probe and
+says how old that is (a load balancer's 2 s health check must not drop the instance, and SCIM intake with it,
+because Verba is slow). The running connector also probes every PROBE_INTERVAL seconds whether /readyz is
 asked or not, and records each probe in the store with when it was taken: `connector status` shows the last
 one with its age instead of calling Verba itself (it needs no secrets). While the circuit breaker is open,
 delivery's own probes (every probe_seconds) are recorded the same way (`probe_target`), so the last probe
@@ -38,7 +41,8 @@ from connector.verba.errors import VerbaError
 
 log = logging.getLogger(__name__)
 
-PROBE_MAX_AGE = 5.0  # seconds a probe is reused by /readyz
+PROBE_MAX_AGE = 5.0  # seconds a probe is reused by /readyz, from when it ended
+PROBE_WAIT = 1.0  # seconds /readyz waits for a probe before answering with the last finished one
 PROBE_INTERVAL = 30.0  # seconds between the running connector's own probes, for `connector status`
 REACHABLE = "reachable"
 
@@ -55,7 +59,7 @@ def target_state(probe: TargetProbe | None, breakers: Sequence[OpenBreaker] = ()
     if breakers:
         return breaker_state(breakers[0], now)
     if probe is None:
-        return "unknown: not probed yet"
+        return "unknown: the first probe of Verba has not ended yet"
     return probe_state(probe)
 
 
@@ -100,7 +104,12 @@ def probe_target(probe: Callable[[], None], store: EventLog, instance: str, url:
 class TargetHealth:
     """The target's health as this instance sees it: `probe` (one cheap authenticated call that raises VerbaError
     when Verba does not answer it) taken at most once at a time, reused while it is younger than asked, and each
-    recorded in `store` as this `instance`'s last probe of `url`."""
+    recorded in `store` as this `instance`'s last probe of `url`.
+
+    A caller never waits long for Verba: `check` starts a probe when the last one is stale and waits for it until
+    it is `wait` seconds old (PROBE_WAIT for /readyz), then answers with the newest finished probe, however old,
+    while the running probe finishes in the background. Only one probe runs at a time: a caller that finds one
+    running never starts a second, and one that finds it older than `wait` answers at once."""
 
     def __init__(self, probe: Callable[[], None], store: EventLog, instance: str, url: str,
                  clock: Callable[[], float] = time.time) -> None:
@@ -109,22 +118,47 @@ class TargetHealth:
         self.instance = instance
         self.url = url
         self.clock = clock
-        self.last: TargetProbe | None = None
-        self._lock = threading.Lock()  # one probe at a time; the others wait for it and take its result
+        self.last: TargetProbe | None = None  # the newest finished probe
+        self.probing_since: float | None = None  # when the running probe started (time.monotonic), if one runs
+        self._changed = threading.Condition()  # guards `last` and `probing_since`; notified when a probe ends
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def check(self, max_age: float = PROBE_MAX_AGE) -> TargetProbe:
-        """The last probe if it started less than `max_age` seconds ago, else a new one."""
-        last = self.last
-        if last is not None and self.clock() - last.probed_at < max_age:
-            return last
-        with self._lock:
-            last = self.last  # another caller may have probed while this one waited
-            if last is not None and self.clock() - last.probed_at < max_age:
+    def check(self, max_age: float = PROBE_MAX_AGE, wait: float | None = PROBE_WAIT) -> TargetProbe | None:
+        """The newest finished probe if it ended less than `max_age` seconds ago; else a new probe (started unless
+        one runs), waited for until it is `wait` seconds old (None: until it ends). Returns the newest finished
+        probe then: the new one if it ended in time, else the stale one (None if no probe ever finished). Never
+        raises."""
+        with self._changed:
+            last = self.last
+            if last is not None and self._fresh(last, max_age):
                 return last
-            self.last = self._take()
+            start = self.probing_since is None
+            running_since = time.monotonic() if self.probing_since is None else self.probing_since
+            self.probing_since = running_since
+        if start:
+            threading.Thread(target=self._run, name="target-probe", daemon=True).start()
+        timeout = None if wait is None else max(0.0, running_since + wait - time.monotonic())
+        with self._changed:  # until the probe ends (or ended: `last` changed), or is `wait` seconds old
+            self._changed.wait_for(lambda: self.last is not last or self.probing_since is None, timeout=timeout)
             return self.last
+
+    def _fresh(self, probe: TargetProbe, max_age: float) -> bool:
+        """Whether `probe` ended less than `max_age` seconds ago (a probe Verba took 10 s to fail is not stale
+        the moment it ends)."""
+        return self.clock() - (probe.probed_at + probe.seconds) < max_age
+
+    def _run(self) -> None:
+        """Take one probe (in its own thread) and publish it as `last` to the callers waiting for it."""
+        probe = None
+        try:
+            probe = self._take()
+        finally:
+            with self._changed:
+                if probe is not None:
+                    self.last = probe
+                self.probing_since = None
+                self._changed.notify_all()
 
     def _take(self) -> TargetProbe:
         probe = probe_target(self._probe, self.store, self.instance, self.url, self.clock)
@@ -137,7 +171,7 @@ class TargetHealth:
         """Probe now and then every `interval` seconds (reusing a younger probe /readyz took), in a thread."""
         def loop() -> None:
             while True:
-                self.check(max_age=interval)
+                self.check(max_age=interval, wait=None)
                 if self._stop.wait(interval):
                     return
 
@@ -168,8 +202,10 @@ def scim_state(url: str, clients: Sequence[str], listening: bool, broken: Mappin
 
 def readiness(store: Store, target: Callable[[], TargetProbe | None], sources: dict[str, Callable[[], str]],
               unready: Callable[[], str | None] = lambda: None) -> tuple[int, dict[str, object]]:
-    """(HTTP status, body) of /readyz. `target` gives a recent probe of the target (TargetHealth.check), asked only
-    while no circuit breaker on Verba is open; `sources` maps each source's name to a function that says "ok"
+    """(HTTP status, body) of /readyz. `target` gives the newest finished probe of the target without waiting for a
+    slow Verba (TargetHealth.check: None before the first ends), asked only while no circuit breaker on Verba is
+    open; the body says when it started ("target_probed_at", Unix time) and how old it is
+    ("target_probe_age_seconds"); `sources` maps each source's name to a function that says "ok"
     (or "ok: ...") or what is wrong with it; `unready` says why this instance must get no traffic at all, if it must
     not (Liveness.unready: another start took its name), under "instance"."""
     try:
@@ -190,8 +226,9 @@ def readiness(store: Store, target: Callable[[], TargetProbe | None], sources: d
     else:
         status, code = "ready", 200
     body: dict[str, object] = {"status": status, "store": store_state, "target": state}
-    if probe is not None:
+    if probe is not None:  # the answer may be older than PROBE_MAX_AGE while a slow probe runs: say how old
         body["target_probed_at"] = probe.probed_at
+        body["target_probe_age_seconds"] = round(max(0.0, time.time() - probe.probed_at), 1)
     if instance is not None:
         body["instance"] = instance
     return code, {**body, "sources": source_states, "leaders": leaders}
