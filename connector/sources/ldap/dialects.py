@@ -70,10 +70,10 @@ class Dialect:
         self.by_dn = chosen is not None and chosen.lower() == "dn"
         self.id_attributes: tuple[str, ...] = () if self.by_dn else (chosen,) if chosen else self.default_ids
         self.filter = config.filter or self.default_filter
-        wanted = config.attributes or self.user_attributes
-        extra = [config.username_attribute, config.disabled_attribute, *self.technical_attributes]
-        #: what every user search asks for
-        self.attributes = tuple(dict.fromkeys([*wanted, *(a for a in extra if a)]))
+        extra = [*(config.attributes or ()), config.username_attribute, config.disabled_attribute,
+                 *self.technical_attributes]
+        #: what every user search asks for: the dialect's own attributes, and those the config adds
+        self.attributes = _distinct([*self.user_attributes, *(a for a in extra if a)])
         #: what goes into the state's `attributes`: not the id, cursor and binary attributes, which change nothing
         hidden = {a.lower() for a in (*self.id_attributes, self.stamp_attribute, "objectSid")}
         self.state_attributes = tuple(a for a in self.attributes if a.lower() not in hidden)
@@ -289,6 +289,14 @@ class ActiveDirectoryDialect(Dialect):
 
 
 DIALECTS: dict[str, type[Dialect]] = {"generic": Dialect, "openldap": OpenLdapDialect, "ad": ActiveDirectoryDialect}
+
+
+def _distinct(names: list[str]) -> tuple[str, ...]:
+    """`names` without repeats, compared case-insensitively (attribute names are): the first spelling is kept."""
+    kept: dict[str, str] = {}
+    for name in names:
+        kept.setdefault(name.lower(), name)
+    return tuple(kept.values())
 
 
 def dialect_for(config: LdapConfig) -> Dialect:

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from connector.dn import dn_key
+from connector.sources.ldap.connection import DirectoryError
 from connector.sources.ldap.dialects import UTC, Dialect
 from connector.store import LdapEntry
 
@@ -40,14 +41,12 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
         if found:
             texts[key.lower()] = found
     empty: list[str] = []
-    names = (dialect.config.username_attribute, *dialect.username_attributes)
-    username = next((texts[n.lower()][0] for n in names if n and n.lower() in texts), None)
     display = texts.get("displayname") or texts.get("cn")
     direct, effective = groups
     active = dialect.is_active(values, now)
     expires = dialect.expiry(values)
     state: dict[str, Any] = {
-        "userName": username or dn,
+        "userName": login_name(dialect, dn, texts),
         "active": active,
         "displayName": display[0] if display else "",
         "emails": [{"value": v, "type": "work", "primary": i == 0} for i, v in enumerate(texts.get("mail", empty))],
@@ -64,13 +63,38 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
         state["name"] = {**({"givenName": given[0]} if given else {}), **({"familyName": family[0]} if family else {})}
     attributes = state["attributes"]
     for wanted in dialect.state_attributes:
-        text = texts.get(wanted.lower())
+        text = _configured(dialect, texts, wanted)
         if text:
             attributes[wanted] = text[0] if len(text) == 1 else text
     digest = hashlib.sha256(json.dumps(state, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     entry = LdapEntry(dialect.external_id(dn, values, raw), digest, active, tuple(dn_key(g) for g in effective), state)
     expired = expires is not None and expires.timestamp() <= now
     return Snapshot(entry, texts.get(dialect.stamp_attribute.lower(), [None])[0], expired)
+
+
+def login_name(dialect: Dialect, dn: str, texts: dict[str, list[str]]) -> str:
+    """The user's login name (the state's userName): `username_attribute` when set, only it; else the first the
+    entry has of the dialect's (uid, mail, cn; userPrincipalName, sAMAccountName). `texts` maps lower-cased
+    attribute names to their values.
+
+    Raises DirectoryError naming the entry and the fix when it has none: a DN is no login name, and Verba would
+    be asked for (or, with create_missing, given) a user called by it.
+    """
+    chosen = dialect.config.username_attribute
+    names = (chosen,) if chosen else dialect.username_attributes
+    found = next((text[0] for name in names if (text := _configured(dialect, texts, name))), None)
+    if found is not None:
+        return found
+    raise DirectoryError(
+        f"{dn} has no {' or '.join(names)} that {dialect.config.bind_dn or 'an anonymous bind'} may read, so it has "
+        "no login name (userName) for Verba, and the run stops at it: give it one, let the bind account read it, "
+        "set username_attribute to an attribute every user has, or leave such entries out with "
+        f"filter = \"(&{dialect.filter}({names[0]}=*))\"")
+
+
+def _configured(dialect: Dialect, texts: dict[str, list[str]], name: str) -> list[str] | None:
+    """The values of the configured attribute `name`."""
+    return texts.get(name.lower())
 
 
 def expires_at(text: Any) -> float | None:
