@@ -9,6 +9,7 @@ are taken from the working directory; a config without `[mapping] file` uses the
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import importlib.util
 import math
@@ -18,7 +19,7 @@ import socket
 import ssl
 import time
 import tomllib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -358,8 +359,9 @@ def parse_config(data: dict[str, Any], path: str, *, secrets: Collection[str] = 
     Raises one ConfigError whose message has a line per problem: "{path}: {key} is ...; {fix}".
     """
     problems: list[str] = []
-    for name in sorted(data.keys() - {*_TABLES, "scim", "ldap"}):
-        problems.append(f"unknown section [{name}]; the sections are {', '.join(_TABLES)}, scim, ldap")
+    sections = [*_TABLES, "scim", "ldap"]
+    for name in sorted(data.keys() - {*sections}):
+        problems.append(f"unknown section [{name}]; {_hint(name, sections)}the sections are {', '.join(sections)}")
     tables = {name: _table(data.get(name, {}), name, keys, problems) for name, keys in _TABLES.items()}
     mapping_file = tables["mapping"].get("file", DEFAULT_MAPPING)
     target = _target(tables["target"], "target" in secrets, problems)
@@ -406,7 +408,7 @@ def _table(raw: Any, name: str, keys: Mapping[str, type], problems: list[str]) -
     for key, value in raw.items():
         kind = keys.get(key)
         if kind is None:
-            problems.append(f"unknown key {name}.{key}; the keys of [{name}] are {', '.join(keys)}")
+            problems.append(f"unknown key {name}.{key}; {_hint(key, keys)}the keys of [{name}] are {', '.join(keys)}")
         elif not _fits(value, kind):
             problems.append(f"{name}.{key} is {value!r}; it must be {_WANTED[kind]}")
         elif kind is float and not math.isfinite(value):  # TOML has inf and nan
@@ -414,6 +416,21 @@ def _table(raw: Any, name: str, keys: Mapping[str, type], problems: list[str]) -
         else:
             values[key] = float(value) if kind is float else value
     return values
+
+
+def did_you_mean(typed: str, names: Iterable[str]) -> str | None:
+    """The one of `names` that `typed` is close to (compared case-insensitively), asked as the mapping asks it about
+    an unknown key: "did you mean 'poll_seconds'?"; None when none is close."""
+    folded = {name.casefold(): name for name in names}
+    close = difflib.get_close_matches(typed.casefold(), folded, n=1)
+    return f"did you mean {folded[close[0]]!r}?" if close else None
+
+
+def _hint(typed: str, names: Iterable[str]) -> str:
+    """`did_you_mean` followed by a space, before the list of `names`, as the mapping's unknown keys read; "" when
+    none is close."""
+    meant = did_you_mean(typed, names)
+    return f"{meant} " if meant else ""
 
 
 def _fits(value: Any, kind: type) -> bool:
