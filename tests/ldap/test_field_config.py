@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import ldap3
 import pytest
 
 from connector.sources.ldap.connection import DirectoryError
@@ -62,3 +63,35 @@ def test_an_entry_without_the_username_attribute_stops_the_run_naming_it(slapd, 
     assert "(&(objectClass=inetOrgPerson)(mail=*))" in message
     assert not [e for e in events_of(store) if e.change.state["userName"] in ("bob", bob)]
     assert store.ldap_watermark("corp").last_error == message  # `connector ldap status` shows it
+
+
+# --- 3. pwdAccountLockedTime: only the administrator's lock is a leaver ------------------------------------------
+def lock_out(slapd: Any, admin: ldap3.Connection, base: str, dn: str) -> str:
+    """Lock `dn` out as ppolicy does after too many failed binds; returns the pwdAccountLockedTime it wrote."""
+    policy = f"cn=lockout,{base}"
+    slapd.check(admin, admin.add(policy, ["pwdPolicy", "device"], {
+        "cn": "lockout", "pwdAttribute": "userPassword", "pwdLockout": "TRUE", "pwdMaxFailure": "2",
+        "pwdLockoutDuration": "300"}))
+    slapd.modify(admin, dn, pwdPolicySubentry=policy)
+    for _ in range(3):
+        trader = ldap3.Connection(ldap3.Server(slapd.url, get_info=ldap3.NONE), dn, "mistyped", raise_exceptions=False)
+        assert not trader.bind()
+        trader.unbind()
+    slapd.check(admin, admin.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["pwdAccountLockedTime"]))
+    return str(admin.response[0]["attributes"]["pwdAccountLockedTime"][0])
+
+
+def test_a_lockout_after_failed_binds_keeps_the_user_recorded_an_administrators_lock_does_not(
+        slapd, admin, base, ldap_config, store):
+    """Before, any pwdAccountLockedTime was a leaver: a trader who mistyped a password stopped being recorded."""
+    dn = slapd.add_user(admin, base, "trader", telephoneNumber="+14155550177", userPassword="right-pa55")
+    locked_at = lock_out(slapd, admin, base, dn)
+    assert locked_at != "000001010000Z"  # the time of the lockout, which ends by itself
+    watcher = Watcher(store, ldap_config(disabled_attribute="pwdAccountLockedTime"))
+    watcher.run()
+    assert [e.change.kind for e in events_of(store)] == ["upsert"]
+
+    slapd.modify(admin, dn, pwdAccountLockedTime="000001010000Z")  # locked by an administrator
+    watcher.run()
+    watcher.close()
+    assert [e.change.kind for e in events_of(store)] == ["upsert", "deactivate"]

@@ -13,7 +13,7 @@ warned about, because a rename or a move then becomes a delete and a create.
 
 Sources: reference/ldap.md §1 (a), (c) and §4; Microsoft, "Polling for Changes Using uSNChanged";
 [MS-ADA1] Account-Expires; shadow(5) and shadow-utils isexpired(); draft-behera-ldap-password-policy
-(pwdEndTime).
+(pwdEndTime; pwdAccountLockedTime, 000001010000Z).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.UTC)
 MONITOR_TIME = "cn=Current,cn=Time,cn=Monitor"  # OpenLDAP back-monitor: monitorTimestamp is the server's clock
 UTC = datetime.UTC
 _FALSE = ("", "false", "0", "no")
+PWD_LOCKED_TIME = "pwdAccountLockedTime"  # ppolicy: when the account was locked
+PERMANENT_LOCK = "000001010000Z"  # ppolicy: a lock only an administrator lifts; any other value is a lockout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,10 +136,25 @@ class Dialect:
         expires = self.expiry(values)
         if expires is not None and expires.timestamp() <= now:
             return False
-        if self.config.disabled_attribute is None:
-            return True
-        flag = first_value(values, self.config.disabled_attribute)
-        return flag is None or str(flag).strip().lower() in _FALSE
+        return not self.is_disabled(values)
+
+    def is_disabled(self, values: dict[str, Any]) -> bool:
+        """`disabled_attribute` marks the account disabled: any value but false/0/no/empty, except for
+        pwdAccountLockedTime, where only 000001010000Z does.
+
+        ppolicy writes pwdAccountLockedTime with the time of a lockout after too many failed binds, which ends by
+        itself (pwdLockoutDuration) or when an administrator unlocks it: a person who mistyped a password is
+        still there and still to be recorded. 000001010000Z is the lock only an administrator sets and lifts
+        (draft-behera-ldap-password-policy, slapo-ppolicy(5)).
+        """
+        name = self.config.disabled_attribute
+        if name is None:
+            return False
+        flag = first_value(values, name)
+        text = "" if flag is None else str(flag).strip()
+        if name.lower() == PWD_LOCKED_TIME.lower():
+            return text.upper() == PERMANENT_LOCK
+        return text.lower() not in _FALSE
 
     def expiry(self, values: dict[str, Any]) -> datetime.datetime | None:
         """When the account expires: shadowExpire (days since 1970, counted from 1 on) or pwdEndTime."""
