@@ -1,16 +1,21 @@
-"""The bind password is read again before each bind, and a password the directory refused is not sent again until it
-changes (a real slapd): a rotated password_file needs no restart, and a wrong one does not lock the account out."""
+"""What an LDAP admin sees when connecting goes wrong, against a real slapd.
+
+The bind password is read again before each bind, and a password the directory refused is not sent again until it
+changes: a rotated password_file needs no restart, and a wrong one does not lock the account out. A url whose scheme
+does not fit its port says so in plain words, with the fix.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import urlsplit
 
 import ldap3
 import pytest
 
 from connector.config import RefusedPassword
-from connector.sources.ldap.connection import DirectoryError, _bind_failure
+from connector.sources.ldap.connection import DirectoryError, _bind_failure, open_connection
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.ldap.watcher import Watcher
 
@@ -162,3 +167,25 @@ def test_active_directory_says_why_it_refused_the_bind(ldap_config):
                            "account is locked out (data 775) after too many wrong passwords; have it unlocked once "
                            "the password is right; the password sent has 7 characters")
     assert "this password is not sent again for 15 min unless it changes, so that the account is not locked" in text
+
+
+def test_ldaps_to_a_port_that_speaks_plain_ldap_says_so_and_the_fix(slapd, ldap_config):
+    port = urlsplit(slapd.url).port
+    with pytest.raises(DirectoryError) as info:
+        open_connection(ldap_config(url=f"ldaps://127.0.0.1:{port}"))
+    message = str(info.value)
+    assert message.startswith(f"directory corp (ldaps://127.0.0.1:{port}): cannot connect: the TLS handshake failed "
+                              "(socket ssl wrapping error: [SSL: ")
+    assert message.endswith(f"); port {port} likely speaks plain LDAP, not LDAPS: use ldap://127.0.0.1:{port} with "
+                            "starttls = true, or the LDAPS port, ldaps://127.0.0.1:636")
+    assert "('" not in message and "((" not in message  # no tuple reprs
+
+
+def test_ldap_to_the_ldaps_port_says_the_server_closed_the_connection_and_the_fix(slapd, ldap_config):
+    port = urlsplit(slapd.ldaps_url).port
+    with pytest.raises(DirectoryError) as info:
+        open_connection(ldap_config(url=f"ldap://127.0.0.1:{port}"))
+    assert str(info.value) == (
+        f"directory corp (ldap://127.0.0.1:{port}): cannot connect (the server closed the connection); if port {port} "
+        f"speaks LDAPS (TLS from the first byte, usually 636), use ldaps://127.0.0.1:{port}; else check that the "
+        "server is up")

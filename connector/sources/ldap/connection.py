@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import re
 import ssl
@@ -218,15 +219,49 @@ _VERIFY_FAILED = re.compile(r"certificate verify failed: ([^(]+)")
 
 def _connect_failure(config: LdapConfig, exc: LDAPException) -> str:
     """What went wrong opening the connection, and what to change."""
-    text = str(exc)
+    text = ldap3_message(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text:
         found = _VERIFY_FAILED.search(text)
         reason = found[1].strip().replace("\\'", "'") if found else "verify failed"  # ldap3 shows a repr
         return _verify_failure(config, reason)
     if isinstance(exc, LDAPStartTLSError):
-        return f"StartTLS failed ({exc}); check that the server offers it, or use ldaps://"
-    return (f"cannot connect ({exc}); check the url, that the server is up and reachable from here, "
+        return f"StartTLS failed ({text}); check that the server offers it, or use ldaps://"
+    parts = urlsplit(config.url)
+    if parts.scheme == "ldaps" and _TLS_HANDSHAKE in text and any(sign in text for sign in _PLAIN_ANSWER):
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        return (f"cannot connect: the TLS handshake failed ({text}); port {parts.port or 636} likely speaks plain "
+                f"LDAP, not LDAPS: use ldap://{host}:{parts.port or 389} with starttls = true, or the LDAPS port, "
+                f"ldaps://{host}:636")
+    if parts.scheme == "ldap" and text == _SERVER_CLOSED:
+        return (f"cannot connect ({text}); if port {parts.port or 389} speaks LDAPS (TLS from the first byte, "
+                f"usually 636), use ldaps://{parts.netloc}; else check that the server is up")
+    return (f"cannot connect ({text}); check the url, that the server is up and reachable from here, "
             "and its certificate (ca_file, tls_verify)")
+
+
+_TLS_HANDSHAKE = "socket ssl wrapping error"  # ldap3's words for a failed TLS handshake
+# How OpenSSL reports a handshake that a server speaking plain LDAP answered (it hangs up, or answers in LDAP).
+_PLAIN_ANSWER = ("EOF", "WRONG_VERSION_NUMBER", "reset by peer", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
+_SERVER_CLOSED = "the server closed the connection"
+_LDAP3_WORDS = {"session terminated by server": _SERVER_CLOSED}
+
+
+def ldap3_message(exc: LDAPException) -> str:
+    """ldap3's message of `exc` in plain words, without the tuple reprs it may wrap it in: "socket ssl wrapping
+    error: [SSL: UNEXPECTED_EOF_WHILE_READING] ...", not "(("('socket ssl wrapping error: ...',)",))"; "the server
+    closed the connection" for its "session terminated by server"."""
+    text: object = exc.args[0] if len(exc.args) == 1 else str(exc)
+    for _ in range(4):  # each level of wrapping: a one-item tuple, or the repr of one
+        if isinstance(text, tuple) and len(text) == 1:
+            text = text[0]
+        elif isinstance(text, str) and text.startswith("(") and text.endswith(",)"):
+            try:
+                text = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                break
+        else:
+            break
+    return _LDAP3_WORDS.get(str(text), str(text))
 
 
 # OpenSSL's reasons (X509_verify_cert_error_string) for a certificate no CA in reach vouches for.
