@@ -16,7 +16,7 @@ from connector.config import Config, load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
 from connector.mapping import Mapping, load_mapping
-from connector.ops.replay import ActionError, discard, preview, requeue, select
+from connector.ops.replay import ActionError, causes_now, discard, preview, requeue, select
 from connector.ops.report import (
     attempt_lines,
     audit_line,
@@ -131,9 +131,7 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
         held = (store.held_summary(cause=cause, user=user, source=source, since=since_at)
                 if state in (None, EventState.HELD.value) else [])
         conflicts = store.open_conflicts() if cause == CONFLICT_CAUSE else []
-        # A cause that matches nothing may be misspelt: say which causes there are.
-        known = (sorted({g.cause for g in store.dead_letter_summary()} | {g.cause for g in store.held_summary()})
-                 if cause is not None and not rows else [])
+        known = causes_now(store) if cause is not None and not rows else ""  # a cause matching nothing: misspelt?
     if as_json:
         click.echo(to_json({"counts": {s.value: n for s, n in counts.items()},
                             "dead_letters_by_cause": dead_letters_json(summary),
@@ -151,8 +149,7 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
     if rows:
         click.echo(f"{len(rows)} event(s), newest first:")
     elif cause is not None:
-        click.echo(f"no events match; the causes of dead and held events now: {', '.join(known) or 'none'} "
-                   f"(and {CONFLICT_CAUSE} for the events of open conflicts)")
+        click.echo(f"no events match; {known}")
     else:
         click.echo("no events match")
     for event in rows:

@@ -11,15 +11,19 @@ import dataclasses
 import time
 from collections.abc import Sequence
 
+from connector.delivery.guard import CAUSE as GUARD_CAUSE
 from connector.errors import ConnectorError
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.ops.report import when
 from connector.records import ExtensionRecord
 from connector.store import EventLog, EventState, Store, StoredEvent
+from connector.store.log import CONFLICT_CAUSE, MASS_CHANGE_CAUSE
 from connector.store.ownership import Conflict
 
 FIELDS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled", "user_id")
 MAX_SELECTED = 100_000
+# Causes --cause takes whether or not an event has one now: the events of open conflicts, and the guards' holds.
+NAMED_CAUSES = frozenset({CONFLICT_CAUSE, MASS_CHANGE_CAUSE, GUARD_CAUSE})
 
 
 class ActionError(ConnectorError):
@@ -31,13 +35,15 @@ def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventS
     """The events named by id, or by cause and/or state (and `source`), sorted by id.
 
     Raises ActionError, changing nothing, when ids and filters are both given or neither is, an id names no event,
-    or an event is in a state not `allowed`: then the message is `rule` (what may be chosen, e.g. "only dead or
-    held events can be discarded"), then the event's state.
+    `cause` is one no event has (see `unknown_cause`), or an event is in a state not `allowed`: then the message
+    is `rule` (what may be chosen, e.g. "only dead or held events can be discarded"), then the event's state.
     """
     if ids and (cause or state or source):
         raise ActionError("give event ids, or --cause / --state / --source, not both")
     if not ids and not (cause or state):
         raise ActionError("name the events: give event ids, --cause C or --state S (see `connector events list`)")
+    if cause and unknown_cause(store, cause):
+        raise ActionError(f"no event has the cause {cause!r}; {causes_now(store)}; nothing was changed")
     if ids:
         events = []
         for event_id in ids:
@@ -51,6 +57,23 @@ def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventS
     if wrong:
         raise ActionError(f"{rule}; event {wrong[0].id} is {wrong[0].state.value}; nothing was changed")
     return sorted(events, key=lambda e: e.id)
+
+
+def unknown_cause(store: EventLog, cause: str) -> bool:
+    """True when no event in the store has `cause` as its last cause and it is none of the causes that name
+    events without being one (extension_conflict, ldap_mass_change, stop_recording_guard): a misspelt --cause.
+    A cause whose events were all replayed since is known (they keep it)."""
+    if cause in NAMED_CAUSES:
+        return False
+    return not any(store.count_by_state(cause=cause).values())
+
+
+def causes_now(store: EventLog) -> str:
+    """"the causes of dead and held events now: a, b (and extension_conflict ...)", to follow a --cause that
+    matched nothing."""
+    known = sorted({g.cause for g in store.dead_letter_summary()} | {g.cause for g in store.held_summary()})
+    return (f"the causes of dead and held events now: {', '.join(known) or 'none'} "
+            f"(and {CONFLICT_CAUSE} for the events of open conflicts)")
 
 
 def requeue(store: EventLog, events: Sequence[StoredEvent], *, actor: str, action: str, reason: str,

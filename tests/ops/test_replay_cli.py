@@ -15,9 +15,12 @@ from connector.cli import main
 from connector.config import load_config
 from connector.events import UserChange
 from connector.runtime import open_configured_store
-from connector.store import Store
+from connector.store import EventState, Store
 from tests.ops.helpers import write_config
 from tests.plugins.simulator import free_port
+
+CAUSES_NOW = ("the causes of dead and held events now: ldap_mass_change, mapping, unresolved_user (and "
+              "extension_conflict for the events of open conflicts)")
 
 
 @pytest.fixture
@@ -45,6 +48,31 @@ def dead(store: Store, cause: str, *external_ids: str, source: str = "hr") -> li
     while (claim := store.claim("test", time.time() + 60, 60)) is not None:
         store.dead_letter(claim, cause, f"{claim.external_id}: {cause}")
     return ids
+
+
+def test_a_cause_no_event_has_is_refused_with_the_causes_events_list_names(config: Path, store: Store) -> None:
+    dead(store, "unresolved_user", "u1")
+    dead(store, "mapping", "u2")
+    store.enqueue([change("leaver")], state=EventState.HELD)
+    listed = run(config, "events", "list", "--cause", "unresolved")
+    assert listed.exit_code == 0 and listed.output.splitlines()[-1] == f"no events match; {CAUSES_NOW}"
+
+    refused = f"no event has the cause 'unresolved'; {CAUSES_NOW}; nothing was changed"
+    for args in (["events", "replay", "--cause", "unresolved", "--reason", "x", "--wait", "5"],
+                 ["events", "replay", "--cause", "unresolved", "--dry-run"],
+                 ["events", "approve", "--cause", "unresolved", "--reason", "x"]):
+        result = run(config, *args)
+        assert result.exit_code == 1 and refused in result.output, (args, result.output)
+    assert [a.action for a in store.list_audit()] == []
+
+    [mapped] = store.list_events(cause="mapping")
+    store.discard([mapped.id], "left")  # a cause events had: none now is nothing to replay, not a typo
+    nothing = run(config, "events", "replay", "--cause", "mapping", "--reason", "x", "--wait", "5")
+    assert nothing.exit_code == 0 and nothing.output.startswith("nothing to replay: no event matches"), nothing.output
+    conflicts = run(config, "events", "replay", "--cause", "extension_conflict", "--reason", "x")
+    assert conflicts.exit_code == 0 and "nothing to replay" in conflicts.output, conflicts.output
+    guarded = run(config, "events", "approve", "--cause", "stop_recording_guard", "--reason", "x")
+    assert guarded.exit_code == 0 and "no held events: nothing approved" in guarded.output, guarded.output
 
 
 def test_discard_says_which_events_it_takes(config: Path, store: Store) -> None:
