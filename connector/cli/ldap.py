@@ -20,6 +20,8 @@ from connector.ops.preview import ALWAYS_LISTED, OUTCOMES, USER_OUTCOMES, DryRun
 from connector.ops.report import to_json, when
 from connector.runtime import open_client, open_configured_store, preview_store
 from connector.sources.ldap import watcher as watcher_module
+from connector.sources.ldap.connection import close, open_connection, root_dse
+from connector.sources.ldap.dialects import SUBSCHEMA, Dialect, UnknownAttributes
 from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, Preview, RunResult, Watcher
 from connector.store import LdapWatermark
 from connector.verba.errors import VerbaError
@@ -76,7 +78,10 @@ def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, sa
         expected = known if full or not (watermark and watermark.cursor) else 0
         with click.progressbar(length=max(expected, 1), label=f"ldap {name}: reading entries", file=None,
                                show_pos=True, hidden=expected == 0) as bar:
-            result = watcher.run(full=full, force=force, progress=bar.update)
+            try:
+                result = watcher.run(full=full, force=force, progress=bar.update)
+            except UnknownAttributes as exc:  # the run checks the names before it reads a user
+                raise ConnectorError(_in_file(config, exc)) from None
     click.echo(_summary(result))
     if result.guard_message:
         click.echo(result.guard_message, err=True)
@@ -103,6 +108,7 @@ def _dry_run(config: Config, directory: LdapConfig, samples: int, concurrency: i
     mapping = load_mapping(config.mapping_file)
     quiet = as_json or not sys.stderr.isatty()
     with preview_store(config) as store, closing(Watcher(store, directory)) as watcher:
+        _check_names(config, directory, watcher.dialect)
         watermark = store.ldap_watermark(name)
         with click.progressbar(length=max(watermark.known if watermark else 0, 1), file=sys.stderr, show_pos=True,
                                label=f"ldap {name}: reading entries", hidden=quiet) as bar:
@@ -122,6 +128,26 @@ def _dry_run(config: Config, directory: LdapConfig, samples: int, concurrency: i
         return
     for line in _dry_run_lines(found, report, samples, mapping.create_missing_users):
         click.echo(line)
+
+
+def _check_names(config: Config, directory: LdapConfig, dialect: Dialect) -> None:
+    """Check the attribute names `directory` gives against its schema, as a sync's first run does, over a
+    connection of its own. Raises ConnectorError with a line per name the schema does not define (file, key,
+    a did-you-mean); prints a warning when the schema cannot be read."""
+    conn = open_connection(directory)
+    try:
+        warning = dialect.check_names(conn, root_dse(conn, [SUBSCHEMA]))
+    except UnknownAttributes as exc:
+        raise ConnectorError(_in_file(config, exc)) from None
+    finally:
+        close(conn)
+    if warning:
+        click.echo(f"ldap {directory.name}: WARNING: {warning}", err=True)
+
+
+def _in_file(config: Config, exc: UnknownAttributes) -> str:
+    """The names the schema does not define, a line each, after the config file's path."""
+    return "\n".join([*(f"{config.path}: {problem}" for problem in exc.problems), exc.advice])
 
 
 def _directory_counts(found: Preview) -> dict[str, Any]:

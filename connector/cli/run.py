@@ -8,14 +8,16 @@ import sys
 import threading
 
 import click
+import ldap3
 
 from connector.cli.options import config_option
-from connector.config import Config, ConfigError, load_config
+from connector.config import Config, ConfigError, LdapConfig, load_config
 from connector.mapping import MappingError, load_mapping
 from connector.ops.logs import setup_logging
 from connector.runtime import Connector, open_client, open_configured_store
-from connector.sources.ldap.connection import DirectoryError, open_connection, read_entry
+from connector.sources.ldap.connection import DirectoryError, open_connection, read_entry, root_dse
 from connector.sources.ldap.connection import close as close_connection
+from connector.sources.ldap.dialects import SUBSCHEMA, UnknownAttributes, dialect_for
 from connector.store import StoreError, StoreMissing, without_password
 from connector.store.queries import migrations
 from connector.verba.errors import VerbaError
@@ -164,7 +166,8 @@ def _with_fix(message: str, cause: str) -> str:
 
 
 def _check_ldap(config: Config) -> list[Check]:
-    """Each directory: bind, then a base-scope search of its base."""
+    """Each directory: bind, a base-scope search of its base, then the attribute names the section gives against
+    the directory's schema."""
     results: list[Check] = []
     for name, section in sorted(config.ldap.items()):
         what = f"ldap {name} ({section.url})"
@@ -175,17 +178,29 @@ def _check_ldap(config: Config) -> list[Check]:
             continue
         try:
             found = read_entry(conn, section.base, ["1.1"])
+            names_ok, names = _check_names(config, section, conn) if found is not None else (True, [])
         except DirectoryError as exc:
             results.append((False, what, f"bound, but {exc}"))
             continue
         finally:
             close_connection(conn)
+        bound = f"bound as {section.bind_dn or 'anonymous'}"
         if found is None:
-            results.append((False, what, f"bound as {section.bind_dn or 'anonymous'}, but base {section.base!r} does "
-                                         "not exist or the bind account may not read it; check base and the "
-                                         "account's read rights"))
+            results.append((False, what, f"{bound}, but base {section.base!r} does not exist or the bind account may "
+                                         "not read it; check base and the account's read rights"))
+        elif not names_ok:
+            results.append((False, what, "\n".join([f"{bound}, base {section.base} readable, but:", *names])))
         else:
-            warning = "".join(f"; WARNING: {each}" for each in section.warnings)
-            results.append((True, what, f"bound as {section.bind_dn or 'anonymous'}, base {section.base} readable"
-                                        f"{warning}"))
+            warning = "".join(f"; WARNING: {each}" for each in [*section.warnings, *names])
+            results.append((True, what, f"{bound}, base {section.base} readable{warning}"))
     return results
+
+
+def _check_names(config: Config, section: LdapConfig, conn: ldap3.Connection) -> tuple[bool, list[str]]:
+    """The attribute names `section` gives, against the directory's schema: (False, a line per name it does not
+    define, naming the file and key), or (True, a warning if the schema cannot be read)."""
+    try:
+        warning = dialect_for(section).check_names(conn, root_dse(conn, [SUBSCHEMA]))
+    except UnknownAttributes as exc:
+        return False, [*(f"{config.path}: {problem}" for problem in exc.problems), exc.advice]
+    return True, [warning] if warning else []

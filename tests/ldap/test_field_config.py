@@ -5,11 +5,15 @@ binds is no leaver."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import ldap3
 import pytest
+from click.testing import CliRunner
 
+from connector.cli import main
+from connector.sources.ldap import dialects
 from connector.sources.ldap.connection import DirectoryError
 from connector.sources.ldap.watcher import Watcher
 from tests.ldap.helpers import events_of, group_mapping
@@ -25,6 +29,16 @@ def section(slapd: Any, base: str, tmp_path: Any, **keys: Any) -> dict[str, Any]
     (tmp_path / "pw").write_text(ADMIN_PASSWORD)
     return {"url": slapd.url, "base": base, "bind_dn": ADMIN_DN, "password_file": str(tmp_path / "pw"),
             "guard_max_share": 1.0, **keys}
+
+
+def write_config(slapd: Any, base: str, tmp_path: Any, **keys: str) -> str:
+    """A connector.toml with [ldap.corp] for the test's subtree and the built-in simulator; keys are TOML values."""
+    (tmp_path / "pw").write_text(ADMIN_PASSWORD)
+    path = tmp_path / "connector.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n[ldap.corp]\nurl = "{slapd.url}"\n'
+                    f'base = "{base}"\nbind_dn = "{ADMIN_DN}"\npassword_file = "{tmp_path / "pw"}"\n'
+                    + "".join(f"{key} = {value}\n" for key, value in keys.items()))
+    return str(path)
 
 
 # --- 1. attributes = [...] adds to what the dialect reads -----------------------------------------------------
@@ -63,6 +77,80 @@ def test_an_entry_without_the_username_attribute_stops_the_run_naming_it(slapd, 
     assert "(&(objectClass=inetOrgPerson)(mail=*))" in message
     assert not [e for e in events_of(store) if e.change.state["userName"] in ("bob", bob)]
     assert store.ldap_watermark("corp").last_error == message  # `connector ldap status` shows it
+
+
+# --- 2. attribute names the schema does not define --------------------------------------------------------------
+MISSPELLED = {"disabled_attribute": '"pwdAccountLockTime"', "username_attribute": '"mial"',
+              "attributes": '["departmentNumber", "telephonNumber"]'}
+
+
+def test_validate_config_connect_refuses_names_the_schema_does_not_define(slapd, admin, base, tmp_path):
+    config = write_config(slapd, base, tmp_path, **MISSPELLED)
+    result = CliRunner().invoke(main, ["validate-config", "--connect", "--config", config])
+    assert result.exit_code == 1, result.output
+    out = result.output
+    assert f"FAILED  ldap corp ({slapd.url}): bound as {ADMIN_DN}, base {base} readable, but:" in out
+    assert (f"{config}: ldap.corp.disabled_attribute is 'pwdAccountLockTime', which the directory's schema "
+            "(cn=Subschema) does not define: did you mean 'pwdAccountLockedTime'?") in out
+    assert f"{config}: ldap.corp.username_attribute is 'mial', which" in out and "did you mean 'mail'?" in out
+    assert f"{config}: ldap.corp.attributes[1] is 'telephonNumber', which" in out
+    assert "did you mean 'telephoneNumber'?" in out and "departmentNumber" not in out
+    assert "a search ignores a name the server does not know, so it would read as absent on every user" in out
+
+
+def test_ldap_sync_and_its_dry_run_refuse_them_before_reading_a_user(slapd, admin, base, tmp_path):
+    slapd.add_user(admin, base, "alice", telephoneNumber="+14155550174")
+    config = write_config(slapd, base, tmp_path, disabled_attribute='"pwdAccountLockTime"')
+    runner = CliRunner()
+    for extra in ([], ["--dry-run"]):
+        result = runner.invoke(main, ["ldap", "sync", "corp", "--config", config, *extra])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert (f"Error: {config}: ldap.corp.disabled_attribute is 'pwdAccountLockTime', which the directory's "
+                "schema (cn=Subschema) does not define: did you mean 'pwdAccountLockedTime'?") in result.output
+        assert "read 1 users" not in result.output and "read 1 user " not in result.output
+    status = runner.invoke(main, ["ldap", "status", "--config", config])
+    assert "known users 0" in status.output and "pwdAccountLockTime" in status.output, status.output
+
+
+def test_the_watchers_first_run_refuses_them_and_stores_nothing(slapd, admin, base, ldap_config, store):
+    """What `connector run` does: the run fails (readiness degraded, retried with backoff), nothing is stored."""
+    slapd.add_user(admin, base, "alice", telephoneNumber="+14155550175")
+    watcher = Watcher(store, ldap_config(username_attribute="mial"))
+    with pytest.raises(DirectoryError, match="ldap.corp.username_attribute is 'mial'.*did you mean 'mail'"):
+        watcher.run()
+    watcher.close()
+    assert events_of(store) == [] and store.ldap_entries("corp") == {}
+
+
+def test_names_are_case_insensitive_and_may_be_aliases_or_oids(slapd, admin, base, ldap_config, store):
+    """rfc822Mailbox is mail's alias and 2.5.4.13 description's OID: slapd answers both as mail and description."""
+    slapd.add_user(admin, base, "alice", mail="alice@corp.example")
+    slapd.add_user(admin, base, "bob", mail="bob@corp.example", description="TRUE")
+    watcher = Watcher(store, ldap_config(username_attribute="RFC822MAILBOX", disabled_attribute="2.5.4.13",
+                                         attributes=["DEPARTMENTNUMBER"]))
+    watcher.run()
+    watcher.close()
+    kinds = {e.change.state["userName"]: e.change.kind for e in events_of(store)}
+    assert kinds == {"alice@corp.example": "upsert", "bob@corp.example": "deactivate"}
+
+
+def test_a_schema_that_cannot_be_read_is_warned_of_not_refused(slapd, admin, base, ldap_config, store, tmp_path,
+                                                               monkeypatch, caplog):
+    def unreadable(conn: Any, dse: Any) -> Any:
+        raise DirectoryError("insufficientAccessRights")
+
+    monkeypatch.setattr(dialects, "read_schema", unreadable)
+    slapd.add_user(admin, base, "alice", telephoneNumber="+14155550176")
+    config = write_config(slapd, base, tmp_path, disabled_attribute='"pwdAccountLockTime"')
+    result = CliRunner().invoke(main, ["validate-config", "--connect", "--config", config])
+    assert f"ok      ldap corp ({slapd.url})" in result.output, result.output
+    assert ("WARNING: ldap.corp.disabled_attribute not checked against the directory's schema, which cannot be read "
+            "(insufficientAccessRights)") in result.output
+    watcher = Watcher(store, ldap_config(disabled_attribute="pwdAccountLockTime"))
+    with caplog.at_level(logging.WARNING, logger="connector.ldap"):
+        assert watcher.run().counts["upsert"] == 1
+    watcher.close()
+    assert "not checked against the directory's schema" in caplog.text
 
 
 # --- 3. pwdAccountLockedTime: only the administrator's lock is a leaver ------------------------------------------

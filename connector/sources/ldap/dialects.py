@@ -11,24 +11,35 @@
 A user is keyed by a stable id, never silently by DN: `id_attribute = "dn"` must be chosen, and is
 warned about, because a rename or a move then becomes a delete and a create.
 
+A search asks for the dialect's own attributes and those the config adds. The attribute names the
+config gives are checked against the directory's schema (rootDSE subschemaSubentry, attributeTypes)
+before the first run reads a user: a server ignores a name it does not know, so a misspelled one
+would read as absent on every user.
+
 Sources: reference/ldap.md §1 (a), (c) and §4; Microsoft, "Polling for Changes Using uSNChanged";
 [MS-ADA1] Account-Expires; shadow(5) and shadow-utils isexpired(); draft-behera-ldap-password-policy
-(pwdEndTime; pwdAccountLockedTime, 000001010000Z).
+(pwdEndTime; pwdAccountLockedTime, 000001010000Z); RFC 4512 §4.2 (subschema); RFC 4511 §4.5.1.8.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import difflib
+import logging
 import uuid
 from typing import Any
 
 import ldap3
+from ldap3.core.exceptions import LDAPException
+from ldap3.protocol.rfc4512 import AttributeTypeInfo
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
 from connector.config import LdapConfig
 from connector.dn import dn_key
 from connector.sources.ldap.connection import DirectoryError, first_raw, read_entry, search
+
+log = logging.getLogger("connector.ldap")
 
 COMMON_ATTRIBUTES = ("cn", "sn", "givenName", "displayName", "mail", "telephoneNumber", "mobile", "memberOf")
 UAC_ACCOUNTDISABLE = 0x2
@@ -39,6 +50,7 @@ UTC = datetime.UTC
 _FALSE = ("", "false", "0", "no")
 PWD_LOCKED_TIME = "pwdAccountLockedTime"  # ppolicy: when the account was locked
 PERMANENT_LOCK = "000001010000Z"  # ppolicy: a lock only an administrator lifts; any other value is a lockout
+SUBSCHEMA = "subschemaSubentry"  # the rootDSE attribute naming the entry that holds the schema (RFC 4512 §4.2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +73,7 @@ class Dialect:
     user_attributes: tuple[str, ...] = (*COMMON_ATTRIBUTES, "uid")
     username_attributes: tuple[str, ...] = ("uid", "mail", "cn")
     expiry_attributes: tuple[str, ...] = ("shadowExpire", "pwdEndTime")
-    root_dse_attributes: tuple[str, ...] = ("namingContexts", "currentTime")
+    root_dse_attributes: tuple[str, ...] = ("namingContexts", "currentTime", SUBSCHEMA)
     #: the server keeps several paged searches per connection; else a run pages its users on a second one
     interleaved_paging = False
 
@@ -79,10 +91,25 @@ class Dialect:
         #: what goes into the state's `attributes`: not the id, cursor and binary attributes, which change nothing
         hidden = {a.lower() for a in (*self.id_attributes, self.stamp_attribute, "objectSid")}
         self.state_attributes = tuple(a for a in self.attributes if a.lower() not in hidden)
+        #: the configured attribute names were checked against the directory's schema (`check_names`)
+        self.names_checked = False
+        #: a configured name (lower-cased) -> the name the schema gives it, which the server answers an alias or
+        #: an OID with ("rfc822Mailbox" -> "mail"); filled by `check_names`
+        self.schema_names: dict[str, str] = {}
 
     @property
     def technical_attributes(self) -> tuple[str, ...]:
         return (*self.id_attributes, self.stamp_attribute, *self.expiry_attributes)
+
+    def spellings(self, name: str) -> tuple[str, ...]:
+        """The names under which the server may return the configured attribute `name`: as configured, and as
+        the schema names it (when `check_names` found it to be an alias or an OID)."""
+        return _distinct([name, self.schema_names.get(name.lower(), name)])
+
+    def configured_value(self, values: dict[str, Any], name: str) -> Any:
+        """The first value of the configured attribute `name` (case-insensitive, under any of its spellings), or
+        None."""
+        return next((v for each in self.spellings(name) if (v := first_value(values, each)) is not None), None)
 
     # --- identity ----------------------------------------------------------
     def find_id(self, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> str | None:
@@ -95,7 +122,7 @@ class Dialect:
                 if guid is not None and len(guid) == 16:
                     return str(uuid.UUID(bytes_le=guid))  # the mixed-endian form AD tools print
                 continue
-            found = first_value(values, name)
+            found = self.configured_value(values, name)
             if found not in (None, ""):
                 return str(found)
         return None
@@ -150,9 +177,9 @@ class Dialect:
         name = self.config.disabled_attribute
         if name is None:
             return False
-        flag = first_value(values, name)
+        flag = self.configured_value(values, name)
         text = "" if flag is None else str(flag).strip()
-        if name.lower() == PWD_LOCKED_TIME.lower():
+        if any(each.lower() == PWD_LOCKED_TIME.lower() for each in self.spellings(name)):
             return text.upper() == PERMANENT_LOCK
         return text.lower() not in _FALSE
 
@@ -169,6 +196,41 @@ class Dialect:
 
     # --- the change cursor -------------------------------------------------------
     def begin(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:
+        """Where a run starts (`start`). The first run of this dialect checks the configured attribute names first
+        (`check_names`): UnknownAttributes before any user is read; a schema it cannot read is logged, not fatal."""
+        if not self.names_checked:
+            warning = self.check_names(conn, dse)
+            if warning is not None:
+                log.warning("ldap %s: %s", self.config.name, warning)
+        return self.start(conn, cursor, dse)
+
+    def check_names(self, conn: ldap3.Connection, dse: dict[str, Any]) -> str | None:
+        """Refuse the attribute names of the config that the directory's schema does not define; learn the name
+        the server returns for each alias or OID given (`schema_names`). `dse` is the rootDSE with its
+        subschemaSubentry.
+
+        Returns None when every name is defined (or none is configured), else a warning sentence when the schema
+        cannot be read: nothing is refused then. Raises UnknownAttributes, with a sentence per unknown name.
+        """
+        given = configured_names(self.config)
+        if not given:
+            self.names_checked = True
+            return None
+        try:
+            schema = read_schema(conn, dse)
+        except DirectoryError as exc:
+            self.names_checked = True
+            keys = ", ".join(dict.fromkeys(key.split("[")[0] for key, _ in given))
+            return (f"{keys} not checked against the directory's schema, which cannot be read ({exc}); a misspelled "
+                    "name reads as absent on every user: let the bind account read the subschema entry")
+        problems = [unknown_name(self.config, schema, key, name) for key, name in given if schema.lookup(name) is None]
+        if problems:
+            raise UnknownAttributes(problems)
+        self.schema_names = {name.lower(): str(schema.lookup(name)) for _, name in given}
+        self.names_checked = True
+        return None
+
+    def start(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:
         """Where an incremental run starts: changes since the later of the cursor (the latest stamp seen) and the
         start of the run before, minus overlap_seconds; bounded by the server's time.
 
@@ -250,7 +312,8 @@ class ActiveDirectoryDialect(Dialect):
                        "msRTCSIP-PrimaryUserAddress", "department")
     username_attributes = ("userPrincipalName", "sAMAccountName")
     expiry_attributes = ("accountExpires",)
-    root_dse_attributes = ("highestCommittedUSN", "dsServiceName", "defaultNamingContext", "namingContexts")
+    root_dse_attributes = ("highestCommittedUSN", "dsServiceName", "defaultNamingContext", "namingContexts",
+                           SUBSCHEMA)
     # MaxResultSetsPerConn (10 by default; Samba too): the users are paged on the run's one connection, so that
     # they come from the DC whose USN the cursor read, even where the url's name reaches several DCs.
     interleaved_paging = True
@@ -284,7 +347,7 @@ class ActiveDirectoryDialect(Dialect):
         except OverflowError:
             return None
 
-    def begin(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:
+    def start(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:
         # Read highestCommittedUSN *before* searching and store it with the data (Microsoft's procedure).
         dc, usn = str(first_value(dse, "dsServiceName")), int(first_value(dse, "highestCommittedUSN"))
         ntds = list(search(conn, dc, "(objectClass=*)", ["invocationId"], None, scope=ldap3.BASE))
@@ -306,6 +369,85 @@ class ActiveDirectoryDialect(Dialect):
 
 
 DIALECTS: dict[str, type[Dialect]] = {"generic": Dialect, "openldap": OpenLdapDialect, "ad": ActiveDirectoryDialect}
+
+
+# --- the attribute names the config gives, against the directory's schema ----------------------------------------
+class UnknownAttributes(DirectoryError):
+    """Attribute names of an [ldap.NAME] section that the directory's schema does not define: a search ignores
+    them (RFC 4511 §4.5.1.8), so they would read as absent on every user. `problems` holds one sentence per name,
+    `advice` what to do."""
+
+    advice = ("a search ignores a name the server does not know, so it would read as absent on every user: correct "
+              "the name in the config")
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join([*problems, self.advice]))
+        self.problems = problems
+
+
+@dataclasses.dataclass(frozen=True)
+class Schema:
+    """The attribute types of a directory's subschema entry (RFC 4512 §4.2)."""
+
+    where: str  # the subschema entry's DN
+    names: dict[str, str]  # every NAME and OID, lower-cased -> the type's first NAME, which the server returns
+
+    def lookup(self, name: str) -> str | None:
+        """The first NAME of the type `name` stands for (any case, an alias or the OID; options such as ;binary
+        left out), or None if the schema defines no such type."""
+        return self.names.get(name.split(";")[0].strip().lower())
+
+    def similar(self, name: str) -> str | None:
+        """The name the schema defines that looks most like `name` (for a did-you-mean), or None."""
+        close = difflib.get_close_matches(name.split(";")[0].strip().lower(), list(self.names), n=1, cutoff=0.75)
+        return self.names[close[0]] if close else None
+
+
+def read_schema(conn: ldap3.Connection, dse: dict[str, Any]) -> Schema:
+    """The attribute types of the subschema entry the rootDSE `dse` names (OpenLDAP cn=Subschema, AD
+    CN=Aggregate,CN=Schema,...). Raises DirectoryError when the rootDSE names none, the bind account may not read
+    it, or it holds no definition that parses."""
+    where = first_value(dse, SUBSCHEMA)
+    if not where:
+        raise DirectoryError("the rootDSE names no subschemaSubentry")
+    entries = search(conn, str(where), "(objectClass=subschema)", ["attributeTypes"], None, scope=ldap3.BASE)
+    definitions = [_text(d) for _, values, _ in entries for d in all_values(values, "attributeTypes")]
+    try:
+        parsed = AttributeTypeInfo.from_definition(definitions)  # type: ignore[no-untyped-call]
+    except (LDAPException, ValueError, IndexError) as exc:
+        raise DirectoryError(f"the attributeTypes of {where} do not parse ({exc})") from None
+    names: dict[str, str] = {}
+    for info in parsed.values():
+        spelled = [*(info.name or ()), info.oid]
+        for each in spelled:
+            names.setdefault(str(each).lower(), str(spelled[0]))
+    if not names:
+        raise DirectoryError(f"{where} shows the bind account no attributeTypes")
+    return Schema(str(where), names)
+
+
+def configured_names(config: LdapConfig) -> list[tuple[str, str]]:
+    """(key, name) of every attribute name the section gives: attributes, username_attribute,
+    disabled_attribute and id_attribute (but "dn")."""
+    section = f"ldap.{config.name}"
+    found = [(f"{section}.attributes[{i}]", name) for i, name in enumerate(config.attributes or ())]
+    for key in ("username_attribute", "disabled_attribute", "id_attribute"):
+        name = getattr(config, key)
+        if name and not (key == "id_attribute" and name.lower() == "dn"):
+            found.append((f"{section}.{key}", name))
+    return found
+
+
+def unknown_name(config: LdapConfig, schema: Schema, key: str, name: str) -> str:
+    """The sentence that refuses `name`, given as `key`: what is wrong, and a did-you-mean or where to look."""
+    similar = schema.similar(name)
+    hint = (f"did you mean {similar!r}?" if similar else f"list the names it defines with `ldapsearch -H "
+            f"{config.url} -b \"{schema.where}\" -s base attributeTypes`")
+    return f"{key} is {name!r}, which the directory's schema ({schema.where}) does not define: {hint}"
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _distinct(names: list[str]) -> tuple[str, ...]:

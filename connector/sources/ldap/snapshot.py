@@ -93,8 +93,8 @@ def login_name(dialect: Dialect, dn: str, texts: dict[str, list[str]]) -> str:
 
 
 def _configured(dialect: Dialect, texts: dict[str, list[str]], name: str) -> list[str] | None:
-    """The values of the configured attribute `name`."""
-    return texts.get(name.lower())
+    """The values of the configured attribute `name`, under any of its spellings (`Dialect.spellings`)."""
+    return next((texts[each.lower()] for each in dialect.spellings(name) if each.lower() in texts), None)
 
 
 def expires_at(text: Any) -> float | None:
