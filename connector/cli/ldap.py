@@ -159,14 +159,14 @@ def _directory_counts(found: Preview) -> dict[str, Any]:
 def _dry_run_lines(found: Preview, report: PreviewReport, samples: int, create_missing: bool) -> list[str]:
     """The preview for a terminal: what was read, then each outcome's count and a few examples."""
     c = _directory_counts(found)
-    out = [f"ldap {found.directory} dry run: read {c['active'] + c['inactive']} users ({c['active']} active, "
-           f"{c['inactive']} inactive), {c['vanished']} known users gone from the directory; nothing stored, "
-           "nothing written to Verba",
-           f"a full sync now would store {found.would_store} events (users new or changed since the last sync, and "
-           "those gone)"
+    out = [f"ldap {found.directory} dry run: read {_count(c['active'] + c['inactive'], 'user')} ({c['active']} "
+           f"active, {c['inactive']} inactive), {_count(c['vanished'], 'known user')} gone from the directory; "
+           "nothing stored, nothing written to Verba",
+           f"a full sync now would store {_count(found.would_store, 'event')} (users new or changed since the last "
+           "sync, and those gone)"
            + (f"; {found.guard_message}" if found.guard_message else "")]
-    out.append(f"pushing all {report.users} users would do, as Verba holds things now "
-               f"(read with listUsers and getExtension):")
+    everyone = "the 1 user" if report.users == 1 else f"all {report.users} users"
+    out.append(f"pushing {everyone} would do, as Verba holds things now (read with listUsers and getExtension):")
     counts = report.counts
     titles = dict(OUTCOMES)
     if create_missing:
@@ -183,8 +183,14 @@ def _dry_run_lines(found: Preview, report: PreviewReport, samples: int, create_m
         if len(items) > samples > 0:
             out.append(f"      ... and {len(items) - samples} more (--samples N, or --json for all)")
     if report.no_extension:
-        out.append(f"  ({report.no_extension} users map to no extension)")
+        out.append(f"  ({_count(report.no_extension, 'user')} map{'s' if report.no_extension == 1 else ''} to no "
+                   "extension)")
     return out
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 user", "2 users"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @ldap.command("status")

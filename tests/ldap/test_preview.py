@@ -206,7 +206,8 @@ def test_a_user_without_a_number_is_nothing_to_do_in_the_preview_the_push_and_dr
     config_path = write_config(tmp_path, slapd.url, base, simulator.url)
     runner = CliRunner()
     preview = runner.invoke(main, ["ldap", "sync", "corp", "--dry-run", "--config", config_path])
-    assert preview.exit_code == 0 and "(1 users map to no extension)" in preview.output, preview.output
+    assert preview.exit_code == 0 and "(1 user maps to no extension)" in preview.output, preview.output
+    assert "read 1 user (1 active" in preview.output and "would store 1 event (" in preview.output
     assert re.search(r"^  unresolved \(no Verba user\) +0 users$", preview.output, re.MULTILINE), preview.output
     assert runner.invoke(main, ["ldap", "sync", "corp", "--config", config_path]).exit_code == 0
     simulator.clear_calls()
