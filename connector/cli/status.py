@@ -12,7 +12,7 @@ import click
 
 from connector.cli.options import NEEDS_ATTENTION, config_option, json_option, since_option, since_time
 from connector.config import Config, load_config
-from connector.ops.health import recorded_target_state
+from connector.ops.health import answered_since, attempts_since, recorded_target_state
 from connector.ops.report import (
     age,
     audit_line,
@@ -29,6 +29,8 @@ from connector.ops.report import (
     instances_json,
     ownership_lines,
     recorder_lines,
+    silence_text,
+    silent_for,
     source_states,
     summary_lines,
     to_json,
@@ -83,7 +85,8 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     """Queue depth by state, the oldest undelivered event's age, dead letters by cause, the target's state as the
     running connector last probed it, the recording servers' last answers ([target] apply_configuration), and the
     connector instances sharing the store with the one polling each directory (and those counted dead, until
-    started or forgotten).
+    started or forgotten); an instance silent for [instance] liveness_seconds is flagged SILENT, and a store no
+    connector runs on says so, as --check judges them.
 
     Reads the store only: it needs none of the config's secrets and calls nothing.
 
@@ -92,12 +95,12 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     than --max-pending-age; a recording server named in the last applyExtensionConfiguration answer that did not take
     the extension table; drift of any kind that the last drift check of every user found and did not repair (a check
     that repaired queued ordinary events, whose failures are dead letters); an open circuit breaker on Verba, or a
-    failed last probe of it; no connector instance running on the store (none registered: one stopped cleanly leaves
-    none); a connector instance not heard from for [instance] liveness_seconds, or counted dead (until it starts again
-    or `connector instances forget NAME`), or started before the config's mapping file last changed (it maps with the
-    old file until restarted); an LDAP directory whose last poll failed and none succeeded in the two poll intervals
-    before (a single failure a retry fixes is not counted), or that no poll has read for --max-pending-age (or ten poll
-    intervals, if longer).
+    failed last probe of it (unless Verba answered a push since); no connector instance running on the store (none
+    registered: one stopped cleanly leaves none); a connector instance not heard from for [instance]
+    liveness_seconds, or counted dead (until it starts again or `connector instances forget NAME`), or started before
+    the config's mapping file last changed (it maps with the old file until restarted); an LDAP directory whose last
+    poll failed and none succeeded in the two poll intervals before (a single failure a retry fixes is not counted),
+    or that no poll has read for --max-pending-age (or ten poll intervals, if longer).
     """
     config = load_config(config_path, secrets=())
     if check:
@@ -117,11 +120,13 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         held = store.held_summary()
         breakers = store.open_breakers()
         probes = store.target_probes()
+        answered_at = answered_since(probes, lambda since: attempts_since(store, since))
         recorders = store.recorders()
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
     # What the running connector found, from the store: this command calls nothing and needs no secret.
-    live = {i.name for i in instances if now - i.heartbeat_at <= config.instance.liveness_seconds}
-    target = recorded_target_state(probes, breakers, live, now)
+    limit = config.instance.liveness_seconds
+    live = {i.name for i in instances if silent_for(i, now, limit) is None}
+    target = recorded_target_state(probes, breakers, live, now, answered_at)
     misconfigured = next((g.sample for g in summary if g.cause == "target_misconfigured"), None)
     if misconfigured is not None:  # it answers, but not as Provisioning API v2: what the dead letters say
         target = f"MISCONFIGURED: {misconfigured}"
@@ -146,7 +151,9 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     for name, state in sources.items():
         click.echo(f"source {name}: {state}")
     for instance in instances:
-        click.echo(instance_line(instance, now))
+        click.echo(instance_line(instance, now, limit))
+    for line in _nothing_runs(config, instances, dead):
+        click.echo(f"instances: NONE: {line}")
     for gone in dead:
         click.echo(dead_instance_line(gone))
     for line in _older_mapping(config, instances):
@@ -171,6 +178,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
             now, instances = store.live_instances()
             dead = store.dead_instances()
             breakers, probes = store.open_breakers(), store.target_probes()
+            answered_at = answered_since(probes, lambda since: attempts_since(store, since))
             marks = {mark.directory: mark for mark in store.ldap_watermarks()}
             drift = store.last_drift_run()
     except StoreError as exc:  # a monitor that reads the JSON gets a verdict too (and exit status 1)
@@ -202,7 +210,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
                         f"{age(max_pending_age)}): is the connector running and Verba answering? see `connector "
                         "status`")
     problems += _drift_problems(drift)
-    problems += _running_problems(config, now, instances, dead, breakers, probes)
+    problems += _running_problems(config, now, instances, dead, breakers, probes, answered_at)
     problems += _older_mapping(config, instances)
     problems += _directory_problems(config, marks, max_pending_age)
     if as_json:
@@ -245,27 +253,36 @@ def _older_mapping(config: Config, instances: Sequence[Instance]) -> list[str]:
             "it" for i in instances if i.started_at < changed]
 
 
+def _nothing_runs(config: Config, instances: Sequence[Instance], dead: Sequence[DeadInstance]) -> list[str]:
+    """That no connector runs on the store, when none is registered (one stopped cleanly leaves no record) and none
+    is counted dead (that has its own line); [] otherwise. Plain `status` and `--check` both say it."""
+    if instances or dead:
+        return []
+    return [f"no connector runs on the store {without_password(config.store.url)}: nothing delivers events or polls "
+            "the directories; start it (`systemctl start connector@NAME`, or `connector run --config <your config>`)"]
+
+
 def _running_problems(config: Config, now: float, instances: Sequence[Instance], dead: Sequence[DeadInstance],
-                      breakers: Sequence[OpenBreaker], probes: Sequence[TargetProbe]) -> list[str]:
+                      breakers: Sequence[OpenBreaker], probes: Sequence[TargetProbe],
+                      answered_at: float | None = None) -> list[str]:
     """What the running connectors recorded that needs someone: no instance at all (none runs: one stopped cleanly
-    leaves no record), an instance that went silent (it crashed or hangs) or that another counted dead, an open
-    circuit breaker on Verba, or a failed last probe of Verba by a live instance (`now`: the store's clock)."""
+    leaves no record), an instance that went silent (it crashed or hangs: `silent_for`, as plain `status` flags
+    it) or that another counted dead, an open circuit breaker on Verba, or a failed last probe of Verba by a live
+    instance unless Verba answered a push after it (`answered_at`, from `answered_since`; `now`: the store's
+    clock)."""
     limit = config.instance.liveness_seconds
-    silent = [i for i in instances if now - i.heartbeat_at > limit]
-    problems = [] if instances or dead else [
-        f"no connector runs on the store {without_password(config.store.url)}: nothing delivers events or polls the "
-        "directories; start it (`systemctl start connector@NAME`, or `connector run --config <your config>`)"]
-    problems += [f"connector instance {i.name} ({i.host}, pid {i.pid}) has not been heard from for "
-                f"{age(now - i.heartbeat_at)} (more than {age(limit)}): is it running? see `connector status`"
-                for i in silent]
+    silences = {i.name: silence for i in instances if (silence := silent_for(i, now, limit)) is not None}
+    problems = _nothing_runs(config, instances, dead)
+    problems += [f"connector instance {i.name} ({i.host}, pid {i.pid}) {silence_text(silences[i.name], limit)} see "
+                 "`connector status`" for i in instances if i.name in silences]
     problems += [f"connector instance {d.instance.name} ({d.instance.host}, pid {d.instance.pid}) was counted dead at "
                  f"{when(d.reaped_at)} by instance {d.reaped_by} ({d.released} in-flight event(s) went back to the "
                  f"queue): {dead_instance_advice(d.instance.name)}" for d in dead]
-    live = {i.name for i in instances if i not in silent}
+    live = {i.name for i in instances if i.name not in silences}
     probe = probes[0] if probes else None
     if breakers:
         problems.append(f"target {config.target_url} {breaker_state(breakers[0], now)}")
-    elif probe is not None and not probe.answered and probe.instance in live:
+    elif probe is not None and not probe.answered and probe.instance in live and answered_at is None:
         ago = age(max(0.0, now - probe.probed_at))
         problems.append(f"target {config.target_url} did not answer the last probe, {ago} ago by instance "
                         f"{probe.instance}: {probe.cause}: {probe.error}")

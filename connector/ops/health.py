@@ -36,7 +36,7 @@ from starlette.routing import Route
 
 from connector.errors import ConnectorError
 from connector.ops.report import age, breaker_state, when
-from connector.store import EventLog, OpenBreaker, Store, TargetProbe
+from connector.store import Attempt, EventLog, EventState, OpenBreaker, Store, TargetProbe
 from connector.verba.errors import VerbaError
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,11 @@ def target_state(probe: TargetProbe | None, breakers: Sequence[OpenBreaker] = ()
 
 
 def recorded_target_state(probes: Sequence[TargetProbe], breakers: Sequence[OpenBreaker], live: Collection[str],
-                          now: float) -> str:
+                          now: float, answered_at: float | None = None) -> str:
     """The target's state from what the running instances recorded in the store, for `connector status`: an open
     circuit breaker, else the newest probe with its age and the instance that took it (`live`: the names of the
-    instances alive now), else that no instance recorded one."""
+    instances alive now), else that no instance recorded one. `answered_at`: when Verba last answered a push that
+    ended after that probe, if it failed (see `answered_since`): newer evidence than the probe, so "reachable"."""
     if breakers:
         return breaker_state(breakers[0], now)
     if not probes:
@@ -75,8 +76,35 @@ def recorded_target_state(probes: Sequence[TargetProbe], breakers: Sequence[Open
                 f"start and every {PROBE_INTERVAL:g} s)")
     probe = probes[0]
     gone = "" if probe.instance in live else f"; instance {probe.instance} is not running now"
-    return (f"{probe_state(probe)} (probed {age(max(0.0, now - probe.probed_at))} ago, at {when(probe.probed_at)}, "
-            f"by instance {probe.instance}{gone})")
+    probed = (f"probed {age(max(0.0, now - probe.probed_at))} ago, at {when(probe.probed_at)}, by instance "
+              f"{probe.instance}{gone}")
+    if not probe.answered and answered_at is not None:
+        return (f"{REACHABLE} (Verba answered a push {age(max(0.0, now - answered_at))} ago, at {when(answered_at)}, "
+                f"after the last probe failed: {probe.cause}: {probe.error}; {probed})")
+    return f"{probe_state(probe)} ({probed})"
+
+
+def answered_since(probes: Sequence[TargetProbe], pushes: Callable[[float], Sequence[Attempt]]) -> float | None:
+    """When Verba answered a push after the newest probe in `probes` ended, if that probe failed: a claim's attempt
+    that ended "done" after sending SOAP calls (`pushes(t)`: the attempts recorded at or after Unix time t, e.g.
+    `attempts_since` over the store). None when the probe answered, none was taken, or no push was answered since:
+    then the failed probe is the newest word on Verba, and `status --check` fails for it."""
+    if not probes or probes[0].answered:
+        return None
+    ended = probes[0].probed_at + probes[0].seconds
+    times = [a.at for a in pushes(ended) if a.at >= ended and a.outcome == "done" and any(
+        call.get("status") for call in a.sent)]
+    return max(times, default=None)
+
+
+ANSWERED_EVENTS = 20  # events done since a failed probe whose attempts `attempts_since` reads, newest first
+
+
+def attempts_since(store: EventLog, since: float) -> list[Attempt]:
+    """The attempts of the (at most ANSWERED_EVENTS newest) events done at or after Unix time `since`, read-only:
+    the evidence `answered_since` weighs against a failed probe. Raises StoreError if the store cannot be read."""
+    events = store.list_events(state=EventState.DONE, since=since, limit=ANSWERED_EVENTS)
+    return [attempt for event in events for attempt in store.attempts(event.id) if attempt.at >= since]
 
 
 def probe_target(probe: Callable[[], None], store: EventLog, instance: str, url: str,

@@ -253,10 +253,29 @@ def recorder_lines(recorders: list[RecorderState]) -> list[str]:
             + f" ({when(r.applied_at)}, instance {r.instance})" for r in recorders]
 
 
-def instance_line(instance: Instance, now: float) -> str:
-    """A registered connector instance and when it last said it lives (`now`: the store's clock)."""
-    return (f"instance {instance.name}: {instance.host} pid {instance.pid}, started {when(instance.started_at)}, "
+def silent_for(instance: Instance, now: float, limit: float) -> float | None:
+    """How long `instance` has not been heard from (`now`: the store's clock) if longer than `limit` ([instance]
+    liveness_seconds): it crashed, hangs, or was killed without a clean stop; None while it is heard from. The one
+    rule `status`, `status --check` and `events show` judge an instance by."""
+    silence = now - instance.heartbeat_at
+    return silence if silence > limit else None
+
+
+def silence_text(silence: float, limit: float) -> str:
+    """"has not been heard from for 26s (more than 15s): is it running?" for an instance `silent_for` found."""
+    return f"has not been heard from for {age(silence)} (more than {age(limit)}): is it running?"
+
+
+def instance_line(instance: Instance, now: float, limit: float | None = None) -> str:
+    """A registered connector instance and when it last said it lives (`now`: the store's clock); with `limit`
+    ([instance] liveness_seconds), flagged SILENT with what to check when `silent_for` says so."""
+    line = (f"instance {instance.name}: {instance.host} pid {instance.pid}, started {when(instance.started_at)}, "
             f"heartbeat {age(max(0.0, now - instance.heartbeat_at))} ago")
+    if limit is None or (silence := silent_for(instance, now, limit)) is None:
+        return line
+    return (f"{line}: SILENT: it {silence_text(silence, limit)} Look at pid {instance.pid} on "
+            f"{instance.host} (`systemctl status connector@{instance.name}`); its in-flight events go back to the "
+            "queue when it starts again or a live instance counts it dead")
 
 
 def instances_json(instances: Sequence[Instance], dead: Sequence[DeadInstance], now: float) -> list[dict[str, Any]]:
