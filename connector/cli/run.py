@@ -60,14 +60,16 @@ def _announce(config: Config) -> None:
 
 @click.command("validate-config")
 @config_option
-@click.option("--connect", is_flag=True, help="Also connect: each LDAP directory's bind and a base search, Verba's "
-                                             "requestToken and a listUsers, the store and its schema version.")
+@click.option("--connect", is_flag=True, help="Also connect: each LDAP directory's bind, a base search and its "
+                                             "schema's check of the attribute names, Verba's requestToken and a "
+                                             "listUsers, the store and its schema version.")
 def validate_config(config_path: str, connect: bool) -> None:
     """Check the config and its mapping file; exit 1 with the file, key and fix of every problem of both.
 
     With --connect, also try what `connector run` will need, and print one line per check: each
-    [ldap.NAME] directory's bind and a base-scope search of its base, Verba's requestToken and one
-    listUsers (read only), and that the store is reachable with this connector's schema version.
+    [ldap.NAME] directory's bind, a base-scope search of its base and the attribute names the section
+    gives against the directory's schema, Verba's requestToken and one listUsers (read only), and that
+    the store is reachable with this connector's schema version.
     Every check runs even when one fails; each failure says what to fix; exit 1 if any failed.
     """
     config = _load(config_path)
