@@ -2,22 +2,29 @@
 
 The bind password is read again before each bind, and a password the directory refused is not sent again until it
 changes: a rotated password_file needs no restart, and a wrong one does not lock the account out. A url whose scheme
-does not fit its port says so in plain words, with the fix.
+does not fit its port says so in plain words, with the fix; so do a connection the server closed and a base that does
+not exist.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import socket
+import threading
 from urllib.parse import urlsplit
 
 import ldap3
 import pytest
+from click.testing import CliRunner
 
+from connector.cli import main
 from connector.config import RefusedPassword
 from connector.sources.ldap.connection import DirectoryError, _bind_failure, open_connection
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.ldap.watcher import Watcher
+from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
 
 
 def service_account(slapd, admin, base: str, password: str) -> str:
@@ -189,3 +196,70 @@ def test_ldap_to_the_ldaps_port_says_the_server_closed_the_connection_and_the_fi
         f"directory corp (ldap://127.0.0.1:{port}): cannot connect (the server closed the connection); if port {port} "
         f"speaks LDAPS (TLS from the first byte, usually 636), use ldaps://127.0.0.1:{port}; else check that the "
         "server is up")
+
+
+class ClosingProxy:
+    """A TCP proxy to a server that closes its connections on `close_all()`, as a server or a firewall ending idle
+    connections does (a FIN to the client; what the client sends after is read and dropped, so no RST)."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.clients: list[socket.socket] = []
+        self.servers: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                self.clients.append(client)
+                self.servers.append(socket.create_connection(("127.0.0.1", self.target)))
+                for source, sink in ((client, self.servers[-1]), (self.servers[-1], client)):
+                    threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+
+    def close_all(self) -> None:
+        for client in self.clients:
+            client.shutdown(socket.SHUT_WR)
+
+    def stop(self) -> None:
+        self.listener.close()
+        for each in [*self.clients, *self.servers]:
+            each.close()
+
+
+def test_a_run_whose_connection_the_server_closed_says_so_and_the_next_run_connects_again(slapd, ldap_config, store):
+    proxy = ClosingProxy(urlsplit(slapd.url).port)
+    watcher = Watcher(store, ldap_config(url=f"ldap://127.0.0.1:{proxy.port}"))
+    try:
+        assert watcher.run().full
+        proxy.close_all()  # between two polls
+        with pytest.raises(DirectoryError) as info:
+            watcher.run()
+        assert str(info.value) == "reading the rootDSE failed (the server closed the connection)"
+        assert store.ldap_watermark("corp").last_error == str(info.value)
+        watcher.run()
+    finally:
+        watcher.close()
+        proxy.stop()
+
+
+def test_a_base_that_does_not_exist_names_the_directory_and_the_key_to_fix(slapd, base, tmp_path):
+    wrong = f"ou=peopel,{base}"
+    (tmp_path / "pw").write_text(ADMIN_PASSWORD)
+    config = tmp_path / "c.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n[ldap.corp]\nurl = "{slapd.url}"\n'
+                      f'base = "{wrong}"\nbind_dn = "{ADMIN_DN}"\npassword_file = "{tmp_path / "pw"}"\n')
+    result = CliRunner().invoke(main, ["ldap", "sync", "corp", "--config", str(config)])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        f"Error: directory corp ({slapd.url}): base '{wrong}' does not exist, or the bind account may not see it "
+        f"(noSuchObject); the closest entry above it that exists is '{base}': check the base in [ldap.corp] "
+        f"(`ldapsearch -x -H {slapd.url} -s base -b \"\" namingContexts` lists the directory's naming contexts)")

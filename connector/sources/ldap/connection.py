@@ -28,9 +28,12 @@ Control = tuple[str, bool, Any]
 class DirectoryError(ConnectorError):
     """The directory could not be read; the watcher retries with backoff and skips nothing."""
 
-    def __init__(self, message: str | None = None, code: int | None = None) -> None:
+    def __init__(self, message: str | None = None, code: int | None = None, base: str | None = None,
+                 matched: str | None = None) -> None:
         super().__init__(message)
         self.code = code  # the LDAP resultCode, when the server answered
+        self.base = base  # the base of the search that ended with `code`
+        self.matched = matched  # of a noSuchObject: the closest entry above `base` that exists, if the server said
 
 
 LIMITS = (3, 4, 11)  # timeLimitExceeded, sizeLimitExceeded, adminLimitExceeded
@@ -355,26 +358,29 @@ def search(
     page_size: int | None,
     controls: Sequence[Control] = (),
     scope: Literal["BASE", "LEVEL", "SUBTREE"] = ldap3.SUBTREE,
+    what: str | None = None,
 ) -> Iterator[tuple[str, dict[str, Any], dict[str, list[bytes]]]]:
     """Yield (dn, attributes, raw attributes) of every entry, page by page.
 
     Raises DirectoryError unless every page ended with resultCode 0: a truncated
     enumeration (size or time limit, missing base, no access) must never look complete.
     Referrals are skipped. Attributes the server cut into ranges are fetched whole.
+    `what` names the search in those errors ("reading the rootDSE"); by default its base and filter.
     """
+    what = what or f"search under {base!r} with {search_filter}"
     cookie: bytes | None = None
     while True:
         try:
             conn.search(base, search_filter, scope, attributes=list(attributes), paged_size=page_size,
                         paged_cookie=cookie, controls=list(controls) or None)
         except LDAPException as exc:
-            raise DirectoryError(f"search under {base!r} with {search_filter} failed ({exc})") from None
+            raise DirectoryError(f"{what} failed ({ldap3_message(exc)})") from None
         result = conn.result
         if result["result"] != 0:
-            raise DirectoryError(f"search under {base!r} with {search_filter} ended with {result['description']} "
+            raise DirectoryError(f"{what} ended with {result['description']} "
                                  f"({result['result']}: {result.get('message') or 'no message'}); check the base, "
                                  "the filter and the bind account's size/time limits and read rights",
-                                 code=result["result"])
+                                 code=result["result"], base=base, matched=result.get("dn") or None)
         for item in conn.response or ():
             if item.get("type") == "searchResEntry":
                 values = dict(item["attributes"])
@@ -400,7 +406,7 @@ def _complete_ranges(conn: ldap3.Connection, dn: str, values: dict[str, Any]) ->
             try:
                 conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=[wanted])
             except LDAPException as exc:
-                raise DirectoryError(f"range retrieval of {name} on {dn!r} failed ({exc})") from None
+                raise DirectoryError(f"range retrieval of {name} on {dn!r} failed ({ldap3_message(exc)})") from None
             if conn.result["result"] != 0 or not conn.response:
                 raise DirectoryError(f"range retrieval of {name} on {dn!r} ended with {conn.result['description']}")
             ranged = next(((k, v) for k, v in conn.response[0]["attributes"].items() if _RANGE.match(k)), None)
@@ -432,7 +438,7 @@ def read_entry(conn: ldap3.Connection, dn: str, attributes: Sequence[str],
     try:
         conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=list(attributes), controls=list(controls) or None)
     except LDAPException as exc:
-        raise DirectoryError(f"reading {dn!r} failed ({exc})") from None
+        raise DirectoryError(f"reading {dn!r} failed ({ldap3_message(exc)})") from None
     code = conn.result["result"]
     if code in (REFERRAL, NO_SUCH_OBJECT, INSUFFICIENT_ACCESS_RIGHTS, INVALID_DN_SYNTAX):
         return None
@@ -444,7 +450,8 @@ def read_entry(conn: ldap3.Connection, dn: str, attributes: Sequence[str],
 
 def root_dse(conn: ldap3.Connection, attributes: Sequence[str]) -> dict[str, Any]:
     """The rootDSE's attributes, read by an explicit search (operational ones need it)."""
-    entries = list(search(conn, "", "(objectClass=*)", attributes, page_size=None, scope=ldap3.BASE))
+    entries = list(search(conn, "", "(objectClass=*)", attributes, page_size=None, scope=ldap3.BASE,
+                          what="reading the rootDSE"))
     if not entries:
         raise DirectoryError("the server returned no rootDSE; is this an LDAP v3 directory?")
     return entries[0][1]

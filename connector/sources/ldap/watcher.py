@@ -39,7 +39,7 @@ from connector.events import UserChange
 from connector.mapping.rules import in_group
 from connector.ops.metrics import LDAP_POLL_SECONDS
 from connector.sources.ldap import metrics
-from connector.sources.ldap.connection import DirectoryError, close, open_connection, root_dse
+from connector.sources.ldap.connection import NO_SUCH_OBJECT, DirectoryError, close, open_connection, root_dse
 from connector.sources.ldap.dialects import Begin, dialect_for
 from connector.sources.ldap.guard import judge
 from connector.sources.ldap.reading import Reader
@@ -131,6 +131,7 @@ class Watcher:
                 return self._run(full, force, progress)
             except DirectoryError as exc:
                 self.close()
+                self._explain(exc)
                 metrics.FAILURES.labels(self.config.name).inc()
                 self.store.note_poll_failure(self.config.name, str(exc), time.time())
                 raise
@@ -142,8 +143,9 @@ class Watcher:
         with self._lock:
             try:
                 seen = self._reader(progress).users("")
-            except DirectoryError:
+            except DirectoryError as exc:
                 self.close()
+                self._explain(exc)
                 raise
         known = self.store.ldap_entries(name)
         gone = {external_id: "ldap:vanished" for external_id in known if external_id not in seen}
@@ -168,8 +170,9 @@ class Watcher:
                 found = reader.by_dn(wanted) if is_dn(wanted) else reader.by_ids([wanted])
                 if not found and not is_dn(wanted):
                     found = reader.by_login(wanted)
-            except DirectoryError:
+            except DirectoryError as exc:
                 self.close()
+                self._explain(exc)
                 raise
         if len(found) > 1:
             dns = ", ".join(sorted(snap.entry.state["attributes"]["dn"] for snap in found.values()))
@@ -179,6 +182,22 @@ class Watcher:
             return UserChange(self.config.name, snap.external_id, "upsert" if snap.entry.active else "deactivate",
                               snap.entry.state, cause="ldap:read")
         return None
+
+    def _explain(self, exc: DirectoryError) -> None:
+        """Name the directory and the key to fix in the message of `exc` (in place: its class and fields stay) when
+        a search found no entry at this directory's `base` or `group_base` (noSuchObject)."""
+        config = self.config
+        if exc.code != NO_SUCH_OBJECT or exc.base is None:
+            return
+        key = next((key for key in ("base", "group_base") if (value := getattr(config, key)) is not None
+                    and dn_key(value) == dn_key(exc.base)), None)
+        if key is None:
+            return
+        closest = f"; the closest entry above it that exists is {exc.matched!r}" if exc.matched else ""
+        exc.args = (f"directory {config.name} ({config.url}): {key} {exc.base!r} does not exist, or the bind account "
+                    f"may not see it (noSuchObject){closest}: check the {key} in [ldap.{config.name}] "
+                    f"(`ldapsearch -x -H {config.url} -s base -b \"\" namingContexts` lists the directory's naming "
+                    "contexts)",)
 
     def _reader(self, progress: Progress | None) -> Reader:
         """A Reader on a bound connection, for reads that store nothing."""
