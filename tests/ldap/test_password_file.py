@@ -3,12 +3,13 @@
 The bind password is read again before each bind, and a password the directory refused is not sent again until it
 changes: a rotated password_file needs no restart, and a wrong one does not lock the account out. A url whose scheme
 does not fit its port says so in plain words, with the fix; so do a connection the server closed and a base that does
-not exist.
+not exist. What a run did is logged as key=value pairs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import socket
@@ -263,3 +264,18 @@ def test_a_base_that_does_not_exist_names_the_directory_and_the_key_to_fix(slapd
         f"Error: directory corp ({slapd.url}): base '{wrong}' does not exist, or the bind account may not see it "
         f"(noSuchObject); the closest entry above it that exists is '{base}': check the base in [ldap.corp] "
         f"(`ldapsearch -x -H {slapd.url} -s base -b \"\" namingContexts` lists the directory's naming contexts)")
+
+
+def test_a_run_that_stored_events_logs_its_counts_as_key_value_pairs(slapd, admin, base, watcher, caplog):
+    from connector.ops.logs import JSONFormatter
+
+    caplog.set_level(logging.INFO, "connector.ldap")
+    slapd.add_user(admin, base, "bob", telephoneNumber="+14155550101")
+    watcher.run()
+    slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100")
+    watcher.run()
+    [record] = [r for r in caplog.records if "incremental run" in r.getMessage()]
+    assert record.getMessage() == "ldap corp: incremental run: seen=2 upsert=1 deactivate=0 delete=0 held=0"
+    line = json.loads(JSONFormatter().format(record))  # what `connector run` logs as JSON lines
+    assert (line["directory"], line["run"], line["counts"]) == (
+        "corp", "incremental", {"seen": 2, "upsert": 1, "deactivate": 0, "delete": 0, "held": 0})

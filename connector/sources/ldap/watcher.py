@@ -276,7 +276,9 @@ class Watcher:
         ids = [*found.event_ids, *self.store.commit_poll(poll)]
         metrics.LAST_SUCCESS.labels(name).set(poll.at)
         if ids:
-            log.info("ldap %s: %s run: %s", name, "full" if full else "incremental", counts)
+            kind = "full" if full else "incremental"
+            log.info("ldap %s: %s run: %s", name, kind, " ".join(f"{key}={value}" for key, value in counts.items()),
+                     extra={"directory": name, "run": kind, "counts": counts})
         return RunResult(name, full, counts, ids, guard_message)
 
     def _read_pages(self, reader: Reader, search_filter: str, found: _Run) -> None:
