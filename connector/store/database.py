@@ -90,7 +90,8 @@ class Database:
     def _connection(self) -> Any:
         """This thread's connection; one the server dropped is replaced. The driver notices a drop only when the
         connection is next used (after a server restart, or an administrator ending its session): that use fails,
-        the connection is closed from then on, and the next one opens a new connection (see `repeatable`)."""
+        the connection is closed from then on, and the next one opens a new connection (see `repeatable`). A
+        dialect may notice it before the use instead (PostgreSQL: `_thread_connection`)."""
         conn = self._thread_connection()
         if conn is None:
             conn = self._local.conn = self._open(threading.current_thread())

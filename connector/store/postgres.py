@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.string import TextLoader
 
@@ -100,6 +102,17 @@ class PostgresStore(Store):
         passfile = os.environ.get("PGPASSFILE") or "~/.pgpass"  # where libpq looks for the password
         return advice.format(server=self.server, text=text, passfile=passfile)
 
+    def _thread_connection(self) -> Connection | None:
+        """This thread's connection, unless the server ended its session while it was idle (a restart, or an
+        administrator's pg_terminate_backend): the server then says so, and closes the socket, before anything
+        more is sent. Such a connection is closed here, so that no statement is lost on it and a new one is
+        opened (see `Database._connection`). A connection lost during a statement still fails it."""
+        conn: Connection | None = super()._thread_connection()
+        if conn is not None and conn.info.transaction_status == TransactionStatus.IDLE and _said_something(conn):
+            conn.close()
+            return None
+        return conn
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
         conn = self._connection()
@@ -149,6 +162,13 @@ def _describe(params: dict[str, Any]) -> str:
     user = params.get("user") or os.environ.get("PGUSER")
     dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user or "?"
     return f"postgresql://{f'{user}@' if user else ''}{host}:{port}/{dbname}"
+
+
+def _said_something(conn: Connection) -> bool:
+    """Whether the server sent an idle connection anything (its end: a FATAL message, then end of file); a
+    connection in use is only ever sent answers to its own statements."""
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
 
 
 def _first_line(error: psycopg.Error) -> str:
