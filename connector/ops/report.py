@@ -142,12 +142,13 @@ def ownership_lines(conflicts: Sequence[Conflict], clashes: Sequence[tuple[str, 
 
 
 def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
-                  event: StoredEvent | None = None) -> list[str]:
+                  event: StoredEvent | None = None, stalled: str | None = None) -> list[str]:
     """Every attempt with the SOAP requests it sent, oldest first. A replay or approval found in `audit` is shown
     where it happened: it gives the event a new retry budget, so attempts are numbered from 1 again after it, as
     the event's `attempts=` counts them. Given the `event`, its budget's attempts that `attempts=` counts without a
     recorded outcome are shown too: the claim in flight now, and claims that went back to the queue (first: where
-    they fell among its retries is not recorded)."""
+    they fell among its retries is not recorded). `stalled` (from `stalled_claim`) says why nothing pushes the claim
+    in flight, if nothing does: shown instead of "in flight now"."""
     requeues = sorted((e for e in audit if "requeued" in e.detail), key=lambda e: e.at)
     budget = [a for a in attempts if not requeues or a.at >= requeues[-1].at]
     in_flight = event is not None and event.state is EventState.IN_FLIGHT
@@ -171,8 +172,28 @@ def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
         number = 0
     lines += [_requeue_line(entry) for entry in requeues] + _lost_lines(lost, budget)
     if in_flight:
-        lines.append(f"  attempt {number + lost + 1}: in flight now (no outcome yet)")
+        now = f"in flight, but {stalled}" if stalled else "in flight now (no outcome yet)"
+        lines.append(f"  attempt {number + lost + 1}: {now}")
     return lines or ["  no attempts yet"]
+
+
+def stalled_claim(now: float, instances: Sequence[Instance], limit: float, lease_seconds: float) -> str | None:
+    """Why nothing pushes an event in flight, for `events show`: no connector instance is registered, or every one is
+    silent for over `limit` ([instance] liveness_seconds, the rule of `silent_for`), so the one holding its claim
+    (`lease_seconds`: [delivery] lease_seconds) is silent too. None while an instance is heard from: it may be
+    pushing it (the store's reads do not say which instance holds a claim). `now`: the store's clock."""
+    if not instances:
+        return ("no connector runs on the store, so nothing pushes it: it goes back to the queue when a connector "
+                "starts (`systemctl start connector@NAME`, or `connector run`)")
+    silent = [(i, silence) for i in instances if (silence := silent_for(i, now, limit)) is not None]
+    if len(silent) < len(instances):
+        return None
+    who = "; ".join(f"instance {i.name} ({i.host} pid {i.pid}) {silence_text(silence, limit)}"
+                    for i, silence in silent)
+    ends = max(i.heartbeat_at for i, _ in silent) + lease_seconds
+    return (f"nothing pushes it: the instance holding its claim is silent ({who}). It goes back to the queue when "
+            f"that instance starts again, when a live instance counts it dead, or when its lease ends (about "
+            f"{when(ends)}, [delivery] lease_seconds after it went silent) and a running connector claims it")
 
 
 def _lost_lines(lost: int, budget: Sequence[Attempt]) -> list[str]:
