@@ -1,8 +1,10 @@
-"""Prometheus metrics (prefix `connector_`). Queue figures are read from the store at scrape time,
-so they count events accepted by any process (SCIM, LDAP, `events ingest`)."""
+"""Prometheus metrics (prefix `connector_`). The store's figures (queue, dead letters, events accepted, ...) are
+read from the store at scrape time, so they count what every process and instance sharing it did (SCIM, LDAP,
+`events ingest`): the same on every instance, not to be summed across them."""
 
 from __future__ import annotations
 
+import logging
 import time
 import weakref
 from collections.abc import Iterator
@@ -11,8 +13,10 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from connector.store import DriftRun, EventState, RecorderState, Store
+from connector.store import DriftRun, EventState, RecorderState, Store, StoreError
 from connector.version import VERSION
+
+log = logging.getLogger("connector.metrics")
 
 SOAP_CALLS = Counter(
     "connector_soap_calls_total",
@@ -89,6 +93,18 @@ class StoreCollector(Collector):
         return []  # read the store at scrape time only, not at registration
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """The store's figures, read whole first: when the store cannot be read (a database outage), a scrape
+        still answers with the process's own metrics, `connector_store_up` 0 and none of the store's."""
+        try:
+            families = list(self._read())
+        except StoreError as exc:
+            log.warning("metrics: the store's figures are left out of this scrape: %s", exc)
+            families = []
+        yield GaugeMetricFamily("connector_store_up", "1 when this scrape read the store's figures, 0 when the store "
+                                "could not be read (they are left out).", value=1 if families else 0)
+        yield from families
+
+    def _read(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         counts = self.store.count_by_state()
         depth = GaugeMetricFamily("connector_queue_depth",
                                   "Every event in the store by state, done and discarded included (those only "

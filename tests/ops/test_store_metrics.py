@@ -116,3 +116,17 @@ def test_a_new_registry_at_a_collected_one_s_address_starts_empty(tmp_path):
         register_store(store, registry)
         del registry
     store.close()
+
+
+def test_a_scrape_while_the_store_cannot_be_read_still_answers_without_its_figures(tmp_path, caplog):
+    """A database outage is when the metrics matter most: the scrape answers (no 500), says the store is down, and
+    keeps the process's own figures (SOAP calls, SCIM requests)."""
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    store.migrate()
+    registry = CollectorRegistry()
+    register_store(store, registry)
+    assert "connector_store_up 1.0" in generate_latest(registry).decode()
+    store.close()  # every read now fails with StoreError, as in an outage
+    scraped = generate_latest(registry).decode()
+    assert "connector_store_up 0.0" in scraped and "connector_queue_depth" not in scraped
+    assert "the store's figures are left out of this scrape: the store " in caplog.text
