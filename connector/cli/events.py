@@ -33,7 +33,7 @@ from connector.ops.report import (
 )
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState, Store, StoredEvent
-from connector.store.log import CONFLICT_CAUSE
+from connector.store.log import CONFLICT_CAUSE, CauseGroup
 from connector.verba.errors import VerbaError
 
 
@@ -141,7 +141,7 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
         return
     filtered = any(value is not None for value in (cause, user, source, since_at))
     click.echo(counts_line(counts) + ("  (of the events these filters select)" if filtered else ""))
-    for line in (summary_lines(summary) if summary else []) + held_lines(held):
+    for line in _dead_letter_lines(summary, cause) + held_lines(held):
         click.echo(line)
     if conflicts:
         for line in ownership_lines(conflicts, []):
@@ -154,6 +154,15 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
         click.echo("no events match")
     for event in rows:
         click.echo(event_line(event))
+
+
+def _dead_letter_lines(summary: list[CauseGroup], cause: str | None) -> list[str]:
+    """The dead letters by cause for `events list`; none when there are none, and without the closing hint to
+    list them by cause when `cause` already did."""
+    if not summary:
+        return []
+    lines = summary_lines(summary)
+    return lines[:-1] if cause is not None else lines  # its last line: `events list --state dead --cause CAUSE`
 
 
 @events.command("show")

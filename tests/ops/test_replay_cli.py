@@ -75,6 +75,15 @@ def test_a_cause_no_event_has_is_refused_with_the_causes_events_list_names(confi
     assert guarded.exit_code == 0 and "no held events: nothing approved" in guarded.output, guarded.output
 
 
+def test_events_list_by_cause_does_not_hint_at_listing_by_cause(config: Path, store: Store) -> None:
+    dead(store, "mapping", "u1")
+    hint = "  list them with `connector events list --state dead --cause CAUSE`"
+    assert hint in run(config, "events", "list", "--state", "dead").output.splitlines()
+    for args in (["--state", "dead", "--cause", "mapping"], ["--cause", "mapping"]):
+        shown = run(config, "events", "list", *args).output
+        assert "     1  mapping: u1: mapping" in shown and "--cause CAUSE" not in shown, (args, shown)
+
+
 def test_discard_says_which_events_it_takes(config: Path, store: Store) -> None:
     [event] = store.enqueue([change("u1")])
     store.complete(store.claim("test", time.time(), 60), [], None)
