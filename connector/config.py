@@ -9,7 +9,6 @@ are taken from the working directory; a config without `[mapping] file` uses the
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import importlib.util
 import math
@@ -26,7 +25,7 @@ from typing import Any
 from apscheduler.triggers.cron import CronTrigger
 
 from connector.dn import InvalidDn, parse_dn
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, closest
 from connector.records import eid_problem
 from connector.shipped import default_mapping
 from connector.simulator.seed import SeedError, load_seed
@@ -418,19 +417,11 @@ def _table(raw: Any, name: str, keys: Mapping[str, type], problems: list[str]) -
     return values
 
 
-def did_you_mean(typed: str, names: Iterable[str]) -> str | None:
-    """The one of `names` that `typed` is close to (compared case-insensitively), asked as the mapping asks it about
-    an unknown key: "did you mean 'poll_seconds'?"; None when none is close."""
-    folded = {name.casefold(): name for name in names}
-    close = difflib.get_close_matches(typed.casefold(), folded, n=1)
-    return f"did you mean {folded[close[0]]!r}?" if close else None
-
-
 def _hint(typed: str, names: Iterable[str]) -> str:
-    """`did_you_mean` followed by a space, before the list of `names`, as the mapping's unknown keys read; "" when
-    none is close."""
-    meant = did_you_mean(typed, names)
-    return f"{meant} " if meant else ""
+    """"did you mean 'poll_seconds'? ", before the list of `names`, as the mapping's unknown keys read; "" when none
+    is close."""
+    meant = closest(typed, names)
+    return f"did you mean {meant!r}? " if meant else ""
 
 
 def _fits(value: Any, kind: type) -> bool:

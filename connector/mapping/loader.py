@@ -6,7 +6,6 @@ Keys of an array of tables are named with a 0-based index: rules[0] is the first
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import tomllib
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import phonenumbers
 
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, closest
 from connector.mapping.mapper import DEPROVISION_ACTIONS, ON_CONFLICT, ON_INVALID, ExtensionSource, Mapping
 from connector.mapping.normalize import NORMALIZE_MODES, SUFFIX_MODES
 from connector.mapping.paths import AttributePath
@@ -116,8 +115,8 @@ class _Table:
         """A problem for each key not `allowed`; the keys `elsewhere` are no keys of this table, reported apart."""
         for name in self.data:
             if name not in allowed and name not in elsewhere:
-                close = difflib.get_close_matches(name, allowed, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
+                meant = closest(name, allowed)
+                hint = f"did you mean {meant!r}? " if meant else ""
                 where = f"[{self.key}]" if self.key else "the top level"
                 self.problem(name, f"is not a known key; {hint}the keys of {where} are {', '.join(allowed)}")
 

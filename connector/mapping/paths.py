@@ -18,9 +18,10 @@ both shapes are found: the flattened key, and the SCIM JSON shape
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from typing import Any
+
+from connector.errors import closest
 
 _TOPS = ("userName", "displayName", "active", "groups", "name", "emails", "phoneNumbers", "attributes")
 _CANONICAL = {top.casefold(): top for top in _TOPS}
@@ -93,10 +94,10 @@ class AttributePath:
 def _unknown_top(text: str, top: str, sub: str | None) -> str:
     """Why `text`, whose first name `top` is no part of the user state, is no path: the close part first (with a
     part to read, if it needs one), then the raw source attribute, where attributes.<text> is a path."""
-    close = [_CANONICAL[name] for name in difflib.get_close_matches(top.casefold(), _CANONICAL, n=1)]
+    part = closest(top, _TOPS)
     meant = None
-    if close:
-        meant = close[0] + text[len(top):] + (f".{_PARTS[close[0]]}" if sub is None and close[0] in _PARTS else "")
+    if part:
+        meant = part + text[len(top):] + (f".{_PARTS[part]}" if sub is None and part in _PARTS else "")
     raw = f"attributes.{text}" if _ATTRIBUTE.fullmatch(f"attributes.{text}") else None
     why = f"{text!r} does not start with a part of the user state ({', '.join(_TOPS)})"
     if meant and raw:

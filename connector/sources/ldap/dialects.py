@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import difflib
 import logging
 import uuid
 from typing import Any
@@ -37,6 +36,7 @@ from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
 from connector.config import LdapConfig
 from connector.dn import dn_key
+from connector.errors import closest
 from connector.sources.ldap.connection import DirectoryError, first_raw, read_entry, search
 
 log = logging.getLogger("connector.ldap")
@@ -399,8 +399,8 @@ class Schema:
 
     def similar(self, name: str) -> str | None:
         """The name the schema defines that looks most like `name` (for a did-you-mean), or None."""
-        close = difflib.get_close_matches(name.split(";")[0].strip().lower(), list(self.names), n=1, cutoff=0.75)
-        return self.names[close[0]] if close else None
+        close = closest(name.split(";")[0].strip(), self.names, cutoff=0.75)
+        return None if close is None else self.names[close]
 
 
 def read_schema(conn: ldap3.Connection, dse: dict[str, Any]) -> Schema:

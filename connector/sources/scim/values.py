@@ -10,12 +10,12 @@ filter or response can name.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import threading
 from collections.abc import Iterable
 from typing import Any
 
+from connector.errors import closest
 from connector.ops.metrics import SCIM_IGNORED_ATTRIBUTES
 from connector.sources.scim import errors
 from connector.sources.scim.filters import FilterError, canonical_datetime, encodable
@@ -104,10 +104,9 @@ def misnamed(name: str, attributes: Iterable[Attribute], typed: str | None = Non
     """`name`, quoted, with the one of `attributes` that `typed` (by default what follows the schema URN of `name`,
     if any) is close to, as the mapping's unknown keys get it: "'phoneNumber' (did you mean 'phoneNumbers'?)".
     Entra and Okta spell names in any case."""
-    names = {attribute.name.casefold(): attribute.name for attribute in attributes}
     typed = name.rpartition(":")[2] if typed is None else typed
-    close = difflib.get_close_matches(typed.casefold(), names, n=1)
-    return f"{_named(name)} (did you mean {names[close[0]]!r}?)" if close else _named(name)
+    meant = closest(typed, (attribute.name for attribute in attributes))
+    return f"{_named(name)} (did you mean {meant!r}?)" if meant else _named(name)
 
 
 def ignore_undefined(resource: ResourceType, name: str, strict: bool) -> None:
