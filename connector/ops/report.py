@@ -88,24 +88,27 @@ def counts_line(counts: dict[EventState, int]) -> str:
     return "  ".join(f"{state.value}={count}" for state, count in counts.items())
 
 
-SAMPLE_CHARS = 300  # a sample message longer than this is cut in text output (`events show` has it whole)
+SAMPLE_CHARS = 300  # a dead letter's sample longer than this is cut in text output, at a sentence end if it can
 
 
 def summary_lines(summary: Sequence[CauseGroup]) -> list[str]:
-    """Dead letters, one line per cause (largest group first): how many, and the newest one's message."""
+    """Dead letters, one line per cause (largest group first): how many, and the newest one's message (a long one
+    cut by `_cut`, with where to read it whole)."""
     if not summary:
         return ["dead letters: none"]
     return ["dead letters by cause (count, cause: the newest one's message):",
-            *(f"{g.size:>6}  {g.cause}: {_cut(g.sample)}" for g in summary),
+            *(f"{g.size:>6}  {g.cause}: {_cut(g.sample, f'connector events list --state dead --cause {g.cause}')}"
+              for g in summary),
             "  list them with `connector events list --state dead --cause CAUSE`"]
 
 
 def held_lines(held: Sequence[HeldGroup]) -> list[str]:
-    """Held events, one line per cause and source (largest group first), with the newest one's message."""
+    """Held events, one line per cause and source (largest group first), with the newest one's message whole: it
+    says how to review, approve or discard them, and there are few groups."""
     if not held:
         return []
     return ["held for `connector events approve` (review them first with `connector events list --state held`):",
-            *(f"{g.size:>6}  {g.cause}  source {g.source}" + (f": {_cut(g.sample)}" if g.sample else "")
+            *(f"{g.size:>6}  {g.cause}  source {g.source}" + (f": {g.sample}" if g.sample else "")
               for g in held)]
 
 
@@ -118,8 +121,16 @@ def held_json(held: Sequence[HeldGroup]) -> list[dict[str, Any]]:
     return [{"cause": g.cause, "source": g.source, "count": g.size, "error": g.sample} for g in held]
 
 
-def _cut(message: str) -> str:
-    return message if len(message) <= SAMPLE_CHARS else message[:SAMPLE_CHARS - 1] + "…"
+def _cut(message: str, whole: str) -> str:
+    """`message` if at most SAMPLE_CHARS long; else cut after the last sentence (". ") that ends within
+    SAMPLE_CHARS, or if none does the last clause ("; "), or else word, with the command `whole` that shows it
+    whole, e.g. "… (all of it: `connector events list --state dead --cause mapping`)"."""
+    if len(message) <= SAMPLE_CHARS:
+        return message
+    head = message[:SAMPLE_CHARS]
+    end = next((at for at in (head.rfind(". "), head.rfind("; ")) if at > 0), -1)
+    cut = head[:end + 1] if end > 0 else head.rsplit(" ", 1)[0]
+    return f"{cut} … (all of it: `{whole}`)"
 
 
 def breaker_state(breaker: OpenBreaker, now: float) -> str:

@@ -1,0 +1,49 @@
+"""`connector status` prints a held group's message whole (it says how to review, approve or discard them), and cuts a
+long dead letter's only at a sentence end, saying where to read it whole."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from connector.cli import main
+from connector.config import load_config
+from connector.runtime import open_configured_store
+from connector.store import Instance
+from tests.ops.helpers import write_config
+from tests.plugins.simulator import free_port, user
+
+HELD = ("source 'test' would stop recording 1200 of about 4000 recorded users within 3600 s (more than "
+        "guard_max_count = 20 and guard_max_share = 0.2); check them with `connector events list --state held "
+        "--source test`, then release them with `connector events approve --source test --reason \"...\"` or "
+        "discard them")
+FIRST = "createExtension answered ERROR_ILLEGAL_ARGUMENT: " + "x" * 150 + "."
+DEAD = (f"{FIRST} The record names extension +14155550100 with recordingMode 'sometimes', which this Verba does not "
+        "know; fix the mapping's recording rule, then replay the events.")
+
+
+def run(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, [*args, "--config", str(config)])
+
+
+def test_status_prints_a_held_message_whole_and_cuts_a_dead_letter_at_a_sentence_end(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+    with open_configured_store(load_config(config, secrets=()), create=True) as store:
+        store.register_instance(Instance("vm", "run-vm", "vm1", 101), 15, lambda previous: True)
+        store.enqueue([user("u-held"), user("u-dead", "dead@example.com", phones=("+14155550111",))])
+        while (claim := store.claim("run-vm/1", time.time(), 60)) is not None:
+            if claim.external_id == "u-held":
+                store.hold(claim, "stop_recording_burst", HELD)
+            else:
+                store.dead_letter(claim, "error_illegal_argument", DEAD)
+    assert len(HELD) > 300 and len(DEAD) > 300  # both longer than a sample was cut at
+
+    shown = run(config, "status")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert f"     1  stop_recording_burst  source test: {HELD}" in lines, shown.output
+    [dead] = [line for line in lines if "  error_illegal_argument: " in line]
+    assert dead == (f"     1  error_illegal_argument: {FIRST} … (all of it: `connector events list --state dead "
+                    "--cause error_illegal_argument`)"), dead
