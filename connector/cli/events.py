@@ -252,7 +252,7 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
                 raise ActionError(f"event {settled[0].id} is done and has no open extension conflict: nothing to "
                                   "replay; nothing was changed")
         if dry_run:
-            _show_dry_run(store, load_mapping(config.mapping_file), chosen, shown_users)
+            _show_dry_run(store, load_mapping(config.mapping_file), chosen, shown_users, bool(event_ids))
             return
         if not chosen:
             click.echo("nothing to replay: no event matches (see `connector events list --state dead`)")
@@ -278,8 +278,9 @@ def _check_target(config: Config) -> None:
                              "first (`connector status`), then replay again") from None
 
 
-def _show_dry_run(store: Store, mapping: Mapping, chosen: list[StoredEvent], limit: int) -> None:
-    """What replaying `chosen` would send, user by user: the first `limit` users (0: all), then how many more."""
+def _show_dry_run(store: Store, mapping: Mapping, chosen: list[StoredEvent], limit: int, by_id: bool) -> None:
+    """What replaying `chosen` would send, user by user: the first `limit` users (0: all), then how many more (and
+    how to see them: --show 0, or event ids unless `by_id` gave them already)."""
     users = {(e.change.source, e.change.external_id): e for e in chosen}
     click.echo(f"dry run: {len(chosen)} event(s) of {len(users)} user(s) would be replayed; nothing changed")
     for event in list(users.values())[:limit or None]:
@@ -288,8 +289,8 @@ def _show_dry_run(store: Store, mapping: Mapping, chosen: list[StoredEvent], lim
         for line in shown.lines:
             click.echo(f"  {line}")
     if limit and len(users) > limit:
-        click.echo(f"... and {len(users) - limit} more user(s): pass --show 0 to show every one, or the ids of the "
-                   "events to see")
+        click.echo(f"... and {len(users) - limit} more user(s): pass --show 0 to show every one"
+                   + ("" if by_id else ", or the ids of the events to see"))
 
 
 def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:

@@ -84,6 +84,15 @@ def test_events_list_by_cause_does_not_hint_at_listing_by_cause(config: Path, st
         assert "     1  mapping: u1: mapping" in shown and "--cause CAUSE" not in shown, (args, shown)
 
 
+def test_a_dry_run_by_id_suggests_only_what_applies(config: Path, store: Store) -> None:
+    ids = dead(store, "mapping", "u1", "u2")
+    by_id = run(config, "events", "replay", *map(str, ids), "--dry-run", "--show", "1")
+    assert by_id.output.splitlines()[-1] == "... and 1 more user(s): pass --show 0 to show every one", by_id.output
+    by_cause = run(config, "events", "replay", "--cause", "mapping", "--dry-run", "--show", "1")
+    assert by_cause.output.splitlines()[-1] == ("... and 1 more user(s): pass --show 0 to show every one, or the ids "
+                                                "of the events to see")
+
+
 def test_discard_says_which_events_it_takes(config: Path, store: Store) -> None:
     [event] = store.enqueue([change("u1")])
     store.complete(store.claim("test", time.time(), 60), [], None)
