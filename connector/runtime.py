@@ -207,10 +207,11 @@ class Connector:
 
     def reload(self) -> None:
         """SIGHUP: re-read the SCIM clients' token files now (they are also re-read a few seconds after a change), and
-        send the Verba password Verba last refused again (it may have been fixed on Verba's side; a password_file
-        is read again before each login anyway)."""
+        send the passwords Verba and the directories last refused again (the account may have been fixed or unlocked
+        on their side; a password_file is read again before each login or bind anyway)."""
         self.scim_tokens.reload()
         self.client.forget_refused_password()
+        self.ldap.reload()
 
     def _scim_state(self) -> str:
         """SCIM's line in /readyz: whether it listens, and its clients."""

@@ -26,6 +26,7 @@ from zeep import plugins
 
 from connector.ops.logs import MASK, register_secret
 from connector.ops.metrics import observe_soap_call
+from connector.passwords import RefusedPassword
 from connector.records import ExtensionRecord, eid_problem
 from connector.verba.errors import (
     ExtensionAbsent,
@@ -69,9 +70,6 @@ MIN_SECRET_LENGTH = (
 KEPT_TOKENS = 8  # requested tokens still masked after renewals (an answer may echo an old one)
 DIRECTORY_TIMEOUT = 300.0  # seconds a whole-directory listUsers may take (VerbaClient.every_user)
 MESSAGE_LIMIT = 1000  # characters of an error message
-# A password requestToken refused is not sent again for this long (seconds), unless it changes: probing with it
-# every few seconds could lock the API account out in a directory-backed Verba.
-REFUSED_PASSWORD_SECONDS = 900.0
 _HTML = re.compile(
     rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL
 )
@@ -114,7 +112,7 @@ class VerbaClient:
 
     `read_password` reads the password again from its source (a password_file) before each requestToken, so a
     rotated password is used without a restart; it raises OSError or ValueError when it cannot (the last password
-    read is sent). A password requestToken refused is not sent again for REFUSED_PASSWORD_SECONDS, unless it
+    read is sent). A password requestToken refused is not sent again for a while (connector.passwords), unless it
     changes or `forget_refused_password` is called (SIGHUP): the calls fail at once with the refusal instead.
     """
 
@@ -145,8 +143,8 @@ class VerbaClient:
         self._login = login
         self._password = password
         self._read_password = read_password
-        # (password, until (monotonic), what a login withheld until then says)
-        self._refused: tuple[str | None, float, str] | None = None
+        self._refused = RefusedPassword()
+        self._refusal = ""  # what Verba answered the password refused last
         self._fixed_token = token is not None
         self._token = token
         self._lock = threading.Lock()
@@ -441,23 +439,20 @@ class VerbaClient:
 
     def _new_token(self) -> str:
         password = self._current_password()
-        refused = self._refused
-        if refused is not None and refused[0] == password and time.monotonic() < refused[1]:
-            raise VerbaAuthError(refused[2])  # withheld: see REFUSED_PASSWORD_SECONDS
+        withheld = self._refused.withheld(password or "")
+        if withheld is not None:
+            raise VerbaAuthError(f"requestToken not sent: the password was {withheld}. {self._refusal}")
         value = self._send("requestToken", eid=self.eid, loginName=self._login, password=password)
         status = self._read_status(value, "requestToken")
         if status.code != OK:
             detail = f"{status.code}: {status.message}" if status.message else status.code
             reread = "; it is read again before each login" if self._read_password else ""
-            refusal = (f"requestToken for login {self._login!r} in environment {self.eid} answered {detail}; check "
-                       f"target.login and the password{f' in {self.password_source}' if self.password_source else ''}"
-                       f"{reread} (the same password is not sent again for {REFUSED_PASSWORD_SECONDS / 60:g} min, "
-                       "or until SIGHUP)")
-            refused_at = time.strftime("%H:%M:%S", time.gmtime())
-            withheld = f"requestToken not sent again since {refused_at} (UTC), when Verba refused this password: "
-            self._refused = (password, time.monotonic() + REFUSED_PASSWORD_SECONDS, withheld + refusal)
-            raise VerbaAuthError(refusal)
-        self._refused = None
+            self._refusal = (f"requestToken for login {self._login!r} in environment {self.eid} answered {detail}; "
+                             f"check target.login and the password"
+                             f"{f' in {self.password_source}' if self.password_source else ''}{reread} "
+                             f"({self._refused.refuse(password or '')}, or until SIGHUP)")
+            raise VerbaAuthError(self._refusal)
+        self._refused.forget()
         token = field(value, "token")
         if not isinstance(token, str) or not token.strip():
             raise VerbaMalformedResponse("requestToken answered OK without a token")
@@ -468,7 +463,7 @@ class VerbaClient:
 
     def forget_refused_password(self) -> None:
         """Send the password requestToken last refused again at the next login (it was fixed on Verba's side)."""
-        self._refused = None
+        self._refused.forget()
 
     def _current_password(self) -> str | None:
         """The password to send, read again from its source when the client has `read_password` (called under

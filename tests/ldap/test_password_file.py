@@ -9,6 +9,7 @@ not exist. What a run did is logged as key=value pairs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -21,8 +22,9 @@ import pytest
 from click.testing import CliRunner
 
 from connector.cli import main
-from connector.config import RefusedPassword
-from connector.sources.ldap.connection import DirectoryError, _bind_failure, open_connection
+from connector.passwords import RefusedPassword
+from connector.runtime import Connector
+from connector.sources.ldap.connection import DirectoryError, _bind_failure, open_connection, refused_password
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.ldap.watcher import Watcher
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
@@ -102,8 +104,8 @@ def test_a_refused_password_is_not_sent_again_until_the_file_changes(
     assert f"bind as {svc} failed (invalidCredentials)" in first
     assert "the password sent has 5 characters (5 bytes as UTF-8), from file" in first
     assert (f"this password is not sent again for 15 min unless it changes, so that the account is not locked out: "
-            f"put the right password in {file} (read again before each bind), or restart the connector once the "
-            "account is fixed") in first
+            f"put the right password in {file} (read again before each bind), or reload the connector (SIGHUP: "
+            "systemctl reload) once the account is fixed") in first
     assert len(withheld) == 4
     assert re.search(
         f"bind as {svc} not attempted: the password from file {file} \\(ldap.corp.password_file; a trailing newline "
@@ -137,6 +139,19 @@ def test_a_refused_password_is_sent_again_after_a_reload(slapd, admin, base, lda
     assert watcher.run().full
     assert len(binds) > 2
     scheduler.stop()
+
+
+def test_the_running_connector_s_sighup_forgets_the_directories_refusals(ldap_config, make_config) -> None:
+    """`systemctl reload` (SIGHUP) calls Connector.reload, which must reach the directories, not only Verba."""
+    corp = ldap_config()
+    refused_password(corp).refuse("locked-out-pw")
+    connector = Connector(dataclasses.replace(make_config(), ldap={"corp": corp}))
+    try:
+        assert refused_password(corp).withheld("locked-out-pw") is not None
+        connector.reload()
+        assert refused_password(corp).withheld("locked-out-pw") is None
+    finally:
+        connector.store.close()
 
 
 def test_an_unreadable_password_file_fails_the_run_and_sends_nothing(

@@ -139,10 +139,10 @@ def test_a_refused_password_is_not_sent_again_until_it_changes(sim: Sim, caplog:
         refusal = messages[0]
         assert refusal.startswith("requestToken for login 'connector' in environment 0000 answered ")
         assert "is read again before each login" in refusal
-        assert "not sent again for 15 min, or until SIGHUP" in refusal
+        assert "(this password is not sent again for 15 min unless it changes, or until SIGHUP)" in refusal
         for withheld in messages[1:]:  # says that nothing was sent, since when, and still how to fix it
-            said = re.fullmatch(r"requestToken not sent again since \d\d:\d\d:\d\d \(UTC\), when Verba refused "
-                                r"this password: (.*)", withheld)
+            said = re.fullmatch(r"requestToken not sent: the password was refused at \d\d:\d\d:\d\d UTC and unchanged "
+                                r"since: not sent again before \d\d:\d\d:\d\d UTC unless it changes\. (.*)", withheld)
             assert said is not None and said[1] == refusal, withheld
         client.forget_refused_password()
         with pytest.raises(VerbaAuthError):

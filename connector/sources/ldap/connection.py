@@ -13,9 +13,10 @@ from urllib.parse import urlsplit
 import ldap3
 from ldap3.core.exceptions import LDAPException, LDAPStartTLSError
 
-from connector.config import LdapConfig, RefusedPassword
+from connector.config import LdapConfig
 from connector.errors import ConnectorError
 from connector.ops.logs import register_secret
+from connector.passwords import RefusedPassword
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"  # RFC 2696
 SHOW_DELETED = "1.2.840.113556.1.4.417"  # AD: tombstones are returned too
@@ -151,8 +152,8 @@ def _bind_failure(config: LdapConfig, result: dict[str, Any], password: str | No
 def _password_fix(config: LdapConfig) -> str:
     """What to do about a refused bind password, by where it comes from."""
     if config.password_file is not None:
-        return (f"put the right password in {config.password_file} (read again before each bind), or restart the "
-                "connector once the account is fixed")
+        return (f"put the right password in {config.password_file} (read again before each bind), or reload the "
+                "connector (SIGHUP: systemctl reload) once the account is fixed")
     if config.password_env is not None:
         return f"set the right password in {config.password_env} and restart the connector"
     return "fix the password"
