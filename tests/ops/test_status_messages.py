@@ -1,8 +1,10 @@
-"""`connector status` prints a held group's message whole (it says how to review, approve or discard them), and cuts a
-long dead letter's only at a sentence end, saying where to read it whole."""
+"""`connector status` prints a held group's message whole (it says how to review, approve or discard them), cuts a
+long dead letter's only at a sentence end, saying where to read it whole, and groups the events retrying after a
+failure by cause as it groups dead letters."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -10,10 +12,11 @@ from click.testing import CliRunner, Result
 
 from connector.cli import main
 from connector.config import load_config
+from connector.delivery.worker import Deliverer
 from connector.runtime import open_configured_store
 from connector.store import Instance
 from tests.ops.helpers import write_config
-from tests.plugins.simulator import free_port, user
+from tests.plugins.simulator import Simulator, free_port, user
 
 HELD = ("source 'test' would stop recording 1200 of about 4000 recorded users within 3600 s (more than "
         "guard_max_count = 20 and guard_max_share = 0.2); check them with `connector events list --state held "
@@ -47,3 +50,26 @@ def test_status_prints_a_held_message_whole_and_cuts_a_dead_letter_at_a_sentence
     [dead] = [line for line in lines if "  error_illegal_argument: " in line]
     assert dead == (f"     1  error_illegal_argument: {FIRST} … (all of it: `connector events list --state dead "
                     "--cause error_illegal_argument`)"), dead
+
+
+def test_status_shows_the_events_retrying_after_a_failure_grouped_by_cause(deliverer: Deliverer, simulator: Simulator,
+                                                                         config_path: Path) -> None:
+    """Verba answers (the target is reachable) but refuses the writes with ERROR_GENERAL: status says why pending
+    grows, by cause with the newest message, not only pending=3 (the new event, not failed yet, is not counted)."""
+    simulator.fault(operation="createExtension", status="ERROR_GENERAL", message="disk full on the recorder")
+    deliverer.store.enqueue([user("u-alice"), user("u-bob", "bob@example.com", phones=("+14155550111",)),
+                             user("u-carol", "carol@example.com", phones=("+14155550122",))])
+    for _ in range(3):  # alice and bob: one attempt each, then they back off (max_attempts = 2: not yet dead);
+        assert deliverer.deliver_one("w1")  # carol: a dead letter at once (no Verba user), not retried
+    deliverer.store.enqueue([user("u-dave", "dave@example.com", phones=("+14155550133",))])  # new: no failure yet
+
+    shown = run(config_path, "status")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    at = lines.index("retrying after a failure (pending or in flight; count, cause: the newest one's message):")
+    sample = "createExtension answered ERROR_GENERAL: disk full on the recorder"
+    assert lines[at + 1] == f"     2  error_general: {sample}", shown.output
+    assert lines[at + 2] == ("  each is tried again with backoff, up to [delivery] max_attempts = 2, then "
+                             "dead-lettered; list them with `connector events list --state pending --cause CAUSE`")
+    as_json = json.loads(run(config_path, "status", "--json").output)
+    assert as_json["retrying_by_cause"] == [{"cause": "error_general", "count": 2, "error": sample}]
