@@ -15,7 +15,8 @@ from connector.cli.options import NEEDS_ATTENTION, config_option, json_option, o
 from connector.config import Config, load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
-from connector.mapping import Mapping, load_mapping
+from connector.mapping import load_mapping
+from connector.ops.health import answered_since, attempts_since, recorded_target_state
 from connector.ops.replay import ActionError, causes_now, discard, preview, requeue, select
 from connector.ops.report import (
     attempt_lines,
@@ -28,6 +29,7 @@ from connector.ops.report import (
     held_lines,
     ownership_lines,
     queued_by,
+    silent_for,
     summary_lines,
     to_json,
 )
@@ -252,7 +254,7 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
                 raise ActionError(f"event {settled[0].id} is done and has no open extension conflict: nothing to "
                                   "replay; nothing was changed")
         if dry_run:
-            _show_dry_run(store, load_mapping(config.mapping_file), chosen, shown_users, bool(event_ids))
+            _show_dry_run(store, config, chosen, shown_users, bool(event_ids))
             return
         if not chosen:
             click.echo("nothing to replay: no event matches (see `connector events list --state dead`)")
@@ -278,11 +280,16 @@ def _check_target(config: Config) -> None:
                              "first (`connector status`), then replay again") from None
 
 
-def _show_dry_run(store: Store, mapping: Mapping, chosen: list[StoredEvent], limit: int, by_id: bool) -> None:
+def _show_dry_run(store: Store, config: Config, chosen: list[StoredEvent], limit: int, by_id: bool) -> None:
     """What replaying `chosen` would send, user by user: the first `limit` users (0: all), then how many more (and
-    how to see them: --show 0, or event ids unless `by_id` gave them already)."""
+    how to see them: --show 0, or event ids unless `by_id` gave them already). Calls nothing: whether Verba would
+    take the replay is what the running connector last recorded (see `_refusal`)."""
     users = {(e.change.source, e.change.external_id): e for e in chosen}
     click.echo(f"dry run: {len(chosen)} event(s) of {len(users)} user(s) would be replayed; nothing changed")
+    refusal = _refusal(store, config) if chosen else None
+    if refusal:
+        click.echo(f"WARNING: {refusal}")
+    mapping = load_mapping(config.mapping_file)
     for event in list(users.values())[:limit or None]:
         shown = preview(store, mapping, event)
         click.echo(f"{shown.source}/{shown.external_id} (newest event {shown.event_id}, Verba user {shown.user_id}):")
@@ -291,6 +298,21 @@ def _show_dry_run(store: Store, mapping: Mapping, chosen: list[StoredEvent], lim
     if limit and len(users) > limit:
         click.echo(f"... and {len(users) - limit} more user(s): pass --show 0 to show every one"
                    + ("" if by_id else ", or the ids of the events to see"))
+
+
+def _refusal(store: Store, config: Config) -> str | None:
+    """Why a real replay would be refused now, from what the running connector recorded, as `connector status`
+    weighs and words it: an open circuit breaker on Verba, or a last probe Verba did not answer (and no push it
+    answered since); None when neither."""
+    breakers, probes = store.open_breakers(), store.target_probes()
+    answered_at = answered_since(probes, lambda since: attempts_since(store, since))
+    if not breakers and (not probes or probes[0].answered or answered_at is not None):
+        return None
+    now, instances = store.live_instances()
+    live = {i.name for i in instances if silent_for(i, now, config.instance.liveness_seconds) is None}
+    state = recorded_target_state(probes, breakers, live, now, answered_at)
+    return (f"the real replay would be refused until Verba answers (the connector last found it {state}); check "
+            "with `connector status`")
 
 
 def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:

@@ -15,7 +15,7 @@ from connector.cli import main
 from connector.config import load_config
 from connector.events import UserChange
 from connector.runtime import open_configured_store
-from connector.store import EventState, Store
+from connector.store import EventState, Store, TargetProbe
 from tests.ops.helpers import write_config
 from tests.plugins.simulator import free_port
 
@@ -48,6 +48,31 @@ def dead(store: Store, cause: str, *external_ids: str, source: str = "hr") -> li
     while (claim := store.claim("test", time.time() + 60, 60)) is not None:
         store.dead_letter(claim, cause, f"{claim.external_id}: {cause}")
     return ids
+
+
+def test_a_dry_run_says_the_replay_would_be_refused_while_verba_is_not_answering(config: Path, store: Store) -> None:
+    [event] = dead(store, "unresolved_user", "u1")
+    assert "WARNING" not in run(config, "events", "replay", "--state", "dead", "--dry-run").output
+    url = load_config(config, secrets=()).target_url
+    store.note_target_probe(TargetProbe("a", url, time.time() - 3, 0.1, "transport", "could not reach Verba"))
+
+    dry = run(config, "events", "replay", str(event), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    lines = dry.output.splitlines()
+    assert lines[0] == "dry run: 1 event(s) of 1 user(s) would be replayed; nothing changed"
+    assert lines[1].startswith("WARNING: the real replay would be refused until Verba answers (the connector last "
+                               "found it unreachable: transport: could not reach Verba (probed "), lines[1]
+    assert lines[1].endswith("by instance a; instance a is not running now)); check with `connector status`")
+    real = run(config, "events", "replay", str(event), "--reason", "x")
+    assert real.exit_code == 1 and "Verba is unreachable" in real.output, real.output
+
+    store.note_target_probe(TargetProbe("a", url, time.time(), 0.1, None, None))  # it answers again
+    assert "WARNING" not in run(config, "events", "replay", str(event), "--dry-run").output
+    store.note_breaker("b", time.time() - 60, error="requestToken could not reach Verba")
+    broken = run(config, "events", "replay", str(event), "--dry-run").output.splitlines()
+    assert broken[1].startswith("WARNING: the real replay would be refused until Verba answers (the connector last "
+                                "found it DOWN: circuit breaker open since "), broken
+    assert store.get_event(event).state is EventState.DEAD
 
 
 def test_a_cause_no_event_has_is_refused_with_the_causes_events_list_names(config: Path, store: Store) -> None:
