@@ -18,7 +18,7 @@ from connector.runtime import Connector, open_client, open_configured_store
 from connector.sources.ldap.connection import DirectoryError, open_connection, read_entry, root_dse
 from connector.sources.ldap.connection import close as close_connection
 from connector.sources.ldap.dialects import SUBSCHEMA, UnknownAttributes, dialect_for
-from connector.store import StoreError, StoreMissing, without_password
+from connector.store import POSTGRES_SCHEMES, StoreError, StoreMissing, without_password
 from connector.store.queries import migrations
 from connector.verba.errors import VerbaError
 
@@ -48,9 +48,14 @@ def run(config_path: str) -> None:
 
 
 def _announce(config: Config) -> None:
-    target = f"{config.target_url} (built-in simulator)" if config.uses_simulator else config.target_url
+    target = (f"{config.target_url} (built-in simulator: in memory, back to its seed at every start)"
+              if config.uses_simulator else config.target_url)
     click.echo(f"connector: store {without_password(config.store.url)}, instance {config.instance.name}")
     click.echo(f"connector: pushing to {target} with {config.delivery.workers} workers")
+    if config.uses_simulator and config.store.url.startswith(POSTGRES_SCHEMES):
+        click.echo("connector: WARNING: every instance on this PostgreSQL store runs its own built-in simulator, so "
+                   "each pushes to a different Verba; for several instances, set [target] url to one shared "
+                   "`connector simulator` (or Verba)")
     clients = ", ".join(c.name for c in config.scim.clients) or "none configured: every request gets 401"
     click.echo(f"connector: SCIM {config.scim.url} (clients: {clients})")
     admin = f"http://{config.admin.host}:{config.admin.port}"

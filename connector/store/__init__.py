@@ -60,9 +60,10 @@ def open_store(url: str, *, synchronous: str = "FULL", create: bool = True) -> S
 
 
 def without_password(url: str) -> str:
-    """The url with everything between its scheme and its last '@' (user and password) hidden."""
+    """The url without the password between its user and its last '@', as the store's own messages name it:
+    "postgresql://connector:s3cret@db1/connector" -> "postgresql://connector@db1/connector"."""
     userinfo, at, rest = url.rpartition("@")
     if not at:
         return url
-    scheme, slashes, _ = userinfo.partition("//")
-    return f"{scheme}//***@{rest}" if slashes else f"***@{rest}"
+    scheme, slashes, user = userinfo.rpartition("//")
+    return f"{scheme}{slashes}{user.partition(':')[0]}@{rest}"

@@ -183,7 +183,8 @@ def test_make_run_style_start_serves_the_simulator_and_stops_cleanly_on_sigterm(
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=20)
     assert process.returncode == 0
-    assert f"http://127.0.0.1:{port}/provisioning (built-in simulator)" in out
+    assert f"http://127.0.0.1:{port}/provisioning (built-in simulator: in memory, back to its seed at every start)" \
+        in out and "WARNING" not in out
     assert "stopped" in out
 
 
@@ -205,7 +206,8 @@ def test_run_names_its_store_without_the_password(tmp_path, postgres_server):
         rest, _ = process.communicate(timeout=20)
     out = "".join(lines) + rest
     assert process.returncode == 0, out
-    assert "store postgresql://***@127.0.0.1" in out and password not in out
+    assert "store postgresql://postgres@127.0.0.1" in out and password not in out
+    assert "WARNING: every instance on this PostgreSQL store runs its own built-in simulator" in out
 
 
 def test_a_broken_simulator_seed_is_a_clear_error(tmp_path):
