@@ -31,7 +31,9 @@ def forget(name: str, config_path: str, reason: str, operator: str) -> None:
     with open_configured_store(config) as store:
         released = store.forget_dead_instance(name, config.instance.liveness_seconds)
         if released is None:
-            click.echo(f"instance {name}: nothing to forget (not registered, not counted dead)")
+            known = sorted({i.name for i in store.live_instances()[1]} | {d.name for d in store.dead_instances()})
+            click.echo(f"instance {name}: nothing to forget (not registered, not counted dead; names are "
+                       f"case-sensitive): the store knows {', '.join(known) if known else 'no instance'}")
             return
         store.add_audit(operator, "forget_instance", [], reason, {"instance": name, "released": released})
     click.echo(f"instance {name} forgotten; {released} in-flight event(s) went back to the queue")

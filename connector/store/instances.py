@@ -126,11 +126,13 @@ class Instances(Database):
             now = self._now(conn)
             row = conn.execute(self._q["instance"], (name,)).fetchone()
             registered = None if row is None else Instance(**row)
-            if registered is not None and now - registered.heartbeat_at <= liveness_seconds:
+            silent = None if registered is None else now - registered.heartbeat_at
+            if registered is not None and silent is not None and silent <= liveness_seconds:
                 raise StoreError(
-                    f"instance {name!r} is running on {registered.host} (pid {registered.pid}), heard from "
-                    f"{now - registered.heartbeat_at:.0f} s ago: only an instance that is gone can be forgotten; "
-                    "stop it (a clean stop leaves nothing to forget)")
+                    f"instance {name!r} on {registered.host} (pid {registered.pid}) was heard from {silent:.0f} s "
+                    f"ago: only an instance that is gone can be forgotten. If it still runs, stop it (a clean stop "
+                    f"leaves nothing to forget); if it was killed, it counts as gone {liveness_seconds:g} s after "
+                    f"its last heartbeat: try again in {liveness_seconds - silent + 1:.0f} s")
             recorded = conn.execute(self._q["forget_dead_instance"], (name,)).rowcount
             if registered is None:
                 return 0 if recorded else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -63,12 +64,15 @@ def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(
     assert [(i["name"], i["dead"]) for i in listed] == [("b", False), ("a", True)]
     assert (listed[1]["counted_dead_by"], listed[1]["events_released"], listed[1]["pid"]) == ("b", 1, 101)
 
-    assert refused.exit_code == 1 and "instance 'b' is running on vm2 (pid 202), heard from " in refused.output
-    assert "only an instance that is gone can be forgotten" in refused.output
+    assert refused.exit_code == 1 and "instance 'b' on vm2 (pid 202) was heard from " in refused.output
+    assert "only an instance that is gone can be forgotten. If it still runs, stop it" in refused.output
+    assert re.search(r"if it was killed, it counts as gone 15 s after its last heartbeat: try again in 1[0-6] s",
+                     refused.output), refused.output
     assert forgotten.exit_code == 0 and forgotten.output == (
         "instance a forgotten; 0 in-flight event(s) went back to the queue\n")
     assert again.exit_code == 0 and again.output == (
-        "instance a: nothing to forget (not registered, not counted dead)\n")
+        "instance a: nothing to forget (not registered, not counted dead; names are case-sensitive): the store "
+        "knows b\n")
     assert after.exit_code == 0, after.output
     assert [(e.actor, e.action, e.reason, e.detail) for e in audit] == [
         ("oncall", "forget_instance", "vm1 retired", {"instance": "a", "released": 0})]

@@ -132,8 +132,8 @@ def test_forgetting_an_instance_drops_its_record_or_its_silent_row_and_refuses_a
     assert store.forget_dead_instance("dead", LIVENESS) == 0
     assert store.dead_instances() == [] and store.forget_dead_instance("dead", LIVENESS) is None
 
-    with pytest.raises(StoreError, match=r"instance 'alive' is running on host-1 \(pid 7\), heard from \d+ s ago: "
-                                         r"only an instance that is gone can be forgotten; stop it"):
+    with pytest.raises(StoreError, match=r"instance 'alive' on host-1 \(pid 7\) was heard from \d+ s ago: only an "
+                                         r"instance that is gone can be forgotten. If it still runs, stop it"):
         store.forget_dead_instance("alive", LIVENESS)
     claim_as(store, alive)  # then it crashes, and no other instance is left to count it dead
     age(store, alive, LIVENESS + 1)
