@@ -50,6 +50,7 @@ def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(
         status, check = run(config, "status"), run(config, "status", "--check")
         listed = json.loads(run(config, "status", "--json").output)["instances"]
         refused = run(config, "instances", "forget", "b")
+        mistyped = run(config, "instances", "forget", "A")
         forgotten = run(config, "instances", "forget", "a", "--operator", "oncall", "--reason", "vm1 retired")
         again = run(config, "instances", "forget", "a")
         after = run(config, "status", "--check")
@@ -70,6 +71,7 @@ def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(
                      refused.output), refused.output
     assert forgotten.exit_code == 0 and forgotten.output == (
         "instance a forgotten; 0 in-flight event(s) went back to the queue\n")
+    assert mistyped.exit_code == 0 and mistyped.output.endswith(": the store knows a, b\n"), mistyped.output
     assert again.exit_code == 0 and again.output == (
         "instance a: nothing to forget (not registered, not counted dead; names are case-sensitive): the store "
         "knows b\n")
