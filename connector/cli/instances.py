@@ -31,7 +31,8 @@ def forget(name: str, config_path: str, reason: str, operator: str) -> None:
     with open_configured_store(config) as store:
         released = store.forget_dead_instance(name, config.instance.liveness_seconds)
         if released is None:
-            known = sorted({i.name for i in store.live_instances()[1]} | {d.instance.name for d in store.dead_instances()})
+            live, dead = store.live_instances()[1], store.dead_instances()
+            known = sorted({i.name for i in live} | {d.instance.name for d in dead})
             click.echo(f"instance {name}: nothing to forget (not registered, not counted dead; names are "
                        f"case-sensitive): the store knows {', '.join(known) if known else 'no instance'}")
             return

@@ -118,7 +118,7 @@ def test_a_refused_password_is_not_sent_again_until_the_file_changes(
     scheduler.health["corp"].retry_at = 0
     scheduler.tick("corp", False)
     assert len(binds) > 1 and not scheduler.degraded
-    assert "ldap corp: directory readable again after 5 failed runs" in caplog.text
+    assert "ldap corp: runs succeed again after 5 failed runs" in caplog.text
     scheduler.stop()
 
 

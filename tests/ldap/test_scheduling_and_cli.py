@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.sources.ldap.scheduler import LdapScheduler
+from connector.store import open_store
 from tests.ldap.helpers import events_of
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD, free_port
 
@@ -55,6 +56,22 @@ def test_an_unreachable_directory_backs_off_and_reports_degraded(ldap_config, st
     assert "cannot connect" in store.ldap_watermark("corp").last_error
     scheduler.tick("corp", True)  # inside the backoff: skipped, but the full sync is remembered
     assert health.failures == 1 and health.full_due
+
+
+def test_a_store_outage_is_not_blamed_on_the_directory_nor_backed_off(ldap_config, tmp_path, caplog):
+    """PostgreSQL down: the runs fail, but the directory is fine; readiness says which, and the run is tried again at
+    the next poll (no backoff growing while the store is away)."""
+    store = open_store(f"sqlite:///{tmp_path / 'gone.db'}")
+    store.migrate()
+    scheduler = LdapScheduler(store, {"corp": ldap_config()}, backoff_base=30, backoff_max=60)
+    store.close()  # every read and write now fails with StoreError, as in an outage
+    for _ in range(3):
+        scheduler.tick("corp", False)
+    health = scheduler.health["corp"]
+    assert health.failures == 3 and health.retry_at == 0.0
+    assert scheduler.probes()["ldap.corp"]().startswith(
+        "degraded: 3 failed runs, last: the store is unavailable, not the directory: the store ")
+    assert "ldap corp: run not done (3 in a row), readiness degraded: the store is unavailable" in caplog.text
 
 
 def test_a_directory_another_instance_took_over_is_no_longer_degraded_here(ldap_config, store):

@@ -112,18 +112,24 @@ class LdapScheduler:
             self.watchers[name].run(full=full)
         except WatermarkMoved:
             log.info("ldap %s: another poller committed first; polling again at the next tick", name)
+        except StoreError as exc:  # the store's outage, not the directory's: no backoff, tried at the next poll
+            health.failures += 1
+            health.full_due = full
+            health.last_error = f"the store is unavailable, not the directory: {exc}"
+            log.warning("ldap %s: run not done (%d in a row), readiness degraded: %s; trying again at the next poll",
+                        name, health.failures, health.last_error)
         except Exception as exc:  # the schedule goes on; the cursor did not move, so nothing is skipped
             health.failures += 1
             health.full_due = full
             health.last_error = str(exc)
             delay = full_jitter_delay(health.failures, *self.backoff)
             health.retry_at = time.monotonic() + delay
-            expected = isinstance(exc, (DirectoryError, StoreError))
+            expected = isinstance(exc, DirectoryError)
             log.log(logging.WARNING if expected else logging.ERROR,
                     "ldap %s: run failed (%d in a row), readiness degraded; next try at the first poll after %.0f s: "
                     "%s", name, health.failures, max(delay, self.watchers[name].config.poll_seconds), exc,
                     exc_info=not expected)
         else:
             if health.failures:
-                log.info("ldap %s: directory readable again after %d failed runs", name, health.failures)
+                log.info("ldap %s: runs succeed again after %d failed runs", name, health.failures)
             self.health[name] = DirectoryHealth()
