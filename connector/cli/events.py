@@ -348,20 +348,27 @@ def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:
 
 @events.command("discard")
 @config_option
-@click.argument("event_ids", nargs=-1, type=int, required=True)
+@click.argument("event_ids", nargs=-1, type=int)
+@click.option("--cause", help="Discard the dead and held events of this cause.")
+@click.option("--source", help="Discard the dead and held events of this source (with --cause: of both).")
 @click.option("--reason", required=True, help="Why these events are not to be delivered (for the audit).")
 @operator_option
-def events_discard(config_path: str, event_ids: tuple[int, ...], reason: str, operator: str) -> None:
-    """Give up on dead or held events for good; they stay in the store and the audit says why. Events discarded
-    already are left as they are (running it twice is harmless)."""
+def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | None, source: str | None, reason: str,
+                   operator: str) -> None:
+    """Give up on dead or held events for good: those named by id, or by --cause and/or --source. They stay in the
+    store and the audit says why. Events discarded already are left as they are (running it twice is harmless)."""
+    if not event_ids and cause is None and source is None:
+        raise ActionError("name the events: give the ids of dead or held events, --cause C and/or --source S (see "
+                          "`connector events list --state dead` and `--state held`)")
     with open_configured_store(load_config(config_path, secrets=())) as store:
-        chosen = select(store, event_ids, None, None, [EventState.DEAD, EventState.HELD, EventState.DISCARDED],
-                        rule=DISCARDABLE)
+        allowed = [EventState.DEAD, EventState.HELD] + ([EventState.DISCARDED] if event_ids else [])
+        chosen = select(store, event_ids, cause, None, allowed, source=source, rule=DISCARDABLE)
         already = [e for e in chosen if e.state is EventState.DISCARDED]
         if already:
             click.echo(f"already discarded: {', '.join(str(e.id) for e in already)}")
         count = discard(store, [e for e in chosen if e not in already], actor=operator, reason=reason)
-        click.echo(f"discarded {count} event(s)")
+        click.echo(f"discarded {count} event(s)" if chosen else
+                   "no dead or held events match: nothing discarded (see `connector events list`)")
 
 
 @events.command("approve")

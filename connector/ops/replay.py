@@ -32,7 +32,8 @@ class ActionError(ConnectorError):
 
 def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventState | None,
            allowed: Sequence[EventState], *, source: str | None = None, rule: str) -> list[StoredEvent]:
-    """The events named by id, or by cause and/or state (and `source`), sorted by id.
+    """The events named by id, or by cause, state and/or `source` (with no state: those in any `allowed` state),
+    sorted by id.
 
     Raises ActionError, changing nothing, when ids and filters are both given or neither is, an id names no event,
     `cause` is one no event has (see `unknown_cause`), or an event is in a state not `allowed`: then the message
@@ -40,7 +41,7 @@ def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventS
     """
     if ids and (cause or state or source):
         raise ActionError("give event ids, or --cause / --state / --source, not both")
-    if not ids and not (cause or state):
+    if not ids and not (cause or state or source):
         raise ActionError("name the events: give event ids, --cause C or --state S (see `connector events list`)")
     if cause and unknown_cause(store, cause):
         raise ActionError(f"no event has the cause {cause!r}; {causes_now(store)}; nothing was changed")
@@ -52,7 +53,8 @@ def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventS
                 raise ActionError(f"there is no event {event_id}; nothing was changed (see `connector events list`)")
             events.append(event)
     else:
-        events = store.list_events(state=state or allowed[0], cause=cause, source=source, limit=MAX_SELECTED)
+        events = [e for s in ([state] if state else allowed)
+                  for e in store.list_events(state=s, cause=cause, source=source, limit=MAX_SELECTED)]
     wrong = [e for e in events if e.state not in allowed]
     if wrong:
         raise ActionError(f"{rule}; event {wrong[0].id} is {wrong[0].state.value}; nothing was changed")

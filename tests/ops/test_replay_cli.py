@@ -85,7 +85,8 @@ def test_a_cause_no_event_has_is_refused_with_the_causes_events_list_names(confi
     refused = f"no event has the cause 'unresolved'; {CAUSES_NOW}; nothing was changed"
     for args in (["events", "replay", "--cause", "unresolved", "--reason", "x", "--wait", "5"],
                  ["events", "replay", "--cause", "unresolved", "--dry-run"],
-                 ["events", "approve", "--cause", "unresolved", "--reason", "x"]):
+                 ["events", "approve", "--cause", "unresolved", "--reason", "x"],
+                 ["events", "discard", "--cause", "unresolved", "--reason", "x"]):
         result = run(config, *args)
         assert result.exit_code == 1 and refused in result.output, (args, result.output)
     assert [a.action for a in store.list_audit()] == []
@@ -124,3 +125,36 @@ def test_discard_says_which_events_it_takes(config: Path, store: Store) -> None:
     done = run(config, "events", "discard", str(event), "--reason", "x")
     assert done.exit_code == 1, done.output
     assert f"only dead or held events can be discarded; event {event} is done; nothing was changed" in done.output
+
+
+def test_discard_by_cause_and_source_takes_dead_and_held_events(config: Path, store: Store) -> None:
+    mapping_hr = dead(store, "mapping", "u1", "u2")
+    [mapping_idp] = dead(store, "mapping", "u3", source="idp")
+    [unresolved] = dead(store, "unresolved_user", "u4")
+    held_hr = store.enqueue([change("u5")], state=EventState.HELD)  # the LDAP mass-change guard's
+    held_idp = store.enqueue([change("u6", "idp")], state=EventState.HELD)
+
+    unnamed = run(config, "events", "discard", "--reason", "x")
+    assert unnamed.exit_code == 1 and "give the ids of dead or held events, --cause C and/or --source S" in (
+        unnamed.output)
+    mixed = run(config, "events", "discard", str(unresolved), "--cause", "mapping", "--reason", "x")
+    assert mixed.exit_code == 1 and "give event ids, or --cause / --state / --source, not both" in mixed.output
+
+    by_both = run(config, "events", "discard", "--cause", "mapping", "--source", "hr", "--reason", "users left",
+                  "--operator", "oncall-jane")
+    assert by_both.exit_code == 0 and by_both.output == "discarded 2 event(s)\n", by_both.output
+    by_source = run(config, "events", "discard", "--source", "idp", "--reason", "idp retired")
+    assert by_source.output == "discarded 2 event(s)\n", by_source.output
+    by_cause = run(config, "events", "discard", "--cause", "ldap_mass_change", "--reason", "intended? no")
+    assert by_cause.output == "discarded 1 event(s)\n", by_cause.output
+    again = run(config, "events", "discard", "--cause", "mapping", "--reason", "users left")
+    assert again.exit_code == 0, again.output
+    assert again.output == "no dead or held events match: nothing discarded (see `connector events list`)\n"
+
+    states = {e.id: e.state for e in store.list_events()}
+    assert [i for i, s in states.items() if s is EventState.DISCARDED] == sorted(
+        [*mapping_hr, mapping_idp, *held_hr, *held_idp], reverse=True)
+    assert states[unresolved] is EventState.DEAD
+    first = store.list_audit()[-1]
+    assert (first.actor, first.action, first.reason, list(first.event_ids)) == (
+        "oncall-jane", "discard", "users left", mapping_hr)
