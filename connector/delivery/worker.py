@@ -100,8 +100,8 @@ class Deliverer:
                 self.client.calls_until(lambda: min(lease.until - LEASE_MARGIN_SECONDS, self.calls_until())):
             try:
                 self._deliver(claim, lease, sent)
-            except StoreError:
-                self._give_back(lease)
+            except StoreError as exc:
+                self._give_back(lease, sent, exc)
                 raise
             finally:
                 if any(s["operation"] in EXTENSION_WRITES and s.get("status") == OK for s in sent):
@@ -109,13 +109,15 @@ class Deliverer:
                     if self.on_written is not None:
                         self.on_written()
 
-    def _give_back(self, lease: LeaseKeeper) -> None:
+    def _give_back(self, lease: LeaseKeeper, sent: list[dict[str, Any]], failure: StoreError) -> None:
         """The store failed mid-push (a full disk, a lost database): put the claim back to pending, its attempt
         not spent, as soon as the store takes writes again, instead of leaving it in flight until its lease
-        ends; the push is then made again. Tries every second while the lease lasts."""
+        ends; the push is then made again. What it `sent` meanwhile is recorded with it. Tries every second
+        while the lease lasts."""
+        why = f"the store failed mid-push, so it is made again ({failure})"
         while True:
             try:
-                self.store.postpone(lease.final(), self.clock())
+                self.store.postpone(lease.final(), self.clock(), cause="store", error=why, sent=sent)
                 return
             except StoreError:
                 if self.clock() + STORE_RETRY_SECONDS >= lease.until:
@@ -162,13 +164,14 @@ class Deliverer:
             self._dead(lease.final(), "unresolved_user", str(exc), sent)
         except VerbaError as exc:
             if exc.target_wide and self.breaker.failed((claim.source, claim.external_id), str(exc)):
-                self._wait_for_target(lease.final(), exc)
-            elif isinstance(exc, LeaseEnding):  # nothing was sent: the user is tried again, the attempt not spent
-                self.store.postpone(lease.final(), self.clock())
+                self._wait_for_target(lease.final(), exc, sent)
+            elif isinstance(exc, LeaseEnding):  # its last call not sent: the user is tried again, the attempt not spent
+                self.store.postpone(lease.final(), self.clock(), cause=exc.cause, error=str(exc), sent=sent)
                 log.warning("%s/%s: %s", claim.source, claim.external_id, exc,
                             extra={"event_ids": list(claim.event_ids), "cause": exc.cause, "outcome": "postponed"})
             elif isinstance(exc, VerbaRateLimited):  # wait as told; the attempt is not spent
-                self.store.postpone(lease.final(), self.clock() + exc.retry_after)
+                self.store.postpone(lease.final(), self.clock() + exc.retry_after, cause=exc.cause, error=str(exc),
+                                    sent=sent)
                 log.warning("%s/%s: %s; waiting", claim.source, claim.external_id, exc,
                             extra={"event_ids": list(claim.event_ids), "cause": exc.cause, "outcome": "postponed"})
             else:
@@ -221,9 +224,10 @@ class Deliverer:
                     claim.attempts, cause, error, delay,
                     extra={"event_ids": list(claim.event_ids), "cause": cause, "outcome": "retry"})
 
-    def _wait_for_target(self, claim: Claim, exc: VerbaError) -> None:
-        """Verba fails as a whole: the claim waits, due as soon as the breaker closes, its attempt not spent."""
-        self.store.postpone(claim, self.clock())
+    def _wait_for_target(self, claim: Claim, exc: VerbaError, sent: list[dict[str, Any]]) -> None:
+        """Verba fails as a whole: the claim waits, due as soon as the breaker closes, its attempt not spent (what it
+        sent is recorded with it: a trial push's calls)."""
+        self.store.postpone(claim, self.clock(), cause=exc.cause, error=str(exc), sent=sent)
         self._record_breaker()
         log.warning("%s/%s: Verba fails as a whole (%s: %s); delivery waits for it, probing every %gs",
                     claim.source, claim.external_id, exc.cause, exc, self.config.probe_seconds,

@@ -27,6 +27,7 @@ from connector.store import (
 )
 from connector.store.log import MASS_CHANGE_CAUSE
 from connector.store.ownership import RELEASED_CAUSE, SETTINGS_CHANGED_CAUSE, Claimant, Conflict
+from connector.store.queue import POSTPONED
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -187,7 +188,7 @@ def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
     they fell among its retries is not recorded). `stalled` (from `stalled_claim`) says why nothing pushes the claim
     in flight, if nothing does: shown instead of "in flight now"."""
     requeues = sorted((e for e in audit if "requeued" in e.detail), key=lambda e: e.at)
-    budget = [a for a in attempts if not requeues or a.at >= requeues[-1].at]
+    budget = [a for a in attempts if a.outcome != POSTPONED and (not requeues or a.at >= requeues[-1].at)]
     in_flight = event is not None and event.state is EventState.IN_FLIGHT
     lost = 0 if event is None else max(0, event.attempts - len(budget) - in_flight)
     lines: list[str] = []
@@ -199,9 +200,12 @@ def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
         if not requeues and lost:  # the budget `attempts=` counts begins
             lines += _lost_lines(lost, budget)
             number, lost = lost, 0
-        number += 1
         why = f" ({attempt.cause}: {attempt.error})" if attempt.cause else ""
-        lines.append(f"  attempt {number} at {when(attempt.at)}: {attempt.outcome}{why}")
+        if attempt.outcome == POSTPONED:  # cut short and queued again: shown for what it sent, not counted
+            lines.append(f"  at {when(attempt.at)}: postponed, not counted as an attempt{why}")
+        else:
+            number += 1
+            lines.append(f"  attempt {number} at {when(attempt.at)}: {attempt.outcome}{why}")
         for call in attempt.sent:
             lines.append(f"    {call['operation']} -> {call.get('status', '?')}")
             lines.append(f"      {call['envelope']}")
@@ -235,7 +239,8 @@ def stalled_claim(now: float, instances: Sequence[Instance], limit: float, lease
 
 def _lost_lines(lost: int, budget: Sequence[Attempt]) -> list[str]:
     """Attempts 1 to `lost` of the budget: claims given back to the queue without an outcome. The retry budget
-    still counts them (unlike a postponed claim's, which sent nothing): the push may have written to Verba."""
+    still counts them (unlike a postponed claim's, recorded with what it sent): the push may have written to
+    Verba."""
     retried = sum(attempt.outcome == "retry" for attempt in budget)
     where = f" (its place among the first {lost + retried} attempts is not recorded)" if retried else ""
     return [f"  attempt {n}: no outcome recorded (the claim went back to the queue: its connector instance stopped "

@@ -52,7 +52,7 @@ class Attempt:
 
     at: float
     event_ids: tuple[int, ...]
-    outcome: str  # "done", "retry" or "dead"
+    outcome: str  # "done", "retry", "dead", or POSTPONED: cut short and queued again, not counted as an attempt
     cause: str | None
     error: str | None
     sent: tuple[dict[str, Any], ...]  # e.g. {"operation": "createExtension", "status": "OK", "envelope": "<soap…>"}

@@ -25,6 +25,8 @@ from connector.records import ExtensionRecord
 from connector.store.database import CONNECTOR, Database, event_row, to_json, user_key
 from connector.store.ownership import ExtensionOwnership, PushFinish
 
+POSTPONED = "postponed"  # an Attempt's outcome: a push cut short that sent something, queued again, not counted
+
 
 class EventState(enum.StrEnum):
     PENDING = "pending"
@@ -182,11 +184,16 @@ class EventQueue(ExtensionOwnership, Database):
         Records an attempt ("dead"); changes nothing if the lease was lost."""
         self._end(claim, "dead", cause, error, sent, EventState.DEAD)
 
-    def postpone(self, claim: Claim, until: float) -> None:
+    def postpone(self, claim: Claim, until: float, *, cause: str | None = None, error: str | None = None,
+                 sent: Sequence[dict[str, Any]] = ()) -> None:
         """Put the claim back to pending, due at `until`, as if it had not been claimed (attempts
-        unchanged), and drop the extension locks its push took. Changes no event if the lease was lost."""
+        unchanged), and drop the extension locks its push took. A push that `sent` requests before it was cut
+        short records an attempt ("postponed", with `cause` and `error`), which the retry budget does not count,
+        so that on-call sees what reached Verba. Changes no event if the lease was lost."""
+        sent_json = to_json(list(sent), "the SOAP requests sent")
         with self._write() as conn:
-            self._settle(conn, claim, EventState.PENDING, unclaim=1, next_attempt_at=until)
+            if self._settle(conn, claim, EventState.PENDING, unclaim=1, next_attempt_at=until) and sent:
+                self._add_attempt(conn, claim, POSTPONED, cause, error, sent_json)
             conn.execute(self._q["unlock_extensions"], (claim.owner,))
 
     def hold(self, claim: Claim, cause: str, error: str) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from connector.ops.report import attempt_lines
 from connector.store import EventState
 from tests.plugins.simulator import drain, user
 
@@ -232,6 +233,13 @@ def test_verba_down_for_several_users_opens_the_breaker_no_budget_is_spent_and_t
         counts = store.count_by_state()
         assert counts[EventState.PENDING] == 2 and counts[EventState.DEAD] == 0
         assert sorted(e.attempts for e in store.list_events()) == [0, 1]  # bob's wait spent nothing
+        # ... but on-call sees what it sent: a postponed attempt, not counted
+        [bob] = store.list_events(user="u-bob")
+        [postponed] = store.attempts(bob.id)
+        assert (postponed.outcome, postponed.cause) == ("postponed", "http_5xx") and postponed.sent, postponed
+        shown = attempt_lines(store.attempts(bob.id), [], bob)
+        assert shown[0].startswith("  at ") and ": postponed, not counted as an attempt (http_5xx: " in shown[0], shown
+        assert shown[1].startswith(f"    {postponed.sent[0]['operation']} -> "), shown
 
         simulator.clear_faults()
         drain(deliverer, timeout=10)  # well inside alice's 30 s backoff: she is due at once when Verba is back

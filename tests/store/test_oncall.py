@@ -105,6 +105,17 @@ def test_a_settle_after_the_lease_was_lost_records_no_attempt(store: Store) -> N
     assert [(a.outcome, a.sent) for a in store.attempts(event_id)] == [("done", tuple(sent))]
 
 
+def test_a_postponed_push_that_sent_something_is_recorded_but_not_counted(store: Store) -> None:
+    [event_id] = store.enqueue([change("alice")])
+    sent = [envelope("listUsers", "http 503")]
+    store.postpone(claim_now(store), NOW, cause="http_5xx", error="Verba answered HTTP 503", sent=sent)
+    store.postpone(claim_now(store, now=NOW + 1), NOW + 1)  # sent nothing: nothing to show
+    event = store.get_event(event_id)
+    assert (event.state, event.attempts) == (EventState.PENDING, 0)
+    assert [(a.outcome, a.cause, a.error, a.sent) for a in store.attempts(event_id)] == [
+        ("postponed", "http_5xx", "Verba answered HTTP 503", tuple(sent))]
+
+
 def test_sent_that_is_not_json_is_refused_and_changes_nothing(store: Store) -> None:
     [event_id] = store.enqueue([change("alice")])
     claim = claim_now(store)
