@@ -29,7 +29,6 @@ from connector.ops.report import (
     instances_json,
     ownership_lines,
     recorder_lines,
-    retry_groups,
     retry_lines,
     silence_text,
     silent_for,
@@ -40,11 +39,8 @@ from connector.ops.report import (
 )
 from connector.runtime import open_configured_store
 from connector.store import (
-    CauseGroup,
     DeadInstance,
     DriftRun,
-    EventLog,
-    EventState,
     Instance,
     LdapWatermark,
     OpenBreaker,
@@ -54,7 +50,6 @@ from connector.store import (
 )
 
 DEFAULT_MAX_PENDING_AGE = 900.0  # seconds; the README's alert on connector_queue_oldest_pending_age_seconds
-RETRY_SCAN = 1000  # the newest pending and the newest in-flight events `status` groups by their last failure
 
 
 @click.command()
@@ -116,7 +111,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         counts = store.count_by_state()
         oldest = store.oldest_pending_at()
         summary = store.dead_letter_summary()
-        retrying, partial = _retrying(store, counts)
+        retrying = store.retrying_summary()
         leaders = store.leaders()
         sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()}, leaders)
         now, instances = store.live_instances()
@@ -170,21 +165,10 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     click.echo(f"target: {config.target_url} {target}")
     for line in recorder_lines(recorders):
         click.echo(line)
-    for line in retry_lines(retrying, config.delivery.max_attempts, partial):
+    for line in retry_lines(retrying, config.delivery.max_attempts):
         click.echo(line)
     for line in summary_lines(summary) + held_lines(held) + ownership_lines(conflicts, clashes):
         click.echo(line)
-
-
-def _retrying(store: EventLog, counts: dict[EventState, int]) -> tuple[list[CauseGroup], bool]:
-    """The undelivered events retrying after a failure, grouped by its cause (`retry_groups`), from the newest
-    RETRY_SCAN pending and in-flight events; and whether that left some out (`counts`: the events by state, as
-    `count_by_state` read them; the counts are then at least these). Raises StoreError if the store cannot be
-    read. (A store query grouping them as `dead_letter_summary` does would make the counts exact.)"""
-    events = [event for state in (EventState.PENDING, EventState.IN_FLIGHT)
-              for event in store.list_events(state=state, limit=RETRY_SCAN)]
-    partial = counts[EventState.PENDING] + counts[EventState.IN_FLIGHT] > len(events)
-    return retry_groups(events), partial
 
 
 def _check(config: Config, max_pending_age: float, as_json: bool) -> None:

@@ -103,26 +103,12 @@ def summary_lines(summary: Sequence[CauseGroup]) -> list[str]:
             "  list them with `connector events list --state dead --cause CAUSE`"]
 
 
-def retry_groups(events: Sequence[StoredEvent]) -> list[CauseGroup]:
-    """The undelivered `events` (pending or in flight) that are retrying after a failure (an attempt ended with a
-    cause: `attempts` > 0 and a last cause) grouped by that cause, largest group first, as `dead_letter_summary`
-    groups dead letters: the count and the newest one's message (by id) as the sample."""
-    groups: dict[str, list[StoredEvent]] = {}
-    for event in sorted(events, key=lambda e: e.id, reverse=True):
-        if event.state in (EventState.PENDING, EventState.IN_FLIGHT) and event.attempts > 0 and event.last_cause:
-            groups.setdefault(event.last_cause, []).append(event)
-    return [CauseGroup(cause, group[0].last_error or "", len(group))
-            for cause, group in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))]
-
-
-def retry_lines(groups: Sequence[CauseGroup], max_attempts: int, partial: bool = False) -> list[str]:
-    """The events retrying after a failure, one line per cause (from `retry_groups`), with what happens to them and
-    where to list them; none when there are none. `partial`: the groups cover only the newest undelivered events
-    (the counts are at least these)."""
+def retry_lines(groups: Sequence[CauseGroup], max_attempts: int) -> list[str]:
+    """The events retrying after a failure, one line per cause (`EventLog.retrying_summary`), with what happens to
+    them and where to list them; none when there are none."""
     if not groups:
         return []
-    some = " (of the newest undelivered events: at least)" if partial else ""
-    return [f"retrying after a failure{some} (pending or in flight; count, cause: the newest one's message):",
+    return ["retrying after a failure (pending or in flight; count, cause: the newest one's message):",
             *(f"{g.size:>6}  {g.cause}: {_cut(g.sample, f'connector events list --state pending --cause {g.cause}')}"
               for g in groups),
             f"  each is tried again with backoff, up to [delivery] max_attempts = {max_attempts}, then dead-lettered; "

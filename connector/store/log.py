@@ -203,6 +203,11 @@ class EventLog(Database):
         rows = self._filtered("dead_letter_summary", cause=cause, user=user, source=source, since=since)
         return [CauseGroup(**row) for row in rows]
 
+    def retrying_summary(self) -> list[CauseGroup]:
+        """The pending and in-flight events retrying after a failure (an attempt of theirs ended with a cause), grouped
+        by that cause as `dead_letter_summary` groups dead letters."""
+        return [CauseGroup(**row) for row in self._filtered("retrying_summary")]
+
     def held_summary(self, *, cause: str | None = None, user: str | None = None, source: str | None = None,
                      since: float | None = None) -> list[HeldGroup]:
         """The held events grouped by cause and source, largest group first, with the newest one's message

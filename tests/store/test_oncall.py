@@ -116,6 +116,17 @@ def test_a_postponed_push_that_sent_something_is_recorded_but_not_counted(store:
         ("postponed", "http_5xx", "Verba answered HTTP 503", tuple(sent))]
 
 
+def test_the_events_retrying_after_a_failure_are_grouped_by_cause_with_the_newest_message(store: Store) -> None:
+    dead(store, "erin")  # dead letters are not retrying
+    store.enqueue([change("alice"), change("bob"), change("carol"), change("dave")])
+    for n, (cause, error) in enumerate([("http_5xx", "503 for alice"), ("http_5xx", "503 for bob"),
+                                        ("error_general", "disk full")]):
+        store.retry(claim_now(store, now=NOW + n), NOW + 1000, cause, error)
+    store.postpone(claim_now(store, now=NOW + 10), NOW)  # dave: postponed, never failed
+    assert [(g.cause, g.sample, g.size) for g in store.retrying_summary()] == [
+        ("http_5xx", "503 for bob", 2), ("error_general", "disk full", 1)]
+
+
 def test_sent_that_is_not_json_is_refused_and_changes_nothing(store: Store) -> None:
     [event_id] = store.enqueue([change("alice")])
     claim = claim_now(store)

@@ -117,6 +117,14 @@ SELECT g.last_cause AS cause, coalesce(e.last_error, '') AS sample, g.n AS size 
 ) g JOIN events e ON e.id = g.newest
 ORDER BY g.n DESC, g.last_cause
 
+-- retrying_summary --
+-- The undelivered events whose last attempt failed (retried with backoff), grouped as dead_letter_summary's.
+SELECT g.last_cause AS cause, coalesce(e.last_error, '') AS sample, g.n AS size FROM (
+    SELECT last_cause, count(*) AS n, max(id) AS newest FROM events
+    WHERE state IN ('pending', 'in_flight') AND attempts > 0 AND last_cause IS NOT NULL {filters} GROUP BY last_cause
+) g JOIN events e ON e.id = g.newest
+ORDER BY g.n DESC, g.last_cause
+
 -- held_summary --
 -- By cause and source, with the newest held event's message; the LDAP mass-change guard's leave no cause.
 SELECT g.cause, g.source, g.n AS size, e.last_error AS sample FROM (
