@@ -240,26 +240,16 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     shown = click.get_current_context().get_parameter_source("shown_users")
     if not dry_run and shown is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("--show only says how much --dry-run shows; add --dry-run (nothing was replayed)")
-    config = load_config(config_path, secrets=() if dry_run else {"target"})  # a replay probes Verba first
+    config = load_config(config_path, secrets=())  # the [target] secrets only once something is to be replayed
     with open_configured_store(config) as store:
-        if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through
-            chosen = select(store, event_ids, cause, EventState.DONE, [EventState.DONE], rule=REPLAYABLE)
-        else:
-            chosen = select(store, event_ids, cause, EventState(state) if state else None,
-                            [EventState.DEAD, EventState.DONE] if event_ids else [EventState.DEAD],
-                            rule=REPLAYABLE)
-            settled = [e for e in chosen if e.state is EventState.DONE and e.id not in
-                       {c.event_id for c in store.conflicts_of(e.change.source, e.change.external_id)}]
-            if settled:
-                raise ActionError(f"event {settled[0].id} is done and has no open extension conflict: nothing to "
-                                  "replay; nothing was changed")
+        chosen = _replayable(store, event_ids, cause, state)
         if dry_run:
             _show_dry_run(store, config, chosen, shown_users, bool(event_ids))
             return
         if not chosen:
             click.echo("nothing to replay: no event matches (see `connector events list --state dead`)")
             return
-        _check_target(config)
+        _check_target(load_config(config_path, secrets={"target"}))  # a replay probes Verba first
         count = requeue(store, chosen, actor=operator, action="replay", reason=reason, rate=rate,
                         detail={"ids": list(event_ids), "cause": cause, "state": state, "rate": rate})
         click.echo(
@@ -268,6 +258,21 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
         )
         if wait_seconds > 0 and not _wait_for(store, [e.id for e in chosen], wait_seconds):
             sys.exit(NEEDS_ATTENTION)
+
+
+def _replayable(store: Store, ids: tuple[int, ...], cause: str | None, state: str | None) -> list[StoredEvent]:
+    """The events `events replay` chose (see `select`), by id order; ActionError, changing nothing, when one may
+    not be replayed: a done event is replayed only while it has an open extension conflict."""
+    if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through
+        return select(store, ids, cause, EventState.DONE, [EventState.DONE], rule=REPLAYABLE)
+    chosen = select(store, ids, cause, EventState(state) if state else None,
+                    [EventState.DEAD, EventState.DONE] if ids else [EventState.DEAD], rule=REPLAYABLE)
+    settled = [e for e in chosen if e.state is EventState.DONE and e.id not in
+               {c.event_id for c in store.conflicts_of(e.change.source, e.change.external_id)}]
+    if settled:
+        raise ActionError(f"event {settled[0].id} is done and has no open extension conflict: nothing to "
+                          "replay; nothing was changed")
+    return chosen
 
 
 def _check_target(config: Config) -> None:

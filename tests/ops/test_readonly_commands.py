@@ -9,8 +9,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from connector.config import load_config
+from connector.runtime import open_configured_store
 from tests.ops.helpers import cli, write_config
 from tests.plugins.simulator import free_port
 
@@ -63,7 +66,9 @@ def test_read_only_commands_need_no_secret_and_the_others_still_do(tmp_path: Pat
     assert refused.returncode == 1 and "unknown key delivery.surprise" in refused.stderr
 
     # A command that calls Verba needs Verba's password, and says which; checking the config for a run needs
-    # every secret.
+    # every secret. (A replay reads it only once it has an event to replay: one with nothing to replay calls nothing.)
+    with open_configured_store(load_config(full)) as store:
+        store.dead_letter(store.claim("test", time.time(), 60), "mapping", "no phone number")
     replay = cli("events", "replay", "--state", "dead", "--config", str(oncall), env=env)
     assert replay.returncode == 1 and "gone" in replay.stderr and "SCIM" not in replay.stderr, replay.stderr
     validate = cli("validate-config", "--config", str(oncall), env=env)

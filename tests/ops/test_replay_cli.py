@@ -101,6 +101,24 @@ def test_a_cause_no_event_has_is_refused_with_the_causes_events_list_names(confi
     assert guarded.exit_code == 0 and "no held events: nothing approved" in guarded.output, guarded.output
 
 
+def test_a_replay_that_selects_nothing_needs_no_verba_password(tmp_path: Path, config: Path, store: Store) -> None:
+    unset = tmp_path / "unset.toml"
+    text = config.read_text()
+    start = text.index("password_file")
+    unset.write_text(text[:start] + 'password_env = "CONNECTOR_TEST_UNSET_VERBA_PASSWORD"'
+                     + text[text.index("\n", start):])
+    dead(store, "mapping", "u1")
+    store.discard([e.id for e in store.list_events()], "left")
+    nothing = run(unset, "events", "replay", "--cause", "mapping", "--reason", "x")
+    assert nothing.exit_code == 0, nothing.output
+    assert nothing.output == "nothing to replay: no event matches (see `connector events list --state dead`)\n"
+
+    [event] = dead(store, "mapping", "u2")
+    needed = run(unset, "events", "replay", "--cause", "mapping", "--reason", "x")
+    assert needed.exit_code == 1 and "CONNECTOR_TEST_UNSET_VERBA_PASSWORD, which is not set" in needed.output
+    assert store.get_event(event).state is EventState.DEAD and store.list_audit() == []
+
+
 def test_events_list_by_cause_does_not_hint_at_listing_by_cause(config: Path, store: Store) -> None:
     dead(store, "mapping", "u1")
     hint = "  list them with `connector events list --state dead --cause CAUSE`"
