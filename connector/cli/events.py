@@ -30,6 +30,7 @@ from connector.ops.report import (
     ownership_lines,
     queued_by,
     silent_for,
+    stalled_claim,
     summary_lines,
     to_json,
 )
@@ -184,6 +185,10 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
         audit = store.audit_of_event(event_id)
         conflicts = store.conflicts_of(event.change.source, event.change.external_id)
         now = preview(store, load_mapping(config.mapping_file), event)
+        stalled = None
+        if event.state is EventState.IN_FLIGHT:  # is anything pushing it?
+            db_now, instances = store.live_instances()
+            stalled = stalled_claim(db_now, instances, config.instance.liveness_seconds, config.delivery.lease_seconds)
     if as_json:
         click.echo(to_json({"event": event_dict(event), "attempts": attempts, "audit": audit, "conflicts": conflicts,
                             "maps_to_now": now}))
@@ -193,7 +198,7 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
     click.echo("state:")
     click.echo("  " + json.dumps(event.change.state, indent=2).replace("\n", "\n  "))
     click.echo("attempts:")
-    for line in attempt_lines(attempts, audit, event):
+    for line in attempt_lines(attempts, audit, event, stalled):
         click.echo(line)
     if audit:  # who did what to it: operators, and the connector's ownership decisions with why
         click.echo("audit:")
