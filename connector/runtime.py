@@ -34,6 +34,9 @@ from connector.store import Store, StoreMissing, open_store
 from connector.verba.client import UNREACHABLE_HINT, VerbaClient
 
 log = logging.getLogger("connector")
+# Besides the delivery workers and a drift check, callers that may hold a Verba connection at once: the health
+# probe, the recorders' applyExtensionConfiguration and a user look-up (the pool warned "full" and dropped one).
+BACKGROUND_CALLERS = 3
 
 
 
@@ -58,7 +61,7 @@ def _client(config: Config, target: TargetConfig) -> VerbaClient:
         password=target.password,
         token=target.token,
         timeout=target.timeout_seconds,
-        pool_size=config.delivery.workers,
+        pool_size=config.delivery.workers + config.drift.concurrency + BACKGROUND_CALLERS,
         agent=f"verba-connector (instance {config.instance.name})",
         unreachable_hint=(f"no [target] url is set, so this is the built-in Verba simulator, which runs inside "
                           f"`connector run`: start it (`connector run --config {config.path}`), or set [target] url "
