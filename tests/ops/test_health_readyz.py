@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from connector.ops.health import TargetHealth, create_admin_app
-from connector.store import Store, open_store
+from connector.store import Store
 from tests.scim.live import serve
 
 URL = "http://verba:7002/provisioning"
@@ -51,11 +49,8 @@ class SlowVerba:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'c.db'}")
-    opened.migrate()
-    yield opened
-    opened.close()
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 def ask_concurrently(url: str, n: int, verba: SlowVerba) -> list[tuple[httpx.Response, bool]]:

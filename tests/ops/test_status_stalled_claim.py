@@ -4,7 +4,6 @@ that its instance is silent (by `silent_for`, the rule `status` uses) and when i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from connector.cli import main
 from connector.config import load_config
 from connector.ops.report import attempt_lines, stalled_claim, when
 from connector.runtime import open_configured_store
-from connector.store import Instance, Store, open_store
+from connector.store import Instance, Store
 from tests.ops.helpers import write_config
 from tests.plugins.simulator import free_port, user
 
@@ -22,11 +21,8 @@ LIVENESS, LEASE = 15.0, 120.0
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'c.db'}")
-    opened.migrate()
-    yield opened
-    opened.close()
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 def shown(store: Store, event_id: int) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ from connector.ops.health import (
     scim_state,
     target_state,
 )
-from connector.store import Instance, OpenBreaker, Store, TargetProbe, open_store
+from connector.store import Instance, OpenBreaker, Store, TargetProbe
 from connector.verba.errors import VerbaAuthError, VerbaHTTPError
 from tests.scim.live import serve
 
@@ -37,11 +36,8 @@ class Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    opened = open_store(f"sqlite:///{tmp_path / 'c.db'}")
-    opened.migrate()
-    yield opened
-    opened.close()
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 def test_a_probe_is_reused_while_young_and_recorded_with_when_it_was_taken(store: Store) -> None:

@@ -36,6 +36,15 @@ BACKENDS: dict[str, Callable[[pytest.FixtureRequest, pathlib.Path], Opener]] = {
 }
 
 
+@pytest.fixture
+def sqlite_store(tmp_path: pathlib.Path) -> Iterator[Store]:
+    """A migrated SQLite store of its own, closed after the test: for tests of what lies above the store."""
+    opened = SQLiteStore(str(tmp_path / "store" / "connector.db"))
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
 @pytest.fixture(params=sorted(BACKENDS))
 def store_opener(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Opener]:
     """Opens migrated stores on one fresh database of the backend; closes them all at the end."""
