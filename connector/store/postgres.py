@@ -108,7 +108,7 @@ class PostgresStore(Store):
         more is sent. Such a connection is closed here, so that no statement is lost on it and a new one is
         opened (see `Database._connection`). A connection lost during a statement still fails it."""
         conn: Connection | None = super()._thread_connection()
-        if conn is not None and conn.info.transaction_status == TransactionStatus.IDLE and _said_something(conn):
+        if conn is not None and conn.pgconn.transaction_status == TransactionStatus.IDLE and _said_something(conn):
             conn.close()
             return None
         return conn
