@@ -102,7 +102,8 @@ def _text(data: bytes, name: str) -> str:
 
 STATES = [s.value for s in EventState]
 DRY_RUN_USERS = 50  # users `events replay --dry-run` shows in full by default
-REPLAYABLE = "only dead letters can be replayed (and done events whose user waits in an open extension conflict)"
+REPLAYABLE = ("only dead letters can be replayed (and, by id, done events whose user waits in an open extension "
+              "conflict, and discarded events: a replay undoes the discard)")
 DISCARDABLE = "only dead or held events can be discarded"
 
 
@@ -240,7 +241,8 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     The running connector delivers them; --wait follows them to the end. Exit status: 0 when the
     replay was queued (and, with --wait, every event was delivered); 3 when --wait ends with an
     event dead again, held by a guard, or still pending, or a user of them still in an extension conflict; 1 on an
-    error (nothing replayed). A done event is replayed by id only while it has an open extension conflict.
+    error (nothing replayed). A done event is replayed by id only while it has an open extension conflict; a
+    discarded event by id undoes its discard (audited).
     """
     shown = click.get_current_context().get_parameter_source("shown_users")
     if not dry_run and shown is not click.core.ParameterSource.DEFAULT:
@@ -271,7 +273,8 @@ def _replayable(store: Store, ids: tuple[int, ...], cause: str | None, state: st
     if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through
         return select(store, ids, cause, EventState.DONE, [EventState.DONE], rule=REPLAYABLE)
     chosen = select(store, ids, cause, EventState(state) if state else None,
-                    [EventState.DEAD, EventState.DONE] if ids else [EventState.DEAD], rule=REPLAYABLE)
+                    [EventState.DEAD, EventState.DONE, EventState.DISCARDED] if ids else [EventState.DEAD],
+                    rule=REPLAYABLE)
     settled = [e for e in chosen if e.state is EventState.DONE and e.id not in
                {c.event_id for c in store.conflicts_of(e.change.source, e.change.external_id)}]
     if settled:

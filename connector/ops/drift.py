@@ -190,7 +190,9 @@ class DriftCheck:
         user = _User(stored.source, stored.external_id)
         current = stored.current
         if current is None:
-            user.unchecked = "every event of this user is held or discarded"
+            user.unchecked = ("every event of this user is held or discarded: approve a held one, or replay a "
+                              "discarded one by id to undo its discard (`connector events list --user "
+                              f"{stored.source}/{stored.external_id}`)")
             return user
         if current.state in (EventState.PENDING, EventState.IN_FLIGHT):
             user.unchecked = "a push of this user is under way"

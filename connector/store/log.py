@@ -227,8 +227,9 @@ class EventLog(Database):
         return [(row["source"], row["kind"], row["n"]) for row in self._all("count_by_source_and_kind")]
 
     def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0, approve: bool = False) -> int:
-        """Make dead or held events, and done events with an open extension conflict, pending again
-        with attempts reset and forced (pushed even if nothing changed); return how many.
+        """Make dead, held or discarded events, and done events with an open extension conflict, pending again
+        with attempts reset and forced (pushed even if nothing changed); return how many. A discarded one loses its
+        discard reason (an operator undid the discard; the audit keeps both).
 
         The i-th of them in id order (from 0) is due at `now + i * spacing`, to pace a replay.
         `approve` marks them approved by an operator, so the stop-recording guard lets them pass.

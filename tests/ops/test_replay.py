@@ -151,8 +151,8 @@ def test_replaying_an_old_event_does_not_roll_the_user_back(deliverer, simulator
 def test_a_dead_letter_a_later_delivery_superseded_is_not_replayed(deliverer, simulator, config_path):
     old = refused_then_moved(deliverer, simulator, 1)  # the push of B is delivered
     assert deliverer.store.list_events(state=EventState.DEAD) == []  # nothing left to page about
-    refused = cli("events", "replay", "--config", str(config_path), str(old.id))
-    assert refused.returncode == 1 and f"event {old.id} is discarded" in refused.stderr
+    nothing = cli("events", "replay", "--config", str(config_path), "--state", "dead")
+    assert nothing.returncode == 0 and "nothing to replay" in nothing.stdout, nothing.stderr
     shown = cli("events", "show", "--config", str(config_path), str(old.id)).stdout
     assert "connector     supersede" in shown and "reason: superseded: event " in shown, shown
 
@@ -224,6 +224,27 @@ def test_discard_and_show(deliverer, simulator, config_path):
     assert again.returncode == 0, again.stderr  # run twice (a retried script): nothing more to do, no error
     assert f"already discarded: {carols.id}" in again.stdout and "discarded 0 event(s)" in again.stdout
     assert len(deliverer.store.list_audit()) == 1
+
+
+def test_a_discard_by_mistake_is_undone_by_replaying_the_event_by_id(deliverer, simulator, config_path):
+    """3 a.m.: alice's dead letter was discarded instead of bob's. Nothing else would ever deliver her (drift skips a
+    user whose every event is discarded): a replay of her event by id undoes the discard, audited."""
+    make_dead_letters(deliverer, simulator)
+    [alices] = [e for e in deliverer.store.list_events(state=EventState.DEAD) if e.change.external_id == "u-alice"]
+    assert cli("events", "discard", "--config", str(config_path), str(alices.id), "--reason", "bob's, not hers",
+               "--operator", "oncall-jane").returncode == 0
+    by_cause = cli("events", "replay", "--config", str(config_path), "--cause", "error_illegal_argument")
+    assert by_cause.returncode == 0 and "replaying 1 event(s)" in by_cause.stdout, by_cause  # bob's only
+
+    undone = cli("events", "replay", "--config", str(config_path), str(alices.id), "--reason", "discarded by mistake",
+                 "--operator", "oncall-jane")
+    assert undone.returncode == 0 and "replaying 1 event(s)" in undone.stdout, undone.stderr
+    event = deliverer.store.get_event(alices.id)
+    assert (event.state, event.discard_reason) == (EventState.PENDING, None)
+    drain(deliverer)
+    assert deliverer.store.get_event(alices.id).state is EventState.DONE and A in simulator.extensions()
+    assert [(e.actor, e.action, e.reason) for e in deliverer.store.audit_of_event(alices.id)] == [
+        ("oncall-jane", "discard", "bob's, not hers"), ("oncall-jane", "replay", "discarded by mistake")]
 
 
 def test_approve_by_source_releases_that_sources_held_events_only(deliverer, config_path):

@@ -235,7 +235,10 @@ def test_discard_takes_only_dead_and_held_events_and_keeps_why_they_failed(store
     assert store.count_by_state()[EventState.DISCARDED] == 2
     assert [e.id for e in store.list_events(state=EventState.DISCARDED)] == [held, dead_id]
     assert store.discard([dead_id], "again") == 0
-    assert store.requeue([dead_id, held], NOW) == 0, "a discarded event is never delivered"
+    # ... until an operator undoes the discard by replaying it: pending again, its discard reason gone (audited)
+    assert store.requeue([dead_id], NOW) == 1
+    undone = store.get_event(dead_id)
+    assert (undone.state, undone.discard_reason, undone.attempts) == (EventState.PENDING, None, 0)
 
 
 def test_discarded_events_are_never_claimed_and_block_nobody(store: Store) -> None:

@@ -27,16 +27,17 @@ WHERE e.id = %s AND EXISTS (SELECT 1 FROM json_each(a.event_ids) WHERE value = e
 ORDER BY a.id
 
 -- requeue --
--- Dead or held events, and done events of an open conflict; the i-th (by id, from 0) is due at now + i * spacing.
+-- Dead, held or discarded events, and done events of an open conflict; the i-th (by id, from 0) is due at
+-- now + i * spacing. A discarded one loses its discard reason (the audit keeps it).
 UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = %(now)s + chosen.i * %(spacing)s,
     updated_at = %(at)s, queued_at = %(now)s + chosen.i * %(spacing)s, approved = CASE WHEN %(approve)s THEN 1 ELSE approved END,
-    forced = 1
+    forced = 1, discard_reason = NULL
 FROM (
     SELECT id, row_number() OVER (ORDER BY id) - 1 AS i FROM events
     WHERE id IN (SELECT value FROM json_each(%(ids)s))
-      AND (state IN ('dead', 'held') OR (state = 'done' AND id IN (SELECT event_id FROM extension_conflicts)))
+      AND (state IN ('dead', 'held', 'discarded') OR (state = 'done' AND id IN (SELECT event_id FROM extension_conflicts)))
 ) AS chosen
-WHERE events.id = chosen.id AND events.state IN ('dead', 'held', 'done')
+WHERE events.id = chosen.id AND events.state IN ('dead', 'held', 'discarded', 'done')
 
 -- discard --
 UPDATE events SET state = 'discarded', discard_reason = %s, updated_at = %s
