@@ -368,8 +368,9 @@ def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:
 @operator_option
 def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | None, source: str | None, reason: str,
                    operator: str) -> None:
-    """Give up on dead or held events for good: those named by id, or by --cause and/or --source. They stay in the
-    store and the audit says why. Events discarded already are left as they are (running it twice is harmless)."""
+    """Give up on dead or held events: those named by id, or by --cause and/or --source. They stay in the store and
+    the audit says why; `events replay ID` undoes a discard. Events discarded already are left as they are (running
+    it twice is harmless)."""
     if not event_ids and cause is None and source is None:
         raise ActionError("name the events: give the ids of dead or held events, --cause C and/or --source S (see "
                           "`connector events list --state dead` and `--state held`)")
