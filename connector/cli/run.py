@@ -33,7 +33,8 @@ def run(config_path: str) -> None:
     before each login anyway."""
     config = load_config(config_path)
     json_lines = {"json": True, "text": False}.get(config.logging.format)
-    setup_logging(config.secrets(), json_lines=json_lines, level=getattr(logging, config.logging.level))
+    setup_logging(config.secrets(), json_lines=json_lines, level=getattr(logging, config.logging.level),
+                  instance=config.instance.name)
     connector = Connector(config)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

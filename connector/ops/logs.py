@@ -102,6 +102,13 @@ class SecretFilter(logging.Filter):
 
 
 class JSONFormatter(logging.Formatter):
+    """One JSON object per line; `instance` ([instance] name) is in every line, for logs of several instances
+    gathered in one place."""
+
+    def __init__(self, instance: str | None = None) -> None:
+        super().__init__()
+        self.instance = instance
+
     def format(self, record: logging.LogRecord) -> str:
         line = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
@@ -109,6 +116,8 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.instance is not None:
+            line["instance"] = self.instance
         line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and v is not None})
         if record.exc_text:
             line["exception"] = record.exc_text
@@ -125,11 +134,13 @@ class ReadableFormatter(logging.Formatter):
         return f"{text} [{correlation_id}]" if correlation_id else text
 
 
-def setup_logging(secrets: Iterable[str], *, json_lines: bool | None = None, level: int = logging.INFO) -> None:
-    """Log to stderr: JSON lines unless stderr is a terminal (or `json_lines` says otherwise)."""
+def setup_logging(secrets: Iterable[str], *, json_lines: bool | None = None, level: int = logging.INFO,
+                  instance: str | None = None) -> None:
+    """Log to stderr: JSON lines (naming `instance` in each) unless stderr is a terminal (or `json_lines` says
+    otherwise)."""
     handler = logging.StreamHandler(sys.stderr)
     use_json = not sys.stderr.isatty() if json_lines is None else json_lines
-    handler.setFormatter(JSONFormatter() if use_json else ReadableFormatter())
+    handler.setFormatter(JSONFormatter(instance) if use_json else ReadableFormatter())
     handler.addFilter(SecretFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -62,6 +62,8 @@ def test_one_line_per_request_with_method_path_status_client_and_duration(
     assert {key: as_json[key] for key in ("method", "path", "status", "client")} == {
         "method": "POST", "path": f"{BASE}/Users", "status": 201, "client": "entra"}
     assert isinstance(as_json["duration_ms"], float)
+    assert "instance" not in as_json and json.loads(JSONFormatter("mr-conn-1").format(lines[0]))["instance"] == \
+        "mr-conn-1", "connector run names its [instance] in each line, for logs of several gathered in one place"
 
     everything = "\n".join(JSONFormatter().format(r) for r in lines)
     for secret in (*TOKENS.values(), "not-a-token-of-anyone", PASSWORD, "alice@example.com", "Bearer"):
