@@ -241,8 +241,9 @@ def _requeue_line(entry: AuditEntry) -> str:
 
 def audit_line(entry: AuditEntry) -> str:
     ids = ",".join(map(str, entry.event_ids[:10])) + ("..." if len(entry.event_ids) > 10 else "")
+    events = f"events {ids}  " if ids else ""  # an action on no event: an instance forgotten
     reason = f"  reason: {entry.reason}" if entry.reason else ""
-    return f"{when(entry.at)}  {entry.actor:<12}  {entry.action:<8}  events {ids}  {json.dumps(entry.detail)}{reason}"
+    return f"{when(entry.at)}  {entry.actor:<12}  {entry.action:<8}  {events}{json.dumps(entry.detail)}{reason}"
 
 
 def to_json(value: Any) -> str:

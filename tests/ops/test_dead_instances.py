@@ -54,6 +54,7 @@ def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(
         forgotten = run(config, "instances", "forget", "a", "--operator", "oncall", "--reason", "vm1 retired")
         again = run(config, "instances", "forget", "a")
         after = run(config, "status", "--check")
+        shown = run(config, "audit")
         audit = store.list_audit(10)
 
     advice = "start it again, or run `connector instances forget a` if it is gone for good"
@@ -76,6 +77,9 @@ def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(
         "instance a: nothing to forget (not registered, not counted dead; names are case-sensitive): the store "
         "knows b\n")
     assert after.exit_code == 0, after.output
+    [line] = [line for line in shown.output.splitlines() if "forget_instance" in line]
+    assert "events" not in line and line.endswith('forget_instance  {"instance": "a", "released": 0}  reason: vm1 '
+                                                  'retired'), line
     assert [(e.actor, e.action, e.reason, e.detail) for e in audit] == [
         ("oncall", "forget_instance", "vm1 retired", {"instance": "a", "released": 0})]
 
