@@ -83,7 +83,8 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
 @click.option("--max-pending-age", "max_pending_age", type=click.FloatRange(min=0), default=DEFAULT_MAX_PENDING_AGE,
               show_default=True, metavar="SECONDS", help="With --check: how old the oldest undelivered event may be.")
 def status(config_path: str, as_json: bool, check: bool, max_pending_age: float) -> None:
-    """Queue depth by state, the oldest undelivered event's age, dead letters by cause, the target's state as the
+    """Queue depth by state, the oldest undelivered event's age, the events retrying after a failure and the dead
+    letters by cause, the target's state as the
     running connector last probed it, the recording servers' last answers ([target] apply_configuration), and the
     connector instances sharing the store with the one polling each directory (and those counted dead, until
     started or forgotten); an instance silent for [instance] liveness_seconds is flagged SILENT, and a store no
@@ -92,16 +93,17 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     Reads the store only: it needs none of the config's secrets and calls nothing.
 
     With --check, exit status 0 when all is well, 3 when something needs someone (each reason printed, one a line),
-    1 on an error. The reasons: dead letters; events held by a guard; open extension conflicts; a pending event older
-    than --max-pending-age; a recording server named in the last applyExtensionConfiguration answer that did not take
-    the extension table; drift of any kind that the last drift check of every user found and did not repair (a check
-    that repaired queued ordinary events, whose failures are dead letters); an open circuit breaker on Verba, or a
-    failed last probe of it (unless Verba answered a push since); no connector instance running on the store (none
-    registered: one stopped cleanly leaves none); a connector instance not heard from for [instance]
-    liveness_seconds, or counted dead (until it starts again or `connector instances forget NAME`), or started before
-    the config's mapping file last changed (it maps with the old file until restarted); an LDAP directory whose last
-    poll failed and none succeeded in the two poll intervals before (a single failure a retry fixes is not counted),
-    or that no poll has read for --max-pending-age (or ten poll intervals, if longer).
+    1 on an error. The reasons: dead letters; events held by a guard; open extension conflicts; an undelivered event
+    (pending or in flight) older than --max-pending-age; a recording server named in the last
+    applyExtensionConfiguration answer that did not take the extension table; drift of any kind that the last drift
+    check of every user found and did not repair (a check that repaired queued ordinary events, whose failures are
+    dead letters); an open circuit breaker on Verba, or a failed last probe of it (unless Verba answered a push
+    since); no connector instance running on the store (none registered: one stopped cleanly leaves none); a
+    connector instance not heard from for [instance] liveness_seconds, or counted dead (until it starts again or
+    `connector instances forget NAME`), or started before the config's mapping file last changed (it maps with the
+    old file until restarted); an LDAP directory whose last poll failed and none succeeded in the two poll intervals
+    before (a single failure a retry fixes is not counted), or that no poll has read for --max-pending-age (or ten
+    poll intervals, if longer).
     """
     config = load_config(config_path, secrets=())
     if check:
@@ -165,7 +167,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     click.echo(f"target: {config.target_url} {target}")
     for line in recorder_lines(recorders):
         click.echo(line)
-    for line in retry_lines(retrying, config.delivery.max_attempts):
+    for line in retry_lines(retrying, config.delivery.max_attempts, waiting=bool(breakers)):
         click.echo(line)
     for line in summary_lines(summary) + held_lines(held) + ownership_lines(conflicts, clashes):
         click.echo(line)

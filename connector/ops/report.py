@@ -103,15 +103,18 @@ def summary_lines(summary: Sequence[CauseGroup]) -> list[str]:
             "  list them with `connector events list --state dead --cause CAUSE`"]
 
 
-def retry_lines(groups: Sequence[CauseGroup], max_attempts: int) -> list[str]:
+def retry_lines(groups: Sequence[CauseGroup], max_attempts: int, *, waiting: bool = False) -> list[str]:
     """The events retrying after a failure, one line per cause (`EventLog.retrying_summary`), with what happens to
-    them and where to list them; none when there are none."""
+    them and where to list them; none when there are none. `waiting`: a circuit breaker on Verba is open, so none
+    is tried (and no attempt spent) until it closes."""
     if not groups:
         return []
+    then = ("while the circuit breaker on Verba is open none is tried and no attempt is spent; then each is tried "
+            "again" if waiting else "each is tried again with backoff")
     return ["retrying after a failure (pending or in flight; count, cause: the newest one's message):",
             *(f"{g.size:>6}  {g.cause}: {_cut(g.sample, f'connector events list --state pending --cause {g.cause}')}"
               for g in groups),
-            f"  each is tried again with backoff, up to [delivery] max_attempts = {max_attempts}, then dead-lettered; "
+            f"  {then}, up to [delivery] max_attempts = {max_attempts}, then dead-lettered; "
             "list them with `connector events list --state pending --cause CAUSE`"]
 
 

@@ -13,8 +13,9 @@ from click.testing import CliRunner, Result
 from connector.cli import main
 from connector.config import load_config
 from connector.delivery.worker import Deliverer
+from connector.ops.report import retry_lines
 from connector.runtime import open_configured_store
-from connector.store import Instance
+from connector.store import CauseGroup, Instance
 from tests.ops.helpers import write_config
 from tests.plugins.simulator import Simulator, free_port, user
 
@@ -73,3 +74,13 @@ def test_status_shows_the_events_retrying_after_a_failure_grouped_by_cause(deliv
                              "dead-lettered; list them with `connector events list --state pending --cause CAUSE`")
     as_json = json.loads(run(config_path, "status", "--json").output)
     assert as_json["retrying_by_cause"] == [{"cause": "error_general", "count": 2, "error": sample}]
+
+
+def test_the_retrying_events_are_said_to_wait_while_the_breaker_is_open() -> None:
+    """Under 'DOWN: circuit breaker open ... spends no attempts', the retrying section must not promise backoff."""
+    groups = [CauseGroup("transport", "could not reach Verba", 2)]
+    waiting = retry_lines(groups, 12, waiting=True)[-1]
+    assert waiting.startswith("  while the circuit breaker on Verba is open none is tried and no attempt is spent; "
+                              "then each is tried again, up to [delivery] max_attempts = 12, then dead-lettered"), \
+        waiting
+    assert retry_lines(groups, 12)[-1].startswith("  each is tried again with backoff, up to")
