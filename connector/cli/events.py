@@ -257,11 +257,14 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
             click.echo("nothing to replay: no event matches (see `connector events list --state dead`)")
             return
         _check_target(load_config(config_path, secrets={"target"}))  # a replay probes Verba first
+        undone = [e.id for e in chosen if e.state is EventState.DISCARDED]
         count = requeue(store, chosen, actor=operator, action="replay", reason=reason, rate=rate,
-                        detail={"ids": list(event_ids), "cause": cause, "state": state, "rate": rate})
+                        detail={"ids": list(event_ids), "cause": cause, "state": state, "rate": rate,
+                                **({"undiscarded": undone} if undone else {})})
         click.echo(
             f"replaying {count} event(s)"
             + (f" ({len(chosen) - count} were already replayed)" if count < len(chosen) else "")
+            + (f"; the discard of {', '.join(map(str, undone))} is undone" if undone else "")
         )
         if wait_seconds > 0 and not _wait_for(store, [e.id for e in chosen], wait_seconds):
             sys.exit(NEEDS_ATTENTION)
@@ -298,7 +301,9 @@ def _show_dry_run(store: Store, config: Config, chosen: list[StoredEvent], limit
     how to see them: --show 0, or event ids unless `by_id` gave them already). Calls nothing: whether Verba would
     take the replay is what the running connector last recorded (see `_refusal`)."""
     users = {(e.change.source, e.change.external_id): e for e in chosen}
-    click.echo(f"dry run: {len(chosen)} event(s) of {len(users)} user(s) would be replayed; nothing changed")
+    undone = [str(e.id) for e in chosen if e.state is EventState.DISCARDED]
+    click.echo(f"dry run: {len(chosen)} event(s) of {len(users)} user(s) would be replayed"
+               + (f" (the discard of {', '.join(undone)} undone)" if undone else "") + "; nothing changed")
     refusal = _refusal(store, config) if chosen else None
     if refusal:
         click.echo(f"WARNING: {refusal}")

@@ -33,8 +33,9 @@ def forget(name: str, config_path: str, reason: str, operator: str) -> None:
         if released is None:
             live, dead = store.live_instances()[1], store.dead_instances()
             known = sorted({i.name for i in live} | {d.instance.name for d in dead})
-            click.echo(f"instance {name}: nothing to forget (not registered, not counted dead; names are "
-                       f"case-sensitive): the store knows {', '.join(known) if known else 'no instance'}")
+            case = "; names are case-sensitive" if name.lower() in {k.lower() for k in known} else ""
+            click.echo(f"instance {name}: nothing to forget (not registered, not counted dead{case}): the store "
+                       f"knows {', '.join(known) if known else 'no instance'}")
             return
         store.add_audit(operator, "forget_instance", [], reason, {"instance": name, "released": released})
     click.echo(f"instance {name} forgotten; {released} in-flight event(s) went back to the queue")

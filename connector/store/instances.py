@@ -6,6 +6,7 @@ directory, the drift check)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -132,7 +133,7 @@ class Instances(Database):
                     f"instance {name!r} on {registered.host} (pid {registered.pid}) was heard from {silent:.0f} s "
                     f"ago: only an instance that is gone can be forgotten. If it still runs, stop it (a clean stop "
                     f"leaves nothing to forget); if it was killed, it counts as gone {liveness_seconds:g} s after "
-                    f"its last heartbeat: try again in {liveness_seconds - silent + 1:.0f} s")
+                    f"its last heartbeat: try again in {math.ceil(liveness_seconds - silent)} s")
             recorded = conn.execute(self._q["forget_dead_instance"], (name,)).rowcount
             if registered is None:
                 return 0 if recorded else None

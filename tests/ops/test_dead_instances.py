@@ -72,10 +72,11 @@ def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(
                      refused.output), refused.output
     assert forgotten.exit_code == 0 and forgotten.output == (
         "instance a forgotten; 0 in-flight event(s) went back to the queue\n")
-    assert mistyped.exit_code == 0 and mistyped.output.endswith(": the store knows a, b\n"), mistyped.output
+    assert mistyped.exit_code == 0 and mistyped.output == (
+        "instance A: nothing to forget (not registered, not counted dead; names are case-sensitive): the store "
+        "knows a, b\n"), mistyped.output
     assert again.exit_code == 0 and again.output == (
-        "instance a: nothing to forget (not registered, not counted dead; names are case-sensitive): the store "
-        "knows b\n")
+        "instance a: nothing to forget (not registered, not counted dead): the store knows b\n")
     assert after.exit_code == 0, after.output
     [line] = [line for line in shown.output.splitlines() if "forget_instance" in line]
     assert "events" not in line and line.endswith('forget_instance  {"instance": "a", "released": 0}  reason: vm1 '

@@ -236,15 +236,19 @@ def test_a_discard_by_mistake_is_undone_by_replaying_the_event_by_id(deliverer, 
     by_cause = cli("events", "replay", "--config", str(config_path), "--cause", "error_illegal_argument")
     assert by_cause.returncode == 0 and "replaying 1 event(s)" in by_cause.stdout, by_cause  # bob's only
 
+    dry = cli("events", "replay", "--config", str(config_path), str(alices.id), "--dry-run")
+    assert f"1 event(s) of 1 user(s) would be replayed (the discard of {alices.id} undone); nothing" in dry.stdout
     undone = cli("events", "replay", "--config", str(config_path), str(alices.id), "--reason", "discarded by mistake",
                  "--operator", "oncall-jane")
-    assert undone.returncode == 0 and "replaying 1 event(s)" in undone.stdout, undone.stderr
+    assert undone.returncode == 0, undone.stderr
+    assert undone.stdout == f"replaying 1 event(s); the discard of {alices.id} is undone\n", undone.stdout
     event = deliverer.store.get_event(alices.id)
     assert (event.state, event.discard_reason) == (EventState.PENDING, None)
     drain(deliverer)
     assert deliverer.store.get_event(alices.id).state is EventState.DONE and A in simulator.extensions()
     assert [(e.actor, e.action, e.reason) for e in deliverer.store.audit_of_event(alices.id)] == [
         ("oncall-jane", "discard", "bob's, not hers"), ("oncall-jane", "replay", "discarded by mistake")]
+    assert deliverer.store.audit_of_event(alices.id)[-1].detail["undiscarded"] == [alices.id]
 
 
 def test_approve_by_source_releases_that_sources_held_events_only(deliverer, config_path):
