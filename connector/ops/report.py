@@ -222,8 +222,9 @@ def stalled_claim(now: float, instances: Sequence[Instance], limit: float, lease
                     for i, silence in silent)
     ends = max(i.heartbeat_at for i, _ in silent) + lease_seconds
     return (f"nothing pushes it: the instance holding its claim is silent ({who}). It goes back to the queue when "
-            f"that instance starts again, when a live instance counts it dead, or when its lease ends (about "
-            f"{when(ends)}, [delivery] lease_seconds after it went silent) and a running connector claims it")
+            f"that instance starts again, when a live instance counts it dead (on a shared PostgreSQL store), or when "
+            f"its lease ends (about {when(ends)}, [delivery] lease_seconds after it went silent) and a running "
+            "connector claims it")
 
 
 def _lost_lines(lost: int, budget: Sequence[Attempt]) -> list[str]:
@@ -328,7 +329,7 @@ def instance_line(instance: Instance, now: float, limit: float | None = None) ->
         return line
     return (f"{line}: SILENT: it {silence_text(silence, limit)} Look at pid {instance.pid} on "
             f"{instance.host} (`systemctl status connector@{instance.name}`); its in-flight events go back to the "
-            "queue when it starts again or a live instance counts it dead")
+            "queue when it starts again or, on a shared PostgreSQL store, when a live instance counts it dead")
 
 
 def instances_json(instances: Sequence[Instance], dead: Sequence[DeadInstance], now: float) -> list[dict[str, Any]]:

@@ -47,7 +47,8 @@ def test_an_event_claimed_by_a_killed_instance_says_nothing_pushes_it_and_when_i
     assert line == (
         "  attempt 1: in flight, but nothing pushes it: the instance holding its claim is silent (instance vm (vm1 "
         "pid 101) has not been heard from for 1.0m (more than 15s): is it running?). It goes back to the queue when "
-        "that instance starts again, when a live instance counts it dead, or when its lease ends (about "
+        "that instance starts again, when a live instance counts it dead (on a shared PostgreSQL store), or when its "
+        "lease ends (about "
         f"{when(silent.heartbeat_at + LEASE)}, [delivery] lease_seconds after it went silent) and a running connector "
         "claims it"), line
 
