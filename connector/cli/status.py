@@ -143,7 +143,8 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
                             "extension_conflicts": conflicts,
                             "extension_clashes": [{"extension": x, "claimants": c} for x, c in clashes],
                             "sources": sources,
-                            "instances": instances_json(instances, dead, now),
+                            "instances": instances_json(instances, dead, now, limit),
+                            "nothing_runs": not instances,  # dead ones have their own entries (dead: true)
                             "leaders": leaders,
                             "drift": drift,
                             "target": {"url": config.target_url, "state": target, "breakers": breakers,

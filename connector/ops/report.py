@@ -332,13 +332,15 @@ def instance_line(instance: Instance, now: float, limit: float | None = None) ->
             "queue when it starts again or, on a shared PostgreSQL store, when a live instance counts it dead")
 
 
-def instances_json(instances: Sequence[Instance], dead: Sequence[DeadInstance], now: float) -> list[dict[str, Any]]:
-    """`status --json`'s instances: the registered ones ("dead": false), then those counted dead ("dead": true, with
-    when, by which instance and how many in-flight events went back). `now`: the store's clock."""
+def instances_json(instances: Sequence[Instance], dead: Sequence[DeadInstance], now: float,
+                   limit: float) -> list[dict[str, Any]]:
+    """`status --json`'s instances: the registered ones ("dead": false; "silent": true when `silent_for` says so, with
+    `limit` the [instance] liveness_seconds), then those counted dead ("dead": true, with when, by which instance and
+    how many in-flight events went back). `now`: the store's clock."""
     def entry(instance: Instance) -> dict[str, Any]:
         return {**dataclasses.asdict(instance), "silent_seconds": max(0.0, now - instance.heartbeat_at)}
 
-    return [*({**entry(i), "dead": False} for i in instances),
+    return [*({**entry(i), "dead": False, "silent": silent_for(i, now, limit) is not None} for i in instances),
             *({**entry(d.instance), "dead": True, "counted_dead_at": d.reaped_at, "counted_dead_by": d.reaped_by,
                "events_released": d.released} for d in dead)]
 

@@ -347,4 +347,4 @@ def test_a_run_that_cannot_listen_leaves_no_instance_behind(tmp_path):
         in result.stderr
     assert "Errno" not in result.stderr  # uvicorn's own ERROR line no longer comes first
     status = json.loads(connector("status", "--config", str(path), "--json").stdout)
-    assert status["instances"] == []
+    assert status["instances"] == [] and status["nothing_runs"] is True

@@ -4,6 +4,7 @@ silent instance by the same rule `--check` fails for."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -71,11 +72,14 @@ def test_plain_status_flags_a_silent_instance_as_check_does(deliverer: Deliverer
     store.register_instance(Instance("vm", "run-vm", "vm1", 101), 15, lambda previous: True)
     [heard] = [line for line in run(config_path, "status").output.splitlines() if line.startswith("instance vm:")]
     assert "SILENT" not in heard, heard
+    assert [i["silent"] for i in json.loads(run(config_path, "status", "--json").output)["instances"]] == [False]
 
     with store._write() as conn:  # killed (kill -9) a minute ago: its heartbeats stopped, nothing counted it dead
         conn.execute("UPDATE instances SET heartbeat_at = heartbeat_at - 60 WHERE name = 'vm'")
     [silent] = [line for line in run(config_path, "status").output.splitlines() if line.startswith("instance vm:")]
     assert silent.startswith("instance vm: vm1 pid 101, started "), silent
+    as_json = json.loads(run(config_path, "status", "--json").output)
+    assert [i["silent"] for i in as_json["instances"]] == [True] and as_json["nothing_runs"] is False
     assert ", heartbeat 1.0m ago: SILENT: it has not been heard from for 1.0m (more than 15s): is it running? Look " \
            "at pid 101 on vm1 (`systemctl status connector@vm`)" in silent, silent
     check = run(config_path, "status", "--check")
