@@ -254,7 +254,8 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
             _show_dry_run(store, config, chosen, shown_users, bool(event_ids))
             return
         if not chosen:
-            click.echo("nothing to replay: no event matches (see `connector events list --state dead`)")
+            click.echo("nothing to replay: no event matches (see `connector events list --state dead`)"
+                       + _still_retrying(store, cause))
             return
         _check_target(load_config(config_path, secrets={"target"}))  # a replay probes Verba first
         undone = [e.id for e in chosen if e.state is EventState.DISCARDED]
@@ -268,6 +269,17 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
         )
         if wait_seconds > 0 and not _wait_for(store, [e.id for e in chosen], wait_seconds):
             sys.exit(NEEDS_ATTENTION)
+
+
+def _still_retrying(store: Store, cause: str | None) -> str:
+    """"; 3 events with cause C are still being retried ...", when undelivered events have the `cause` a replay
+    found no dead letter of; "" otherwise."""
+    if cause is None:
+        return ""
+    counts = store.count_by_state(cause=cause)
+    undelivered = counts[EventState.PENDING] + counts[EventState.IN_FLIGHT]
+    return (f"; {undelivered} event(s) with cause {cause} are still being retried (pending or in flight): the "
+            "connector delivers or dead-letters them itself, see `connector status`") if undelivered else ""
 
 
 def _replayable(store: Store, ids: tuple[int, ...], cause: str | None, state: str | None) -> list[StoredEvent]:

@@ -176,3 +176,15 @@ def test_discard_by_cause_and_source_takes_dead_and_held_events(config: Path, st
     first = store.list_audit()[-1]
     assert (first.actor, first.action, first.reason, list(first.event_ids)) == (
         "oncall-jane", "discard", "users left", mapping_hr)
+
+
+def test_a_replay_by_a_cause_only_retrying_events_have_says_they_are_still_retried(config: Path, store: Store) -> None:
+    store.enqueue([change("u1"), change("u2")])
+    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
+        store.retry(claim, time.time() + 3600, "error_general", "disk full")
+    result = run(config, "events", "replay", "--cause", "error_general", "--reason", "x")
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "nothing to replay: no event matches (see `connector events list --state dead`); 2 event(s) with cause "
+        "error_general are still being retried (pending or in flight): the connector delivers or dead-letters them "
+        "itself, see `connector status`\n"), result.output
