@@ -84,7 +84,8 @@ def test_a_directory_another_instance_took_over_is_no_longer_degraded_here(ldap_
     leading[0] = False
     time.sleep(0.05)  # past the backoff
     scheduler.tick("corp", False)
-    assert scheduler.probes()["ldap.corp"]() == "ok" and not scheduler.degraded
+    assert scheduler.probes()["ldap.corp"]() == "ok: another instance polls it (one instance polls each directory)"
+    assert not scheduler.degraded
 
 
 def test_the_scheduler_recovers_and_clears_degraded(ldap_config, store, slapd, admin, base):
@@ -158,9 +159,11 @@ def test_a_directory_another_instance_leads_is_not_polled(ldap_config, store):
                               backoff_base=30, backoff_max=60, leads=lambda name: leading[name])
     scheduler.tick("corp", False)
     assert not scheduler.degraded and store.ldap_watermark("corp") is None  # not even tried
+    assert scheduler.probes()["ldap.corp"]() == "ok: another instance polls it (one instance polls each directory)"
     leading["corp"] = True  # the leader died: this instance took the directory over
     scheduler.tick("corp", False)
     assert scheduler.health["corp"].failures == 1 and "cannot connect" in store.ldap_watermark("corp").last_error
+    assert scheduler.probes()["ldap.corp"]().startswith("degraded: 1 failed runs")
 
 
 @pytest.mark.parametrize(("args", "says"), [

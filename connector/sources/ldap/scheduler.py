@@ -38,6 +38,7 @@ class DirectoryHealth:
     retry_at: float = 0.0
     full_due: bool = False
     last_error: str | None = None
+    elsewhere: bool = False  # the last tick found another instance polling the directory
 
     @property
     def status(self) -> str:
@@ -71,8 +72,8 @@ class LdapScheduler:
                 self.scheduler.add_job(self.tick, CronTrigger.from_crontab(config.full_sync_cron), args=[name, True],
                                        id=f"ldap-{name}-full", misfire_grace_time=3600)
         self.scheduler.start()
-        log.info("ldap: watching %s", ", ".join(f"{n} every {w.config.poll_seconds:g} s"
-                                                  for n, w in self.watchers.items()))
+        log.info("ldap: watching %s (each polled by one instance of those sharing the store)",
+                 ", ".join(f"{n} every {w.config.poll_seconds:g} s" for n, w in self.watchers.items()))
 
     def stop(self) -> None:
         """Wait for running polls to finish (they commit or leave nothing), then close the connections."""
@@ -96,6 +97,8 @@ class LdapScheduler:
 
     def _state(self, name: str) -> str:
         health = self.health[name]
+        if health.elsewhere:
+            return "ok: another instance polls it (one instance polls each directory)"
         return "ok" if not health.failures else f"degraded: {health.failures} failed runs, last: {health.last_error}"
 
     def tick(self, name: str, full: bool) -> None:
@@ -107,8 +110,9 @@ class LdapScheduler:
         full = full or health.full_due
         try:
             if not self.leads(name):  # another instance polls it: its failures here are over
-                self.health[name] = DirectoryHealth()
+                self.health[name] = DirectoryHealth(elsewhere=True)
                 return
+            health.elsewhere = False
             self.watchers[name].run(full=full)
         except WatermarkMoved:
             log.info("ldap %s: another poller committed first; polling again at the next tick", name)
