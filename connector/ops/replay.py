@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from connector.delivery.guard import CAUSE as GUARD_CAUSE
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, closest
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.ops.report import when
 from connector.records import ExtensionRecord
@@ -45,6 +45,8 @@ def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventS
         raise ActionError("name the events: give event ids, --cause C or --state S (see `connector events list`)")
     if cause and unknown_cause(store, cause):
         raise ActionError(f"no event has the cause {cause!r}; {causes_now(store)}; nothing was changed")
+    if source and (why := unknown_source(store, source)):
+        raise ActionError(f"{why}; nothing was changed")
     if ids:
         events = []
         for event_id in ids:
@@ -68,6 +70,17 @@ def unknown_cause(store: EventLog, cause: str) -> bool:
     if cause in NAMED_CAUSES:
         return False
     return not any(store.count_by_state(cause=cause).values())
+
+
+def unknown_source(store: EventLog, source: str) -> str | None:
+    """Why `source` names no source any event came from (a misspelt --source), with the one it looks like and
+    those there are; None when events of it exist."""
+    known = sorted({row[0] for row in store.count_by_source_and_kind()})
+    if source in known:
+        return None
+    meant = closest(source, known)
+    return (f"no event came from the source {source!r}; " + (f"did you mean {meant!r}? " if meant else "")
+            + f"the sources of events: {', '.join(known) or 'none yet'}")
 
 
 def causes_now(store: EventLog) -> str:

@@ -157,6 +157,9 @@ def test_discard_by_cause_and_source_takes_dead_and_held_events(config: Path, st
         unnamed.output)
     mixed = run(config, "events", "discard", str(unresolved), "--cause", "mapping", "--reason", "x")
     assert mixed.exit_code == 1 and "give event ids, or --cause / --state / --source, not both" in mixed.output
+    typo = run(config, "events", "discard", "--source", "hrr", "--reason", "x")
+    assert typo.exit_code == 1 and "no event came from the source 'hrr'; did you mean 'hr'? the sources of events: " \
+        "hr, idp; nothing was changed" in typo.output, typo.output
 
     by_both = run(config, "events", "discard", "--cause", "mapping", "--source", "hr", "--reason", "users left",
                   "--operator", "oncall-jane")
