@@ -5,9 +5,11 @@ read from the store at scrape time, so they count what every process and instanc
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -17,6 +19,7 @@ from connector.store import DriftRun, EventState, RecorderState, Store, StoreErr
 from connector.version import VERSION
 
 log = logging.getLogger("connector.metrics")
+STORE_READ_SECONDS = 3.0  # how long a scrape waits for the store's figures (Prometheus allows a scrape 10 s)
 
 SOAP_CALLS = Counter(
     "connector_soap_calls_total",
@@ -84,10 +87,19 @@ def observe_soap_call(operation: str, status: str, seconds: float) -> None:
 
 class StoreCollector(Collector):
     """Queue depth, pending events, oldest pending age, dead letters by cause, LDAP watermark lag and events
-    accepted, from the store."""
+    accepted, from the store, read in a thread of its own for at most `read_seconds` a scrape."""
+
+    read_seconds = STORE_READ_SECONDS
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="metrics-store")  # one connection, reused
+        self._reading: Future[list[CounterMetricFamily | GaugeMetricFamily]] | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Let the reading thread end (it is not waited for)."""
+        self._reader.shutdown(wait=False, cancel_futures=True)
 
     def describe(self) -> list[GaugeMetricFamily]:
         return []  # read the store at scrape time only, not at registration
@@ -96,13 +108,26 @@ class StoreCollector(Collector):
         """The store's figures, read whole first: when the store cannot be read (a database outage), a scrape
         still answers with the process's own metrics, `connector_store_up` 0 and none of the store's."""
         try:
-            families = list(self._read())
+            families = self._figures()
         except StoreError as exc:
             log.warning("metrics: the store's figures are left out of this scrape: %s", exc)
             families = []
         yield GaugeMetricFamily("connector_store_up", "1 when this scrape read the store's figures, 0 when the store "
                                 "could not be read (they are left out).", value=1 if families else 0)
         yield from families
+
+    def _figures(self) -> list[CounterMetricFamily | GaugeMetricFamily]:
+        """The store's figures; StoreError when the store fails, or does not answer within `read_seconds` (a SQLite
+        file another process keeps locked, an unreachable PostgreSQL host), so that a scrape answers well within
+        Prometheus' 10 s. A read still running from an earlier scrape is waited for, never started twice."""
+        with self._lock:
+            if self._reading is None or self._reading.done():
+                self._reading = self._reader.submit(lambda: list(self._read()))
+            reading = self._reading
+        try:
+            return reading.result(timeout=self.read_seconds)
+        except TimeoutError:
+            raise StoreError(f"the store did not answer within {self.read_seconds:g} s") from None
 
     def _read(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         counts = self.store.count_by_state()
@@ -202,6 +227,7 @@ def register_store(store: Store, registry: CollectorRegistry = REGISTRY) -> Stor
     previous = _registered.pop(registry, None)
     if previous is not None:
         registry.unregister(previous)
+        previous.close()
     collector = _registered[registry] = StoreCollector(store)
     registry.register(collector)
     return collector
@@ -213,3 +239,4 @@ def unregister_store(store: Store, registry: CollectorRegistry = REGISTRY) -> No
     if collector is not None and collector.store is store:
         del _registered[registry]
         registry.unregister(collector)
+        collector.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -130,3 +131,33 @@ def test_a_scrape_while_the_store_cannot_be_read_still_answers_without_its_figur
     scraped = generate_latest(registry).decode()
     assert "connector_store_up 0.0" in scraped and "connector_queue_depth" not in scraped
     assert "the store's figures are left out of this scrape: the store " in caplog.text
+
+
+def test_a_scrape_does_not_wait_out_a_store_that_does_not_answer(tmp_path, caplog, monkeypatch):
+    """A SQLite file another process keeps locked (or an unreachable PostgreSQL host) would hold a scrape past
+    Prometheus' 10 s: the scrape answers connector_store_up 0 once the read takes longer than read_seconds, starts
+    no second read while the first hangs, and shows the figures again once the store answers."""
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    store.migrate()
+    registry = CollectorRegistry()
+    collector = register_store(store, registry)
+    collector.read_seconds = 0.2
+    answer, reads = threading.Event(), []
+    counted = store.count_by_state
+
+    def hanging(**filters):
+        reads.append(1)
+        answer.wait(30)
+        return counted(**filters)
+
+    monkeypatch.setattr(store, "count_by_state", hanging)
+    first, second = (generate_latest(registry).decode() for _ in range(2))  # while the store does not answer
+    assert "connector_store_up 0.0" in first and "connector_store_up 0.0" in second
+    assert "connector_queue_depth" not in second and len(reads) == 1, "one read at a time"
+    assert "the store's figures are left out of this scrape: the store did not answer within 0.2 s" in caplog.text
+    answer.set()
+    monkeypatch.setattr(store, "count_by_state", counted)
+    collector.read_seconds = 30
+    back = generate_latest(registry).decode()
+    store.close()
+    assert "connector_store_up 1.0" in back and 'connector_queue_depth{state="pending"} 0.0' in back
