@@ -11,6 +11,7 @@ from contextlib import closing
 from typing import Any
 
 import click
+import ldap3
 
 from connector.cli.options import NEEDS_ATTENTION, config_option, json_option
 from connector.config import LDAP_ID_ATTRIBUTES, Config, LdapConfig, load_config
@@ -21,7 +22,7 @@ from connector.ops.report import to_json, when
 from connector.runtime import open_client, open_configured_store, preview_store
 from connector.sources.ldap import watcher as watcher_module
 from connector.sources.ldap.connection import close, open_connection, root_dse
-from connector.sources.ldap.dialects import SUBSCHEMA, Dialect, UnknownAttributes
+from connector.sources.ldap.dialects import SUBSCHEMA, Dialect, UnknownAttributes, dialect_for
 from connector.sources.ldap.watcher import DN_IDENTITY_WARNING, Preview, RunResult, Watcher
 from connector.store import LdapWatermark
 from connector.verba.errors import VerbaError
@@ -81,7 +82,7 @@ def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, sa
             try:
                 result = watcher.run(full=full, force=force, progress=bar.update)
             except UnknownAttributes as exc:  # the run checks the names before it reads a user
-                raise ConnectorError(_in_file(config, exc)) from None
+                raise ConnectorError("\n".join(_in_file(config, exc))) from None
     click.echo(_summary(result))
     if result.guard_message:
         click.echo(result.guard_message, err=True)
@@ -136,18 +137,30 @@ def _check_names(config: Config, directory: LdapConfig, dialect: Dialect) -> Non
     a did-you-mean); prints a warning when the schema cannot be read."""
     conn = open_connection(directory)
     try:
-        warning = dialect.check_names(conn, root_dse(conn, [SUBSCHEMA]))
-    except UnknownAttributes as exc:
-        raise ConnectorError(_in_file(config, exc)) from None
+        problems, warning = schema_problems(config, directory, conn, dialect)
     finally:
         close(conn)
+    if problems:
+        raise ConnectorError("\n".join(problems))
     if warning:
         click.echo(f"ldap {directory.name}: WARNING: {warning}", err=True)
 
 
-def _in_file(config: Config, exc: UnknownAttributes) -> str:
-    """The names the schema does not define, a line each, after the config file's path."""
-    return "\n".join([*(f"{config.path}: {problem}" for problem in exc.problems), exc.advice])
+def schema_problems(config: Config, directory: LdapConfig, conn: ldap3.Connection,
+                    dialect: Dialect | None = None) -> tuple[list[str], str | None]:
+    """The attribute names `directory` gives, against the schema of its directory over the bound `conn`
+    (`Dialect.check_names`; `dialect`: the one that then reads, to learn the names the server answers with):
+    (a line per name the schema does not define, naming the config file and key, then what to do; [] when all are
+    defined) and a warning when the schema cannot be read. Raises DirectoryError if the rootDSE cannot be read."""
+    try:
+        return [], (dialect or dialect_for(directory)).check_names(conn, root_dse(conn, [SUBSCHEMA]))
+    except UnknownAttributes as exc:
+        return _in_file(config, exc), None
+
+
+def _in_file(config: Config, exc: UnknownAttributes) -> list[str]:
+    """The names the schema does not define, a line each after the config file's path, then what to do."""
+    return [*(f"{config.path}: {problem}" for problem in exc.problems), exc.advice]
 
 
 def _directory_counts(found: Preview) -> dict[str, Any]:

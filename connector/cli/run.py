@@ -8,16 +8,15 @@ import sys
 import threading
 
 import click
-import ldap3
 
+from connector.cli.ldap import schema_problems
 from connector.cli.options import config_option
-from connector.config import Config, ConfigError, LdapConfig, load_config
+from connector.config import Config, ConfigError, load_config
 from connector.mapping import MappingError, load_mapping
 from connector.ops.logs import setup_logging
 from connector.runtime import Connector, open_client, open_configured_store
-from connector.sources.ldap.connection import DirectoryError, open_connection, read_entry, root_dse
+from connector.sources.ldap.connection import DirectoryError, open_connection, read_entry
 from connector.sources.ldap.connection import close as close_connection
-from connector.sources.ldap.dialects import SUBSCHEMA, UnknownAttributes, dialect_for
 from connector.store import POSTGRES_SCHEMES, StoreError, StoreMissing, without_password
 from connector.store.queries import migrations
 from connector.verba.errors import VerbaError
@@ -186,7 +185,7 @@ def _check_ldap(config: Config) -> list[Check]:
             continue
         try:
             found = read_entry(conn, section.base, ["1.1"])
-            names_ok, names = _check_names(config, section, conn) if found is not None else (True, [])
+            problems, unread = schema_problems(config, section, conn) if found is not None else ([], None)
         except DirectoryError as exc:
             results.append((False, what, f"bound, but {exc}"))
             continue
@@ -196,19 +195,10 @@ def _check_ldap(config: Config) -> list[Check]:
         if found is None:
             results.append((False, what, f"{bound}, but base {section.base!r} does not exist or the bind account may "
                                          "not read it; check base and the account's read rights"))
-        elif not names_ok:
-            results.append((False, what, "\n".join([f"{bound}, base {section.base} readable, but:", *names])))
+        elif problems:
+            results.append((False, what, "\n".join([f"{bound}, base {section.base} readable, but:", *problems])))
         else:
-            warning = "".join(f"; WARNING: {each}" for each in [*section.warnings, *names])
+            warning = "".join(f"; WARNING: {each}" for each in [*section.warnings, *([unread] if unread else [])])
             results.append((True, what, f"{bound}, base {section.base} readable{warning}"))
     return results
 
-
-def _check_names(config: Config, section: LdapConfig, conn: ldap3.Connection) -> tuple[bool, list[str]]:
-    """The attribute names `section` gives, against the directory's schema: (False, a line per name it does not
-    define, naming the file and key), or (True, a warning if the schema cannot be read)."""
-    try:
-        warning = dialect_for(section).check_names(conn, root_dse(conn, [SUBSCHEMA]))
-    except UnknownAttributes as exc:
-        return False, [*(f"{config.path}: {problem}" for problem in exc.problems), exc.advice]
-    return True, [warning] if warning else []
