@@ -16,14 +16,14 @@ import re
 import socket
 import ssl
 import tomllib
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
 from connector.dn import InvalidDn, parse_dn
-from connector.errors import ConnectorError, closest
+from connector.errors import ConnectorError, did_you_mean
 from connector.records import eid_problem
 from connector.shipped import default_mapping
 from connector.simulator.seed import SeedError, load_seed
@@ -355,7 +355,8 @@ def parse_config(data: dict[str, Any], path: str, *, secrets: Collection[str] = 
     problems: list[str] = []
     sections = [*_TABLES, "scim", "ldap"]
     for name in sorted(data.keys() - {*sections}):
-        problems.append(f"unknown section [{name}]; {_hint(name, sections)}the sections are {', '.join(sections)}")
+        problems.append(f"unknown section [{name}]; {did_you_mean(name, sections)}the sections are "
+                        f"{', '.join(sections)}")
     tables = {name: _table(data.get(name, {}), name, keys, problems) for name, keys in _TABLES.items()}
     mapping_file = tables["mapping"].get("file", DEFAULT_MAPPING)
     target = _target(tables["target"], "target" in secrets, problems)
@@ -402,7 +403,8 @@ def _table(raw: Any, name: str, keys: Mapping[str, type], problems: list[str]) -
     for key, value in raw.items():
         kind = keys.get(key)
         if kind is None:
-            problems.append(f"unknown key {name}.{key}; {_hint(key, keys)}the keys of [{name}] are {', '.join(keys)}")
+            problems.append(f"unknown key {name}.{key}; {did_you_mean(key, keys)}the keys of [{name}] are "
+                            f"{', '.join(keys)}")
         elif not _fits(value, kind):
             problems.append(f"{name}.{key} is {value!r}; it must be {_WANTED[kind]}")
         elif kind is float and not math.isfinite(value):  # TOML has inf and nan
@@ -410,13 +412,6 @@ def _table(raw: Any, name: str, keys: Mapping[str, type], problems: list[str]) -
         else:
             values[key] = float(value) if kind is float else value
     return values
-
-
-def _hint(typed: str, names: Iterable[str]) -> str:
-    """"did you mean 'poll_seconds'? ", before the list of `names`, as the mapping's unknown keys read; "" when none
-    is close."""
-    meant = closest(typed, names)
-    return f"did you mean {meant!r}? " if meant else ""
 
 
 def _fits(value: Any, kind: type) -> bool:

@@ -19,3 +19,10 @@ def closest(typed: str, names: Iterable[str], cutoff: float = 0.6) -> str | None
     folded = {name.casefold(): name for name in names}
     close = difflib.get_close_matches(typed.casefold(), folded, n=1, cutoff=cutoff)
     return folded[close[0]] if close else None
+
+
+def did_you_mean(typed: str, names: Iterable[str]) -> str:
+    """"did you mean 'poll_seconds'? ", to put before the list of `names`, when `typed` is `closest` to one; "" when
+    none is close."""
+    meant = closest(typed, names)
+    return f"did you mean {meant!r}? " if meant else ""

@@ -13,7 +13,7 @@ from typing import Any
 
 import phonenumbers
 
-from connector.errors import ConnectorError, closest
+from connector.errors import ConnectorError, did_you_mean
 from connector.mapping.mapper import DEPROVISION_ACTIONS, ON_CONFLICT, ON_INVALID, ExtensionSource, Mapping
 from connector.mapping.normalize import NORMALIZE_MODES, SUFFIX_MODES
 from connector.mapping.paths import AttributePath
@@ -115,8 +115,7 @@ class _Table:
         """A problem for each key not `allowed`; the keys `elsewhere` are no keys of this table, reported apart."""
         for name in self.data:
             if name not in allowed and name not in elsewhere:
-                meant = closest(name, allowed)
-                hint = f"did you mean {meant!r}? " if meant else ""
+                hint = did_you_mean(name, allowed)
                 where = f"[{self.key}]" if self.key else "the top level"
                 self.problem(name, f"is not a known key; {hint}the keys of {where} are {', '.join(allowed)}")
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from connector.delivery.guard import CAUSE as GUARD_CAUSE
-from connector.errors import ConnectorError, closest
+from connector.errors import ConnectorError, did_you_mean
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.ops.report import when
 from connector.records import ExtensionRecord
@@ -78,9 +78,8 @@ def unknown_source(store: EventLog, source: str) -> str | None:
     known = sorted({row[0] for row in store.count_by_source_and_kind()})
     if source in known:
         return None
-    meant = closest(source, known)
-    return (f"no event came from the source {source!r}; " + (f"did you mean {meant!r}? " if meant else "")
-            + f"the sources of events: {', '.join(known) or 'none yet'}")
+    return (f"no event came from the source {source!r}; {did_you_mean(source, known)}the sources of events: "
+            f"{', '.join(known) or 'none yet'}")
 
 
 def causes_now(store: EventLog) -> str:

@@ -320,12 +320,12 @@ def silence_text(silence: float, limit: float) -> str:
     return f"has not been heard from for {age(silence)} (more than {age(limit)}): is it running?"
 
 
-def instance_line(instance: Instance, now: float, limit: float | None = None) -> str:
-    """A registered connector instance and when it last said it lives (`now`: the store's clock); with `limit`
-    ([instance] liveness_seconds), flagged SILENT with what to check when `silent_for` says so."""
+def instance_line(instance: Instance, now: float, limit: float) -> str:
+    """A registered connector instance and when it last said it lives (`now`: the store's clock), flagged SILENT
+    with what to check when `silent_for` says so (`limit`: [instance] liveness_seconds)."""
     line = (f"instance {instance.name}: {instance.host} pid {instance.pid}, started {when(instance.started_at)}, "
             f"heartbeat {age(max(0.0, now - instance.heartbeat_at))} ago")
-    if limit is None or (silence := silent_for(instance, now, limit)) is None:
+    if (silence := silent_for(instance, now, limit)) is None:
         return line
     return (f"{line}: SILENT: it {silence_text(silence, limit)} Look at pid {instance.pid} on "
             f"{instance.host} (`systemctl status connector@{instance.name}`); its in-flight events go back to the "
