@@ -127,8 +127,7 @@ class Instances(Database):
             now = self._now(conn)
             row = conn.execute(self._q["instance"], (name,)).fetchone()
             registered = None if row is None else Instance(**row)
-            silent = None if registered is None else now - registered.heartbeat_at
-            if registered is not None and silent is not None and silent <= liveness_seconds:
+            if registered is not None and (silent := now - registered.heartbeat_at) <= liveness_seconds:
                 raise StoreError(
                     f"instance {name!r} on {registered.host} (pid {registered.pid}) was heard from {silent:.0f} s "
                     f"ago: only an instance that is gone can be forgotten. If it still runs, stop it (a clean stop "
