@@ -47,6 +47,7 @@ class Liveness:
         # start() replaces it with this start as registered: started_at on the database's clock, kept if it rejoins
         self.me = Instance(config.name, uuid.uuid4().hex[:12], socket.gethostname(), os.getpid())
         self.last_beat = -math.inf  # local time the last heartbeat the store took was sent
+        self.reaps_from = -math.inf  # local time from which this instance counts silent ones dead (see `beat`)
         self.displaced = False
         self._registered = False
         self._failing = False
@@ -80,11 +81,21 @@ class Liveness:
         self._thread.join()
         if self.displaced:  # nothing of it is registered; its name's tasks and breaker are the newer start's
             return
-        try:
-            self.store.leave_instance(self.me)
-        except StoreError as exc:
-            log.warning("could not unregister instance %s (%s); the others count it dead after %g s",
-                        self.me.name, exc, self.config.liveness_seconds)
+        # The store may be down for a moment (a PostgreSQL restart): try again until the others would count this
+        # instance dead anyway, rather than leave a record of a death that on-call is paged for.
+        give_up = time.monotonic() + max(0.0, self.last_beat + self.config.liveness_seconds - self.clock())
+        while True:
+            try:
+                self.store.leave_instance(self.me)
+                return
+            except StoreError as exc:
+                if time.monotonic() >= give_up:
+                    log.warning("could not unregister instance %s (%s); the others count it dead %g s after its last "
+                                "heartbeat, and `connector status` lists it as DEAD until it starts again: if it "
+                                "stays stopped, run `connector instances forget %s`", self.me.name, exc,
+                                self.config.liveness_seconds, self.me.name)
+                    return
+            time.sleep(1)
 
     def calls_until(self) -> float:
         """Until when (Unix time) a call may run: on a shared store, the liveness timeout after the last
@@ -100,17 +111,28 @@ class Liveness:
         return f"displaced: {DISPLACED.format(name=self.me.name)}" if self.displaced else None
 
     def beat(self) -> None:
-        """One heartbeat: say this instance lives and give back the claims of the dead ones."""
+        """One heartbeat: say this instance lives and give back the claims of the dead ones.
+
+        After a silence of its own longer than `liveness_seconds` (the store did not answer it), this instance
+        counts no other dead for `liveness_seconds` more: a store outage silences every instance alike, and the
+        others need a heartbeat of their own to say they live before their claims are taken from them."""
         sent = self.clock()
+        silence = sent - self.last_beat
+        if silence > self.config.liveness_seconds:
+            self.reaps_from = sent + self.config.liveness_seconds
         try:
-            beat = self.store.heartbeat(self.me, self.config.liveness_seconds)
+            beat = self.store.heartbeat(self.me, self.config.liveness_seconds, reap=sent >= self.reaps_from)
         except StoreError as exc:
             if not self._failing:
                 log.warning("instance %s: heartbeat failed (%s); calls to Verba stop %g s after the last one "
                             "unless the store answers again", self.me.name, exc, self.config.liveness_seconds)
             self._failing = True
             return
-        if self._failing:
+        if silence > self.config.liveness_seconds:
+            log.warning("instance %s: heartbeat written again after %.0f s; no other instance is counted dead for "
+                        "%g s, while those the store did not answer either write theirs", self.me.name, silence,
+                        self.config.liveness_seconds)
+        elif self._failing:
             log.info("instance %s: heartbeat written again", self.me.name)
         self._failing = False
         self.last_beat = sent

@@ -76,18 +76,20 @@ class Instances(Database):
         return me, released
 
     @repeatable
-    def heartbeat(self, me: Instance, liveness_seconds: float) -> Beat:
-        """Record that `me` (as `register_instance` returned it) lives, and give back the claims, extension locks and
-        tasks of every instance silent for over `liveness_seconds` (unregistering it, and recording it as counted dead
-        by `me`: see `dead_instances`). One transaction. If `me` was counted dead, it registers again with its own
-        start: its process still runs as it started (with the mapping as it was then). Safe to repeat: a second run
-        finds the dead reaped and `me` registered (what a first run lost at its COMMIT did then goes unreported)."""
+    def heartbeat(self, me: Instance, liveness_seconds: float, *, reap: bool = True) -> Beat:
+        """Record that `me` (as `register_instance` returned it) lives, and (unless not `reap`) give back the claims,
+        extension locks and tasks of every instance silent for over `liveness_seconds` (unregistering it, and recording
+        it as counted dead by `me`: see `dead_instances`). One transaction. If `me` was counted dead, it registers
+        again with its own start: its process still runs as it started (with the mapping as it was then). Safe to
+        repeat: a second run finds the dead reaped and `me` registered (what a first run lost at its COMMIT did then
+        goes unreported)."""
         with self._write() as conn:
             self._lock(conn, "connector.instances")
             now = self._now(conn)
             here = conn.execute(self._q["beat"], (now, me.run)).rowcount == 1
-            dead = [Instance(**row) for row in conn.execute(self._q["silent_instances"], (now - liveness_seconds,))]
-            reaped = [(i, self._reap(conn, i, me.name, now)) for i in dead if i.run != me.run]
+            silent = conn.execute(self._q["silent_instances"], (now - liveness_seconds,)) if reap else []
+            reaped = [(i, self._reap(conn, i, me.name, now)) for i in [Instance(**row) for row in silent]
+                      if i.run != me.run]
             displaced = False
             if not here:
                 displaced = not conn.execute(self._q["add_instance"], (

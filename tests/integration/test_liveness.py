@@ -164,3 +164,50 @@ def test_every_call_names_the_instance_in_its_user_agent(make_config, simulator)
     with open_client(config) as client:
         client.probe()
     assert {call["agent"] for call in simulator.calls()} == {"verba-connector (instance blue-7)"}
+
+
+def test_after_a_store_outage_that_silenced_it_too_an_instance_counts_no_other_dead_until_they_wrote_theirs(
+        store_opener: Opener, caplog) -> None:
+    store = store_opener()
+    store.enqueue([user("u-alice")])
+    a, b = (Liveness(store, InstanceConfig(name, heartbeat_seconds=60, liveness_seconds=0.5), shared=True)
+            for name in "ab")
+    a.start()
+    b.start()
+    claim = store.claim(f"{b.owner_prefix}0", time.time(), 120.0)
+    assert claim is not None
+    time.sleep(0.7)  # the store answered neither: both silent for longer than liveness_seconds
+    with caplog.at_level(logging.WARNING, logger="connector.instance"):
+        a.beat()  # the store answers a first
+    assert [i.name for i in store.live_instances()[1]] == ["a", "b"] and store.dead_instances() == []
+    assert store.get_event(claim.event_ids[0]).state is EventState.IN_FLIGHT
+    assert any("heartbeat written again after" in r.getMessage() for r in caplog.records)
+    b.beat()  # then b: it was never counted dead
+    assert store.get_event(claim.event_ids[0]).state is EventState.IN_FLIGHT
+    wait_for(lambda: (a.beat(), time.sleep(0.05), store.dead_instances())[-1] != [])  # b silent on its own now
+    assert [d.instance.name for d in store.dead_instances()] == ["b"]
+    assert store.get_event(claim.event_ids[0]).state is EventState.PENDING
+    a.stop()
+
+
+def test_an_instance_stopped_while_the_store_blinks_still_unregisters(store_opener: Opener) -> None:
+    store = store_opener()
+
+    class Blinking:
+        """The store, failing the first unregistration as during a PostgreSQL restart."""
+
+        failures = 1
+
+        def __getattr__(self, name: str):
+            return getattr(store, name)
+
+        def leave_instance(self, me: Instance) -> int:
+            if self.failures:
+                self.failures -= 1
+                raise StoreError("cannot reach the PostgreSQL server (the database system is starting up)")
+            return store.leave_instance(me)
+
+    mine = Liveness(Blinking(), InstanceConfig("a", heartbeat_seconds=60, liveness_seconds=15), shared=True)
+    mine.start()
+    mine.stop()
+    assert store.live_instances()[1] == [] and store.dead_instances() == []
