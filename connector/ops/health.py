@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import NamedTuple
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
@@ -35,6 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connector.errors import ConnectorError
+from connector.ops.bounded import BoundedCall
 from connector.ops.report import age, breaker_state, when
 from connector.store import Attempt, EventLog, EventState, OpenBreaker, Store, TargetProbe
 from connector.verba.errors import VerbaError
@@ -228,21 +230,33 @@ def scim_state(url: str, clients: Sequence[str], listening: bool, broken: Mappin
     return f"ok: listening on {url}; {who}"
 
 
-def readiness(store: Store, target: Callable[[], TargetProbe | None], sources: dict[str, Callable[[], str]],
-              unready: Callable[[], str | None] = lambda: None) -> tuple[int, dict[str, object]]:
-    """(HTTP status, body) of /readyz. `target` gives the newest finished probe of the target without waiting for a
-    slow Verba (TargetHealth.check: None before the first ends), asked only while no circuit breaker on Verba is
-    open; the body says when it started ("target_probed_at", Unix time) and how old it is
-    ("target_probe_age_seconds"); `sources` maps each source's name to a function that says "ok"
-    (or "ok: ...") or what is wrong with it; `unready` says why this instance must get no traffic at all, if it must
-    not (Liveness.unready: another start took its name), under "instance"."""
+class StoreCheck(NamedTuple):
+    """What /readyz says of the store."""
+
+    state: str  # "writable", or "unwritable: why"
+    breakers: list[OpenBreaker]  # the instances whose circuit breaker on the target is open
+    leaders: dict[str, str]  # the instance that runs each task ("ldap.NAME", "drift")
+
+
+def check_store(store: Store) -> StoreCheck:
+    """Whether the store takes a tiny write (`Store.ping`), and what /readyz shows of it then."""
     try:
         store.ping()
-        store_state = "writable"
+        return StoreCheck("writable", store.open_breakers(), store.leaders())
     except ConnectorError as exc:
-        store_state = f"unwritable: {exc}"
-    breakers = store.open_breakers() if store_state == "writable" else []
-    leaders = store.leaders() if store_state == "writable" else {}
+        return StoreCheck(f"unwritable: {exc}", [], {})
+
+
+def readiness(store: Callable[[], StoreCheck], target: Callable[[], TargetProbe | None],
+              sources: dict[str, Callable[[], str]],
+              unready: Callable[[], str | None] = lambda: None) -> tuple[int, dict[str, object]]:
+    """(HTTP status, body) of /readyz. `store` checks the store (`check_store`); `target` gives the newest finished
+    probe of the target without waiting for a slow Verba (TargetHealth.check: None before the first ends), asked only
+    while no circuit breaker on Verba is open; the body says when it started ("target_probed_at", Unix time) and how
+    old it is ("target_probe_age_seconds"); `sources` maps each source's name to a function that says "ok"
+    (or "ok: ...") or what is wrong with it; `unready` says why this instance must get no traffic at all, if it must
+    not (Liveness.unready: another start took its name), under "instance"."""
+    store_state, breakers, leaders = store()
     probe = None if breakers else target()  # while a breaker is open, delivery probes Verba itself
     state = target_state(probe, breakers)
     source_states = {name: source() for name, source in sources.items()}
@@ -269,12 +283,19 @@ def create_admin_app(store: Store, target: Callable[[], TargetProbe | None],
     function that says "ok" (or "ok: ...") or what is wrong with it; `unready` why this instance must get no traffic,
     if it must not (see `readiness`)."""
     sources = sources if sources is not None else {}
+    checking = BoundedCall(lambda: check_store(store), "readyz-store")
+
+    def check() -> StoreCheck:
+        try:
+            return checking()
+        except TimeoutError:
+            return StoreCheck(f"unwritable: the store did not answer within {checking.seconds:g} s", [], {})
 
     async def livez(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
 
     async def readyz(request: Request) -> Response:
-        code, body = await run_in_threadpool(readiness, store, target, sources, unready)
+        code, body = await run_in_threadpool(readiness, check, target, sources, unready)
         return JSONResponse(body, status_code=code)
 
     def exposition() -> bytes:

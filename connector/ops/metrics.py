@@ -5,21 +5,19 @@ read from the store at scrape time, so they count what every process and instanc
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import weakref
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from connector.ops.bounded import BoundedCall
 from connector.store import DriftRun, EventState, RecorderState, Store, StoreError
 from connector.version import VERSION
 
 log = logging.getLogger("connector.metrics")
-STORE_READ_SECONDS = 3.0  # how long a scrape waits for the store's figures (Prometheus allows a scrape 10 s)
 
 SOAP_CALLS = Counter(
     "connector_soap_calls_total",
@@ -87,19 +85,15 @@ def observe_soap_call(operation: str, status: str, seconds: float) -> None:
 
 class StoreCollector(Collector):
     """Queue depth, pending events, oldest pending age, dead letters by cause, LDAP watermark lag and events
-    accepted, from the store, read in a thread of its own for at most `read_seconds` a scrape."""
-
-    read_seconds = STORE_READ_SECONDS
+    accepted, from the store, read in a thread of its own for at most `reading.seconds` a scrape."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="metrics-store")  # one connection, reused
-        self._reading: Future[list[CounterMetricFamily | GaugeMetricFamily]] | None = None
-        self._lock = threading.Lock()
+        self.reading = BoundedCall(lambda: list(self._read()), "metrics-store")  # one connection, reused
 
     def close(self) -> None:
         """Let the reading thread end (it is not waited for)."""
-        self._reader.shutdown(wait=False, cancel_futures=True)
+        self.reading.close()
 
     def describe(self) -> list[GaugeMetricFamily]:
         return []  # read the store at scrape time only, not at registration
@@ -117,17 +111,12 @@ class StoreCollector(Collector):
         yield from families
 
     def _figures(self) -> list[CounterMetricFamily | GaugeMetricFamily]:
-        """The store's figures; StoreError when the store fails, or does not answer within `read_seconds` (a SQLite
-        file another process keeps locked, an unreachable PostgreSQL host), so that a scrape answers well within
-        Prometheus' 10 s. A read still running from an earlier scrape is waited for, never started twice."""
-        with self._lock:
-            if self._reading is None or self._reading.done():
-                self._reading = self._reader.submit(lambda: list(self._read()))
-            reading = self._reading
+        """The store's figures; StoreError when the store fails, or does not answer within `reading.seconds`, so that
+        a scrape answers well within Prometheus' 10 s (see BoundedCall)."""
         try:
-            return reading.result(timeout=self.read_seconds)
+            return self.reading()
         except TimeoutError:
-            raise StoreError(f"the store did not answer within {self.read_seconds:g} s") from None
+            raise StoreError(f"the store did not answer within {self.reading.seconds:g} s") from None
 
     def _read(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         counts = self.store.count_by_state()

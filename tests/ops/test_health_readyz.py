@@ -117,3 +117,27 @@ def test_readyz_answers_before_the_first_probe_ends_and_says_so(store: Store) ->
         assert (response.status_code, body["status"]) == (200, "degraded"), body
         assert body["target"] == "unknown: the first probe of Verba has not ended yet"
         assert "target_probe_age_seconds" not in body
+
+
+def test_readyz_answers_unready_in_seconds_while_the_store_does_not_answer(store: Store, monkeypatch) -> None:
+    """A SQLite file another process keeps locked, or an unreachable PostgreSQL host, holds each store call for its
+    driver's timeout (5 s, 10 s, more for several calls): /readyz says unready after 3 s instead of outliving the load
+    balancer's check, asks the store once however often it is asked, and says writable again once the store answers."""
+    pinged, answer = [], threading.Event()
+    ping = store.ping
+
+    def hanging() -> None:
+        pinged.append(1)
+        answer.wait(30)
+        ping()
+
+    monkeypatch.setattr(store, "ping", hanging)
+    with serve(create_admin_app(store, lambda: None, {"scim": lambda: "ok"})) as url:
+        answers = [httpx.get(f"{url}/readyz", timeout=30) for _ in range(2)]
+        assert len(pinged) == 1, "one store check at a time"
+        answer.set()
+        back = httpx.get(f"{url}/readyz", timeout=30)
+    for response in answers:
+        assert response.status_code == 503, response.text
+        assert response.json()["store"] == "unwritable: the store did not answer within 3 s"
+    assert back.json()["store"] == "writable"

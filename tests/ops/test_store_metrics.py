@@ -82,7 +82,7 @@ def test_an_instance_counted_dead_is_a_metric_until_forgotten(tmp_path):
 
 
 def test_an_open_breaker_shows_in_metrics_readyz_and_status(tmp_path):
-    from connector.ops.health import readiness
+    from connector.ops.health import check_store, readiness
     from tests.ops.helpers import cli, write_config
 
     config = write_config(tmp_path, "http://127.0.0.1:9/provisioning")
@@ -95,7 +95,7 @@ def test_an_open_breaker_shows_in_metrics_readyz_and_status(tmp_path):
         samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                    for family in text_string_to_metric_families(generate_latest(registry).decode())
                    for s in family.samples}
-        code, body = readiness(store, lambda: pytest.fail("no probe while a breaker is open"), {})
+        code, body = readiness(lambda: check_store(store), lambda: pytest.fail("no probe while a breaker is open"), {})
 
     assert samples[("connector_target_breaker_open", ())] == 1
     assert samples[("connector_target_breaker_opened_timestamp_seconds", (("instance", "host-a/4711"),))] == opened
@@ -135,13 +135,13 @@ def test_a_scrape_while_the_store_cannot_be_read_still_answers_without_its_figur
 
 def test_a_scrape_does_not_wait_out_a_store_that_does_not_answer(tmp_path, caplog, monkeypatch):
     """A SQLite file another process keeps locked (or an unreachable PostgreSQL host) would hold a scrape past
-    Prometheus' 10 s: the scrape answers connector_store_up 0 once the read takes longer than read_seconds, starts
+    Prometheus' 10 s: the scrape answers connector_store_up 0 once the read takes longer than its limit, starts
     no second read while the first hangs, and shows the figures again once the store answers."""
     store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
     store.migrate()
     registry = CollectorRegistry()
     collector = register_store(store, registry)
-    collector.read_seconds = 0.2
+    collector.reading.seconds = 0.2
     answer, reads = threading.Event(), []
     counted = store.count_by_state
 
@@ -157,7 +157,7 @@ def test_a_scrape_does_not_wait_out_a_store_that_does_not_answer(tmp_path, caplo
     assert "the store's figures are left out of this scrape: the store did not answer within 0.2 s" in caplog.text
     answer.set()
     monkeypatch.setattr(store, "count_by_state", counted)
-    collector.read_seconds = 30
+    collector.reading.seconds = 30
     back = generate_latest(registry).decode()
     store.close()
     assert "connector_store_up 1.0" in back and 'connector_queue_depth{state="pending"} 0.0' in back

@@ -14,6 +14,7 @@ from connector.errors import ConnectorError
 from connector.liveness import Liveness
 from connector.ops.health import (
     TargetHealth,
+    check_store,
     create_admin_app,
     readiness,
     recorded_target_state,
@@ -149,16 +150,17 @@ def test_readyz_is_degraded_by_an_unreachable_target_or_scim_not_listening(store
     listening = scim_state("http://127.0.0.1:8080/scim/v2", ["entra", "okta"], True, {})
     assert listening == "ok: listening on http://127.0.0.1:8080/scim/v2; clients entra, okta"
 
-    code, body = readiness(store, lambda: up, {"scim": lambda: listening, "ldap.corp": lambda: "ok"})
+    code, body = readiness(lambda: check_store(store), lambda: up,
+                           {"scim": lambda: listening, "ldap.corp": lambda: "ok"})
     assert (code, body["status"], body["target"]) == (200, "ready", "reachable")
     assert body["sources"] == {"scim": listening, "ldap.corp": "ok"} and body["target_probed_at"] == up.probed_at
 
-    code, body = readiness(store, lambda: down, {"scim": lambda: listening})
+    code, body = readiness(lambda: check_store(store), lambda: down, {"scim": lambda: listening})
     assert (code, body["status"]) == (200, "degraded")
     assert body["target"] == "unreachable: http_5xx: Verba answered HTTP 503"
 
     stopped = scim_state("http://127.0.0.1:8080/scim/v2", [], False, {})
-    code, body = readiness(store, lambda: up, {"scim": lambda: stopped})
+    code, body = readiness(lambda: check_store(store), lambda: up, {"scim": lambda: stopped})
     assert (code, body["status"], body["sources"]["scim"]) == (200, "degraded",
                                                                 "not listening on http://127.0.0.1:8080/scim/v2")
     assert scim_state("http://h:1/scim/v2", [], True, {}) == (
@@ -171,13 +173,13 @@ def test_readyz_is_unready_once_another_start_took_the_instances_name(store: Sto
     old = Liveness(store, InstanceConfig("b", heartbeat_seconds=60, liveness_seconds=0.3), shared=True)
     old.start()
     try:
-        code, body = readiness(store, lambda: up, {"scim": lambda: "ok"}, old.unready)
+        code, body = readiness(lambda: check_store(store), lambda: up, {"scim": lambda: "ok"}, old.unready)
         assert (code, body["status"]) == (200, "ready") and "instance" not in body
         time.sleep(0.4)  # paused past liveness_seconds, and meanwhile the name is started again elsewhere
         store.register_instance(Instance("b", "newer", "vm2", 202), 0.3, lambda previous: True)
         old.beat()
 
-        code, body = readiness(store, lambda: up, {"scim": lambda: "ok"}, old.unready)
+        code, body = readiness(lambda: check_store(store), lambda: up, {"scim": lambda: "ok"}, old.unready)
         with serve(create_admin_app(store, lambda: up, {}, old.unready)) as url:
             answer = httpx.get(f"{url}/readyz")
     finally:
