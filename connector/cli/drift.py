@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -10,15 +12,19 @@ from connector.cli.options import config_option, json_option, operator_option
 from connector.config import load_config
 from connector.errors import ConnectorError
 from connector.mapping import load_mapping
-from connector.ops.drift import KINDS, DriftCheck, DriftReport
+from connector.ops.drift import KINDS, DriftCheck, DriftReport, Unchecked
 from connector.ops.report import to_json
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventLog
 
-DRIFT_FOUND = 3  # the exit status when Verba differs
+DRIFT_FOUND = 3  # the exit status when Verba differs, or when no user could be checked
 NOT_RECORDED = ("not recorded as the last check (only some users were checked): `connector status`, the metrics and "
                 "`connector status --check` still show the last check of every user; `connector drift` without "
                 "--user records a new one")
+NOTHING_RECORDED = ("not recorded as the last check (no user could be checked): `connector status`, the metrics and "
+                    "`connector status --check` still show the last check that checked someone; run `connector drift` "
+                    "again once the users above can be checked")
+SHOWN = 10  # users shown for each reason a user was not checked, and event ids of a repair that are not one range
 
 
 @click.command()
@@ -39,46 +45,62 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str, c
     report missing, unlinked, other-user, settings and extra extensions. Writes nothing to Verba.
 
     A check of every user is recorded as the last check (`connector status`, the metrics, `status --check`); one
-    limited by --user is not, so that it never hides what the last check of every user found.
+    limited by --user is not, so that it never hides what the last check of every user found, nor is one that
+    could check no user (each waits for a push, say).
 
-    Exit status: 0 when Verba is in step, 3 when drift was found (repaired or not), 1 on an error.
+    Exit status: 0 when Verba is in step for the users checked, 3 when drift was found (repaired or not) or no user
+    could be checked, 1 on an error.
     """
     config = load_config(config_path, secrets={"target"})
     with open_configured_store(config) as store, open_client(config) as client:
-        targets = _users(store, users) if users else store.user_keys()
+        targets = _users(store, users) if users else None
         check = DriftCheck(store, client, load_mapping(config.mapping_file), concurrency or config.delivery.workers)
-        with click.progressbar(length=len(targets), label="drift: checking users", file=sys.stderr, show_pos=True,
-                               hidden=as_json or not sys.stderr.isatty()) as bar:
-            report = check.check(targets, progress=bar.update, every_user=not users)
+        with _Progress(hidden=as_json or not sys.stderr.isatty()) as bar:
+            report = check.check(targets, progress=bar.update, begin=bar.begin)
         ids = check.repair(report, actor=operator, reason=reason) if repair and report.drifts else []
-        if not users:
-            store.add_drift_run(report.run("cli"))
+        recorded = not users and check.record(report, "cli")
     if as_json:
-        click.echo(to_json({"users": report.users, "extensions": report.extensions, "counts": report.counts,
-                            "drifts": report.drifts, "unchecked": report.unchecked,
+        click.echo(to_json({"users_total": report.total, "users": report.users,
+                            "users_with_no_extension": report.needing_nothing, "extensions": report.extensions,
+                            "counts": report.counts, "drifts": report.drifts, "unchecked": report.unchecked,
+                            "unchecked_by_reason": {reason: len(group)
+                                                    for reason, group in report.unchecked_by_reason().items()},
                             "in_conflict": report.in_conflict, "repaired": report.repaired,
                             "event_ids": ids, "seconds": report.finished_at - report.started_at,
-                            "recorded": not users}))
+                            "recorded": recorded}))
     else:
         for line in lines(report, ids):
             click.echo(line)
         if users:
             click.echo(NOT_RECORDED)
-    if report.drifts:
+        elif not recorded:
+            click.echo(NOTHING_RECORDED)
+    if report.drifts or report.nothing_checked:
         sys.exit(DRIFT_FOUND)
+
+
+class _Progress(contextlib.ExitStack):
+    """The progress bar of a check on standard error, opened by `begin(total)` once the reads up front (the store's
+    users, Verba's list of every user) are done: click's time estimate averages from the bar's start and keeps its
+    first samples, so a bar opened before those reads estimated hours for a check of seconds."""
+
+    def __init__(self, hidden: bool) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.update: Callable[[int], None] = lambda n: None  # the bar's, once begun
+        if not hidden:
+            click.echo("drift: reading the users to check and what Verba holds ...", err=True)
+
+    def begin(self, total: int) -> None:
+        self.update = self.enter_context(click.progressbar(length=total, label="drift: checking users",
+                                                           file=sys.stderr, show_pos=True, hidden=self.hidden)).update
 
 
 def lines(report: DriftReport, ids: list[int]) -> list[str]:
     """The report for a terminal: a summary line, then the drift grouped by kind, then what was not checked."""
     seconds = report.finished_at - report.started_at
-    if report.drifts:
-        found = f"{len(report.drifts)} differ"
-    elif report.unchecked:
-        found = ("nothing checked: see why below" if not report.users
-                 else f"in step, but {len(report.unchecked)} users were not checked: see why below")
-    else:
-        found = "in step"
-    out = [f"drift: checked {report.extensions} extensions of {report.users} users in {seconds:.1f} s: {found}"]
+    why = ": see why below" if report.unchecked else ""
+    out = [f"drift: {report.figures()}, in {seconds:.1f} s: {report.verdict()}{why}"]
     for kind, title in KINDS.items():
         drifts = [d for d in report.drifts if d.kind == kind]
         if drifts:
@@ -89,14 +111,40 @@ def lines(report: DriftReport, ids: list[int]) -> list[str]:
                    "and what resolves it")
         out.extend(f"  {waiting['extension']}  {waiting['user']}" for waiting in report.in_conflict)
     if report.unchecked:
-        out.append(f"not checked ({len(report.unchecked)}):")
-        out.extend(f"  {line}" for line in report.unchecked)
+        out.append(f"not checked ({len(report.unchecked)} users; `--json` lists every one):")
+        for reason, group in report.unchecked_by_reason().items():
+            out.extend(_unchecked_lines(reason, group))
     if report.repaired is not None:
-        out.append(f"repair: queued {report.repaired} users (events {', '.join(map(str, ids))}); the running "
-                   "connector pushes them: follow them with `connector events list`")
+        out.append(f"repair: queued {report.repaired} users ({_event_ids(ids)}); the running connector pushes them: "
+                   "follow them with `connector events list`")
     elif report.drifts:
         out.append("nothing was written; run again with --repair to queue the fixes")
     return out
+
+
+def _unchecked_lines(reason: str, group: list[Unchecked]) -> list[str]:
+    """The users not checked for one reason: a line with the reason and their count, then the first SHOWN users (with
+    what is particular to each) and how many more, e.g. ["  a change of this user waits to be pushed (12):",
+    "    test/u-1", ..., "    ... and 2 more"]."""
+    out = [f"  {reason} ({len(group)}):"]
+    out.extend(f"    {user.user}" + (f": {user.detail}" if user.detail else "") for user in group[:SHOWN])
+    if len(group) > SHOWN:
+        out.append(f"    ... and {len(group) - SHOWN} more")
+    return out
+
+
+def _event_ids(ids: list[int]) -> str:
+    """The events a repair queued, short: "event 7", "events 7 to 3007" when one range (as `events ingest` says what
+    it accepted), else the first SHOWN ids and how many in all, e.g. "events 7, 9, ... (3001 in all)"."""
+    ids = sorted(ids)
+    if not ids:
+        return "no events"
+    if len(ids) == 1:
+        return f"event {ids[0]}"
+    if ids[-1] - ids[0] == len(ids) - 1:
+        return f"events {ids[0]} to {ids[-1]}"
+    shown = ", ".join(map(str, ids[:SHOWN]))
+    return f"events {shown}" + (f", ... ({len(ids)} in all; `--json` lists every one)" if len(ids) > SHOWN else "")
 
 
 def _users(store: EventLog, wanted: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -22,7 +22,6 @@ from connector.ops.report import (
     dead_instance_line,
     dead_letters_json,
     drift_found,
-    drift_line,
     held_json,
     held_lines,
     instance_line,
@@ -164,7 +163,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         click.echo(dead_instance_line(gone))
     for line in _older_mapping(config, instances):
         click.echo(f"WARNING: {line}")
-    click.echo(drift_line(drift, time.time(), leaders.get("drift")))
+    click.echo(_drift_line(drift, time.time(), leaders.get("drift")))
     click.echo(f"target: {config.target_url} {target}")
     for line in recorder_lines(recorders):
         click.echo(line)
@@ -233,6 +232,27 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
         click.echo(f"check ok: no dead letters; oldest undelivered {oldest_text} (at most {age(max_pending_age)})")
     if problems:
         sys.exit(NEEDS_ATTENTION)
+
+
+def _drift_line(run: DriftRun | None, now: float, leader: str | None = None) -> str:
+    """The last drift check (connector/ops/drift.py) with its age at `now`; `leader`: the instance that runs the
+    scheduled checks, if one does. E.g. "drift: last check 2026-11-30 04:30:02, 2.0h ago (schedule, took 9s): 3001
+    extensions of 3001 users, in step"; a check that left users unchecked says how many, never "in step"."""
+    led = "" if leader is None else f"; instance {leader} runs the scheduled checks"
+    if run is None:
+        return f"drift: never checked (`connector drift`, or [drift] schedule in `connector run`){led}"
+    found = drift_found(run)
+    if found:
+        verdict = f"DRIFT {found}"
+    elif run.unchecked:
+        verdict = "nothing checked" if not run.users else "no drift in those"
+    else:
+        verdict = "in step"
+    unchecked = f"; {run.unchecked} users not checked (`connector drift` says why)" if run.unchecked else ""
+    repaired = "" if run.repaired is None else f"; {run.repaired} users queued for repair"
+    return (f"drift: last check {when(run.finished_at)}, {age(max(0.0, now - run.finished_at))} ago ({run.trigger}, "
+            f"took {age(run.finished_at - run.started_at)}): {run.extensions} extensions of {run.users} users, "
+            f"{verdict}{unchecked}{repaired}{led}")
 
 
 def _drift_problems(run: DriftRun | None) -> list[str]:

@@ -23,7 +23,8 @@ current state, so the normal delivery path (ownership rules, the stop-recording 
 fix; an extra is first remembered as pushed for its user, so that push stops recording it.
 
 A check of every user is recorded as the last check (DriftRun: `connector status`, the metrics, `status --check`);
-a check of some users (`connector drift --user`) is not, so that it never hides what the last full check found.
+a check of some users (`connector drift --user`) is not, so that it never hides what the last full check found, nor
+is a check that left every user unchecked (during a backlog, every user may wait for a push): it found nothing out.
 """
 
 from __future__ import annotations
@@ -80,16 +81,41 @@ class Drift:
     detail: str  # what differs, e.g. "voice: Verba has false, wanted true"
 
 
+# Why a user was not checked (Unchecked.reason); the mapping's own failures and the login name looked up are details.
+PENDING = "a change of this user waits to be pushed"
+IN_FLIGHT = "a change of this user is being pushed now"
+HELD = ("every event of this user is held or discarded: approve a held one, or replay a discarded one by id to undo "
+        "its discard (`connector events list --user USER`)")
+NO_VERBA_USER = "no Verba user has its loginName"
+UNMAPPABLE = "its state cannot be mapped"
+UNRESOLVED = "its Verba user cannot be found"
+
+
+@dataclasses.dataclass(frozen=True)
+class Unchecked:
+    """A user a check did not compare, e.g. Unchecked("test/u-alice", PENDING) or
+    Unchecked("test/u-bob", NO_VERBA_USER, "'bob@example.com'")."""
+
+    user: str  # "source/external_id"
+    reason: str  # one of the constants above: what the report groups by
+    detail: str = ""  # what is particular to this user
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.reason}" + (f": {self.detail}" if self.detail else "")
+
+
 @dataclasses.dataclass
 class DriftReport:
-    """What one check found; `unchecked` are "source/external_id: why" lines."""
+    """What one check found. Of the `total` users it looked at, `users` were compared with Verba (`extensions`
+    records), `unchecked` were not, and the rest need no extension (none wanted, none pushed before)."""
 
     started_at: float
     finished_at: float = 0.0
+    total: int = 0
     users: int = 0
     extensions: int = 0
     drifts: list[Drift] = dataclasses.field(default_factory=list)
-    unchecked: list[str] = dataclasses.field(default_factory=list)
+    unchecked: list[Unchecked] = dataclasses.field(default_factory=list)
     in_conflict: list[dict[str, str]] = dataclasses.field(default_factory=list)  # {"extension", "user"}
     repaired: int | None = None  # users queued for repair
 
@@ -100,6 +126,41 @@ class DriftReport:
         for drift in self.drifts:
             counts[drift.kind] += 1
         return counts
+
+    @property
+    def needing_nothing(self) -> int:
+        """Users with no extension to compare: their state maps to none, and none was pushed for them."""
+        return self.total - self.users - len(self.unchecked)
+
+    @property
+    def nothing_checked(self) -> bool:
+        """Whether every user looked at was left unchecked (a check of no user at all is in step, not this)."""
+        return bool(self.unchecked) and len(self.unchecked) == self.total
+
+    def unchecked_by_reason(self) -> dict[str, list[Unchecked]]:
+        """The users not checked by reason, the most frequent reason first, e.g. {PENDING: [Unchecked(...), ...]}."""
+        groups: dict[str, list[Unchecked]] = {}
+        for user in self.unchecked:
+            groups.setdefault(user.reason, []).append(user)
+        return dict(sorted(groups.items(), key=lambda group: -len(group[1])))
+
+    def figures(self) -> str:
+        """What the check counted, e.g. "33001 users: 3001 compared with Verba (3001 extensions), 30000 with no
+        extension to compare, 5 not checked" (the last two only when not 0)."""
+        rest = [f"{n} {what}" for n, what in ((self.needing_nothing, "with no extension to compare"),
+                                              (len(self.unchecked), "not checked")) if n]
+        return ", ".join([f"{self.total} users: {self.users} compared with Verba ({self.extensions} extensions)",
+                          *rest])
+
+    def verdict(self) -> str:
+        """"in step", "3 differ", "nothing checked", or "no drift in the 5 users compared, but 2 were not checked"."""
+        if self.drifts:
+            return f"{len(self.drifts)} differ"
+        if self.nothing_checked:
+            return "nothing checked"
+        if self.unchecked:
+            return f"no drift in the {self.users} users compared, but {len(self.unchecked)} were not checked"
+        return "in step"
 
     def run(self, trigger: str) -> DriftRun:
         return DriftRun(self.started_at, self.finished_at, self.users, self.extensions, self.counts,
@@ -118,7 +179,7 @@ class _User:
     held: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # what Verba links to the user
     drifts: list[Drift] = dataclasses.field(default_factory=list)
     waiting: list[str] = dataclasses.field(default_factory=list)  # wanted extensions in an open conflict
-    unchecked: str | None = None
+    unchecked: tuple[str, str] | None = None  # (reason, detail), see Unchecked
 
     @property
     def name(self) -> str:
@@ -135,16 +196,20 @@ class DriftCheck:
         self.concurrency = concurrency
 
     def check(self, users: Sequence[tuple[str, str]] | None = None,
-              progress: Callable[[int], None] = lambda n: None, *, every_user: bool = False) -> DriftReport:
-        """Check `users` ((source, external_id); every user the connector knows if None, or if `every_user` says
-        `users` are that list already): Verba's users are then read with one listUsers, else one by one.
-        `progress(n)` is called as n more users are checked. Raises VerbaError when Verba cannot be read at all."""
+              progress: Callable[[int], None] = lambda n: None,
+              begin: Callable[[int], None] = lambda total: None) -> DriftReport:
+        """Check `users` ((source, external_id)), or every user the connector knows if None: Verba's users are then
+        read with one listUsers, else one by one. `begin(total)` is called once those reads up front are done, as
+        the `total` users start to be checked, then `progress(n)` as n more users are checked (a progress bar's
+        time estimate counts from `begin`). Raises VerbaError when Verba cannot be read at all."""
         report = DriftReport(started_at=time.time())
         targets = self.store.user_keys() if users is None else list(users)
         listed_at = time.time()
-        directory = verba_directory(self.client, "drift check") if users is None or every_user else {}
+        directory = verba_directory(self.client, "drift check") if users is None else {}
         waiting = {(c.claimant.source, c.claimant.external_id, c.extension)
                    for c in self.store.open_conflicts(limit=EVERY_CONFLICT)}
+        report.total = len(targets)
+        begin(len(targets))
         checked: list[_User] = []
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="drift")
         try:
@@ -160,7 +225,7 @@ class DriftCheck:
             report.drifts.extend(_extras(user, wanted))
         for user in checked:
             if user.unchecked is not None:
-                report.unchecked.append(f"{user.name}: {user.unchecked}")
+                report.unchecked.append(Unchecked(user.name, *user.unchecked))
             elif user.user_id is not None:
                 report.users += 1
                 report.extensions += len(user.wanted)
@@ -190,30 +255,31 @@ class DriftCheck:
         user = _User(stored.source, stored.external_id)
         current = stored.current
         if current is None:
-            user.unchecked = ("every event of this user is held or discarded: approve a held one, or replay a "
-                              "discarded one by id to undo its discard (`connector events list --user "
-                              f"{stored.source}/{stored.external_id}`)")
+            user.unchecked = (HELD, "")
             return user
         if current.state in (EventState.PENDING, EventState.IN_FLIGHT):
-            user.unchecked = "a push of this user is under way"
+            user.unchecked = (PENDING if current.state is EventState.PENDING else IN_FLIGHT, "")
             return user
         change = current.change
         try:
             if self.mapping.needs_nothing(change, stored.pushed):
                 return user  # nothing is recorded for it, nor should be: nothing to compare
         except MappingFailure as exc:
-            user.unchecked = str(exc)
+            user.unchecked = (UNMAPPABLE, str(exc))
             return user
         if current.updated_at >= listed_at - CLOCK_MARGIN_SECONDS:
             directory = {}  # pushed since Verba's users were listed: the list is older than the push, ask anew
         try:
             verba = look_up(self.client, self.mapping, change, stored.verba_user_id, directory)
             if verba.user_id is None:
-                user.unchecked = f"no Verba user has loginName {verba.found!r}"
+                user.unchecked = (NO_VERBA_USER, repr(verba.found))
                 return user
             mapped = self.mapping.map_user(change, verba.user_id, stored.pushed)
-        except (MappingFailure, UnresolvedUser, ValueError) as exc:
-            user.unchecked = str(exc)
+        except UnresolvedUser as exc:
+            user.unchecked = (UNRESOLVED, str(exc))
+            return user
+        except (MappingFailure, ValueError) as exc:
+            user.unchecked = (UNMAPPABLE, str(exc))
             return user
         user.user_id, user.login, user.wanted = verba.user_id, verba.login, mapped.upserts
         user.held = [e for e in verba.held or [] if e["user_id"] == verba.user_id]
@@ -227,6 +293,15 @@ class DriftCheck:
             if drift is not None:
                 user.drifts.append(drift)
         return user
+
+    def record(self, report: DriftReport, trigger: str) -> bool:
+        """Record a check of every user as the last check (`trigger`: "cli" or "schedule"), unless it left every
+        user unchecked: that found nothing out, so the last check that did stays what `connector status`, the
+        metrics and `status --check` show. Whether it was recorded."""
+        if report.nothing_checked:
+            return False
+        self.store.add_drift_run(report.run(trigger))
+        return True
 
     def repair(self, report: DriftReport, *, actor: str, reason: str) -> list[int]:
         """Queue a fresh, forced event of the current state of every user with drift (an extra is first
@@ -294,14 +369,17 @@ class DriftSchedule:
             report = self.check.check()
             if self.config.repair and report.drifts:
                 self.check.repair(report, actor="connector", reason="scheduled drift repair ([drift] repair = true)")
-            self.check.store.add_drift_run(report.run("schedule"))
+            recorded = self.check.record(report, "schedule")
         except Exception as exc:  # the schedule goes on; the next run checks again
             log.error("drift check failed: %s", exc, exc_info=not isinstance(exc, ConnectorError))
             return None
         counts = ", ".join(f"{kind} {n}" for kind, n in report.counts.items() if n)
-        log.log(logging.WARNING if report.drifts else logging.INFO,
-                "drift check: %d extensions of %d users: %s%s", report.extensions, report.users,
-                counts or "in step", "" if report.repaired is None else f"; {report.repaired} users queued for repair")
+        why = "; ".join(f"{len(users)}: {reason}" for reason, users in report.unchecked_by_reason().items())
+        log.log(logging.WARNING if report.drifts or report.unchecked else logging.INFO,
+                "drift check: %s: %s%s%s%s%s", report.figures(), report.verdict(), f" ({counts})" if counts else "",
+                f"; not checked: {why} (`connector drift` lists them)" if why else "",
+                "" if report.repaired is None else f"; {report.repaired} users queued for repair",
+                "" if recorded else "; not recorded as the last check: no user could be checked")
         return report
 
 

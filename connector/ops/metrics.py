@@ -186,6 +186,9 @@ def _drift_metrics(run: DriftRun | None) -> Iterator[GaugeMetricFamily]:
                             value=run.finished_at - run.started_at)
     yield GaugeMetricFamily("connector_drift_extensions_checked", "Extensions the last drift check compared.",
                             value=run.extensions)
+    yield GaugeMetricFamily("connector_drift_users_not_checked",
+                            "Users the last drift check could not compare (a change waiting to be pushed, no Verba "
+                            "user, ...): its drift counts say nothing of them.", value=run.unchecked)
     found = GaugeMetricFamily("connector_drift_found", "Drift the last check found, by kind.", labels=["kind"])
     for kind, count in run.counts.items():
         found.add_metric([kind], count)

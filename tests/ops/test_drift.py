@@ -13,7 +13,7 @@ import pytest
 
 from connector.config import load_config
 from connector.mapping import load_mapping
-from connector.ops.drift import KINDS, DriftCheck, verba_directory
+from connector.ops.drift import KINDS, PENDING, DriftCheck, Unchecked, verba_directory
 from connector.ops.metrics import SKIPPED, StoreCollector
 from connector.ops.report import when
 from connector.runtime import open_configured_store
@@ -153,9 +153,9 @@ def test_each_kind_of_drift_is_found_without_writing_and_repaired_exactly(delive
     assert after[dave]["user_id"] == 4 and after[dave]["voice"] is False  # still linked, recording stopped
     assert after[in_step] == before[in_step]
     assert drift.check().drifts == []
-    audit = deliverer.store.list_audit()[0]
-    assert (audit.actor, audit.action, audit.reason, audit.detail["users"]) == ("oncall", "drift_repair",
-                                                                                 "weekly drift", 4)
+    # the newest repair's entry (the pushes audit their own decisions too: the extra stopped)
+    audit = next(a for a in deliverer.store.list_audit() if a.action == "drift_repair")
+    assert (audit.actor, audit.reason, audit.detail["users"]) == ("oncall", "weekly drift", 4)
 
 
 def five_users(deliverer, sim) -> None:
@@ -195,7 +195,8 @@ def test_a_user_whose_push_is_under_way_is_not_checked(deliverer, sim, drift):
     pushed(deliverer, sim, user())
     deliverer.store.enqueue([user(title="new")])
     report = drift.check()
-    assert report.drifts == [] and report.unchecked == ["test/u-alice: a push of this user is under way"]
+    assert report.drifts == [] and report.unchecked == [Unchecked("test/u-alice", PENDING)]
+    assert str(report.unchecked[0]) == "test/u-alice: a change of this user waits to be pushed"
 
 
 def cli(config_path, *args):
@@ -205,17 +206,20 @@ def cli(config_path, *args):
 
 def test_a_check_that_could_check_nobody_does_not_call_verba_in_step(deliverer, sim, config_path):
     pushed(deliverer, sim, user())
-    deliverer.store.enqueue([user(title="new")])  # a push under way: the user is not checked
+    deliverer.store.enqueue([user(title="new")])  # a change waits to be pushed: the user is not checked
     done = cli(config_path)
-    assert "checked 0 extensions of 0 users in " in done.stdout and ": nothing checked: see why below" in done.stdout
-    assert "in step" not in done.stdout and "test/u-alice: a push of this user is under way" in done.stdout
+    assert done.returncode == 3, done.stderr
+    assert "drift: 1 users: 0 compared with Verba (0 extensions), 1 not checked, in " in done.stdout
+    assert ": nothing checked: see why below" in done.stdout and "in step" not in done.stdout
+    assert f"  {PENDING} (1):\n    test/u-alice\n" in done.stdout
+    assert deliverer.store.last_drift_run() is None
 
 
 def test_the_command_exits_3_on_drift_0_in_step_and_repairs_with_an_audit(deliverer, sim, config_path):
     pushed(deliverer, sim, user())
     done = cli(config_path)
     assert done.returncode == 0, done.stderr
-    assert "checked 1 extensions of 1 users" in done.stdout and "in step" in done.stdout
+    assert "drift: 1 users: 1 compared with Verba (1 extensions), in " in done.stdout and "in step" in done.stdout
 
     sim.edit_extension(ALICE, video=True)
     sim.clear_calls()
