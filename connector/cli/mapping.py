@@ -102,7 +102,8 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
                             "user_id": resolved, "user_id_from": how, "decided_by": loaded.decision(subject.change),
                             "absent_attributes": absent,
                             "upserts": [r.to_dict() for r in mapped.upserts],
-                            "deprovisions": [r.to_dict() for r in mapped.deprovisions]}))
+                            "deprovisions": [r.to_dict() for r in mapped.deprovisions],
+                            "left_out": list(mapped.skipped), "kept": list(mapped.kept)}))
         return
     click.echo(_using(config, mapping_path, given=mapping_file is not None))
     click.echo(f"{subject.name} ({subject.change.kind}), from {subject.where}")
@@ -111,7 +112,10 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
     if absent:
         click.echo("not in this state (misspelled in the mapping, or not sent by the source?): " + ", ".join(
             f"rules[{a['rule']}].when.attribute {a['attribute']!r}" for a in absent))
-    rows = [("record", r) for r in mapped.upserts] + [("stop", r) for r in mapped.deprovisions]
+    if mapped.skipped:
+        click.echo("left out as invalid (fix at the source): " + "; ".join(mapped.skipped))
+    rows = ([("keep" if r.extension in mapped.kept else "record", r) for r in mapped.upserts]
+            + [("stop", r) for r in mapped.deprovisions])
     if not rows:
         click.echo("maps to no extension: the state has no valid value in the mapping's [[extensions]] sources"
                    + ("" if subject.change.kind == "upsert" else ", and nothing was pushed for it before")
@@ -119,6 +123,9 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
         return
     for line in table(rows):
         click.echo(line)
+    if mapped.kept:
+        click.echo("keep: last pushed recording, and not stopped while a value is left out as invalid: it may be that "
+                   "number mistyped (audited kept_recording)")
     if mapped.deprovisions:  # as delivery decides (connector/delivery/ownership.py)
         click.echo(f"stop: recording stops (the extension stays linked to user {resolved}) if Verba still links it to "
                    "this user and no other source of the user claims it; else it is left alone (audited left_alone)")

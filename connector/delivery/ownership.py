@@ -89,7 +89,7 @@ class OwnershipPusher:
             for record in mapped.upserts:
                 self._upsert(claim, me, record, plan, outcome)
             for record in mapped.deprovisions:
-                self._deprovision(claim, me, record, plan, outcome)
+                self._deprovision(claim, me, record, plan, outcome, active=mapped.active)
         except BaseException:
             woken(self.store.finish_push(claim.owner, me, outcome.owners, outcome.conflicts, released, failed=True))
             raise
@@ -230,7 +230,10 @@ class OwnershipPusher:
     # deprovisioning
 
     def _deprovision(self, claim: Claim, me: Claimant, record: ExtensionRecord, plan: PushPlan,
-                     outcome: PushOutcome) -> None:
+                     outcome: PushOutcome, *, active: bool) -> None:
+        """Stop recording the extension if the ownership rules allow it (see the module doc); a stop for a user who
+        stays `active` (no leaver: a number removed or changed at the source, or no rule records it now) is logged
+        as a warning and audited (`recording_stopped`), so that it is never silent."""
         extension = record.extension
         found = self.client.get_extension(extension)
         if found is None:
@@ -247,6 +250,12 @@ class OwnershipPusher:
                               f"the same Verba user still claims it through {same_user.name}", outcome)
         elif self._try_update(record):
             outcome.stopped.append(extension)
+            if active:
+                why = (f"{me.name} stays active, but its state no longer maps to {extension} (a number removed or "
+                       "changed at the source, or no rule records the user now: `connector mapping test` shows why)")
+                log.warning("stopped recording %s: %s", extension, why,
+                            extra={"event_ids": list(claim.event_ids), "extension": extension})
+                self._audit(claim, me, "recording_stopped", extension, owner, login, why)
         else:
             raise VerbaAmbiguous(f"getExtension shows {extension} linked to Verba user {owner}, "
                                  "updateExtension says it does not exist")
@@ -260,6 +269,19 @@ class OwnershipPusher:
         self._audit(claim, me, "left_alone", extension, owner, login, why)
 
     # shared
+
+    def note_kept(self, claim: Claim, me: Claimant, mapped: MappedUser) -> None:
+        """Log the values the mapping left out as invalid, and audit (`kept_recording`) each extension kept
+        recording because of them instead of stopped (MappedUser.kept); call it once a push ends."""
+        if not mapped.skipped:
+            return
+        left_out = "; ".join(mapped.skipped)
+        log.warning("%s: left out as invalid: %s; fix it at the source", me.name, left_out,
+                    extra={"event_ids": list(claim.event_ids)})
+        for extension in mapped.kept:
+            why = (f"{me.name} no longer maps to {extension}, but a value was left out as invalid ({left_out}) and "
+                   f"may be that number mistyped: it stays recorded until the value is fixed at the source")
+            self._audit(claim, me, "kept_recording", extension, me.verba_user_id, me.login_name, why)
 
     def _audit(self, claim: Claim, me: Claimant, action: str, extension: str, owner: int | None,
                login: str | None, why: str) -> None:

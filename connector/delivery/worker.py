@@ -142,12 +142,13 @@ class Deliverer:
                 self._skip(claim, lease, sent, "not recorded, and no Verba user has its login name: nothing to stop")
                 return
             mapped = self.mapping.map_user(change, user_id, previous)
-            if not claim.forced and self._confirmed(claim, mapped, previous, user_id):
-                self._skip(claim, lease, sent, "records as Verba last confirmed them", mapped.upserts, user_id)
-                return
-            known_extensions = {p.extension for p in previous}
             me = Claimant(claim.source, claim.external_id, user_id, self.mapping.login_name(change.state),
                           change.accepted_at)
+            if not claim.forced and self._confirmed(claim, mapped, previous, user_id):
+                self._skip(claim, lease, sent, "records as Verba last confirmed them", mapped.upserts, user_id)
+                self.owners.note_kept(claim, me, mapped)
+                return
+            known_extensions = {p.extension for p in previous}
             outcome = self.owners.push(claim, me, mapped,
                                        [r for r in mapped.upserts if r.extension not in known_extensions],
                                        self.guard.window(previous, mapped))
@@ -185,6 +186,7 @@ class Deliverer:
             self.breaker.succeeded()
             woken(self.store.complete(lease.final(), outcome.written, user_id, sent=sent,
                                                   finish=outcome.finish))
+            self.owners.note_kept(claim, me, mapped)
             COALESCED.inc(len(claim.event_ids) - 1)
             log.info("pushed %s/%s: %d upserted, %d stopped, %d in conflict, %d left alone",
                      claim.source, claim.external_id, len(outcome.written), len(outcome.stopped),

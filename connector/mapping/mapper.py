@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from connector.errors import ConnectorError
@@ -28,8 +28,19 @@ class UnresolvedUser(ConnectorError):
 
 @dataclasses.dataclass(frozen=True)
 class MappedUser:
+    """What a push of one user writes: `upserts` to record (with those `kept`), `deprovisions` to stop.
+
+    `active`: the change leaves the user active (an upsert without active = false), so a stop is no leaver's;
+    `skipped`: the values an `on_invalid = "skip"` source left out, "PATH: why"; `kept`: extensions last
+    pushed recording that such a value may stand for (a number mistyped at the source), in `upserts` as last pushed
+    instead of stopped. Two are equal when they write the same records (the other fields say why).
+    """
+
     upserts: list[ExtensionRecord]
     deprovisions: list[ExtensionRecord]
+    active: bool = dataclasses.field(default=False, compare=False)
+    skipped: tuple[str, ...] = dataclasses.field(default=(), compare=False)
+    kept: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,21 +51,23 @@ class ExtensionSource:
     on_invalid: str = "error"
     suffix: str = "keep"
 
-    def extensions(self, state: dict[str, Any], *, strict: bool) -> Iterator[str]:
-        """The normalized extensions in the state; `strict` False skips bad values whatever `on_invalid` says."""
+    def extensions(self, state: dict[str, Any], *, strict: bool) -> tuple[list[str], list[str]]:
+        """The normalized extensions in the state, and the bad values left out ("PATH: why"): with
+        `on_invalid = "skip"`, or `strict` False whatever `on_invalid` says; MappingFailure for one otherwise."""
+        extensions, skipped = [], []
         for value in self.path.values(state):
             if isinstance(value, str) and not value.strip():
                 continue
             try:
-                extension = normalize_extension(value, self.normalize, self.default_country, self.suffix)
+                extensions.append(normalize_extension(value, self.normalize, self.default_country, self.suffix))
             except ValueError as exc:
                 if strict and self.on_invalid == "error":
                     raise MappingFailure(
                         f"{self.path}: {exc}; fix the value at the source, "
                         f'or set on_invalid = "skip" for this [[extensions]] source'
                     ) from None
-                continue
-            yield extension
+                skipped.append(f"{self.path}: {exc}")
+        return extensions, skipped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,38 +138,45 @@ class Mapping:
         """The records to push for this change; `previous` are the records last pushed for this user.
 
         Every record carries `user_id`. Deprovisioned records stay linked to the user with
-        recording off, because an update without a user id would unlink them.
+        recording off, because an update without a user id would unlink them. While a value of a
+        recorded user is left out as invalid, no extension last pushed recording is stopped: the
+        value may be that number mistyped at the source (MappedUser.kept).
         """
         if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id <= 0:
             raise ValueError(f"map_user needs a positive integer Verba user id, got {user_id!r}")
         settings = self._settings(change)
+        active = change.kind == "upsert" and change.state.get("active") is not False
         # A user going away is stopped even when a value is bad: a bad value was never pushed.
-        wanted = self._extensions(change.state, strict=settings is not None)
+        wanted, skipped = self._extensions(change.state, strict=settings is not None)
         upserts = [] if settings is None else [self._record(x, user_id, settings) for x in wanted]
+        if settings is not None and skipped:
+            kept_records = {r.extension: r for r in previous if r.recording and r.extension not in wanted}
+            upserts += [dataclasses.replace(record, user_id=user_id) for record in kept_records.values()]
+        kept = tuple(record.extension for record in upserts[len(wanted):])
         if self.deprovision_action == "ignore":
-            return MappedUser(upserts, [])
-        kept = {record.extension for record in upserts}
+            return MappedUser(upserts, [], active, skipped, kept)
+        written = {record.extension for record in upserts}
         stopped: dict[str, ExtensionRecord] = {}
         for record in previous:
-            if record.extension not in kept and record.extension not in stopped:
+            if record.extension not in written and record.extension not in stopped:
                 stopped[record.extension] = dataclasses.replace(record, user_id=user_id).stopped()
         if settings is None:
             for extension in wanted:
                 if extension not in stopped:
                     stopped[extension] = self._record(extension, user_id, self.defaults).stopped()
-        return MappedUser(upserts, list(stopped.values()))
+        return MappedUser(upserts, list(stopped.values()), active, skipped, kept)
 
     def needs_nothing(self, change: UserChange, previous: Sequence[ExtensionRecord]) -> bool:
         """Whether a push of `change` has nothing to write or stop: its state maps to no extension and nothing was
         pushed for the user before (`previous`), so no Verba user is needed (a service account without a number).
         Raises MappingFailure for a bad value, as map_user does. The caller checks that the user claims no extension
         either (a conflict it waits in is released by a push)."""
-        return not previous and not self._extensions(change.state, strict=self._settings(change) is not None)
+        return not previous and not self._extensions(change.state, strict=self._settings(change) is not None)[0]
 
     def records_anything(self, change: UserChange) -> bool:
         """Whether the change wants the user recorded on at least one extension (an active upsert that a rule or
         [defaults] records, with a number); MappingFailure for a bad value, as map_user."""
-        return self._settings(change) is not None and bool(self._extensions(change.state, strict=True))
+        return self._settings(change) is not None and bool(self._extensions(change.state, strict=True)[0])
 
     def decision(self, change: UserChange) -> str:
         """What decided how the user is recorded, for `mapping test`: its kind or `active`, the first rule whose
@@ -181,9 +201,12 @@ class Mapping:
             return rule.settings
         return self.defaults if self.record_by_default else None
 
-    def _extensions(self, state: dict[str, Any], *, strict: bool) -> list[str]:
-        """Every source's extensions in order, each once (the first occurrence wins)."""
-        return list(dict.fromkeys(x for source in self.sources for x in source.extensions(state, strict=strict)))
+    def _extensions(self, state: dict[str, Any], *, strict: bool) -> tuple[list[str], tuple[str, ...]]:
+        """Every source's extensions in order, each once (the first occurrence wins), and the bad values they left
+        out (see ExtensionSource.extensions)."""
+        read = [source.extensions(state, strict=strict) for source in self.sources]
+        return (list(dict.fromkeys(x for extensions, _ in read for x in extensions)),
+                tuple(value for _, skipped in read for value in skipped))
 
     def _record(self, extension: str, user_id: int, settings: RecordingSettings) -> ExtensionRecord:
         return ExtensionRecord(

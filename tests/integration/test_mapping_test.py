@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.config import DEFAULT_MAPPING, load_config
+from connector.records import ExtensionRecord
 from connector.runtime import open_configured_store
 from connector.sources.scim.schema import USERS
 from connector.sources.scim.service import ScimService
@@ -33,10 +34,12 @@ def test_a_table_by_default_and_json_with_the_flag():
     assert lines[3] == ('decided by rules[2] (when { attribute = "attributes.urn:ietf:params:scim:schemas:extension:'
                         'verba:2.0:User:recordingPolicy", equals = "on-demand" }) matched first: recorded with its '
                         'settings')
-    assert lines[4].split() == ["EXTENSION", "USER", "ID", "ACTION", "RECORDING", "MODE", "VOICE", "IM", "VIDEO",
+    assert lines[4] == ("left out as invalid (fix at the source): phoneNumbers[type eq \"mobile\"].value: "
+                        "'07700 900123' is not a valid phone number for GB")
+    assert lines[5].split() == ["EXTENSION", "USER", "ID", "ACTION", "RECORDING", "MODE", "VOICE", "IM", "VIDEO",
                                 "SCREEN"]
-    assert lines[5].split() == ["+442079460018", "417", "record", "ON_DEMAND", "yes", "no", "no", "no"]
-    assert len(lines) == 6  # no footnote without a stop
+    assert lines[6].split() == ["+442079460018", "417", "record", "ON_DEMAND", "yes", "no", "no", "no"]
+    assert len(lines) == 7  # no footnote without a stop
 
     code, out = run("--mapping", "mappings/okta.toml", "--user", OKTA, "--json")
     assert code == 0
@@ -183,3 +186,25 @@ def test_a_rule_attribute_the_state_lacks_is_pointed_out(tmp_path):
     code, out = run("--mapping", str(typo), "--user", OKTA, "--json")
     assert json.loads(out)["absent_attributes"] == [
         {"rule": 3, "attribute": "attributes.urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:departmnt"}]
+
+
+def test_a_number_left_out_as_invalid_is_shown_and_the_number_last_recorded_kept(tmp_path, simulator):
+    config = config_file(tmp_path, simulator)
+    (tmp_path / "c.toml").write_text((tmp_path / "c.toml").read_text() + '[mapping]\nfile = "mappings/entra.toml"\n')
+    mistyped = [{"type": "work", "value": "(415) 555-0100"}, {"type": "mobile", "value": "+1 917 555 04O2"}]
+    with open_configured_store(load_config(config), create=True) as store:
+        created = ScimService(store).create("entra", USERS, {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alice@example.com",
+            "phoneNumbers": mistyped})
+        store.remember_pushed("entra", created.row.id, [
+            ExtensionRecord("+14155550100", 3, "FULL", True, False, False, False, eid="0000"),
+            ExtensionRecord("+19175550402", 3, "FULL", True, False, False, False, eid="0000")])
+    code, out = run("--config", config, "--scim-user", "alice@example.com")
+    assert code == 0, out
+    assert ("left out as invalid (fix at the source): phoneNumbers[type eq \"mobile\"].value: '+1 917 555 04O2' is not "
+            "a valid phone number") in out
+    assert ["+19175550402", "3", "keep"] == next(line.split()[:3] for line in out.splitlines()
+                                                 if line.startswith("+19175550402"))
+    code, out = run("--config", config, "--scim-user", "alice@example.com", "--json")
+    data = json.loads(out)
+    assert data["kept"] == ["+19175550402"] and len(data["left_out"]) == 1 and data["deprovisions"] == []

@@ -64,7 +64,21 @@ def test_a_bad_number_fails_by_default_naming_the_path_and_the_value() -> None:
 
 def test_on_invalid_skip_drops_the_bad_number() -> None:
     loaded = mapping('on_invalid = "skip"\n')
-    assert loaded.map_user(change(work("555-0100x", B)), 7, [rec(A)]) == MappedUser([rec(B)], [off(A)])
+    mapped = loaded.map_user(change(work("555-0100x", B)), 7, [])
+    assert mapped == MappedUser([rec(B)], []) and mapped.kept == ()
+    [skipped] = mapped.skipped
+    assert skipped.startswith("phoneNumbers[type eq \"work\"].value: '555-0100x' has the extension suffix")
+
+
+def test_a_number_left_out_as_invalid_keeps_the_numbers_last_recorded_instead_of_stopping_them() -> None:
+    """A mistyped number may be the one recorded until now: nothing is stopped while it is left out (kept as last
+    pushed); once fixed, or gone for good without a bad value, the old number is stopped as usual."""
+    loaded = mapping('on_invalid = "skip"\n')
+    mistyped = loaded.map_user(change(work("555-0100x", B)), 7, [rec(A, mode="CONTROLLED"), rec(B)])
+    assert mistyped == MappedUser([rec(B), rec(A, mode="CONTROLLED")], [])
+    assert mistyped.kept == (A,) and mistyped.active and len(mistyped.skipped) == 1
+    assert loaded.map_user(change(work(B)), 7, [rec(A), rec(B)]) == MappedUser([rec(B)], [off(A)])
+    assert loaded.map_user(change(work("555-0100x", B), "delete"), 7, [rec(A)]) == MappedUser([], [off(A), off(B)])
 
 
 def test_empty_values_are_ignored() -> None:

@@ -115,7 +115,9 @@ def test_map_user_properties(data: dict[str, Any], state: dict[str, Any], kind: 
     assert not set(upserted) & set(stopped)
     assert len(set(upserted)) == len(upserted) and len(set(stopped)) == len(stopped)
     normalized = [x for x in upserted + stopped if any(_is_normal(x, s) for s in mapping.sources)]
-    assert set(upserted) <= set(normalized)
+    assert set(upserted) <= set(normalized) | set(mapped.kept)
+    assert set(mapped.kept) <= {p.extension for p in previous if p.recording}
+    assert not mapped.kept or (mapped.skipped and not going_away), "kept only while a value is left out as invalid"
     assert set(stopped) <= set(normalized) | {p.extension for p in previous}
     assert not any(r.recording for r in mapped.deprovisions)
     if going_away:

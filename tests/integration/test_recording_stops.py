@@ -1,0 +1,73 @@
+"""No silent stop of an active user's recording (simulator over real HTTP): a number mistyped at the source keeps
+the number last recorded, and any other stop of a user who stays active is logged and audited.
+
+Mapped with mappings/entra.toml, whose mobile source skips a value that does not parse (on_invalid = "skip")."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from connector.events import UserChange
+from connector.store import EventState
+from tests.integration.test_ownership import make_deliverer, recording
+from tests.plugins.simulator import drain
+
+WORK, MOBILE = "+12125550401", "+19175550402"
+
+
+@pytest.fixture
+def seed_users() -> list[dict[str, Any]]:
+    return [{"id": 6, "loginName": "dave@example.com", "eid": "0000"}]
+
+
+def dave(*phones: tuple[str, str], kind: str = "upsert", **state: Any) -> UserChange:
+    numbers = [{"type": kind_of, "value": value} for kind_of, value in phones]
+    return UserChange("hr", "d", kind, {"userName": "dave@example.com", "phoneNumbers": numbers, **state})  # type: ignore[arg-type]
+
+
+def test_a_mistyped_mobile_keeps_it_recorded_and_says_so(make_config, simulator, caplog):
+    deliverer = make_deliverer(make_config, "mappings/entra.toml")
+    deliverer.store.enqueue([dave(("work", "+1 212 555 0401"), ("mobile", "+1 917 555 0402"))])
+    drain(deliverer)
+    assert recording(simulator.extensions()[MOBILE])
+
+    with caplog.at_level(logging.WARNING, logger="connector.delivery"):
+        deliverer.store.enqueue([dave(("work", "+1 212 555 0401"), ("mobile", "+1 917 555 04O2"))])  # letter O
+        drain(deliverer)
+
+    held = simulator.extensions()[MOBILE]
+    assert recording(held) and held["user_id"] == 6, "a typo at the source must not stop Dave's recording"
+    [event] = deliverer.store.list_events(limit=1)
+    assert event.state is EventState.DONE
+    [kept] = [a for a in deliverer.store.audit_of_event(event.id) if a.action == "kept_recording"]
+    assert kept.detail["extension"] == MOBILE and "'+1 917 555 04O2'" in kept.reason
+    assert "fixed at the source" in kept.reason
+    assert any("left out as invalid" in r.getMessage() and "04O2" in r.getMessage() for r in caplog.records)
+
+    deliverer.store.enqueue([dave(("work", "+1 212 555 0401"))])  # the mobile removed for good: stopped, and said
+    drain(deliverer)
+    assert not recording(simulator.extensions()[MOBILE])
+    [event] = deliverer.store.list_events(limit=1)
+    [stopped] = [a for a in deliverer.store.audit_of_event(event.id) if a.action == "recording_stopped"]
+    assert stopped.detail["extension"] == MOBILE and "stays active" in stopped.reason
+
+
+def test_a_stop_for_a_user_who_stays_active_is_audited_and_a_leavers_is_not(make_config, simulator, caplog):
+    deliverer = make_deliverer(make_config, "mappings/entra.toml")
+    deliverer.store.enqueue([dave(("work", "+1 212 555 0401"), ("mobile", "+1 917 555 0402"))])
+    drain(deliverer)
+    with caplog.at_level(logging.WARNING, logger="connector.delivery"):
+        deliverer.store.enqueue([dave(("office", "+1 212 555 0401"), ("mobile", "+1 917 555 0402"))])
+        drain(deliverer)
+    assert not recording(simulator.extensions()[WORK]) and recording(simulator.extensions()[MOBILE])
+    [stopped] = [a for a in deliverer.store.list_audit() if a.action == "recording_stopped"]
+    assert stopped.detail["extension"] == WORK and stopped.detail["user"] == "hr/d"
+    assert any(r.getMessage().startswith(f"stopped recording {WORK}: hr/d") for r in caplog.records)
+
+    deliverer.store.enqueue([dave(("mobile", "+1 917 555 0402"), kind="deactivate")])
+    drain(deliverer)
+    assert not recording(simulator.extensions()[MOBILE])
+    assert [a.detail["extension"] for a in deliverer.store.list_audit() if a.action == "recording_stopped"] == [WORK]
