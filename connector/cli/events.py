@@ -12,13 +12,15 @@ from typing import BinaryIO
 import click
 
 from connector.cli.options import NEEDS_ATTENTION, config_option, json_option, operator_option, since_option, since_time
+from connector.cli.status import _older_mapping
 from connector.config import Config, load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
 from connector.mapping import load_mapping
 from connector.ops.health import answered_since, attempts_since, recorded_target_state
-from connector.ops.replay import ActionError, causes_now, discard, preview, requeue, select
+from connector.ops.replay import MAX_SELECTED, ActionError, causes_now, discard, preview, requeue, select
 from connector.ops.report import (
+    WAITS_NOTE,
     attempt_lines,
     audit_line,
     counts_line,
@@ -33,6 +35,7 @@ from connector.ops.report import (
     stalled_claim,
     summary_lines,
     to_json,
+    waiting_extensions,
 )
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState, Store, StoredEvent
@@ -107,6 +110,29 @@ REPLAYABLE = ("only dead letters can be replayed (and, by id, done events whose 
 DISCARDABLE = "only dead or held events can be discarded"
 
 
+# After an `_older_mapping` line: what that means for a replay, which the running connector delivers.
+RESTART_FIRST = ("The running connector delivers a replay, so it would map it with the file as it was (a dry run maps "
+                 "with the file as it is now): restart it first (`systemctl restart connector@NAME`), then replay")
+
+
+def _named_once(ids: tuple[int, ...], filters: dict[str, str | bool | None], how: str) -> None:
+    """A usage error (exit 2), before the config or store is read, unless the events are named one way: by `ids`,
+    or by the `filters` given (option -> its value, e.g. {"--cause": "mapping", "--state": None}); `how` says how
+    to name them, e.g. "give event ids, --cause C or --state S"."""
+    given = [option for option, value in filters.items() if value]
+    if ids and given:
+        raise click.UsageError(f"give event ids, or {' / '.join(given)}, not both; nothing was changed")
+    if not ids and not given:
+        raise click.UsageError(f"name the events: {how}; nothing was changed")
+
+
+def _not_blank(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A --reason that says something: a blank one is a usage error (exit 2), as a missing one is."""
+    if not value.strip():
+        raise click.BadParameter("say why, for the audit (it is blank); nothing was changed")
+    return value
+
+
 @events.command("list")
 @config_option
 @click.option("--state", type=click.Choice(STATES), help="Only events in this state.")
@@ -134,20 +160,23 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
                    if state in (None, EventState.DEAD.value) else [])
         held = (store.held_summary(cause=cause, user=user, source=source, since=since_at)
                 if state in (None, EventState.HELD.value) else [])
-        conflicts = store.open_conflicts() if cause == CONFLICT_CAUSE else []
+        # One read of the open conflicts, for the events of conflicts and to flag done events whose user waits in one.
+        conflicts = (store.open_conflicts(MAX_SELECTED)
+                     if cause == CONFLICT_CAUSE or any(e.state is EventState.DONE for e in rows) else [])
         known = causes_now(store) if cause is not None and not rows else ""  # a cause matching nothing: misspelt?
+    waits = waiting_extensions(rows, conflicts)
     if as_json:
         click.echo(to_json({"counts": {s.value: n for s, n in counts.items()},
                             "dead_letters_by_cause": dead_letters_json(summary),
                             "held_by_cause": held_json(held),
                             **({"extension_conflicts": conflicts} if cause == CONFLICT_CAUSE else {}),
-                            "events": [event_dict(e) for e in rows]}))
+                            "events": [{**event_dict(e), "waits_in_conflict": waits.get(e.id, [])} for e in rows]}))
         return
     filtered = any(value is not None for value in (cause, user, source, since_at))
     click.echo(counts_line(counts) + ("  (of the events these filters select)" if filtered else ""))
     for line in _dead_letter_lines(summary, cause) + held_lines(held):
         click.echo(line)
-    if conflicts:
+    if cause == CONFLICT_CAUSE and conflicts:
         for line in ownership_lines(conflicts, []):
             click.echo(line)
     if rows:
@@ -157,7 +186,9 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
     else:
         click.echo("no events match")
     for event in rows:
-        click.echo(event_line(event))
+        click.echo(event_line(event, waits.get(event.id, ())))
+    if waits:
+        click.echo(WAITS_NOTE)
 
 
 def _dead_letter_lines(summary: list[CauseGroup], cause: str | None) -> list[str]:
@@ -194,7 +225,7 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
         click.echo(to_json({"event": event_dict(event), "attempts": attempts, "audit": audit, "conflicts": conflicts,
                             "maps_to_now": now}))
         return
-    click.echo(event_line(event))
+    click.echo(event_line(event, [c.extension for c in conflicts]))
     click.echo(f"queued by: {queued_by(event.change.cause)}")
     click.echo("state:")
     click.echo("  " + json.dumps(event.change.state, indent=2).replace("\n", "\n  "))
@@ -241,15 +272,23 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     The running connector delivers them; --wait follows them to the end. Exit status: 0 when the
     replay was queued (and, with --wait, every event was delivered); 3 when --wait ends with an
     event dead again, held by a guard, or still pending, or a user of them still in an extension conflict; 1 on an
-    error (nothing replayed). A done event is replayed by id only while it has an open extension conflict; a
-    discarded event by id undoes its discard (audited).
+    error (nothing replayed); 2 on a usage error, such as no ids and no --cause or --state. A done event is replayed
+    by id only while it has an open extension conflict; a discarded event by id undoes its discard (audited). A
+    replay and its dry run warn (stderr) when a running instance started before the mapping file last changed: it
+    delivers the replay with the mapping as it was, so restart it first.
     """
     shown = click.get_current_context().get_parameter_source("shown_users")
     if not dry_run and shown is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("--show only says how much --dry-run shows; add --dry-run (nothing was replayed)")
+    _named_once(event_ids, {"--cause": cause, "--state": state},
+                "give event ids, --cause C or --state S (see `connector events list`)")
     config = load_config(config_path, secrets=())  # the [target] secrets only once something is to be replayed
     with open_configured_store(config) as store:
         chosen = _replayable(store, event_ids, cause, state)
+        _, instances = store.live_instances()
+        older = _older_mapping(config, instances) if chosen else []
+        for line in older:
+            click.echo(f"WARNING: {line}. {RESTART_FIRST}", err=True)
         if dry_run:
             _show_dry_run(store, config, chosen, shown_users, bool(event_ids))
             return
@@ -267,7 +306,7 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
             + (f" ({len(chosen) - count} were already replayed)" if count < len(chosen) else "")
             + (f"; the discard of {', '.join(map(str, undone))} is undone" if undone else "")
         )
-        if wait_seconds > 0 and not _wait_for(store, [e.id for e in chosen], wait_seconds):
+        if wait_seconds > 0 and not _wait_for(store, [e.id for e in chosen], wait_seconds, bool(older)):
             sys.exit(NEEDS_ATTENTION)
 
 
@@ -345,10 +384,11 @@ def _refusal(store: Store, config: Config) -> str | None:
             "with `connector status`")
 
 
-def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:
+def _wait_for(store: Store, ids: list[int], seconds: float, older_mapping: bool = False) -> bool:
     """Wait up to `seconds` for the events to leave pending and in flight; say how they ended, and what to
-    do about those not delivered. True when every one was delivered and none of their users is left in an open
-    extension conflict."""
+    do about those not delivered (`older_mapping`: a running instance maps with the mapping file as it was, so a
+    conflict's advice may be what was just done). True when every one was delivered and none of their users is left
+    in an open extension conflict."""
     deadline = time.monotonic() + seconds
     while True:
         events = [e for e in (store.get_event(i) for i in ids) if e is not None]
@@ -373,6 +413,9 @@ def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:
     conflicts = [c for user in users for c in store.conflicts_of(*user)]
     for conflict in conflicts:  # done, yet the user is still not recorded on it
         click.echo(f"still in conflict: {conflict.extension} of {conflict.claimant.name}: {conflict.message}")
+    if conflicts and older_mapping:
+        click.echo("a running instance still maps with the mapping file as it was when it started (see the WARNING "
+                   "above): if you changed the mapping to resolve these, restart every instance, then replay again")
     return all(e.state is EventState.DONE for e in events) and not conflicts
 
 
@@ -381,16 +424,17 @@ def _wait_for(store: Store, ids: list[int], seconds: float) -> bool:
 @click.argument("event_ids", nargs=-1, type=int)
 @click.option("--cause", help="Discard the dead and held events of this cause.")
 @click.option("--source", help="Discard the dead and held events of this source (with --cause: of both).")
-@click.option("--reason", required=True, help="Why these events are not to be delivered (for the audit).")
+@click.option("--reason", required=True, callback=_not_blank,
+              help="Why these events are not to be delivered (for the audit).")
 @operator_option
 def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | None, source: str | None, reason: str,
                    operator: str) -> None:
     """Give up on dead or held events: those named by id, or by --cause and/or --source. They stay in the store and
     the audit says why; `events replay ID` undoes a discard. Events discarded already are left as they are (running
     it twice is harmless)."""
-    if not event_ids and cause is None and source is None:
-        raise ActionError("name the events: give the ids of dead or held events, --cause C and/or --source S (see "
-                          "`connector events list --state dead` and `--state held`)")
+    _named_once(event_ids, {"--cause": cause, "--source": source},
+                "give the ids of dead or held events, --cause C and/or --source S (see `connector events list --state "
+                "dead` and `--state held`)")
     with open_configured_store(load_config(config_path, secrets=())) as store:
         allowed = [EventState.DEAD, EventState.HELD] + ([EventState.DISCARDED] if event_ids else [])
         chosen = select(store, event_ids, cause, None, allowed, source=source, rule=DISCARDABLE)
@@ -408,16 +452,17 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | No
 @click.option("--source", help="Approve the held events of this source (an LDAP directory's or SCIM client's name).")
 @click.option("--cause", help="Approve the held events of this cause (ldap_mass_change, stop_recording_guard).")
 @click.option("--all", "approve_all", is_flag=True, help="Approve every held event.")
-@click.option("--reason", required=True, help="Why the held change is intended (for the audit).")
+@click.option("--reason", required=True, callback=_not_blank,
+              help="Why the held change is intended (for the audit).")
 @operator_option
 def events_approve(config_path: str, event_ids: tuple[int, ...], source: str | None, cause: str | None,
                    approve_all: bool, reason: str, operator: str) -> None:
     """Release events held by a guard (LDAP mass change, stop-recording burst), so they are delivered: those named
     by id, or by --source and/or --cause, or --all."""
+    _named_once(event_ids, {"--source": source, "--cause": cause, "--all": approve_all},
+                "give the ids of held events, --source S, --cause C or --all (see `connector events list --state "
+                "held`)")
     by_group = approve_all or source is not None or cause is not None
-    if not event_ids and not by_group:
-        raise ActionError("name the events: give the ids of held events, --source S, --cause C or --all (see "
-                          "`connector events list --state held`)")
     with open_configured_store(load_config(config_path, secrets=())) as store:
         chosen = select(store, event_ids, cause, EventState.HELD if by_group else None, [EventState.HELD],
                         source=source, rule="only held events can be approved")

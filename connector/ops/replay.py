@@ -33,16 +33,15 @@ class ActionError(ConnectorError):
 def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventState | None,
            allowed: Sequence[EventState], *, source: str | None = None, rule: str) -> list[StoredEvent]:
     """The events named by id, or by cause, state and/or `source` (with no state: those in any `allowed` state),
-    sorted by id.
+    sorted by id. Exactly one of the two ways (the CLI refuses anything else as a usage error first); ValueError
+    otherwise.
 
-    Raises ActionError, changing nothing, when ids and filters are both given or neither is, an id names no event,
-    `cause` is one no event has (see `unknown_cause`), or an event is in a state not `allowed`: then the message
-    is `rule` (what may be chosen, e.g. "only dead or held events can be discarded"), then the event's state.
+    Raises ActionError, changing nothing, when an id names no event, `cause` is one no event has (see
+    `unknown_cause`), or an event is in a state not `allowed`: then the message is `rule` (what may be chosen, e.g.
+    "only dead or held events can be discarded"), then the event's state.
     """
-    if ids and (cause or state or source):
-        raise ActionError("give event ids, or --cause / --state / --source, not both")
-    if not ids and not (cause or state or source):
-        raise ActionError("name the events: give event ids, --cause C or --state S (see `connector events list`)")
+    if bool(ids) == bool(cause or state or source):
+        raise ValueError("select: give ids or filters, one of them")
     if cause and unknown_cause(store, cause):
         raise ActionError(f"no event has the cause {cause!r}; {causes_now(store)}; nothing was changed")
     if source and (why := unknown_source(store, source)):

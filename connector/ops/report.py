@@ -28,6 +28,7 @@ from connector.store import (
 from connector.store.log import MASS_CHANGE_CAUSE
 from connector.store.ownership import RELEASED_CAUSE, SETTINGS_CHANGED_CAUSE, Claimant, Conflict
 from connector.store.queue import POSTPONED
+from connector.verba.status import GENERAL, ILLEGAL_ARGUMENT
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -74,15 +75,34 @@ def queued_by(cause: str) -> str:
     return f"{cause} ({meaning})" if meaning else cause or "not recorded"
 
 
-def event_line(event: StoredEvent) -> str:
+def event_line(event: StoredEvent, waits: Sequence[str] = ()) -> str:
+    """One event on one line: id, state, kind, user, attempts, when it last changed, and why it is not done (its
+    last cause and message); for a done event whose user waits in open extension conflicts, `waits` (their
+    extensions, from `waiting_extensions`) flagged "WAITS in extension conflict: +1212..."."""
     change = event.change
     user = change.state.get("userName", "")
     # The LDAP mass-change guard holds events with no cause, its message as their error.
     cause = event.last_cause or (MASS_CHANGE_CAUSE if event.state is EventState.HELD else None)
     why = "" if cause is None or event.state is EventState.DONE else (
         f"  {cause}" + (f": {event.last_error}" if event.last_error else ""))
+    if waits and event.state is EventState.DONE:
+        why = f"  WAITS in extension conflict: {', '.join(waits)}"
     return (f"{event.id:>8}  {event.state.value:<9}  {change.kind:<10}  {change.source}/{change.external_id} "
             f"({user})  attempts={event.attempts}  {when(event.updated_at)}{why}")
+
+
+WAITS_NOTE = ("  WAITS: the push was done, but the user is not recorded on that extension (or not as it wants) until "
+              "its conflict clears; `connector events show ID` says why and what resolves it")
+
+
+def waiting_extensions(events: Sequence[StoredEvent], conflicts: Sequence[Conflict]) -> dict[int, list[str]]:
+    """The done `events` whose user waits in one of the open `conflicts`: event id -> the extensions it waits for,
+    e.g. {7: ["+12125550107"]}. Events of users without an open conflict, and events not done, are left out."""
+    waiting: dict[tuple[str, str], list[str]] = {}
+    for conflict in conflicts:
+        waiting.setdefault((conflict.claimant.source, conflict.claimant.external_id), []).append(conflict.extension)
+    return {e.id: waiting[key] for e in events
+            if e.state is EventState.DONE and (key := (e.change.source, e.change.external_id)) in waiting}
 
 
 def counts_line(counts: dict[EventState, int]) -> str:
@@ -175,7 +195,8 @@ def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
     the event's `attempts=` counts them. Given the `event`, its budget's attempts that `attempts=` counts without a
     recorded outcome are shown too: the claim in flight now, and claims that went back to the queue (first: where
     they fell among its retries is not recorded). `stalled` (from `stalled_claim`) says why nothing pushes the claim
-    in flight, if nothing does: shown instead of "in flight now"."""
+    in flight, if nothing does: shown instead of "in flight now". A done attempt that sent nothing says so (see
+    NOTHING_SENT), and an answer that may mean "no such extension" says how the push read it (see `_absence`)."""
     requeues = sorted((e for e in audit if "requeued" in e.detail), key=lambda e: e.at)
     budget = [a for a in attempts if a.outcome != POSTPONED and (not requeues or a.at >= requeues[-1].at)]
     in_flight = event is not None and event.state is EventState.IN_FLIGHT
@@ -190,13 +211,16 @@ def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
             lines += _lost_lines(lost, budget)
             number, lost = lost, 0
         why = f" ({attempt.cause}: {attempt.error})" if attempt.cause else ""
+        if attempt.outcome == "done" and not attempt.sent:
+            why = NOTHING_SENT.format(user=f"{event.change.source}/{event.change.external_id}" if event else "USER")
         if attempt.outcome == POSTPONED:  # cut short and queued again: shown for what it sent, not counted
             lines.append(f"  at {when(attempt.at)}: postponed, not counted as an attempt{why}")
         else:
             number += 1
             lines.append(f"  attempt {number} at {when(attempt.at)}: {attempt.outcome}{why}")
-        for call in attempt.sent:
-            lines.append(f"    {call['operation']} -> {call.get('status', '?')}")
+        for index, call in enumerate(attempt.sent):
+            answer = call.get("status", "?") + (f": {call['message']}" if call.get("message") else "")
+            lines.append(f"    {call['operation']} -> {answer}{_absence(attempt, index)}")
             lines.append(f"      {call['envelope']}")
     if requeues:
         number = 0
@@ -205,6 +229,31 @@ def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
         now = f"in flight, but {stalled}" if stalled else "in flight now (no outcome yet)"
         lines.append(f"  attempt {number + lost + 1}: {now}")
     return lines or ["  no attempts yet"]
+
+
+# A push that sent nothing: the user's records are as Verba last confirmed them (or it maps to no extension and
+# none was pushed), so Verba was not asked; an extension changed or deleted in Verba by hand since goes unseen.
+NOTHING_SENT = (", nothing sent: every record is as last pushed, so Verba was not asked (`connector drift --user "
+                "{user}` checks what Verba holds; add --repair --reason R to push the user again)")
+# Verba's answers that may mean "no such extension" (connector.verba.status.says_extension_absent decides by the
+# message, which the attempt does not record).
+ABSENCE_CODES = (GENERAL, ILLEGAL_ARGUMENT)
+
+
+def _absence(attempt: Attempt, index: int) -> str:
+    """How the push read a getExtension or updateExtension answer ERROR_GENERAL or ERROR_ILLEGAL_ARGUMENT (the
+    call `attempt.sent[index]`), from what followed it: " (unclear: ...)" when the listUsers after it asked who holds
+    the extension; " (taken as absent: ...)" when the push went on (another call, or done); "" otherwise (such an
+    answer that was not absence ends the push: the attempt's error says what)."""
+    call, following = attempt.sent[index], attempt.sent[index + 1:index + 2]
+    if call["operation"] not in ("getExtension", "updateExtension") or call.get("status") not in ABSENCE_CODES:
+        return ""
+    if following and following[0]["operation"] == "listUsers" and call["operation"] == "getExtension":
+        return " (unclear: the listUsers below asked Verba who holds the extension)"
+    if following or attempt.outcome == "done":
+        return (" (taken as absent: the message says there is no such extension)" if call.get("message") else
+                " (taken as absent: Verba's message, not recorded, said there is no such extension)")
+    return ""
 
 
 def stalled_claim(now: float, instances: Sequence[Instance], limit: float, lease_seconds: float) -> str | None:

@@ -181,9 +181,11 @@ def test_bad_operator_input_gets_a_clear_message_and_changes_nothing(deliverer, 
     no_reason = cli("events", "discard", "--config", str(config_path), str(dead.id))
     assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
     empty_reason = cli("events", "discard", "--config", str(config_path), str(dead.id), "--reason", " ")
-    assert empty_reason.returncode == 1 and "reason" in empty_reason.stderr
+    assert empty_reason.returncode == 2 and "Invalid value for '--reason': say why, for the audit (it is blank)" in (
+        empty_reason.stderr), empty_reason.stderr
     nothing = cli("events", "replay", "--config", str(config_path))
-    assert nothing.returncode == 1 and "--cause" in nothing.stderr
+    assert nothing.returncode == 2 and "name the events: give event ids, --cause C or --state S" in nothing.stderr
+    assert nothing.stderr.startswith("Usage: "), nothing.stderr
     down = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning", name="down.toml")
     target_down = cli("events", "replay", "--config", str(down), "--state", "dead")
     assert target_down.returncode == 1 and "nothing was replayed" in target_down.stderr
@@ -258,7 +260,7 @@ def test_approve_by_source_releases_that_sources_held_events_only(deliverer, con
     assert result.returncode == 0 and "approved 1 held event(s)" in result.stdout, result.stderr
     assert [deliverer.store.get_event(i).state for i in hr + other] == [EventState.PENDING, EventState.HELD]
     mixed = cli("events", "approve", str(other[0]), "--source", "hr2", "--reason", "x", "--config", str(config_path))
-    assert mixed.returncode == 1 and "give event ids, or --cause / --state / --source, not both" in mixed.stderr
+    assert mixed.returncode == 2 and "give event ids, or --source, not both" in mixed.stderr, mixed.stderr
     [entry] = [a for a in deliverer.store.list_audit() if a.action == "approve"]
     assert entry.reason == "CHG-7: intended" and entry.detail["source"] == "test" and list(entry.event_ids) == hr
 
@@ -269,7 +271,7 @@ def test_approve_releases_held_events_and_a_paced_replay_spreads_them_out(delive
                  "--operator", "oncall-jane")
     assert result.returncode == 0 and "approved 2 held event(s)" in result.stdout
     unnamed = cli("events", "approve", "--config", str(config_path), "--reason", "x")
-    assert unnamed.returncode == 1 and "give the ids of held events, --source S, --cause C or --all" in unnamed.stderr
+    assert unnamed.returncode == 2 and "give the ids of held events, --source S, --cause C or --all" in unnamed.stderr
     unexplained = cli("events", "approve", "--config", str(config_path), "--all")
     assert unexplained.returncode == 2 and "Missing option '--reason'" in unexplained.stderr
     nothing = cli("events", "approve", "--config", str(config_path), "--all", "--reason", "again")
@@ -451,7 +453,7 @@ def test_an_attempt_lost_after_a_replay_counts_in_the_new_budget(deliverer, conf
     shown = _attempts_shown(config_path, event_id)
     assert [line.split(" at ")[0] for line in shown] == [
         "attempt 1", "replay by oncall-jane", f"attempt 1: {LOST}", "attempt 2"], shown
-    assert shown[0].endswith(": dead (mapping: no phone number)") and shown[3].endswith(": done")
+    assert shown[0].endswith(": dead (mapping: no phone number)") and ": done, nothing sent: " in shown[3], shown
 
 
 def test_events_show_says_what_queued_an_event_and_explains_the_connectors_own(deliverer, simulator, config_path):
