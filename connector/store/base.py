@@ -37,6 +37,7 @@ class Store(EventQueue, EventLog, LdapMarks, ScimResources, Instances):
         steps = migrations(self.dialect)
         with self._write() as conn:
             self._lock(conn, "connector.store.migrate")
+            conn.execute(self._q["schema_version"])
             current = self._version(conn, len(steps))
             for version, statements in steps[current:]:
                 for statement in statements:
@@ -49,10 +50,10 @@ class Store(EventQueue, EventLog, LdapMarks, ScimResources, Instances):
         without `create`); raise StoreError, saying what to do, if an existing schema is older or newer than
         this connector's."""
         latest = len(migrations(self.dialect))
-        with self._write() as conn:
+        with self._write() if create else self._read() as conn:  # a command that creates nothing only reads
             current = self._version(conn, latest)
-            if current == 0 and not create:  # raised in the transaction: the empty store is left as it was
-                raise StoreMissing(f"the store {self.name} is empty: {MISSING}")
+        if current == 0 and not create:
+            raise StoreMissing(f"the store {self.name} is empty: {MISSING}")
         if current == 0:
             self.migrate()
         elif current < latest:
@@ -62,10 +63,10 @@ class Store(EventQueue, EventLog, LdapMarks, ScimResources, Instances):
     def _version(self, conn: Any, latest: int) -> int:
         """The schema version (0: empty store); StoreError if it is newer than `latest`, or if a store without one
         holds other tables (another program's database: never written into)."""
-        conn.execute(self._q["schema_version"])
-        current = int(conn.execute(self._q["current_version"]).fetchone()["version"])
-        others = [] if current else sorted({row["name"] for row in conn.execute(self._q["table_names"])}
-                                           - {"schema_version"})
+        tables = {row["name"] for row in conn.execute(self._q["table_names"])}
+        versioned = "schema_version" in tables
+        current = int(conn.execute(self._q["current_version"]).fetchone()["version"]) if versioned else 0
+        others = [] if current else sorted(tables - {"schema_version"})
         if others:
             raise StoreError(f"the store {self.name} holds tables that are not the connector's ({', '.join(others[:5])}"
                              f"{', ...' if len(others) > 5 else ''}): point [store] url at the connector's store, "

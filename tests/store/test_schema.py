@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sqlite3
 
 import pytest
 
 from connector.events import UserChange
 from connector.records import ExtensionRecord
-from connector.store import Store, StoreError, StoreMissing
+from connector.store import Store, StoreError, StoreMissing, open_store
 from connector.store.queries import SQL, migrations, named, parse, placeholders
 from tests.plugins.stores import BACKENDS
 
@@ -174,3 +175,22 @@ def test_the_push_tables_keep_their_rows_and_indexes_through_the_without_rowid_m
     with pytest.raises(StoreError, match="(?i)unique|duplicate"), store._write() as conn:  # the key still holds
         conn.execute(store._sql("INSERT INTO extension_owners (extension, verba_user_id, source, external_id) "
                                 "VALUES (%s, %s, %s, %s)"), ("+1555", 8, "hr", "u2"))
+
+
+def test_a_command_that_only_reads_the_store_checks_its_schema_while_another_process_writes(tmp_path) -> None:
+    """`status`, `events list`, `audit` check the schema version with a read: in WAL mode they run while another
+    process holds the write lock (a long transaction), instead of failing after the 5 s busy timeout."""
+    path = tmp_path / "c.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.migrate()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")
+    writer.execute("INSERT INTO audit (at, actor, action, event_ids, reason, detail) "
+                   "VALUES (1, 'a', 'b', '[]', '', '{}')")
+    try:
+        with open_store(f"sqlite:///{path}", create=False) as reader:
+            reader.prepare(create=False)
+            assert reader.list_audit() == []  # the uncommitted write is not seen, and nothing waited for it
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
