@@ -12,7 +12,7 @@ from typing import BinaryIO
 import click
 
 from connector.cli.options import NEEDS_ATTENTION, config_option, json_option, operator_option, since_option, since_time
-from connector.cli.status import _older_mapping
+from connector.cli.status import older_mapping
 from connector.config import Config, load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
@@ -110,7 +110,7 @@ REPLAYABLE = ("only dead letters can be replayed (and, by id, done events whose 
 DISCARDABLE = "only dead or held events can be discarded"
 
 
-# After an `_older_mapping` line: what that means for a replay, which the running connector delivers.
+# After an `older_mapping` line: what that means for a replay, which the running connector delivers.
 RESTART_FIRST = ("The running connector delivers a replay, so it would map it with the file as it was (a dry run maps "
                  "with the file as it is now): restart it first (`systemctl restart connector@NAME`), then replay")
 
@@ -286,7 +286,7 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     with open_configured_store(config) as store:
         chosen = _replayable(store, event_ids, cause, state)
         _, instances = store.live_instances()
-        older = _older_mapping(config, instances) if chosen else []
+        older = older_mapping(config, instances) if chosen else []
         for line in older:
             click.echo(f"WARNING: {line}. {RESTART_FIRST}", err=True)
         if dry_run:
@@ -384,9 +384,9 @@ def _refusal(store: Store, config: Config) -> str | None:
             "with `connector status`")
 
 
-def _wait_for(store: Store, ids: list[int], seconds: float, older_mapping: bool = False) -> bool:
+def _wait_for(store: Store, ids: list[int], seconds: float, mapping_changed: bool = False) -> bool:
     """Wait up to `seconds` for the events to leave pending and in flight; say how they ended, and what to
-    do about those not delivered (`older_mapping`: a running instance maps with the mapping file as it was, so a
+    do about those not delivered (`mapping_changed`: a running instance maps with the mapping file as it was, so a
     conflict's advice may be what was just done). True when every one was delivered and none of their users is left
     in an open extension conflict."""
     deadline = time.monotonic() + seconds
@@ -413,7 +413,7 @@ def _wait_for(store: Store, ids: list[int], seconds: float, older_mapping: bool 
     conflicts = [c for user in users for c in store.conflicts_of(*user)]
     for conflict in conflicts:  # done, yet the user is still not recorded on it
         click.echo(f"still in conflict: {conflict.extension} of {conflict.claimant.name}: {conflict.message}")
-    if conflicts and older_mapping:
+    if conflicts and mapping_changed:
         click.echo("a running instance still maps with the mapping file as it was when it started (see the WARNING "
                    "above): if you changed the mapping to resolve these, restart every instance, then replay again")
     return all(e.state is EventState.DONE for e in events) and not conflicts

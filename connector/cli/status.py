@@ -161,7 +161,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         click.echo(f"instances: NONE: {line}")
     for gone in dead:
         click.echo(dead_instance_line(gone))
-    for line in _older_mapping(config, instances):
+    for line in older_mapping(config, instances):
         click.echo(f"WARNING: {line}")
     click.echo(_drift_line(drift, time.time(), leaders.get("drift")))
     click.echo(f"target: {config.target_url} {target}")
@@ -218,7 +218,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
                         "status`")
     problems += _drift_problems(drift)
     problems += _running_problems(config, now, instances, dead, breakers, probes, answered_at)
-    problems += _older_mapping(config, instances)
+    problems += older_mapping(config, instances)
     problems += _directory_problems(config, marks, max_pending_age)
     if as_json:
         click.echo(to_json({"ok": not problems, "problems": problems, "oldest_pending_age_seconds": pending_age,
@@ -268,7 +268,7 @@ def _drift_problems(run: DriftRun | None) -> list[str]:
             "pushes them)"]
 
 
-def _older_mapping(config: Config, instances: Sequence[Instance]) -> list[str]:
+def older_mapping(config: Config, instances: Sequence[Instance]) -> list[str]:
     """The instances started before this config's mapping file last changed: `connector run` reads the mapping once,
     at start, so they still map users with the file as it was (while `mapping test`, `drift` and previews read it as
     it is now, and a drift repair would push the old mapping again)."""

@@ -329,20 +329,6 @@ def source_states(config: Config, watermarks: dict[str, LdapWatermark], leaders:
     return states
 
 
-def drift_line(run: DriftRun | None, now: float, leader: str | None = None) -> str:
-    """The last drift check (connector/ops/drift.py) with its age at `now`, for `connector status`; `leader`: the
-    instance that runs the scheduled checks, if one does."""
-    led = "" if leader is None else f"; instance {leader} runs the scheduled checks"
-    if run is None:
-        return f"drift: never checked (`connector drift`, or [drift] schedule in `connector run`){led}"
-    found = drift_found(run)
-    repaired = "" if run.repaired is None else f"; {run.repaired} users queued for repair"
-    unchecked = f"; {run.unchecked} users not checked" if run.unchecked else ""
-    return (f"drift: last check {when(run.finished_at)}, {age(max(0.0, now - run.finished_at))} ago ({run.trigger}, "
-            f"took {age(run.finished_at - run.started_at)}): {run.extensions} extensions of {run.users} users, "
-            f"{f'DRIFT {found}' if found else 'in step'}{unchecked}{repaired}{led}")
-
-
 def drift_found(run: DriftRun) -> str:
     """The drift a check found by kind, e.g. "missing 1, extra 2"; "" when none."""
     return ", ".join(f"{kind} {n}" for kind, n in run.counts.items() if n)

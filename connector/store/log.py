@@ -67,7 +67,7 @@ class DriftRun:
     users: int
     extensions: int  # extension records compared with Verba
     counts: dict[str, int]  # drift found, by kind ("missing", "unlinked", "other_user", "settings", "extra")
-    unchecked: int  # users that could not be checked (no Verba user, mapping failure, a push under way)
+    unchecked: int  # users not checked (a change waits to be pushed or is pushed now, no Verba user, ...)
     repaired: int | None  # users queued for repair; None: a check without repair
     trigger: str  # "cli" or "schedule"
 

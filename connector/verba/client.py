@@ -516,20 +516,21 @@ class VerbaClient:
             raise LeaseEnding(f"{operation} was not sent: the push's lease (or this instance's liveness) ends before "
                               f"a {self.timeout:g} s call could; the user is tried again")
         started = time.perf_counter()
-        status = "not_sent"
+        status, message = "not_sent", None
         try:
             value = self._exchange(operation, params, listed)
-            status = _status_code(value, operation)
+            status, message = _status(value, operation)
             return value
         except VerbaError as exc:
             status = exc.cause
             self._scrub(exc)
+            message = exc.vendor_message if isinstance(exc, VerbaStatusError) else None
             raise
         finally:
             if self._sent.went_out:  # else refused by the guard or not buildable: nothing went over the wire
                 seconds = time.perf_counter() - started
                 observe_soap_call(operation, status, seconds)
-                self._sent.answered(operation, status)
+                self._sent.answered(operation, status, None if message is None else self._mask(message))
                 logger.debug("%s answered %s in %.0f ms", operation, status, seconds * 1000,
                              extra={"operation": operation, "status": status})
 
@@ -853,11 +854,14 @@ def _read(operation: str, read: Callable[..., Any], *args: Any) -> Any:
     return value
 
 
-def _status_code(value: Any, operation: str) -> str:
+def _status(value: Any, operation: str) -> tuple[str, str | None]:
+    """The answer's status code and, unless it is OK, Verba's message ("malformed_response" when it has no readable
+    status)."""
     try:
-        return read_status(value, operation).code
+        status = read_status(value, operation)
     except VerbaError:
-        return "malformed_response"
+        return "malformed_response", None
+    return status.code, None if status.code == OK else status.message
 
 
 _EXTENSION_FIELDS = ("id", "extension", "user_id", "user_login_name", "recording_mode", "voice", "im", "video",

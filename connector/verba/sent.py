@@ -57,8 +57,11 @@ class SentLog(Plugin):
             sent.append({"operation": operation.name, "envelope": redacted(envelope, self._mask)})
         return envelope, http_headers
 
-    def answered(self, operation: str, status: str) -> None:
-        """Note the answer of the call this thread sent last."""
+    def answered(self, operation: str, status: str, message: str | None = None) -> None:
+        """Note the answer of the call this thread sent last: its status and Verba's message, if it gave one (one
+        line, secrets masked: "Extension not found: +12125550107")."""
         sent = getattr(self._local, "sent", None)
         if sent and sent[-1]["operation"] == operation and "status" not in sent[-1]:
             sent[-1]["status"] = status
+            if message:
+                sent[-1]["message"] = message
