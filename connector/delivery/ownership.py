@@ -39,7 +39,7 @@ from typing import TypeVar
 from connector.mapping import MappedUser
 from connector.ops.metrics import OWNERSHIP_DECISIONS
 from connector.records import ExtensionRecord
-from connector.store import Claim, Store
+from connector.store import Claim, EventState, Store
 from connector.store.database import CONNECTOR
 from connector.store.ownership import Claimant, Conflict, PushFinish, PushPlan, StopRecordingWindow
 from connector.verba.client import VerbaClient
@@ -219,6 +219,8 @@ class OwnershipPusher:
         held_by = f"Verba user {owner}" + (f" ({login})" if login else "") if owner is not None else "nobody yet"
         if not why:
             why, fix = _why_waiting(rival, owner)
+            if rival is not None and (stuck := self._stuck_change(rival)):
+                fix = f"{stuck}; or {fix}"
         message = (f"extension {extension} is linked to {held_by}: {why}; {me.name} (Verba user "
                    f"{me.verba_user_id}) waits for it. To resolve: {fix}")
         outcome.conflicts.append(Conflict(extension, me, claim.latest.id, owner, login,
@@ -226,6 +228,20 @@ class OwnershipPusher:
         OWNERSHIP_DECISIONS.labels("conflict").inc()
         log.warning("extension conflict: %s", message,
                     extra={"event_ids": list(claim.event_ids), "cause": "extension_conflict", "extension": extension})
+
+    def _stuck_change(self, rival: Claimant) -> str:
+        """What releases the extension when `rival`'s newest change, which may let it go (a leaver's), waits for an
+        operator instead of being pushed: held by a guard, or a dead letter; "" when none does."""
+        newest = self.store.list_events(user=f"{rival.source}/{rival.external_id}", limit=1)
+        if not newest or newest[0].state not in (EventState.HELD, EventState.DEAD):
+            return ""
+        event = newest[0]
+        change = f"{rival.name}'s newest change (event {event.id}, {event.change.kind}) is"
+        if event.state is EventState.HELD:
+            return (f"{change} held ({event.last_cause or 'ldap_mass_change'}) and not pushed yet: if it lets the "
+                    f"number go, approving it (`connector events approve {event.id} --reason R`) clears the conflict")
+        return (f"{change} a dead letter ({event.last_cause}) and not pushed: if it lets the number go, fixing its "
+                f"cause and `connector events replay {event.id}` clears the conflict")
 
     # deprovisioning
 
@@ -326,7 +342,8 @@ def _why_waiting(rival: Claimant | None, owner: int | None) -> tuple[str, str]:
                 "remove the number from one of them at the source; the conflict then clears itself")
     return ("the connector manages no user linked to it",
             "free or relink it in Verba, then `connector events replay --cause extension_conflict`; "
-            'or set [ownership] on_conflict = "take_over" in the mapping to let the directory win')
+            'or set [ownership] on_conflict = "take_over" in the mapping to let the directory win, restart every '
+            "instance (each reads the mapping at start), then replay")
 
 
 def _key(claimant: Claimant) -> tuple[str, str]:

@@ -272,7 +272,8 @@ class DryRun:
         if self.mapping.on_conflict == "take_over":
             return item("update", f'taken over from {held_by} ([ownership] on_conflict = "take_over")')
         return item("conflict", f"linked to {held_by}, whom the connector does not manage: free or relink it in "
-                                'Verba, or set [ownership] on_conflict = "take_over" in the mapping')
+                                'Verba, or set [ownership] on_conflict = "take_over" in the mapping (then restart '
+                                "every instance: each reads the mapping at start)")
 
     def _deprovision(self, user: _Looked, record: ExtensionRecord, claimants: list[_Rival]) -> Item:
         extension, me = record.extension, user.user_id

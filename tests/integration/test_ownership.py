@@ -7,6 +7,7 @@ not found", which looks like an outage) unless a test says otherwise.
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -472,3 +473,20 @@ def test_two_sources_of_one_verba_user_wanting_the_same_settings_share_the_exten
     drain(deliverer)
     assert deliverer.store.open_conflicts() == []
     assert simulator.extensions()[X]["user_id"] == 3 and recording(simulator.extensions()[X])
+
+
+def test_a_conflict_behind_a_held_leaver_says_to_approve_its_change(deliverer, simulator):
+    """The holder's leaving change waits for an operator (held by a guard): the joiner's conflict names that event and
+    the approval that lets the number go, not only a fix at the source (where the holder already left)."""
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    [held] = deliverer.store.enqueue([alice(X, kind="deactivate")], state=EventState.HELD)
+    deliverer.store.enqueue([bob(X)])
+    drain(deliverer)
+    [conflict] = deliverer.store.open_conflicts()
+    assert f"newest change (event {held}, deactivate) is held" in conflict.message
+    assert f"approving it (`connector events approve {held} --reason R`) clears the conflict" in conflict.message
+
+    deliverer.store.requeue([held], time.time(), approve=True)
+    drain(deliverer)
+    assert simulator.extensions()[X]["user_id"] == 4 and deliverer.store.open_conflicts() == []
