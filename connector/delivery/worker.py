@@ -130,7 +130,9 @@ class Deliverer:
         try:
             previous = list(claim.pushed)
             if self.mapping.needs_nothing(change, previous) and not self.store.claimed(claim.source, claim.external_id):
-                self._skip(claim, lease, sent, "maps to no extension and none was pushed for it")
+                left_out = "; ".join(self.mapping.left_out(change))
+                self._skip(claim, lease, sent, "maps to no extension and none was pushed for it" + (
+                    f"; left out as invalid: {left_out}: fix it at the source" if left_out else ""))
                 return
             try:
                 user_id = self.users.resolve(change, claim.verba_user_id)
@@ -145,7 +147,7 @@ class Deliverer:
             me = Claimant(claim.source, claim.external_id, user_id, self.mapping.login_name(change.state),
                           change.accepted_at)
             if not claim.forced and self._confirmed(claim, mapped, previous, user_id):
-                self._skip(claim, lease, sent, "records as Verba last confirmed them", mapped.upserts, user_id)
+                self._skip(claim, lease, sent, "every record is as Verba last confirmed it", mapped.upserts, user_id)
                 self.owners.note_kept(claim, me, mapped)
                 return
             known_extensions = {p.extension for p in previous}
@@ -195,11 +197,13 @@ class Deliverer:
 
     def _skip(self, claim: Claim, lease: LeaseKeeper, sent: list[dict[str, Any]], why: str,
               records: Sequence[ExtensionRecord] = (), user_id: int | None = None) -> None:
-        """End the push as done with nothing sent (`records`: what Verba holds for `user_id`, unchanged)."""
-        self.store.complete(lease.final(), list(records), user_id, sent=sent)
+        """End the push as done with nothing written (`records`: what Verba holds for `user_id`, unchanged), `why`
+        recorded with its attempt (`events show`); a warning when a value was left out as invalid."""
+        self.store.complete(lease.final(), list(records), user_id, sent=sent, note=why)
         SKIPPED.inc()
-        log.info("%s/%s: %s; nothing sent", claim.source, claim.external_id, why,
-                 extra={"event_ids": list(claim.event_ids), "verba_user_id": user_id, "outcome": "skipped"})
+        log.log(logging.WARNING if "left out as invalid" in why else logging.INFO, "%s/%s: %s; nothing written",
+                claim.source, claim.external_id, why,
+                extra={"event_ids": list(claim.event_ids), "verba_user_id": user_id, "outcome": "skipped"})
 
     def _confirmed(self, claim: Claim, mapped: MappedUser, previous: list[ExtensionRecord], user_id: int) -> bool:
         """Whether Verba already holds what `mapped` would write: the same records as last pushed, nothing to

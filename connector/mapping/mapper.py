@@ -173,6 +173,11 @@ class Mapping:
         either (a conflict it waits in is released by a push)."""
         return not previous and not self._extensions(change.state, strict=self._settings(change) is not None)[0]
 
+    def left_out(self, change: UserChange) -> tuple[str, ...]:
+        """The bad values map_user would leave out of this change ("PATH: why"); MappingFailure for one it would
+        refuse, as map_user."""
+        return self._extensions(change.state, strict=self._settings(change) is not None)[1]
+
     def records_anything(self, change: UserChange) -> bool:
         """Whether the change wants the user recorded on at least one extension (an active upsert that a rule or
         [defaults] records, with a number); MappingFailure for a bad value, as map_user."""

@@ -212,7 +212,10 @@ def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
             number, lost = lost, 0
         why = f" ({attempt.cause}: {attempt.error})" if attempt.cause else ""
         if attempt.outcome == "done" and not attempt.sent:
-            why = NOTHING_SENT.format(user=f"{event.change.source}/{event.change.external_id}" if event else "USER")
+            why = NOTHING_SENT.format(why=attempt.error or "every record is as last pushed",
+                                      user=f"{event.change.source}/{event.change.external_id}" if event else "USER")
+        elif attempt.outcome == "done" and attempt.error:  # it only looked the user up
+            why = f", nothing written: {attempt.error}"
         if attempt.outcome == POSTPONED:  # cut short and queued again: shown for what it sent, not counted
             lines.append(f"  at {when(attempt.at)}: postponed, not counted as an attempt{why}")
         else:
@@ -231,10 +234,11 @@ def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
     return lines or ["  no attempts yet"]
 
 
-# A push that sent nothing: the user's records are as Verba last confirmed them (or it maps to no extension and
-# none was pushed), so Verba was not asked; an extension changed or deleted in Verba by hand since goes unseen.
-NOTHING_SENT = (", nothing sent: every record is as last pushed, so Verba was not asked (`connector drift --user "
-                "{user}` checks what Verba holds; add --repair --reason R to push the user again)")
+# A push that sent nothing, and why (Deliverer._skip records it; older attempts did not): the user's records are as
+# Verba last confirmed them, or it maps to no extension and none was pushed; an extension changed or deleted in
+# Verba by hand since goes unseen.
+NOTHING_SENT = (", nothing sent: {why}, so Verba was not asked (`connector drift --user {user}` checks what Verba "
+                "holds; add --repair --reason R to push the user again)")
 # Verba's answers that may mean "no such extension" (connector.verba.status.says_extension_absent decides by the
 # message, which the attempt does not record).
 ABSENCE_CODES = (GENERAL, ILLEGAL_ARGUMENT)

@@ -139,14 +139,16 @@ class EventQueue(ExtensionOwnership, Database):
         return []
 
     def complete(self, claim: Claim, pushed: Sequence[ExtensionRecord], user_id: int | None, *,
-                 sent: Sequence[dict[str, Any]] = (), finish: PushFinish | None = None) -> list[tuple[str, str]]:
+                 sent: Sequence[dict[str, Any]] = (), finish: PushFinish | None = None,
+                 note: str | None = None) -> list[tuple[str, str]]:
         """Mark the claim done and record `pushed` as the user's current extensions, in their order.
 
         `finish` ends the push begun by `begin_push` in the same transaction (as `finish_push`
         would, even if the lease was lost); the users waiting on an extension it released are
         woken in it and returned ([] without `finish`). `pushed` replaces the user's previous set: extensions
         missing from it were deprovisioned. `user_id` is remembered as the user's Verba id (None
-        keeps it). An `Attempt` with outcome "done" and the SOAP requests `sent` is recorded. The user's older
+        keeps it). An `Attempt` with outcome "done", the SOAP requests `sent` and `note` as its error (why a push wrote
+        nothing) is recorded. The user's older
         dead letters are discarded as superseded (audited): the user's current state is delivered, which is all a
         replay of them would send.
         If the lease was lost, nothing else changes. ValueError if `sent` is not JSON or
@@ -163,7 +165,7 @@ class EventQueue(ExtensionOwnership, Database):
             waiting = [] if finish is None else self._finish_push(conn, finish, complete=bool(settled))
             if not settled:
                 return waiting
-            self._add_attempt(conn, claim, "done", None, None, sent_json)
+            self._add_attempt(conn, claim, "done", None, note, sent_json)
             self._supersede(conn, claim, now)
             conn.execute(self._q["forget_pushed"], user)
             conn.cursor().executemany(self._q["add_pushed"], [

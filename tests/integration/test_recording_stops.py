@@ -71,3 +71,17 @@ def test_a_stop_for_a_user_who_stays_active_is_audited_and_a_leavers_is_not(make
     drain(deliverer)
     assert not recording(simulator.extensions()[MOBILE])
     assert [a.detail["extension"] for a in deliverer.store.list_audit() if a.action == "recording_stopped"] == [WORK]
+
+
+def test_a_new_user_whose_only_number_is_left_out_as_invalid_is_not_silently_done(make_config, simulator, caplog):
+    deliverer = make_deliverer(make_config, "mappings/entra.toml")
+    with caplog.at_level(logging.WARNING, logger="connector.delivery"):
+        [event_id] = deliverer.store.enqueue([dave(("mobile", "+1 917 555 04O2"))])
+        drain(deliverer)
+    assert simulator.extensions() == {}
+    [attempt] = deliverer.store.attempts(event_id)
+    assert attempt.outcome == "done" and attempt.sent == ()
+    assert attempt.error == ("maps to no extension and none was pushed for it; left out as invalid: "
+                             "phoneNumbers[type eq \"mobile\"].value: '+1 917 555 04O2' is not a valid phone number: "
+                             "fix it at the source")
+    assert any("left out as invalid" in r.getMessage() for r in caplog.records)

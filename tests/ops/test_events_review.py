@@ -41,8 +41,8 @@ def test_show_says_when_a_done_push_sent_nothing(deliverer, config_path):
     assert first_attempt[0].endswith(": done"), first_attempt
     [line] = attempts_of(show(config_path, second))
     assert line.startswith("attempt 1 at ") and line.endswith(
-        ": done, nothing sent: every record is as last pushed, so Verba was not asked (`connector drift --user "
-        "test/u-alice` checks what Verba holds; add --repair --reason R to push the user again)"), line
+        ": done, nothing sent: every record is as Verba last confirmed it, so Verba was not asked (`connector drift "
+        "--user test/u-alice` checks what Verba holds; add --repair --reason R to push the user again)"), line
 
 
 def test_list_flags_done_events_whose_user_waits_in_an_extension_conflict(deliverer, config_path):
