@@ -59,8 +59,13 @@ def events_ingest(config_path: str, file: BinaryIO) -> None:
     A malformed line is reported by its number and nothing from the file is accepted.
     """
     name = "<stdin>" if file.name in ("<stdin>", "-") else file.name
+    config = load_config(config_path, secrets=())
+    if sys.stderr.isatty():
+        click.echo(f"{name}: reading the events ...", err=True)
     changes = read_events(file.read(), name)
-    with open_configured_store(load_config(config_path, secrets=())) as store:
+    if sys.stderr.isatty():
+        click.echo(f"{name}: {len(changes)} events read; storing them (all or none) ...", err=True)
+    with open_configured_store(config) as store:
         ids = store.enqueue(changes)
     skipped = len(changes) - len(ids)
     span = "" if not ids else f" (evt-{ids[0]})" if len(ids) == 1 else f" (evt-{min(ids)} to evt-{max(ids)})"
