@@ -27,13 +27,14 @@ from connector.errors import ConnectorError, did_you_mean
 from connector.records import eid_problem
 from connector.shipped import default_mapping
 from connector.simulator.seed import SeedError, load_seed
+from connector.simulator.state import DEMO_LOGIN, DEMO_PASSWORD
 from connector.tomlfile import not_toml
 
 DEFAULT_PATH = "config/connector.toml"
 DEFAULT_MAPPING = default_mapping()  # the shipped one, wherever the connector is installed
 SECRETS = frozenset({"target", "scim", "ldap"})  # the sections that hold secrets
-SIMULATOR_LOGIN = "connector"
-SIMULATOR_PASSWORD = "connector"
+SIMULATOR_LOGIN = DEMO_LOGIN  # the built-in simulator's API user (its default seed's)
+SIMULATOR_PASSWORD = DEMO_PASSWORD
 MIN_SCIM_TOKEN = 16  # characters of a SCIM bearer token at least; `openssl rand -hex 32` makes 64
 SHORT_TOKEN = f"a bearer token needs at least {MIN_SCIM_TOKEN}: make one with `openssl rand -hex 32`"
 OWN_TOKEN = "give each client its own token, made with `openssl rand -hex 32`"
@@ -271,9 +272,9 @@ class Config:
         return self.target.url or self.simulator.url
 
     def secrets(self) -> list[str]:
-        """Every secret the config holds, for masking in logs and output (the built-in simulator's password is
-        public, not one)."""
-        password = None if self.uses_simulator else self.target.password
+        """Every secret the config holds, for masking in logs and output; a target.password equal to target.login
+        is none (the login is in messages: masking it would garble them and tell the password)."""
+        password = None if self.target.password == self.target.login else self.target.password
         return [s for s in (password, self.target.token, *(t for c in self.scim.clients for t in c.tokens),
                             *(d.password for d in self.ldap.values())) if s]
 

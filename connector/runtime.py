@@ -66,7 +66,6 @@ def _client(config: Config, target: TargetConfig) -> VerbaClient:
         unreachable_hint=(f"no [target] url is set, so this is the built-in Verba simulator, which runs inside "
                           f"`connector run`: start it (`connector run --config {config.path}`), or set [target] url "
                           "to your Verba") if config.uses_simulator else UNREACHABLE_HINT,
-        public_password=config.uses_simulator,
         password_source=target.password_source,
         read_password=None if target.password_file is None else functools.partial(
             read_secret_file, target.password_file, "target.password_file", "password"),

@@ -12,8 +12,9 @@ Seed JSON (every key optional):
      "tokens": ["a fixed token, valid until /_sim/expire-tokens"]}
 
 load_seed checks a seed file whole before anything listens (seed.py): an unknown key, a wrong type or a user
-named twice is an error. Without a seed: environment 0000/default, no users, API user connector/connector, one
-recording server "recorder-1" (also when the seed has no "recorders" key; `"recorders": []` means none).
+named twice is an error. Without a seed: environment 0000/default, no users, API user connector with password
+demo-pw-7002 (state.DEMO_LOGIN, DEMO_PASSWORD), one recording server "recorder-1" (also when the seed has no
+"recorders" key; `"recorders": []` means none).
 The SOAP endpoint is POST /provisioning; the test control API is under /_sim/ (see control.py).
 """
 

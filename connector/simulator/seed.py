@@ -3,7 +3,7 @@
 A seed is a JSON object; every key is optional (connector/simulator/__init__.py shows a seed):
 
     environments  [{"eid": "0000", "shortName": "default"}]             eid: 4 characters
-    api_users     [{"loginName": "connector", "password": "connector"}]
+    api_users     [{"loginName": "connector", "password": "demo-pw-7002"}]
     users         [{"loginName": ..., "id"?: 3, "eid"?, "displayName"?, "email"?, "externalId"?}]
     extensions    [{"extension": ..., "eid"?, "recordingMode"?, "voice"?, "im"?, "video"?,
                     "screenCaptureEnabled"?, "user_id"?: a seeded user's id}]
@@ -66,7 +66,7 @@ REQUIRED = {"environments": ("eid", "shortName"), "api_users": ("loginName", "pa
             "extensions": ("extension",), "recorders": ("location",)}
 EXAMPLES = {
     "environments": '{"eid": "0000", "shortName": "default"}',
-    "api_users": '{"loginName": "connector", "password": "connector"}',
+    "api_users": '{"loginName": "connector", "password": "demo-pw-7002"}',
     "users": '{"id": 3, "loginName": "alice@example.com"}',
     "extensions": '{"extension": "+15550100", "recordingMode": "FULL", "user_id": 3}',
     "recorders": '{"location": "recorder-1"}',

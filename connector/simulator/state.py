@@ -12,9 +12,13 @@ import threading
 import time
 from typing import Any
 
+# The API user of the default seed (and config/simulator-seed.json): `make run` logs in with it. A password that is
+# no word and not the login, so that masking it in logs garbles no message.
+DEMO_LOGIN = "connector"
+DEMO_PASSWORD = "demo-pw-7002"
 DEFAULT_SEED: dict[str, Any] = {
     "environments": [{"eid": "0000", "shortName": "default"}],
-    "api_users": [{"loginName": "connector", "password": "connector"}],
+    "api_users": [{"loginName": DEMO_LOGIN, "password": DEMO_PASSWORD}],
     "users": [],
     "extensions": [],
     "recorders": [{"location": "recorder-1"}],

@@ -107,8 +107,8 @@ class VerbaClient:
     with `connector.ops.logs.register_secret`, in every log line. `agent` is the User-Agent header of
     every call (zeep's by default), e.g. "verba-connector (instance a)"; `unreachable_hint` ends the message
     of a call that got no answer; `password_source` (where the password came from, e.g. "file /etc/c/pw
-    (target.password_file)") is what a refused login says to check. A `public_password` (the built-in simulator's,
-    "connector") is not masked: masking it would turn every "connector" in messages and logs into "***".
+    (target.password_file)") is what a refused login says to check. A password equal to the login is not masked
+    (the login is in messages: masking it would garble them and tell the password); a warning says to change it.
 
     `read_password` reads the password again from its source (a password_file) before each requestToken, so a
     rotated password is used without a restart; it raises OSError or ValueError when it cannot (the last password
@@ -129,7 +129,6 @@ class VerbaClient:
         pool_size: int = 8,
         agent: str | None = None,
         unreachable_hint: str = UNREACHABLE_HINT,
-        public_password: bool = False,
         password_source: str | None = None,
         read_password: Callable[[], str] | None = None,
     ) -> None:
@@ -151,8 +150,11 @@ class VerbaClient:
         self._token_requests = 0  # requestTokens ended, under _lock
         self._token_failure: VerbaError | None = None  # why the last one failed (None: it did not)
         self._local = threading.local()  # per thread: until when calls may start (see calls_until)
-        secrets = (token,) if public_password else (password, token)
-        self._configured = tuple(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH)
+        if password is not None and password == login:
+            logger.warning("the Verba password of login %r is the login itself: anyone who reads the login knows it; "
+                           "give the API user another password in Verba and in %s", login,
+                           password_source or "the config")
+        self._configured = tuple(s for s in (password, token) if s and self._maskable(s))
         self._requested: tuple[str, ...] = ()  # the last KEPT_TOKENS tokens requestToken gave
         self._masked: tuple[str, ...] = ()
         self._remask()
@@ -475,12 +477,17 @@ class VerbaClient:
         except (OSError, ValueError) as exc:
             logger.warning("cannot read the Verba password again (%s); sending the last one read", exc)
             return self._password
-        if password != self._password and len(password) >= MIN_SECRET_LENGTH:
+        if password != self._password and self._maskable(password):
             register_secret(password)
             self._configured = (*self._configured, password)
             self._remask()
         self._password = password
         return password
+
+    def _maskable(self, secret: str) -> bool:
+        """Whether to mask this password or token: not when it is short (masking would garble every message) or the
+        login itself (masking it in the messages that name the login would tell it)."""
+        return len(secret) >= MIN_SECRET_LENGTH and secret != self._login
 
     def _remember_token(self, token: str) -> None:
         """Mask a token requestToken gave from now on, in what the client raises and records and in every

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from connector.cli import main
-from connector.config import DEFAULT_MAPPING, ConfigError, load_config
+from connector.config import DEFAULT_MAPPING, SIMULATOR_LOGIN, SIMULATOR_PASSWORD, ConfigError, load_config
+from connector.ops.logs import SecretFilter
 from connector.records import eid_problem
 
 
@@ -237,8 +239,30 @@ password_env = "NOPE_UNSET_TOKEN"
     assert config.target.password is None and config.target.login == "api"
     assert [(c.name, c.tokens) for c in config.scim.clients] == [("entra", ()), ("okta", ()), ("other", ())]
     assert config.ldap["corp"].password is None and config.ldap["corp"].bind_dn == "cn=reader"
-    assert load_config(write(tmp_path, ""), secrets=()).target.password == "connector"  # the simulator's
-    assert load_config(write(tmp_path, "")).secrets() == []  # public: masking it would mask every "connector"
+    assert load_config(write(tmp_path, ""), secrets=()).target.password == SIMULATOR_PASSWORD
+    assert load_config(write(tmp_path, "")).secrets() == [SIMULATOR_PASSWORD]
+
+
+def test_the_demo_password_make_run_logs_in_with_is_no_word_and_not_the_login():
+    """With login and password both "connector", make run's log read `Run one *** per SQLite file` and
+    `requestToken for login '***'`, which garbled messages and told the password."""
+    seed = json.loads((Path(__file__).parents[2] / "config" / "simulator-seed.json").read_text())
+    assert seed["api_users"] == [{"loginName": SIMULATOR_LOGIN, "password": SIMULATOR_PASSWORD}]
+    assert SIMULATOR_PASSWORD != SIMULATOR_LOGIN
+    line = f"Run one connector per SQLite file; requestToken for login '{SIMULATOR_LOGIN}' refused"
+    assert SecretFilter([SIMULATOR_PASSWORD]).mask(line) == line
+
+
+def test_a_target_password_equal_to_the_login_is_not_masked_in_the_log(tmp_path, monkeypatch):
+    """The login is in messages: masking the password there would tell it, and garble every other use of the word."""
+    monkeypatch.setenv("VERBA_PW", "connector")
+    config = load_config(write(tmp_path, '[target]\nurl = "http://v:7002/provisioning"\nlogin = "connector"\n'
+                                         'password_env = "VERBA_PW"\n'))
+    assert config.secrets() == []
+    monkeypatch.setenv("VERBA_PW", "An0ther-Secret")
+    config = load_config(write(tmp_path, '[target]\nurl = "http://v:7002/provisioning"\nlogin = "connector"\n'
+                                         'password_env = "VERBA_PW"\n'))
+    assert config.secrets() == ["An0ther-Secret"]
 
 
 def test_only_the_sections_a_command_names_have_their_secrets_read(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.config import parse_config
+from connector.ops.logs import SecretFilter
 from connector.runtime import open_client
 from connector.verba import VerbaAuthError, VerbaClient, VerbaHTTPError, VerbaStatusError
 from connector.verba.errors import ExtensionAbsent
@@ -122,6 +123,18 @@ def test_wrong_password_raises_auth_error_without_the_password(sim: Sim) -> None
     assert "target.login" in text and "password" in text
     assert caught.value.cause == "auth" and caught.value.retryable
     assert sim.calls("createExtension") == []
+
+
+def test_a_password_equal_to_the_login_is_not_masked_where_the_login_is_named(
+        sim: Sim, caplog: pytest.LogCaptureFixture) -> None:
+    """Masked, it turned "requestToken for login 'connector'" into "login '***'" (telling the password) and every
+    "connector" in the log into "***"; a warning says to change it instead."""
+    with VerbaClient(sim.url, eid="0000", login="connector", password="connector") as client:
+        with pytest.raises(VerbaAuthError) as caught:
+            client.probe()
+    assert str(caught.value).startswith("requestToken for login 'connector' in environment 0000 answered ")
+    assert "is the login itself" in caplog.text and "give the API user another password" in caplog.text
+    assert SecretFilter([]).mask("Run one connector per SQLite file") == "Run one connector per SQLite file"
 
 
 def test_a_refused_password_is_not_sent_again_until_it_changes(sim: Sim, caplog: pytest.LogCaptureFixture) -> None:
