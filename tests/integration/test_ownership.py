@@ -490,3 +490,20 @@ def test_a_conflict_behind_a_held_leaver_says_to_approve_its_change(deliverer, s
     deliverer.store.requeue([held], time.time(), approve=True)
     drain(deliverer)
     assert simulator.extensions()[X]["user_id"] == 4 and deliverer.store.open_conflicts() == []
+
+
+def test_a_user_recorded_again_no_longer_counts_toward_a_stop_recording_burst(make_config, simulator):
+    """The guard counts users whose recording stops within its window: one re-enabled since is recorded, so a
+    later leaver is judged without it (before, the re-enabled user's stop still counted and held the leaver)."""
+    deliverer = make_deliverer(make_config, guard_max_count=1, guard_max_share=0.0)
+    deliverer.store.enqueue([alice(X), bob(Y)])
+    drain(deliverer)
+    deliverer.store.enqueue([alice(X, kind="deactivate")])
+    drain(deliverer)
+    deliverer.store.enqueue([alice(X)])  # re-enabled: recorded again
+    drain(deliverer)
+    deliverer.store.enqueue([bob(Y, kind="deactivate")])
+    drain(deliverer)
+    assert deliverer.store.count_by_state()[EventState.HELD] == 0
+    extensions = simulator.extensions()
+    assert recording(extensions[X]) and not recording(extensions[Y])

@@ -321,7 +321,12 @@ SELECT 1 AS approved FROM events WHERE source = %s AND external_id = %s AND stat
 AND lease_owner = %s AND approved = 1
 
 -- stopped --
-SELECT count(*) AS n FROM stop_recordings WHERE source = %s AND at >= %s AND external_id <> %s
+-- The source's other users whose recording a push stopped within the window, unless they have been recorded again
+-- since (a claim accepted after the stop: a re-enabled user). A user whose number moved claims the new one from the
+-- change that stopped the old one, accepted before that push: counted.
+SELECT count(*) AS n FROM stop_recordings s WHERE s.source = %s AND s.at >= %s AND s.external_id <> %s
+AND NOT EXISTS (SELECT 1 FROM extension_claims c WHERE c.source = s.source AND c.external_id = s.external_id
+                AND c.claimed_at > s.at)
 
 -- recorded --
 -- The source's users recorded at the window's start (about): those who claim an extension now and those whose
