@@ -41,9 +41,11 @@ class RefusedPassword:
         return (f"refused at {refused[2]} UTC and unchanged since: not sent again before {refused[3]} UTC unless it "
                 "changes")
 
-    def forget(self) -> None:
-        """Send the password refused last again (accepted now, or fixed on the server's side)."""
-        self._refused = None
+    def forget(self) -> bool:
+        """Send the password refused last again (accepted now, or fixed on the server's side); whether one was
+        withheld until now."""
+        refused, self._refused = self._refused, None
+        return refused is not None and self._clock() < refused[1]
 
 
 def _digest(password: str) -> bytes:

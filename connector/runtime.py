@@ -210,10 +210,12 @@ class Connector:
     def reload(self) -> None:
         """SIGHUP: re-read the SCIM clients' token files now (they are also re-read a few seconds after a change), and
         send the passwords Verba and the directories last refused again (the account may have been fixed or unlocked
-        on their side; a password_file is read again before each login or bind anyway)."""
-        self.scim_tokens.reload()
-        self.client.forget_refused_password()
-        self.ldap.reload()
+        on their side; a password_file is read again before each login or bind anyway). Logs one line saying what
+        it did, or that nothing needed it, so that `systemctl reload` can be seen to have taken effect."""
+        scim = self.scim_tokens.reload()
+        verba = self.client.forget_refused_password()
+        ldap = self.ldap.reload()
+        log.info("reload (SIGHUP): %s", reloaded(scim, verba, ldap))
 
     def _scim_state(self) -> str:
         """SCIM's line in /readyz: whether it listens, and its clients."""
@@ -226,6 +228,21 @@ class Connector:
         sim = self.config.simulator
         app = create_app(load_seed(sim.seed) if sim.seed else None)  # a bad seed: SeedError, one line per problem
         self.serve(app, sim.host, sim.port, "simulator.listen")
+
+
+def reloaded(scim: list[str], verba: bool, ldap: list[str]) -> str:
+    """What a SIGHUP did, for its log line: the SCIM clients whose token_file it re-read, whether a Verba password
+    refused was withheld and is sent again, the directories whose refused bind password is; e.g. "re-read the
+    token_file of SCIM clients entra, okta; ... other config changes take a restart"."""
+    done = [f"re-read the token_file of SCIM clients {', '.join(scim)}"] if scim else []
+    if verba:
+        done.append("the Verba password refused last is sent again at the next login")
+    if ldap:
+        done.append(f"the bind password refused by directories {', '.join(ldap)} is sent again at the next bind")
+    if not done:
+        return ("nothing to reload: no SCIM client has a token_file and no password was refused; other config "
+                "changes take a restart (systemctl restart)")
+    return "; ".join(done) + "; other config changes take a restart (systemctl restart)"
 
 
 def listen(host: str, port: int) -> socket.socket:

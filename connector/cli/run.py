@@ -21,6 +21,8 @@ from connector.store import POSTGRES_SCHEMES, StoreError, StoreMissing, without_
 from connector.store.queries import migrations
 from connector.verba.errors import VerbaError
 
+log = logging.getLogger("connector")
+
 
 @click.command()
 @config_option
@@ -32,35 +34,44 @@ def run(config_path: str) -> None:
     before each login anyway."""
     config = load_config(config_path)
     json_lines = {"json": True, "text": False}.get(config.logging.format)
-    setup_logging(config.secrets(), json_lines=json_lines, level=getattr(logging, config.logging.level),
-                  instance=config.instance.name)
+    as_log = setup_logging(config.secrets(), json_lines=json_lines, level=getattr(logging, config.logging.level),
+                           instance=config.instance.name)
     connector = Connector(config)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: connector.reload())  # systemctl reload
     connector.start()
-    _announce(config)
+    _announce(config, as_log)
     stop.wait()
-    click.echo("connector: stopping; letting in-flight pushes finish")
+    _say("stopping; letting in-flight pushes finish", as_log)
     connector.stop()
-    click.echo("connector: stopped")
+    _say("stopped", as_log)
 
 
-def _announce(config: Config) -> None:
+def _say(text: str, as_log: bool, level: int = logging.INFO) -> None:
+    """One line of what `connector run` does: a log record on the logger "connector" when the logs are JSON lines
+    (under systemd the journal then holds JSON alone), else "connector: <text>" on stdout, for a terminal."""
+    if as_log:
+        log.log(level, text)
+    else:
+        click.echo(f"connector: {'WARNING: ' if level >= logging.WARNING else ''}{text}")
+
+
+def _announce(config: Config, as_log: bool) -> None:
     target = (f"{config.target_url} (built-in simulator: in memory, back to its seed at every start)"
               if config.uses_simulator else config.target_url)
-    click.echo(f"connector: store {without_password(config.store.url)}, instance {config.instance.name}")
-    click.echo(f"connector: pushing to {target} with {config.delivery.workers} workers")
+    _say(f"store {without_password(config.store.url)}, instance {config.instance.name}", as_log)
+    _say(f"pushing to {target} with {config.delivery.workers} workers", as_log)
     if config.uses_simulator and config.store.url.startswith(POSTGRES_SCHEMES):
-        click.echo("connector: WARNING: every instance on this PostgreSQL store runs its own built-in simulator, so "
-                   "each pushes to a different Verba; for several instances, set [target] url to one shared "
-                   "`connector simulator` (or Verba)")
+        _say("every instance on this PostgreSQL store runs its own built-in simulator, so each pushes to a different "
+             "Verba; for several instances, set [target] url to one shared `connector simulator` (or Verba)", as_log,
+             logging.WARNING)
     clients = ", ".join(c.name for c in config.scim.clients) or "none configured: every request gets 401"
-    click.echo(f"connector: SCIM {config.scim.url} (clients: {clients})")
+    _say(f"SCIM {config.scim.url} (clients: {clients})", as_log)
     admin = f"http://{config.admin.host}:{config.admin.port}"
-    click.echo(f"connector: health {admin}/livez {admin}/readyz, metrics {admin}/metrics")
-    click.echo("connector: running; stop with Ctrl-C or SIGTERM (in-flight pushes finish first)")
+    _say(f"health {admin}/livez {admin}/readyz, metrics {admin}/metrics", as_log)
+    _say("running; stop with Ctrl-C or SIGTERM (in-flight pushes finish first)", as_log)
 
 
 @click.command("validate-config")

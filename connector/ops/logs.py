@@ -135,9 +135,9 @@ class ReadableFormatter(logging.Formatter):
 
 
 def setup_logging(secrets: Iterable[str], *, json_lines: bool | None = None, level: int = logging.INFO,
-                  instance: str | None = None) -> None:
+                  instance: str | None = None) -> bool:
     """Log to stderr: JSON lines (naming `instance` in each) unless stderr is a terminal (or `json_lines` says
-    otherwise)."""
+    otherwise). Whether the lines are JSON."""
     handler = logging.StreamHandler(sys.stderr)
     use_json = not sys.stderr.isatty() if json_lines is None else json_lines
     handler.setFormatter(JSONFormatter(instance) if use_json else ReadableFormatter())
@@ -147,3 +147,4 @@ def setup_logging(secrets: Iterable[str], *, json_lines: bool | None = None, lev
     root.setLevel(level)
     for noisy in ("uvicorn.access", "httpx", "httpcore", "zeep", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    return use_json

@@ -463,9 +463,10 @@ class VerbaClient:
 
     # secrets
 
-    def forget_refused_password(self) -> None:
-        """Send the password requestToken last refused again at the next login (it was fixed on Verba's side)."""
-        self._refused.forget()
+    def forget_refused_password(self) -> bool:
+        """Send the password requestToken last refused again at the next login (it was fixed on Verba's side);
+        whether one was withheld until now."""
+        return self._refused.forget()
 
     def _current_password(self) -> str | None:
         """The password to send, read again from its source when the client has `read_password` (called under

@@ -207,7 +207,9 @@ def test_run_names_its_store_without_the_password(tmp_path, postgres_server):
     out = "".join(lines) + rest
     assert process.returncode == 0, out
     assert "store postgresql://postgres@127.0.0.1" in out and password not in out
-    assert "WARNING: every instance on this PostgreSQL store runs its own built-in simulator" in out
+    warning = next(json.loads(line) for line in out.splitlines() if "its own built-in simulator" in line)
+    assert warning["level"] == "warning"  # not a terminal: a JSON log line
+    assert warning["message"].startswith("every instance on this PostgreSQL store runs its own built-in simulator")
 
 
 def test_a_broken_simulator_seed_is_a_clear_error(tmp_path):

@@ -108,10 +108,10 @@ def refused_password(config: LdapConfig) -> RefusedPassword:
     return _REFUSED.setdefault((config.url, config.bind_dn), RefusedPassword())
 
 
-def forget_refused_passwords() -> None:
-    """Send every refused bind password again at the next bind (the account was fixed on the server's side)."""
-    for refused in list(_REFUSED.values()):
-        refused.forget()
+def forget_refused_passwords() -> list[tuple[str, str | None]]:
+    """Send every refused bind password again at the next bind (the account was fixed on the server's side); the
+    (url, bind_dn) of those withheld until now."""
+    return [key for key, refused in list(_REFUSED.items()) if refused.forget()]
 
 
 def _bind_password(config: LdapConfig, where: str) -> str | None:

@@ -82,10 +82,12 @@ class LdapScheduler:
         for watcher in self.watchers.values():
             watcher.close()
 
-    def reload(self) -> None:
+    def reload(self) -> list[str]:
         """SIGHUP: send the bind passwords the directories refused again at the next run (the account was unlocked
-        or fixed on the server's side; a password_file is read again before each bind anyway)."""
-        forget_refused_passwords()
+        or fixed on the server's side; a password_file is read again before each bind anyway); the names of the
+        directories whose password was withheld until now."""
+        forgotten = forget_refused_passwords()
+        return [name for name, w in self.watchers.items() if (w.config.url, w.config.bind_dn) in forgotten]
 
     @property
     def degraded(self) -> bool:

@@ -79,14 +79,16 @@ class ClientTokens:
                     self._check(forced=False)
         return self.tokens
 
-    def reload(self) -> None:
-        """Re-read the token_file now, changed or not (SIGHUP); a token_env token stays until a restart."""
+    def reload(self) -> bool:
+        """Re-read the token_file now, changed or not (SIGHUP); a token_env token stays until a restart. Whether a
+        token_file was read."""
         if self.file is None:
             log.info("SCIM client %s: its token comes from token_env and is read at start only; restart the "
                      "connector to change it, or use a token_file", self.name)
-            return
+            return False
         with self._lock:
             self._check(forced=True)
+        return True
 
     def _check(self, forced: bool) -> None:
         assert self.file is not None
@@ -155,10 +157,9 @@ class ScimTokens:
                     found = client.name
         return found
 
-    def reload(self) -> None:
-        """Re-read every client's token_file now (SIGHUP)."""
-        for client in self.clients:
-            client.reload()
+    def reload(self) -> list[str]:
+        """Re-read every client's token_file now (SIGHUP); the names of the clients that have one."""
+        return [client.name for client in self.clients if client.reload()]
 
     def problems(self) -> dict[str, str]:
         """What is wrong with each client's token_file that broke (ClientTokens.problem), by client name; each file
