@@ -39,7 +39,7 @@ from connector.errors import ConnectorError
 from connector.ops.bounded import BoundedCall
 from connector.ops.report import age, breaker_state, when
 from connector.store import Attempt, EventLog, EventState, OpenBreaker, Store, TargetProbe
-from connector.verba.errors import VerbaError
+from connector.verba.errors import VerbaError, VerbaMisconfigured
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,14 @@ REACHABLE = "reachable"
 
 
 def probe_state(probe: TargetProbe) -> str:
-    """"reachable" when Verba answered the probe, else "unreachable: <cause>: <what failed>"."""
-    return REACHABLE if probe.answered else f"unreachable: {probe.cause}: {probe.error}"
+    """"reachable" when Verba answered the probe; "MISCONFIGURED: <what failed>" when it answered, but not as
+    Provisioning API v2 at target.url (cause target_misconfigured: fix target.url); else "unreachable: <cause>: <what
+    failed>"."""
+    if probe.answered:
+        return REACHABLE
+    if probe.cause == VerbaMisconfigured.cause:
+        return f"MISCONFIGURED: {probe.error}"
+    return f"unreachable: {probe.cause}: {probe.error}"
 
 
 def target_state(probe: TargetProbe | None, breakers: Sequence[OpenBreaker] = (), now: float | None = None) -> str:

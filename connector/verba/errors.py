@@ -4,7 +4,8 @@
      ├── VerbaTransportError     cause "transport"            retryable
      ├── VerbaHTTPError          cause "http_5xx"/"http_<code>" retryable for 5xx only
      │    └── VerbaRateLimited   cause "rate_limited"         waits as Retry-After says, attempts not spent
-     ├── VerbaMisconfigured      cause "target_misconfigured" not retryable: a SOAP client fault or a redirect
+     ├── VerbaMisconfigured      cause "target_misconfigured" not retryable: a SOAP client fault, a redirect, or
+     │                                                         HTTP 404/405 (nothing served at target.url's path)
      ├── VerbaMalformedResponse  cause "malformed_response"   retryable 3 times
      ├── VerbaStatusError        cause "<status code lower>"  retryable for ERROR_GENERAL, ERROR_UNAUTHORIZED
      ├── VerbaAuthError          cause "auth"                 retryable
@@ -73,8 +74,8 @@ class VerbaRateLimited(VerbaHTTPError):
 
 
 class VerbaMisconfigured(VerbaError):
-    """The target as a whole is set up wrong (a SOAP client fault such as "Cannot find dispatch method",
-    or a redirect): no retry can help until target.url is fixed."""
+    """The target as a whole is set up wrong (a SOAP client fault such as "Cannot find dispatch method", a redirect,
+    or HTTP 404/405 at target.url's path): no retry can help until target.url is fixed."""
 
     cause = "target_misconfigured"
     retryable = False

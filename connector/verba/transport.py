@@ -7,6 +7,7 @@ import dataclasses
 import email.utils
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ from connector.verba.errors import (
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 TNS = "http://v2.provisioning.ws.web.verba.com/"
 NO_RETRIES = urllib3.Retry(total=False, redirect=False)  # a call is sent once; delivery decides what to retry
+NOT_SERVED_HERE = (404, 405)  # HTTP statuses that say nothing takes SOAP calls at target.url's path
 MAX_RETRY_AFTER = 300.0  # a Retry-After longer than this is capped: the rest of the queue must not starve
 
 
@@ -99,7 +101,7 @@ class Transport(zeep.Transport):
         finally:
             answer.release_conn()
         if response.status_code != 200:
-            raise http_error(response)
+            raise http_error(response, address)
         return response
 
 
@@ -155,8 +157,9 @@ def read_within(answer: urllib3.BaseHTTPResponse, deadline: float, timeout: floa
         chunks.append(chunk)
 
 
-def http_error(response: Answer) -> VerbaError:
-    """The error for an answer that is not HTTP 200, classified by what it means."""
+def http_error(response: Answer, address: str = "") -> VerbaError:
+    """The error for an answer that is not HTTP 200 to a POST to `address`, classified by what it means: a redirect,
+    a path nothing is served at (404, 405) and a SOAP client fault are a misconfigured target.url."""
     status = response.status_code
     fault = fault_of(response.content)
     if status == 429:
@@ -164,6 +167,11 @@ def http_error(response: Answer) -> VerbaError:
     if 300 <= status < 400:
         return VerbaMisconfigured(f"Verba answered HTTP {status}, redirecting to {response.headers.get('Location')!r}; "
                                   "set target.url to the address Verba really serves")
+    if status in NOT_SERVED_HERE and fault is None:
+        path = urllib.parse.urlsplit(address).path or "/"
+        return VerbaMisconfigured(f"Verba answered HTTP {status}: no SOAP service at path {path}; set target.url to "
+                                  "Verba's Provisioning API v2 (path /provisioning, port 7002), e.g. "
+                                  "http://verba-mr:7002/provisioning")
     if fault is not None and fault[0].rpartition(":")[2] == "Client":
         return VerbaMisconfigured(f"Verba refused the call as a SOAP client fault ({fault[1]}); check target.url "
                                   "(path /provisioning, port 7002 for API v2) and that API v2 is enabled")

@@ -22,7 +22,7 @@ from connector.ops.health import (
     target_state,
 )
 from connector.store import Instance, OpenBreaker, Store, TargetProbe
-from connector.verba.errors import VerbaAuthError, VerbaHTTPError
+from connector.verba.errors import VerbaAuthError, VerbaHTTPError, VerbaMisconfigured
 from tests.scim.live import serve
 
 URL = "http://verba:7002/provisioning"
@@ -56,6 +56,17 @@ def test_a_probe_is_reused_while_young_and_recorded_with_when_it_was_taken(store
     assert second.probed_at == clock.now and len(calls) == 2
     assert health.check(max_age=30) is second
     assert store.target_probes() == [second]  # one row per instance, replaced by each probe
+
+
+def test_a_probe_of_a_mistyped_target_url_says_misconfigured_not_unreachable(store: Store) -> None:
+    """Verba answers, so "unreachable: http_404: ..." sent on-call looking for an outage."""
+    wrong = VerbaMisconfigured("Verba answered HTTP 404: no SOAP service at path /provisionin; set target.url to ...")
+
+    def probe() -> None:
+        raise wrong
+
+    health = TargetHealth(probe, store, "conn-a", URL, clock=Clock())
+    assert target_state(health.check()) == f"MISCONFIGURED: {wrong}"
 
 
 def test_a_failed_probe_says_what_failed_and_is_recorded(store: Store) -> None:
