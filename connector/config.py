@@ -28,6 +28,8 @@ from connector.records import eid_problem
 from connector.shipped import default_mapping
 from connector.simulator.seed import SeedError, load_seed
 from connector.simulator.state import DEMO_LOGIN, DEMO_PASSWORD
+from connector.store import StoreError
+from connector.store.sqlite import check_directory
 from connector.tomlfile import not_toml
 
 DEFAULT_PATH = "config/connector.toml"
@@ -526,6 +528,11 @@ def _store(values: dict[str, Any], problems: list[str]) -> StoreConfig:
     if not store.url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         problems.append(f"store.url is {store.url!r}; use sqlite:///path/to/connector.db "
                         "or postgresql://user@host/dbname (put the password in ~/.pgpass or PGPASSWORD)")
+    if store.url.startswith("sqlite:///"):
+        try:
+            check_directory(store.url.removeprefix("sqlite:///"))
+        except StoreError as exc:
+            problems.append(f"store.url is {store.url!r}, but {exc}")
     if store.shared and importlib.util.find_spec("psycopg") is None:
         problems.append("store.url names a PostgreSQL store, and its driver, psycopg, is not installed: install the "
                         "connector with its postgres extra (its wheel's file name followed by [postgres]), or "

@@ -53,7 +53,7 @@ class SQLiteStore(Store):
         if path in ("", ":memory:"):
             raise ValueError("the SQLite store needs a file path; an in-memory database is not shared between threads")
         if not create and not os.path.exists(path):
-            _check_directory(path)  # a store `connector run` could not create either is no missing store
+            check_directory(path)  # a store `connector run` could not create either is no missing store
             raise StoreMissing(f"there is no store at {_placed(path)}: {MISSING}")
         if not create and os.path.getsize(path) == 0:  # left as it is: opening it would make it a database
             raise StoreMissing(f"the store {_placed(path)} is empty: {MISSING}")
@@ -212,9 +212,9 @@ def _placed(path: str) -> str:
     return f"{path} ({os.path.abspath(path)}: a relative path is read from the working directory, {os.getcwd()})"
 
 
-def _check_directory(path: str) -> None:
+def check_directory(path: str) -> None:
     """StoreError unless the directory of the store `path`, or its parent, exists: a deeper missing path is more
-    likely a mistyped [store] url than a place for a new, empty store."""
+    likely a mistyped [store] url than a place for a new, empty store. The config's check of store.url too."""
     directory = os.path.dirname(os.path.abspath(path))
     parent = os.path.dirname(directory)
     if not os.path.isdir(directory) and not os.path.isdir(parent):
@@ -227,8 +227,8 @@ def _check_directory(path: str) -> None:
 
 def _make_directory(path: str) -> None:
     """Create the directory of the store `path` when its own parent exists (`var/` in a fresh clone); StoreError
-    when that is missing too (see `_check_directory`)."""
-    _check_directory(path)
+    when that is missing too (see `check_directory`)."""
+    check_directory(path)
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(directory):
         return

@@ -426,3 +426,20 @@ def test_a_config_that_is_not_toml_gets_the_mappings_fixes_and_its_line(tmp_path
     assert shown == f"{path}: line 2: eid = 0000"
     path = write(tmp_path, '[scim]\nlisten = "127.0.0.1:8080"x\n')
     assert error_of(path).splitlines()[0].endswith("fix the syntax there")
+
+
+def test_a_sqlite_store_path_no_command_could_create_is_a_config_error_naming_file_and_key(tmp_path):
+    """validate-config printed `c.toml: OK` for a path `connector run` refuses; db upgrade, run and status said so
+    without naming the config file or the key."""
+    store = tmp_path / "no" / "such" / "x.db"
+    config = write(tmp_path, f'[store]\nurl = "sqlite:///{store}"\n')
+    for command in (["validate-config"], ["status"], ["db", "upgrade"], ["run"]):
+        result = CliRunner().invoke(main, [*command, "--config", str(config)])
+        assert result.exit_code == 1, (command, result.output)
+        assert result.output.splitlines() == [
+            f"Error: {config}: store.url is 'sqlite:///{store}', but the directory {store.parent} for the store "
+            f"{store} does not exist, nor does {store.parent.parent}: check [store] url for a typo, or create the "
+            f"directory (mkdir -p {store.parent}) writable by the user that runs the connector"], command
+    assert list(tmp_path.iterdir()) == [config]
+    var = write(tmp_path, f'[store]\nurl = "sqlite:///{tmp_path / "var" / "x.db"}"\n')  # a first start makes var/
+    assert CliRunner().invoke(main, ["validate-config", "--config", str(var)]).exit_code == 0
