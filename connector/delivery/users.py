@@ -28,6 +28,10 @@ class UserIdResolver:
     (VerbaClient.every_user, at most once per `ttl`; it holds no user's lease) and caches the id of each
     login name listed once, while the workers go on looking up their own; a login name that list leaves
     out (Verba may cap it) is still looked up on its own.
+
+    Login names are matched exactly (the vendor does not say whether Verba's are case-sensitive). A login name no
+    user has, but that a cached one (a look-up's, or the list's) equals but for case, is unresolved with both names
+    and the fix (and no user is created for it: that would be a duplicate in all but case).
     """
 
     def __init__(self, client: VerbaClient, mapping: Mapping, ttl: float, clock: Callable[[], float] = time.monotonic):
@@ -35,7 +39,8 @@ class UserIdResolver:
         self.mapping = mapping
         self.ttl = ttl
         self.clock = clock
-        self._cache: dict[str, tuple[int, float]] = {}
+        self._cache: dict[str, tuple[int, float]] = {}  # login name -> (Verba id, when Verba answered it)
+        self._folded: dict[str, str] = {}  # login name casefolded -> the cached login name
         self._lock = threading.Lock()
         self._listing = threading.Lock()  # held by the thread reading every user
         self._misses: collections.deque[float] = collections.deque(maxlen=BURST)  # when the last look-ups began
@@ -62,6 +67,12 @@ class UserIdResolver:
                 self._listing.release()
                 raise
         user_id = self.client.find_user_id(login)
+        other = None if user_id is not None else self._other_case(login)
+        if other is not None:
+            raise UnresolvedUser(
+                f"no Verba user has loginName {login!r}; Verba has {other!r}, which differs only in case: fix the "
+                "case at the source or in Verba (do not create another user), then replay the event"
+            )
         if user_id is None and self.mapping.create_missing_users and change.kind == "upsert":
             state = change.state
             emails = [e["value"] for e in state.get("emails", []) if e.get("primary")] or [
@@ -81,8 +92,21 @@ class UserIdResolver:
                 f"(or set [user_id] create_missing = true in the mapping){renamed}, then replay the event"
             )
         with self._lock:
-            self._cache[login] = (user_id, self.clock())
+            self._remember(login, user_id, self.clock())
         return user_id
+
+    def _remember(self, login: str, user_id: int, at: float) -> None:
+        """Cache Verba's id of `login` as answered at `at` (under _lock)."""
+        self._cache[login] = (user_id, at)
+        self._folded[login.casefold()] = login
+
+    def _other_case(self, login: str) -> str | None:
+        """A login name Verba answered within `ttl` that equals `login` but for case ("Oscar@example.com" for
+        "oscar@example.com"), or None."""
+        with self._lock:
+            other = self._folded.get(login.casefold())
+            cached = None if other is None or other == login else self._cache.get(other)
+        return other if cached is not None and self.clock() - cached[1] < self.ttl else None
 
     def _cached(self, login: str) -> int | None:
         with self._lock:
@@ -109,7 +133,7 @@ class UserIdResolver:
             with self._lock:
                 for login, user in listed.items():
                     if self._cache.get(login, (0, started))[1] <= started:  # a look-up since then is fresher
-                        self._cache[login] = (user.user_id, started)
+                        self._remember(login, user.user_id, started)
             log.info("cached the Verba user ids of %d login names from one listUsers", len(listed))
         except VerbaError as exc:
             log.warning("could not list every Verba user (%s); each login name is looked up on its own", exc)

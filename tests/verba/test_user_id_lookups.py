@@ -3,6 +3,8 @@ shape Verba answers that list in; a login name it does not list is still looked 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from connector.delivery.users import BURST, UserIdResolver
@@ -128,3 +130,37 @@ def test_without_a_cache_no_list_is_read(sim: Sim, client: VerbaClient) -> None:
     users = UserIdResolver(client, MAPPING, ttl=0.0)
     assert resolve_all(users, list(joiners)) == joiners
     assert users.lister is None and "" not in list_calls(sim)
+
+
+def test_a_login_name_verba_holds_in_another_case_is_named_with_the_fix(sim: Sim, client: VerbaClient) -> None:
+    """SCIM sends oscar@example.com, Verba has Oscar@example.com: "create the user in Verba" invited a duplicate.
+    Known from the list of every user a burst read (and the look-ups cached): never matched silently."""
+    sim.http.post("/_sim/users", json={"loginName": "Oscar@example.com"}).raise_for_status()
+    add_users(sim, BURST)
+    users = resolver(client)
+    resolve_all(users, [f"joiner{i}@example.com" for i in range(BURST)])
+    with pytest.raises(UnresolvedUser) as caught:
+        users.resolve(change("oscar@example.com"), None)
+    assert str(caught.value) == ("no Verba user has loginName 'oscar@example.com'; Verba has 'Oscar@example.com', "
+                                 "which differs only in case: fix the case at the source or in Verba (do not create "
+                                 "another user), then replay the event")
+    assert list_calls(sim)[-1] == "oscar@example.com"  # asked exactly first: Verba may match either way
+
+
+def test_a_login_name_in_another_case_than_a_looked_up_one_is_named(client: VerbaClient) -> None:
+    users = resolver(client)
+    assert users.resolve(change("alice@example.com"), None) == 3
+    with pytest.raises(UnresolvedUser, match="Verba has 'alice@example.com', which differs only in case"):
+        users.resolve(change("Alice@Example.com"), None)
+
+
+def test_create_missing_creates_no_user_that_differs_only_in_case(sim: Sim, client: VerbaClient, tmp_path) -> None:
+    mapping = tmp_path / "create.toml"
+    mapping.write_text(Path("mappings/default.toml").read_text().replace("create_missing = false",
+                                                                         "create_missing = true"))
+    users = UserIdResolver(client, load_mapping(str(mapping)), ttl=600.0)
+    assert users.resolve(change("alice@example.com"), None) == 3
+    with pytest.raises(UnresolvedUser, match="which differs only in case"):
+        users.resolve(change("ALICE@example.com"), None)
+    assert sim.calls("createUser") == []
+    assert users.resolve(change("carol@example.com"), None) > 4  # no case twin known: created as before
