@@ -66,6 +66,7 @@ class Liveness:
         sent = self.clock()
         self.me, released = self.store.register_instance(self.me, self.config.liveness_seconds, previous_start_gone)
         self.last_beat = sent
+        self.reaps_from = sent + self.config.liveness_seconds  # a start may follow an outage the others sat out too
         self._registered = True
         self._thread.start()
         log.info("instance %s (run %s) registered; heartbeat every %g s, counted dead after %g s of silence",
@@ -113,12 +114,12 @@ class Liveness:
     def beat(self) -> None:
         """One heartbeat: say this instance lives and give back the claims of the dead ones.
 
-        After a silence of its own longer than `liveness_seconds` (the store did not answer it), this instance
-        counts no other dead for `liveness_seconds` more: a store outage silences every instance alike, and the
-        others need a heartbeat of their own to say they live before their claims are taken from them."""
+        Once the store answers again after failed heartbeats (and after its start), this instance counts no other
+        dead for `liveness_seconds` more: a store outage silences every instance alike, and the others need a
+        heartbeat of their own to say they live before their claims are taken from them."""
         sent = self.clock()
         silence = sent - self.last_beat
-        if silence > self.config.liveness_seconds:
+        if self._failing or silence > self.config.liveness_seconds:
             self.reaps_from = sent + self.config.liveness_seconds
         try:
             beat = self.store.heartbeat(self.me, self.config.liveness_seconds, reap=sent >= self.reaps_from)

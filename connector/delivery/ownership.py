@@ -232,10 +232,9 @@ class OwnershipPusher:
     def _stuck_change(self, rival: Claimant) -> str:
         """What releases the extension when `rival`'s newest change, which may let it go (a leaver's), waits for an
         operator instead of being pushed: held by a guard, or a dead letter; "" when none does."""
-        newest = self.store.list_events(user=f"{rival.source}/{rival.external_id}", limit=1)
-        if not newest or newest[0].state not in (EventState.HELD, EventState.DEAD):
+        event = self.store.newest_event(rival.source, rival.external_id)
+        if event is None or event.state not in (EventState.HELD, EventState.DEAD):
             return ""
-        event = newest[0]
         change = f"{rival.name}'s newest change (event {event.id}, {event.change.kind}) is"
         if event.state is EventState.HELD:
             return (f"{change} held ({event.last_cause or 'ldap_mass_change'}) and not pushed yet: if it lets the "
@@ -247,9 +246,9 @@ class OwnershipPusher:
 
     def _deprovision(self, claim: Claim, me: Claimant, record: ExtensionRecord, plan: PushPlan,
                      outcome: PushOutcome, *, active: bool) -> None:
-        """Stop recording the extension if the ownership rules allow it (see the module doc); a stop for a user who
-        stays `active` (no leaver: a number removed or changed at the source, or no rule records it now) is logged
-        as a warning and audited (`recording_stopped`), so that it is never silent."""
+        """Stop recording the extension if the ownership rules allow it (see the module doc); a stop of an extension
+        Verba recorded, for a user who stays `active` (no leaver: a number removed or changed at the source, or no
+        rule records it now), is logged as a warning and audited (`recording_stopped`), so that it is never silent."""
         extension = record.extension
         found = self.client.get_extension(extension)
         if found is None:
@@ -266,7 +265,7 @@ class OwnershipPusher:
                               f"the same Verba user still claims it through {same_user.name}", outcome)
         elif self._try_update(record):
             outcome.stopped.append(extension)
-            if active:
+            if active and any(found.get(flag) for flag in ("voice", "im", "video", "screen_capture_enabled")):
                 why = (f"{me.name} stays active, but its state no longer maps to {extension} (a number removed or "
                        "changed at the source, or no rule records the user now: `connector mapping test` shows why)")
                 log.warning("stopped recording %s: %s", extension, why,

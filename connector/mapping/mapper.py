@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +18,7 @@ from connector.records import ExtensionRecord
 DEPROVISION_ACTIONS: tuple[str, ...] = ("stop_recording", "ignore")
 ON_CONFLICT: tuple[str, ...] = ("hold", "take_over")
 ON_INVALID: tuple[str, ...] = ("error", "skip")
+MISTYPED_RATIO = 0.8  # how alike the digits of a bad value and a number must be for one to stand for the other
 
 
 class MappingFailure(ValueError):
@@ -51,8 +54,8 @@ class ExtensionSource:
     on_invalid: str = "error"
     suffix: str = "keep"
 
-    def extensions(self, state: dict[str, Any], *, strict: bool) -> tuple[list[str], list[str]]:
-        """The normalized extensions in the state, and the bad values left out ("PATH: why"): with
+    def extensions(self, state: dict[str, Any], *, strict: bool) -> tuple[list[str], list[tuple[str, str]]]:
+        """The normalized extensions in the state, and the bad values left out as (value, "PATH: why"): with
         `on_invalid = "skip"`, or `strict` False whatever `on_invalid` says; MappingFailure for one otherwise."""
         extensions, skipped = [], []
         for value in self.path.values(state):
@@ -66,8 +69,20 @@ class ExtensionSource:
                         f"{self.path}: {exc}; fix the value at the source, "
                         f'or set on_invalid = "skip" for this [[extensions]] source'
                     ) from None
-                skipped.append(f"{self.path}: {exc}")
+                skipped.append((str(value), f"{self.path}: {exc}"))
         return extensions, skipped
+
+
+def mistyped(value: str, extension: str) -> bool:
+    """Whether a value left out as invalid may be `extension` mistyped at the source: their digits match but for a
+    slip or two (a letter O for a 0, a digit dropped, doubled, changed or two swapped), e.g. "+1 917 555 04O2" and
+    "+19175550402". A value with too few digits to tell ("ask reception") is not."""
+    typed, known = re.sub(r"\D", "", value), re.sub(r"\D", "", extension)
+    if len(typed) < 6 or len(known) < 6:
+        return False
+    # A value typed without its country code matches the number's last digits ("555-0100" for +14155550100).
+    return any(difflib.SequenceMatcher(None, typed, digits, autojunk=False).ratio() >= MISTYPED_RATIO
+               for digits in (known, known[-len(typed) - 1:]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,9 +153,9 @@ class Mapping:
         """The records to push for this change; `previous` are the records last pushed for this user.
 
         Every record carries `user_id`. Deprovisioned records stay linked to the user with
-        recording off, because an update without a user id would unlink them. While a value of a
-        recorded user is left out as invalid, no extension last pushed recording is stopped: the
-        value may be that number mistyped at the source (MappedUser.kept).
+        recording off, because an update without a user id would unlink them. An extension last pushed
+        recording that a value left out as invalid may stand for (`mistyped`) is kept as it was instead of
+        stopped (MappedUser.kept).
         """
         if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id <= 0:
             raise ValueError(f"map_user needs a positive integer Verba user id, got {user_id!r}")
@@ -149,12 +164,14 @@ class Mapping:
         # A user going away is stopped even when a value is bad: a bad value was never pushed.
         wanted, skipped = self._extensions(change.state, strict=settings is not None)
         upserts = [] if settings is None else [self._record(x, user_id, settings) for x in wanted]
-        if settings is not None and skipped:
-            kept_records = {r.extension: r for r in previous if r.recording and r.extension not in wanted}
+        if settings is not None and self.deprovision_action != "ignore":  # else nothing is stopped anyway
+            kept_records = {r.extension: r for r in previous if r.recording and r.extension not in wanted
+                            and any(mistyped(value, r.extension) for value, _ in skipped)}
             upserts += [dataclasses.replace(record, user_id=user_id) for record in kept_records.values()]
         kept = tuple(record.extension for record in upserts[len(wanted):])
+        left_out = tuple(why for _, why in skipped) if settings is not None else ()
         if self.deprovision_action == "ignore":
-            return MappedUser(upserts, [], active, skipped, kept)
+            return MappedUser(upserts, [], active, left_out, kept)
         written = {record.extension for record in upserts}
         stopped: dict[str, ExtensionRecord] = {}
         for record in previous:
@@ -164,7 +181,7 @@ class Mapping:
             for extension in wanted:
                 if extension not in stopped:
                     stopped[extension] = self._record(extension, user_id, self.defaults).stopped()
-        return MappedUser(upserts, list(stopped.values()), active, skipped, kept)
+        return MappedUser(upserts, list(stopped.values()), active, left_out, kept)
 
     def needs_nothing(self, change: UserChange, previous: Sequence[ExtensionRecord]) -> bool:
         """Whether a push of `change` has nothing to write or stop: its state maps to no extension and nothing was
@@ -174,9 +191,11 @@ class Mapping:
         return not previous and not self._extensions(change.state, strict=self._settings(change) is not None)[0]
 
     def left_out(self, change: UserChange) -> tuple[str, ...]:
-        """The bad values map_user would leave out of this change ("PATH: why"); MappingFailure for one it would
-        refuse, as map_user."""
-        return self._extensions(change.state, strict=self._settings(change) is not None)[1]
+        """The bad values map_user would leave out of this change of a user it records ("PATH: why"; none for a
+        user it does not record, whose values are not used); MappingFailure for one it would refuse, as map_user."""
+        if self._settings(change) is None:
+            return ()
+        return tuple(why for _, why in self._extensions(change.state, strict=True)[1])
 
     def records_anything(self, change: UserChange) -> bool:
         """Whether the change wants the user recorded on at least one extension (an active upsert that a rule or
@@ -206,12 +225,12 @@ class Mapping:
             return rule.settings
         return self.defaults if self.record_by_default else None
 
-    def _extensions(self, state: dict[str, Any], *, strict: bool) -> tuple[list[str], tuple[str, ...]]:
+    def _extensions(self, state: dict[str, Any], *, strict: bool) -> tuple[list[str], list[tuple[str, str]]]:
         """Every source's extensions in order, each once (the first occurrence wins), and the bad values they left
         out (see ExtensionSource.extensions)."""
         read = [source.extensions(state, strict=strict) for source in self.sources]
         return (list(dict.fromkeys(x for extensions, _ in read for x in extensions)),
-                tuple(value for _, skipped in read for value in skipped))
+                [value for _, skipped in read for value in skipped])
 
     def _record(self, extension: str, user_id: int, settings: RecordingSettings) -> ExtensionRecord:
         return ExtensionRecord(

@@ -239,18 +239,22 @@ def scim_state(url: str, clients: Sequence[str], listening: bool, broken: Mappin
 class StoreCheck(NamedTuple):
     """What /readyz says of the store."""
 
-    state: str  # "writable", or "unwritable: why"
+    state: str  # "writable", or "unwritable: why" / "unreadable: why"
     breakers: list[OpenBreaker]  # the instances whose circuit breaker on the target is open
     leaders: dict[str, str]  # the instance that runs each task ("ldap.NAME", "drift")
 
 
 def check_store(store: Store) -> StoreCheck:
-    """Whether the store takes a tiny write (`Store.ping`), and what /readyz shows of it then."""
+    """Whether the store takes a tiny write (`Store.ping`), and what /readyz shows of it then ("unreadable: ..." when
+    those reads fail)."""
     try:
         store.ping()
-        return StoreCheck("writable", store.open_breakers(), store.leaders())
     except ConnectorError as exc:
         return StoreCheck(f"unwritable: {exc}", [], {})
+    try:
+        return StoreCheck("writable", store.open_breakers(), store.leaders())
+    except ConnectorError as exc:
+        return StoreCheck(f"unreadable: {exc}", [], {})
 
 
 def readiness(store: Callable[[], StoreCheck], target: Callable[[], TargetProbe | None],

@@ -152,6 +152,8 @@ def preview(store: Store, mapping: Mapping, event: StoredEvent) -> Preview:
     waiting = {c.extension: c for c in store.conflicts_of(change.source, change.external_id)}
     lines = [_upsert_line(r, before.get(r.extension), user_id is not None, waiting.get(r.extension))
              for r in mapped.upserts]
+    lines += [f"keep {extension} recorded as last pushed: a value left out as invalid may be it mistyped "
+              f"({'; '.join(mapped.skipped)}); fix it at the source" for extension in mapped.kept]
     lines += [f"stop recording {r.extension} (stays linked to user {shown}) if Verba still links it to this user and "
               "no other source of the user claims it; else it is left alone" for r in mapped.deprovisions]
     return Preview(change.source, change.external_id, current.id, shown, tuple(lines) or ("nothing to send",))

@@ -96,13 +96,15 @@ WAITS_NOTE = ("  WAITS: the push was done, but the user is not recorded on that 
 
 
 def waiting_extensions(events: Sequence[StoredEvent], conflicts: Sequence[Conflict]) -> dict[int, list[str]]:
-    """The done `events` whose user waits in one of the open `conflicts`: event id -> the extensions it waits for,
-    e.g. {7: ["+12125550107"]}. Events of users without an open conflict, and events not done, are left out."""
-    waiting: dict[tuple[str, str], list[str]] = {}
+    """The done `events` whose user waits in one of the open `conflicts`, those done since it opened: event id -> the
+    extensions it waits for, e.g. {7: ["+12125550107"]}. Events of users without an open conflict, those done before
+    it opened, and events not done, are left out."""
+    waiting: dict[tuple[str, str], list[Conflict]] = {}
     for conflict in conflicts:
-        waiting.setdefault((conflict.claimant.source, conflict.claimant.external_id), []).append(conflict.extension)
-    return {e.id: waiting[key] for e in events
-            if e.state is EventState.DONE and (key := (e.change.source, e.change.external_id)) in waiting}
+        waiting.setdefault((conflict.claimant.source, conflict.claimant.external_id), []).append(conflict)
+    flagged = {e.id: [c.extension for c in waiting.get((e.change.source, e.change.external_id), [])
+                      if e.updated_at >= c.since] for e in events if e.state is EventState.DONE}
+    return {event_id: extensions for event_id, extensions in flagged.items() if extensions}
 
 
 def counts_line(counts: dict[EventState, int]) -> str:
@@ -212,7 +214,7 @@ def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
             number, lost = lost, 0
         why = f" ({attempt.cause}: {attempt.error})" if attempt.cause else ""
         if attempt.outcome == "done" and not attempt.sent:
-            why = NOTHING_SENT.format(why=attempt.error or "every record is as last pushed",
+            why = NOTHING_SENT.format(why=f": {attempt.error}" if attempt.error else "",
                                       user=f"{event.change.source}/{event.change.external_id}" if event else "USER")
         elif attempt.outcome == "done" and attempt.error:  # it only looked the user up
             why = f", nothing written: {attempt.error}"
@@ -234,10 +236,10 @@ def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
     return lines or ["  no attempts yet"]
 
 
-# A push that sent nothing, and why (Deliverer._skip records it; older attempts did not): the user's records are as
-# Verba last confirmed them, or it maps to no extension and none was pushed; an extension changed or deleted in
-# Verba by hand since goes unseen.
-NOTHING_SENT = (", nothing sent: {why}, so Verba was not asked (`connector drift --user {user}` checks what Verba "
+# A push that sent nothing, and why when Deliverer._skip recorded it (the user's records are as Verba last confirmed
+# them, or it maps to no extension and none was pushed; not so a push whose every extension waits in a conflict,
+# shown below it): an extension changed or deleted in Verba by hand since goes unseen.
+NOTHING_SENT = (", nothing sent{why}, so Verba was not asked (`connector drift --user {user}` checks what Verba "
                 "holds; add --repair --reason R to push the user again)")
 # Verba's answers that may mean "no such extension" (connector.verba.status.says_extension_absent decides by the
 # message, which the attempt does not record).

@@ -150,6 +150,11 @@ class EventLog(Database):
         row = self._first("current_event", (source, external_id))
         return None if row is None else stored_event(row)
 
+    def newest_event(self, source: str, external_id: str) -> StoredEvent | None:
+        """The user's newest event, whatever its state."""
+        row = self._first("newest_event", (source, external_id))
+        return None if row is None else stored_event(row)
+
     def stored_users(self, keys: Sequence[tuple[str, str]]) -> list[StoredUser]:
         """What the store holds of each of these (source, external_id) users, in their order: three queries
         per source, not three per user (a drift check reads thousands)."""

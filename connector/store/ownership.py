@@ -147,7 +147,8 @@ class ExtensionOwnership(Database):
         StopRecordingHeld is raised and nothing changes. An operator's approval (`requeue(...,
         approve=True)`) admits it whatever the burst, and is not counted in the window. The source's recorded
         users (those who claim an extension, and those whose recording stopped in the window: each once) are
-        counted only once the burst exceeds `max_count` (a count over all of them).
+        counted only once the burst exceeds `max_count` (a count over all of them). A push that makes claims for a
+        user who had none (re-enabled) forgets its stop: it is recorded again, so the guard no longer counts it.
 
         `first_pushes` are records about to be pushed for the first time: they join the user's pushed
         extensions now (until `complete` replaces them), so that a crash mid-push leaves them known
@@ -159,6 +160,8 @@ class ExtensionOwnership(Database):
         with self._write() as conn:
             burst = None if stop_recording is None else self._admit(conn, *me, lock_owner, stop_recording)
             before = {row["extension"]: float(row["claimed_at"]) for row in conn.execute(q["claims_of_user"], me)}
+            if not before and wanted and stop_recording is None:  # recorded again: no longer one the guard counts
+                conn.execute(q["forget_stop"], me)
             released = sorted(set(before) - set(wanted))
             # The claims it drops are locked too: a push of another claimant waiting on one of them must have
             # stored its conflict before this push ends and wakes the users waiting on it.

@@ -211,3 +211,39 @@ def test_an_instance_stopped_while_the_store_blinks_still_unregisters(store_open
     mine.start()
     mine.stop()
     assert store.live_instances()[1] == [] and store.dead_instances() == []
+
+
+def test_an_outage_shorter_than_liveness_seconds_still_makes_no_instance_count_another_dead(store_opener: Opener):
+    """Its own silence stays under liveness_seconds, but the other's, heard from a little earlier, does not: once
+    a heartbeat failed, the first one written again counts no other dead either."""
+    store = store_opener()
+
+    class Outage:
+        """The store as instance a sees it: its next heartbeat fails, as during a short PostgreSQL restart."""
+
+        down = False
+
+        def __getattr__(self, name: str):
+            return getattr(store, name)
+
+        def heartbeat(self, *args, **kwargs):
+            if self.down:
+                raise StoreError("cannot reach the PostgreSQL server (the database system is starting up)")
+            return store.heartbeat(*args, **kwargs)
+
+    seen = Outage()
+    a = Liveness(seen, InstanceConfig("a", heartbeat_seconds=60, liveness_seconds=0.5), shared=True)
+    b = Liveness(store, InstanceConfig("b", heartbeat_seconds=60, liveness_seconds=0.5), shared=True)
+    b.start()
+    time.sleep(0.1)  # b's last heartbeat is a little older than a's
+    a.start()
+    a.reaps_from = -math.inf  # long started: its start's own grace is over
+    seen.down = True
+    time.sleep(0.2)
+    a.beat()  # fails
+    seen.down = False
+    time.sleep(0.25)  # a silent 0.45 s, under liveness_seconds; b silent 0.55 s, over it
+    a.beat()
+    assert store.dead_instances() == [] and [i.name for i in store.live_instances()[1]] == ["a", "b"]
+    a.stop()
+    b.stop()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from connector.events import UserChange
+from connector.ops.replay import preview
 from connector.store import EventState
 from tests.integration.test_ownership import make_deliverer, recording
 from tests.plugins.simulator import drain
@@ -46,6 +47,9 @@ def test_a_mistyped_mobile_keeps_it_recorded_and_says_so(make_config, simulator,
     assert kept.detail["extension"] == MOBILE and "'+1 917 555 04O2'" in kept.reason
     assert "fixed at the source" in kept.reason
     assert any("left out as invalid" in r.getMessage() and "04O2" in r.getMessage() for r in caplog.records)
+    shown = preview(deliverer.store, deliverer.mapping, event)  # what a replay's dry run says of the user
+    assert any(line.startswith(f"keep {MOBILE} recorded as last pushed: a value left out as invalid") for line in
+               shown.lines), shown
 
     deliverer.store.enqueue([dave(("work", "+1 212 555 0401"))])  # the mobile removed for good: stopped, and said
     drain(deliverer)

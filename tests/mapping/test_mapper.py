@@ -4,6 +4,7 @@ import pytest
 
 from connector.events import UserChange
 from connector.mapping import ExtensionRecord, MappedUser, MappingFailure, UnresolvedUser
+from connector.mapping.mapper import mistyped
 from tests.mapping.util import BASE, change, mapping, work
 
 A, B, C = "+14155550100", "+14155550101", "+14155550102"
@@ -78,7 +79,20 @@ def test_a_number_left_out_as_invalid_keeps_the_numbers_last_recorded_instead_of
     assert mistyped == MappedUser([rec(B), rec(A, mode="CONTROLLED")], [])
     assert mistyped.kept == (A,) and mistyped.active and len(mistyped.skipped) == 1
     assert loaded.map_user(change(work(B)), 7, [rec(A), rec(B)]) == MappedUser([rec(B)], [off(A)])
+    # A bad value that cannot be A mistyped (too unlike it) keeps nothing: a number that moved is stopped as usual.
+    assert loaded.map_user(change(work("ask reception", B)), 7, [rec(A)]) == MappedUser([rec(B)], [off(A)])
+    assert loaded.map_user(change(work("555-0199x", B)), 7, [rec(A)]) == MappedUser([rec(B)], [off(A)])
+    unrecorded = loaded.map_user(change({**work("555-0100x", B), "active": False}), 7, [rec(A)])
+    assert unrecorded.kept == () and unrecorded.skipped == (), "the values of a user not recorded are not used"
     assert loaded.map_user(change(work("555-0100x", B), "delete"), 7, [rec(A)]) == MappedUser([], [off(A), off(B)])
+
+
+@pytest.mark.parametrize(("value", "number", "alike"), [
+    ("+1 917 555 04O2", "+19175550402", True), ("917 555 04O2", "+19175550402", True),
+    ("+1 917 555 4002", "+19175550402", True), ("ask reception", "+19175550402", False),
+    ("+1 212 555 0401", "+19175550402", False), ("x101", "+12125550142;ext=101", False)])
+def test_a_bad_value_is_taken_for_a_number_mistyped_only_when_their_digits_are_alike(value, number, alike) -> None:
+    assert mistyped(value, number) is alike
 
 
 def test_empty_values_are_ignored() -> None:

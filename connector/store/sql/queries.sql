@@ -100,6 +100,11 @@ SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
 FROM events WHERE source = %s AND external_id = %s AND state NOT IN ('held', 'discarded')
 ORDER BY id DESC LIMIT 1
 
+-- newest_event --
+SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
+    state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at
+FROM events WHERE source = %s AND external_id = %s ORDER BY id DESC LIMIT 1
+
 -- count_by_state --
 -- {filters} (here and below): the caller's conditions on events, " AND ..." or nothing (EventLog._filtered).
 SELECT state, count(*) AS n FROM events WHERE 1 = 1 {filters} GROUP BY state
@@ -321,12 +326,11 @@ SELECT 1 AS approved FROM events WHERE source = %s AND external_id = %s AND stat
 AND lease_owner = %s AND approved = 1
 
 -- stopped --
--- The source's other users whose recording a push stopped within the window, unless they have been recorded again
--- since (a claim accepted after the stop: a re-enabled user). A user whose number moved claims the new one from the
--- change that stopped the old one, accepted before that push: counted.
-SELECT count(*) AS n FROM stop_recordings s WHERE s.source = %s AND s.at >= %s AND s.external_id <> %s
-AND NOT EXISTS (SELECT 1 FROM extension_claims c WHERE c.source = s.source AND c.external_id = s.external_id
-                AND c.claimed_at > s.at)
+SELECT count(*) AS n FROM stop_recordings WHERE source = %s AND at >= %s AND external_id <> %s
+
+-- forget_stop --
+-- A user recorded again (re-enabled) no longer counts as one whose recording stopped.
+DELETE FROM stop_recordings WHERE source = %s AND external_id = %s
 
 -- recorded --
 -- The source's users recorded at the window's start (about): those who claim an extension now and those whose
