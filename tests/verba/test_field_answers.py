@@ -20,6 +20,7 @@ from connector.verba.errors import (
     VerbaError,
     VerbaHTTPError,
     VerbaMalformedResponse,
+    VerbaMisconfigured,
     VerbaStatusError,
 )
 from tests.verba.helpers import PASSWORD, Sim, record
@@ -482,6 +483,6 @@ def test_the_log_filter_masks_tokens_the_client_obtained(sim: Sim, client: Verba
 def test_short_fixed_tokens_are_not_masked_in_messages(sim: Sim) -> None:
     # "t" is a test token, not a secret: masking it would garble every message ("***arge***.url").
     with VerbaClient(f"{sim.base_url}/wrong-path", eid="0000", token="t") as client:
-        with pytest.raises(VerbaHTTPError) as caught:
+        with pytest.raises(VerbaMisconfigured) as caught:  # HTTP 404: no SOAP service at that path
             client.create_extension(record())
-    assert "target.url" in str(caught.value)
+    assert "target.url" in str(caught.value) and "/wrong-path" in str(caught.value)
