@@ -290,8 +290,7 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     config = load_config(config_path, secrets=())  # the [target] secrets only once something is to be replayed
     with open_configured_store(config) as store:
         chosen = _replayable(store, event_ids, cause, state)
-        _, instances = store.live_instances()
-        older = older_mapping(config, instances) if chosen else []
+        older = older_mapping(config, store.live_instances()[1]) if chosen else []
         for line in older:
             click.echo(f"WARNING: {line}. {RESTART_FIRST}", err=True)
         if dry_run:

@@ -136,8 +136,9 @@ def _sources_found(mapping: Mapping, state: dict[str, Any]) -> str:
     (misspelled in the mapping, or not sent by the source?); extensions[1] 'phoneNumbers.value': 1 value, not valid"."""
     found = []
     for n, source in enumerate(mapping.sources):
-        values = [v for v in source.path.values(state) if not (isinstance(v, str) and not v.strip())]
-        held = (f"{len(values)} value{'s' if len(values) > 1 else ''}, not valid" if values
+        valid, invalid = source.extensions(state, strict=False)
+        values = len(valid) + len(invalid)  # its non-blank values
+        held = (f"{values} value{'s' if values > 1 else ''}, not valid" if values
                 else "absent (misspelled in the mapping, or not sent by the source?)")
         found.append(f"extensions[{n}].from {str(source.path)!r}: {held}")
     return "; ".join(found)
