@@ -13,6 +13,12 @@ pushing, alone. The first write Verba takes closes the breaker, and the events t
 at once; a failure of Verba as a whole ends the trial and opens it again, the attempt not spent;
 pushes that show neither (a user-specific error, nothing to write) let the trial go on. A trial
 that finds nothing to push closes it without making the backed-off events due.
+
+One trial failure does spend its attempt (connector/delivery/worker.py): a SOAP fault at HTTP 5xx, which
+Verba's service answers itself after the probe showed it reads. It may be that record's own failure (a
+server fault on one value, for users who alone are left to push), which would otherwise be tried again
+at every probe, forever; its retry budget bounds it, and a writes-only outage answered by a proxy or
+without a fault still spends nothing.
 """
 
 from __future__ import annotations

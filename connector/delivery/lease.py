@@ -40,6 +40,11 @@ class LeaseKeeper:
         """When the lease ends now (Unix time); later after each renewal."""
         return self._claim.lease_until
 
+    @property
+    def claim(self) -> Claim:
+        """The claim with its lease as last renewed: what a push locks its extensions until."""
+        return self._claim
+
     def __enter__(self) -> LeaseKeeper:
         self.renewer.add(self)
         return self

@@ -4,7 +4,8 @@ Failures are classified (DESIGN.md invariant 4): transport errors, HTTP 5xx and
 ERROR_GENERAL retry with full-jitter backoff until `max_attempts`;
 ERROR_ILLEGAL_ARGUMENT, mapping failures and unresolved users dead-letter at once.
 When Verba fails as a whole, the circuit breaker (`breaker.py`) stops delivery instead: the
-claims wait without spending attempts, and one worker probes Verba until it answers.
+claims wait without spending attempts, and one worker probes Verba until it answers (a trial push
+that Verba's service refuses with a SOAP fault spends its attempt: see breaker.py).
 Who may write which extension is decided in `ownership.py`; a burst of stop-recording
 pushes is held by `guard.py`.
 """
@@ -36,7 +37,7 @@ from connector.records import ExtensionRecord
 from connector.store import Claim, Store, StoreError
 from connector.store.ownership import Claimant, ExtensionsBusy, StopRecordingHeld
 from connector.verba.client import VerbaClient
-from connector.verba.errors import TARGET_WIDE_CAUSES, LeaseEnding, VerbaError, VerbaRateLimited
+from connector.verba.errors import TARGET_WIDE_CAUSES, LeaseEnding, VerbaError, VerbaHTTPError, VerbaRateLimited
 from connector.verba.guard import EXTENSION_WRITES
 from connector.verba.status import OK
 
@@ -151,7 +152,9 @@ class Deliverer:
                 self.owners.note_kept(claim, me, mapped)
                 return
             known_extensions = {p.extension for p in previous}
-            outcome = self.owners.push(claim, me, mapped,
+            # The lease as renewed so far (the lookups before may have taken most of the first): the extension locks
+            # must last as long as the lease does, or another push could take them while this one writes.
+            outcome = self.owners.push(lease.claim, me, mapped,
                                        [r for r in mapped.upserts if r.extension not in known_extensions],
                                        self.guard.window(previous, mapped))
         except StopRecordingHeld as exc:
@@ -166,8 +169,15 @@ class Deliverer:
         except UnresolvedUser as exc:
             self._dead(lease.final(), "unresolved_user", str(exc), sent)
         except VerbaError as exc:
+            trial = self.breaker.on_trial(claim.owner)
             if exc.target_wide and self.breaker.failed((claim.source, claim.external_id), str(exc)):
-                self._wait_for_target(lease.final(), exc, sent)
+                if trial and isinstance(exc, VerbaHTTPError) and exc.soap_fault:
+                    # Verba answered the probe, and its service refused this very call: it may be this record's own
+                    # failure (a server fault on one value), so the attempt is spent and the budget bounds it.
+                    self._record_breaker()
+                    self._failed(lease.final(), exc.cause, str(exc), exc.retryable, exc.max_attempts, sent)
+                else:
+                    self._wait_for_target(lease.final(), exc, sent)
             elif isinstance(exc, LeaseEnding):  # its last call not sent: the user is tried again, the attempt not spent
                 self.store.postpone(lease.final(), self.clock(), cause=exc.cause, error=str(exc), sent=sent)
                 log.warning("%s/%s: %s", claim.source, claim.external_id, exc,

@@ -2,7 +2,7 @@
 
     VerbaError
      ├── VerbaTransportError     cause "transport"            retryable
-     ├── VerbaHTTPError          cause "http_5xx"/"http_<code>" retryable for 5xx only
+     ├── VerbaHTTPError          cause "http_5xx"/"http_<code>" retryable for 5xx, 401 and 403
      │    └── VerbaRateLimited   cause "rate_limited"         waits as Retry-After says, attempts not spent
      ├── VerbaMisconfigured      cause "target_misconfigured" not retryable: a SOAP client fault, a redirect, or
      │                                                         HTTP 404/405 (nothing served at target.url's path)
@@ -22,8 +22,10 @@ from __future__ import annotations
 from connector.errors import ConnectorError
 
 RETRYABLE_STATUS_CODES = frozenset({"ERROR_GENERAL", "ERROR_UNAUTHORIZED"})
+# HTTP statuses that refuse every call alike (a login refused at the HTTP level, by Verba or a proxy before it).
+REFUSED_HTTP_STATUSES = frozenset({401, 403})
 # The causes of the errors that are `target_wide`: their events need not wait out their backoff once Verba is back.
-TARGET_WIDE_CAUSES = ("transport", "http_5xx", "rate_limited", "auth")
+TARGET_WIDE_CAUSES = ("transport", "http_5xx", "rate_limited", "auth", "http_401", "http_403", "error_unauthorized")
 
 
 class VerbaError(ConnectorError):
@@ -48,15 +50,20 @@ class VerbaUnreachable(VerbaTransportError):
 
 
 class VerbaHTTPError(VerbaError):
-    """Verba answered with an HTTP error status."""
+    """Verba answered with an HTTP error status; `soap_fault` when its body was a SOAP Fault (`detail` is then its
+    faultstring): Verba's service itself read the call and refused it, rather than failing on the way to it."""
 
-    def __init__(self, status_code: int, detail: str = "") -> None:
+    def __init__(self, status_code: int, detail: str = "", *, soap_fault: bool = False) -> None:
         self.status_code = status_code
+        self.soap_fault = soap_fault
+        refused = status_code in REFUSED_HTTP_STATUSES
         self.cause = "http_5xx" if status_code >= 500 else f"http_{status_code}"
-        self.retryable = status_code >= 500
-        self.target_wide = status_code >= 500 or status_code == 429
+        self.retryable = status_code >= 500 or refused
+        self.target_wide = status_code >= 500 or status_code == 429 or refused
         hint = (
-            "a server-side failure, worth retrying" if self.retryable
+            "a server-side failure, worth retrying" if status_code >= 500
+            else "Verba (or a proxy before it) refuses this connector's calls: check the proxy's access rules and the "
+                 "credentials it expects; delivery waits meanwhile" if refused
             else "Verba (or a proxy before it) asks for fewer calls: waiting as it says" if status_code == 429
             else "check target.url (path /provisioning, port 7002 for v2)"
         )
@@ -100,6 +107,7 @@ class VerbaStatusError(VerbaError):
         self.operation = operation
         self.cause = status_code.lower()
         self.retryable = status_code in RETRYABLE_STATUS_CODES
+        self.target_wide = status_code == "ERROR_UNAUTHORIZED"  # a token refused (a fixed one expired): every call
         text = f"{operation} answered {status_code}"
         if message:
             text += f": {message}"

@@ -175,7 +175,7 @@ def http_error(response: Answer, address: str = "") -> VerbaError:
     if fault is not None and fault[0].rpartition(":")[2] == "Client":
         return VerbaMisconfigured(f"Verba refused the call as a SOAP client fault ({fault[1]}); check target.url "
                                   "(path /provisioning, port 7002 for API v2) and that API v2 is enabled")
-    return VerbaHTTPError(status, fault[1] if fault else "")
+    return VerbaHTTPError(status, fault[1] if fault else "", soap_fault=fault is not None)
 
 
 def retry_after(header: str | None) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -278,6 +279,66 @@ def test_an_outage_of_writes_alone_spends_no_budget_though_every_probe_is_answer
         assert not deliverer.breaker.state.open and store.open_breakers() == []
         assert {e.state for e in store.list_events()} == {EventState.DONE}
         client.close()
+
+
+SERVER_FAULT = ('<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><S:Fault><faultcode>S:Server'
+                '</faultcode><faultstring>java.lang.NullPointerException</faultstring></S:Fault></S:Body></S:Envelope>')
+
+
+def test_records_verba_refuses_with_a_server_fault_end_as_dead_letters_not_an_endless_trial(make_config, simulator):
+    """Two users whose writes Verba's service answers with a SOAP Server fault (HTTP 500), reads answered: the
+    breaker opens (5xx for two users), every probe is answered, and each trial push fails on one of them. Those
+    failures used to spend nothing and make the event due again at once: the same two writes forever, one per
+    probe, with the breaker open all along. A trial refused by the service itself now spends its attempt."""
+    from connector.delivery.worker import Deliverer
+    from connector.mapping import load_mapping
+    from connector.runtime import open_client, open_configured_store
+
+    config = make_config(delivery={"max_attempts": 3, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.01,
+                                   "probe_seconds": 0.02})
+    with open_configured_store(config, create=True) as store:
+        client = open_client(config)
+        deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
+        simulator.fault(operation="createExtension", http_status=500, body=SERVER_FAULT)
+        store.enqueue([user("u-alice", phones=(A,)), user("u-bob", "bob@example.com", phones=(B,))])
+        deadline = time.monotonic() + 20
+        while store.count_by_state()[EventState.DEAD] < 2 and time.monotonic() < deadline:
+            deliverer.deliver_one("w1")
+            time.sleep(0.01)
+        events = store.list_events()
+        assert [(e.state, e.last_cause, e.attempts) for e in events] == [(EventState.DEAD, "http_5xx", 3)] * 2, events
+        assert "java.lang.NullPointerException" in (events[0].last_error or "")
+        assert len(simulator.calls("createExtension")) <= 2 * 3 + 2  # the budget, and one free failure each
+        assert not deliverer.breaker.state.open or deliverer.breaker.state.error, "nothing left to push"
+        client.close()
+
+
+def test_an_expired_fixed_token_opens_the_breaker_instead_of_dead_lettering_the_backlog(make_config, simulator):
+    """Every call is refused once the operator's fixed token expires, and it cannot be renewed: that used to spend
+    each event's whole budget, one by one, into dead letters. It now counts as Verba refusing the connector as a
+    whole: the backlog waits, and `connector status` shows why."""
+    from connector.delivery.worker import Deliverer
+    from connector.mapping import load_mapping
+    from connector.runtime import open_client, open_configured_store
+
+    config = make_config(delivery={"max_attempts": 2, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.01,
+                                   "probe_seconds": 0.02})
+    login = open_client(config)
+    login.request_token()
+    fixed = dataclasses.replace(config.target, login=None, password=None, password_file=None, token=login._token)
+    config = dataclasses.replace(config, target=fixed)
+    with open_configured_store(config, create=True) as store:
+        client = open_client(config)
+        deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
+        simulator.expire_tokens()
+        store.enqueue([user("u-alice", phones=(A,)), user("u-bob", "bob@example.com", phones=(B,))])
+        for _ in range(30):
+            deliverer.deliver_one("w1")
+            time.sleep(0.01)
+        assert store.count_by_state()[EventState.DEAD] == 0 and store.count_by_state()[EventState.PENDING] == 2
+        assert deliverer.breaker.state.open and "ERROR_UNAUTHORIZED" in (deliverer.breaker.state.error or "")
+        client.close()
+        login.close()
 
 
 def test_a_push_the_store_cannot_record_is_given_back_at_once_not_left_in_flight(deliverer, simulator, monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from connector.config import ConfigError
@@ -77,3 +79,39 @@ def test_a_soap_client_fault_dead_letters_at_once_and_status_calls_the_target_mi
                             capture_output=True, text=True, env={"NO_SUCH_VAR_FOR_STATUS": "t", "PATH": ""})
     assert f"target: {simulator.url} MISCONFIGURED: Verba refused the call as a SOAP client fault" in status.stdout, \
         status.stdout + status.stderr
+
+
+def test_a_push_whose_look_ups_outlast_its_first_lease_locks_its_extensions_for_the_renewed_one(
+        make_config, simulator, monkeypatch):
+    """The user look-up (and createUser) may take longer than the lease a claim starts with; the lease is renewed
+    meanwhile. The extension locks used to be written until the first lease's end, already past: another push
+    could take the extension while this one wrote it. They now last as long as the renewed lease."""
+    from connector.store.ownership import Claimant, ExtensionsBusy
+
+    config = make_config(target={"timeout_seconds": 1}, delivery={"lease_seconds": 3})
+    store, client = open_configured_store(config, create=True), open_client(config)
+    deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
+    resolve, begin_push, rival = deliverer.users.resolve, store.begin_push, []
+
+    def slow_resolve(*args, **kwargs):
+        time.sleep(4)  # longer than the 3 s lease the claim started with; the renewer keeps it
+        return resolve(*args, **kwargs)
+
+    def begin_then_rival(*args, **kwargs):
+        plan = begin_push(*args, **kwargs)
+        now = time.time()
+        try:
+            begin_push("rival/0", now + 3, now, Claimant("other", "u-eve", 9, "eve@example.com", now),
+                       ["+14155550100"], ["+14155550100"])
+        except ExtensionsBusy as busy:
+            rival.append(busy)
+        return plan
+
+    monkeypatch.setattr(deliverer.users, "resolve", slow_resolve)
+    monkeypatch.setattr(store, "begin_push", begin_then_rival)
+    store.enqueue([user(phones=("+14155550100",))])
+    drain(deliverer, timeout=30)
+    assert rival, "another push took the extension while this one held the lease"
+    assert simulator.extensions()["+14155550100"]["user_id"] == 3
+    client.close()
+    store.close()

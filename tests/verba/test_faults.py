@@ -17,7 +17,7 @@ from connector.verba import (
     VerbaStatusError,
     VerbaTransportError,
 )
-from connector.verba.errors import VerbaMisconfigured, VerbaRateLimited
+from connector.verba.errors import TARGET_WIDE_CAUSES, VerbaError, VerbaMisconfigured, VerbaRateLimited
 from tests.verba.helpers import PASSWORD, Sim, record
 
 
@@ -243,3 +243,13 @@ def test_transport_errors_refused_logins_and_429_are_target_wide_a_404_is_not() 
     assert VerbaTransportError("refused").target_wide and VerbaAuthError("refused").target_wide
     assert VerbaRateLimited(1.0).target_wide and VerbaHTTPError(502).target_wide
     assert not VerbaHTTPError(404).target_wide and not VerbaMalformedResponse("x").target_wide
+    assert not VerbaHTTPError(400).target_wide and not VerbaHTTPError(400).retryable
+
+
+@pytest.mark.parametrize("refusal", [VerbaHTTPError(401), VerbaHTTPError(403),
+                                     VerbaStatusError("ERROR_UNAUTHORIZED", "token expired", "createExtension")])
+def test_a_login_refused_at_the_http_level_or_an_expired_fixed_token_is_target_wide(refusal: VerbaError) -> None:
+    """A proxy's 401/403 and a fixed token Verba no longer takes refuse every call alike: they open the breaker (the
+    backlog waits) instead of spending every event's budget, one by one, into dead letters."""
+    assert refusal.target_wide and refusal.retryable
+    assert refusal.cause in TARGET_WIDE_CAUSES  # due at once when Verba takes writes again
