@@ -6,6 +6,11 @@
   aadOptscim062020; Okta's `{"active": false}` and group rename repeating the read-only id);
 - `Remove members` with a value array removes only those members (Entra; a strict reading
   removes all of them, see apache/directory-scimple#447);
+- an add or a remove with a value names the elements of a multi-valued attribute by what it gives
+  (`_same`): `{"type": "mobile", "value": X}` is the mobile element of X, not a work one of the same
+  number; a member is its `value`;
+- replace on a filter applies to every element it matches (RFC 7644 §3.5.2.3), and elements a PATCH
+  leaves identical collapse into one (`_distinct`): a number is never stored or pushed twice;
 - `add`/`replace` on `emails[type eq "work"].value` creates the element when none matches
   (the Entra SCIM validator expects it, Captain-P-Goldfish/SCIM-SDK#416);
 - a value filter on a single-valued complex attribute, `urn:...:enterprise:2.0:User:manager[value eq "<id>"]`
@@ -161,10 +166,10 @@ class _Operation:
         new = coerce(attribute, _one_or_list(attribute, value), target.key)
         old = holder.get(attribute.name)
         if attribute.multi_valued and self.op == "add" and old:
-            new = old + [item for item in new or [] if not _contains(old, item)]
+            new = _added(attribute, old, new or [])
         elif attribute.type == "complex" and not attribute.multi_valued and old and new:
             new = {**old, **new}  # RFC 7644 §3.5.2.1/3: sub-attributes not given are left unchanged
-        _assign(holder, attribute.name, new)
+        _assign(holder, attribute.name, _distinct(new) if attribute.multi_valued else new)
         self.tidy(target)
 
     def set_sub(self, target: Target, value: Any) -> None:
@@ -191,11 +196,13 @@ class _Operation:
         if target.sub is not None:
             items = old if isinstance(old, list) else [old]
             kept = [rest for item in items if (rest := without(item, target.sub.name))]
-            _assign(holder, attribute.name, (kept or None) if isinstance(old, list) else (kept[0] if kept else None))
+            _assign(holder, attribute.name, _distinct(kept) if isinstance(old, list) else (kept[0] if kept else None))
         elif attribute.multi_valued and value is not None:
-            # Entra: {"op": "Remove", "path": "members", "value": [{"value": "u1"}]} removes only u1.
+            # Entra: {"op": "Remove", "path": "members", "value": [{"value": "u1"}]} removes only u1, and
+            # [{"type": "mobile", "value": "+1..."}] only the mobile element, not a work one of the same number.
             gone = coerce(attribute, _one_or_list(attribute, value), target.key) or []
-            _assign(holder, attribute.name, [item for item in old if not _contains(gone, item)] or None)
+            kept = [item for item in old if not any(_same(attribute, item, given) for given in gone)]
+            _assign(holder, attribute.name, _distinct(kept))
         else:
             holder.pop(attribute.name, None)
         self.tidy(target)
@@ -215,7 +222,7 @@ class _Operation:
         old = holder.get(attribute.name)
         if attribute.multi_valued:
             items = self.apply_to_elements(list(old or []), selector, sub, new, target, path)
-            _assign(holder, attribute.name, items or None)
+            _assign(holder, attribute.name, _distinct(items))
         else:
             _assign(holder, attribute.name, self.apply_to_value(old, selector, sub, new, target, path))
         self.tidy(target)
@@ -314,11 +321,59 @@ def _element_from(expr: Expr) -> dict[str, Any] | None:
     return None
 
 
-def _contains(items: list[Any], item: Any) -> bool:
-    """Whether `items` holds `item`; complex values with a "value" match on it (a member is its id)."""
-    if isinstance(item, dict) and "value" in item:
-        return any(isinstance(other, dict) and other.get("value") == item["value"] for other in items)
-    return item in items
+# Sub-attributes that describe an element rather than say which it is: a request's value matches an element
+# whatever it gives for these (an add then sets them on the element; see _added).
+_DESCRIPTIVE = ("display", "$ref", "primary")
+# Attributes whose element is its `value` alone: a Group member is its id (Entra sends {value, $ref: null},
+# Okta {value, display}), whatever else is sent with it.
+_BY_VALUE = ("members",)
+
+
+def _same(attribute: Attribute, element: Any, given: Any) -> bool:
+    """Whether `element` of the multi-valued `attribute` is the one the request's coerced value `given` names: every
+    sub-attribute `given` has, but the descriptive ones (all of them if it has nothing else), equals the element's,
+    each compared as its schema says (caseExact; `type` and a phone number or email `value` ignore case). A work
+    and a mobile element of one number are two elements."""
+    if not isinstance(given, dict) or not isinstance(element, dict):
+        return bool(element == given)
+    if attribute.name in _BY_VALUE and "value" in given:
+        names = ["value"]
+    else:
+        names = [name for name in given if name not in _DESCRIPTIVE] or list(given)
+    return all(_equal(attribute.sub(name), element.get(name), given[name]) for name in names)
+
+
+def _equal(sub: Attribute | None, actual: Any, wanted: Any) -> bool:
+    if isinstance(actual, str) and isinstance(wanted, str) and sub is not None and not sub.case_exact:
+        return actual.lower() == wanted.lower()  # as filters.py and the store compare
+    return bool(type(actual) is type(wanted) and actual == wanted)
+
+
+def _added(attribute: Attribute, items: list[Any], values: list[Any]) -> list[Any]:
+    """`items` after an add of `values` (RFC 7644 §3.5.2.1): a value no element is (`_same`) is appended; one that
+    is already there changes nothing but the descriptive sub-attributes it gives (`primary` true on a number
+    already stored), so that no number is stored twice and no flag sent is lost. A member already there is left."""
+    result = list(items)
+    for value in values:
+        found = [i for i, item in enumerate(result) if _same(attribute, item, value)]
+        if not found:
+            result.append(value)
+        elif isinstance(value, dict) and attribute.name not in _BY_VALUE:
+            described = {name: sub_value for name, sub_value in value.items() if name in _DESCRIPTIVE}
+            for i in found:
+                result[i] = {**result[i], **described}
+    return result
+
+
+def _distinct(items: list[Any] | None) -> list[Any] | None:
+    """`items` without exact repeats, first ones kept, None if empty: two identical elements (a filtered replace
+    that matched two work numbers) say nothing one does not, and a number must not be pushed twice. Elements that
+    differ in anything (a `primary`, the case of a `type`) are all kept."""
+    result: list[Any] = []
+    for item in items or []:
+        if item not in result:
+            result.append(item)
+    return result or None
 
 
 def _assign(holder: dict[str, Any], name: str, value: Any) -> None:
