@@ -15,11 +15,18 @@ upsert (the user wants it recorded):
         another user who still claims it                   -> conflict: the holder keeps it
         nobody we know still claims it, an earlier claim waits -> conflict: the earliest claim wins
         one of the connector's users who let it go          -> hand over (audited)
-        a Verba user the connector does not manage          -> [ownership] on_conflict: "hold" (conflict)
+            (the connector last wrote or saw it linked to that Verba user in a push of one of its own source
+            users: a leaver's stop, a number change; `Store.let_go_by_holder`)
+        any other Verba user: one the connector does not manage, or one of its users who never claimed it
+        through the connector (linked by hand in Verba)    -> [ownership] on_conflict: "hold" (conflict)
                                                                or "take_over" (audited)
 deprovision (the user no longer wants it): getExtension; recording is stopped only when Verba
     shows it linked to this user's Verba id and no other source of that Verba user still claims it;
     otherwise it is left alone (logged, counted, audited).
+
+A take-over, a hand-over or an audited stop of recording whose write may have been applied although its reply was
+lost (a VerbaTransportError after the request went out, not VerbaUnreachable) is audited before the error goes on,
+unconfirmed: the retry finds it done and writes nothing, so it would otherwise never be audited.
 
 Users waiting in a conflict on an extension that a push releases are woken: a fresh event of
 their current state is queued, so a number passed from a leaver to a joiner ends recorded for
@@ -30,6 +37,7 @@ a conflict instead of staying done while Verba records it otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -43,10 +51,14 @@ from connector.store import Claim, EventState, Store
 from connector.store.database import CONNECTOR
 from connector.store.ownership import Claimant, Conflict, PushFinish, PushPlan, StopRecordingWindow
 from connector.verba.client import VerbaClient
-from connector.verba.errors import ExtensionAbsent, VerbaAmbiguous
+from connector.verba.errors import ExtensionAbsent, VerbaAmbiguous, VerbaTransportError, VerbaUnreachable
 
 log = logging.getLogger("connector.delivery")
 T = TypeVar("T")
+# What resolves a conflict with a holder the connector may not hand the extension over from.
+FREE_IN_VERBA = ("free or relink it in Verba, then `connector events replay --cause extension_conflict`; "
+                 'or set [ownership] on_conflict = "take_over" in the mapping to let the directory win, restart every '
+                 "instance (each reads the mapping at start), then replay")
 
 
 
@@ -141,12 +153,22 @@ class OwnershipPusher:
             self._conflict(claim, me, extension, owner, login, holder or earlier, outcome)
             return
         assert owner is not None
-        if self.store.source_users_of(owner):
+        # Handed over only when the connector's own records show the holder let it go; a user of the connector
+        # linked to it by hand in Verba is treated as a holder the connector does not manage.
+        if self.store.let_go_by_holder(extension, owner):
             self._move(claim, me, record, owner, login, outcome, "hand_over",
                        "its holder no longer claims it (disabled, deleted or number changed)")
-        elif self.on_conflict == "take_over":
+            return
+        holders = ", ".join("/".join(user) for user in self.store.source_users_of(owner))
+        by_hand = (f"its holder, a user of the connector ({holders}), never claimed it through the connector (it was "
+                   "linked by hand in Verba, for instance)")
+        if self.on_conflict == "take_over":
             self._move(claim, me, record, owner, login, outcome, "take_over",
-                       'the holder is not managed by the connector and [ownership] on_conflict = "take_over"')
+                       (by_hand if holders else "the holder is not managed by the connector")
+                       + ' and [ownership] on_conflict = "take_over"')
+        elif holders:
+            self._conflict(claim, me, extension, owner, login, None, outcome,
+                           why=f"{by_hand}, so it is not handed over", fix=FREE_IN_VERBA)
         else:
             self._conflict(claim, me, extension, owner, login, None, outcome)
 
@@ -187,7 +209,8 @@ class OwnershipPusher:
     def _move(self, claim: Claim, me: Claimant, record: ExtensionRecord, owner: int, login: str | None,
               outcome: PushOutcome, action: str, why: str) -> None:
         """Write the extension for this user although Verba links it to `owner`: logged, counted, audited."""
-        self._update_or_create(record, outcome)
+        with self._audited_if_lost(claim, me, action, record.extension, owner, login, why):
+            self._update_or_create(record, outcome)
         OWNERSHIP_DECISIONS.labels(action).inc()
         log.warning("%s of %s from Verba user %s to %s: %s", action, record.extension, owner, me.name, why,
                     extra={"event_ids": list(claim.event_ids), "extension": record.extension})
@@ -263,17 +286,21 @@ class OwnershipPusher:
         elif same_user is not None:
             self._leave_alone(claim, me, extension, owner, login,
                               f"the same Verba user still claims it through {same_user.name}", outcome)
-        elif self._try_update(record):
-            outcome.stopped.append(extension)
+        else:
+            why = ""  # the stop is audited only when it has a reason, below
             if active and any(found.get(flag) for flag in ("voice", "im", "video", "screen_capture_enabled")):
                 why = (f"{me.name} stays active, but its state no longer maps to {extension} (a number removed or "
                        "changed at the source, or no rule records the user now: `connector mapping test` shows why)")
+            with self._audited_if_lost(claim, me, "recording_stopped", extension, owner, login, why):
+                stopped = self._try_update(record)
+            if not stopped:
+                raise VerbaAmbiguous(f"getExtension shows {extension} linked to Verba user {owner}, "
+                                     "updateExtension says it does not exist")
+            outcome.stopped.append(extension)
+            if why:
                 log.warning("stopped recording %s: %s", extension, why,
                             extra={"event_ids": list(claim.event_ids), "extension": extension})
                 self._audit(claim, me, "recording_stopped", extension, owner, login, why)
-        else:
-            raise VerbaAmbiguous(f"getExtension shows {extension} linked to Verba user {owner}, "
-                                 "updateExtension says it does not exist")
 
     def _leave_alone(self, claim: Claim, me: Claimant, extension: str, owner: int | None, login: str | None,
                      why: str, outcome: PushOutcome) -> None:
@@ -298,13 +325,32 @@ class OwnershipPusher:
                    f"may be that number mistyped: it stays recorded until the value is fixed at the source")
             self._audit(claim, me, "kept_recording", extension, me.verba_user_id, me.login_name, why)
 
+    @contextlib.contextmanager
+    def _audited_if_lost(self, claim: Claim, me: Claimant, action: str, extension: str, owner: int | None,
+                         login: str | None, why: str) -> Iterator[None]:
+        """Around a write audited as `action` once Verba says OK: when its reply is lost after the request went out
+        (a VerbaTransportError other than VerbaUnreachable), Verba may have applied it, and the retry would find it
+        done and audit nothing; so the entry is written now, unconfirmed ("confirmed": false), before the error
+        goes on. Nothing sent (VerbaUnreachable) or any other error: nothing is audited; nor when `why` is empty
+        (a write not audited even when it succeeds)."""
+        try:
+            yield
+        except VerbaTransportError as exc:
+            if why and not isinstance(exc, VerbaUnreachable):
+                self._audit(claim, me, action, extension, owner, login,
+                            f"{why}; Verba's reply to the write was lost, so Verba may have applied it (unconfirmed)",
+                            confirmed=False)
+            raise
+
     def _audit(self, claim: Claim, me: Claimant, action: str, extension: str, owner: int | None,
-               login: str | None, why: str) -> None:
-        """An audit entry by the connector itself: what it did (or did not do) to whose extension, and why."""
-        self.store.add_audit(CONNECTOR, action, claim.event_ids, why, {
-            "extension": extension, "from_user_id": owner, "from_login": login,
-            "user": f"{me.source}/{me.external_id}", "user_id": me.verba_user_id,
-        })
+               login: str | None, why: str, *, confirmed: bool = True) -> None:
+        """An audit entry by the connector itself: what it did (or did not do) to whose extension, and why;
+        not `confirmed`: a write Verba may have applied, its reply lost."""
+        detail = {"extension": extension, "from_user_id": owner, "from_login": login,
+                  "user": f"{me.source}/{me.external_id}", "user_id": me.verba_user_id}
+        if not confirmed:
+            detail["confirmed"] = False
+        self.store.add_audit(CONNECTOR, action, claim.event_ids, why, detail)
 
 
 def differing_twins(store: Store, record: ExtensionRecord, mine: str, twins: Iterable[T],
@@ -339,10 +385,7 @@ def _why_waiting(rival: Claimant | None, owner: int | None) -> tuple[str, str]:
     if rival is not None:
         return (f"{rival.name} (Verba user {rival.verba_user_id}) claimed it first and waits for it",
                 "remove the number from one of them at the source; the conflict then clears itself")
-    return ("the connector manages no user linked to it",
-            "free or relink it in Verba, then `connector events replay --cause extension_conflict`; "
-            'or set [ownership] on_conflict = "take_over" in the mapping to let the directory win, restart every '
-            "instance (each reads the mapping at start), then replay")
+    return "the connector manages no user linked to it", FREE_IN_VERBA
 
 
 def _key(claimant: Claimant) -> tuple[str, str]:

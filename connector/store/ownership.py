@@ -261,6 +261,13 @@ class ExtensionOwnership(Database):
         """The (source, external_id) of the connector's users linked to this Verba user id."""
         return [(row["source"], row["external_id"]) for row in self._all("source_users_of", (verba_user_id,))]
 
+    def let_go_by_holder(self, extension: str, verba_user_id: int) -> bool:
+        """Whether the connector's own records show that `verba_user_id`, who holds `extension` in Verba, let it go:
+        the connector last wrote (or saw) it linked to that Verba user in a push of one of that Verba user's own
+        source users (a leaver's stop, a number change's), not in another user's push (which found it linked by hand
+        in Verba, say). Only then is it handed over to another claimant without the ownership policy."""
+        return self._first("let_go_by_holder", (extension, verba_user_id)) is not None
+
     def claimants(self, extensions: Sequence[str]) -> dict[str, list[Claimant]]:
         """Who claims each of `extensions` now, earliest first; extensions nobody claims are left out. Reads only
         (for previews: `begin_push` is what a push reads them with, under the extensions' locks)."""

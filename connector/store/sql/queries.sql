@@ -293,6 +293,13 @@ RETURNING source, external_id
 -- source_users_of --
 SELECT source, external_id FROM verba_users WHERE user_id = %s ORDER BY source, external_id
 
+-- let_go_by_holder --
+-- Whether the connector last wrote (or saw) the extension linked to this Verba user in a push of one of that Verba
+-- user's own source users (a leaver's stop, a number change's), not in another user's push.
+SELECT o.source, o.external_id FROM extension_owners AS o
+JOIN verba_users AS v ON v.source = o.source AND v.external_id = o.external_id AND v.user_id = o.verba_user_id
+WHERE o.extension = %s AND o.verba_user_id = %s
+
 -- open_conflicts --
 SELECT c.extension, c.source, c.external_id, c.event_id, c.verba_user_id, c.login_name, c.owner_user_id,
     c.owner_login, c.owner_claimant, c.message, c.since, coalesce(k.claimed_at, c.since) AS claimed_at
