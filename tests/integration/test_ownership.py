@@ -307,6 +307,27 @@ def test_two_users_waiting_on_one_number_get_it_in_the_order_they_claimed_it(del
     assert conflict.claimant.external_id == "u-bob" and conflict.owner_user_id == 3
 
 
+def test_a_later_claimant_pushed_first_after_the_leaver_lets_go_leaves_the_number_to_the_first(deliverer, simulator):
+    """Carol holds X; bob, then alice, wait for it; carol leaves, which wakes both, alice first (the wake-ups come in
+    the order of their ids). Alice waits behind bob, and her push records X as seen linked to carol. That must not
+    hide that carol let X go: bob gets it handed over, rather than a conflict saying carol never claimed it through
+    the connector."""
+    deliverer.store.enqueue([user("u-carol", "carol@example.com", phones=(X,))])
+    drain(deliverer)
+    deliverer.store.enqueue([bob(X)])
+    drain(deliverer)
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    deliverer.store.enqueue([user("u-carol", "carol@example.com", phones=(X,), kind="deactivate")])
+    drain(deliverer)
+
+    ext = simulator.extensions()[X]
+    assert ext["user_id"] == 4 and recording(ext), "bob claimed it first, so he gets it"
+    [conflict] = deliverer.store.open_conflicts()
+    assert conflict.claimant.external_id == "u-alice"
+    assert [a.action for a in deliverer.store.list_audit() if a.action == "hand_over"] == ["hand_over"]
+
+
 @pytest.mark.parametrize("how", [{"kind": "delete"}, {"kind": "upsert"}])
 def test_a_user_who_stops_waiting_for_a_number_gives_up_its_place_in_the_queue(deliverer, simulator, how):
     """Alice holds X; bob waits for it, then leaves (or drops the number) before ever holding it: his change

@@ -239,9 +239,19 @@ SELECT source, external_id, verba_user_id, login_name, claimed_at FROM extension
 WHERE extension = %s ORDER BY claimed_at, source, external_id
 
 -- set_owner --
+-- The pushing user (source, external_id) is kept with the owner, except that a push of one of the owner's own
+-- source users that wrote or saw it linked to them stays recorded while the owner is unchanged: another user's
+-- push that finds it still linked to them (waiting behind an earlier claimant) must not hide that they let it go.
 INSERT INTO extension_owners (extension, verba_user_id, source, external_id) VALUES (%s, %s, %s, %s)
-ON CONFLICT (extension) DO UPDATE SET verba_user_id = excluded.verba_user_id, source = excluded.source,
-    external_id = excluded.external_id
+ON CONFLICT (extension) DO UPDATE SET verba_user_id = excluded.verba_user_id,
+    source = CASE WHEN extension_owners.verba_user_id = excluded.verba_user_id AND EXISTS (
+        SELECT 1 FROM verba_users AS v WHERE v.source = extension_owners.source
+        AND v.external_id = extension_owners.external_id AND v.user_id = extension_owners.verba_user_id)
+        THEN extension_owners.source ELSE excluded.source END,
+    external_id = CASE WHEN extension_owners.verba_user_id = excluded.verba_user_id AND EXISTS (
+        SELECT 1 FROM verba_users AS v WHERE v.source = extension_owners.source
+        AND v.external_id = extension_owners.external_id AND v.user_id = extension_owners.verba_user_id)
+        THEN extension_owners.external_id ELSE excluded.external_id END
 
 -- forget_owner --
 DELETE FROM extension_owners WHERE extension = %s
