@@ -6,7 +6,8 @@ within `guard_window_seconds`, one source's pushes would stop recording for more
 `guard_max_count` users *and* more than `guard_max_share` of that source's recorded users, the
 push is held (state `held`, cause `stop_recording_guard`) until `connector events approve`.
 This covers every source: SCIM, LDAP and `events ingest` alike, and a changed normalization
-that renames many extensions at once.
+that renames many extensions at once. A push whose stopped extensions another source user of the
+same Verba user still claims (a deleted account re-created) stops nothing and is not counted.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ class StopRecordingGuard:
     def window(self, previous: Sequence[ExtensionRecord], mapped: MappedUser) -> StopRecordingWindow | None:
         """What `begin_push` counts this push in, or None when it stops no recording."""
         recording = {r.extension for r in previous if r.recording}
-        if not any(r.extension in recording for r in mapped.deprovisions):
+        stopping = tuple(r.extension for r in mapped.deprovisions if r.extension in recording)
+        if not stopping:
             return None
         config = self.config
         return StopRecordingWindow(self.clock(), config.guard_window_seconds, config.guard_max_count,
-                                   config.guard_max_share)
+                                   config.guard_max_share, stopping)
 
     def hold_reason(self, claim: Claim, burst: StopRecordingBurst) -> str:
         """Why this push waits for an operator (counted in the metrics)."""

@@ -106,6 +106,8 @@ class StopRecordingWindow:
     window_seconds: float
     max_count: int
     max_share: float
+    # The extensions last pushed recording that the push gives up; () counts the push whatever they are.
+    extensions: tuple[str, ...] = ()
 
 
 class ExtensionsBusy(ConnectorError):
@@ -142,7 +144,8 @@ class ExtensionOwnership(Database):
         """Lock `extensions` (all the push touches, and the claims it drops) for `lock_owner` until
         `lock_until`, make `wanted` the user's claims (new ones accepted at `claimant.claimed_at`), read the plan.
 
-        A push that stops recording (`stop_recording`) is first counted in its source's window unless it
+        A push that stops recording (`stop_recording`) is first counted in its source's window (not when another
+        source user of the same Verba user claims every extension it gives up: it then stops nothing) unless it
         makes the burst exceed both `max_count` users and `max_share` of the source's recorded users: then
         StopRecordingHeld is raised and nothing changes. An operator's approval (`requeue(...,
         approve=True)`) admits it whatever the burst, and is not counted in the window. The source's recorded
@@ -158,6 +161,8 @@ class ExtensionOwnership(Database):
         q = self._q
         me = (claimant.source, claimant.external_id)
         with self._write() as conn:
+            if stop_recording is not None and self._kept_by_twin(conn, claimant, stop_recording.extensions):
+                stop_recording = None  # another source user of the same Verba user keeps them: nothing stops
             burst = None if stop_recording is None else self._admit(conn, *me, lock_owner, stop_recording)
             before = {row["extension"]: float(row["claimed_at"]) for row in conn.execute(q["claims_of_user"], me)}
             if not before and wanted and stop_recording is None:  # recorded again: no longer one the guard counts
@@ -291,6 +296,15 @@ class ExtensionOwnership(Database):
         """(open extension conflicts, clashing extensions), for the metrics."""
         row = self._first("ownership_counts")
         return int(row["conflicts"]), int(row["clashes"])
+
+    def _kept_by_twin(self, conn: Any, claimant: Claimant, extensions: Sequence[str]) -> bool:
+        """Whether another source user of `claimant`'s Verba user claims each of `extensions` (a deleted account
+        re-created with the same login name and number, the same person in two sources): the push leaves them
+        alone (connector/delivery/ownership.py), so it stops no recording and the guard does not count it."""
+        return bool(extensions) and all(
+            any(row["verba_user_id"] == claimant.verba_user_id
+                for row in conn.execute(self._q["rivals"], (extension, claimant.source, claimant.external_id)))
+            for extension in extensions)
 
     def _admit(self, conn: Any, source: str, external_id: str, lease_owner: str,
                stop: StopRecordingWindow) -> StopRecordingBurst:

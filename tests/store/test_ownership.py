@@ -356,6 +356,26 @@ def test_a_push_the_guard_holds_changes_nothing(store: Store) -> None:
     assert _stop(store, claimant("u3"), NOW, max_count=5).stopping == 1  # the held push was not counted
 
 
+def test_a_stop_another_source_user_of_the_same_verba_user_keeps_is_not_counted_by_the_guard(store: Store) -> None:
+    """Entra deletes an account and re-creates it with the same login name and number: the old account's push gives
+    the number up, but the new one claims it for the same Verba user, so the push leaves it recording (delivery's
+    ownership rules). The guard used to count it as a stop, and held real leavers after a few such re-creations."""
+    old, new, bob = claimant("u1", 1001), claimant("u1-new", 1001), claimant("u2")
+    push(store, old, ["100"])
+    push(store, new, ["100"])
+    push(store, bob, ["200"])
+
+    plan = store.begin_push("w1", NOW + LEASE, NOW, old, [], ["100"],
+                            stop_recording=StopRecordingWindow(NOW, WINDOW, 0, 0.0, ("100",)))
+    store.finish_push("w1", old, {}, [], plan.released)
+
+    assert plan.burst is None  # neither held nor counted
+    assert _stop(store, bob, NOW + 1, max_count=5).stopping == 1  # bob's stop is the window's first
+    with pytest.raises(StopRecordingHeld):  # a stop nobody else of the Verba user keeps still counts
+        store.begin_push("w1", NOW + LEASE, NOW, claimant("u3"), [], ["300"],
+                         stop_recording=StopRecordingWindow(NOW, WINDOW, 0, 0.0, ("300",)))
+
+
 def test_an_approved_event_passes_the_stop_recording_guard_while_in_flight(store: Store) -> None:
     alice = claimant("u1")
     push(store, alice, ["100"])
