@@ -6,8 +6,10 @@ Keys of an array of tables are named with a 0-based index: rules[0] is the first
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -123,11 +125,16 @@ class _Table:
         """The sub-table `name`; an empty one when it is absent (a problem if `required`) or not a table."""
         value = self.data.get(name, {})
         if required and name not in self.data:
-            self.problem(name, f"is missing; add a [{self.at(name)}] table")
+            self.problem(name, f"is missing; add {self._header(name)}")
         elif not isinstance(value, dict):
-            self.problem(name, f"is {value!r}; write it as a [{self.at(name)}] table")
+            self.problem(name, f"is {value!r}; write it as {self._header(name)}")
             value = {}
         return self.sub(self.at(name), value)
+
+    def _header(self, name: str) -> str:
+        """How to write the sub-table `name`: a [header], or inside an array of tables (rules[0], which no
+        [header] can name) an inline table."""
+        return f"an inline table: {name} = {{ ... }}" if "[" in self.key else f"a [{self.at(name)}] table"
 
     def tables(self, name: str) -> list[_Table]:
         value = self.data.get(name, [])
@@ -232,8 +239,7 @@ def _settings(table: _Table, base: RecordingSettings) -> RecordingSettings:
 
 def _rule(table: _Table, defaults: RecordingSettings) -> Rule:
     table.only("when", "set", "record")
-    when = table.table("when", required=True)
-    condition = _condition(when) if "when" in table.data else Condition()
+    condition = _when(table)
     record = table.boolean("record", True)
     if "set" in table.data and not record:
         table.problem("set", "cannot be used with record = false; remove one of them")
@@ -242,6 +248,21 @@ def _rule(table: _Table, defaults: RecordingSettings) -> Rule:
         overrides.problem("record", "belongs to the rule, not to its settings; write record = false next to when")
     overrides.only(*SETTINGS, elsewhere=("record",))
     return Rule(condition, _settings(overrides, defaults) if record else None)
+
+
+def _when(rule: _Table) -> Condition:
+    """The rule's `when`; the stand-in (a problem recorded) is a condition every user meets."""
+    if "when" not in rule.data:
+        rule.problem("when", 'is missing; every rule says which users it applies to, e.g. when = { group = "Traders" } '
+                             "(how to record everyone else goes in [defaults])")
+        return Condition()
+    value = rule.data["when"]
+    if not isinstance(value, dict):
+        group = json.dumps(value if isinstance(value, str) and value.strip() else "Traders", ensure_ascii=False)
+        rule.problem("when", f"is {value!r}; write the conditions as an inline table: when = {{ group = {group} }}, "
+                             'or when = { attribute = "PATH", equals = "VALUE" }')
+        return Condition()
+    return _condition(rule.sub(rule.at("when"), value))
 
 
 def _condition(table: _Table) -> Condition:
@@ -258,6 +279,9 @@ def _condition(table: _Table) -> Condition:
     equals = table.data.get("equals")
     if equals is not None and not isinstance(equals, (str, bool)):
         table.problem("equals", f'is {equals!r}; use a quoted string (e.g. "{equals}") or true/false')
+    elif isinstance(equals, str) and not equals.strip():
+        table.problem("equals", f"is {equals!r}, which never matches: an empty value counts as no value; "
+                                "for users without one write present = false")
     return Condition(
         group=table.string("group"),
         attribute=table.path("attribute", table.data["attribute"]) if "attribute" in table.data else None,
@@ -268,7 +292,9 @@ def _condition(table: _Table) -> Condition:
 
 
 def _pattern(table: _Table) -> re.Pattern[str] | None:
-    text = table.string("matches") or ""
+    """The `matches` pattern, case-insensitive and in Unicode NFKC, the form paths.matches reads a value in (an
+    "é" typed as e and a combining accent is the one character)."""
+    text = unicodedata.normalize("NFKC", table.string("matches") or "")
     try:
         return re.compile(text, re.IGNORECASE)
     except re.error as exc:

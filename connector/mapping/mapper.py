@@ -11,7 +11,7 @@ from typing import Any
 from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.mapping.normalize import normalize_extension
-from connector.mapping.paths import AttributePath
+from connector.mapping.paths import AttributePath, blank
 from connector.mapping.rules import RecordingSettings, Rule, first_match
 from connector.records import ExtensionRecord
 
@@ -112,10 +112,11 @@ class Mapping:
         return None
 
     def user_id_from_state(self, state: dict[str, Any]) -> int | None:
-        """The Verba user id held in `user_id_attribute`; None when there is no such attribute or value."""
+        """The Verba user id held in `user_id_attribute`; None when there is no such attribute or value (a blank
+        string is none, as everywhere in a mapping)."""
         if self.user_id_path is None:
             return None
-        values = self.user_id_path.values(state)
+        values = [v for v in self.user_id_path.values(state) if not blank(v)]
         if not values:
             return None
         value = values[0]

@@ -9,18 +9,24 @@
     attributes.<name>                     a raw source attribute; <name> is the whole rest of
                                           the path, so URNs with colons and dots work
 
-A list value yields every element. Path names, filter keys and string filter values
-compare case-insensitively, as SCIM and LDAP do. For `attributes.urn:...:User:department`
-both shapes are found: the flattened key, and the SCIM JSON shape
-`{"urn:...:User": {"department": ...}}`.
+A list value yields every element. Path names and filter keys compare case-insensitively,
+as SCIM and LDAP do; a filter compares values as a rule's `equals` does (`same_value`). For
+`attributes.urn:...:User:department` both shapes are found: the flattened key, and the SCIM JSON
+shape `{"urn:...:User": {"department": ...}}` (also when the flattened key is there but blank).
+
+Values compare as the text a source may send them as: a string, an int ("1") or a boolean
+("true"/"false"; LDAP sends booleans as "TRUE"/"FALSE"), folded as groups are (`fold`: Unicode
+NFKC, case, spaces around and runs of spaces inside do not count).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import unicodedata
 from typing import Any
 
+from connector.dn import fold
 from connector.errors import closest
 
 _TOPS = ("userName", "displayName", "active", "groups", "name", "emails", "phoneNumbers", "attributes")
@@ -118,11 +124,21 @@ def lookup(data: Any, key: str) -> Any:
 
 
 def _attribute(attributes: Any, name: str) -> Any:
+    """The raw attribute `name`: its flattened key, else (absent or blank there) the SCIM JSON shape of a URN."""
     value = lookup(attributes, name)
-    if value is None and ":" in name:
+    if blank(value) and ":" in name:
         schema, _, leaf = name.rpartition(":")
-        value = lookup(lookup(attributes, schema), leaf)
+        nested = lookup(lookup(attributes, schema), leaf)
+        if not blank(nested):
+            value = nested
     return value
+
+
+def blank(value: Any) -> bool:
+    """Whether `value` is no value: None, a string of spaces, or a list of nothing else."""
+    if isinstance(value, list):
+        return all(blank(v) for v in value)
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _flatten(value: Any) -> list[Any]:
@@ -133,8 +149,28 @@ def _flatten(value: Any) -> list[Any]:
     return [value]
 
 
+def text_of(value: Any) -> str | None:
+    """A value as the text a rule reads: a string as it is, an int as its digits, a boolean as "true" or "false";
+    None for anything else (a dict, a float)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int)):
+        return str(value)
+    return None
+
+
 def same_value(have: Any, want: str | bool) -> bool:
-    """Strings compare case-insensitively, booleans exactly."""
-    if isinstance(want, bool):
-        return have is want
-    return isinstance(have, str) and have.casefold() == want.casefold()
+    """Whether a value of the state is `want` (a rule's `equals`, a filter's value): both as text (`text_of`), folded
+    as groups are (`fold`), so "Trading " is "trading" and an int 1 is "1"; `want` true or false is also the string
+    "TRUE" or "false" (LDAP sends booleans so), and the string "true" is also a boolean true."""
+    text = text_of(have)
+    wanted = want if isinstance(want, str) else "true" if want else "false"
+    return text is not None and fold(text) == fold(wanted)
+
+
+def matches(have: Any, pattern: re.Pattern[str]) -> bool:
+    """Whether a value of the state matches a rule's `matches` as a whole: its text (`text_of`) in Unicode NFKC with
+    the spaces around it dropped and runs of spaces as one, as `same_value` reads it; the case is left to the
+    pattern (compiled case-insensitive, in NFKC: see loader._pattern)."""
+    text = text_of(have)
+    return text is not None and pattern.fullmatch(" ".join(unicodedata.normalize("NFKC", text).split())) is not None

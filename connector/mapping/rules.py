@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.dn import InvalidDn, fold, normalize_dn, parse_dn
-from connector.mapping.paths import AttributePath, same_value
+from connector.mapping.paths import AttributePath, blank, matches, same_value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +23,9 @@ class RecordingSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Condition:
-    """Every given part must hold: membership of `group`, and a test of `attribute`."""
+    """Every given part must hold: membership of `group`, and a test of `attribute`: some value `equals` (as
+    paths.same_value compares), matches `pattern` as a whole (paths.matches), or is `present` (a blank value is none).
+    """
 
     group: str | None = None
     attribute: AttributePath | None = None
@@ -49,11 +51,12 @@ class Condition:
             return False
         if self.attribute is None:
             return True
-        values = [v for v in self.attribute.values(state) if not (isinstance(v, str) and not v.strip())]
+        # Values compare as paths.same_value and paths.matches read them; a blank one is no value.
+        values = [v for v in self.attribute.values(state) if not blank(v)]
         if self.present is not None:
             return bool(values) == self.present
         if self.pattern is not None:
-            return any(isinstance(v, str) and self.pattern.fullmatch(v) for v in values)
+            return any(matches(v, self.pattern) for v in values)
         return self.equals is not None and any(same_value(v, self.equals) for v in values)
 
 

@@ -84,7 +84,7 @@ CASES = [
      "write record = false next to when"),
     (BASE + RULE + "record = false\nset = { im = true }\n", "rules[0].set cannot be used with record = false",
      "remove one"),
-    (BASE + '\n[[rules]]\nset = { im = true }\n', "rules[0].when is missing", "add a [rules[0].when] table"),
+    (BASE + '\n[[rules]]\nset = { im = true }\n', "rules[0].when is missing", 'e.g. when = { group = "Traders" }'),
     (BASE + '\n[[rules]]\nwhen = {}\n', "rules[0].when is empty", 'group = "..." and/or attribute'),
     (BASE + '\n[[rules]]\nwhen = { attribute = "attributes.department" }\n',
      "rules[0].when.attribute needs exactly one of", "equals, matches or present"),
@@ -240,7 +240,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         f"{path}: extensions[0].normalize is 'E.164'; use one of e164, digits, sip, none",
         f"{path}: extensions[1].from is missing; say where the numbers come from, "
         "e.g. from = 'phoneNumbers[type eq \"work\"].value'",
-        f"{path}: rules[0].when is missing; add a [rules[0].when] table",
+        f"{path}: rules[0].when is missing; every rule says which users it applies to, "
+        'e.g. when = { group = "Traders" } (how to record everyone else goes in [defaults])',
         f"{path}: rules[0].set.record belongs to the rule, not to its settings; write record = false next to when",
         f"{path}: rules[1].when.equals is 3; use a quoted string (e.g. \"3\") or true/false",
         f"{path}: rules[1].when.attribute is not a valid path: 'department' does not start with a part of the user "
