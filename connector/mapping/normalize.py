@@ -7,6 +7,7 @@ so every value goes through `normalize_extension` before it is compared or pushe
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import phonenumbers
 
@@ -19,11 +20,18 @@ _NAME_ADDR = re.compile(r'(?:"(?:[^"\\]|\\.)*"\s*|[^"<>]*)<([^<>]*)>')
 # A written suffix: "x101", "ext101", "ext. 101", "Ext: 101", "extension 101", "#101", "(ext. 101)";
 # not inside a word ("BOX").
 _MARKER = re.compile(r"(\(\s*)?(?<![a-z])(?:ext(?:ension|n)?|x|#)\.?\s*:?", re.IGNORECASE)
-_SUFFIX_DIGITS = re.compile(r"\s*(\d{1,8})\s*")
+_SUFFIX_DIGITS = re.compile(r"\s*([0-9]{1,8})\s*", re.ASCII)
+# An RFC 3966 parameter after a ";": a name, "=" and a value ("phone-context=+1212", "user=phone", "isub=1").
+_PARAM = re.compile(r"\s*([A-Za-z0-9-]+)\s*(?:=\s*(.*?)\s*)?", re.ASCII | re.DOTALL)
+_PARAM_VALUE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+", re.ASCII)
+_PARAM_FLAGS = frozenset({"npdi"})  # RFC 4694: the one parameter written without a value
+# What a number is written with, besides digits and spaces: "+1 (415) 555-0100", "+44 (0) 20 7946 0018", "415.555.0100".
+_NUMBER_PUNCTUATION = "+-.()"
+_DASHES = "\u2212"  # MINUS SIGN, written for a hyphen; every dash (Unicode category Pd) is one too
 
 
 def normalize_extension(value: str, how: str, default_country: str | None = None, suffix: str = "keep") -> str:
-    """Strip `sip:`/`sips:`/`tel:` and surrounding space, then apply `how`; a ValueError says why a value is unusable.
+    r"""Strip `sip:`/`sips:`/`tel:` and surrounding space, then apply `how`; a ValueError says why a value is unusable.
 
     "sip", "e164" and "digits" first take the URI out of a name-addr ('"Alice" <sip:alice@example.com>');
     "none" keeps it. "sip" gives the user@host of the URI (see `_sip_address`); "e164" and "digits" read
@@ -31,12 +39,18 @@ def normalize_extension(value: str, how: str, default_country: str | None = None
     For "e164" and "digits", `suffix` says what becomes of an extension suffix ("+1 212 555 0142 x101"):
     "keep" -> "+12125550142;ext=101", "extension_only" -> "101", "drop" -> "+12125550142".
     A value without a suffix is the number in every case.
+
+    Every mode reads the value in Unicode NFC ("jose\u0301" and "jos\u00e9" are one address) and strips
+    invisible characters (a byte order mark, a zero-width space) at both ends; one inside is refused.
+    "e164" and "digits" read any decimal digits ("\uff14\uff15\uff16\uff17" is "4567") and refuse a number
+    written with anything but digits, spaces and + - . ( ): two numbers in one value ("4567, 4568",
+    "4567;4568") or a letter in place of a digit ("4l42") is invalid, never glued or cut into another number.
     """
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not text")
     if suffix not in SUFFIX_MODES:
         raise ValueError(f"suffix {suffix!r} is unknown; use one of {', '.join(SUFFIX_MODES)}")
-    text = value.strip()
+    text = _visible(value)
     name_addr = _NAME_ADDR.fullmatch(text)
     if name_addr and how != "none":
         text = name_addr.group(1).strip()
@@ -45,7 +59,7 @@ def normalize_extension(value: str, how: str, default_country: str | None = None
     if not text:
         raise ValueError(f"{value!r} is empty once sip:/sips:/tel: and spaces are stripped")
     if how in ("e164", "digits"):
-        main, ext = _split_suffix(value, text.partition("@")[0])
+        main, ext = _split_suffix(value, _ascii_digits(text).partition("@")[0])
         number = _e164(value, main, default_country) if how == "e164" else _digits(value, main)
         if ext is None or suffix == "drop":
             return number
@@ -81,17 +95,36 @@ def _split_suffix(value: str, text: str) -> tuple[str, str | None]:
     Of the RFC 3966 parameters, ";ext=" is the suffix and ";phone-context=" stays on the number, which it
     completes ("5550142;phone-context=+1212"). Every other parameter (";user=phone", ";isub=1", a vendor's)
     says how to reach the line, not which line it is, and is dropped: one line is one extension string
-    whatever a directory appends to it. A marker after some digits starts a written suffix ("x101",
-    "Ext: 101", "(ext. 101)"); a marker before any digit ("x4567") is not a suffix.
+    whatever a directory appends to it. What follows a ";" must be a parameter (name=value): "4567;4568" is
+    two numbers, refused rather than cut to the first. A marker after some digits starts a written suffix
+    ("x101", "Ext: 101", "(ext. 101)"); a marker before any digit ("x4567") is not a suffix, and is dropped.
+    `text` has ASCII digits (`_ascii_digits`).
     """
     number, *params = text.split(";")
-    names = [param.partition("=")[0].strip().lower() for param in params]
+    params = [param for param in params if param.strip()]  # "4567;": an empty parameter is none
+    names = [_param_name(value, param) for param in params]
     context = "".join(f";{param}" for param, name in zip(params, names, strict=True) if name == "phone-context")
-    if "ext" in names:
-        param = params[names.index("ext")]
-        return number + context, _suffix_digits(value, f";{param}", param.partition("=")[2])
     marker = _MARKER.search(number)
-    if marker is None or not any(c.isdigit() for c in number[: marker.start()]):
+    if marker is not None and not re.search("[0-9]", number[: marker.start()]):
+        if number[: marker.start()].strip():
+            marker = None  # "BOX 12": no marker of a suffix
+        else:  # "x4567", "ext. 4567": the value is the extension itself
+            number = number[marker.end() :]
+            if marker.group(1):  # "(ext. 4567)"
+                if not number.rstrip().endswith(")"):
+                    raise _bad_suffix(value, text.split(";")[0], "')' is missing")
+                number = number.rstrip()[:-1]
+            marker = None  # a second marker ("x4567 x12") is refused with the letters of the number
+    if "ext" in names:
+        if names.count("ext") > 1:
+            raise ValueError(f"{value!r} has {names.count('ext')} extension suffixes (;ext=); "
+                             "keep one, or put each number in a value of its own")
+        param = params[names.index("ext")]
+        if marker is not None:
+            raise ValueError(f"{value!r} has two extension suffixes ({number[marker.start() :].strip()!r} and "
+                             f"{';' + param.strip()!r}); keep one, or put each number in a value of its own")
+        return number + context, _suffix_digits(value, f";{param}", param.partition("=")[2])
+    if marker is None:
         return number + context, None
     digits = number[marker.end() :]
     if marker.group(1):  # "(ext. 101)"
@@ -101,16 +134,36 @@ def _split_suffix(value: str, text: str) -> tuple[str, str | None]:
     return number[: marker.start()] + context, _suffix_digits(value, number[marker.start() :], digits)
 
 
+def _param_name(value: str, param: str) -> str:
+    """The lower-cased name of one RFC 3966 parameter (the text after a ";"); a ValueError if it is none.
+
+    A parameter is name=value ("user=phone", "phone-context=+1212", "ext=101"), or a flag this module knows
+    ("npdi"). Anything else after a ";" is most often a second number ("+1 212 555 0142; +1 212 555 0199"):
+    taking the first and dropping the rest would stop recording the second.
+    """
+    match = _PARAM.fullmatch(param)
+    if match is not None:
+        name, given = match.group(1).lower(), match.group(2)
+        if name == "ext" and given is not None:
+            return name  # its value is read by _suffix_digits, which says what is wrong with it
+        if given is None and name in _PARAM_FLAGS or given is not None and _PARAM_VALUE.fullmatch(given):
+            return name
+    raise ValueError(f"{value!r} has {';' + param.strip()!r}, which is not a parameter (name=value, such as "
+                     ";ext=101 or ;phone-context=+1212); "
+                     "if the value holds two numbers, put each in a value of its own")
+
+
 def _suffix_digits(value: str, suffix: str, digits: str) -> str:
     """The 1 to 8 digits after a suffix marker; `suffix` is the whole suffix, for the message.
 
     Leading zeros are kept ("x0012" -> "0012", not "12"): a PBX dials 0012 and 12 as two extensions, and
     Verba matches the string the PBX reports.
     """
+    digits = _ascii_digits(digits)
     match = _SUFFIX_DIGITS.fullmatch(digits)
     if match is None:
-        stray = [c for c in digits.strip() if not c.isdigit()]
-        count = sum(c.isdigit() for c in digits)
+        stray = [c for c in digits.strip() if c not in "0123456789"]
+        count = sum(c in "0123456789" for c in digits)
         raise _bad_suffix(value, suffix, f"{stray[0]!r} is not a digit" if stray else f"it has {count or 'no'} digits")
     return match.group(1)
 
@@ -121,10 +174,10 @@ def _bad_suffix(value: str, suffix: str, why: str) -> ValueError:
 
 
 def _digits(value: str, text: str) -> str:
-    digits = re.sub(r"[^0-9]", "", text.partition(";")[0])
-    if not digits:
+    number = text.partition(";")[0]
+    if not re.search("[0-9]", number):
         raise ValueError(f"{value!r} has no digits")
-    return digits
+    return re.sub("[^0-9]", "", _number_text(value, number))
 
 
 def _e164(value: str, text: str, default_country: str | None) -> str:
@@ -138,13 +191,92 @@ def _e164(value: str, text: str, default_country: str | None) -> str:
         # A suffix form _split_suffix does not read (",,101", "anexo 5"): never drop it silently.
         raise ValueError(f"{value!r} has an extension suffix {number.extension!r} in a form not understood; "
                          "write it as x101 or ;ext=101")
+    # Before the validity check, whose message would hide the cause ("+1 917 555 04O2").
+    _number_text(value, text.partition(";")[0])
     if not phonenumbers.is_valid_number(number):
-        where = f" for {default_country}" if default_country and not text.startswith("+") else ""
+        where = f" for {default_country}" if default_country and not text.strip().startswith(("+", "(+")) else ""
         raise ValueError(f"{value!r} is not a valid phone number{where}")
-    letters = "".join(c for c in text.partition(";")[0] if c.isalpha())
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _visible(value: str) -> str:
+    r"""`value` in NFC, without spaces and invisible characters (Unicode Cc, Cf) at either end; a ValueError for
+    an invisible character or line break inside ("sip:jane\u200b@corp.example", "4567\n4568").
+
+    A directory may hold a byte order mark before "sip:", a zero-width space or soft hyphen pasted with the
+    value, and either spelling of "josé" (NFC or NFD): kept, each would make an extension Verba matches to no
+    call, or a second extension for one address. A tab inside counts as a space.
+    """
+    text = unicodedata.normalize("NFC", value)
+    start, end = 0, len(text)
+    while start < end and _blank(text[start]):
+        start += 1
+    while end > start and _blank(text[end - 1]):
+        end -= 1
+    text = text[start:end]
+    for c in text:
+        category = unicodedata.category(c)
+        if c != "\t" and category in ("Cc", "Cf", "Zl", "Zp"):
+            name = unicodedata.name(c, "")
+            what = f"U+{ord(c):04X}{' ' + name if name else ''}"
+            if category in ("Zl", "Zp") or c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85":
+                raise ValueError(f"{value!r} has a line break ({what}) inside; "
+                                 "put each number or address in a value of its own")
+            raise ValueError(f"{value!r} has the invisible character {what} inside; remove it at the source")
+    return text
+
+
+def _blank(c: str) -> bool:
+    return c.isspace() or unicodedata.category(c) in ("Cc", "Cf")
+
+
+def _ascii_digits(text: str) -> str:
+    r"""`text` with every decimal digit in ASCII ("\u0664\u0665" -> "45") and the fullwidth forms of ASCII
+    ("\uff0b\uff11", "\uff58\uff11\uff10\uff11") as ASCII; digits of other kinds ("\u00b2", "\u2460") stay."""
+    return "".join(
+        chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" else str(unicodedata.decimal(c)) if c.isdecimal() else c
+        for c in text)
+
+
+def _number_text(value: str, text: str) -> str:
+    """`text`, the number part of `value` (no suffix, no parameters), with its dashes and spaces in ASCII; a
+    ValueError unless it is written with digits, spaces and + - . ( ) only.
+
+    Taking the digits out of anything else makes another number: "4567, 4568" is not 45674568, "4l42" not 442,
+    "sip:alice2@corp" not 2. A "+" only starts the number ("+44", "(+44)"), and a group in parentheses comes
+    before more digits ("(415) 555-0100", "+44 (0) 20 7946 0018"): "ext. 101 +1 212 555 0142" and
+    "4567 (4568)" are two numbers.
+    """
+    letters = "".join(c for c in text if c.isalpha())
     if letters:
         # phonenumbers reads keypad letters as digits ("1-800-FLOWERS" -> +18003569377) and drops a stray one;
         # in a directory they are far more often a typing error than a vanity number.
         raise ValueError(f"{value!r} has letters ({letters!r}) where a phone number has digits; "
                          "write the number in digits")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    chars = []
+    for c in text:
+        if c in "0123456789" or c in _NUMBER_PUNCTUATION:
+            chars.append(c)
+        elif c.isspace():
+            chars.append(" ")
+        elif c in _DASHES or unicodedata.category(c) == "Pd":
+            chars.append("-")
+        else:
+            raise ValueError(f"{value!r} has {c!r} in the number {text.strip()!r}, where only digits, spaces and "
+                             f"+ - . ( ) belong; if the value holds two numbers, put each in a value of its own, "
+                             f"else write the number without {c!r}")
+    number = "".join(chars).strip()
+    if "+" in number.lstrip("(").lstrip()[1:] or "+" in number and not number.lstrip("( ").startswith("+"):
+        raise ValueError(f"{value!r} has a '+' inside the number {text.strip()!r}; a + only starts a number "
+                         "(+1 212 555 0142): if the value holds two numbers, put each in a value of its own")
+    for group in re.finditer(r"\(([^()]*)\)|[()]", number):
+        if group.group(1) is None:
+            raise ValueError(f"{value!r} has an unmatched {group.group(0)!r} in the number {text.strip()!r}")
+        if not re.fullmatch(r"\s*\+?[0-9][0-9 ]*", group.group(1)):
+            raise ValueError(f"{value!r} has {group.group(0)!r} in the number {text.strip()!r}; parentheses "
+                             "hold only an area code or country code, such as (415) or (0)")
+        if not re.search("[0-9]", number[group.end() :]):
+            raise ValueError(f"{value!r} ends with {group.group(0)!r}, which is no part of the number (an area code "
+                             "in parentheses comes before the rest); if it is a second number, put it in a value "
+                             "of its own")
+    return number

@@ -159,7 +159,6 @@ def test_other_tel_uri_parameters() -> None:
         ("+1 (415) 555-0100", "digits", None, "14155550100"),
         ("4142", "digits", None, "4142"),
         ("x4567", "digits", None, "4567"),  # a marker before any digit is not a suffix
-        ("212 555 0142 BOX", "digits", None, "2125550142"),  # letters, no marker
         ("sip:Alice@Corp.example", "sip", None, "alice@corp.example"),  # suffix is ignored by sip and none
         ("Turret #12", "none", None, "Turret #12"),
     ],
