@@ -27,6 +27,9 @@ _PARAM_VALUE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+"
 _PARAM_FLAGS = frozenset({"npdi"})  # RFC 4694: the one parameter written without a value
 # What a number is written with, besides digits and spaces: "+1 (415) 555-0100", "+44 (0) 20 7946 0018", "415.555.0100".
 _NUMBER_PUNCTUATION = "+-.()"
+# "030/1234567": a slash after the area code is a common way to write a number in E.164 mode (DIN 5008's older
+# form), where phonenumbers checks the whole; in digits mode nothing would check it ("4567 / 4568": two numbers).
+_E164_PUNCTUATION = _NUMBER_PUNCTUATION + "/"
 _DASHES = "\u2212"  # MINUS SIGN, written for a hyphen; every dash (Unicode category Pd) is one too
 
 
@@ -192,7 +195,7 @@ def _e164(value: str, text: str, default_country: str | None) -> str:
         raise ValueError(f"{value!r} has an extension suffix {number.extension!r} in a form not understood; "
                          "write it as x101 or ;ext=101")
     # Before the validity check, whose message would hide the cause ("+1 917 555 04O2").
-    _number_text(value, text.partition(";")[0])
+    _number_text(value, text.partition(";")[0], _E164_PUNCTUATION)
     if not phonenumbers.is_valid_number(number):
         where = f" for {default_country}" if default_country and not text.strip().startswith(("+", "(+")) else ""
         raise ValueError(f"{value!r} is not a valid phone number{where}")
@@ -238,9 +241,9 @@ def _ascii_digits(text: str) -> str:
         for c in text)
 
 
-def _number_text(value: str, text: str) -> str:
+def _number_text(value: str, text: str, punctuation: str = _NUMBER_PUNCTUATION) -> str:
     """`text`, the number part of `value` (no suffix, no parameters), with its dashes and spaces in ASCII; a
-    ValueError unless it is written with digits, spaces and + - . ( ) only.
+    ValueError unless it is written with digits, spaces and `punctuation` (+ - . ( ), and / in E.164 mode) only.
 
     Taking the digits out of anything else makes another number: "4567, 4568" is not 45674568, "4l42" not 442,
     "sip:alice2@corp" not 2. A "+" only starts the number ("+44", "(+44)"), and a group in parentheses comes
@@ -255,7 +258,7 @@ def _number_text(value: str, text: str) -> str:
                          "write the number in digits")
     chars = []
     for c in text:
-        if c in "0123456789" or c in _NUMBER_PUNCTUATION:
+        if c in "0123456789" or c in punctuation:
             chars.append(c)
         elif c.isspace():
             chars.append(" ")
@@ -263,8 +266,8 @@ def _number_text(value: str, text: str) -> str:
             chars.append("-")
         else:
             raise ValueError(f"{value!r} has {c!r} in the number {text.strip()!r}, where only digits, spaces and "
-                             f"+ - . ( ) belong; if the value holds two numbers, put each in a value of its own, "
-                             f"else write the number without {c!r}")
+                             f"{' '.join(punctuation)} belong; if the value holds two numbers, put each in a value of "
+                             f"its own, else write the number without {c!r}")
     number = "".join(chars).strip()
     if "+" in number.lstrip("(").lstrip()[1:] or "+" in number and not number.lstrip("( ").startswith("+"):
         raise ValueError(f"{value!r} has a '+' inside the number {text.strip()!r}; a + only starts a number "

@@ -201,8 +201,8 @@ def test_a_number_left_out_as_invalid_is_shown_and_the_number_last_recorded_kept
             ExtensionRecord("+19175550402", 3, "FULL", True, False, False, False, eid="0000")])
     code, out = run("--config", config, "--scim-user", "alice@example.com")
     assert code == 0, out
-    assert ("left out as invalid (fix at the source): phoneNumbers[type eq \"mobile\"].value: '+1 917 555 04O2' is not "
-            "a valid phone number") in out
+    assert ("left out as invalid (fix at the source): phoneNumbers[type eq \"mobile\"].value: '+1 917 555 04O2' has "
+            "letters ('O') where a phone number has digits") in out
     assert ["+19175550402", "3", "keep"] == next(line.split()[:3] for line in out.splitlines()
                                                  if line.startswith("+19175550402"))
     code, out = run("--config", config, "--scim-user", "alice@example.com", "--json")

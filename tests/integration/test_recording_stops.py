@@ -86,6 +86,6 @@ def test_a_new_user_whose_only_number_is_left_out_as_invalid_is_not_silently_don
     [attempt] = deliverer.store.attempts(event_id)
     assert attempt.outcome == "done" and attempt.sent == ()
     assert attempt.error == ("maps to no extension and none was pushed for it; left out as invalid: "
-                             "phoneNumbers[type eq \"mobile\"].value: '+1 917 555 04O2' is not a valid phone number: "
-                             "fix it at the source")
+                             "phoneNumbers[type eq \"mobile\"].value: '+1 917 555 04O2' has letters ('O') where a "
+                             "phone number has digits; write the number in digits: fix it at the source")
     assert any("left out as invalid" in r.getMessage() for r in caplog.records)

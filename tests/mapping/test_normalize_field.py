@@ -107,14 +107,20 @@ def test_digits_reads_decimal_digits_of_any_script(value: str, expected: str) ->
 @pytest.mark.parametrize(
     ("value", "country", "why"),
     [
-        # Was +4930123456789: two numbers glued into one valid German number.
-        ("+49 30 1234567 / 89", "DE", "has '/' in the number"),
         ("+49 30 12345 67 (89)", "DE", "ends with '(89)', which is no part of the number"),
         ("+1 212 555 0142 ++", "US", "has a '+' inside the number"),  # was +12125550142
     ],
 )
 def test_e164_refuses_what_digits_refuses(value: str, country: str, why: str) -> None:
     assert why in reason(value, "e164", country)
+
+
+@pytest.mark.parametrize("value", ["030/1234567", "+49 (0)30 / 1234567", "030 / 123 45 67"])
+def test_e164_reads_a_slash_after_the_area_code_digits_mode_refuses_it(value: str) -> None:
+    """A German number is often written 030/1234567; phonenumbers checks the whole in E.164 mode. In digits mode
+    nothing would ("4567 / 4568" is two extensions)."""
+    assert normalize_extension(value, "e164", "DE") == "+49301234567"
+    assert "has '/' in the number" in reason(value, "digits")
 
 
 def test_a_mistyped_ip_phone_is_left_out_and_the_number_last_recorded_kept() -> None:
