@@ -16,9 +16,18 @@ from connector.cli.status import older_mapping
 from connector.config import Config, load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange, parse_user_change
-from connector.mapping import load_mapping
+from connector.mapping import Mapping, MappingError, load_mapping
 from connector.ops.health import answered_since, attempts_since, recorded_target_state
-from connector.ops.replay import MAX_SELECTED, ActionError, causes_now, discard, preview, requeue, select
+from connector.ops.replay import (
+    MAX_SELECTED,
+    ActionError,
+    causes_now,
+    discard,
+    discarded_newest,
+    preview,
+    requeue,
+    select,
+)
 from connector.ops.report import (
     WAITS_NOTE,
     attempt_lines,
@@ -212,7 +221,9 @@ def _dead_letter_lines(summary: list[CauseGroup], cause: str | None) -> list[str
 def events_show(config_path: str, event_id: int, as_json: bool) -> None:
     """Show an event: its state, every attempt with the SOAP requests sent, the audit entries that name it (who
     replayed, approved or discarded it; an extension the connector left alone, handed over or took over, and why),
-    the user's open extension conflicts, and what it maps to now."""
+    the user's open extension conflicts, and what it maps to now (for a held or discarded event newer than the user's
+    current one, what approving or replaying it would send). A discarded event that is its user's newest change says
+    that Verba keeps an older state."""
     config = load_config(config_path, secrets=())
     with open_configured_store(config) as store:
         event = store.get_event(event_id)
@@ -221,16 +232,22 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
         attempts = store.attempts(event_id)
         audit = store.audit_of_event(event_id)
         conflicts = store.conflicts_of(event.change.source, event.change.external_id)
-        now = preview(store, load_mapping(config.mapping_file), event)
+        mapping = load_mapping(config.mapping_file)
+        now = preview(store, mapping, event)
+        # Discarded as its user's newest change: Verba keeps an older state, and drift calls that in step.
+        kept = (next(iter(discarded_newest(store, mapping, [event])), None) if event.state is EventState.DISCARDED
+                else None)
         stalled = None
         if event.state is EventState.IN_FLIGHT:  # is anything pushing it?
             db_now, instances = store.live_instances()
             stalled = stalled_claim(db_now, instances, config.instance.liveness_seconds, config.delivery.lease_seconds)
     if as_json:
         click.echo(to_json({"event": event_dict(event), "attempts": attempts, "audit": audit, "conflicts": conflicts,
-                            "maps_to_now": now}))
+                            "discarded_newest": kept, "maps_to_now": now}))
         return
     click.echo(event_line(event, [c.extension for c in conflicts]))
+    if kept:
+        click.echo(f"WARNING: {kept}; what the replay would send is under \"maps to now\" below")
     click.echo(f"queued by: {queued_by(event.change.cause)}")
     click.echo("state:")
     click.echo("  " + json.dumps(event.change.state, indent=2).replace("\n", "\n  "))
@@ -435,11 +452,20 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | No
                    operator: str) -> None:
     """Give up on dead or held events: those named by id, or by --cause and/or --source. They stay in the store and
     the audit says why; `events replay ID` undoes a discard. Events discarded already are left as they are (running
-    it twice is harmless)."""
+    it twice is harmless).
+
+    A discarded event that is its user's newest change is never delivered: Verba keeps the state of the user's
+    previous event (a WARNING names each such user, what Verba records, and the replay that delivers it after all).
+    """
     _named_once(event_ids, {"--cause": cause, "--source": source},
                 "give the ids of dead or held events, --cause C and/or --source S (see `connector events list --state "
                 "dead` and `--state held`)")
-    with open_configured_store(load_config(config_path, secrets=())) as store:
+    config = load_config(config_path, secrets=())
+    try:  # to say what Verba keeps recording for a user whose newest change is discarded; no reason to refuse
+        mapping: Mapping | None = load_mapping(config.mapping_file)
+    except MappingError:
+        mapping = None
+    with open_configured_store(config) as store:
         allowed = [EventState.DEAD, EventState.HELD] + ([EventState.DISCARDED] if event_ids else [])
         chosen = select(store, event_ids, cause, None, allowed, source=source, rule=DISCARDABLE)
         already = [e for e in chosen if e.state is EventState.DISCARDED]
@@ -448,6 +474,8 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | No
         count = discard(store, [e for e in chosen if e not in already], actor=operator, reason=reason)
         click.echo(f"discarded {count} event(s)" if chosen else
                    "no dead or held events match: nothing discarded (see `connector events list`)")
+        for line in discarded_newest(store, mapping, chosen):  # its user's newest change: Verba keeps an older state
+            click.echo(f"WARNING: {line}")
 
 
 @events.command("approve")

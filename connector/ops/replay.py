@@ -2,7 +2,9 @@
 
 A replay puts dead events back in the queue; delivery then maps the user's *current* state
 (the newest event that is not held or discarded), so replaying an old event never rolls a
-user back. A dry run maps that state and shows what would be sent, and writes nothing.
+user back. A replayed discarded event, or an approved held one, is pending again and so may become
+that state itself: a dry run maps the state the replay will push (`state_to_push`), and writes nothing.
+Discarding a user's newest change leaves Verba with the state of an older event: `discarded_newest` says so.
 """
 
 from __future__ import annotations
@@ -119,6 +121,64 @@ def discard(store: EventLog, events: Sequence[StoredEvent], *, actor: str, reaso
     return count
 
 
+SHOWN_IN_FULL = 20  # users `discarded_newest` describes one by one; the rest by their event ids
+
+
+def discarded_newest(store: EventLog, mapping: Mapping | None, events: Sequence[StoredEvent]) -> list[str]:
+    """What discarding `events` left in Verba, one line per user whose newest change (no later event of the user)
+    is one of them and is discarded now, while an older event of the user is not: the connector takes that older
+    event as the user's current state, so Verba keeps its state (while the source says otherwise) and drift counts
+    that as in step. (A user with no such event, every one held or discarded, drift lists as not checked.) Each line
+    says what that event records, as `mapping` maps it (None: the mapping file could not be read; not said). The
+    first SHOWN_IN_FULL users in full, then one line with the others' event ids; [] when no such user. Reads the
+    newest event of each user (`newest_event`) and the current one of each found (`current_event`)."""
+    newest: dict[tuple[str, str], StoredEvent] = {}
+    for event in events:
+        key = _user(event)
+        if key not in newest or event.id > newest[key].id:
+            newest[key] = event
+    found = [(n, current) for e in newest.values()
+             if (n := store.newest_event(*_user(e))) is not None and n.id == e.id
+             and n.state is EventState.DISCARDED and (current := store.current_event(*_user(e))) is not None]
+    lines = [_kept_in_verba(store, mapping, e, current) for e, current in found[:SHOWN_IN_FULL]]
+    if len(found) > SHOWN_IN_FULL:
+        rest = [e.id for e, _ in found[SHOWN_IN_FULL:]]
+        lines.append(f"{len(rest)} more user(s) whose newest change is discarded, the same for each (`connector "
+                     f"events show ID` says what Verba keeps): events {', '.join(map(str, rest))}")
+    return lines
+
+
+def _user(event: StoredEvent) -> tuple[str, str]:
+    return event.change.source, event.change.external_id
+
+
+def _kept_in_verba(store: EventLog, mapping: Mapping | None, event: StoredEvent, current: StoredEvent) -> str:
+    """"event 37 was the newest change of hr/a1 (alice@example.com) and is discarded: Verba keeps the state of the
+    user's current event 36 (recording +14155550100) until ..." for `discarded_newest`."""
+    name = event.change.state.get("userName")
+    user = "/".join(_user(event)) + (f" ({name})" if name else "")
+    about = [] if mapping is None else [_records(store, mapping, current)]
+    if current.state is not EventState.DONE:  # dead, or still to be pushed: Verba may not hold it yet
+        about.append(f"that event is {current.state.value}")
+    again = (f" (should the stop-recording guard hold it again: `connector events approve {event.id} --reason R`)"
+             if event.last_cause == GUARD_CAUSE else "")  # a replay is not an approval
+    return (f"event {event.id} was the newest change of {user} and is discarded: Verba keeps the state of the "
+            f"user's current event {current.id}" + (f" ({'; '.join(about)})" if about else "")
+            + " until the source changes again, and `connector drift` and `connector status --check` take that as "
+              f"in step; `connector events replay {event.id}` delivers it after all{again}")
+
+
+def _records(store: EventLog, mapping: Mapping, event: StoredEvent) -> str:
+    """What pushing `event` records, as `mapping` maps it: "recording +14155550100, +14155550111"."""
+    change = event.change
+    try:  # 1 stands in for the Verba user id: the records' extensions do not depend on it
+        mapped = mapping.map_user(change, 1, store.pushed_extensions(change.source, change.external_id))
+    except (MappingFailure, ValueError) as exc:
+        return f"its state cannot be mapped: {exc}"
+    recording = [r.extension for r in mapped.upserts if r.recording]
+    return f"recording {', '.join(recording)}" if recording else "recording no extension"
+
+
 @dataclasses.dataclass(frozen=True)
 class Preview:
     """What a replay of one user would send, against what was last pushed."""
@@ -130,12 +190,21 @@ class Preview:
     lines: tuple[str, ...]
 
 
-def preview(store: Store, mapping: Mapping, event: StoredEvent) -> Preview:
-    """What delivering the user now would send. For a held event newer than the user's current
-    state, what approving it would send. An extension the user waits for in an open conflict says so."""
+def state_to_push(store: EventLog, event: StoredEvent) -> StoredEvent:
+    """The event whose state delivery pushes once `event` is replayed or approved: the newest of the user's current
+    event and `event`. The one place a preview chooses it. A replay or an approval makes `event` pending, and the
+    delivery pushes the claim's `current` (the newest event neither held nor discarded, read when it claims): a
+    discarded or held event newer than the user's current one becomes it; an older one never rolls the user back.
+    For an event that is neither held nor discarded this is the user's current event."""
     current = store.current_event(event.change.source, event.change.external_id)
-    if current is None or (event.state is EventState.HELD and event.id > current.id):
-        current = event
+    return event if current is None or event.id > current.id else current
+
+
+def preview(store: Store, mapping: Mapping, event: StoredEvent) -> Preview:
+    """What delivering the user would send once `event` is replayed or approved (see `state_to_push`): for a dead
+    or done event, the user's current state; for a discarded or held event newer than that, its own. An extension
+    the user waits for in an open conflict says so."""
+    current = state_to_push(store, event)
     change = current.change
     try:
         found = mapping.user_id_or_login(change, store.verba_user_id(change.source, change.external_id))

@@ -198,35 +198,40 @@ def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
     recorded outcome are shown too: the claim in flight now, and claims that went back to the queue (first: where
     they fell among its retries is not recorded). `stalled` (from `stalled_claim`) says why nothing pushes the claim
     in flight, if nothing does: shown instead of "in flight now". A done attempt that sent nothing says so (see
-    NOTHING_SENT), and an answer that may mean "no such extension" says how the push read it (see `_absence`)."""
+    NOTHING_SENT), and an answer that may mean "no such extension" says how the push read it (see `_absence`).
+    Consecutive postponed attempts of one cause (a trial push at every probe of an outage of writes) are one entry,
+    with what the newest sent (see `_postponed_lines`)."""
     requeues = sorted((e for e in audit if "requeued" in e.detail), key=lambda e: e.at)
     budget = [a for a in attempts if a.outcome != POSTPONED and (not requeues or a.at >= requeues[-1].at)]
     in_flight = event is not None and event.state is EventState.IN_FLIGHT
     lost = 0 if event is None else max(0, event.attempts - len(budget) - in_flight)
     lines: list[str] = []
     number = 0
+    postponed: list[Attempt] = []  # the run of postponed attempts of one cause not shown yet
     for attempt in attempts:
+        between = bool(requeues and requeues[0].at <= attempt.at) or bool(not requeues and lost)  # lines before it
+        if postponed and (between or attempt.outcome != POSTPONED or attempt.cause != postponed[-1].cause):
+            lines += _postponed_lines(postponed)
+            postponed = []
         while requeues and requeues[0].at <= attempt.at:
             lines.append(_requeue_line(requeues.pop(0)))
             number = 0
         if not requeues and lost:  # the budget `attempts=` counts begins
             lines += _lost_lines(lost, budget)
             number, lost = lost, 0
+        if attempt.outcome == POSTPONED:  # cut short and queued again: shown for what it sent, not counted
+            postponed.append(attempt)
+            continue
         why = f" ({attempt.cause}: {attempt.error})" if attempt.cause else ""
         if attempt.outcome == "done" and not attempt.sent:
             why = NOTHING_SENT.format(why=f": {attempt.error}" if attempt.error else "",
                                       user=f"{event.change.source}/{event.change.external_id}" if event else "USER")
         elif attempt.outcome == "done" and attempt.error:  # it only looked the user up
             why = f", nothing written: {attempt.error}"
-        if attempt.outcome == POSTPONED:  # cut short and queued again: shown for what it sent, not counted
-            lines.append(f"  at {when(attempt.at)}: postponed, not counted as an attempt{why}")
-        else:
-            number += 1
-            lines.append(f"  attempt {number} at {when(attempt.at)}: {attempt.outcome}{why}")
-        for index, call in enumerate(attempt.sent):
-            answer = call.get("status", "?") + (f": {call['message']}" if call.get("message") else "")
-            lines.append(f"    {call['operation']} -> {answer}{_absence(attempt, index)}")
-            lines.append(f"      {call['envelope']}")
+        number += 1
+        lines.append(f"  attempt {number} at {when(attempt.at)}: {attempt.outcome}{why}")
+        lines += _sent_lines(attempt)
+    lines += _postponed_lines(postponed)
     if requeues:
         number = 0
     lines += [_requeue_line(entry) for entry in requeues] + _lost_lines(lost, budget)
@@ -234,6 +239,32 @@ def attempt_lines(attempts: Sequence[Attempt], audit: Sequence[AuditEntry] = (),
         now = f"in flight, but {stalled}" if stalled else "in flight now (no outcome yet)"
         lines.append(f"  attempt {number + lost + 1}: {now}")
     return lines or ["  no attempts yet"]
+
+
+def _sent_lines(attempt: Attempt) -> list[str]:
+    """The SOAP requests `attempt` sent, each with Verba's answer and its envelope."""
+    lines = []
+    for index, call in enumerate(attempt.sent):
+        answer = call.get("status", "?") + (f": {call['message']}" if call.get("message") else "")
+        lines.append(f"    {call['operation']} -> {answer}{_absence(attempt, index)}")
+        lines.append(f"      {call['envelope']}")
+    return lines
+
+
+def _postponed_lines(run: Sequence[Attempt]) -> list[str]:
+    """A run of consecutive postponed attempts of one cause, oldest first: one as it is; several (an outage of
+    writes alone postpones the breaker's trial push at every probe, all night) as one entry saying how many, from
+    when to when, the cause with the newest one's error, and what the newest one sent; [] for none."""
+    if not run:
+        return []
+    newest = run[-1]
+    why = f" ({newest.cause}: {newest.error})" if newest.cause else ""
+    if len(run) == 1:
+        return [f"  at {when(newest.at)}: postponed, not counted as an attempt{why}", *_sent_lines(newest)]
+    why = (f" ({newest.cause}; the newest: {newest.error})" if newest.cause and newest.error else
+           f" ({newest.cause})" if newest.cause else "")
+    return [f"  {len(run)} times from {when(run[0].at)} to {when(newest.at)}: postponed, not counted as attempts"
+            f"{why}; the newest sent:", *_sent_lines(newest)]
 
 
 # A push that sent nothing, and why when Deliverer._skip recorded it (the user's records are as Verba last confirmed
