@@ -11,9 +11,10 @@ first, then the previewed users in order):
 
     create      Verba has no such extension, and no earlier claimant of another Verba user waits for it
     update      linked to this user with other settings, linked to no user, last written for this user by
-                the connector, or handed over (its holder is one of the connector's users and no longer
-                claims it) or taken over ([ownership] on_conflict = "take_over"); it says when another source
-                of the same Verba user, which claimed it later with the settings it had, then waits in a conflict
+                the connector, or handed over (its holder is one of the connector's users who let it go
+                through the connector) or taken over ([ownership] on_conflict = "take_over"); it says when
+                another source of the same Verba user, which claimed it later with the settings it had, then
+                waits in a conflict
     stop        the user no longer wants it (inactive, left, number changed) and Verba records it for them
     unchanged   Verba holds it as wanted; or, to stop, it is gone or not recorded
     left_alone  to stop, but Verba links it to another user, or the same Verba user claims it elsewhere
@@ -137,14 +138,15 @@ class DryRun:
         ready = [user for user in looked if user.failure is None]
         report.items.extend(user.failure for user in looked if user.failure is not None)
         rivals = self._rivals(ready)
-        managed = {user.user_id for user in ready if user.user_id is not None}
+        # Extensions the previewed users' own pushes let go (a leaver, a number changed): handed over as delivery would.
+        let_go = {r.extension: user.user_id for user in ready if user.mapped for r in user.mapped.deprovisions}
         last_written = self.store.owners(sorted({e for user in ready for e in user.found}))
         for user in ready:
             assert user.mapped is not None  # and a user_id unless it maps to nothing
             if not user.mapped.upserts and not user.mapped.deprovisions:
                 report.no_extension += 1
             for record in user.mapped.upserts:
-                report.items.append(self._upsert(user, record, rivals.get(record.extension, []), managed,
+                report.items.append(self._upsert(user, record, rivals.get(record.extension, []), let_go,
                                                  last_written.get(record.extension)))
             for record in user.mapped.deprovisions:
                 report.items.append(self._deprovision(user, record, rivals.get(record.extension, [])))
@@ -226,7 +228,7 @@ class DryRun:
 
     # phase two: decide, as the delivery would
 
-    def _upsert(self, user: _Looked, record: ExtensionRecord, claimants: list[_Rival], managed: set[int],
+    def _upsert(self, user: _Looked, record: ExtensionRecord, claimants: list[_Rival], let_go: dict[str, int | None],
                 last_written: int | None) -> Item:
         extension, me = record.extension, user.user_id
         found = user.found.get(extension)
@@ -267,13 +269,16 @@ class DryRun:
         if owner is None:
             return item("update", f"linked to no user in Verba: linked to Verba user {me}")
         held_by = f"Verba user {owner}" + (f" ({found['user_login_name']})" if found.get("user_login_name") else "")
-        if owner in managed or self.store.source_users_of(owner):
-            return item("update", f"handed over from {held_by}, a user of the connector who no longer claims it")
+        if let_go.get(extension) == owner or self.store.let_go_by_holder(extension, owner):
+            return item("update", f"handed over from {held_by}, a user of the connector who let it go")
         if self.mapping.on_conflict == "take_over":
             return item("update", f'taken over from {held_by} ([ownership] on_conflict = "take_over")')
-        return item("conflict", f"linked to {held_by}, whom the connector does not manage: free or relink it in "
-                                'Verba, or set [ownership] on_conflict = "take_over" in the mapping (then restart '
-                                "every instance: each reads the mapping at start)")
+        whom = ("a user of the connector who never claimed it through the connector (linked by hand in Verba?)"
+                if self.store.source_users_of(owner) else
+                "whom the connector does not manage")
+        return item("conflict", f"linked to {held_by}, {whom}: free or relink it in Verba, or set [ownership] "
+                                'on_conflict = "take_over" in the mapping (then restart every instance: each reads '
+                                "the mapping at start)")
 
     def _deprovision(self, user: _Looked, record: ExtensionRecord, claimants: list[_Rival]) -> Item:
         extension, me = record.extension, user.user_id

@@ -16,6 +16,7 @@ import pytest
 
 from connector.delivery.worker import Deliverer
 from connector.mapping import load_mapping
+from connector.ops.preview import DryRun
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 from connector.store.ownership import Claimant
@@ -80,6 +81,9 @@ def test_a_number_linked_by_hand_to_a_managed_user_is_not_handed_over_by_default
     deliverer = make_deliverer(make_config)
     deliverer.store.enqueue([carol(Z)])  # carol is a user of the connector, with another number
     drain(deliverer)
+    # The dry run (`ldap sync --dry-run`) says what the push then does: it used to say "handed over".
+    [previewed] = DryRun(deliverer.store, deliverer.client, deliverer.mapping).preview([bob(X)]).items
+    assert previewed.outcome == "conflict" and "never claimed it through the connector" in previewed.detail, previewed
     deliverer.store.enqueue([bob(X)])  # bob's directory entry gets X, which Verba links to carol by hand
     drain(deliverer)
 
@@ -123,6 +127,8 @@ def test_a_number_its_holder_let_go_is_still_handed_over(make_config, simulator)
     deliverer.store.enqueue([bob(X)])  # waits: alice still claims it
     drain(deliverer)
     deliverer.store.forget_owners([X])  # a drift check saw bob's claim on X linked to alice meanwhile
+    [previewed] = DryRun(deliverer.store, deliverer.client, deliverer.mapping).preview([alice(Y), bob(X)]).items[-1:]
+    assert (previewed.outcome, previewed.extension) == ("update", X) and "handed over" in previewed.detail, previewed
     deliverer.store.enqueue([alice(Y)])  # alice lets X go; her push stops it and bob is woken
     drain(deliverer)
 
