@@ -8,6 +8,10 @@
               the DC's invocationId from the rootDSE); tombstones with the Show Deleted control;
               expiry by accountExpires
 
+An expiry value that cannot be read (a date out of range, a malformed value) counts as "never expires", with one
+warning naming the entry and the attribute (`Dialect.expiries`, the one place that reads them): a typo in one
+account must not stop the directory's sync, nor take a recorded user's recording away.
+
 A user is keyed by a stable id, never silently by DN: `id_attribute = "dn"` must be chosen, and is
 warned about, because a rename or a move then becomes a delete and a create.
 
@@ -26,7 +30,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import ldap3
@@ -45,12 +51,24 @@ COMMON_ATTRIBUTES = ("cn", "sn", "givenName", "displayName", "mail", "telephoneN
 UAC_ACCOUNTDISABLE = 0x2
 AD_NEVER_EXPIRES = (0, 0x7FFFFFFFFFFFFFFF)  # accountExpires values that mean "never"
 FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.UTC)
+UNIX_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 MONITOR_TIME = "cn=Current,cn=Time,cn=Monitor"  # OpenLDAP back-monitor: monitorTimestamp is the server's clock
 UTC = datetime.UTC
 _FALSE = ("", "false", "0", "no")
 PWD_LOCKED_TIME = "pwdAccountLockedTime"  # ppolicy: when the account was locked
 PERMANENT_LOCK = "000001010000Z"  # ppolicy: a lock only an administrator lifts; any other value is a lockout
 SUBSCHEMA = "subschemaSubentry"  # the rootDSE attribute naming the entry that holds the schema (RFC 4512 §4.2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Expiry:
+    """One expiry attribute of an entry, as read: when it expires (None: never), and why a value that was there
+    counts as never (`problem`: it cannot be read, or is out of range)."""
+
+    attribute: str
+    value: Any
+    at: datetime.datetime | None
+    problem: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +114,7 @@ class Dialect:
         #: a configured name (lower-cased) -> the name the schema gives it, which the server answers an alias or
         #: an OID with ("rfc822Mailbox" -> "mail"); filled by `check_names`
         self.schema_names: dict[str, str] = {}
+        self._warned: set[tuple[str, str, str]] = set()  # unreadable expiry values logged (`warn_unreadable_expiry`)
 
     @property
     def technical_attributes(self) -> tuple[str, ...]:
@@ -184,15 +203,37 @@ class Dialect:
         return text.lower() not in _FALSE
 
     def expiry(self, values: dict[str, Any]) -> datetime.datetime | None:
-        """When the account expires: shadowExpire (days since 1970, counted from 1 on) or pwdEndTime."""
-        found = []
-        days = first_value(values, "shadowExpire")
-        if days not in (None, "") and str(days).strip().lstrip("-").isdigit() and int(days) > 0:
-            found.append(datetime.datetime.fromtimestamp(int(days) * 86400, UTC))
-        end = first_value(values, "pwdEndTime")
-        if end not in (None, ""):
-            found.append(parse_time(end))
+        """When the account expires, the earliest of its expiry attributes (`expiries`); None: never."""
+        found = [each.at for each in self.expiries(values) if each.at is not None]
         return min(found) if found else None
+
+    def expiries(self, values: dict[str, Any]) -> list[Expiry]:
+        """The dialect's expiry attributes the entry has (shadowExpire and pwdEndTime; accountExpires on AD), each
+        as read by `EXPIRY_READERS`. The one place that decides what an unreadable value means: a value that
+        cannot be read, or names a date no clock reaches (shadowExpire 2147483647), counts as never expiring,
+        with its `problem` (`warn_unreadable_expiry` logs it)."""
+        found = []
+        for attribute in self.expiry_attributes:
+            value = first_value(values, attribute)
+            if value in (None, "", b""):
+                continue
+            try:
+                found.append(Expiry(attribute, value, EXPIRY_READERS[attribute.lower()](value)))
+            except (ValueError, OverflowError) as exc:
+                found.append(Expiry(attribute, value, None, str(exc) or type(exc).__name__))
+        return found
+
+    def warn_unreadable_expiry(self, dn: str, values: dict[str, Any]) -> None:
+        """Log once (per entry, attribute and value, for the life of this dialect) each expiry value of the entry
+        at `dn` that counts as never expiring because it cannot be read."""
+        for each in self.expiries(values):
+            key = (dn_key(dn), each.attribute.lower(), str(each.value))
+            if each.problem is None or key in self._warned:
+                continue
+            self._warned.add(key)
+            log.warning("ldap %s: %s: %s %r cannot be read as an expiry date (%s): the account counts as never "
+                        "expiring; correct the value in the directory", self.config.name, dn, each.attribute,
+                        _text(each.value), each.problem)
 
     # --- the change cursor -------------------------------------------------------
     def begin(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:
@@ -334,19 +375,6 @@ class ActiveDirectoryDialect(Dialect):
             return False
         return super().is_active(values, now)
 
-    def expiry(self, values: dict[str, Any]) -> datetime.datetime | None:
-        """accountExpires: 100-ns intervals since 1601 (FILETIME, UTC); 0 and 2^63-1 mean never."""
-        value = first_value(values, "accountExpires")
-        if value in (None, "") or not str(value).strip().lstrip("-").isdigit():
-            return None
-        ticks = int(value)
-        if ticks in AD_NEVER_EXPIRES or ticks < 0:
-            return None
-        try:
-            return FILETIME_EPOCH + datetime.timedelta(microseconds=ticks // 10)
-        except OverflowError:
-            return None
-
     def start(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:
         # Read highestCommittedUSN *before* searching and store it with the data (Microsoft's procedure).
         dc, usn = str(first_value(dse, "dsServiceName")), int(first_value(dse, "highestCommittedUSN"))
@@ -362,6 +390,11 @@ class ActiveDirectoryDialect(Dialect):
             return Begin(None, after, f"the DC's identity changed ({cursor.get('dc')} "
                                       f"{cursor.get('invocation_id')} -> {dc} {after['invocation_id']}): "
                                       "restored or another DC", base)
+        if usn < int(cursor["usn"]):  # the same DC went back in time: changes since could reuse the USNs seen
+            return Begin(None, after, f"the highestCommittedUSN of {dc} ({usn}) is below the watermark's "
+                                      f"({cursor['usn']}) with the same invocationId {after['invocation_id']}: the DC "
+                                      "was rolled back (a virtual machine snapshot or disk image restored, which AD "
+                                      "does not support), so its uSNChanged cannot tell what changed since", base)
         return Begin(f"(uSNChanged>={int(cursor['usn']) + 1})", after, None, base)
 
     def advance(self, begin: Begin, stamps: list[Any]) -> dict[str, Any]:
@@ -480,12 +513,74 @@ def all_values(values: dict[str, Any], name: str) -> list[Any]:
     return []
 
 
+# RFC 4517 §3.3.13 GeneralizedTime: century year month day hour [minute [second]] [fraction] (Z | +-hh[mm]); a time
+# without zone (X.680's local time) is read as UTC.
+_GENERALIZED = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,](\d+))?(Z|[+-]\d{2}(?:\d{2})?)?",
+                          re.ASCII)
+
+
 def parse_time(text: Any) -> datetime.datetime:
-    """GeneralizedTime ("20240101120000Z", "20240101120000.5Z") or a datetime ldap3 made of it, in UTC."""
+    """GeneralizedTime in every form RFC 4517 gives ("2024010112Z", "202401011230Z", "20240101123000.5Z",
+    "20240101133000+0100", "2024010112,25Z") or a datetime ldap3 made of it, in UTC. A fraction is of the last unit
+    given (of the hour in "2024010112.5Z"). ValueError when it is none, or names a moment datetime cannot hold."""
     if isinstance(text, datetime.datetime):
         return text.astimezone(UTC) if text.tzinfo else text.replace(tzinfo=UTC)
-    digits = str(text).rstrip("Z").split(".")[0]
-    return datetime.datetime.strptime(digits[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    shown = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    match = _GENERALIZED.fullmatch(shown.strip())
+    if match is None:
+        raise ValueError(f"{shown!r} is no GeneralizedTime (YYYYMMDDHH[MM[SS]][.fraction] and Z or +-hhmm)")
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    try:
+        if int(hour) > 23 or int(minute or 0) > 59 or int(second or 0) > 60:  # 60: a leap second
+            raise ValueError("no such time of day")
+        if zone not in (None, "Z") and (int(zone[1:3]) > 23 or int(zone[3:5] or 0) > 59):
+            raise ValueError("no such time zone offset")
+        unit = 3600 if minute is None else 60 if second is None else 1  # what a fraction is a fraction of
+        micros = int(fraction) * unit * 1_000_000 // 10 ** len(fraction) if fraction else 0
+        moment = datetime.datetime(int(year), int(month), int(day), tzinfo=UTC) + datetime.timedelta(
+            hours=int(hour), minutes=int(minute or 0), seconds=int(second or 0), microseconds=micros)
+        if zone not in (None, "Z"):  # a local time that far east (+) or west (-) of UTC
+            offset = datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5] or 0))
+            moment = moment - offset if zone[0] == "+" else moment + offset
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"{shown!r} is no moment this connector can hold ({exc})") from None
+    return moment
+
+
+def _shadow_expire(value: Any) -> datetime.datetime | None:
+    """shadowExpire: the day (since 1970-01-01, counted from 1 on) the account expires; -1 or 0: never (shadow(5))."""
+    text = _text(value).strip()
+    if not text.lstrip("-").isdigit():
+        raise ValueError(f"{text!r} is no number of days")
+    days = int(text)
+    if days <= 0:
+        return None
+    try:
+        return UNIX_EPOCH + datetime.timedelta(days=days)
+    except OverflowError:
+        raise ValueError(f"day {days} is out of the range of dates this connector can hold") from None
+
+
+def _account_expires(value: Any) -> datetime.datetime | None:
+    """accountExpires: 100-ns intervals since 1601 (FILETIME, UTC); 0 and 2^63-1 mean never ([MS-ADA1])."""
+    text = _text(value).strip()
+    if not text.lstrip("-").isdigit():
+        raise ValueError(f"{text!r} is no FILETIME (100-ns intervals since 1601)")
+    ticks = int(text)
+    if ticks in AD_NEVER_EXPIRES:
+        return None
+    if ticks < 0:
+        raise ValueError(f"{ticks} is before 1601")
+    try:
+        return FILETIME_EPOCH + datetime.timedelta(microseconds=ticks // 10)
+    except OverflowError:
+        raise ValueError(f"{ticks} is out of the range of dates this connector can hold") from None
+
+
+#: how each expiry attribute reads (lower-cased name): when the account expires, None for never; ValueError (or
+#: OverflowError) when the value cannot be read, which `Dialect.expiries` takes as never, with a warning
+EXPIRY_READERS: dict[str, Callable[[Any], datetime.datetime | None]] = {
+    "shadowexpire": _shadow_expire, "pwdendtime": parse_time, "accountexpires": _account_expires}
 
 
 def generalized(moment: datetime.datetime) -> str:

@@ -64,6 +64,7 @@ class Reader:
             yield page
 
     def _snapshot(self, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> Snapshot:
+        self.dialect.warn_unreadable_expiry(dn, values)  # such a value counts as never expiring
         snap = snapshot(self.dialect, dn, values, raw, self.membership.of(values, raw), self.now)
         if self.progress is not None:
             self.progress(1)

@@ -4,8 +4,11 @@ An incremental run reads the users changed since the cursor, and also what chang
 write to the user entry:
 
     left the scope    changed entries of the naming context that are no user under `base` any more
-                      (moved to a leavers' OU, or out of the filter); AD tombstones; where those
-                      cannot be seen, a bounded batch of known users checked still in scope
+                      (moved to a leavers' OU, or out of the filter); former members of changed groups
+                      who are no user in scope now (out of a filter on memberOf); AD tombstones;
+                      where those cannot be seen, a bounded batch of known users checked still in
+                      scope (the mass-change guard also judges each batch: a moved subtree is found
+                      a batch at a time)
     group changes     the members, now and before, of changed groups, deleted groups (tombstones)
                       and vanished groups the rules name, nested groups included
     expiries          accounts whose expiry date has come since, which no write announces
@@ -35,17 +38,18 @@ import ldap3
 
 from connector.config import LdapConfig
 from connector.dn import dn_key, is_dn
+from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.mapping.rules import in_group
 from connector.ops.metrics import LDAP_POLL_SECONDS
 from connector.sources.ldap import metrics
 from connector.sources.ldap.connection import NO_SUCH_OBJECT, DirectoryError, close, open_connection, root_dse
 from connector.sources.ldap.dialects import Begin, dialect_for
-from connector.sources.ldap.guard import judge
+from connector.sources.ldap.guard import GuardVerdict, judge, judge_scope_check
 from connector.sources.ldap.reading import Reader
 from connector.sources.ldap.scope import Scope, probe
 from connector.sources.ldap.snapshot import Snapshot, expires_at
-from connector.store import LdapEntry, LdapMarks, LdapPoll, LdapWatermark
+from connector.store import LdapEntry, LdapMarks, LdapPoll, LdapWatermark, StoreError, WatermarkMoved
 
 log = logging.getLogger("connector.ldap")
 
@@ -107,6 +111,8 @@ class _Run:
     expiries: dict[str, float] | None = None  # Unix time, of each known active user that expires, once needed
     tracked: set[str] | None = None  # the groups the rules name, and the groups nested in them
     scope_after: str | None = None  # the last known id the scope check looked at
+    scope_held: set[str] = dataclasses.field(default_factory=set)  # found gone by a scope check the guard holds
+    scope_verdict: GuardVerdict | None = None  # the guard's verdict on the scope check, when it tripped
     stamps: list[Any] = dataclasses.field(default_factory=list)  # of changed users outside `base` too
 
 
@@ -132,9 +138,22 @@ class Watcher:
             except DirectoryError as exc:
                 self.close()
                 self._explain(exc)
-                metrics.FAILURES.labels(self.config.name).inc()
-                self.store.note_poll_failure(self.config.name, str(exc), time.time())
+                self._failed(str(exc))
                 raise
+            except WatermarkMoved:  # another poller committed first: no failure of this directory
+                raise
+            except Exception as exc:  # a bug, or the store's outage: recorded as the directory's failure all the same
+                self.close()
+                self._failed(_unexpected(exc))
+                raise  # its caller shows the traceback, once (the scheduler logs it, the command prints it)
+
+    def _failed(self, error: str) -> None:
+        """Record a failed run, for `connector ldap status`, `connector status` and the metrics; the cursor stays."""
+        metrics.FAILURES.labels(self.config.name).inc()
+        try:
+            self.store.note_poll_failure(self.config.name, error, time.time())
+        except StoreError as exc:  # the error being raised says more than this one
+            log.warning("ldap %s: the failed run could not be recorded in the store: %s", self.config.name, exc)
 
     def preview(self, progress: Progress | None = None) -> Preview:
         """Read every user in scope as a full run would, and store nothing: no events, entries or watermark, not
@@ -265,7 +284,7 @@ class Watcher:
         drops = [drop for i, drop in found.drops.items() if i not in seen]  # one read again is compared again
         changes, held, guard_message = self._guard([*(d.change for d in drops), *changes],
                                                    {**{d.change.external_id: d.old for d in drops if d.old}, **known},
-                                                   watermark, force)
+                                                   watermark, force, found)
         counts = _counts(len(found.ids) + sum(1 for i in seen if i not in found.ids),
                          found.kinds + Counter(c.kind for c in [*changes, *held]), len(held))
         before = watermark.cursor if watermark else {}
@@ -351,7 +370,13 @@ class Watcher:
             seen.update(reader.members(affected))
             keys = sorted({dn_key(g) for g in [*affected, *deleted]})
             former = [i for i in self.store.ldap_ids_in_groups(self.config.name, keys) if unseen(i)]
-            seen.update(reader.by_ids(former))
+            still = reader.by_ids(former)
+            seen.update(still)
+            # One no longer in scope left it with the group: out of a filter on memberOf (the memberof overlay
+            # writes no modifyTimestamp, AD's memberOf is a back-link), or gone since.
+            for external_id in former:
+                if external_id not in still:
+                    gone.setdefault(external_id, "ldap:out-of-scope")
         due = cursor.get("expiry_due")
         if isinstance(due, (int, float)) and due <= reader.now:  # expiry passes with no write to the directory
             found.expiries = {i: t for i, text in self.store.ldap_expiries(self.config.name).items()
@@ -376,7 +401,11 @@ class Watcher:
         done = set(settled)  # seen now, or already known to have left
         batch = [i for i in batch if i not in done and i not in found.ids]
         present = reader.present(batch)
-        return {i: "ldap:vanished" for i in batch if i not in present}
+        vanished = {i: "ldap:vanished" for i in batch if i not in present}
+        verdict = judge_scope_check(self.config, len(vanished), len(batch))
+        if verdict.tripped:  # held at the run's end (`_guard`), as the guard holds a run's
+            found.scope_held, found.scope_verdict = set(vanished), verdict
+        return vanished
 
     def _bookkeeping(self, notes: list[str], found: _Run, seen: dict[str, Snapshot], now: float,
                      cursor: dict[str, Any]) -> dict[str, Any]:
@@ -431,11 +460,16 @@ class Watcher:
                 or self._leaves_rule_group(known, c)]
 
     def _guard(self, changes: list[UserChange], known: dict[str, LdapEntry], watermark: LdapWatermark | None,
-               force: bool) -> tuple[list[UserChange], list[UserChange], str | None]:
-        """Hold the deactivations and deletes of a run that would drop too many users (the mass-change guard)."""
+               force: bool, found: _Run | None = None) -> tuple[list[UserChange], list[UserChange], str | None]:
+        """Hold the deactivations and deletes of a run that would drop too many users (the mass-change guard), or,
+        when only the scope check found too many of the users it checked gone, the deletes it found."""
         name = self.config.name
         drops = self._drops(changes, known)
         verdict = judge(self.config, len(drops), watermark.known if watermark else 0)
+        if not verdict.tripped and found is not None and found.scope_verdict is not None:
+            scoped = [c for c in drops if c.kind == "delete" and c.external_id in found.scope_held]
+            if scoped:  # the scope check's batch alone trips: only its deletes are held
+                verdict, drops = found.scope_verdict, scoped
         if verdict.tripped and force:
             log.warning("ldap %s: %s; --force given, so they go through", name, verdict.describe(self.config))
         if not verdict.tripped or force:
@@ -482,6 +516,14 @@ def _rule_groups(config: LdapConfig) -> tuple[str, ...]:
         log.warning("ldap %s: the groups the rules name are not re-read: %s", config.name, exc)
         return ()
     return tuple(dict.fromkeys(rule.when.group for rule in mapping.rules if rule.when.group))
+
+
+def _unexpected(exc: Exception) -> str:
+    """What `connector ldap status` says of a run that an exception other than a DirectoryError ended."""
+    if isinstance(exc, ConnectorError):  # the store's outage, or another error that says what to do
+        return str(exc)
+    return (f"the run stopped at an unexpected {type(exc).__name__}: {exc} (a bug in the connector: its traceback "
+            "is in the log; the cursor stays, so no change is skipped once it is fixed)")
 
 
 def _was_active(known: dict[str, LdapEntry], change: UserChange) -> bool:
