@@ -30,6 +30,8 @@ _NUMBER_PUNCTUATION = "+-.()"
 # "030/1234567": a slash after the area code is a common way to write a number in E.164 mode (DIN 5008's older
 # form), where phonenumbers checks the whole; in digits mode nothing would check it ("4567 / 4568": two numbers).
 _E164_PUNCTUATION = _NUMBER_PUNCTUATION + "/"
+_PARENTHESES = re.compile(r"\(([^()]*)\)|[()]")  # a group in parentheses, or a lone one
+_AREA_CODE = re.compile(r"\s*\+?[0-9][0-9 ]*")  # what a group in parentheses may hold: (415), (0), (+44)
 _DASHES = "\u2212"  # MINUS SIGN, written for a hyphen; every dash (Unicode category Pd) is one too
 
 
@@ -210,6 +212,8 @@ def _visible(value: str) -> str:
     value, and either spelling of "josé" (NFC or NFD): kept, each would make an extension Verba matches to no
     call, or a second extension for one address. A tab inside counts as a space.
     """
+    if value.isascii() and value.strip().isprintable():  # the common case: nothing to normalize or refuse inside
+        return value.strip()
     text = unicodedata.normalize("NFC", value)
     start, end = 0, len(text)
     while start < end and _blank(text[start]):
@@ -236,6 +240,8 @@ def _blank(c: str) -> bool:
 def _ascii_digits(text: str) -> str:
     r"""`text` with every decimal digit in ASCII ("\u0664\u0665" -> "45") and the fullwidth forms of ASCII
     ("\uff0b\uff11", "\uff58\uff11\uff10\uff11") as ASCII; digits of other kinds ("\u00b2", "\u2460") stay."""
+    if text.isascii():
+        return text
     return "".join(
         chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" else str(unicodedata.decimal(c)) if c.isdecimal() else c
         for c in text)
@@ -250,6 +256,8 @@ def _number_text(value: str, text: str, punctuation: str = _NUMBER_PUNCTUATION) 
     before more digits ("(415) 555-0100", "+44 (0) 20 7946 0018"): "ext. 101 +1 212 555 0142" and
     "4567 (4568)" are two numbers.
     """
+    if set(text) <= set("0123456789 " + punctuation):  # the common case: nothing to translate or refuse
+        return _checked_groups(value, text, text.strip())
     letters = "".join(c for c in text if c.isalpha())
     if letters:
         # phonenumbers reads keypad letters as digits ("1-800-FLOWERS" -> +18003569377) and drops a stray one;
@@ -268,14 +276,19 @@ def _number_text(value: str, text: str, punctuation: str = _NUMBER_PUNCTUATION) 
             raise ValueError(f"{value!r} has {c!r} in the number {text.strip()!r}, where only digits, spaces and "
                              f"{' '.join(punctuation)} belong; if the value holds two numbers, put each in a value of "
                              f"its own, else write the number without {c!r}")
-    number = "".join(chars).strip()
+    return _checked_groups(value, text, "".join(chars).strip())
+
+
+def _checked_groups(value: str, text: str, number: str) -> str:
+    """`number` (`text` in digits, spaces and punctuation) if its "+" and parentheses are where a number has them
+    (see `_number_text`); else a ValueError."""
     if "+" in number.lstrip("(").lstrip()[1:] or "+" in number and not number.lstrip("( ").startswith("+"):
         raise ValueError(f"{value!r} has a '+' inside the number {text.strip()!r}; a + only starts a number "
                          "(+1 212 555 0142): if the value holds two numbers, put each in a value of its own")
-    for group in re.finditer(r"\(([^()]*)\)|[()]", number):
+    for group in _PARENTHESES.finditer(number):
         if group.group(1) is None:
             raise ValueError(f"{value!r} has an unmatched {group.group(0)!r} in the number {text.strip()!r}")
-        if not re.fullmatch(r"\s*\+?[0-9][0-9 ]*", group.group(1)):
+        if not _AREA_CODE.fullmatch(group.group(1)):
             raise ValueError(f"{value!r} has {group.group(0)!r} in the number {text.strip()!r}; parentheses "
                              "hold only an area code or country code, such as (415) or (0)")
         if not re.search("[0-9]", number[group.end() :]):
