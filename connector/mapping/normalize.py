@@ -26,10 +26,14 @@ _PARAM = re.compile(r"\s*([A-Za-z0-9-]+)\s*(?:=\s*(.*?)\s*)?", re.ASCII | re.DOT
 _PARAM_VALUE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+", re.ASCII)
 _PARAM_FLAGS = frozenset({"npdi"})  # RFC 4694: the one parameter written without a value
 # What a number is written with, besides digits and spaces: "+1 (415) 555-0100", "+44 (0) 20 7946 0018", "415.555.0100".
-_NUMBER_PUNCTUATION = "+-.()"
-# "030/1234567": a slash after the area code is a common way to write a number in E.164 mode (DIN 5008's older
-# form), where phonenumbers checks the whole; in digits mode nothing would check it ("4567 / 4568": two numbers).
-_E164_PUNCTUATION = _NUMBER_PUNCTUATION + "/"
+_PLAIN_NUMBER = frozenset("0123456789 +-.()")  # what a number is written with, in ASCII
+# "030/1234567", "+49 (0)30 / 1234567": the one slash that may separate an area code from the rest (DIN 5008's older
+# form), read in E.164 mode; a slash anywhere else ("030 1234 / 5678", "030 12345 / 030 12346") is refused.
+_AREA_CODE_SLASH = re.compile(r"(\s*(?:(?:\+|00)[0-9]{1,3}\s*(?:\(0\)\s*)?)?\(?[0-9]{1,6}\)?\s*)/([^/]*)")
+# "+49 30 1234567.0": a spreadsheet that stored the number as a decimal; read, the ".0" would be a digit more.
+_SPREADSHEET_DECIMAL = re.compile(r"[0-9]\.0$")
+# Written for a hyphen: a katakana long vowel mark, as a Japanese keyboard types it ("03ー1234ー5678").
+_LOOKS_LIKE_A_DASH = "\u30fc"
 _PARENTHESES = re.compile(r"\(([^()]*)\)|[()]")  # a group in parentheses, or a lone one
 _AREA_CODE = re.compile(r"\s*\+?[0-9][0-9 ]*")  # what a group in parentheses may hold: (415), (0), (+44)
 _DASHES = "\u2212"  # MINUS SIGN, written for a hyphen; every dash (Unicode category Pd) is one too
@@ -186,9 +190,14 @@ def _digits(value: str, text: str) -> str:
 
 
 def _e164(value: str, text: str, default_country: str | None) -> str:
+    number_part, params = text.partition(";")[::2]
+    if slash := _AREA_CODE_SLASH.fullmatch(number_part):
+        number_part = f"{slash[1]} {slash[2]}"
+        text = f"{number_part};{params}" if params else number_part
     try:
         number = phonenumbers.parse(text, default_country)
     except phonenumbers.NumberParseException as exc:
+        _number_text(value, number_part)  # a character it names says more than the library's message
         if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE and default_country is None:
             raise ValueError(f"{value!r} has no +country code and no default_country is set") from None
         raise ValueError(f"{value!r} is not a phone number ({str(exc.args[0]).rstrip('.')})") from None
@@ -197,7 +206,7 @@ def _e164(value: str, text: str, default_country: str | None) -> str:
         raise ValueError(f"{value!r} has an extension suffix {number.extension!r} in a form not understood; "
                          "write it as x101 or ;ext=101")
     # Before the validity check, whose message would hide the cause ("+1 917 555 04O2").
-    _number_text(value, text.partition(";")[0], _E164_PUNCTUATION)
+    _number_text(value, number_part)
     if not phonenumbers.is_valid_number(number):
         where = f" for {default_country}" if default_country and not text.strip().startswith(("+", "(+")) else ""
         raise ValueError(f"{value!r} is not a valid phone number{where}")
@@ -238,25 +247,29 @@ def _blank(c: str) -> bool:
 
 
 def _ascii_digits(text: str) -> str:
-    r"""`text` with every decimal digit in ASCII ("\u0664\u0665" -> "45") and the fullwidth forms of ASCII
-    ("\uff0b\uff11", "\uff58\uff11\uff10\uff11") as ASCII; digits of other kinds ("\u00b2", "\u2460") stay."""
+    r"""`text` with every decimal digit in ASCII ("\u0664\u0665" -> "45"), the fullwidth forms of ASCII
+    ("\uff0b\uff11", "\uff58\uff11\uff10\uff11") as ASCII, every space (a narrow no-break or thin space between
+    groups, "01\u202f23\u202f45\u202f67\u202f89") as " " and a katakana long vowel mark typed for a dash as "-";
+    digits of other kinds ("\u00b2", "\u2460") stay."""
     if text.isascii():
         return text
     return "".join(
-        chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" else str(unicodedata.decimal(c)) if c.isdecimal() else c
+        chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" else str(unicodedata.decimal(c)) if c.isdecimal()
+        else " " if unicodedata.category(c) == "Zs" else "-" if c in _LOOKS_LIKE_A_DASH else c
         for c in text)
 
 
-def _number_text(value: str, text: str, punctuation: str = _NUMBER_PUNCTUATION) -> str:
+def _number_text(value: str, text: str) -> str:
     """`text`, the number part of `value` (no suffix, no parameters), with its dashes and spaces in ASCII; a
-    ValueError unless it is written with digits, spaces and `punctuation` (+ - . ( ), and / in E.164 mode) only.
+    ValueError unless it is written with digits, spaces and + - . ( ) only, and does not end with a spreadsheet's
+    ".0".
 
     Taking the digits out of anything else makes another number: "4567, 4568" is not 45674568, "4l42" not 442,
     "sip:alice2@corp" not 2. A "+" only starts the number ("+44", "(+44)"), and a group in parentheses comes
     before more digits ("(415) 555-0100", "+44 (0) 20 7946 0018"): "ext. 101 +1 212 555 0142" and
     "4567 (4568)" are two numbers.
     """
-    if set(text) <= set("0123456789 " + punctuation):  # the common case: nothing to translate or refuse
+    if set(text) <= _PLAIN_NUMBER:  # the common case: nothing to translate or refuse
         return _checked_groups(value, text, text.strip())
     letters = "".join(c for c in text if c.isalpha())
     if letters:
@@ -266,7 +279,7 @@ def _number_text(value: str, text: str, punctuation: str = _NUMBER_PUNCTUATION) 
                          "write the number in digits")
     chars = []
     for c in text:
-        if c in "0123456789" or c in punctuation:
+        if c in _PLAIN_NUMBER:
             chars.append(c)
         elif c.isspace():
             chars.append(" ")
@@ -274,14 +287,17 @@ def _number_text(value: str, text: str, punctuation: str = _NUMBER_PUNCTUATION) 
             chars.append("-")
         else:
             raise ValueError(f"{value!r} has {c!r} in the number {text.strip()!r}, where only digits, spaces and "
-                             f"{' '.join(punctuation)} belong; if the value holds two numbers, put each in a value of "
-                             f"its own, else write the number without {c!r}")
+                             "+ - . ( ) belong; if the value holds two numbers, put each in a value of its own, "
+                             f"else write the number without {c!r}")
     return _checked_groups(value, text, "".join(chars).strip())
 
 
 def _checked_groups(value: str, text: str, number: str) -> str:
     """`number` (`text` in digits, spaces and punctuation) if its "+" and parentheses are where a number has them
-    (see `_number_text`); else a ValueError."""
+    and it does not end with a spreadsheet's ".0" (see `_number_text`); else a ValueError."""
+    if _SPREADSHEET_DECIMAL.search(number):
+        raise ValueError(f"{value!r} ends with '.0', as a number a spreadsheet stored as a decimal: the 0 is no digit "
+                         "of it; write the number as text, without '.0'")
     if "+" in number.lstrip("(").lstrip()[1:] or "+" in number and not number.lstrip("( ").startswith("+"):
         raise ValueError(f"{value!r} has a '+' inside the number {text.strip()!r}; a + only starts a number "
                          "(+1 212 555 0142): if the value holds two numbers, put each in a value of its own")

@@ -115,12 +115,59 @@ def test_e164_refuses_what_digits_refuses(value: str, country: str, why: str) ->
     assert why in reason(value, "e164", country)
 
 
-@pytest.mark.parametrize("value", ["030/1234567", "+49 (0)30 / 1234567", "030 / 123 45 67"])
+@pytest.mark.parametrize("value", ["030/1234567", "+49 (0)30 / 1234567", "030 / 123 45 67", "0049 30/1234567",
+                                   "(030) / 1234567"])
 def test_e164_reads_a_slash_after_the_area_code_digits_mode_refuses_it(value: str) -> None:
-    """A German number is often written 030/1234567; phonenumbers checks the whole in E.164 mode. In digits mode
-    nothing would ("4567 / 4568" is two extensions)."""
+    """A German number is often written 030/1234567 (DIN 5008's older form). In digits mode a slash is refused
+    ("4567 / 4568" is two extensions)."""
     assert normalize_extension(value, "e164", "DE") == "+49301234567"
     assert "has '/' in the number" in reason(value, "digits")
+
+
+@pytest.mark.parametrize("value", [
+    "030 12345 / 030 12346",  # was +49301234503012346: two numbers glued, 17 digits
+    "030 1234 / 5678",  # "or 5678": was +493012345678
+    "+49 30 1234567/8",
+    "030/1234567/101",  # was +49301234567101
+    "030 1234567 / 101",
+    "089/1234-5 / 6",  # was +4989123456
+])
+def test_a_slash_anywhere_but_after_the_area_code_is_refused(value: str) -> None:
+    """German numbers have no fixed length, so phonenumbers takes two numbers glued together for a valid one."""
+    assert "has '/' in the number" in reason(value, "e164", "DE")
+
+
+@pytest.mark.parametrize(("value", "how", "country"), [
+    ("+49 30 1234567.0", "e164", "DE"),  # was +493012345670
+    ("4930123456.0", "e164", "DE"),  # was +49301234560
+    ("4567.0", "digits", None),  # was 45670
+])
+def test_a_number_a_spreadsheet_stored_as_a_decimal_is_refused(value: str, how: str, country: str | None) -> None:
+    assert "ends with '.0', as a number a spreadsheet stored as a decimal" in reason(value, how, country)
+
+
+def test_numbers_with_dots_as_separators_still_read() -> None:
+    assert normalize_extension("+1 415.555.0100", "e164", "US") == "+14155550100"
+    assert normalize_extension("01.23.45.67.00", "e164", "FR") == "+33123456700"
+
+
+@pytest.mark.parametrize(("value", "country", "expected"), [
+    ("01\u202f23\u202f45\u202f67\u202f89", "FR", "+33123456789"),  # narrow no-break spaces, French typography
+    ("+33\u20091\u200923\u200945\u200967\u200989", "FR", "+33123456789"),  # thin spaces
+    ("03\u30fc1234\u30fc5678", "JP", "+81312345678"),  # a Japanese keyboard's long vowel mark for a dash
+])
+def test_any_space_and_a_dash_typed_on_a_japanese_keyboard_read_as_separators(value: str, country: str,
+                                                                               expected: str) -> None:
+    assert normalize_extension(value, "e164", country) == expected
+
+
+@pytest.mark.parametrize(("value", "names"), [
+    ("030 1234567 Durchwahl 101", "has letters ('Durchwahl')"),  # was "too long to be a phone number"
+    ("+1 212 555 0142 / +1 212 555 0199", "has '/' in the number"),  # was "did not seem to be a phone number"
+    ("+1 212\u00b7555\u00b70142", "has '\u00b7' in the number"),
+])
+def test_a_value_the_library_cannot_read_is_told_what_is_wrong_with_it(value: str, names: str) -> None:
+    assert names in reason(value, "e164", "DE" if "Durchwahl" in value else "US")
 
 
 def test_a_mistyped_ip_phone_is_left_out_and_the_number_last_recorded_kept() -> None:
