@@ -51,7 +51,14 @@ from connector.store import Claim, EventState, Store
 from connector.store.database import CONNECTOR
 from connector.store.ownership import Claimant, Conflict, PushFinish, PushPlan, StopRecordingWindow
 from connector.verba.client import VerbaClient
-from connector.verba.errors import ExtensionAbsent, VerbaAmbiguous, VerbaTransportError, VerbaUnreachable
+from connector.verba.errors import (
+    ExtensionAbsent,
+    VerbaAmbiguous,
+    VerbaHTTPError,
+    VerbaMalformedResponse,
+    VerbaTransportError,
+    VerbaUnreachable,
+)
 
 log = logging.getLogger("connector.delivery")
 T = TypeVar("T")
@@ -329,14 +336,14 @@ class OwnershipPusher:
     def _audited_if_lost(self, claim: Claim, me: Claimant, action: str, extension: str, owner: int | None,
                          login: str | None, why: str) -> Iterator[None]:
         """Around a write audited as `action` once Verba says OK: when its reply is lost after the request went out
-        (a VerbaTransportError other than VerbaUnreachable), Verba may have applied it, and the retry would find it
-        done and audit nothing; so the entry is written now, unconfirmed ("confirmed": false), before the error
-        goes on. Nothing sent (VerbaUnreachable) or any other error: nothing is audited; nor when `why` is empty
-        (a write not audited even when it succeeds)."""
+        (`_may_have_applied`: a timeout, a proxy's 5xx, a garbled answer), Verba may have applied it, and the retry
+        would find it done and audit nothing; so the entry is written now, unconfirmed ("confirmed": false), before
+        the error goes on. Nothing sent (VerbaUnreachable) or any other error: nothing is audited; nor when `why` is
+        empty (a write not audited even when it succeeds)."""
         try:
             yield
-        except VerbaTransportError as exc:
-            if why and not isinstance(exc, VerbaUnreachable):
+        except (VerbaTransportError, VerbaHTTPError, VerbaMalformedResponse) as exc:
+            if why and _may_have_applied(exc):
                 self._audit(claim, me, action, extension, owner, login,
                             f"{why}; Verba's reply to the write was lost, so Verba may have applied it (unconfirmed)",
                             confirmed=False)
@@ -351,6 +358,16 @@ class OwnershipPusher:
         if not confirmed:
             detail["confirmed"] = False
         self.store.add_audit(CONNECTOR, action, claim.event_ids, why, detail)
+
+
+def _may_have_applied(error: VerbaTransportError | VerbaHTTPError | VerbaMalformedResponse) -> bool:
+    """Whether Verba may have applied a write that failed so: its reply was lost or garbled after the request went
+    out (a timeout, a broken answer, an HTTP 500, 502 or 504 without a SOAP fault: a proxy whose upstream broke off
+    or timed out, a server's error page; an answer that is no SOAP); not when nothing was sent (VerbaUnreachable),
+    the request was turned away before it (503 unavailable, a 4xx), or Verba's service refused it (a SOAP fault)."""
+    if isinstance(error, VerbaHTTPError):
+        return error.status_code in (500, 502, 504) and not error.soap_fault
+    return not isinstance(error, VerbaUnreachable)
 
 
 def differing_twins(store: Store, record: ExtensionRecord, mine: str, twins: Iterable[T],

@@ -171,7 +171,7 @@ class Deliverer:
         except VerbaError as exc:
             trial = self.breaker.on_trial(claim.owner)
             if exc.target_wide and self.breaker.failed((claim.source, claim.external_id), str(exc)):
-                if trial and isinstance(exc, VerbaHTTPError) and exc.soap_fault:
+                if trial and isinstance(exc, VerbaHTTPError) and exc.soap_fault and exc.status_code >= 500:
                     # Verba answered the probe, and its service refused this very call: it may be this record's own
                     # failure (a server fault on one value), so the attempt is spent and the budget bounds it.
                     self._record_breaker()

@@ -313,6 +313,28 @@ def test_records_verba_refuses_with_a_server_fault_end_as_dead_letters_not_an_en
         client.close()
 
 
+def test_writes_refused_with_http_403_and_a_soap_fault_wait_for_verba_spending_nothing(make_config, simulator):
+    """A gateway refuses the connector's writes with HTTP 403 and a SOAP fault, reads answer: an authorization
+    outage, not the records' own failure. The trial pushes spend no attempt, as for any refused login."""
+    from connector.delivery.worker import Deliverer
+    from connector.mapping import load_mapping
+    from connector.runtime import open_client, open_configured_store
+
+    config = make_config(delivery={"max_attempts": 2, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.01,
+                                   "probe_seconds": 0.02})
+    with open_configured_store(config, create=True) as store:
+        client = open_client(config)
+        deliverer = Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
+        simulator.fault(operation="createExtension", http_status=403, body=SERVER_FAULT)
+        store.enqueue([user("u-alice", phones=(A,)), user("u-bob", "bob@example.com", phones=(B,))])
+        for _ in range(40):
+            deliverer.deliver_one("w1")
+            time.sleep(0.01)
+        assert store.count_by_state()[EventState.DEAD] == 0 and store.count_by_state()[EventState.PENDING] == 2
+        assert deliverer.breaker.state.open and len(simulator.calls("createExtension")) > 4, "trials were made"
+        client.close()
+
+
 def test_an_expired_fixed_token_opens_the_breaker_instead_of_dead_lettering_the_backlog(make_config, simulator):
     """Every call is refused once the operator's fixed token expires, and it cannot be renewed: that used to spend
     each event's whole budget, one by one, into dead letters. It now counts as Verba refusing the connector as a

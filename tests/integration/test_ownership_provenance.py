@@ -20,6 +20,7 @@ from connector.ops.preview import DryRun
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 from connector.store.ownership import Claimant
+from connector.verba.errors import VerbaHTTPError, VerbaMalformedResponse
 from tests.integration.test_ownership import X, Y, alice, bob, recording
 from tests.plugins.simulator import drain, user
 from tests.store.test_conformance import LEASE, NOW, change, claim_now
@@ -214,3 +215,33 @@ def test_a_write_that_failed_without_being_applied_is_audited_once_when_it_succe
     assert not recording(simulator.extensions()[X])
     [stopped] = audits(deliverer, "recording_stopped")
     assert "confirmed" not in stopped.detail and "lost" not in stopped.reason
+
+
+@pytest.mark.parametrize(("answer", "unconfirmed"), [
+    (VerbaHTTPError(504, "Gateway Time-out"), True),  # a proxy whose upstream timed out: it may have applied it
+    (VerbaHTTPError(502), True),
+    (VerbaMalformedResponse("the answer was cut off"), True),
+    (VerbaHTTPError(503), False),  # turned away before Verba
+    (VerbaHTTPError(500, "java.lang.IllegalStateException", soap_fault=True), False),  # Verba's service refused it
+])
+def test_a_stop_whose_answer_is_a_proxy_error_after_verba_applied_it_is_audited(make_config, simulator, monkeypatch,
+                                                                                answer, unconfirmed):
+    """Verba applies the stop, then the answer that reaches the connector is a proxy's 502/504 or garbled: the retry
+    finds the stop done and writes nothing, so only the unconfirmed entry tells that it happened."""
+    deliverer = make_deliverer(make_config)
+    deliverer.store.enqueue([alice(X)])
+    drain(deliverer)
+    update, answers = deliverer.client.update_extension, [answer]
+
+    def applied_then_failed(record):
+        update(record)
+        if answers:
+            raise answers.pop()
+
+    monkeypatch.setattr(deliverer.client, "update_extension", applied_then_failed)
+    deliverer.store.enqueue([alice()])  # alice stays active, without her number
+    drain(deliverer, timeout=60)
+
+    assert not recording(simulator.extensions()[X])
+    stopped = audits(deliverer, "recording_stopped")
+    assert [entry.detail.get("confirmed") for entry in stopped] == ([False] if unconfirmed else [])

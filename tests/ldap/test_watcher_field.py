@@ -61,6 +61,7 @@ def test_parse_time_reads_every_generalized_time_form():
     assert parse_time("2099010112.5Z") == datetime.datetime(2099, 1, 1, 12, 30, tzinfo=UTC)  # half an hour
     assert parse_time("20240101120000,25Z") == datetime.datetime(2024, 1, 1, 12, 0, 0, 250000, tzinfo=UTC)
     assert parse_time("20240101120000Z") == datetime.datetime(2024, 1, 1, 12, tzinfo=UTC)
+    assert parse_time("20240101120000z") == datetime.datetime(2024, 1, 1, 12, tzinfo=UTC)  # some servers write z
     for wrong in ("20241301000000Z", "2024010124Z", "99991231230000-0100", "yesterday"):
         with pytest.raises(ValueError, match=wrong):
             parse_time(wrong)

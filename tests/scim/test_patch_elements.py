@@ -155,3 +155,16 @@ def test_a_replace_of_the_whole_list_stores_a_repeated_element_once(api: httpx.C
     user = _user(api, phoneNumbers=[MOBILE])
     patch(api, f"/Users/{user['id']}", {"op": "replace", "path": "phoneNumbers", "value": [WORK, MOBILE, WORK]})
     assert _phones(api, store, user["id"]) == [WORK, MOBILE]
+
+
+def test_a_typed_remove_or_add_names_an_element_stored_without_a_type(api: httpx.Client, store: Store) -> None:
+    """An IdP that first sent the number without a type, then names it with one: the untyped element is the one it
+    names (as before elements were matched by every sub-attribute), unless one of that very type is there."""
+    user = _user(api, phoneNumbers=[{"value": NUMBER}])
+    patch(api, f"/Users/{user['id']}", {"op": "Add", "path": "phoneNumbers", "value": [WORK]})
+    assert _phones(api, store, user["id"]) == [WORK]  # typed now: a mapping reading work numbers records it
+    other = _user(api, userName="erin@example.com", phoneNumbers=[{"value": NUMBER}, MOBILE])
+    patch(api, f"/Users/{other['id']}", {"op": "Remove", "path": "phoneNumbers", "value": [MOBILE]})
+    assert _phones(api, store, other["id"]) == [{"value": NUMBER}]  # the mobile one, by its type
+    patch(api, f"/Users/{other['id']}", {"op": "Remove", "path": "phoneNumbers", "value": [WORK]})
+    assert _phones(api, store, other["id"]) == []

@@ -515,8 +515,8 @@ def all_values(values: dict[str, Any], name: str) -> list[Any]:
 
 # RFC 4517 §3.3.13 GeneralizedTime: century year month day hour [minute [second]] [fraction] (Z | +-hh[mm]); a time
 # without zone (X.680's local time) is read as UTC.
-_GENERALIZED = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,](\d+))?(Z|[+-]\d{2}(?:\d{2})?)?",
-                          re.ASCII)
+_GENERALIZED = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,](\d+))?([Zz]|[+-]\d{2}(?:\d{2})?)?",
+                          re.ASCII)  # a lower-case z, which some servers write, read as Z, as before
 
 
 def parse_time(text: Any) -> datetime.datetime:
@@ -533,13 +533,13 @@ def parse_time(text: Any) -> datetime.datetime:
     try:
         if int(hour) > 23 or int(minute or 0) > 59 or int(second or 0) > 60:  # 60: a leap second
             raise ValueError("no such time of day")
-        if zone not in (None, "Z") and (int(zone[1:3]) > 23 or int(zone[3:5] or 0) > 59):
+        if zone not in (None, "Z", "z") and (int(zone[1:3]) > 23 or int(zone[3:5] or 0) > 59):
             raise ValueError("no such time zone offset")
         unit = 3600 if minute is None else 60 if second is None else 1  # what a fraction is a fraction of
         micros = int(fraction) * unit * 1_000_000 // 10 ** len(fraction) if fraction else 0
         moment = datetime.datetime(int(year), int(month), int(day), tzinfo=UTC) + datetime.timedelta(
             hours=int(hour), minutes=int(minute or 0), seconds=int(second or 0), microseconds=micros)
-        if zone not in (None, "Z"):  # a local time that far east (+) or west (-) of UTC
+        if zone not in (None, "Z", "z"):  # a local time that far east (+) or west (-) of UTC
             offset = datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5] or 0))
             moment = moment - offset if zone[0] == "+" else moment + offset
     except (ValueError, OverflowError) as exc:

@@ -201,7 +201,8 @@ class _Operation:
             # Entra: {"op": "Remove", "path": "members", "value": [{"value": "u1"}]} removes only u1, and
             # [{"type": "mobile", "value": "+1..."}] only the mobile element, not a work one of the same number.
             gone = coerce(attribute, _one_or_list(attribute, value), target.key) or []
-            kept = [item for item in old if not any(_same(attribute, item, given) for given in gone)]
+            named = {i for given in gone for i in _named(attribute, old, given)}
+            kept = [item for i, item in enumerate(old) if i not in named]
             _assign(holder, attribute.name, _distinct(kept))
         else:
             holder.pop(attribute.name, None)
@@ -329,17 +330,28 @@ _DESCRIPTIVE = ("display", "$ref", "primary")
 _BY_VALUE = ("members",)
 
 
-def _same(attribute: Attribute, element: Any, given: Any) -> bool:
+def _named(attribute: Attribute, items: list[Any], given: Any) -> list[int]:
+    """The positions of the elements of `items` that the request's coerced value `given` names (`_same`); when none
+    is, those that match on the sub-attributes they have: `{"value": X}`, stored without a type, is the one
+    `{"type": "work", "value": X}` names, unless an element of that very type and number is there."""
+    exact = [i for i, item in enumerate(items) if _same(attribute, item, given)]
+    return exact or [i for i, item in enumerate(items) if _same(attribute, item, given, partial=True)]
+
+
+def _same(attribute: Attribute, element: Any, given: Any, *, partial: bool = False) -> bool:
     """Whether `element` of the multi-valued `attribute` is the one the request's coerced value `given` names: every
     sub-attribute `given` has, but the descriptive ones (all of them if it has nothing else), equals the element's,
     each compared as its schema says (caseExact; `type` and a phone number or email `value` ignore case). A work
-    and a mobile element of one number are two elements."""
+    and a mobile element of one number are two elements. `partial`: a sub-attribute the element lacks (but its
+    `value`) does not count."""
     if not isinstance(given, dict) or not isinstance(element, dict):
         return bool(element == given)
     if attribute.name in _BY_VALUE and "value" in given:
         names = ["value"]
     else:
         names = [name for name in given if name not in _DESCRIPTIVE] or list(given)
+    if partial:
+        names = [name for name in names if name == "value" or name in element]
     return all(_equal(attribute.sub(name), element.get(name), given[name]) for name in names)
 
 
@@ -350,18 +362,20 @@ def _equal(sub: Attribute | None, actual: Any, wanted: Any) -> bool:
 
 
 def _added(attribute: Attribute, items: list[Any], values: list[Any]) -> list[Any]:
-    """`items` after an add of `values` (RFC 7644 §3.5.2.1): a value no element is (`_same`) is appended; one that
+    """`items` after an add of `values` (RFC 7644 §3.5.2.1): a value no element is (`_named`) is appended; one that
     is already there changes nothing but the descriptive sub-attributes it gives (`primary` true on a number
-    already stored), so that no number is stored twice and no flag sent is lost. A member already there is left."""
+    already stored) and those the element lacks (a type), so that no number is stored twice and no flag sent is
+    lost. A member already there is left."""
     result = list(items)
     for value in values:
-        found = [i for i, item in enumerate(result) if _same(attribute, item, value)]
+        found = _named(attribute, result, value)
         if not found:
             result.append(value)
         elif isinstance(value, dict) and attribute.name not in _BY_VALUE:
-            described = {name: sub_value for name, sub_value in value.items() if name in _DESCRIPTIVE}
-            for i in found:
-                result[i] = {**result[i], **described}
+            for i in found:  # the flags it sends, and what an element stored without a type lacks (the type)
+                added = {name: sub_value for name, sub_value in value.items()
+                         if name in _DESCRIPTIVE or name not in result[i]}
+                result[i] = {**result[i], **added}
     return result
 
 
