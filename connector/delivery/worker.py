@@ -5,7 +5,7 @@ ERROR_GENERAL retry with full-jitter backoff until `max_attempts`;
 ERROR_ILLEGAL_ARGUMENT, mapping failures and unresolved users dead-letter at once.
 When Verba fails as a whole, the circuit breaker (`breaker.py`) stops delivery instead: the
 claims wait without spending attempts, and one worker probes Verba until it answers (a trial push
-that Verba's service refuses with a SOAP fault spends its attempt: see breaker.py).
+that Verba's service refuses with a SOAP fault at HTTP 5xx spends its attempt: see breaker.py).
 Who may write which extension is decided in `ownership.py`; a burst of stop-recording
 pushes is held by `guard.py`.
 """
