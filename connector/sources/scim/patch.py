@@ -335,7 +335,9 @@ def _named(attribute: Attribute, items: list[Any], given: Any) -> list[int]:
     is, those that match on the sub-attributes they have: `{"value": X}`, stored without a type, is the one
     `{"type": "work", "value": X}` names, unless an element of that very type and number is there."""
     exact = [i for i, item in enumerate(items) if _same(attribute, item, given)]
-    return exact or [i for i, item in enumerate(items) if _same(attribute, item, given, partial=True)]
+    if exact or not isinstance(given, dict) or "value" not in given or attribute.name in _BY_VALUE:
+        return exact  # a value without "value" names no element but by all it gives (and is refused if it must)
+    return [i for i, item in enumerate(items) if _same(attribute, item, given, partial=True)]
 
 
 def _same(attribute: Attribute, element: Any, given: Any, *, partial: bool = False) -> bool:
