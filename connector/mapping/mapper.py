@@ -59,7 +59,7 @@ class ExtensionSource:
         `on_invalid = "skip"`, or `strict` False whatever `on_invalid` says; MappingFailure for one otherwise."""
         extensions, skipped = [], []
         for value in self.path.values(state):
-            if isinstance(value, str) and not value.strip():
+            if blank(value):
                 continue
             try:
                 extensions.append(normalize_extension(value, self.normalize, self.default_country, self.suffix))

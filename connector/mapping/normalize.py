@@ -120,9 +120,7 @@ def _split_suffix(value: str, text: str) -> tuple[str, str | None]:
         else:  # "x4567", "ext. 4567": the value is the extension itself
             number = number[marker.end() :]
             if marker.group(1):  # "(ext. 4567)"
-                if not number.rstrip().endswith(")"):
-                    raise _bad_suffix(value, text.split(";")[0], "')' is missing")
-                number = number.rstrip()[:-1]
+                number = _closed(value, text.split(";")[0], number)
             marker = None  # a second marker ("x4567 x12") is refused with the letters of the number
     if "ext" in names:
         if names.count("ext") > 1:
@@ -137,10 +135,15 @@ def _split_suffix(value: str, text: str) -> tuple[str, str | None]:
         return number + context, None
     digits = number[marker.end() :]
     if marker.group(1):  # "(ext. 101)"
-        if not digits.rstrip().endswith(")"):
-            raise _bad_suffix(value, number[marker.start() :], "')' is missing")
-        digits = digits.rstrip()[:-1]
+        digits = _closed(value, number[marker.start() :], digits)
     return number[: marker.start()] + context, _suffix_digits(value, number[marker.start() :], digits)
+
+
+def _closed(value: str, suffix: str, text: str) -> str:
+    """`text`, what follows a "(ext." marker, without its closing ")"; a ValueError naming `suffix` if it has none."""
+    if not text.rstrip().endswith(")"):
+        raise _bad_suffix(value, suffix, "')' is missing")
+    return text.rstrip()[:-1]
 
 
 def _param_name(value: str, param: str) -> str:
@@ -166,9 +169,8 @@ def _suffix_digits(value: str, suffix: str, digits: str) -> str:
     """The 1 to 8 digits after a suffix marker; `suffix` is the whole suffix, for the message.
 
     Leading zeros are kept ("x0012" -> "0012", not "12"): a PBX dials 0012 and 12 as two extensions, and
-    Verba matches the string the PBX reports.
+    Verba matches the string the PBX reports. `digits` are ASCII already (`_split_suffix` reads `_ascii_digits`).
     """
-    digits = _ascii_digits(digits)
     match = _SUFFIX_DIGITS.fullmatch(digits)
     if match is None:
         stray = [c for c in digits.strip() if c not in "0123456789"]

@@ -530,18 +530,19 @@ def parse_time(text: Any) -> datetime.datetime:
     if match is None:
         raise ValueError(f"{shown!r} is no GeneralizedTime (YYYYMMDDHH[MM[SS]][.fraction] and Z or +-hhmm)")
     year, month, day, hour, minute, second, fraction, zone = match.groups()
+    offset_zone = None if zone in (None, "Z", "z") else zone  # "+0100": a local time east (+) or west (-) of UTC
     try:
         if int(hour) > 23 or int(minute or 0) > 59 or int(second or 0) > 60:  # 60: a leap second
             raise ValueError("no such time of day")
-        if zone not in (None, "Z", "z") and (int(zone[1:3]) > 23 or int(zone[3:5] or 0) > 59):
+        if offset_zone and (int(offset_zone[1:3]) > 23 or int(offset_zone[3:5] or 0) > 59):
             raise ValueError("no such time zone offset")
         unit = 3600 if minute is None else 60 if second is None else 1  # what a fraction is a fraction of
         micros = int(fraction) * unit * 1_000_000 // 10 ** len(fraction) if fraction else 0
         moment = datetime.datetime(int(year), int(month), int(day), tzinfo=UTC) + datetime.timedelta(
             hours=int(hour), minutes=int(minute or 0), seconds=int(second or 0), microseconds=micros)
-        if zone not in (None, "Z", "z"):  # a local time that far east (+) or west (-) of UTC
-            offset = datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5] or 0))
-            moment = moment - offset if zone[0] == "+" else moment + offset
+        if offset_zone:
+            offset = datetime.timedelta(hours=int(offset_zone[1:3]), minutes=int(offset_zone[3:5] or 0))
+            moment = moment - offset if offset_zone[0] == "+" else moment + offset
     except (ValueError, OverflowError) as exc:
         raise ValueError(f"{shown!r} is no moment this connector can hold ({exc})") from None
     return moment
