@@ -11,7 +11,8 @@ from collections.abc import Callable
 from connector.events import UserChange
 from connector.mapping import Mapping, UnresolvedUser
 from connector.verba.client import VerbaClient, by_login_name
-from connector.verba.errors import VerbaError
+from connector.verba.errors import VerbaAmbiguous, VerbaError, VerbaStatusError
+from connector.verba.status import ALREADY_EXISTS
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ class UserIdResolver:
     def resolve(self, change: UserChange, known: int | None) -> int:
         """The user's Verba id (Mapping.user_id_or_login decides how); `known` is the id last pushed for this user.
 
-        Raises MappingFailure or UnresolvedUser as that does, and UnresolvedUser when listUsers finds no one.
+        Raises MappingFailure or UnresolvedUser as that does, and UnresolvedUser when listUsers finds no one (unless
+        [user_id] create_missing: then the user is created, `_create`).
         """
         found = self.mapping.user_id_or_login(change, known)
         return found if isinstance(found, int) else self._lookup(found, change, known)
@@ -74,16 +76,7 @@ class UserIdResolver:
                 "case at the source or in Verba (do not create another user), then replay the event"
             )
         if user_id is None and self.mapping.create_missing_users and change.kind == "upsert":
-            state = change.state
-            emails = [e["value"] for e in state.get("emails", []) if e.get("primary")] or [
-                e["value"] for e in state.get("emails", [])
-            ]
-            user_id = self.client.create_user(
-                login,
-                display_name=state.get("displayName"),
-                email=emails[0] if emails else None,
-                external_id=change.external_id,
-            )
+            user_id = self._create(login, change)
         if user_id is None:
             renamed = ("" if known is None else f"; it was Verba user {known} when last pushed: if the user was "
                        f"renamed at the source, rename that Verba user's loginName to {login!r} instead")
@@ -93,6 +86,33 @@ class UserIdResolver:
             )
         with self._lock:
             self._remember(login, user_id, self.clock())
+        return user_id
+
+    def _create(self, login: str, change: UserChange) -> int:
+        """createUser for `login` from the user's state; when Verba answers ERROR_ALREADY_EXISTS (another source of
+        the same person, or another instance, created it since the look-up), the id of the user it holds.
+
+        Raises VerbaAmbiguous (retried a few times, then a dead letter) when Verba says the user exists but listUsers
+        still finds nobody with that login name, and the client's VerbaErrors."""
+        state = change.state
+        emails = [e["value"] for e in state.get("emails", []) if e.get("primary")] or [
+            e["value"] for e in state.get("emails", [])
+        ]
+        try:
+            return self.client.create_user(login, display_name=state.get("displayName"),
+                                           email=emails[0] if emails else None, external_id=change.external_id)
+        except VerbaStatusError as exc:
+            if exc.status_code != ALREADY_EXISTS:
+                raise
+        user_id = self.client.find_user_id(login)
+        if user_id is None:
+            raise VerbaAmbiguous(
+                f"createUser says a Verba user with loginName {login!r} exists, but listUsers finds none: check "
+                "Verba for an inactive or invalidated user with that login name (listUsers may leave such users "
+                "out); reactivate it, or change its loginName to free the name, then replay the event"
+            )
+        log.info("Verba user %s (%s) was created meanwhile, by another source of the same person or another "
+                 "instance: it is used", user_id, login)
         return user_id
 
     def _remember(self, login: str, user_id: int, at: float) -> None:
