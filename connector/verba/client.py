@@ -70,6 +70,7 @@ MIN_SECRET_LENGTH = (
 KEPT_TOKENS = 8  # requested tokens still masked after renewals (an answer may echo an old one)
 DIRECTORY_TIMEOUT = 300.0  # seconds a whole-directory listUsers may take (VerbaClient.every_user)
 MESSAGE_LIMIT = 1000  # characters of an error message
+USER_NOT_FOUND = "UserNotFoundException"  # what requestToken's ERROR_GENERAL names when it refuses a login or password
 _HTML = re.compile(
     rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL
 )
@@ -112,8 +113,10 @@ class VerbaClient:
 
     `read_password` reads the password again from its source (a password_file) before each requestToken, so a
     rotated password is used without a restart; it raises OSError or ValueError when it cannot (the last password
-    read is sent). A password requestToken refused is not sent again for a while (connector.passwords), unless it
-    changes or `forget_refused_password` is called (SIGHUP): the calls fail at once with the refusal instead.
+    read is sent). A password requestToken refused (`refuses_login`) is not sent again for a while
+    (connector.passwords), unless it changes or `forget_refused_password` is called (SIGHUP): the calls fail at once
+    with the refusal instead. Any other failed requestToken (Verba failing as it restarts) is tried again at the next
+    call.
     """
 
     def __init__(
@@ -447,19 +450,28 @@ class VerbaClient:
         value = self._send("requestToken", eid=self.eid, loginName=self._login, password=password)
         status = self._read_status(value, "requestToken")
         if status.code != OK:
-            detail = f"{status.code}: {status.message}" if status.message else status.code
-            reread = "; it is read again before each login" if self._read_password else ""
-            self._refusal = (f"requestToken for login {self._login!r} in environment {self.eid} answered {detail}; "
-                             f"check target.login and the password"
-                             f"{f' in {self.password_source}' if self.password_source else ''}{reread} "
-                             f"({self._refused.refuse(password or '')}, or until SIGHUP)")
-            raise VerbaAuthError(self._refusal)
+            raise self._login_failed(status, password or "")
         self._refused.forget()
         token = field(value, "token")
         if not isinstance(token, str) or not token.strip():
             raise VerbaMalformedResponse("requestToken answered OK without a token")
         self._remember_token(token)
         return token
+
+    def _login_failed(self, status: Status, password: str) -> VerbaAuthError:
+        """The error for a requestToken Verba answered with `status` (not OK). Only Verba's refusal of the login
+        (`refuses_login`) withholds the password for a while; any other answer (a database error while Verba
+        restarts) is Verba failing: the password is sent again at the next login. Either is target-wide."""
+        detail = f"{status.code}: {status.message}" if status.message else status.code
+        answered = f"requestToken for login {self._login!r} in environment {self.eid} answered {detail}"
+        if not refuses_login(status):
+            return VerbaAuthError(f"{answered}; Verba failed, it did not refuse the password: the login is tried "
+                                  "again at the next call")
+        reread = "; it is read again before each login" if self._read_password else ""
+        self._refusal = (f"{answered}; check target.login and the password"
+                         f"{f' in {self.password_source}' if self.password_source else ''}{reread} "
+                         f"({self._refused.refuse(password)}, or until SIGHUP)")
+        return VerbaAuthError(self._refusal)
 
     # secrets
 
@@ -653,6 +665,12 @@ class VerbaClient:
         if self.eid is not None:
             return {"eid": self.eid, "eidExact": True}
         return {"shortName": self.environment_short_name, "shortNameExact": True}
+
+
+def refuses_login(status: Status) -> bool:
+    """Whether a requestToken answer (not OK) is Verba's refusal of the login or password: ERROR_GENERAL naming
+    com.verba.web.user.UserNotFoundException (the vendor's page), or ERROR_UNAUTHORIZED."""
+    return status.code == UNAUTHORIZED or (status.code == GENERAL and USER_NOT_FOUND in (status.message or ""))
 
 
 def extension_payload(record: ExtensionRecord) -> dict[str, Any]:

@@ -115,7 +115,7 @@ class VerbaStatusError(VerbaError):
 
 
 class VerbaAuthError(VerbaError):
-    """requestToken refused the credentials."""
+    """requestToken gave no token: Verba refused the login or password, or failed (the message says which)."""
 
     cause = "auth"
     retryable = True

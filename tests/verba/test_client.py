@@ -175,6 +175,34 @@ def test_a_refused_password_is_not_sent_again_until_it_changes(sim: Sim, caplog:
     assert "cannot read the Verba password again (Permission denied); sending the last one read" in caplog.text
 
 
+def test_a_login_verba_fails_for_another_reason_is_tried_again_at_the_next_call(sim: Sim) -> None:
+    """A database error while Verba restarts is not a refused password: it was withheld for 15 minutes after Verba
+    recovered, with a message that said to check the password. It stops delivery as an outage does (target-wide)."""
+    sim.faults({"operation": "requestToken", "status": "ERROR_GENERAL", "times": 1,
+                "message": "java.sql.SQLTransientConnectionException: HikariPool-1 - Connection is not available"})
+    with VerbaClient(sim.url, eid="0000", login="connector", password=PASSWORD) as client:
+        with pytest.raises(VerbaAuthError) as caught:
+            client.create_extension(record("560"))
+        assert client.create_extension(record("561")) is True
+    assert str(caught.value) == (
+        "requestToken for login 'connector' in environment 0000 answered ERROR_GENERAL: "
+        "java.sql.SQLTransientConnectionException: HikariPool-1 - Connection is not available; Verba failed, it did "
+        "not refuse the password: the login is tried again at the next call")
+    assert caught.value.target_wide and caught.value.retryable and caught.value.cause == "auth"
+    assert [c["status"] for c in sim.calls("requestToken")] == ["ERROR_GENERAL", "OK"]
+
+
+@pytest.mark.parametrize(("code", "message"), [("ERROR_UNAUTHORIZED", None), ("ERROR_UNAUTHORIZED", "bad permissions"),
+                                               ("ERROR_GENERAL", "com.verba.web.user.UserNotFoundException")])
+def test_a_login_verba_refuses_withholds_the_password(sim: Sim, code: str, message: str | None) -> None:
+    sim.faults({"operation": "requestToken", "status": code, "message": message, "times": 1})
+    with VerbaClient(sim.url, eid="0000", login="connector", password=PASSWORD) as client:
+        for _ in range(2):
+            with pytest.raises(VerbaAuthError, match="check target.login and the password"):
+                client.probe()
+    assert len(sim.calls("requestToken")) == 1
+
+
 def test_unknown_user_id_is_an_illegal_argument_with_the_vendor_message(client: VerbaClient) -> None:
     with pytest.raises(VerbaStatusError) as caught:
         client.create_extension(record("600", user_id=999))
