@@ -220,10 +220,11 @@ class VerbaClient:
         """The extension in the configured environment, or None when Verba says it does not exist.
 
         Absence comes in several shapes (OK without an extension, or a not-found message; see
-        `says_extension_absent`). Any other ERROR_GENERAL is unclear, so listUsers (filter
-        `extension`, exact) is asked who holds it: one user answers it, none means no user holds it
-        (absent or unlinked, `user_id` None; other fields are None either way), several raise
-        VerbaAmbiguous.
+        `says_extension_absent`). Any other ERROR_GENERAL is unclear, so listUsers (filter `extension`, exact,
+        with the users' extensions) is asked who holds it: one user answers it, with the fields of that
+        extension as listUsers lists it (recording mode and flags: whether it records; None where it lists
+        none); none means no user holds it (absent or unlinked: every field but `extension` None); several
+        raise VerbaAmbiguous.
         """
         value, status = self._call("getExtension", environmentFilter=self._environment_filter(), extension=extension)
         if status.code == OK:
@@ -233,16 +234,18 @@ class VerbaClient:
             return None
         if status.code != GENERAL:
             status.check("getExtension")
-        holders = self._users(extension=extension, extensionExact=True)
+        holders = self._users(extension=extension, extensionExact=True, skip_extensions=False)
         if len(holders) > 1:
             raise VerbaAmbiguous(
                 f"getExtension {extension} answered {status.code}: {status.message}, and listUsers finds "
                 f"{len(holders)} users holding it; Verba's answers are unclear"
             )
-        holder = holders[0] if holders else None
-        return {**dict.fromkeys(_EXTENSION_FIELDS), "extension": extension,
-                "user_id": None if holder is None else _user_id(holder, "listUsers"),
-                "user_login_name": field(holder, "loginName")}
+        unknown = {**dict.fromkeys(_EXTENSION_FIELDS), "extension": extension}
+        if not holders:
+            return unknown
+        holder = _listed(holders[0])
+        listed = next((e for e in holder.extensions if e["extension"] == extension), None)
+        return listed or {**unknown, "user_id": holder.user_id, "user_login_name": holder.login_name}
 
     # users
 

@@ -50,6 +50,22 @@ def test_get_extension_reads_back_what_was_pushed(client: VerbaClient) -> None:
     assert client.get_extension("does-not-exist") is None
 
 
+def test_an_unclear_get_extension_answers_the_holders_recording_flags_from_list_users(
+        sim: Sim, client: VerbaClient) -> None:
+    """listUsers was asked with skipExtensions true, so the holder came back with every flag None: the caller could
+    not tell whether the extension it hands over was recording."""
+    client.create_extension(record("110", user_id=4, recording_mode="ON_DEMAND", voice=True, im=True))
+    client.create_extension(record("111", user_id=4, voice=False))
+    sim.faults({"operation": "getExtension", "status": "ERROR_GENERAL", "message": "java.lang.NullPointerException"})
+    with client.capture() as sent:
+        found = client.get_extension("110")
+    assert found is not None
+    assert (found["extension"], found["user_id"], found["user_login_name"]) == ("110", 4, "bob@example.com")
+    assert (found["recording_mode"], found["voice"], found["im"], found["video"], found["screen_capture_enabled"]) == (
+        "ON_DEMAND", True, True, False, False)
+    assert [s["operation"] for s in sent] == ["getExtension", "listUsers"]
+
+
 def test_expired_token_is_renewed_once_and_the_call_succeeds(sim: Sim, client: VerbaClient) -> None:
     assert client.create_extension(record("200")) is True
     assert sim.expire_tokens() == 1
