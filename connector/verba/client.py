@@ -70,6 +70,9 @@ MIN_SECRET_LENGTH = (
 KEPT_TOKENS = 8  # requested tokens still masked after renewals (an answer may echo an old one)
 DIRECTORY_TIMEOUT = 300.0  # seconds a whole-directory listUsers may take (VerbaClient.every_user)
 MESSAGE_LIMIT = 1000  # characters of an error message
+# The login name a fixed-token client's probe asks listUsers for: an exact criterion no user is expected to match
+# (an empty <loginName> is an unused tag, which the vendor says to leave out; without it the list is every user).
+PROBE_LOGIN = "verba-connector-probe"
 USER_NOT_FOUND = "UserNotFoundException"  # what requestToken's ERROR_GENERAL names when it refuses a login or password
 _HTML = re.compile(
     rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL
@@ -322,9 +325,9 @@ class VerbaClient:
         return servers
 
     def probe(self) -> None:
-        """One cheap authenticated read (listUsers for the API login name, nothing else asked for), to see
-        whether Verba answers at all; raises VerbaError if it does not."""
-        self._users(loginName=self._login or "", loginNameExact=True)
+        """One cheap authenticated read (listUsers for the API login name exactly, or with a fixed token PROBE_LOGIN,
+        nothing else asked for), to see whether Verba answers at all; raises VerbaError if it does not."""
+        self._users(loginName=self._login or PROBE_LOGIN, loginNameExact=True)
 
     def _users(self, *, skip_extensions: bool = True, **criteria: Any) -> list[Any]:
         """listUsers in the configured environment with these filter criteria; groups and roles skipped,

@@ -239,6 +239,17 @@ def test_the_probe_is_one_authenticated_list_users_and_says_when_verba_fails_as_
     assert not general.value.target_wide  # Verba answers "not found" with it too: never opens the breaker
 
 
+def test_a_fixed_token_clients_probe_asks_for_a_login_name_no_user_has_not_an_empty_one(sim: Sim) -> None:
+    """It sent <loginName></loginName>: an unused tag the vendor says to leave out, which a Verba may read as no
+    criterion (every user, or refused where a criterion is required). Left out, it would list every user."""
+    sim.http.post("/_sim/behaviour", json={"unfiltered_list_users": "refused"}).raise_for_status()
+    with VerbaClient(sim.url, eid="0000", token=sim.token()) as fixed, fixed.capture() as sent:
+        fixed.probe()
+    [probe] = sent
+    assert probe["operation"] == "listUsers" and probe["status"] == "OK"
+    assert "<loginName>verba-connector-probe</loginName><loginNameExact>true</loginNameExact>" in probe["envelope"]
+
+
 def test_transport_errors_refused_logins_and_429_are_target_wide_a_404_is_not() -> None:
     assert VerbaTransportError("refused").target_wide and VerbaAuthError("refused").target_wide
     assert VerbaRateLimited(1.0).target_wide and VerbaHTTPError(502).target_wide
