@@ -16,6 +16,7 @@ import re
 import socket
 import ssl
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from connector.records import eid_problem
 from connector.shipped import default_mapping
 from connector.simulator.seed import SeedError, load_seed
 from connector.simulator.state import DEMO_LOGIN, DEMO_PASSWORD
-from connector.store import StoreError
+from connector.store import StoreError, without_password
 from connector.store.sqlite import check_directory
 from connector.tomlfile import not_toml
 
@@ -557,7 +558,8 @@ def _target(values: dict[str, Any], read: bool, problems: list[str]) -> TargetCo
         return TargetConfig(login=SIMULATOR_LOGIN, password=SIMULATOR_PASSWORD, timeout_seconds=timeout,
                             apply_configuration=apply)
     if not values["url"].startswith(("http://", "https://")):
-        problems.append(f"target.url is {values['url']!r}; use http(s)://host:7002/provisioning")
+        problems.append(f"target.url is {without_password(values['url'])!r}; use http(s)://host:7002/provisioning")
+    _check_userinfo(values["url"], problems)
     if eid is not None and short_name is not None:
         problems.append("target.eid and target.environment_short_name are both set; Verba takes one, keep one")
     has_password, has_token = (f"{name}_env" in values or f"{name}_file" in values for name in ("password", "token"))
@@ -577,6 +579,19 @@ def _target(values: dict[str, Any], read: bool, problems: list[str]) -> TargetCo
                         password_file=values.get("password_file") if password is not None else None,
                         token=_secret(values, "token", "target", problems, read=read), timeout_seconds=timeout,
                         apply_configuration=apply)
+
+
+def _check_userinfo(url: str, problems: list[str]) -> None:
+    """A problem when target.url holds a login (http://user:password@host/...): nothing sends it to Verba, and a
+    password there would be shown wherever the url is."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return
+    bare = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    problems.append(f"target.url holds a login before its host ({without_password(url)!r}), which the connector "
+                    f"never sends (no HTTP basic auth to Verba); set target.url to {bare!r} and put Verba's API user "
+                    "in target.login with target.password_env or target.password_file (a proxy's login goes in "
+                    "HTTPS_PROXY or HTTP_PROXY: http://user:password@proxy:3128)")
 
 
 def _check_lease(target: TargetConfig, delivery: DeliveryConfig, problems: list[str]) -> None:

@@ -28,6 +28,7 @@ from connector.ops.logs import MASK, register_secret
 from connector.ops.metrics import observe_soap_call
 from connector.passwords import RefusedPassword
 from connector.records import ExtensionRecord, eid_problem
+from connector.store import without_password
 from connector.verba.errors import (
     ExtensionAbsent,
     LeaseEnding,
@@ -108,7 +109,8 @@ class VerbaClient:
     Every failure leaves as a VerbaError with a one-line message (see `_exchange`). Every secret the
     client holds (the password, the fixed token, each token requestToken gave it) is masked in those
     messages and in vendor status messages, in the envelopes `capture()` records, and, registered
-    with `connector.ops.logs.register_secret`, in every log line. `agent` is the User-Agent header of
+    with `connector.ops.logs.register_secret`, in every log line. A password in `url` (http://user:password@host/...)
+    is dropped: nothing would send it, and messages name the url. `agent` is the User-Agent header of
     every call (zeep's by default), e.g. "verba-connector (instance a)"; `unreachable_hint` ends the message
     of a call that got no answer; `password_source` (where the password came from, e.g. "file /etc/c/pw
     (target.password_file)") is what a refused login says to check. A password equal to the login is not masked
@@ -139,7 +141,7 @@ class VerbaClient:
         read_password: Callable[[], str] | None = None,
     ) -> None:
         _check_settings(eid, environment_short_name, login, password, token)
-        self.url = url
+        self.url = without_password(url)  # as every message names it (urllib3 would not send the password anyway)
         self.unreachable_hint = unreachable_hint  # what to check when no answer comes
         self.password_source = password_source  # what to check when the login is refused
         self.eid = eid
@@ -166,7 +168,7 @@ class VerbaClient:
         self._remask()
         for secret in self._configured:
             register_secret(secret)
-        self._transport = transport = Transport(verba_pool(url, pool_size), timeout, agent)
+        self._transport = transport = Transport(verba_pool(self.url, pool_size), timeout, agent)
         self._sent = SentLog(self._mask)
         self._zeep = zeep.Client(
             _wsdl(),
@@ -177,7 +179,7 @@ class VerbaClient:
             settings=zeep.Settings(strict=False, raw_response=True, xsd_ignore_sequence_order=True),
             plugins=[UserIdGuard(), self._sent],
         )
-        self._service = self._zeep.create_service(BINDING, url)
+        self._service = self._zeep.create_service(BINDING, self.url)
         self._binding = self._service._binding
         self._templates: dict[tuple[str, Any], tuple[Any, dict[str, str]]] = {}  # envelopes copied (_envelope)
 

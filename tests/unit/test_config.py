@@ -105,6 +105,22 @@ def test_a_value_of_the_wrong_type_is_one_problem_not_more(tmp_path):
     ]
 
 
+def test_a_login_in_target_url_is_refused_without_showing_its_password(tmp_path, monkeypatch):
+    """urllib3 sends no Authorization header for http://user:password@host/, and every transport error named the
+    url, password and all: the login goes where the connector reads it."""
+    monkeypatch.setenv("VERBA_PASSWORD", "s3cret-Pass-42")
+    message = error_of(write(tmp_path, "[target]\nurl = 'https://proxyuser:Pr0xy-Secret-99@mr.example:443/verba/"
+                                       "ws-provisioning-2'\nlogin = 'api'\npassword_env = 'VERBA_PASSWORD'\n"))
+    assert message == (
+        f"{tmp_path}/connector.toml: target.url holds a login before its host "
+        "('https://proxyuser@mr.example:443/verba/ws-provisioning-2'), which the connector never sends (no HTTP basic "
+        "auth to Verba); set target.url to 'https://mr.example:443/verba/ws-provisioning-2' and put Verba's API user "
+        "in target.login with target.password_env or target.password_file (a proxy's login goes in HTTPS_PROXY or "
+        "HTTP_PROXY: http://user:password@proxy:3128)")
+    assert "Pr0xy-Secret-99" not in error_of(write(tmp_path, "[target]\nurl = 'ftp://u:Pr0xy-Secret-99@h/p'\n"
+                                                             "login = 'api'\npassword_env = 'VERBA_PASSWORD'\n"))
+
+
 def test_a_secret_variable_set_to_the_empty_string_is_said_to_be_empty_not_unset(tmp_path, monkeypatch):
     monkeypatch.setenv("EMPTY_SECRET", "")
     message = error_of(write(tmp_path, "[target]\nurl = 'http://v/p'\nlogin = 'a'\npassword_env = 'EMPTY_SECRET'\n"

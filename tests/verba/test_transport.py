@@ -15,7 +15,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from connector.simulator.app import create_app
 from connector.simulator.process import free_port
-from connector.verba import VerbaClient
+from connector.verba import VerbaClient, VerbaUnreachable
 from connector.verba.transport import verba_pool
 from tests.verba.helpers import PASSWORD, SEED, Sim, in_threads, record
 
@@ -107,3 +107,18 @@ def test_a_closed_client_opens_new_connections_when_used_again(sim: Sim) -> None
 
     assert client.create_extension(record("+14155550100", user_id=3)) is True
     client.close()
+
+
+def test_a_password_in_the_url_is_in_no_message(sim: Sim) -> None:
+    """config.py refuses a login in target.url; a client given one anyway never names the password: the unreachable
+    url was named password and all (urllib3 sends none of it: the calls go out as without it)."""
+    closed = f"127.0.0.1:{free_port()}"
+    with VerbaClient(f"http://proxyuser:Pr0xy-Secret-99@{closed}/provisioning", eid="0000", token="T0ken" * 6) as down:
+        with pytest.raises(VerbaUnreachable) as caught:
+            down.update_extension(record())
+    assert down.url == f"http://proxyuser@{closed}/provisioning"
+    assert str(caught.value).startswith(f"updateExtension could not reach http://proxyuser@{closed}/provisioning ")
+    with VerbaClient(sim.url.replace("http://", "http://proxyuser:Pr0xy-Secret-99@"), eid="0000",
+                     login="connector", password=PASSWORD) as client:
+        assert client.create_extension(record("+14155550101", user_id=3)) is True
+        assert "Pr0xy-Secret-99" not in client.url
