@@ -586,7 +586,7 @@ class VerbaClient:
         except VerbaError:
             raise
         except urllib3.exceptions.TimeoutError as exc:
-            if isinstance(exc, urllib3.exceptions.NewConnectionError):  # urllib3 counts it a timeout, for history
+            if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):  # NewConnectionError too, for history
                 raise self._unreachable(operation, exc) from exc
             raise VerbaTransportError(
                 f"{operation} to {self.url} got no answer within {self._transport.timeout_now():g} s; Verba is slow "
@@ -664,9 +664,9 @@ class VerbaClient:
         return parsing.root
 
     def _unreachable(self, operation: str, exc: Exception) -> VerbaTransportError:
-        """No answer came: VerbaUnreachable when no connection could be made (refused, unknown host), else the
-        connection broke (reset, closed mid-answer)."""
-        kind = VerbaUnreachable if isinstance(exc, urllib3.exceptions.NewConnectionError) else VerbaTransportError
+        """No answer came: VerbaUnreachable when no connection could be made (refused, unknown host, none within the
+        timeout: nothing was sent), else the connection broke (reset, closed mid-answer)."""
+        kind = VerbaUnreachable if isinstance(exc, urllib3.exceptions.ConnectTimeoutError) else VerbaTransportError
         return kind(f"{operation} could not reach {self.url} ({type(exc).__name__}); {self.unreachable_hint}")
 
     def _environment_filter(self) -> dict[str, Any]:

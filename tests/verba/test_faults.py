@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
 import pytest
+import urllib3
 from zeep import Plugin
 
 from connector.simulator.process import free_port
@@ -16,6 +18,7 @@ from connector.verba import (
     VerbaMalformedResponse,
     VerbaStatusError,
     VerbaTransportError,
+    VerbaUnreachable,
 )
 from connector.verba.errors import TARGET_WIDE_CAUSES, VerbaError, VerbaMisconfigured, VerbaRateLimited
 from tests.verba.helpers import PASSWORD, Sim, record
@@ -172,6 +175,30 @@ def test_connection_refused_is_a_transport_error() -> None:
     assert caught.value.cause == "transport" and caught.value.retryable
     assert url in str(caught.value) and "7002" in str(caught.value)
     assert PASSWORD not in str(caught.value)
+
+
+def test_a_connect_timeout_is_unreachable_since_nothing_was_sent() -> None:
+    """Connection attempts dropped (a firewall's DROP, a full accept queue) were "got no answer", as if the call had
+    gone out: an ownership hand-over that was never sent was audited as perhaps applied (`confirmed: false`)."""
+    port = free_port()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", port))
+        listener.listen(0)
+        queued = [socket.socket() for _ in range(4)]  # fill the accept queue: the kernel drops further SYNs
+        for sock in queued:
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+        try:
+            time.sleep(0.2)
+            with VerbaClient(f"http://127.0.0.1:{port}/provisioning", eid="0000", token="T0ken" * 6,
+                             timeout=1.0) as client, pytest.raises(VerbaUnreachable) as caught:
+                client.update_extension(record("109"))
+        finally:
+            for sock in queued:
+                sock.close()
+    assert isinstance(caught.value.__cause__, urllib3.exceptions.ConnectTimeoutError)
+    assert caught.value.cause == "transport" and caught.value.retryable and caught.value.target_wide
+    assert str(caught.value).startswith(f"updateExtension could not reach http://127.0.0.1:{port}/provisioning ")
 
 
 @pytest.mark.parametrize(("header", "seconds"), [("7", 7.0), (None, 1.0), ("garbage", 1.0), ("100000", 300.0)])
