@@ -11,6 +11,7 @@ import importlib.resources
 import io
 import logging
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -59,6 +60,8 @@ from connector.verba.transport import SOAP_ENV, TNS, Answer, Transport, verba_po
 logger = logging.getLogger(__name__)
 
 UNREACHABLE_HINT = "check target.url and that Provisioning API v2 is enabled on the Media Repository (port 7002)"
+TLS_HINT = ("check that the CA bundle (REQUESTS_CA_BUNDLE, else certifi's; read at start-up) holds the CA that "
+            "issued Verba's certificate, and that the certificate names target.url's host")
 WSDL_FILE = "provisioning-v2.wsdl"
 BINDING = f"{{{TNS}}}ProvisioningPortBinding"
 # The delivery path's calls: each envelope a copy of zeep's first of its shape (`_envelope`), each answer read
@@ -665,9 +668,23 @@ class VerbaClient:
 
     def _unreachable(self, operation: str, exc: Exception) -> VerbaTransportError:
         """No answer came: VerbaUnreachable when no connection could be made (refused, unknown host, none within the
-        timeout: nothing was sent), else the connection broke (reset, closed mid-answer)."""
+        timeout: nothing was sent), else the connection broke (reset, closed mid-answer); TLS failures say why
+        (`_tls_failed`)."""
+        if isinstance(exc, urllib3.exceptions.SSLError):
+            return self._tls_failed(operation, exc)
         kind = VerbaUnreachable if isinstance(exc, urllib3.exceptions.ConnectTimeoutError) else VerbaTransportError
         return kind(f"{operation} could not reach {self.url} ({type(exc).__name__}); {self.unreachable_hint}")
+
+    def _tls_failed(self, operation: str, exc: urllib3.exceptions.SSLError) -> VerbaTransportError:
+        """TLS failed, with its reason: VerbaUnreachable when it refused Verba's certificate (in the handshake:
+        nothing was sent), saying to check the CA bundle and the certificate."""
+        refused = next((e for e in exc.args if isinstance(e, ssl.SSLCertVerificationError)), None)
+        if refused is not None:
+            why = getattr(refused, "verify_message", None) or one_line(str(refused), 200)
+            return VerbaUnreachable(f"{operation} could not reach {self.url}: Verba's TLS certificate is not trusted "
+                                    f"({why}); {TLS_HINT}")
+        return VerbaTransportError(f"{operation} to {self.url} failed in TLS ({_describe(exc)}); check that "
+                                   f"target.url's port serves https, and {TLS_HINT.removeprefix('check ')}")
 
     def _environment_filter(self) -> dict[str, Any]:
         if self.eid is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import email.utils
+import os
 import threading
 import time
 import urllib.parse
@@ -116,18 +117,23 @@ class Answer:
 
 def verba_pool(url: str, pool_size: int) -> urllib3.PoolManager:
     """A pool of up to `pool_size` connections to Verba. The proxy (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) and
-    the CA bundle (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, else certifi's) are read from the environment once,
-    here, as requests reads them."""
+    the CA bundle (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, else certifi's: a file, or a directory of hashed
+    certificates as `openssl rehash` makes) are read from the environment once, here, as requests reads them."""
     settings = requests.Session().merge_environment_settings(url, {}, None, None, None)
     verify = settings["verify"]
     tls: dict[str, Any] = {"cert_reqs": "CERT_NONE"} if verify is False else {
-        "cert_reqs": "CERT_REQUIRED", "ca_certs": verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH}
+        "cert_reqs": "CERT_REQUIRED", **trusted(verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH)}
     proxy = select_proxy(url, settings["proxies"])
     if proxy is None:
         return urllib3.PoolManager(num_pools=1, maxsize=pool_size, **tls)
     login, password = get_auth_from_url(proxy)
     auth = urllib3.make_headers(proxy_basic_auth=f"{login}:{password}") if login else None
     return urllib3.ProxyManager(proxy, num_pools=1, maxsize=pool_size, proxy_headers=auth, **tls)
+
+
+def trusted(bundle: str) -> dict[str, str]:
+    """urllib3's setting for the CA bundle at `bundle`: `ca_cert_dir` for a directory, else `ca_certs` (a file)."""
+    return {"ca_cert_dir": bundle} if os.path.isdir(bundle) else {"ca_certs": bundle}
 
 
 def read_within(answer: urllib3.BaseHTTPResponse, deadline: float, timeout: float) -> bytes:

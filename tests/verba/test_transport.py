@@ -3,9 +3,13 @@ like any other; the proxy and CA bundle are read from the environment."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +19,9 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from connector.simulator.app import create_app
 from connector.simulator.process import free_port
-from connector.verba import VerbaClient, VerbaUnreachable
+from connector.verba import VerbaClient, VerbaTransportError, VerbaUnreachable
 from connector.verba.transport import verba_pool
+from tests.ldap.slapd_server import OPENSSL, make_certificates
 from tests.verba.helpers import PASSWORD, SEED, Sim, in_threads, record
 
 
@@ -36,21 +41,40 @@ class Encodings:
         await self.app(scope, receive, noting if scope["type"] == "http" else send)
 
 
-@pytest.fixture
-def gzipping() -> Iterator[tuple[str, Encodings]]:
-    """The simulator behind gzip compression, as a web server or proxy in front of Verba may do."""
-    encodings = Encodings(GZipMiddleware(create_app(SEED), minimum_size=0))
+@contextlib.contextmanager
+def served(app: Any, **settings: Any) -> Iterator[int]:
+    """`app` under uvicorn (with these Config settings) on a free 127.0.0.1 port, given while it runs."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(encodings, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **settings))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline
         time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}/provisioning", encodings
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def gzipping() -> Iterator[tuple[str, Encodings]]:
+    """The simulator behind gzip compression, as a web server or proxy in front of Verba may do."""
+    encodings = Encodings(GZipMiddleware(create_app(SEED), minimum_size=0))
+    with served(encodings) as port:
+        yield f"http://127.0.0.1:{port}/provisioning", encodings
+
+
+@pytest.fixture
+def https(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The simulator over https, its certificate (for 127.0.0.1) signed by a throwaway CA: its url and the
+    directory that holds ca.pem."""
+    make_certificates(tmp_path)
+    with served(create_app(SEED), ssl_certfile=str(tmp_path / "server.pem"),
+                ssl_keyfile=str(tmp_path / "server.key")) as port:
+        yield f"https://127.0.0.1:{port}/provisioning", tmp_path
 
 
 def test_compressed_answers_are_read(gzipping: tuple[str, Encodings]) -> None:
@@ -82,6 +106,44 @@ def test_the_proxy_and_ca_bundle_come_from_the_environment(monkeypatch: pytest.M
 
     monkeypatch.setenv("NO_PROXY", "verba.example")
     assert not isinstance(verba_pool("https://verba.example/provisioning", 4), urllib3.ProxyManager)
+
+
+def test_a_ca_bundle_directory_is_trusted_and_an_untrusted_certificate_says_why(
+        https: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """REQUESTS_CA_BUNDLE may name a directory of hashed certificates (requests takes one): it was passed to urllib3 as
+    a file and every call failed; and a refused certificate said "(SSLError); check target.url and that Provisioning
+    API v2 is enabled", without why."""
+    url, certificates = https
+    for name in ("HTTPS_PROXY", "https_proxy", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)  # certifi's bundle: the throwaway CA is not in it
+    with VerbaClient(url, eid="0000", login="connector", password=PASSWORD, timeout=5.0) as untrusting:
+        with pytest.raises(VerbaUnreachable) as caught:
+            untrusting.request_token()
+    assert str(caught.value) == (
+        f"requestToken could not reach {url}: Verba's TLS certificate is not trusted (unable to get local issuer "
+        "certificate); check that the CA bundle (REQUESTS_CA_BUNDLE, else certifi's; read at start-up) holds the CA "
+        "that issued Verba's certificate, and that the certificate names target.url's host")
+
+    directory = tmp_path / "trusted"
+    directory.mkdir()
+    shutil.copy(certificates / "ca.pem", directory)
+    subprocess.run([OPENSSL, "rehash", str(directory)], check=True, capture_output=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(directory))
+    assert verba_pool(url, 1).connection_pool_kw["ca_cert_dir"] == str(directory)
+    with VerbaClient(url, eid="0000", login="connector", password=PASSWORD, timeout=5.0) as trusting:
+        assert trusting.create_extension(record("+14155550102", user_id=3)) is True
+
+
+def test_https_to_a_plain_http_port_says_what_tls_answered(sim: Sim) -> None:
+    url = sim.url.replace("http://", "https://")
+    with VerbaClient(url, eid="0000", login="connector", password=PASSWORD, timeout=5.0) as client:
+        with pytest.raises(VerbaTransportError) as caught:
+            client.request_token()
+    assert str(caught.value).startswith(f"requestToken to {url} failed in TLS (SSLError: [SSL: ")
+    assert str(caught.value).endswith("; check that target.url's port serves https, and that the CA bundle "
+                                      "(REQUESTS_CA_BUNDLE, else certifi's; read at start-up) holds the CA that issued "
+                                      "Verba's certificate, and that the certificate names target.url's host")
 
 
 def test_more_threads_than_the_pool_holds_share_it_without_errors(sim: Sim) -> None:
