@@ -22,7 +22,8 @@ upsert (the user wants it recorded):
                                                                or "take_over" (audited)
 deprovision (the user no longer wants it): getExtension; recording is stopped only when Verba
     shows it linked to this user's Verba id and no other source of that Verba user still claims it;
-    otherwise it is left alone (logged, counted, audited).
+    otherwise it is left alone (logged, counted, audited). A stop for a user who stays active is logged and
+    audited when Verba records the extension, or does not say whether it does (`may_record`).
 
 A take-over, a hand-over or an audited stop of recording whose write may have been applied although its reply was
 lost (a VerbaTransportError after the request went out, not VerbaUnreachable) is audited before the error goes on,
@@ -42,7 +43,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from connector.mapping import MappedUser
 from connector.ops.metrics import OWNERSHIP_DECISIONS
@@ -62,6 +63,7 @@ from connector.verba.errors import (
 
 log = logging.getLogger("connector.delivery")
 T = TypeVar("T")
+RECORDING_FLAGS = ("voice", "im", "video", "screen_capture_enabled")  # what a stop of recording turns off
 # What resolves a conflict with a holder the connector may not hand the extension over from.
 FREE_IN_VERBA = ("free or relink it in Verba, then `connector events replay --cause extension_conflict`; "
                  'or set [ownership] on_conflict = "take_over" in the mapping to let the directory win, restart every '
@@ -277,8 +279,9 @@ class OwnershipPusher:
     def _deprovision(self, claim: Claim, me: Claimant, record: ExtensionRecord, plan: PushPlan,
                      outcome: PushOutcome, *, active: bool) -> None:
         """Stop recording the extension if the ownership rules allow it (see the module doc); a stop of an extension
-        Verba recorded, for a user who stays `active` (no leaver: a number removed or changed at the source, or no
-        rule records it now), is logged as a warning and audited (`recording_stopped`), so that it is never silent."""
+        Verba recorded, or may have recorded (`may_record`: Verba did not say), for a user who stays `active` (no
+        leaver: a number removed or changed at the source, or no rule records it now), is logged as a warning and
+        audited (`recording_stopped`), so that it is never silent."""
         extension = record.extension
         found = self.client.get_extension(extension)
         if found is None:
@@ -295,9 +298,12 @@ class OwnershipPusher:
                               f"the same Verba user still claims it through {same_user.name}", outcome)
         else:
             why = ""  # the stop is audited only when it has a reason, below
-            if active and any(found.get(flag) for flag in ("voice", "im", "video", "screen_capture_enabled")):
+            recording = may_record(found)
+            if active and recording is not False:
                 why = (f"{me.name} stays active, but its state no longer maps to {extension} (a number removed or "
-                       "changed at the source, or no rule records the user now: `connector mapping test` shows why)")
+                       "changed at the source, or no rule records the user now: `connector mapping test` shows why)"
+                       + ("" if recording else "; Verba did not say whether it was recording it (its getExtension "
+                                               "answer was unclear), so the stop is audited as if it was"))
             with self._audited_if_lost(claim, me, "recording_stopped", extension, owner, login, why):
                 stopped = self._try_update(record)
             if not stopped:
@@ -368,6 +374,17 @@ def _may_have_applied(error: VerbaTransportError | VerbaHTTPError | VerbaMalform
     if isinstance(error, VerbaHTTPError):
         return error.status_code in (500, 502, 504) and not error.soap_fault
     return not isinstance(error, VerbaUnreachable)
+
+
+def may_record(found: dict[str, Any]) -> bool | None:
+    """Whether Verba records the extension `found` (VerbaClient.get_extension's dict) shows: True when a flag of
+    RECORDING_FLAGS is on, False when every one is off, None when none is on and Verba did not say some (the
+    client's listUsers fallback after an unclear getExtension answer may know the holder but not the flags): it may
+    be recording. Shared by delivery and the dry run."""
+    flags = [found.get(flag) for flag in RECORDING_FLAGS]
+    if any(flags):
+        return True
+    return None if None in flags else False
 
 
 def differing_twins(store: Store, record: ExtensionRecord, mine: str, twins: Iterable[T],

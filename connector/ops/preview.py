@@ -15,7 +15,8 @@ first, then the previewed users in order):
                 through the connector) or taken over ([ownership] on_conflict = "take_over"); it says when
                 another source of the same Verba user, which claimed it later with the settings it had, then
                 waits in a conflict
-    stop        the user no longer wants it (inactive, left, number changed) and Verba records it for them
+    stop        the user no longer wants it (inactive, left, number changed) and Verba records it for them, or
+                does not say whether it does
     unchanged   Verba holds it as wanted; or, to stop, it is gone or not recorded
     left_alone  to stop, but Verba links it to another user, or the same Verba user claims it elsewhere
     conflict    another Verba user holds it and claims it, claimed it first, or is not managed by the connector;
@@ -36,7 +37,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from connector.delivery.ownership import differing_twins
+from connector.delivery.ownership import differing_twins, may_record
 from connector.events import UserChange
 from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
 from connector.ops.drift import compare, look_up, recorded, verba_directory
@@ -296,11 +297,13 @@ class DryRun:
         same = next((r for r in claimants if r.key != user.key and r.verba_user_id == me), None)
         if same is not None:
             return item("left_alone", f"to stop, but the same Verba user still claims it through {same.label}")
-        modalities = recorded(found)
-        if not modalities:
+        recording = may_record(found)
+        if recording is False:
             return item("unchanged", "to stop, and Verba does not record it")
         why = _why_stopped(user.change, user.mapped)
-        return item("stop", f"{why}: Verba records {modalities} on it for Verba user {me}")
+        if recording is None:  # delivery stops it, and audits the stop of a user who stays active, as if it records
+            return item("stop", f"{why}: Verba did not say whether it records it for Verba user {me}")
+        return item("stop", f"{why}: Verba records {recorded(found)} on it for Verba user {me}")
 
 
 def _key(rival: _Rival) -> tuple[str, str]:

@@ -11,12 +11,16 @@ from typing import Any
 import pytest
 
 from connector.events import UserChange
+from connector.ops.preview import DryRun
 from connector.ops.replay import preview
 from connector.store import EventState
 from tests.integration.test_ownership import make_deliverer, recording
 from tests.plugins.simulator import drain
 
 WORK, MOBILE = "+12125550401", "+19175550402"
+# getExtension's answer when it cannot say: the client then asks listUsers who holds the extension.
+UNCLEAR = {"operation": "getExtension", "status": "ERROR_GENERAL", "message": "java.lang.NullPointerException",
+           "times": 1}
 
 
 @pytest.fixture
@@ -89,3 +93,68 @@ def test_a_new_user_whose_only_number_is_left_out_as_invalid_is_not_silently_don
                              "phoneNumbers[type eq \"mobile\"].value: '+1 917 555 04O2' has letters ('O') where a "
                              "phone number has digits; write the number in digits: fix it at the source")
     assert any("left out as invalid" in r.getMessage() for r in caplog.records)
+
+
+def dave_listed_without_flags() -> dict[str, Any]:
+    """A fault rule: the next listUsers answers dave linked to WORK without saying what Verba records on it."""
+    body = ('<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><ns2:listUsersResponse '
+            'xmlns:ns2="http://v2.provisioning.ws.web.verba.com/"><return><status><statusCode>OK</statusCode></status>'
+            f"<users><extensions><extension>{WORK}</extension></extensions><id>6</id>"
+            "<loginName>dave@example.com</loginName></users></return></ns2:listUsersResponse></S:Body></S:Envelope>")
+    return {"operation": "listUsers", "body": body, "times": 1}
+
+
+def stopped_audits(deliverer) -> list[Any]:
+    return [a for a in deliverer.store.list_audit() if a.action == "recording_stopped"]
+
+
+@pytest.mark.parametrize("flags_said", [True, False], ids=["holder-listed-with-flags", "flags-unknown"])
+def test_a_stop_after_an_unclear_get_extension_is_still_audited(make_config, simulator, caplog, flags_said):
+    """getExtension answers an unclear ERROR_GENERAL for the number dave no longer has; whether or not the client's
+    listUsers fallback can tell what Verba records on it, the stop of an active user's recording is said."""
+    deliverer = make_deliverer(make_config, "mappings/entra.toml")
+    deliverer.store.enqueue([dave(("work", "+1 212 555 0401"), ("mobile", "+1 917 555 0402"))])
+    drain(deliverer)
+    simulator.http.post("/_sim/faults", json=[UNCLEAR] + ([] if flags_said else [dave_listed_without_flags()]))
+    with caplog.at_level(logging.WARNING, logger="connector.delivery"):
+        deliverer.store.enqueue([dave(("office", "+1 212 555 0401"), ("mobile", "+1 917 555 0402"))])
+        drain(deliverer)
+
+    assert [c["status"] for c in simulator.calls("getExtension")][-1:] == ["ERROR_GENERAL"]
+    assert not recording(simulator.extensions()[WORK]) and recording(simulator.extensions()[MOBILE])
+    [event] = deliverer.store.list_events(limit=1)
+    assert event.state is EventState.DONE
+    [stopped] = stopped_audits(deliverer)
+    assert stopped.detail["extension"] == WORK and stopped.detail["user"] == "hr/d" and "stays active" in stopped.reason
+    assert any(r.getMessage().startswith(f"stopped recording {WORK}: hr/d") for r in caplog.records)
+    if not flags_said:
+        assert "Verba did not say whether it was recording it" in stopped.reason
+
+
+def test_a_stop_verba_did_not_say_was_recording_is_audited_unconfirmed_when_its_reply_is_lost(make_config,
+                                                                                              simulator):
+    deliverer = make_deliverer(make_config, "mappings/entra.toml")
+    deliverer.store.enqueue([dave(("work", "+1 212 555 0401"))])
+    drain(deliverer)
+    simulator.http.post("/_sim/faults", json=[UNCLEAR, dave_listed_without_flags(),
+                                              {"operation": "updateExtension", "http_status": 502, "times": 1}])
+    deliverer.store.enqueue([dave(("office", "+1 212 555 0401"))])
+    drain(deliverer)
+
+    assert not recording(simulator.extensions()[WORK])
+    unconfirmed = [a for a in stopped_audits(deliverer) if a.detail.get("confirmed") is False]
+    assert [a.detail["extension"] for a in unconfirmed] == [WORK]
+    assert "Verba did not say whether it was recording it" in unconfirmed[0].reason
+    assert "Verba may have applied it (unconfirmed)" in unconfirmed[0].reason
+
+
+def test_the_dry_run_shows_a_stop_verba_did_not_say_was_recording(make_config, simulator):
+    deliverer = make_deliverer(make_config, "mappings/entra.toml")
+    deliverer.store.enqueue([dave(("work", "+1 212 555 0401"))])
+    drain(deliverer)
+    simulator.fault(**dave_listed_without_flags())  # what the dry run reads of dave's extensions
+    [shown] = DryRun(deliverer.store, deliverer.client, deliverer.mapping).preview(
+        [dave(("office", "+1 212 555 0401"))]).items
+    assert (shown.outcome, shown.extension) == ("stop", WORK)
+    assert shown.detail == ("not recorded by the mapping's rules: Verba did not say whether it records it for Verba "
+                            "user 6")
