@@ -42,9 +42,11 @@ class Simulator:
 
 
 def create_app(
-    seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0, missing_extension: str = "ok_empty"
+    seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0,
+    missing_extension: str | dict[str, Any] = "ok_empty",
 ) -> Starlette:
-    """The simulator app; `missing_extension` is one of operations.MISSING_EXTENSION_SHAPES."""
+    """The simulator app; `missing_extension` is one of operations.MISSING_EXTENSION_SHAPES, or an answer's JSON
+    (state.MissingAnswer)."""
     simulator = Simulator(State(seed, token_ttl=token_ttl, missing_extension=missing_extension), Faults(), CallLog())
     wsdl_head, wsdl_tail = _wsdl_parts()
 

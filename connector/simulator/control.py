@@ -31,9 +31,13 @@ POST   /_sim/expire-tokens  expire every token now
 GET    /_sim/behaviour      the behaviour settings: {"missing_extension": "ok_empty",
                             "unfiltered_list_users": "all"}
 POST   /_sim/behaviour      change them, e.g. {"missing_extension": "error_general"}: missing_extension
-                            is one of ok_empty, error_general, error_illegal_argument, unfiltered_list_users
-                            one of all, capped, refused (see operations.py); answers the settings now, or
-                            400 for an unknown key or value
+                            is one of ok_empty, error_general, error_illegal_argument, or the answer
+                            itself, {"status": "ERROR_NOT_FOUND", "message": "Extension {eid}:{extension}
+                            not found"} (any status code but OK; the message optional, {eid} and
+                            {extension} filled in), which getExtension and updateExtension of a missing
+                            extension then answer (GET shows it as given); unfiltered_list_users one of
+                            all, capped, refused (see operations.py); answers the settings now, or 400 for
+                            an unknown key or value
 POST   /_sim/reset          back to the seed: no extra users or extensions, no tokens, calls or faults,
                             and the behaviour the simulator started with. A body (a seed, as a --seed file
                             holds it) is the seed from then on; 400 with its problems if it is not one

@@ -22,7 +22,11 @@ POST /_sim/behaviour), one of MISSING_EXTENSION_SHAPES:
   most hostile shape: it looks like an outage).
 - "error_illegal_argument": both answer ERROR_ILLEGAL_ARGUMENT, "Extension <extension> does
   not exist in environment <eid>".
-createExtension is the same in every shape.
+- an answer of a test's choosing instead of a name (state.MissingAnswer): {"status": "ERROR_NOT_FOUND",
+  "message": "Extension {eid}:{extension} not found"}: both answer that status code and message, with
+  the missing extension's eid and number in place of {eid} and {extension}.
+Only a missing extension is answered so: createExtension, and the reads and updates of an existing
+extension, are the same in every shape.
 Inferred: listUsers answers each user's extensions (<extensions>, shaped like getExtension's
 <extension> without the user) unless skipExtensions is true; the flag exists, so the default
 lists them. Not documented either: whether listUsers without a text criterion (loginName,
@@ -46,7 +50,7 @@ from lxml import etree
 
 from connector.simulator import soap
 from connector.simulator.soap import Call, children, element, text
-from connector.simulator.state import Environment, Extension, State, User
+from connector.simulator.state import Environment, Extension, MissingAnswer, State, User
 
 OK = "OK"
 GENERAL = "ERROR_GENERAL"
@@ -154,6 +158,8 @@ def get_extension(state: State, call: Call) -> str:
 def refuse_missing(state: State, operation: str, eid: str, number: str) -> None:
     """Answer a missing extension in the state's `missing_extension` shape; returns only for an empty OK."""
     shape = state.missing_extension
+    if isinstance(shape, MissingAnswer):
+        raise Refusal(shape.status, shape.message_for(eid, number))
     if shape == "error_general":
         raise Refusal(GENERAL, f"Extension not found: {eid}:{number}")
     if shape == "error_illegal_argument":

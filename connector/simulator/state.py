@@ -6,6 +6,7 @@ Callers hold `state.lock` around anything that reads and then writes.
 from __future__ import annotations
 
 import dataclasses
+import re
 import secrets
 import string
 import threading
@@ -88,6 +89,46 @@ class Extension:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class MissingAnswer:
+    """A missing extension's answer of a test's choosing (the `missing_extension` setting as a JSON object): both
+    getExtension and updateExtension answer this status code and message; "{eid}" and "{extension}" in the message
+    become the missing extension's."""
+
+    status: str
+    message: str | None = None
+
+    EXAMPLE = '{"status": "ERROR_NOT_FOUND", "message": "Extension {eid}:{extension} not found"}'
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MissingAnswer:
+        """From {"status": <a non-OK status code>, "message"?: <text or null>}; ValueError for anything else."""
+        unknown = sorted(set(data) - {"status", "message"})
+        if unknown:
+            raise ValueError(f"missing_extension: unknown key {', '.join(map(repr, unknown))}; an answer has a status "
+                             f"and a message, such as {cls.EXAMPLE}")
+        status, message = data.get("status"), data.get("message")
+        if not isinstance(status, str) or not _STATUS_CODE.fullmatch(status) or status == "OK":
+            raise ValueError(f"missing_extension: status must be a status code other than OK (an empty OK is the "
+                             f"ok_empty shape), such as ERROR_NOT_FOUND, got {status!r}")
+        if message is not None and not isinstance(message, str):
+            raise ValueError(f"missing_extension: message must be text or null, got {message!r}")
+        return cls(status, message)
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"status": self.status, "message": self.message}
+
+    def message_for(self, eid: str, extension: str) -> str | None:
+        """The message for this missing extension."""
+        return None if self.message is None else self.message.replace("{eid}", eid).replace("{extension}", extension)
+
+
+# A status code as MissingAnswer takes one (the connector reads no other as a status).
+_STATUS_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,79}")
+# A behaviour setting's value: a shape's name (operations.BEHAVIOURS), or for missing_extension an answer.
+Shape = str | MissingAnswer
+
+
 @dataclasses.dataclass
 class Recorder:
     """A recording server, which takes the extension table from applyExtensionConfiguration."""
@@ -108,13 +149,14 @@ class State:
     one from a file; None is DEFAULT_SEED."""
 
     def __init__(
-        self, seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0, missing_extension: str = "ok_empty"
+        self, seed: dict[str, Any] | None = None, *, token_ttl: float = 3600.0,
+        missing_extension: str | dict[str, Any] = "ok_empty",
     ) -> None:
         self.lock = threading.RLock()
         self.token_ttl = token_ttl
-        # How a missing extension is answered (operations.MISSING_EXTENSION_SHAPES): a start
-        # setting, changeable at run time; reset() goes back to the start value.
-        self._start_missing_extension = _shape("missing_extension", missing_extension)
+        # How a missing extension is answered (one of operations.MISSING_EXTENSION_SHAPES, or a MissingAnswer's
+        # JSON): a start setting, changeable at run time; reset() goes back to the start value.
+        self._start_missing_extension: Shape = _shape("missing_extension", missing_extension)
         self.missing_extension = self._start_missing_extension
         self._seed = seed or DEFAULT_SEED
         self.reset()
@@ -159,9 +201,12 @@ class State:
             for name, shape in shapes.items():
                 setattr(self, name, shape)
 
-    def behaviour(self) -> dict[str, str]:
-        """How the undocumented answers are given: {"missing_extension": ..., "unfiltered_list_users": ...}."""
-        return {"missing_extension": self.missing_extension, "unfiltered_list_users": self.unfiltered_list_users}
+    def behaviour(self) -> dict[str, Any]:
+        """How the undocumented answers are given: {"missing_extension": <a shape's name, or {"status": ...,
+        "message": ...}>, "unfiltered_list_users": <a shape's name>}."""
+        missing = self.missing_extension
+        return {"missing_extension": missing.to_json() if isinstance(missing, MissingAnswer) else missing,
+                "unfiltered_list_users": self.unfiltered_list_users}
 
     # environments and users
 
@@ -318,12 +363,16 @@ class State:
             return recorder
 
 
-def _shape(name: str, shape: Any) -> str:
+def _shape(name: str, shape: Any) -> Shape:
+    """A behaviour setting checked: a shape's name, or for missing_extension a MissingAnswer from its JSON object."""
     # Imported here: operations imports this module.
     from connector.simulator.operations import BEHAVIOURS
 
     if name not in BEHAVIOURS:
         raise ValueError(f"unknown behaviour {name!r}; the behaviours are {', '.join(BEHAVIOURS)}")
+    if name == "missing_extension" and isinstance(shape, dict):
+        return MissingAnswer.from_json(shape)
     if not isinstance(shape, str) or shape not in BEHAVIOURS[name]:
-        raise ValueError(f"{name} must be one of {', '.join(BEHAVIOURS[name])}, got {shape!r}")
+        answer = f", or an answer such as {MissingAnswer.EXAMPLE}" if name == "missing_extension" else ""
+        raise ValueError(f"{name} must be one of {', '.join(BEHAVIOURS[name])}{answer}, got {shape!r}")
     return shape

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -348,16 +349,27 @@ MISSING_ANSWERS = {
 }
 
 
+# Answers of a test's own choosing (the setting as an object), and how a missing extension 404 is then answered.
+CHOSEN = [
+    ({"status": "ERROR_NOT_FOUND", "message": "Extension {eid}:{extension} not found"},
+     ("ERROR_NOT_FOUND", "Extension 0000:404 not found")),
+    ({"status": "ERROR_GENERAL", "message": "com.verba.web.extension.ExtensionNotFoundException"},
+     ("ERROR_GENERAL", "com.verba.web.extension.ExtensionNotFoundException")),
+    ({"status": "ERROR_EXTENSION_NOT_FOUND"}, ("ERROR_EXTENSION_NOT_FOUND", None)),
+    ({"status": "ERROR_ILLEGAL_ARGUMENT", "message": None}, ("ERROR_ILLEGAL_ARGUMENT", None)),
+]
+
+
 @pytest.fixture
-def started_with() -> Iterator[Callable[[str], Sim]]:
-    """Start a simulator of its own (seed SEED) with a given missing_extension shape; stopped after the test."""
+def started_with() -> Iterator[Callable[[str | dict[str, Any]], Sim]]:
+    """Start a simulator of its own (seed SEED) with a given missing_extension setting; stopped after the test."""
     running: list[tuple[uvicorn.Server, threading.Thread, Sim]] = []
 
-    def start(missing_extension: str) -> Sim:
+    def start(missing_extension: str | dict[str, Any]) -> Sim:
         port = free_port()
         app = create_app(SEED, missing_extension=missing_extension)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-        thread = threading.Thread(target=server.run, name=f"verba-simulator-{missing_extension}", daemon=True)
+        thread = threading.Thread(target=server.run, name="verba-simulator-started-with", daemon=True)
         thread.start()
         deadline = time.monotonic() + 10
         while not server.started:
@@ -391,7 +403,7 @@ def test_the_shapes_are_listed_in_order_and_ok_empty_is_the_default() -> None:
 @pytest.mark.parametrize("chosen", ["at start", "at run time"])
 @pytest.mark.parametrize("shape", MISSING_EXTENSION_SHAPES)
 def test_a_missing_extension_is_answered_in_the_chosen_shape(
-    sim: Sim, started_with: Callable[[str], Sim], shape: str, chosen: str
+    sim: Sim, started_with: Callable[[str | dict[str, Any]], Sim], shape: str, chosen: str
 ) -> None:
     if chosen == "at start":
         sim = started_with(shape)
@@ -412,8 +424,30 @@ def test_a_missing_extension_is_answered_in_the_chosen_shape(
     ]
 
 
-@pytest.mark.parametrize("shape", MISSING_EXTENSION_SHAPES)
-def test_an_existing_extension_is_the_same_in_every_shape(sim: Sim, shape: str) -> None:
+@pytest.mark.parametrize("chosen", ["at start", "at run time"])
+@pytest.mark.parametrize(("answer", "expected"), CHOSEN)
+def test_a_missing_extension_is_answered_with_the_chosen_answer(
+    sim: Sim, started_with: Callable[[str | dict[str, Any]], Sim], answer: dict[str, Any],
+    expected: tuple[str, str | None], chosen: str,
+) -> None:
+    if chosen == "at start":
+        sim = started_with(answer)
+    else:
+        assert behaviour(sim, missing_extension=answer).status_code == 200
+    assert sim.http.get("/_sim/behaviour").json()["missing_extension"] == {"message": None, **answer}
+    token = sim.token()
+    got = get_extension(sim, token, "404")
+    assert status_of(got.text) == expected and "<extension>" not in got.text
+    update = "<eid>0000</eid><extension>404</extension><user><id>3</id></user>"
+    assert extension_call(sim, "updateExtension", token, update) == expected
+    assert sim.state()["extensions"] == []
+    assert [(c["operation"], c["status"]) for c in sim.calls() if c["operation"] != "requestToken"] == [
+        ("getExtension", expected[0]), ("updateExtension", expected[0]),
+    ]
+
+
+@pytest.mark.parametrize("shape", [*MISSING_EXTENSION_SHAPES, *(answer for answer, _ in CHOSEN)])
+def test_an_existing_extension_is_the_same_in_every_shape(sim: Sim, shape: str | dict[str, Any]) -> None:
     behaviour(sim, missing_extension=shape).raise_for_status()
     token = sim.token()
     create = "<eid>0000</eid><extension>100</extension><recordingMode>FULL</recordingMode><user><id>3</id></user>"
@@ -451,7 +485,24 @@ def test_the_behaviour_endpoint_switches_the_shape_and_refuses_bad_input(sim: Si
         "missing_extension": "error_general", "unfiltered_list_users": "all"}
 
 
-def test_reset_goes_back_to_the_start_value(sim: Sim, started_with: Callable[[str], Sim]) -> None:
+def test_a_chosen_answer_is_refused_unless_it_is_a_status_code_and_a_message(sim: Sim) -> None:
+    behaviour(sim, missing_extension="error_general").raise_for_status()
+    for bad, says in [
+        ({}, "status must be a status code other than OK"),
+        ({"status": "OK", "message": "fine"}, "other than OK"),
+        ({"status": 404}, "status must be a status code"),
+        ({"status": "ERROR NOT FOUND"}, "status must be a status code"),
+        ({"status": "ERROR_NOT_FOUND", "message": 404}, "message must be text or null"),
+        ({"status": "ERROR_NOT_FOUND", "code": "x"}, "unknown key 'code'"),
+    ]:
+        refused = behaviour(sim, missing_extension=bad)
+        assert refused.status_code == 400 and says in refused.json()["error"], (bad, refused.json())
+    assert sim.http.get("/_sim/behaviour").json()["missing_extension"] == "error_general"  # nothing changed
+    with pytest.raises(ValueError, match="other than OK"):
+        State(missing_extension={"status": "OK"})
+
+
+def test_reset_goes_back_to_the_start_value(sim: Sim, started_with: Callable[[str | dict[str, Any]], Sim]) -> None:
     behaviour(sim, missing_extension="error_illegal_argument").raise_for_status()
     sim.reset()
     assert sim.http.get("/_sim/behaviour").json()["missing_extension"] == "ok_empty"
@@ -466,6 +517,15 @@ def test_reset_goes_back_to_the_start_value(sim: Sim, started_with: Callable[[st
         status_of(get_extension(started, started.token(), "404").text)
         == MISSING_ANSWERS["error_general"]["getExtension"]
     )
+    answer, expected = CHOSEN[0]
+    behaviour(sim, missing_extension=answer).raise_for_status()
+    sim.reset()
+    assert sim.http.get("/_sim/behaviour").json()["missing_extension"] == "ok_empty"
+    chose = started_with(answer)
+    behaviour(chose, missing_extension="error_general").raise_for_status()
+    chose.reset()
+    assert chose.http.get("/_sim/behaviour").json()["missing_extension"] == answer
+    assert status_of(get_extension(chose, chose.token(), "404").text) == expected
 
 
 def test_state_validates_and_keeps_the_missing_extension_setting() -> None:

@@ -248,6 +248,30 @@ def test_delete_of_an_absent_extension_is_404_with_a_json_error(sim: Sim) -> Non
     assert sim.state()["extensions"] == []
 
 
+def test_an_extension_deleted_by_hand_is_answered_as_missing_and_the_others_still_update(sim: Sim) -> None:
+    seed_three(sim)
+    assert sim.http.delete("/_sim/extensions/0000/+15550100").status_code == 204
+    answer = {"status": "ERROR_NOT_FOUND", "message": "com.verba.web.extension.ExtensionNotFoundException: "
+                                                     "{eid}:{extension}"}
+    sim.http.post("/_sim/behaviour", json={"missing_extension": answer}).raise_for_status()
+    token = sim.token()
+
+    def update(number: str) -> etree._Element:
+        return soap_return(sim, "updateExtension", token, f"<extension><eid>0000</eid><extension>{number}</extension>"
+                           "<recordingMode>CONTROLLED</recordingMode><user><id>3</id></user></extension>")
+
+    gone = update("+15550100")
+    assert (gone.findtext("statusCode"), gone.findtext("message")) == (
+        "ERROR_NOT_FOUND", "com.verba.web.extension.ExtensionNotFoundException: 0000:+15550100")
+    kept = update("+15550101")
+    assert (kept.findtext("statusCode"), kept.findtext("message")) == ("OK", None)
+    read = soap_return(sim, "getExtension", token, "<environmentFilter><eid>0000</eid></environmentFilter>"
+                       "<extension>+15550101</extension>")
+    assert (read.findtext("status/statusCode"), read.findtext("extension/recordingMode")) == ("OK", "CONTROLLED")
+    numbers = {(e["eid"], e["extension"]) for e in sim.state()["extensions"]}
+    assert ("0000", "+15550100") not in numbers and ("0001", "+15550100") in numbers  # nothing created
+
+
 @pytest.mark.parametrize(("body", "words"), [
     ({"colour": "red"}, ("unknown field 'colour'", "recordingMode, voice, im, video, screenCaptureEnabled, user_id")),
     ({"recording_mode": "FULL"}, ("unknown field 'recording_mode'",)),
