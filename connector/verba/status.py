@@ -16,12 +16,49 @@ UNAUTHORIZED = "ERROR_UNAUTHORIZED"
 GENERAL = "ERROR_GENERAL"
 ILLEGAL_ARGUMENT = "ERROR_ILLEGAL_ARGUMENT"
 
-# "Extension not found", "The extension does not exist in the database: 0000:+1…", "No such extension"…:
-# the not-found phrase must be about the extension (in the same clause), not "…extension +1…: user 7 not found".
-_NOT_FOUND = re.compile(
-    r"\bextension\b[^;:]{0,80}?\b(?:not\s+found|does\s*n[o']?t\s+exist|not\s+exist)|\b(?:no\s+such|unknown)\s+extension\b",
+# Absence, as a vendor that documents no not-found code may word it. Something else not found (the user, a record,
+# a group...) is not the extension's absence, even in an answer that names the extension.
+_OTHER = (r"users?|owners?|records?|groups?|recorders?|environments?|eid|tenants?|roles?|logins?|accounts?|agents?|"
+          r"servers?|polic(?:y|ies)|storage|folders?|locations?|sites?|rules?|profiles?|members?|memberships?|links?|"
+          r"tokens?|sessions?|licen[cs]es?|configurations?|settings?|database|table")
+_NOT_ANOTHER = rf"(?!'s\b|\s+(?:{_OTHER})\b)"  # "extension" not followed by another entity: "extension owner"
+# An extension's number or address as a message quotes it: quoted, or holding a digit, @, : or + (0000:+1…, 4567,
+# alice@corp.example); a bare word is not one ("Extension user not found").
+_NUMBER = r"""(?:'[^']*'|"[^"]*"|\S*[\d@:+]\S*)"""
+_GONE = (r"(?:(?:is|was|has\s+been)\s+|(?:could|can)\s*)?(?:not\s+found|n[o']?t\s+be\s+found|does\s*n[o']?t\s+exist|"
+         r"not\s+exists?|no\s+longer\s+exists?)\b")
+_EXTENSION_ABSENT = re.compile(
+    # the extension itself, starting a clause, maybe its number, then the phrase: "Extension 0000:+1… not
+    # found", "The extension does not exist in the database: …", "Extension with number +1… does not exist"
+    r"(?:^|[:;,.!?()\[\]\"'>-]|\b(?:because|since|but)\b)\s*(?:(?:the|this|that|an?)\s+)?(?:(?:given|requested|specified)\s+)?extension"
+    rf"(?:\s+(?:(?:with\s+)?(?:number|id|extension|address)\s+)?{_NUMBER})?\s+{_GONE}"
+    # "No extension found", "No such extension: 4567", "Unknown extension 4567"
+    rf"|\b(?:no(?:\s+(?:such|matching))?|unknown|non-?existent)\s+extensions?\b{_NOT_ANOTHER}"
+    # "Could not find extension 0000:+1…", "Unable to find com.verba.model.Extension with id 56"
+    r"|\b(?:could\s*n[o']?t|can\s*n[o']?t|can't|unable\s+to|failed\s+to)\s+(?:find|locate)\s+(?:the\s+)?"
+    rf"(?:[\w$]+\.)*extensions?\b{_NOT_ANOTHER}"
+    # a Java exception named for it: com.verba.web.extension.ExtensionNotFoundException, NoSuchExtensionException
+    r"|\b(?:[\w$]+\.)*(?:extension(?:notfound|doesnotexist|notexists?)|nosuchextension|"
+    r"unknownextension|non-?existentextension)(?:exception|error|fault)?\b",
     re.IGNORECASE,
 )
+# A status code named for it (undocumented): ERROR_EXTENSION_NOT_FOUND, NO_SUCH_EXTENSION...
+_EXTENSION_ABSENT_CODE = re.compile(r"EXTENSION_?(?:NOT_?FOUND|DOES_?NOT_?EXIST|NOT_?EXISTS?)|NO_?SUCH_?EXTENSION|"
+                                    r"UNKNOWN_?EXTENSION", re.IGNORECASE)
+# A status code named for something else's absence: ERROR_USER_NOT_FOUND...
+_OTHER_CODE = re.compile(rf"(?:^|_)(?:{_OTHER})(?:_|$)", re.IGNORECASE)
+# Generic not-found exceptions that name no entity (javax.persistence.EntityNotFoundException): the rest decides.
+_GENERIC = re.compile(r"\b(?:[\w$]+\.)*(?:entity|object|resource)notfound(?:exception|error)?\b", re.IGNORECASE)
+# Any not-found phrase: one left once the extension's are taken out is about something else.
+_ANY_ABSENT = re.compile(
+    r"not\s*found|n[o']?t\s+be\s+found|does\s*n[o']?t\s*exist|not\s*exists?|no\s+longer\s+exists?|"
+    r"\bno\s*such\b|\bno\s+[\w.-]+\s+(?:was\s+|were\s+)?found|"
+    r"(?:could\s*n[o']?t|can\s*n[o']?t|can't|unable\s+to|failed\s+to)\s+(?:find|locate)|"
+    rf"\b(?:unknown|missing)\s+(?:{_OTHER})\b|\b(?:{_OTHER})\s+(?:is\s+|was\s+)?missing\b",
+    re.IGNORECASE,
+)
+# Codes that say something other than absence, whatever the message.
+_NEVER_ABSENT = frozenset({OK, UNAUTHORIZED, ALREADY_EXISTS})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,11 +75,22 @@ def says_extension_absent(status: Status) -> bool:
     """Whether a non-OK status means "no such extension": the one place that decides it.
 
     The vendor documents no not-found code. A missing extension is answered (by getExtension or
-    updateExtension) as ERROR_GENERAL or ERROR_ILLEGAL_ARGUMENT whose message names the extension
-    and says it is not found or does not exist. Any other message is not absence (for getExtension
-    an ERROR_GENERAL is then ambiguous; see VerbaClient.get_extension).
+    updateExtension) with a non-OK code (ERROR_GENERAL, ERROR_ILLEGAL_ARGUMENT, or an undocumented one such as
+    ERROR_NOT_FOUND) whose message says that the extension itself is not found or does not exist ("Extension
+    0000:+1… not found", "No extension found", "Could not find extension …",
+    com.verba.web.extension.ExtensionNotFoundException), or with a code named for it (ERROR_EXTENSION_NOT_FOUND).
+    It is not absence when the code is OK, ERROR_UNAUTHORIZED or ERROR_ALREADY_EXISTS, when the message does not
+    say so, or when the message or code also says something else is not found ("Extension lookup failed, linked
+    user record not found", ERROR_USER_NOT_FOUND): such an answer is unclear (for getExtension an ERROR_GENERAL is
+    then cross-checked, see VerbaClient.get_extension; any other stays an error with its bounded retries).
     """
-    return status.code in (GENERAL, ILLEGAL_ARGUMENT) and _NOT_FOUND.search(status.message or "") is not None
+    if status.code in _NEVER_ABSENT or _OTHER_CODE.search(status.code):
+        return False
+    message = status.message or ""
+    if not (_EXTENSION_ABSENT.search(message) or _EXTENSION_ABSENT_CODE.search(status.code)):
+        return False
+    rest = _GENERIC.sub(" ", _EXTENSION_ABSENT.sub(" ", message))
+    return _ANY_ABSENT.search(rest) is None
 
 
 # A status code as the vendor writes them (OK, ERROR_GENERAL…): anything else is not a status but garbage.
