@@ -1,11 +1,12 @@
 """The target's circuit breaker: when Verba fails as a whole, stop pushing and probe it instead.
 
 It opens when failures that speak of Verba as a whole (`VerbaError.target_wide`: transport errors
-and timeouts, HTTP 5xx and 429, refused logins) come from `min_users` or more users within
-`window_seconds`; a failure of one user alone is that user's and takes the per-event backoff.
-`ERROR_GENERAL` never opens it: Verba also answers "not found" with it. While it is open, delivery
-claims nothing and spends no attempts; one worker at a time probes Verba every `probe_seconds` with
-one cheap authenticated read.
+and timeouts, HTTP 5xx and 429, failed logins, HTTP 404/405 at target.url's path, which Verba's web
+application answers while it restarts) come from `min_users` or more users within `window_seconds`;
+a failure of one user alone is that user's and takes the per-event backoff. `ERROR_GENERAL` never
+opens it: Verba also answers "not found" with it. While it is open, delivery claims nothing and
+spends no attempts; one worker at a time probes Verba every `probe_seconds` with one cheap
+authenticated read.
 
 A read Verba answers does not show that it takes writes (an outage of writes alone answers every
 probe), so an answered probe starts a trial instead of closing it: the probing worker goes on

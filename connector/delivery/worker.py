@@ -1,8 +1,9 @@
 """Delivery: claim one user's pending events, map the latest state, push it, record the outcome.
 
-Failures are classified (DESIGN.md invariant 4): transport errors, HTTP 5xx and
+Failures are classified (DESIGN.md invariant 4): transport errors, HTTP 5xx, 404 and 405 and
 ERROR_GENERAL retry with full-jitter backoff until `max_attempts`;
-ERROR_ILLEGAL_ARGUMENT, mapping failures and unresolved users dead-letter at once.
+ERROR_ILLEGAL_ARGUMENT, a redirect or a SOAP client fault, mapping failures and unresolved users
+dead-letter at once.
 When Verba fails as a whole, the circuit breaker (`breaker.py`) stops delivery instead: the
 claims wait without spending attempts, and one worker probes Verba until it answers (a trial push
 that Verba's service refuses with a SOAP fault at HTTP 5xx spends its attempt: see breaker.py).

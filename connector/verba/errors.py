@@ -4,8 +4,9 @@
      ├── VerbaTransportError     cause "transport"            retryable
      ├── VerbaHTTPError          cause "http_5xx"/"http_<code>" retryable for 5xx, 401 and 403
      │    └── VerbaRateLimited   cause "rate_limited"         waits as Retry-After says, attempts not spent
-     ├── VerbaMisconfigured      cause "target_misconfigured" not retryable: a SOAP client fault, a redirect, or
-     │                                                         HTTP 404/405 (nothing served at target.url's path)
+     ├── VerbaMisconfigured      cause "target_misconfigured" not retryable: a SOAP client fault or a redirect
+     │    └── VerbaNotServed     cause "target_misconfigured" retryable, target-wide: HTTP 404/405 (nothing served at
+     │                                                         target.url's path: mistyped, or Verba restarting)
      ├── VerbaMalformedResponse  cause "malformed_response"   retryable 3 times
      ├── VerbaStatusError        cause "<status code lower>"  retryable for ERROR_GENERAL, ERROR_UNAUTHORIZED
      ├── VerbaAuthError          cause "auth"                 retryable
@@ -25,7 +26,8 @@ RETRYABLE_STATUS_CODES = frozenset({"ERROR_GENERAL", "ERROR_UNAUTHORIZED"})
 # HTTP statuses that refuse every call alike (a login refused at the HTTP level, by Verba or a proxy before it).
 REFUSED_HTTP_STATUSES = frozenset({401, 403})
 # The causes of the errors that are `target_wide`: their events need not wait out their backoff once Verba is back.
-TARGET_WIDE_CAUSES = ("transport", "http_5xx", "rate_limited", "auth", "http_401", "http_403", "error_unauthorized")
+TARGET_WIDE_CAUSES = ("transport", "http_5xx", "rate_limited", "auth", "http_401", "http_403", "error_unauthorized",
+                      "target_misconfigured")
 
 
 class VerbaError(ConnectorError):
@@ -81,11 +83,20 @@ class VerbaRateLimited(VerbaHTTPError):
 
 
 class VerbaMisconfigured(VerbaError):
-    """The target as a whole is set up wrong (a SOAP client fault such as "Cannot find dispatch method", a redirect,
-    or HTTP 404/405 at target.url's path): no retry can help until target.url is fixed."""
+    """The target as a whole is set up wrong (a SOAP client fault such as "Cannot find dispatch method", a
+    redirect): no retry can help until target.url is fixed."""
 
     cause = "target_misconfigured"
     retryable = False
+
+
+class VerbaNotServed(VerbaMisconfigured):
+    """HTTP 404/405 at target.url's path: nothing serves SOAP there. A mistyped target.url, or for a while Verba's web
+    application redeploying as Verba restarts: it fails every call alike, so it is target-wide (the circuit breaker
+    pauses delivery and probes until Verba serves it again) and retryable."""
+
+    retryable = True
+    target_wide = True
 
 
 class VerbaMalformedResponse(VerbaError):

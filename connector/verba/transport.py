@@ -23,6 +23,7 @@ from connector.verba.errors import (
     VerbaError,
     VerbaHTTPError,
     VerbaMisconfigured,
+    VerbaNotServed,
     VerbaRateLimited,
     VerbaTransportError,
 )
@@ -163,9 +164,10 @@ def read_within(answer: urllib3.BaseHTTPResponse, deadline: float, timeout: floa
         chunks.append(chunk)
 
 
-def http_error(response: Answer, address: str = "") -> VerbaError:
-    """The error for an answer that is not HTTP 200 to a POST to `address`, classified by what it means: a redirect,
-    a path nothing is served at (404, 405) and a SOAP client fault are a misconfigured target.url."""
+def http_error(response: Answer, address: str) -> VerbaError:
+    """The error for an answer that is not HTTP 200 to a POST to `address`, classified by what it means: a redirect
+    and a SOAP client fault are a misconfigured target.url; a path nothing is served at (404, 405) may be one too,
+    or Verba's web application still starting (VerbaNotServed: delivery waits for it)."""
     status = response.status_code
     fault = fault_of(response.content)
     if status == 429:
@@ -175,9 +177,10 @@ def http_error(response: Answer, address: str = "") -> VerbaError:
                                   "set target.url to the address Verba really serves")
     if status in NOT_SERVED_HERE and fault is None:
         path = urllib.parse.urlsplit(address).path or "/"
-        return VerbaMisconfigured(f"Verba answered HTTP {status}: no SOAP service at path {path}; set target.url to "
-                                  "Verba's Provisioning API v2 (path /provisioning, port 7002), e.g. "
-                                  "http://verba-mr:7002/provisioning")
+        return VerbaNotServed(f"Verba answered HTTP {status} at {address}: no SOAP service at path {path} (Verba's "
+                              "web application answers so while it restarts); if it lasts, set target.url to Verba's "
+                              "Provisioning API v2 (path /provisioning, port 7002), e.g. "
+                              "http://verba-mr:7002/provisioning")
     if fault is not None and fault[0].rpartition(":")[2] == "Client":
         return VerbaMisconfigured(f"Verba refused the call as a SOAP client fault ({fault[1]}); check target.url "
                                   "(path /provisioning, port 7002 for API v2) and that API v2 is enabled")

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from connector.cli import main
 from connector.config import Config
 from connector.delivery.worker import Deliverer
 from connector.mapping import load_mapping
@@ -339,6 +341,37 @@ def test_an_expired_fixed_token_opens_the_breaker_instead_of_dead_lettering_the_
         assert store.count_by_state()[EventState.DEAD] == 0 and store.count_by_state()[EventState.PENDING] == 2
         assert deliverer.breaker.state.open and "ERROR_UNAUTHORIZED" in (deliverer.breaker.state.error or "")
     login.close()
+
+
+def test_http_404_while_verba_restarts_pauses_delivery_instead_of_dead_lettering_the_backlog(
+        make_config, simulator, tmp_path):
+    """Verba's web application answers HTTP 404 for a few seconds while it redeploys after a restart: every event
+    pushed meanwhile was dead-lettered as target_misconfigured. It fails every call alike, so the breaker pauses
+    delivery (nothing spent), `connector status` names the url and the 404, and the backlog drains once it serves."""
+    with breaker_deliverer(fast_breaker(make_config, 2)) as deliverer:
+        store = deliverer.store
+        simulator.fault(operation="*", http_status=404)
+        store.enqueue([user("u-alice", phones=(A,)), user("u-bob", "bob@example.com", phones=(B,))])
+        for _ in range(30):
+            deliverer.deliver_one("w1")
+            time.sleep(0.01)
+        assert store.count_by_state()[EventState.DEAD] == 0 and store.count_by_state()[EventState.PENDING] == 2
+        assert max(e.attempts for e in store.list_events()) <= 1  # only the failures that opened it spent one
+        assert deliverer.breaker.state.open
+        config = tmp_path / "status.toml"
+        config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "connector.db"}"\n[target]\nurl = "{simulator.url}"\n'
+                          'token_env = "NO_SUCH_VAR_FOR_STATUS"\n')
+        status = CliRunner().invoke(main, ["status", "--config", str(config)])
+        [target] = [line for line in status.output.splitlines() if line.startswith("target: ")]
+        assert f"target_misconfigured: Verba answered HTTP 404 at {simulator.url}: no SOAP service at path " \
+               "/provisioning (Verba's web application answers so while it restarts); if it lasts, set target.url" \
+               in target, status.output
+
+        simulator.clear_faults()  # the web application is up again
+        drain(deliverer, timeout=10)
+        assert not deliverer.breaker.state.open
+        assert {e.state for e in store.list_events()} == {EventState.DONE}
+        assert {n: simulator.extensions()[n]["user_id"] for n in (A, B)} == {A: 3, B: 4}
 
 
 def test_a_push_the_store_cannot_record_is_given_back_at_once_not_left_in_flight(deliverer, simulator, monkeypatch):

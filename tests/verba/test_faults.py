@@ -23,6 +23,10 @@ from connector.verba import (
 from connector.verba.errors import TARGET_WIDE_CAUSES, VerbaError, VerbaMisconfigured, VerbaRateLimited
 from tests.verba.helpers import PASSWORD, Sim, record
 
+CLIENT_FAULT = ('<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><S:Fault>'
+                '<faultcode>S:Client</faultcode><faultstring>Cannot find dispatch method for {urn:x}createExtension'
+                '</faultstring></S:Fault></S:Body></S:Envelope>')
+
 
 def test_http_503_is_a_retryable_http_error(sim: Sim, client: VerbaClient) -> None:
     client.request_token()
@@ -62,15 +66,39 @@ def test_http_500_with_a_soap_client_fault_is_a_misconfigured_target(sim: Sim, c
     assert "check target.url" in str(caught.value)
 
 
-def test_http_404_at_a_mistyped_path_is_a_misconfigured_target(sim: Sim) -> None:
-    """It was cause http_404, which README's cause table does not know: on-call is told to fix target.url."""
-    with VerbaClient(f"{sim.base_url}/provisionin", eid="0000", token="t") as client:
+@pytest.mark.parametrize(("path", "status"), [("/provisionin", 404), ("/provisioning", 405)])
+def test_http_404_or_405_is_a_misconfigured_target_that_waits_like_an_outage(sim: Sim, path: str, status: int) -> None:
+    """It was cause http_404, which README's cause table does not know: on-call is told to fix target.url. It was
+    also a dead letter at once, though Verba's web application answers 404 for a while as it restarts: it is
+    target-wide now (the breaker pauses delivery) and names the url it was sent to."""
+    if status == 405:  # the simulator serves /provisioning: a 405 as a web server before it may answer
+        sim.faults({"operation": "*", "http_status": 405})
+    url = f"{sim.base_url}{path}"
+    with VerbaClient(url, eid="0000", token="t") as client:
         with pytest.raises(VerbaMisconfigured) as caught:
             client.create_extension(record("103"))
-    assert (caught.value.cause, caught.value.retryable) == ("target_misconfigured", False)
-    assert str(caught.value) == ("Verba answered HTTP 404: no SOAP service at path /provisionin; set target.url to "
-                                 "Verba's Provisioning API v2 (path /provisioning, port 7002), e.g. "
+    assert (caught.value.cause, caught.value.retryable, caught.value.target_wide) == (
+        "target_misconfigured", True, True)
+    assert caught.value.cause in TARGET_WIDE_CAUSES  # due at once when Verba takes writes again
+    assert str(caught.value) == (f"Verba answered HTTP {status} at {url}: no SOAP service at path {path} (Verba's web "
+                                 "application answers so while it restarts); if it lasts, set target.url to Verba's "
+                                 "Provisioning API v2 (path /provisioning, port 7002), e.g. "
                                  "http://verba-mr:7002/provisioning")
+
+
+@pytest.mark.parametrize(("status", "body", "headers"), [
+    (301, "", {"Location": "https://mr.example/verba/ws-provisioning-2"}),
+    (500, CLIENT_FAULT, {}),
+    (404, CLIENT_FAULT, {}),
+])
+def test_a_redirect_or_a_soap_client_fault_is_a_misconfigured_target_not_retried(
+        sim: Sim, client: VerbaClient, status: int, body: str, headers: dict[str, str]) -> None:
+    """The recorded decision stands for these: they say the url or the API version is wrong, whatever else happens."""
+    client.request_token()
+    sim.faults({"operation": "createExtension", "http_status": status, "body": body, "headers": headers, "times": 1})
+    with pytest.raises(VerbaMisconfigured) as caught:
+        client.create_extension(record("104"))
+    assert (caught.value.retryable, caught.value.target_wide) == (False, False)
 
 
 def test_malformed_answer(sim: Sim, client: VerbaClient) -> None:
@@ -277,10 +305,10 @@ def test_a_fixed_token_clients_probe_asks_for_a_login_name_no_user_has_not_an_em
     assert "<loginName>verba-connector-probe</loginName><loginNameExact>true</loginNameExact>" in probe["envelope"]
 
 
-def test_transport_errors_refused_logins_and_429_are_target_wide_a_404_is_not() -> None:
+def test_transport_errors_refused_logins_and_429_are_target_wide_a_404_with_a_server_fault_is_not() -> None:
     assert VerbaTransportError("refused").target_wide and VerbaAuthError("refused").target_wide
     assert VerbaRateLimited(1.0).target_wide and VerbaHTTPError(502).target_wide
-    assert not VerbaHTTPError(404).target_wide and not VerbaMalformedResponse("x").target_wide
+    assert not VerbaHTTPError(404, soap_fault=True).target_wide and not VerbaMalformedResponse("x").target_wide
     assert not VerbaHTTPError(400).target_wide and not VerbaHTTPError(400).retryable
 
 
