@@ -94,11 +94,14 @@ class SQLiteStore(Store):
                 conn.execute("SAVEPOINT block")
                 try:
                     yield conn
-                except BaseException:
+                except BaseException as error:
+                    if not conn.in_transaction:  # SQLite rolled the whole transaction back (disk full, I/O error)
+                        self._rolled_back(number, error)
+                        raise
                     conn.execute("ROLLBACK TO block")
-                    raise
-                finally:
                     conn.execute("RELEASE block")
+                    raise
+                conn.execute("RELEASE block")
         except BaseException:
             if number:  # end the transaction all the same: other threads' blocks may be in it
                 with contextlib.suppress(StoreError):
@@ -117,18 +120,31 @@ class SQLiteStore(Store):
         with self._committing:
             if self._committed < number:
                 with self._writing:
-                    assert self._writer is not None
-                    try:
-                        with self._errors():
-                            self._writer.execute("COMMIT")
-                    except StoreError as error:
-                        with contextlib.suppress(sqlite3.Error):
-                            self._writer.execute("ROLLBACK")
-                        self._failed[number] = str(error)
-                        self._failed = {n: why for n, why in self._failed.items() if n > number - 1000}
-                    self._committed = number
+                    if self._committed < number:  # else it was rolled back meanwhile, and the open one is newer
+                        assert self._writer is not None
+                        try:
+                            with self._errors():
+                                self._writer.execute("COMMIT")
+                        except StoreError as error:
+                            with contextlib.suppress(sqlite3.Error):
+                                self._writer.execute("ROLLBACK")
+                            self._fail(number, str(error))
+                        self._committed = number
             if number in self._failed:
                 raise StoreError(self._failed[number])
+
+    def _rolled_back(self, number: int, error: BaseException) -> None:
+        """SQLite rolled transaction `number` back under a failed block (disk full, an I/O error): every block that
+        ran in it failed with `error`, those waiting to commit it too. Call it holding `_writing`, before another
+        transaction opens."""
+        why = self._explain(error) if isinstance(error, sqlite3.Error) else str(error)
+        self._fail(number, f"{why}; the transaction was rolled back, nothing written in it is stored")
+        self._committed = number
+
+    def _fail(self, number: int, why: str) -> None:
+        """Remember why transaction `number` failed, for every block that ran in it (the last 1,000 failures)."""
+        self._failed = {n: reason for n, reason in self._failed.items() if n > number - 1000}
+        self._failed[number] = why
 
     @contextlib.contextmanager
     def _statement(self) -> Iterator[sqlite3.Connection]:

@@ -80,3 +80,50 @@ def test_a_commit_that_fails_is_reported_to_the_block(sqlite_store, monkeypatch)
         sqlite_store.enqueue([change("second"), change("third")])
     monkeypatch.setattr(sqlite_store, "_writer", real)
     assert [e.change.external_id for e in sqlite_store.list_events()] == ["first"]
+
+
+def test_a_block_whose_failure_rolls_the_transaction_back_fails_every_block_in_it_and_no_later_one(
+        sqlite_store, tmp_path) -> None:
+    """SQLite rolls a whole transaction back when a statement fails on a full disk or an I/O error: the blocks of
+    other threads that ran in it are lost, and must be told so; the next transaction's blocks must not be."""
+    results: dict[str, object] = {}
+
+    def run(name: str, write) -> threading.Thread:
+        def target() -> None:
+            try:
+                results[name] = write()
+            except Exception as error:  # noqa: BLE001 - what each writer is told is the result
+                results[name] = error
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    def disk_full() -> None:
+        with sqlite_store._write() as conn:
+            conn.execute("ROLLBACK")  # what SQLite does to the transaction on SQLITE_FULL
+            raise sqlite3.OperationalError("database or disk is full")
+
+    def until(condition) -> None:
+        for _ in range(3000):  # 30 s: a step that never comes is a failure, not a hang
+            if condition():
+                return
+            threading.Event().wait(0.01)
+        raise AssertionError("the writers never got there")
+
+    sqlite_store.enqueue([change("first")])
+    opened = sqlite_store._opened
+    with sqlite_store._committing:  # another thread's COMMIT is under way: the blocks below wait to commit
+        # Two changes each: a write of one statement commits by itself, outside the shared transaction.
+        bob = run("bob", lambda: sqlite_store.enqueue([change("bob", 1), change("bob", 2)]))
+        until(lambda: sqlite_store._opened == opened + 1 and not sqlite_store._writing.locked())
+        failing = run("failing", disk_full)
+        until(lambda: sqlite_store._committed == opened + 1)
+        carol = run("carol", lambda: sqlite_store.enqueue([change("carol", 1), change("carol", 2)]))
+        until(lambda: sqlite_store._opened == opened + 2 and not sqlite_store._writing.locked())
+    for thread in (bob, failing, carol):
+        thread.join()
+    assert isinstance(results["failing"], StoreError) and "disk is full" in str(results["failing"])
+    assert isinstance(results["bob"], StoreError) and "nothing written in it is stored" in str(results["bob"])
+    assert isinstance(results["carol"], list) and len(results["carol"]) == 2
+    with SQLiteStore(str(tmp_path / "c.db")) as other:
+        assert sorted(e.change.external_id for e in other.list_events()) == ["carol", "carol", "first"]
