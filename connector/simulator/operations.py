@@ -377,7 +377,9 @@ class Matcher:
 
 
 def matcher(fields: dict[str, etree._Element], name: str) -> Matcher:
-    return Matcher(text(fields, name), soap.boolean(text(fields, f"{name}Exact")))
+    """The criterion `name`; an empty one (`<loginName></loginName>`) is unset, the most hostile reading: the
+    vendor says to leave unused tags out, and does not say what an empty one means."""
+    return Matcher(text(fields, name) or None, soap.boolean(text(fields, f"{name}Exact")))
 
 
 def create_user(state: State, call: Call) -> str:

@@ -141,7 +141,8 @@ class MissingUserIdError(VerbaError):
 
 
 class VerbaAmbiguous(VerbaError):
-    """Verba's answers contradict each other about an extension; retried a few times, then a dead letter."""
+    """Verba's answers contradict each other (about an extension; or createUser says a user with the login name
+    exists while listUsers finds none); retried a few times, then a dead letter."""
 
     cause = "verba_ambiguous"
     retryable = True

@@ -228,6 +228,9 @@ def test_a_list_of_users_without_criterion_is_answered_in_the_chosen_shape(sim: 
     assert (users().findtext("status/statusCode"), users().findtext("status/message")) == (
         "ERROR_ILLEGAL_ARGUMENT", "A filter criterion is required")
     assert len(users(last).findall("users")) == 1
+    # An empty criterion is no criterion (the vendor says to leave unused tags out)
+    assert users("<loginName></loginName><loginNameExact>true</loginNameExact>").findtext(
+        "status/statusCode") == "ERROR_ILLEGAL_ARGUMENT"
 
 
 def test_create_user(sim: Sim) -> None:
