@@ -232,8 +232,8 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
         attempts = store.attempts(event_id)
         audit = store.audit_of_event(event_id)
         conflicts = store.conflicts_of(event.change.source, event.change.external_id)
-        mapping = load_mapping(config.mapping_file)
-        now = preview(store, mapping, event)
+        mapping, unmappable = _mapping_or_why(config)
+        now = preview(store, mapping, event) if mapping else None
         # Discarded as its user's newest change: Verba keeps an older state, and drift calls that in step.
         kept = (next(iter(discarded_newest(store, mapping, [event])), None) if event.state is EventState.DISCARDED
                 else None)
@@ -243,7 +243,8 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
             stalled = stalled_claim(db_now, instances, config.instance.liveness_seconds, config.delivery.lease_seconds)
     if as_json:
         click.echo(to_json({"event": event_dict(event), "attempts": attempts, "audit": audit, "conflicts": conflicts,
-                            "discarded_newest": kept, "maps_to_now": now}))
+                            "discarded_newest": kept, "maps_to_now": now,
+                            **({"maps_to_now_unknown": unmappable} if unmappable else {})}))
         return
     click.echo(event_line(event, [c.extension for c in conflicts]))
     if kept:
@@ -266,11 +267,23 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
         click.echo(f"open extension conflicts of this user ({how}):")
         for line in ownership_lines(conflicts, [])[1:]:
             click.echo(line)
+    if now is None:  # the mapping file has an error: all else above still holds
+        click.echo(f"maps to now: cannot tell: {unmappable}".replace("\n", "\n  "))
+        return
     click.echo(
         f"maps to now (user {now.source}/{now.external_id}, newest event {now.event_id}, Verba user {now.user_id}):"
     )
     for line in now.lines:
         click.echo(f"  {line}")
+
+
+def _mapping_or_why(config: Config) -> tuple[Mapping | None, str]:
+    """The config's mapping, or None and why it cannot be read (the MappingError's message, a line per problem):
+    while someone fixes the file, the commands that only look still show what they can."""
+    try:
+        return load_mapping(config.mapping_file), ""
+    except MappingError as exc:
+        return None, str(exc)
 
 
 @events.command("replay")
@@ -461,10 +474,8 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | No
                 "give the ids of dead or held events, --cause C and/or --source S (see `connector events list --state "
                 "dead` and `--state held`)")
     config = load_config(config_path, secrets=())
-    try:  # to say what Verba keeps recording for a user whose newest change is discarded; no reason to refuse
-        mapping: Mapping | None = load_mapping(config.mapping_file)
-    except MappingError:
-        mapping = None
+    # To say what Verba keeps recording for a user whose newest change is discarded; no reason to refuse.
+    mapping = _mapping_or_why(config)[0]
     with open_configured_store(config) as store:
         allowed = [EventState.DEAD, EventState.HELD] + ([EventState.DISCARDED] if event_ids else [])
         chosen = select(store, event_ids, cause, None, allowed, source=source, rule=DISCARDABLE)

@@ -4,6 +4,7 @@ at the target's port)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from connector.cli import main
-from connector.config import load_config
+from connector.config import DEFAULT_MAPPING, load_config
 from connector.events import UserChange
 from connector.runtime import open_configured_store
 from connector.store import EventState, Store, TargetProbe
@@ -191,3 +192,23 @@ def test_a_replay_by_a_cause_only_retrying_events_have_says_they_are_still_retri
         "nothing to replay: no event matches (see `connector events list --state dead`); 2 event(s) with cause "
         "error_general are still being retried (pending or in flight): the connector delivers or dead-letters them "
         "itself, see `connector status`\n"), result.output
+
+
+def test_events_show_shows_the_event_its_attempts_and_audit_while_the_mapping_file_has_an_error(
+        tmp_path: Path, config: Path, store: Store) -> None:
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(Path(DEFAULT_MAPPING).read_text() + "bogus_key = 1\n")  # mid-fix
+    broken = tmp_path / "broken.toml"
+    broken.write_text(config.read_text() + f'[mapping]\nfile = "{mapping}"\n')
+    [event] = dead(store, "mapping", "u1")
+    assert run(config, "events", "discard", str(event), "--reason", "left", "--operator", "oncall-jane").exit_code == 0
+
+    shown = run(broken, "events", "show", str(event))
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0].split()[:4] == [str(event), "discarded", "upsert", "hr/u1"], lines
+    assert "attempts:" in lines and "audit:" in lines
+    assert any("oncall-jane" in line and "reason: left" in line for line in lines), lines
+    assert lines[-1].startswith("maps to now: cannot tell: ") and "bogus_key is not a known key" in lines[-1], lines
+    as_json = json.loads(run(broken, "events", "show", str(event), "--json").output)
+    assert as_json["maps_to_now"] is None and "bogus_key" in as_json["maps_to_now_unknown"]
