@@ -1,14 +1,35 @@
 """A password a server refused is not sent again for a while unless it changes: probing with it every few seconds
 locks the account out where a lockout policy counts refused logins (Active Directory, ppolicy, a directory-backed
-Verba)."""
+Verba).
+
+Only the process that was refused holds the password back, in memory: the running connector (`connector run`) for
+15 minutes; a one-shot command (`connector ldap sync`, `validate-config --connect`) ends after its one try, and the
+next run of it tries again. Such a command runs within `one_shot_command()`, so that what a refusal tells is true
+there too.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 REFUSED_PASSWORD_SECONDS = 900.0  # how long a refused password is not sent again, unless it changes
+_one_shot = False  # within `one_shot_command()`: this process tries a password once and ends
+
+
+@contextlib.contextmanager
+def one_shot_command() -> Iterator[None]:
+    """Within (also as a decorator, `@one_shot_command()`): this process is a one-shot command, so a refusal says
+    that each run of it sends the password again and only the running connector holds it back. Every thread of the
+    process sees it (a dry run asks Verba from several)."""
+    global _one_shot
+    before, _one_shot = _one_shot, True
+    try:
+        yield
+    finally:
+        _one_shot = before
 
 
 class RefusedPassword:
@@ -27,10 +48,17 @@ class RefusedPassword:
 
     def refuse(self, password: str) -> str:
         """Remember that the server refused `password` now; what to tell: "this password is not sent again for 15
-        min unless it changes"."""
+        min unless it changes", or, within `one_shot_command()`, "this command sent it once, and each run of it
+        sends it again, which a lockout policy counts; only the running connector holds a refused password back,
+        for 15 min unless it changes". Either ends with how long it is held back, for the caller to go on (", or
+        until SIGHUP")."""
         now, wall = self._clock(), time.time()
         self._refused = (_digest(password), now + self.seconds, _utc(wall), _utc(wall + self.seconds))
-        return f"this password is not sent again for {self.seconds / 60:g} min unless it changes"
+        held = f"for {self.seconds / 60:g} min unless it changes"
+        if _one_shot:
+            return ("this command sent it once, and each run of it sends it again, which a lockout policy counts; "
+                    f"only the running connector holds a refused password back, {held}")
+        return f"this password is not sent again {held}"
 
     def withheld(self, password: str) -> str | None:
         """None when `password` may be sent; else why not, e.g. "refused at 10:02:03 UTC and unchanged since: not

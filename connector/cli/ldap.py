@@ -19,6 +19,7 @@ from connector.errors import ConnectorError
 from connector.mapping import load_mapping
 from connector.ops.preview import ALWAYS_LISTED, OUTCOMES, USER_OUTCOMES, DryRun, PreviewReport
 from connector.ops.report import to_json, when
+from connector.passwords import one_shot_command
 from connector.runtime import open_client, open_configured_store, preview_store
 from connector.sources.ldap import watcher as watcher_module
 from connector.sources.ldap.connection import close, open_connection, root_dse
@@ -46,6 +47,7 @@ def ldap() -> None:
 @click.option("--concurrency", type=click.IntRange(1, 64),
               help="With --dry-run: calls to Verba at a time  [default: delivery.workers]")
 @json_option
+@one_shot_command()
 def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, samples: int | None,
          concurrency: int | None, as_json: bool) -> None:
     """Run the watcher of directory NAME once, now (a full sync if it has no watermark yet).

@@ -14,6 +14,7 @@ from connector.cli.options import config_option
 from connector.config import Config, ConfigError, load_config
 from connector.mapping import MappingError, load_mapping
 from connector.ops.logs import setup_logging
+from connector.passwords import one_shot_command
 from connector.runtime import Connector, open_client, open_configured_store
 from connector.sources.ldap.connection import DirectoryError, open_connection, read_entry
 from connector.sources.ldap.connection import close as close_connection
@@ -79,6 +80,7 @@ def _announce(config: Config, as_log: bool) -> None:
 @click.option("--connect", is_flag=True, help="Also connect: each LDAP directory's bind, a base search and its "
                                              "schema's check of the attribute names, Verba's requestToken and a "
                                              "listUsers, the store and its schema version.")
+@one_shot_command()
 def validate_config(config_path: str, connect: bool) -> None:
     """Check the config and its mapping file; exit 1 with the file, key and fix of every problem of both.
 

@@ -14,6 +14,8 @@ import json
 import logging
 import re
 import socket
+import subprocess
+import sys
 import threading
 from urllib.parse import urlsplit
 
@@ -22,12 +24,13 @@ import pytest
 from click.testing import CliRunner
 
 from connector.cli import main
-from connector.passwords import RefusedPassword
+from connector.passwords import RefusedPassword, one_shot_command
 from connector.runtime import Connector
 from connector.sources.ldap.connection import DirectoryError, _bind_failure, open_connection, refused_password
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.ldap.watcher import Watcher
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
+from tests.ldap.test_preview import write_config
 
 
 def service_account(slapd, admin, base: str, password: str) -> str:
@@ -168,6 +171,45 @@ def test_an_unreadable_password_file_fails_the_run_and_sends_nothing(
         f"directory corp ({slapd.url}): the bind password cannot be read again: ldap.corp.password_file "
         f"'{file}' cannot be read (No such file or directory); check the path and permissions; nothing was sent")
     assert binds == []
+
+
+ONE_SHOT = ("this command sent it once, and each run of it sends it again, which a lockout policy counts; only the "
+            "running connector holds a refused password back, for 15 min unless it changes")
+HELD = "this password is not sent again for 15 min unless it changes"
+
+
+def cli(*args: str) -> str:
+    """What a command run in a process of its own printed (stdout and stderr): each run is a new process, as an
+    admin's are."""
+    done = subprocess.run([sys.executable, "-m", "connector.cli", *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+    return done.stdout + done.stderr
+
+
+def test_a_one_shot_command_says_each_run_sends_the_refused_password_again(slapd, base, simulator, tmp_path):
+    """`connector ldap sync` and `validate-config --connect` end after one try, so no later run of them holds a
+    refused password back: each run says so, instead of promising that it is not sent again."""
+    config = write_config(tmp_path, slapd.url, base, simulator.url)
+    (tmp_path / "ldap-pw").write_text("wrong-pw")
+    (tmp_path / "verba-pw").write_text("wrong-pw")
+    for _ in range(2):  # the second run sends it again, as it now says
+        out = cli("ldap", "sync", "corp", "--config", config)
+        assert f"bind as {ADMIN_DN} failed (invalidCredentials)" in out and "not attempted" not in out, out
+        assert (f"; {ONE_SHOT}, so that the account is not locked out: put the right password in "
+                f"{tmp_path / 'ldap-pw'}") in out and HELD not in out
+    for _ in range(2):
+        out = cli("validate-config", "--connect", "--config", config)
+        failed = {line.split(": ", 1)[0].split()[-1]: line for line in out.splitlines() if "FAILED" in line}
+        assert "failed (invalidCredentials)" in failed[f"({slapd.url})"] and ONE_SHOT in failed[f"({slapd.url})"]
+        assert f"({ONE_SHOT}, or until SIGHUP)" in failed["requestToken"], out
+        assert HELD not in out and "not sent:" not in out and "not attempted" not in out
+
+
+def test_the_running_connector_still_says_it_holds_the_refused_password_back():
+    refused = RefusedPassword()
+    with one_shot_command():
+        assert refused.refuse("old12") == ONE_SHOT
+    assert refused.refuse("old12") == HELD  # outside a one-shot command: as `connector run` tells it
 
 
 def test_a_refused_password_is_sent_again_after_the_back_off():
