@@ -121,16 +121,20 @@ def _dry_run(config: Config, directory: LdapConfig, samples: int, concurrency: i
             with click.progressbar(length=max(len(found.users), 1), file=sys.stderr, show_pos=True,
                                    label=f"ldap {name}: asking Verba", hidden=quiet) as bar:
                 try:
-                    report = dry.preview(found.users, progress=bar.update)
+                    report = dry.preview(found.users, bar.update, found.login_from, found.without_login)
                 except VerbaError as exc:
                     # A call that got no answer says what to check (the built-in simulator: connector run).
                     raise ConnectorError(f"dry run: Verba could not be read at {config.target_url}: {exc}") from None
+    hints = _login_hints(config, directory, watcher.dialect, report, mapping.create_missing_users)
     if as_json:
         click.echo(to_json({"directory": name, "dry_run": True, **_directory_counts(found), "users": report.users,
-                            "no_extension": report.no_extension, "counts": report.counts, "items": report.items}))
+                            "no_extension": report.no_extension, "counts": report.counts, "items": report.items,
+                            "hints": hints}))
         return
     for line in _dry_run_lines(found, report, samples, mapping.create_missing_users):
         click.echo(line)
+    for hint in hints:
+        click.echo(f"hint: {hint}")
 
 
 def _check_names(config: Config, directory: LdapConfig, dialect: Dialect) -> None:
@@ -165,10 +169,33 @@ def _in_file(config: Config, exc: UnknownAttributes) -> list[str]:
     return [*(f"{config.path}: {problem}" for problem in exc.problems), exc.advice]
 
 
+def _login_hints(config: Config, directory: LdapConfig, dialect: Dialect, report: PreviewReport,
+                 create_missing: bool) -> list[str]:
+    """What to check when most users looked up in Verba have a login name no Verba user has: username_attribute,
+    the one key to fix when Verba's login names are another attribute of the directory (with the defaults,
+    OpenLDAP's uid while Verba's logins are email addresses), or the mapping's [user_id] login_name when it reads
+    them elsewhere. None otherwise."""
+    unknown = sum(report.unknown_logins.values())
+    if not unknown or unknown <= report.resolved:
+        return []
+    origin, _ = report.unknown_logins.most_common(1)[0]
+    said = (f"no Verba user has the login name of {unknown} of the {_count(unknown + report.resolved, 'user')} "
+            f"looked up, read from {origin}"
+            + (" (create_missing = true: a push creates a Verba user for each)" if create_missing else ""))
+    names = [directory.username_attribute] if directory.username_attribute else list(dialect.username_attributes)
+    if origin.lower() not in {name.lower() for name in names}:  # the mapping reads it from elsewhere
+        return [f"{said}: check [user_id] login_name in {config.mapping_file}"]
+    other = next(name for name in (*dialect.username_attributes, "mail") if name.lower() != origin.lower())
+    example = f'username_attribute = "{other}"' + (" for email addresses" if other == "mail" else "")
+    return [f"{said}: if Verba's login names are in another attribute, set it in [ldap.{directory.name}] of "
+            f"{config.path}, e.g. {example}, then run the dry run again"]
+
+
 def _directory_counts(found: Preview) -> dict[str, Any]:
     kinds = [change.kind for change in found.users]
     return {"active": kinds.count("upsert"), "inactive": kinds.count("deactivate"), "vanished": kinds.count("delete"),
-            "would_store": found.would_store, "held": found.held, "guard": found.guard_message}
+            "would_store": found.would_store, "held": found.held, "guard": found.guard_message,
+            "no_login": len(found.without_login)}
 
 
 def _dry_run_lines(found: Preview, report: PreviewReport, samples: int, create_missing: bool) -> list[str]:
@@ -179,7 +206,8 @@ def _dry_run_lines(found: Preview, report: PreviewReport, samples: int, create_m
            "nothing stored, nothing written to Verba",
            f"a full sync now would store {_count(found.would_store, 'event')} (users new or changed since the last "
            "sync, and those gone)"
-           + (f"; {found.guard_message}" if found.guard_message else "")]
+           + (f"; {found.guard_message}" if found.guard_message else "")
+           + (f"; but it stops at the {_stops_at(c['no_login'])} with no login name (below)" if c["no_login"] else "")]
     everyone = "the 1 user" if report.users == 1 else f"all {report.users} users"
     out.append(f"pushing {everyone} would do, as Verba holds things now (read with listUsers and getExtension):")
     counts = report.counts
@@ -201,6 +229,11 @@ def _dry_run_lines(found: Preview, report: PreviewReport, samples: int, create_m
         out.append(f"  ({_count(report.no_extension, 'user')} map{'s' if report.no_extension == 1 else ''} to no "
                    "extension)")
     return out
+
+
+def _stops_at(n: int) -> str:
+    """"user", "first of the 2 users"."""
+    return "user" if n == 1 else f"first of the {n} users"
 
 
 def _count(n: int, noun: str) -> str:

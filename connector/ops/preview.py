@@ -22,7 +22,10 @@ first, then the previewed users in order):
     conflict    another Verba user holds it and claims it, claimed it first, or is not managed by the connector;
                 or another source of the same Verba user claimed it first with other settings
 and for whole users:
-    unresolved  no Verba user has the login name (create_missing: the push would create one)
+    no_login    the source gives the user no login name, and says why (LDAP: an entry without the username
+                attribute, at the first of which a sync stops)
+    unresolved  no Verba user has the login name (create_missing: the push would create one); the detail says where
+                the login name was read from when it is not plainly userName (LDAP: the attribute, "from uid")
     mapping     the state cannot be mapped (the message names the attribute and value)
     error       Verba answered an error about this user alone (e.g. several users with its login name);
                 an outage, a refused login or a misconfigured target.url ends the preview instead
@@ -33,6 +36,7 @@ Nothing is written, neither to Verba nor to the store.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -51,6 +55,7 @@ OUTCOMES = {
     "update": "would update",
     "stop": "would stop recording",
     "unchanged": "unchanged",
+    "no_login": "no login name (a sync stops at the first)",
     "unresolved": "unresolved (no Verba user)",
     "conflict": "conflicts (extension held by another Verba user)",
     "mapping": "mapping failures",
@@ -59,13 +64,13 @@ OUTCOMES = {
 }
 LIST_FROM = 50  # a dry run of this many users or more reads every Verba user with one listUsers (verba_directory)
 FATAL_CAUSES = ("auth", "target_misconfigured")  # besides the target-wide ones: the preview ends
-USER_OUTCOMES = ("unresolved", "mapping", "error")  # of whole users; the others are of extensions
+USER_OUTCOMES = ("no_login", "unresolved", "mapping", "error")  # of whole users; the others are of extensions
 ALWAYS_LISTED = ("create", "update", "stop", "unchanged", "unresolved", "conflict", "mapping")
 
 
 @dataclasses.dataclass(frozen=True)
 class Item:
-    """One outcome: of an extension, or of a whole user (`extension` None) for unresolved and mapping."""
+    """One outcome: of an extension, or of a whole user (`extension` None) for those of USER_OUTCOMES."""
 
     outcome: str  # a key of OUTCOMES
     user: str  # "source/external_id (login name)"
@@ -78,6 +83,9 @@ class PreviewReport:
     users: int = 0  # users previewed
     items: list[Item] = dataclasses.field(default_factory=list)
     no_extension: int = 0  # users mapped to no extension at all
+    resolved: int = 0  # users whose Verba user was found
+    # Users whose login name no Verba user has, by where it was read from ("uid", "userName", a mapping's path).
+    unknown_logins: Counter[str] = dataclasses.field(default_factory=Counter)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -102,6 +110,7 @@ class _Looked:
     mapped: MappedUser | None = None
     found: dict[str, dict[str, Any] | None] = dataclasses.field(default_factory=dict)  # extension -> Verba's
     failure: Item | None = None
+    unknown_login: str | None = None  # where its login name, which no Verba user has, was read from
 
     @property
     def key(self) -> tuple[str, str]:
@@ -127,17 +136,25 @@ class DryRun:
         self.mapping = mapping
         self.concurrency = concurrency
 
-    def preview(self, users: Sequence[UserChange], progress: Callable[[int], None] = lambda n: None) -> PreviewReport:
-        """The outcome of pushing each of `users` now. Raises VerbaError when Verba cannot be read."""
+    def preview(self, users: Sequence[UserChange], progress: Callable[[int], None] = lambda n: None,
+                login_from: dict[tuple[str, str], str] | None = None,
+                without_login: dict[tuple[str, str], str] | None = None) -> PreviewReport:
+        """The outcome of pushing each of `users` now. What the source knows, by (source, external id): the
+        attribute behind each userName (`login_from`, e.g. "uid"), and why a user has no login name
+        (`without_login`: outcome no_login, Verba is not asked). Raises VerbaError when Verba cannot be read."""
         looked: list[_Looked] = []
         directory = verba_directory(self.client, "dry run") if len(users) >= LIST_FROM else {}
+        given, missing = login_from or {}, without_login or {}
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="preview") as pool:
-            for user in pool.map(lambda i, change: self._look(i, change, directory), range(len(users)), users):
+            for user in pool.map(lambda i, change: self._look(i, change, directory, given, missing),
+                                 range(len(users)), users):
                 looked.append(user)
                 progress(1)
         report = PreviewReport(users=len(users))
         ready = [user for user in looked if user.failure is None]
         report.items.extend(user.failure for user in looked if user.failure is not None)
+        report.resolved = sum(1 for user in looked if user.user_id is not None)
+        report.unknown_logins.update(user.unknown_login for user in looked if user.unknown_login)
         rivals = self._rivals(ready)
         # Extensions the previewed users' own pushes let go (a leaver, a number changed): handed over as delivery would.
         let_go = {r.extension: user.user_id for user in ready if user.mapped for r in user.mapped.deprovisions}
@@ -155,18 +172,22 @@ class DryRun:
 
     # phase one: read Verba
 
-    def _look(self, index: int, change: UserChange, directory: dict[str, ListedUser]) -> _Looked:
+    def _look(self, index: int, change: UserChange, directory: dict[str, ListedUser],
+              login_from: dict[tuple[str, str], str], without_login: dict[tuple[str, str], str]) -> _Looked:
         login = self.mapping.login_name(change.state)
         user = _Looked(index, change, f"{change.source}/{change.external_id}" + (f" ({login})" if login else ""))
+        if user.key in without_login:
+            user.failure = Item("no_login", user.label, None, without_login[user.key])
+            return user
         try:
-            self._read_verba(user, directory)
+            self._read_verba(user, directory, login_from.get(user.key))
         except VerbaError as exc:
             if exc.target_wide or exc.cause in FATAL_CAUSES:  # Verba fails as a whole: the preview cannot go on
                 raise
             user.failure = Item("error", user.label, None, f"{exc.cause}: {exc}")
         return user
 
-    def _read_verba(self, user: _Looked, directory: dict[str, ListedUser]) -> None:
+    def _read_verba(self, user: _Looked, directory: dict[str, ListedUser], login_from: str | None) -> None:
         change = user.change
         pushed = self.store.pushed_extensions(change.source, change.external_id)
         try:
@@ -183,7 +204,9 @@ class DryRun:
             return
         user.user_id = verba.user_id
         if user.user_id is None:
-            user.failure = Item("unresolved", user.label, None, self._unresolved(str(verba.found), change))
+            user.unknown_login = self._login_from(change, login_from)
+            user.failure = Item("unresolved", user.label, None,
+                                self._unresolved(str(verba.found), user.unknown_login, change))
             return
         try:
             user.mapped = self.mapping.map_user(change, user.user_id, pushed)
@@ -196,12 +219,22 @@ class DryRun:
                 user.found[record.extension] = linked.get(record.extension) or self.client.get_extension(
                     record.extension)
 
-    def _unresolved(self, login: str, change: UserChange) -> str:
+    def _login_from(self, change: UserChange, given: str | None) -> str:
+        """Where the mapping reads the login name of `change` from: the first [user_id] login_name path that holds
+        one, or, for userName, the source's attribute behind it (`given`, e.g. "uid") when it says."""
+        for path in self.mapping.login_name_paths:
+            if any(isinstance(value, str) and value.strip() for value in path.values(change.state)):
+                name = path.text.strip()
+                return given if given and name == "userName" else name
+        return "userName"
+
+    def _unresolved(self, login: str, origin: str, change: UserChange) -> str:
+        named = f"loginName {login!r}" + ("" if origin == "userName" else f" (from {origin})")
         if self.mapping.create_missing_users and change.kind == "upsert":
-            return (f"no Verba user has loginName {login!r}; the push would create one ([user_id] create_missing = "
-                    "true), then its extensions")
-        return (f"no Verba user has loginName {login!r}; create the user in Verba (or set [user_id] create_missing "
-                "= true in the mapping), or fix the login name at the source")
+            return (f"no Verba user has {named}; the push would create one ([user_id] create_missing = true), then "
+                    "its extensions")
+        return (f"no Verba user has {named}; create the user in Verba (or set [user_id] create_missing = true in "
+                "the mapping), or fix the login name at the source")
 
     def _rivals(self, users: list[_Looked]) -> dict[str, list[_Rival]]:
         """Every claimant of each extension the previewed users want: the store's claims of users not previewed

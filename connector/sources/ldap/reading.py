@@ -33,10 +33,11 @@ class Reader:
     """The searches of one run, on one connection: users, leavers, changed groups, tombstones, membership."""
 
     def __init__(self, conn: ldap3.Connection, config: LdapConfig, dialect: Dialect, scope: Scope, now: float,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, without_login: bool = False) -> None:
         self.conn, self.config, self.dialect, self.scope = conn, config, dialect, scope
         self.now = now
         self.progress = progress
+        self.without_login = without_login  # a user with no login name is read (a dry run) instead of NoLoginName
         self.notes: list[str] = []  # limits met in this run, for `connector ldap status`
         self.membership = Membership(conn, dialect, scope.group_base)
 
@@ -65,7 +66,7 @@ class Reader:
 
     def _snapshot(self, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> Snapshot:
         self.dialect.warn_unreadable_expiry(dn, values)  # such a value counts as never expiring
-        snap = snapshot(self.dialect, dn, values, raw, self.membership.of(values, raw), self.now)
+        snap = snapshot(self.dialect, dn, values, raw, self.membership.of(values, raw), self.now, self.without_login)
         if self.progress is not None:
             self.progress(1)
         return snap

@@ -19,11 +19,23 @@ from connector.sources.ldap.dialects import UTC, Dialect
 from connector.store import LdapEntry
 
 
+class NoLoginName(DirectoryError):
+    """An entry in scope has no login name: a run stops at it; a dry run lists it (`snapshot(without_login=True)`).
+    `why` says which entry and what it lacks, `fix` what to do."""
+
+    def __init__(self, directory: str, why: str, fix: str) -> None:
+        super().__init__(f"{why}, so it has no login name (userName) for Verba, and the run stops at it (the first "
+                         f"such entry: `connector ldap sync {directory} --dry-run` lists them all): {fix}")
+        self.why, self.fix = why, fix
+
+
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
     entry: LdapEntry
     stamp: Any  # modifyTimestamp or uSNChanged as the server sent it
     expired: bool = False  # inactive because its expiry date has passed
+    login_from: str | None = None  # the attribute its login name (userName) was read from, as configured
+    no_login: str | None = None  # why it has no login name (`snapshot(without_login=True)` only; userName is None)
 
     @property
     def external_id(self) -> str:
@@ -31,9 +43,10 @@ class Snapshot:
 
 
 def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]],
-             groups: tuple[list[str], list[str]], now: float) -> Snapshot:
+             groups: tuple[list[str], list[str]], now: float, without_login: bool = False) -> Snapshot:
     """Normalize one search result; `groups` are its (direct, effective) groups; the digest covers all the mapping
-    may read."""
+    may read. Raises NoLoginName for an entry with no login name, unless `without_login` (a dry run, which lists
+    them): its userName is None then, and `no_login` says why."""
     texts: dict[str, list[str]] = {}  # lower-cased attribute name -> its non-empty values as text
     for key, value in values.items():
         found = [v if type(v) is str else _text(v) for v in (value if isinstance(value, list) else (value,))
@@ -45,8 +58,16 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
     direct, effective = groups
     active = dialect.is_active(values, now)
     expires = dialect.expiry(values)
+    login: str | None = None
+    login_from = no_login = None
+    try:
+        login, login_from = login_name(dialect, dn, texts)
+    except NoLoginName as exc:
+        if not without_login:
+            raise
+        no_login = f"{exc.why}: {exc.fix}"
     state: dict[str, Any] = {
-        "userName": login_name(dialect, dn, texts),
+        "userName": login,
         "active": active,
         "displayName": display[0] if display else "",
         "emails": [{"value": v, "type": "work", "primary": i == 0} for i, v in enumerate(texts.get("mail", empty))],
@@ -69,27 +90,27 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
     digest = hashlib.sha256(json.dumps(state, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     entry = LdapEntry(dialect.external_id(dn, values, raw), digest, active, tuple(dn_key(g) for g in effective), state)
     expired = expires is not None and expires.timestamp() <= now
-    return Snapshot(entry, texts.get(dialect.stamp_attribute.lower(), [None])[0], expired)
+    return Snapshot(entry, texts.get(dialect.stamp_attribute.lower(), [None])[0], expired, login_from, no_login)
 
 
-def login_name(dialect: Dialect, dn: str, texts: dict[str, list[str]]) -> str:
-    """The user's login name (the state's userName): `username_attribute` when set, only it; else the first the
-    entry has of the dialect's (uid, mail, cn; userPrincipalName, sAMAccountName). `texts` maps lower-cased
-    attribute names to their values.
+def login_name(dialect: Dialect, dn: str, texts: dict[str, list[str]]) -> tuple[str, str]:
+    """The user's login name (the state's userName) and the attribute it is read from (as configured):
+    `username_attribute` when set, only it; else the first the entry has of the dialect's (uid, mail, cn;
+    userPrincipalName, sAMAccountName). `texts` maps lower-cased attribute names to their values.
 
-    Raises DirectoryError naming the entry and the fix when it has none: a DN is no login name, and Verba would
+    Raises NoLoginName naming the entry and the fix when it has none: a DN is no login name, and Verba would
     be asked for (or, with create_missing, given) a user called by it.
     """
     chosen = dialect.config.username_attribute
     names = (chosen,) if chosen else dialect.username_attributes
-    found = next((text[0] for name in names if (text := _configured(dialect, texts, name))), None)
+    found = next(((text[0], name) for name in names if (text := _configured(dialect, texts, name))), None)
     if found is not None:
         return found
-    raise DirectoryError(
-        f"{dn} has no {' or '.join(names)} that {dialect.config.bind_dn or 'an anonymous bind'} may read, so it has "
-        "no login name (userName) for Verba, and the run stops at it: give it one, let the bind account read it, "
-        "set username_attribute to an attribute every user has, or leave such entries out with "
-        f"filter = \"(&{dialect.filter}({names[0]}=*))\"")
+    config = dialect.config
+    raise NoLoginName(
+        config.name, f"{dn} has no {' or '.join(names)} that {config.bind_dn or 'an anonymous bind'} may read",
+        "give it one, let the bind account read it, set username_attribute to an attribute every user has, or leave "
+        f"such entries out with filter = \"(&{dialect.filter}({names[0]}=*))\"")
 
 
 def _configured(dialect: Dialect, texts: dict[str, list[str]], name: str) -> list[str] | None:

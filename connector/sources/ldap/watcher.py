@@ -83,6 +83,10 @@ class Preview:
     would_store: int  # events a full run would store now: users changed since the last run, and the vanished
     held: int  # of those, what the mass-change guard would hold
     guard_message: str | None = None
+    # By (directory, external id), as DryRun.preview takes them: the attribute each user's login name was read from,
+    # and why a user has none (its userName is None: a run would stop at the first such user).
+    login_from: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    without_login: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,11 +161,12 @@ class Watcher:
 
     def preview(self, progress: Progress | None = None) -> Preview:
         """Read every user in scope as a full run would, and store nothing: no events, entries or watermark, not
-        even a failure (a DirectoryError is raised)."""
+        even a failure (a DirectoryError is raised). A user with no login name, at which a run stops, is read too
+        (`Preview.without_login`), so that the dry run lists them all."""
         name = self.config.name
         with self._lock:
             try:
-                seen = self._reader(progress).users("")
+                seen = self._reader(progress, without_login=True).users("")
             except DirectoryError as exc:
                 self.close()
                 self._explain(exc)
@@ -177,7 +182,10 @@ class Watcher:
         users = [UserChange(name, snap.external_id, "upsert" if snap.entry.active else "deactivate", snap.entry.state,
                             cause="ldap:dry-run") for snap in seen.values()]
         users += [change for change in changes if change.kind == "delete"]
-        return Preview(name, users, len(changes), len(drops) if verdict.tripped else 0, message)
+        login_from = {(name, snap.external_id): snap.login_from for snap in seen.values() if snap.login_from}
+        without_login = {(name, snap.external_id): snap.no_login for snap in seen.values() if snap.no_login}
+        return Preview(name, users, len(changes), len(drops) if verdict.tripped else 0, message, login_from,
+                       without_login)
 
     def read_user(self, wanted: str) -> UserChange | None:
         """The user `wanted` as the directory holds it now, or None if no user in scope matches: `wanted` is its
@@ -218,11 +226,11 @@ class Watcher:
                     f"(`ldapsearch -x -H {config.url} -s base -b \"\" namingContexts` lists the directory's naming "
                     "contexts)",)
 
-    def _reader(self, progress: Progress | None) -> Reader:
-        """A Reader on a bound connection, for reads that store nothing."""
+    def _reader(self, progress: Progress | None, without_login: bool = False) -> Reader:
+        """A Reader on a bound connection, for reads that store nothing (`without_login`: see Reader)."""
         conn = self._connection()
         scope = probe(conn, self.config, self.dialect, root_dse(conn, self.dialect.root_dse_attributes))
-        return Reader(conn, self.config, self.dialect, scope, time.time(), progress)
+        return Reader(conn, self.config, self.dialect, scope, time.time(), progress, without_login)
 
     def close(self) -> None:
         """Unbind from the directory (the next run binds again)."""
