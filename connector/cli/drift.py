@@ -12,7 +12,7 @@ from connector.cli.options import config_option, json_option, operator_option
 from connector.config import load_config
 from connector.errors import ConnectorError
 from connector.mapping import load_mapping
-from connector.ops.drift import KINDS, DriftCheck, DriftReport, Unchecked
+from connector.ops.drift import KINDS, DriftCheck, DriftReport, Unchecked, counted
 from connector.ops.report import to_json
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventLog
@@ -56,7 +56,7 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str, c
         targets = _users(store, users) if users else None
         check = DriftCheck(store, client, load_mapping(config.mapping_file), concurrency or config.delivery.workers)
         with _Progress(hidden=as_json or not sys.stderr.isatty()) as bar:
-            report = check.check(targets, progress=bar.update, begin=bar.begin)
+            report = check.check(targets, progress=bar.step, begin=bar.begin)
         ids = check.repair(report, actor=operator, reason=reason) if repair and report.drifts else []
         recorded = not users and check.record(report, "cli")
     if as_json:
@@ -65,6 +65,7 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str, c
                             "counts": report.counts, "drifts": report.drifts, "unchecked": report.unchecked,
                             "unchecked_by_reason": {reason: len(group)
                                                     for reason, group in report.unchecked_by_reason().items()},
+                            "discarded": report.discarded,
                             "in_conflict": report.in_conflict, "repaired": report.repaired,
                             "event_ids": ids, "seconds": report.finished_at - report.started_at,
                             "recorded": recorded}))
@@ -95,6 +96,11 @@ class _Progress(contextlib.ExitStack):
         self.update = self.enter_context(click.progressbar(length=total, label="drift: checking users",
                                                            file=sys.stderr, show_pos=True, hidden=self.hidden)).update
 
+    def step(self, n: int) -> None:
+        """Move the bar on by `n` users checked: `check` is given this before `begin` opens the bar (given the
+        bar's `update` then, every step went to the no-op before it, and the bar stayed at 0)."""
+        self.update(n)
+
 
 def lines(report: DriftReport, ids: list[int]) -> list[str]:
     """The report for a terminal: a summary line, then the drift grouped by kind, then what was not checked."""
@@ -111,12 +117,15 @@ def lines(report: DriftReport, ids: list[int]) -> list[str]:
                    "and what resolves it")
         out.extend(f"  {waiting['extension']}  {waiting['user']}" for waiting in report.in_conflict)
     if report.unchecked:
-        out.append(f"not checked ({len(report.unchecked)} users; `--json` lists every one):")
+        out.append(f"not checked ({counted(len(report.unchecked), 'user')}; `--json` lists every one):")
         for reason, group in report.unchecked_by_reason().items():
             out.extend(_unchecked_lines(reason, group))
+    if report.discarded:
+        out.append(f"left out, every change of theirs discarded ({counted(len(report.discarded), 'user')}; `events "
+                   "replay ID` of a discarded one undoes its discard, and a check then compares the user again)")
     if report.repaired is not None:
-        out.append(f"repair: queued {report.repaired} users ({_event_ids(ids)}); the running connector pushes them: "
-                   "follow them with `connector events list`")
+        out.append(f"repair: queued {counted(report.repaired, 'user')} ({_event_ids(ids)}); the running connector "
+                   "pushes them: follow them with `connector events list`")
     elif report.drifts:
         out.append("nothing was written; run again with --repair to queue the fixes")
     return out

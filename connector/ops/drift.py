@@ -18,6 +18,12 @@ An extension the user waits for in an open extension conflict is not drift: Verb
 (the ownership rules, connector/delivery/ownership.py), the conflict says why, and a repair would change nothing.
 The report lists those apart (`in_conflict`).
 
+A user is not checked while a change of it waits to be pushed or is pushed now, while its newest change is a dead
+letter or held (a repair would die or overtake it the same way), when its state cannot be mapped or Verba has no
+user of its login name, or when Verba failed to answer about it. A user every event of which was discarded is left
+out on purpose, counted apart (`discarded`), not as unchecked. A check stops when Verba fails as a whole
+(OUTAGE_STREAK users in a row), rather than asking each remaining user.
+
 A check writes nothing to Verba. A repair queues a fresh, forced event of each drifted user's
 current state, so the normal delivery path (ownership rules, the stop-recording guard) writes the
 fix; an extra is first remembered as pushed for its user, so that push stops recording it.
@@ -45,7 +51,7 @@ from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
-from connector.store import DriftRun, EventState, Store, StoredUser
+from connector.store import DriftRun, EventState, Store, StoredEvent, StoredUser
 from connector.verba.client import ListedUser, VerbaClient, by_login_name
 from connector.verba.errors import VerbaAuthError, VerbaError, VerbaUnreachable
 
@@ -67,7 +73,10 @@ BATCH = 50
 # A user pushed less than this before the list of every user was read (or since) is asked on its own: the
 # clocks of the instances that pushed may differ a little from this one's.
 CLOCK_MARGIN_SECONDS = 1.0
-EVERY_CONFLICT = 2**31 - 1  # the open conflicts a check reads: all of them
+EVERY = 2**31 - 1  # the open conflicts and held events a check reads: all of them
+# Users in a row for whom Verba failed as a whole (VerbaError.target_wide: transport errors, HTTP 5xx, refused logins):
+# the check stops there, rather than asking each remaining user of a Verba that is down.
+OUTAGE_STREAK = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,11 +93,24 @@ class Drift:
 # Why a user was not checked (Unchecked.reason); the mapping's own failures and the login name looked up are details.
 PENDING = "a change of this user waits to be pushed"
 IN_FLIGHT = "a change of this user is being pushed now"
-HELD = ("every event of this user is held or discarded: approve a held one, or replay a discarded one by id to undo "
-        "its discard (`connector events list --user USER`)")
+DEAD_LETTER = ("its newest change is a dead letter: replay it once what killed it is fixed, or discard it "
+               "(`connector events list --user USER --state dead`)")
+HELD = "its newest change is held: approve or discard it (`connector events list --user USER --state held`)"
+VERBA_FAILED = "Verba failed to answer about it: check it again (`connector drift --user USER`)"
 NO_VERBA_USER = "no Verba user has its loginName"
 UNMAPPABLE = "its state cannot be mapped"
 UNRESOLVED = "its Verba user cannot be found"
+
+
+class DriftStopped(ConnectorError):
+    """Verba failed as a whole (VerbaError.target_wide) for OUTAGE_STREAK users in a row: the check stopped there."""
+
+    def __init__(self, last: VerbaError, looked_at: int, total: int) -> None:
+        super().__init__(
+            f"drift check stopped after {looked_at} of {total} users: Verba failed as a whole for the last "
+            f"{OUTAGE_STREAK} users in a row (the last: {_first_line(str(last))}), so the rest were not asked. Nothing "
+            "was recorded or repaired; run the check again once Verba answers (`connector status` shows the target "
+            "as the running connector last probed it)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +129,8 @@ class Unchecked:
 @dataclasses.dataclass
 class DriftReport:
     """What one check found. Of the `total` users it looked at, `users` were compared with Verba (`extensions`
-    records), `unchecked` were not, and the rest need no extension (none wanted, none pushed before)."""
+    records), `unchecked` were not, `discarded` ("source/external_id") were left out as every event of theirs was
+    discarded, and the rest need no extension (none wanted, none pushed before)."""
 
     started_at: float
     finished_at: float = 0.0
@@ -116,6 +139,7 @@ class DriftReport:
     extensions: int = 0
     drifts: list[Drift] = dataclasses.field(default_factory=list)
     unchecked: list[Unchecked] = dataclasses.field(default_factory=list)
+    discarded: list[str] = dataclasses.field(default_factory=list)
     in_conflict: list[dict[str, str]] = dataclasses.field(default_factory=list)  # {"extension", "user"}
     repaired: int | None = None  # users queued for repair
 
@@ -130,7 +154,7 @@ class DriftReport:
     @property
     def needing_nothing(self) -> int:
         """Users with no extension to compare: their state maps to none, and none was pushed for them."""
-        return self.total - self.users - len(self.unchecked)
+        return self.total - self.users - len(self.unchecked) - len(self.discarded)
 
     @property
     def nothing_checked(self) -> bool:
@@ -146,11 +170,12 @@ class DriftReport:
 
     def figures(self) -> str:
         """What the check counted, e.g. "33001 users: 3001 compared with Verba (3001 extensions), 30000 with no
-        extension to compare, 5 not checked" (the last two only when not 0)."""
+        extension to compare, 2 with every change discarded, 5 not checked" (the last three only when not 0)."""
         rest = [f"{n} {what}" for n, what in ((self.needing_nothing, "with no extension to compare"),
+                                              (len(self.discarded), "with every change discarded"),
                                               (len(self.unchecked), "not checked")) if n]
-        return ", ".join([f"{self.total} users: {self.users} compared with Verba ({self.extensions} extensions)",
-                          *rest])
+        return ", ".join([f"{counted(self.total, 'user')}: {self.users} compared with Verba "
+                          f"({counted(self.extensions, 'extension')})", *rest])
 
     def verdict(self) -> str:
         """"in step", "3 differ", "nothing checked", or "no drift in the 5 users compared, but 2 were not checked"."""
@@ -159,7 +184,9 @@ class DriftReport:
         if self.nothing_checked:
             return "nothing checked"
         if self.unchecked:
-            return f"no drift in the {self.users} users compared, but {len(self.unchecked)} were not checked"
+            were = "was" if len(self.unchecked) == 1 else "were"
+            return (f"no drift in the {counted(self.users, 'user')} compared, but {len(self.unchecked)} {were} not "
+                    "checked")
         return "in step"
 
     def run(self, trigger: str) -> DriftRun:
@@ -180,10 +207,27 @@ class _User:
     drifts: list[Drift] = dataclasses.field(default_factory=list)
     waiting: list[str] = dataclasses.field(default_factory=list)  # wanted extensions in an open conflict
     unchecked: tuple[str, str] | None = None  # (reason, detail), see Unchecked
+    discarded: bool = False  # every event of the user was discarded: left out on purpose
+    failure: VerbaError | None = None  # why Verba did not answer about the user (unchecked: VERBA_FAILED)
 
     @property
     def name(self) -> str:
         return f"{self.source}/{self.external_id}"
+
+    @property
+    def answered(self) -> bool:
+        """Whether Verba answered about the user: it was compared, or no Verba user has its login name."""
+        return self.user_id is not None or (self.unchecked is not None and self.unchecked[0] == NO_VERBA_USER)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reads:
+    """What a check reads once, up front, for every user it checks."""
+
+    directory: dict[str, ListedUser]  # Verba's users by login name ({}: each user is asked on its own)
+    listed_at: float  # when `directory` was read
+    waiting: set[tuple[str, str, str]]  # (source, external_id, extension) of the open conflicts
+    held: dict[tuple[str, str], int]  # the newest held event's id of each user that has one
 
 
 class DriftCheck:
@@ -201,21 +245,30 @@ class DriftCheck:
         """Check `users` ((source, external_id)), or every user the connector knows if None: Verba's users are then
         read with one listUsers, else one by one. `begin(total)` is called once those reads up front are done, as
         the `total` users start to be checked, then `progress(n)` as n more users are checked (a progress bar's
-        time estimate counts from `begin`). Raises VerbaError when Verba cannot be read at all."""
+        time estimate counts from `begin`). A user Verba fails to answer about is not checked (VERBA_FAILED).
+        Raises VerbaError when Verba cannot be read at all (its list of every user: unreachable, or refusing the
+        connector's login), and DriftStopped when it fails as a whole for OUTAGE_STREAK users in a row."""
         report = DriftReport(started_at=time.time())
         targets = self.store.user_keys() if users is None else list(users)
         listed_at = time.time()
         directory = verba_directory(self.client, "drift check") if users is None else {}
-        waiting = {(c.claimant.source, c.claimant.external_id, c.extension)
-                   for c in self.store.open_conflicts(limit=EVERY_CONFLICT)}
+        reads = _Reads(directory, listed_at, {(c.claimant.source, c.claimant.external_id, c.extension)
+                                              for c in self.store.open_conflicts(limit=EVERY)}, self._held())
         report.total = len(targets)
         begin(len(targets))
         checked: list[_User] = []
+        streak = 0  # users in a row for whom Verba failed as a whole
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="drift")
         try:
-            for user in self._checked(pool, targets, directory, listed_at, waiting):
+            for user in self._checked(pool, targets, reads):
                 checked.append(user)
                 progress(1)
+                if user.failure is not None and user.failure.target_wide:
+                    streak += 1
+                    if streak >= OUTAGE_STREAK:
+                        raise DriftStopped(user.failure, len(checked), len(targets))
+                elif user.answered:
+                    streak = 0
         finally:  # after a failure, the calls still queued are not sent
             pool.shutdown(cancel_futures=True)
         wanted = {record.extension for user in checked for record in user.wanted}
@@ -224,7 +277,9 @@ class DriftCheck:
         for user in _holders(checked):
             report.drifts.extend(_extras(user, wanted))
         for user in checked:
-            if user.unchecked is not None:
+            if user.discarded:
+                report.discarded.append(user.name)
+            elif user.unchecked is not None:
                 report.unchecked.append(Unchecked(user.name, *user.unchecked))
             elif user.user_id is not None:
                 report.users += 1
@@ -237,62 +292,80 @@ class DriftCheck:
         report.finished_at = time.time()
         return report
 
-    def _checked(self, pool: ThreadPoolExecutor, targets: Sequence[tuple[str, str]], directory: dict[str, ListedUser],
-                 listed_at: float, waiting: set[tuple[str, str, str]]) -> Iterator[_User]:
-        """Each target checked, in order (`waiting`: the (source, external_id, extension) of the open conflicts).
-        The store is read BATCH users at a time, and each batch is read and queued while the pool still checks
-        the one before, so the calls to Verba never wait for it."""
+    def _held(self) -> dict[tuple[str, str], int]:
+        """The newest held event's id of each user that has one (a guard holds them until an operator decides)."""
+        held: dict[tuple[str, str], int] = {}
+        for event in self.store.list_events(state=EventState.HELD, limit=EVERY):
+            key = (event.change.source, event.change.external_id)
+            held[key] = max(held.get(key, 0), event.id)
+        return held
+
+    def _checked(self, pool: ThreadPoolExecutor, targets: Sequence[tuple[str, str]], reads: _Reads) -> Iterator[_User]:
+        """Each target checked, in order. The store is read BATCH users at a time, and each batch is read and queued
+        while the pool still checks the one before, so the calls to Verba never wait for it."""
         queued: Iterator[_User] = iter(())
         for start in range(0, len(targets), BATCH):
             stored = self.store.stored_users(targets[start:start + BATCH])
-            ahead = pool.map(lambda user: self._check_user(user, directory, listed_at, waiting), stored)
+            ahead = pool.map(lambda user: self._check_user(user, reads), stored)
             yield from queued
             queued = ahead
         yield from queued
 
-    def _check_user(self, stored: StoredUser, directory: dict[str, ListedUser], listed_at: float,
-                    waiting: set[tuple[str, str, str]]) -> _User:
+    def _check_user(self, stored: StoredUser, reads: _Reads) -> _User:
         user = _User(stored.source, stored.external_id)
         current = stored.current
-        if current is None:
+        held = reads.held.get((user.source, user.external_id))
+        if held is not None and (current is None or held > current.id):
             user.unchecked = (HELD, "")
-            return user
-        if current.state in (EventState.PENDING, EventState.IN_FLIGHT):
+        elif current is None:
+            user.discarded = True
+        elif current.state is EventState.DEAD:
+            why = current.last_error or current.last_cause
+            user.unchecked = (DEAD_LETTER, f"event {current.id}" + (f": {_first_line(why)}" if why else ""))
+        elif current.state in (EventState.PENDING, EventState.IN_FLIGHT):
             user.unchecked = (PENDING if current.state is EventState.PENDING else IN_FLIGHT, "")
-            return user
+        else:
+            try:
+                self._compare(user, stored, current, reads)
+            except VerbaError as exc:
+                user.unchecked, user.failure = (VERBA_FAILED, _first_line(str(exc))), exc
+        return user
+
+    def _compare(self, user: _User, stored: StoredUser, current: StoredEvent, reads: _Reads) -> None:
+        """Compare what Verba holds with what the user's `current` (delivered) event maps to, into `user`. Raises
+        what the client raises."""
         change = current.change
         try:
             if self.mapping.needs_nothing(change, stored.pushed):
-                return user  # nothing is recorded for it, nor should be: nothing to compare
+                return  # nothing is recorded for it, nor should be: nothing to compare
         except MappingFailure as exc:
             user.unchecked = (UNMAPPABLE, str(exc))
-            return user
-        if current.updated_at >= listed_at - CLOCK_MARGIN_SECONDS:
-            directory = {}  # pushed since Verba's users were listed: the list is older than the push, ask anew
+            return
+        # Pushed since Verba's users were listed: the list is older than the push, ask anew.
+        directory = {} if current.updated_at >= reads.listed_at - CLOCK_MARGIN_SECONDS else reads.directory
         try:
             verba = look_up(self.client, self.mapping, change, stored.verba_user_id, directory)
             if verba.user_id is None:
                 user.unchecked = (NO_VERBA_USER, repr(verba.found))
-                return user
+                return
             mapped = self.mapping.map_user(change, verba.user_id, stored.pushed)
         except UnresolvedUser as exc:
             user.unchecked = (UNRESOLVED, str(exc))
-            return user
+            return
         except (MappingFailure, ValueError) as exc:
             user.unchecked = (UNMAPPABLE, str(exc))
-            return user
+            return
         user.user_id, user.login, user.wanted = verba.user_id, verba.login, mapped.upserts
         user.held = [e for e in verba.held or [] if e["user_id"] == verba.user_id]
         linked = {e["extension"]: e for e in user.held}
         for record in mapped.upserts:
-            if (user.source, user.external_id, record.extension) in waiting:
+            if (user.source, user.external_id, record.extension) in reads.waiting:
                 user.waiting.append(record.extension)
                 continue
             got = linked.get(record.extension) or self.client.get_extension(record.extension)
             drift = compare(record, got, user.name)
             if drift is not None:
                 user.drifts.append(drift)
-        return user
 
     def record(self, report: DriftReport, trigger: str) -> bool:
         """Record a check of every user as the last check (`trigger`: "cli" or "schedule"), unless it left every
@@ -312,16 +385,39 @@ class DriftCheck:
             users[drift.user] = (source, external_id)
             if drift.kind == "extra":
                 self._remember_extra(source, external_id, drift)
-        changes = []
-        for source, external_id in users.values():
-            current = self.store.current_event(source, external_id)
-            if current is not None:
-                changes.append(UserChange(source, external_id, current.change.kind, current.change.state,
-                                          cause=REPAIR_CAUSE))
-        ids = self.store.enqueue(changes, forced=True)
-        report.repaired = len(changes)
-        self.store.add_audit(actor, REPAIR_CAUSE, ids, reason, {"users": len(changes), "drift": report.counts})
+        ids, changed = self._queue_current(list(users.values()))
+        report.repaired = len(ids)
+        self.store.add_audit(actor, REPAIR_CAUSE, ids, reason,
+                             {"users": len(ids), "drift": report.counts, "changed_meanwhile": changed})
         return ids
+
+    def _queue_current(self, users: Sequence[tuple[str, str]]) -> tuple[list[int], int]:
+        """Queue a forced copy of each user's current event; the ids queued, and how many users were not queued as a
+        change of theirs came in meanwhile.
+
+        A copy is stored held, and let go only if the user's current event is still the one copied: a change
+        accepted after that read and before the copy would be older than the copy, so its claim would push the
+        copy's older state and mark the newer change done with it. A user changed meanwhile gets no copy (it is
+        discarded, saying why): the newer change is pushed instead, and the next check sees if drift is left."""
+        started = time.time() - CLOCK_MARGIN_SECONDS
+        before = {(u.source, u.external_id): u.current for u in self.store.stored_users(users)}
+        copied = {key: current for key, current in before.items() if current is not None}
+        ids = self.store.enqueue([UserChange(*key, current.change.kind, current.change.state, cause=REPAIR_CAUSE)
+                                  for key, current in copied.items()], state=EventState.HELD, forced=True)
+        now = {(u.source, u.external_id): u.current for u in self.store.stored_users(list(copied))}
+        held = {(e.change.source, e.change.external_id)  # a change a guard held meanwhile is newer than the copy too
+                for e in self.store.list_events(state=EventState.HELD, since=started, limit=EVERY) if e.id not in ids}
+        queued: list[int] = []
+        changed: list[int] = []
+        for event_id, (key, current) in zip(ids, copied.items(), strict=True):
+            still = now[key]
+            (queued if still is not None and still.id == current.id and key not in held else changed).append(event_id)
+        if changed:
+            self.store.discard(changed, "not pushed: a newer change of the user came in while the drift repair "
+                                        "queued it, and is pushed instead")
+        if queued:
+            self.store.requeue(queued, time.time())
+        return queued, len(changed)
 
     def _remember_extra(self, source: str, external_id: str, drift: Drift) -> None:
         found = self.client.get_extension(drift.extension)
@@ -378,7 +474,7 @@ class DriftSchedule:
         log.log(logging.WARNING if report.drifts or report.unchecked else logging.INFO,
                 "drift check: %s: %s%s%s%s%s", report.figures(), report.verdict(), f" ({counts})" if counts else "",
                 f"; not checked: {why} (`connector drift` lists them)" if why else "",
-                "" if report.repaired is None else f"; {report.repaired} users queued for repair",
+                "" if report.repaired is None else f"; {counted(report.repaired, 'user')} queued for repair",
                 "" if recorded else "; not recorded as the last check: no user could be checked")
         return report
 
@@ -438,9 +534,20 @@ def look_up(client: VerbaClient, mapping: Mapping, change: UserChange, known: in
     return VerbaUser(found, login, user_id, None if listed is None else listed.extensions)
 
 
+def counted(n: int, noun: str) -> str:
+    """"1 user", "2 users", "0 extensions"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def recorded(found: dict[str, Any]) -> str:
     """The modalities Verba records on an extension, e.g. "voice, im"; "" when none."""
     return ", ".join(name for name in ("voice", "im", "video", "screen_capture_enabled") if found.get(name))
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    """The first line of an error's message, at most `limit` characters ("..." ends one cut short)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def _extras(user: _User, wanted: set[str]) -> list[Drift]:

@@ -13,13 +13,12 @@ import pytest
 
 from connector.config import load_config
 from connector.mapping import load_mapping
-from connector.ops.drift import KINDS, PENDING, DriftCheck, Unchecked, verba_directory
+from connector.ops.drift import KINDS, PENDING, DriftCheck, DriftStopped, Unchecked, verba_directory
 from connector.ops.metrics import SKIPPED, StoreCollector
 from connector.ops.report import when
 from connector.runtime import open_configured_store
 from connector.simulator.operations import LIST_CAP, UNFILTERED_LIST_USERS_SHAPES
 from connector.store import DriftRun, EventState, Instance
-from connector.verba import VerbaError
 from tests.ops.helpers import write_config
 from tests.plugins.simulator import USERS, drain, free_port, user
 
@@ -177,18 +176,21 @@ def test_a_check_reads_the_store_in_batches_and_finds_what_one_batch_finds(deliv
     assert (batched.users, batched.extensions, sum(progress)) == (5, 5, 5)
 
 
-def test_a_check_that_cannot_read_verba_raises_and_sends_none_of_the_calls_still_queued(
+def test_a_check_of_a_verba_failing_as_a_whole_stops_early_and_sends_none_of_the_calls_still_queued(
         deliverer, sim, config_path, monkeypatch):
     five_users(deliverer, sim)
     monkeypatch.setattr("connector.ops.drift.BATCH", 2)
+    monkeypatch.setattr("connector.ops.drift.OUTAGE_STREAK", 2)
     sim.clear_calls()
     sim.fault(operation="listUsers", http_status=500, latency_ms=300)
     mapping = load_mapping(load_config(config_path).mapping_file)
-    with pytest.raises(VerbaError):
+    with pytest.raises(DriftStopped, match=r"^drift check stopped after 2 of 5 users: Verba failed as a whole for "
+                                           r"the last 2 users in a row \(the last: Verba answered HTTP 500"):
         DriftCheck(deliverer.store, deliverer.client, mapping, 1).check()
-    # The list of every user (failed: each user is asked on its own), the first user's, and the next if its
+    # The list of every user (failed: each user is asked on its own), the first two users', and the next if its
     # worker took it first.
-    assert len(sim.calls("listUsers")) <= 3
+    assert len(sim.calls("listUsers")) <= 4
+    assert deliverer.store.last_drift_run() is None
 
 
 def test_a_user_whose_push_is_under_way_is_not_checked(deliverer, sim, drift):
@@ -209,7 +211,7 @@ def test_a_check_that_could_check_nobody_does_not_call_verba_in_step(deliverer, 
     deliverer.store.enqueue([user(title="new")])  # a change waits to be pushed: the user is not checked
     done = cli(config_path)
     assert done.returncode == 3, done.stderr
-    assert "drift: 1 users: 0 compared with Verba (0 extensions), 1 not checked, in " in done.stdout
+    assert "drift: 1 user: 0 compared with Verba (0 extensions), 1 not checked, in " in done.stdout
     assert ": nothing checked: see why below" in done.stdout and "in step" not in done.stdout
     assert f"  {PENDING} (1):\n    test/u-alice\n" in done.stdout
     assert deliverer.store.last_drift_run() is None
@@ -219,7 +221,7 @@ def test_the_command_exits_3_on_drift_0_in_step_and_repairs_with_an_audit(delive
     pushed(deliverer, sim, user())
     done = cli(config_path)
     assert done.returncode == 0, done.stderr
-    assert "drift: 1 users: 1 compared with Verba (1 extensions), in " in done.stdout and "in step" in done.stdout
+    assert "drift: 1 user: 1 compared with Verba (1 extension), in " in done.stdout and "in step" in done.stdout
 
     sim.edit_extension(ALICE, video=True)
     sim.clear_calls()

@@ -1,5 +1,6 @@
-"""What `connector drift` says when it cannot check everyone (a backlog: users waiting for a push), how it counts
-the users it looked at, how it prints a repair's event ids, and when its progress bar starts (connector/cli/drift.py,
+"""What `connector drift` says when it cannot check everyone (a backlog: users waiting for a push, Verba failing for
+one user), how it counts the users it looked at (those whose every change was discarded apart), how it prints a
+repair's event ids, and when its progress bar starts and that it ends full (connector/cli/drift.py,
 connector/ops/drift.py); what `connector status` and the metrics then show of the last check."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from connector.cli import main
 from connector.cli.drift import NOTHING_RECORDED, lines
-from connector.ops.drift import IN_FLIGHT, PENDING, Drift, DriftReport
+from connector.ops.drift import IN_FLIGHT, PENDING, VERBA_FAILED, Drift, DriftReport
 from connector.ops.metrics import register_store
 from connector.store import EventState
 from tests.plugins.simulator import drain, user
@@ -95,8 +96,8 @@ def test_a_check_that_leaves_some_users_unchecked_never_reads_in_step(deliverer,
     done = run(config_path, "drift")
     assert done.exit_code == 0, done.output
     first, *rest = done.stdout.splitlines()
-    assert first.startswith("drift: 2 users: 1 compared with Verba (1 extensions), 1 not checked, in ")
-    assert first.endswith(" s: no drift in the 1 users compared, but 1 were not checked: see why below")
+    assert first.startswith("drift: 2 users: 1 compared with Verba (1 extension), 1 not checked, in ")
+    assert first.endswith(" s: no drift in the 1 user compared, but 1 was not checked: see why below")
     assert rest[-2:] == [f"  {PENDING} (1):", "    test/u-bob"]
 
     run_ = deliverer.store.last_drift_run()
@@ -113,7 +114,7 @@ def test_the_summary_counts_every_user_and_says_which_had_no_extension_to_compar
     done = run(config_path, "drift")
     assert done.exit_code == 0, done.output
     first = done.stdout.splitlines()[0]
-    assert first.startswith("drift: 2 users: 1 compared with Verba (1 extensions), 1 with no extension to compare, in ")
+    assert first.startswith("drift: 2 users: 1 compared with Verba (1 extension), 1 with no extension to compare, in ")
     assert first.endswith(" s: in step")
     data = json.loads(run(config_path, "drift", "--json").stdout)
     assert (data["users_total"], data["users"], data["users_with_no_extension"], data["extensions"]) == (2, 1, 1, 1)
@@ -143,7 +144,7 @@ def test_a_repair_of_thousands_of_users_prints_a_range_or_the_first_ids_not_ever
     apart = repair_line(list(range(1, 6002, 2)))  # other writers' events in between
     assert apart.startswith("repair: queued 3001 users (events 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, ... (3001 in all; "
                             "`--json` lists every one));")
-    assert repair_line([7]).startswith("repair: queued 1 users (event 7);")
+    assert repair_line([7]).startswith("repair: queued 1 user (event 7);")
 
 
 def test_the_progress_bar_starts_once_verba_has_listed_its_users(deliverer, simulator, config_path, monkeypatch):
@@ -162,3 +163,61 @@ def test_the_progress_bar_starts_once_verba_has_listed_its_users(deliverer, simu
     assert run(config_path, "drift").exit_code == 0
     assert opened == [{"length": 2, "listed": 1}]
 
+
+
+def test_the_progress_bar_ends_at_its_total(deliverer, simulator, config_path, monkeypatch):
+    """It stayed at 0/2: the check was given the bar's step before the bar was opened."""
+    pushed(deliverer, user(), user("u-bob", "bob@example.com", phones=(BOB,)))
+    bars: list[Any] = []
+    real = click.progressbar
+
+    def progressbar(**options: Any):
+        bars.append(real(**options))
+        return bars[-1]
+
+    monkeypatch.setattr(click, "progressbar", progressbar)
+    assert run(config_path, "drift").exit_code == 0
+    [bar] = bars
+    assert (bar.pos, bar.length) == (2, 2)
+
+
+def test_verba_failing_for_one_user_leaves_that_user_unchecked_and_checks_the_rest(deliverer, simulator, config_path):
+    """A 503 on one getExtension ended the whole check: "Error: Verba answered HTTP 503", exit 1, nothing recorded."""
+    pushed(deliverer, user(), user("u-bob", "bob@example.com", phones=(BOB,)))
+    simulator.delete_extension(BOB)  # asked with getExtension: the list of every user no longer holds it
+    simulator.fault(operation="getExtension", http_status=503, times=1)
+
+    done = run(config_path, "drift")
+    assert done.exit_code == 0, done.output
+    out = done.stdout.splitlines()
+    assert out[0].endswith(" s: no drift in the 1 user compared, but 1 was not checked: see why below"), out
+    assert f"  {VERBA_FAILED} (1):" in out
+    [bob] = [x for x in out if x.startswith("    test/u-bob: ")]
+    assert bob.startswith("    test/u-bob: Verba answered HTTP 503")
+    assert deliverer.store.last_drift_run().unchecked == 1
+    assert "1 users not checked" in drift_status(config_path)  # not "in step"
+
+    assert run(config_path, "drift").exit_code == 3  # Verba answers again: bob's extension is missing
+
+
+def test_a_user_whose_every_change_was_discarded_is_counted_apart_so_a_clean_state_reads_in_step(
+        deliverer, simulator, config_path):
+    """bob left, his last change died and was discarded on purpose: every check said "1 users not checked"."""
+    pushed(deliverer, user())
+    simulator.fault(operation="createExtension", status="ERROR_ILLEGAL_ARGUMENT", message="Unknown mode")
+    pushed(deliverer, user("u-bob", "bob@example.com", phones=(BOB,)))
+    simulator.clear_faults()
+    [dead] = deliverer.store.list_events(state=EventState.DEAD)
+    assert run(config_path, "events", "discard", str(dead.id), "--reason", "bob left").exit_code == 0
+
+    done = run(config_path, "drift")
+    assert done.exit_code == 0, done.output
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("drift: 2 users: 1 compared with Verba (1 extension), 1 with every change discarded, in ")
+    assert first.endswith(" s: in step") and "not checked" not in done.stdout
+    assert deliverer.store.last_drift_run().unchecked == 0
+    line = drift_status(config_path)
+    assert "not checked" not in line and "in step" in line
+    assert "connector_drift_users_not_checked 0.0" in metrics(deliverer.store)
+    data = json.loads(run(config_path, "drift", "--json").stdout)
+    assert (data["discarded"], data["unchecked"], data["users_with_no_extension"]) == (["test/u-bob"], [], 0)
