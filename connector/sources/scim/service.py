@@ -201,7 +201,7 @@ class ScimService:
         cause: str, settled: _Members,
     ) -> Found:
         self._check_group_name(tx, group_id, old, body["displayName"])
-        affected = sorted(set(_member_ids(body)) | set(_member_ids(old.body) if old else []))
+        affected = _affected(old, body)
         before = tx.groups_of(affected)
         row = self._put(tx, client, GROUPS, old, body, self._now(), group_id)
         if old is None:
@@ -293,6 +293,14 @@ def _member_ids(body: dict[str, Any]) -> list[str]:
     return [m["value"] for m in body.get("members") or [] if isinstance(m.get("value"), str)]
 
 
+def _affected(old: ScimResource | None, body: dict[str, Any]) -> list[str]:
+    """The ids whose groups a write of a Group changes: those that joined or left it, and, when its name changes,
+    every member (their events list groups by name). A member add on a group of 20,000 looks up one user, not all."""
+    now, was = set(_member_ids(body)), set(_member_ids(old.body) if old else [])
+    renamed = old is not None and old.body.get("displayName") != body.get("displayName")
+    return sorted(now | was if renamed else now ^ was)
+
+
 def _with_pending(body: dict[str, Any]) -> dict[str, Any]:
     """A Group's body with its pending members back among its members, as the client sent them."""
     pending = body.get(PENDING_MEMBERS)
@@ -319,8 +327,11 @@ def _settle_members(
         raise errors.invalid_value(f"the member {json.dumps(itself)} is this Group itself: a group cannot be its own "
                                    "member; leave it out; nothing was changed")
     ids = [m["value"] for m in sent if isinstance(m.get("value"), str)]
-    groups = {r.id for r in tx.get_many(GROUPS.name, ids)}
-    known = {r.id for r in tx.get_many(USERS.name, ids)} | groups
+    # Members already stored name resources of the client (a DELETE takes its resource out of every group), so only
+    # new ones are looked up: a member add on a group of 20,000 reads one resource, not all.
+    joined = [value for value in dict.fromkeys(ids) if value not in was_member]
+    groups = {r.id for r in tx.get_many(GROUPS.name, joined)}
+    known = {r.id for r in tx.get_many(USERS.name, joined)} | groups | was_member
     members: list[dict[str, Any]] = []
     pending: dict[str, dict[str, Any]] = {}
     for member in sent:
@@ -334,7 +345,7 @@ def _settle_members(
     settled = _Members(
         pending=[value for value in pending if value not in was_pending],
         dropped=list(pending)[:-MAX_PENDING_MEMBERS] if len(pending) > MAX_PENDING_MEMBERS else [],
-        groups=[value for value in dict.fromkeys(ids) if value in groups and value not in was_member],
+        groups=[value for value in joined if value in groups],
     )
     result = {k: v for k, v in body.items() if k not in ("members", PENDING_MEMBERS)}
     if members:
