@@ -58,6 +58,13 @@ CASES = {
     'meta.created gt "2000-01-01T00:00:00Z"': ["Alice@Example.com", "bob@example.com", "carol@example.org"],
     'meta.lastModified lt "2000-01-01T00:00:00+01:00"': [],
     "nickName eq null": ["Alice@Example.com", "bob@example.com", "carol@example.org"],
+    "title eq null": ["bob@example.com", "carol@example.org"],
+    # RFC 7644 §3.4.2.2: ne null is "has a value", as pr (it found nobody with a userName).
+    "userName ne null": ["Alice@Example.com", "bob@example.com", "carol@example.org"],
+    "title ne null": ["Alice@Example.com"],
+    "nickName ne null": [],
+    'emails[type ne null and value co "work"]': ["bob@example.com"],
+    'not (title ne null)': ["bob@example.com", "carol@example.org"],
     'displayName co ""': ["Alice@Example.com", "bob@example.com"],
 }
 

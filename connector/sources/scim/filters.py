@@ -345,7 +345,8 @@ def _holds(actual: Any, compare: Compare) -> bool:
 
 def to_store_filter(expr: Expr) -> stored.Filter:
     """The store's neutral filter for `expr`: "ne" is "not eq" (an absent attribute matches), "eq null"
-    is "not pr", and each comparison knows its key and whether it is case-exact."""
+    is "not pr" and "ne null" is "pr" (it has a value), and each comparison knows its key and whether it is
+    case-exact."""
     if isinstance(expr, Logical):
         both = stored.AllOf if expr.op == "and" else stored.AnyOf
         return both(to_store_filter(expr.left), to_store_filter(expr.right))
@@ -353,9 +354,11 @@ def to_store_filter(expr: Expr) -> stored.Filter:
         return stored.Negated(to_store_filter(expr.expr))
     if isinstance(expr, Within):
         return stored.Element(expr.target.key, to_store_filter(expr.expr))
-    if expr.op == "ne" or (expr.op == "eq" and expr.value is None):
-        positive = Compare(expr.target, "eq" if expr.value is not None else "pr", expr.value)
-        return stored.Negated(to_store_filter(positive))
+    if expr.op in ("eq", "ne") and expr.value is None:
+        present = to_store_filter(Compare(expr.target, "pr", None))
+        return present if expr.op == "ne" else stored.Negated(present)
+    if expr.op == "ne":
+        return stored.Negated(to_store_filter(Compare(expr.target, "eq", expr.value)))
     value = ("true" if expr.value else "false") if isinstance(expr.value, bool) else expr.value
     case_exact = expr.target.leaf is not None and expr.target.leaf.case_exact
     return stored.Match(expr.target.key, expr.op, None if value is None else str(value), case_exact)
