@@ -3,7 +3,9 @@ instance takes a user whose push is merely slow (one user is never pushed by two
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +26,7 @@ class LeaseKeeper:
 
     `until` is the current end of the lease (Unix time); `lost` turns True if the store says the
     lease is gone (it expired while the store could not be reached, and another worker may have
-    the user now).
+    the user now): `calls_until` then lets no call start.
     """
 
     def __init__(self, renewer: LeaseRenewer, claim: Claim) -> None:
@@ -34,11 +36,17 @@ class LeaseKeeper:
         self._claim = claim
         self._renewing = threading.Lock()  # held while a renewal of this lease runs
         self._ended = False
+        self._unsure: list[float] = []  # the ends of renewals that failed, any of which may have committed
 
     @property
     def until(self) -> float:
         """When the lease ends now (Unix time); later after each renewal."""
         return self._claim.lease_until
+
+    def calls_until(self) -> float:
+        """Until when (Unix time) a call of the push may run: the lease's end less the margin; never once the lease
+        is `lost` (another worker may push the user now)."""
+        return -math.inf if self.lost else self.until - LEASE_MARGIN_SECONDS
 
     @property
     def claim(self) -> Claim:
@@ -53,9 +61,13 @@ class LeaseKeeper:
         self.final()
 
     def final(self) -> Claim:
-        """Stop renewing (after a renewal under way); the claim with its last lease, to settle it with."""
+        """Stop renewing (after a renewal under way); the claim with its last lease, to settle it with. After a
+        renewal whose answer was lost (it may have committed) the lease is renewed once more, so that the settlement
+        names the lease the store holds."""
         with self._renewing:
             self._ended = True
+            if self._unsure and not self.lost:
+                self._renew()
         self.renewer.remove(self)
         return self._claim
 
@@ -64,19 +76,31 @@ class LeaseKeeper:
         with self._renewing:
             if self._ended or self.lost:
                 return
-            renewer, claim = self.renewer, self._claim
-            self.due = time.monotonic() + renewer.lease_seconds / 4
-            try:
-                renewed = renewer.store.renew_lease(claim, renewer.clock() + renewer.lease_seconds)
-            except StoreError as exc:  # try again at the next beat; the lease still runs
-                log.warning("could not renew the lease of %s/%s: %s", claim.source, claim.external_id, exc)
-                return
-            if renewed is None:
-                self.lost = True
-                log.error("the lease of %s/%s was lost while its push ran; its result will not be recorded",
-                          claim.source, claim.external_id)
-                return
-            self._claim = renewed
+            self.due = time.monotonic() + self.renewer.lease_seconds / 4
+            self._renew()
+
+    def _renew(self) -> None:
+        """One renewal (under `_renewing`). The lease is named by its end: after renewals whose answer was lost, the
+        ends they may have committed are tried too before the lease counts as lost."""
+        renewer, claim = self.renewer, self._claim
+        until = renewer.clock() + renewer.lease_seconds
+        try:
+            renewed = renewer.store.renew_lease(claim, until)
+            for maybe in self._unsure:
+                if renewed is not None:
+                    break
+                renewed = renewer.store.renew_lease(dataclasses.replace(claim, lease_until=maybe), until)
+        except StoreError as exc:  # try again at the next beat; the lease still runs
+            self._unsure.append(until)
+            log.warning("could not renew the lease of %s/%s: %s", claim.source, claim.external_id, exc)
+            return
+        self._unsure.clear()
+        if renewed is None:
+            self.lost = True
+            log.error("the lease of %s/%s was lost while its push ran; its result will not be recorded",
+                      claim.source, claim.external_id)
+            return
+        self._claim = renewed
 
 
 class LeaseRenewer:
