@@ -85,3 +85,15 @@ def test_an_odd_path_is_logged_as_sent_and_cut_when_long(
     first, second = access_lines(caplog, 2)
     assert first.path == f"{BASE}//users/"  # type: ignore[attr-defined]
     assert second.status == 404 and len(second.path) == 303  # type: ignore[attr-defined]
+
+
+def test_made_up_methods_are_counted_as_other_without_a_series_each(server: str) -> None:
+    before = requests_counted("OTHER", "405", "-") + requests_counted("OTHER", "401", "-")
+    with httpx.Client(base_url=server + BASE) as anyone:  # no token: counted before authentication
+        for n in range(20):
+            anyone.request(f"M{n:05d}", "/Users")
+    after = requests_counted("OTHER", "405", "-") + requests_counted("OTHER", "401", "-")
+    assert after == before + 20
+    methods = {sample.labels["method"] for metric in REGISTRY.collect() if metric.name == "connector_scim_requests"
+               for sample in metric.samples}
+    assert not any(method.startswith("M0") for method in methods)

@@ -5,7 +5,9 @@ the query string, which may carry a filter on a user's name), status, the SCIM c
 named ("-" when none did: a 401, or /healthz) and the duration in milliseconds; a 401 ends with why (no
 Authorization header, not the Bearer scheme, a token no client has), for an admin whose identity provider's
 "Test Connection" fails. Never a header, a token or a body. The same request is counted in
-connector_scim_requests_total{method,status,client} and timed in connector_scim_request_duration_seconds{client}.
+connector_scim_requests_total{method,status,client} and timed in connector_scim_request_duration_seconds{client};
+the method label is one of METHODS, any other (a made-up one, sent before any token is checked) is OTHER, so that
+no client can add series without limit.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from connector.ops.metrics import SCIM_REQUEST_SECONDS, SCIM_REQUESTS
 log = logging.getLogger("connector.scim")
 NO_CLIENT = "-"  # the client label of a request no client's token authenticated
 MAX_PATH = 300  # characters of a path logged
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})  # method labels; others are OTHER
 
 
 class AccessLog:
@@ -54,7 +57,7 @@ class AccessLog:
             client = str(state.get("scim_client") or NO_CLIENT)
             refused = state.get("scim_refused")
             method, path = scope["method"], _path(scope)
-            SCIM_REQUESTS.labels(method, str(status), client).inc()
+            SCIM_REQUESTS.labels(method if method in METHODS else "OTHER", str(status), client).inc()
             SCIM_REQUEST_SECONDS.labels(client).observe(seconds)
             log.info("SCIM %s %s %d client %s %.0f ms%s", method, path, status, client, seconds * 1000,
                      f": {refused}" if refused else "",
