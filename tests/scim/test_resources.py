@@ -175,3 +175,15 @@ def test_unknown_endpoints_and_methods_get_scim_errors(server: str, api: httpx.C
     assert api.get("/Nope").json()["status"] == "404"
     assert api.put("/Users", json={}).json()["status"] == "405"
     assert httpx.get(f"{server}{BASE}//Users", headers=api.headers).status_code == 200  # a Tenant URL ending in "/"
+
+
+def test_an_id_holding_a_nul_is_404_not_a_store_outage(api: httpx.Client) -> None:
+    """PostgreSQL cannot compare a NUL: asking it answered 503 "store unavailable" and logged an ERROR."""
+    replace = {"op": "replace", "path": "title", "value": "x"}
+    answers = [
+        api.get("/Users/%00"), api.get("/Groups/a%00b"), api.delete("/Users/%00"),
+        api.put("/Users/%00", json={"userName": "nul@example.com"}),
+        api.patch("/Groups/%00", json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                       "Operations": [replace]}),
+    ]
+    assert [(r.status_code, r.json()["status"]) for r in answers] == [(404, "404")] * 5

@@ -41,7 +41,7 @@ from connector.dn import fold
 from connector.events import Kind, UserChange
 from connector.ops.metrics import SCIM_PENDING_MEMBERS
 from connector.sources.scim import errors
-from connector.sources.scim.filters import FilterError, format_datetime, parse_filter, to_store_filter
+from connector.sources.scim.filters import FilterError, encodable, format_datetime, parse_filter, to_store_filter
 from connector.sources.scim.index import index_values, user_state
 from connector.sources.scim.patch import apply_patch
 from connector.sources.scim.render import etag
@@ -92,6 +92,7 @@ class ScimService:
 
     # --- reads ----------------------------------------------------------
     def get(self, client: str, resource: ResourceType, resource_id: str) -> Found:
+        _storable_id(resource, resource_id)
         row = self.store.scim_get(client, resource.name, resource_id)
         if row is None:
             raise errors.not_found(resource.name, resource_id)
@@ -138,6 +139,7 @@ class ScimService:
         return self._write(client, resource, resource_id, if_match, change, "PATCH")
 
     def delete(self, client: str, resource: ResourceType, resource_id: str, if_match: str | None) -> None:
+        _storable_id(resource, resource_id)
         with self.store.scim_transaction(client) as tx:
             old = _existing(tx, resource, resource_id, if_match)
             now = self._now()
@@ -162,6 +164,8 @@ class ScimService:
     def _write(
         self, client: str, resource: ResourceType, resource_id: str, if_match: str | None, change: Change, verb: str
     ) -> Found:
+        if verb != "POST":
+            _storable_id(resource, resource_id)
         cause = f"scim {verb} {resource.name}/{resource_id}"
         with self.store.scim_transaction(client) as tx:
             old = None if verb == "POST" else _existing(tx, resource, resource_id, if_match)
@@ -272,6 +276,13 @@ class ScimService:
 
     def _now(self) -> str:
         return format_datetime(datetime.datetime.fromtimestamp(self.clock(), datetime.UTC))
+
+
+def _storable_id(resource: ResourceType, resource_id: str) -> None:
+    """404 for an id that no resource can have, before the store is asked: one holding a NUL or an unpaired surrogate
+    (PostgreSQL cannot even compare one, and would answer 503)."""
+    if "\x00" in resource_id or not encodable(resource_id):
+        raise errors.not_found(resource.name, resource_id)
 
 
 def _existing(tx: ScimTransaction, resource: ResourceType, resource_id: str, if_match: str | None) -> ScimResource:
