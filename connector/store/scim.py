@@ -34,7 +34,7 @@ class ScimResource:
     version: int
     created: str  # RFC 3339 in UTC, fixed width: orders like the instants it names
     last_modified: str
-    unique_key: str | None = None  # a User's lower-cased userName: unique per client and type
+    unique_key: str | None = None  # a User's folded userName (lower-cased if stored before): unique per client
     display: str = ""  # a Group's displayName, as its members' events list it
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import httpx
 
-from connector.store import Store
+from connector.sources.scim.index import index_values
+from connector.sources.scim.schema import USERS
+from connector.store import ScimResource, Store
 from tests.scim.helpers import BASE, SCIM_JSON, client_for
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -55,6 +58,31 @@ def test_a_user_name_taken_in_another_case_is_409_uniqueness(api: httpx.Client) 
     renamed = api.patch(f"/Users/{other['id']}", json={"Operations": [{"op": "replace", "path": "userName",
                                                                         "value": "ALICE@example.com"}]})
     assert renamed.status_code == 409
+
+
+def test_a_user_name_taken_in_another_unicode_form_is_409_uniqueness(api: httpx.Client) -> None:
+    composed = unicodedata.normalize("NFC", "José@example.com")
+    assert api.post("/Users", json={"userName": composed}).status_code == 201
+    for spelling in (unicodedata.normalize("NFD", composed), unicodedata.normalize("NFD", composed.upper())):
+        duplicate = api.post("/Users", json={"userName": spelling})
+        assert duplicate.status_code == 409 and duplicate.json()["scimType"] == "uniqueness"
+    assert api.post("/Users", json={"userName": "straße@example.com"}).status_code == 201
+    assert api.post("/Users", json={"userName": "STRASSE@example.com"}).status_code == 409
+
+
+def test_users_stored_with_lower_cased_keys_stay_writable_and_taken(api: httpx.Client, store: Store) -> None:
+    """Before userNames were folded, two spellings of one name could both be stored, keyed lower-cased."""
+    now = "2026-01-01T00:00:00.000000Z"
+    with store.scim_transaction("entra") as tx:
+        for user_id, form in (("u-nfc", "NFC"), ("u-nfd", "NFD")):
+            body = {"userName": unicodedata.normalize(form, "José@Example.com")}
+            tx.put(ScimResource("entra", "User", user_id, body, 1, now, now, body["userName"].lower()),
+                   index_values(USERS, body))
+    for user_id in ("u-nfc", "u-nfd"):  # an IdP can still deactivate either
+        deactivated = api.patch(f"/Users/{user_id}", json={"Operations": [{"op": "replace", "path": "active",
+                                                                            "value": False}]})
+        assert deactivated.status_code == 200 and deactivated.json()["active"] is False
+    assert api.post("/Users", json={"userName": "JOSÉ@EXAMPLE.COM"}).status_code == 409
 
 
 def test_pascal_case_keys_and_string_booleans_are_accepted(api: httpx.Client) -> None:

@@ -185,12 +185,11 @@ class ScimService:
     def _write_user(
         self, tx: ScimTransaction, client: str, user_id: str, old: ScimResource | None, body: dict[str, Any], cause: str
     ) -> Found:
-        key = body["userName"].lower()
-        owner = tx.find_unique(USERS.name, key) if old is None or old.unique_key != key else None
+        owner = _owner(tx, body["userName"]) if old is None or old.unique_key != _user_key(old, body) else None
         if owner is not None and owner != user_id:
             # RFC 7643 §4.1.1: userName is unique (uniqueness "server") and compared case-insensitively.
-            raise errors.uniqueness(f"userName {body['userName']!r} is taken (by User {owner}); pick another or "
-                                    "update that user")
+            raise errors.uniqueness(f"userName {body['userName']!r} is taken (by User {owner}; names compare in any "
+                                    "case and Unicode form); pick another or update that user")
         row = self._put(tx, client, USERS, old, body, self._now(), user_id)
         if old is None:
             self._apply_pending(tx, client, user_id)
@@ -268,7 +267,7 @@ class ScimService:
             version=old.version + 1 if old else 1,
             created=old.created if old else now,
             last_modified=now,
-            unique_key=body["userName"].lower() if resource is USERS else None,
+            unique_key=_user_key(old, body) if resource is USERS else None,
             display=body.get("displayName", "") if resource is GROUPS else "",
         )
         tx.put(row, index_values(resource, body))
@@ -276,6 +275,25 @@ class ScimService:
 
     def _now(self) -> str:
         return format_datetime(datetime.datetime.fromtimestamp(self.clock(), datetime.UTC))
+
+
+def _user_key(old: ScimResource | None, body: dict[str, Any]) -> str:
+    """A User's unique_key: its userName `fold`ed (case, Unicode forms, spaces), as Group names compare, so that
+    josé@x.com composed and decomposed are one user. A User stored before with its userName lower-cased keeps that
+    key while its userName folds the same: two such users stored then both stay writable (a deactivation must not
+    be refused), as the unique index would refuse one key for both."""
+    name = str(body["userName"])
+    if old is not None and old.unique_key is not None and fold(str(old.body.get("userName", ""))) == fold(name):
+        return old.unique_key
+    return fold(name)
+
+
+def _owner(tx: ScimTransaction, user_name: str) -> str | None:
+    """The id of the User holding `user_name`, by its `fold`ed key or, for one stored before, its lower-cased one."""
+    for key in dict.fromkeys((fold(user_name), user_name.lower())):
+        if (owner := tx.find_unique(USERS.name, key)) is not None:
+            return owner
+    return None
 
 
 def _storable_id(resource: ResourceType, resource_id: str) -> None:
