@@ -25,17 +25,24 @@ def init(directory: Path, config_file: Path | None, force: bool) -> None:
 
     The config keeps a SQLite store under DIRECTORY and has the built-in Verba simulator as the target,
     with the real target commented out; every path in it is absolute. DIRECTORY gets mappings/ (default,
-    ad, entra, okta) and the simulator's seed. Existing files are left alone unless --force.
+    ad, entra, okta) and the simulator's seed. Existing files are left alone unless --force: init run again over
+    files identical to what it writes does nothing (exit 0); any that differs is refused (exit 1).
     """
     home = Path(os.path.abspath(directory.expanduser()))
     config = Path(os.path.abspath(config_file.expanduser())) if config_file else home / "connector.toml"
     files = {config: _starter_config(home),
              home / "simulator-seed.json": shipped.SIMULATOR_SEED.read_bytes(),
              **{home / "mappings" / m.name: m.read_bytes() for m in shipped.mapping_files()}}
-    existing = [str(path) for path in files if path.exists()]
-    if existing and not force:
-        raise ConnectorError(f"{len(existing)} of the files to write exist already ({', '.join(existing)}); "
-                             "nothing was written: pass --force to overwrite them, or choose another directory")
+    differ = [str(path) for path, content in files.items() if path.exists() and not _holds(path, content)]
+    if differ and not force:
+        raise ConnectorError(f"{len(differ)} of the files to write exist already and differ from what init writes "
+                             f"({', '.join(differ)}); nothing was written: pass --force to overwrite them, or choose "
+                             "another directory")
+    if not force and all(path.exists() for path in files):  # init run again: nothing to do
+        click.echo(f"connector: {config}, {home / 'simulator-seed.json'} and {home / 'mappings'} are in place "
+                   "already, identical to what init writes: nothing written")
+        _next_steps(config, home)
+        return
     for path, content in files.items():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,6 +53,14 @@ def init(directory: Path, config_file: Path | None, force: bool) -> None:
     mappings = ", ".join(m.name for m in shipped.mapping_files())
     click.echo(f"connector: wrote {config}, {home / 'simulator-seed.json'} and {home / 'mappings'} ({mappings})")
     _next_steps(config, home)
+
+
+def _holds(path: Path, content: bytes) -> bool:
+    """Whether the file at `path` holds exactly `content` (a file it cannot read does not)."""
+    try:
+        return path.read_bytes() == content
+    except OSError:
+        return False
 
 
 def _starter_config(home: Path) -> bytes:

@@ -73,7 +73,8 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
       --scim-user ID                 the SCIM user the connector stores (its id, CLIENT/ID or userName)
 
     The Verba user id is --user-id, else the mapping's [user_id] attribute; for a live user the
-    connector looks the login name up in Verba (listUsers, read only). A live user's records last
+    connector looks the login name up in Verba (listUsers, read only), for a file's user it is shown as
+    looked up at push time. A live user's records last
     pushed are shown as stopped when the state no longer maps to them.
     """
     live = directory is not None or scim_user is not None
@@ -90,8 +91,8 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
     else:
         subject = _from_file(Path(str(user)), kind or "upsert")
     resolved, how = _user_id(config if subject.live else None, loaded, subject, user_id)
-    try:
-        mapped = loaded.map_user(subject.change, resolved, subject.previous)
+    try:  # a user id looked up at push time does not change the records: 1 only stands in for it
+        mapped = loaded.map_user(subject.change, 1 if resolved is None else resolved, subject.previous)
     except MappingFailure as exc:
         raise ConnectorError(f"{subject.name}: the mapping {mapping_path} cannot map this state: {exc}") from None
     absent = [{"rule": n, "attribute": str(rule.when.attribute)} for n, rule in enumerate(loaded.rules)
@@ -101,13 +102,13 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
                             "user": subject.name, "from": subject.where, "kind": subject.change.kind,
                             "user_id": resolved, "user_id_from": how, "decided_by": loaded.decision(subject.change),
                             "absent_attributes": absent,
-                            "upserts": [r.to_dict() for r in mapped.upserts],
-                            "deprovisions": [r.to_dict() for r in mapped.deprovisions],
+                            "upserts": [_as_dict(r, resolved) for r in mapped.upserts],
+                            "deprovisions": [_as_dict(r, resolved) for r in mapped.deprovisions],
                             "left_out": list(mapped.skipped), "kept": list(mapped.kept)}))
         return
     click.echo(_using(config, mapping_path, given=mapping_file is not None))
     click.echo(f"{subject.name} ({subject.change.kind}), from {subject.where}")
-    click.echo(f"Verba user {resolved} ({how})")
+    click.echo(f"Verba user {'looked up at push time' if resolved is None else resolved} ({how})")
     click.echo(f"decided by {loaded.decision(subject.change)}")
     if absent:
         click.echo("not in this state (misspelled in the mapping, or not sent by the source?): " + ", ".join(
@@ -121,13 +122,14 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
                    + ("" if subject.change.kind == "upsert" else ", and nothing was pushed for it before")
                    + f" ({_sources_found(loaded, subject.change.state)})")
         return
-    for line in table(rows):
+    for line in table(rows, at_push_time=resolved is None):
         click.echo(line)
     if mapped.kept:
         click.echo("keep: last pushed recording, and not stopped while a value is left out as invalid: it may be that "
                    "number mistyped (audited kept_recording)")
     if mapped.deprovisions:  # as delivery decides (connector/delivery/ownership.py)
-        click.echo(f"stop: recording stops (the extension stays linked to user {resolved}) if Verba still links it to "
+        linked = "the Verba user of its login name" if resolved is None else f"user {resolved}"
+        click.echo(f"stop: recording stops (the extension stays linked to {linked}) if Verba still links it to "
                    "this user and no other source of the user claims it; else it is left alone (audited left_alone)")
 
 
@@ -154,10 +156,11 @@ def _using(config: Config | None, mapping_path: str, given: bool) -> str:
     return f"using config {config.path}{named} and {mapping}"
 
 
-def table(rows: Sequence[tuple[str, ExtensionRecord]]) -> list[str]:
-    """Records as aligned columns: extension, user id, action, recording mode and each recorded modality."""
+def table(rows: Sequence[tuple[str, ExtensionRecord]], *, at_push_time: bool = False) -> list[str]:
+    """Records as aligned columns: extension, user id (`at_push_time`: not known until a push looks it up), action,
+    recording mode and each recorded modality."""
     head = ("EXTENSION", "USER ID", "ACTION", "RECORDING MODE", "VOICE", "IM", "VIDEO", "SCREEN")
-    body = [(r.extension, str(r.user_id), action, r.recording_mode,
+    body = [(r.extension, "at push time" if at_push_time else str(r.user_id), action, r.recording_mode,
              *("yes" if getattr(r, flag) else "no" for flag in FLAGS)) for action, r in rows]
     widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -242,9 +245,16 @@ def _from_scim(config: Config, store: Store, wanted: str) -> tuple[UserChange, s
 
 # the Verba user id
 
-def _user_id(config: Config | None, loaded: Mapping, subject: _Subject, given: int | None) -> tuple[int, str]:
-    """The Verba user id to map with, and where it came from. A file's user needs --user-id when the mapping looks
-    it up by login name; a live user's is looked up in Verba (listUsers, read only) as a push would."""
+def _as_dict(record: ExtensionRecord, user_id: int | None) -> dict[str, Any]:
+    """The record as --json prints it: its user_id null while it is looked up at push time."""
+    return {**record.to_dict(), **({"user_id": None} if user_id is None else {})}
+
+
+def _user_id(config: Config | None, loaded: Mapping, subject: _Subject,
+             given: int | None) -> tuple[int | None, str]:
+    """The Verba user id to map with, and where it came from. A live user's is looked up in Verba (listUsers, read
+    only) as a push would; a file's user (a state no source sent: there is no one to look up yet) gets None when the
+    mapping looks it up by login name at push time, unless --user-id gives one."""
     if given is not None:
         return given, "--user-id"
     try:
@@ -256,8 +266,7 @@ def _user_id(config: Config | None, loaded: Mapping, subject: _Subject, given: i
                else "as last pushed")
         return found, how
     if config is None:
-        raise ConnectorError(f"this mapping looks the Verba user id up by login name ({found!r}) at push time; "
-                             "pass --user-id N to see the records")
+        return None, f"listUsers loginName {found!r} when it is pushed; --user-id N maps with one now"
     try:
         with open_client(config) as client:
             user_id = client.find_user_id(found)

@@ -150,8 +150,11 @@ def test_mapping_test_prints_the_records_of_a_user(tmp_path):
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert [(r["extension"], r["user_id"]) for r in out["upserts"]] == [("+14155550100", 3)]
-    without_id = connector("mapping", "test", "--mapping", "mappings/default.toml", "--user", str(state))
-    assert without_id.returncode == 1 and "--user-id" in without_id.stderr
+    without_id = connector("mapping", "test", "--mapping", "mappings/default.toml", "--user", str(state), "--json")
+    assert without_id.returncode == 0, without_id.stderr
+    out = json.loads(without_id.stdout)  # looked up by login name when pushed: a file's user is no one to ask yet
+    assert [(r["extension"], r["user_id"]) for r in out["upserts"]] == [("+14155550100", None)]
+    assert out["user_id"] is None and out["user_id_from"].startswith("listUsers loginName 'alice@example.com' when")
 
 
 def test_make_run_style_start_serves_the_simulator_and_stops_cleanly_on_sigterm(tmp_path):
@@ -350,3 +353,21 @@ def test_a_run_that_cannot_listen_leaves_no_instance_behind(tmp_path):
     assert "Errno" not in result.stderr  # uvicorn's own ERROR line no longer comes first
     status = json.loads(connector("status", "--config", str(path), "--json").stdout)
     assert status["instances"] == [] and status["nothing_runs"] is True
+
+
+def test_init_run_again_over_identical_files_is_harmless_and_one_that_differs_is_refused(tmp_path):
+    home = tmp_path / "c"
+    assert connector("init", str(home)).returncode == 0
+    again = connector("init", str(home))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"connector: {home / 'connector.toml'}, {home / 'simulator-seed.json'} and "
+                                   f"{home / 'mappings'} are in place already, identical to what init writes: "
+                                   "nothing written\n")
+    assert "Next steps:" in again.stdout
+
+    (home / "mappings" / "ad.toml").write_text("# mine\n")
+    changed = connector("init", str(home))
+    assert changed.returncode == 1
+    assert (f"1 of the files to write exist already and differ from what init writes ({home / 'mappings' / 'ad.toml'}"
+            "); nothing was written: pass --force") in changed.stderr
+    assert (home / "mappings" / "ad.toml").read_text() == "# mine\n"

@@ -115,9 +115,22 @@ def test_a_state_that_cannot_be_mapped_is_one_line_with_the_fix():
     assert 'set on_invalid = "skip"' in line
 
 
+def test_a_file_user_whose_verba_id_is_looked_up_by_login_name_shows_it_looked_up_at_push_time(tmp_path):
+    user = tmp_path / "u.json"
+    user.write_text(json.dumps({"userName": "alice@example.com",
+                                "phoneNumbers": [{"type": "work", "value": "tel:+1 415 555 0100"}]}))
+    code, out = run("--mapping", "mappings/default.toml", "--user", str(user), "--kind", "deactivate")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[2] == ("Verba user looked up at push time (listUsers loginName 'alice@example.com' when it is "
+                        "pushed; --user-id N maps with one now)")
+    assert lines[4].split() == ["EXTENSION", "USER", "ID", "ACTION", "RECORDING", "MODE", "VOICE", "IM", "VIDEO",
+                                "SCREEN"]
+    assert lines[5].split() == ["+14155550100", "at", "push", "time", "stop", "FULL", "no", "no", "no", "no"]
+    assert "stays linked to the Verba user of its login name" in lines[6]
+
+
 def test_what_is_missing_is_said_in_one_line(tmp_path):
-    code, out = run("--mapping", "mappings/default.toml", "--user", OKTA)
-    assert code == 1 and "pass --user-id N" in out
     code, out = run("--mapping", "mappings/default.toml", "--user", str(tmp_path / "none.json"))
     assert code == 1 and "no such file" in out
     (tmp_path / "bad.json").write_text("{")
