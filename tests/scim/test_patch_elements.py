@@ -168,3 +168,32 @@ def test_a_typed_remove_or_add_names_an_element_stored_without_a_type(api: httpx
     assert _phones(api, store, other["id"]) == [{"value": NUMBER}]  # the mobile one, by its type
     patch(api, f"/Users/{other['id']}", {"op": "Remove", "path": "phoneNumbers", "value": [WORK]})
     assert _phones(api, store, other["id"]) == []
+
+
+A_MAIL = {"type": "work", "value": "a@example.com", "primary": True}
+B_MAIL = {"type": "work", "value": "b@example.com", "primary": True}
+
+
+@pytest.mark.parametrize("operation", [
+    {"op": "add", "path": "emails", "value": [B_MAIL]},
+    {"op": "add", "value": {"emails": [B_MAIL]}},
+    {"op": "replace", "path": 'emails[value eq "b@example.com"].primary', "value": True},
+    {"op": "replace", "path": 'emails[value eq "b@example.com"]', "value": B_MAIL},
+])
+def test_a_value_made_primary_is_the_only_primary_one(api: httpx.Client, operation: dict[str, Any]) -> None:
+    """RFC 7643 §2.4: primary true appears no more than once; an IdP's new primary email takes the flag."""
+    user = _user(api, emails=[A_MAIL, {"type": "work", "value": "b@example.com"}])
+    response = patch(api, f"/Users/{user['id']}", operation)
+    assert response.status_code == 200, response.json()
+    assert [e for e in response.json()["emails"] if e.get("primary")] == [B_MAIL]
+    assert {"type": "work", "value": "a@example.com"} in api.get(f"/Users/{user['id']}").json()["emails"]
+
+
+def test_post_put_and_replace_with_two_primary_values_keep_the_first(api: httpx.Client) -> None:
+    sent = [A_MAIL, B_MAIL]
+    user = _user(api, emails=sent)
+    assert user["emails"] == [A_MAIL, {"type": "work", "value": "b@example.com"}]
+    put = api.put(f"/Users/{user['id']}", json={"userName": "dana@example.com", "emails": sent[::-1]})
+    assert put.json()["emails"] == [B_MAIL, {"type": "work", "value": "a@example.com"}]
+    replaced = patch(api, f"/Users/{user['id']}", {"op": "replace", "path": "emails", "value": sent})
+    assert replaced.json()["emails"] == [A_MAIL, {"type": "work", "value": "b@example.com"}]

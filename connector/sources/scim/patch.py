@@ -11,6 +11,8 @@
   number; a member is its `value`;
 - replace on a filter applies to every element it matches (RFC 7644 §3.5.2.3), and elements a PATCH
   leaves identical collapse into one (`_distinct`): a number is never stored or pushed twice;
+- at most one element of an attribute is primary (RFC 7643 §2.4): one that an add or replace sends or picks as
+  primary stays so, and the others' primary is cleared (`sole_primary`; POST and PUT keep a list's first);
 - `add`/`replace` on `emails[type eq "work"].value` creates the element when none matches
   (the Entra SCIM validator expects it, Captain-P-Goldfish/SCIM-SDK#416);
 - a value filter on a single-valued complex attribute, `urn:...:enterprise:2.0:User:manager[value eq "<id>"]`
@@ -31,7 +33,7 @@ from connector.sources.scim import errors
 from connector.sources.scim.filters import Compare, Expr, FilterError, Logical, matches, parse_value_filter
 from connector.sources.scim.paths import SplitPath, Target, split, undefined_schema
 from connector.sources.scim.schema import ID, Attribute, ResourceType
-from connector.sources.scim.values import coerce, ignore_undefined, misnamed, no_attribute, without
+from connector.sources.scim.values import coerce, ignore_undefined, misnamed, no_attribute, sole_primary, without
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 MAX_OPERATIONS = 1000
@@ -166,12 +168,21 @@ class _Operation:
         holder = self.holder(target, create=True)
         new = coerce(attribute, _one_or_list(attribute, value), target.key)
         old = holder.get(attribute.name)
-        if attribute.multi_valued and self.op == "add" and old:
-            new = _added(attribute, old, new or [])
-        elif attribute.type == "complex" and not attribute.multi_valued and old and new:
+        if attribute.multi_valued:
+            new = self.elements(attribute, old, new or [])
+        elif attribute.type == "complex" and old and new:
             new = {**old, **new}  # RFC 7644 §3.5.2.1/3: sub-attributes not given are left unchanged
-        _assign(holder, attribute.name, _distinct(new) if attribute.multi_valued else new)
+        _assign(holder, attribute.name, new)
         self.tidy(target)
+
+    def elements(self, attribute: Attribute, old: list[Any] | None, new: list[Any]) -> list[Any] | None:
+        """A multi-valued attribute after an add (to `old`) or replace of the coerced values `new`: the first of
+        them that is primary is the only primary element (RFC 7643 §2.4); repeats collapse (`_distinct`)."""
+        if self.op == "add" and old:
+            items, sent = _added(attribute, old, new)
+        else:
+            items, sent = new, list(range(len(new)))
+        return _distinct(sole_primary(items, sent))
 
     def set_sub(self, target: Target, value: Any) -> None:
         attribute, sub = target.attribute, target.sub
@@ -268,7 +279,7 @@ class _Operation:
             chosen = {len(items) - 1}
         for i in chosen:
             items[i] = self.updated(items[i], selector, sub, new)
-        return items
+        return sole_primary(items, sorted(chosen))
 
     def apply_to_value(
         self, current: Any, selector: Expr, sub: Attribute | None, new: Any, target: Target, path: SplitPath
@@ -415,16 +426,17 @@ def _equal(sub: Attribute | None, actual: Any, wanted: Any) -> bool:
     return bool(type(actual) is type(wanted) and actual == wanted)
 
 
-def _added(attribute: Attribute, items: list[Any], values: list[Any]) -> list[Any]:
-    """`items` after an add of `values` (RFC 7644 §3.5.2.1): a value no element is (`_Elements.named`) is appended;
-    one that is already there changes nothing but the descriptive sub-attributes it gives (`primary` true on a
-    number already stored) and those the element lacks (a type), so that no number is stored twice and no flag sent
-    is lost. A member already there is left."""
+def _added(attribute: Attribute, items: list[Any], values: list[Any]) -> tuple[list[Any], list[int]]:
+    """`items` after an add of `values` (RFC 7644 §3.5.2.1), and the positions of the elements the values are, in
+    their order: a value no element is (`_Elements.named`) is appended; one that is already there changes nothing but
+    the descriptive sub-attributes it gives (`primary` true on a number already stored) and those the element lacks
+    (a type), so that no number is stored twice and no flag sent is lost. A member already there is left."""
     elements = _Elements(attribute, list(items))
-    result = elements.items
+    result, sent = elements.items, []
     for value in values:
         found = elements.named(value)
         if not found:
+            found = [len(result)]
             elements.append(value)
         elif isinstance(value, dict) and attribute.name not in _BY_VALUE:
             for i in found:  # the flags it sends, and what an element stored without a type lacks (the type)
@@ -432,7 +444,8 @@ def _added(attribute: Attribute, items: list[Any], values: list[Any]) -> list[An
                          if name in _DESCRIPTIVE or name not in result[i]}
                 # Its key stays: the element has the `value` it was found by, so `added` holds none.
                 result[i] = {**result[i], **added}
-    return result
+        sent += found
+    return result, sent
 
 
 def _distinct(items: list[Any] | None) -> list[Any] | None:

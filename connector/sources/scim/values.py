@@ -137,7 +137,9 @@ def assign(body: dict[str, Any], target: Target, value: Any) -> None:
         return
     holder = body.setdefault(target.schema.id, {}) if target.in_extension else body
     if target.sub is None:
-        _put(holder, attribute.name, coerce(attribute, value, target.key))
+        coerced = coerce(attribute, value, target.key)
+        _put(holder, attribute.name, sole_primary(coerced, range(len(coerced))) if attribute.multi_valued and coerced
+             else coerced)
         return
     if attribute.multi_valued:
         raise errors.invalid_path(f"{target.key}: pick elements with a filter, e.g. {attribute.name}[type eq \"work\"]")
@@ -250,6 +252,17 @@ def required_missing(resource: ResourceType, body: dict[str, Any]) -> str | None
         if attribute.required and body.get(attribute.name) in (None, ""):
             return attribute.name
     return None
+
+
+def sole_primary(items: list[Any], chosen: Iterable[int]) -> list[Any]:
+    """`items` with at most one primary element (RFC 7643 §2.4): the first of those at the positions `chosen` (what
+    a request just sent or picked, in its order) that is primary stays so; every other element's primary is cleared.
+    Unchanged if none of them is primary."""
+    keep = next((i for i in chosen if isinstance(items[i], dict) and items[i].get("primary") is True), None)
+    if keep is None:
+        return items
+    return [without(item, "primary") if i != keep and isinstance(item, dict) and item.get("primary") is True else item
+            for i, item in enumerate(items)]
 
 
 def without(item: dict[str, Any], name: str) -> dict[str, Any]:
