@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import click
 
-from connector.cli.options import NEEDS_ATTENTION, config_option, json_option, operator_option, since_option, since_time
+from connector.cli.options import (
+    NEEDS_ATTENTION,
+    config_option,
+    json_option,
+    not_blank,
+    operator_option,
+    since_option,
+    since_time,
+)
 from connector.cli.status import older_mapping
 from connector.config import Config, load_config
 from connector.errors import ConnectorError
@@ -20,13 +30,15 @@ from connector.mapping import Mapping, MappingError, load_mapping
 from connector.ops.health import answered_since, attempts_since, recorded_target_state
 from connector.ops.replay import (
     MAX_SELECTED,
+    QUEUED,
     ActionError,
+    already_queued,
     causes_now,
     discard,
     discarded_newest,
     preview,
     requeue,
-    select,
+    select_batches,
 )
 from connector.ops.report import (
     WAITS_NOTE,
@@ -140,13 +152,6 @@ def _named_once(ids: tuple[int, ...], filters: dict[str, str | bool | None], how
         raise click.UsageError(f"name the events: {how}; nothing was changed")
 
 
-def _not_blank(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """A --reason that says something: a blank one is a usage error (exit 2), as a missing one is."""
-    if not value.strip():
-        raise click.BadParameter("say why, for the audit (it is blank); nothing was changed")
-    return value
-
-
 @events.command("list")
 @config_option
 @click.option("--state", type=click.Choice(STATES), help="Only events in this state.")
@@ -156,7 +161,8 @@ def _not_blank(ctx: click.Context, param: click.Parameter, value: str) -> str:
                             "or userName.")
 @click.option("--source", help="Only events from this source.")
 @since_option("Only events changed in this time")
-@click.option("--limit", default=50, show_default=True, help="Show at most this many events, the newest.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Show at most this many events, the newest.")
 @json_option
 def events_list(config_path: str, state: str | None, cause: str | None, user: str | None, source: str | None,
                 since: str | None, limit: int, as_json: bool) -> None:
@@ -296,52 +302,82 @@ def _mapping_or_why(config: Config) -> tuple[Mapping | None, str]:
 @click.option("--show", "shown_users", type=click.IntRange(min=0), default=DRY_RUN_USERS, show_default=True,
               metavar="N", help="How many users --dry-run shows in full; 0 for every one.")
 @click.option("--rate", type=click.FloatRange(min=0.01), help="At most this many events per second.")
-@click.option("--reason", default="", help="Why, for the audit.")
+@click.option("--reason", callback=not_blank, help="Why, for the audit (required, but for --dry-run).")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
               help=f"Wait up to this long for the outcome; exit {NEEDS_ATTENTION} unless every event is delivered.")
 @operator_option
 def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | None, state: str | None, dry_run: bool,
-                  shown_users: int, rate: float | None, reason: str, wait_seconds: float, operator: str) -> None:
+                  shown_users: int, rate: float | None, reason: str | None, wait_seconds: float,
+                  operator: str) -> None:
     """Deliver dead letters again, mapping each user's current state (never rolling a user back).
 
     The running connector delivers them; --wait follows them to the end. Exit status: 0 when the
     replay was queued (and, with --wait, every event was delivered); 3 when --wait ends with an
     event dead again, held by a guard, or still pending, or a user of them still in an extension conflict; 1 on an
-    error (nothing replayed); 2 on a usage error, such as no ids and no --cause or --state. A done event is replayed
-    by id only while it has an open extension conflict; a discarded event by id undoes its discard (audited). A
-    replay and its dry run warn (stderr) when a running instance started before the mapping file last changed: it
-    delivers the replay with the mapping as it was, so restart it first.
+    error (nothing replayed); 2 on a usage error, such as no ids and no --cause or --state, or no --reason (a
+    --dry-run needs none). A done event is replayed by id only while it has an open extension conflict; a discarded
+    event by id undoes its discard (audited); one already queued (pending or in flight: replayed before, say) is
+    said to be, and left as it is (running it twice is harmless). By --cause or --state, every matching event is
+    replayed, 100,000 at a time (a line on stderr between batches). A replay and its dry run warn (stderr) when
+    a running instance started before the mapping file last changed: it delivers the replay with the mapping as it
+    was, so restart it first.
     """
     shown = click.get_current_context().get_parameter_source("shown_users")
     if not dry_run and shown is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("--show only says how much --dry-run shows; add --dry-run (nothing was replayed)")
     _named_once(event_ids, {"--cause": cause, "--state": state},
                 "give event ids, --cause C or --state S (see `connector events list`)")
+    if reason is None and not dry_run:
+        raise click.UsageError("say why with --reason R, for the audit (a --dry-run needs none); nothing was replayed")
     config = load_config(config_path, secrets=())  # the [target] secrets only once something is to be replayed
     with open_configured_store(config) as store:
-        chosen = _replayable(store, event_ids, cause, state)
+        batches = _replayable(store, event_ids, cause, state)
+        first = next(batches, [])
+        queued = [e.id for e in first if e.state in QUEUED]  # by id, replayed before: a rerun has nothing to do
+        if queued:
+            click.echo(already_queued(first))
+        chosen = [e for e in first if e.state not in QUEUED]
         older = older_mapping(config, store.live_instances()[1]) if chosen else []
         for line in older:
             click.echo(f"WARNING: {line}. {RESTART_FIRST}", err=True)
         if dry_run:
             _show_dry_run(store, config, chosen, shown_users, bool(event_ids))
             return
-        if not chosen:
+        if not first:
             click.echo("nothing to replay: no event matches (see `connector events list --state dead`)"
                        + _still_retrying(store, cause))
             return
-        _check_target(load_config(config_path, secrets={"target"}))  # a replay probes Verba first
-        undone = [e.id for e in chosen if e.state is EventState.DISCARDED]
-        count = requeue(store, chosen, actor=operator, action="replay", reason=reason, rate=rate,
-                        detail={"ids": list(event_ids), "cause": cause, "state": state, "rate": rate,
-                                **({"undiscarded": undone} if undone else {})})
-        click.echo(
-            f"replaying {count} event(s)"
-            + (f" ({len(chosen) - count} were already replayed)" if count < len(chosen) else "")
-            + (f"; the discard of {', '.join(map(str, undone))} is undone" if undone else "")
-        )
-        if wait_seconds > 0 and not _wait_for(store, [e.id for e in chosen], wait_seconds, bool(older)):
+        replayed: list[int] = []
+        if chosen:
+            _check_target(load_config(config_path, secrets={"target"}))  # a replay probes Verba first
+            replayed = _replay(store, itertools.chain([chosen], batches), operator=operator, reason=reason or "",
+                               rate=rate, detail={"ids": list(dict.fromkeys(event_ids)), "cause": cause,
+                                                  "state": state, "rate": rate})
+        if wait_seconds > 0 and not _wait_for(store, queued + replayed, wait_seconds, bool(older)):
             sys.exit(NEEDS_ATTENTION)
+
+
+def _replay(store: Store, batches: Iterable[list[StoredEvent]], *, operator: str, reason: str, rate: float | None,
+            detail: dict[str, object]) -> list[int]:
+    """Requeue each batch (see `select_batches`), paced at `rate` across them, one audit row each with `detail`;
+    say how many were replayed (a progress line on stderr before each batch after the first); their ids."""
+    ids: list[int] = []
+    count, undone, start = 0, [], time.time()
+    for batch in batches:
+        if ids:
+            click.echo(f"replaying: {count} event(s) queued so far; {len(batch)} more next ...", err=True)
+        discarded = [e.id for e in batch if e.state is EventState.DISCARDED]
+        count += requeue(store, batch, actor=operator, action="replay", reason=reason, rate=rate,
+                         detail={**detail, **({"undiscarded": discarded} if discarded else {})},
+                         start=start + len(ids) / rate if rate else None)
+        ids += [e.id for e in batch]
+        undone += discarded
+    click.echo(
+        f"replaying {count} event(s)"
+        + (f" ({len(ids) - count} were replayed meanwhile by someone else)" if count < len(ids) else "")
+        + (f"; the discard of {', '.join(map(str, undone))} is undone" if undone else "")
+    )
+    return ids
 
 
 def _still_retrying(store: Store, cause: str | None) -> str:
@@ -355,20 +391,24 @@ def _still_retrying(store: Store, cause: str | None) -> str:
             "connector delivers or dead-letters them itself, see `connector status`") if undelivered else ""
 
 
-def _replayable(store: Store, ids: tuple[int, ...], cause: str | None, state: str | None) -> list[StoredEvent]:
-    """The events `events replay` chose (see `select`), by id order; ActionError, changing nothing, when one may
-    not be replayed: a done event is replayed only while it has an open extension conflict."""
+def _replayable(store: Store, ids: tuple[int, ...], cause: str | None,
+                state: str | None) -> Iterator[list[StoredEvent]]:
+    """The events `events replay` chose, in batches (see `select_batches`), each by id order; by id, those already
+    queued (pending or in flight) too. ActionError, changing nothing, before the first batch when one may not be
+    replayed: a done event is replayed only while it has an open extension conflict."""
     if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through
-        return select(store, ids, cause, EventState.DONE, [EventState.DONE], rule=REPLAYABLE)
-    chosen = select(store, ids, cause, EventState(state) if state else None,
-                    [EventState.DEAD, EventState.DONE, EventState.DISCARDED] if ids else [EventState.DEAD],
-                    rule=REPLAYABLE)
-    settled = [e for e in chosen if e.state is EventState.DONE and e.id not in
-               {c.event_id for c in store.conflicts_of(e.change.source, e.change.external_id)}]
-    if settled:
-        raise ActionError(f"event {settled[0].id} is done and has no open extension conflict: nothing to "
-                          "replay; nothing was changed")
-    return chosen
+        yield from select_batches(store, ids, cause, EventState.DONE, [EventState.DONE], rule=REPLAYABLE)
+        return
+    batches = select_batches(store, ids, cause, EventState(state) if state else None,
+                             [EventState.DEAD, EventState.DONE, EventState.DISCARDED, *QUEUED] if ids
+                             else [EventState.DEAD], rule=REPLAYABLE)
+    for batch in batches:
+        settled = [e for e in batch if e.state is EventState.DONE and e.id not in
+                   {c.event_id for c in store.conflicts_of(e.change.source, e.change.external_id)}]
+        if settled:  # by id only: one batch, nothing changed yet
+            raise ActionError(f"event {settled[0].id} is done and has no open extension conflict: nothing to "
+                              "replay; nothing was changed")
+        yield batch
 
 
 def _check_target(config: Config) -> None:
@@ -458,7 +498,7 @@ def _wait_for(store: Store, ids: list[int], seconds: float, mapping_changed: boo
 @click.argument("event_ids", nargs=-1, type=int)
 @click.option("--cause", help="Discard the dead and held events of this cause.")
 @click.option("--source", help="Discard the dead and held events of this source (with --cause: of both).")
-@click.option("--reason", required=True, callback=_not_blank,
+@click.option("--reason", required=True, callback=not_blank,
               help="Why these events are not to be delivered (for the audit).")
 @operator_option
 def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | None, source: str | None, reason: str,
@@ -478,11 +518,16 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | No
     mapping = _mapping_or_why(config)[0]
     with open_configured_store(config) as store:
         allowed = [EventState.DEAD, EventState.HELD] + ([EventState.DISCARDED] if event_ids else [])
-        chosen = select(store, event_ids, cause, None, allowed, source=source, rule=DISCARDABLE)
-        already = [e for e in chosen if e.state is EventState.DISCARDED]
-        if already:
-            click.echo(f"already discarded: {', '.join(str(e.id) for e in already)}")
-        count = discard(store, [e for e in chosen if e not in already], actor=operator, reason=reason)
+        chosen: list[StoredEvent] = []
+        count = 0
+        for batch in select_batches(store, event_ids, cause, None, allowed, source=source, rule=DISCARDABLE):
+            if chosen:
+                click.echo(f"discarding: {count} event(s) discarded so far; {len(batch)} more next ...", err=True)
+            already = [e for e in batch if e.state is EventState.DISCARDED]
+            if already:
+                click.echo(f"already discarded: {', '.join(str(e.id) for e in already)}")
+            count += discard(store, [e for e in batch if e not in already], actor=operator, reason=reason)
+            chosen += batch
         click.echo(f"discarded {count} event(s)" if chosen else
                    "no dead or held events match: nothing discarded (see `connector events list`)")
         for line in discarded_newest(store, mapping, chosen):  # its user's newest change: Verba keeps an older state
@@ -495,22 +540,33 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | No
 @click.option("--source", help="Approve the held events of this source (an LDAP directory's or SCIM client's name).")
 @click.option("--cause", help="Approve the held events of this cause (ldap_mass_change, stop_recording_guard).")
 @click.option("--all", "approve_all", is_flag=True, help="Approve every held event.")
-@click.option("--reason", required=True, callback=_not_blank,
+@click.option("--reason", required=True, callback=not_blank,
               help="Why the held change is intended (for the audit).")
 @operator_option
 def events_approve(config_path: str, event_ids: tuple[int, ...], source: str | None, cause: str | None,
                    approve_all: bool, reason: str, operator: str) -> None:
     """Release events held by a guard (LDAP mass change, stop-recording burst), so they are delivered: those named
-    by id, or by --source and/or --cause, or --all."""
+    by id, or by --source and/or --cause, or --all (every one, 100,000 at a time, a line on stderr between
+    batches). An event named by id that is already queued (approved before) is said to be, and left as it is
+    (running it twice is harmless)."""
     _named_once(event_ids, {"--source": source, "--cause": cause, "--all": approve_all},
                 "give the ids of held events, --source S, --cause C or --all (see `connector events list --state "
                 "held`)")
     by_group = approve_all or source is not None or cause is not None
+    detail = {"ids": list(dict.fromkeys(event_ids)), "all": approve_all, "source": source, "cause": cause}
     with open_configured_store(load_config(config_path, secrets=())) as store:
-        chosen = select(store, event_ids, cause, EventState.HELD if by_group else None, [EventState.HELD],
-                        source=source, rule="only held events can be approved")
-        count = requeue(store, chosen, actor=operator, action="approve", reason=reason, rate=None,
-                        detail={"ids": list(event_ids), "all": approve_all, "source": source, "cause": cause},
-                        approve=True)
-        click.echo(f"approved {count} held event(s); the connector delivers them now" if count else
-                   "no held events: nothing approved")
+        count, queued = 0, ""
+        for number, batch in enumerate(select_batches(
+                store, event_ids, cause, EventState.HELD if by_group else None,
+                [EventState.HELD, *(QUEUED if event_ids else ())], source=source,
+                rule="only held events can be approved")):
+            if number:
+                click.echo(f"approving: {count} event(s) approved so far; {len(batch)} more next ...", err=True)
+            queued = queued or already_queued(batch)  # by id, approved before: a rerun has nothing to do
+            count += requeue(store, [e for e in batch if e.state not in QUEUED], actor=operator, action="approve",
+                             reason=reason, rate=None, detail=detail, approve=True)
+        if queued:
+            click.echo(queued)
+        if count or not queued:
+            click.echo(f"approved {count} held event(s); the connector delivers them now" if count else
+                       "no held events: nothing approved")

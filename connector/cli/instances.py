@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from connector.cli.options import config_option, operator_option
+from connector.cli.options import config_option, not_blank, operator_option
 from connector.config import load_config
 from connector.runtime import open_configured_store
 
@@ -17,7 +17,7 @@ def instances() -> None:
 @instances.command("forget")
 @click.argument("name")
 @config_option
-@click.option("--reason", default="", help="Why, for the audit.")
+@click.option("--reason", required=True, callback=not_blank, help="Why it is gone for good, for the audit.")
 @operator_option
 def forget(name: str, config_path: str, reason: str, operator: str) -> None:
     """Acknowledge that instance NAME is gone for good: `connector status` no longer lists it as DEAD and

@@ -41,6 +41,13 @@ def since_time(since: str | None) -> float | None:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 
 
+def not_blank(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --reason that says something: a blank one is a usage error (exit 2), as a missing required one is."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("say why, for the audit (it is blank); nothing was changed")
+    return value
+
+
 def os_operator() -> str:
     """Who runs the command: the user who ran sudo (SUDO_USER; the README runs commands on a server as
     `sudo -u connector connector ...`, which sets LOGNAME and USER to connector), else the OS user."""

@@ -9,9 +9,22 @@ from connector.runtime import listen, why_not
 from connector.simulator.app import serve
 from connector.simulator.operations import MISSING_EXTENSION_SHAPES
 from connector.simulator.seed import load_seed
+from connector.simulator.state import MissingAnswer
+
+NO_CONFIG = ("connector simulator reads no config, so it takes no --config: choose its address with --host and "
+             "--port, and its environments, users and extensions with --seed. `connector run --config F` (and `make "
+             "run`) starts it from a config itself, at [simulator] listen with [simulator] seed, when the config sets "
+             "no [target] url.")
 
 
-@click.command()
+def _no_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """--config, which the other commands take, is a usage error that says what to do instead."""
+    if value is not None:
+        raise click.UsageError(NO_CONFIG, ctx)
+
+
+@click.command(epilog=NO_CONFIG)
+@click.option("--config", hidden=True, expose_value=False, callback=_no_config)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=7002, show_default=True, type=int)
 @click.option(
@@ -21,7 +34,8 @@ from connector.simulator.seed import load_seed
 @click.option("--missing-extension", type=click.Choice(MISSING_EXTENSION_SHAPES),
               default="ok_empty", show_default=True,
               help="How getExtension/updateExtension answer for a missing extension; change it at run time "
-                   "with POST /_sim/behaviour.")
+                   "with POST /_sim/behaviour, which also takes an answer of your choosing: "
+                   f'{{"missing_extension": {MissingAnswer.EXAMPLE}}}.')
 def simulator(host: str, port: int, seed: str | None, token_ttl: float, missing_extension: str) -> None:
     """Serve the Verba Provisioning API v2 simulator (WSDL at /provisioning?wsdl).
 

@@ -54,7 +54,8 @@ DEFAULT_MAX_PENDING_AGE = 900.0  # seconds; the README's alert on connector_queu
 @click.command()
 @config_option
 @since_option("Only entries from this time")
-@click.option("--limit", default=100, show_default=True, help="Show at most this many entries, the newest.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Show at most this many entries, the newest.")
 @json_option
 def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> None:
     """Who replayed, discarded or approved what, when and why; newest first."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from connector.delivery.guard import CAUSE as GUARD_CAUSE
 from connector.errors import ConnectorError, did_you_mean
@@ -23,7 +23,8 @@ from connector.store.log import CONFLICT_CAUSE, MASS_CHANGE_CAUSE
 from connector.store.ownership import Conflict
 
 FIELDS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled", "user_id")
-MAX_SELECTED = 100_000
+MAX_SELECTED = 100_000  # events read and acted on at once: a batch, one requeue or discard and one audit row
+QUEUED = (EventState.PENDING, EventState.IN_FLIGHT)  # an approve or replay by id of these has nothing to do
 # Causes --cause takes whether or not an event has one now: the events of open conflicts, and the guards' holds.
 NAMED_CAUSES = frozenset({CONFLICT_CAUSE, MASS_CHANGE_CAUSE, GUARD_CAUSE})
 
@@ -50,7 +51,7 @@ def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventS
         raise ActionError(f"{why}; nothing was changed")
     if ids:
         events = []
-        for event_id in ids:
+        for event_id in dict.fromkeys(ids):  # an id given twice is one event
             event = store.get_event(event_id)
             if event is None:
                 raise ActionError(f"there is no event {event_id}; nothing was changed (see `connector events list`)")
@@ -62,6 +63,42 @@ def select(store: EventLog, ids: Sequence[int], cause: str | None, state: EventS
     if wrong:
         raise ActionError(f"{rule}; event {wrong[0].id} is {wrong[0].state.value}; nothing was changed")
     return sorted(events, key=lambda e: e.id)
+
+
+def select_batches(store: EventLog, ids: Sequence[int], cause: str | None, state: EventState | None,
+                   allowed: Sequence[EventState], *, source: str | None = None,
+                   rule: str) -> Iterator[list[StoredEvent]]:
+    """What `select` chooses, in batches of at most MAX_SELECTED events, each sorted by id: by id, one batch; by
+    filters, while a batch was full, the next is read once the caller has acted on the one before: the events the
+    filters select then that no batch had (an event acted on and back in a selected state, dead again say, is not
+    taken twice), until none is left. The first batch is read, and refused as `select` refuses, before anything is
+    yielded.
+
+    Raises ConnectorError when a full read holds only events of earlier batches (more than MAX_SELECTED of them came
+    back while it ran): older ones may remain, and the batches acted on already are audited.
+    """
+    seen: set[int] = set()
+    read = select(store, ids, cause, state, allowed, source=source, rule=rule)
+    batch = read
+    while batch:
+        yield batch
+        seen.update(e.id for e in batch)
+        if ids or len(read) < MAX_SELECTED:
+            return
+        read = select(store, ids, cause, state, allowed, source=source, rule=rule)
+        batch = [e for e in read if e.id not in seen]
+    if len(read) == MAX_SELECTED and seen:
+        raise ConnectorError(f"the newest {MAX_SELECTED} events selected were all acted on in this run already and "
+                             "are back (dead again?), so older ones may remain; what was done is audited (`connector "
+                             "audit`): see `connector events list` for what is left, fix the cause, and run it again")
+
+
+def already_queued(events: Sequence[StoredEvent]) -> str:
+    """"already queued: 3, 5 (...)" for the `events` a replay or an approval by id found pending or in flight
+    (replayed or approved before, or still retried), whose rerun has nothing to do; "" when none is."""
+    queued = [str(e.id) for e in events if e.state in QUEUED]
+    return (f"already queued: {', '.join(queued)} (pending or in flight: the connector delivers them; `connector "
+            "events show ID` says when it next tries)") if queued else ""
 
 
 def unknown_cause(store: EventLog, cause: str) -> bool:
@@ -92,8 +129,9 @@ def causes_now(store: EventLog) -> str:
 
 
 def requeue(store: EventLog, events: Sequence[StoredEvent], *, actor: str, action: str, reason: str,
-            rate: float | None, detail: dict[str, object], approve: bool = False) -> int:
-    """Make the events pending again (spaced out to `rate` per second); audit it; return how many.
+            rate: float | None, detail: dict[str, object], approve: bool = False, start: float | None = None) -> int:
+    """Make the events pending again (spaced out to `rate` per second from `start`, default now: a later batch of
+    a paced run starts where the one before ends); audit it; return how many.
 
     `approve` lets them past the stop-recording guard (an operator said the burst is intended). No events:
     nothing changes and nothing is audited.
@@ -101,7 +139,8 @@ def requeue(store: EventLog, events: Sequence[StoredEvent], *, actor: str, actio
     if not events:
         return 0
     ids = [e.id for e in events]
-    count = store.requeue(ids, time.time(), spacing=1.0 / rate if rate else 0.0, approve=approve)
+    count = store.requeue(ids, time.time() if start is None else start, spacing=1.0 / rate if rate else 0.0,
+                          approve=approve)
     store.add_audit(actor, action, ids, reason, {**detail, "requeued": count})
     return count
 

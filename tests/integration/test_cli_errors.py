@@ -69,7 +69,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "an unknown event": (lambda tmp: ["events", "show", "77", "--config", str(with_dead_letter(tmp))],
                          "see `connector events list`"),
     "a replay while the built-in simulator is not running": (
-        lambda tmp: ["events", "replay", "--state", "dead", "--config", str(with_dead_letter(
+        lambda tmp: ["events", "replay", "--state", "dead", "--reason", "x", "--config", str(with_dead_letter(
             tmp, target=f'[simulator]\nlisten = "127.0.0.1:{free_port()}"\n'))],
         "runs inside `connector run`: start it (`connector run --config "),
     "a store that does not exist": (
@@ -78,7 +78,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "a malformed --since": (lambda tmp: ["events", "list", "--since", "yesterday", "--config", str(config_file(tmp))],
                             "write it like 90s, 30m, 1h or 2d"),
     "a replay while Verba is unreachable": (
-        lambda tmp: ["events", "replay", "--state", "dead", "--config", str(with_dead_letter(tmp))],
+        lambda tmp: ["events", "replay", "--state", "dead", "--reason", "x", "--config", str(with_dead_letter(tmp))],
         "nothing was replayed"),
     "an unknown directory": (lambda tmp: ["ldap", "sync", "corp", "--config", str(config_file(tmp))],
                              "check the name or add the section"),
@@ -119,3 +119,27 @@ def test_validate_config_lists_every_problem_of_the_mapping_file(tmp_path: Path)
     at = next(n for n, line in enumerate(lines) if line.startswith("  FAILED  mapping: "))
     assert lines[at].startswith(f"  FAILED  mapping: {eid}")  # one problem a line, the others under the first
     assert lines[at + 1] == " " * 10 + normalize
+
+
+def test_the_simulator_given_a_config_says_what_it_takes_instead() -> None:
+    result = CliRunner().invoke(main, ["simulator", "--config", "x.toml"])
+    assert result.exit_code == 2, result.output
+    assert ("Error: connector simulator reads no config, so it takes no --config: choose its address with --host and "
+            "--port, and its environments, users and extensions with --seed. `connector run --config F` (and `make "
+            "run`) starts it from a config itself") in result.output
+    shown = CliRunner().invoke(main, ["simulator", "--help"]).output
+    assert "--config" not in shown.split("reads no config")[0]  # not offered as an option
+    assert "make run" in " ".join(shown.split()) and '"status": "ERROR_NOT_FOUND"' in " ".join(shown.split())
+
+
+@pytest.mark.parametrize("args, says", [
+    (["events", "list", "--limit", "0"], "Invalid value for '--limit': 0 is not in the range x>=1."),
+    (["events", "list", "--limit", "-1"], "Invalid value for '--limit': -1 is not in the range x>=1."),
+    (["audit", "--limit", "0"], "Invalid value for '--limit': 0 is not in the range x>=1."),
+    (["instances", "forget", "a"], "Missing option '--reason'."),
+    (["instances", "forget", "a", "--reason", " "], "Invalid value for '--reason': say why, for the audit (it is "
+                                                    "blank); nothing was changed"),
+])
+def test_a_value_an_option_does_not_take_is_a_usage_error(tmp_path: Path, args: list[str], says: str) -> None:
+    result = CliRunner().invoke(main, [*args, "--config", str(config_file(tmp_path))])
+    assert result.exit_code == 2 and says in result.output, result.output

@@ -138,7 +138,7 @@ def refused_then_moved(deliverer, simulator, failing_creates: int):
 def test_replaying_an_old_event_does_not_roll_the_user_back(deliverer, simulator, config_path):
     old = refused_then_moved(deliverer, simulator, 2)
     [newer] = [e for e in deliverer.store.list_events(state=EventState.DEAD) if e.id != old.id]
-    assert cli("events", "replay", "--config", str(config_path), str(old.id)).returncode == 0
+    assert cli("events", "replay", "--config", str(config_path), str(old.id), "--reason", "x").returncode == 0
     drain(deliverer)
     extensions = simulator.extensions()
     assert A not in extensions, "the replay pushed the stale number"
@@ -151,7 +151,7 @@ def test_replaying_an_old_event_does_not_roll_the_user_back(deliverer, simulator
 def test_a_dead_letter_a_later_delivery_superseded_is_not_replayed(deliverer, simulator, config_path):
     old = refused_then_moved(deliverer, simulator, 1)  # the push of B is delivered
     assert deliverer.store.list_events(state=EventState.DEAD) == []  # nothing left to page about
-    nothing = cli("events", "replay", "--config", str(config_path), "--state", "dead")
+    nothing = cli("events", "replay", "--config", str(config_path), "--state", "dead", "--reason", "x")
     assert nothing.returncode == 0 and "nothing to replay" in nothing.stdout, nothing.stderr
     shown = cli("events", "show", "--config", str(config_path), str(old.id)).stdout
     assert "connector     supersede" in shown and "reason: superseded: event " in shown, shown
@@ -160,7 +160,7 @@ def test_a_dead_letter_a_later_delivery_superseded_is_not_replayed(deliverer, si
 def test_concurrent_replays_of_the_same_events_push_once(deliverer, simulator, config_path):
     make_dead_letters(deliverer, simulator)
     args = [sys.executable, "-m", "connector.cli", "events", "replay", "--config", str(config_path),
-            "--cause", "error_illegal_argument"]
+            "--cause", "error_illegal_argument", "--reason", "fixed"]
     first, second = (
         subprocess.Popen(args, stdout=subprocess.PIPE, text=True),
         subprocess.Popen(args, stdout=subprocess.PIPE, text=True),
@@ -175,7 +175,7 @@ def test_concurrent_replays_of_the_same_events_push_once(deliverer, simulator, c
 def test_bad_operator_input_gets_a_clear_message_and_changes_nothing(deliverer, simulator, config_path, tmp_path):
     make_dead_letters(deliverer, simulator)
     before = dump(tmp_path / "c.db")
-    unknown = cli("events", "replay", "--config", str(config_path), "999")
+    unknown = cli("events", "replay", "--config", str(config_path), "999", "--reason", "x")
     assert unknown.returncode == 1 and "there is no event 999" in unknown.stderr
     [dead] = deliverer.store.list_events(state=EventState.DEAD, limit=1)
     no_reason = cli("events", "discard", "--config", str(config_path), str(dead.id))
@@ -186,8 +186,13 @@ def test_bad_operator_input_gets_a_clear_message_and_changes_nothing(deliverer, 
     nothing = cli("events", "replay", "--config", str(config_path))
     assert nothing.returncode == 2 and "name the events: give event ids, --cause C or --state S" in nothing.stderr
     assert nothing.stderr.startswith("Usage: "), nothing.stderr
+    for why in ([], ["--reason", " "]):  # a replay is audited with why, as a discard is
+        unsaid = cli("events", "replay", "--config", str(config_path), str(dead.id), *why)
+        assert unsaid.returncode == 2 and unsaid.stderr.startswith("Usage: "), unsaid.stderr
+        assert ("say why with --reason R, for the audit (a --dry-run needs none); nothing was replayed" if not why else
+                "Invalid value for '--reason': say why, for the audit (it is blank)") in unsaid.stderr
     down = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning", name="down.toml")
-    target_down = cli("events", "replay", "--config", str(down), "--state", "dead")
+    target_down = cli("events", "replay", "--config", str(down), "--state", "dead", "--reason", "x")
     assert target_down.returncode == 1 and "nothing was replayed" in target_down.stderr
     assert dump(tmp_path / "c.db") == before
 
@@ -235,7 +240,8 @@ def test_a_discard_by_mistake_is_undone_by_replaying_the_event_by_id(deliverer, 
     [alices] = [e for e in deliverer.store.list_events(state=EventState.DEAD) if e.change.external_id == "u-alice"]
     assert cli("events", "discard", "--config", str(config_path), str(alices.id), "--reason", "bob's, not hers",
                "--operator", "oncall-jane").returncode == 0
-    by_cause = cli("events", "replay", "--config", str(config_path), "--cause", "error_illegal_argument")
+    by_cause = cli("events", "replay", "--config", str(config_path), "--cause", "error_illegal_argument", "--reason",
+                   "fixed")
     assert by_cause.returncode == 0 and "replaying 1 event(s)" in by_cause.stdout, by_cause  # bob's only
 
     dry = cli("events", "replay", "--config", str(config_path), str(alices.id), "--dry-run")
@@ -285,7 +291,8 @@ def test_approve_releases_held_events_and_a_paced_replay_spreads_them_out(delive
     drain(deliverer)
     simulator.clear_faults()
     dead = sorted(e.id for e in deliverer.store.list_events(state=EventState.DEAD))
-    assert cli("events", "replay", "--config", str(config_path), *map(str, dead), "--rate", "2").returncode == 0
+    assert cli("events", "replay", "--config", str(config_path), *map(str, dead), "--rate", "2",
+               "--reason", "x").returncode == 0
     due = [deliverer.store.get_event(i).next_attempt_at for i in dead]
     assert [round(b - a, 2) for a, b in zip(due, due[1:], strict=False)] == [0.5, 0.5]
 

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from connector.cli import events as events_cli
 from connector.cli import main
 from connector.config import DEFAULT_MAPPING, load_config
+from connector.errors import ConnectorError
 from connector.events import UserChange
+from connector.ops import replay
 from connector.runtime import open_configured_store
 from connector.store import EventState, Store, TargetProbe
 from tests.ops.helpers import write_config
@@ -212,3 +215,76 @@ def test_events_show_shows_the_event_its_attempts_and_audit_while_the_mapping_fi
     assert lines[-1].startswith("maps to now: cannot tell: ") and "bogus_key is not a known key" in lines[-1], lines
     as_json = json.loads(run(broken, "events", "show", str(event), "--json").output)
     assert as_json["maps_to_now"] is None and "bogus_key" in as_json["maps_to_now_unknown"]
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Batches of 3 events instead of 100,000, and a replay that does not probe Verba (nothing answers here)."""
+    monkeypatch.setattr(replay, "MAX_SELECTED", 3)
+    monkeypatch.setattr(events_cli, "_check_target", lambda config: None)
+    return 3
+
+
+def test_approve_all_discard_and_replay_by_group_act_on_every_event_in_batches(
+        config: Path, store: Store, small_batches: int) -> None:
+    dead(store, "mapping", *(f"d{i}" for i in range(7)))
+    store.enqueue([change(f"h{i}") for i in range(7)], state=EventState.HELD)
+    approved = run(config, "events", "approve", "--all", "--reason", "intended")
+    assert approved.exit_code == 0, approved.output
+    assert approved.stdout == "approved 7 held event(s); the connector delivers them now\n"
+    assert "approving: 3 event(s) approved so far; 3 more next ..." in approved.stderr
+    assert store.count_by_state()[EventState.HELD] == 0
+    assert [len(a.event_ids) for a in store.list_audit()] == [1, 3, 3]  # a row per batch, newest first
+
+    replayed = run(config, "events", "replay", "--cause", "mapping", "--reason", "fixed", "--rate", "10")
+    assert replayed.exit_code == 0 and replayed.stdout == "replaying 7 event(s)\n", replayed.output
+    due = sorted(e.next_attempt_at for e in store.list_events(state=EventState.PENDING, source="hr")
+                 if e.change.external_id.startswith("d"))
+    assert len(due) == 7 and due[-1] - due[0] >= 0.55  # one pace across the batches: 6 gaps of 0.1 s
+
+    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
+        store.dead_letter(claim, "mapping", "still")
+    discarded = run(config, "events", "discard", "--cause", "mapping", "--reason", "left")
+    assert discarded.exit_code == 0 and discarded.stdout == "discarded 14 event(s)\n", discarded.output
+    assert store.count_by_state()[EventState.DEAD] == 0
+
+
+def test_a_group_replay_takes_older_dead_letters_after_a_batch_is_dead_again(store: Store, small_batches: int) -> None:
+    ids = dead(store, "mapping", *(f"u{i}" for i in range(5)))
+    taken = []
+    for batch in replay.select_batches(store, (), "mapping", EventState.DEAD, [EventState.DEAD], rule="r"):
+        taken.append([e.id for e in batch])
+        store.requeue([e.id for e in batch], time.time())
+        claim = store.claim("test", time.time() + 60, 60)  # one of them dead again at once, while the run goes on
+        store.dead_letter(claim, "mapping", "still")
+    assert taken == [ids[2:], ids[:2]]
+
+    ids = dead(store, "mapping", *(f"v{i}" for i in range(5)))  # 5 newer than the first batch of 3 ...
+    with pytest.raises(ConnectorError, match="older ones may remain"):
+        for batch in replay.select_batches(store, (), "mapping", EventState.DEAD, [EventState.DEAD], rule="r"):
+            store.requeue([e.id for e in batch], time.time())
+            while (claim := store.claim("test", time.time() + 60, 60)) is not None:  # ... all dead again, newest
+                store.dead_letter(claim, "mapping", "still")
+
+
+def test_replay_or_approve_run_again_is_harmless_and_an_id_given_twice_is_one_event(
+        config: Path, store: Store, small_batches: int) -> None:
+    [first, second] = dead(store, "mapping", "u1", "u2")
+    twice = run(config, "events", "replay", str(first), str(first), "--reason", "fixed")
+    assert twice.exit_code == 0 and twice.output == "replaying 1 event(s)\n", twice.output
+    again = run(config, "events", "replay", str(first), str(second), "--reason", "fixed")
+    assert again.exit_code == 0, again.output
+    assert again.output.splitlines() == [
+        f"already queued: {first} (pending or in flight: the connector delivers them; `connector events show ID` "
+        "says when it next tries)", "replaying 1 event(s)"]
+
+    [held] = store.enqueue([change("u3")], state=EventState.HELD)
+    assert run(config, "events", "approve", str(held), str(held), "--reason", "ok").output == (
+        "approved 1 held event(s); the connector delivers them now\n")
+    rerun = run(config, "events", "approve", str(held), "--reason", "ok")
+    assert rerun.exit_code == 0 and rerun.output.startswith(f"already queued: {held} (pending"), rerun.output
+    assert [a.action for a in store.list_audit()] == ["approve", "replay", "replay"]
+
+    store.complete(store.claim("test", time.time() + 60, 60), [], None)  # delivered: a done event is not held
+    done = run(config, "events", "approve", str(first), "--reason", "ok")
+    assert done.exit_code == 1 and f"only held events can be approved; event {first} is done" in done.output
