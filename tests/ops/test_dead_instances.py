@@ -49,10 +49,10 @@ def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(
         at = kill_a_and_let_b_count_it_dead(store)
         status, check = run(config, "status"), run(config, "status", "--check")
         listed = json.loads(run(config, "status", "--json").output)["instances"]
-        refused = run(config, "instances", "forget", "b")
-        mistyped = run(config, "instances", "forget", "A")
+        refused = run(config, "instances", "forget", "b", "--reason", "gone")
+        mistyped = run(config, "instances", "forget", "A", "--reason", "gone")
         forgotten = run(config, "instances", "forget", "a", "--operator", "oncall", "--reason", "vm1 retired")
-        again = run(config, "instances", "forget", "a")
+        again = run(config, "instances", "forget", "a", "--reason", "vm1 retired")
         after = run(config, "status", "--check")
         shown = run(config, "audit")
         audit = store.list_audit(10)

@@ -229,7 +229,8 @@ def test_status_check_exits_3_when_the_last_drift_check_found_drift_it_did_not_r
 
 def replay(config: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "connector.cli", "events", "replay", "--config", str(config),
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--reason", "Verba is back", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_while_delivering(deliverer, process: subprocess.Popen[str]) -> tuple[str, str]:

@@ -69,7 +69,7 @@ def test_read_only_commands_need_no_secret_and_the_others_still_do(tmp_path: Pat
     # every secret. (A replay reads it only once it has an event to replay: one with nothing to replay calls nothing.)
     with open_configured_store(load_config(full)) as store:
         store.dead_letter(store.claim("test", time.time(), 60), "mapping", "no phone number")
-    replay = cli("events", "replay", "--state", "dead", "--config", str(oncall), env=env)
+    replay = cli("events", "replay", "--state", "dead", "--reason", "fixed", "--config", str(oncall), env=env)
     assert replay.returncode == 1 and "gone" in replay.stderr and "SCIM" not in replay.stderr, replay.stderr
     validate = cli("validate-config", "--config", str(oncall), env=env)
     assert validate.returncode == 1
