@@ -157,6 +157,24 @@ def test_a_get_with_the_current_etag_in_if_none_match_is_304(api: httpx.Client) 
     assert changed.status_code == 200 and changed.json()["title"] == "x" and changed.headers["etag"] != tag
 
 
+def test_a_group_change_makes_a_new_etag_for_its_members(api: httpx.Client) -> None:
+    """A user's groups change without a write of the user: a copy read before is not current."""
+    user_id = api.post("/Users", json={"userName": "member@example.com"}).json()["id"]
+    before = api.get(f"/Users/{user_id}").headers["etag"]
+    group_id = api.post("/Groups", json={"displayName": "Sales", "members": [{"value": user_id}]}).json()["id"]
+    fresh = api.get(f"/Users/{user_id}", headers={"If-None-Match": before})
+    assert fresh.status_code == 200 and [g["display"] for g in fresh.json()["groups"]] == ["Sales"]
+    assert fresh.headers["etag"] != before and fresh.json()["meta"]["version"] == fresh.headers["etag"]
+    title = {"Operations": [{"op": "replace", "path": "title", "value": "x"}]}
+    assert api.patch(f"/Users/{user_id}", json=title, headers={"If-Match": before}).status_code == 412
+    current = fresh.headers["etag"]
+    assert api.get(f"/Users/{user_id}", headers={"If-None-Match": current}).status_code == 304
+    api.patch(f"/Groups/{group_id}", json={"Operations": [{"op": "replace", "path": "displayName", "value": "Desk"}]})
+    renamed = api.get(f"/Users/{user_id}", headers={"If-None-Match": current})
+    assert renamed.status_code == 200 and renamed.json()["groups"][0]["display"] == "Desk"
+    assert api.patch(f"/Users/{user_id}", json=title, headers={"If-Match": renamed.headers["etag"]}).status_code == 200
+
+
 def test_okta_put_with_id_groups_and_meta_replaces_the_user(api: httpx.Client) -> None:
     user = api.post("/Users", json={"userName": "test.user@okta.local", "title": "old", "displayName": "T"}).json()
     put = api.put(f"/Users/{user['id']}", json={

@@ -157,7 +157,7 @@ class _Api:
             if_match = request.headers.get("if-match")
             if request.method in ("GET", "HEAD"):  # HEAD: as GET, its body left out by the server
                 found = await run_in_threadpool(self.service.get, client, resource, resource_id)
-                current = etag(found.row.version)
+                current = etag(found.row.version, found.groups)
                 if _names(request.headers.get("if-none-match"), current):  # RFC 7644 §3.14: its copy is current
                     return Response(status_code=304, headers={"ETag": current})
                 return self.resource(request, resource, found)
@@ -185,7 +185,7 @@ class _Api:
         headers: dict[str, str] | None = None,
     ) -> Response:
         data = self.render(request, resource, found, _params(request))
-        return _scim(data, status, {"ETag": etag(found.row.version), **(headers or {})})
+        return _scim(data, status, {"ETag": etag(found.row.version, found.groups), **(headers or {})})
 
     async def body(self, request: Request) -> Any:
         limit = self.config.max_body_bytes

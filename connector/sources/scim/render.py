@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,9 +14,14 @@ from connector.sources.scim.schema import ResourceType
 from connector.store import ScimResource
 
 
-def etag(version: int) -> str:
-    # RFC 7644 §3.14: meta.version and the ETag header carry the same weak entity tag.
-    return f'W/"{version}"'
+def etag(version: int, groups: Sequence[tuple[str, str]] = ()) -> str:
+    """The weak entity tag of a resource at `version` (RFC 7644 §3.14: meta.version and the ETag header carry it),
+    `W/"3"`; a User's also names its `groups` (id, displayName), which change without a write of the User, so that
+    a copy read before a group change is not current: `W/"3-5d41402a"`."""
+    if not groups:
+        return f'W/"{version}"'
+    digest = hashlib.sha256(json.dumps(list(groups), ensure_ascii=False).encode()).hexdigest()[:8]
+    return f'W/"{version}-{digest}"'
 
 
 def location(base: str, resource: ResourceType, resource_id: str) -> str:
@@ -45,7 +52,7 @@ def to_scim(
         "created": row.created,
         "lastModified": row.last_modified,
         "location": location(base, resource, row.id),
-        "version": etag(row.version),
+        "version": etag(row.version, groups if resource.name == "User" else ()),
     }
     return data
 

@@ -307,14 +307,17 @@ def _existing(tx: ScimTransaction, resource: ResourceType, resource_id: str, if_
     old = tx.get(resource.name, resource_id)
     if old is None:
         raise errors.not_found(resource.name, resource_id)
-    if if_match is not None and not _matches(if_match, old.version):
-        raise errors.precondition_failed(etag(old.version))
+    if if_match is None:
+        return old
+    current = etag(old.version, tx.groups_of([resource_id])[resource_id] if resource is USERS else ())
+    if not _matches(if_match, current):
+        raise errors.precondition_failed(current)
     return old
 
 
-def _matches(if_match: str, version: int) -> bool:
+def _matches(if_match: str, current: str) -> bool:
+    """Whether an If-Match header names the entity tag `current` (weak or not), or is "*"."""
     tags = [tag.strip() for tag in if_match.split(",")]
-    current = etag(version)
     return "*" in tags or any(tag in (current, current.removeprefix("W/")) for tag in tags)
 
 
