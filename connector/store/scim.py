@@ -189,6 +189,13 @@ class ScimTransaction:
         sql = self.store._sql(f"SELECT {_RESOURCE_COLUMNS} {matching} ORDER BY r.pk")
         return [_resource(row) for row in self.conn.execute(sql, (self.client, resource_type, *params))]
 
+    def names(self, resource_type: str) -> list[tuple[str, str]]:
+        """The (id, display) of every resource of the type, oldest first, without reading their bodies (a Group's
+        members)."""
+        sql = self.store._sql("SELECT r.id, r.display FROM scim_resources r WHERE r.client = %s AND "
+                              "r.resource_type = %s ORDER BY r.pk")
+        return [(row["id"], row["display"]) for row in self.conn.execute(sql, (self.client, resource_type))]
+
     def find_unique(self, resource_type: str, unique_key: str) -> str | None:
         """The id of the resource holding `unique_key`, if any."""
         row = self.conn.execute(self.q["scim_find_unique"], (self.client, resource_type, unique_key)).fetchone()

@@ -220,8 +220,9 @@ class ScimService:
             return  # unchanged, or only its spelling: groups of one name from before this check keep working
         # Transactions of one client run one at a time, and the search runs in this one, seeing every write before
         # it (on SQLite, those not committed yet too): no other write can take the name in between.
-        rows = tx.find(GROUPS.name, None)
-        other = next((row.id for row in rows if row.id != group_id and fold(row.display) == fold(name)), None)
+        wanted = fold(name)
+        names = tx.names(GROUPS.name)  # ids and names only: no group's members are read
+        other = next((gid for gid, display in names if gid != group_id and fold(display) == wanted), None)
         if other is not None:
             raise errors.uniqueness(f"displayName {name!r} is taken (by Group {other}; names compare in any case "
                                     "and spacing, as the recording rules do); pick another or update that group")
