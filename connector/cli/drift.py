@@ -8,12 +8,13 @@ from collections.abc import Callable
 
 import click
 
-from connector.cli.options import config_option, json_option, operator_option
+from connector.cli.options import config_option, json_option, not_blank, operator_option
 from connector.config import load_config
 from connector.errors import ConnectorError
 from connector.mapping import load_mapping
 from connector.ops.drift import KINDS, DriftCheck, DriftReport, Unchecked, counted
 from connector.ops.report import to_json
+from connector.passwords import one_shot_command
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventLog
 
@@ -35,11 +36,12 @@ SHOWN = 10  # users shown for each reason a user was not checked, and event ids 
               help="Only this user: external id, userName or source/external_id (repeatable). A check of some "
                    "users is not recorded as the last check: `connector status`, the metrics and `status --check` "
                    "keep the last check of every user.")
-@click.option("--reason", default="", help="Why, for the audit (with --repair).")
+@click.option("--reason", callback=not_blank, help="Why, for the audit (required with --repair).")
 @click.option("--concurrency", type=click.IntRange(1, 64), help="Calls to Verba at a time  [default: delivery.workers]")
 @operator_option
 @json_option
-def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str, concurrency: int | None,
+@one_shot_command()
+def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str | None, concurrency: int | None,
           operator: str, as_json: bool) -> None:
     """Compare what Verba holds (getExtension, listUsers) with the records each user's current state maps to;
     report missing, unlinked, other-user, settings and extra extensions. Writes nothing to Verba.
@@ -51,13 +53,15 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str, c
     Exit status: 0 when Verba is in step for the users checked, 3 when drift was found (repaired or not) or no user
     could be checked, 1 on an error.
     """
+    if repair and reason is None:
+        raise click.UsageError("say why with --reason R, for the audit of the repair; nothing was checked")
     config = load_config(config_path, secrets={"target"})
     with open_configured_store(config) as store, open_client(config) as client:
         targets = _users(store, users) if users else None
         check = DriftCheck(store, client, load_mapping(config.mapping_file), concurrency or config.delivery.workers)
         with _Progress(hidden=as_json or not sys.stderr.isatty()) as bar:
             report = check.check(targets, progress=bar.step, begin=bar.begin)
-        ids = check.repair(report, actor=operator, reason=reason) if repair and report.drifts else []
+        ids = check.repair(report, actor=operator, reason=reason or "") if repair and report.drifts else []
         recorded = not users and check.record(report, "cli")
     if as_json:
         click.echo(to_json({"users_total": report.total, "users": report.users,

@@ -58,6 +58,7 @@ from connector.ops.report import (
     to_json,
     waiting_extensions,
 )
+from connector.passwords import one_shot_command
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState, Store, StoredEvent
 from connector.store.log import CONFLICT_CAUSE, CauseGroup
@@ -306,6 +307,7 @@ def _mapping_or_why(config: Config) -> tuple[Mapping | None, str]:
 @click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
               help=f"Wait up to this long for the outcome; exit {NEEDS_ATTENTION} unless every event is delivered.")
 @operator_option
+@one_shot_command()
 def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | None, state: str | None, dry_run: bool,
                   shown_users: int, rate: float | None, reason: str | None, wait_seconds: float,
                   operator: str) -> None:

@@ -18,6 +18,7 @@ from connector.errors import ConnectorError
 from connector.events import KINDS, UserChange, parse_user_change
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser, load_mapping
 from connector.ops.report import to_json
+from connector.passwords import one_shot_command
 from connector.records import ExtensionRecord
 from connector.runtime import open_client, preview_store
 from connector.sources.ldap.watcher import Watcher
@@ -61,6 +62,7 @@ def mapping() -> None:
 @click.option("--kind", type=click.Choice(KINDS),
               help="Map it as this change  [default: upsert for a file; for a live user, deactivate when inactive]")
 @json_option
+@one_shot_command()
 def mapping_test(config_path: str, mapping_file: str | None, user: str | None, directory: str | None,
                  scim_user: str | None, user_id: int | None, kind: str | None, as_json: bool) -> None:
     """Print the extension records that a user state maps to, as a table (JSON with --json). Nothing is pushed.

@@ -139,6 +139,8 @@ def test_the_simulator_given_a_config_says_what_it_takes_instead() -> None:
     (["instances", "forget", "a"], "Missing option '--reason'."),
     (["instances", "forget", "a", "--reason", " "], "Invalid value for '--reason': say why, for the audit (it is "
                                                     "blank); nothing was changed"),
+    (["drift", "--repair"], "say why with --reason R, for the audit of the repair; nothing was checked"),
+    (["drift", "--repair", "--reason", ""], "Invalid value for '--reason': say why, for the audit (it is blank)"),
 ])
 def test_a_value_an_option_does_not_take_is_a_usage_error(tmp_path: Path, args: list[str], says: str) -> None:
     result = CliRunner().invoke(main, [*args, "--config", str(config_file(tmp_path))])

@@ -203,6 +203,9 @@ def test_a_one_shot_command_says_each_run_sends_the_refused_password_again(slapd
         assert "failed (invalidCredentials)" in failed[f"({slapd.url})"] and ONE_SHOT in failed[f"({slapd.url})"]
         assert f"({ONE_SHOT}, or until SIGHUP)" in failed["requestToken"], out
         assert HELD not in out and "not sent:" not in out and "not attempted" not in out
+    for command in (["drift"], ["mapping", "test", "--ldap", "corp", "--user", "alice"]):  # they log in too
+        out = cli(*command, "--config", config)
+        assert ONE_SHOT in out and HELD not in out, out
 
 
 def test_the_running_connector_still_says_it_holds_the_refused_password_back():
