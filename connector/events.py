@@ -22,6 +22,7 @@ latest state.  The normalized state is a dict with these keys (all optional but
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Any, Literal
 
@@ -29,6 +30,9 @@ Kind = Literal["upsert", "deactivate", "delete"]
 KINDS: tuple[str, ...] = ("upsert", "deactivate", "delete")
 STATE_FIELDS = ("userName", "active", "displayName", "name", "emails", "phoneNumbers", "groups", "direct_groups",
                 "expiresAt", "attributes")  # as the module docstring describes them
+# How far in the future an `accepted_at` may be (another host's clock running ahead): an event is due at its
+# accepted_at, so one later than this would hold its user back that long, unseen by the age alerts.
+MAX_CLOCK_SKEW_SECONDS = 300.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,16 +71,45 @@ def parse_user_change(data: Any, *, default_cause: str = "") -> UserChange:
         raise ValueError("'id' (the idempotency key) must be a string")
     accepted_at = data.get("accepted_at", time.time())
     if not isinstance(accepted_at, (int, float)) or isinstance(accepted_at, bool):
-        raise ValueError("'accepted_at' must be a Unix timestamp")
+        raise ValueError("'accepted_at' must be a Unix timestamp: seconds since the epoch, such as "
+                         f"{time.time():.0f} (or leave it out: the time the event is accepted)")
     return UserChange(
         source=data["source"],
         external_id=data["external_id"],
         kind=kind,
         state=state,
-        accepted_at=float(accepted_at),
+        accepted_at=check_accepted_at(float(accepted_at)),
         cause=str(data.get("cause") or default_cause),
         idem_key=idem_key,
     )
+
+
+def check_accepted_at(accepted_at: float, now: float | None = None) -> float:
+    """`accepted_at` if it may be stored: a finite Unix time at most MAX_CLOCK_SKEW_SECONDS after `now` (this host's
+    clock). Else ValueError saying what is wrong and what to send: an event is due at its accepted_at, so one in the
+    future (milliseconds, say) would hold its user back until then while every age alert stays green."""
+    now = time.time() if now is None else now
+    if not math.isfinite(accepted_at):
+        raise ValueError(f"'accepted_at' is {accepted_at}, not a time; send seconds since the epoch, such as "
+                         f"{now:.0f} (or leave it out: the time the event is accepted)")
+    ahead = accepted_at - now
+    if ahead <= MAX_CLOCK_SKEW_SECONDS:
+        return accepted_at
+    seconds = accepted_at / 1000.0
+    guess = (f" It looks like milliseconds ({seconds:.0f} in seconds)." if abs(seconds - now) <= 366 * 86400
+             else "")
+    raise ValueError(f"'accepted_at' is {accepted_at:.15g}: {_duration(ahead)} in the future (more than "
+                     f"{MAX_CLOCK_SKEW_SECONDS / 60:g} minutes ahead of this host's clock), so the event would wait "
+                     f"until then.{guess} Send seconds since the epoch (now: {now:.0f}), not milliseconds, or leave "
+                     "'accepted_at' out to use the time the event is accepted")
+
+
+def _duration(seconds: float) -> str:
+    """A long time, roughly: "6.2 minutes", "3.0 days", "56,918 years"."""
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}" if seconds < 100 * size else f"{seconds / size:,.0f} {unit}"
+    return f"{seconds:.0f} seconds"
 
 
 def _check_state(state: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ from connector.ops.health import answered_since, attempts_since, recorded_target
 from connector.ops.report import (
     age,
     audit_line,
+    behind_held_lines,
+    behind_held_text,
     breaker_state,
     counts_line,
     dead_instance_advice,
@@ -122,6 +124,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         conflicts = store.open_conflicts()
         clashes = store.extension_clashes()
         held = store.held_summary()
+        behind = store.waiting_behind_held()
         breakers = store.open_breakers()
         probes = store.target_probes()
         answered_at = answered_since(probes, lambda since: attempts_since(store, since))
@@ -140,6 +143,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
                             "dead_letters_by_cause": dead_letters_json(summary),
                             "retrying_by_cause": dead_letters_json(retrying),
                             "held_by_cause": held_json(held),
+                            "waiting_behind_held": {"events": behind[0], "users": behind[1]},
                             "extension_conflicts": conflicts,
                             "extension_clashes": [{"extension": x, "claimants": c} for x, c in clashes],
                             "sources": sources,
@@ -170,7 +174,8 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         click.echo(line)
     for line in retry_lines(retrying, config.delivery.max_attempts, waiting=bool(breakers)):
         click.echo(line)
-    for line in summary_lines(summary) + held_lines(held) + ownership_lines(conflicts, clashes):
+    for line in [*summary_lines(summary), *held_lines(held), *behind_held_lines(*behind),
+                 *ownership_lines(conflicts, clashes)]:
         click.echo(line)
 
 
@@ -180,6 +185,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
         with open_configured_store(config) as store:
             summary = store.dead_letter_summary()
             held = store.held_summary()
+            behind = store.waiting_behind_held()
             conflicts, _ = store.ownership_counts()
             oldest = store.oldest_pending_at()
             recorders = store.recorders()
@@ -207,8 +213,9 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
                         "`connector events list --state dead --cause CAUSE`")
     if held:
         causes = ", ".join(f"{g.cause} {g.size} (source {g.source})" for g in held)
+        waiting = f"; {behind_held_text(*behind)}" if behind[0] else ""
         problems.append(f"{sum(g.size for g in held)} event(s) held by a guard ({causes}): review them with "
-                        "`connector events list --state held`, then approve or discard them")
+                        f"`connector events list --state held`, then approve or discard them{waiting}")
     if conflicts:
         problems.append(f"{conflicts} extension conflict(s): an extension a user should be recorded on is held by "
                         "another Verba user, or kept with another source's settings for the same Verba user; see "
@@ -224,6 +231,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
     if as_json:
         click.echo(to_json({"ok": not problems, "problems": problems, "oldest_pending_age_seconds": pending_age,
                             "max_pending_age_seconds": max_pending_age,
+                            "waiting_behind_held": {"events": behind[0], "users": behind[1]},
                             "dead_letters_by_cause": dead_letters_json(summary)}))
     elif problems:
         for problem in problems:

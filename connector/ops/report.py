@@ -28,7 +28,7 @@ from connector.store import (
 from connector.store.log import MASS_CHANGE_CAUSE
 from connector.store.ownership import RELEASED_CAUSE, SETTINGS_CHANGED_CAUSE, Claimant, Conflict
 from connector.store.queue import POSTPONED
-from connector.verba.status import GENERAL, ILLEGAL_ARGUMENT
+from connector.verba.status import OK, Status, says_extension_absent
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -75,20 +75,38 @@ def queued_by(cause: str) -> str:
     return f"{cause} ({meaning})" if meaning else cause or "not recorded"
 
 
-def event_line(event: StoredEvent, waits: Sequence[str] = ()) -> str:
+def event_line(event: StoredEvent, waits: Sequence[str] = (), now: float | None = None) -> str:
     """One event on one line: id, state, kind, user, attempts, when it last changed, and why it is not done (its
-    last cause and message); for a done event whose user waits in open extension conflicts, `waits` (their
-    extensions, from `waiting_extensions`) flagged "WAITS in extension conflict: +1212..."."""
+    last cause and message; a discarded one's discard reason); for a done event whose user waits in open extension
+    conflicts, `waits` (their extensions, from `waiting_extensions`) flagged "WAITS in extension conflict: +1212...".
+    A pending event says what it waits for: a held event of its user before it ("waits behind held event 61 ..."),
+    or its due time when that is after `now` (this host's clock if None), e.g. "due in 3.0m (13:34:36)"."""
     change = event.change
     user = change.state.get("userName", "")
     # The LDAP mass-change guard holds events with no cause, its message as their error.
     cause = event.last_cause or (MASS_CHANGE_CAUSE if event.state is EventState.HELD else None)
     why = "" if cause is None or event.state is EventState.DONE else (
         f"  {cause}" + (f": {event.last_error}" if event.last_error else ""))
+    if event.state is EventState.DISCARDED and event.discard_reason:
+        why = f"  discarded: {event.discard_reason}" + (f" (its last failure: {cause})" if cause else "")
     if waits and event.state is EventState.DONE:
         why = f"  WAITS in extension conflict: {', '.join(waits)}"
+    if event.state is EventState.PENDING:
+        why = _pending_wait(event, time.time() if now is None else now) + why
     return (f"{event.id:>8}  {event.state.value:<9}  {change.kind:<10}  {change.source}/{change.external_id} "
             f"({user})  attempts={event.attempts}  {when(event.updated_at)}{why}")
+
+
+def _pending_wait(event: StoredEvent, now: float) -> str:
+    """What a pending event waits for, for `event_line`: "  waits behind held event 61 ..." (its user's held event,
+    which an operator approves or discards first), "  due in 3.0m (2026-12-01 13:34:36)" when it is due later than
+    `now` (a backoff, a paced replay, an accepted_at ahead of this clock), else ""."""
+    if event.waits_behind is not None:
+        return (f"  waits behind held event {event.waits_behind} of this user: approve or discard that one first "
+                f"(`connector events show {event.waits_behind}`)")
+    if event.next_attempt_at > now:
+        return f"  due in {age(event.next_attempt_at - now)} ({when(event.next_attempt_at)})"
+    return ""
 
 
 WAITS_NOTE = ("  WAITS: the push was done, but the user is not recorded on that extension (or not as it wants) until "
@@ -148,6 +166,21 @@ def held_lines(held: Sequence[HeldGroup]) -> list[str]:
     return ["held for `connector events approve` (review them first with `connector events list --state held`):",
             *(f"{g.size:>6}  {g.cause}  source {g.source}" + (f": {g.sample}" if g.sample else "")
               for g in held)]
+
+
+def behind_held_text(events: int, users: int) -> str:
+    """What waits behind held events (`EventLog.waiting_behind_held`), e.g. "3 later event(s) of 2 held user(s) wait
+    behind their held event: ..."; "" when none does."""
+    if not events:
+        return ""
+    return (f"{events} later event(s) of {users} held user(s) wait behind their held event, not pushed until it is "
+            "approved (then each user's newest state is pushed once) or discarded (then they are pushed as usual); "
+            "`connector events list --state pending` marks them")
+
+
+def behind_held_lines(events: int, users: int) -> list[str]:
+    """`behind_held_text` as `connector status` prints it under the held events; none when nothing waits."""
+    return [f"  {behind_held_text(events, users)}"] if events else []
 
 
 def dead_letters_json(summary: Sequence[CauseGroup]) -> list[dict[str, Any]]:
@@ -272,24 +305,21 @@ def _postponed_lines(run: Sequence[Attempt]) -> list[str]:
 # shown below it): an extension changed or deleted in Verba by hand since goes unseen.
 NOTHING_SENT = (", nothing sent{why}, so Verba was not asked (`connector drift --user {user}` checks what Verba "
                 "holds; add --repair --reason R to push the user again)")
-# Verba's answers that may mean "no such extension" (connector.verba.status.says_extension_absent decides by the
-# message, which the attempt does not record).
-ABSENCE_CODES = (GENERAL, ILLEGAL_ARGUMENT)
-
-
 def _absence(attempt: Attempt, index: int) -> str:
-    """How the push read a getExtension or updateExtension answer ERROR_GENERAL or ERROR_ILLEGAL_ARGUMENT (the
-    call `attempt.sent[index]`), from what followed it: " (unclear: ...)" when the listUsers after it asked who holds
-    the extension; " (taken as absent: ...)" when the push went on (another call, or done); "" otherwise (such an
-    answer that was not absence ends the push: the attempt's error says what)."""
+    """How the push read a getExtension or updateExtension answer that is not OK (the call `attempt.sent[index]`):
+    " (taken as absent: ...)" when it says there is no such extension, as the push decided it (the one rule,
+    connector.verba.status.says_extension_absent, on the status and message the attempt recorded); " (unclear:
+    ...)" when the listUsers after a getExtension asked who holds the extension; "" otherwise (such an answer ends
+    the push, or is retried: the attempt's error says what)."""
     call, following = attempt.sent[index], attempt.sent[index + 1:index + 2]
-    if call["operation"] not in ("getExtension", "updateExtension") or call.get("status") not in ABSENCE_CODES:
+    code = call.get("status")
+    if call["operation"] not in ("getExtension", "updateExtension") or not code or code == OK:
         return ""
+    if says_extension_absent(Status(code, call.get("message"))):
+        return (" (taken as absent: the message says there is no such extension)" if call.get("message") else
+                " (taken as absent: the status code says there is no such extension)")
     if following and following[0]["operation"] == "listUsers" and call["operation"] == "getExtension":
         return " (unclear: the listUsers below asked Verba who holds the extension)"
-    if following or attempt.outcome == "done":
-        return (" (taken as absent: the message says there is no such extension)" if call.get("message") else
-                " (taken as absent: Verba's message, not recorded, said there is no such extension)")
     return ""
 
 

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from connector.errors import ConnectorError
-from connector.events import UserChange
+from connector.events import UserChange, check_accepted_at
 from connector.store.queries import placeholders
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
@@ -211,6 +211,11 @@ def event_row(change: UserChange, state: str, now: float, state_text: str | None
               forced: bool = False, why: str | None = None) -> tuple[Any, ...]:
     """The parameters of `insert_event` for `change`, due at its `accepted_at` (`state_text`: its
     `state_json`, when the caller has it already; `forced`: pushed even if nothing changed; `why`: why it is
-    stored held, its `last_error`)."""
+    stored held, its `last_error`). ValueError naming the user if its `accepted_at` is not a time or is more than
+    MAX_CLOCK_SKEW_SECONDS after `now` (`check_accepted_at`): it would hold the user back until then, unseen."""
+    try:
+        check_accepted_at(change.accepted_at, now)
+    except ValueError as error:
+        raise ValueError(f"the change of {change.source}/{change.external_id}: {error}") from None
     return (change.idem_key, change.source, change.external_id, change.kind, state_text or state_json(change),
             change.cause, change.accepted_at, state, change.accepted_at, now, int(forced), why)

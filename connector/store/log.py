@@ -223,9 +223,16 @@ class EventLog(Database):
 
     def oldest_pending_at(self) -> float | None:
         """When the oldest pending or in-flight event was queued (accepted, or queued again by a replay or an
-        approval: `requeue`); None when there are none."""
+        approval: `requeue`); None when there are none. Pending events that wait behind a held event of their
+        user wait for an operator, as held ones do, and are not counted (`waiting_behind_held` counts them)."""
         oldest = self._first("oldest_pending_at")["oldest"]
         return None if oldest is None else float(oldest)
+
+    def waiting_behind_held(self) -> tuple[int, int]:
+        """(events, users): the pending events that wait behind a held event of their user (never claimed until
+        an operator approves or discards it), and how many users they are."""
+        row = self._first("waiting_behind_held")
+        return int(row["events"]), int(row["users"])
 
     def count_by_source_and_kind(self) -> list[tuple[str, str, int]]:
         """(source, kind, count) of every event ever accepted (events are never deleted)."""

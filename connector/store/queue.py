@@ -5,7 +5,8 @@ Event states:
     in_flight  claimed by a worker until `lease_until`
     done       Verba answered OK for the state it carried (or a later one)
     dead       a dead letter: `last_cause` and `last_error` say why
-    held       held back by a guard until an operator approves it
+    held       held back by a guard until an operator approves it; the user's later events wait behind it
+               (pending, never claimed) until an operator approves or discards it
     discarded  an operator decided not to deliver it (`discard_reason` says why); never
                claimed, blocks nobody, kept forever
 """
@@ -48,6 +49,7 @@ class StoredEvent:
     last_error: str | None
     updated_at: float
     discard_reason: str | None = None
+    waits_behind: int | None = None  # pending behind this held event of its user (read by get_event, list_events)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +69,7 @@ class Claim:
     owner: str = ""
     lease_until: float = 0.0
     forced: bool = False  # an operator's replay or a drift repair: pushed even if nothing changed
-    current: StoredEvent | None = None  # the user's newest event that is not held or discarded
+    current: StoredEvent | None = None  # the user's newest event that is not held or discarded, nor after a held one
     verba_user_id: int | None = None  # the Verba user id last pushed for the user
     pushed: tuple[ExtensionRecord, ...] = ()  # the extensions last pushed for the user, in their order
 
@@ -81,8 +83,10 @@ class EventQueue(ExtensionOwnership, Database):
 
         A change whose `idem_key` is already stored is skipped (its id is not returned). A new
         event is due at its `accepted_at`. A state that is not JSON (or that the database cannot
-        hold, such as a NUL on PostgreSQL) raises ValueError and nothing of the batch is stored.
-        `forced` events are pushed even if the user's records equal those Verba last confirmed.
+        hold, such as a NUL on PostgreSQL) raises ValueError and nothing of the batch is stored; so does an
+        `accepted_at` more than MAX_CLOCK_SKEW_SECONDS in the future (connector/events.py), which would hold
+        its user back until then. `forced` events are pushed even if the user's records equal those Verba
+        last confirmed.
         """
         state = EventState(state)
         if state is EventState.IN_FLIGHT:
@@ -102,7 +106,10 @@ class EventQueue(ExtensionOwnership, Database):
         lease expired before `now` count as pending again. All pending events of the chosen user
         move to in_flight and their attempts go up by one. Users are served in the order their
         oldest pending event became due, then by id. Held, dead, discarded and done events are
-        never claimed and block nobody. A read first spares an idle worker the write transaction;
+        never claimed; dead, discarded and done ones block nobody, but a held event blocks the
+        user's later events: they are neither claimed nor pushed (nor read as `current`) until an
+        operator approves it (then they are claimed with it, and the user's newest state is pushed
+        once) or discards it. A read first spares an idle worker the write transaction;
         `busy` (the worker's last claim found a user) skips it.
         """
         lease_until = float(now + lease_seconds)
@@ -116,7 +123,7 @@ class EventQueue(ExtensionOwnership, Database):
             if not rows:
                 return None
             user = (rows[0]["source"], rows[0]["external_id"])
-            current = conn.execute(self._q["current_event"], user).fetchone()
+            current = conn.execute(self._q["claim_current"], user).fetchone()
             known = conn.execute(self._q["verba_user_id"], user).fetchone()
             pushed = tuple(pushed_record(row) for row in conn.execute(self._q["pushed_extensions"], user))
         events = sorted((stored_event(row) for row in rows), key=lambda event: event.id)
@@ -275,11 +282,12 @@ def pushed_record(row: Any) -> ExtensionRecord:
 
 
 def stored_event(row: Any) -> StoredEvent:
-    """An `events` row as read by get_event, current_event or claim_user."""
+    """An `events` row as read by get_event, current_event or claim_user (`waits_behind`: get_event, list_events)."""
     change = UserChange(source=row["source"], external_id=row["external_id"], kind=row["kind"],
                         state=json.loads(row["state_json"]), accepted_at=float(row["accepted_at"]),
                         cause=row["cause"], idem_key=row["idem_key"])
     return StoredEvent(id=row["id"], change=change, state=EventState(row["state"]), attempts=row["attempts"],
                        next_attempt_at=float(row["next_attempt_at"]), last_cause=row["last_cause"],
                        last_error=row["last_error"], updated_at=float(row["updated_at"]),
-                       discard_reason=row["discard_reason"])
+                       discard_reason=row["discard_reason"],
+                       waits_behind=row["waits_behind"] if "waits_behind" in row.keys() else None)

@@ -106,6 +106,55 @@ def test_an_unclear_error_general_and_a_recorded_message_are_shown_as_read() -> 
     assert "    getExtension -> ERROR_ILLEGAL_ARGUMENT" in attempt_lines([refused])  # not absence: it ended the push
 
 
+def test_show_marks_an_undocumented_not_found_code_taken_as_absent_as_the_push_read_it(deliverer, simulator,
+                                                                                       config_path):
+    """Verba answers a missing extension with a code the vendor does not document (ERROR_NOT_FOUND): the push takes
+    it as absent (connector.verba.status.says_extension_absent), and `show` says so from the same rule, not from a
+    list of its own that knows only ERROR_GENERAL and ERROR_ILLEGAL_ARGUMENT."""
+    deliverer.store.enqueue([user("u-alice", phones=(A,))])
+    drain(deliverer)
+    simulator.delete_extension(A)  # by hand, in Verba
+    simulator.http.post("/_sim/behaviour", json={"missing_extension": {
+        "status": "ERROR_NOT_FOUND", "message": "Extension {eid}:{extension} not found"}}).raise_for_status()
+    [leaver] = deliverer.store.enqueue([user("u-alice", phones=(A,), kind="deactivate")])
+    drain(deliverer)
+    shown = show(config_path, leaver)
+    assert attempts_of(shown)[0].endswith(": done"), shown
+    answers = [line for line in shown if " -> ERROR_NOT_FOUND: " in line]
+    assert answers and all(line.endswith(" (taken as absent: the message says there is no such extension)")
+                           for line in answers), shown
+
+
+def test_show_reads_every_answer_code_with_the_push_s_own_rule() -> None:
+    def call(operation: str, status: str, **more: str) -> dict[str, str]:
+        return {"operation": operation, "status": status, "envelope": "<soap-env:Envelope .../>", **more}
+
+    named = Attempt(time.time(), (1,), "done", None, None, (call("updateExtension", "ERROR_EXTENSION_NOT_FOUND"),
+                                                            call("createExtension", "OK")))
+    assert ("    updateExtension -> ERROR_EXTENSION_NOT_FOUND (taken as absent: the status code says there is no such "
+            "extension)") in attempt_lines([named])
+    renewed = Attempt(time.time(), (1,), "done", None, None, (
+        call("getExtension", "ERROR_UNAUTHORIZED", message="token expired"), call("requestToken", "OK"),
+        call("getExtension", "OK")))
+    assert "    getExtension -> ERROR_UNAUTHORIZED: token expired" in attempt_lines([renewed])  # not absence
+    other = Attempt(time.time(), (1,), "done", None, None, (
+        call("getExtension", "ERROR_GENERAL", message="Extension lookup failed, linked user record not found"),
+        call("listUsers", "OK")))
+    assert ("    getExtension -> ERROR_GENERAL: Extension lookup failed, linked user record not found (unclear: the "
+            "listUsers below asked Verba who holds the extension)") in attempt_lines([other])
+
+
+def test_list_of_discarded_events_shows_why_they_were_discarded(deliverer, config_path):
+    [dead] = deliverer.store.enqueue([user("u-alice", phones=(A,))])
+    claim = deliverer.store.claim("w/1", time.time(), 60)
+    deliverer.store.dead_letter(claim, "error_illegal_argument", "createExtension answered ERROR_ILLEGAL_ARGUMENT")
+    result = cli("events", "discard", str(dead), "--reason", "CHG-12: a test user", "--config", str(config_path))
+    assert result.returncode == 0, result.stderr
+    listed = cli("events", "list", "--state", "discarded", "--config", str(config_path)).stdout.splitlines()
+    [line] = [line for line in listed if "test/u-alice" in line]
+    assert line.endswith("  discarded: CHG-12: a test user (its last failure: error_illegal_argument)"), line
+
+
 def test_naming_no_events_or_two_ways_is_a_usage_error(deliverer, config_path):
     [held] = deliverer.store.enqueue([user("u-alice", phones=(A,))], state=EventState.HELD)
     for args, said in [

@@ -243,3 +243,96 @@ def test_a_few_deactivations_pass_the_guard_at_once(connector, simulator):
     assert connector.store.list_events(state=EventState.HELD) == []
     assert connector.store.list_events(cause=CAUSE) == []
     assert [a for a in connector.store.list_audit() if a.action == "approve"] == []
+
+
+def deliver_due(deliverer: Deliverer) -> None:
+    """Deliver until no user can be claimed (events that wait behind a held one stay pending)."""
+    for _ in range(1000):
+        if not deliverer.deliver_one("test"):
+            return
+    raise AssertionError("delivery never ran out of claimable users")
+
+
+def rename(entra: httpx.Client, scim_id: str, name: str) -> None:
+    """A later change of a user (its displayName), accepted while it is still disabled."""
+    response = entra.patch(f"/Users/{scim_id}", json={
+        "schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "displayName", "value": name}]})
+    assert response.status_code == 200, response.text
+
+
+def writes_to(simulator: Simulator, n: int) -> list[dict[str, Any]]:
+    return [c for c in simulator.calls() if c["operation"] in ("createExtension", "updateExtension")
+            and c["extension"] == number(n)]
+
+
+def test_a_held_stop_is_not_delivered_by_the_user_s_next_change_but_waits_for_the_operator(connector, simulator):
+    """The guard held a leaver's stop. Their next change (a rename, the window since passed) must not push the stop
+    unapproved while `status` lists it as waiting for approval: it waits behind the held event, visibly, until
+    on-call decides. Discarded: the next change goes through the guard as any push does. Approved: the user's
+    newest state is pushed once, the held event and the later one together."""
+    connector, entra = connector
+    ids = provision(connector, entra, simulator)
+    leavers = list(range(20))
+    for n in leavers:
+        deactivate(entra, ids[n])
+    connector.deliver()
+    store = connector.store
+    held = {e.change.external_id: e for e in store.list_events(state=EventState.HELD, limit=1000)}
+    held_users = sorted(n for n in leavers if ids[n] in held)
+    assert len(held_users) == 10
+    approved_n, discarded_n, waiting_n = held_users[:3]
+
+    later = {}
+    for n in (approved_n, discarded_n, waiting_n):
+        rename(entra, ids[n], f"User {n} (left)")
+        [later[n]] = [e.id for e in store.list_events(user=f"{SOURCE}/{ids[n]}", state=EventState.PENDING)]
+    window = connector.config.delivery.guard_window_seconds
+    after_window = Deliverer(store, connector.client, load_mapping(connector.config.mapping_file),
+                             connector.config.delivery, clock=lambda: time.time() + window + 1)
+    calls_before = len(simulator.calls())
+
+    for deliverer in (after_window, connector.deliverer):  # once the window has passed, and within it
+        deliver_due(deliverer)
+        assert len(simulator.calls()) == calls_before  # nothing was pushed for them: not the stop, not the rename
+    extensions = simulator.extensions()
+    assert all(recorded(extensions, n) for n in held_users)
+    for n in (approved_n, discarded_n, waiting_n):
+        event = store.get_event(later[n])
+        assert event.state is EventState.PENDING and event.waits_behind == held[ids[n]].id
+        assert store.get_event(held[ids[n]].id).state is EventState.HELD  # still listed for approval
+
+    # Visible: the waiting event says what it waits for, and status counts them under the held events.
+    shown = connector.cli("events", "show", str(later[waiting_n]))
+    assert shown.returncode == 0, shown.stderr
+    assert (f"  waits behind held event {held[ids[waiting_n]].id} of this user: approve or discard that one first "
+            f"(`connector events show {held[ids[waiting_n]].id}`)") in shown.stdout.splitlines()[0], shown.stdout
+    status = connector.cli("status")
+    assert "  3 later event(s) of 3 held user(s) wait behind their held event, not pushed until it is approved" in (
+        status.stdout), status.stdout
+    check = connector.cli("status", "--check", "--max-pending-age", "1")
+    assert check.returncode == 3 and "3 later event(s) of 3 held user(s) wait behind" in check.stdout, check.stdout
+    assert "the oldest undelivered event" not in check.stdout  # they wait for on-call, not for delivery
+
+    # Discarded: the later change goes through the guard as any push does (the window has passed: it stops).
+    discard = connector.cli("events", "discard", str(held[ids[discarded_n]].id), "--reason", "see the rename")
+    assert discard.returncode == 0, discard.stderr
+    deliver_due(after_window)
+    assert store.get_event(later[discarded_n]).state is EventState.DONE
+    assert stopped(simulator.extensions(), discarded_n)
+    assert store.list_events(state=EventState.PENDING, limit=10) and all(
+        e.waits_behind is not None for e in store.list_events(state=EventState.PENDING, limit=10))
+
+    # Approved: the held stop and the later change are claimed together; the newest state is pushed once.
+    before = len(writes_to(simulator, approved_n))
+    approve = connector.cli("events", "approve", str(held[ids[approved_n]].id), "--reason", "CHG-4711",
+                            "--operator", "oncall")
+    assert approve.returncode == 0, approve.stderr
+    deliver_due(after_window)
+    assert {store.get_event(i).state for i in (held[ids[approved_n]].id, later[approved_n])} == {EventState.DONE}
+    [write] = writes_to(simulator, approved_n)[before:]
+    assert write["voice"] is False and write["user_id"] == FIRST_ID + approved_n
+    assert stopped(simulator.extensions(), approved_n)
+    # The one left waits still, and nobody else was touched.
+    assert store.get_event(later[waiting_n]).state is EventState.PENDING
+    assert recorded(simulator.extensions(), waiting_n)
+    assert all(recorded(simulator.extensions(), n) for n in range(USERS) if n not in leavers)

@@ -231,22 +231,115 @@ def test_backoff_blocks_its_user_but_not_others(store: Store) -> None:
     assert alice.attempts == 2
 
 
-def test_held_dead_and_done_events_are_never_claimed_and_block_nobody(store: Store) -> None:
+def test_held_dead_and_done_events_are_never_claimed_and_dead_and_done_ones_block_nobody(store: Store) -> None:
     [done] = store.enqueue([change("alice", 1)])
     store.complete(claim_now(store), [], None)
     [dead] = store.enqueue([change("alice", 2)])
     store.dead_letter(claim_now(store), "illegal_argument", "bad eid")
-    [held] = store.enqueue([change("alice", 3)], state=EventState.HELD)
-    [pending] = store.enqueue([change("alice", 4)])
+    [pending] = store.enqueue([change("alice", 3)])
+    [held] = store.enqueue([change("alice", 4)], state=EventState.HELD)
 
     claim = claim_now(store)
 
     assert claim.event_ids == (pending,)
+    assert claim.current is not None and claim.current.id == pending
     assert (state_of(store, done), state_of(store, dead), state_of(store, held)) == (
         EventState.DONE,
         EventState.DEAD,
         EventState.HELD,
     )
+
+
+# --- a held event holds back its user's later events ------------------------------------------
+
+
+def held_user(store: Store) -> tuple[int, int, int, int]:
+    """alice: a done event, a held one (a guard stopped it), then two later changes; bob: one change. Their ids."""
+    [done] = store.enqueue([change("alice", 1)])
+    store.complete(claim_now(store), [record("100")], 7)
+    [held] = store.enqueue([change("alice", 2, active=False)], state=EventState.HELD)
+    later = store.enqueue([change("alice", 3, active=False), change("alice", 4, active=False)])
+    return done, held, *later
+
+
+def test_a_held_event_holds_back_its_user_s_later_events(store: Store) -> None:
+    """A guard held alice's stop: her later changes must not push her state past it before an operator decides."""
+    done, held, a3, a4 = held_user(store)
+    [bob] = store.enqueue([change("bob", 1)])
+
+    bobs = claim_now(store)
+    assert bobs.event_ids == (bob,)  # others go on
+    store.complete(bobs, [], None)
+    assert store.claim("w1", NOW + 10_000, LEASE) is None  # alice waits, however long
+    assert store.claim("w1", NOW + 10_000, LEASE, busy=True) is None
+    assert (state_of(store, a3), state_of(store, a4), state_of(store, held)) == (
+        EventState.PENDING, EventState.PENDING, EventState.HELD)
+    # Visible: each waiting event names the held one, and they are counted apart from the undelivered ones.
+    assert [store.get_event(i).waits_behind for i in (done, held, a3, a4)] == [None, None, held, held]
+    assert {e.id: e.waits_behind for e in store.list_events(user="alice")} == {
+        done: None, held: None, a3: held, a4: held}
+    assert store.waiting_behind_held() == (2, 1)
+    assert store.oldest_pending_at() is None  # they wait for an operator, as the held one does
+    store.enqueue([change("carol", accepted_at=T0 + 7)])  # accepted after alice's, and the oldest that is delivered
+    assert store.oldest_pending_at() == T0 + 7
+    # The user's current state for replays and drift is still the newest (what the approval would push).
+    current = store.current_event("scim", "alice")
+    assert current is not None and current.id == a4
+
+
+def test_an_approved_held_event_is_claimed_with_the_later_events_and_pushes_the_newest_state_once(
+        store: Store) -> None:
+    _, held, a3, a4 = held_user(store)
+
+    assert store.requeue([held], NOW, approve=True) == 1
+    claim = claim_now(store)
+
+    assert claim.event_ids == (held, a3, a4)
+    assert claim.latest.id == a4 and claim.current is not None and claim.current.id == a4
+    assert store.waiting_behind_held() == (0, 0)
+    store.complete(claim, [record("100", voice=False)], 7)
+    assert {state_of(store, i) for i in (held, a3, a4)} == {EventState.DONE}
+    assert store.claim("w1", NOW, LEASE) is None
+
+
+def test_a_discarded_held_event_lets_the_later_events_go_on_their_own(store: Store) -> None:
+    _, held, a3, a4 = held_user(store)
+
+    assert store.discard([held], "not a leaver: HR's mistake") == 1
+    claim = claim_now(store)
+
+    assert claim.event_ids == (a3, a4)
+    assert claim.current is not None and claim.current.id == a4
+    assert store.get_event(a3).waits_behind is None and store.waiting_behind_held() == (0, 0)
+
+
+def test_events_before_a_held_one_are_claimed_without_it_and_without_what_follows_it(store: Store) -> None:
+    """An LDAP mass-change guard holds a delete behind a pending change (or a replay queues an older dead letter):
+    that one is pushed, with the state it carries, not the state of events after the held one."""
+    [before] = store.enqueue([change("alice", 1)])
+    [held] = store.enqueue([change("alice", 2)], state=EventState.HELD)
+    [after] = store.enqueue([change("alice", 3)])
+
+    claim = claim_now(store)
+
+    assert claim.event_ids == (before,)
+    assert claim.current is not None and claim.current.id == before
+    store.complete(claim, [], None)
+    assert store.claim("w1", NOW, LEASE) is None
+    assert store.get_event(after).waits_behind == held
+
+
+def test_a_change_that_arrives_while_its_push_is_held_waits_behind_it(store: Store) -> None:
+    """The stop-recording guard holds a claim: a change of the user accepted meanwhile must not deliver the stop."""
+    [stop] = store.enqueue([change("alice", 1, active=False)])
+    claim = claim_now(store)
+    [meanwhile] = store.enqueue([change("alice", 2, active=False)])
+    store.hold(claim, "stop_recording_guard", "would stop too many")
+
+    assert store.claim("w1", NOW + 400, LEASE) is None
+    assert store.get_event(meanwhile).waits_behind == stop
+    assert store.requeue([stop], NOW + 400, approve=True) == 1
+    assert claim_now(store, now=NOW + 400).event_ids == (stop, meanwhile)
 
 
 # --- leases -----------------------------------------------------------------------------------
@@ -393,8 +486,8 @@ def test_a_delivered_push_supersedes_the_user_s_older_dead_letters(store: Store)
     store.dead_letter(claim_now(store), "error_illegal_argument", "refused")
     [bob_dead] = store.enqueue([change("bob", 1)])
     store.dead_letter(claim_now(store), "mapping", "bad number")
-    [held] = store.enqueue([change("hank", 2)], state=EventState.HELD)
-    [later] = store.enqueue([change("hank", 3)])
+    [later] = store.enqueue([change("hank", 2)])
+    [held] = store.enqueue([change("hank", 3)], state=EventState.HELD)
 
     store.complete(claim_now(store), [], None)
 

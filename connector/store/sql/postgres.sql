@@ -14,17 +14,39 @@ FROM unlocked AS u
 WHERE e.source = u.source AND e.external_id = u.external_id AND e.state = 'in_flight' AND e.lease_until < %(now)s
 
 -- pick_user --
--- The oldest due event that is its user's oldest pending one, of a user with nothing in flight;
--- a head another claimer has locked is skipped, not waited for.
+-- The oldest due event that is its user's oldest pending one, of a user with nothing in flight and no held event
+-- before it (its later events wait until an operator approves or discards the held one); a head another claimer
+-- has locked is skipped, not waited for. The held check is a correlated subquery, probing events_user once per row:
+-- as NOT EXISTS it was planned as an anti join against a sequential scan of every event (no index leads with
+-- held events), here and in the shared queries that ask it.
 SELECT e.id, e.source, e.external_id FROM events AS e
 WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s AND e.id <> ALL(%(skipped)s::bigint[])
   AND NOT EXISTS (SELECT 1 FROM events AS o WHERE o.source = e.source AND o.external_id = e.external_id
                   AND o.state = 'pending' AND o.id < e.id)
   AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = e.source AND f.external_id = e.external_id
                   AND f.state = 'in_flight')
+  AND (SELECT min(h.id) FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
+       AND h.state = 'held' AND h.id < e.id) IS NULL
 ORDER BY e.next_attempt_at, e.id
 LIMIT 1
 FOR UPDATE OF e SKIP LOCKED
+
+-- oldest_pending_at --
+-- Since each was accepted, or queued again by a replay or an approval. A pending event that waits behind a held event
+-- of its user waits for an operator, as the held one does: not counted (waiting_behind_held counts them). Each state is
+-- read alone, through its partial index (events_due, events_leases: `state IN (...)` scanned the whole table); the
+-- pending events are sorted first and the held check (a probe of events_user) runs in that order, stopping at the
+-- first that waits for no held event (OFFSET 0 keeps the subquery whole, so that the check does not run on every
+-- pending event before the sort).
+SELECT min(o.at) AS oldest FROM (
+    SELECT (SELECT p.at FROM (SELECT coalesce(queued_at, accepted_at) AS at, id, source, external_id FROM events
+                              WHERE state = 'pending' ORDER BY 1 OFFSET 0) AS p
+            WHERE (SELECT min(h.id) FROM events AS h WHERE h.source = p.source AND h.external_id = p.external_id
+                   AND h.state = 'held' AND h.id < p.id) IS NULL
+            ORDER BY p.at LIMIT 1) AS at
+    UNION ALL
+    SELECT min(coalesce(queued_at, accepted_at)) FROM events WHERE state = 'in_flight'
+) AS o
 
 -- add_attempt --
 INSERT INTO attempts (source, external_id, event_ids, at, outcome, cause, error, sent)

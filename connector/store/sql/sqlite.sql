@@ -6,15 +6,30 @@ UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL, upd
 WHERE state = 'in_flight' AND lease_until < %(now)s
 
 -- pick_user --
--- The oldest due event that is its user's oldest pending one, of a user with nothing in flight.
+-- The oldest due event that is its user's oldest pending one, of a user with nothing in flight and no held event
+-- before it (its later events wait until an operator approves or discards the held one).
 SELECT e.id, e.source, e.external_id FROM events AS e
 WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s
   AND e.id = (SELECT min(p.id) FROM events AS p
               WHERE p.source = e.source AND p.external_id = e.external_id AND p.state = 'pending')
   AND NOT EXISTS (SELECT 1 FROM events AS f
                   WHERE f.source = e.source AND f.external_id = e.external_id AND f.state = 'in_flight')
+  AND (SELECT min(h.id) FROM events AS h
+       WHERE h.source = e.source AND h.external_id = e.external_id AND h.state = 'held' AND h.id < e.id) IS NULL
   AND e.id NOT IN (SELECT value FROM json_each(%(skipped)s))
 ORDER BY e.next_attempt_at, e.id LIMIT 1
+
+-- oldest_pending_at --
+-- Since each was accepted, or queued again by a replay or an approval. A pending event that waits behind a held event
+-- of its user waits for an operator, as the held one does: not counted (waiting_behind_held counts them). Each state is
+-- read through the index on state (events_due); the held check is one probe of events_user per pending event.
+SELECT min(o.at) AS oldest FROM (
+    SELECT coalesce(e.queued_at, e.accepted_at) AS at FROM events AS e WHERE e.state = 'pending'
+      AND (SELECT min(h.id) FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
+           AND h.state = 'held' AND h.id < e.id) IS NULL
+    UNION ALL
+    SELECT coalesce(queued_at, accepted_at) FROM events WHERE state = 'in_flight'
+) AS o
 
 -- add_attempt --
 INSERT INTO attempts (source, external_id, event_ids, at, outcome, cause, error, sent)
