@@ -6,7 +6,8 @@ Liveness is judged by the store's clock: an instance whose last heartbeat is old
 `[instance] liveness_seconds` is dead, and the next heartbeat of any live instance returns its
 in-flight events to the queue, drops its extension locks and frees its tasks. An instance cut
 off from a shared store fences itself: no call starts unless it can end before the others would
-count this instance dead.
+count this instance dead. An instance that finds it was counted dead (a VM paused, swapping) while it ran goes on
+in a new `generation`: the pushes it began before gave their users back with its claims, and call Verba no more.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pathlib
 import socket
 import threading
 import time
@@ -45,10 +47,14 @@ class Liveness:
         self.on_release = on_release
         self.clock = clock
         # start() replaces it with this start as registered: started_at on the database's clock, kept if it rejoins
-        self.me = Instance(config.name, uuid.uuid4().hex[:12], socket.gethostname(), os.getpid())
+        self.me = Instance(config.name, uuid.uuid4().hex[:12], socket.gethostname(), os.getpid(),
+                           pid_namespace=pid_namespace())
         self.last_beat = -math.inf  # local time the last heartbeat the store took was sent
         self.reaps_from = -math.inf  # local time from which this instance counts silent ones dead (see `beat`)
         self.displaced = False
+        # Bumped each time this instance finds it was counted dead: a push that began in an earlier generation lost
+        # its claim (another instance may push its user now) and must call Verba no more (delivery/worker.py).
+        self.generation = 0
         self._registered = False
         self._failing = False
         self._leading: set[str] = set()
@@ -136,6 +142,18 @@ class Liveness:
         elif self._failing:
             log.info("instance %s: heartbeat written again", self.me.name)
         self._failing = False
+        # Before the fence lifts (last_beat below), so that no push of a claim given back calls Verba in between. A
+        # silence that long may have been counted dead though the store's answer did not say so (a lost reply).
+        if beat.rejoined or silence > self.config.liveness_seconds:
+            self.generation += 1
+        if beat.rejoined:
+            log.error("instance %s was counted dead by the others (no heartbeat for %g s): its claims went back to "
+                      "the queue, and the pushes under way here end before their next call; registered again",
+                      self.me.name, self.config.liveness_seconds)
+            self._leading.clear()
+        if beat.displaced and not self.displaced:
+            log.error(DISPLACED.format(name=self.me.name))
+            self.displaced = True
         self.last_beat = sent
         for dead, released in beat.reaped:
             log.warning("instance %s (%s, pid %d) silent for over %g s: counted dead; %d in-flight events back to "
@@ -143,13 +161,6 @@ class Liveness:
                         self.config.liveness_seconds, released)
         if beat.reaped:
             self.on_release()
-        if beat.rejoined:
-            log.error("instance %s was counted dead by the others (no heartbeat for %g s): its claims went back to "
-                      "the queue; registered again", self.me.name, self.config.liveness_seconds)
-            self._leading.clear()
-        if beat.displaced and not self.displaced:
-            log.error(DISPLACED.format(name=self.me.name))
-            self.displaced = True
 
     def leads(self, task: str) -> bool:
         """Whether this instance runs `task` ("ldap.NAME", "drift") now; it takes it if no live instance does.
@@ -172,8 +183,10 @@ class Liveness:
 
 def previous_start_gone(previous: Instance) -> bool:
     """Whether `previous`, a registered start of this instance's name, is known to be over: it ran on this
-    host and its process is gone (or its pid is now this process's)."""
-    if previous.host != socket.gethostname():
+    host, among this process's pids (the same `pid_namespace`: not another container with the same host name), and
+    its process is gone (or its pid is now this process's). Else only the liveness timeout tells."""
+    mine = pid_namespace()
+    if previous.host != socket.gethostname() or mine is None or previous.pid_namespace != mine:
         return False
     if previous.pid == os.getpid():
         return True
@@ -184,3 +197,13 @@ def previous_start_gone(previous: Instance) -> bool:
     except PermissionError:  # a process of another user has that pid now: not ours
         return True
     return False
+
+
+def pid_namespace() -> str | None:
+    """Which pids this process sees: the host's boot id and the inode of its pid namespace, "BOOT_ID:INODE"
+    (containers on one host, each with its own pid namespace, differ); None where /proc does not say."""
+    try:
+        boot = pathlib.Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return None

@@ -118,7 +118,7 @@ class Connector:
         self.recorders = RecorderApply(self.client, self.store, config.instance.name) \
             if config.target.apply_configuration else None
         deliverer = Deliverer(self.store, self.client, self.mapping, config.delivery, instance=config.instance.name,
-                              calls_until=self.liveness.calls_until,
+                              calls_until=self.liveness.calls_until, generation=lambda: self.liveness.generation,
                               on_written=None if self.recorders is None else self.recorders.written)
         self.pool = WorkerPool(deliverer, config.delivery.workers, config.delivery.idle_poll_seconds,
                                self.liveness.owner_prefix)

@@ -99,11 +99,13 @@ class OwnershipPusher:
         `stop_recording` the stop-recording guard's window when the push stops recording.
 
         On success the push is ended by `Store.complete(finish=outcome.finish)`; on failure it is
-        ended here. Raises ExtensionsBusy or StopRecordingHeld (nothing done), or a VerbaError.
+        ended here. Raises ExtensionsBusy, StopRecordingHeld or LeaseLost (the claim's lease no longer holds)
+        with nothing done, or a VerbaError.
         """
         wanted = [r.extension for r in mapped.upserts]
         plan = self.store.begin_push(claim.owner, claim.lease_until, self.clock(), me, wanted,
-                                     wanted + [r.extension for r in mapped.deprovisions], first_pushes, stop_recording)
+                                     wanted + [r.extension for r in mapped.deprovisions], first_pushes, stop_recording,
+                                     under_lease=True)
         outcome = PushOutcome()
         released = list(dict.fromkeys([*plan.released, *(r.extension for r in mapped.deprovisions)]))
         try:
@@ -112,7 +114,8 @@ class OwnershipPusher:
             for record in mapped.deprovisions:
                 self._deprovision(claim, me, record, plan, outcome, active=mapped.active)
         except BaseException:
-            woken(self.store.finish_push(claim.owner, me, outcome.owners, outcome.conflicts, released, failed=True))
+            woken(self.store.finish_push(claim.owner, me, outcome.owners, outcome.conflicts, released, failed=True,
+                                         under_lease=True))
             raise
         # Another source of the same Verba user waiting on an extension this push wrote tries again: the settings
         # it waited for may be the ones written now.

@@ -27,7 +27,7 @@ from connector.delivery.backoff import full_jitter_delay
 from connector.delivery.breaker import Breaker
 from connector.delivery.guard import CAUSE as GUARD_CAUSE
 from connector.delivery.guard import StopRecordingGuard
-from connector.delivery.lease import LEASE_MARGIN_SECONDS, LeaseKeeper, LeaseRenewer
+from connector.delivery.lease import LeaseKeeper, LeaseRenewer
 from connector.delivery.ownership import OwnershipPusher, woken
 from connector.delivery.users import UserIdResolver
 from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
@@ -36,7 +36,7 @@ from connector.ops.logs import correlation, correlation_id
 from connector.ops.metrics import COALESCED, SKIPPED
 from connector.records import ExtensionRecord
 from connector.store import Claim, Store, StoreError
-from connector.store.ownership import Claimant, ExtensionsBusy, StopRecordingHeld
+from connector.store.ownership import Claimant, ExtensionsBusy, LeaseLost, StopRecordingHeld
 from connector.verba.client import VerbaClient
 from connector.verba.errors import TARGET_WIDE_CAUSES, LeaseEnding, VerbaError, VerbaHTTPError, VerbaRateLimited
 from connector.verba.guard import EXTENSION_WRITES
@@ -61,11 +61,14 @@ class Deliverer:
         *,
         instance: str = socket.gethostname(),
         calls_until: Callable[[], float] = lambda: math.inf,
+        generation: Callable[[], int] = lambda: 0,
         on_written: Callable[[], None] | None = None,
     ) -> None:
         """`instance` names this connector's breaker in the store; `calls_until` says until when (Unix time)
         this instance may let a call run (connector/liveness.py fences an instance cut off from the store);
-        `on_written` is called after each push that wrote to Verba (connector/delivery/recorders.py)."""
+        `generation` is this instance's (Liveness.generation): a push claimed in an earlier one calls Verba no more,
+        its claim given back while the instance was counted dead; `on_written` is called after each push that wrote
+        to Verba (connector/delivery/recorders.py)."""
         self.store = store
         self.client = client
         self.mapping = mapping
@@ -78,6 +81,8 @@ class Deliverer:
         self.breaker = Breaker(config.breaker_window_seconds, config.breaker_min_users, config.probe_seconds, clock)
         self.instance = instance
         self.calls_until = calls_until
+        self.generation = generation
+        self._claimed = threading.local()  # per worker thread: the generation its claim under way was taken in
         self.on_written = on_written
 
     def deliver_one(self, owner: str, *, busy: bool = False) -> bool:
@@ -88,6 +93,8 @@ class Deliverer:
             return False
         if self.clock() + self.client.timeout > self.calls_until():  # fenced: cut off from the shared store
             return False
+        # Read before the claim: a claim given back after it was taken was taken in this generation.
+        self._claimed.generation = self.generation()
         claim = self.store.claim(owner, self.clock(), self.config.lease_seconds, busy=busy)
         if claim is None:
             if self.breaker.on_trial(owner):  # nothing to try a write with: resume, backed-off events as they are
@@ -97,9 +104,11 @@ class Deliverer:
         return True
 
     def deliver(self, claim: Claim) -> None:
+        """Push `claim`: the one this thread's `deliver_one` just took, or one taken in the current generation."""
+        taken = vars(self._claimed).pop("generation", None)
+        taken = self.generation() if taken is None else taken
         with correlation(correlation_id(claim.event_ids)), self.client.capture() as sent, \
-                self.leases.keep(claim) as lease, \
-                self.client.calls_until(lambda: min(lease.until - LEASE_MARGIN_SECONDS, self.calls_until())):
+                self.leases.keep(claim) as lease, self.client.calls_until(lambda: self._calls_until(lease, taken)):
             try:
                 self._deliver(claim, lease, sent)
             except StoreError as exc:
@@ -110,6 +119,13 @@ class Deliverer:
                     self._close_breaker(expedite=True)  # Verba takes writes: a trial under way ends well
                     if self.on_written is not None:
                         self.on_written()
+
+    def _calls_until(self, lease: LeaseKeeper, generation: int) -> float:
+        """Until when (Unix time) a call of a push may run: while its lease holds and this instance may call;
+        never once the instance left the `generation` the push's claim was taken in (counted dead meanwhile, it
+        gave the claim back). The generation is read last: it changes before the fence lifts (liveness.py)."""
+        end = min(lease.calls_until(), self.calls_until())
+        return end if self.generation() == generation else -math.inf
 
     def _give_back(self, lease: LeaseKeeper, sent: list[dict[str, Any]], failure: StoreError) -> None:
         """The store failed mid-push (a full disk, a lost database): put the claim back to pending, its attempt
@@ -165,6 +181,10 @@ class Deliverer:
                         extra={"event_ids": list(claim.event_ids), "cause": GUARD_CAUSE, "outcome": "held"})
         except ExtensionsBusy:
             self.store.postpone(lease.final(), self.clock() + BUSY_RETRY_SECONDS)
+        except LeaseLost as exc:  # as a lease ending: nothing written, the user tried again (by its new holder)
+            self.store.postpone(lease.final(), self.clock())
+            log.warning("%s/%s: %s", claim.source, claim.external_id, exc,
+                        extra={"event_ids": list(claim.event_ids), "cause": LeaseEnding.cause, "outcome": "postponed"})
         except (MappingFailure, ValueError) as exc:
             self._dead(lease.final(), "mapping", str(exc), sent)
         except UnresolvedUser as exc:

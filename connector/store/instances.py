@@ -25,6 +25,8 @@ class Instance:
     pid: int
     started_at: float = 0.0
     heartbeat_at: float = 0.0
+    # The pid's namespace (connector/liveness.py `pid_namespace`); None: unknown (read only at registration)
+    pid_namespace: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +41,8 @@ class DeadInstance:
 
     @classmethod
     def from_row(cls, row: Any) -> DeadInstance:
-        fields = {field.name: row[field.name] for field in dataclasses.fields(Instance)}
+        # the pid namespace is not kept with the record: a dead start is never asked whether its process is gone
+        fields = {f.name: row[f.name] for f in dataclasses.fields(Instance) if f.name != "pid_namespace"}
         return cls(Instance(**fields), row["reaped_at"], row["reaped_by"], row["released"])
 
 
@@ -58,11 +61,12 @@ class Instances(Database):
         """Register this start of the instance; the claims its previous start left go back to the queue.
         Returns `me` as registered (started now, by the database's clock: heartbeat it as that) and how many events
         went back. StoreError if another start of the same name still lives: one heard from within
-        `liveness_seconds` for which `gone` (e.g. its process no longer runs) is False."""
+        `liveness_seconds` for which `gone` (e.g. its process no longer runs) is False; `gone` is given the previous
+        start with the pid namespace it registered with (`me.pid_namespace` is recorded for the next one)."""
         with self._write() as conn:
             self._lock(conn, "connector.instances")
             now = self._now(conn)
-            row = conn.execute(self._q["instance"], (me.name,)).fetchone()
+            row = conn.execute(self._q["registered_instance"], (me.name,)).fetchone()
             previous = None if row is None else Instance(**row)
             if previous is not None and now - previous.heartbeat_at <= liveness_seconds and not gone(previous):
                 raise StoreError(
@@ -72,6 +76,7 @@ class Instances(Database):
             released = 0 if previous is None else self._release(conn, previous)
             me = dataclasses.replace(me, started_at=now, heartbeat_at=now)
             conn.execute(self._q["put_instance"], (me.name, me.run, me.host, me.pid, now, now))
+            conn.execute(self._q["note_pid_namespace"], (me.pid_namespace, me.run))
             conn.execute(self._q["forget_dead_instance"], (me.name,))
         return me, released
 
@@ -95,6 +100,7 @@ class Instances(Database):
                 displaced = not conn.execute(self._q["add_instance"], (
                     me.name, me.run, me.host, me.pid, me.started_at, now)).rowcount
             if not here and not displaced:  # back from the dead
+                conn.execute(self._q["note_pid_namespace"], (me.pid_namespace, me.run))
                 conn.execute(self._q["forget_dead_instance"], (me.name,))
         return Beat(not here and not displaced, displaced, reaped)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from connector.errors import ConnectorError
 from connector.records import ExtensionRecord
-from connector.store.database import CONNECTOR, Database
+from connector.store.database import CONNECTOR, Database, user_key
 
 RELEASED_CAUSE = "extension_released"  # the cause of a waiting user's event queued as its extension was let go
 SETTINGS_CHANGED_CAUSE = "extension_settings_changed"  # ... as another source of its Verba user wrote the extension
@@ -114,6 +114,11 @@ class ExtensionsBusy(ConnectorError):
     """Another push holds one of the extensions; try this user again shortly."""
 
 
+class LeaseLost(ConnectorError):
+    """The push's lease no longer holds (it ended, or another worker or instance took the user over): nothing was
+    changed; the user is tried again by whoever holds it."""
+
+
 class StopRecordingHeld(ConnectorError):
     """The push would make its source's burst of stop-recording pushes too large: an operator decides."""
 
@@ -140,7 +145,7 @@ class ExtensionOwnership(Database):
 
     def begin_push(self, lock_owner: str, lock_until: float, now: float, claimant: Claimant, wanted: Sequence[str],
                    extensions: Sequence[str], first_pushes: Sequence[ExtensionRecord] = (),
-                   stop_recording: StopRecordingWindow | None = None) -> PushPlan:
+                   stop_recording: StopRecordingWindow | None = None, *, under_lease: bool = False) -> PushPlan:
         """Lock `extensions` (all the push touches, and the claims it drops) for `lock_owner` until
         `lock_until`, make `wanted` the user's claims (new ones accepted at `claimant.claimed_at`), read the plan.
 
@@ -157,10 +162,17 @@ class ExtensionOwnership(Database):
         extensions now (until `complete` replaces them), so that a crash mid-push leaves them known
         and a later push can deprovision them. Raises ExtensionsBusy (and changes nothing) when
         another push holds one of the extensions.
+
+        `under_lease`: (`lock_owner`, `lock_until`) is the lease of the claim of the user being pushed (delivery's
+        pushes); LeaseLost (and nothing changes) once it no longer holds: a stale push never rewrites the claims of a
+        user that a newer push may have recorded.
         """
         q = self._q
         me = (claimant.source, claimant.external_id)
         with self._write() as conn:
+            if under_lease and not self._holds_lease(conn, *me, lock_owner, lock_until):
+                raise LeaseLost(f"the lease of {'/'.join(me)} ended or was taken over before its push began; "
+                                "nothing was changed")
             if stop_recording is not None and self._kept_by_twin(conn, claimant, stop_recording.extensions):
                 stop_recording = None  # another source user of the same Verba user keeps them: nothing stops
             burst = None if stop_recording is None else self._admit(conn, *me, lock_owner, stop_recording)
@@ -191,7 +203,7 @@ class ExtensionOwnership(Database):
 
     def finish_push(self, lock_owner: str, claimant: Claimant, owners: dict[str, int | None],
                     conflicts: Sequence[Conflict], released: Sequence[str], *,
-                    failed: bool = False) -> list[tuple[str, str]]:
+                    failed: bool = False, under_lease: bool = False) -> list[tuple[str, str]]:
         """End a push begun by `begin_push`: record the owners it saw or wrote (None: absent or
         unlinked), make `conflicts` the user's open conflicts, unlock its extensions, and queue a fresh
         event of every other user waiting on a released extension (in the same transaction: a crash
@@ -199,19 +211,31 @@ class ExtensionOwnership(Database):
 
         A push that `failed` part way only adds the conflicts it found (the user's others stay open)
         and unlocks. Delivery ends a successful push in its completion's transaction instead:
-        `complete(finish=...)`.
+        `complete(finish=...)`. `under_lease`: `lock_owner` is the owner of the claim of the user being pushed
+        (delivery's pushes); once it holds the user's claim no more, only the extension locks go (see `_finish_push`).
         """
         with self._write() as conn:
+            lost = under_lease and not self._holds_lease(conn, claimant.source, claimant.external_id, lock_owner)
             return self._finish_push(conn, PushFinish(lock_owner, claimant, owners, conflicts, released),
-                                     complete=not failed)
+                                     complete=not failed, lost=lost)
 
-    def _finish_push(self, conn: Any, finish: PushFinish, *, complete: bool = True) -> list[tuple[str, str]]:
-        """`finish_push` in the caller's transaction. `complete` False (a failed push, or a lease lost
-        to a newer push of the user) keeps the user's other open conflicts and records no owners. A conflict
-        that opens or clears is audited (actor "connector", action "conflict" or "conflict_cleared"), so its
-        history outlives it."""
+    def _finish_push(self, conn: Any, finish: PushFinish, *, complete: bool = True,
+                     lost: bool | None = None) -> list[tuple[str, str]]:
+        """`finish_push` in the caller's transaction. `complete` False (a failed push) keeps the user's other open
+        conflicts and records no owners. A conflict that opens or clears is audited (actor "connector", action
+        "conflict" or "conflict_cleared"), so its history outlives it.
+
+        A push whose lease was `lost` (another worker or instance may push the user now) only unlocks its
+        extensions: what it found is the newer push's to record, not conflicts, audits or users woken by a push
+        that no longer holds the user. None: lost if not `complete` and the lock owner holds the user's claim no
+        more (a completion whose lease was lost: `EventQueue.complete`)."""
         q = self._q
         me = (finish.claimant.source, finish.claimant.external_id)
+        if lost is None:
+            lost = not complete and not self._holds_lease(conn, *me, finish.lock_owner)
+        if lost:
+            conn.execute(q["unlock_extensions"], (finish.lock_owner,))
+            return []
         if complete:
             for extension, owner in finish.owners.items():
                 if owner is None:
@@ -296,6 +320,15 @@ class ExtensionOwnership(Database):
         """(open extension conflicts, clashing extensions), for the metrics."""
         row = self._first("ownership_counts")
         return int(row["conflicts"]), int(row["clashes"])
+
+    def _holds_lease(self, conn: Any, source: str, external_id: str, owner: str,
+                     until: float | None = None) -> bool:
+        """Whether the user's claim under the lease of `owner` (ending at `until`; None: whenever, renewed or not)
+        still holds; under the user's lock, so that no claim or settlement of the user runs meanwhile."""
+        self._lock(conn, user_key(source, external_id))
+        if until is None:
+            return conn.execute(self._q["claim_held"], (source, external_id, owner)).fetchone() is not None
+        return conn.execute(self._q["lease_holds"], (source, external_id, owner, until)).fetchone() is not None
 
     def _kept_by_twin(self, conn: Any, claimant: Claimant, extensions: Sequence[str]) -> bool:
         """Whether another source user of `claimant`'s Verba user claims each of `extensions` (a deleted account

@@ -15,7 +15,7 @@ import pytest
 from connector.config import InstanceConfig
 from connector.delivery.lease import LEASE_MARGIN_SECONDS
 from connector.delivery.worker import Deliverer
-from connector.liveness import Liveness, previous_start_gone
+from connector.liveness import Liveness, pid_namespace, previous_start_gone
 from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState, Instance, Store, StoreError
@@ -136,11 +136,13 @@ def test_leadership_changes_are_logged_once(store_opener: Opener, caplog) -> Non
 
 
 def test_a_start_of_another_host_or_a_running_process_is_not_known_to_be_over() -> None:
-    host = socket.gethostname()
-    assert previous_start_gone(Instance("a", "r", host, os.getpid()))
-    assert not previous_start_gone(Instance("a", "r", host, os.getppid()))  # our parent runs
-    assert not previous_start_gone(Instance("a", "r", f"{host}-elsewhere", 999_999_999))
-    assert previous_start_gone(Instance("a", "r", host, 999_999_999))
+    host, here = socket.gethostname(), pid_namespace()
+    assert previous_start_gone(Instance("a", "r", host, os.getpid(), pid_namespace=here))
+    assert not previous_start_gone(Instance("a", "r", host, os.getppid(), pid_namespace=here))  # our parent runs
+    assert not previous_start_gone(Instance("a", "r", f"{host}-elsewhere", 999_999_999, pid_namespace=here))
+    assert previous_start_gone(Instance("a", "r", host, 999_999_999, pid_namespace=here))
+    # the same host name in another container: its pids are not ours to look up
+    assert not previous_start_gone(Instance("a", "r", host, 999_999_999, pid_namespace="other-boot:1"))
 
 
 def test_a_second_connector_with_the_same_name_is_refused_at_start(store_opener: Opener) -> None:

@@ -3,10 +3,15 @@ a dead instance's claims and locks given back at once and in order, and one lead
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
 
+from connector.liveness import pid_namespace, previous_start_gone
 from connector.store import EventState, Instance, Store, StoreError
 from connector.store.ownership import Claimant, ExtensionsBusy
 from tests.store.test_conformance import change
@@ -219,3 +224,22 @@ def test_extension_locks_of_a_live_instance_stay(store: Store) -> None:
     store.heartbeat(b, LIVENESS)
     with pytest.raises(ExtensionsBusy):
         store.begin_push("run-b/0", time.time() + 60, time.time(), alice, ["+1"], ["+1"])
+
+
+def test_a_second_start_takes_over_a_start_on_its_host_only_among_its_own_pids(store: Store) -> None:
+    """Containers that share a host name each have their own pids: a pid not running here may run there."""
+    exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                            check=True)
+    gone_pid, host = int(exited.stdout), socket.gethostname()
+    other_container = Instance("a", "run-1", host, gone_pid, pid_namespace="another-boot:4026531836")
+    store.register_instance(other_container, LIVENESS, previous_start_gone)
+    with pytest.raises(StoreError, match="named 'a' runs on"):
+        store.register_instance(Instance("a", "run-2", host, os.getpid(), pid_namespace=pid_namespace()), LIVENESS,
+                                previous_start_gone)
+    assert [i.run for i in store.live_instances()[1]] == ["run-1"], "the live one in the other container stays"
+
+    store.register_instance(Instance("b", "run-3", host, gone_pid, pid_namespace=pid_namespace()), LIVENESS,
+                            previous_start_gone)
+    store.register_instance(Instance("b", "run-4", host, os.getpid(), pid_namespace=pid_namespace()), LIVENESS,
+                            previous_start_gone)  # its own earlier start here, its process gone: taken over at once
+    assert sorted(i.run for i in store.live_instances()[1]) == ["run-1", "run-4"]

@@ -514,3 +514,20 @@ ON CONFLICT (started_at) DO NOTHING
 -- last_drift_run --
 SELECT started_at, finished_at, users, extensions, counts, unchecked, repaired, trigger FROM drift_runs
 ORDER BY started_at DESC LIMIT 1
+
+-- lease_holds --
+-- Whether the user's claim under this lease (its owner, and its end as last renewed) still holds.
+SELECT 1 AS holds FROM events WHERE source = %s AND external_id = %s AND state = 'in_flight'
+  AND lease_owner = %s AND lease_until = %s LIMIT 1
+
+-- claim_held --
+-- Whether this lease owner (one worker: one claim at a time) still holds the user's claim, however renewed.
+SELECT 1 AS holds FROM events WHERE source = %s AND external_id = %s AND state = 'in_flight'
+  AND lease_owner = %s LIMIT 1
+
+-- registered_instance --
+-- `instance`, with the pid namespace its pid belongs to (NULL: unknown), for a second start of the name.
+SELECT name, run, host, pid, started_at, heartbeat_at, pid_namespace FROM instances WHERE name = %s
+
+-- note_pid_namespace --
+UPDATE instances SET pid_namespace = %s WHERE run = %s
