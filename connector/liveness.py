@@ -99,7 +99,7 @@ class Liveness:
                 if time.monotonic() >= give_up:
                     log.warning("could not unregister instance %s (%s); the others count it dead %g s after its last "
                                 "heartbeat, and `connector status` lists it as DEAD until it starts again: if it "
-                                "stays stopped, run `connector instances forget %s`", self.me.name, exc,
+                                "stays stopped, run `connector instances forget %s --reason R`", self.me.name, exc,
                                 self.config.liveness_seconds, self.me.name)
                     return
             time.sleep(1)

@@ -456,4 +456,4 @@ def dead_instance_line(dead: DeadInstance) -> str:
 
 
 def dead_instance_advice(name: str) -> str:
-    return f"start it again, or run `connector instances forget {name}` if it is gone for good"
+    return f"start it again, or run `connector instances forget {name} --reason R` if it is gone for good"

@@ -57,7 +57,7 @@ def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(
         shown = run(config, "audit")
         audit = store.list_audit(10)
 
-    advice = "start it again, or run `connector instances forget a` if it is gone for good"
+    advice = "start it again, or run `connector instances forget a --reason R` if it is gone for good"
     assert (f"instance a: DEAD since {when(at)} (vm1 pid 101; counted dead by instance b, 1 in-flight event(s) went "
             f"back to the queue): {advice}") in status.output.splitlines(), status.output
     assert check.exit_code == 3 and check.output.splitlines() == [
