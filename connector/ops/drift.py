@@ -385,39 +385,11 @@ class DriftCheck:
             users[drift.user] = (source, external_id)
             if drift.kind == "extra":
                 self._remember_extra(source, external_id, drift)
-        ids, changed = self._queue_current(list(users.values()))
+        # Each user's newest state when it is queued: a change accepted since the check read it is what is pushed.
+        ids = self.store.queue_current(list(users.values()), REPAIR_CAUSE)
         report.repaired = len(ids)
-        self.store.add_audit(actor, REPAIR_CAUSE, ids, reason,
-                             {"users": len(ids), "drift": report.counts, "changed_meanwhile": changed})
+        self.store.add_audit(actor, REPAIR_CAUSE, ids, reason, {"users": len(ids), "drift": report.counts})
         return ids
-
-    def _queue_current(self, users: Sequence[tuple[str, str]]) -> tuple[list[int], int]:
-        """Queue a forced copy of each user's current event; the ids queued, and how many users were not queued as a
-        change of theirs came in meanwhile.
-
-        A copy is stored held, and let go only if the user's current event is still the one copied: a change
-        accepted after that read and before the copy would be older than the copy, so its claim would push the
-        copy's older state and mark the newer change done with it. A user changed meanwhile gets no copy (it is
-        discarded, saying why): the newer change is pushed instead, and the next check sees if drift is left."""
-        started = time.time() - CLOCK_MARGIN_SECONDS
-        before = {(u.source, u.external_id): u.current for u in self.store.stored_users(users)}
-        copied = {key: current for key, current in before.items() if current is not None}
-        ids = self.store.enqueue([UserChange(*key, current.change.kind, current.change.state, cause=REPAIR_CAUSE)
-                                  for key, current in copied.items()], state=EventState.HELD, forced=True)
-        now = {(u.source, u.external_id): u.current for u in self.store.stored_users(list(copied))}
-        held = {(e.change.source, e.change.external_id)  # a change a guard held meanwhile is newer than the copy too
-                for e in self.store.list_events(state=EventState.HELD, since=started, limit=EVERY) if e.id not in ids}
-        queued: list[int] = []
-        changed: list[int] = []
-        for event_id, (key, current) in zip(ids, copied.items(), strict=True):
-            still = now[key]
-            (queued if still is not None and still.id == current.id and key not in held else changed).append(event_id)
-        if changed:
-            self.store.discard(changed, "not pushed: a newer change of the user came in while the drift repair "
-                                        "queued it, and is pushed instead")
-        if queued:
-            self.store.requeue(queued, time.time())
-        return queued, len(changed)
 
     def _remember_extra(self, source: str, external_id: str, drift: Drift) -> None:
         found = self.client.get_extension(drift.extension)

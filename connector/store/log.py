@@ -252,6 +252,16 @@ class EventLog(Database):
         with self._write() as conn:
             return int(conn.execute(self._q["requeue"], params).rowcount)
 
+    def queue_current(self, users: Sequence[tuple[str, str]], cause: str) -> list[int]:
+        """Queue a forced copy (pushed even if nothing changed) of each (source, external_id) user's newest event,
+        with `cause`, in one transaction; the new events' ids. The newest when it is written: a change accepted
+        meanwhile is what is copied, never an older state over it. A user whose newest event is held or discarded
+        (an operator decides) gets none."""
+        now = time.time()
+        with self._write() as conn:
+            return [row["id"] for source, external_id in users for row in conn.execute(
+                self._q["recheck"], {"source": source, "external_id": external_id, "now": now, "cause": cause})]
+
     def discard(self, event_ids: Sequence[int], reason: str) -> int:
         """Make dead or held events discarded for `reason`, keeping their last cause and error; return
         how many. Other states are left alone. A blank reason raises ValueError."""

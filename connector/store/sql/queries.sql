@@ -322,15 +322,15 @@ ORDER BY source, external_id
 RETURNING source, external_id
 
 -- recheck --
--- A fresh pending event of the user's current state, pushed even if nothing changed (forced), its cause %(cause)s:
+-- A fresh pending event of the user's newest state, pushed even if nothing changed (forced), its cause %(cause)s:
 -- another source of the same Verba user claimed an extension first and wrote other settings to it, so this user's
--- push finds out whether it now waits in a conflict. The user, if queued.
+-- push finds out whether it now waits in a conflict; or a drift repair. The new event and its user, if queued.
 INSERT INTO events (source, external_id, kind, state_json, cause, accepted_at, state, next_attempt_at, updated_at,
     forced)
 SELECT source, external_id, kind, state_json, %(cause)s, %(now)s, 'pending', %(now)s, %(now)s, 1
 FROM events WHERE id = (SELECT max(id) FROM events WHERE source = %(source)s AND external_id = %(external_id)s)
     AND state NOT IN ('held', 'discarded')
-RETURNING source, external_id
+RETURNING id, source, external_id
 
 -- source_users_of --
 SELECT source, external_id FROM verba_users WHERE user_id = %s ORDER BY source, external_id
