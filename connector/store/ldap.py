@@ -96,8 +96,8 @@ class LdapMarks(Database):
     def commit_poll(self, poll: LdapPoll) -> list[int]:
         """Store a poll's events, entries and new cursor in one transaction; return the event ids.
 
-        `poll.held` events are stored held, and so is any event of a user who already has a
-        held event from this directory, so that a held delete is never overtaken. If the
+        `poll.held` events are stored held; a later event of a held user waits behind its held event (the queue
+        claims no event after a held one of its user), so that a held delete is never overtaken. If the
         watermark's version is no longer `poll.version` (another poller committed first),
         nothing is stored and WatermarkMoved is raised. The version then goes up by one.
         """
@@ -122,20 +122,18 @@ class LdapMarks(Database):
 
     def _put(self, conn: Any, directory: str, version: int, changes: Sequence[UserChange],
              held: Sequence[UserChange], entries: Sequence[LdapEntry], held_because: str | None = None) -> list[int]:
-        """Check the watermark's version, then insert the events (`held` ones held, `held_because`; the others of a
-        user who has a held event held behind it) and put the entries."""
+        """Check the watermark's version, then insert the events (`held` ones held, `held_because`) and put the
+        entries."""
         q = self._q
         conn.execute(q["ensure_watermark"], (directory,))
         if conn.execute(q["lock_watermark"], (directory,)).fetchone()["version"] != version:
             raise WatermarkMoved(f"the watermark of {directory} moved on while this poll ran; poll again")
         now = time.time()
-        waiting = self._held_users(conn, changes)
         # An upsert and its entry share one state dict: serialize it once.
         states = {id(c.state): state_json(c) for c in [*changes, *held]}
-        behind = "waits behind a held event of this user: approve or discard that one first"
-        rows = [event_row(c, "held" if why else "pending", now, states[id(c.state)], why=why)
-                for c, why in [(c, behind if (c.source, c.external_id) in waiting else None) for c in changes]
-                + [(c, held_because or "held by the mass-change guard") for c in held]]
+        rows = [*(event_row(c, "pending", now, states[id(c.state)]) for c in changes),
+                *(event_row(c, "held", now, states[id(c.state)], why=held_because or "held by the mass-change guard")
+                  for c in held)]
         ids = self._insert_events(conn, rows) if rows else []
         if entries:
             conn.cursor().executemany(q["put_ldap_entry"], [
@@ -148,14 +146,6 @@ class LdapMarks(Database):
         with self._statement() as conn:
             conn.execute(self._q["note_poll_failure"], (directory, at, error))
 
-    def _held_users(self, conn: Any, changes: Sequence[UserChange]) -> set[tuple[str, str]]:
-        """(source, external_id) of the changes whose user has a held event: their new events wait behind it."""
-        waiting: set[tuple[str, str]] = set()
-        for source in {c.source for c in changes}:
-            ids = self._array(c.external_id for c in changes if c.source == source)
-            waiting.update((row["source"], row["external_id"]) for row in conn.execute(
-                self._q["held_users"], (source, ids)))
-        return waiting
 
 
 def _watermark(row: Any) -> LdapWatermark:

@@ -126,9 +126,9 @@ def test_disables_count_for_the_guard_but_only_once(slapd, admin, base, ldap_con
     assert watcher.run().counts["held"] == 2
     slapd.modify(admin, dns[0], telephoneNumber="+14155550100")  # already inactive: no new drop
     assert watcher.run().counts["held"] == 0  # already inactive: not a new drop for the guard ...
-    assert events_of(store)[-1].state is EventState.HELD  # ... but it waits behind its user's held event
-    assert events_of(store)[-1].last_error == ("waits behind a held event of this user: approve or discard that one "
-                                               "first")
+    later, held = events_of(store)[-1], store.list_events(state=EventState.HELD)
+    assert later.state is EventState.PENDING  # ... but it waits behind its user's held event: never claimed before it
+    assert store.get_event(later.id).waits_behind in {e.id for e in held}
     watcher.close()
 
 

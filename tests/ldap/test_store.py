@@ -78,9 +78,12 @@ def test_held_events_hold_later_events_of_the_same_user(backend):
                                            held=[change("a", "delete")]))
     assert backend.get_event(held).state is EventState.HELD
     later, other = backend.commit_poll(LdapPoll("corp", 1, {}, 2.0, changes=[change("a"), change("c")]))
-    assert backend.get_event(later).state is EventState.HELD  # never overtakes the held delete
-    assert backend.get_event(other).state is EventState.PENDING
-    assert backend.requeue([held, later], 3.0) == 2
+    assert backend.get_event(later).waits_behind == held  # never overtakes the held delete
+    assert backend.get_event(other).waits_behind is None
+    claimed = [backend.claim("w", 2_000.0, 60), backend.claim("w", 2_000.0, 60)]
+    assert {c.external_id for c in claimed if c} == {"b", "c"} and backend.claim("w", 2_000.0, 60) is None
+    assert backend.requeue([held], 2_001.0, approve=True) == 1  # approved: the delete and the change after it go together
+    assert backend.claim("w", 2_002.0, 60).event_ids == (held, later)
 
 
 def test_the_known_ids_after_one_come_in_order(backend):

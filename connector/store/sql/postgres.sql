@@ -88,10 +88,6 @@ WHERE at >= coalesce(%s::double precision, at) ORDER BY id DESC LIMIT %s
 SELECT id, at, actor, action, array_to_json(event_ids) AS event_ids, reason, detail FROM audit
 WHERE %s = ANY(event_ids) ORDER BY id
 
--- held_users --
-SELECT DISTINCT source, external_id FROM events
-WHERE source = %s AND state = 'held' AND external_id = ANY(%s::text[])
-
 -- current_events --
 -- current_event of each of these users of one source that has one.
 SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,

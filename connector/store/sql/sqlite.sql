@@ -69,10 +69,6 @@ ORDER BY id DESC LIMIT %s
 SELECT id, at, actor, action, event_ids, reason, detail FROM audit
 WHERE EXISTS (SELECT 1 FROM json_each(event_ids) WHERE value = %s) ORDER BY id
 
--- held_users --
-SELECT DISTINCT source, external_id FROM events
-WHERE source = %s AND state = 'held' AND external_id IN (SELECT value FROM json_each(%s))
-
 -- current_events --
 -- current_event of each of these users of one source that has one.
 SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
