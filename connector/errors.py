@@ -26,3 +26,8 @@ def did_you_mean(typed: str, names: Iterable[str]) -> str:
     none is close."""
     meant = closest(typed, names)
     return f"did you mean {meant!r}? " if meant else ""
+
+
+def counted(n: int, noun: str) -> str:
+    """`n` `noun`s as a message counts them: "1 user", "2 users", "0 extensions"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

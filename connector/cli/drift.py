@@ -10,9 +10,9 @@ import click
 
 from connector.cli.options import config_option, json_option, not_blank, operator_option
 from connector.config import load_config
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, counted
 from connector.mapping import load_mapping
-from connector.ops.drift import KINDS, DriftCheck, DriftReport, Unchecked, counted
+from connector.ops.drift import KINDS, DriftCheck, DriftReport, Unchecked
 from connector.ops.report import to_json
 from connector.passwords import one_shot_command
 from connector.runtime import open_client, open_configured_store

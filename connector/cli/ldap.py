@@ -15,7 +15,7 @@ import ldap3
 
 from connector.cli.options import NEEDS_ATTENTION, config_option, json_option
 from connector.config import LDAP_ID_ATTRIBUTES, Config, LdapConfig, load_config
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, counted
 from connector.mapping import load_mapping
 from connector.ops.preview import ALWAYS_LISTED, OUTCOMES, USER_OUTCOMES, DryRun, PreviewReport
 from connector.ops.report import to_json, when
@@ -179,7 +179,7 @@ def _login_hints(config: Config, directory: LdapConfig, dialect: Dialect, report
     if not unknown or unknown <= report.resolved:
         return []
     origin, _ = report.unknown_logins.most_common(1)[0]
-    said = (f"no Verba user has the login name of {unknown} of the {_count(unknown + report.resolved, 'user')} "
+    said = (f"no Verba user has the login name of {unknown} of the {counted(unknown + report.resolved, 'user')} "
             f"looked up, read from {origin}"
             + (" (create_missing = true: a push creates a Verba user for each)" if create_missing else ""))
     names = [directory.username_attribute] if directory.username_attribute else list(dialect.username_attributes)
@@ -201,10 +201,10 @@ def _directory_counts(found: Preview) -> dict[str, Any]:
 def _dry_run_lines(found: Preview, report: PreviewReport, samples: int, create_missing: bool) -> list[str]:
     """The preview for a terminal: what was read, then each outcome's count and a few examples."""
     c = _directory_counts(found)
-    out = [f"ldap {found.directory} dry run: read {_count(c['active'] + c['inactive'], 'user')} ({c['active']} "
-           f"active, {c['inactive']} inactive), {_count(c['vanished'], 'known user')} gone from the directory; "
+    out = [f"ldap {found.directory} dry run: read {counted(c['active'] + c['inactive'], 'user')} ({c['active']} "
+           f"active, {c['inactive']} inactive), {counted(c['vanished'], 'known user')} gone from the directory; "
            "nothing stored, nothing written to Verba",
-           f"a full sync now would store {_count(found.would_store, 'event')} (users new or changed since the last "
+           f"a full sync now would store {counted(found.would_store, 'event')} (users new or changed since the last "
            "sync, and those gone)"
            + (f"; {found.guard_message}" if found.guard_message else "")
            + (f"; but it stops at the {_stops_at(c['no_login'])} with no login name (below)" if c["no_login"] else "")]
@@ -226,7 +226,7 @@ def _dry_run_lines(found: Preview, report: PreviewReport, samples: int, create_m
         if len(items) > samples > 0:
             out.append(f"      ... and {len(items) - samples} more (--samples N, or --json for all)")
     if report.no_extension:
-        out.append(f"  ({_count(report.no_extension, 'user')} map{'s' if report.no_extension == 1 else ''} to no "
+        out.append(f"  ({counted(report.no_extension, 'user')} map{'s' if report.no_extension == 1 else ''} to no "
                    "extension)")
     return out
 
@@ -234,11 +234,6 @@ def _dry_run_lines(found: Preview, report: PreviewReport, samples: int, create_m
 def _stops_at(n: int) -> str:
     """"user", "first of the 2 users"."""
     return "user" if n == 1 else f"first of the {n} users"
-
-
-def _count(n: int, noun: str) -> str:
-    """"1 user", "2 users"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @ldap.command("status")

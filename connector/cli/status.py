@@ -12,6 +12,7 @@ import click
 
 from connector.cli.options import NEEDS_ATTENTION, config_option, json_option, since_option, since_time
 from connector.config import Config, load_config
+from connector.errors import counted
 from connector.ops.health import answered_since, attempts_since, recorded_target_state
 from connector.ops.report import (
     age,
@@ -257,10 +258,11 @@ def _drift_line(run: DriftRun | None, now: float, leader: str | None = None) -> 
         verdict = "nothing checked" if not run.users else "no drift in those"
     else:
         verdict = "in step"
-    unchecked = f"; {run.unchecked} users not checked (`connector drift` says why)" if run.unchecked else ""
-    repaired = "" if run.repaired is None else f"; {run.repaired} users queued for repair"
+    unchecked = f"; {counted(run.unchecked, 'user')} not checked (`connector drift` says why)" if run.unchecked else ""
+    repaired = "" if run.repaired is None else f"; {counted(run.repaired, 'user')} queued for repair"
     return (f"drift: last check {when(run.finished_at)}, {age(max(0.0, now - run.finished_at))} ago ({run.trigger}, "
-            f"took {age(run.finished_at - run.started_at)}): {run.extensions} extensions of {run.users} users, "
+            f"took {age(run.finished_at - run.started_at)}): {counted(run.extensions, 'extension')} of "
+            f"{counted(run.users, 'user')}, "
             f"{verdict}{unchecked}{repaired}{led}")
 
 

@@ -47,7 +47,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.config import DriftConfig
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, counted
 from connector.events import UserChange
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
@@ -504,11 +504,6 @@ def look_up(client: VerbaClient, mapping: Mapping, change: UserChange, known: in
     listed = None if login is None else (directory or {}).get(login) or client.listed_user(login)
     user_id = found if isinstance(found, int) else None if listed is None else listed.user_id
     return VerbaUser(found, login, user_id, None if listed is None else listed.extensions)
-
-
-def counted(n: int, noun: str) -> str:
-    """"1 user", "2 users", "0 extensions"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def recorded(found: dict[str, Any]) -> str:

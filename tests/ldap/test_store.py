@@ -82,7 +82,8 @@ def test_held_events_hold_later_events_of_the_same_user(backend):
     assert backend.get_event(other).waits_behind is None
     claimed = [backend.claim("w", 2_000.0, 60), backend.claim("w", 2_000.0, 60)]
     assert {c.external_id for c in claimed if c} == {"b", "c"} and backend.claim("w", 2_000.0, 60) is None
-    assert backend.requeue([held], 2_001.0, approve=True) == 1  # approved: the delete and the change after it go together
+    # approved: the delete and the change after it go together
+    assert backend.requeue([held], 2_001.0, approve=True) == 1
     assert backend.claim("w", 2_002.0, 60).event_ids == (held, later)
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.plugins.simulator import PASSWORD, free_port
+from connector.store import EventState
+from tests.plugins.simulator import PASSWORD, drain, free_port, user
 
 
 def write_config(tmp_path: Path, target_url: str, *, admin_port: int | None = None, extra: str = "",
@@ -41,3 +42,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20, what: str = "the
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def bob_dead_lettered(deliverer: Any, simulator: Any, bob_number: str) -> Any:
+    """alice pushed, then bob's first push refused by Verba (ERROR_ILLEGAL_ARGUMENT): bob's dead letter."""
+    deliverer.store.enqueue([user()])
+    drain(deliverer)
+    simulator.fault(operation="createExtension", status="ERROR_ILLEGAL_ARGUMENT", message="Unknown mode")
+    deliverer.store.enqueue([user("u-bob", "bob@example.com", phones=(bob_number,))])
+    drain(deliverer)
+    simulator.clear_faults()
+    [dead] = deliverer.store.list_events(state=EventState.DEAD)
+    return dead

@@ -286,7 +286,7 @@ def test_status_tells_the_last_checks_age_from_its_duration_and_names_the_instan
         unled = status_lines(config)
         assert store.lead("drift", "a")
         led = status_lines(config)
-    line = f"drift: last check {when(finished)}, 2.0h ago (schedule, took 2s): 1 extensions of 1 users, in step"
+    line = f"drift: last check {when(finished)}, 2.0h ago (schedule, took 2s): 1 extension of 1 user, in step"
     assert [x for x in unled if x.startswith("drift: ")] == [line]
     assert [x for x in led if x.startswith("drift: ")] == [f"{line}; instance a runs the scheduled checks"]
 
@@ -321,7 +321,7 @@ def test_the_scheduled_check_records_its_runs_repairs_only_when_told_and_runs_on
     assert "connector_drift_extensions_checked 1.0" in metrics
     status = subprocess.run([sys.executable, "-m", "connector.cli", "status", "--config", str(config_path)],
                             capture_output=True, text=True, timeout=60, check=True).stdout
-    assert "s ago (schedule, took " in status and "1 extensions of 1 users, DRIFT settings 1" in status
+    assert "s ago (schedule, took " in status and "1 extension of 1 user, DRIFT settings 1" in status
 
     schedule = DriftSchedule(drift, DriftConfig(interval_seconds=0.2, repair=True))
     schedule.start()

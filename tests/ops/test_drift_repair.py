@@ -14,6 +14,7 @@ from connector.config import load_config
 from connector.mapping import load_mapping
 from connector.ops.drift import DEAD_LETTER, HELD, REPAIR_CAUSE, DriftCheck, Unchecked
 from connector.store import EventState
+from tests.ops.helpers import bob_dead_lettered
 from tests.plugins.simulator import drain, user
 
 ALICE = "+14155550100"
@@ -87,11 +88,7 @@ def test_a_repair_without_a_change_meanwhile_queues_a_forced_pending_copy_and_fi
 def test_a_user_whose_newest_change_is_a_dead_letter_is_not_checked_nor_repaired_again_and_again(
         deliverer, simulator, config_path):
     """Each `--repair` queued another copy that died as the first did: 3 runs, 4 dead letters."""
-    pushed(deliverer, user())
-    simulator.fault(operation="createExtension", status="ERROR_ILLEGAL_ARGUMENT", message="Unknown mode")
-    pushed(deliverer, user("u-bob", "bob@example.com", phones=(BOB,)))
-    simulator.clear_faults()
-    [dead] = deliverer.store.list_events(state=EventState.DEAD)
+    dead = bob_dead_lettered(deliverer, simulator, BOB)
 
     for n in range(3):
         done = run(config_path, "drift", "--repair", "--reason", f"run {n}")

@@ -19,6 +19,7 @@ from connector.cli.drift import NOTHING_RECORDED, lines
 from connector.ops.drift import IN_FLIGHT, PENDING, VERBA_FAILED, Drift, DriftReport
 from connector.ops.metrics import register_store
 from connector.store import EventState
+from tests.ops.helpers import bob_dead_lettered
 from tests.plugins.simulator import drain, user
 
 ALICE = "+14155550100"
@@ -104,7 +105,7 @@ def test_a_check_that_leaves_some_users_unchecked_never_reads_in_step(deliverer,
     assert (run_.users, run_.unchecked) == (1, 1)
     line = drift_status(config_path)
     assert "in step" not in line
-    assert line.endswith("1 extensions of 1 users, no drift in those; 1 users not checked (`connector drift` says why)")
+    assert line.endswith("1 extension of 1 user, no drift in those; 1 user not checked (`connector drift` says why)")
     assert "connector_drift_users_not_checked 1.0" in metrics(deliverer.store)
 
 
@@ -195,7 +196,7 @@ def test_verba_failing_for_one_user_leaves_that_user_unchecked_and_checks_the_re
     [bob] = [x for x in out if x.startswith("    test/u-bob: ")]
     assert bob.startswith("    test/u-bob: Verba answered HTTP 503")
     assert deliverer.store.last_drift_run().unchecked == 1
-    assert "1 users not checked" in drift_status(config_path)  # not "in step"
+    assert "1 user not checked" in drift_status(config_path)  # not "in step"
 
     assert run(config_path, "drift").exit_code == 3  # Verba answers again: bob's extension is missing
 
@@ -203,11 +204,7 @@ def test_verba_failing_for_one_user_leaves_that_user_unchecked_and_checks_the_re
 def test_a_user_whose_every_change_was_discarded_is_counted_apart_so_a_clean_state_reads_in_step(
         deliverer, simulator, config_path):
     """bob left, his last change died and was discarded on purpose: every check said "1 users not checked"."""
-    pushed(deliverer, user())
-    simulator.fault(operation="createExtension", status="ERROR_ILLEGAL_ARGUMENT", message="Unknown mode")
-    pushed(deliverer, user("u-bob", "bob@example.com", phones=(BOB,)))
-    simulator.clear_faults()
-    [dead] = deliverer.store.list_events(state=EventState.DEAD)
+    dead = bob_dead_lettered(deliverer, simulator, BOB)
     assert run(config_path, "events", "discard", str(dead.id), "--reason", "bob left").exit_code == 0
 
     done = run(config_path, "drift")
