@@ -253,10 +253,10 @@ class EventLog(Database):
             return int(conn.execute(self._q["requeue"], params).rowcount)
 
     def queue_current(self, users: Sequence[tuple[str, str]], cause: str) -> list[int]:
-        """Queue a forced copy (pushed even if nothing changed) of each (source, external_id) user's newest event,
-        with `cause`, in one transaction; the new events' ids. The newest when it is written: a change accepted
-        meanwhile is what is copied, never an older state over it. A user whose newest event is held or discarded
-        (an operator decides) gets none."""
+        """Queue a forced copy (pushed even if nothing changed) of each (source, external_id) user's current event
+        (its newest neither held nor discarded), with `cause`, in one transaction; the new events' ids. The current
+        one when it is written: a change accepted meanwhile is what is copied, never an older state over it. A user
+        with a held change after it gets none: an operator decides that change first."""
         now = time.time()
         with self._write() as conn:
             return [row["id"] for source, external_id in users for row in conn.execute(

@@ -116,3 +116,20 @@ def test_a_user_whose_newest_change_is_held_is_not_checked_nor_repaired_over_it(
     assert str(report.unchecked[0]).startswith("test/u-alice: its newest change is held: approve or discard it")
     assert drift.repair(report, actor="oncall", reason="r") == []
     assert deliverer.store.count_by_state()[EventState.PENDING] == 0
+
+
+def test_a_repair_restores_a_user_whose_newest_change_was_discarded_from_its_current_state(
+        deliverer, simulator, drift):
+    """alice's later change was held and discarded on purpose: her current state is the one pushed before it, and a
+    repair must queue that, not nothing (her newest event is the discarded one)."""
+    store = deliverer.store
+    pushed(deliverer, user())
+    [later] = store.enqueue([user(displayName="Alice B")], state=EventState.HELD)
+    assert store.discard([later], "not intended") == 1
+    simulator.delete_extension(ALICE)
+    report = drift.check()
+    assert [(d.kind, d.extension) for d in report.drifts] == [("missing", ALICE)]
+    [copy] = drift.repair(report, actor="oncall", reason="restore")
+    assert "displayName" not in store.get_event(copy).change.state  # the state pushed before, not the discarded one
+    drain(deliverer)
+    assert simulator.extensions()[ALICE]["user_id"] == 3 and drift.check().drifts == []

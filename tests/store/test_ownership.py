@@ -274,6 +274,22 @@ def test_releasing_an_extension_wakes_the_other_users_waiting_on_it(store: Store
         ("scim", "u3", "extension_released", EventState.PENDING)]
 
 
+def test_a_waiting_user_whose_newest_change_is_held_is_not_woken_with_an_older_state(store: Store) -> None:
+    """Its held change (a leaver's stop the guard holds) is an operator's to decide: a copy of its older state queued
+    after it would be pushed with the approval instead of the change approved."""
+    holder, waiter = claimant("u1"), claimant("u2")
+    push(store, waiter, ["100"], conflicts=[conflict(waiter, "100", enqueue(store, waiter))])
+    store.complete(claim_of(store), [], 1002)
+    held = enqueue(store, waiter, state=EventState.HELD)
+    begin(store, "w1", holder, [], ["100"])
+
+    before = {e.id for e in store.list_events()}
+    assert store.finish_push("w1", holder, {"100": None}, [], ["100"]) == []
+    assert [e.id for e in store.list_events() if e.id not in before] == []
+    assert store.requeue([held], NOW, approve=True) == 1
+    assert claim_of(store, now=time.time() + 1).current.id == held  # the approved change is what is pushed
+
+
 def test_a_push_that_overwrote_another_sources_settings_queues_that_user_again_forced(store: Store) -> None:
     first, second, held = claimant("u1", 7), claimant("u2", 7, source="ldap"), claimant("u3", 7, source="okta")
     enqueue(store, second)

@@ -312,24 +312,31 @@ DELETE FROM extension_locks WHERE owner = %s
 INSERT INTO events (source, external_id, kind, state_json, cause, accepted_at, state, next_attempt_at, updated_at,
     forced)
 SELECT source, external_id, kind, state_json, %(cause)s, %(now)s, 'pending', %(now)s, %(now)s, 0
-FROM events WHERE id IN (
+FROM events AS n WHERE id IN (
     SELECT max(e.id) FROM events AS e JOIN extension_conflicts AS c
         ON c.source = e.source AND c.external_id = e.external_id
     WHERE c.extension IN ({released}) AND e.state NOT IN ('held', 'discarded')
       AND NOT (e.source = %(source)s AND e.external_id = %(external_id)s)
     GROUP BY e.source, e.external_id)
+  -- a user with a held change after it waits for an operator: approving that change pushes it, and tries again
+  AND NOT EXISTS (SELECT 1 FROM events AS h WHERE h.source = n.source AND h.external_id = n.external_id
+                  AND h.state = 'held' AND h.id > n.id)
 ORDER BY source, external_id
 RETURNING source, external_id
 
 -- recheck --
--- A fresh pending event of the user's newest state, pushed even if nothing changed (forced), its cause %(cause)s:
--- another source of the same Verba user claimed an extension first and wrote other settings to it, so this user's
--- push finds out whether it now waits in a conflict; or a drift repair. The new event and its user, if queued.
+-- A fresh pending event of the user's current state (its newest event neither held nor discarded), pushed even if
+-- nothing changed (forced), its cause %(cause)s: another source of the same Verba user claimed an extension first
+-- and wrote other settings to it, so this user's push finds out whether it now waits in a conflict; or a drift
+-- repair. None while a held change of the user comes after that event: an operator decides it first. The new event
+-- and its user, if queued.
 INSERT INTO events (source, external_id, kind, state_json, cause, accepted_at, state, next_attempt_at, updated_at,
     forced)
 SELECT source, external_id, kind, state_json, %(cause)s, %(now)s, 'pending', %(now)s, %(now)s, 1
-FROM events WHERE id = (SELECT max(id) FROM events WHERE source = %(source)s AND external_id = %(external_id)s)
-    AND state NOT IN ('held', 'discarded')
+FROM events AS e WHERE id = (SELECT max(id) FROM events WHERE source = %(source)s AND external_id = %(external_id)s
+                             AND state NOT IN ('held', 'discarded'))
+    AND NOT EXISTS (SELECT 1 FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
+                    AND h.state = 'held' AND h.id > e.id)
 RETURNING id, source, external_id
 
 -- source_users_of --
