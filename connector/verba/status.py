@@ -20,7 +20,17 @@ ILLEGAL_ARGUMENT = "ERROR_ILLEGAL_ARGUMENT"
 # a group...) is not the extension's absence, even in an answer that names the extension.
 _OTHER = (r"users?|owners?|records?|groups?|recorders?|environments?|eid|tenants?|roles?|logins?|accounts?|agents?|"
           r"servers?|polic(?:y|ies)|storage|folders?|locations?|sites?|rules?|profiles?|members?|memberships?|links?|"
-          r"tokens?|sessions?|licen[cs]es?|configurations?|settings?|database|table")
+          r"tokens?|sessions?|licen[cs]es?|configurations?|configs?|settings?|database|table|types?|formats?|"
+          r"fields?|attributes?|handlers?|providers?|mappings?|data|sources?|services?|endpoints?|index(?:es)?|"
+          r"recording|modes?|caches?")
+# Words of a Verba that is failing, not of an extension that is gone ("No extension found: service starting",
+# "extension … could not be found in time", "… not found (replica lagging)"): such an answer is never absence.
+_FAILING = re.compile(r"time\s*-?out|timed\s+out|in\s+time|unavailable|temporar|starting|start-?up|in\s+progress|"
+                      r"rebuild|reload|pending|retry|try\s+again|busy|overload|lagging|replica|connection|lost",
+                      re.IGNORECASE)
+# The codes a missing extension may be answered with: the two the vendor documents for errors, and a code named for
+# absence (ERROR_NOT_FOUND, ERROR_EXTENSION_NOT_FOUND, NO_SUCH_EXTENSION); ERROR_DATABASE, ERROR_INTERNAL... are not.
+_ABSENCE_CODE = re.compile(r"NOT_?FOUND|NO_?SUCH|DOES_?NOT_?EXIST|NOT_?EXISTS?|UNKNOWN", re.IGNORECASE)
 _NOT_ANOTHER = rf"(?!'s\b|\s+(?:{_OTHER})\b)"  # "extension" not followed by another entity: "extension owner"
 # An extension's number or address as a message quotes it: quoted, or holding a digit, @, : or + (0000:+1…, 4567,
 # alice@corp.example); a bare word is not one ("Extension user not found").
@@ -57,8 +67,6 @@ _ANY_ABSENT = re.compile(
     rf"\b(?:unknown|missing)\s+(?:{_OTHER})\b|\b(?:{_OTHER})\s+(?:is\s+|was\s+)?missing\b",
     re.IGNORECASE,
 )
-# Codes that say something other than absence, whatever the message.
-_NEVER_ABSENT = frozenset({OK, UNAUTHORIZED, ALREADY_EXISTS})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,18 +83,24 @@ def says_extension_absent(status: Status) -> bool:
     """Whether a non-OK status means "no such extension": the one place that decides it.
 
     The vendor documents no not-found code. A missing extension is answered (by getExtension or
-    updateExtension) with a non-OK code (ERROR_GENERAL, ERROR_ILLEGAL_ARGUMENT, or an undocumented one such as
-    ERROR_NOT_FOUND) whose message says that the extension itself is not found or does not exist ("Extension
+    updateExtension) with ERROR_GENERAL, ERROR_ILLEGAL_ARGUMENT or an undocumented code named for absence
+    (ERROR_NOT_FOUND) whose message says that the extension itself is not found or does not exist ("Extension
     0000:+1… not found", "No extension found", "Could not find extension …",
     com.verba.web.extension.ExtensionNotFoundException), or with a code named for it (ERROR_EXTENSION_NOT_FOUND).
-    It is not absence when the code is OK, ERROR_UNAUTHORIZED or ERROR_ALREADY_EXISTS, when the message does not
-    say so, or when the message or code also says something else is not found ("Extension lookup failed, linked
-    user record not found", ERROR_USER_NOT_FOUND): such an answer is unclear (for getExtension an ERROR_GENERAL is
-    then cross-checked, see VerbaClient.get_extension; any other stays an error with its bounded retries).
+    It is not absence with any other code (ERROR_DATABASE, ERROR_SERVICE_UNAVAILABLE...), when the message does not
+    say so, when it says Verba is failing ("service starting", "could not be found in time", "replica lagging"), or
+    when the message or code also says something else is not found ("Extension lookup failed, linked user record
+    not found", "Unknown extension type", ERROR_USER_NOT_FOUND): such an answer is unclear (for getExtension an
+    ERROR_GENERAL is then cross-checked, see VerbaClient.get_extension; any other stays an error with its bounded
+    retries).
     """
-    if status.code in _NEVER_ABSENT or _OTHER_CODE.search(status.code):
+    if status.code not in (GENERAL, ILLEGAL_ARGUMENT) and not _ABSENCE_CODE.search(status.code):
+        return False
+    if _OTHER_CODE.search(status.code):
         return False
     message = status.message or ""
+    if _FAILING.search(message):
+        return False
     if not (_EXTENSION_ABSENT.search(message) or _EXTENSION_ABSENT_CODE.search(status.code)):
         return False
     rest = _GENERIC.sub(" ", _EXTENSION_ABSENT.sub(" ", message))

@@ -86,6 +86,19 @@ NOT_ABSENT = [
     ("ERROR_GENERAL", "Extension 4567 is missing its user"),
     ("ERROR_NOT_FOUND", "Recorder recorder-1 not found"),
     ("ERROR_USER_NOT_FOUND", "Extension 4567 not found"),  # the code says the user is missing
+    # Verba failing, or a code that is not about absence: a leaver must not be taken for done
+    ("ERROR_SERVICE_UNAVAILABLE", "No extension found: service starting"),
+    ("ERROR_INTERNAL", "could not find extension index; rebuild in progress"),
+    ("ERROR_DATABASE", "Extension 4567 not found (replica lagging)"),
+    ("ERROR_GENERAL", "Timeout: extension 0000:+1555 could not be found in time"),
+    ("ERROR_GENERAL", "No extensions found in the cache, reload pending"),
+    ("ERROR_GENERAL", "Could not load extension 0000:+1555: connection to database lost; extension not found in cache"),
+    # something of the extension's, not the extension
+    ("ERROR_GENERAL", "No extension recording policy found for 0000:+15551234"),
+    ("ERROR_GENERAL", "Failed to locate extension service endpoint"),
+    ("ERROR_GENERAL", "Unknown extension data source"),
+    ("ERROR_ILLEGAL_ARGUMENT", "Unknown extension type: SIP"),
+    ("ERROR_ILLEGAL_ARGUMENT", "No such extension field: screenCapture"),
     *(("ERROR_GENERAL", message) for message in OTHER_NOT_FOUND),
     *(("ERROR_ILLEGAL_ARGUMENT", message) for message in OTHER_NOT_FOUND[:3]),
 ]
