@@ -692,10 +692,21 @@ class VerbaClient:
         return {"shortName": self.environment_short_name, "shortNameExact": True}
 
 
+# A requestToken answer that says Verba is failing, not refusing the login (a database error while it restarts).
+_VERBA_FAILING = re.compile(r"sql|jdbc|database|connection|timed?\s*-?out|unavailable|temporar|starting|"
+                            r"NullPointer|OutOfMemory|internal\s+error", re.IGNORECASE)
+# ... and one about the login, whatever else it says (a locked account, a directory-backed login's refusal).
+_ABOUT_LOGIN = re.compile(r"password|credential|log\s*[io]n|locked|denied|authenticat|unauthori[sz]|" + USER_NOT_FOUND,
+                          re.IGNORECASE)
+
+
 def refuses_login(status: Status) -> bool:
-    """Whether a requestToken answer (not OK) is Verba's refusal of the login or password: ERROR_GENERAL naming
-    com.verba.web.user.UserNotFoundException (the vendor's page), or ERROR_UNAUTHORIZED."""
-    return status.code == UNAUTHORIZED or (status.code == GENERAL and USER_NOT_FOUND in (status.message or ""))
+    """Whether a requestToken answer (not OK) may be Verba's refusal of the login or password: ERROR_UNAUTHORIZED,
+    ERROR_GENERAL naming com.verba.web.user.UserNotFoundException (the vendor's page), and any answer but one that
+    says Verba is failing and nothing of the login ("java.sql.SQLTransientConnectionException ..."). A refusal worded
+    otherwise (a locked account) sent again at every probe could lock the account out where a policy counts them."""
+    message = status.message or ""
+    return status.code == UNAUTHORIZED or bool(_ABOUT_LOGIN.search(message)) or not _VERBA_FAILING.search(message)
 
 
 def extension_payload(record: ExtensionRecord) -> dict[str, Any]:

@@ -208,8 +208,14 @@ def test_a_login_verba_fails_for_another_reason_is_tried_again_at_the_next_call(
     assert [c["status"] for c in sim.calls("requestToken")] == ["ERROR_GENERAL", "OK"]
 
 
-@pytest.mark.parametrize(("code", "message"), [("ERROR_UNAUTHORIZED", None), ("ERROR_UNAUTHORIZED", "bad permissions"),
-                                               ("ERROR_GENERAL", "com.verba.web.user.UserNotFoundException")])
+@pytest.mark.parametrize(("code", "message"), [
+    ("ERROR_UNAUTHORIZED", None), ("ERROR_UNAUTHORIZED", "bad permissions"),
+    ("ERROR_GENERAL", "com.verba.web.user.UserNotFoundException"),
+    # refusals worded otherwise: sent again at every probe, they could lock the account out
+    ("ERROR_GENERAL", "Account is locked"), ("ERROR_GENERAL", "LDAP: error code 49 - Invalid Credentials"),
+    ("ERROR_GENERAL", None), ("ERROR_ACCESS_DENIED", "Access denied"),
+    ("ERROR_GENERAL", "Login failed: database says the password expired"),  # about the login, whatever else
+])
 def test_a_login_verba_refuses_withholds_the_password(sim: Sim, code: str, message: str | None) -> None:
     sim.faults({"operation": "requestToken", "status": code, "message": message, "times": 1})
     with VerbaClient(sim.url, eid="0000", login="connector", password=PASSWORD) as client:
