@@ -143,7 +143,6 @@ def test_a_claim_carries_the_user_s_current_state_verba_id_and_last_pushed_recor
     store.enqueue([change("alice", 1)])
     store.complete(claim_now(store), [record("100"), record("101", voice=False)], 7)
     [pending] = store.enqueue([change("alice", 2)])
-    store.enqueue([change("alice", 3)], state=EventState.HELD)
 
     claim = claim_now(store)
 
@@ -238,6 +237,8 @@ def test_held_dead_and_done_events_are_never_claimed_and_dead_and_done_ones_bloc
     store.dead_letter(claim_now(store), "illegal_argument", "bad eid")
     [pending] = store.enqueue([change("alice", 3)])
     [held] = store.enqueue([change("alice", 4)], state=EventState.HELD)
+    assert store.claim("w1", NOW, LEASE) is None  # a held event holds its user back (below)
+    assert store.discard([held], "not intended") == 1
 
     claim = claim_now(store)
 
@@ -246,7 +247,7 @@ def test_held_dead_and_done_events_are_never_claimed_and_dead_and_done_ones_bloc
     assert (state_of(store, done), state_of(store, dead), state_of(store, held)) == (
         EventState.DONE,
         EventState.DEAD,
-        EventState.HELD,
+        EventState.DISCARDED,
     )
 
 
@@ -313,20 +314,20 @@ def test_a_discarded_held_event_lets_the_later_events_go_on_their_own(store: Sto
     assert store.get_event(a3).waits_behind is None and store.waiting_behind_held() == (0, 0)
 
 
-def test_events_before_a_held_one_are_claimed_without_it_and_without_what_follows_it(store: Store) -> None:
-    """An LDAP mass-change guard holds a delete behind a pending change (or a replay queues an older dead letter):
-    that one is pushed, with the state it carries, not the state of events after the held one."""
+def test_events_before_a_held_one_wait_for_it_too(store: Store) -> None:
+    """An LDAP mass-change guard holds a delete behind a pending change, or a replay queues a dead letter older than
+    a held change: pushed, it would push a state older than the held change (a stop a replayed old leave sends to a
+    user back at work). Every event of the user waits for the operator; an approval pushes the newest state once."""
     [before] = store.enqueue([change("alice", 1)])
     [held] = store.enqueue([change("alice", 2)], state=EventState.HELD)
     [after] = store.enqueue([change("alice", 3)])
 
-    claim = claim_now(store)
-
-    assert claim.event_ids == (before,)
-    assert claim.current is not None and claim.current.id == before
-    store.complete(claim, [], None)
     assert store.claim("w1", NOW, LEASE) is None
-    assert store.get_event(after).waits_behind == held
+    assert store.get_event(before).waits_behind == held and store.get_event(after).waits_behind == held
+    assert store.requeue([held], NOW, approve=True) == 1
+    claim = claim_now(store)
+    assert claim.event_ids == (before, held, after)
+    assert claim.current is not None and claim.current.id == after
 
 
 def test_a_change_that_arrives_while_its_push_is_held_waits_behind_it(store: Store) -> None:
@@ -487,7 +488,6 @@ def test_a_delivered_push_supersedes_the_user_s_older_dead_letters(store: Store)
     [bob_dead] = store.enqueue([change("bob", 1)])
     store.dead_letter(claim_now(store), "mapping", "bad number")
     [later] = store.enqueue([change("hank", 2)])
-    [held] = store.enqueue([change("hank", 3)], state=EventState.HELD)
 
     store.complete(claim_now(store), [], None)
 
@@ -497,7 +497,6 @@ def test_a_delivered_push_supersedes_the_user_s_older_dead_letters(store: Store)
                                          f"current state (event {later}'s), all a replay of this one would send")
     assert (superseded.last_cause, superseded.last_error) == ("error_illegal_argument", "refused")  # kept
     assert store.get_event(bob_dead).state is EventState.DEAD  # another user's
-    assert store.get_event(held).state is EventState.HELD  # an operator's to decide
     [entry] = store.audit_of_event(refused)
     assert (entry.actor, entry.action, entry.event_ids) == ("connector", "supersede", (refused,))
     assert store.dead_letter_summary()[0].cause == "mapping"

@@ -15,7 +15,7 @@ WHERE e.source = u.source AND e.external_id = u.external_id AND e.state = 'in_fl
 
 -- pick_user --
 -- The oldest due event that is its user's oldest pending one, of a user with nothing in flight and no held event
--- before it (its later events wait until an operator approves or discards the held one); a head another claimer
+-- (its pending events, older or newer, wait until an operator approves or discards the held one); a head another claimer
 -- has locked is skipped, not waited for. The held check is a correlated subquery, probing events_user once per row:
 -- as NOT EXISTS it was planned as an anti join against a sequential scan of every event (no index leads with
 -- held events), here and in the shared queries that ask it.
@@ -26,7 +26,7 @@ WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s AND e.id <> ALL(%(ski
   AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = e.source AND f.external_id = e.external_id
                   AND f.state = 'in_flight')
   AND (SELECT min(h.id) FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
-       AND h.state = 'held' AND h.id < e.id) IS NULL
+       AND h.state = 'held') IS NULL
 ORDER BY e.next_attempt_at, e.id
 LIMIT 1
 FOR UPDATE OF e SKIP LOCKED
@@ -42,7 +42,7 @@ SELECT min(o.at) AS oldest FROM (
     SELECT (SELECT p.at FROM (SELECT coalesce(queued_at, accepted_at) AS at, id, source, external_id FROM events
                               WHERE state = 'pending' ORDER BY 1 OFFSET 0) AS p
             WHERE (SELECT min(h.id) FROM events AS h WHERE h.source = p.source AND h.external_id = p.external_id
-                   AND h.state = 'held' AND h.id < p.id) IS NULL
+                   AND h.state = 'held') IS NULL
             ORDER BY p.at LIMIT 1) AS at
     UNION ALL
     SELECT min(coalesce(queued_at, accepted_at)) FROM events WHERE state = 'in_flight'

@@ -24,20 +24,21 @@ RETURNING id
 -- with LIMIT 1: written as EXISTS, PostgreSQL scanned the whole table for it.
 SELECT ((SELECT e.next_attempt_at FROM events AS e WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s
          AND (SELECT min(h.id) FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
-              AND h.state = 'held' AND h.id < e.id) IS NULL
+              AND h.state = 'held') IS NULL
          ORDER BY e.next_attempt_at LIMIT 1) IS NOT NULL
     OR EXISTS (SELECT 1 FROM events WHERE state = 'in_flight' AND lease_until < %(now)s)) AS due
 
 -- claim_user --
--- Run under the user's lock, so the in-flight check sees every earlier claim committed. Pending events after a held
--- event of the user are not claimed: they wait until an operator approves or discards it.
+-- Run under the user's lock, so the in-flight check sees every earlier claim committed. The pending events of a user
+-- with a held event are not claimed: they wait until an operator approves or discards it (a replayed older one too,
+-- which would push a state older than the held change).
 UPDATE events SET state = 'in_flight', attempts = attempts + 1, lease_owner = %(owner)s,
     lease_until = %(lease_until)s, updated_at = %(at)s
 WHERE source = %(source)s AND external_id = %(external_id)s AND state = 'pending'
   AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = %(source)s AND f.external_id = %(external_id)s
                   AND f.state = 'in_flight')
   AND (SELECT min(h.id) FROM events AS h WHERE h.source = %(source)s AND h.external_id = %(external_id)s
-       AND h.state = 'held' AND h.id < events.id) IS NULL
+       AND h.state = 'held') IS NULL
 RETURNING id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
     state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at, forced
 
@@ -99,13 +100,13 @@ ON CONFLICT (source, external_id) DO UPDATE SET user_id = excluded.user_id
 SELECT user_id FROM verba_users WHERE source = %s AND external_id = %s
 
 -- get_event --
--- waits_behind (here and in list_events): for a pending event, the first held event of its user before it, which it
--- waits behind (see pick_user); else NULL.
+-- waits_behind (here and in list_events): for a pending event, the first held event of its user, which it waits
+-- behind (see pick_user); else NULL.
 SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
     state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at,
     CASE WHEN state = 'pending' THEN (
         SELECT min(h.id) FROM events AS h WHERE h.source = events.source AND h.external_id = events.external_id
-        AND h.state = 'held' AND h.id < events.id) END AS waits_behind
+        AND h.state = 'held') END AS waits_behind
 FROM events WHERE id = %s
 
 -- current_event --
@@ -115,13 +116,13 @@ FROM events WHERE source = %s AND external_id = %s AND state NOT IN ('held', 'di
 ORDER BY id DESC LIMIT 1
 
 -- claim_current --
--- current_event as a claim reads it: the user's newest event that is not held or discarded, and not after a held
--- event (it waits for an operator's approval or discard of that one, so its state is not pushed yet).
+-- current_event as a claim reads it: the user's newest event that is not held or discarded, while the user has no
+-- held event (its events wait for an operator's approval or discard of that one, so no state of theirs is pushed).
 SELECT e.id, e.idem_key, e.source, e.external_id, e.kind, e.state_json, e.cause, e.accepted_at,
     e.state, e.attempts, e.next_attempt_at, e.last_cause, e.last_error, e.discard_reason, e.updated_at
 FROM events AS e WHERE e.source = %s AND e.external_id = %s AND e.state NOT IN ('held', 'discarded')
   AND (SELECT min(h.id) FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
-       AND h.state = 'held' AND h.id < e.id) IS NULL
+       AND h.state = 'held') IS NULL
 ORDER BY e.id DESC LIMIT 1
 
 -- newest_event --
@@ -138,7 +139,7 @@ SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
     state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at,
     CASE WHEN state = 'pending' THEN (
         SELECT min(h.id) FROM events AS h WHERE h.source = events.source AND h.external_id = events.external_id
-        AND h.state = 'held' AND h.id < events.id) END AS waits_behind
+        AND h.state = 'held') END AS waits_behind
 FROM events WHERE 1 = 1 {filters} ORDER BY id DESC LIMIT %(limit)s
 
 -- dead_letter_summary --
@@ -170,7 +171,7 @@ ORDER BY g.n DESC, g.cause, g.source
 SELECT count(*) AS users, coalesce(sum(w.n), 0) AS events FROM (
     SELECT count(*) AS n FROM events AS e WHERE e.state = 'pending'
       AND (SELECT min(h.id) FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
-           AND h.state = 'held' AND h.id < e.id) IS NOT NULL
+           AND h.state = 'held') IS NOT NULL
     GROUP BY e.source, e.external_id
 ) AS w
 

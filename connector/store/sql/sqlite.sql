@@ -7,7 +7,7 @@ WHERE state = 'in_flight' AND lease_until < %(now)s
 
 -- pick_user --
 -- The oldest due event that is its user's oldest pending one, of a user with nothing in flight and no held event
--- before it (its later events wait until an operator approves or discards the held one).
+-- (its pending events, older or newer, wait until an operator approves or discards the held one).
 SELECT e.id, e.source, e.external_id FROM events AS e
 WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s
   AND e.id = (SELECT min(p.id) FROM events AS p
@@ -15,7 +15,7 @@ WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s
   AND NOT EXISTS (SELECT 1 FROM events AS f
                   WHERE f.source = e.source AND f.external_id = e.external_id AND f.state = 'in_flight')
   AND (SELECT min(h.id) FROM events AS h
-       WHERE h.source = e.source AND h.external_id = e.external_id AND h.state = 'held' AND h.id < e.id) IS NULL
+       WHERE h.source = e.source AND h.external_id = e.external_id AND h.state = 'held') IS NULL
   AND e.id NOT IN (SELECT value FROM json_each(%(skipped)s))
 ORDER BY e.next_attempt_at, e.id LIMIT 1
 
@@ -26,7 +26,7 @@ ORDER BY e.next_attempt_at, e.id LIMIT 1
 SELECT min(o.at) AS oldest FROM (
     SELECT coalesce(e.queued_at, e.accepted_at) AS at FROM events AS e WHERE e.state = 'pending'
       AND (SELECT min(h.id) FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
-           AND h.state = 'held' AND h.id < e.id) IS NULL
+           AND h.state = 'held') IS NULL
     UNION ALL
     SELECT coalesce(queued_at, accepted_at) FROM events WHERE state = 'in_flight'
 ) AS o
