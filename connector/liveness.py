@@ -143,8 +143,9 @@ class Liveness:
             log.info("instance %s: heartbeat written again", self.me.name)
         self._failing = False
         # Before the fence lifts (last_beat below), so that no push of a claim given back calls Verba in between. A
-        # silence that long may have been counted dead though the store's answer did not say so (a lost reply).
-        if beat.rejoined or silence > self.config.liveness_seconds:
+        # silence that long may have been counted dead though the store's answer did not say so (a lost reply); on a
+        # store of its own (SQLite) no other instance takes its claims, so its pushes go on.
+        if beat.rejoined or (self.shared and silence > self.config.liveness_seconds):
             self.generation += 1
         if beat.rejoined:
             log.error("instance %s was counted dead by the others (no heartbeat for %g s): its claims went back to "

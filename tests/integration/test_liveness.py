@@ -249,3 +249,22 @@ def test_an_outage_shorter_than_liveness_seconds_still_makes_no_instance_count_a
     assert store.dead_instances() == [] and [i.name for i in store.live_instances()[1]] == ["a", "b"]
     a.stop()
     b.stop()
+
+
+def test_a_long_silence_on_a_store_of_its_own_does_not_end_the_pushes_under_way(store_opener: Opener) -> None:
+    """On a store no other instance shares, none can take this one's claims: a heartbeat late by more than
+    liveness_seconds (a long write, a paused VM) must not make every push under way give its user back."""
+    store = store_opener()
+    now = [time.time()]
+    solo = liveness(store, "solo", shared=False, clock=lambda: now[0])
+    solo.me, _ = store.register_instance(solo.me, 15, previous_start_gone)
+    solo.last_beat = solo.reaps_from = now[0]
+    now[0] += 16
+    solo.beat()
+    assert solo.generation == 0
+    shared = liveness(store, "shared", clock=lambda: now[0])  # one that others may have counted dead: a new one
+    shared.me, _ = store.register_instance(shared.me, 15, previous_start_gone)
+    shared.last_beat = shared.reaps_from = now[0]
+    now[0] += 16
+    shared.beat()
+    assert shared.generation == 1

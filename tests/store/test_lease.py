@@ -72,6 +72,17 @@ def test_a_push_that_begins_after_its_lease_was_taken_over_changes_nothing_and_h
     assert [(c.source, c.external_id) for c in store.claimants(["2002"]).get("2002", [])] == [("scim", "alice")]
 
 
+def test_a_push_that_begins_as_its_lease_is_renewed_still_holds_it(store: Store) -> None:
+    """The renewer's thread moved the lease on after the push read it: still the push's own lease, not a lost one
+    (a spurious postpone of a healthy push)."""
+    store.enqueue([change("alice", 1)])
+    claim = claim_now(store)
+    assert store.renew_lease(claim, claim.lease_until + LEASE) is not None
+    alice = Claimant("scim", "alice", 7, "alice", NOW)
+    plan = store.begin_push(claim.owner, claim.lease_until, NOW, alice, ["1001"], ["1001"], under_lease=True)
+    assert plan.claimed_at == {"1001": NOW}
+
+
 def test_a_push_whose_lease_was_lost_records_no_conflict_audit_or_wake_up(store: Store) -> None:
     [event_id] = store.enqueue([change("alice", 1)])
     stale = claim_now(store)

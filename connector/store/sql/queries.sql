@@ -524,9 +524,10 @@ SELECT started_at, finished_at, users, extensions, counts, unchecked, repaired, 
 ORDER BY started_at DESC LIMIT 1
 
 -- lease_holds --
--- Whether the user's claim under this lease (its owner, and its end as last renewed) still holds.
+-- Whether the user's claim under this lease (its owner, ending at least when the push read it: a renewal may have
+-- moved it on since) still holds.
 SELECT 1 AS holds FROM events WHERE source = %s AND external_id = %s AND state = 'in_flight'
-  AND lease_owner = %s AND lease_until = %s LIMIT 1
+  AND lease_owner = %s AND lease_until >= %s LIMIT 1
 
 -- claim_held --
 -- Whether this lease owner (one worker: one claim at a time) still holds the user's claim, however renewed.
