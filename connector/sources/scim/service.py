@@ -33,6 +33,7 @@ import datetime
 import json
 import logging
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -279,22 +280,28 @@ class ScimService:
 
 
 def _user_key(old: ScimResource | None, body: dict[str, Any]) -> str:
-    """A User's unique_key: its userName `fold`ed (case, Unicode forms, spaces), as Group names compare, so that
-    josé@x.com composed and decomposed are one user. A User stored before with its userName lower-cased keeps that
-    key while its userName folds the same: two such users stored then both stay writable (a deactivation must not
-    be refused), as the unique index would refuse one key for both."""
+    """A User's unique_key: its userName's `login_key`, so that josé@x.com composed and decomposed are one user. A
+    User stored before with its userName lower-cased alone keeps that key while its userName has the same login key:
+    two such users stored then both stay writable (a deactivation must not be refused), as the unique index would
+    refuse one key for both."""
     name = str(body["userName"])
-    if old is not None and old.unique_key is not None and fold(str(old.body.get("userName", ""))) == fold(name):
-        return old.unique_key
-    return fold(name)
+    if old is None or old.unique_key is None or login_key(str(old.body.get("userName", ""))) != login_key(name):
+        return login_key(name)
+    return old.unique_key
 
 
 def _owner(tx: ScimTransaction, user_name: str) -> str | None:
-    """The id of the User holding `user_name`, by its `fold`ed key or, for one stored before, its lower-cased one."""
-    for key in dict.fromkeys((fold(user_name), user_name.lower())):
+    """The id of the User holding `user_name`, by its `login_key` or, for one stored before, its lower-cased one."""
+    for key in dict.fromkeys((login_key(user_name), user_name.lower())):
         if (owner := tx.find_unique(USERS.name, key)) is not None:
             return owner
     return None
+
+
+def login_key(user_name: str) -> str:
+    """A userName as uniqueness compares it (caseExact false): in Unicode's composed form (NFC), lower-cased. Not
+    folded further, as Verba's logins are not: straße and strasse, or "ﬁona" and "fiona", are two users."""
+    return unicodedata.normalize("NFC", user_name).lower()
 
 
 def _storable_id(resource: ResourceType, resource_id: str) -> None:
