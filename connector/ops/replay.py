@@ -242,7 +242,14 @@ def state_to_push(store: EventLog, event: StoredEvent) -> StoredEvent:
 def preview(store: Store, mapping: Mapping, event: StoredEvent) -> Preview:
     """What delivering the user would send once `event` is replayed or approved (see `state_to_push`): for a dead
     or done event, the user's current state; for a discarded or held event newer than that, its own. An extension
-    the user waits for in an open conflict says so."""
+    the user waits for in an open conflict says so. While another event of the user is held, nothing is sent: the
+    user waits for an operator's decision on that one (its first held event is named)."""
+    user = f"{event.change.source}/{event.change.external_id}"
+    held = sorted(e.id for e in store.list_events(state=EventState.HELD, user=user) if e.id != event.id)
+    if held:
+        return Preview(event.change.source, event.change.external_id, event.id, "?", (
+            f"nothing is sent yet: the user waits behind held event {held[0]}; approve it (which pushes the user's "
+            "newest state) or discard it first",))
     current = state_to_push(store, event)
     change = current.change
     try:

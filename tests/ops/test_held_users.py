@@ -105,3 +105,19 @@ def test_a_change_ingested_for_a_user_the_ldap_guard_holds_waits_behind_it_too(c
     claim = store.claim("run-vm/1", time.time(), 60)
     assert claim is not None and claim.event_ids == (delete, later)
     assert claim.current is not None and claim.current.id == later
+
+
+def test_the_replay_preview_of_an_older_dead_letter_says_it_waits_behind_the_held_one(
+        config: Path, store: Store) -> None:
+    """u7's number change died; then the guard held u7's leave. Replayed, the dead change waits behind the held leave
+    (nothing of u7 is pushed until an operator decides it): the dry run must say so, not show the change's push."""
+    [dead] = store.enqueue([change("u7", 1)])
+    claim = store.claim("run-vm/1", time.time(), 60)
+    assert claim is not None
+    store.dead_letter(claim, "error_illegal_argument", "Unknown recordingMode")
+    stop = held_by_the_guard(store, "u7")
+
+    shown = run(config, "events", "replay", str(dead), "--dry-run")
+    assert shown.exit_code == 0, shown.output
+    assert f"nothing is sent yet: the user waits behind held event {stop}; approve it" in shown.output, shown.output
+    assert "upsert" not in shown.output
