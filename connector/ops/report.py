@@ -79,7 +79,7 @@ def event_line(event: StoredEvent, waits: Sequence[str] = (), now: float | None 
     """One event on one line: id, state, kind, user, attempts, when it last changed, and why it is not done (its
     last cause and message; a discarded one's discard reason); for a done event whose user waits in open extension
     conflicts, `waits` (their extensions, from `waiting_extensions`) flagged "WAITS in extension conflict: +1212...".
-    A pending event says what it waits for: a held event of its user before it ("waits behind held event 61 ..."),
+    A pending event says what it waits for: a held event of its user ("waits behind held event 61 ..."),
     or its due time when that is after `now` (this host's clock if None), e.g. "due in 3.0m (13:34:36)"."""
     change = event.change
     user = change.state.get("userName", "")
@@ -169,11 +169,11 @@ def held_lines(held: Sequence[HeldGroup]) -> list[str]:
 
 
 def behind_held_text(events: int, users: int) -> str:
-    """What waits behind held events (`EventLog.waiting_behind_held`), e.g. "3 later event(s) of 2 held user(s) wait
+    """What waits behind held events (`EventLog.waiting_behind_held`), e.g. "3 other event(s) of 2 held user(s) wait
     behind their held event: ..."; "" when none does."""
     if not events:
         return ""
-    return (f"{events} later event(s) of {users} held user(s) wait behind their held event, not pushed until it is "
+    return (f"{events} other event(s) of {users} held user(s) wait behind their held event, not pushed until it is "
             "approved (then each user's newest state is pushed once) or discarded (then they are pushed as usual); "
             "`connector events list --state pending` marks them")
 

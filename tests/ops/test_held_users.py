@@ -65,7 +65,7 @@ def test_status_list_and_show_say_which_events_wait_behind_a_held_one(config: Pa
     check = run(config, "status", "--check", "--max-pending-age", "60")
     assert check.exit_code == 3, check.output
     [held] = [line for line in check.output.splitlines() if "held by a guard" in line]
-    assert held.endswith("then approve or discard them; 2 later event(s) of 1 held user(s) wait behind their held "
+    assert held.endswith("then approve or discard them; 2 other event(s) of 1 held user(s) wait behind their held "
                          "event, not pushed until it is approved (then each user's newest state is pushed once) or "
                          "discarded (then they are pushed as usual); `connector events list --state pending` marks "
                          "them"), held

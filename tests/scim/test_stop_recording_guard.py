@@ -307,10 +307,10 @@ def test_a_held_stop_is_not_delivered_by_the_user_s_next_change_but_waits_for_th
     assert (f"  waits behind held event {held[ids[waiting_n]].id} of this user: approve or discard that one first "
             f"(`connector events show {held[ids[waiting_n]].id}`)") in shown.stdout.splitlines()[0], shown.stdout
     status = connector.cli("status")
-    assert "  3 later event(s) of 3 held user(s) wait behind their held event, not pushed until it is approved" in (
+    assert "  3 other event(s) of 3 held user(s) wait behind their held event, not pushed until it is approved" in (
         status.stdout), status.stdout
     check = connector.cli("status", "--check", "--max-pending-age", "1")
-    assert check.returncode == 3 and "3 later event(s) of 3 held user(s) wait behind" in check.stdout, check.stdout
+    assert check.returncode == 3 and "3 other event(s) of 3 held user(s) wait behind" in check.stdout, check.stdout
     assert "the oldest undelivered event" not in check.stdout  # they wait for on-call, not for delivery
 
     # Discarded: the later change goes through the guard as any push does (the window has passed: it stops).
