@@ -40,10 +40,9 @@ def applies(simulator) -> list[str]:
 def test_a_batch_of_pushes_is_applied_once_after_it_ends(deliverer, simulator, applier):
     deliverer.store.enqueue([user(f"u-{i}", phones=(f"+1415555020{i}",)) for i in range(3)])
     drain(deliverer)
-    wait_for(lambda: applies(simulator), what="applyExtensionConfiguration")
+    [recorder] = wait_for(lambda: deliverer.store.recorders(), what="the stored answer of applyExtensionConfiguration")
     time.sleep(1.5)
     assert applies(simulator) == ["OK"]
-    [recorder] = deliverer.store.recorders()
     assert (recorder.location, recorder.status, recorder.message, recorder.instance) == (
         "recorder-1", "OK", None, "conn-a")
     assert all(r["in_step"] for r in simulator.http.get("/_sim/state").json()["recorders"])
