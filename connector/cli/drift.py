@@ -12,7 +12,7 @@ from connector.cli.options import config_option, json_option, not_blank, operato
 from connector.config import load_config
 from connector.errors import ConnectorError, counted
 from connector.mapping import load_mapping
-from connector.ops.drift import KINDS, DriftCheck, DriftReport, Unchecked
+from connector.ops.drift import KINDS, Drift, DriftCheck, DriftReport, Unchecked
 from connector.ops.report import to_json
 from connector.passwords import one_shot_command
 from connector.runtime import open_client, open_configured_store
@@ -44,7 +44,8 @@ SHOWN = 10  # users shown for each reason a user was not checked, and event ids 
 def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str | None, concurrency: int | None,
           operator: str, as_json: bool) -> None:
     """Compare what Verba holds (getExtension, listUsers) with the records each user's current state maps to;
-    report missing, unlinked, other-user, settings and extra extensions. Writes nothing to Verba.
+    report users no Verba user has the loginName of, and missing, unlinked, other-user, settings and extra
+    extensions. Writes nothing to Verba.
 
     A check of every user is recorded as the last check (`connector status`, the metrics, `status --check`); one
     limited by --user is not, so that it never hides what the last check of every user found, nor is one that
@@ -115,7 +116,7 @@ def lines(report: DriftReport, ids: list[int]) -> list[str]:
         drifts = [d for d in report.drifts if d.kind == kind]
         if drifts:
             out.append(f"{title} ({len(drifts)}):")
-            out.extend(f"  {d.extension}  {d.user} (Verba user {d.user_id}): {d.detail}" for d in drifts)
+            out.extend(_drift_line(d) for d in drifts)
     if report.in_conflict:
         out.append(f"in an open extension conflict, not drift ({len(report.in_conflict)}): `connector status` says why "
                    "and what resolves it")
@@ -133,6 +134,14 @@ def lines(report: DriftReport, ids: list[int]) -> list[str]:
     elif report.drifts:
         out.append("nothing was written; run again with --repair to queue the fixes")
     return out
+
+
+def _drift_line(drift: Drift) -> str:
+    """One drift, e.g. "  +14155550100  test/u-alice (Verba user 3): voice: Verba has False, wanted True"; a user
+    without a Verba user has no extension or Verba user to name: "  test/u-bob: no Verba user has loginName ..."."""
+    if drift.user_id is None:
+        return f"  {drift.user}: {drift.detail}"
+    return f"  {drift.extension}  {drift.user} (Verba user {drift.user_id}): {drift.detail}"
 
 
 def _unchecked_lines(reason: str, group: list[Unchecked]) -> list[str]:

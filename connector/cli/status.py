@@ -268,15 +268,28 @@ def _drift_line(run: DriftRun | None, now: float, leader: str | None = None) -> 
 
 def _drift_problems(run: DriftRun | None) -> list[str]:
     """The drift the last recorded check (a check of every user: one limited by --user is not recorded) found and did
-    not repair. Every kind counts: missing, unlinked, other_user and settings mean Verba does not record someone as
-    the directory wants, and an extra records on a managed user's line what no user's state wants recorded. A check
-    that repaired needs no one: the repairs are ordinary events, whose failures show as dead letters."""
-    if run is None or run.repaired is not None or not drift_found(run):
+    not repair. Every kind counts: no_user, missing, unlinked, other_user and settings mean Verba does not record
+    someone as the directory wants, and an extra records on a managed user's line what no user's state wants
+    recorded; users without a Verba user come first, with their own fix. A check that repaired needs no one: the
+    repairs are ordinary events, whose failures show as dead letters (a user a push cannot find or create:
+    unresolved_user)."""
+    if run is None or run.repaired is not None:
         return []
-    return [f"the last drift check (at {when(run.finished_at)}, {run.trigger}) found drift it did not repair "
-            f"({drift_found(run)}): Verba may not record someone as the directory wants; see which with `connector "
-            "drift`, then queue the fixes with `connector drift --repair --reason REASON` (the running connector "
-            "pushes them)"]
+    checked = f"the last drift check (at {when(run.finished_at)}, {run.trigger})"
+    problems = []
+    lost = run.counts.get("no_user", 0)
+    if lost:
+        problems.append(f"{checked} found {counted(lost, 'user')} whose loginName no Verba user has (deleted or "
+                        "renamed in Verba?), so Verba records none of their extensions: see which with `connector "
+                        "drift`, then create the users in Verba, or set [user_id] create_missing = true in the "
+                        "mapping, and queue the fixes with `connector drift --repair --reason REASON` (the running "
+                        "connector pushes them)")
+    found = drift_found(dataclasses.replace(run, counts={k: n for k, n in run.counts.items() if k != "no_user"}))
+    if found:
+        problems.append(f"{checked} found drift it did not repair ({found}): Verba may not record someone as the "
+                        "directory wants; see which with `connector drift`, then queue the fixes with `connector "
+                        "drift --repair --reason REASON` (the running connector pushes them)")
+    return problems
 
 
 def older_mapping(config: Config, instances: Sequence[Instance]) -> list[str]:

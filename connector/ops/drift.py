@@ -7,6 +7,9 @@ listUsers per user only for users that answer does not list (Verba may cap it, o
 check of some users asks one per user. getExtension is asked only about wanted extensions missing
 from those answers. Kinds of drift:
 
+    no_user      no Verba user has the user's loginName (deleted or renamed in Verba): it is recorded on none of
+                 its extensions. With [user_id] create_missing a repair's push creates the user, then its
+                 extensions; without, create it in Verba (or set create_missing), then repair
     missing      Verba has no such extension
     unlinked     it is linked to no user
     other_user   it is linked to another Verba user than the mapping's
@@ -19,14 +22,18 @@ An extension the user waits for in an open extension conflict is not drift: Verb
 The report lists those apart (`in_conflict`).
 
 A user is not checked while a change of it waits to be pushed or is pushed now, while its newest change is a dead
-letter or held (a repair would die or overtake it the same way), when its state cannot be mapped or Verba has no
-user of its login name, or when Verba failed to answer about it. A user every event of which was discarded is left
+letter or held (a repair would die or overtake it the same way), when its state cannot be mapped, when Verba's list of
+every user holds it under another loginName (the id last pushed, or the same name but for case: creating one would
+make a second Verba user of the person), or when Verba failed to answer about it. A user the mapping does not record
+(a leaver) needs no Verba user: without one it is in step. A user every event of which was discarded is left
 out on purpose, counted apart (`discarded`), not as unchecked. A check stops when Verba fails as a whole
 (OUTAGE_STREAK users in a row), rather than asking each remaining user.
 
 A check writes nothing to Verba. A repair queues a fresh, forced event of each drifted user's
 current state, so the normal delivery path (ownership rules, the stop-recording guard) writes the
-fix; an extra is first remembered as pushed for its user, so that push stops recording it.
+fix; an extra is first remembered as pushed for its user, so that push stops recording it. The push of a user
+without a Verba user creates it with [user_id] create_missing; without, it is a dead letter (unresolved_user) that
+says how to fix it, and stays in `connector status --check` until someone does.
 
 A check of every user is recorded as the last check (DriftRun: `connector status`, the metrics, `status --check`);
 a check of some users (`connector drift --user`) is not, so that it never hides what the last full check found, nor
@@ -58,6 +65,7 @@ from connector.verba.errors import VerbaAuthError, VerbaError, VerbaUnreachable
 log = logging.getLogger("connector.drift")
 
 KINDS = {
+    "no_user": "no Verba user has its loginName",
     "missing": "missing in Verba",
     "unlinked": "linked to no user",
     "other_user": "linked to another user",
@@ -81,12 +89,14 @@ OUTAGE_STREAK = 5
 
 @dataclasses.dataclass(frozen=True)
 class Drift:
-    """One extension that differs; `user` is "source/external_id" of the user it concerns."""
+    """One extension that differs, or (kind "no_user") a user without a Verba user; `user` is "source/external_id" of
+    the user it concerns."""
 
     kind: str  # a key of KINDS
-    extension: str
+    extension: str  # "" for "no_user": the user has none recorded
     user: str
-    user_id: int  # the Verba user the mapping links it to (for "extra": the one Verba links it to)
+    # The Verba user the mapping links it to (for "extra": the one Verba links it to; for "no_user": None).
+    user_id: int | None
     detail: str  # what differs, e.g. "voice: Verba has false, wanted true"
 
 
@@ -97,7 +107,6 @@ DEAD_LETTER = ("its newest change is a dead letter: replay it once what killed i
                "(`connector events list --user USER --state dead`)")
 HELD = "its newest change is held: approve or discard it (`connector events list --user USER --state held`)"
 VERBA_FAILED = "Verba failed to answer about it: check it again (`connector drift --user USER`)"
-NO_VERBA_USER = "no Verba user has its loginName"
 UNMAPPABLE = "its state cannot be mapped"
 UNRESOLVED = "its Verba user cannot be found"
 
@@ -116,7 +125,7 @@ class DriftStopped(ConnectorError):
 @dataclasses.dataclass(frozen=True)
 class Unchecked:
     """A user a check did not compare, e.g. Unchecked("test/u-alice", PENDING) or
-    Unchecked("test/u-bob", NO_VERBA_USER, "'bob@example.com'")."""
+    Unchecked("test/u-bob", UNMAPPABLE, "phoneNumbers: ...")."""
 
     user: str  # "source/external_id"
     reason: str  # one of the constants above: what the report groups by
@@ -208,16 +217,12 @@ class _User:
     waiting: list[str] = dataclasses.field(default_factory=list)  # wanted extensions in an open conflict
     unchecked: tuple[str, str] | None = None  # (reason, detail), see Unchecked
     discarded: bool = False  # every event of the user was discarded: left out on purpose
+    answered: bool = False  # Verba answered who the user is (its id, or that no user has its login name)
     failure: VerbaError | None = None  # why Verba did not answer about the user (unchecked: VERBA_FAILED)
 
     @property
     def name(self) -> str:
         return f"{self.source}/{self.external_id}"
-
-    @property
-    def answered(self) -> bool:
-        """Whether Verba answered about the user: it was compared, or no Verba user has its login name."""
-        return self.user_id is not None or (self.unchecked is not None and self.unchecked[0] == NO_VERBA_USER)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,6 +230,8 @@ class _Reads:
     """What a check reads once, up front, for every user it checks."""
 
     directory: dict[str, ListedUser]  # Verba's users by login name ({}: each user is asked on its own)
+    logins: dict[int, str]  # the login names of `directory` by Verba user id
+    folded: dict[str, str]  # the login names of `directory` by their casefold()
     listed_at: float  # when `directory` was read
     waiting: set[tuple[str, str, str]]  # (source, external_id, extension) of the open conflicts
     held: dict[tuple[str, str], int]  # the newest held event's id of each user that has one
@@ -252,8 +259,10 @@ class DriftCheck:
         targets = self.store.user_keys() if users is None else list(users)
         listed_at = time.time()
         directory = verba_directory(self.client, "drift check") if users is None else {}
-        reads = _Reads(directory, listed_at, {(c.claimant.source, c.claimant.external_id, c.extension)
-                                              for c in self.store.open_conflicts(limit=EVERY)}, self._held())
+        reads = _Reads(directory, {u.user_id: login for login, u in directory.items()},
+                       {login.casefold(): login for login in directory}, listed_at,
+                       {(c.claimant.source, c.claimant.external_id, c.extension)
+                        for c in self.store.open_conflicts(limit=EVERY)}, self._held())
         report.total = len(targets)
         begin(len(targets))
         checked: list[_User] = []
@@ -281,7 +290,7 @@ class DriftCheck:
                 report.discarded.append(user.name)
             elif user.unchecked is not None:
                 report.unchecked.append(Unchecked(user.name, *user.unchecked))
-            elif user.user_id is not None:
+            elif user.answered:
                 report.users += 1
                 report.extensions += len(user.wanted)
                 report.drifts.extend(user.drifts)
@@ -345,8 +354,9 @@ class DriftCheck:
         directory = {} if current.updated_at >= reads.listed_at - CLOCK_MARGIN_SECONDS else reads.directory
         try:
             verba = look_up(self.client, self.mapping, change, stored.verba_user_id, directory)
+            user.answered = True
             if verba.user_id is None:
-                user.unchecked = (NO_VERBA_USER, repr(verba.found))
+                self._without_verba_user(user, change, str(verba.found), stored.verba_user_id, reads)
                 return
             mapped = self.mapping.map_user(change, verba.user_id, stored.pushed)
         except UnresolvedUser as exc:
@@ -366,6 +376,25 @@ class DriftCheck:
             drift = compare(record, got, user.name)
             if drift is not None:
                 user.drifts.append(drift)
+
+    def _without_verba_user(self, user: _User, change: UserChange, login: str, known: int | None,
+                            reads: _Reads) -> None:
+        """No Verba user has `login`, the user's login name (`known`: the Verba id last pushed for it): in step when
+        the mapping records the user nowhere (a leaver: nothing to record, no one to record it on); not checked
+        (UNRESOLVED) when Verba's list of every user holds the person under another login name; else drift
+        "no_user". Raises MappingFailure as the mapping does."""
+        if not self.mapping.records_anything(change):
+            return
+        elsewhere = _elsewhere(login, known, reads)
+        if elsewhere is not None:
+            user.unchecked = (UNRESOLVED, elsewhere)
+            return
+        was = "" if known is None else f" (it was Verba user {known} when last pushed)"
+        fix = ("a repair creates it ([user_id] create_missing = true), then its extensions"
+               if self.mapping.create_missing_users else
+               "create it in Verba, or set [user_id] create_missing = true in the mapping, then repair")
+        user.drifts.append(Drift("no_user", "", user.name, None, f"no Verba user has loginName {login!r}{was}, so "
+                                 f"it is recorded on none of its extensions: {fix}"))
 
     def record(self, report: DriftReport, trigger: str) -> bool:
         """Record a check of every user as the last check (`trigger`: "cli" or "schedule"), unless it left every
@@ -396,8 +425,8 @@ class DriftCheck:
         if found is None or found["user_id"] != drift.user_id:
             return  # gone or moved meanwhile: nothing of this user's to stop
         record = ExtensionRecord(
-            drift.extension, drift.user_id, found["recording_mode"] or "FULL", bool(found["voice"]), bool(found["im"]),
-            bool(found["video"]), bool(found["screen_capture_enabled"]), eid=self.mapping.eid,
+            drift.extension, int(found["user_id"]), found["recording_mode"] or "FULL", bool(found["voice"]),
+            bool(found["im"]), bool(found["video"]), bool(found["screen_capture_enabled"]), eid=self.mapping.eid,
             environment_short_name=self.mapping.environment_short_name)
         self.store.remember_pushed(source, external_id, [record])
 
@@ -515,6 +544,22 @@ def _first_line(text: str, limit: int = 200) -> str:
     """The first line of an error's message, at most `limit` characters ("..." ends one cut short)."""
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _elsewhere(login: str, known: int | None, reads: _Reads) -> str | None:
+    """What Verba's list of every user (`reads`) holds of a person no Verba user has the `login` of: the Verba user
+    `known` (the id last pushed for them) under another login name, or a login name equal to `login` but for case;
+    None when neither (or no list was read). Either way the person has a Verba user, and creating one would make
+    it two."""
+    renamed = None if known is None else reads.logins.get(known)
+    if renamed is not None and renamed != login:  # (equal: the user was deleted since the list was read)
+        return (f"no Verba user has loginName {login!r}, but Verba user {known}, last pushed for it, now has loginName "
+                f"{renamed!r}: make the two names match, in Verba or at the source (do not create another user)")
+    other = reads.folded.get(login.casefold())
+    if other is not None and other != login:
+        return (f"no Verba user has loginName {login!r}; Verba has {other!r}, which differs only in case: fix the "
+                "case at the source or in Verba (do not create another user)")
+    return None
 
 
 def _extras(user: _User, wanted: set[str]) -> list[Drift]:

@@ -187,9 +187,12 @@ def _drift_metrics(run: DriftRun | None) -> Iterator[GaugeMetricFamily]:
     yield GaugeMetricFamily("connector_drift_extensions_checked", "Extensions the last drift check compared.",
                             value=run.extensions)
     yield GaugeMetricFamily("connector_drift_users_not_checked",
-                            "Users the last drift check could not compare (a change waiting to be pushed, no Verba "
-                            "user, ...): its drift counts say nothing of them.", value=run.unchecked)
-    found = GaugeMetricFamily("connector_drift_found", "Drift the last check found, by kind.", labels=["kind"])
+                            "Users the last drift check could not compare (a change waiting to be pushed, a Verba "
+                            "user under another loginName, ...): its drift counts say nothing of them.",
+                            value=run.unchecked)
+    found = GaugeMetricFamily("connector_drift_found", "Drift the last check found, by kind: extensions, but for "
+                              "no_user, users no Verba user has the loginName of (recorded on none of their "
+                              "extensions).", labels=["kind"])
     for kind, count in run.counts.items():
         found.add_metric([kind], count)
     yield found
