@@ -183,6 +183,13 @@ class Database:
         """Run `insert_event` for each row (see `event_row`); the ids of the rows inserted."""
         raise NotImplementedError
 
+    def _wait_behind_held(self, conn: Any, event_ids: Sequence[int]) -> None:
+        """Make the pending and in-flight events of these events' users wait behind the first held event of their user
+        (`waits_behind`), or behind nothing when it has none; in the transaction of the write that held an event, ended
+        a hold or queued an event by other means than `insert_event` (see queue.py)."""
+        if event_ids:
+            conn.execute(self._q["wait_behind_held"], {"ids": self._array(event_ids)})
+
     def _sql(self, text: str) -> str:
         """Dynamic SQL written with psycopg's placeholders, in the dialect's."""
         return placeholders(self.dialect, text)
@@ -218,4 +225,5 @@ def event_row(change: UserChange, state: str, now: float, state_text: str | None
     except ValueError as error:
         raise ValueError(f"the change of {change.source}/{change.external_id}: {error}") from None
     return (change.idem_key, change.source, change.external_id, change.kind, state_text or state_json(change),
-            change.cause, change.accepted_at, state, change.accepted_at, now, int(forced), why)
+            change.cause, change.accepted_at, state, change.accepted_at, now, int(forced), why,
+            change.source, change.external_id)  # whose held event it waits behind

@@ -131,15 +131,16 @@ class LdapMarks(Database):
         now = time.time()
         # An upsert and its entry share one state dict: serialize it once.
         states = {id(c.state): state_json(c) for c in [*changes, *held]}
-        rows = [*(event_row(c, "pending", now, states[id(c.state)]) for c in changes),
-                *(event_row(c, "held", now, states[id(c.state)], why=held_because or "held by the mass-change guard")
-                  for c in held)]
-        ids = self._insert_events(conn, rows) if rows else []
+        ids = self._insert_events(conn, [event_row(c, "pending", now, states[id(c.state)]) for c in changes])
+        held_ids = self._insert_events(conn, [
+            event_row(c, "held", now, states[id(c.state)], why=held_because or "held by the mass-change guard")
+            for c in held])
+        self._wait_behind_held(conn, held_ids)  # the held users' changes stored before, in this poll or earlier
         if entries:
             conn.cursor().executemany(q["put_ldap_entry"], [
                 (directory, e.external_id, e.digest, e.active, json.dumps(e.groups),
                  states.get(id(e.state)) or json.dumps(e.state)) for e in entries])
-        return ids
+        return ids + held_ids
 
     def note_poll_failure(self, directory: str, error: str, at: float) -> None:
         """Record a failed run for `connector ldap status`; the cursor stays where it was."""

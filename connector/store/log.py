@@ -245,30 +245,40 @@ class EventLog(Database):
 
         The i-th of them in id order (from 0) is due at `now + i * spacing`, to pace a replay.
         `approve` marks them approved by an operator, so the stop-recording guard lets them pass.
-        Other states are left alone, so concurrent requeues change each event once.
+        Other states are left alone, so concurrent requeues change each event once. A requeued event of a user with
+        a held event waits behind it (a replayed old one too); an approval lets the user's events go unless another
+        of its events is still held.
         """
         params = {"ids": self._array(event_ids), "now": now, "spacing": spacing, "at": time.time(),
                   "approve": approve}
         with self._write() as conn:
-            return int(conn.execute(self._q["requeue"], params).rowcount)
+            count = int(conn.execute(self._q["requeue"], params).rowcount)
+            self._wait_behind_held(conn, event_ids)
+            return count
 
     def queue_current(self, users: Sequence[tuple[str, str]], cause: str) -> list[int]:
         """Queue a forced copy (pushed even if nothing changed) of each (source, external_id) user's current event
         (its newest neither held nor discarded), with `cause`, in one transaction; the new events' ids. The current
         one when it is written: a change accepted meanwhile is what is copied, never an older state over it. A user
-        with a held change after it gets none: an operator decides that change first."""
+        with a held change after it gets none: an operator decides that change first (one with a held change before
+        it gets a copy that waits behind it)."""
         now = time.time()
         with self._write() as conn:
-            return [row["id"] for source, external_id in users for row in conn.execute(
+            ids = [row["id"] for source, external_id in users for row in conn.execute(
                 self._q["recheck"], {"source": source, "external_id": external_id, "now": now, "cause": cause})]
+            self._wait_behind_held(conn, ids)
+            return ids
 
     def discard(self, event_ids: Sequence[int], reason: str) -> int:
         """Make dead or held events discarded for `reason`, keeping their last cause and error; return
-        how many. Other states are left alone. A blank reason raises ValueError."""
+        how many. Other states are left alone. The events that waited behind a discarded held event go on (or wait
+        behind the user's next held one). A blank reason raises ValueError."""
         if not reason.strip():
             raise ValueError("discarding events needs a reason; say why they must not be delivered")
         with self._write() as conn:
-            return int(conn.execute(self._q["discard"], (reason, time.time(), self._array(event_ids))).rowcount)
+            count = int(conn.execute(self._q["discard"], (reason, time.time(), self._array(event_ids))).rowcount)
+            self._wait_behind_held(conn, event_ids)
+            return count
 
     def add_audit(self, actor: str, action: str, event_ids: Sequence[int], reason: str, detail: dict[str, Any]) -> int:
         """Write an audit entry; its id. ValueError if `detail` is not JSON."""

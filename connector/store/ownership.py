@@ -261,16 +261,16 @@ class ExtensionOwnership(Database):
         ])
         conn.execute(q["unlock_extensions"], (finish.lock_owner,))
         now = time.time()
-        woken = {(row["source"], row["external_id"]) for user in finish.rechecked
-                 for row in conn.execute(q["recheck"], {"source": user[0], "external_id": user[1], "now": now,
-                                                        "cause": SETTINGS_CHANGED_CAUSE})}
+        queued = [row for user in finish.rechecked
+                  for row in conn.execute(q["recheck"], {"source": user[0], "external_id": user[1], "now": now,
+                                                         "cause": SETTINGS_CHANGED_CAUSE})]
         for cause, extensions in ((RELEASED_CAUSE, finish.released), (SETTINGS_CHANGED_CAUSE, finish.rewritten)):
             if extensions:
-                rows = conn.execute(q["wake"].replace("{released}", q["released"]), {
+                queued += conn.execute(q["wake"].replace("{released}", q["released"]), {
                     "released": self._array(extensions), "source": me[0], "external_id": me[1], "now": now,
-                    "cause": cause})
-                woken |= {(row["source"], row["external_id"]) for row in rows}
-        return sorted(woken)
+                    "cause": cause}).fetchall()
+        self._wait_behind_held(conn, [row["id"] for row in queued])
+        return sorted({(row["source"], row["external_id"]) for row in queued})
 
     def claimed(self, source: str, external_id: str) -> set[str]:
         """The extensions this user claims now: those it holds, and those it waits for in a conflict."""

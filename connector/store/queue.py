@@ -9,6 +9,14 @@ Event states:
                (pending, never claimed) until an operator approves or discards it
     discarded  an operator decided not to deliver it (`discard_reason` says why); never
                claimed, blocks nobody, kept forever
+
+A pending or in-flight event names the held event it waits behind (`waits_behind`: its user's first held event, NULL
+when it has none), so that a claim reads only the due events that wait for nothing, however many wait. Each write that
+changes it keeps it, in its transaction: `insert_event` sets it; enqueuing or LDAP-storing held events, `hold`,
+`requeue` (an approval, a replay), `discard`, `queue_current` and a push's wake-ups run `wait_behind_held` for the users
+they touch. Leases that end (expiry, crash recovery, retries) leave it as their in-flight events had it. On PostgreSQL a
+change stored while its user's event is held in another transaction sees neither that hold nor is seen by it: the
+claim that picks the change finds the user held (claim_user checks under the user's lock) and makes its events wait.
 """
 
 from __future__ import annotations
@@ -95,9 +103,12 @@ class EventQueue(ExtensionOwnership, Database):
         rows = [event_row(change, state.value, now, forced=forced) for change in changes]
         if not rows:
             return []
-        # One INSERT commits by itself: no BEGIN and COMMIT round trips for a single change.
-        with self._write() if len(rows) > 1 else self._statement() as conn:
-            return self._insert_events(conn, rows)
+        # One INSERT commits by itself: no BEGIN and COMMIT round trips for a single pending change.
+        with self._write() if len(rows) > 1 or state is EventState.HELD else self._statement() as conn:
+            ids = self._insert_events(conn, rows)
+            if state is EventState.HELD:
+                self._wait_behind_held(conn, ids)
+            return ids
 
     def claim(self, owner: str, now: float, lease_seconds: float, *, busy: bool = False) -> Claim | None:
         """Claim the pending events of one user whose oldest pending event is due.
@@ -142,6 +153,7 @@ class EventQueue(ExtensionOwnership, Database):
                     **user, "owner": owner, "lease_until": lease_until, "at": time.time()}).fetchall()
                 if claimed:
                     return list(claimed)
+                self._wait_behind_held(conn, [head["id"]])  # held after all: its events are not picked again
             skipped.append(head["id"])  # being settled or claimed elsewhere right now
         return []
 
@@ -210,7 +222,8 @@ class EventQueue(ExtensionOwnership, Database):
         for `requeue(approve=True)`; its attempts stay as they were before the claim. Changes nothing if the
         lease was lost."""
         with self._write() as conn:
-            self._settle(conn, claim, EventState.HELD, unclaim=1, cause=cause, error=error)
+            if self._settle(conn, claim, EventState.HELD, unclaim=1, cause=cause, error=error):
+                self._wait_behind_held(conn, claim.event_ids)  # the user's changes accepted meanwhile
 
     def renew_lease(self, claim: Claim, lease_until: float) -> Claim | None:
         """Extend the claim's lease (and its extension locks) to `lease_until` while its push runs;

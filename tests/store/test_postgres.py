@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -14,6 +15,7 @@ from connector.liveness import Liveness
 from connector.store import EventState, Instance, StoreError, open_store
 from connector.store.postgres import PostgresStore
 from connector.store.queries import migrations
+from tests.ops.helpers import wait_for
 from tests.postgres_server import PASSWORD, PostgresServer
 
 from .test_conformance import LEASE, NOW, change, claim_now, state_of
@@ -117,6 +119,40 @@ def test_an_expired_lease_being_settled_elsewhere_is_not_released(
 
     store.complete(stale, [], None)
     assert state_of(store, event_id) is EventState.DONE
+
+
+def test_a_change_stored_while_its_user_s_held_event_is_discarded_waits_for_the_discard(
+    store: PostgresStore, raw: psycopg.Connection[tuple]
+) -> None:
+    """It must not wait behind an event an operator discarded as it was stored: nothing would ever let it go."""
+    [held] = store.enqueue([change("alice", 1, active=False)], state=EventState.HELD)
+
+    with ThreadPoolExecutor(1) as other, raw.transaction():  # the discard, not committed yet
+        raw.execute("UPDATE events SET state = 'discarded', discard_reason = 'a mistake' WHERE id = %s", (held,))
+        stored = other.submit(store.enqueue, [change("alice", 2)])
+        wait_for(lambda: raw.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0],
+                 what="the change to wait for the discard")
+    [later] = stored.result()
+
+    assert store.get_event(later).waits_behind is None and store.waiting_behind_held() == (0, 0)
+    assert claim_now(store).event_ids == (later,)
+
+
+def test_a_change_stored_while_its_user_s_push_is_held_waits_once_a_claim_finds_the_hold(
+    store: PostgresStore, raw: psycopg.Connection[tuple]
+) -> None:
+    """Neither sees the other uncommitted: the claim that picks the change finds the hold and makes it wait."""
+    [stop] = store.enqueue([change("alice", 1, active=False)])
+    claim_now(store)
+    with raw.transaction():  # the stop-recording guard holds the push, not committed yet
+        raw.execute("UPDATE events SET state = 'held', lease_owner = NULL, lease_until = NULL WHERE id = %s", (stop,))
+        [meanwhile] = store.enqueue([change("alice", 2)])
+    [bob] = store.enqueue([change("bob")])
+
+    assert claim_now(store, owner="w2").event_ids == (bob,)
+
+    assert store.get_event(meanwhile).waits_behind == stop and store.waiting_behind_held() == (1, 1)
+    assert store.claim("w3", NOW, LEASE) is None
 
 
 def test_a_state_with_a_nul_character_is_refused_and_nothing_is_stored(store: PostgresStore) -> None:

@@ -13,6 +13,8 @@ from connector.records import ExtensionRecord
 from connector.store import Store, StoreError, StoreMissing, open_store
 from connector.store.queries import SQL, migrations, named, parse, placeholders
 from tests.plugins.stores import BACKENDS
+from tests.store.test_conformance import claim_now
+from tests.store.test_waiting_behind_held import claim_reads
 
 
 def test_both_dialects_define_the_same_named_queries() -> None:
@@ -142,6 +144,33 @@ def test_stop_recordings_keep_each_user_s_latest_stop_through_the_per_user_migra
     with store._read() as conn:
         assert [float(r["at"]) for r in conn.execute("SELECT at FROM stop_recordings WHERE source = 'hr' "
                                                      "ORDER BY external_id")] == [40.0, 20.0]
+
+
+def test_events_waiting_behind_held_ones_still_wait_through_the_migration_that_marks_them(fresh) -> None:
+    """Before 0018, whether an event waited behind a held one was worked out at each read, by every claim too."""
+    store = fresh()
+    _apply(store, 17)
+    users = [f"u{n}" for n in range(40)]
+    insert = store._sql("INSERT INTO events (source, external_id, kind, state_json, cause, accepted_at, state, "
+                        "next_attempt_at, updated_at) VALUES ('hr', %s, 'upsert', '{}', 'test', 1.0, %s, 1.0, 1.0) "
+                        "RETURNING id")
+    with store._write() as conn:  # a change of each user, a held one, a later one; bob: a change
+        before, held, after = ([conn.execute(insert, (user, state)).fetchone()["id"] for user in users]
+                               for state in ("pending", "held", "pending"))
+        bob = conn.execute(insert, ("bob", "pending")).fetchone()["id"]
+    store.migrate()
+
+    assert [store.get_event(i).waits_behind for i in (*before, *after)] == held + held
+    assert store.get_event(bob).waits_behind is None and store.waiting_behind_held() == (80, 40)
+    reads_waiting = claim_reads(store, 2.0)
+    store.complete(claim_now(store, 2.0), [], None)
+    assert store.claim("w1", 2.0, 60.0) is None
+    # The same reads once nothing waits any more: the waiting events were not read.
+    assert store.discard(held, "not leavers") == 40
+    for _ in users:
+        store.complete(claim_now(store, 2.0), [], None)
+    store.enqueue([UserChange("hr", "bob", "upsert", {}, 1.0)])
+    assert reads_waiting - claim_reads(store, 2.0) < len(users) // 2
 
 
 PUSH_TABLE_ROWS = {

@@ -10,8 +10,9 @@ import threading
 import pytest
 
 from connector.store import EventState, StoreError
+from connector.store.database import event_row
 from connector.store.sqlite import SQLiteStore
-from tests.store.test_conformance import change
+from tests.store.test_conformance import NOW, change
 
 
 @pytest.fixture
@@ -45,8 +46,7 @@ def test_concurrent_writers_each_see_their_writes_committed(sqlite_store, tmp_pa
 def test_a_failed_block_changes_nothing_and_leaves_the_file_writable(sqlite_store, tmp_path) -> None:
     sqlite_store.enqueue([change("kept")])
     with pytest.raises(ValueError, match="boom"), sqlite_store._write() as conn:
-        conn.execute(sqlite_store._q["insert_event"], (
-            "k", "scim", "lost", "upsert", "{}", "", 1.0, "pending", 1.0, 1.0, 0, None))
+        sqlite_store._insert_events(conn, [event_row(change("lost", idem_key="k"), "pending", NOW)])
         raise ValueError("boom")
     assert sqlite_store.list_events(user="lost") == []
     with SQLiteStore(str(tmp_path / "c.db")) as other:  # the write lock was released: no "database is locked"

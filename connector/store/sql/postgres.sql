@@ -1,6 +1,28 @@
 -- PostgreSQL's side of the queries that differ per dialect (sqlite.sql has the same names).
 -- Lists are passed as arrays; arrays are read back as JSON text, as on SQLite.
 
+-- insert_event --
+-- A pending event of a user with a held event waits behind its first one. That one is locked (FOR SHARE) until the
+-- insert commits, so that an approval or a discard of it committing meanwhile is waited for and seen (the event then
+-- waits behind the next held one, or nothing), and one that commits later sees this event when it lets the user's
+-- events go (`wait_behind_held`, in its transaction): never an event left waiting behind an event no longer held.
+INSERT INTO events (idem_key, source, external_id, kind, state_json, cause, accepted_at,
+    state, next_attempt_at, updated_at, forced, last_error, waits_behind)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+        (SELECT h.id FROM events AS h WHERE h.source = %s AND h.external_id = %s AND h.state = 'held'
+         ORDER BY h.id LIMIT 1 FOR SHARE))
+ON CONFLICT (idem_key) DO NOTHING
+RETURNING id
+
+-- wait_behind_held --
+-- The pending and in-flight events of the users of these events (%(ids)s) wait behind the first held event of their
+-- user, or behind nothing when it has none; that one is locked as in insert_event.
+UPDATE events AS e SET waits_behind = (SELECT h.id FROM events AS h
+                                       WHERE h.source = e.source AND h.external_id = e.external_id AND h.state = 'held'
+                                       ORDER BY h.id LIMIT 1 FOR SHARE)
+WHERE e.state IN ('pending', 'in_flight')
+  AND (e.source, e.external_id) IN (SELECT source, external_id FROM events WHERE id = ANY(%(ids)s::bigint[]))
+
 -- expire_leases --
 -- Users whose advisory lock is taken (a worker is settling them right now) keep their lease.
 WITH expired AS (
@@ -13,40 +35,29 @@ UPDATE events AS e SET state = 'pending', lease_owner = NULL, lease_until = NULL
 FROM unlocked AS u
 WHERE e.source = u.source AND e.external_id = u.external_id AND e.state = 'in_flight' AND e.lease_until < %(now)s
 
+-- anything_to_claim --
+-- Whether a claim may find a user: a due pending event that waits behind no held event of its user (see pick_user),
+-- or an expired lease. The first due event is read in the order of the index on them (events_claimable), with LIMIT 1:
+-- written as EXISTS, PostgreSQL scanned the whole table for it.
+SELECT ((SELECT next_attempt_at FROM events WHERE state = 'pending' AND waits_behind IS NULL
+         AND next_attempt_at <= %(now)s ORDER BY next_attempt_at LIMIT 1) IS NOT NULL
+    OR EXISTS (SELECT 1 FROM events WHERE state = 'in_flight' AND lease_until < %(now)s)) AS due
+
 -- pick_user --
 -- The oldest due event that is its user's oldest pending one, of a user with nothing in flight and no held event
--- (its pending events, older or newer, wait until an operator approves or discards the held one); a head another claimer
--- has locked is skipped, not waited for. The held check is a correlated subquery, probing events_user once per row:
--- as NOT EXISTS it was planned as an anti join against a sequential scan of every event (no index leads with
--- held events), here and in the shared queries that ask it.
+-- (its pending events, older or newer, wait behind the held one until an operator approves or discards it: read
+-- through events_claimable, the waiting ones are never read); a head another claimer has locked is skipped, not
+-- waited for.
 SELECT e.id, e.source, e.external_id FROM events AS e
-WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s AND e.id <> ALL(%(skipped)s::bigint[])
+WHERE e.state = 'pending' AND e.waits_behind IS NULL AND e.next_attempt_at <= %(now)s
+  AND e.id <> ALL(%(skipped)s::bigint[])
   AND NOT EXISTS (SELECT 1 FROM events AS o WHERE o.source = e.source AND o.external_id = e.external_id
                   AND o.state = 'pending' AND o.id < e.id)
   AND NOT EXISTS (SELECT 1 FROM events AS f WHERE f.source = e.source AND f.external_id = e.external_id
                   AND f.state = 'in_flight')
-  AND (SELECT min(h.id) FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
-       AND h.state = 'held') IS NULL
 ORDER BY e.next_attempt_at, e.id
 LIMIT 1
 FOR UPDATE OF e SKIP LOCKED
-
--- oldest_pending_at --
--- Since each was accepted, or queued again by a replay or an approval. A pending event that waits behind a held event
--- of its user waits for an operator, as the held one does: not counted (waiting_behind_held counts them). Each state is
--- read alone, through its partial index (events_due, events_leases: `state IN (...)` scanned the whole table); the
--- pending events are sorted first and the held check (a probe of events_user) runs in that order, stopping at the
--- first that waits for no held event (OFFSET 0 keeps the subquery whole, so that the check does not run on every
--- pending event before the sort).
-SELECT min(o.at) AS oldest FROM (
-    SELECT (SELECT p.at FROM (SELECT coalesce(queued_at, accepted_at) AS at, id, source, external_id FROM events
-                              WHERE state = 'pending' ORDER BY 1 OFFSET 0) AS p
-            WHERE (SELECT min(h.id) FROM events AS h WHERE h.source = p.source AND h.external_id = p.external_id
-                   AND h.state = 'held') IS NULL
-            ORDER BY p.at LIMIT 1) AS at
-    UNION ALL
-    SELECT min(coalesce(queued_at, accepted_at)) FROM events WHERE state = 'in_flight'
-) AS o
 
 -- add_attempt --
 INSERT INTO attempts (source, external_id, event_ids, at, outcome, cause, error, sent)

@@ -12,22 +12,6 @@ SELECT coalesce(max(version), 0) AS version FROM schema_version
 -- add_version --
 INSERT INTO schema_version (version) VALUES (%s)
 
--- insert_event --
-INSERT INTO events (idem_key, source, external_id, kind, state_json, cause, accepted_at,
-    state, next_attempt_at, updated_at, forced, last_error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (idem_key) DO NOTHING
-RETURNING id
-
--- anything_to_claim --
--- Whether a claim may find a user: a due pending event that waits behind no held event of its user (see pick_user),
--- or an expired lease. The first due event is read in the order of the index on due pending events (events_due),
--- with LIMIT 1: written as EXISTS, PostgreSQL scanned the whole table for it.
-SELECT ((SELECT e.next_attempt_at FROM events AS e WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s
-         AND (SELECT min(h.id) FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
-              AND h.state = 'held') IS NULL
-         ORDER BY e.next_attempt_at LIMIT 1) IS NOT NULL
-    OR EXISTS (SELECT 1 FROM events WHERE state = 'in_flight' AND lease_until < %(now)s)) AS due
-
 -- claim_user --
 -- Run under the user's lock, so the in-flight check sees every earlier claim committed. The pending events of a user
 -- with a held event are not claimed: they wait until an operator approves or discards it (a replayed older one too,
@@ -101,12 +85,10 @@ SELECT user_id FROM verba_users WHERE source = %s AND external_id = %s
 
 -- get_event --
 -- waits_behind (here and in list_events): for a pending event, the first held event of its user, which it waits
--- behind (see pick_user); else NULL.
+-- behind (see pick_user); else NULL (the column is kept for pending and in-flight events only).
 SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
     state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at,
-    CASE WHEN state = 'pending' THEN (
-        SELECT min(h.id) FROM events AS h WHERE h.source = events.source AND h.external_id = events.external_id
-        AND h.state = 'held') END AS waits_behind
+    CASE WHEN state = 'pending' THEN waits_behind END AS waits_behind
 FROM events WHERE id = %s
 
 -- current_event --
@@ -137,9 +119,7 @@ SELECT state, count(*) AS n FROM events WHERE 1 = 1 {filters} GROUP BY state
 -- list_events --
 SELECT id, idem_key, source, external_id, kind, state_json, cause, accepted_at,
     state, attempts, next_attempt_at, last_cause, last_error, discard_reason, updated_at,
-    CASE WHEN state = 'pending' THEN (
-        SELECT min(h.id) FROM events AS h WHERE h.source = events.source AND h.external_id = events.external_id
-        AND h.state = 'held') END AS waits_behind
+    CASE WHEN state = 'pending' THEN waits_behind END AS waits_behind
 FROM events WHERE 1 = 1 {filters} ORDER BY id DESC LIMIT %(limit)s
 
 -- dead_letter_summary --
@@ -169,11 +149,19 @@ ORDER BY g.n DESC, g.cause, g.source
 -- waiting_behind_held --
 -- The pending events that wait behind a held event of their user (see pick_user), and how many users they are.
 SELECT count(*) AS users, coalesce(sum(w.n), 0) AS events FROM (
-    SELECT count(*) AS n FROM events AS e WHERE e.state = 'pending'
-      AND (SELECT min(h.id) FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
-           AND h.state = 'held') IS NOT NULL
-    GROUP BY e.source, e.external_id
+    SELECT count(*) AS n FROM events WHERE state = 'pending' AND waits_behind IS NOT NULL GROUP BY source, external_id
 ) AS w
+
+-- oldest_pending_at --
+-- Since each was accepted, or queued again by a replay or an approval. A pending event that waits behind a held event
+-- of its user waits for an operator, as the held one does: not counted (waiting_behind_held counts them). Each state is
+-- read alone (on PostgreSQL through its partial index, events_claimable and events_leases: `state IN (...)` scanned
+-- the whole table).
+SELECT min(o.at) AS oldest FROM (
+    SELECT min(coalesce(queued_at, accepted_at)) AS at FROM events WHERE state = 'pending' AND waits_behind IS NULL
+    UNION ALL
+    SELECT min(coalesce(queued_at, accepted_at)) FROM events WHERE state = 'in_flight'
+) AS o
 
 -- count_by_source_and_kind --
 SELECT source, kind, count(*) AS n FROM events GROUP BY source, kind ORDER BY source, kind
@@ -308,8 +296,8 @@ DELETE FROM extension_locks WHERE owner = %s
 
 -- wake --
 -- Users waiting in a conflict on one of the extensions ({released}: the dialect's `released`), but the pusher, get a
--- fresh pending event of their current state (its cause: %(cause)s), so that the conflict is tried again; the users
--- woken.
+-- fresh pending event of their current state (its cause: %(cause)s), so that the conflict is tried again; the new
+-- events and their users (a user with a held event before that state: its new event waits behind it, `wait_behind_held`).
 INSERT INTO events (source, external_id, kind, state_json, cause, accepted_at, state, next_attempt_at, updated_at,
     forced)
 SELECT source, external_id, kind, state_json, %(cause)s, %(now)s, 'pending', %(now)s, %(now)s, 0
@@ -323,14 +311,14 @@ FROM events AS n WHERE id IN (
   AND NOT EXISTS (SELECT 1 FROM events AS h WHERE h.source = n.source AND h.external_id = n.external_id
                   AND h.state = 'held' AND h.id > n.id)
 ORDER BY source, external_id
-RETURNING source, external_id
+RETURNING id, source, external_id
 
 -- recheck --
 -- A fresh pending event of the user's current state (its newest event neither held nor discarded), pushed even if
 -- nothing changed (forced), its cause %(cause)s: another source of the same Verba user claimed an extension first
 -- and wrote other settings to it, so this user's push finds out whether it now waits in a conflict; or a drift
--- repair. None while a held change of the user comes after that event: an operator decides it first. The new event
--- and its user, if queued.
+-- repair. None while a held change of the user comes after that event: an operator decides it first (one before it:
+-- the new event waits behind it, `wait_behind_held`). The new event and its user, if queued.
 INSERT INTO events (source, external_id, kind, state_json, cause, accepted_at, state, next_attempt_at, updated_at,
     forced)
 SELECT source, external_id, kind, state_json, %(cause)s, %(now)s, 'pending', %(now)s, %(now)s, 1

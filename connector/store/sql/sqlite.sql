@@ -1,35 +1,48 @@
 -- SQLite's side of the queries that differ per dialect (postgres.sql has the same names).
 -- Lists are passed as JSON text and read with json_each; BEGIN IMMEDIATE is the only lock.
 
+-- insert_event --
+-- A pending event of a user with a held event waits behind its first one (postgres.sql: why locked there).
+INSERT INTO events (idem_key, source, external_id, kind, state_json, cause, accepted_at,
+    state, next_attempt_at, updated_at, forced, last_error, waits_behind)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+        (SELECT min(h.id) FROM events AS h WHERE h.source = %s AND h.external_id = %s AND h.state = 'held'))
+ON CONFLICT (idem_key) DO NOTHING
+RETURNING id
+
+-- wait_behind_held --
+-- The pending and in-flight events of the users of these events (%(ids)s) wait behind the first held event of their
+-- user, or behind nothing when it has none.
+UPDATE events SET waits_behind = (SELECT min(h.id) FROM events AS h
+                                  WHERE h.source = events.source AND h.external_id = events.external_id
+                                    AND h.state = 'held')
+WHERE state IN ('pending', 'in_flight')
+  AND (source, external_id) IN (SELECT source, external_id FROM events WHERE id IN (SELECT value FROM json_each(%(ids)s)))
+
 -- expire_leases --
 UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = %(at)s
 WHERE state = 'in_flight' AND lease_until < %(now)s
 
+-- anything_to_claim --
+-- Whether a claim may find a user: a due pending event that waits behind no held event of its user (see pick_user),
+-- or an expired lease. INDEXED BY (here and in pick_user): without statistics, SQLite prefers events_due, which holds
+-- the events that wait behind held ones too, and reads them all.
+SELECT ((SELECT next_attempt_at FROM events INDEXED BY events_claimable WHERE state = 'pending'
+         AND waits_behind IS NULL AND next_attempt_at <= %(now)s ORDER BY next_attempt_at LIMIT 1) IS NOT NULL
+    OR EXISTS (SELECT 1 FROM events WHERE state = 'in_flight' AND lease_until < %(now)s)) AS due
+
 -- pick_user --
 -- The oldest due event that is its user's oldest pending one, of a user with nothing in flight and no held event
--- (its pending events, older or newer, wait until an operator approves or discards the held one).
-SELECT e.id, e.source, e.external_id FROM events AS e
-WHERE e.state = 'pending' AND e.next_attempt_at <= %(now)s
+-- (its pending events, older or newer, wait behind the held one until an operator approves or discards it: read
+-- through events_claimable, the waiting ones are never read).
+SELECT e.id, e.source, e.external_id FROM events AS e INDEXED BY events_claimable
+WHERE e.state = 'pending' AND e.waits_behind IS NULL AND e.next_attempt_at <= %(now)s
   AND e.id = (SELECT min(p.id) FROM events AS p
               WHERE p.source = e.source AND p.external_id = e.external_id AND p.state = 'pending')
   AND NOT EXISTS (SELECT 1 FROM events AS f
                   WHERE f.source = e.source AND f.external_id = e.external_id AND f.state = 'in_flight')
-  AND (SELECT min(h.id) FROM events AS h
-       WHERE h.source = e.source AND h.external_id = e.external_id AND h.state = 'held') IS NULL
   AND e.id NOT IN (SELECT value FROM json_each(%(skipped)s))
 ORDER BY e.next_attempt_at, e.id LIMIT 1
-
--- oldest_pending_at --
--- Since each was accepted, or queued again by a replay or an approval. A pending event that waits behind a held event
--- of its user waits for an operator, as the held one does: not counted (waiting_behind_held counts them). Each state is
--- read through the index on state (events_due); the held check is one probe of events_user per pending event.
-SELECT min(o.at) AS oldest FROM (
-    SELECT coalesce(e.queued_at, e.accepted_at) AS at FROM events AS e WHERE e.state = 'pending'
-      AND (SELECT min(h.id) FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
-           AND h.state = 'held') IS NULL
-    UNION ALL
-    SELECT coalesce(queued_at, accepted_at) FROM events WHERE state = 'in_flight'
-) AS o
 
 -- add_attempt --
 INSERT INTO attempts (source, external_id, event_ids, at, outcome, cause, error, sent)
