@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import itertools
 import json
+import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -76,9 +77,12 @@ def events() -> None:
 def events_ingest(config_path: str, file: BinaryIO) -> None:
     """Accept the user-change events in FILE (JSON lines), all or none; FILE "-" reads standard input.
 
-    Each line is {"source", "external_id", "kind", "state", optional "id" and "cause"}.
+    Each line is {"source", "external_id", "kind", "state", optional "id", "cause" and "accepted_at"}.
     UTF-8 (a BOM is fine), or UTF-16 with a BOM; LF or CRLF line ends.
-    A malformed line is reported by its number and nothing from the file is accepted.
+    Exit status: 0 when every event was accepted (or had been before, by its "id"); 1 when any line is bad (not
+    JSON, not an event as above, an accepted_at more than 5 minutes ahead, bytes that are not UTF-8, a value the
+    store cannot hold): each is named by its line number and nothing from FILE is accepted; 2 on a usage error,
+    such as a FILE that cannot be opened.
     """
     name = "<stdin>" if file.name in ("<stdin>", "-") else file.name
     config = load_config(config_path, secrets=())
@@ -88,7 +92,10 @@ def events_ingest(config_path: str, file: BinaryIO) -> None:
     if sys.stderr.isatty():
         click.echo(f"{name}: {len(changes)} events read; storing them (all or none) ...", err=True)
     with open_configured_store(config) as store:
-        ids = store.enqueue(changes)
+        try:
+            ids = store.enqueue(changes)
+        except ValueError as exc:  # a value the store cannot hold (a NUL on PostgreSQL): bad input as any other
+            raise ConnectorError(_refused(name, [f"{name}: {exc}"])) from None
     skipped = len(changes) - len(ids)
     span = "" if not ids else f" (evt-{ids[0]})" if len(ids) == 1 else f" (evt-{min(ids)} to evt-{max(ids)})"
     click.echo(
@@ -106,17 +113,44 @@ def read_events(data: bytes, name: str) -> list[UserChange]:
         if not line.strip():
             continue
         try:
-            changes.append(parse_user_change(json.loads(line), default_cause=cause))
+            event = json.loads(line, parse_constant=_not_a_number, parse_float=_float, parse_int=_int)
+            changes.append(parse_user_change(event, default_cause=cause))
         except json.JSONDecodeError as exc:
             problems.append(f"{name}:{number}: not valid JSON ({exc.msg} at column {exc.colno})")
         except ValueError as exc:
             problems.append(f"{name}:{number}: {exc}")
     if problems:
-        shown = "\n".join(problems[:50]) + (f"\n... and {len(problems) - 50} more" if len(problems) > 50 else "")
-        raise ConnectorError(
-            f"{shown}\n{len(problems)} malformed line(s); nothing from {name} was accepted. Fix them and run again."
-        )
+        raise ConnectorError(_refused(name, problems))
     return changes
+
+
+def _refused(name: str, problems: list[str]) -> str:
+    """Why nothing from the file `name` was accepted: the `problems` (the first 50), one a line, each naming its line
+    ("events.jsonl:3: ..."), then how many and what to do."""
+    shown = "\n".join(problems[:50]) + (f"\n... and {len(problems) - 50} more" if len(problems) > 50 else "")
+    return f"{shown}\n{len(problems)} malformed line(s); nothing from {name} was accepted. Fix them and run again."
+
+
+def _not_a_number(text: str) -> float:
+    """json.loads's reading of NaN, Infinity and -Infinity, which are not JSON (Python writes them): refused."""
+    raise ValueError(f"not valid JSON ({text} is not a JSON number; send a number, or null)")
+
+
+def _float(text: str) -> float:
+    return float(_in_range(text))
+
+
+def _int(text: str) -> int:
+    return int(_in_range(text))
+
+
+def _in_range(text: str) -> str:
+    """`text`, a JSON number json.loads read; ValueError when it is out of the range of a double (1e999, or an integer
+    of 400 digits): JSON readers take numbers as doubles, and the store writes no infinity."""
+    if not math.isfinite(float(text)):
+        shown = text if len(text) <= 20 else f"{text[:20]}... ({len(text)} characters)"
+        raise ValueError(f"not valid JSON ({shown} is out of the range of a number)")
+    return text
 
 
 def _text(data: bytes, name: str) -> str:
@@ -126,8 +160,8 @@ def _text(data: bytes, name: str) -> str:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         number = data[:exc.start].decode(encoding, errors="replace").count("\n") + 1
-        raise ConnectorError(f"{name}:{number}: not {encoding.upper()} text ({exc.reason}); save the file as UTF-8 "
-                             f"and run again. Nothing from {name} was accepted.") from None
+        raise ConnectorError(_refused(name, [f"{name}:{number}: not {encoding.upper()} text ({exc.reason}); save "
+                                             "the file as UTF-8"])) from None
 
 
 STATES = [s.value for s in EventState]
