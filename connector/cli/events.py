@@ -33,18 +33,24 @@ from connector.ops.replay import (
     MAX_SELECTED,
     QUEUED,
     ActionError,
+    act_in_batches,
     already_queued,
     causes_now,
+    delivered_reruns,
     discard,
     discarded_newest,
+    held_back,
+    newer_changes,
     preview,
     requeue,
     select_batches,
 )
 from connector.ops.report import (
     WAITS_NOTE,
+    age,
     attempt_lines,
     audit_line,
+    behind_json,
     counts_line,
     dead_letters_json,
     event_dict,
@@ -58,6 +64,7 @@ from connector.ops.report import (
     summary_lines,
     to_json,
     waiting_extensions,
+    when,
 )
 from connector.passwords import one_shot_command
 from connector.runtime import open_client, open_configured_store
@@ -204,7 +211,8 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
     """List events, newest first, with counts by state, and dead letters and held events grouped by cause.
 
     The counts and groups cover what --cause, --user, --source and --since select; --state dead or
-    --state held shows only that group.
+    --state held shows only that group. A held event says how many newer changes of its user wait behind it, and the
+    newest ("changes_behind" in --json): a held leaver may be back at work since.
     """
     since_at = since_time(since)
     with open_configured_store(load_config(config_path, secrets=())) as store:
@@ -219,13 +227,15 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
         conflicts = (store.open_conflicts(MAX_SELECTED)
                      if cause == CONFLICT_CAUSE or any(e.state is EventState.DONE for e in rows) else [])
         known = causes_now(store) if cause is not None and not rows else ""  # a cause matching nothing: misspelt?
+        behind = newer_changes(store, rows)  # a held leaver back at work since, say: on-call must see it
     waits = waiting_extensions(rows, conflicts)
     if as_json:
         click.echo(to_json({"counts": {s.value: n for s, n in counts.items()},
                             "dead_letters_by_cause": dead_letters_json(summary),
                             "held_by_cause": held_json(held),
                             **({"extension_conflicts": conflicts} if cause == CONFLICT_CAUSE else {}),
-                            "events": [{**event_dict(e), "waits_in_conflict": waits.get(e.id, [])} for e in rows]}))
+                            "events": [{**event_dict(e), "waits_in_conflict": waits.get(e.id, []),
+                                        "changes_behind": behind_json(behind.get(e.id, ()))} for e in rows]}))
         return
     filtered = any(value is not None for value in (cause, user, source, since_at))
     click.echo(counts_line(counts) + ("  (of the events these filters select)" if filtered else ""))
@@ -241,7 +251,7 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
     else:
         click.echo("no events match")
     for event in rows:
-        click.echo(event_line(event, waits.get(event.id, ())))
+        click.echo(event_line(event, waits.get(event.id, ()), behind=behind.get(event.id, ())))
     if waits:
         click.echo(WAITS_NOTE)
 
@@ -264,7 +274,7 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
     replayed, approved or discarded it; an extension the connector left alone, handed over or took over, and why),
     the user's open extension conflicts, and what it maps to now (for a held or discarded event newer than the user's
     current one, what approving or replaying it would send). A discarded event that is its user's newest change says
-    that Verba keeps an older state."""
+    that Verba keeps an older state; a held one, how many newer changes of its user wait behind it, and the newest."""
     config = load_config(config_path, secrets=())
     with open_configured_store(config) as store:
         event = store.get_event(event_id)
@@ -273,6 +283,7 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
         attempts = store.attempts(event_id)
         audit = store.audit_of_event(event_id)
         conflicts = store.conflicts_of(event.change.source, event.change.external_id)
+        behind = newer_changes(store, [event]).get(event_id, [])
         mapping, unmappable = _mapping_or_why(config)
         now = preview(store, mapping, event) if mapping else None
         # Discarded as its user's newest change: Verba keeps an older state, and drift calls that in step.
@@ -283,11 +294,12 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
             db_now, instances = store.live_instances()
             stalled = stalled_claim(db_now, instances, config.instance.liveness_seconds, config.delivery.lease_seconds)
     if as_json:
-        click.echo(to_json({"event": event_dict(event), "attempts": attempts, "audit": audit, "conflicts": conflicts,
+        click.echo(to_json({"event": event_dict(event), "changes_behind": behind_json(behind), "attempts": attempts,
+                            "audit": audit, "conflicts": conflicts,
                             "discarded_newest": kept, "maps_to_now": now,
                             **({"maps_to_now_unknown": unmappable} if unmappable else {})}))
         return
-    click.echo(event_line(event, [c.extension for c in conflicts]))
+    click.echo(event_line(event, [c.extension for c in conflicts], behind=behind))
     if kept:
         click.echo(f"WARNING: {kept}; what the replay would send is under \"maps to now\" below")
     click.echo(f"queued by: {queued_by(event.change.cause)}")
@@ -352,8 +364,11 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     event dead again, held by a guard, or still pending, or a user of them still in an extension conflict; 1 on an
     error (nothing replayed); 2 on a usage error, such as no ids and no --cause or --state, or no --reason (a
     --dry-run needs none). A done event is replayed by id only while it has an open extension conflict; a discarded
-    event by id undoes its discard (audited); one already queued (pending or in flight: replayed before, say) is
-    said to be, and left as it is (running it twice is harmless). By --cause or --state, every matching event is
+    event by id undoes its discard (audited); one already queued (pending or in flight: replayed before, say), or
+    replayed before and delivered since (done), is said to be, and left as it is (running it twice is harmless; a
+    done one never replayed is an error). --wait says why those still undelivered are: pushed now, waiting behind a
+    held event of their user, not due yet (paced by --rate: when the last is due), or due and claimed by no
+    connector. By --cause or --state, every matching event is
     replayed, 100,000 at a time (a line on stderr between batches). A replay and its dry run warn (stderr) when
     a running instance started before the mapping file last changed: it delivers the replay with the mapping as it
     was, so restart it first.
@@ -367,11 +382,12 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
         raise click.UsageError("say why with --reason R, for the audit (a --dry-run needs none); nothing was replayed")
     config = load_config(config_path, secrets=())  # the [target] secrets only once something is to be replayed
     with open_configured_store(config) as store:
-        batches = _replayable(store, event_ids, cause, state)
-        first = next(batches, [])
+        first, batches, delivered = _replayable(store, event_ids, cause, state)
         queued = [e.id for e in first if e.state in QUEUED]  # by id, replayed before: a rerun has nothing to do
         if queued:
             click.echo(already_queued(first))
+        for line in delivered.values():
+            click.echo(line)
         chosen = [e for e in first if e.state not in QUEUED]
         older = older_mapping(config, store.live_instances()[1]) if chosen else []
         for line in older:
@@ -379,7 +395,7 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
         if dry_run:
             _show_dry_run(store, config, chosen, shown_users, bool(event_ids))
             return
-        if not first:
+        if not first and not delivered:
             click.echo("nothing to replay: no event matches (see `connector events list --state dead`)"
                        + _still_retrying(store, cause))
             return
@@ -389,7 +405,7 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
             replayed = _replay(store, itertools.chain([chosen], batches), operator=operator, reason=reason or "",
                                rate=rate, detail={"ids": list(dict.fromkeys(event_ids)), "cause": cause,
                                                   "state": state, "rate": rate})
-        if wait_seconds > 0 and not _wait_for(store, queued + replayed, wait_seconds, bool(older)):
+        if wait_seconds > 0 and not _wait_for(store, queued + list(delivered) + replayed, wait_seconds, bool(older)):
             sys.exit(NEEDS_ATTENTION)
 
 
@@ -397,23 +413,27 @@ def _replay(store: Store, batches: Iterable[list[StoredEvent]], *, operator: str
             detail: dict[str, object]) -> list[int]:
     """Requeue each batch (see `select_batches`), paced at `rate` across them, one audit row each with `detail`;
     say how many were replayed (a progress line on stderr before each batch after the first); their ids."""
-    ids: list[int] = []
-    count, undone, start = 0, [], time.time()
-    for batch in batches:
-        if ids:
-            click.echo(f"replaying: {count} event(s) queued so far; {len(batch)} more next ...", err=True)
+    start = time.time()
+
+    def replay_batch(batch: list[StoredEvent], before: int) -> int:
         discarded = [e.id for e in batch if e.state is EventState.DISCARDED]
-        count += requeue(store, batch, actor=operator, action="replay", reason=reason, rate=rate,
-                         detail={**detail, **({"undiscarded": discarded} if discarded else {})},
-                         start=start + len(ids) / rate if rate else None)
-        ids += [e.id for e in batch]
-        undone += discarded
+        return requeue(store, batch, actor=operator, action="replay", reason=reason, rate=rate,
+                       detail={**detail, **({"undiscarded": discarded} if discarded else {})},
+                       start=start + before / rate if rate else None)
+
+    count, events = act_in_batches(batches, replay_batch, doing="replaying", done="queued", progress=_progress)
+    undone = [str(e.id) for e in events if e.state is EventState.DISCARDED]
     click.echo(
         f"replaying {count} event(s)"
-        + (f" ({len(ids) - count} were replayed meanwhile by someone else)" if count < len(ids) else "")
-        + (f"; the discard of {', '.join(map(str, undone))} is undone" if undone else "")
+        + (f" ({len(events) - count} were replayed meanwhile by someone else)" if count < len(events) else "")
+        + (f"; the discard of {', '.join(undone)} is undone" if undone else "")
     )
-    return ids
+    return [e.id for e in events]
+
+
+def _progress(line: str) -> None:
+    """A progress line between batches, on stderr: stdout says only how the command ended."""
+    click.echo(line, err=True)
 
 
 def _still_retrying(store: Store, cause: str | None) -> str:
@@ -428,23 +448,27 @@ def _still_retrying(store: Store, cause: str | None) -> str:
 
 
 def _replayable(store: Store, ids: tuple[int, ...], cause: str | None,
-                state: str | None) -> Iterator[list[StoredEvent]]:
-    """The events `events replay` chose, in batches (see `select_batches`), each by id order; by id, those already
-    queued (pending or in flight) too. ActionError, changing nothing, before the first batch when one may not be
-    replayed: a done event is replayed only while it has an open extension conflict."""
+                state: str | None) -> tuple[list[StoredEvent], Iterator[list[StoredEvent]], dict[int, str]]:
+    """The events `events replay` chose, in batches (see `select_batches`), each by id order: the first batch, the
+    batches after it, and the done events named by id that a replay queued before and that were delivered since,
+    left out of the first batch, each with the line saying so (`delivered_reruns`). By id, those already queued
+    (pending or in flight) are in the first batch too. ActionError, changing nothing, when one may not be replayed:
+    a done event is replayed only while it has an open extension conflict."""
     if cause == CONFLICT_CAUSE:  # their events are done: the rest of each push went through
-        yield from select_batches(store, ids, cause, EventState.DONE, [EventState.DONE], rule=REPLAYABLE)
-        return
+        batches = select_batches(store, ids, cause, EventState.DONE, [EventState.DONE], rule=REPLAYABLE)
+        return next(batches, []), batches, {}
     batches = select_batches(store, ids, cause, EventState(state) if state else None,
                              [EventState.DEAD, EventState.DONE, EventState.DISCARDED, *QUEUED] if ids
                              else [EventState.DEAD], rule=REPLAYABLE)
-    for batch in batches:
-        settled = [e for e in batch if e.state is EventState.DONE and e.id not in
-                   {c.event_id for c in store.conflicts_of(e.change.source, e.change.external_id)}]
-        if settled:  # by id only: one batch, nothing changed yet
-            raise ActionError(f"event {settled[0].id} is done and has no open extension conflict: nothing to "
-                              "replay; nothing was changed")
-        yield batch
+    first = next(batches, [])  # by id, the only batch: the only one with done events
+    settled = [e for e in first if e.state is EventState.DONE and e.id not in
+               {c.event_id for c in store.conflicts_of(e.change.source, e.change.external_id)}]
+    delivered = delivered_reruns(store, settled, "replay")
+    never = [e for e in settled if e.id not in delivered]
+    if never:
+        raise ActionError(f"event {never[0].id} is done and has no open extension conflict, and no replay queued it "
+                          "before: nothing to replay; nothing was changed")
+    return [e for e in first if e.id not in delivered], batches, delivered
 
 
 def _check_target(config: Config) -> None:
@@ -496,9 +520,10 @@ def _refusal(store: Store, config: Config) -> str | None:
 
 def _wait_for(store: Store, ids: list[int], seconds: float, mapping_changed: bool = False) -> bool:
     """Wait up to `seconds` for the events to leave pending and in flight; say how they ended, and what to
-    do about those not delivered (`mapping_changed`: a running instance maps with the mapping file as it was, so a
-    conflict's advice may be what was just done). True when every one was delivered and none of their users is left
-    in an open extension conflict."""
+    do about those not delivered (see `_still_open`; `mapping_changed`: a running instance maps with the mapping file
+    as it was, so a conflict's advice may be what was just done). True when every one was delivered and none of their
+    users is left in an open extension conflict."""
+    began = time.time()
     deadline = time.monotonic() + seconds
     while True:
         events = [e for e in (store.get_event(i) for i in ids) if e is not None]
@@ -510,8 +535,8 @@ def _wait_for(store: Store, ids: list[int], seconds: float, mapping_changed: boo
     for event in events:
         outcome[event.state.value] = outcome.get(event.state.value, 0) + 1
     click.echo("outcome: " + "  ".join(f"{state}={n}" for state, n in sorted(outcome.items())))
-    if open_:
-        click.echo(f"{len(open_)} still waiting after {seconds:g} s; is the connector running? (`connector status`)")
+    for line in _still_open(open_, seconds, began):
+        click.echo(line)
     dead = [e for e in events if e.state is EventState.DEAD]
     if dead:
         shown = ", ".join(f"{e.id} ({e.last_cause})" for e in dead[:10]) + (" ..." if len(dead) > 10 else "")
@@ -527,6 +552,38 @@ def _wait_for(store: Store, ids: list[int], seconds: float, mapping_changed: boo
         click.echo("a running instance still maps with the mapping file as it was when it started (see the WARNING "
                    "above): if you changed the mapping to resolve these, restart every instance, then replay again")
     return all(e.state is EventState.DONE for e in events) and not conflicts
+
+
+def _still_open(events: list[StoredEvent], seconds: float, began: float) -> list[str]:
+    """Why the `events` a --wait of `seconds` (from `began`) left pending or in flight are not delivered, a line for
+    each kind there is: pushed now (in flight); waiting behind a held event of their user, which an operator decides
+    first; not due yet (paced by --rate, or backing off after a failed try), with when the last is due and the --wait
+    that follows them to the end; due and claimed by no connector, so none may be running."""
+    now = time.time()
+    pending = [e for e in events if e.state is EventState.PENDING]
+    behind = [e for e in pending if e.waits_behind is not None]
+    later = [e for e in pending if e.waits_behind is None and e.next_attempt_at > now]
+    due = [e for e in pending if e.waits_behind is None and e.next_attempt_at <= now]
+    lines = []
+    if len(pending) < len(events):
+        lines.append(f"{len(events) - len(pending)} in flight after {seconds:g} s: a connector is pushing them "
+                     "(`connector events show ID` says how it goes)")
+    if behind:
+        held = sorted({e.waits_behind for e in behind if e.waits_behind is not None})
+        lines.append(f"{len(behind)} waiting behind a held event of their user (held event(s) "
+                     f"{', '.join(map(str, held[:10]))}{' ...' if len(held) > 10 else ''}): nothing of a user is "
+                     "pushed until an operator approves or discards it (`connector events list --state held`)")
+    if later:
+        last = max(e.next_attempt_at for e in later)
+        why = " / ".join((["paced by --rate"] if any(e.attempts == 0 for e in later) else [])
+                         + (["backing off after a failed try"] if any(e.attempts for e in later) else []))
+        lines.append(f"{len(later)} not due yet ({why}): the last is due at {when(last)}, in {age(last - now)}; "
+                     f"give --wait more than {math.ceil(last - began)} s to follow them to the end (`connector events "
+                     "list --state pending` says when each is due)")
+    if due:
+        lines.append(f"{len(due)} still waiting after {seconds:g} s, due and claimed by no connector: is the "
+                     "connector running? (`connector status`)")
+    return lines
 
 
 @events.command("discard")
@@ -554,16 +611,16 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | No
     mapping = _mapping_or_why(config)[0]
     with open_configured_store(config) as store:
         allowed = [EventState.DEAD, EventState.HELD] + ([EventState.DISCARDED] if event_ids else [])
-        chosen: list[StoredEvent] = []
-        count = 0
-        for batch in select_batches(store, event_ids, cause, None, allowed, source=source, rule=DISCARDABLE):
-            if chosen:
-                click.echo(f"discarding: {count} event(s) discarded so far; {len(batch)} more next ...", err=True)
+
+        def discard_batch(batch: list[StoredEvent], before: int) -> int:
             already = [e for e in batch if e.state is EventState.DISCARDED]
             if already:
                 click.echo(f"already discarded: {', '.join(str(e.id) for e in already)}")
-            count += discard(store, [e for e in batch if e not in already], actor=operator, reason=reason)
-            chosen += batch
+            return discard(store, [e for e in batch if e not in already], actor=operator, reason=reason)
+
+        count, chosen = act_in_batches(
+            select_batches(store, event_ids, cause, None, allowed, source=source, rule=DISCARDABLE), discard_batch,
+            doing="discarding", done="discarded", progress=_progress)
         click.echo(f"discarded {count} event(s)" if chosen else
                    "no dead or held events match: nothing discarded (see `connector events list`)")
         for line in discarded_newest(store, mapping, chosen):  # its user's newest change: Verba keeps an older state
@@ -583,26 +640,40 @@ def events_approve(config_path: str, event_ids: tuple[int, ...], source: str | N
                    approve_all: bool, reason: str, operator: str) -> None:
     """Release events held by a guard (LDAP mass change, stop-recording burst), so they are delivered: those named
     by id, or by --source and/or --cause, or --all (every one, 100,000 at a time, a line on stderr between
-    batches). An event named by id that is already queued (approved before) is said to be, and left as it is
-    (running it twice is harmless)."""
+    batches). Running it again is harmless: an event named by id that is already queued (approved before) is said
+    to be, and one approved before and delivered since (done) is said to be, naming who approved it and when; both
+    are left as they are (exit 0). A done event never approved is an error (exit 1). Nothing of a user is pushed
+    while an event of theirs is held: approved events of a user with another held event wait behind it, and are
+    named with it."""
     _named_once(event_ids, {"--source": source, "--cause": cause, "--all": approve_all},
                 "give the ids of held events, --source S, --cause C or --all (see `connector events list --state "
                 "held`)")
     by_group = approve_all or source is not None or cause is not None
     detail = {"ids": list(dict.fromkeys(event_ids)), "all": approve_all, "source": source, "cause": cause}
     with open_configured_store(load_config(config_path, secrets=())) as store:
-        count, queued = 0, ""
-        for number, batch in enumerate(select_batches(
-                store, event_ids, cause, EventState.HELD if by_group else None,
-                [EventState.HELD, *(QUEUED if event_ids else ())], source=source,
-                rule="only held events can be approved")):
-            if number:
-                click.echo(f"approving: {count} event(s) approved so far; {len(batch)} more next ...", err=True)
-            queued = queued or already_queued(batch)  # by id, approved before: a rerun has nothing to do
-            count += requeue(store, [e for e in batch if e.state not in QUEUED], actor=operator, action="approve",
-                             reason=reason, rate=None, detail=detail, approve=True)
-        if queued:
-            click.echo(queued)
-        if count or not queued:
-            click.echo(f"approved {count} held event(s); the connector delivers them now" if count else
-                       "no held events: nothing approved")
+        delivered: dict[int, str] = {}
+
+        def approve_batch(batch: list[StoredEvent], before: int) -> int:
+            delivered.update(delivered_reruns(store, batch, "approve"))
+            done = [e for e in batch if e.state is EventState.DONE and e.id not in delivered]
+            if done:  # by id only: one batch, nothing changed yet
+                raise ActionError(f"only held events can be approved; event {done[0].id} is done and was never "
+                                  "approved; nothing was changed")
+            return requeue(store, [e for e in batch if e.state is EventState.HELD], actor=operator,
+                           action="approve", reason=reason, rate=None, detail=detail, approve=True)
+
+        count, events = act_in_batches(
+            select_batches(store, event_ids, cause, EventState.HELD if by_group else None,
+                           [EventState.HELD, *((*QUEUED, EventState.DONE) if event_ids else ())], source=source,
+                           rule="only held events can be approved"),
+            approve_batch, doing="approving", done="approved", progress=_progress)
+        said = held_back(store, [e for e in events if e.state is EventState.HELD]) if count else []
+    queued = already_queued(events)  # by id, approved before: a rerun has nothing to do
+    for line in ([queued] if queued else []) + list(delivered.values()):
+        click.echo(line)
+    if count:
+        click.echo(f"approved {count} held event(s); {said[0]}")
+        for line in said[1:]:
+            click.echo(f"  {line}")
+    elif not (queued or delivered):
+        click.echo("no held events: nothing approved")

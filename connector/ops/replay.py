@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from connector.delivery.guard import CAUSE as GUARD_CAUSE
-from connector.errors import ConnectorError, did_you_mean
+from connector.errors import ConnectorError, counted, did_you_mean
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.ops.report import when
 from connector.records import ExtensionRecord
@@ -25,6 +25,7 @@ from connector.store.ownership import Conflict
 FIELDS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled", "user_id")
 MAX_SELECTED = 100_000  # events read and acted on at once: a batch, one requeue or discard and one audit row
 QUEUED = (EventState.PENDING, EventState.IN_FLIGHT)  # an approve or replay by id of these has nothing to do
+SHOWN_IN_FULL = 20  # users a line each describes (`discarded_newest`, `held_back`); the rest in one line
 # Causes --cause takes whether or not an event has one now: the events of open conflicts, and the guards' holds.
 NAMED_CAUSES = frozenset({CONFLICT_CAUSE, MASS_CHANGE_CAUSE, GUARD_CAUSE})
 
@@ -93,12 +94,107 @@ def select_batches(store: EventLog, ids: Sequence[int], cause: str | None, state
                              "audit`): see `connector events list` for what is left, fix the cause, and run it again")
 
 
+def act_in_batches(batches: Iterable[list[StoredEvent]], act: Callable[[list[StoredEvent], int], int], *,
+                   doing: str, done: str, progress: Callable[[str], None]) -> tuple[int, list[StoredEvent]]:
+    """Call `act(batch, before)` on each of `batches` (see `select_batches`), `before` being how many events the
+    batches before it had (a paced replay starts a batch where the one before ends), and add up what it returns (how
+    many events it changed). Before each batch after the first, `progress` gets a line such as "approving: 3
+    event(s) approved so far; 3 more next ..." (`doing`, `done`). Returns the sum and every event of the batches."""
+    count = 0
+    events: list[StoredEvent] = []
+    for batch in batches:
+        if events:
+            progress(f"{doing}: {count} event(s) {done} so far; {len(batch)} more next ...")
+        count += act(batch, len(events))
+        events += batch
+    return count, events
+
+
 def already_queued(events: Sequence[StoredEvent]) -> str:
     """"already queued: 3, 5 (...)" for the `events` a replay or an approval by id found pending or in flight
     (replayed or approved before, or still retried), whose rerun has nothing to do; "" when none is."""
     queued = [str(e.id) for e in events if e.state in QUEUED]
     return (f"already queued: {', '.join(queued)} (pending or in flight: the connector delivers them; `connector "
             "events show ID` says when it next tries)") if queued else ""
+
+
+PAST = {"approve": "approved", "replay": "replayed"}  # the operator's actions that queue events again
+
+
+def delivered_reruns(store: EventLog, events: Sequence[StoredEvent], action: str) -> dict[int, str]:
+    """The done `events` that the operator's `action` ("approve" or "replay") queued before, as the audit shows, each
+    with the line saying so: {7: "event 7: already approved by jane at 2026-12-01 03:12:09 and delivered"}. They are
+    done since, so running that command again has nothing to do. Events not done, and done ones no such audit entry
+    names (delivered without it), are left out. Reads the audit of each done event."""
+    lines = {}
+    for event in events:
+        if event.state is not EventState.DONE:
+            continue
+        entries = [entry for entry in store.audit_of_event(event.id) if entry.action == action]
+        if entries:
+            lines[event.id] = (f"event {event.id}: already {PAST[action]} by {entries[-1].actor} at "
+                               f"{when(entries[-1].at)} and delivered")
+    return lines
+
+
+def held_back(store: EventLog, approved: Sequence[StoredEvent]) -> list[str]:
+    """What approving `approved` delivers, to follow "approved 3 held event(s); ": "the connector delivers them now";
+    but nothing of a user is pushed while an event of theirs is held (the store's `waits_behind`), so when some of
+    them still wait behind a held event of their user, which users, then a line per such user naming the held event:
+    "hr/u7 (u7@example.com) waits behind held event 4, with approved event(s) 5, 6 (approve or discard it:
+    `connector events show 4`)", for the first SHOWN_IN_FULL users, then how many more. Reads the newest MAX_SELECTED
+    held events once, after the approval."""
+    first_held: dict[tuple[str, str], int] = {}
+    for event in store.list_events(state=EventState.HELD, limit=MAX_SELECTED) if approved else ():
+        first_held[_user(event)] = min(event.id, first_held.get(_user(event), event.id))
+    waiting: dict[tuple[str, str], list[StoredEvent]] = {}
+    for event in approved:
+        if _user(event) in first_held:
+            waiting.setdefault(_user(event), []).append(event)
+    if not waiting:
+        return ["the connector delivers them now"]
+    users = f"{counted(len(waiting), 'user')} with a held event left"
+    now = (f"none is delivered yet: they are of {users}" if sum(map(len, waiting.values())) == len(approved) else
+           f"the connector delivers them now, except those of {users}")
+    lines = [f"{now}; nothing of a user is pushed while an event of theirs is held, so approve or discard that one "
+             "too:"]
+    lines += [f"{_name(events[0])} waits behind held event {first_held[user]}, with approved event(s) "
+              f"{', '.join(str(e.id) for e in events)} (approve or discard it: `connector events show "
+              f"{first_held[user]}`)" for user, events in list(waiting.items())[:SHOWN_IN_FULL]]
+    if len(waiting) > SHOWN_IN_FULL:
+        lines.append(f"... and {len(waiting) - SHOWN_IN_FULL} more user(s): `connector events list --state held` "
+                     "lists the held events")
+    return lines
+
+
+def newer_changes(store: EventLog, held: Sequence[StoredEvent]) -> dict[int, list[StoredEvent]]:
+    """For each held event of `held`, the later changes of its user that wait behind it (pending or held, oldest
+    first; an approval pushes the user's newest state, a discard lets them be pushed as usual): held event id -> them;
+    held events without any are left out. A leaver's held stop may have a newer change (back at work) that on-call
+    must see before deciding. Reads each user's newest event (indexed); for the users with one newer than their held
+    event, their pending events, and once the newest MAX_SELECTED held events (PostgreSQL has no index on held ones:
+    one scan, not one a user)."""
+    by_user: dict[tuple[str, str], list[StoredEvent]] = {}
+    for event in held:
+        if event.state is EventState.HELD:
+            by_user.setdefault(_user(event), []).append(event)
+    newer = set()  # the users with a change after their first held event
+    for user, events in by_user.items():
+        newest = store.newest_event(*user)
+        if newest is not None and newest.id > min(e.id for e in events):
+            newer.add(user)
+    if not newer:  # the common case
+        return {}
+    waiting = [e for e in store.list_events(state=EventState.HELD, limit=MAX_SELECTED) if _user(e) in newer]
+    for user in newer:
+        waiting += [e for e in store.list_events(state=EventState.PENDING, user="/".join(user), limit=MAX_SELECTED)
+                    if _user(e) == user]
+    found: dict[int, list[StoredEvent]] = {}
+    for event in (e for user in newer for e in by_user[user]):
+        behind = sorted((e for e in waiting if _user(e) == _user(event) and e.id > event.id), key=lambda e: e.id)
+        if behind:
+            found[event.id] = behind
+    return found
 
 
 def unknown_cause(store: EventLog, cause: str) -> bool:
@@ -160,9 +256,6 @@ def discard(store: EventLog, events: Sequence[StoredEvent], *, actor: str, reaso
     return count
 
 
-SHOWN_IN_FULL = 20  # users `discarded_newest` describes one by one; the rest by their event ids
-
-
 def discarded_newest(store: EventLog, mapping: Mapping | None, events: Sequence[StoredEvent]) -> list[str]:
     """What discarding `events` left in Verba, one line per user whose newest change (no later event of the user)
     is one of them and is discarded now, while an older event of the user is not: the connector takes that older
@@ -191,11 +284,16 @@ def _user(event: StoredEvent) -> tuple[str, str]:
     return event.change.source, event.change.external_id
 
 
+def _name(event: StoredEvent) -> str:
+    """The event's user as outputs name users: "hr/a1 (alice@example.com)"."""
+    name = event.change.state.get("userName")
+    return "/".join(_user(event)) + (f" ({name})" if name else "")
+
+
 def _kept_in_verba(store: EventLog, mapping: Mapping | None, event: StoredEvent, current: StoredEvent) -> str:
     """"event 37 was the newest change of hr/a1 (alice@example.com) and is discarded: Verba keeps the state of the
     user's current event 36 (recording +14155550100) until ..." for `discarded_newest`."""
-    name = event.change.state.get("userName")
-    user = "/".join(_user(event)) + (f" ({name})" if name else "")
+    user = _name(event)
     about = [] if mapping is None else [_records(store, mapping, current)]
     if current.state is not EventState.DONE:  # dead, or still to be pushed: Verba may not hold it yet
         about.append(f"that event is {current.state.value}")

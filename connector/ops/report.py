@@ -75,12 +75,15 @@ def queued_by(cause: str) -> str:
     return f"{cause} ({meaning})" if meaning else cause or "not recorded"
 
 
-def event_line(event: StoredEvent, waits: Sequence[str] = (), now: float | None = None) -> str:
+def event_line(event: StoredEvent, waits: Sequence[str] = (), now: float | None = None,
+               behind: Sequence[StoredEvent] = ()) -> str:
     """One event on one line: id, state, kind, user, attempts, when it last changed, and why it is not done (its
     last cause and message; a discarded one's discard reason); for a done event whose user waits in open extension
     conflicts, `waits` (their extensions, from `waiting_extensions`) flagged "WAITS in extension conflict: +1212...".
     A pending event says what it waits for: a held event of its user ("waits behind held event 61 ..."),
-    or its due time when that is after `now` (this host's clock if None), e.g. "due in 3.0m (13:34:36)"."""
+    or its due time when that is after `now` (this host's clock if None), e.g. "due in 3.0m (13:34:36)". A held
+    event says which later changes of its user wait behind it (`behind`, from `replay.newer_changes`), e.g. "; 2
+    newer change(s) of this user wait behind it, the newest event 63 (upsert)"."""
     change = event.change
     user = change.state.get("userName", "")
     # The LDAP mass-change guard holds events with no cause, its message as their error.
@@ -93,8 +96,19 @@ def event_line(event: StoredEvent, waits: Sequence[str] = (), now: float | None 
         why = f"  WAITS in extension conflict: {', '.join(waits)}"
     if event.state is EventState.PENDING:
         why = _pending_wait(event, time.time() if now is None else now) + why
+    if behind:
+        why += (f"; {len(behind)} newer change(s) of this user wait behind it, the newest event {behind[-1].id} "
+                f"({behind[-1].change.kind})")
     return (f"{event.id:>8}  {event.state.value:<9}  {change.kind:<10}  {change.source}/{change.external_id} "
             f"({user})  attempts={event.attempts}  {when(event.updated_at)}{why}")
+
+
+def behind_json(behind: Sequence[StoredEvent]) -> dict[str, Any] | None:
+    """`behind` (a held event's `replay.newer_changes`) for --json: {"count": 2, "newest": 63, "newest_kind":
+    "upsert"}; None when no change waits behind it."""
+    if not behind:
+        return None
+    return {"count": len(behind), "newest": behind[-1].id, "newest_kind": behind[-1].change.kind}
 
 
 def _pending_wait(event: StoredEvent, now: float) -> str:

@@ -238,6 +238,8 @@ def test_approve_all_discard_and_replay_by_group_act_on_every_event_in_batches(
 
     replayed = run(config, "events", "replay", "--cause", "mapping", "--reason", "fixed", "--rate", "10")
     assert replayed.exit_code == 0 and replayed.stdout == "replaying 7 event(s)\n", replayed.output
+    assert replayed.stderr.splitlines() == ["replaying: 3 event(s) queued so far; 3 more next ...",
+                                            "replaying: 6 event(s) queued so far; 1 more next ..."]
     due = sorted(e.next_attempt_at for e in store.list_events(state=EventState.PENDING, source="hr")
                  if e.change.external_id.startswith("d"))
     assert len(due) == 7 and due[-1] - due[0] >= 0.55  # one pace across the batches: 6 gaps of 0.1 s
@@ -246,6 +248,7 @@ def test_approve_all_discard_and_replay_by_group_act_on_every_event_in_batches(
         store.dead_letter(claim, "mapping", "still")
     discarded = run(config, "events", "discard", "--cause", "mapping", "--reason", "left")
     assert discarded.exit_code == 0 and discarded.stdout == "discarded 14 event(s)\n", discarded.output
+    assert "discarding: 12 event(s) discarded so far; 2 more next ..." in discarded.stderr.splitlines()
     assert store.count_by_state()[EventState.DEAD] == 0
 
 

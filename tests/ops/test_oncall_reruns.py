@@ -1,0 +1,144 @@
+"""On-call runs `events approve` and `events replay` again at 3 a.m., or follows a replay with --wait: a rerun of a
+command that worked is harmless and says so, and a wait that ends early says why each event is not delivered yet.
+On a store made here, with no Verba (a replay's probe of it is skipped)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from connector.cli import events as events_cli
+from connector.cli import main
+from connector.config import load_config
+from connector.events import UserChange
+from connector.runtime import open_configured_store
+from connector.store import EventState, Store
+from tests.ops.helpers import write_config
+from tests.plugins.simulator import free_port
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(events_cli, "_check_target", lambda config: None)  # nothing answers at the target's port
+    return write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+
+
+@pytest.fixture
+def store(config: Path) -> Iterator[Store]:
+    with open_configured_store(load_config(config, secrets=()), create=True) as opened:
+        yield opened
+
+
+def run(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, [*args, "--config", str(config)])
+
+
+def change(external_id: str) -> UserChange:
+    return UserChange("hr", external_id, "upsert", {"userName": f"{external_id}@example.com"})
+
+
+def dead(store: Store, *external_ids: str) -> list[int]:
+    """A dead letter per user; their ids."""
+    ids = store.enqueue([change(e) for e in external_ids])
+    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
+        store.dead_letter(claim, "mapping", "no number")
+    return ids
+
+
+def deliver(store: Store) -> None:
+    """What the running connector does: push every pending user, done."""
+    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
+        store.complete(claim, [], None)
+
+
+def test_approving_again_after_the_delivery_says_who_approved_it_and_exits_0(config: Path, store: Store) -> None:
+    [held] = store.enqueue([change("u1")], state=EventState.HELD)
+    first = run(config, "events", "approve", str(held), "--reason", "CHG-7", "--operator", "oncall-jane")
+    assert first.exit_code == 0, first.output
+    deliver(store)
+    assert store.get_event(held).state is EventState.DONE
+    [approval] = store.audit_of_event(held)
+
+    again = run(config, "events", "approve", str(held), "--reason", "CHG-7")
+    assert again.exit_code == 0, again.output
+    assert again.output == (f"event {held}: already approved by oncall-jane at "
+                            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(approval.at))} and delivered\n")
+    assert store.audit_of_event(held) == [approval]  # nothing done, nothing audited
+
+    [other] = store.enqueue([change("u2")], state=EventState.HELD)  # a rerun with a new id: that one is approved
+    both = run(config, "events", "approve", str(held), str(other), "--reason", "CHG-7")
+    assert both.exit_code == 0, both.output
+    assert both.output.splitlines() == [f"event {held}: already approved by oncall-jane at "
+                                        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(approval.at))} and "
+                                        "delivered", "approved 1 held event(s); the connector delivers them now"]
+
+
+def test_approving_a_done_event_never_approved_is_still_an_error(config: Path, store: Store) -> None:
+    [event] = store.enqueue([change("u1")])
+    deliver(store)
+    result = run(config, "events", "approve", str(event), "--reason", "CHG-7")
+    assert result.exit_code == 1, result.output
+    assert f"only held events can be approved; event {event} is done and was never approved; nothing was changed" in (
+        result.output)
+    assert store.list_audit() == []
+
+
+def test_replaying_again_after_the_delivery_says_who_replayed_it_and_exits_0(config: Path, store: Store) -> None:
+    [event] = dead(store, "u1")
+    assert run(config, "events", "replay", str(event), "--reason", "fixed", "--operator", "oncall-jane").exit_code == 0
+    deliver(store)
+    [replay] = store.audit_of_event(event)
+    said = (f"event {event}: already replayed by oncall-jane at "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(replay.at))} and delivered")
+
+    again = run(config, "events", "replay", str(event), "--reason", "fixed")
+    assert again.exit_code == 0 and again.output == f"{said}\n", again.output
+    waited = run(config, "events", "replay", str(event), "--reason", "fixed", "--wait", "5")
+    assert waited.exit_code == 0 and waited.output == f"{said}\noutcome: done=1\n", waited.output
+    assert store.audit_of_event(event) == [replay]
+
+    [never] = store.enqueue([change("u2")])  # delivered without a replay: nothing to replay
+    deliver(store)
+    refused = run(config, "events", "replay", str(never), "--reason", "fixed")
+    assert refused.exit_code == 1, refused.output
+    assert f"event {never} is done and has no open extension conflict, and no replay queued it before: nothing to " \
+           "replay; nothing was changed" in refused.output
+
+
+def test_a_wait_ended_by_a_rate_says_when_the_last_is_due_apart_from_those_nobody_claims(
+        config: Path, store: Store) -> None:
+    ids = dead(store, "u1", "u2", "u3")
+    result = run(config, "events", "replay", *map(str, ids), "--reason", "fixed", "--rate", "0.1", "--wait", "0.5")
+    assert result.exit_code == 3, result.output
+    lines = result.output.splitlines()
+    assert lines[:2] == ["replaying 3 event(s)", "outcome: pending=3"], lines
+    last = max(e.next_attempt_at for e in map(store.get_event, ids) if e is not None)
+    due = re.escape(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)))
+    assert re.fullmatch(
+        rf"2 not due yet \(paced by --rate\): the last is due at {due}, in \d+s; give --wait more than (19|20) s to "
+        r"follow them to the end \(`connector events list --state pending` says when each is due\)", lines[2]), lines
+    assert last - min(e.next_attempt_at for e in map(store.get_event, ids) if e is not None) == pytest.approx(20)
+    assert lines[3] == ("1 still waiting after 0.5 s, due and claimed by no connector: is the connector running? "
+                        "(`connector status`)"), lines
+
+
+def test_a_wait_says_which_events_wait_behind_a_held_one_and_which_are_being_pushed(
+        config: Path, store: Store) -> None:
+    [behind] = dead(store, "u1")
+    [held] = store.enqueue([change("u1")], state=EventState.HELD)  # the guard holds u1's later change
+    [pushed] = store.enqueue([change("u2")])
+    assert store.claim("test", time.time() + 60, 60) is not None  # u2's, in flight while the replay waits
+
+    result = run(config, "events", "replay", str(behind), str(pushed), "--reason", "fixed", "--wait", "0.5")
+    assert result.exit_code == 3, result.output
+    assert result.output.splitlines()[-3:] == [
+        "outcome: in_flight=1  pending=1",
+        "1 in flight after 0.5 s: a connector is pushing them (`connector events show ID` says how it goes)",
+        f"1 waiting behind a held event of their user (held event(s) {held}): nothing of a user is pushed until an "
+        "operator approves or discards it (`connector events list --state held`)"], result.output
+    assert "is the connector running" not in result.output
