@@ -225,6 +225,15 @@ class ScimTransaction:
         if added := [(pk, v.attr, v.idx, v.value, v.value.lower()) for key, v in wanted.items() if key not in stored]:
             self.conn.cursor().executemany(self.q["scim_add_value"], added)
 
+    def touch(self, resource_ids: Sequence[str], last_modified: str) -> None:
+        """Make each resource a new version, modified at `last_modified`, its body and values as they are (a User
+        whose groups changed): without reading them, as a rename of a group of 20,000 touches 20,000 users."""
+        # By (client, id), its unique index: with resource_type too, PostgreSQL without statistics yet (a store just
+        # filled) takes the (client, resource_type, unique_key) index and reads every user for each id.
+        sql = self.store._sql("UPDATE scim_resources SET version = version + 1, last_modified = %s "
+                              "WHERE client = %s AND id = %s")
+        self.conn.cursor().executemany(sql, [(last_modified, self.client, resource_id) for resource_id in resource_ids])
+
     def delete(self, resource_type: str, resource_id: str) -> None:
         self.conn.execute(self.q["scim_delete"], (self.client, resource_type, resource_id))
 

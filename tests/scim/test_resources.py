@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 
 from connector.sources.scim.index import index_values
-from connector.sources.scim.schema import USERS
+from connector.sources.scim.render import to_scim
+from connector.sources.scim.schema import GROUPS, USERS
+from connector.sources.scim.service import Found, ScimService
 from connector.store import ScimResource, Store
 from tests.scim.helpers import BASE, SCIM_JSON, client_for
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+T = TypeVar("T")
 
 
 def test_discovery_describes_users_groups_and_the_extensions(api: httpx.Client) -> None:
@@ -236,3 +241,38 @@ def test_an_id_holding_a_nul_is_404_not_a_store_outage(api: httpx.Client) -> Non
                                        "Operations": [replace]}),
     ]
     assert [(r.status_code, r.json()["status"]) for r in answers] == [(404, "404")] * 5
+
+
+def test_a_group_change_makes_its_members_last_modified_newer_with_their_etag(store: Store) -> None:
+    """Entra and Okta compare meta.lastModified with the ETag: a user whose groups change has both changed."""
+    clock = [1_000.0]
+    service = ScimService(store, clock=lambda: clock[0])
+    user_id = service.create("entra", USERS, {"userName": "member@example.com"}).row.id
+
+    def meta() -> dict[str, str]:
+        found = service.get("entra", USERS, user_id)
+        return to_scim(USERS, found.row, BASE, found.groups)["meta"]
+
+    def changed_since(before: dict[str, str]) -> list[str]:
+        since = f'meta.lastModified gt "{before["lastModified"]}"'
+        return [found.row.id for found in service.search("entra", USERS, since, 0, 10)[1]]
+
+    def changes(write: Callable[[], T]) -> T:
+        before = meta()
+        clock[0] += 60
+        result = write()
+        after = meta()
+        assert after["version"] != before["version"]
+        assert after["lastModified"] > before["lastModified"] and after["created"] == before["created"]
+        assert changed_since(before) == [user_id]
+        return result
+
+    def group_patch(operation: dict[str, Any]) -> Callable[[], Found]:
+        return lambda: service.patch("entra", GROUPS, group_id, {"Operations": [operation]}, None)
+
+    sales = {"displayName": "Sales", "members": [{"value": user_id}]}
+    group_id = changes(lambda: service.create("entra", GROUPS, sales)).row.id
+    changes(group_patch({"op": "replace", "path": "displayName", "value": "Desk"}))
+    changes(group_patch({"op": "remove", "path": f'members[value eq "{user_id}"]'}))
+    changes(group_patch({"op": "add", "path": "members", "value": [{"value": user_id}]}))
+    changes(lambda: service.delete("entra", GROUPS, group_id, None))

@@ -3,7 +3,8 @@ store transaction, before the HTTP layer answers (invariant 2, "nothing accepted
 
 A User write emits one event for that user: `deactivate` while active is false, else `upsert`;
 DELETE emits `delete`. A Group write emits an `upsert` (or `deactivate`) for every user whose
-list of groups it changed, since group-based recording rules read it. A write that changes
+list of groups it changed, since group-based recording rules read it, and makes that user a new
+version (meta.version and meta.lastModified), as its groups are part of it. A write that changes
 nothing stores nothing and emits nothing.
 
 Group pushes with members this client does not have (issue 11): ids are ours (uuid4, assigned at
@@ -251,10 +252,12 @@ class ScimService:
     ) -> list[UserChange]:
         after = tx.groups_of(member_ids)
         changed = [m for m in member_ids if sorted(n for _, n in before[m]) != sorted(n for _, n in after[m])]
+        users = tx.get_many(USERS.name, changed)
+        tx.touch([user.id for user in users], self._now())  # its groups are part of a user (its ETag names them)
         now = self.clock()
         return [
             _change(client, user.id, user_state(USERS, user.body, [n for _, n in after[user.id]]), now, cause)
-            for user in tx.get_many(USERS.name, changed)
+            for user in users
         ]
 
     def _put(
