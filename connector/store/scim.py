@@ -2,9 +2,10 @@
 
 Every stored value of a resource has one `scim_values` row: `attr` is its key (`emails.value`,
 `urn:...:User:department`), `idx` the position of its element in a multi-valued attribute,
-`value` the value as text and `folded` its lower-case form. A complex value also has a marker
-row under the attribute's own key (`emails`, idx), so `Element` can tie conditions to one element
-and `Match(..., "pr")` works. Empty strings are not stored, so "pr" is an existence test.
+`value` the value as text (as the SCIM source makes it searchable) and `folded` its lower-case form.
+A complex value also has a marker row under the attribute's own key (`emails`, idx), so `Element`
+can tie conditions to one element and `Match(..., "pr")` works. Empty strings are not stored, so
+"pr" is an existence test.
 
 A filter is a small neutral expression (`Match`, `AllOf`, `AnyOf`, `Negated`, `Element`) that the
 SCIM source compiles from SCIM's syntax; `render` turns it into SQL with every literal a parameter.
@@ -34,7 +35,9 @@ class ScimResource:
     version: int
     created: str  # RFC 3339 in UTC, fixed width: orders like the instants it names
     last_modified: str
-    unique_key: str | None = None  # a User's folded userName (lower-cased if stored before): unique per client
+    # A User's userName as uniqueness compares it (connector/sources/scim/filters.py `caseless`): unique per client.
+    # None for one kept sharing its login with an older User (connector/sources/scim/upgrade.py).
+    unique_key: str | None = None
     display: str = ""  # a Group's displayName, as its members' events list it
 
 
@@ -252,6 +255,12 @@ class ScimResources(Database):
         with self._write() as conn:
             self._lock(conn, f"scim\x1f{client}")
             yield ScimTransaction(self, conn, client)
+
+    def scim_clients(self) -> list[str]:
+        """The SCIM clients that have resources stored, in name order."""
+        with self._read() as conn:
+            rows = conn.execute(self._sql("SELECT DISTINCT client FROM scim_resources ORDER BY client")).fetchall()
+        return [str(row["client"]) for row in rows]
 
     def scim_get(self, client: str, resource_type: str, resource_id: str) -> ScimResource | None:
         with self._read() as conn:

@@ -9,11 +9,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-from connector.sources.scim.index import index_values
 from connector.sources.scim.render import to_scim
 from connector.sources.scim.schema import GROUPS, USERS
 from connector.sources.scim.service import Found, ScimService
-from connector.store import ScimResource, Store
+from connector.store import Store
 from tests.scim.helpers import BASE, SCIM_JSON, client_for
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -76,21 +75,6 @@ def test_a_user_name_taken_in_another_unicode_form_is_409_uniqueness(api: httpx.
     assert api.post("/Users", json={"userName": "STRASSE@example.com"}).status_code == 201
     assert api.post("/Users", json={"userName": "\ufb01ona@example.com"}).status_code == 201  # the "fi" ligature
     assert api.post("/Users", json={"userName": "fiona@example.com"}).status_code == 201
-
-
-def test_users_stored_with_lower_cased_keys_stay_writable_and_taken(api: httpx.Client, store: Store) -> None:
-    """Before userNames were folded, two spellings of one name could both be stored, keyed lower-cased."""
-    now = "2026-01-01T00:00:00.000000Z"
-    with store.scim_transaction("entra") as tx:
-        for user_id, form in (("u-nfc", "NFC"), ("u-nfd", "NFD")):
-            body = {"userName": unicodedata.normalize(form, "José@Example.com")}
-            tx.put(ScimResource("entra", "User", user_id, body, 1, now, now, body["userName"].lower()),
-                   index_values(USERS, body))
-    for user_id in ("u-nfc", "u-nfd"):  # an IdP can still deactivate either
-        deactivated = api.patch(f"/Users/{user_id}", json={"Operations": [{"op": "replace", "path": "active",
-                                                                            "value": False}]})
-        assert deactivated.status_code == 200 and deactivated.json()["active"] is False
-    assert api.post("/Users", json={"userName": "JOSÉ@EXAMPLE.COM"}).status_code == 409
 
 
 def test_pascal_case_keys_and_string_booleans_are_accepted(api: httpx.Client) -> None:

@@ -24,6 +24,7 @@ from connector.sources.scim.auth import MEDIA_TYPE, BearerAuth, ScimTokens
 from connector.sources.scim.render import etag, location, project, to_scim
 from connector.sources.scim.schema import GROUPS, RESOURCE_TYPES, USERS, ResourceType
 from connector.sources.scim.service import Found, ScimService
+from connector.sources.scim.upgrade import upgrade_stored
 from connector.store import ScimResources, StoreError
 
 log = logging.getLogger("connector.scim")
@@ -40,7 +41,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def create_scim_app(store: ScimResources, config: ScimConfig, tokens: ScimTokens | None = None) -> Starlette:
-    """The endpoint; `tokens` (by default from `config.clients`) is what `reload` re-reads on SIGHUP."""
+    """The endpoint; `tokens` (by default from `config.clients`) is what `reload` re-reads on SIGHUP. Resources
+    stored by an earlier version are first brought up to today's comparisons (upgrade.py)."""
+    upgrade_stored(store)
     base = config.base_path.rstrip("/")
     api = _Api(ScimService(store, strict_attributes=config.strict_attributes), config)
     routes = [

@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import json
 import re
+import unicodedata
 from typing import Any, NoReturn
 
 from scim2_filter_parser import ast
@@ -19,7 +20,7 @@ from scim2_filter_parser.lexer import SCIMLexer
 from scim2_filter_parser.parser import SCIMParser, SCIMParserError
 
 from connector.sources.scim.paths import Target, resolve
-from connector.sources.scim.schema import ResourceType
+from connector.sources.scim.schema import Attribute, ResourceType
 from connector.store import scim as stored
 
 MAX_LENGTH = 4096
@@ -328,7 +329,7 @@ def _holds(actual: Any, compare: Compare) -> bool:
         return op == "ne"
     sub = compare.target.sub
     if sub is not None and not sub.case_exact:
-        actual, wanted = actual.lower(), wanted.lower()
+        actual, wanted = caseless(actual), caseless(wanted)
     outcomes: dict[str, bool] = {
         "eq": actual == wanted,
         "ne": actual != wanted,
@@ -360,5 +361,21 @@ def to_store_filter(expr: Expr) -> stored.Filter:
     if expr.op == "ne":
         return stored.Negated(to_store_filter(Compare(expr.target, "eq", expr.value)))
     value = ("true" if expr.value else "false") if isinstance(expr.value, bool) else expr.value
-    case_exact = expr.target.leaf is not None and expr.target.leaf.case_exact
-    return stored.Match(expr.target.key, expr.op, None if value is None else str(value), case_exact)
+    leaf = expr.target.leaf
+    assert leaf is not None
+    return stored.Match(expr.target.key, expr.op, None if value is None else searchable(leaf, str(value)),
+                        leaf.case_exact)
+
+
+def caseless(text: str) -> str:
+    """A string as SCIM compares one that is not caseExact (RFC 7643 §2.2: userName, displayName, emails...): in
+    Unicode's composed form (NFC), lower-cased, so that josé composed and decomposed, in any case, are one. Not folded
+    further, as Verba's logins are not: straße and strasse, or "\ufb01ona" and "fiona", differ. userName uniqueness,
+    filters and PATCH value paths all compare so."""
+    return unicodedata.normalize("NFC", text).lower()
+
+
+def searchable(attribute: Attribute, text: str) -> str:
+    """`text`, a value of `attribute`, as the store keeps it for filters and as a filter hands it over: composed (NFC)
+    if the attribute is not caseExact, since the store compares those lower-cased, which makes them `caseless`."""
+    return text if attribute.case_exact else unicodedata.normalize("NFC", text)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from connector.sources.scim.filters import searchable
 from connector.sources.scim.schema import EXTERNAL_ID, Attribute, ResourceType
 from connector.sources.scim.values import PENDING_MEMBERS
 from connector.store import ScimValue
@@ -15,6 +16,8 @@ _STATE_KEYS = ("userName", "displayName", "name", "emails", "phoneNumbers")
 
 
 def index_values(resource: ResourceType, body: dict[str, Any]) -> list[ScimValue]:
+    """Every searchable value of `body`, a value of an attribute that is not caseExact in composed form (NFC), as
+    filters compare it (`searchable`)."""
     values: list[ScimValue] = []
     for attribute in (EXTERNAL_ID, *resource.schema.attributes):
         values.extend(_values(attribute.name, attribute, body.get(attribute.name)))
@@ -37,14 +40,14 @@ def _values(key: str, attribute: Attribute, value: Any) -> Iterator[ScimValue]:
     for idx, item in enumerate(items):
         if attribute.type != "complex":
             if (text := _text(item)) is not None:
-                yield ScimValue(key, idx, text)
+                yield ScimValue(key, idx, searchable(attribute, text))
             continue
         if not isinstance(item, dict):
             continue
         yield ScimValue(key, idx, "")  # the element's marker row
         for sub in attribute.sub_attributes:
             if (text := _text(item.get(sub.name))) is not None:
-                yield ScimValue(f"{key}.{sub.name}", idx, text)
+                yield ScimValue(f"{key}.{sub.name}", idx, searchable(sub, text))
 
 
 def _text(value: Any) -> str | None:

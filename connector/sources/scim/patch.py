@@ -30,7 +30,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from connector.sources.scim import errors
-from connector.sources.scim.filters import Compare, Expr, FilterError, Logical, matches, parse_value_filter
+from connector.sources.scim.filters import Compare, Expr, FilterError, Logical, caseless, matches, parse_value_filter
 from connector.sources.scim.paths import SplitPath, Target, split, undefined_schema
 from connector.sources.scim.schema import ID, Attribute, ResourceType
 from connector.sources.scim.values import coerce, ignore_undefined, misnamed, no_attribute, sole_primary, without
@@ -359,12 +359,12 @@ class _Elements:
 
     def key(self, item: Any) -> Hashable:
         """What two elements `_same` may name alike share: the `value` of a complex element, compared as `_equal`
-        compares it (a case-insensitive one lower-cased); a simple element as a whole (`==`)."""
+        compares it (a case-insensitive one `caseless`); a simple element as a whole (`==`)."""
         if not isinstance(item, dict):
             return ("whole", _hashable(item))
         value = item.get("value")
         if isinstance(value, str) and self.value_sub is not None and not self.value_sub.case_exact:
-            return ("value", str, value.lower())
+            return ("value", str, caseless(value))
         return ("value", type(value), _hashable(value))
 
     def named(self, given: Any) -> list[int]:
@@ -422,7 +422,7 @@ def _same(attribute: Attribute, element: Any, given: Any, *, partial: bool = Fal
 
 def _equal(sub: Attribute | None, actual: Any, wanted: Any) -> bool:
     if isinstance(actual, str) and isinstance(wanted, str) and sub is not None and not sub.case_exact:
-        return actual.lower() == wanted.lower()  # as filters.py and the store compare
+        return caseless(actual) == caseless(wanted)  # as filters.py and the store compare
     return bool(type(actual) is type(wanted) and actual == wanted)
 
 

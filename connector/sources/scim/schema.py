@@ -154,13 +154,14 @@ META = Attribute(
     ),
 )
 COMMON = (ID, EXTERNAL_ID, META)
+USER_NAME = _string("userName", required=True, uniqueness="server")
 
 USER = Schema(
     CORE_USER,
     "User",
     "User Account",
     (
-        _string("userName", required=True, uniqueness="server"),
+        USER_NAME,
         Attribute(
             "name",
             "complex",

@@ -24,7 +24,7 @@ members only and Okta groups do not nest, so a Group member is unusual: each wri
 warning. A Group cannot be its own member (400 invalidValue); a deeper cycle is only nesting, so accepted.
 
 Group displayName is unique per client, compared case-insensitively (409 uniqueness), since
-recording rules match groups by name.
+recording rules match groups by name. userName is unique per client as `caseless` compares it (NFC, any case).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import datetime
 import json
 import logging
 import time
-import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -43,11 +42,19 @@ from connector.dn import fold
 from connector.events import Kind, UserChange
 from connector.ops.metrics import SCIM_PENDING_MEMBERS
 from connector.sources.scim import errors
-from connector.sources.scim.filters import FilterError, encodable, format_datetime, parse_filter, to_store_filter
+from connector.sources.scim.filters import (
+    FilterError,
+    caseless,
+    encodable,
+    format_datetime,
+    parse_filter,
+    searchable,
+    to_store_filter,
+)
 from connector.sources.scim.index import index_values, user_state
 from connector.sources.scim.patch import apply_patch
 from connector.sources.scim.render import etag
-from connector.sources.scim.schema import GROUPS, USERS, ResourceType
+from connector.sources.scim.schema import GROUPS, USER_NAME, USERS, ResourceType
 from connector.sources.scim.values import PENDING_MEMBERS, canonical_body, required_missing, without
 from connector.store import ScimResource, ScimResources, ScimTransaction
 from connector.store.scim import Match
@@ -187,8 +194,8 @@ class ScimService:
     def _write_user(
         self, tx: ScimTransaction, client: str, user_id: str, old: ScimResource | None, body: dict[str, Any], cause: str
     ) -> Found:
-        owner = _owner(tx, body["userName"]) if old is None or old.unique_key != _user_key(old, body) else None
-        if owner is not None and owner != user_id:
+        owner = _owner(tx, user_id, body["userName"]) if old is None or old.unique_key != _user_key(old, body) else None
+        if owner is not None:
             # RFC 7643 §4.1.1: userName is unique (uniqueness "server") and compared case-insensitively.
             raise errors.uniqueness(f"userName {body['userName']!r} is taken (by User {owner}; names compare in any "
                                     "case and Unicode form); pick another or update that user")
@@ -282,29 +289,21 @@ class ScimService:
         return format_datetime(datetime.datetime.fromtimestamp(self.clock(), datetime.UTC))
 
 
-def _user_key(old: ScimResource | None, body: dict[str, Any]) -> str:
-    """A User's unique_key: its userName's `login_key`, so that josé@x.com composed and decomposed are one user. A
-    User stored before with its userName lower-cased alone keeps that key while its userName has the same login key:
-    two such users stored then both stay writable (a deactivation must not be refused), as the unique index would
-    refuse one key for both."""
+def _user_key(old: ScimResource | None, body: dict[str, Any]) -> str | None:
+    """A User's unique_key: its userName `caseless`, so that josé@x.com composed and decomposed, in any case, are one
+    user. While its login stays the same a User keeps the key it has: None for one kept sharing its login with
+    another User, both stored when names compared otherwise (upgrade.py), so that both stay writable."""
     name = str(body["userName"])
-    if old is None or old.unique_key is None or login_key(str(old.body.get("userName", ""))) != login_key(name):
-        return login_key(name)
-    return old.unique_key
+    if old is not None and caseless(str(old.body.get("userName", ""))) == caseless(name):
+        return old.unique_key
+    return caseless(name)
 
 
-def _owner(tx: ScimTransaction, user_name: str) -> str | None:
-    """The id of the User holding `user_name`, by its `login_key` or, for one stored before, its lower-cased one."""
-    for key in dict.fromkeys((login_key(user_name), user_name.lower())):
-        if (owner := tx.find_unique(USERS.name, key)) is not None:
-            return owner
-    return None
-
-
-def login_key(user_name: str) -> str:
-    """A userName as uniqueness compares it (caseExact false): in Unicode's composed form (NFC), lower-cased. Not
-    folded further, as Verba's logins are not: straße and strasse, or "ﬁona" and "fiona", are two users."""
-    return unicodedata.normalize("NFC", user_name).lower()
+def _owner(tx: ScimTransaction, user_id: str, user_name: str) -> str | None:
+    """The id of a User other than `user_id` with the login `user_name` (`caseless`), found as `userName eq` finds
+    it, so that a User kept without a key (upgrade.py) holds its login too."""
+    users = tx.find(USERS.name, Match(USER_NAME.name, "eq", searchable(USER_NAME, user_name)))
+    return next((user.id for user in users if user.id != user_id), None)
 
 
 def _storable_id(resource: ResourceType, resource_id: str) -> None:
