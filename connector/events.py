@@ -22,6 +22,7 @@ latest state.  The normalized state is a dict with these keys (all optional but
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from typing import Any, Literal
@@ -83,6 +84,32 @@ def parse_user_change(data: Any, *, default_cause: str = "") -> UserChange:
         idem_key=idem_key,
     )
 
+
+def read_json(text: str) -> Any:
+    """`text` read as JSON, as json.loads does, but for numbers a double cannot hold: NaN, Infinity and -Infinity
+    (which are not JSON, though Python writes them) and numbers out of a double's range (1e999, an integer of 400
+    digits) raise ValueError saying which (JSON readers take numbers as doubles; the store writes no infinity).
+    Raises json.JSONDecodeError (a ValueError) as json.loads does."""
+    return json.loads(text, parse_constant=_not_a_number, parse_float=_float, parse_int=_int)
+
+
+def _not_a_number(text: str) -> float:
+    raise ValueError(f"not valid JSON ({text} is not a JSON number; send a number, or null)")
+
+
+def _float(text: str) -> float:
+    return float(_in_range(text))
+
+
+def _int(text: str) -> int:
+    return int(_in_range(text))
+
+
+def _in_range(text: str) -> str:
+    if not math.isfinite(float(text)):
+        shown = text if len(text) <= 20 else f"{text[:20]}... ({len(text)} characters)"
+        raise ValueError(f"not valid JSON ({shown} is out of the range of a number)")
+    return text
 
 def check_accepted_at(accepted_at: float, now: float | None = None) -> float:
     """`accepted_at` if it may be stored: a finite Unix time at most MAX_CLOCK_SKEW_SECONDS after `now` (this host's

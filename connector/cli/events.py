@@ -26,7 +26,7 @@ from connector.cli.options import (
 from connector.cli.status import older_mapping
 from connector.config import Config, load_config
 from connector.errors import ConnectorError
-from connector.events import UserChange, parse_user_change
+from connector.events import UserChange, parse_user_change, read_json
 from connector.mapping import Mapping, MappingError, load_mapping
 from connector.ops.health import answered_since, attempts_since, recorded_target_state
 from connector.ops.replay import (
@@ -120,8 +120,7 @@ def read_events(data: bytes, name: str) -> list[UserChange]:
         if not line.strip():
             continue
         try:
-            event = json.loads(line, parse_constant=_not_a_number, parse_float=_float, parse_int=_int)
-            changes.append(parse_user_change(event, default_cause=cause))
+            changes.append(parse_user_change(read_json(line), default_cause=cause))
         except json.JSONDecodeError as exc:
             problems.append(f"{name}:{number}: not valid JSON ({exc.msg} at column {exc.colno})")
         except ValueError as exc:
@@ -136,28 +135,6 @@ def _refused(name: str, problems: list[str]) -> str:
     ("events.jsonl:3: ..."), then how many and what to do."""
     shown = "\n".join(problems[:50]) + (f"\n... and {len(problems) - 50} more" if len(problems) > 50 else "")
     return f"{shown}\n{len(problems)} malformed line(s); nothing from {name} was accepted. Fix them and run again."
-
-
-def _not_a_number(text: str) -> float:
-    """json.loads's reading of NaN, Infinity and -Infinity, which are not JSON (Python writes them): refused."""
-    raise ValueError(f"not valid JSON ({text} is not a JSON number; send a number, or null)")
-
-
-def _float(text: str) -> float:
-    return float(_in_range(text))
-
-
-def _int(text: str) -> int:
-    return int(_in_range(text))
-
-
-def _in_range(text: str) -> str:
-    """`text`, a JSON number json.loads read; ValueError when it is out of the range of a double (1e999, or an integer
-    of 400 digits): JSON readers take numbers as doubles, and the store writes no infinity."""
-    if not math.isfinite(float(text)):
-        shown = text if len(text) <= 20 else f"{text[:20]}... ({len(text)} characters)"
-        raise ValueError(f"not valid JSON ({shown} is out of the range of a number)")
-    return text
 
 
 def _text(data: bytes, name: str) -> str:

@@ -15,7 +15,7 @@ from connector.cli.ldap import directory_config
 from connector.cli.options import config_option, json_option
 from connector.config import Config, load_config
 from connector.errors import ConnectorError
-from connector.events import KINDS, UserChange, parse_user_change
+from connector.events import KINDS, UserChange, parse_user_change, read_json
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser, load_mapping
 from connector.ops.report import to_json
 from connector.passwords import one_shot_command
@@ -174,7 +174,7 @@ def table(rows: Sequence[tuple[str, ExtensionRecord]], *, at_push_time: bool = F
 def _from_file(user_file: Path, kind: str) -> _Subject:
     """The `kind` change of the user state (or whole event) in `user_file`; ConnectorError if it is malformed."""
     try:
-        data = json.loads(user_file.read_text(encoding="utf-8"))
+        data = read_json(user_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConnectorError(f"{user_file}: no such file; --user takes a JSON user state (with --ldap NAME, "
                              "a user of that directory)") from None
@@ -182,6 +182,8 @@ def _from_file(user_file: Path, kind: str) -> _Subject:
         raise ConnectorError(f"{user_file}: cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
         raise ConnectorError(f"{user_file}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError as exc:  # a number out of range (read_json)
+        raise ConnectorError(f"{user_file}: {exc}") from None
     event = data if isinstance(data, dict) and "state" in data else {
         "source": "test", "external_id": "test", "state": data}
     try:

@@ -136,6 +136,10 @@ def test_what_is_missing_is_said_in_one_line(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     code, out = run("--mapping", "mappings/default.toml", "--user", str(tmp_path / "bad.json"))
     assert code == 1 and "not valid JSON" in out
+    for number in ("1" * 401, "1e999", "NaN"):  # a double cannot hold it: the file is refused, not a traceback
+        (tmp_path / "big.json").write_text(f'{{"state": {{"userName": "a@example.com"}}, "accepted_at": {number}}}')
+        code, out = run("--mapping", "mappings/default.toml", "--user", str(tmp_path / "big.json"))
+        assert code == 1 and out.startswith(f"Error: {tmp_path / 'big.json'}: not valid JSON ("), out
     code, out = run("--mapping", "mappings/default.toml")
     assert code == 2 and "give one user" in out
     code, out = run("--mapping", "mappings/default.toml", "--scim-user", "x", "--user", OKTA)
