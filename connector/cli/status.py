@@ -42,6 +42,7 @@ from connector.ops.report import (
 from connector.runtime import open_configured_store
 from connector.store import (
     DeadInstance,
+    DriftFailure,
     DriftRun,
     Instance,
     LdapWatermark,
@@ -121,7 +122,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
         sources = source_states(config, {w.directory: w for w in store.ldap_watermarks()}, leaders)
         now, instances = store.live_instances()
         dead = store.dead_instances()
-        drift = store.last_drift_run()
+        drift, failure = store.last_drift_run(), store.last_drift_failure()
         conflicts = store.open_conflicts()
         clashes = store.extension_clashes()
         held = store.held_summary()
@@ -152,6 +153,7 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
                             "nothing_runs": not instances,  # dead ones have their own entries (dead: true)
                             "leaders": leaders,
                             "drift": drift,
+                            "drift_failure": failure,
                             "target": {"url": config.target_url, "state": target, "breakers": breakers,
                                        "probes": [{**dataclasses.asdict(p), "age_seconds": max(0.0, now - p.probed_at)}
                                                   for p in probes]},
@@ -170,6 +172,8 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     for line in older_mapping(config, instances):
         click.echo(f"WARNING: {line}")
     click.echo(_drift_line(drift, time.time(), leaders.get("drift")))
+    if failure is not None:
+        click.echo(f"drift: FAILED: {_failure_text(failure, time.time())}")
     click.echo(f"target: {config.target_url} {target}")
     for line in recorder_lines(recorders):
         click.echo(line)
@@ -195,7 +199,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
             breakers, probes = store.open_breakers(), store.target_probes()
             answered_at = answered_since(probes, lambda since: attempts_since(store, since))
             marks = {mark.directory: mark for mark in store.ldap_watermarks()}
-            drift = store.last_drift_run()
+            drift, failure = store.last_drift_run(), store.last_drift_failure()
     except StoreError as exc:  # a monitor that reads the JSON gets a verdict too (and exit status 1)
         if as_json:
             click.echo(to_json({"ok": False, "error": str(exc)}))
@@ -226,6 +230,9 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
                         f"{age(max_pending_age)}): is the connector running and Verba answering? see `connector "
                         "status`")
     problems += _drift_problems(drift)
+    if failure is not None:
+        problems.append(f"{_failure_text(failure, time.time())}: see `connector status`, and once what failed is fixed "
+                        "run `connector drift` (or wait for the next scheduled check)")
     problems += _running_problems(config, now, instances, dead, breakers, probes, answered_at)
     problems += older_mapping(config, instances)
     problems += _directory_problems(config, marks, max_pending_age)
@@ -290,6 +297,15 @@ def _drift_problems(run: DriftRun | None) -> list[str]:
                         "directory wants; see which with `connector drift`, then queue the fixes with `connector "
                         "drift --repair --reason REASON` (the running connector pushes them)")
     return problems
+
+
+def _failure_text(failure: DriftFailure, now: float) -> str:
+    """A failed scheduled check no check was recorded after, e.g. "the scheduled drift check failed at 2026-11-30
+    04:30:05, 2.0h ago (after 3s), and no check has been recorded since: drift check stopped after 5 of 3001 users:
+    ..."."""
+    return (f"the scheduled drift check failed at {when(failure.failed_at)}, {age(max(0.0, now - failure.failed_at))} "
+            f"ago (after {age(max(0.0, failure.failed_at - failure.started_at))}), and no check has been recorded "
+            f"since: {failure.error}")
 
 
 def older_mapping(config: Config, instances: Sequence[Instance]) -> list[str]:

@@ -35,6 +35,8 @@ fix; an extra is first remembered as pushed for its user, so that push stops rec
 without a Verba user creates it with [user_id] create_missing; without, it is a dead letter (unresolved_user) that
 says how to fix it, and stays in `connector status --check` until someone does.
 
+A scheduled check that fails (Verba failing as a whole mid-run: DriftStopped; a store error) is recorded as a
+DriftFailure: `connector status`, `status --check` and the metrics show it until a check is recorded after it.
 A check of every user is recorded as the last check (DriftRun: `connector status`, the metrics, `status --check`);
 a check of some users (`connector drift --user`) is not, so that it never hides what the last full check found, nor
 is a check that left every user unchecked (during a backlog, every user may wait for a push): it found nothing out.
@@ -58,7 +60,7 @@ from connector.errors import ConnectorError, counted
 from connector.events import UserChange
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
-from connector.store import DriftRun, EventState, Store, StoredEvent, StoredUser
+from connector.store import DriftFailure, DriftRun, EventState, Store, StoredEvent, StoredUser
 from connector.verba.client import ListedUser, VerbaClient, by_login_name
 from connector.verba.errors import VerbaAuthError, VerbaError, VerbaUnreachable
 
@@ -459,7 +461,10 @@ class DriftSchedule:
             self.scheduler.shutdown(wait=True)
 
     def run_once(self) -> DriftReport | None:
-        """One scheduled check (and repair); None when another instance runs it or it failed (logged)."""
+        """One scheduled check (and repair); None when another instance runs it or it failed: logged, and recorded
+        as the last failed check (`connector status`, `status --check` and the metrics show it until a check is
+        recorded after it)."""
+        started = time.time()
         try:
             if not self.leads("drift"):
                 return None
@@ -469,6 +474,7 @@ class DriftSchedule:
             recorded = self.check.record(report, "schedule")
         except Exception as exc:  # the schedule goes on; the next run checks again
             log.error("drift check failed: %s", exc, exc_info=not isinstance(exc, ConnectorError))
+            self._note_failure(started, exc)
             return None
         counts = ", ".join(f"{kind} {n}" for kind, n in report.counts.items() if n)
         why = "; ".join(f"{len(users)}: {reason}" for reason, users in report.unchecked_by_reason().items())
@@ -478,6 +484,14 @@ class DriftSchedule:
                 "" if report.repaired is None else f"; {counted(report.repaired, 'user')} queued for repair",
                 "" if recorded else "; not recorded as the last check: no user could be checked")
         return report
+
+    def _note_failure(self, started: float, exc: Exception) -> None:
+        """Record the failed check in the store, unless the store is what fails (then the log says it alone)."""
+        why = str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
+        try:
+            self.check.store.add_drift_failure(DriftFailure(started, time.time(), _first_line(why, limit=500)))
+        except ConnectorError as error:
+            log.warning("could not record the failed drift check in the store: %s", error)
 
 
 def compare(record: ExtensionRecord, found: dict[str, Any] | None, user: str) -> Drift | None:

@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from connector.ops.bounded import BoundedCall
-from connector.store import DriftRun, EventState, RecorderState, Store, StoreError
+from connector.store import DriftFailure, DriftRun, EventState, RecorderState, Store, StoreError
 from connector.version import VERSION
 
 log = logging.getLogger("connector.metrics")
@@ -168,6 +168,7 @@ class StoreCollector(Collector):
                                 "Instances counted dead that have neither started again nor been forgotten "
                                 "(`connector instances forget`).", value=len(self.store.dead_instances()))
         yield from _drift_metrics(self.store.last_drift_run())
+        yield from _drift_failure_metrics(self.store.last_drift_failure())
         yield from _recorder_metrics(self.store.recorders())
         accepted = CounterMetricFamily("connector_events_accepted", "Events accepted by source and kind.",
                                        labels=["source", "kind"])
@@ -196,6 +197,18 @@ def _drift_metrics(run: DriftRun | None) -> Iterator[GaugeMetricFamily]:
     for kind, count in run.counts.items():
         found.add_metric([kind], count)
     yield found
+
+
+def _drift_failure_metrics(failure: DriftFailure | None) -> Iterator[GaugeMetricFamily]:
+    """Whether the scheduled drift check failed and no check has been recorded since, and when it failed."""
+    yield GaugeMetricFamily("connector_drift_check_failing",
+                            "1 while the last scheduled drift check failed (Verba failing as a whole mid-run, a store "
+                            "error) and no check has been recorded since: the connector_drift_* figures are older; "
+                            "`connector status` says why.", value=0 if failure is None else 1)
+    if failure is not None:
+        yield GaugeMetricFamily("connector_drift_failed_timestamp_seconds",
+                                "When the failing scheduled drift check failed (only while "
+                                "connector_drift_check_failing is 1).", value=failure.failed_at)
 
 
 def _recorder_metrics(recorders: list[RecorderState]) -> Iterator[GaugeMetricFamily]:

@@ -16,6 +16,7 @@ from connector.store.log import (
     Attempt,
     AuditEntry,
     CauseGroup,
+    DriftFailure,
     DriftRun,
     EventLog,
     HeldGroup,
@@ -28,11 +29,11 @@ from connector.store.ownership import ExtensionOwnership
 from connector.store.queue import Claim, EventQueue, EventState, StoredEvent
 from connector.store.scim import ScimResource, ScimResources, ScimTransaction, ScimValue
 
-__all__ = ["Attempt", "AuditEntry", "Beat", "CauseGroup", "Claim", "DeadInstance", "DriftRun", "EventLog",
-           "EventQueue", "EventState", "ExtensionOwnership", "HeldGroup", "Instance", "Instances", "LdapEntry",
-           "LdapMarks", "LdapPoll", "LdapWatermark", "OpenBreaker", "RecorderState", "ScimResource", "ScimResources",
-           "ScimTransaction", "ScimValue", "Store", "StoreError", "StoreMissing", "StoredEvent", "StoredUser",
-           "TargetProbe", "WatermarkMoved", "open_store", "without_password"]
+__all__ = ["Attempt", "AuditEntry", "Beat", "CauseGroup", "Claim", "DeadInstance", "DriftFailure", "DriftRun",
+           "EventLog", "EventQueue", "EventState", "ExtensionOwnership", "HeldGroup", "Instance", "Instances",
+           "LdapEntry", "LdapMarks", "LdapPoll", "LdapWatermark", "OpenBreaker", "RecorderState", "ScimResource",
+           "ScimResources", "ScimTransaction", "ScimValue", "Store", "StoreError", "StoreMissing", "StoredEvent",
+           "StoredUser", "TargetProbe", "WatermarkMoved", "open_store", "without_password"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

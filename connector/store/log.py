@@ -73,6 +73,15 @@ class DriftRun:
 
 
 @dataclasses.dataclass(frozen=True)
+class DriftFailure:
+    """A scheduled drift check that failed (connector/ops/drift.py DriftSchedule). Times are Unix seconds."""
+
+    started_at: float
+    failed_at: float
+    error: str  # why, one line, no secret
+
+
+@dataclasses.dataclass(frozen=True)
 class StoredUser:
     """What the store holds of one user: `current_event`, `verba_user_id` and `pushed_extensions`."""
 
@@ -346,6 +355,17 @@ class EventLog(Database):
     def last_drift_run(self) -> DriftRun | None:
         row = self._first("last_drift_run")
         return None if row is None else DriftRun(**{**row, "counts": json.loads(row["counts"])})
+
+    def add_drift_failure(self, failure: DriftFailure) -> None:
+        """Record `failure` as the newest failed scheduled check; older ones are forgotten (only the newest is read)."""
+        with self._write() as conn:
+            conn.execute(self._q["forget_drift_failures"], vars(failure))
+            conn.execute(self._q["add_drift_failure"], vars(failure))
+
+    def last_drift_failure(self) -> DriftFailure | None:
+        """The newest failed scheduled check, unless a check was recorded (add_drift_run) after it failed."""
+        row = self._first("last_drift_failure")
+        return None if row is None else DriftFailure(**row)
 
     def _filtered(self, query: str, *, limit: int | None = None, **given: Any) -> list[Any]:
         """The rows of `query`, whose `{filters}` stands for the conditions on `events` (" AND ...") that select

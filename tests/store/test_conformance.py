@@ -18,7 +18,7 @@ import pytest
 
 from connector.events import UserChange
 from connector.records import ExtensionRecord
-from connector.store import Claim, EventState, Store, StoreError
+from connector.store import Claim, DriftFailure, DriftRun, EventState, Store, StoreError
 from connector.store import sqlite as sqlite_backend
 from connector.store.queries import migrations
 from connector.store.sqlite import SQLiteStore
@@ -767,3 +767,15 @@ def test_connections_of_ended_threads_are_closed(store: Store) -> None:
         thread.join()
     store.count_by_state()  # this thread's connection
     assert len(store._connections) <= 3, store._connections
+
+
+def test_a_failed_drift_check_is_the_last_failure_until_a_check_is_recorded_after_it(store: Store) -> None:
+    assert store.last_drift_failure() is None
+    store.add_drift_run(DriftRun(100.0, 110.0, 1, 1, {"missing": 0}, 0, None, "schedule"))
+    store.add_drift_failure(DriftFailure(200.0, 203.0, "Verba answered HTTP 500"))
+    store.add_drift_failure(DriftFailure(300.0, 301.0, "database is locked"))
+    assert store.last_drift_failure() == DriftFailure(300.0, 301.0, "database is locked")
+    with store._read() as conn:  # only the newest is kept: a check failing every minute for weeks grows nothing
+        assert conn.execute("SELECT count(*) AS n FROM drift_failures").fetchone()["n"] == 1
+    store.add_drift_run(DriftRun(400.0, 410.0, 1, 1, {"missing": 0}, 0, None, "cli"))
+    assert store.last_drift_failure() is None

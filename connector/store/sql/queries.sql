@@ -511,6 +511,19 @@ ON CONFLICT (started_at) DO NOTHING
 SELECT started_at, finished_at, users, extensions, counts, unchecked, repaired, trigger FROM drift_runs
 ORDER BY started_at DESC LIMIT 1
 
+-- forget_drift_failures --
+DELETE FROM drift_failures WHERE failed_at < %(failed_at)s
+
+-- add_drift_failure --
+INSERT INTO drift_failures (failed_at, started_at, error) VALUES (%(failed_at)s, %(started_at)s, %(error)s)
+ON CONFLICT (failed_at) DO NOTHING
+
+-- last_drift_failure --
+-- The newest failed scheduled check, unless a check was recorded after it (checks work again).
+SELECT started_at, failed_at, error FROM drift_failures
+WHERE failed_at > COALESCE((SELECT finished_at FROM drift_runs ORDER BY started_at DESC LIMIT 1), 0)
+ORDER BY failed_at DESC LIMIT 1
+
 -- lease_holds --
 -- Whether the user's claim under this lease (its owner, ending at least when the push read it: a renewal may have
 -- moved it on since) still holds.
