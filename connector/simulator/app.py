@@ -92,11 +92,12 @@ async def answer(simulator: Simulator, body: bytes, *, started: float | None = N
             simulator.calls.record(call, status, token_valid, started=started, agent=agent)
             response.headers.update(rule.headers or {})
             return response
-    status, body = handle(simulator.state, call)
+    status, body, http_status = handle(simulator.state, call)
     simulator.calls.record(call, status, token_valid, started=started, agent=agent)
     if rule is not None and rule.trickle_ms:
-        return StreamingResponse(_trickled(body, rule.trickle_ms / 1000), media_type=soap.CONTENT_TYPE)
-    return _soap(body)
+        return StreamingResponse(_trickled(body, rule.trickle_ms / 1000), status_code=http_status,
+                                 media_type=soap.CONTENT_TYPE)
+    return _soap(body, http_status)
 
 
 async def _trickled(body: bytes, pause: float) -> AsyncIterator[bytes]:

@@ -7,7 +7,11 @@ GET    /_sim/calls          the call log: [{seq, started, at, operation, status,
                             latency), `at` when it was answered, `agent` its User-Agent header or null
 DELETE /_sim/calls          clear the call log
 GET    /_sim/state          environments, users, extensions (with user_id), active_tokens and recorders
-POST   /_sim/users          add a Verba user: {loginName, id?, eid?, displayName?, email?, externalId?}
+POST   /_sim/users          add a Verba user: {loginName, id?, eid?, displayName?, email?, externalId?}; a login
+                            name another user has but for case is taken (Verba's rule is not documented)
+DELETE /_sim/users/{id}     remove a Verba user behind the connector's back (as an admin would), the extensions
+                            linked to it linked to no one (204), or 404 {"error": ...} when there is none; not in
+                            the call log
 PUT    /_sim/extensions/{eid}/{extension}
                             edit an extension behind the connector's back (drift), creating it if absent:
                             a JSON object with any of recordingMode (FULL, ON_DEMAND, CONTROLLED or null),
@@ -29,15 +33,19 @@ POST   /_sim/faults         add fault rules (one object or a list), see faults.p
 DELETE /_sim/faults         remove every fault rule
 POST   /_sim/expire-tokens  expire every token now
 GET    /_sim/behaviour      the behaviour settings: {"missing_extension": "ok_empty",
-                            "unfiltered_list_users": "all"}
+                            "unfiltered_list_users": "all", "unknown_user": "error_illegal_argument",
+                            "case_duplicate_login": "created"}
 POST   /_sim/behaviour      change them, e.g. {"missing_extension": "error_general"}: missing_extension
                             is one of ok_empty, error_general, error_illegal_argument, or the answer
                             itself, {"status": "ERROR_NOT_FOUND", "message": "Extension {eid}:{extension}
                             not found"} (any status code but OK; the message optional, {eid} and
                             {extension} filled in), which getExtension and updateExtension of a missing
                             extension then answer (GET shows it as given); unfiltered_list_users one of
-                            all, capped, refused (see operations.py); answers the settings now, or 400 for
-                            an unknown key or value
+                            all, capped, refused; unknown_user (an extension write naming a user id no
+                            user has) one of error_illegal_argument, error_general, not_found,
+                            soap_fault; case_duplicate_login (createUser of a login name another user has
+                            but for case) created or already_exists (see operations.py); answers the
+                            settings now, or 400 for an unknown key or value
 POST   /_sim/reset          back to the seed: no extra users or extensions, no tokens, calls or faults,
                             and the behaviour the simulator started with. A body (a seed, as a --seed file
                             holds it) is the seed from then on; 400 with its problems if it is not one
@@ -79,6 +87,12 @@ def routes(sim: Simulator) -> list[Route]:
         if problems:
             raise ValueError("; ".join(problems))
         return JSONResponse(sim.state.add_user(data).to_json(), status_code=201)
+
+    async def delete_user(request: Request) -> Response:
+        raw = request.path_params["user_id"]
+        if not raw.isdigit() or sim.state.delete_user(int(raw)) is None:
+            return JSONResponse({"error": f"no Verba user with id {raw!r}"}, status_code=404)
+        return Response(status_code=204)
 
     async def get_faults(request: Request) -> Response:
         return JSONResponse(sim.faults.to_json())
@@ -136,6 +150,7 @@ def routes(sim: Simulator) -> list[Route]:
         Route("/_sim/calls", delete_calls, methods=["DELETE"]),
         Route("/_sim/state", get_state, methods=["GET"]),
         Route("/_sim/users", _bad_request_on_value_error(add_user), methods=["POST"]),
+        Route("/_sim/users/{user_id}", delete_user, methods=["DELETE"]),
         Route("/_sim/faults", get_faults, methods=["GET"]),
         Route("/_sim/faults", _bad_request_on_value_error(add_faults), methods=["POST"]),
         Route("/_sim/faults", delete_faults, methods=["DELETE"]),

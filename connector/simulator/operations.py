@@ -35,6 +35,20 @@ setting (POST /_sim/behaviour) is one of UNFILTERED_LIST_USERS_SHAPES:
 - "all" (the default): every user.
 - "capped": the first LIST_CAP users only, with nothing to say there are more (the most hostile).
 - "refused": ERROR_ILLEGAL_ARGUMENT, "A filter criterion is required".
+Not documented either: how a createExtension or updateExtension naming a user id Verba does not hold
+(deleted by an admin since the connector looked it up) is answered. The `unknown_user` setting (POST
+/_sim/behaviour) is one of UNKNOWN_USER_SHAPES:
+- "error_illegal_argument" (the default): ERROR_ILLEGAL_ARGUMENT, "No user with id <id>".
+- "error_general": ERROR_GENERAL, "Could not save extension <extension>: user <id> does not exist" (it looks like
+  an outage, and names the extension too).
+- "not_found": an undocumented code named for absence, ERROR_NOT_FOUND, "User <id> not found".
+- "soap_fault": a SOAP Fault at HTTP 500, "javax.persistence.EntityNotFoundException: Unable to find
+  com.verba.model.User with id <id>" (the most hostile: an HTTP 5xx speaks of Verba failing as a whole).
+Nor whether login names are unique regardless of case. Users whose login names differ only in case can always be
+held (seeded, POST /_sim/users); the `case_duplicate_login` setting (POST /_sim/behaviour) says how createUser
+answers a login name another user of the environment has but for case, one of CASE_DUPLICATE_LOGIN_SHAPES:
+- "created" (the default): a second user is created.
+- "already_exists": ERROR_ALREADY_EXISTS, "This user already exists in the database: <eid>:<loginName asked for>".
 Guessed (the vendor's page was not found): listExtensions' filter and answer, after
 listUsers' (see list_extensions). applyExtensionConfiguration pushes the extension table to the
 recording servers (the seed's "recorders", one "recorder-1" by default); where its answer puts the
@@ -70,7 +84,12 @@ MISSING_EXTENSION_SHAPES = ("ok_empty", "error_general", "error_illegal_argument
 # How listUsers without a text criterion is answered (see the module docstring); the first is the default.
 UNFILTERED_LIST_USERS_SHAPES = ("all", "capped", "refused")
 LIST_CAP = 100  # users a "capped" answer holds
-BEHAVIOURS = {"missing_extension": MISSING_EXTENSION_SHAPES, "unfiltered_list_users": UNFILTERED_LIST_USERS_SHAPES}
+# How an extension write naming an unknown user id is answered, and how createUser answers a login name another
+# user has but for case (see the module docstring); the first of each is the default.
+UNKNOWN_USER_SHAPES = ("error_illegal_argument", "error_general", "not_found", "soap_fault")
+CASE_DUPLICATE_LOGIN_SHAPES = ("created", "already_exists")
+BEHAVIOURS = {"missing_extension": MISSING_EXTENSION_SHAPES, "unfiltered_list_users": UNFILTERED_LIST_USERS_SHAPES,
+              "unknown_user": UNKNOWN_USER_SHAPES, "case_duplicate_login": CASE_DUPLICATE_LOGIN_SHAPES}
 
 
 class Refusal(Exception):
@@ -78,6 +97,11 @@ class Refusal(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class ServerFault(Exception):
+    """Answered as a SOAP Fault (faultcode Server, this faultstring) at HTTP 500, as JAX-WS answers an exception
+    the service lets out."""
 
 
 def status_inner(operation: str, code: str, message: str | None = None) -> str:
@@ -181,14 +205,15 @@ def extension_input(state: State, call: Call) -> tuple[Environment, str, dict[st
     mode = text(fields, "recordingMode")
     if mode is not None and mode not in RECORDING_MODES:
         raise Refusal(ILLEGAL, f"Unknown recordingMode: {mode!r}; use one of {', '.join(RECORDING_MODES)}")
-    stored: dict[str, object] = {"recording_mode": mode, "user_id": linked_user_id(state, fields.get("user"))}
+    stored: dict[str, object] = {"recording_mode": mode, "user_id": linked_user_id(state, fields.get("user"), number)}
     for wire, name in FLAGS:
         stored[name] = flag(fields, wire)
     return env, number, stored
 
 
-def linked_user_id(state: State, user: etree._Element | None) -> int | None:
-    """The user id to link; None (unlink) when <user> or its id is missing."""
+def linked_user_id(state: State, user: etree._Element | None, extension: str) -> int | None:
+    """The user id to link to `extension`; None (unlink) when <user> or its id is missing. An id no user has is
+    answered in the state's `unknown_user` shape."""
     raw = text(children(user), "id")
     if raw is None or not raw.strip():
         return None
@@ -197,8 +222,21 @@ def linked_user_id(state: State, user: etree._Element | None) -> int | None:
     except ValueError:
         raise Refusal(ILLEGAL, f"user.id must be an integer, got {raw!r}") from None
     if user_id not in state.users:
-        raise Refusal(ILLEGAL, f"No user with id {user_id}")
+        refuse_unknown_user(state, user_id, extension)
     return user_id
+
+
+def refuse_unknown_user(state: State, user_id: int, extension: str) -> None:
+    """Answer an extension write naming a user id no user has, in the state's `unknown_user` shape."""
+    shape = state.unknown_user
+    if shape == "soap_fault":
+        raise ServerFault(f"javax.persistence.EntityNotFoundException: Unable to find com.verba.model.User with id "
+                          f"{user_id}")
+    if shape == "error_general":
+        raise Refusal(GENERAL, f"Could not save extension {extension}: user {user_id} does not exist")
+    if shape == "not_found":
+        raise Refusal("ERROR_NOT_FOUND", f"User {user_id} not found")
+    raise Refusal(ILLEGAL, f"No user with id {user_id}")
 
 
 def flag(fields: dict[str, etree._Element], name: str) -> bool | None:
@@ -393,7 +431,8 @@ def create_user(state: State, call: Call) -> str:
     if not login_name:
         raise Refusal(ILLEGAL, "user.loginName is mandatory and cannot be empty")
     flag(fields, "apiAccessOnly")
-    if state.user_by_login(login_name, env.eid) is not None:
+    if state.user_by_login(login_name, env.eid) is not None or (
+            state.case_duplicate_login == "already_exists" and state.user_in_other_case(login_name, env.eid)):
         raise Refusal(ALREADY_EXISTS, f"This user already exists in the database: {env.eid}:{login_name}")
     user = state.add_user(
         {
@@ -439,15 +478,18 @@ OPERATIONS: dict[str, Handler] = {
 }
 
 
-def handle(state: State, call: Call) -> tuple[str, bytes]:
-    """Run one known operation under the state lock: its status code and the response body."""
+def handle(state: State, call: Call) -> tuple[str, bytes, int]:
+    """Run one known operation under the state lock: its status code (HTTP_500 for a SOAP Fault), the response body
+    and its HTTP status."""
     operation = call.operation
     try:
         with state.lock:
             payload = OPERATIONS[operation](state, call)
     except Refusal as refusal:
-        return refusal.code, soap.response(operation, status_inner(operation, refusal.code, refusal.message))
+        return refusal.code, soap.response(operation, status_inner(operation, refusal.code, refusal.message)), 200
+    except ServerFault as fault:
+        return "HTTP_500", soap.fault("Server", str(fault)), 500
     if not payload:
-        return OK, ok_response(operation)
+        return OK, ok_response(operation), 200
     status = status_inner(operation, OK)
-    return OK, soap.response(operation, payload + status if operation in PAYLOAD_FIRST else status + payload)
+    return OK, soap.response(operation, payload + status if operation in PAYLOAD_FIRST else status + payload), 200

@@ -169,7 +169,11 @@ class State:
                 self._seed = seed
             seed = self._seed
             self.missing_extension = self._start_missing_extension
-            self.unfiltered_list_users = "all"  # operations.UNFILTERED_LIST_USERS_SHAPES, set at run time only
+            # operations.UNFILTERED_LIST_USERS_SHAPES, UNKNOWN_USER_SHAPES and CASE_DUPLICATE_LOGIN_SHAPES: set at
+            # run time only, the first of each by default
+            self.unfiltered_list_users = "all"
+            self.unknown_user = "error_illegal_argument"
+            self.case_duplicate_login = "created"
             environments = seed.get("environments") or DEFAULT_SEED["environments"]
             self.environments = [Environment(env["eid"], env["shortName"]) for env in environments]
             api_users = seed.get("api_users") or DEFAULT_SEED["api_users"]
@@ -178,6 +182,8 @@ class State:
             # Users by login name, in the order added: listUsers by exact loginName and the uniqueness
             # check stay O(1) with 100k seeded users (bench/bench_large.py).
             self.users_by_login: dict[str, list[User]] = {}
+            self.users_by_folded_login: dict[str, list[User]] = {}  # the same by loginName.casefold()
+            self._top_user_id = 0  # the highest id given so far: a deleted user's id is not given again
             for user in seed.get("users") or []:
                 self.add_user(user)
             self.extensions: dict[tuple[str, str], Extension] = {}
@@ -203,10 +209,12 @@ class State:
 
     def behaviour(self) -> dict[str, Any]:
         """How the undocumented answers are given: {"missing_extension": <a shape's name, or {"status": ...,
-        "message": ...}>, "unfiltered_list_users": <a shape's name>}."""
+        "message": ...}>, "unfiltered_list_users": <a shape's name>, "unknown_user": ..., "case_duplicate_login":
+        ...}."""
         missing = self.missing_extension
         return {"missing_extension": missing.to_json() if isinstance(missing, MissingAnswer) else missing,
-                "unfiltered_list_users": self.unfiltered_list_users}
+                "unfiltered_list_users": self.unfiltered_list_users, "unknown_user": self.unknown_user,
+                "case_duplicate_login": self.case_duplicate_login}
 
     # environments and users
 
@@ -231,14 +239,36 @@ class State:
                 raise ValueError(f"user: id {user_id} is taken; give a new one, or none for the next free one")
             user = User(user_id, login_name, eid, data.get("displayName"), data.get("email"), data.get("externalId"))
             self.users[user_id] = user
+            self._top_user_id = max(self._top_user_id, user_id)
             self.users_by_login.setdefault(login_name, []).append(user)
+            self.users_by_folded_login.setdefault(login_name.casefold(), []).append(user)
+            return user
+
+    def delete_user(self, user_id: int) -> User | None:
+        """Remove a Verba user behind the connector's back (as an admin would; not a SOAP call): the one removed, or
+        None. The extensions linked to it are linked to no one."""
+        with self.lock:
+            user = self.users.pop(user_id, None)
+            if user is None:
+                return None
+            self.users_by_login[user.login_name].remove(user)
+            self.users_by_folded_login[user.login_name.casefold()].remove(user)
+            for extension in self.extensions.values():
+                if extension.user_id == user_id:
+                    extension.user_id = None
+                    self.changes += 1
             return user
 
     def user_by_login(self, login_name: str, eid: str) -> User | None:
         return next((u for u in self.users_by_login.get(login_name, ()) if u.eid == eid), None)
 
+    def user_in_other_case(self, login_name: str, eid: str) -> User | None:
+        """A user of environment `eid` whose login name equals `login_name` but for case, or None."""
+        return next((u for u in self.users_by_folded_login.get(login_name.casefold(), ())
+                     if u.eid == eid and u.login_name != login_name), None)
+
     def next_user_id(self) -> int:
-        return max(self.users, default=0) + 1
+        return self._top_user_id + 1
 
     # extensions
 

@@ -67,6 +67,24 @@ class Simulator:
     def clear_calls(self) -> None:
         self.http.delete("/_sim/calls").raise_for_status()
 
+    def users(self, login: str | None = None) -> list[dict[str, Any]]:
+        """Verba's users (those with loginName `login` exactly, when given)."""
+        users = self.http.get("/_sim/state").raise_for_status().json()["users"]
+        return [u for u in users if login is None or u["loginName"] == login]
+
+    def add_user(self, login: str, **fields: Any) -> int:
+        """Add a Verba user behind the connector's back (as an admin would): its id."""
+        added = self.http.post("/_sim/users", json={"loginName": login, **fields}).raise_for_status()
+        return int(added.json()["id"])
+
+    def delete_user(self, user_id: int) -> None:
+        """Delete a Verba user behind the connector's back (as an admin would); its extensions are linked to no one."""
+        self.http.delete(f"/_sim/users/{user_id}").raise_for_status()
+
+    def behave(self, **settings: str) -> None:
+        """Answer what the vendor does not document in these shapes (POST /_sim/behaviour), until the next reset."""
+        self.http.post("/_sim/behaviour", json=settings).raise_for_status()
+
 
 def seed(users: list[dict[str, Any]], extensions: list[dict[str, Any]]) -> dict[str, Any]:
     """A simulator seed: one environment (0000), the API user `connector` (PASSWORD), these users and extensions."""

@@ -20,7 +20,7 @@ from lxml import etree
 from connector.cli import main
 from connector.cli.simulator import simulator
 from connector.simulator.app import create_app, serve
-from connector.simulator.operations import LIST_CAP, MISSING_EXTENSION_SHAPES
+from connector.simulator.operations import BEHAVIOURS, LIST_CAP, MISSING_EXTENSION_SHAPES
 from connector.simulator.process import free_port
 from connector.simulator.state import State
 from tests.verba.helpers import PASSWORD, SEED, Sim, envelope
@@ -468,7 +468,9 @@ def test_an_existing_extension_is_the_same_in_every_shape(sim: Sim, shape: str |
 
 
 def test_the_behaviour_endpoint_switches_the_shape_and_refuses_bad_input(sim: Sim) -> None:
-    assert sim.http.get("/_sim/behaviour").json() == {"missing_extension": "ok_empty", "unfiltered_list_users": "all"}
+    assert sim.http.get("/_sim/behaviour").json() == {
+        "missing_extension": "ok_empty", "unfiltered_list_users": "all", "unknown_user": "error_illegal_argument",
+        "case_duplicate_login": "created"}
     switched = behaviour(sim, missing_extension="error_general")
     assert switched.status_code == 200 and switched.json()["missing_extension"] == "error_general"
     assert sim.http.get("/_sim/behaviour").json()["missing_extension"] == "error_general"
@@ -481,11 +483,12 @@ def test_the_behaviour_endpoint_switches_the_shape_and_refuses_bad_input(sim: Si
     for bad in ({"missing_extension": "ok_empty", "colour": "red"}, {"colour": "red"}):
         refused = behaviour(sim, **bad)
         assert refused.status_code == 400, bad
-        assert all(name in refused.json()["error"] for name in ("colour", "missing_extension", "unfiltered_list_users"))
+        assert all(name in refused.json()["error"] for name in ("colour", *BEHAVIOURS)), refused.json()
     for body in (b"not json", b'"error_general"', b"[]"):
         assert sim.http.post("/_sim/behaviour", content=body).status_code == 400
     assert sim.http.get("/_sim/behaviour").json() == {  # nothing changed
-        "missing_extension": "error_general", "unfiltered_list_users": "all"}
+        "missing_extension": "error_general", "unfiltered_list_users": "all", "unknown_user": "error_illegal_argument",
+        "case_duplicate_login": "created"}
 
 
 def test_a_chosen_answer_is_refused_unless_it_is_a_status_code_and_a_message(sim: Sim) -> None:
