@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from connector.events import UserChange
 from connector.mapping import Mapping, UnresolvedUser
-from connector.verba.client import VerbaClient, by_login_name
-from connector.verba.errors import VerbaAmbiguous, VerbaError, VerbaStatusError
+from connector.verba.client import ListedUser, VerbaClient, by_login_name
+from connector.verba.errors import LeaseEnding, VerbaAmbiguous, VerbaError, VerbaStatusError
 from connector.verba.status import ALREADY_EXISTS
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,15 @@ class UserIdResolver:
 
     Login names are matched exactly (the vendor does not say whether Verba's are case-sensitive). A login name no
     user has, but that a cached one (a look-up's, or the list's) equals but for case, is unresolved with both names
-    and the fix (and no user is created for it: that would be a duplicate in all but case).
+    and the fix (and no user is created for it: that would be a duplicate in all but case). Before a user is created
+    ([user_id] create_missing), every user is read (one listUsers, unless one read within `ttl` is cached: in a
+    first sync the first creation reads it for all the others), so that a login name Verba holds in another case is
+    found whatever the cache held; and when createUser answers ERROR_ALREADY_EXISTS for a login name listUsers does
+    not find, every user is read again to tell a login name in another case (Verba's may ignore case) from a user
+    listUsers leaves out.
+
+    A cached id is dropped as soon as Verba refuses a write that names it (`refused`): the vendor documents no answer
+    for a user deleted in Verba, so any refusal may say so.
     """
 
     def __init__(self, client: VerbaClient, mapping: Mapping, ttl: float, clock: Callable[[], float] = time.monotonic):
@@ -43,9 +51,10 @@ class UserIdResolver:
         self._cache: dict[str, tuple[int, float]] = {}  # login name -> (Verba id, when Verba answered it)
         self._folded: dict[str, str] = {}  # login name casefolded -> the cached login name
         self._lock = threading.Lock()
-        self._listing = threading.Lock()  # held by the thread reading every user
+        self._listing = threading.Lock()  # held while every user is read (by the burst's thread, or before a creation)
         self._misses: collections.deque[float] = collections.deque(maxlen=BURST)  # when the last look-ups began
-        self._listed_at = -float("inf")
+        self._listed_at = -float("inf")  # when the last list of every user was asked for (answered or refused)
+        self._gone: set[int] = set()  # ids dropped while a list of every user is read: it does not cache them again
         self.lister: threading.Thread | None = None  # the last thread started to read every user
 
     def resolve(self, change: UserChange, known: int | None) -> int:
@@ -57,43 +66,73 @@ class UserIdResolver:
         found = self.mapping.user_id_or_login(change, known)
         return found if isinstance(found, int) else self._lookup(found, change, known)
 
-    def _lookup(self, login: str, change: UserChange, known: int | None) -> int:
+    def refused(self, change: UserChange, refused: int, refusal: VerbaError) -> int | None:
+        """The user's Verba id, looked up again after Verba refused a write naming Verba user `refused` (`refusal`);
+        None when the refusal stands: the login name is still Verba user `refused`, or the mapping gives the id
+        without a look-up (an attribute, a leaver's last pushed id).
+
+        The vendor does not document how Verba answers a write naming a user it no longer holds (deleted by an
+        admin since it was cached): any refusal may say so, so the id is dropped from the cache and the login name
+        asked for again, which creates the user with [user_id] create_missing. Raises UnresolvedUser (saying what
+        Verba answered) when no Verba user has the login name, and what a look-up raises.
+        """
+        self._forget(refused)
+        found = self.mapping.user_id_or_login(change, refused)
+        if isinstance(found, int):
+            return None
+        user_id = self._lookup(found, change, refused, refusal)
+        if user_id == refused:
+            return None
+        log.warning("Verba refused a write for Verba user %s (%s): loginName %r is Verba user %s now, which is used",
+                    refused, refusal, found, user_id)
+        return user_id
+
+    def _lookup(self, login: str, change: UserChange, known: int | None, refusal: VerbaError | None = None) -> int:
+        """`login`'s id, cached or looked up (`known`: the id last pushed for the user; `refusal`: Verba refused a
+        write naming it, see `refused`)."""
         cached = self._cached(login)
         if cached is not None:
             return cached
         if self.ttl > 0 and self._burst() and self._listing.acquire(blocking=False):
-            self.lister = threading.Thread(target=self._list_every_user, name="verba-user-list", daemon=True)
+            self.lister = threading.Thread(target=self._list_in_background, name="verba-user-list", daemon=True)
             try:
                 self.lister.start()
             except BaseException:  # no thread (the process is out of them): the next burst may try again
                 self._listing.release()
                 raise
         user_id = self.client.find_user_id(login)
-        other = None if user_id is not None else self._other_case(login)
-        if other is not None:
-            raise UnresolvedUser(
-                f"no Verba user has loginName {login!r}; Verba has {other!r}, which differs only in case: fix the "
-                "case at the source or in Verba (do not create another user), then replay the event"
-            )
-        if user_id is None and self.mapping.create_missing_users and change.kind == "upsert":
-            user_id = self._create(login, change)
         if user_id is None:
-            renamed = ("" if known is None else f"; it was Verba user {known} when last pushed: if the user was "
-                       f"renamed at the source, rename that Verba user's loginName to {login!r} instead")
-            raise UnresolvedUser(
-                f"no Verba user has loginName {login!r}; create the user in Verba "
-                f"(or set [user_id] create_missing = true in the mapping){renamed}, then replay the event"
-            )
+            user_id = self._without_user(login, change, known, refusal)
         with self._lock:
             self._remember(login, user_id, self.clock())
         return user_id
+
+    def _without_user(self, login: str, change: UserChange, known: int | None, refusal: VerbaError | None) -> int:
+        """No Verba user has `login`: the id of the user created for it ([user_id] create_missing, an upsert, and no
+        Verba user has it in another case), else UnresolvedUser with the fix."""
+        with self._lock:
+            self._uncache(login)  # Verba says no user has it
+        creating = self.mapping.create_missing_users and change.kind == "upsert"
+        other = self._in_every_case(login) if creating else self._other_case(login)
+        if other is not None:
+            raise UnresolvedUser(differs_in_case(login, other))
+        if creating:
+            return self._create(login, change)
+        create = "create the user in Verba (or set [user_id] create_missing = true in the mapping)"
+        if refusal is not None:
+            raise UnresolvedUser(f"no Verba user has loginName {login!r} any more: Verba refused a write for Verba "
+                                 f"user {known}, its user until then ({refusal}); {create}, then replay the event")
+        renamed = ("" if known is None else f"; it was Verba user {known} when last pushed: if the user was renamed at "
+                   f"the source, rename that Verba user's loginName to {login!r} instead")
+        raise UnresolvedUser(f"no Verba user has loginName {login!r}; {create}{renamed}, then replay the event")
 
     def _create(self, login: str, change: UserChange) -> int:
         """createUser for `login` from the user's state; when Verba answers ERROR_ALREADY_EXISTS (another source of
         the same person, or another instance, created it since the look-up), the id of the user it holds.
 
-        Raises VerbaAmbiguous (retried a few times, then a dead letter) when Verba says the user exists but listUsers
-        still finds nobody with that login name, and the client's VerbaErrors."""
+        Raises UnresolvedUser when Verba says the user exists, listUsers finds nobody with that login name, and a list
+        of every user read then holds it in another case; VerbaAmbiguous (retried a few times, then a dead letter)
+        when that list does not either; and the client's VerbaErrors."""
         state = change.state
         emails = [e["value"] for e in state.get("emails", []) if e.get("primary")] or [
             e["value"] for e in state.get("emails", [])
@@ -106,6 +145,11 @@ class UserIdResolver:
                 raise
         user_id = self.client.find_user_id(login)
         if user_id is None:
+            with self._listing:
+                listed = self._read_every_user()
+            other = None if listed is None else _other_case_among(login, listed)
+            if other is not None:
+                raise UnresolvedUser(differs_in_case(login, other))
             raise VerbaAmbiguous(
                 f"createUser says a Verba user with loginName {login!r} exists, but listUsers finds none: check "
                 "Verba for an inactive or invalidated user with that login name (listUsers may leave such users "
@@ -120,6 +164,21 @@ class UserIdResolver:
         self._cache[login] = (user_id, at)
         self._folded[login.casefold()] = login
 
+    def _uncache(self, login: str) -> None:
+        """Forget `login`'s cached id (under _lock)."""
+        self._cache.pop(login, None)
+        if self._folded.get(login.casefold()) == login:
+            del self._folded[login.casefold()]
+
+    def _forget(self, user_id: int) -> None:
+        """Forget every login name cached as Verba user `user_id`; a list of every user under way does not cache it
+        again (its answer may predate the refusal)."""
+        with self._lock:
+            for login in [login for login, (cached, _) in self._cache.items() if cached == user_id]:
+                self._uncache(login)
+            if self._listing.locked():
+                self._gone.add(user_id)
+
     def _other_case(self, login: str) -> str | None:
         """A login name Verba answered within `ttl` that equals `login` but for case ("Oscar@example.com" for
         "oscar@example.com"), or None."""
@@ -127,6 +186,14 @@ class UserIdResolver:
             other = self._folded.get(login.casefold())
             cached = None if other is None or other == login else self._cache.get(other)
         return other if cached is not None and self.clock() - cached[1] < self.ttl else None
+
+    def _in_every_case(self, login: str) -> str | None:
+        """A login name Verba holds that equals `login` but for case, or None: from a list of every user read now,
+        unless one was read (or refused) within `ttl` (a list under way is waited for): then from the cache, which
+        holds that list and every look-up since. A list Verba refuses or fails to give leaves only the cache."""
+        with self._listing:
+            listed = self._read_every_user() if self.clock() - self._listed_at >= self.ttl else None
+        return self._other_case(login) if listed is None else _other_case_among(login, listed)
 
     def _cached(self, login: str) -> int | None:
         with self._lock:
@@ -141,21 +208,49 @@ class UserIdResolver:
             return (len(self._misses) == BURST and now - self._misses[0] <= BURST_SECONDS
                     and now - self._listed_at >= self.ttl)
 
-    def _list_every_user(self) -> None:
-        """Cache the id of every login name one list holds once (a login listed twice is left to its own
-        look-up, which refuses it); runs in its own thread, holding `_listing`. A list Verba refuses or
-        cannot give is logged, and not asked for again within `ttl`."""
-        started = self.clock()
+    def _list_in_background(self) -> None:
+        """`_read_every_user` in a thread of its own, which holds `_listing` until it is done."""
         try:
-            with self._lock:
-                self._listed_at = started
-            listed = by_login_name(self.client.every_user(extensions=False))
-            with self._lock:
-                for login, user in listed.items():
-                    if self._cache.get(login, (0, started))[1] <= started:  # a look-up since then is fresher
-                        self._remember(login, user.user_id, started)
-            log.info("cached the Verba user ids of %d login names from one listUsers", len(listed))
-        except VerbaError as exc:
-            log.warning("could not list every Verba user (%s); each login name is looked up on its own", exc)
+            self._read_every_user()
         finally:
             self._listing.release()
+
+    def _read_every_user(self) -> list[ListedUser] | None:
+        """Every user one listUsers answers (the caller holds `_listing`), the id of each login name listed once
+        cached (a login listed twice is left to its own look-up, which refuses it); None when Verba refuses or
+        cannot give that list: logged, and not asked for again within `ttl` (but for a createUser's
+        ERROR_ALREADY_EXISTS). Raises LeaseEnding when the push's lease ends before the call could."""
+        with self._lock:
+            started = self.clock()
+            self._gone.clear()  # dropped before this list was asked for: its answer is newer
+        listed: list[ListedUser] | None = None
+        try:
+            listed = self.client.every_user(extensions=False)
+        except LeaseEnding:
+            raise  # not sent: asked for again next time
+        except VerbaError as exc:
+            log.warning("could not list every Verba user (%s); each login name is looked up on its own, and a user "
+                        "created is not checked for a login name that differs only in case", exc)
+        unique = {} if listed is None else by_login_name(listed)
+        with self._lock:
+            self._listed_at = started
+            for login, user in unique.items():
+                if user.user_id not in self._gone and self._cache.get(login, (0, started))[1] <= started:
+                    self._remember(login, user.user_id, started)  # (a look-up since then is fresher)
+        if listed is not None:
+            log.info("cached the Verba user ids of %d login names from one listUsers", len(unique))
+        return listed
+
+
+def differs_in_case(login: str, other: str) -> str:
+    """Why `login` is unresolved when Verba has `other`, the same but for case, and the fix."""
+    return (f"no Verba user has loginName {login!r}; Verba has {other!r}, which differs only in case: fix the case at "
+            "the source or in Verba (do not create another user), then replay the event")
+
+
+def _other_case_among(login: str, users: list[ListedUser]) -> str | None:
+    """The login name of one of `users` that equals `login` but for case, or None."""
+    folded = login.casefold()
+    return next((user.login_name for user in users
+                 if user.login_name is not None and user.login_name != login and user.login_name.casefold() == folded),
+                None)

@@ -8,7 +8,10 @@ When Verba fails as a whole, the circuit breaker (`breaker.py`) stops delivery i
 claims wait without spending attempts, and one worker probes Verba until it answers (a trial push
 that Verba's service refuses with a SOAP fault at HTTP 5xx spends its attempt: see breaker.py).
 Who may write which extension is decided in `ownership.py`; a burst of stop-recording
-pushes is held by `guard.py`.
+pushes is held by `guard.py`. An extension write Verba's service refuses (a status, or a SOAP
+fault) may say that the user's cached Verba id is gone: once per push, the login name is looked
+up again (`users.py`, UserIdResolver.refused) and, when it has another id (or none, and is created),
+the push is made again with it; otherwise the refusal is classified as above.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from connector.delivery.breaker import Breaker
 from connector.delivery.guard import CAUSE as GUARD_CAUSE
 from connector.delivery.guard import StopRecordingGuard
 from connector.delivery.lease import LeaseKeeper, LeaseRenewer
-from connector.delivery.ownership import OwnershipPusher, woken
+from connector.delivery.ownership import OwnershipPusher, PushOutcome, woken
 from connector.delivery.users import UserIdResolver
+from connector.events import UserChange
 from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
 from connector.ops.health import probe_target
 from connector.ops.logs import correlation, correlation_id
@@ -38,7 +42,14 @@ from connector.records import ExtensionRecord
 from connector.store import Claim, Store, StoreError
 from connector.store.ownership import Claimant, ExtensionsBusy, LeaseLost, StopRecordingHeld
 from connector.verba.client import VerbaClient
-from connector.verba.errors import TARGET_WIDE_CAUSES, LeaseEnding, VerbaError, VerbaHTTPError, VerbaRateLimited
+from connector.verba.errors import (
+    TARGET_WIDE_CAUSES,
+    LeaseEnding,
+    VerbaError,
+    VerbaHTTPError,
+    VerbaRateLimited,
+    VerbaStatusError,
+)
 from connector.verba.guard import EXTENSION_WRITES
 from connector.verba.status import OK
 
@@ -161,19 +172,22 @@ class Deliverer:
                 # A leaver (or a user no rule records) never pushed: no Verba user, so nothing linked to stop.
                 self._skip(claim, lease, sent, "not recorded, and no Verba user has its login name: nothing to stop")
                 return
-            mapped = self.mapping.map_user(change, user_id, previous)
-            me = Claimant(claim.source, claim.external_id, user_id, self.mapping.login_name(change.state),
-                          change.accepted_at)
-            if not claim.forced and self._confirmed(claim, mapped, previous, user_id):
-                self._skip(claim, lease, sent, "every record is as Verba last confirmed it", mapped.upserts, user_id)
-                self.owners.note_kept(claim, me, mapped)
+            try:
+                pushed = self._push(claim, lease, sent, change, previous, user_id)
+            except VerbaError as exc:
+                # Verba refused a write of this user's (deleted in Verba since its id was cached?): once per push, its
+                # login name is looked up again, and the push made again if that finds another id.
+                refused = sent[-1] if sent else {}
+                if refused.get("operation") not in EXTENSION_WRITES or not _answered_by_verba(exc):
+                    raise
+                again = self.users.refused(change, user_id, exc)
+                if again is None:
+                    raise
+                user_id = again
+                pushed = self._push(claim, lease, sent, change, previous, user_id)
+            if pushed is None:
                 return
-            known_extensions = {p.extension for p in previous}
-            # The lease as renewed so far (the lookups before may have taken most of the first): the extension locks
-            # must last as long as the lease does, or another push could take them while this one writes.
-            outcome = self.owners.push(lease.claim, me, mapped,
-                                       [r for r in mapped.upserts if r.extension not in known_extensions],
-                                       self.guard.window(previous, mapped))
+            mapped, me, outcome = pushed
         except StopRecordingHeld as exc:
             held = self.guard.hold_reason(claim, exc.burst)
             self.store.hold(lease.final(), GUARD_CAUSE, held)
@@ -225,6 +239,25 @@ class Deliverer:
                      claim.source, claim.external_id, len(outcome.written), len(outcome.stopped),
                      len(outcome.conflicts), len(outcome.left_alone),
                      extra={"event_ids": list(claim.event_ids), "verba_user_id": user_id, "outcome": "done"})
+
+    def _push(self, claim: Claim, lease: LeaseKeeper, sent: list[dict[str, Any]], change: UserChange,
+              previous: list[ExtensionRecord], user_id: int) -> tuple[MappedUser, Claimant, PushOutcome] | None:
+        """Map `change` for Verba user `user_id` and push it under the ownership rules; None when Verba already
+        holds every record (the push then ends as skipped). Raises what OwnershipPusher.push raises."""
+        mapped = self.mapping.map_user(change, user_id, previous)
+        me = Claimant(claim.source, claim.external_id, user_id, self.mapping.login_name(change.state),
+                      change.accepted_at)
+        if not claim.forced and self._confirmed(claim, mapped, previous, user_id):
+            self._skip(claim, lease, sent, "every record is as Verba last confirmed it", mapped.upserts, user_id)
+            self.owners.note_kept(claim, me, mapped)
+            return None
+        known_extensions = {p.extension for p in previous}
+        # The lease as renewed so far (the lookups before may have taken most of the first): the extension locks
+        # must last as long as the lease does, or another push could take them while this one writes.
+        outcome = self.owners.push(lease.claim, me, mapped,
+                                   [r for r in mapped.upserts if r.extension not in known_extensions],
+                                   self.guard.window(previous, mapped))
+        return mapped, me, outcome
 
     def _skip(self, claim: Claim, lease: LeaseKeeper, sent: list[dict[str, Any]], why: str,
               records: Sequence[ExtensionRecord] = (), user_id: int | None = None) -> None:
@@ -310,6 +343,12 @@ class Deliverer:
         self.store.dead_letter(claim, cause, error, sent=sent)
         log.error("%s/%s: dead letter (%s): %s", claim.source, claim.external_id, cause, error,
                   extra={"event_ids": list(claim.event_ids), "cause": cause, "outcome": "dead"})
+
+
+def _answered_by_verba(error: VerbaError) -> bool:
+    """Whether Verba's service itself answered the call that failed: a status other than OK, or a SOAP fault (at HTTP
+    5xx: an exception of the service), rather than failing on the way to it."""
+    return isinstance(error, VerbaStatusError) or (isinstance(error, VerbaHTTPError) and error.soap_fault)
 
 
 class WorkerPool:

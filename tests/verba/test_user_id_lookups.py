@@ -3,16 +3,18 @@ shape Verba answers that list in; a login name it does not list is still looked 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from connector.delivery.users import BURST, UserIdResolver
 from connector.events import UserChange
-from connector.mapping import UnresolvedUser, load_mapping
+from connector.mapping import Mapping, UnresolvedUser, load_mapping
 from connector.simulator.operations import LIST_CAP
 from connector.verba import VerbaClient
 from connector.verba.client import ListedUser
+from connector.verba.errors import VerbaStatusError, VerbaTransportError
 from tests.verba.helpers import Sim
 
 MAPPING = load_mapping("mappings/default.toml")
@@ -154,13 +156,110 @@ def test_a_login_name_in_another_case_than_a_looked_up_one_is_named(client: Verb
         users.resolve(change("Alice@Example.com"), None)
 
 
-def test_create_missing_creates_no_user_that_differs_only_in_case(sim: Sim, client: VerbaClient, tmp_path) -> None:
+def creating(tmp_path: Path) -> Mapping:
+    """The default mapping with [user_id] create_missing = true."""
     mapping = tmp_path / "create.toml"
     mapping.write_text(Path("mappings/default.toml").read_text().replace("create_missing = false",
                                                                          "create_missing = true"))
-    users = UserIdResolver(client, load_mapping(str(mapping)), ttl=600.0)
+    return load_mapping(str(mapping))
+
+
+def test_create_missing_creates_no_user_that_differs_only_in_case(sim: Sim, client: VerbaClient, tmp_path) -> None:
+    users = UserIdResolver(client, creating(tmp_path), ttl=600.0)
     assert users.resolve(change("alice@example.com"), None) == 3
     with pytest.raises(UnresolvedUser, match="which differs only in case"):
         users.resolve(change("ALICE@example.com"), None)
     assert sim.calls("createUser") == []
     assert users.resolve(change("carol@example.com"), None) > 4  # no case twin known: created as before
+
+
+def test_a_first_sync_creating_many_users_reads_every_user_once_and_no_twin_in_case(
+        sim: Sim, client: VerbaClient, tmp_path: Path) -> None:
+    """Oscar@example.com is in Verba, and nothing cached it: oscar@example.com was created a second time. Before a
+    creation every user is read, once for the whole sync (user_cache_seconds): not once per user created."""
+    sim.http.post("/_sim/users", json={"loginName": "Oscar@example.com"}).raise_for_status()
+    users = UserIdResolver(client, creating(tmp_path), ttl=600.0)
+    with pytest.raises(UnresolvedUser, match="Verba has 'Oscar@example.com', which differs only in case"):
+        users.resolve(change("oscar@example.com"), None)
+    joiners = [f"joiner{i}@example.com" for i in range(BURST + 10)]
+    found = resolve_all(users, joiners)
+
+    state = sim.state()["users"]
+    assert found == {u["loginName"]: u["id"] for u in state if u["loginName"] in found}
+    assert sorted(u["loginName"] for u in state if u["loginName"].casefold() == "oscar@example.com") == [
+        "Oscar@example.com"]
+    assert sorted(list_calls(sim)) == sorted(["", "oscar@example.com", *joiners])  # one list of every user
+    assert [c["status"] for c in sim.calls("createUser")] == ["OK"] * len(joiners)
+
+
+def test_without_a_cache_each_creation_reads_every_user(sim: Sim, client: VerbaClient, tmp_path: Path) -> None:
+    """user_cache_seconds = 0: no list read before is trusted, so a spelling added meanwhile is still found."""
+    users = UserIdResolver(client, creating(tmp_path), ttl=0.0)
+    assert users.resolve(change("carol@example.com"), None) > 4
+    sim.http.post("/_sim/users", json={"loginName": "Oscar@example.com"}).raise_for_status()
+    with pytest.raises(UnresolvedUser, match="Verba has 'Oscar@example.com', which differs only in case"):
+        users.resolve(change("oscar@example.com"), None)
+    assert list_calls(sim) == ["carol@example.com", "", "oscar@example.com", ""]
+
+
+class Deleting:
+    """A client whose list of every user waits until `release` is set, and then answers what Verba held when it was
+    asked: bob as Verba user 4. Its look-ups answer `ids`, or fail for the login names in `failing`."""
+
+    def __init__(self) -> None:
+        self.ids = {"bob@example.com": 4}
+        self.failing: set[str] = set()
+        self.listing = threading.Event()
+        self.release = threading.Event()
+
+    def every_user(self, *, extensions: bool) -> list[ListedUser]:
+        self.listing.set()
+        assert self.release.wait(30)
+        return [ListedUser(4, "bob@example.com", [])]
+
+    def find_user_id(self, login: str) -> int | None:
+        if login in self.failing:
+            raise VerbaTransportError(f"listUsers for {login} got no answer")
+        return self.ids.get(login, 100)
+
+
+def test_a_refused_id_is_not_cached_again_from_a_list_read_before_the_refusal() -> None:
+    """Verba refuses a write naming bob's cached id while a list of every user is under way, and the look-up that
+    follows fails: the list, asked for before bob was deleted, must not cache his old id again."""
+    client = Deleting()
+    users = UserIdResolver(client, MAPPING, ttl=600.0)  # type: ignore[arg-type]
+    assert users.resolve(change("bob@example.com"), None) == 4
+    for i in range(BURST - 1):
+        users.resolve(change(f"joiner{i}@example.com"), None)
+    assert client.listing.wait(30) and users.lister is not None
+
+    client.failing.add("bob@example.com")
+    refusal = VerbaStatusError("ERROR_ILLEGAL_ARGUMENT", "No user with id 4", "updateExtension")
+    with pytest.raises(VerbaTransportError):
+        users.refused(change("bob@example.com"), 4, refusal)
+    client.release.set()
+    users.lister.join(30)
+
+    client.failing.clear()
+    client.ids["bob@example.com"] = 9
+    assert users.resolve(change("bob@example.com"), None) == 9
+
+
+def test_a_refusal_drops_the_cached_id_and_the_login_name_is_asked_for_again(sim: Sim, client: VerbaClient) -> None:
+    users = resolver(client)
+    assert users.resolve(change("bob@example.com"), None) == 4
+    refusal = VerbaStatusError("ERROR_ILLEGAL_ARGUMENT", "No user with id 4", "updateExtension")
+    assert users.refused(change("bob@example.com"), 4, refusal) is None  # still Verba user 4: the refusal stands
+    sim.http.delete("/_sim/users/4").raise_for_status()
+    new_id = sim.http.post("/_sim/users", json={"loginName": "bob@example.com"}).raise_for_status().json()["id"]
+    assert users.refused(change("bob@example.com"), 4, refusal) == new_id
+    assert users.resolve(change("bob@example.com"), None) == new_id  # cached
+    assert list_calls(sim) == ["bob@example.com"] * 3
+    sim.http.delete(f"/_sim/users/{new_id}").raise_for_status()
+    refusal = VerbaStatusError("ERROR_ILLEGAL_ARGUMENT", f"No user with id {new_id}", "updateExtension")
+    with pytest.raises(UnresolvedUser) as caught:
+        users.refused(change("bob@example.com"), new_id, refusal)
+    assert str(caught.value) == (
+        f"no Verba user has loginName 'bob@example.com' any more: Verba refused a write for Verba user {new_id}, its "
+        f"user until then (updateExtension answered ERROR_ILLEGAL_ARGUMENT: No user with id {new_id}); create the "
+        "user in Verba (or set [user_id] create_missing = true in the mapping), then replay the event")
