@@ -178,12 +178,12 @@ class ScimTransaction:
         self.q = store._q
 
     def get(self, resource_type: str, resource_id: str) -> ScimResource | None:
-        row = self.conn.execute(self.q["scim_get"], (self.client, resource_type, resource_id)).fetchone()
-        return None if row is None else _resource(row)
+        row = self.conn.execute(self.q["scim_get"], (self.client, resource_id)).fetchone()
+        return None if row is None or row["resource_type"] != resource_type else _resource(row)
 
     def get_many(self, resource_type: str, resource_ids: Sequence[str]) -> list[ScimResource]:
         return [_resource(row) for row in self.conn.execute(self.q["scim_get_many"], (
-            self.client, resource_type, self.store._array(resource_ids)))]
+            self.client, self.store._array(resource_ids))) if row["resource_type"] == resource_type]
 
     def find(self, resource_type: str, where: Filter | None) -> list[ScimResource]:
         """The resources of the type that match `where` (all if None), oldest first, this transaction's writes

@@ -314,3 +314,21 @@ def test_open_store_refuses_other_urls_without_echoing_a_password() -> None:
         open_store("mysql://app:s3cr@t@db.example/connector")
     assert "s3cr" not in str(error.value)
     assert "db.example/connector" in str(error.value)
+
+
+def test_a_scim_get_reads_one_row_on_a_store_just_filled(store: PostgresStore) -> None:
+    """By (client, id): with the type in its WHERE, PostgreSQL without statistics (no ANALYZE yet: a store an IdP's
+    first sync just filled) took the (client, resource_type, unique_key) index and read every User for each get."""
+    with store._write() as conn:
+        conn.execute("INSERT INTO scim_resources (client, resource_type, id, unique_key, display, body, version, "
+                     "created, last_modified) SELECT 'entra', 'User', 'id-' || g, 'u' || g || '@x', '', '{}', 1, "
+                     "'', '' FROM generate_series(1, 3000) AS g")
+        plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store._q["scim_get"],
+                            ("entra", "id-2999")).fetchone()
+    [root] = plan["QUERY PLAN"]
+    assert root["Plan"]["Actual Rows"] == 1 and root["Plan"]["Shared Hit Blocks"] + root["Plan"].get(
+        "Shared Read Blocks", 0) < 10, root["Plan"]
+    with store.scim_transaction("entra") as tx:
+        assert tx.get("User", "id-2999") is not None and tx.get("Group", "id-2999") is None
+        assert [r.id for r in tx.get_many("User", ["id-1", "id-2"])] == ["id-1", "id-2"]
+        assert tx.get_many("Group", ["id-1", "id-2"]) == []

@@ -141,8 +141,7 @@ ON CONFLICT (source) DO UPDATE SET source = excluded.source
 
 -- scim_get_many --
 SELECT r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified
-FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s
-  AND r.id = ANY(%s::text[]) ORDER BY r.pk
+FROM scim_resources r WHERE r.client = %s AND r.id = ANY(%s::text[]) ORDER BY r.pk
 
 -- scim_groups_of --
 SELECT v.value AS member, g.id, g.display FROM scim_values v JOIN scim_resources g ON g.pk = v.resource_pk

@@ -206,8 +206,11 @@ INSERT INTO ldap_watermarks (directory, cursor, version, last_run_at, last_error
 ON CONFLICT (directory) DO UPDATE SET last_run_at = excluded.last_run_at, last_error = excluded.last_error
 
 -- scim_get --
+-- By (client, id), its own unique index; the caller compares the type (here and in scim_get_many): with the type in
+-- the WHERE, PostgreSQL without statistics (a store just filled) read every resource of the type through the
+-- (client, resource_type, unique_key) index for each one.
 SELECT r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified
-FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s AND r.id = %s
+FROM scim_resources r WHERE r.client = %s AND r.id = %s
 
 -- scim_find_unique --
 SELECT id FROM scim_resources WHERE client = %s AND resource_type = %s AND unique_key = %s

@@ -124,8 +124,7 @@ SELECT %s AS source
 
 -- scim_get_many --
 SELECT r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified
-FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s
-  AND r.id IN (SELECT value FROM json_each(%s)) ORDER BY r.pk
+FROM scim_resources r WHERE r.client = %s AND r.id IN (SELECT value FROM json_each(%s)) ORDER BY r.pk
 
 -- scim_groups_of --
 SELECT v.value AS member, g.id, g.display FROM scim_values v JOIN scim_resources g ON g.pk = v.resource_pk
