@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from collections.abc import Iterator
@@ -325,7 +326,7 @@ def test_a_scim_get_reads_one_row_on_a_store_just_filled(store: PostgresStore) -
                      "'', '' FROM generate_series(1, 3000) AS g")
         plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store._q["scim_get"],
                             ("entra", "id-2999")).fetchone()
-    [root] = plan["QUERY PLAN"]
+    [root] = json.loads(plan["QUERY PLAN"])  # the store reads JSON back as text
     assert root["Plan"]["Actual Rows"] == 1 and root["Plan"]["Shared Hit Blocks"] + root["Plan"].get(
         "Shared Read Blocks", 0) < 10, root["Plan"]
     with store.scim_transaction("entra") as tx:
