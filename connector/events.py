@@ -74,6 +74,7 @@ def parse_user_change(data: Any, *, default_cause: str = "") -> UserChange:
     if not isinstance(accepted_at, (int, float)) or isinstance(accepted_at, bool):
         raise ValueError("'accepted_at' must be a Unix timestamp: seconds since the epoch, such as "
                          f"{time.time():.0f} (or leave it out: the time the event is accepted)")
+    _check_text(data, "")
     return UserChange(
         source=data["source"],
         external_id=data["external_id"],
@@ -83,6 +84,36 @@ def parse_user_change(data: Any, *, default_cause: str = "") -> UserChange:
         cause=str(data.get("cause") or default_cause),
         idem_key=idem_key,
     )
+
+
+def _check_text(value: Any, where: str) -> None:
+    """ValueError naming where (e.g. 'state.attributes.x') a string of `value`, a key or a value at any depth, holds
+    what a store cannot hold: a NUL character (PostgreSQL refuses it, SQLite would keep it, so both refuse it here)
+    or an unpaired surrogate (JSON's "\\ud800" alone, which is not text)."""
+    if isinstance(value, str):
+        if problem := _unstorable(value):
+            raise ValueError(f"'{where}' {problem}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{where}.{key}" if where else key
+            if problem := _unstorable(key):
+                raise ValueError(f"the key {key!r} of '{where or 'the event'}' {problem}")
+            _check_text(item, inner)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{where}[{index}]")
+
+
+def _unstorable(text: str) -> str:
+    """What in `text` a store cannot hold, and what to do ("holds a NUL character ..."); "" when nothing."""
+    if "\x00" in text:
+        return "holds a NUL character (\\u0000), which the store cannot hold; the source must drop it"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"holds an unpaired surrogate ({text[exc.start]!a}, half of a character), which the store cannot "
+                "hold; the source must send the character whole")
+    return ""
 
 
 def read_json(text: str) -> Any:

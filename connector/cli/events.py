@@ -101,8 +101,8 @@ def events_ingest(config_path: str, file: BinaryIO) -> None:
     with open_configured_store(config) as store:
         try:
             ids = store.enqueue(changes)
-        except ValueError as exc:  # a value the store cannot hold (a NUL on PostgreSQL): bad input as any other
-            raise ConnectorError(_refused(name, [f"{name}: {exc}"])) from None
+        except ValueError as exc:  # one the checks of each line (parse_user_change) did not foresee: no line named
+            raise ConnectorError(f"{name}: {exc}\nnothing from {name} was accepted. Fix it and run again.") from None
     skipped = len(changes) - len(ids)
     span = "" if not ids else f" (evt-{ids[0]})" if len(ids) == 1 else f" (evt-{min(ids)} to evt-{max(ids)})"
     click.echo(

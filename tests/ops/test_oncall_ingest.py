@@ -75,11 +75,28 @@ def test_every_kind_of_bad_line_gets_the_same_exit_status_and_shape(tmp_path: Pa
         "not UTF-8 text (invalid continuation byte); save the file as UTF-8")
 
 
-def test_a_value_postgresql_cannot_hold_is_a_bad_line_as_any_other(tmp_path: Path, postgres_server) -> None:
-    config = config_on(tmp_path, postgres_server.create_schema())
-    nul = json.dumps({**json.loads(GOOD), "external_id": "u\u00002"})
-    problem = refused(ingest(config, f"{GOOD}\n{nul}\n".encode()), config, "")
-    assert problem.startswith("the change of hr/u\x002 cannot be stored in PostgreSQL ("), problem
+NUL = "holds a NUL character (\\u0000), which the store cannot hold; the source must drop it"
+SURROGATE = ("holds an unpaired surrogate ('\\ud800', half of a character), which the store cannot hold; the source "
+             "must send the character whole")
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("bad, says", [
+    pytest.param({"external_id": "u\u00002"}, f"'external_id' {NUL}", id="NUL in external_id"),
+    pytest.param({"state": {"userName": "a", "attributes": {"title": "Trader\u0000"}}},
+                 f"'state.attributes.title' {NUL}", id="NUL in an attribute"),
+    pytest.param({"state": {"userName": "a", "attributes": {"x\u0000": 1}}},
+                 f"the key 'x\\x00' of 'state.attributes' {NUL}", id="NUL in an attribute's name"),
+    pytest.param({"state": {"userName": "a", "phoneNumbers": [{"value": "+1\ud800"}]}},
+                 f"'state.phoneNumbers[0].value' {SURROGATE}", id="unpaired surrogate in a number"),
+    pytest.param({"external_id": "u\ud800"}, f"'external_id' {SURROGATE}", id="unpaired surrogate in external_id"),
+])
+def test_a_value_a_store_cannot_hold_is_named_by_its_line_on_either_store(
+        tmp_path: Path, request: pytest.FixtureRequest, dialect: str, bad: dict[str, object], says: str) -> None:
+    url = request.getfixturevalue("postgres_server").create_schema() if dialect == "postgresql" else None
+    config = config_on(tmp_path, url)
+    line = json.dumps({**json.loads(GOOD), **bad})
+    assert refused(ingest(config, f"{GOOD}\n\n{line}\n{GOOD}\n".encode()), config, ":3") == says
 
 
 def test_help_states_the_exit_statuses() -> None:

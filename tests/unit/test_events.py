@@ -32,6 +32,12 @@ def test_a_valid_event_parses_with_its_idempotency_key():
         ({**VALID, "state": {"userName": "a", "displayName": 7}}, "'state.displayName' must be a string"),
         ({**VALID, "state": {"userName": "a", "name": "Alice"}}, "'state.name' must be an object"),
         ({**VALID, "state": {"userName": "a", "direct_groups": [1]}}, "state.direct_groups"),
+        # what a store cannot hold, refused alike whatever the store (SQLite would keep a NUL, PostgreSQL refuses it)
+        ({**VALID, "id": "hr-u1\x00"}, "'id' holds a NUL character (\\u0000), which the store cannot hold"),
+        ({**VALID, "state": {"userName": "a", "emails": [{"value": "a@b\x00"}]}}, "'state.emails[0].value' holds"),
+        ({**VALID, "cause": "x\udc00"}, "'cause' holds an unpaired surrogate ('\\udc00', half of a character)"),
+        ({**VALID, "state": {"userName": "a", "attributes": {"k\ud800": "v"}}},
+         "the key 'k\\ud800' of 'state.attributes' holds an unpaired surrogate"),
     ],
 )
 def test_malformed_events_say_what_is_wrong(event, says):
