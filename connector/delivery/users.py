@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from connector.events import UserChange
 from connector.mapping import Mapping, UnresolvedUser
@@ -31,13 +32,14 @@ class UserIdResolver:
     out (Verba may cap it) is still looked up on its own.
 
     Login names are matched exactly (the vendor does not say whether Verba's are case-sensitive). A login name no
-    user has, but that a cached one (a look-up's, or the list's) equals but for case, is unresolved with both names
-    and the fix (and no user is created for it: that would be a duplicate in all but case). Before a user is created
-    ([user_id] create_missing), every user is read (one listUsers, unless one read within `ttl` is cached: in a
-    first sync the first creation reads it for all the others), so that a login name Verba holds in another case is
-    found whatever the cache held; and when createUser answers ERROR_ALREADY_EXISTS for a login name listUsers does
-    not find, every user is read again to tell a login name in another case (Verba's may ignore case) from a user
-    listUsers leaves out.
+    user has is unresolved with the fix, and no user is created for it, when Verba holds the person under another
+    login name (`held_elsewhere`): the id last pushed for the user has another login name now (renamed in Verba, or
+    at the source), or a login name equals it but for case. Without [user_id] create_missing that is read from the
+    cache (a look-up's, or the list's). Before a user is created, every user is read (one listUsers, unless one read
+    within `ttl` is cached: in a first sync the first creation reads it for all the others), so that the person is
+    found in Verba whatever the cache held; and when createUser answers ERROR_ALREADY_EXISTS for a login name
+    listUsers does not find, every user is read again to tell a login name in another case (Verba's may ignore case)
+    from a user listUsers leaves out.
 
     A cached id is dropped as soon as Verba refuses a write that names it (`refused`): the vendor documents no answer
     for a user deleted in Verba, so any refusal may say so.
@@ -108,16 +110,16 @@ class UserIdResolver:
         return user_id
 
     def _without_user(self, login: str, change: UserChange, known: int | None, refusal: VerbaError | None) -> int:
-        """No Verba user has `login`: the id of the user created for it ([user_id] create_missing, an upsert, and no
-        Verba user has it in another case), else UnresolvedUser with the fix."""
+        """No Verba user has `login`: the id of the user created for it ([user_id] create_missing, an upsert, and Verba
+        holds the person under no other login name: `held_elsewhere`), else UnresolvedUser with the fix."""
         with self._lock:
             self._uncache(login)  # Verba says no user has it
         creating = self.mapping.create_missing_users and change.kind == "upsert"
-        other = self._in_every_case(login) if creating else self._other_case(login)
-        if other is not None:
-            raise UnresolvedUser(differs_in_case(login, other))
+        elsewhere = self._in_every_user(login, known) if creating else self._cached_elsewhere(login, known)
+        if elsewhere is not None:
+            raise UnresolvedUser(f"{elsewhere}, then replay the event")
         if creating:
-            return self._create(login, change)
+            return self._create(login, change, known)
         create = "create the user in Verba (or set [user_id] create_missing = true in the mapping)"
         if refusal is not None:
             raise UnresolvedUser(f"no Verba user has loginName {login!r} any more: Verba refused a write for Verba "
@@ -126,13 +128,14 @@ class UserIdResolver:
                    f"the source, rename that Verba user's loginName to {login!r} instead")
         raise UnresolvedUser(f"no Verba user has loginName {login!r}; {create}{renamed}, then replay the event")
 
-    def _create(self, login: str, change: UserChange) -> int:
+    def _create(self, login: str, change: UserChange, known: int | None) -> int:
         """createUser for `login` from the user's state; when Verba answers ERROR_ALREADY_EXISTS (another source of
         the same person, or another instance, created it since the look-up), the id of the user it holds.
 
         Raises UnresolvedUser when Verba says the user exists, listUsers finds nobody with that login name, and a list
-        of every user read then holds it in another case; VerbaAmbiguous (retried a few times, then a dead letter)
-        when that list does not either; and the client's VerbaErrors."""
+        of every user read then holds the person under another login name (`held_elsewhere`; `known`: the id last
+        pushed for the user); VerbaAmbiguous (retried a few times, then a dead letter) when that list does not either;
+        and the client's VerbaErrors."""
         state = change.state
         emails = [e["value"] for e in state.get("emails", []) if e.get("primary")] or [
             e["value"] for e in state.get("emails", [])
@@ -147,9 +150,9 @@ class UserIdResolver:
         if user_id is None:
             with self._listing:
                 listed = self._read_every_user()
-            other = None if listed is None else _other_case_among(login, listed)
-            if other is not None:
-                raise UnresolvedUser(differs_in_case(login, other))
+            elsewhere = None if listed is None else VerbaLogins.of(listed).held_elsewhere(login, known)
+            if elsewhere is not None:
+                raise UnresolvedUser(f"{elsewhere}, then replay the event")
             raise VerbaAmbiguous(
                 f"createUser says a Verba user with loginName {login!r} exists, but listUsers finds none: check "
                 "Verba for an inactive or invalidated user with that login name (listUsers may leave such users "
@@ -187,13 +190,27 @@ class UserIdResolver:
             cached = None if other is None or other == login else self._cache.get(other)
         return other if cached is not None and self.clock() - cached[1] < self.ttl else None
 
-    def _in_every_case(self, login: str) -> str | None:
-        """A login name Verba holds that equals `login` but for case, or None: from a list of every user read now,
-        unless one was read (or refused) within `ttl` (a list under way is waited for): then from the cache, which
-        holds that list and every look-up since. A list Verba refuses or fails to give leaves only the cache."""
+    def _login_of(self, user_id: int) -> str | None:
+        """The login name Verba answered within `ttl` for Verba user `user_id` (the newest answer), or None."""
+        now = self.clock()
+        with self._lock:
+            answers = [(at, login) for login, (cached, at) in self._cache.items()
+                       if cached == user_id and now - at < self.ttl]
+        return max(answers)[1] if answers else None
+
+    def _cached_elsewhere(self, login: str, known: int | None) -> str | None:
+        """`held_elsewhere` of `login` as the cache tells it."""
+        return held_elsewhere(login, known, None if known is None else self._login_of(known), self._other_case(login))
+
+    def _in_every_user(self, login: str, known: int | None) -> str | None:
+        """`held_elsewhere` of `login` from a list of every user read now, unless one was read (or refused) within
+        `ttl` (a list under way is waited for): then from the cache, which holds that list and every look-up since. A
+        list Verba refuses or fails to give leaves only the cache."""
         with self._listing:
             listed = self._read_every_user() if self.clock() - self._listed_at >= self.ttl else None
-        return self._other_case(login) if listed is None else _other_case_among(login, listed)
+        if listed is None:
+            return self._cached_elsewhere(login, known)
+        return VerbaLogins.of(listed).held_elsewhere(login, known)
 
     def _cached(self, login: str) -> int | None:
         with self._lock:
@@ -242,15 +259,35 @@ class UserIdResolver:
         return listed
 
 
-def differs_in_case(login: str, other: str) -> str:
-    """Why `login` is unresolved when Verba has `other`, the same but for case, and the fix."""
-    return (f"no Verba user has loginName {login!r}; Verba has {other!r}, which differs only in case: fix the case at "
-            "the source or in Verba (do not create another user), then replay the event")
+@dataclasses.dataclass(frozen=True)
+class VerbaLogins:
+    """The login names of Verba's users, from one list of every user (VerbaClient.every_user)."""
+
+    by_id: dict[int, str]  # Verba user id -> its login name
+    by_folded: dict[str, str]  # casefold() -> a login name that folds to it
+
+    @classmethod
+    def of(cls, users: Iterable[ListedUser]) -> VerbaLogins:
+        named = [(user.user_id, user.login_name) for user in users if user.login_name is not None]
+        return cls(dict(named), {login.casefold(): login for _, login in named})
+
+    def held_elsewhere(self, login: str, known: int | None) -> str | None:
+        """`held_elsewhere` of `login` as this list tells it."""
+        other = self.by_folded.get(login.casefold())
+        return held_elsewhere(login, known, None if known is None else self.by_id.get(known),
+                              None if other == login else other)
 
 
-def _other_case_among(login: str, users: list[ListedUser]) -> str | None:
-    """The login name of one of `users` that equals `login` but for case, or None."""
-    folded = login.casefold()
-    return next((user.login_name for user in users
-                 if user.login_name is not None and user.login_name != login and user.login_name.casefold() == folded),
-                None)
+def held_elsewhere(login: str, known: int | None, known_as: str | None, other_case: str | None) -> str | None:
+    """Why no Verba user may be created for `login`, which no Verba user has: Verba holds the person under another
+    login name, and a creation would make them a second Verba user. Either `known_as`, the login name Verba user
+    `known` (the id last pushed for them) has now, is not `login` (renamed in Verba, or at the source; the same:
+    that user was deleted since Verba answered), or `other_case` equals `login` but for case. The message ends with
+    the fix, to which the caller adds the step after it; None when neither."""
+    if known_as is not None and known_as != login:
+        return (f"no Verba user has loginName {login!r}, but Verba user {known}, last pushed for it, now has loginName "
+                f"{known_as!r}: make the two names match, in Verba or at the source (do not create another user)")
+    if other_case is not None:
+        return (f"no Verba user has loginName {login!r}; Verba has {other_case!r}, which differs only in case: fix the "
+                "case at the source or in Verba (do not create another user)")
+    return None

@@ -126,6 +126,21 @@ def test_a_user_renamed_at_the_source_is_told_to_rename_its_verba_user(client: V
                                       "replay the event")
 
 
+def test_a_new_login_name_of_a_user_verba_answered_under_the_old_one_is_told_to_make_the_names_match(
+        sim: Sim, client: VerbaClient) -> None:
+    """bob@example.com was looked up (Verba user 4, pushed); the source now says robert@example.com, no Verba user's:
+    "create the user in Verba" came first, inviting a second Verba user of him. The cache answers: no list is read."""
+    users = resolver(client)
+    assert users.resolve(change("bob@example.com"), None) == 4
+    with pytest.raises(UnresolvedUser) as caught:
+        users.resolve(change("robert@example.com"), 4)
+    assert str(caught.value) == (
+        "no Verba user has loginName 'robert@example.com', but Verba user 4, last pushed for it, now has loginName "
+        "'bob@example.com': make the two names match, in Verba or at the source (do not create another user), then "
+        "replay the event")
+    assert list_calls(sim) == ["bob@example.com", "robert@example.com"]
+
+
 def test_without_a_cache_no_list_is_read(sim: Sim, client: VerbaClient) -> None:
     """user_cache_seconds = 0: ids are never reused, so a list of every user would serve nothing."""
     joiners = add_users(sim, BURST + 5)
