@@ -24,16 +24,18 @@ The report lists those apart (`in_conflict`).
 A user is not checked while a change of it waits to be pushed or is pushed now, while its newest change is a dead
 letter or held (a repair would die or overtake it the same way), when its state cannot be mapped, when Verba's list of
 every user holds it under another loginName (the id last pushed, or the same name but for case: creating one would
-make a second Verba user of the person), or when Verba failed to answer about it. A user the mapping does not record
-(a leaver) needs no Verba user: without one it is in step. A user every event of which was discarded is left
-out on purpose, counted apart (`discarded`), not as unchecked. A check stops when Verba fails as a whole
-(OUTAGE_STREAK users in a row), rather than asking each remaining user.
+make a second Verba user of the person; `held_elsewhere` in connector/delivery/users.py decides it for delivery too; a
+check of some users reads that list the first time it finds a user without a Verba user), or when Verba failed to
+answer about it. A user the mapping does not record (a leaver) needs no Verba user: without one it is in step. A user
+every event of which was discarded is left out on purpose, counted apart (`discarded`), not as unchecked. A check
+stops when Verba fails as a whole (OUTAGE_STREAK users in a row), rather than asking each remaining user.
 
 A check writes nothing to Verba. A repair queues a fresh, forced event of each drifted user's
 current state, so the normal delivery path (ownership rules, the stop-recording guard) writes the
 fix; an extra is first remembered as pushed for its user, so that push stops recording it. The push of a user
-without a Verba user creates it with [user_id] create_missing; without, it is a dead letter (unresolved_user) that
-says how to fix it, and stays in `connector status --check` until someone does.
+without a Verba user creates it with [user_id] create_missing (unless Verba holds the person under another loginName
+by then); without, it is a dead letter (unresolved_user) that says how to fix it, and stays in
+`connector status --check` until someone does.
 
 A scheduled check that fails (Verba failing as a whole mid-run: DriftStopped; a store error) is recorded as a
 DriftFailure: `connector status`, `status --check` and the metrics show it until a check is recorded after it.
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +59,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.config import DriftConfig
+from connector.delivery.users import VerbaLogins
 from connector.errors import ConnectorError, counted
 from connector.events import UserChange
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
@@ -227,13 +231,31 @@ class _User:
         return f"{self.source}/{self.external_id}"
 
 
+class _Logins:
+    """Verba's login names (VerbaLogins): from the list of every user a check of every user reads up front, or (a
+    check of some users) from one list read the first time a user without a Verba user is found."""
+
+    def __init__(self, client: VerbaClient, directory: dict[str, ListedUser] | None) -> None:
+        self.client = client
+        self._logins = None if directory is None else VerbaLogins.of(directory.values())
+        self._lock = threading.Lock()
+
+    def get(self) -> VerbaLogins:
+        """Raises VerbaAuthError and VerbaUnreachable as verba_directory does (the next user asks again)."""
+        with self._lock:
+            if self._logins is None:
+                listed = verba_directory(self.client, "drift check (who has a Verba user under another loginName)",
+                                         extensions=False)
+                self._logins = VerbaLogins.of(listed.values())
+            return self._logins
+
+
 @dataclasses.dataclass(frozen=True)
 class _Reads:
-    """What a check reads once, up front, for every user it checks."""
+    """What a check reads once for every user it checks: up front, or (`logins`) when first needed."""
 
     directory: dict[str, ListedUser]  # Verba's users by login name ({}: each user is asked on its own)
-    logins: dict[int, str]  # the login names of `directory` by Verba user id
-    folded: dict[str, str]  # the login names of `directory` by their casefold()
+    logins: _Logins  # Verba's login names: who holds a user without a Verba user under another login name
     listed_at: float  # when `directory` was read
     waiting: set[tuple[str, str, str]]  # (source, external_id, extension) of the open conflicts
     held: dict[tuple[str, str], int]  # the newest held event's id of each user that has one
@@ -252,7 +274,8 @@ class DriftCheck:
               progress: Callable[[int], None] = lambda n: None,
               begin: Callable[[int], None] = lambda total: None) -> DriftReport:
         """Check `users` ((source, external_id)), or every user the connector knows if None: Verba's users are then
-        read with one listUsers, else one by one. `begin(total)` is called once those reads up front are done, as
+        read with one listUsers, else one by one (and every user's login name with one listUsers, the first time a
+        user without a Verba user is found). `begin(total)` is called once those reads up front are done, as
         the `total` users start to be checked, then `progress(n)` as n more users are checked (a progress bar's
         time estimate counts from `begin`). A user Verba fails to answer about is not checked (VERBA_FAILED).
         Raises VerbaError when Verba cannot be read at all (its list of every user: unreachable, or refusing the
@@ -261,8 +284,7 @@ class DriftCheck:
         targets = self.store.user_keys() if users is None else list(users)
         listed_at = time.time()
         directory = verba_directory(self.client, "drift check") if users is None else {}
-        reads = _Reads(directory, {u.user_id: login for login, u in directory.items()},
-                       {login.casefold(): login for login in directory}, listed_at,
+        reads = _Reads(directory, _Logins(self.client, directory if users is None else None), listed_at,
                        {(c.claimant.source, c.claimant.external_id, c.extension)
                         for c in self.store.open_conflicts(limit=EVERY)}, self._held())
         report.total = len(targets)
@@ -383,11 +405,11 @@ class DriftCheck:
                             reads: _Reads) -> None:
         """No Verba user has `login`, the user's login name (`known`: the Verba id last pushed for it): in step when
         the mapping records the user nowhere (a leaver: nothing to record, no one to record it on); not checked
-        (UNRESOLVED) when Verba's list of every user holds the person under another login name; else drift
-        "no_user". Raises MappingFailure as the mapping does."""
+        (UNRESOLVED) when Verba's list of every user holds the person under another login name (`held_elsewhere`);
+        else drift "no_user". Raises MappingFailure as the mapping does, and VerbaError as reading that list does."""
         if not self.mapping.records_anything(change):
             return
-        elsewhere = _elsewhere(login, known, reads)
+        elsewhere = reads.logins.get().held_elsewhere(login, known)
         if elsewhere is not None:
             user.unchecked = (UNRESOLVED, elsewhere)
             return
@@ -521,14 +543,14 @@ class VerbaUser:
     held: list[dict[str, Any]] | None  # the extensions Verba links to that login (see VerbaClient.listed_user)
 
 
-def verba_directory(client: VerbaClient, purpose: str) -> dict[str, ListedUser]:
-    """Verba's users by login name, with their extensions, from one listUsers without criterion (see
-    VerbaClient.every_user); {} when Verba refuses that list or cannot give it, said in a warning that names
-    `purpose` (then each user is asked on its own). A login name listed twice is left out (asked on its own, it
-    raises what the client raises for it). Raises VerbaAuthError and VerbaUnreachable: asking each user cannot
+def verba_directory(client: VerbaClient, purpose: str, extensions: bool = True) -> dict[str, ListedUser]:
+    """Verba's users by login name, with their extensions (unless not `extensions`), from one listUsers without
+    criterion (see VerbaClient.every_user); {} when Verba refuses that list or cannot give it, said in a warning that
+    names `purpose` (then each user is asked on its own). A login name listed twice is left out (asked on its own,
+    it raises what the client raises for it). Raises VerbaAuthError and VerbaUnreachable: asking each user cannot
     help then."""
     try:
-        listed = client.every_user(extensions=True)
+        listed = client.every_user(extensions=extensions)
     except (VerbaAuthError, VerbaUnreachable):
         raise
     except VerbaError as exc:
@@ -558,22 +580,6 @@ def _first_line(text: str, limit: int = 200) -> str:
     """The first line of an error's message, at most `limit` characters ("..." ends one cut short)."""
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[:limit - 3] + "..."
-
-
-def _elsewhere(login: str, known: int | None, reads: _Reads) -> str | None:
-    """What Verba's list of every user (`reads`) holds of a person no Verba user has the `login` of: the Verba user
-    `known` (the id last pushed for them) under another login name, or a login name equal to `login` but for case;
-    None when neither (or no list was read). Either way the person has a Verba user, and creating one would make
-    it two."""
-    renamed = None if known is None else reads.logins.get(known)
-    if renamed is not None and renamed != login:  # (equal: the user was deleted since the list was read)
-        return (f"no Verba user has loginName {login!r}, but Verba user {known}, last pushed for it, now has loginName "
-                f"{renamed!r}: make the two names match, in Verba or at the source (do not create another user)")
-    other = reads.folded.get(login.casefold())
-    if other is not None and other != login:
-        return (f"no Verba user has loginName {login!r}; Verba has {other!r}, which differs only in case: fix the "
-                "case at the source or in Verba (do not create another user)")
-    return None
 
 
 def _extras(user: _User, wanted: set[str]) -> list[Drift]:

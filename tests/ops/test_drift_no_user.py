@@ -1,7 +1,8 @@
 """A user Verba lost (no Verba user has its loginName any more: deleted or renamed in Verba): drift, not a quiet "not
 checked", as that person is recorded nowhere. With [user_id] create_missing a repair creates the user, then its
 extensions; without, `connector drift` and `status --check` give the fix. A leaver needs no Verba user, and a person
-Verba holds under another loginName is not created twice (connector/ops/drift.py, `connector drift`)."""
+Verba holds under another loginName is not created twice, by a check of every user or of some (connector/ops/drift.py,
+`connector drift`)."""
 
 from __future__ import annotations
 
@@ -163,3 +164,40 @@ def test_a_person_verba_holds_under_another_login_name_is_not_called_lost(
     assert report.drifts == [] and report.unchecked == [Unchecked(
         "test/u-bob", UNRESOLVED, "no Verba user has loginName 'bob@example.com'; Verba has 'Bob@Example.com', "
         "which differs only in case: fix the case at the source or in Verba (do not create another user)")]
+
+
+def test_a_check_of_some_users_finds_a_person_verba_holds_under_another_login_name_and_its_repair_creates_nobody(
+        deliverer: Deliverer, simulator: Simulator, tmp_path: Path) -> None:
+    """`drift --user` read no list of every user: bob, renamed robert@ in Verba, was no_user, and its repair created a
+    second Verba user bob@ and moved his extension to it, every event done. carol, deleted in Verba, is created."""
+    simulator.add_user("carol@example.com", id=5)
+    deliverer.store.enqueue([user("u-bob", "bob@example.com", phones=(BOB,)),
+                             user("u-carol", "carol@example.com", phones=(CAROL,))])
+    drain(deliverer)
+    verba_keeps_only(simulator, [{"id": 3, "loginName": "alice@example.com", "eid": "0000"},
+                                 {"id": 4, "loginName": "robert@example.com", "eid": "0000"}])
+    config = creating(tmp_path, simulator)
+
+    done = run(config, "drift", "--user", "test/u-bob", "--user", "test/u-carol", "--repair", "--reason", "r")
+    assert done.exit_code == 3, done.output
+    out = done.stdout.splitlines()
+    assert out[1:6] == [
+        "no Verba user has its loginName (1):",
+        "  test/u-carol: no Verba user has loginName 'carol@example.com' (it was Verba user 5 when last pushed), so it "
+        "is recorded on none of its extensions: a repair creates it ([user_id] create_missing = true), then its "
+        "extensions",
+        "not checked (1 user; `--json` lists every one):",
+        "  its Verba user cannot be found (1):",
+        "    test/u-bob: no Verba user has loginName 'bob@example.com', but Verba user 4, last pushed for it, now has "
+        "loginName 'robert@example.com': make the two names match, in Verba or at the source (do not create another "
+        "user)"], done.stdout
+    assert "repair: queued 1 user (event " in done.stdout
+    assert [c["loginName"] or "" for c in simulator.calls("listUsers")].count("") == 1  # read once, for carol
+
+    drain(later(deliverer, config))
+    assert sorted(u["loginName"] for u in simulator.users()) == ["alice@example.com", "carol@example.com",
+                                                                 "robert@example.com"]
+    [carol] = simulator.users("carol@example.com")
+    extensions = simulator.extensions()
+    assert (extensions[BOB]["user_id"], extensions[CAROL]["user_id"]) == (4, carol["id"])
+    assert deliverer.store.list_events(state=EventState.DEAD) == []
