@@ -343,10 +343,11 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     --dry-run needs none). A done event is replayed by id only while it has an open extension conflict; a discarded
     event by id undoes its discard (audited); one already queued (pending or in flight: replayed before, say), or
     replayed before and delivered since (done), is said to be, and left as it is (running it twice is harmless; a
-    done one never replayed is an error). --wait says why those still undelivered are: pushed now, waiting behind a
-    held event of their user, not due yet (paced by --rate: when the last is due), or due and claimed by no
-    connector. By --cause or --state, every matching event is
-    replayed, 100,000 at a time (a line on stderr between batches). A replay and its dry run warn (stderr) when
+    done one never replayed is an error). Nothing of a user is pushed while an event of theirs is held: replayed or
+    already queued events of such a user are named with the held event they wait behind. --wait says why those still
+    undelivered are: pushed now, waiting behind a held event of their user, not due yet (paced by --rate: when the
+    last is due), or due and claimed by no connector. By --cause or --state, every matching event is replayed,
+    100,000 at a time (a line on stderr between batches). A replay and its dry run warn (stderr) when
     a running instance started before the mapping file last changed: it delivers the replay with the mapping as it
     was, so restart it first.
     """
@@ -361,8 +362,8 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     with open_configured_store(config) as store:
         first, batches, delivered = _replayable(store, event_ids, cause, state)
         queued = [e.id for e in first if e.state in QUEUED]  # by id, replayed before: a rerun has nothing to do
-        if queued:
-            click.echo(already_queued(first))
+        for line in already_queued(first):
+            click.echo(line)
         for line in delivered.values():
             click.echo(line)
         chosen = [e for e in first if e.state not in QUEUED]
@@ -400,11 +401,15 @@ def _replay(store: Store, batches: Iterable[list[StoredEvent]], *, operator: str
 
     count, events = act_in_batches(batches, replay_batch, doing="replaying", done="queued", progress=_progress)
     undone = [str(e.id) for e in events if e.state is EventState.DISCARDED]
+    said = held_back(store, events, "replayed")  # those of a user with a held event are not delivered yet
     click.echo(
         f"replaying {count} event(s)"
         + (f" ({len(events) - count} were replayed meanwhile by someone else)" if count < len(events) else "")
         + (f"; the discard of {', '.join(undone)} is undone" if undone else "")
+        + (f"; {said[0]}" if said else "")
     )
+    for line in said[1:]:
+        click.echo(f"  {line}")
     return [e.id for e in events]
 
 
@@ -620,8 +625,8 @@ def events_approve(config_path: str, event_ids: tuple[int, ...], source: str | N
     batches). Running it again is harmless: an event named by id that is already queued (approved before) is said
     to be, and one approved before and delivered since (done) is said to be, naming who approved it and when; both
     are left as they are (exit 0). A done event never approved is an error (exit 1). Nothing of a user is pushed
-    while an event of theirs is held: approved events of a user with another held event wait behind it, and are
-    named with it."""
+    while an event of theirs is held: approved (or already queued) events of a user with another held event wait
+    behind it, and are named with it."""
     _named_once(event_ids, {"--source": source, "--cause": cause, "--all": approve_all},
                 "give the ids of held events, --source S, --cause C or --all (see `connector events list --state "
                 "held`)")
@@ -644,9 +649,10 @@ def events_approve(config_path: str, event_ids: tuple[int, ...], source: str | N
                            [EventState.HELD, *((*QUEUED, EventState.DONE) if event_ids else ())], source=source,
                            rule="only held events can be approved"),
             approve_batch, doing="approving", done="approved", progress=_progress)
-        said = held_back(store, [e for e in events if e.state is EventState.HELD]) if count else []
+        said = (held_back(store, [e for e in events if e.state is EventState.HELD], "approved")
+                or ["the connector delivers them now"]) if count else []
     queued = already_queued(events)  # by id, approved before: a rerun has nothing to do
-    for line in ([queued] if queued else []) + list(delivered.values()):
+    for line in queued + list(delivered.values()):
         click.echo(line)
     if count:
         click.echo(f"approved {count} held event(s); {said[0]}")

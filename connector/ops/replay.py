@@ -28,6 +28,8 @@ QUEUED = (EventState.PENDING, EventState.IN_FLIGHT)  # an approve or replay by i
 SHOWN_IN_FULL = 20  # users a line each describes (`discarded_newest`, `held_back`); the rest in one line
 # Causes --cause takes whether or not an event has one now: the events of open conflicts, and the guards' holds.
 NAMED_CAUSES = frozenset({CONFLICT_CAUSE, MASS_CHANGE_CAUSE, GUARD_CAUSE})
+# Why events waiting behind a held event of their user are not delivered, and what to do: said after naming them.
+HELD_FIRST = "nothing of a user is pushed while an event of theirs is held, so approve or discard that one"
 
 
 class ActionError(ConnectorError):
@@ -110,12 +112,48 @@ def act_in_batches(batches: Iterable[list[StoredEvent]], act: Callable[[list[Sto
     return count, events
 
 
-def already_queued(events: Sequence[StoredEvent]) -> str:
-    """"already queued: 3, 5 (...)" for the `events` a replay or an approval by id found pending or in flight
-    (replayed or approved before, or still retried), whose rerun has nothing to do; "" when none is."""
-    queued = [str(e.id) for e in events if e.state in QUEUED]
-    return (f"already queued: {', '.join(queued)} (pending or in flight: the connector delivers them; `connector "
-            "events show ID` says when it next tries)") if queued else ""
+def already_queued(events: Sequence[StoredEvent]) -> list[str]:
+    """What a replay or an approval by id says of the `events` (as it read them) it found pending or in flight
+    (replayed or approved before, or still retried), whose rerun has nothing to do. Those the connector delivers:
+    "already queued: 3, 5 (...)"; those that wait behind a held event of their user (`behind_held`), of whom nothing
+    is pushed until an operator decides it: a line naming them, then a line per user naming the held event
+    (`behind_held_lines`). [] when none is queued."""
+    queued = [e for e in events if e.state in QUEUED]
+    waiting = behind_held(queued)
+    stuck = {e.id for held in waiting.values() for e in held}
+    moving = [str(e.id) for e in queued if e.id not in stuck]
+    lines = [f"already queued: {', '.join(moving)} (pending or in flight: the connector delivers them; `connector "
+             "events show ID` says when it next tries)"] if moving else []
+    if waiting:
+        lines.append("already queued but waiting behind a held event of their user: "
+                     f"{', '.join(str(e.id) for e in queued if e.id in stuck)}; {HELD_FIRST}:")
+        lines += [f"  {line}" for line in behind_held_lines(waiting, "queued")]
+    return lines
+
+
+def behind_held(events: Iterable[StoredEvent]) -> dict[int, list[StoredEvent]]:
+    """The pending `events` that wait behind a held event of their user, by that event: held event id -> them,
+    oldest first. The one rule every message that says whether events will be delivered follows: the store's
+    `waits_behind` (the user's first held event; a claim takes none of the user's events while it is held), so
+    `events` must be read after the write that queued them."""
+    waiting: dict[int, list[StoredEvent]] = {}
+    for event in sorted(events, key=lambda e: e.id):
+        if event.state is EventState.PENDING and event.waits_behind is not None:
+            waiting.setdefault(event.waits_behind, []).append(event)
+    return waiting
+
+
+def behind_held_lines(waiting: dict[int, list[StoredEvent]], what: str) -> list[str]:
+    """`waiting` (from `behind_held`), a line per user (one held event is one user's), as "hr/u7 (u7@example.com)
+    waits behind held event 4, with approved event(s) 5, 6 (approve or discard it: `connector events show 4`)"
+    (`what`: "approved"), for the first SHOWN_IN_FULL users, then how many more."""
+    lines = [f"{_name(events[0])} waits behind held event {held}, with {what} event(s) "
+             f"{', '.join(str(e.id) for e in events)} (approve or discard it: `connector events show {held}`)"
+             for held, events in list(waiting.items())[:SHOWN_IN_FULL]]
+    if len(waiting) > SHOWN_IN_FULL:
+        lines.append(f"... and {len(waiting) - SHOWN_IN_FULL} more user(s): `connector events list --state held` "
+                     "lists the held events")
+    return lines
 
 
 PAST = {"approve": "approved", "replay": "replayed"}  # the operator's actions that queue events again
@@ -137,34 +175,22 @@ def delivered_reruns(store: EventLog, events: Sequence[StoredEvent], action: str
     return lines
 
 
-def held_back(store: EventLog, approved: Sequence[StoredEvent]) -> list[str]:
-    """What approving `approved` delivers, to follow "approved 3 held event(s); ": "the connector delivers them now";
-    but nothing of a user is pushed while an event of theirs is held (the store's `waits_behind`), so when some of
-    them still wait behind a held event of their user, which users, then a line per such user naming the held event:
-    "hr/u7 (u7@example.com) waits behind held event 4, with approved event(s) 5, 6 (approve or discard it:
-    `connector events show 4`)", for the first SHOWN_IN_FULL users, then how many more. Reads the newest MAX_SELECTED
-    held events once, after the approval."""
-    first_held: dict[tuple[str, str], int] = {}
-    for event in store.list_events(state=EventState.HELD, limit=MAX_SELECTED) if approved else ():
-        first_held[_user(event)] = min(event.id, first_held.get(_user(event), event.id))
-    waiting: dict[tuple[str, str], list[StoredEvent]] = {}
-    for event in approved:
-        if _user(event) in first_held:
-            waiting.setdefault(_user(event), []).append(event)
+def held_back(store: EventLog, queued: Sequence[StoredEvent], what: str) -> list[str]:
+    """What is not delivered of the events just queued, `queued` as read before (held events approved, dead ones
+    replayed; `what` says which: "approved"): when some wait behind a held event of their user (`behind_held`, on
+    them as read now), which users, to follow "approved 3 held event(s); " ("none is delivered yet: they are of 1
+    user with a held event; ..."), then a line per such user naming the held event (`behind_held_lines`); [] when the
+    connector delivers them all. Reads the newest MAX_SELECTED held events once, then only the events of `queued`
+    whose user has one of them."""
+    held_users = {_user(e) for e in store.list_events(state=EventState.HELD, limit=MAX_SELECTED)} if queued else set()
+    now = [e for e in (store.get_event(e.id) for e in queued if _user(e) in held_users) if e is not None]
+    waiting = behind_held(now)
     if not waiting:
-        return ["the connector delivers them now"]
-    users = f"{counted(len(waiting), 'user')} with a held event left"
-    now = (f"none is delivered yet: they are of {users}" if sum(map(len, waiting.values())) == len(approved) else
-           f"the connector delivers them now, except those of {users}")
-    lines = [f"{now}; nothing of a user is pushed while an event of theirs is held, so approve or discard that one "
-             "too:"]
-    lines += [f"{_name(events[0])} waits behind held event {first_held[user]}, with approved event(s) "
-              f"{', '.join(str(e.id) for e in events)} (approve or discard it: `connector events show "
-              f"{first_held[user]}`)" for user, events in list(waiting.items())[:SHOWN_IN_FULL]]
-    if len(waiting) > SHOWN_IN_FULL:
-        lines.append(f"... and {len(waiting) - SHOWN_IN_FULL} more user(s): `connector events list --state held` "
-                     "lists the held events")
-    return lines
+        return []
+    users = f"{counted(len(waiting), 'user')} with a held event"
+    said = (f"none is delivered yet: they are of {users}" if sum(map(len, waiting.values())) == len(queued) else
+            f"the connector delivers them now, except those of {users}")
+    return [f"{said}; {HELD_FIRST}:", *behind_held_lines(waiting, what)]
 
 
 def newer_changes(store: EventLog, held: Sequence[StoredEvent]) -> dict[int, list[StoredEvent]]:

@@ -60,16 +60,16 @@ def test_approving_some_held_events_of_a_user_with_another_held_one_names_the_on
     alone = run(config, "events", "approve", str(second), "--reason", "CHG-9")
     assert alone.exit_code == 0, alone.output
     assert alone.output.splitlines() == [
-        "approved 1 held event(s); none is delivered yet: they are of 1 user with a held event left; nothing of a "
-        "user is pushed while an event of theirs is held, so approve or discard that one too:", f"  {waits}"]
+        "approved 1 held event(s); none is delivered yet: they are of 1 user with a held event; nothing of a user is "
+        "pushed while an event of theirs is held, so approve or discard that one:", f"  {waits}"]
     assert claimed_users(store) == []
 
     [third] = store.enqueue([change("u7", active=False)], state=EventState.HELD)
     both = run(config, "events", "approve", str(third), str(other), "--reason", "CHG-9")
     assert both.exit_code == 0, both.output
     assert both.output.splitlines() == [
-        "approved 2 held event(s); the connector delivers them now, except those of 1 user with a held event left; "
-        "nothing of a user is pushed while an event of theirs is held, so approve or discard that one too:",
+        "approved 2 held event(s); the connector delivers them now, except those of 1 user with a held event; "
+        "nothing of a user is pushed while an event of theirs is held, so approve or discard that one:",
         f"  entra/u7 (u7@example.com) waits behind held event {first}, with approved event(s) {third} (approve or "
         f"discard it: `connector events show {first}`)"]
     assert claimed_users(store) == ["u8"]

@@ -110,6 +110,45 @@ def test_replaying_again_after_the_delivery_says_who_replayed_it_and_exits_0(con
            "replay; nothing was changed" in refused.output
 
 
+def test_a_rerun_says_which_queued_events_wait_behind_another_held_event_of_their_user(
+        config: Path, store: Store) -> None:
+    [first, second] = store.enqueue([change("u1"), change("u1")], state=EventState.HELD)  # two holds of one user
+    [free] = dead(store, "u2")
+    assert run(config, "events", "approve", str(first), "--reason", "CHG-7").exit_code == 0
+    assert run(config, "events", "replay", str(free), "--reason", "fixed").exit_code == 0
+    waits = (f"hr/u1 (u1@example.com) waits behind held event {second}, with queued event(s) {first} (approve or "
+             f"discard it: `connector events show {second}`)")
+    said = [f"already queued: {free} (pending or in flight: the connector delivers them; `connector events show ID` "
+            "says when it next tries)",
+            f"already queued but waiting behind a held event of their user: {first}; nothing of a user is pushed "
+            "while an event of theirs is held, so approve or discard that one:", f"  {waits}"]
+
+    approved = run(config, "events", "approve", str(first), str(free), "--reason", "CHG-7")
+    assert approved.exit_code == 0 and approved.output.splitlines() == said, approved.output
+    replayed = run(config, "events", "replay", str(first), str(free), "--reason", "CHG-7")
+    assert replayed.exit_code == 0 and replayed.output.splitlines() == said, replayed.output
+    assert run(config, "events", "approve", str(first), "--reason", "CHG-7").output.splitlines() == said[1:]
+    deliver(store)  # as the connector would: u2's is pushed, u1's waits
+    assert [store.get_event(i).state for i in (first, second, free)] == [
+        EventState.PENDING, EventState.HELD, EventState.DONE]
+
+
+def test_a_replay_says_which_replayed_events_wait_behind_a_held_event_of_their_user(
+        config: Path, store: Store) -> None:
+    behind, free = dead(store, "u1", "u2")
+    [held] = store.enqueue([change("u1")], state=EventState.HELD)  # the guard holds u1's later change
+    result = run(config, "events", "replay", str(behind), str(free), "--reason", "fixed")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "replaying 2 event(s); the connector delivers them now, except those of 1 user with a held event; nothing of "
+        "a user is pushed while an event of theirs is held, so approve or discard that one:",
+        f"  hr/u1 (u1@example.com) waits behind held event {held}, with replayed event(s) {behind} (approve or "
+        f"discard it: `connector events show {held}`)"], result.output
+    deliver(store)
+    assert [store.get_event(i).state for i in (behind, free)] == [
+        EventState.PENDING, EventState.DONE]
+
+
 def test_a_wait_ended_by_a_rate_says_when_the_last_is_due_apart_from_those_nobody_claims(
         config: Path, store: Store) -> None:
     ids = dead(store, "u1", "u2", "u3")
