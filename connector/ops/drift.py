@@ -37,8 +37,9 @@ without a Verba user creates it with [user_id] create_missing (unless Verba hold
 by then); without, it is a dead letter (unresolved_user) that says how to fix it, and stays in
 `connector status --check` until someone does.
 
-A scheduled check that fails (Verba failing as a whole mid-run: DriftStopped; a store error) is recorded as a
-DriftFailure: `connector status`, `status --check` and the metrics show it until a check is recorded after it.
+A scheduled check that fails (Verba failing as a whole mid-run: DriftStopped; a store error), or that checks no
+user (Verba failing for each, every user waiting for a push), is recorded as a DriftFailure with why:
+`connector status`, `status --check` and the metrics show it until a check is recorded after it.
 A check of every user is recorded as the last check (DriftRun: `connector status`, the metrics, `status --check`);
 a check of some users (`connector drift --user`) is not, so that it never hides what the last full check found, nor
 is a check that left every user unchecked (during a backlog, every user may wait for a push): it found nothing out.
@@ -182,6 +183,14 @@ class DriftReport:
         for user in self.unchecked:
             groups.setdefault(user.reason, []).append(user)
         return dict(sorted(groups.items(), key=lambda group: -len(group[1])))
+
+    def why_unchecked(self) -> str:
+        """Why users were not checked, each reason with its count and the first user's detail, e.g. "26 users not
+        checked: Verba failed to answer about it: check it again (`connector drift --user USER`) (the first:
+        test/u-0: listUsers answered ERROR_GENERAL)"; "" when every user was checked."""
+        return "; ".join(f"{counted(len(group), 'user')} not checked: {reason}"
+                         + (f" (the first: {group[0].user}: {_first_line(group[0].detail)})" if group[0].detail else "")
+                         for reason, group in self.unchecked_by_reason().items())
 
     def figures(self) -> str:
         """What the check counted, e.g. "33001 users: 3001 compared with Verba (3001 extensions), 30000 with no
@@ -483,9 +492,10 @@ class DriftSchedule:
             self.scheduler.shutdown(wait=True)
 
     def run_once(self) -> DriftReport | None:
-        """One scheduled check (and repair); None when another instance runs it or it failed: logged, and recorded
-        as the last failed check (`connector status`, `status --check` and the metrics show it until a check is
-        recorded after it)."""
+        """One scheduled check (and repair); None when another instance runs it or it failed. A check that failed,
+        or that checked no user (its report is returned), is logged and recorded as the last failed check, with why
+        (`connector status`, `status --check` and the metrics show it until a check is recorded after it): one that
+        checked nobody found nothing out, and night after night it would otherwise go unseen."""
         started = time.time()
         try:
             if not self.leads("drift"):
@@ -496,20 +506,21 @@ class DriftSchedule:
             recorded = self.check.record(report, "schedule")
         except Exception as exc:  # the schedule goes on; the next run checks again
             log.error("drift check failed: %s", exc, exc_info=not isinstance(exc, ConnectorError))
-            self._note_failure(started, exc)
+            self._note_failure(started, str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}")
             return None
         counts = ", ".join(f"{kind} {n}" for kind, n in report.counts.items() if n)
-        why = "; ".join(f"{len(users)}: {reason}" for reason, users in report.unchecked_by_reason().items())
+        why = report.why_unchecked()
         log.log(logging.WARNING if report.drifts or report.unchecked else logging.INFO,
                 "drift check: %s: %s%s%s%s%s", report.figures(), report.verdict(), f" ({counts})" if counts else "",
-                f"; not checked: {why} (`connector drift` lists them)" if why else "",
+                f"; {why} (`connector drift` lists them)" if why else "",
                 "" if report.repaired is None else f"; {counted(report.repaired, 'user')} queued for repair",
-                "" if recorded else "; not recorded as the last check: no user could be checked")
+                "" if recorded else "; recorded as a failed check: no user could be checked")
+        if not recorded:
+            self._note_failure(report.started_at, f"no user could be checked: {why}")
         return report
 
-    def _note_failure(self, started: float, exc: Exception) -> None:
+    def _note_failure(self, started: float, why: str) -> None:
         """Record the failed check in the store, unless the store is what fails (then the log says it alone)."""
-        why = str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
         try:
             self.check.store.add_drift_failure(DriftFailure(started, time.time(), _first_line(why, limit=500)))
         except ConnectorError as error:

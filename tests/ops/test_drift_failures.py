@@ -94,3 +94,32 @@ def test_a_scheduled_check_the_store_failed_says_so(
     monkeypatch.undo()
     [problem] = checked(deliverer, config_path)
     assert "and no check has been recorded since: database is locked: see `connector status`" in problem, problem
+
+
+def test_a_scheduled_check_that_checks_nobody_shows_failed_with_why_until_a_check_is_recorded_after_it(
+        deliverer: Deliverer, simulator: Simulator, config_path: Path, schedule: DriftSchedule) -> None:
+    """Verba answers every listUsers ERROR_GENERAL: each user "not checked", no exception. Such a check was neither
+    recorded nor shown as failed: status kept showing the older check as fine, the metric stayed 0, `status --check`
+    passed, and a nightly check could check nobody for days unseen."""
+    assert schedule.run_once() is not None
+    [good] = drift_lines(config_path)
+
+    simulator.fault(operation="listUsers", status="ERROR_GENERAL", message="index rebuilding")
+    report = schedule.run_once()
+    assert report is not None and report.nothing_checked and report.total == 5
+    [problem] = checked(deliverer, config_path)
+    assert problem.startswith("the scheduled drift check failed at "), problem
+    assert ("and no check has been recorded since: no user could be checked: 5 users not checked: Verba failed to "
+            "answer about it: check it again (`connector drift --user USER`) (the first: test/u-") in problem
+    assert "listUsers answered ERROR_GENERAL: index rebuilding" in problem
+    assert run(config_path, "status", "--check").exit_code == 3
+    lines = drift_lines(config_path)
+    assert lines[0] == good  # the last check that checked someone, as it was
+    assert lines[1].startswith("drift: FAILED: the scheduled drift check failed at ") and \
+        "no user could be checked: 5 users not checked: " in lines[1]
+    assert failing(deliverer) == "connector_drift_check_failing 1.0"
+
+    simulator.clear_faults()
+    assert schedule.run_once() is not None
+    assert checked(deliverer, config_path) == [] and failing(deliverer) == "connector_drift_check_failing 0.0"
+    assert len(drift_lines(config_path)) == 1
