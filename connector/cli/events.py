@@ -8,7 +8,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,6 +35,7 @@ from connector.ops.replay import (
     ActionError,
     act_in_batches,
     already_queued,
+    behind_held,
     causes_now,
     delivered_reruns,
     discard,
@@ -44,6 +45,7 @@ from connector.ops.replay import (
     preview,
     requeue,
     select_batches,
+    user_turn,
 )
 from connector.ops.report import (
     WAITS_NOTE,
@@ -345,8 +347,10 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
     replayed before and delivered since (done), is said to be, and left as it is (running it twice is harmless; a
     done one never replayed is an error). Nothing of a user is pushed while an event of theirs is held: replayed or
     already queued events of such a user are named with the held event they wait behind. --wait says why those still
-    undelivered are: pushed now, waiting behind a held event of their user, not due yet (paced by --rate: when the
-    last is due), or due and claimed by no connector. By --cause or --state, every matching event is replayed,
+    undelivered are: pushed now, waiting behind a held event of their user, not due yet (paced by --rate, backing
+    off, or accepted with a time ahead of this host's clock: when the last is due), due but waiting for their user's
+    turn (an older event of the user not due yet, or a push of the user in flight), due while the circuit breaker on
+    Verba is open, or due and claimed by no connector. By --cause or --state, every matching event is replayed,
     100,000 at a time (a line on stderr between batches). A replay and its dry run warn (stderr) when
     a running instance started before the mapping file last changed: it delivers the replay with the mapping as it
     was, so restart it first.
@@ -383,7 +387,8 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
             replayed = _replay(store, itertools.chain([chosen], batches), operator=operator, reason=reason or "",
                                rate=rate, detail={"ids": list(dict.fromkeys(event_ids)), "cause": cause,
                                                   "state": state, "rate": rate})
-        if wait_seconds > 0 and not _wait_for(store, queued + list(delivered) + replayed, wait_seconds, bool(older)):
+        if wait_seconds > 0 and not _wait_for(store, queued + list(delivered) + replayed, wait_seconds, bool(older),
+                                              paced=replayed if rate else ()):
             sys.exit(NEEDS_ATTENTION)
 
 
@@ -500,11 +505,12 @@ def _refusal(store: Store, config: Config) -> str | None:
             "with `connector status`")
 
 
-def _wait_for(store: Store, ids: list[int], seconds: float, mapping_changed: bool = False) -> bool:
+def _wait_for(store: Store, ids: list[int], seconds: float, mapping_changed: bool = False,
+              paced: Collection[int] = ()) -> bool:
     """Wait up to `seconds` for the events to leave pending and in flight; say how they ended, and what to
-    do about those not delivered (see `_still_open`; `mapping_changed`: a running instance maps with the mapping file
-    as it was, so a conflict's advice may be what was just done). True when every one was delivered and none of their
-    users is left in an open extension conflict."""
+    do about those not delivered (see `_still_open`; `paced`: those this replay paced with --rate; `mapping_changed`:
+    a running instance maps with the mapping file as it was, so a conflict's advice may be what was just done). True
+    when every one was delivered and none of their users is left in an open extension conflict."""
     began = time.time()
     deadline = time.monotonic() + seconds
     while True:
@@ -517,7 +523,7 @@ def _wait_for(store: Store, ids: list[int], seconds: float, mapping_changed: boo
     for event in events:
         outcome[event.state.value] = outcome.get(event.state.value, 0) + 1
     click.echo("outcome: " + "  ".join(f"{state}={n}" for state, n in sorted(outcome.items())))
-    for line in _still_open(open_, seconds, began):
+    for line in _still_open(store, open_, seconds, began, paced):
         click.echo(line)
     dead = [e for e in events if e.state is EventState.DEAD]
     if dead:
@@ -536,36 +542,82 @@ def _wait_for(store: Store, ids: list[int], seconds: float, mapping_changed: boo
     return all(e.state is EventState.DONE for e in events) and not conflicts
 
 
-def _still_open(events: list[StoredEvent], seconds: float, began: float) -> list[str]:
+def _still_open(store: Store, events: list[StoredEvent], seconds: float, began: float,
+                paced: Collection[int]) -> list[str]:
     """Why the `events` a --wait of `seconds` (from `began`) left pending or in flight are not delivered, a line for
     each kind there is: pushed now (in flight); waiting behind a held event of their user, which an operator decides
-    first; not due yet (paced by --rate, or backing off after a failed try), with when the last is due and the --wait
-    that follows them to the end; due and claimed by no connector, so none may be running."""
+    first; not due yet (see `_not_due`; `paced`: the events this replay paced with --rate), with when the last is due
+    and the --wait that follows them to the end; due, but waiting for their user's turn (`user_turn`: an older event
+    of the user not due yet, or a push of the user in flight); due while the circuit breaker on Verba is open; due
+    and claimed by no connector, so none may be running."""
     now = time.time()
     pending = [e for e in events if e.state is EventState.PENDING]
-    behind = [e for e in pending if e.waits_behind is not None]
-    later = [e for e in pending if e.waits_behind is None and e.next_attempt_at > now]
-    due = [e for e in pending if e.waits_behind is None and e.next_attempt_at <= now]
+    held = behind_held(pending)
+    behind = {e.id for waiting in held.values() for e in waiting}
+    later = [e for e in pending if e.id not in behind and e.next_attempt_at > now]
+    due = [e for e in pending if e.id not in behind and e.next_attempt_at <= now]
+    turn = user_turn(store, due, now)
+    older = [e for e in due if e.id in turn and turn[e.id].state is EventState.PENDING]
+    flying = [e for e in due if e.id in turn and turn[e.id].state is EventState.IN_FLIGHT]
+    unclaimed = [e for e in due if e.id not in turn]
     lines = []
     if len(pending) < len(events):
         lines.append(f"{len(events) - len(pending)} in flight after {seconds:g} s: a connector is pushing them "
                      "(`connector events show ID` says how it goes)")
-    if behind:
-        held = sorted({e.waits_behind for e in behind if e.waits_behind is not None})
-        lines.append(f"{len(behind)} waiting behind a held event of their user (held event(s) "
-                     f"{', '.join(map(str, held[:10]))}{' ...' if len(held) > 10 else ''}): nothing of a user is "
-                     "pushed until an operator approves or discards it (`connector events list --state held`)")
+    if held:
+        lines.append(f"{len(behind)} waiting behind a held event of their user (held event(s) {_ids(held)}): nothing "
+                     "of a user is pushed until an operator approves or discards it (`connector events list --state "
+                     "held`)")
     if later:
-        last = max(e.next_attempt_at for e in later)
-        why = " / ".join((["paced by --rate"] if any(e.attempts == 0 for e in later) else [])
-                         + (["backing off after a failed try"] if any(e.attempts for e in later) else []))
-        lines.append(f"{len(later)} not due yet ({why}): the last is due at {when(last)}, in {age(last - now)}; "
-                     f"give --wait more than {math.ceil(last - began)} s to follow them to the end (`connector events "
-                     "list --state pending` says when each is due)")
-    if due:
-        lines.append(f"{len(due)} still waiting after {seconds:g} s, due and claimed by no connector: is the "
+        lines.append(f"{len(later)} not due yet ({_not_due(later, paced)}): {_last_due(later, now, began)}")
+    if older:
+        first = {turn[e.id].id: turn[e.id] for e in older}
+        lines.append(f"{len(older)} due, but an older event of their user is not due yet (event(s) {_ids(first)}: "
+                     f"{_not_due(first.values(), paced)}), and a user's events are pushed together once the oldest is "
+                     f"due: {_last_due(first.values(), now, began)}")
+    if flying:
+        lines.append(f"{len(flying)} due, waiting for a push of their user in flight (event(s) "
+                     f"{_ids({turn[e.id].id for e in flying})}): a connector takes them once it ends (`connector "
+                     "events show ID` says how it goes)")
+    breakers = store.open_breakers() if unclaimed else []
+    if breakers:
+        lines.append(f"{len(unclaimed)} due, not claimed while delivery waits for Verba: the circuit breaker on Verba "
+                     f"has been open since {when(breakers[0].opened_at)} (Verba fails as a whole; `connector status`)")
+    elif unclaimed:
+        lines.append(f"{len(unclaimed)} still waiting after {seconds:g} s, due and claimed by no connector: is the "
                      "connector running? (`connector status`)")
     return lines
+
+
+def _ids(ids: Iterable[int]) -> str:
+    """The first 10 of `ids`, sorted, then "..." if there are more: "4, 9, 12"."""
+    shown = sorted(ids)
+    return ", ".join(map(str, shown[:10])) + (" ..." if len(shown) > 10 else "")
+
+
+# Why a pending event is not due yet, in the order `_not_due` names them.
+NOT_DUE = ("paced by --rate", "backing off after a failed try", "accepted with a time ahead of this host's clock",
+           "put off by an earlier replay's --rate or by the connector (Verba asked it to wait, or an extension was "
+           "busy)")
+PACED, BACKING_OFF, AHEAD, PUT_OFF = NOT_DUE
+
+
+def _not_due(events: Iterable[StoredEvent], paced: Collection[int]) -> str:
+    """Why the pending `events` are not due yet, each kind there is (NOT_DUE): "paced by --rate / backing off after
+    a failed try". Paced by this replay's --rate (its events in `paced`, not tried since); backing off after a failed
+    try; accepted ahead of this host's clock (never tried, due at their accepted_at, which a source may set up to 5
+    minutes ahead); else put off: by an earlier replay's --rate, or by the connector."""
+    kinds = {BACKING_OFF if e.attempts else PACED if e.id in paced
+             else AHEAD if e.next_attempt_at == e.change.accepted_at else PUT_OFF for e in events}
+    return " / ".join(kind for kind in NOT_DUE if kind in kinds)
+
+
+def _last_due(events: Iterable[StoredEvent], now: float, began: float) -> str:
+    """When the last of the pending `events` is due (from `now`), and the --wait (from `began`) that follows them
+    to the end."""
+    last = max(e.next_attempt_at for e in events)
+    return (f"the last is due at {when(last)}, in {age(last - now)}; give --wait more than {math.ceil(last - began)} s "
+            "to follow them to the end (`connector events list --state pending` says when each is due)")
 
 
 @events.command("discard")

@@ -193,6 +193,27 @@ def held_back(store: EventLog, queued: Sequence[StoredEvent], what: str) -> list
     return [f"{said}; {HELD_FIRST}:", *behind_held_lines(waiting, what)]
 
 
+def user_turn(store: EventLog, due: Sequence[StoredEvent], now: float) -> dict[int, StoredEvent]:
+    """For each of the `due` pending events (due at `now`, behind no held event) that another event of its user keeps
+    from being claimed, that event: one of the user's in flight (no claim takes a user's events while a push of the
+    user runs), else the user's oldest pending event when it is older and not due at `now` (a claim takes a user's
+    pending events together once the oldest is due): event id -> it. A due event left out waits for a connector to
+    claim it. Reads the in-flight events once and, when a due event has none of its user's, the newest
+    MAX_SELECTED pending events once (an older one beyond them goes unseen)."""
+    flying = {_user(e): e for e in store.list_events(state=EventState.IN_FLIGHT, limit=MAX_SELECTED)} if due else {}
+    found = {e.id: flying[_user(e)] for e in due if _user(e) in flying}
+    rest = {_user(e) for e in due if e.id not in found}
+    oldest: dict[tuple[str, str], StoredEvent] = {}
+    for event in store.list_events(state=EventState.PENDING, limit=MAX_SELECTED) if rest else ():
+        if _user(event) in rest:  # newest first: each user's oldest comes last
+            oldest[_user(event)] = event
+    for event in due:
+        first = oldest.get(_user(event))
+        if event.id not in found and first is not None and first.id < event.id and first.next_attempt_at > now:
+            found[event.id] = first
+    return found
+
+
 def newer_changes(store: EventLog, held: Sequence[StoredEvent]) -> dict[int, list[StoredEvent]]:
     """For each held event of `held`, the later changes of its user that wait behind it (pending or held, oldest
     first; an approval pushes the user's newest state, a discard lets them be pushed as usual): held event id -> them;

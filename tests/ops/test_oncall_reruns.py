@@ -181,3 +181,43 @@ def test_a_wait_says_which_events_wait_behind_a_held_one_and_which_are_being_pus
         f"1 waiting behind a held event of their user (held event(s) {held}): nothing of a user is pushed until an "
         "operator approves or discards it (`connector events list --state held`)"], result.output
     assert "is the connector running" not in result.output
+
+
+def test_a_wait_tells_an_event_accepted_ahead_and_one_waiting_for_its_user_from_one_nobody_claims(
+        config: Path, store: Store) -> None:
+    [older] = store.enqueue([change("u1")])
+    backing_off = store.claim("test", time.time() + 60, 60)
+    [newer] = store.enqueue([change("u1")])  # due, but u1's older event backs off: the two are claimed together
+    assert backing_off is not None
+    store.retry(backing_off, time.time() + 3600, "http_5xx", "HTTP 503")
+    [pushed] = store.enqueue([change("u3")])
+    assert store.claim("test", time.time() + 60, 60) is not None  # u3's push runs
+    [following] = store.enqueue([change("u3")])  # due, and waits for that push to end
+    [ahead] = store.enqueue([UserChange("hr", "u2", "upsert", {"userName": "u2@example.com"},
+                                        accepted_at=time.time() + 120)])  # a source's clock 2 minutes ahead
+
+    result = run(config, "events", "replay", str(newer), str(ahead), str(following), "--reason", "r", "--wait", "0.5")
+    assert result.exit_code == 3, result.output
+    lines = result.output.splitlines()[1:]
+    assert lines[0] == "outcome: pending=3", lines
+    assert re.fullmatch(r"1 not due yet \(accepted with a time ahead of this host's clock\): the last is due at .*, "
+                        r"in \S+; give --wait more than 1[12]\d s to follow them to the end \(.*\)", lines[1]), lines
+    assert re.fullmatch(
+        rf"1 due, but an older event of their user is not due yet \(event\(s\) {older}: backing off after a failed "
+        r"try\), and a user's events are pushed together once the oldest is due: the last is due at .*, in \S+; "
+        r"give --wait more than 3\d\d\d s to follow them to the end \(.*\)", lines[2]), lines
+    assert lines[3] == (f"1 due, waiting for a push of their user in flight (event(s) {pushed}): a connector takes "
+                        "them once it ends (`connector events show ID` says how it goes)"), lines
+    assert len(lines) == 4, lines  # none said to be claimed by no connector
+
+
+def test_a_wait_says_an_open_circuit_breaker_holds_due_events_rather_than_no_connector(
+        config: Path, store: Store) -> None:
+    [event] = dead(store, "u1")
+    opened = time.time() - 60
+    store.note_breaker("a", opened, None, "Verba down")
+    result = run(config, "events", "replay", str(event), "--reason", "fixed", "--wait", "0.5")
+    assert result.exit_code == 3, result.output
+    assert result.output.splitlines()[-1] == (
+        "1 due, not claimed while delivery waits for Verba: the circuit breaker on Verba has been open since "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(opened))} (Verba fails as a whole; `connector status`)")
