@@ -30,6 +30,7 @@ from connector.events import UserChange, parse_user_change, read_json
 from connector.mapping import Mapping, MappingError, load_mapping
 from connector.ops.health import answered_since, attempts_since, recorded_target_state
 from connector.ops.replay import (
+    HELD_FIRST,
     MAX_SELECTED,
     QUEUED,
     ActionError,
@@ -425,13 +426,20 @@ def _progress(line: str) -> None:
 
 def _still_retrying(store: Store, cause: str | None) -> str:
     """"; 3 events with cause C are still being retried ...", when undelivered events have the `cause` a replay
-    found no dead letter of; "" otherwise."""
+    found no dead letter of, and, of those, how many wait behind a held event of their user instead (`behind_held`),
+    with the first held events; "" otherwise."""
     if cause is None:
         return ""
     counts = store.count_by_state(cause=cause)
     undelivered = counts[EventState.PENDING] + counts[EventState.IN_FLIGHT]
-    return (f"; {undelivered} event(s) with cause {cause} are still being retried (pending or in flight): the "
-            "connector delivers or dead-letters them itself, see `connector status`") if undelivered else ""
+    held = behind_held(store.list_events(state=EventState.PENDING, cause=cause, limit=MAX_SELECTED)
+                       if counts[EventState.PENDING] else [])
+    waiting = sum(map(len, held.values()))
+    retrying = (f"; {undelivered - waiting} event(s) with cause {cause} are still being retried (pending or in "
+                "flight): the connector delivers or dead-letters them itself, see `connector status`"
+                if undelivered > waiting else "")
+    return retrying + (f"; {waiting} event(s) with cause {cause} wait behind a held event of their user (held "
+                       f"event(s) {_ids(held)}): {HELD_FIRST}" if waiting else "")
 
 
 def _replayable(store: Store, ids: tuple[int, ...], cause: str | None,

@@ -197,6 +197,22 @@ def test_a_replay_by_a_cause_only_retrying_events_have_says_they_are_still_retri
         "itself, see `connector status`\n"), result.output
 
 
+def test_a_replay_by_a_cause_says_which_retrying_events_wait_behind_a_held_event_instead(
+        config: Path, store: Store) -> None:
+    store.enqueue([change("u1"), change("u2"), change("u3")])
+    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
+        store.retry(claim, time.time() + 3600, "error_general", "disk full")
+    [held] = store.enqueue([change("u2")], state=EventState.HELD)  # u2's retries wait for an operator now
+    result = run(config, "events", "replay", "--cause", "error_general", "--reason", "x")
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "nothing to replay: no event matches (see `connector events list --state dead`); 2 event(s) with cause "
+        "error_general are still being retried (pending or in flight): the connector delivers or dead-letters them "
+        "itself, see `connector status`; 1 event(s) with cause error_general wait behind a held event of their user "
+        f"(held event(s) {held}): nothing of a user is pushed while an event of theirs is held, so approve or discard "
+        "that one\n"), result.output
+
+
 def test_events_show_shows_the_event_its_attempts_and_audit_while_the_mapping_file_has_an_error(
         tmp_path: Path, config: Path, store: Store) -> None:
     mapping = tmp_path / "mapping.toml"
