@@ -9,6 +9,7 @@ from collections.abc import Callable
 import click
 
 from connector.cli.options import config_option, json_option, not_blank, operator_option
+from connector.cli.status import older_mapping
 from connector.config import load_config
 from connector.errors import ConnectorError, counted
 from connector.mapping import load_mapping
@@ -26,6 +27,14 @@ NOTHING_RECORDED = ("not recorded as the last check (no user could be checked): 
                     "`connector status --check` still show the last check that checked someone; run `connector drift` "
                     "again once the users above can be checked")
 SHOWN = 10  # users shown for each reason a user was not checked, and event ids of a repair that are not one range
+# After an `older_mapping` line, when drift was found: what that means for a repair, which the running connector
+# delivers (a plain check that advises one, and --repair that queued one).
+REPAIR_AFTER_RESTART = ("The running connector delivers a repair, so it would map it with the file as it was (this "
+                        "check maps with the file as it is now): restart it first (`systemctl restart "
+                        "connector@NAME`), then repair")
+REPAIRED_BEFORE_RESTART = ("The running connector delivers this repair, so it maps it with the file as it was (this "
+                           "check maps with the file as it is now) and may leave Verba as it is: restart it "
+                           "(`systemctl restart connector@NAME`), then run `connector drift --repair` again")
 
 
 @click.command()
@@ -51,6 +60,9 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str | 
     limited by --user is not, so that it never hides what the last check of every user found, nor is one that
     could check no user (each waits for a push, say).
 
+    A check that finds drift warns (stderr) when a running instance started before the mapping file last changed:
+    it delivers a repair with the mapping as it was, so restart it first.
+
     Exit status: 0 when Verba is in step for the users checked, 3 when drift was found (repaired or not) or no user
     could be checked, 1 on an error.
     """
@@ -62,6 +74,8 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str | 
         check = DriftCheck(store, client, load_mapping(config.mapping_file), concurrency or config.delivery.workers)
         with _Progress(hidden=as_json or not sys.stderr.isatty()) as bar:
             report = check.check(targets, progress=bar.step, begin=bar.begin)
+        for line in older_mapping(config, store.live_instances()[1]) if report.drifts else []:
+            click.echo(f"WARNING: {line}. {REPAIRED_BEFORE_RESTART if repair else REPAIR_AFTER_RESTART}", err=True)
         ids = check.repair(report, actor=operator, reason=reason or "") if repair and report.drifts else []
         recorded = not users and check.record(report, "cli")
     if as_json:

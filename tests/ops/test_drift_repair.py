@@ -4,6 +4,8 @@ repair would only kill again or overtake."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,9 @@ from connector.cli import main
 from connector.config import load_config
 from connector.mapping import load_mapping
 from connector.ops.drift import DEAD_LETTER, HELD, REPAIR_CAUSE, DriftCheck, Unchecked
-from connector.store import EventState
-from tests.ops.helpers import bob_dead_lettered
+from connector.ops.report import when
+from connector.store import EventState, Instance
+from tests.ops.helpers import bob_dead_lettered, write_config
 from tests.plugins.simulator import drain, user
 
 ALICE = "+14155550100"
@@ -133,3 +136,49 @@ def test_a_repair_restores_a_user_whose_newest_change_was_discarded_from_its_cur
     assert "displayName" not in store.get_event(copy).change.state  # the state pushed before, not the discarded one
     drain(deliverer)
     assert simulator.extensions()[ALICE]["user_id"] == 3 and drift.check().drifts == []
+
+
+def test_drift_and_its_repair_warn_when_the_running_connector_maps_with_an_older_mapping_file(
+        deliverer, simulator, tmp_path):
+    """An operator turns video recording on in the mapping, and checks before restarting: the check finds every user
+    to repair, and the repair's pushes (mapped by the running connector with the file as it was) ended done, Verba
+    unchanged, and drift said the same again, with no word of why. Both now warn (stderr), as `events replay` does."""
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(Path("mappings/default.toml").read_text())
+    config = write_config(tmp_path, simulator.url, extra=f'[mapping]\nfile = "{mapping}"\n', name="m.toml")
+    pushed(deliverer, user())
+    deliverer.store.register_instance(Instance("conn-a", "run-a", "vm1", 101), 15.0, lambda previous: True)
+    simulator.edit_extension(ALICE, im=True)
+    plain = run(config, "drift")
+    assert plain.exit_code == 3 and plain.stderr == "", plain.stderr  # the instance started after the file was written
+
+    later = time.time() + 60
+    mapping.write_text(mapping.read_text().replace("video = false", "video = true"))
+    os.utime(mapping, (later, later))
+    plain = run(config, "drift")
+    assert plain.exit_code == 3 and "video: Verba has False, wanted True" in plain.stdout, plain.output
+    [warning] = plain.stderr.splitlines()
+    assert warning.startswith("WARNING: instance conn-a started at "), warning
+    assert warning.endswith(
+        f"before the mapping {mapping} last changed ({when(later)}): it still maps users with the file as it was; "
+        "restart every instance to use it. The running connector delivers a repair, so it would map it with the file "
+        "as it was (this check maps with the file as it is now): restart it first (`systemctl restart "
+        "connector@NAME`), then repair")
+    assert run(config, "drift", "--json").stderr == plain.stderr
+
+    repaired = run(config, "drift", "--repair", "--reason", "record video")
+    assert repaired.exit_code == 3 and "repair: queued 1 user (event " in repaired.stdout, repaired.output
+    [warning] = repaired.stderr.splitlines()
+    assert warning.startswith("WARNING: instance conn-a started at ") and warning.endswith(
+        "restart every instance to use it. The running connector delivers this repair, so it maps it with the file "
+        "as it was (this check maps with the file as it is now) and may leave Verba as it is: restart it (`systemctl "
+        "restart connector@NAME`), then run `connector drift --repair` again")
+    drain(deliverer)  # the running connector, with the mapping as it was: im set back, video still off
+    assert (simulator.extensions()[ALICE]["im"], simulator.extensions()[ALICE]["video"]) == (False, False)
+    assert deliverer.store.list_events(state=EventState.PENDING) == []
+
+    # In step by the file as it is now (video off again): no repair to promise, nothing to warn about.
+    mapping.write_text(mapping.read_text().replace("video = true", "video = false"))
+    os.utime(mapping, (later, later))
+    quiet = run(config, "drift")
+    assert quiet.exit_code == 0 and quiet.stderr == "", quiet.output
