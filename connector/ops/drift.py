@@ -240,12 +240,15 @@ class _User:
         return f"{self.source}/{self.external_id}"
 
 
-class _Logins:
-    """Verba's login names (VerbaLogins): from the list of every user a check of every user reads up front, or (a
-    check of some users) from one list read the first time a user without a Verba user is found."""
+class LazyVerbaLogins:
+    """Verba's login names (VerbaLogins), to tell whether Verba holds a user without a Verba user under another login
+    name (`held_elsewhere`): from the list of every user read up front (`directory`, see verba_directory), or, when
+    none was (None), from one list read the first time they are asked for (`purpose` names the reader in the
+    warning when Verba refuses it, e.g. "drift check")."""
 
-    def __init__(self, client: VerbaClient, directory: dict[str, ListedUser] | None) -> None:
+    def __init__(self, client: VerbaClient, directory: dict[str, ListedUser] | None, purpose: str) -> None:
         self.client = client
+        self.purpose = purpose
         self._logins = None if directory is None else VerbaLogins.of(directory.values())
         self._lock = threading.Lock()
 
@@ -253,7 +256,7 @@ class _Logins:
         """Raises VerbaAuthError and VerbaUnreachable as verba_directory does (the next user asks again)."""
         with self._lock:
             if self._logins is None:
-                listed = verba_directory(self.client, "drift check (who has a Verba user under another loginName)",
+                listed = verba_directory(self.client, f"{self.purpose} (who has a Verba user under another loginName)",
                                          extensions=False)
                 self._logins = VerbaLogins.of(listed.values())
             return self._logins
@@ -264,7 +267,7 @@ class _Reads:
     """What a check reads once for every user it checks: up front, or (`logins`) when first needed."""
 
     directory: dict[str, ListedUser]  # Verba's users by login name ({}: each user is asked on its own)
-    logins: _Logins  # Verba's login names: who holds a user without a Verba user under another login name
+    logins: LazyVerbaLogins  # Verba's login names: who holds a user without a Verba user under another login name
     listed_at: float  # when `directory` was read
     waiting: set[tuple[str, str, str]]  # (source, external_id, extension) of the open conflicts
     held: dict[tuple[str, str], int]  # the newest held event's id of each user that has one
@@ -293,7 +296,8 @@ class DriftCheck:
         targets = self.store.user_keys() if users is None else list(users)
         listed_at = time.time()
         directory = verba_directory(self.client, "drift check") if users is None else {}
-        reads = _Reads(directory, _Logins(self.client, directory if users is None else None), listed_at,
+        reads = _Reads(directory, LazyVerbaLogins(self.client, directory if users is None else None, "drift check"),
+                       listed_at,
                        {(c.claimant.source, c.claimant.external_id, c.extension)
                         for c in self.store.open_conflicts(limit=EVERY)}, self._held())
         report.total = len(targets)

@@ -4,7 +4,9 @@ For `connector ldap sync --dry-run`, and usable for the users of any source. Eac
 resolved read-only (listUsers; never createUser, whatever [user_id] create_missing says), the state
 is mapped, and Verba is asked what it holds where that decides the outcome: the user's extensions
 (listUsers, as drift reads them: for LIST_FROM users or more, every Verba user with one listUsers, and
-one per user it leaves out) and getExtension for the others. Each extension then gets the
+one per user it leaves out) and getExtension for the others. For a user no Verba user has the login name of,
+Verba's list of every user tells whether Verba holds the person under another login name (read once, when the
+first such user is found, unless it was read up front). Each extension then gets the
 outcome the delivery's ownership rules (connector/delivery/ownership.py) would give it, with the
 store's claim index and the previewed users themselves as the rival claimants (earlier claims
 first, then the previewed users in order):
@@ -26,6 +28,10 @@ and for whole users:
                 attribute, at the first of which a sync stops)
     unresolved  no Verba user has the login name (create_missing: the push would create one); the detail says where
                 the login name was read from when it is not plainly userName (LDAP: the attribute, "from uid")
+    held_elsewhere  no Verba user has the login name, but Verba holds the person under another one (the Verba user
+                last pushed for them renamed, or a login name that differs only in case): the push creates no
+                second Verba user, whatever create_missing says, and is a dead letter (unresolved_user) until the
+                names match; `held_elsewhere` in connector/delivery/users.py decides it, for delivery and drift too
     mapping     the state cannot be mapped (the message names the attribute and value)
     error       Verba answered an error about this user alone (e.g. several users with its login name);
                 an outage, a refused login or a misconfigured target.url ends the preview instead
@@ -44,7 +50,7 @@ from typing import Any
 from connector.delivery.ownership import differing_twins, may_record
 from connector.events import UserChange
 from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
-from connector.ops.drift import compare, look_up, recorded, verba_directory
+from connector.ops.drift import LazyVerbaLogins, compare, look_up, recorded, verba_directory
 from connector.records import ExtensionRecord
 from connector.store import Store
 from connector.verba.client import ListedUser, VerbaClient
@@ -57,6 +63,7 @@ OUTCOMES = {
     "unchanged": "unchanged",
     "no_login": "no login name (a sync stops at the first)",
     "unresolved": "unresolved (no Verba user)",
+    "held_elsewhere": "held under another loginName (never created twice)",
     "conflict": "conflicts (extension held by another Verba user)",
     "mapping": "mapping failures",
     "left_alone": "left alone (to stop, but not this user's in Verba)",
@@ -64,7 +71,8 @@ OUTCOMES = {
 }
 LIST_FROM = 50  # a dry run of this many users or more reads every Verba user with one listUsers (verba_directory)
 FATAL_CAUSES = ("auth", "target_misconfigured")  # besides the target-wide ones: the preview ends
-USER_OUTCOMES = ("no_login", "unresolved", "mapping", "error")  # of whole users; the others are of extensions
+# The outcomes of whole users; the others are of extensions.
+USER_OUTCOMES = ("no_login", "unresolved", "held_elsewhere", "mapping", "error")
 ALWAYS_LISTED = ("create", "update", "stop", "unchanged", "unresolved", "conflict", "mapping")
 
 
@@ -83,7 +91,7 @@ class PreviewReport:
     users: int = 0  # users previewed
     items: list[Item] = dataclasses.field(default_factory=list)
     no_extension: int = 0  # users mapped to no extension at all
-    resolved: int = 0  # users whose Verba user was found
+    resolved: int = 0  # users whose Verba user was found (under another login name too: held_elsewhere)
     # Users whose login name no Verba user has, by where it was read from ("uid", "userName", a mapping's path).
     unknown_logins: Counter[str] = dataclasses.field(default_factory=Counter)
 
@@ -143,17 +151,20 @@ class DryRun:
         attribute behind each userName (`login_from`, e.g. "uid"), and why a user has no login name
         (`without_login`: outcome no_login, Verba is not asked). Raises VerbaError when Verba cannot be read."""
         looked: list[_Looked] = []
-        directory = verba_directory(self.client, "dry run") if len(users) >= LIST_FROM else {}
+        listing = len(users) >= LIST_FROM
+        directory = verba_directory(self.client, "dry run") if listing else {}
+        logins = LazyVerbaLogins(self.client, directory if listing else None, "dry run")
         given, missing = login_from or {}, without_login or {}
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="preview") as pool:
-            for user in pool.map(lambda i, change: self._look(i, change, directory, given, missing),
+            for user in pool.map(lambda i, change: self._look(i, change, directory, logins, given, missing),
                                  range(len(users)), users):
                 looked.append(user)
                 progress(1)
         report = PreviewReport(users=len(users))
         ready = [user for user in looked if user.failure is None]
         report.items.extend(user.failure for user in looked if user.failure is not None)
-        report.resolved = sum(1 for user in looked if user.user_id is not None)
+        report.resolved = sum(1 for user in looked if user.user_id is not None
+                              or user.failure is not None and user.failure.outcome == "held_elsewhere")
         report.unknown_logins.update(user.unknown_login for user in looked if user.unknown_login)
         rivals = self._rivals(ready)
         # Extensions the previewed users' own pushes let go (a leaver, a number changed): handed over as delivery would.
@@ -172,7 +183,7 @@ class DryRun:
 
     # phase one: read Verba
 
-    def _look(self, index: int, change: UserChange, directory: dict[str, ListedUser],
+    def _look(self, index: int, change: UserChange, directory: dict[str, ListedUser], logins: LazyVerbaLogins,
               login_from: dict[tuple[str, str], str], without_login: dict[tuple[str, str], str]) -> _Looked:
         login = self.mapping.login_name(change.state)
         user = _Looked(index, change, f"{change.source}/{change.external_id}" + (f" ({login})" if login else ""))
@@ -180,22 +191,23 @@ class DryRun:
             user.failure = Item("no_login", user.label, None, without_login[user.key])
             return user
         try:
-            self._read_verba(user, directory, login_from.get(user.key))
+            self._read_verba(user, directory, logins, login_from.get(user.key))
         except VerbaError as exc:
             if exc.target_wide or exc.cause in FATAL_CAUSES:  # Verba fails as a whole: the preview cannot go on
                 raise
             user.failure = Item("error", user.label, None, f"{exc.cause}: {exc}")
         return user
 
-    def _read_verba(self, user: _Looked, directory: dict[str, ListedUser], login_from: str | None) -> None:
+    def _read_verba(self, user: _Looked, directory: dict[str, ListedUser], logins: LazyVerbaLogins,
+                    login_from: str | None) -> None:
         change = user.change
         pushed = self.store.pushed_extensions(change.source, change.external_id)
         try:
             if self.mapping.needs_nothing(change, pushed) and not self.store.claimed(*user.key):
                 user.mapped = MappedUser([], [])  # the push sends nothing: no Verba user to find
                 return
-            verba = look_up(self.client, self.mapping, change,
-                            self.store.verba_user_id(change.source, change.external_id), directory)
+            known = self.store.verba_user_id(change.source, change.external_id)
+            verba = look_up(self.client, self.mapping, change, known, directory)
         except MappingFailure as exc:
             user.failure = Item("mapping", user.label, None, str(exc))
             return
@@ -204,9 +216,7 @@ class DryRun:
             return
         user.user_id = verba.user_id
         if user.user_id is None:
-            user.unknown_login = self._login_from(change, login_from)
-            user.failure = Item("unresolved", user.label, None,
-                                self._unresolved(str(verba.found), user.unknown_login, change))
+            self._without_verba_user(user, str(verba.found), known, logins, login_from)
             return
         try:
             user.mapped = self.mapping.map_user(change, user.user_id, pushed)
@@ -218,6 +228,19 @@ class DryRun:
             if record.extension not in user.found:
                 user.found[record.extension] = linked.get(record.extension) or self.client.get_extension(
                     record.extension)
+
+    def _without_verba_user(self, user: _Looked, login: str, known: int | None, logins: LazyVerbaLogins,
+                            login_from: str | None) -> None:
+        """No Verba user has `login` (`known`: the id last pushed for the user): held_elsewhere when Verba's list of
+        every user holds the person under another login name (`held_elsewhere`, as delivery decides it: the push
+        creates no one), else unresolved. Raises VerbaError as reading that list does."""
+        elsewhere = logins.get().held_elsewhere(login, known)
+        if elsewhere is not None:
+            user.failure = Item("held_elsewhere", user.label, None,
+                                f"{elsewhere}; the push would be a dead letter (unresolved_user), creating no one")
+            return
+        user.unknown_login = self._login_from(user.change, login_from)
+        user.failure = Item("unresolved", user.label, None, self._unresolved(login, user.unknown_login, user.change))
 
     def _login_from(self, change: UserChange, given: str | None) -> str:
         """Where the mapping reads the login name of `change` from: the first [user_id] login_name path that holds

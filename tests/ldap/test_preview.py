@@ -21,7 +21,7 @@ from connector.mapping import load_mapping
 from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD, free_port
-from tests.plugins.simulator import PASSWORD, drain
+from tests.plugins.simulator import PASSWORD, drain, seed
 
 # Verba users: all but dave. Verba already holds:
 #   +14155550102  carol's, recorded exactly as the mapping wants it       -> unchanged
@@ -128,8 +128,9 @@ def test_dry_run_counts_each_outcome_and_changes_nothing(slapd, directory, simul
     assert {"listUsers", "getExtension"} <= calls and not calls & WRITES, calls
     assert tables(tmp_path / "c.db") == before
     asked = [c["loginName"] or "(every user)" for c in simulator.calls("listUsers") if c["extension"] is None]
-    # dave: no Verba user, so the list does not hold him; gus's number fails the mapping before Verba is asked
-    assert sorted(asked) == (["alice", "bob", "carol", "dave", "erin", "hank"] if list_from == 50
+    # dave: no Verba user, so the list does not hold him (asked one by one, the list of every user is then read once,
+    # to tell whether Verba holds him under another loginName); gus's number fails the mapping before Verba is asked
+    assert sorted(asked) == (["(every user)", "alice", "bob", "carol", "dave", "erin", "hank"] if list_from == 50
                              else ["(every user)", "dave"])
 
 
@@ -158,6 +159,73 @@ def test_create_missing_is_previewed_never_done(slapd, directory, simulator, tmp
     assert "no Verba user yet (create_missing: the push creates them)" in result.output
     assert "the push would create one" in result.output
     assert not {c["operation"] for c in simulator.calls()} & WRITES
+
+
+def renamed_in_verba(simulator, login: str, new: str) -> None:
+    """Verba user `login` renamed `new` behind the connector's back (as an admin would), its id and extensions kept."""
+    state = simulator.http.get("/_sim/state").raise_for_status().json()
+    users = [{"id": u["id"], "loginName": new if u["loginName"] == login else u["loginName"], "eid": "0000"}
+             for u in state["users"]]
+    extensions = [{k: v for k, v in e.items() if k != "id"} for e in state["extensions"]]
+    simulator.http.post("/_sim/reset", json=seed(users, extensions)).raise_for_status()
+
+
+@pytest.mark.parametrize("list_from", [50, 1], ids=["list-read-when-first-needed", "every-user-at-once"])
+def test_a_person_verba_holds_under_another_login_name_is_previewed_as_the_push_then_does_never_created(
+        slapd, admin, base, simulator, tmp_path, monkeypatch, list_from):
+    """With create_missing the dry run said "the push would create one" for ivan, renamed ivan.new in Verba, and for
+    judy, whom Verba holds as Judy; the push refuses to make a second Verba user of either (an unresolved_user dead
+    letter), as delivery and drift decide it. kim, whom Verba does not hold at all, is created."""
+    monkeypatch.setattr("connector.ops.preview.LIST_FROM", list_from)
+    ivan = simulator.add_user("ivan")
+    slapd.add_user(admin, base, "ivan", telephoneNumber="+14155550140")
+    config_path = write_config(tmp_path, slapd.url, base, simulator.url)
+    runner = CliRunner()
+
+    def sync(*options: str) -> str:
+        result = runner.invoke(main, ["ldap", "sync", "corp", *options, "--config", config_path])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def delivered() -> dict[str, str | None]:
+        config = load_config(config_path)
+        with open_configured_store(config, create=True) as store, open_client(config) as client:
+            drain(Deliverer(store, client, load_mapping(config.mapping_file), config.delivery))
+            return {e.change.state["userName"]: e.last_cause for e in store.list_events(state=EventState.DEAD)}
+
+    sync()
+    assert delivered() == {}  # ivan pushed: the store knows him as Verba user `ivan`
+    renamed_in_verba(simulator, "ivan", "ivan.new")
+    slapd.modify(admin, f"uid=ivan,ou=people,{base}", telephoneNumber="+14155550141")  # so the sync pushes him again
+    simulator.add_user("Judy")
+    slapd.add_user(admin, base, "judy", telephoneNumber="+14155550142")
+    slapd.add_user(admin, base, "kim", telephoneNumber="+14155550143")
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(Path("mappings/default.toml").read_text().replace("create_missing = false",
+                                                                          "create_missing = true"))
+    config_path = write_config(tmp_path, slapd.url, base, simulator.url, mapping=str(mapping))
+    simulator.clear_calls()
+
+    out = sync("--dry-run")
+    assert re.search(r"^  held under another loginName \(never created twice\) +2 users$", out, re.MULTILINE), out
+    assert re.search(r"^  no Verba user yet \(create_missing: the push creates them\) +1 users$", out, re.MULTILINE)
+    assert (f"(ivan): no Verba user has loginName 'ivan', but Verba user {ivan}, last pushed for it, now has "
+            "loginName 'ivan.new': make the two names match, in Verba or at the source (do not create another user); "
+            "the push would be a dead letter (unresolved_user), creating no one") in out
+    assert ("(judy): no Verba user has loginName 'judy'; Verba has 'Judy', which differs only in case: fix the case "
+            "at the source or in Verba (do not create another user); the push would be a dead letter "
+            "(unresolved_user), creating no one") in out
+    assert "(kim): no Verba user has loginName 'kim' (from uid); the push would create one (" in out
+    assert "hint:" not in out  # Verba holds ivan and judy: no sign of a wrong login attribute
+    assert [c["loginName"] for c in simulator.calls("listUsers")].count(None) == 1  # every user, read once
+    items = {i["user"].split(" ")[-1].strip("()"): i for i in json.loads(sync("--dry-run", "--json"))["items"]
+             if i["extension"] is None}
+    assert {user: item["outcome"] for user, item in items.items()} == {
+        "ivan": "held_elsewhere", "judy": "held_elsewhere", "kim": "unresolved"}
+
+    sync()  # what the dry run foretold: no second Verba user of ivan or judy; kim created
+    assert delivered() == {"ivan": "unresolved_user", "judy": "unresolved_user"}
+    assert simulator.users("ivan") == simulator.users("judy") == [] and len(simulator.users("kim")) == 1
 
 
 def test_the_dry_run_foretells_what_the_sync_then_does(slapd, admin, directory, simulator, tmp_path):
