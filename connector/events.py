@@ -91,12 +91,12 @@ def _check_text(value: Any, where: str) -> None:
     what a store cannot hold: a NUL character (PostgreSQL refuses it, SQLite would keep it, so both refuse it here)
     or an unpaired surrogate (JSON's "\\ud800" alone, which is not text)."""
     if isinstance(value, str):
-        if problem := _unstorable(value):
+        if problem := unstorable(value):
             raise ValueError(f"'{where}' {problem}")
     elif isinstance(value, dict):
         for key, item in value.items():
             inner = f"{where}.{key}" if where else key
-            if problem := _unstorable(key):
+            if problem := unstorable(key):
                 raise ValueError(f"the key {key!r} of '{where or 'the event'}' {problem}")
             _check_text(item, inner)
     elif isinstance(value, list):
@@ -104,8 +104,9 @@ def _check_text(value: Any, where: str) -> None:
             _check_text(item, f"{where}[{index}]")
 
 
-def _unstorable(text: str) -> str:
-    """What in `text` a store cannot hold, and what to do ("holds a NUL character ..."); "" when nothing."""
+def unstorable(text: str) -> str:
+    """What in `text` no store can hold (PostgreSQL cannot even compare it), and what to do ("holds a NUL character
+    ..."); "" when nothing."""
     if "\x00" in text:
         return "holds a NUL character (\\u0000), which the store cannot hold; the source must drop it"
     try:

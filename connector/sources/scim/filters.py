@@ -19,6 +19,7 @@ from scim2_filter_parser import ast
 from scim2_filter_parser.lexer import SCIMLexer
 from scim2_filter_parser.parser import SCIMParser, SCIMParserError
 
+from connector.events import unstorable
 from connector.sources.scim.paths import Target, resolve
 from connector.sources.scim.schema import Attribute, ResourceType
 from connector.store import scim as stored
@@ -256,7 +257,7 @@ def _compare(target: Target, node: Any) -> Compare:
 
 def _value(kind: str, name: str, op: str, raw: str) -> str | bool | None:
     quoted = isinstance(raw, Quoted)
-    if "\x00" in raw or not encodable(raw):
+    if unstorable(raw):
         # No stored value holds one (values.coerce refuses them), and PostgreSQL cannot even compare one.
         raise FilterError(f"{name} {op}: the value holds a NUL or an unpaired surrogate; no value can match it")
     if not quoted and raw == "null":
@@ -290,15 +291,6 @@ def canonical_datetime(text: str, name: str = "the value") -> str:
         return format_datetime(moment)
     except OverflowError:  # 0001-01-01T00:00:00+14:00 is in year 0 in UTC
         raise FilterError(f"{name}: {text!r} is outside the years 1 to 9999 in UTC") from None
-
-
-def encodable(text: str) -> bool:
-    """Whether `text` can be stored: no unpaired surrogate (which UTF-8 cannot encode)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def format_datetime(moment: datetime.datetime) -> str:

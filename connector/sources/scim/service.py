@@ -39,13 +39,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from connector.dn import fold
-from connector.events import Kind, UserChange
+from connector.events import Kind, UserChange, unstorable
 from connector.ops.metrics import SCIM_PENDING_MEMBERS
 from connector.sources.scim import errors
 from connector.sources.scim.filters import (
     FilterError,
     caseless,
-    encodable,
     format_datetime,
     parse_filter,
     searchable,
@@ -309,7 +308,7 @@ def _owner(tx: ScimTransaction, user_id: str, user_name: str) -> str | None:
 def _storable_id(resource: ResourceType, resource_id: str) -> None:
     """404 for an id that no resource can have, before the store is asked: one holding a NUL or an unpaired surrogate
     (PostgreSQL cannot even compare one, and would answer 503)."""
-    if "\x00" in resource_id or not encodable(resource_id):
+    if unstorable(resource_id):
         raise errors.not_found(resource.name, resource_id)
 
 

@@ -16,9 +16,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from connector.errors import closest
+from connector.events import unstorable
 from connector.ops.metrics import SCIM_IGNORED_ATTRIBUTES
 from connector.sources.scim import errors
-from connector.sources.scim.filters import FilterError, canonical_datetime, encodable
+from connector.sources.scim.filters import FilterError, canonical_datetime
 from connector.sources.scim.paths import Target, split, undefined_schema
 from connector.sources.scim.schema import Attribute, ResourceType
 
@@ -211,7 +212,7 @@ def _single(attribute: Attribute, value: Any, where: str) -> Any:
         value = str(value)  # an employee number sent as a JSON number
     if not isinstance(value, str):
         raise errors.invalid_value(f"{where} must be a string, not {_shown(value)}")
-    if "\x00" in value or not encodable(value):
+    if unstorable(value):
         raise errors.invalid_value(f"{where} holds a NUL or an unpaired surrogate; send valid UTF-8 text")
     if kind == "dateTime":
         try:
