@@ -497,9 +497,11 @@ class DriftSchedule:
 
     def run_once(self) -> DriftReport | None:
         """One scheduled check (and repair); None when another instance runs it or it failed. A check that failed,
-        or that checked no user (its report is returned), is logged and recorded as the last failed check, with why
-        (`connector status`, `status --check` and the metrics show it until a check is recorded after it): one that
-        checked nobody found nothing out, and night after night it would otherwise go unseen."""
+        or that checked no user while Verba failed to answer about some (its report is returned), is logged and
+        recorded as the last failed check, with why (`connector status`, `status --check` and the metrics show it
+        until a check is recorded after it): it found nothing out, and night after night it would otherwise go unseen.
+        One that checked nobody only because every user waits for a push (a backlog) is not a failure: the queue's
+        age shows the backlog, and the next check compares them."""
         started = time.time()
         try:
             if not self.leads("drift"):
@@ -514,12 +516,14 @@ class DriftSchedule:
             return None
         counts = ", ".join(f"{kind} {n}" for kind, n in report.counts.items() if n)
         why = report.why_unchecked()
+        failed = not recorded and any(user.reason == VERBA_FAILED for user in report.unchecked)
         log.log(logging.WARNING if report.drifts or report.unchecked else logging.INFO,
-                "drift check: %s: %s%s%s%s%s", report.figures(), report.verdict(), f" ({counts})" if counts else "",
+                "drift check: %s: %s%s%s%s%s%s", report.figures(), report.verdict(), f" ({counts})" if counts else "",
                 f"; {why} (`connector drift` lists them)" if why else "",
                 "" if report.repaired is None else f"; {counted(report.repaired, 'user')} queued for repair",
-                "" if recorded else "; recorded as a failed check: no user could be checked")
-        if not recorded:
+                "" if recorded or not failed else "; recorded as a failed check: no user could be checked",
+                "" if recorded or failed else "; not recorded as the last check: no user could be checked")
+        if failed:
             self._note_failure(report.started_at, f"no user could be checked: {why}")
         return report
 

@@ -123,3 +123,16 @@ def test_a_scheduled_check_that_checks_nobody_shows_failed_with_why_until_a_chec
     assert schedule.run_once() is not None
     assert checked(deliverer, config_path) == [] and failing(deliverer) == "connector_drift_check_failing 0.0"
     assert len(drift_lines(config_path)) == 1
+
+
+def test_a_scheduled_check_that_checks_nobody_for_a_backlog_is_no_failure(
+        deliverer: Deliverer, config_path: Path, schedule: DriftSchedule) -> None:
+    """Every user waits for a push (a first sync at night, say): nobody could be checked, but nothing failed. Shown as a
+    failure, `status --check` would fail until the next night's check, long after the backlog was pushed."""
+    assert schedule.run_once() is not None
+    deliverer.store.enqueue([user(f"u-{i}", "alice@example.com", phones=(f"+1415555030{i}",)) for i in range(5)])
+    report = schedule.run_once()
+    assert report is not None and report.nothing_checked and report.total == 5
+    assert deliverer.store.last_drift_failure() is None
+    assert failing(deliverer) == "connector_drift_check_failing 0.0"
+    assert not any("drift" in problem for problem in checked(deliverer, config_path))
