@@ -17,6 +17,7 @@ from connector.config import Config, load_config
 from connector.errors import ConnectorError
 from connector.events import KINDS, UserChange, parse_user_change, read_json
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser, load_mapping
+from connector.ops.drift import LazyVerbaLogins
 from connector.ops.report import to_json
 from connector.passwords import one_shot_command
 from connector.records import ExtensionRecord
@@ -271,14 +272,23 @@ def _user_id(config: Config | None, loaded: Mapping, subject: _Subject,
         return found, how
     if config is None:
         return None, f"listUsers loginName {found!r} when it is pushed; --user-id N maps with one now"
+    anyway = "pass --user-id N to see the records anyway"
     try:
         with open_client(config) as client:
             user_id = client.find_user_id(found)
+            # as a push decides: never a second Verba user for a person Verba holds under another login name
+            elsewhere = None if user_id is not None else LazyVerbaLogins(client, None, "mapping test").get(
+            ).held_elsewhere(found, subject.known_id)
     except VerbaError as exc:
         raise ConnectorError(f"cannot look the Verba user up by loginName {found!r} at {config.target_url}: {exc}; "
                              "pass --user-id N to see the records without asking Verba") from None
+    if elsewhere is not None:
+        raise ConnectorError(f"{subject.name}: {elsewhere}; a push would be a dead letter (unresolved_user), "
+                             f"creating no one; {anyway}")
+    if user_id is None and loaded.create_missing_users and subject.change.kind == "upsert":
+        return None, f"no Verba user has loginName {found!r}: a push creates one ([user_id] create_missing = true)"
     if user_id is None:
         raise ConnectorError(f"{subject.name}: no Verba user has loginName {found!r}, so a push would be a dead "
                              "letter (unresolved_user): create the user in Verba (or set [user_id] create_missing = "
-                             "true in the mapping); pass --user-id N to see the records anyway")
+                             f"true in the mapping); {anyway}")
     return user_id, f"listUsers loginName {found!r}"

@@ -191,6 +191,32 @@ def test_a_live_user_without_a_verba_user_is_one_line(tmp_path, simulator):
     assert code == 0 and "+14155550177  7" in out
 
 
+def test_a_live_user_without_a_verba_user_shows_what_a_push_does_as_delivery_decides(tmp_path, simulator):
+    """With create_missing a push creates the user: its records are shown, not "a dead letter"; a person Verba holds
+    under the login name in another case is never created twice, whatever create_missing says."""
+    config = config_file(tmp_path, simulator)
+    creating = tmp_path / "creating.toml"
+    creating.write_text(Path(DEFAULT_MAPPING).read_text().replace("create_missing = false", "create_missing = true"))
+    with open_configured_store(load_config(config), create=True) as store:
+        for login, number in (("zoe@example.com", "+14155550177"), ("yan@example.com", "+14155550178")):
+            ScimService(store).create("okta", USERS, {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": login,
+                "phoneNumbers": [{"type": "work", "value": number}]})
+    code, out = run("--config", config, "--mapping", str(creating), "--scim-user", "zoe@example.com")
+    assert code == 0, out
+    assert ("Verba user looked up at push time (no Verba user has loginName 'zoe@example.com': a push creates one "
+            "([user_id] create_missing = true))") in out.splitlines()
+    assert "+14155550177  at push time  record" in out
+
+    simulator.http.post("/_sim/users", json={"loginName": "Yan@example.com"}).raise_for_status()
+    for mapping in ([], ["--mapping", str(creating)]):
+        code, out = run("--config", config, *mapping, "--scim-user", "yan@example.com")
+        assert code == 1, out
+        assert ("no Verba user has loginName 'yan@example.com'; Verba has 'Yan@example.com', which differs only in "
+                "case: fix the case at the source or in Verba (do not create another user); a push would be a dead "
+                "letter (unresolved_user), creating no one; pass --user-id N to see the records anyway") in out
+    assert not simulator.calls("createUser")
+
 def test_a_rule_attribute_the_state_lacks_is_pointed_out(tmp_path):
     typo = tmp_path / "typo.toml"
     typo.write_text(Path("mappings/okta.toml").read_text().replace("User:department", "User:departmnt"))
