@@ -171,6 +171,17 @@ class Database:
         """Hold the lock named `key` until the transaction ends (waiting for it)."""
         raise NotImplementedError
 
+    def _lock_queue(self, conn: Any, *, shared: bool = False) -> None:
+        """Hold the queue's lock until the transaction ends (waiting for it), exclusively: for a write that changes
+        the held, pending or in-flight events of several users at once (see queue.py); `shared`: for a claim, and
+        (by `_lock_user`) for a write of one user's events. Take it before the transaction locks or writes an event."""
+        raise NotImplementedError
+
+    def _lock_user(self, conn: Any, source: str, external_id: str) -> None:
+        """Hold the queue's lock shared and the user's lock until the transaction ends (waiting for both), to write
+        the user's held, pending and in-flight events (see queue.py)."""
+        raise NotImplementedError
+
     def _try_lock(self, conn: Any, key: str) -> bool:
         """Take the lock named `key` until the transaction ends if nobody holds it; whether it was taken."""
         raise NotImplementedError
@@ -185,10 +196,16 @@ class Database:
 
     def _wait_behind_held(self, conn: Any, event_ids: Sequence[int]) -> None:
         """Make the pending and in-flight events of these events' users wait behind the first held event of their user
-        (`waits_behind`), or behind nothing when it has none; in the transaction of the write that held an event, ended
-        a hold or queued an event by other means than `insert_event` (see queue.py)."""
+        (`waits_behind`), or behind nothing when it has none; in the transaction of the write that held an event or
+        ended a hold, under the queue's lock (exclusive; or shared with the user's lock: see queue.py)."""
         if event_ids:
             conn.execute(self._q["wait_behind_held"], {"ids": self._array(event_ids)})
+
+    def _queued_behind_held(self, conn: Any, event_ids: Sequence[int]) -> None:
+        """Make these events, queued by this transaction by other means than `insert_event` (a wake-up, a recheck),
+        wait behind the first held event of their user, as `insert_event` does (see queue.py); no lock needed."""
+        if event_ids:
+            conn.execute(self._q["queued_behind_held"], {"ids": self._array(event_ids)})
 
     def _sql(self, text: str) -> str:
         """Dynamic SQL written with psycopg's placeholders, in the dialect's."""

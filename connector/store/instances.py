@@ -159,6 +159,7 @@ class Instances(Database):
 
     def _release(self, conn: Any, instance: Instance) -> int:
         """Unregister `instance`: its claims go back to pending, its extension locks, tasks and breaker go."""
+        self._lock_queue(conn)  # its claims may be many users' (queue.py)
         released = int(conn.execute(self._q["release_run"], (time.time(), instance.run)).rowcount)
         conn.execute(self._q["unlock_run"], (instance.run,))
         conn.execute(self._q["forget_leadership"], (instance.name,))

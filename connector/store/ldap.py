@@ -128,6 +128,8 @@ class LdapMarks(Database):
         conn.execute(q["ensure_watermark"], (directory,))
         if conn.execute(q["lock_watermark"], (directory,)).fetchone()["version"] != version:
             raise WatermarkMoved(f"the watermark of {directory} moved on while this poll ran; poll again")
+        if held:
+            self._lock_queue(conn)  # it holds events of many users (queue.py)
         now = time.time()
         # An upsert and its entry share one state dict: serialize it once.
         states = {id(c.state): state_json(c) for c in [*changes, *held]}

@@ -261,6 +261,7 @@ class EventLog(Database):
         params = {"ids": self._array(event_ids), "now": now, "spacing": spacing, "at": time.time(),
                   "approve": approve}
         with self._write() as conn:
+            self._lock_queue(conn)  # it may end holds of many users (queue.py)
             count = int(conn.execute(self._q["requeue"], params).rowcount)
             self._wait_behind_held(conn, event_ids)
             return count
@@ -275,7 +276,7 @@ class EventLog(Database):
         with self._write() as conn:
             ids = [row["id"] for source, external_id in users for row in conn.execute(
                 self._q["recheck"], {"source": source, "external_id": external_id, "now": now, "cause": cause})]
-            self._wait_behind_held(conn, ids)
+            self._queued_behind_held(conn, ids)
             return ids
 
     def discard(self, event_ids: Sequence[int], reason: str) -> int:
@@ -285,6 +286,7 @@ class EventLog(Database):
         if not reason.strip():
             raise ValueError("discarding events needs a reason; say why they must not be delivered")
         with self._write() as conn:
+            self._lock_queue(conn)  # it may end holds of many users (queue.py)
             count = int(conn.execute(self._q["discard"], (reason, time.time(), self._array(event_ids))).rowcount)
             self._wait_behind_held(conn, event_ids)
             return count

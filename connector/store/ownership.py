@@ -20,7 +20,7 @@ from typing import Any
 
 from connector.errors import ConnectorError
 from connector.records import ExtensionRecord
-from connector.store.database import CONNECTOR, Database, user_key
+from connector.store.database import CONNECTOR, Database
 
 RELEASED_CAUSE = "extension_released"  # the cause of a waiting user's event queued as its extension was let go
 SETTINGS_CHANGED_CAUSE = "extension_settings_changed"  # ... as another source of its Verba user wrote the extension
@@ -269,7 +269,7 @@ class ExtensionOwnership(Database):
                 queued += conn.execute(q["wake"].replace("{released}", q["released"]), {
                     "released": self._array(extensions), "source": me[0], "external_id": me[1], "now": now,
                     "cause": cause}).fetchall()
-        self._wait_behind_held(conn, [row["id"] for row in queued])
+        self._queued_behind_held(conn, [row["id"] for row in queued])
         return sorted({(row["source"], row["external_id"]) for row in queued})
 
     def claimed(self, source: str, external_id: str) -> set[str]:
@@ -325,7 +325,7 @@ class ExtensionOwnership(Database):
                      until: float | None = None) -> bool:
         """Whether the user's claim under the lease of `owner` (ending at `until`; None: whenever, renewed or not)
         still holds; under the user's lock, so that no claim or settlement of the user runs meanwhile."""
-        self._lock(conn, user_key(source, external_id))
+        self._lock_user(conn, source, external_id)
         if until is None:
             return conn.execute(self._q["claim_held"], (source, external_id, owner)).fetchone() is not None
         return conn.execute(self._q["lease_holds"], (source, external_id, owner, until)).fetchone() is not None

@@ -4,7 +4,9 @@ Several connectors may share one database. Every change to a user's in-flight ba
 lease expiry, settling) happens under that user's transaction-level advisory lock,
 `pg_advisory_xact_lock(hashtext(source || chr(31) || external_id))`; claimers take it with
 `pg_try_advisory_xact_lock` after picking a head event `FOR UPDATE SKIP LOCKED`, so they skip
-each other's users instead of waiting, and one user never has two batches in flight.
+each other's users instead of waiting, and one user never has two batches in flight. Those locks
+come after the queue's lock (QUEUE_LOCK, taken shared), which a write of several users' events
+takes exclusively instead of a lock per user (queue.py says why).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.string import TextLoader
 
 from connector.store.base import Store
+from connector.store.database import user_key
 from connector.store.queries import named
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -32,6 +35,9 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, 
               "tcp_user_timeout": 20_000}
 
 Connection = psycopg.Connection[DictRow]
+
+# The queue's advisory lock (`Database._lock_queue`): two keys, so that it is never a user's lock (one key).
+QUEUE_LOCK = "hashtext('connector.queue'), 0"
 
 # What an error means, first match wins: its SQLSTATE's prefix, or words of its message (errors while connecting carry
 # no SQLSTATE, only libpq's message; one without is a connection's: "08"). {server} and {text} are filled in.
@@ -125,6 +131,14 @@ class PostgresStore(Store):
     def _try_lock(self, conn: Connection, key: str) -> bool:
         row = conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s)) AS locked", (key,)).fetchone()
         return row is not None and bool(row["locked"])
+
+    def _lock_queue(self, conn: Connection, *, shared: bool = False) -> None:
+        conn.execute(f"SELECT pg_advisory_xact_lock{'_shared' if shared else ''}({QUEUE_LOCK})")
+
+    def _lock_user(self, conn: Connection, source: str, external_id: str) -> None:
+        # One round trip; a select list is evaluated from left to right: the queue's lock first.
+        conn.execute(f"SELECT pg_advisory_xact_lock_shared({QUEUE_LOCK}), pg_advisory_xact_lock(hashtext(%s))",
+                     (user_key(source, external_id),))
 
     def _array(self, values: Iterable[Any]) -> list[Any]:
         return list(values)

@@ -11,12 +11,25 @@ Event states:
                claimed, blocks nobody, kept forever
 
 A pending or in-flight event names the held event it waits behind (`waits_behind`: its user's first held event, NULL
-when it has none), so that a claim reads only the due events that wait for nothing, however many wait. Each write that
-changes it keeps it, in its transaction: `insert_event` sets it; enqueuing or LDAP-storing held events, `hold`,
-`requeue` (an approval, a replay), `discard`, `queue_current` and a push's wake-ups run `wait_behind_held` for the users
-they touch. Leases that end (expiry, crash recovery, retries) leave it as their in-flight events had it. On PostgreSQL a
-change stored while its user's event is held in another transaction sees neither that hold nor is seen by it: the
-claim that picks the change finds the user held (claim_user checks under the user's lock) and makes its events wait.
+when it has none), so that a claim reads only the due events that wait for nothing, however many wait. `insert_event`
+sets it for a new event and `queued_behind_held` for one queued by other means (a wake-up, `queue_current`); the writes
+that change a user's held events (enqueuing or LDAP-storing held events, `hold`, `requeue`: an approval, a replay, and
+`discard`) run `wait_behind_held` for all the pending and in-flight events of the users they touch, in their
+transaction. Leases that end (expiry, crash recovery, retries) leave it as their in-flight events had it.
+
+Locks (PostgreSQL; SQLite has one writer at a time). A user's held events change only under the queue's lock
+(`_lock_queue`), taken exclusively by a write of several users (enqueuing or LDAP-storing held events, `requeue`,
+`discard`; and `expedite` and the release of leases, which write many users' pending or in-flight events), or shared
+with the user's lock (`_lock_user`) by a write of one user's claim (settling it, `hold`); a claim takes it shared too.
+So `wait_behind_held` reads held events that nobody changes meanwhile, and no two transactions write one user's events
+in two orders: no deadlock. One lock for all users, not one each, which would be taken in bulk: PostgreSQL's lock
+table holds about 10,000 by default, and an approval may name 100,000 users. While such a write runs (milliseconds;
+seconds for 100,000 events) claims and settlements wait. An insert takes neither: it locks the held event it reads
+FOR SHARE SKIP LOCKED (postgres.sql's insert_event), so an approval or a discard waits for the inserts that saw the
+event held and then sees their events, and an insert never waits. Never an event left waiting behind an event no
+longer held. A NULL may be stale: a change stored while its user's event is held in another transaction sees neither
+that hold nor is seen by it; the claim that picks the change finds the user held (claim_user checks under the user's
+lock) and makes its events wait.
 """
 
 from __future__ import annotations
@@ -105,6 +118,8 @@ class EventQueue(ExtensionOwnership, Database):
             return []
         # One INSERT commits by itself: no BEGIN and COMMIT round trips for a single pending change.
         with self._write() if len(rows) > 1 or state is EventState.HELD else self._statement() as conn:
+            if state is EventState.HELD:
+                self._lock_queue(conn)
             ids = self._insert_events(conn, rows)
             if state is EventState.HELD:
                 self._wait_behind_held(conn, ids)
@@ -129,6 +144,7 @@ class EventQueue(ExtensionOwnership, Database):
                 if not conn.execute(self._q["anything_to_claim"], {"now": now}).fetchone()["due"]:
                     return None
         with self._write() as conn:
+            self._lock_queue(conn, shared=True)
             conn.execute(self._q["expire_leases"], {"now": now, "at": time.time()})
             rows = self._claim_next_user(conn, owner, now, lease_until)
             if not rows:
@@ -229,7 +245,7 @@ class EventQueue(ExtensionOwnership, Database):
         """Extend the claim's lease (and its extension locks) to `lease_until` while its push runs;
         the claim with the new lease, or None if the lease was already lost."""
         with self._write() as conn:
-            self._lock(conn, user_key(claim.source, claim.external_id))
+            self._lock_user(conn, claim.source, claim.external_id)
             if not conn.execute(self._q["renew_lease"], {
                     "new": lease_until, "source": claim.source, "external_id": claim.external_id,
                     "owner": claim.owner, "lease_until": claim.lease_until}).rowcount:
@@ -241,12 +257,14 @@ class EventQueue(ExtensionOwnership, Database):
         """Make the pending events that backed off after a failure of one of `causes` due at `now` (the
         target is back: they need not wait out their backoff); return how many."""
         with self._write() as conn:
+            self._lock_queue(conn)
             return int(conn.execute(self._q["expedite"], (now, time.time(), now, self._array(causes))).rowcount)
 
     def release_leases(self) -> int:
         """Return every in-flight event to pending and drop every extension lock, breaker, instance and
         directory leader of an earlier run (single-instance start-up); return how many events."""
         with self._write() as conn:
+            self._lock_queue(conn)
             for forget in ("release_locks", "forget_breakers", "forget_instances", "forget_leaders"):
                 conn.execute(self._q[forget])
             return int(conn.execute(self._q["release_leases"], (time.time(),)).rowcount)
@@ -266,7 +284,7 @@ class EventQueue(ExtensionOwnership, Database):
     def _settle(self, conn: Any, claim: Claim, state: EventState, *, unclaim: int = 0,
                 next_attempt_at: float | None = None, cause: str | None = None, error: str | None = None) -> int:
         """Move the claim's events its lease still holds to `state` and end the lease; how many moved."""
-        self._lock(conn, user_key(claim.source, claim.external_id))
+        self._lock_user(conn, claim.source, claim.external_id)
         return int(conn.execute(self._q["settle"], {
             "state": state.value, "unclaim": unclaim, "next_attempt_at": next_attempt_at, "cause": cause,
             "error": error, "at": time.time(), "source": claim.source, "external_id": claim.external_id,

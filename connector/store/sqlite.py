@@ -162,6 +162,12 @@ class SQLiteStore(Store):
     def _try_lock(self, conn: Any, key: str) -> bool:
         return True
 
+    def _lock_queue(self, conn: Any, *, shared: bool = False) -> None:
+        pass
+
+    def _lock_user(self, conn: Any, source: str, external_id: str) -> None:
+        pass
+
     def _array(self, values: Iterable[Any]) -> str:
         return json.dumps(list(values))
 

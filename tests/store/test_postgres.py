@@ -122,21 +122,71 @@ def test_an_expired_lease_being_settled_elsewhere_is_not_released(
     assert state_of(store, event_id) is EventState.DONE
 
 
-def test_a_change_stored_while_its_user_s_held_event_is_discarded_waits_for_the_discard(
+def lock_waits(raw: psycopg.Connection[tuple]) -> int:
+    """How many lock requests wait on the server now."""
+    row = raw.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_batch_of_changes_and_an_approval_of_their_users_held_events_never_deadlock(
     store: PostgresStore, raw: psycopg.Connection[tuple]
 ) -> None:
-    """It must not wait behind an event an operator discarded as it was stored: nothing would ever let it go."""
+    """A SCIM group change (as an LDAP poll or `events ingest`) stores several users' changes in one transaction while
+    on-call approves those users' held events, the batch's first change's user's first and then the other way round:
+    neither fails with a deadlock, and no change is left waiting behind an approved event."""
+    for first, second in (("carol", "bob"), ("dave", "erin")):
+        held = store.enqueue([change(user, 1, active=False) for user in sorted((first, second))],
+                             state=EventState.HELD)
+        with ThreadPoolExecutor(1) as other, store.scim_transaction("entra") as batch:
+            batch.enqueue([change(first, 2)])
+            approval = other.submit(store.requeue, held, NOW, approve=True)
+            wait_for(lambda: lock_waits(raw), what="the approval to wait for the batch")
+            batch.enqueue([change(second, 2)])
+        assert approval.result() == 2
+
+        later = [e for e in store.list_events(state=EventState.PENDING) if e.change.state["n"] == 2]
+        assert sorted(e.change.external_id for e in later) == sorted((first, second))
+        assert [e.waits_behind for e in later] == [None, None] and store.waiting_behind_held() == (0, 0)
+        claims = [claim_now(store), claim_now(store, owner="w2")]
+        assert sorted(c.external_id for c in claims) == sorted((first, second))
+        assert sorted(i for c in claims for i in c.event_ids) == sorted([*held, *(e.id for e in later)])
+
+
+def test_a_change_stored_while_its_user_s_held_event_is_being_discarded_waits_for_neither(
+    store: PostgresStore, raw: psycopg.Connection[tuple]
+) -> None:
+    """The change waits neither for the discard (an insert waits for no lock, so it deadlocks with nothing) nor behind
+    the event being discarded (nothing would ever let it go)."""
     [held] = store.enqueue([change("alice", 1, active=False)], state=EventState.HELD)
 
     with ThreadPoolExecutor(1) as other, raw.transaction():  # the discard, not committed yet
         raw.execute("UPDATE events SET state = 'discarded', discard_reason = 'a mistake' WHERE id = %s", (held,))
         stored = other.submit(store.enqueue, [change("alice", 2)])
-        wait_for(lambda: raw.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0],
-                 what="the change to wait for the discard")
-    [later] = stored.result()
+        wait_for(stored.done, what="the change to be stored while the discard is under way")
+        [later] = stored.result()
+        assert store.get_event(later).waits_behind is None
 
-    assert store.get_event(later).waits_behind is None and store.waiting_behind_held() == (0, 0)
+    assert store.waiting_behind_held() == (0, 0)
     assert claim_now(store).event_ids == (later,)
+
+
+def test_a_change_stored_while_a_discard_that_is_rolled_back_ran_waits_once_a_claim_finds_the_hold(
+    store: PostgresStore, raw: psycopg.Connection[tuple]
+) -> None:
+    """The change waited behind nothing, as if the discard were done; the claim that picks it finds the user still
+    held, claims nothing and makes it wait."""
+    [held] = store.enqueue([change("alice", 1, active=False)], state=EventState.HELD)
+
+    with ThreadPoolExecutor(1) as other, raw.transaction(force_rollback=True):
+        raw.execute("UPDATE events SET state = 'discarded', discard_reason = 'a mistake' WHERE id = %s", (held,))
+        stored = other.submit(store.enqueue, [change("alice", 2)])
+        wait_for(stored.done, what="the change to be stored while the discard is under way")
+    [later] = stored.result()
+    [bob] = store.enqueue([change("bob")])
+
+    assert claim_now(store).event_ids == (bob,)
+    assert store.get_event(later).waits_behind == held and store.waiting_behind_held() == (1, 1)
+    assert store.claim("w2", NOW, LEASE) is None
 
 
 def test_a_change_stored_while_its_user_s_push_is_held_waits_once_a_claim_finds_the_hold(

@@ -2,24 +2,37 @@
 -- Lists are passed as arrays; arrays are read back as JSON text, as on SQLite.
 
 -- insert_event --
--- A pending event of a user with a held event waits behind its first one. That one is locked (FOR SHARE) until the
--- insert commits, so that an approval or a discard of it committing meanwhile is waited for and seen (the event then
--- waits behind the next held one, or nothing), and one that commits later sees this event when it lets the user's
--- events go (`wait_behind_held`, in its transaction): never an event left waiting behind an event no longer held.
+-- A pending event of a user with a held event waits behind its first one. That one is locked FOR SHARE until the
+-- insert commits, so that an approval or a discard of it, which locks it to write it, waits for the insert and then
+-- sees this event when it lets the user's events go (`wait_behind_held`, in its transaction). SKIP LOCKED: one that an
+-- approval or a discard has locked already is passed over as not held (the event waits behind the next held one, or
+-- nothing), never waited for: an insert waits for no lock, so a batch of many users' changes (a SCIM group change, an
+-- LDAP poll) cannot deadlock with an approval of several users' held events. Never an event left waiting behind an
+-- event no longer held; if the approval is rolled back instead, the event waits behind nothing, and the claim that
+-- picks it finds the user held (claim_user) and makes it wait.
 INSERT INTO events (idem_key, source, external_id, kind, state_json, cause, accepted_at,
     state, next_attempt_at, updated_at, forced, last_error, waits_behind)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
         (SELECT h.id FROM events AS h WHERE h.source = %s AND h.external_id = %s AND h.state = 'held'
-         ORDER BY h.id LIMIT 1 FOR SHARE))
+         ORDER BY h.id LIMIT 1 FOR SHARE SKIP LOCKED))
 ON CONFLICT (idem_key) DO NOTHING
 RETURNING id
 
--- wait_behind_held --
--- The pending and in-flight events of the users of these events (%(ids)s) wait behind the first held event of their
--- user, or behind nothing when it has none; that one is locked as in insert_event.
+-- queued_behind_held --
+-- These events (%(ids)s), queued by this transaction (a wake-up, a recheck), wait behind the first held event of
+-- their user if pending, locked as in insert_event.
 UPDATE events AS e SET waits_behind = (SELECT h.id FROM events AS h
                                        WHERE h.source = e.source AND h.external_id = e.external_id AND h.state = 'held'
-                                       ORDER BY h.id LIMIT 1 FOR SHARE)
+                                       ORDER BY h.id LIMIT 1 FOR SHARE SKIP LOCKED)
+WHERE e.id = ANY(%(ids)s::bigint[]) AND e.state = 'pending'
+
+-- wait_behind_held --
+-- The pending and in-flight events of the users of these events (%(ids)s) wait behind the first held event of their
+-- user, or behind nothing when it has none. Run under the queue's lock (exclusive, or shared with the user's lock),
+-- which every write that holds an event or ends a hold takes: no held event of these users is created or decided
+-- meanwhile, so none needs locking.
+UPDATE events AS e SET waits_behind = (SELECT min(h.id) FROM events AS h
+                                       WHERE h.source = e.source AND h.external_id = e.external_id AND h.state = 'held')
 WHERE e.state IN ('pending', 'in_flight')
   AND (e.source, e.external_id) IN (SELECT source, external_id FROM events WHERE id = ANY(%(ids)s::bigint[]))
 

@@ -300,7 +300,8 @@ DELETE FROM extension_locks WHERE owner = %s
 -- wake --
 -- Users waiting in a conflict on one of the extensions ({released}: the dialect's `released`), but the pusher, get a
 -- fresh pending event of their current state (its cause: %(cause)s), so that the conflict is tried again; the new
--- events and their users (a user with a held event before that state: its new event waits behind it, `wait_behind_held`).
+-- events and their users (a user with a held event before that state: its new event waits behind it,
+-- `queued_behind_held`).
 INSERT INTO events (source, external_id, kind, state_json, cause, accepted_at, state, next_attempt_at, updated_at,
     forced)
 SELECT source, external_id, kind, state_json, %(cause)s, %(now)s, 'pending', %(now)s, %(now)s, 0
@@ -321,7 +322,7 @@ RETURNING id, source, external_id
 -- nothing changed (forced), its cause %(cause)s: another source of the same Verba user claimed an extension first
 -- and wrote other settings to it, so this user's push finds out whether it now waits in a conflict; or a drift
 -- repair. None while a held change of the user comes after that event: an operator decides it first (one before it:
--- the new event waits behind it, `wait_behind_held`). The new event and its user, if queued.
+-- the new event waits behind it, `queued_behind_held`). The new event and its user, if queued.
 INSERT INTO events (source, external_id, kind, state_json, cause, accepted_at, state, next_attempt_at, updated_at,
     forced)
 SELECT source, external_id, kind, state_json, %(cause)s, %(now)s, 'pending', %(now)s, %(now)s, 1

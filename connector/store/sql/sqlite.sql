@@ -2,13 +2,22 @@
 -- Lists are passed as JSON text and read with json_each; BEGIN IMMEDIATE is the only lock.
 
 -- insert_event --
--- A pending event of a user with a held event waits behind its first one (postgres.sql: why locked there).
+-- A pending event of a user with a held event waits behind its first one (postgres.sql: why locked there; BEGIN
+-- IMMEDIATE serializes every write here).
 INSERT INTO events (idem_key, source, external_id, kind, state_json, cause, accepted_at,
     state, next_attempt_at, updated_at, forced, last_error, waits_behind)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
         (SELECT min(h.id) FROM events AS h WHERE h.source = %s AND h.external_id = %s AND h.state = 'held'))
 ON CONFLICT (idem_key) DO NOTHING
 RETURNING id
+
+-- queued_behind_held --
+-- These events (%(ids)s), queued by this transaction (a wake-up, a recheck), wait behind the first held event of
+-- their user if pending.
+UPDATE events SET waits_behind = (SELECT min(h.id) FROM events AS h
+                                  WHERE h.source = events.source AND h.external_id = events.external_id
+                                    AND h.state = 'held')
+WHERE id IN (SELECT value FROM json_each(%(ids)s)) AND state = 'pending'
 
 -- wait_behind_held --
 -- The pending and in-flight events of the users of these events (%(ids)s) wait behind the first held event of their
