@@ -12,6 +12,14 @@ An expiry value that cannot be read (a date out of range, a malformed value) cou
 warning naming the entry and the attribute (`Dialect.expiries`, the one place that reads them): a typo in one
 account must not stop the directory's sync, nor take a recorded user's recording away.
 
+A value no store can hold (`connector.events.unstorable`: a NUL character, which slapd lets a directoryString, an
+IA5String or an octet string hold) is left out of the user's state, with one warning naming the entry and the
+attribute (`Dialect.warn_unstorable`): one user's value must not stop the directory's sync on PostgreSQL, nor be
+kept on SQLite. The id and the login name are not left out (the user would become another one): an entry whose id
+or login name holds one stops the run, as one without them does. ldap3 reads each value as UTF-8, else as latin-1
+(its ADDITIONAL_SERVER_ENCODINGS), so a value that is not UTF-8 (only an octet string can hold one: slapd refuses
+it in the text syntaxes) reads as its latin-1 text: never an unpaired surrogate.
+
 A user is keyed by a stable id, never silently by DN: `id_attribute = "dn"` must be chosen, and is
 warned about, because a rename or a move then becomes a delete and a create.
 
@@ -32,7 +40,7 @@ import datetime
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ldap3
@@ -43,6 +51,7 @@ from ldap3.utils.conv import escape_bytes, escape_filter_chars
 from connector.config import LdapConfig
 from connector.dn import dn_key
 from connector.errors import closest
+from connector.events import unstorable
 from connector.sources.ldap.connection import DirectoryError, first_raw, read_entry, search
 
 log = logging.getLogger("connector.ldap")
@@ -114,7 +123,7 @@ class Dialect:
         #: a configured name (lower-cased) -> the name the schema gives it, which the server answers an alias or
         #: an OID with ("rfc822Mailbox" -> "mail"); filled by `check_names`
         self.schema_names: dict[str, str] = {}
-        self._warned: set[tuple[str, str, str]] = set()  # unreadable expiry values logged (`warn_unreadable_expiry`)
+        self._warned: set[tuple[str, str, str]] = set()  # values logged (`warn_unreadable_expiry`, `warn_unstorable`)
 
     @property
     def technical_attributes(self) -> tuple[str, ...]:
@@ -132,7 +141,8 @@ class Dialect:
 
     # --- identity ----------------------------------------------------------
     def find_id(self, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> str | None:
-        """The entry's stable id, or None if it has none (or the bind account may not read it)."""
+        """The entry's stable id, or None if it has none (or the bind account may not read it, or it holds what no
+        store can hold, so that no known user has it: `unstorable_id`)."""
         if self.by_dn:
             return dn_key(dn)
         for name in self.id_attributes:
@@ -143,14 +153,24 @@ class Dialect:
                 continue
             found = self.configured_value(values, name)
             if found not in (None, ""):
-                return str(found)
+                return None if unstorable(str(found)) else str(found)
         return None
 
     def external_id(self, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> str:
         found = self.find_id(dn, values, raw)
         if found is None:
-            raise DirectoryError(self.missing_id(dn))
+            raise DirectoryError(self.unstorable_id(dn, values) or self.missing_id(dn))
         return found
+
+    def unstorable_id(self, dn: str, values: dict[str, Any]) -> str | None:
+        """Why the entry at `dn` has no id a store can hold, when its id attribute holds what none can (a NUL
+        character): a sentence naming the entry, the attribute and the fix; else None."""
+        for name in self.id_attributes:
+            found = self.configured_value(values, name)
+            if found not in (None, "") and (problem := unstorable(str(found))):
+                return (f"the {name} of {dn} ({shown(str(found))}) {problem}, so it has no stable id the store can "
+                        "hold, and the run stops at it: correct the value in the directory")
+        return None
 
     def missing_id(self, dn: str) -> str:
         names = " or ".join(self.id_attributes)
@@ -234,6 +254,20 @@ class Dialect:
             log.warning("ldap %s: %s: %s %r cannot be read as an expiry date (%s): the account counts as never "
                         "expiring; correct the value in the directory", self.config.name, dn, each.attribute,
                         _text(each.value), each.problem)
+
+    def warn_unstorable(self, dn: str, left_out: Iterable[tuple[str, str, str]]) -> None:
+        """Log once (per entry, attribute and value, for the life of this dialect) each (attribute, value, problem)
+        of the entry at `dn` that its state leaves out because no store can hold it (`Snapshot.left_out`)."""
+        configured = {each.lower() for name in self.config.attributes or () for each in self.spellings(name)}
+        for attribute, text, problem in left_out:
+            key = (dn_key(dn), attribute.lower(), text)
+            if key in self._warned:
+                continue
+            self._warned.add(key)
+            binary = (f", or, if it holds binary data, which is no text, take {attribute} out of attributes in "
+                      f"[ldap.{self.config.name}]" if attribute.lower() in configured else "")
+            log.warning("ldap %s: %s: %s %s %s: the user syncs without this value until it is corrected in the "
+                        "directory%s", self.config.name, dn, attribute, shown(text), problem, binary)
 
     # --- the change cursor -------------------------------------------------------
     def begin(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:
@@ -481,6 +515,12 @@ def unknown_name(config: LdapConfig, schema: Schema, key: str, name: str) -> str
 
 def _text(value: Any) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """`text` quoted in ASCII (a NUL shows as \\x00), for a message: at most `limit` characters of it, and then its
+    length (a binary value read as text is long)."""
+    return ascii(text) if len(text) <= limit else f"{ascii(text[:limit])}... ({len(text)} characters)"
 
 
 def _distinct(names: list[str]) -> tuple[str, ...]:

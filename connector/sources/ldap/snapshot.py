@@ -2,7 +2,8 @@
 
 Beyond the keys of connector/events.py, an LDAP state holds `direct_groups` (the `memberOf`
 DNs) next to `groups` (effective membership: direct, primary and nested, as the rules see it),
-and `expiresAt` (ISO 8601, UTC) when the account has an expiry date.
+and `expiresAt` (ISO 8601, UTC) when the account has an expiry date. A value no store can hold is left out of it
+(`Snapshot.left_out`; see connector/sources/ldap/dialects.py).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import json
 from typing import Any
 
 from connector.dn import dn_key
+from connector.events import unstorable
 from connector.sources.ldap.connection import DirectoryError
-from connector.sources.ldap.dialects import UTC, Dialect
+from connector.sources.ldap.dialects import UTC, Dialect, shown
 from connector.store import LdapEntry
 
 
@@ -36,6 +38,8 @@ class Snapshot:
     expired: bool = False  # inactive because its expiry date has passed
     login_from: str | None = None  # the attribute its login name (userName) was read from, as configured
     no_login: str | None = None  # why it has no login name (`snapshot(without_login=True)` only; userName is None)
+    #: (attribute, value, problem) of each value the state leaves out because no store can hold it (a NUL character)
+    left_out: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def external_id(self) -> str:
@@ -46,15 +50,17 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
              groups: tuple[list[str], list[str]], now: float, without_login: bool = False) -> Snapshot:
     """Normalize one search result; `groups` are its (direct, effective) groups; the digest covers all the mapping
     may read. Raises NoLoginName for an entry with no login name, unless `without_login` (a dry run, which lists
-    them): its userName is None then, and `no_login` says why."""
+    them): its userName is None then, and `no_login` says why. A value no store can hold is left out of the state
+    (`left_out`), but for the login name, which is then none (and DirectoryError for such an id)."""
     texts: dict[str, list[str]] = {}  # lower-cased attribute name -> its non-empty values as text
+    left_out: list[tuple[str, str, str]] = []
     for key, value in values.items():
         found = [v if type(v) is str else _text(v) for v in (value if isinstance(value, list) else (value,))
                  if v not in _EMPTY]
         if found:
             texts[key.lower()] = found
+            left_out += [(key, text, problem) for text in found if (problem := unstorable(text))]
     empty: list[str] = []
-    display = texts.get("displayname") or texts.get("cn")
     direct, effective = groups
     active = dialect.is_active(values, now)
     expires = dialect.expiry(values)
@@ -66,6 +72,9 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
         if not without_login:
             raise
         no_login = f"{exc.why}: {exc.fix}"
+    if left_out:
+        texts = {key: kept for key, found in texts.items() if (kept := [t for t in found if not unstorable(t)])}
+    display = texts.get("displayname") or texts.get("cn")
     state: dict[str, Any] = {
         "userName": login,
         "active": active,
@@ -90,7 +99,8 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
     digest = hashlib.sha256(json.dumps(state, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     entry = LdapEntry(dialect.external_id(dn, values, raw), digest, active, tuple(dn_key(g) for g in effective), state)
     expired = expires is not None and expires.timestamp() <= now
-    return Snapshot(entry, texts.get(dialect.stamp_attribute.lower(), [None])[0], expired, login_from, no_login)
+    return Snapshot(entry, texts.get(dialect.stamp_attribute.lower(), [None])[0], expired, login_from, no_login,
+                    tuple(left_out))
 
 
 def login_name(dialect: Dialect, dn: str, texts: dict[str, list[str]]) -> tuple[str, str]:
@@ -99,14 +109,18 @@ def login_name(dialect: Dialect, dn: str, texts: dict[str, list[str]]) -> tuple[
     userPrincipalName, sAMAccountName). `texts` maps lower-cased attribute names to their values.
 
     Raises NoLoginName naming the entry and the fix when it has none: a DN is no login name, and Verba would
-    be asked for (or, with create_missing, given) a user called by it.
+    be asked for (or, with create_missing, given) a user called by it. Also when it holds what no store can hold:
+    left out, the next attribute would make the user another one.
     """
     chosen = dialect.config.username_attribute
     names = (chosen,) if chosen else dialect.username_attributes
     found = next(((text[0], name) for name in names if (text := _configured(dialect, texts, name))), None)
+    config = dialect.config
+    if found is not None and (problem := unstorable(found[0])):
+        raise NoLoginName(config.name, f"the {found[1]} of {dn} ({shown(found[0])}) {problem}",
+                          "correct the value in the directory")
     if found is not None:
         return found
-    config = dialect.config
     raise NoLoginName(
         config.name, f"{dn} has no {' or '.join(names)} that {config.bind_dn or 'an anonymous bind'} may read",
         "give it one, let the bind account read it, set username_attribute to an attribute every user has, or leave "
