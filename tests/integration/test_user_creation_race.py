@@ -5,16 +5,9 @@ one user and answers the other ERROR_ALREADY_EXISTS, which must end linked to th
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from connector.delivery.worker import Deliverer
 from connector.events import UserChange
-from connector.mapping import load_mapping
-from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 from connector.verba.errors import VerbaAmbiguous
 from tests.plugins.simulator import drain
@@ -22,18 +15,6 @@ from tests.plugins.simulator import drain
 X = "+14155550100"
 CAROL = "carol@example.com"
 
-
-@pytest.fixture
-def deliverer(make_config, tmp_path: Path) -> Iterator[Deliverer]:
-    """A deliverer whose mapping creates missing Verba users."""
-    mapping = tmp_path / "create.toml"
-    mapping.write_text(Path("mappings/default.toml").read_text().replace("create_missing = false",
-                                                                         "create_missing = true"))
-    config = make_config(mapping=str(mapping))
-    store, client = open_configured_store(config, create=True), open_client(config)
-    yield Deliverer(store, client, load_mapping(mapping), config.delivery)
-    client.close()
-    store.close()
 
 
 def carol(source: str) -> UserChange:
@@ -44,43 +25,43 @@ def verba_users(simulator, login: str) -> list[dict[str, Any]]:
     return [u for u in simulator.http.get("/_sim/state").raise_for_status().json()["users"] if u["loginName"] == login]
 
 
-def test_two_sources_creating_one_new_user_at_once_both_end_linked_to_it(deliverer, simulator, monkeypatch):
+def test_two_sources_creating_one_new_user_at_once_both_end_linked_to_it(creating, simulator, monkeypatch):
     # Neither source's createUser is sent before both looked the login name up and found nobody: the race, every time.
     both_looked_up = threading.Barrier(2, timeout=30)
-    create_user = deliverer.client.create_user
+    create_user = creating.client.create_user
 
     def create_once_both_looked_up(*args: Any, **kwargs: Any) -> int:
         both_looked_up.wait()
         return create_user(*args, **kwargs)
 
-    monkeypatch.setattr(deliverer.client, "create_user", create_once_both_looked_up)
-    deliverer.store.enqueue([carol("entra"), carol("okta")])
-    workers = [threading.Thread(target=deliverer.deliver_one, args=(f"w{n}",)) for n in range(2)]
+    monkeypatch.setattr(creating.client, "create_user", create_once_both_looked_up)
+    creating.store.enqueue([carol("entra"), carol("okta")])
+    workers = [threading.Thread(target=creating.deliver_one, args=(f"w{n}",)) for n in range(2)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(60)
-    drain(deliverer)
+    drain(creating)
 
     assert sorted(c["status"] for c in simulator.calls("createUser")) == ["ERROR_ALREADY_EXISTS", "OK"]
     [created] = verba_users(simulator, CAROL)
-    assert {(e.change.source, e.state, e.last_cause) for e in deliverer.store.list_events()} == {
+    assert {(e.change.source, e.state, e.last_cause) for e in creating.store.list_events()} == {
         ("entra", EventState.DONE, None), ("okta", EventState.DONE, None)}
-    assert [deliverer.store.verba_user_id(source, "c1") for source in ("entra", "okta")] == [created["id"]] * 2
+    assert [creating.store.verba_user_id(source, "c1") for source in ("entra", "okta")] == [created["id"]] * 2
     assert simulator.extensions()[X]["user_id"] == created["id"]
 
 
-def test_a_user_verba_says_exists_but_does_not_list_is_retried_a_few_times_then_named(deliverer, simulator):
+def test_a_user_verba_says_exists_but_does_not_list_is_retried_a_few_times_then_named(creating, simulator):
     """createUser answers ERROR_ALREADY_EXISTS, yet listUsers finds nobody (Verba may leave an inactive or
     invalidated user out of it): a bounded retry, then a dead letter that says what to check in Verba."""
     simulator.fault(operation="createUser", status="ERROR_ALREADY_EXISTS",
                     message=f"This user already exists in the database: 0000:{CAROL}")
-    [event_id] = deliverer.store.enqueue([carol("entra")])
-    drain(deliverer)
+    [event_id] = creating.store.enqueue([carol("entra")])
+    drain(creating)
 
-    [event] = deliverer.store.list_events()
+    [event] = creating.store.list_events()
     assert event.state is EventState.DEAD and event.last_cause == "verba_ambiguous"
     assert f"createUser says a Verba user with loginName {CAROL!r} exists, but listUsers finds none" in event.last_error
     assert "inactive or invalidated user with that login name" in event.last_error
-    assert len(deliverer.store.attempts(event_id)) == VerbaAmbiguous.max_attempts < deliverer.config.max_attempts
+    assert len(creating.store.attempts(event_id)) == VerbaAmbiguous.max_attempts < creating.config.max_attempts
     assert verba_users(simulator, CAROL) == [] and simulator.extensions() == {}

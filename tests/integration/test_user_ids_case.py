@@ -6,14 +6,9 @@ and whether Verba would create it or answer ERROR_ALREADY_EXISTS (the vendor doe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from connector.delivery.worker import Deliverer
-from connector.mapping import load_mapping
-from connector.runtime import open_client, open_configured_store
 from connector.simulator.operations import CASE_DUPLICATE_LOGIN_SHAPES
 from connector.store import EventState
 from tests.plugins.simulator import Simulator, drain, user
@@ -22,18 +17,6 @@ OSCAR = "+14155550133"
 IN_CASE = ("no Verba user has loginName 'oscar@example.com'; Verba has 'Oscar@example.com', which differs only in "
            "case: fix the case at the source or in Verba (do not create another user), then replay the event")
 
-
-@pytest.fixture
-def creating(make_config, tmp_path: Path) -> Iterator[Deliverer]:
-    """A deliverer whose mapping creates missing Verba users."""
-    mapping = tmp_path / "create.toml"
-    mapping.write_text(Path("mappings/default.toml").read_text().replace("create_missing = false",
-                                                                         "create_missing = true"))
-    config = make_config(mapping=str(mapping))
-    store, client = open_configured_store(config, create=True), open_client(config)
-    yield Deliverer(store, client, load_mapping(mapping), config.delivery)
-    client.close()
-    store.close()
 
 
 def oscars(simulator: Simulator) -> list[str]:

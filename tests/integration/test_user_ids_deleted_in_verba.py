@@ -7,14 +7,10 @@ says what to do; never with Verba's raw refusal, never retried without end (simu
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from connector.delivery.worker import Deliverer
-from connector.mapping import load_mapping
-from connector.runtime import open_client, open_configured_store
 from connector.simulator.operations import UNKNOWN_USER_SHAPES
 from connector.store import EventState
 from tests.plugins.simulator import Simulator, drain, user
@@ -23,18 +19,6 @@ BOB, BOB_DESK = "+14155550111", "+14155550112"
 CAROL, CAROL_DESK = "+14155550122", "+14155550123"
 WRITES = ("createExtension", "updateExtension")
 
-
-@pytest.fixture
-def creating(make_config, tmp_path: Path) -> Iterator[Deliverer]:
-    """A deliverer whose mapping creates missing Verba users."""
-    mapping = tmp_path / "create.toml"
-    mapping.write_text(Path("mappings/default.toml").read_text().replace("create_missing = false",
-                                                                         "create_missing = true"))
-    config = make_config(mapping=str(mapping))
-    store, client = open_configured_store(config, create=True), open_client(config)
-    yield Deliverer(store, client, load_mapping(mapping), config.delivery)
-    client.close()
-    store.close()
 
 
 def writes(simulator: Simulator) -> list[tuple[str, int | None, str]]:

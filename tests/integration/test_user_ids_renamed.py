@@ -7,14 +7,9 @@ user deleted in Verba is still created (simulator over real HTTP)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from connector.delivery.worker import Deliverer
-from connector.mapping import load_mapping
-from connector.runtime import open_client, open_configured_store
 from connector.store import EventState
 from tests.ops.test_drift_no_user import verba_keeps_only
 from tests.plugins.simulator import Simulator, drain, user
@@ -24,18 +19,6 @@ CAROL = "+14155550122"
 ALICE_IN_VERBA = {"id": 3, "loginName": "alice@example.com", "eid": "0000"}
 ROBERT_IN_VERBA = {"id": 4, "loginName": "robert@example.com", "eid": "0000"}  # bob, renamed in Verba
 
-
-@pytest.fixture
-def creating(make_config, tmp_path: Path) -> Iterator[Deliverer]:
-    """A deliverer on the same store as `deliverer` whose mapping creates missing Verba users; nothing cached."""
-    mapping = tmp_path / "create.toml"
-    mapping.write_text(Path("mappings/default.toml").read_text().replace("create_missing = false",
-                                                                         "create_missing = true"))
-    config = make_config(mapping=str(mapping))
-    store, client = open_configured_store(config, create=True), open_client(config)
-    yield Deliverer(store, client, load_mapping(mapping), config.delivery)
-    client.close()
-    store.close()
 
 
 def make_the_names_match(login: str, verba_has: str) -> str:

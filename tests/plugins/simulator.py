@@ -176,7 +176,20 @@ def make_config(tmp_path: Path, simulator: Simulator) -> Callable[..., Config]:
 
 @pytest.fixture
 def deliverer(make_config: Callable[..., Config]) -> Iterator[Deliverer]:
-    config = make_config()
+    yield from _delivering(make_config())
+
+
+@pytest.fixture
+def creating(make_config: Callable[..., Config], tmp_path: Path) -> Iterator[Deliverer]:
+    """A deliverer on the store of `deliverer` whose mapping creates missing Verba users ([user_id] create_missing =
+    true)."""
+    mapping = tmp_path / "create.toml"
+    mapping.write_text(Path("mappings/default.toml").read_text().replace("create_missing = false",
+                                                                         "create_missing = true"))
+    yield from _delivering(make_config(mapping=str(mapping)))
+
+
+def _delivering(config: Config) -> Iterator[Deliverer]:
     store = open_configured_store(config, create=True)
     client = open_client(config)
     yield Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
