@@ -115,7 +115,8 @@ class UserIdResolver:
         with self._lock:
             self._uncache(login)  # Verba says no user has it
         creating = self.mapping.create_missing_users and change.kind == "upsert"
-        elsewhere = self._in_every_user(login, known) if creating else self._cached_elsewhere(login, known)
+        elsewhere = (self._in_every_user(login, known, fresh=refusal is not None) if creating
+                     else self._cached_elsewhere(login, known))
         if elsewhere is not None:
             raise UnresolvedUser(f"{elsewhere}, then replay the event")
         if creating:
@@ -202,12 +203,20 @@ class UserIdResolver:
         """`held_elsewhere` of `login` as the cache tells it."""
         return held_elsewhere(login, known, None if known is None else self._login_of(known), self._other_case(login))
 
-    def _in_every_user(self, login: str, known: int | None) -> str | None:
+    def _in_every_user(self, login: str, known: int | None, fresh: bool = False) -> str | None:
         """`held_elsewhere` of `login` from a list of every user read now, unless one was read (or refused) within
         `ttl` (a list under way is waited for): then from the cache, which holds that list and every look-up since. A
-        list Verba refuses or fails to give leaves only the cache."""
+        list Verba refuses or fails to give leaves only the cache.
+
+        `fresh`: Verba refused a write for Verba user `known` and `refused` dropped what the cache knew of that user,
+        so only a list read now tells whether it was renamed (held elsewhere) or deleted; when Verba gives none, the
+        user is not to be created either."""
         with self._listing:
-            listed = self._read_every_user() if self.clock() - self._listed_at >= self.ttl else None
+            listed = self._read_every_user() if fresh or self.clock() - self._listed_at >= self.ttl else None
+        if listed is None and fresh:
+            return (f"no Verba user has loginName {login!r} any more, Verba refused a write for Verba user {known}, "
+                    "its user until then, and its list of every user, which says whether that user now has another "
+                    "loginName, could not be read: check Verba (do not create another user)")
         if listed is None:
             return self._cached_elsewhere(login, known)
         return VerbaLogins.of(listed).held_elsewhere(login, known)

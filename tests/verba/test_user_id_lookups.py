@@ -278,3 +278,47 @@ def test_a_refusal_drops_the_cached_id_and_the_login_name_is_asked_for_again(sim
         f"no Verba user has loginName 'bob@example.com' any more: Verba refused a write for Verba user {new_id}, its "
         f"user until then (updateExtension answered ERROR_ILLEGAL_ARGUMENT: No user with id {new_id}); create the "
         "user in Verba (or set [user_id] create_missing = true in the mapping), then replay the event")
+
+
+class Renaming:
+    """A Verba of bob (user 4) whose list of every user may be refused; creations are counted."""
+
+    def __init__(self) -> None:
+        self.users = {4: "bob@example.com"}
+        self.created: list[str] = []
+        self.list_refused = False
+
+    def every_user(self, *, extensions: bool) -> list[ListedUser]:
+        if self.list_refused:
+            raise VerbaStatusError("ERROR_ILLEGAL_ARGUMENT", "criterion required", "listUsers")
+        return [ListedUser(user_id, login, []) for user_id, login in self.users.items()]
+
+    def find_user_id(self, login: str) -> int | None:
+        return next((user_id for user_id, name in self.users.items() if name == login), None)
+
+    def create_user(self, login: str, **details: object) -> int:
+        self.created.append(login)
+        self.users[100 + len(self.created)] = login
+        return 100 + len(self.created)
+
+
+@pytest.mark.parametrize("list_refused", [False, True])
+def test_a_refused_write_of_a_user_renamed_in_verba_creates_no_second_user(tmp_path: Path, list_refused: bool) -> None:
+    """bob's id came from a list of every user read for a creation; an admin renames Verba user 4 to robert@, and a
+    write of bob's is refused (for any reason). The refusal drops what the cache knew of user 4, and the list read
+    within user_cache_seconds was not read again: bob@ was created a second time, and the push moved his extensions
+    to it. Only a list read now tells renamed from deleted; when Verba gives none, no one is created."""
+    client = Renaming()
+    users = UserIdResolver(client, creating(tmp_path), ttl=600.0)  # type: ignore[arg-type]
+    assert users.resolve(change("carol@example.com"), None) == 101  # a creation: every user read, bob cached
+    assert users.resolve(change("bob@example.com"), 4) == 4
+    client.users[4] = "robert@example.com"
+    client.list_refused = list_refused
+    refusal = VerbaStatusError("ERROR_GENERAL", "transient", "updateExtension")
+    with pytest.raises(UnresolvedUser, match="do not create another user"):
+        users.refused(change("bob@example.com"), 4, refusal)
+    assert client.created == ["carol@example.com"]
+
+    del client.users[4]  # deleted, not renamed: the user is created again, as create_missing says
+    client.list_refused = False
+    assert users.refused(change("bob@example.com"), 4, refusal) == 102 and client.created[-1] == "bob@example.com"
