@@ -195,9 +195,8 @@ class ScimTransaction:
     def names(self, resource_type: str) -> list[tuple[str, str]]:
         """The (id, display) of every resource of the type, oldest first, without reading their bodies (a Group's
         members)."""
-        sql = self.store._sql("SELECT r.id, r.display FROM scim_resources r WHERE r.client = %s AND "
-                              "r.resource_type = %s ORDER BY r.pk")
-        return [(row["id"], row["display"]) for row in self.conn.execute(sql, (self.client, resource_type))]
+        return [(row["id"], row["display"])
+                for row in self.conn.execute(self.q["scim_names"], (self.client, resource_type))]
 
     def find_unique(self, resource_type: str, unique_key: str) -> str | None:
         """The id of the resource holding `unique_key`, if any."""
@@ -231,11 +230,8 @@ class ScimTransaction:
     def touch(self, resource_ids: Sequence[str], last_modified: str) -> None:
         """Make each resource a new version, modified at `last_modified`, its body and values as they are (a User
         whose groups changed): without reading them, as a rename of a group of 20,000 touches 20,000 users."""
-        # By (client, id), its unique index: with resource_type too, PostgreSQL without statistics yet (a store just
-        # filled) takes the (client, resource_type, unique_key) index and reads every user for each id.
-        sql = self.store._sql("UPDATE scim_resources SET version = version + 1, last_modified = %s "
-                              "WHERE client = %s AND id = %s")
-        self.conn.cursor().executemany(sql, [(last_modified, self.client, resource_id) for resource_id in resource_ids])
+        self.conn.cursor().executemany(self.q["scim_touch"], [(last_modified, self.client, resource_id)
+                                                              for resource_id in resource_ids])
 
     def delete(self, resource_type: str, resource_id: str) -> None:
         self.conn.execute(self.q["scim_delete"], (self.client, resource_type, resource_id))
@@ -259,7 +255,7 @@ class ScimResources(Database):
     def scim_clients(self) -> list[str]:
         """The SCIM clients that have resources stored, in name order."""
         with self._read() as conn:
-            rows = conn.execute(self._sql("SELECT DISTINCT client FROM scim_resources ORDER BY client")).fetchall()
+            rows = conn.execute(self._q["scim_clients"]).fetchall()
         return [str(row["client"]) for row in rows]
 
     def scim_get(self, client: str, resource_type: str, resource_id: str) -> ScimResource | None:

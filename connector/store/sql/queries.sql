@@ -212,6 +212,16 @@ ON CONFLICT (directory) DO UPDATE SET last_run_at = excluded.last_run_at, last_e
 SELECT r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified
 FROM scim_resources r WHERE r.client = %s AND r.id = %s
 
+-- scim_names --
+SELECT r.id, r.display FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s ORDER BY r.pk
+
+-- scim_touch --
+-- By (client, id), as scim_get (why there).
+UPDATE scim_resources SET version = version + 1, last_modified = %s WHERE client = %s AND id = %s
+
+-- scim_clients --
+SELECT DISTINCT client FROM scim_resources ORDER BY client
+
 -- scim_find_unique --
 SELECT id FROM scim_resources WHERE client = %s AND resource_type = %s AND unique_key = %s
 
