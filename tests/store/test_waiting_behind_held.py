@@ -139,26 +139,29 @@ def wake_ups(store: Store) -> Waiting:
     return {user: (h, [*w, woken[user]]) for user, (h, w) in waiting.items()}
 
 
-def expired_leases(store: Store) -> Waiting:
-    """Each user's push is under way when the LDAP guard holds a later change of the user; the pushes' leases end."""
+def held_while_pushing(store: Store) -> Waiting:
+    """Each user's push is under way when the LDAP guard holds a later change of the user: the pushed event waits
+    behind the held one once its lease ends."""
     pushed = []
     for user in USERS:
         pushed += store.enqueue([change(user, 1)])
         claim_now(store)
     held = store.enqueue([change(user, 2, active=False) for user in USERS], state=EventState.HELD)
-    assert store.claim("w1", NOW + LEASE + 1, LEASE) is None  # the leases expire; what they held waits
     return {user: (h, [p]) for user, h, p in zip(USERS, held, pushed, strict=True)}
+
+
+def expired_leases(store: Store) -> Waiting:
+    """`held_while_pushing`, and the pushes' leases end."""
+    waiting = held_while_pushing(store)
+    assert store.claim("w1", NOW + LEASE + 1, LEASE) is None  # the leases expire; what they held waits
+    return waiting
 
 
 def crash_recovery(store: Store) -> Waiting:
     """As `expired_leases`, but the connector died and its leases go back at the next start."""
-    pushed = []
-    for user in USERS:
-        pushed += store.enqueue([change(user, 1)])
-        claim_now(store)
-    held = store.enqueue([change(user, 2, active=False) for user in USERS], state=EventState.HELD)
+    waiting = held_while_pushing(store)
     assert store.release_leases() == len(USERS)
-    return {user: (h, [p]) for user, h, p in zip(USERS, held, pushed, strict=True)}
+    return waiting
 
 
 WRITES: list[Callable[[Store], Waiting]] = [later_changes, held_after_pending, ldap_guard, guard_holds_claims,
