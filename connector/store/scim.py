@@ -203,6 +203,10 @@ class ScimTransaction:
         row = self.conn.execute(self.q["scim_find_unique"], (self.client, resource_type, unique_key)).fetchone()
         return None if row is None else str(row["id"])
 
+    def keyless(self, resource_type: str) -> list[ScimResource]:
+        """The resources of the type kept without a unique key, oldest first."""
+        return [_resource(row) for row in self.conn.execute(self.q["scim_keyless"], (self.client, resource_type))]
+
     def groups_of(self, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
         """For each user id, the (id, display name) of the Groups listing it as a member, oldest group first."""
         wanted = set(user_ids)
@@ -257,6 +261,17 @@ class ScimResources(Database):
         with self._read() as conn:
             rows = conn.execute(self._q["scim_clients"]).fetchall()
         return [str(row["client"]) for row in rows]
+
+    def scim_comparisons(self) -> str | None:
+        """How the stored resources compare (connector/sources/scim/filters.py COMPARISONS); None before the first
+        start of a SCIM endpoint on this store."""
+        with self._read() as conn:
+            row = conn.execute(self._q["scim_comparisons"]).fetchone()
+        return None if row is None else str(row["comparisons"])
+
+    def set_scim_comparisons(self, comparisons: str) -> None:
+        with self._write() as conn:
+            conn.execute(self._q["scim_set_comparisons"], (comparisons,))
 
     def scim_get(self, client: str, resource_type: str, resource_id: str) -> ScimResource | None:
         with self._read() as conn:

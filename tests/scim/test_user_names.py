@@ -14,6 +14,7 @@ import pytest
 
 from connector.dn import fold
 from connector.sources.scim import create_scim_app
+from connector.sources.scim.filters import COMPARISONS
 from connector.store import ScimResource, ScimValue, Store
 from tests.scim.helpers import CONFIG, client_for, patch
 from tests.scim.live import serve
@@ -95,6 +96,50 @@ def test_two_users_of_one_login_stored_before_stay_writable_and_the_login_stays_
             assert api.post("/Users", json={"userName": NFC_JOSE.upper()}).status_code == 201
     warned = [r.getMessage() for r in caplog.records if "u-nfd" in r.getMessage()]
     assert len(warned) == 1 and "u-nfc" in warned[0]
+
+
+def test_resources_are_read_again_only_when_the_comparisons_or_the_unicode_version_change(store: Store) -> None:
+    """A start reads every resource only when the store's resources were stored under other comparisons: on a large
+    tenant that read is seconds and hundreds of MB at each start."""
+    store_before(store, "u-jose", NFD_JOSE, NFD_JOSE.lower())
+    with started(store):
+        assert store.scim_comparisons() == COMPARISONS
+    assert key_of(store, "u-jose") == NFC_JOSE.lower()
+    store_before(store, "u-zoe", "Zoë@Example.com", "an older key")  # what no start since has read
+    with started(store) as api:
+        assert found(api, 'userName eq "zoë@example.com"') == ["u-zoe"]
+    assert key_of(store, "u-zoe") == "an older key"
+    older_python = COMPARISONS.replace(unicodedata.unidata_version, "9.0.0")  # Python 3.6
+    store.set_scim_comparisons(older_python)
+    with started(store):
+        assert store.scim_comparisons() == COMPARISONS
+    assert key_of(store, "u-zoe") == "zoë@example.com"
+
+
+def test_a_user_kept_without_its_key_gets_it_at_the_start_after_the_other_is_deleted(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    store_before(store, "u-nfc", NFC_JOSE, NFC_JOSE.lower())
+    store_before(store, "u-nfd", NFD_JOSE, NFD_JOSE.lower())
+    for _ in range(2):  # warned at every start, not only the one that re-keyed them
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="connector.scim"), started(store):
+            pass
+        assert ["u-nfd" in r.getMessage() and "u-nfc" in r.getMessage() for r in caplog.records] == [True]
+    with started(store) as api:
+        assert api.delete("/Users/u-nfc").status_code == 204
+    assert key_of(store, "u-nfd") is None
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="connector.scim"), started(store) as api:
+        duplicate = api.post("/Users", json={"userName": NFC_JOSE.upper()})
+        assert (duplicate.status_code, duplicate.json()["scimType"]) == (409, "uniqueness")
+    assert key_of(store, "u-nfd") == NFC_JOSE.lower() and caplog.records == []
+
+
+def key_of(store: Store, user_id: str) -> str | None:
+    stored = store.scim_get("entra", "User", user_id)
+    assert stored is not None
+    return stored.unique_key
 
 
 def test_user_name_filters_compare_in_any_unicode_form_and_case(api: httpx.Client) -> None:

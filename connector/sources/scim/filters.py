@@ -359,6 +359,11 @@ def to_store_filter(expr: Expr) -> stored.Filter:
                         leaf.case_exact)
 
 
+# How `caseless` and `searchable` compare, under this Python's Unicode version: kept with the stored resources, so that
+# a start re-keys them only when it changes (upgrade.py). Change it whenever either function changes.
+COMPARISONS = f"caseless: NFC, lower(); searchable: NFC; Unicode {unicodedata.unidata_version}"
+
+
 def caseless(text: str) -> str:
     """A string as SCIM compares one that is not caseExact (RFC 7643 §2.2: userName, displayName, emails...): in
     Unicode's composed form (NFC), lower-cased, so that josé composed and decomposed, in any case, are one. Not folded

@@ -222,6 +222,19 @@ UPDATE scim_resources SET version = version + 1, last_modified = %s WHERE client
 -- scim_clients --
 SELECT DISTINCT client FROM scim_resources ORDER BY client
 
+-- scim_comparisons --
+SELECT comparisons FROM scim_comparisons
+
+-- scim_set_comparisons --
+INSERT INTO scim_comparisons (one, comparisons) VALUES (1, %s)
+ON CONFLICT (one) DO UPDATE SET comparisons = excluded.comparisons
+
+-- scim_keyless --
+-- The resources kept without a key (Users sharing a login with another: connector/sources/scim/upgrade.py), few,
+-- found through the unique index on (client, resource_type, unique_key).
+SELECT r.client, r.resource_type, r.id, r.unique_key, r.display, r.body, r.version, r.created, r.last_modified
+FROM scim_resources r WHERE r.client = %s AND r.resource_type = %s AND r.unique_key IS NULL ORDER BY r.pk
+
 -- scim_find_unique --
 SELECT id FROM scim_resources WHERE client = %s AND resource_type = %s AND unique_key = %s
 
