@@ -1,13 +1,22 @@
 """On-call fixtures: a connector process on a real store, the simulator (tests/plugins/simulator.py), and the
-CLI as a subprocess (tests/ops/helpers.py)."""
+CLI (tests/ops/helpers.py).
+
+Two configs, each on the store tmp_path/c.db: `config_path`, whose Verba is the simulator, and `config`, whose
+Verba does not answer, for the commands that act on the store alone (with `store`, that store, open)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import write_config
+from connector.config import load_config
+from connector.delivery.worker import Deliverer
+from connector.mapping import load_mapping
+from connector.runtime import open_client, open_configured_store
+from connector.store import Store
+from tests.ops.helpers import unreachable_target, write_config
 from tests.plugins.simulator import Simulator
 
 
@@ -17,13 +26,20 @@ def config_path(tmp_path: Path, simulator: Simulator) -> Path:
 
 
 @pytest.fixture
-def deliverer(config_path: Path):
-    """Delivery in this process, on the store and target of `config_path` (the CLI acts on the same store)."""
-    from connector.config import load_config
-    from connector.delivery.worker import Deliverer
-    from connector.mapping import load_mapping
-    from connector.runtime import open_client, open_configured_store
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path, unreachable_target())
 
+
+@pytest.fixture
+def store(config: Path) -> Iterator[Store]:
+    """The store of `config`, created and migrated, closed after the test."""
+    with open_configured_store(load_config(config, secrets=()), create=True) as opened:
+        yield opened
+
+
+@pytest.fixture
+def deliverer(config_path: Path) -> Iterator[Deliverer]:
+    """Delivery in this process, on the store and target of `config_path` (the CLI acts on the same store)."""
     config = load_config(config_path)
     store, client = open_configured_store(config, create=True), open_client(config)
     yield Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)

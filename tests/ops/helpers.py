@@ -1,4 +1,5 @@
-"""On-call test helpers: a config file for a connector on a SQLite store, the CLI as a subprocess, waiting."""
+"""On-call test helpers: a config file for a connector on a SQLite store, the CLI in this process or as a
+subprocess, waiting."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner, Result
+
+from connector.cli import main
 from connector.store import EventState
 from tests.plugins.simulator import PASSWORD, drain, free_port, user
+
+
+def unreachable_target() -> str:
+    """A Verba URL on a free port of this host: nothing answers there."""
+    return f"http://127.0.0.1:{free_port()}/provisioning"
 
 
 def write_config(tmp_path: Path, target_url: str, *, admin_port: int | None = None, extra: str = "",
@@ -29,9 +38,15 @@ def write_config(tmp_path: Path, target_url: str, *, admin_port: int | None = No
     return path
 
 
+def run(config: Path, *args: str, env: dict[str, str | None] | None = None) -> Result:
+    """`connector ARGS --config CONFIG` in this process (click's CliRunner); `env` sets (None unsets) variables."""
+    return CliRunner().invoke(main, [*args, "--config", str(config)], env=env)
+
+
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`connector ARGS` as a subprocess, as on a server; its output is text."""
     return subprocess.run([sys.executable, "-m", "connector.cli", *args], capture_output=True, text=True,
-                          timeout=60, env=env)
+                          timeout=120, env=env)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20, what: str = "the condition") -> Any:

@@ -8,13 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from connector.cli import main
 from connector.delivery.worker import Deliverer
 from connector.ops.report import attempt_lines, when
 from connector.store import Attempt, AuditEntry, EventState
-from tests.ops.helpers import write_config
+from tests.ops.helpers import run, write_config
 from tests.plugins.simulator import Simulator, drain, user
 
 A, B = "+14155550100", "+14155550111"
@@ -24,10 +22,6 @@ A, B = "+14155550100", "+14155550111"
 def config_path(tmp_path: Path, simulator: Simulator) -> Path:
     """The on-call config, its breaker probing every 20 ms (the line follows [delivery]'s, so it is its)."""
     return write_config(tmp_path, simulator.url, extra="probe_seconds = 0.02\n")
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
 
 
 def attempts_shown(output: str) -> list[str]:

@@ -10,23 +10,15 @@ import socket
 import time
 from pathlib import Path
 
-from click.testing import CliRunner, Result
-
-from connector.cli import main
 from connector.config import InstanceConfig, load_config
 from connector.events import UserChange
 from connector.liveness import Liveness
 from connector.ops.report import when
 from connector.runtime import open_configured_store
 from connector.store import Instance, Store
-from tests.ops.helpers import write_config
-from tests.plugins.simulator import free_port
+from tests.ops.helpers import run, unreachable_target, write_config
 
 LIVENESS = 15.0  # the config's default [instance] liveness_seconds
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
 
 
 def kill_a_and_let_b_count_it_dead(store: Store) -> float:
@@ -43,19 +35,17 @@ def kill_a_and_let_b_count_it_dead(store: Store) -> float:
     return store.dead_instances()[0].reaped_at
 
 
-def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(tmp_path: Path) -> None:
-    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
-    with open_configured_store(load_config(config, secrets=()), create=True) as store:
-        at = kill_a_and_let_b_count_it_dead(store)
-        status, check = run(config, "status"), run(config, "status", "--check")
-        listed = json.loads(run(config, "status", "--json").output)["instances"]
-        refused = run(config, "instances", "forget", "b", "--reason", "gone")
-        mistyped = run(config, "instances", "forget", "A", "--reason", "gone")
-        forgotten = run(config, "instances", "forget", "a", "--operator", "oncall", "--reason", "vm1 retired")
-        again = run(config, "instances", "forget", "a", "--reason", "vm1 retired")
-        after = run(config, "status", "--check")
-        shown = run(config, "audit")
-        audit = store.list_audit(10)
+def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(config: Path, store: Store) -> None:
+    at = kill_a_and_let_b_count_it_dead(store)
+    status, check = run(config, "status"), run(config, "status", "--check")
+    listed = json.loads(run(config, "status", "--json").output)["instances"]
+    refused = run(config, "instances", "forget", "b", "--reason", "gone")
+    mistyped = run(config, "instances", "forget", "A", "--reason", "gone")
+    forgotten = run(config, "instances", "forget", "a", "--operator", "oncall", "--reason", "vm1 retired")
+    again = run(config, "instances", "forget", "a", "--reason", "vm1 retired")
+    after = run(config, "status", "--check")
+    shown = run(config, "audit")
+    audit = store.list_audit(10)
 
     advice = "start it again, or run `connector instances forget a --reason R` if it is gone for good"
     assert (f"instance a: DEAD since {when(at)} (vm1 pid 101; counted dead by instance b, 1 in-flight event(s) went "
@@ -85,12 +75,10 @@ def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(
         ("oncall", "forget_instance", "vm1 retired", {"instance": "a", "released": 0})]
 
 
-def test_an_instance_counted_dead_that_starts_again_is_no_longer_listed(tmp_path: Path) -> None:
-    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
-    with open_configured_store(load_config(config, secrets=()), create=True) as store:
-        kill_a_and_let_b_count_it_dead(store)
-        store.register_instance(Instance("a", "run-a2", "vm1", 303), LIVENESS, lambda previous: True)
-        status, check = run(config, "status"), run(config, "status", "--check")
+def test_an_instance_counted_dead_that_starts_again_is_no_longer_listed(config: Path, store: Store) -> None:
+    kill_a_and_let_b_count_it_dead(store)
+    store.register_instance(Instance("a", "run-a2", "vm1", 303), LIVENESS, lambda previous: True)
+    status, check = run(config, "status"), run(config, "status", "--check")
     assert "DEAD" not in status.output and "instance a: vm1 pid 303, started " in status.output
     assert check.exit_code == 0, check.output
 
@@ -101,7 +89,7 @@ def test_an_instance_counted_dead_that_beats_again_keeps_its_start_for_the_mappi
     mapping = tmp_path / "m.toml"
     mapping.write_text(Path("mappings/default.toml").read_text())
     os.utime(mapping, (time.time() - 3600, time.time() - 3600))
-    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning",
+    config = write_config(tmp_path, unreachable_target(),
                           extra=f'[mapping]\nfile = "{mapping}"\n')
     with open_configured_store(load_config(config, secrets=()), create=True) as store:
         paused, other = (Liveness(store, InstanceConfig(name, heartbeat_seconds=60, liveness_seconds=0.3),
@@ -128,18 +116,16 @@ def test_an_instance_counted_dead_that_beats_again_keeps_its_start_for_the_mappi
     assert f"instance a: {socket.gethostname()} pid {os.getpid()}, started {when(started)}, " in status.output
 
 
-def test_stopping_an_instance_whose_name_another_start_took_leaves_that_start_alone(tmp_path: Path) -> None:
+def test_stopping_an_instance_whose_name_another_start_took_leaves_that_start_alone(store: Store) -> None:
     """Told to stop it, on-call stops it: the newer start under its name keeps its directories and its breaker."""
-    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
-    with open_configured_store(load_config(config, secrets=()), create=True) as store:
-        old = Liveness(store, InstanceConfig("a", heartbeat_seconds=60, liveness_seconds=0.3), shared=True)
-        old.start()
-        time.sleep(0.4)
-        store.register_instance(Instance("a", "newer", "vm2", 202), 0.3, lambda previous: True)
-        assert store.lead("ldap.corp", "a")
-        store.note_breaker("a", time.time(), None, "Verba down")
-        old.beat()
-        assert old.displaced
-        old.stop()
-        assert [i.run for i in store.live_instances()[1]] == ["newer"]
-        assert store.leaders() == {"ldap.corp": "a"} and [b.instance for b in store.open_breakers()] == ["a"]
+    old = Liveness(store, InstanceConfig("a", heartbeat_seconds=60, liveness_seconds=0.3), shared=True)
+    old.start()
+    time.sleep(0.4)
+    store.register_instance(Instance("a", "newer", "vm2", 202), 0.3, lambda previous: True)
+    assert store.lead("ldap.corp", "a")
+    store.note_breaker("a", time.time(), None, "Verba down")
+    old.beat()
+    assert old.displaced
+    old.stop()
+    assert [i.run for i in store.live_instances()[1]] == ["newer"]
+    assert store.leaders() == {"ldap.corp": "a"} and [b.instance for b in store.open_breakers()] == ["a"]

@@ -8,12 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from connector.cli import main
 from connector.delivery.worker import Deliverer
 from connector.store import EventState
-from tests.ops.helpers import write_config
+from tests.ops.helpers import run, write_config
 from tests.plugins.simulator import Simulator, drain, user
 
 OLD, NEW, NEWER = "+14155550100", "+14155550111", "+14155550122"
@@ -32,10 +30,6 @@ def config_path(strict_guard: bool, tmp_path: Path, simulator: Simulator) -> Pat
     push stopping a recording (the lines follow [delivery]'s, so they are its)."""
     extra = "guard_max_count = 0\nguard_max_share = 0\n" if strict_guard else ""
     return write_config(tmp_path, simulator.url, extra=extra)
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
 
 
 def recorded(simulator: Simulator) -> dict[str, bool]:

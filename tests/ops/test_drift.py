@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import subprocess
-import sys
 import time
 
 import pytest
@@ -16,11 +14,10 @@ from connector.mapping import load_mapping
 from connector.ops.drift import KINDS, PENDING, DriftCheck, DriftStopped, Unchecked, verba_directory
 from connector.ops.metrics import SKIPPED, StoreCollector
 from connector.ops.report import when
-from connector.runtime import open_configured_store
 from connector.simulator.operations import LIST_CAP, UNFILTERED_LIST_USERS_SHAPES
 from connector.store import DriftRun, EventState, Instance
-from tests.ops.helpers import write_config
-from tests.plugins.simulator import USERS, drain, free_port, user
+from tests.ops.helpers import cli, unreachable_target
+from tests.plugins.simulator import USERS, drain, user
 
 WRITES = ("createExtension", "updateExtension")
 ALICE = "+14155550100"
@@ -201,15 +198,15 @@ def test_a_user_whose_push_is_under_way_is_not_checked(deliverer, sim, drift):
     assert str(report.unchecked[0]) == "test/u-alice: a change of this user waits to be pushed"
 
 
-def cli(config_path, *args):
-    return subprocess.run([sys.executable, "-m", "connector.cli", "drift", "--config", str(config_path), *args],
-                          capture_output=True, text=True, timeout=120, check=False)
+def run_drift(config_path, *args):
+    """`connector drift` as a subprocess."""
+    return cli("drift", "--config", str(config_path), *args)
 
 
 def test_a_check_that_could_check_nobody_does_not_call_verba_in_step(deliverer, sim, config_path):
     pushed(deliverer, sim, user())
     deliverer.store.enqueue([user(title="new")])  # a change waits to be pushed: the user is not checked
-    done = cli(config_path)
+    done = run_drift(config_path)
     assert done.returncode == 3, done.stderr
     assert "drift: 1 user: 0 compared with Verba (0 extensions), 1 not checked, in " in done.stdout
     assert ": nothing checked: see why below" in done.stdout and "in step" not in done.stdout
@@ -219,13 +216,13 @@ def test_a_check_that_could_check_nobody_does_not_call_verba_in_step(deliverer, 
 
 def test_the_command_exits_3_on_drift_0_in_step_and_repairs_with_an_audit(deliverer, sim, config_path):
     pushed(deliverer, sim, user())
-    done = cli(config_path)
+    done = run_drift(config_path)
     assert done.returncode == 0, done.stderr
     assert "drift: 1 user: 1 compared with Verba (1 extension), in " in done.stdout and "in step" in done.stdout
 
     sim.edit_extension(ALICE, video=True)
     sim.clear_calls()
-    done = cli(config_path)
+    done = run_drift(config_path)
     assert done.returncode == 3, done.stderr
     assert "recording settings differ (1):" in done.stdout and "video: Verba has True, wanted False" in done.stdout
     assert "nothing was written; run again with --repair" in done.stdout
@@ -235,19 +232,19 @@ def test_the_command_exits_3_on_drift_0_in_step_and_repairs_with_an_audit(delive
     listed = [(c["loginName"], c["extension"]) for c in sim.calls("listUsers")]
     assert listed[0] == (None, None) and set(listed[1:]) <= {("alice@example.com", None)}, listed
     sim.clear_calls()
-    assert cli(config_path, "--user", "alice@example.com").returncode == 3
+    assert run_drift(config_path, "--user", "alice@example.com").returncode == 3
     assert [c["loginName"] for c in sim.calls("listUsers")] == ["alice@example.com"]
 
-    done = cli(config_path, "--json", "--user", "alice@example.com", "--repair", "--reason", "ticket 7",
-               "--operator", "maria")
+    done = run_drift(config_path, "--json", "--user", "alice@example.com", "--repair", "--reason", "ticket 7",
+                     "--operator", "maria")
     assert done.returncode == 3, done.stderr
     data = json.loads(done.stdout)
     assert data["counts"]["settings"] == 1 and data["repaired"] == 1 and len(data["event_ids"]) == 1
     drain(deliverer)
     assert sim.extensions()[ALICE]["video"] is False
-    assert cli(config_path).returncode == 0
+    assert run_drift(config_path).returncode == 0
     assert deliverer.store.last_drift_run().counts["settings"] == 0
-    bad = cli(config_path, "--user", "nobody")
+    bad = run_drift(config_path, "--user", "nobody")
     assert bad.returncode == 1 and "no user 'nobody'" in bad.stderr
 
 
@@ -256,44 +253,42 @@ def test_a_check_of_some_users_is_not_recorded_as_the_last_check(deliverer, sim,
     users must not hide what the last check of every user found (its own output and exit status give its result)."""
     pushed(deliverer, sim, user(), user("u-bob", "bob@example.com", phones=(BOB,)))
     sim.delete_extension(BOB)
-    assert cli(config_path).returncode == 3
+    assert run_drift(config_path).returncode == 3
     everyone = deliverer.store.last_drift_run()
     assert everyone is not None and everyone.counts["missing"] == 1
 
-    alone = cli(config_path, "--user", "alice@example.com")
+    alone = run_drift(config_path, "--user", "alice@example.com")
     assert alone.returncode == 0, alone.stderr
     assert alone.stdout.splitlines()[-1] == (
         "not recorded as the last check (only some users were checked): `connector status`, the metrics and "
         "`connector status --check` still show the last check of every user; `connector drift` without --user "
         "records a new one")
-    assert json.loads(cli(config_path, "--user", "alice@example.com", "--json").stdout)["recorded"] is False
+    assert json.loads(run_drift(config_path, "--user", "alice@example.com", "--json").stdout)["recorded"] is False
     assert deliverer.store.last_drift_run() == everyone
     [found] = [m for m in StoreCollector(deliverer.store).collect() if m.name == "connector_drift_found"]
     assert {s.labels["kind"]: s.value for s in found.samples}["missing"] == 1
-    shown = subprocess.run([sys.executable, "-m", "connector.cli", "drift", "--help"], capture_output=True,
-                           text=True, timeout=60, check=True).stdout
+    shown = cli("drift", "--help").stdout
     assert "not recorded as the last check" in " ".join(shown.split())
-    assert json.loads(cli(config_path, "--json").stdout)["recorded"] is True
+    assert json.loads(run_drift(config_path, "--json").stdout)["recorded"] is True
 
 
 def test_status_tells_the_last_checks_age_from_its_duration_and_names_the_instance_running_scheduled_checks(
-        tmp_path):
-    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+        config, store):
     finished = time.time() - 7200  # 2.0h ago until 3 minutes later
-    with open_configured_store(load_config(config, secrets=()), create=True) as store:
-        store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)
-        store.add_drift_run(DriftRun(finished - 2, finished, 1, 1, dict.fromkeys(KINDS, 0), 0, None, "schedule"))
-        unled = status_lines(config)
-        assert store.lead("drift", "a")
-        led = status_lines(config)
+    store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)
+    store.add_drift_run(DriftRun(finished - 2, finished, 1, 1, dict.fromkeys(KINDS, 0), 0, None, "schedule"))
+    unled = status_lines(config)
+    assert store.lead("drift", "a")
+    led = status_lines(config)
     line = f"drift: last check {when(finished)}, 2.0h ago (schedule, took 2s): 1 extension of 1 user, in step"
     assert [x for x in unled if x.startswith("drift: ")] == [line]
     assert [x for x in led if x.startswith("drift: ")] == [f"{line}; instance a runs the scheduled checks"]
 
 
 def status_lines(config: pathlib.Path) -> list[str]:
-    return subprocess.run([sys.executable, "-m", "connector.cli", "status", "--config", str(config)],
-                          capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+    shown = cli("status", "--config", str(config))
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout.splitlines()
 
 
 def test_the_scheduled_check_records_its_runs_repairs_only_when_told_and_runs_on_the_leader_only(
@@ -319,8 +314,9 @@ def test_the_scheduled_check_records_its_runs_repairs_only_when_told_and_runs_on
     metrics = generate_latest(registry).decode()
     assert 'connector_drift_found{kind="settings"} 1.0' in metrics
     assert "connector_drift_extensions_checked 1.0" in metrics
-    status = subprocess.run([sys.executable, "-m", "connector.cli", "status", "--config", str(config_path)],
-                            capture_output=True, text=True, timeout=60, check=True).stdout
+    shown = cli("status", "--config", str(config_path))
+    assert shown.returncode == 0, shown.stderr
+    status = shown.stdout
     assert "s ago (schedule, took " in status and "1 extension of 1 user, DRIFT settings 1" in status
 
     schedule = DriftSchedule(drift, DriftConfig(interval_seconds=0.2, repair=True))
@@ -370,10 +366,9 @@ def test_a_check_with_verba_unreachable_fails_at_once_without_asking_each_user(d
     pushed(deliverer, sim, user())
     config = config_path.read_text()
     down = config_path.with_name("down.toml")
-    down.write_text(config.replace(sim.url, f"http://127.0.0.1:{free_port()}/provisioning"))
+    down.write_text(config.replace(sim.url, unreachable_target()))
     assert down.read_text() != config
-    done = subprocess.run([sys.executable, "-m", "connector.cli", "drift", "--config", str(down)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = run_drift(down)
     assert done.returncode == 1 and "could not reach http://127.0.0.1:" in done.stderr, done.stderr
     assert "each user is asked on its own" not in done.stderr and "Traceback" not in done.stderr
 
@@ -386,10 +381,10 @@ def test_an_extension_a_user_waits_for_in_a_conflict_is_listed_apart_not_as_drif
     [conflict] = deliverer.store.open_conflicts()
     assert conflict.claimant.external_id == "u-bob"
 
-    result = cli(config_path)
+    result = run_drift(config_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"in an open extension conflict, not drift (1): `connector status` says why and what resolves it\n" \
            f"  {ALICE}  test/u-bob" in result.stdout
     assert "--repair" not in result.stdout
-    out = json.loads(cli(config_path, "--json").stdout)
+    out = json.loads(run_drift(config_path, "--json").stdout)
     assert (out["drifts"], out["in_conflict"]) == ([], [{"extension": ALICE, "user": "test/u-bob"}])

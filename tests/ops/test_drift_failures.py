@@ -8,23 +8,18 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from prometheus_client import CollectorRegistry, generate_latest
 
-from connector.cli import main
 from connector.config import DriftConfig, load_config
 from connector.delivery.worker import Deliverer
 from connector.mapping import load_mapping
 from connector.ops.drift import DriftCheck, DriftSchedule
 from connector.ops.metrics import register_store
 from connector.store import Instance, StoreError
+from tests.ops.helpers import run
 from tests.plugins.simulator import Simulator, drain, user
 
 ME = Instance("a", "run-a", "vm1", 101)
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
 
 
 @pytest.fixture

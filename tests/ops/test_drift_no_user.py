@@ -10,17 +10,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner, Result
 from prometheus_client import CollectorRegistry, generate_latest
 
-from connector.cli import main
 from connector.config import load_config
 from connector.delivery.worker import Deliverer
 from connector.mapping import load_mapping
 from connector.ops.drift import UNRESOLVED, DriftCheck, Unchecked
 from connector.ops.metrics import register_store
 from connector.store import EventState
-from tests.ops.helpers import write_config
+from tests.ops.helpers import run, write_config
 from tests.plugins.simulator import Simulator, drain, seed, user
 
 ALICE = "+14155550100"
@@ -28,10 +26,6 @@ BOB = "+14155550111"
 CAROL = "+14155550122"
 BOB_LOST = ("no Verba user has loginName 'bob@example.com' (it was Verba user 4 when last pushed), so it is recorded "
             "on none of its extensions: ")
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
 
 
 def creating(tmp_path: Path, simulator: Simulator) -> Path:

@@ -9,23 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from connector.cli import main
 from connector.config import load_config
 from connector.mapping import load_mapping
 from connector.ops.drift import DEAD_LETTER, HELD, REPAIR_CAUSE, DriftCheck, Unchecked
 from connector.ops.report import when
 from connector.store import EventState, Instance
-from tests.ops.helpers import bob_dead_lettered, write_config
+from tests.ops.helpers import bob_dead_lettered, run, write_config
 from tests.plugins.simulator import drain, user
 
 ALICE = "+14155550100"
 BOB = "+14155550111"
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
 
 
 @pytest.fixture

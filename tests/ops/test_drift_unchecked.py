@@ -11,23 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click.testing import CliRunner, Result
 from prometheus_client import CollectorRegistry, generate_latest
 
-from connector.cli import main
 from connector.cli.drift import NOTHING_RECORDED, lines
 from connector.ops.drift import IN_FLIGHT, PENDING, VERBA_FAILED, Drift, DriftReport
 from connector.ops.metrics import register_store
 from connector.store import EventState
-from tests.ops.helpers import bob_dead_lettered
+from tests.ops.helpers import bob_dead_lettered, run
 from tests.plugins.simulator import drain, user
 
 ALICE = "+14155550100"
 BOB = "+14155550111"
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
 
 
 def pushed(deliverer, *changes) -> None:

@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from connector.cli import main
 from connector.config import load_config
 from connector.events import UserChange
 from connector.ops.drift import KINDS
@@ -22,22 +21,18 @@ from connector.ops.metrics import StoreCollector
 from connector.ops.report import when
 from connector.runtime import open_configured_store
 from connector.store import DriftRun, EventState, Instance, LdapPoll, Store, TargetProbe, open_store
-from tests.ops.helpers import write_config
+from tests.ops.helpers import run, unreachable_target, write_config
 from tests.ops.test_replay import A, _record, alice, make_dead_letters
 from tests.plugins.simulator import drain, free_port
 
 USERS = 3000
 
 
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
-
-
 @pytest.fixture(scope="module")
 def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Store]]:
     """A store with 3,000 `unresolved_user` dead letters from LDAP (each message names its user), two mapping
     dead letters from SCIM, and a held event; the target is down (nothing answers at its port). Tests only read it."""
-    config = write_config(tmp_path_factory.mktemp("crowded"), f"http://127.0.0.1:{free_port()}/provisioning")
+    config = write_config(tmp_path_factory.mktemp("crowded"), unreachable_target())
     store = open_store(load_config(config).store.url, synchronous="NORMAL")  # 3,000 commits: no fsync each
     store.prepare()
     store.enqueue([UserChange("corp", f"u{i}", "upsert", {"userName": f"user{i}@example.com"})
@@ -120,7 +115,7 @@ def test_status_check_exits_3_with_dead_letters_or_an_old_pending_event_else_0(t
                             "connector@NAME`, or `connector run --config <your config>`)")
 
     (tmp_path / "clean").mkdir()
-    clean = write_config(tmp_path / "clean", f"http://127.0.0.1:{free_port()}/provisioning")
+    clean = write_config(tmp_path / "clean", unreachable_target())
     missing = run(clean, "status", "--check")  # no store there yet: not a healthy empty one
     assert missing.exit_code == 1 and "there is no store at" in missing.output, missing.output
     with open_configured_store(load_config(clean), create=True) as store:
@@ -148,7 +143,7 @@ def test_an_instance_started_before_the_mapping_changed_is_told_to_restart(tmp_p
     mapping = tmp_path / "m.toml"
     mapping.write_text(Path("mappings/default.toml").read_text())
     os.utime(mapping, (time.time() - 3600, time.time() - 3600))  # written before the instance started
-    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning",
+    config = write_config(tmp_path, unreachable_target(),
                           extra=f'[mapping]\nfile = "{mapping}"\n')
     with open_configured_store(load_config(config, secrets=()), create=True) as store:
         store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)
@@ -163,7 +158,7 @@ def test_an_instance_started_before_the_mapping_changed_is_told_to_restart(tmp_p
 
 
 def test_status_check_exits_3_when_verba_an_instance_or_a_directory_is_down(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}/provisioning"
+    url = unreachable_target()
     directories = "".join(f'[ldap.{name}]\nurl = "ldap://127.0.0.1:{free_port()}"\nbase = "dc={name}"\n'
                           'bind_dn = "cn=reader"\npassword_env = "CONNECTOR_TEST_UNSET_LDAP_PASSWORD"\n'
                           for name in ("corp", "hr"))
@@ -198,10 +193,10 @@ def test_status_check_exits_3_when_verba_an_instance_or_a_directory_is_down(tmp_
     assert len(json.loads(run(config, "status", "--check", "--json").output)["problems"]) == 4
 
 
-def test_status_check_exits_3_when_the_last_drift_check_found_drift_it_did_not_repair(tmp_path: Path) -> None:
+def test_status_check_exits_3_when_the_last_drift_check_found_drift_it_did_not_repair(config: Path,
+                                                                                     store: Store) -> None:
     """Every kind counts: each means Verba does not record someone as the directory wants (an extra records
     someone nobody wants recorded). A check that repaired queued ordinary events: their failures are dead letters."""
-    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
     none = dict.fromkeys(KINDS, 0)
     runs = iter(range(100))
     at = time.time() - 60
@@ -211,14 +206,13 @@ def test_status_check_exits_3_when_the_last_drift_check_found_drift_it_did_not_r
         store.add_drift_run(DriftRun(started, at, 3, 4, {**none, **found}, 0, repaired, trigger))
         return run(config, "status", "--check")
 
-    with open_configured_store(load_config(config, secrets=()), create=True) as store:
-        store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)
-        assert checked({}).exit_code == 0
-        for kind in KINDS:
-            assert checked({kind: 1}).exit_code == 3, kind
-        failed = checked({"missing": 1, "extra": 2}, trigger="cli")
-        verdict = json.loads(run(config, "status", "--check", "--json").output)
-        repaired = checked({"missing": 1, "extra": 2}, repaired=2)
+    store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)
+    assert checked({}).exit_code == 0
+    for kind in KINDS:
+        assert checked({kind: 1}).exit_code == 3, kind
+    failed = checked({"missing": 1, "extra": 2}, trigger="cli")
+    verdict = json.loads(run(config, "status", "--check", "--json").output)
+    repaired = checked({"missing": 1, "extra": 2}, repaired=2)
     problem = (f"the last drift check (at {when(at)}, cli) found drift it did not repair (missing 1, extra 2): Verba "
                "may not record someone as the directory wants; see which with `connector drift`, then queue the "
                "fixes with `connector drift --repair --reason REASON` (the running connector pushes them)")

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector.version import VERSION
-from tests.ops.helpers import cli, wait_for, write_config
+from tests.ops.helpers import cli, unreachable_target, wait_for, write_config
 from tests.plugins.simulator import free_port
 
 EVENTS = [
@@ -78,7 +78,7 @@ def test_livez_and_readyz_when_all_is_well(running, simulator):
 
 
 def test_readyz_is_degraded_when_verba_is_down_and_unready_when_the_store_cannot_be_written(running, tmp_path):
-    base, _ = running(f"http://127.0.0.1:{free_port()}/provisioning")
+    base, _ = running(unreachable_target())
     degraded = httpx.get(f"{base}/readyz", timeout=20)
     assert degraded.status_code == 200
     assert degraded.json()["status"] == "degraded" and degraded.json()["target"].startswith("unreachable")

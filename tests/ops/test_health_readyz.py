@@ -9,7 +9,6 @@ import threading
 import time
 
 import httpx
-import pytest
 
 from connector.ops.health import TargetHealth, create_admin_app
 from connector.store import Store
@@ -46,11 +45,6 @@ class SlowVerba:
         self.held.set()
         self.release.wait(60)
         self.ended.set()
-
-
-@pytest.fixture
-def store(sqlite_store: Store) -> Store:
-    return sqlite_store
 
 
 def ask_concurrently(url: str, n: int, verba: SlowVerba) -> list[tuple[httpx.Response, bool]]:

@@ -10,21 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from connector.cli import main
-from connector.config import load_config
 from connector.events import UserChange
-from connector.runtime import open_configured_store
 from connector.store import EventState, Instance, Store
-from tests.ops.helpers import write_config
-from tests.plugins.simulator import free_port
+from tests.ops.helpers import run
 
 LONG_AGO = time.time() - 3600  # accepted an hour ago: far older than --max-pending-age
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
 
 
 def change(user: str, n: int, *, active: bool = True) -> UserChange:
@@ -34,16 +25,10 @@ def change(user: str, n: int, *, active: bool = True) -> UserChange:
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
-
-
-@pytest.fixture
-def store(config: Path) -> Store:
-    opened = open_configured_store(load_config(config, secrets=()), create=True)
-    opened.register_instance(Instance("vm", "run-vm", "vm1", 101), 15, lambda previous: True)
-    yield opened
-    opened.close()
+def store(store: Store) -> Store:
+    """The shared store (tests/ops/conftest.py), with an instance running on it."""
+    store.register_instance(Instance("vm", "run-vm", "vm1", 101), 15, lambda previous: True)
+    return store
 
 
 def held_by_the_guard(store: Store, user: str) -> int:

@@ -7,34 +7,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
-
-from connector.cli import main
-from connector.config import load_config
 from connector.events import UserChange
-from connector.runtime import open_configured_store
 from connector.store import EventState, Store
-from tests.ops.helpers import write_config
-from tests.plugins.simulator import free_port
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
-
-
-@pytest.fixture
-def store(config: Path) -> Iterator[Store]:
-    with open_configured_store(load_config(config, secrets=()), create=True) as opened:
-        yield opened
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
+from tests.ops.helpers import run
 
 
 def change(user: str, *, active: bool = True) -> UserChange:

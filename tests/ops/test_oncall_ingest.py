@@ -15,8 +15,7 @@ from connector.cli import main
 from connector.config import load_config
 from connector.runtime import open_configured_store
 from connector.store import EventState
-from tests.ops.helpers import write_config
-from tests.plugins.simulator import free_port
+from tests.ops.helpers import run, unreachable_target, write_config
 
 GOOD = json.dumps({"source": "hr", "external_id": "u1", "kind": "upsert", "state": {"userName": "u1@example.com"}})
 
@@ -24,11 +23,11 @@ GOOD = json.dumps({"source": "hr", "external_id": "u1", "kind": "upsert", "state
 def ingest(config: Path, data: bytes) -> Result:
     path = config.parent / "events.jsonl"
     path.write_bytes(data)
-    return CliRunner().invoke(main, ["events", "ingest", str(path), "--config", str(config)])
+    return run(config, "events", "ingest", str(path))
 
 
 def config_on(tmp_path: Path, store_url: str | None = None) -> Path:
-    path = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+    path = write_config(tmp_path, unreachable_target())
     if store_url is not None:
         path.write_text(path.read_text().replace(f"sqlite:///{tmp_path / 'c.db'}", store_url))
     open_configured_store(load_config(path, secrets=()), create=True).close()

@@ -6,36 +6,19 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from connector.cli import events as events_cli
-from connector.cli import main
-from connector.config import load_config
 from connector.events import UserChange
-from connector.runtime import open_configured_store
 from connector.store import EventState, Store
-from tests.ops.helpers import write_config
-from tests.plugins.simulator import free_port
+from tests.ops.helpers import run
 
 
-@pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture(autouse=True)
+def unprobed_target(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events_cli, "_check_target", lambda config: None)  # nothing answers at the target's port
-    return write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
-
-
-@pytest.fixture
-def store(config: Path) -> Iterator[Store]:
-    with open_configured_store(load_config(config, secrets=()), create=True) as opened:
-        yield opened
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
 
 
 def change(external_id: str) -> UserChange:

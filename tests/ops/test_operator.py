@@ -4,36 +4,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from connector.cli import main
-from connector.config import load_config
 from connector.events import UserChange
-from connector.runtime import open_configured_store
 from connector.store import EventState, Store
-from tests.ops.helpers import write_config
+from tests.ops.helpers import run
 
 # What `sudo -u connector` leaves in the environment of the command it runs, for alice.
 SUDO_AS_CONNECTOR = {"LOGNAME": "connector", "USER": "connector", "SUDO_USER": "alice"}
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return write_config(tmp_path, "http://127.0.0.1:42999/provisioning")  # nothing listens: nothing calls Verba
-
-
-@pytest.fixture
-def store(config: Path) -> Iterator[Store]:
-    with open_configured_store(load_config(config, secrets=()), create=True) as opened:
-        yield opened
-
-
-def run(config: Path, *args: str, env: dict[str, str | None] | None = None) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)], env=env)
 
 
 def dead_letter(store: Store) -> int:

@@ -10,9 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from connector.cli import main
 from connector.config import load_config
 from connector.delivery.worker import Deliverer
 from connector.mapping import load_mapping
@@ -20,19 +18,10 @@ from connector.ops.health import TargetHealth
 from connector.ops.report import when
 from connector.runtime import open_client, open_configured_store
 from connector.store import Instance
-from tests.ops.helpers import write_config
+from tests.ops.helpers import run
 from tests.plugins.simulator import Simulator, drain, user
 
 PROBE_SECONDS = 0.05
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
-
-
-@pytest.fixture
-def config_path(tmp_path: Path, simulator: Simulator) -> Path:
-    return write_config(tmp_path, simulator.url)
 
 
 @pytest.fixture

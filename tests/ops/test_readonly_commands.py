@@ -14,7 +14,7 @@ from pathlib import Path
 
 from connector.config import load_config
 from connector.runtime import open_configured_store
-from tests.ops.helpers import cli, write_config
+from tests.ops.helpers import cli, unreachable_target, write_config
 from tests.plugins.simulator import free_port
 
 EVENT = {"source": "hr", "external_id": "u-alice",
@@ -22,7 +22,7 @@ EVENT = {"source": "hr", "external_id": "u-alice",
 
 
 def test_read_only_commands_need_no_secret_and_the_others_still_do(tmp_path: Path) -> None:
-    target = f"http://127.0.0.1:{free_port()}/provisioning"  # nothing listens: nothing may call it anyway
+    target = unreachable_target()  # nothing listens: nothing may call it anyway
     full = write_config(tmp_path, target)
     events = tmp_path / "e.jsonl"
     events.write_text(json.dumps(EVENT) + "\n")
@@ -78,8 +78,7 @@ def test_read_only_commands_need_no_secret_and_the_others_still_do(tmp_path: Pat
     assert "Traceback" not in replay.stderr + validate.stderr
 
 
-def test_a_store_command_refuses_a_store_that_does_not_exist_and_creates_nothing(tmp_path: Path) -> None:
-    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
+def test_a_store_command_refuses_a_store_that_does_not_exist_and_creates_nothing(tmp_path: Path, config: Path) -> None:
     typo = tmp_path / "typo.toml"
     typo.write_text(config.read_text().replace('c.db"', 'missing/cc.db"'))
     events = tmp_path / "e.jsonl"
@@ -103,10 +102,9 @@ def test_a_store_command_refuses_a_store_that_does_not_exist_and_creates_nothing
                                                                                     ).stat().st_size
 
 
-def test_a_relative_store_path_missing_says_which_directory_it_was_read_from(tmp_path: Path) -> None:
+def test_a_relative_store_path_missing_says_which_directory_it_was_read_from(tmp_path: Path, config: Path) -> None:
     """On-call runs `connector status --config /etc/...` from another directory: the relative default store path
     then names a file there, and the error must say so before anyone creates a new, empty store."""
-    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
     relative = tmp_path / "relative.toml"
     relative.write_text(config.read_text().replace(f'url = "sqlite:///{tmp_path / "c.db"}"',
                                                    'url = "sqlite:///var/connector.db"'))

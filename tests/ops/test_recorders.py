@@ -6,16 +6,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from click.testing import CliRunner
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from connector.cli import main
 from connector.delivery import recorders as recorders_module
 from connector.delivery.recorders import RecorderApply
 from connector.ops.metrics import register_store
 from connector.runtime import Connector
 from connector.store import Instance
-from tests.ops.helpers import wait_for
+from tests.ops.helpers import run, wait_for
 from tests.plugins.simulator import drain, user
 
 APPLY = "applyExtensionConfiguration"
@@ -59,10 +57,10 @@ def test_a_recorder_that_does_not_take_the_table_shows_and_is_tried_again(delive
     deliverer.store.enqueue([user()])
     drain(deliverer)
     wait_for(lambda: len(applies(simulator)) >= 2, what="a second applyExtensionConfiguration")  # the retry
-    shown = CliRunner().invoke(main, ["status", "--config", str(config_path)])
+    shown = run(config_path, "status")
     assert "recorder rec-b: ERROR_GENERAL: disk full (" in shown.output, shown.output
     assert "recorder recorder-1: took the extension table (" in shown.output
-    checked = CliRunner().invoke(main, ["status", "--check", "--config", str(config_path)])
+    checked = run(config_path, "status", "--check")
     assert checked.exit_code == 3 and "recording server(s) did not take the extension table" in checked.output
     assert "rec-b (ERROR_GENERAL: disk full)" in checked.output
     registry = CollectorRegistry()
@@ -77,7 +75,7 @@ def test_a_recorder_that_does_not_take_the_table_shows_and_is_tried_again(delive
     time.sleep(1.5)
     assert len(applies(simulator)) == calls  # all in step: no more calls
     deliverer.store.register_instance(Instance("a", "run-a", "vm1", 101), 15, lambda previous: True)  # it runs
-    assert CliRunner().invoke(main, ["status", "--check", "--config", str(config_path)]).exit_code == 0
+    assert run(config_path, "status", "--check").exit_code == 0
 
 
 def test_a_failed_call_is_tried_again_and_a_stop_applies_what_is_left(deliverer, simulator, applier):

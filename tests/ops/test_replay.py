@@ -13,7 +13,7 @@ from connector.events import UserChange
 from connector.ops.health import TargetHealth
 from connector.ops.replay import requeue
 from connector.store import EventState, Instance
-from tests.ops.helpers import cli, write_config
+from tests.ops.helpers import cli, unreachable_target, write_config
 from tests.plugins.simulator import drain, free_port
 
 A, B, C = "+14155550100", "+14155550111", "+14155550122"
@@ -191,7 +191,7 @@ def test_bad_operator_input_gets_a_clear_message_and_changes_nothing(deliverer, 
         assert unsaid.returncode == 2 and unsaid.stderr.startswith("Usage: "), unsaid.stderr
         assert ("say why with --reason R, for the audit (a --dry-run needs none); nothing was replayed" if not why else
                 "Invalid value for '--reason': say why, for the audit (it is blank)") in unsaid.stderr
-    down = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning", name="down.toml")
+    down = write_config(tmp_path, unreachable_target(), name="down.toml")
     target_down = cli("events", "replay", "--config", str(down), "--state", "dead", "--reason", "x")
     assert target_down.returncode == 1 and "nothing was replayed" in target_down.stderr
     assert dump(tmp_path / "c.db") == before

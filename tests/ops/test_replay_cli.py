@@ -6,40 +6,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from connector.cli import events as events_cli
-from connector.cli import main
 from connector.config import DEFAULT_MAPPING, load_config
 from connector.errors import ConnectorError
 from connector.events import UserChange
 from connector.ops import replay
-from connector.runtime import open_configured_store
 from connector.store import EventState, Store, TargetProbe
-from tests.ops.helpers import write_config
-from tests.plugins.simulator import free_port
+from tests.ops.helpers import run
 
 CAUSES_NOW = ("the causes of dead and held events now: ldap_mass_change, mapping, unresolved_user (and "
               "extension_conflict for the events of open conflicts)")
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    return write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
-
-
-@pytest.fixture
-def store(config: Path) -> Iterator[Store]:
-    with open_configured_store(load_config(config, secrets=()), create=True) as opened:
-        yield opened
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
 
 
 def change(external_id: str, source: str = "hr") -> UserChange:

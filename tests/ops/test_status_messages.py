@@ -8,16 +8,11 @@ import json
 import time
 from pathlib import Path
 
-from click.testing import CliRunner, Result
-
-from connector.cli import main
-from connector.config import load_config
 from connector.delivery.worker import Deliverer
 from connector.ops.report import retry_lines
-from connector.runtime import open_configured_store
-from connector.store import CauseGroup, Instance
-from tests.ops.helpers import write_config
-from tests.plugins.simulator import Simulator, free_port, user
+from connector.store import CauseGroup, Instance, Store
+from tests.ops.helpers import run
+from tests.plugins.simulator import Simulator, user
 
 HELD = ("source 'test' would stop recording 1200 of about 4000 recorded users within 3600 s (more than "
         "guard_max_count = 20 and guard_max_share = 0.2); check them with `connector events list --state held "
@@ -28,20 +23,15 @@ DEAD = (f"{FIRST} The record names extension +14155550100 with recordingMode 'so
         "know; fix the mapping's recording rule, then replay the events.")
 
 
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
-
-
-def test_status_prints_a_held_message_whole_and_cuts_a_dead_letter_at_a_sentence_end(tmp_path: Path) -> None:
-    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
-    with open_configured_store(load_config(config, secrets=()), create=True) as store:
-        store.register_instance(Instance("vm", "run-vm", "vm1", 101), 15, lambda previous: True)
-        store.enqueue([user("u-held"), user("u-dead", "dead@example.com", phones=("+14155550111",))])
-        while (claim := store.claim("run-vm/1", time.time(), 60)) is not None:
-            if claim.external_id == "u-held":
-                store.hold(claim, "stop_recording_burst", HELD)
-            else:
-                store.dead_letter(claim, "error_illegal_argument", DEAD)
+def test_status_prints_a_held_message_whole_and_cuts_a_dead_letter_at_a_sentence_end(config: Path,
+                                                                                     store: Store) -> None:
+    store.register_instance(Instance("vm", "run-vm", "vm1", 101), 15, lambda previous: True)
+    store.enqueue([user("u-held"), user("u-dead", "dead@example.com", phones=("+14155550111",))])
+    while (claim := store.claim("run-vm/1", time.time(), 60)) is not None:
+        if claim.external_id == "u-held":
+            store.hold(claim, "stop_recording_burst", HELD)
+        else:
+            store.dead_letter(claim, "error_illegal_argument", DEAD)
     assert len(HELD) > 300 and len(DEAD) > 300  # both longer than a sample was cut at
 
     shown = run(config, "status")

@@ -8,16 +8,10 @@ import json
 import time
 from pathlib import Path
 
-from click.testing import CliRunner, Result
-
-from connector.cli import main
 from connector.delivery.worker import Deliverer
 from connector.store import Instance, TargetProbe
+from tests.ops.helpers import run
 from tests.plugins.simulator import Simulator, drain, user
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
 
 
 def target_line(config: Path) -> str:

@@ -6,23 +6,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
-
-from connector.cli import main
-from connector.config import load_config
 from connector.ops.report import attempt_lines, stalled_claim, when
-from connector.runtime import open_configured_store
 from connector.store import Instance, Store
-from tests.ops.helpers import write_config
-from tests.plugins.simulator import free_port, user
+from tests.ops.helpers import run
+from tests.plugins.simulator import user
 
 LIVENESS, LEASE = 15.0, 120.0
-
-
-@pytest.fixture
-def store(sqlite_store: Store) -> Store:
-    return sqlite_store
 
 
 def shown(store: Store, event_id: int) -> list[str]:
@@ -62,15 +51,13 @@ def test_an_event_in_flight_with_no_connector_registered_says_one_must_start() -
     assert stalled_claim(1_000.0, [dead, live], LIVENESS, LEASE) is None  # b may be pushing it
 
 
-def test_events_show_says_it_for_an_event_a_killed_instance_holds(tmp_path: Path) -> None:
-    config = write_config(tmp_path, f"http://127.0.0.1:{free_port()}/provisioning")
-    with open_configured_store(load_config(config, secrets=()), create=True) as store:
-        [event_id] = store.enqueue([user()])
-        store.register_instance(Instance("vm", "run-vm", "vm1", 101), LIVENESS, lambda previous: True)
-        assert store.claim("run-vm/1", time.time(), LEASE) is not None
-        with store._write() as conn:  # killed a minute ago
-            conn.execute("UPDATE instances SET heartbeat_at = heartbeat_at - 60 WHERE name = 'vm'")
-    result = CliRunner().invoke(main, ["events", "show", str(event_id), "--config", str(config)])
+def test_events_show_says_it_for_an_event_a_killed_instance_holds(config: Path, store: Store) -> None:
+    [event_id] = store.enqueue([user()])
+    store.register_instance(Instance("vm", "run-vm", "vm1", 101), LIVENESS, lambda previous: True)
+    assert store.claim("run-vm/1", time.time(), LEASE) is not None
+    with store._write() as conn:  # killed a minute ago
+        conn.execute("UPDATE instances SET heartbeat_at = heartbeat_at - 60 WHERE name = 'vm'")
+    result = run(config, "events", "show", str(event_id))
     assert result.exit_code == 0, result.output
     assert "  attempt 1: in flight, but nothing pushes it: the instance holding its claim is silent (instance vm " \
            "(vm1 pid 101) has not been heard from for 1.0m" in result.output, result.output

@@ -14,9 +14,7 @@ from connector.ops.metrics import register_store
 from connector.store import EventState, LdapPoll, open_store
 
 
-def test_queue_dead_letters_accepted_and_watermark_lag_come_from_the_store(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
-    store.migrate()
+def test_queue_dead_letters_accepted_and_watermark_lag_come_from_the_store(store):
     store.enqueue([UserChange("scim", "1", "upsert", {"userName": "a"}, accepted_at=time.time() - 60)])
     store.enqueue([UserChange("scim", "2", "delete", {"userName": "b"})], state=EventState.HELD)
     store.commit_poll(LdapPoll(directory="corp", version=0, cursor={"usn": 1}, at=time.time() - 30))
@@ -25,7 +23,6 @@ def test_queue_dead_letters_accepted_and_watermark_lag_come_from_the_store(tmp_p
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(generate_latest(registry).decode())
                for s in family.samples}
-    store.close()
     assert samples[("connector_queue_depth", (("state", "pending"),))] == 1
     assert samples[("connector_queue_depth", (("state", "held"),))] == 1
     assert samples[("connector_queue_depth", (("state", "done"),))] == 0
@@ -38,11 +35,9 @@ def test_queue_dead_letters_accepted_and_watermark_lag_come_from_the_store(tmp_p
     assert 29 <= samples[("connector_ldap_watermark_lag_seconds", (("directory", "corp"),))] < 120
 
 
-def test_open_conflicts_and_clashes_come_from_the_store(tmp_path):
+def test_open_conflicts_and_clashes_come_from_the_store(store):
     from connector.store.ownership import Claimant, Conflict
 
-    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
-    store.migrate()
     [event_id] = store.enqueue([UserChange("scim", "b", "upsert", {"userName": "bob"})])
     alice, bob = Claimant("scim", "a", 3, "alice", 1.0), Claimant("scim", "b", 4, "bob", 2.0)
     store.begin_push("w1", time.time() + 60, time.time(), alice, ["+1"], ["+1"])
@@ -53,17 +48,14 @@ def test_open_conflicts_and_clashes_come_from_the_store(tmp_path):
     register_store(store, registry)
     samples = {s.name: s.value for family in text_string_to_metric_families(generate_latest(registry).decode())
                for s in family.samples}
-    store.close()
     assert samples["connector_extension_conflicts"] == 1
     assert samples["connector_extension_clashes"] == 1
     assert samples["connector_instances_dead"] == 0
 
 
-def test_an_instance_counted_dead_is_a_metric_until_forgotten(tmp_path):
+def test_an_instance_counted_dead_is_a_metric_until_forgotten(store):
     from connector.store import Instance
 
-    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
-    store.migrate()
     for name in ("a", "b"):
         store.register_instance(Instance(name, f"run-{name}", "vm", 1), 15, lambda previous: True)
     with store._write() as conn:  # a crashed: its heartbeats stopped a minute ago
@@ -78,24 +70,20 @@ def test_an_instance_counted_dead_is_a_metric_until_forgotten(tmp_path):
     assert dead() == 1
     store.forget_dead_instance("a", 15)
     assert dead() == 0
-    store.close()
 
 
-def test_an_open_breaker_shows_in_metrics_readyz_and_status(tmp_path):
+def test_an_open_breaker_shows_in_metrics_readyz_and_status(config, store):
     from connector.ops.health import check_store, readiness
-    from tests.ops.helpers import cli, write_config
+    from tests.ops.helpers import cli
 
-    config = write_config(tmp_path, "http://127.0.0.1:9/provisioning")
-    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
-        store.migrate()
-        opened = time.time() - 90
-        store.note_breaker("host-a/4711", opened, opened + 80, "http_5xx: Verba answered HTTP 503")
-        registry = CollectorRegistry()
-        register_store(store, registry)
-        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-                   for family in text_string_to_metric_families(generate_latest(registry).decode())
-                   for s in family.samples}
-        code, body = readiness(lambda: check_store(store), lambda: pytest.fail("no probe while a breaker is open"), {})
+    opened = time.time() - 90
+    store.note_breaker("host-a/4711", opened, opened + 80, "http_5xx: Verba answered HTTP 503")
+    registry = CollectorRegistry()
+    register_store(store, registry)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(generate_latest(registry).decode())
+               for s in family.samples}
+    code, body = readiness(lambda: check_store(store), lambda: pytest.fail("no probe while a breaker is open"), {})
 
     assert samples[("connector_target_breaker_open", ())] == 1
     assert samples[("connector_target_breaker_opened_timestamp_seconds", (("instance", "host-a/4711"),))] == opened
@@ -107,16 +95,13 @@ def test_an_open_breaker_shows_in_metrics_readyz_and_status(tmp_path):
     assert "spends no attempts" in shown.stdout
 
 
-def test_a_new_registry_at_a_collected_one_s_address_starts_empty(tmp_path):
+def test_a_new_registry_at_a_collected_one_s_address_starts_empty(store):
     """The registered stores were keyed by id(registry): a test's registry collected, the next one created at its
     address inherited its collector, and register_store failed with KeyError (a flaky CI run)."""
-    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
-    store.migrate()
     for _ in range(50):  # CPython reuses a freed object's address at once, most of the time
         registry = CollectorRegistry()
         register_store(store, registry)
         del registry
-    store.close()
 
 
 def test_a_scrape_while_the_store_cannot_be_read_still_answers_without_its_figures(tmp_path, caplog):
@@ -133,12 +118,10 @@ def test_a_scrape_while_the_store_cannot_be_read_still_answers_without_its_figur
     assert "the store's figures are left out of this scrape: the store " in caplog.text
 
 
-def test_a_scrape_does_not_wait_out_a_store_that_does_not_answer(tmp_path, caplog, monkeypatch):
+def test_a_scrape_does_not_wait_out_a_store_that_does_not_answer(store, caplog, monkeypatch):
     """A SQLite file another process keeps locked (or an unreachable PostgreSQL host) would hold a scrape past
     Prometheus' 10 s: the scrape answers connector_store_up 0 once the read takes longer than its limit, starts
     no second read while the first hangs, and shows the figures again once the store answers."""
-    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
-    store.migrate()
     registry = CollectorRegistry()
     collector = register_store(store, registry)
     collector.reading.seconds = 0.2
@@ -159,5 +142,4 @@ def test_a_scrape_does_not_wait_out_a_store_that_does_not_answer(tmp_path, caplo
     monkeypatch.setattr(store, "count_by_state", counted)
     collector.reading.seconds = 30
     back = generate_latest(registry).decode()
-    store.close()
     assert "connector_store_up 1.0" in back and 'connector_queue_depth{state="pending"} 0.0' in back

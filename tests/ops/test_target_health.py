@@ -7,7 +7,6 @@ import threading
 import time
 
 import httpx
-import pytest
 
 from connector.config import InstanceConfig
 from connector.errors import ConnectorError
@@ -34,11 +33,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def store(sqlite_store: Store) -> Store:
-    return sqlite_store
 
 
 def test_a_probe_is_reused_while_young_and_recorded_with_when_it_was_taken(store: Store) -> None:
