@@ -1,5 +1,5 @@
 """On-call test helpers: a config file for a connector on a SQLite store, the CLI in this process or as a
-subprocess, waiting."""
+subprocess, events in the states on-call acts on, waiting."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from connector.cli import main
-from connector.store import EventState
+from connector.events import UserChange
+from connector.store import EventState, Store
 from tests.plugins.simulator import PASSWORD, drain, free_port, user
 
 
@@ -47,6 +48,29 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     """`connector ARGS` as a subprocess, as on a server; its output is text."""
     return subprocess.run([sys.executable, "-m", "connector.cli", *args], capture_output=True, text=True,
                           timeout=120, env=env)
+
+
+def change(external_id: str, source: str = "hr") -> UserChange:
+    """An upsert of user `external_id` of `source`, its userName external_id@example.com."""
+    return UserChange(source, external_id, "upsert", {"userName": f"{external_id}@example.com"})
+
+
+def dead_letters(store: Store, cause: str, *external_ids: str, source: str = "hr") -> list[int]:
+    """Dead letters of `cause`, one per user (its message "<external_id>: <cause>"); their ids."""
+    ids = store.enqueue([change(e, source) for e in external_ids])
+    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
+        store.dead_letter(claim, cause, f"{claim.external_id}: {cause}")
+    return ids
+
+
+def delivered(store: Store) -> list[str]:
+    """What the running connector does, without a Verba: claim each due user and mark it done. Their external ids,
+    in the order claimed."""
+    users = []
+    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
+        users.append(claim.external_id)
+        store.complete(claim, [], None)
+    return users
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20, what: str = "the condition") -> Any:

@@ -6,25 +6,16 @@ its user (back at work) wait behind it. On a store made here, with no Verba."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from connector.events import UserChange
 from connector.store import EventState, Store
-from tests.ops.helpers import run
+from tests.ops.helpers import delivered, run
 
 
 def change(user: str, *, active: bool = True) -> UserChange:
     return UserChange("entra", user, "upsert" if active else "deactivate",
                       {"userName": f"{user}@example.com", "active": active})
-
-
-def claimed_users(store: Store) -> list[str]:
-    users = []
-    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
-        users.append(claim.external_id)
-        store.complete(claim, [], None)
-    return users
 
 
 def test_approving_some_held_events_of_a_user_with_another_held_one_names_the_one_it_waits_behind(
@@ -39,7 +30,7 @@ def test_approving_some_held_events_of_a_user_with_another_held_one_names_the_on
     assert alone.output.splitlines() == [
         "approved 1 held event(s); none is delivered yet: they are of 1 user with a held event; nothing of a user is "
         "pushed while an event of theirs is held, so approve or discard that one:", f"  {waits}"]
-    assert claimed_users(store) == []
+    assert delivered(store) == []
 
     [third] = store.enqueue([change("u7", active=False)], state=EventState.HELD)
     both = run(config, "events", "approve", str(third), str(other), "--reason", "CHG-9")
@@ -49,11 +40,11 @@ def test_approving_some_held_events_of_a_user_with_another_held_one_names_the_on
         "nothing of a user is pushed while an event of theirs is held, so approve or discard that one:",
         f"  entra/u7 (u7@example.com) waits behind held event {first}, with approved event(s) {third} (approve or "
         f"discard it: `connector events show {first}`)"]
-    assert claimed_users(store) == ["u8"]
+    assert delivered(store) == ["u8"]
 
     rest = run(config, "events", "approve", str(first), "--reason", "CHG-9")
     assert rest.output == "approved 1 held event(s); the connector delivers them now\n", rest.output
-    assert claimed_users(store) == ["u7"]
+    assert delivered(store) == ["u7"]
 
 
 def test_a_held_stop_says_which_newer_changes_of_its_user_wait_behind_it(config: Path, store: Store) -> None:

@@ -13,7 +13,7 @@ import pytest
 from connector.cli import events as events_cli
 from connector.events import UserChange
 from connector.store import EventState, Store
-from tests.ops.helpers import run
+from tests.ops.helpers import change, dead_letters, delivered, run
 
 
 @pytest.fixture(autouse=True)
@@ -21,29 +21,11 @@ def unprobed_target(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events_cli, "_check_target", lambda config: None)  # nothing answers at the target's port
 
 
-def change(external_id: str) -> UserChange:
-    return UserChange("hr", external_id, "upsert", {"userName": f"{external_id}@example.com"})
-
-
-def dead(store: Store, *external_ids: str) -> list[int]:
-    """A dead letter per user; their ids."""
-    ids = store.enqueue([change(e) for e in external_ids])
-    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
-        store.dead_letter(claim, "mapping", "no number")
-    return ids
-
-
-def deliver(store: Store) -> None:
-    """What the running connector does: push every pending user, done."""
-    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
-        store.complete(claim, [], None)
-
-
 def test_approving_again_after_the_delivery_says_who_approved_it_and_exits_0(config: Path, store: Store) -> None:
     [held] = store.enqueue([change("u1")], state=EventState.HELD)
     first = run(config, "events", "approve", str(held), "--reason", "CHG-7", "--operator", "oncall-jane")
     assert first.exit_code == 0, first.output
-    deliver(store)
+    delivered(store)
     assert store.get_event(held).state is EventState.DONE
     [approval] = store.audit_of_event(held)
 
@@ -63,7 +45,7 @@ def test_approving_again_after_the_delivery_says_who_approved_it_and_exits_0(con
 
 def test_approving_a_done_event_never_approved_is_still_an_error(config: Path, store: Store) -> None:
     [event] = store.enqueue([change("u1")])
-    deliver(store)
+    delivered(store)
     result = run(config, "events", "approve", str(event), "--reason", "CHG-7")
     assert result.exit_code == 1, result.output
     assert f"only held events can be approved; event {event} is done and was never approved; nothing was changed" in (
@@ -72,9 +54,9 @@ def test_approving_a_done_event_never_approved_is_still_an_error(config: Path, s
 
 
 def test_replaying_again_after_the_delivery_says_who_replayed_it_and_exits_0(config: Path, store: Store) -> None:
-    [event] = dead(store, "u1")
+    [event] = dead_letters(store, "mapping", "u1")
     assert run(config, "events", "replay", str(event), "--reason", "fixed", "--operator", "oncall-jane").exit_code == 0
-    deliver(store)
+    delivered(store)
     [replay] = store.audit_of_event(event)
     said = (f"event {event}: already replayed by oncall-jane at "
             f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(replay.at))} and delivered")
@@ -86,7 +68,7 @@ def test_replaying_again_after_the_delivery_says_who_replayed_it_and_exits_0(con
     assert store.audit_of_event(event) == [replay]
 
     [never] = store.enqueue([change("u2")])  # delivered without a replay: nothing to replay
-    deliver(store)
+    delivered(store)
     refused = run(config, "events", "replay", str(never), "--reason", "fixed")
     assert refused.exit_code == 1, refused.output
     assert f"event {never} is done and has no open extension conflict, and no replay queued it before: nothing to " \
@@ -96,7 +78,7 @@ def test_replaying_again_after_the_delivery_says_who_replayed_it_and_exits_0(con
 def test_a_rerun_says_which_queued_events_wait_behind_another_held_event_of_their_user(
         config: Path, store: Store) -> None:
     [first, second] = store.enqueue([change("u1"), change("u1")], state=EventState.HELD)  # two holds of one user
-    [free] = dead(store, "u2")
+    [free] = dead_letters(store, "mapping", "u2")
     assert run(config, "events", "approve", str(first), "--reason", "CHG-7").exit_code == 0
     assert run(config, "events", "replay", str(free), "--reason", "fixed").exit_code == 0
     waits = (f"hr/u1 (u1@example.com) waits behind held event {second}, with queued event(s) {first} (approve or "
@@ -111,14 +93,14 @@ def test_a_rerun_says_which_queued_events_wait_behind_another_held_event_of_thei
     replayed = run(config, "events", "replay", str(first), str(free), "--reason", "CHG-7")
     assert replayed.exit_code == 0 and replayed.output.splitlines() == said, replayed.output
     assert run(config, "events", "approve", str(first), "--reason", "CHG-7").output.splitlines() == said[1:]
-    deliver(store)  # as the connector would: u2's is pushed, u1's waits
+    delivered(store)  # as the connector would: u2's is pushed, u1's waits
     assert [store.get_event(i).state for i in (first, second, free)] == [
         EventState.PENDING, EventState.HELD, EventState.DONE]
 
 
 def test_a_replay_says_which_replayed_events_wait_behind_a_held_event_of_their_user(
         config: Path, store: Store) -> None:
-    behind, free = dead(store, "u1", "u2")
+    behind, free = dead_letters(store, "mapping", "u1", "u2")
     [held] = store.enqueue([change("u1")], state=EventState.HELD)  # the guard holds u1's later change
     result = run(config, "events", "replay", str(behind), str(free), "--reason", "fixed")
     assert result.exit_code == 0, result.output
@@ -127,14 +109,14 @@ def test_a_replay_says_which_replayed_events_wait_behind_a_held_event_of_their_u
         "a user is pushed while an event of theirs is held, so approve or discard that one:",
         f"  hr/u1 (u1@example.com) waits behind held event {held}, with replayed event(s) {behind} (approve or "
         f"discard it: `connector events show {held}`)"], result.output
-    deliver(store)
+    delivered(store)
     assert [store.get_event(i).state for i in (behind, free)] == [
         EventState.PENDING, EventState.DONE]
 
 
 def test_a_wait_ended_by_a_rate_says_when_the_last_is_due_apart_from_those_nobody_claims(
         config: Path, store: Store) -> None:
-    ids = dead(store, "u1", "u2", "u3")
+    ids = dead_letters(store, "mapping", "u1", "u2", "u3")
     result = run(config, "events", "replay", *map(str, ids), "--reason", "fixed", "--rate", "0.1", "--wait", "0.5")
     assert result.exit_code == 3, result.output
     lines = result.output.splitlines()
@@ -151,7 +133,7 @@ def test_a_wait_ended_by_a_rate_says_when_the_last_is_due_apart_from_those_nobod
 
 def test_a_wait_says_which_events_wait_behind_a_held_one_and_which_are_being_pushed(
         config: Path, store: Store) -> None:
-    [behind] = dead(store, "u1")
+    [behind] = dead_letters(store, "mapping", "u1")
     [held] = store.enqueue([change("u1")], state=EventState.HELD)  # the guard holds u1's later change
     [pushed] = store.enqueue([change("u2")])
     assert store.claim("test", time.time() + 60, 60) is not None  # u2's, in flight while the replay waits
@@ -196,7 +178,7 @@ def test_a_wait_tells_an_event_accepted_ahead_and_one_waiting_for_its_user_from_
 
 def test_a_wait_says_an_open_circuit_breaker_holds_due_events_rather_than_no_connector(
         config: Path, store: Store) -> None:
-    [event] = dead(store, "u1")
+    [event] = dead_letters(store, "mapping", "u1")
     opened = time.time() - 60
     store.note_breaker("a", opened, None, "Verba down")
     result = run(config, "events", "replay", str(event), "--reason", "fixed", "--wait", "0.5")

@@ -3,29 +3,19 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from connector.events import UserChange
 from connector.store import EventState, Store
-from tests.ops.helpers import run
+from tests.ops.helpers import dead_letters, run
 
 # What `sudo -u connector` leaves in the environment of the command it runs, for alice.
 SUDO_AS_CONNECTOR = {"LOGNAME": "connector", "USER": "connector", "SUDO_USER": "alice"}
 
 
-def dead_letter(store: Store) -> int:
-    [event_id] = store.enqueue([UserChange("hr", "u1", "upsert", {"userName": "u1@example.com"})])
-    claim = store.claim("test", time.time() + 60, 60)
-    assert claim is not None
-    store.dead_letter(claim, "mapping", "u1: no rule")
-    return event_id
-
-
 def test_under_sudo_as_connector_the_audit_names_the_person_who_ran_sudo(config: Path, store: Store) -> None:
-    event_id = dead_letter(store)
+    [event_id] = dead_letters(store, "mapping", "u1")
     done = run(config, "events", "discard", str(event_id), "--reason", "as on a server", env=SUDO_AS_CONNECTOR)
     assert done.exit_code == 0, done.output
     [entry] = store.list_audit()
@@ -34,7 +24,7 @@ def test_under_sudo_as_connector_the_audit_names_the_person_who_ran_sudo(config:
 
 
 def test_without_sudo_the_os_user_acts_and_operator_overrides_both(config: Path, store: Store) -> None:
-    first, second = dead_letter(store), dead_letter(store)
+    first, second = dead_letters(store, "mapping", "u1", "u2")
     assert run(config, "events", "discard", str(first), "--reason", "r",
                env={"LOGNAME": "bob", "USER": "bob", "SUDO_USER": None}).exit_code == 0
     assert run(config, "events", "discard", str(second), "--reason", "r", "--operator", "carol",
@@ -50,7 +40,7 @@ def test_without_sudo_the_os_user_acts_and_operator_overrides_both(config: Path,
 ])
 def test_connector_or_a_blank_is_refused_as_the_operator_and_nothing_changes(
         config: Path, store: Store, args: list[str], env: dict[str, str | None] | None, says: str) -> None:
-    event_id = dead_letter(store)
+    [event_id] = dead_letters(store, "mapping", "u1")
     refused = run(config, "events", "discard", str(event_id), "--reason", "r", *args, env=env)
     assert refused.exit_code == 2, refused.output
     assert says in refused.output

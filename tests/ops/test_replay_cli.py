@@ -13,29 +13,16 @@ import pytest
 from connector.cli import events as events_cli
 from connector.config import DEFAULT_MAPPING, load_config
 from connector.errors import ConnectorError
-from connector.events import UserChange
 from connector.ops import replay
 from connector.store import EventState, Store, TargetProbe
-from tests.ops.helpers import run
+from tests.ops.helpers import change, dead_letters, run
 
 CAUSES_NOW = ("the causes of dead and held events now: ldap_mass_change, mapping, unresolved_user (and "
               "extension_conflict for the events of open conflicts)")
 
 
-def change(external_id: str, source: str = "hr") -> UserChange:
-    return UserChange(source, external_id, "upsert", {"userName": f"{external_id}@example.com"})
-
-
-def dead(store: Store, cause: str, *external_ids: str, source: str = "hr") -> list[int]:
-    """Dead letters of `cause`, one per user; their ids."""
-    ids = store.enqueue([change(e, source) for e in external_ids])
-    while (claim := store.claim("test", time.time() + 60, 60)) is not None:
-        store.dead_letter(claim, cause, f"{claim.external_id}: {cause}")
-    return ids
-
-
 def test_a_dry_run_says_the_replay_would_be_refused_while_verba_is_not_answering(config: Path, store: Store) -> None:
-    [event] = dead(store, "unresolved_user", "u1")
+    [event] = dead_letters(store, "unresolved_user", "u1")
     assert "WARNING" not in run(config, "events", "replay", "--state", "dead", "--dry-run").output
     url = load_config(config, secrets=()).target_url
     store.note_target_probe(TargetProbe("a", url, time.time() - 3, 0.1, "transport", "could not reach Verba"))
@@ -60,8 +47,8 @@ def test_a_dry_run_says_the_replay_would_be_refused_while_verba_is_not_answering
 
 
 def test_a_cause_no_event_has_is_refused_with_the_causes_events_list_names(config: Path, store: Store) -> None:
-    dead(store, "unresolved_user", "u1")
-    dead(store, "mapping", "u2")
+    dead_letters(store, "unresolved_user", "u1")
+    dead_letters(store, "mapping", "u2")
     store.enqueue([change("leaver")], state=EventState.HELD)
     listed = run(config, "events", "list", "--cause", "unresolved")
     assert listed.exit_code == 0 and listed.output.splitlines()[-1] == f"no events match; {CAUSES_NOW}"
@@ -91,20 +78,20 @@ def test_a_replay_that_selects_nothing_needs_no_verba_password(tmp_path: Path, c
     start = text.index("password_file")
     unset.write_text(text[:start] + 'password_env = "CONNECTOR_TEST_UNSET_VERBA_PASSWORD"'
                      + text[text.index("\n", start):])
-    dead(store, "mapping", "u1")
+    dead_letters(store, "mapping", "u1")
     store.discard([e.id for e in store.list_events()], "left")
     nothing = run(unset, "events", "replay", "--cause", "mapping", "--reason", "x")
     assert nothing.exit_code == 0, nothing.output
     assert nothing.output == "nothing to replay: no event matches (see `connector events list --state dead`)\n"
 
-    [event] = dead(store, "mapping", "u2")
+    [event] = dead_letters(store, "mapping", "u2")
     needed = run(unset, "events", "replay", "--cause", "mapping", "--reason", "x")
     assert needed.exit_code == 1 and "CONNECTOR_TEST_UNSET_VERBA_PASSWORD, which is not set" in needed.output
     assert store.get_event(event).state is EventState.DEAD and store.list_audit() == []
 
 
 def test_events_list_by_cause_does_not_hint_at_listing_by_cause(config: Path, store: Store) -> None:
-    dead(store, "mapping", "u1")
+    dead_letters(store, "mapping", "u1")
     hint = "  list them with `connector events list --state dead --cause CAUSE`"
     assert hint in run(config, "events", "list", "--state", "dead").output.splitlines()
     for args in (["--state", "dead", "--cause", "mapping"], ["--cause", "mapping"]):
@@ -113,7 +100,7 @@ def test_events_list_by_cause_does_not_hint_at_listing_by_cause(config: Path, st
 
 
 def test_a_dry_run_by_id_suggests_only_what_applies(config: Path, store: Store) -> None:
-    ids = dead(store, "mapping", "u1", "u2")
+    ids = dead_letters(store, "mapping", "u1", "u2")
     by_id = run(config, "events", "replay", *map(str, ids), "--dry-run", "--show", "1")
     assert by_id.output.splitlines()[-1] == "... and 1 more user(s): pass --show 0 to show every one", by_id.output
     by_cause = run(config, "events", "replay", "--cause", "mapping", "--dry-run", "--show", "1")
@@ -130,9 +117,9 @@ def test_discard_says_which_events_it_takes(config: Path, store: Store) -> None:
 
 
 def test_discard_by_cause_and_source_takes_dead_and_held_events(config: Path, store: Store) -> None:
-    mapping_hr = dead(store, "mapping", "u1", "u2")
-    [mapping_idp] = dead(store, "mapping", "u3", source="idp")
-    [unresolved] = dead(store, "unresolved_user", "u4")
+    mapping_hr = dead_letters(store, "mapping", "u1", "u2")
+    [mapping_idp] = dead_letters(store, "mapping", "u3", source="idp")
+    [unresolved] = dead_letters(store, "unresolved_user", "u4")
     held_hr = store.enqueue([change("u5")], state=EventState.HELD)  # the LDAP mass-change guard's
     held_idp = store.enqueue([change("u6", "idp")], state=EventState.HELD)
 
@@ -199,7 +186,7 @@ def test_events_show_shows_the_event_its_attempts_and_audit_while_the_mapping_fi
     mapping.write_text(Path(DEFAULT_MAPPING).read_text() + "bogus_key = 1\n")  # mid-fix
     broken = tmp_path / "broken.toml"
     broken.write_text(config.read_text() + f'[mapping]\nfile = "{mapping}"\n')
-    [event] = dead(store, "mapping", "u1")
+    [event] = dead_letters(store, "mapping", "u1")
     assert run(config, "events", "discard", str(event), "--reason", "left", "--operator", "oncall-jane").exit_code == 0
 
     shown = run(broken, "events", "show", str(event))
@@ -223,7 +210,7 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
 
 def test_approve_all_discard_and_replay_by_group_act_on_every_event_in_batches(
         config: Path, store: Store, small_batches: int) -> None:
-    dead(store, "mapping", *(f"d{i}" for i in range(7)))
+    dead_letters(store, "mapping", *(f"d{i}" for i in range(7)))
     store.enqueue([change(f"h{i}") for i in range(7)], state=EventState.HELD)
     approved = run(config, "events", "approve", "--all", "--reason", "intended")
     assert approved.exit_code == 0, approved.output
@@ -249,7 +236,7 @@ def test_approve_all_discard_and_replay_by_group_act_on_every_event_in_batches(
 
 
 def test_a_group_replay_takes_older_dead_letters_after_a_batch_is_dead_again(store: Store, small_batches: int) -> None:
-    ids = dead(store, "mapping", *(f"u{i}" for i in range(5)))
+    ids = dead_letters(store, "mapping", *(f"u{i}" for i in range(5)))
     taken = []
     for batch in replay.select_batches(store, (), "mapping", EventState.DEAD, [EventState.DEAD], rule="r"):
         taken.append([e.id for e in batch])
@@ -258,7 +245,7 @@ def test_a_group_replay_takes_older_dead_letters_after_a_batch_is_dead_again(sto
         store.dead_letter(claim, "mapping", "still")
     assert taken == [ids[2:], ids[:2]]
 
-    ids = dead(store, "mapping", *(f"v{i}" for i in range(5)))  # 5 newer than the first batch of 3 ...
+    ids = dead_letters(store, "mapping", *(f"v{i}" for i in range(5)))  # 5 newer than the first batch of 3 ...
     with pytest.raises(ConnectorError, match="older ones may remain"):
         for batch in replay.select_batches(store, (), "mapping", EventState.DEAD, [EventState.DEAD], rule="r"):
             store.requeue([e.id for e in batch], time.time())
@@ -268,7 +255,7 @@ def test_a_group_replay_takes_older_dead_letters_after_a_batch_is_dead_again(sto
 
 def test_replay_or_approve_run_again_is_harmless_and_an_id_given_twice_is_one_event(
         config: Path, store: Store, small_batches: int) -> None:
-    [first, second] = dead(store, "mapping", "u1", "u2")
+    [first, second] = dead_letters(store, "mapping", "u1", "u2")
     twice = run(config, "events", "replay", str(first), str(first), "--reason", "fixed")
     assert twice.exit_code == 0 and twice.output == "replaying 1 event(s)\n", twice.output
     again = run(config, "events", "replay", str(first), str(second), "--reason", "fixed")
