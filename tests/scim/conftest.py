@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
 from collections.abc import Iterator
 
 import httpx
@@ -10,17 +9,14 @@ import pytest
 
 from connector.sources.scim import create_scim_app
 from connector.store import Store
-from tests.plugins.stores import BACKENDS
+from tests.plugins.stores import Opener
 from tests.scim.helpers import CONFIG, client_for
 from tests.scim.live import serve
 
 
-@pytest.fixture(params=sorted(BACKENDS))
-def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Store]:
-    opened = BACKENDS[request.param](request, tmp_path)()
-    opened.migrate()
-    yield opened
-    opened.close()
+@pytest.fixture
+def store(store_opener: Opener) -> Store:
+    return store_opener()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ applied and two groups can take one name. Each test holds the first write's comm
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,10 +19,9 @@ USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 
 
 @pytest.fixture
-def store(tmp_path) -> Iterator[SQLiteStore]:
-    with SQLiteStore(str(tmp_path / "c.db")) as opened:
-        opened.migrate()
-        yield opened
+def store(sqlite_store: SQLiteStore) -> SQLiteStore:
+    """SQLite alone (its group commit is the subject), not each backend as in tests/scim/conftest.py."""
+    return sqlite_store
 
 
 def with_first_commit_held(store: SQLiteStore, first: Callable[[], Any], second: Callable[[], Any]) -> None:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,6 @@ from connector.config import ConfigError, ScimClient, ScimConfig, load_config
 from connector.sources.scim import ScimTokens, create_scim_app
 from connector.sources.scim.auth import CHECK_SECONDS, SETTLE_SECONDS, ClientTokens
 from connector.store import Store
-from tests.plugins.stores import sqlite_backend
 from tests.scim.helpers import BASE
 from tests.scim.live import serve
 
@@ -66,11 +64,9 @@ def test_a_token_file_without_a_token_is_a_config_problem(tmp_path, content):
 
 
 @pytest.fixture
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = sqlite_backend(request, tmp_path)()
-    opened.migrate()
-    yield opened
-    opened.close()
+def store(sqlite_store: Store) -> Store:
+    """SQLite alone, not each backend as in tests/scim/conftest.py."""
+    return sqlite_store
 
 
 def status(url: str, token: str) -> int:
