@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import time
 from typing import Any, Literal
 
@@ -104,17 +105,29 @@ def _check_text(value: Any, where: str) -> None:
             _check_text(item, f"{where}[{index}]")
 
 
+REPLACEMENT_CHARACTER = "\ufffd"  # U+FFFD: what `storable` writes for a character no store can hold
+_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a character (not UTF-8: JSON's "\ud800" alone)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def unstorable(text: str) -> str:
     """What in `text` no store can hold (PostgreSQL cannot even compare it), and what to do ("holds a NUL character
-    ..."); "" when nothing."""
+    ..."); "" when nothing. SCIM and events ingest refuse such text; LDAP keeps it `storable`."""
     if "\x00" in text:
         return "holds a NUL character (\\u0000), which the store cannot hold; the source must drop it"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return (f"holds an unpaired surrogate ({text[exc.start]!a}, half of a character), which the store cannot "
+    if surrogate := _SURROGATE.search(text):
+        return (f"holds an unpaired surrogate ({surrogate.group()!a}, half of a character), which the store cannot "
                 "hold; the source must send the character whole")
     return ""
+
+
+def storable(text: str) -> str:
+    r"""`text` as a store can hold it: each character `unstorable` names (a NUL, an unpaired surrogate) as
+    REPLACEMENT_CHARACTER, which a mapping refuses in an extension (connector/mapping/normalize.py), so that the
+    mapping's `on_invalid` decides; but NULs at either end are dropped, as the mapping drops any other control
+    character there (a C string's terminator written along): "ali\x00ce" -> "ali\ufffdce", "alice\x00" -> "alice",
+    "\x00" -> "\ufffd". For a source that must not lose a user's value to one character (LDAP)."""
+    return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, text.strip("\x00") or text)
 
 
 def read_json(text: str) -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.errors import ConnectorError
-from connector.events import UserChange
+from connector.events import REPLACEMENT_CHARACTER, UserChange
 from connector.mapping.normalize import normalize_extension
 from connector.mapping.paths import AttributePath, blank
 from connector.mapping.rules import RecordingSettings, Rule, first_match
@@ -35,8 +35,9 @@ class MappedUser:
 
     `active`: the change leaves the user active (an upsert without active = false), so a stop is no leaver's;
     `skipped`: the values an `on_invalid = "skip"` source left out, "PATH: why"; `kept`: extensions last
-    pushed recording that such a value may stand for (a number mistyped at the source), in `upserts` as last pushed
-    instead of stopped. Two are equal when they write the same records (the other fields say why).
+    pushed recording that such a value may stand for (a number mistyped at the source, a value holding a character
+    the source lost: `mistyped`), in `upserts` as last pushed instead of stopped. Two are equal when they write the
+    same records (the other fields say why).
     """
 
     upserts: list[ExtensionRecord]
@@ -76,7 +77,11 @@ class ExtensionSource:
 def mistyped(value: str, extension: str) -> bool:
     """Whether a value left out as invalid may be `extension` mistyped at the source: their digits match but for a
     slip or two (a letter O for a 0, a digit dropped, doubled, changed or two swapped), e.g. "+1 917 555 04O2" and
-    "+19175550402". A value with too few digits to tell ("ask reception") is not."""
+    "+19175550402". A value with too few digits to tell ("ask reception") is not. A value holding U+FFFD (a
+    character the source lost: an LDAP value's NUL, connector.events.storable) may be any extension: what it was
+    cannot be told."""
+    if REPLACEMENT_CHARACTER in value:
+        return True
     typed, known = re.sub(r"\D", "", value), re.sub(r"\D", "", extension)
     if len(typed) < 6 or len(known) < 6:
         return False

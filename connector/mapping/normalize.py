@@ -11,6 +11,9 @@ import unicodedata
 
 import phonenumbers
 
+from connector.events import REPLACEMENT_CHARACTER
+from connector.records import not_xml
+
 NORMALIZE_MODES: tuple[str, ...] = ("e164", "digits", "sip", "none")
 SUFFIX_MODES: tuple[str, ...] = ("keep", "extension_only", "drop")
 
@@ -50,7 +53,8 @@ def normalize_extension(value: str, how: str, default_country: str | None = None
     A value without a suffix is the number in every case.
 
     Every mode reads the value in Unicode NFC ("jose\u0301" and "jos\u00e9" are one address) and strips
-    invisible characters (a byte order mark, a zero-width space) at both ends; one inside is refused.
+    invisible characters (a byte order mark, a zero-width space) at both ends; one inside is refused, and so is a
+    character no SOAP call can carry ("\uffff") or U+FFFD (a character the source lost) anywhere.
     "e164" and "digits" read any decimal digits ("\uff14\uff15\uff16\uff17" is "4567") and refuse a number
     written with anything but digits, spaces and + - . ( ): two numbers in one value ("4567, 4568",
     "4567;4568") or a letter in place of a digit ("4l42") is invalid, never glued or cut into another number.
@@ -217,11 +221,15 @@ def _e164(value: str, text: str, default_country: str | None) -> str:
 
 def _visible(value: str) -> str:
     r"""`value` in NFC, without spaces and invisible characters (Unicode Cc, Cf) at either end; a ValueError for
-    an invisible character or line break inside ("sip:jane\u200b@corp.example", "4567\n4568").
+    an invisible character or line break inside ("sip:jane\u200b@corp.example", "4567\n4568"), and for a character
+    XML 1.0 cannot carry (connector.records.not_xml: "\uffff", an unpaired surrogate) or U+FFFD anywhere.
 
     A directory may hold a byte order mark before "sip:", a zero-width space or soft hyphen pasted with the
     value, and either spelling of "josé" (NFC or NFD): kept, each would make an extension Verba matches to no
-    call, or a second extension for one address. A tab inside counts as a space.
+    call, or a second extension for one address. A tab inside counts as a space. No SOAP call can send a
+    character XML cannot carry: kept, the user's every push would fail. U+FFFD stands for a character lost before
+    the value reached us (connector.events.storable writes it for a NUL an LDAP value held): what it was cannot
+    be told.
     """
     if value.isascii() and value.strip().isprintable():  # the common case: nothing to normalize or refuse inside
         return value.strip()
@@ -241,6 +249,11 @@ def _visible(value: str) -> str:
                 raise ValueError(f"{value!r} has a line break ({what}) inside; "
                                  "put each number or address in a value of its own")
             raise ValueError(f"{value!r} has the invisible character {what} inside; remove it at the source")
+        if c == REPLACEMENT_CHARACTER:
+            raise ValueError(f"{value!r} holds U+FFFD REPLACEMENT CHARACTER, written for a character the source "
+                             "could not give (a NUL, bytes that are not UTF-8): the value is broken")
+        if problem := not_xml(c):
+            raise ValueError(f"{value!r} {problem}, so no SOAP call to Verba can send it")
     return text
 
 

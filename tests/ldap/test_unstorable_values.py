@@ -1,10 +1,12 @@
 """A directory value no store can hold, on a private slapd and both stores (SQLite and PostgreSQL alike).
 
 slapd lets a directoryString (displayName, cn, employeeNumber), an IA5String (mail) and an octet string (audio,
-jpegPhoto) hold a NUL character, which PostgreSQL cannot store (SQLite can): such a value is left out of the user's
-state with one warning naming the entry, the attribute and the fix, and every user syncs. The id and the login name
-are not left out (the user would become another one): such an entry stops the run as one without them does, naming
-it. A value that is not UTF-8 (only an octet string can hold one) is read as latin-1 text, which every store holds.
+jpegPhoto) hold a NUL character, which PostgreSQL cannot store (SQLite can): such a value is in the user's state with
+U+FFFD for each NUL inside and those at either end dropped, with one warning naming the entry, the attribute and the
+fix, and every user syncs (what a mapping does with such a value: tests/ldap/test_broken_extension_values.py). The id
+and the login name are not replaced (the user would become another one): such an entry stops the run as one without
+them does, naming it. A value that is not UTF-8 (only an octet string can hold one) is read as latin-1 text, which
+every store holds.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from connector.sources.ldap.watcher import Watcher
 from tests.ldap.helpers import events_of
 
 NUL = "holds a NUL character (\\u0000), which the store cannot hold; the source must drop it"
-LEFT_OUT = "the user syncs without this value until it is corrected in the directory"
+UNTIL = "until it is corrected in the directory"
+REFUSED = "(a mapping refuses U+FFFD in an extension as invalid)"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(100)  # binary: not UTF-8, so read as latin-1; long, so shown in part
 PNG_SHOWN = "'\\x89PNG\\r\\n\\x1a\\n" + "\\x00" * 52 + "'... (108 characters)"
 
@@ -32,8 +35,11 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
 
 
-def test_a_value_no_store_can_hold_is_left_out_with_one_warning_and_every_user_syncs(slapd, admin, base, ldap_config,
-                                                                                    store_opener, caplog):
+def test_a_value_no_store_can_hold_is_kept_replaced_with_one_warning_and_every_user_syncs(slapd, admin, base,
+                                                                                         ldap_config, store_opener,
+                                                                                         caplog):
+    """Before, each such value was left out: a mail or number that held one read as gone, and its recording
+    stopped."""
     store = store_opener()
     alice = slapd.add_user(admin, base, "alice", telephoneNumber="+14155550100", displayName=b"Al\x00ice",
                            mail=[b"alice\x00@example.test", "alice@example.test"], audio=PNG)
@@ -44,18 +50,20 @@ def test_a_value_no_store_can_hold_is_left_out_with_one_warning_and_every_user_s
     assert result.counts["upsert"] == 2
     assert store.ldap_watermark("corp").last_error is None
     stored = by_name(store)
-    assert stored["alice"].state["displayName"] == "Alice"  # its cn, as for a user with no displayName
-    assert stored["alice"].state["emails"] == [{"value": "alice@example.test", "type": "work", "primary": True}]
+    assert stored["alice"].state["displayName"] == "Al\ufffdice"
+    assert stored["alice"].state["emails"] == [{"value": "alice\ufffd@example.test", "type": "work", "primary": True},
+                                               {"value": "alice@example.test", "type": "work", "primary": False}]
     assert stored["alice"].state["phoneNumbers"] == [{"value": "+14155550100", "type": "work"}]
-    assert "audio" not in stored["alice"].state["attributes"]
-    assert "displayName" not in stored["alice"].state["attributes"]
+    assert stored["alice"].state["attributes"]["audio"] == "\x89PNG\r\n\x1a\n"  # the NULs at its end dropped
     assert stored["bob"].state["attributes"]["audio"] == "café"
     assert store.ldap_entries("corp")[stored["alice"].external_id].state == stored["alice"].state
     assert warnings(caplog) == [
-        f"ldap corp: {alice}: audio {PNG_SHOWN} {NUL}: {LEFT_OUT}, or, if it holds binary data, which is no text, take "
-        "audio out of attributes in [ldap.corp]",
-        f"ldap corp: {alice}: displayName 'Al\\x00ice' {NUL}: {LEFT_OUT}",
-        f"ldap corp: {alice}: mail 'alice\\x00@example.test' {NUL}: {LEFT_OUT}",
+        f"ldap corp: {alice}: audio {PNG_SHOWN} {NUL}: the user syncs with '\\x89PNG\\r\\n\\x1a\\n' instead "
+        f"{UNTIL}, or, if it holds binary data, which is no text, take audio out of attributes in [ldap.corp]",
+        f"ldap corp: {alice}: displayName 'Al\\x00ice' {NUL}: the user syncs with 'Al\\ufffdice' instead {REFUSED} "
+        f"{UNTIL}",
+        f"ldap corp: {alice}: mail 'alice\\x00@example.test' {NUL}: the user syncs with 'alice\\ufffd@example.test' "
+        f"instead {REFUSED} {UNTIL}",
     ]
 
     # Read again: nothing changed, and nothing is said twice.

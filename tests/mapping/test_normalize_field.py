@@ -6,8 +6,12 @@ with on_invalid = "skip", the user's push refused with "error") and its message.
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from click.testing import CliRunner
+
+from connector.cli import main
 from connector.mapping import ExtensionRecord, MappedUser, MappingFailure, normalize_extension
 from tests.mapping.util import change, mapping
 
@@ -285,3 +289,64 @@ def test_letters_are_named_before_validity() -> None:
     assert reason("+1 917 555 04O2", "e164", "US") == (
         "'+1 917 555 04O2' has letters ('O') where a phone number has digits; write the number in digits")
     assert reason("ext. none", "digits") == "'ext. none' has no digits"
+
+
+# 6. A character no SOAP call can carry, or one the source lost (U+FFFD): invalid in every mode, so on_invalid decides.
+# Were: in sip and none, an extension Verba never received (lxml refuses to build the call), the user undeliverable.
+XML = "which XML 1.0 cannot carry, so no SOAP call to Verba can send it"
+BROKEN = [("\ufffe", f"U+FFFE (a noncharacter), {XML}"), ("\uffff", f"U+FFFF (a noncharacter), {XML}"),
+          ("\ud800", f"U+D800 (an unpaired surrogate), {XML}"),
+          ("\ufffd", "U+FFFD REPLACEMENT CHARACTER, written for a character the source could not give (a NUL, bytes "
+                     "that are not UTF-8): the value is broken")]
+IN_EVERY_MODE = [("sip:ja{}ne@corp.example", "sip"), ("Turret 12{}", "none"), ("+1 212 555{}0142", "e164"),
+                 ("4567{}", "digits"), ("{}4567", "digits")]
+SIP = """
+[environment]
+eid = "0000"
+
+[[extensions]]
+from = 'emails[type eq "work"].value'
+normalize = "sip"
+"""
+
+
+def emails(*addresses: str) -> dict[str, list[dict[str, str]]]:
+    return {"emails": [{"type": "work", "value": address} for address in addresses]}
+
+
+@pytest.mark.parametrize(("char", "why"), BROKEN, ids=["fffe", "ffff", "surrogate", "fffd"])
+@pytest.mark.parametrize(("form", "how"), IN_EVERY_MODE)
+def test_a_character_xml_cannot_carry_or_a_replacement_character_is_refused_naming_it(char: str, why: str,
+                                                                                       form: str, how: str) -> None:
+    value = form.format(char)
+    assert reason(value, how, "US") == f"{value!r} holds {why}"
+
+
+def test_a_value_the_source_broke_keeps_the_extension_last_pushed_with_skip() -> None:
+    """An LDAP mail whose NUL was read as U+FFFD (connector.events.storable): a broken value may stand for any
+    extension last pushed, which stays recording; an address merely changed is stopped as before."""
+    skip = mapping('on_invalid = "skip"\n', SIP)
+    last = [rec("alice@example.com")]
+    broken = skip.map_user(change(emails("ali\ufffdce@example.com")), 7, last)
+    assert broken == MappedUser(last, []) and broken.kept == ("alice@example.com",)
+    assert broken.skipped[0].startswith(
+        "emails[type eq \"work\"].value: 'ali\ufffdce@example.com' holds U+FFFD REPLACEMENT CHARACTER")
+    moved = skip.map_user(change(emails("alice@example.org")), 7, last)
+    assert moved == MappedUser([rec("alice@example.org")], [rec("alice@example.com").stopped()])
+    with pytest.raises(MappingFailure, match=r"value: 'ali\ufffdce@example.com' holds U\+FFFD REPLACEMENT"):
+        mapping("", SIP).map_user(change(emails("ali\ufffdce@example.com")), 7, last)
+
+
+@pytest.mark.parametrize("on_invalid", ["error", "skip"])
+def test_mapping_test_shows_a_value_no_soap_call_can_carry_as_invalid(tmp_path, on_invalid: str) -> None:
+    (tmp_path / "m.toml").write_text(f'{SIP}on_invalid = "{on_invalid}"\n[defaults]\nrecordingMode = "FULL"\n')
+    (tmp_path / "u.json").write_text(json.dumps({"userName": "alice", **emails("alice\uffff@example.com")}))
+    result = CliRunner().invoke(main, ["mapping", "test", "--mapping", str(tmp_path / "m.toml"),
+                                       "--user", str(tmp_path / "u.json"), "--user-id", "3"])
+    why = f"emails[type eq \"work\"].value: 'alice\\uffff@example.com' holds U+FFFF (a noncharacter), {XML}"
+    if on_invalid == "error":
+        assert result.exit_code == 1 and f"cannot map this state: {why}; fix the value at the source" in result.output
+    else:
+        assert result.exit_code == 0, result.output
+        assert f"left out as invalid (fix at the source): {why}\n" in result.output
+        assert "maps to no extension" in result.output

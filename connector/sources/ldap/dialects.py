@@ -13,9 +13,12 @@ warning naming the entry and the attribute (`Dialect.expiries`, the one place th
 account must not stop the directory's sync, nor take a recorded user's recording away.
 
 A value no store can hold (`connector.events.unstorable`: a NUL character, which slapd lets a directoryString, an
-IA5String or an octet string hold) is left out of the user's state, with one warning naming the entry and the
-attribute (`Dialect.warn_unstorable`): one user's value must not stop the directory's sync on PostgreSQL, nor be
-kept on SQLite. The id and the login name are not left out (the user would become another one): an entry whose id
+IA5String or an octet string hold) is in the user's state with each such character as U+FFFD, and NULs at either
+end dropped (`connector.events.storable`), with one warning naming the entry and the attribute
+(`Dialect.warn_unstorable`): one user's value must not stop the directory's sync on PostgreSQL, nor be kept on
+SQLite as it is; nor may it vanish, or a recorded number or address would read as gone and its recording stop:
+a mapping refuses U+FFFD in an extension as invalid, so its `on_invalid` decides (dead letter, or the extension
+kept recording). The id and the login name are not replaced (the user would become another one): an entry whose id
 or login name holds one stops the run, as one without them does. ldap3 reads each value as UTF-8, else as latin-1
 (its ADDITIONAL_SERVER_ENCODINGS), so a value that is not UTF-8 (only an octet string can hold one: slapd refuses
 it in the text syntaxes) reads as its latin-1 text: never an unpaired surrogate.
@@ -51,7 +54,7 @@ from ldap3.utils.conv import escape_bytes, escape_filter_chars
 from connector.config import LdapConfig
 from connector.dn import dn_key
 from connector.errors import closest
-from connector.events import unstorable
+from connector.events import REPLACEMENT_CHARACTER, storable, unstorable
 from connector.sources.ldap.connection import DirectoryError, first_raw, read_entry, search
 
 log = logging.getLogger("connector.ldap")
@@ -255,19 +258,22 @@ class Dialect:
                         "expiring; correct the value in the directory", self.config.name, dn, each.attribute,
                         _text(each.value), each.problem)
 
-    def warn_unstorable(self, dn: str, left_out: Iterable[tuple[str, str, str]]) -> None:
+    def warn_unstorable(self, dn: str, replaced: Iterable[tuple[str, str, str]]) -> None:
         """Log once (per entry, attribute and value, for the life of this dialect) each (attribute, value, problem)
-        of the entry at `dn` that its state leaves out because no store can hold it (`Snapshot.left_out`)."""
+        of the entry at `dn` that no store can hold, and what its state holds instead (`Snapshot.replaced`)."""
         configured = {each.lower() for name in self.config.attributes or () for each in self.spellings(name)}
-        for attribute, text, problem in left_out:
+        for attribute, text, problem in replaced:
             key = (dn_key(dn), attribute.lower(), text)
             if key in self._warned:
                 continue
             self._warned.add(key)
+            kept = storable(text)
+            refused = " (a mapping refuses U+FFFD in an extension as invalid)" if REPLACEMENT_CHARACTER in kept else ""
             binary = (f", or, if it holds binary data, which is no text, take {attribute} out of attributes in "
                       f"[ldap.{self.config.name}]" if attribute.lower() in configured else "")
-            log.warning("ldap %s: %s: %s %s %s: the user syncs without this value until it is corrected in the "
-                        "directory%s", self.config.name, dn, attribute, shown(text), problem, binary)
+            log.warning("ldap %s: %s: %s %s %s: the user syncs with %s instead%s until it is corrected in the "
+                        "directory%s", self.config.name, dn, attribute, shown(text), problem, shown(kept), refused,
+                        binary)
 
     # --- the change cursor -------------------------------------------------------
     def begin(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:

@@ -67,7 +67,7 @@ class Reader:
     def _snapshot(self, dn: str, values: dict[str, Any], raw: dict[str, list[bytes]]) -> Snapshot:
         self.dialect.warn_unreadable_expiry(dn, values)  # such a value counts as never expiring
         snap = snapshot(self.dialect, dn, values, raw, self.membership.of(values, raw), self.now, self.without_login)
-        self.dialect.warn_unstorable(dn, snap.left_out)  # such a value is left out of the user's state
+        self.dialect.warn_unstorable(dn, snap.replaced)  # such a value is in the user's state `storable`
         if self.progress is not None:
             self.progress(1)
         return snap

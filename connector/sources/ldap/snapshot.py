@@ -2,8 +2,9 @@
 
 Beyond the keys of connector/events.py, an LDAP state holds `direct_groups` (the `memberOf`
 DNs) next to `groups` (effective membership: direct, primary and nested, as the rules see it),
-and `expiresAt` (ISO 8601, UTC) when the account has an expiry date. A value no store can hold is left out of it
-(`Snapshot.left_out`; see connector/sources/ldap/dialects.py).
+and `expiresAt` (ISO 8601, UTC) when the account has an expiry date. A value no store can hold is kept with each
+such character as U+FFFD, which a mapping refuses as invalid (`Snapshot.replaced`; see
+connector/sources/ldap/dialects.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 from typing import Any
 
 from connector.dn import dn_key
-from connector.events import unstorable
+from connector.events import storable, unstorable
 from connector.sources.ldap.connection import DirectoryError
 from connector.sources.ldap.dialects import UTC, Dialect, shown
 from connector.store import LdapEntry
@@ -38,8 +39,9 @@ class Snapshot:
     expired: bool = False  # inactive because its expiry date has passed
     login_from: str | None = None  # the attribute its login name (userName) was read from, as configured
     no_login: str | None = None  # why it has no login name (`snapshot(without_login=True)` only; userName is None)
-    #: (attribute, value, problem) of each value the state leaves out because no store can hold it (a NUL character)
-    left_out: tuple[tuple[str, str, str], ...] = ()
+    #: (attribute, value, problem) of each value no store can hold (a NUL character), which the state holds
+    #: `storable` instead
+    replaced: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def external_id(self) -> str:
@@ -50,16 +52,16 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
              groups: tuple[list[str], list[str]], now: float, without_login: bool = False) -> Snapshot:
     """Normalize one search result; `groups` are its (direct, effective) groups; the digest covers all the mapping
     may read. Raises NoLoginName for an entry with no login name, unless `without_login` (a dry run, which lists
-    them): its userName is None then, and `no_login` says why. A value no store can hold is left out of the state
-    (`left_out`), but for the login name, which is then none (and DirectoryError for such an id)."""
+    them): its userName is None then, and `no_login` says why. A value no store can hold is in the state
+    `storable` (`replaced`), but for the login name, which is then none (and DirectoryError for such an id)."""
     texts: dict[str, list[str]] = {}  # lower-cased attribute name -> its non-empty values as text
-    left_out: list[tuple[str, str, str]] = []
+    replaced: list[tuple[str, str, str]] = []
     for key, value in values.items():
         found = [v if type(v) is str else _text(v) for v in (value if isinstance(value, list) else (value,))
                  if v not in _EMPTY]
         if found:
             texts[key.lower()] = found
-            left_out += [(key, text, problem) for text in found if (problem := unstorable(text))]
+            replaced += [(key, text, problem) for text in found if (problem := unstorable(text))]
     empty: list[str] = []
     direct, effective = groups
     active = dialect.is_active(values, now)
@@ -72,8 +74,8 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
         if not without_login:
             raise
         no_login = f"{exc.why}: {exc.fix}"
-    if left_out:
-        texts = {key: kept for key, found in texts.items() if (kept := [t for t in found if not unstorable(t)])}
+    if replaced:
+        texts = {key: [storable(text) for text in found] for key, found in texts.items()}
     display = texts.get("displayname") or texts.get("cn")
     state: dict[str, Any] = {
         "userName": login,
@@ -100,7 +102,7 @@ def snapshot(dialect: Dialect, dn: str, values: dict[str, Any], raw: dict[str, l
     entry = LdapEntry(dialect.external_id(dn, values, raw), digest, active, tuple(dn_key(g) for g in effective), state)
     expired = expires is not None and expires.timestamp() <= now
     return Snapshot(entry, texts.get(dialect.stamp_attribute.lower(), [None])[0], expired, login_from, no_login,
-                    tuple(left_out))
+                    tuple(replaced))
 
 
 def login_name(dialect: Dialect, dn: str, texts: dict[str, list[str]]) -> tuple[str, str]:
