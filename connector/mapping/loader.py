@@ -20,7 +20,7 @@ from connector.mapping.mapper import DEPROVISION_ACTIONS, ON_CONFLICT, ON_INVALI
 from connector.mapping.normalize import NORMALIZE_MODES, SUFFIX_MODES
 from connector.mapping.paths import AttributePath
 from connector.mapping.rules import Condition, RecordingSettings, Rule
-from connector.records import RECORDING_MODES, eid_problem
+from connector.records import RECORDING_MODES, eid_problem, not_xml
 from connector.tomlfile import not_toml
 
 SETTINGS = {
@@ -193,6 +193,8 @@ def _environment(top: _Table) -> tuple[str | None, str | None]:
         table.problem("eid", problem)
     if short_name is not None and len(short_name) > 64:
         table.problem("short_name", "is longer than 64 characters; use the environment's short name from Verba")
+    elif short_name is not None and (problem := not_xml(short_name)):  # every push would fail to be built
+        table.problem("short_name", f"{problem}; use the environment's short name from Verba")
     return eid, short_name
 
 
