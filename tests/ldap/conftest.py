@@ -22,10 +22,10 @@ from connector.runtime import open_client, open_configured_store
 from connector.sources.ldap.watcher import RunResult, Watcher
 from connector.store import Store
 from connector.store.sqlite import SQLiteStore
-from tests.ldap.helpers import events_of
+from tests.ldap.helpers import events_of, slapd_section
 from tests.ldap.samba_server import SambaDC
 from tests.ldap.samba_server import ServerUnavailable as SambaUnavailable
-from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD, ServerUnavailable, SlapdServer
+from tests.ldap.slapd_server import ServerUnavailable, SlapdServer
 from tests.plugins.simulator import Simulator, drain
 
 _subtrees = itertools.count(1)
@@ -73,11 +73,9 @@ def base(slapd: SlapdServer, admin: ldap3.Connection) -> str:
 @pytest.fixture
 def ldap_config(slapd: SlapdServer, base: str, tmp_path: Path) -> Callable[..., LdapConfig]:
     """An [ldap.corp] section for the test's subtree, bound as the admin; keywords override keys (None drops one)."""
-    (tmp_path / "ldap-password").write_text(ADMIN_PASSWORD)
 
     def make(**keys: Any) -> LdapConfig:
-        section = {"url": slapd.url, "dialect": "openldap", "base": base, "bind_dn": ADMIN_DN,
-                   "password_file": str(tmp_path / "ldap-password"), "overlap_seconds": 5,
+        section = {**slapd_section(tmp_path, slapd.url, base), "dialect": "openldap", "overlap_seconds": 5,
                    "guard_max_share": 1.0, **keys}
         section = {key: value for key, value in section.items() if value is not None}
         return parse_config({"ldap": {"corp": section}}, str(tmp_path / "connector.toml")).ldap["corp"]

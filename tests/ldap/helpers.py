@@ -1,4 +1,5 @@
-"""LDAP test helpers: stored events, Samba AD sections and users, and a group mapping for the end-to-end tests."""
+"""LDAP test helpers: stored events, a config file for the CLI, Samba AD sections and users, and a group mapping for
+the end-to-end tests."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from connector.store import Store
 from tests.ldap.samba_server import ADMIN_DN as AD_ADMIN_DN
 from tests.ldap.samba_server import ADMIN_PASSWORD as AD_ADMIN_PASSWORD
 from tests.ldap.samba_server import DOMAIN_DN, URL, SambaDC
+from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
 
 REALM = "corp.example.test"
 
@@ -19,6 +21,23 @@ REALM = "corp.example.test"
 def events_of(store: Store, since: int = 0) -> list[Any]:
     """Stored events with id above `since`, oldest first."""
     return sorted((e for e in store.list_events(limit=100_000) if e.id > since), key=lambda e: e.id)
+
+
+def slapd_section(tmp_path: Path, url: str, base: str, **keys: Any) -> dict[str, Any]:
+    """An [ldap.corp] section reading `base` at `url` bound as slapd's admin (its password in tmp_path/ldap-password);
+    `keys` add to or override its keys."""
+    (tmp_path / "ldap-password").write_text(ADMIN_PASSWORD)
+    return {"url": url, "base": base, "bind_dn": ADMIN_DN, "password_file": str(tmp_path / "ldap-password"), **keys}
+
+
+def config_file(tmp_path: Path, url: str, base: str, **keys: Any) -> Path:
+    """tmp_path/connector.toml for the CLI: the store tmp_path/ldap.db (the `store` fixture's) and the
+    slapd_section of `url`, `base` and `keys`."""
+    section = slapd_section(tmp_path, url, base, **keys)
+    path = tmp_path / "connector.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "ldap.db"}"\n[ldap.corp]\n'
+                    + "".join(f"{key} = {json.dumps(value)}\n" for key, value in section.items()))
+    return path
 
 
 def ad_section(tmp_path: Path, ou: str, **keys: Any) -> dict[str, Any]:

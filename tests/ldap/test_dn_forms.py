@@ -9,9 +9,8 @@ from typing import Any
 import ldap3
 import pytest
 
-from tests.ldap.helpers import REALM, ad_section, add_ad_user, group_mapping, user_dn
+from tests.ldap.helpers import REALM, ad_section, add_ad_user, group_mapping, slapd_section, user_dn
 from tests.ldap.samba_server import DOMAIN_DN
-from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
 
 UIDS = ("dnalice", "dnbob")
 
@@ -20,12 +19,6 @@ UIDS = ("dnalice", "dnbob")
 def seed_users() -> list[dict[str, Any]]:
     return [{"id": 70 + n, "loginName": uid, "displayName": uid, "eid": "0000"} for n, uid in enumerate(UIDS)] + [
         {"id": 80 + n, "loginName": f"{uid}@{REALM}", "displayName": uid, "eid": "0000"} for n, uid in enumerate(UIDS)]
-
-
-def openldap_section(slapd, base: str, tmp_path) -> dict[str, Any]:
-    (tmp_path / "pw").write_text(ADMIN_PASSWORD)
-    return {"url": slapd.url, "base": base, "bind_dn": ADMIN_DN, "password_file": str(tmp_path / "pw"),
-            "guard_max_share": 1.0}
 
 
 @pytest.mark.parametrize("rule", [
@@ -38,7 +31,8 @@ def test_openldap_rules_match_a_group_dn_in_any_spelling(slapd, admin, base, pip
     slapd.add_user(admin, base, "dnbob", telephoneNumber="+14155550141")
     group = f"cn=Sales\\+Trading\\, Réseau,ou=groups,{base}"
     slapd.check(admin, admin.add(group, ["groupOfNames"], {"cn": "Sales+Trading, Réseau", "member": [alice]}))
-    site = pipeline(group_mapping(tmp_path, rule.format(base=base)), openldap_section(slapd, base, tmp_path))
+    section = slapd_section(tmp_path, slapd.url, base, guard_max_share=1.0)
+    site = pipeline(group_mapping(tmp_path, rule.format(base=base)), section)
     site.poll()
     assert site.extension("+14155550140")["voice"] is True
     assert "+14155550141" not in site.simulator.extensions() or site.extension("+14155550141")["voice"] is False

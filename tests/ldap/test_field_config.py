@@ -16,29 +16,13 @@ from connector.cli import main
 from connector.sources.ldap import dialects
 from connector.sources.ldap.connection import DirectoryError
 from connector.sources.ldap.watcher import Watcher
-from tests.ldap.helpers import events_of, group_mapping
-from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
+from tests.ldap.helpers import config_file, events_of, group_mapping, slapd_section
+from tests.ldap.slapd_server import ADMIN_DN
 
 
 @pytest.fixture
 def seed_users() -> list[dict[str, Any]]:
     return [{"id": 61, "loginName": "fcalice", "displayName": "Alice", "eid": "0000"}]
-
-
-def section(slapd: Any, base: str, tmp_path: Any, **keys: Any) -> dict[str, Any]:
-    (tmp_path / "pw").write_text(ADMIN_PASSWORD)
-    return {"url": slapd.url, "base": base, "bind_dn": ADMIN_DN, "password_file": str(tmp_path / "pw"),
-            "guard_max_share": 1.0, **keys}
-
-
-def write_config(slapd: Any, base: str, tmp_path: Any, **keys: str) -> str:
-    """A connector.toml with [ldap.corp] for the test's subtree and the built-in simulator; keys are TOML values."""
-    (tmp_path / "pw").write_text(ADMIN_PASSWORD)
-    path = tmp_path / "connector.toml"
-    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n[ldap.corp]\nurl = "{slapd.url}"\n'
-                    f'base = "{base}"\nbind_dn = "{ADMIN_DN}"\npassword_file = "{tmp_path / "pw"}"\n'
-                    + "".join(f"{key} = {value}\n" for key, value in keys.items()))
-    return str(path)
 
 
 # --- 1. attributes = [...] adds to what the dialect reads -----------------------------------------------------
@@ -51,7 +35,7 @@ def test_configured_attributes_add_to_the_dialects_own_and_recording_goes_on(sla
     group = f"cn=Recorded,ou=groups,{base}"
     slapd.check(admin, admin.add(group, ["groupOfNames"], {"cn": "Recorded", "member": [alice]}))
     site = pipeline(group_mapping(tmp_path, "Recorded"),
-                    section(slapd, base, tmp_path, attributes=["departmentNumber"]))
+                    slapd_section(tmp_path, slapd.url, base, guard_max_share=1.0, attributes=["departmentNumber"]))
     [change] = site.poll()
     state = change.state
     assert state["userName"] == "fcalice"
@@ -80,12 +64,12 @@ def test_an_entry_without_the_username_attribute_stops_the_run_naming_it(slapd, 
 
 
 # --- 2. attribute names the schema does not define --------------------------------------------------------------
-MISSPELLED = {"disabled_attribute": '"pwdAccountLockTime"', "username_attribute": '"mial"',
-              "attributes": '["departmentNumber", "telephonNumber"]'}
+MISSPELLED = {"disabled_attribute": "pwdAccountLockTime", "username_attribute": "mial",
+              "attributes": ["departmentNumber", "telephonNumber"]}
 
 
 def test_validate_config_connect_refuses_names_the_schema_does_not_define(slapd, admin, base, tmp_path):
-    config = write_config(slapd, base, tmp_path, **MISSPELLED)
+    config = str(config_file(tmp_path, slapd.url, base, **MISSPELLED))
     result = CliRunner().invoke(main, ["validate-config", "--connect", "--config", config])
     assert result.exit_code == 1, result.output
     out = result.output
@@ -100,7 +84,7 @@ def test_validate_config_connect_refuses_names_the_schema_does_not_define(slapd,
 
 def test_ldap_sync_and_its_dry_run_refuse_them_before_reading_a_user(slapd, admin, base, tmp_path):
     slapd.add_user(admin, base, "alice", telephoneNumber="+14155550174")
-    config = write_config(slapd, base, tmp_path, disabled_attribute='"pwdAccountLockTime"')
+    config = str(config_file(tmp_path, slapd.url, base, disabled_attribute="pwdAccountLockTime"))
     runner = CliRunner()
     for extra in ([], ["--dry-run"]):
         result = runner.invoke(main, ["ldap", "sync", "corp", "--config", config, *extra])
@@ -141,7 +125,7 @@ def test_a_schema_that_cannot_be_read_is_warned_of_not_refused(slapd, admin, bas
 
     monkeypatch.setattr(dialects, "read_schema", unreadable)
     slapd.add_user(admin, base, "alice", telephoneNumber="+14155550176")
-    config = write_config(slapd, base, tmp_path, disabled_attribute='"pwdAccountLockTime"')
+    config = str(config_file(tmp_path, slapd.url, base, disabled_attribute="pwdAccountLockTime"))
     result = CliRunner().invoke(main, ["validate-config", "--connect", "--config", config])
     assert f"ok      ldap corp ({slapd.url})" in result.output, result.output
     assert ("WARNING: ldap.corp.disabled_attribute not checked against the directory's schema, which cannot be read "

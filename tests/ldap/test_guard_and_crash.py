@@ -16,13 +16,12 @@ from connector.config import load_config, parse_config
 from connector.sources.ldap.guard import judge
 from connector.sources.ldap.watcher import Watcher
 from connector.store import EventState
-from tests.ldap.helpers import events_of
-from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
+from tests.ldap.helpers import config_file, events_of
 
 
 def test_the_guard_holds_mass_deletes_and_approve_releases_them(slapd, admin, base, store, tmp_path, caplog):
     dns = [slapd.add_user(admin, base, f"user{n}") for n in range(10)]
-    config = write_config(tmp_path, slapd.url, base, guard_max_count=3, guard_max_share=0.5)
+    config = config_file(tmp_path, slapd.url, base, page_size=50, guard_max_count=3, guard_max_share=0.5)
     watcher = Watcher(store, load_config(str(config)).ldap["corp"])
     watcher.run()
     for dn in dns[:4]:
@@ -63,7 +62,7 @@ def test_the_guard_holds_mass_deletes_and_approve_releases_them(slapd, admin, ba
 
 def test_a_sync_the_guard_trips_exits_3_and_says_so_once(slapd, admin, base, tmp_path):
     dns = [slapd.add_user(admin, base, f"user{n}") for n in range(10)]
-    config = write_config(tmp_path, slapd.url, base, guard_max_count=3, guard_max_share=0.5)
+    config = config_file(tmp_path, slapd.url, base, page_size=50, guard_max_count=3, guard_max_share=0.5)
     first = cli(config, "ldap", "sync", "corp")
     assert first.returncode == 0 and "10 upserts" in first.stdout and first.stderr == "", first
     for dn in dns[:4]:
@@ -132,17 +131,6 @@ def test_disables_count_for_the_guard_but_only_once(slapd, admin, base, ldap_con
     watcher.close()
 
 
-def write_config(tmp_path: Path, slapd_url: str, base: str, **keys: object) -> Path:
-    """A connector.toml for the CLI: the `store` fixture's database and an [ldap.corp] section; keys override."""
-    (tmp_path / "ldap-password").write_text(ADMIN_PASSWORD)
-    section = {"url": slapd_url, "dialect": "openldap", "base": base, "bind_dn": ADMIN_DN,
-               "password_file": str(tmp_path / "ldap-password"), "page_size": 50, "guard_max_share": 1.0, **keys}
-    path = tmp_path / "connector.toml"
-    lines = [f"{key} = {json.dumps(value)}" for key, value in section.items()]
-    path.write_text(f"[store]\nurl = \"sqlite:///{tmp_path / 'ldap.db'}\"\n[ldap.corp]\n" + "\n".join(lines) + "\n")
-    return path
-
-
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "connector.cli", *args, "--config", str(config)],
                           capture_output=True, text=True, timeout=60)
@@ -155,7 +143,7 @@ def sync(config: Path, *args: str) -> subprocess.Popen[str]:
 
 @pytest.mark.slow
 def test_a_watcher_killed_mid_poll_resumes_from_the_watermark(slapd, admin, base, tmp_path, store):
-    config = write_config(tmp_path, slapd.url, base)
+    config = config_file(tmp_path, slapd.url, base, page_size=50, guard_max_share=1.0)
     dns = [slapd.add_user(admin, base, f"user{n:04d}", telephoneNumber=f"+1415555{n:04d}") for n in range(600)]
     with sync(config) as first:  # leaving the block closes its pipes
         assert first.wait(60) == 0, first.stderr.read()

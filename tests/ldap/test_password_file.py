@@ -29,7 +29,8 @@ from connector.runtime import Connector
 from connector.sources.ldap.connection import DirectoryError, _bind_failure, open_connection, refused_password
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.ldap.watcher import Watcher
-from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
+from tests.ldap.helpers import config_file
+from tests.ldap.slapd_server import ADMIN_DN
 from tests.ldap.test_preview import write_config
 
 
@@ -314,10 +315,7 @@ def test_a_run_whose_connection_the_server_closed_says_so_and_the_next_run_conne
 
 def test_a_base_that_does_not_exist_names_the_directory_and_the_key_to_fix(slapd, base, tmp_path):
     wrong = f"ou=peopel,{base}"
-    (tmp_path / "pw").write_text(ADMIN_PASSWORD)
-    config = tmp_path / "c.toml"
-    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n[ldap.corp]\nurl = "{slapd.url}"\n'
-                      f'base = "{wrong}"\nbind_dn = "{ADMIN_DN}"\npassword_file = "{tmp_path / "pw"}"\n')
+    config = config_file(tmp_path, slapd.url, wrong)
     result = CliRunner().invoke(main, ["ldap", "sync", "corp", "--config", str(config)])
     assert result.exit_code == 1
     assert result.output.splitlines()[-1] == (

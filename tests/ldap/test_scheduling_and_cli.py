@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -13,8 +12,8 @@ from click.testing import CliRunner
 from connector.cli import main
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.store import open_store
-from tests.ldap.helpers import events_of
-from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD, free_port
+from tests.ldap.helpers import config_file, events_of
+from tests.ldap.slapd_server import ADMIN_PASSWORD, free_port
 
 
 def wait_for(condition, timeout: float = 10.0) -> None:
@@ -97,19 +96,10 @@ def test_the_scheduler_recovers_and_clears_degraded(ldap_config, store, slapd, a
     scheduler.stop()
 
 
-def config_file(tmp_path: Path, url: str, base: str) -> Path:
-    (tmp_path / "pw").write_text(ADMIN_PASSWORD)
-    path = tmp_path / "c.toml"
-    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n'
-                    f'[ldap.corp]\nurl = "{url}"\nbase = "{base}"\nbind_dn = "{ADMIN_DN}"\n'
-                    f'password_file = "{tmp_path / "pw"}"\nguard_max_count = 0\n')
-    return path
-
-
 def test_sync_and_status_commands(slapd, admin, base, tmp_path):
     for uid in ("alice", "bob"):
         slapd.add_user(admin, base, uid, telephoneNumber="+14155550100")
-    config = str(config_file(tmp_path, slapd.url, base))
+    config = str(config_file(tmp_path, slapd.url, base, guard_max_count=0))
     runner = CliRunner()
     result = runner.invoke(main, ["ldap", "status", "--config", config])
     assert result.exit_code == 1 and "there is no store at" in result.output  # a status never makes a store
@@ -139,7 +129,7 @@ def test_sync_and_status_commands(slapd, admin, base, tmp_path):
 
 
 def test_sync_reports_an_unreachable_directory_without_a_traceback(tmp_path):
-    config = str(config_file(tmp_path, f"ldap://127.0.0.1:{free_port()}", "dc=example,dc=test"))
+    config = str(config_file(tmp_path, f"ldap://127.0.0.1:{free_port()}", "dc=example,dc=test", guard_max_count=0))
     result = CliRunner().invoke(main, ["ldap", "sync", "corp", "--config", config])
     assert result.exit_code == 1 and "cannot connect" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["ldap", "status", "--config", config])
@@ -149,7 +139,7 @@ def test_sync_reports_an_unreachable_directory_without_a_traceback(tmp_path):
 def test_the_bind_password_is_a_secret_to_mask(tmp_path):
     from connector.config import load_config
 
-    config = load_config(config_file(tmp_path, "ldap://127.0.0.1:389", "dc=example,dc=test"))
+    config = load_config(config_file(tmp_path, "ldap://127.0.0.1:389", "dc=example,dc=test", guard_max_count=0))
     assert ADMIN_PASSWORD in config.secrets()
 
 

@@ -15,7 +15,7 @@ from connector.cli import main
 from connector.config import parse_config
 from connector.sources.ldap.watcher import Watcher
 from connector.store.sqlite import SQLiteStore
-from tests.ldap.helpers import REALM, ad_section, add_ad_user, events_of, group_mapping, user_dn
+from tests.ldap.helpers import REALM, ad_section, add_ad_user, config_file, events_of, group_mapping, user_dn
 from tests.ldap.samba_server import DOMAIN_DN
 from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
 
@@ -162,11 +162,7 @@ def test_openldap_moves_out_of_the_base_and_deleted_groups(slapd, admin, base, s
 
 def test_status_says_what_the_account_cannot_see(slapd, admin, base, tmp_path):
     slapd.add_user(admin, base, "alice")
-    (tmp_path / "pw").write_text(ADMIN_PASSWORD)
-    path = tmp_path / "c.toml"
-    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n'
-                    f'[ldap.corp]\nurl = "{slapd.url}"\nbase = "{base}"\nbind_dn = "{ADMIN_DN}"\n'
-                    f'password_file = "{tmp_path / "pw"}"\n')
+    path = config_file(tmp_path, slapd.url, base)
     runner = CliRunner()
     assert runner.invoke(main, ["ldap", "sync", "corp", "--config", str(path)]).exit_code == 0
     output = runner.invoke(main, ["ldap", "status", "--config", str(path)]).output

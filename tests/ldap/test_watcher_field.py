@@ -22,8 +22,7 @@ from connector.sources.ldap.reading import Reader
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.ldap.watcher import Watcher
 from connector.store import EventState
-from tests.ldap.helpers import events_of
-from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
+from tests.ldap.helpers import config_file, events_of
 
 UTC = datetime.UTC
 
@@ -38,11 +37,7 @@ def backdate(slapd, admin, dns: list[str], hours: float = 1.0) -> None:
 
 def ldap_status(tmp_path: Path, slapd, base: str) -> str:
     """`connector ldap status` of the `store` fixture's database, as on-call reads it."""
-    (tmp_path / "pw").write_text(ADMIN_PASSWORD)
-    path = tmp_path / "status.toml"
-    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "ldap.db"}"\n'
-                    f'[ldap.corp]\nurl = "{slapd.url}"\nbase = "{base}"\nbind_dn = "{ADMIN_DN}"\n'
-                    f'password_file = "{tmp_path / "pw"}"\n')
+    path = config_file(tmp_path, slapd.url, base)
     result = CliRunner().invoke(main, ["ldap", "status", "--config", str(path)])
     assert result.exit_code == 0, result.output
     return result.output
