@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from connector.cli.options import config_option
+from connector.cli.options import config_option, echo
 from connector.config import load_config
 from connector.store import open_store, without_password
 
@@ -26,4 +26,4 @@ def upgrade(config_path: str) -> None:
     with open_store(config.store.url, synchronous=config.store.synchronous) as store:
         ran = store.migrate()
     done = f"{ran} migration(s) applied" if ran else "schema is up to date"
-    click.echo(f"store {without_password(config.store.url)}: {done}")
+    echo(f"store {without_password(config.store.url)}: {done}")

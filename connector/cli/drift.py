@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import click
 
-from connector.cli.options import config_option, json_option, not_blank, operator_option
+from connector.cli.options import config_option, echo, json_option, not_blank, operator_option
 from connector.cli.status import older_mapping
 from connector.config import load_config
 from connector.errors import ConnectorError, counted
@@ -75,26 +75,26 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str | 
         with _Progress(hidden=as_json or not sys.stderr.isatty()) as bar:
             report = check.check(targets, progress=bar.step, begin=bar.begin)
         for line in older_mapping(config, store.live_instances()[1]) if report.drifts else []:
-            click.echo(f"WARNING: {line}. {REPAIRED_BEFORE_RESTART if repair else REPAIR_AFTER_RESTART}", err=True)
+            echo(f"WARNING: {line}. {REPAIRED_BEFORE_RESTART if repair else REPAIR_AFTER_RESTART}", err=True)
         ids = check.repair(report, actor=operator, reason=reason or "") if repair and report.drifts else []
         recorded = not users and check.record(report, "cli")
     if as_json:
-        click.echo(to_json({"users_total": report.total, "users": report.users,
-                            "users_with_no_extension": report.needing_nothing, "extensions": report.extensions,
-                            "counts": report.counts, "drifts": report.drifts, "unchecked": report.unchecked,
-                            "unchecked_by_reason": {reason: len(group)
-                                                    for reason, group in report.unchecked_by_reason().items()},
-                            "discarded": report.discarded,
-                            "in_conflict": report.in_conflict, "repaired": report.repaired,
-                            "event_ids": ids, "seconds": report.finished_at - report.started_at,
-                            "recorded": recorded}))
+        echo(to_json({"users_total": report.total, "users": report.users,
+                      "users_with_no_extension": report.needing_nothing, "extensions": report.extensions,
+                      "counts": report.counts, "drifts": report.drifts, "unchecked": report.unchecked,
+                      "unchecked_by_reason": {reason: len(group)
+                                              for reason, group in report.unchecked_by_reason().items()},
+                      "discarded": report.discarded,
+                      "in_conflict": report.in_conflict, "repaired": report.repaired,
+                      "event_ids": ids, "seconds": report.finished_at - report.started_at,
+                      "recorded": recorded}))
     else:
         for line in lines(report, ids):
-            click.echo(line)
+            echo(line)
         if users:
-            click.echo(NOT_RECORDED)
+            echo(NOT_RECORDED)
         elif not recorded:
-            click.echo(NOTHING_RECORDED)
+            echo(NOTHING_RECORDED)
     if report.drifts or report.nothing_checked:
         sys.exit(DRIFT_FOUND)
 
@@ -109,7 +109,7 @@ class _Progress(contextlib.ExitStack):
         self.hidden = hidden
         self.update: Callable[[int], None] = lambda n: None  # the bar's, once begun
         if not hidden:
-            click.echo("drift: reading the users to check and what Verba holds ...", err=True)
+            echo("drift: reading the users to check and what Verba holds ...", err=True)
 
     def begin(self, total: int) -> None:
         self.update = self.enter_context(click.progressbar(length=total, label="drift: checking users",

@@ -17,6 +17,7 @@ import click
 from connector.cli.options import (
     NEEDS_ATTENTION,
     config_option,
+    echo,
     json_option,
     not_blank,
     operator_option,
@@ -97,10 +98,10 @@ def events_ingest(config_path: str, file: BinaryIO) -> None:
     name = "<stdin>" if file.name in ("<stdin>", "-") else file.name
     config = load_config(config_path, secrets=())
     if sys.stderr.isatty():
-        click.echo(f"{name}: reading the events ...", err=True)
+        echo(f"{name}: reading the events ...", err=True)
     changes = read_events(file.read(), name)
     if sys.stderr.isatty():
-        click.echo(f"{name}: {len(changes)} events read; storing them (all or none) ...", err=True)
+        echo(f"{name}: {len(changes)} events read; storing them (all or none) ...", err=True)
     with open_configured_store(config) as store:
         try:
             ids = store.enqueue(changes)
@@ -108,7 +109,7 @@ def events_ingest(config_path: str, file: BinaryIO) -> None:
             raise ConnectorError(f"{name}: {exc}\nnothing from {name} was accepted. Fix it and run again.") from None
     skipped = len(changes) - len(ids)
     span = "" if not ids else f" (evt-{ids[0]})" if len(ids) == 1 else f" (evt-{min(ids)} to evt-{max(ids)})"
-    click.echo(
+    echo(
         f"{name}: accepted {len(ids)} event{'' if len(ids) == 1 else 's'}{span}"
         + (f" ({skipped} already accepted before, skipped)" if skipped else "")
     )
@@ -210,30 +211,30 @@ def events_list(config_path: str, state: str | None, cause: str | None, user: st
         behind = newer_changes(store, rows)  # a held leaver back at work since, say: on-call must see it
     waits = waiting_extensions(rows, conflicts)
     if as_json:
-        click.echo(to_json({"counts": {s.value: n for s, n in counts.items()},
-                            "dead_letters_by_cause": dead_letters_json(summary),
-                            "held_by_cause": held_json(held),
-                            **({"extension_conflicts": conflicts} if cause == CONFLICT_CAUSE else {}),
-                            "events": [{**event_dict(e), "waits_in_conflict": waits.get(e.id, []),
-                                        "changes_behind": behind_json(behind.get(e.id, ()))} for e in rows]}))
+        echo(to_json({"counts": {s.value: n for s, n in counts.items()},
+                      "dead_letters_by_cause": dead_letters_json(summary),
+                      "held_by_cause": held_json(held),
+                      **({"extension_conflicts": conflicts} if cause == CONFLICT_CAUSE else {}),
+                      "events": [{**event_dict(e), "waits_in_conflict": waits.get(e.id, []),
+                                  "changes_behind": behind_json(behind.get(e.id, ()))} for e in rows]}))
         return
     filtered = any(value is not None for value in (cause, user, source, since_at))
-    click.echo(counts_line(counts) + ("  (of the events these filters select)" if filtered else ""))
+    echo(counts_line(counts) + ("  (of the events these filters select)" if filtered else ""))
     for line in _dead_letter_lines(summary, cause) + held_lines(held):
-        click.echo(line)
+        echo(line)
     if cause == CONFLICT_CAUSE and conflicts:
         for line in ownership_lines(conflicts, []):
-            click.echo(line)
+            echo(line)
     if rows:
-        click.echo(f"{len(rows)} event(s), newest first:")
+        echo(f"{len(rows)} event(s), newest first:")
     elif cause is not None:
-        click.echo(f"no events match; {known}")
+        echo(f"no events match; {known}")
     else:
-        click.echo("no events match")
+        echo("no events match")
     for event in rows:
-        click.echo(event_line(event, waits.get(event.id, ()), behind=behind.get(event.id, ())))
+        echo(event_line(event, waits.get(event.id, ()), behind=behind.get(event.id, ())))
     if waits:
-        click.echo(WAITS_NOTE)
+        echo(WAITS_NOTE)
 
 
 def _dead_letter_lines(summary: list[CauseGroup], cause: str | None) -> list[str]:
@@ -274,40 +275,40 @@ def events_show(config_path: str, event_id: int, as_json: bool) -> None:
             db_now, instances = store.live_instances()
             stalled = stalled_claim(db_now, instances, config.instance.liveness_seconds, config.delivery.lease_seconds)
     if as_json:
-        click.echo(to_json({"event": event_dict(event), "changes_behind": behind_json(behind), "attempts": attempts,
-                            "audit": audit, "conflicts": conflicts,
-                            "discarded_newest": kept, "maps_to_now": now,
-                            **({"maps_to_now_unknown": unmappable} if unmappable else {})}))
+        echo(to_json({"event": event_dict(event), "changes_behind": behind_json(behind), "attempts": attempts,
+                      "audit": audit, "conflicts": conflicts,
+                      "discarded_newest": kept, "maps_to_now": now,
+                      **({"maps_to_now_unknown": unmappable} if unmappable else {})}))
         return
-    click.echo(event_line(event, [c.extension for c in conflicts], behind=behind))
+    echo(event_line(event, [c.extension for c in conflicts], behind=behind))
     if kept:
-        click.echo(f"WARNING: {kept}; what the replay would send is under \"maps to now\" below")
-    click.echo(f"queued by: {queued_by(event.change.cause)}")
-    click.echo("state:")
-    click.echo("  " + json.dumps(event.change.state, indent=2).replace("\n", "\n  "))
-    click.echo("attempts:")
+        echo(f"WARNING: {kept}; what the replay would send is under \"maps to now\" below")
+    echo(f"queued by: {queued_by(event.change.cause)}")
+    echo("state:")
+    echo("  " + json.dumps(event.change.state, indent=2).replace("\n", "\n  "))
+    echo("attempts:")
     for line in attempt_lines(attempts, audit, event, stalled):
-        click.echo(line)
+        echo(line)
     if audit:  # who did what to it: operators, and the connector's ownership decisions with why
-        click.echo("audit:")
+        echo("audit:")
         for entry in audit:
-            click.echo(f"  {audit_line(entry)}")
+            echo(f"  {audit_line(entry)}")
     if conflicts:  # done, and still not recorded on these (or not as it wants): the event's state alone would not tell
         elsewhere = any(c.owner_user_id != c.claimant.verba_user_id for c in conflicts)
         twins = any(c.owner_user_id == c.claimant.verba_user_id for c in conflicts)
         how = " or ".join((["it is not recorded on these"] if elsewhere else [])
                           + (["Verba records them with another source's settings"] if twins else []))
-        click.echo(f"open extension conflicts of this user ({how}):")
+        echo(f"open extension conflicts of this user ({how}):")
         for line in ownership_lines(conflicts, [])[1:]:
-            click.echo(line)
+            echo(line)
     if now is None:  # the mapping file has an error: all else above still holds
-        click.echo(f"maps to now: cannot tell: {unmappable}".replace("\n", "\n  "))
+        echo(f"maps to now: cannot tell: {unmappable}".replace("\n", "\n  "))
         return
-    click.echo(
+    echo(
         f"maps to now (user {now.source}/{now.external_id}, newest event {now.event_id}, Verba user {now.user_id}):"
     )
     for line in now.lines:
-        click.echo(f"  {line}")
+        echo(f"  {line}")
 
 
 def _mapping_or_why(config: Config) -> tuple[Mapping | None, str]:
@@ -368,19 +369,19 @@ def events_replay(config_path: str, event_ids: tuple[int, ...], cause: str | Non
         first, batches, delivered = _replayable(store, event_ids, cause, state)
         queued = [e.id for e in first if e.state in QUEUED]  # by id, replayed before: a rerun has nothing to do
         for line in already_queued(first):
-            click.echo(line)
+            echo(line)
         for line in delivered.values():
-            click.echo(line)
+            echo(line)
         chosen = [e for e in first if e.state not in QUEUED]
         older = older_mapping(config, store.live_instances()[1]) if chosen else []
         for line in older:
-            click.echo(f"WARNING: {line}. {RESTART_FIRST}", err=True)
+            echo(f"WARNING: {line}. {RESTART_FIRST}", err=True)
         if dry_run:
             _show_dry_run(store, config, chosen, shown_users, bool(event_ids))
             return
         if not first and not delivered:
-            click.echo("nothing to replay: no event matches (see `connector events list --state dead`)"
-                       + _still_retrying(store, cause))
+            echo("nothing to replay: no event matches (see `connector events list --state dead`)"
+                 + _still_retrying(store, cause))
             return
         replayed: list[int] = []
         if chosen:
@@ -408,20 +409,20 @@ def _replay(store: Store, batches: Iterable[list[StoredEvent]], *, operator: str
     count, events = act_in_batches(batches, replay_batch, doing="replaying", done="queued", progress=_progress)
     undone = [str(e.id) for e in events if e.state is EventState.DISCARDED]
     said = held_back(store, events, "replayed")  # those of a user with a held event are not delivered yet
-    click.echo(
+    echo(
         f"replaying {count} event(s)"
         + (f" ({len(events) - count} were replayed meanwhile by someone else)" if count < len(events) else "")
         + (f"; the discard of {', '.join(undone)} is undone" if undone else "")
         + (f"; {said[0]}" if said else "")
     )
     for line in said[1:]:
-        click.echo(f"  {line}")
+        echo(f"  {line}")
     return [e.id for e in events]
 
 
 def _progress(line: str) -> None:
     """A progress line between batches, on stderr: stdout says only how the command ended."""
-    click.echo(line, err=True)
+    echo(line, err=True)
 
 
 def _still_retrying(store: Store, cause: str | None) -> str:
@@ -482,20 +483,20 @@ def _show_dry_run(store: Store, config: Config, chosen: list[StoredEvent], limit
     take the replay is what the running connector last recorded (see `_refusal`)."""
     users = {(e.change.source, e.change.external_id): e for e in chosen}
     undone = [str(e.id) for e in chosen if e.state is EventState.DISCARDED]
-    click.echo(f"dry run: {len(chosen)} event(s) of {len(users)} user(s) would be replayed"
-               + (f" (the discard of {', '.join(undone)} undone)" if undone else "") + "; nothing changed")
+    echo(f"dry run: {len(chosen)} event(s) of {len(users)} user(s) would be replayed"
+         + (f" (the discard of {', '.join(undone)} undone)" if undone else "") + "; nothing changed")
     refusal = _refusal(store, config) if chosen else None
     if refusal:
-        click.echo(f"WARNING: {refusal}")
+        echo(f"WARNING: {refusal}")
     mapping = load_mapping(config.mapping_file)
     for event in list(users.values())[:limit or None]:
         shown = preview(store, mapping, event)
-        click.echo(f"{shown.source}/{shown.external_id} (newest event {shown.event_id}, Verba user {shown.user_id}):")
+        echo(f"{shown.source}/{shown.external_id} (newest event {shown.event_id}, Verba user {shown.user_id}):")
         for line in shown.lines:
-            click.echo(f"  {line}")
+            echo(f"  {line}")
     if limit and len(users) > limit:
-        click.echo(f"... and {len(users) - limit} more user(s): pass --show 0 to show every one"
-                   + ("" if by_id else ", or the ids of the events to see"))
+        echo(f"... and {len(users) - limit} more user(s): pass --show 0 to show every one"
+             + ("" if by_id else ", or the ids of the events to see"))
 
 
 def _refusal(store: Store, config: Config) -> str | None:
@@ -530,23 +531,23 @@ def _wait_for(store: Store, ids: list[int], seconds: float, mapping_changed: boo
     outcome: dict[str, int] = {}
     for event in events:
         outcome[event.state.value] = outcome.get(event.state.value, 0) + 1
-    click.echo("outcome: " + "  ".join(f"{state}={n}" for state, n in sorted(outcome.items())))
+    echo("outcome: " + "  ".join(f"{state}={n}" for state, n in sorted(outcome.items())))
     for line in _still_open(store, open_, seconds, began, paced):
-        click.echo(line)
+        echo(line)
     dead = [e for e in events if e.state is EventState.DEAD]
     if dead:
         shown = ", ".join(f"{e.id} ({e.last_cause})" for e in dead[:10]) + (" ..." if len(dead) > 10 else "")
-        click.echo(f"{len(dead)} dead again: {shown}; see why with `connector events show ID`")
+        echo(f"{len(dead)} dead again: {shown}; see why with `connector events show ID`")
     held = [e for e in events if e.state is EventState.HELD]
     if held:
-        click.echo(f"{len(held)} held by a guard: review them with `connector events list --state held`")
+        echo(f"{len(held)} held by a guard: review them with `connector events list --state held`")
     users = dict.fromkeys((e.change.source, e.change.external_id) for e in events)
     conflicts = [c for user in users for c in store.conflicts_of(*user)]
     for conflict in conflicts:  # done, yet the user is still not recorded on it
-        click.echo(f"still in conflict: {conflict.extension} of {conflict.claimant.name}: {conflict.message}")
+        echo(f"still in conflict: {conflict.extension} of {conflict.claimant.name}: {conflict.message}")
     if conflicts and mapping_changed:
-        click.echo("a running instance still maps with the mapping file as it was when it started (see the WARNING "
-                   "above): if you changed the mapping to resolve these, restart every instance, then replay again")
+        echo("a running instance still maps with the mapping file as it was when it started (see the WARNING "
+             "above): if you changed the mapping to resolve these, restart every instance, then replay again")
     return all(e.state is EventState.DONE for e in events) and not conflicts
 
 
@@ -657,16 +658,16 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | No
         def discard_batch(batch: list[StoredEvent], before: int) -> int:
             already = [e for e in batch if e.state is EventState.DISCARDED]
             if already:
-                click.echo(f"already discarded: {', '.join(str(e.id) for e in already)}")
+                echo(f"already discarded: {', '.join(str(e.id) for e in already)}")
             return discard(store, [e for e in batch if e not in already], actor=operator, reason=reason)
 
         count, chosen = act_in_batches(
             select_batches(store, event_ids, cause, None, allowed, source=source, rule=DISCARDABLE), discard_batch,
             doing="discarding", done="discarded", progress=_progress)
-        click.echo(f"discarded {count} event(s)" if chosen else
-                   "no dead or held events match: nothing discarded (see `connector events list`)")
+        echo(f"discarded {count} event(s)" if chosen else
+             "no dead or held events match: nothing discarded (see `connector events list`)")
         for line in discarded_newest(store, mapping, chosen):  # its user's newest change: Verba keeps an older state
-            click.echo(f"WARNING: {line}")
+            echo(f"WARNING: {line}")
 
 
 @events.command("approve")
@@ -713,10 +714,10 @@ def events_approve(config_path: str, event_ids: tuple[int, ...], source: str | N
                 or ["the connector delivers them now"]) if count else []
     queued = already_queued(events)  # by id, approved before: a rerun has nothing to do
     for line in queued + list(delivered.values()):
-        click.echo(line)
+        echo(line)
     if count:
-        click.echo(f"approved {count} held event(s); {said[0]}")
+        echo(f"approved {count} held event(s); {said[0]}")
         for line in said[1:]:
-            click.echo(f"  {line}")
+            echo(f"  {line}")
     elif not (queued or delivered):
-        click.echo("no held events: nothing approved")
+        echo("no held events: nothing approved")

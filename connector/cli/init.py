@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from connector import shipped
+from connector.cli.options import echo
 from connector.errors import ConnectorError
 
 PLACEHOLDER = "@DIR@"
@@ -39,8 +40,8 @@ def init(directory: Path, config_file: Path | None, force: bool) -> None:
                              f"({', '.join(differ)}); nothing was written: pass --force to overwrite them, or choose "
                              "another directory")
     if not force and all(path.exists() for path in files):  # init run again: nothing to do
-        click.echo(f"connector: {config}, {home / 'simulator-seed.json'} and {home / 'mappings'} are in place "
-                   "already, identical to what init writes: nothing written")
+        echo(f"connector: {config}, {home / 'simulator-seed.json'} and {home / 'mappings'} are in place "
+             "already, identical to what init writes: nothing written")
         _next_steps(config, home)
         return
     for path, content in files.items():
@@ -51,7 +52,7 @@ def init(directory: Path, config_file: Path | None, force: bool) -> None:
             raise ConnectorError(f"cannot write {path} ({exc.strerror}); choose a directory you can write to") \
                 from None
     mappings = ", ".join(m.name for m in shipped.mapping_files())
-    click.echo(f"connector: wrote {config}, {home / 'simulator-seed.json'} and {home / 'mappings'} ({mappings})")
+    echo(f"connector: wrote {config}, {home / 'simulator-seed.json'} and {home / 'mappings'} ({mappings})")
     _next_steps(config, home)
 
 
@@ -71,7 +72,7 @@ def _starter_config(home: Path) -> bytes:
 
 def _next_steps(config: Path, home: Path) -> None:
     option = f"--config {shlex.quote(str(config))}"
-    click.echo(f"""
+    echo(f"""
 Next steps:
   1. Check it:               connector validate-config {option}
   2. Create the store:       connector db upgrade {option}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from connector.cli.options import config_option, not_blank, operator_option
+from connector.cli.options import config_option, echo, not_blank, operator_option
 from connector.config import load_config
 from connector.runtime import open_configured_store
+from connector.store.log import Audit
 
 
 @click.group()
@@ -29,13 +30,15 @@ def forget(name: str, config_path: str, reason: str, operator: str) -> None:
     """
     config = load_config(config_path, secrets=())
     with open_configured_store(config) as store:
+        # Checked before the instance is forgotten: its audit entry is written after, in a transaction of its own.
+        audit = Audit(operator, "forget_instance", reason)
         released = store.forget_dead_instance(name, config.instance.liveness_seconds)
         if released is None:
             live, dead = store.live_instances()[1], store.dead_instances()
             known = sorted({i.name for i in live} | {d.instance.name for d in dead})
             case = "; names are case-sensitive" if name.lower() in {k.lower() for k in known} else ""
-            click.echo(f"instance {name}: nothing to forget (not registered, not counted dead{case}): the store "
-                       f"knows {', '.join(known) if known else 'no instance'}")
+            echo(f"instance {name}: nothing to forget (not registered, not counted dead{case}): the store "
+                 f"knows {', '.join(known) if known else 'no instance'}")
             return
-        store.add_audit(operator, "forget_instance", [], reason, {"instance": name, "released": released})
-    click.echo(f"instance {name} forgotten; {released} in-flight event(s) went back to the queue")
+        store.add_audit(audit.actor, audit.action, [], audit.reason, {"instance": name, "released": released})
+    echo(f"instance {name} forgotten; {released} in-flight event(s) went back to the queue")

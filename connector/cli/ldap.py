@@ -13,7 +13,7 @@ from typing import Any
 import click
 import ldap3
 
-from connector.cli.options import NEEDS_ATTENTION, config_option, json_option
+from connector.cli.options import NEEDS_ATTENTION, config_option, echo, json_option
 from connector.config import LDAP_ID_ATTRIBUTES, Config, LdapConfig, load_config
 from connector.errors import ConnectorError, counted
 from connector.mapping import load_mapping
@@ -85,9 +85,9 @@ def sync(config_path: str, name: str, full: bool, force: bool, dry_run: bool, sa
                 result = watcher.run(full=full, force=force, progress=bar.update)
             except UnknownAttributes as exc:  # the run checks the names before it reads a user
                 raise ConnectorError("\n".join(_in_file(config, exc))) from None
-    click.echo(_summary(result))
+    echo(_summary(result))
     if result.guard_message:
-        click.echo(result.guard_message, err=True)
+        echo(result.guard_message, err=True)
         sys.exit(NEEDS_ATTENTION)
 
 
@@ -127,14 +127,14 @@ def _dry_run(config: Config, directory: LdapConfig, samples: int, concurrency: i
                     raise ConnectorError(f"dry run: Verba could not be read at {config.target_url}: {exc}") from None
     hints = _login_hints(config, directory, watcher.dialect, report, mapping.create_missing_users)
     if as_json:
-        click.echo(to_json({"directory": name, "dry_run": True, **_directory_counts(found), "users": report.users,
-                            "no_extension": report.no_extension, "counts": report.counts, "items": report.items,
-                            "hints": hints}))
+        echo(to_json({"directory": name, "dry_run": True, **_directory_counts(found), "users": report.users,
+                      "no_extension": report.no_extension, "counts": report.counts, "items": report.items,
+                      "hints": hints}))
         return
     for line in _dry_run_lines(found, report, samples, mapping.create_missing_users):
-        click.echo(line)
+        echo(line)
     for hint in hints:
-        click.echo(f"hint: {hint}")
+        echo(f"hint: {hint}")
 
 
 def _check_names(config: Config, directory: LdapConfig, dialect: Dialect) -> None:
@@ -149,7 +149,7 @@ def _check_names(config: Config, directory: LdapConfig, dialect: Dialect) -> Non
     if problems:
         raise ConnectorError("\n".join(problems))
     if warning:
-        click.echo(f"ldap {directory.name}: WARNING: {warning}", err=True)
+        echo(f"ldap {directory.name}: WARNING: {warning}", err=True)
 
 
 def schema_problems(config: Config, directory: LdapConfig, conn: ldap3.Connection,
@@ -246,14 +246,14 @@ def status(config_path: str, as_json: bool) -> None:
         stored = {w.directory: w for w in store.ldap_watermarks()}
     names = sorted(set(config.ldap) | set(stored))
     if not names:
-        click.echo(f"no directories: add an [ldap.NAME] section to {config.path}")
+        echo(f"no directories: add an [ldap.NAME] section to {config.path}")
     for name in names:
         watermark = stored.get(name)
         if as_json:
-            click.echo(json.dumps({"directory": name, "configured": name in config.ldap,
-                                   **({} if watermark is None else _as_dict(watermark))}))
+            echo(json.dumps({"directory": name, "configured": name in config.ldap,
+                             **({} if watermark is None else _as_dict(watermark))}))
         else:
-            click.echo(_describe(name, config.ldap.get(name), watermark))
+            echo(_describe(name, config.ldap.get(name), watermark))
 
 
 def directory_config(config: Config, name: str) -> LdapConfig:

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from connector.cli.ldap import directory_config
-from connector.cli.options import config_option, json_option
+from connector.cli.options import config_option, echo, json_option
 from connector.config import Config, load_config
 from connector.errors import ConnectorError
 from connector.events import KINDS, UserChange, parse_user_change, read_json
@@ -101,39 +101,39 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
     absent = [{"rule": n, "attribute": str(rule.when.attribute)} for n, rule in enumerate(loaded.rules)
               if rule.when.attribute is not None and not rule.when.attribute.values(subject.change.state)]
     if as_json:
-        click.echo(to_json({"config": config.path if config else None, "mapping": mapping_path,
-                            "user": subject.name, "from": subject.where, "kind": subject.change.kind,
-                            "user_id": resolved, "user_id_from": how, "decided_by": loaded.decision(subject.change),
-                            "absent_attributes": absent,
-                            "upserts": [_as_dict(r, resolved) for r in mapped.upserts],
-                            "deprovisions": [_as_dict(r, resolved) for r in mapped.deprovisions],
-                            "left_out": list(mapped.skipped), "kept": list(mapped.kept)}))
+        echo(to_json({"config": config.path if config else None, "mapping": mapping_path,
+                      "user": subject.name, "from": subject.where, "kind": subject.change.kind,
+                      "user_id": resolved, "user_id_from": how, "decided_by": loaded.decision(subject.change),
+                      "absent_attributes": absent,
+                      "upserts": [_as_dict(r, resolved) for r in mapped.upserts],
+                      "deprovisions": [_as_dict(r, resolved) for r in mapped.deprovisions],
+                      "left_out": list(mapped.skipped), "kept": list(mapped.kept)}))
         return
-    click.echo(_using(config, mapping_path, given=mapping_file is not None))
-    click.echo(f"{subject.name} ({subject.change.kind}), from {subject.where}")
-    click.echo(f"Verba user {'looked up at push time' if resolved is None else resolved} ({how})")
-    click.echo(f"decided by {loaded.decision(subject.change)}")
+    echo(_using(config, mapping_path, given=mapping_file is not None))
+    echo(f"{subject.name} ({subject.change.kind}), from {subject.where}")
+    echo(f"Verba user {'looked up at push time' if resolved is None else resolved} ({how})")
+    echo(f"decided by {loaded.decision(subject.change)}")
     if absent:
-        click.echo("not in this state (misspelled in the mapping, or not sent by the source?): " + ", ".join(
+        echo("not in this state (misspelled in the mapping, or not sent by the source?): " + ", ".join(
             f"rules[{a['rule']}].when.attribute {a['attribute']!r}" for a in absent))
     if mapped.skipped:
-        click.echo("left out as invalid (fix at the source): " + "; ".join(mapped.skipped))
+        echo("left out as invalid (fix at the source): " + "; ".join(mapped.skipped))
     rows = ([("keep" if r.extension in mapped.kept else "record", r) for r in mapped.upserts]
             + [("stop", r) for r in mapped.deprovisions])
     if not rows:
-        click.echo("maps to no extension: the state has no valid value in the mapping's [[extensions]] sources"
-                   + ("" if subject.change.kind == "upsert" else ", and nothing was pushed for it before")
-                   + f" ({_sources_found(loaded, subject.change.state)})")
+        echo("maps to no extension: the state has no valid value in the mapping's [[extensions]] sources"
+             + ("" if subject.change.kind == "upsert" else ", and nothing was pushed for it before")
+             + f" ({_sources_found(loaded, subject.change.state)})")
         return
     for line in table(rows, at_push_time=resolved is None):
-        click.echo(line)
+        echo(line)
     if mapped.kept:
-        click.echo("keep: last pushed recording, and not stopped while a value is left out as invalid: it may be that "
-                   "number mistyped (audited kept_recording)")
+        echo("keep: last pushed recording, and not stopped while a value is left out as invalid: it may be that "
+             "number mistyped (audited kept_recording)")
     if mapped.deprovisions:  # as delivery decides (connector/delivery/ownership.py)
         linked = "the Verba user of its login name" if resolved is None else f"user {resolved}"
-        click.echo(f"stop: recording stops (the extension stays linked to {linked}) if Verba still links it to "
-                   "this user and no other source of the user claims it; else it is left alone (audited left_alone)")
+        echo(f"stop: recording stops (the extension stays linked to {linked}) if Verba still links it to "
+             "this user and no other source of the user claims it; else it is left alone (audited left_alone)")
 
 
 def _sources_found(mapping: Mapping, state: dict[str, Any]) -> str:

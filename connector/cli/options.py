@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,9 +12,12 @@ import click
 
 from connector.config import DEFAULT_PATH
 from connector.ops.report import parse_since
+from connector.records import not_xml
 from connector.store.database import CONNECTOR
 
 NEEDS_ATTENTION = 3  # the exit status of a command that worked and found something a person must look at
+# What `printable` escapes: every control character (C0, DEL, C1) but newline and tab, and unpaired surrogates.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 config_option = click.option(
     "--config",
@@ -70,3 +74,54 @@ def _a_person(ctx: click.Context, param: click.Parameter, value: str) -> str:
 operator_option = click.option(
     "--operator", default=os_operator, callback=_a_person, show_default="the user who ran sudo, else your OS user",
     help=f"Who is acting, for the audit (not {CONNECTOR!r}: that is the connector itself).")
+
+
+def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """click.echo of `message` made `printable`: what every command prints goes through here, so that text from
+    sources and Verba (user names, ids, reasons, messages) never reaches the terminal as escape sequences."""
+    click.echo(printable(message), err=err, nl=nl)
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but newline and tab, and every unpaired surrogate, written as Python
+    writes it in a string: ESC as \\x1b, CR as \\r, U+009B as \\x9b; the rest as it is."""
+    return _UNPRINTABLE.sub(lambda found: ascii(found[0])[1:-1], text)
+
+
+def refuse_unusable_text(command: click.Command) -> None:
+    """Make every option and argument of `command` and its subcommands a usage error (exit 2, naming it, before the
+    command does anything) when its text is `unusable`: the one place the CLI checks the text it is given, whether
+    typed, taken from the environment or a default."""
+    for param in command.params:
+        param.callback = _usable_first(param.callback)
+    for subcommand in getattr(command, "commands", {}).values():
+        refuse_unusable_text(subcommand)
+
+
+def unusable(text: str) -> str:
+    """Why the connector cannot use `text` given on its command line, and what to do; "" when it can. A byte that is
+    not UTF-8 (which Python turns into an unpaired surrogate): the terminal sends another encoding. Another character
+    XML 1.0 cannot carry (`not_xml`: a control character such as ESC): neither the store nor Verba may be given it."""
+    byte = next((ord(c) - 0xDC00 for c in text if 0xDC80 <= ord(c) <= 0xDCFF), None)
+    if byte is not None:
+        return (f"holds the byte 0x{byte:02X}, which is not UTF-8: this terminal sends another encoding (Latin-1?); "
+                "set it to UTF-8 (`locale` shows LANG and LC_ALL: e.g. export LANG=C.UTF-8) and type it again; nothing "
+                "was done")
+    if problem := not_xml(text):
+        return f"{problem}, so neither the store nor Verba may be given it: type it without it; nothing was done"
+    return ""
+
+
+def _usable_first(callback: Callable[[click.Context, click.Parameter, Any], Any] | None,
+                  ) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A parameter callback that raises click.BadParameter for a value (a string, a path, or a tuple of them) whose
+    text is `unusable`, and otherwise hands the value to `callback`, if any."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        for item in value if isinstance(value, (tuple, list)) else (value,):
+            text = os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
+            if isinstance(text, str) and (problem := unusable(text)):
+                raise click.BadParameter(problem, ctx, param)
+        return value if callback is None else callback(ctx, param, value)
+
+    return check

@@ -10,7 +10,7 @@ import threading
 import click
 
 from connector.cli.ldap import schema_problems
-from connector.cli.options import config_option
+from connector.cli.options import config_option, echo
 from connector.config import Config, ConfigError, load_config
 from connector.mapping import MappingError, load_mapping
 from connector.ops.logs import setup_logging
@@ -56,7 +56,7 @@ def _say(text: str, as_log: bool, level: int = logging.INFO) -> None:
     if as_log:
         log.log(level, text)
     else:
-        click.echo(f"connector: {'WARNING: ' if level >= logging.WARNING else ''}{text}")
+        echo(f"connector: {'WARNING: ' if level >= logging.WARNING else ''}{text}")
 
 
 def _announce(config: Config, as_log: bool) -> None:
@@ -93,18 +93,18 @@ def validate_config(config_path: str, connect: bool) -> None:
     config = _load(config_path)
     if not connect:
         load_mapping(config.mapping_file)
-        click.echo(f"{config_path}: OK (mapping {config.mapping_file}, target {config.target_url})")
+        echo(f"{config_path}: OK (mapping {config.mapping_file}, target {config.target_url})")
         return
-    click.echo(f"{config_path}: config OK; connecting")
+    echo(f"{config_path}: config OK; connecting")
     results = [*_check_mapping(config), *_check_store(config), *_check_target(config), *_check_ldap(config)]
     for ok, what, detail in results:
         detail = detail.replace("\n", "\n" + " " * 10)  # a problem per line (a mapping file's), under the first
-        click.echo(f"  {'ok' if ok else 'FAILED':<6}  {what}: {detail}")
+        echo(f"  {'ok' if ok else 'FAILED':<6}  {what}: {detail}")
     failed = sum(1 for ok, _, _ in results if not ok)
     if failed:
-        click.echo(f"{config_path}: {failed} of {len(results)} checks failed", err=True)
+        echo(f"{config_path}: {failed} of {len(results)} checks failed", err=True)
         sys.exit(1)
-    click.echo(f"{config_path}: all {len(results)} checks passed")
+    echo(f"{config_path}: all {len(results)} checks passed")
 
 
 def _load(config_path: str) -> Config:

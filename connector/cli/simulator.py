@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from connector.cli.options import echo
 from connector.errors import ConnectorError
 from connector.runtime import listen, why_not
 from connector.simulator.app import serve
@@ -54,5 +55,5 @@ def simulator(host: str, port: int, seed: str | None, token_ttl: float, missing_
     except OSError as exc:
         raise ConnectorError(f"cannot listen on {host}:{port} ({why_not(exc)}); free the port, or pass --host / "
                              "--port") from None
-    click.echo(f"simulator: http://{host}:{port}/provisioning (WSDL: ?wsdl, test control: /_sim/); stop with Ctrl-C")
+    echo(f"simulator: http://{host}:{port}/provisioning (WSDL: ?wsdl, test control: /_sim/); stop with Ctrl-C")
     serve(listener, seeded, token_ttl, missing_extension)

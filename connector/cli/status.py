@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import click
 
-from connector.cli.options import NEEDS_ATTENTION, config_option, json_option, since_option, since_time
+from connector.cli.options import NEEDS_ATTENTION, config_option, echo, json_option, since_option, since_time
 from connector.config import Config, load_config
 from connector.errors import counted
 from connector.ops.health import answered_since, attempts_since, recorded_target_state
@@ -66,12 +66,12 @@ def audit(config_path: str, since: str | None, limit: int, as_json: bool) -> Non
     with open_configured_store(load_config(config_path, secrets=())) as store:
         entries = store.list_audit(limit, since=since_time(since))
     if as_json:
-        click.echo(to_json(entries))
+        echo(to_json(entries))
         return
     for entry in entries:
-        click.echo(audit_line(entry))
+        echo(audit_line(entry))
     if not entries:
-        click.echo("no audit entries")
+        echo("no audit entries")
 
 
 @click.command()
@@ -140,48 +140,48 @@ def status(config_path: str, as_json: bool, check: bool, max_pending_age: float)
     if misconfigured is not None:  # it answers, but not as Provisioning API v2: what the dead letters say
         target = f"MISCONFIGURED: {misconfigured}"
     if as_json:
-        click.echo(to_json({"counts": {s.value: n for s, n in counts.items()},
-                            "oldest_pending_age_seconds": pending_age,
-                            "dead_letters_by_cause": dead_letters_json(summary),
-                            "retrying_by_cause": dead_letters_json(retrying),
-                            "held_by_cause": held_json(held),
-                            "waiting_behind_held": {"events": behind[0], "users": behind[1]},
-                            "extension_conflicts": conflicts,
-                            "extension_clashes": [{"extension": x, "claimants": c} for x, c in clashes],
-                            "sources": sources,
-                            "instances": instances_json(instances, dead, now, limit),
-                            "nothing_runs": not instances,  # dead ones have their own entries (dead: true)
-                            "leaders": leaders,
-                            "drift": drift,
-                            "drift_failure": failure,
-                            "target": {"url": config.target_url, "state": target, "breakers": breakers,
-                                       "probes": [{**dataclasses.asdict(p), "age_seconds": max(0.0, now - p.probed_at)}
-                                                  for p in probes]},
-                            "recorders": [dataclasses.asdict(r) for r in recorders]}))
+        echo(to_json({"counts": {s.value: n for s, n in counts.items()},
+                      "oldest_pending_age_seconds": pending_age,
+                      "dead_letters_by_cause": dead_letters_json(summary),
+                      "retrying_by_cause": dead_letters_json(retrying),
+                      "held_by_cause": held_json(held),
+                      "waiting_behind_held": {"events": behind[0], "users": behind[1]},
+                      "extension_conflicts": conflicts,
+                      "extension_clashes": [{"extension": x, "claimants": c} for x, c in clashes],
+                      "sources": sources,
+                      "instances": instances_json(instances, dead, now, limit),
+                      "nothing_runs": not instances,  # dead ones have their own entries (dead: true)
+                      "leaders": leaders,
+                      "drift": drift,
+                      "drift_failure": failure,
+                      "target": {"url": config.target_url, "state": target, "breakers": breakers,
+                                 "probes": [{**dataclasses.asdict(p), "age_seconds": max(0.0, now - p.probed_at)}
+                                            for p in probes]},
+                      "recorders": [dataclasses.asdict(r) for r in recorders]}))
         return
-    click.echo(f"queue: {counts_line(counts)}")
-    click.echo(f"oldest undelivered (pending or in flight): {'none' if pending_age is None else age(pending_age)}")
+    echo(f"queue: {counts_line(counts)}")
+    echo(f"oldest undelivered (pending or in flight): {'none' if pending_age is None else age(pending_age)}")
     for name, state in sources.items():
-        click.echo(f"source {name}: {state}")
+        echo(f"source {name}: {state}")
     for instance in instances:
-        click.echo(instance_line(instance, now, limit))
+        echo(instance_line(instance, now, limit))
     for line in _nothing_runs(config, instances, dead):
-        click.echo(f"instances: NONE: {line}")
+        echo(f"instances: NONE: {line}")
     for gone in dead:
-        click.echo(dead_instance_line(gone))
+        echo(dead_instance_line(gone))
     for line in older_mapping(config, instances):
-        click.echo(f"WARNING: {line}")
-    click.echo(_drift_line(drift, time.time(), leaders.get("drift")))
+        echo(f"WARNING: {line}")
+    echo(_drift_line(drift, time.time(), leaders.get("drift")))
     if failure is not None:
-        click.echo(f"drift: FAILED: {_failure_text(failure, time.time())}")
-    click.echo(f"target: {config.target_url} {target}")
+        echo(f"drift: FAILED: {_failure_text(failure, time.time())}")
+    echo(f"target: {config.target_url} {target}")
     for line in recorder_lines(recorders):
-        click.echo(line)
+        echo(line)
     for line in retry_lines(retrying, config.delivery.max_attempts, waiting=bool(breakers)):
-        click.echo(line)
+        echo(line)
     for line in [*summary_lines(summary), *held_lines(held), *behind_held_lines(*behind),
                  *ownership_lines(conflicts, clashes)]:
-        click.echo(line)
+        echo(line)
 
 
 def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
@@ -202,7 +202,7 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
             drift, failure = store.last_drift_run(), store.last_drift_failure()
     except StoreError as exc:  # a monitor that reads the JSON gets a verdict too (and exit status 1)
         if as_json:
-            click.echo(to_json({"ok": False, "error": str(exc)}))
+            echo(to_json({"ok": False, "error": str(exc)}))
         raise
     pending_age = None if oldest is None else max(0.0, time.time() - oldest)
     problems = []
@@ -237,16 +237,16 @@ def _check(config: Config, max_pending_age: float, as_json: bool) -> None:
     problems += older_mapping(config, instances)
     problems += _directory_problems(config, marks, max_pending_age)
     if as_json:
-        click.echo(to_json({"ok": not problems, "problems": problems, "oldest_pending_age_seconds": pending_age,
-                            "max_pending_age_seconds": max_pending_age,
-                            "waiting_behind_held": {"events": behind[0], "users": behind[1]},
-                            "dead_letters_by_cause": dead_letters_json(summary)}))
+        echo(to_json({"ok": not problems, "problems": problems, "oldest_pending_age_seconds": pending_age,
+                      "max_pending_age_seconds": max_pending_age,
+                      "waiting_behind_held": {"events": behind[0], "users": behind[1]},
+                      "dead_letters_by_cause": dead_letters_json(summary)}))
     elif problems:
         for problem in problems:
-            click.echo(f"CHECK FAILED: {problem}")
+            echo(f"CHECK FAILED: {problem}")
     else:
         oldest_text = "none" if pending_age is None else age(pending_age)
-        click.echo(f"check ok: no dead letters; oldest undelivered {oldest_text} (at most {age(max_pending_age)})")
+        echo(f"check ok: no dead letters; oldest undelivered {oldest_text} (at most {age(max_pending_age)})")
     if problems:
         sys.exit(NEEDS_ATTENTION)
 

@@ -66,6 +66,7 @@ from connector.events import UserChange
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
 from connector.store import DriftFailure, DriftRun, EventState, Store, StoredEvent, StoredUser
+from connector.store.log import Audit
 from connector.verba.client import ListedUser, VerbaClient, by_login_name
 from connector.verba.errors import VerbaAuthError, VerbaError, VerbaUnreachable
 
@@ -444,7 +445,8 @@ class DriftCheck:
 
     def repair(self, report: DriftReport, *, actor: str, reason: str) -> list[int]:
         """Queue a fresh, forced event of the current state of every user with drift (an extra is first
-        remembered as pushed for its user, so the push stops recording it); audit it; the event ids."""
+        remembered as pushed for its user, so the push stops recording it), audited in the same transaction; the event
+        ids. ValueError, queuing nothing, as `Audit` raises it."""
         users: dict[str, tuple[str, str]] = {}
         for drift in report.drifts:
             source, _, external_id = drift.user.partition("/")
@@ -452,9 +454,9 @@ class DriftCheck:
             if drift.kind == "extra":
                 self._remember_extra(source, external_id, drift)
         # Each user's newest state when it is queued: a change accepted since the check read it is what is pushed.
-        ids = self.store.queue_current(list(users.values()), REPAIR_CAUSE)
+        ids = self.store.queue_current(list(users.values()), REPAIR_CAUSE,
+                                       audit=Audit(actor, REPAIR_CAUSE, reason, {"drift": report.counts}))
         report.repaired = len(ids)
-        self.store.add_audit(actor, REPAIR_CAUSE, ids, reason, {"users": len(ids), "drift": report.counts})
         return ids
 
     def _remember_extra(self, source: str, external_id: str, drift: Drift) -> None:

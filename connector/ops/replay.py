@@ -19,7 +19,7 @@ from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.ops.report import when
 from connector.records import ExtensionRecord
 from connector.store import EventLog, EventState, Store, StoredEvent
-from connector.store.log import CONFLICT_CAUSE, MASS_CHANGE_CAUSE
+from connector.store.log import CONFLICT_CAUSE, MASS_CHANGE_CAUSE, Audit
 from connector.store.ownership import Conflict
 
 FIELDS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled", "user_id")
@@ -274,33 +274,30 @@ def causes_now(store: EventLog) -> str:
 def requeue(store: EventLog, events: Sequence[StoredEvent], *, actor: str, action: str, reason: str,
             rate: float | None, detail: dict[str, object], approve: bool = False, start: float | None = None) -> int:
     """Make the events pending again (spaced out to `rate` per second from `start`, default now: a later batch of
-    a paced run starts where the one before ends); audit it; return how many.
+    a paced run starts where the one before ends), audited in the same transaction; return how many.
 
     `approve` lets them past the stop-recording guard (an operator said the burst is intended). No events:
-    nothing changes and nothing is audited.
+    nothing changes and nothing is audited. ValueError, changing nothing, as `Audit` raises it.
     """
     if not events:
         return 0
-    ids = [e.id for e in events]
-    count = store.requeue(ids, time.time() if start is None else start, spacing=1.0 / rate if rate else 0.0,
-                          approve=approve)
-    store.add_audit(actor, action, ids, reason, {**detail, "requeued": count})
-    return count
+    return store.requeue([e.id for e in events], time.time() if start is None else start,
+                         spacing=1.0 / rate if rate else 0.0, approve=approve,
+                         audit=Audit(actor, action, reason, detail))
 
 
 def discard(store: EventLog, events: Sequence[StoredEvent], *, actor: str, reason: str) -> int:
-    """Discard the dead or held `events` for `reason` (others are left alone); audit it; return how many.
+    """Discard the dead or held `events` for `reason` (others are left alone), audited in the same transaction;
+    return how many.
 
     A blank reason raises ActionError, changing nothing. No events: nothing changes and nothing is audited.
+    ValueError, changing nothing, as `Audit` raises it.
     """
     if not reason.strip():
         raise ActionError("say why with --reason; discarding needs a reason for the audit")
     if not events:
         return 0
-    ids = [e.id for e in events]
-    count = store.discard(ids, reason)
-    store.add_audit(actor, "discard", ids, reason, {"discarded": count})
-    return count
+    return store.discard([e.id for e in events], reason, audit=Audit(actor, "discard", reason))
 
 
 def discarded_newest(store: EventLog, mapping: Mapping | None, events: Sequence[StoredEvent]) -> list[str]:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from connector.events import unstorable
 from connector.records import ExtensionRecord
 from connector.store.database import Database, repeatable, to_json
 from connector.store.queue import EventState, StoredEvent, pushed_record, stored_event
@@ -44,6 +45,25 @@ class AuditEntry:
     event_ids: tuple[int, ...]
     reason: str
     detail: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Audit:
+    """An action to audit, written in the transaction of the write that does it (`requeue`, `discard`,
+    `queue_current`), so that the action and its audit entry are stored together or not at all; the write adds what
+    it did to `detail` ("requeued": 3). ValueError, before anything is written, when a text holds what no store can
+    hold (`unstorable`) or `detail` is not JSON."""
+
+    actor: str
+    action: str
+    reason: str
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("actor", "action", "reason"):
+            if problem := unstorable(getattr(self, name)):
+                raise ValueError(f"the audit's {name} {getattr(self, name)!a} {problem}; nothing was changed")
+        to_json(self.detail, f"audit detail for {self.action!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,10 +267,12 @@ class EventLog(Database):
         """(source, kind, count) of every event ever accepted (events are never deleted)."""
         return [(row["source"], row["kind"], row["n"]) for row in self._all("count_by_source_and_kind")]
 
-    def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0, approve: bool = False) -> int:
+    def requeue(self, event_ids: Sequence[int], now: float, *, spacing: float = 0.0, approve: bool = False,
+                audit: Audit | None = None) -> int:
         """Make dead, held or discarded events, and done events with an open extension conflict, pending again
         with attempts reset and forced (pushed even if nothing changed); return how many. A discarded one loses its
-        discard reason (an operator undid the discard; the audit keeps both).
+        discard reason (an operator undid the discard; the audit keeps both). `audit` is written with it, naming the
+        events, with "requeued": how many.
 
         The i-th of them in id order (from 0) is due at `now + i * spacing`, to pace a replay.
         `approve` marks them approved by an operator, so the stop-recording guard lets them pass.
@@ -264,39 +286,54 @@ class EventLog(Database):
             self._lock_queue(conn)  # it may end holds of many users (queue.py)
             count = int(conn.execute(self._q["requeue"], params).rowcount)
             self._wait_behind_held(conn, event_ids)
+            if audit is not None:
+                self._audit(conn, audit, event_ids, requeued=count)
             return count
 
-    def queue_current(self, users: Sequence[tuple[str, str]], cause: str) -> list[int]:
+    def queue_current(self, users: Sequence[tuple[str, str]], cause: str, *, audit: Audit | None = None) -> list[int]:
         """Queue a forced copy (pushed even if nothing changed) of each (source, external_id) user's current event
-        (its newest neither held nor discarded), with `cause`, in one transaction; the new events' ids. The current
-        one when it is written: a change accepted meanwhile is what is copied, never an older state over it. A user
-        with a held change after it gets none: an operator decides that change first (one with a held change before
-        it gets a copy that waits behind it)."""
+        (its newest neither held nor discarded), with `cause`, in one transaction, `audit` too (naming the new events,
+        with "users": how many); the new events' ids. The current one when it is written: a change accepted meanwhile
+        is what is copied, never an older state over it. A user with a held change after it gets none: an operator
+        decides that change first (one with a held change before it gets a copy that waits behind it)."""
         now = time.time()
         with self._write() as conn:
             ids = [row["id"] for source, external_id in users for row in conn.execute(
                 self._q["recheck"], {"source": source, "external_id": external_id, "now": now, "cause": cause})]
             self._queued_behind_held(conn, ids)
+            if audit is not None:
+                self._audit(conn, audit, ids, users=len(ids))
             return ids
 
-    def discard(self, event_ids: Sequence[int], reason: str) -> int:
+    def discard(self, event_ids: Sequence[int], reason: str, *, audit: Audit | None = None) -> int:
         """Make dead or held events discarded for `reason`, keeping their last cause and error; return
         how many. Other states are left alone. The events that waited behind a discarded held event go on (or wait
-        behind the user's next held one). A blank reason raises ValueError."""
+        behind the user's next held one). `audit` is written with it, naming the events, with "discarded": how many.
+        ValueError, changing nothing, for a blank reason or one no store can hold (`unstorable`)."""
         if not reason.strip():
             raise ValueError("discarding events needs a reason; say why they must not be delivered")
+        if problem := unstorable(reason):
+            raise ValueError(f"the discard reason {reason!a} {problem}; nothing was changed")
         with self._write() as conn:
             self._lock_queue(conn)  # it may end holds of many users (queue.py)
             count = int(conn.execute(self._q["discard"], (reason, time.time(), self._array(event_ids))).rowcount)
             self._wait_behind_held(conn, event_ids)
+            if audit is not None:
+                self._audit(conn, audit, event_ids, discarded=count)
             return count
 
     def add_audit(self, actor: str, action: str, event_ids: Sequence[int], reason: str, detail: dict[str, Any]) -> int:
-        """Write an audit entry; its id. ValueError if `detail` is not JSON."""
-        detail_json = to_json(detail, f"audit detail for {action!r}")
+        """Write an audit entry by itself; its id. ValueError as `Audit` raises it. An action on the store is
+        audited in its own transaction instead (`Audit`)."""
+        audit = Audit(actor, action, reason, detail)
         with self._write() as conn:
-            row = conn.execute(self._q["add_audit"], (time.time(), actor, action, self._array(event_ids), reason,
-                                                      detail_json)).fetchone()
+            return self._audit(conn, audit, event_ids)
+
+    def _audit(self, conn: Any, audit: Audit, event_ids: Sequence[int], **done: int) -> int:
+        """Write `audit` in the transaction of `conn`, naming `event_ids`, with `done` added to its detail; its id."""
+        detail = to_json({**audit.detail, **done}, f"audit detail for {audit.action!r}")
+        row = conn.execute(self._q["add_audit"], (time.time(), audit.actor, audit.action, self._array(event_ids),
+                                                  audit.reason, detail)).fetchone()
         return int(row["id"])
 
     def list_audit(self, limit: int = 100, *, since: float | None = None) -> list[AuditEntry]:

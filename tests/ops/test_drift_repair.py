@@ -47,9 +47,9 @@ def test_a_change_accepted_while_a_repair_queues_is_pushed_not_the_older_state_t
     store = deliverer.store
     queue_current = store.queue_current
 
-    def racing(users, cause):
+    def racing(users, cause, **audited):
         newer.extend(store.enqueue([user(phones=(BOB,))], state=state))  # SCIM: alice's number is now BOB
-        return queue_current(users, cause)
+        return queue_current(users, cause, **audited)
 
     newer: list[int] = []
     monkeypatch.setattr(store, "queue_current", racing)
