@@ -72,7 +72,9 @@ class Instances(Database):
                 raise StoreError(
                     f"another connector named {me.name!r} runs on {previous.host} (pid {previous.pid}), heard from "
                     f"{now - previous.heartbeat_at:.0f} s ago: give each instance its own [instance] name, or stop "
-                    "the other one first")
+                    f"the other one first; if it has exited (a crash), start this one again in "
+                    f"{math.ceil(liveness_seconds - (now - previous.heartbeat_at)) + 1} s, once it has been silent for "
+                    f"[instance] liveness_seconds ({liveness_seconds:g} s)")
             released = 0 if previous is None else self._release(conn, previous)
             me = dataclasses.replace(me, started_at=now, heartbeat_at=now)
             conn.execute(self._q["put_instance"], (me.name, me.run, me.host, me.pid, now, now))

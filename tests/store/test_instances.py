@@ -50,7 +50,9 @@ def test_registered_instances_are_listed_with_the_stores_clock(store: Store) -> 
 
 def test_a_second_live_instance_of_the_same_name_is_refused(store: Store) -> None:
     start(store, "a", "run-1", pid=11)
-    with pytest.raises(StoreError, match=r"named 'a' runs on host-1 \(pid 11\).*own \[instance\] name"):
+    with pytest.raises(StoreError, match=r"named 'a' runs on host-1 \(pid 11\).*own \[instance\] name.*if it has "
+                       r"exited \(a crash\), start this one again in [1-6] s, once it has been silent for "
+                       r"\[instance\] liveness_seconds \(5 s\)"):
         start(store, "a", "run-2", pid=12)
     assert [i.run for i in store.live_instances()[1]] == ["run-1"]
 
