@@ -25,7 +25,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from connector.dn import InvalidDn, parse_dn
 from connector.errors import ConnectorError, did_you_mean
-from connector.records import eid_problem
+from connector.records import eid_problem, not_xml
 from connector.shipped import default_mapping
 from connector.simulator.seed import SeedError, load_seed
 from connector.simulator.state import DEMO_LOGIN, DEMO_PASSWORD
@@ -460,12 +460,32 @@ def _secret(values: dict[str, Any], name: str, key: str, problems: list[str], *,
 
 def read_secret_file(file: str, key: str, what: str) -> str:
     """The secret in `file`, read as the config reads it (key `key` of the config names the file, `what` the secret:
-    "password"); ValueError saying what is wrong with the file."""
+    "password"); ValueError saying what is wrong with the file. A secret holding a character XML cannot carry, which
+    the config refuses at load, is returned as it is: the Verba client, which reads its password again before each
+    login, sends no such password and fails every call target-wide, as for a refused one (connector/verba/client.py)."""
     problems: list[str] = []
     secret = _read_secret_file(file, key, what, problems)
     if secret is None:
         raise ValueError("; ".join(problems))
     return secret
+
+
+def _sendable(secret: str | None, source: str, what: str, problems: list[str]) -> str | None:
+    """`secret`, unless it holds a character XML 1.0 cannot carry (`not_xml`: a control character, such as the ^Z an
+    editor left at the end of the file), so that no request can send it: then None and a problem naming `source`
+    ("target.password_file '/etc/connector/verba.pw'") and the character, never the secret."""
+    if secret is not None and (problem := not_xml(secret)):
+        problems.append(f"{source}: the {what} {problem}, so no request can send it; remove that character (only one "
+                        "trailing newline is dropped)")
+        return None
+    return secret
+
+
+def _secret_source(values: dict[str, Any], name: str, key: str) -> str:
+    """Where the secret `name` of table `key` is read from, as problems name it: "target.password_file '/etc/pw'",
+    "target.password_env VERBA_PASSWORD"."""
+    file = values.get(f"{name}_file")
+    return f"{key}.{name}_file {file!r}" if file is not None else f"{key}.{name}_env {values.get(f'{name}_env')}"
 
 
 def _read_secret_file(file: str, key: str, what: str, problems: list[str]) -> str | None:
@@ -551,6 +571,10 @@ def _target(values: dict[str, Any], read: bool, problems: list[str]) -> TargetCo
     eid = values.get("eid", None if short_name else TargetConfig.eid)
     if eid is not None and (problem := eid_problem(eid)):
         problems.append(f"target.eid {problem}")
+    for key in ("login", "environment_short_name"):
+        if key in values and (problem := not_xml(values[key])):
+            problems.append(f"target.{key} {problem}, so no request to Verba can send it; write it without that "
+                            "character")
     if "url" not in values:
         for key in [key for key in values if key not in ("eid", "timeout_seconds", "apply_configuration")]:
             problems.append(f"target.{key} is set but target.url is not; set target.url to your Verba service "
@@ -573,12 +597,14 @@ def _target(values: dict[str, Any], read: bool, problems: list[str]) -> TargetCo
     if has_password and "login" in values and eid is None:
         problems.append("target.environment_short_name cannot log in: requestToken needs target.eid; set "
                         "target.eid instead, or use a fixed token (token_env or token_file)")
-    password = _secret(values, "password", "target", problems, read=read)
+    password = _sendable(_secret(values, "password", "target", problems, read=read),
+                         _secret_source(values, "password", "target"), "password", problems)
+    token = _sendable(_secret(values, "token", "target", problems, read=read),
+                      _secret_source(values, "token", "target"), "token", problems)
     return TargetConfig(url=values["url"], eid=eid, environment_short_name=short_name, login=values.get("login"),
                         password=password, password_source=_password_source("target", values, password),
                         password_file=values.get("password_file") if password is not None else None,
-                        token=_secret(values, "token", "target", problems, read=read), timeout_seconds=timeout,
-                        apply_configuration=apply)
+                        token=token, timeout_seconds=timeout, apply_configuration=apply)
 
 
 def _check_userinfo(url: str, problems: list[str]) -> None:
@@ -680,6 +706,10 @@ def _scim_client(raw: dict[str, Any], key: str, read: bool, problems: list[str])
     name = values.get("name", "").strip()
     if not name:
         problems.append(f"{key}.name is missing; name the identity provider, e.g. name = \"entra\"")
+    elif problem := not_xml(name):
+        problems.append(f"{key}.name {name!a} {problem}, and every event of the client is stored under it; name the "
+                        "identity provider without that character")
+        name = ""
     if ("token_env" in values) == ("token_file" in values):
         problems.append(f"{key} ({name}) needs exactly one of token_env or token_file holding its bearer token")
         return None
@@ -692,7 +722,7 @@ def _scim_client(raw: dict[str, Any], key: str, read: bool, problems: list[str])
             problems.append(f"{key}.token_file {values['token_file']!r} {exc}")
             return None
         return ScimClient(name, tokens, token_file=values["token_file"]) if name else None
-    token = _secret(values, "token", key, problems)
+    token = _sendable(_secret(values, "token", key, problems), _secret_source(values, "token", key), "token", problems)
     if token is not None and len(token.strip()) < MIN_SCIM_TOKEN:
         problems.append(f"{key}.token_env names {values['token_env']}, whose token has {_characters(token.strip())}; "
                         f"{SHORT_TOKEN}")
@@ -711,7 +741,8 @@ def read_tokens(file: str) -> tuple[str, ...]:
     surrounding whitespace ignored.
 
     Raises ValueError saying what is wrong and the fix, never a token: the file cannot be read, is not UTF-8,
-    holds no token, or a token shorter than MIN_SCIM_TOKEN characters.
+    holds no token, a token shorter than MIN_SCIM_TOKEN characters, or one holding a character XML 1.0 cannot carry
+    (`not_xml`), which no HTTP request can carry either.
     """
     try:
         text = Path(file).read_bytes().decode("utf-8-sig")
@@ -725,6 +756,8 @@ def read_tokens(file: str) -> tuple[str, ...]:
         if len(token) < MIN_SCIM_TOKEN:
             raise ValueError(f"holds a token of {_characters(token)} on line {number}; {SHORT_TOKEN} (lines starting "
                              "with # are comments)")
+        if problem := not_xml(token):
+            raise ValueError(f"line {number}: the token {problem}, so no request can send it; remove that character")
     if not tokens:
         raise ValueError("holds no token; put the client's bearer token in it, one a line")
     return tuple(dict.fromkeys(token for _, token in tokens))
@@ -783,6 +816,10 @@ def _ldap_sections(raw: Any, mapping_file: str, secrets: Collection[str], proble
 def _ldap(name: str, raw: dict[str, Any], mapping_file: str, read: bool,
           problems: list[str]) -> LdapConfig | None:
     key = f"ldap.{name}"
+    if problem := not_xml(name):
+        problems.append(f"the name of [ldap.{name!a}] {problem}, and every event of the directory is stored under it; "
+                        "name the directory without that character")
+        return None
     values = _table(raw, key, _LDAP, problems)
     missing = [item for item in ("url", "base") if not values.get(item)]
     if missing:
