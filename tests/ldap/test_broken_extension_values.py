@@ -19,7 +19,7 @@ import pytest
 from connector.config import Config
 from connector.store import EventState
 from tests.ldap.conftest import Pipeline
-from tests.ldap.slapd_server import ADMIN_DN, ADMIN_PASSWORD
+from tests.ldap.helpers import slapd_section
 from tests.plugins.simulator import Simulator
 
 # (the mapping's path, its normalize, the directory attribute, the extension); slapd refuses a NUL in telephoneNumber
@@ -46,9 +46,7 @@ def site(slapd: Any, base: str, tmp_path: Path, make_config: Callable[..., Confi
     """site(path, normalize, attribute, on_invalid): the test's subtree watched into the store (directory
     `attribute` read) and pushed to the simulator, with a mapping that records the extension at `path`, normalized
     so, for every user (Verba user by uid)."""
-    (tmp_path / "ldap-password").write_text(ADMIN_PASSWORD)
-    section = {"url": slapd.url, "dialect": "openldap", "base": base, "bind_dn": ADMIN_DN,
-               "password_file": str(tmp_path / "ldap-password"), "guard_max_share": 1.0}
+    section = slapd_section(tmp_path, slapd.url, base, dialect="openldap", guard_max_share=1.0)
     opened: list[Pipeline] = []
 
     def make(path: str, normalize: str, attribute: str, on_invalid: str) -> Pipeline:
