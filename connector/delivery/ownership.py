@@ -47,13 +47,14 @@ from typing import Any, TypeVar
 
 from connector.mapping import MappedUser
 from connector.ops.metrics import OWNERSHIP_DECISIONS
-from connector.records import ExtensionRecord
+from connector.records import ExtensionRecord, not_xml
 from connector.store import Claim, EventState, Store
 from connector.store.database import CONNECTOR
 from connector.store.ownership import Claimant, Conflict, PushFinish, PushPlan, StopRecordingWindow
 from connector.verba.client import VerbaClient
 from connector.verba.errors import (
     ExtensionAbsent,
+    UnsendableValue,
     VerbaAmbiguous,
     VerbaHTTPError,
     VerbaMalformedResponse,
@@ -99,8 +100,9 @@ class OwnershipPusher:
         `stop_recording` the stop-recording guard's window when the push stops recording.
 
         On success the push is ended by `Store.complete(finish=outcome.finish)`; on failure it is
-        ended here. Raises ExtensionsBusy, StopRecordingHeld or LeaseLost (the claim's lease no longer holds)
-        with nothing done, or a VerbaError.
+        ended here, taking back the note of each first push no write went out for (`Store.finish_push`). Raises
+        ExtensionsBusy, StopRecordingHeld or LeaseLost (the claim's lease no longer holds) with nothing done, or a
+        VerbaError.
         """
         wanted = [r.extension for r in mapped.upserts]
         plan = self.store.begin_push(claim.owner, claim.lease_until, self.clock(), me, wanted,
@@ -108,14 +110,21 @@ class OwnershipPusher:
                                      under_lease=True)
         outcome = PushOutcome()
         released = list(dict.fromkeys([*plan.released, *(r.extension for r in mapped.deprovisions)]))
+        tried: set[str] = set()  # the upserts a write of may have gone out for
         try:
             for record in mapped.upserts:
-                self._upsert(claim, me, record, plan, outcome)
+                tried.add(record.extension)
+                try:
+                    self._upsert(claim, me, record, plan, outcome)
+                except UnsendableValue:
+                    tried.discard(record.extension)  # not built: nothing of it went out (every write carries it)
+                    raise
             for record in mapped.deprovisions:
                 self._deprovision(claim, me, record, plan, outcome, active=mapped.active)
         except BaseException:
             woken(self.store.finish_push(claim.owner, me, outcome.owners, outcome.conflicts, released, failed=True,
-                                         under_lease=True))
+                                         under_lease=True,
+                                         unsent=[r.extension for r in first_pushes if r.extension not in tried]))
             raise
         # Another source of the same Verba user waiting on an extension this push wrote tries again: the settings
         # it waited for may be the ones written now.
@@ -286,7 +295,16 @@ class OwnershipPusher:
         leaver: a number removed or changed at the source, or no rule records it now), is logged as a warning and
         audited (`recording_stopped`), so that it is never silent."""
         extension = record.extension
-        found = self.client.get_extension(extension)
+        try:
+            found = self.client.get_extension(extension)
+        except UnsendableValue:
+            # No request can name it (a note of a crash mid-push, or of a push before `finish_push` took such notes
+            # back): the connector never wrote it, and cannot stop it. Left alone, the push ends and forgets it,
+            # instead of failing on it for ever.
+            self._leave_alone(claim, me, extension, None, None, f"its name {not_xml(extension)}, so no request to "
+                              "Verba can name it: the connector never wrote it and cannot stop it (if Verba holds it, "
+                              "made by hand, stop it there)", outcome)
+            return
         if found is None:
             outcome.owners[extension] = None  # never created, or gone: nothing to stop
             return

@@ -8,9 +8,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from connector.events import UserChange
 from connector.mapping import Mapping, UnresolvedUser
+from connector.records import not_xml
 from connector.verba.client import ListedUser, VerbaClient, by_login_name
 from connector.verba.errors import LeaseEnding, VerbaAmbiguous, VerbaError, VerbaStatusError
 from connector.verba.status import ALREADY_EXISTS
@@ -136,14 +138,17 @@ class UserIdResolver:
         Raises UnresolvedUser when Verba says the user exists, listUsers finds nobody with that login name, and a list
         of every user read then holds the person under another login name (`held_elsewhere`; `known`: the id last
         pushed for the user); VerbaAmbiguous (retried a few times, then a dead letter) when that list does not either;
-        and the client's VerbaErrors."""
+        and the client's VerbaErrors. The login name is sent as it is (a character XML cannot carry in it fails the
+        push, `UnsendableValue`); the other fields are the Verba user's description (`_described`)."""
         state = change.state
         emails = [e["value"] for e in state.get("emails", []) if e.get("primary")] or [
             e["value"] for e in state.get("emails", [])
         ]
+        described = _described(change, login, {"displayName": state.get("displayName"),
+                                         "email": emails[0] if emails else None, "externalId": change.external_id})
         try:
-            return self.client.create_user(login, display_name=state.get("displayName"),
-                                           email=emails[0] if emails else None, external_id=change.external_id)
+            return self.client.create_user(login, display_name=described["displayName"], email=described["email"],
+                                           external_id=described["externalId"])
         except VerbaStatusError as exc:
             if exc.status_code != ALREADY_EXISTS:
                 raise
@@ -266,6 +271,19 @@ class UserIdResolver:
         if listed is not None:
             log.info("cached the Verba user ids of %d login names from one listUsers", len(unique))
         return listed
+
+
+def _described(change: UserChange, login: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The optional fields (displayName, email, externalId) of the Verba user created for `login` as createUser can
+    send them: a character XML cannot carry (a control character, U+FFFF) is left out of a value, with a warning naming
+    the user, the field and the character, instead of refusing to record the user for a cosmetic field."""
+    described = dict(fields)
+    for name, value in fields.items():
+        if isinstance(value, str) and (problem := not_xml(value)):
+            described[name] = "".join(c for c in value if not not_xml(c))
+            log.warning("%s/%s: Verba user %r is created with %s %r sent as %r: it %s, left out; fix the value at the "
+                        "source", change.source, change.external_id, login, name, value, described[name], problem)
+    return described
 
 
 @dataclasses.dataclass(frozen=True)

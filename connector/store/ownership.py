@@ -202,8 +202,8 @@ class ExtensionOwnership(Database):
         return PushPlan(rivals, owners, released, claimed_at, burst)
 
     def finish_push(self, lock_owner: str, claimant: Claimant, owners: dict[str, int | None],
-                    conflicts: Sequence[Conflict], released: Sequence[str], *,
-                    failed: bool = False, under_lease: bool = False) -> list[tuple[str, str]]:
+                    conflicts: Sequence[Conflict], released: Sequence[str], *, failed: bool = False,
+                    under_lease: bool = False, unsent: Sequence[str] = ()) -> list[tuple[str, str]]:
         """End a push begun by `begin_push`: record the owners it saw or wrote (None: absent or
         unlinked), make `conflicts` the user's open conflicts, unlock its extensions, and queue a fresh
         event of every other user waiting on a released extension (in the same transaction: a crash
@@ -213,9 +213,16 @@ class ExtensionOwnership(Database):
         and unlocks. Delivery ends a successful push in its completion's transaction instead:
         `complete(finish=...)`. `under_lease`: `lock_owner` is the owner of the claim of the user being pushed
         (delivery's pushes); once it holds the user's claim no more, only the extension locks go (see `_finish_push`).
+
+        `unsent`: extensions of the push's `first_pushes` that no write went out for (the push failed before, or its
+        request could not be built): their note in the user's pushed extensions is taken back, so that no later push
+        deprovisions an extension Verba never received.
         """
         with self._write() as conn:
             lost = under_lease and not self._holds_lease(conn, claimant.source, claimant.external_id, lock_owner)
+            if not lost:
+                conn.cursor().executemany(self._q["forget_pushing"], [
+                    (claimant.source, claimant.external_id, extension) for extension in unsent])
             return self._finish_push(conn, PushFinish(lock_owner, claimant, owners, conflicts, released),
                                      complete=not failed, lost=lost)
 

@@ -12,6 +12,7 @@ import io
 import logging
 import re
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,11 +29,13 @@ from zeep import plugins
 from connector.ops.logs import MASK, register_secret
 from connector.ops.metrics import observe_soap_call
 from connector.passwords import RefusedPassword
-from connector.records import ExtensionRecord, eid_problem
+from connector.records import ExtensionRecord, character, eid_problem, not_xml
 from connector.store import without_password
 from connector.verba.errors import (
     ExtensionAbsent,
     LeaseEnding,
+    UnsendableSetting,
+    UnsendableValue,
     VerbaAmbiguous,
     VerbaAuthError,
     VerbaError,
@@ -78,6 +81,9 @@ MESSAGE_LIMIT = 1000  # characters of an error message
 # (an empty <loginName> is an unused tag, which the vendor says to leave out; without it the list is every user).
 PROBE_LOGIN = "verba-connector-probe"
 USER_NOT_FOUND = "UserNotFoundException"  # what requestToken's ERROR_GENERAL names when it refuses a login or password
+# lxml's reasons for a character XML cannot carry: "PCDATA invalid Char value 1", "xmlParseCharRef: invalid xmlChar
+# value 1" (written &#1;), "Char 0x0 out of allowed range".
+_INVALID_CHARACTER = re.compile(r"invalid (?:xml)?Char value (\d+)|Char 0x([0-9A-Fa-f]+) out of allowed range")
 _HTML = re.compile(
     rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL
 )
@@ -572,7 +578,8 @@ class VerbaClient:
         plugins check it, the transport posts it (raw_response: zeep returns the HTTP answer unread). An
         error before the envelope went out is a request this side cannot build (a zeep ValidationError: a
         value the WSDL refuses, a bug or bad data): not retryable, and with no better class it is a plain
-        VerbaError. One after it went out is the transport's. Reading: `_answer_envelope` parses the answer
+        VerbaError; a value holding a character XML cannot carry is named, and classified by whose it is
+        (`_unsendable`). One after it went out is the transport's. Reading: `_answer_envelope` parses the answer
         once, refusing what is not one well-formed SOAP envelope of this operation's answer, then zeep reads
         it (a COPIED call's answer is read from its <return> element, without zeep); anything either raises
         is a VerbaMalformedResponse naming what was wrong.
@@ -600,6 +607,9 @@ class VerbaClient:
         except Exception as exc:
             if self._sent.went_out:
                 raise VerbaTransportError(f"{operation} to {self.url} failed after sending ({_describe(exc)})") from exc
+            unsendable = _unsendable_value(params)
+            if unsendable is not None:
+                raise self._unsendable(operation, *unsendable) from None
             raise VerbaError(
                 f"{operation} was not sent: its request does not fit the WSDL ({_describe(exc)}); a bug or bad "
                 "data on the connector's side, retrying cannot help"
@@ -626,6 +636,44 @@ class VerbaClient:
                 f"{operation} answered something that is not its documented response ({_describe(exc)}); "
                 "check that target.url points at Verba Provisioning API v2"
             ) from exc
+
+    def _unsendable(self, operation: str, path: str, value: str) -> VerbaError:
+        """The error for a request not built because the value at `path` holds a character XML cannot carry.
+
+        A setting of the connector's own (`_setting`) fails every call alike: requestToken's is a VerbaAuthError,
+        any other an UnsendableSetting, both target-wide (the breaker pauses delivery, nothing is dead-lettered), named
+        by their key, never shown. Any other value is one person's (a login name, an extension, a name): an
+        UnsendableValue, that person's dead letter, naming the field and the value."""
+        setting = self._setting(operation, path)
+        if setting is None:
+            return UnsendableValue(f"{operation} was not sent: {path} {one_line(repr(value), 200)} {not_xml(value)}; "
+                                   "fix the value at the source, then replay the event")
+        key, fix = setting
+        text = f"{operation} was not sent: {key} {not_xml(value)}, so Verba cannot be called; {fix}"
+        return VerbaAuthError(text) if operation == "requestToken" else UnsendableSetting(text)
+
+    def _setting(self, operation: str, path: str) -> tuple[str, str] | None:
+        """Which setting of the connector's own the request value at `path` is, and how to fix it: (key, fix); None
+        for a value of one person's."""
+        name = path.rpartition(".")[2]
+        restart = "fix it in the config and restart the connector"
+        if path == "token":
+            return ("the fixed token (target.token_env or target.token_file)",
+                    "set it without that character and restart the connector (a token_file is read at start)")
+        if operation == "requestToken" and path == "password":
+            source = self.password_source or "target.password_env or target.password_file"
+            return (f"the password ({source})", "write the password without it: a password_file is read again before "
+                                                "each login, a password_env takes a restart")
+        if operation == "requestToken" and path == "loginName":
+            return "target.login", restart
+        if path.startswith("extension.") and name in ("eid", "environmentShortName"):
+            return (f"the mapping's [environment] {'eid' if name == 'eid' else 'short_name'}",
+                    "fix it in the mapping file and restart every instance")
+        if name == "eid":
+            return "target.eid", restart
+        if name in ("shortName", "environmentShortName"):
+            return "target.environment_short_name", restart
+        return None
 
     def _envelope(self, operation: str, params: dict[str, Any]) -> tuple[Any, dict[str, str]]:
         """The envelope and HTTP headers of a call in COPIED, before the plugins. zeep's rendering costs most of
@@ -731,6 +779,20 @@ def _parsed(operation: str, content: bytes) -> Any:
         return etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True))
     except etree.XMLSyntaxError as exc:
         raise _unparsable(operation, exc, content) from None
+
+
+def _unsendable_value(values: dict[str, Any], within: str = "") -> tuple[str, str] | None:
+    """The first string among a request's parameters (`values`, nested dicts and lists as zeep takes them) that holds
+    a character XML cannot carry (`not_xml`): its path ("user.loginName", "filter.loginName") and the string; None when
+    every one can be written."""
+    for name, value in values.items():
+        path = f"{within}.{name}" if within else name
+        for item in value if isinstance(value, list) else [value]:
+            found = (_unsendable_value(item, path) if isinstance(item, dict)
+                     else (path, item) if isinstance(item, str) and not_xml(item) else None)
+            if found is not None:
+                return found
+    return None
 
 
 def _shape(params: dict[str, Any]) -> tuple[Any, ...]:
@@ -854,14 +916,37 @@ def _answer_content(operation: str, response: Answer) -> bytes:
 
 
 def _unparsable(operation: str, exc: etree.XMLSyntaxError, content: bytes) -> VerbaMalformedResponse:
-    """The error for an answer lxml cannot parse: text, or broken XML and where."""
+    """The error for an answer lxml cannot parse: text, or broken XML and where (lxml's reason, line and column);
+    when the reason is a character XML cannot carry, which one, in which element, and that a value Verba holds has
+    it (Verba may write a control character of its data raw, as JAXB does)."""
     if not content.lstrip().startswith(b"<"):
         return VerbaMalformedResponse(f"{operation} answered text that is not XML: {_text(content, 80)!r}")
     line, column = exc.position
     reason = re.sub(r", line \d+, column \d+$", "", exc.msg or "")
+    text = f"{operation} answered XML that does not parse (line {line}, column {column}: {one_line(reason, 200)})"
+    invalid = _INVALID_CHARACTER.search(reason)
+    if invalid is None:
+        return VerbaMalformedResponse(text)
+    code = int(invalid[1]) if invalid[1] else int(invalid[2], 16)
+    written = character(chr(code)) if code <= sys.maxunicode else f"U+{code:X}"
     return VerbaMalformedResponse(
-        f"{operation} answered XML that does not parse (line {line}, column {column}: {one_line(reason, 200)})"
+        f"{text}: Verba wrote {written}, which XML 1.0 cannot carry, into its answer{_where(content, line, column)}; "
+        "a value Verba holds (a user's name, email or login name, an extension) has it: fix that value in Verba"
     )
+
+
+def _where(content: bytes, line: int, column: int) -> str:
+    """Where a parse error at `line` and `column` (lxml's: from 1, the column in bytes) is in `content`: ", in
+    <displayName> after 'Da'", the element open there and its text up to the error; "" when none opens on that line
+    before it."""
+    lines = content.split(b"\n")
+    if not 0 < line <= len(lines):
+        return ""
+    before = lines[line - 1][: max(column - 1, 0)].decode("utf-8", "replace")
+    opened = re.search(r"<([\w.:-]+)[^<>]*>([^<>]*)$", before)
+    if opened is None:
+        return ""
+    return f", in <{opened[1].rpartition(':')[2]}> after {one_line(opened[2][-60:], 60)!r}"
 
 
 def _text(raw: bytes, limit: int) -> str:

@@ -5,14 +5,18 @@
      ├── VerbaHTTPError          cause "http_5xx"/"http_<code>" retryable for 5xx, 401 and 403
      │    └── VerbaRateLimited   cause "rate_limited"         waits as Retry-After says, attempts not spent
      ├── VerbaMisconfigured      cause "target_misconfigured" not retryable: a SOAP client fault or a redirect
-     │    └── VerbaNotServed     cause "target_misconfigured" retryable, target-wide: HTTP 404/405 (nothing served at
-     │                                                         target.url's path: mistyped, or Verba restarting)
+     │    ├── VerbaNotServed     cause "target_misconfigured" retryable, target-wide: HTTP 404/405 (nothing served at
+     │    │                                                    target.url's path: mistyped, or Verba restarting)
+     │    └── UnsendableSetting  cause "target_misconfigured" retryable, target-wide: a setting holds a character XML
+     │                                                         cannot carry (requestToken's: a VerbaAuthError instead)
      ├── VerbaMalformedResponse  cause "malformed_response"   retryable 3 times
      ├── VerbaStatusError        cause "<status code lower>"  retryable for ERROR_GENERAL, ERROR_UNAUTHORIZED
      ├── VerbaAuthError          cause "auth"                 retryable
      ├── VerbaAmbiguous          cause "verba_ambiguous"      retryable (a bounded number of times)
      ├── ExtensionAbsent         cause "extension_absent"     not retryable: the caller decides
      ├── LeaseEnding             cause "lease_ending"         retryable: the push's lease ends too soon for a call
+     ├── UnsendableValue         cause "mapping"              not retryable: one person's value holds a character XML
+     │                                                         cannot carry (fix it at the source, then replay)
      └── MissingUserIdError      cause "missing_user_id"      not retryable
 
 No message ever holds the password or the token.
@@ -99,6 +103,16 @@ class VerbaNotServed(VerbaMisconfigured):
     target_wide = True
 
 
+class UnsendableSetting(VerbaMisconfigured):
+    """A call was not sent: a setting of the connector's own (target.eid, a fixed token, the mapping's environment)
+    holds a character XML 1.0 cannot carry, so every call fails alike until it is fixed: target-wide and retryable, as
+    for a refused login (the circuit breaker pauses delivery; nothing is dead-lettered). The message names the setting,
+    never its value."""
+
+    retryable = True
+    target_wide = True
+
+
 class VerbaMalformedResponse(VerbaError):
     """Verba's answer is not the documented SOAP response; check that target.url points at Provisioning API v2.
 
@@ -153,6 +167,16 @@ class ExtensionAbsent(VerbaError):
     """Verba says the extension does not exist (in any of the shapes `says_extension_absent` knows)."""
 
     cause = "extension_absent"
+    retryable = False
+
+
+class UnsendableValue(VerbaError):
+    """A call was not sent: a value of one person's (a login name, an extension) holds a character XML 1.0 cannot carry
+    (lxml refuses to build the request). The message names the field, the value and the character. Only that
+    person's push fails: a dead letter with cause "mapping", as for any value of the user's state Verba cannot be
+    given, replayed once the source fixed it."""
+
+    cause = "mapping"
     retryable = False
 
 

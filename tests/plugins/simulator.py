@@ -1,8 +1,8 @@
 """The Verba simulator as a process: a real simulator under uvicorn (subprocess), a real SQLite store, real HTTP.
 
 Fixtures: `simulator` (one process per test worker, reset for each test to the seed made of `seed_users` and
-`seed_extensions`, which a test module or folder overrides), `make_config` (a Config that targets it) and
-`deliverer`. Helpers for the
+`seed_extensions`, which a test module or folder overrides), `make_config` (a Config that targets it), `store_url`
+(a fresh store of each backend) and `deliverer`. Helpers for the
 tests: Simulator, drain, settled, user, free_port, PASSWORD.
 """
 
@@ -153,6 +153,14 @@ def simulator(simulator_process: SimulatorProcess, seed_users: list[dict[str, An
     sim.http.close()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The url of a fresh store of each backend, for a test to run on both: `make_config(store={"url": store_url})`."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_server").create_schema()
+    return f"sqlite:///{tmp_path / 'connector.db'}"
+
+
 @pytest.fixture
 def make_config(tmp_path: Path, simulator: Simulator) -> Callable[..., Config]:
     """A config that targets the test simulator; keyword sections override its tables."""
@@ -176,7 +184,7 @@ def make_config(tmp_path: Path, simulator: Simulator) -> Callable[..., Config]:
 
 @pytest.fixture
 def deliverer(make_config: Callable[..., Config]) -> Iterator[Deliverer]:
-    yield from _delivering(make_config())
+    yield from delivering(make_config())
 
 
 @pytest.fixture
@@ -186,10 +194,11 @@ def creating(make_config: Callable[..., Config], tmp_path: Path) -> Iterator[Del
     mapping = tmp_path / "create.toml"
     mapping.write_text(Path("mappings/default.toml").read_text().replace("create_missing = false",
                                                                          "create_missing = true"))
-    yield from _delivering(make_config(mapping=str(mapping)))
+    yield from delivering(make_config(mapping=str(mapping)))
 
 
-def _delivering(config: Config) -> Iterator[Deliverer]:
+def delivering(config: Config) -> Iterator[Deliverer]:
+    """A Deliverer of `config` (its store created), for a fixture to yield from; its client and store closed after."""
     store = open_configured_store(config, create=True)
     client = open_client(config)
     yield Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)

@@ -73,6 +73,10 @@ VALUES (%(source)s, %(external_id)s, %(extension)s,
         %(record)s, %(at)s)
 ON CONFLICT (source, external_id, extension) DO UPDATE SET record = excluded.record, pushed_at = excluded.pushed_at
 
+-- forget_pushing --
+-- A first push noted by note_pushing that no write went out for: Verba never received it.
+DELETE FROM pushed_extensions WHERE source = %s AND external_id = %s AND extension = %s
+
 -- pushed_extensions --
 SELECT record FROM pushed_extensions WHERE source = %s AND external_id = %s ORDER BY position, extension
 
