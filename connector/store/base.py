@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.store.database import StoreError, StoreMissing
-from connector.store.instances import Instances
+from connector.store.instances import Instance, Instances
 from connector.store.ldap import LdapMarks
 from connector.store.log import EventLog
 from connector.store.queries import migrations
@@ -31,19 +31,42 @@ class Store(EventQueue, EventLog, LdapMarks, ScimResources, Instances):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def migrate(self) -> int:
+    def migrate(self, *, alone_within: float | None = None) -> int:
         """Create or upgrade the schema to this connector's version; return how many migrations ran.
-        Safe to run again and from several connectors at once."""
+        Safe to run again and from several connectors at once. With `alone_within` ([instance] liveness_seconds:
+        `connector db upgrade`), a schema behind is upgraded only while no connector runs on the store (see
+        `_refuse_running`)."""
         steps = migrations(self.dialect)
         with self._write() as conn:
             self._lock(conn, "connector.store.migrate")
             conn.execute(self._q["schema_version"])
             current = self._version(conn, len(steps))
+            if current < len(steps) and alone_within is not None:
+                self._refuse_running(conn, alone_within)
             for version, statements in steps[current:]:
                 for statement in statements:
                     conn.execute(statement)
                 conn.execute(self._q["add_version"], (version,))
         return len(steps) - current
+
+    def _refuse_running(self, conn: Any, liveness_seconds: float) -> None:
+        """StoreError naming them if connectors run on the store (heard from within `liveness_seconds`, or holding a
+        SQLite file): one made for the schema as it was fails on the new one, or loses changes. On SQLite, none can
+        start until close()."""
+        if holder := self._hold_alone():
+            raise StoreError(f"a connector (pid {holder}) is running on the store {self.name}, or upgrading it: stop "
+                             "it, run this again, then start it with this version")
+        if "instances" not in {row["name"] for row in conn.execute(self._q["table_names"])}:
+            return  # a store from before migration 7: its connectors register nowhere
+        now = self._now(conn)
+        registered = [Instance(**row) for row in conn.execute(self._q["instances"])]
+        running = [i for i in registered if now - i.heartbeat_at <= liveness_seconds]
+        if running:
+            who = ", ".join(f"{i.name} on {i.host} (pid {i.pid}, heard from {now - i.heartbeat_at:.0f} s ago)"
+                            for i in running)
+            raise StoreError(f"connectors run on the store {self.name}: {who}; stop every one, run this again, then "
+                             "start them with this version (one that crashed counts as stopped once silent for "
+                             f"[instance] liveness_seconds, {liveness_seconds:g} s)")
 
     def prepare(self, *, create: bool = True) -> None:
         """Make the store ready for this connector: create the schema in an empty store (StoreMissing instead

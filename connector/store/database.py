@@ -159,6 +159,11 @@ class Database:
         with self._read() as conn:
             return conn.execute(self._q[query], params).fetchone()
 
+    def _hold_alone(self) -> str | None:
+        """Keep other connectors off the store until close(), where the dialect can (a SQLite file's instance lock,
+        which `connector run` holds for its life); the pid of the process on it instead, if one is."""
+        return None
+
     def _write(self) -> AbstractContextManager[Any]:
         """One transaction: committed (durably) when the block ends, rolled back on any exception."""
         raise NotImplementedError

@@ -188,6 +188,13 @@ class SQLiteStore(Store):
     def start_instance(self) -> int:
         """One connector per file: a second one is refused with StoreError, and the first's leases are
         released (whatever is in flight was this file's only connector's)."""
+        if holder := self._hold_alone():
+            raise StoreError(
+                f"another connector (pid {holder}) is running on the store {self.path}, or upgrading it; run one "
+                "connector per SQLite file, or put several on PostgreSQL ([store] url = \"postgresql://...\")")
+        return self.release_leases()
+
+    def _hold_alone(self) -> str | None:
         lock = self._open_instance_lock()
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -195,15 +202,12 @@ class SQLiteStore(Store):
             lock.seek(0)
             holder = lock.read().strip() or "unknown"
             lock.close()
-            raise StoreError(
-                f"another connector (pid {holder}) is running on the store {self.path}; run one connector per "
-                "SQLite file, or put several on PostgreSQL ([store] url = \"postgresql://...\")"
-            ) from None
+            return holder
         lock.truncate(0)
         lock.write(str(os.getpid()))
         lock.flush()
-        self._instance_lock = lock  # held until close(): the process's life
-        return self.release_leases()
+        self._instance_lock = lock
+        return None
 
     def _open_instance_lock(self) -> TextIO:
         """The file `start_instance` locks, next to the store; StoreError with the fix if it cannot be opened."""
