@@ -39,7 +39,7 @@ class Liveness:
     `on_release` is called when a dead instance's events went back to the queue (to wake the workers).
     """
 
-    def __init__(self, store: Instances, config: InstanceConfig, *, shared: bool,
+    def __init__(self, store: Instances, config: InstanceConfig, *, shared: bool, mapping_digest: str | None = None,
                  on_release: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.config = config
@@ -48,7 +48,7 @@ class Liveness:
         self.clock = clock
         # start() replaces it with this start as registered: started_at on the database's clock, kept if it rejoins
         self.me = Instance(config.name, uuid.uuid4().hex[:12], socket.gethostname(), os.getpid(),
-                           pid_namespace=pid_namespace())
+                           pid_namespace=pid_namespace(), mapping_digest=mapping_digest)
         self.last_beat = -math.inf  # local time the last heartbeat the store took was sent
         self.reaps_from = -math.inf  # local time from which this instance counts silent ones dead (see `beat`)
         self.displaced = False

@@ -114,7 +114,8 @@ class Connector:
         self.store = open_configured_store(config, create=True)
         self.servers: dict[str, tuple[uvicorn.Server, threading.Thread]] = {}  # by config key
         self.client = open_client(config)
-        self.liveness = Liveness(self.store, config.instance, shared=config.store.shared)
+        self.liveness = Liveness(self.store, config.instance, shared=config.store.shared,
+                                 mapping_digest=self.mapping.digest)
         self.recorders = RecorderApply(self.client, self.store, config.instance.name) \
             if config.target.apply_configuration else None
         deliverer = Deliverer(self.store, self.client, self.mapping, config.delivery, instance=config.instance.name,

@@ -7,12 +7,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
 from connector.cli.options import NEEDS_ATTENTION, config_option, echo, json_option, since_option, since_time
 from connector.config import Config, load_config
 from connector.errors import counted
+from connector.mapping import mapping_digest
 from connector.ops.health import answered_since, attempts_since, recorded_target_state
 from connector.ops.report import (
     age,
@@ -309,16 +311,22 @@ def _failure_text(failure: DriftFailure, now: float) -> str:
 
 
 def older_mapping(config: Config, instances: Sequence[Instance]) -> list[str]:
-    """The instances started before this config's mapping file last changed: `connector run` reads the mapping once,
-    at start, so they still map users with the file as it was (while `mapping test`, `drift` and previews read it as
-    it is now, and a drift repair would push the old mapping again)."""
+    """The instances that loaded another mapping than this config's mapping file holds now: `connector run` reads the
+    mapping once, at start, so they still map users with the file as it was (while `mapping test`, `drift` and
+    previews read it as it is now, and a drift repair would push the old mapping again). Told by the digest of the
+    text each instance loaded; for an instance of a version that recorded none, by whether it started before the
+    file last changed."""
+    path = Path(config.mapping_file)
     try:
-        changed = os.stat(config.mapping_file).st_mtime
-    except OSError:
-        return []
-    return [f"instance {i.name} started at {when(i.started_at)}, before the mapping {config.mapping_file} last "
-            f"changed ({when(changed)}): it still maps users with the file as it was; restart every instance to use "
-            "it" for i in instances if i.started_at < changed]
+        text, changed = path.read_text(encoding="utf-8"), path.stat().st_mtime
+    except (OSError, UnicodeDecodeError) as error:
+        return [f"cannot read the mapping {config.mapping_file} to compare it with what the running instances loaded "
+                f"({error}); relative paths are read from the current directory ({os.getcwd()})"] if instances else []
+    digest = mapping_digest(text)
+    return [f"instance {i.name} started at {when(i.started_at)} with another mapping than {config.mapping_file} "
+            "holds now: it still maps users with the file as it was; restart every instance to use it"
+            for i in instances
+            if (i.started_at < changed if i.mapping_digest is None else i.mapping_digest != digest)]
 
 
 def _nothing_runs(config: Config, instances: Sequence[Instance], dead: Sequence[DeadInstance]) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.mapping.loader import MappingError, load_mapping, parse_mapping
+from connector.mapping.loader import MappingError, load_mapping, mapping_digest, parse_mapping
 from connector.mapping.mapper import MappedUser, Mapping, MappingFailure, UnresolvedUser
 from connector.mapping.normalize import normalize_extension
 from connector.records import ExtensionRecord
@@ -15,6 +15,7 @@ __all__ = [
     "MappingFailure",
     "UnresolvedUser",
     "load_mapping",
+    "mapping_digest",
     "normalize_extension",
     "parse_mapping",
 ]

@@ -6,6 +6,7 @@ Keys of an array of tables are named with a 0-based index: rules[0] is the first
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import tomllib
@@ -50,7 +51,13 @@ def load_mapping(path: str | Path) -> Mapping:
     except tomllib.TOMLDecodeError as exc:
         raise MappingError(not_toml(name, text, exc, quotes_where=", as the header of mappings/default.toml says")) \
             from None
-    return parse_mapping(data, name)
+    return dataclasses.replace(parse_mapping(data, name), digest=mapping_digest(text))
+
+
+def mapping_digest(text: str) -> str:
+    """What tells one mapping file's text from another (sha256, 16 hex digits): `connector run` records the one it
+    loaded, so that `connector status` finds an instance started with another text than the file holds now."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def parse_mapping(data: dict[str, Any], file: str) -> Mapping:

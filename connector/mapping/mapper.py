@@ -103,6 +103,7 @@ class Mapping:
     create_missing_users: bool = False
     deprovision_action: str = "stop_recording"
     on_conflict: str = "hold"  # an extension held by a Verba user the connector does not manage
+    digest: str = ""  # of the file's text it was loaded from (loader.py `mapping_digest`); "" when not from a file
 
     @property
     def user_id_attribute(self) -> str | None:

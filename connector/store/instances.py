@@ -27,6 +27,9 @@ class Instance:
     heartbeat_at: float = 0.0
     # The pid's namespace (connector/liveness.py `pid_namespace`); None: unknown (read only at registration)
     pid_namespace: str | None = None
+    # The digest of the mapping it loaded (connector/mapping/loader.py `mapping_digest`); None: not recorded (an
+    # instance of an older version; read by `live_instances` only)
+    mapping_digest: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +44,9 @@ class DeadInstance:
 
     @classmethod
     def from_row(cls, row: Any) -> DeadInstance:
-        # the pid namespace is not kept with the record: a dead start is never asked whether its process is gone
-        fields = {f.name: row[f.name] for f in dataclasses.fields(Instance) if f.name != "pid_namespace"}
+        # what only a start knows of itself is not kept with the record: a dead start is never asked again
+        fields = {f.name: row[f.name] for f in dataclasses.fields(Instance)
+                  if f.name not in ("pid_namespace", "mapping_digest")}
         return cls(Instance(**fields), row["reaped_at"], row["reaped_by"], row["released"])
 
 
@@ -78,7 +82,7 @@ class Instances(Database):
             released = 0 if previous is None else self._release(conn, previous)
             me = dataclasses.replace(me, started_at=now, heartbeat_at=now)
             conn.execute(self._q["put_instance"], (me.name, me.run, me.host, me.pid, now, now))
-            conn.execute(self._q["note_pid_namespace"], (me.pid_namespace, me.run))
+            conn.execute(self._q["note_start"], (me.pid_namespace, me.mapping_digest, me.run))
             conn.execute(self._q["forget_dead_instance"], (me.name,))
         return me, released
 
@@ -102,7 +106,7 @@ class Instances(Database):
                 displaced = not conn.execute(self._q["add_instance"], (
                     me.name, me.run, me.host, me.pid, me.started_at, now)).rowcount
             if not here and not displaced:  # back from the dead
-                conn.execute(self._q["note_pid_namespace"], (me.pid_namespace, me.run))
+                conn.execute(self._q["note_start"], (me.pid_namespace, me.mapping_digest, me.run))
                 conn.execute(self._q["forget_dead_instance"], (me.name,))
         return Beat(not here and not displaced, displaced, reaped)
 

@@ -111,8 +111,8 @@ def test_an_instance_counted_dead_that_beats_again_keeps_its_start_for_the_mappi
             other.stop()
             paused.stop()
     assert check.exit_code == 3, check.output
-    assert check.output.startswith(f"CHECK FAILED: instance a started at {when(started)}, before the mapping {mapping} "
-                                   "last changed ("), check.output
+    assert check.output.startswith(f"CHECK FAILED: instance a started at {when(started)} with another mapping than "
+                                   f"{mapping} holds now"), check.output
     assert f"instance a: {socket.gethostname()} pid {os.getpid()}, started {when(started)}, " in status.output
 
 

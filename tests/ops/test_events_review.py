@@ -194,7 +194,7 @@ def test_a_replay_warns_when_the_running_connector_maps_with_an_older_mapping_fi
     assert dry.returncode == 0 and dry.stdout.startswith("dry run: 1 event(s) of 1 user(s) would be replayed"), dry
     [warning] = dry.stderr.splitlines()
     assert warning.startswith("WARNING: instance conn-a started at "), warning
-    assert f"before the mapping {mapping} last changed (" in warning
+    assert f"with another mapping than {mapping} holds now" in warning
     assert warning.endswith(
         "it still maps users with the file as it was; restart every instance to use it. The running connector "
         "delivers a replay, so it would map it with the file as it was (a dry run maps with the file as it is now): "

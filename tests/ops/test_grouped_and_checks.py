@@ -16,6 +16,7 @@ from click.testing import Result
 
 from connector.config import load_config
 from connector.events import UserChange
+from connector.mapping import load_mapping
 from connector.ops.drift import KINDS
 from connector.ops.metrics import StoreCollector
 from connector.ops.report import when
@@ -152,9 +153,31 @@ def test_an_instance_started_before_the_mapping_changed_is_told_to_restart(tmp_p
         edited = run(config, "status", "--check")
         shown = run(config, "status").output
     assert edited.exit_code == 3 and edited.output.startswith("CHECK FAILED: instance a started at "), edited.output
-    assert f"before the mapping {mapping} last changed (" in edited.output
+    assert f"with another mapping than {mapping} holds now: it still maps users" in edited.output
     assert "restart every instance to use it" in edited.output
     assert "WARNING: instance a started at " in shown
+
+
+def test_the_mapping_an_instance_runs_with_is_told_by_its_text_not_the_files_time(tmp_path: Path) -> None:
+    """A mapping copied in with its old time kept (cp -p, rsync -a, tar) went unnoticed, and a touch that changed
+    nothing paged someone: an instance records the digest of the text it loaded."""
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(Path("mappings/default.toml").read_text())
+    config = write_config(tmp_path, unreachable_target(), extra=f'[mapping]\nfile = "{mapping}"\n')
+    loaded = load_mapping(mapping)
+    with open_configured_store(load_config(config, secrets=()), create=True) as store:
+        store.register_instance(Instance("a", "run-a", "vm1", 101, mapping_digest=loaded.digest), 15,
+                                lambda previous: True)
+        mapping.touch()  # a newer time, the same text
+        assert run(config, "status", "--check").exit_code == 0
+        ten_minutes_ago = time.time() - 600  # before the instance started
+        mapping.write_text(mapping.read_text().replace('recordingMode = "FULL"', 'recordingMode = "ON_DEMAND"'))
+        os.utime(mapping, (ten_minutes_ago, ten_minutes_ago))  # copied in with its old time
+        edited = run(config, "status", "--check")
+        [started] = [i.started_at for i in store.live_instances()[1]]
+    assert load_mapping(mapping).digest != loaded.digest
+    assert edited.exit_code == 3, edited.output
+    assert f"instance a started at {when(started)} with another mapping than {mapping} holds now" in edited.output
 
 
 def test_status_check_exits_3_when_verba_an_instance_or_a_directory_is_down(tmp_path: Path) -> None:

@@ -460,7 +460,7 @@ SELECT location, eid, status, message, applied_at, instance FROM recorders ORDER
 SELECT name, run, host, pid, started_at, heartbeat_at FROM instances WHERE name = %s
 
 -- instances --
-SELECT name, run, host, pid, started_at, heartbeat_at FROM instances ORDER BY name
+SELECT name, run, host, pid, started_at, heartbeat_at, mapping_digest FROM instances ORDER BY name
 
 -- put_instance --
 INSERT INTO instances (name, run, host, pid, started_at, heartbeat_at) VALUES (%s, %s, %s, %s, %s, %s)
@@ -570,5 +570,6 @@ SELECT 1 AS holds FROM events WHERE source = %s AND external_id = %s AND state =
 -- `instance`, with the pid namespace its pid belongs to (NULL: unknown), for a second start of the name.
 SELECT name, run, host, pid, started_at, heartbeat_at, pid_namespace FROM instances WHERE name = %s
 
--- note_pid_namespace --
-UPDATE instances SET pid_namespace = %s WHERE run = %s
+-- note_start --
+-- What only a start knows of itself: its pid's namespace and the digest of the mapping it loaded.
+UPDATE instances SET pid_namespace = %s, mapping_digest = %s WHERE run = %s
