@@ -24,7 +24,7 @@ from typing import Any
 from apscheduler.triggers.cron import CronTrigger
 
 from connector.dn import InvalidDn, parse_dn
-from connector.errors import ConnectorError, did_you_mean
+from connector.errors import ConnectorError, did_you_mean, from_here
 from connector.records import eid_problem, not_xml
 from connector.shipped import default_mapping
 from connector.simulator.seed import SeedError, load_seed
@@ -496,7 +496,8 @@ def _read_secret_file(file: str, key: str, what: str, problems: list[str]) -> st
     try:
         text = Path(file).read_bytes().decode("utf-8")
     except OSError as exc:
-        problems.append(f"{key} {file!r} cannot be read ({exc.strerror}); check the path and permissions")
+        problems.append(f"{key} {file!r} cannot be read ({exc.strerror}{from_here(file)}); check the path and "
+                        "permissions")
         return None
     except UnicodeDecodeError:
         problems.append(f"{key} {file!r} is not UTF-8 text; save the {what} in it as UTF-8")
@@ -514,6 +515,10 @@ def _listen(values: dict[str, Any], name: str, problems: list[str], default_port
     host, _, port = values["listen"].rpartition(":")
     if host and port.isdigit() and 0 < int(port) < 65536:
         return {"host": host, "port": int(port)}
+    if host and port.isdigit():
+        problems.append(f"{name}.listen is {values['listen']!r}: port {port} is out of range; use 1 to 65535, such as "
+                        f"\"{host}:{default_port}\"")
+        return {}
     problems.append(f"{name}.listen is {values['listen']!r}; write host:port, such as \"127.0.0.1:{default_port}\"")
     return {}
 
@@ -747,7 +752,7 @@ def read_tokens(file: str) -> tuple[str, ...]:
     try:
         text = Path(file).read_bytes().decode("utf-8-sig")
     except OSError as exc:
-        raise ValueError(f"cannot be read ({exc.strerror}); check the path and permissions") from None
+        raise ValueError(f"cannot be read ({exc.strerror}{from_here(file)}); check the path and permissions") from None
     except UnicodeDecodeError:
         raise ValueError("is not UTF-8 text; save the tokens in it as UTF-8, one a line") from None
     lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)]
@@ -776,7 +781,8 @@ def _simulator(values: dict[str, Any], used: bool, problems: list[str]) -> Simul
     """[simulator]; its seed file is checked when the simulator is `used` (Config.uses_simulator), not otherwise."""
     seed = values.get("seed")
     if seed is not None and used and not Path(seed).is_file():
-        problems.append(f"simulator.seed {seed!r} is not a file; fix the path or remove the key")
+        problems.append(f"simulator.seed {seed!r} is not a file{from_here(seed)}; fix the path (without the key the "
+                        "simulator starts empty)")
     elif seed is not None and used:
         try:
             load_seed(seed)
@@ -862,7 +868,7 @@ def _check_connection(config: LdapConfig, key: str, problems: list[str]) -> None
     if config.starttls and config.url.startswith("ldaps://"):
         problems.append(f"{key} has starttls = true with an ldaps:// url; keep one of them")
     if config.ca_file is not None and not Path(config.ca_file).is_file():
-        problems.append(f"{key}.ca_file {config.ca_file!r} is not a file; fix the path")
+        problems.append(f"{key}.ca_file {config.ca_file!r} is not a file{from_here(config.ca_file)}; fix the path")
     elif config.ca_file is not None:
         _check_ca_file(config.ca_file, f"{key}.ca_file", problems)
 
@@ -877,7 +883,8 @@ def _check_ca_file(file: str, key: str, problems: list[str]) -> None:
                         "PEM text (-----BEGIN CERTIFICATE-----): convert a DER file, such as a Windows .cer "
                         "export, with `openssl x509 -inform DER -in ca.cer -out ca.pem`")
     except OSError as exc:
-        problems.append(f"{key} {file!r} cannot be read ({exc.strerror}); check the path and permissions")
+        problems.append(f"{key} {file!r} cannot be read ({exc.strerror}{from_here(file)}); check the path and "
+                        "permissions")
 
 
 def _check_search(config: LdapConfig, key: str, problems: list[str]) -> None:

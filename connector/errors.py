@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import errno
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class ConnectorError(Exception):
@@ -31,3 +34,19 @@ def did_you_mean(typed: str, names: Iterable[str]) -> str:
 def counted(n: int, noun: str) -> str:
     """`n` `noun`s as a message counts them: "1 user", "2 users", "0 extensions"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def from_here(path: str | Path) -> str:
+    """What to add to "not found" for a relative `path`: " (a relative path, read from the current directory,
+    /srv)"; "" for an absolute one. A command run from another directory than the config's paths assume finds none
+    of them, and the path alone does not say so."""
+    return "" if Path(path).is_absolute() else f" (a relative path, read from the current directory, {os.getcwd()})"
+
+
+def bind_fix(error: OSError, key: str) -> str:
+    """What to do when listening on `key`'s host:port failed with `error`."""
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"the address is not one of this host's: set {key} to one of its addresses (or 0.0.0.0)"
+    if error.errno == errno.EACCES:
+        return f"a port below 1024 needs root: set {key} to a port above 1023"
+    return f"free the port or set {key} to another host:port"

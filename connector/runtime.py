@@ -21,6 +21,7 @@ import uvicorn
 from connector.config import Config, ConfigError, TargetConfig, read_secret_file
 from connector.delivery.recorders import RecorderApply
 from connector.delivery.worker import Deliverer, WorkerPool
+from connector.errors import bind_fix
 from connector.liveness import Liveness
 from connector.mapping import Mapping, load_mapping
 from connector.ops.drift import DriftCheck, DriftSchedule
@@ -191,7 +192,7 @@ class Connector:
             listener = listen(host, port)
         except OSError as exc:
             raise ConfigError(f"{self.config.path}: cannot listen on {host}:{port} ({key}: {why_not(exc)}); "
-                              f"free the port or set {key} to another host:port") from None
+                              f"{bind_fix(exc, key)}") from None
         thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name=key, daemon=True)
         thread.start()
         while not server.started:

@@ -16,7 +16,7 @@ from typing import Any
 
 import phonenumbers
 
-from connector.errors import ConnectorError, did_you_mean
+from connector.errors import ConnectorError, did_you_mean, from_here
 from connector.mapping.mapper import DEPROVISION_ACTIONS, ON_CONFLICT, ON_INVALID, ExtensionSource, Mapping
 from connector.mapping.normalize import NORMALIZE_MODES, SUFFIX_MODES
 from connector.mapping.paths import AttributePath
@@ -44,7 +44,7 @@ def load_mapping(path: str | Path) -> Mapping:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(
-            f"{name}: cannot read the mapping file ({exc}); check [mapping] file in the config"
+            f"{name}: cannot read the mapping file ({exc}{from_here(path)}); check [mapping] file in the config"
         ) from None
     try:
         data = tomllib.loads(text)
