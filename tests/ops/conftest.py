@@ -13,11 +13,10 @@ import pytest
 
 from connector.config import load_config
 from connector.delivery.worker import Deliverer
-from connector.mapping import load_mapping
-from connector.runtime import open_client, open_configured_store
+from connector.runtime import open_configured_store
 from connector.store import Store
 from tests.ops.helpers import unreachable_target, write_config
-from tests.plugins.simulator import Simulator
+from tests.plugins.simulator import Simulator, delivering
 
 
 @pytest.fixture
@@ -40,8 +39,4 @@ def store(config: Path) -> Iterator[Store]:
 @pytest.fixture
 def deliverer(config_path: Path) -> Iterator[Deliverer]:
     """Delivery in this process, on the store and target of `config_path` (the CLI acts on the same store)."""
-    config = load_config(config_path)
-    store, client = open_configured_store(config, create=True), open_client(config)
-    yield Deliverer(store, client, load_mapping(config.mapping_file), config.delivery)
-    client.close()
-    store.close()
+    yield from delivering(load_config(config_path))
