@@ -45,7 +45,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from connector.delivery.users import differs_only_by, twin_fix
 from connector.mapping import MappedUser
+from connector.ops.drift import REPAIR_CAUSE
 from connector.ops.metrics import OWNERSHIP_DECISIONS
 from connector.records import ExtensionRecord, not_xml
 from connector.store import Claim, EventState, Store
@@ -265,6 +267,8 @@ class OwnershipPusher:
             why, fix = _why_waiting(rival, owner)
             if rival is not None and (stuck := self._stuck_change(rival)):
                 fix = f"{stuck}; or {fix}"
+        if rival is None:  # a holder it is not handed over from: not taken over from the same person either
+            fix = same_person_fix(me.login_name, me.verba_user_id, login, owner) or fix
         message = (f"extension {extension} is linked to {held_by}: {why}; {me.name} (Verba user "
                    f"{me.verba_user_id}) waits for it. To resolve: {fix}")
         outcome.conflicts.append(Conflict(extension, me, claim.latest.id, owner, login,
@@ -292,8 +296,9 @@ class OwnershipPusher:
                      outcome: PushOutcome, *, active: bool) -> None:
         """Stop recording the extension if the ownership rules allow it (see the module doc); a stop of an extension
         Verba recorded, or may have recorded (`may_record`: Verba did not say), for a user who stays `active` (no
-        leaver: a number removed or changed at the source, or no rule records it now), is logged as a warning and
-        audited (`recording_stopped`), so that it is never silent."""
+        leaver: a number removed or changed at the source, or no rule records it now; or one Verba held for the user
+        that the connector never wrote, found by a drift check: `_why_stopped`), is logged as a warning and audited
+        (`recording_stopped`), so that it is never silent."""
         extension = record.extension
         try:
             found = self.client.get_extension(extension)
@@ -321,8 +326,7 @@ class OwnershipPusher:
             why = ""  # the stop is audited only when it has a reason, below
             recording = may_record(found)
             if active and recording is not False:
-                why = (f"{me.name} stays active, but its state no longer maps to {extension} (a number removed or "
-                       "changed at the source, or no rule records the user now: `connector mapping test` shows why)"
+                why = (self._why_stopped(claim, me, extension, plan)
                        + ("" if recording else "; Verba did not say whether it was recording it (its getExtension "
                                                "answer was unclear), so the stop is audited as if it was"))
             with self._audited_if_lost(claim, me, "recording_stopped", extension, owner, login, why):
@@ -335,6 +339,19 @@ class OwnershipPusher:
                 log.warning("stopped recording %s: %s", extension, why,
                             extra={"event_ids": list(claim.event_ids), "extension": extension})
                 self._audit(claim, me, "recording_stopped", extension, owner, login, why)
+
+    def _why_stopped(self, claim: Claim, me: Claimant, extension: str, plan: PushPlan) -> str:
+        """Why recording stops on `extension` for `me`, who stays active: the connector last wrote it for this Verba
+        user, so the source no longer gives it; or it never did (Verba held it for the user, linked by hand, say, and
+        a drift check found it: its repair is named, from the audit entry of the repair's event)."""
+        if plan.owners.get(extension) == me.verba_user_id:
+            return (f"{me.name} stays active, but its state no longer maps to {extension} (a number removed or "
+                    "changed at the source, or no rule records the user now: `connector mapping test` shows why)")
+        repairs = [entry for event_id in (claim.event_ids if claim.forced else ())
+                   for entry in self.store.audit_of_event(event_id) if entry.action == REPAIR_CAUSE]
+        by = "" if not repairs else f" (drift repair by {repairs[-1].actor}: {repairs[-1].reason})"
+        return (f"Verba held {extension} for {me.name}, who stays active, but its source does not give it: the "
+                f"connector never wrote it for the user{by}")
 
     def _leave_alone(self, claim: Claim, me: Claimant, extension: str, owner: int | None, login: str | None,
                      why: str, outcome: PushOutcome) -> None:
@@ -422,6 +439,20 @@ def differing_twins(store: Store, record: ExtensionRecord, mine: str, twins: Ite
                                                                    f"for {source}/{external_id}")
         if differences:
             yield twin, differences
+
+
+def same_person_fix(login: str | None, user_id: int | None, holder_login: str | None, holder: int | None) -> str | None:
+    """What resolves a conflict over an extension Verba links to Verba user `holder` (login name `holder_login`), for
+    the user whose login name is `login` (Verba user `user_id`), when the two login names differ only by case or a
+    domain (`differs_only_by`: "bob" and "bob@example.com"): the user's login name is read wrong, and `user_id` is a
+    second Verba user of the same person (made by [user_id] create_missing), so taking the number over would file its
+    recordings under the wrong one. None when they differ otherwise. Shared by delivery and the dry run."""
+    if login is None or holder_login is None or differs_only_by(login, holder_login) is None:
+        return None
+    return (f"{twin_fix(login, holder_login)}, so that the push finds Verba user {holder} ({holder_login}), then check "
+            f"Verba user {user_id} ({login}), a second Verba user of the same person, and remove it in Verba; do not "
+            f'take the number over (on_conflict = "take_over"): its recordings would be filed under Verba user '
+            f"{user_id}")
 
 
 def woken(users: Sequence[tuple[str, str]]) -> None:
