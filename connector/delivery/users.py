@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from connector.events import UserChange
@@ -19,6 +19,8 @@ from connector.verba.status import ALREADY_EXISTS
 
 log = logging.getLogger(__name__)
 
+# Where a login name is read from: what to change when Verba's login names are another attribute of the user.
+WHERE_READ = "[user_id] login_name in the mapping, or the LDAP directory's username_attribute"
 # A burst of look-ups (a first sync, a mass change): this many within BURST_SECONDS read every Verba user at once.
 BURST = 50
 BURST_SECONDS = 10.0
@@ -36,12 +38,12 @@ class UserIdResolver:
     Login names are matched exactly (the vendor does not say whether Verba's are case-sensitive). A login name no
     user has is unresolved with the fix, and no user is created for it, when Verba holds the person under another
     login name (`held_elsewhere`): the id last pushed for the user has another login name now (renamed in Verba, or
-    at the source), or a login name equals it but for case. Without [user_id] create_missing that is read from the
-    cache (a look-up's, or the list's). Before a user is created, every user is read (one listUsers, unless one read
-    within `ttl` is cached: in a first sync the first creation reads it for all the others), so that the person is
-    found in Verba whatever the cache held; and when createUser answers ERROR_ALREADY_EXISTS for a login name
-    listUsers does not find, every user is read again to tell a login name in another case (Verba's may ignore case)
-    from a user listUsers leaves out.
+    at the source), or a login name equals it but for case or a domain (`differs_only_by`). Without [user_id]
+    create_missing that is read from the cache (a look-up's, or the list's). Before a user is created, every user is
+    read (one listUsers, unless one read within `ttl` is cached: in a first sync the first creation reads it for all
+    the others), so that the person is found in Verba whatever the cache held; and when createUser answers
+    ERROR_ALREADY_EXISTS for a login name listUsers does not find, every user is read again to tell a login name in
+    another case (Verba's may ignore case) from a user listUsers leaves out.
 
     A cached id is dropped as soon as Verba refuses a write that names it (`refused`): the vendor documents no answer
     for a user deleted in Verba, so any refusal may say so.
@@ -53,7 +55,7 @@ class UserIdResolver:
         self.ttl = ttl
         self.clock = clock
         self._cache: dict[str, tuple[int, float]] = {}  # login name -> (Verba id, when Verba answered it)
-        self._folded: dict[str, str] = {}  # login name casefolded -> the cached login name
+        self._by_name: dict[str, set[str]] = {}  # _bare(login name) -> the cached login names of that name
         self._lock = threading.Lock()
         self._listing = threading.Lock()  # held while every user is read (by the burst's thread, or before a creation)
         self._misses: collections.deque[float] = collections.deque(maxlen=BURST)  # when the last look-ups began
@@ -129,7 +131,8 @@ class UserIdResolver:
                                  f"user {known}, its user until then ({refusal}); {create}, then replay the event")
         renamed = ("" if known is None else f"; it was Verba user {known} when last pushed: if the user was renamed at "
                    f"the source, rename that Verba user's loginName to {login!r} instead")
-        raise UnresolvedUser(f"no Verba user has loginName {login!r}; {create}{renamed}, then replay the event")
+        raise UnresolvedUser(f"no Verba user has loginName {login!r}; {create}, or, if Verba's login names are another "
+                             f"attribute of the user, read them from it ({WHERE_READ}){renamed}, then replay the event")
 
     def _create(self, login: str, change: UserChange, known: int | None) -> int:
         """createUser for `login` from the user's state; when Verba answers ERROR_ALREADY_EXISTS (another source of
@@ -171,13 +174,15 @@ class UserIdResolver:
     def _remember(self, login: str, user_id: int, at: float) -> None:
         """Cache Verba's id of `login` as answered at `at` (under _lock)."""
         self._cache[login] = (user_id, at)
-        self._folded[login.casefold()] = login
+        self._by_name.setdefault(_bare(login), set()).add(login)
 
     def _uncache(self, login: str) -> None:
         """Forget `login`'s cached id (under _lock)."""
         self._cache.pop(login, None)
-        if self._folded.get(login.casefold()) == login:
-            del self._folded[login.casefold()]
+        same = self._by_name.get(_bare(login), set())
+        same.discard(login)
+        if not same:
+            self._by_name.pop(_bare(login), None)
 
     def _forget(self, user_id: int) -> None:
         """Forget every login name cached as Verba user `user_id`; a list of every user under way does not cache it
@@ -188,13 +193,13 @@ class UserIdResolver:
             if self._listing.locked():
                 self._gone.add(user_id)
 
-    def _other_case(self, login: str) -> str | None:
-        """A login name Verba answered within `ttl` that equals `login` but for case ("Oscar@example.com" for
-        "oscar@example.com"), or None."""
+    def _twins(self, login: str) -> list[str]:
+        """The login names Verba answered within `ttl` that are `login` but for case or a domain (`differs_only_by`),
+        sorted."""
+        now = self.clock()
         with self._lock:
-            other = self._folded.get(login.casefold())
-            cached = None if other is None or other == login else self._cache.get(other)
-        return other if cached is not None and self.clock() - cached[1] < self.ttl else None
+            return sorted(other for other in self._by_name.get(_bare(login), ()) if differs_only_by(login, other)
+                          and now - self._cache[other][1] < self.ttl)
 
     def _login_of(self, user_id: int) -> str | None:
         """The login name Verba answered within `ttl` for Verba user `user_id` (the newest answer), or None."""
@@ -206,7 +211,7 @@ class UserIdResolver:
 
     def _cached_elsewhere(self, login: str, known: int | None) -> str | None:
         """`held_elsewhere` of `login` as the cache tells it."""
-        return held_elsewhere(login, known, None if known is None else self._login_of(known), self._other_case(login))
+        return held_elsewhere(login, known, None if known is None else self._login_of(known), self._twins(login))
 
     def _in_every_user(self, login: str, known: int | None, fresh: bool = False) -> str | None:
         """`held_elsewhere` of `login` from a list of every user read now, unless one was read (or refused) within
@@ -291,30 +296,74 @@ class VerbaLogins:
     """The login names of Verba's users, from one list of every user (VerbaClient.every_user)."""
 
     by_id: dict[int, str]  # Verba user id -> its login name
-    by_folded: dict[str, str]  # casefold() -> a login name that folds to it
+    by_name: dict[str, list[str]]  # _bare(login name) -> the login names of that name
 
     @classmethod
     def of(cls, users: Iterable[ListedUser]) -> VerbaLogins:
         named = [(user.user_id, user.login_name) for user in users if user.login_name is not None]
-        return cls(dict(named), {login.casefold(): login for _, login in named})
+        by_name: dict[str, list[str]] = {}
+        for _, login in named:
+            by_name.setdefault(_bare(login), []).append(login)
+        return cls(dict(named), by_name)
 
-    def held_elsewhere(self, login: str, known: int | None) -> str | None:
+    def twins(self, login: str) -> list[str]:
+        """The login names Verba holds that are `login` but for case or a domain (`differs_only_by`), sorted."""
+        return sorted(other for other in self.by_name.get(_bare(login), ()) if differs_only_by(login, other))
+
+    def held_elsewhere(self, login: str, known: int | None, read_from: str = "") -> str | None:
         """`held_elsewhere` of `login` as this list tells it."""
-        other = self.by_folded.get(login.casefold())
-        return held_elsewhere(login, known, None if known is None else self.by_id.get(known),
-                              None if other == login else other)
+        return held_elsewhere(login, known, None if known is None else self.by_id.get(known), self.twins(login),
+                              read_from)
 
 
-def held_elsewhere(login: str, known: int | None, known_as: str | None, other_case: str | None) -> str | None:
+def held_elsewhere(login: str, known: int | None, known_as: str | None, twins: Sequence[str],
+                   read_from: str = "") -> str | None:
     """Why no Verba user may be created for `login`, which no Verba user has: Verba holds the person under another
     login name, and a creation would make them a second Verba user. Either `known_as`, the login name Verba user
     `known` (the id last pushed for them) has now, is not `login` (renamed in Verba, or at the source; the same:
-    that user was deleted since Verba answered), or `other_case` equals `login` but for case. The message ends with
-    the fix, to which the caller adds the step after it; None when neither."""
+    that user was deleted since Verba answered), or Verba has `twins`: login names that are `login` but for case or
+    a domain ("Bob@example.com" or "bob" for "bob@example.com", "bob@example.com" for "bob": the login name is read
+    from another attribute than Verba's). The message names one twin (and how many there are), says where `login` was
+    read from when `read_from` is given ("uid"), and ends with the fix, to which the caller adds the step after it;
+    None when neither."""
+    named = f"loginName {login!r}" + (f" (from {read_from})" if read_from else "")
     if known_as is not None and known_as != login:
-        return (f"no Verba user has loginName {login!r}, but Verba user {known}, last pushed for it, now has loginName "
+        return (f"no Verba user has {named}, but Verba user {known}, last pushed for it, now has loginName "
                 f"{known_as!r}: make the two names match, in Verba or at the source (do not create another user)")
-    if other_case is not None:
-        return (f"no Verba user has loginName {login!r}; Verba has {other_case!r}, which differs only in case: fix the "
-                "case at the source or in Verba (do not create another user)")
+    in_case = [other for other in twins if differs_only_by(login, other) == "case"]
+    other_domain = [other for other in twins if differs_only_by(login, other) == "domain"]
+    for same, how in ((in_case, "which differs only in case"),
+                      (other_domain, f"the same name {'without' if '@' in login else 'with'} a domain")):
+        if same:
+            one = f"{same[0]!r}" + (f" (one of {len(same)} such login names)" if len(same) > 1 else "")
+            return (f"no Verba user has {named}; Verba has {one}, {how}: {twin_fix(login, same[0])} (do not create "
+                    "another user)")
     return None
+
+
+def differs_only_by(login: str, other: str) -> str | None:
+    """How `other` is `login` written otherwise: "case" when they are equal but for case ("Oscar@example.com" for
+    "oscar@example.com"); "domain" when one is the other with a domain (the part from "@"), in any case ("bob" and
+    "bob@example.com", "Bob@Example.com"); None when they are equal, or differ otherwise ("bob@example.com" and
+    "bob@example.org" are two names)."""
+    if other == login:
+        return None
+    if other.casefold() == login.casefold():
+        return "case"
+    if ("@" in other) != ("@" in login) and _bare(other) == _bare(login):
+        return "domain"
+    return None
+
+
+def twin_fix(login: str, other: str) -> str:
+    """What makes `login` Verba's login name `other`, which it equals but for case or a domain (`differs_only_by`)."""
+    if differs_only_by(login, other) == "case":
+        return "fix the case at the source or in Verba"
+    example = "uid or sAMAccountName" if "@" in login else "mail or userPrincipalName"
+    return f"read the login name from the attribute Verba's login names are in ({WHERE_READ}, e.g. {example})"
+
+
+def _bare(login: str) -> str:
+    """`login` casefolded, without its domain: what the ways of writing one login name share ("bob" for
+    "Bob@Example.com")."""
+    return login.casefold().partition("@")[0]
