@@ -54,7 +54,9 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str | 
           operator: str, as_json: bool) -> None:
     """Compare what Verba holds (getExtension, listUsers) with the records each user's current state maps to;
     report users no Verba user has the loginName of, and missing, unlinked, other-user, settings and extra
-    extensions. Writes nothing to Verba.
+    extensions. Writes nothing to Verba. A repair stops recording on each extra extension (Verba holds it for the
+    user, their source does not give it): the check says which, and the repair which it queued to stop (--json:
+    stops_recording).
 
     A check of every user is recorded as the last check (`connector status`, the metrics, `status --check`); one
     limited by --user is not, so that it never hides what the last check of every user found, nor is one that
@@ -86,6 +88,7 @@ def drift(config_path: str, repair: bool, users: tuple[str, ...], reason: str | 
                                               for reason, group in report.unchecked_by_reason().items()},
                       "discarded": report.discarded,
                       "in_conflict": report.in_conflict, "repaired": report.repaired,
+                      "stops_recording": report.stopping,
                       "event_ids": ids, "seconds": report.finished_at - report.started_at,
                       "recorded": recorded}))
     else:
@@ -142,11 +145,17 @@ def lines(report: DriftReport, ids: list[int]) -> list[str]:
     if report.discarded:
         out.append(f"left out, every change of theirs discarded ({counted(len(report.discarded), 'user')}; `events "
                    "replay ID` of a discarded one undoes its discard, and a check then compares the user again)")
+    stops = report.stops_recording()
     if report.repaired is not None:
         out.append(f"repair: queued {counted(report.repaired, 'user')} ({_event_ids(ids)}); the running connector "
                    "pushes them: follow them with `connector events list`")
+        if stops:
+            out.append(f"repair: it stops recording on {stops}")
     elif report.drifts:
         out.append("nothing was written; run again with --repair to queue the fixes")
+        if stops:
+            out.append(f"a repair stops recording on {stops}; if one must stay recorded, give it to its user at the "
+                       "source first")
     return out
 
 

@@ -32,9 +32,10 @@ stops when Verba fails as a whole (OUTAGE_STREAK users in a row), rather than as
 
 A check writes nothing to Verba. A repair queues a fresh, forced event of each drifted user's
 current state, so the normal delivery path (ownership rules, the stop-recording guard) writes the
-fix; an extra is first remembered as pushed for its user, so that push stops recording it. The push of a user
-without a Verba user creates it with [user_id] create_missing (unless Verba holds the person under another loginName
-by then); without, it is a dead letter (unresolved_user) that says how to fix it, and stays in
+fix; an extra is first remembered as pushed for its user, so that push stops recording it (`DriftReport.stopping`:
+what a check says a repair would stop, and what a repair queued to stop; the stop's audit entry names the repair).
+The push of a user without a Verba user creates it with [user_id] create_missing (unless Verba holds the person under
+another loginName by then); without, it is a dead letter (unresolved_user) that says how to fix it, and stays in
 `connector status --check` until someone does.
 
 A scheduled check that fails (Verba failing as a whole mid-run: DriftStopped; a store error), or that checks no
@@ -90,6 +91,7 @@ BATCH = 50
 # clocks of the instances that pushed may differ a little from this one's.
 CLOCK_MARGIN_SECONDS = 1.0
 EVERY = 2**31 - 1  # the open conflicts and held events a check reads: all of them
+EXAMPLES = 5  # the extensions named where a check or a repair says what a repair stops recording
 # Users in a row for whom Verba failed as a whole (VerbaError.target_wide: transport errors, HTTP 5xx, refused logins):
 # the check stops there, rather than asking each remaining user of a Verba that is down.
 OUTAGE_STREAK = 5
@@ -159,6 +161,24 @@ class DriftReport:
     discarded: list[str] = dataclasses.field(default_factory=list)
     in_conflict: list[dict[str, str]] = dataclasses.field(default_factory=list)  # {"extension", "user"}
     repaired: int | None = None  # users queued for repair
+    stopped: list[Drift] = dataclasses.field(default_factory=list)  # the extras a repair queued to stop recording
+
+    @property
+    def stopping(self) -> list[Drift]:
+        """What a repair stops recording: before one, every extra found; after one, the extras it queued to stop
+        (an extra gone or linked to another user by then is left as it is)."""
+        return self.stopped if self.repaired is not None else [d for d in self.drifts if d.kind == "extra"]
+
+    def stops_recording(self) -> str:
+        """What a repair stops recording, e.g. "1 extension Verba holds for these users that their source does not
+        give: +14155559999 (test/u-bob)" (the first EXAMPLES, then how many more); "" when nothing."""
+        stopping = self.stopping
+        if not stopping:
+            return ""
+        named = ", ".join(f"{d.extension} ({d.user})" for d in stopping[:EXAMPLES])
+        more = f" and {len(stopping) - EXAMPLES} more" if len(stopping) > EXAMPLES else ""
+        return (f"{counted(len(stopping), 'extension')} Verba holds for these users that their source does not give: "
+                f"{named}{more}")
 
     @property
     def counts(self) -> dict[str, int]:
@@ -445,29 +465,32 @@ class DriftCheck:
 
     def repair(self, report: DriftReport, *, actor: str, reason: str) -> list[int]:
         """Queue a fresh, forced event of the current state of every user with drift (an extra is first
-        remembered as pushed for its user, so the push stops recording it), audited in the same transaction; the event
-        ids. ValueError, queuing nothing, as `Audit` raises it."""
+        remembered as pushed for its user, so the push stops recording it: `report.stopped`), audited in the same
+        transaction; the event ids. ValueError, queuing nothing, as `Audit` raises it."""
         users: dict[str, tuple[str, str]] = {}
         for drift in report.drifts:
             source, _, external_id = drift.user.partition("/")
             users[drift.user] = (source, external_id)
-            if drift.kind == "extra":
-                self._remember_extra(source, external_id, drift)
+            if drift.kind == "extra" and self._remember_extra(source, external_id, drift):
+                report.stopped.append(drift)
         # Each user's newest state when it is queued: a change accepted since the check read it is what is pushed.
         ids = self.store.queue_current(list(users.values()), REPAIR_CAUSE,
                                        audit=Audit(actor, REPAIR_CAUSE, reason, {"drift": report.counts}))
         report.repaired = len(ids)
         return ids
 
-    def _remember_extra(self, source: str, external_id: str, drift: Drift) -> None:
+    def _remember_extra(self, source: str, external_id: str, drift: Drift) -> bool:
+        """Remember the extra as pushed for its user, so that its push stops recording it; whether Verba still links
+        it to the user (gone or moved meanwhile: nothing of this user's to stop)."""
         found = self.client.get_extension(drift.extension)
         if found is None or found["user_id"] != drift.user_id:
-            return  # gone or moved meanwhile: nothing of this user's to stop
+            return False
         record = ExtensionRecord(
             drift.extension, int(found["user_id"]), found["recording_mode"] or "FULL", bool(found["voice"]),
             bool(found["im"]), bool(found["video"]), bool(found["screen_capture_enabled"]), eid=self.mapping.eid,
             environment_short_name=self.mapping.environment_short_name)
         self.store.remember_pushed(source, external_id, [record])
+        return True
 
 
 class DriftSchedule:
@@ -519,10 +542,12 @@ class DriftSchedule:
         counts = ", ".join(f"{kind} {n}" for kind, n in report.counts.items() if n)
         why = report.why_unchecked()
         failed = not recorded and any(user.reason == VERBA_FAILED for user in report.unchecked)
+        stops = report.stops_recording() if report.repaired is not None else ""
         log.log(logging.WARNING if report.drifts or report.unchecked else logging.INFO,
-                "drift check: %s: %s%s%s%s%s%s", report.figures(), report.verdict(), f" ({counts})" if counts else "",
-                f"; {why} (`connector drift` lists them)" if why else "",
+                "drift check: %s: %s%s%s%s%s%s%s", report.figures(), report.verdict(),
+                f" ({counts})" if counts else "", f"; {why} (`connector drift` lists them)" if why else "",
                 "" if report.repaired is None else f"; {counted(report.repaired, 'user')} queued for repair",
+                f", which stops recording on {stops}" if stops else "",
                 "" if recorded or not failed else "; recorded as a failed check: no user could be checked",
                 "" if recorded or failed else "; not recorded as the last check: no user could be checked")
         if failed:
