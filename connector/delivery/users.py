@@ -360,7 +360,7 @@ def twin_fix(login: str, other: str) -> str:
     if differs_only_by(login, other) == "case":
         return "fix the case at the source or in Verba"
     example = "uid or sAMAccountName" if "@" in login else "mail or userPrincipalName"
-    return f"read the login name from the attribute Verba's login names are in ({WHERE_READ}, e.g. {example})"
+    return f"read the login name from the attribute Verba's login names are in ({WHERE_READ}), e.g. {example}"
 
 
 def _bare(login: str) -> str:
