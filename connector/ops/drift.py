@@ -21,14 +21,14 @@ An extension the user waits for in an open extension conflict is not drift: Verb
 (the ownership rules, connector/delivery/ownership.py), the conflict says why, and a repair would change nothing.
 The report lists those apart (`in_conflict`).
 
-A user is not checked while a change of it waits to be pushed or is pushed now, while its newest change is a dead
-letter or held (a repair would die or overtake it the same way), when its state cannot be mapped, when Verba's list of
-every user holds it under another loginName (the id last pushed, or the same name but for case: creating one would
+A user is not checked while a change of it waits to be pushed or is pushed now, while its newest change is a dead letter
+or held (a repair would die or overtake it the same way), when its state cannot be mapped, when Verba's list of every
+user holds it under another loginName (the id last pushed, or the same name but for case or a domain: creating one would
 make a second Verba user of the person; `held_elsewhere` in connector/delivery/users.py decides it for delivery too; a
-check of some users reads that list the first time it finds a user without a Verba user), or when Verba failed to
-answer about it. A user the mapping does not record (a leaver) needs no Verba user: without one it is in step. A user
-every event of which was discarded is left out on purpose, counted apart (`discarded`), not as unchecked. A check
-stops when Verba fails as a whole (OUTAGE_STREAK users in a row), rather than asking each remaining user.
+check of some users reads that list the first time it finds a user without a Verba user), or when Verba failed to answer
+about it. A user the mapping does not record (a leaver) needs no Verba user: without one it is in step. A user every
+event of which was discarded is left out on purpose, counted apart (`discarded`), not as unchecked. A check stops when
+Verba fails as a whole (OUTAGE_STREAK users in a row), rather than asking each remaining user.
 
 A check writes nothing to Verba. A repair queues a fresh, forced event of each drifted user's
 current state, so the normal delivery path (ownership rules, the stop-recording guard) writes the

@@ -159,6 +159,37 @@ def test_a_person_verba_holds_under_another_login_name_is_not_called_lost(
         "test/u-bob", UNRESOLVED, "no Verba user has loginName 'bob@example.com'; Verba has 'Bob@Example.com', "
         "which differs only in case: fix the case at the source or in Verba (do not create another user)")]
 
+    verba_keeps_only(simulator, [{"id": 9, "loginName": "Bob", "eid": "0000"}])  # the login name read wrong
+    report = check.check()
+    assert report.drifts == [] and report.unchecked == [Unchecked(
+        "test/u-bob", UNRESOLVED, "no Verba user has loginName 'bob@example.com'; Verba has 'Bob', the same name "
+        "without a domain: read the login name from the attribute Verba's login names are in ([user_id] login_name "
+        "in the mapping, or the LDAP directory's username_attribute), e.g. uid or sAMAccountName (do not create "
+        "another user)")]
+
+
+def test_a_repair_creates_no_twin_of_a_person_verba_holds_with_a_domain(
+        deliverer: Deliverer, simulator: Simulator, tmp_path: Path) -> None:
+    """The source's login name is bob, Verba's bob@example.com (as OpenLDAP's uid and Verba's email logins are): a
+    twin Verba user bob was made for him, and an admin deleted it. bob was "no_user" drift, and a repair with
+    create_missing made the twin again."""
+    simulator.add_user("bob", id=9)
+    deliverer.store.enqueue([user("u-bob", "bob", phones=(BOB,))])
+    drain(deliverer)
+    simulator.delete_user(9)
+    config = creating(tmp_path, simulator)
+
+    done = run(config, "drift", "--repair", "--reason", "twin deleted in Verba")
+    assert ("    test/u-bob: no Verba user has loginName 'bob'; Verba has 'bob@example.com', the same name with a "
+            "domain: read the login name from the attribute Verba's login names are in ([user_id] login_name in the "
+            "mapping, or the LDAP directory's username_attribute), e.g. mail or userPrincipalName (do not create "
+            "another user)") in done.stdout.splitlines(), done.output
+    assert "no_user" not in done.stdout and "repair: queued" not in done.stdout
+
+    drain(later(deliverer, config))
+    assert sorted(u["loginName"] for u in simulator.users()) == ["alice@example.com", "bob@example.com"]
+    assert simulator.extensions()[BOB]["user_id"] is None
+
 
 def test_a_check_of_some_users_finds_a_person_verba_holds_under_another_login_name_and_its_repair_creates_nobody(
         deliverer: Deliverer, simulator: Simulator, tmp_path: Path) -> None:
