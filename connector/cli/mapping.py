@@ -123,7 +123,7 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
     if not rows:
         echo("maps to no extension: the state has no valid value in the mapping's [[extensions]] sources"
              + ("" if subject.change.kind == "upsert" else ", and nothing was pushed for it before")
-             + f" ({_sources_found(loaded, subject.change.state)})")
+             + f" ({loaded.sources_found(subject.change.state)})")
         return
     for line in table(rows, at_push_time=resolved is None):
         echo(line)
@@ -134,19 +134,6 @@ def mapping_test(config_path: str, mapping_file: str | None, user: str | None, d
         linked = "the Verba user of its login name" if resolved is None else f"user {resolved}"
         echo(f"stop: recording stops (the extension stays linked to {linked}) if Verba still links it to "
              "this user and no other source of the user claims it; else it is left alone (audited left_alone)")
-
-
-def _sources_found(mapping: Mapping, state: dict[str, Any]) -> str:
-    """What the state holds at each [[extensions]] source's `from`: "extensions[0] 'attributes.mobile': absent
-    (misspelled in the mapping, or not sent by the source?); extensions[1] 'phoneNumbers.value': 1 value, not valid"."""
-    found = []
-    for n, source in enumerate(mapping.sources):
-        valid, invalid = source.extensions(state, strict=False)
-        values = len(valid) + len(invalid)  # its non-blank values
-        held = (f"{values} value{'s' if values > 1 else ''}, not valid" if values
-                else "absent (misspelled in the mapping, or not sent by the source?)")
-        found.append(f"extensions[{n}].from {str(source.path)!r}: {held}")
-    return "; ".join(found)
 
 
 def _using(config: Config | None, mapping_path: str, given: bool) -> str:

@@ -160,8 +160,9 @@ class Deliverer:
             previous = list(claim.pushed)
             if self.mapping.needs_nothing(change, previous) and not self.store.claimed(claim.source, claim.external_id):
                 left_out = "; ".join(self.mapping.left_out(change))
-                self._skip(claim, lease, sent, "maps to no extension and none was pushed for it" + (
-                    f"; left out as invalid: {left_out}: fix it at the source" if left_out else ""))
+                self._skip(claim, lease, sent, "; ".join([
+                    "maps to no extension and none was pushed for it", *self.mapping.ignored(change),
+                    *([f"left out as invalid: {left_out}: fix it at the source"] if left_out else [])]))
                 return
             try:
                 user_id = self.users.resolve(change, claim.verba_user_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,7 @@ DEPROVISION_ACTIONS: tuple[str, ...] = ("stop_recording", "ignore")
 ON_CONFLICT: tuple[str, ...] = ("hold", "take_over")
 ON_INVALID: tuple[str, ...] = ("error", "skip")
 MISTYPED_RATIO = 0.8  # how alike the digits of a bad value and a number must be for one to stand for the other
+IGNORED_SHOWN = 3  # the values a source's [filter] passes over that `ExtensionSource.ignored` names
 
 
 class MappingFailure(ValueError):
@@ -72,6 +74,22 @@ class ExtensionSource:
                     ) from None
                 skipped.append((str(value), f"{self.path}: {exc}"))
         return extensions, skipped
+
+    def ignored(self, state: dict[str, Any], read: Sequence[Any]) -> str:
+        """The values of the state that `from`'s [filter] passes over and no source reads (`read`: the values every
+        source's `from` reaches), and why, e.g. "reads only entries whose type is "work", and ignores '+14155559999'"
+        for phoneNumbers[type eq "work"].value and a number without a type (the first IGNORED_SHOWN, then how many
+        more); "" when none."""
+        if self.path.where is None:
+            return ""
+        ignored = [value for value in dataclasses.replace(self.path, where=None).values(state)
+                   if not blank(value) and value not in read]
+        if not ignored:
+            return ""
+        key, want = self.path.where
+        named = ", ".join(repr(value) for value in ignored[:IGNORED_SHOWN])
+        more = f" and {len(ignored) - IGNORED_SHOWN} more" if len(ignored) > IGNORED_SHOWN else ""
+        return f"reads only entries whose {key} is {json.dumps(want, ensure_ascii=False)}, and ignores {named}{more}"
 
 
 def mistyped(value: str, extension: str) -> bool:
@@ -204,6 +222,32 @@ class Mapping:
             return ()
         return tuple(why for _, why in self._extensions(change.state, strict=True)[1])
 
+    def ignored(self, change: UserChange) -> tuple[str, ...]:
+        """The values of a change of a user it records that a source's [filter] passes over, by source, e.g.
+        "extensions[0].from 'phoneNumbers[type eq "work"].value' reads only entries whose type is "work", and ignores
+        '+14155559999'" (ExtensionSource.ignored); none for a user it does not record, whose values are not used."""
+        if self._settings(change) is None:
+            return ()
+        read = self._read(change.state)
+        return tuple(f"extensions[{n}].from {str(source.path)!r} {ignored}" for n, source in enumerate(self.sources)
+                     if (ignored := source.ignored(change.state, read)))
+
+    def sources_found(self, state: dict[str, Any]) -> str:
+        """What the state holds at each source's `from`, to say why it maps to no extension: "extensions[0].from
+        'phoneNumbers[type eq "work"].value': none: it reads only entries whose type is "work", and ignores
+        '+14155559999'; extensions[1].from 'attributes.mobile': absent (misspelled in the mapping, or not sent by the
+        source?); extensions[2].from 'phoneNumbers.value': 1 value, not valid"."""
+        found, read = [], self._read(state)
+        for n, source in enumerate(self.sources):
+            valid, invalid = source.extensions(state, strict=False)
+            values = len(valid) + len(invalid)  # its non-blank values
+            ignored = source.ignored(state, read)
+            held = (f"{values} value{'s' if values > 1 else ''}, not valid" if values
+                    else f"none: it {ignored}" if ignored
+                    else "absent (misspelled in the mapping, or not sent by the source?)")
+            found.append(f"extensions[{n}].from {str(source.path)!r}: {held}")
+        return "; ".join(found)
+
     def records_anything(self, change: UserChange) -> bool:
         """Whether the change wants the user recorded on at least one extension (an active upsert that a rule or
         [defaults] records, with a number); MappingFailure for a bad value, as map_user."""
@@ -238,6 +282,10 @@ class Mapping:
         read = [source.extensions(state, strict=strict) for source in self.sources]
         return (list(dict.fromkeys(x for extensions, _ in read for x in extensions)),
                 [value for _, skipped in read for value in skipped])
+
+    def _read(self, state: dict[str, Any]) -> list[Any]:
+        """Every value the sources' `from` reach in the state (valid or not)."""
+        return [value for source in self.sources for value in source.path.values(state)]
 
     def _record(self, extension: str, user_id: int, settings: RecordingSettings) -> ExtensionRecord:
         return ExtensionRecord(
