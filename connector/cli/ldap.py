@@ -171,24 +171,34 @@ def _in_file(config: Config, exc: UnknownAttributes) -> list[str]:
 
 def _login_hints(config: Config, directory: LdapConfig, dialect: Dialect, report: PreviewReport,
                  create_missing: bool) -> list[str]:
-    """What to check when most users looked up in Verba have a login name no Verba user has: username_attribute,
-    the one key to fix when Verba's login names are another attribute of the directory (with the defaults,
-    OpenLDAP's uid while Verba's logins are email addresses), or the mapping's [user_id] login_name when it reads
-    them elsewhere. None otherwise."""
+    """What to check when most users looked up in Verba have a login name no Verba user has (Verba may have it with
+    a domain or without one): username_attribute, the one key to fix when Verba's login names are another attribute
+    of the directory (with the defaults, OpenLDAP's uid while Verba's logins are email addresses), or the mapping's
+    [user_id] login_name when it reads them elsewhere. None otherwise."""
     unknown = sum(report.unknown_logins.values())
     if not unknown or unknown <= report.resolved:
         return []
     origin, _ = report.unknown_logins.most_common(1)[0]
+    notes = [f"Verba has {report.with_domain} of them with a domain or without one"] if report.with_domain else []
+    if create_missing and unknown > report.with_domain:
+        notes.append("create_missing = true: a push creates a Verba user for " + (
+            f"the {counted(unknown - report.with_domain, 'other')}" if report.with_domain else "each"))
     said = (f"no Verba user has the login name of {unknown} of the {counted(unknown + report.resolved, 'user')} "
-            f"looked up, read from {origin}"
-            + (" (create_missing = true: a push creates a Verba user for each)" if create_missing else ""))
+            f"looked up, read from {origin}" + (f" ({'; '.join(notes)})" if notes else ""))
+    return [f"{said}: {login_attribute_fix(config, directory, dialect, origin)}, then run the dry run again"]
+
+
+def login_attribute_fix(config: Config, directory: LdapConfig, dialect: Dialect, origin: str) -> str:
+    """What to change when Verba's login names are another attribute than `origin`, where the login names of
+    `directory`'s users are read from ("uid", or a mapping's path): its username_attribute, with an example, or
+    the mapping's [user_id] login_name when that reads them elsewhere."""
     names = [directory.username_attribute] if directory.username_attribute else list(dialect.username_attributes)
     if origin.lower() not in {name.lower() for name in names}:  # the mapping reads it from elsewhere
-        return [f"{said}: check [user_id] login_name in {config.mapping_file}"]
+        return f"check [user_id] login_name in {config.mapping_file}"
     other = next(name for name in (*dialect.username_attributes, "mail") if name.lower() != origin.lower())
     example = f'username_attribute = "{other}"' + (" for email addresses" if other == "mail" else "")
-    return [f"{said}: if Verba's login names are in another attribute, set it in [ldap.{directory.name}] of "
-            f"{config.path}, e.g. {example}, then run the dry run again"]
+    return (f"if Verba's login names are in another attribute, set it in [ldap.{directory.name}] of {config.path}, "
+            f"e.g. {example}")
 
 
 def _directory_counts(found: Preview) -> dict[str, Any]:

@@ -29,7 +29,8 @@ and for whole users:
     unresolved  no Verba user has the login name (create_missing: the push would create one); the detail says where
                 the login name was read from when it is not plainly userName (LDAP: the attribute, "from uid")
     held_elsewhere  no Verba user has the login name, but Verba holds the person under another one (the Verba user
-                last pushed for them renamed, or a login name that differs only in case): the push creates no
+                last pushed for them renamed, or a login name that differs only in case or by a domain: "bob" for
+                "bob@example.com", a login name read from another attribute than Verba's): the push creates no
                 second Verba user, whatever create_missing says, and is a dead letter (unresolved_user) until the
                 names match; `held_elsewhere` in connector/delivery/users.py decides it, for delivery and drift too
     mapping     the state cannot be mapped (the message names the attribute and value)
@@ -47,7 +48,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from connector.delivery.ownership import differing_twins, may_record
+from connector.delivery.ownership import differing_twins, may_record, same_person_fix
+from connector.delivery.users import differs_only_by
 from connector.events import UserChange
 from connector.mapping import MappedUser, Mapping, MappingFailure, UnresolvedUser
 from connector.ops.drift import LazyVerbaLogins, compare, look_up, recorded, verba_directory
@@ -91,9 +93,12 @@ class PreviewReport:
     users: int = 0  # users previewed
     items: list[Item] = dataclasses.field(default_factory=list)
     no_extension: int = 0  # users mapped to no extension at all
-    resolved: int = 0  # users whose Verba user was found (under another login name too: held_elsewhere)
+    # users whose Verba user was found (under another login name too: held_elsewhere, unless by a domain)
+    resolved: int = 0
     # Users whose login name no Verba user has, by where it was read from ("uid", "userName", a mapping's path).
     unknown_logins: Counter[str] = dataclasses.field(default_factory=Counter)
+    # Of those, the users Verba holds under the same name with a domain or without one: no push creates them.
+    with_domain: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -119,6 +124,7 @@ class _Looked:
     found: dict[str, dict[str, Any] | None] = dataclasses.field(default_factory=dict)  # extension -> Verba's
     failure: Item | None = None
     unknown_login: str | None = None  # where its login name, which no Verba user has, was read from
+    with_domain: bool = False  # Verba has its login name with a domain or without one (held_elsewhere)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -163,9 +169,10 @@ class DryRun:
         report = PreviewReport(users=len(users))
         ready = [user for user in looked if user.failure is None]
         report.items.extend(user.failure for user in looked if user.failure is not None)
-        report.resolved = sum(1 for user in looked if user.user_id is not None
-                              or user.failure is not None and user.failure.outcome == "held_elsewhere")
+        report.resolved = sum(1 for user in looked if user.user_id is not None or not user.with_domain and (
+            user.failure is not None and user.failure.outcome == "held_elsewhere"))
         report.unknown_logins.update(user.unknown_login for user in looked if user.unknown_login)
+        report.with_domain = sum(1 for user in looked if user.with_domain)
         rivals = self._rivals(ready)
         # Extensions the previewed users' own pushes let go (a leaver, a number changed): handed over as delivery would.
         let_go = {r.extension: user.user_id for user in ready if user.mapped for r in user.mapped.deprovisions}
@@ -234,22 +241,18 @@ class DryRun:
         """No Verba user has `login` (`known`: the id last pushed for the user): held_elsewhere when Verba's list of
         every user holds the person under another login name (`held_elsewhere`, as delivery decides it: the push
         creates no one), else unresolved. Raises VerbaError as reading that list does."""
-        elsewhere = logins.get().held_elsewhere(login, known)
+        origin = login_read_from(self.mapping, user.change, login_from)
+        verba = logins.get()
+        elsewhere = verba.held_elsewhere(login, known, "" if origin == "userName" else origin)
         if elsewhere is not None:
             user.failure = Item("held_elsewhere", user.label, None,
                                 f"{elsewhere}; the push would be a dead letter (unresolved_user), creating no one")
+            # the login name is read from another attribute than Verba's: as much a hint at it as an unknown one
+            user.with_domain = any(differs_only_by(login, other) == "domain" for other in verba.twins(login))
+            user.unknown_login = origin if user.with_domain else None
             return
-        user.unknown_login = self._login_from(user.change, login_from)
+        user.unknown_login = origin
         user.failure = Item("unresolved", user.label, None, self._unresolved(login, user.unknown_login, user.change))
-
-    def _login_from(self, change: UserChange, given: str | None) -> str:
-        """Where the mapping reads the login name of `change` from: the first [user_id] login_name path that holds
-        one, or, for userName, the source's attribute behind it (`given`, e.g. "uid") when it says."""
-        for path in self.mapping.login_name_paths:
-            if any(isinstance(value, str) and value.strip() for value in path.values(change.state)):
-                name = path.text.strip()
-                return given if given and name == "userName" else name
-        return "userName"
 
     def _unresolved(self, login: str, origin: str, change: UserChange) -> str:
         named = f"loginName {login!r}" + ("" if origin == "userName" else f" (from {origin})")
@@ -333,9 +336,10 @@ class DryRun:
         whom = ("a user of the connector who never claimed it through the connector (linked by hand in Verba?)"
                 if self.store.source_users_of(owner) else
                 "whom the connector does not manage")
-        return item("conflict", f"linked to {held_by}, {whom}: free or relink it in Verba, or set [ownership] "
-                                'on_conflict = "take_over" in the mapping (then restart every instance: each reads '
-                                "the mapping at start)")
+        same = same_person_fix(self.mapping.login_name(user.change.state), me, found.get("user_login_name"), owner)
+        return item("conflict", f"linked to {held_by}, {whom}: " + (same or (
+            'free or relink it in Verba, or set [ownership] on_conflict = "take_over" in the mapping (then restart '
+            "every instance: each reads the mapping at start)")))
 
     def _deprovision(self, user: _Looked, record: ExtensionRecord, claimants: list[_Rival]) -> Item:
         extension, me = record.extension, user.user_id
@@ -360,6 +364,17 @@ class DryRun:
         if recording is None:  # delivery stops it, and audits the stop of a user who stays active, as if it records
             return item("stop", f"{why}: Verba did not say whether it records it for Verba user {me}")
         return item("stop", f"{why}: Verba records {recorded(found)} on it for Verba user {me}")
+
+
+def login_read_from(mapping: Mapping, change: UserChange, given: str | None) -> str:
+    """Where `mapping` reads the login name of `change` from: the first [user_id] login_name path that holds one, or,
+    for userName, the source's attribute behind it (`given`, e.g. "uid") when it says; "userName" when none holds
+    one."""
+    for path in mapping.login_name_paths:
+        if any(isinstance(value, str) and value.strip() for value in path.values(change.state)):
+            name = path.text.strip()
+            return given if given and name == "userName" else name
+    return "userName"
 
 
 def _key(rival: _Rival) -> tuple[str, str]:

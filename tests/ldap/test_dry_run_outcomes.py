@@ -79,12 +79,15 @@ def test_logins_that_match_no_verba_user_name_their_attribute_and_the_key_to_che
 
     code, out = dry_run(config)
     assert code == 0, out
-    assert count(out, "unresolved (no Verba user)") == 3
-    assert "(alice): no Verba user has loginName 'alice' (from uid); " in out
+    # Verba has each with a domain: no push would create them (a second Verba user of each), whatever create_missing
+    assert count(out, "held under another loginName (never created twice)") == 3
+    assert ("(alice): no Verba user has loginName 'alice' (from uid); Verba has 'alice@example.test', the same name "
+            "with a domain: read the login name from the attribute Verba's login names are in ") in out
     [hint] = [line for line in out.splitlines() if line.startswith("hint: ")]
-    assert hint == (f"hint: no Verba user has the login name of 3 of the 3 users looked up, read from uid: if Verba's "
-                    f"login names are in another attribute, set it in [ldap.corp] of {config}, e.g. "
-                    'username_attribute = "mail" for email addresses, then run the dry run again')
+    assert hint == (f"hint: no Verba user has the login name of 3 of the 3 users looked up, read from uid (Verba has 3 "
+                    f"of them with a domain or without one): if Verba's login names are in another attribute, set it "
+                    f'in [ldap.corp] of {config}, e.g. username_attribute = "mail" for email addresses, then run the '
+                    "dry run again")
     assert json.loads(dry_run(config, "--json")[1])["hints"] == [hint.removeprefix("hint: ")]
 
     # The one key: with it, every user resolves and there is nothing to hint at.

@@ -173,9 +173,10 @@ def renamed_in_verba(simulator, login: str, new: str) -> None:
 @pytest.mark.parametrize("list_from", [50, 1], ids=["list-read-when-first-needed", "every-user-at-once"])
 def test_a_person_verba_holds_under_another_login_name_is_previewed_as_the_push_then_does_never_created(
         slapd, admin, base, simulator, tmp_path, monkeypatch, list_from):
-    """With create_missing the dry run said "the push would create one" for ivan, renamed ivan.new in Verba, and for
-    judy, whom Verba holds as Judy; the push refuses to make a second Verba user of either (an unresolved_user dead
-    letter), as delivery and drift decide it. kim, whom Verba does not hold at all, is created."""
+    """With create_missing the dry run said "the push would create one" for ivan, renamed ivan.new in Verba, for
+    judy, whom Verba holds as Judy, and for lee, whom Verba holds as lee@example.com (its login names are email
+    addresses, the directory's uid is not); the push refuses to make a second Verba user of any (an unresolved_user
+    dead letter), as delivery and drift decide it. kim, whom Verba does not hold at all, is created."""
     monkeypatch.setattr("connector.ops.preview.LIST_FROM", list_from)
     ivan = simulator.add_user("ivan")
     slapd.add_user(admin, base, "ivan", telephoneNumber="+14155550140")
@@ -200,6 +201,8 @@ def test_a_person_verba_holds_under_another_login_name_is_previewed_as_the_push_
     simulator.add_user("Judy")
     slapd.add_user(admin, base, "judy", telephoneNumber="+14155550142")
     slapd.add_user(admin, base, "kim", telephoneNumber="+14155550143")
+    simulator.add_user("lee@example.com")
+    slapd.add_user(admin, base, "lee", telephoneNumber="+14155550144")
     mapping = tmp_path / "m.toml"
     mapping.write_text(Path("mappings/default.toml").read_text().replace("create_missing = false",
                                                                           "create_missing = true"))
@@ -207,25 +210,69 @@ def test_a_person_verba_holds_under_another_login_name_is_previewed_as_the_push_
     simulator.clear_calls()
 
     out = sync("--dry-run")
-    assert re.search(r"^  held under another loginName \(never created twice\) +2 users$", out, re.MULTILINE), out
+    assert re.search(r"^  held under another loginName \(never created twice\) +3 users$", out, re.MULTILINE), out
     assert re.search(r"^  no Verba user yet \(create_missing: the push creates them\) +1 users$", out, re.MULTILINE)
-    assert (f"(ivan): no Verba user has loginName 'ivan', but Verba user {ivan}, last pushed for it, now has "
-            "loginName 'ivan.new': make the two names match, in Verba or at the source (do not create another user); "
-            "the push would be a dead letter (unresolved_user), creating no one") in out
-    assert ("(judy): no Verba user has loginName 'judy'; Verba has 'Judy', which differs only in case: fix the case "
-            "at the source or in Verba (do not create another user); the push would be a dead letter "
+    assert (f"(ivan): no Verba user has loginName 'ivan' (from uid), but Verba user {ivan}, last pushed for it, now "
+            "has loginName 'ivan.new': make the two names match, in Verba or at the source (do not create another "
+            "user); the push would be a dead letter (unresolved_user), creating no one") in out
+    assert ("(judy): no Verba user has loginName 'judy' (from uid); Verba has 'Judy', which differs only in case: fix "
+            "the case at the source or in Verba (do not create another user); the push would be a dead letter "
             "(unresolved_user), creating no one") in out
+    assert ("(lee): no Verba user has loginName 'lee' (from uid); Verba has 'lee@example.com', the same name with a "
+            "domain: read the login name from the attribute Verba's login names are in ([user_id] login_name in the "
+            "mapping, or the LDAP directory's username_attribute), e.g. mail or userPrincipalName (do not create "
+            "another user); the push would be a dead letter (unresolved_user), creating no one") in out
     assert "(kim): no Verba user has loginName 'kim' (from uid); the push would create one (" in out
-    assert "hint:" not in out  # Verba holds ivan and judy: no sign of a wrong login attribute
+    assert "hint:" not in out  # Verba holds ivan and judy: lee alone is little sign of a wrong login attribute
     assert [c["loginName"] for c in simulator.calls("listUsers")].count(None) == 1  # every user, read once
     items = {i["user"].split(" ")[-1].strip("()"): i for i in json.loads(sync("--dry-run", "--json"))["items"]
              if i["extension"] is None}
     assert {user: item["outcome"] for user, item in items.items()} == {
-        "ivan": "held_elsewhere", "judy": "held_elsewhere", "kim": "unresolved"}
+        "ivan": "held_elsewhere", "judy": "held_elsewhere", "kim": "unresolved", "lee": "held_elsewhere"}
 
-    sync()  # what the dry run foretold: no second Verba user of ivan or judy; kim created
-    assert delivered() == {"ivan": "unresolved_user", "judy": "unresolved_user"}
-    assert simulator.users("ivan") == simulator.users("judy") == [] and len(simulator.users("kim")) == 1
+    sync()  # what the dry run foretold: no second Verba user of ivan, judy or lee; kim created
+    assert delivered() == {"ivan": "unresolved_user", "judy": "unresolved_user", "lee": "unresolved_user"}
+    assert simulator.users("ivan") == simulator.users("judy") == simulator.users("lee") == []
+    assert len(simulator.users("kim")) == 1
+
+
+def test_the_login_hint_counts_no_creation_for_users_verba_has_with_a_domain(slapd, admin, base, simulator, tmp_path):
+    """It said "create_missing = true: a push creates a Verba user for each", twins of mia and noel included."""
+    for login in ("mia@example.com", "noel@example.com"):
+        simulator.add_user(login)
+    for n, uid in enumerate(("mia", "noel", "olga")):
+        slapd.add_user(admin, base, uid, telephoneNumber=f"+1415555015{n}")
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(Path("mappings/default.toml").read_text().replace("create_missing = false",
+                                                                          "create_missing = true"))
+    config = write_config(tmp_path, slapd.url, base, simulator.url, mapping=str(mapping))
+    result = CliRunner().invoke(main, ["ldap", "sync", "corp", "--dry-run", "--config", config])
+    assert result.exit_code == 0, result.output
+    [hint] = [line for line in result.output.splitlines() if line.startswith("hint: ")]
+    assert hint.startswith("hint: no Verba user has the login name of 3 of the 3 users looked up, read from uid (Verba "
+                           "has 2 of them with a domain or without one; create_missing = true: a push creates a Verba "
+                           "user for the 1 other): if Verba's login names are in another attribute, set it in "
+                           "[ldap.corp] of "), hint
+
+
+def test_a_conflict_with_the_same_person_under_a_login_name_with_a_domain_is_previewed_with_the_login_fix(
+        slapd, admin, base, simulator, tmp_path):
+    """Verba user quinn, a twin create_missing made before, wants quinn@example.com's number: the dry run said to set
+    on_conflict = "take_over", which would file quinn's recordings under the empty twin."""
+    holder, twin = simulator.add_user("quinn@example.com"), simulator.add_user("quinn")
+    simulator.edit_extension("+14155550160", user_id=holder, recordingMode="FULL", voice=True)
+    slapd.add_user(admin, base, "quinn", telephoneNumber="+14155550160")
+    config = write_config(tmp_path, slapd.url, base, simulator.url)
+    result = CliRunner().invoke(main, ["ldap", "sync", "corp", "--dry-run", "--json", "--config", config])
+    assert result.exit_code == 0, result.output
+    [item] = [i for i in json.loads(result.output)["items"] if i["extension"] == "+14155550160"]
+    assert (item["outcome"], item["detail"]) == ("conflict", (
+        f"linked to Verba user {holder} (quinn@example.com), whom the connector does not manage: read the login name "
+        "from the attribute Verba's login names are in ([user_id] login_name in the mapping, or the LDAP directory's "
+        f"username_attribute), e.g. mail or userPrincipalName, so that the push finds Verba user {holder} "
+        f"(quinn@example.com), then check Verba user {twin} (quinn), a second Verba user of the same person, and "
+        'remove it in Verba; do not take the number over (on_conflict = "take_over"): its recordings would be filed '
+        f"under Verba user {twin}"))
 
 
 def test_the_dry_run_foretells_what_the_sync_then_does(slapd, admin, directory, simulator, tmp_path):
