@@ -11,17 +11,20 @@ from typing import Any
 
 import click
 
-from connector.cli.ldap import directory_config
+from connector.cli.ldap import directory_config, login_attribute_fix
 from connector.cli.options import config_option, echo, json_option
 from connector.config import Config, load_config
 from connector.errors import ConnectorError
 from connector.events import KINDS, UserChange, parse_user_change, read_json
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser, load_mapping
 from connector.ops.drift import LazyVerbaLogins
+from connector.ops.preview import login_read_from
 from connector.ops.report import to_json
 from connector.passwords import one_shot_command
 from connector.records import ExtensionRecord
 from connector.runtime import open_client, preview_store
+from connector.sources.ldap.dialects import Dialect
+from connector.sources.ldap.snapshot import NoLoginName, login_name
 from connector.sources.ldap.watcher import Watcher
 from connector.sources.scim.index import user_state
 from connector.sources.scim.schema import USERS
@@ -42,6 +45,8 @@ class _Subject:
     previous: list[ExtensionRecord] = dataclasses.field(default_factory=list)  # as last pushed
     known_id: int | None = None  # the Verba user id last pushed for it
     live: bool = False
+    directory: Dialect | None = None  # of the directory it was read from (--ldap)
+    login_attribute: str | None = None  # the directory's attribute its login name (userName) was read from: "uid"
 
 
 @click.group()
@@ -185,9 +190,10 @@ def _live(config: Config, directory: str | None, wanted: str | None, scim_user: 
           kind: str | None) -> _Subject:
     """The live user: read from the directory or the store, with what the connector last pushed for it."""
     with preview_store(config) as store:  # before going live, there may be no store yet
+        dialect = None
         if directory is not None:
             assert wanted is not None  # checked with the other options
-            change, where = _from_directory(config, store, directory, wanted)
+            change, where, dialect = _from_directory(config, store, directory, wanted)
         else:
             assert scim_user is not None
             change, where = _from_scim(config, store, scim_user)
@@ -196,17 +202,29 @@ def _live(config: Config, directory: str | None, wanted: str | None, scim_user: 
         login = change.state.get("userName")
         name = f"{change.source}/{change.external_id}" + (f" ({login})" if login else "")
         return _Subject(change, name, where, store.pushed_extensions(change.source, change.external_id),
-                        store.verba_user_id(change.source, change.external_id), live=True)
+                        store.verba_user_id(change.source, change.external_id), live=True, directory=dialect,
+                        login_attribute=None if dialect is None else _login_attribute(dialect, change))
 
 
-def _from_directory(config: Config, store: Store, name: str, wanted: str) -> tuple[UserChange, str]:
+def _from_directory(config: Config, store: Store, name: str, wanted: str) -> tuple[UserChange, str, Dialect]:
     section = directory_config(config, name)
     with closing(Watcher(store, section)) as watcher:
         change = watcher.read_user(wanted)
     if change is None:
         raise ConnectorError(f"directory {name} has no user {wanted!r} in scope (under {section.base}, matching the "
                              "filter); give its DN, its stable id or its login name")
-    return change, f"directory {name}: {change.state.get('attributes', {}).get('dn', '')}"
+    return change, f"directory {name}: {change.state.get('attributes', {}).get('dn', '')}", watcher.dialect
+
+
+def _login_attribute(dialect: Dialect, change: UserChange) -> str | None:
+    """The attribute the directory user's login name was read from, as a sync reads it (`login_name`, from the
+    attributes the state keeps: every one a login name may be read from); None when it has none."""
+    attributes = change.state.get("attributes", {})
+    texts = {key.lower(): value if isinstance(value, list) else [value] for key, value in attributes.items()}
+    try:
+        return login_name(dialect, str(attributes.get("dn", "")), texts)[1]
+    except NoLoginName:
+        return None
 
 
 def _from_scim(config: Config, store: Store, wanted: str) -> tuple[UserChange, str]:
@@ -260,22 +278,29 @@ def _user_id(config: Config | None, loaded: Mapping, subject: _Subject,
     if config is None:
         return None, f"listUsers loginName {found!r} when it is pushed; --user-id N maps with one now"
     anyway = "pass --user-id N to see the records anyway"
+    origin = login_read_from(loaded, subject.change, subject.login_attribute)
+    read_from = "" if origin == "userName" else origin
     try:
         with open_client(config) as client:
             user_id = client.find_user_id(found)
             # as a push decides: never a second Verba user for a person Verba holds under another login name
             elsewhere = None if user_id is not None else LazyVerbaLogins(client, None, "mapping test").get(
-            ).held_elsewhere(found, subject.known_id)
+            ).held_elsewhere(found, subject.known_id, read_from)
     except VerbaError as exc:
         raise ConnectorError(f"cannot look the Verba user up by loginName {found!r} at {config.target_url}: {exc}; "
                              "pass --user-id N to see the records without asking Verba") from None
     if elsewhere is not None:
         raise ConnectorError(f"{subject.name}: {elsewhere}; a push would be a dead letter (unresolved_user), "
                              f"creating no one; {anyway}")
+    named = f"loginName {found!r}" + (f" (from {read_from})" if read_from else "")
     if user_id is None and loaded.create_missing_users and subject.change.kind == "upsert":
-        return None, f"no Verba user has loginName {found!r}: a push creates one ([user_id] create_missing = true)"
+        return None, f"no Verba user has {named}: a push creates one ([user_id] create_missing = true)"
     if user_id is None:
-        raise ConnectorError(f"{subject.name}: no Verba user has loginName {found!r}, so a push would be a dead "
-                             "letter (unresolved_user): create the user in Verba (or set [user_id] create_missing = "
-                             f"true in the mapping); {anyway}")
+        dialect = subject.directory
+        elsewhere_read = (login_attribute_fix(config, dialect.config, dialect, origin) if dialect is not None else
+                          "if Verba's login names are another attribute of the user, read them from it with [user_id] "
+                          "login_name in the mapping")
+        raise ConnectorError(f"{subject.name}: no Verba user has {named}, so a push would be a dead letter "
+                             "(unresolved_user): create the user in Verba (or set [user_id] create_missing = true in "
+                             f"the mapping), or, {elsewhere_read}; {anyway}")
     return user_id, f"listUsers loginName {found!r}"

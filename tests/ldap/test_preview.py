@@ -421,7 +421,20 @@ def test_mapping_test_of_a_live_user_says_what_is_wrong_in_one_line(slapd, admin
     code, out = run("--ldap", "corp", "--user", "alice")
     assert code == 1 and "2 users match 'alice'" in out and "give the DN or the stable id of one" in out
     code, out = run("--ldap", "corp", "--user", "dave")
-    assert code == 1 and "no Verba user has loginName 'dave'" in out and "unresolved_user" in out
+    assert code == 1 and ("no Verba user has loginName 'dave' (from uid), so a push would be a dead letter "
+                          "(unresolved_user): create the user in Verba (or set [user_id] create_missing = true in the "
+                          "mapping), or, if Verba's login names are in another attribute, set it in [ldap.corp] of "
+                          f'{config}, e.g. username_attribute = "mail" for email addresses; pass --user-id N to see '
+                          "the records anyway") in out, out
+    # Verba's login names are email addresses, the directory's uid is not: never a second Verba user of lee
+    simulator.add_user("lee@example.com")
+    slapd.add_user(admin, directory, "lee", telephoneNumber="+14155550106")
+    code, out = run("--ldap", "corp", "--user", "lee")
+    assert code == 1 and ("no Verba user has loginName 'lee' (from uid); Verba has 'lee@example.com', the same name "
+                          "with a domain: read the login name from the attribute Verba's login names are in ([user_id] "
+                          "login_name in the mapping, or the LDAP directory's username_attribute), e.g. mail or "
+                          "userPrincipalName (do not create another user); a push would be a dead letter "
+                          "(unresolved_user), creating no one; pass --user-id N to see the records anyway") in out, out
 
 
 def checked(line: str) -> tuple[str, str]:
