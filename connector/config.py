@@ -61,6 +61,16 @@ class StoreConfig:
         """Whether several connectors may share the store (PostgreSQL; a SQLite file has one)."""
         return self.url.startswith(("postgresql://", "postgres://"))
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What leaves the store open to others, a sentence with the fix, for `validate-config --connect` and the log
+        of `connector run`: a PostgreSQL password written in the url, which whoever reads the config reads too."""
+        if self.shared and urllib.parse.urlsplit(self.url).password is not None:
+            return ("the PostgreSQL password is written in [store] url, where whoever can read the config reads it: "
+                    "take it out and give it to libpq in a file of mode 0600 (~/.pgpass, or PGPASSFILE) or in "
+                    "PGPASSWORD",)
+        return ()
+
 
 @dataclasses.dataclass(frozen=True)
 class TargetConfig:

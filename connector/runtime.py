@@ -31,7 +31,7 @@ from connector.simulator.app import create_app
 from connector.simulator.seed import load_seed
 from connector.sources.ldap.scheduler import LdapScheduler
 from connector.sources.scim import ScimTokens, create_scim_app
-from connector.store import Store, StoreMissing, open_store
+from connector.store import Store, StoreMissing, open_store, without_password
 from connector.verba.client import UNREACHABLE_HINT, VerbaClient
 
 log = logging.getLogger("connector")
@@ -146,6 +146,8 @@ class Connector:
             raise
 
     def _start(self, released: int) -> None:
+        for warning in self.config.store.warnings:
+            log.warning("store %s: %s", without_password(self.config.store.url), warning)
         if released:
             log.info("returned %d in-flight events from the last run to the queue", released)
         if self.config.uses_simulator:

@@ -136,15 +136,17 @@ def _check_mapping(config: Config) -> list[Check]:
 
 def _check_store(config: Config) -> list[Check]:
     what = f"store {without_password(config.store.url)}"
+    warning = "".join(f"; WARNING: {each}" for each in config.store.warnings)
     try:
         with open_configured_store(config) as store:
             store.count_by_state()
             version = len(migrations(store.dialect))
     except StoreMissing:  # a first start: `connector run` creates it
-        return [(True, what, "none yet: `connector run` creates it (if one should be there, check [store] url)")]
+        return [(True, what, "none yet: `connector run` creates it (if one should be there, check [store] url)"
+                 + warning)]
     except (StoreError, ValueError) as exc:
         return [(False, what, str(exc))]
-    return [(True, what, f"reachable, schema version {version} (this connector's)")]
+    return [(True, what, f"reachable, schema version {version} (this connector's){warning}")]
 
 
 _TARGET_FIXES = {
