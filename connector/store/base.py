@@ -59,8 +59,7 @@ class Store(EventQueue, EventLog, LdapMarks, ScimResources, Instances):
         if "instances" not in {row["name"] for row in conn.execute(self._q["table_names"])}:
             return  # a store from before migration 7: its connectors register nowhere
         now = self._now(conn)
-        registered = [Instance(**row) for row in conn.execute(self._q["instances"])]
-        running = [i for i in registered if now - i.heartbeat_at <= liveness_seconds]
+        running = [Instance(**row) for row in conn.execute(self._q["heard_instances"], (now - liveness_seconds,))]
         if running:
             who = ", ".join(f"{i.name} on {i.host} (pid {i.pid}, heard from {now - i.heartbeat_at:.0f} s ago)"
                             for i in running)

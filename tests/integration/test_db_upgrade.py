@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -44,14 +45,15 @@ def version(store_url: str) -> int:
 def test_an_upgrade_waits_until_no_connector_runs_on_the_store(tmp_path: Path, store_url: str) -> None:
     behind(store_url)
     with open_store(store_url, create=False) as store:
-        running, _ = store.register_instance(Instance("trader-floor", "run-1", "host-7", 4242), LIVENESS,
-                                             lambda previous: True)
+        with store._write() as conn:  # registered as the connector before the newest migration did
+            conn.execute(store._q["put_instance"], ("trader-floor", "run-1", "host-7", 4242, time.time(), time.time()))
         refused = upgrade(tmp_path, store_url)
         assert refused.returncode == 1, refused.stderr
         assert "trader-floor on host-7 (pid 4242, heard from" in refused.stderr
         assert "stop every one, run this again" in refused.stderr and "Traceback" not in refused.stderr
         assert version(store_url) == len(migrations(store.dialect)) - 1  # nothing applied
-        store.leave_instance(running)  # a clean stop
+        with store._write() as conn:  # a clean stop
+            conn.execute(store._q["forget_instances"])
     done = upgrade(tmp_path, store_url)
     assert done.returncode == 0 and "1 migration(s) applied" in done.stdout, done.stderr
 

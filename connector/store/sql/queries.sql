@@ -462,6 +462,10 @@ SELECT name, run, host, pid, started_at, heartbeat_at FROM instances WHERE name 
 -- instances --
 SELECT name, run, host, pid, started_at, heartbeat_at, mapping_digest FROM instances ORDER BY name
 
+-- heard_instances --
+-- The instances heard from since %s, read before `db upgrade` on a schema from migration 7 on: its columns only.
+SELECT name, run, host, pid, started_at, heartbeat_at FROM instances WHERE heartbeat_at >= %s ORDER BY name
+
 -- put_instance --
 INSERT INTO instances (name, run, host, pid, started_at, heartbeat_at) VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT (name) DO UPDATE SET run = excluded.run, host = excluded.host, pid = excluded.pid,
