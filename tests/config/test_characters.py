@@ -11,22 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from connector.cli import main
-from connector.config import ConfigError, load_config
+from tests.config.helpers import config_with, problems
 
 TARGET = '[target]\nurl = "http://verba:7002/provisioning"\n'
 SECRET = "demo-pw-7002"
-
-
-def config_with(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "connector.toml"
-    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n' + text)
-    return path
-
-
-def problems(path: Path) -> list[str]:
-    with pytest.raises(ConfigError) as refused:
-        load_config(path)
-    return str(refused.value).splitlines()
 
 
 def secret_file(tmp_path: Path, content: str) -> Path:

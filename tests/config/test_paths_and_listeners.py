@@ -12,18 +12,7 @@ import pytest
 from connector.config import ConfigError, load_config
 from connector.mapping import MappingError, load_mapping
 from connector.runtime import Connector
-
-
-def config_with(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "connector.toml"
-    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "c.db"}"\n' + text)
-    return path
-
-
-def problems(path: Path) -> list[str]:
-    with pytest.raises(ConfigError) as refused:
-        load_config(path)
-    return str(refused.value).splitlines()
+from tests.config.helpers import config_with, problems
 
 
 def test_a_relative_path_that_is_not_found_says_which_directory_it_was_read_from(
