@@ -95,17 +95,25 @@ class ExtensionSource:
 def mistyped(value: str, extension: str) -> bool:
     """Whether a value left out as invalid may be `extension` mistyped at the source: their digits match but for a
     slip or two (a letter O for a 0, a digit dropped, doubled, changed or two swapped), e.g. "+1 917 555 04O2" and
-    "+19175550402". A value with too few digits to tell ("ask reception") is not. A value holding U+FFFD (a
-    character the source lost: an LDAP value's NUL, connector.events.storable) may be any extension: what it was
-    cannot be told."""
+    "+19175550402". A value with too few digits to tell ("ask reception") is not. A value holding U+FFFD (for a
+    character the source held that no store can: an LDAP value's NUL, connector.events.storable) is read without
+    it, the value as meant: "ali\ufffdce@example.com" may be alice@example.com and "41\ufffd00" 4100, but not
+    another extension of the user, which may have moved to someone else."""
     if REPLACEMENT_CHARACTER in value:
-        return True
+        value = value.replace(REPLACEMENT_CHARACTER, "")
+        if _bare(value) == _bare(extension):
+            return True
     typed, known = re.sub(r"\D", "", value), re.sub(r"\D", "", extension)
     if len(typed) < 6 or len(known) < 6:
         return False
     # A value typed without its country code matches the number's last digits ("555-0100" for +14155550100).
     return any(difflib.SequenceMatcher(None, typed, digits, autojunk=False).ratio() >= MISTYPED_RATIO
                for digits in (known, known[-len(typed) - 1:]))
+
+
+def _bare(text: str) -> str:
+    """`text` as two spellings of one extension compare: without a "sip:" prefix and spaces, in any case."""
+    return re.sub(r"^sip:|\s", "", text.strip().casefold())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -90,7 +90,11 @@ def test_a_number_left_out_as_invalid_keeps_the_numbers_last_recorded_instead_of
 @pytest.mark.parametrize(("value", "number", "alike"), [
     ("+1 917 555 04O2", "+19175550402", True), ("917 555 04O2", "+19175550402", True),
     ("+1 917 555 4002", "+19175550402", True), ("ask reception", "+19175550402", False),
-    ("+1 212 555 0401", "+19175550402", False), ("x101", "+12125550142;ext=101", False)])
+    ("+1 212 555 0401", "+19175550402", False), ("x101", "+12125550142;ext=101", False),
+    # U+FFFD: a character the source held that no store can (an LDAP NUL): the value as meant is read without it
+    ("41\ufffd00", "4100", True), ("41\ufffd00", "+14155550100", False),
+    ("+1 917 555 \ufffd0402", "+19175550402", True),
+    ("sip:ali\ufffdce@Example.com", "alice@example.com", True), ("ali\ufffdce@example.com", "bob@example.com", False)])
 def test_a_bad_value_is_taken_for_a_number_mistyped_only_when_their_digits_are_alike(value, number, alike) -> None:
     assert mistyped(value, number) is alike
 

@@ -323,12 +323,16 @@ def test_a_character_xml_cannot_carry_or_a_replacement_character_is_refused_nami
 
 
 def test_a_value_the_source_broke_keeps_the_extension_last_pushed_with_skip() -> None:
-    """An LDAP mail whose NUL was read as U+FFFD (connector.events.storable): a broken value may stand for any
-    extension last pushed, which stays recording; an address merely changed is stopped as before."""
+    """An LDAP mail whose NUL was read as U+FFFD (connector.events.storable): a broken value may stand for the
+    extension last pushed that it spells without the lost character, which stays recording; another extension of
+    the user (a number moved to someone else) and an address merely changed are stopped as before."""
     skip = mapping('on_invalid = "skip"\n', SIP)
     last = [rec("alice@example.com")]
     broken = skip.map_user(change(emails("ali\ufffdce@example.com")), 7, last)
     assert broken == MappedUser(last, []) and broken.kept == ("alice@example.com",)
+    two = [rec("alice@example.com"), rec("alice.old@example.com")]
+    one_kept = skip.map_user(change(emails("ali\ufffdce@example.com")), 7, two)
+    assert one_kept == MappedUser([two[0]], [two[1].stopped()]) and one_kept.kept == ("alice@example.com",)
     assert broken.skipped[0].startswith(
         "emails[type eq \"work\"].value: 'ali\ufffdce@example.com' holds U+FFFD REPLACEMENT CHARACTER")
     moved = skip.map_user(change(emails("alice@example.org")), 7, last)
