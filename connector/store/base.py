@@ -51,9 +51,9 @@ class Store(EventQueue, EventLog, LdapMarks, ScimResources, Instances):
 
     def _refuse_running(self, conn: Any, liveness_seconds: float) -> None:
         """StoreError naming them if connectors run on the store (heard from within `liveness_seconds`, or holding a
-        SQLite file): one made for the schema as it was fails on the new one, or loses changes. On SQLite, none can
-        start until close()."""
-        if holder := self._hold_alone():
+        SQLite file): one made for the schema as it was fails on the new one, or loses changes. One that starts
+        meanwhile finds the schema behind (or waits for the upgrade's write lock) and is refused."""
+        if holder := self._running_pid():
             raise StoreError(f"a connector (pid {holder}) is running on the store {self.name}, or upgrading it: stop "
                              "it, run this again, then start it with this version")
         if "instances" not in {row["name"] for row in conn.execute(self._q["table_names"])}:

@@ -159,9 +159,9 @@ class Database:
         with self._read() as conn:
             return conn.execute(self._q[query], params).fetchone()
 
-    def _hold_alone(self) -> str | None:
-        """Keep other connectors off the store until close(), where the dialect can (a SQLite file's instance lock,
-        which `connector run` holds for its life); the pid of the process on it instead, if one is."""
+    def _running_pid(self) -> str | None:
+        """The pid of a connector running on the store, where the dialect can tell (a SQLite file's instance lock,
+        which `connector run` holds for its life); None otherwise."""
         return None
 
     def _write(self) -> AbstractContextManager[Any]:

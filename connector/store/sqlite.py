@@ -188,13 +188,24 @@ class SQLiteStore(Store):
     def start_instance(self) -> int:
         """One connector per file: a second one is refused with StoreError, and the first's leases are
         released (whatever is in flight was this file's only connector's)."""
-        if holder := self._hold_alone():
+        if holder := self._lock_instance():
             raise StoreError(
                 f"another connector (pid {holder}) is running on the store {self.path}, or upgrading it; run one "
                 "connector per SQLite file, or put several on PostgreSQL ([store] url = \"postgresql://...\")")
         return self.release_leases()
 
-    def _hold_alone(self) -> str | None:
+    def _running_pid(self) -> str | None:
+        existed = os.path.exists(f"{self.path}.instance")
+        holder = self._lock_instance()
+        if holder is None and self._instance_lock is not None:  # nobody runs: let go, and leave no file made here
+            self._instance_lock.close()
+            self._instance_lock = None
+            if not existed:
+                os.unlink(f"{self.path}.instance")
+        return holder
+
+    def _lock_instance(self) -> str | None:
+        """Hold the file's instance lock until close(); the pid written in it instead, if another process holds it."""
         lock = self._open_instance_lock()
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

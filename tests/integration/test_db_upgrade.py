@@ -71,13 +71,22 @@ def test_a_connector_holding_a_sqlite_file_stops_an_upgrade_of_it(tmp_path: Path
     behind(store_url)
     running = SQLiteStore(str(tmp_path / "connector.db"), create=False)
     try:
-        running._hold_alone()  # what `connector run` holds for its life (start_instance), whatever its version
+        running._lock_instance()  # what `connector run` holds for its life (start_instance), whatever its version
         refused = upgrade(tmp_path, store_url)
     finally:
         running.close()
     assert refused.returncode == 1
     assert f"a connector (pid {os.getpid()}) is running on the store" in refused.stderr
     assert upgrade(tmp_path, store_url).returncode == 0
+    assert (tmp_path / "connector.db.instance").exists()  # connector run's, left as it was
+
+
+def test_an_upgrade_leaves_no_lock_file_of_its_own(tmp_path: Path) -> None:
+    """Run as root, one would keep the service user's `connector run` from opening it."""
+    store_url = f"sqlite:///{tmp_path / 'connector.db'}"
+    behind(store_url)
+    assert upgrade(tmp_path, store_url).returncode == 0
+    assert not (tmp_path / "connector.db.instance").exists()
 
 
 @pytest.fixture
