@@ -185,7 +185,9 @@ class OwnershipPusher:
         holders = ", ".join("/".join(user) for user in self.store.source_users_of(owner))
         by_hand = (f"its holder, a user of the connector ({holders}), never claimed it through the connector (it was "
                    "linked by hand in Verba, for instance)")
-        if self.on_conflict == "take_over":
+        # Never taken over from the same person under another spelling of the login (a twin create_missing made):
+        # its recordings would be filed under the twin. A conflict says to fix the login name instead.
+        if self.on_conflict == "take_over" and same_person_fix(me.login_name, me.verba_user_id, login, owner) is None:
             self._move(claim, me, record, owner, login, outcome, "take_over",
                        (by_hand if holders else "the holder is not managed by the connector")
                        + ' and [ownership] on_conflict = "take_over"')

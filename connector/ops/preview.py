@@ -331,12 +331,12 @@ class DryRun:
         held_by = f"Verba user {owner}" + (f" ({found['user_login_name']})" if found.get("user_login_name") else "")
         if let_go.get(extension) == owner or self.store.let_go_by_holder(extension, owner):
             return item("update", f"handed over from {held_by}, a user of the connector who let it go")
-        if self.mapping.on_conflict == "take_over":
+        same = same_person_fix(self.mapping.login_name(user.change.state), me, found.get("user_login_name"), owner)
+        if self.mapping.on_conflict == "take_over" and same is None:  # never from the same person (as delivery)
             return item("update", f'taken over from {held_by} ([ownership] on_conflict = "take_over")')
         whom = ("a user of the connector who never claimed it through the connector (linked by hand in Verba?)"
                 if self.store.source_users_of(owner) else
                 "whom the connector does not manage")
-        same = same_person_fix(self.mapping.login_name(user.change.state), me, found.get("user_login_name"), owner)
         return item("conflict", f"linked to {held_by}, {whom}: " + (same or (
             'free or relink it in Verba, or set [ownership] on_conflict = "take_over" in the mapping (then restart '
             "every instance: each reads the mapping at start)")))

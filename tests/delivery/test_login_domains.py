@@ -8,13 +8,14 @@ to fix the login name, not to take the number over (simulator over real HTTP).""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connector.delivery.worker import Deliverer
 from connector.store import EventState
-from tests.plugins.simulator import Simulator, drain, user
+from tests.plugins.simulator import Simulator, delivering, drain, user
 
 BOB, CAROL, DAVE, ERIN, FRANK = "+14155550111", "+14155550122", "+14155550133", "+14155550144", "+14155550155"
 HELD = "+14155550166"  # Verba links it to bob@example.com (Verba user 4)
@@ -99,6 +100,22 @@ def test_a_conflict_with_the_same_person_under_another_spelling_says_to_fix_the_
         f"({twin}), a second Verba user of the same person, and remove it in Verba; do not take the number over "
         f'(on_conflict = "take_over"): its recordings would be filed under Verba user {twin_id}'), conflict.message
     assert simulator.extensions()[HELD]["user_id"] == 4
+
+
+def test_take_over_never_moves_a_number_to_the_same_person_under_another_spelling(
+        make_config: Any, simulator: Simulator, tmp_path: Path) -> None:
+    """With on_conflict = "take_over" set, a twin made before (Verba user "bob") took bob@example.com's number, and
+    the calls were filed under the twin: now it waits in a conflict, the number stays with bob@example.com."""
+    mapping = tmp_path / "take_over.toml"
+    mapping.write_text(Path("mappings/default.toml").read_text() + '\n[ownership]\non_conflict = "take_over"\n')
+    twin_id = simulator.add_user("bob")
+    for deliverer in delivering(make_config(str(mapping))):
+        deliverer.store.enqueue([user("u-bob", "bob", phones=(HELD,))])
+        drain(deliverer)
+        [conflict] = deliverer.store.open_conflicts()
+        assert "a second Verba user of the same person" in conflict.message
+        assert [a for a in deliverer.store.list_audit() if a.action == "take_over"] == []
+    assert simulator.extensions()[HELD]["user_id"] == 4 != twin_id
 
 
 def test_a_conflict_with_another_person_still_offers_take_over(deliverer: Deliverer, simulator: Simulator) -> None:
