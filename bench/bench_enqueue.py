@@ -25,7 +25,7 @@ from connector.store.postgres import PostgresStore
 from connector.store.sqlite import SQLiteStore
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # for the tests' cluster helper
-from tests.postgres_server import PostgresServer, ServerUnavailable  # noqa: E402
+from tests.postgres_server import server_or_skipped  # noqa: E402
 
 GOAL = 0.5
 PAYLOAD = ("0123456789abcdef" * 32)[:500]
@@ -135,12 +135,9 @@ def main() -> None:
     report(raw, "raw INSERT + COMMIT", store, "SQLiteStore")
 
     print()
-    try:
-        server = PostgresServer.start()
-    except ServerUnavailable as error:
-        print(f"PostgreSQL: skipped ({error})")
-        return
-    with server:
+    with server_or_skipped() as server:
+        if server is None:
+            return
         raw = postgres_raw_inserts(server.create_schema(), args.seconds)
         store = postgres_store_enqueues(server.create_schema(), args.seconds)
         print(

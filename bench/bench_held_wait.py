@@ -27,7 +27,7 @@ from collections.abc import Callable
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # for the tests' cluster helper
 from connector.events import UserChange  # noqa: E402
 from connector.store import EventState, Store, open_store  # noqa: E402
-from tests.postgres_server import PostgresServer, ServerUnavailable  # noqa: E402
+from tests.postgres_server import server_or_skipped  # noqa: E402
 
 GOAL = 2.0
 T0 = 1_000_000.0  # when the waiting users' changes were accepted; the free users' come a second later
@@ -87,12 +87,8 @@ def main() -> int:
         ratios.append(compare("SQLite (WAL, synchronous=FULL)", lambda: open_store(f"sqlite:///{next(paths)}"),
                               args.waiting, args.claims))
     print()
-    try:
-        server = PostgresServer.start()
-    except ServerUnavailable as error:
-        print(f"PostgreSQL: skipped ({error})")
-    else:
-        with server:
+    with server_or_skipped() as server:
+        if server is not None:
             ratios.append(compare(f"PostgreSQL {server.bin_dir.parent.name} (private cluster, fsync=on)",
                                   lambda: open_store(server.create_schema()), args.waiting, args.claims))
     return 0 if all(ratio <= GOAL for ratio in ratios) else 1

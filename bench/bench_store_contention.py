@@ -34,7 +34,7 @@ from collections.abc import Callable
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # for the tests' cluster helper
 from connector.events import UserChange  # noqa: E402
 from connector.store import EventState, LdapPoll, Store, open_store  # noqa: E402
-from tests.postgres_server import PostgresServer, ServerUnavailable  # noqa: E402
+from tests.postgres_server import server_or_skipped  # noqa: E402
 
 SOURCE = "bench"
 LEASE = 30.0
@@ -194,14 +194,11 @@ def main() -> int:
         with open_store(f"sqlite:///{os.path.join(directory, 'store.db')}") as store:
             results.append(bench("SQLite", store, args.threads, args.seconds, args.users))
     print()
-    try:
-        server = PostgresServer.start()
-    except ServerUnavailable as error:
-        print(f"PostgreSQL: skipped ({error})")
-    else:
-        with server, open_store(server.create_schema()) as store:
-            results.append(bench(f"PostgreSQL {server.bin_dir.parent.name} (private cluster)", store, args.threads,
-                                 args.seconds, args.users))
+    with server_or_skipped() as server:
+        if server is not None:
+            with open_store(server.create_schema()) as store:
+                results.append(bench(f"PostgreSQL {server.bin_dir.parent.name} (private cluster)", store,
+                                     args.threads, args.seconds, args.users))
     return 0 if all(results) else 1
 
 

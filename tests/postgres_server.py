@@ -15,6 +15,7 @@ the highest version installed. initdb refuses to run as root, so as root the clu
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -23,6 +24,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 
 from connector.simulator.process import free_port
 
@@ -155,3 +157,17 @@ class PostgresServer:
                 f"{program} failed with exit code {result.returncode}: {result.stderr.strip() or result.stdout.strip()}"
                 + (f"\nserver log:\n{tail}" if tail else "")
             )
+
+
+@contextlib.contextmanager
+def server_or_skipped() -> Iterator[PostgresServer | None]:
+    """A private cluster for a benchmark's PostgreSQL run, stopped afterwards; None, with "PostgreSQL: skipped (why)"
+    printed, when its binaries are missing or it cannot start."""
+    try:
+        server = PostgresServer.start()
+    except ServerUnavailable as error:
+        print(f"PostgreSQL: skipped ({error})")
+        yield None
+        return
+    with server:
+        yield server
