@@ -39,7 +39,7 @@ lint: venv
 	$(BIN)/mypy
 
 # Every benchmark runs; the exit status is 1 if any of them missed its goal.
-BENCHMARKS := enqueue push sync scim scim_start ldap writes drift scale held_wait store_contention
+BENCHMARKS := enqueue push sync scim scim_start ldap writes drift scale held_wait store_contention audit
 bench: venv system-packages
 	@status=0; for b in $(BENCHMARKS); do $(BIN)/python bench/bench_$$b.py || status=1; done; exit $$status
 

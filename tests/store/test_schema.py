@@ -39,12 +39,13 @@ RELEASED = {
                6: "9bee1aa692f3", 7: "bb19da8ca718", 8: "14f4d271c0c5", 9: "7bc16538d572", 10: "840d606792a8",
                11: "8c682455456e", 12: "8e003586d433", 13: "8296f71894db", 14: "043a1823a695", 15: "a16ac37d8a35",
                16: "e6e8526efddf", 17: "bc654491293f", 18: "9a9d8004ead7", 19: "0485eca2d552", 20: "dd08c687100c",
-               21: "3f9cac59584c"},
+               21: "3f9cac59584c", 22: "8253aa1380c8"},
     "postgres": {1: "b7e467797a95", 2: "249d1cb47699", 3: "6d5e9bd75e31", 4: "74767c38079a", 5: "e3b0c44298fc",
                  6: "9bee1aa692f3", 7: "bb19da8ca718", 8: "14f4d271c0c5", 9: "7bc16538d572", 10: "840d606792a8",
                  11: "8c682455456e", 12: "8e003586d433", 13: "e3b0c44298fc", 14: "043a1823a695", 15: "a16ac37d8a35",
                  16: "adb10562bda5", 17: "bc654491293f", 18: "9a9d8004ead7", 19: "0485eca2d552",
-                 20: "dd08c687100c", 21: "3f9cac59584c"},
+                 20: "dd08c687100c", 21: "3f9cac59584c",
+                 22: "656375e2f2f3"},
 }
 
 
@@ -234,6 +235,21 @@ def test_the_push_tables_keep_their_rows_and_indexes_through_the_without_rowid_m
     with pytest.raises(StoreError, match="(?i)unique|duplicate"), store._write() as conn:  # the key still holds
         conn.execute(store._sql("INSERT INTO extension_owners (extension, verba_user_id, source, external_id) "
                                 "VALUES (%s, %s, %s, %s)"), ("+1555", 8, "hr", "u2"))
+
+
+def test_an_event_s_audit_is_found_by_index_for_entries_written_before_and_after_the_audit_events_migration(
+        fresh) -> None:
+    store = fresh()
+    _apply(store, 21)  # before 0022, an event's audit was found by reading every entry's event_ids
+    store.add_audit("jane", "replay", [5, 7], "Verba was down", {})
+    store.add_audit("connector", "conflict", [7, 7], "+1555 is held by bob", {})
+    store.migrate()
+    store.add_audit("sam", "discard", [7, 9], "a test user", {})
+    assert [(e.actor, e.event_ids) for e in store.audit_of_event(7)] == [
+        ("jane", (5, 7)), ("connector", (7, 7)), ("sam", (7, 9))]
+    assert [e.actor for e in store.audit_of_event(5)] == ["jane"]
+    assert [e.actor for e in store.audit_of_event(9)] == ["sam"]
+    assert store.audit_of_event(8) == []
 
 
 def test_a_command_that_only_reads_the_store_checks_its_schema_while_another_process_writes(tmp_path) -> None:

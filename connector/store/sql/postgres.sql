@@ -110,7 +110,7 @@ WHERE at >= coalesce(%s::double precision, at) ORDER BY id DESC LIMIT %s
 
 -- audit_of_event --
 SELECT id, at, actor, action, array_to_json(event_ids) AS event_ids, reason, detail FROM audit
-WHERE %s = ANY(event_ids) ORDER BY id
+WHERE id IN (SELECT audit_id FROM audit_events WHERE event_id = %s) ORDER BY id
 
 -- current_events --
 -- current_event of each of these users of one source that has one.

@@ -89,7 +89,7 @@ ORDER BY id DESC LIMIT %s
 
 -- audit_of_event --
 SELECT id, at, actor, action, event_ids, reason, detail FROM audit
-WHERE EXISTS (SELECT 1 FROM json_each(event_ids) WHERE value = %s) ORDER BY id
+WHERE id IN (SELECT audit_id FROM audit_events WHERE event_id = %s) ORDER BY id
 
 -- current_events --
 -- current_event of each of these users of one source that has one.
