@@ -47,11 +47,11 @@ from typing import Any, TypeVar
 
 from connector.delivery.users import differs_only_by, twin_fix
 from connector.mapping import MappedUser
-from connector.ops.drift import REPAIR_CAUSE
 from connector.ops.metrics import OWNERSHIP_DECISIONS
 from connector.records import ExtensionRecord, not_xml
 from connector.store import Claim, EventState, Store
 from connector.store.database import CONNECTOR
+from connector.store.log import REPAIR_CAUSE
 from connector.store.ownership import Claimant, Conflict, PushFinish, PushPlan, StopRecordingWindow
 from connector.verba.client import VerbaClient
 from connector.verba.errors import (

@@ -67,7 +67,7 @@ from connector.events import UserChange
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
 from connector.store import DriftFailure, DriftRun, EventState, Store, StoredEvent, StoredUser
-from connector.store.log import Audit
+from connector.store.log import REPAIR_CAUSE, Audit
 from connector.verba.client import ListedUser, VerbaClient, by_login_name
 from connector.verba.errors import VerbaAuthError, VerbaError, VerbaUnreachable
 
@@ -83,7 +83,6 @@ KINDS = {
 }
 SETTINGS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled")
 UNOWNED = ("missing", "unlinked", "other_user")  # kinds whose extension the connector no longer counts as confirmed
-REPAIR_CAUSE = "drift_repair"
 # Users whose stored state one read fetches: three queries a batch, not three a user. A state is read at most two
 # batches before Verba is asked; a push that ends in between can show as drift (a repair pushes the state again).
 BATCH = 50

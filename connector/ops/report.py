@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.config import Config
-from connector.ops.drift import REPAIR_CAUSE
 from connector.store import (
     Attempt,
     AuditEntry,
@@ -25,7 +24,7 @@ from connector.store import (
     RecorderState,
     StoredEvent,
 )
-from connector.store.log import MASS_CHANGE_CAUSE
+from connector.store.log import MASS_CHANGE_CAUSE, REPAIR_CAUSE
 from connector.store.ownership import RELEASED_CAUSE, SETTINGS_CHANGED_CAUSE, Claimant, Conflict
 from connector.store.queue import POSTPONED
 from connector.verba.status import OK, Status, says_extension_absent

@@ -16,6 +16,7 @@ from connector.store.queue import EventState, StoredEvent, pushed_record, stored
 
 CONFLICT_CAUSE = "extension_conflict"  # not an event's last cause: the events of open conflicts
 MASS_CHANGE_CAUSE = "ldap_mass_change"  # not a last cause either: events the LDAP mass-change guard holds leave none
+REPAIR_CAUSE = "drift_repair"  # the cause of the events a drift repair queues (connector/ops/drift.py), and its audit
 
 
 class CauseGroup(NamedTuple):

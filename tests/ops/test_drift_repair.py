@@ -12,8 +12,9 @@ import pytest
 
 from connector.config import load_config
 from connector.mapping import load_mapping
-from connector.ops.drift import DEAD_LETTER, HELD, REPAIR_CAUSE, DriftCheck, Unchecked
+from connector.ops.drift import DEAD_LETTER, HELD, DriftCheck, Unchecked
 from connector.store import EventState, Instance
+from connector.store.log import REPAIR_CAUSE
 from tests.ops.helpers import bob_dead_lettered, run, write_config
 from tests.plugins.simulator import drain, user
 
