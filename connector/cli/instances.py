@@ -7,7 +7,7 @@ import click
 from connector.cli.options import config_option, echo, not_blank, operator_option
 from connector.config import load_config
 from connector.runtime import open_configured_store
-from connector.store.log import Audit
+from connector.store.database import Audit
 
 
 @click.group()
@@ -30,9 +30,8 @@ def forget(name: str, config_path: str, reason: str, operator: str) -> None:
     """
     config = load_config(config_path, secrets=())
     with open_configured_store(config) as store:
-        # Checked before the instance is forgotten: its audit entry is written after, in a transaction of its own.
-        audit = Audit(operator, "forget_instance", reason)
-        released = store.forget_dead_instance(name, config.instance.liveness_seconds)
+        audit = Audit(operator, "forget_instance", reason, {"instance": name})
+        released = store.forget_dead_instance(name, config.instance.liveness_seconds, audit=audit)
         if released is None:
             live, dead = store.live_instances()[1], store.dead_instances()
             known = sorted({i.name for i in live} | {d.instance.name for d in dead})
@@ -40,5 +39,4 @@ def forget(name: str, config_path: str, reason: str, operator: str) -> None:
             echo(f"instance {name}: nothing to forget (not registered, not counted dead{case}): the store "
                  f"knows {', '.join(known) if known else 'no instance'}")
             return
-        store.add_audit(audit.actor, audit.action, [], audit.reason, {"instance": name, "released": released})
     echo(f"instance {name} forgotten; {released} in-flight event(s) went back to the queue")

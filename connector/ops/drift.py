@@ -67,7 +67,8 @@ from connector.events import UserChange
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
 from connector.store import DriftFailure, DriftRun, EventState, Store, StoredEvent, StoredUser
-from connector.store.log import REPAIR_CAUSE, Audit
+from connector.store.database import Audit
+from connector.store.log import REPAIR_CAUSE
 from connector.verba.client import ListedUser, VerbaClient, by_login_name
 from connector.verba.errors import VerbaAuthError, VerbaError, VerbaUnreachable
 

@@ -19,7 +19,8 @@ from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.ops.report import when
 from connector.records import ExtensionRecord
 from connector.store import EventLog, EventState, Store, StoredEvent
-from connector.store.log import CONFLICT_CAUSE, MASS_CHANGE_CAUSE, Audit
+from connector.store.database import Audit
+from connector.store.log import CONFLICT_CAUSE, MASS_CHANGE_CAUSE
 from connector.store.ownership import Conflict
 
 FIELDS = ("recording_mode", "voice", "im", "video", "screen_capture_enabled", "user_id")

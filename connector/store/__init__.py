@@ -9,7 +9,7 @@ instances sharing the store, and which polls each directory).
 from __future__ import annotations
 
 from connector.store.base import Store
-from connector.store.database import StoreError, StoreMissing
+from connector.store.database import Audit, StoreError, StoreMissing
 from connector.store.instances import Beat, DeadInstance, Instance, Instances
 from connector.store.ldap import LdapEntry, LdapMarks, LdapPoll, LdapWatermark, WatermarkMoved
 from connector.store.log import (
@@ -29,7 +29,7 @@ from connector.store.ownership import ExtensionOwnership
 from connector.store.queue import Claim, EventQueue, EventState, StoredEvent
 from connector.store.scim import ScimResource, ScimResources, ScimTransaction, ScimValue
 
-__all__ = ["Attempt", "AuditEntry", "Beat", "CauseGroup", "Claim", "DeadInstance", "DriftFailure", "DriftRun",
+__all__ = ["Attempt", "Audit", "AuditEntry", "Beat", "CauseGroup", "Claim", "DeadInstance", "DriftFailure", "DriftRun",
            "EventLog", "EventQueue", "EventState", "ExtensionOwnership", "HeldGroup", "Instance", "Instances",
            "LdapEntry", "LdapMarks", "LdapPoll", "LdapWatermark", "OpenBreaker", "RecorderState", "ScimResource",
            "ScimResources", "ScimTransaction", "ScimValue", "Store", "StoreError", "StoreMissing", "StoredEvent",

@@ -7,15 +7,17 @@ ownership.py), against this class. Rows are read by column name; JSON columns co
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from connector.errors import ConnectorError
-from connector.events import UserChange, check_accepted_at
+from connector.events import UserChange, check_accepted_at, unstorable
 from connector.store.queries import placeholders
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
@@ -51,6 +53,25 @@ def repeatable(method: Callable[Concatenate[D, P], T]) -> Callable[Concatenate[D
             return method(self, *args, **kwargs)
 
     return again_if_lost
+
+
+@dataclasses.dataclass(frozen=True)
+class Audit:
+    """An action to audit, written in the transaction of the write that does it (`requeue`, `discard`,
+    `queue_current`), so that the action and its audit entry are stored together or not at all; the write adds what
+    it did to `detail` ("requeued": 3). ValueError, before anything is written, when a text holds what no store can
+    hold (`unstorable`) or `detail` is not JSON."""
+
+    actor: str
+    action: str
+    reason: str
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("actor", "action", "reason"):
+            if problem := unstorable(getattr(self, name)):
+                raise ValueError(f"the audit's {name} {getattr(self, name)!a} {problem}; nothing was changed")
+        to_json(self.detail, f"audit detail for {self.action!r}")
 
 
 class Database:
@@ -158,6 +179,13 @@ class Database:
         """The first row of the named query, or None."""
         with self._read() as conn:
             return conn.execute(self._q[query], params).fetchone()
+
+    def _audit(self, conn: Any, audit: Audit, event_ids: Sequence[int], **done: int) -> int:
+        """Write `audit` in the transaction of `conn`, naming `event_ids`, with `done` added to its detail; its id."""
+        detail = to_json({**audit.detail, **done}, f"audit detail for {audit.action!r}")
+        row = conn.execute(self._q["add_audit"], (time.time(), audit.actor, audit.action, self._array(event_ids),
+                                                  audit.reason, detail)).fetchone()
+        return int(row["id"])
 
     def _running_pid(self) -> str | None:
         """The pid of a connector running on the store, where the dialect can tell (a SQLite file's instance lock,

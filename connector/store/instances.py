@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from connector.store.database import Database, StoreError, repeatable
+from connector.store.database import Audit, Database, StoreError, repeatable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,11 +131,12 @@ class Instances(Database):
         """The instances counted dead that have neither registered again nor been forgotten, by name."""
         return [DeadInstance.from_row(row) for row in self._all("dead_instances")]
 
-    def forget_dead_instance(self, name: str, liveness_seconds: float) -> int | None:
+    def forget_dead_instance(self, name: str, liveness_seconds: float, *, audit: Audit | None = None) -> int | None:
         """Acknowledge that instance `name` is gone for good: drop the record that it was counted dead, and
         unregister it if it is registered but silent for over `liveness_seconds` (as a live one's heartbeat
         would: its claims, locks, tasks and breaker go). Returns how many in-flight events went back, or None if
-        there was nothing to forget. StoreError if it was heard from within `liveness_seconds`."""
+        there was nothing to forget. StoreError if it was heard from within `liveness_seconds`. `audit` is written
+        in the same transaction when something was forgotten, with "released": the count."""
         with self._write() as conn:
             self._lock(conn, "connector.instances")
             now = self._now(conn)
@@ -148,9 +149,12 @@ class Instances(Database):
                     f"leaves nothing to forget); if it was killed, it counts as gone {liveness_seconds:g} s after "
                     f"its last heartbeat: try again in {math.ceil(liveness_seconds - silent)} s")
             recorded = conn.execute(self._q["forget_dead_instance"], (name,)).rowcount
-            if registered is None:
-                return 0 if recorded else None
-            return self._release(conn, registered)
+            if registered is None and not recorded:
+                return None
+            released = 0 if registered is None else self._release(conn, registered)
+            if audit is not None:
+                self._audit(conn, audit, [], released=released)
+            return released
 
     @repeatable
     def lead(self, task: str, name: str) -> bool:

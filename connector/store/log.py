@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from connector.events import unstorable
 from connector.records import ExtensionRecord
-from connector.store.database import Database, repeatable, to_json
+from connector.store.database import Audit, Database, repeatable, to_json
 from connector.store.queue import EventState, StoredEvent, pushed_record, stored_event
 
 CONFLICT_CAUSE = "extension_conflict"  # not an event's last cause: the events of open conflicts
@@ -46,25 +46,6 @@ class AuditEntry:
     event_ids: tuple[int, ...]
     reason: str
     detail: dict[str, Any]
-
-
-@dataclasses.dataclass(frozen=True)
-class Audit:
-    """An action to audit, written in the transaction of the write that does it (`requeue`, `discard`,
-    `queue_current`), so that the action and its audit entry are stored together or not at all; the write adds what
-    it did to `detail` ("requeued": 3). ValueError, before anything is written, when a text holds what no store can
-    hold (`unstorable`) or `detail` is not JSON."""
-
-    actor: str
-    action: str
-    reason: str
-    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("actor", "action", "reason"):
-            if problem := unstorable(getattr(self, name)):
-                raise ValueError(f"the audit's {name} {getattr(self, name)!a} {problem}; nothing was changed")
-        to_json(self.detail, f"audit detail for {self.action!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,13 +310,6 @@ class EventLog(Database):
         audit = Audit(actor, action, reason, detail)
         with self._write() as conn:
             return self._audit(conn, audit, event_ids)
-
-    def _audit(self, conn: Any, audit: Audit, event_ids: Sequence[int], **done: int) -> int:
-        """Write `audit` in the transaction of `conn`, naming `event_ids`, with `done` added to its detail; its id."""
-        detail = to_json({**audit.detail, **done}, f"audit detail for {audit.action!r}")
-        row = conn.execute(self._q["add_audit"], (time.time(), audit.actor, audit.action, self._array(event_ids),
-                                                  audit.reason, detail)).fetchone()
-        return int(row["id"])
 
     def list_audit(self, limit: int = 100, *, since: float | None = None) -> list[AuditEntry]:
         """Audit entries, newest first; with `since`, only those written at or after it."""

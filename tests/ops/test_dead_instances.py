@@ -10,12 +10,14 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from connector.config import InstanceConfig, load_config
 from connector.events import UserChange
 from connector.liveness import Liveness
 from connector.ops.report import when
 from connector.runtime import open_configured_store
-from connector.store import Instance, Store
+from connector.store import Audit, Instance, Store, StoreError
 from tests.ops.helpers import run, unreachable_target, write_config
 
 LIVENESS = 15.0  # the config's default [instance] liveness_seconds
@@ -73,6 +75,23 @@ def test_an_instance_counted_dead_is_listed_and_fails_the_check_until_forgotten(
                                                   'retired'), line
     assert [(e.actor, e.action, e.reason, e.detail) for e in audit] == [
         ("oncall", "forget_instance", "vm1 retired", {"instance": "a", "released": 0})]
+
+
+def test_an_instance_is_forgotten_only_together_with_its_audit_entry(store: Store, monkeypatch) -> None:
+    kill_a_and_let_b_count_it_dead(store)
+
+    def failing(*args: object, **kwargs: object) -> int:
+        raise StoreError("the store went away while writing the audit")
+
+    monkeypatch.setattr(store, "_audit", failing)
+    with pytest.raises(StoreError, match="went away"):
+        store.forget_dead_instance("a", LIVENESS, audit=Audit("oncall", "forget_instance", "vm1 retired"))
+    assert [dead.instance.name for dead in store.dead_instances()] == ["a"]  # still counted dead: nothing was lost
+    assert store.list_audit() == []
+    monkeypatch.undo()
+    assert store.forget_dead_instance("a", LIVENESS, audit=Audit("oncall", "forget_instance", "vm1 retired")) == 0
+    assert store.dead_instances() == []
+    assert [(e.actor, e.reason, e.detail) for e in store.list_audit()] == [("oncall", "vm1 retired", {"released": 0})]
 
 
 def test_an_instance_counted_dead_that_starts_again_is_no_longer_listed(config: Path, store: Store) -> None:

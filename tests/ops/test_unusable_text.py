@@ -21,7 +21,7 @@ from connector.cli import main
 from connector.events import UserChange
 from connector.ops.replay import discard, requeue
 from connector.store import EventState, Store, StoreError
-from connector.store.log import Audit
+from connector.store.database import Audit
 from tests.ops.helpers import change, dead_letters, delivered, run
 from tests.plugins.stores import Opener
 
