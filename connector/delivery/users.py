@@ -332,25 +332,33 @@ def held_elsewhere(login: str, known: int | None, known_as: str | None, twins: S
                 f"{known_as!r}: make the two names match, in Verba or at the source (do not create another user)")
     in_case = [other for other in twins if differs_only_by(login, other) == "case"]
     other_domain = [other for other in twins if differs_only_by(login, other) == "domain"]
-    for same, how in ((in_case, "which differs only in case"),
-                      (other_domain, f"the same name {'without' if '@' in login else 'with'} a domain")):
+    for same in (in_case, other_domain):
         if same:
             one = f"{same[0]!r}" + (f" (one of {len(same)} such login names)" if len(same) > 1 else "")
+            how = "which differs only in case" if same is in_case else _domain_change(login, same[0])
             return (f"no Verba user has {named}; Verba has {one}, {how}: {twin_fix(login, same[0])} (do not create "
                     "another user)")
     return None
 
 
+def _domain_change(login: str, other: str) -> str:
+    """How `other` writes `login`'s name with another domain (`differs_only_by` "domain"), for messages."""
+    if not _domain_form(other):
+        return "the same name without a domain"
+    return "the same name with a domain" if not _domain_form(login) else "the same name in another domain form"
+
+
 def differs_only_by(login: str, other: str) -> str | None:
     """How `other` is `login` written otherwise: "case" when they are equal but for case ("Oscar@example.com" for
-    "oscar@example.com"); "domain" when one is the other with a domain (the part from "@"), in any case ("bob" and
-    "bob@example.com", "Bob@Example.com"); None when they are equal, or differ otherwise ("bob@example.com" and
-    "bob@example.org" are two names)."""
+    "oscar@example.com"); "domain" when they write one name with a domain in two ways (`_domain_form`: none, the
+    part from "@", or Windows' down-level "DOMAIN\\" before it), in any case ("bob", "bob@example.com",
+    "Bob@Example.com", "CORP\\bob"); None when they are equal, or differ otherwise ("bob@example.com" and
+    "bob@example.org", or "CORP\\bob" and "LAB\\bob", are two names)."""
     if other == login:
         return None
     if other.casefold() == login.casefold():
         return "case"
-    if ("@" in other) != ("@" in login) and _bare(other) == _bare(login):
+    if _domain_form(other) != _domain_form(login) and _bare(other) == _bare(login):
         return "domain"
     return None
 
@@ -359,11 +367,18 @@ def twin_fix(login: str, other: str) -> str:
     """What makes `login` Verba's login name `other`, which it equals but for case or a domain (`differs_only_by`)."""
     if differs_only_by(login, other) == "case":
         return "fix the case at the source or in Verba"
-    example = "uid or sAMAccountName" if "@" in login else "mail or userPrincipalName"
+    example = {"@": "mail or userPrincipalName", "\\": "one that holds DOMAIN\\name, as Verba does",
+               "": "uid or sAMAccountName"}[_domain_form(other)]
     return f"read the login name from the attribute Verba's login names are in ({WHERE_READ}), e.g. {example}"
 
 
 def _bare(login: str) -> str:
     """`login` casefolded, without its domain: what the ways of writing one login name share ("bob" for
-    "Bob@Example.com")."""
-    return login.casefold().partition("@")[0]
+    "Bob@Example.com" and "CORP\\Bob")."""
+    return login.casefold().rpartition("\\")[2].partition("@")[0]
+
+
+def _domain_form(login: str) -> str:
+    """How `login` writes its domain: "@" (a UPN or mail, "bob@example.com"), "\\" (Windows' down-level logon name,
+    "CORP\\bob") or "" (none)."""
+    return "@" if "@" in login else "\\" if "\\" in login else ""

@@ -62,6 +62,30 @@ def test_create_missing_makes_no_twin_of_a_verba_user_whose_login_name_differs_o
     assert not {BOB, CAROL, ERIN} & set(extensions)
 
 
+def test_create_missing_makes_no_twin_of_a_verba_user_known_by_its_windows_down_level_name(
+        creating: Deliverer, simulator: Simulator) -> None:
+    """Verba has CORP\\gina (Windows logins) and hank@corp.example.com; the source says gina's UPN and CORP\\hank.
+    LAB\\ivan is another name than Verba's CORP\\ivan: created as before."""
+    for login in ("CORP\\gina", "hank@corp.example.com", "CORP\\ivan"):
+        simulator.add_user(login)
+    creating.store.enqueue([user("u-gina", "gina@corp.example.com", phones=(BOB,)),
+                            user("u-hank", "CORP\\hank", phones=(CAROL,)), user("u-ivan", "LAB\\ivan", phones=(DAVE,))])
+    drain(creating)
+
+    assert dead_letters(creating) == {
+        "gina@corp.example.com": (
+            "unresolved_user", "no Verba user has loginName 'gina@corp.example.com'; Verba has 'CORP\\\\gina', the "
+            f"same name in another domain form: {READ_FROM_VERBAS}one that holds DOMAIN\\name, as Verba does (do not "
+            "create another user), then replay the event"),
+        "CORP\\hank": (
+            "unresolved_user", "no Verba user has loginName 'CORP\\\\hank'; Verba has 'hank@corp.example.com', the "
+            f"same name in another domain form: {READ_FROM_VERBAS}mail or userPrincipalName (do not create another "
+            "user), then replay the event"),
+    }
+    assert simulator.extensions()[DAVE]["user_id"] == simulator.users("LAB\\ivan")[0]["id"]
+    assert not {BOB, CAROL} & set(simulator.extensions())
+
+
 def test_without_create_missing_the_dead_letter_names_verbas_login_name_once_verba_answered_it(
         deliverer: Deliverer, simulator: Simulator) -> None:
     """bob@example.com was looked up (cached); another source of bob sends uid bob. frank, whose spelling Verba was
