@@ -11,21 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from connector.cli import main
 from connector.config import load_config
 from connector.events import MAX_CLOCK_SKEW_SECONDS, UserChange, check_accepted_at, parse_user_change
 from connector.runtime import open_configured_store
 from connector.store import EventState
-from tests.ops.helpers import write_config
+from tests.ops.helpers import run, write_config
 from tests.plugins.simulator import free_port
 
 VALID = {"source": "hr", "external_id": "u90", "kind": "upsert", "state": {"userName": "u90@example.com"}}
-
-
-def run(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
 
 
 def ingest(config: Path, *events: dict[str, object]) -> Result:
