@@ -14,7 +14,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -60,9 +60,16 @@ def create_app(
         return await answer(simulator, await request.body(), started=started,
                             agent=request.headers.get("user-agent"))
 
-    app = Starlette(routes=[Route("/provisioning", provisioning, methods=["GET", "POST"]), *control.routes(simulator)])
+    app = Starlette(routes=[Route("/provisioning", provisioning, methods=["GET", "POST"]), *control.routes(simulator)],
+                    exception_handlers={ClientDisconnect: _client_gone})
     app.state.simulator = simulator
     return app
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The caller hung up before its body arrived (a connector killed mid-call): nothing to answer, nothing to
+    # note, and no traceback (Starlette's default 500 handler would raise it on to uvicorn).
+    return Response(status_code=499)
 
 
 def serve(listener: socket.socket, seed: dict[str, Any] | None, token_ttl: float,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +37,9 @@ DRAIN_BYTES = 64 * 1024 * 1024
 # maxResults and startIndex an empty page (RFC 7644 §3.4.2.4), and startIndex - 1 still fits SQL's 64-bit OFFSET.
 PAGING_DIGITS = 18
 PAGING_LIMIT: int = 10**PAGING_DIGITS
+# The status a request whose client hung up is logged and counted under (nginx's "client closed request"): no
+# answer reaches the client, and it is no server error (5xx) for alerts to count.
+CLIENT_GONE = 499
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -72,12 +75,13 @@ def create_scim_app(store: ScimResources, config: ScimConfig, tokens: ScimTokens
         routes=routes,
         middleware=[
             Middleware(AccessLog),
+            Middleware(_InternalErrors),
             Middleware(_NormalizePath, base=base),
             Middleware(_ReadBodyFirst, limit=config.max_body_bytes + DRAIN_BYTES),
             Middleware(BearerAuth, tokens=tokens or ScimTokens(config.clients), open_paths=[HEALTH_PATH]),
         ],
         exception_handlers={ScimError: _scim_error, HTTPException: _http_error, StoreError: _store_error,
-                            Exception: _internal_error},
+                            ClientDisconnect: _client_gone},
     )
     # _NormalizePath serves "/Users/" itself: a 307 to "/Users" is not followed by some clients on POST or PATCH.
     app.router.redirect_slashes = False
@@ -275,7 +279,7 @@ def _integer(params: dict[str, str], name: str, default: int) -> int:
     return int(text)
 
 
-def _scim(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _scim(data: dict[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     content = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
     return Response(content, status, headers=headers, media_type=MEDIA_TYPE)
 
@@ -299,7 +303,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = {404: "no such SCIM endpoint; the resources are /Users and /Groups",
               405: "this endpoint does not take that method"}.get(exc.status_code, str(exc.detail))
-    return _scim(ScimError(exc.status_code, detail).to_json(), exc.status_code)
+    # A 405 keeps the Allow header Starlette puts on it (RFC 9110 §15.5.6).
+    return _scim(ScimError(exc.status_code, detail).to_json(), exc.status_code, exc.headers)
 
 
 async def _store_error(request: Request, exc: Exception) -> Response:
@@ -308,9 +313,44 @@ async def _store_error(request: Request, exc: Exception) -> Response:
     return _scim(ScimError(503, detail).to_json(), 503, {"Retry-After": "5"})
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.error("SCIM %s %s failed: %s", request.method, request.url.path, type(exc).__name__)
-    return _scim(ScimError(500, "the connector failed on this request; it is logged, retry later").to_json(), 500)
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # Raised by request.stream() on the client's http.disconnect: the answer goes nowhere (uvicorn drops it), but
+    # AccessLog sees its status.
+    log.info("SCIM %s %s: the client hung up before its body arrived; nothing was stored", request.method,
+             request.url.path)
+    return Response(status_code=CLIENT_GONE)
+
+
+class _InternalErrors:
+    """Answer an exception that no handler takes with a SCIM 500, and log it once: one ERROR line whose traceback
+    is in the structured log (secrets masked), not printed again by uvicorn.
+
+    A plain middleware, not an `exception_handlers` entry for Exception: Starlette raises the exception on after
+    such a handler answered, and uvicorn then prints its own plain-text traceback. Inside AccessLog, which
+    counts the 500.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        except Exception:
+            log.exception("SCIM %s %s failed", scope["method"], scope["path"])
+            if not started:  # else the client gets a cut answer: nothing better can be sent now
+                detail = "the connector failed on this request; it is logged, retry later"
+                await _scim(ScimError(500, detail).to_json(), 500)(scope, receive, send)
 
 
 # The first segment after the base path, in any case, as the routes spell it.
