@@ -115,6 +115,30 @@ def test_entra_id_provisioning_reaches_verba(connect: Any, simulator: Simulator)
     assert all(c["user_id"] == 3 for c in simulator.calls() if c["operation"] in ("createExtension", "updateExtension"))
 
 
+def test_entra_s_older_group_mapping_with_emails_reaches_verba(connect: Any, simulator: Simulator) -> None:
+    """Entra's older default group mapping sends mail and proxyAddresses as emails, which a Group does not have:
+    the group is still created and its members follow its rule (here: not recorded)."""
+    connector, entra = connect("mappings/entra.toml", "entra")
+    number = "+14155550100"
+    alice = entra.post("/Users", json={"userName": "alice@example.com",
+                                       "phoneNumbers": [{"type": "work", "value": "+1 415 555 0100"}]}).json()["id"]
+    connector.deliver()
+    assert has(simulator.extensions()[number], user_id=3, recordingMode="FULL", voice=True)
+    emails = [{"type": "work", "value": "exempt@example.com"}, {"type": "other", "value": "smtp:exempt@example.org"}]
+    created = entra.post("/Groups", json={
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group",
+                    "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+        "externalId": "5f0c7e2a", "displayName": "Teams Recording - Exempt", "emails": emails, "members": []})
+    assert created.status_code == 201, created.text
+    group = created.json()["id"]
+    added = entra.patch(f"/Groups/{group}", json={"Operations": [
+        {"op": "Add", "path": "members", "value": [{"$ref": None, "value": alice}]},
+        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "no-recording@example.com"}]})
+    assert added.status_code == 204, added.text
+    connector.deliver()
+    assert has(simulator.extensions()[number], user_id=3, **OFF)
+
+
 def test_okta_provisioning_reaches_verba(connect: Any, simulator: Simulator) -> None:
     connector, okta = connect("mappings/okta.toml", "okta")
     number = "+442079460000"

@@ -17,8 +17,9 @@
   (the Entra SCIM validator expects it, Captain-P-Goldfish/SCIM-SDK#416);
 - a value filter on a single-valued complex attribute, `urn:...:enterprise:2.0:User:manager[value eq "<id>"]`
   or `manager[value eq "<id>"]` (Entra): the operation applies when the value matches the filter;
-- a path or key in a schema this server does not define (a company's extension) is ignored, as in
-  POST and PUT (values.ignore_undefined); an unknown name in a defined schema is 400 invalidPath.
+- a path or key in a schema this server does not define (a company's extension), or naming no attribute
+  of a Group (Entra's `emails[type eq "work"].value` for a group's mail), is ignored, as in POST and PUT
+  (values.ignored); any other unknown name is 400 invalidPath.
 
 All operations apply to a copy: one failing operation leaves nothing changed.
 """
@@ -31,9 +32,17 @@ from typing import Any
 
 from connector.sources.scim import errors
 from connector.sources.scim.filters import Compare, Expr, FilterError, Logical, caseless, matches, parse_value_filter
-from connector.sources.scim.paths import SplitPath, Target, split, undefined_schema
+from connector.sources.scim.paths import SplitPath, Target, split
 from connector.sources.scim.schema import ID, Attribute, ResourceType
-from connector.sources.scim.values import coerce, ignore_undefined, misnamed, no_attribute, sole_primary, without
+from connector.sources.scim.values import (
+    coerce,
+    ignore_undefined,
+    ignored,
+    misnamed,
+    no_attribute,
+    sole_primary,
+    without,
+)
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 MAX_OPERATIONS = 1000
@@ -86,7 +95,7 @@ class _Operation:
             return
         if not isinstance(self.path, str):
             raise errors.invalid_path(f"{self.where}.path must be a string such as \"name.givenName\"")
-        if undefined_schema(self.path):
+        if ignored(self.resource, self.path):
             ignore_undefined(self.resource, self.path, self.strict)
             return
         self.apply_at(self.split(self.path), self.value)
@@ -112,7 +121,7 @@ class _Operation:
             extension = self.resource.extension(key)
             if extension is not None:
                 self.apply_extension(Target(self.resource, extension, None), value)
-            elif undefined_schema(key):
+            elif ignored(self.resource, key):
                 ignore_undefined(self.resource, key, self.strict)
             else:
                 self.apply_at(self.split(key), value)

@@ -109,6 +109,15 @@ def _strip_urn(resource: ResourceType, text: str) -> tuple[str | None, str]:
     return None, text
 
 
+def names_no_attribute(resource: ResourceType, text: str) -> bool:
+    """Whether the key or path `text` starts with an attribute name that no schema of `resource` lists: `emails`,
+    or `emails[type eq "work"].value`, on a Group. What follows a name it lists (a sub-attribute, a filter) is not
+    looked at here."""
+    uri, rest = _strip_urn(resource, text.strip())
+    match = _PATH.match(rest)
+    return match is not None and resolve(resource, uri, match["attr"]) is None
+
+
 def undefined_schema(text: str) -> bool:
     """Whether the key or path `text` is qualified by a schema URI this server does not define at all
     (`urn:ietf:params:scim:schemas:extension:acme:2.0:User:costCode`, or that URN alone).

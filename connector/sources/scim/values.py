@@ -20,25 +20,26 @@ from connector.events import unstorable
 from connector.ops.metrics import SCIM_IGNORED_ATTRIBUTES
 from connector.sources.scim import errors
 from connector.sources.scim.filters import FilterError, canonical_datetime
-from connector.sources.scim.paths import Target, split, undefined_schema
-from connector.sources.scim.schema import Attribute, ResourceType
+from connector.sources.scim.paths import Target, names_no_attribute, split, undefined_schema
+from connector.sources.scim.schema import GROUPS, Attribute, ResourceType
 
 log = logging.getLogger("connector.scim")
 _IGNORED = ("schemas", "id", "meta")
 PENDING_MEMBERS = "_pendingMembers"  # no attribute name starts with "_" (RFC 7643 §2.1)
-# Names of ignored attributes logged so far (folded); past this many, ignored names are only counted.
+# Ignored attributes logged so far, as (resource type, folded name before any filter); past this many, ignored
+# names are only counted.
 _LOGGED_LIMIT = 1000
-_logged: set[str] = set()
+_logged: set[tuple[str, str]] = set()
 _logged_lock = threading.Lock()
 
 
 def canonical_body(resource: ResourceType, data: Any, strict: bool = False) -> dict[str, Any]:
     """The stored body for a POST or PUT.
 
-    The same policy as PATCH (patch.py): an attribute of a schema this server does not define is
-    ignored (`ignore_undefined`); a name no defined schema lists (a typo such as `phoneNumber`, or
-    `valeu` in a phone number) is 400 invalidPath, so that no value is dropped silently. Names come
-    before values: the 400 names every unknown attribute of the body at once (`misnamed`).
+    The same policy as PATCH (patch.py): what `ignored` says is ignored (`ignore_undefined`); any other
+    name no defined schema lists (a typo such as `phoneNumber`, or `valeu` in a phone number) is 400
+    invalidPath, so that no value is dropped silently. Names come before values: the 400 names every
+    unknown attribute of the body at once (`misnamed`).
     """
     if not isinstance(data, dict):
         raise errors.invalid_syntax(f"the body must be a JSON object holding a {resource.name}")
@@ -62,7 +63,7 @@ def canonical_body(resource: ResourceType, data: Any, strict: bool = False) -> d
                 else:
                     found.append((Target(resource, extension, attribute), sub_value))
             continue
-        if undefined_schema(key):
+        if ignored(resource, key):
             ignore_undefined(resource, key, strict)
             continue
         # Entra and Okta spell attributes in any case (UserName, Active); dotted and URN keys are paths.
@@ -110,24 +111,38 @@ def misnamed(name: str, attributes: Iterable[Attribute], typed: str | None = Non
     return f"{_named(name)} (did you mean {meant!r}?)" if meant else _named(name)
 
 
+def ignored(resource: ResourceType, key: str) -> bool:
+    """Whether the body key or PATCH path `key` is skipped (`ignore_undefined`) rather than refused: it is in a
+    schema this server does not define (a company's own extension that Entra or Okta maps), or it names no
+    attribute of a Group.
+
+    Entra's older default group mapping sends a group's mail and proxyAddresses as `emails[type eq "work"].value`
+    and `emails[type eq "other"].value`, which a Group does not have (RFC 7643 §4.2); refusing them fails every
+    push of the group, so that its members are never recorded as its rule says. A User's unknown name stays a 400,
+    so that no number change is dropped; a Group holds no number, and what it holds (its name and members) is
+    still checked.
+    """
+    return undefined_schema(key) or (resource is GROUPS and names_no_attribute(resource, key))
+
+
 def ignore_undefined(resource: ResourceType, name: str, strict: bool) -> None:
-    """Skip `name`, qualified by a schema URI this server does not define (a company's own extension that
-    Entra or Okta maps): count it and log each name once per process. `strict` refuses it instead."""
+    """Skip `name`, which `ignored` says is not refused: count it, and log it once per process and resource type
+    (by its attribute: `emails[type eq "work"].value` and `emails[type eq "other"].value` are one). `strict` refuses
+    it instead."""
     if strict:
-        raise errors.invalid_path(f"{_named(name)} is in a schema this server does not define (see /Schemas), "
-                                  "and [scim] strict_attributes refuses those; map it to an attribute /Schemas lists "
-                                  "or drop it from the mapping")
+        raise errors.invalid_path(f"{_named(name)} is no {resource.name} attribute /Schemas lists, and [scim] "
+                                  "strict_attributes refuses those; map it to an attribute /Schemas lists or drop "
+                                  "it from the mapping")
     SCIM_IGNORED_ATTRIBUTES.labels(resource.name).inc()
-    folded = name.strip().casefold()
+    key = (resource.name, name.strip().split("[", 1)[0].casefold())
     with _logged_lock:
-        first = folded not in _logged and len(_logged) < _LOGGED_LIMIT
+        first = key not in _logged and len(_logged) < _LOGGED_LIMIT
         if first:
-            _logged.add(folded)
+            _logged.add(key)
     if first:
-        log.warning("SCIM %s attribute %s ignored: no schema of this connector defines it (see /Schemas); "
-                    "the rest of the request is applied. Logged once; counted in "
-                    "connector_scim_ignored_attributes_total", resource.name, _named(name),
-                    extra={"attribute": name[:200], "outcome": "ignored"})
+        log.warning("SCIM %s attribute %s ignored: /Schemas lists no such %s attribute; the rest of the request is "
+                    "applied. Logged once; counted in connector_scim_ignored_attributes_total", resource.name,
+                    _named(name), resource.name, extra={"attribute": name[:200], "outcome": "ignored"})
 
 
 def assign(body: dict[str, Any], target: Target, value: Any) -> None:
