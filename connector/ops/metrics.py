@@ -47,8 +47,8 @@ SCIM_REQUEST_SECONDS = Histogram(
 )
 SCIM_IGNORED_ATTRIBUTES = Counter(
     "connector_scim_ignored_attributes_total",
-    "Attributes of a schema the SCIM endpoint does not define, ignored in a write (each name is logged once per "
-    "process); [scim] strict_attributes = true refuses them with 400 instead.",
+    "Attributes the SCIM endpoint ignored in a write: those of a schema it does not define, and those a Group does "
+    "not define (each name is logged once per process); [scim] strict_attributes = true refuses them with 400.",
     ["resource"],
 )
 SCIM_PENDING_MEMBERS = Counter(
