@@ -7,16 +7,19 @@ upsert (the user wants it recorded):
     another source of the same Verba user claimed it first, and its last push of it had other settings
     (as soon as the store or getExtension shows it linked to that Verba user)
                                                      -> conflict: Verba keeps the first claim's settings
-    the connector last wrote it for this user        -> updateExtension (createExtension if it is gone)
     held by another user who still claims it         -> conflict, Verba untouched: the holder keeps it
-    otherwise Verba is asked: createExtension, and after ERROR_ALREADY_EXISTS getExtension (at once
-    getExtension when an earlier claimant waits, so nothing is created for the wrong user). Held by
-        this user, or by nobody and no earlier claimant waits -> updateExtension
+    otherwise Verba is asked who holds it (getExtension): at once when the connector last wrote it for this user
+    (an admin may have relinked it by hand since, and an update would silently move it back) or an earlier
+    claimant waits (so nothing is created for the wrong user); else after createExtension answers
+    ERROR_ALREADY_EXISTS. Held by
+        this user, or by nobody and no earlier claimant waits -> updateExtension (createExtension if it is gone)
+            (by nobody, whoever waits, when the connector last wrote it for this user)
         another user who still claims it                   -> conflict: the holder keeps it
         nobody we know still claims it, an earlier claim waits -> conflict: the earliest claim wins
         one of the connector's users who let it go          -> hand over (audited)
             (the connector last wrote or saw it linked to that Verba user in a push of one of its own source
-            users: a leaver's stop, a number change; `Store.let_go_by_holder`)
+            users: a leaver's stop, a number change; `Store.let_go_by_holder`; or the same source user under the
+            Verba user it resolved to before its login was renamed at the source)
         any other Verba user: one the connector does not manage, or one of its users who never claimed it
         through the connector (linked by hand in Verba)    -> [ownership] on_conflict: "hold" (conflict)
                                                                or "take_over" (audited)
@@ -71,7 +74,10 @@ RECORDING_FLAGS = ("voice", "im", "video", "screen_capture_enabled")  # what a s
 FREE_IN_VERBA = ("free or relink it in Verba, then `connector events replay --cause extension_conflict`; "
                  'or set [ownership] on_conflict = "take_over" in the mapping to let the directory win, restart every '
                  "instance (each reads the mapping at start), then replay")
-
+# What resolves a conflict between two users of the connector who claim one number.
+TWO_CLAIM_IT = ("remove the number from one of them at the source, or, if they truly share the line, give each its own "
+                'extension suffix at the source ("x101", "x102"), which the mapping keeps as two extensions with '
+                'suffix = "keep"; the conflict then clears itself')
 
 
 @dataclasses.dataclass
@@ -148,27 +154,29 @@ class OwnershipPusher:
         known = plan.owners.get(extension)
         if self._waits_for_twin(claim, me, mine, record, known, plan, outcome):
             return
-        # Last written (or seen) linked to this user: updated without asking Verba (DESIGN.md, Verba target).
-        if known == me.verba_user_id and self._try_update(record):
-            self._note_written(record, outcome)
-            return
-        holder = _holder_among(rivals, known)
-        if holder is not None:
-            self._conflict(claim, me, extension, holder.verba_user_id, holder.login_name, holder, outcome)
-            return
-        if earlier is None and self.client.create_extension(record):
-            self._note_written(record, outcome)
-            return
+        # Last written (or seen) linked to this user: Verba is asked who holds it before it is written, as an admin
+        # may have relinked it by hand since; a write would silently move it back (DESIGN.md invariant 6).
+        confirmed = known == me.verba_user_id
+        if not confirmed:
+            holder = _holder_among(rivals, known)
+            if holder is not None:
+                self._conflict(claim, me, extension, holder.verba_user_id, holder.login_name, holder, outcome)
+                return
+            if earlier is None and self.client.create_extension(record):
+                self._note_written(record, outcome)
+                return
         found = self.client.get_extension(extension)
         owner = None if found is None else found["user_id"]
         login = None if found is None else found["user_login_name"]
         outcome.owners[extension] = owner
-        if found is None and earlier is None:
+        if found is None and earlier is None and not confirmed:
             raise VerbaAmbiguous(f"createExtension says {extension} exists, getExtension says it does not")
         # Verba links it to this Verba user though the store did not know (a drift check forgot who held it).
-        if owner == me.verba_user_id and self._waits_for_twin(claim, me, mine, record, owner, plan, outcome):
+        if owner == me.verba_user_id != known and self._waits_for_twin(claim, me, mine, record, owner, plan, outcome):
             return
-        if owner == me.verba_user_id or (owner is None and earlier is None):
+        # Held by this Verba user, or by nobody (unlinked, or gone: created again) when no earlier claim waits or this
+        # user was the last to hold it: written as before.
+        if owner == me.verba_user_id or (owner is None and (earlier is None or confirmed)):
             self._update_or_create(record, outcome)
             return
         holder = _holder_among(rivals, owner)
@@ -179,8 +187,7 @@ class OwnershipPusher:
         # Handed over only when the connector's own records show the holder let it go; a user of the connector
         # linked to it by hand in Verba is treated as a holder the connector does not manage.
         if self.store.let_go_by_holder(extension, owner):
-            self._move(claim, me, record, owner, login, outcome, "hand_over",
-                       "its holder no longer claims it (disabled, deleted or number changed)")
+            self._move(claim, me, record, owner, login, outcome, "hand_over", self._why_handed_over(me, owner, login))
             return
         holders = ", ".join("/".join(user) for user in self.store.source_users_of(owner))
         by_hand = (f"its holder, a user of the connector ({holders}), never claimed it through the connector (it was "
@@ -196,6 +203,16 @@ class OwnershipPusher:
                            why=f"{by_hand}, so it is not handed over", fix=FREE_IN_VERBA)
         else:
             self._conflict(claim, me, extension, owner, login, None, outcome)
+
+    def _why_handed_over(self, me: Claimant, owner: int, login: str | None) -> str:
+        """Why `owner`, who let the extension go, hands it over to `me`: it is this same source user under the Verba
+        user it resolved to before (its login name renamed at the source to another Verba user's), or a user who
+        left or whose number changed."""
+        if self.store.verba_user_id(me.source, me.external_id) != owner:
+            return "its holder no longer claims it (disabled, deleted or number changed)"
+        return (f"{me.source}/{me.external_id} now resolves to {_verba_user(me.verba_user_id, me.login_name)} "
+                f"instead of {owner}" + (f" ({login})" if login else "")
+                + ": login renamed at the source (or its [user_id] attribute changed)")
 
     def _waits_for_twin(self, claim: Claim, me: Claimant, mine: Claimant, record: ExtensionRecord, owner: int | None,
                         plan: PushPlan, outcome: PushOutcome) -> bool:
@@ -264,7 +281,7 @@ class OwnershipPusher:
                   rival: Claimant | None, outcome: PushOutcome, why: str = "", fix: str = "") -> None:
         """Leave Verba as it is and record the open conflict; `why` and `fix` say what the message says when the
         usual ones (by who holds and who claimed first) do not fit."""
-        held_by = f"Verba user {owner}" + (f" ({login})" if login else "") if owner is not None else "nobody yet"
+        held_by = _verba_user(owner, login) if owner is not None else "nobody yet"
         if not why:
             why, fix = _why_waiting(rival, owner)
             if rival is not None and (stuck := self._stuck_change(rival)):
@@ -319,7 +336,7 @@ class OwnershipPusher:
         outcome.owners[extension] = owner
         same_user = next((r for r in plan.rivals.get(extension, []) if r.verba_user_id == me.verba_user_id), None)
         if owner != me.verba_user_id:
-            held_by = "no user" if owner is None else f"Verba user {owner}" + (f" ({login})" if login else "")
+            held_by = "no user" if owner is None else _verba_user(owner, login)
             self._leave_alone(claim, me, extension, owner, login, f"Verba shows it linked to {held_by}", outcome)
         elif same_user is not None:
             self._leave_alone(claim, me, extension, owner, login,
@@ -468,12 +485,15 @@ def _why_waiting(rival: Claimant | None, owner: int | None) -> tuple[str, str]:
     """Why a user waits for an extension `owner` holds (`rival`: the claimant who holds it or claimed it first,
     None: a Verba user the connector does not manage), and what resolves it."""
     if rival is not None and rival.verba_user_id == owner:
-        return (f"{rival.name} claims it too and holds it",
-                "remove the number from one of them at the source; the conflict then clears itself")
+        return f"{rival.name} claims it too and holds it", TWO_CLAIM_IT
     if rival is not None:
-        return (f"{rival.name} (Verba user {rival.verba_user_id}) claimed it first and waits for it",
-                "remove the number from one of them at the source; the conflict then clears itself")
+        return f"{rival.name} (Verba user {rival.verba_user_id}) claimed it first and waits for it", TWO_CLAIM_IT
     return "the connector manages no user linked to it", FREE_IN_VERBA
+
+
+def _verba_user(user_id: int | None, login: str | None) -> str:
+    """How messages name a Verba user: "Verba user 60 (new05@example.com)"."""
+    return f"Verba user {user_id}" + (f" ({login})" if login else "")
 
 
 def _key(claimant: Claimant) -> tuple[str, str]:
