@@ -308,20 +308,19 @@ class DryRun:
         for twin, differences in differing_twins(self.store, record, name, first, _key):
             return item("conflict", f"{twin.label}, another source of the same Verba user, claimed it first with "
                                     f"other settings ({differences}), which it keeps")
-        if owner == me or (last_written == me and found is not None):  # delivery updates it without asking
+        if owner == me:
             if drift is None:
                 return item("unchanged", f"linked to Verba user {me} as wanted")
             later = [r for r in twins if mine is not None and mine.order < r.order]
             overwritten = [twin.label for twin, _ in differing_twins(self.store, record, name, later, _key)]
             then = (f"; then {', '.join(overwritten)}, another source of the same Verba user with the settings it had, "
                     "waits in a conflict" if overwritten else "")
-            return item("update", (drift.detail if owner == me else
-                                   f"{drift.detail}; the connector last wrote it for this user, so it sets it back")
-                        + then)
+            return item("update", drift.detail + then)
         holder = next((r for r in others if owner is not None and r.verba_user_id == owner), None)
         if holder is not None:
             return item("conflict", f"linked to Verba user {owner}, and {holder.label} claims it too and holds it")
-        if earlier is not None:
+        # One the connector last wrote for this user and Verba now links to no one is written whoever waits (delivery).
+        if earlier is not None and not (last_written == me and owner is None):
             return item("conflict", f"{earlier.label} (Verba user {earlier.verba_user_id}) claimed it first: the "
                                     "earliest claim wins, this user waits")
         if found is None:

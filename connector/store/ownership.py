@@ -288,8 +288,8 @@ class ExtensionOwnership(Database):
         return {row["extension"]: row["verba_user_id"] for row in self._all("owners", (self._array(extensions),))}
 
     def forget_owners(self, extensions: Sequence[str]) -> None:
-        """Forget who holds `extensions` (a drift check saw them gone or linked elsewhere): their next push asks
-        Verba first instead of updating them directly."""
+        """Forget who holds `extensions` (a drift check saw them gone or linked elsewhere): their next push tries
+        createExtension first, as for an extension it never wrote."""
         with self._write() as conn:
             conn.cursor().executemany(self._q["forget_owner"], [(extension,) for extension in extensions])
 

@@ -96,10 +96,12 @@ def test_a_new_user_whose_only_number_is_left_out_as_invalid_is_not_silently_don
 
 
 def dave_listed_without_flags() -> dict[str, Any]:
-    """A fault rule: the next listUsers answers dave linked to WORK without saying what Verba records on it."""
+    """A fault rule: the next listUsers answers dave linked to WORK and MOBILE without saying what Verba records on
+    them."""
     body = ('<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><ns2:listUsersResponse '
             'xmlns:ns2="http://v2.provisioning.ws.web.verba.com/"><return><status><statusCode>OK</statusCode></status>'
-            f"<users><extensions><extension>{WORK}</extension></extensions><id>6</id>"
+            f"<users><extensions><extension>{WORK}</extension></extensions>"
+            f"<extensions><extension>{MOBILE}</extension></extensions><id>6</id>"
             "<loginName>dave@example.com</loginName></users></return></ns2:listUsersResponse></S:Body></S:Envelope>")
     return {"operation": "listUsers", "body": body, "times": 1}
 
@@ -115,7 +117,9 @@ def test_a_stop_after_an_unclear_get_extension_is_still_audited(make_config, sim
     deliverer = make_deliverer(make_config, "mappings/entra.toml")
     deliverer.store.enqueue([dave(("work", "+1 212 555 0401"), ("mobile", "+1 917 555 0402"))])
     drain(deliverer)
-    simulator.http.post("/_sim/faults", json=[UNCLEAR] + ([] if flags_said else [dave_listed_without_flags()]))
+    # Twice: the push asks who holds the mobile before updating it, then who holds the number dave no longer has.
+    simulator.http.post("/_sim/faults", json=[UNCLEAR, UNCLEAR] + ([] if flags_said else [dave_listed_without_flags(),
+                                                                                          dave_listed_without_flags()]))
     with caplog.at_level(logging.WARNING, logger="connector.delivery"):
         deliverer.store.enqueue([dave(("office", "+1 212 555 0401"), ("mobile", "+1 917 555 0402"))])
         drain(deliverer)

@@ -304,6 +304,23 @@ def test_the_dry_run_foretells_what_the_sync_then_does(slapd, admin, directory, 
             ("unchanged", "+14155550103")} <= items, items
 
 
+def test_a_number_relinked_by_hand_since_the_connector_wrote_it_is_foretold_as_the_push_does_it(
+        slapd, admin, directory, simulator, tmp_path):
+    """The push asks Verba who holds a number it last wrote before writing it (connector/delivery/ownership.py), so
+    one an admin relinked by hand since is a conflict, never set back; the dry run says the same."""
+    config_path = write_config(tmp_path, slapd.url, directory, simulator.url)
+    runner = CliRunner()
+    assert runner.invoke(main, ["ldap", "sync", "corp", "--config", config_path]).exit_code == 0
+    config = load_config(config_path)
+    with open_configured_store(config, create=True) as store, open_client(config) as client:
+        drain(Deliverer(store, client, load_mapping(config.mapping_file), config.delivery))
+    assert simulator.extensions()["+14155550101"]["user_id"] == 3  # alice's, written by the connector
+    simulator.edit_extension("+14155550101", user_id=9)  # relinked by hand in Verba
+    result = runner.invoke(main, ["ldap", "sync", "corp", "--dry-run", "--json", "--config", config_path])
+    [item] = [i for i in json.loads(result.output)["items"] if i["extension"] == "+14155550101"]
+    assert item["outcome"] == "conflict" and "linked to Verba user 9" in item["detail"], item
+
+
 def test_two_users_with_one_number_are_a_conflict_for_the_later_one(slapd, admin, base, simulator, tmp_path):
     for uid in ("alice", "bob"):
         slapd.add_user(admin, base, uid, telephoneNumber="+14155550120")
