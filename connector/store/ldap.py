@@ -93,6 +93,14 @@ class LdapMarks(Database):
         """The expiry (state `expiresAt`, ISO 8601) of each known active entry that has one, by external id."""
         return {row["external_id"]: row["expires"] for row in self._all("ldap_expiries", (directory,))}
 
+    def ldap_forgotten(self, directory: str) -> dict[str, dict[str, Any]]:
+        """The users of the directory the store still records but of whom it knows no entry, with the state last
+        accepted for each (its current event's), by external id: their current event (the newest neither held nor
+        discarded) is no delete, none of their events is held, and `ldap_entries` has none of them. An operator
+        who discarded a user's delete leaves one; a full run deletes those no longer in scope (watcher.py).
+        Reads every event of the directory: for a full run, not for each poll."""
+        return {row["external_id"]: json.loads(row["state_json"]) for row in self._all("ldap_forgotten", (directory,))}
+
     def commit_poll(self, poll: LdapPoll) -> list[int]:
         """Store a poll's events, entries and new cursor in one transaction; return the event ids.
 

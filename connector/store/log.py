@@ -291,12 +291,17 @@ class EventLog(Database):
         """Make dead or held events discarded for `reason`, keeping their last cause and error; return
         how many. Other states are left alone. The events that waited behind a discarded held event go on (or wait
         behind the user's next held one). `audit` is written with it, naming the events, with "discarded": how many.
-        ValueError, changing nothing, for a blank reason or one no store can hold (`unstorable`)."""
+        Discarding the delete of an LDAP directory's user (the watcher forgot the user when it stored the delete)
+        makes the directory's next run take a census, which knows the user again if still in scope
+        (`ldap_census_due`). ValueError, changing nothing, for a blank reason or one no store can hold
+        (`unstorable`)."""
         if not reason.strip():
             raise ValueError("discarding events needs a reason; say why they must not be delivered")
         if problem := unstorable(reason):
             raise ValueError(f"the discard reason {reason!a} {problem}; nothing was changed")
         with self._write() as conn:
+            # Before the queue's lock: a poll locks its watermark, then the queue (LdapMarks._put).
+            conn.execute(self._q["ldap_census_due"], (self._array(event_ids),))
             self._lock_queue(conn)  # it may end holds of many users (queue.py)
             count = int(conn.execute(self._q["discard"], (reason, time.time(), self._array(event_ids))).rowcount)
             self._wait_behind_held(conn, event_ids)

@@ -143,6 +143,14 @@ SELECT external_id FROM ldap_entries WHERE directory = %s AND groups ?| %s::text
 SELECT external_id, state ->> 'expiresAt' AS expires FROM ldap_entries
 WHERE directory = %s AND active AND state ? 'expiresAt'
 
+-- ldap_census_due --
+-- The LDAP directories of these events (a list) that are deletes about to be discarded (dead or held): their next
+-- run takes a census (watcher.py), which knows again the users of those deletes still in scope; a run under way
+-- stores nothing (its version moved) and polls again.
+UPDATE ldap_watermarks SET cursor = cursor || '{"census_due": true}'::jsonb, version = version + 1
+WHERE directory IN (SELECT source FROM events WHERE id = ANY(%s::bigint[]) AND kind = 'delete'
+                    AND state IN ('dead', 'held'))
+
 -- lock_watermark --
 -- The row lock makes concurrent pollers of one directory take turns; the loser sees a new version.
 SELECT version FROM ldap_watermarks WHERE directory = %s FOR UPDATE

@@ -188,6 +188,21 @@ SELECT external_id, digest, active, groups, state FROM ldap_entries WHERE direct
 -- The scope check's next batch: known ids after one, in the primary key's order.
 SELECT external_id FROM ldap_entries WHERE directory = %s AND external_id > %s ORDER BY external_id LIMIT %s
 
+-- ldap_forgotten --
+-- The directory's users the store still records and knows no entry of (LdapMarks.ldap_forgotten): their newest event
+-- neither held nor discarded is no delete, none is held, and ldap_entries has no row of them. The events of the
+-- directory are read through events_user, the unknown ones' only to find their newest.
+SELECT e.external_id, e.state_json FROM events AS e JOIN (
+    SELECT c.external_id, max(c.id) AS id FROM events AS c
+    WHERE c.source = %s AND c.state NOT IN ('held', 'discarded')
+      AND NOT EXISTS (SELECT 1 FROM ldap_entries AS l WHERE l.directory = c.source AND l.external_id = c.external_id)
+    GROUP BY c.external_id
+) AS newest ON e.id = newest.id
+WHERE e.kind <> 'delete'
+  AND NOT EXISTS (SELECT 1 FROM events AS h WHERE h.source = e.source AND h.external_id = e.external_id
+                  AND h.state = 'held')
+ORDER BY e.external_id
+
 -- ensure_watermark --
 INSERT INTO ldap_watermarks (directory, cursor, version) VALUES (%s, '{}', 0) ON CONFLICT (directory) DO NOTHING
 

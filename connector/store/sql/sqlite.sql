@@ -123,6 +123,14 @@ SELECT e.external_id FROM ldap_entries e WHERE e.directory = %s
 SELECT external_id, json_extract(state, '$.expiresAt') AS expires FROM ldap_entries
 WHERE directory = %s AND active AND json_extract(state, '$.expiresAt') IS NOT NULL
 
+-- ldap_census_due --
+-- The LDAP directories of these events (a list) that are deletes about to be discarded (dead or held): their next
+-- run takes a census (watcher.py), which knows again the users of those deletes still in scope; a run under way
+-- stores nothing (its version moved) and polls again.
+UPDATE ldap_watermarks SET cursor = json_set(cursor, '$.census_due', json('true')), version = version + 1
+WHERE directory IN (SELECT source FROM events WHERE id IN (SELECT value FROM json_each(%s)) AND kind = 'delete'
+                    AND state IN ('dead', 'held'))
+
 -- lock_watermark --
 -- BEGIN IMMEDIATE already holds the only write lock.
 SELECT version FROM ldap_watermarks WHERE directory = %s
