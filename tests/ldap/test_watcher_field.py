@@ -1,6 +1,6 @@
 """Failures found in the field, on a private slapd (and one AD case on a fake connection, since AD needs Samba):
 expiry dates in every GeneralizedTime form, an unexpected error recorded as the directory's failure, a moved subtree
-found a scope-check batch at a time and held by the mass-change guard, a leaver of a filter on memberOf, and a DC
+found whole and held by the mass-change guard, a leaver of a filter on memberOf, and a DC
 whose USN went back."""
 
 from __future__ import annotations
@@ -131,9 +131,8 @@ def test_an_unexpected_error_is_the_directory_s_recorded_failure_with_its_traceb
     scheduler.stop()
 
 
-# --- 2. a subtree moved out of the base, found a scope-check batch at a time -----------------------------------------
-def test_a_moved_subtree_found_by_the_scope_check_is_held_batch_by_batch(slapd, admin, base, ldap_config, store,
-                                                                        caplog):
+# --- 2. a subtree moved out of the base, found whole ----------------------------------------------------------------
+def test_a_moved_subtree_is_found_whole_and_held(slapd, admin, base, ldap_config, store, caplog):
     people = f"ou=people,{base}"
     sales = f"ou=sales,{people}"
     slapd.check(admin, admin.add(sales, ["organizationalUnit"], {"ou": "sales"}))
@@ -144,7 +143,7 @@ def test_a_moved_subtree_found_by_the_scope_check_is_held_batch_by_batch(slapd, 
         slapd.check(admin, admin.add(dns[-1], ["inetOrgPerson"], {"cn": f"S{n}", "sn": "S", "uid": f"s{n:02d}",
                                                                   "telephoneNumber": f"+1415555{n:04d}"}))
     backdate(slapd, admin, dns)  # a subtree move writes nothing to the users in it: only the scope check sees it
-    # Each batch is 10 users, below the per-run limits: 10 users, or half the 25 known once 5 or more go.
+    # Each scope-check batch is 10 users, no more than the limits: 10 users, or half the 25 known once 5 or more go.
     watcher = Watcher(store, ldap_config(base=people, scope_check_per_poll=10, guard_max_count=10,
                                          guard_max_share=0.5, guard_min_count=5))
     watcher.run()
@@ -159,17 +158,17 @@ def test_a_moved_subtree_found_by_the_scope_check_is_held_batch_by_batch(slapd, 
     assert leaver.change.kind == "delete" and leaver.change.cause == "ldap:vanished"
     assert leaver.state is EventState.PENDING
 
-    # The whole OU moves out of the base: the next batch finds all 10 it checks gone, and they are held.
+    # The whole OU moves out of the base: the next poll finds the 24 users left in it gone, not a batch of them, and
+    # holds them all.
     slapd.check(admin, admin.modify_dn(sales, "ou=sales", new_superior=f"ou=archive,{base}"))
     mark = leaver.id
     result = watcher.run()
-    assert result.counts["delete"] == 10 and result.counts["held"] == 10
-    assert "mass-change guard tripped: the scope check found 10 of the 10 known users it checked (100%) no longer in " \
-           "scope" in result.guard_message
+    assert result.counts["delete"] == 24 and result.counts["held"] == 24
+    assert "mass-change guard tripped: 24 of 24 known users (100%) would be deactivated" in result.guard_message
     assert "connector events approve --source corp" in result.guard_message
     assert result.guard_message in caplog.text
     moved = events_of(store, mark)
-    assert len(moved) == 10 and {(e.change.kind, e.change.cause, e.state) for e in moved} == {
+    assert len(moved) == 24 and {(e.change.kind, e.change.cause, e.state) for e in moved} == {
         ("delete", "ldap:vanished", EventState.HELD)}
     assert {e.last_error for e in moved} == {result.guard_message}
     # No recording stopped: every delete since the leaver's waits for an approval.

@@ -1,4 +1,4 @@
-"""What one run reads from the directory: users as snapshots, by filter or by stable id, and what left.
+"""What one run reads from the directory: users as snapshots, by filter or by stable id, what left, and the census.
 
 A `Reader` lives for one run on one connection; it resolves each user's effective groups
 through one `Membership`, which caches every group it looked up.
@@ -13,7 +13,7 @@ import ldap3
 from ldap3.utils.conv import escape_filter_chars
 
 from connector.config import LdapConfig
-from connector.dn import escape_value, is_within, normalize_dn, same_dn
+from connector.dn import dn_key, escape_value, is_within, normalize_dn, same_dn
 from connector.sources.ldap.connection import (
     LIMITS,
     NO_SUCH_OBJECT,
@@ -29,6 +29,11 @@ from connector.sources.ldap.scope import Scope
 from connector.sources.ldap.snapshot import Snapshot, snapshot
 
 Progress = Callable[[int], None]
+# Entries that hold users: moving or renaming one writes no stamp to the users under it (OpenLDAP, AD), so a poll
+# sees only the container change. Not AD's `container` class: every group policy object is one, and changes often.
+CONTAINER_CLASSES = ("organizationalUnit", "organization", "locality")
+
+
 class Reader:
     """The searches of one run, on one connection: users, leavers, changed groups, tombstones, membership."""
 
@@ -108,36 +113,55 @@ class Reader:
                 found.add(self.dialect.external_id(dn, values, raw))
         return found
 
-    def left(self, begin: Begin, seen: Container[str]) -> tuple[set[str], list[Any]]:
+    def left(self, begin: Begin, seen: Container[str]) -> tuple[set[str], list[Any], list[str]]:
         """Ids of users changed since the cursor in the scope root (the naming context) that are not among
-        `seen` (moved out of `base`, or out of the filter), and the distinct stamps of every user it found
-        there. Candidates only: the watcher confirms each by id, since a user may also have changed between
-        the two searches. The stamps let the cursor pass changes outside `base`, which would else be read
-        again at every poll."""
+        `seen` (moved out of `base`, or out of the filter), the distinct stamps of every entry it found there, and
+        the containers changed since the cursor (`CONTAINER_CLASSES`), each as "DN stamp". Candidates only: the
+        watcher confirms each user by id, since a user may also have changed between the two searches. The
+        stamps let the cursor pass changes outside `base`, which would else be read again at every poll. A
+        container moved into or out of `base`, or renamed, is all a poll sees of the users under it."""
         filters = dict.fromkeys([self.dialect.filter, self.dialect.default_filter])
-        user_like = f"(&{''.join(filters) if len(filters) == 1 else '(|' + ''.join(filters) + ')'}{begin.since})"
+        users = "".join(filters)
+        containers = "".join(f"(objectClass={name})" for name in CONTAINER_CLASSES)
         try:
-            return self._leavers(self.scope.root, user_like, seen)
+            return self._leavers(self.scope.root, f"(&(|{users}{containers}){begin.since})", seen)
         except DirectoryError as exc:
             if exc.code not in LIMITS or same_dn(self.scope.root, self.config.base):
                 raise
             self.notes.append(f"the changes under {self.scope.root} exceed the bind account's size or time limit: "
-                              f"a user moved out of {self.config.base} is found by checking known users; raise the "
-                              "limit for the account (OpenLDAP: limits dn.exact=... size=unlimited)")
-            return self._leavers(self.config.base, user_like, seen)
+                              f"a user moved out of {self.config.base} is found by checking known users, and users "
+                              "moved into it with their container wait for the full sync; raise the limit for the "
+                              "account (OpenLDAP: limits dn.exact=... size=unlimited)")
+            user_like = users if len(filters) == 1 else f"(|{users})"
+            return self._leavers(self.config.base, f"(&{user_like}{begin.since})", seen)
 
-    def _leavers(self, base: str, search_filter: str, seen: Container[str]) -> tuple[set[str], list[Any]]:
+    def _leavers(self, base: str, search_filter: str, seen: Container[str]) -> tuple[set[str], list[Any], list[str]]:
         """`left` under `base`, one result at a time: a bulk change is not held in memory."""
         ids: set[str] = set()
         stamps: set[str | None] = set()
+        containers: list[str] = []
+        wanted = {name.lower() for name in CONTAINER_CLASSES}
         for dn, values, raw in search(self.conn, base, search_filter,
-                                      (*self.dialect.id_attributes, self.dialect.stamp_attribute),
+                                      (*self.dialect.id_attributes, self.dialect.stamp_attribute, "objectClass"),
                                       self.config.page_size):
+            stamp = self._stamp(raw)
+            stamps.add(stamp)
+            if wanted & {str(c).lower() for c in values.get("objectClass") or ()}:
+                containers.append(f"{dn_key(dn)} {stamp}")
+                continue
             external_id = self.dialect.find_id(dn, values, raw)
             if external_id is not None and external_id not in seen:
                 ids.add(external_id)
-            stamps.add(self._stamp(raw))
-        return ids, list(stamps)
+        return ids, list(stamps), containers
+
+    def census(self) -> set[str]:
+        """The stable ids of every user in scope (under `base`, matching the filter): one paged search that reads
+        the id attribute only (no attribute where users are keyed by DN). A user whose id the account may not
+        read raises DirectoryError, as reading it would: such a user must not look gone."""
+        attributes = self.dialect.id_attributes or ("1.1",)
+        return {self.dialect.external_id(dn, values, raw)
+                for dn, values, raw in search(self.conn, self.config.base, self.dialect.filter, attributes,
+                                              self.config.page_size)}
 
     def _stamp(self, raw: dict[str, list[bytes]]) -> str | None:
         """The change stamp of a search result, as the server sent it."""

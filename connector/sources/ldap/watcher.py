@@ -7,13 +7,22 @@ write to the user entry:
                       (moved to a leavers' OU, or out of the filter); former members of changed groups
                       who are no user in scope now (out of a filter on memberOf); AD tombstones;
                       where those cannot be seen, a bounded batch of known users checked still in
-                      scope (the mass-change guard also judges each batch: a moved subtree is found
-                      a batch at a time)
+                      scope
     group changes     the members, now and before, of changed groups, deleted groups (tombstones)
                       and vanished groups the rules name, nested groups included
     expiries          accounts whose expiry date has come since, which no write announces
+    the census        the ids of every user in scope, compared with the known ones, when the users
+                      under a container may have come or gone with no write to them: a container
+                      changed (moved or renamed: OpenLDAP and AD write nothing to the users under
+                      it), the scope check found a user gone (the first of a deleted or moved subtree,
+                      perhaps), or an operator discarded deletes of this directory (`census_due`, set
+                      by the store's discard: restored users are known again). The users in scope it
+                      does not know are read; the known ones no longer in scope are deleted, judged by
+                      the mass-change guard with the rest of the run, as a full run would see them
 
-A full run reads every entry and also deletes the ids that vanished.
+A full run reads every entry and also deletes the ids that vanished, and the users the store still records for
+this directory that it no longer knows (`LdapMarks.ldap_forgotten`: their delete discarded, say) and that are not
+in scope.
 
 A run reads its users (every one, or those changed since the cursor) a page at a time, and stores
 each page's events with the entries they change in one transaction (`LdapMarks.commit_part`): it
@@ -31,7 +40,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable, Iterator
 from typing import Any
 
 import ldap3
@@ -45,7 +54,7 @@ from connector.ops.metrics import LDAP_POLL_SECONDS
 from connector.sources.ldap import metrics
 from connector.sources.ldap.connection import NO_SUCH_OBJECT, DirectoryError, close, open_connection, root_dse
 from connector.sources.ldap.dialects import Begin, dialect_for
-from connector.sources.ldap.guard import GuardVerdict, judge, judge_scope_check
+from connector.sources.ldap.guard import judge
 from connector.sources.ldap.reading import Reader
 from connector.sources.ldap.scope import Scope, probe
 from connector.sources.ldap.snapshot import Snapshot, expires_at
@@ -115,9 +124,9 @@ class _Run:
     expiries: dict[str, float] | None = None  # Unix time, of each known active user that expires, once needed
     tracked: set[str] | None = None  # the groups the rules name, and the groups nested in them
     scope_after: str | None = None  # the last known id the scope check looked at
-    scope_held: set[str] = dataclasses.field(default_factory=set)  # found gone by a scope check the guard holds
-    scope_verdict: GuardVerdict | None = None  # the guard's verdict on the scope check, when it tripped
     stamps: list[Any] = dataclasses.field(default_factory=list)  # of changed users outside `base` too
+    containers: list[str] = dataclasses.field(default_factory=list)  # changed since the cursor, "DN stamp"
+    forgotten: dict[str, LdapEntry] = dataclasses.field(default_factory=dict)  # recorded, unknown: `ldap_forgotten`
 
 
 class Watcher:
@@ -171,7 +180,7 @@ class Watcher:
                 self.close()
                 self._explain(exc)
                 raise
-        known = self.store.ldap_entries(name)
+        known = {**self._forgotten(seen), **self.store.ldap_entries(name)}
         gone = {external_id: "ldap:vanished" for external_id in known if external_id not in seen}
         changes, _, _ = self._compare(seen.values(), gone, known, True)
         drops = self._drops(changes, known)
@@ -287,12 +296,12 @@ class Watcher:
         """Compare the users read last (`seen`) and the vanished (`gone`), let the guard judge them with the changes
         held back from the pages, and store them with the new cursor: the run's last part."""
         name, full = self.config.name, found.full
-        known = self.store.ldap_entries(name, [*seen, *gone])
+        known = {**found.forgotten, **self.store.ldap_entries(name, [*seen, *gone])}
         changes, entries, removed = self._compare(seen.values(), gone, known, full)
         drops = [drop for i, drop in found.drops.items() if i not in seen]  # one read again is compared again
         changes, held, guard_message = self._guard([*(d.change for d in drops), *changes],
                                                    {**{d.change.external_id: d.old for d in drops if d.old}, **known},
-                                                   watermark, force, found)
+                                                   watermark, force)
         counts = _counts(len(found.ids) + sum(1 for i in seen if i not in found.ids),
                          found.kinds + Counter(c.kind for c in [*changes, *held]), len(held))
         before = watermark.cursor if watermark else {}
@@ -314,11 +323,15 @@ class Watcher:
         end. A run holds one page of users, not the whole directory; a crash leaves the old cursor, and the
         run after it reads the stored pages again without a second event."""
         for page in reader.pages(self._pager(), search_filter):
-            self._store_page(page, found)
-            found.ids.update(page)
-            found.begin = dataclasses.replace(found.begin, cursor=self.dialect.advance(
-                found.begin, [s.stamp for s in page.values()]))
-            found.due = _earliest([found.due, *_expiries(page.values())], reader.now)
+            self._take_page(page, found, reader.now)
+
+    def _take_page(self, page: dict[str, Snapshot], found: _Run, now: float) -> None:
+        """Store one page of users read (`_store_page`) and note them in `found`: their ids, stamps and expiries."""
+        self._store_page(page, found)
+        found.ids.update(page)
+        found.begin = dataclasses.replace(found.begin, cursor=self.dialect.advance(
+            found.begin, [s.stamp for s in page.values()]))
+        found.due = _earliest([found.due, *_expiries(page.values())], now)
 
     def _store_page(self, page: dict[str, Snapshot], found: _Run) -> None:
         """Compare one page with what is known, and store its changes but those the guard counts (`found.drops`
@@ -340,13 +353,25 @@ class Watcher:
                            for c, e in zip(changes, entries, strict=True) if id(c) in counted)
 
     def _vanished(self, found: _Run) -> dict[str, str]:
-        """The known users a full run did not read: gone from the directory, or out of scope."""
-        gone: dict[str, str] = {}
+        """The known users a full run did not read, gone from the directory or out of scope, and the users the
+        store still records for this directory that it does not know (`found.forgotten`) and that the run did not
+        read either."""
+        found.forgotten = self._forgotten(found.ids)
+        return {i: "ldap:vanished" for i in [*self._known_ids(), *found.forgotten] if i not in found.ids}
+
+    def _known_ids(self) -> Iterator[str]:
+        """Every known id of the directory, read VANISHED_BATCH at a time."""
         after = ""
         while batch := self.store.ldap_ids_after(self.config.name, after, VANISHED_BATCH):
-            gone.update((i, "ldap:vanished") for i in batch if i not in found.ids)
+            yield from batch
             after = batch[-1]
-        return gone
+
+    def _forgotten(self, read: Container[str]) -> dict[str, LdapEntry]:
+        """The users the store still records for this directory (`LdapMarks.ldap_forgotten`) but does not know,
+        and that are not among `read` (the users in scope), each as an entry made of the state last accepted for
+        them, from which `_compare` makes their delete."""
+        return {i: LdapEntry(i, "", bool(state.get("active")), (), state)
+                for i, state in self.store.ldap_forgotten(self.config.name).items() if i not in read}
 
     def _read_changes(self, reader: Reader, begin: Begin, scope: Scope, cursor: dict[str, Any],
                       found: _Run) -> tuple[dict[str, Snapshot], dict[str, str]]:
@@ -358,7 +383,7 @@ class Watcher:
             return external_id not in seen and external_id not in found.ids
 
         # Changed users of the naming context that are no user in scope have left it (moved, or out of the filter).
-        left, found.stamps = reader.left(begin, found.ids)
+        left, found.stamps, found.containers = reader.left(begin, found.ids)
         candidates = list(self.store.ldap_entries(self.config.name, sorted(left)))
         present = reader.present(candidates) if candidates else set()
         gone = {i: "ldap:out-of-scope" for i in candidates if i not in present}
@@ -390,9 +415,50 @@ class Watcher:
             found.expiries = {i: t for i, text in self.store.ldap_expiries(self.config.name).items()
                               if (t := expires_at(text)) is not None}
             seen.update(reader.by_ids([i for i, t in found.expiries.items() if unseen(i) and t <= reader.now]))
-        if scope.check_known:
-            gone.update(self._check_in_scope(reader, cursor, found, [*seen, *gone]))
+        vanished = self._check_in_scope(reader, cursor, found, [*seen, *gone]) if scope.check_known else {}
+        gone.update(vanished)
+        why = self._census_due(cursor, found, vanished)
+        if why:
+            for external_id in self._census(reader, found, why):
+                gone.setdefault(external_id, "ldap:vanished")
         return seen, {i: cause for i, cause in gone.items() if unseen(i)}
+
+    def _census_due(self, cursor: dict[str, Any], found: _Run, vanished: dict[str, str]) -> str | None:
+        """Why this incremental run takes a census, or None.
+
+        The trigger is any user the scope check found gone: on OpenLDAP it is the only sign of a deleted user (no
+        tombstone) or of a subtree moved where the naming context is not read, and the first user found of a
+        deleted subtree is no different from a leaver. A census then finds all the users gone at once, and the
+        guard judges them together against every known user, as a full run would: a batch finds a few of a
+        subtree, below any limit, poll after poll. It costs one search of ids, and about one per leaver: once one
+        has run, the next user found gone was deleted since.
+        """
+        moved = sorted(set(found.containers) - set(cursor.get("containers") or ()))  # once, not in each overlap
+        if moved:
+            more = f" and {len(moved) - 1} more" if len(moved) > 1 else ""
+            return f"container {moved[0].rsplit(' ', 1)[0]}{more} changed"
+        if vanished:
+            return f"the scope check found {len(vanished)} known users gone"
+        if cursor.get("census_due"):
+            return "deletes of this directory were discarded"
+        return None
+
+    def _census(self, reader: Reader, found: _Run, why: str) -> set[str]:
+        """Compare the ids of every user in scope (`Reader.census`) with the known ids: read the users in scope
+        that are not known (and not read by this run), storing them page by page as the run's own; return the
+        known ids no longer in scope."""
+        name, size = self.config.name, self.config.page_size
+        started = time.monotonic()
+        in_scope = reader.census()
+        known = set(self._known_ids())
+        unknown = sorted(in_scope - known - found.ids)
+        for start in range(0, len(unknown), size):
+            self._take_page(reader.by_ids(unknown[start:start + size]), found, reader.now)
+        gone = known - in_scope
+        log.info("ldap %s: census (%s): %d users in scope, %d unknown read, %d known no longer in scope, %.2f s",
+                 name, why, len(in_scope), len(unknown), len(gone), time.monotonic() - started,
+                 extra={"directory": name, "census": why})
+        return gone
 
     def _check_in_scope(self, reader: Reader, cursor: dict[str, Any], found: _Run,
                         settled: list[str]) -> dict[str, str]:
@@ -409,11 +475,7 @@ class Watcher:
         done = set(settled)  # seen now, or already known to have left
         batch = [i for i in batch if i not in done and i not in found.ids]
         present = reader.present(batch)
-        vanished = {i: "ldap:vanished" for i in batch if i not in present}
-        verdict = judge_scope_check(self.config, len(vanished), len(batch))
-        if verdict.tripped:  # held at the run's end (`_guard`), as the guard holds a run's
-            found.scope_held, found.scope_verdict = set(vanished), verdict
-        return vanished
+        return {i: "ldap:vanished" for i in batch if i not in present}
 
     def _bookkeeping(self, notes: list[str], found: _Run, seen: dict[str, Snapshot], now: float,
                      cursor: dict[str, Any]) -> dict[str, Any]:
@@ -427,6 +489,8 @@ class Watcher:
             kept["expiry_due"] = due
         if found.scope_after is not None:
             kept["scope_after"] = found.scope_after
+        if found.containers:
+            kept["containers"] = sorted(found.containers)
         if found.tracked is not None:
             kept["rule_groups"] = sorted(found.tracked)
         return kept
@@ -468,16 +532,11 @@ class Watcher:
                 or self._leaves_rule_group(known, c)]
 
     def _guard(self, changes: list[UserChange], known: dict[str, LdapEntry], watermark: LdapWatermark | None,
-               force: bool, found: _Run | None = None) -> tuple[list[UserChange], list[UserChange], str | None]:
-        """Hold the deactivations and deletes of a run that would drop too many users (the mass-change guard), or,
-        when only the scope check found too many of the users it checked gone, the deletes it found."""
+               force: bool) -> tuple[list[UserChange], list[UserChange], str | None]:
+        """Hold the deactivations and deletes of a run that would drop too many users (the mass-change guard)."""
         name = self.config.name
         drops = self._drops(changes, known)
         verdict = judge(self.config, len(drops), watermark.known if watermark else 0)
-        if not verdict.tripped and found is not None and found.scope_verdict is not None:
-            scoped = [c for c in drops if c.kind == "delete" and c.external_id in found.scope_held]
-            if scoped:  # the scope check's batch alone trips: only its deletes are held
-                verdict, drops = found.scope_verdict, scoped
         if verdict.tripped and force:
             log.warning("ldap %s: %s; --force given, so they go through", name, verdict.describe(self.config))
         if not verdict.tripped or force:
