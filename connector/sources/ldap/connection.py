@@ -37,7 +37,8 @@ class DirectoryError(ConnectorError):
         self.matched = matched  # of a noSuchObject: the closest entry above `base` that exists, if the server said
 
 
-LIMITS = (3, 4, 11)  # timeLimitExceeded, sizeLimitExceeded, adminLimitExceeded
+TIME_LIMIT, SIZE_LIMIT, ADMIN_LIMIT = 3, 4, 11  # timeLimitExceeded, sizeLimitExceeded, adminLimitExceeded
+LIMITS = (TIME_LIMIT, SIZE_LIMIT, ADMIN_LIMIT)
 
 
 _BIND_ADVICE = {
@@ -364,12 +365,14 @@ def search(
     """Yield (dn, attributes, raw attributes) of every entry, page by page.
 
     Raises DirectoryError unless every page ended with resultCode 0: a truncated
-    enumeration (size or time limit, missing base, no access) must never look complete.
+    enumeration (size or time limit, missing base, no access) must never look complete; the error of a limit
+    names it and what to change (`limit_advice`).
     Referrals are skipped. Attributes the server cut into ranges are fetched whole.
     `what` names the search in those errors ("reading the rootDSE"); by default its base and filter.
     """
     what = what or f"search under {base!r} with {search_filter}"
     cookie: bytes | None = None
+    read = 0
     while True:
         try:
             conn.search(base, search_filter, scope, attributes=list(attributes), paged_size=page_size,
@@ -377,20 +380,71 @@ def search(
         except LDAPException as exc:
             raise DirectoryError(f"{what} failed ({ldap3_message(exc)})") from None
         result = conn.result
-        if result["result"] != 0:
+        entries = [item for item in conn.response or () if item.get("type") == "searchResEntry"]
+        read += len(entries)
+        code, message = result["result"], result.get("message") or ""
+        if code in LIMITS:
+            advice = limit_advice(conn, code, message, read, page_size)
+            raise DirectoryError(f"{what} ended with {result['description']} ({code}{': ' if message else ''}"
+                                 f"{message}){f' after {read} entries' if read else ''}: {advice}", code=code,
+                                 base=base)
+        if code != 0:
             raise DirectoryError(f"{what} ended with {result['description']} "
-                                 f"({result['result']}: {result.get('message') or 'no message'}); check the base, "
-                                 "the filter and the bind account's size/time limits and read rights",
-                                 code=result["result"], base=base, matched=result.get("dn") or None)
-        for item in conn.response or ():
-            if item.get("type") == "searchResEntry":
-                values = dict(item["attributes"])
-                if any(";" in name for name in values):
-                    values = _complete_ranges(conn, item["dn"], values)
-                yield item["dn"], values, item["raw_attributes"]
+                                 f"({code}: {message or 'no message'}); check the base, the filter and the bind "
+                                 "account's read rights", code=code, base=base, matched=result.get("dn") or None)
+        for item in entries:
+            values = dict(item["attributes"])
+            if any(";" in name for name in values):
+                values = _complete_ranges(conn, item["dn"], values)
+            yield item["dn"], values, item["raw_attributes"]
         cookie = result.get("controls", {}).get(PAGED_RESULTS, {}).get("value", {}).get("cookie")
         if not cookie:
             return
+
+
+def sample(conn: ldap3.Connection, base: str, search_filter: str, attributes: Sequence[str],
+           limit: int) -> list[tuple[str, dict[str, Any], dict[str, list[bytes]]]]:
+    """(dn, attributes, raw attributes) of at most `limit` of the entries that match, whichever the server
+    returns first: a size limit (`limit`, or the bind account's) is no error here. DirectoryError on any other."""
+    try:
+        conn.search(base, search_filter, ldap3.SUBTREE, attributes=list(attributes), size_limit=limit)
+    except LDAPException as exc:
+        raise DirectoryError(f"search under {base!r} with {search_filter} failed ({ldap3_message(exc)})") from None
+    if conn.result["result"] not in (0, SIZE_LIMIT):
+        raise DirectoryError(f"search under {base!r} with {search_filter} ended with {conn.result['description']} "
+                             f"({conn.result['result']}); check the base and the bind account's read rights",
+                             code=conn.result["result"], base=base)
+    return [(item["dn"], dict(item["attributes"]), item["raw_attributes"]) for item in conn.response or ()
+            if item.get("type") == "searchResEntry"]
+
+
+def limit_advice(conn: ldap3.Connection, code: int, message: str, read: int, page_size: int | None) -> str:
+    """What to change when a search of the bind account of `conn` ended at a server limit (`LIMITS`) after `read`
+    entries, `message` the server's words: the limit, and the setting that raises it (the account's limits on the
+    server) or the page_size that fits it. slapd's words: "illegal pagedResults page size" (a page larger than
+    size.pr), "pagedResults control not allowed" (size.prtotal=disabled); its default size limit is 500 entries,
+    and size.prtotal (by default the hard size limit) counts every page of a paged search (slapd.conf(5) limits)."""
+    who = conn.user or "an anonymous bind"
+    limits = f'limits dn.exact="{conn.user}"' if conn.user else "limits anonymous"
+    where = "in slapd.conf (olcLimits on the database in cn=config)"
+    if code == SIZE_LIMIT:
+        return (f"the server lets {who} read at most {read} entries in one search, and more match: raise that "
+                f"account's size limit (OpenLDAP: {limits} size=unlimited size.prtotal=unlimited {where}; its "
+                "default is 500 entries, and page_size does not get round it), or bind as an account without one")
+    if code == TIME_LIMIT:
+        return (f"the search took longer than the server lets {who} search: raise that account's time limit "
+                f"(OpenLDAP: {limits} time=unlimited {where}; Active Directory: MaxQueryDuration), or narrow base "
+                "and filter")
+    if "page size" in message.lower():
+        return (f"the server refuses pages of {page_size} entries to {who}: lower page_size in the directory's "
+                f"[ldap.NAME] section to the largest page it allows, or raise that limit (OpenLDAP: {limits} "
+                f"size.pr=unlimited {where})")
+    if "not allowed" in message.lower():
+        return (f"the server does not let {who} page a search, and every search of a directory's users is paged: "
+                f"allow it (OpenLDAP: {limits} size.prtotal=unlimited {where})")
+    return (f"an administrative limit of the server stopped the search for {who}: raise the limit its message "
+            f"names for that account (Active Directory: the LDAP policy's MaxPageSize, MaxResultSetSize), or lower "
+            f"page_size (now {page_size}) in the directory's [ldap.NAME] section")
 
 
 def _complete_ranges(conn: ldap3.Connection, dn: str, values: dict[str, Any]) -> dict[str, Any]:
