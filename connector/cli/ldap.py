@@ -302,7 +302,7 @@ def _describe(name: str, config: LdapConfig | None, watermark: LdapWatermark | N
     return "\n".join(lines)
 
 
-_LISTED_APART = ("notes", "rule_groups")
+_LISTED_APART = ("notes", "rule_groups", "newest")  # newest: the users `Dialect.went_back` reads again
 
 
 def _identity(config: LdapConfig) -> str:

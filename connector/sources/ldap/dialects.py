@@ -1,7 +1,8 @@
 """What differs between directories: the stable id, the change cursor, disabled and expired accounts.
 
     openldap  entryUUID; the later of the latest modifyTimestamp and the previous run's start, minus an
-              overlap window, bounded by the server's time;
+              overlap window, bounded by the server's time; the newest users with their stamps, read
+              again each run: one stamped older now is a restore (a full run);
               expiry by shadowExpire and pwdEndTime
     generic   entryUUID, nsUniqueId or ipaUniqueID (or `id_attribute`); like openldap
     ad        objectGUID; uSNChanged above the watermark on one pinned DC (highestCommittedUSN and
@@ -29,7 +30,9 @@ warned about, because a rename or a move then becomes a delete and a create.
 A search asks for the dialect's own attributes and those the config adds. The attribute names the
 config gives are checked against the directory's schema (rootDSE subschemaSubentry, attributeTypes)
 before the first run reads a user: a server ignores a name it does not know, so a misspelled one
-would read as absent on every user.
+would read as absent on every user. So are the names in its filter, and the matching rule each term
+needs (ORDERING for >=): a term the server cannot evaluate matches no user, so that a full run would
+delete them all.
 
 Sources: reference/ldap.md §1 (a), (c) and §4; Microsoft, "Polling for Changes Using uSNChanged";
 [MS-ADA1] Account-Expires; shadow(5) and shadow-utils isexpired(); draft-behera-ldap-password-policy
@@ -48,6 +51,13 @@ from typing import Any
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
+from ldap3.operation.search import (
+    MATCH_EQUAL,
+    MATCH_GREATER_OR_EQUAL,
+    MATCH_LESS_OR_EQUAL,
+    MATCH_SUBSTRING,
+    parse_filter,
+)
 from ldap3.protocol.rfc4512 import AttributeTypeInfo
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
@@ -55,7 +65,7 @@ from connector.config import LdapConfig
 from connector.dn import dn_key
 from connector.errors import closest
 from connector.events import REPLACEMENT_CHARACTER, storable, unstorable
-from connector.sources.ldap.connection import DirectoryError, first_raw, read_entry, search
+from connector.sources.ldap.connection import DirectoryError, first_raw, read_entry, sample, search
 
 log = logging.getLogger("connector.ldap")
 
@@ -70,6 +80,7 @@ _FALSE = ("", "false", "0", "no")
 PWD_LOCKED_TIME = "pwdAccountLockedTime"  # ppolicy: when the account was locked
 PERMANENT_LOCK = "000001010000Z"  # ppolicy: a lock only an administrator lifts; any other value is a lockout
 SUBSCHEMA = "subschemaSubentry"  # the rootDSE attribute naming the entry that holds the schema (RFC 4512 §4.2)
+NEWEST_KEPT = 5  # users the cursor keeps, with their stamps, to notice a directory gone back in time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,25 +297,29 @@ class Dialect:
         return self.start(conn, cursor, dse)
 
     def check_names(self, conn: ldap3.Connection, dse: dict[str, Any]) -> str | None:
-        """Refuse the attribute names of the config that the directory's schema does not define; learn the name
-        the server returns for each alias or OID given (`schema_names`). `dse` is the rootDSE with its
-        subschemaSubentry.
+        """Refuse the attribute names of the config that the directory's schema does not define, and the terms of
+        its `filter` the server cannot evaluate (`filter_problems`); learn the name the server returns for each
+        alias or OID given (`schema_names`). `dse` is the rootDSE with its subschemaSubentry.
 
         Returns None when every name is defined (or none is configured), else a warning sentence when the schema
-        cannot be read: nothing is refused then. Raises UnknownAttributes, with a sentence per unknown name.
+        cannot be read: nothing is refused then. Raises UnknownAttributes, with a sentence per problem.
         """
         given = configured_names(self.config)
-        if not given:
+        terms = filter_terms(self.config)
+        if not given and not terms:
             self.names_checked = True
             return None
         try:
             schema = read_schema(conn, dse)
         except DirectoryError as exc:
             self.names_checked = True
-            keys = ", ".join(dict.fromkeys(key.split("[")[0] for key, _ in given))
+            keys = ", ".join(dict.fromkeys([*(key.split("[")[0] for key, _ in given),
+                                            *([f"ldap.{self.config.name}.filter"] if terms else [])]))
             return (f"{keys} not checked against the directory's schema, which cannot be read ({exc}); a misspelled "
                     "name reads as absent on every user: let the bind account read the subschema entry")
-        problems = [unknown_name(self.config, schema, key, name) for key, name in given if schema.lookup(name) is None]
+        problems = [unknown_name(self.config, schema, f"{key} is {name!r}", name) for key, name in given
+                    if schema.lookup(name) is None]
+        problems += filter_problems(self.config, schema, terms)
         if problems:
             raise UnknownAttributes(problems)
         self.schema_names = {name.lower(): str(schema.lookup(name)) for _, name in given}
@@ -313,7 +328,8 @@ class Dialect:
 
     def start(self, conn: ldap3.Connection, cursor: dict[str, Any], dse: dict[str, Any]) -> Begin:
         """Where an incremental run starts: changes since the later of the cursor (the latest stamp seen) and the
-        start of the run before, minus overlap_seconds; bounded by the server's time.
+        start of the run before, minus overlap_seconds; bounded by the server's time. A full run when the
+        directory went back in time (`went_back`).
 
         The run before read every entry the server held when it started. What it could not see was written,
         or reached this server, after that start, so it is stamped at most overlap_seconds before it (clocks
@@ -322,15 +338,63 @@ class Dialect:
         the whole load again.
         """
         earliest, latest, clock = self.server_time(conn, dse)
-        after = {"started": generalized(earliest), "clock": clock}
+        after: dict[str, Any] = {"started": generalized(earliest), "clock": clock}
         stamp = cursor.get("stamp")
         if not stamp:
             return Begin(None, after, "no watermark yet", bound=latest)
         start = min(parse_time(stamp), latest)  # a cursor stored ahead of the server comes back to it
+        newest, back = self.went_back(conn, cursor.get("newest") or {}, start)
+        if back is not None:
+            return Begin(None, after, back, bound=latest)
         started = cursor.get("started")
         since = min(max(start, parse_time(started)), latest) if started else start
         window = generalized(since - datetime.timedelta(seconds=self.config.overlap_seconds))
-        return Begin(f"({self.stamp_attribute}>={window})", {"stamp": generalized(start), **after}, bound=latest)
+        return Begin(f"({self.stamp_attribute}>={window})", {"stamp": generalized(start), **after, "newest": newest},
+                     bound=latest)
+
+    def went_back(self, conn: ldap3.Connection, newest: dict[str, str],
+                  start: datetime.datetime) -> tuple[dict[str, str], str | None]:
+        """Whether the directory went back in time since the cursor: restored from a backup (slapadd of an older
+        slapcat, a disk or virtual machine snapshot), which brings back old values with their old stamps, below the
+        cursor, where no incremental run looks. `newest` (the cursor's) holds the stable id and stamp of the users
+        stamped last, as the run before found them: one of them there now with an older stamp went back. One
+        deleted since, or changed again (stamped later), is no sign, nor one a size limit leaves unread. Two
+        reads: the users of `newest` by id, and at most NEWEST_KEPT users stamped at `start` (the cursor's stamp)
+        or later.
+
+        Returns (the users to keep as the newest now, by id: their stamps as read; why a full run is due, or None).
+        """
+        now: dict[str, tuple[str, str]] = {}  # id -> (DN, stamp) of the users of `newest` still under `base`
+        if newest:
+            wanted = "".join(self.id_filter(external_id) for external_id in newest)
+            now = {i: found for i, found in self._stamps(sample(conn, self.config.base, f"(|{wanted})",
+                                                                self._stamped, NEWEST_KEPT)).items() if i in newest}
+        for external_id, (dn, stamp) in now.items():
+            if parse_time(stamp) < parse_time(newest[external_id]):
+                return {}, (f"the directory went back in time: {dn} is stamped {stamp} ({self.stamp_attribute}), "
+                            f"before the {newest[external_id]} a run saw: it was restored from an older backup "
+                            "(slapadd, a disk or virtual machine snapshot), so its stamps cannot tell what changed "
+                            "since")
+        later = self._stamps(sample(conn, self.config.base,
+                                    f"(&{self.filter}({self.stamp_attribute}>={generalized(start)}))", self._stamped,
+                                    NEWEST_KEPT))
+        kept = {external_id: stamp for external_id, (_, stamp) in {**now, **later}.items()}
+        return dict(sorted(kept.items(), key=lambda item: parse_time(item[1]), reverse=True)[:NEWEST_KEPT]), None
+
+    def _stamps(self, entries: Iterable[tuple[str, dict[str, Any], dict[str, list[bytes]]]]
+                ) -> dict[str, tuple[str, str]]:
+        """The stable id -> (DN, stamp as the server sent it) of each of `entries` that has both."""
+        found = {}
+        for dn, values, raw in entries:
+            external_id, stamp = self.find_id(dn, values, raw), first_raw(raw, self.stamp_attribute)
+            if external_id is not None and stamp is not None:
+                found[external_id] = (dn, stamp.decode("utf-8", "replace"))
+        return found
+
+    @property
+    def _stamped(self) -> tuple[str, ...]:
+        """What `went_back` reads of a user: its id and its stamp."""
+        return (*self.id_attributes, self.stamp_attribute)
 
     def server_time(self, conn: ldap3.Connection, dse: dict[str, Any]) -> tuple[datetime.datetime, datetime.datetime,
                                                                                str]:
@@ -446,12 +510,13 @@ DIALECTS: dict[str, type[Dialect]] = {"generic": Dialect, "openldap": OpenLdapDi
 
 # --- the attribute names the config gives, against the directory's schema ----------------------------------------
 class UnknownAttributes(DirectoryError):
-    """Attribute names of an [ldap.NAME] section that the directory's schema does not define: a search ignores
-    them (RFC 4511 §4.5.1.8), so they would read as absent on every user. `problems` holds one sentence per name,
-    `advice` what to do."""
+    """Attribute names of an [ldap.NAME] section that the directory's schema does not define, or terms of its filter
+    the server cannot evaluate: a search ignores an unknown name (RFC 4511 §4.5.1.8), so it would read as absent on
+    every user, and a filter term on one matches no user (§4.5.1.7: Undefined). `problems` holds one sentence per
+    name or term, `advice` what to do."""
 
-    advice = ("a search ignores a name the server does not know, so it would read as absent on every user: correct "
-              "the name in the config")
+    advice = ("a search ignores a name the server does not know, so it would read as absent on every user, and a "
+              "filter term the server cannot evaluate matches no user: correct the config")
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join([*problems, self.advice]))
@@ -464,6 +529,9 @@ class Schema:
 
     where: str  # the subschema entry's DN
     names: dict[str, str]  # every NAME and OID, lower-cased -> the type's first NAME, which the server returns
+    #: the type's first NAME -> the kinds of matching rule it has, its own or its SUP's ("equality", "ordering",
+    #: "substring"); empty when the schema states none (Active Directory's and Samba's: they match by syntax)
+    rules: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
     def lookup(self, name: str) -> str | None:
         """The first NAME of the type `name` stands for (any case, an alias or the OID; options such as ;binary
@@ -474,6 +542,13 @@ class Schema:
         """The name the schema defines that looks most like `name` (for a did-you-mean), or None."""
         close = closest(name.split(";")[0].strip(), self.names, cutoff=0.75)
         return None if close is None else self.names[close]
+
+    def lacks(self, name: str, kind: str) -> bool:
+        """Whether the type `name` stands for has no matching rule of `kind` ("equality", "ordering",
+        "substring"), so that the server cannot evaluate a filter term that needs one (RFC 4511 §4.5.1.7: the term
+        is Undefined, and matches no entry). False when the schema states no rules, or defines no such type."""
+        first = self.lookup(name)
+        return bool(self.rules) and first is not None and kind not in self.rules.get(first, frozenset())
 
 
 def read_schema(conn: ldap3.Connection, dse: dict[str, Any]) -> Schema:
@@ -496,7 +571,29 @@ def read_schema(conn: ldap3.Connection, dse: dict[str, Any]) -> Schema:
             names.setdefault(str(each).lower(), str(spelled[0]))
     if not names:
         raise DirectoryError(f"{where} shows the bind account no attributeTypes")
-    return Schema(str(where), names)
+    return Schema(str(where), names, _matching_rules(parsed, names))
+
+
+def _matching_rules(parsed: dict[str, AttributeTypeInfo], names: dict[str, str]) -> dict[str, frozenset[str]]:
+    """The kinds of matching rule of each type (by its first NAME), its own or inherited from its SUP (RFC 4512
+    §4.1.2); {} when no type states one."""
+    by_first = {names[str(info.oid).lower()]: info for info in parsed.values()}
+    # ldap3 2.9 parses SUBSTR into `substr`, not the `substring` its AttributeTypeInfo declares
+    fields = {"equality": "equality", "ordering": "ordering", "substring": "substr"}
+    own = {first: frozenset(kind for kind, field in fields.items() if getattr(info, field, None))
+           for first, info in by_first.items()}
+    if not any(own.values()):
+        return {}
+
+    def kinds(first: str, below: frozenset[str]) -> frozenset[str]:
+        found = own[first]
+        for superior in by_first[first].superior or ():
+            parent = names.get(str(superior).lower())
+            if parent is not None and parent not in below:  # a SUP cycle is no schema slapd loads, but stops here
+                found |= kinds(parent, below | {parent})
+        return found
+
+    return {first: kinds(first, frozenset([first])) for first in by_first}
 
 
 def configured_names(config: LdapConfig) -> list[tuple[str, str]]:
@@ -511,12 +608,65 @@ def configured_names(config: LdapConfig) -> list[tuple[str, str]]:
     return found
 
 
-def unknown_name(config: LdapConfig, schema: Schema, key: str, name: str) -> str:
-    """The sentence that refuses `name`, given as `key`: what is wrong, and a did-you-mean or where to look."""
+def unknown_name(config: LdapConfig, schema: Schema, given: str, name: str) -> str:
+    """The sentence that refuses `name`, `given` as the config gives it ("ldap.corp.username_attribute is 'mial'"):
+    what is wrong, and a did-you-mean or where to look."""
     similar = schema.similar(name)
     hint = (f"did you mean {similar!r}?" if similar else f"list the names it defines with `ldapsearch -H "
             f"{config.url} -b \"{schema.where}\" -s base attributeTypes`")
-    return f"{key} is {name!r}, which the directory's schema ({schema.where}) does not define: {hint}"
+    return f"{given}, which the directory's schema ({schema.where}) does not define: {hint}"
+
+
+#: what a filter term needs of its attribute's type (ldap3's tag for the term -> the kind of matching rule, as
+#: Schema.rules names it, the term's operator, and what to write instead); RFC 4511 §4.5.1.7
+_ORDERED = "match it with = or a substring (*) instead, or use an attribute whose type has an ORDERING rule"
+_TERM_RULES = {
+    MATCH_EQUAL: ("equality", "=", "test only that it is there, (NAME=*), or use another attribute"),
+    MATCH_GREATER_OR_EQUAL: ("ordering", ">=", _ORDERED),
+    MATCH_LESS_OR_EQUAL: ("ordering", "<=", _ORDERED),
+    MATCH_SUBSTRING: ("substring", "a substring (*)", "match the whole value with = instead"),
+}
+_RULE_KEYWORDS = {"equality": "EQUALITY", "ordering": "ORDERING", "substring": "SUBSTR"}  # RFC 4512 §4.1.2
+
+
+def filter_terms(config: LdapConfig) -> list[tuple[str, int]]:
+    """(attribute name, ldap3's tag for the kind of term) of each term of the section's `filter`, as ldap3 parses
+    it; [] without a filter (the dialect's default is not checked) or one ldap3 cannot parse (config validation
+    refuses it)."""
+    if config.filter is None:
+        return []
+    try:
+        root = parse_filter(config.filter, None, True, True, None, False)  # type: ignore[no-untyped-call]
+    except LDAPException:
+        return []
+    found: list[tuple[str, int]] = []
+    nodes = [root]
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(reversed(node.elements))
+        if node.assertion and node.assertion.get("attr"):  # an extensible match may name only a matching rule
+            found.append((str(node.assertion["attr"]), node.tag))
+    return found
+
+
+def filter_problems(config: LdapConfig, schema: Schema, terms: list[tuple[str, int]]) -> list[str]:
+    """A sentence for each name in the `filter` `terms` (`filter_terms`) that `schema` does not define, and for each
+    term whose attribute's type has no matching rule of the kind the term needs (a >= on telephoneNumber, which
+    has no ORDERING rule): such a term matches no user (Undefined), so that a filter that needs it matches nobody,
+    and a full sync deletes every user. Rules are checked only where the schema states them (not on Active
+    Directory)."""
+    key = f"ldap.{config.name}.filter"
+    problems: dict[str, str] = {}
+    for name, tag in terms:
+        if schema.lookup(name) is None:
+            problems.setdefault(name.lower(), unknown_name(config, schema, f"{key} names {name!r}", name))
+        elif tag in _TERM_RULES and schema.lacks(name, _TERM_RULES[tag][0]):
+            kind, operator, fix = _TERM_RULES[tag]
+            problems.setdefault(f"{name.lower()} {kind}", (
+                f"{key} matches {name} with {operator}, but the directory's schema ({schema.where}) gives "
+                f"{schema.lookup(name)} no {_RULE_KEYWORDS[kind]} rule: the server cannot evaluate that term, so it "
+                f"matches no user; {fix.replace('NAME', name)}"))
+    return list(problems.values())
 
 
 def _text(value: Any) -> str:
