@@ -2,11 +2,14 @@
 
 It opens when failures that speak of Verba as a whole (`VerbaError.target_wide`: transport errors
 and timeouts, HTTP 5xx and 429, failed logins, HTTP 404/405 at target.url's path, which Verba's web
-application answers while it restarts) come from `min_users` or more users within `window_seconds`;
-a failure of one user alone is that user's and takes the per-event backoff. `ERROR_GENERAL` never
-opens it: Verba also answers "not found" with it. While it is open, delivery claims nothing and
-spends no attempts; one worker at a time probes Verba every `probe_seconds` with one cheap
-authenticated read.
+application answers while it restarts, answers that are no SOAP, such as a maintenance page) come
+from `min_users` or more users within `window_seconds`. `ERROR_GENERAL` never opens it: Verba also
+answers "not found" with it. Such a failure of one user alone may be that user's own, or Verba failing
+with only that user to push (one change at night): before it spends an attempt, the worker probes
+Verba (connector/delivery/worker.py). A probe that fails too opens it (`open`), nothing spent; one
+Verba answers says the failure is the user's, and takes the per-event backoff. While it is open,
+delivery claims nothing and spends no attempts; one worker at a time probes Verba every
+`probe_seconds` with one cheap authenticated read.
 
 A read Verba answers does not show that it takes writes (an outage of writes alone answers every
 probe), so an answered probe starts a trial instead of closing it: the probing worker goes on
@@ -15,11 +18,11 @@ at once; a failure of Verba as a whole ends the trial and opens it again, the at
 pushes that show neither (a user-specific error, nothing to write) let the trial go on. A trial
 that finds nothing to push closes it without making the backed-off events due.
 
-One trial failure does spend its attempt (connector/delivery/worker.py): a SOAP fault at HTTP 5xx, which
-Verba's service answers itself after the probe showed it reads. It may be that record's own failure (a
-server fault on one value, for users who alone are left to push), which would otherwise be tried again
-at every probe, forever; its retry budget bounds it, and a writes-only outage answered by a proxy or
-without a fault still spends nothing.
+Trial failures that may be the record's own do spend their attempt (connector/delivery/worker.py): a
+SOAP fault at HTTP 5xx, which Verba's service answers itself after the probe showed it reads, and an
+answer that is no SOAP response (a value of the record's that Verba garbles its answer on). Either
+would otherwise be tried again at every probe, forever; its retry budget bounds it, and a writes-only
+outage answered by a proxy with an HTTP error or without a fault still spends nothing.
 """
 
 from __future__ import annotations
@@ -80,6 +83,17 @@ class Breaker:
                 self._next_probe = now + self.probe_seconds
                 self._failures.clear()
             return self._state.open
+
+    def open(self, error: str) -> None:
+        """Open it now: a probe failed right after a lone user's target-wide failure (`error`), so Verba fails as a
+        whole; the next probe is `probe_seconds` later. Open already: nothing changes."""
+        now = self.clock()
+        with self._lock:
+            if self._state.open:
+                return
+            self._state = BreakerState(True, now, now, error)
+            self._next_probe = now + self.probe_seconds
+            self._failures.clear()
 
     def succeeded(self) -> None:
         """Note that Verba answered a push: the failures seen so far were their users' own."""

@@ -6,7 +6,8 @@ ERROR_ILLEGAL_ARGUMENT, a redirect or a SOAP client fault, mapping failures and 
 dead-letter at once.
 When Verba fails as a whole, the circuit breaker (`breaker.py`) stops delivery instead: the
 claims wait without spending attempts, and one worker probes Verba until it answers (a trial push
-that Verba's service refuses with a SOAP fault at HTTP 5xx spends its attempt: see breaker.py).
+that Verba's service refuses with a SOAP fault at HTTP 5xx, or answers with no SOAP response, spends its attempt;
+and a lone user's failure of Verba as a whole is checked with a probe before it spends one: see breaker.py).
 Who may write which extension is decided in `ownership.py`; a burst of stop-recording
 pushes is held by `guard.py`. An extension write Verba's service refuses (a status, or a SOAP
 fault) may say that the user's cached Verba id is gone: once per push, the login name is looked
@@ -47,6 +48,7 @@ from connector.verba.errors import (
     LeaseEnding,
     VerbaError,
     VerbaHTTPError,
+    VerbaMalformedResponse,
     VerbaRateLimited,
     VerbaStatusError,
 )
@@ -206,10 +208,10 @@ class Deliverer:
             self._dead(lease.final(), "unresolved_user", str(exc), sent)
         except VerbaError as exc:
             trial = self.breaker.on_trial(claim.owner)
-            if exc.target_wide and self.breaker.failed((claim.source, claim.external_id), str(exc)):
-                if trial and isinstance(exc, VerbaHTTPError) and exc.soap_fault and exc.status_code >= 500:
-                    # Verba answered the probe, and its service refused this very call: it may be this record's own
-                    # failure (a server fault on one value), so the attempt is spent and the budget bounds it.
+            if exc.target_wide and self._fails_as_a_whole(claim, exc):
+                if trial and _may_be_the_records(exc):
+                    # Verba answered the probe, then failed this very call so: it may be this record's own failure
+                    # (a server fault on one value), so the attempt is spent and the budget bounds it.
                     self._record_breaker()
                     self._failed(lease.final(), exc.cause, str(exc), exc.retryable, exc.max_attempts, sent)
                 else:
@@ -295,6 +297,24 @@ class Deliverer:
                     claim.attempts, cause, error, delay,
                     extra={"event_ids": list(claim.event_ids), "cause": cause, "outcome": "retry"})
 
+    def _fails_as_a_whole(self, claim: Claim, failure: VerbaError) -> bool:
+        """Whether Verba fails as a whole, after `failure` (target-wide) ended `claim`'s push: the breaker is open or
+        opens now (enough users failed so; a trial push failed). Else, unless it waits anyway (a rate limit), Verba is
+        probed before the failure spends an attempt of this lone user's: when the probe fails too, the breaker opens
+        (a Verba outage with one user to push must not use up its budget); when Verba answers it, the failure is the
+        user's own. A probe cut short by the push's lease tells nothing: the failure is the user's, as before."""
+        if self.breaker.failed((claim.source, claim.external_id), str(failure)):
+            return True
+        if isinstance(failure, VerbaRateLimited):
+            return False
+        probe = probe_target(self.client.probe, self.store, self.instance, self.client.url, self.clock)
+        if probe.answered or probe.cause == LeaseEnding.cause:
+            return False
+        self.breaker.open(str(failure))
+        log.warning("%s/%s failed as Verba does as a whole (%s), and a probe failed too (%s: %s): the circuit "
+                    "breaker opens", claim.source, claim.external_id, failure.cause, probe.cause, probe.error)
+        return True
+
     def _wait_for_target(self, claim: Claim, exc: VerbaError, sent: list[dict[str, Any]]) -> None:
         """Verba fails as a whole: the claim waits, due as soon as the breaker closes, its attempt not spent (what it
         sent is recorded with it: a trial push's calls)."""
@@ -344,6 +364,13 @@ class Deliverer:
         self.store.dead_letter(claim, cause, error, sent=sent)
         log.error("%s/%s: dead letter (%s): %s", claim.source, claim.external_id, cause, error,
                   extra={"event_ids": list(claim.event_ids), "cause": cause, "outcome": "dead"})
+
+
+def _may_be_the_records(error: VerbaError) -> bool:
+    """Whether a push that failed so after a probe Verba answered may have failed on its record's own values: a SOAP
+    fault at HTTP 5xx (an exception of Verba's service), or an answer that is no SOAP response (see breaker.py)."""
+    return (isinstance(error, VerbaHTTPError) and error.soap_fault and error.status_code >= 500) or isinstance(
+        error, VerbaMalformedResponse)
 
 
 def _answered_by_verba(error: VerbaError) -> bool:

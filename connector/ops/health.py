@@ -39,7 +39,7 @@ from connector.errors import ConnectorError
 from connector.ops.bounded import BoundedCall
 from connector.ops.report import age, breaker_state, when
 from connector.store import Attempt, EventLog, EventState, OpenBreaker, Store, TargetProbe
-from connector.verba.errors import VerbaError, VerbaMisconfigured
+from connector.verba.errors import LeaseEnding, VerbaError, VerbaMisconfigured
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,8 @@ def probe_target(probe: Callable[[], None], store: EventLog, instance: str, url:
                  clock: Callable[[], float] = time.time) -> TargetProbe:
     """Call `probe` (one cheap authenticated call that raises VerbaError when Verba does not answer it) and record
     what it found in `store` as `instance`'s last probe of `url`, for `connector status` and `status --check`.
-    Never raises: a failure is what the probe found, and a store that cannot record it is logged. Both
+    Never raises: a failure is what the probe found, and a store that cannot record it is logged. A probe not sent
+    because the caller's push's lease ends first (LeaseEnding) found nothing of Verba: returned, not recorded. Both
     `TargetHealth` and the circuit breaker's probes (connector/delivery/worker.py) take their probes with it."""
     started, clock_started = clock(), time.perf_counter()
     cause = error = None
@@ -130,6 +131,8 @@ def probe_target(probe: Callable[[], None], store: EventLog, instance: str, url:
     except Exception as exc:  # noqa: BLE001 - a probe must say what failed, never take the caller down
         cause, error = "unexpected", f"{type(exc).__name__}: {exc}"
     taken = TargetProbe(instance, url, started, time.perf_counter() - clock_started, cause, error)
+    if cause == LeaseEnding.cause:
+        return taken
     try:
         store.note_target_probe(taken)
     except ConnectorError as exc:  # the store's own health is /readyz's store check

@@ -9,7 +9,7 @@
      │    │                                                    target.url's path: mistyped, or Verba restarting)
      │    └── UnsendableSetting  cause "target_misconfigured" retryable, target-wide: a setting holds a character XML
      │                                                         cannot carry (requestToken's: a VerbaAuthError instead)
-     ├── VerbaMalformedResponse  cause "malformed_response"   retryable 3 times
+     ├── VerbaMalformedResponse  cause "malformed_response"   retryable 3 times, target-wide (a maintenance page)
      ├── VerbaStatusError        cause "<status code lower>"  retryable for ERROR_GENERAL, ERROR_UNAUTHORIZED
      ├── VerbaAuthError          cause "auth"                 retryable
      ├── VerbaAmbiguous          cause "verba_ambiguous"      retryable (a bounded number of times)
@@ -31,7 +31,7 @@ RETRYABLE_STATUS_CODES = frozenset({"ERROR_GENERAL", "ERROR_UNAUTHORIZED"})
 REFUSED_HTTP_STATUSES = frozenset({401, 403})
 # The causes of the errors that are `target_wide`: their events need not wait out their backoff once Verba is back.
 TARGET_WIDE_CAUSES = ("transport", "http_5xx", "rate_limited", "auth", "http_401", "http_403", "error_unauthorized",
-                      "target_misconfigured")
+                      "target_misconfigured", "malformed_response")
 
 
 class VerbaError(ConnectorError):
@@ -116,11 +116,15 @@ class UnsendableSetting(VerbaMisconfigured):
 class VerbaMalformedResponse(VerbaError):
     """Verba's answer is not the documented SOAP response; check that target.url points at Provisioning API v2.
 
-    Retried a few times (a proxy may garble one answer), then a dead letter."""
+    Target-wide: a load balancer's maintenance page or an empty body at HTTP 200 while Verba restarts garbles every
+    call alike (the circuit breaker pauses delivery; nothing is dead-lettered). A garbled answer about one record (a
+    control character Verba wrote into a user's name) is that user's: retried a few times (a proxy may garble one
+    answer), then a dead letter (connector/delivery/breaker.py tells the two apart)."""
 
     cause = "malformed_response"
     retryable = True
     max_attempts = 3
+    target_wide = True
 
 
 class VerbaStatusError(VerbaError):

@@ -305,10 +305,11 @@ def test_a_fixed_token_clients_probe_asks_for_a_login_name_no_user_has_not_an_em
     assert "<loginName>verba-connector-probe</loginName><loginNameExact>true</loginNameExact>" in probe["envelope"]
 
 
-def test_transport_errors_refused_logins_and_429_are_target_wide_a_404_with_a_server_fault_is_not() -> None:
+def test_transport_errors_refused_logins_429_and_garbled_answers_are_target_wide_not_a_404_fault() -> None:
     assert VerbaTransportError("refused").target_wide and VerbaAuthError("refused").target_wide
     assert VerbaRateLimited(1.0).target_wide and VerbaHTTPError(502).target_wide
-    assert not VerbaHTTPError(404, soap_fault=True).target_wide and not VerbaMalformedResponse("x").target_wide
+    assert VerbaMalformedResponse("an HTML page").target_wide and "malformed_response" in TARGET_WIDE_CAUSES
+    assert not VerbaHTTPError(404, soap_fault=True).target_wide
     assert not VerbaHTTPError(400).target_wide and not VerbaHTTPError(400).retryable
 
 
