@@ -77,6 +77,10 @@ MIN_SECRET_LENGTH = (
 KEPT_TOKENS = 8  # requested tokens still masked after renewals (an answer may echo an old one)
 DIRECTORY_TIMEOUT = 300.0  # seconds a whole-directory listUsers may take (VerbaClient.every_user)
 MESSAGE_LIMIT = 1000  # characters of an error message
+# How an answer about another extension or user than was asked ends (VerbaAmbiguous: retried, then a dead letter).
+MIXED_UP = ("not what was asked: the answer is not believed, and nothing is written on it; if Verba keeps answering "
+            "so, check what answers at target.url (a caching proxy can mix answers up) and Verba's logs, then replay "
+            "the event")
 # The login name a fixed-token client's probe asks listUsers for: an exact criterion no user is expected to match
 # (an empty <loginName> is an unused tag, which the vendor says to leave out; without it the list is every user).
 PROBE_LOGIN = "verba-connector-probe"
@@ -238,41 +242,44 @@ class VerbaClient:
         with the users' extensions) is asked who holds it: one user answers it, with the fields of that
         extension as listUsers lists it (recording mode and flags: whether it records; None where it lists
         none); none means no user holds it (absent or unlinked: every field but `extension` None); several
-        raise VerbaAmbiguous.
+        raise VerbaAmbiguous. So does an answer about another extension (`_about_another`): a getExtension
+        naming another number or environment, or a holder that listUsers lists without this extension.
         """
         value, status = self._call("getExtension", environmentFilter=self._environment_filter(), extension=extension)
         if status.code == OK:
             found = field(value, "extension")
-            return None if found is None else _extension_dict(found)
+            if found is None:
+                return None
+            self._about_another("getExtension", f"extension {extension}", found, extension=extension)
+            return _extension_dict(found)
         if says_extension_absent(status):
             return None
         if status.code != GENERAL:
             status.check("getExtension")
+        unclear = f"getExtension {extension} answered {status.code}: {status.message}, and listUsers"
         holders = self._users(extension=extension, extensionExact=True, skip_extensions=False)
         if len(holders) > 1:
-            raise VerbaAmbiguous(
-                f"getExtension {extension} answered {status.code}: {status.message}, and listUsers finds "
-                f"{len(holders)} users holding it; Verba's answers are unclear"
-            )
-        unknown = {**dict.fromkeys(_EXTENSION_FIELDS), "extension": extension}
+            raise VerbaAmbiguous(f"{unclear} finds {len(holders)} users holding it; Verba's answers are unclear")
         if not holders:
-            return unknown
-        holder = _listed(holders[0])
+            return {**dict.fromkeys(_EXTENSION_FIELDS), "extension": extension}
+        holder = self._listed(holders[0])
         listed = next((e for e in holder.extensions if e["extension"] == extension), None)
-        return listed or {**unknown, "user_id": holder.user_id, "user_login_name": holder.login_name}
+        if listed is None:
+            numbers = ", ".join(repr(e["extension"]) for e in holder.extensions) or "none"
+            raise VerbaAmbiguous(
+                f"{unclear} finds Verba user {holder.user_id} ({holder.login_name}) holding it, but lists that user's "
+                f"extensions without it (it lists {numbers}); Verba's answers are unclear, and the user is not taken "
+                "for its holder"
+            )
+        return listed
 
     # users
 
     def find_user_id(self, login_name: str) -> int | None:
-        """The Verba user id for an exact login name in the configured environment."""
-        users = self._users(loginName=login_name, loginNameExact=True)
-        if not users:
-            return None
-        if len(users) > 1:
-            raise VerbaMalformedResponse(
-                f"listUsers returned {len(users)} users for the exact loginName {login_name!r}"
-            )
-        return _user_id(users[0], "listUsers")
+        """The Verba user id for an exact login name in the configured environment; None when listUsers answers no
+        user. Raises what `_named` raises for an answer about other users."""
+        user = self._named(self._users(loginName=login_name, loginNameExact=True), login_name)
+        return None if user is None else _user_id(user, "listUsers")
 
     def listed_user(self, login_name: str) -> ListedUser | None:
         """The user with this exact login name in the configured environment and the extensions Verba links
@@ -282,18 +289,13 @@ class VerbaClient:
         extension is a dict with the keys of `get_extension`: id, extension, user_id, user_login_name,
         recording_mode, voice, im, video, screen_capture_enabled, eid, environment_short_name, where
         user_id and user_login_name are the listed user's and any field Verba leaves out is None.
-        Raises VerbaMalformedResponse when listUsers finds several users for the exact login name or
-        answers a user without an integer id, VerbaStatusError for a non-OK status, and the client's other
-        VerbaErrors (transport, auth) as every call does.
+        Raises VerbaAmbiguous when listUsers answers several users for the exact login name, only other users, or
+        an extension of another environment (`_named`, `_listed`), VerbaMalformedResponse when it answers a user
+        without an integer id, VerbaStatusError for a non-OK status, and the client's other VerbaErrors (transport,
+        auth) as every call does.
         """
-        users = self._users(loginName=login_name, loginNameExact=True, skip_extensions=False)
-        if not users:
-            return None
-        if len(users) > 1:
-            raise VerbaMalformedResponse(
-                f"listUsers returned {len(users)} users for the exact loginName {login_name!r}"
-            )
-        return _listed(users[0])
+        user = self._named(self._users(loginName=login_name, loginNameExact=True, skip_extensions=False), login_name)
+        return None if user is None else self._listed(user)
 
     def every_user(self, *, extensions: bool, timeout: float = DIRECTORY_TIMEOUT) -> list[ListedUser]:
         """Every user of the configured environment that one listUsers without criterion answers, with the
@@ -368,7 +370,65 @@ class VerbaClient:
         }
         value, status = self._call("createUser", user=user)
         status.check("createUser")
-        return _user_id(field(value, "user"), "createUser")
+        created = field(value, "user")
+        self._about_another("createUser", f"loginName {login_name!r}", created, loginName=login_name)
+        return _user_id(created, "createUser")
+
+    # what an answer is about
+
+    def _named(self, users: list[Any], login_name: str) -> Any | None:
+        """The one of `users`, listUsers' answer for the exact `login_name`, that is the user asked for; None when
+        listUsers answers no user (there is no such user). A user named otherwise (`_otherwise`: another login name,
+        another environment) is an answer about another user, never taken for this one: VerbaAmbiguous when the answer
+        holds only such users, or several users with the login name (Verba holds one per login name)."""
+        named = [user for user in users if not self._otherwise(user, loginName=login_name)]
+        if len(named) > 1:
+            raise VerbaAmbiguous(f"listUsers returned {len(named)} users for the exact loginName {login_name!r} (Verba "
+                                 f"users {', '.join(str(field(user, 'id')) for user in named)}); Verba's answers are "
+                                 "unclear: check Verba for users that share the login name")
+        if users and not named:
+            others = "; ".join(f"Verba user {field(user, 'id')} with {self._otherwise(user, loginName=login_name)}"
+                               for user in users)
+            raise VerbaAmbiguous(f"listUsers for loginName {login_name!r} answered {others}, {MIXED_UP}")
+        return named[0] if named else None
+
+    def _listed(self, user: Any) -> ListedUser:
+        """A listUsers user; its extensions carry its id and login name. VerbaAmbiguous when the user or one of
+        its extensions is of another environment than the configured one (`_about_another`)."""
+        user_id = _user_id(user, "listUsers")
+        self._about_another("listUsers", f"the users of {self._environment()}", user)
+        extensions = field(user, "extensions") or []
+        for extension in extensions:
+            self._about_another("listUsers", f"the extensions of Verba user {user_id} in {self._environment()}",
+                                extension)
+        login = field(user, "loginName")
+        owner = {"user_id": user_id, "user_login_name": login}
+        return ListedUser(user_id, login, [{**_extension_dict(e), **owner} for e in extensions])
+
+    def _about_another(self, operation: str, asked_for: str, answered: Any, **asked: str) -> None:
+        """VerbaAmbiguous when `answered`, an extension or a user in Verba's answer to `operation` (which asked for
+        `asked_for`, e.g. "extension +14155550101"), is named otherwise than was asked (`_otherwise`): an answer about
+        another extension or user, which the vendor does not document. Retried a few times (a proxy may have mixed one
+        answer up), then a dead letter naming both; nothing is written on it."""
+        other = self._otherwise(answered, **asked)
+        if other:
+            raise VerbaAmbiguous(f"{operation} for {asked_for} answered {other}, {MIXED_UP}")
+
+    def _otherwise(self, answered: Any, **asked: str) -> str:
+        """What `answered` (an extension or a user as Verba answers it) names otherwise than was asked: each field of
+        `asked` (Verba's name: the value asked for) and the configured environment (eid, or environmentShortName)
+        that it names, e.g. "extension '+14155550999' (asked '+14155550101')"; "" when none. A field it leaves out is
+        not compared. Values compare exactly, as Verba looks them up (the number and the login name as sent) and as
+        the connector does: a login name in another case, or with a domain, is another login name
+        (connector.delivery.users, `differs_only_by`)."""
+        wanted_fields: dict[str, str | None] = {**asked, "eid": self.eid,
+                                                "environmentShortName": self.environment_short_name}
+        return ", ".join(f"{name} {value!r} (asked {wanted!r})" for name, wanted in wanted_fields.items()
+                         if wanted is not None and (value := field(answered, name)) is not None and value != wanted)
+
+    def _environment(self) -> str:
+        """The configured environment, as messages name it: "eid 0000", or "environmentShortName default"."""
+        return f"eid {self.eid}" if self.eid is not None else f"environmentShortName {self.environment_short_name}"
 
     # token
 
@@ -708,7 +768,8 @@ class VerbaClient:
             for _, element in parsing:
                 if etree.QName(element.getparent()).localname != "return":
                     continue
-                listed.append(_listed(_read("listUsers", user_type.parse_xmlelement, element, self._zeep.wsdl.types)))
+                user = _read("listUsers", user_type.parse_xmlelement, element, self._zeep.wsdl.types)
+                listed.append(self._listed(user))
                 element.getparent().remove(element)
         except etree.XMLSyntaxError as exc:
             raise _unparsable("listUsers", exc, content) from None
@@ -1038,14 +1099,6 @@ def by_login_name(users: list[ListedUser]) -> dict[str, ListedUser]:
     up on its own (VerbaClient.listed_user, find_user_id), it raises what they raise for it."""
     logins = collections.Counter(user.login_name for user in users)
     return {login: user for user in users if (login := user.login_name) is not None and logins[login] == 1}
-
-
-def _listed(user: Any) -> ListedUser:
-    """A listUsers user; its extensions carry its id and login name."""
-    user_id = _user_id(user, "listUsers")
-    login = field(user, "loginName")
-    owner = {"user_id": user_id, "user_login_name": login}
-    return ListedUser(user_id, login, [{**_extension_dict(e), **owner} for e in field(user, "extensions") or []])
 
 
 def _user_id(user: Any, operation: str) -> int:

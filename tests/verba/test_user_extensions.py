@@ -10,7 +10,7 @@ import pytest
 
 from connector.simulator.operations import LIST_CAP
 from connector.verba import VerbaClient, VerbaStatusError, VerbaTransportError
-from connector.verba.errors import VerbaMalformedResponse
+from connector.verba.errors import VerbaAmbiguous, VerbaMalformedResponse
 from tests.verba.helpers import Sim, record
 
 TNS = "http://v2.provisioning.ws.web.verba.com/"
@@ -105,12 +105,12 @@ def test_environment_short_name_client(sim: Sim) -> None:
         ("900", "0001", "other", 9)]
 
 
-def test_several_users_for_the_exact_login_name_are_malformed(sim: Sim, client: VerbaClient) -> None:
+def test_several_users_for_the_exact_login_name_are_ambiguous(sim: Sim, client: VerbaClient) -> None:
     client.request_token()
     users = ("<users><id>3</id><loginName>alice@example.com</loginName></users>"
              "<users><id>8</id><loginName>alice@example.com</loginName></users>")
     sim.faults({"operation": "listUsers", "body": answer("listUsers", OK_NESTED + users), "times": 1})
-    with pytest.raises(VerbaMalformedResponse, match="listUsers returned 2 users for the exact loginName"):
+    with pytest.raises(VerbaAmbiguous, match="listUsers returned 2 users for the exact loginName"):
         held_by(client, "alice@example.com")
 
 
