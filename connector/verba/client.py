@@ -418,13 +418,15 @@ class VerbaClient:
         """What `answered` (an extension or a user as Verba answers it) names otherwise than was asked: each field of
         `asked` (Verba's name: the value asked for) and the configured environment (eid, or environmentShortName)
         that it names, e.g. "extension '+14155550999' (asked '+14155550101')"; "" when none. A field it leaves out is
-        not compared. Values compare exactly, as Verba looks them up (the number and the login name as sent) and as
-        the connector does: a login name in another case, or with a domain, is another login name
-        (connector.delivery.users, `differs_only_by`)."""
+        not compared. Values compare exactly (the number as sent; a login name with a domain is another login name:
+        connector.delivery.users, `differs_only_by`), but a login name in another case: a Verba whose look-ups ignore
+        case answers its user under the spelling it holds, which is the user asked for there (a Verba that tells case
+        apart answers no such user for it)."""
         wanted_fields: dict[str, str | None] = {**asked, "eid": self.eid,
                                                 "environmentShortName": self.environment_short_name}
         return ", ".join(f"{name} {value!r} (asked {wanted!r})" for name, wanted in wanted_fields.items()
-                         if wanted is not None and (value := field(answered, name)) is not None and value != wanted)
+                         if wanted is not None and (value := field(answered, name)) is not None
+                         and not _same(name, value, wanted))
 
     def _environment(self) -> str:
         """The configured environment, as messages name it: "eid 0000", or "environmentShortName default"."""
@@ -545,9 +547,11 @@ class VerbaClient:
             return VerbaAuthError(f"{answered}; Verba failed, it did not refuse the password: the login is tried "
                                   "again at the next call")
         reread = "; it is read again before each login" if self._read_password else ""
-        self._refusal = (f"{answered}; check target.login and the password"
-                         f"{f' in {self.password_source}' if self.password_source else ''}{reread} "
-                         f"({self._refused.refuse(password)}, or until SIGHUP)")
+        check = f"check target.login and the password{f' in {self.password_source}' if self.password_source else ''}"
+        if status.code != UNAUTHORIZED and not _ABOUT_LOGIN.search(status.message or ""):  # a refusal presumed
+            check = ("Verba refused the login for the reason it gives, which does not name the password: fix that in "
+                     f"Verba, then send SIGHUP; if it is the password after all, {check}")
+        self._refusal = f"{answered}; {check}{reread} ({self._refused.refuse(password)}, or until SIGHUP)"
         return VerbaAuthError(self._refusal)
 
     # secrets
@@ -807,6 +811,12 @@ _VERBA_FAILING = re.compile(r"sql|jdbc|database|connection|timed?\s*-?out|unavai
 # ... and one about the login, whatever else it says (a locked account, a directory-backed login's refusal).
 _ABOUT_LOGIN = re.compile(r"password|credential|log\s*[io]n|locked|denied|authenticat|unauthori[sz]|" + USER_NOT_FOUND,
                           re.IGNORECASE)
+
+
+def _same(name: str, answered: Any, asked: str) -> bool:
+    """Whether Verba's `answered` value of field `name` is the `asked` one: equal, or for a loginName equal but for
+    case (`VerbaClient._otherwise`)."""
+    return answered == asked or (name == "loginName" and str(answered).casefold() == asked.casefold())
 
 
 def refuses_login(status: Status) -> bool:

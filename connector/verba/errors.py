@@ -160,7 +160,8 @@ class MissingUserIdError(VerbaError):
 
 class VerbaAmbiguous(VerbaError):
     """Verba's answers contradict each other (about an extension; or createUser says a user with the login name
-    exists while listUsers finds none); retried a few times, then a dead letter."""
+    exists while listUsers finds none), or an answer is about another extension, user or environment than was asked
+    (or names several users for one login name); retried a few times, then a dead letter. Nothing is written on it."""
 
     cause = "verba_ambiguous"
     retryable = True
