@@ -293,8 +293,9 @@ class EventLog(Database):
         behind the user's next held one). `audit` is written with it, naming the events, with "discarded": how many.
         Discarding the delete of an LDAP directory's user (the watcher forgot the user when it stored the delete)
         makes the directory's next run take a census, which knows the user again if still in scope
-        (`ldap_census_due`). ValueError, changing nothing, for a blank reason or one no store can hold
-        (`unstorable`)."""
+        (`ldap_census_due`); the watcher's entry of a user whose event is discarded loses its digest, so that the
+        user's next read makes an event (`ldap_forget_digests`). ValueError, changing nothing, for a blank reason or
+        one no store can hold (`unstorable`)."""
         if not reason.strip():
             raise ValueError("discarding events needs a reason; say why they must not be delivered")
         if problem := unstorable(reason):
@@ -302,6 +303,7 @@ class EventLog(Database):
         with self._write() as conn:
             # Before the queue's lock: a poll locks its watermark, then the queue (LdapMarks._put).
             conn.execute(self._q["ldap_census_due"], (self._array(event_ids),))
+            conn.execute(self._q["ldap_forget_digests"], (self._array(event_ids),))
             self._lock_queue(conn)  # it may end holds of many users (queue.py)
             count = int(conn.execute(self._q["discard"], (reason, time.time(), self._array(event_ids))).rowcount)
             self._wait_behind_held(conn, event_ids)

@@ -68,3 +68,16 @@ def test_discarding_a_directory_s_deletes_asks_its_next_run_for_a_census(backend
     lab = backend.ldap_watermark("lab")  # a deactivation forgets no user: no census
     assert lab.cursor == {"usn": 8} and lab.version == 2
     assert backend.discard([held_a], "again") == 0 and backend.ldap_watermark("corp").version == 4
+
+
+def test_discarding_a_user_s_held_change_makes_the_watcher_read_the_user_as_changed_next_time(backend):
+    """A deactivation held and then discarded: Verba keeps recording the user, but the watcher stored the entry as
+    the deactivation had it; the user's next read (disabled for good, say) must make an event, so the entry's digest
+    is forgotten. Other users' digests stay."""
+    known_by(backend, "ab")
+    disabled = LdapEntry("a", "d2", False, (), {"userName": "a"})
+    [held_a] = backend.commit_poll(LdapPoll("corp", 2, {}, 3.0, held=[change("corp", "a", "deactivate")],
+                                            entries=[disabled]))
+    assert backend.ldap_digests("corp", ["a", "b"]) == {"a": "d2", "b": "d1"}
+    assert backend.discard([held_a], "disabled by mistake") == 1
+    assert backend.ldap_digests("corp", ["a", "b"]) == {"a": "", "b": "d1"}

@@ -151,6 +151,14 @@ UPDATE ldap_watermarks SET cursor = cursor || '{"census_due": true}'::jsonb, ver
 WHERE directory IN (SELECT source FROM events WHERE id = ANY(%s::bigint[]) AND kind = 'delete'
                     AND state IN ('dead', 'held'))
 
+-- ldap_forget_digests --
+-- The entries of the users of these events (a list) about to be discarded (dead or held) lose their digest: the
+-- watcher stored them as those events had them, which Verba will not get, so their next read makes an event
+-- whatever they hold then (a user disabled by mistake, restored with its old stamps, then disabled for good).
+UPDATE ldap_entries SET digest = ''
+WHERE (directory, external_id) IN (SELECT source, external_id FROM events
+                                   WHERE id = ANY(%s::bigint[]) AND state IN ('dead', 'held'))
+
 -- lock_watermark --
 -- The row lock makes concurrent pollers of one directory take turns; the loser sees a new version.
 SELECT version FROM ldap_watermarks WHERE directory = %s FOR UPDATE

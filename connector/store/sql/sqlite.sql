@@ -131,6 +131,14 @@ UPDATE ldap_watermarks SET cursor = json_set(cursor, '$.census_due', json('true'
 WHERE directory IN (SELECT source FROM events WHERE id IN (SELECT value FROM json_each(%s)) AND kind = 'delete'
                     AND state IN ('dead', 'held'))
 
+-- ldap_forget_digests --
+-- The entries of the users of these events (a list) about to be discarded (dead or held) lose their digest: the
+-- watcher stored them as those events had them, which Verba will not get, so their next read makes an event
+-- whatever they hold then (a user disabled by mistake, restored with its old stamps, then disabled for good).
+UPDATE ldap_entries SET digest = ''
+WHERE (directory, external_id) IN (SELECT source, external_id FROM events
+                                   WHERE id IN (SELECT value FROM json_each(%s)) AND state IN ('dead', 'held'))
+
 -- lock_watermark --
 -- BEGIN IMMEDIATE already holds the only write lock.
 SELECT version FROM ldap_watermarks WHERE directory = %s
