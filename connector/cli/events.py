@@ -645,6 +645,8 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | No
 
     A discarded event that is its user's newest change is never delivered: Verba keeps the state of the user's
     previous event (a WARNING names each such user, what Verba records, and the replay that delivers it after all).
+    A discarded delete of an LDAP directory's user is undone by the directory's next full reconciliation while the
+    user is out of its scope (a note says so).
     """
     _named_once(event_ids, {"--cause": cause, "--source": source},
                 "give the ids of dead or held events, --cause C and/or --source S (see `connector events list --state "
@@ -668,6 +670,10 @@ def events_discard(config_path: str, event_ids: tuple[int, ...], cause: str | No
              "no dead or held events match: nothing discarded (see `connector events list`)")
         for line in discarded_newest(store, mapping, chosen):  # its user's newest change: Verba keeps an older state
             echo(f"WARNING: {line}")
+        for directory in sorted({e.change.source for e in chosen if e.change.kind == "delete"} & set(config.ldap)):
+            echo(f"note: directory {directory} takes a census at its next poll: a user of these deletes who is in "
+                 "its scope again is known again; one still out of its scope is stopped again by the next full "
+                 "reconciliation (to keep recording such a user, bring it back into scope)")
 
 
 @events.command("approve")

@@ -303,8 +303,8 @@ class EventLog(Database):
         with self._write() as conn:
             # Before the queue's lock: a poll locks its watermark, then the queue (LdapMarks._put).
             conn.execute(self._q["ldap_census_due"], (self._array(event_ids),))
-            conn.execute(self._q["ldap_forget_digests"], (self._array(event_ids),))
             self._lock_queue(conn)  # it may end holds of many users (queue.py)
+            conn.execute(self._q["ldap_forget_digests"], (self._array(event_ids),))  # after the queue, as a poll
             count = int(conn.execute(self._q["discard"], (reason, time.time(), self._array(event_ids))).rowcount)
             self._wait_behind_held(conn, event_ids)
             if audit is not None:

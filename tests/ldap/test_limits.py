@@ -108,6 +108,33 @@ def test_a_full_sync_a_size_limit_stops_says_so_and_the_polls_go_on_until_one_su
     scheduler.stop()
 
 
+def test_a_census_a_size_limit_stops_leaves_the_poll_to_go_on(server, users, ldap_config, store_opener, tmp_path):
+    """A user found gone makes the poll take a census of every id in scope, which the reader's limit (3 entries)
+    stops: the poll goes on without it (the delete found, the changes read), and `ldap status` says why."""
+    store = store_opener()
+    base, dns = users
+    first = Watcher(store, ldap_config(url=server.url, base=base))  # the admin, who has no limit: 5 users known
+    first.run()
+    first.close()
+    reader = bound_as(ldap_config, server, base, tmp_path, READER_DN, READER_PASSWORD, page_size=2,
+                      scope_check_per_poll=5)
+    scheduler = LdapScheduler(store, {"corp": reader}, backoff_base=60, backoff_max=60)
+    conn = server.admin()
+    server.check(conn, conn.delete(dns[0]))
+    server.modify(conn, dns[1], telephoneNumber="+14155559999")
+    conn.unbind()
+    mark = events_of(store)[-1].id
+
+    scheduler.tick("corp", False)
+    assert scheduler.health["corp"].failures == 0, scheduler.probes()["ldap.corp"]()
+    kinds = {(e.change.kind, e.change.state["phoneNumbers"][0]["value"]) for e in events_of(store, mark)}
+    assert kinds == {("delete", "+14155550000"), ("upsert", "+14155559999")}, kinds  # the leaver, the number change
+    [note] = [n for n in store.ldap_watermark("corp").cursor.get("notes", []) if "census" in n]
+    assert note.startswith("a census (the scope check found 1 known users gone) exceeds the bind account's size or "
+                           "time limit: users gone are judged as the scope check finds them"), note
+    scheduler.stop()
+
+
 @pytest.mark.parametrize(("bind_dn", "says"), [
     (PAGES_DN, "ended with adminLimitExceeded (11: illegal pagedResults page size): the server refuses pages of 5 "
                f"entries to {PAGES_DN}: lower page_size in the directory's [ldap.NAME] section to the largest page it "

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from connector.config import load_config
 from connector.delivery.worker import Deliverer
-from connector.store import EventState
+from connector.events import UserChange
+from connector.runtime import open_configured_store
+from connector.store import EventState, LdapPoll
 from tests.ops.helpers import run, write_config
-from tests.plugins.simulator import Simulator, drain, user
+from tests.plugins.simulator import Simulator, drain, free_port, user
 
 OLD, NEW, NEWER = "+14155550100", "+14155550111", "+14155550122"
 LOOKED_UP = "Verba user looked up at push time (listUsers loginName='alice@example.com')"
@@ -157,3 +160,17 @@ def test_an_old_discarded_event_previews_the_current_state_and_only_a_current_on
     assert now_current.stdout.splitlines()[1].startswith(
         f"WARNING: event {refused_again} was the newest change of test/u-alice (alice@example.com) and is discarded: "
         f"Verba keeps the state of the user's current event {current} (recording {NEW}) until "), now_current.output
+
+
+def test_discarding_an_ldap_directory_s_held_deletes_says_what_its_next_poll_and_full_run_do(
+        tmp_path: Path, simulator: Simulator) -> None:
+    config = write_config(tmp_path, simulator.url,
+                          extra=f'[ldap.corp]\nurl = "ldap://127.0.0.1:{free_port()}"\nbase = "dc=corp"\n')
+    with open_configured_store(load_config(config), create=True) as store:
+        [held] = store.commit_poll(LdapPoll("corp", 0, {}, 1.0, held=[
+            UserChange("corp", "u1", "delete", {"userName": "u1"}, accepted_at=1.0, cause="ldap:vanished")]))
+    discarded = run(config, "events", "discard", str(held), "--reason", "the OU was moved back")
+    assert discarded.exit_code == 0, discarded.output
+    assert ("note: directory corp takes a census at its next poll: a user of these deletes who is in its scope again "
+            "is known again; one still out of its scope is stopped again by the next full reconciliation (to keep "
+            "recording such a user, bring it back into scope)\n") in discarded.output

@@ -374,7 +374,8 @@ class Dialect:
                 return {}, (f"the directory went back in time: {dn} is stamped {stamp} ({self.stamp_attribute}), "
                             f"before the {newest[external_id]} a run saw: it was restored from an older backup "
                             "(slapadd, a disk or virtual machine snapshot), so its stamps cannot tell what changed "
-                            "since")
+                            "since (if url reaches several replicas, one lagging behind reads so too: point url at "
+                            "one server)")
         later = self._stamps(sample(conn, self.config.base,
                                     f"(&{self.filter}({self.stamp_attribute}>={generalized(start)}))", self._stamped,
                                     NEWEST_KEPT))

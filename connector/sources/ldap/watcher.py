@@ -52,7 +52,14 @@ from connector.events import UserChange
 from connector.mapping.rules import in_group
 from connector.ops.metrics import LDAP_POLL_SECONDS
 from connector.sources.ldap import metrics
-from connector.sources.ldap.connection import NO_SUCH_OBJECT, DirectoryError, close, open_connection, root_dse
+from connector.sources.ldap.connection import (
+    LIMITS,
+    NO_SUCH_OBJECT,
+    DirectoryError,
+    close,
+    open_connection,
+    root_dse,
+)
 from connector.sources.ldap.dialects import Begin, dialect_for
 from connector.sources.ldap.guard import judge
 from connector.sources.ldap.reading import Reader
@@ -127,6 +134,7 @@ class _Run:
     stamps: list[Any] = dataclasses.field(default_factory=list)  # of changed users outside `base` too
     containers: list[str] = dataclasses.field(default_factory=list)  # changed since the cursor, "DN stamp"
     forgotten: dict[str, LdapEntry] = dataclasses.field(default_factory=dict)  # recorded, unknown: `ldap_forgotten`
+    census_skipped: bool = False  # a census was due and the bind account's limits stopped it
 
 
 class Watcher:
@@ -449,7 +457,18 @@ class Watcher:
         known ids no longer in scope."""
         name, size = self.config.name, self.config.page_size
         started = time.monotonic()
-        in_scope = reader.census()
+        try:
+            in_scope = reader.census()
+        except DirectoryError as exc:
+            if exc.code not in LIMITS:
+                raise
+            # The poll goes on without it (as `Reader.left` does): a limit must not stop the changes from being read.
+            reader.notes.append(f"a census ({why}) exceeds the bind account's size or time limit: users gone are "
+                                "judged as the scope check finds them, and users moved into the base wait for the "
+                                "full sync; raise the limit for the account (OpenLDAP: limits dn.exact=... "
+                                f"size=unlimited): {exc}")
+            found.census_skipped = True
+            return set()
         known = set(self._known_ids())
         unknown = sorted(in_scope - known - found.ids)
         for start in range(0, len(unknown), size):
@@ -493,6 +512,8 @@ class Watcher:
             kept["containers"] = sorted(found.containers)
         if found.tracked is not None:
             kept["rule_groups"] = sorted(found.tracked)
+        if found.census_skipped and cursor.get("census_due"):
+            kept["census_due"] = True  # asked for by a discard: tried again at the next poll
         return kept
 
     def _settings(self) -> dict[str, Any]:
