@@ -21,13 +21,6 @@ from tests.plugins.simulator import Simulator, drain, user
 LIVENESS = 2.5  # above the 1 s call timeout and the 1 s lease margin: calls run until 1.5 s after a heartbeat
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    if request.param == "postgres":
-        return request.getfixturevalue("postgres_server").create_schema()
-    return f"sqlite:///{tmp_path / 'fencing.db'}"
-
-
 @pytest.fixture
 def site(make_config, simulator: Simulator, store_url: str) -> Iterator[tuple[Store, Deliverer, Deliverer, Liveness]]:
     """One store; instance A (its heartbeats driven by hand) with its deliverer fenced by its liveness, and a

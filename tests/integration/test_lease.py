@@ -14,13 +14,6 @@ from connector.store import EventState
 from tests.plugins.simulator import drain, settled, user
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    if request.param == "postgres":
-        return request.getfixturevalue("postgres_server").create_schema()
-    return f"sqlite:///{tmp_path / 'lease.db'}"
-
-
 def test_a_push_slower_than_the_lease_is_never_taken_by_a_second_worker(make_config, simulator, store_url):
     # Four creates of 0.8 s each: the push outlasts its 3 s lease, each call fits in its 1 s timeout.
     config = make_config(store={"url": store_url}, target={"timeout_seconds": 1},

@@ -42,13 +42,6 @@ def seed_users() -> list[dict[str, Any]]:
     return [{"id": 100 + n, "loginName": f"u{n}", "displayName": f"U{n}", "eid": "0000"} for n in range(USERS)]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("postgres_server").create_schema())
-    return f"sqlite:///{tmp_path / 'connector.db'}"
-
-
 @pytest.fixture
 def site(slapd: Any, base: str, tmp_path: Path, make_config: Callable[..., Config], simulator: Simulator,
          store_url: str) -> Iterator[Callable[..., Pipeline]]:

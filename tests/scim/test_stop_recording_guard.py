@@ -27,7 +27,6 @@ from connector.runtime import open_client, open_configured_store
 from connector.sources.scim import create_scim_app
 from connector.store import EventState, Store
 from tests.plugins.simulator import Simulator, drain
-from tests.plugins.stores import BACKENDS
 from tests.scim.helpers import CONFIG, client_for
 from tests.scim.live import serve
 
@@ -53,14 +52,6 @@ def seed_users() -> list[dict[str, Any]]:  # overrides the default of tests/plug
     """A Verba user for each SCIM user, with loginName == userName."""
     return [{"id": FIRST_ID + n, "loginName": login(n), "displayName": f"User {n}", "eid": "0000"}
             for n in range(USERS)]
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh store of each backend, as a [store] url the CLI can open too."""
-    if request.param == "postgres":
-        return request.getfixturevalue("postgres_server").create_schema()
-    return f"sqlite:///{tmp_path / 'connector.db'}"
 
 
 class Connector:
