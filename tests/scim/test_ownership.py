@@ -9,7 +9,6 @@ from tests.scim.test_stop_recording_guard import (  # noqa: F401 (fixtures)
     connector,
     login,
     seed_users,
-    store_url,
 )
 
 SHARED = "+14155550999"
