@@ -176,20 +176,23 @@ def test_after_a_store_outage_that_silenced_it_too_an_instance_counts_no_other_d
             for name in "ab")
     a.start()
     b.start()
-    claim = store.claim(f"{b.owner_prefix}0", time.time(), 120.0)
-    assert claim is not None
-    time.sleep(0.7)  # the store answered neither: both silent for longer than liveness_seconds
-    with caplog.at_level(logging.WARNING, logger="connector.instance"):
-        a.beat()  # the store answers a first
-    assert [i.name for i in store.live_instances()[1]] == ["a", "b"] and store.dead_instances() == []
-    assert store.get_event(claim.event_ids[0]).state is EventState.IN_FLIGHT
-    assert any("heartbeat written again after" in r.getMessage() for r in caplog.records)
-    b.beat()  # then b: it was never counted dead
-    assert store.get_event(claim.event_ids[0]).state is EventState.IN_FLIGHT
-    wait_for(lambda: (a.beat(), time.sleep(0.05), store.dead_instances())[-1] != [])  # b silent on its own now
-    assert [d.instance.name for d in store.dead_instances()] == ["b"]
-    assert store.get_event(claim.event_ids[0]).state is EventState.PENDING
-    a.stop()
+    try:
+        claim = store.claim(f"{b.owner_prefix}0", time.time(), 120.0)
+        assert claim is not None
+        time.sleep(0.7)  # the store answered neither: both silent for longer than liveness_seconds
+        with caplog.at_level(logging.WARNING, logger="connector.instance"):
+            a.beat()  # the store answers a first
+        assert [i.name for i in store.live_instances()[1]] == ["a", "b"] and store.dead_instances() == []
+        assert store.get_event(claim.event_ids[0]).state is EventState.IN_FLIGHT
+        assert any("heartbeat written again after" in r.getMessage() for r in caplog.records)
+        b.beat()  # then b: it was never counted dead
+        assert store.get_event(claim.event_ids[0]).state is EventState.IN_FLIGHT
+        wait_for(lambda: (a.beat(), time.sleep(0.05), store.dead_instances())[-1] != [])  # b silent on its own now
+        assert [d.instance.name for d in store.dead_instances()] == ["b"]
+        assert store.get_event(claim.event_ids[0]).state is EventState.PENDING
+    finally:  # neither heartbeat thread outlives the test (a later beat on the closed store logs in another test)
+        a.stop()
+        b.stop()
 
 
 def test_an_instance_stopped_while_the_store_blinks_still_unregisters(store_opener: Opener) -> None:

@@ -32,7 +32,8 @@ def by_name(store: Any, since: int = 0) -> dict[str, Any]:
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    return sorted(r.getMessage() for r in caplog.records
+                  if r.levelno == logging.WARNING and r.name.startswith("connector.ldap"))
 
 
 def test_a_value_no_store_can_hold_is_kept_replaced_with_one_warning_and_every_user_syncs(slapd, admin, base,
