@@ -7,7 +7,7 @@ import click
 from connector.cli.options import config_option, echo, not_blank, operator_option
 from connector.config import load_config
 from connector.runtime import open_configured_store
-from connector.store.database import Audit
+from connector.store import Audit
 
 
 @click.group()

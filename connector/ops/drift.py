@@ -66,8 +66,7 @@ from connector.errors import ConnectorError, counted
 from connector.events import UserChange
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.records import ExtensionRecord
-from connector.store import DriftFailure, DriftRun, EventState, Store, StoredEvent, StoredUser
-from connector.store.database import Audit
+from connector.store import Audit, DriftFailure, DriftRun, EventState, Store, StoredEvent, StoredUser
 from connector.store.log import REPAIR_CAUSE
 from connector.verba.client import ListedUser, VerbaClient, by_login_name
 from connector.verba.errors import VerbaAuthError, VerbaError, VerbaUnreachable

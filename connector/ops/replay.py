@@ -18,8 +18,7 @@ from connector.errors import ConnectorError, counted, did_you_mean
 from connector.mapping import Mapping, MappingFailure, UnresolvedUser
 from connector.ops.report import when
 from connector.records import ExtensionRecord
-from connector.store import EventLog, EventState, Store, StoredEvent
-from connector.store.database import Audit
+from connector.store import Audit, EventLog, EventState, Store, StoredEvent
 from connector.store.log import CONFLICT_CAUSE, MASS_CHANGE_CAUSE
 from connector.store.ownership import Conflict
 

@@ -20,8 +20,7 @@ from click.testing import CliRunner
 from connector.cli import main
 from connector.events import UserChange
 from connector.ops.replay import discard, requeue
-from connector.store import EventState, Store, StoreError
-from connector.store.database import Audit
+from connector.store import Audit, EventState, Store, StoreError
 from tests.ops.helpers import change, dead_letters, delivered, run
 from tests.plugins.stores import Opener
 
